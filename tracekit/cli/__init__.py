@@ -1,0 +1,42 @@
+"""The ``tracekit`` command: a thin layer over the library, one module per verb.
+
+Each verb lives in ``tracekit/cli/<verb>.py`` and exposes a click command named
+``command``; add a verb by adding its module name to :data:`VERBS`. Errors of
+bad input (:class:`tracekit.errors.TraceError`) print one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from tracekit import __version__
+from tracekit.errors import TraceError
+
+VERBS = ["convert", "sql", "info"]
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except TraceError as e:
+            click.echo(f"tracekit: error: {e}", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="tracekit")
+def cli() -> None:
+    """Where one LLM decode step's time goes, from torch.profiler and Nsight Systems traces."""
+
+
+for _verb in VERBS:
+    cli.add_command(importlib.import_module(f"tracekit.cli.{_verb}").command)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="tracekit")

@@ -1,0 +1,61 @@
+"""``tracekit info TRACE``: metadata, events per kind, time span."""
+
+from __future__ import annotations
+
+import json
+
+import click
+from rich.console import Console
+
+from tracekit.render import print_frame
+from tracekit.store import connect, read_metadata
+
+SUMMARY_SQL = """
+SELECT trace, kind, count(*) AS events,
+       min(ts_ns) AS first_ts_ns, max(ts_ns + dur_ns) AS last_end_ns
+FROM events GROUP BY ALL ORDER BY trace, events DESC
+"""
+
+
+@click.command("info")
+@click.argument("trace", type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def command(trace: str, as_json: bool) -> None:
+    """Show a trace's metadata, its event count per kind and its time span."""
+    con = connect(trace)
+    meta = read_metadata(trace) if not trace.endswith((".json", ".gz", ".sqlite")) else read_metadata(str(_cached(trace)))
+    df = con.execute(SUMMARY_SQL).df()
+    spans = con.execute(
+        "SELECT trace, count(*) AS events, min(ts_ns) AS start_ns, max(ts_ns + dur_ns) AS end_ns, "
+        "(max(ts_ns + dur_ns) - min(ts_ns)) / 1e6 AS span_ms FROM events WHERE kind NOT IN ('meta') GROUP BY trace ORDER BY trace"
+    ).df()
+    if as_json:
+        out = {
+            "traces": meta,
+            "kinds": df.to_dict(orient="records"),
+            "spans": spans.to_dict(orient="records"),
+        }
+        click.echo(json.dumps(out, indent=2, default=str))
+        return
+    console = Console(markup=False, highlight=False)
+    for name, m in meta.items():
+        console.print(f"trace {name}  (source {m.get('source')}, {m.get('events', 0):,} events, file {m.get('source_file')})")
+        devs = m.get("devices") or []
+        if devs:
+            for d in devs:
+                console.print("  GPU " + ", ".join(f"{k}={d[k]}" for k in ("id", "name", "numSms", "totalGlobalMem", "smCount", "totalMemory") if k in d))
+        else:
+            console.print("  GPU: not stated in the trace")
+        for k in ("profiler_version", "rank", "world_size", "base_time_ns"):
+            if m.get(k) is not None:
+                console.print(f"  {k}: {m[k]}")
+        for n in m.get("notes") or []:
+            console.print(f"  note: {n}")
+    print_frame(spans, title="time span")
+    print_frame(df.drop(columns=["first_ts_ns", "last_end_ns"]), title="events per kind")
+
+
+def _cached(trace: str) -> str:
+    from tracekit.store import ensure_parquet
+
+    return str(ensure_parquet(trace))

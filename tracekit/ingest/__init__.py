@@ -1,0 +1,58 @@
+"""Ingest: source traces (Kineto JSON, nsys SQLite) -> the one Parquet schema.
+
+:func:`convert` picks the reader from the file's first bytes, not its name:
+gzip or ``{``/``[`` -> Kineto; ``SQLite format 3`` -> nsys; ``.nsys-rep`` /
+``.qdrep`` -> exported to SQLite by the ``nsys`` CLI first.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+from tracekit.errors import TraceError
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def detect(path: str | os.PathLike[str]) -> str:
+    """``kineto``, ``nsys`` or ``nsys-rep`` for a trace file; raises TraceError otherwise."""
+    p = Path(path)
+    if not p.exists():
+        raise TraceError(p, "no such file")
+    if p.is_dir():
+        raise TraceError(p, "is a directory, expected a trace file")
+    if p.suffix in (".nsys-rep", ".qdrep"):
+        return "nsys-rep"
+    with open(p, "rb") as f:
+        head = f.read(64)
+    if head.startswith(SQLITE_MAGIC):
+        return "nsys"
+    if head[:2] == b"\x1f\x8b" or head.lstrip()[:1] in (b"{", b"["):
+        return "kineto"
+    if not head:
+        raise TraceError(p, "empty file")
+    raise TraceError(p, f"not a Kineto JSON or nsys SQLite file (starts with {head[:16]!r})")
+
+
+def convert(path: str | os.PathLike[str], out: str | os.PathLike[str], trace: str | None = None,
+            progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Convert one trace file to one Parquet file ``out``; returns the trace metadata written."""
+    kind = detect(path)
+    if kind == "kineto":
+        from tracekit.ingest.kineto import convert_kineto
+
+        return convert_kineto(path, out, trace=trace, progress=progress)
+    from tracekit.ingest import nsys  # noqa: F401  (built by the nsys ingest)
+
+    return nsys.convert_nsys(path, out, trace=trace, progress=progress)
+
+
+def default_trace_name(path: str | os.PathLike[str]) -> str:
+    """Trace id used when none is given: the file name without trace extensions."""
+    name = Path(path).name
+    for suf in (".gz", ".json", ".trace", ".pt", ".sqlite", ".nsys-rep", ".qdrep", ".parquet"):
+        if name.endswith(suf):
+            name = name[: -len(suf)]
+    return name

@@ -1,0 +1,164 @@
+"""The one Parquet event schema of tracekit.
+
+Every ingest (Kineto JSON, nsys SQLite) writes exactly these columns, in this
+order, one row per input event. Queries in ``queries/`` and users' ad-hoc SQL
+depend on the names and meanings below; ``docs/schema.md`` is generated from
+this module (``python -m tracekit.schema``) and a test keeps the two in step.
+
+Why one flat table: DuckDB scans a single wide Parquet with dictionary-encoded
+strings faster than it joins normalised tables, and users can write
+``SELECT ... FROM events`` without learning a star schema.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+import pyarrow as pa
+
+SCHEMA_VERSION = "1"
+
+#: Values of the ``kind`` column.
+KINDS: dict[str, str] = {
+    "kernel": "a GPU kernel execution (also kernels replayed from a CUDA graph)",
+    "memcpy": "a GPU memory copy",
+    "memset": "a GPU memory set",
+    "gpu_sync": "a GPU-side synchronisation record (Kineto `cuda_sync`, nsys `CUPTI_ACTIVITY_KIND_SYNCHRONIZATION`)",
+    "runtime": "a CUDA/HIP runtime or driver API call on a CPU thread (cudaLaunchKernel, cudaMemcpyAsync, cudaStreamSynchronize, ...)",
+    "range": "a CPU-side range: torch `record_function` / `user_annotation`, `ProfilerStep#N`, NVTX push/pop or start/end",
+    "gpu_range": "Kineto's projection of a CPU annotation onto the GPU timeline (`gpu_user_annotation`)",
+    "cpu_op": "a PyTorch operator on a CPU thread (`aten::mm`, ...)",
+    "python": "a Python function frame (with_stack=True)",
+    "flow": "a flow event (Kineto `ac2g` CPU->GPU arrows, `fwdbwd` links)",
+    "instant": "an instant event (memory events, NVTX marks, ...)",
+    "counter": "a counter sample",
+    "meta": "a metadata event (process / thread names and sort order)",
+    "other": "anything else, kept so that nothing is lost (OS runtime calls from nsys, profiler-internal ranges, ...)",
+}
+
+#: Kinds that run on a GPU stream.
+GPU_KINDS = ("kernel", "memcpy", "memset")
+
+
+@dataclasses.dataclass(frozen=True)
+class Column:
+    """One column of the event table: name, Arrow type and meaning."""
+
+    name: str
+    type: pa.DataType
+    doc: str
+
+
+_DICT_STR = pa.string()  # Parquet dictionary-encodes these on disk
+
+COLUMNS: tuple[Column, ...] = (
+    Column("trace", _DICT_STR, "Which capture this row came from (default: input file name without extensions). A dataset can hold many traces."),
+    Column("source", _DICT_STR, "`kineto` or `nsys`."),
+    Column("kind", _DICT_STR, "Normalised event kind, one of the values listed under *Kinds*."),
+    Column("cat", _DICT_STR, "The source's own category: Kineto `cat` (e.g. `kernel`, `cuda_runtime`, `user_annotation`), or the nsys table the row came from."),
+    Column("ph", _DICT_STR, "Chrome-trace phase letter (`X` complete, `i` instant, `s`/`f` flow, `M` metadata, `C` counter); nsys rows use `X` or `i`."),
+    Column("name", _DICT_STR, "Event name: kernel name (demangled where the source has it), API name, range text, operator name."),
+    Column("ts_ns", pa.int64(), "Start time in integer nanoseconds, one clock for CPU and GPU rows of a trace. Kineto's fractional microseconds are rounded to the nearest ns (never truncated)."),
+    Column("dur_ns", pa.int64(), "Duration in nanoseconds (end minus start, each rounded); 0 for instants, flows and metadata."),
+    Column("pid", pa.int64(), "Process id. Kineto GPU rows carry the device index here, as Kineto writes them; use `device` for the GPU."),
+    Column("tid", pa.int64(), "Thread id on the CPU side; for Kineto GPU rows the stream (as Kineto writes it)."),
+    Column("device", pa.int32(), "GPU index of GPU rows (and of runtime rows when the source says); NULL on pure CPU rows."),
+    Column("stream", pa.int64(), "GPU stream id of GPU rows; NULL elsewhere."),
+    Column("correlation", pa.int64(), "Links a runtime call to the GPU ops it launched: equal values within one trace. Unique within the trace (nsys: process-qualified). For Kineto flow rows, the flow id."),
+    Column("external_id", pa.int64(), "Kineto `External id`: links cpu_ops, their runtime calls and GPU ops; NULL when absent."),
+    Column("phase", _DICT_STR, "Innermost `range` that encloses the event on its thread (runtime, cpu_op, python, range rows; a range's own name for range rows); GPU rows take the phase of the runtime call that launched them, kernels replayed by a graph launch take the launch's phase. NULL when none."),
+    Column("phase_path", _DICT_STR, "All enclosing range names, outermost first, joined by `/` (for a range row, ending with its own name). NULL when none."),
+    Column("launch_name", _DICT_STR, "GPU rows: name of the runtime call that launched them (e.g. `cudaLaunchKernel`, `cudaGraphLaunch`); NULL if no launch was found (e.g. trimmed trace window)."),
+    Column("launch_ts_ns", pa.int64(), "GPU rows: start of the launching runtime call (ns)."),
+    Column("launch_dur_ns", pa.int64(), "GPU rows: duration of the launching runtime call (ns)."),
+    Column("launch_tid", pa.int64(), "GPU rows: CPU thread of the launching runtime call."),
+    Column("grid_x", pa.int32(), "Kernel grid size, x."),
+    Column("grid_y", pa.int32(), "Kernel grid size, y."),
+    Column("grid_z", pa.int32(), "Kernel grid size, z."),
+    Column("block_x", pa.int32(), "Kernel block size, x."),
+    Column("block_y", pa.int32(), "Kernel block size, y."),
+    Column("block_z", pa.int32(), "Kernel block size, z."),
+    Column("registers", pa.int32(), "Kernel registers per thread."),
+    Column("shared_mem_bytes", pa.int64(), "Kernel shared memory per block in bytes (static + dynamic where the source separates them)."),
+    Column("bytes", pa.int64(), "Bytes copied (memcpy) or set (memset)."),
+    Column("copy_kind", _DICT_STR, "Memcpy direction: `HtoD`, `DtoH`, `DtoD`, `HtoH`, `PtoP`, ... as the source names it."),
+    Column("input_dims", pa.string(), "cpu_op input shapes as JSON text (Kineto `Input Dims`, recorded with record_shapes=True)."),
+    Column("input_types", pa.string(), "cpu_op input dtypes as JSON text (Kineto `Input type`)."),
+    Column("flops", pa.float64(), "Floating-point operations, when the source records them (Kineto with_flops)."),
+    Column("graph_id", pa.int64(), "CUDA graph id of kernels replayed from a graph, when the source records it."),
+    Column("args", pa.string(), "Everything else, as JSON text: for Kineto the event's `args` object verbatim, plus top-level fields that have no column under `@`-prefixed keys (`@id`, `@bp`, `@s`, ...); for nsys the row's remaining columns. Typed columns above are parsed copies, so nothing is lost."),
+    Column("seq", pa.int64(), "Position of the event in its source (Kineto: index in `traceEvents`; nsys: row order per table), for stable ordering and to find the raw event again."),
+)
+
+ARROW_SCHEMA: pa.Schema = pa.schema([pa.field(c.name, c.type) for c in COLUMNS])
+COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)
+
+#: Columns computed after ingest by :mod:`tracekit.ingest.link` (phase sweep and launch join).
+LINK_COLUMNS = ("phase", "phase_path", "launch_name", "launch_ts_ns", "launch_dur_ns", "launch_tid")
+
+#: Parquet key-value metadata keys.
+META_SCHEMA_VERSION = b"tracekit.schema_version"
+META_TRACES = b"tracekit.traces"
+
+#: Documented keys of the per-trace metadata object (value of ``tracekit.traces``, a JSON object keyed by trace).
+TRACE_META_KEYS: dict[str, str] = {
+    "source": "`kineto` or `nsys`",
+    "source_file": "path of the input file as given",
+    "profiler_version": "Kineto `schemaVersion` / torch version when known; nsys product version",
+    "base_time_ns": "Kineto `baseTimeNanoseconds` or nsys session start (UTC epoch ns); NULL when absent",
+    "devices": "list of GPU property objects (name, memory, SM count, compute capability, clock) as the source states them",
+    "rank": "distributed rank when stated",
+    "world_size": "distributed world size when stated",
+    "events": "number of rows written for this trace",
+    "notes": "list of strings: what the converter had to skip, salvage or abstain on",
+    "extra": "other top-level facts of the source, with secret-looking values redacted and environments dropped",
+}
+
+
+def schema_metadata(traces: dict[str, dict[str, Any]]) -> dict[bytes, bytes]:
+    """Parquet key-value metadata for a file holding ``traces`` (trace -> facts)."""
+    return {
+        META_SCHEMA_VERSION: SCHEMA_VERSION.encode(),
+        META_TRACES: json.dumps(traces, sort_keys=True, default=str).encode(),
+    }
+
+
+def markdown() -> str:
+    """Render the schema as the Markdown of ``docs/schema.md``."""
+    out = [
+        "# The tracekit event schema",
+        "",
+        "<!-- generated by `python -m tracekit.schema > docs/schema.md`; tests/test_schema.py checks it -->",
+        "",
+        f"Schema version {SCHEMA_VERSION}. One row per input event, in every source; one Parquet file per trace",
+        "(or one file with many `trace` values). Strings are dictionary-encoded. Views registered by",
+        "`tracekit sql`: `events` (all rows), `kernels` (kind in kernel/memcpy/memset), `runtime`, `ranges`.",
+        "",
+        "## Columns",
+        "",
+        "| column | type | meaning |",
+        "|---|---|---|",
+    ]
+    for c in COLUMNS:
+        t = "string" if c.type == _DICT_STR else str(c.type)
+        out.append(f"| `{c.name}` | {t} | {c.doc} |")
+    out += ["", "## Kinds", "", "| kind | what |", "|---|---|"]
+    out += [f"| `{k}` | {v} |" for k, v in KINDS.items()]
+    out += [
+        "",
+        "## Trace metadata",
+        "",
+        "Parquet key-value metadata: `tracekit.schema_version` and `tracekit.traces`, a JSON object keyed by",
+        "`trace` whose values hold these keys (read them with `tracekit.read_metadata(path)` or `tracekit info`):",
+        "",
+        "| key | meaning |",
+        "|---|---|",
+    ]
+    out += [f"| `{k}` | {v} |" for k, v in TRACE_META_KEYS.items()]
+    return "\n".join(out) + "\n"
+
+
+if __name__ == "__main__":
+    print(markdown(), end="")

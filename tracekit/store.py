@@ -1,0 +1,102 @@
+"""Open converted traces in DuckDB and read their metadata.
+
+``connect`` accepts Parquet files, folders of them (a dataset), and raw traces
+(converted on the fly and cached next to the input as ``<name>.tracekit.parquet``,
+or under ``$XDG_CACHE_HOME/tracekit`` when that folder is read-only). It
+registers the views every query in ``queries/`` relies on:
+
+- ``events``: every row of every trace;
+- ``kernels``: kind in kernel / memcpy / memset;
+- ``runtime``: kind = runtime;
+- ``ranges``: kind = range.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterable
+
+import duckdb
+import pyarrow.parquet as pq
+
+from tracekit import schema
+from tracekit.errors import TraceError
+
+VIEWS = {
+    "kernels": "SELECT * FROM events WHERE kind IN ('kernel', 'memcpy', 'memset')",
+    "runtime": "SELECT * FROM events WHERE kind = 'runtime'",
+    "ranges": "SELECT * FROM events WHERE kind = 'range'",
+}
+RAW_SUFFIXES = (".json", ".json.gz", ".gz", ".sqlite", ".nsys-rep", ".qdrep")
+
+
+def _cache_path(src: Path) -> Path:
+    beside = src.with_name(src.name + ".tracekit.parquet")
+    if os.access(src.parent, os.W_OK):
+        return beside
+    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tracekit"
+    base.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha1(str(src.resolve()).encode()).hexdigest()[:12]
+    return base / f"{src.name}.{digest}.tracekit.parquet"
+
+
+def ensure_parquet(path: str | os.PathLike[str]) -> Path:
+    """Parquet for ``path``: itself if already Parquet, else a cached conversion (refreshed when the source is newer)."""
+    p = Path(path)
+    if not p.exists():
+        raise TraceError(p, "no such file or folder")
+    if p.is_dir() or p.suffix == ".parquet":
+        return p
+    with open(p, "rb") as f:
+        if f.read(4) == b"PAR1":
+            return p
+    cached = _cache_path(p)
+    if cached.exists() and cached.stat().st_mtime >= p.stat().st_mtime:
+        return cached
+    from tracekit.ingest import convert
+
+    convert(p, cached)
+    return cached
+
+
+def parquet_files(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
+    """All Parquet files behind ``paths`` (folders are read recursively)."""
+    files: list[str] = []
+    for path in paths:
+        p = ensure_parquet(path)
+        if p.is_dir():
+            found = sorted(str(f) for f in p.rglob("*.parquet") if not f.name.startswith("."))
+            if not found:
+                raise TraceError(p, "folder holds no .parquet files")
+            files += found
+        else:
+            files.append(str(p))
+    return files
+
+
+def connect(paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[str],
+            con: duckdb.DuckDBPyConnection | None = None) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with the ``events``/``kernels``/``runtime``/``ranges`` views over ``paths``."""
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    files = parquet_files(paths)
+    con = con or duckdb.connect()
+    lst = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
+    con.execute(f"CREATE OR REPLACE VIEW events AS SELECT * FROM read_parquet({lst}, union_by_name = true)")
+    for name, body in VIEWS.items():
+        con.execute(f"CREATE OR REPLACE VIEW {name} AS {body}")
+    return con
+
+
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
+    """Trace-level facts of a converted file or dataset: ``{trace: {source, devices, rank, ...}}``."""
+    out: dict[str, dict[str, Any]] = {}
+    for f in parquet_files([path]):
+        md = pq.read_schema(f).metadata or {}
+        raw = md.get(schema.META_TRACES)
+        if raw:
+            out.update(json.loads(raw))
+    return out
