@@ -29,9 +29,11 @@ def detect(path: str | os.PathLike[str]) -> str:
         head = f.read(64)
     if head.startswith(SQLITE_MAGIC):
         return "nsys"
+    if not head.strip():
+        raise TraceError(p, "empty file")
     if head[:2] == b"\x1f\x8b" or head.lstrip()[:1] in (b"{", b"["):
         return "kineto"
-    if not head:
+    if not head.strip():
         raise TraceError(p, "empty file")
     raise TraceError(p, f"not a Kineto JSON or nsys SQLite file (starts with {head[:16]!r})")
 

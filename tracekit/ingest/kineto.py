@@ -22,19 +22,18 @@ were lost.
 
 from __future__ import annotations
 
-import gzip
 import os
 import re
 import zlib
 from collections import Counter
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterator, Union
+from typing import Any, Callable, Iterator, Union
 
 import msgspec
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
+import pyarrow.compute  # noqa: F401  (pa.compute)
 
 from tracekit.errors import TraceError
 from tracekit.ingest.sink import TraceSink
@@ -71,27 +70,8 @@ class EvText(Ev, forbid_unknown_fields=True):
     dur: msgspec.Raw = msgspec.Raw(b"")  # type: ignore[assignment]
 
 
-class Args(msgspec.Struct):
-    """The args keys that become typed columns. Others stay only in ``args``."""
-
-    correlation: Union[int, None] = None
-    stream: Union[int, None] = None
-    device: Union[int, None] = None
-    external_id: Union[int, None] = msgspec.field(default=None, name="External id")
-    grid: Union[list[int], None] = None
-    block: Union[list[int], None] = None
-    registers: Union[int, None] = msgspec.field(default=None, name="registers per thread")
-    shared: Union[int, None] = msgspec.field(default=None, name="shared memory")
-    nbytes: Union[int, None] = msgspec.field(default=None, name="bytes")
-    input_dims: msgspec.Raw = msgspec.field(default=msgspec.Raw(b""), name="Input Dims")
-    input_type: msgspec.Raw = msgspec.field(default=msgspec.Raw(b""), name="Input type")
-    flops: Union[float, None] = None
-    graph_id: Union[int, None] = msgspec.field(default=None, name="graph id")
-
-
 _list_ev = msgspec.json.Decoder(list[Ev])
 _list_ev_text = msgspec.json.Decoder(list[EvText])
-_args_dec = msgspec.json.Decoder(Args)
 _encode = msgspec.json.encode
 
 CAT_KIND = {
@@ -112,7 +92,6 @@ _NO_TYPED_ARGS = {"python_function", "cpu_instant_event", "Trace", None, "fwdbwd
 _TOP_KEYS = set(Ev.__struct_fields__) - {"tk__extra"}
 _SEP = re.compile(rb"\s*,\s*\{")
 _START = re.compile(rb'"traceEvents"\s*:\s*\[')
-_BIG_FRACTION = re.compile(rb'"(?:ts|dur)"\s*:\s*-?\d{13,}\.')
 
 
 def _kind(ph: str, cat: str | None) -> str:
@@ -131,15 +110,6 @@ def trace_name(path: str | os.PathLike[str]) -> str:
     return name
 
 
-def _open(path: Path) -> tuple[BinaryIO, BinaryIO]:
-    raw = open(path, "rb")
-    magic = raw.read(2)
-    raw.seek(0)
-    if magic == b"\x1f\x8b":
-        return gzip.GzipFile(fileobj=raw, mode="rb"), raw
-    return raw, raw
-
-
 class _Notes:
     """Counts of what had to be coerced, reported once per trace."""
 
@@ -153,18 +123,22 @@ class _Notes:
         return [f"{n} {what}" for what, n in sorted(self.counts.items())]
 
 
+_I64 = 1 << 63
+
+
 def _as_int(v: Any) -> int | None:
+    """An int64 from an int, integral float or numeric string; None otherwise."""
     if isinstance(v, bool):
-        return int(v)
-    if isinstance(v, int):
-        return v
+        return None
     if isinstance(v, float) and v.is_integer():
-        return int(v)
-    if isinstance(v, str):
+        v = int(v)
+    elif isinstance(v, str):
         try:
-            return int(v.strip(), 0)
+            v = int(v.strip(), 0)
         except ValueError:
             return None
+    if isinstance(v, int) and -_I64 <= v < _I64:
+        return v
     return None
 
 
@@ -213,144 +187,139 @@ def _coerce(d: Any, notes: _Notes) -> Ev | None:
     return Ev(**kw)
 
 
+def _kind_case() -> str:
+    """SQL CASE giving ``kind`` from ph/cat/name (the same rules for every event)."""
+    whens = "".join(f" WHEN '{c}' THEN '{k}'" for c, k in CAT_KIND.items())
+    return (
+        "CASE WHEN ph = 'M' THEN 'meta' WHEN ph = 'C' THEN 'counter' WHEN ph IN ('s', 'f', 't') THEN 'flow' "
+        "WHEN ph IN ('i', 'I', 'n') THEN 'instant' "
+        "WHEN cat IN ('cpu_op', 'Operator') AND starts_with(name, 'ProfilerStep#') THEN 'range' "
+        f"ELSE coalesce(CASE cat{whens} END, 'other') END"
+    )
+
+
+_NO_ARGS_SQL = ", ".join(f"'{c}'" for c in _NO_TYPED_ARGS if c)
+#: Typed columns pulled out of ``args`` by DuckDB's JSON functions (one parse per event, in C++).
+_BUILD_SQL = f"""
+WITH b AS (
+  SELECT *, {_kind_case()} AS kind,
+         CASE WHEN args IS NOT NULL AND coalesce(cat, '') NOT IN ({_NO_ARGS_SQL})
+              THEN json_extract(args, ['$.correlation', '$.stream', '$.device', '$."External id"', '$.grid', '$.block',
+                                       '$."registers per thread"', '$."shared memory"', '$.bytes', '$."Input Dims"',
+                                       '$."Input type"', '$.flops', '$."graph id"']) END AS x
+  FROM c
+)
+SELECT kind, cat, ph, name, ts_ns, dur_ns, pid, tid,
+  TRY_CAST(x[3] AS INTEGER) AS device,
+  TRY_CAST(x[2] AS BIGINT) AS stream,
+  coalesce(TRY_CAST(x[1] AS BIGINT), id_int) AS correlation,
+  TRY_CAST(x[4] AS BIGINT) AS external_id,
+  TRY_CAST(x[5] AS INTEGER[])[1] AS grid_x, TRY_CAST(x[5] AS INTEGER[])[2] AS grid_y, TRY_CAST(x[5] AS INTEGER[])[3] AS grid_z,
+  TRY_CAST(x[6] AS INTEGER[])[1] AS block_x, TRY_CAST(x[6] AS INTEGER[])[2] AS block_y, TRY_CAST(x[6] AS INTEGER[])[3] AS block_z,
+  TRY_CAST(x[7] AS INTEGER) AS registers,
+  TRY_CAST(x[8] AS BIGINT) AS shared_mem_bytes,
+  TRY_CAST(x[9] AS BIGINT) AS bytes,
+  CASE WHEN kind = 'memcpy' THEN regexp_extract(name, '(?:Memcpy|memcpy|Copy)\\s*([A-Za-z]+to[A-Za-z]+)', 1) END AS copy_kind,
+  x[10]::VARCHAR AS input_dims,
+  x[11]::VARCHAR AS input_types,
+  TRY_CAST(x[12] AS DOUBLE) AS flops,
+  TRY_CAST(x[13] AS BIGINT) AS graph_id,
+  CASE WHEN bp IS NULL AND s IS NULL AND extra IS NULL AND (id_int IS NULL OR x[1] IS NULL)
+       THEN args
+       ELSE json_merge_patch(json_merge_patch(coalesce(args, '{{}}'),
+              json_object('@bp', bp, '@s', s, '@id', CASE WHEN x[1] IS NOT NULL THEN id_int END)),
+              coalesce(extra, '{{}}'))::VARCHAR END AS args,
+  seq
+FROM b
+"""
+
+
 class _Columns:
-    """Turns a list of decoded events into schema columns."""
+    """Turns a list of decoded events into schema columns.
+
+    Python touches each event once per raw field (list comprehensions over the
+    msgspec structs); everything per-event beyond that (kind rules, typed args,
+    merging top-level extras into ``args``) is one DuckDB query per block.
+    """
 
     def __init__(self, trace: str, notes: _Notes) -> None:
+        import duckdb
+
         self.trace = trace
         self.notes = notes
         self.seq = 0
+        self.con = duckdb.connect(config={"threads": 2})
 
     def build(self, evs: list[Ev], ts_ns: np.ndarray, end_ns: np.ndarray) -> dict[str, Any]:
         n = len(evs)
-        notes = self.notes
-        ph = [e.ph for e in evs]
-        cat = [e.cat for e in evs]
-        name = pa.array([e.name for e in evs], pa.string())
-        kind_cache: dict[tuple[str, Any], str] = {}
-        kind = []
-        for e in evs:
-            key = (e.ph, e.cat)
-            k = kind_cache.get(key)
-            if k is None:
-                k = kind_cache[key] = _kind(e.ph, e.cat)
-            kind.append(k)
-        kind_arr = pa.array(kind, pa.string())
-        # ProfilerStep#N written as a cpu_op by older Kineto is still a step range.
-        step = pc.and_(pc.equal(kind_arr, "cpu_op"), pc.starts_with(name.fill_null(""), "ProfilerStep#"))
-        if pc.any(step).as_py():
-            kind_arr = pc.if_else(step, "range", kind_arr)
-
-        extras: list[dict[str, Any] | None] = [None] * n
+        extras: dict[int, dict[str, Any]] = {}
         pid = self._ints([e.pid for e in evs], "pid", extras)
         tid = self._ints([e.tid for e in evs], "tid", extras)
         ids = [e.id for e in evs]
-
+        try:
+            id_int = pa.array(ids, pa.int64())
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
+            ints = [v if isinstance(v, int) and not isinstance(v, bool) and -_I64 <= v < _I64 else None for v in ids]
+            id_int = pa.array(ints, pa.int64())
+            for i, v in enumerate(ids):
+                if v is not None and ints[i] is None:
+                    extras.setdefault(i, {})["id"] = v
         dur = end_ns - ts_ns
         neg = dur < 0
         if neg.any():
-            notes.add("events with negative duration (dur_ns set to 0, raw value kept as @dur)", int(neg.sum()))
+            self.notes.add("events with negative duration (dur_ns set to 0, raw value kept as @dur)", int(neg.sum()))
             for i in np.flatnonzero(neg).tolist():
-                extras[i] = dict(extras[i] or {}, dur=evs[i].dur if not isinstance(evs[i].dur, msgspec.Raw) else bytes(evs[i].dur).decode())
+                d = evs[i].dur
+                extras.setdefault(i, {})["dur"] = bytes(d).decode() if isinstance(d, msgspec.Raw) else d
             dur = np.where(neg, 0, dur)
-
-        # typed args
-        cols: dict[str, list[Any]] = {k: [None] * n for k in (
-            "correlation", "stream", "device", "external_id", "grid_x", "grid_y", "grid_z", "block_x", "block_y",
-            "block_z", "registers", "shared_mem_bytes", "bytes", "input_dims", "input_types", "flops", "graph_id")}
-        args_text: list[str | None] = [None] * n
-        for i, e in enumerate(evs):
-            raw = e.args
-            if len(raw):
-                txt = bytes(raw).decode("utf-8", "replace")
-                args_text[i] = txt
-                if e.cat in _NO_TYPED_ARGS:
-                    continue
-                try:
-                    a = _args_dec.decode(raw)
-                except (msgspec.ValidationError, msgspec.DecodeError):
-                    a = self._tolerant_args(txt)
-                if a.correlation is not None:
-                    cols["correlation"][i] = a.correlation
-                if a.external_id is not None:
-                    cols["external_id"][i] = a.external_id
-                if a.stream is not None:
-                    cols["stream"][i] = a.stream
-                if a.device is not None:
-                    cols["device"][i] = a.device
-                if a.grid:
-                    g = (list(a.grid) + [None, None, None])[:3]
-                    cols["grid_x"][i], cols["grid_y"][i], cols["grid_z"][i] = g
-                if a.block:
-                    b = (list(a.block) + [None, None, None])[:3]
-                    cols["block_x"][i], cols["block_y"][i], cols["block_z"][i] = b
-                if a.registers is not None:
-                    cols["registers"][i] = a.registers
-                if a.shared is not None:
-                    cols["shared_mem_bytes"][i] = a.shared
-                if a.nbytes is not None:
-                    cols["bytes"][i] = a.nbytes
-                if len(a.input_dims):
-                    cols["input_dims"][i] = bytes(a.input_dims).decode("utf-8", "replace")
-                if len(a.input_type):
-                    cols["input_types"][i] = bytes(a.input_type).decode("utf-8", "replace")
-                if a.flops is not None:
-                    cols["flops"][i] = a.flops
-                if a.graph_id is not None:
-                    cols["graph_id"][i] = a.graph_id
-        # flows: the flow id goes to `correlation`
-        corr = cols["correlation"]
-        for i, e in enumerate(evs):
-            v = ids[i]
-            if v is not None:
-                if isinstance(v, int) and corr[i] is None:
-                    corr[i] = v
-                else:
-                    extras[i] = dict(extras[i] or {}, id=v)
-            if e.bp is not None or e.s is not None or e.tk__extra:
-                x = extras[i] or {}
-                if e.bp is not None:
-                    x["bp"] = e.bp
-                if e.s is not None:
-                    x["s"] = e.s
-                if e.tk__extra:
-                    x.update(e.tk__extra)
-                extras[i] = x
-        for i, x in enumerate(extras):
-            if x:
-                body = _encode({"@" + k: v for k, v in x.items()}).decode()
-                a = args_text[i]
-                if a is None:
-                    args_text[i] = body
-                else:
-                    inner = a.strip()[1:].strip()
-                    args_text[i] = body[:-1] + ("," + inner if inner != "}" else "}")
-
-        kind_py = kind_arr
-        is_copy = pc.equal(kind_py, "memcpy")
-        copy_kind = pc.if_else(is_copy, pc.extract_regex(name.fill_null(""), r"(?:Memcpy|memcpy|Copy)\s*(?P<k>[A-Za-z]+to[A-Za-z]+)").field("k"), pa.scalar(None, pa.string()))
-        seq = np.arange(self.seq, self.seq + n, dtype=np.int64)
-        self.seq += n
-        out: dict[str, Any] = {
-            "trace": pa.array([self.trace]).take(pa.array(np.zeros(n, np.int32))),
-            "source": pa.array(["kineto"]).take(pa.array(np.zeros(n, np.int32))),
-            "kind": kind_arr,
-            "cat": pa.array(cat, pa.string()),
-            "ph": pa.array(ph, pa.string()),
-            "name": name,
+        for i, e in enumerate(evs) if any(e.tk__extra for e in evs) else ():
+            if e.tk__extra:
+                extras.setdefault(i, {}).update(e.tk__extra)
+        extra_col = pa.nulls(n, pa.string())
+        if extras:
+            ex: list[str | None] = [None] * n
+            for i, x in extras.items():
+                ex[i] = _encode({"@" + k: v for k, v in x.items()}).decode()
+            extra_col = pa.array(ex, pa.string())
+        args = pa.array([bytes(e.args) if len(e.args) else None for e in evs], pa.binary())
+        try:
+            args = args.cast(pa.string())
+        except pa.ArrowInvalid:
+            self.notes.add("args with invalid UTF-8 (bad bytes replaced)")
+            args = pa.array([b.decode("utf-8", "replace") if b is not None else None for b in args.to_pylist()], pa.string())
+        c = pa.table({
+            "ph": pa.array([e.ph for e in evs], pa.string()),
+            "cat": pa.array([e.cat for e in evs], pa.string()),
+            "name": pa.array([e.name for e in evs], pa.string()),
             "ts_ns": pa.array(ts_ns, pa.int64()),
             "dur_ns": pa.array(dur, pa.int64()),
             "pid": pid,
             "tid": tid,
-            "copy_kind": copy_kind,
-            "args": pa.array(args_text, pa.string()),
-            "seq": pa.array(seq),
-        }
-        for k, v in cols.items():
-            out[k] = v
+            "id_int": id_int,
+            "bp": pa.array([e.bp for e in evs], pa.string()),
+            "s": pa.array([e.s for e in evs], pa.string()),
+            "args": args,
+            "extra": extra_col,
+            "seq": pa.array(np.arange(self.seq, self.seq + n, dtype=np.int64)),
+        })
+        self.seq += n
+        self.con.register("c", c)
+        try:
+            t = self.con.sql(_BUILD_SQL).to_arrow_table()
+        finally:
+            self.con.unregister("c")
+        if isinstance(t, pa.RecordBatchReader):
+            t = t.read_all()
+        t = t.combine_chunks()
+        out: dict[str, Any] = {name: t.column(name).chunk(0) if t.column(name).num_chunks else pa.array([], pa.string())
+                               for name in t.column_names}
+        const = pa.array(np.zeros(n, np.int32))
+        out["trace"] = pa.array([self.trace]).take(const)
+        out["source"] = pa.array(["kineto"]).take(const)
         return out
 
-    def _ints(self, vals: list[Any], field: str, extras: list[dict[str, Any] | None]) -> pa.Array:
+    @staticmethod
+    def _ints(vals: list[Any], field: str, extras: dict[int, dict[str, Any]]) -> pa.Array:
         try:
             return pa.array(vals, pa.int64())
         except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
@@ -358,41 +327,32 @@ class _Columns:
             for i, v in enumerate(vals):
                 iv = _as_int(v)
                 if iv is None and v is not None:
-                    extras[i] = dict(extras[i] or {}, **{field: v})
+                    extras.setdefault(i, {})[field] = v
                 out.append(iv)
             return pa.array(out, pa.int64())
 
-    def _tolerant_args(self, txt: str) -> Args:
-        self.notes.add("events with wrong-typed args fields (typed column left NULL, value kept in args)")
-        try:
-            d = msgspec.json.decode(txt)
-        except msgspec.DecodeError:
-            return Args()
-        if not isinstance(d, dict):
-            return Args()
-        kw = {}
-        for f, key in (("correlation", "correlation"), ("stream", "stream"), ("device", "device"), ("external_id", "External id"),
-                       ("registers", "registers per thread"), ("shared", "shared memory"), ("nbytes", "bytes"), ("graph_id", "graph id")):
-            v = _as_int(d.get(key))
-            if v is not None:
-                kw[f] = v
-        for f in ("grid", "block"):
-            v = d.get(f)
-            if isinstance(v, list) and all(isinstance(x, int) for x in v):
-                kw[f] = v
-        return Args(**kw)
 
+def _to_ns(vals: list[Any]) -> tuple[np.ndarray, np.ndarray] | None:
+    """Microsecond numbers -> (int64 ns rounded, valid mask), or None when float64 cannot be exact.
 
-def _to_ns(vals: list[Any]) -> tuple[np.ndarray, np.ndarray]:
-    """Microsecond numbers -> (int64 ns rounded, valid mask). None -> 0 / invalid."""
+    JSON integers arrive as int (exact); decimals as float, exact to the ns only below
+    :data:`_EXACT_LIMIT` µs. Above it the caller re-reads the numbers as text.
+    """
     n = len(vals)
-    arr = pa.array(vals)
+    try:
+        arr = pa.array(vals)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        return None
     valid = np.asarray(arr.is_valid().to_numpy(zero_copy_only=False), dtype=bool) if arr.null_count else np.ones(n, bool)
     if pa.types.is_integer(arr.type):
+        if n and max(abs(pa.compute.min(arr).as_py() or 0), abs(pa.compute.max(arr).as_py() or 0)) >= 9 * 10**15:
+            return None
         return arr.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64) * 1000, valid
     if pa.types.is_null(arr.type):
         return np.zeros(n, np.int64), valid
     f = arr.cast(pa.float64()).fill_null(0).to_numpy(zero_copy_only=False)
+    if n and float(np.abs(f).max()) >= _EXACT_LIMIT:
+        return None
     return np.rint(f * 1000.0).astype(np.int64), valid
 
 
@@ -405,13 +365,26 @@ def _text_to_ns(raws: list[msgspec.Raw]) -> tuple[np.ndarray, np.ndarray]:
             t = bytes(r)
             try:
                 if b"." in t or b"e" in t or b"E" in t:
-                    out[i] = int((Decimal(t.decode()) * 1000).to_integral_value())  # ROUND_HALF_EVEN
+                    v = int((Decimal(t.decode()) * 1000).to_integral_value())  # ROUND_HALF_EVEN
                 else:
-                    out[i] = int(t) * 1000
-                valid[i] = True
-            except (InvalidOperation, ValueError):
+                    v = int(t) * 1000
+                if -_I64 <= v < _I64:
+                    out[i] = v
+                    valid[i] = True
+            except (InvalidOperation, ValueError, OverflowError):
                 pass
     return out, valid
+
+
+def _is_json(data: bytes) -> bool:
+    """Whether ``data`` parses as JSON (invalid UTF-8 inside strings tolerated)."""
+    try:
+        msgspec.json.decode(data)
+    except UnicodeDecodeError:
+        return _is_json(data.decode("utf-8", "replace").encode())
+    except msgspec.DecodeError:
+        return False
+    return True
 
 
 class KinetoReader:
@@ -426,30 +399,47 @@ class KinetoReader:
 
     # -- block reading ---------------------------------------------------------------
     def _blocks(self) -> Iterator[bytes]:
+        """Uncompressed blocks of about BLOCK bytes; a truncated or corrupt gzip ends the stream with a note."""
         try:
-            f, raw = _open(self.path)
+            raw = open(self.path, "rb")
         except OSError as e:
             raise TraceError(self.path, f"cannot open: {e.strerror or e}") from None
         with raw:
-            last = 0
+            gz = raw.read(2) == b"\x1f\x8b"
+            raw.seek(0)
+            dec = zlib.decompressobj(16 + zlib.MAX_WBITS) if gz else None
+            pending: list[bytes] = []
+            size = 0
             while True:
-                try:
-                    b = f.read(BLOCK)
-                except EOFError:
-                    self.notes.add("gzip stream ended early (truncated .gz)")
+                chunk = raw.read(BLOCK // 4 if gz else BLOCK)
+                if self.progress and chunk:
+                    self.progress(len(chunk))
+                if dec is not None:
+                    if not chunk:
+                        if not dec.eof:
+                            self.notes.add("gzip stream ended early (truncated .gz)")
+                        data = b""
+                    else:
+                        try:
+                            data = dec.decompress(chunk)
+                            while dec.eof and dec.unused_data:  # concatenated gzip members
+                                rest = dec.unused_data
+                                dec = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                                data += dec.decompress(rest)
+                        except zlib.error as e:
+                            self.notes.add(f"corrupt gzip data, rest of file skipped ({e})")
+                            chunk = b""
+                            data = b""
+                else:
+                    data = chunk
+                if data:
+                    pending.append(data)
+                    size += len(data)
+                if size >= BLOCK or (not chunk and pending):
+                    yield b"".join(pending)
+                    pending, size = [], 0
+                if not chunk:
                     return
-                except (OSError, zlib.error) as e:
-                    if "gzip" in str(e).lower() or isinstance(e, zlib.error):
-                        self.notes.add(f"corrupt gzip data after this point ({e})")
-                        return
-                    raise TraceError(self.path, f"read error: {e}") from None
-                if not b:
-                    return
-                if self.progress:
-                    pos = raw.tell()
-                    self.progress(pos - last)
-                    last = pos
-                yield b
 
     def run(self, sink: TraceSink) -> None:
         cols = _Columns(sink.trace, self.notes)
@@ -519,16 +509,23 @@ class KinetoReader:
         data = b"[" + body + b"]"
         try:
             evs: list[Ev] = _list_ev.decode(data)
-            exact = not _BIG_FRACTION.search(data)
+            exact = True
         except (msgspec.ValidationError, UnicodeDecodeError):
-            evs = self._tolerant(data)
+            try:
+                evs = self._tolerant(data)
+            except msgspec.DecodeError:
+                return None
             exact = False
         except msgspec.DecodeError:
             return None
         if exact:
-            ts, tv = _to_ns([e.ts for e in evs])
-            du, dv = _to_ns([e.dur for e in evs])
-        else:
+            got = _to_ns([e.ts for e in evs])
+            if got is not None:
+                ts, tv = got
+                du, dv = _to_ns([e.dur for e in evs]) or _text_to_ns([msgspec.Raw(_encode(e.dur)) if e.dur is not None else msgspec.Raw(b"") for e in evs])
+            else:
+                exact = False
+        if not exact:
             try:
                 te = _list_ev_text.decode(data) if evs and not any(e.tk__extra for e in evs[:1]) else None
             except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
@@ -591,7 +588,12 @@ class KinetoReader:
         doc = b'{"traceEvents":[' + buf
         try:
             tail = msgspec.json.decode(doc)
-        except (msgspec.DecodeError, UnicodeDecodeError):
+        except UnicodeDecodeError:
+            try:
+                tail = msgspec.json.decode(doc.decode("utf-8", "replace").encode())
+            except msgspec.DecodeError:
+                tail = None
+        except msgspec.DecodeError:
             tail = None
         if isinstance(tail, dict):
             body_end = self._events_end(buf)
@@ -632,12 +634,8 @@ class KinetoReader:
             before = buf[:close].rstrip()
             if not before:
                 return 0
-            if before.endswith(b"}"):
-                try:
-                    msgspec.json.decode(b"[" + before + b"]")
-                    return len(before)
-                except (msgspec.DecodeError, UnicodeDecodeError):
-                    pass
+            if before.endswith(b"}") and _is_json(b"[" + before + b"]"):
+                return len(before)
             pos = close
 
     def trace_meta(self) -> dict[str, Any]:

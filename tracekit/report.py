@@ -1,0 +1,307 @@
+"""Run the analyses in ``queries/`` and render them (terminal, JSON, HTML).
+
+Every number comes from a SQL file in ``queries/``: this module only sets the
+parameters, executes the files and formats their result sets, so an analysis
+is defined exactly once (users can read or rerun the same SQL with
+``tracekit sql``). A file is split into sections by ``-- @output NAME`` lines:
+statements before the first marker are set-up (temp tables, macros), each
+section is one SELECT whose result is returned under ``NAME`` (``file`` for the
+section named like the file, ``file.NAME`` for the others).
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import json
+import math
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import duckdb
+import pandas as pd
+
+from tracekit.store import connect
+
+QUERY_DIR = Path(__file__).resolve().parents[1] / "queries"
+
+#: Analyses in report order (each is ``queries/<name>.sql``); ``_common.sql`` is loaded first.
+ANALYSES = ("summary", "kernels", "phase_time", "steps", "launch", "syncs", "gpu_idle", "lm_head", "trust")
+
+#: Default of every DuckDB variable the queries read (``getvariable(name)``).
+DEFAULTS: dict[str, Any] = {
+    # ProfilerStep#N, SGLang step[MODE bs=N], and ranges named step / decode_step / *_step.
+    "step_pattern": r"ProfilerStep#\d+|step\[.*\]|step|decode_step|.*_step",
+    "top_n": 50,
+    "vocab": None,  # int; None = infer from GEMM shapes (the lm_head output says which)
+    "lm_head_regex": r"(?i).*lm_head.*",
+    "lm_head_kernel_regex": None,
+    "host_busy_min_ns": 50_000,  # gap_idle: launch started this long after the GPU went idle -> host_busy
+    "idle_top_n": 20,
+}
+
+_OUTPUT = re.compile(r"^--\s*@output\s+([A-Za-z_][\w]*)\s*$", re.M)
+
+
+@dataclass
+class SqlFile:
+    """One parsed query file: set-up statements and named output SELECTs."""
+
+    name: str
+    setup: str
+    outputs: list[tuple[str, str]] = field(default_factory=list)
+
+
+def parse_sql(path: Path) -> SqlFile:
+    """Split ``path`` at its ``-- @output NAME`` markers."""
+    text = path.read_text()
+    parts = _OUTPUT.split(text)
+    sf = SqlFile(path.stem, parts[0])
+    for i in range(1, len(parts), 2):
+        sf.outputs.append((parts[i], parts[i + 1]))
+    return sf
+
+
+def _sql_literal(v: Any) -> str:
+    if v is None:
+        return "NULL"
+    if isinstance(v, bool):
+        return "TRUE" if v else "FALSE"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    return "'" + str(v).replace("'", "''") + "'"
+
+
+def set_params(con: duckdb.DuckDBPyConnection, params: Mapping[str, Any]) -> dict[str, Any]:
+    """Set every query variable (defaults overridden by ``params``); returns the values used."""
+    unknown = set(params) - set(DEFAULTS)
+    if unknown:
+        raise TypeError(f"unknown report parameter(s): {', '.join(sorted(unknown))}")
+    used = {**DEFAULTS, **{k: v for k, v in params.items() if v is not None}}
+    for k, v in used.items():
+        if k == "step_pattern" and v is not None:
+            # an explicit cast keeps NULL vocab typed for comparisons
+            pass
+        lit = _sql_literal(v)
+        if k == "vocab":
+            lit = f"CAST({lit} AS BIGINT)"
+        con.execute(f"SET VARIABLE {k} = {lit}")
+    return used
+
+
+def _exec_script(con: duckdb.DuckDBPyConnection, sql: str) -> None:
+    if sql.strip() and re.sub(r"--[^\n]*", "", sql).strip():
+        con.execute(sql)
+
+
+def run(paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[str],
+        analyses: Iterable[str] | None = None,
+        timings: dict[str, float] | None = None,
+        con: duckdb.DuckDBPyConnection | None = None,
+        **params: Any) -> dict[str, pd.DataFrame]:
+    """Run the analyses over converted traces; returns ``{output name: DataFrame}``.
+
+    ``params`` override :data:`DEFAULTS` (``step_pattern``, ``vocab``, ``lm_head_regex``, ...).
+    ``timings`` (if given) receives wall seconds per file, ``_common`` included.
+    """
+    con = connect(paths, con=con)
+    set_params(con, params)
+    out: dict[str, pd.DataFrame] = {}
+    t0 = time.perf_counter()
+    _exec_script(con, (QUERY_DIR / "_common.sql").read_text())
+    if timings is not None:
+        timings["_common"] = time.perf_counter() - t0
+    for name in analyses or ANALYSES:
+        sf = parse_sql(QUERY_DIR / f"{name}.sql")
+        t0 = time.perf_counter()
+        _exec_script(con, sf.setup)
+        for out_name, sql in sf.outputs:
+            key = name if out_name == name else f"{name}.{out_name}"
+            out[key] = con.execute(sql).df()
+        if timings is not None:
+            timings[name] = time.perf_counter() - t0
+    return out
+
+
+def warnings_of(results: Mapping[str, pd.DataFrame]) -> list[dict[str, Any]]:
+    """The report's warnings: trust flags of severity ``warn`` and analyses that abstained.
+
+    These rows are themselves outputs of ``trust.sql`` and ``lm_head.sql``; this only collects them.
+    """
+    warns: list[dict[str, Any]] = []
+    tr = results.get("trust")
+    if tr is not None and len(tr):
+        for r in tr[tr["severity"] == "warn"].to_dict("records"):
+            warns.append({"trace": r["trace"], "analysis": "trust", "flag": r["flag"], "message": r["message"]})
+    lm = results.get("lm_head")
+    if lm is not None and len(lm):
+        for r in lm[lm["status"].isin(["abstain"])].to_dict("records"):
+            warns.append({"trace": r["trace"], "analysis": "lm_head", "flag": r["method"], "message": r["note"]})
+    return warns
+
+
+def _jsonable(v: Any) -> Any:
+    if v is None:
+        return None
+    if isinstance(v, float) and (math.isnan(v) or math.isinf(v)):
+        return None
+    if hasattr(v, "item") and not isinstance(v, (list, dict, str)):
+        try:
+            return _jsonable(v.item())
+        except (ValueError, AttributeError):
+            pass
+    if v is pd.NA or v is pd.NaT:
+        return None
+    if isinstance(v, (pd.Timestamp,)):
+        return v.isoformat()
+    return v
+
+
+def frame_records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    """JSON-safe records (NaN/NA -> null, numpy scalars -> Python)."""
+    return [{k: _jsonable(v) for k, v in row.items()} for row in df.astype(object).to_dict("records")]
+
+
+def to_json(results: Mapping[str, pd.DataFrame]) -> dict[str, Any]:
+    """One top-level key per analysis (``{table: records}``) plus ``summary`` and ``warnings``."""
+    doc: dict[str, Any] = {}
+    for key, df in results.items():
+        analysis, _, sub = key.partition(".")
+        doc.setdefault(analysis, {})[sub or analysis] = frame_records(df)
+    doc["warnings"] = warnings_of(results)
+    return doc
+
+
+def print_report(results: Mapping[str, pd.DataFrame], limit: int = 25) -> None:
+    """Terminal tables (rich), one per output, then the warnings."""
+    from rich.console import Console
+
+    from tracekit.render import print_frame
+
+    console = Console(markup=False, highlight=False)
+    for key, df in results.items():
+        print_frame(df, title=key, limit=limit, console=console)
+    for w in warnings_of(results):
+        console.print(f"warning [{w['trace']}] {w['analysis']}/{w['flag']}: {w['message']}")
+
+
+# ----------------------------------------------------------------------------- HTML
+
+def _png(fig: Any) -> str:
+    import base64
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def _plots(results: Mapping[str, pd.DataFrame]) -> list[tuple[str, str | None, str]]:
+    """(title, data-URI or None, note) for each plot of the HTML report."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plots: list[tuple[str, str | None, str]] = []
+    ops = results.get("steps.median_step_ops", pd.DataFrame())
+    steps = results.get("steps", pd.DataFrame())
+    # 1. timeline of the median step, one row per stream, coloured by phase
+    if len(ops):
+        fig, ax = plt.subplots(figsize=(11, 0.6 + 0.45 * ops["lane"].nunique()))
+        phases = list(dict.fromkeys(ops["phase_path"]))
+        cmap = plt.get_cmap("tab20")
+        colour = {p: cmap(i % 20) for i, p in enumerate(phases)}
+        lanes = list(dict.fromkeys(ops.sort_values("lane")["lane"]))
+        t0 = ops["step_ts_ns"].iloc[0]
+        for i, lane in enumerate(lanes):
+            sub = ops[ops["lane"] == lane]
+            ax.broken_barh([((r.ts_ns - t0) / 1e3, max(r.dur_ns / 1e3, 0.01)) for r in sub.itertuples()],
+                           (i - 0.4, 0.8), facecolors=[colour[p] for p in sub["phase_path"]])
+        ax.set_yticks(range(len(lanes)), [str(lane) for lane in lanes])
+        ax.set_xlabel("µs since step start")
+        handles = [matplotlib.patches.Patch(color=colour[p], label=p[-60:]) for p in phases[:20]]
+        ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
+        step = ops["step_name"].iloc[0]
+        plots.append(("Timeline of the median step by stream, coloured by phase", _png(fig),
+                      f"step {step} of trace {ops['trace'].iloc[0]}; CPU rows are ranges on the launching thread"))
+    else:
+        plots.append(("Timeline of the median step", None, "no step matched the step pattern"))
+    # 2. per-phase stacked bars per step
+    sp = results.get("steps.phases", pd.DataFrame())
+    if len(sp):
+        first = sp["trace"].iloc[0]
+        sp1 = sp[sp["trace"] == first]
+        piv = sp1.pivot_table(index="step_index", columns="phase", values="cpu_ns", aggfunc="sum", fill_value=0) / 1e3
+        piv = piv[piv.sum().sort_values(ascending=False).index[:15]]
+        fig, ax = plt.subplots(figsize=(11, 4))
+        piv.plot(kind="bar", stacked=True, ax=ax, width=0.85, legend=True, colormap="tab20")
+        ax.set_xlabel("step"); ax.set_ylabel("CPU time in phase (µs)")
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
+        if len(piv) > 40:
+            ax.set_xticks([])
+        plots.append(("Per-phase CPU time per step (stacked)", _png(fig), f"trace {first}; top 15 phases"))
+    else:
+        plots.append(("Per-phase time per step", None, "no step or no phase inside steps"))
+    # 3. idle time by cause
+    ic = results.get("gpu_idle.causes", pd.DataFrame())
+    if len(ic):
+        g = ic.groupby(["trace", "cause"], as_index=False)["idle_ns"].sum()
+        piv = g.pivot_table(index="trace", columns="cause", values="idle_ns", fill_value=0) / 1e6
+        fig, ax = plt.subplots(figsize=(9, 1.2 + 0.5 * len(piv)))
+        piv.plot(kind="barh", stacked=True, ax=ax)
+        ax.set_xlabel("GPU idle time (ms) inside the trace window")
+        plots.append(("GPU idle time by cause", _png(fig), "union of all streams per device, summed over devices"))
+    else:
+        plots.append(("GPU idle time by cause", None, "no GPU ops"))
+    # 4. per-step latency distribution
+    if len(steps):
+        fig, ax = plt.subplots(figsize=(9, 3.5))
+        for (trace, kind), sub in steps.groupby(["trace", "step_kind"]):
+            ax.hist(sub["wall_ns"] / 1e3, bins=min(50, max(5, len(sub))), alpha=0.6, label=f"{trace}: {kind}"[-60:])
+        ax.set_xlabel("step wall time (µs)"); ax.set_ylabel("steps")
+        ax.legend(fontsize=7)
+        plots.append(("Per-step latency distribution", _png(fig), f"{len(steps)} steps"))
+    else:
+        plots.append(("Per-step latency distribution", None, "no step matched the step pattern"))
+    return plots
+
+
+def _html_table(df: pd.DataFrame, limit: int = 50) -> str:
+    from tracekit.render import _fmt
+
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
+    rows = []
+    for row in df.head(limit).itertuples(index=False):
+        rows.append("<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in row) + "</tr>")
+    more = f"<p>({len(df) - limit} more rows in --json)</p>" if len(df) > limit else ""
+    return f"<table><tr>{head}</tr>{''.join(rows)}</table>{more}"
+
+
+def to_html(results: Mapping[str, pd.DataFrame], title: str = "tracekit report") -> str:
+    """A self-contained HTML page: the four plots (PNG, base64-embedded) and every table, names escaped."""
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+             "<style>body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse;font-size:12px}"
+             "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right;max-width:40em;overflow-wrap:anywhere}"
+             "img{max-width:100%}</style></head><body>",
+             f"<h1>{html.escape(title)}</h1>"]
+    warns = warnings_of(results)
+    if warns:
+        parts.append("<h2>Warnings</h2><ul>" + "".join(
+            f"<li>[{html.escape(str(w['trace']))}] {html.escape(str(w['flag']))}: {html.escape(str(w['message']))}</li>"
+            for w in warns) + "</ul>")
+    for ptitle, uri, note in _plots(results):
+        parts.append(f"<h2>{html.escape(ptitle)}</h2><p>{html.escape(note)}</p>")
+        parts.append(f"<img class='plot' alt='{html.escape(ptitle)}' src='{uri}'>" if uri else "<p><em>no data</em></p>")
+    for key, df in results.items():
+        if key == "steps.median_step_ops":
+            continue
+        parts.append(f"<h2>{html.escape(key)}</h2>" + _html_table(df))
+    parts.append("</body></html>")
+    return "\n".join(parts)
