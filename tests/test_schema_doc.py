@@ -16,7 +16,7 @@ def test_schema_doc_is_current() -> None:
 def test_every_column_documented_once() -> None:
     names = [c.name for c in schema.COLUMNS]
     assert len(names) == len(set(names))
-    text = DOC.read_text()
+    text = DOC.read_text().split("## Columns")[1].split("## Kinds")[0]
     for c in schema.COLUMNS:
         assert text.count(f"| `{c.name}` |") == 1
     assert set(schema.LINK_COLUMNS) <= set(names)
