@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 from collections import Counter
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
@@ -55,9 +56,9 @@ def test_rows_and_kernels_match_raw_json(path: Path, converted: dict[Path, Path]
     got = Counter({(ph, cat): n for ph, cat, n in con.execute("SELECT ph, cat, count(*) FROM events GROUP BY ALL").fetchall()})
     assert got == want
 
-    # kernel count and summed kernel duration, exact ns (end and start each rounded)
+    # kernel count and summed kernel duration, exact ns
     kern = [e for e in events if e.get("cat") in KERNEL_CATS]
-    want_sum = sum(_ns(Decimal(e["ts"]) + Decimal(e["dur"])) - _ns(Decimal(e["ts"])) for e in kern)
+    want_sum = sum(_ns(Decimal(e["dur"])) for e in kern)
     n, s = con.execute("SELECT count(*), coalesce(sum(dur_ns), 0) FROM events WHERE kind = 'kernel'").fetchone()
     assert (n, s) == (len(kern), want_sum)
 
@@ -79,7 +80,7 @@ def test_metadata_has_no_secrets(converted: dict[Path, Path]) -> None:
     meta = read_metadata(converted[tl])
     (m,) = meta.values()
     text = json.dumps(m)
-    assert "HF_TOKEN" not in text and "hf_" not in text
+    assert "HF_TOKEN" not in text and not re.search(r"hf_[A-Za-z0-9]{20,}", text)
     assert m["devices"][0]["name"] == "NVIDIA H100 80GB HBM3"
     assert m["base_time_ns"] == 1751410836000000000
     # the env block is dropped wholesale

@@ -11,7 +11,7 @@ from rich.text import Text
 
 
 def _fmt(v: object) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
+    if v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and math.isnan(v)):
         return "NULL"
     if isinstance(v, float):
         return f"{v:,.3f}" if abs(v) < 1e15 else f"{v:.6g}"

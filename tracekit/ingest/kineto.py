@@ -87,8 +87,6 @@ CAT_KIND = {
     "cpu_instant_event": "instant",
 }
 PH_KIND = {"M": "meta", "C": "counter", "s": "flow", "f": "flow", "t": "flow", "i": "instant", "I": "instant", "n": "instant"}
-#: Categories whose args hold no typed column: their args are not decoded a second time.
-_NO_TYPED_ARGS = {"python_function", "cpu_instant_event", "Trace", None, "fwdbwd", "ac2g"}
 _TOP_KEYS = set(Ev.__struct_fields__) - {"tk__extra"}
 _SEP = re.compile(rb"\s*,\s*\{")
 _START = re.compile(rb'"traceEvents"\s*:\s*\[')
@@ -198,32 +196,39 @@ def _kind_case() -> str:
     )
 
 
-_NO_ARGS_SQL = ", ".join(f"'{c}'" for c in _NO_TYPED_ARGS if c)
+#: Integer-valued args: JSON integers, or strings holding a decimal or 0x-hex integer (AMD writes "stream": "0x0").
+_INT_MACRO = """
+CREATE OR REPLACE MACRO _int(j) AS CASE json_type(j)
+  WHEN 'BIGINT' THEN TRY_CAST(j AS BIGINT)
+  WHEN 'UBIGINT' THEN TRY_CAST(j AS BIGINT)
+  WHEN 'VARCHAR' THEN CASE WHEN regexp_full_match(j ->> '$', '-?([0-9]+|0[xX][0-9a-fA-F]+)') THEN TRY_CAST(j ->> '$' AS BIGINT) END
+END;
+CREATE OR REPLACE MACRO _ints(j) AS CASE WHEN json_type(j) = 'ARRAY' THEN list_transform(CAST(j AS JSON[]), lambda e: CASE WHEN json_type(e) IN ('BIGINT', 'UBIGINT') THEN TRY_CAST(e AS INTEGER) END) END;
+"""
 #: Typed columns pulled out of ``args`` by DuckDB's JSON functions (one parse per event, in C++).
 _BUILD_SQL = f"""
 WITH b AS (
   SELECT *, {_kind_case()} AS kind,
-         CASE WHEN args IS NOT NULL AND coalesce(cat, '') NOT IN ({_NO_ARGS_SQL})
-              THEN json_extract(args, ['$.correlation', '$.stream', '$.device', '$."External id"', '$.grid', '$.block',
-                                       '$."registers per thread"', '$."shared memory"', '$.bytes', '$."Input Dims"',
-                                       '$."Input type"', '$.flops', '$."graph id"']) END AS x
+         json_extract(args, ['$.correlation', '$.stream', '$.device', '$."External id"', '$.grid', '$.block',
+                             '$."registers per thread"', '$."shared memory"', '$.bytes', '$."Input Dims"',
+                             '$."Input type"', '$.flops', '$."graph id"']) AS x
   FROM c
 )
 SELECT kind, cat, ph, name, ts_ns, dur_ns, pid, tid,
-  TRY_CAST(x[3] AS INTEGER) AS device,
-  TRY_CAST(x[2] AS BIGINT) AS stream,
-  coalesce(TRY_CAST(x[1] AS BIGINT), id_int) AS correlation,
-  TRY_CAST(x[4] AS BIGINT) AS external_id,
-  TRY_CAST(x[5] AS INTEGER[])[1] AS grid_x, TRY_CAST(x[5] AS INTEGER[])[2] AS grid_y, TRY_CAST(x[5] AS INTEGER[])[3] AS grid_z,
-  TRY_CAST(x[6] AS INTEGER[])[1] AS block_x, TRY_CAST(x[6] AS INTEGER[])[2] AS block_y, TRY_CAST(x[6] AS INTEGER[])[3] AS block_z,
-  TRY_CAST(x[7] AS INTEGER) AS registers,
-  TRY_CAST(x[8] AS BIGINT) AS shared_mem_bytes,
-  TRY_CAST(x[9] AS BIGINT) AS bytes,
+  TRY_CAST(_int(x[3]) AS INTEGER) AS device,
+  _int(x[2]) AS stream,
+  coalesce(_int(x[1]), id_int) AS correlation,
+  _int(x[4]) AS external_id,
+  _ints(x[5])[1] AS grid_x, _ints(x[5])[2] AS grid_y, _ints(x[5])[3] AS grid_z,
+  _ints(x[6])[1] AS block_x, _ints(x[6])[2] AS block_y, _ints(x[6])[3] AS block_z,
+  TRY_CAST(_int(x[7]) AS INTEGER) AS registers,
+  _int(x[8]) AS shared_mem_bytes,
+  _int(x[9]) AS bytes,
   CASE WHEN kind = 'memcpy' THEN regexp_extract(name, '(?:Memcpy|memcpy|Copy)\\s*([A-Za-z]+to[A-Za-z]+)', 1) END AS copy_kind,
   x[10]::VARCHAR AS input_dims,
   x[11]::VARCHAR AS input_types,
-  TRY_CAST(x[12] AS DOUBLE) AS flops,
-  TRY_CAST(x[13] AS BIGINT) AS graph_id,
+  CASE WHEN json_type(x[12]) IN ('BIGINT', 'UBIGINT', 'DOUBLE') THEN TRY_CAST(x[12] AS DOUBLE) END AS flops,
+  _int(x[13]) AS graph_id,
   CASE WHEN bp IS NULL AND s IS NULL AND extra IS NULL AND (id_int IS NULL OR x[1] IS NULL)
        THEN args
        ELSE json_merge_patch(json_merge_patch(coalesce(args, '{{}}'),
@@ -249,6 +254,7 @@ class _Columns:
         self.notes = notes
         self.seq = 0
         self.con = duckdb.connect(config={"threads": 2})
+        self.con.execute(_INT_MACRO)
 
     def build(self, evs: list[Ev], ts_ns: np.ndarray, end_ns: np.ndarray) -> dict[str, Any]:
         n = len(evs)

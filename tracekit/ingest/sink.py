@@ -28,8 +28,11 @@ from tracekit.ingest.link import LinkInput, kind_codes, link
 BASE_FIELDS = [f for f in schema.ARROW_SCHEMA if f.name not in schema.LINK_COLUMNS]
 BASE_SCHEMA = pa.schema(BASE_FIELDS)
 
-#: Parquet settings: zstd level 1 is within a few % of level 3 in size here and much faster to write.
-PARQUET_OPTIONS: dict[str, Any] = dict(compression="zstd", compression_level=1, use_dictionary=True, write_statistics=True)
+#: Parquet settings. zstd level 1: within a few % of level 3 in size, much faster to write. Dictionary
+#: encoding only for low-cardinality text: on `args`/`name`-like columns it was slower and larger than zstd alone
+#: (df_index_resolver: 0.20 s / 3.2 MB with dictionaries everywhere vs 0.16 s / 2.3 MB without).
+DICT_COLUMNS = ["trace", "source", "kind", "cat", "ph", "name", "phase", "phase_path", "launch_name", "copy_kind"]
+PARQUET_OPTIONS: dict[str, Any] = dict(compression="zstd", compression_level=1, use_dictionary=DICT_COLUMNS, write_statistics=True)
 ROW_GROUP = 256 * 1024
 
 
@@ -126,6 +129,9 @@ class TraceSink:
                             pending, pending_rows = [], 0
                 if pending or self.rows == 0:
                     w.write_table(pa.Table.from_batches(pending, schema=final_schema), row_group_size=ROW_GROUP)
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp_out, 0o666 & ~umask)  # mkstemp made it 0600
             os.replace(tmp_out, self.out)
         except BaseException:
             Path(tmp_out).unlink(missing_ok=True)
