@@ -35,7 +35,8 @@ RAW_SUFFIXES = (".json", ".json.gz", ".gz", ".sqlite", ".nsys-rep", ".qdrep")
 
 def _cache_path(src: Path) -> Path:
     beside = src.with_name(src.name + ".tracekit.parquet")
-    if os.access(src.parent, os.W_OK):
+    # Root passes os.access everywhere: also honour the folder's write bits (a read-only trace archive stays clean).
+    if os.access(src.parent, os.W_OK) and src.parent.stat().st_mode & 0o200:
         return beside
     base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tracekit"
     base.mkdir(parents=True, exist_ok=True)

@@ -23,7 +23,7 @@ FROM events GROUP BY ALL ORDER BY trace, events DESC
 def command(trace: str, as_json: bool) -> None:
     """Show a trace's metadata, its event count per kind and its time span."""
     con = connect(trace)
-    meta = read_metadata(trace) if not trace.endswith((".json", ".gz", ".sqlite")) else read_metadata(str(_cached(trace)))
+    meta = read_metadata(trace)
     df = con.execute(SUMMARY_SQL).df()
     spans = con.execute(
         "SELECT trace, count(*) AS events, min(ts_ns) AS start_ns, max(ts_ns + dur_ns) AS end_ns, "
@@ -54,8 +54,3 @@ def command(trace: str, as_json: bool) -> None:
     print_frame(spans, title="time span")
     print_frame(df.drop(columns=["first_ts_ns", "last_end_ns"]), title="events per kind")
 
-
-def _cached(trace: str) -> str:
-    from tracekit.store import ensure_parquet
-
-    return str(ensure_parquet(trace))

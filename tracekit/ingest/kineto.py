@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import zlib
+from concurrent.futures import Future, ThreadPoolExecutor
 from collections import Counter
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -40,6 +42,8 @@ from tracekit.ingest.sink import TraceSink
 from tracekit.redact import scrub
 
 BLOCK = 8 << 20
+#: Decoding threads. msgspec holds the GIL but DuckDB and the C scanner do not, so two threads overlap.
+WORKERS = 2
 _EXACT_LIMIT = 4.5e12  # microseconds; above this a float64 cannot hold ns digits exactly
 
 Num = Union[int, float, None]
@@ -113,9 +117,11 @@ class _Notes:
 
     def __init__(self) -> None:
         self.counts: Counter[str] = Counter()
+        self._lock = threading.Lock()
 
     def add(self, what: str, n: int = 1) -> None:
-        self.counts[what] += n
+        with self._lock:
+            self.counts[what] += n
 
     def lines(self) -> list[str]:
         return [f"{n} {what}" for what, n in sorted(self.counts.items())]
@@ -252,7 +258,6 @@ class _Columns:
 
         self.trace = trace
         self.notes = notes
-        self.seq = 0
         self.con = duckdb.connect(config={"threads": 2})
         self.con.execute(_INT_MACRO)
 
@@ -306,9 +311,8 @@ class _Columns:
             "s": pa.array([e.s for e in evs], pa.string()),
             "args": args,
             "extra": extra_col,
-            "seq": pa.array(np.arange(self.seq, self.seq + n, dtype=np.int64)),
+            "seq": pa.array(np.zeros(n, dtype=np.int64)),  # set in order by the reader
         })
-        self.seq += n
         self.con.register("c", c)
         try:
             t = self.con.sql(_BUILD_SQL).to_arrow_table()
@@ -448,7 +452,10 @@ class KinetoReader:
                     return
 
     def run(self, sink: TraceSink) -> None:
-        cols = _Columns(sink.trace, self.notes)
+        """Cut blocks on this thread, decode them on a pool of :data:`WORKERS`, append in file order."""
+        self._sink = sink
+        self._local = threading.local()
+        self._seq = 0
         blocks = self._blocks()
         buf = b""
         # 1. find the events array
@@ -465,7 +472,6 @@ class KinetoReader:
             raise TraceError(self.path, "empty file")
         if m is None:
             if stripped[:1] == b"[":  # bare array of events (Chrome 'JSON array format')
-                head = b""
                 buf = stripped[1:]
             else:
                 if stripped[:1] != b"{":
@@ -479,23 +485,42 @@ class KinetoReader:
             except (msgspec.DecodeError, UnicodeDecodeError):
                 raise TraceError(self.path, "not JSON: the part before `traceEvents` does not parse") from None
             self.meta.update(hd)
-        # 2. events, block by block
-        eof = False
-        while True:
-            cut = self._last_boundary(buf)
-            if cut is not None:
-                end, nxt = cut
-                self._emit(buf[:end], sink, cols)
-                buf = buf[nxt:]
-            if eof:
-                break
-            try:
-                b = next(blocks)
-                buf += b
-            except StopIteration:
-                eof = True
+        # 2. events, block by block, decoded in parallel, appended in order
+        pending: list[Future[list[dict[str, Any]]]] = []
+        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+            eof = False
+            while True:
+                cut = self._last_boundary(buf)
+                if cut is not None:
+                    end, nxt = cut
+                    pending.append(pool.submit(self._columns_for, buf[:end]))
+                    buf = buf[nxt:]
+                while pending and (pending[0].done() or len(pending) > WORKERS + 1):
+                    self._append(pending.pop(0).result())
+                if eof:
+                    break
+                try:
+                    buf += next(blocks)
+                except StopIteration:
+                    eof = True
+            for f in pending:
+                self._append(f.result())
         # 3. the last event(s) and the tail of the document
-        self._finish_tail(buf, sink, cols)
+        self._finish_tail(buf)
+
+    def _append(self, batches: list[dict[str, Any]]) -> None:
+        for cols in batches:
+            n = len(cols["seq"])
+            cols["seq"] = pa.array(np.arange(self._seq, self._seq + n, dtype=np.int64))
+            self._seq += n
+            self._sink.add(cols)
+
+    def _cols(self) -> _Columns:
+        """This thread's column builder (each holds its own DuckDB connection)."""
+        c = getattr(self._local, "cols", None)
+        if c is None:
+            c = self._local.cols = _Columns(self._sink.trace, self.notes)
+        return c
 
     @staticmethod
     def _last_boundary(buf: bytes) -> tuple[int, int] | None:
@@ -560,37 +585,31 @@ class KinetoReader:
                 out.append(e)
         return out
 
-    def _emit(self, body: bytes, sink: TraceSink, cols: _Columns) -> None:
+    def _columns_for(self, body: bytes) -> list[dict[str, Any]]:
+        """Columns of the events in ``body`` (runs on a worker thread)."""
         got = self._decode(body)
         if got is None:
             # A false boundary (inside a string) or damage: decode piece by piece.
-            self._emit_pieces(body, sink, cols, final=False)
-            return
+            return self._pieces(body)
         evs, ts, end = got
-        if evs:
-            sink.add(cols.build(evs, ts, end))
+        return [self._cols().build(evs, ts, end)] if evs else []
 
-    def _emit_pieces(self, body: bytes, sink: TraceSink, cols: _Columns, final: bool) -> int:
-        """Decode event by event along every boundary candidate; returns bytes not decoded."""
+    def _pieces(self, body: bytes) -> list[dict[str, Any]]:
+        """Decode along every boundary candidate, joining pieces split inside strings; damage is an error."""
         start = 0
         good: list[bytes] = []
-        pieces = [m.start() for m in _SEP.finditer(body)]
-        for p in pieces + [len(body)]:
-            end = p
-            if body[start:end].strip() and self._decode(body[start:end]) is not None:
-                good.append(body[start:end])
+        for p in [m.start() for m in _SEP.finditer(body)] + [len(body)]:
+            if body[start:p].strip() and self._decode(body[start:p]) is not None:
+                good.append(body[start:p])
                 nxt = _SEP.match(body, p)
                 start = nxt.end() - 1 if nxt else len(body)
-        if good:
-            got = self._decode(b",".join(good))
-            if got is not None and got[0]:
-                sink.add(cols.build(*got))
         rest = body[start:].strip()
-        if rest and not final:
+        if rest:
             raise TraceError(self.path, f"not valid JSON inside traceEvents near: {rest[:60]!r}")
-        return len(rest)
+        got = self._decode(b",".join(good)) if good else None
+        return [self._cols().build(*got)] if got is not None and got[0] else []
 
-    def _finish_tail(self, buf: bytes, sink: TraceSink, cols: _Columns) -> None:
+    def _finish_tail(self, buf: bytes) -> None:
         doc = b'{"traceEvents":[' + buf
         try:
             tail = msgspec.json.decode(doc)
@@ -604,7 +623,7 @@ class KinetoReader:
         if isinstance(tail, dict):
             body_end = self._events_end(buf)
             if body_end is not None:
-                self._emit(buf[:body_end], sink, cols)
+                self._append(self._columns_for(buf[:body_end]))
             for k, v in tail.items():
                 if k != "traceEvents":
                     self.meta[k] = v
@@ -616,7 +635,7 @@ class KinetoReader:
             if pos < 0:
                 break
             if self._decode(buf[: pos + 1]) is not None:
-                self._emit(buf[: pos + 1], sink, cols)
+                self._append(self._columns_for(buf[: pos + 1]))
                 rest = buf[pos + 1 :].strip()
                 self.lost_bytes = len(rest)
                 break

@@ -1,0 +1,61 @@
+"""The CLI verbs convert / sql / info: outputs, formats, caching, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Callable
+
+from click.testing import CliRunner
+
+from tests.test_kineto_phases import EVENTS
+from tracekit.cli import cli
+
+
+def test_convert_sql_info(write_trace: Callable[..., Path], tmp_path: Path) -> None:
+    src = write_trace(EVENTS, name="demo.json")
+    out = tmp_path / "demo.parquet"
+    r = CliRunner().invoke(cli, ["convert", str(src), "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    assert f"{len(EVENTS)} events" in r.output
+    r = CliRunner().invoke(cli, ["sql", str(out), "SELECT kind, count(*) AS n FROM events GROUP BY 1 ORDER BY 1", "--format", "json"])
+    assert json.loads(r.output) == [{"kind": "kernel", "n": 10}, {"kind": "range", "n": 5}, {"kind": "runtime", "n": 7}]
+    r = CliRunner().invoke(cli, ["sql", str(out), "-q", "SELECT count(*) AS n FROM kernels", "--format", "csv"])
+    assert r.output.splitlines() == ["n", "10"]
+    r = CliRunner().invoke(cli, ["info", str(out), "--json"])
+    info = json.loads(r.output)
+    assert info["traces"]["demo"]["events"] == len(EVENTS)
+    assert {k["kind"]: k["events"] for k in info["kinds"]} == {"kernel": 10, "range": 5, "runtime": 7}
+
+
+def test_raw_trace_is_converted_and_cached(write_trace: Callable[..., Path]) -> None:
+    src = write_trace(EVENTS, name="raw.json")
+    r = CliRunner().invoke(cli, ["sql", str(src), "SELECT count(*) AS n FROM ranges", "--format", "csv"])
+    assert r.output.splitlines() == ["n", "5"]
+    cache = src.with_name("raw.json.tracekit.parquet")
+    assert cache.exists()
+    mtime = cache.stat().st_mtime_ns
+    CliRunner().invoke(cli, ["info", str(src)])
+    assert cache.stat().st_mtime_ns == mtime  # reused, not rebuilt
+
+
+def test_dataset_folder(write_trace: Callable[..., Path], tmp_path: Path) -> None:
+    a = write_trace(EVENTS, name="rank0.json")
+    b = write_trace(EVENTS[:5], name="rank1.json")
+    ds = tmp_path / "ds"
+    r = CliRunner().invoke(cli, ["convert", str(a), str(b), "-o", str(ds), "--jobs", "2"])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(cli, ["sql", str(ds), "SELECT trace, count(*) AS n FROM events GROUP BY 1 ORDER BY 1", "--format", "json"])
+    assert json.loads(r.output) == [{"trace": "rank0", "n": len(EVENTS)}, {"trace": "rank1", "n": 5}]
+
+
+def test_bad_input_one_line_exit_2(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json at all")
+    p = subprocess.run([sys.executable, "-m", "tracekit", "convert", str(bad), "-o", str(tmp_path / "o.parquet")],
+                       capture_output=True, text=True)
+    assert p.returncode == 2
+    assert p.stderr.count("\n") == 1 and str(bad) in p.stderr
+    assert not (tmp_path / "o.parquet").exists()

@@ -1,0 +1,29 @@
+"""The README's commands are the ones that run: CI's command, and the CLI verbs it shows."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from tracekit.cli import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    blocks = re.findall(r"```bash\n(.*?)\n```", README, re.S)
+    test_cmd = next(b for b in blocks if "pytest" in b)
+    assert test_cmd.strip() in (ROOT / ".ci" / "run").read_text()
+
+
+def test_readme_verbs_exist_and_document_their_options() -> None:
+    runner = CliRunner()
+    for verb in sorted(set(re.findall(r"^tracekit (\w[\w-]*)", README, re.M))):
+        res = runner.invoke(cli, [verb, "--help"])
+        assert res.exit_code == 0, (verb, res.output)
+        for opt in re.findall(rf"^tracekit {verb} .*?((?:--[\w-]+ ?)+)", README, re.M):
+            for o in opt.split():
+                assert o in res.output, (verb, o)
