@@ -38,7 +38,7 @@ import pyarrow as pa
 import pyarrow.compute  # noqa: F401  (pa.compute)
 
 from tracekit.errors import TraceError
-from tracekit.ingest.sink import TraceSink
+from tracekit.ingest.sink import Prepared, TraceSink
 from tracekit.redact import scrub
 
 BLOCK = 8 << 20
@@ -239,8 +239,7 @@ SELECT kind, cat, ph, name, ts_ns, dur_ns, pid, tid,
        THEN args
        ELSE json_merge_patch(json_merge_patch(coalesce(args, '{{}}'),
               json_object('@bp', bp, '@s', s, '@id', CASE WHEN x[1] IS NOT NULL THEN id_int END)),
-              coalesce(extra, '{{}}'))::VARCHAR END AS args,
-  seq
+              coalesce(extra, '{{}}'))::VARCHAR END AS args
 FROM b
 """
 
@@ -311,7 +310,6 @@ class _Columns:
             "s": pa.array([e.s for e in evs], pa.string()),
             "args": args,
             "extra": extra_col,
-            "seq": pa.array(np.zeros(n, dtype=np.int64)),  # set in order by the reader
         })
         self.con.register("c", c)
         try:
@@ -455,7 +453,6 @@ class KinetoReader:
         """Cut blocks on this thread, decode them on a pool of :data:`WORKERS`, append in file order."""
         self._sink = sink
         self._local = threading.local()
-        self._seq = 0
         blocks = self._blocks()
         buf = b""
         # 1. find the events array
@@ -486,7 +483,7 @@ class KinetoReader:
                 raise TraceError(self.path, "not JSON: the part before `traceEvents` does not parse") from None
             self.meta.update(hd)
         # 2. events, block by block, decoded in parallel, appended in order
-        pending: list[Future[list[dict[str, Any]]]] = []
+        pending: list[Future[list[Prepared | None]]] = []
         with ThreadPoolExecutor(max_workers=WORKERS) as pool:
             eof = False
             while True:
@@ -508,12 +505,9 @@ class KinetoReader:
         # 3. the last event(s) and the tail of the document
         self._finish_tail(buf)
 
-    def _append(self, batches: list[dict[str, Any]]) -> None:
-        for cols in batches:
-            n = len(cols["seq"])
-            cols["seq"] = pa.array(np.arange(self._seq, self._seq + n, dtype=np.int64))
-            self._seq += n
-            self._sink.add(cols)
+    def _append(self, batches: list[Prepared | None]) -> None:
+        for b in batches:
+            self._sink.append(b)
 
     def _cols(self) -> _Columns:
         """This thread's column builder (each holds its own DuckDB connection)."""
@@ -585,16 +579,16 @@ class KinetoReader:
                 out.append(e)
         return out
 
-    def _columns_for(self, body: bytes) -> list[dict[str, Any]]:
+    def _columns_for(self, body: bytes) -> list[Prepared | None]:
         """Columns of the events in ``body`` (runs on a worker thread)."""
         got = self._decode(body)
         if got is None:
             # A false boundary (inside a string) or damage: decode piece by piece.
             return self._pieces(body)
         evs, ts, end = got
-        return [self._cols().build(evs, ts, end)] if evs else []
+        return [TraceSink.prepare(self._cols().build(evs, ts, end))] if evs else []
 
-    def _pieces(self, body: bytes) -> list[dict[str, Any]]:
+    def _pieces(self, body: bytes) -> list[Prepared | None]:
         """Decode along every boundary candidate, joining pieces split inside strings; damage is an error."""
         start = 0
         good: list[bytes] = []
@@ -607,7 +601,7 @@ class KinetoReader:
         if rest:
             raise TraceError(self.path, f"not valid JSON inside traceEvents near: {rest[:60]!r}")
         got = self._decode(b",".join(good)) if good else None
-        return [self._cols().build(*got)] if got is not None and got[0] else []
+        return [TraceSink.prepare(self._cols().build(*got))] if got is not None and got[0] else []
 
     def _finish_tail(self, buf: bytes) -> None:
         doc = b'{"traceEvents":[' + buf

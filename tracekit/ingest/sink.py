@@ -12,6 +12,7 @@ renamed into place only when complete: a failed conversion leaves no output.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 from pathlib import Path
@@ -41,6 +42,14 @@ def _i64(a: pa.Array) -> np.ndarray:
     return a.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
 
 
+@dataclasses.dataclass
+class Prepared:
+    """A validated batch plus the linker's columns for it (see :meth:`TraceSink.prepare`)."""
+
+    batch: pa.RecordBatch
+    link: tuple[Any, ...]
+
+
 class TraceSink:
     """Collects the events of one trace and writes ``out`` atomically on :meth:`finish`."""
 
@@ -57,8 +66,13 @@ class TraceSink:
         self.rows = 0
         self._closed = False
 
-    def add(self, columns: dict[str, Any]) -> None:
-        """Append one batch. Values may be Arrow arrays, numpy arrays or lists."""
+    @staticmethod
+    def prepare(columns: dict[str, Any]) -> Prepared | None:
+        """Validate one batch and extract what the linker needs. Pure: safe on worker threads.
+
+        Values may be Arrow arrays, numpy arrays or lists; missing columns become NULL.
+        Without a ``seq`` column, rows are numbered in arrival order.
+        """
         n = None
         arrays = []
         for f in BASE_FIELDS:
@@ -74,20 +88,25 @@ class TraceSink:
                 raise ValueError(f"column {f.name}: {len(a)} values, expected {n}")
             arrays.append(a)
         if not n:
-            return
+            return None
         arrays = [a if a is not None else pa.nulls(n, f.type) for a, f in zip(arrays, BASE_FIELDS)]
-        batch = pa.RecordBatch.from_arrays(arrays, schema=BASE_SCHEMA)
-        self._spill.write_batch(batch)
         col = dict(zip(BASE_SCHEMA.names, arrays))
-        parts = self._link_parts
-        parts["code"].append(kind_codes(col["kind"]))
-        parts["pid"].append(_i64(col["pid"]))
-        parts["tid"].append(_i64(col["tid"]))
-        parts["ts"].append(_i64(col["ts_ns"]))
-        parts["dur"].append(_i64(col["dur_ns"]))
-        parts["corr"].append(_i64(col["correlation"]))
-        parts["name"].append(col["name"].dictionary_encode())
-        self.rows += n
+        link = (kind_codes(col["kind"]), _i64(col["pid"]), _i64(col["tid"]), _i64(col["ts_ns"]), _i64(col["dur_ns"]),
+                _i64(col["correlation"]), col["name"].dictionary_encode())
+        return Prepared(pa.RecordBatch.from_arrays(arrays, schema=BASE_SCHEMA), link)
+
+    def append(self, prepared: Prepared | None) -> None:
+        """Spill a prepared batch (in order: rows keep the order of the calls)."""
+        if prepared is None:
+            return
+        self._spill.write_batch(prepared.batch)
+        for k, v in zip(("code", "pid", "tid", "ts", "dur", "corr", "name"), prepared.link):
+            self._link_parts[k].append(v)
+        self.rows += prepared.batch.num_rows
+
+    def add(self, columns: dict[str, Any]) -> None:
+        """Append one batch (``prepare`` + ``append``)."""
+        self.append(self.prepare(columns))
 
     def finish(self, meta: dict[str, Any]) -> Path:
         """Link, write the Parquet file and rename it into place. Returns the output path."""
@@ -120,6 +139,8 @@ class TraceSink:
                         b = reader.get_batch(i)
                         hi = lo + b.num_rows
                         extra = res.columns(inp.ts, inp.dur, inp.tid, lo, hi)
+                        if b.column("seq").null_count == b.num_rows:
+                            extra["seq"] = pa.array(np.arange(lo, hi, dtype=np.int64))
                         cols = [extra[f.name] if f.name in extra else b.column(f.name) for f in schema.ARROW_SCHEMA]
                         pending.append(pa.RecordBatch.from_arrays(cols, schema=final_schema))
                         pending_rows += b.num_rows
