@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 CHILD = {
-    "tracekit convert": "from tracekit.ingest import convert; convert({src!r}, {dst!r})",
+    "tracekit convert": "import sys; from tracekit.cli import main; sys.argv = ['tracekit', 'convert', '-q', {src!r}, '-o', {dst!r}]; main()",
     "json.load": "import json; json.load(open({src!r}, 'rb'))",
     "HTA load": (
         "import logging, tempfile, shutil, os; logging.disable(logging.WARNING)\n"

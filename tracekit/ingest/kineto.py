@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+import time
 import zlib
 from concurrent.futures import Future, ThreadPoolExecutor
 from collections import Counter
@@ -41,7 +42,7 @@ from tracekit.errors import TraceError
 from tracekit.ingest.sink import Prepared, TraceSink
 from tracekit.redact import scrub
 
-BLOCK = 8 << 20
+BLOCK = 4 << 20  # per in-flight block, decoding holds ~8x this in objects: keep it small
 #: Decoding threads. msgspec holds the GIL but DuckDB and the C scanner do not, so two threads overlap.
 WORKERS = 2
 _EXACT_LIMIT = 4.5e12  # microseconds; above this a float64 cannot hold ns digits exactly
@@ -502,12 +503,21 @@ class KinetoReader:
                     eof = True
             for f in pending:
                 self._append(f.result())
+            for _ in range(WORKERS):  # close each worker's DuckDB connection (frees its buffers)
+                pool.submit(self._close_cols).result()
         # 3. the last event(s) and the tail of the document
         self._finish_tail(buf)
 
     def _append(self, batches: list[Prepared | None]) -> None:
         for b in batches:
             self._sink.append(b)
+
+    def _close_cols(self) -> None:
+        c = getattr(self._local, "cols", None)
+        if c is not None:
+            c.con.close()
+            self._local.cols = None
+            time.sleep(0.01)  # let the other worker take the next close
 
     def _cols(self) -> _Columns:
         """This thread's column builder (each holds its own DuckDB connection)."""
