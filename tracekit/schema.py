@@ -114,6 +114,7 @@ TRACE_META_KEYS: dict[str, str] = {
     "events": "number of rows written for this trace",
     "notes": "list of strings: what the converter had to skip, salvage or abstain on",
     "extra": "other top-level facts of the source, with secret-looking values redacted and environments dropped",
+    "table_rows": "nsys only: rows read per source table (each equals `count(*)` of that table in the export)",
 }
 
 
