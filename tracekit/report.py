@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import html
 import io
-import json
 import math
 import os
 import re
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import duckdb
 import pandas as pd
@@ -40,11 +40,12 @@ DEFAULTS: dict[str, Any] = {
     "vocab": None,  # int; None = infer from GEMM shapes (the lm_head output says which)
     "lm_head_regex": r"(?i).*lm_head.*",
     "lm_head_kernel_regex": None,
-    "host_busy_min_ns": 50_000,  # gap_idle: launch started this long after the GPU went idle -> host_busy
-    "idle_top_n": 20,
+    "host_busy_min_ns": 50_000,  # gpu_idle: launch started this long after the GPU went idle -> host_busy
+    "idle_top_n": 20,  # gpu_idle.intervals: longest gaps listed per trace
+    "sync_top_n": 50,  # syncs.calls: longest sync calls listed per trace (nsys analyze lists 50)
 }
 
-_OUTPUT = re.compile(r"^--\s*@output\s+([A-Za-z_][\w]*)\s*$", re.M)
+_OUTPUT = re.compile(r"^--\s*@output\s+([A-Za-z_][\w]*)\s*$", re.MULTILINE)
 
 
 @dataclass
@@ -83,12 +84,11 @@ def set_params(con: duckdb.DuckDBPyConnection, params: Mapping[str, Any]) -> dic
         raise TypeError(f"unknown report parameter(s): {', '.join(sorted(unknown))}")
     used = {**DEFAULTS, **{k: v for k, v in params.items() if v is not None}}
     for k, v in used.items():
-        if k == "step_pattern" and v is not None:
-            # an explicit cast keeps NULL vocab typed for comparisons
-            pass
         lit = _sql_literal(v)
-        if k == "vocab":
+        if k == "vocab":  # typed even when NULL, so comparisons with dims bind as BIGINT
             lit = f"CAST({lit} AS BIGINT)"
+        elif v is None:
+            lit = "CAST(NULL AS VARCHAR)"
         con.execute(f"SET VARIABLE {k} = {lit}")
     return used
 
@@ -108,14 +108,19 @@ def run(paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[str],
     ``params`` override :data:`DEFAULTS` (``step_pattern``, ``vocab``, ``lm_head_regex``, ...).
     ``timings`` (if given) receives wall seconds per file, ``_common`` included.
     """
+    names = tuple(analyses or ANALYSES)
+    unknown = [a for a in names if a not in ANALYSES]
+    if unknown:
+        raise ValueError(f"unknown analysis {', '.join(unknown)}; known: {', '.join(ANALYSES)}")
     con = connect(paths, con=con)
+    con.execute("SET enable_progress_bar = false")  # DuckDB's bar would interleave with the tables
     set_params(con, params)
     out: dict[str, pd.DataFrame] = {}
     t0 = time.perf_counter()
     _exec_script(con, (QUERY_DIR / "_common.sql").read_text())
     if timings is not None:
         timings["_common"] = time.perf_counter() - t0
-    for name in analyses or ANALYSES:
+    for name in names:
         sf = parse_sql(QUERY_DIR / f"{name}.sql")
         t0 = time.perf_counter()
         _exec_script(con, sf.setup)
@@ -139,7 +144,8 @@ def warnings_of(results: Mapping[str, pd.DataFrame]) -> list[dict[str, Any]]:
             warns.append({"trace": r["trace"], "analysis": "trust", "flag": r["flag"], "message": r["message"]})
     lm = results.get("lm_head")
     if lm is not None and len(lm):
-        for r in lm[lm["status"].isin(["abstain"])].to_dict("records"):
+        used = set(lm.loc[lm["used"].astype(bool), "trace"])
+        for r in lm[lm["status"].isin(["abstain"]) & ~lm["trace"].isin(used)].to_dict("records"):
             warns.append({"trace": r["trace"], "analysis": "lm_head", "flag": r["method"], "message": r["note"]})
     return warns
 
@@ -178,13 +184,23 @@ def to_json(results: Mapping[str, pd.DataFrame]) -> dict[str, Any]:
 
 def print_report(results: Mapping[str, pd.DataFrame], limit: int = 25) -> None:
     """Terminal tables (rich), one per output, then the warnings."""
+    import sys
+
     from rich.console import Console
 
     from tracekit.render import print_frame
 
-    console = Console(markup=False, highlight=False)
+    console = Console(markup=False, highlight=False, width=None if sys.stdout.isatty() else 220)
     for key, df in results.items():
-        print_frame(df, title=key, limit=limit, console=console)
+        if key == "steps.median_step_ops":
+            continue  # plot input, not a table for reading
+        view = df.copy()
+        if "trace" in view and view["trace"].nunique() <= 1:
+            view = view.drop(columns="trace")  # one trace: the column only adds width
+        for c in view.columns:  # kernel names run to hundreds of characters
+            if not pd.api.types.is_numeric_dtype(view[c]):
+                view[c] = view[c].map(lambda v: v[:57] + "..." if isinstance(v, str) and len(v) > 60 else v)
+        print_frame(view, title=key, limit=limit, console=console)
     for w in warnings_of(results):
         console.print(f"warning [{w['trace']}] {w['analysis']}/{w['flag']}: {w['message']}")
 
@@ -257,6 +273,7 @@ def _plots(results: Mapping[str, pd.DataFrame]) -> list[tuple[str, str | None, s
         fig, ax = plt.subplots(figsize=(9, 1.2 + 0.5 * len(piv)))
         piv.plot(kind="barh", stacked=True, ax=ax)
         ax.set_xlabel("GPU idle time (ms) inside the trace window")
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
         plots.append(("GPU idle time by cause", _png(fig), "union of all streams per device, summed over devices"))
     else:
         plots.append(("GPU idle time by cause", None, "no GPU ops"))
@@ -287,9 +304,9 @@ def _html_table(df: pd.DataFrame, limit: int = 50) -> str:
 def to_html(results: Mapping[str, pd.DataFrame], title: str = "tracekit report") -> str:
     """A self-contained HTML page: the four plots (PNG, base64-embedded) and every table, names escaped."""
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
-             "<style>body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse;font-size:12px}"
-             "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right;max-width:40em;overflow-wrap:anywhere}"
-             "img{max-width:100%}</style></head><body>",
+             ("<style>body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse;font-size:12px}"
+              "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right;max-width:40em;overflow-wrap:anywhere}"
+              "img{max-width:100%}</style></head><body>"),
              f"<h1>{html.escape(title)}</h1>"]
     warns = warnings_of(results)
     if warns:

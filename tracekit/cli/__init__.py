@@ -7,15 +7,22 @@ bad input (:class:`tracekit.errors.TraceError`) print one line and exit 2.
 
 from __future__ import annotations
 
-import importlib
-import sys
+import os
 
-import click
+# Before pyarrow loads: its default mimalloc pool keeps every freed block, so a streamed conversion's RSS
+# grows to the sum of its transient peaks; the system allocator (with malloc_trim in the sink) gives them back.
+# Measured on a 486 MB trace: peak RSS 623 MB -> 464 MB.
+os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
 
-from tracekit import __version__
-from tracekit.errors import TraceError
+import importlib  # noqa: E402
+import sys  # noqa: E402
 
-VERBS = ["convert", "sql", "info"]
+import click  # noqa: E402
+
+from tracekit import __version__  # noqa: E402
+from tracekit.errors import TraceError  # noqa: E402
+
+VERBS = ["convert", "sql", "info", "report", "capture"]
 
 
 class _Group(click.Group):

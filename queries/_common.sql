@@ -1,0 +1,115 @@
+-- _common: private helpers shared by every analysis in queries/.
+--
+-- Loaded once per connection by tracekit.report before any analysis file (files whose name
+-- starts with `_` are helpers, not analyses). It defines macros that name API families (so
+-- that "what is a sync call" has one definition) and materialises the GPU-op, runtime and
+-- window tables every analysis reads, so that each analysis scans the Parquet once.
+--
+-- Inputs: views `events`, `kernels`, `runtime`, `ranges` (tracekit.store.connect).
+-- Outputs (temp tables, private):
+--   _gpu     one row per GPU op (kind kernel/memcpy/memset): trace, kind, name, ts_ns, dur_ns,
+--            end_ns, device, stream, correlation, phase, phase_path ('(none)' when NULL),
+--            launch_name/ts/dur/tid, copy_kind, graph (TRUE when replayed by a *GraphLaunch),
+--            op_class ('compute' | 'communication' | 'memory'), gid (row id: window
+--            functions sort narrow columns plus gid and join the strings back afterwards).
+--   _rt      runtime rows with end_ns, phase_path ('(none)' when NULL) and flags
+--            is_sync (any sync API), blocking (the host waits in it), launched (>= 1 GPU op).
+--   _window  per trace: window_start_ns / window_end_ns / window_ns, the trace window
+--            (earliest start to latest end over every timed row except metadata).
+--   _steps   step instances: range rows whose name fully matches getvariable('step_pattern'),
+--            innermost only when they nest; step_kind (digits -> N), step_index (1.. in time
+--            order per trace), k_tid (-1 when all steps of the trace are on one thread: events
+--            of every thread are then assigned to steps by time alone, else by thread).
+--   _one_thread  per trace: TRUE when all its steps are on one thread.
+--   _gap_rows  GPU ops that start after every earlier op of their device has ended: gid, trace,
+--            device, ts_ns, gap_start_ns (the latest end before them). The gaps between them are
+--            the device's idle intervals inside its GPU window (union of all streams).
+--   _busy_dev  per trace and device: first_ns, last_ns (GPU window) and busy_ns = window minus
+--            those gaps, i.e. the length of the union of all GPU op intervals.
+--   _caps    per trace, what was captured: has_runtime (any runtime rows), has_sync (any sync API
+--            call or gpu_sync row). Analyses output NULL, not 0, for numbers that need what is
+--            missing (trust.sql says why and how to capture it).
+
+-- A blocking sync: the host thread waits inside the call until the GPU has caught up.
+CREATE OR REPLACE TEMP MACRO _is_blocking_sync(n) AS regexp_full_match(n,
+    '((cuda|hip)(StreamSynchronize|DeviceSynchronize|EventSynchronize|ThreadSynchronize|Memcpy|Memcpy2D|Memcpy3D|MemcpyDtoH|MemcpyHtoD|MemcpyFromSymbol|MemcpyToSymbol|MemcpyPeer|MemcpyWithStream)|cu(StreamSynchronize|CtxSynchronize|EventSynchronize|MemcpyDtoH|MemcpyHtoD|Memcpy)(_v2)?)'
+    || '(_v[0-9]+)?');
+-- Any sync API, including the GPU-side wait cudaStreamWaitEvent (it does not block the host).
+CREATE OR REPLACE TEMP MACRO _is_sync_api(n) AS _is_blocking_sync(n)
+    OR regexp_full_match(n, '(cuda|hip|cu)StreamWaitEvent(_v2)?(_v[0-9]+)?');
+CREATE OR REPLACE TEMP MACRO _is_graph_launch(n) AS coalesce(contains(n, 'GraphLaunch'), FALSE);
+-- Same name families as HTA's kernel types (communication = NCCL/RCCL/HCCL kernels). Plain string
+-- functions, not a regex: this runs once per GPU op.
+CREATE OR REPLACE TEMP MACRO _op_class(k, n) AS CASE
+    WHEN k <> 'kernel' THEN 'memory'
+    WHEN starts_with(n, 'nccl') OR starts_with(n, 'rccl') OR starts_with(n, 'hccl')
+         OR contains(n, 'ncclKernel') OR contains(n, 'ncclDevKernel') THEN 'communication'
+    ELSE 'compute' END;
+
+CREATE OR REPLACE TEMP TABLE _gpu AS
+SELECT trace, kind, name, ts_ns, greatest(dur_ns, 0) AS dur_ns, ts_ns + greatest(dur_ns, 0) AS end_ns,
+       coalesce(device, -1) AS device, stream, correlation, phase,
+       coalesce(phase_path, '(none)') AS phase_path,
+       launch_name, launch_ts_ns, launch_dur_ns, launch_tid, copy_kind,
+       _is_graph_launch(launch_name) AS graph, _op_class(kind, name) AS op_class,
+       row_number() OVER () AS gid
+FROM kernels;
+
+-- The sync regexes run once per distinct API name, not once per call.
+CREATE OR REPLACE TEMP TABLE _rt AS
+WITH _names AS (
+    SELECT name, _is_sync_api(name) AS is_sync, _is_blocking_sync(name) AS blocking
+    FROM (SELECT DISTINCT name FROM runtime)
+), _l AS (SELECT DISTINCT trace, correlation FROM _gpu WHERE correlation IS NOT NULL)
+SELECT r.trace, r.name, r.ts_ns, greatest(r.dur_ns, 0) AS dur_ns, r.ts_ns + greatest(r.dur_ns, 0) AS end_ns,
+       r.pid, r.tid, r.correlation, r.phase, coalesce(r.phase_path, '(none)') AS phase_path,
+       coalesce(n.is_sync, FALSE) AS is_sync, coalesce(n.blocking, FALSE) AS blocking,
+       l.correlation IS NOT NULL AS launched
+FROM runtime r
+LEFT JOIN _names n ON n.name = r.name
+LEFT JOIN _l l ON l.trace = r.trace AND l.correlation = r.correlation;
+
+CREATE OR REPLACE TEMP TABLE _window AS
+SELECT trace, min(ts_ns) AS window_start_ns, max(ts_ns + greatest(dur_ns, 0)) AS window_end_ns,
+       max(ts_ns + greatest(dur_ns, 0)) - min(ts_ns) AS window_ns
+FROM events WHERE kind NOT IN ('meta') AND ts_ns IS NOT NULL
+GROUP BY trace;
+
+CREATE OR REPLACE TEMP TABLE _steps_all AS
+SELECT trace, pid, tid, name, ts_ns, ts_ns + greatest(dur_ns, 0) AS end_ns, phase_path, seq
+FROM ranges WHERE regexp_full_match(name, getvariable('step_pattern'));
+
+CREATE OR REPLACE TEMP TABLE _steps AS
+WITH _inner AS (
+    SELECT s.* FROM _steps_all s
+    WHERE NOT EXISTS (SELECT 1 FROM _steps_all t
+                      WHERE t.trace = s.trace AND t.pid = s.pid AND t.tid = s.tid AND t.seq <> s.seq
+                        AND t.ts_ns >= s.ts_ns AND t.end_ns <= s.end_ns
+                        AND (t.ts_ns > s.ts_ns OR t.end_ns < s.end_ns OR t.seq > s.seq))
+), _thr AS (SELECT trace, count(DISTINCT (pid, tid)) = 1 AS one_thread FROM _inner GROUP BY trace)
+SELECT i.*, regexp_replace(i.name, '[0-9]+', 'N', 'g') AS step_kind,
+       row_number() OVER (PARTITION BY i.trace ORDER BY i.ts_ns, i.seq) AS step_index,
+       CASE WHEN t.one_thread THEN -1 ELSE i.tid END AS k_tid
+FROM _inner i JOIN _thr t USING (trace);
+
+CREATE OR REPLACE TEMP TABLE _one_thread AS
+SELECT trace, bool_and(k_tid = -1) AS one_thread FROM _steps GROUP BY trace;
+
+CREATE OR REPLACE TEMP TABLE _caps AS
+SELECT w.trace, coalesce(r.n, 0) > 0 AS has_runtime, coalesce(r.syncs, 0) + coalesce(g.n, 0) > 0 AS has_sync
+FROM _window w
+LEFT JOIN (SELECT trace, count(*) AS n, count(*) FILTER (WHERE is_sync) AS syncs FROM _rt GROUP BY trace) r USING (trace)
+LEFT JOIN (SELECT trace, count(*) AS n FROM events WHERE kind = 'gpu_sync' GROUP BY trace) g USING (trace);
+
+CREATE OR REPLACE TEMP TABLE _gap_rows AS
+SELECT gid, trace, device, ts_ns, gap_start_ns FROM (
+    SELECT gid, trace, device, ts_ns,
+           max(end_ns) OVER (PARTITION BY trace, device ORDER BY ts_ns, end_ns
+                             ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS gap_start_ns
+    FROM _gpu)
+WHERE gap_start_ns IS NOT NULL AND ts_ns > gap_start_ns;
+
+CREATE OR REPLACE TEMP TABLE _busy_dev AS
+SELECT s.trace, s.device, s.first_ns, s.last_ns, (s.last_ns - s.first_ns) - coalesce(g.gap_ns, 0) AS busy_ns
+FROM (SELECT trace, device, min(ts_ns) AS first_ns, max(end_ns) AS last_ns FROM _gpu GROUP BY ALL) s
+LEFT JOIN (SELECT trace, device, sum(ts_ns - gap_start_ns) AS gap_ns FROM _gap_rows GROUP BY ALL) g USING (trace, device);

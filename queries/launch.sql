@@ -1,0 +1,51 @@
+-- launch: what does launching cost, and how long does work queue before the GPU starts it?
+--
+-- Run it with `tracekit report` (or tracekit.report.run): that loads _common.sql first and sets every
+-- getvariable() parameter to its documented default (tracekit/report.py: DEFAULTS).
+--
+-- One row per (trace, phase_path, launch API). A launch is a runtime call that launched at
+-- least one GPU op (matched by correlation at convert time). Queueing delay of a launch =
+-- start of its first GPU op - start of the launch call (includes the call's own host time and
+-- any wait behind earlier work on the stream; HTA's "launch delay" instead subtracts the call's
+-- end and clips at 0, also given here as launch_delay_*).
+--
+-- Inputs: _gpu (from _common.sql). No parameters.
+--
+-- Output columns:
+--   trace, phase_path, launch_name   the phase of the launch call and its API name
+--   launches            distinct launch calls
+--   gpu_ops             GPU ops they launched (a graph launch launches many)
+--   host_ns             summed duration of the launch calls (CPU time spent launching)
+--   host_mean_ns        host_ns / launches
+--   queue_p50_ns, queue_p99_ns, queue_max_ns   queueing delay over the launches (ns)
+--   launch_delay_p50_ns, launch_delay_p99_ns   HTA definition: first op start - call end, >= 0
+--   short_ops           GPU ops shorter than their own launch call (non-graph launches only)
+--   short_ops_ns        their summed GPU duration
+--   short_share         short_ops / gpu_ops of non-graph launches (NULL when there are none)
+--
+-- How to read: short_share near 1 with a large host_ns means the phase is launch bound
+-- (candidates for CUDA graphs or fusion); a large queue_p50_ns means the CPU runs ahead and the
+-- GPU is the bottleneck.
+
+-- @output launch
+WITH _per_launch AS (
+    SELECT trace, correlation, any_value(phase_path) AS phase_path, any_value(launch_name) AS launch_name,
+           any_value(launch_ts_ns) AS launch_ts_ns, any_value(launch_dur_ns) AS launch_dur_ns,
+           min(ts_ns) AS first_op_ns, count(*) AS gpu_ops, bool_or(graph) AS graph,
+           count(*) FILTER (WHERE NOT graph AND dur_ns < launch_dur_ns) AS short_ops,
+           sum(dur_ns) FILTER (WHERE NOT graph AND dur_ns < launch_dur_ns) AS short_ops_ns
+    FROM _gpu WHERE launch_name IS NOT NULL
+    GROUP BY trace, correlation
+)
+SELECT trace, phase_path, launch_name, count(*) AS launches, sum(gpu_ops)::BIGINT AS gpu_ops,
+       sum(launch_dur_ns)::BIGINT AS host_ns, avg(launch_dur_ns) AS host_mean_ns,
+       quantile_cont(first_op_ns - launch_ts_ns, 0.5) AS queue_p50_ns,
+       quantile_cont(first_op_ns - launch_ts_ns, 0.99) AS queue_p99_ns,
+       max(first_op_ns - launch_ts_ns) AS queue_max_ns,
+       quantile_cont(greatest(first_op_ns - launch_ts_ns - launch_dur_ns, 0), 0.5) AS launch_delay_p50_ns,
+       quantile_cont(greatest(first_op_ns - launch_ts_ns - launch_dur_ns, 0), 0.99) AS launch_delay_p99_ns,
+       coalesce(sum(short_ops), 0)::BIGINT AS short_ops, coalesce(sum(short_ops_ns), 0)::BIGINT AS short_ops_ns,
+       sum(short_ops) / nullif(sum(gpu_ops) FILTER (WHERE NOT graph), 0) AS short_share
+FROM _per_launch
+GROUP BY trace, phase_path, launch_name
+ORDER BY trace, host_ns DESC;

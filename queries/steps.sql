@@ -1,0 +1,211 @@
+-- steps: what does one step cost, and where does its time go?
+--
+-- Run it with `tracekit report` (or tracekit.report.run): that loads _common.sql first and sets every
+-- getvariable() parameter to its documented default (tracekit/report.py: DEFAULTS).
+--
+-- Step instances are `range` rows whose name fully matches getvariable('step_pattern')
+-- (default: ProfilerStep#N, SGLang step[MODE bs=N], step, decode_step, *_step). When step
+-- ranges nest, only the innermost are kept (a ProfilerStep holding several decode_steps gives
+-- the decode steps). step_kind is the name with digits replaced by N, so ProfilerStep#3 and
+-- ProfilerStep#4 are one kind and step[DECODE bs=8] / step[DECODE bs=16] are another.
+--
+-- Which events belong to a step: runtime calls, cpu_ops and ranges that START inside the step
+-- on the step's thread; GPU ops whose launching call started inside the step on that thread.
+-- When all steps of a trace are on one thread (the usual torch.profiler case), events of
+-- other threads (e.g. the autograd thread) are assigned by time alone. Assignment is an ASOF
+-- (sorted) join, never an interval range join.
+--
+-- Inputs: ranges, events (cpu_op rows); _gpu, _rt, _steps, _one_thread (from _common.sql).
+-- Parameters: getvariable('step_pattern') (regex, full match).
+--
+-- Output `steps`: one row per step
+--   trace, step_index (1.. in time order per trace), step_kind, step_name, tid, ts_ns
+--   wall_ns               step range duration
+--   cpu_span_ns           first start to last end of its runtime calls and cpu_ops (NULL: none)
+--   gpu_span_ns           first start to last end of its GPU ops (NULL: the step launched none)
+--   gpu_busy_ns           union of its GPU op intervals per device, summed over devices
+--   gpu_op_ns             summed duration of its GPU ops
+--   gpu_ops               its GPU ops (kernels + memcpy + memset, graph nodes included)
+--   launches              runtime calls that launched GPU ops, CUDA-graph launches excluded
+--   graph_launches        *GraphLaunch calls; graph_launch_host_ns their summed host duration
+--   graph_nodes           GPU ops replayed by those graph launches
+--   sync_calls            blocking sync calls (see _common.sql) in the step
+--   sync_stall_ns         their summed duration (host time blocked)
+--                         (launches/graph_*: NULL when the trace has no runtime rows; sync_*: NULL
+--                         when it has no sync API call and no gpu_sync row: not captured, not 0)
+--   gpu_busy_share        gpu_busy_ns / wall_ns
+-- Output `stats`: mean / p50 / p99 / min / max over the steps of each kind, one row per metric
+-- Output `phases`: per step and phase (phase_path relative to the step; '(self)' = directly in
+--   the step): cpu_ns (summed range time, inclusive of children), range_instances, gpu_op_ns,
+--   gpu_ops, launches, wall_ns (the step's), cpu_share = cpu_ns / wall_ns
+-- Output `phase_stats`: per step kind and phase over all steps of that kind: steps (of the kind),
+--   steps_with_phase, mean_cpu_ns and mean_gpu_op_ns (per step of the kind, 0 where absent),
+--   p50_cpu_ns_present (median over the steps that have the phase), cpu_share = sum cpu_ns /
+--   sum wall_ns, gpu_share = sum gpu_op_ns / sum of the steps' gpu_op_ns (the LenVM-style table)
+-- Output `median_step_ops`: every GPU op and CPU range of the median step (wall closest to the
+--   p50) of the most frequent step kind of the first trace: the input of the HTML timeline.
+--
+-- How to read: mean +- p99 of wall_ns says how stable a step is; gpu_busy_share well under 1
+-- with launches high points to launch overhead; sync_stall_ns to host syncs.
+
+-- _steps and _one_thread (the step instances) are defined in _common.sql: gpu_idle uses them too.
+
+-- runtime calls and cpu_ops per step, aggregated straight away (the per-row assignment is never stored)
+CREATE OR REPLACE TEMP TABLE _cpu_agg AS
+WITH _cpu AS (
+    SELECT trace, tid, ts_ns, end_ns, dur_ns, launched AND _is_graph_launch(name) AS graph_launch, launched, blocking
+    FROM _rt
+    UNION ALL
+    SELECT trace, tid, ts_ns, ts_ns + greatest(dur_ns, 0), greatest(dur_ns, 0), FALSE, FALSE, FALSE
+    FROM events WHERE kind = 'cpu_op'
+), _k AS (
+    SELECT c.*, CASE WHEN o.one_thread THEN -1 ELSE c.tid END AS k_tid
+    FROM _cpu c JOIN _one_thread o USING (trace)
+)
+SELECT k.trace, s.step_index, max(k.end_ns) - min(k.ts_ns) AS cpu_span_ns,
+       count(*) FILTER (WHERE k.launched AND NOT k.graph_launch) AS launches,
+       count(*) FILTER (WHERE k.graph_launch) AS graph_launches,
+       sum(k.dur_ns) FILTER (WHERE k.graph_launch) AS graph_launch_host_ns,
+       count(*) FILTER (WHERE k.blocking) AS sync_calls,
+       sum(k.dur_ns) FILTER (WHERE k.blocking) AS sync_stall_ns
+FROM _k k
+ASOF JOIN _steps s ON k.trace = s.trace AND k.k_tid = s.k_tid AND k.ts_ns >= s.ts_ns
+WHERE k.ts_ns < s.end_ns
+GROUP BY k.trace, s.step_index;
+
+CREATE OR REPLACE TEMP TABLE _gpu_step AS
+WITH _k AS (
+    SELECT g.gid, g.trace, g.ts_ns, g.dur_ns, g.end_ns, g.device, g.stream, g.correlation, g.phase_path, g.graph,
+           g.launch_ts_ns, CASE WHEN o.one_thread THEN -1 ELSE g.launch_tid END AS k_tid
+    FROM _gpu g JOIN _one_thread o USING (trace) WHERE g.launch_ts_ns IS NOT NULL
+)
+SELECT k.*, s.step_index, s.phase_path AS step_path FROM _k k
+ASOF JOIN _steps s ON k.trace = s.trace AND k.k_tid = s.k_tid AND k.launch_ts_ns >= s.ts_ns
+WHERE k.launch_ts_ns < s.end_ns;
+
+CREATE OR REPLACE TEMP TABLE _range_step AS
+WITH _k AS (
+    SELECT r.trace, r.tid, r.seq, r.name, r.ts_ns, greatest(r.dur_ns, 0) AS dur_ns, r.phase_path,
+           CASE WHEN o.one_thread THEN -1 ELSE r.tid END AS k_tid
+    FROM ranges r JOIN _one_thread o USING (trace)
+)
+SELECT k.*, s.step_index, s.phase_path AS step_path FROM _k k
+ASOF JOIN _steps s ON k.trace = s.trace AND k.k_tid = s.k_tid AND k.ts_ns >= s.ts_ns
+WHERE k.ts_ns < s.end_ns AND k.seq <> s.seq;
+
+CREATE OR REPLACE TEMP MACRO _rel_phase(pp, step_path) AS CASE
+    WHEN pp = step_path THEN '(self)'
+    WHEN starts_with(pp, step_path || '/') THEN substr(pp, length(step_path) + 2)
+    ELSE pp END;
+
+CREATE OR REPLACE TEMP TABLE _step_rows AS
+WITH _o AS (
+    SELECT trace, step_index, device, ts_ns, end_ns,
+           max(end_ns) OVER (PARTITION BY trace, step_index, device ORDER BY ts_ns, end_ns
+                             ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS _prev_end
+    FROM _gpu_step
+), _isl AS (
+    SELECT *, sum(CASE WHEN _prev_end IS NULL OR ts_ns > _prev_end THEN 1 ELSE 0 END)
+              OVER (PARTITION BY trace, step_index, device ORDER BY ts_ns, end_ns ROWS UNBOUNDED PRECEDING) AS _island
+    FROM _o
+), _busy AS (
+    SELECT trace, step_index, sum(e - s) AS gpu_busy_ns FROM (
+        SELECT trace, step_index, device, _island, min(ts_ns) AS s, max(end_ns) AS e FROM _isl GROUP BY ALL
+    ) GROUP BY ALL
+), _g AS (
+    SELECT trace, step_index, max(end_ns) - min(ts_ns) AS gpu_span_ns, sum(dur_ns) AS gpu_op_ns,
+           count(*) AS gpu_ops, count(*) FILTER (WHERE graph) AS graph_nodes
+    FROM _gpu_step GROUP BY ALL
+)
+SELECT s.trace, s.step_index, s.step_kind, s.name AS step_name, s.tid, s.ts_ns,
+       (s.end_ns - s.ts_ns) AS wall_ns, c.cpu_span_ns, g.gpu_span_ns, b.gpu_busy_ns::BIGINT AS gpu_busy_ns,
+       coalesce(g.gpu_op_ns, 0)::BIGINT AS gpu_op_ns, coalesce(g.gpu_ops, 0) AS gpu_ops,
+       CASE WHEN k.has_runtime THEN coalesce(c.launches, 0) END AS launches,
+       CASE WHEN k.has_runtime THEN coalesce(c.graph_launches, 0) END AS graph_launches,
+       CASE WHEN k.has_runtime THEN coalesce(c.graph_launch_host_ns, 0)::BIGINT END AS graph_launch_host_ns,
+       coalesce(g.graph_nodes, 0) AS graph_nodes,
+       CASE WHEN k.has_sync THEN coalesce(c.sync_calls, 0) END AS sync_calls,
+       CASE WHEN k.has_sync THEN coalesce(c.sync_stall_ns, 0)::BIGINT END AS sync_stall_ns,
+       b.gpu_busy_ns / nullif(s.end_ns - s.ts_ns, 0) AS gpu_busy_share
+FROM _steps s
+LEFT JOIN _g g USING (trace, step_index)
+LEFT JOIN _busy b USING (trace, step_index)
+LEFT JOIN _cpu_agg c USING (trace, step_index)
+JOIN _caps k USING (trace);
+
+CREATE OR REPLACE TEMP TABLE _step_phases AS
+WITH _r AS (
+    SELECT trace, step_index, _rel_phase(phase_path, step_path) AS phase,
+           sum(dur_ns) AS cpu_ns, count(*) AS range_instances
+    FROM _range_step GROUP BY ALL
+), _g AS (
+    SELECT trace, step_index, _rel_phase(phase_path, step_path) AS phase, sum(dur_ns) AS gpu_op_ns,
+           count(*) AS gpu_ops, count(DISTINCT correlation) AS launches
+    FROM _gpu_step GROUP BY ALL
+)
+SELECT s.trace, s.step_index, s.step_kind, phase, r.cpu_ns::BIGINT AS cpu_ns, coalesce(r.range_instances, 0) AS range_instances,
+       coalesce(g.gpu_op_ns, 0)::BIGINT AS gpu_op_ns, coalesce(g.gpu_ops, 0) AS gpu_ops,
+       coalesce(g.launches, 0) AS launches, s.wall_ns, r.cpu_ns / nullif(s.wall_ns, 0) AS cpu_share
+FROM _r r FULL JOIN _g g USING (trace, step_index, phase)
+JOIN _step_rows s USING (trace, step_index);
+
+-- @output steps
+SELECT * FROM _step_rows ORDER BY trace, step_index;
+
+-- @output stats
+WITH _l AS (
+    UNPIVOT (SELECT trace, step_kind, wall_ns::DOUBLE AS wall_ns, cpu_span_ns::DOUBLE AS cpu_span_ns,
+                    gpu_span_ns::DOUBLE AS gpu_span_ns, gpu_busy_ns::DOUBLE AS gpu_busy_ns,
+                    gpu_op_ns::DOUBLE AS gpu_op_ns, gpu_ops::DOUBLE AS gpu_ops, launches::DOUBLE AS launches,
+                    graph_launches::DOUBLE AS graph_launches, graph_launch_host_ns::DOUBLE AS graph_launch_host_ns,
+                    graph_nodes::DOUBLE AS graph_nodes, sync_calls::DOUBLE AS sync_calls,
+                    sync_stall_ns::DOUBLE AS sync_stall_ns, gpu_busy_share
+             FROM _step_rows)
+    ON COLUMNS(* EXCLUDE (trace, step_kind)) INTO NAME metric VALUE v
+)
+SELECT trace, step_kind, metric, count(v) AS steps, avg(v) AS mean, quantile_cont(v, 0.5) AS p50,
+       quantile_cont(v, 0.99) AS p99, min(v) AS min, max(v) AS max
+FROM _l GROUP BY trace, step_kind, metric
+ORDER BY trace, step_kind, list_position(['wall_ns', 'cpu_span_ns', 'gpu_span_ns', 'gpu_busy_ns', 'gpu_op_ns',
+         'gpu_ops', 'launches', 'graph_launches', 'graph_launch_host_ns', 'graph_nodes', 'sync_calls',
+         'sync_stall_ns', 'gpu_busy_share'], metric);
+
+-- @output phases
+SELECT * FROM _step_phases ORDER BY trace, step_index, gpu_op_ns DESC, cpu_ns DESC NULLS LAST;
+
+-- @output phase_stats
+WITH _k AS (
+    SELECT trace, step_kind, count(*) AS steps, sum(wall_ns) AS k_wall_ns, sum(gpu_op_ns) AS k_gpu_op_ns
+    FROM _step_rows GROUP BY ALL
+)
+SELECT p.trace, p.step_kind, p.phase, any_value(k.steps) AS steps, count(*) AS steps_with_phase,
+       coalesce(sum(p.cpu_ns), 0) / any_value(k.steps) AS mean_cpu_ns,
+       quantile_cont(p.cpu_ns, 0.5) AS p50_cpu_ns_present,
+       sum(p.gpu_op_ns) / any_value(k.steps) AS mean_gpu_op_ns,
+       coalesce(sum(p.cpu_ns), 0) / any_value(k.k_wall_ns) AS cpu_share,
+       sum(p.gpu_op_ns) / nullif(any_value(k.k_gpu_op_ns), 0) AS gpu_share
+FROM _step_phases p JOIN _k k USING (trace, step_kind)
+GROUP BY p.trace, p.step_kind, p.phase
+ORDER BY p.trace, p.step_kind, mean_gpu_op_ns + mean_cpu_ns DESC;
+
+-- @output median_step_ops
+WITH _kind AS (
+    SELECT trace, step_kind FROM _step_rows
+    WHERE trace = (SELECT min(trace) FROM _step_rows)
+    GROUP BY ALL ORDER BY count(*) DESC, step_kind LIMIT 1
+), _med AS (
+    SELECT s.trace, s.step_index, s.step_name, s.ts_ns AS step_ts_ns, s.wall_ns
+    FROM _step_rows s JOIN _kind USING (trace, step_kind)
+    ORDER BY abs(s.wall_ns - (SELECT quantile_disc(wall_ns, 0.5) FROM _step_rows JOIN _kind USING (trace, step_kind))),
+             s.step_index
+    LIMIT 1
+)
+SELECT m.trace, m.step_index, m.step_name, m.step_ts_ns, m.wall_ns AS step_wall_ns,
+       'GPU ' || g.device || ' stream ' || coalesce(g.stream::VARCHAR, '?') AS lane, n.name, g.ts_ns, g.dur_ns,
+       _rel_phase(g.phase_path, g.step_path) AS phase_path
+FROM _gpu_step g JOIN _med m USING (trace, step_index) JOIN _gpu n USING (gid)
+UNION ALL
+SELECT m.trace, m.step_index, m.step_name, m.step_ts_ns, m.wall_ns,
+       'CPU ranges (tid ' || r.tid || ')', r.name, r.ts_ns, r.dur_ns, _rel_phase(r.phase_path, r.step_path)
+FROM _range_step r JOIN _med m USING (trace, step_index)
+ORDER BY lane, ts_ns;

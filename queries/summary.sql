@@ -1,0 +1,43 @@
+-- summary: one line per trace with the headline numbers of the other analyses.
+--
+-- Run it with `tracekit report` (or tracekit.report.run): that loads _common.sql first and sets every
+-- getvariable() parameter to its documented default (tracekit/report.py: DEFAULTS).
+--
+-- Inputs: events; _gpu, _rt, _window, _busy_dev, _caps (from _common.sql); step_pattern as in steps.sql.
+--
+-- Output columns:
+--   trace, source          which capture, kineto | nsys
+--   events                 rows in the trace
+--   window_ns              trace window (earliest start to latest end, metadata excluded)
+--   gpu_ops, gpu_op_ns     GPU ops and their summed duration
+--   gpu_busy_ns            union of GPU op intervals per device, summed over devices
+--   devices                GPU devices with ops
+--   gpu_busy_share         gpu_busy_ns / (window_ns * devices)
+--   launches               runtime calls that launched GPU ops
+--   sync_calls, sync_ns    blocking sync calls and their summed duration (NULL: no sync captured)
+--   (launches is NULL when the trace has no runtime rows)
+--   steps                  step ranges matching the step pattern (all, nested included)
+--   ranges                 range rows
+--
+-- How to read: the entry point; details are in the per-analysis tables.
+
+-- @output summary
+WITH _busy AS (
+    SELECT trace, sum(busy_ns) AS gpu_busy_ns, count(*) AS devices FROM _busy_dev GROUP BY trace
+), _g AS (SELECT trace, count(*) AS gpu_ops, sum(dur_ns) AS gpu_op_ns FROM _gpu GROUP BY trace
+), _r AS (SELECT trace, count(*) FILTER (WHERE launched) AS launches, count(*) FILTER (WHERE blocking) AS sync_calls,
+                 sum(dur_ns) FILTER (WHERE blocking) AS sync_ns FROM _rt GROUP BY trace
+), _e AS (SELECT trace, any_value(source) AS source, count(*) AS events,
+                 count(*) FILTER (WHERE kind = 'range') AS ranges,
+                 count(*) FILTER (WHERE kind = 'range' AND regexp_full_match(name, getvariable('step_pattern'))) AS steps
+          FROM events GROUP BY trace)
+SELECT e.trace, e.source, e.events, w.window_ns, coalesce(g.gpu_ops, 0) AS gpu_ops, coalesce(g.gpu_op_ns, 0)::BIGINT AS gpu_op_ns,
+       b.gpu_busy_ns::BIGINT AS gpu_busy_ns, coalesce(b.devices, 0) AS devices,
+       b.gpu_busy_ns / nullif(w.window_ns * b.devices, 0) AS gpu_busy_share,
+       CASE WHEN k.has_runtime THEN coalesce(r.launches, 0) END AS launches,
+       CASE WHEN k.has_sync THEN coalesce(r.sync_calls, 0) END AS sync_calls,
+       CASE WHEN k.has_sync THEN coalesce(r.sync_ns, 0)::BIGINT END AS sync_ns,
+       e.steps, e.ranges
+FROM _e e JOIN _window w USING (trace) JOIN _caps k USING (trace)
+LEFT JOIN _g g USING (trace) LEFT JOIN _busy b USING (trace) LEFT JOIN _r r USING (trace)
+ORDER BY e.trace;

@@ -1,0 +1,115 @@
+-- trust: how far can the other analyses be trusted on this trace?
+--
+-- Run it with `tracekit report` (or tracekit.report.run): that loads _common.sql first and sets every
+-- getvariable() parameter to its documented default (tracekit/report.py: DEFAULTS).
+--
+-- One row per (trace, flag). Flags:
+--   graph_replayed_share   GPU op time replayed by CUDA graph launches: those ops carry only the
+--                          launch's phase, so per-phase and lm_head numbers cannot split them
+--   missing_sync_events    no gpu_sync rows AND no sync runtime calls: syncs and sync_blocked idle
+--                          cannot be seen (value NULL, not 0)
+--   no_gpu_sync_rows       sync runtime calls exist but no GPU-side sync records (info)
+--   kernels_without_launch GPU ops with no launching runtime call (trimmed window, or a runtime
+--                          activity not captured): they have no phase
+--   same_stream_overlap    GPU ops that start before the previous op on the same device+stream
+--                          ended (clock skew or a converter problem)
+--   clock_resolution       timestamps on a 1 us grid (Kineto µs traces): ops shorter than 1 us
+--                          show as 0 or 1 us; zero-duration GPU ops are counted
+--   no_gpu_ops             the trace has no GPU ops at all
+--   no_runtime_rows        no CUDA/HIP runtime rows: launches, queueing, phases of GPU ops unknown
+--
+-- Inputs: events, _gpu, _rt (from _common.sql). No parameters.
+--
+-- Output columns:
+--   trace, flag
+--   severity     info | warn (warn when the flag can change a conclusion)
+--   value        the measured quantity (a share in [0,1] or a count); NULL when not measurable
+--   numerator    what value counts (ns or rows);  denominator: what it is divided by
+--   message      what it means and what to do
+--
+-- How to read: every report prints the warn rows next to its tables.
+
+-- @output trust
+WITH _g AS (
+    SELECT trace, count(*) AS ops, sum(dur_ns) AS op_ns,
+           sum(dur_ns) FILTER (WHERE graph) AS graph_ns, count(*) FILTER (WHERE graph) AS graph_ops,
+           count(*) FILTER (WHERE launch_name IS NULL) AS unlaunched,
+           sum(dur_ns) FILTER (WHERE launch_name IS NULL) AS unlaunched_ns,
+           count(*) FILTER (WHERE dur_ns = 0) AS zero_dur
+    FROM _gpu GROUP BY trace
+), _ov AS (
+    SELECT trace, count(*) FILTER (WHERE ts_ns < prev_end) AS overlaps, count(*) AS ops FROM (
+        SELECT trace, ts_ns, max(end_ns) OVER (PARTITION BY trace, device, stream ORDER BY ts_ns, end_ns
+                                               ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_end
+        FROM _gpu) GROUP BY trace
+), _s AS (
+    SELECT e.trace,
+           count(*) FILTER (WHERE e.kind = 'gpu_sync') AS gpu_sync_rows
+    FROM events e WHERE e.kind IN ('gpu_sync') GROUP BY e.trace
+), _rs AS (
+    SELECT trace, count(*) FILTER (WHERE is_sync) AS sync_calls, count(*) AS runtime_rows FROM _rt GROUP BY trace
+), _res AS (
+    SELECT trace, count(*) AS timed, count(*) FILTER (WHERE ts_ns % 1000 = 0 AND dur_ns % 1000 = 0) AS on_us_grid,
+           any_value(source) AS source
+    FROM events WHERE kind IN ('kernel', 'memcpy', 'memset', 'runtime', 'range', 'cpu_op') GROUP BY trace
+), _t AS (SELECT w.trace, r.source FROM _window w LEFT JOIN _res r USING (trace))
+SELECT t.trace, 'graph_replayed_share' AS flag,
+       CASE WHEN coalesce(g.graph_ns, 0) > 0 THEN 'warn' ELSE 'info' END AS severity,
+       coalesce(g.graph_ns, 0) / nullif(g.op_ns, 0) AS value,
+       'graph-replayed GPU op ns = ' || coalesce(g.graph_ns, 0) || ' (' || coalesce(g.graph_ops, 0) || ' ops)' AS numerator,
+       'all GPU op ns = ' || coalesce(g.op_ns, 0) AS denominator,
+       CASE WHEN coalesce(g.graph_ns, 0) > 0 THEN 'ops replayed by CUDA graphs take the phase of their graph launch; '
+            || 'per-phase splits inside the graph need nsys --cuda-graph-trace=node (or graphs disabled)'
+            ELSE 'no CUDA graph replays' END AS message
+FROM _t t LEFT JOIN _g g USING (trace)
+UNION ALL
+SELECT t.trace, CASE WHEN coalesce(s.gpu_sync_rows, 0) = 0 AND coalesce(rs.sync_calls, 0) = 0 THEN 'missing_sync_events'
+                     WHEN coalesce(s.gpu_sync_rows, 0) = 0 THEN 'no_gpu_sync_rows' ELSE 'sync_events' END,
+       CASE WHEN coalesce(s.gpu_sync_rows, 0) = 0 AND coalesce(rs.sync_calls, 0) = 0 THEN 'warn' ELSE 'info' END,
+       CASE WHEN coalesce(s.gpu_sync_rows, 0) = 0 AND coalesce(rs.sync_calls, 0) = 0 THEN NULL
+            ELSE coalesce(rs.sync_calls, 0) + coalesce(s.gpu_sync_rows, 0) END,
+       'sync runtime calls = ' || coalesce(rs.sync_calls, 0) || ', gpu_sync rows = ' || coalesce(s.gpu_sync_rows, 0),
+       'runtime rows = ' || coalesce(rs.runtime_rows, 0),
+       CASE WHEN coalesce(s.gpu_sync_rows, 0) = 0 AND coalesce(rs.sync_calls, 0) = 0 THEN
+                CASE WHEN t.source = 'nsys' THEN 'no sync API calls or sync records: capture with nsys profile --trace=cuda (CUDA API + synchronization)'
+                     ELSE 'no sync API calls or cuda_sync events: profile with activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA] and '
+                          || 'experimental_config=torch.profiler._ExperimentalConfig(enable_cuda_sync_events=True)' END
+                || '; syncs and sync_blocked idle time are unknown, not zero'
+            WHEN coalesce(s.gpu_sync_rows, 0) = 0 THEN 'sync API calls seen but no GPU-side sync records (Kineto: enable_cuda_sync_events=True)'
+            ELSE 'sync API calls and GPU-side sync records present' END
+FROM _t t LEFT JOIN _s s USING (trace) LEFT JOIN _rs rs USING (trace)
+UNION ALL
+SELECT t.trace, 'kernels_without_launch', CASE WHEN coalesce(g.unlaunched, 0) > 0 THEN 'warn' ELSE 'info' END,
+       g.unlaunched / nullif(g.ops, 0),
+       'GPU ops without launch = ' || coalesce(g.unlaunched, 0) || ' (' || coalesce(g.unlaunched_ns, 0) || ' ns)',
+       'GPU ops = ' || coalesce(g.ops, 0),
+       CASE WHEN coalesce(g.unlaunched, 0) > 0 THEN 'these GPU ops have no launching call (trace window trimmed, or runtime '
+            || 'activity not captured): they count in kernels and gpu_idle but have no phase, step or launch stats'
+            ELSE 'every GPU op has its launching call' END
+FROM _t t LEFT JOIN _g g USING (trace)
+UNION ALL
+SELECT t.trace, 'same_stream_overlap', CASE WHEN coalesce(o.overlaps, 0) > 0 THEN 'warn' ELSE 'info' END,
+       o.overlaps / nullif(o.ops, 0),
+       'GPU ops starting before the previous op on their stream ended = ' || coalesce(o.overlaps, 0),
+       'GPU ops = ' || coalesce(o.ops, 0),
+       CASE WHEN coalesce(o.overlaps, 0) > 0 THEN 'ops on one stream overlap: clock rounding or skew; union-busy times '
+            || 'stay correct, summed op times double count the overlap' ELSE 'no overlap within a stream' END
+FROM _t t LEFT JOIN _ov o USING (trace)
+UNION ALL
+SELECT t.trace, 'clock_resolution', CASE WHEN r.on_us_grid = r.timed THEN 'warn' ELSE 'info' END,
+       r.on_us_grid / nullif(r.timed, 0),
+       'timed rows on a 1 us grid = ' || coalesce(r.on_us_grid, 0) || '; zero-duration GPU ops = ' || coalesce(g.zero_dur, 0),
+       'timed rows (GPU ops, runtime, range, cpu_op) = ' || coalesce(r.timed, 0),
+       CASE WHEN r.on_us_grid = r.timed THEN 'timestamps have 1 us resolution: ops shorter than 1 us show as 0-1 us, '
+            || 'short gaps and launch delays are rounded' ELSE 'sub-microsecond timestamps' END
+FROM _t t LEFT JOIN _res r USING (trace) LEFT JOIN _g g USING (trace)
+UNION ALL
+SELECT t.trace, 'no_gpu_ops', 'warn', NULL, 'GPU ops = 0', '-',
+       'no kernel/memcpy/memset rows: GPU analyses are empty (was CUDA activity captured?)'
+FROM _t t LEFT JOIN _g g USING (trace) WHERE coalesce(g.ops, 0) = 0
+UNION ALL
+SELECT t.trace, 'no_runtime_rows', 'warn', NULL, 'runtime rows = 0', '-',
+       'no CUDA/HIP runtime API rows: launches, queueing delay, steps'' launch counts and the phase of every GPU op are '
+       || 'unknown (NULL). Kineto: include ProfilerActivity.CPU; nsys: --trace=cuda'
+FROM _t t JOIN _caps k USING (trace) WHERE NOT k.has_runtime
+ORDER BY 1, 2;

@@ -1,0 +1,68 @@
+"""tracekit report: the Python API, --json keys, and the HTML report (headless Chromium screenshot)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import planted
+
+from tracekit import report
+from tracekit.cli import cli
+from tracekit.ingest import convert
+
+
+@pytest.fixture(scope="module")
+def pq(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("report")
+    ev = planted.events()
+    # a kernel name with HTML metacharacters must come out escaped
+    ev.append(planted._k("evil<script>alert(1)</script>&kernel", 20400, 10, 51))
+    ev.append(planted._rt("cudaLaunchKernel", 20350, 20, 51))
+    src = d / "r.json"
+    src.write_text(json.dumps({"traceEvents": ev}))
+    convert(src, d / "r.parquet")
+    return d / "r.parquet"
+
+
+def test_json_keys(pq: Path) -> None:
+    out = CliRunner().invoke(cli, ["report", str(pq), "--json"])
+    assert out.exit_code == 0, out.output
+    doc = json.loads(out.output)
+    assert set(doc) == {*report.ANALYSES, "warnings"}
+    assert set(doc["steps"]) == {"steps", "stats", "phases", "phase_stats", "median_step_ops"}
+    assert set(doc["gpu_idle"]) == {"gpu_idle", "causes", "by_phase", "by_step", "intervals"}
+    assert set(doc["syncs"]) == {"syncs", "calls"}
+    assert doc["summary"]["summary"][0]["gpu_ops"] == 12
+    assert any(w["flag"] == "graph_replayed_share" for w in doc["warnings"])
+
+
+def test_terminal_tables(pq: Path) -> None:
+    out = CliRunner().invoke(cli, ["report", str(pq), "--step-pattern", "ProfilerStep#\\d+", "--vocab", "32000"])
+    assert out.exit_code == 0, out.output
+    for title in ("kernels", "phase_time", "steps.stats", "launch", "syncs", "gpu_idle.causes", "lm_head", "trust"):
+        assert title in out.output
+
+
+def test_html(pq: Path, tmp_path: Path) -> None:
+    html_path = tmp_path / "r.html"
+    out = CliRunner().invoke(cli, ["report", str(pq), "--html", str(html_path)])
+    assert out.exit_code == 0, out.output
+    text = html_path.read_text()
+    assert text.count("<img class='plot'") == 4 and text.count("data:image/png;base64,") == 4
+    assert "<script>" not in text and "evil&lt;script&gt;" in text
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("chromium is not installed (Debian package `chromium`): HTML checked as text only")
+    shot = tmp_path / "shot.png"
+    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", f"--screenshot={shot}",
+                    "--window-size=1400,3000", f"file://{html_path}"], check=True, timeout=90,
+                   capture_output=True)
+    assert shot.exists() and shot.stat().st_size > 20_000

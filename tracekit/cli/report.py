@@ -1,0 +1,41 @@
+"""``tracekit report TRACE...``: every analysis of ``queries/`` as tables, JSON or HTML."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from tracekit import report as rep
+
+
+@click.command("report")
+@click.argument("traces", nargs=-1, required=True, type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="Print JSON: one key per analysis, plus summary and warnings.")
+@click.option("--html", "html_out", type=click.Path(dir_okay=False), help="Also write a self-contained HTML report here.")
+@click.option("--step-pattern", help=f"Regex (full match) for step range names. Default: {rep.DEFAULTS['step_pattern']}")
+@click.option("--vocab", type=int, help="Vocabulary size for lm_head method 2 (default: inferred from GEMM shapes).")
+@click.option("--lm-head-regex", help=f"Regex (full match) for lm_head range names. Default: {rep.DEFAULTS['lm_head_regex']}")
+@click.option("--lm-head-kernel-regex", help="Regex on kernel names for lm_head method 3.")
+@click.option("--top", "top_n", type=int, help=f"Rows of the kernels table per trace (default {rep.DEFAULTS['top_n']}).")
+@click.option("--limit", default=25, show_default=True, help="Rows printed per table in terminal output.")
+def command(traces: tuple[str, ...], as_json: bool, html_out: str | None, step_pattern: str | None,
+            vocab: int | None, lm_head_regex: str | None, lm_head_kernel_regex: str | None,
+            top_n: int | None, limit: int) -> None:
+    """Phase time, steps, launch and queueing, syncs, GPU idle causes, lm_head share, top kernels and trust flags.
+
+    TRACE: converted Parquet files or folders (raw Kineto/nsys traces are converted and cached).
+    """
+    results = rep.run(list(traces), step_pattern=step_pattern, vocab=vocab, lm_head_regex=lm_head_regex,
+                      lm_head_kernel_regex=lm_head_kernel_regex, top_n=top_n)
+    if html_out:
+        Path(html_out).write_text(rep.to_html(results, title="tracekit report: " + ", ".join(traces)), encoding="utf-8")
+    if as_json:
+        json.dump(rep.to_json(results), sys.stdout, default=str)
+        sys.stdout.write("\n")
+    else:
+        rep.print_report(results, limit=limit)
+        if html_out:
+            click.echo(f"wrote {html_out}")
