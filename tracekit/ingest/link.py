@@ -122,22 +122,43 @@ def _thread_groups(pid: np.ndarray, tid: np.ndarray, rows: np.ndarray) -> dict[t
     return out
 
 
+def _rightmost_open(ends: np.ndarray, pos: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """For each query q: the largest i <= pos[q] with ends[i] > t[q], else -1.
+
+    Binary lifting over a sparse table of block maxima of ``ends``: log2(m)
+    vectorised steps for all queries at once, instead of a Python stack walk.
+    """
+    tables = [ends]
+    size = 1
+    while size * 2 <= len(ends):
+        prev = tables[-1]
+        cur = prev.copy()
+        cur[size:] = np.maximum(prev[size:], prev[:-size])  # max over the 2*size elements ending at i
+        tables.append(cur)
+        size *= 2
+    pos = pos.astype(np.int64, copy=True)
+    for k in range(len(tables) - 1, -1, -1):
+        blk = 1 << k
+        inside = pos - blk + 1 >= 0
+        closed = inside & (tables[k][np.where(inside, pos, 0)] <= t)  # the whole block ended by t: skip it
+        pos = np.where(closed, pos - blk, pos)
+    return pos
+
+
 def link(inp: LinkInput) -> LinkOutput:
-    """Compute phase, phase_path and launch links for one trace."""
+    """Compute phase, phase_path and launch links for one trace.
+
+    The phase of a CPU event is the latest-starting range of its thread that is
+    still open at the event's start (for properly nested ranges: the innermost
+    enclosing one); a range's parent is found by the same rule at its own start.
+    """
     n = len(inp.code)
     phase_idx = np.full(n, -1, dtype=np.int32)
     path_idx = np.full(n, -1, dtype=np.int32)
-    phases: list[str] = []
+    n_names = max(len(inp.name_dict), 1)
     paths: list[str] = []
-    phase_id: dict[str, int] = {}
-    path_id: dict[str, int] = {}
-
-    def intern(table: dict[str, int], values: list[str], s: str) -> int:
-        i = table.get(s)
-        if i is None:
-            i = table[s] = len(values)
-            values.append(s)
-        return i
+    path_of_key: dict[int, int] = {}
+    path_name: list[int] = []  # name index of each path's last element
 
     range_rows = np.flatnonzero(inp.code == RANGE)
     point_rows = np.flatnonzero((inp.code == RUNTIME) | (inp.code == CPU_POINT))
@@ -149,47 +170,57 @@ def link(inp: LinkInput) -> LinkOutput:
         order = np.lexsort((-ends, starts))
         rows, starts, ends = rows[order], starts[order], ends[order]
         m = len(rows)
-        parent = np.full(m, -1, dtype=np.int64)
-        r_phase = np.empty(m, dtype=np.int32)
-        r_path = np.empty(m, dtype=np.int32)
-        stack: list[int] = []
-        path_of: list[str] = []
-        ends_l = ends.tolist()
-        starts_l = starts.tolist()
-        for j in range(m):
-            s = starts_l[j]
-            while stack and ends_l[stack[-1]] <= s:
-                stack.pop()
-            ni = int(inp.name_idx[rows[j]])
-            name = inp.name_dict[ni] if ni >= 0 else ""
-            if stack:
-                parent[j] = stack[-1]
-                p = path_of[stack[-1]] + "/" + name
-            else:
-                p = name
-            path_of.append(p)
-            r_phase[j] = intern(phase_id, phases, name)
-            r_path[j] = intern(path_id, paths, p)
-            stack.append(j)
-        phase_idx[rows] = r_phase
+        parent = _rightmost_open(ends, np.arange(m) - 1, starts)
+        names = inp.name_idx[rows].astype(np.int64)
+        names = np.where(names >= 0, names, n_names)  # NULL name -> a sentinel id
+        # Paths level by level: a path id per distinct (parent path, name) pair.
+        r_path = np.full(m, -1, dtype=np.int64)
+        level = parent < 0
+        while level.any():
+            sel = np.flatnonzero(level)
+            ppath = np.where(parent[sel] >= 0, r_path[np.maximum(parent[sel], 0)], -1)
+            keys = (ppath + 1) * (n_names + 1) + names[sel]
+            uniq, inv = np.unique(keys, return_inverse=True)
+            ids = np.empty(len(uniq), dtype=np.int64)
+            for u, kk in enumerate(uniq.tolist()):
+                pid_ = path_of_key.get(kk)
+                if pid_ is None:
+                    pp, ni = divmod(kk, n_names + 1)
+                    nm = inp.name_dict[ni] if ni < len(inp.name_dict) else ""
+                    pid_ = path_of_key[kk] = len(paths)
+                    paths.append(nm if pp == 0 else paths[pp - 1] + "/" + nm)
+                    path_name.append(ni)
+                ids[u] = pid_
+            r_path[sel] = ids[inv.reshape(-1)]
+            done = np.zeros(m, dtype=bool)
+            done[sel] = True
+            level = (parent >= 0) & done[np.maximum(parent, 0)] & (r_path < 0)
         path_idx[rows] = r_path
-
         pts = point_groups.get(key)
         if pts is None or m == 0:
             continue
         t = inp.ts[pts]
-        cand = np.searchsorted(starts, t, side="right") - 1
-        # Walk up while the candidate range ended at or before the point.
-        active = cand >= 0
-        while True:
-            bad = active & (ends[np.maximum(cand, 0)] <= t)
-            if not bad.any():
-                break
-            cand = np.where(bad, parent[np.maximum(cand, 0)], cand)
-            active = cand >= 0
-        hit = cand >= 0
-        phase_idx[pts[hit]] = r_phase[cand[hit]]
-        path_idx[pts[hit]] = r_path[cand[hit]]
+        hit_range = _rightmost_open(ends, np.searchsorted(starts, t, side="right") - 1, t)
+        hit = hit_range >= 0
+        path_idx[pts[hit]] = r_path[hit_range[hit]]
+
+    # phase = the last element of the path: map each path to the id of its last name.
+    phases: list[str] = []
+    phase_id: dict[str, int] = {}
+
+    def intern(table: dict[str, int], values: list[str], s: str) -> int:
+        i = table.get(s)
+        if i is None:
+            i = table[s] = len(values)
+            values.append(s)
+        return i
+
+    path_phase = np.array([intern(phase_id, phases, inp.name_dict[ni] if ni < len(inp.name_dict) else "")
+                           for ni in path_name], dtype=np.int32)
+    has_path = path_idx >= 0
+    if len(path_phase):
+        phase_idx[has_path] = path_phase[path_idx[has_path]]
+    path_id = {p: i for i, p in enumerate(paths)}
 
     # gpu_range rows: their own name is their phase.
     for r in np.flatnonzero(inp.code == GPU_RANGE).tolist():
