@@ -1,0 +1,65 @@
+"""The linker against a brute-force statement of its rule, on random ranges (nested, crossing, equal, empty)."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tracekit.ingest.link import GPU, RANGE, RUNTIME, LinkInput, link
+
+_range = st.tuples(st.integers(1, 2), st.integers(0, 50), st.integers(0, 30), st.integers(0, 3))  # tid, start, dur, name
+_point = st.tuples(st.integers(1, 2), st.integers(0, 90))
+
+
+def _order_key(r: tuple[int, int, int, int, int]) -> tuple[int, int, int]:
+    row, tid, s, d, _ = r
+    return (s, -(s + d), row)  # start asc, longer first, then row order
+
+
+def _brute(ranges: list[tuple[int, int, int, int, int]], tid: int, t: int, before: tuple | None = None) -> tuple | None:
+    """Latest range (in sort order) of thread ``tid`` open at ``t`` (and before ``before`` in sort order)."""
+    cands = [r for r in ranges if r[1] == tid and r[2] <= t < r[2] + r[3]
+             and (before is None or _order_key(r) < _order_key(before))]
+    return max(cands, key=_order_key) if cands else None
+
+
+def _path(ranges: list, r: tuple) -> str:
+    parts = []
+    while r is not None:
+        parts.append(f"n{r[4]}")
+        r = _brute(ranges, r[1], r[2], before=r)
+    return "/".join(reversed(parts))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_range, max_size=12), st.lists(_point, max_size=10))
+def test_phase_rule(rng: list, pts: list) -> None:
+    ranges = [(i, tid, s, d, nm) for i, (tid, s, d, nm) in enumerate(rng)]
+    points = [(len(ranges) + j, tid, t) for j, (tid, t) in enumerate(pts)]
+    n = len(ranges) + len(points)
+    code = np.array([RANGE] * len(ranges) + [RUNTIME] * len(points), dtype=np.int8)
+    tid = np.array([r[1] for r in ranges] + [p[1] for p in points], dtype=np.int64)
+    ts = np.array([r[2] for r in ranges] + [p[2] for p in points], dtype=np.int64)
+    dur = np.array([r[3] for r in ranges] + [0] * len(points), dtype=np.int64)
+    name_idx = np.array([r[4] for r in ranges] + [-1] * len(points), dtype=np.int32)
+    out = link(LinkInput(code, np.zeros(n, np.int64), tid, ts, dur, np.full(n, -1, np.int64), name_idx,
+                         [f"n{i}" for i in range(4)]))
+    got_path = [out.paths[i] if i >= 0 else None for i in out.path_idx]
+    got_phase = [out.phases[i] if i >= 0 else None for i in out.phase_idx]
+    for row, t_id, t in points:
+        r = _brute(ranges, t_id, t)
+        assert got_path[row] == (_path(ranges, r) if r else None)
+        assert got_phase[row] == (f"n{r[4]}" if r else None)
+    for r in ranges:
+        assert got_path[r[0]] == _path(ranges, r)
+
+
+def test_gpu_rows_follow_their_launch() -> None:
+    # range [0, 10) on tid 1; launch at 5 (corr 7); two kernels with corr 7 on the GPU "thread"
+    code = np.array([RANGE, RUNTIME, GPU, GPU, GPU], dtype=np.int8)
+    out = link(LinkInput(code, np.zeros(5, np.int64), np.array([1, 1, 7, 7, 7]), np.array([0, 5, 20, 30, 40]),
+                         np.array([10, 1, 5, 5, 5]), np.array([-1, 7, 7, 7, 8]), np.array([0, 1, 2, 2, 2], np.int32),
+                         ["decode", "cudaGraphLaunch", "k"]))
+    assert out.launch_row.tolist() == [-1, -1, 1, 1, -1]
+    assert [out.paths[i] if i >= 0 else None for i in out.path_idx] == ["decode", "decode", "decode", "decode", None]
