@@ -82,7 +82,7 @@ def test_wrong_types_negative_durations_bad_utf8(tmp_path: Path) -> None:
     assert meta["events"] == 4
     con = connect(out)
     rows = {r[0]: r[1:] for r in con.execute("SELECT seq, ts_ns, pid, dur_ns, args, name FROM events").fetchall()}
-    assert json.loads(rows[0][3])["@ts"] == "not a number" and rows[0][0] == 0
+    assert json.loads(rows[0][3])["@ts"] == "not a number" and rows[0][0] is None
     assert rows[1][1] is None and json.loads(rows[1][3])["@pid"] == "Spans"
     assert rows[2][2] == 0 and json.loads(rows[2][3])["@dur"] == -3
     assert json.loads(rows[3][3])["@extra_field"] == {"k": 1} and rows[3][4] == "op\ufffd3"

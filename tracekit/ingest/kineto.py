@@ -39,13 +39,14 @@ import pyarrow as pa
 import pyarrow.compute  # noqa: F401  (pa.compute)
 
 from tracekit.errors import TraceError
+from tracekit.ingest import kscan
 from tracekit.ingest.sink import Prepared, TraceSink
 from tracekit.redact import scrub
 
 BLOCK = 4 << 20  # per in-flight block, decoding holds ~8x this in objects: keep it small
 #: Decoding threads. msgspec holds the GIL but DuckDB and the C scanner do not, so two threads overlap.
 WORKERS = 2
-_EXACT_LIMIT = 4.5e12  # microseconds; above this a float64 cannot hold ns digits exactly
+_EXACT_LIMIT = 2.0**42  # µs; below it rint(µs * 1000) of a <=3-decimal value is exact (4.5e12 was not: ties)
 
 Num = Union[int, float, None]
 IntStr = Union[int, str, None]
@@ -261,7 +262,7 @@ class _Columns:
         self.con = duckdb.connect(config={"threads": 2})
         self.con.execute(_INT_MACRO)
 
-    def build(self, evs: list[Ev], ts_ns: np.ndarray, end_ns: np.ndarray) -> dict[str, Any]:
+    def build(self, evs: list[Ev], ts_ns: np.ndarray, end_ns: np.ndarray, ts_valid: np.ndarray) -> dict[str, Any]:
         n = len(evs)
         extras: dict[int, dict[str, Any]] = {}
         pid = self._ints([e.pid for e in evs], "pid", extras)
@@ -302,7 +303,7 @@ class _Columns:
             "ph": pa.array([e.ph for e in evs], pa.string()),
             "cat": pa.array([e.cat for e in evs], pa.string()),
             "name": pa.array([e.name for e in evs], pa.string()),
-            "ts_ns": pa.array(ts_ns, pa.int64()),
+            "ts_ns": pa.array(ts_ns, pa.int64(), mask=~ts_valid),
             "dur_ns": pa.array(dur, pa.int64()),
             "pid": pid,
             "tid": tid,
@@ -399,8 +400,10 @@ def _is_json(data: bytes) -> bool:
 class KinetoReader:
     """Streams one Kineto file into a :class:`TraceSink`."""
 
-    def __init__(self, path: str | os.PathLike[str], progress: Callable[[int], None] | None = None) -> None:
+    def __init__(self, path: str | os.PathLike[str], progress: Callable[[int], None] | None = None,
+                 fast: bool = True) -> None:
         self.path = Path(path)
+        self.fast = fast
         self.progress = progress
         self.notes = _Notes()
         self.meta: dict[str, Any] = {}
@@ -539,7 +542,7 @@ class KinetoReader:
                 return pos + 1, m.end() - 1
         return None
 
-    def _decode(self, body: bytes) -> tuple[list[Ev], np.ndarray, np.ndarray] | None:
+    def _decode(self, body: bytes) -> tuple[list[Ev], np.ndarray, np.ndarray, np.ndarray] | None:
         """Decode ``[body]``; None if it is not valid JSON."""
         data = b"[" + body + b"]"
         try:
@@ -573,8 +576,8 @@ class KinetoReader:
                 du, dv = _text_to_ns([msgspec.Raw(_encode(e.dur)) if e.dur is not None else msgspec.Raw(b"") for e in evs])
         missing_ts = ~tv
         if missing_ts.any():
-            self.notes.add("events without a numeric `ts` (ts_ns set to 0)", int(missing_ts.sum()))
-        return evs, ts, ts + np.where(dv, du, 0)
+            self.notes.add("events without a numeric `ts` (ts_ns NULL)", int(missing_ts.sum()))
+        return evs, ts, ts + np.where(dv, du, 0), tv
 
     def _tolerant(self, data: bytes) -> list[Ev]:
         try:
@@ -590,13 +593,33 @@ class KinetoReader:
         return out
 
     def _columns_for(self, body: bytes) -> list[Prepared | None]:
-        """Columns of the events in ``body`` (runs on a worker thread)."""
+        """Columns of the events in ``body`` (runs on a worker thread).
+
+        The C scanner (:mod:`tracekit.ingest.kscan`) takes every run of events it supports; the rest
+        (string pids, unknown fields, wrong types, damage) goes through msgspec and the tolerant path.
+        """
+        if not kscan.AVAILABLE or not self.fast:
+            return self._generic(body)
+        out: list[Prepared | None] = []
+        for run in kscan.scan_runs(body):
+            if isinstance(run, bytes):
+                out += self._generic(run)
+            else:
+                n = len(run["kind"])
+                run["dur_ns"] = run["dur_ns"].fill_null(0)
+                const = pa.array(np.zeros(n, np.int32))
+                run["trace"] = pa.array([self._sink.trace]).take(const)
+                run["source"] = pa.array(["kineto"]).take(const)
+                out.append(TraceSink.prepare(run))
+        return out
+
+    def _generic(self, body: bytes) -> list[Prepared | None]:
+        """The msgspec + DuckDB path for ``body``."""
         got = self._decode(body)
         if got is None:
             # A false boundary (inside a string) or damage: decode piece by piece.
             return self._pieces(body)
-        evs, ts, end = got
-        return [TraceSink.prepare(self._cols().build(evs, ts, end))] if evs else []
+        return [TraceSink.prepare(self._cols().build(*got))] if got[0] else []
 
     def _pieces(self, body: bytes) -> list[Prepared | None]:
         """Decode along every boundary candidate, joining pieces split inside strings; damage is an error."""
@@ -685,9 +708,12 @@ class KinetoReader:
 
 
 def convert_kineto(path: str | os.PathLike[str], out: str | os.PathLike[str], trace: str | None = None,
-                   progress: Callable[[int], None] | None = None) -> dict[str, Any]:
-    """Convert one Kineto JSON(.gz) file to ``out`` (Parquet). Returns the trace metadata written."""
-    reader = KinetoReader(path, progress)
+                   progress: Callable[[int], None] | None = None, fast: bool = True) -> dict[str, Any]:
+    """Convert one Kineto JSON(.gz) file to ``out`` (Parquet). Returns the trace metadata written.
+
+    ``fast=False`` skips the C scanner (the pure-Python path; the same rows, args whitespace aside).
+    """
+    reader = KinetoReader(path, progress, fast=fast)
     name = trace or trace_name(path)
     with TraceSink(out, name, "kineto") as sink:
         reader.run(sink)

@@ -24,7 +24,7 @@ import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
 from tracekit import schema
-from tracekit.ingest.link import LinkInput, kind_codes, link
+from tracekit.ingest.link import GPU_RANGE, RANGE, RUNTIME, LinkInput, kind_codes, link
 
 BASE_FIELDS = [f for f in schema.ARROW_SCHEMA if f.name not in schema.LINK_COLUMNS]
 BASE_SCHEMA = pa.schema(BASE_FIELDS)
@@ -33,7 +33,10 @@ BASE_SCHEMA = pa.schema(BASE_FIELDS)
 #: encoding only for low-cardinality text: on `args`/`name`-like columns it was slower and larger than zstd alone
 #: (df_index_resolver: 0.20 s / 3.2 MB with dictionaries everywhere vs 0.16 s / 2.3 MB without).
 DICT_COLUMNS = ["trace", "source", "kind", "cat", "ph", "name", "phase", "phase_path", "launch_name", "copy_kind"]
-PARQUET_OPTIONS: dict[str, Any] = dict(compression="zstd", compression_level=1, use_dictionary=DICT_COLUMNS, write_statistics=True)
+#: Min/max statistics only where they can prune scans; on long free text they cost 13% of the write time.
+STATS_COLUMNS = [c for c in schema.COLUMN_NAMES if c not in ("args", "input_dims", "input_types", "name", "phase_path")]
+PARQUET_OPTIONS: dict[str, Any] = dict(compression="zstd", compression_level=1, use_dictionary=DICT_COLUMNS,
+                                       write_statistics=STATS_COLUMNS)
 ROW_GROUP = 128 * 1024  # DuckDB's own default is 122,880; bounds the writer's buffer
 
 
@@ -101,8 +104,14 @@ class TraceSink:
             return None
         arrays = [a if a is not None else pa.nulls(n, f.type) for a, f in zip(arrays, BASE_FIELDS)]
         col = dict(zip(BASE_SCHEMA.names, arrays))
-        link = (kind_codes(col["kind"]), _i64(col["pid"]), _i64(col["tid"]), _i64(col["ts_ns"]), _i64(col["dur_ns"]),
-                _i64(col["correlation"]), col["name"].dictionary_encode())
+        code = kind_codes(col["kind"])
+        # The linker reads names of ranges and runtime calls only: hash just those (a fifth of a typical trace).
+        named = (code == RANGE) | (code == RUNTIME) | (code == GPU_RANGE)
+        enc = col["name"].filter(pa.array(named)).dictionary_encode()
+        idx = np.full(n, -1, dtype=np.int32)
+        idx[named] = enc.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+        link = (code, _i64(col["pid"]), _i64(col["tid"]), _i64(col["ts_ns"]), _i64(col["dur_ns"]),
+                _i64(col["correlation"]), (enc.dictionary, idx))
         return Prepared(pa.RecordBatch.from_arrays(arrays, schema=BASE_SCHEMA), link)
 
     def append(self, prepared: Prepared | None) -> None:
@@ -129,14 +138,21 @@ class TraceSink:
             parts = p.pop(k)
             return np.concatenate(parts) if parts else np.zeros(0, dt)
 
-        names = pa.chunked_array(p.pop("name"), pa.dictionary(pa.int32(), pa.string())).unify_dictionaries()
-        name_dict = names.chunk(0).dictionary.to_pylist() if names.num_chunks else []
-        name_idx = (
-            np.concatenate([c.indices.fill_null(-1).to_numpy(zero_copy_only=False) for c in names.chunks]).astype(np.int32)
-            if names.num_chunks
-            else np.zeros(0, np.int32)
-        )
-        del names
+        # One name dictionary for the trace: concatenate the batches' dictionaries, encode once, remap indices.
+        parts = p.pop("name")
+        dicts = [d for d, _ in parts]
+        combined = pa.concat_arrays(dicts) if dicts else pa.array([], pa.string())
+        enc = combined.dictionary_encode()
+        remap = enc.indices.to_numpy(zero_copy_only=False).astype(np.int32)
+        name_dict = enc.dictionary.to_pylist()
+        name_idx = np.full(self.rows, -1, dtype=np.int32)
+        row = off = 0
+        for d, i in parts:
+            has = i >= 0
+            name_idx[row : row + len(i)][has] = remap[i[has] + off]
+            row += len(i)
+            off += len(d)
+        del parts, dicts, combined, enc, remap
         inp = LinkInput(cat("code", np.int8), cat("pid", np.int64), cat("tid", np.int64), cat("ts", np.int64),
                         cat("dur", np.int64), cat("corr", np.int64), name_idx, name_dict)
         self._link_parts = {}

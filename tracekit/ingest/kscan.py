@@ -1,0 +1,189 @@
+"""Fast path for one block of Kineto events: the C scanner ``_kscan`` -> pyarrow arrays.
+
+:func:`scan_block` takes what :meth:`KinetoReader._emit` receives (complete
+events separated by commas, no brackets) and returns the base columns as
+pyarrow arrays, or None when the block is outside the subset the scanner
+supports; the caller then decodes the block the generic (msgspec) way.
+:func:`scan_runs` splits a block into runs instead: column dicts for the
+supported events and raw text for the others (Kineto's own "Spans"/"Traces"
+events with string pids), so one odd event does not send its block to the slow
+path.
+
+Supported subset (anything else -> None for the whole block):
+
+* every element is an object whose keys are among ph, cat, name, pid, tid, ts,
+  dur, args, id, bp, s (each at most once, spelled without escapes);
+* ph/cat/name/bp/s are strings or null; pid/tid/id JSON integers within int64
+  or null; ts/dur JSON numbers without exponent (or null), dur not negative
+  after rounding; args an object;
+* valid JSON and valid UTF-8 (no lone surrogates), a number of ns within int64.
+
+Columns: ts_ns/dur_ns are the decimal text times 1000, exact, half-to-even;
+NULL when absent. Typed args come from the top-level keys of ``args`` (first
+occurrence of a key wins); integer args accept JSON integers and strings of a
+decimal or ``0x`` hex integer (a negative hex string is NULL, as DuckDB's
+TRY_CAST gives). ``args`` is the args object compacted (whitespace outside
+strings removed, escapes as written) with ``@bp``, ``@s`` and ``@id`` (the
+last only when args has a ``correlation`` key) put first. ``correlation`` is
+the args correlation when it converts, else ``id``. Args keys and typed string
+values may use escapes (matched and converted after unescaping).
+
+``kind`` and ``copy_kind`` are computed here with pyarrow.compute by the same
+rules as kineto.py's ``_kind_case`` / ``_BUILD_SQL``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+try:
+    from tracekit.ingest import _kscan
+except ImportError:  # extension not built: the package works pure-Python
+    _kscan = None
+
+AVAILABLE = _kscan is not None
+
+STR_COLS = ("ph", "cat", "name", "bp", "s", "input_dims", "input_types", "args")
+I64_COLS = ("pid", "tid", "ts_ns", "dur_ns", "id", "correlation", "stream", "external_id", "shared_mem_bytes",
+            "bytes", "graph_id")
+I32_COLS = ("device", "registers", "grid_x", "grid_y", "grid_z", "block_x", "block_y", "block_z")
+#: Columns returned by :func:`scan_block` besides kind and copy_kind: the base columns of kineto's
+#: ``_Columns.build`` less trace/source/seq. (The C scanner also returns bp, s and id; they are in ``args``
+#: and ``correlation`` already.)
+COLUMNS = tuple(c for c in STR_COLS + I64_COLS + I32_COLS + ("flops",) if c not in ("bp", "s", "id"))
+
+# The kind rules, mirrored from kineto.CAT_KIND / _kind_case (kept in step by tests/test_kscan.py).
+_CAT_KIND = {
+    "kernel": "kernel", "Kernel": "kernel",
+    "gpu_memcpy": "memcpy", "Memcpy": "memcpy",
+    "gpu_memset": "memset", "Memset": "memset",
+    "cuda_runtime": "runtime", "cuda_driver": "runtime", "Runtime": "runtime", "hip_runtime": "runtime",
+    "cuda_sync": "gpu_sync",
+    "user_annotation": "range", "gpu_user_annotation": "gpu_range",
+    "cpu_op": "cpu_op", "Operator": "cpu_op",
+    "python_function": "python",
+    "ac2g": "flow", "async_cpu_to_gpu": "flow", "async_gpu": "flow", "fwdbwd": "flow",
+    "cpu_instant_event": "instant",
+}
+_PH_KIND = {"M": "meta", "C": "counter", "s": "flow", "f": "flow", "t": "flow", "i": "instant", "I": "instant",
+            "n": "instant"}
+_CAT_KEYS = pa.array(list(_CAT_KIND), pa.string())
+_CAT_VALS = pa.array(list(_CAT_KIND.values()), pa.string())
+_PH_KEYS = pa.array(list(_PH_KIND), pa.string())
+_PH_VALS = pa.array(list(_PH_KIND.values()), pa.string())
+_OP_CATS = pa.array(["cpu_op", "Operator"], pa.string())
+_COPY_RE = r"(?:Memcpy|memcpy|Copy)\s*(?P<k>[A-Za-z]+to[A-Za-z]+)"
+
+_TYPES = {**{c: pa.string() for c in STR_COLS}, **{c: pa.int64() for c in I64_COLS},
+          **{c: pa.int32() for c in I32_COLS}, "flops": pa.float64()}
+
+
+def _array(typ: pa.DataType, n: int, bufs: tuple[Any, ...]) -> pa.Array:
+    valid = bufs[0]
+    return pa.Array.from_buffers(typ, n, [None if valid is None else pa.py_buffer(valid),
+                                          *(pa.py_buffer(b) for b in bufs[1:])],
+                                 null_count=0 if valid is None else -1)
+
+
+def kind_of(ph: pa.Array, cat: pa.Array, name: pa.Array) -> pa.Array:
+    """``kind`` from ph/cat/name, the rules of kineto._kind_case, vectorised."""
+    by_cat = pc.take(_CAT_VALS, pc.index_in(cat, value_set=_CAT_KEYS))
+    step = pc.and_(pc.is_in(cat, value_set=_OP_CATS), pc.starts_with(name, "ProfilerStep#"))
+    by_cat = pc.if_else(pc.fill_null(step, False), "range", by_cat)
+    by_ph = pc.take(_PH_VALS, pc.index_in(ph, value_set=_PH_KEYS))
+    return pc.coalesce(by_ph, by_cat, "other")
+
+
+def copy_kind_of(kind: pa.Array, name: pa.Array) -> pa.Array:
+    """Memcpy direction for memcpy rows ('' when the name does not say, as DuckDB's regexp_extract), else NULL."""
+    is_copy = pc.equal(kind, "memcpy")
+    if not pc.any(is_copy).as_py():
+        return pa.nulls(len(kind), pa.string())
+    got = pc.struct_field(pc.extract_regex(name, _COPY_RE), [0])
+    got = pc.if_else(pc.is_null(name), pa.scalar(None, pa.string()), pc.fill_null(got, ""))
+    return pc.if_else(is_copy, got, pa.scalar(None, pa.string()))
+
+
+def _columns(raw: dict[str, Any]) -> dict[str, pa.Array]:
+    n = raw.pop("n")
+    out = {name: _array(_TYPES[name], n, raw[name]) for name in COLUMNS}
+    out["kind"] = kind_of(out["ph"], out["cat"], out["name"])
+    out["copy_kind"] = copy_kind_of(out["kind"], out["name"])
+    return out
+
+
+def scan_block(body: bytes) -> dict[str, pa.Array] | None:
+    """Columns of one block of events, or None (extension missing, or block outside the supported subset)."""
+    if _kscan is None:
+        return None
+    raw = _kscan.scan(body)
+    return None if raw is None else _columns(raw)
+
+
+def scan_block_prefix(body: bytes) -> tuple[dict[str, pa.Array] | None, int]:
+    """(columns of the leading events the scanner supports, offset in ``body`` of the first one it does not).
+
+    The offset is ``len(body)`` when the whole block is supported; ``body[offset:]`` (which starts at an
+    event) is left for the generic path. ``(None, 0)`` when the first event is unsupported or the extension
+    is missing.
+    """
+    if _kscan is None:
+        return None, 0
+    raw, stop, _ = _kscan.scan_prefix(body)
+    return (None if raw is None else _columns(raw)), stop
+
+
+def scan_runs(body: bytes) -> list[dict[str, pa.Array] | bytes]:
+    """The block as runs, in event order: column dicts for runs of supported events, and ``bytes`` for runs
+    of events the scanner does not support (complete events separated by commas, for the generic path).
+
+    Kineto puts a few profiler events with string pid/tid ("Spans", "Traces", "") among the others, not
+    always at the end; with this the rest of their block still goes through the scanner. Malformed JSON
+    makes everything from there one ``bytes`` run. Without the extension: ``[body]``.
+    """
+    if _kscan is None:
+        return [body]
+    return [body[a:b] if cols is None else cols for a, b, cols in runs(body)]
+
+
+def runs(body: bytes) -> list[tuple[int, int, dict[str, pa.Array] | None]]:
+    """:func:`scan_runs` with the byte span of each run in ``body`` (cols None: a run left to the generic path)."""
+    if _kscan is None:
+        return [(0, len(body), None)] if body.strip() else []
+    out: list[tuple[int, int, dict[str, pa.Array] | None]] = []
+    mv = memoryview(body)
+    pos, n = 0, len(body)
+    raw_start = -1  # start of the pending run of unsupported events
+    while pos < n:
+        raw, stop, bad_end = _kscan.scan_prefix(mv[pos:])
+        if raw is not None:
+            if raw_start >= 0:
+                out.append((raw_start, pos, None))
+                raw_start = -1
+            out.append((pos, pos + stop, _columns(raw)))
+        if pos + stop >= n:
+            pos = n
+            break
+        if raw_start < 0:
+            raw_start = pos + stop
+        if bad_end < 0:
+            pos = n
+            break
+        pos += bad_end
+        while pos < n and body[pos] in b" \t\r\n,":  # the separator: whitespace, one comma, whitespace
+            pos += 1
+    if raw_start >= 0:
+        out.append((raw_start, pos, None))
+    # trim separators and whitespace off the spans; drop empty ones
+    res = []
+    for a, b, cols in out:
+        while a < b and body[a] in b" \t\r\n,":
+            a += 1
+        while b > a and body[b - 1] in b" \t\r\n,":
+            b -= 1
+        if a < b:
+            res.append((a, b, cols))
+    return res
