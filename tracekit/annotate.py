@@ -1,0 +1,219 @@
+"""Phase annotations: ``with phase("verify"): ...`` / ``@phase("lm_head")`` / ``mark("x")``.
+
+One annotation opens a range that both profilers see: an NVTX range in the
+``tracekit`` domain (Nsight Systems) and a torch.profiler ``record_function``
+(Kineto ``user_annotation``; after ``tracekit convert`` a ``kind='range'`` row
+whose name becomes the ``phase`` of every op, runtime call and kernel inside).
+
+Why the flags: decode loops call these thousands of times per second, and an
+annotation must cost nothing measurable outside a capture (target: <= 1 us).
+So the hot path reads two module globals and returns:
+
+- ``_ACTIVE``: this process runs under ``tracekit capture`` (the env var
+  ``TRACEKIT_CAPTURE`` is set; also ``TRACEKIT_PHASE=1`` or :func:`enable`).
+  Only then is NVTX touched.
+- ``_RECORDING``: a torch.profiler is recording right now (set by the capture
+  bootstrap when its window opens/closes, or by :func:`set_recording`). Only
+  then is ``record_function`` entered: even a disabled ``record_function``
+  costs ~10 us on CPU, and NVTX without an attached tool is ~1 us.
+  (See bench/bench_phase.py for the measured numbers.)
+
+torch is optional: it is imported lazily, only once recording starts.
+
+Step counting (``tracekit capture --steps N``): each exit of ``phase("step")``
+calls the hooks in :data:`_STEP_HOOKS` (the bootstrap registers one).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from typing import Any, Callable, TypeVar
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: Names the reports know; any other name works too.
+STANDARD_NAMES = ("step", "prefill", "decode", "extend", "draft", "draft_extend", "verify", "candidate", "sampler", "lm_head")
+
+#: NVTX domain of every tracekit range.
+DOMAIN = "tracekit"
+
+#: Name of the sys.modules entry of the capture bootstrap (capture/tracekit_bootstrap.py); it must not import tracekit.
+BOOTSTRAP_MODULE = "tracekit_bootstrap"
+
+_ACTIVE: bool = bool(os.environ.get("TRACEKIT_CAPTURE")) or os.environ.get("TRACEKIT_PHASE", "") not in ("", "0")
+_RECORDING: bool = False
+_STEP_HOOKS: list[Callable[[], None]] = []
+
+_nvtx_push: Callable[..., Any] | None = None
+_nvtx_pop: Callable[..., Any] | None = None
+_nvtx_mark: Callable[..., Any] | None = None
+_rf_enter: Callable[..., Any] | None = None
+_rf_exit: Callable[..., Any] | None = None
+
+
+def _load_nvtx() -> None:
+    """Bind the NVTX functions once; a missing/broken ``nvtx`` package just disables NVTX ranges."""
+    global _nvtx_push, _nvtx_pop, _nvtx_mark
+    if _nvtx_push is not None:
+        return
+    try:
+        import nvtx
+
+        dom = nvtx.get_domain(DOMAIN)
+
+        cache: dict[str, Any] = {}
+
+        def attrs(msg: str) -> Any:
+            a = cache.get(msg)
+            if a is None:
+                a = cache[msg] = dom.get_event_attributes(message=msg)
+            return a
+
+        _nvtx_push = lambda msg: dom.push_range(attrs(msg))  # noqa: E731
+        _nvtx_pop = dom.pop_range
+        _nvtx_mark = lambda msg: dom.mark(attrs(msg))  # noqa: E731
+    except Exception:  # pragma: no cover - nvtx is a dependency, but never let annotation break a program
+        _nvtx_push = lambda msg: None  # noqa: E731
+        _nvtx_pop = lambda: None  # noqa: E731
+        _nvtx_mark = lambda msg: None  # noqa: E731
+
+
+def _load_torch() -> bool:
+    """Bind torch's ``record_function`` (imported lazily: torch stays optional); False without torch."""
+    global _rf_enter, _rf_exit
+    if _rf_enter is not None:
+        return True
+    torch = sys.modules.get("torch")
+    if torch is None:
+        try:
+            import torch  # noqa: F811
+        except Exception:
+            return False
+    # torch.autograd.profiler.record_function is the entry that Kineto writes as `user_annotation`
+    # (the `range` kind). torch._C._profiler._RecordFunctionFast is ~10x cheaper but lands as
+    # `cpu_op`, which the phase sweep does not treat as a range, so it is not used.
+    from torch.autograd.profiler import record_function
+
+    def enter(name: str, args: str | None) -> Any:
+        r = record_function(name, args)
+        r.__enter__()
+        return r
+
+    _rf_enter, _rf_exit = enter, lambda r: r.__exit__(None, None, None)
+    return True
+
+
+def enable(on: bool = True) -> None:
+    """Turn NVTX emission on/off in this process (e.g. when running under ``nsys`` without ``tracekit capture``)."""
+    global _ACTIVE
+    _ACTIVE = on
+    if on:
+        _load_nvtx()
+
+
+def set_recording(on: bool) -> None:
+    """Tell the annotations whether a torch.profiler is recording (the bootstrap calls this at window edges).
+
+    Call it yourself when you drive ``torch.profiler`` by hand and want tracekit ranges in that trace.
+    """
+    global _RECORDING
+    if on and not _load_torch():
+        on = False
+    _RECORDING = on
+    if on:
+        enable(True)
+
+
+def add_step_hook(fn: Callable[[], None]) -> None:
+    """Call ``fn()`` after every ``phase("step")`` exits (used by ``--steps N``)."""
+    if fn not in _STEP_HOOKS:
+        _STEP_HOOKS.append(fn)
+
+
+class phase:
+    """A named range around a block or function; free unless a capture is active.
+
+    ``with phase("verify"):`` or ``@phase("sampler")``. Keyword attributes
+    (``phase("decode", bs=8)``) are appended to the NVTX message as JSON and
+    kept out of the torch range name, so ``phase`` values stay the plain name
+    that queries group by.
+    """
+
+    __slots__ = ("name", "attrs", "_open_rf")
+
+    def __init__(self, name: str, **attrs: Any) -> None:
+        self.name = name
+        self.attrs = attrs
+        # None: not opened (the fast path); False: NVTX only; else the torch record_function handle.
+        self._open_rf: Any = None
+
+    def __enter__(self) -> "phase":
+        if _ACTIVE:
+            self._open()
+        return self
+
+    def _open(self) -> None:
+        if _nvtx_push is None:
+            _load_nvtx()
+        msg = self.name if not self.attrs else f"{self.name} {json.dumps(self.attrs, default=str, sort_keys=True)}"
+        _nvtx_push(msg)  # type: ignore[misc]
+        self._open_rf = _rf_enter(self.name, None) if _RECORDING else False  # type: ignore[misc]
+
+    def __exit__(self, t: Any, v: Any, tb: Any) -> None:
+        if self._open_rf is not None:
+            self._close()
+
+    def _close(self) -> None:
+        rf, self._open_rf = self._open_rf, None
+        if rf is not False:
+            try:
+                _rf_exit(rf)  # type: ignore[misc]
+            except Exception:  # profiler stopped inside the range: the handle is stale, nothing to record
+                pass
+        _nvtx_pop()  # type: ignore[misc]
+        if self.name == "step":
+            for hook in tuple(_STEP_HOOKS):
+                hook()
+
+    def __call__(self, fn: F) -> F:
+        """Decorator form: a fresh range per call (re-entrant, thread-safe)."""
+        name, attrs = self.name, self.attrs
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if not _ACTIVE:
+                return fn(*args, **kwargs)
+            with phase(name, **attrs):
+                return fn(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+
+def mark(name: str, **attrs: Any) -> None:
+    """An instant: an NVTX mark, and a zero-length torch range (Kineto has no user instants)."""
+    if not _ACTIVE:
+        return
+    if _nvtx_mark is None:
+        _load_nvtx()
+    _nvtx_mark(name if not attrs else f"{name} {json.dumps(attrs, default=str, sort_keys=True)}")  # type: ignore[misc]
+    if _RECORDING:
+        _rf_exit(_rf_enter(name, None))  # type: ignore[misc]
+
+
+def _sync_from_bootstrap() -> None:
+    """Adopt the bootstrap's state when it was loaded before us (the usual order under capture)."""
+    boot = sys.modules.get(BOOTSTRAP_MODULE)
+    if boot is None:
+        return
+    try:
+        boot.attach_phase_module(sys.modules[__name__])
+    except Exception:  # never break the user's import
+        pass
+
+
+if _ACTIVE:
+    _load_nvtx()
+_sync_from_bootstrap()
