@@ -26,6 +26,16 @@ VERBS = ["convert", "sql", "info", "report", "capture"]
 
 
 class _Group(click.Group):
+    """Imports a verb's module only when that verb runs (``convert`` never loads pandas or matplotlib)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(VERBS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in VERBS:
+            return None
+        return importlib.import_module(f"tracekit.cli.{name}").command  # type: ignore[no-any-return]
+
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
@@ -38,10 +48,6 @@ class _Group(click.Group):
 @click.version_option(__version__, prog_name="tracekit")
 def cli() -> None:
     """Where one LLM decode step's time goes, from torch.profiler and Nsight Systems traces."""
-
-
-for _verb in VERBS:
-    cli.add_command(importlib.import_module(f"tracekit.cli.{_verb}").command)
 
 
 def main() -> None:
