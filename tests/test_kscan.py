@@ -139,7 +139,7 @@ def test_pid_tid_id() -> None:
 
 
 @pytest.mark.parametrize("body", [
-    b'{"pid": "Spans"}',                       # string pid
+    b'{"pid": "12"}',                          # string pid that may be numeric: the Python path decides
     b'{"tid": "7"}',
     b'{"pid": 1.0}',
     b'{"id": 9223372036854775808}',
@@ -316,24 +316,32 @@ def test_two_threads_same_result() -> None:
 
 
 def test_scan_runs() -> None:
-    body = b'{"ph": "X", "pid": 1},\n  {"pid": 2},\n  {"pid": "Spans"}, {"pid": "Traces"} ,{"pid": 3},{"tid": ""}'
+    body = b'{"ph": "X", "pid": 1},\n  {"pid": 2},\n  {"pid": "s1"}, {"pid": "s2"} ,{"pid": 3},{"tid": "0x1"}'
     got = kscan.scan_runs(body)
     assert [r if isinstance(r, bytes) else r["pid"].to_pylist() for r in got] == [
-        [1, 2], b'{"pid": "Spans"}, {"pid": "Traces"}', [3], b'{"tid": ""}']
-    assert [(body[a:b], c is None) for a, b, c in kscan.runs(body)][1] == (b'{"pid": "Spans"}, {"pid": "Traces"}', True)
-    got = kscan.scan_runs(b'{"pid": 1}, {"pid": "x", "a": [}, {"pid": 2}')   # malformed: the rest is one run
-    assert got[0]["pid"].to_pylist() == [1] and got[1] == b'{"pid": "x", "a": [}, {"pid": 2}'
-    assert kscan.scan_runs(b'{"pid": "x"}') == [b'{"pid": "x"}']
+        [1, 2], b'{"pid": "s1"}, {"pid": "s2"}', [3], b'{"tid": "0x1"}']
+    assert [(body[a:b], c is None) for a, b, c in kscan.runs(body)][1] == (b'{"pid": "s1"}, {"pid": "s2"}', True)
+    got = kscan.scan_runs(b'{"pid": 1}, {"pid": "5", "a": [}, {"pid": 2}')   # malformed: the rest is one run
+    assert got[0]["pid"].to_pylist() == [1] and got[1] == b'{"pid": "5", "a": [}, {"pid": 2}'
+    assert kscan.scan_runs(b'{"pid": "5"}') == [b'{"pid": "5"}']
     assert len(kscan.scan_runs(b'{"pid": 1}')) == 1
 
 
 def test_scan_block_prefix() -> None:
-    body = b'{"ph": "X", "pid": 1},\n  {"ph": "X", "pid": 2},\n  {"pid": "Spans"}, {"pid": 3}'
+    body = b'{"ph": "X", "pid": 1},\n  {"ph": "X", "pid": 2},\n  {"pid": "s1"}, {"pid": 3}'
     cols, stop = kscan.scan_block_prefix(body)
-    assert cols["pid"].to_pylist() == [1, 2] and body[stop:] == b'{"pid": "Spans"}, {"pid": 3}'
-    cols, stop = kscan.scan_block_prefix(body[: body.index(b",\n  {\"pid\": \"S")])
-    assert cols["pid"].to_pylist() == [1, 2] and stop == len(body[: body.index(b",\n  {\"pid\": \"S")])
-    assert kscan.scan_block_prefix(b'{"pid": "x"}, {"pid": 1}') == (None, 0)
+    assert cols["pid"].to_pylist() == [1, 2] and body[stop:] == b'{"pid": "s1"}, {"pid": 3}'
+    cols, stop = kscan.scan_block_prefix(body[: body.index(b",\n  {\"pid\": \"s")])
+    assert cols["pid"].to_pylist() == [1, 2] and stop == len(body[: body.index(b",\n  {\"pid\": \"s")])
+    assert kscan.scan_block_prefix(b'{"pid": "5"}, {"pid": 1}') == (None, 0)
+
+
+def test_named_pid_tid_become_null_plus_args() -> None:
+    """Kineto's own rows name their pid/tid ("Spans", "PyTorch Profiler"): NULL ids, raw names kept in args."""
+    cols = kscan.scan_block(b'{"ph": "M", "pid": "Spans", "tid": "PyTorch Profiler", "args": {"name": "x"}}, {"ph": "i", "tid": ""}')
+    assert cols["pid"].to_pylist() == [None, None] and cols["tid"].to_pylist() == [None, None]
+    assert [json.loads(a) for a in cols["args"].to_pylist()] == [
+        {"@pid": "Spans", "@tid": "PyTorch Profiler", "name": "x"}, {"@tid": ""}]
 
 
 # -- equivalence on real traces -------------------------------------------------------------------
@@ -409,6 +417,9 @@ def _compare_run(part: bytes, got: dict[str, Any], reader: kineto.KinetoReader, 
         extra = {f"@{k}": e[k] for k in ("bp", "s") if e.get(k) is not None}
         if e.get("id") is not None and "correlation" in e.get("args", {}):
             extra["@id"] = e["id"]
+        for k in ("pid", "tid"):
+            if isinstance(e.get(k), str):
+                extra[f"@{k}"] = e[k]
         if not extra and "args" not in e:
             assert a is None
         else:

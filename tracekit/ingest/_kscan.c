@@ -666,6 +666,8 @@ typedef struct {
     int str_ok[5];                         /* ph cat name bp s non-null */
     const uint8_t *bp_tok_a, *bp_tok_b;    /* raw token of bp (quotes incl.) */
     const uint8_t *s_tok_a, *s_tok_b;
+    const uint8_t *pid_tok_a, *pid_tok_b;  /* raw token of a non-numeric string pid/tid (quotes incl.) */
+    const uint8_t *tid_tok_a, *tid_tok_b;
     int has_args;
     /* args */
     int corr_key;
@@ -921,6 +923,20 @@ static void parse_event(Scan *s) {
                 int *has = k == K_PID ? &ev.has_pid : k == K_TID ? &ev.has_tid : &ev.has_id;
                 if (ch == 'n') {
                     expect_lit(c, "null", 4);
+                } else if (ch == '"' && k != K_ID) {
+                    /* Kineto's own rows use names as pid/tid ("Spans", "Traces", ""): NULL + "@pid" in args,
+                       as the Python path does. A string with a digit might be numeric: leave it to Python. */
+                    const uint8_t *tok = c->p, *sa, *sb;
+                    scan_string(c, &sa, &sb);
+                    for (const uint8_t *q = sa; q < sb; q++)
+                        if ((*q >= '0' && *q <= '9') || *q == '\\') fail(c, E_UNSUPPORTED);
+                    if (k == K_PID) {
+                        ev.pid_tok_a = tok;
+                        ev.pid_tok_b = c->p;
+                    } else {
+                        ev.tid_tok_a = tok;
+                        ev.tid_tok_b = c->p;
+                    }
                 } else {
                     Num n;
                     scan_number(c, &n);
@@ -982,7 +998,7 @@ static void parse_event(Scan *s) {
 
     int with_id = ev.has_id && ev.corr_key;
     Buf *ad = &s->str[S_ARGS].data;
-    if (ev.str_ok[3] || ev.str_ok[4] || with_id) {
+    if (ev.str_ok[3] || ev.str_ok[4] || with_id || ev.pid_tok_a || ev.tid_tok_a) {
         int first = 1;
         buf_byte(c, ad, '{');
         if (ev.str_ok[3]) {
@@ -1002,6 +1018,19 @@ static void parse_event(Scan *s) {
             if (!first) buf_byte(c, ad, ',');
             buf_put(c, ad, "\"@id\":", 6);
             buf_put(c, ad, tmp, (size_t)len);
+            first = 0;
+        }
+        if (ev.pid_tok_a) {
+            if (!first) buf_byte(c, ad, ',');
+            buf_put(c, ad, "\"@pid\":", 7);
+            buf_put(c, ad, ev.pid_tok_a, (size_t)(ev.pid_tok_b - ev.pid_tok_a));
+            first = 0;
+        }
+        if (ev.tid_tok_a) {
+            if (!first) buf_byte(c, ad, ',');
+            buf_put(c, ad, "\"@tid\":", 7);
+            buf_put(c, ad, ev.tid_tok_a, (size_t)(ev.tid_tok_b - ev.tid_tok_a));
+            first = 0;
         }
         if (ev.has_args && s->scratch.len > 2) {
             buf_byte(c, ad, ',');

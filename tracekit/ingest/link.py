@@ -122,12 +122,18 @@ def _thread_groups(pid: np.ndarray, tid: np.ndarray, rows: np.ndarray) -> dict[t
     return out
 
 
+_QUERY_CHUNK = 1 << 18  # queries per vectorised pass: bounds the temporaries (~10 arrays of this size)
+
+
 def _rightmost_open(ends: np.ndarray, pos: np.ndarray, t: np.ndarray) -> np.ndarray:
     """For each query q: the largest i <= pos[q] with ends[i] > t[q], else -1.
 
     Binary lifting over a sparse table of block maxima of ``ends``: log2(m)
     vectorised steps for all queries at once, instead of a Python stack walk.
     """
+    if len(pos) > _QUERY_CHUNK:
+        return np.concatenate([_rightmost_open(ends, pos[i : i + _QUERY_CHUNK], t[i : i + _QUERY_CHUNK])
+                               for i in range(0, len(pos), _QUERY_CHUNK)])
     tables = [ends]
     size = 1
     while size * 2 <= len(ends):
@@ -160,8 +166,8 @@ def link(inp: LinkInput) -> LinkOutput:
     path_of_key: dict[int, int] = {}
     path_name: list[int] = []  # name index of each path's last element
 
-    range_rows = np.flatnonzero(inp.code == RANGE)
-    point_rows = np.flatnonzero((inp.code == RUNTIME) | (inp.code == CPU_POINT))
+    range_rows = np.flatnonzero(inp.code == RANGE).astype(np.int32)
+    point_rows = np.flatnonzero((inp.code == RUNTIME) | (inp.code == CPU_POINT)).astype(np.int32)
     point_groups = _thread_groups(inp.pid, inp.tid, point_rows)
     for key, rows in _thread_groups(inp.pid, inp.tid, range_rows).items():
         # Sort by start, longer first on ties, so a parent precedes its children.
@@ -230,7 +236,7 @@ def link(inp: LinkInput) -> LinkOutput:
         path_idx[r] = intern(path_id, paths, name)
 
     # GPU rows -> launching runtime call by correlation (first runtime row wins).
-    launch_row = np.full(n, -1, dtype=np.int64)
+    launch_row = np.full(n, -1, dtype=np.int32)
     rt = np.flatnonzero((inp.code == RUNTIME) & (inp.corr >= 0))
     gpu = np.flatnonzero((inp.code == GPU) & (inp.corr >= 0))
     if len(rt) and len(gpu):
