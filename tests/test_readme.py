@@ -25,5 +25,5 @@ def test_readme_verbs_exist_and_document_their_options() -> None:
         res = runner.invoke(cli, [verb, "--help"])
         assert res.exit_code == 0, (verb, res.output)
         for line in re.findall(rf"^tracekit {verb} .*$", README, re.M):
-            for o in re.findall(r"(--[\w-]+)", line.split("#")[0]):
+            for o in re.findall(r"(--[\w-]+)", line.split("#")[0].split(" -- ")[0]):
                 assert o in res.output, (verb, o)
