@@ -258,16 +258,12 @@ def test_args_extras(ev: str, args: str | None, corr: int | None) -> None:
 # -- kind / copy_kind -----------------------------------------------------------------------------
 
 
-def test_kind_tables_mirror_kineto() -> None:
-    assert kscan._CAT_KIND == kineto.CAT_KIND and kscan._PH_KIND == kineto.PH_KIND
-
-
 def test_kind_and_copy_kind_match_duckdb_rules() -> None:
     import duckdb
     import pyarrow as pa
 
     phs = ["X", "M", "C", "s", "f", "t", "i", "I", "n", "B", None]
-    cats = [*kineto.CAT_KIND, "other_cat", None]
+    cats = [*kscan.CAT_KIND, "other_cat", None]
     names = ["ProfilerStep#3", "Memcpy HtoD (Pageable -> Device)", "Memcpy DtoD", "aten::copy_", "memcpyHtoD", None]
     rows = [(p, c, n) for p in phs for c in cats for n in names]
     ph, cat, name = (pa.array(list(x), pa.string()) for x in zip(*rows))

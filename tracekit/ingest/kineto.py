@@ -40,6 +40,7 @@ import pyarrow.compute  # noqa: F401  (pa.compute)
 
 from tracekit.errors import TraceError
 from tracekit.ingest import kscan
+from tracekit.ingest.kineto_kinds import CAT_KIND
 from tracekit.ingest.sink import Prepared, TraceSink
 from tracekit.redact import scrub
 
@@ -80,29 +81,9 @@ _list_ev = msgspec.json.Decoder(list[Ev])
 _list_ev_text = msgspec.json.Decoder(list[EvText])
 _encode = msgspec.json.encode
 
-CAT_KIND = {
-    "kernel": "kernel", "Kernel": "kernel",
-    "gpu_memcpy": "memcpy", "Memcpy": "memcpy",
-    "gpu_memset": "memset", "Memset": "memset",
-    "cuda_runtime": "runtime", "cuda_driver": "runtime", "Runtime": "runtime", "hip_runtime": "runtime",
-    "cuda_sync": "gpu_sync",
-    "user_annotation": "range", "gpu_user_annotation": "gpu_range",
-    "cpu_op": "cpu_op", "Operator": "cpu_op",
-    "python_function": "python",
-    "ac2g": "flow", "async_cpu_to_gpu": "flow", "async_gpu": "flow", "fwdbwd": "flow",
-    "cpu_instant_event": "instant",
-}
-PH_KIND = {"M": "meta", "C": "counter", "s": "flow", "f": "flow", "t": "flow", "i": "instant", "I": "instant", "n": "instant"}
 _TOP_KEYS = set(Ev.__struct_fields__) - {"tk__extra"}
 _SEP = re.compile(rb"\s*,\s*\{")
 _START = re.compile(rb'"traceEvents"\s*:\s*\[')
-
-
-def _kind(ph: str, cat: str | None) -> str:
-    k = PH_KIND.get(ph)
-    if k is not None and not (ph in "iIn" and cat in CAT_KIND and CAT_KIND[cat] != "instant"):
-        return k
-    return CAT_KIND.get(cat or "", "other") if ph not in "iIn" else "instant"
 
 
 def trace_name(path: str | os.PathLike[str]) -> str:

@@ -39,6 +39,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from tracekit.ingest.kineto_kinds import CAT_KIND, PH_KIND
+
 try:
     from tracekit.ingest import _kscan
 except ImportError:  # extension not built: the package works pure-Python
@@ -55,21 +57,8 @@ I32_COLS = ("device", "registers", "grid_x", "grid_y", "grid_z", "block_x", "blo
 #: and ``correlation`` already.)
 COLUMNS = tuple(c for c in STR_COLS + I64_COLS + I32_COLS + ("flops",) if c not in ("bp", "s", "id"))
 
-# The kind rules, mirrored from kineto.CAT_KIND / _kind_case (kept in step by tests/test_kscan.py).
-_CAT_KIND = {
-    "kernel": "kernel", "Kernel": "kernel",
-    "gpu_memcpy": "memcpy", "Memcpy": "memcpy",
-    "gpu_memset": "memset", "Memset": "memset",
-    "cuda_runtime": "runtime", "cuda_driver": "runtime", "Runtime": "runtime", "hip_runtime": "runtime",
-    "cuda_sync": "gpu_sync",
-    "user_annotation": "range", "gpu_user_annotation": "gpu_range",
-    "cpu_op": "cpu_op", "Operator": "cpu_op",
-    "python_function": "python",
-    "ac2g": "flow", "async_cpu_to_gpu": "flow", "async_gpu": "flow", "fwdbwd": "flow",
-    "cpu_instant_event": "instant",
-}
-_PH_KIND = {"M": "meta", "C": "counter", "s": "flow", "f": "flow", "t": "flow", "i": "instant", "I": "instant",
-            "n": "instant"}
+# The kind rules of kineto._kind_case, vectorised over the same table.
+_CAT_KIND, _PH_KIND = CAT_KIND, PH_KIND
 _CAT_KEYS = pa.array(list(_CAT_KIND), pa.string())
 _CAT_VALS = pa.array(list(_CAT_KIND.values()), pa.string())
 _PH_KEYS = pa.array(list(_PH_KIND), pa.string())
