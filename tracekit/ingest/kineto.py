@@ -25,7 +25,6 @@ from __future__ import annotations
 import os
 import re
 import threading
-import time
 import zlib
 from concurrent.futures import Future, ThreadPoolExecutor
 from collections import Counter
@@ -438,6 +437,7 @@ class KinetoReader:
         """Cut blocks on this thread, decode them on a pool of :data:`WORKERS`, append in file order."""
         self._sink = sink
         self._local = threading.local()
+        self._all_cols: list[_Columns] = []
         blocks = self._blocks()
         buf = b""
         # 1. find the events array
@@ -487,27 +487,21 @@ class KinetoReader:
                     eof = True
             for f in pending:
                 self._append(f.result())
-            for _ in range(WORKERS):  # close each worker's DuckDB connection (frees its buffers)
-                pool.submit(self._close_cols).result()
         # 3. the last event(s) and the tail of the document
         self._finish_tail(buf)
+        for c in self._all_cols:  # the DuckDB connections, if the generic path ran
+            c.con.close()
 
     def _append(self, batches: list[Prepared | None]) -> None:
         for b in batches:
             self._sink.append(b)
-
-    def _close_cols(self) -> None:
-        c = getattr(self._local, "cols", None)
-        if c is not None:
-            c.con.close()
-            self._local.cols = None
-            time.sleep(0.01)  # let the other worker take the next close
 
     def _cols(self) -> _Columns:
         """This thread's column builder (each holds its own DuckDB connection)."""
         c = getattr(self._local, "cols", None)
         if c is None:
             c = self._local.cols = _Columns(self._sink.trace, self.notes)
+            self._all_cols.append(c)
         return c
 
     @staticmethod
@@ -618,6 +612,7 @@ class KinetoReader:
         return [TraceSink.prepare(self._cols().build(*got))] if got is not None and got[0] else []
 
     def _finish_tail(self, buf: bytes) -> None:
+        """The last events, ``]`` and the document's tail keys; or, if it does not parse, a salvage."""
         doc = b'{"traceEvents":[' + buf
         try:
             tail = msgspec.json.decode(doc)
@@ -636,25 +631,18 @@ class KinetoReader:
                 if k != "traceEvents":
                     self.meta[k] = v
             return
-        # Truncated: salvage the longest prefix of complete events.
+        # Truncated (a run that crashed mid-export): keep the longest prefix of complete events.
+        self.lost_bytes = len(buf.strip())
         pos = len(buf)
         for _ in range(100000):
             pos = buf.rfind(b"}", 0, pos)
             if pos < 0:
                 break
-            if self._decode(buf[: pos + 1]) is not None:
+            if _is_json(b"[" + buf[: pos + 1] + b"]"):
                 self._append(self._columns_for(buf[: pos + 1]))
-                rest = buf[pos + 1 :].strip()
-                self.lost_bytes = len(rest)
+                self.lost_bytes = len(buf[pos + 1 :].strip())
                 break
-        else:
-            pos = -1
-        if pos < 0:
-            self.lost_bytes = len(buf.strip())
-        if self.lost_bytes or not buf.rstrip().endswith(b"}"):
-            self.notes.add(f"truncated file: {self.lost_bytes} bytes after the last complete event were lost")
-            if self.lost_bytes == 0:
-                self.notes.counts[f"truncated file: {self.lost_bytes} bytes after the last complete event were lost"] = 1
+        self.notes.add(f"truncated file: {self.lost_bytes} bytes after the last complete event were lost")
 
     @staticmethod
     def _events_end(buf: bytes) -> int | None:
