@@ -45,8 +45,10 @@ TARGETS: list[tuple[tuple[int, ...], tuple[int, ...] | None, str, str]] = [
     ((0, 5, 0), (0, 5, 16), "sglang.srt.speculative.eagle_worker.EAGLEWorker.forward_draft_extend_after_decode", "draft_extend"),
     ((0, 5, 0), (0, 5, 16), "sglang.srt.speculative.eagle_worker.EAGLEWorker.forward_draft_extend", "draft_extend"),
     ((0, 5, 0), (0, 5, 16), "sglang.srt.speculative.eagle_worker.EAGLEWorker.forward_target_extend", "extend"),
-    # candidate / tree building
-    ((0, 5, 17), None, "sglang.srt.speculative.eagle_utils.build_eagle_verify_input", "candidate"),
+    # candidate / tree building (0.5.23 defines build_eagle_verify_input in eagle_worker_common, not eagle_utils;
+    # HookRegistry also re-points eagle_worker_v2's `from ... import build_eagle_verify_input` copy)
+    ((0, 5, 17), None, "sglang.srt.speculative.eagle_worker_common.build_eagle_verify_input"
+                       "|sglang.srt.speculative.eagle_utils.build_eagle_verify_input", "candidate"),
     ((0, 5, 0), (0, 5, 16), "sglang.srt.speculative.eagle_utils.build_tree_kernel_efficient", "candidate"),
     # CUDA graph replays (decode / target verify; the EAGLE draft runners subclass this in 0.5.17+)
     ((0, 5, 17), None, "sglang.srt.model_executor.runner.decode_cuda_graph_runner.DecodeCudaGraphRunner.execute", "decode_graph"),
