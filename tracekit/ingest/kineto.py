@@ -85,15 +85,6 @@ _SEP = re.compile(rb"\s*,\s*\{")
 _START = re.compile(rb'"traceEvents"\s*:\s*\[')
 
 
-def trace_name(path: str | os.PathLike[str]) -> str:
-    """Default trace id: the file name without ``.json``/``.gz``/``.pt.trace``."""
-    name = Path(path).name
-    for suf in (".gz", ".json", ".trace", ".pt"):
-        if name.endswith(suf):
-            name = name[: -len(suf)]
-    return name
-
-
 class _Notes:
     """Counts of what had to be coerced, reported once per trace."""
 
@@ -683,7 +674,9 @@ def convert_kineto(path: str | os.PathLike[str], out: str | os.PathLike[str], tr
     ``fast=False`` skips the C scanner (the pure-Python path; the same rows, args whitespace aside).
     """
     reader = KinetoReader(path, progress, fast=fast)
-    name = trace or trace_name(path)
+    from tracekit.ingest import default_trace_name
+
+    name = trace or default_trace_name(path)
     with TraceSink(out, name, "kineto") as sink:
         reader.run(sink)
         if sink.rows == 0:

@@ -841,12 +841,6 @@ def _trace_meta(db: _Db, source_file: str, notes: list[str]) -> dict[str, Any]:
 # Entry points
 
 
-def trace_name(path: str | os.PathLike[str]) -> str:
-    from tracekit.ingest import default_trace_name
-
-    return default_trace_name(path)
-
-
 def _export_report(path: Path, tmpdir: str) -> Path:
     """``nsys export --type sqlite`` of a .nsys-rep/.qdrep into ``tmpdir``; TraceError when nsys is absent."""
     nsys = shutil.which("nsys")
@@ -870,7 +864,9 @@ def convert_nsys(path: str | os.PathLike[str], out: str | os.PathLike[str], trac
                  progress: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Convert one nsys export (.sqlite, or .nsys-rep/.qdrep via the nsys CLI) to ``out`` (Parquet)."""
     p = Path(path)
-    name = trace or trace_name(p)
+    from tracekit.ingest import default_trace_name
+
+    name = trace or default_trace_name(p)
     if p.suffix in (".nsys-rep", ".qdrep"):
         with tempfile.TemporaryDirectory(prefix="tracekit-nsys-") as tmp:
             sqlite_path = _export_report(p, tmp)
