@@ -74,10 +74,13 @@ class LinkOutput:
     launch_name_idx: np.ndarray  # index into name_dict, -1 = NULL
     name_dict: pa.Array  # the trace's distinct names
 
+    def __post_init__(self) -> None:
+        self._ph = pa.array(self.phases, pa.string())
+        self._pp = pa.array(self.paths, pa.string())
+
     def columns(self, ts: np.ndarray, dur: np.ndarray, tid: np.ndarray, lo: int, hi: int) -> dict[str, pa.Array]:
         """Arrow arrays of the link columns for rows ``lo:hi``."""
-        ph = pa.array(self.phases, pa.string())
-        pp = pa.array(self.paths, pa.string())
+        ph, pp = self._ph, self._pp
         pi = self.phase_idx[lo:hi]
         qi = self.path_idx[lo:hi]
         lr = self.launch_row[lo:hi]
