@@ -4,7 +4,7 @@ Configured by the JSON in ``TRACEKIT_CAPTURE`` (written by ``tracekit.capture``)
 ``raw`` (folder for traces), ``backend``, ``t0`` (capture start, epoch s),
 ``delay``/``duration`` (s, relative to ``t0`` so that every process, including
 schedulers spawned late, shares one window), ``steps`` (close after N
-``tracekit.phase("step")`` exits), ``wait_signal`` (idle until the toggle
+``tracekit.phase("step")`` exits or N ``torch.profiler.profile.step()`` calls), ``wait_signal`` (idle until the toggle
 signal), ``with_stack``, ``with_flops``.
 
 Design choices, and why:
@@ -57,7 +57,8 @@ class _State:
         self.recording = False
         self.window_done = False  # the configured window has closed: later toggles may reopen
         self.windows = 0
-        self.steps = 0
+        self.steps = 0  # steps counted in the current window: the max over step_counts
+        self.step_counts: dict[str, int] = {}  # per source: "phase" (tracekit.phase("step")), "profiler" (profile.step())
         self.forked = False
         self.phase_mod: Any = None
         self.open_at: float | None = None
@@ -178,6 +179,7 @@ def start() -> bool:
             return False
         S.recording = True
         S.steps = 0
+        S.step_counts = {}
         S.windows += 1
         _set_phase_recording(True)
         _write_proc(state="recording")
@@ -252,11 +254,17 @@ def _schedule(at: float) -> None:
     t.start()
 
 
-def _on_step() -> None:
-    """Hook run by tracekit.phase after each ``phase("step")``: closes the window after N steps."""
+def _count_step(source: str) -> None:
+    """One step ended, as told by ``source``; closes the window after N steps.
+
+    Sources are counted apart and the window closes when any reaches N (as torch's
+    KinetoStepTracker takes the max over requesters): a loop that both calls
+    ``prof.step()`` and runs inside ``phase("step")`` is not counted twice.
+    """
     if not S.recording:
         return
-    S.steps += 1
+    S.step_counts[source] = S.step_counts.get(source, 0) + 1
+    S.steps = max(S.step_counts.values())
     n = S.cfg.get("steps")
     if n and S.steps >= int(n):
         def close() -> None:
@@ -264,6 +272,49 @@ def _on_step() -> None:
             S.window_done = True
 
         _dispatch(close)
+
+
+def _on_step() -> None:
+    """Hook run by tracekit.phase after each ``phase("step")``."""
+    _count_step("phase")
+
+
+def _patch_torch_profiler() -> None:
+    """Count the program's own profiler steps, and keep its own profiler from ending ours unseen.
+
+    - ``torch.profiler.profile.step()`` called by the program (its training or
+      decode loop marking iterations) counts as a step for ``--steps``; it also
+      emits ``ProfilerStep#N`` ranges into our trace (torch's ``record_steps``).
+    - Kineto has one session per process: a program that starts its own
+      ``torch.profiler.profile`` while ours records ends our session when it
+      stops (measured on torch 2.13: our trace comes back empty). So before its
+      start, our window is closed and exported, and the summary says why.
+    """
+    try:
+        from torch.profiler import profiler as tp
+    except Exception:
+        return
+    cls = tp.profile
+    if getattr(cls, "_tracekit_patched", False):
+        return
+    orig_step, orig_start = cls.step, cls.start
+
+    def step(self: Any, *a: Any, **k: Any) -> Any:
+        r = orig_step(self, *a, **k)
+        if self is not S.prof:
+            _count_step("profiler")
+        return r
+
+    def start(self: Any, *a: Any, **k: Any) -> Any:
+        if self is not S.prof and S.recording and threading.get_ident() == S.main_ident:
+            S.notes.append("the program started its own torch.profiler: tracekit's window closed first "
+                           "(one Kineto session per process)")
+            _dispatch(lambda: stop_and_export("program's own torch.profiler started"))
+            S.window_done = True
+        return orig_start(self, *a, **k)
+
+    cls.step, cls.start = step, start
+    cls._tracekit_patched = True
 
 
 def attach_phase_module(mod: Any) -> None:
@@ -279,6 +330,7 @@ def _on_torch_imported() -> None:
     """torch is now importable in this process: set up the window and maybe start recording."""
     if S.forked:
         return
+    _patch_torch_profiler()
     _write_proc(state="armed")
     if S.cfg.get("wait_signal"):
         return
@@ -412,11 +464,22 @@ def _after_fork_child() -> None:
         _write_proc(state="not profiled (fork)")
 
 
+def _arm_sglang_import_patch() -> None:
+    """SGLang < 0.5.12 has no plugin loader: wrap its annotation targets at import (capture/tracekit_sglang.py)."""
+    try:
+        import tracekit_sglang
+
+        tracekit_sglang.install_import_patch()
+    except Exception as e:
+        _warn(f"SGLang import-time annotation unavailable: {e!r}")
+
+
 def install(cfg_json: str) -> None:
     """Arm this process: hooks for torch import, window timers, signals, exits and fork."""
     S.cfg = json.loads(cfg_json)
     S.raw = S.cfg.get("raw", "")
     sys.modules.setdefault(NAME, sys.modules[__name__])
+    _arm_sglang_import_patch()
     if S.cfg.get("backend", "torch") != "torch":
         return  # nsys records from outside; tracekit.phase emits NVTX because TRACEKIT_CAPTURE is set
     if not S.raw:

@@ -1,12 +1,21 @@
 """SGLang auto-annotation: tracekit phase ranges around SGLang's sampler, lm_head, EAGLE stages, graph replays.
 
-Loaded by SGLang itself (>= 0.5.12) through the ``sglang.srt.plugins`` entry
-point declared in ``capture/tracekit_sglang-0.1.dist-info`` (found because
-``tracekit capture`` puts ``capture/`` on ``PYTHONPATH``; nothing is
-installed). SGLang calls ``load_plugins()`` in the main process *and* in every
-spawned scheduler, then applies the hooks registered here through its own
-``HookRegistry`` (AROUND hooks), which also re-points ``from X import f``
-copies. So no SGLang source is edited and every scheduler gets the ranges.
+Two ways in, one table:
+
+- SGLang >= 0.5.12 loads us itself through the ``sglang.srt.plugins`` entry
+  point declared in ``capture/tracekit_sglang-0.1.dist-info`` (found because
+  ``tracekit capture`` puts ``capture/`` on ``PYTHONPATH``; nothing is
+  installed). SGLang calls ``load_plugins()`` in the main process *and* in every
+  spawned scheduler, then applies the hooks registered here through its own
+  ``HookRegistry`` (AROUND hooks), which also re-points ``from X import f``
+  copies.
+- Older SGLang has no plugin framework: the capture bootstrap (which runs in
+  every Python process of a capture) installs :class:`ImportPatcher`, a
+  meta-path finder that wraps each target right after its module has executed
+  and before any other module can ``from X import f`` a copy of it. It stands
+  down when the installed SGLang is >= 0.5.12 (the plugin does the work).
+
+So no SGLang source is edited and every scheduler gets the ranges.
 
 Why a version-keyed table: SGLang renames these internals between releases
 (EAGLEWorker v1 is gone by 0.5.17, ``_compute_lm_head`` replaced
@@ -137,6 +146,158 @@ def around(name: str) -> Callable[..., Any]:
 
     hook.__name__ = f"tracekit_{name}"
     return hook
+
+
+def _wrap(fn: Callable[..., Any], name: str) -> Callable[..., Any]:
+    """``fn`` inside a ``name`` range (the import-time patch's equivalent of an AROUND hook)."""
+    import functools
+
+    hook = around(name)
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return hook(fn, *args, **kwargs)
+
+    return wrapper
+
+
+def _installed_version() -> tuple[int, ...] | None:
+    """SGLang's version from its (already imported) package, else its dist metadata; None if unknown."""
+    mod = sys.modules.get("sglang")
+    v = getattr(mod, "__version__", None) if mod is not None else None
+    if not v:
+        try:
+            import importlib.metadata
+
+            v = importlib.metadata.version("sglang")
+        except Exception:
+            return None
+    return parse_version(str(v))
+
+
+class ImportPatcher:
+    """Meta-path finder that wraps table targets as their modules are imported (SGLang < 0.5.12).
+
+    Only modules named in the table are intercepted; each is found by the other
+    finders as usual and its loader's ``exec_module`` is extended by one step:
+    after the module body has run, the targets it defines are wrapped in place
+    (``Class.method`` or ``function``; for ``a|b`` alternatives, the first that
+    exists in an imported module). Targets whose module was imported but that
+    it does not define are listed in :attr:`missing`; modules never imported
+    are not checked (that code did not run, so it needs no range).
+    """
+
+    PLUGIN_FROM = (0, 5, 12)
+
+    def __init__(self, table: Iterable[tuple[tuple[int, ...], tuple[int, ...] | None, str, str]] = TARGETS,
+                 version: tuple[int, ...] | None = None) -> None:
+        self.table = list(table)
+        self.modules: dict[str, list[tuple[str, str]]] = {}  # module -> [(alternatives, phase)]
+        for _, _, alts, name in self.table:
+            for t in alts.split("|"):
+                rows = self.modules.setdefault(self._split(t)[0], [])
+                if (alts, name) not in rows:  # alternatives in one module: one row
+                    rows.append((alts, name))
+        self.patched: list[tuple[str, str]] = []
+        self.missing: list[str] = []
+        self._done: set[str] = set()  # table rows (alternatives text) already wrapped
+        self._busy: set[str] = set()
+        self._version = version  # None: read from the installed sglang at the first target module
+        self._stood_down = False
+
+    @staticmethod
+    def _split(target: str) -> tuple[str, str, str]:
+        """``pkg.mod.Class.method`` -> (module, owner path, attribute); owner '' for module functions."""
+        parts = target.split(".")
+        # The owner is a class when its name starts with an uppercase letter (SGLang's naming, and the table's).
+        i = len(parts) - 1
+        while i > 0 and parts[i - 1][:1].isupper():
+            i -= 1
+        return ".".join(parts[:i]), ".".join(parts[i:-1]), parts[-1]
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+        if name not in self.modules or name in self._busy or self._stood_down:
+            return None
+        self._busy.add(name)
+        try:
+            spec = None
+            for finder in sys.meta_path:
+                if finder is self or not hasattr(finder, "find_spec"):
+                    continue
+                spec = finder.find_spec(name, path, target)
+                if spec is not None:
+                    break
+        finally:
+            self._busy.discard(name)
+        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        orig: Callable[[Any], None] = spec.loader.exec_module
+
+        def exec_module(module: Any) -> None:
+            orig(module)
+            try:
+                self.patch_module(module)
+            except Exception as e:  # never break the profiled program
+                print(f"tracekit: SGLang import-time annotation of {name} failed: {e!r}", file=sys.stderr)
+
+        try:
+            spec.loader.exec_module = exec_module  # type: ignore[method-assign]
+        except Exception:
+            pass
+        return spec
+
+    def patch_module(self, module: Any) -> list[tuple[str, str]]:
+        """Wrap the targets defined in ``module`` (just executed); returns the (target, phase) pairs wrapped."""
+        if self._version is None:
+            self._version = _installed_version() or (0,)
+        if self._version[:3] >= self.PLUGIN_FROM:
+            self._stood_down = True  # the sglang.srt.plugins entry point annotates this version
+            return []
+        wanted = {alts for alts, _ in targets_for(self._version, self.table)}
+        done: list[tuple[str, str]] = []
+        missing: list[str] = []
+        for alts, name in self.modules.get(module.__name__, []):
+            if alts not in wanted or alts in self._done:
+                continue
+            for t in alts.split("|"):
+                mod, owner_path, attr = self._split(t)
+                if mod != module.__name__:
+                    continue
+                owner: Any = module
+                for part in filter(None, owner_path.split(".")):
+                    owner = getattr(owner, part, None)
+                fn = getattr(owner, "__dict__", {}).get(attr)
+                if fn is None:
+                    continue
+                if isinstance(fn, (staticmethod, classmethod)):
+                    setattr(owner, attr, type(fn)(_wrap(fn.__func__, name)))
+                else:
+                    setattr(owner, attr, _wrap(fn, name))
+                self._done.add(alts)
+                done.append((t, name))
+                break
+            else:
+                # Missing only once every alternative's module has been imported without defining it.
+                if all(self._split(t)[0] in sys.modules or self._split(t)[0] == module.__name__ for t in alts.split("|")):
+                    missing.append(alts)
+        self.patched += done
+        if missing:  # one warning per module, listing every target it lacks
+            self.missing += missing
+            print(f"tracekit: sglang {'.'.join(map(str, self._version))}: skipped {len(missing)} annotation target(s) "
+                  "missing in this version: " + ", ".join(missing), file=sys.stderr)
+        return done
+
+
+def install_import_patch() -> ImportPatcher | None:
+    """Arm the import-time patch for SGLang < 0.5.12 (bootstrap calls this in every captured process)."""
+    if not active():
+        return None
+    for f in sys.meta_path:
+        if isinstance(f, ImportPatcher):
+            return f
+    patcher = ImportPatcher()
+    sys.meta_path.insert(0, patcher)
+    return patcher
 
 
 def active() -> bool:

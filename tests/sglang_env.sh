@@ -21,6 +21,10 @@ VENV="${TRACEKIT_SGLANG_VENV:-$HOME/.cache/tracekit/sglang-venv}"
 PY="${PYTHON:-python3}"
 TORCH_SPEC="torch==2.13.0"
 SGLANG_SPEC="sglang==0.5.23"
+# An SGLang from before the plugin framework (0.5.12), for the import-time patch: its wheel alone
+# (--no-deps, ~50 MB) in a --target folder that the test puts first on PYTHONPATH, so it runs on
+# the dependencies installed for 0.5.23.
+SGLANG_OLD_SPEC="sglang==0.5.9"
 # Found by iterating the import check below and adding what was missing; where sglang 0.5.23's
 # metadata pins a version (apache-tvm-ffi, compressed-tensors, openai, sentencepiece, tokenizers,
 # transformers) that pin is used.
@@ -44,7 +48,8 @@ sglang.srt.model_executor.runner.decode_cuda_graph_runner, sglang.srt.speculativ
 
 OWNER_MARK=".tracekit-sglang-venv"      # written right after `python -m venv`: only such a dir is ever deleted
 DONE_MARK=".tracekit-sglang-complete"   # written last, holds the spec hash: present + matching = reuse
-SPEC_HASH=$(printf '%s\n' "$TORCH_SPEC" "$SGLANG_SPEC" "${DEPS[@]}" stub-v1 | sha256sum | cut -c1-16)
+SPEC_HASH=$(printf '%s\n' "$TORCH_SPEC" "$SGLANG_SPEC" "$SGLANG_OLD_SPEC" "${DEPS[@]}" stub-v1 | sha256sum | cut -c1-16)
+OLD_DIR="$VENV/sglang-old"
 
 log() { echo "sglang_env: $*" >&2; }
 pipq() {  # pip, minus the noise of this machine's unreadable extra index entries
@@ -93,6 +98,9 @@ pipq install -q "${TORCH_ARGS[@]}"
 
 # 2. sglang, triton and the pure-Python deps: never resolved.
 pipq install -q --no-deps "$SGLANG_SPEC" "${DEPS[@]}"
+
+# 2b. the pre-plugin SGLang, beside (not inside) site-packages.
+pipq install -q --no-deps --target "$OLD_DIR" "$SGLANG_OLD_SPEC"
 
 # 3. torchvision stub (sglang.srt.configs imports torchvision via multimodal/internvl_utils.py).
 SITE=$("$VENV/bin/python" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
@@ -161,6 +169,8 @@ EOF
 if pipq list --format=freeze | grep -i -E '^(nvidia-|cuda-|torchvision=)'; then
   log "unexpected CUDA/torchvision packages installed (listed above)"; exit 1; fi
 (cd / && "$VENV/bin/python" -W ignore -c "$CHECK_IMPORTS; import sglang; print('sglang', sglang.__version__)") >&2
+(cd / && PYTHONPATH="$OLD_DIR" "$VENV/bin/python" -W ignore -c \
+  "import sglang.srt.layers.logits_processor, sglang.srt.layers.sampler; import sglang; print('sglang (old)', sglang.__version__)") >&2
 
 secs=$(( $(date +%s) - t0 ))
 size=$(du -sh "$VENV" | cut -f1)

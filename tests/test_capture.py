@@ -123,6 +123,63 @@ def test_steps_window_and_exit_code_passthrough(tmp_path: Path) -> None:
     assert proc["state"] == "exported (2 steps)"
 
 
+PROFILER_STEP_PROG = """
+import torch
+from torch.autograd.profiler import record_function
+from torch.profiler import profile
+prof = profile()            # never started: the program only marks its iterations with step()
+for i in range(6):
+    with record_function("iter"):
+        torch.ones(4) * 2
+    prof.step()
+"""
+
+OWN_PROFILER_PROG = """
+import torch
+from torch.autograd.profiler import record_function
+from torch.profiler import profile
+with record_function("before_own"):
+    torch.ones(4) * 2
+with profile() as prof:      # the program's own profiler: one Kineto session per process
+    with record_function("inside_own"):
+        torch.ones(4) * 3
+prof.export_chrome_trace({own!r})
+"""
+
+
+def test_steps_counted_from_program_profiler_steps(tmp_path: Path) -> None:
+    """--steps 3 with a loop that marks iterations only through torch.profiler's step(): 6 iterations
+    run, the window closes after the 3rd step() call, so exactly iter ranges 1..3 are in the trace."""
+    pytest.importorskip("torch")
+    out = tmp_path / "c"
+    r = run_capture(out, "--steps", "3", "--", sys.executable, "-c", PROFILER_STEP_PROG)
+    assert r.returncode == 0, r.stderr
+    from tracekit.store import connect
+
+    con = connect([str(out / "parquet")])
+    names = [n for (n,) in con.sql("SELECT name FROM ranges ORDER BY ts_ns").fetchall()]
+    assert names.count("iter") == 3, names
+    proc = json.loads(next((out / "raw").glob("*.proc.json")).read_text())
+    assert proc["state"] == "exported (3 steps)" and proc["steps"] == 3
+
+
+def test_program_starting_its_own_profiler_keeps_ours(tmp_path: Path) -> None:
+    """A second torch.profiler in the program would end our Kineto session; ours is exported first."""
+    pytest.importorskip("torch")
+    out, own = tmp_path / "c", tmp_path / "own.json"
+    r = run_capture(out, "--", sys.executable, "-c", OWN_PROFILER_PROG.format(own=str(own)))
+    assert r.returncode == 0, r.stderr
+    from tracekit.store import connect
+
+    names = {n for (n,) in connect([str(out / "parquet")]).sql("SELECT name FROM ranges").fetchall()}
+    assert "before_own" in names and "inside_own" not in names, names
+    proc = json.loads(next((out / "raw").glob("*.proc.json")).read_text())
+    assert proc["state"] == "exported (program's own torch.profiler started)"
+    assert any("its own torch.profiler" in n for n in proc["notes"])
+    ranges = [e["name"] for e in json.loads(own.read_text())["traceEvents"] if e.get("cat") == "user_annotation"]
+    assert ranges == ["inside_own"]  # the program's own profiler still works
+
+
 PROG_TEMPLATE = """
 import os, signal, sys, time, torch
 sys.path.insert(0, {repo!r})

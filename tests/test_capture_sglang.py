@@ -156,3 +156,109 @@ def test_real_sglang_plugin_wraps_lm_head(tmp_path: Path) -> None:
     assert rows, con.sql("SELECT kind, name, phase, input_dims FROM events WHERE kind IN ('range', 'cpu_op')").fetchall()
     assert all(phase == "lm_head" for _, _, phase in rows), rows
     assert any("32000" in dims for _, dims, _ in rows if dims), rows
+
+
+# Runs under the real capture bootstrap (capture/ first on PYTHONPATH, TRACEKIT_CAPTURE set) with the
+# pre-plugin SGLang 0.5.9 wheel first on the path: no load_plugins() exists, so the ranges can only come
+# from the bootstrap's import-time patch. The trace is exported by the bootstrap at exit.
+_CHILD_OLD = r"""
+import importlib.util, json, types
+import torch
+import sglang
+import sglang.srt.layers.logits_processor as lpm
+from sglang.srt.layers.logits_processor import LogitsProcessor
+from sglang.srt.layers.sampler import Sampler
+from sglang.srt.speculative import eagle_utils
+
+lpm.get_global_server_args = lambda: types.SimpleNamespace(rl_on_policy_target=None)  # normally set by the server
+lp = LogitsProcessor.__new__(LogitsProcessor)   # __init__ needs a model config and the TP group
+torch.nn.Module.__init__(lp)
+lp.use_fp32_lm_head = False
+head = torch.nn.Linear(64, 32000, bias=False)
+with torch.no_grad():
+    logits = LogitsProcessor._compute_lm_head(lp, torch.randn(4, 64), head)
+print("RESULT " + json.dumps({
+    "sglang": sglang.__version__,
+    "has_plugin_framework": importlib.util.find_spec("sglang.srt.plugins") is not None,
+    "wrapped": {"lm_head": hasattr(LogitsProcessor.__dict__["_compute_lm_head"], "__wrapped__"),
+                "sampler": hasattr(Sampler.__dict__["forward"], "__wrapped__"),
+                "candidate": hasattr(eagle_utils.build_tree_kernel_efficient, "__wrapped__")},
+    "logits_shape": list(logits.shape),
+}))
+"""
+
+
+def test_real_old_sglang_import_time_patch(tmp_path: Path) -> None:
+    """SGLang 0.5.9 (before sglang.srt.plugins): lm_head, sampler and candidate are wrapped at import."""
+    py = _real_sglang_python()
+    old = SGLANG_VENV / "sglang-old"
+    if py is None or not (old / "sglang" / "__init__.py").exists():
+        pytest.skip(SKIP_NO_VENV)
+    from tracekit.capture import CaptureOptions, capture_env
+
+    base = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "SGLANG_PLUGINS", "PYTHONHOME", "VIRTUAL_ENV")}
+    base.update(PYTHONPATH=f"{old}:{REPO}", PYTHONWARNINGS="ignore", CUDA_VISIBLE_DEVICES="")
+    env = capture_env(CaptureOptions(), tmp_path / "raw", base=base)
+    r = subprocess.run([py, "-c", _CHILD_OLD], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=900)
+    lines = [ln for ln in r.stdout.splitlines() if ln.startswith("RESULT ")]
+    assert r.returncode == 0 and lines, f"old-sglang check failed (rc={r.returncode}):\n{r.stdout[-3000:]}\n{r.stderr[-6000:]}"
+    res = json.loads(lines[-1][len("RESULT "):])
+    assert tks.parse_version(res["sglang"]) < (0, 5, 12) and not res["has_plugin_framework"], res
+    assert res["wrapped"] == {"lm_head": True, "sampler": True, "candidate": True}, res
+    assert res["logits_shape"] == [4, 32000]
+
+    from tracekit.ingest import convert
+    from tracekit.store import connect
+
+    traces = sorted((tmp_path / "raw").glob("*.json"))
+    traces = [t for t in traces if not t.name.endswith(".proc.json")]
+    assert len(traces) == 1, traces
+    convert(traces[0], tmp_path / "t.parquet")
+    con = connect([str(tmp_path / "t.parquet")])
+    assert con.sql("SELECT count(*) FROM events WHERE kind = 'range' AND name = 'lm_head'").fetchall() == [(1,)]
+    dims = con.sql("SELECT input_dims FROM events WHERE kind = 'cpu_op' AND phase = 'lm_head' "
+                   "AND name IN ('aten::mm', 'aten::matmul')").fetchall()
+    assert dims and any("32000" in d for (d,) in dims if d), dims
+
+
+def test_import_patcher_wraps_at_import_before_copies(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """The import-time patch on a toy package: a target is wrapped before another module copies it with
+    `from X import f`, a class method is wrapped in place, a missing target is named in one warning, and
+    the patcher stands down for versions that have SGLang's plugin loader."""
+    pkg = tmp_path / "tkpatchtoy"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "core.py").write_text("def build(x):\n    return x + 1\n\nclass Head:\n    def logits(self, x):\n        return x * 2\n")
+    (pkg / "user.py").write_text("from tkpatchtoy.core import build\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("TRACEKIT_CAPTURE", "{}")
+    calls: list[str] = []
+    monkeypatch.setattr(tks, "around", lambda name: (lambda orig, *a, **k: (calls.append(name), orig(*a, **k))[1]))
+    table = [((0, 5, 0), None, "tkpatchtoy.core.build", "candidate"),
+             ((0, 5, 0), None, "tkpatchtoy.core.Head.logits", "lm_head"),
+             ((0, 5, 0), None, "tkpatchtoy.core.Head.gone|tkpatchtoy.core.gone", "sampler"),
+             ((0, 5, 10), None, "tkpatchtoy.core.later", "draft")]  # not in 0.5.9's rows: never reported
+    patcher = tks.ImportPatcher(table, version=(0, 5, 9))
+    monkeypatch.setattr(sys, "meta_path", [patcher, *sys.meta_path])
+    for m in ("tkpatchtoy", "tkpatchtoy.core", "tkpatchtoy.user"):
+        monkeypatch.delitem(sys.modules, m, raising=False)
+    import tkpatchtoy.user as user  # imports core first: wrapped before user's copy is taken
+
+    from tkpatchtoy.core import Head
+
+    assert user.build(1) == 2 and Head().logits(3) == 6
+    assert calls == ["candidate", "lm_head"]
+    assert patcher.patched == [("tkpatchtoy.core.build", "candidate"), ("tkpatchtoy.core.Head.logits", "lm_head")]
+    assert patcher.missing == ["tkpatchtoy.core.Head.gone|tkpatchtoy.core.gone"]
+    err = capsys.readouterr().err
+    assert err.count("skipped 1 annotation target(s) missing in this version: tkpatchtoy.core.Head.gone") == 1
+
+    new = tks.ImportPatcher(table, version=(0, 5, 12))
+    for m in ("tkpatchtoy", "tkpatchtoy.core", "tkpatchtoy.user"):
+        monkeypatch.delitem(sys.modules, m, raising=False)
+    monkeypatch.setattr(sys, "meta_path", [new, *[f for f in sys.meta_path if f is not patcher]])
+    calls.clear()
+    import tkpatchtoy.core as core2
+
+    assert core2.build(1) == 2 and calls == [] and new.patched == []

@@ -16,12 +16,12 @@ from tracekit.capture import CaptureOptions, capture, capture_sglang_url, summar
               help="torch: torch.profiler in every Python process; nsys: Nsight Systems around the command.")
 @click.option("--delay", type=float, help="Open the window S seconds after the capture starts.")
 @click.option("--duration", type=float, help="Close the window S seconds after it opens.")
-@click.option("--steps", type=int, help="Close each process's window after N tracekit.phase('step') ranges.")
+@click.option("--steps", type=int, help="Close each process's window after N steps: tracekit.phase('step') ranges or the program's torch.profiler step() calls.")
 @click.option("--wait-signal", is_flag=True, help="Start idle; send SIGUSR2 to tracekit (or a process) to open/close the window.")
 @click.option("--with-stack", is_flag=True, help="Record Python stacks (large traces).")
 @click.option("--with-flops", is_flag=True, help="Estimate FLOPs of matmuls/convolutions.")
 @click.option("--sglang/--no-sglang", default=True, show_default=True,
-              help="Ranges around SGLang's sampler, lm_head, EAGLE draft/verify/extend and graph replays (sglang >= 0.5.12).")
+              help="Ranges around SGLang's sampler, lm_head, EAGLE draft/verify/extend and graph replays (plugin on sglang >= 0.5.12, import-time patch before).")
 @click.option("--sglang-url", metavar="URL", help="Profile an already running SGLang server via /start_profile (with --steps or --duration); no CMD.")
 @click.option("--grace", type=float, default=10.0, show_default=True,
               help="Seconds to wait for profiled processes that outlive the command.")

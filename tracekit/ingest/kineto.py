@@ -357,14 +357,18 @@ def _text_to_ns(raws: list[msgspec.Raw]) -> tuple[np.ndarray, np.ndarray]:
     return out, valid
 
 
+def _bad_utf8(err: Exception) -> bool:
+    """Whether a decode failed only on invalid UTF-8 (msgspec < 0.23 raises UnicodeDecodeError, 0.23 a DecodeError)."""
+    return isinstance(err, UnicodeDecodeError) or (
+        isinstance(err, msgspec.DecodeError) and not isinstance(err, msgspec.ValidationError) and "UTF-8" in str(err))
+
+
 def _is_json(data: bytes) -> bool:
     """Whether ``data`` parses as JSON (invalid UTF-8 inside strings tolerated)."""
     try:
         msgspec.json.decode(data)
-    except UnicodeDecodeError:
-        return _is_json(data.decode("utf-8", "replace").encode())
-    except msgspec.DecodeError:
-        return False
+    except (msgspec.DecodeError, UnicodeDecodeError) as e:
+        return _bad_utf8(e) and _is_json(data.decode("utf-8", "replace").encode())
     return True
 
 
@@ -514,14 +518,14 @@ class KinetoReader:
         try:
             evs: list[Ev] = _list_ev.decode(data)
             exact = True
-        except (msgspec.ValidationError, UnicodeDecodeError):
+        except (msgspec.DecodeError, UnicodeDecodeError) as err:  # ValidationError is a DecodeError
+            if not (isinstance(err, msgspec.ValidationError) or _bad_utf8(err)):
+                return None
             try:
                 evs = self._tolerant(data)
             except msgspec.DecodeError:
                 return None
             exact = False
-        except msgspec.DecodeError:
-            return None
         if exact:
             got = _to_ns([e.ts for e in evs])
             if got is not None:
@@ -548,7 +552,9 @@ class KinetoReader:
     def _tolerant(self, data: bytes) -> list[Ev]:
         try:
             raw = msgspec.json.decode(data)
-        except UnicodeDecodeError:
+        except (msgspec.DecodeError, UnicodeDecodeError) as err:
+            if not _bad_utf8(err):
+                raise
             self.notes.add("blocks with invalid UTF-8 (bad bytes replaced by U+FFFD)")
             raw = msgspec.json.decode(data.decode("utf-8", "replace").encode())
         out = []
@@ -607,13 +613,13 @@ class KinetoReader:
         doc = b'{"traceEvents":[' + buf
         try:
             tail = msgspec.json.decode(doc)
-        except UnicodeDecodeError:
-            try:
-                tail = msgspec.json.decode(doc.decode("utf-8", "replace").encode())
-            except msgspec.DecodeError:
-                tail = None
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, UnicodeDecodeError) as err:
             tail = None
+            if _bad_utf8(err):
+                try:
+                    tail = msgspec.json.decode(doc.decode("utf-8", "replace").encode())
+                except msgspec.DecodeError:
+                    pass
         if isinstance(tail, dict):
             body_end = self._events_end(buf)
             if body_end is not None:
