@@ -30,7 +30,7 @@ from tracekit.store import connect
 QUERY_DIR = Path(__file__).resolve().parents[1] / "queries"
 
 #: Analyses in report order (each is ``queries/<name>.sql``); ``_common.sql`` is loaded first.
-ANALYSES = ("summary", "kernels", "phase_time", "steps", "launch", "syncs", "gpu_idle", "lm_head", "trust")
+ANALYSES = ("summary", "kernels", "phase_time", "steps", "launch", "syncs", "gpu_idle", "lm_head", "flops", "trust")
 
 #: Default of every DuckDB variable the queries read (``getvariable(name)``).
 DEFAULTS: dict[str, Any] = {
@@ -43,6 +43,10 @@ DEFAULTS: dict[str, Any] = {
     "host_busy_min_ns": 50_000,  # gpu_idle: launch started this long after the GPU went idle -> host_busy
     "idle_top_n": 20,  # gpu_idle.intervals: longest gaps listed per trace
     "sync_top_n": 50,  # syncs.calls: longest sync calls listed per trace (nsys analyze lists 50)
+    "gpu": None,  # flops: GPU name matched against the peak table instead of the trace's (e.g. "H100 SXM")
+    "peak_tflops": None,  # flops: one peak TFLOP/s for every dtype, overriding the table
+    "peak_tb_s": None,  # flops: peak memory bandwidth in TB/s, overriding the table
+    "tf32": False,  # flops: fp32 matmuls ran on TF32 tensor cores (compare with the tf32 peak, not fp32)
 }
 
 _OUTPUT = re.compile(r"^--\s*@output\s+([A-Za-z_][\w]*)\s*$", re.MULTILINE)

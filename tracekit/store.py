@@ -8,7 +8,10 @@ registers the views every query in ``queries/`` relies on:
 - ``events``: every row of every trace;
 - ``kernels``: kind in kernel / memcpy / memset;
 - ``runtime``: kind = runtime;
-- ``ranges``: kind = range.
+- ``ranges``: kind = range;
+- ``trace_devices``: trace, device, name, sm_count of the GPUs each trace's metadata lists.
+
+``connect_runs`` registers events/kernels/runtime/ranges over several labelled runs, with a ``label`` column.
 """
 
 from __future__ import annotations
@@ -31,6 +34,16 @@ VIEWS = {
     "ranges": "SELECT * FROM events WHERE kind = 'range'",
 }
 RAW_SUFFIXES = (".json", ".json.gz", ".gz", ".sqlite", ".nsys-rep", ".qdrep")
+#: ``trace_devices``: one row per (trace, GPU) listed in the files' ``tracekit.traces`` metadata (Kineto
+#: deviceProperties: id/name/numSms; nsys TARGET_INFO_*: id/name/sm_count). Only Parquet footers are read.
+TRACE_DEVICES = """
+SELECT t.key AS trace, TRY_CAST(json_extract_string(d.value, '$.id') AS INTEGER) AS device,
+       json_extract_string(d.value, '$.name') AS name,
+       TRY_CAST(coalesce(json_extract_string(d.value, '$.numSms'), json_extract_string(d.value, '$.sm_count')) AS INTEGER) AS sm_count
+FROM parquet_kv_metadata({files}) m,
+     json_each(decode(m.value)::JSON) t,
+     json_each(json_extract(t.value, '$.devices')) d
+WHERE decode(m.key) = 'tracekit.traces' AND json_type(json_extract(t.value, '$.devices')) = 'ARRAY'"""
 
 
 def _cache_path(src: Path) -> Path:
@@ -87,6 +100,29 @@ def connect(paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[str],
     con = con or duckdb.connect()
     lst = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
     con.execute(f"CREATE OR REPLACE VIEW events AS SELECT * FROM read_parquet({lst}, union_by_name = true)")
+    for name, body in VIEWS.items():
+        con.execute(f"CREATE OR REPLACE VIEW {name} AS {body}")
+    # The GPUs each trace names (Parquet key-value metadata, see read_metadata): queries/flops.sql picks peaks by name.
+    con.execute(f"CREATE OR REPLACE VIEW trace_devices AS {TRACE_DEVICES.format(files=lst)}")
+    return con
+
+
+def connect_runs(runs: Iterable[tuple[str, Iterable[str | os.PathLike[str]]]],
+                 con: duckdb.DuckDBPyConnection | None = None) -> duckdb.DuckDBPyConnection:
+    """Like :func:`connect` over several labelled runs: ``events`` gains a ``label`` column.
+
+    Two runs may hold traces with the same name (the same script run twice), so ``trace``
+    alone cannot tell them apart; ``label`` (e.g. ``k=2``, or ``A`` / ``B``) can.
+    """
+    con = con or duckdb.connect()
+    parts = []
+    for label, paths in runs:
+        lst = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in parquet_files(paths)) + "]"
+        lab = "'" + label.replace("'", "''") + "'"
+        parts.append(f"SELECT *, {lab} AS label FROM read_parquet({lst}, union_by_name = true)")
+    if not parts:
+        raise TraceError("runs", "no run given")
+    con.execute("CREATE OR REPLACE VIEW events AS " + " UNION ALL BY NAME ".join(parts))
     for name, body in VIEWS.items():
         con.execute(f"CREATE OR REPLACE VIEW {name} AS {body}")
     return con

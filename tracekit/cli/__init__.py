@@ -22,7 +22,7 @@ import click  # noqa: E402
 from tracekit import __version__  # noqa: E402
 from tracekit.errors import TraceError  # noqa: E402
 
-VERBS = ["convert", "sql", "info", "report", "capture"]
+VERBS = ["convert", "sql", "info", "report", "capture", "graphmap", "diff", "compare", "export-chrome"]
 
 
 class _Group(click.Group):
@@ -34,7 +34,7 @@ class _Group(click.Group):
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name not in VERBS:
             return None
-        return importlib.import_module(f"tracekit.cli.{name}").command  # type: ignore[no-any-return]
+        return importlib.import_module(f"tracekit.cli.{name.replace('-', '_')}").command  # type: ignore[no-any-return]
 
     def invoke(self, ctx: click.Context) -> object:
         try:

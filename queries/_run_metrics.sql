@@ -1,0 +1,128 @@
+-- _run_metrics: the numbers of ONE run that compare.sql and diff.sql put side by side (private helper).
+--
+-- A run is one label's traces (one file, or a folder of ranks). tracekit.compare executes this
+-- file once per run, after _common.sql and the set-up part of steps.sql, with the views over that
+-- run's files only (so two runs may hold traces of the same name), and with the variables
+-- label / label_index set. Each execution appends the run's rows to the table run_metrics.
+-- Nothing here defines a new notion: steps and per-step phases are those of steps.sql, GPU busy
+-- is _common.sql's _busy_dev, kernels are grouped by name as in kernels.sql.
+--
+-- Inputs: _gpu, _window, _busy_dev, _caps (from _common.sql); _step_rows, _step_phases (from
+-- steps.sql's set-up). Variables: label, label_index, step_pattern.
+--
+-- Output: table run_metrics, one row per (label, metric):
+--   label, label_index  the run (label_index 0 = the baseline: the first run given)
+--   metric      the address used by `--fail-if`: '<name>.<measure>' (names may hold dots; a
+--               measure never does). Names: 'run', 'step', a phase (relative to its step, as in
+--               steps.phases; 'phase:' is prefixed when the phase is literally called run/step),
+--               'kernel:<kernel name>'
+--   scope       run | step | phase | kernel
+--   name        'run', 'step', the phase, or the kernel name
+--   measure     what is measured (list below); unit: ms | count | ratio
+--   value       the number (DOUBLE); NULL when the data it needs is missing (see note)
+--   numerator, denominator   what value divides by what
+--   additive    TRUE for sums (a phase or kernel absent from a run counts 0 there), FALSE for means
+--   note        why value is NULL and which capture option fixes it; NULL otherwise
+--
+-- Measures. Every "per step" divides by the run's step count (all step instances of all its
+-- traces and step kinds together, the innermost ranges matching step_pattern):
+--   run.traces          traces in the run
+--   run.wall_ms         longest trace window of the run (ranks run side by side)
+--   run.gpu_busy_ms     union of GPU op intervals per device, summed over devices and traces
+--   run.gpu_op_ms       summed GPU op duration;  run.gpu_ops: GPU ops
+--   run.steps           step instances
+--   step.wall_ms        summed step range duration / steps
+--   step.gpu_busy_ms    summed per-step GPU busy (steps.sql gpu_busy_ns) / steps
+--   step.gpu_op_ms      summed duration of GPU ops launched in steps / steps;  step.gpu_ops: ops / steps
+--   step.launches       launching runtime calls (graph launches excluded) / steps
+--   step.sync_stall_ms  host time blocked in sync calls / steps
+--   step.gpu_busy_share summed per-step GPU busy / summed step wall
+--   <phase>.ms_per_step      summed CPU range time of the phase (inclusive of child ranges) / steps
+--   <phase>.gpu_ms_per_step  summed duration of GPU ops launched in the phase (exclusive) / steps
+--   <phase>.calls_per_step   range instances of the phase / steps
+--   kernel:<name>.total_ms   summed duration of the op name;  .count executions;  .mean_ms total / count
+--
+-- How to read: run this through compare.sql (N runs) or diff.sql (A vs B), not alone.
+
+CREATE TEMP TABLE IF NOT EXISTS run_metrics (
+    label VARCHAR, label_index INTEGER, metric VARCHAR, scope VARCHAR, name VARCHAR, measure VARCHAR,
+    unit VARCHAR, value DOUBLE, numerator VARCHAR, denominator VARCHAR, additive BOOLEAN, note VARCHAR);
+
+DELETE FROM run_metrics WHERE label = getvariable('label');
+
+INSERT INTO run_metrics
+WITH _n AS (
+    SELECT (SELECT count(*) FROM _step_rows) AS steps,
+           'no range matched the step pattern ' || getvariable('step_pattern')
+           || ': pass --step-pattern, or mark the loop with tracekit.phase("step")' AS no_step_note,
+           (SELECT count(*) FROM _gpu) AS gpu_ops,
+           'no GPU ops in this run: capture CUDA activity (torch.profiler activities=[CPU, CUDA]; nsys --trace=cuda)'
+               AS no_gpu_note,
+           (SELECT bool_and(has_runtime) FROM _caps) AS has_runtime,
+           (SELECT bool_and(has_sync) FROM _caps) AS has_sync
+), _s AS (
+    SELECT sum(wall_ns) AS wall_ns, sum(coalesce(gpu_busy_ns, 0)) AS busy_ns, sum(gpu_op_ns) AS op_ns,
+           sum(gpu_ops) AS ops, sum(launches) AS launches, sum(sync_stall_ns) AS stall_ns
+    FROM _step_rows
+), _ph AS (
+    SELECT CASE WHEN phase IN ('run', 'step') OR starts_with(phase, 'kernel:') THEN 'phase:' || phase ELSE phase END AS id,
+           phase, sum(cpu_ns) AS cpu_ns, sum(range_instances) AS inst, sum(gpu_op_ns) AS gpu_op_ns
+    FROM _step_phases GROUP BY phase
+), _k AS (
+    SELECT name, sum(dur_ns) AS ns, count(*) AS n FROM _gpu GROUP BY name
+), _rows(metric, scope, name, measure, unit, value, numerator, denominator, additive, note) AS (
+    SELECT 'run.traces', 'run', 'run', 'traces', 'count', (SELECT count(*) FROM _window), 'traces', '-', TRUE, NULL
+    UNION ALL
+    SELECT 'run.wall_ms', 'run', 'run', 'wall_ms', 'ms', (SELECT max(window_ns) FROM _window) / 1e6,
+           'longest trace window (first start to last end)', '-', TRUE, NULL
+    UNION ALL
+    SELECT 'run.gpu_busy_ms', 'run', 'run', 'gpu_busy_ms', 'ms', (SELECT sum(busy_ns) FROM _busy_dev) / 1e6,
+           'union of GPU op intervals per device, summed', '-', TRUE, CASE WHEN gpu_ops = 0 THEN no_gpu_note END FROM _n
+    UNION ALL
+    SELECT 'run.gpu_op_ms', 'run', 'run', 'gpu_op_ms', 'ms', (SELECT sum(dur_ns) FROM _gpu) / 1e6,
+           'summed GPU op duration', '-', TRUE, CASE WHEN gpu_ops = 0 THEN no_gpu_note END FROM _n
+    UNION ALL
+    SELECT 'run.gpu_ops', 'run', 'run', 'gpu_ops', 'count', gpu_ops, 'GPU ops', '-', TRUE, NULL FROM _n
+    UNION ALL
+    SELECT 'run.steps', 'run', 'run', 'steps', 'count', steps, 'step instances', '-', TRUE,
+           CASE WHEN steps = 0 THEN no_step_note END FROM _n
+    UNION ALL
+    SELECT 'step.' || m, 'step', 'step', m, u, CASE WHEN _n.steps > 0 THEN v END, num, 'steps', FALSE,
+           CASE WHEN _n.steps = 0 THEN no_step_note WHEN v IS NULL THEN miss END
+    FROM _n, _s, (VALUES
+        ('wall_ms', 'ms', _s.wall_ns / 1e6 / _n.steps, 'summed step wall time', NULL),
+        ('gpu_busy_ms', 'ms', _s.busy_ns / 1e6 / _n.steps, 'summed per-step GPU busy time', NULL),
+        ('gpu_op_ms', 'ms', _s.op_ns / 1e6 / _n.steps, 'summed duration of GPU ops launched in steps', NULL),
+        ('gpu_ops', 'count', _s.ops / _n.steps, 'GPU ops launched in steps', NULL),
+        ('launches', 'count', CASE WHEN _n.has_runtime THEN _s.launches / _n.steps END,
+         'launching runtime calls in steps (graph launches excluded)',
+         'no CUDA/HIP runtime rows: Kineto: include ProfilerActivity.CPU; nsys: --trace=cuda'),
+        ('sync_stall_ms', 'ms', CASE WHEN _n.has_sync THEN _s.stall_ns / 1e6 / _n.steps END,
+         'host time blocked in sync calls in steps',
+         'no sync API call captured: Kineto: activities=[CPU, CUDA]; nsys: --trace=cuda; syncs are unknown, not zero')
+    ) t(m, u, v, num, miss)
+    UNION ALL
+    SELECT 'step.gpu_busy_share', 'step', 'step', 'gpu_busy_share', 'ratio',
+           CASE WHEN _n.steps > 0 THEN _s.busy_ns / nullif(_s.wall_ns, 0) END,
+           'summed per-step GPU busy time', 'summed step wall time', FALSE,
+           CASE WHEN _n.steps = 0 THEN no_step_note END FROM _n, _s
+    UNION ALL
+    SELECT _ph.id || '.ms_per_step', 'phase', phase, 'ms_per_step', 'ms', cpu_ns / 1e6 / _n.steps,
+           'summed CPU range time of the phase', 'steps', TRUE, NULL FROM _ph, _n WHERE inst > 0
+    UNION ALL
+    SELECT _ph.id || '.gpu_ms_per_step', 'phase', phase, 'gpu_ms_per_step', 'ms', gpu_op_ns / 1e6 / _n.steps,
+           'summed duration of GPU ops launched in the phase', 'steps', TRUE, NULL FROM _ph, _n
+    UNION ALL
+    SELECT _ph.id || '.calls_per_step', 'phase', phase, 'calls_per_step', 'count', inst / _n.steps,
+           'range instances of the phase', 'steps', TRUE, NULL FROM _ph, _n WHERE inst > 0
+    UNION ALL
+    SELECT 'kernel:' || name || '.total_ms', 'kernel', name, 'total_ms', 'ms', ns / 1e6, 'summed duration', '-', TRUE, NULL FROM _k
+    UNION ALL
+    SELECT 'kernel:' || name || '.count', 'kernel', name, 'count', 'count', n, 'executions', '-', TRUE, NULL FROM _k
+    UNION ALL
+    SELECT 'kernel:' || name || '.mean_ms', 'kernel', name, 'mean_ms', 'ms', ns / 1e6 / n, 'summed duration', 'executions',
+           FALSE, NULL FROM _k
+)
+SELECT getvariable('label'), getvariable('label_index'), metric, scope, name, measure, unit, value::DOUBLE,
+       numerator, denominator, additive, note
+FROM _rows;

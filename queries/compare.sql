@@ -1,0 +1,104 @@
+-- compare: how do N labelled runs differ (a sweep: top-k = 1..5, batch sizes, two builds)?
+--
+-- Run it with `tracekit compare --label k=1 a.parquet --label k=2 b.parquet ...` (or
+-- tracekit.compare.compare): that runs _run_metrics.sql once per run, filling the table
+-- run_metrics, then this file once over all runs. The first run given is the baseline.
+--
+-- Inputs: run_metrics (see _run_metrics.sql for every metric and its definition). No parameters.
+--
+-- Set-up (private, also read by diff.sql):
+--   _labels  label, label_index of every run
+--   _matrix  every metric of any run, for every run (label x metric), with the value filled in:
+--            a run where a phase or kernel does not occur gets 0 for sums (additive) and NULL for
+--            means, and NULL for everything when that run has no step (phases) or no GPU op
+--            (kernels) at all: absent data is never a zero. Columns: label, label_index, metric,
+--            scope, name, measure, unit, numerator, denominator, value, present (the run itself
+--            produced the row), note.
+--
+-- Output `compare` (long: one row per run and metric, the label a column):
+--   label, label_index, metric, scope, name, measure, unit, numerator, denominator (what value divides)
+--   value         the run's value;  base_value: the baseline run's value
+--   delta         value - base_value
+--   ratio         value / base_value (NULL when base_value is 0 or NULL)
+--   note          why a value is NULL, or that the phase/kernel is absent from the run
+-- Output `sweep` (one row per run, the LenVM sweep table): label, traces, steps,
+--   wall_ms (run.wall_ms), wall_ratio (wall_ms / baseline's), step_wall_ms (step.wall_ms),
+--   step_wall_ratio, step_gpu_busy_ms, gpu_busy_ms (run.gpu_busy_ms), gpu_op_ms (run.gpu_op_ms)
+-- Output `phases` (one row per run and phase, the 12 phases with the largest ms_per_step in any
+--   run): label, label_index, phase, ms_per_step, ratio (ms_per_step / baseline's), gpu_ms_per_step,
+--   calls_per_step (all as in _run_metrics.sql)
+--
+-- How to read: `sweep` answers "how much slower is each setting"; `phases` says which phase moved.
+-- `tracekit compare --sql` can query run_metrics, _matrix and `events` (with its label column).
+
+CREATE OR REPLACE TEMP TABLE _labels AS
+SELECT DISTINCT label, label_index FROM run_metrics;
+
+CREATE OR REPLACE TEMP TABLE _matrix AS
+WITH _ids AS (
+    SELECT metric, any_value(scope) AS scope, any_value(name) AS name, any_value(measure) AS measure,
+           any_value(unit) AS unit, any_value(numerator) AS numerator, any_value(denominator) AS denominator,
+           bool_or(additive) AS additive
+    FROM run_metrics GROUP BY metric
+), _ctx AS (
+    SELECT label, max(value) FILTER (WHERE metric = 'run.steps') AS steps,
+           max(value) FILTER (WHERE metric = 'run.gpu_ops') AS gpu_ops
+    FROM run_metrics GROUP BY label
+)
+SELECT l.label, l.label_index, i.metric, i.scope, i.name, i.measure, i.unit, i.numerator, i.denominator,
+       CASE WHEN r.metric IS NOT NULL THEN r.value
+            WHEN NOT i.additive THEN NULL
+            WHEN i.scope = 'phase' AND c.steps > 0 THEN 0
+            WHEN i.scope = 'kernel' AND c.gpu_ops > 0 THEN 0 END AS value,
+       r.metric IS NOT NULL AS present,
+       CASE WHEN r.metric IS NOT NULL THEN r.note
+            WHEN i.scope = 'phase' AND coalesce(c.steps, 0) = 0 THEN 'no step in this run (see run.steps)'
+            WHEN i.scope = 'kernel' AND coalesce(c.gpu_ops, 0) = 0 THEN 'no GPU op in this run (see run.gpu_ops)'
+            WHEN i.additive THEN 'absent from this run'
+            ELSE 'absent from this run: no value' END AS note
+FROM _labels l CROSS JOIN _ids i
+LEFT JOIN run_metrics r ON r.label = l.label AND r.metric = i.metric
+LEFT JOIN _ctx c ON c.label = l.label;
+
+-- @output compare
+SELECT m.label, m.label_index, m.metric, m.scope, m.name, m.measure, m.unit, m.numerator, m.denominator,
+       m.value, b.value AS base_value,
+       m.value - b.value AS delta, m.value / nullif(b.value, 0) AS ratio, m.note
+FROM _matrix m JOIN _matrix b ON b.metric = m.metric AND b.label_index = (SELECT min(label_index) FROM _labels)
+ORDER BY list_position(['run', 'step', 'phase', 'kernel'], m.scope), m.name, m.measure, m.label_index;
+
+-- @output sweep
+WITH _w AS (
+    SELECT label, label_index,
+           max(value) FILTER (WHERE metric = 'run.traces') AS traces,
+           max(value) FILTER (WHERE metric = 'run.steps') AS steps,
+           max(value) FILTER (WHERE metric = 'run.wall_ms') AS wall_ms,
+           max(value) FILTER (WHERE metric = 'step.wall_ms') AS step_wall_ms,
+           max(value) FILTER (WHERE metric = 'step.gpu_busy_ms') AS step_gpu_busy_ms,
+           max(value) FILTER (WHERE metric = 'run.gpu_busy_ms') AS gpu_busy_ms,
+           max(value) FILTER (WHERE metric = 'run.gpu_op_ms') AS gpu_op_ms
+    FROM _matrix GROUP BY label, label_index
+), _b AS (SELECT * FROM _w WHERE label_index = (SELECT min(label_index) FROM _labels))
+SELECT w.label, w.traces::BIGINT AS traces, w.steps::BIGINT AS steps, w.wall_ms,
+       w.wall_ms / nullif(b.wall_ms, 0) AS wall_ratio, w.step_wall_ms,
+       w.step_wall_ms / nullif(b.step_wall_ms, 0) AS step_wall_ratio,
+       w.step_gpu_busy_ms, w.gpu_busy_ms, w.gpu_op_ms
+FROM _w w, _b b
+ORDER BY w.label_index;
+
+-- @output phases
+WITH _top AS (
+    SELECT name FROM _matrix WHERE measure = 'ms_per_step'
+    GROUP BY name ORDER BY max(value) DESC NULLS LAST, name LIMIT 12
+), _p AS (
+    SELECT label, label_index, name AS phase,
+           max(value) FILTER (WHERE measure = 'ms_per_step') AS ms_per_step,
+           max(value) FILTER (WHERE measure = 'gpu_ms_per_step') AS gpu_ms_per_step,
+           max(value) FILTER (WHERE measure = 'calls_per_step') AS calls_per_step
+    FROM _matrix WHERE scope = 'phase' AND name IN (SELECT name FROM _top)
+    GROUP BY ALL
+)
+SELECT p.label, p.label_index, p.phase, p.ms_per_step, p.ms_per_step / nullif(b.ms_per_step, 0) AS ratio,
+       p.gpu_ms_per_step, p.calls_per_step
+FROM _p p JOIN _p b ON b.phase = p.phase AND b.label_index = (SELECT min(label_index) FROM _labels)
+ORDER BY p.label_index, p.ms_per_step DESC NULLS LAST, p.phase;

@@ -1,0 +1,366 @@
+-- flops: how many FLOPs do the matmul and attention ops do, how fast, and what share of the GPU's peak?
+--
+-- Run it with `tracekit report` (or tracekit.report.run): that loads _common.sql first and sets every
+-- getvariable() parameter to its documented default (tracekit/report.py: DEFAULTS).
+--
+-- Method.
+--   Ops counted: cpu_op rows of the matmul / attention family (aten::mm, addmm, _addmm_activation,
+--   bmm, baddbmm, linear, matmul, _scaled_mm, scaled_dot_product_attention and its kernels
+--   _scaled_dot_product_{flash,efficient,cudnn}_attention, _scaled_dot_product_flash_attention_for_cpu,
+--   _scaled_dot_product_attention_math, _flash_attention_forward, _efficient_attention_forward).
+--   No double counting: only LEAF-MOST family ops count. A family op that has another family op
+--   nested inside it on its thread (aten::linear > aten::addmm, aten::matmul > aten::mm,
+--   scaled_dot_product_attention > _scaled_dot_product_flash_attention > _flash_attention_forward)
+--   is skipped and its innermost family op counts. This is the op torch's FlopCounterMode counts
+--   (the first op below the CompositeImplicit decompositions), so totals per op name agree with it.
+--   FLOPs per op: the trace's own `flops` value (Kineto with_flops) when present, else from
+--   input_dims (needs record_shapes=True), multiply-add = 2 FLOPs, as torch/utils/flop_counter.py:
+--     mm [M,K]x[K,N]                         2*M*K*N
+--     addmm / _addmm_activation (bias,A,B)   2*M*K*N   (bias add and activation not counted, as torch)
+--     bmm [B,M,K]x[B,K,N]                    2*B*M*K*N;  baddbmm (C,A,B): same, C not counted
+--     linear x[...,K], W[N,K]                2*prod(x)*N  (bias not counted)
+--     matmul                                 broadcast batch: 2*batch*M*K*N; 1-D operands as dot / mv
+--     _scaled_mm (fp8) [M,K]x[K,N]           2*M*K*N
+--     SDPA q[B,H,L,E], k[B,Hkv,S,E], v[B,Hkv,S,Ev] (the _flash/_efficient_attention_forward kernels
+--       take [B,L,H,E]):                      2*B*H*L*S*(E+Ev)  = q@k^T plus attn@v, GQA broadcast;
+--       the mask, softmax and causal skipping are not counted (as torch); varlen / nested inputs
+--       (q not 4-D) get NULL FLOPs.
+--   Bytes: the least traffic the op can cause: every tensor input read once plus the output written
+--   once, elements * dtype size from input_types (inputs typed Scalar/ScalarList/None are skipped).
+--   NULL when a tensor's dtype size is unknown or the output dtype is not recorded (_scaled_mm).
+--   Time base: the GPU ops (kernels, and memsets/memcpys such as cuBLAS workspace zeroing) launched by
+--   runtime calls made inside a counted op on its thread (ASOF join on launch time; children's
+--   launches, e.g. a copy before the GEMM, belong to the op).  dtype: of the first matrix operand
+--   ('unknown' when the trace has no Input type).
+--   Achieved TFLOP/s = FLOPs / summed duration of those GPU ops (ns) / 1e3, over ops that have both.
+--   Share of peak = (sum over those ops of FLOPs / peak of the op's dtype) / their GPU ns, i.e. the
+--   time the work would take at peak over the time it took; peak_tflops = FLOPs / that ideal time,
+--   the FLOP-weighted harmonic mean of the dtypes' peaks (the plain peak when one dtype).
+--   Peaks: _fl_peaks below, dense (no sparsity), chosen by the GPU name in the trace's metadata
+--   (view trace_devices: the GPU with most GPU-op time, else the first listed) matched in table
+--   order against name_regex (AMD devices that only say "AMD Radeon Graphics" are matched by CU
+--   count). dtype -> peak column: bf16, fp16, fp8 (any Float8), fp32 -> fp32 (torch's default
+--   float32_matmul_precision 'highest'; getvariable('tf32') = TRUE uses the tf32 column).
+-- Limits: only matmul/attention FLOPs (convolutions, elementwise, norms, softmax, MoE grouped
+--   GEMMs through custom ops, Triton/flash-attn library ops not named above: not counted); kernels
+--   replayed by CUDA graphs have no cpu_op at replay time and are not counted; GPU time is summed
+--   kernel duration, not wall time (concurrent streams add up); one GPU model per trace.
+--
+-- Inputs: events (cpu_op rows: input_dims, input_types, flops), trace_devices; _gpu, _rt, _steps,
+--   _one_thread, _window (from _common.sql).
+-- Parameters: getvariable('gpu') (name matched against the table instead of the trace's GPU name,
+--   e.g. 'H100 SXM', 'MI300X'); getvariable('peak_tflops') (one peak TFLOP/s for every dtype,
+--   overrides the table); getvariable('peak_tb_s') (memory bandwidth TB/s, overrides);
+--   getvariable('tf32') (fp32 matmuls ran on TF32 tensor cores); getvariable('top_n') (rows of `ops`).
+--
+-- Output `flops`: one row per trace and phase_path of the counted ops ('(none)' = outside any range;
+--   one row with phase_path NULL when the trace has no counted op)
+--   (each op counts in its own full phase_path only: no roll-up into enclosing phases)
+--   trace, phase_path
+--   ops              counted (leaf-most) family ops in the phase
+--   ops_no_flops     of those, ops without FLOPs (no recorded shapes, or shapes the formulas reject)
+--   flops            sum of FLOPs of the ops that have them (NULL when none has)
+--   flops_source     'shapes' | 'trace' (with_flops values) | 'shapes+trace'
+--   bytes            sum of bytes of those ops (NULL when any of them lacks bytes)
+--   timed_ops        ops with FLOPs that launched >= 1 GPU op (the TFLOP/s population)
+--   gpu_ops          GPU ops launched by the timed ops
+--   gpu_ns           their summed duration (denominator of tflops_s and share_of_peak)
+--   tflops_s         FLOPs of the timed ops / gpu_ns / 1e3 (achieved TFLOP/s)
+--   peak_tflops      FLOPs of the timed ops / ideal_ns / 1e3 (dense peak for their dtypes)
+--   share_of_peak    ideal_ns / gpu_ns, ideal_ns = sum of FLOPs / peak over the timed ops
+--   tb_s             bytes of the timed ops / gpu_ns / 1e3 (achieved TB/s; NULL when bytes are)
+--   bw_share         tb_s / the GPU's peak memory bandwidth (peak_tb_s in `device`)
+--   flop_per_byte    flops / bytes (arithmetic intensity; compare with peak_tflops*1e3/peak GB/s)
+--   dtypes           dtypes of the ops, comma-separated
+--   note             what is missing and how to capture it
+-- Output `ops`: one row per trace, op name, input_dims and dtype, top getvariable('top_n') by FLOPs
+--   per trace: calls, flops_per_call, flops, bytes_per_call, gpu_ns (summed over calls), tflops_s,
+--   share_of_peak, tb_s, flop_per_byte, phase_path (most common), flops_source.
+-- Output `steps`: one row per step instance (_steps): trace, step_index, step_name, wall_ns, ops,
+--   flops, gpu_ns, tflops_s and share_of_peak as above (ops launched inside the step, assigned by
+--   start time as in steps.sql), tflops_s_wall = flops / wall_ns / 1e3 and wall_share_of_peak =
+--   ideal_ns / wall_ns (model-FLOPs utilisation over the step's wall time).
+-- Output `device`: one row per trace: gpu_name (from the trace, or the --gpu override),
+--   name_source, matched (the peak table row, NULL when none), bf16/fp16/fp8/tf32/fp32_tflops,
+--   peak_tb_s (after overrides), peak_override, note.
+--
+-- How to read: share_of_peak near 1 means the GEMMs run at the tensor-core roofline; decode GEMMs
+-- with few tokens have flop_per_byte far below the ridge point (peak FLOP/s / peak B/s) and are
+-- bandwidth-bound, so read bw_share there instead.
+
+-- Peak dense throughput per GPU (TFLOP/s) and memory bandwidth (TB/s); NULL = not supported / not
+-- published. NVIDIA datasheets print tensor-core figures "with sparsity": dense = half of them.
+--   H100 SXM / PCIe / NVL: NVIDIA H100 Tensor Core GPU datasheet (nvidia.com/en-us/data-center/h100/):
+--     SXM BF16/FP16 1,979*, FP8 3,958*, TF32 989*, FP32 67, 3.35 TB/s; PCIe 1,513*, 3,026*, 756*, 51,
+--     2 TB/s; NVL 1,671*, 3,341*, 835*, 60, 3.9 TB/s (* with sparsity).
+--   H200 SXM / NVL: NVIDIA H200 datasheet (nvidia.com/en-us/data-center/h200/): as H100 SXM / NVL, 4.8 TB/s.
+--   B200: NVIDIA HGX B200 datasheet (nvidia.com/en-us/data-center/hgx/), 8-GPU totals / 8: FP16/BF16
+--     36 PF*, FP8 72 PF*, TF32 18 PF*, FP32 600 TF, 8 TB/s per GPU.
+--   A100: NVIDIA A100 datasheet (nvidia.com/en-us/data-center/a100/): BF16/FP16 312, TF32 156, FP32
+--     19.5 (dense), no FP8; 40GB 1,555 GB/s, 80GB PCIe 1,935 GB/s, 80GB SXM 2,039 GB/s.
+--   L40S: NVIDIA L40S datasheet: BF16/FP16 362.05, FP8 733, TF32 183 (dense), FP32 91.6, 864 GB/s.
+--   L4: NVIDIA L4 datasheet: BF16/FP16 242*, FP8 485*, TF32 120*, FP32 30.3, 300 GB/s.
+--   A10: NVIDIA A10 datasheet: BF16/FP16 250*, TF32 125*, FP32 31.2, 600 GB/s.
+--   MI300X / MI325X: AMD Instinct MI300X / MI325X datasheets (amd.com/en/products/accelerators/instinct):
+--     FP16/BF16 1,307.4, FP8 2,614.9, TF32 653.7, FP32 163.4 (dense); 5.3 / 6.0 TB/s.
+--   MI250X / MI250: AMD Instinct MI250X / MI250 datasheets: FP16/BF16 383 / 362.1, FP32 matrix 95.7 /
+--     90.5, 3.2768 TB/s per package of 2 GCDs; each GCD is one device to torch, so rows are per GCD
+--     (halved); CDNA2 has no TF32 or FP8.
+--   V100: NVIDIA Tesla V100 datasheet: FP16 tensor 125 (SXM2) / 112 (PCIe) / 130 (V100S), FP32 15.7 / 14 /
+--     16.4, 900 / 900 / 1,134 GB/s; Volta has no BF16, TF32 or FP8 (no sparsity figures exist).
+CREATE OR REPLACE TEMP TABLE _fl_peaks AS
+SELECT * FROM (VALUES
+    (1,  'H100 NVL',       '(?i)\bh100\b.*\bnvl\b',            NULL, 835.5,   835.5,   1670.5, 417.5,  60.0,  3.9),
+    (2,  'H100 PCIe',      '(?i)\bh100\b.*\bpcie\b',           NULL, 756.5,   756.5,   1513.0, 378.0,  51.0,  2.0),
+    (3,  'H100 SXM',       '(?i)\bh100\b',                     NULL, 989.5,   989.5,   1979.0, 494.5,  67.0,  3.35),
+    (4,  'H200 NVL',       '(?i)\bh200\b.*\bnvl\b',            NULL, 835.5,   835.5,   1670.5, 417.5,  60.0,  4.8),
+    (5,  'H200 SXM',       '(?i)\bh200\b',                     NULL, 989.5,   989.5,   1979.0, 494.5,  67.0,  4.8),
+    (6,  'B200',           '(?i)\bb200\b',                     NULL, 2250.0,  2250.0,  4500.0, 1125.0, 75.0,  8.0),
+    (7,  'A100 80GB PCIe', '(?i)\ba100\b.*(80gb.*pcie|pcie.*80gb)', NULL, 312.0, 312.0, NULL, 156.0,  19.5,  1.935),
+    (8,  'A100 40GB PCIe', '(?i)\ba100\b.*\bpcie\b',           NULL, 312.0,   312.0,   NULL,   156.0,  19.5,  1.555),
+    (9,  'A100 80GB SXM',  '(?i)\ba100\b.*80gb',               NULL, 312.0,   312.0,   NULL,   156.0,  19.5,  2.039),
+    (10, 'A100 40GB SXM',  '(?i)\ba100\b',                     NULL, 312.0,   312.0,   NULL,   156.0,  19.5,  1.555),
+    (11, 'L40S',           '(?i)\bl40s\b',                     NULL, 362.05,  362.05,  733.0,  183.0,  91.6,  0.864),
+    (12, 'L4',             '(?i)\bl4\b',                       NULL, 121.0,   121.0,   242.5,  60.0,   30.3,  0.3),
+    (13, 'A10',            '(?i)\ba10\b',                      NULL, 125.0,   125.0,   NULL,   62.5,   31.2,  0.6),
+    (14, 'MI325X',         '(?i)mi325x',                       NULL, 1307.4,  1307.4,  2614.9, 653.7,  163.4, 6.0),
+    (15, 'MI300X',         '(?i)mi300x',                       NULL, 1307.4,  1307.4,  2614.9, 653.7,  163.4, 5.3),
+    (16, 'MI250X (1 GCD)', '(?i)mi250x',                       110,  191.5,   191.5,   NULL,   NULL,   47.85, 1.6384),
+    (17, 'MI250 (1 GCD)',  '(?i)mi250\b',                      104,  181.05,  181.05,  NULL,   NULL,   45.25, 1.6384),
+    (18, 'V100S PCIe',     '(?i)\bv100s\b',                    NULL, NULL,    130.0,   NULL,   NULL,   16.4,  1.134),
+    (19, 'V100 SXM2',      '(?i)\bv100\b.*\bsxm',             NULL, NULL,    125.0,   NULL,   NULL,   15.7,  0.9),
+    (20, 'V100 PCIe',      '(?i)\bv100\b',                     NULL, NULL,    112.0,   NULL,   NULL,   14.0,  0.9)
+) AS t(ord, gpu, name_regex, cus, bf16_tflops, fp16_tflops, fp8_tflops, tf32_tflops, fp32_tflops, tb_s);
+
+-- dtype class and element size of Kineto's "Input type" strings (c10 scalar type names)
+CREATE OR REPLACE TEMP MACRO _fl_dtype(t) AS CASE
+    WHEN t = 'c10::BFloat16' THEN 'bf16' WHEN t = 'c10::Half' THEN 'fp16' WHEN t = 'float' THEN 'fp32'
+    WHEN t = 'double' THEN 'fp64' WHEN starts_with(t, 'c10::Float8') THEN 'fp8' ELSE t END;
+CREATE OR REPLACE TEMP MACRO _fl_size(t) AS CASE
+    WHEN t IN ('c10::BFloat16', 'c10::Half', 'short int') THEN 2 WHEN t IN ('float', 'int') THEN 4
+    WHEN t IN ('double', 'long int', 'c10::complex<float>') THEN 8 WHEN t = 'c10::complex<double>' THEN 16
+    WHEN t IN ('signed char', 'unsigned char', 'bool') OR starts_with(t, 'c10::Float8') THEN 1 END;
+CREATE OR REPLACE TEMP MACRO _fl_prod(l) AS list_reduce(l, lambda a, b: a * b, 1::BIGINT);
+-- product of the broadcast of two batch shapes (aligned from the right, missing dims = 1)
+CREATE OR REPLACE TEMP MACRO _fl_bprod(a, b) AS _fl_prod(list_transform(range(1, greatest(len(a), len(b)) + 1),
+    lambda i: greatest(coalesce(list_reverse(a)[i], 1), coalesce(list_reverse(b)[i], 1))));
+
+CREATE OR REPLACE TEMP TABLE _fl_cand AS
+SELECT trace, pid, tid, seq, name, ts_ns, ts_ns + greatest(dur_ns, 0) AS end_ns,
+       coalesce(phase_path, '(none)') AS phase_path, input_dims, input_types, flops AS trace_flops
+FROM events
+WHERE kind = 'cpu_op' AND name IN (
+    'aten::mm', 'aten::addmm', 'aten::_addmm_activation', 'aten::bmm', 'aten::baddbmm', 'aten::linear',
+    'aten::matmul', 'aten::_scaled_mm', 'aten::scaled_dot_product_attention',
+    'aten::_scaled_dot_product_flash_attention', 'aten::_scaled_dot_product_efficient_attention',
+    'aten::_scaled_dot_product_cudnn_attention', 'aten::_scaled_dot_product_flash_attention_for_cpu',
+    'aten::_scaled_dot_product_attention_math', 'aten::_scaled_dot_product_fused_attention_overrideable',
+    'aten::_flash_attention_forward', 'aten::_efficient_attention_forward');
+
+-- leaf-most: the next family op on the thread (parents sort before their children) starts after this one ends
+CREATE OR REPLACE TEMP TABLE _fl_leaf AS
+WITH _o AS (
+    SELECT *, lead(ts_ns) OVER (PARTITION BY trace, pid, tid ORDER BY ts_ns, end_ns DESC, seq) AS _next_ts
+    FROM _fl_cand
+), _p AS (
+    SELECT * EXCLUDE (_next_ts),
+           CASE WHEN json_valid(input_dims) THEN from_json(input_dims, '[["BIGINT"]]') END AS d,
+           CASE WHEN json_valid(input_types) THEN from_json(input_types, '["VARCHAR"]') END AS t,
+           CASE WHEN name IN ('aten::addmm', 'aten::_addmm_activation', 'aten::baddbmm') THEN 2 ELSE 1 END AS ai
+    FROM _o WHERE _next_ts IS NULL OR _next_ts >= end_ns
+), _s AS (  -- A, B: the two matrix operands; q, k, v for attention
+    SELECT *, d[ai] AS a, d[ai + 1] AS b, t[ai] AS a_type,
+           name IN ('aten::_flash_attention_forward', 'aten::_efficient_attention_forward') AS bshd,
+           name LIKE '%attention%' AS sdpa
+    FROM _p
+), _f AS (
+    SELECT *,
+        CASE
+        WHEN sdpa THEN CASE WHEN len(a) = 4 AND len(b) = 4 AND len(d[3]) = 4
+            THEN 2 * _fl_prod(a[1:3]) * (CASE WHEN bshd THEN b[2] ELSE b[3] END) * (a[4] + d[3][4]) END
+        WHEN name IN ('aten::mm', 'aten::addmm', 'aten::_addmm_activation', 'aten::_scaled_mm')
+            THEN CASE WHEN len(a) = 2 AND len(b) = 2 THEN 2 * a[1] * a[2] * b[2] END
+        WHEN name IN ('aten::bmm', 'aten::baddbmm')
+            THEN CASE WHEN len(a) = 3 AND len(b) = 3 THEN 2 * a[1] * a[2] * a[3] * b[3] END
+        WHEN name = 'aten::linear' THEN CASE WHEN len(a) >= 1 AND len(b) = 2 THEN 2 * _fl_prod(a) * b[1] END
+        WHEN name = 'aten::matmul' THEN CASE
+            WHEN len(a) = 1 AND len(b) = 1 THEN 2 * a[1]
+            WHEN len(a) = 1 AND len(b) >= 2 THEN 2 * _fl_prod(b)
+            WHEN len(a) >= 2 AND len(b) = 1 THEN 2 * _fl_prod(a)
+            WHEN len(a) >= 2 AND len(b) >= 2
+                THEN 2 * _fl_bprod(a[1:len(a) - 2], b[1:len(b) - 2]) * a[-2] * a[-1] * b[-1] END
+        END AS shape_flops,
+        -- elements of the output
+        CASE
+        WHEN sdpa THEN CASE WHEN len(a) = 4 AND len(d[3]) = 4 THEN _fl_prod(a[1:3]) * d[3][4] END
+        WHEN name = 'aten::_scaled_mm' THEN NULL  -- out_dtype is not recorded
+        WHEN name IN ('aten::mm', 'aten::addmm', 'aten::_addmm_activation') AND len(a) = 2 AND len(b) = 2 THEN a[1] * b[2]
+        WHEN name IN ('aten::bmm', 'aten::baddbmm') AND len(a) = 3 AND len(b) = 3 THEN a[1] * a[2] * b[3]
+        WHEN name = 'aten::linear' AND len(a) >= 1 AND len(b) = 2 THEN _fl_prod(a[1:len(a) - 1]) * b[1]
+        WHEN name = 'aten::matmul' THEN CASE
+            WHEN len(a) = 1 AND len(b) = 1 THEN 1
+            WHEN len(a) = 1 AND len(b) >= 2 THEN _fl_prod(b[1:len(b) - 2]) * b[-1]
+            WHEN len(a) >= 2 AND len(b) = 1 THEN _fl_prod(a[1:len(a) - 1])
+            WHEN len(a) >= 2 AND len(b) >= 2 THEN _fl_bprod(a[1:len(a) - 2], b[1:len(b) - 2]) * a[-2] * b[-1] END
+        END AS out_elems,
+        -- bytes of the tensor inputs (NULL propagates when a tensor's dtype size is unknown)
+        CASE WHEN len(d) = len(t) THEN list_reduce(list_transform(range(1, len(t) + 1), lambda i:
+            CASE WHEN t[i] IN ('', 'Scalar', 'ScalarList', 'GenericList') THEN 0::BIGINT
+                 ELSE _fl_prod(d[i]) * _fl_size(t[i]) END), lambda x, y: x + y, 0::BIGINT) END AS in_bytes
+    FROM _s
+)
+SELECT row_number() OVER () AS op_id, trace, pid, tid, seq, name, ts_ns, end_ns, phase_path, input_dims,
+       coalesce(_fl_dtype(a_type), 'unknown') AS dtype,
+       coalesce(trace_flops, shape_flops::DOUBLE) AS flops,
+       CASE WHEN trace_flops IS NOT NULL THEN 'trace' WHEN shape_flops IS NOT NULL THEN 'shapes' END AS flops_source,
+       in_bytes + out_elems * _fl_size(a_type) AS bytes
+FROM _f;
+
+-- the GPU each trace ran on, and its peaks after the overrides
+CREATE OR REPLACE TEMP TABLE _fl_dev AS
+WITH _busy AS (SELECT trace, device, sum(dur_ns) AS ns FROM _gpu GROUP BY ALL),
+_named AS (
+    SELECT d.trace, d.name, d.sm_count,
+           row_number() OVER (PARTITION BY d.trace ORDER BY coalesce(b.ns, -1) DESC, d.device) AS r
+    FROM trace_devices d LEFT JOIN _busy b ON b.trace = d.trace AND b.device = d.device
+    WHERE d.name IS NOT NULL
+), _n AS (
+    SELECT w.trace, coalesce(getvariable('gpu'), n.name) AS gpu_name,
+           CASE WHEN getvariable('gpu') IS NOT NULL THEN '--gpu' WHEN n.name IS NOT NULL THEN 'trace' END AS name_source,
+           CASE WHEN getvariable('gpu') IS NULL THEN n.sm_count END AS sm_count
+    FROM _window w LEFT JOIN (SELECT * FROM _named WHERE r = 1) n USING (trace)
+), _m AS (
+    SELECT n.trace, p.*,
+           row_number() OVER (PARTITION BY n.trace ORDER BY CASE WHEN regexp_matches(n.gpu_name, p.name_regex) THEN 0 ELSE 1 END, p.ord) AS r
+    FROM _n n JOIN _fl_peaks p
+      ON regexp_matches(n.gpu_name, p.name_regex)
+         OR (p.cus IS NOT NULL AND p.cus = n.sm_count AND regexp_matches(n.gpu_name, '(?i)^amd (radeon|instinct)'))
+)
+SELECT n.trace, n.gpu_name, n.name_source, m.gpu AS matched,
+       coalesce(TRY_CAST(getvariable('peak_tflops') AS DOUBLE), m.bf16_tflops) AS bf16_tflops,
+       coalesce(TRY_CAST(getvariable('peak_tflops') AS DOUBLE), m.fp16_tflops) AS fp16_tflops,
+       coalesce(TRY_CAST(getvariable('peak_tflops') AS DOUBLE), m.fp8_tflops) AS fp8_tflops,
+       coalesce(TRY_CAST(getvariable('peak_tflops') AS DOUBLE), m.tf32_tflops) AS tf32_tflops,
+       coalesce(TRY_CAST(getvariable('peak_tflops') AS DOUBLE), m.fp32_tflops) AS fp32_tflops,
+       coalesce(TRY_CAST(getvariable('peak_tb_s') AS DOUBLE), m.tb_s) AS peak_tb_s,
+       concat_ws(', ', CASE WHEN getvariable('peak_tflops') IS NOT NULL THEN concat('peak_tflops=', getvariable('peak_tflops')) END,
+                       CASE WHEN getvariable('peak_tb_s') IS NOT NULL THEN concat('peak_tb_s=', getvariable('peak_tb_s')) END) AS peak_override,
+       CASE
+           WHEN getvariable('peak_tflops') IS NOT NULL AND (m.gpu IS NOT NULL OR getvariable('peak_tb_s') IS NOT NULL) THEN NULL
+           WHEN n.gpu_name IS NULL THEN 'the trace names no GPU (no deviceProperties / GPU table): pass --gpu NAME or --peak-tflops X --peak-tb-s Y'
+           WHEN m.gpu IS NULL THEN 'GPU "' || n.gpu_name || '" is not in the peak table (queries/flops.sql): pass --gpu NAME (e.g. "H100 SXM") or --peak-tflops X --peak-tb-s Y'
+       END AS note
+FROM _n n LEFT JOIN (SELECT * FROM _m WHERE r = 1) m USING (trace);
+
+-- per counted op: its peak, GPU ops launched inside it, and its step
+CREATE OR REPLACE TEMP TABLE _fl_ops AS
+WITH _l AS (
+    SELECT o.op_id, count(g.gid) AS gpu_ops, sum(g.dur_ns) AS gpu_ns
+    FROM (SELECT trace, pid, tid, ts_ns, correlation FROM _rt WHERE launched) r
+    ASOF JOIN _fl_leaf o ON r.trace = o.trace AND r.pid = o.pid AND r.tid = o.tid AND r.ts_ns >= o.ts_ns
+    JOIN _gpu g ON g.trace = r.trace AND g.correlation = r.correlation
+    WHERE r.ts_ns < o.end_ns
+    GROUP BY o.op_id
+), _st AS (
+    SELECT o.op_id, s.step_index FROM (
+        SELECT op_id, trace, ts_ns, CASE WHEN t.one_thread THEN -1 ELSE tid END AS k_tid
+        FROM _fl_leaf JOIN _one_thread t USING (trace)) o
+    ASOF JOIN _steps s ON o.trace = s.trace AND o.k_tid = s.k_tid AND o.ts_ns >= s.ts_ns
+    WHERE o.ts_ns < s.end_ns
+)
+SELECT o.*, coalesce(l.gpu_ops, 0) AS gpu_ops, l.gpu_ns, st.step_index,
+       CASE o.dtype WHEN 'bf16' THEN v.bf16_tflops WHEN 'fp16' THEN v.fp16_tflops WHEN 'fp8' THEN v.fp8_tflops
+                    WHEN 'fp32' THEN CASE WHEN getvariable('tf32') THEN v.tf32_tflops ELSE v.fp32_tflops END
+                    ELSE TRY_CAST(getvariable('peak_tflops') AS DOUBLE) END AS peak_tflops,
+       o.flops IS NOT NULL AND coalesce(l.gpu_ns, 0) > 0 AS timed
+FROM _fl_leaf o
+LEFT JOIN _l l USING (op_id)
+LEFT JOIN _st st USING (op_id)
+LEFT JOIN _fl_dev v USING (trace);
+
+-- the rate columns shared by every output (a macro over one group of _fl_ops rows)
+CREATE OR REPLACE TEMP MACRO _fl_timed_flops(flops, timed) AS sum(flops) FILTER (WHERE timed);
+CREATE OR REPLACE TEMP MACRO _fl_ideal_ns(flops, peak, timed) AS
+    CASE WHEN count(*) FILTER (WHERE timed AND peak IS NULL) = 0 THEN sum(flops / (peak * 1e3)) FILTER (WHERE timed) END;
+
+-- @output flops
+WITH _g AS (
+    SELECT trace, phase_path, count(*) AS ops, count(*) FILTER (WHERE flops IS NULL) AS ops_no_flops,
+           sum(flops) AS flops,
+           CASE WHEN bool_or(flops_source = 'trace') AND bool_or(flops_source = 'shapes') THEN 'shapes+trace'
+                ELSE max(flops_source) END AS flops_source,
+           CASE WHEN count(*) FILTER (WHERE flops IS NOT NULL AND bytes IS NULL) = 0 THEN sum(bytes) FILTER (WHERE flops IS NOT NULL) END AS bytes,
+           count(*) FILTER (WHERE timed) AS timed_ops,
+           count(*) FILTER (WHERE flops IS NOT NULL AND gpu_ops = 0) AS untimed_ops,
+           sum(gpu_ops) FILTER (WHERE timed) AS gpu_ops,
+           sum(gpu_ns) FILTER (WHERE timed) AS gpu_ns,
+           _fl_timed_flops(flops, timed) AS timed_flops,
+           CASE WHEN count(*) FILTER (WHERE timed AND bytes IS NULL) = 0 THEN sum(bytes) FILTER (WHERE timed) END AS timed_bytes,
+           _fl_ideal_ns(flops, peak_tflops, timed) AS ideal_ns,
+           string_agg(DISTINCT dtype, ',' ORDER BY dtype) AS dtypes,
+           string_agg(DISTINCT CASE WHEN timed AND peak_tflops IS NULL THEN dtype END, ',') AS no_peak_dtypes
+    FROM _fl_ops GROUP BY ALL
+)
+SELECT g.trace, g.phase_path, g.ops, g.ops_no_flops, g.flops::BIGINT AS flops, g.flops_source, g.bytes::BIGINT AS bytes,
+       g.timed_ops, g.gpu_ops::BIGINT AS gpu_ops, g.gpu_ns::BIGINT AS gpu_ns,
+       g.timed_flops / nullif(g.gpu_ns, 0) / 1e3 AS tflops_s,
+       g.timed_flops / nullif(g.ideal_ns, 0) / 1e3 AS peak_tflops,
+       g.ideal_ns / nullif(g.gpu_ns, 0) AS share_of_peak,
+       g.timed_bytes / nullif(g.gpu_ns, 0) / 1e3 AS tb_s,
+       g.timed_bytes / nullif(g.gpu_ns, 0) / 1e3 / v.peak_tb_s AS bw_share,
+       g.flops / nullif(g.bytes, 0) AS flop_per_byte,
+       g.dtypes,
+       nullif(concat_ws('; ',
+           CASE WHEN g.ops_no_flops > 0 THEN g.ops_no_flops || ' of ' || g.ops || ' ops have no FLOPs: no input shapes (capture with record_shapes=True) or shapes the formulas reject' END,
+           CASE WHEN g.timed_ops = 0 AND g.untimed_ops > 0 THEN 'no GPU op was launched by these ops (CPU-only run, or no runtime rows: capture with ProfilerActivity.CUDA): TFLOP/s unknown'
+                WHEN g.untimed_ops > 0 THEN g.untimed_ops || ' ops launched no GPU op and are left out of TFLOP/s' END,
+           CASE WHEN g.timed_ops > 0 AND g.ideal_ns IS NULL THEN coalesce(v.note, 'no peak for dtype ' || g.no_peak_dtypes || ' on ' || v.matched || ': pass --peak-tflops X') END,
+           CASE WHEN g.timed_ops > 0 AND g.timed_bytes IS NOT NULL AND v.peak_tb_s IS NULL THEN coalesce(v.note, 'no memory bandwidth known: pass --peak-tb-s Y') END
+       ), '') AS note
+FROM _g g JOIN _fl_dev v USING (trace)
+UNION ALL
+SELECT w.trace, NULL, 0, 0, NULL, NULL, NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+       'no matmul/attention cpu_op in the trace: FLOPs need PyTorch cpu_op rows (torch.profiler; nsys traces have none) with record_shapes=True'
+FROM _window w WHERE NOT EXISTS (SELECT 1 FROM _fl_ops o WHERE o.trace = w.trace)
+ORDER BY trace, flops DESC NULLS LAST, phase_path;
+
+-- @output ops
+WITH _g AS (
+    SELECT trace, name, input_dims, dtype, count(*) AS calls, sum(flops) AS flops, max(flops) AS flops_max,
+           min(flops) AS flops_min, max(bytes) AS bytes_per_call, sum(gpu_ns) FILTER (WHERE timed) AS gpu_ns,
+           _fl_timed_flops(flops, timed) AS timed_flops,
+           CASE WHEN count(*) FILTER (WHERE timed AND bytes IS NULL) = 0 THEN sum(bytes) FILTER (WHERE timed) END AS timed_bytes,
+           _fl_ideal_ns(flops, peak_tflops, timed) AS ideal_ns, mode(phase_path) AS phase_path,
+           string_agg(DISTINCT flops_source, '+') AS flops_source
+    FROM _fl_ops GROUP BY ALL
+)
+SELECT trace, name, input_dims, dtype, calls,
+       CASE WHEN flops_min = flops_max THEN flops_max::BIGINT END AS flops_per_call, flops::BIGINT AS flops,
+       bytes_per_call::BIGINT AS bytes_per_call, gpu_ns::BIGINT AS gpu_ns,
+       timed_flops / nullif(gpu_ns, 0) / 1e3 AS tflops_s, ideal_ns / nullif(gpu_ns, 0) AS share_of_peak,
+       timed_bytes / nullif(gpu_ns, 0) / 1e3 AS tb_s, flops_max / nullif(bytes_per_call, 0) AS flop_per_byte,
+       phase_path, flops_source
+FROM _g
+QUALIFY row_number() OVER (PARTITION BY trace ORDER BY flops DESC NULLS LAST, name, input_dims) <= getvariable('top_n')
+ORDER BY trace, flops DESC NULLS LAST, name, input_dims;
+
+-- @output steps
+WITH _g AS (
+    SELECT trace, step_index, count(*) AS ops, sum(flops) AS flops, sum(gpu_ns) FILTER (WHERE timed) AS gpu_ns,
+           _fl_timed_flops(flops, timed) AS timed_flops, _fl_ideal_ns(flops, peak_tflops, timed) AS ideal_ns,
+           CASE WHEN count(*) FILTER (WHERE flops IS NOT NULL AND peak_tflops IS NULL) = 0
+                THEN sum(flops / (peak_tflops * 1e3)) END AS ideal_all_ns
+    FROM _fl_ops WHERE step_index IS NOT NULL GROUP BY ALL
+)
+SELECT s.trace, s.step_index, s.name AS step_name, s.end_ns - s.ts_ns AS wall_ns, coalesce(g.ops, 0) AS ops,
+       g.flops::BIGINT AS flops, g.gpu_ns::BIGINT AS gpu_ns,
+       g.timed_flops / nullif(g.gpu_ns, 0) / 1e3 AS tflops_s, g.ideal_ns / nullif(g.gpu_ns, 0) AS share_of_peak,
+       g.flops / nullif(s.end_ns - s.ts_ns, 0) / 1e3 AS tflops_s_wall,
+       g.ideal_all_ns / nullif(s.end_ns - s.ts_ns, 0) AS wall_share_of_peak
+FROM _steps s LEFT JOIN _g g USING (trace, step_index)
+ORDER BY s.trace, s.step_index;
+
+-- @output device
+SELECT trace, gpu_name, name_source, matched, bf16_tflops, fp16_tflops, fp8_tflops, tf32_tflops, fp32_tflops,
+       peak_tb_s, nullif(peak_override, '') AS peak_override, note
+FROM _fl_dev ORDER BY trace;

@@ -1,0 +1,273 @@
+-- graph_map: which phase and op shapes did each kernel replayed from a CUDA graph have when the
+-- graph's work was launched one op at a time (eager run or graph capture)?
+--
+-- Why: a cudaGraphLaunch replays its whole kernel sequence under one correlation id, so every
+-- replayed kernel takes the launch's phase (tracekit.ingest.link) and carries no inner range
+-- (draft / lm_head / sampler) and no cpu_op shapes. A reference trace of the same model run
+-- op by op still has them; this file aligns the two, position by position.
+--
+-- Inputs: views `events`, `kernels`, `runtime` (tracekit.store.connect over both traces; they may
+-- be one and the same trace, whose eager kernels are then the reference) and the variables
+--   graph_map_replay     trace name holding the graph replays
+--   graph_map_reference  trace name of the reference
+--   step_pattern         regex of step range names (tracekit.report.DEFAULTS)
+-- Not read: _common.sql (this file needs two traces and runs on its own: `tracekit graphmap`).
+--
+-- How the alignment works (exact, never tolerant):
+--   replayed sequence  the GPU ops (kernel/memcpy/memset) whose launch is a *GraphLaunch, per launch
+--                      (correlation), numbered node 1..n by GPU start (ts_ns, then seq).
+--   1. method 'sequence' (reference ran the ops eagerly: GPU rows with kernel names): reference
+--      GPU ops not launched by a graph, numbered per launching thread in launch order
+--      (launch_ts_ns, ts_ns, seq). A region is every place where the n names in a row equal the
+--      replayed names, node for node. Node k then takes the inner path of the region's k-th op:
+--      its phase_path after the innermost segment that matches step_pattern (the whole path
+--      when none does).
+--   2. method 'capture_order' (only for sequences with no 'sequence' region; the reference is a
+--      capture trace: launches between cudaStreamBeginCapture and cudaStreamEndCapture on one
+--      thread run nothing, so there are no kernel names to compare): a region is a capture window
+--      with exactly n launch calls (cuda/cu Launch*, Memcpy*Async, Memset*Async) that launched
+--      no GPU row; node k takes the k-th launch in time order (identity by order and count only).
+--      Inner path: the launch's phase_path after the BeginCapture call's own phase_path.
+--   Shapes of a region op: the innermost cpu_op (latest start) on the launching thread that
+--   encloses the launch call's start: its name, input_dims, input_types.
+--   Agreement: with several regions (repeated eager steps, one capture per batch size), node k is
+--   matched only when every region gives it the same inner path; shapes only when every region
+--   gives the same (op, input_dims, input_types). Otherwise the node stays as it was: 'ambiguous'.
+--   New phase_path: the launch's phase_path + '/' + inner path, where a leading part of the inner
+--   path that repeats the end of the launch's path is written once (launch 'ProfilerStep#7/decode'
+--   + inner 'decode/draft/lm_head' -> 'ProfilerStep#7/decode/draft/lm_head'). Paths are split at '/'.
+--   Caveat: a multi-stream graph's GPU start order can differ from its launch order; such
+--   sequences usually find no region and are reported unmatched, not guessed.
+--
+-- Outputs:
+--   graph_map (one row per graph launch of the replay trace)
+--     trace               replay trace
+--     launch_correlation  correlation id of the cudaGraphLaunch (shared by the kernels it replayed)
+--     launch_ts_ns        start of the launch call
+--     launch_phase_path   phase_path of the launch call ('(none)' when outside every range)
+--     replayed            GPU ops replayed by this launch (denominator of the three counts below)
+--     matched             of those, given an inner phase_path from the reference
+--     shaped              of those, given cpu_op shapes from the reference (a subset of matched)
+--     ambiguous           of those, left as they were because the regions disagree on the path
+--     method              'sequence', 'capture_order' or 'none' (no region: all left as they were)
+--     regions             reference regions found for this launch's sequence
+--     note                how to read the row, what is missing and how to capture it
+--   summary (one row)
+--     replay_trace, reference_trace, graph_launches, distinct_sequences, replayed, matched,
+--     shaped, ambiguous, unmatched (= replayed - matched), matched_pct (= 100 * matched / replayed;
+--     NULL when nothing was replayed), note
+--   rows (one row per replayed GPU op; what `tracekit graphmap -o` writes back)
+--     kind, seq           the row's identity in the replay trace
+--     launch_correlation, node, name
+--     status              'matched' | 'ambiguous' | 'unmatched'
+--     method, regions     as in graph_map
+--     old_phase_path      phase_path before mapping
+--     phase, phase_path   after mapping (unchanged unless matched)
+--     op_name, input_dims, input_types   the reference op's (NULL unless shaped; input_* also kept
+--                         as they were when not shaped)
+--     ref_seq             seq of the reference op when exactly one region was found, else NULL
+--     args                the row's args with an '@graphmap' object recording the provenance
+--
+-- How to read it: matched / replayed per launch says how much of the graph could be attributed;
+-- a launch with method 'none' had no counterpart: run the reference with the same model, batch
+-- size and kernels (e.g. SGLang --disable-cuda-graph, or profile the capture itself).
+
+CREATE OR REPLACE TEMP MACRO _gm_after_step(path) AS CASE
+    WHEN path IS NULL THEN NULL
+    ELSE array_to_string(string_split(path, '/')[
+        coalesce(list_max(list_filter(range(1, len(string_split(path, '/')) + 1),
+                 lambda i: regexp_full_match(string_split(path, '/')[i], getvariable('step_pattern')))), 0) + 1:], '/')
+    END;
+
+CREATE OR REPLACE TEMP MACRO _gm_after_prefix(path, prefix) AS CASE
+    WHEN path IS NULL THEN NULL
+    WHEN prefix IS NULL THEN path
+    WHEN path = prefix THEN ''
+    WHEN starts_with(path, prefix || '/') THEN path[length(prefix) + 2:]
+    ELSE path END;
+
+-- Launch path joined with an inner path, the overlap (end of lp = start of inner_path) written once.
+CREATE OR REPLACE TEMP MACRO _gm_join(lp, inner_path) AS CASE
+    WHEN inner_path IS NULL OR inner_path = '' THEN lp
+    WHEN lp IS NULL THEN inner_path
+    ELSE nullif(array_to_string(
+        string_split(lp, '/') || string_split(inner_path, '/')[
+            list_max(list_filter(range(0, least(len(string_split(lp, '/')), len(string_split(inner_path, '/'))) + 1),
+                     lambda k: string_split(lp, '/')[len(string_split(lp, '/')) - k + 1:] = string_split(inner_path, '/')[1:k])) + 1:],
+        '/'), '') END;
+
+CREATE OR REPLACE TEMP TABLE _gm_rep AS
+SELECT kind, seq, name, hash(name) AS h, ts_ns, correlation, phase, phase_path, input_dims, input_types, args,
+       launch_ts_ns,
+       row_number() OVER (PARTITION BY correlation ORDER BY ts_ns, seq) AS node,
+       count(*) OVER (PARTITION BY correlation) AS n
+FROM kernels
+WHERE trace = getvariable('graph_map_replay') AND contains(launch_name, 'GraphLaunch') AND correlation IS NOT NULL;
+
+-- One id per distinct replayed name sequence: launches replaying the same graph share it.
+CREATE OR REPLACE TEMP TABLE _gm_launch AS
+SELECT correlation, any_value(n) AS n, min(launch_ts_ns) AS launch_ts_ns, any_value(phase_path) AS launch_phase_path,
+       md5(string_agg(name, chr(31) ORDER BY node)) AS sig
+FROM _gm_rep GROUP BY correlation;
+
+CREATE OR REPLACE TEMP TABLE _gm_seq AS
+SELECT DISTINCT l.sig, l.n, r.node, r.name, r.h
+FROM _gm_rep r JOIN _gm_launch l USING (correlation);
+
+CREATE OR REPLACE TEMP TABLE _gm_ref AS
+SELECT kind, seq, name, hash(name) AS h, launch_tid, launch_ts_ns, phase, phase_path,
+       row_number() OVER (PARTITION BY launch_tid ORDER BY launch_ts_ns, ts_ns, seq) AS pos
+FROM kernels
+WHERE trace = getvariable('graph_map_reference') AND launch_ts_ns IS NOT NULL
+  AND NOT coalesce(contains(launch_name, 'GraphLaunch'), FALSE);
+
+-- Method 1: exact runs of the replayed names in the reference launch order.
+CREATE OR REPLACE TEMP TABLE _gm_seq_regions AS
+WITH _start AS (
+    SELECT s.sig, s.n, r.launch_tid AS tid, r.pos AS start
+    FROM _gm_seq s JOIN _gm_ref r ON s.node = 1 AND r.h = s.h AND r.name = s.name
+)
+SELECT c.sig, c.tid, c.start
+FROM _start c
+JOIN _gm_seq s ON s.sig = c.sig
+JOIN _gm_ref r ON r.launch_tid = c.tid AND r.pos = c.start + s.node - 1 AND r.h = s.h AND r.name = s.name
+GROUP BY c.sig, c.tid, c.start, c.n
+HAVING count(*) = c.n;
+
+-- Method 2: capture windows (BeginCapture .. the next EndCapture on the same thread).
+CREATE OR REPLACE TEMP TABLE _gm_cap_win AS
+SELECT b.seq AS win, b.tid, b.ts_ns AS t0, b.phase_path AS anchor,
+       (SELECT min(e.ts_ns + greatest(e.dur_ns, 0)) FROM runtime e
+        WHERE e.trace = b.trace AND e.tid = b.tid AND e.ts_ns >= b.ts_ns
+          AND regexp_matches(e.name, 'StreamEndCapture')) AS t1
+FROM runtime b
+WHERE b.trace = getvariable('graph_map_reference') AND regexp_matches(b.name, 'StreamBeginCapture');
+
+CREATE OR REPLACE TEMP TABLE _gm_cap_launch AS
+WITH _ran AS (SELECT DISTINCT correlation FROM kernels
+              WHERE trace = getvariable('graph_map_reference') AND correlation IS NOT NULL)
+SELECT w.win, w.anchor, r.seq, r.tid, r.ts_ns AS launch_ts_ns, r.phase, r.phase_path,
+       row_number() OVER (PARTITION BY w.win ORDER BY r.ts_ns, r.seq) AS pos,
+       count(*) OVER (PARTITION BY w.win) AS n
+FROM _gm_cap_win w
+JOIN runtime r ON r.trace = getvariable('graph_map_reference') AND r.tid = w.tid
+                AND r.ts_ns >= w.t0 AND r.ts_ns <= coalesce(w.t1, w.t0)
+WHERE regexp_full_match(r.name, '(cuda|cu|hip)(LaunchKernel|LaunchKernelExC|LaunchKernelEx|LaunchCooperativeKernel|ExtModuleLaunchKernel|ModuleLaunchKernel|Memcpy\w*Async|Memset\w*Async)(_v\d+|_ptsz|_spt)*')
+  AND (r.correlation IS NULL OR r.correlation NOT IN (SELECT correlation FROM _ran));
+
+-- Every (sequence, node) -> the reference op of every region, from the method that applies.
+CREATE OR REPLACE TEMP TABLE _gm_cand AS
+SELECT s.sig, s.node, 'sequence' AS method, g.tid || ':' || g.start AS region,
+       r.seq AS ref_seq, r.launch_tid AS tid, r.launch_ts_ns, r.phase AS ref_phase,
+       _gm_after_step(r.phase_path) AS inner_path
+FROM _gm_seq_regions g
+JOIN _gm_seq s ON s.sig = g.sig
+JOIN _gm_ref r ON r.launch_tid = g.tid AND r.pos = g.start + s.node - 1
+UNION ALL
+SELECT s.sig, s.node, 'capture_order', CAST(c.win AS VARCHAR), c.seq, c.tid, c.launch_ts_ns, c.phase,
+       _gm_after_prefix(c.phase_path, c.anchor)
+FROM _gm_seq s
+JOIN _gm_cap_launch c ON c.n = s.n AND c.pos = s.node
+WHERE s.sig NOT IN (SELECT sig FROM _gm_seq_regions);
+
+-- The innermost cpu_op around each candidate's launch call (its shapes).
+CREATE OR REPLACE TEMP TABLE _gm_cand_op AS
+WITH _ops AS (
+    SELECT tid, ts_ns, ts_ns + greatest(dur_ns, 0) AS end_ns, name, input_dims, input_types
+    FROM events WHERE trace = getvariable('graph_map_reference') AND kind = 'cpu_op'
+)
+SELECT c.*, o.op.name AS op_name, o.op.input_dims AS input_dims, o.op.input_types AS input_types
+FROM _gm_cand c
+LEFT JOIN (
+    SELECT c2.sig, c2.node, c2.region, arg_max({'name': p.name, 'input_dims': p.input_dims, 'input_types': p.input_types}, p.ts_ns) AS op
+    FROM _gm_cand c2 JOIN _ops p ON p.tid = c2.tid AND p.ts_ns <= c2.launch_ts_ns AND c2.launch_ts_ns < p.end_ns
+    GROUP BY ALL
+) o USING (sig, node, region);
+
+CREATE OR REPLACE TEMP TABLE _gm_node AS
+SELECT sig, node, any_value(method) AS method, count(DISTINCT region) AS regions,
+       count(DISTINCT coalesce(inner_path, chr(0))) = 1 AS path_ok,
+       count(DISTINCT coalesce(op_name, '') || chr(31) || coalesce(input_dims, '') || chr(31) || coalesce(input_types, '')) = 1
+           AND bool_and(op_name IS NOT NULL) AS shape_ok,
+       any_value(inner_path) AS inner_path, any_value(ref_phase) AS ref_phase, any_value(op_name) AS op_name,
+       any_value(input_dims) AS input_dims, any_value(input_types) AS input_types,
+       CASE WHEN count(DISTINCT region) = 1 THEN any_value(ref_seq) END AS ref_seq
+FROM _gm_cand_op GROUP BY sig, node;
+
+CREATE OR REPLACE TEMP TABLE _gm_rows AS
+SELECT r.kind, r.seq, r.correlation AS launch_correlation, r.node, r.name,
+       CASE WHEN m.path_ok THEN 'matched' WHEN m.regions > 0 THEN 'ambiguous' ELSE 'unmatched' END AS status,
+       coalesce(m.method, 'none') AS method, coalesce(m.regions, 0) AS regions,
+       r.phase_path AS old_phase_path,
+       CASE WHEN m.path_ok AND coalesce(m.inner_path, '') <> '' THEN m.ref_phase ELSE r.phase END AS phase,
+       CASE WHEN m.path_ok THEN _gm_join(r.phase_path, m.inner_path) ELSE r.phase_path END AS phase_path,
+       CASE WHEN m.path_ok AND m.shape_ok THEN m.op_name END AS op_name,
+       CASE WHEN m.path_ok AND m.shape_ok THEN m.input_dims ELSE r.input_dims END AS input_dims,
+       CASE WHEN m.path_ok AND m.shape_ok THEN m.input_types ELSE r.input_types END AS input_types,
+       m.path_ok AND m.shape_ok AS shaped,
+       CASE WHEN m.path_ok THEN m.ref_seq END AS ref_seq,
+       CASE WHEN m.path_ok THEN json_merge_patch(CASE WHEN json_valid(r.args) THEN r.args ELSE '{}' END,
+            json_object('@graphmap', json_object(
+                'reference', getvariable('graph_map_reference'), 'method', m.method, 'node', r.node,
+                'regions', m.regions, 'ref_seq', m.ref_seq, 'inner_path', m.inner_path, 'op', m.op_name,
+                'shapes', m.shape_ok, 'launch_phase_path', r.phase_path)))
+            ELSE r.args END AS args
+FROM _gm_rep r
+JOIN _gm_launch l USING (correlation)
+LEFT JOIN _gm_node m ON m.sig = l.sig AND m.node = r.node;
+
+CREATE OR REPLACE TEMP TABLE _gm_caps AS
+SELECT (SELECT count(*) FROM _gm_ref) AS ref_ops,
+       (SELECT count(*) FROM _gm_cap_win) AS cap_windows,
+       (SELECT count(*) FROM events WHERE trace = getvariable('graph_map_reference') AND kind = 'cpu_op'
+            AND input_dims IS NOT NULL AND input_dims NOT IN ('[]', '')) AS ref_shaped_ops;
+
+-- @output graph_map
+SELECT getvariable('graph_map_replay') AS trace, l.correlation AS launch_correlation, l.launch_ts_ns,
+       coalesce(l.launch_phase_path, '(none)') AS launch_phase_path,
+       count(*) AS replayed,
+       count(*) FILTER (WHERE x.status = 'matched') AS matched,
+       count(*) FILTER (WHERE x.shaped) AS shaped,
+       count(*) FILTER (WHERE x.status = 'ambiguous') AS ambiguous,
+       any_value(x.method) AS method, max(x.regions) AS regions,
+       CASE
+         WHEN max(x.regions) = 0 THEN
+           'unmatched: this sequence of ' || count(*) || ' GPU ops does not occur in the reference''s eager launches ('
+           || (SELECT ref_ops FROM _gm_caps) || ' ops)'
+           || CASE WHEN (SELECT cap_windows FROM _gm_caps) = 0 THEN ' and the reference holds no cudaStreamBeginCapture window'
+                   ELSE ' and no capture window has exactly ' || count(*) || ' launches' END
+           || ': profile the same model and batch size eagerly (CUDA graphs off) or profile the capture'
+         WHEN count(*) FILTER (WHERE x.status = 'ambiguous') > 0 THEN
+           'ambiguous: the ' || max(x.regions) || ' reference regions disagree on the phase of '
+           || count(*) FILTER (WHERE x.status = 'ambiguous') || ' ops, left as they were'
+         ELSE any_value(x.method) || ': ' || max(x.regions) || ' reference region(s)'
+           || CASE WHEN any_value(x.method) = 'capture_order' THEN ', nodes identified by launch order and count only (no kernel names at capture)' ELSE ', kernel names equal node for node' END
+         END
+       || CASE WHEN max(x.regions) > 0 AND count(*) FILTER (WHERE x.shaped) < count(*) FILTER (WHERE x.status = 'matched') THEN
+            CASE WHEN (SELECT ref_shaped_ops FROM _gm_caps) = 0
+                 THEN '; no shapes: the reference has no cpu_op input shapes (profile with record_shapes=True)'
+                 ELSE '; ' || (count(*) FILTER (WHERE x.status = 'matched') - count(*) FILTER (WHERE x.shaped))
+                      || ' matched ops without shapes (no enclosing cpu_op, or regions disagree on shapes)' END
+            ELSE '' END AS note
+FROM _gm_launch l JOIN _gm_rows x ON x.launch_correlation = l.correlation
+GROUP BY l.correlation, l.launch_ts_ns, l.launch_phase_path
+ORDER BY l.launch_ts_ns, l.correlation;
+
+-- @output summary
+SELECT getvariable('graph_map_replay') AS replay_trace, getvariable('graph_map_reference') AS reference_trace,
+       (SELECT count(*) FROM _gm_launch) AS graph_launches,
+       (SELECT count(DISTINCT sig) FROM _gm_launch) AS distinct_sequences,
+       count(*) AS replayed,
+       count(*) FILTER (WHERE status = 'matched') AS matched,
+       count(*) FILTER (WHERE shaped) AS shaped,
+       count(*) FILTER (WHERE status = 'ambiguous') AS ambiguous,
+       count(*) FILTER (WHERE status <> 'matched') AS unmatched,
+       round(100.0 * count(*) FILTER (WHERE status = 'matched') / nullif(count(*), 0), 2) AS matched_pct,
+       CASE WHEN count(*) = 0 THEN 'the replay trace has no GPU ops launched by a *GraphLaunch call: nothing to map'
+            ELSE 'matched_pct = matched / replayed GPU ops under graph launches' END AS note
+FROM _gm_rows;
+
+-- @output rows
+SELECT kind, seq, launch_correlation, node, name, status, method, regions, old_phase_path, phase, phase_path,
+       op_name, input_dims, input_types, ref_seq, args
+FROM _gm_rows ORDER BY launch_correlation, node;

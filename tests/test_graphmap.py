@@ -1,0 +1,273 @@
+"""``tracekit graphmap``: kernels replayed from CUDA graphs get the phases and shapes of a reference.
+
+Constructed pairs (microseconds, one CPU thread, one stream); every expected value below is
+worked out by hand from the event lists built here.
+
+Reference (eager), ``ProfilerStep#1``, one op after another (each op inside its own ranges):
+  1. decode/draft          aten::mm [[1,64],[64,128]]   -> gemm_a
+  2. decode/draft          (no cpu_op)                  -> act_k
+  3. decode/draft/lm_head  aten::mm [[1,64],[64,32000]] -> gemm_a   (same kernel as 1: position decides)
+  4. decode/sampler        aten::argmax [[1,32000]]     -> argmax_k
+  preceded by an unrelated eager copy_k in 'prepare'.
+Replay: ProfilerStep#5/decode: cudaGraphLaunch (corr 50) -> gemm_a, act_k, gemm_a, argmax_k;
+        ProfilerStep#6:        cudaGraphLaunch (corr 60) -> the same four (launch not in 'decode');
+        ProfilerStep#7/decode: cudaGraphLaunch (corr 70) -> gemm_a, act_k, argmax_k (no lm_head: not in REF);
+        ProfilerStep#7: an eager cudaLaunchKernel -> tail_k (not replayed: untouched).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from tests.conftest import KINETO_DIR, load_json, needs_shared
+from tracekit.errors import TraceError
+from tracekit.graphmap import graph_map, read_graphmap_metadata, write_mapped
+
+PID, TID, GPU, STREAM = 100, 1, 0, 7
+Op = tuple[list[str], str, tuple[str, Any] | None]
+
+FORWARD: list[Op] = [
+    (["decode", "draft"], "gemm_a", ("aten::mm", [[1, 64], [64, 128]])),
+    (["decode", "draft"], "act_k", None),
+    (["decode", "draft", "lm_head"], "gemm_a", ("aten::mm", [[1, 64], [64, 32000]])),
+    (["decode", "sampler"], "argmax_k", ("aten::argmax", [[1, 32000]])),
+]
+
+
+def _x(cat: str, name: str, ts: int, dur: int, pid: int = PID, tid: int = TID, **args: Any) -> dict[str, Any]:
+    return {"ph": "X", "cat": cat, "name": name, "pid": pid, "tid": tid, "ts": ts, "dur": dur, "args": args}
+
+
+def _k(name: str, ts: int, corr: int) -> dict[str, Any]:
+    return _x("kernel", name, ts, 10, pid=GPU, tid=STREAM, device=0, stream=STREAM, correlation=corr)
+
+
+def eager_step(step: str, t0: int, ops: list[Op], corr0: int, launched: bool = True) -> list[dict[str, Any]]:
+    """One step range with ``ops`` run one at a time; ``launched=False``: launch calls only (graph capture)."""
+    ev = [_x("user_annotation", step, t0, 20 + 100 * len(ops))]
+    for i, (path, kernel, op) in enumerate(ops):
+        t = t0 + 10 + i * 100
+        ev += [_x("user_annotation", name, t + j, 90 - 2 * j) for j, name in enumerate(path)]
+        if op:
+            ev.append(_x("cpu_op", op[0], t + 20, 30, **{"Input Dims": op[1], "Input type": ["float"] * len(op[1])}))
+        ev.append(_x("cuda_runtime", "cudaLaunchKernel", t + 25, 5, correlation=corr0 + i))
+        if launched:
+            ev.append(_k(kernel, t + 50, corr0 + i))
+    return ev
+
+
+def graph_step(step: str, t0: int, kernels: list[str], corr: int, inside: list[str]) -> list[dict[str, Any]]:
+    """A step whose ranges ``inside`` enclose one cudaGraphLaunch replaying ``kernels``."""
+    ev = [_x("user_annotation", step, t0, 1000)]
+    ev += [_x("user_annotation", name, t0 + 1 + j, 900 - 2 * j) for j, name in enumerate(inside)]
+    ev.append(_x("cuda_runtime", "cudaGraphLaunch", t0 + 20, 10, correlation=corr))
+    ev += [_k(k, t0 + 100 + 20 * i, corr) for i, k in enumerate(kernels)]
+    return ev
+
+
+def write(path: Path, events: list[dict[str, Any]]) -> Path:
+    path.write_text(json.dumps({"schemaVersion": 1, "traceEvents": events}))
+    return path
+
+
+FOUR = [k for _, k, _ in FORWARD]
+THREE = ["gemm_a", "act_k", "argmax_k"]
+
+
+def replay_events() -> list[dict[str, Any]]:
+    return (graph_step("ProfilerStep#5", 5000, FOUR, 50, ["decode"])
+            + graph_step("ProfilerStep#6", 6000, FOUR, 60, [])
+            + graph_step("ProfilerStep#7", 7000, THREE, 70, ["decode"])
+            + [_x("cuda_runtime", "cudaLaunchKernel", 7950, 5, correlation=80), _k("tail_k", 7960, 80)])
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> tuple[Path, Path]:
+    prepare = [_x("user_annotation", "prepare", 2, 5), _x("cuda_runtime", "cudaLaunchKernel", 3, 2, correlation=9),
+               _k("copy_k", 4, 9)]
+    ref = write(tmp_path / "ref.json", prepare + eager_step("ProfilerStep#1", 1000, FORWARD, 1))
+    rep = write(tmp_path / "replay.json", replay_events())
+    return rep, ref
+
+
+EXPECTED = {  # node -> (phase, phase_path under 'ProfilerStep#N/decode', op, dims)
+    1: ("draft", "decode/draft", "aten::mm", [[1, 64], [64, 128]]),
+    2: ("draft", "decode/draft", None, None),
+    3: ("lm_head", "decode/draft/lm_head", "aten::mm", [[1, 64], [64, 32000]]),
+    4: ("sampler", "decode/sampler", "aten::argmax", [[1, 32000]]),
+}
+
+
+def test_eager_reference_maps_both_replays_and_abstains_on_the_third(pair: tuple[Path, Path]) -> None:
+    rep, ref = pair
+    res = graph_map(rep, ref)
+    launches = res["graph_map"].set_index("launch_correlation")
+    assert launches.loc[50, ["replayed", "matched", "shaped", "ambiguous", "regions"]].tolist() == [4, 4, 3, 0, 1]
+    assert launches.loc[50, "method"] == "sequence"
+    assert launches.loc[60, ["replayed", "matched", "shaped"]].tolist() == [4, 4, 3]
+    assert launches.loc[70, ["replayed", "matched", "shaped", "regions"]].tolist() == [3, 0, 0, 0]
+    assert launches.loc[70, "method"] == "none"
+    assert launches.loc[70, "note"].startswith("unmatched: this sequence of 3 GPU ops does not occur")
+    s = res["graph_map.summary"].iloc[0]
+    assert (s.graph_launches, s.distinct_sequences, s.replayed, s.matched, s.shaped, s.unmatched) == (3, 2, 11, 8, 6, 3)
+    assert s.matched_pct == pytest.approx(round(100 * 8 / 11, 2))
+
+    rows = res["graph_map.rows"]
+    for corr, prefix in ((50, "ProfilerStep#5/"), (60, "ProfilerStep#6/")):
+        got = rows[rows.launch_correlation == corr].set_index("node")
+        for node, (phase, path, op, dims) in EXPECTED.items():
+            r = got.loc[node]
+            assert (r.status, r.phase, r.phase_path) == ("matched", phase, prefix + path)
+            assert (r.op_name, json.loads(r.input_dims)) == (op, dims) if op else pd.isna(r.op_name) and pd.isna(r.input_dims)
+    third = rows[rows.launch_correlation == 70]
+    assert third.status.tolist() == ["unmatched"] * 3
+    assert third.phase_path.tolist() == ["ProfilerStep#7/decode"] * 3
+
+
+def test_write_mapped_parquet(pair: tuple[Path, Path], tmp_path: Path) -> None:
+    rep, ref = pair
+    out = tmp_path / "mapped.parquet"
+    write_mapped(rep, ref, out)
+    t = pq.read_table(out).to_pandas()
+    k = t[t.kind == "kernel"].sort_values("ts_ns")
+    assert k.phase_path.tolist() == (
+        ["ProfilerStep#5/" + EXPECTED[n][1] for n in (1, 2, 3, 4)]
+        + ["ProfilerStep#6/" + EXPECTED[n][1] for n in (1, 2, 3, 4)]
+        + ["ProfilerStep#7/decode"] * 3 + ["ProfilerStep#7"])
+    lm = k[k.phase == "lm_head"]
+    assert len(lm) == 2 and json.loads(lm.input_dims.iloc[0]) == [[1, 64], [64, 32000]]
+    gm = json.loads(lm.args.iloc[0])["@graphmap"]
+    assert gm["method"] == "sequence" and gm["node"] == 3 and gm["op"] == "aten::mm"
+    assert gm["launch_phase_path"] == "ProfilerStep#5/decode" and json.loads(lm.args.iloc[0])["correlation"] == 50
+    assert "@graphmap" not in json.loads(k[k.name == "tail_k"].args.iloc[0])
+    meta = read_graphmap_metadata(out)
+    assert (meta["replayed"], meta["matched"], meta["shaped"], meta["unmatched"]) == (11, 8, 6, 3)
+    assert meta["by_method"] == {"sequence": 8}
+    # same schema, every other row unchanged
+    src = pq.read_table(str(rep) + ".tracekit.parquet")
+    assert pq.read_schema(out).names == src.schema.names and pq.read_table(out).num_rows == src.num_rows
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_disagreeing_regions_leave_the_node_ambiguous(tmp_path: Path) -> None:
+    """Two eager steps: node 1 sits in 'draft' in one and 'target' in the other; nodes 2-4 agree."""
+    other = [(["decode", "target"], "gemm_a", FORWARD[0][2])] + FORWARD[1:]
+    ref = write(tmp_path / "ref2.json", eager_step("ProfilerStep#1", 1000, FORWARD, 1)
+                + eager_step("ProfilerStep#2", 2000, other, 11))
+    rep = write(tmp_path / "replay.json", replay_events())
+    res = graph_map(rep, ref)
+    launch = res["graph_map"].set_index("launch_correlation").loc[50]
+    assert launch[["replayed", "matched", "shaped", "ambiguous", "regions"]].tolist() == [4, 3, 2, 1, 2]
+    assert launch.note.startswith("ambiguous: the 2 reference regions disagree on the phase of 1 ops")
+    rows = res["graph_map.rows"].query("launch_correlation == 50").set_index("node")
+    assert rows.loc[1, ["status", "phase_path"]].tolist() == ["ambiguous", "ProfilerStep#5/decode"]
+    assert rows.loc[3, ["status", "phase_path"]].tolist() == ["matched", "ProfilerStep#5/decode/draft/lm_head"]
+    assert rows.ref_seq.isna().all()  # two regions: no single reference row to point at
+
+
+def test_capture_trace_reference_maps_by_launch_order(tmp_path: Path) -> None:
+    """A profile of the capture: launches between Begin/EndCapture ran nothing (no kernel rows)."""
+    ev = [_x("user_annotation", "capture_bs1", 0, 900),
+          _x("cuda_runtime", "cudaStreamBeginCapture", 5, 2, correlation=90)]
+    cap = eager_step("warm", 10, FORWARD, 1, launched=False)[1:]  # the ops without a step range
+    ev += cap + [_x("cuda_runtime", "cudaStreamEndCapture", 800, 2, correlation=91)]
+    ref = write(tmp_path / "cap.json", ev)
+    rep = write(tmp_path / "replay.json", replay_events())
+    res = graph_map(rep, ref)
+    launches = res["graph_map"].set_index("launch_correlation")
+    assert launches.loc[50, ["replayed", "matched", "shaped", "method"]].tolist() == [4, 4, 3, "capture_order"]
+    assert "launch order and count only" in launches.loc[50, "note"]
+    assert launches.loc[70, ["matched", "method"]].tolist() == [0, "none"]
+    assert "no capture window has exactly 3 launches" in launches.loc[70, "note"]
+    rows = res["graph_map.rows"].query("launch_correlation == 60").set_index("node")
+    assert rows.phase_path.tolist() == ["ProfilerStep#6/" + EXPECTED[n][1] for n in (1, 2, 3, 4)]
+    assert rows.loc[3, "op_name"] == "aten::mm"
+
+
+def test_bad_input(tmp_path: Path, pair: tuple[Path, Path]) -> None:
+    rep, ref = pair
+    with pytest.raises(TraceError, match="nothing to map"):
+        write_mapped(ref, ref, tmp_path / "o.parquet")  # the reference has no graph launches
+    assert not (tmp_path / "o.parquet").exists()
+    r = subprocess.run([sys.executable, "-m", "tracekit", "graphmap", str(rep), "--reference", str(tmp_path / "nope.json")],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr.startswith("tracekit: error:") and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_cli_json(pair: tuple[Path, Path], tmp_path: Path) -> None:
+    rep, ref = pair
+    out = tmp_path / "m.parquet"
+    r = subprocess.run([sys.executable, "-m", "tracekit", "graphmap", str(rep), "-r", str(ref), "-o", str(out), "--json"],
+                       capture_output=True, text=True, check=True)
+    doc = json.loads(r.stdout)
+    assert doc["summary"][0]["matched"] == 8 and len(doc["graph_map"]) == 3 and out.exists()
+
+
+HTA_GRAPH = KINETO_DIR / "hta" / "trace_diff" / "test" / "test.json.gz"
+
+
+@needs_shared
+def test_real_hta_graph_trace_reports_every_replayed_op(tmp_path: Path) -> None:
+    """trace_diff/test (V100, HTA test data): 12 cudaGraphLaunch calls. As its own reference, none of
+    its two replayed sequences occurs among its eager launches: all are reported unmatched, none guessed."""
+    raw = load_json(HTA_GRAPH)["traceEvents"]
+    launches = {e["args"]["correlation"]: e for e in raw
+                if e.get("cat") == "cuda_runtime" and e.get("name") == "cudaGraphLaunch"}
+    ops: dict[int, list[tuple[float, str]]] = {}
+    for e in raw:
+        if e.get("cat") in ("kernel", "gpu_memcpy", "gpu_memset") and e.get("args", {}).get("correlation") in launches:
+            ops.setdefault(e["args"]["correlation"], []).append((e["ts"], e["name"]))
+    per = {c: len(v) for c, v in ops.items()}
+    sequences = {tuple(n for _, n in sorted(v)) for v in ops.values()}
+    assert len(launches) == 12 and sorted(set(per.values())) == [339, 502] and len(sequences) == 2
+    src = tmp_path / HTA_GRAPH.name
+    src.write_bytes(HTA_GRAPH.read_bytes())  # the cache is written beside the input: keep it out of ../shared
+    res = graph_map(src, src)
+    got = res["graph_map"].set_index("launch_correlation")
+    assert got.replayed.to_dict() == per
+    assert (got.matched == 0).all() and (got.method == "none").all()
+    s = res["graph_map.summary"].iloc[0]
+    assert (s.graph_launches, s.distinct_sequences, s.replayed, s.matched, s.unmatched) == (12, 2, sum(per.values()), 0, sum(per.values()))
+
+
+@needs_shared
+def test_real_graph_sequence_against_an_eager_reference_built_from_it(tmp_path: Path) -> None:
+    """The 339 real op names (kernels and memsets) of trace_diff/test's first graph, launched one by one
+    in a constructed eager reference (ops 1-200 in 'head', 201-339 in 'head/tail'): all six replays of
+    that graph are matched node for node; the six replays of the 502-op graph stay unmatched."""
+    raw = load_json(HTA_GRAPH)["traceEvents"]
+    launches = {e["args"]["correlation"]: e for e in raw
+                if e.get("cat") == "cuda_runtime" and e.get("name") == "cudaGraphLaunch"}
+    ops: dict[int, list[tuple[float, str]]] = {}
+    for e in raw:
+        if e.get("cat") in ("kernel", "gpu_memcpy", "gpu_memset") and e.get("args", {}).get("correlation") in launches:
+            ops.setdefault(e["args"]["correlation"], []).append((e["ts"], e["name"]))
+    first = min((c for c in ops if len(ops[c]) == 339), key=lambda c: launches[c]["ts"])
+    names = [n for _, n in sorted(ops[first])]
+    ref = write(tmp_path / "eager.json", eager_step(
+        "ProfilerStep#1", 0, [(["head"] if i < 200 else ["head", "tail"], n, None) for i, n in enumerate(names)], 1))
+    src = tmp_path / HTA_GRAPH.name
+    src.write_bytes(HTA_GRAPH.read_bytes())
+    res = graph_map(src, ref)
+    got = res["graph_map"].set_index("launch_correlation")
+    small = [c for c in ops if len(ops[c]) == 339]
+    assert len(small) == 6 and (got.loc[small, "matched"] == 339).all() and (got.loc[small, "method"] == "sequence").all()
+    assert (got.drop(index=small).matched == 0).all()
+    s = res["graph_map.summary"].iloc[0]
+    assert (s.replayed, s.matched, s.shaped) == (6 * 339 + 6 * 502, 6 * 339, 0)
+    assert got.loc[small[0], "note"].endswith("no shapes: the reference has no cpu_op input shapes (profile with record_shapes=True)")
+    rows = res["graph_map.rows"].set_index(["launch_correlation", "node"])
+    for c in small:
+        lp = launches[c]
+        r200, r201 = rows.loc[(c, 200)], rows.loc[(c, 201)]
+        assert r200.phase_path == r200.old_phase_path + "/head" and r201.phase_path == r201.old_phase_path + "/head/tail"
+        assert (r200.phase, r201.phase) == ("head", "tail") and r201["name"] == names[200]
+        assert lp["ts"] * 1000 == got.loc[c, "launch_ts_ns"]

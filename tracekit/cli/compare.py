@@ -1,0 +1,55 @@
+"""``tracekit compare --label k=2 a.parquet --label k=3 b.parquet ...``: a sweep over N labelled runs."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from tracekit import compare as cmp
+from tracekit import report as rep
+
+
+@click.command("compare", context_settings={"ignore_unknown_options": True})
+@click.argument("runs", nargs=-1, required=True, type=click.UNPROCESSED)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON: compare (long, label x metric), sweep, phases.")
+@click.option("--html", "html_out", type=click.Path(dir_okay=False), help="Also write an HTML page (tables + per-phase plot).")
+@click.option("--sql", "sql", help="Run this SQL instead: events (with a label column), run_metrics, _matrix.")
+@click.option("--step-pattern", help=f"Regex (full match) for step range names. Default: {rep.DEFAULTS['step_pattern']}")
+@click.option("--limit", default=40, show_default=True, help="Rows printed per table in terminal output.")
+def command(runs: tuple[str, ...], as_json: bool, html_out: str | None, sql: str | None,
+            step_pattern: str | None, limit: int) -> None:
+    """Sweep table and plot over N runs: wall ratio, per-step ms per phase, one column or row per label.
+
+    RUNS: --label LABEL PATH... repeated (PATH: Parquet files or folders; all paths after a
+    --label form that run, e.g. the ranks of one setting). A PATH before any --label is a run
+    labelled by its file name. The first run is the baseline of every ratio.
+
+    Example: tracekit compare --label k=1 k1.parquet --label k=2 k2.parquet --label k=3 k3/
+    """
+    parsed = cmp.parse_runs(runs)
+    if sql is not None:
+        con = cmp.collect(parsed, step_pattern=step_pattern)
+        from tracekit.store import connect_runs
+
+        connect_runs(parsed, con=con)
+        df = con.execute(sql).df()
+        if as_json:
+            json.dump(rep.frame_records(df), sys.stdout, default=str)
+            sys.stdout.write("\n")
+        else:
+            from tracekit.render import print_frame
+
+            print_frame(df, limit=limit)
+        return
+    results = cmp.compare(parsed, step_pattern=step_pattern)
+    if html_out:
+        cmp.write_atomic(html_out, cmp.to_html(results, title="tracekit compare: " + ", ".join(lb for lb, _ in parsed)))
+    if as_json:
+        json.dump(cmp.to_json(results), sys.stdout, default=str)
+        sys.stdout.write("\n")
+    else:
+        cmp.print_results(results, limit=limit)
+        if html_out:
+            click.echo(f"wrote {html_out}")

@@ -1,0 +1,44 @@
+"""``tracekit diff A B``: run B against baseline A, per phase and per step, with a CI gate."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from tracekit import compare as cmp
+from tracekit import report as rep
+
+
+@click.command("diff", epilog="\b\n" + cmp.GATE_HELP)
+@click.argument("a", type=click.Path())
+@click.argument("b", type=click.Path())
+@click.option("--fail-if", "conditions", multiple=True, metavar="COND",
+              help="Exit 1 when COND holds, e.g. 'draft.ms_per_step > +5%' (repeatable; grammar below).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON: diff, kernels, new_vanished, gate, fired.")
+@click.option("--html", "html_out", type=click.Path(dir_okay=False), help="Also write a self-contained HTML page here.")
+@click.option("--step-pattern", help=f"Regex (full match) for step range names. Default: {rep.DEFAULTS['step_pattern']}")
+@click.option("--top", "top_n", type=int, help=f"Rows of the moved-kernels table (default {rep.DEFAULTS['top_n']}).")
+@click.option("--limit", default=40, show_default=True, help="Rows printed per table in terminal output.")
+def command(a: str, b: str, conditions: tuple[str, ...], as_json: bool, html_out: str | None,
+            step_pattern: str | None, top_n: int | None, limit: int) -> None:
+    """Per-phase and per-step metrics of A and B side by side (delta, ratio), kernels that moved, new and vanished.
+
+    A, B: converted Parquet files or folders (a folder = one run of several ranks); raw traces are converted and cached.
+    """
+    results = cmp.diff(a, b, conditions=conditions, step_pattern=step_pattern, top_n=top_n)
+    if html_out:
+        cmp.write_atomic(html_out, cmp.to_html(results, title=f"tracekit diff: A={a} B={b}"))
+    if as_json:
+        json.dump(cmp.to_json(results), sys.stdout, default=str)
+        sys.stdout.write("\n")
+    else:
+        cmp.print_results(results, limit=limit)
+        if html_out:
+            click.echo(f"wrote {html_out}")
+    lines = cmp.fired(results)
+    for line in lines:
+        click.echo(f"tracekit: gate: {line}", err=True)
+    if lines:
+        sys.exit(1)

@@ -1,0 +1,48 @@
+"""``tracekit graphmap REPLAY --reference REF``: phases and shapes for kernels replayed from CUDA graphs."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from tracekit import report as rep
+
+
+@click.command("graphmap")
+@click.argument("replay", type=click.Path())
+@click.option("--reference", "-r", required=True, type=click.Path(),
+              help="Trace of the same model run op by op: an eager run (CUDA graphs off) or a profile of the "
+                   "graph capture. May be REPLAY itself (its eager kernels are then the reference).")
+@click.option("--out", "-o", type=click.Path(dir_okay=False),
+              help="Write REPLAY here as Parquet with matched kernels remapped (same schema).")
+@click.option("--step-pattern", help=f"Regex (full match) for step range names, cut from reference paths. "
+                                     f"Default: {rep.DEFAULTS['step_pattern']}")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON: per-launch table and summary.")
+@click.option("--limit", default=25, show_default=True, help="Launch rows printed in terminal output.")
+def command(replay: str, reference: str, out: str | None, step_pattern: str | None, as_json: bool, limit: int) -> None:
+    """Align each cudaGraphLaunch's replayed kernels with the reference's launches (queries/graph_map.sql)
+    and report how many were matched; with --out, write the replay trace with their inner phase_path and op shapes.
+    """
+    from tracekit.graphmap import write_mapped, graph_map
+
+    res = (write_mapped(replay, reference, out, step_pattern=step_pattern) if out
+           else graph_map(replay, reference, step_pattern=step_pattern))
+    shown = {k: v for k, v in res.items() if k != "graph_map.rows"}
+    if as_json:
+        doc = {k.partition(".")[2] or k: rep.frame_records(v) for k, v in shown.items()}
+        if out:
+            doc["out"] = out
+        json.dump(doc, sys.stdout, default=str)
+        sys.stdout.write("\n")
+        return
+    from rich.console import Console
+
+    from tracekit.render import print_frame
+
+    console = Console(markup=False, highlight=False, width=None if sys.stdout.isatty() else 220)
+    print_frame(res["graph_map"].drop(columns=["trace"]), title="graph launches", limit=limit, console=console)
+    print_frame(res["graph_map.summary"], title="summary", console=console)
+    if out:
+        click.echo(f"wrote {out}")

@@ -1,0 +1,333 @@
+"""Put labelled runs side by side: ``compare`` (N runs, a sweep) and ``diff`` (A vs B, a CI gate).
+
+Every number comes from ``queries/_run_metrics.sql`` (one run's metrics, run once per label
+with the views over that run's files only, so two runs may hold same-named traces),
+``queries/compare.sql`` (the label x metric matrix) and ``queries/diff.sql`` (deltas, moved
+kernels, the gate). This module parses ``--fail-if`` conditions, runs those files and renders.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from tracekit import report as rep
+from tracekit.errors import TraceError
+from tracekit.store import connect_runs
+
+Paths = Sequence[str | os.PathLike[str]]
+Run = tuple[str, Paths]
+
+GATE_HELP = """\
+Gate conditions (--fail-if, repeatable): METRIC OP THRESHOLD, OP one of > >= < <=.
+METRIC is NAME.MEASURE as in the metric column of --json: run.wall_ms, step.wall_ms,
+step.gpu_busy_ms, <phase>.ms_per_step, <phase>.gpu_ms_per_step, kernel:<name>.total_ms, ...
+THRESHOLD: +5% / -10% = relative change (B-A)/A; 5ms / 200us / 1s / 300ns = absolute change of
+a time metric; x1.2 = ratio B/A; a plain number = absolute change in the metric's unit.
+Example: --fail-if "draft.ms_per_step > +5%" --fail-if "kernel:my_gemm.count > 0".
+A condition that holds prints one line and exits 1; a malformed one or an unknown metric exits 2."""
+
+_COND = re.compile(r"^\s*(?P<metric>.*\S)\s*(?P<op>>=|<=|>|<)\s*(?P<thr>\S+)\s*$")
+_PCT = re.compile(r"^[+-]?\d+(\.\d*)?%$")
+_RATIO = re.compile(r"^x\d+(\.\d*)?$")
+_TIME = re.compile(r"^(?P<v>[+-]?\d+(\.\d*)?)(?P<u>ns|us|µs|ms|s)$")
+_NUM = re.compile(r"^[+-]?\d+(\.\d*)?$")
+_MS_PER = {"ns": 1e-6, "us": 1e-3, "µs": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One parsed ``--fail-if`` condition; ``threshold`` is in the unit ``mode`` compares."""
+
+    condition: str
+    metric: str
+    op: str
+    mode: str  # rel | ratio | abs | abs_time (ms)
+    threshold: float
+
+
+def parse_condition(text: str) -> Condition:
+    """``"draft.ms_per_step > +5%"`` -> Condition; a malformed condition is a TraceError."""
+    m = _COND.match(text)
+    if not m or "." not in m["metric"] or m["metric"][-1] in "<>=!":
+        raise TraceError("--fail-if", f"cannot read {text!r}: expected METRIC OP THRESHOLD, e.g. 'draft.ms_per_step > +5%'")
+    thr = m["thr"]
+    if _PCT.match(thr):
+        mode, value = "rel", float(thr[:-1]) / 100
+    elif _RATIO.match(thr):
+        mode, value = "ratio", float(thr[1:])
+    elif t := _TIME.match(thr):
+        mode, value = "abs_time", float(t["v"]) * _MS_PER[t["u"]]
+    elif _NUM.match(thr):
+        mode, value = "abs", float(thr)
+    else:
+        raise TraceError("--fail-if", f"cannot read threshold {thr!r} in {text!r}: use +5%, 5ms, 200us, x1.2 or a number")
+    return Condition(text.strip(), m["metric"], m["op"], mode, value)
+
+
+def parse_runs(args: Sequence[str]) -> list[tuple[str, list[str]]]:
+    """``--label k=2 a.parquet --label k=3 b.parquet`` -> [(label, paths)]; an unlabelled path is its own run."""
+    runs: list[tuple[str, list[str]]] = []
+    current: list[str] | None = None
+    it = iter(args)
+    for tok in it:
+        if tok == "--label" or tok.startswith("--label="):
+            label = tok.partition("=")[2] if "=" in tok else next(it, None)
+            if not label:
+                raise TraceError("--label", "needs a value, e.g. --label k=2 run.parquet")
+            current = []
+            runs.append((label, current))
+        elif tok.startswith("-"):
+            raise TraceError(tok, "unknown option (see --help)")
+        elif current is not None:
+            current.append(tok)
+        else:
+            name = Path(tok).name
+            runs.append((name.removesuffix(".parquet").removesuffix(".json.gz"), [tok]))
+    for label, paths in runs:
+        if not paths:
+            raise TraceError(f"--label {label}", "no trace follows the label")
+    return runs
+
+
+def _run_one(index: int, label: str, paths: Paths, params: Mapping[str, Any], timings: dict[str, float] | None) -> Any:
+    """One run's ``run_metrics`` rows (Arrow), computed in a connection of its own."""
+    t0 = time.perf_counter()
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
+    connect_runs([(label, paths)], con=con)
+    rep.set_params(con, params)
+    con.execute(f"SET VARIABLE label = {rep._sql_literal(label)}")
+    con.execute(f"SET VARIABLE label_index = {index}")
+    for sql in ((rep.QUERY_DIR / "_common.sql").read_text(), rep.parse_sql(rep.QUERY_DIR / "steps.sql").setup,
+                (rep.QUERY_DIR / "_run_metrics.sql").read_text()):
+        rep._exec_script(con, sql)
+    out = con.sql("SELECT * FROM run_metrics").to_arrow_table()
+    con.close()
+    if timings is not None:
+        timings[f"run {label}"] = time.perf_counter() - t0
+    return out
+
+
+def collect(runs: Sequence[Run], con: duckdb.DuckDBPyConnection | None = None,
+            timings: dict[str, float] | None = None, **params: Any) -> duckdb.DuckDBPyConnection:
+    """Run ``_run_metrics.sql`` once per run; the connection then holds the table ``run_metrics``.
+
+    Runs are computed side by side, each in its own DuckDB connection: many of the per-run
+    statements are window functions over one (trace, device) partition, which DuckDB runs on
+    one thread, so two runs at once use both cores of a small machine (measured in BENCHMARKS.md).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    labels = [label for label, _ in runs]
+    dup = sorted({x for x in labels if labels.count(x) > 1})
+    if dup:
+        raise TraceError("--label", f"label {dup[0]!r} given twice: every run needs its own label")
+    if not runs:
+        raise TraceError("runs", "no run given")
+    con = con or duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
+    rep.set_params(con, params)  # diff.sql reads top_n
+    workers = max(1, min(len(runs), os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(_run_one, i, label, paths, params, timings) for i, (label, paths) in enumerate(runs)]
+        tables = [f.result() for f in futures]
+    for i, t in enumerate(tables):
+        con.register(f"_run_metrics_{i}", t)
+    con.execute("CREATE OR REPLACE TEMP TABLE run_metrics AS "
+                + " UNION ALL BY NAME ".join(f"SELECT * FROM _run_metrics_{i}" for i in range(len(tables))))
+    for i in range(len(tables)):
+        con.unregister(f"_run_metrics_{i}")
+    return con
+
+
+def _outputs(con: duckdb.DuckDBPyConnection, name: str, setup: bool = True) -> dict[str, pd.DataFrame]:
+    sf = rep.parse_sql(rep.QUERY_DIR / f"{name}.sql")
+    if setup:
+        rep._exec_script(con, sf.setup)
+    return {(name if o == name else f"{name}.{o}"): con.execute(sql).df() for o, sql in sf.outputs}
+
+
+def compare(runs: Sequence[Run], con: duckdb.DuckDBPyConnection | None = None, **params: Any) -> dict[str, pd.DataFrame]:
+    """``compare.sql`` over labelled runs: ``compare`` (long), ``compare.sweep``, ``compare.phases``."""
+    con = collect(runs, con=con, **params)
+    return _outputs(con, "compare")
+
+
+def diff(a: Paths | str, b: Paths | str, conditions: Sequence[str] = (), labels: tuple[str, str] = ("A", "B"),
+         con: duckdb.DuckDBPyConnection | None = None, timings: dict[str, float] | None = None,
+         **params: Any) -> dict[str, pd.DataFrame]:
+    """``diff.sql`` of run B against baseline A: ``diff``, ``diff.kernels``, ``diff.new_vanished``, ``diff.gate``.
+
+    ``conditions`` are ``--fail-if`` strings; malformed ones or unknown metrics raise TraceError
+    (before anything is printed); :func:`fired` lists the ones that hold.
+    """
+    conds = [parse_condition(c) for c in conditions]
+    runs = [(labels[0], [a] if isinstance(a, (str, os.PathLike)) else list(a)),
+            (labels[1], [b] if isinstance(b, (str, os.PathLike)) else list(b))]
+    con = collect(runs, con=con, timings=timings, **params)
+    t0 = time.perf_counter()
+    rep._exec_script(con, rep.parse_sql(rep.QUERY_DIR / "compare.sql").setup)
+    con.execute("CREATE OR REPLACE TEMP TABLE _conditions (seq INTEGER, condition VARCHAR, metric VARCHAR, "
+                "op VARCHAR, mode VARCHAR, threshold DOUBLE)")
+    if conds:
+        con.executemany("INSERT INTO _conditions VALUES (?, ?, ?, ?, ?, ?)",
+                        [(i, c.condition, c.metric, c.op, c.mode, c.threshold) for i, c in enumerate(conds)])
+    out = _outputs(con, "diff")
+    if timings is not None:
+        timings["compare.sql set-up + diff.sql"] = time.perf_counter() - t0
+    bad = out["diff.gate"].dropna(subset=["error"])
+    if len(bad):
+        raise TraceError("--fail-if", str(bad["reason"].iloc[0]))
+    return out
+
+
+def fired(results: Mapping[str, pd.DataFrame]) -> list[str]:
+    """One line per gate condition that holds (from diff.sql's ``gate`` output)."""
+    g = results.get("diff.gate")
+    if g is None or not len(g):
+        return []
+    return [str(r) for r in g.loc[g["fired"].fillna(False).astype(bool), "reason"]]
+
+
+# ----------------------------------------------------------------------------- rendering
+
+def _truncate(df: pd.DataFrame) -> pd.DataFrame:
+    view = df.copy()
+    for c in view.columns:
+        if not pd.api.types.is_numeric_dtype(view[c]):
+            view[c] = view[c].map(lambda v: v[:57] + "..." if isinstance(v, str) and len(v) > 60 else v)
+    return view
+
+
+def phase_table(results: Mapping[str, pd.DataFrame], measure: str = "ms_per_step") -> pd.DataFrame:
+    """``compare.phases`` as phases x labels (display only: the numbers are compare.sql's)."""
+    ph = results.get("compare.phases", pd.DataFrame())
+    if not len(ph):
+        return pd.DataFrame()
+    order = list(dict.fromkeys(ph.sort_values("label_index")["label"]))
+    wide = ph.pivot_table(index="phase", columns="label", values=measure, aggfunc="first", sort=False, dropna=False)
+    return wide.reindex(columns=order).reset_index().rename_axis(columns=None)
+
+
+def print_results(results: Mapping[str, pd.DataFrame], limit: int = 40) -> None:
+    """Terminal tables (rich). The long ``compare`` table is left to --json."""
+    import sys
+
+    from rich.console import Console
+
+    from tracekit.render import print_frame
+
+    console = Console(markup=False, highlight=False, width=None if sys.stdout.isatty() else 220)
+    for key, df in results.items():
+        if key in ("compare", "diff.gate"):
+            continue
+        if key == "compare.phases":
+            print_frame(_truncate(phase_table(results)), title="per-step ms by phase (compare.phases)",
+                        limit=limit, console=console)
+            continue
+        if key == "diff":  # metric already says scope.name.measure; --json has numerator / denominator
+            df = df.drop(columns=["scope", "name", "measure", "numerator", "denominator"])
+        print_frame(_truncate(df), title=key, limit=limit, console=console)
+
+
+def _diff_plot(results: Mapping[str, pd.DataFrame]) -> tuple[str, str | None, str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    d = results["diff"]
+    d = d[d["measure"] == "ms_per_step"].head(15)
+    title = "Per-step ms by phase, A vs B"
+    if not len(d):
+        return title, None, "no phase inside steps in A or B"
+    fig, ax = plt.subplots(figsize=(9, 0.8 + 0.35 * len(d)))
+    y = range(len(d))
+    ax.barh([i - 0.2 for i in y], d["a"], height=0.4, label="A")
+    ax.barh([i + 0.2 for i in y], d["b"], height=0.4, label="B")
+    ax.set_yticks(list(y), [str(n)[-50:] for n in d["name"]])
+    ax.invert_yaxis()
+    ax.set_xlabel("ms per step (CPU range time)")
+    ax.legend()
+    return title, rep._png(fig), "ms_per_step of the 15 largest phases"
+
+
+def _plot(results: Mapping[str, pd.DataFrame]) -> tuple[str, str | None, str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ph = results.get("compare.phases", pd.DataFrame())
+    sw = results.get("compare.sweep", pd.DataFrame())
+    title = "Per-step ms by phase across runs"
+    if not len(ph):
+        return title, None, "no phase inside steps in any run"
+    labels = list(sw["label"]) if len(sw) else list(dict.fromkeys(ph["label"]))
+    fig, ax = plt.subplots(figsize=(9, 4))
+    for phase, sub in ph.groupby("phase", sort=False):
+        sub = sub.set_index("label").reindex(labels)
+        ax.plot(range(len(labels)), sub["ms_per_step"], marker="o", label=str(phase)[-50:])
+    if len(sw):
+        ax.plot(range(len(labels)), sw["step_wall_ms"], marker="s", color="black", linestyle="--", label="step wall")
+    ax.set_xticks(range(len(labels)), labels)
+    ax.set_ylabel("ms per step (CPU range time)")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
+    return title, rep._png(fig), "ms_per_step of the 12 largest phases and the step wall time, per run"
+
+
+def to_html(results: Mapping[str, pd.DataFrame], title: str) -> str:
+    """A self-contained page: the per-phase plot (compare) and every table, names escaped."""
+    import html
+
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+             ("<style>body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse;font-size:12px}"
+              "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right;max-width:40em;overflow-wrap:anywhere}"
+              "img{max-width:100%}</style></head><body>"),
+             f"<h1>{html.escape(title)}</h1>"]
+    lines = fired(results)
+    if lines:
+        parts.append("<h2>Gate fired</h2><ul>" + "".join(f"<li>{html.escape(x)}</li>" for x in lines) + "</ul>")
+    plot = _plot if "compare.phases" in results else _diff_plot if "diff" in results else None
+    if plot is not None:
+        ptitle, uri, note = plot(results)
+        parts.append(f"<h2>{html.escape(ptitle)}</h2><p>{html.escape(note)}</p>")
+        parts.append(f"<img class='plot' alt='{html.escape(ptitle)}' src='{uri}'>" if uri else "<p><em>no data</em></p>")
+    for key, df in results.items():
+        if key == "compare":
+            continue
+        shown = phase_table(results) if key == "compare.phases" else df
+        parts.append(f"<h2>{html.escape(key)}</h2>" + rep._html_table(shown, limit=200))
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_atomic(path: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` under a temporary name, then rename: no half-written page on failure."""
+    p = Path(path)
+    tmp = p.with_name(f".{p.name}.tmp{os.getpid()}")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, p)
+    except OSError as e:
+        raise TraceError(p, f"cannot write: {e.strerror or e}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def to_json(results: Mapping[str, pd.DataFrame]) -> dict[str, Any]:
+    """``{output name without the file prefix: records}`` plus ``fired`` (the gate lines that hold)."""
+    doc: dict[str, Any] = {}
+    for key, df in results.items():
+        doc[key.partition(".")[2] or key] = rep.frame_records(df)
+    doc["fired"] = fired(results)
+    return doc

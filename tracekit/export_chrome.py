@@ -1,0 +1,219 @@
+"""Write a slice of a converted trace as Chrome / Perfetto trace JSON.
+
+Why: a whole decode loop is too big to look at; a few steps of one phase open
+instantly in https://ui.perfetto.dev or chrome://tracing. Which rows belong to
+the slice is decided by ``queries/export_chrome.sql`` (steps as defined by
+``_steps`` in ``_common.sql``, phases by ``phase_path``); this module only sets
+its variables, runs it, and streams the rows out as JSON.
+
+Exactness: times are integer ns in the schema and go out as decimal
+microseconds written from the integer (``1234567 ns`` -> ``1234.567``), never
+through a float, so converting the export again gives the same ns. Each event
+is rebuilt from the typed columns plus ``args``; ``@``-prefixed args keys are
+the source's other top-level fields (``@bp``, ``@s``, ``@id``, ``@pid`` ...) and
+go back to the top level.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import msgspec
+
+from tracekit.errors import TraceError
+
+SQL_FILE = "export_chrome.sql"
+_BATCH = 20_000
+_enc = msgspec.json.encode
+_dec = msgspec.json.decode
+_NUMBER = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?")
+
+
+@dataclass(frozen=True)
+class Steps:
+    """A 1-based inclusive range of step instances; ``last`` None = to the last step."""
+
+    first: int
+    last: int | None
+
+    @classmethod
+    def parse(cls, text: str) -> "Steps":
+        """``"3:5"``, ``"3"`` (one step), ``"3:"`` (3 to the end) or ``":5"`` (1 to 5)."""
+        m = re.fullmatch(r"\s*(\d*)\s*(?::\s*(\d*)\s*)?", text)
+        if not m or (not m.group(1) and not m.group(2)):
+            raise ValueError(f"steps {text!r}: expected A:B, A, A: or :B (1-based, inclusive)")
+        first = int(m.group(1)) if m.group(1) else 1
+        if ":" not in text:
+            last: int | None = first
+        else:
+            last = int(m.group(2)) if m.group(2) else None
+        if first < 1 or (last is not None and last < first):
+            raise ValueError(f"steps {text!r}: need 1 <= A <= B")
+        return cls(first, last)
+
+    def __str__(self) -> str:
+        return f"{self.first}:{'' if self.last is None else self.last}"
+
+
+def us_text(ns: int) -> bytes:
+    """Exact decimal microseconds of integer ns: 1234567 -> b"1234.567", 5000 -> b"5"."""
+    sign = "-" if ns < 0 else ""
+    q, r = divmod(abs(int(ns)), 1000)
+    if r == 0:
+        return f"{sign}{q}".encode()
+    return f"{sign}{q}.{r:03d}".rstrip("0").encode()
+
+
+def _value(key: str, v: Any) -> bytes:
+    """JSON of a top-level value; numeric text kept raw for ts/dur (Kineto's exact digits)."""
+    if key in ("ts", "dur") and isinstance(v, str) and _NUMBER.fullmatch(v):
+        return v.encode()
+    return _enc(v)
+
+
+def render_event(ph: str | None, cat: str | None, name: str | None, pid: int | None, tid: int | None,
+                 ts_ns: int | None, dur_ns: int | None, flow_id: int | None, args: str | None) -> bytes:
+    """One Chrome trace event as JSON bytes, from one row of the ``export_chrome`` output."""
+    top: dict[str, bytes] = {}
+    if ph is not None:
+        top["ph"] = _enc(ph)
+    if cat is not None:
+        top["cat"] = _enc(cat)
+    if name is not None:
+        top["name"] = _enc(name)
+    if pid is not None:
+        top["pid"] = _enc(pid)
+    if tid is not None:
+        top["tid"] = _enc(tid)
+    if ts_ns is not None:
+        top["ts"] = us_text(ts_ns)
+    if ph == "X" and dur_ns is not None:
+        top["dur"] = us_text(dur_ns)
+    if flow_id is not None:
+        top["id"] = _enc(flow_id)
+    args_out: bytes | None = None
+    if args is not None:
+        if '"@' in args:
+            obj = _dec(args)
+            if isinstance(obj, dict):
+                for k in [k for k in obj if isinstance(k, str) and k.startswith("@")]:
+                    top[k[1:]] = _value(k[1:], obj.pop(k))
+                args_out = _enc(obj) if obj else None
+            else:
+                args_out = args.encode()
+        else:
+            args_out = args.encode()
+    if args_out is not None and "args" not in top:
+        top["args"] = args_out
+    return b"{" + b",".join(_enc(k) + b":" + v for k, v in top.items()) + b"}"
+
+
+def _trace_meta(meta: dict[str, Any]) -> dict[str, Any]:
+    """Top-level keys Kineto readers (HTA, Perfetto) look for, from the converted trace's metadata."""
+    doc: dict[str, Any] = {}
+    if meta.get("profiler_version") is not None:
+        doc["schemaVersion"] = meta["profiler_version"]
+    if meta.get("devices"):
+        doc["deviceProperties"] = meta["devices"]
+    if meta.get("rank") is not None:
+        doc["distributedInfo"] = {k: meta[k] for k in ("rank", "world_size") if meta.get(k) is not None}
+    if meta.get("base_time_ns") is not None:
+        doc["baseTimeNanoseconds"] = meta["base_time_ns"]
+    return doc
+
+
+def _open_tmp(out: Path) -> tuple[Path, IO[bytes]]:
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    raw: IO[bytes] = gzip.open(tmp, "wb", compresslevel=6) if out.name.endswith(".gz") else open(tmp, "wb")
+    return tmp, raw
+
+
+def _rows(reader: Any) -> Iterator[tuple[Any, ...]]:
+    for batch in reader:
+        cols = [batch.column(i).to_pylist() for i in range(batch.num_columns)]
+        yield from zip(*cols)
+
+
+def export_chrome(paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[str], out: str | os.PathLike[str],
+                  *, trace: str | None = None, phase: str | None = None, steps: Steps | str | None = None,
+                  step_pattern: str | None = None) -> dict[str, Any]:
+    """Write the slice of ``trace`` (steps and/or phase) to ``out`` (.json or .json.gz).
+
+    Returns counts: ``events`` written, ``flows`` (flow rows), ``trace``, ``steps`` (of the trace),
+    ``steps_selected``. Raises :class:`TraceError` when the slice is empty or the selection is
+    invalid; ``out`` is then left untouched.
+    """
+    from tracekit import report
+    from tracekit.store import connect, read_metadata
+
+    if isinstance(steps, str):
+        try:
+            steps = Steps.parse(steps)
+        except ValueError as e:
+            raise TraceError(out, str(e)) from None
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    paths = list(paths)
+    label = ", ".join(str(p) for p in paths)
+    con = connect(paths)
+    con.execute("SET enable_progress_bar = false")
+    names = [r[0] for r in con.execute("SELECT DISTINCT trace FROM events ORDER BY 1").fetchall()]
+    if trace is None:
+        if len(names) != 1:
+            raise TraceError(label, f"holds {len(names)} traces ({', '.join(names[:5])}{' ...' if len(names) > 5 else ''}); pick one with --trace")
+        trace = names[0]
+    elif trace not in names:
+        raise TraceError(label, f"no trace named {trace!r} (traces: {', '.join(names[:5])}{' ...' if len(names) > 5 else ''})")
+    report.set_params(con, {"step_pattern": step_pattern})
+    con.execute("SET VARIABLE ec_trace = ?", [trace])
+    con.execute("SET VARIABLE ec_phase = CAST(? AS VARCHAR)", [phase])
+    con.execute("SET VARIABLE ec_step_first = CAST(? AS BIGINT)", [steps.first if steps else None])
+    con.execute("SET VARIABLE ec_step_last = CAST(? AS BIGINT)", [steps.last if steps else None])
+    report._exec_script(con, (report.QUERY_DIR / "_common.sql").read_text())
+    sf = report.parse_sql(report.QUERY_DIR / SQL_FILE)
+    report._exec_script(con, sf.setup)
+    sections = dict(sf.outputs)
+    n_steps, n_sel, _, _ = con.execute(sections["slice"]).fetchall()[0]
+    where = f"trace {trace!r}"
+    if steps is not None:
+        if n_steps == 0:
+            raise TraceError(label, f"{where} has no step ranges matching the step pattern; drop --steps or give --step-pattern")
+        if n_sel == 0 or (steps.last is not None and steps.last > n_steps):
+            raise TraceError(label, f"steps {steps} out of range: {where} has {n_steps} steps (1-based)")
+
+    out = Path(out)
+    meta = read_metadata(paths[0]) if len(paths) == 1 else {}
+    for p in paths[1:] if len(paths) > 1 else ():
+        meta.update(read_metadata(p))
+    head = {"displayTimeUnit": "ns", **_trace_meta(meta.get(trace, {})),
+            "tracekit": {"trace": trace, "phase": phase, "steps": str(steps) if steps else None}}
+    reader = con.sql(sections["export_chrome"]).to_arrow_reader(_BATCH)
+    tmp, fh = _open_tmp(out)
+    n = flows = 0
+    try:
+        with fh:
+            # json.dumps writes '"rank": 0' with a space: HTA's rank sniffing regex needs it
+            fh.write(json.dumps(head, default=str)[:-1].encode() + b', "traceEvents": [\n')
+            for row in _rows(reader):
+                if n:
+                    fh.write(b",\n")
+                fh.write(render_event(*row))
+                n += 1
+                flows += row[0] in ("s", "f", "t")
+            fh.write(b"\n]}\n")
+        if n == 0:
+            sel = " and ".join(x for x in (f"phase {phase!r}" if phase else "", f"steps {steps}" if steps else "") if x)
+            raise TraceError(label, f"the slice ({sel or 'everything'}) of {where} selects no events")
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return {"out": str(out), "trace": trace, "events": n, "flows": flows, "steps": n_steps,
+            "steps_selected": n_sel if steps else None, "phase": phase}
