@@ -51,6 +51,24 @@ def test_dataset_folder(write_trace: Callable[..., Path], tmp_path: Path) -> Non
     assert json.loads(r.output) == [{"trace": "rank0", "n": len(EVENTS)}, {"trace": "rank1", "n": 5}]
 
 
+def test_folder_of_raw_traces(write_trace: Callable[..., Path], tmp_path: Path) -> None:
+    """A folder holding only raw traces (per-rank downloads) stands for them, each converted and cached."""
+    runs = tmp_path / "run"
+    runs.mkdir()
+    (runs / "r1").mkdir()
+    write_trace(EVENTS, name="run/rank0.json")
+    write_trace(EVENTS[:5], name="run/r1/rank1.json")
+    (runs / "123.proc.json").write_text("{}")  # a capture's process record: not a trace
+    r = CliRunner().invoke(cli, ["sql", str(runs), "SELECT trace, count(*) AS n FROM events GROUP BY 1 ORDER BY 1", "--format", "json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output) == [{"trace": "rank0", "n": len(EVENTS)}, {"trace": "rank1", "n": 5}]
+    assert (runs / "r1" / "rank1.json.tracekit.parquet").exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    r = CliRunner().invoke(cli, ["sql", str(empty), "SELECT 1"])
+    assert r.exit_code == 2 and "no .parquet files and no raw traces" in r.output
+
+
 def test_bad_input_one_line_exit_2(tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text("{not json at all")

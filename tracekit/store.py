@@ -77,14 +77,22 @@ def ensure_parquet(path: str | os.PathLike[str]) -> Path:
 
 
 def parquet_files(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
-    """All Parquet files behind ``paths`` (folders are read recursively)."""
+    """All Parquet files behind ``paths`` (folders are read recursively).
+
+    A folder with no Parquet in it but raw traces (a download of per-rank ``.json.gz``) stands
+    for those traces: each is converted once and cached, as a raw file given directly is.
+    """
     files: list[str] = []
     for path in paths:
         p = ensure_parquet(path)
         if p.is_dir():
             found = sorted(str(f) for f in p.rglob("*.parquet") if not f.name.startswith("."))
             if not found:
-                raise TraceError(p, "folder holds no .parquet files")
+                raw = sorted(f for f in p.rglob("*") if f.is_file() and not f.name.startswith(".")
+                             and f.name.endswith(RAW_SUFFIXES) and not f.name.endswith(".proc.json"))
+                if not raw:
+                    raise TraceError(p, "folder holds no .parquet files and no raw traces (.json, .json.gz, .sqlite, .nsys-rep)")
+                found = [str(ensure_parquet(f)) for f in raw]
             files += found
         else:
             files.append(str(p))
