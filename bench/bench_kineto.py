@@ -4,7 +4,9 @@ Each contender runs in its own child process so its peak RSS is its own
 (``resource.getrusage(RUSAGE_CHILDREN).ru_maxrss`` read after it exits).
 
     python bench/make_big_trace.py --mb 500 --out bench/out
-    python bench/bench_kineto.py bench/out/big.json bench/out/big_compact.json [--hta]
+    python bench/bench_kineto.py bench/out/big.json bench/out/big_compact.json [--hta] [--repeat 5]
+
+With ``--repeat``, seconds and MB/s are the best run (median in brackets); peak RSS is the largest.
 
 ``--hta`` needs holistictraceanalysis installed (bench environment only:
 ``pip install holistictraceanalysis``); it is skipped with a note otherwise.
@@ -16,6 +18,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -49,6 +52,8 @@ def main() -> None:
     ap.add_argument("files", nargs="+", type=Path)
     ap.add_argument("--hta", action="store_true", help="also time HTA's trace load")
     ap.add_argument("--skip-json", action="store_true")
+    ap.add_argument("--repeat", type=int, default=1, help="runs per contender: best and median are reported "
+                    "(the machine is shared; single runs vary by 15%%)")
     a = ap.parse_args()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}")
     print("| file | MB | contender | seconds | MB/s | peak RSS MB | RSS / file size |")
@@ -58,12 +63,18 @@ def main() -> None:
         dst = src.with_suffix(".parquet")
         labels = ["tracekit convert"] + ([] if a.skip_json else ["json.load"]) + (["HTA load"] if a.hta else [])
         for label in labels:
+            runs = []
             try:
-                dt, rss = peak_child(label, src, dst)
+                for _ in range(a.repeat):
+                    runs.append(peak_child(label, src, dst))
             except subprocess.CalledProcessError as e:
                 print(f"| {src.name} | {mb:.0f} | {label} | failed ({e.returncode}) | | | |")
                 continue
-            print(f"| {src.name} | {mb:.0f} | {label} | {dt:.2f} | {mb / dt:.1f} | {rss:.0f} | {rss / mb:.2f} |", flush=True)
+            times = sorted(t for t, _ in runs)
+            dt, rss = times[0], max(r for _, r in runs)
+            med = f" (median {statistics.median(times):.2f} of {len(times)})" if len(times) > 1 else ""
+            print(f"| {src.name} | {mb:.0f} | {label} | {dt:.2f}{med} | {mb / dt:.1f} | {rss:.0f} | {rss / mb:.2f} |",
+                  flush=True)
         if dst.exists():
             import duckdb
 

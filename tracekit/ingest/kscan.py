@@ -36,10 +36,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from tracekit.ingest.kineto_kinds import CAT_KIND, PH_KIND
+from tracekit.ingest.link import num_array, str_array
 
 try:
     from tracekit.ingest import _kscan
@@ -59,11 +61,15 @@ COLUMNS = tuple(c for c in STR_COLS + I64_COLS + I32_COLS + ("flops",) if c not 
 
 # The kind rules of kineto._kind_case, vectorised over the same table.
 _CAT_KIND, _PH_KIND = CAT_KIND, PH_KIND
-_CAT_KEYS = pa.array(list(_CAT_KIND), pa.string())
-_CAT_VALS = pa.array(list(_CAT_KIND.values()), pa.string())
-_PH_KEYS = pa.array(list(_PH_KIND), pa.string())
-_PH_VALS = pa.array(list(_PH_KIND.values()), pa.string())
-_OP_CATS = pa.array(["cpu_op", "Operator"], pa.string())
+_CAT_KEYS = str_array(list(_CAT_KIND))
+_CAT_VALS = str_array(list(_CAT_KIND.values()))
+_PH_KEYS = str_array(list(_PH_KIND))
+_PH_VALS = str_array(list(_PH_KIND.values()))
+_OP_CATS = str_array(["cpu_op", "Operator"])
+# Scalars for pyarrow.compute, made from arrays: a Python literal argument goes through pyarrow's Python
+# conversion, which imports pandas (see link.str_array).
+_RANGE, _OTHER, _MEMCPY, _EMPTY, _NULL_STR = str_array(["range", "other", "memcpy", "", None])
+_FALSE = num_array(np.zeros(1, bool))[0]
 _COPY_RE = r"(?:Memcpy|memcpy|Copy)\s*(?P<k>[A-Za-z]+to[A-Za-z]+)"
 
 _TYPES = {**{c: pa.string() for c in STR_COLS}, **{c: pa.int64() for c in I64_COLS},
@@ -81,19 +87,22 @@ def kind_of(ph: pa.Array, cat: pa.Array, name: pa.Array) -> pa.Array:
     """``kind`` from ph/cat/name, the rules of kineto._kind_case, vectorised."""
     by_cat = pc.take(_CAT_VALS, pc.index_in(cat, value_set=_CAT_KEYS))
     step = pc.and_(pc.is_in(cat, value_set=_OP_CATS), pc.starts_with(name, "ProfilerStep#"))
-    by_cat = pc.if_else(pc.fill_null(step, False), "range", by_cat)
+    by_cat = pc.if_else(pc.fill_null(step, _FALSE), _RANGE, by_cat)
     by_ph = pc.take(_PH_VALS, pc.index_in(ph, value_set=_PH_KEYS))
-    return pc.coalesce(by_ph, by_cat, "other")
+    return pc.coalesce(by_ph, by_cat, _OTHER)
 
 
 def copy_kind_of(kind: pa.Array, name: pa.Array) -> pa.Array:
     """Memcpy direction for memcpy rows ('' when the name does not say, as DuckDB's regexp_extract), else NULL."""
-    is_copy = pc.equal(kind, "memcpy")
+    is_copy = pc.equal(kind, _MEMCPY)
     if not pc.any(is_copy).as_py():
         return pa.nulls(len(kind), pa.string())
-    got = pc.struct_field(pc.extract_regex(name, _COPY_RE), [0])
-    got = pc.if_else(pc.is_null(name), pa.scalar(None, pa.string()), pc.fill_null(got, ""))
-    return pc.if_else(is_copy, got, pa.scalar(None, pa.string()))
+    # the regex runs on the memcpy rows only (a few per block), not on every name
+    is_copy = pc.fill_null(is_copy, _FALSE)
+    sub = name.filter(is_copy)
+    got = pc.struct_field(pc.extract_regex(sub, _COPY_RE), [0])
+    got = pc.if_else(pc.is_null(sub), _NULL_STR, pc.fill_null(got, _EMPTY))
+    return pc.replace_with_mask(pa.nulls(len(kind), pa.string()), is_copy, got)
 
 
 def _columns(raw: dict[str, Any]) -> dict[str, pa.Array]:
@@ -134,8 +143,8 @@ def scan_runs(body: bytes) -> list[dict[str, pa.Array] | bytes]:
     makes everything from there one ``bytes`` run. Without the extension: ``[body]``.
     """
     if _kscan is None:
-        return [body]
-    return [body[a:b] if cols is None else cols for a, b, cols in runs(body)]
+        return [bytes(body)]
+    return [bytes(body[a:b]) if cols is None else cols for a, b, cols in runs(body)]
 
 
 def runs(body: bytes) -> list[tuple[int, int, dict[str, pa.Array] | None]]:
