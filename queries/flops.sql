@@ -51,7 +51,10 @@
 -- Parameters: getvariable('gpu') (name matched against the table instead of the trace's GPU name,
 --   e.g. 'H100 SXM', 'MI300X'); getvariable('peak_tflops') (one peak TFLOP/s for every dtype,
 --   overrides the table); getvariable('peak_tb_s') (memory bandwidth TB/s, overrides);
---   getvariable('tf32') (fp32 matmuls ran on TF32 tensor cores); getvariable('top_n') (rows of `ops`).
+--   getvariable('tf32') (fp32 matmuls ran on TF32 tensor cores); getvariable('top_n') (rows of `ops`);
+--   getvariable('tokens_per_step') (tokens one step processes, e.g. the decode batch size, or batch x
+--   (draft length + 1) for a verify step: a trace does not record it, so per-token columns are NULL
+--   without it).
 --
 -- Output `flops`: one row per trace and phase_path of the counted ops ('(none)' = outside any range;
 --   one row with phase_path NULL when the trace has no counted op)
@@ -60,6 +63,8 @@
 --   ops              counted (leaf-most) family ops in the phase
 --   ops_no_flops     of those, ops without FLOPs (no recorded shapes, or shapes the formulas reject)
 --   flops            sum of FLOPs of the ops that have them (NULL when none has)
+--   gflops_per_token FLOPs of the phase's ops inside steps / (steps of the trace * tokens_per_step) / 1e9
+--                    (NULL without --tokens-per-step or without steps; the LenVM-style per-token GFLOPs)
 --   flops_source     'shapes' | 'trace' (with_flops values) | 'shapes+trace'
 --   bytes            sum of bytes of those ops (NULL when any of them lacks bytes)
 --   timed_ops        ops with FLOPs that launched >= 1 GPU op (the TFLOP/s population)
@@ -77,7 +82,8 @@
 --   per trace: calls, flops_per_call, flops, bytes_per_call, gpu_ns (summed over calls), tflops_s,
 --   share_of_peak, tb_s, flop_per_byte, phase_path (most common), flops_source.
 -- Output `steps`: one row per step instance (_steps): trace, step_index, step_name, wall_ns, ops,
---   flops, gpu_ns, tflops_s and share_of_peak as above (ops launched inside the step, assigned by
+--   flops, gflops_per_token (flops / tokens_per_step / 1e9), gpu_ns, tflops_s and share_of_peak as
+--   above (ops launched inside the step, assigned by
 --   start time as in steps.sql), tflops_s_wall = flops / wall_ns / 1e3 and wall_share_of_peak =
 --   ideal_ns / wall_ns (model-FLOPs utilisation over the step's wall time).
 -- Output `device`: one row per trace: gpu_name (from the trace, or the --gpu override),
@@ -286,7 +292,7 @@ CREATE OR REPLACE TEMP MACRO _fl_ideal_ns(flops, peak, timed) AS
 -- @output flops
 WITH _g AS (
     SELECT trace, phase_path, count(*) AS ops, count(*) FILTER (WHERE flops IS NULL) AS ops_no_flops,
-           sum(flops) AS flops,
+           sum(flops) AS flops, sum(flops) FILTER (WHERE step_index IS NOT NULL) AS step_flops,
            CASE WHEN bool_or(flops_source = 'trace') AND bool_or(flops_source = 'shapes') THEN 'shapes+trace'
                 ELSE max(flops_source) END AS flops_source,
            CASE WHEN count(*) FILTER (WHERE flops IS NOT NULL AND bytes IS NULL) = 0 THEN sum(bytes) FILTER (WHERE flops IS NOT NULL) END AS bytes,
@@ -301,7 +307,9 @@ WITH _g AS (
            string_agg(DISTINCT CASE WHEN timed AND peak_tflops IS NULL THEN dtype END, ',') AS no_peak_dtypes
     FROM _fl_ops GROUP BY ALL
 )
-SELECT g.trace, g.phase_path, g.ops, g.ops_no_flops, g.flops::BIGINT AS flops, g.flops_source, g.bytes::BIGINT AS bytes,
+SELECT g.trace, g.phase_path, g.ops, g.ops_no_flops, g.flops::BIGINT AS flops,
+       g.step_flops / (ns.steps * TRY_CAST(getvariable('tokens_per_step') AS DOUBLE)) / 1e9 AS gflops_per_token,
+       g.flops_source, g.bytes::BIGINT AS bytes,
        g.timed_ops, g.gpu_ops::BIGINT AS gpu_ops, g.gpu_ns::BIGINT AS gpu_ns,
        g.timed_flops / nullif(g.gpu_ns, 0) / 1e3 AS tflops_s,
        g.timed_flops / nullif(g.ideal_ns, 0) / 1e3 AS peak_tflops,
@@ -318,8 +326,9 @@ SELECT g.trace, g.phase_path, g.ops, g.ops_no_flops, g.flops::BIGINT AS flops, g
            CASE WHEN g.timed_ops > 0 AND g.timed_bytes IS NOT NULL AND v.peak_tb_s IS NULL THEN coalesce(v.note, 'no memory bandwidth known: pass --peak-tb-s Y') END
        ), '') AS note
 FROM _g g JOIN _fl_dev v USING (trace)
+LEFT JOIN (SELECT trace, count(*) AS steps FROM _steps GROUP BY trace) ns USING (trace)
 UNION ALL
-SELECT w.trace, NULL, 0, 0, NULL, NULL, NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+SELECT w.trace, NULL, 0, 0, NULL, NULL, NULL, NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
        'no matmul/attention cpu_op in the trace: FLOPs need PyTorch cpu_op rows (torch.profiler; nsys traces have none) with record_shapes=True'
 FROM _window w WHERE NOT EXISTS (SELECT 1 FROM _fl_ops o WHERE o.trace = w.trace)
 ORDER BY trace, flops DESC NULLS LAST, phase_path;
@@ -353,7 +362,8 @@ WITH _g AS (
     FROM _fl_ops WHERE step_index IS NOT NULL GROUP BY ALL
 )
 SELECT s.trace, s.step_index, s.name AS step_name, s.end_ns - s.ts_ns AS wall_ns, coalesce(g.ops, 0) AS ops,
-       g.flops::BIGINT AS flops, g.gpu_ns::BIGINT AS gpu_ns,
+       g.flops::BIGINT AS flops, g.flops / TRY_CAST(getvariable('tokens_per_step') AS DOUBLE) / 1e9 AS gflops_per_token,
+       g.gpu_ns::BIGINT AS gpu_ns,
        g.timed_flops / nullif(g.gpu_ns, 0) / 1e3 AS tflops_s, g.ideal_ns / nullif(g.gpu_ns, 0) AS share_of_peak,
        g.flops / nullif(s.end_ns - s.ts_ns, 0) / 1e3 AS tflops_s_wall,
        g.ideal_all_ns / nullif(s.end_ns - s.ts_ns, 0) AS wall_share_of_peak

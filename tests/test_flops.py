@@ -148,6 +148,21 @@ def test_planted_steps_ops_device(planted_pq: Path) -> None:
         ("H100 SXM", "--gpu", "H100 SXM", 989.5, 3.35)
 
 
+def test_planted_gflops_per_token(planted_pq: Path) -> None:
+    """--tokens-per-step 4: planted has 2 steps, so the prefill phase's 1,000,286,750 FLOPs (all inside
+    ProfilerStep#1) are 1,000,286,750 / (2 * 4) / 1e9 GFLOP per token; step 1 holds those plus the target
+    mm's 1,048,576,000 = 2,048,862,750 FLOPs, / 4 tokens / 1e9. Without the flag: NULL, never a guess."""
+    r = report.run(planted_pq, analyses=["flops"], gpu="H100 SXM", tokens_per_step=4)
+    p = _row(r["flops"], phase_path="ProfilerStep#1/prefill")
+    assert p["gflops_per_token"] == pytest.approx(1_000_286_750 / 8 / 1e9)
+    s1 = _row(r["flops.steps"], step_index=1)
+    assert s1["gflops_per_token"] == pytest.approx(2_048_862_750 / 4 / 1e9)
+    r = report.run(planted_pq, analyses=["flops"], gpu="H100 SXM")
+    assert r["flops"]["gflops_per_token"].isna().all() and r["flops.steps"]["gflops_per_token"].isna().all()
+    res = CliRunner().invoke(cli, ["report", str(planted_pq), "--tokens-per-step", "0"])
+    assert res.exit_code == 2 and "--tokens-per-step" in res.output
+
+
 def test_planted_unknown_gpu_and_override(planted_pq: Path) -> None:
     r = report.run(planted_pq, analyses=["flops"])
     dev = _row(r["flops.device"], trace="planted")

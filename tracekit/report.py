@@ -47,6 +47,7 @@ DEFAULTS: dict[str, Any] = {
     "peak_tflops": None,  # flops: one peak TFLOP/s for every dtype, overriding the table
     "peak_tb_s": None,  # flops: peak memory bandwidth in TB/s, overriding the table
     "tf32": False,  # flops: fp32 matmuls ran on TF32 tensor cores (compare with the tf32 peak, not fp32)
+    "tokens_per_step": None,  # flops: tokens one step processes (batch size x tokens per sequence), for GFLOPs per token
 }
 
 _OUTPUT = re.compile(r"^--\s*@output\s+([A-Za-z_][\w]*)\s*$", re.MULTILINE)

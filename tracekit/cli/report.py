@@ -24,22 +24,24 @@ from tracekit.errors import TraceError
 @click.option("--gpu", help="flops: GPU name to look up in the peak table instead of the trace's (e.g. 'H100 SXM', 'MI300X').")
 @click.option("--peak-tflops", type=float, help="flops: peak dense TFLOP/s to compare with, for every dtype (overrides the table).")
 @click.option("--peak-tb-s", type=float, help="flops: peak memory bandwidth in TB/s (overrides the table).")
+@click.option("--tokens-per-step", type=float, help="flops: tokens one step processes (e.g. the decode batch size), for GFLOPs per token.")
 @click.option("--tf32", is_flag=True, default=None, help="flops: fp32 matmuls ran on TF32 tensor cores (use the tf32 peak).")
 @click.option("--limit", default=25, show_default=True, help="Rows printed per table in terminal output.")
 def command(traces: tuple[str, ...], as_json: bool, html_out: str | None, step_pattern: str | None,
             vocab: int | None, lm_head_regex: str | None, lm_head_kernel_regex: str | None,
             top_n: int | None, limit: int, gpu: str | None = None, peak_tflops: float | None = None,
-            peak_tb_s: float | None = None, tf32: bool | None = None) -> None:
+            peak_tb_s: float | None = None, tf32: bool | None = None, tokens_per_step: float | None = None) -> None:
     """Phase time, steps, launch and queueing, syncs, GPU idle causes, lm_head share, top kernels and trust flags.
 
     TRACE: converted Parquet files or folders (raw Kineto/nsys traces are converted and cached).
     """
-    for flag, v in (("--peak-tflops", peak_tflops), ("--peak-tb-s", peak_tb_s)):
+    for flag, v in (("--peak-tflops", peak_tflops), ("--peak-tb-s", peak_tb_s), ("--tokens-per-step", tokens_per_step)):
         if v is not None and not v > 0:
             raise TraceError(flag, f"must be a positive number, got {v}")
     results = rep.run(list(traces), step_pattern=step_pattern, vocab=vocab, lm_head_regex=lm_head_regex,
                       lm_head_kernel_regex=lm_head_kernel_regex, top_n=top_n,
-                      gpu=gpu, peak_tflops=peak_tflops, peak_tb_s=peak_tb_s, tf32=tf32)
+                      gpu=gpu, peak_tflops=peak_tflops, peak_tb_s=peak_tb_s, tf32=tf32,
+                      tokens_per_step=tokens_per_step)
     if html_out:
         Path(html_out).write_text(rep.to_html(results, title="tracekit report: " + ", ".join(traces)), encoding="utf-8")
     if as_json:
