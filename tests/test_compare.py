@@ -110,3 +110,25 @@ def test_run_parsing_and_bad_labels(runs: list[tuple[str, list[str]]]) -> None:
         cmp.compare([("x", [p]), ("x", [p])])
     r = CliRunner().invoke(cli, ["compare", "--label", "x", p, "--label", "x", p])
     assert r.exit_code == 2 and r.stderr.startswith("tracekit: error:") and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_runs_views_carry_labels_trace_devices_too(tmp_path: Path) -> None:
+    """connect_runs: two runs of the same trace name stay apart in every view, trace_devices included."""
+    import gzip
+    import json
+
+    from tracekit.ingest import convert
+    from tracekit.store import connect_runs
+
+    for i, gpu in enumerate(("NVIDIA H100 80GB HBM3", "NVIDIA A100-SXM4-80GB")):
+        src = tmp_path / f"r{i}" / "same.json.gz"
+        src.parent.mkdir()
+        with gzip.open(src, "wt") as f:
+            json.dump({"traceEvents": [{"ph": "X", "cat": "kernel", "name": "k", "pid": 0, "tid": 7, "ts": 1, "dur": 2}],
+                       "deviceProperties": [{"id": 0, "name": gpu, "numSms": 132 - 24 * i}]}, f)
+        convert(src, tmp_path / f"r{i}" / "same.parquet")
+    con = connect_runs([("A", [str(tmp_path / "r0" / "same.parquet")]), ("B", [str(tmp_path / "r1" / "same.parquet")])])
+    assert con.execute("SELECT label, trace, count(*) FROM kernels GROUP BY ALL ORDER BY 1").fetchall() == \
+        [("A", "same", 1), ("B", "same", 1)]
+    assert con.execute("SELECT label, trace, device, name, sm_count FROM trace_devices ORDER BY 1").fetchall() == \
+        [("A", "same", 0, "NVIDIA H100 80GB HBM3", 132), ("B", "same", 0, "NVIDIA A100-SXM4-80GB", 108)]

@@ -11,7 +11,7 @@ registers the views every query in ``queries/`` relies on:
 - ``ranges``: kind = range;
 - ``trace_devices``: trace, device, name, sm_count of the GPUs each trace's metadata lists.
 
-``connect_runs`` registers events/kernels/runtime/ranges over several labelled runs, with a ``label`` column.
+``connect_runs`` registers the same views over several labelled runs, each with a ``label`` column.
 """
 
 from __future__ import annotations
@@ -123,16 +123,18 @@ def connect_runs(runs: Iterable[tuple[str, Iterable[str | os.PathLike[str]]]],
     alone cannot tell them apart; ``label`` (e.g. ``k=2``, or ``A`` / ``B``) can.
     """
     con = con or duckdb.connect()
-    parts = []
+    parts, devices = [], []
     for label, paths in runs:
         lst = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in parquet_files(paths)) + "]"
         lab = "'" + label.replace("'", "''") + "'"
         parts.append(f"SELECT *, {lab} AS label FROM read_parquet({lst}, union_by_name = true)")
+        devices.append(f"SELECT *, {lab} AS label FROM ({TRACE_DEVICES.format(files=lst)})")
     if not parts:
         raise TraceError("runs", "no run given")
     con.execute("CREATE OR REPLACE VIEW events AS " + " UNION ALL BY NAME ".join(parts))
     for name, body in VIEWS.items():
         con.execute(f"CREATE OR REPLACE VIEW {name} AS {body}")
+    con.execute("CREATE OR REPLACE VIEW trace_devices AS " + " UNION ALL ".join(devices))
     return con
 
 
