@@ -115,7 +115,6 @@ def test_run_parsing_and_bad_labels(runs: list[tuple[str, list[str]]]) -> None:
 def test_runs_views_carry_labels_trace_devices_too(tmp_path: Path) -> None:
     """connect_runs: two runs of the same trace name stay apart in every view, trace_devices included."""
     import gzip
-    import json
 
     from tracekit.ingest import convert
     from tracekit.store import connect_runs
