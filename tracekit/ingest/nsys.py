@@ -9,6 +9,11 @@ Why it looks like this:
   ``StringIds`` with one vectorised ``index_in`` + ``take`` per batch, enum
   labels with a vectorised lookup, and the ``args`` JSON is assembled with Arrow
   string kernels (NULL members left out). Python never loops over events.
+- **Two tables at a time.** SQLite queries and Arrow kernels release the GIL, so
+  the table readers run on two worker threads (one connection each), and each
+  reader's next query runs on a helper thread while it builds the current batch.
+  Batches reach the sink in the fixed order of the readers: the output does not
+  depend on timing (30x enlargement of the largest export: 4.0 s -> 2.7 s on 2 cores).
 - **Schema drift by column presence.** nsys 2020.3 .. 2026.2 exports differ in
   tables and columns (see ``shared/notes/nsys.md``). Every query is built from
   ``PRAGMA table_info``: absent tables are zero rows (lazy export), absent
@@ -36,13 +41,16 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import re
 import shutil
 import sqlite3
 import subprocess
 import tempfile
+import threading
 import urllib.parse
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,7 +61,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tracekit.errors import TraceError
-from tracekit.ingest.sink import TraceSink
+from tracekit.ingest.sink import Prepared, TraceSink
 from tracekit.redact import redact_text
 
 BATCH = 100000
@@ -115,11 +123,10 @@ class _Db:
     def __init__(self, path: Path) -> None:
         self.path = path
         _check_header(path)
-        uri = "file:" + urllib.parse.quote(str(path.resolve())) + "?mode=ro&immutable=1"
+        self._uri = "file:" + urllib.parse.quote(str(path.resolve())) + "?mode=ro&immutable=1"
+        self._local = threading.local()
+        self._conns: list[sqlite3.Connection] = []
         try:
-            self.conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
-            self.conn.execute("PRAGMA temp_store=MEMORY")
-            self.conn.execute("PRAGMA mmap_size=1073741824")
             rows = self.conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')").fetchall()
         except sqlite3.DatabaseError as e:
             raise TraceError(path, f"not a readable SQLite database ({e})") from None
@@ -128,6 +135,22 @@ class _Db:
         self._str_ids: pa.Array | None = None
         self._str_vals: pa.Array | None = None
         self._lut: np.ndarray | None = None
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """This thread's connection (tables are read on worker threads; sqlite3 releases the GIL in queries)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self._uri, uri=True, check_same_thread=False)
+            conn.execute("PRAGMA temp_store=MEMORY")
+            conn.execute("PRAGMA mmap_size=1073741824")
+            self._local.conn = conn
+            self._conns.append(conn)
+        return conn
+
+    def close(self) -> None:
+        for conn in self._conns:
+            conn.close()
 
     def cols(self, table: str) -> dict[str, str]:
         """Column name -> declared type ('' when the table is absent -> empty dict)."""
@@ -160,8 +183,9 @@ class _Db:
         """Row of each id in the string table (NULL when absent): a dense lookup array when ids are dense."""
         sid, _ = self.strings()
         if self._lut is None and len(sid) and pc.min(sid).as_py() >= 0 and pc.max(sid).as_py() < 4 * len(sid) + 4096:
-            self._lut = np.full(pc.max(sid).as_py() + 1, -1, np.int64)
-            self._lut[sid.to_numpy()] = np.arange(len(sid))
+            lut = np.full(pc.max(sid).as_py() + 1, -1, np.int64)
+            lut[sid.to_numpy()] = np.arange(len(sid))
+            self._lut = lut  # complete before it is shared: other reader threads may be here too
         if self._lut is None:
             return pc.index_in(ids, value_set=sid)
         raw = ids.fill_null(-1).to_numpy(zero_copy_only=False)
@@ -315,11 +339,19 @@ def _batches(db: _Db, table: str, sels: list[Sel]) -> Iterator[dict[str, tuple[p
     except sqlite3.OperationalError:  # a WITHOUT ROWID table (not written by nsys): one batch
         ranges, where = [()], ""  # type: ignore[list-item]
     sql = f"SELECT count(*), {outer} FROM (SELECT {inner} FROM {t} AS t {where})"
-    for r in ranges:
-        row = db.conn.execute(sql, r).fetchone()
-        if not row[0]:
-            continue
-        yield {s.key: _decode(text, s, f"{table}.{s.key}", db.path) for s, text in zip(sels, row[1:])}
+    # The next batch's query runs on a helper thread while this one is decoded and built. It uses this thread's
+    # connection (temp tables live there), which nothing else touches until the query is collected.
+    conn = db.conn
+    fetch = lambda r: conn.execute(sql, r).fetchone()  # noqa: E731
+    with ThreadPoolExecutor(1, thread_name_prefix="tracekit-nsys-query") as ahead:
+        queued = [ahead.submit(fetch, r) for r in ranges[:1]]
+        for i in range(len(ranges)):
+            if i + 1 < len(ranges):
+                queued.append(ahead.submit(fetch, ranges[i + 1]))
+            row = queued.pop(0).result()
+            if not row[0]:
+                continue
+            yield {s.key: _decode(text, s, f"{table}.{s.key}", db.path) for s, text in zip(sels, row[1:])}
 
 
 def _json_str(a: pa.Array) -> pa.Array:
@@ -334,7 +366,7 @@ def _json_str(a: pa.Array) -> pa.Array:
 
 def _json_objects(parts: list[tuple[str, pa.Array, str]], n: int) -> pa.Array:
     """One JSON object text per row from columns ``("a:<key>", values, kind)``; NULL members are left out."""
-    pieces = []
+    pieces: list[Any] = []  # joined once at the end: members without NULLs go in as (key text, values) directly
     for key, arr, kind in parts:
         if arr.null_count == len(arr):
             continue
@@ -346,10 +378,14 @@ def _json_objects(parts: list[tuple[str, pa.Array, str]], n: int) -> pa.Array:
             val = pc.cast(arr, pa.string())
         else:
             val = arr
-        piece = pc.binary_join_element_wise(f',"{key[2:]}":', val, "")
-        pieces.append(pc.fill_null(piece, "") if piece.null_count else piece)
+        if val.null_count:
+            pieces.append(pc.fill_null(pc.binary_join_element_wise(f',"{key[2:]}":', val, ""), ""))
+        else:
+            pieces += [f',"{key[2:]}":', val]
     if not pieces:
         return pa.nulls(n, pa.string())
+    if isinstance(pieces[0], str):  # the first member is in every row: no leading comma to strip
+        return pc.binary_join_element_wise("{" + pieces[0][1:], *pieces[1:], "}", "")
     body = pc.binary_join_element_wise(*pieces, "") if len(pieces) > 1 else pieces[0]
     body = pc.utf8_slice_codeunits(body, 1)
     return pc.binary_join_element_wise("{", body, "}", "")
@@ -390,8 +426,20 @@ def _strip_suffix(names: pa.Array) -> pa.Array:
     return pc.replace_substring_regex(names, pattern=r"_v\d+$", replacement="")
 
 
+#: What a table reader yields: a batch for the sink (None when empty) or a note for the trace metadata.
+Item = Prepared | None | str
+_DONE = object()  # end of one table reader's queue
+WORKERS = 2  # table readers running at once (their SQLite queries and Arrow kernels release the GIL)
+LOOKAHEAD = 2  # batches a reader may run ahead of the sink
+
+
 class _Reader:
-    """Streams the tables of one export into a sink."""
+    """Streams the tables of one export into a sink.
+
+    Each table reader (``runtime`` ... ``names``) is a generator of batches and notes. ``run`` runs them on
+    ``WORKERS`` threads (one SQLite connection each) and appends their output to the sink in the fixed order
+    of the readers, so the output does not depend on thread timing.
+    """
 
     def __init__(self, db: _Db, sink: TraceSink, progress: Callable[[int], None] | None, size: int) -> None:
         self.db = db
@@ -402,6 +450,8 @@ class _Reader:
         self.rt_corr: list[pa.Array] = []  # runtime correlation keys, for naming sync rows
         self.rt_name: list[pa.Array] = []
         self.vms: set[int] = set()
+        self._runtime_read = threading.Event()
+        self._stop = threading.Event()  # set by run() when it stops consuming (error): workers give up
         self._size = max(size, 1)  # progress is reported in bytes of the input file, as for Kineto
         self._total = 0
         self._done = 0
@@ -423,15 +473,15 @@ class _Reader:
             self.progress(step)
             self._sent += step
 
-    def _emit(self, table: str, cols: dict[str, Any]) -> None:
+    def _emit(self, table: str, cols: dict[str, Any]) -> Prepared | None:
+        """The batch, validated for the sink (``run`` appends it in table order)."""
         n = len(cols["ts_ns"])
         seq0 = self.counts.get(table, 0)
         cols.setdefault("seq", pa.array(range(seq0, seq0 + n), _I64))
         cols["trace"] = _const(n, self.sink.trace)
         cols["source"] = _const(n, SOURCE)
-        self.sink.add(cols)
         self.counts[table] = seq0 + n
-        self._advance(n)
+        return TraceSink.prepare(cols)
 
     def _base(self, spec: TableSpec, b: dict[str, pa.Array]) -> dict[str, Any]:
         """ts/dur/pid/tid/correlation/name/cat/args columns common to all event tables."""
@@ -457,7 +507,7 @@ class _Reader:
 
     def _table(self, spec: TableSpec, extra_args: dict[str, str] | None = None,
                extra_cols: dict[str, str] | None = None,
-               post: Callable[[dict[str, Any], dict[str, pa.Array]], None] | None = None) -> None:
+               post: Callable[[dict[str, Any], dict[str, pa.Array]], None] | None = None) -> Iterator[Item]:
         if not self.db.cols(spec.table) or spec.start not in self.db.cols(spec.table):
             return
         sels = _selection(self.db, spec, extra_args or {}, extra_cols or {})
@@ -469,10 +519,10 @@ class _Reader:
             if post:
                 post(cols, b)
             cols["args"] = _json_objects(cols["args"], len(b["start"]))
-            self._emit(spec.table, cols)
+            yield self._emit(spec.table, cols)
 
     # -- tables ---------------------------------------------------------------------------------------------
-    def runtime(self) -> None:
+    def runtime(self) -> Iterator[Item]:
         t = "CUPTI_ACTIVITY_KIND_RUNTIME"
         spec = TableSpec(t, "runtime")
         cls = self.db.enum("ENUM_NSYS_EVENT_CLASS", EVENT_CLASS)
@@ -494,12 +544,15 @@ class _Reader:
             self.vms.update(pc.unique(pc.shift_right(b["owner"], 48)).to_pylist())
             self.rt_name.append(cols["name"])
 
-        self._table(spec, {}, {"event_class": "t.eventClass"} if has_class else {}, post=post)
+        try:
+            yield from self._table(spec, {}, {"event_class": "t.eventClass"} if has_class else {}, post=post)
+        finally:
+            self._runtime_read.set()  # syncs() names its rows from rt_corr / rt_name
         if dup[0]:
-            self.notes.append(f"{dup[0]} runtime rows are not CUDA runtime/driver calls (e.g. eventClass 67, CUDA "
-                              "backtrace duplicates of a call): kept as runtime rows without correlation")
+            yield (f"{dup[0]} runtime rows are not CUDA runtime/driver calls (e.g. eventClass 67, CUDA "
+                   "backtrace duplicates of a call): kept as runtime rows without correlation")
 
-    def kernels(self) -> None:
+    def kernels(self) -> Iterator[Item]:
         t = "CUPTI_ACTIVITY_KIND_KERNEL"
         c = self.db.cols(t)
         if not c:
@@ -525,14 +578,14 @@ class _Reader:
                 cols["name"] = pc.coalesce(cols["name"], short)
             self._gpu_common(cols)
 
-        self._table(spec, extra_cols={"short_id": g("shortName")}, post=post)
+        yield from self._table(spec, extra_cols={"short_id": g("shortName")}, post=post)
 
     def _gpu_common(self, cols: dict[str, Any]) -> None:
         cols["device"] = pa.array(cols["device"], pa.int32())
         cols["stream"] = pa.array(cols["stream"], _I64)
         cols["tid"] = cols["stream"]  # as Kineto: GPU rows carry the stream in tid
 
-    def memcpy(self) -> None:
+    def memcpy(self) -> Iterator[Item]:
         t = "CUPTI_ACTIVITY_KIND_MEMCPY"
         c = self.db.cols(t)
         if not c:
@@ -546,9 +599,9 @@ class _Reader:
         extra = {"srcKindName": _case(g("srcKind"), mem), "dstKindName": _case(g("dstKind"), mem)}
         spec = TableSpec(t, "memcpy", thread=None, process="globalPid", name_id=None, typed=typed,
                          consumed=("deviceId", "streamId", "bytes", "correlationId"))
-        self._table(spec, extra, post=lambda cols, b: self._gpu_common(cols))
+        yield from self._table(spec, extra, post=lambda cols, b: self._gpu_common(cols))
 
-    def memset(self) -> None:
+    def memset(self) -> Iterator[Item]:
         t = "CUPTI_ACTIVITY_KIND_MEMSET"
         c = self.db.cols(t)
         if not c:
@@ -558,9 +611,9 @@ class _Reader:
         typed = {"device": g("deviceId"), "stream": g("streamId"), "bytes": g("bytes"), "name": "'[CUDA memset]'"}
         spec = TableSpec(t, "memset", thread=None, process="globalPid", name_id=None, typed=typed,
                          consumed=("deviceId", "streamId", "bytes", "correlationId"))
-        self._table(spec, {"memKindName": _case(g("memKind"), mem)}, post=lambda cols, b: self._gpu_common(cols))
+        yield from self._table(spec, {"memKindName": _case(g("memKind"), mem)}, post=lambda cols, b: self._gpu_common(cols))
 
-    def syncs(self) -> None:
+    def syncs(self) -> Iterator[Item]:
         t = "CUPTI_ACTIVITY_KIND_SYNCHRONIZATION"
         c = self.db.cols(t)
         if not c:
@@ -571,6 +624,9 @@ class _Reader:
         spec = TableSpec(t, "gpu_sync", thread=None, process="globalPid", name_id=None, typed=typed,
                          consumed=("deviceId", "streamId", "correlationId"))
         extra = {"syncTypeName": _case(g("syncType"), stype)} if stype else {}
+        while not self._runtime_read.wait(0.1):
+            if self._stop.is_set():
+                return
         rt_corr = pa.chunked_array(self.rt_corr, _I64).combine_chunks() if self.rt_corr else pa.array([], _I64)
         rt_name = pa.chunked_array(self.rt_name, pa.string()).combine_chunks() if self.rt_name else pa.array([], pa.string())
         fallback = [0]
@@ -591,11 +647,11 @@ class _Reader:
             cols.pop("sync_type")
             self._gpu_common(cols)
 
-        self._table(spec, extra, post=post)
+        yield from self._table(spec, extra, post=post)
         if fallback[0]:
-            self.notes.append(f"{fallback[0]} sync rows had no matching API call; named from syncType (unreliable across nsys versions)")
+            yield f"{fallback[0]} sync rows had no matching API call; named from syncType (unreliable across nsys versions)"
 
-    def nvtx(self) -> None:
+    def nvtx(self) -> Iterator[Item]:
         t = "NVTX_EVENTS"
         c = self.db.cols(t)
         if not c or "eventType" not in c:
@@ -626,9 +682,9 @@ class _Reader:
             open_ranges[0] += pc.sum(pc.and_(is_range, pc.is_null(dur))).as_py() or 0
             cols.pop("etype")
 
-        self._table(spec, {"domain": domain}, text_id, post=post)
+        yield from self._table(spec, {"domain": domain}, text_id, post=post)
         if open_ranges[0]:
-            self.notes.append(f"{open_ranges[0]} NVTX ranges were never closed (end NULL): dur_ns NULL")
+            yield f"{open_ranges[0]} NVTX ranges were never closed (end NULL): dur_ns NULL"
 
     def _domains(self) -> None:
         """temp._tk_domains(gpid, domainId, name) from the eventType 75 (domain create) rows."""
@@ -641,7 +697,7 @@ class _Reader:
         conn.execute(f"INSERT OR IGNORE INTO temp._tk_domains SELECT globalTid >> 24, domainId, {text} "
                      "FROM NVTX_EVENTS WHERE eventType = 75 AND domainId IS NOT NULL")
 
-    def cpu_intervals(self) -> None:
+    def cpu_intervals(self) -> Iterator[Item]:
         """OSRT, CUDA graph, overhead and library tables: kind ``other``."""
         specs = [
             TableSpec("OSRT_API", "other", cat="osrt"),
@@ -669,14 +725,14 @@ class _Reader:
                 if spec.table == "CUPTI_ACTIVITY_KIND_OVERHEAD":
                     cols["correlation"] = pa.nulls(len(cols["ts_ns"]), _I64)  # not a GPU op: keep the linker off it
 
-            self._table(spec, post=post)
+            yield from self._table(spec, post=post)
 
-    def cuda_events(self) -> None:
+    def cuda_events(self) -> Iterator[Item]:
         t = "CUPTI_ACTIVITY_KIND_CUDA_EVENT"
         c = self.db.cols(t)
         if "timestamp" not in c:
             if c and self.db.conn.execute(f"SELECT count(*) FROM {_ident(t)}").fetchone()[0]:
-                self.notes.append(f"{t}: no timestamp column in this export; its rows are skipped")
+                yield f"{t}: no timestamp column in this export; its rows are skipped"
             return
         g = lambda x: f"t.{_ident(x)}" if x in c else "NULL"
         typed = {"device": g("deviceId"), "stream": g("streamId"), "name": "'[CUDA event record]'"}
@@ -688,9 +744,9 @@ class _Reader:
             cols["stream"] = pa.array(cols["stream"], _I64)
             cols["correlation"] = pa.nulls(len(cols["ts_ns"]), _I64)
 
-        self._table(spec, post=post)
+        yield from self._table(spec, post=post)
 
-    def names(self) -> None:
+    def names(self) -> Iterator[Item]:
         """ThreadNames and PROCESSES -> ``meta`` rows (``thread_name`` / ``process_name``)."""
         db = self.db
         if db.has("ThreadNames", "nameId", "globalTid"):
@@ -702,33 +758,65 @@ class _Reader:
                 gt = pa.array(g, _I64)
                 names = db.resolve(pa.array(nid, _I64), "ThreadNames.nameId")
                 args = [_json_with_name(a, v) for a, v in zip(args, names.to_pylist())]
-                self._meta("ThreadNames", "thread_name", _pid_of(gt), _tid_of(gt), args)
+                yield self._meta("ThreadNames", "thread_name", _pid_of(gt), _tid_of(gt), args)
         if db.has("PROCESSES", "pid", "name"):
             rows = db.conn.execute("SELECT pid, json_object('name', name, 'globalPid', "
                                    + ("globalPid" if db.has("PROCESSES", "globalPid") else "NULL") + ") FROM PROCESSES").fetchall()
             if rows:
                 pid, args = (list(x) for x in zip(*rows))
-                self._meta("PROCESSES", "process_name", pa.array(pid, _I64), pa.nulls(len(pid), _I64), args)
+                yield self._meta("PROCESSES", "process_name", pa.array(pid, _I64), pa.nulls(len(pid), _I64), args)
 
-    def _meta(self, table: str, name: str, pid: pa.Array, tid: pa.Array, args: list[str]) -> None:
+    def _meta(self, table: str, name: str, pid: pa.Array, tid: pa.Array, args: list[str]) -> Prepared | None:
         n = len(args)
-        self._emit(table, {"kind": _const(n, "meta"), "cat": _const(n, table), "ph": _const(n, "M"),
-                           "name": _const(n, name), "ts_ns": pa.nulls(n, _I64), "dur_ns": pa.array([0] * n, _I64),
-                           "pid": pid, "tid": tid, "args": pa.array(args, pa.string())})
+        return self._emit(table, {"kind": _const(n, "meta"), "cat": _const(n, table), "ph": _const(n, "M"),
+                                  "name": _const(n, name), "ts_ns": pa.nulls(n, _I64), "dur_ns": pa.array([0] * n, _I64),
+                                  "pid": pid, "tid": tid, "args": pa.array(args, pa.string())})
 
     def run(self) -> None:
         order = ["CUPTI_ACTIVITY_KIND_RUNTIME", "CUPTI_ACTIVITY_KIND_KERNEL", "CUPTI_ACTIVITY_KIND_MEMCPY",
                  "CUPTI_ACTIVITY_KIND_MEMSET", "CUPTI_ACTIVITY_KIND_SYNCHRONIZATION", "NVTX_EVENTS", "OSRT_API"]
         self._estimate(order)
-        self.runtime()
-        self.kernels()
-        self.memcpy()
-        self.memset()
-        self.syncs()
-        self.nvtx()
-        self.cpu_intervals()
-        self.cuda_events()
-        self.names()
+        self.db.strings()  # shared by every table: read before the workers start
+        tasks = [self.runtime, self.kernels, self.memcpy, self.memset, self.syncs, self.nvtx, self.cpu_intervals,
+                 self.cuda_events, self.names]
+        queues: list[queue.Queue[Any]] = [queue.Queue(maxsize=LOOKAHEAD) for _ in tasks]
+        with ThreadPoolExecutor(WORKERS, thread_name_prefix="tracekit-nsys") as pool:
+            for task, q in zip(tasks, queues):
+                pool.submit(self._produce, task, q)
+            try:
+                for q in queues:  # the order of the tasks: the rows of the output keep it
+                    while (item := q.get()) is not _DONE:
+                        if isinstance(item, BaseException):
+                            raise item
+                        if isinstance(item, str):
+                            self.notes.append(item)
+                        elif item is not None:
+                            self.sink.append(item)
+                            self._advance(item.batch.num_rows)
+            finally:
+                self._stop.set()
+
+    def _produce(self, task: Callable[[], Iterator[Item]], q: queue.Queue[Any]) -> None:
+        """Run one table's reader on a worker thread into ``q`` (then ``_DONE``, or the exception it raised)."""
+
+        def put(item: Any) -> bool:
+            while not self._stop.is_set():
+                try:
+                    q.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    pass
+            return False
+
+        if self._stop.is_set():  # run() has given up (an earlier reader failed)
+            return
+        try:
+            for item in task():
+                if not put(item):
+                    return
+            put(_DONE)
+        except BaseException as e:  # noqa: BLE001  (raised again by run() on the caller's thread)
+            put(e)
 
 
 def _json_with_name(args: str, name: str | None) -> str:
@@ -894,5 +982,5 @@ def _convert_sqlite(p: Path, out: str | os.PathLike[str], name: str, progress: C
     except sqlite3.DatabaseError as e:
         raise TraceError(p, f"corrupt or unreadable nsys database ({e})") from None
     finally:
-        db.conn.close()
+        db.close()
 
