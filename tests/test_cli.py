@@ -77,3 +77,14 @@ def test_bad_input_one_line_exit_2(tmp_path: Path) -> None:
     assert p.returncode == 2
     assert p.stderr.count("\n") == 1 and str(bad) in p.stderr
     assert not (tmp_path / "o.parquet").exists()
+
+
+def test_convert_never_imports_pandas(write_trace: Callable[..., Path], tmp_path: Path) -> None:
+    """The convert path builds Arrow buffers itself (tracekit/ingest/arrays.py): importing pandas would
+    cost 0.2 s and ~35 MB per conversion, so a stray `pa.array(...)` on a hot path fails here."""
+    src = write_trace(EVENTS, name="np.json")
+    code = ("import sys; from tracekit.ingest import convert; "
+            f"convert({str(src)!r}, {str(tmp_path / 'np.parquet')!r}); print('pandas' in sys.modules)")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "False"

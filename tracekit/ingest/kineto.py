@@ -41,7 +41,7 @@ import pyarrow.compute  # noqa: F401  (pa.compute)
 from tracekit.errors import TraceError
 from tracekit.ingest import kscan
 from tracekit.ingest.kineto_kinds import CAT_KIND
-from tracekit.ingest.link import np_filled, num_array, str_array
+from tracekit.ingest.arrays import np_filled, num_array, str_array
 from tracekit.ingest.sink import Prepared, TraceSink, keep_freed_blocks
 from tracekit.redact import scrub
 

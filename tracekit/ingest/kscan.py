@@ -41,7 +41,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tracekit.ingest.kineto_kinds import CAT_KIND, PH_KIND
-from tracekit.ingest.link import num_array, str_array
+from tracekit.ingest.arrays import num_array, str_array
 
 try:
     from tracekit.ingest import _kscan

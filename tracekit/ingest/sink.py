@@ -28,8 +28,8 @@ import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
 from tracekit import schema
-from tracekit.ingest.link import (GPU_RANGE, RANGE, RUNTIME, LinkInput, kind_codes, link, np_filled, np_values,
-                                  num_array, str_array)
+from tracekit.ingest.arrays import np_filled, np_values, num_array, str_array
+from tracekit.ingest.link import GPU_RANGE, RANGE, RUNTIME, LinkInput, kind_codes, link
 
 BASE_FIELDS = [f for f in schema.ARROW_SCHEMA if f.name not in schema.LINK_COLUMNS]
 BASE_SCHEMA = pa.schema(BASE_FIELDS)
