@@ -311,19 +311,6 @@ def to_html(results: Mapping[str, pd.DataFrame], title: str) -> str:
     return "\n".join(parts)
 
 
-def write_atomic(path: str | os.PathLike[str], text: str) -> None:
-    """Write ``text`` under a temporary name, then rename: no half-written page on failure."""
-    p = Path(path)
-    tmp = p.with_name(f".{p.name}.tmp{os.getpid()}")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, p)
-    except OSError as e:
-        raise TraceError(p, f"cannot write: {e.strerror or e}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def to_json(results: Mapping[str, pd.DataFrame]) -> dict[str, Any]:
     """``{output name without the file prefix: records}`` plus ``fired`` (the gate lines that hold)."""
     doc: dict[str, Any] = {}

@@ -27,6 +27,7 @@ from typing import IO, Any
 
 import msgspec
 
+from tracekit.atomic import atomic_path
 from tracekit.errors import TraceError
 
 SQL_FILE = "export_chrome.sql"
@@ -129,12 +130,6 @@ def _trace_meta(meta: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
-def _open_tmp(out: Path) -> tuple[Path, IO[bytes]]:
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    raw: IO[bytes] = gzip.open(tmp, "wb", compresslevel=6) if out.name.endswith(".gz") else open(tmp, "wb")
-    return tmp, raw
-
-
 def _rows(reader: Any) -> Iterator[tuple[Any, ...]]:
     for batch in reader:
         cols = [batch.column(i).to_pylist() for i in range(batch.num_columns)]
@@ -195,9 +190,9 @@ def export_chrome(paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[st
     head = {"displayTimeUnit": "ns", **_trace_meta(meta.get(trace, {})),
             "tracekit": {"trace": trace, "phase": phase, "steps": str(steps) if steps else None}}
     reader = con.sql(sections["export_chrome"]).to_arrow_reader(_BATCH)
-    tmp, fh = _open_tmp(out)
     n = flows = 0
-    try:
+    with atomic_path(out) as tmp:
+        fh: IO[bytes] = gzip.open(tmp, "wb", compresslevel=6) if out.name.endswith(".gz") else open(tmp, "wb")
         with fh:
             # json.dumps writes '"rank": 0' with a space: HTA's rank sniffing regex needs it
             fh.write(json.dumps(head, default=str)[:-1].encode() + b', "traceEvents": [\n')
@@ -211,9 +206,5 @@ def export_chrome(paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[st
         if n == 0:
             sel = " and ".join(x for x in (f"phase {phase!r}" if phase else "", f"steps {steps}" if steps else "") if x)
             raise TraceError(label, f"the slice ({sel or 'everything'}) of {where} selects no events")
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return {"out": str(out), "trace": trace, "events": n, "flows": flows, "steps": n_steps,
             "steps_selected": n_sel if steps else None, "phase": phase}

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from tracekit.atomic import atomic_path
 from tracekit.errors import TraceError
 from tracekit.report import QUERY_DIR, parse_sql, set_params
 from tracekit.store import connect, ensure_parquet, read_metadata
@@ -109,21 +109,10 @@ def write_mapped(replay: str | os.PathLike[str], reference: str | os.PathLike[st
         "by_method": {str(k): int(v) for k, v in mapped["method"].value_counts().items()},
     }, sort_keys=True).encode()
     new = pa.table([cols[n] for n in table.column_names], schema=table.schema.with_metadata(md))
-    dest = Path(out)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    os.close(fd)
-    try:
-        from tracekit.ingest.sink import PARQUET_OPTIONS, ROW_GROUP
+    from tracekit.ingest.sink import PARQUET_OPTIONS, ROW_GROUP
 
+    with atomic_path(out) as tmp:
         pq.write_table(new, tmp, row_group_size=ROW_GROUP, **PARQUET_OPTIONS)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return res
 
 

@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from tracekit import atomic
 from tracekit import compare as cmp
 from tracekit import report as rep
 
@@ -45,7 +46,7 @@ def command(runs: tuple[str, ...], as_json: bool, html_out: str | None, sql: str
         return
     results = cmp.compare(parsed, step_pattern=step_pattern)
     if html_out:
-        cmp.write_atomic(html_out, cmp.to_html(results, title="tracekit compare: " + ", ".join(lb for lb, _ in parsed)))
+        atomic.write_text(html_out, cmp.to_html(results, title="tracekit compare: " + ", ".join(lb for lb, _ in parsed)))
     if as_json:
         json.dump(cmp.to_json(results), sys.stdout, default=str)
         sys.stdout.write("\n")

@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from tracekit import atomic
 from tracekit import compare as cmp
 from tracekit import report as rep
 
@@ -29,7 +30,7 @@ def command(a: str, b: str, conditions: tuple[str, ...], as_json: bool, html_out
     """
     results = cmp.diff(a, b, conditions=conditions, step_pattern=step_pattern, top_n=top_n)
     if html_out:
-        cmp.write_atomic(html_out, cmp.to_html(results, title=f"tracekit diff: A={a} B={b}"))
+        atomic.write_text(html_out, cmp.to_html(results, title=f"tracekit diff: A={a} B={b}"))
     if as_json:
         json.dump(cmp.to_json(results), sys.stdout, default=str)
         sys.stdout.write("\n")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 import click
 
+from tracekit import atomic
 from tracekit import report as rep
 from tracekit.errors import TraceError
 
@@ -43,7 +43,7 @@ def command(traces: tuple[str, ...], as_json: bool, html_out: str | None, step_p
                       gpu=gpu, peak_tflops=peak_tflops, peak_tb_s=peak_tb_s, tf32=tf32,
                       tokens_per_step=tokens_per_step)
     if html_out:
-        Path(html_out).write_text(rep.to_html(results, title="tracekit report: " + ", ".join(traces)), encoding="utf-8")
+        atomic.write_text(html_out, rep.to_html(results, title="tracekit report: " + ", ".join(traces)))
     if as_json:
         json.dump(rep.to_json(results), sys.stdout, default=str)
         sys.stdout.write("\n")

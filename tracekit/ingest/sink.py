@@ -28,6 +28,7 @@ import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
 from tracekit import schema
+from tracekit.atomic import atomic_path
 from tracekit.ingest.arrays import np_filled, np_values, num_array, str_array
 from tracekit.ingest.link import GPU_RANGE, RANGE, RUNTIME, LinkInput, kind_codes, link
 
@@ -241,11 +242,10 @@ class TraceSink:
         del inp, name_idx
         _release_free_memory()
         meta = dict(meta, events=self.rows, source=self.source)
-        fd, tmp_out = tempfile.mkstemp(prefix=f".{self.out.name}.", suffix=".tmp", dir=self.out.parent)
-        os.close(fd)
         try:
             final_schema = schema.ARROW_SCHEMA.with_metadata(schema.schema_metadata({self.trace: meta}))
-            with pq.ParquetWriter(tmp_out, final_schema, **PARQUET_OPTIONS) as w, _WriterThread(w) as wt:
+            with atomic_path(self.out) as tmp_out, \
+                    pq.ParquetWriter(tmp_out, final_schema, **PARQUET_OPTIONS) as w, _WriterThread(w) as wt:
                 # This thread reads the spill back and adds the link columns while the writer thread encodes
                 # and compresses the previous row group (pyarrow's writer releases the GIL).
                 lo = 0
@@ -273,13 +273,6 @@ class TraceSink:
                             pending_rows -= full
                 if pending or self.rows == 0:
                     wt.put(pa.Table.from_batches(pending, schema=final_schema))
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp_out, 0o666 & ~umask)  # mkstemp made it 0600
-            os.replace(tmp_out, self.out)
-        except BaseException:
-            Path(tmp_out).unlink(missing_ok=True)
-            raise
         finally:
             self._spill_path.unlink(missing_ok=True)
             self._closed = True
