@@ -7,9 +7,9 @@ import sys
 
 import click
 
-from tracekit import atomic
 from tracekit import compare as cmp
 from tracekit import report as rep
+from tracekit.cli._output import emit
 
 
 @click.command("compare", context_settings={"ignore_unknown_options": True})
@@ -45,12 +45,5 @@ def command(runs: tuple[str, ...], as_json: bool, html_out: str | None, sql: str
             print_frame(df, limit=limit)
         return
     results = cmp.compare(parsed, step_pattern=step_pattern)
-    if html_out:
-        atomic.write_text(html_out, cmp.to_html(results, title="tracekit compare: " + ", ".join(lb for lb, _ in parsed)))
-    if as_json:
-        json.dump(cmp.to_json(results), sys.stdout, default=str)
-        sys.stdout.write("\n")
-    else:
-        cmp.print_results(results, limit=limit)
-        if html_out:
-            click.echo(f"wrote {html_out}")
+    emit(results, as_json=as_json, html_out=html_out, title="tracekit compare: " + ", ".join(lb for lb, _ in parsed),
+         to_json=cmp.to_json, to_html=cmp.to_html, show=lambda r: cmp.print_results(r, limit=limit))

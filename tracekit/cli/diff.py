@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
 import click
 
-from tracekit import atomic
 from tracekit import compare as cmp
 from tracekit import report as rep
+from tracekit.cli._output import emit
 
 
 @click.command("diff", epilog="\b\n" + cmp.GATE_HELP)
@@ -29,15 +28,8 @@ def command(a: str, b: str, conditions: tuple[str, ...], as_json: bool, html_out
     A, B: converted Parquet files or folders (a folder = one run of several ranks); raw traces are converted and cached.
     """
     results = cmp.diff(a, b, conditions=conditions, step_pattern=step_pattern, top_n=top_n)
-    if html_out:
-        atomic.write_text(html_out, cmp.to_html(results, title=f"tracekit diff: A={a} B={b}"))
-    if as_json:
-        json.dump(cmp.to_json(results), sys.stdout, default=str)
-        sys.stdout.write("\n")
-    else:
-        cmp.print_results(results, limit=limit)
-        if html_out:
-            click.echo(f"wrote {html_out}")
+    emit(results, as_json=as_json, html_out=html_out, title=f"tracekit diff: A={a} B={b}",
+         to_json=cmp.to_json, to_html=cmp.to_html, show=lambda r: cmp.print_results(r, limit=limit))
     lines = cmp.fired(results)
     for line in lines:
         click.echo(f"tracekit: gate: {line}", err=True)

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import sys
 
 import click
 
-from tracekit import atomic
 from tracekit import report as rep
+from tracekit.cli._output import emit
 from tracekit.errors import TraceError
 
 
@@ -42,12 +40,5 @@ def command(traces: tuple[str, ...], as_json: bool, html_out: str | None, step_p
                       lm_head_kernel_regex=lm_head_kernel_regex, top_n=top_n,
                       gpu=gpu, peak_tflops=peak_tflops, peak_tb_s=peak_tb_s, tf32=tf32,
                       tokens_per_step=tokens_per_step)
-    if html_out:
-        atomic.write_text(html_out, rep.to_html(results, title="tracekit report: " + ", ".join(traces)))
-    if as_json:
-        json.dump(rep.to_json(results), sys.stdout, default=str)
-        sys.stdout.write("\n")
-    else:
-        rep.print_report(results, limit=limit)
-        if html_out:
-            click.echo(f"wrote {html_out}")
+    emit(results, as_json=as_json, html_out=html_out, title="tracekit report: " + ", ".join(traces),
+         to_json=rep.to_json, to_html=rep.to_html, show=lambda r: rep.print_report(r, limit=limit))

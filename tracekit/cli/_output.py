@@ -1,0 +1,32 @@
+"""The output step shared by the analysis verbs (report, diff, compare): HTML file, then JSON or tables.
+
+Not a verb (no ``command``): the ``_`` keeps it out of :data:`tracekit.cli.VERBS`' naming.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import click
+import pandas as pd
+
+from tracekit import atomic
+
+Results = Mapping[str, pd.DataFrame]
+
+
+def emit(results: Results, *, as_json: bool, html_out: str | None, title: str,
+         to_json: Callable[[Results], Any], to_html: Callable[..., str], show: Callable[[Results], None]) -> None:
+    """Write ``to_html(results, title=...)`` to ``html_out`` (atomically) if given; print JSON or ``show`` the tables."""
+    if html_out:
+        atomic.write_text(html_out, to_html(results, title=title))
+    if as_json:
+        json.dump(to_json(results), sys.stdout, default=str)
+        sys.stdout.write("\n")
+    else:
+        show(results)
+        if html_out:
+            click.echo(f"wrote {html_out}")
