@@ -350,6 +350,30 @@ def _on_torch_imported() -> None:
         _schedule(S.open_at)
 
 
+def run_after_exec(spec: Any, after: Callable[[Any], None], what: str) -> Any:
+    """``spec`` with its loader extended: once the module body has run, ``after(module)``.
+
+    Shared by the torch import hook here and SGLang's import-time patch (tracekit_sglang). An error in
+    ``after`` is reported on stderr, never raised into the profiled program's import.
+    """
+    if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+        return spec
+    orig: Callable[[Any], None] = spec.loader.exec_module
+
+    def exec_module(module: Any) -> None:
+        orig(module)
+        try:
+            after(module)
+        except Exception as e:
+            _warn(f"{what} failed: {e!r}")
+
+    try:
+        spec.loader.exec_module = exec_module  # type: ignore[method-assign]
+    except Exception:
+        pass
+    return spec
+
+
 class _TorchImportHook:
     """One-shot meta-path finder: lets torch import normally, then calls :func:`_on_torch_imported`."""
 
@@ -362,23 +386,7 @@ class _TorchImportHook:
             pass
         import importlib.util
 
-        spec = importlib.util.find_spec(name)
-        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
-            return spec
-        orig: Callable[[Any], None] = spec.loader.exec_module
-
-        def exec_module(module: Any) -> None:
-            orig(module)
-            try:
-                _on_torch_imported()
-            except Exception as e:
-                _warn(f"cannot start profiling: {e!r}")
-
-        try:
-            spec.loader.exec_module = exec_module  # type: ignore[method-assign]
-        except Exception:
-            return spec
-        return spec
+        return run_after_exec(importlib.util.find_spec(name), lambda _m: _on_torch_imported(), "starting the profiler")
 
 
 # --- exits and signals -------------------------------------------------------------------------

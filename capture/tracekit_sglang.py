@@ -229,22 +229,9 @@ class ImportPatcher:
                     break
         finally:
             self._busy.discard(name)
-        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
-            return spec
-        orig: Callable[[Any], None] = spec.loader.exec_module
+        from tracekit_bootstrap import run_after_exec  # capture/ is on sys.path wherever this module is
 
-        def exec_module(module: Any) -> None:
-            orig(module)
-            try:
-                self.patch_module(module)
-            except Exception as e:  # never break the profiled program
-                print(f"tracekit: SGLang import-time annotation of {name} failed: {e!r}", file=sys.stderr)
-
-        try:
-            spec.loader.exec_module = exec_module  # type: ignore[method-assign]
-        except Exception:
-            pass
-        return spec
+        return run_after_exec(spec, self.patch_module, f"SGLang import-time annotation of {name}")
 
     def patch_module(self, module: Any) -> list[tuple[str, str]]:
         """Wrap the targets defined in ``module`` (just executed); returns the (target, phase) pairs wrapped."""
