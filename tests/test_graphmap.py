@@ -214,10 +214,9 @@ def test_cli_json(pair: tuple[Path, Path], tmp_path: Path) -> None:
 HTA_GRAPH = KINETO_DIR / "hta" / "trace_diff" / "test" / "test.json.gz"
 
 
-@needs_shared
-def test_real_hta_graph_trace_reports_every_replayed_op(tmp_path: Path) -> None:
-    """trace_diff/test (V100, HTA test data): 12 cudaGraphLaunch calls. As its own reference, none of
-    its two replayed sequences occurs among its eager launches: all are reported unmatched, none guessed."""
+def _raw_graph_ops() -> tuple[dict[int, dict[str, Any]], dict[int, list[tuple[float, str]]]]:
+    """From the raw JSON of trace_diff/test, not through tracekit: cudaGraphLaunch calls by correlation,
+    and the (ts, name) of the GPU ops each one replayed."""
     raw = load_json(HTA_GRAPH)["traceEvents"]
     launches = {e["args"]["correlation"]: e for e in raw
                 if e.get("cat") == "cuda_runtime" and e.get("name") == "cudaGraphLaunch"}
@@ -225,6 +224,14 @@ def test_real_hta_graph_trace_reports_every_replayed_op(tmp_path: Path) -> None:
     for e in raw:
         if e.get("cat") in ("kernel", "gpu_memcpy", "gpu_memset") and e.get("args", {}).get("correlation") in launches:
             ops.setdefault(e["args"]["correlation"], []).append((e["ts"], e["name"]))
+    return launches, ops
+
+
+@needs_shared
+def test_real_hta_graph_trace_reports_every_replayed_op(tmp_path: Path) -> None:
+    """trace_diff/test (V100, HTA test data): 12 cudaGraphLaunch calls. As its own reference, none of
+    its two replayed sequences occurs among its eager launches: all are reported unmatched, none guessed."""
+    launches, ops = _raw_graph_ops()
     per = {c: len(v) for c, v in ops.items()}
     sequences = {tuple(n for _, n in sorted(v)) for v in ops.values()}
     assert len(launches) == 12 and sorted(set(per.values())) == [339, 502] and len(sequences) == 2
@@ -243,13 +250,7 @@ def test_real_graph_sequence_against_an_eager_reference_built_from_it(tmp_path: 
     """The 339 real op names (kernels and memsets) of trace_diff/test's first graph, launched one by one
     in a constructed eager reference (ops 1-200 in 'head', 201-339 in 'head/tail'): all six replays of
     that graph are matched node for node; the six replays of the 502-op graph stay unmatched."""
-    raw = load_json(HTA_GRAPH)["traceEvents"]
-    launches = {e["args"]["correlation"]: e for e in raw
-                if e.get("cat") == "cuda_runtime" and e.get("name") == "cudaGraphLaunch"}
-    ops: dict[int, list[tuple[float, str]]] = {}
-    for e in raw:
-        if e.get("cat") in ("kernel", "gpu_memcpy", "gpu_memset") and e.get("args", {}).get("correlation") in launches:
-            ops.setdefault(e["args"]["correlation"], []).append((e["ts"], e["name"]))
+    launches, ops = _raw_graph_ops()
     first = min((c for c in ops if len(ops[c]) == 339), key=lambda c: launches[c]["ts"])
     names = [n for _, n in sorted(ops[first])]
     ref = write(tmp_path / "eager.json", eager_step(

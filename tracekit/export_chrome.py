@@ -82,17 +82,8 @@ def _value(key: str, v: Any) -> bytes:
 def render_event(ph: str | None, cat: str | None, name: str | None, pid: int | None, tid: int | None,
                  ts_ns: int | None, dur_ns: int | None, flow_id: int | None, args: str | None) -> bytes:
     """One Chrome trace event as JSON bytes, from one row of the ``export_chrome`` output."""
-    top: dict[str, bytes] = {}
-    if ph is not None:
-        top["ph"] = _enc(ph)
-    if cat is not None:
-        top["cat"] = _enc(cat)
-    if name is not None:
-        top["name"] = _enc(name)
-    if pid is not None:
-        top["pid"] = _enc(pid)
-    if tid is not None:
-        top["tid"] = _enc(tid)
+    top: dict[str, bytes] = {k: _enc(v) for k, v in (("ph", ph), ("cat", cat), ("name", name), ("pid", pid), ("tid", tid))
+                             if v is not None}
     if ts_ns is not None:
         top["ts"] = us_text(ts_ns)
     if ph == "X" and dur_ns is not None:
