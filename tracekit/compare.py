@@ -149,17 +149,10 @@ def collect(runs: Sequence[Run], con: duckdb.DuckDBPyConnection | None = None,
     return con
 
 
-def _outputs(con: duckdb.DuckDBPyConnection, name: str, setup: bool = True) -> dict[str, pd.DataFrame]:
-    sf = rep.parse_sql(rep.QUERY_DIR / f"{name}.sql")
-    if setup:
-        rep._exec_script(con, sf.setup)
-    return {(name if o == name else f"{name}.{o}"): con.execute(sql).df() for o, sql in sf.outputs}
-
-
 def compare(runs: Sequence[Run], con: duckdb.DuckDBPyConnection | None = None, **params: Any) -> dict[str, pd.DataFrame]:
     """``compare.sql`` over labelled runs: ``compare`` (long), ``compare.sweep``, ``compare.phases``."""
     con = collect(runs, con=con, **params)
-    return _outputs(con, "compare")
+    return rep.run_file(con, "compare")
 
 
 def diff(a: Paths | str, b: Paths | str, conditions: Sequence[str] = (), labels: tuple[str, str] = ("A", "B"),
@@ -181,7 +174,7 @@ def diff(a: Paths | str, b: Paths | str, conditions: Sequence[str] = (), labels:
     if conds:
         con.executemany("INSERT INTO _conditions VALUES (?, ?, ?, ?, ?, ?)",
                         [(i, c.condition, c.metric, c.op, c.mode, c.threshold) for i, c in enumerate(conds)])
-    out = _outputs(con, "diff")
+    out = rep.run_file(con, "diff")
     if timings is not None:
         timings["compare.sql set-up + diff.sql"] = time.perf_counter() - t0
     bad = out["diff.gate"].dropna(subset=["error"])

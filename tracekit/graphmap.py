@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from tracekit.atomic import atomic_path
 from tracekit.errors import TraceError
-from tracekit.report import QUERY_DIR, parse_sql, set_params
+from tracekit.report import QUERY_DIR, run_file, set_params
 from tracekit.store import connect, ensure_parquet, read_metadata
 
 SQL_FILE = QUERY_DIR / "graph_map.sql"
@@ -59,12 +59,7 @@ def graph_map(replay: str | os.PathLike[str], reference: str | os.PathLike[str],
     set_params(con, {"step_pattern": step_pattern} if step_pattern else {})
     con.execute("SET VARIABLE graph_map_replay = ?", [rname])
     con.execute("SET VARIABLE graph_map_reference = ?", [fname])
-    sf = parse_sql(SQL_FILE)
-    con.execute(sf.setup)
-    out: dict[str, pd.DataFrame] = {}
-    for name, sql in sf.outputs:
-        out[name if name == sf.name else f"{sf.name}.{name}"] = con.execute(sql).df()
-    return out
+    return run_file(con, SQL_FILE.stem)
 
 
 def _replace(col: pa.ChunkedArray, idx: np.ndarray, values: pd.Series) -> pa.Array:

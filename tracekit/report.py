@@ -126,15 +126,23 @@ def run(paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[str],
     if timings is not None:
         timings["_common"] = time.perf_counter() - t0
     for name in names:
-        sf = parse_sql(QUERY_DIR / f"{name}.sql")
         t0 = time.perf_counter()
-        _exec_script(con, sf.setup)
-        for out_name, sql in sf.outputs:
-            key = name if out_name == name else f"{name}.{out_name}"
-            out[key] = con.execute(sql).df()
+        out.update(run_file(con, name))
         if timings is not None:
             timings[name] = time.perf_counter() - t0
     return out
+
+
+def run_file(con: duckdb.DuckDBPyConnection, name: str, setup: bool = True) -> dict[str, pd.DataFrame]:
+    """Execute ``queries/<name>.sql`` on ``con``: its set-up (unless ``setup`` is False), then every output.
+
+    Keys: ``name`` for the output named like the file, ``name.OUTPUT`` for the others. The views and
+    variables the file reads must be in place (``run`` does that for the report's analyses).
+    """
+    sf = parse_sql(QUERY_DIR / f"{name}.sql")
+    if setup:
+        _exec_script(con, sf.setup)
+    return {(name if o == name else f"{name}.{o}"): con.execute(sql).df() for o, sql in sf.outputs}
 
 
 def warnings_of(results: Mapping[str, pd.DataFrame]) -> list[dict[str, Any]]:
