@@ -99,20 +99,29 @@ def parquet_files(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
     return files
 
 
+def _lit(text: str) -> str:
+    """SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _register(con: duckdb.DuckDBPyConnection, events: str, devices: str) -> duckdb.DuckDBPyConnection:
+    """The views every query reads: ``events`` (its SELECT given), the kind views over it, ``trace_devices``."""
+    con.execute(f"CREATE OR REPLACE VIEW events AS {events}")
+    for name, body in VIEWS.items():
+        con.execute(f"CREATE OR REPLACE VIEW {name} AS {body}")
+    # The GPUs each trace names (Parquet key-value metadata, see read_metadata): queries/flops.sql picks peaks by name.
+    con.execute(f"CREATE OR REPLACE VIEW trace_devices AS {devices}")
+    return con
+
+
 def connect(paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[str],
             con: duckdb.DuckDBPyConnection | None = None) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with the ``events``/``kernels``/``runtime``/``ranges`` views over ``paths``."""
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
-    files = parquet_files(paths)
-    con = con or duckdb.connect()
-    lst = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
-    con.execute(f"CREATE OR REPLACE VIEW events AS SELECT * FROM read_parquet({lst}, union_by_name = true)")
-    for name, body in VIEWS.items():
-        con.execute(f"CREATE OR REPLACE VIEW {name} AS {body}")
-    # The GPUs each trace names (Parquet key-value metadata, see read_metadata): queries/flops.sql picks peaks by name.
-    con.execute(f"CREATE OR REPLACE VIEW trace_devices AS {TRACE_DEVICES.format(files=lst)}")
-    return con
+    lst = "[" + ", ".join(_lit(f) for f in parquet_files(paths)) + "]"
+    return _register(con or duckdb.connect(), f"SELECT * FROM read_parquet({lst}, union_by_name = true)",
+                     TRACE_DEVICES.format(files=lst))
 
 
 def connect_runs(runs: Iterable[tuple[str, Iterable[str | os.PathLike[str]]]],
@@ -122,20 +131,14 @@ def connect_runs(runs: Iterable[tuple[str, Iterable[str | os.PathLike[str]]]],
     Two runs may hold traces with the same name (the same script run twice), so ``trace``
     alone cannot tell them apart; ``label`` (e.g. ``k=2``, or ``A`` / ``B``) can.
     """
-    con = con or duckdb.connect()
     parts, devices = [], []
     for label, paths in runs:
-        lst = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in parquet_files(paths)) + "]"
-        lab = "'" + label.replace("'", "''") + "'"
-        parts.append(f"SELECT *, {lab} AS label FROM read_parquet({lst}, union_by_name = true)")
-        devices.append(f"SELECT *, {lab} AS label FROM ({TRACE_DEVICES.format(files=lst)})")
+        lst = "[" + ", ".join(_lit(f) for f in parquet_files(paths)) + "]"
+        parts.append(f"SELECT *, {_lit(label)} AS label FROM read_parquet({lst}, union_by_name = true)")
+        devices.append(f"SELECT *, {_lit(label)} AS label FROM ({TRACE_DEVICES.format(files=lst)})")
     if not parts:
         raise TraceError("runs", "no run given")
-    con.execute("CREATE OR REPLACE VIEW events AS " + " UNION ALL BY NAME ".join(parts))
-    for name, body in VIEWS.items():
-        con.execute(f"CREATE OR REPLACE VIEW {name} AS {body}")
-    con.execute("CREATE OR REPLACE VIEW trace_devices AS " + " UNION ALL ".join(devices))
-    return con
+    return _register(con or duckdb.connect(), " UNION ALL BY NAME ".join(parts), " UNION ALL ".join(devices))
 
 
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
