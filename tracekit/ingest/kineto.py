@@ -365,12 +365,25 @@ def _bad_utf8(err: Exception) -> bool:
         isinstance(err, msgspec.DecodeError) and not isinstance(err, msgspec.ValidationError) and "UTF-8" in str(err))
 
 
+def _json_decode(data: bytes) -> tuple[Any, bool]:
+    """``(value, replaced)``: generic JSON decode, retried with bad UTF-8 bytes replaced by U+FFFD.
+
+    Other errors raise ``msgspec.DecodeError`` as usual.
+    """
+    try:
+        return msgspec.json.decode(data), False
+    except (msgspec.DecodeError, UnicodeDecodeError) as e:
+        if not _bad_utf8(e):
+            raise
+    return msgspec.json.decode(data.decode("utf-8", "replace").encode()), True
+
+
 def _is_json(data: bytes) -> bool:
     """Whether ``data`` parses as JSON (invalid UTF-8 inside strings tolerated)."""
     try:
-        msgspec.json.decode(data)
-    except (msgspec.DecodeError, UnicodeDecodeError) as e:
-        return _bad_utf8(e) and _is_json(data.decode("utf-8", "replace").encode())
+        _json_decode(data)
+    except msgspec.DecodeError:
+        return False
     return True
 
 
@@ -565,13 +578,9 @@ class KinetoReader:
         return evs, ts, ts + np.where(dv, du, 0), tv
 
     def _tolerant(self, data: bytes) -> list[Ev]:
-        try:
-            raw = msgspec.json.decode(data)
-        except (msgspec.DecodeError, UnicodeDecodeError) as err:
-            if not _bad_utf8(err):
-                raise
+        raw, replaced = _json_decode(data)
+        if replaced:
             self.notes.add("blocks with invalid UTF-8 (bad bytes replaced by U+FFFD)")
-            raw = msgspec.json.decode(data.decode("utf-8", "replace").encode())
         out = []
         for d in raw:
             e = _coerce(d, self.notes)
@@ -629,14 +638,9 @@ class KinetoReader:
         """The last events, ``]`` and the document's tail keys; or, if it does not parse, a salvage."""
         doc = b'{"traceEvents":[' + buf
         try:
-            tail = msgspec.json.decode(doc)
-        except (msgspec.DecodeError, UnicodeDecodeError) as err:
+            tail, _ = _json_decode(doc)
+        except msgspec.DecodeError:
             tail = None
-            if _bad_utf8(err):
-                try:
-                    tail = msgspec.json.decode(doc.decode("utf-8", "replace").encode())
-                except msgspec.DecodeError:
-                    pass
         if isinstance(tail, dict):
             body_end = self._events_end(buf)
             if body_end is not None:
