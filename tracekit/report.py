@@ -27,7 +27,8 @@ import pandas as pd
 
 from tracekit.store import connect
 
-QUERY_DIR = Path(__file__).resolve().parents[1] / "queries"
+from tracekit.resources import queries_dir  # noqa: E402  (wheel: tracekit/_queries; checkout: queries/)
+QUERY_DIR = queries_dir()
 
 #: Analyses in report order (each is ``queries/<name>.sql``); ``_common.sql`` is loaded first.
 ANALYSES = ("summary", "kernels", "phase_time", "steps", "launch", "syncs", "gpu_idle", "lm_head", "flops", "trust")
