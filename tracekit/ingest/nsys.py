@@ -62,7 +62,7 @@ import pyarrow.compute as pc
 
 from tracekit.errors import TraceError
 from tracekit.ingest.sink import Prepared, TraceSink
-from tracekit.redact import redact_text
+from tracekit.redact import redact_argv, redact_text
 
 BATCH = 100000
 SOURCE = "nsys"
@@ -860,7 +860,7 @@ def _command_line(capture: dict[str, str]) -> list[str]:
         while f"{m[1]}:ARGUMENT_{i}" in capture:
             args.append(str(capture[f"{m[1]}:ARGUMENT_{i}"]))
             i += 1
-        cmds.append(redact_text(" ".join([str(capture[k]), *args])))
+        cmds.append(" ".join(redact_argv([str(capture[k]), *args])))  # as a list: "--api-key", "S" are two arguments
     return cmds
 
 
