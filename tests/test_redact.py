@@ -8,6 +8,7 @@ everything else stays byte for byte.
 from __future__ import annotations
 
 import ast
+import json
 import sqlite3
 import subprocess
 import sys
@@ -142,3 +143,23 @@ def test_capture_help_documents_redaction() -> None:
     r = subprocess.run([sys.executable, "-m", "tracekit", "capture", "--help"], capture_output=True, text=True)
     assert r.returncode == 0
     assert "redacted" in r.stdout and "--force" in r.stdout
+
+
+def test_bootstrap_redacts_argv_and_fails_closed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bootstrap's argv for .proc.json: redacted with redact.py loaded by path; only the program name without it."""
+    import importlib.util
+
+    from tracekit.capture import CaptureOptions, bootstrap_dir, capture_env
+
+    cfg = json.loads(capture_env(CaptureOptions(), tmp_path / "raw", base={})["TRACEKIT_CAPTURE"])
+    assert cfg["redact"] == redact.__file__
+    spec = importlib.util.spec_from_file_location("_boot_under_test", bootstrap_dir() / "tracekit_bootstrap.py")
+    boot = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(boot)  # type: ignore[union-attr]
+    monkeypatch.setattr(sys, "argv", ["/srv/serve.py", "--api-key", "S3CRET", "--tp-size", "2"])
+    assert boot._argv() == ["serve.py"]  # nothing loaded yet: fail closed
+    boot._load_redact(str(tmp_path / "missing.py"))
+    assert boot._argv() == ["serve.py"]
+    assert boot.S.notes == ["argv not recorded: cannot load the redaction rules (FileNotFoundError)"]
+    boot._load_redact(cfg["redact"])
+    assert boot._argv() == ["/srv/serve.py", "--api-key", R, "--tp-size", "2"]
