@@ -118,7 +118,7 @@ def test_wheel_ships_queries_and_capture_and_every_verb_runs(wheel_venv: Path, t
     assert [x["range_instances"] for x in top_lm_head] == [5]
 
     # sql
-    r = _run(wheel_venv, work, "sql", str(SAMPLE), "--format", "csv", "--query",
+    r = _run(wheel_venv, work, "sql", str(SAMPLE), "--format", "csv",  # SQL as the last argument (README's form)
              "SELECT phase, count(*) AS n FROM ranges WHERE phase IN ('lm_head', 'step') GROUP BY 1 ORDER BY 1")
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines() == ["phase,n", "lm_head,25", "step,4"]
@@ -135,7 +135,7 @@ def test_wheel_ships_queries_and_capture_and_every_verb_runs(wheel_venv: Path, t
     assert "S3CRET" not in r.stdout + r.stderr
     (proc,) = (out / "raw").glob("*.proc.json")
     assert json.loads(proc.read_text())["argv"] == [str(prog), "--api_key", "<redacted>"]
-    r = _run(wheel_venv, work, "sql", str(out / "parquet"), "--format", "csv", "--query",
+    r = _run(wheel_venv, work, "sql", str(out / "parquet"), "--format", "csv",
              "SELECT phase_path, count(*) AS n FROM ranges GROUP BY 1 ORDER BY 1")
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines() == ["phase_path,n", "step,3", "step/draft,3"]
