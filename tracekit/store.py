@@ -8,7 +8,7 @@ registers the views every query in ``queries/`` relies on:
 - ``events``: every row of every trace;
 - ``kernels``: kind in kernel / memcpy / memset;
 - ``runtime``: kind = runtime;
-- ``ranges``: kind = range;
+- ``ranges``: kind = range, except the token-count events (``tracekit.count key=value ...``, see annotate.count): never a phase;
 - ``trace_devices``: trace, device, name, sm_count of the GPUs each trace's metadata lists.
 
 ``connect_runs`` registers the same views over several labelled runs, each with a ``label`` column.
@@ -31,7 +31,7 @@ from tracekit.errors import TraceError
 VIEWS = {
     "kernels": "SELECT * FROM events WHERE kind IN ('kernel', 'memcpy', 'memset')",
     "runtime": "SELECT * FROM events WHERE kind = 'runtime'",
-    "ranges": "SELECT * FROM events WHERE kind = 'range'",
+    "ranges": "SELECT * FROM events WHERE kind = 'range' AND NOT starts_with(name, 'tracekit.count ')",
 }
 RAW_SUFFIXES = (".json", ".json.gz", ".gz", ".sqlite", ".nsys-rep", ".qdrep")
 #: ``trace_devices``: one row per (trace, GPU) listed in the files' ``tracekit.traces`` metadata (Kineto
