@@ -31,7 +31,7 @@ from tracekit.resources import queries_dir  # noqa: E402  (wheel: tracekit/_quer
 QUERY_DIR = queries_dir()
 
 #: Analyses in report order (each is ``queries/<name>.sql``); ``_common.sql`` is loaded first.
-ANALYSES = ("summary", "kernels", "phase_time", "steps", "launch", "syncs", "gpu_idle", "lm_head", "flops", "trust")
+ANALYSES = ("summary", "kernels", "phase_time", "steps", "launch", "syncs", "gpu_idle", "lm_head", "flops", "tokens", "trust")
 
 #: Default of every DuckDB variable the queries read (``getvariable(name)``).
 DEFAULTS: dict[str, Any] = {
