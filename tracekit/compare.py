@@ -19,6 +19,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from tracekit import noise
 from tracekit import report as rep
 from tracekit.errors import TraceError
 from tracekit.store import connect_runs
@@ -27,15 +28,20 @@ Paths = Sequence[str | os.PathLike[str]]
 Run = tuple[str, Paths]
 
 GATE_HELP = """\
-Gate conditions (--fail-if, repeatable): METRIC OP THRESHOLD, OP one of > >= < <=.
+Gate conditions (--fail-if, repeatable): METRIC OP THRESHOLD [@LEVEL], OP one of > >= < <=.
 METRIC is NAME.MEASURE as in the metric column of --json: run.wall_ms, step.wall_ms,
-step.gpu_busy_ms, <phase>.ms_per_step, <phase>.gpu_ms_per_step, kernel:<name>.total_ms, ...
+step.gpu_busy_ms, <phase>.ms_per_step, <phase>.gpu_ms_per_step, <phase>.incl_gpu_ms_per_step,
+tokens.ms_per_accepted, kernel:<name>.total_ms, ...
 THRESHOLD: +5% / -10% = relative change (B-A)/A; 5ms / 200us / 1s / 300ns = absolute change of
 a time metric; x1.2 = ratio B/A; a plain number = absolute change in the metric's unit.
-Example: --fail-if "draft.ms_per_step > +5%" --fail-if "kernel:my_gemm.count > 0".
+@LEVEL (e.g. @95, with +N% or xR thresholds, on step and phase metrics): noise-aware. The change
+is the ratio of the per-step medians (warm-up steps dropped, --warmup) and the condition holds
+only when its whole bootstrap interval at LEVEL% does (> +5% @95: the lower end is above +5%);
+otherwise the gate line says "within noise".
+Example: --fail-if "draft.gpu_ms_per_step > +5% @95" --fail-if "kernel:my_gemm.count > 0".
 A condition that holds prints one line and exits 1; a malformed one or an unknown metric exits 2."""
 
-_COND = re.compile(r"^\s*(?P<metric>.*\S)\s*(?P<op>>=|<=|>|<)\s*(?P<thr>\S+)\s*$")
+_COND = re.compile(r"^\s*(?P<metric>.*\S)\s*(?P<op>>=|<=|>|<)\s*(?P<thr>[^\s@]+)\s*(?:@\s*(?P<level>\S+))?\s*$")
 _PCT = re.compile(r"^[+-]?\d+(\.\d*)?%$")
 _RATIO = re.compile(r"^x\d+(\.\d*)?$")
 _TIME = re.compile(r"^(?P<v>[+-]?\d+(\.\d*)?)(?P<u>ns|us|µs|ms|s)$")
@@ -52,6 +58,7 @@ class Condition:
     op: str
     mode: str  # rel | ratio | abs | abs_time (ms)
     threshold: float
+    level: float | None = None  # @95 -> 0.95: noise-aware (bootstrap interval of the ratio of medians)
 
 
 def parse_condition(text: str) -> Condition:
@@ -70,7 +77,14 @@ def parse_condition(text: str) -> Condition:
         mode, value = "abs", float(thr)
     else:
         raise TraceError("--fail-if", f"cannot read threshold {thr!r} in {text!r}: use +5%, 5ms, 200us, x1.2 or a number")
-    return Condition(text.strip(), m["metric"], m["op"], mode, value)
+    level = None
+    if m["level"] is not None:
+        if not _NUM.match(m["level"].rstrip("%")) or not 50 <= float(m["level"].rstrip("%")) < 100:
+            raise TraceError("--fail-if", f"cannot read level @{m['level']} in {text!r}: use a confidence in percent, e.g. @95")
+        if mode not in ("rel", "ratio"):
+            raise TraceError("--fail-if", f"{text!r}: @LEVEL compares the ratio of medians: give a relative (+5%) or ratio (x1.05) threshold")
+        level = float(m["level"].rstrip("%")) / 100
+    return Condition(text.strip(), m["metric"], m["op"], mode, value, level)
 
 
 def parse_runs(args: Sequence[str]) -> list[tuple[str, list[str]]]:
@@ -99,7 +113,7 @@ def parse_runs(args: Sequence[str]) -> list[tuple[str, list[str]]]:
 
 
 def _run_one(index: int, label: str, paths: Paths, params: Mapping[str, Any], timings: dict[str, float] | None) -> Any:
-    """One run's ``run_metrics`` rows (Arrow), computed in a connection of its own."""
+    """One run's ``run_metrics`` and ``run_step_values`` rows (Arrow), computed in a connection of its own."""
     t0 = time.perf_counter()
     con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")
@@ -108,9 +122,9 @@ def _run_one(index: int, label: str, paths: Paths, params: Mapping[str, Any], ti
     con.execute(f"SET VARIABLE label = {rep._sql_literal(label)}")
     con.execute(f"SET VARIABLE label_index = {index}")
     for sql in ((rep.QUERY_DIR / "_common.sql").read_text(), rep.parse_sql(rep.QUERY_DIR / "steps.sql").setup,
-                (rep.QUERY_DIR / "_run_metrics.sql").read_text()):
+                rep.parse_sql(rep.QUERY_DIR / "tokens.sql").setup, (rep.QUERY_DIR / "_run_metrics.sql").read_text()):
         rep._exec_script(con, sql)
-    out = con.sql("SELECT * FROM run_metrics").to_arrow_table()
+    out = (con.sql("SELECT * FROM run_metrics").to_arrow_table(), con.sql("SELECT * FROM run_step_values").to_arrow_table())
     con.close()
     if timings is not None:
         timings[f"run {label}"] = time.perf_counter() - t0
@@ -140,18 +154,20 @@ def collect(runs: Sequence[Run], con: duckdb.DuckDBPyConnection | None = None,
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = [pool.submit(_run_one, i, label, paths, params, timings) for i, (label, paths) in enumerate(runs)]
         tables = [f.result() for f in futures]
-    for i, t in enumerate(tables):
-        con.register(f"_run_metrics_{i}", t)
-    con.execute("CREATE OR REPLACE TEMP TABLE run_metrics AS "
-                + " UNION ALL BY NAME ".join(f"SELECT * FROM _run_metrics_{i}" for i in range(len(tables))))
-    for i in range(len(tables)):
-        con.unregister(f"_run_metrics_{i}")
+    for j, name in enumerate(("run_metrics", "run_step_values")):
+        for i, t in enumerate(tables):
+            con.register(f"_{name}_{i}", t[j])
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS "
+                    + " UNION ALL BY NAME ".join(f"SELECT * FROM _{name}_{i}" for i in range(len(tables))))
+        for i in range(len(tables)):
+            con.unregister(f"_{name}_{i}")
     return con
 
 
 def compare(runs: Sequence[Run], con: duckdb.DuckDBPyConnection | None = None, **params: Any) -> dict[str, pd.DataFrame]:
-    """``compare.sql`` over labelled runs: ``compare`` (long), ``compare.sweep``, ``compare.phases``."""
+    """``compare.sql`` over labelled runs: ``compare`` (long), ``compare.sweep``, ``compare.phases``, ``compare.noise``."""
     con = collect(runs, con=con, **params)
+    noise.attach(con)
     return rep.run_file(con, "compare")
 
 
@@ -168,12 +184,15 @@ def diff(a: Paths | str, b: Paths | str, conditions: Sequence[str] = (), labels:
             (labels[1], [b] if isinstance(b, (str, os.PathLike)) else list(b))]
     con = collect(runs, con=con, timings=timings, **params)
     t0 = time.perf_counter()
+    noise.attach(con, levels={noise.LEVEL, *(c.level for c in conds if c.level is not None)})
+    if timings is not None:
+        timings["noise (bootstrap)"] = time.perf_counter() - t0
     rep._exec_script(con, rep.parse_sql(rep.QUERY_DIR / "compare.sql").setup)
     con.execute("CREATE OR REPLACE TEMP TABLE _conditions (seq INTEGER, condition VARCHAR, metric VARCHAR, "
-                "op VARCHAR, mode VARCHAR, threshold DOUBLE)")
+                "op VARCHAR, mode VARCHAR, threshold DOUBLE, level DOUBLE)")
     if conds:
-        con.executemany("INSERT INTO _conditions VALUES (?, ?, ?, ?, ?, ?)",
-                        [(i, c.condition, c.metric, c.op, c.mode, c.threshold) for i, c in enumerate(conds)])
+        con.executemany("INSERT INTO _conditions VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        [(i, c.condition, c.metric, c.op, c.mode, c.threshold, c.level) for i, c in enumerate(conds)])
     out = rep.run_file(con, "diff")
     if timings is not None:
         timings["compare.sql set-up + diff.sql"] = time.perf_counter() - t0
