@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from tracekit import noise
@@ -297,6 +298,36 @@ def _plot(results: Mapping[str, pd.DataFrame]) -> tuple[str, str | None, str]:
     return title, rep._png(fig), "ms_per_step of the 12 largest phases and the step wall time, per run"
 
 
+def _noise_plot(results: Mapping[str, pd.DataFrame]) -> tuple[str, str | None, str]:
+    """Per label: ratio of per-step medians to the baseline with its 95% interval (compare.noise)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    nz = results.get("compare.noise", pd.DataFrame())
+    title = "Ratio of per-step medians to the baseline (95% bootstrap interval)"
+    if not len(nz) or nz["ci_lo"].isna().all():
+        return title, None, "no run has enough steps after the warm-up for an interval"
+    top = list(dict.fromkeys(["step.wall_ms", "step.gpu_busy_ms", *nz.loc[nz["metric"].str.endswith(".ms_per_step")]
+                              .groupby("metric")["ratio"].apply(lambda r: float(np.nanmax(np.abs(np.log(r.to_numpy(dtype=float))))) if r.notna().any() else 0.0)
+                              .sort_values(ascending=False).index[:4]]))
+    top = [m for m in top if m in set(nz["metric"])]
+    labels = list(dict.fromkeys(nz.sort_values("label_index")["label"]))
+    fig, ax = plt.subplots(figsize=(9, 4))
+    for j, m in enumerate(top):
+        sub = nz[nz["metric"] == m].set_index("label").reindex(labels)
+        x = [i + (j - len(top) / 2) * 0.08 for i in range(len(labels))]
+        err = [(sub["ratio"] - sub["ci_lo"]).clip(lower=0), (sub["ci_hi"] - sub["ratio"]).clip(lower=0)]
+        ax.errorbar(x, sub["ratio"], yerr=err, fmt="o", capsize=3, label=str(m)[-50:])
+    ax.axhline(1.0, color="black", linewidth=0.8, linestyle="--")
+    ax.set_xticks(range(len(labels)), labels)
+    ax.set_ylabel("median / baseline median")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
+    return title, rep._png(fig), ("each run against the first; bars: 95% interval; where a bar crosses 1 the change is "
+                                   "within step-to-step noise")
+
+
 def to_html(results: Mapping[str, pd.DataFrame], title: str) -> str:
     """A self-contained page: the per-phase plot (compare) and every table, names escaped."""
     import html
@@ -309,8 +340,8 @@ def to_html(results: Mapping[str, pd.DataFrame], title: str) -> str:
     lines = fired(results)
     if lines:
         parts.append("<h2>Gate fired</h2><ul>" + "".join(f"<li>{html.escape(x)}</li>" for x in lines) + "</ul>")
-    plot = _plot if "compare.phases" in results else _diff_plot if "diff" in results else None
-    if plot is not None:
+    plots = [_plot, _noise_plot] if "compare.phases" in results else [_diff_plot] if "diff" in results else []
+    for plot in plots:
         ptitle, uri, note = plot(results)
         parts.append(f"<h2>{html.escape(ptitle)}</h2><p>{html.escape(note)}</p>")
         parts.append(f"<img class='plot' alt='{html.escape(ptitle)}' src='{uri}'>" if uri else "<p><em>no data</em></p>")
