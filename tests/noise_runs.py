@@ -5,7 +5,8 @@ Step i (1-based, starting at t = i * 5000 us):
 
   step        t .. t+4000
     draft     t+100 .. t+2600   cudaLaunchKernel t+150 (+20) -> draft_kernel t+200, dur DRAFT[i] us
-    verify    t+2700 .. t+3900  cudaLaunchKernel t+2750 (+20) -> verify_kernel t+2800, dur 300 us
+    verify    t+2700 .. t+3900  cudaLaunchKernel t+2750 (+20) -> verify_kernel, dur 300 us, at t+2800 or,
+                                when the draft kernel is still running then, right after it (one stream)
     tracekit.count accepted=ACC[i] drafted=4 batch_size=1 tokens=ACC[i]+1 at t+3950 (zero length)
 
 so per step: draft.gpu_ms_per_step = DRAFT[i] / 1000, draft.incl_gpu_ms_per_step the same
@@ -40,7 +41,7 @@ def events(draft_us: Sequence[int], accepted: Sequence[int] | None = None) -> li
             _x("kernel", "draft_kernel", t + 200, int(d), pid=0, tid=STREAM, device=0, stream=STREAM, correlation=corr),
             _x("user_annotation", "verify", t + 2700, 1200),
             _x("cuda_runtime", "cudaLaunchKernel", t + 2750, 20, correlation=corr + 1),
-            _x("kernel", "verify_kernel", t + 2800, 300, pid=0, tid=STREAM, device=0, stream=STREAM, correlation=corr + 1),
+            _x("kernel", "verify_kernel", t + max(2800, 200 + int(d)), 300, pid=0, tid=STREAM, device=0, stream=STREAM, correlation=corr + 1),
         ]
         if accepted is not None:
             a = accepted[i - 1]
