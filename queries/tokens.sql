@@ -11,9 +11,11 @@
 -- `tracekit.count accepted=3 batch_size=1 drafted=4 tokens=4` (Kineto: a zero-length `range` row,
 -- kept out of the `ranges` view; nsys: an NVTX mark, `instant` row). The SGLang plugin records them
 -- from EAGLE's verify output in every scheduler (capture/tracekit_sglang.py), samples/spec_decode.py
--- and samples/serve.py in every step. A count belongs to the step it falls in (the same ASOF
--- assignment as steps.sql: the step's thread, or time alone when all steps are on one thread);
--- several events in one step add up per name. Names:
+-- and samples/serve.py in every step. A count belongs to the latest step that began before it
+-- (the same ASOF assignment as steps.sql: the step's thread, or time alone when all steps are on
+-- one thread): the step it falls in, or, when it falls after a step's end, that step (SGLang's
+-- step[VERIFY bs=N] range ends inside verify and the plugin records after verify returns).
+-- Several events in one step add up per name. Names:
 --   drafted     draft tokens proposed and verified
 --   accepted    draft tokens the target accepted (the bonus token of each request NOT included)
 --   batch_size  requests in the step
@@ -53,7 +55,9 @@
 --   draft_ms_per_accepted (summed draft CPU range time / sum accepted),
 --   draft_gpu_ms_per_accepted (summed GPU time under draft / sum accepted),
 --   gflops_per_accepted (matmul+attention FLOPs of flops.sql in the counted steps / sum accepted / 1e9),
---   counts_outside_steps (count events that fell in no step: not used), note (why a column is NULL)
+--   counts_outside_steps (count events before the first step: not used), note (why a column is NULL)
+--   With SGLang the counted steps are the step[VERIFY] forwards only (draft forwards are steps
+--   of their own), so read e2e_ms_per_accepted there: it spans the draft steps in between.
 -- Output `phases` (one row per trace and phase relative to the step, as steps.phases):
 --   trace, phase, accepted (the denominator: sum over counted steps), cpu_ms_per_accepted (CPU
 --   range time of the phase), gpu_ms_per_accepted (GPU ops launched directly in the phase:
@@ -88,7 +92,6 @@ WITH _k AS (
 SELECT k.trace, s.step_index, k.key, sum(k.value) AS value, count(*) AS events
 FROM _k k
 ASOF JOIN _steps s ON k.trace = s.trace AND k.k_tid = s.k_tid AND k.ts_ns >= s.ts_ns
-WHERE k.ts_ns < s.end_ns
 GROUP BY ALL;
 
 CREATE OR REPLACE TEMP TABLE _tk_step AS
@@ -152,9 +155,9 @@ _a AS (
     FROM _fl_ops o JOIN _tk_step s ON s.trace = o.trace AND s.step_index = o.step_index AND s.accepted IS NOT NULL
     GROUP BY o.trace
 ), _o AS (
-    SELECT trace, count(*) AS outside FROM _tk_counts c
-    WHERE NOT EXISTS (SELECT 1 FROM _steps s WHERE s.trace = c.trace AND c.ts_ns >= s.ts_ns AND c.ts_ns < s.end_ns)
-    GROUP BY trace
+    SELECT c.trace, count(*) - coalesce(any_value(u.used), 0) AS outside FROM _tk_counts c
+    LEFT JOIN (SELECT trace, sum(events) AS used FROM _tk_step_counts GROUP BY trace) u USING (trace)
+    GROUP BY c.trace
 )
 SELECT w.trace, coalesce(a.steps, 0) AS steps, coalesce(a.steps_counted, 0) AS steps_counted,
        a.drafted, a.accepted, t.tokens, t.tokens_source,
@@ -181,7 +184,7 @@ SELECT w.trace, coalesce(a.steps, 0) AS steps, coalesce(a.steps_counted, 0) AS s
            CASE WHEN t.tokens IS NULL AND coalesce(a.steps, 0) > 0 THEN 'no tokens count: record tracekit.count(tokens=...) or pass --tokens-per-step' END,
            CASE WHEN a.steps_counted > 0 AND coalesce(f.ops, 0) = 0 THEN 'no matmul/attention cpu_op with shapes in the counted steps: GFLOPs need torch.profiler with record_shapes=True'
                 WHEN a.steps_counted > 0 AND f.ops > f.ops_with_flops THEN (f.ops - f.ops_with_flops) || ' matmul/attention ops have no FLOPs (see flops.sql): GFLOPs left NULL' END,
-           CASE WHEN o.outside > 0 THEN o.outside || ' count events outside every step were not used' END
+           CASE WHEN o.outside > 0 THEN o.outside || ' count values before the first step were not used' END
        ), '') AS note
 FROM _window w
 LEFT JOIN _a a USING (trace)
