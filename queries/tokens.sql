@@ -35,7 +35,9 @@
 --               drafted, accepted, batch_size, tokens (NULL: not recorded in that step),
 --               draft_cpu_ns (CPU range time of the outermost `draft` ranges in the step),
 --               draft_gpu_ns (GPU ops launched anywhere under a `draft` range: inclusive; NULL when
---               the trace has no GPU op at all: a CPU-only capture knows no GPU time)
+--               the trace has no GPU op at all: a CPU-only capture knows no GPU time),
+--               draft_lm_head_cpu_ns (CPU time of the outermost `lm_head` ranges under `draft`),
+--               draft_lm_head_gpu_ns (GPU ops under an `lm_head` under `draft`; NULL as draft_gpu_ns)
 --
 -- Output `tokens` (one row per step): trace, step_index, step_kind, wall_ms, gpu_busy_ms,
 --   drafted, accepted, batch_size, tokens, acceptance_rate (accepted / drafted),
@@ -63,6 +65,12 @@
 --   range time of the phase), gpu_ms_per_accepted (GPU ops launched directly in the phase:
 --   exclusive), incl_gpu_ms_per_accepted (the phase and every phase under it: inclusive); the GPU
 --   columns are NULL for a trace without GPU ops
+-- Output `draft_split` (one row per trace: lm_head against the rest of the draft decode, over
+--   all its steps): trace, steps, draft_ms_per_step, lm_head_ms_per_step (lm_head ranges under
+--   draft), rest_ms_per_step (draft - lm_head), lm_head_share (lm_head / draft), the same four on
+--   the GPU (draft_gpu_ms_per_step, lm_head_gpu_ms_per_step, rest_gpu_ms_per_step,
+--   lm_head_gpu_share; NULL without GPU ops), lm_head_ms_per_accepted and rest_ms_per_accepted
+--   (CPU, summed over the steps with an accepted count / their accepted tokens)
 -- Output `lengths` (the acceptance distribution; one row per trace and accepted count of a step):
 --   trace, accepted, steps, share (of counted steps), wall_ms_p50, wall_ms_mean, wall_ms_p90
 --
@@ -106,13 +114,20 @@ WITH _c AS (
     SELECT trace, step_index,
            sum(cpu_ns) FILTER (WHERE string_split(phase, '/')[-1] = 'draft'
                                AND NOT list_contains(string_split(phase, '/')[:-2], 'draft')) AS draft_cpu_ns,
-           sum(gpu_op_ns) FILTER (WHERE list_contains(string_split(phase, '/'), 'draft')) AS draft_gpu_ns
+           sum(gpu_op_ns) FILTER (WHERE list_contains(string_split(phase, '/'), 'draft')) AS draft_gpu_ns,
+           sum(cpu_ns) FILTER (WHERE string_split(phase, '/')[-1] = 'lm_head'
+                               AND list_contains(string_split(phase, '/')[:-2], 'draft')
+                               AND NOT list_contains(string_split(phase, '/')[:-2], 'lm_head')) AS draft_lm_head_cpu_ns,
+           sum(gpu_op_ns) FILTER (WHERE list_position(string_split(phase, '/'), 'draft')
+                                        < list_position(string_split(phase, '/'), 'lm_head')) AS draft_lm_head_gpu_ns
     FROM _step_phases GROUP BY ALL
 )
 SELECT s.trace, s.step_index, s.step_kind, s.ts_ns, s.ts_ns + s.wall_ns AS end_ns, s.wall_ns, s.gpu_busy_ns,
        s.gpu_op_ns, c.drafted, c.accepted, c.batch_size, c.tokens,
        coalesce(d.draft_cpu_ns, 0) AS draft_cpu_ns,
-       CASE WHEN g.trace IS NOT NULL THEN coalesce(d.draft_gpu_ns, 0) END AS draft_gpu_ns
+       CASE WHEN g.trace IS NOT NULL THEN coalesce(d.draft_gpu_ns, 0) END AS draft_gpu_ns,
+       coalesce(d.draft_lm_head_cpu_ns, 0) AS draft_lm_head_cpu_ns,
+       CASE WHEN g.trace IS NOT NULL THEN coalesce(d.draft_lm_head_gpu_ns, 0) END AS draft_lm_head_gpu_ns
 FROM _step_rows s
 LEFT JOIN (SELECT DISTINCT trace FROM _gpu) g USING (trace)
 LEFT JOIN _c c USING (trace, step_index)
@@ -211,6 +226,21 @@ SELECT p.trace, p.phase, c.accepted, p.cpu_ns / 1e6 / nullif(c.accepted, 0) AS c
 FROM _p p JOIN _acc c USING (trace) JOIN _i i USING (trace, phase)
 LEFT JOIN (SELECT DISTINCT trace FROM _gpu) g USING (trace)
 ORDER BY p.trace, coalesce(p.cpu_ns, 0) + p.gpu_ns DESC, p.phase;
+
+-- @output draft_split
+SELECT trace, count(*) AS steps,
+       sum(draft_cpu_ns) / 1e6 / count(*) AS draft_ms_per_step,
+       sum(draft_lm_head_cpu_ns) / 1e6 / count(*) AS lm_head_ms_per_step,
+       (sum(draft_cpu_ns) - sum(draft_lm_head_cpu_ns)) / 1e6 / count(*) AS rest_ms_per_step,
+       sum(draft_lm_head_cpu_ns) / nullif(sum(draft_cpu_ns), 0) AS lm_head_share,
+       sum(draft_gpu_ns) / 1e6 / count(*) AS draft_gpu_ms_per_step,
+       sum(draft_lm_head_gpu_ns) / 1e6 / count(*) AS lm_head_gpu_ms_per_step,
+       (sum(draft_gpu_ns) - sum(draft_lm_head_gpu_ns)) / 1e6 / count(*) AS rest_gpu_ms_per_step,
+       sum(draft_lm_head_gpu_ns) / nullif(sum(draft_gpu_ns), 0) AS lm_head_gpu_share,
+       sum(draft_lm_head_cpu_ns) FILTER (WHERE accepted IS NOT NULL) / 1e6 / nullif(sum(accepted), 0) AS lm_head_ms_per_accepted,
+       (sum(draft_cpu_ns) FILTER (WHERE accepted IS NOT NULL) - sum(draft_lm_head_cpu_ns) FILTER (WHERE accepted IS NOT NULL))
+           / 1e6 / nullif(sum(accepted), 0) AS rest_ms_per_accepted
+FROM _tk_step GROUP BY trace ORDER BY trace;
 
 -- @output lengths
 WITH _s AS (SELECT * FROM _tk_step WHERE accepted IS NOT NULL)

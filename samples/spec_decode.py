@@ -60,6 +60,7 @@ class Config:
     temperature: float = 0.8
     seed: int = 0
     accept: tuple[int, ...] = ()  # planted accepted lengths per step (cycled); empty: real greedy matching
+    top_k: int = 0  # sampler: 0 = full vocabulary, else sample among the top_k logits (torch.topk)
 
 
 class TinyLM(nn.Module):
@@ -88,10 +89,15 @@ class TinyLM(nn.Module):
             return self.lm_head(h)
 
 
-def sample(logits: torch.Tensor, temperature: float, gen: torch.Generator) -> torch.Tensor:
-    """Temperature sampling over the full vocabulary (softmax + multinomial)."""
-    probs = torch.softmax(logits.float() / temperature, dim=-1)
-    return torch.multinomial(probs.reshape(-1, probs.shape[-1]), 1, generator=gen).reshape(-1)
+def sample(logits: torch.Tensor, temperature: float, gen: torch.Generator, top_k: int = 0) -> torch.Tensor:
+    """Temperature sampling (softmax + multinomial) over the full vocabulary, or its ``top_k`` logits."""
+    logits = logits.float().reshape(-1, logits.shape[-1])
+    if top_k > 0:
+        vals, idx = torch.topk(logits, min(top_k, logits.shape[-1]), dim=-1)
+        probs = torch.softmax(vals / temperature, dim=-1)
+        return idx.gather(-1, torch.multinomial(probs, 1, generator=gen)).reshape(-1)
+    probs = torch.softmax(logits / temperature, dim=-1)
+    return torch.multinomial(probs, 1, generator=gen).reshape(-1)
 
 
 class SpecDecoder:
@@ -111,14 +117,14 @@ class SpecDecoder:
             ids = torch.tensor([ctx + out], device=self.device)
             logits = self.draft(ids, 1)
             with phase("sampler"):
-                out.append(int(sample(logits[0, -1], self.cfg.temperature, self.gen).item()))  # host sync per token
+                out.append(int(sample(logits[0, -1], self.cfg.temperature, self.gen, self.cfg.top_k).item()))  # host sync per token
         return out
 
     def _verify(self, ctx: list[int], drafted: list[int]) -> list[int]:
         ids = torch.tensor([ctx + drafted], device=self.device)
         logits = self.target(ids, len(drafted) + 1)
         with phase("sampler"):
-            return sample(logits[0], self.cfg.temperature, self.gen).tolist()
+            return sample(logits[0], self.cfg.temperature, self.gen, self.cfg.top_k).tolist()
 
     @staticmethod
     def _accept(drafted: list[int], target: list[int], planted: int | None = None) -> list[int]:
@@ -179,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1,
                     help="torch CPU threads (default 1: tiny matmuls gain nothing from more, and timings stay stable on busy machines; 0: torch's default)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--top-k", type=int, default=0, help="sampler top-k (default 0: the full vocabulary)")
     ap.add_argument("--accept", default="",
                     help="planted accepted draft tokens per step, comma-separated and cycled (e.g. 3,0,4); default: real matching")
     ap.add_argument("--exit-code", type=int, default=0, help="exit with this code after the run (for tests)")
@@ -187,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.threads:
         torch.set_num_threads(a.threads)
     planted = tuple(int(x) for x in a.accept.split(",") if x.strip())
-    dec = SpecDecoder(Config(vocab=a.vocab, draft_len=a.draft_len, seed=a.seed, accept=planted), a.device)
+    dec = SpecDecoder(Config(vocab=a.vocab, draft_len=a.draft_len, seed=a.seed, accept=planted, top_k=a.top_k), a.device)
     if a.warmup:
         with torch.inference_mode():  # no phase("step"): warm-up must not count towards --steps
             dec._verify(list(range(8)), dec._draft_tokens(list(range(8))))

@@ -83,6 +83,14 @@ def test_tokens_summary_exact(captured: Path) -> None:
     # GFLOPs per accepted token: lm_head matmuls alone are 2*1*64*32000 (K draft) + 2*(K+1)*128*32000 (verify) per step
     lm_head = 6 * (K * 2 * 64 * 32000 + 2 * (K + 1) * 128 * 32000)
     assert s["gflops_per_accepted"] > lm_head / acc / 1e9
+    lm_ns = con.execute(f"SELECT sum(dur_ns) FROM read_parquet('{captured}/*.parquet') "
+                        "WHERE kind = 'range' AND name = 'lm_head' AND phase_path = 'step/draft/lm_head'").fetchone()[0]
+    sp = res["tokens.draft_split"].iloc[0]
+    assert sp["draft_ms_per_step"] == pytest.approx(draft_ns / 1e6 / 6, rel=1e-12)
+    assert sp["lm_head_ms_per_step"] == pytest.approx(lm_ns / 1e6 / 6, rel=1e-12)
+    assert sp["rest_ms_per_step"] == pytest.approx((draft_ns - lm_ns) / 1e6 / 6, rel=1e-12)
+    assert sp["lm_head_ms_per_accepted"] == pytest.approx(lm_ns / 1e6 / acc, rel=1e-12)
+    assert math.isnan(sp["lm_head_gpu_ms_per_step"])
     per = res["tokens"]
     assert list(per["accepted"]) == PLAN and list(per["drafted"]) == [K] * 6
     assert list(per["acceptance_rate"]) == [a / K for a in PLAN]
