@@ -51,6 +51,7 @@
 --   tokens.ms_per_accepted     summed step wall / sum accepted (steps with an accepted count)
 --   tokens.gpu_ms_per_accepted summed per-step GPU busy / sum accepted
 --   tokens.draft_ms_per_accepted  summed CPU time of the draft ranges / sum accepted
+--   tokens.tokens_per_s        sum of `tokens` counts / seconds from the first to the last step with one
 --   (NULL with a note when no step recorded tracekit.count(accepted=...), or none was accepted)
 --
 -- Output: table run_step_values, the per-step distributions behind the noise-aware comparison
@@ -164,7 +165,8 @@ _ids AS (
            sum(wall_ns) FILTER (WHERE accepted IS NOT NULL) AS wall_ns,
            sum(gpu_busy_ns) FILTER (WHERE accepted IS NOT NULL) AS busy_ns,
            count(gpu_busy_ns) FILTER (WHERE accepted IS NOT NULL) AS busy_steps,
-           sum(draft_cpu_ns) FILTER (WHERE accepted IS NOT NULL) AS draft_ns
+           sum(draft_cpu_ns) FILTER (WHERE accepted IS NOT NULL) AS draft_ns,
+           sum(tokens) AS toks, max(end_ns) FILTER (WHERE tokens IS NOT NULL) - min(ts_ns) FILTER (WHERE tokens IS NOT NULL) AS tok_span
     FROM _tk_step
 ), _tn AS (
     SELECT CASE WHEN _n.steps = 0 THEN 'no step in this run (see run.steps)'
@@ -187,7 +189,9 @@ _ids AS (
          'summed per-step GPU busy time', 'accepted draft tokens',
          'no GPU op in the counted steps: capture CUDA activity (ProfilerActivity.CUDA; nsys --trace=cuda)'),
         ('draft_ms_per_accepted', 'ms', _tk.draft_ns / 1e6 / nullif(_tk.acc, 0), 'summed CPU time of the draft ranges',
-         'accepted draft tokens', NULL)
+         'accepted draft tokens', NULL),
+        ('tokens_per_s', 'count', _tk.toks / nullif(_tk.tok_span / 1e9, 0), 'tokens counted (accepted + bonus)',
+         'seconds from the first to the last step end with a tokens count', 'no tokens count: record tracekit.count(tokens=...)')
     ) t(m, u, v, num, den, miss)
 )
 SELECT getvariable('label'), getvariable('label_index'), metric, scope, name, measure, unit, value::DOUBLE,

@@ -118,8 +118,18 @@ def test_sweep_one_row_per_label(runs: dict[str, Path], tmp_path: Path) -> None:
     assert list(d.index) == ["low", "high"]
     assert d.loc["low", "verdict"] == "higher"
     assert d.loc["high", "ratio"] == pytest.approx(statistics.median(HIGH_B[1:]) / statistics.median(LOW_A[1:]), rel=1e-12)
+    tk = res["compare.tokens"].set_index("label")
+    assert list(tk.index) == ["base", "low", "high"] and (tk["steps"] == STEPS - 1).all()
+    assert (tk["wall_ms_p50"] == 4.0).all()  # every planted step is 4000 us
+    acc = [i % 5 for i in range(STEPS)]  # noise_runs' accepted counts per step, as planted by _run
+    assert tk.loc["low", "accepted_per_step"] == pytest.approx(sum(acc) / STEPS, rel=1e-12)
+    assert tk.loc["low", "ms_per_accepted"] == pytest.approx(4.0 * STEPS / sum(acc), rel=1e-12)
+    # tokens per s: (accepted + 1 per step) over first step start .. last step end = (STEPS - 1) * 5 ms + 4 ms
+    assert tk.loc["low", "tokens_per_s"] == pytest.approx((sum(acc) + STEPS) / (((STEPS - 1) * 5 + 4) / 1e3), rel=1e-12)
+    sv = res["compare.step_values"]
+    assert len(sv) == 3 * (STEPS - 1) and set(sv["wall_ms"]) == {4.0}
     html = cmp.to_html(res, "sweep")
-    assert "Ratio of per-step medians to the baseline" in html and html.count("<img class='plot'") == 2
+    assert "Ratio of per-step medians to the baseline" in html and html.count("<img class='plot'") == 3
 
 
 def test_gate_grammar_errors(runs: dict[str, Path]) -> None:

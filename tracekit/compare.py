@@ -241,7 +241,7 @@ def print_results(results: Mapping[str, pd.DataFrame], limit: int = 40) -> None:
 
     console = Console(markup=False, highlight=False, width=None if sys.stdout.isatty() else 220)
     for key, df in results.items():
-        if key in ("compare", "diff.gate"):
+        if key in ("compare", "diff.gate", "compare.step_values"):
             continue
         if key == "compare.phases":
             print_frame(_truncate(phase_table(results)), title="per-step ms by phase (compare.phases)",
@@ -328,6 +328,28 @@ def _noise_plot(results: Mapping[str, pd.DataFrame]) -> tuple[str, str | None, s
                                    "within step-to-step noise")
 
 
+def _dist_plot(results: Mapping[str, pd.DataFrame]) -> tuple[str, str | None, str]:
+    """Per label: the distribution of step wall times after the warm-up (compare.step_values)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sv = results.get("compare.step_values", pd.DataFrame())
+    title = "Step wall time per run (distribution after the warm-up)"
+    if not len(sv):
+        return title, None, "no step after the warm-up in any run"
+    labels = list(dict.fromkeys(sv.sort_values("label_index")["label"]))
+    data = [sv.loc[sv["label"] == lb, "wall_ms"].to_numpy(dtype=float) for lb in labels]
+    fig, ax = plt.subplots(figsize=(9, 4))
+    ax.boxplot(data, showmeans=True)
+    for i, d in enumerate(data, start=1):
+        ax.scatter(np.full(len(d), i) + np.linspace(-0.12, 0.12, len(d)) if len(d) > 1 else [i], d, s=6, alpha=0.5)
+    ax.set_xticks(range(1, len(labels) + 1), labels)
+    ax.set_ylabel("step wall ms")
+    return title, rep._png(fig), "box: quartiles and median, triangle: mean, dots: every step"
+
+
 def to_html(results: Mapping[str, pd.DataFrame], title: str) -> str:
     """A self-contained page: the per-phase plot (compare) and every table, names escaped."""
     import html
@@ -340,13 +362,13 @@ def to_html(results: Mapping[str, pd.DataFrame], title: str) -> str:
     lines = fired(results)
     if lines:
         parts.append("<h2>Gate fired</h2><ul>" + "".join(f"<li>{html.escape(x)}</li>" for x in lines) + "</ul>")
-    plots = [_plot, _noise_plot] if "compare.phases" in results else [_diff_plot] if "diff" in results else []
+    plots = [_plot, _noise_plot, _dist_plot] if "compare.phases" in results else [_diff_plot] if "diff" in results else []
     for plot in plots:
         ptitle, uri, note = plot(results)
         parts.append(f"<h2>{html.escape(ptitle)}</h2><p>{html.escape(note)}</p>")
         parts.append(f"<img class='plot' alt='{html.escape(ptitle)}' src='{uri}'>" if uri else "<p><em>no data</em></p>")
     for key, df in results.items():
-        if key == "compare":
+        if key in ("compare", "compare.step_values"):
             continue
         shown = phase_table(results) if key == "compare.phases" else df
         parts.append(f"<h2>{html.escape(key)}</h2>" + rep._html_table(shown, limit=200))
