@@ -187,7 +187,7 @@ SELECT w.trace, coalesce(a.steps, 0) AS steps, coalesce(a.steps_counted, 0) AS s
        a.draft_acc / 1e6 / nullif(a.accepted, 0) AS draft_ms_per_accepted,
        CASE WHEN a.busy_steps > 0 THEN a.draft_gpu_acc / 1e6 / nullif(a.accepted, 0) END AS draft_gpu_ms_per_accepted,
        CASE WHEN f.ops > 0 AND f.ops = f.ops_with_flops THEN f.flops / nullif(a.accepted, 0) / 1e9 END AS gflops_per_accepted,
-       coalesce(o.outside, 0) AS counts_outside_steps,
+       coalesce(o.outside, 0)::BIGINT AS counts_outside_steps,
        nullif(concat_ws('; ',
            CASE WHEN coalesce(a.steps, 0) = 0 THEN 'no step: per-token figures need steps (--step-pattern, or tracekit.phase("step"))'
                 WHEN a.steps_counted = 0 THEN 'no accepted-token count in any step: record tracekit.count(accepted=..., drafted=..., batch_size=...) inside each step (the SGLang plugin and samples/spec_decode.py do it under tracekit capture)'
