@@ -113,7 +113,8 @@ def compare_distributions(values: pd.DataFrame, levels: Iterable[float] = (LEVEL
     """Every run against the baseline (lowest label_index), per metric and level.
 
     ``values``: rows of ``run_step_values`` (label, label_index, metric, value). Metrics that one
-    side lacks entirely get no row (the mean tables already say that they are absent).
+    side lacks entirely get no row (the mean tables already say that they are absent), nor do
+    metrics that are 0 in every step of both runs.
     """
     levels = sorted(set(levels))
     rows: list[list[object]] = []
@@ -130,6 +131,8 @@ def compare_distributions(values: pd.DataFrame, levels: Iterable[float] = (LEVEL
             if idx == base or (metric, idx) not in groups:
                 continue
             b = groups[(metric, idx)]
+            if not a.any() and not b.any():
+                continue  # 0 in every step of both (e.g. GPU time of a CPU-only capture): nothing to compare
             p = mann_whitney_p(a, b)
             med_a, med_b = float(np.median(a)), float(np.median(b))
             ratio = med_b / med_a if med_a != 0 else None
