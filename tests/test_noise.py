@@ -175,3 +175,14 @@ def test_bootstrap_is_deterministic_and_covers() -> None:
     cov = hit / reps
     # binomial sd at 0.95 over 300 reps is 0.0126: 0.90..0.99 is about +-4 sd around the nominal level
     assert 0.90 <= cov <= 0.99, cov
+
+
+@pytest.mark.parametrize("n", [3, 4, 7, 8, 31])
+def test_boot_medians_match_drawn_resamples(n: int) -> None:
+    """The bisection sampler has the distribution of numpy.median over drawn resamples (ties included)."""
+    x = np.round(np.random.default_rng(n).lognormal(0, 0.3, n), 1)
+    fast = noise.boot_medians(x, 100_000, np.random.default_rng(1))
+    slow = np.median(x[np.random.default_rng(2).integers(0, n, (100_000, n))], axis=1)
+    vals = np.union1d(fast, slow)
+    diff = max(abs((fast == v).mean() - (slow == v).mean()) for v in vals)
+    assert diff < 0.006, diff  # pmf sd per value <= 0.0016 per side at 100k draws

@@ -18,7 +18,9 @@ Definitions (each deterministic: the generator is seeded with :data:`SEED` and t
 - ``median_a``, ``median_b``: medians of the per-step values; ``ratio = median_b / median_a``.
 - Interval: percentile bootstrap of that ratio. Each of :data:`RESAMPLES` resamples draws the A
   steps and the B steps with replacement, independently, and takes the ratio of the medians;
-  the interval is the (1-level)/2 and (1+level)/2 quantiles of those ratios. NULL when a side
+  the interval is the (1-level)/2 and (1+level)/2 quantiles of those ratios (the resamples'
+  medians are drawn directly from their exact distribution, :func:`boot_medians`, not by
+  materialising the resamples: 1 s instead of 52 s for 150 metrics of 2000 steps). NULL when a side
   has fewer than :data:`MIN_STEPS` steps, or when a resampled median of A is 0.
 - ``p_value``: two-sided Mann-Whitney U test of "A and B come from one distribution", normal
   approximation with tie correction and continuity correction (n >= 8 per side is where it is
@@ -52,14 +54,57 @@ def _rng(metric: str) -> np.random.Generator:
     return np.random.default_rng([SEED, zlib.crc32(metric.encode())])
 
 
+def boot_medians(x: np.ndarray, resamples: int, rng: np.random.Generator) -> np.ndarray:
+    """Medians (``numpy.median``) of ``resamples`` bootstrap resamples of ``x``, without drawing them.
+
+    Why: drawing resamples costs O(resamples x n) (52 s for 150 metrics of 2000 steps); this is
+    O(resamples x log n) and has exactly the same distribution. With x sorted, let C_j be how many of
+    the n draws pick one of the j smallest values; the lower middle value of a resample is x_(j1),
+    j1 the first j with C_j >= ceil(n/2). Given C at two positions, the draws between them are
+    uniform over the positions between, so C at the midpoint is the lower count plus a binomial:
+    a bisection over j draws j1 exactly in log2(n) binomials. For even n the upper middle value is
+    x_(j1) again when C_j1 > n/2, else the smallest position picked by the n - C_j1 draws above j1
+    (uniform over those positions: sampled through the distribution of their minimum).
+    """
+    xs = np.sort(np.asarray(x, dtype=float))
+    n = len(xs)
+    m = (n + 1) // 2  # rank of the lower middle value (1-based)
+    lo = np.zeros(resamples, dtype=np.int64)
+    hi = np.full(resamples, n, dtype=np.int64)
+    c_lo = np.zeros(resamples, dtype=np.int64)
+    c_hi = np.full(resamples, n, dtype=np.int64)
+    while True:
+        open_ = hi - lo > 1
+        if not open_.any():
+            break
+        mid = (lo + hi) // 2
+        p = np.where(open_, (mid - lo) / np.maximum(hi - lo, 1), 0.0)
+        c_mid = c_lo + rng.binomial(np.where(open_, c_hi - c_lo, 0), p)
+        up = open_ & (c_mid >= m)
+        down = open_ & ~up
+        hi, c_hi = np.where(up, mid, hi), np.where(up, c_mid, c_hi)
+        lo, c_lo = np.where(down, mid, lo), np.where(down, c_mid, c_lo)
+    j1 = hi  # 1-based position of the lower middle value; C_j1 = c_hi
+    lower = xs[j1 - 1]
+    if n % 2:
+        return lower
+    rest = n - c_hi  # draws above j1 (>= 1 whenever C_j1 == n/2)
+    k = n - j1
+    u = rng.random(resamples)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        off = np.floor(k * (1 - u ** (1 / np.maximum(rest, 1)))).astype(np.int64) + 1
+    j2 = np.where(c_hi > n // 2, j1, np.minimum(j1 + off, n))
+    return (lower + xs[j2 - 1]) / 2
+
+
 def bootstrap_ratio(a: np.ndarray, b: np.ndarray, level: float = LEVEL, resamples: int = RESAMPLES,
                     rng: np.random.Generator | None = None) -> tuple[float | None, float | None]:
     """Percentile bootstrap interval of median(b) / median(a); (None, None) when undefined."""
     if len(a) < MIN_STEPS or len(b) < MIN_STEPS:
         return None, None
     rng = rng or np.random.default_rng(SEED)
-    ma = np.median(a[rng.integers(0, len(a), size=(resamples, len(a)))], axis=1)
-    mb = np.median(b[rng.integers(0, len(b), size=(resamples, len(b)))], axis=1)
+    ma = boot_medians(a, resamples, rng)
+    mb = boot_medians(b, resamples, rng)
     if np.any(ma == 0):
         return None, None
     r = mb / ma
@@ -73,19 +118,9 @@ def mann_whitney_p(a: np.ndarray, b: np.ndarray) -> float | None:
     if n1 == 0 or n2 == 0:
         return None
     x = np.concatenate([a, b])
-    order = np.argsort(x, kind="mergesort")
-    ranks = np.empty(len(x), dtype=float)
-    xs = x[order]
-    # average ranks of ties
-    i = 0
-    while i < len(xs):
-        j = i
-        while j + 1 < len(xs) and xs[j + 1] == xs[i]:
-            j += 1
-        ranks[order[i:j + 1]] = (i + j) / 2 + 1
-        i = j + 1
-    u1 = ranks[:n1].sum() - n1 * (n1 + 1) / 2
-    _, counts = np.unique(xs, return_counts=True)
+    _, inv, counts = np.unique(x, return_inverse=True, return_counts=True)
+    avg_rank = np.cumsum(counts) - (counts - 1) / 2  # ties share the mean of their ranks
+    u1 = avg_rank[inv[:n1]].sum() - n1 * (n1 + 1) / 2
     n = n1 + n2
     var = n1 * n2 / 12 * ((n + 1) - (counts ** 3 - counts).sum() / (n * (n - 1))) if n > 1 else 0.0
     if var <= 0:
