@@ -157,3 +157,32 @@ def test_count_api(monkeypatch: pytest.MonkeyPatch) -> None:
             tracekit.count(**bad)
     with pytest.raises(TypeError):
         tracekit.count("bad name", 1)
+
+
+def test_nsys_marks(tmp_path: Path) -> None:
+    """nsys: tracekit.count arrives as NVTX marks (eventType 34), kind 'instant'; tokens.sql reads them too."""
+    import sqlite3
+
+    db = tmp_path / "n.sqlite"
+    con = sqlite3.connect(db)
+    con.executescript("""
+        CREATE TABLE StringIds (id INTEGER NOT NULL PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE NVTX_EVENTS (start INTEGER NOT NULL, end INTEGER, eventType INTEGER NOT NULL, text TEXT,
+            globalTid INTEGER, textId INTEGER, domainId INTEGER);
+    """)
+    t = (1 << 48) | (100 << 24) | 100
+    con.executemany("INSERT INTO NVTX_EVENTS VALUES (?,?,?,?,?,?,?)", [
+        (0, 1000, 59, "step", t, None, 0), (100, 700, 59, "verify", t, None, 0),
+        (800, None, 34, "tracekit.count accepted=2 batch_size=1 drafted=3 tokens=3", t, None, 0),
+        (1000, 3000, 59, "step", t, None, 0),
+        (2500, None, 34, "tracekit.count accepted=1 batch_size=1 drafted=3 tokens=2", t, None, 0),
+    ])
+    con.commit()
+    con.close()
+    pq = tmp_path / "n.parquet"
+    convert(db, pq)
+    rows = duckdb.connect().execute(f"SELECT kind FROM read_parquet('{pq}') WHERE starts_with(name, 'tracekit.count')").fetchall()
+    assert rows == [("instant",), ("instant",)]
+    s = rep.run(pq, analyses=["steps", "flops", "tokens"])["tokens.summary"].iloc[0]
+    assert (s["steps_counted"], s["accepted"], s["drafted"], s["tokens"]) == (2, 3, 6, 5)
+    assert s["ms_per_accepted"] == pytest.approx((1000 + 2000) / 1e6 / 3)
