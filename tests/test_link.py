@@ -63,3 +63,22 @@ def test_gpu_rows_follow_their_launch() -> None:
                          ["decode", "cudaGraphLaunch", "k"]))
     assert out.launch_row.tolist() == [-1, -1, 1, 1, -1]
     assert [out.paths[i] if i >= 0 else None for i in out.path_idx] == ["decode", "decode", "decode", "decode", None]
+
+
+def test_duplicate_correlation_takes_latest_launch_before_the_op() -> None:
+    # Three launches share correlation 5 (rows 1, 2, 3 at t=10, 50, 90 on thread 1, inside ranges a/b/c);
+    # kernels with id 5 at t=20, 60, 95, 100 and one at t=5 (before every launch: clock skew).
+    # Rule: the latest launch of the id with start <= kernel start, else the earliest launch.
+    #   t=20 -> row 1 (10), t=60 -> row 2 (50), t=95 and t=100 -> row 3 (90), t=5 -> row 1 (earliest).
+    # Correlation 9 has one launch (row 4, t=200) and one kernel at t=150 (before it): still linked, not ambiguous.
+    code = np.array([RANGE, RANGE, RANGE, RUNTIME, RUNTIME, RUNTIME, RUNTIME, GPU, GPU, GPU, GPU, GPU, GPU],
+                    dtype=np.int8)
+    tid = np.array([1, 1, 1, 1, 1, 1, 1, 7, 7, 7, 7, 7, 7])
+    ts = np.array([0, 40, 80, 10, 50, 90, 200, 20, 60, 95, 100, 5, 150])
+    dur = np.array([40, 40, 40, 2, 2, 2, 2, 1, 1, 1, 1, 1, 1])
+    corr = np.array([-1, -1, -1, 5, 5, 5, 9, 5, 5, 5, 5, 5, 9])
+    names = np.array([0, 1, 2, 3, 3, 3, 3, -1, -1, -1, -1, -1, -1], np.int32)
+    out = link(LinkInput(code, np.zeros(13, np.int64), tid, ts, dur, corr, names, ["a", "b", "c", "hipLaunchKernel"]))
+    assert out.launch_row.tolist()[7:] == [3, 4, 5, 5, 3, 6]
+    assert [out.paths[i] for i in out.path_idx[7:12]] == ["a", "b", "c", "c", "a"]
+    assert out.ambiguous_launches == 5  # the five GPU rows of id 5; id 9 has one launch
