@@ -162,7 +162,8 @@ SELECT k.trace, k.device, k.gap_start_ns, k.ts_ns AS gap_end_ns, k.ts_ns - k.gap
                      || 'wait before this launch, its stream and event unknown (Kineto on CUDA records them with '
                      || 'experimental_config=_ExperimentalConfig(enable_cuda_sync_events=True))'
                 WHEN r.rec_call IS NULL THEN 'the event record this wait waits on is not in the trace (recorded before '
-                     || 'the capture began, or not traced: nsys needs --cuda-event-trace=true)' END
+                     || 'the capture began, or the source does not link it: nsys SYNCHRONIZATION rows name only the '
+                     || 'waiting stream)' END
        END AS note
 FROM _k k LEFT JOIN _rec r ON r.trace = k.trace AND r.correlation = k.rec_corr AND k.rec_wait;
 

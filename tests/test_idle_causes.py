@@ -138,3 +138,43 @@ def test_cause_totals_and_shares(res: dict[str, pd.DataFrame]) -> None:
     assert w.share_of_idle == pytest.approx(1700 / 2575, abs=1e-12)
     d1 = res["gpu_idle"].set_index("device").loc[1]
     assert (d1.gaps, d1.edge_ns, d1.gpu_wait_ns) == (0, (20 + 2400) * US, 0)
+
+
+def test_nsys_recorded_wait(tmp_path: Path) -> None:
+    """Gap 1 of the table above as an nsys export: the SYNCHRONIZATION row (syncType 2) names the waiting
+    stream but not the event record, so the cause is the same and the record is NULL with a note."""
+    import sqlite3
+
+    gtid, gpid = (1 << 48) | (100 << 24) | 1, (1 << 48) | (100 << 24)
+    sq = tmp_path / "w.sqlite"
+    con = sqlite3.connect(sq)
+    con.executescript("""
+        CREATE TABLE StringIds (id INTEGER PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE CUPTI_ACTIVITY_KIND_RUNTIME (start INTEGER NOT NULL, end INTEGER NOT NULL, eventClass INTEGER,
+            globalTid INTEGER, correlationId INTEGER, nameId INTEGER NOT NULL, returnValue INTEGER);
+        CREATE TABLE CUPTI_ACTIVITY_KIND_KERNEL (start INTEGER NOT NULL, end INTEGER NOT NULL, deviceId INTEGER,
+            contextId INTEGER, streamId INTEGER, correlationId INTEGER, globalPid INTEGER, demangledName INTEGER,
+            shortName INTEGER);
+        CREATE TABLE CUPTI_ACTIVITY_KIND_SYNCHRONIZATION (start INTEGER NOT NULL, end INTEGER NOT NULL,
+            deviceId INTEGER, contextId INTEGER, streamId INTEGER, correlationId INTEGER, globalPid INTEGER,
+            syncType INTEGER NOT NULL, eventId INTEGER NOT NULL);
+        INSERT INTO StringIds VALUES (1, 'cudaLaunchKernel_v7000'), (2, 'cudaEventRecord_v3020'),
+            (3, 'cudaStreamWaitEvent_v3020'), (4, 'cudaStreamSynchronize_v3020'), (5, 'kA'), (6, 'kB'), (7, 'kD');
+    """)
+    us = 1000
+    con.executemany("INSERT INTO CUPTI_ACTIVITY_KIND_RUNTIME VALUES (?,?,0,?,?,?,0)", [
+        (10 * us, 15 * us, gtid, 1, 1), (16 * us, 18 * us, gtid, 2, 1), (40 * us, 42 * us, gtid, 3, 2),
+        (110 * us, 112 * us, gtid, 4, 3), (120 * us, 125 * us, gtid, 5, 1), (365 * us, 1101 * us, gtid, 6, 4)])
+    con.executemany("INSERT INTO CUPTI_ACTIVITY_KIND_KERNEL VALUES (?,?,?,1,?,?,?,?,?)", [
+        (20 * us, 100 * us, 0, 7, 1, gpid, 5, 5), (30 * us, 1000 * us, 1, 9, 2, gpid, 7, 7),
+        (1000 * us, 1100 * us, 0, 7, 5, gpid, 6, 6)])
+    con.execute("INSERT INTO CUPTI_ACTIVITY_KIND_SYNCHRONIZATION VALUES (?,?,0,1,7,4,?,2,5)", (111 * us, 112 * us, gpid))
+    con.commit()
+    con.close()
+    convert(sq, tmp_path / "w.parquet")
+    iv = report.run(tmp_path / "w.parquet", analyses=["gpu_idle"])["gpu_idle.intervals"]
+    a = iv[iv.device == 0].iloc[0]
+    assert (a.gap_start_ns, a.gap_ns, a.cause) == (100 * US, 900 * US, "gpu_wait")
+    assert (a.wait_call, a.wait_ts_ns, a.wait_stream, a.wait_evidence) == ("cudaStreamWaitEvent", 110 * US, 7, "gpu_sync_record")
+    assert pd.isna(a.event_record_call) and pd.isna(a.event_record_stream)
+    assert "event record this wait waits on is not in the trace" in a.note

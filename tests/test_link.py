@@ -82,3 +82,31 @@ def test_duplicate_correlation_takes_latest_launch_before_the_op() -> None:
     assert out.launch_row.tolist()[7:] == [3, 4, 5, 5, 3, 6]
     assert [out.paths[i] for i in out.path_idx[7:12]] == ["a", "b", "c", "c", "a"]
     assert out.ambiguous_launches == 5  # the five GPU rows of id 5; id 9 has one launch
+
+
+_launch = st.tuples(st.integers(0, 3), st.integers(0, 40))  # correlation, start
+_op = st.tuples(st.integers(0, 4), st.integers(0, 40))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_launch, max_size=10), st.lists(_op, max_size=10), st.randoms(use_true_random=False))
+def test_launch_rule_with_reused_ids(launches: list, ops: list, rnd: object) -> None:
+    # Rows in a shuffled order, so that row order and time order differ.
+    rows = [("rt", c, t) for c, t in launches] + [("gpu", c, t) for c, t in ops]
+    rnd.shuffle(rows)  # type: ignore[attr-defined]
+    n = len(rows)
+    code = np.array([RUNTIME if k == "rt" else GPU for k, _, _ in rows], dtype=np.int8)
+    out = link(LinkInput(code, np.zeros(n, np.int64), np.zeros(n, np.int64), np.array([t for *_, t in rows], np.int64),
+                         np.ones(n, np.int64), np.array([c for _, c, _ in rows], np.int64), np.full(n, -1, np.int32), []))
+    ambiguous = 0
+    for i, (k, c, t) in enumerate(rows):
+        if k != "gpu":
+            continue
+        cands = [(tt, j) for j, (kk, cc, tt) in enumerate(rows) if kk == "rt" and cc == c]
+        if len(cands) > 1:
+            ambiguous += 1
+        before = [x for x in cands if x[0] <= t]
+        # latest start <= op (row order on ties: the last row), else the earliest start (first row on ties)
+        want = max(before, key=lambda x: (x[0], x[1]))[1] if before else (min(cands)[1] if cands else -1)
+        assert out.launch_row[i] == want, (rows, i)
+    assert out.ambiguous_launches == ambiguous

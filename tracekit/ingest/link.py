@@ -266,8 +266,8 @@ def _launch_rows(inp: LinkInput) -> tuple[np.ndarray, int]:
 
     Rule: among the runtime rows with the GPU row's correlation id, the latest whose start is
     <= the GPU row's start; when none started by then, the earliest. With unique ids this is
-    the one match. Vectorised as one sorted search over a combined (id rank, time rank) key,
-    so a trace whose ids all repeat costs the same as one whose ids are unique.
+    the one match, found by one stable sort and a binary search (as before ids could repeat);
+    only ids that repeat pay for the second, time-ordered search.
     """
     n = len(inp.code)
     launch_row = np.full(n, -1, dtype=np.int32)
@@ -275,21 +275,33 @@ def _launch_rows(inp: LinkInput) -> tuple[np.ndarray, int]:
     gpu = np.flatnonzero((inp.code == GPU) & (inp.corr >= 0))
     if not len(rt) or not len(gpu):
         return launch_row, 0
-    u_corr = np.unique(inp.corr[rt])
-    g_rank = np.searchsorted(u_corr, inp.corr[gpu])
-    found = u_corr[np.minimum(g_rank, len(u_corr) - 1)] == inp.corr[gpu]
-    gpu, g_rank = gpu[found], g_rank[found]
-    if not len(gpu):
-        return launch_row, 0
-    times = np.unique(np.concatenate([inp.ts[rt], inp.ts[gpu]]))
-    m = np.int64(len(times) + 1)
-    key = np.searchsorted(u_corr, inp.corr[rt]).astype(np.int64) * m + np.searchsorted(times, inp.ts[rt])
-    o = np.argsort(key, kind="stable")  # ties (same id, same start): row order
-    key_s, rt_s = key[o], rt[o]
-    g_rank = g_rank.astype(np.int64)
-    lo = np.searchsorted(key_s, g_rank * m, side="left")  # first row of the id
-    hi = np.searchsorted(key_s, (g_rank + 1) * m, side="left")  # one past its last row
-    at = np.searchsorted(key_s, g_rank * m + np.searchsorted(times, inp.ts[gpu]), side="right") - 1
-    pick = np.where(at >= lo, at, lo)  # latest started at or before the op, else the earliest
+    o = np.argsort(inp.corr[rt], kind="stable")
+    rt_s = rt[o]
+    c_s = inp.corr[rt_s]
+    g_corr = inp.corr[gpu]
+    lo = np.searchsorted(c_s, g_corr, side="left")
+    last = len(c_s) - 1
+    found = c_s[np.minimum(lo, last)] == g_corr
+    gpu, lo, g_corr = gpu[found], lo[found], g_corr[found]
+    pick = lo.copy()
+    amb = c_s[np.minimum(lo + 1, last)] == g_corr
+    amb &= lo < last  # the id has a second launch
+    n_amb = int(np.count_nonzero(amb))
+    if n_amb:
+        new_blk = np.concatenate([[True], c_s[1:] != c_s[:-1]])
+        blk = np.cumsum(new_blk) - 1  # id block of each sorted runtime row
+        starts = np.flatnonzero(new_blk)
+        size = np.diff(np.append(starts, len(c_s)))[blk]
+        pos = np.flatnonzero(size > 1)  # sorted positions of runtime rows whose id repeats
+        ts_s = inp.ts[rt_s]
+        pos = pos[np.lexsort((ts_s[pos], blk[pos]))]  # by (id block, start); stable: row order on ties
+        ga, la = gpu[amb], lo[amb]
+        times = np.sort(np.concatenate([ts_s[pos], inp.ts[ga]]))  # ranks by searchsorted; repeats are harmless
+        m = np.int64(len(times) + 1)
+        key = blk[pos].astype(np.int64) * m + np.searchsorted(times, ts_s[pos])
+        q = blk[la].astype(np.int64) * m + np.searchsorted(times, inp.ts[ga])
+        first = np.searchsorted(key, blk[la].astype(np.int64) * m, side="left")  # the id's earliest launch
+        at = np.searchsorted(key, q, side="right") - 1  # its latest launch that started <= the op
+        pick[amb] = pos[np.where(at >= first, at, first)]
     launch_row[gpu] = rt_s[pick]
-    return launch_row, int(np.count_nonzero(hi - lo > 1))
+    return launch_row, n_amb
