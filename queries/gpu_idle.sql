@@ -79,49 +79,63 @@
 -- How to read: idle_share is of wall time, not of summed op time; launch_bound + host_busy are
 -- CPU-side problems, sync_blocked a host sync, gpu_wait / queued_dependency GPU-side dependencies.
 
-CREATE OR REPLACE TEMP TABLE _gaps AS
-WITH _pl AS (  -- P0: launch start of the previous op (with a launch record) on the same stream
-    SELECT gid, last_value(launch_ts_ns IGNORE NULLS) OVER (PARTITION BY trace, device, stream ORDER BY ts_ns, gid
-                ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_launch_ts_ns
-    FROM _gpu
-), _g AS (  -- the gap rows come from _common.sql; strings are joined back for those few rows
-    SELECT g.gid, g.trace, g.device, g.stream, g.ts_ns, g.launch_ts_ns, g.launch_dur_ns, g.launch_tid,
-           g.phase_path, o.gap_start_ns, p.prev_launch_ts_ns
-    FROM _gap_rows o JOIN _gpu g USING (gid) JOIN _pl p USING (gid)
-), _wr AS (  -- recorded stream waits: the GPU-side record names the waiting stream (and, Kineto, the event record)
+CREATE OR REPLACE TEMP TABLE _waits AS
+WITH _w AS (  -- recorded stream waits: the GPU-side record names the waiting stream (and, Kineto, the event record)
     SELECT w.trace, coalesce(w.device, -1) AS device, w.stream AS w_stream, w.correlation AS w_corr,
            coalesce(w.launch_ts_ns, w.ts_ns) AS w_ts, coalesce(w.launch_name, w.name) AS w_call,
            nullif(TRY_CAST(json_extract_string(w.args, '$.wait_on_cuda_event_record_corr_id') AS BIGINT), -1) AS rec_corr,
            nullif(TRY_CAST(json_extract_string(w.args, '$.wait_on_stream') AS BIGINT), -1) AS rec_stream
     FROM events w WHERE w.kind = 'gpu_sync' AND w.name = 'Stream Wait Event' AND w.stream IS NOT NULL
-), _wt AS (  -- thread-order waits: stream-wait calls (the only non-blocking sync APIs) without a GPU-side record
+), _rc AS (  -- the event record call a recorded wait names (Kineto: wait_on_cuda_event_record_corr_id)
+    SELECT trace, correlation, arg_min(name, ts_ns) AS rec_call, min(ts_ns) AS rec_ts FROM _rt
+    WHERE correlation IN (SELECT rec_corr FROM _w) GROUP BY ALL
+)
+SELECT w.*, r.rec_call, r.rec_ts FROM _w w LEFT JOIN _rc r ON r.trace = w.trace AND r.correlation = w.rec_corr;
+
+CREATE OR REPLACE TEMP TABLE _twaits AS  -- thread-order waits: stream-wait calls (the only non-blocking sync APIs) without a GPU-side record
     SELECT r.trace, r.tid, r.ts_ns AS t_ts, r.name AS t_call FROM _rt r
     WHERE r.is_sync AND NOT r.blocking
-      AND NOT EXISTS (SELECT 1 FROM _wr w WHERE w.trace = r.trace AND w.w_corr = r.correlation)
+      AND NOT EXISTS (SELECT 1 FROM _waits w WHERE w.trace = r.trace AND w.w_corr = r.correlation);
+
+CREATE OR REPLACE TEMP TABLE _gaps AS
+WITH _pl AS (  -- P0: launch start of the previous op (with a launch record) on the same stream
+    SELECT gid, last_value(launch_ts_ns IGNORE NULLS) OVER (PARTITION BY trace, device, stream ORDER BY ts_ns, gid
+                ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_launch_ts_ns
+    FROM _gpu
+), _g AS (  -- the gap rows come from _common.sql (narrow columns; strings are joined back at the end)
+    SELECT g.gid, g.trace, g.device, g.stream, g.ts_ns, g.launch_ts_ns, g.launch_dur_ns, g.launch_tid,
+           o.gap_start_ns, p.prev_launch_ts_ns,
+           -- Q: the op was queued for the whole gap, or sat queued for more than T and for most of the gap
+           coalesce(g.launch_ts_ns + g.launch_dur_ns <= o.gap_start_ns
+             OR (g.ts_ns - greatest(o.gap_start_ns, g.launch_ts_ns + g.launch_dur_ns) > getvariable('host_busy_min_ns')
+                 AND g.ts_ns - greatest(o.gap_start_ns, g.launch_ts_ns + g.launch_dur_ns)
+                     > greatest(o.gap_start_ns, g.launch_ts_ns + g.launch_dur_ns) - o.gap_start_ns), FALSE) AS queued
+    FROM _gap_rows o JOIN _gpu g USING (gid) JOIN _pl p USING (gid)
 ), _sy AS (
     SELECT trace, tid, ts_ns AS sync_ts, end_ns AS sync_end, name AS sync_call FROM _rt WHERE blocking
-), _j AS (
-    SELECT g.*, w.w_ts, w.w_call, w.w_stream, w.rec_corr, w.rec_stream FROM _g g
-    ASOF LEFT JOIN _wr w ON g.trace = w.trace AND g.device = w.device AND g.stream = w.w_stream
-                        AND g.launch_ts_ns > w.w_ts
-), _jt AS (
-    SELECT g.*, t.t_ts, t.t_call FROM _j g
-    ASOF LEFT JOIN _wt t ON g.trace = t.trace AND g.launch_tid = t.tid AND g.launch_ts_ns > t.t_ts
-), _js AS (
-    SELECT g.*, s.sync_ts, s.sync_end, s.sync_call FROM _jt g
-    ASOF LEFT JOIN _sy s ON g.trace = s.trace AND g.launch_tid = s.tid AND g.launch_ts_ns > s.sync_ts
+), _q AS (  -- queued ops: the stream waits that came before them (rules 2-4). Each ASOF join reads narrow
+           -- key columns only and returns gid + what it found; the rows are put together by gid below.
+    SELECT * FROM _g WHERE queued
+), _qw AS (
+    SELECT g.gid, w.w_ts, w.w_call, w.w_stream, w.rec_call, w.rec_ts, w.rec_stream
+    FROM (SELECT gid, trace, device, stream, launch_ts_ns FROM _q) g
+    ASOF JOIN _waits w ON g.trace = w.trace AND g.device = w.device AND g.stream = w.w_stream AND g.launch_ts_ns > w.w_ts
+), _qt AS (
+    SELECT g.gid, t.t_ts, t.t_call FROM (SELECT gid, trace, launch_tid, launch_ts_ns FROM _q) g
+    ASOF JOIN _twaits t ON g.trace = t.trace AND g.launch_tid = t.tid AND g.launch_ts_ns > t.t_ts
+), _ns AS (  -- the others: the blocking sync that came before the launch (rule 5)
+    SELECT g.gid, s.sync_ts, s.sync_end, s.sync_call
+    FROM (SELECT gid, trace, launch_tid, launch_ts_ns FROM _g WHERE NOT queued) g
+    ASOF JOIN _sy s ON g.trace = s.trace AND g.launch_tid = s.tid AND g.launch_ts_ns > s.sync_ts
 ), _re AS (
     SELECT trace, tid, ts_ns + greatest(dur_ns, 0) AS r_end, phase_path AS r_path FROM ranges
+), _h AS (  -- the last range the launching thread ended before the launch (host_phase)
+    SELECT g.gid, r.r_end, r.r_path FROM (SELECT gid, trace, launch_tid, launch_ts_ns FROM _g) g
+    ASOF JOIN _re r ON g.trace = r.trace AND g.launch_tid = r.tid AND g.launch_ts_ns >= r.r_end
 ), _gr AS (
-    SELECT g.*, r.r_end, r.r_path FROM _js g
-    ASOF LEFT JOIN _re r ON g.trace = r.trace AND g.launch_tid = r.tid AND g.launch_ts_ns >= r.r_end
+    SELECT * FROM _g LEFT JOIN _qw USING (gid) LEFT JOIN _qt USING (gid) LEFT JOIN _ns USING (gid) LEFT JOIN _h USING (gid)
 ), _c AS (
     SELECT *,
-           -- Q: the op was queued for the whole gap, or sat queued for more than T and for most of the gap
-           launch_ts_ns + launch_dur_ns <= gap_start_ns
-             OR (ts_ns - greatest(gap_start_ns, launch_ts_ns + launch_dur_ns) > getvariable('host_busy_min_ns')
-                 AND ts_ns - greatest(gap_start_ns, launch_ts_ns + launch_dur_ns)
-                     > greatest(gap_start_ns, launch_ts_ns + launch_dur_ns) - gap_start_ns) AS queued,
            w_ts IS NOT NULL AND (prev_launch_ts_ns IS NULL OR w_ts > prev_launch_ts_ns) AS rec_wait,
            t_ts IS NOT NULL AND (prev_launch_ts_ns IS NULL OR t_ts > prev_launch_ts_ns) AS thr_wait
     FROM _gr
@@ -134,14 +148,11 @@ WITH _pl AS (  -- P0: launch start of the previous op (with a launch record) on 
                    WHEN launch_ts_ns - gap_start_ns > getvariable('host_busy_min_ns') THEN 'host_busy'
                    ELSE 'launch_bound' END AS cause
     FROM _c
-), _rec AS (  -- the event record call a recorded wait names (Kineto: wait_on_cuda_event_record_corr_id)
-    SELECT trace, correlation, arg_min(name, ts_ns) AS rec_call, min(ts_ns) AS rec_ts FROM _rt
-    WHERE correlation IN (SELECT rec_corr FROM _k WHERE cause = 'gpu_wait' AND rec_wait) GROUP BY ALL
 )
 SELECT k.trace, k.device, k.gap_start_ns, k.ts_ns AS gap_end_ns, k.ts_ns - k.gap_start_ns AS gap_ns, k.gid AS next_gid,
        k.launch_ts_ns AS next_launch_ts_ns, k.launch_ts_ns + k.launch_dur_ns AS next_launch_end_ns,
        k.stream AS next_stream, k.cause,
-       CASE WHEN k.r_end IS NOT NULL AND k.r_end > k.gap_start_ns THEN k.r_path ELSE k.phase_path END AS host_phase,
+       CASE WHEN k.r_end IS NOT NULL AND k.r_end > k.gap_start_ns THEN k.r_path ELSE g.phase_path END AS host_phase,
        CASE WHEN k.cause = 'sync_blocked' THEN k.sync_call END AS sync_call,
        CASE WHEN k.cause = 'sync_blocked' THEN k.sync_ts END AS sync_ts_ns,
        CASE WHEN k.cause = 'sync_blocked' THEN k.sync_end END AS sync_end_ns,
@@ -149,23 +160,23 @@ SELECT k.trace, k.device, k.gap_start_ns, k.ts_ns AS gap_end_ns, k.ts_ns - k.gap
        CASE WHEN k.cause <> 'gpu_wait' THEN NULL WHEN k.rec_wait THEN k.w_ts ELSE k.t_ts END AS wait_ts_ns,
        CASE WHEN k.cause = 'gpu_wait' AND k.rec_wait THEN k.w_stream END AS wait_stream,
        CASE WHEN k.cause <> 'gpu_wait' THEN NULL WHEN k.rec_wait THEN 'gpu_sync_record' ELSE 'thread_order' END AS wait_evidence,
-       CASE WHEN k.cause = 'gpu_wait' AND k.rec_wait THEN r.rec_call END AS event_record_call,
-       CASE WHEN k.cause = 'gpu_wait' AND k.rec_wait THEN r.rec_ts END AS event_record_ts_ns,
+       CASE WHEN k.cause = 'gpu_wait' AND k.rec_wait THEN k.rec_call END AS event_record_call,
+       CASE WHEN k.cause = 'gpu_wait' AND k.rec_wait THEN k.rec_ts END AS event_record_ts_ns,
        CASE WHEN k.cause = 'gpu_wait' AND k.rec_wait THEN k.rec_stream END AS event_record_stream,
        CASE k.cause
            WHEN 'no_launch_record' THEN 'the next op has no launching call in the trace (window trimmed, or runtime '
                 || 'activity not captured: Kineto ProfilerActivity.CPU, nsys --trace=cuda): cause unknown'
-           WHEN 'queued_dependency' THEN 'queued before the GPU went idle, and no stream wait on its stream since the '
-                || 'previous op of the stream was launched: the dependency is not in the trace'
+           WHEN 'queued_dependency' THEN 'the op sat queued (rule Q) and no stream wait on its stream was issued since '
+                || 'the previous op of the stream was launched: the dependency is not in the trace'
            WHEN 'gpu_wait' THEN CASE
                 WHEN NOT k.rec_wait THEN 'no GPU-side record of the wait: it is the launching thread''s last stream '
                      || 'wait before this launch, its stream and event unknown (Kineto on CUDA records them with '
                      || 'experimental_config=_ExperimentalConfig(enable_cuda_sync_events=True))'
-                WHEN r.rec_call IS NULL THEN 'the event record this wait waits on is not in the trace (recorded before '
+                WHEN k.rec_call IS NULL THEN 'the event record this wait waits on is not in the trace (recorded before '
                      || 'the capture began, or the source does not link it: nsys SYNCHRONIZATION rows name only the '
                      || 'waiting stream)' END
        END AS note
-FROM _k k LEFT JOIN _rec r ON r.trace = k.trace AND r.correlation = k.rec_corr AND k.rec_wait;
+FROM _k k JOIN _gpu g USING (gid);
 
 -- busy_ns, first_ns, last_ns: _busy_dev (_common.sql)
 CREATE OR REPLACE TEMP TABLE _dev AS
