@@ -178,3 +178,25 @@ def test_nsys_recorded_wait(tmp_path: Path) -> None:
     assert (a.wait_call, a.wait_ts_ns, a.wait_stream, a.wait_evidence) == ("cudaStreamWaitEvent", 110 * US, 7, "gpu_sync_record")
     assert pd.isna(a.event_record_call) and pd.isna(a.event_record_stream)
     assert "event record this wait waits on is not in the trace" in a.note
+
+
+def test_duplicate_correlation_ids(write_trace, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Two hipLaunchKernel calls share correlation 7 (as in some HIP traces); kernels with id 7 at 20 and 60 us
+    link to the launch at 10 and at 50 us (the latest that started at or before each), not both to the first.
+    trust: 2 of 3 GPU ops had a choice; the conversion notes say so too."""
+    from tracekit import store
+
+    ev = [_x("cuda_runtime", "hipLaunchKernel", 10, 2, correlation=7), _k("k1", 20, 5, 7, 0),
+          _x("user_annotation", "decode", 40, 30), _x("cuda_runtime", "hipLaunchKernel", 50, 2, correlation=7),
+          _k("k2", 60, 5, 7, 0), _x("cuda_runtime", "hipLaunchKernel", 80, 2, correlation=8), _k("k3", 90, 5, 8, 0)]
+    src = write_trace(ev)
+    convert(src, tmp_path / "d.parquet")
+    con = store.connect(tmp_path / "d.parquet")
+    got = con.execute("SELECT name, launch_ts_ns, phase FROM kernels ORDER BY ts_ns").fetchall()
+    con.close()
+    assert got == [("k1", 10 * US, None), ("k2", 50 * US, "decode"), ("k3", 80 * US, None)]
+    tr = report.run(tmp_path / "d.parquet", analyses=["trust"])["trust"].set_index("flag").loc["duplicate_correlation"]
+    assert (tr.severity, tr.value) == ("warn", pytest.approx(2 / 3))
+    assert tr.numerator.endswith("= 2") and tr.denominator == "GPU ops = 3"
+    notes = next(iter(store.read_metadata(tmp_path / "d.parquet").values()))["notes"]
+    assert any(n.startswith("2 GPU ops share their correlation id") for n in notes)
