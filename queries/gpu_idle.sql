@@ -15,9 +15,14 @@
 -- _is_blocking_sync) on the launching thread that started before the launch (S0 < L0).
 -- W0 = start of a stream-wait call (cudaStreamWaitEvent / hipStreamWaitEvent / cuStreamWaitEvent):
 --   "recorded" waits have a GPU-side record naming the waiting stream (Kineto cuda_sync
---   'Stream Wait Event', nsys SYNCHRONIZATION): the latest one on stream s (same device) with
---   W0 < L0 is taken; "thread-order" waits are wait calls with no such record (e.g. HIP traces):
---   the latest one on the launching thread with W0 < L0 is taken, its stream unknown.
+--   'Stream Wait Event', nsys SYNCHRONIZATION; W0 = its call's start, the record's own start if the
+--   call is missing): the latest one on stream s (same device) with W0 < L0 is taken; the event
+--   record call is the runtime row whose correlation the record names (Kineto
+--   wait_on_cuda_event_record_corr_id; its stream: wait_on_stream). "Thread-order" waits are wait
+--   calls with no such record (e.g. HIP traces): the latest one on the launching thread with
+--   W0 < L0 is taken, its stream and event unknown.
+-- Gaps are classified for the device's ops in the order of the device's timeline; ops of other
+-- devices and processes never fill a gap (each device is its own union).
 -- Q (queued) = L1 <= G (the op was already queued when the GPU went idle), or D > T and D > H where
 -- D = E - max(G, L1) is the part of the gap the op sat queued and H = max(G, L1) - G the part before
 -- it was queued (it was launched in time but then waited on the GPU for most of the gap).
@@ -166,7 +171,7 @@ SELECT k.trace, k.device, k.gap_start_ns, k.ts_ns AS gap_end_ns, k.ts_ns - k.gap
        CASE k.cause
            WHEN 'no_launch_record' THEN 'the next op has no launching call in the trace (window trimmed, or runtime '
                 || 'activity not captured: Kineto ProfilerActivity.CPU, nsys --trace=cuda): cause unknown'
-           WHEN 'queued_dependency' THEN 'the op sat queued (rule Q) and no stream wait on its stream was issued since '
+           WHEN 'queued_dependency' THEN 'the op sat queued (rule Q of queries/gpu_idle.sql) and no stream wait on its stream was issued since '
                 || 'the previous op of the stream was launched: the dependency is not in the trace'
            WHEN 'gpu_wait' THEN CASE
                 WHEN NOT k.rec_wait THEN 'no GPU-side record of the wait: it is the launching thread''s last stream '
