@@ -171,8 +171,9 @@ SELECT k.trace, k.device, k.gap_start_ns, k.ts_ns AS gap_end_ns, k.ts_ns - k.gap
        CASE k.cause
            WHEN 'no_launch_record' THEN 'the next op has no launching call in the trace (window trimmed, or runtime '
                 || 'activity not captured: Kineto ProfilerActivity.CPU, nsys --trace=cuda): cause unknown'
-           WHEN 'queued_dependency' THEN 'the op sat queued (rule Q of queries/gpu_idle.sql) and no stream wait on its stream was issued since '
-                || 'the previous op of the stream was launched: the dependency is not in the trace'
+           WHEN 'queued_dependency' THEN 'the op sat queued (rule Q of queries/gpu_idle.sql) and no stream wait on '
+                || 'its stream was issued since the previous op of the stream was launched: the dependency is not '
+                || 'in the trace'
            WHEN 'gpu_wait' THEN CASE
                 WHEN NOT k.rec_wait THEN 'no GPU-side record of the wait: it is the launching thread''s last stream '
                      || 'wait before this launch, its stream and event unknown (Kineto on CUDA records them with '
