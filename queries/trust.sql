@@ -17,6 +17,10 @@
 --                          show as 0 or 1 us; zero-duration GPU ops are counted
 --   no_gpu_ops             the trace has no GPU ops at all
 --   no_runtime_rows        no CUDA/HIP runtime rows: launches, queueing, phases of GPU ops unknown
+--   duplicate_correlation  GPU ops whose correlation id matches several runtime calls (ids reused, e.g.
+--                          HIP traces): each is linked to the latest of them that started at or before
+--                          it (tracekit/ingest/link.py), so its launch, phase and idle cause rest on
+--                          that choice. value = such ops / GPU ops
 --
 -- Inputs: events, _gpu, _rt (from _common.sql). No parameters.
 --
@@ -112,4 +116,16 @@ SELECT t.trace, 'no_runtime_rows', 'warn', NULL, 'runtime rows = 0', '-',
        'no CUDA/HIP runtime API rows: launches, queueing delay, steps'' launch counts and the phase of every GPU op are '
        || 'unknown (NULL). Kineto: include ProfilerActivity.CPU; nsys: --trace=cuda'
 FROM _t t JOIN _caps k USING (trace) WHERE NOT k.has_runtime
+UNION ALL
+(WITH _dc AS (  -- correlation ids carried by more than one runtime call
+    SELECT trace, correlation FROM _rt WHERE correlation IS NOT NULL GROUP BY ALL HAVING count(*) > 1
+), _dg AS (SELECT g.trace, count(*) AS ops FROM _gpu g JOIN _dc d USING (trace, correlation) GROUP BY ALL)
+SELECT t.trace, 'duplicate_correlation', CASE WHEN coalesce(d.ops, 0) > 0 THEN 'warn' ELSE 'info' END,
+       coalesce(d.ops, 0) / nullif(g.ops, 0),
+       'GPU ops whose correlation id matches several runtime calls = ' || coalesce(d.ops, 0),
+       'GPU ops = ' || coalesce(g.ops, 0),
+       CASE WHEN coalesce(d.ops, 0) > 0 THEN 'correlation ids are reused: each of these ops is linked to the latest '
+            || 'launch of its id that started at or before it; launch, phase and idle cause of those ops rest on that'
+            ELSE 'correlation ids are unique' END
+FROM _t t LEFT JOIN _g g USING (trace) LEFT JOIN _dg d USING (trace))
 ORDER BY 1, 2;

@@ -59,7 +59,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("kind", _DICT_STR, "Normalised event kind, one of the values listed under *Kinds*."),
     Column("cat", _DICT_STR, "The source's own category: Kineto `cat` (e.g. `kernel`, `cuda_runtime`, `user_annotation`), or the nsys table the row came from."),
     Column("ph", _DICT_STR, "Chrome-trace phase letter (`X` complete, `i` instant, `s`/`f` flow, `M` metadata, `C` counter); nsys rows use `X` or `i`."),
-    Column("name", _DICT_STR, "Event name: kernel name (demangled where the source has it), API name, range text, operator name."),
+    Column("name", _DICT_STR, "Event name: kernel name (demangled where the source has it), API name, range text, operator name. nsys NVTX ranges written by PyTorch `emit_nvtx` lose their per-call suffixes (`, seq = N`, `, op_id = N`, `, sizes = [...]`, `, input_op_ids = [...]`) so that phases aggregate; the raw text is then in `args` as `raw_name`."),
     Column("ts_ns", pa.int64(), "Start time in integer nanoseconds, one clock for CPU and GPU rows of a trace. Kineto's microseconds (integer or decimal text) are converted exactly from the digits and rounded to the nearest ns, half to even (never truncated, never through a float that cannot hold them)."),
     Column("dur_ns", pa.int64(), "Duration in nanoseconds, converted and rounded like `ts_ns`; 0 for instants, flows and metadata, and for negative source durations (the raw value is kept as `@dur` in `args`)."),
     Column("pid", pa.int64(), "Process id. Kineto GPU rows carry the device index here, as Kineto writes them; use `device` for the GPU."),
