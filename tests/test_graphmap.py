@@ -272,3 +272,118 @@ def test_real_graph_sequence_against_an_eager_reference_built_from_it(tmp_path: 
         assert r200.phase_path == r200.old_phase_path + "/head" and r201.phase_path == r201.old_phase_path + "/head/tail"
         assert (r200.phase, r201.phase) == ("head", "tail") and r201["name"] == names[200]
         assert lp["ts"] * 1000 == got.loc[c, "launch_ts_ns"]
+
+
+# ---------------------------------------------------------------- ROCm-style captures: names at capture
+# A HIP graph capture profiled with torch.profiler on ROCm: hipLaunchKernel calls between
+# hipStreamBeginCapture and hipStreamEndCapture run nothing but carry the kernel name in args.kernel.
+
+def rocm_capture(ops: list[Op], names: list[str] | None = None, extra: list[str] = (), t0: int = 0) -> list[dict[str, Any]]:
+    """A capture window launching ``ops`` by name (``names`` overrides the launch names; ``extra``
+    are launches appended after them), each inside its ranges and cpu_op, no GPU rows."""
+    names = names if names is not None else [k for _, k, _ in ops]
+    ev = [_x("user_annotation", "capture_bs1", t0, 100 * (len(ops) + len(extra)) + 50),
+          _x("cuda_runtime", "hipStreamBeginCapture", t0 + 5, 2, correlation=900)]
+    for i, (path, _, op) in enumerate(ops):
+        t = t0 + 10 + i * 100
+        ev += [_x("user_annotation", name, t + j, 90 - 2 * j) for j, name in enumerate(path)]
+        if op:
+            ev.append(_x("cpu_op", op[0], t + 20, 30, **{"Input Dims": op[1], "Input type": ["float"] * len(op[1])}))
+        if names[i] is not None:
+            ev.append(_x("cuda_runtime", "hipLaunchKernel", t + 25, 5, correlation=1000 + i, kernel=names[i]))
+    for j, name in enumerate(extra):
+        t = t0 + 10 + (len(ops) + j) * 100
+        ev.append(_x("cuda_runtime", "hipExtModuleLaunchKernel", t + 25, 5, correlation=1500 + j, kernel=name))
+    end = t0 + 10 + (len(ops) + len(extra)) * 100
+    return ev + [_x("cuda_runtime", "hipStreamEndCapture", end, 2, correlation=901)]
+
+
+def _rocm_replay(kernels: list[str] = FOUR) -> list[dict[str, Any]]:
+    ev = graph_step("ProfilerStep#5", 5000, kernels, 50, ["decode"]) + graph_step("ProfilerStep#6", 6000, kernels, 60, [])
+    return [dict(e, name="hipGraphLaunch") if e["name"] == "cudaGraphLaunch" else e for e in ev]
+
+
+def _map(tmp_path: Path, ref_events: list[dict[str, Any]], rep_events: list[dict[str, Any]]) -> dict[str, pd.DataFrame]:
+    return graph_map(write(tmp_path / "replay.json", rep_events), write(tmp_path / "cap.json", ref_events))
+
+
+def test_rocm_capture_with_one_extra_trailing_launch_maps_every_node_by_name(tmp_path: Path) -> None:
+    """4 nodes against 5 named launches (the first 4 names equal, position by position): shift 0, all
+    4 matched with their paths and shapes, the 5th launch reported as aligned to nothing."""
+    res = _map(tmp_path, rocm_capture(FORWARD, extra=["extra_k"]), _rocm_replay())
+    launches = res["graph_map"].set_index("launch_correlation")
+    for corr in (50, 60):
+        row = launches.loc[corr]
+        assert row[["replayed", "matched", "shaped", "ambiguous", "unaligned", "ref_unaligned", "regions"]].tolist() == [4, 4, 3, 0, 0, 1, 1]
+        assert row.method == "capture_name"
+        assert "kernel names at capture aligned at shift 0" in row.note and "1 capture launches aligned to no replayed op" in row.note
+    rows = res["graph_map.rows"].query("launch_correlation == 50").set_index("node")
+    for node, (phase, path, op, dims) in EXPECTED.items():
+        r = rows.loc[node]
+        assert (r.status, r.phase, r.phase_path) == ("matched", phase, "ProfilerStep#5/" + path)
+        assert (r.op_name, json.loads(r.input_dims)) == (op, dims) if op else pd.isna(r.op_name)
+    s = res["graph_map.summary"].iloc[0]
+    assert (s.replayed, s.matched, s.shaped, s.unmatched, s.matched_pct) == (8, 8, 6, 0, 100.0)
+
+
+def test_rocm_capture_missing_its_first_launch_aligns_the_rest(tmp_path: Path) -> None:
+    """The capture window lacks node 1's launch (window = act_k, gemm_a, argmax_k): shift -1 puts 3 equal
+    names in place; node 1 stays unmatched (no launch of its name at its place)."""
+    res = _map(tmp_path, rocm_capture(FORWARD[1:]), _rocm_replay())
+    row = res["graph_map"].set_index("launch_correlation").loc[50]
+    assert row[["replayed", "matched", "shaped", "unaligned", "ref_unaligned"]].tolist() == [4, 3, 2, 1, 0]
+    assert "aligned at shift -1" in row.note and "1 ops not aligned" in row.note
+    rows = res["graph_map.rows"].query("launch_correlation == 50").set_index("node")
+    assert rows.loc[1, ["status", "phase_path"]].tolist() == ["unmatched", "ProfilerStep#5/decode"]
+    for node in (2, 3, 4):
+        assert (rows.loc[node, "status"], rows.loc[node, "phase_path"]) == ("matched", "ProfilerStep#5/" + EXPECTED[node][1])
+
+
+def test_rocm_capture_with_a_different_name_in_the_middle_does_not_guess(tmp_path: Path) -> None:
+    """Same count (4 launches for 4 nodes) but launch 3 is named other_k where the replay ran gemm_a:
+    order and count alone would map node 3 to lm_head; by name it stays unmatched."""
+    names = ["gemm_a", "act_k", "other_k", "argmax_k"]
+    res = _map(tmp_path, rocm_capture(FORWARD, names=names), _rocm_replay())
+    row = res["graph_map"].set_index("launch_correlation").loc[50]
+    assert row[["replayed", "matched", "unaligned", "ref_unaligned", "method"]].tolist() == [4, 3, 1, 1, "capture_name"]
+    rows = res["graph_map.rows"].query("launch_correlation == 50").set_index("node")
+    assert rows.status.tolist() == ["matched", "matched", "unmatched", "matched"]
+    assert rows.loc[3, "phase_path"] == "ProfilerStep#5/decode" and pd.isna(rows.loc[3, "op_name"])
+
+
+def test_rocm_capture_aligning_equally_at_two_shifts_is_left_unmatched(tmp_path: Path) -> None:
+    """Replay act_k, act_k against a capture of act_k x3: shifts 0 and 1 both put 2 names in place."""
+    ops = [(["decode", "draft"], "act_k", None)] * 3
+    res = _map(tmp_path, rocm_capture(ops), _rocm_replay(["act_k", "act_k"]))
+    row = res["graph_map"].set_index("launch_correlation").loc[50]
+    assert row[["replayed", "matched", "regions", "method"]].tolist() == [2, 0, 0, "none"]
+    assert "align equally well at several shifts (not guessed)" in row.note
+
+
+def test_rocm_capture_window_does_not_use_order_when_names_disagree(tmp_path: Path) -> None:
+    """Names exist but fewer than half align (1 of 4): no region, and no fall-back to order and count."""
+    names = ["x_k", "act_k", "y_k", "z_k"]
+    res = _map(tmp_path, rocm_capture(FORWARD, names=names), _rocm_replay())
+    row = res["graph_map"].set_index("launch_correlation").loc[50]
+    assert row[["matched", "regions", "method"]].tolist() == [0, 0, "none"]
+    assert "no named capture window aligns at least half of its ops by name (best: 1 of 4)" in row.note
+
+
+@needs_shared
+def test_real_graph_names_against_a_rocm_style_capture_with_one_extra_launch(tmp_path: Path) -> None:
+    """The 339 real op names of trace_diff/test's first graph (repeated layer kernels: many equal names,
+    so shifts by a layer also align many) launched by name in a constructed capture window plus one
+    trailing launch (340 launches for 339 nodes, as the 1,567-vs-1,566 capture of the issue): every
+    replay of that graph is matched 339 of 339 at shift 0; the 502-op graph is not aligned (< half)."""
+    launches, ops = _raw_graph_ops()
+    first = min((c for c in ops if len(ops[c]) == 339), key=lambda c: launches[c]["ts"])
+    names = [n for _, n in sorted(ops[first])]
+    cap = write(tmp_path / "cap.json", rocm_capture(
+        [(["head"] if i < 200 else ["head", "tail"], n, None) for i, n in enumerate(names)], extra=[names[0]]))
+    src = tmp_path / HTA_GRAPH.name
+    src.write_bytes(HTA_GRAPH.read_bytes())
+    got = graph_map(src, cap)["graph_map"].set_index("launch_correlation")
+    small = [c for c in ops if len(ops[c]) == 339]
+    assert (got.loc[small, "matched"] == 339).all() and (got.loc[small, "method"] == "capture_name").all()
+    assert (got.loc[small, "ref_unaligned"] == 1).all() and (got.loc[small, "unaligned"] == 0).all()
+    assert (got.drop(index=small).matched == 0).all()
