@@ -387,3 +387,97 @@ def test_real_graph_names_against_a_rocm_style_capture_with_one_extra_launch(tmp
     assert (got.loc[small, "matched"] == 339).all() and (got.loc[small, "method"] == "capture_name").all()
     assert (got.loc[small, "ref_unaligned"] == 1).all() and (got.loc[small, "unaligned"] == 0).all()
     assert (got.drop(index=small).matched == 0).all()
+
+
+# ---------------------------------------------------------------- the report uses what graphmap found
+
+from tracekit import report  # noqa: E402
+
+
+def _report(path: Path) -> dict[str, pd.DataFrame]:
+    return report.run(path, analyses=["lm_head", "flops", "trust"])
+
+
+def test_report_on_the_mapped_trace_uses_mapped_phases_and_shapes(pair: tuple[Path, Path], tmp_path: Path) -> None:
+    """After graphmap, launches 50 and 60 carry lm_head (node 3: aten::mm [[1,64],[64,32000]], 10 us) and
+    the draft GEMM (node 1: [[1,64],[64,128]], 10 us); launch 70 (3 ops) stays unmapped: 8 of 11 mapped."""
+    rep, ref = pair
+    out = tmp_path / "mapped.parquet"
+    write_mapped(rep, ref, out)
+    res = _report(out)
+    lm = res["lm_head"]
+    r1 = lm[lm.method == "1_range"].set_index("scope")
+    assert sorted(r1.index) == ["ProfilerStep#5/decode/draft", "ProfilerStep#6/decode/draft"]
+    assert r1.used.all() and (r1.status == "ok").all() and (r1.lm_head_ops == 1).all() and (r1.lm_head_gpu_ns == 10_000).all()
+    assert (r1.scope_gpu_ns == 30_000).all()  # nodes 1, 2 (draft) and 3 (draft/lm_head)
+    r2 = lm[lm.method == "2_gemm_shape"].set_index("scope")
+    assert sorted(r2.index) == ["ProfilerStep#5/decode/draft/lm_head", "ProfilerStep#6/decode/draft/lm_head"]
+    assert (r2.status == "ok").all() and (r2.vocab == 32000).all() and (r2.lm_head_gpu_ns == 10_000).all()
+    assert (r2.vocab_source == "inferred: largest GEMM output dim").all()
+    assert set(lm.severity) == {"info"} and not [w for w in report.warnings_of(res) if w["analysis"] == "lm_head"]
+
+    fl = res["flops"].set_index("phase_path")
+    for step in ("ProfilerStep#5", "ProfilerStep#6"):
+        assert fl.loc[f"{step}/decode/draft", ["ops", "flops", "timed_ops", "gpu_ns"]].tolist() == [1, 2 * 64 * 128, 1, 10_000]
+        lm_row = fl.loc[f"{step}/decode/draft/lm_head"]
+        assert lm_row[["ops", "flops", "gpu_ops", "gpu_ns"]].tolist() == [1, 2 * 64 * 32000, 1, 10_000]
+        assert lm_row.tflops_s == pytest.approx(2 * 64 * 32000 / 10_000 / 1e3)
+    assert len(fl) == 4
+
+    tr = res["trust"].set_index("flag").loc["graph_replayed_share"]
+    assert tr.severity == "warn"  # 8 of 11 < 99%
+    assert "(8 of 11 mapped by tracekit graphmap, 72.73%)" in tr.message and "tracekit graphmap" in tr.message
+
+
+def test_trust_lowers_the_graph_warning_when_99pct_are_mapped(pair: tuple[Path, Path], tmp_path: Path) -> None:
+    """Only launches 50 and 60 (8 ops, all matched): the flag becomes info with the mapped share."""
+    _, ref = pair
+    rep = write(tmp_path / "replay2.json", graph_step("ProfilerStep#5", 5000, FOUR, 50, ["decode"])
+                + graph_step("ProfilerStep#6", 6000, FOUR, 60, []))
+    out = tmp_path / "mapped2.parquet"
+    write_mapped(rep, ref, out)
+    tr = _report(out)["trust"].set_index("flag").loc["graph_replayed_share"]
+    assert tr.severity == "info"
+    assert tr.message == "graph-replayed ops mapped by tracekit graphmap: 8 of 8 (100.0%) carry the phase and shapes of their reference op"
+    # unmapped, the same trace warns and recommends graphmap and nsys (CUDA)
+    tr0 = _report(rep)["trust"].set_index("flag").loc["graph_replayed_share"]
+    assert tr0.severity == "warn" and "run `tracekit graphmap`" in tr0.message and "nsys --cuda-graph-trace=node" in tr0.message
+
+
+def _shaped_graph_trace(tmp_path: Path, rocm: bool) -> Path:
+    """The unmapped replay trace plus one eager aten::add with Input Dims: record_shapes was on, but
+    every GEMM ran inside the graph replays (11 GPU ops)."""
+    ev = replay_events() + [_x("cpu_op", "aten::add", 7900, 30, **{"Input Dims": [[4, 8], [4, 8]], "Input type": ["float", "float"]})]
+    if rocm:
+        ev = [dict(e, name=e["name"].replace("cuda", "hip")) if e["cat"] == "cuda_runtime" else e for e in ev]
+    return write(tmp_path / f"shaped_{rocm}.json", ev)
+
+
+@pytest.mark.parametrize("rocm", [False, True])
+def test_advice_on_a_shaped_graph_trace_recommends_graphmap_not_record_shapes(tmp_path: Path, rocm: bool) -> None:
+    res = _report(_shaped_graph_trace(tmp_path, rocm))
+    lm = res["lm_head"].set_index("method")
+    note2 = lm.loc["2_gemm_shape", "note"]
+    assert lm.loc["2_gemm_shape", "status"] == "unavailable"
+    assert note2.startswith("no GEMM cpu_op ran outside CUDA graphs (shapes are recorded: 1 cpu_ops carry them); "
+                            "11 GPU ops were replayed by graphs, without shapes: run `tracekit graphmap`")
+    assert lm.loc["1_range", ["status", "severity"]].tolist() == ["abstain", "warn"]
+    assert "run `tracekit graphmap`" in lm.loc["1_range", "note"]
+    fl = res["flops"].iloc[0]
+    assert fl.note.startswith("no matmul/attention cpu_op outside CUDA graph replays: the 11 graph-replayed GPU ops have no cpu_op "
+                              "(the trace does record shapes); run `tracekit graphmap`")
+    tr = res["trust"].set_index("flag").loc["graph_replayed_share", "message"]
+    texts = [note2, lm.loc["1_range", "note"], fl.note, tr]
+    assert not any("record_shapes" in t for t in texts)
+    assert all(("nsys" in t) != rocm for t in (lm.loc["1_range", "note"], tr))  # ROCm: no nsys advice
+
+
+def test_a_trace_without_an_lm_head_gets_one_info_note(tmp_path: Path) -> None:
+    """A diffusion-like eager step: two shaped GEMMs with output dims 3072 and 64, no lm_head range."""
+    ops: list[Op] = [(["denoise"], "gemm_a", ("aten::mm", [[16, 64], [64, 3072]])),
+                     (["denoise"], "gemm_b", ("aten::mm", [[16, 3072], [3072, 64]]))]
+    res = _report(write(tmp_path / "dit.json", eager_step("ProfilerStep#1", 1000, ops, 1)))
+    lm = res["lm_head"].set_index("method")
+    assert lm.note.notna().sum() == 1 and set(lm.severity) == {"info"} and "abstain" not in set(lm.status)
+    assert lm.loc["1_range", "note"].startswith("no LM head in this trace: no range matching (?i).*lm_head.* and none of its 2 shaped GEMMs")
+    assert not [w for w in report.warnings_of(res) if w["analysis"] == "lm_head"]
