@@ -24,9 +24,9 @@
 --      when none does).
 --   2. capture windows (only for sequences with no 'sequence' region; the reference profiles the
 --      graph capture): the launch calls (cuda/cu/hip Launch*, Memcpy*Async, Memset*Async) on one thread
---      between a *StreamBeginCapture and the next *StreamEndCapture, numbered 1..m in time order.
---      A launch's name at capture: args.kernel of the call (ROCm writes it on hipLaunchKernel /
---      hipExtModuleLaunchKernel), else the name of a GPU row it launched; CUDA captures have none.
+--      between a *StreamBeginCapture and the next *StreamEndCapture that launched no GPU row
+--      (captured, not run), numbered 1..m in time order. A launch's name at capture: args.kernel
+--      of the call (ROCm writes it on hipLaunchKernel / hipExtModuleLaunchKernel); CUDA has none.
 --   2a. method 'capture_name' (the window has names): for each shift d (window position = node + d)
 --      count the nodes whose name equals the window launch's name at that place (one join on name:
 --      d = pos - node). The window's best shift is the one with the most equal names; it must be the
@@ -40,7 +40,7 @@
 --      unaligned) and different names in the middle cost only those nodes. One shift per window: a
 --      launch inserted or dropped in the middle leaves the shorter side unaligned (reported).
 --   2b. method 'capture_order' (the window has no names, and only then): a region is a window with
---      exactly n launch calls that launched no GPU row; node k takes the k-th (order and count only).
+--      exactly n such launch calls; node k takes the k-th (order and count only).
 --      A named window whose names do not align is never used by order: the sequence stays unmatched.
 --   Inner path (2a, 2b): the launch's phase_path after the BeginCapture call's own phase_path.
 --   Shapes of a region op: the innermost cpu_op (latest start) on the launching thread that
@@ -166,32 +166,29 @@ SELECT b.seq AS win, b.tid, b.ts_ns AS t0, b.phase_path AS anchor,
 FROM runtime b
 WHERE b.trace = getvariable('graph_map_reference') AND regexp_matches(b.name, 'StreamBeginCapture');
 
--- Every launch call inside a capture window, in time order, with the kernel name recorded at capture:
--- args.kernel of the launch call (ROCm hipLaunchKernel / hipExtModuleLaunchKernel write it), else the
--- name of a GPU row it launched (a capture that also ran its work). NULL when neither (CUDA capture).
+-- The launch calls of each capture window that launched no GPU row (captured, not run; eager launches
+-- to other streams in the window ran and are left out), in time order, with the kernel name recorded
+-- at capture: args.kernel of the call (ROCm hipLaunchKernel / hipExtModuleLaunchKernel write it);
+-- NULL when absent (CUDA capture).
 CREATE OR REPLACE TEMP TABLE _gm_cap_all AS
-WITH _ran AS (SELECT correlation, any_value(name) AS name FROM kernels
-              WHERE trace = getvariable('graph_map_reference') AND correlation IS NOT NULL GROUP BY correlation)
+WITH _ran AS (SELECT DISTINCT correlation FROM kernels
+              WHERE trace = getvariable('graph_map_reference') AND correlation IS NOT NULL)
 SELECT w.win, w.anchor, r.seq, r.tid, r.ts_ns AS launch_ts_ns, r.phase, r.phase_path,
-       coalesce(CASE WHEN json_valid(r.args) THEN nullif(json_extract_string(r.args, '$.kernel'), '') END, k.name) AS kname,
-       k.correlation IS NOT NULL AS ran,
+       CASE WHEN json_valid(r.args) THEN nullif(json_extract_string(r.args, '$.kernel'), '') END AS kname,
        row_number() OVER (PARTITION BY w.win ORDER BY r.ts_ns, r.seq) AS pos,
        count(*) OVER (PARTITION BY w.win) AS n
 FROM _gm_cap_win w
 JOIN runtime r ON r.trace = getvariable('graph_map_reference') AND r.tid = w.tid
                 AND r.ts_ns >= w.t0 AND r.ts_ns <= coalesce(w.t1, w.t0)
-LEFT JOIN _ran k ON k.correlation = r.correlation
-WHERE regexp_full_match(r.name, '(cuda|cu|hip)(LaunchKernel|LaunchKernelExC|LaunchKernelEx|LaunchCooperativeKernel|ExtModuleLaunchKernel|ModuleLaunchKernel|Memcpy\w*Async|Memset\w*Async)(_v\d+|_ptsz|_spt)*');
+WHERE regexp_full_match(r.name, '(cuda|cu|hip)(LaunchKernel|LaunchKernelExC|LaunchKernelEx|LaunchCooperativeKernel|ExtModuleLaunchKernel|ModuleLaunchKernel|Memcpy\w*Async|Memset\w*Async)(_v\d+|_ptsz|_spt)*')
+  AND (r.correlation IS NULL OR r.correlation NOT IN (SELECT correlation FROM _ran));
 
 CREATE OR REPLACE TEMP TABLE _gm_cap_named AS
 SELECT win FROM _gm_cap_all GROUP BY win HAVING count(kname) > 0;
 
--- Method 2b (order only): windows without any name; the launches that ran nothing, renumbered.
+-- Method 2b (order only): windows without any name.
 CREATE OR REPLACE TEMP TABLE _gm_cap_launch AS
-SELECT * EXCLUDE (pos, n),
-       row_number() OVER (PARTITION BY win ORDER BY launch_ts_ns, seq) AS pos,
-       count(*) OVER (PARTITION BY win) AS n
-FROM _gm_cap_all WHERE NOT ran AND win NOT IN (SELECT win FROM _gm_cap_named);
+SELECT * FROM _gm_cap_all WHERE win NOT IN (SELECT win FROM _gm_cap_named);
 
 -- Method 2a (names): per (sequence, named window), the shift d = window position - node that puts the
 -- most equal names on the same place; tied = how many shifts reach that count.

@@ -481,3 +481,13 @@ def test_a_trace_without_an_lm_head_gets_one_info_note(tmp_path: Path) -> None:
     assert lm.note.notna().sum() == 1 and set(lm.severity) == {"info"} and "abstain" not in set(lm.status)
     assert lm.loc["1_range", "note"].startswith("no LM head in this trace: no range matching (?i).*lm_head.* and none of its 2 shaped GEMMs")
     assert not [w for w in report.warnings_of(res) if w["analysis"] == "lm_head"]
+
+
+def test_rocm_capture_window_leaves_out_launches_that_ran(tmp_path: Path) -> None:
+    """An eager launch inside the window (to another stream: its kernel side_k ran) is not part of the
+    capture: the 4 captured launches align at shift 0 with no launch left over."""
+    ev = rocm_capture(FORWARD)
+    ev += [_x("cuda_runtime", "hipLaunchKernel", 215, 3, correlation=777, kernel="side_k"), _k("side_k", 230, 777)]
+    res = _map(tmp_path, ev, _rocm_replay())
+    row = res["graph_map"].set_index("launch_correlation").loc[50]
+    assert row[["replayed", "matched", "unaligned", "ref_unaligned", "method"]].tolist() == [4, 4, 0, 0, "capture_name"]
