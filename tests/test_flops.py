@@ -339,6 +339,12 @@ def test_amd_generic_name_matched_by_cu_count(tmp_path: Path) -> None:
     assert (dev["gpu_name"], dev["matched"], dev["fp32_tflops"]) == ("AMD Radeon Graphics", "MI250 (1 GCD)", 45.25)
     mm = _row(r["flops.ops"], name="aten::mm")
     assert (mm["input_dims"], mm["flops_per_call"]) == ("[[128,5],[5,128]]", 2 * 128 * 5 * 128)
+    # the raw JSON: deviceProperties ids 0..3, every kernel/memcpy has args.device 2 (listed): joins find it
+    from tracekit.store import connect
+    con = connect(tmp_path / "mi.parquet")
+    assert con.execute("SELECT device, id_source FROM trace_devices ORDER BY device").fetchall() == [(i, "metadata") for i in range(4)]
+    assert con.execute("SELECT DISTINCT k.device, d.name FROM kernels k JOIN trace_devices d USING (trace, device)").fetchall() \
+        == [(2, "AMD Radeon Graphics")]
 
 
 # ---------------------------------------------------------------- ROCm device ids and names
