@@ -25,8 +25,9 @@
 -- Advice checks the trace first: record_shapes is recommended only when no cpu_op has input shapes;
 -- with shapes but GEMMs hidden in graph replays, graphmap is recommended instead.
 -- No LM head at all (e.g. a diffusion model): no method found anything, no range matches
--- lm_head_regex, no vocabulary given or inferred, and the GEMMs were visible (some shaped GEMM) or no
--- graph-replayed op is left unmapped: then nothing abstains and one info note (on 1_range) says so.
+-- lm_head_regex, no vocabulary given or inferred, no kernel regex given, and no graph-replayed op is
+-- left unmapped (else the head may hide there: abstain): then nothing abstains and one info note
+-- (on 1_range) says so. When methods abstain, only the first abstaining row is severity 'warn'.
 --
 -- Inputs: events (cpu_op rows), kernels (args."@graphmap"), ranges; _gpu, _rt, _window (from _common.sql).
 --
@@ -41,8 +42,8 @@
 --   share           lm_head_gpu_ns / scope_gpu_ns
 --   vocab, vocab_source   for method 2: the vocabulary size used and 'given' | 'inferred ...'
 --   note            why a method abstained or found nothing, and what would fix it
---   severity        'warn' on abstain rows of a trace where no method succeeded (the report's
---                   warnings), else 'info'
+--   severity        'warn' on the first abstaining method of a trace where no method succeeded
+--                   (the report's warning: one per trace), else 'info'
 --
 -- How to read: share is of summed GPU op time in the scope (a model's forward if the scope is
 -- a forward range), not of wall time.
@@ -144,8 +145,7 @@ _ok AS (
 ), _t AS (  -- per trace: graph ops graphmap did not map, and whether the trace shows no LM head at all
     SELECT c.*, v.gemms, v.vocab, v.vocab_source, c.graph_ops - c.mapped_ops AS unmapped,
            NOT EXISTS (SELECT 1 FROM _ok o WHERE o.trace = c.trace) AND c.lm_ranges = 0 AND v.vocab IS NULL
-               AND getvariable('lm_head_kernel_regex') IS NULL
-               AND (v.gemms > 0 OR c.graph_ops - c.mapped_ops = 0) AS no_lm_head
+               AND getvariable('lm_head_kernel_regex') IS NULL AND c.graph_ops = c.mapped_ops AS no_lm_head
     FROM _lm_caps c JOIN _lm_vocab v USING (trace)
 ), _graph_advice AS (
     SELECT trace, 'run `tracekit graphmap` with a reference of the same model (an eager run, or a profile of the graph '
@@ -178,6 +178,9 @@ _ok AS (
                              'no GEMM cpu_op (aten::linear/mm/addmm/matmul/bmm/baddbmm) in the trace, although shapes are recorded'
                          ELSE 'no GEMM cpu_op with input shapes: profile with record_shapes=True' END
                 WHEN m.method = '3_kernel_regex' AND getvariable('lm_head_kernel_regex') IS NULL THEN 'no kernel regex given (--lm-head-kernel-regex)'
+                WHEN t.unmapped > 0 AND m.method = '2_gemm_shape' THEN
+                    'no GEMM whose output dim equals the vocabulary size outside the ' || t.unmapped
+                    || ' graph-replayed GPU ops (abstains for the reason given on 1_range)'
                 WHEN t.unmapped > 0 THEN
                     'no lm_head GPU op found, and ' || t.unmapped || ' GPU ops were replayed by CUDA graph launches'
                     || CASE WHEN t.mapped_ops > 0 THEN ' without a graphmap mapping' ELSE '' END
@@ -191,6 +194,8 @@ _ok AS (
 SELECT r.trace, r.method, coalesce(r.method = f.used_method, FALSE) AS used, r.status, r.scope, r.lm_head_ops,
        r.lm_head_gpu_ns, r.scope_gpu_ns, r.lm_head_gpu_ns / nullif(r.scope_gpu_ns, 0) AS share,
        r.vocab, r.vocab_source, r.note,
-       CASE WHEN r.status = 'abstain' AND f.used_method IS NULL THEN 'warn' ELSE 'info' END AS severity
+       CASE WHEN r.status = 'abstain' AND f.used_method IS NULL
+                 AND r.method = min(r.method) FILTER (WHERE r.status = 'abstain') OVER (PARTITION BY r.trace)
+            THEN 'warn' ELSE 'info' END AS severity
 FROM _rows r LEFT JOIN _first f USING (trace)
 ORDER BY r.trace, r.method, r.lm_head_gpu_ns DESC NULLS LAST;

@@ -470,6 +470,20 @@ def test_advice_on_a_shaped_graph_trace_recommends_graphmap_not_record_shapes(tm
     texts = [note2, lm.loc["1_range", "note"], fl.note, tr]
     assert not any("record_shapes" in t for t in texts)
     assert all(("nsys" in t) != rocm for t in (lm.loc["1_range", "note"], tr))  # ROCm: no nsys advice
+    assert len([w for w in report.warnings_of(res) if w["analysis"] == "lm_head"]) == 1
+
+
+def test_graph_trace_with_small_eager_gemms_abstains_once(tmp_path: Path) -> None:
+    """Unmapped graph replays plus one eager shaped aten::mm [[4,8],[8,16]] (no vocabulary-sized output):
+    the head may hide in the replays, so both methods abstain, and the report warns once (1_range)."""
+    ev = replay_events() + [_x("cpu_op", "aten::mm", 7900, 30, **{"Input Dims": [[4, 8], [8, 16]], "Input type": ["float", "float"]})]
+    res = _report(write(tmp_path / "small_gemm.json", ev))
+    lm = res["lm_head"].set_index("method")
+    assert lm.loc[["1_range", "2_gemm_shape"], "status"].tolist() == ["abstain", "abstain"]
+    assert lm.severity.tolist() == ["warn", "info", "info"]
+    assert lm.loc["2_gemm_shape", "note"] == ("no GEMM whose output dim equals the vocabulary size outside the 11 graph-replayed "
+                                              "GPU ops (abstains for the reason given on 1_range)")
+    assert [w["flag"] for w in report.warnings_of(res) if w["analysis"] == "lm_head"] == ["1_range"]
 
 
 def test_a_trace_without_an_lm_head_gets_one_info_note(tmp_path: Path) -> None:
