@@ -67,7 +67,7 @@
 --     method              'sequence', 'capture_name', 'capture_order' or 'none' (no region: all left as they were)
 --     regions             reference regions found for this launch's sequence
 --     unaligned           of the replayed ops, those no region aligned ('capture_name': no launch of
---                         that name at their place); 0 for the other methods
+--                         that name at their place); 0 for the other methods and for 'none'
 --     ref_unaligned       'capture_name': launches of the region window taken by no node (the most over
 --                         the regions); NULL for the other methods
 --     note                how to read the row, what is missing and how to capture it
@@ -309,7 +309,7 @@ SELECT getvariable('graph_map_replay') AS trace, l.correlation AS launch_correla
        count(*) FILTER (WHERE x.shaped) AS shaped,
        count(*) FILTER (WHERE x.status = 'ambiguous') AS ambiguous,
        any_value(g.method) AS method, any_value(g.regions) AS regions,
-       count(*) FILTER (WHERE x.regions = 0) AS unaligned,
+       count(*) FILTER (WHERE x.regions = 0 AND g.regions > 0) AS unaligned,
        any_value(g.ref_unaligned) AS ref_unaligned,
        CASE
          WHEN any_value(g.regions) = 0 THEN

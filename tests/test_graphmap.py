@@ -356,7 +356,7 @@ def test_rocm_capture_aligning_equally_at_two_shifts_is_left_unmatched(tmp_path:
     ops = [(["decode", "draft"], "act_k", None)] * 3
     res = _map(tmp_path, rocm_capture(ops), _rocm_replay(["act_k", "act_k"]))
     row = res["graph_map"].set_index("launch_correlation").loc[50]
-    assert row[["replayed", "matched", "regions", "method"]].tolist() == [2, 0, 0, "none"]
+    assert row[["replayed", "matched", "regions", "unaligned", "method"]].tolist() == [2, 0, 0, 0, "none"]
     assert "align equally well at several shifts (not guessed)" in row.note
 
 
