@@ -27,7 +27,9 @@
 -- No LM head at all (e.g. a diffusion model): no method found anything, no range matches
 -- lm_head_regex, no vocabulary given or inferred, no kernel regex given, and no graph-replayed op is
 -- left unmapped (else the head may hide there: abstain): then nothing abstains and one info note
--- (on 1_range) says so. When methods abstain, only the first abstaining row is severity 'warn'.
+-- (on 1_range) says so; when an aten::embedding weight has >= 16000 rows (the model has a
+-- vocabulary, so an LM head), the note says the window does not show it instead.
+-- When methods abstain, only the first abstaining row is severity 'warn'.
 --
 -- Inputs: events (cpu_op rows), kernels (args."@graphmap"), ranges; _gpu, _rt, _window (from _common.sql).
 --
@@ -90,7 +92,11 @@ SELECT w.trace,
             AND contains(k.args, '"@graphmap"')) AS mapped_ops,
        (SELECT count(*) FROM _rt r WHERE r.trace = w.trace AND starts_with(r.name, 'hip')) > 0 AS rocm,
        (SELECT count(*) FROM ranges r WHERE r.trace = w.trace
-            AND regexp_full_match(r.name, getvariable('lm_head_regex'))) AS lm_ranges
+            AND regexp_full_match(r.name, getvariable('lm_head_regex'))) AS lm_ranges,
+       -- a vocabulary the model embeds (aten::embedding weight [V, H], V >= 16000): it has an LM head
+       (SELECT max(try_cast(json_extract_string(e.input_dims, '$[0][0]') AS BIGINT)) FROM events e
+            WHERE e.trace = w.trace AND e.kind = 'cpu_op' AND e.name = 'aten::embedding' AND json_valid(e.input_dims)
+              AND try_cast(json_extract_string(e.input_dims, '$[0][0]') AS BIGINT) >= 16000) AS embed_vocab
 FROM _window w;
 
 CREATE OR REPLACE TEMP TABLE _lm_vocab AS
@@ -167,9 +173,14 @@ _ok AS (
            NULL, NULL, NULL, NULL,
            CASE WHEN m.method = '2_gemm_shape' THEN t.vocab END, CASE WHEN m.method = '2_gemm_shape' THEN t.vocab_source END,
            CASE WHEN t.no_lm_head THEN CASE WHEN m.method = '1_range' THEN
-                    'no LM head in this trace: no range matching ' || getvariable('lm_head_regex') || ' and none of its '
-                    || t.gemms || ' shaped GEMMs has an output dim >= 16000 (a vocabulary); nothing to report for a model '
-                    || 'without one (e.g. diffusion). Pass --vocab V or --lm-head-kernel-regex if it has one.' END
+                    CASE WHEN t.embed_vocab IS NOT NULL THEN
+                        'no LM head GPU op in this trace: the model embeds a vocabulary of ' || t.embed_vocab
+                        || ' tokens (aten::embedding), but no range matches ' || getvariable('lm_head_regex') || ' and none of its '
+                        || t.gemms || ' shaped GEMMs has an output dim >= 16000: the LM head ran outside the captured window, or '
+                        || 'as an op not recognised here (pass --vocab ' || t.embed_vocab || ' or --lm-head-kernel-regex).'
+                    ELSE 'no LM head in this trace: no range matching ' || getvariable('lm_head_regex') || ' and none of its '
+                        || t.gemms || ' shaped GEMMs has an output dim >= 16000 (a vocabulary): a model without one (e.g. '
+                        || 'diffusion) or a window without it. Pass --vocab V or --lm-head-kernel-regex if it has one.' END END
                 WHEN m.method = '2_gemm_shape' AND t.gemms = 0 THEN
                     CASE WHEN t.shaped_ops > 0 AND t.unmapped > 0 THEN
                              'no GEMM cpu_op ran outside CUDA graphs (shapes are recorded: ' || t.shaped_ops || ' cpu_ops carry them); '

@@ -505,3 +505,33 @@ def test_rocm_capture_window_leaves_out_launches_that_ran(tmp_path: Path) -> Non
     res = _map(tmp_path, ev, _rocm_replay())
     row = res["graph_map"].set_index("launch_correlation").loc[50]
     assert row[["replayed", "matched", "unaligned", "ref_unaligned", "method"]].tolist() == [4, 4, 0, 0, "capture_name"]
+
+
+QWEN = KINETO_DIR / "tracelens" / "h100__Qwen_Qwen1.5-0.5B-Chat__1016005.json.gz"
+
+
+@needs_shared
+def test_real_qwen_forward_without_its_lm_head_says_the_window_lacks_it(tmp_path: Path) -> None:
+    """TraceLens' Qwen1.5-0.5B trace: from the raw JSON, aten::embedding's weight is [151936, 1024] and no
+    GEMM (aten::linear/mm/addmm/matmul) has an output dim of 151936 or any >= 16000: the model has an LM
+    head the captured forward does not run. One info note, no warning."""
+    raw = [e for e in load_json(QWEN)["traceEvents"] if e.get("cat") == "cpu_op"]
+    emb = {e["args"]["Input Dims"][0][0] for e in raw if e["name"] == "aten::embedding"}
+
+    def out_dim(name: str, d: list[list[int]]) -> int | None:  # weight rows (linear), else last dim of B
+        b = d[1] if name == "aten::linear" else d[2] if name in ("aten::addmm", "aten::baddbmm") else d[1]
+        return (b[0] if name == "aten::linear" else b[-1]) if b else None
+
+    outs = [out_dim(e["name"], e["args"]["Input Dims"]) for e in raw
+            if e["name"] in ("aten::linear", "aten::mm", "aten::addmm", "aten::matmul", "aten::bmm", "aten::baddbmm")]
+    outs = [o for o in outs if o is not None]
+    assert emb == {151936} and outs and max(outs) < 16000
+    src = tmp_path / QWEN.name
+    src.write_bytes(QWEN.read_bytes())
+    res = _report(src)
+    lm = res["lm_head"].set_index("method")
+    assert lm.note.notna().sum() == 1 and set(lm.severity) == {"info"}
+    assert lm.loc["1_range", "note"].startswith(
+        f"no LM head GPU op in this trace: the model embeds a vocabulary of 151936 tokens (aten::embedding), "
+        f"but no range matches (?i).*lm_head.* and none of its {len(outs)} shaped GEMMs has an output dim >= 16000")
+    assert not [w for w in report.warnings_of(res) if w["analysis"] == "lm_head"]
