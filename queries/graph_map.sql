@@ -37,8 +37,12 @@
 --      'unmatched' and is counted as `unaligned`; window launches that no node took are counted as
 --      `ref_unaligned`. So extra or missing launches at either end (one trailing launch: 1,567 launches
 --      for 1,566 nodes -> shift 0, 1 launch unaligned; a missing first launch -> shift -1, node 1
---      unaligned) and different names in the middle cost only those nodes. One shift per window: a
---      launch inserted or dropped in the middle leaves the shorter side unaligned (reported).
+--      unaligned) and different names in the middle cost only those nodes. Then once more inside each
+--      gap of unaligned nodes: between the window positions of the aligned nodes before and after the
+--      gap, the gap's own best shift, again only when unique (a launch inserted or dropped in the
+--      middle shifts the nodes after it: they align here, in order). Gaps are searched once: what a
+--      second indel in the same gap leaves over stays unaligned (reported), never guessed; an indel
+--      exactly in the middle, whose two sides tie in pass 1, leaves the sequence unmatched.
 --   2b. method 'capture_order' (the window has no names, and only then): a region is a window with
 --      exactly n such launch calls; node k takes the k-th (order and count only).
 --      A named window whose names do not align is never used by order: the sequence stays unmatched.
@@ -210,6 +214,35 @@ SELECT sig, win, d, hits, win_launches FROM _gm_cap_shift
 WHERE tied = 1 AND 2 * hits >= n
 QUALIFY hits = max(hits) OVER (PARTITION BY sig);
 
+-- The (node, window position) pairs of each region: pass 1, the equal names at the region's shift;
+-- pass 2, inside each gap of unaligned nodes, between the positions of the aligned nodes around it
+-- (lo < position < hi), the gap's own best shift when it is the only one with that count (a launch
+-- dropped or inserted in the middle moves the nodes after it by one: they align in pass 2).
+CREATE OR REPLACE TEMP TABLE _gm_cap_pairs AS
+WITH _p1 AS (
+    SELECT g.sig, g.win, s.node, c.pos, 1 AS pass
+    FROM _gm_cap_region g JOIN _gm_seq s ON s.sig = g.sig
+    JOIN _gm_cap_all c ON c.win = g.win AND c.pos = s.node + g.d AND c.kname = s.name
+), _gap AS (
+    SELECT g.sig, g.win, s.node, s.name,
+           coalesce((SELECT max(p.pos) FROM _p1 p WHERE p.sig = g.sig AND p.win = g.win AND p.node < s.node), 0) AS lo,
+           coalesce((SELECT min(p.pos) FROM _p1 p WHERE p.sig = g.sig AND p.win = g.win AND p.node > s.node), g.win_launches + 1) AS hi
+    FROM _gm_cap_region g JOIN _gm_seq s ON s.sig = g.sig
+    WHERE NOT EXISTS (SELECT 1 FROM _p1 p WHERE p.sig = g.sig AND p.win = g.win AND p.node = s.node)
+), _d AS (
+    SELECT x.sig, x.win, x.lo, c.pos - x.node AS d, count(*) AS hits
+    FROM _gap x JOIN _gm_cap_all c ON c.win = x.win AND c.kname = x.name AND c.pos > x.lo AND c.pos < x.hi
+    GROUP BY ALL
+), _best AS (
+    SELECT sig, win, lo, d FROM _d
+    QUALIFY hits = max(hits) OVER (PARTITION BY sig, win, lo) AND count(*) OVER (PARTITION BY sig, win, lo, hits) = 1
+)
+SELECT * FROM _p1
+UNION ALL
+SELECT x.sig, x.win, x.node, c.pos, 2
+FROM _gap x JOIN _best b USING (sig, win, lo)
+JOIN _gm_cap_all c ON c.win = x.win AND c.pos = x.node + b.d AND c.kname = x.name AND c.pos > x.lo AND c.pos < x.hi;
+
 -- Every (sequence, node) -> the reference op of every region, from the method that applies.
 CREATE OR REPLACE TEMP TABLE _gm_cand AS
 SELECT s.sig, s.node, 'sequence' AS method, g.tid || ':' || g.start AS region,
@@ -221,9 +254,9 @@ JOIN _gm_ref r ON r.launch_tid = g.tid AND r.pos = g.start + s.node - 1
 UNION ALL
 SELECT s.sig, s.node, 'capture_name', CAST(g.win AS VARCHAR), c.seq, c.tid, c.launch_ts_ns, c.phase,
        _gm_after_prefix(c.phase_path, c.anchor)
-FROM _gm_cap_region g
-JOIN _gm_seq s ON s.sig = g.sig
-JOIN _gm_cap_all c ON c.win = g.win AND c.pos = s.node + g.d AND c.kname = s.name
+FROM _gm_cap_pairs g
+JOIN _gm_seq s ON s.sig = g.sig AND s.node = g.node
+JOIN _gm_cap_all c ON c.win = g.win AND c.pos = g.pos
 WHERE s.sig NOT IN (SELECT sig FROM _gm_seq_regions)
 UNION ALL
 SELECT s.sig, s.node, 'capture_order', CAST(c.win AS VARCHAR), c.seq, c.tid, c.launch_ts_ns, c.phase,
@@ -236,12 +269,16 @@ WHERE s.sig NOT IN (SELECT sig FROM _gm_seq_regions) AND s.sig NOT IN (SELECT si
 -- of the region(s) left unaligned, the best count and whether the best shift was tied.
 CREATE OR REPLACE TEMP TABLE _gm_sig AS
 WITH _c AS (SELECT sig, any_value(method) AS method, count(DISTINCT region) AS regions FROM _gm_cand GROUP BY sig),
-_g AS (SELECT sig, min(d) AS shift_min, max(d) AS shift_max, max(win_launches - hits) AS ref_unaligned
-       FROM _gm_cap_region GROUP BY sig),
+_g AS (SELECT g.sig, min(g.d) AS shift_min, max(g.d) AS shift_max, max(g.win_launches - p.taken) AS ref_unaligned,
+              max(p.gap_aligned) AS gap_aligned
+       FROM _gm_cap_region g
+       JOIN (SELECT sig, win, count(*) AS taken, count(*) FILTER (WHERE pass = 2) AS gap_aligned
+             FROM _gm_cap_pairs GROUP BY ALL) p USING (sig, win)
+       GROUP BY g.sig),
 _b AS (SELECT sig, max(hits) AS best_hits, bool_or(tied > 1) AS best_tied
        FROM (SELECT *, max(hits) OVER (PARTITION BY sig) AS top FROM _gm_cap_shift) WHERE hits = top GROUP BY sig)
 SELECT l.sig, l.n, coalesce(c.method, 'none') AS method, coalesce(c.regions, 0) AS regions,
-       g.shift_min, g.shift_max, g.ref_unaligned, b.best_hits, coalesce(b.best_tied, FALSE) AS best_tied
+       g.shift_min, g.shift_max, g.ref_unaligned, g.gap_aligned, b.best_hits, coalesce(b.best_tied, FALSE) AS best_tied
 FROM (SELECT DISTINCT sig, n FROM _gm_launch) l
 LEFT JOIN _c c USING (sig) LEFT JOIN _g g USING (sig) LEFT JOIN _b b USING (sig);
 
@@ -329,6 +366,7 @@ SELECT getvariable('graph_map_replay') AS trace, l.correlation AS launch_correla
                 WHEN 'capture_order' THEN ', nodes identified by launch order and count only (no kernel names at capture)'
                 WHEN 'capture_name' THEN ', kernel names at capture aligned at shift ' || any_value(g.shift_min)
                      || CASE WHEN any_value(g.shift_max) <> any_value(g.shift_min) THEN '..' || any_value(g.shift_max) ELSE '' END
+                     || CASE WHEN any_value(g.gap_aligned) > 0 THEN ' (' || any_value(g.gap_aligned) || ' more inside gaps at their own shift)' ELSE '' END
                 ELSE ', kernel names equal node for node' END
          END
        || CASE WHEN any_value(g.regions) > 0 AND count(*) FILTER (WHERE x.regions = 0) > 0 THEN

@@ -535,3 +535,27 @@ def test_real_qwen_forward_without_its_lm_head_says_the_window_lacks_it(tmp_path
         f"no LM head GPU op in this trace: the model embeds a vocabulary of 151936 tokens (aten::embedding), "
         f"but no range matches (?i).*lm_head.* and none of its {len(outs)} shaped GEMMs has an output dim >= 16000")
     assert not [w for w in report.warnings_of(res) if w["analysis"] == "lm_head"]
+
+
+def test_rocm_capture_with_an_extra_launch_in_the_middle_aligns_around_it(tmp_path: Path) -> None:
+    """Window gemm_a, extra_k, act_k, gemm_a, argmax_k for nodes gemm_a, act_k, gemm_a, argmax_k: shift 1
+    aligns nodes 2-4 (3 names, the only shift with 3); the gap before them (node 1; positions 1..2) aligns
+    at its own shift 0. All 4 matched, extra_k left over."""
+    ops = [FORWARD[0], (["decode", "draft"], "extra_k", None)] + FORWARD[1:]
+    res = _map(tmp_path, rocm_capture(ops), _rocm_replay())
+    row = res["graph_map"].set_index("launch_correlation").loc[50]
+    assert row[["replayed", "matched", "shaped", "unaligned", "ref_unaligned"]].tolist() == [4, 4, 3, 0, 1]
+    assert "aligned at shift 1 (1 more inside gaps at their own shift)" in row.note
+    rows = res["graph_map.rows"].query("launch_correlation == 50").set_index("node")
+    assert rows.phase_path.tolist() == ["ProfilerStep#5/" + EXPECTED[n][1] for n in (1, 2, 3, 4)]
+
+
+def test_rocm_capture_missing_a_middle_launch_aligns_the_rest_in_order(tmp_path: Path) -> None:
+    """Window gemm_a, act_k, argmax_k (the lm_head launch missing): shift 0 aligns nodes 1-2, the gap
+    (nodes 3-4, position 3) aligns node 4 to argmax_k; node 3 has no launch: unmatched, not guessed."""
+    res = _map(tmp_path, rocm_capture([FORWARD[0], FORWARD[1], FORWARD[3]]), _rocm_replay())
+    rows = res["graph_map.rows"].query("launch_correlation == 50").set_index("node")
+    assert rows.status.tolist() == ["matched", "matched", "unmatched", "matched"]
+    assert rows.loc[4, "phase_path"] == "ProfilerStep#5/decode/sampler" and rows.loc[4, "op_name"] == "aten::argmax"
+    row = res["graph_map"].set_index("launch_correlation").loc[50]
+    assert row[["matched", "unaligned", "ref_unaligned"]].tolist() == [3, 1, 0]
