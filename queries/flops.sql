@@ -176,7 +176,7 @@ SELECT trace, CAST(NULL AS BIGINT) AS pid, any_value(launch_tid) AS tid, min(seq
        TRUE AS mapped, count(*) AS m_gpu_ops, sum(greatest(dur_ns, 0)) AS m_gpu_ns
 FROM (SELECT *, json_extract_string(args, '$."@graphmap".op') AS op,
              TRY_CAST(json_extract_string(args, '$."@graphmap".op_node') AS BIGINT) AS op_node
-      FROM kernels WHERE _is_graph_launch(launch_name) AND contains(args, '"@graphmap"'))
+      FROM kernels WHERE input_dims IS NOT NULL AND _is_graph_launch(launch_name) AND contains(args, '"@graphmap"'))
 WHERE _fl_family(op) AND op_node IS NOT NULL
 GROUP BY trace, correlation, op_node;
 
@@ -321,12 +321,12 @@ CREATE OR REPLACE TEMP MACRO _fl_ideal_ns(flops, peak, timed) AS
 -- What the trace holds, so that notes advise only what is missing: cpu_ops with input shapes
 -- (record_shapes was on) and graph-replayed GPU ops that graphmap did not shape.
 CREATE OR REPLACE TEMP TABLE _fl_caps AS
-SELECT w.trace,
-       (SELECT count(*) FROM events e WHERE e.trace = w.trace AND e.kind = 'cpu_op'
-            AND e.input_dims IS NOT NULL AND e.input_dims NOT IN ('', '[]')) AS shaped_ops,
-       (SELECT count(*) FROM kernels k WHERE k.trace = w.trace AND _is_graph_launch(k.launch_name)
-            AND NOT coalesce(contains(k.args, '"@graphmap"'), FALSE)) AS unmapped_graph_ops
-FROM _window w;
+SELECT w.trace, coalesce(e.shaped_ops, 0) AS shaped_ops, coalesce(k.unmapped_graph_ops, 0) AS unmapped_graph_ops
+FROM _window w
+LEFT JOIN (SELECT trace, count(*) AS shaped_ops FROM events
+           WHERE kind = 'cpu_op' AND input_dims IS NOT NULL AND input_dims NOT IN ('', '[]') GROUP BY trace) e USING (trace)
+LEFT JOIN (SELECT trace, count(*) FILTER (WHERE NOT coalesce(contains(args, '"@graphmap"'), FALSE)) AS unmapped_graph_ops
+           FROM (SELECT trace, args FROM kernels WHERE _is_graph_launch(launch_name)) GROUP BY trace) k USING (trace);
 
 -- @output flops
 WITH _g AS (

@@ -78,26 +78,29 @@ CREATE OR REPLACE TEMP TABLE _lm_mapped AS
 SELECT trace, greatest(dur_ns, 0) AS dur_ns, _is_graph_launch(launch_name) AS graph,
        coalesce(phase_path, '(none)') AS phase_path, op, _lm_out_dim(op, input_dims) AS out_dim
 FROM (SELECT *, json_extract_string(args, '$."@graphmap".op') AS op FROM kernels
-      WHERE contains(args, '"@graphmap"') AND input_dims IS NOT NULL AND json_valid(input_dims))
+      WHERE input_dims IS NOT NULL AND _is_graph_launch(launch_name) AND contains(args, '"@graphmap"') AND json_valid(input_dims))
 WHERE _lm_is_gemm(op);
 
 -- What the trace holds, to advise only what is missing: cpu_ops with shapes (record_shapes was on),
 -- graph-replayed GPU ops and how many of them graphmap mapped, HIP runtime calls (ROCm: no nsys).
 CREATE OR REPLACE TEMP TABLE _lm_caps AS
-SELECT w.trace,
-       (SELECT count(*) FROM events e WHERE e.trace = w.trace AND e.kind = 'cpu_op'
-            AND e.input_dims IS NOT NULL AND e.input_dims NOT IN ('', '[]')) AS shaped_ops,
-       (SELECT count(*) FROM _gpu g WHERE g.trace = w.trace AND g.graph) AS graph_ops,
-       (SELECT count(*) FROM kernels k WHERE k.trace = w.trace AND _is_graph_launch(k.launch_name)
-            AND contains(k.args, '"@graphmap"')) AS mapped_ops,
-       (SELECT count(*) FROM _rt r WHERE r.trace = w.trace AND starts_with(r.name, 'hip')) > 0 AS rocm,
-       (SELECT count(*) FROM ranges r WHERE r.trace = w.trace
-            AND regexp_full_match(r.name, getvariable('lm_head_regex'))) AS lm_ranges,
-       -- a vocabulary the model embeds (aten::embedding weight [V, H], V >= 16000): it has an LM head
-       (SELECT max(try_cast(json_extract_string(e.input_dims, '$[0][0]') AS BIGINT)) FROM events e
-            WHERE e.trace = w.trace AND e.kind = 'cpu_op' AND e.name = 'aten::embedding' AND json_valid(e.input_dims)
-              AND try_cast(json_extract_string(e.input_dims, '$[0][0]') AS BIGINT) >= 16000) AS embed_vocab
-FROM _window w;
+WITH _e AS (  -- one pass over the CPU-side rows
+    SELECT trace,
+           count(*) FILTER (WHERE kind = 'cpu_op' AND input_dims IS NOT NULL AND input_dims NOT IN ('', '[]')) AS shaped_ops,
+           count(*) FILTER (WHERE kind = 'range' AND regexp_full_match(name, getvariable('lm_head_regex'))) AS lm_ranges,
+           count(*) FILTER (WHERE kind = 'runtime' AND starts_with(name, 'hip')) > 0 AS rocm,
+           -- a vocabulary the model embeds (aten::embedding weight [V, H], V >= 16000): it has an LM head
+           max(try_cast(json_extract_string(input_dims, '$[0][0]') AS BIGINT)) FILTER (
+               WHERE kind = 'cpu_op' AND name = 'aten::embedding' AND json_valid(input_dims)) AS embed_rows
+    FROM events WHERE kind IN ('cpu_op', 'range', 'runtime') GROUP BY trace
+), _k AS (  -- graph-replayed GPU ops, and those graphmap mapped (args are read on graph rows only)
+    SELECT trace, count(*) AS graph_ops, count(*) FILTER (WHERE contains(args, '"@graphmap"')) AS mapped_ops
+    FROM (SELECT trace, args FROM kernels WHERE _is_graph_launch(launch_name)) GROUP BY trace
+)
+SELECT w.trace, coalesce(e.shaped_ops, 0) AS shaped_ops, coalesce(k.graph_ops, 0) AS graph_ops,
+       coalesce(k.mapped_ops, 0) AS mapped_ops, coalesce(e.rocm, FALSE) AS rocm, coalesce(e.lm_ranges, 0) AS lm_ranges,
+       CASE WHEN e.embed_rows >= 16000 THEN e.embed_rows END AS embed_vocab
+FROM _window w LEFT JOIN _e e USING (trace) LEFT JOIN _k k USING (trace);
 
 CREATE OR REPLACE TEMP TABLE _lm_vocab AS
 WITH _gemm AS (

@@ -72,11 +72,11 @@ SELECT t.trace, 'graph_replayed_share' AS flag,
                  || CASE WHEN coalesce(gm.mapped, 0) > 0 THEN ' (' || gm.mapped || ' of ' || g.graph_ops || ' mapped by tracekit graphmap, '
                          || round(100.0 * gm.mapped / g.graph_ops, 2) || '%)' ELSE '' END
                  || '; per-phase splits inside the graph: run `tracekit graphmap` with a reference (an eager run or a profile of the graph capture)'
-                 || CASE WHEN gm.rocm THEN '' ELSE ', nsys --cuda-graph-trace=node' END || ', or capture with graphs disabled' END AS message
+                 || CASE WHEN hip.rocm THEN '' ELSE ', nsys --cuda-graph-trace=node' END || ', or capture with graphs disabled' END AS message
 FROM _t t LEFT JOIN _g g USING (trace)
-LEFT JOIN (SELECT k.trace, count(*) FILTER (WHERE _is_graph_launch(k.launch_name) AND contains(k.args, '"@graphmap"')) AS mapped,
-                  (SELECT count(*) > 0 FROM _rt r WHERE r.trace = k.trace AND starts_with(r.name, 'hip')) AS rocm
-           FROM kernels k GROUP BY k.trace) gm USING (trace)
+LEFT JOIN (SELECT trace, count(*) FILTER (WHERE contains(args, '"@graphmap"')) AS mapped
+           FROM (SELECT trace, args FROM kernels WHERE _is_graph_launch(launch_name)) GROUP BY trace) gm USING (trace)
+LEFT JOIN (SELECT trace, bool_or(starts_with(name, 'hip')) AS rocm FROM _rt GROUP BY trace) hip USING (trace)
 UNION ALL
 SELECT t.trace, CASE WHEN coalesce(s.gpu_sync_rows, 0) = 0 AND coalesce(rs.sync_calls, 0) = 0 THEN 'missing_sync_events'
                      WHEN coalesce(s.gpu_sync_rows, 0) = 0 THEN 'no_gpu_sync_rows' ELSE 'sync_events' END,
