@@ -159,7 +159,8 @@ def warnings_of(results: Mapping[str, pd.DataFrame]) -> list[dict[str, Any]]:
     lm = results.get("lm_head")
     if lm is not None and len(lm):
         used = set(lm.loc[lm["used"].astype(bool), "trace"])
-        for r in lm[lm["status"].isin(["abstain"]) & ~lm["trace"].isin(used)].to_dict("records"):
+        warn = lm["severity"] == "warn" if "severity" in lm else lm["status"].isin(["abstain"])  # lm_head.sql: one per trace
+        for r in lm[warn & ~lm["trace"].isin(used)].to_dict("records"):
             warns.append({"trace": r["trace"], "analysis": "lm_head", "flag": r["method"], "message": r["note"]})
     return warns
 
