@@ -1,0 +1,53 @@
+-- headline: per trace and step kind, the per-step breakdown, the phase tree and verdicts, first.
+-- @requires steps gpu_idle
+--
+-- Run it with `tracekit report` (or `tracekit sql TRACE --query headline`): that loads _common.sql,
+-- the set-up of the files named on the `@requires` line (steps.sql: _step_rows, _gpu_step,
+-- _range_step; gpu_idle.sql: _idle_all) and sets every getvariable() to its default.
+--
+-- A step is a step instance of steps.sql (innermost range matching step_pattern); a step kind
+-- keeps batch sizes apart (step[DECODE bs=8] and step[DECODE bs=16] are two kinds). Every
+-- per-step number below is taken per step instance, then summarised over the steps of its kind
+-- (mean, p50, p99: quantile_cont). Three spans per step (an asynchronous step's GPU work may
+-- run long after its CPU range closed):
+--   CPU span          the step range's duration (steps.wall_ns)
+--   GPU span          first start to last end of the GPU ops launched in the step (steps.gpu_span_ns)
+--   end-to-end span   step start to max(step end, last end of its GPU ops) (steps.end_to_end_ns)
+--
+-- Output `headline` (long form: one row per trace, step kind and metric):
+--   trace, step_kind, steps (step instances of the kind), row_order (int, display order),
+--   metric, unit ('ns' | 'count' | 'share'), mean, p50, p99 (DOUBLE), note (why NULL, else NULL)
+--   metrics, in row_order:
+--     'CPU span', 'GPU span', 'end-to-end span'             (ns; see above)
+--     'launches'                 runtime calls that launched GPU ops, graph launches excluded
+--     'graph launches'           *GraphLaunch calls;  'graph nodes': GPU ops they replayed
+--     'host time in graph launch'   summed host duration of the graph launch calls (ns)
+--     'GPU busy (union)'         union of the step's GPU op intervals per device, summed (ns)
+--     'GPU busy share'           GPU busy (union) / GPU span summed per device (share, <= 1)
+--     'kernel time (sum)'        summed duration of the step's GPU ops (kernels, memcpy, memset)
+--     'GPU idle in span'         device idle time (no GPU op at all) inside the step's GPU span
+--                                on each device, summed over devices (ns)
+--     'idle: <cause>'            that idle time split by gpu_idle.sql's causes (launch_bound,
+--                                sync_blocked, host_busy, other, ...); the causes add up to
+--                                'GPU idle in span'
+--     'sync calls', 'sync stall' blocking sync calls in the step and their host time (ns)
+--   NULL with a note where the trace lacks what the metric needs (no runtime rows, no sync
+--   captured, no GPU op in the step), never 0.
+-- Output `phase_tree`: trace, step_kind, row_order, depth (0 = top level inside the step),
+--   phase (leaf name; '(other)' = step time in no phase), phase_path (relative to the step),
+--   excl_cpu_ns_mean, excl_cpu_ns_p50, excl_cpu_ns_p99, incl_cpu_ns_mean,
+--   excl_gpu_ns_mean, incl_gpu_ns_mean, excl_cpu_share, excl_gpu_share.
+--   CPU: range time on the step's thread, clipped to the step range; inclusive = the phase's
+--   ranges, exclusive = inclusive minus its child phases' inclusive. '(other)' = CPU span minus
+--   the top-level phases. GPU: duration of GPU ops by the innermost phase of their launch
+--   ('(other)': launched directly in the step or outside its phases); inclusive adds descendants.
+--   Per step values (0 where a step lacks the phase), then mean/p50/p99 over the steps of the kind.
+--   excl_cpu_share = sum excl_cpu_ns / sum CPU span (over the kind's steps);
+--   excl_gpu_share = sum excl_gpu_ns / sum kernel time (sum) (NULL when the kind ran no GPU op).
+--   Each share column sums to 1 over the rows of a (trace, step_kind). Rows are sorted so a
+--   depth-first walk prints the tree (siblings by inclusive CPU time, '(other)' last).
+-- Output `verdicts`: trace, step_kind, rank (1..6), verdict (one sentence, its numbers formatted
+--   in ms/us/%), numerator_ns, denominator_ns, numerator (label), denominator (label).
+-- Output `notes`: trace, severity ('warn' | 'info'), source ('converter' | analysis name), message:
+--   the converter's notes (truncation, salvaged events, replaced bytes: view trace_notes) and
+--   'no step matched the step pattern ...; candidates: <top-level range names by frequency>'.
