@@ -274,7 +274,8 @@ WITH _ic AS (  -- idle causes and the host phase with the most idle, per kind
                 ELSE 'GPU idle ' || _hl_pct(coalesce(i.idle_ns, 0), k.span) || ' of the GPU span ('
                      || _hl_t(coalesce(i.idle_ns, 0) / k.n) || ' of ' || _hl_t(k.span / k.n) || ' per step)'
                      || coalesce(': ' || i.split, '')
-                     || coalesce('; the host was in `' || h.host_phase || '`', '') END,
+                     || coalesce('; the host was ' || CASE WHEN h.host_phase IN ('(self)', '(none)') THEN 'in no phase'
+                                                          ELSE 'in `' || h.host_phase || '`' END, '') END,
            CASE WHEN k.ops > 0 THEN coalesce(i.idle_ns, 0) END, CASE WHEN k.ops > 0 THEN k.span END,
            'GPU idle inside the steps'' GPU spans', 'GPU span (per device, summed over steps)'
     FROM _hl_kind k LEFT JOIN _idle i USING (trace, step_kind) LEFT JOIN _hp h USING (trace, step_kind)
@@ -296,7 +297,9 @@ WITH _ic AS (  -- idle causes and the host phase with the most idle, per kind
                 WHEN coalesce(stall, 0) = 0 THEN 'No blocking sync call inside these steps (sync calls were captured)'
                 ELSE 'Host blocked in sync calls ' || _hl_pct(stall, wall) || ' of the CPU span ('
                      || printf('%.1f', syncs / n) || ' calls, ' || _hl_t(stall / n) || ' per step)'
-                     || coalesce(', mostly in `' || (SELECT phase FROM _sy WHERE _sy.trace = k.trace AND _sy.step_kind = k.step_kind) || '`', '') END,
+                     || coalesce(', mostly ' || (SELECT CASE WHEN phase IN ('(self)', '(none)') THEN 'in no phase'
+                                                             ELSE 'in `' || phase || '`' END
+                                                 FROM _sy WHERE _sy.trace = k.trace AND _sy.step_kind = k.step_kind), '') END,
            CASE WHEN has_sync THEN coalesce(stall, 0) END, CASE WHEN has_sync THEN wall END,
            'host time in blocking sync calls', 'CPU span (step range)'
     FROM _hl_kind k

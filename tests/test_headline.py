@@ -5,13 +5,16 @@ Times in the traces are Kineto microseconds (integers), so every expected ns val
 
 from __future__ import annotations
 
+import gzip
 import json
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Callable
 
 import pytest
 
 from tests import planted
+from tests.conftest import KINETO_DIR, needs_shared
 from tracekit import report
 
 PID, TID = 100, 1
@@ -250,3 +253,63 @@ def test_truncated_trace_note_reaches_the_warnings(tmp_path: Path) -> None:
     assert len(conv) >= 1 and conv["message"].str.contains("truncated").any()
     doc_json = report.to_json(res)
     assert doc_json["warnings"][0]["flag"] == "converter" and "truncated" in doc_json["warnings"][0]["message"]
+
+
+# --------------------------------------------------------------------------- real traces, computed independently
+
+REAL_STEP_TRACES = ["hta/ns_resolution_trace/rank-0.Apr_03_18_51_38.1102.pt.trace.json.gz",
+                    "tracelens/h100__Qwen_Qwen1.5-0.5B-Chat__1016005.json.gz"]
+
+
+def _ns(v: Any) -> int:
+    return int(round(Decimal(v) * 1000))  # exact: this trace's us carry 3 decimals on 16 digits, past a float's
+
+
+def _independent_steps(path: Path) -> list[dict[str, int]]:
+    """Per ProfilerStep, straight from the raw JSON: spans, union-busy, op time, launches.
+
+    Every step of these traces is on one thread, so (as steps.sql documents) events of any thread
+    belong to the step their start (a GPU op: its launch call's start) falls in.
+    """
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        ev = [e for e in json.load(f, parse_float=Decimal)["traceEvents"] if e.get("ph") == "X"]
+    steps = sorted((_ns(e["ts"]), _ns(e["ts"]) + _ns(e["dur"])) for e in ev
+                   if e.get("cat") == "user_annotation" and str(e.get("name", "")).startswith("ProfilerStep#"))
+    launch = {e["args"]["correlation"]: _ns(e["ts"]) for e in ev
+              if e.get("cat") in ("cuda_runtime", "cuda_driver") and "correlation" in e.get("args", {})}
+    ops = [(launch[e["args"]["correlation"]], _ns(e["ts"]), _ns(e["ts"]) + _ns(e["dur"]), e["args"].get("device"))
+           for e in ev if e.get("cat") in ("kernel", "gpu_memcpy", "gpu_memset")
+           and e.get("args", {}).get("correlation") in launch]
+    out = []
+    for s, e in steps:
+        mine = [o for o in ops if s <= o[0] < e]
+        busy = 0
+        for dev in {o[3] for o in mine}:
+            cur_s = cur_e = None
+            for _, a, b, _d in sorted(o for o in mine if o[3] == dev):
+                if cur_e is None or a > cur_e:
+                    busy += (cur_e - cur_s) if cur_e is not None else 0
+                    cur_s, cur_e = a, b
+                else:
+                    cur_e = max(cur_e, b)
+            busy += cur_e - cur_s
+        launched = {o[0] for o in mine}
+        out.append({"CPU span": e - s, "GPU span": max(o[2] for o in mine) - min(o[1] for o in mine),
+                    "end-to-end span": max(e, max(o[2] for o in mine)) - s, "GPU busy (union)": busy,
+                    "kernel time (sum)": sum(o[2] - o[1] for o in mine), "launches": len(launched)})
+    return out
+
+
+@needs_shared
+@pytest.mark.parametrize("rel", REAL_STEP_TRACES)
+def test_real_trace_headline_matches_raw_json(rel: str) -> None:
+    path = KINETO_DIR / rel
+    truth = _independent_steps(path)
+    res = report.run([path], analyses=["headline"])
+    h = res["headline"]
+    assert set(h["step_kind"]) == {"ProfilerStep#N"} and h["steps"].iloc[0] == len(truth)
+    for metric in truth[0]:
+        want = sum(t[metric] for t in truth) / len(truth)
+        assert _metric(res, "ProfilerStep#N", metric)["mean"] == pytest.approx(want, rel=1e-12), metric
+    t = res["headline.phase_tree"]
+    assert abs(t["excl_cpu_share"].sum() - 1) < 1e-9 and abs(t["excl_gpu_share"].sum() - 1) < 1e-9
