@@ -313,3 +313,14 @@ def test_real_trace_headline_matches_raw_json(rel: str) -> None:
         assert _metric(res, "ProfilerStep#N", metric)["mean"] == pytest.approx(want, rel=1e-12), metric
     t = res["headline.phase_tree"]
     assert abs(t["excl_cpu_share"].sum() - 1) < 1e-9 and abs(t["excl_gpu_share"].sum() - 1) < 1e-9
+
+
+def test_diff_step_wall_is_end_to_end(write_trace: Callable[..., Path]) -> None:
+    """`step.wall_ms` (diff/compare gates) counts an async step's GPU tail: (493.7 + 1 + 1 + 0.5) / 4 ms."""
+    from tracekit import compare
+
+    p = write_trace(_framework_events(), name="sglang.json")
+    d = compare.diff(p, p)["diff"].set_index("metric")
+    assert d.loc["step.wall_ms", "a"] == pytest.approx(496.2 / 4, abs=1e-9)
+    # summed busy over summed per-device GPU span: (483.5 + 0.5 + 0.2 + 0.1) / (493.5 + 0.5 + 0.2 + 0.1)
+    assert d.loc["step.gpu_busy_share", "a"] == pytest.approx(484.3 / 494.3, abs=1e-12)
