@@ -116,10 +116,19 @@ def list_queries(private: bool = False) -> list[str]:
     return [n for n in ANALYSES if n in names] + [n for n in names if n not in ANALYSES]
 
 
+#: Query files that need more than a trace (labelled runs, a slice, a reference): the verb that runs each.
+VERB_OF = {"compare": "compare", "diff": "diff", "export_chrome": "export-chrome", "graph_map": "graphmap"}
+
+
 def describe(name: str) -> str:
-    """The first line of ``queries/<name>.sql``'s header comment, without its ``name:`` prefix."""
-    first = (QUERY_DIR / f"{name}.sql").read_text().split("\n", 1)[0]
-    return re.sub(r"^--\s*(" + re.escape(name) + r"\s*:\s*)?", "", first).strip()
+    """The first sentence of ``queries/<name>.sql``'s header comment (its first paragraph), without ``name:``."""
+    lines = []
+    for line in (QUERY_DIR / f"{name}.sql").read_text().splitlines():
+        text = re.sub(r"^--\s?", "", line).strip() if line.startswith("--") else ""
+        if not text or text.startswith("@"):
+            break
+        lines.append(text)
+    return re.sub(r"^" + re.escape(name) + r"\s*:\s*", "", " ".join(lines))
 
 
 def setup_file(con: duckdb.DuckDBPyConnection, name: str, done: set[str]) -> SqlFile:

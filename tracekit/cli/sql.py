@@ -45,6 +45,8 @@ def command(traces: tuple[str, ...], query: str | None, file: str | None, output
     path: Path | None = Path(file) if file else None
     sql: str | None = None
     if path is None and query is not None and re.fullmatch(r"[A-Za-z]\w*", query) and query in report.list_queries():
+        if query in report.VERB_OF:
+            raise click.UsageError(f"{query} needs more than traces: run it with `tracekit {report.VERB_OF[query]}`")
         path = report.QUERY_DIR / f"{query}.sql"
     elif path is None:
         if query is not None:
