@@ -116,6 +116,7 @@ KNOWN_OVER_ONE = {("flops", "share_of_peak"), ("flops.ops", "share_of_peak"), ("
 @needs_shared
 @pytest.mark.parametrize("path", _share_traces(), ids=lambda p: p.name)
 def test_no_share_exceeds_one(path: Path) -> None:
+    """Every `*_share` of every report output <= 1; the headline's sums and orderings hold."""
     res = report.run([path])
     over = []
     for key, df in res.items():
@@ -126,5 +127,22 @@ def test_no_share_exceeds_one(path: Path) -> None:
                     over.append((key, col, m))
     unexpected = [o for o in over if o[:2] not in KNOWN_OVER_ONE]
     assert not unexpected
+    # the headline's own invariants on every real trace
+    tree = res["headline.phase_tree"]
+    for _, g in tree.groupby(["trace", "step_kind"]):
+        assert abs(g["excl_cpu_share"].sum() - 1) < 1e-9
+        assert g["excl_gpu_share"].isna().all() or abs(g["excl_gpu_share"].sum() - 1) < 1e-9
+        assert (g["excl_cpu_ns_mean"] >= 0).all() and (g["incl_cpu_ns_mean"] >= g["excl_cpu_ns_mean"] - 1e-6).all()
+    h = res["headline"]
+    for _, g in h.groupby(["trace", "step_kind"]):
+        m = dict(zip(g["metric"], g["mean"]))
+        assert m["end-to-end span"] >= m["CPU span"]
+        if m["GPU span"] == m["GPU span"]:  # not NaN: the kind launched GPU ops
+            assert m["GPU busy (union)"] <= m["kernel time (sum)"] + 1e-6
+            idle = sum(v for k, v in m.items() if k.startswith("idle: "))
+            assert idle == pytest.approx(m["GPU idle in span"], rel=1e-9, abs=1e-6)
+    v = res["headline.verdicts"]
+    for _, g in v.groupby(["trace", "step_kind"]):
+        assert 3 <= len(g) <= 6 and list(g["rank"]) == list(range(1, len(g) + 1))
     if over:
         pytest.xfail(f"flops.sql share_of_peak above 1 (owner: flops.sql): {over}")
