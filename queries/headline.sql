@@ -29,7 +29,8 @@
 --                                on each device, summed over devices (ns)
 --     'idle: <cause>'            that idle time split by gpu_idle.sql's causes (launch_bound,
 --                                sync_blocked, host_busy, other, ...); the causes add up to
---                                'GPU idle in span'
+--                                'GPU idle in span'. GPU span - GPU busy - GPU idle in span is time
+--                                the device ran other steps' ops (0 unless steps overlap on the GPU)
 --     'sync calls', 'sync stall' blocking sync calls in the step and their host time (ns)
 --   NULL with a note where the trace lacks what the metric needs (no runtime rows, no sync
 --   captured, no GPU op in the step), never 0.
@@ -47,10 +48,21 @@
 --   Each share column sums to 1 over the rows of a (trace, step_kind). Rows are sorted so a
 --   depth-first walk prints the tree (siblings by inclusive CPU time, '(other)' last).
 -- Output `verdicts`: trace, step_kind, rank (1..6), verdict (one sentence, its numbers formatted
---   in ms/us/%), numerator_ns, denominator_ns, numerator (label), denominator (label).
+--   in ms/us/%), numerator_ns, denominator_ns, numerator (label), denominator (label). Candidates in
+--   this order, the first six that apply ranked 1..6 (sums over the kind's steps; NULL numbers and a
+--   sentence naming the capture flag when the data is missing, never a confident zero):
+--     GPU idle in span / GPU span, split by cause, and the host phase of the most host-caused idle
+--     asynchronous step: end-to-end span / CPU span (only when above 1.05)
+--     largest exclusive CPU phase ('(other)' excluded) / CPU span
+--     host time in blocking syncs / CPU span, and the phase with most of it
+--     launches per step, mean launch call; launch host time (graph launches included) / CPU span
+--     GPU time replayed by CUDA graphs / kernel time (only when graphs replayed)
+--     largest GPU phase ('(other)' excluded) / kernel time
 -- Output `notes`: trace, severity ('warn' | 'info'), source ('converter' | analysis name), message:
---   the converter's notes (truncation, salvaged events, replaced bytes: view trace_notes) and
---   'no step matched the step pattern ...; candidates: <top-level range names by frequency>'.
+--   the converter's notes (truncation, salvaged events, replaced bytes: view trace_notes; 'warn') and
+--   'no step matched the step pattern ...; candidates: <top-level range names by frequency>' (source
+--   'steps', 'warn'; top level = a range with no enclosing range, digits folded to N, 8 at most).
+--   tracekit.report.warnings_of puts the 'warn' rows first among the report's warnings.
 --
 -- How to read: GPU busy share near 1 with idle small means the GPU is the bottleneck; idle with
 -- launch_bound/host_busy causes means the host cannot keep it fed (look at the phase the host was
