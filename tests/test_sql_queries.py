@@ -146,3 +146,12 @@ def test_no_share_exceeds_one(path: Path) -> None:
         assert 3 <= len(g) <= 6 and list(g["rank"]) == list(range(1, len(g) + 1))
     if over:
         pytest.xfail(f"flops.sql share_of_peak above 1 (owner: flops.sql): {over}")
+
+
+def test_param_overrides_a_default(planted_parquet: Path, tmp_path: Path) -> None:
+    # ProfilerStep#2 only (20000..21000 us): one step, one op of 200 us
+    rows = _sql([str(planted_parquet), "--query", "steps", "--output", "steps",
+                 "--param", "step_pattern=ProfilerStep#2"], tmp_path)[0]
+    assert [(r["step_name"], r["gpu_op_ns"]) for r in rows] == [("ProfilerStep#2", 200_000)]
+    r = CliRunner().invoke(cli, ["sql", str(planted_parquet), "--query", "steps", "--param", "nope=1"])
+    assert r.exit_code == 2 and "unknown report parameter(s): nope" in r.output

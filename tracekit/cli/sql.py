@@ -22,6 +22,27 @@ def _emit(df: pd.DataFrame, fmt: str, limit: int, title: str | None) -> None:
         print_frame(df, title=title, limit=limit)
 
 
+def _parse_params(items: tuple[str, ...]) -> dict[str, object]:
+    """``NAME=VALUE`` pairs; a VALUE that reads as an int, a float or true/false is passed as one."""
+    out: dict[str, object] = {}
+    for item in items:
+        name, sep, raw = item.partition("=")
+        if not sep or not name.strip():
+            raise click.UsageError(f"--param {item!r}: expected NAME=VALUE")
+        value: object = raw
+        if raw.lower() in ("true", "false"):
+            value = raw.lower() == "true"
+        else:
+            for cast in (int, float):
+                try:
+                    value = cast(raw)
+                    break
+                except ValueError:
+                    pass
+        out[name.strip()] = value
+    return out
+
+
 @click.command("sql")
 @click.argument("traces", nargs=-1, required=True, type=click.Path())
 @click.option("-q", "--query", "query",
@@ -29,9 +50,12 @@ def _emit(df: pd.DataFrame, fmt: str, limit: int, title: str | None) -> None:
 @click.option("-f", "--file", "file", type=click.Path(exists=True, dir_okay=False),
               help="Read the SQL from a file; `-- @output NAME` sections each print a table.")
 @click.option("--output", "output", help="With -f/--query NAME: print only this `@output` section.")
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
+              help="With -f/--query NAME: set a query variable instead of its default (e.g. step_pattern=decode_step).")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 @click.option("--limit", default=1000, show_default=True, help="Rows printed in table format.")
-def command(traces: tuple[str, ...], query: str | None, file: str | None, output: str | None, fmt: str, limit: int) -> None:
+def command(traces: tuple[str, ...], query: str | None, file: str | None, output: str | None,
+            params: tuple[str, ...], fmt: str, limit: int) -> None:
     """Run SQL over converted traces (Parquet files or folders; raw traces are converted and cached).
 
     Views: events, kernels (kernel/memcpy/memset rows), runtime, ranges, trace_devices, trace_notes.
@@ -61,7 +85,10 @@ def command(traces: tuple[str, ...], query: str | None, file: str | None, output
         _emit(con.execute(sql).df(), fmt, limit, None)
         return
     sf = report.parse_sql(path)
-    done = report.prepare(con)
+    try:
+        done = report.prepare(con, **_parse_params(params))
+    except TypeError as e:  # an unknown variable name
+        raise click.UsageError(f"--param: {e}") from None
     if not sf.outputs:  # a plain script: the result of its last statement
         for req in sf.requires:
             report.setup_file(con, req, done)
