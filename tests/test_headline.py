@@ -324,3 +324,13 @@ def test_diff_step_wall_is_end_to_end(write_trace: Callable[..., Path]) -> None:
     assert d.loc["step.wall_ms", "a"] == pytest.approx(496.2 / 4, abs=1e-9)
     # summed busy over summed per-device GPU span: (483.5 + 0.5 + 0.2 + 0.1) / (493.5 + 0.5 + 0.2 + 0.1)
     assert d.loc["step.gpu_busy_share", "a"] == pytest.approx(484.3 / 494.3, abs=1e-12)
+
+
+def test_terminal_report_prints_the_truncation_warning_first(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    doc = {"schemaVersion": 1, "traceEvents": [_range("step", 0, 100), *_launch(10, 1, 20, 50)]}
+    text = json.dumps(doc)
+    p = tmp_path / "cut.json"
+    p.write_text(text[: text.rindex("{")] + '{"ph": "X", "na')
+    report.print_report(report.run([p], analyses=["headline", "summary"]))
+    first = capsys.readouterr().out.lstrip().splitlines()[0]
+    assert first.startswith("warning [cut] headline/converter:") and "truncated" in first

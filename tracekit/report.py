@@ -266,14 +266,17 @@ def to_json(results: Mapping[str, pd.DataFrame]) -> dict[str, Any]:
 
 
 def print_report(results: Mapping[str, pd.DataFrame], limit: int = 25) -> None:
-    """Terminal tables (rich), one per output, then the warnings."""
+    """The warnings, then terminal tables (rich), one per output."""
     import sys
 
     from rich.console import Console
 
     from tracekit.render import print_frame
+    from tracekit.safe import term
 
     console = Console(markup=False, highlight=False, width=None if sys.stdout.isatty() else 220)
+    for w in warnings_of(results):  # first: a truncated trace explains every number below it
+        console.print(term(f"warning [{w['trace']}] {w['analysis']}/{w['flag']}: {w['message']}"))
     for key, df in results.items():
         if key == "steps.median_step_ops":
             continue  # plot input, not a table for reading
@@ -284,8 +287,6 @@ def print_report(results: Mapping[str, pd.DataFrame], limit: int = 25) -> None:
             if not pd.api.types.is_numeric_dtype(view[c]):
                 view[c] = view[c].map(lambda v: v[:57] + "..." if isinstance(v, str) and len(v) > 60 else v)
         print_frame(view, title=key, limit=limit, console=console)
-    for w in warnings_of(results):
-        console.print(f"warning [{w['trace']}] {w['analysis']}/{w['flag']}: {w['message']}")
 
 
 # ----------------------------------------------------------------------------- HTML
