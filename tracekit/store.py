@@ -9,7 +9,9 @@ registers the views every query in ``queries/`` relies on:
 - ``kernels``: kind in kernel / memcpy / memset;
 - ``runtime``: kind = runtime;
 - ``ranges``: kind = range;
-- ``trace_devices``: trace, device, name, sm_count, arch, id_source of the GPUs of each trace (see TRACE_DEVICES).
+- ``trace_devices``: trace, device, name, sm_count, arch, id_source of the GPUs of each trace (see TRACE_DEVICES);
+- ``trace_notes``: trace, note: what the converter had to skip, salvage or replace (truncation,
+  bad bytes), so that the report can put it at the top as a warning (queries/headline.sql).
 
 ``connect_runs`` registers the same views over several labelled runs, each with a ``label`` column.
 """
@@ -83,6 +85,13 @@ UNION ALL
 SELECT u.trace, u.device, o.name, o.sm_count, o.arch, 'gpu_op' FROM _used u LEFT JOIN _one o USING (trace)
 WHERE u.trace IN (SELECT trace FROM _named)
   AND NOT EXISTS (SELECT 1 FROM _named n WHERE n.trace = u.trace AND n.device = u.device)"""
+#: ``trace_notes``: one row per (trace, note) of the files' ``tracekit.traces`` metadata (the converter's notes).
+TRACE_NOTES = """
+SELECT t.key AS trace, json_extract_string(n.value, '$') AS note
+FROM parquet_kv_metadata({files}) m,
+     json_each(decode(m.value)::JSON) t,
+     json_each(json_extract(t.value, '$.notes')) n
+WHERE decode(m.key) = 'tracekit.traces' AND json_type(json_extract(t.value, '$.notes')) = 'ARRAY'"""
 
 
 def _cache_path(src: Path) -> Path:
@@ -143,13 +152,14 @@ def _lit(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _register(con: duckdb.DuckDBPyConnection, events: str, devices: str) -> duckdb.DuckDBPyConnection:
-    """The views every query reads: ``events`` (its SELECT given), the kind views over it, ``trace_devices``."""
+def _register(con: duckdb.DuckDBPyConnection, events: str, devices: str, notes: str) -> duckdb.DuckDBPyConnection:
+    """The views every query reads: ``events`` (its SELECT given), the kind views, ``trace_devices``, ``trace_notes``."""
     con.execute(f"CREATE OR REPLACE VIEW events AS {events}")
     for name, body in VIEWS.items():
         con.execute(f"CREATE OR REPLACE VIEW {name} AS {body}")
     # The GPUs each trace names (Parquet key-value metadata, see read_metadata): queries/flops.sql picks peaks by name.
     con.execute(f"CREATE OR REPLACE VIEW trace_devices AS {devices}")
+    con.execute(f"CREATE OR REPLACE VIEW trace_notes AS {notes}")
     return con
 
 
@@ -160,7 +170,7 @@ def connect(paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[str],
         paths = [paths]
     lst = "[" + ", ".join(_lit(f) for f in parquet_files(paths)) + "]"
     return _register(con or duckdb.connect(), f"SELECT * FROM read_parquet({lst}, union_by_name = true)",
-                     TRACE_DEVICES.format(files=lst))
+                     TRACE_DEVICES.format(files=lst), TRACE_NOTES.format(files=lst))
 
 
 def connect_runs(runs: Iterable[tuple[str, Iterable[str | os.PathLike[str]]]],
@@ -170,14 +180,16 @@ def connect_runs(runs: Iterable[tuple[str, Iterable[str | os.PathLike[str]]]],
     Two runs may hold traces with the same name (the same script run twice), so ``trace``
     alone cannot tell them apart; ``label`` (e.g. ``k=2``, or ``A`` / ``B``) can.
     """
-    parts, devices = [], []
+    parts, devices, notes = [], [], []
     for label, paths in runs:
         lst = "[" + ", ".join(_lit(f) for f in parquet_files(paths)) + "]"
         parts.append(f"SELECT *, {_lit(label)} AS label FROM read_parquet({lst}, union_by_name = true)")
         devices.append(f"SELECT *, {_lit(label)} AS label FROM ({TRACE_DEVICES.format(files=lst)})")
+        notes.append(f"SELECT *, {_lit(label)} AS label FROM ({TRACE_NOTES.format(files=lst)})")
     if not parts:
         raise TraceError("runs", "no run given")
-    return _register(con or duckdb.connect(), " UNION ALL BY NAME ".join(parts), " UNION ALL ".join(devices))
+    return _register(con or duckdb.connect(), " UNION ALL BY NAME ".join(parts), " UNION ALL ".join(devices),
+                     " UNION ALL ".join(notes))
 
 
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
