@@ -97,7 +97,7 @@ def test_async_prefill_spans_and_busy_share(framework: dict[str, Any]) -> None:
     assert _metric(framework, k, "GPU idle in span")["mean"] == 10_000_000
     assert _metric(framework, k, "kernel time (sum)")["mean"] == 483_500_000
     # the 10 ms gap: kernel B's launch (200 us) had ended long before the gap began -> 'other'
-    assert _metric(framework, k, "idle: other")["mean"] == 10_000_000
+    assert _metric(framework, k, "idle: queued_dependency")["mean"] == 10_000_000  # B launched at 200 us, long before the gap; no stream wait
     v = framework["headline.verdicts"]
     a = v[(v["step_kind"] == k) & v["verdict"].str.startswith("Asynchronous")].iloc[0]
     assert (a["numerator_ns"], a["denominator_ns"]) == (493_700_000, 28_900_000)
