@@ -8,6 +8,7 @@ import click
 
 from tracekit.atomic import refuse_input
 from tracekit.cli._params import regex
+from tracekit.safe import term
 
 from tracekit import compare as cmp
 from tracekit import report as rep
@@ -36,6 +37,6 @@ def command(a: str, b: str, conditions: tuple[str, ...], as_json: bool, html_out
          to_json=cmp.to_json, to_html=cmp.to_html, show=lambda r: cmp.print_results(r, limit=limit))
     lines = cmp.fired(results)
     for line in lines:
-        click.echo(f"tracekit: gate: {line}", err=True)
+        click.echo(term(f"tracekit: gate: {line}"), err=True)
     if lines:
         sys.exit(1)

@@ -8,6 +8,7 @@ import click
 
 from tracekit.atomic import refuse_input
 from tracekit.cli._params import regex
+from tracekit.safe import term
 from rich.console import Console
 
 from tracekit.export_chrome import Steps, export_chrome
@@ -43,6 +44,6 @@ def command(traces: tuple[str, ...], out: str, trace_name: str | None, phase: st
         click.echo(json.dumps(res))
         return
     sel = ", ".join(x for x in (f"phase {phase!r}" if phase else "", f"steps {steps} of {res['steps']}" if steps else "") if x)
-    Console(markup=False, highlight=False).print(
+    Console(markup=False, highlight=False).print(term(
         f"wrote {res['out']}: {res['events']:,} events ({res['flows']:,} flow rows) of trace {res['trace']!r}"
-        + (f", {sel}" if sel else ""))
+        + (f", {sel}" if sel else "")))

@@ -10,6 +10,7 @@ import click
 from tracekit.cli._params import regex
 
 from tracekit import report as rep
+from tracekit.safe import term
 
 
 @click.command("graphmap")
@@ -50,4 +51,4 @@ def command(replay: str, reference: str, out: str | None, step_pattern: str | No
     print_frame(res["graph_map"].drop(columns=["trace"]), title="graph launches", limit=limit, console=console)
     print_frame(res["graph_map.summary"], title="summary", console=console)
     if out:
-        click.echo(f"wrote {out}")
+        click.echo(term(f"wrote {out}"))
