@@ -239,7 +239,7 @@ def test_killed_conversion_is_cleaned_by_the_next_run(tmp_path: Path, big: Path,
     p = _start_and_signal(tmp_path, ["big.json", "-o", "big.parquet"], signal.SIGKILL, tmp_path)
     assert p.returncode == -signal.SIGKILL
     left = [n for n in os.listdir(tmp_path) if n.startswith(".")]
-    assert len(left) == 1 and left[0].startswith(f".big.parquet.{p.pid}.") and left[0].endswith(".arrow")
+    assert len(left) == 1 and left[0].startswith(f".big.parquet.{p.pid}@{atomic._host()}.") and left[0].endswith(".arrow")
     write_trace(EVENTS, name="small.json")
     r = run_in(tmp_path, ["convert", "small.json", "-o", "small.parquet"])
     assert r.exit_code == 0
@@ -251,13 +251,15 @@ def test_remove_stale_keeps_live_processes_files(tmp_path: Path) -> None:
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     try:
-        names = [f".x.parquet.{live.pid}.abc123.arrow", f".x.parquet.{dead.pid}.abc123.arrow",
-                 f".r.html.{dead.pid}.q_1.tmp", f".x.parquet.{os.getpid()}.zz.tmp", ".hidden", f"x.{dead.pid}.a.tmp"]
+        h = atomic._host()
+        names = [f".x.parquet.{live.pid}@{h}.abc123.arrow", f".x.parquet.{dead.pid}@{h}.abc123.arrow",
+                 f".r.html.{dead.pid}@{h}.q_1.tmp", f".x.parquet.{os.getpid()}@{h}.zz.tmp", ".hidden",
+                 f"x.{dead.pid}@{h}.a.tmp", f".x.parquet.{dead.pid}@other-host.abc123.arrow"]
         for n in names:
             (tmp_path / n).write_text("")
         removed = atomic.remove_stale(tmp_path)
         assert sorted(p.name for p in removed) == sorted(names[1:3])
-        assert sorted(os.listdir(tmp_path)) == sorted([names[0], names[3], names[4], names[5]])
+        assert sorted(os.listdir(tmp_path)) == sorted(names[:1] + names[3:])
     finally:
         live.kill()
         live.wait()

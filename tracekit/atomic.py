@@ -6,17 +6,18 @@ destination's folder (same file system, so the final rename is atomic), given th
 ``open`` would have (``mkstemp`` makes it 0600), and renamed into place only when the writer
 finished without an error; otherwise the temporary file is removed.
 
-Temporary files (``.<name>.<pid>.<random>.tmp`` here, the conversion's ``.arrow`` spill in
-:mod:`tracekit.ingest.sink`) carry the writer's pid, for the two ways a process can die before its
-``finally`` runs:
+Temporary files (``.<name>.<pid>@<host>.<random>.tmp`` here, the conversion's ``.arrow`` spill in
+:mod:`tracekit.ingest.sink`) carry the writer's pid and host, for the two ways a process can die
+before its ``finally`` runs:
 
 - SIGTERM / SIGINT: :func:`cleanup_on_signals` (installed by the CLI) removes every live temporary
   file, then lets the signal act as it would have (the process dies by it);
 - SIGKILL (or a crash, a power cut): nothing can run, so the next write into the same folder
-  removes the temporary files whose pid is no longer alive (:func:`remove_stale`).
+  removes the temporary files of this host whose pid is no longer alive (:func:`remove_stale`).
 
 A live process's files are never touched; a pid reused by another process keeps the stale file
-until that process ends (harmless: it is hidden and costs only disk).
+until that process ends (harmless: it is hidden and costs only disk). The host name keeps a run on
+one machine from removing the live files of another writing into the same network folder.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import contextlib
 import os
 import re
 import signal
+import socket
 import tempfile
 import threading
 from collections.abc import Iterable, Iterator
@@ -34,8 +36,13 @@ from typing import Any
 
 from tracekit.errors import TraceError
 
-#: A temporary file of ours: ``.<dest name>.<pid>.<mkstemp random>.<tmp|arrow>``.
-_TEMP_RE = re.compile(r"^\..+\.(\d+)\.[A-Za-z0-9_]+\.(?:tmp|arrow)$")
+#: A temporary file of ours: ``.<dest name>.<pid>@<host>.<mkstemp random>.<tmp|arrow>``.
+_TEMP_RE = re.compile(r"^\..+\.(\d+)@([A-Za-z0-9-]*)\.[A-Za-z0-9_]+\.(?:tmp|arrow)$")
+
+
+def _host() -> str:
+    """This machine's name, reduced to what is safe in a file name (and in :data:`_TEMP_RE`)."""
+    return re.sub(r"[^A-Za-z0-9-]", "", socket.gethostname())[:40]
 _live: set[Path] = set()
 _live_lock = threading.Lock()
 
@@ -51,7 +58,7 @@ def make_temp(dest: Path, suffix: str) -> Path:
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
         remove_stale(dest.parent)
-        fd, name = tempfile.mkstemp(prefix=f".{dest.name}.{os.getpid()}.", suffix=suffix, dir=dest.parent)
+        fd, name = tempfile.mkstemp(prefix=f".{dest.name}.{os.getpid()}@{_host()}.", suffix=suffix, dir=dest.parent)
     except OSError as e:
         raise TraceError(dest, f"cannot write here: {e.strerror or e}") from None
     os.close(fd)
@@ -83,13 +90,14 @@ def _pid_alive(pid: int) -> bool:
 def remove_stale(folder: str | os.PathLike[str]) -> list[Path]:
     """Remove temporary files left in ``folder`` by tracekit processes that are no longer alive."""
     removed: list[Path] = []
+    host = _host()
     try:
         entries = list(os.scandir(folder))
     except OSError:
         return removed
     for e in entries:
         m = _TEMP_RE.match(e.name)
-        if m and int(m[1]) != os.getpid() and not _pid_alive(int(m[1])):
+        if m and m[2] == host and int(m[1]) != os.getpid() and not _pid_alive(int(m[1])):
             try:
                 if e.is_file(follow_symlinks=False):
                     os.unlink(e.path)

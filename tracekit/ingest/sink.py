@@ -5,7 +5,7 @@ subset of :data:`tracekit.schema.COLUMNS`; missing ones become NULL). The sink
 spills them to an uncompressed Arrow IPC file next to the output and keeps only
 the few columns the linker needs in memory, so peak memory follows the number
 of events (about 40 bytes each), not the size of the input. The spill file
-(``.<out name>.<pid>.<random>.arrow``, about 1.2x the input) lives beside the
+(``.<out name>.<pid>@<host>.<random>.arrow``, about 1.2x the input) lives beside the
 output, and is removed on success, error, SIGTERM/SIGINT, or, after a SIGKILL,
 by the next conversion into that folder (see :mod:`tracekit.atomic`). ``finish`` runs
 :func:`tracekit.ingest.link.link`, then streams the spilled batches back, adds
