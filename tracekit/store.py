@@ -118,8 +118,8 @@ def check_parquet(path: str | os.PathLike[str]) -> None:
     """Raise :class:`TraceError` naming ``path`` unless it is a complete Parquet file written by tracekit.
 
     Reads only the first and last bytes and the footer (what DuckDB would choke on first, with a
-    traceback): too small, no ``PAR1`` magic, truncated (no footer), unreadable footer, no
-    ``tracekit.traces`` metadata or a missing core column (another program's Parquet).
+    traceback): too small, no ``PAR1`` magic, truncated (no footer), unreadable footer,
+    or a missing core column (another program's Parquet).
     """
     p = Path(path)
     try:
@@ -140,11 +140,11 @@ def check_parquet(path: str | os.PathLike[str]) -> None:
         sch = pq.read_schema(p)
     except Exception as e:  # noqa: BLE001  (pyarrow raises several types for a corrupt footer)
         raise TraceError(p, f"corrupt Parquet footer ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
-    if schema.META_TRACES not in (sch.metadata or {}):
-        raise TraceError(p, "not a tracekit Parquet file (no tracekit.traces metadata): convert the raw trace with `tracekit convert`")
+    # Not the tracekit.traces metadata: a Parquet file derived with DuckDB's COPY (a filtered slice) has
+    # none and is still readable; only its trace-level facts (GPUs, notes) are then unknown.
     missing = [c for c in REQUIRED_COLUMNS if c not in sch.names]
     if missing:
-        raise TraceError(p, f"not a tracekit Parquet file: no column {', '.join(missing)}")
+        raise TraceError(p, f"not a tracekit Parquet file (no column {', '.join(missing)}): convert the raw trace with `tracekit convert`")
 
 
 _GLOB_CHARS = re.compile(r"[\[*?]")
