@@ -115,7 +115,7 @@ def parquet_files(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
 
 
 def check_parquet(path: str | os.PathLike[str]) -> None:
-    """Raise :class:`TraceError` naming ``path`` unless it is a complete Parquet file written by tracekit.
+    """Raise :class:`TraceError` naming ``path`` unless it is a complete Parquet file with tracekit's columns.
 
     Reads only the first and last bytes and the footer (what DuckDB would choke on first, with a
     traceback): too small, no ``PAR1`` magic, truncated (no footer), unreadable footer,
