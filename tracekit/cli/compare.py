@@ -7,12 +7,12 @@ import sys
 
 import click
 
-from tracekit.atomic import refuse_input
-from tracekit.cli._params import regex
-
 from tracekit import compare as cmp
 from tracekit import report as rep
+from tracekit.atomic import refuse_input
 from tracekit.cli._output import emit
+from tracekit.cli._params import regex
+
 
 
 @click.command("compare", context_settings={"ignore_unknown_options": True})

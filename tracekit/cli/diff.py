@@ -6,13 +6,13 @@ import sys
 
 import click
 
+from tracekit import compare as cmp
+from tracekit import report as rep
 from tracekit.atomic import refuse_input
+from tracekit.cli._output import emit
 from tracekit.cli._params import regex
 from tracekit.safe import term
 
-from tracekit import compare as cmp
-from tracekit import report as rep
-from tracekit.cli._output import emit
 
 
 @click.command("diff", epilog="\b\n" + cmp.GATE_HELP)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 
 import click
+from rich.console import Console
 
 from tracekit.atomic import refuse_input
 from tracekit.cli._params import regex
-from tracekit.safe import term
-from rich.console import Console
-
 from tracekit.export_chrome import Steps, export_chrome
+from tracekit.safe import term
+
 
 
 def _steps(ctx: click.Context, param: click.Parameter, value: str | None) -> Steps | None:

@@ -7,10 +7,10 @@ import sys
 
 import click
 
-from tracekit.cli._params import regex
-
 from tracekit import report as rep
+from tracekit.cli._params import regex
 from tracekit.safe import term
+
 
 
 @click.command("graphmap")

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-
 import click
 
-from tracekit.atomic import refuse_input
-from tracekit.cli._params import regex
-
 from tracekit import report as rep
+from tracekit.atomic import refuse_input
 from tracekit.cli._output import emit
+from tracekit.cli._params import regex
 from tracekit.errors import TraceError
+
 
 
 @click.command("report")
