@@ -263,3 +263,13 @@ def test_remove_stale_keeps_live_processes_files(tmp_path: Path) -> None:
     finally:
         live.kill()
         live.wait()
+
+
+def test_a_write_error_without_a_file_name_names_the_output(tmp_path: Path) -> None:
+    """pyarrow reports a full disk as a bare OSError: the one-line error names the output, no temporary file stays."""
+    with pytest.raises(TraceError) as e:
+        with atomic.atomic_path(tmp_path / "out.parquet") as tmp:
+            tmp.write_bytes(b"partial")
+            raise OSError(28, "Error writing bytes to file. Detail: [errno 28] No space left on device")
+    assert str(e.value) == f"{tmp_path / 'out.parquet'}: cannot write: [Errno 28] Error writing bytes to file. Detail: [errno 28] No space left on device"
+    assert os.listdir(tmp_path) == []

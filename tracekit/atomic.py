@@ -165,6 +165,11 @@ def atomic_path(dest: str | os.PathLike[str]) -> Iterator[Path]:
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, dest)
+    except OSError as e:
+        if e.filename is not None:
+            raise  # names its file already (tracekit.cli.one_line prints it)
+        # pyarrow's and gzip's write errors (a full disk, a quota) name no file: name the output
+        raise TraceError(dest, f"cannot write: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
     finally:
         drop_temp(tmp)
 
