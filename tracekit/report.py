@@ -202,7 +202,6 @@ def print_report(results: Mapping[str, pd.DataFrame], limit: int = 25) -> None:
     from rich.console import Console
 
     from tracekit.render import print_frame
-    from tracekit.safe import term
 
     console = Console(markup=False, highlight=False, width=None if sys.stdout.isatty() else 220)
     for key, df in results.items():
@@ -216,7 +215,7 @@ def print_report(results: Mapping[str, pd.DataFrame], limit: int = 25) -> None:
                 view[c] = view[c].map(lambda v: v[:57] + "..." if isinstance(v, str) and len(v) > 60 else v)
         print_frame(view, title=key, limit=limit, console=console)
     for w in warnings_of(results):
-        console.print(term(f"warning [{w['trace']}] {w['analysis']}/{w['flag']}: {w['message']}"))
+        console.print(f"warning [{w['trace']}] {w['analysis']}/{w['flag']}: {w['message']}")
 
 
 # ----------------------------------------------------------------------------- HTML
