@@ -31,12 +31,13 @@
 --   run.gpu_busy_ms     union of GPU op intervals per device, summed over devices and traces
 --   run.gpu_op_ms       summed GPU op duration;  run.gpu_ops: GPU ops
 --   run.steps           step instances
---   step.wall_ms        summed step range duration / steps
+--   step.wall_ms        summed end-to-end span / steps (steps.end_to_end_ns: step start to the later of
+--                       the step's end and its last GPU op's end; an async step's GPU work counts)
 --   step.gpu_busy_ms    summed per-step GPU busy (steps.sql gpu_busy_ns) / steps
 --   step.gpu_op_ms      summed duration of GPU ops launched in steps / steps;  step.gpu_ops: ops / steps
 --   step.launches       launching runtime calls (graph launches excluded) / steps
 --   step.sync_stall_ms  host time blocked in sync calls / steps
---   step.gpu_busy_share summed per-step GPU busy / summed step wall
+--   step.gpu_busy_share summed per-step GPU busy / summed per-step GPU span (steps.gpu_span_dev_ns)
 --   <phase>.ms_per_step      summed CPU range time of the phase (inclusive of child ranges) / steps
 --   <phase>.gpu_ms_per_step  summed duration of GPU ops launched in the phase (exclusive) / steps
 --   <phase>.calls_per_step   range instances of the phase / steps
@@ -48,7 +49,7 @@
 --                       under it (draft = draft + draft/lm_head + draft/sampler ...) / steps
 --   tokens.accepted_per_step   sum of `accepted` counts / steps that have one
 --   tokens.acceptance_rate     sum accepted / sum drafted (steps with both)
---   tokens.ms_per_accepted     summed step wall / sum accepted (steps with an accepted count)
+--   tokens.ms_per_accepted     summed step CPU range time (steps.wall_ns) / sum accepted (steps with an accepted count)
 --   tokens.gpu_ms_per_accepted summed per-step GPU busy / sum accepted
 --   tokens.draft_ms_per_accepted  summed CPU time of the draft ranges / sum accepted
 --   tokens.tokens_per_s        sum of `tokens` counts / seconds from the first to the last step with one
@@ -57,7 +58,8 @@
 -- Output: table run_step_values, the per-step distributions behind the noise-aware comparison
 -- (tracekit/noise.py): label, label_index, metric, trace, step_index, value, one row per step
 -- AFTER THE WARM-UP (steps with step_index <= getvariable('warmup_steps') in their trace are
--- dropped; `--warmup N`, default 1) and per metric of: step.wall_ms, step.gpu_busy_ms (steps with
+-- dropped; `--warmup N`, default 1) and per metric of: step.wall_ms (end-to-end, as above),
+-- step.gpu_busy_ms (steps with
 -- GPU ops), step.gpu_op_ms, <phase>.ms_per_step (phases with ranges), <phase>.gpu_ms_per_step,
 -- <phase>.incl_gpu_ms_per_step; a phase absent from a step counts 0 in that step. The means in
 -- run_metrics use every step; only the medians, intervals and rank tests use this table.
@@ -81,7 +83,8 @@ WITH _n AS (
            (SELECT bool_and(has_runtime) FROM _caps) AS has_runtime,
            (SELECT bool_and(has_sync) FROM _caps) AS has_sync
 ), _s AS (
-    SELECT sum(wall_ns) AS wall_ns, sum(coalesce(gpu_busy_ns, 0)) AS busy_ns, sum(gpu_op_ns) AS op_ns,
+    SELECT sum(end_to_end_ns) AS wall_ns, sum(coalesce(gpu_busy_ns, 0)) AS busy_ns, sum(gpu_op_ns) AS op_ns,
+           sum(gpu_span_dev_ns) AS span_ns,
            sum(gpu_ops) AS ops, sum(launches) AS launches, sum(sync_stall_ns) AS stall_ns
     FROM _step_rows
 ), _ph AS (
@@ -110,7 +113,7 @@ WITH _n AS (
     SELECT 'step.' || m, 'step', 'step', m, u, CASE WHEN _n.steps > 0 THEN v END, num, 'steps', FALSE,
            CASE WHEN _n.steps = 0 THEN no_step_note WHEN v IS NULL THEN miss END
     FROM _n, _s, (VALUES
-        ('wall_ms', 'ms', _s.wall_ns / 1e6 / _n.steps, 'summed step wall time', NULL),
+        ('wall_ms', 'ms', _s.wall_ns / 1e6 / _n.steps, 'summed step end-to-end span (CPU start to last GPU end)', NULL),
         ('gpu_busy_ms', 'ms', _s.busy_ns / 1e6 / _n.steps, 'summed per-step GPU busy time', NULL),
         ('gpu_op_ms', 'ms', _s.op_ns / 1e6 / _n.steps, 'summed duration of GPU ops launched in steps', NULL),
         ('gpu_ops', 'count', _s.ops / _n.steps, 'GPU ops launched in steps', NULL),
@@ -123,8 +126,8 @@ WITH _n AS (
     ) t(m, u, v, num, miss)
     UNION ALL
     SELECT 'step.gpu_busy_share', 'step', 'step', 'gpu_busy_share', 'ratio',
-           CASE WHEN _n.steps > 0 THEN _s.busy_ns / nullif(_s.wall_ns, 0) END,
-           'summed per-step GPU busy time', 'summed step wall time', FALSE,
+           CASE WHEN _n.steps > 0 THEN _s.busy_ns / nullif(_s.span_ns, 0) END,
+           'summed per-step GPU busy time', 'summed per-step GPU span', FALSE,
            CASE WHEN _n.steps = 0 THEN no_step_note END FROM _n, _s
     UNION ALL
     SELECT _ph.id || '.ms_per_step', 'phase', phase, 'ms_per_step', 'ms', cpu_ns / 1e6 / _n.steps,
@@ -184,7 +187,7 @@ _ids AS (
         ('accepted_per_step', 'count', _tk.acc / nullif(_tk.counted, 0), 'accepted draft tokens', 'steps with an accepted count', NULL),
         ('acceptance_rate', 'ratio', _tk.acc_d / nullif(_tk.d_acc, 0), 'accepted draft tokens', 'drafted tokens',
          'no drafted count: record tracekit.count(drafted=...)'),
-        ('ms_per_accepted', 'ms', _tk.wall_ns / 1e6 / nullif(_tk.acc, 0), 'summed step wall time', 'accepted draft tokens', NULL),
+        ('ms_per_accepted', 'ms', _tk.wall_ns / 1e6 / nullif(_tk.acc, 0), 'summed step CPU range time', 'accepted draft tokens', NULL),
         ('gpu_ms_per_accepted', 'ms', CASE WHEN _tk.busy_steps > 0 THEN _tk.busy_ns / 1e6 / nullif(_tk.acc, 0) END,
          'summed per-step GPU busy time', 'accepted draft tokens',
          'no GPU op in the counted steps: capture CUDA activity (ProfilerActivity.CUDA; nsys --trace=cuda)'),
@@ -205,7 +208,7 @@ DELETE FROM run_step_values WHERE label = getvariable('label');
 
 INSERT INTO run_step_values
 WITH _s AS (
-    SELECT trace, step_index, wall_ns, gpu_busy_ns, gpu_op_ns FROM _step_rows
+    SELECT trace, step_index, end_to_end_ns, gpu_busy_ns, gpu_op_ns FROM _step_rows
     WHERE step_index > coalesce(TRY_CAST(getvariable('warmup_steps') AS BIGINT), 0)
 ), _ids AS (
     SELECT phase, CASE WHEN phase IN ('run', 'step', 'tokens') OR starts_with(phase, 'kernel:') THEN 'phase:' || phase ELSE phase END AS id,
@@ -222,7 +225,7 @@ WITH _s AS (
       ON q.trace = g.trace AND q.step_index = g.step_index AND (q.phase = g.phase OR starts_with(q.phase, g.phase || '/'))
     GROUP BY ALL
 ), _l(metric, trace, step_index, value) AS (
-    SELECT 'step.wall_ms', trace, step_index, wall_ns / 1e6 FROM _s
+    SELECT 'step.wall_ms', trace, step_index, end_to_end_ns / 1e6 FROM _s
     UNION ALL SELECT 'step.gpu_busy_ms', trace, step_index, gpu_busy_ns / 1e6 FROM _s WHERE gpu_busy_ns IS NOT NULL
     UNION ALL SELECT 'step.gpu_op_ms', trace, step_index, gpu_op_ns / 1e6 FROM _s
     UNION ALL SELECT id || '.ms_per_step', trace, step_index, cpu_ns / 1e6 FROM _v WHERE has_ranges

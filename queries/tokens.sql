@@ -1,7 +1,9 @@
 -- tokens: what does one ACCEPTED token cost (speculative decoding: draft, verify, acceptance)?
+-- @requires steps flops
 --
--- Run it with `tracekit report` (or tracekit.report.run): _common.sql first, then steps.sql and
--- flops.sql (this file reads their set-up tables), with every getvariable() parameter at its
+-- Run it with `tracekit report` (or tracekit.report.run, or `tracekit sql -f`): _common.sql first,
+-- then the set-up of steps.sql and flops.sql (the @requires line; the set-up here reads only
+-- steps.sql's, the outputs also flops.sql's _fl_ops), with every getvariable() parameter at its
 -- documented default (tracekit/report.py: DEFAULTS). tracekit.compare runs the set-up part (before
 -- the first @output) for `diff`/`compare`, after steps.sql's set-up.
 --
@@ -18,7 +20,7 @@
 -- Several events in one step add up per name. Names:
 --   drafted     draft tokens proposed and verified
 --   accepted    draft tokens the target accepted (the bonus token of each request NOT included)
---   batch_size  requests in the step
+--   batch_size  requests in the step (when not counted: the bs=N of an SGLang step name, steps.sql)
 --   tokens      tokens the step produced (accepted + one bonus per request, for spec decoding);
 --               when no step has it, getvariable('tokens_per_step') (--tokens-per-step) fills it
 --   any other name is kept in `counts` (summed per step) but has no column
@@ -31,7 +33,8 @@
 -- Set-up (private, also read by _run_metrics.sql):
 --   _tk_counts  one row per count event and name: trace, pid, tid, ts_ns, seq, recorded_in (the
 --               phase_path the call was made in; NULL at top level), key, value
---   _tk_step    one row per step: trace, step_index, step_kind, wall_ns, gpu_busy_ns, gpu_op_ns,
+--   _tk_step    one row per step: trace, step_index, step_kind, ts_ns, end_ns (step start +
+--               steps.end_to_end_ns: its GPU work included), wall_ns (the step's CPU range), gpu_busy_ns, gpu_op_ns,
 --               drafted, accepted, batch_size, tokens (NULL: not recorded in that step),
 --               draft_cpu_ns (CPU range time of the outermost `draft` ranges in the step),
 --               draft_gpu_ns (GPU ops launched anywhere under a `draft` range: inclusive; NULL when
@@ -51,8 +54,9 @@
 --   accepted_per_step (sum accepted / steps_counted),
 --   ms_per_accepted (summed step wall / sum accepted: the CPU-side step time),
 --   gpu_ms_per_accepted (summed per-step GPU busy / sum accepted),
---   e2e_ms_per_accepted (first counted step start to last counted step end, gaps between steps
---     included / sum accepted), ms_per_token (summed step wall / sum tokens),
+--   e2e_ms_per_accepted (first counted step start to the last counted step's end, its GPU work
+--     included (steps.end_to_end_ns), gaps between steps included / sum accepted),
+--   ms_per_token (summed step wall / sum tokens),
 --   tokens_per_s (sum tokens / that end-to-end span),
 --   draft_ms_per_accepted (summed draft CPU range time / sum accepted),
 --   draft_gpu_ms_per_accepted (summed GPU time under draft / sum accepted),
@@ -122,8 +126,8 @@ WITH _c AS (
                                         < list_position(string_split(phase, '/'), 'lm_head')) AS draft_lm_head_gpu_ns
     FROM _step_phases GROUP BY ALL
 )
-SELECT s.trace, s.step_index, s.step_kind, s.ts_ns, s.ts_ns + s.wall_ns AS end_ns, s.wall_ns, s.gpu_busy_ns,
-       s.gpu_op_ns, c.drafted, c.accepted, c.batch_size, c.tokens,
+SELECT s.trace, s.step_index, s.step_kind, s.ts_ns, s.ts_ns + s.end_to_end_ns AS end_ns, s.wall_ns, s.gpu_busy_ns,
+       s.gpu_op_ns, c.drafted, c.accepted, coalesce(c.batch_size, s.batch_size) AS batch_size, c.tokens,
        coalesce(d.draft_cpu_ns, 0) AS draft_cpu_ns,
        CASE WHEN g.trace IS NOT NULL THEN coalesce(d.draft_gpu_ns, 0) END AS draft_gpu_ns,
        coalesce(d.draft_lm_head_cpu_ns, 0) AS draft_lm_head_cpu_ns,
