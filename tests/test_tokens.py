@@ -149,7 +149,7 @@ def test_count_api(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(annotate, "_nvtx_pop", lambda: None)
     tracekit.count("accepted", 3)
     tracekit.count(drafted=4, batch_size=2)
-    with tracekit.phase("step", batch_size=8, mode="decode"):
+    with tracekit.phase("step", batch_size=8, mode="decode", vocab=32000):  # vocab: descriptive, no count
         pass
     assert marks == ["tracekit.count accepted=3", "tracekit.count batch_size=2 drafted=4", "tracekit.count batch_size=8"]
     for bad in ({"accepted": "3"}, {"accepted": float("nan")}, {"accepted": True}):

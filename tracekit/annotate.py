@@ -56,6 +56,8 @@ DOMAIN = "tracekit"
 
 #: Name prefix of the token-count events (:func:`count`); queries/tokens.sql parses the ``key=value`` pairs after it.
 COUNT_EVENT = "tracekit.count"
+#: The counts queries/tokens.sql knows; as keyword args of :class:`phase` these are recorded as counts.
+COUNT_NAMES = ("drafted", "accepted", "batch_size", "tokens")
 _COUNT_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 #: Name of the sys.modules entry of the capture bootstrap (capture/tracekit_bootstrap.py); it must not import tracekit.
@@ -157,9 +159,11 @@ class phase:
     ``with phase("verify"):`` or ``@phase("sampler")``. Keyword attributes
     (``phase("decode", bs=8)``) are appended to the NVTX message as JSON and
     kept out of the torch range name, so ``phase`` values stay the plain name
-    that queries group by. Numeric ones are also recorded as counts inside
-    the range (``phase("step", batch_size=8)`` = ``count(batch_size=8)`` as
-    the step's first event), so the per-token analyses see them in Kineto too.
+    that queries group by. Those named in :data:`COUNT_NAMES` are also
+    recorded as counts inside the range (``phase("step", batch_size=8)`` =
+    ``count(batch_size=8)`` as the step's first event), so the per-token
+    analyses see them in Kineto too; other attributes (``vocab=32000``) stay
+    descriptive and add no event.
     """
 
     __slots__ = ("name", "attrs", "_open_rf")
@@ -182,7 +186,7 @@ class phase:
         _nvtx_push(msg)  # type: ignore[misc]
         self._open_rf = _rf_enter(self.name, None) if _RECORDING else False  # type: ignore[misc]
         if self.attrs:
-            nums = {k: v for k, v in self.attrs.items() if _is_count(v) and _COUNT_KEY.match(k)}
+            nums = {k: v for k, v in self.attrs.items() if k in COUNT_NAMES and _is_count(v)}
             if nums:
                 _emit_count(nums)
 
