@@ -321,8 +321,9 @@ def _noise_plot(results: Mapping[str, pd.DataFrame]) -> tuple[str, str | None, s
         err = [(sub["ratio"] - sub["ci_lo"]).clip(lower=0), (sub["ci_hi"] - sub["ratio"]).clip(lower=0)]
         ax.errorbar(x, sub["ratio"], yerr=err, fmt="o", capsize=3, label=str(m)[-50:])
     ax.axhline(1.0, color="black", linewidth=0.8, linestyle="--")
+    ax.set_yscale("log")  # ratios: x2 and /2 are the same distance from 1
     ax.set_xticks(range(len(labels)), labels)
-    ax.set_ylabel("median / baseline median")
+    ax.set_ylabel("median / baseline median (log scale)")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     return title, rep._png(fig), ("each run against the first; bars: 95% interval; where a bar crosses 1 the change is "
                                    "within step-to-step noise")
