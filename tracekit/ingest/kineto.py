@@ -550,13 +550,11 @@ class KinetoReader:
             buf = buf[m.end():]
             try:
                 hd, _, lenient = _json_decode(head + b'"traceEvents": []}')
-                if lenient:
-                    hd = self._clean(hd)
             except msgspec.DecodeError:
                 raise TraceError(self.path, "not JSON: the part before `traceEvents` does not parse") from None
             if not isinstance(hd, dict):
                 raise TraceError(self.path, "not JSON: the part before `traceEvents` does not parse")
-            self.meta.update(hd)
+            self._add_meta(hd, lenient)
         # 2. events, block by block, decoded in parallel, appended in order
         pending: list[Future[list[Prepared | None]]] = []
         with ThreadPoolExecutor(max_workers=WORKERS) as pool:
@@ -656,6 +654,19 @@ class KinetoReader:
                 out.append(e)
         return out
 
+    def _add_meta(self, top: dict[str, Any], lenient: bool) -> None:
+        """Top-level keys (not events) into the trace metadata, cleaned as events are."""
+        for k, v in top.items():
+            hits: set[str] = set()
+            if lenient:
+                try:
+                    k, v = _clean(k, hits), _clean(v, hits)
+                except RecursionError:
+                    raise TraceError(self.path, f"top-level key {k!r} is nested too deeply") from None
+            if hits:
+                self.notes.add("top-level values with NaN/Infinity or lone surrogates (replaced by null/U+FFFD)")
+            self.meta[k] = v
+
     def _clean(self, v: Any) -> Any:
         """:func:`_clean` of one event (or top-level value), counting it in the notes once per kind of fix."""
         hits: set[str] = set()
@@ -721,8 +732,6 @@ class KinetoReader:
         doc = b'{"traceEvents":[' + buf + (b"}" if self._bare else b"")
         try:
             tail, _, lenient = _json_decode(doc)
-            if lenient:
-                tail = self._clean(tail)
         except msgspec.DecodeError:
             tail = None
         if isinstance(tail, dict):
@@ -731,9 +740,7 @@ class KinetoReader:
                 self._append(self._columns_for(buf[:body_end]))
             elif isinstance(tail.get("traceEvents"), list) and tail["traceEvents"]:  # no object among them
                 self.notes.add(_NON_OBJECT, len(tail["traceEvents"]))
-            for k, v in tail.items():
-                if k != "traceEvents":
-                    self.meta[k] = v
+            self._add_meta({k: v for k, v in tail.items() if k != "traceEvents"}, lenient)
             return
         # Truncated (a run that crashed mid-export): keep the longest prefix of complete events.
         self.lost_bytes = len(buf.strip())
