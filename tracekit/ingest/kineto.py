@@ -58,7 +58,7 @@ IntStr = Union[int, str, None]
 class Ev(msgspec.Struct, forbid_unknown_fields=True):
     """One Chrome-trace event as Kineto writes it (unknown fields -> tolerant path)."""
 
-    ph: str = ""
+    ph: Union[str, None] = None  # absent -> NULL, as the C scanner gives
     cat: Union[str, None] = None
     name: Union[str, None] = None
     pid: IntStr = None
