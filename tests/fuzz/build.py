@@ -56,7 +56,10 @@ def env(so: Path) -> dict[str, str]:
     if asan is None:
         raise RuntimeError("libasan.so not found")
     e = dict(os.environ)
-    e["LD_PRELOAD"] = asan
+    # libstdc++ too: ASan's __cxa_throw interceptor needs the real one resolvable before DuckDB (C++) loads,
+    # else its first exception aborts with "CHECK failed: real___cxa_throw"
+    cxx = runtime(cc, "libstdc++.so") if cc else None
+    e["LD_PRELOAD"] = " ".join(x for x in (asan, cxx) if x)
     # leaks: CPython and the libraries it loads keep allocations to exit; alloc/dealloc mismatch: the
     # uninstrumented C++ libraries (DuckDB, Arrow) trip it without a bug of ours
     e["ASAN_OPTIONS"] = "detect_leaks=0:alloc_dealloc_mismatch=0:abort_on_error=1:symbolize=1"
