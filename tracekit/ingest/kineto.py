@@ -14,8 +14,10 @@ decoded again with the numbers kept as text and converted with decimal
 arithmetic.
 
 Tolerance: a block whose events break the fast typed decode (unknown top-level
-fields, wrong types, bad UTF-8) is decoded generically and coerced event by
-event; what was coerced is counted in the trace's notes. A file that ends
+fields, wrong types, bad UTF-8, ``NaN``/``Infinity`` literals, lone ``\\ud800``
+escapes) is decoded generically and coerced event by event: one bad value costs
+that value (null, or U+FFFD in text), never the other events; what was coerced
+is counted in the trace's notes, as are events without a numeric ``ts``. A file that ends
 mid-event (a crashed run) keeps every complete event and says how many bytes
 were lost.
 """
