@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from click.testing import CliRunner
 
 from tracekit.cli import cli
@@ -188,3 +191,27 @@ def test_bare_array_is_not_truncated(tmp_path: Path) -> None:
     rows, notes = _salvaged(tmp_path, text)
     _check_others(rows, -1)
     assert notes == []
+
+
+_weird_text = st.text(st.one_of(st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF), st.characters()), max_size=4)
+_weird_num = st.one_of(st.floats(), st.integers(-10**6, 10**6))  # NaN and +-Infinity included
+_weird_event = st.fixed_dictionaries(
+    {"ph": st.sampled_from(["X", "i"]), "name": _weird_text, "pid": st.just(1), "tid": st.just(1)},
+    optional={"ts": _weird_num, "dur": _weird_num, "args": st.dictionaries(_weird_text, st.one_of(_weird_num, _weird_text), max_size=3)})
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(events=st.lists(_weird_event, min_size=1, max_size=8))
+def test_python_json_dump_output_always_converts(tmp_path: Path, events: list[dict]) -> None:
+    """What Python's ``json.dump`` writes (NaN/Infinity literals, ``\\udXXX`` escapes for lone surrogates) converts
+    with every event kept, and the C scanner on/off agree."""
+    for p in tmp_path.iterdir():
+        p.unlink()
+    text = json.dumps({"traceEvents": events})  # ensure_ascii: lone surrogates become \\udXXX escapes
+    rows, notes = _salvaged(tmp_path, text)
+    assert sorted(rows) == list(range(len(events)))
+    def bad(v: object) -> bool:
+        return isinstance(v, float) and not math.isfinite(v)
+
+    n_bad = sum(bad(e.get("ts")) or bad(e.get("dur")) or any(map(bad, e.get("args", {}).values())) for e in events)
+    assert [n for n in notes if NAN_NOTE in n] == ([f"{n_bad} {NAN_NOTE}"] if n_bad else [])
