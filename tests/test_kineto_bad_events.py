@@ -185,6 +185,13 @@ def test_not_a_trace(tmp_path: Path, text: str, message: str) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["t.json"]
 
 
+def test_non_object_last_entry_keeps_the_events_before_it(tmp_path: Path) -> None:
+    events = json.loads(BASE)["traceEvents"]
+    rows, notes = _salvaged(tmp_path, json.dumps({"traceEvents": events + [7]}))
+    _check_others(rows, -1)
+    assert notes == ["1 non-object entries in traceEvents skipped"]
+
+
 def test_bare_array_is_not_truncated(tmp_path: Path) -> None:
     """A bare event array ends in `]` without `}`: that is its end, not a truncation."""
     text = json.dumps(json.loads(BASE)["traceEvents"])

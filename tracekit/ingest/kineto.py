@@ -740,8 +740,10 @@ class KinetoReader:
             body_end = self._events_end(buf)
             if body_end is not None:
                 self._append(self._columns_for(buf[:body_end]))
-            elif isinstance(tail.get("traceEvents"), list) and tail["traceEvents"]:  # no object among them
-                self.notes.add(_NON_OBJECT, len(tail["traceEvents"]))
+            elif isinstance(tail.get("traceEvents"), list) and tail["traceEvents"]:
+                # the last entry is not an object, so _events_end (which looks for `}]`) found no end: decode
+                # the parsed entries again (rare; numbers go through float here, so ts may lose sub-ns digits)
+                self._append(self._columns_for(json.dumps(tail["traceEvents"])[1:-1].encode()))
             self._add_meta({k: v for k, v in tail.items() if k != "traceEvents"}, lenient)
             return
         # Truncated (a run that crashed mid-export): keep the longest prefix of complete events.
