@@ -27,8 +27,12 @@ def compiler() -> str | None:
     return shutil.which("gcc") or shutil.which("cc")
 
 
-def build(out_dir: Path) -> Path:
-    """The sanitized ``_kscan`` shared object in ``out_dir`` (its name is the importable extension name)."""
+def build(out_dir: Path, gcov: bool = False) -> Path:
+    """The sanitized ``_kscan`` shared object in ``out_dir`` (its name is the importable extension name).
+
+    ``gcov=True``: a ``--coverage`` build without sanitizers instead, to measure the line coverage of a corpus
+    (run it, then ``gcov -o OUT_DIR tracekit/ingest/_kscan.c``).
+    """
     cc = compiler()
     if cc is None:
         raise RuntimeError("no C compiler")
@@ -37,6 +41,10 @@ def build(out_dir: Path) -> Path:
     so = out_dir / ("_kscan" + sysconfig.get_config_var("EXT_SUFFIX"))
     objs = [out_dir / "_kscan.o", out_dir / "cov.o"]
     run = lambda *a: subprocess.run([cc, *a], check=True, capture_output=True, text=True)  # noqa: E731
+    if gcov:
+        run("-O0", "-fPIC", "--coverage", f"-I{inc}", "-c", str(SRC), "-o", str(objs[0]))
+        run("-shared", "--coverage", str(objs[0]), "-o", str(so))
+        return so
     run(*FLAGS, "-fsanitize-coverage=trace-pc", f"-I{inc}", "-c", str(SRC), "-o", str(objs[0]))
     run("-O2", "-fPIC", "-c", str(HERE / "cov.c"), "-o", str(objs[1]))
     run("-shared", *FLAGS, *map(str, objs), "-o", str(so))
@@ -69,4 +77,4 @@ def env(so: Path) -> dict[str, str]:
 
 
 if __name__ == "__main__":
-    print(build(Path(sys.argv[1])))
+    print(build(Path(sys.argv[1]), gcov="--gcov" in sys.argv[2:]))

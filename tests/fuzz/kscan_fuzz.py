@@ -1,6 +1,7 @@
 """Coverage-guided fuzzing of the C scanner ``_kscan``, with a differential check against the msgspec path.
 
-Run in a subprocess by ``tests/test_fuzz.py`` (and by hand for longer runs, see BENCHMARKS.md)::
+Run in a subprocess by ``tests/test_fuzz.py`` (and by hand for longer runs, see BENCHMARKS.md; ``--corpus-out``
+keeps the corpus, and ``--replay DIR`` with a ``build.py --gcov`` build measures its line coverage)::
 
     python tests/fuzz/build.py /tmp/san                      # sanitized build, prints the .so path
     LD_PRELOAD=$(gcc -print-file-name=libasan.so) ASAN_OPTIONS=detect_leaks=0:alloc_dealloc_mismatch=0 \\
@@ -200,20 +201,30 @@ def main() -> int:
     ap.add_argument("--findings", type=Path, default=Path("kscan-findings"))
     ap.add_argument("--stats", type=Path, help="write the run's numbers as JSON here")
     ap.add_argument("--current", type=Path, help="file holding the input being run (left behind by a crash)")
+    ap.add_argument("--corpus-out", type=Path, help="write the final corpus here (one file per input)")
+    ap.add_argument("--replay", type=Path, help="run the inputs in this folder once each (no mutation), then stop")
     a = ap.parse_args()
     rng = random.Random(a.seed)
     lib = ctypes.CDLL(kscan._kscan.__file__) if SO else None
-    cmap = np.frombuffer((ctypes.c_ubyte * (1 << 16)).in_dll(lib, "kfuzz_map"), np.uint8) if lib else None
+    try:
+        cmap = np.frombuffer((ctypes.c_ubyte * (1 << 16)).in_dll(lib, "kfuzz_map"), np.uint8) if lib else None
+    except ValueError:  # a build without cov.c (the gcov build of build.py --gcov)
+        lib = cmap = None
     seen = np.zeros(1 << 16, bool)
     cur = os.open(a.current, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644) if a.current else None
     target = Target()
-    corpus = seeds(a.seeds_per_file, rng)
+    corpus = seeds(a.seeds_per_file, rng) if a.replay is None else [p.read_bytes() for p in sorted(a.replay.iterdir())]
     n_seeds = len(corpus)
+    if a.replay is not None:
+        a.seconds = float("inf")
     queue = list(corpus)
     execs = 0
     start = time.monotonic()
     stop = start + a.seconds
     while time.monotonic() < stop:
+        if not queue and a.replay is not None:
+            target.flush()
+            break
         data = queue.pop() if queue else mutate(rng.choice(corpus), corpus, rng)
         if cur is not None:
             os.ftruncate(cur, 0)
@@ -238,9 +249,13 @@ def main() -> int:
                 seen |= hit
                 if execs > n_seeds:
                     corpus.append(data)
+    if a.corpus_out:
+        a.corpus_out.mkdir(parents=True, exist_ok=True)
+        for i, d in enumerate(corpus):
+            (a.corpus_out / f"{i:06d}.json").write_bytes(d)
     stats = {"execs": execs, "seconds": round(time.monotonic() - start, 1), "seeds": n_seeds,
              "corpus": len(corpus), "edges": int(seen.sum()), "accepted": target.accepted,
-             "compared": target.compared, "findings": 0, "sanitized": bool(SO)}
+             "compared": target.compared, "findings": 0, "sanitized": cmap is not None}
     print(json.dumps(stats))
     if a.stats:
         a.stats.write_text(json.dumps(stats))
