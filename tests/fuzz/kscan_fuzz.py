@@ -221,20 +221,19 @@ def main() -> int:
     execs = 0
     start = time.monotonic()
     stop = start + a.seconds
-    while time.monotonic() < stop:
-        if not queue and a.replay is not None:
-            target.flush()
-            break
-        data = queue.pop() if queue else mutate(rng.choice(corpus), corpus, rng)
+    while True:
+        done = time.monotonic() >= stop or (a.replay is not None and not queue)
+        data = b"" if done else queue.pop() if queue else mutate(rng.choice(corpus), corpus, rng)
         if cur is not None:
             os.ftruncate(cur, 0)
             os.pwrite(cur, data, 0)
         if lib is not None:
             lib.kfuzz_reset()
         try:
+            if done:
+                target.flush()  # the last accepted inputs' differential check
+                break
             target(data)
-            if time.monotonic() >= stop:
-                target.flush()
         except Exception as e:  # noqa: BLE001  (any exception is a finding; the input is kept)
             bad = e.data if isinstance(e, Finding) else data
             a.findings.mkdir(parents=True, exist_ok=True)
