@@ -381,6 +381,8 @@ class _Lenient:
 
 
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+#: What only the lenient decode takes: NaN/Infinity literals, surrogate escapes, exponents beyond float range.
+_LENIENT_ONLY = re.compile(rb"NaN|Infinity|\\u[dD][89a-fA-F]|[eE]\+?[0-9]{3}")
 
 
 def _clean(v: Any, hits: set[str]) -> Any:
@@ -411,7 +413,9 @@ def _json_decode(data: bytes) -> tuple[Any, bool, bool]:
 
     Tried in order: msgspec (strict RFC 8259); the same with bad UTF-8 bytes replaced by U+FFFD; then the
     standard library's decoder, which also takes the ``NaN``/``Infinity``/``-Infinity`` literals Python's
-    ``json.dump`` writes and lone ``\\ud800`` escapes. ``lenient`` says the last one was used: the value
+    ``json.dump`` writes, lone ``\\ud800`` escapes and numbers beyond float range (``1e400``: Infinity).
+    It runs only when the text holds one of those (:data:`_LENIENT_ONLY`): damaged or cut text is parsed
+    once, not twice. ``lenient`` says the last one was used: the value
     may then hold non-finite floats and lone surrogates, which :func:`_clean` replaces (per event, so the
     notes can count events). Anything else raises ``msgspec.DecodeError``: one bad value does not cost the
     other events of its block.
@@ -427,6 +431,8 @@ def _json_decode(data: bytes) -> tuple[Any, bool, bool]:
                 return msgspec.json.decode(data), True, False
             except msgspec.DecodeError:
                 pass
+    if not _LENIENT_ONLY.search(data):  # the standard library would fail too: skip its (slower) full parse
+        raise msgspec.DecodeError("JSON is malformed")
     try:
         text = data.decode()
     except UnicodeDecodeError:
