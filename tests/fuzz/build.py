@@ -66,7 +66,9 @@ def env(so: Path) -> dict[str, str]:
     e = dict(os.environ)
     # libstdc++ too: ASan's __cxa_throw interceptor needs the real one resolvable before DuckDB (C++) loads,
     # else its first exception aborts with "CHECK failed: real___cxa_throw"
-    cxx = runtime(cc, "libstdc++.so") if cc else None
+    cxx = (runtime(cc, "libstdc++.so") or runtime(cc, "libstdc++.so.6")) if cc else None
+    if cxx is None:
+        raise RuntimeError("libstdc++ not found (ASan would abort at DuckDB's first C++ exception)")
     e["LD_PRELOAD"] = " ".join(x for x in (asan, cxx) if x)
     # leaks: CPython and the libraries it loads keep allocations to exit; alloc/dealloc mismatch: the
     # uninstrumented C++ libraries (DuckDB, Arrow) trip it without a bug of ours
