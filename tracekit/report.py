@@ -30,7 +30,7 @@ from tracekit.store import connect
 QUERY_DIR = Path(__file__).resolve().parents[1] / "queries"
 
 #: Analyses in report order (each is ``queries/<name>.sql``); ``_common.sql`` is loaded first.
-ANALYSES = ("summary", "kernels", "phase_time", "steps", "launch", "syncs", "gpu_idle", "lm_head", "flops", "trust")
+ANALYSES = ("summary", "kernels", "phase_time", "steps", "launch", "syncs", "gpu_idle", "lm_head", "flops", "trust", "comm")
 
 #: Default of every DuckDB variable the queries read (``getvariable(name)``).
 DEFAULTS: dict[str, Any] = {
