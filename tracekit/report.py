@@ -30,7 +30,7 @@ from tracekit.store import connect
 QUERY_DIR = Path(__file__).resolve().parents[1] / "queries"
 
 #: Analyses in report order (each is ``queries/<name>.sql``); ``_common.sql`` is loaded first.
-ANALYSES = ("summary", "kernels", "phase_time", "steps", "launch", "syncs", "gpu_idle", "lm_head", "flops", "trust", "comm")
+ANALYSES = ("summary", "kernels", "phase_time", "steps", "launch", "syncs", "gpu_idle", "lm_head", "flops", "trust", "comm", "collectives")
 
 #: Default of every DuckDB variable the queries read (``getvariable(name)``).
 DEFAULTS: dict[str, Any] = {
@@ -47,6 +47,7 @@ DEFAULTS: dict[str, Any] = {
     "peak_tflops": None,  # flops: one peak TFLOP/s for every dtype, overriding the table
     "peak_tb_s": None,  # flops: peak memory bandwidth in TB/s, overriding the table
     "tf32": False,  # flops: fp32 matmuls ran on TF32 tensor cores (compare with the tf32 peak, not fp32)
+    "rank_align": "collective_end",  # collectives: shift each rank's clock so matched collectives end together; "none" = raw
     "tokens_per_step": None,  # flops: tokens one step processes (batch size x tokens per sequence), for GFLOPs per token
 }
 

@@ -9,7 +9,8 @@ registers the views every query in ``queries/`` relies on:
 - ``kernels``: kind in kernel / memcpy / memset;
 - ``runtime``: kind = runtime;
 - ``ranges``: kind = range;
-- ``trace_devices``: trace, device, name, sm_count of the GPUs each trace's metadata lists.
+- ``trace_devices``: trace, device, name, sm_count of the GPUs each trace's metadata lists;
+- ``trace_ranks``: trace, rank, world_size as each trace's metadata states them (NULL when unstated).
 
 ``connect_runs`` registers the same views over several labelled runs, each with a ``label`` column.
 """
@@ -44,6 +45,13 @@ FROM parquet_kv_metadata({files}) m,
      json_each(decode(m.value)::JSON) t,
      json_each(json_extract(t.value, '$.devices')) d
 WHERE decode(m.key) = 'tracekit.traces' AND json_type(json_extract(t.value, '$.devices')) = 'ARRAY'"""
+#: ``trace_ranks``: one row per trace: the distributed rank and world size its metadata states (Kineto
+#: ``distributedInfo``; NULL for nsys and single-process traces). queries/collectives.sql numbers ranks with it.
+TRACE_RANKS = """
+SELECT t.key AS trace, TRY_CAST(json_extract_string(t.value, '$.rank') AS INTEGER) AS rank,
+       TRY_CAST(json_extract_string(t.value, '$.world_size') AS INTEGER) AS world_size
+FROM parquet_kv_metadata({files}) m, json_each(decode(m.value)::JSON) t
+WHERE decode(m.key) = 'tracekit.traces'"""
 
 
 def _cache_path(src: Path) -> Path:
@@ -104,13 +112,14 @@ def _lit(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _register(con: duckdb.DuckDBPyConnection, events: str, devices: str) -> duckdb.DuckDBPyConnection:
-    """The views every query reads: ``events`` (its SELECT given), the kind views over it, ``trace_devices``."""
+def _register(con: duckdb.DuckDBPyConnection, events: str, devices: str, ranks: str) -> duckdb.DuckDBPyConnection:
+    """The views every query reads: ``events`` (its SELECT given), the kind views over it, ``trace_devices``, ``trace_ranks``."""
     con.execute(f"CREATE OR REPLACE VIEW events AS {events}")
     for name, body in VIEWS.items():
         con.execute(f"CREATE OR REPLACE VIEW {name} AS {body}")
     # The GPUs each trace names (Parquet key-value metadata, see read_metadata): queries/flops.sql picks peaks by name.
     con.execute(f"CREATE OR REPLACE VIEW trace_devices AS {devices}")
+    con.execute(f"CREATE OR REPLACE VIEW trace_ranks AS {ranks}")
     return con
 
 
@@ -121,7 +130,7 @@ def connect(paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[str],
         paths = [paths]
     lst = "[" + ", ".join(_lit(f) for f in parquet_files(paths)) + "]"
     return _register(con or duckdb.connect(), f"SELECT * FROM read_parquet({lst}, union_by_name = true)",
-                     TRACE_DEVICES.format(files=lst))
+                     TRACE_DEVICES.format(files=lst), TRACE_RANKS.format(files=lst))
 
 
 def connect_runs(runs: Iterable[tuple[str, Iterable[str | os.PathLike[str]]]],
@@ -131,14 +140,16 @@ def connect_runs(runs: Iterable[tuple[str, Iterable[str | os.PathLike[str]]]],
     Two runs may hold traces with the same name (the same script run twice), so ``trace``
     alone cannot tell them apart; ``label`` (e.g. ``k=2``, or ``A`` / ``B``) can.
     """
-    parts, devices = [], []
+    parts, devices, ranks = [], [], []
     for label, paths in runs:
         lst = "[" + ", ".join(_lit(f) for f in parquet_files(paths)) + "]"
         parts.append(f"SELECT *, {_lit(label)} AS label FROM read_parquet({lst}, union_by_name = true)")
         devices.append(f"SELECT *, {_lit(label)} AS label FROM ({TRACE_DEVICES.format(files=lst)})")
+        ranks.append(f"SELECT *, {_lit(label)} AS label FROM ({TRACE_RANKS.format(files=lst)})")
     if not parts:
         raise TraceError("runs", "no run given")
-    return _register(con or duckdb.connect(), " UNION ALL BY NAME ".join(parts), " UNION ALL ".join(devices))
+    return _register(con or duckdb.connect(), " UNION ALL BY NAME ".join(parts), " UNION ALL ".join(devices),
+                     " UNION ALL ".join(ranks))
 
 
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
