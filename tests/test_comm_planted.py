@@ -156,3 +156,40 @@ def test_single_rank_has_no_cross_rank_rows(tmp_path: Path) -> None:
     assert len(r["collectives"]) == 2
     for key in ("alignment", "matched", "waits", "by_rank", "rank_steps", "step_skew"):
         assert len(r[f"collectives.{key}"]) == 0, key
+
+
+def test_diff_metrics_and_gate(tmp_path: Path) -> None:
+    """comm.exposed_ms_per_step, rank.skew_ms_per_step, rank.wait_ms_per_step in diff and --fail-if."""
+    from tracekit import compare
+
+    a = write_ranks(tmp_path / "a", 2, slow=1)
+    b = write_ranks(tmp_path / "b", 8, slow=3)
+    r = compare.diff(a, b, conditions=["comm.exposed_ms_per_step > +50%", "rank.skew_ms_per_step > 0.1ms"])
+    d = r["diff"].set_index("metric")
+
+    def per_step(n: int, slow: int) -> tuple[float, float, float]:
+        t = _truth(n, slow)
+        exposed = sum(t["exposed"].values()) / n / 1e6  # every rank-step has its own; mean over rank-steps
+        wait = sum(t["arrival"][slow] - v for v in t["arrival"].values()) / n / 1e6
+        return exposed, end_extra(slow, n, slow) * US / 1e6, wait
+
+    for side, (n, slow) in (("a", (2, 1)), ("b", (8, 3))):
+        exposed, skew, wait = per_step(n, slow)
+        assert d.loc["comm.exposed_ms_per_step", side] == pytest.approx(exposed)
+        assert d.loc["rank.skew_ms_per_step", side] == pytest.approx(skew)
+        assert d.loc["rank.wait_ms_per_step", side] == pytest.approx(wait)
+        assert d.loc["mem.exposed_ms_per_step", side] == pytest.approx(0.150)
+    g = r["diff.gate"].set_index("condition")
+    # A: (2110 + 300) / 2 = 1205 us; B: 1870 us: +55 %
+    assert bool(g.loc["comm.exposed_ms_per_step > +50%", "fired"])
+    assert not bool(g.loc["rank.skew_ms_per_step > 0.1ms", "fired"])  # 320 -> 380 us: +0.06 ms
+
+
+def test_single_rank_skew_is_null_with_a_note(tmp_path: Path) -> None:
+    from tracekit import compare
+
+    one = write_ranks(tmp_path / "one", 1, slow=0)
+    d = compare.diff(one, one)["diff"].set_index("metric")
+    assert d.loc["rank.skew_ms_per_step", "a"] != d.loc["rank.skew_ms_per_step", "a"]  # NaN
+    assert "one trace per rank" in d.loc["rank.skew_ms_per_step", "note"]
+    assert d.loc["comm.exposed_ms_per_step", "a"] == pytest.approx(_truth(1, 0)["exposed"][0] / 1e6)

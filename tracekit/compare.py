@@ -108,6 +108,7 @@ def _run_one(index: int, label: str, paths: Paths, params: Mapping[str, Any], ti
     con.execute(f"SET VARIABLE label = {rep._sql_literal(label)}")
     con.execute(f"SET VARIABLE label_index = {index}")
     for sql in ((rep.QUERY_DIR / "_common.sql").read_text(), rep.parse_sql(rep.QUERY_DIR / "steps.sql").setup,
+                *(rep.parse_sql(rep.QUERY_DIR / f"{f}.sql").setup for f in ("comm", "collectives")),
                 (rep.QUERY_DIR / "_run_metrics.sql").read_text()):
         rep._exec_script(con, sql)
     out = con.sql("SELECT * FROM run_metrics").to_arrow_table()
