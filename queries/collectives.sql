@@ -24,17 +24,20 @@
 -- Ranks. A rank is one (trace, device) running collectives: its number is the trace's rank
 -- (metadata `distributedInfo.rank`, else `rank<N>` in the trace name, else its position among the
 -- traces), or the device index when one trace holds several GPUs' collectives (an nsys report of
--- a multi-process run). Calls are matched across ranks by (process group, Seq) when the trace
--- records Seq, else by (process group, type, n-th call of that type on the rank): that needs every
--- rank's capture to start at the same collective (match_by says which).
--- CLOCKS ARE NOT SYNCHRONISED across traces. With rank_align = 'collective_end' (default) each
--- trace's clock is shifted by the median, over its matched calls, of (its call end - the reference
--- trace's end of the same call), the reference being the lowest rank: a collective completes on
--- every rank at (nearly) the same moment, whoever arrived late. Ranks in one trace share a clock and
--- one shift. rank_align = 'none' keeps raw timestamps (one host, or clocks known to agree). The
--- `alignment` output gives each trace's shift and the largest residual misfit (a quality check).
+-- a multi-process run); the reference rank is the lowest. Calls are matched across ranks in two passes.
+-- CLOCKS ARE NOT SYNCHRONISED across traces, so pass 1 estimates each trace's clock shift: with
+-- rank_align = 'collective_end' (default) it is the median, over calls paired by (process group,
+-- Seq) or without Seq by (process group, type, step, n-th such call in the step), of (its call end -
+-- the reference trace's end of the same call): a collective completes on every rank at (nearly) the
+-- same moment, whoever arrived late. Ranks in one trace share a clock and one shift. rank_align =
+-- 'none' keeps raw timestamps (one host, or clocks known to agree). Pass 2 matches: by (process
+-- group, Seq) when recorded, else each call takes the reference rank's call of the same group and
+-- type whose shifted end is nearest, if within half the shorter call (captures that miss or add
+-- calls, e.g. sampled ones, still match the rest); each reference call is taken once per rank.
+-- Calls the reference rank does not hold are not matched. The `alignment` output gives each trace's
+-- shift and the largest residual misfit of matched ends after it (a quality check).
 --
--- Inputs: kernels, events (record_param_comms cpu_ops), trace_ranks; _steps (from _common.sql).
+-- Inputs: kernels, events (record_param_comms cpu_ops), trace_ranks; _steps, _window, _op_class (from _common.sql).
 -- Parameters: getvariable('rank_align') ('collective_end' | 'none').
 --
 -- Output `collectives` (one row per call): trace, device, rank, stream, ts_ns, dur_ns, coll_type,
@@ -47,7 +50,7 @@
 -- Output `alignment` (one row per trace in a multi-rank set): trace, rank, method (collective_end |
 --   none), offset_ns (subtracted from its timestamps), matched_calls (with the reference), residual_ns
 --   (largest |end - reference end| left after the shift), note
--- Output `matched` (one row per call seen on >= 2 ranks): match_key, match_by (seq | order),
+-- Output `matched` (one row per call seen on >= 2 ranks): match_key, match_by (seq | nearest_end),
 --   coll_type, pg_name, ranks, first_arrival_ns, last_arrival_ns (aligned kernel starts),
 --   arrival_skew_ns = last - first, last_rank, late_ns = last arrival - the one before it (what
 --   the late rank cost every other rank at least), total_wait_ns = summed waits of all ranks,
@@ -145,7 +148,7 @@ FROM _t t ASOF LEFT JOIN _cl_steps s ON t.trace = s.trace AND t.at_ns >= s.ts_ns
 
 -- Ranks: traces (rank from metadata, name, or position) and (trace, device) units that ran collectives.
 CREATE OR REPLACE TEMP TABLE _cl_trace AS
-WITH _t AS (SELECT DISTINCT trace FROM events)
+WITH _t AS (SELECT trace FROM _window)
 SELECT t.trace, coalesce(r.rank, TRY_CAST(regexp_extract(t.trace, '(?i)rank[-_]?([0-9]+)', 1) AS INTEGER),
                          (dense_rank() OVER (ORDER BY t.trace) - 1)::INTEGER) AS rank,
        CASE WHEN r.rank IS NOT NULL THEN 'metadata' WHEN regexp_matches(t.trace, '(?i)rank[-_]?[0-9]+') THEN 'trace name'
