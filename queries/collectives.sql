@@ -99,7 +99,6 @@ CREATE OR REPLACE TEMP MACRO _cl_bus(t, n) AS CASE
     WHEN t = 'all_reduce' THEN 2.0 * (n - 1) / n
     WHEN t IN ('all_gather', 'reduce_scatter', 'all_to_all') THEN (n - 1) / n
     WHEN t IN ('broadcast', 'reduce', 'send_recv') THEN 1.0 END;
-CREATE OR REPLACE TEMP MACRO _cl_arg(a, b, key) AS coalesce(json_extract_string(a, key), json_extract_string(b, key));
 
 -- Step keys, the same on every rank: the name when unique in its trace and numbered, else kind#n.
 CREATE OR REPLACE TEMP TABLE _cl_steps AS
@@ -116,20 +115,25 @@ WITH _k AS (
 ), _rpc AS (
     SELECT trace, external_id, any_value(args) AS args FROM events
     WHERE kind = 'cpu_op' AND name = 'record_param_comms' AND external_id IS NOT NULL GROUP BY ALL
-), _a AS (
-    SELECT k.*,
-           json_extract_string(k.args, '$."Collective name"') AS k_type, json_extract_string(r.args, '$."Collective name"') AS r_type,
-           _cl_arg(k.args, r.args, '$."Process Group Name"') AS pg_name,
-           _cl_arg(k.args, r.args, '$."Process Group Description"') AS pg_desc,
-           coalesce(TRY_CAST(_cl_arg(k.args, r.args, '$."Group size"') AS INTEGER),
-                    json_array_length(TRY_CAST(_cl_arg(k.args, r.args, '$."Process Group Ranks"') AS JSON))::INTEGER) AS group_size,
-           TRY_CAST(_cl_arg(k.args, r.args, '$."Seq"') AS BIGINT) AS seq,
-           TRY_CAST(_cl_arg(k.args, r.args, '$."In msg nelems"') AS BIGINT) AS in_nelems,
-           TRY_CAST(_cl_arg(k.args, r.args, '$."Out msg nelems"') AS BIGINT) AS out_nelems,
-           _cl_arg(k.args, r.args, '$."dtype"') AS dtype,
-           _cl_type(_cl_norm(regexp_extract(k.phase_path, 'nccl:([A-Za-z_]+)', 1))) AS range_type,
-           _cl_type(_cl_norm(regexp_extract(k.name, '(?:nccl|rccl|hccl)(?:Dev)?Kernel_([A-Za-z]+)', 1))) AS name_type
+), _a0 AS (  -- each args object parsed once: all keys in one json_extract_string call
+    SELECT k.* EXCLUDE (args),
+           json_extract_string(k.args, ['$."Collective name"', '$."Process Group Name"', '$."Process Group Description"',
+               '$."Group size"', '$."Process Group Ranks"', '$."Seq"', '$."In msg nelems"', '$."Out msg nelems"', '$."dtype"']) AS ka,
+           json_extract_string(r.args, ['$."Collective name"', '$."Process Group Name"', '$."Process Group Description"',
+               '$."Group size"', '$."Process Group Ranks"', '$."Seq"', '$."In msg nelems"', '$."Out msg nelems"', '$."dtype"']) AS ra
     FROM _k k LEFT JOIN _rpc r ON r.trace = k.trace AND r.external_id = k.external_id
+), _a AS (
+    SELECT * EXCLUDE (ka, ra), ka[1] AS k_type, ra[1] AS r_type,
+           coalesce(ka[2], ra[2]) AS pg_name, coalesce(ka[3], ra[3]) AS pg_desc,
+           coalesce(TRY_CAST(coalesce(ka[4], ra[4]) AS INTEGER),
+                    json_array_length(TRY_CAST(coalesce(ka[5], ra[5]) AS JSON))::INTEGER) AS group_size,
+           TRY_CAST(coalesce(ka[6], ra[6]) AS BIGINT) AS seq,
+           TRY_CAST(coalesce(ka[7], ra[7]) AS BIGINT) AS in_nelems,
+           TRY_CAST(coalesce(ka[8], ra[8]) AS BIGINT) AS out_nelems,
+           coalesce(ka[9], ra[9]) AS dtype,
+           _cl_type(_cl_norm(regexp_extract(phase_path, 'nccl:([A-Za-z_]+)', 1))) AS range_type,
+           _cl_type(_cl_norm(regexp_extract(name, '(?:nccl|rccl|hccl)(?:Dev)?Kernel_([A-Za-z]+)', 1))) AS name_type
+    FROM _a0
 ), _t AS (
     SELECT *, coalesce(_cl_type(_cl_norm(k_type)), _cl_type(_cl_norm(r_type)), range_type, name_type, 'unknown') AS coll_type,
            CASE WHEN k_type IS NOT NULL THEN 'args' WHEN r_type IS NOT NULL THEN 'record_param_comms'

@@ -15,9 +15,10 @@
 -- NCCL's NVTX ranges (nsys) are CPU-side calls, not GPU time: they are not counted here
 -- (collectives.sql reads the collective type from them).
 --
--- How: the class unions' boundaries are swept per device into segments with a state bitmask
--- (1 compute, 2 comm, 4 memory) and running totals of each measure; the measure of any window
--- [a, b) is then G(b) - G(a), found with two ASOF joins (steps, and each op for the per-phase view).
+-- How: every op boundary of a device is swept once into segments with the classes running there
+-- (state bitmask: 1 compute, 2 comm, 4 memory); per measure, running totals over its segments give the
+-- measure of any window [a, b) as G(b) - G(a), found with two ASOF joins (steps, and each op for the
+-- per-phase view). Window functions run over the segments once; measured on 64 ranks in BENCHMARKS.md.
 --
 -- Inputs: _gpu, _steps (from _common.sql).
 --
@@ -38,7 +39,9 @@
 -- Output `by_step` (trace, step_index, step_name, device): wall_ns (the step range; DENOMINATOR of the
 --   shares), comm_ns, comm_overlap_ns, comm_exposed_ns, comm_exposed_share, mem_ns, mem_overlap_ns,
 --   mem_exposed_ns, mem_exposed_share: the same definitions restricted to the step's time window.
--- Output `by_phase` (trace, device, phase_path of the launching call; rows with comm or memory ops):
+-- Output `by_phase` (trace, device, phase_path of the launching call, relative to the step holding the
+--   launch as in steps.phases ('(self)' = directly in the step; full path outside steps); rows with
+--   comm or memory ops):
 --   comm_ops, comm_op_ns (summed op durations), comm_overlap_ns (each op's time under compute,
 --   summed), comm_exposed_ns = comm_op_ns - comm_overlap_ns, comm_exposed_share = comm_exposed_ns /
 --   comm_op_ns, comm_exposed_ns_per_step (/ the trace's steps; NULL without steps), and mem_* alike.
@@ -47,81 +50,89 @@
 -- How to read: comm_exposed_ns is time the GPU spends only communicating (or idle-waiting inside an
 -- NCCL kernel for a late peer: ranks.sql says who); overlap is communication that compute hides.
 
-CREATE OR REPLACE TEMP TABLE _cm_iv AS
-WITH _o AS (
-    SELECT trace, device, CASE op_class WHEN 'compute' THEN 1 WHEN 'communication' THEN 2 ELSE 4 END AS bit,
-           ts_ns, end_ns
-    FROM _gpu WHERE end_ns > ts_ns  -- zero-length ops add no time
-), _p AS (
-    SELECT *, max(end_ns) OVER (PARTITION BY trace, device, bit ORDER BY ts_ns, end_ns
-                                ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS _pe
-    FROM _o
-), _g AS (
-    SELECT *, sum(CASE WHEN _pe IS NULL OR ts_ns > _pe THEN 1 ELSE 0 END)
-                OVER (PARTITION BY trace, device, bit ORDER BY ts_ns, end_ns ROWS UNBOUNDED PRECEDING) AS _grp
-    FROM _p
-)
-SELECT trace, device, bit, min(ts_ns) AS s, max(end_ns) AS e FROM _g GROUP BY trace, device, bit, _grp;
-
--- Segments [s, e) between consecutive boundaries with the classes running there (state) and the
--- running totals of every measure before s (c_* columns).
+-- Segments [s, e) between consecutive op boundaries of a device, with how many ops of each class run
+-- there: one running sum of packed counters (compute + 2^20 comm + 2^40 memory), then the class
+-- flags. No merge pass: a class runs where its counter is > 0.
 CREATE OR REPLACE TEMP TABLE _cm_seg AS
-WITH _b AS (
-    SELECT trace, device, t, sum(d) AS d
-    FROM (SELECT trace, device, s AS t, bit AS d FROM _cm_iv UNION ALL SELECT trace, device, e, -bit FROM _cm_iv)
+WITH _o AS (
+    SELECT trace, device, ts_ns, end_ns,
+           CASE op_class WHEN 'compute' THEN 1 WHEN 'communication' THEN 1048576 ELSE 1099511627776 END AS w
+    FROM _gpu WHERE end_ns > ts_ns  -- zero-length ops add no time
+), _b AS (
+    SELECT trace, device, t, sum(d)::BIGINT AS d
+    FROM (SELECT trace, device, ts_ns AS t, w AS d FROM _o UNION ALL SELECT trace, device, end_ns, -w FROM _o)
     GROUP BY ALL
-), _st AS (
-    SELECT trace, device, t AS s, lead(t) OVER w AS e, (sum(d) OVER (w ROWS UNBOUNDED PRECEDING))::INTEGER AS state
+), _c AS (
+    SELECT trace, device, t AS s, lead(t) OVER w AS e, (sum(d) OVER (w ROWS UNBOUNDED PRECEDING))::BIGINT AS cnt
     FROM _b WINDOW w AS (PARTITION BY trace, device ORDER BY t)
-), _m AS (
-    SELECT trace, device, s, e, state, e - s AS len,
-           (state & 1 > 0)::INTEGER AS f_comp, (state & 2 > 0)::INTEGER AS f_comm,
-           (state & 3 = 3)::INTEGER AS f_comm_ov, (state & 4 > 0)::INTEGER AS f_mem,
-           (state & 5 = 5)::INTEGER AS f_mem_ov, (state > 0)::INTEGER AS f_busy
-    FROM _st WHERE e IS NOT NULL
+), _f AS (
+    SELECT trace, device, s, e, e - s AS len, ((cnt & 1048575) > 0)::INTEGER AS f_comp,
+           (((cnt >> 20) & 1048575) > 0)::INTEGER AS f_comm, ((cnt >> 40) > 0)::INTEGER AS f_mem
+    FROM _c WHERE e IS NOT NULL
 )
-SELECT *,
-       coalesce(sum(len * f_comp) OVER w, 0) AS c_comp, coalesce(sum(len * f_comm) OVER w, 0) AS c_comm,
-       coalesce(sum(len * f_comm_ov) OVER w, 0) AS c_comm_ov, coalesce(sum(len * f_mem) OVER w, 0) AS c_mem,
-       coalesce(sum(len * f_mem_ov) OVER w, 0) AS c_mem_ov, coalesce(sum(len * f_busy) OVER w, 0) AS c_busy
-FROM _m
-WINDOW w AS (PARTITION BY trace, device ORDER BY s ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING);
+SELECT trace, device, s, e, len, f_comp + 2 * f_comm + 4 * f_mem AS state, f_comp, f_comm, f_comp * f_comm AS f_comm_ov,
+       f_mem, f_comp * f_mem AS f_mem_ov, (f_comp + f_comm + f_mem > 0)::INTEGER AS f_busy
+FROM _f;
 
--- Per step and device: every measure inside [step start, step end) = G(end) - G(start).
+-- Per measure m (comp, comm, comm_ov, mem, mem_ov): the segments where it holds, with the total of m
+-- before each (c). The measure of any window [a, b) is then G(b) - G(a), G(t) = c + least(t, e) - s of
+-- the last m-segment starting at or before t (an ASOF join): no interval join.
+CREATE OR REPLACE TEMP TABLE _cm_cum AS
+WITH _m AS (
+    SELECT trace, device, 'comp' AS m, s, e FROM _cm_seg WHERE f_comp = 1
+    UNION ALL SELECT trace, device, 'comm', s, e FROM _cm_seg WHERE f_comm = 1
+    UNION ALL SELECT trace, device, 'comm_ov', s, e FROM _cm_seg WHERE f_comm_ov = 1
+    UNION ALL SELECT trace, device, 'mem', s, e FROM _cm_seg WHERE f_mem = 1
+    UNION ALL SELECT trace, device, 'mem_ov', s, e FROM _cm_seg WHERE f_mem_ov = 1
+)  -- DOUBLE running sums are exact for integer ns below 2^53 and twice as fast as HUGEINT ones
+SELECT trace, device, m, s, e,
+       (sum((e - s)::DOUBLE) OVER (PARTITION BY trace, device, m ORDER BY s ROWS UNBOUNDED PRECEDING))::BIGINT - (e - s) AS c
+FROM _m;
+
+-- Per step, device and measure: G(step end) - G(step start).
 CREATE OR REPLACE TEMP TABLE _cm_step AS
 WITH _sd AS (
-    SELECT s.trace, s.step_index, s.name AS step_name, s.ts_ns AS a, s.end_ns AS b, d.device
+    SELECT s.trace, s.step_index, s.name AS step_name, s.ts_ns AS a, s.end_ns AS b, d.device, m.m
     FROM _steps s JOIN (SELECT DISTINCT trace, device FROM _cm_seg) d USING (trace)
+    CROSS JOIN (VALUES ('comm'), ('comm_ov'), ('mem'), ('mem_ov')) m(m)
 ), _ga AS (
-    SELECT x.*, g.s AS gs, g.e AS ge, g.f_comm, g.f_comm_ov, g.f_mem, g.f_mem_ov, g.c_comm, g.c_comm_ov, g.c_mem, g.c_mem_ov
-    FROM _sd x ASOF LEFT JOIN _cm_seg g ON x.trace = g.trace AND x.device = g.device AND x.a >= g.s
+    SELECT x.*, g.c + least(x.a, g.e) - g.s AS ga
+    FROM _sd x ASOF LEFT JOIN _cm_cum g ON x.trace = g.trace AND x.device = g.device AND x.m = g.m AND x.a >= g.s
 ), _gb AS (
-    SELECT x.*, g.s AS hs, g.e AS he, g.f_comm AS hf_comm, g.f_comm_ov AS hf_comm_ov, g.f_mem AS hf_mem,
-           g.f_mem_ov AS hf_mem_ov, g.c_comm AS hc_comm, g.c_comm_ov AS hc_comm_ov, g.c_mem AS hc_mem, g.c_mem_ov AS hc_mem_ov
-    FROM _ga x ASOF LEFT JOIN _cm_seg g ON x.trace = g.trace AND x.device = g.device AND x.b >= g.s
-), _v AS (  -- G(t) = running total before the segment holding t + the part of that segment before t
-    SELECT trace, step_index, step_name, device, b - a AS wall_ns,
-           coalesce(hc_comm + hf_comm * (least(b, he) - hs), 0) - coalesce(c_comm + f_comm * (least(a, ge) - gs), 0) AS comm_ns,
-           coalesce(hc_comm_ov + hf_comm_ov * (least(b, he) - hs), 0) - coalesce(c_comm_ov + f_comm_ov * (least(a, ge) - gs), 0) AS comm_overlap_ns,
-           coalesce(hc_mem + hf_mem * (least(b, he) - hs), 0) - coalesce(c_mem + f_mem * (least(a, ge) - gs), 0) AS mem_ns,
-           coalesce(hc_mem_ov + hf_mem_ov * (least(b, he) - hs), 0) - coalesce(c_mem_ov + f_mem_ov * (least(a, ge) - gs), 0) AS mem_overlap_ns
-    FROM _gb
+    SELECT x.*, g.c + least(x.b, g.e) - g.s AS gb
+    FROM _ga x ASOF LEFT JOIN _cm_cum g ON x.trace = g.trace AND x.device = g.device AND x.m = g.m AND x.b >= g.s
+), _v AS (
+    SELECT trace, step_index, any_value(step_name) AS step_name, device, any_value(b - a) AS wall_ns,
+           sum(coalesce(gb, 0) - coalesce(ga, 0)) FILTER (WHERE m = 'comm') AS comm_ns,
+           sum(coalesce(gb, 0) - coalesce(ga, 0)) FILTER (WHERE m = 'comm_ov') AS comm_overlap_ns,
+           sum(coalesce(gb, 0) - coalesce(ga, 0)) FILTER (WHERE m = 'mem') AS mem_ns,
+           sum(coalesce(gb, 0) - coalesce(ga, 0)) FILTER (WHERE m = 'mem_ov') AS mem_overlap_ns
+    FROM _gb GROUP BY trace, step_index, device
 )
 SELECT *, comm_ns - comm_overlap_ns AS comm_exposed_ns, mem_ns - mem_overlap_ns AS mem_exposed_ns FROM _v;
 
 -- Per communication / memory op: its time under compute = Gcomp(end) - Gcomp(start).
 CREATE OR REPLACE TEMP TABLE _cm_ops AS
-WITH _o AS (
-    SELECT gid, trace, device, op_class, phase_path, ts_ns, end_ns FROM _gpu WHERE op_class <> 'compute'
+WITH _o0 AS (
+    SELECT gid, trace, device, op_class, phase_path, ts_ns, end_ns, coalesce(launch_ts_ns, ts_ns) AS at_ns
+    FROM _gpu WHERE op_class <> 'compute'
+), _o AS (  -- the phase relative to the step holding the launch (as steps.phases), so steps add up
+    SELECT o.gid, o.trace, o.device, o.op_class, o.ts_ns, o.end_ns,
+           CASE WHEN s.end_ns IS NULL OR o.at_ns >= s.end_ns THEN o.phase_path
+                WHEN o.phase_path = s.phase_path THEN '(self)'
+                WHEN starts_with(o.phase_path, s.phase_path || '/') THEN substr(o.phase_path, length(s.phase_path) + 2)
+                ELSE o.phase_path END AS phase_path
+    FROM _o0 o ASOF LEFT JOIN _steps s ON o.trace = s.trace AND o.at_ns >= s.ts_ns
+), _comp AS (
+    SELECT trace, device, s, e, c FROM _cm_cum WHERE m = 'comp'
 ), _ga AS (
-    SELECT o.*, g.s AS gs, g.e AS ge, g.f_comp, g.c_comp
-    FROM _o o ASOF LEFT JOIN _cm_seg g ON o.trace = g.trace AND o.device = g.device AND o.ts_ns >= g.s
+    SELECT o.*, g.c + least(o.ts_ns, g.e) - g.s AS ga
+    FROM _o o ASOF LEFT JOIN _comp g ON o.trace = g.trace AND o.device = g.device AND o.ts_ns >= g.s
 ), _gb AS (
-    SELECT o.*, g.s AS hs, g.e AS he, g.f_comp AS hf_comp, g.c_comp AS hc_comp
-    FROM _ga o ASOF LEFT JOIN _cm_seg g ON o.trace = g.trace AND o.device = g.device AND o.end_ns >= g.s
+    SELECT o.*, g.c + least(o.end_ns, g.e) - g.s AS gb
+    FROM _ga o ASOF LEFT JOIN _comp g ON o.trace = g.trace AND o.device = g.device AND o.end_ns >= g.s
 )
-SELECT gid, trace, device, op_class, phase_path, end_ns - ts_ns AS op_ns,
-       coalesce(hc_comp + hf_comp * (least(end_ns, he) - hs), 0) - coalesce(c_comp + f_comp * (least(ts_ns, ge) - gs), 0) AS overlap_ns
+SELECT gid, trace, device, op_class, phase_path, end_ns - ts_ns AS op_ns, coalesce(gb, 0) - coalesce(ga, 0) AS overlap_ns
 FROM _gb;
 
 CREATE OR REPLACE TEMP TABLE _cm_nsteps AS

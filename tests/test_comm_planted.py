@@ -56,10 +56,13 @@ def test_exposed_comm_per_device_step_and_phase(eight: dict) -> None:
         assert (r.mem_ns, r.mem_overlap_ns, r.mem_exposed_ns) == (200 * US, 50 * US, 150 * US)
         assert r.comm_exposed_share == pytest.approx(t["exposed"][rank] / r.wall_ns)
     ph = eight["comm.by_phase"]
-    r3 = ph[(ph.trace == "rank3") & (ph.phase_path == "ProfilerStep#1/attn/tp_allreduce")].iloc[0]
-    assert (r3.comm_ops, r3.comm_op_ns, r3.comm_overlap_ns, r3.comm_exposed_ns) == (1, t["comm"][3], 200 * US, t["exposed"][3])
-    smp = ph[(ph.trace == "rank0") & (ph.phase_path == "ProfilerStep#2/sampler")].iloc[0]
-    assert (smp.comm_ops, smp.mem_ops, smp.mem_op_ns, smp.mem_overlap_ns, smp.mem_exposed_ns) == (0, 2, 200 * US, 50 * US, 150 * US)
+    assert set(ph.phase_path) == {"attn/tp_allreduce", "sampler"}  # relative to the step: both steps add up
+    r3 = ph[(ph.trace == "rank3") & (ph.phase_path == "attn/tp_allreduce")].iloc[0]
+    assert (r3.comm_ops, r3.comm_op_ns, r3.comm_overlap_ns, r3.comm_exposed_ns) == (2, 2 * t["comm"][3], 400 * US, 2 * t["exposed"][3])
+    assert r3.comm_exposed_ns_per_step == t["exposed"][3]
+    smp = ph[(ph.trace == "rank0") & (ph.phase_path == "sampler")].iloc[0]
+    assert (smp.comm_ops, smp.mem_ops, smp.mem_op_ns, smp.mem_overlap_ns, smp.mem_exposed_ns) == (0, 4, 400 * US, 100 * US, 300 * US)
+    assert smp.mem_exposed_ns_per_step == 150 * US
     kt = eight["comm.kernel_types"]
     k0 = dict(zip(kt[kt.trace == "rank0"].kernel_type, kt[kt.trace == "rank0"].time_ns))
     assert k0 == {"COMMUNICATION": 2 * t["exposed"][0], "COMPUTATION overlapping COMMUNICATION": 400 * US,
