@@ -7,7 +7,7 @@ DDP job with 1,616 NCCL all-reduces) once, then writes ``--ranks`` Parquet files
 same rows with every timestamp (ts_ns, launch_ts_ns) shifted by that rank's own clock offset
 (r * 1.000777 s, as unsynchronised hosts would have) and the trace metadata saying rank r of N.
 Then runs ``python -m tracekit report DIR --json`` (all analyses, or ``--analyses`` via the Python
-API) in a child process and prints its wall time and peak RSS (getrusage of the child), the load
+API) in a child process and prints its wall and CPU time and peak RSS (getrusage of the child), the load
 average of the machine, and a check that collectives.sql recovered every planted clock offset.
 """
 
@@ -79,9 +79,10 @@ def main() -> None:
     with open(out, "w") if not a.analyses else open(os.devnull, "w") as f:
         subprocess.run(cmd, check=True, stdout=f)
     wall = time.perf_counter() - t0
-    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    print(f"report ({a.analyses or 'all analyses, CLI --json'}): {wall:.1f} s wall, peak RSS {rss:.0f} MB; "
-          f"load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} CPUs")
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    print(f"report ({a.analyses or 'all analyses, CLI --json'}): {wall:.1f} s wall, {ru.ru_utime + ru.ru_stime:.1f} s CPU "
+          f"(user+sys), peak RSS {ru.ru_maxrss / 1024:.0f} MB; load average before: {load[0]:.2f} {load[1]:.2f} "
+          f"{load[2]:.2f}, after: {os.getloadavg()[0]:.2f}, on {os.cpu_count()} CPUs")
     doc = json.loads(out.read_text())
     al = doc["collectives"]["alignment"]
     bad = [x for x in al if x["offset_ns"] != x["rank"] * SHIFT_NS]

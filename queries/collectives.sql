@@ -42,7 +42,8 @@
 --
 -- Output `collectives` (one row per call): trace, device, rank, stream, ts_ns, dur_ns, coll_type,
 --   type_source (args | record_param_comms | range | kernel_name | unknown), pg_name, pg_desc,
---   group_size, seq, in_nelems, out_nelems, dtype, msg_bytes, algbw_gbs, busbw_gbs, size_bucket,
+--   group_size, group_ranks (global ranks of the group, as torch writes them), seq, in_nelems,
+--   out_nelems, dtype, msg_bytes, algbw_gbs, busbw_gbs, size_bucket,
 --   phase_path, step_index (the step holding the launch, by time), kernel, note (why sizes are NULL)
 -- Output `by_type` (trace, device, coll_type, pg_name, size_bucket): calls, total_ns, mean_ns,
 --   p50_ns, max_ns, msg_bytes (summed), algbw_gbs = summed bytes / summed ns, busbw_gbs likewise
@@ -65,7 +66,7 @@
 --   arrival - the first arrival, summed over those calls)
 -- Output `step_skew` (per step key seen on >= 2 traces): ranks, earliest_start_ns, start_skew_ns,
 --   earliest_end_ns, skew_ns = latest end - earliest end (the first rank to finish waits this long
---   for the last), min_wall_ns, max_wall_ns, slowest_rank (ends last), late_rank (most late_ns at
+--   for the last), min_wall_ns, max_wall_ns, slowest_rank (ends last; NULL when all end together), late_rank (most late_ns at
 --   the step's calls; NULL when none is late), late_ns, max_wait_ns
 -- Steps are matched by name when a step's name is unique in its trace and holds a number
 -- (ProfilerStep#551), else by (step kind, n-th step of that kind).
@@ -127,7 +128,7 @@ WITH _k AS (
            coalesce(ka[2], ra[2]) AS pg_name, coalesce(ka[3], ra[3]) AS pg_desc,
            coalesce(TRY_CAST(coalesce(ka[4], ra[4]) AS INTEGER),
                     json_array_length(TRY_CAST(coalesce(ka[5], ra[5]) AS JSON))::INTEGER) AS group_size,
-           TRY_CAST(coalesce(ka[6], ra[6]) AS BIGINT) AS seq,
+           coalesce(ka[5], ra[5]) AS group_ranks, TRY_CAST(coalesce(ka[6], ra[6]) AS BIGINT) AS seq,
            TRY_CAST(coalesce(ka[7], ra[7]) AS BIGINT) AS in_nelems,
            TRY_CAST(coalesce(ka[8], ra[8]) AS BIGINT) AS out_nelems,
            coalesce(ka[9], ra[9]) AS dtype,
@@ -255,7 +256,7 @@ WHERE (SELECT count(DISTINCT trace) FROM _steps) >= 2;
 
 -- @output collectives
 SELECT c.trace, c.device, u.rank, c.stream, c.ts_ns, c.dur_ns, c.coll_type, c.type_source, c.pg_name, c.pg_desc,
-       c.group_size, c.seq, c.in_nelems, c.out_nelems, c.dtype, c.msg_bytes, c.algbw_gbs, c.busbw_gbs, c.size_bucket,
+       c.group_size, c.group_ranks, c.seq, c.in_nelems, c.out_nelems, c.dtype, c.msg_bytes, c.algbw_gbs, c.busbw_gbs, c.size_bucket,
        c.phase_path, c.step_index, c.name AS kernel,
        CASE WHEN c.msg_bytes IS NULL THEN 'no message size/dtype in the trace: torch.profiler records them on NCCL '
             || 'kernels and record_param_comms (torch >= 2.1, record_shapes=True); nsys exports have none'
@@ -318,7 +319,8 @@ SELECT * FROM _cl_rs ORDER BY start_ns, rank;
 -- @output step_skew
 SELECT step_key, count(*) AS ranks, min(start_ns) AS earliest_start_ns, max(start_ns) - min(start_ns) AS start_skew_ns,
        min(end_ns) AS earliest_end_ns, max(end_ns) - min(end_ns) AS skew_ns, min(wall_ns) AS min_wall_ns,
-       max(wall_ns) AS max_wall_ns, arg_max(rank, end_ns) AS slowest_rank,
+       max(wall_ns) AS max_wall_ns,
+       CASE WHEN max(end_ns) > min(end_ns) THEN arg_max(rank, end_ns) END AS slowest_rank,
        CASE WHEN max(late_ns) > 0 THEN arg_max(rank, late_ns) END AS late_rank, max(late_ns) AS late_ns,
        max(wait_ns) AS max_wait_ns
 FROM _cl_rs GROUP BY step_key HAVING count(*) >= 2

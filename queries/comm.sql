@@ -48,7 +48,7 @@
 --   Per-op sums: where two communication ops overlap each other they count twice here and once in `comm`.
 --
 -- How to read: comm_exposed_ns is time the GPU spends only communicating (or idle-waiting inside an
--- NCCL kernel for a late peer: ranks.sql says who); overlap is communication that compute hides.
+-- NCCL kernel for a late peer: collectives.sql `waits` says who); overlap is communication compute hides.
 
 -- Segments [s, e) between consecutive op boundaries of a device, with how many ops of each class run
 -- there: one running sum of packed counters (compute + 2^20 comm + 2^40 memory), then the class

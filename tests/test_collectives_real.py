@@ -44,6 +44,7 @@ def test_nccl_data_calls_and_sizes_equal_raw_args(tmp_path: Path) -> None:
     assert Counter(c.coll_type) == want_calls == Counter({"all_reduce": 15, "broadcast": 6})
     assert {t: int(c[c.coll_type == t].msg_bytes.sum()) for t in want_bytes} == dict(want_bytes)
     assert set(c.type_source) == {"args"} and set(c.group_size) == {2} and set(c.pg_desc) == {"default_pg"}
+    assert set(c.group_ranks) == {"[0, 1]"}
     # all-reduce bus bandwidth = algbw * 2(n-1)/n = algbw for n = 2; broadcast busbw = algbw
     assert (c.busbw_gbs - c.algbw_gbs).abs().max() < 1e-9
 
