@@ -52,20 +52,22 @@
 --   none), offset_ns (subtracted from its timestamps), matched_calls (with the reference), residual_ns
 --   (largest |end - reference end| left after the shift), note
 -- Output `matched` (one row per call seen on >= 2 ranks): match_key, match_by (seq | nearest_end),
---   coll_type, pg_name, ranks, first_arrival_ns, last_arrival_ns (aligned kernel starts),
+--   coll_type, pg_name, ranks, first_arrival_ts_ns, last_arrival_ts_ns (aligned kernel starts: timestamps),
 --   arrival_skew_ns = last - first, last_rank, late_ns = last arrival - the one before it (what
 --   the late rank cost every other rank at least), total_wait_ns = summed waits of all ranks,
 --   mean_dur_ns, step_key (step of the reference rank's call)
--- Output `waits` (one row per rank and matched call): match_key, trace, device, rank, arrival_ns,
+-- Output `waits` (one row per rank and matched call): match_key, trace, device, rank, arrival_ts_ns,
+--   behind_ns = this rank's arrival - the first arrival,
 --   wait_ns = last arrival - this rank's arrival (time its kernel spent waiting for the last peer),
 --   dur_ns, wait_share = wait_ns / dur_ns
 -- Output `by_rank`: trace, device, rank, calls (matched), wait_ns (summed), times_last (calls it
 --   arrived at last), caused_wait_ns (others' waits in the calls it was last at), late_ns (summed)
--- Output `rank_steps` (per step and trace, multi-trace sets): step_key, trace, rank, start_ns,
---   end_ns (aligned), wall_ns, wait_ns (its waits at the step's matched calls), late_ns (its
+-- Output `rank_steps` (per step and trace, multi-trace sets): step_key, trace, rank, start_ts_ns,
+--   end_ts_ns (aligned timestamps), start_offset_ns, end_offset_ns (from the step's earliest aligned
+--   start over all ranks: the per-rank step timeline), wall_ns, wait_ns (its waits at the step's matched calls), late_ns (its
 --   arrival - the first arrival, summed over those calls)
--- Output `step_skew` (per step key seen on >= 2 traces): ranks, earliest_start_ns, start_skew_ns,
---   earliest_end_ns, skew_ns = latest end - earliest end (the first rank to finish waits this long
+-- Output `step_skew` (per step key seen on >= 2 traces): ranks, earliest_start_ts_ns, start_skew_ns,
+--   earliest_end_ts_ns, skew_ns = latest end - earliest end (the first rank to finish waits this long
 --   for the last), min_wall_ns, max_wall_ns, slowest_rank (ends last; NULL when all end together), late_rank (most late_ns at
 --   the step's calls; NULL when none is late), late_ns, max_wait_ns
 -- Steps are matched by name when a step's name is unique in its trace and holds a number
@@ -294,14 +296,14 @@ ORDER BY a.rank, a.trace;
 -- @output matched
 SELECT match_key, CASE WHEN bool_or(match_by = 'seq') THEN 'seq' ELSE 'nearest_end' END AS match_by,
        any_value(coll_type) AS coll_type, nullif(any_value(pg_name), '?') AS pg_name,
-       any_value(ranks) AS ranks, any_value(first_arrival_ns) AS first_arrival_ns, any_value(last_arrival_ns) AS last_arrival_ns,
+       any_value(ranks) AS ranks, any_value(first_arrival_ns) AS first_arrival_ts_ns, any_value(last_arrival_ns) AS last_arrival_ts_ns,
        any_value(last_arrival_ns - first_arrival_ns) AS arrival_skew_ns, any_value(last_rank) AS last_rank,
        any_value(late_ns) AS late_ns, sum(wait_ns)::BIGINT AS total_wait_ns, avg(dur_ns) AS mean_dur_ns,
        arg_min(step_key, rank) AS step_key
-FROM _cl_w GROUP BY match_key ORDER BY first_arrival_ns, match_key;
+FROM _cl_w GROUP BY match_key ORDER BY first_arrival_ts_ns, match_key;
 
 -- @output waits
-SELECT match_key, trace, device, rank, arrival_ns, wait_ns, dur_ns, wait_ns / nullif(dur_ns, 0) AS wait_share
+SELECT match_key, trace, device, rank, arrival_ns AS arrival_ts_ns, behind_ns, wait_ns, dur_ns, wait_ns / nullif(dur_ns, 0) AS wait_share
 FROM _cl_w ORDER BY first_arrival_ns, match_key, rank;
 
 -- @output by_rank
@@ -314,11 +316,14 @@ FROM _cl_w w JOIN _c c USING (match_key)
 GROUP BY w.trace, w.device, w.rank ORDER BY w.rank, w.trace, w.device;
 
 -- @output rank_steps
-SELECT * FROM _cl_rs ORDER BY start_ns, rank;
+SELECT step_key, trace, rank, start_ns AS start_ts_ns, end_ns AS end_ts_ns,
+       start_ns - min(start_ns) OVER (PARTITION BY step_key) AS start_offset_ns,
+       end_ns - min(start_ns) OVER (PARTITION BY step_key) AS end_offset_ns, wall_ns, wait_ns, late_ns
+FROM _cl_rs ORDER BY start_ns, rank;
 
 -- @output step_skew
-SELECT step_key, count(*) AS ranks, min(start_ns) AS earliest_start_ns, max(start_ns) - min(start_ns) AS start_skew_ns,
-       min(end_ns) AS earliest_end_ns, max(end_ns) - min(end_ns) AS skew_ns, min(wall_ns) AS min_wall_ns,
+SELECT step_key, count(*) AS ranks, min(start_ns) AS earliest_start_ts_ns, max(start_ns) - min(start_ns) AS start_skew_ns,
+       min(end_ns) AS earliest_end_ts_ns, max(end_ns) - min(end_ns) AS skew_ns, min(wall_ns) AS min_wall_ns,
        max(wall_ns) AS max_wall_ns,
        CASE WHEN max(end_ns) > min(end_ns) THEN arg_max(rank, end_ns) END AS slowest_rank,
        CASE WHEN max(late_ns) > 0 THEN arg_max(rank, late_ns) END AS late_rank, max(late_ns) AS late_ns,

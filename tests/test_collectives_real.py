@@ -73,10 +73,10 @@ def test_nsys_two_gpus_waits_equal_raw_kernel_starts(tmp_path: Path) -> None:
                                                            (0, "send_recv"): 1, (1, "send_recv"): 1})
     al = r["collectives.alignment"]
     assert len(al) == 1 and al.offset_ns.iloc[0] == 0  # one trace, one clock: never shifted
-    m = r["collectives.matched"].sort_values("first_arrival_ns")
+    m = r["collectives.matched"].sort_values("first_arrival_ts_ns")
     assert len(m) == 33
     want = sorted((min(s0, s1), abs(s0 - s1), 0 if s0 > s1 else 1) for (s0, _), (s1, _) in pairs)
-    got = sorted(zip(m.first_arrival_ns, m.arrival_skew_ns, m.last_rank))
+    got = sorted(zip(m.first_arrival_ts_ns, m.arrival_skew_ns, m.last_rank))
     assert got == want
     br = r["collectives.by_rank"].set_index("rank")
     assert br.loc[0, "wait_ns"] == sum(s1 - s0 for (s0, _), (s1, _) in pairs if s1 > s0)

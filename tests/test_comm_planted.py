@@ -103,7 +103,7 @@ def test_slow_rank_waits_and_alignment(eight: dict) -> None:
         assert row.total_wait_ns == sum(arr[3] - v for v in arr.values())
     w = eight["collectives.waits"]
     for row in w.itertuples():
-        assert row.wait_ns == arr[3] - arr[row.rank]
+        assert row.wait_ns == arr[3] - arr[row.rank] and row.behind_ns == arr[row.rank] - arr[0]
     br = eight["collectives.by_rank"].set_index("rank")
     assert br.loc[3, "times_last"] == 2 and br.loc[3, "wait_ns"] == 0
     assert br.loc[3, "caused_wait_ns"] == 2 * sum(arr[3] - v for v in arr.values())
@@ -124,7 +124,8 @@ def test_step_skew_and_slowest_rank(eight: dict) -> None:
     rs = eight["collectives.rank_steps"]
     r5 = rs[(rs["rank"] == 5) & (rs.step_key == "ProfilerStep#2")].iloc[0]
     assert r5.wall_ns == (9000 + 50) * US and r5.wait_ns == t["arrival"][3] - t["arrival"][5]
-    assert r5.start_ns == 10000 * US + clock_us(0) * US
+    assert r5.start_ts_ns == 10000 * US + clock_us(0) * US and r5.start_offset_ns == 0
+    assert r5.end_offset_ns == (9000 + 50) * US
 
 
 def test_two_ranks_without_seq_and_a_missing_call(tmp_path: Path) -> None:
