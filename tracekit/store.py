@@ -9,10 +9,18 @@ registers the views every query in ``queries/`` relies on:
 - ``kernels``: kind in kernel / memcpy / memset;
 - ``runtime``: kind = runtime;
 - ``ranges``: kind = range;
-- ``trace_devices``: trace, device, name, sm_count of the GPUs each trace's metadata lists;
+- ``trace_devices``: trace, device, name, sm_count, arch, id_source of the GPUs of each trace (see TRACE_DEVICES);
+- ``trace_notes``: trace, note: what the converter had to skip, salvage or replace (truncation,
+  bad bytes), so that the report can put it at the top as a warning (queries/headline.sql).
 - ``trace_ranks``: trace, rank, world_size as each trace's metadata states them (NULL when unstated).
 
 ``connect_runs`` registers the same views over several labelled runs, each with a ``label`` column.
+
+Paths are literal: DuckDB's ``read_parquet`` globs every path it is given, so ``run[1].parquet``
+would read ``run1.parquet`` and ``star*.parquet`` every ``star...`` file. Each named file is passed
+absolute with ``[``, ``*`` and ``?`` escaped (:func:`literal`); only a folder is expanded (to the
+Parquet files under it). Every Parquet file is checked before DuckDB sees it (:func:`check_parquet`),
+so an empty, truncated, random or foreign file is a one-line error naming it.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -35,16 +44,62 @@ VIEWS = {
     "ranges": "SELECT * FROM events WHERE kind = 'range'",
 }
 RAW_SUFFIXES = (".json", ".json.gz", ".gz", ".sqlite", ".nsys-rep", ".qdrep")
-#: ``trace_devices``: one row per (trace, GPU) listed in the files' ``tracekit.traces`` metadata (Kineto
-#: deviceProperties: id/name/numSms; nsys TARGET_INFO_*: id/name/sm_count). Only Parquet footers are read.
+#: ``trace_devices``: the GPUs of each trace, in the id space of the GPU ops' ``device`` column.
+#: Rows of two sources (``id_source``): ``metadata``, one per GPU the files' ``tracekit.traces``
+#: metadata lists (Kineto deviceProperties: id/name/numSms/gcnArchName/totalGlobalMem; nsys
+#: TARGET_INFO_*: id/name/sm_count; only Parquet footers are read), and ``gpu_op``, one per device id
+#: that GPU ops use but no listed GPU has. The second happens on ROCm: roctracer writes the HSA agent
+#: id, which numbers the host's CPU agents first (GPU 0 is 2 on a two-socket host), while
+#: deviceProperties list HIP device indices 0..N-1. Such a row takes the name, sm_count and arch of
+#: the listed GPUs when they are all one model (the usual node), else NULL: which listed GPU it is
+#: cannot be told from the trace. ``name``: the listed name; where it is empty or ROCm's generic "AMD
+#: Radeon Graphics" and the LLVM target (gcnArchName) is known, the product named by the target and
+#: CU count / memory as in AMD's "GPU specifications" table (rocm.docs.amd.com, reference/gpu-specs):
+#: gfx90a 110 CUs MI250X, 104 CUs MI250/MI210 (one GCD each, same per-GCD peaks); gfx942 304 CUs
+#: MI300X (192 GiB) or MI325X (256 GiB), 228 CUs MI300A; gfx950 256 CUs MI350X/MI355X.
 TRACE_DEVICES = """
-SELECT t.key AS trace, TRY_CAST(json_extract_string(d.value, '$.id') AS INTEGER) AS device,
-       json_extract_string(d.value, '$.name') AS name,
-       TRY_CAST(coalesce(json_extract_string(d.value, '$.numSms'), json_extract_string(d.value, '$.sm_count')) AS INTEGER) AS sm_count
+WITH _listed AS (
+    SELECT t.key AS trace, TRY_CAST(json_extract_string(d.value, '$.id') AS INTEGER) AS device,
+           nullif(trim(json_extract_string(d.value, '$.name')), '') AS listed_name,
+           nullif(split_part(json_extract_string(d.value, '$.gcnArchName'), ':', 1), '') AS arch,
+           TRY_CAST(coalesce(json_extract_string(d.value, '$.numSms'), json_extract_string(d.value, '$.sm_count')) AS INTEGER) AS sm_count,
+           TRY_CAST(json_extract_string(d.value, '$.totalGlobalMem') AS BIGINT) AS mem
+    FROM parquet_kv_metadata({files}) m,
+         json_each(decode(m.value)::JSON) t,
+         json_each(json_extract(t.value, '$.devices')) d
+    WHERE decode(m.key) = 'tracekit.traces' AND json_type(json_extract(t.value, '$.devices')) = 'ARRAY'
+), _named AS (
+    SELECT trace, device, sm_count, arch,
+           CASE WHEN (listed_name IS NULL OR listed_name = 'AMD Radeon Graphics') AND from_arch IS NOT NULL THEN from_arch
+                ELSE listed_name END AS name
+    FROM (SELECT *, CASE
+            WHEN arch = 'gfx90a' AND sm_count = 110 THEN 'AMD Instinct MI250X (gfx90a, 1 GCD)'
+            WHEN arch = 'gfx90a' AND sm_count = 104 THEN 'AMD Instinct MI250 (gfx90a, 1 GCD; or MI210)'
+            WHEN arch = 'gfx942' AND sm_count = 304 AND mem >= 257698037760 THEN 'AMD Instinct MI325X (gfx942)'  -- >= 240 GiB: MI325X 256, MI300X 192
+            WHEN arch = 'gfx942' AND sm_count = 304 THEN 'AMD Instinct MI300X (gfx942)'
+            WHEN arch = 'gfx942' AND sm_count = 228 THEN 'AMD Instinct MI300A (gfx942)'
+            WHEN arch = 'gfx950' THEN 'AMD Instinct MI350X/MI355X (gfx950)'
+            WHEN arch IS NOT NULL THEN 'AMD ' || arch END AS from_arch FROM _listed)
+), _one AS (
+    SELECT trace, any_value(name) AS name, any_value(sm_count) AS sm_count, any_value(arch) AS arch
+    FROM _named GROUP BY trace
+    HAVING count(DISTINCT coalesce(name, '')) = 1 AND count(DISTINCT coalesce(sm_count, -1)) = 1
+), _used AS (
+    SELECT DISTINCT trace, device FROM read_parquet({files}, union_by_name = true)
+    WHERE kind IN ('kernel', 'memcpy', 'memset') AND device IS NOT NULL
+)
+SELECT trace, device, name, sm_count, arch, 'metadata' AS id_source FROM _named
+UNION ALL
+SELECT u.trace, u.device, o.name, o.sm_count, o.arch, 'gpu_op' FROM _used u LEFT JOIN _one o USING (trace)
+WHERE u.trace IN (SELECT trace FROM _named)
+  AND NOT EXISTS (SELECT 1 FROM _named n WHERE n.trace = u.trace AND n.device = u.device)"""
+#: ``trace_notes``: one row per (trace, note) of the files' ``tracekit.traces`` metadata (the converter's notes).
+TRACE_NOTES = """
+SELECT t.key AS trace, json_extract_string(n.value, '$') AS note
 FROM parquet_kv_metadata({files}) m,
      json_each(decode(m.value)::JSON) t,
-     json_each(json_extract(t.value, '$.devices')) d
-WHERE decode(m.key) = 'tracekit.traces' AND json_type(json_extract(t.value, '$.devices')) = 'ARRAY'"""
+     json_each(json_extract(t.value, '$.notes')) n
+WHERE decode(m.key) = 'tracekit.traces' AND json_type(json_extract(t.value, '$.notes')) = 'ARRAY'"""
 #: ``trace_ranks``: one row per trace: the distributed rank and world size its metadata states (Kineto
 #: ``distributedInfo``; NULL for nsys and single-process traces). queries/collectives.sql numbers ranks with it.
 TRACE_RANKS = """
@@ -54,13 +109,19 @@ FROM parquet_kv_metadata({files}) m, json_each(decode(m.value)::JSON) t
 WHERE decode(m.key) = 'tracekit.traces'"""
 
 
-def _cache_path(src: Path) -> Path:
+#: Columns a file must have to be read as a tracekit trace (the rest may be missing in older files).
+REQUIRED_COLUMNS = ("trace", "kind", "name", "ts_ns", "dur_ns")
+
+
+def cache_path(src: Path, create: bool = True) -> Path:
+    """Where the conversion of raw trace ``src`` is cached (``create``: make the cache folder if needed)."""
     beside = src.with_name(src.name + ".tracekit.parquet")
     # Root passes os.access everywhere: also honour the folder's write bits (a read-only trace archive stays clean).
     if os.access(src.parent, os.W_OK) and src.parent.stat().st_mode & 0o200:
         return beside
     base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tracekit"
-    base.mkdir(parents=True, exist_ok=True)
+    if create:
+        base.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha1(str(src.resolve()).encode()).hexdigest()[:12]
     return base / f"{src.name}.{digest}.tracekit.parquet"
 
@@ -75,7 +136,7 @@ def ensure_parquet(path: str | os.PathLike[str]) -> Path:
     with open(p, "rb") as f:
         if f.read(4) == b"PAR1":
             return p
-    cached = _cache_path(p)
+    cached = cache_path(p)
     if cached.exists() and cached.stat().st_mtime >= p.stat().st_mtime:
         return cached
     from tracekit.ingest import convert
@@ -104,7 +165,55 @@ def parquet_files(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
             files += found
         else:
             files.append(str(p))
+    for f in files:
+        check_parquet(f)
     return files
+
+
+def check_parquet(path: str | os.PathLike[str]) -> None:
+    """Raise :class:`TraceError` naming ``path`` unless it is a complete Parquet file with tracekit's columns.
+
+    Reads only the first and last bytes and the footer (what DuckDB would choke on first, with a
+    traceback): too small, no ``PAR1`` magic, truncated (no footer), unreadable footer,
+    or a missing core column (another program's Parquet).
+    """
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+        with open(p, "rb") as f:
+            head = f.read(4)
+            f.seek(max(size - 4, 0))
+            tail = f.read(4)
+    except OSError as e:
+        raise TraceError(p, f"cannot read: {e.strerror or e}") from None
+    if size == 0:
+        raise TraceError(p, "empty file, not a Parquet file")
+    if head != b"PAR1":
+        raise TraceError(p, f"not a Parquet file (starts with {head!r}); raw traces are .json, .json.gz or .sqlite")
+    if size < 12 or tail != b"PAR1":
+        raise TraceError(p, f"truncated Parquet file ({size:,} bytes, no footer): the write did not finish; convert the trace again")
+    try:
+        sch = pq.read_schema(p)
+    except Exception as e:  # noqa: BLE001  (pyarrow raises several types for a corrupt footer)
+        raise TraceError(p, f"corrupt Parquet footer ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+    # Not the tracekit.traces metadata: a Parquet file derived with DuckDB's COPY (a filtered slice) has
+    # none and is still readable; only its trace-level facts (GPUs, notes) are then unknown.
+    missing = [c for c in REQUIRED_COLUMNS if c not in sch.names]
+    if missing:
+        raise TraceError(p, f"not a tracekit Parquet file (no column {', '.join(missing)}): convert the raw trace with `tracekit convert`")
+
+
+_GLOB_CHARS = re.compile(r"[\[*?]")
+
+
+def literal(path: str | os.PathLike[str]) -> str:
+    """``path`` made absolute with DuckDB's glob characters escaped (``[`` -> ``[[]``): read as named, not matched."""
+    return _GLOB_CHARS.sub(lambda m: f"[{m[0]}]", os.path.abspath(path))
+
+
+def _files_sql(files: Iterable[str]) -> str:
+    """A DuckDB list literal of ``files``, each read literally."""
+    return "[" + ", ".join(_lit(literal(f)) for f in files) + "]"
 
 
 def _lit(text: str) -> str:
@@ -112,13 +221,14 @@ def _lit(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _register(con: duckdb.DuckDBPyConnection, events: str, devices: str, ranks: str) -> duckdb.DuckDBPyConnection:
-    """The views every query reads: ``events`` (its SELECT given), the kind views over it, ``trace_devices``, ``trace_ranks``."""
+def _register(con: duckdb.DuckDBPyConnection, events: str, devices: str, notes: str, ranks: str) -> duckdb.DuckDBPyConnection:
+    """The views every query reads: ``events`` (its SELECT given), the kind views, ``trace_devices``, ``trace_notes``, ``trace_ranks``."""
     con.execute(f"CREATE OR REPLACE VIEW events AS {events}")
     for name, body in VIEWS.items():
         con.execute(f"CREATE OR REPLACE VIEW {name} AS {body}")
     # The GPUs each trace names (Parquet key-value metadata, see read_metadata): queries/flops.sql picks peaks by name.
     con.execute(f"CREATE OR REPLACE VIEW trace_devices AS {devices}")
+    con.execute(f"CREATE OR REPLACE VIEW trace_notes AS {notes}")
     con.execute(f"CREATE OR REPLACE VIEW trace_ranks AS {ranks}")
     return con
 
@@ -128,9 +238,9 @@ def connect(paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[str],
     """A DuckDB connection with the ``events``/``kernels``/``runtime``/``ranges`` views over ``paths``."""
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
-    lst = "[" + ", ".join(_lit(f) for f in parquet_files(paths)) + "]"
+    lst = _files_sql(parquet_files(paths))
     return _register(con or duckdb.connect(), f"SELECT * FROM read_parquet({lst}, union_by_name = true)",
-                     TRACE_DEVICES.format(files=lst), TRACE_RANKS.format(files=lst))
+                     TRACE_DEVICES.format(files=lst), TRACE_NOTES.format(files=lst), TRACE_RANKS.format(files=lst))
 
 
 def connect_runs(runs: Iterable[tuple[str, Iterable[str | os.PathLike[str]]]],
@@ -140,16 +250,17 @@ def connect_runs(runs: Iterable[tuple[str, Iterable[str | os.PathLike[str]]]],
     Two runs may hold traces with the same name (the same script run twice), so ``trace``
     alone cannot tell them apart; ``label`` (e.g. ``k=2``, or ``A`` / ``B``) can.
     """
-    parts, devices, ranks = [], [], []
+    parts, devices, notes, ranks = [], [], [], []
     for label, paths in runs:
-        lst = "[" + ", ".join(_lit(f) for f in parquet_files(paths)) + "]"
+        lst = _files_sql(parquet_files(paths))
         parts.append(f"SELECT *, {_lit(label)} AS label FROM read_parquet({lst}, union_by_name = true)")
         devices.append(f"SELECT *, {_lit(label)} AS label FROM ({TRACE_DEVICES.format(files=lst)})")
+        notes.append(f"SELECT *, {_lit(label)} AS label FROM ({TRACE_NOTES.format(files=lst)})")
         ranks.append(f"SELECT *, {_lit(label)} AS label FROM ({TRACE_RANKS.format(files=lst)})")
     if not parts:
         raise TraceError("runs", "no run given")
     return _register(con or duckdb.connect(), " UNION ALL BY NAME ".join(parts), " UNION ALL ".join(devices),
-                     " UNION ALL ".join(ranks))
+                     " UNION ALL ".join(notes), " UNION ALL ".join(ranks))
 
 
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
