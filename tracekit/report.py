@@ -313,6 +313,8 @@ def _plots(results: Mapping[str, pd.DataFrame]) -> list[tuple[str, str | None, s
 
     plots: list[tuple[str, str | None, str]] = []
     ops = results.get("steps.median_step_ops", pd.DataFrame())
+    if len(ops):  # one row set per trace (steps.sql): the timeline shows the first trace's median step
+        ops = ops[ops["trace"] == ops["trace"].min()]
     steps = results.get("steps", pd.DataFrame())
     # 1. timeline of the median step, one row per stream, coloured by phase
     if len(ops):

@@ -18,7 +18,7 @@ from typing import Any
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"  # 2: row_id
 
 #: Values of the ``kind`` column.
 KINDS: dict[str, str] = {
@@ -93,6 +93,11 @@ COLUMNS: tuple[Column, ...] = (
     Column("graph_id", pa.int64(), "CUDA graph id of kernels replayed from a graph, when the source records it."),
     Column("args", pa.string(), "Everything else, as JSON text: for Kineto the event's `args` object verbatim, plus top-level fields that have no column under `@`-prefixed keys (`@id`, `@bp`, `@s`, ...); for nsys the row's remaining columns. Typed columns above are parsed copies, so nothing is lost."),
     Column("seq", pa.int64(), "Position of the event in its source (Kineto: index in `traceEvents`; nsys: row order per table), for stable ordering and to find the raw event again."),
+    Column("row_id", pa.int64(), "Row number of the event in its trace, 0 to events - 1 in the converter's output order, written by the "
+           "converter. Unique per trace (unlike `seq`, which nsys numbers per table) and carried with the row, so it is every "
+           "analysis's last tie-breaker (arg_max, ASOF joins, window order): a result does not depend on the order an engine "
+           "reads the rows in or on how a dataset is split. Files written before schema version 2 lack it; `tracekit.store` "
+           "then uses the row's position in its file, which is the same number."),
 )
 
 ARROW_SCHEMA: pa.Schema = pa.schema([pa.field(c.name, c.type) for c in COLUMNS])
@@ -100,6 +105,8 @@ COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)
 
 #: Columns computed after ingest by :mod:`tracekit.ingest.link` (phase sweep and launch join).
 LINK_COLUMNS = ("phase", "phase_path", "launch_name", "launch_ts_ns", "launch_dur_ns", "launch_tid")
+#: Columns the sink writes itself when it writes the Parquet file (never handed over by a reader).
+SINK_COLUMNS = ("row_id",)
 
 #: Parquet key-value metadata keys.
 META_SCHEMA_VERSION = b"tracekit.schema_version"
