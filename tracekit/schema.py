@@ -125,6 +125,9 @@ TRACE_META_KEYS: dict[str, str] = {
     "notes": "list of strings: what the converter had to skip, salvage or abstain on",
     "extra": "other top-level facts of the source, with secret-looking values redacted and environments dropped",
     "table_rows": "nsys only: rows read per source table (each equals `count(*)` of that table in the export)",
+    "converter_version": "version of tracekit that wrote the file",
+    "source_sha256": "sha256 of the input file's bytes, when converted as part of a dataset (`tracekit convert -o FOLDER`): "
+                     "a rerun skips inputs whose hash is already there",
 }
 
 

@@ -134,7 +134,9 @@ def parquet_files(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
     for path in paths:
         p = ensure_parquet(path)
         if p.is_dir():
-            found = sorted(str(f) for f in p.rglob("*.parquet") if not f.name.startswith("."))
+            # Paths under a `_` or `.` name are not events (tracekit.dataset's sidecar, Spark's _SUCCESS, temp files).
+            found = sorted(str(f) for f in p.rglob("*.parquet")
+                           if not any(x[:1] in ("_", ".") for x in f.relative_to(p).parts))
             if not found:
                 raw = sorted(f for f in p.rglob("*") if f.is_file() and not f.name.startswith(".")
                              and f.name.endswith(RAW_SUFFIXES) and not f.name.endswith(".proc.json"))

@@ -22,7 +22,7 @@ import click  # noqa: E402
 from tracekit import __version__  # noqa: E402
 from tracekit.errors import TraceError  # noqa: E402
 
-VERBS = ["convert", "sql", "queries", "info", "report", "capture", "graphmap", "diff", "compare", "export-chrome"]
+VERBS = ["convert", "sql", "queries", "info", "report", "capture", "graphmap", "diff", "compare", "export-chrome", "aggregate"]
 
 
 class _Group(click.Group):

@@ -14,6 +14,7 @@ next one.
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import os
 import queue
@@ -53,6 +54,11 @@ PARQUET_OPTIONS: dict[str, Any] = dict(compression="lz4", use_dictionary=DICT_CO
                                                         "row_id": "DELTA_BINARY_PACKED"},
                                        write_batch_size=64 * 1024)
 ROW_GROUP = 64 * 1024  # bounds the writer's buffer; DuckDB scans these as fast as its own 122,880
+
+
+#: Facts the caller of :func:`tracekit.ingest.convert` adds to the trace's metadata (``source_sha256``): set
+#: there around the reader, merged by :meth:`TraceSink.finish`, so the readers need not pass them along.
+EXTRA_META: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("tracekit_extra_meta", default={})
 
 
 def _release_free_memory() -> None:
@@ -242,7 +248,9 @@ class TraceSink:
         ts, dur, tid = inp.ts, inp.dur, inp.tid
         del inp, name_idx
         _release_free_memory()
-        meta = dict(meta, events=self.rows, source=self.source)
+        from tracekit import __version__
+
+        meta = dict(meta, **EXTRA_META.get(), events=self.rows, source=self.source, converter_version=__version__)
         if res.ambiguous_launches:  # link.py's rule for reused correlation ids; trust.sql flags them as well
             meta["notes"] = [*(meta.get("notes") or []), f"{res.ambiguous_launches} GPU ops share their correlation id "
                              "with several runtime calls: each is linked to the latest of them that started at or before it"]

@@ -1,0 +1,36 @@
+"""``tracekit report --out DIR``: one task per trace writing every analysis output as a Parquet table.
+
+Not a verb (the ``_`` keeps it out of :data:`tracekit.cli.VERBS`); kept apart from ``report.py`` so the
+terminal/HTML presentation and the table writer change independently.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+from tracekit import executors
+from tracekit.safe import markup
+
+
+def write_tables(paths: list[str], out: str, executor: str, jobs: int, ray_address: str | None,
+                 spark_master: str | None, params: dict[str, Any]) -> None:
+    """Run :func:`tracekit.executors.report_many`; print what was written and every failed trace (exit 1)."""
+    console = Console(stderr=True)
+    ex = executors.make(executor, jobs=jobs, ray_address=ray_address, spark_master=spark_master)
+    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=console, transient=True) as bar:
+        files = executors.event_files_of(paths)
+        task = bar.add_task(f"report ({executor})", total=len(files))
+        outcomes = executors.report_many(paths, out, ex, params=params, on_done=lambda o: bar.advance(task))
+    failed = [o for o in outcomes if not o.ok]
+    for o in failed:
+        console.print(markup(f"tracekit: error: {o.error}"), highlight=False)
+    ok = [o for o in outcomes if o.ok]
+    tables = sorted({name for o in ok for name in o.value.get("outputs", {})})
+    console.print(markup(f"{len(ok)} of {len(outcomes)} traces reported: {len(tables)} tables under {out.rstrip('/')}/"
+                         "<output>/<trace file>.parquet (cross-trace: tracekit aggregate " + out + ")"), highlight=False)
+    if failed:
+        raise SystemExit(1)
