@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
 from tracekit import executors
-from tracekit.safe import markup
+from tracekit.safe import markup, term
 
 
 def write_tables(paths: list[str], out: str, executor: str, jobs: int, ray_address: str | None,
@@ -27,10 +28,10 @@ def write_tables(paths: list[str], out: str, executor: str, jobs: int, ray_addre
         outcomes = executors.report_many(paths, out, ex, params=params, on_done=lambda o: bar.advance(task))
     failed = [o for o in outcomes if not o.ok]
     for o in failed:
-        console.print(markup(f"tracekit: error: {o.error}"), highlight=False)
+        click.echo(f"tracekit: error: {term(o.error)}", err=True)  # one line, never wrapped
     ok = [o for o in outcomes if o.ok]
     tables = sorted({name for o in ok for name in o.value.get("outputs", {})})
     console.print(markup(f"{len(ok)} of {len(outcomes)} traces reported: {len(tables)} tables under {out.rstrip('/')}/"
-                         "<output>/<trace file>.parquet (cross-trace: tracekit aggregate " + out + ")"), highlight=False)
+                         "<output>/<trace file>.parquet (cross-trace: tracekit aggregate " + out + ")"), highlight=False, soft_wrap=True)
     if failed:
         raise SystemExit(1)

@@ -80,7 +80,7 @@ def _dataset(inputs: list[str], out: str, executor: str, jobs: int, ray_address:
     from rich.progress import MofNCompleteColumn
 
     from tracekit import executors
-    from tracekit.safe import markup
+    from tracekit.safe import markup, term
 
     ex = executors.make(executor, jobs=jobs, ray_address=ray_address, spark_master=spark_master)
     if "://" not in out:
@@ -96,11 +96,11 @@ def _dataset(inputs: list[str], out: str, executor: str, jobs: int, ray_address:
             notes = v.get("notes") or []
             console.print(markup(f"{v['dst']}: {v['events']:,} events (trace {v['trace']!r})"
                                  + (" [already converted: same bytes]" if v.get("skipped") else "")
-                                 + ("" if not notes else "; notes: " + "; ".join(notes))), highlight=False)
+                                 + ("" if not notes else "; notes: " + "; ".join(notes))), highlight=False, soft_wrap=True)
     for o in failed:
-        Console(stderr=True).print(markup(f"tracekit: error: {o.error}"), highlight=False)
-    console.print(f"{len(outcomes) - len(failed)} of {len(outcomes)} traces converted"
-                  + (f", {sum(1 for o in outcomes if o.ok and o.value.get('skipped'))} of them skipped (same bytes)" if outcomes else "")
-                  + f"; sidecar {out.rstrip('/')}/_tracekit/traces.parquet")
+        click.echo(f"tracekit: error: {term(o.error)}", err=True)  # one line, never wrapped
+    skipped = sum(1 for o in outcomes if o.ok and o.value.get("skipped"))
+    console.print(markup(f"{len(outcomes) - len(failed)} of {len(outcomes)} traces converted ({skipped} skipped: same bytes "
+                         f"as before); sidecar {out.rstrip('/')}/_tracekit/traces.parquet"), highlight=False, soft_wrap=True)
     if failed:
         raise SystemExit(1)
