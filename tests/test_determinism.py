@@ -99,3 +99,60 @@ def test_files_without_row_id_get_their_positions() -> None:
     n, ok = con.execute("SELECT count(*), bool_and(row_id = seq) FROM events").fetchone()
     # the sample's converter numbered seq in traceEvents order and wrote rows in that order
     assert n > 1000 and ok
+
+
+# ---- the analyses other verbs run: export_chrome, graph_map, diff --------------------------------------
+
+def _trace_of(path: Path) -> str:
+    return duckdb.sql(f"SELECT DISTINCT trace FROM read_parquet('{path}')").fetchall()[0][0]
+
+
+@pytest.mark.parametrize("src", [pytest.param(SAMPLE, id="sample-spec_decode")] + [
+    pytest.param(p, id=p.name.split(".")[0][:40], marks=pytest.mark.skipif(not p.exists(), reason=f"{p} is absent: needs ../shared/traces"))
+    for p in (REAL[0], REAL[3])])
+def test_export_chrome_bytes_do_not_depend_on_row_order(src: Path, tmp_path: Path) -> None:
+    from tracekit.export_chrome import export_chrome
+
+    alone = src if src.suffix == ".parquet" else tmp_path / "alone.parquet"
+    if alone != src:
+        convert(src, alone)
+    trace = _trace_of(alone)
+    ds = tmp_path / "ds"
+    ds.mkdir()
+    shutil.copy(alone, ds / "a.parquet")
+    for f in sorted(OTHER.glob("*.parquet")):
+        shutil.copy(f, ds / f.name)
+    shuffled = shuffled_copy(alone, tmp_path / "shuffled.parquet")
+    outs = []
+    for i, path in enumerate((alone, shuffled, ds)):
+        out = tmp_path / f"slice{i}.json"
+        export_chrome([path], out, trace=trace)
+        outs.append(out.read_bytes())
+    assert len(outs[0]) > 1000 and outs[0] == outs[1] == outs[2]
+
+
+def test_graph_map_does_not_depend_on_row_order(tmp_path: Path) -> None:
+    from tests import planted
+    from tracekit.graphmap import graph_map
+
+    p = tmp_path / "planted.parquet"
+    convert(planted.write(tmp_path / "planted.json"), p)
+    shuffled = shuffled_copy(p, tmp_path / "shuffled.parquet", row_group=3)
+    a, b = graph_map(p, p), graph_map(shuffled, shuffled)
+    assert sum(len(df) for df in a.values()) > 0
+    assert not differences(a, b, trace=None)
+
+
+@pytest.mark.skipif(not (KINETO_DIR / "hta" / "trace_diff").exists(), reason="../shared/traces is absent: the diff pair is HTA's trace_diff")
+def test_diff_does_not_depend_on_row_order(tmp_path: Path) -> None:
+    from tracekit.compare import diff
+
+    pair = []
+    for name in ("control", "test"):
+        p = tmp_path / f"{name}.parquet"
+        convert(KINETO_DIR / "hta" / "trace_diff" / name / f"{name}.json.gz", p)
+        pair.append(p)
+    shuffled = [shuffled_copy(p, tmp_path / f"{p.stem}_shuffled.parquet", seed=i) for i, p in enumerate(pair)]
+    a, b = diff([str(pair[0])], [str(pair[1])]), diff([str(shuffled[0])], [str(shuffled[1])])
+    assert sum(len(df) for df in a.values()) > 0
+    assert not differences(a, b, trace=None)
