@@ -328,8 +328,12 @@ def event_files_of(paths: Iterable[str]) -> list[tuple[str, str]]:
 def report_many(paths: list[str], out: str, executor: Executor, params: dict[str, Any] | None = None,
                 threads: int | None = None, on_done: Callable[[Outcome], None] = lambda o: None) -> list[Outcome]:
     """Run the report on each event file as one task; each writes ``out/<output>/<part>.parquet`` and
-    ``out/traces/<part>.parquet`` (the file's sidecar rows)."""
+    ``out/traces/<part>.parquet`` (the file's sidecar rows). ``threads``: DuckDB threads per task (default:
+    1 on Ray and Spark, whose tasks hold one CPU; the cores divided by ``jobs`` locally)."""
     files = event_files_of(paths)
+    if threads is None:  # DuckDB threads per task: the task's share of the cores, not all of them per task
+        jobs = getattr(executor, "jobs", None)
+        threads = 1 if executor.name in ("ray", "spark") else (max(1, (os.cpu_count() or 1) // jobs) if jobs and jobs > 1 else None)
     items = [{"key": f, "file": f, "part": part, "out": out, "params": params or {}, "threads": threads} for f, part in files]
     outcomes = executor.run(report_task, items, on_done)
     order = {f: i for i, (f, _) in enumerate(files)}

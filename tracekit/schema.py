@@ -131,6 +131,27 @@ TRACE_META_KEYS: dict[str, str] = {
 }
 
 
+#: Columns of a dataset's sidecar table ``_tracekit/traces.parquet`` (tracekit.dataset), one row per trace: (name, Arrow type, meaning). JSON text where the value has no fixed shape.
+SIDECAR_COLUMNS: tuple[tuple[str, pa.DataType, str], ...] = (
+    ("trace", pa.string(), "trace id: equals the `trace` column of the event rows"),
+    ("file", pa.string(), "event file, relative to the dataset folder"),
+    ("source", pa.string(), "`kineto` or `nsys`"),
+    ("source_file", pa.string(), "the input file as given to the converter"),
+    ("source_sha256", pa.string(), "sha256 of the input's bytes (NULL when converted outside a dataset run)"),
+    ("schema_version", pa.string(), "event schema version of the file"),
+    ("converter_version", pa.string(), "tracekit version that wrote the file (NULL for files before it was recorded)"),
+    ("profiler_version", pa.string(), "Kineto schemaVersion / torch version, or the nsys version"),
+    ("base_time_ns", pa.int64(), "the source's epoch base (UTC ns), NULL when absent"),
+    ("rank", pa.int64(), "distributed rank when the trace states it"),
+    ("world_size", pa.int64(), "distributed world size when the trace states it"),
+    ("events", pa.int64(), "rows of the trace"),
+    ("device_count", pa.int32(), "GPUs the trace lists"),
+    ("gpu_names", pa.list_(pa.string()), "their names, in listed order"),
+    ("devices_json", pa.string(), "the listed GPUs' property objects as JSON text"),
+    ("notes", pa.list_(pa.string()), "what the converter skipped, salvaged or abstained on"),
+    ("extra_json", pa.string(), "other top-level facts of the source as JSON text"),
+)
+
 def schema_metadata(traces: dict[str, dict[str, Any]]) -> dict[bytes, bytes]:
     """Parquet key-value metadata for a file holding ``traces`` (trace -> facts)."""
     return {
@@ -171,6 +192,19 @@ def markdown() -> str:
         "|---|---|",
     ]
     out += [f"| `{k}` | {v} |" for k, v in TRACE_META_KEYS.items()]
+    out += [
+        "",
+        "## Datasets: the sidecar table",
+        "",
+        "`tracekit convert ... -o FOLDER` writes one Parquet file per trace and `FOLDER/_tracekit/traces.parquet`,",
+        "one row per trace with the facts above as columns (rebuilt from the footers after every run), for",
+        "engines that do not expose Parquet key-value metadata (Spark, Polars, Trino). Paths under `_` are",
+        "skipped by Spark's and tracekit's readers, so the folder still reads as the event table.",
+        "",
+        "| column | type | meaning |",
+        "|---|---|---|",
+    ]
+    out += [f"| `{n}` | {t} | {d} |" for n, t, d in SIDECAR_COLUMNS]
     return "\n".join(out) + "\n"
 
 
