@@ -282,7 +282,7 @@ def report_task(item: dict[str, Any]) -> dict[str, Any]:
 
 # ---- drivers: what `tracekit convert -o FOLDER` and `tracekit report --out` run -------------------------
 
-def convert_many(inputs: list[str], out: str, executor: Executor, force: bool = False,
+def convert_many(inputs: list[str], out: str, executor: Executor, force: bool = False, trace: str | None = None,
                  on_done: Callable[[Outcome], None] = lambda o: None) -> list[Outcome]:
     """Convert each input to ``out/<trace>.parquet`` as one task, then rebuild the dataset's sidecar.
 
@@ -295,7 +295,10 @@ def convert_many(inputs: list[str], out: str, executor: Executor, force: bool = 
     if len(set(names)) != len(names):
         dup = sorted({n for n in names if names.count(n) > 1})
         raise TraceError(out, f"two inputs have the same trace name ({', '.join(dup)}); convert them into different folders")
-    items = [{"key": s, "src": s, "dst": dataset.join(out, f"{n}.parquet"), "force": force} for s, n in zip(inputs, names)]
+    if trace is not None and len(inputs) != 1:
+        raise TraceError(out, "a trace name (--trace) names one input")
+    items = [{"key": s, "src": s, "dst": dataset.join(out, f"{n}.parquet"), "force": force, "trace": trace}
+             for s, n in zip(inputs, names)]
     outcomes = executor.run(convert_task, items, on_done)
     dataset.write_sidecar(out)
     order = {s: i for i, s in enumerate(inputs)}

@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import os
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import click
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
 
-from tracekit.ingest import convert, default_trace_name
-
-
-def _one(src: str, dst: str, trace: str | None) -> dict:
-    return convert(src, dst, trace=trace)
+from tracekit.ingest import convert
 
 
 @click.command("convert")
@@ -33,46 +28,30 @@ def command(inputs: tuple[str, ...], out: str, trace_name: str | None, jobs: int
     """Convert Kineto JSON(.gz) and nsys SQLite traces to the tracekit Parquet schema.
 
     One input and an OUT ending in .parquet gives one file; otherwise OUT is a
-    folder with one <trace>.parquet per input. Output is written to a temporary
-    name and renamed when complete.
+    folder with one <trace>.parquet per input plus the dataset's sidecar
+    _tracekit/traces.parquet, each input one task on --executor (a failed input
+    is named and the others written; exit status 1). Output is written to a
+    temporary name and renamed when complete.
     """
     console = Console(stderr=True, quiet=quiet)
     single = len(inputs) == 1 and out.endswith(".parquet")
     if trace_name and len(inputs) > 1:
         raise click.UsageError("--trace names one trace; give one input")
     if not single:
-        _dataset(list(inputs), out, executor, jobs, ray_address, spark_master, force, console)
+        _dataset(list(inputs), out, executor, jobs, ray_address, spark_master, force, console, trace_name)
         return
-    jobs_list = []
-    for src in inputs:
-        dst = out if single else str(Path(out) / f"{default_trace_name(src)}.parquet")
-        jobs_list.append((src, dst, trace_name))
-    if not single:
-        Path(out).mkdir(parents=True, exist_ok=True)
-        names = [d for _, d, _ in jobs_list]
-        if len(set(names)) != len(names):
-            raise click.UsageError("two inputs have the same trace name; convert them into different folders")
-    results = []
-    if jobs > 1 and len(jobs_list) > 1:
-        with ProcessPoolExecutor(max_workers=jobs) as ex:
-            futs = {ex.submit(_one, *j): j for j in jobs_list}
-            for f in as_completed(futs):
-                results.append((futs[f][1], f.result()))
-    else:
-        total = sum(os.path.getsize(s) for s, _, _ in jobs_list)
-        with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                      TimeRemainingColumn(), console=console, transient=True, disable=quiet or total < (16 << 20)) as bar:
-            task = bar.add_task("converting", total=total)
-            for src, dst, tn in jobs_list:
-                bar.update(task, description=f"converting {Path(src).name}")
-                results.append((dst, convert(src, dst, trace=tn, progress=lambda n: bar.advance(task, n))))
-    for dst, meta in results:
-        notes = meta.get("notes") or []
-        console.print(f"{dst}: {meta['events']:,} events (trace {meta['trace']!r})" + ("" if not notes else "; notes: " + "; ".join(notes)))
+    src = inputs[0]
+    size = os.path.getsize(src) if os.path.exists(src) else 0
+    with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                  TimeRemainingColumn(), console=console, transient=True, disable=quiet or size < (16 << 20)) as bar:
+        task = bar.add_task(f"converting {Path(src).name}", total=size)
+        meta = convert(src, out, trace=trace_name, progress=lambda n: bar.advance(task, n))
+    notes = meta.get("notes") or []
+    console.print(f"{out}: {meta['events']:,} events (trace {meta['trace']!r})" + ("" if not notes else "; notes: " + "; ".join(notes)))
 
 
 def _dataset(inputs: list[str], out: str, executor: str, jobs: int, ray_address: str | None, spark_master: str | None,
-             force: bool, console: Console) -> None:
+             force: bool, console: Console, trace_name: str | None = None) -> None:
     """Folder output: one task per input on the chosen executor (tracekit.executors), then the sidecar.
 
     A failed input is named with its error and the others are still written; the exit status is then 1.
@@ -88,7 +67,7 @@ def _dataset(inputs: list[str], out: str, executor: str, jobs: int, ray_address:
     with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=console, transient=True) as bar:
         task = bar.add_task(f"converting ({executor})", total=len(inputs))
-        outcomes = executors.convert_many(inputs, out, ex, force=force, on_done=lambda o: bar.advance(task))
+        outcomes = executors.convert_many(inputs, out, ex, force=force, trace=trace_name, on_done=lambda o: bar.advance(task))
     failed = [o for o in outcomes if not o.ok]
     for o in outcomes:
         if o.ok:
