@@ -82,8 +82,11 @@ class Executor(Protocol):
 
 
 class LocalExecutor:
-    """Processes on this machine. ``jobs`` > 1: a fresh worker process per task (peak memory is per trace,
-    and a crash in one trace's converter kills only that worker); 1: in this process."""
+    """Processes on this machine: ``jobs`` > 1, that many worker processes (spawned, so no DuckDB or Arrow
+    thread state is forked), each running one task after another; 1: in this process.
+
+    Workers are reused, as Ray's are: a fresh process per task cost 2.5x the wall time on 64 traces of
+    35 MB (interpreter and import start-up per task; BENCHMARKS.md, "Past one machine")."""
 
     name = "local"
 
@@ -102,7 +105,7 @@ class LocalExecutor:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
-        with ProcessPoolExecutor(max_workers=self.jobs, mp_context=mp.get_context("spawn"), max_tasks_per_child=1) as ex:
+        with ProcessPoolExecutor(max_workers=self.jobs, mp_context=mp.get_context("spawn")) as ex:
             futs = {ex.submit(guarded, fn, it): it for it in items}
             for f in as_completed(futs):
                 try:
