@@ -22,6 +22,8 @@ import pandas as pd
 from tracekit import report as rep
 from tracekit.errors import TraceError
 from tracekit.store import connect_runs
+from tracekit.view.html import html_table
+from tracekit.view.plots import png
 
 Paths = Sequence[str | os.PathLike[str]]
 Run = tuple[str, Paths]
@@ -251,7 +253,7 @@ def _diff_plot(results: Mapping[str, pd.DataFrame]) -> tuple[str, str | None, st
     ax.invert_yaxis()
     ax.set_xlabel("ms per step (CPU range time)")
     ax.legend()
-    return title, rep._png(fig), "ms_per_step of the 15 largest phases"
+    return title, png(fig), "ms_per_step of the 15 largest phases"
 
 
 def _plot(results: Mapping[str, pd.DataFrame]) -> tuple[str, str | None, str]:
@@ -275,7 +277,7 @@ def _plot(results: Mapping[str, pd.DataFrame]) -> tuple[str, str | None, str]:
     ax.set_xticks(range(len(labels)), labels)
     ax.set_ylabel("ms per step (CPU range time)")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
-    return title, rep._png(fig), "ms_per_step of the 12 largest phases and the step wall time, per run"
+    return title, png(fig), "ms_per_step of the 12 largest phases and the step wall time, per run"
 
 
 def to_html(results: Mapping[str, pd.DataFrame], title: str) -> str:
@@ -299,7 +301,7 @@ def to_html(results: Mapping[str, pd.DataFrame], title: str) -> str:
         if key == "compare":
             continue
         shown = phase_table(results) if key == "compare.phases" else df
-        parts.append(f"<h2>{html.escape(key)}</h2>" + rep._html_table(shown, limit=200))
+        parts.append(f"<h2>{html.escape(key)}</h2>" + html_table(shown, limit=200))
     parts.append("</body></html>")
     return "\n".join(parts)
 

@@ -89,11 +89,14 @@ def pick_unit(values_ns: Sequence[float]) -> tuple[str, float]:
     if not mags:
         return "ns", 1.0
     ref = mags[len(mags) // 2]
-    chosen = UNITS[0]
-    for u in UNITS:
+    idx = 0
+    for i, u in enumerate(UNITS):
         if ref >= u[1]:
-            chosen = u
-    return chosen
+            idx = i
+    # a long tail (166,131 us beside a 600 us median) reads better one unit up, while the median keeps 2 digits
+    if idx + 1 < len(UNITS) and mags[-1] / UNITS[idx][1] >= 1e4 and ref / UNITS[idx + 1][1] >= 0.01:
+        idx += 1
+    return UNITS[idx]
 
 
 def decimals_for(values: Sequence[float], sig: int = 4, cap: int = 3) -> int:
@@ -302,6 +305,11 @@ def column(name: str, s: pd.Series, kind: Kind | None = None, unit: tuple[str, f
     kind = kind or kind_of(name, s)
     vals = list(s)
     if kind == "duration":
+        mags = sorted(abs(float(v)) for v in vals if not _is_null(v) and float(v) != 0)
+        if unit is None and mags and mags[-1] > 1000 * mags[len(mags) // 2] and mags[-1] >= 1e3:
+            # values over more than 3 decades (89 ms beside 5 us): each cell in its own unit
+            hdr = "_".join(p for p in name.split("_") if p != "ns") or name
+            return Column(name, hdr, kind, [fmt_duration(v, with_unit=True) for v in vals])
         unit = unit or pick_unit(vals)
         dec = decimals if decimals is not None else (
             0 if unit[0] == "ns" else decimals_for([float(v) / unit[1] for v in vals if not _is_null(v)]))

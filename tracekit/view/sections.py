@@ -82,11 +82,17 @@ def notes(results: Results) -> list[Note]:
     for r in hn.to_dict("records"):
         out.append(Note(str(r.get("trace")), str(r.get("severity") or "info"), str(r.get("source") or ""),
                         str(r.get("message") or "")))
-    have = {(n.trace, n.message) for n in out}
     for w in warnings_of(results):
-        if (str(w["trace"]), str(w["message"])) not in have:
-            out.append(Note(str(w["trace"]), "warn", f"{w['analysis']}/{w['flag']}", str(w["message"])))
-    return out
+        out.append(Note(str(w["trace"]), "warn", f"{w['analysis']}/{w['flag']}", str(w["message"])))
+    # one line per distinct message: a 16-rank run should not print the same warning 16 times
+    merged: dict[tuple[str, str, str], Note] = {}
+    for n in out:
+        k = (n.severity, n.source, n.message)
+        if k in merged:
+            merged[k].trace += ", " + n.trace
+        else:
+            merged[k] = Note(n.trace, n.severity, n.source, n.message)
+    return list(merged.values())
 
 
 def groups(results: Results, full: bool = False) -> list[Group]:
@@ -132,8 +138,10 @@ def fallback(results: Results) -> list[Table]:
     st = _get(results, "steps.stats")
     if len(st):
         st = st[st["metric"].isin(_FALLBACK_METRICS)]
-        out.append(table("steps.stats", st.drop(columns=[] if many else ["trace"]).reset_index(drop=True),
-                         title="steps.stats: per step"))
+        keep = (["trace"] if many else []) + (["step_kind"] if st["step_kind"].nunique() > 1 else []) + [
+            "metric", "steps", "mean", "p50", "p99"]
+        out.append(table("steps.stats", st[keep].reset_index(drop=True),
+                         title="per step (steps.stats; headline.sql gave no rows)"))
     elif "steps" in results:
         out.append(table("steps", st))
     return out

@@ -58,11 +58,16 @@ def _natural(cols: list[Column], indent: list[int] | None) -> list[int]:
     return widths
 
 
-def _fit(cols: list[Column], width: int, indent: list[int] | None) -> list[int] | None:
-    """Widths that fit ``width`` by shrinking text columns only (widest first); None when that cannot fit."""
-    widths = _natural(cols, indent)
+def _fit(cols: list[Column], width: int, indent: list[int] | None,
+         fixed: dict[int, int] | None = None) -> list[int] | None:
+    """Widths that fit ``width`` by shrinking text columns only (widest first); None when that cannot fit.
+
+    ``fixed``: column index -> width kept as is (key columns repeated across blocks keep one width).
+    """
+    fixed = fixed or {}
+    widths = [fixed.get(i, w) for i, w in enumerate(_natural(cols, indent))]
     total = sum(widths) + len(GAP) * (len(cols) - 1)
-    floors = [_floor(c, w, width) for c, w in zip(cols, widths)]
+    floors = [widths[i] if i in fixed else _floor(c, w, width) for i, (c, w) in enumerate(zip(cols, widths))]
     while total > width:
         cand = [i for i, c in enumerate(cols) if widths[i] > floors[i]]
         if not cand:
@@ -85,15 +90,17 @@ def _blocks(cols: list[Column], width: int, indent: list[int] | None) -> list[tu
             break
         nkey += 1
     key, rest = cols[:nkey], cols[nkey:]
+    nat = _natural(cols, indent)
+    fixed = {i: min(nat[i], _floor(c, nat[i], width)) for i, c in enumerate(key)}
     blocks: list[tuple[list[Column], list[int]]] = []
     cur: list[Column] = []
     for c in rest:
-        if cur and _fit(key + cur + [c], width, indent) is None:
-            blocks.append((key + cur, _fit(key + cur, width, indent) or []))
+        if cur and _fit(key + cur + [c], width, indent, fixed) is None:
+            blocks.append((key + cur, _fit(key + cur, width, indent, fixed) or []))
             cur = []
         cur.append(c)
     if cur:
-        blocks.append((key + cur, _fit(key + cur, width, indent) or []))
+        blocks.append((key + cur, _fit(key + cur, width, indent, fixed) or []))
     out = []
     for bcols, w in blocks:
         if not w:  # one column wider than the line even alone with its keys: show it without them
@@ -157,14 +164,20 @@ def _footnotes(cols: list[Column], width: int, indent: list[int] | None) -> tupl
 
 
 def wrap_text(text: str, width: int, indent: str = "") -> list[str]:
-    """Word-wrap a sentence (verdicts, notes) at ``width``; a word longer than a line is elided, never split."""
-    words = term(text).split(" ")
+    """Word-wrap a sentence (verdicts, notes) at ``width``. A word longer than a line (a config path) is
+    cut into line-sized pieces; sentences hold no table numbers, so no number is split."""
+    words: list[str] = []
+    room = max(8, width - len(indent) - 2)
+    for w in term(text).split(" "):
+        while cell_len(w) > room:
+            words.append(w[:room])
+            w = w[room:]
+        words.append(w)
     lines: list[str] = []
     cur = indent
     for w in words:
         if not w:
             continue
-        w = elide(w, width - len(indent) - 2)
         if cur.strip() and cell_len(cur) + 1 + cell_len(w) > width:
             lines.append(cur.rstrip())
             cur = indent + "  " + w
@@ -201,8 +214,9 @@ def report_lines(results: Mapping[str, pd.DataFrame], width: int = 80, sections:
     ns = sec.notes(results)
     if ns:
         lines = []
+        many = len(sec.traces(results)) > 1
         for n in ns:
-            tr = f"[{n.trace}] " if len(sec.traces(results)) > 1 else ""
+            tr = f"[{n.trace}] " if many else ""
             lines.extend(wrap_text(f"{n.severity}: {tr}{n.source}: {n.message}", width))
         blocks.append(lines)
     if sections or full:

@@ -22,7 +22,7 @@ PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b
            "#9c755f", "#86bcb6", "#d37295", "#a0cbe8")
 SELF_COLOUR = "#bab0ac"
 MAX_BOXES = 6000  # beyond this the page gets slow; the longest boxes are kept and the rest counted
-MAX_LINKS = 600
+MAX_LINKS = 120  # more than this hides the boxes under lines; an even sample is drawn
 W, LABEL_W, ROW_H, GPU_H = 1200, 150, 13, 18
 
 
@@ -54,6 +54,11 @@ def _ticks(span_ns: float) -> tuple[list[float], tuple[str, float]]:
     mag = 10 ** len(str(int(max(raw, 1)))) / 10
     step = min((m * mag for m in (1, 2, 5, 10) if m * mag >= raw), default=raw)
     return [i * step for i in range(int(span_ns // step) + 1)], unit
+
+
+def _tick_label(ns: float, unit: tuple[str, float]) -> str:
+    v = ns / unit[1]
+    return f"{v:.3f}".rstrip("0").rstrip(".") + " " + unit[0]
 
 
 def svg(df: pd.DataFrame, colour: Mapping[str, str]) -> tuple[str, str]:
@@ -91,7 +96,7 @@ def svg(df: pd.DataFrame, colour: Mapping[str, str]) -> tuple[str, str]:
     for tk in ticks:
         xx = LABEL_W + tk / span * plot_w
         parts.append(f"<line x1='{xx:.1f}' y1='14' x2='{xx:.1f}' y2='{height:.0f}' stroke='#e4e4e4'/>"
-                     f"<text x='{xx:.1f}' y='11' text-anchor='middle' fill='#555'>{fmt_duration(tk, unit, with_unit=True)}</text>")
+                     f"<text x='{xx:.1f}' y='11' text-anchor='middle' fill='#555'>{_tick_label(tk, unit)}</text>")
     for lane, kind, rows in lanes:
         h = rows * ROW_H if kind == "cpu" else GPU_H
         parts.append(f"<text x='4' y='{y0[lane] + min(h, 14) - 3:.1f}' fill='#222'>{html_text(lane)}</text>"
@@ -114,10 +119,11 @@ def svg(df: pd.DataFrame, colour: Mapping[str, str]) -> tuple[str, str]:
                      f"<title>{html_text(tip)}</title></rect>")
     # links: launch call (on its thread's lane) -> the GPU op's start
     gpu = df[(df["row_kind"] == "gpu_op") & df["launch_ts_ns"].notna()]
+    every = max(1, -(-len(gpu) // MAX_LINKS))
     nlinks = 0
-    for r in gpu.itertuples(index=False):
+    for j, r in enumerate(gpu.itertuples(index=False)):
         src = f"CPU tid {int(r.launch_tid)}" if pd.notna(r.launch_tid) else None
-        if src not in y0 or nlinks >= MAX_LINKS:
+        if src not in y0 or j % every:
             continue
         sy = y0[src] + depth_of[src] * ROW_H
         parts.append(f"<line x1='{x(r.launch_ts_ns):.2f}' y1='{sy:.1f}' x2='{x(r.ts_ns):.2f}' y2='{y0[str(r.lane)]:.1f}' "
@@ -125,7 +131,7 @@ def svg(df: pd.DataFrame, colour: Mapping[str, str]) -> tuple[str, str]:
         nlinks += 1
     parts.append("</svg>")
     if len(gpu) > nlinks and len(gpu):
-        note += f" {nlinks:,} of {len(gpu):,} launch links drawn."
+        note += f" {nlinks:,} of {len(gpu):,} launch links drawn (every {every}th)."
     cap = (f"step {first['step_index']} ({first['step_name']}, wall {fmt_duration(first['step_wall_ns'], with_unit=True)}) "
            f"of trace {first['trace']}: the median of its {first['step_kind']} steps. CPU lanes: ranges by nesting "
            "depth, then launch calls (dark; blocking syncs red); lines join a launch to its GPU op." + note)
