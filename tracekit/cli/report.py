@@ -60,12 +60,14 @@ def command(traces: tuple[str, ...], as_json: bool, html_out: str | None, step_p
             select(results, sections)
         except ValueError as e:
             raise click.BadParameter(str(e), param_hint="--section") from None
-    to_html = rep.to_html
+    to_html, exported = rep.to_html, []
     if html_out:
-        to_html = _html_writer(con, results, list(traces), html_out, step_pattern)
+        to_html, exported = _html_writer(con, results, list(traces), html_out, step_pattern)
     emit(results, as_json=as_json, html_out=html_out, title="tracekit report: " + ", ".join(traces),
          to_json=rep.to_json, to_html=to_html,
          show=lambda r: rep.print_report(r, limit=limit, width=width, sections=sections, full=full))
+    if exported and not as_json:
+        click.echo(f"wrote {', '.join(exported)} (the median step: open in ui.perfetto.dev)")
 
 
 def _html_writer(con: duckdb.DuckDBPyConnection, results: Any, traces: list[str], html_out: str,
@@ -80,10 +82,10 @@ def _html_writer(con: duckdb.DuckDBPyConnection, results: Any, traces: list[str]
     tl = page.get("timeline")
     chrome: dict[str, str] = {}
     notes: list[str] = []
+    out = Path(html_out)
     if tl is not None and len(tl):
         meds = tl.drop_duplicates("trace")[["trace", "step_index"]].itertuples(index=False)
         meds = list(meds)
-        out = Path(html_out)
         for i, (trace, step) in enumerate(meds):
             suffix = "" if len(meds) == 1 else f".{i + 1}"
             dest = out.with_name(f"{out.stem}.median_step{suffix}.json.gz")
@@ -92,4 +94,5 @@ def _html_writer(con: duckdb.DuckDBPyConnection, results: Any, traces: list[str]
                 chrome[str(trace)] = dest.name
             except TraceError as e:
                 notes.append(f"median step of {trace} not exported: {e}")
-    return lambda r, title: rep.to_html(page, title=title, chrome=chrome, chrome_notes=notes)
+    written = [str(out.with_name(n)) for n in chrome.values()] if chrome else []
+    return (lambda r, title: rep.to_html(page, title=title, chrome=chrome, chrome_notes=notes)), written

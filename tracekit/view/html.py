@@ -10,6 +10,7 @@ goes through :func:`tracekit.safe.html_text`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 
 import pandas as pd
@@ -45,7 +46,7 @@ ol.verdicts{margin:.3em 0 .8em;padding-left:1.6em}ol.verdicts li{margin:.15em 0}
 .empty{color:#57606a;font-style:italic}
 details{margin:.4em 0}summary{cursor:pointer;font-weight:600}
 .grid{display:flex;flex-wrap:wrap;gap:0 2.5em;align-items:flex-start}.grid>div{min-width:0;max-width:100%}
-a{color:#0969da}
+a{color:#0969da}code{background:#f6f8fa;padding:0 .25em;border-radius:3px;font-size:.92em}
 """
 
 
@@ -78,6 +79,11 @@ def table_html(tab: Table) -> str:
 def html_table(df: pd.DataFrame, limit: int = 50, key: str = "") -> str:
     """A DataFrame as a formatted HTML table (used by compare/diff pages too)."""
     return table_html(table(key, df, limit=limit))
+
+
+def _code(escaped: str) -> str:
+    """`name` in a verdict (already escaped) shown as code."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", escaped)
 
 
 def _figure(title: str, plot: plots.Plot) -> str:
@@ -120,7 +126,7 @@ def render(results: Mapping[str, pd.DataFrame], title: str = "tracekit report",
         for g in tg:
             p.append(f"<h3>{html_text(g.step_kind)} · {sec.plural(g.steps, 'step')}</h3>")
             if g.verdicts:
-                p.append("<ol class='verdicts'>" + "".join(f"<li>{html_text(v)}</li>" for v in g.verdicts) + "</ol>")
+                p.append("<ol class='verdicts'>" + "".join(f"<li>{_code(html_text(v))}</li>" for v in g.verdicts) + "</ol>")
             p.append("<div class='grid'><div>")
             if g.headline is not None:
                 p.append(table_html(g.headline))

@@ -132,9 +132,10 @@ def svg(df: pd.DataFrame, colour: Mapping[str, str]) -> tuple[str, str]:
     parts.append("</svg>")
     if len(gpu) > nlinks and len(gpu):
         note += f" {nlinks:,} of {len(gpu):,} launch links drawn (every {every}th)."
-    cap = (f"step {first['step_index']} ({first['step_name']}, wall {fmt_duration(first['step_wall_ns'], with_unit=True)}) "
-           f"of trace {first['trace']}: the median of its {first['step_kind']} steps. CPU lanes: ranges by nesting "
-           "depth, then launch calls (dark; blocking syncs red); lines join a launch to its GPU op." + note)
+    cap = (f"Step {first['step_index']} of trace {first['trace']} (range '{first['step_name']}', wall "
+           f"{fmt_duration(first['step_wall_ns'], with_unit=True)}): the median by wall time of the trace's "
+           f"'{first['step_kind']}' steps. CPU lanes: ranges by nesting depth, then launch calls (dark; blocking "
+           "syncs red); lines join a launch to its GPU op; hover a box for its name." + note)
     return "".join(parts), cap
 
 
