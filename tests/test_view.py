@@ -158,13 +158,20 @@ def test_samples_fit(sample_results: dict[str, dict[str, pd.DataFrame]], width: 
                 _check_no_empty_headers(res, lines)
 
 
+@pytest.fixture(scope="module")
+def real_results() -> list[dict[str, pd.DataFrame]]:
+    missing = [p for p in REAL if not p.exists()]
+    if missing:
+        pytest.skip(f"{missing[0]} is absent: real-trace snapshots need ../shared/traces")
+    return [report.run([p]) for p in REAL]
+
+
 @needs_shared
 @pytest.mark.parametrize("width", [80, 120])
-def test_real_traces_fit(width: int) -> None:
-    for p in REAL:
-        if not p.exists():
-            pytest.skip(f"{p} is absent")
-        res = report.run([p])
+def test_real_traces_fit(real_results: list[dict[str, pd.DataFrame]], width: int) -> None:
+    for res in real_results:
+        lines = terminal.report_lines(res, width, limit=10)
+        _check_fits(lines, width)
         lines = terminal.report_lines(res, width, full=True, limit=10)
         _check_fits(lines, width)
         _check_numbers_whole(res, lines, sections.section_keys(res), 10)
