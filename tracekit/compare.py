@@ -195,14 +195,6 @@ def fired(results: Mapping[str, pd.DataFrame]) -> list[str]:
 
 # ----------------------------------------------------------------------------- rendering
 
-def _truncate(df: pd.DataFrame) -> pd.DataFrame:
-    view = df.copy()
-    for c in view.columns:
-        if not pd.api.types.is_numeric_dtype(view[c]):
-            view[c] = view[c].map(lambda v: v[:57] + "..." if isinstance(v, str) and len(v) > 60 else v)
-    return view
-
-
 def phase_table(results: Mapping[str, pd.DataFrame], measure: str = "ms_per_step") -> pd.DataFrame:
     """``compare.phases`` as phases x labels (display only: the numbers are compare.sql's)."""
     ph = results.get("compare.phases", pd.DataFrame())
@@ -213,25 +205,27 @@ def phase_table(results: Mapping[str, pd.DataFrame], measure: str = "ms_per_step
     return wide.reindex(columns=order).reset_index().rename_axis(columns=None)
 
 
-def print_results(results: Mapping[str, pd.DataFrame], limit: int = 40) -> None:
-    """Terminal tables (rich). The long ``compare`` table is left to --json."""
+def print_results(results: Mapping[str, pd.DataFrame], limit: int = 40, width: int | None = None) -> None:
+    """Terminal tables at the terminal's width (80 when piped; see tracekit.view.terminal). The long
+    ``compare`` table is left to --json."""
     import sys
 
-    from rich.console import Console
+    from tracekit.view.model import table
+    from tracekit.view.terminal import join_lines, table_lines, terminal_width
 
-    from tracekit.render import print_frame
-
-    console = Console(markup=False, highlight=False, width=None if sys.stdout.isatty() else 220)
+    w = terminal_width(width)
+    blocks = []
     for key, df in results.items():
         if key in ("compare", "diff.gate"):
             continue
         if key == "compare.phases":
-            print_frame(_truncate(phase_table(results)), title="per-step ms by phase (compare.phases)",
-                        limit=limit, console=console)
+            blocks.append(table_lines(table(key, phase_table(results), limit=limit,
+                                            title="per-step ms by phase (compare.phases)"), w))
             continue
         if key == "diff":  # metric already says scope.name.measure; --json has numerator / denominator
             df = df.drop(columns=["scope", "name", "measure", "numerator", "denominator"])
-        print_frame(_truncate(df), title=key, limit=limit, console=console)
+        blocks.append(table_lines(table(key, df, limit=limit), w))
+    sys.stdout.write("\n".join(join_lines(blocks)) + "\n")
 
 
 def _diff_plot(results: Mapping[str, pd.DataFrame]) -> tuple[str, str | None, str]:

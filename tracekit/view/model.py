@@ -193,7 +193,7 @@ def fmt_in_unit(v: Any, unit: str) -> str:
     if _is_null(v):
         return NULL
     f = float(v)
-    return fmt_count(f, 0 if f == round(f) else decimals_for([f], sig=3, cap=1))
+    return fmt_count(f, 0 if f == round(f) else decimals_for([f], sig=4, cap=3))
 
 
 def elide(text: str, width: int) -> str:
