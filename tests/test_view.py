@@ -149,7 +149,7 @@ def sample_results() -> dict[str, dict[str, pd.DataFrame]]:
 
 @pytest.mark.parametrize("width", [80, 120])
 def test_samples_fit(sample_results: dict[str, dict[str, pd.DataFrame]], width: int) -> None:
-    for name, res in sample_results.items():
+    for res in sample_results.values():
         for full in (False, True):
             lines = terminal.report_lines(res, width, full=full, limit=25)
             _check_fits(lines, width)

@@ -28,7 +28,8 @@ from tracekit.errors import TraceError
 @click.option("--tokens-per-step", type=float, help="flops: tokens one step processes (e.g. the decode batch size), for GFLOPs per token.")
 @click.option("--tf32", is_flag=True, default=None, help="flops: fp32 matmuls ran on TF32 tensor cores (use the tf32 peak).")
 @click.option("--limit", default=25, show_default=True, help="Rows printed per table in terminal output.")
-@click.option("--width", type=click.IntRange(min=20), help="Terminal width in columns (default: the terminal's; 80 when piped).")
+@click.option("--width", type=click.IntRange(min=20),
+              help="Terminal width in columns (default: the terminal's; 80 when piped).")
 @click.option("--full", is_flag=True, help="Print every table of every analysis, not just the per-step headline.")
 @click.option("--section", "sections", multiple=True, metavar="NAME",
               help="Print these tables only: an output (steps.stats) or a file's outputs (gpu_idle). Repeatable.")
@@ -90,7 +91,8 @@ def _html_writer(con: duckdb.DuckDBPyConnection, results: Any, traces: list[str]
             suffix = "" if len(meds) == 1 else f".{i + 1}"
             dest = out.with_name(f"{out.stem}.median_step{suffix}.json.gz")
             try:
-                export_chrome(traces, dest, trace=str(trace), steps=Steps(int(step), int(step)), step_pattern=step_pattern)
+                export_chrome(traces, dest, trace=str(trace), steps=Steps(int(step), int(step)),
+                              step_pattern=step_pattern)
                 chrome[str(trace)] = dest.name
             except TraceError as e:
                 notes.append(f"median step of {trace} not exported: {e}")

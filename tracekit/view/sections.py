@@ -66,7 +66,7 @@ def _get(results: Results, key: str) -> pd.DataFrame:
 def traces(results: Results) -> list[str]:
     """Every trace named in the results, in order of first appearance."""
     seen: dict[str, None] = {}
-    for key, df in results.items():
+    for df in results.values():
         if df is not None and "trace" in df.columns:
             for t in df["trace"].dropna():
                 seen.setdefault(str(t), None)

@@ -101,7 +101,6 @@ def svg(df: pd.DataFrame, colour: Mapping[str, str]) -> tuple[str, str]:
         h = rows * ROW_H if kind == "cpu" else GPU_H
         parts.append(f"<text x='4' y='{y0[lane] + min(h, 14) - 3:.1f}' fill='#222'>{html_text(lane)}</text>"
                      f"<rect x='{LABEL_W}' y='{y0[lane]:.1f}' width='{plot_w}' height='{h}' fill='#f7f7f7'/>")
-    rt_y: dict[tuple[str, int], float] = {}
     depth_of = {lane: rows for lane, _, rows in lanes}
     for r in df.itertuples(index=False):
         lane = str(r.lane)
@@ -154,10 +153,10 @@ def sections(results: Mapping[str, Any]) -> list[tuple[str, str, str]]:
         ops = results.get("steps.median_step_ops")
         if ops is None or not len(ops):
             return []
-        tl = ops.assign(lane_kind=["gpu" if str(l).startswith("GPU") else "cpu" for l in ops["lane"]],
-                        row_kind=["gpu_op" if str(l).startswith("GPU") else "range" for l in ops["lane"]],
-                        depth=[len(str(p).split("/")) if not str(l).startswith("GPU") else None
-                               for p, l in zip(ops["phase_path"], ops["lane"])],
+        gpu = [str(lane).startswith("GPU") for lane in ops["lane"]]
+        tl = ops.assign(lane_kind=["gpu" if g else "cpu" for g in gpu],
+                        row_kind=["gpu_op" if g else "range" for g in gpu],
+                        depth=[None if g else len(str(p).split("/")) for p, g in zip(ops["phase_path"], gpu)],
                         blocking=None, launch_tid=None, launch_ts_ns=None, step_kind="most frequent",
                         step_wall_ns=ops["step_wall_ns"])
     out = []
