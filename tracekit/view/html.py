@@ -109,7 +109,8 @@ def render(results: Mapping[str, pd.DataFrame], title: str = "tracekit report",
     p = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
          f"<meta name='viewport' content='width=device-width, initial-scale=1'><title>{html_text(title)}</title>"
          f"<style>{CSS}</style></head><body><h1>{html_text(title)}</h1>"]
-    p.append(f"<p class='cap'>{sec.plural(len(names), 'trace')}: {html_text(', '.join(names))}</p>")
+    links = ", ".join(f"<a href='#trace-{i}'>{html_text(t)}</a>" for i, t in enumerate(names, 1))
+    p.append(f"<p class='cap'>{sec.plural(len(names), 'trace')}: {links}</p>")
     ns = sec.notes(results)
     if ns:
         p.append("<h2>Notes</h2><ul class='notes'>" + "".join(
@@ -120,8 +121,8 @@ def render(results: Mapping[str, pd.DataFrame], title: str = "tracekit report",
         p.append(f"<p class='empty'>{html_text(c)}</p>")
     timelines = {t: (s, cap) for t, s, cap in tl.sections(results)}
     gs = sec.groups(results, full=True)
-    for trace in names:
-        p.append(f"<h2>{html_text(trace)}</h2>")
+    for i, trace in enumerate(names, 1):
+        p.append(f"<h2 id='trace-{i}'>{html_text(trace)}</h2>")
         tg = [g for g in gs if g.trace == trace]
         for g in tg:
             p.append(f"<h3>{html_text(g.step_kind)} · {sec.plural(g.steps, 'step')}</h3>")

@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from tracekit.view.model import pick_unit
+from tracekit.view.model import fmt_duration, pick_unit
 from tracekit.view.timeline import colours
 
 Plot = tuple[str | None, str]
@@ -100,6 +100,10 @@ def latency(steps: pd.DataFrame) -> Plot:
     """Step wall time over the run (per step kind) and its distribution."""
     if not len(steps):
         return None, "no step matched the step pattern (set --step-pattern)"
+    if len(steps) < 3:
+        walls = ", ".join(fmt_duration(v, with_unit=True) for v in steps["wall_ns"])
+        return None, (f"{len(steps)} step{'s' if len(steps) > 1 else ''} only (wall {walls}): "
+                      "a trend and a distribution need at least 3")
     plt = _plt()
     unit = pick_unit(steps["wall_ns"].tolist())
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3), gridspec_kw={"width_ratios": [2, 1]})
@@ -137,7 +141,10 @@ def idle_by_step(by_step: pd.DataFrame) -> Plot:
         ax.bar(piv.index, v, bottom=bottom, width=0.85, label=str(c), color=cause_colour.get(str(c)))
         bottom += v
     ax.set_xlabel("step index")
-    ax.xaxis.set_major_locator(_int_locator())
+    if len(piv) <= 30:
+        ax.set_xticks(list(piv.index))
+    else:
+        ax.xaxis.set_major_locator(_int_locator())
     ax.set_ylabel(f"GPU idle in step ({unit[0]})")
     ax.ticklabel_format(useOffset=False, style="plain")
     ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1))
