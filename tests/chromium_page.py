@@ -30,7 +30,7 @@ window.addEventListener('load', function () {
     var h = r.getBoundingClientRect().height;
     if (h > line * 1.5) bad.push(td.textContent);
   });
-  var out = {scrollWidth: doc.scrollWidth, viewport: window.innerWidth, images: imgs, broken_numbers: bad,
+  var out = {scrollWidth: doc.scrollWidth, scrollHeight: doc.scrollHeight, viewport: window.innerWidth, images: imgs, broken_numbers: bad,
              numeric_cells: document.querySelectorAll('td.num').length};
   var pre = document.createElement('pre'); pre.id = 'tk-check'; pre.textContent = JSON.stringify(out);
   document.body.appendChild(pre);

@@ -267,6 +267,8 @@ EMPTY_REASONS: dict[str, str] = {
     "trust": "no trust flag raised",
     "phase_time": "no ranges and no GPU ops",
     "headline": "no step matched the step pattern (set --step-pattern)",
+    "headline.notes": "no converter notes and every trace has steps",
+    "steps.median_step_ops": "no step matched the step pattern (set --step-pattern)",
     "graph_map": "no CUDA graph launches to map",
 }
 
@@ -293,7 +295,7 @@ def _row_unit(row: Mapping[str, Any]) -> str | None:
     return None
 
 
-_NOTE_NAMES = frozenset({"note", "notes", "message"})
+NOTE_NAMES = frozenset({"note", "notes", "message"})
 
 #: Value columns of long-form tables (formatted per row with the row's unit).
 _LONG_VALUES = ("mean", "p50", "p99", "min", "max", "value", "a", "b", "delta")
@@ -325,7 +327,7 @@ def column(name: str, s: pd.Series, kind: Kind | None = None, unit: tuple[str, f
         return Column(name, name, kind, [fmt_number(v, dec) for v in vals])
     if kind == "bool":
         return Column(name, name, kind, [fmt_bool(v) for v in vals])
-    if name in _NOTE_NAMES:  # a note is there to explain the rows that have one; NULL elsewhere is noise
+    if name in NOTE_NAMES:  # a note is there to explain the rows that have one; NULL elsewhere is noise
         return Column(name, name, "text", ["" if _is_null(v) else str(v) for v in vals])
     return Column(name, name, "text", [fmt_text(v) for v in vals])
 

@@ -122,9 +122,9 @@ def groups(results: Results, full: bool = False) -> list[Group]:
             t = t.sort_values("row_order") if "row_order" in t else t
             names = _TREE_FULL if full else _TREE_COLS
             cols = [c for c in names if c in t.columns]
-            if "excl_gpu_share" in t and t["excl_gpu_share"].isna().all() and not full:
-                # no GPU op in these steps: zeros and NULLs in two columns would only hide the CPU numbers
-                cols = [c for c in cols if c not in ("excl_gpu_ns_mean", "excl_gpu_share")]
+            if "excl_gpu_share" in t and t["excl_gpu_share"].isna().all():
+                # no GPU op in these steps: zeros and NULLs in GPU columns would only hide the CPU numbers
+                cols = [c for c in cols if c not in ("excl_gpu_ns_mean", "excl_gpu_share", "incl_gpu_ns_mean")]
             shown_t = t[cols + (["depth"] if "depth" in t.columns else [])].rename(columns=names)
             g.tree = table("headline.phase_tree", shown_t.reset_index(drop=True), indent_by="depth",
                            shared_unit=True, title=TREE_TITLE)

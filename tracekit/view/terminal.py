@@ -144,12 +144,12 @@ def table_lines(tab: Table, width: int) -> list[str]:
 
 def _footnotes(cols: list[Column], width: int, indent: list[int] | None) -> tuple[list[Column], list[str]]:
     """Note columns (sentences) that would be elided become ``[n]`` markers with the sentences below the table."""
-    from tracekit.view.model import _NOTE_NAMES
+    from tracekit.view.model import NOTE_NAMES
 
     widths = _fit(cols, width, indent)
     out, notes = [], []
     for i, c in enumerate(cols):
-        if c.name in _NOTE_NAMES and not c.numeric and (widths is None or widths[i] < c.natural_width()):
+        if c.name in NOTE_NAMES and not c.numeric and (widths is None or widths[i] < c.natural_width()):
             marks = []
             for v in c.cells:
                 if not v:
