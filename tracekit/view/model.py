@@ -43,7 +43,7 @@ def kind_of(name: str, s: pd.Series | None = None) -> Kind:
         return "timestamp"
     if n.endswith("_ns") or "_ns_" in n or n == "ns":
         return "duration"
-    if "share" in n or n in ("idle_share", "cpu_share", "gpu_share"):
+    if n == "share" or n.startswith("share_") or n.endswith("_share") or "_share_" in n:
         return "share"
     if s is None:
         return "text"
