@@ -208,6 +208,16 @@ def test_timeline_is_the_median_step_of_every_trace(sample_results: dict[str, di
         assert (tl[tl["trace"] == trace]["row_kind"] == "range").sum() == n_ranges
 
 
+def test_timeline_without_timeline_sql_uses_median_step_ops(sample_results: dict[str, dict[str, pd.DataFrame]]) -> None:
+    """report.to_html(results) from Python (no --html connection): steps.median_step_ops still draws the step."""
+    res = {k: v for k, v in sample_results["spec_decode_k4"].items() if not k.startswith("timeline")}
+    page = report.to_html(res)
+    ops = res["steps.median_step_ops"]
+    assert page.count("<svg class='timeline'") == 1
+    assert f"Step {ops['step_index'].iloc[0]} of trace {ops['trace'].iloc[0]}" in page
+    assert "&#x27;step&#x27; steps" in page  # the kind (quotes escaped), looked up in the steps table
+
+
 def test_phase_bars_equal_step_wall() -> None:
     res = view_fixture.results()
     data = plots.phase_bar_data(res["headline.phase_tree"])

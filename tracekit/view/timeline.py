@@ -146,6 +146,15 @@ def legend(colour: Mapping[str, str]) -> str:
     return "<div class='legend'>" + "".join(items) + "</div>"
 
 
+def _kinds(results: Mapping[str, Any], ops: pd.DataFrame) -> list[str]:
+    """The step kind of each steps.median_step_ops row, looked up in ``steps``."""
+    st = results.get("steps")
+    if st is None or not len(st):
+        return ["?"] * len(ops)
+    kind = {(t, i): k for t, i, k in zip(st["trace"], st["step_index"], st["step_kind"])}
+    return [str(kind.get((t, i), "?")) for t, i in zip(ops["trace"], ops["step_index"])]
+
+
 def sections(results: Mapping[str, Any]) -> list[tuple[str, str, str]]:
     """(trace, svg + legend html, caption) per trace of ``timeline`` (else of steps.median_step_ops)."""
     tl = results.get("timeline")
@@ -157,8 +166,7 @@ def sections(results: Mapping[str, Any]) -> list[tuple[str, str, str]]:
         tl = ops.assign(lane_kind=["gpu" if g else "cpu" for g in gpu],
                         row_kind=["gpu_op" if g else "range" for g in gpu],
                         depth=[None if g else len(str(p).split("/")) for p, g in zip(ops["phase_path"], gpu)],
-                        blocking=None, launch_tid=None, launch_ts_ns=None, step_kind="most frequent",
-                        step_wall_ns=ops["step_wall_ns"])
+                        blocking=None, launch_tid=None, launch_ts_ns=None, step_kind=_kinds(results, ops))
     out = []
     for trace, sub in tl.groupby("trace", sort=False):
         sub = sub.reset_index(drop=True)
