@@ -91,7 +91,14 @@ def _blocks(cols: list[Column], width: int, indent: list[int] | None) -> list[tu
         nkey += 1
     key, rest = cols[:nkey], cols[nkey:]
     nat = _natural(cols, indent)
-    fixed = {i: min(nat[i], _floor(c, nat[i], width)) for i, c in enumerate(key)}
+    # the key columns (what a row is: a kernel name, a phase path) keep up to 45% of the line in every block
+    fixed = {i: nat[i] for i in range(len(key))}
+    budget = max(MIN_TEXT, width * 45 // 100) - len(GAP) * (len(key) - 1)
+    while sum(fixed.values()) > budget:
+        i = max(fixed, key=lambda j: fixed[j])
+        if key[i].numeric or fixed[i] <= MIN_TEXT:
+            break
+        fixed[i] -= 1
     blocks: list[tuple[list[Column], list[int]]] = []
     cur: list[Column] = []
     for c in rest:
