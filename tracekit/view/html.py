@@ -157,7 +157,6 @@ def render(results: Mapping[str, pd.DataFrame], title: str = "tracekit report",
         p.append(_figure("GPU idle causes per step", figs["idle"]))
         p.append("<h3>Syncs</h3>" + table_html(table("syncs", _rows(results, "syncs", trace), limit=20,
                                                        title="syncs")))
-    shown = {"summary", "headline", "headline.phase_tree", "headline.verdicts", "headline.notes"}
     p.append("<h2>Every table</h2><p class='cap'>All outputs of queries/, as in --full; "
              "--json has every row.</p>")
     empties = []
@@ -168,7 +167,6 @@ def render(results: Mapping[str, pd.DataFrame], title: str = "tracekit report",
             continue
         open_ = " open" if key == "summary" else ""
         p.append(f"<details{open_}><summary>{html_text(key)} ({tab.total_rows:,} rows)</summary>{table_html(tab)}</details>")
-    _ = shown
     if empties:
         p.append("<ul>" + "".join(f"<li class='empty'>{html_text(t.key)}: {html_text(t.empty or '')}</li>"
                                   for t in empties) + "</ul>")
