@@ -22,7 +22,10 @@ Design choices, and why:
   temporary name and are renamed, so a kill mid-write leaves no half file.
 - ``<raw>/<pid>.proc.json`` is written when profiling starts (argv, parent,
   state): a process that has it but no trace was killed or crashed; the
-  capture summary names it.
+  capture summary names it. Its argv is redacted first (``--api-key S``,
+  ``HF_TOKEN=T``, URL credentials) with ``tracekit/redact.py``, loaded by the
+  path in the config (``redact``): the rules live in that one module, which
+  needs only the standard library. Without it, only the program name is kept.
 - fork without exec: Kineto's state does not survive ``fork()`` (stopping the
   inherited profiler in the child hangs), so a forked child stops recording
   and says so in its ``.proc.json``; spawn/forkserver/subprocess children are
@@ -72,6 +75,7 @@ class _State:
         self.busy = False
         self.pending: list[Callable[[], Any]] = []
         self.main_ident = threading.main_thread().ident
+        self.redact_argv: Callable[[list], list] | None = None  # tracekit.redact.redact_argv, loaded by path
 
 
 S = _State()
@@ -103,6 +107,31 @@ def _label() -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:40]
 
 
+def _load_redact(path: str) -> None:
+    """Load ``redact_argv`` from tracekit's ``redact.py`` by file path (this process may not have tracekit)."""
+    try:
+        import importlib.util
+
+        spec = importlib.util.spec_from_file_location("_tracekit_redact", path)
+        mod = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+        spec.loader.exec_module(mod)  # type: ignore[union-attr]
+        S.redact_argv = mod.redact_argv
+    except Exception as e:
+        S.redact_argv = None
+        S.notes.append(f"argv not recorded: cannot load the redaction rules ({type(e).__name__})")
+
+
+def _argv() -> list:
+    """``sys.argv`` with secrets redacted; only the program name when the rules could not be loaded (fail closed)."""
+    argv = list(sys.argv)
+    if S.redact_argv is not None:
+        try:
+            return list(S.redact_argv(argv))
+        except Exception:
+            pass
+    return [os.path.basename(argv[0])] if argv else []
+
+
 def _write_proc(**extra: Any) -> None:
     """Write/refresh ``<pid>.proc.json``: who this process is and what it exported (read by the summary)."""
     if not S.raw:
@@ -110,7 +139,7 @@ def _write_proc(**extra: Any) -> None:
     doc = {
         "pid": os.getpid(),
         "ppid": os.getppid(),
-        "argv": list(sys.argv),
+        "argv": _argv(),
         "label": _label(),
         "updated_ns": time.time_ns(),
         "exported": S.exported,
@@ -487,6 +516,8 @@ def install(cfg_json: str) -> None:
     S.cfg = json.loads(cfg_json)
     S.raw = S.cfg.get("raw", "")
     sys.modules.setdefault(NAME, sys.modules[__name__])
+    if S.raw:
+        _load_redact(str(S.cfg.get("redact") or ""))
     _arm_sglang_import_patch()
     if S.cfg.get("backend", "torch") != "torch":
         return  # nsys records from outside; tracekit.phase emits NVTX because TRACEKIT_CAPTURE is set

@@ -34,9 +34,10 @@
 CREATE OR REPLACE TEMP MACRO _is_blocking_sync(n) AS regexp_full_match(n,
     '((cuda|hip)(StreamSynchronize|DeviceSynchronize|EventSynchronize|ThreadSynchronize|Memcpy|Memcpy2D|Memcpy3D|MemcpyDtoH|MemcpyHtoD|MemcpyFromSymbol|MemcpyToSymbol|MemcpyPeer|MemcpyWithStream)|cu(StreamSynchronize|CtxSynchronize|EventSynchronize|MemcpyDtoH|MemcpyHtoD|Memcpy)(_v2)?)'
     || '(_v[0-9]+)?');
--- Any sync API, including the GPU-side wait cudaStreamWaitEvent (it does not block the host).
-CREATE OR REPLACE TEMP MACRO _is_sync_api(n) AS _is_blocking_sync(n)
-    OR regexp_full_match(n, '(cuda|hip|cu)StreamWaitEvent(_v2)?(_v[0-9]+)?');
+-- A stream wait: later work on the stream waits on the GPU for an event (the host does not block).
+CREATE OR REPLACE TEMP MACRO _is_stream_wait(n) AS regexp_full_match(n, '(cuda|hip|cu)StreamWaitEvent(_v2)?(_v[0-9]+)?');
+-- Any sync API, including the GPU-side wait cudaStreamWaitEvent.
+CREATE OR REPLACE TEMP MACRO _is_sync_api(n) AS _is_blocking_sync(n) OR _is_stream_wait(n);
 CREATE OR REPLACE TEMP MACRO _is_graph_launch(n) AS coalesce(contains(n, 'GraphLaunch'), FALSE);
 -- Same name families as HTA's kernel types (communication = NCCL/RCCL/HCCL kernels). Plain string
 -- functions, not a regex: this runs once per GPU op.

@@ -41,12 +41,18 @@
 --   order against name_regex (AMD devices that only say "AMD Radeon Graphics" are matched by CU
 --   count). dtype -> peak column: bf16, fp16, fp8 (any Float8), fp32 -> fp32 (torch's default
 --   float32_matmul_precision 'highest'; getvariable('tf32') = TRUE uses the tf32 column).
+--   Graph replays: kernels replayed by CUDA graphs have no cpu_op at replay time. After `tracekit
+--   graphmap -o`, mapped ones carry the reference op's name (args."@graphmap".op), op_node and shapes:
+--   each (graph launch, op_node) of a family op counts as one op (FLOPs from its shapes; GPU time =
+--   its replayed GPU ops; phase_path = the mapped one; step = the one holding the graph launch).
+--   Advice checks the trace first: record_shapes=True is recommended only when no cpu_op carries
+--   shapes; graph-replayed ops left unmapped get `tracekit graphmap` instead.
 -- Limits: only matmul/attention FLOPs (convolutions, elementwise, norms, softmax, MoE grouped
 --   GEMMs through custom ops, Triton/flash-attn library ops not named above: not counted); kernels
---   replayed by CUDA graphs have no cpu_op at replay time and are not counted; GPU time is summed
+--   replayed by CUDA graphs and not mapped by graphmap are not counted; GPU time is summed
 --   kernel duration, not wall time (concurrent streams add up); one GPU model per trace.
 --
--- Inputs: events (cpu_op rows: input_dims, input_types, flops), trace_devices; _gpu, _rt, _steps,
+-- Inputs: events (cpu_op rows: input_dims, input_types, flops), kernels (args."@graphmap"), trace_devices; _gpu, _rt, _steps,
 --   _one_thread, _window (from _common.sql).
 -- Parameters: getvariable('gpu') (name matched against the table instead of the trace's GPU name,
 --   e.g. 'H100 SXM', 'MI300X'); getvariable('peak_tflops') (one peak TFLOP/s for every dtype,
@@ -151,11 +157,7 @@ CREATE OR REPLACE TEMP MACRO _fl_prod(l) AS list_reduce(l, lambda a, b: a * b, 1
 CREATE OR REPLACE TEMP MACRO _fl_bprod(a, b) AS _fl_prod(list_transform(range(1, greatest(len(a), len(b)) + 1),
     lambda i: greatest(coalesce(list_reverse(a)[i], 1), coalesce(list_reverse(b)[i], 1))));
 
-CREATE OR REPLACE TEMP TABLE _fl_cand AS
-SELECT trace, pid, tid, seq, name, ts_ns, ts_ns + greatest(dur_ns, 0) AS end_ns,
-       coalesce(phase_path, '(none)') AS phase_path, input_dims, input_types, flops AS trace_flops
-FROM events
-WHERE kind = 'cpu_op' AND name IN (
+CREATE OR REPLACE TEMP MACRO _fl_family(n) AS n IN (
     'aten::mm', 'aten::addmm', 'aten::_addmm_activation', 'aten::bmm', 'aten::baddbmm', 'aten::linear',
     'aten::matmul', 'aten::_scaled_mm', 'aten::scaled_dot_product_attention',
     'aten::_scaled_dot_product_flash_attention', 'aten::_scaled_dot_product_efficient_attention',
@@ -163,17 +165,41 @@ WHERE kind = 'cpu_op' AND name IN (
     'aten::_scaled_dot_product_attention_math', 'aten::_scaled_dot_product_fused_attention_overrideable',
     'aten::_flash_attention_forward', 'aten::_efficient_attention_forward');
 
+-- Graph-replayed GPU ops that `tracekit graphmap -o` shaped (args."@graphmap": op, op_node, and the
+-- reference op's input_dims/input_types on the row): one counted op per (graph launch, op_node), i.e.
+-- per reference op call, timed by the summed duration of its replayed GPU ops; it sits at the graph
+-- launch's start on the launching thread (for steps) and in the mapped phase_path.
+CREATE OR REPLACE TEMP TABLE _fl_mapped AS
+SELECT trace, CAST(NULL AS BIGINT) AS pid, any_value(launch_tid) AS tid, min(seq) AS seq, any_value(op) AS name,
+       min(launch_ts_ns) AS ts_ns, min(launch_ts_ns) AS end_ns, min(coalesce(phase_path, '(none)')) AS phase_path,
+       any_value(input_dims) AS input_dims, any_value(input_types) AS input_types, CAST(NULL AS DOUBLE) AS trace_flops,
+       TRUE AS mapped, count(*) AS m_gpu_ops, sum(greatest(dur_ns, 0)) AS m_gpu_ns
+FROM (SELECT *, json_extract_string(args, '$."@graphmap".op') AS op,
+             TRY_CAST(json_extract_string(args, '$."@graphmap".op_node') AS BIGINT) AS op_node
+      FROM kernels WHERE input_dims IS NOT NULL AND _is_graph_launch(launch_name) AND contains(args, '"@graphmap"'))
+WHERE _fl_family(op) AND op_node IS NOT NULL
+GROUP BY trace, correlation, op_node;
+
+CREATE OR REPLACE TEMP TABLE _fl_cand AS
+SELECT trace, pid, tid, seq, name, ts_ns, ts_ns + greatest(dur_ns, 0) AS end_ns,
+       coalesce(phase_path, '(none)') AS phase_path, input_dims, input_types, flops AS trace_flops,
+       FALSE AS mapped, CAST(NULL AS BIGINT) AS m_gpu_ops, CAST(NULL AS HUGEINT) AS m_gpu_ns
+FROM events
+WHERE kind = 'cpu_op' AND _fl_family(name)
+UNION ALL BY NAME SELECT * FROM _fl_mapped;
+
 -- leaf-most: the next family op on the thread (parents sort before their children) starts after this one ends
+-- (mapped ops are leaves already: graphmap took the innermost cpu_op around each launch)
 CREATE OR REPLACE TEMP TABLE _fl_leaf AS
 WITH _o AS (
-    SELECT *, lead(ts_ns) OVER (PARTITION BY trace, pid, tid ORDER BY ts_ns, end_ns DESC, seq) AS _next_ts
+    SELECT *, lead(ts_ns) OVER (PARTITION BY trace, pid, tid, mapped ORDER BY ts_ns, end_ns DESC, seq) AS _next_ts
     FROM _fl_cand
 ), _p AS (
     SELECT * EXCLUDE (_next_ts),
            CASE WHEN json_valid(input_dims) THEN from_json(input_dims, '[["BIGINT"]]') END AS d,
            CASE WHEN json_valid(input_types) THEN from_json(input_types, '["VARCHAR"]') END AS t,
            CASE WHEN name IN ('aten::addmm', 'aten::_addmm_activation', 'aten::baddbmm') THEN 2 ELSE 1 END AS ai
-    FROM _o WHERE _next_ts IS NULL OR _next_ts >= end_ns
+    FROM _o WHERE mapped OR _next_ts IS NULL OR _next_ts >= end_ns
 ), _s AS (  -- A, B: the two matrix operands; q, k, v for attention
     SELECT *, d[ai] AS a, d[ai + 1] AS b, t[ai] AS a_type,
            name IN ('aten::_flash_attention_forward', 'aten::_efficient_attention_forward') AS bshd,
@@ -216,6 +242,7 @@ WITH _o AS (
     FROM _s
 )
 SELECT row_number() OVER () AS op_id, trace, pid, tid, seq, name, ts_ns, end_ns, phase_path, input_dims,
+       mapped, m_gpu_ops, m_gpu_ns,
        coalesce(_fl_dtype(a_type), 'unknown') AS dtype,
        coalesce(trace_flops, shape_flops::DOUBLE) AS flops,
        CASE WHEN trace_flops IS NOT NULL THEN 'trace' WHEN shape_flops IS NOT NULL THEN 'shapes' END AS flops_source,
@@ -274,11 +301,13 @@ WITH _l AS (
     ASOF JOIN _steps s ON o.trace = s.trace AND o.k_tid = s.k_tid AND o.ts_ns >= s.ts_ns
     WHERE o.ts_ns < s.end_ns
 )
-SELECT o.*, coalesce(l.gpu_ops, 0) AS gpu_ops, l.gpu_ns, st.step_index,
+SELECT o.* EXCLUDE (m_gpu_ops, m_gpu_ns),
+       CASE WHEN o.mapped THEN o.m_gpu_ops ELSE coalesce(l.gpu_ops, 0) END AS gpu_ops,
+       CASE WHEN o.mapped THEN o.m_gpu_ns ELSE l.gpu_ns END AS gpu_ns, st.step_index,
        CASE o.dtype WHEN 'bf16' THEN v.bf16_tflops WHEN 'fp16' THEN v.fp16_tflops WHEN 'fp8' THEN v.fp8_tflops
                     WHEN 'fp32' THEN CASE WHEN getvariable('tf32') THEN v.tf32_tflops ELSE v.fp32_tflops END
                     ELSE TRY_CAST(getvariable('peak_tflops') AS DOUBLE) END AS peak_tflops,
-       o.flops IS NOT NULL AND coalesce(l.gpu_ns, 0) > 0 AS timed
+       o.flops IS NOT NULL AND coalesce(CASE WHEN o.mapped THEN o.m_gpu_ns ELSE l.gpu_ns END, 0) > 0 AS timed
 FROM _fl_leaf o
 LEFT JOIN _l l USING (op_id)
 LEFT JOIN _st st USING (op_id)
@@ -288,6 +317,16 @@ LEFT JOIN _fl_dev v USING (trace);
 CREATE OR REPLACE TEMP MACRO _fl_timed_flops(flops, timed) AS sum(flops) FILTER (WHERE timed);
 CREATE OR REPLACE TEMP MACRO _fl_ideal_ns(flops, peak, timed) AS
     CASE WHEN count(*) FILTER (WHERE timed AND peak IS NULL) = 0 THEN sum(flops / (peak * 1e3)) FILTER (WHERE timed) END;
+
+-- What the trace holds, so that notes advise only what is missing: cpu_ops with input shapes
+-- (record_shapes was on) and graph-replayed GPU ops that graphmap did not shape.
+CREATE OR REPLACE TEMP TABLE _fl_caps AS
+SELECT w.trace, coalesce(e.shaped_ops, 0) AS shaped_ops, coalesce(k.unmapped_graph_ops, 0) AS unmapped_graph_ops
+FROM _window w
+LEFT JOIN (SELECT trace, count(*) AS shaped_ops FROM events
+           WHERE kind = 'cpu_op' AND input_dims IS NOT NULL AND input_dims NOT IN ('', '[]') GROUP BY trace) e USING (trace)
+LEFT JOIN (SELECT trace, count(*) FILTER (WHERE NOT coalesce(contains(args, '"@graphmap"'), FALSE)) AS unmapped_graph_ops
+           FROM (SELECT trace, args FROM kernels WHERE _is_graph_launch(launch_name)) GROUP BY trace) k USING (trace);
 
 -- @output flops
 WITH _g AS (
@@ -319,18 +358,27 @@ SELECT g.trace, g.phase_path, g.ops, g.ops_no_flops, g.flops::BIGINT AS flops,
        g.flops / nullif(g.bytes, 0) AS flop_per_byte,
        g.dtypes,
        nullif(concat_ws('; ',
-           CASE WHEN g.ops_no_flops > 0 THEN g.ops_no_flops || ' of ' || g.ops || ' ops have no FLOPs: no input shapes (capture with record_shapes=True) or shapes the formulas reject' END,
+           CASE WHEN g.ops_no_flops > 0 THEN g.ops_no_flops || ' of ' || g.ops || ' ops have no FLOPs: '
+                || CASE WHEN c.shaped_ops > 0 THEN 'these ops carry no input shapes, or shapes the formulas reject (the trace does record shapes)'
+                        ELSE 'no input shapes (capture with record_shapes=True) or shapes the formulas reject' END END,
            CASE WHEN g.timed_ops = 0 AND g.untimed_ops > 0 THEN 'no GPU op was launched by these ops (CPU-only run, or no runtime rows: capture with ProfilerActivity.CUDA): TFLOP/s unknown'
                 WHEN g.untimed_ops > 0 THEN g.untimed_ops || ' ops launched no GPU op and are left out of TFLOP/s' END,
            CASE WHEN g.timed_ops > 0 AND g.ideal_ns IS NULL THEN coalesce(v.note, 'no peak for dtype ' || g.no_peak_dtypes || ' on ' || v.matched || ': pass --peak-tflops X') END,
-           CASE WHEN g.timed_ops > 0 AND g.timed_bytes IS NOT NULL AND v.peak_tb_s IS NULL THEN coalesce(v.note, 'no memory bandwidth known: pass --peak-tb-s Y') END
+           CASE WHEN g.timed_ops > 0 AND g.timed_bytes IS NOT NULL AND v.peak_tb_s IS NULL
+                     AND NOT (g.ideal_ns IS NULL AND v.note IS NOT NULL)  -- the device note is said once
+                THEN coalesce(v.note, 'no memory bandwidth known: pass --peak-tb-s Y') END
        ), '') AS note
-FROM _g g JOIN _fl_dev v USING (trace)
+FROM _g g JOIN _fl_dev v USING (trace) JOIN _fl_caps c USING (trace)
 LEFT JOIN (SELECT trace, count(*) AS steps FROM _steps GROUP BY trace) ns USING (trace)
 UNION ALL
 SELECT w.trace, NULL, 0, 0, NULL, NULL, NULL, NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-       'no matmul/attention cpu_op in the trace: FLOPs need PyTorch cpu_op rows (torch.profiler; nsys traces have none) with record_shapes=True'
-FROM _window w WHERE NOT EXISTS (SELECT 1 FROM _fl_ops o WHERE o.trace = w.trace)
+       CASE WHEN c.unmapped_graph_ops > 0 THEN
+                'no matmul/attention cpu_op outside CUDA graph replays: the ' || c.unmapped_graph_ops || ' graph-replayed GPU ops '
+                || 'have no cpu_op' || CASE WHEN c.shaped_ops > 0 THEN ' (the trace does record shapes)' ELSE '' END
+                || '; run `tracekit graphmap` with a reference (an eager run or a profile of the graph capture) to count them from the reference op shapes'
+            WHEN c.shaped_ops > 0 THEN 'no matmul/attention cpu_op in the trace (shapes are recorded: nothing to count)'
+            ELSE 'no matmul/attention cpu_op in the trace: FLOPs need PyTorch cpu_op rows (torch.profiler; nsys traces have none) with record_shapes=True' END
+FROM _window w JOIN _fl_caps c USING (trace) WHERE NOT EXISTS (SELECT 1 FROM _fl_ops o WHERE o.trace = w.trace)
 ORDER BY trace, flops DESC NULLS LAST, phase_path;
 
 -- @output ops

@@ -5,26 +5,54 @@
 --
 -- Per (trace, device): the union of all GPU ops of all streams (kernels, memcpys, memsets) is
 -- the busy time; its complement inside the TRACE WINDOW (earliest start to latest end of any
--- timed row of the trace, metadata excluded) is idle time. Each idle interval between two GPU
--- ops is classified by the op that ends it ("next op") and the CPU thread that launched it:
---   other         the next op's launch call had ENDED before the gap began: work was queued,
---                 the GPU waited on a dependency (event, other stream, other device); also
---                 gaps whose next op has no launch record (checked first)
---   sync_blocked  a blocking sync call on the launching thread overlapped the gap and the
---                 launch came within host_busy_min_ns of the sync's return (the host waited
---                 for the GPU to drain, then had to relaunch)
---   host_busy     the launch call STARTED more than host_busy_min_ns after the gap began: the
---                 host was doing other work (host_phase says which range it was in)
---   launch_bound  otherwise: the launch was issued around/after the gap start and the GPU
---                 waited for the launch itself
+-- timed row of the trace, metadata excluded) is idle time.
+--
+-- CAUSES. Each idle interval between two GPU ops is classified by the op that ends it ("next op",
+-- on stream s) and the CPU thread that launched it. Notation: G = gap start (every earlier op of
+-- the device has ended), E = gap end = next op start, L0/L1 = start/end of the next op's launch
+-- call, T = host_busy_min_ns. P0 = launch start of the previous op of stream s that has a launch
+-- record (none: no lower bound). S0/S1 = start/end of the latest blocking sync call (_common.sql:
+-- _is_blocking_sync) on the launching thread that started before the launch (S0 < L0).
+-- W0 = start of a stream-wait call (cudaStreamWaitEvent / hipStreamWaitEvent / cuStreamWaitEvent):
+--   "recorded" waits have a GPU-side record naming the waiting stream (Kineto cuda_sync
+--   'Stream Wait Event', nsys SYNCHRONIZATION; W0 = its call's start, the record's own start if the
+--   call is missing): the latest one on stream s (same device) with W0 < L0 is taken; the event
+--   record call is the runtime row whose correlation the record names (Kineto
+--   wait_on_cuda_event_record_corr_id; its stream: wait_on_stream). "Thread-order" waits are wait
+--   calls with no such record (e.g. HIP traces): the latest one on the launching thread with
+--   W0 < L0 is taken, its stream and event unknown.
+-- Gaps are classified for the device's ops in the order of the device's timeline; ops of other
+-- devices and processes never fill a gap (each device is its own union).
+-- Q (queued) = L1 <= G (the op was already queued when the GPU went idle), or D > T and D > H where
+-- D = E - max(G, L1) is the part of the gap the op sat queued and H = max(G, L1) - G the part before
+-- it was queued (it was launched in time but then waited on the GPU for most of the gap).
+-- The checks run in this order; the first that holds is the cause, so the causes are mutually
+-- exclusive and every gap gets one:
+--   1 no_launch_record   L0 unknown: the next op has no launching call in the trace
+--   2 gpu_wait           Q, and a recorded wait on stream s has P0 < W0 < L0: the stream waited on
+--                        an event (cross-stream/cross-device dependency). intervals names the wait
+--                        call and, when the trace has it, the event record call and its stream
+--   3 gpu_wait           Q, and a thread-order wait has P0 < W0 < L0 (wait_evidence says which)
+--   4 queued_dependency  Q, no such wait: queued work waited on something the trace does not show
+--                        (another device or process, a host callback, an uncaptured wait)
+--   5 sync_blocked       not Q, S0 <= G + T, S0 < L0, S1 > G and L0 - S1 <= T: the launching thread
+--                        sat in a blocking sync across the gap start and launched within T of its
+--                        return (the host waited for the GPU to drain, then had to relaunch)
+--   6 host_busy          not Q, L0 - G > T: the host started the launch more than T after the GPU
+--                        went idle (host_phase says which range it was in)
+--   7 launch_bound       otherwise (not Q, L0 - G <= T): the GPU waited for the launch itself
 --   before_first_gpu_op / after_last_gpu_op   the trace window's edges with no GPU op yet/any more
+-- An op launched before the gap, or launched in time and then held on the GPU, is never sync_blocked,
+-- even when a blocking sync ran across the gap after its launch: what held it was on the GPU side
+-- (rules 2-4). Without runtime rows every gap is no_launch_record.
 -- host_phase of a gap: the phase_path of the last range on the launching thread that ended after
 -- the gap began and before the next launch (the CPU work that filled the gap, e.g. a CPU-only
--- `candidate` range); when there is none, the phase of the next op's launch. Sync calls and
--- ranges are matched to the launching thread by tid with ASOF joins (no interval range join).
+-- `candidate` range); when there is none, the phase of the next op's launch. Sync calls, waits and
+-- ranges are matched by ASOF joins (no interval range join).
 --
--- Inputs: ranges; _gpu, _rt, _window, _steps, _gap_rows, _busy_dev, _caps (from _common.sql).
--- Parameters: getvariable('host_busy_min_ns') (default 50000), getvariable('idle_top_n') (20).
+-- Inputs: events (gpu_sync rows), ranges; _gpu, _rt, _window, _steps, _gap_rows, _busy_dev, _caps
+-- (from _common.sql).
+-- Parameters: getvariable('host_busy_min_ns') (T, default 50000), getvariable('idle_top_n') (20).
 --
 -- Output `gpu_idle` (one row per trace, device):
 --   window_ns            DENOMINATOR of idle_share: the trace window (window_start_ns..window_end_ns)
@@ -35,9 +63,11 @@
 --   compute_busy_ns      union of compute kernels (not NCCL, not memcpy/memset);
 --                        compute_share = compute_busy_ns / gpu_window_ns (HTA compute %)
 --   gaps                 idle intervals between GPU ops
---   launch_bound_ns, sync_blocked_ns, host_busy_ns, other_ns, edge_ns   idle time per cause
---                        (sync_blocked_ns NULL when no sync was captured: see trust; without
---                        runtime rows every gap is 'other' since no launch is known)
+--   launch_bound_ns, sync_blocked_ns, host_busy_ns, gpu_wait_ns, queued_dependency_ns,
+--   no_launch_record_ns, edge_ns   idle time per cause (sync_blocked_ns NULL when no sync was
+--                        captured, gpu_wait_ns NULL when no runtime rows were: see trust)
+--   other_ns             gpu_wait_ns + queued_dependency_ns + no_launch_record_ns: the GPU-side and
+--                        unknown causes together (the former single 'other' cause)
 -- Output `causes`: trace, device, cause, intervals, idle_ns, mean_ns, p50_ns, max_ns, window_ns,
 --   share_of_window = idle_ns / window_ns, share_of_idle = idle_ns / (all idle_ns of the device)
 -- Output `by_phase`: trace, device, host_phase, cause, intervals, idle_ns, share_of_window
@@ -45,36 +75,114 @@
 --   (the part of each idle interval inside the step's time window), wall_ns of the step,
 --   share_of_step = idle_ns / wall_ns (DENOMINATOR: the step's wall time)
 -- Output `intervals`: the idle_top_n longest gaps per trace: device, gap_start_ns, gap_ns, cause,
---   host_phase, next_op, next_launch_name, next_launch_ts_ns
+--   host_phase, next_op, next_launch_name, next_launch_ts_ns, and the evidence of the rule:
+--   next_stream, next_launch_end_ns (L1); sync_call, sync_ts_ns, sync_end_ns (S, sync_blocked
+--   rows); wait_call, wait_ts_ns (W0), wait_stream, wait_evidence ('gpu_sync_record' |
+--   'thread_order'), event_record_call, event_record_ts_ns, event_record_stream (gpu_wait rows;
+--   NULL when the trace does not have them); note: what is unknown and which capture option shows it.
 --
 -- How to read: idle_share is of wall time, not of summed op time; launch_bound + host_busy are
--- CPU-side problems, sync_blocked a host sync, other a GPU-side dependency.
+-- CPU-side problems, sync_blocked a host sync, gpu_wait / queued_dependency GPU-side dependencies.
+
+CREATE OR REPLACE TEMP TABLE _waits AS
+WITH _w AS (  -- recorded stream waits: the GPU-side record names the waiting stream (and, Kineto, the event record)
+    SELECT w.trace, coalesce(w.device, -1) AS device, w.stream AS w_stream, w.correlation AS w_corr,
+           coalesce(w.launch_ts_ns, w.ts_ns) AS w_ts, coalesce(w.launch_name, w.name) AS w_call,
+           nullif(TRY_CAST(json_extract_string(w.args, '$.wait_on_cuda_event_record_corr_id') AS BIGINT), -1) AS rec_corr,
+           nullif(TRY_CAST(json_extract_string(w.args, '$.wait_on_stream') AS BIGINT), -1) AS rec_stream
+    FROM events w WHERE w.kind = 'gpu_sync' AND w.name = 'Stream Wait Event' AND w.stream IS NOT NULL
+), _rc AS (  -- the event record call a recorded wait names (Kineto: wait_on_cuda_event_record_corr_id)
+    SELECT trace, correlation, arg_min(name, ts_ns) AS rec_call, min(ts_ns) AS rec_ts FROM _rt
+    WHERE correlation IN (SELECT rec_corr FROM _w) GROUP BY ALL
+)
+SELECT w.*, r.rec_call, r.rec_ts FROM _w w LEFT JOIN _rc r ON r.trace = w.trace AND r.correlation = w.rec_corr;
+
+CREATE OR REPLACE TEMP TABLE _twaits AS  -- thread-order waits: stream-wait calls (the only non-blocking sync APIs) without a GPU-side record
+    SELECT r.trace, r.tid, r.ts_ns AS t_ts, r.name AS t_call FROM _rt r
+    WHERE r.is_sync AND NOT r.blocking
+      AND NOT EXISTS (SELECT 1 FROM _waits w WHERE w.trace = r.trace AND w.w_corr = r.correlation);
 
 CREATE OR REPLACE TEMP TABLE _gaps AS
-WITH _g AS (  -- the gap rows come from _common.sql; strings are joined back for those few rows
-    SELECT g.gid, g.trace, g.device, g.ts_ns, g.end_ns, g.launch_ts_ns, g.launch_dur_ns, g.launch_tid,
-           g.phase_path, o.gap_start_ns
-    FROM _gap_rows o JOIN _gpu g USING (gid)
+WITH _pl AS (  -- P0: launch start of the previous op (with a launch record) on the same stream
+    SELECT gid, last_value(launch_ts_ns IGNORE NULLS) OVER (PARTITION BY trace, device, stream ORDER BY ts_ns, gid
+                ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_launch_ts_ns
+    FROM _gpu
+), _g AS (  -- the gap rows come from _common.sql (narrow columns; strings are joined back at the end)
+    SELECT g.gid, g.trace, g.device, g.stream, g.ts_ns, g.launch_ts_ns, g.launch_dur_ns, g.launch_tid,
+           o.gap_start_ns, p.prev_launch_ts_ns,
+           -- Q: the op was queued for the whole gap, or sat queued for more than T and for most of the gap
+           coalesce(g.launch_ts_ns + g.launch_dur_ns <= o.gap_start_ns
+             OR (g.ts_ns - greatest(o.gap_start_ns, g.launch_ts_ns + g.launch_dur_ns) > getvariable('host_busy_min_ns')
+                 AND g.ts_ns - greatest(o.gap_start_ns, g.launch_ts_ns + g.launch_dur_ns)
+                     > greatest(o.gap_start_ns, g.launch_ts_ns + g.launch_dur_ns) - o.gap_start_ns), FALSE) AS queued
+    FROM _gap_rows o JOIN _gpu g USING (gid) JOIN _pl p USING (gid)
 ), _sy AS (
-    SELECT trace, tid, ts_ns AS sync_ts, end_ns AS sync_end FROM _rt WHERE blocking
-), _gs AS (
-    SELECT g.*, s.sync_end FROM _g g
-    ASOF LEFT JOIN _sy s ON g.trace = s.trace AND g.launch_tid = s.tid AND g.ts_ns >= s.sync_ts
+    SELECT trace, tid, ts_ns AS sync_ts, end_ns AS sync_end, name AS sync_call FROM _rt WHERE blocking
+), _q AS (  -- queued ops: the stream waits that came before them (rules 2-4). Each ASOF join reads narrow
+           -- key columns only and returns gid + what it found; the rows are put together by gid below.
+    SELECT * FROM _g WHERE queued
+), _qw AS (
+    SELECT g.gid, w.w_ts, w.w_call, w.w_stream, w.rec_call, w.rec_ts, w.rec_stream
+    FROM (SELECT gid, trace, device, stream, launch_ts_ns FROM _q) g
+    ASOF JOIN _waits w ON g.trace = w.trace AND g.device = w.device AND g.stream = w.w_stream AND g.launch_ts_ns > w.w_ts
+), _qt AS (
+    SELECT g.gid, t.t_ts, t.t_call FROM (SELECT gid, trace, launch_tid, launch_ts_ns FROM _q) g
+    ASOF JOIN _twaits t ON g.trace = t.trace AND g.launch_tid = t.tid AND g.launch_ts_ns > t.t_ts
+), _ns AS (  -- the others: the blocking sync that came before the launch (rule 5)
+    SELECT g.gid, s.sync_ts, s.sync_end, s.sync_call
+    FROM (SELECT gid, trace, launch_tid, launch_ts_ns FROM _g WHERE NOT queued) g
+    ASOF JOIN _sy s ON g.trace = s.trace AND g.launch_tid = s.tid AND g.launch_ts_ns > s.sync_ts
 ), _re AS (
     SELECT trace, tid, ts_ns + greatest(dur_ns, 0) AS r_end, phase_path AS r_path FROM ranges
+), _h AS (  -- the last range the launching thread ended before the launch (host_phase)
+    SELECT g.gid, r.r_end, r.r_path FROM (SELECT gid, trace, launch_tid, launch_ts_ns FROM _g) g
+    ASOF JOIN _re r ON g.trace = r.trace AND g.launch_tid = r.tid AND g.launch_ts_ns >= r.r_end
 ), _gr AS (
-    SELECT g.*, r.r_end, r.r_path FROM _gs g
-    ASOF LEFT JOIN _re r ON g.trace = r.trace AND g.launch_tid = r.tid AND g.launch_ts_ns >= r.r_end
+    SELECT * FROM _g LEFT JOIN _qw USING (gid) LEFT JOIN _qt USING (gid) LEFT JOIN _ns USING (gid) LEFT JOIN _h USING (gid)
+), _c AS (
+    SELECT *,
+           w_ts IS NOT NULL AND (prev_launch_ts_ns IS NULL OR w_ts > prev_launch_ts_ns) AS rec_wait,
+           t_ts IS NOT NULL AND (prev_launch_ts_ns IS NULL OR t_ts > prev_launch_ts_ns) AS thr_wait
+    FROM _gr
+), _k AS (
+    SELECT *, CASE WHEN launch_ts_ns IS NULL THEN 'no_launch_record'
+                   WHEN queued AND (rec_wait OR thr_wait) THEN 'gpu_wait'
+                   WHEN queued THEN 'queued_dependency'
+                   WHEN sync_end > gap_start_ns AND sync_ts <= gap_start_ns + getvariable('host_busy_min_ns')
+                        AND launch_ts_ns - sync_end <= getvariable('host_busy_min_ns') THEN 'sync_blocked'
+                   WHEN launch_ts_ns - gap_start_ns > getvariable('host_busy_min_ns') THEN 'host_busy'
+                   ELSE 'launch_bound' END AS cause
+    FROM _c
 )
-SELECT trace, device, gap_start_ns, ts_ns AS gap_end_ns, ts_ns - gap_start_ns AS gap_ns, gid AS next_gid,
-       launch_ts_ns AS next_launch_ts_ns,
-       CASE WHEN launch_ts_ns IS NULL THEN 'other'
-            WHEN launch_ts_ns + launch_dur_ns <= gap_start_ns THEN 'other'
-            WHEN sync_end > gap_start_ns AND launch_ts_ns - sync_end <= getvariable('host_busy_min_ns') THEN 'sync_blocked'
-            WHEN launch_ts_ns - gap_start_ns > getvariable('host_busy_min_ns') THEN 'host_busy'
-            ELSE 'launch_bound' END AS cause,
-       CASE WHEN r_end IS NOT NULL AND r_end > gap_start_ns THEN r_path ELSE phase_path END AS host_phase
-FROM _gr;
+SELECT k.trace, k.device, k.gap_start_ns, k.ts_ns AS gap_end_ns, k.ts_ns - k.gap_start_ns AS gap_ns, k.gid AS next_gid,
+       k.launch_ts_ns AS next_launch_ts_ns, k.launch_ts_ns + k.launch_dur_ns AS next_launch_end_ns,
+       k.stream AS next_stream, k.cause,
+       CASE WHEN k.r_end IS NOT NULL AND k.r_end > k.gap_start_ns THEN k.r_path ELSE g.phase_path END AS host_phase,
+       CASE WHEN k.cause = 'sync_blocked' THEN k.sync_call END AS sync_call,
+       CASE WHEN k.cause = 'sync_blocked' THEN k.sync_ts END AS sync_ts_ns,
+       CASE WHEN k.cause = 'sync_blocked' THEN k.sync_end END AS sync_end_ns,
+       CASE WHEN k.cause <> 'gpu_wait' THEN NULL WHEN k.rec_wait THEN k.w_call ELSE k.t_call END AS wait_call,
+       CASE WHEN k.cause <> 'gpu_wait' THEN NULL WHEN k.rec_wait THEN k.w_ts ELSE k.t_ts END AS wait_ts_ns,
+       CASE WHEN k.cause = 'gpu_wait' AND k.rec_wait THEN k.w_stream END AS wait_stream,
+       CASE WHEN k.cause <> 'gpu_wait' THEN NULL WHEN k.rec_wait THEN 'gpu_sync_record' ELSE 'thread_order' END AS wait_evidence,
+       CASE WHEN k.cause = 'gpu_wait' AND k.rec_wait THEN k.rec_call END AS event_record_call,
+       CASE WHEN k.cause = 'gpu_wait' AND k.rec_wait THEN k.rec_ts END AS event_record_ts_ns,
+       CASE WHEN k.cause = 'gpu_wait' AND k.rec_wait THEN k.rec_stream END AS event_record_stream,
+       CASE k.cause
+           WHEN 'no_launch_record' THEN 'the next op has no launching call in the trace (window trimmed, or runtime '
+                || 'activity not captured: Kineto ProfilerActivity.CPU, nsys --trace=cuda): cause unknown'
+           WHEN 'queued_dependency' THEN 'the op sat queued (rule Q of queries/gpu_idle.sql) and no stream wait on '
+                || 'its stream was issued since the previous op of the stream was launched: the dependency is not '
+                || 'in the trace'
+           WHEN 'gpu_wait' THEN CASE
+                WHEN NOT k.rec_wait THEN 'no GPU-side record of the wait: it is the launching thread''s last stream '
+                     || 'wait before this launch, its stream and event unknown (Kineto on CUDA records them with '
+                     || 'experimental_config=_ExperimentalConfig(enable_cuda_sync_events=True))'
+                WHEN k.rec_call IS NULL THEN 'the event record this wait waits on is not in the trace (recorded before '
+                     || 'the capture began, or the source does not link it: nsys SYNCHRONIZATION rows name only the '
+                     || 'waiting stream)' END
+       END AS note
+FROM _k k JOIN _gpu g USING (gid);
 
 -- busy_ns, first_ns, last_ns: _busy_dev (_common.sql)
 CREATE OR REPLACE TEMP TABLE _dev AS
@@ -105,7 +213,10 @@ WITH _c AS (
            sum(gap_ns) FILTER (WHERE cause = 'launch_bound') AS launch_bound_ns,
            sum(gap_ns) FILTER (WHERE cause = 'sync_blocked') AS sync_blocked_ns,
            sum(gap_ns) FILTER (WHERE cause = 'host_busy') AS host_busy_ns,
-           sum(gap_ns) FILTER (WHERE cause = 'other') AS other_ns,
+           sum(gap_ns) FILTER (WHERE cause = 'gpu_wait') AS gpu_wait_ns,
+           sum(gap_ns) FILTER (WHERE cause = 'queued_dependency') AS queued_dependency_ns,
+           sum(gap_ns) FILTER (WHERE cause = 'no_launch_record') AS no_launch_record_ns,
+           sum(gap_ns) FILTER (WHERE cause IN ('gpu_wait', 'queued_dependency', 'no_launch_record')) AS other_ns,
            sum(gap_ns) FILTER (WHERE cause LIKE '%gpu_op') AS edge_ns
     FROM _idle_all GROUP BY ALL
 )
@@ -117,8 +228,11 @@ SELECT d.trace, d.device, d.window_start_ns, d.window_end_ns, d.window_ns, d.bus
        coalesce(c.gaps, 0) AS gaps,
        coalesce(c.launch_bound_ns, 0)::BIGINT AS launch_bound_ns,
        CASE WHEN k.has_sync THEN coalesce(c.sync_blocked_ns, 0)::BIGINT END AS sync_blocked_ns,
-       coalesce(c.host_busy_ns, 0)::BIGINT AS host_busy_ns, coalesce(c.other_ns, 0)::BIGINT AS other_ns,
-       coalesce(c.edge_ns, 0)::BIGINT AS edge_ns
+       coalesce(c.host_busy_ns, 0)::BIGINT AS host_busy_ns,
+       CASE WHEN k.has_runtime THEN coalesce(c.gpu_wait_ns, 0)::BIGINT END AS gpu_wait_ns,
+       coalesce(c.queued_dependency_ns, 0)::BIGINT AS queued_dependency_ns,
+       coalesce(c.no_launch_record_ns, 0)::BIGINT AS no_launch_record_ns,
+       coalesce(c.other_ns, 0)::BIGINT AS other_ns, coalesce(c.edge_ns, 0)::BIGINT AS edge_ns
 FROM _dev d LEFT JOIN _c c USING (trace, device) JOIN _caps k USING (trace)
 ORDER BY d.trace, d.device;
 
@@ -150,11 +264,12 @@ ORDER BY s.trace, s.step_index, i.device, idle_ns DESC;
 
 -- @output intervals
 WITH _top AS (  -- pick the rows on narrow columns, then fetch the names of those few
-    SELECT trace, device, gap_start_ns, gap_ns, cause, host_phase, next_gid, next_launch_ts_ns
-    FROM _gaps
+    SELECT * EXCLUDE (gap_end_ns) FROM _gaps
     QUALIFY row_number() OVER (PARTITION BY trace ORDER BY gap_ns DESC, gap_start_ns) <= getvariable('idle_top_n')
 )
 SELECT t.trace, t.device, t.gap_start_ns, t.gap_ns, t.cause, t.host_phase, g.name AS next_op,
-       g.launch_name AS next_launch_name, t.next_launch_ts_ns
+       g.launch_name AS next_launch_name, t.next_launch_ts_ns, t.next_launch_end_ns, t.next_stream,
+       t.sync_call, t.sync_ts_ns, t.sync_end_ns, t.wait_call, t.wait_ts_ns, t.wait_stream, t.wait_evidence,
+       t.event_record_call, t.event_record_ts_ns, t.event_record_stream, t.note
 FROM _top t JOIN _gpu g ON g.gid = t.next_gid
 ORDER BY t.trace, t.gap_ns DESC, t.gap_start_ns;

@@ -13,7 +13,7 @@
 --   step_pattern         regex of step range names (tracekit.report.DEFAULTS)
 -- Not read: _common.sql (this file needs two traces and runs on its own: `tracekit graphmap`).
 --
--- How the alignment works (exact, never tolerant):
+-- How the alignment works (names must be equal; never guessed):
 --   replayed sequence  the GPU ops (kernel/memcpy/memset) whose launch is a *GraphLaunch, per launch
 --                      (correlation), numbered node 1..n by GPU start (ts_ns, then seq).
 --   1. method 'sequence' (reference ran the ops eagerly: GPU rows with kernel names): reference
@@ -22,12 +22,31 @@
 --      replayed names, node for node. Node k then takes the inner path of the region's k-th op:
 --      its phase_path after the innermost segment that matches step_pattern (the whole path
 --      when none does).
---   2. method 'capture_order' (only for sequences with no 'sequence' region; the reference is a
---      capture trace: launches between cudaStreamBeginCapture and cudaStreamEndCapture on one
---      thread run nothing, so there are no kernel names to compare): a region is a capture window
---      with exactly n launch calls (cuda/cu Launch*, Memcpy*Async, Memset*Async) that launched
---      no GPU row; node k takes the k-th launch in time order (identity by order and count only).
---      Inner path: the launch's phase_path after the BeginCapture call's own phase_path.
+--   2. capture windows (only for sequences with no 'sequence' region; the reference profiles the
+--      graph capture): the launch calls (cuda/cu/hip Launch*, Memcpy*Async, Memset*Async) on one thread
+--      between a *StreamBeginCapture and the next *StreamEndCapture that launched no GPU row
+--      (captured, not run), numbered 1..m in time order. A launch's name at capture: args.kernel
+--      of the call (ROCm writes it on hipLaunchKernel / hipExtModuleLaunchKernel); CUDA has none.
+--   2a. method 'capture_name' (the window has names): for each shift d (window position = node + d)
+--      count the nodes whose name equals the window launch's name at that place (one join on name:
+--      d = pos - node). The window's best shift is the one with the most equal names; it must be the
+--      only shift with that count (a tie, e.g. a run of equal names shorter than the window, is not
+--      guessed) and align at least half of the n nodes. The regions of a sequence are the windows
+--      whose best shift aligns the most nodes. Node k takes the launch at k + d only where the names
+--      are equal there; a node whose place holds another name or lies outside the window stays
+--      'unmatched' and is counted as `unaligned`; window launches that no node took are counted as
+--      `ref_unaligned`. So extra or missing launches at either end (one trailing launch: 1,567 launches
+--      for 1,566 nodes -> shift 0, 1 launch unaligned; a missing first launch -> shift -1, node 1
+--      unaligned) and different names in the middle cost only those nodes. Then once more inside each
+--      gap of unaligned nodes: between the window positions of the aligned nodes before and after the
+--      gap, the gap's own best shift, again only when unique (a launch inserted or dropped in the
+--      middle shifts the nodes after it: they align here, in order). Gaps are searched once: what a
+--      second indel in the same gap leaves over stays unaligned (reported), never guessed; an indel
+--      exactly in the middle, whose two sides tie in pass 1, leaves the sequence unmatched.
+--   2b. method 'capture_order' (the window has no names, and only then): a region is a window with
+--      exactly n such launch calls; node k takes the k-th (order and count only).
+--      A named window whose names do not align is never used by order: the sequence stays unmatched.
+--   Inner path (2a, 2b): the launch's phase_path after the BeginCapture call's own phase_path.
 --   Shapes of a region op: the innermost cpu_op (latest start) on the launching thread that
 --   encloses the launch call's start: its name, input_dims, input_types.
 --   Agreement: with several regions (repeated eager steps, one capture per batch size), node k is
@@ -49,8 +68,12 @@
 --     matched             of those, given an inner phase_path from the reference
 --     shaped              of those, given cpu_op shapes from the reference (a subset of matched)
 --     ambiguous           of those, left as they were because the regions disagree on the path
---     method              'sequence', 'capture_order' or 'none' (no region: all left as they were)
+--     method              'sequence', 'capture_name', 'capture_order' or 'none' (no region: all left as they were)
 --     regions             reference regions found for this launch's sequence
+--     unaligned           of the replayed ops, those no region aligned ('capture_name': no launch of
+--                         that name at their place); 0 for the other methods and for 'none'
+--     ref_unaligned       'capture_name': launches of the region window taken by no node (the most over
+--                         the regions); NULL for the other methods
 --     note                how to read the row, what is missing and how to capture it
 --   summary (one row)
 --     replay_trace, reference_trace, graph_launches, distinct_sequences, replayed, matched,
@@ -66,7 +89,11 @@
 --     op_name, input_dims, input_types   the reference op's (NULL unless shaped; input_* also kept
 --                         as they were when not shaped)
 --     ref_seq             seq of the reference op when exactly one region was found, else NULL
---     args                the row's args with an '@graphmap' object recording the provenance
+--     args                the row's args with an '@graphmap' object recording the provenance:
+--                         reference, method, node, regions, ref_seq, inner_path, op, shapes,
+--                         op_node (the first node launched by the same reference cpu_op call, equal
+--                         in every region, else NULL: queries/flops.sql counts one op per op_node),
+--                         launch_phase_path
 --
 -- How to read it: matched / replayed per launch says how much of the graph could be attributed;
 -- a launch with method 'none' had no counterpart: run the reference with the same model, batch
@@ -143,10 +170,15 @@ SELECT b.seq AS win, b.tid, b.ts_ns AS t0, b.phase_path AS anchor,
 FROM runtime b
 WHERE b.trace = getvariable('graph_map_reference') AND regexp_matches(b.name, 'StreamBeginCapture');
 
-CREATE OR REPLACE TEMP TABLE _gm_cap_launch AS
+-- The launch calls of each capture window that launched no GPU row (captured, not run; eager launches
+-- to other streams in the window ran and are left out), in time order, with the kernel name recorded
+-- at capture: args.kernel of the call (ROCm hipLaunchKernel / hipExtModuleLaunchKernel write it);
+-- NULL when absent (CUDA capture).
+CREATE OR REPLACE TEMP TABLE _gm_cap_all AS
 WITH _ran AS (SELECT DISTINCT correlation FROM kernels
               WHERE trace = getvariable('graph_map_reference') AND correlation IS NOT NULL)
 SELECT w.win, w.anchor, r.seq, r.tid, r.ts_ns AS launch_ts_ns, r.phase, r.phase_path,
+       CASE WHEN json_valid(r.args) THEN nullif(json_extract_string(r.args, '$.kernel'), '') END AS kname,
        row_number() OVER (PARTITION BY w.win ORDER BY r.ts_ns, r.seq) AS pos,
        count(*) OVER (PARTITION BY w.win) AS n
 FROM _gm_cap_win w
@@ -154,6 +186,62 @@ JOIN runtime r ON r.trace = getvariable('graph_map_reference') AND r.tid = w.tid
                 AND r.ts_ns >= w.t0 AND r.ts_ns <= coalesce(w.t1, w.t0)
 WHERE regexp_full_match(r.name, '(cuda|cu|hip)(LaunchKernel|LaunchKernelExC|LaunchKernelEx|LaunchCooperativeKernel|ExtModuleLaunchKernel|ModuleLaunchKernel|Memcpy\w*Async|Memset\w*Async)(_v\d+|_ptsz|_spt)*')
   AND (r.correlation IS NULL OR r.correlation NOT IN (SELECT correlation FROM _ran));
+
+CREATE OR REPLACE TEMP TABLE _gm_cap_named AS
+SELECT win FROM _gm_cap_all GROUP BY win HAVING count(kname) > 0;
+
+-- Method 2b (order only): windows without any name.
+CREATE OR REPLACE TEMP TABLE _gm_cap_launch AS
+SELECT * FROM _gm_cap_all WHERE win NOT IN (SELECT win FROM _gm_cap_named);
+
+-- Method 2a (names): per (sequence, named window), the shift d = window position - node that puts the
+-- most equal names on the same place; tied = how many shifts reach that count.
+CREATE OR REPLACE TEMP TABLE _gm_cap_shift AS
+WITH _d AS (
+    SELECT s.sig, s.n, c.win, c.n AS win_launches, c.pos - s.node AS d, count(*) AS hits
+    FROM _gm_seq s JOIN _gm_cap_all c ON c.kname = s.name
+    WHERE c.win IN (SELECT win FROM _gm_cap_named)
+    GROUP BY ALL
+), _m AS (SELECT *, max(hits) OVER (PARTITION BY sig, win) AS best FROM _d)
+SELECT sig, n, win, win_launches, max(hits) AS hits, arg_max(d, hits) AS d,
+       count(*) FILTER (WHERE hits = best) AS tied
+FROM _m GROUP BY sig, n, win, win_launches;
+
+-- The regions of a sequence: the named windows whose best shift is unique and aligns the most
+-- nodes, at least half of them.
+CREATE OR REPLACE TEMP TABLE _gm_cap_region AS
+SELECT sig, win, d, hits, win_launches FROM _gm_cap_shift
+WHERE tied = 1 AND 2 * hits >= n
+QUALIFY hits = max(hits) OVER (PARTITION BY sig);
+
+-- The (node, window position) pairs of each region: pass 1, the equal names at the region's shift;
+-- pass 2, inside each gap of unaligned nodes, between the positions of the aligned nodes around it
+-- (lo < position < hi), the gap's own best shift when it is the only one with that count (a launch
+-- dropped or inserted in the middle moves the nodes after it by one: they align in pass 2).
+CREATE OR REPLACE TEMP TABLE _gm_cap_pairs AS
+WITH _p1 AS (
+    SELECT g.sig, g.win, s.node, c.pos, 1 AS pass
+    FROM _gm_cap_region g JOIN _gm_seq s ON s.sig = g.sig
+    JOIN _gm_cap_all c ON c.win = g.win AND c.pos = s.node + g.d AND c.kname = s.name
+), _gap AS (
+    SELECT g.sig, g.win, s.node, s.name,
+           coalesce((SELECT max(p.pos) FROM _p1 p WHERE p.sig = g.sig AND p.win = g.win AND p.node < s.node), 0) AS lo,
+           coalesce((SELECT min(p.pos) FROM _p1 p WHERE p.sig = g.sig AND p.win = g.win AND p.node > s.node), g.win_launches + 1) AS hi
+    FROM _gm_cap_region g JOIN _gm_seq s ON s.sig = g.sig
+    WHERE NOT EXISTS (SELECT 1 FROM _p1 p WHERE p.sig = g.sig AND p.win = g.win AND p.node = s.node)
+), _d AS (
+    SELECT x.sig, x.win, x.lo, c.pos - x.node AS d, count(*) AS hits
+    FROM _gap x JOIN _gm_cap_all c ON c.win = x.win AND c.kname = x.name AND c.pos > x.lo AND c.pos < x.hi
+    GROUP BY ALL
+), _best AS (
+    SELECT sig, win, lo, d FROM _d
+    QUALIFY hits = max(hits) OVER (PARTITION BY sig, win, lo) AND count(*) OVER (PARTITION BY sig, win, lo, hits) = 1
+)
+SELECT * FROM _p1
+UNION ALL
+SELECT x.sig, x.win, x.node, c.pos, 2
+FROM _gap x JOIN _best b USING (sig, win, lo)
+JOIN _gm_cap_all c ON c.win = x.win AND c.pos = x.node + b.d AND c.kname = x.name AND c.pos > x.lo AND c.pos < x.hi;
 
 -- Every (sequence, node) -> the reference op of every region, from the method that applies.
 CREATE OR REPLACE TEMP TABLE _gm_cand AS
@@ -164,11 +252,35 @@ FROM _gm_seq_regions g
 JOIN _gm_seq s ON s.sig = g.sig
 JOIN _gm_ref r ON r.launch_tid = g.tid AND r.pos = g.start + s.node - 1
 UNION ALL
+SELECT s.sig, s.node, 'capture_name', CAST(g.win AS VARCHAR), c.seq, c.tid, c.launch_ts_ns, c.phase,
+       _gm_after_prefix(c.phase_path, c.anchor)
+FROM _gm_cap_pairs g
+JOIN _gm_seq s ON s.sig = g.sig AND s.node = g.node
+JOIN _gm_cap_all c ON c.win = g.win AND c.pos = g.pos
+WHERE s.sig NOT IN (SELECT sig FROM _gm_seq_regions)
+UNION ALL
 SELECT s.sig, s.node, 'capture_order', CAST(c.win AS VARCHAR), c.seq, c.tid, c.launch_ts_ns, c.phase,
        _gm_after_prefix(c.phase_path, c.anchor)
 FROM _gm_seq s
 JOIN _gm_cap_launch c ON c.n = s.n AND c.pos = s.node
-WHERE s.sig NOT IN (SELECT sig FROM _gm_seq_regions);
+WHERE s.sig NOT IN (SELECT sig FROM _gm_seq_regions) AND s.sig NOT IN (SELECT sig FROM _gm_cap_region);
+
+-- Per sequence: the method that gave it regions, how many, and for names: the shift(s), the launches
+-- of the region(s) left unaligned, the best count and whether the best shift was tied.
+CREATE OR REPLACE TEMP TABLE _gm_sig AS
+WITH _c AS (SELECT sig, any_value(method) AS method, count(DISTINCT region) AS regions FROM _gm_cand GROUP BY sig),
+_g AS (SELECT g.sig, min(g.d) AS shift_min, max(g.d) AS shift_max, max(g.win_launches - p.taken) AS ref_unaligned,
+              max(p.gap_aligned) AS gap_aligned
+       FROM _gm_cap_region g
+       JOIN (SELECT sig, win, count(*) AS taken, count(*) FILTER (WHERE pass = 2) AS gap_aligned
+             FROM _gm_cap_pairs GROUP BY ALL) p USING (sig, win)
+       GROUP BY g.sig),
+_b AS (SELECT sig, max(hits) AS best_hits, bool_or(tied > 1) AS best_tied
+       FROM (SELECT *, max(hits) OVER (PARTITION BY sig) AS top FROM _gm_cap_shift) WHERE hits = top GROUP BY sig)
+SELECT l.sig, l.n, coalesce(c.method, 'none') AS method, coalesce(c.regions, 0) AS regions,
+       g.shift_min, g.shift_max, g.ref_unaligned, g.gap_aligned, b.best_hits, coalesce(b.best_tied, FALSE) AS best_tied
+FROM (SELECT DISTINCT sig, n FROM _gm_launch) l
+LEFT JOIN _c c USING (sig) LEFT JOIN _g g USING (sig) LEFT JOIN _b b USING (sig);
 
 -- The innermost cpu_op around each candidate's launch call (its shapes).
 CREATE OR REPLACE TEMP TABLE _gm_cand_op AS
@@ -176,10 +288,13 @@ WITH _ops AS (
     SELECT tid, ts_ns, ts_ns + greatest(dur_ns, 0) AS end_ns, name, input_dims, input_types
     FROM events WHERE trace = getvariable('graph_map_reference') AND kind = 'cpu_op'
 )
-SELECT c.*, o.op.name AS op_name, o.op.input_dims AS input_dims, o.op.input_types AS input_types
+SELECT c.*, o.op.name AS op_name, o.op.input_dims AS input_dims, o.op.input_types AS input_types,
+       -- the first node this op instance launched in this region: nodes sharing it came from one op call
+       CASE WHEN o.op.name IS NOT NULL THEN min(c.node) OVER (PARTITION BY c.sig, c.region, o.op.ts_ns) END AS op_node
 FROM _gm_cand c
 LEFT JOIN (
-    SELECT c2.sig, c2.node, c2.region, arg_max({'name': p.name, 'input_dims': p.input_dims, 'input_types': p.input_types}, p.ts_ns) AS op
+    SELECT c2.sig, c2.node, c2.region,
+           arg_max({'name': p.name, 'input_dims': p.input_dims, 'input_types': p.input_types, 'ts_ns': p.ts_ns}, p.ts_ns) AS op
     FROM _gm_cand c2 JOIN _ops p ON p.tid = c2.tid AND p.ts_ns <= c2.launch_ts_ns AND c2.launch_ts_ns < p.end_ns
     GROUP BY ALL
 ) o USING (sig, node, region);
@@ -191,7 +306,8 @@ SELECT sig, node, any_value(method) AS method, count(DISTINCT region) AS regions
            AND bool_and(op_name IS NOT NULL) AS shape_ok,
        any_value(inner_path) AS inner_path, any_value(ref_phase) AS ref_phase, any_value(op_name) AS op_name,
        any_value(input_dims) AS input_dims, any_value(input_types) AS input_types,
-       CASE WHEN count(DISTINCT region) = 1 THEN any_value(ref_seq) END AS ref_seq
+       CASE WHEN count(DISTINCT region) = 1 THEN any_value(ref_seq) END AS ref_seq,
+       CASE WHEN count(DISTINCT coalesce(op_node, -1)) = 1 THEN any_value(op_node) END AS op_node
 FROM _gm_cand_op GROUP BY sig, node;
 
 CREATE OR REPLACE TEMP TABLE _gm_rows AS
@@ -210,7 +326,7 @@ SELECT r.kind, r.seq, r.correlation AS launch_correlation, r.node, r.name,
             json_object('@graphmap', json_object(
                 'reference', getvariable('graph_map_reference'), 'method', m.method, 'node', r.node,
                 'regions', m.regions, 'ref_seq', m.ref_seq, 'inner_path', m.inner_path, 'op', m.op_name,
-                'shapes', m.shape_ok, 'launch_phase_path', r.phase_path)))
+                'shapes', m.shape_ok, 'op_node', CASE WHEN m.shape_ok THEN m.op_node END, 'launch_phase_path', r.phase_path)))
             ELSE r.args END AS args
 FROM _gm_rep r
 JOIN _gm_launch l USING (correlation)
@@ -229,27 +345,43 @@ SELECT getvariable('graph_map_replay') AS trace, l.correlation AS launch_correla
        count(*) FILTER (WHERE x.status = 'matched') AS matched,
        count(*) FILTER (WHERE x.shaped) AS shaped,
        count(*) FILTER (WHERE x.status = 'ambiguous') AS ambiguous,
-       any_value(x.method) AS method, max(x.regions) AS regions,
+       any_value(g.method) AS method, any_value(g.regions) AS regions,
+       count(*) FILTER (WHERE x.regions = 0 AND g.regions > 0) AS unaligned,
+       any_value(g.ref_unaligned) AS ref_unaligned,
        CASE
-         WHEN max(x.regions) = 0 THEN
+         WHEN any_value(g.regions) = 0 THEN
            'unmatched: this sequence of ' || count(*) || ' GPU ops does not occur in the reference''s eager launches ('
            || (SELECT ref_ops FROM _gm_caps) || ' ops)'
            || CASE WHEN (SELECT cap_windows FROM _gm_caps) = 0 THEN ' and the reference holds no cudaStreamBeginCapture window'
+                   WHEN any_value(g.best_tied) THEN ' and the kernel names of the capture window(s) align equally well at several shifts (not guessed)'
+                   WHEN any_value(g.best_hits) IS NOT NULL THEN ' and no named capture window aligns at least half of its ops by name (best: '
+                        || any_value(g.best_hits) || ' of ' || count(*) || ')'
                    ELSE ' and no capture window has exactly ' || count(*) || ' launches' END
            || ': profile the same model and batch size eagerly (CUDA graphs off) or profile the capture'
          WHEN count(*) FILTER (WHERE x.status = 'ambiguous') > 0 THEN
-           'ambiguous: the ' || max(x.regions) || ' reference regions disagree on the phase of '
+           'ambiguous: the ' || any_value(g.regions) || ' reference regions disagree on the phase of '
            || count(*) FILTER (WHERE x.status = 'ambiguous') || ' ops, left as they were'
-         ELSE any_value(x.method) || ': ' || max(x.regions) || ' reference region(s)'
-           || CASE WHEN any_value(x.method) = 'capture_order' THEN ', nodes identified by launch order and count only (no kernel names at capture)' ELSE ', kernel names equal node for node' END
+         ELSE any_value(g.method) || ': ' || any_value(g.regions) || ' reference region(s)'
+           || CASE any_value(g.method)
+                WHEN 'capture_order' THEN ', nodes identified by launch order and count only (no kernel names at capture)'
+                WHEN 'capture_name' THEN ', kernel names at capture aligned at shift ' || any_value(g.shift_min)
+                     || CASE WHEN any_value(g.shift_max) <> any_value(g.shift_min) THEN '..' || any_value(g.shift_max) ELSE '' END
+                     || CASE WHEN any_value(g.gap_aligned) > 0 THEN ' (' || any_value(g.gap_aligned) || ' more inside gaps at their own shift)' ELSE '' END
+                ELSE ', kernel names equal node for node' END
          END
-       || CASE WHEN max(x.regions) > 0 AND count(*) FILTER (WHERE x.shaped) < count(*) FILTER (WHERE x.status = 'matched') THEN
+       || CASE WHEN any_value(g.regions) > 0 AND count(*) FILTER (WHERE x.regions = 0) > 0 THEN
+            '; ' || count(*) FILTER (WHERE x.regions = 0) || ' ops not aligned (no launch of that name at their place), left as they were'
+            ELSE '' END
+       || CASE WHEN any_value(g.ref_unaligned) > 0 THEN
+            '; ' || any_value(g.ref_unaligned) || ' capture launches aligned to no replayed op' ELSE '' END
+       || CASE WHEN any_value(g.regions) > 0 AND count(*) FILTER (WHERE x.shaped) < count(*) FILTER (WHERE x.status = 'matched') THEN
             CASE WHEN (SELECT ref_shaped_ops FROM _gm_caps) = 0
                  THEN '; no shapes: the reference has no cpu_op input shapes (profile with record_shapes=True)'
                  ELSE '; ' || (count(*) FILTER (WHERE x.status = 'matched') - count(*) FILTER (WHERE x.shaped))
                       || ' matched ops without shapes (no enclosing cpu_op, or regions disagree on shapes)' END
             ELSE '' END AS note
 FROM _gm_launch l JOIN _gm_rows x ON x.launch_correlation = l.correlation
+JOIN _gm_sig g ON g.sig = l.sig
 GROUP BY l.correlation, l.launch_ts_ns, l.launch_phase_path
 ORDER BY l.launch_ts_ns, l.correlation;
 

@@ -14,11 +14,24 @@
 --                   when >= 16000 (vocab_source says which). Needs record_shapes=True.
 --                   Scope = the GPU op's phase_path.
 --   3_kernel_regex  kernels whose name matches getvariable('lm_head_kernel_regex') (no default).
--- Kernels replayed by a CUDA graph carry only the graph launch's phase: when a method finds
--- nothing and the trace has graph-replayed GPU ops, it ABSTAINS (status 'abstain') instead of
--- reporting 0, and says how to capture instead.
+-- Kernels replayed by a CUDA graph carry only the graph launch's phase and no cpu_op. After
+-- `tracekit graphmap -o`, mapped ones carry the reference's phase_path (method 1 sees them) and the
+-- reference op's name and shapes (args."@graphmap".op, input_dims: method 2 counts such a GPU op when
+-- its op is a GEMM with the vocabulary as output dim, and its shapes count for the vocab inference).
+-- Method 2 reads only ops not replayed by a graph through cpu_ops (a graph launch is not a GEMM).
+-- When a method finds nothing and graph-replayed GPU ops remain unmapped, it ABSTAINS (status
+-- 'abstain', severity 'warn') instead of reporting 0, and recommends `tracekit graphmap` (and nsys
+-- --cuda-graph-trace=node only when the trace is not ROCm: HIP runtime calls).
+-- Advice checks the trace first: record_shapes is recommended only when no cpu_op has input shapes;
+-- with shapes but GEMMs hidden in graph replays, graphmap is recommended instead.
+-- No LM head at all (e.g. a diffusion model): no method found anything, no range matches
+-- lm_head_regex, no vocabulary given or inferred, no kernel regex given, and no graph-replayed op is
+-- left unmapped (else the head may hide there: abstain): then nothing abstains and one info note
+-- (on 1_range) says so; when an aten::embedding weight has >= 16000 rows (the model has a
+-- vocabulary, so an LM head), the note says the window does not show it instead.
+-- When methods abstain, only the first abstaining row is severity 'warn'.
 --
--- Inputs: events (cpu_op rows), ranges; _gpu, _window (from _common.sql).
+-- Inputs: events (cpu_op rows), kernels (args."@graphmap"), ranges; _gpu, _rt, _window (from _common.sql).
 --
 -- Output columns (one row per trace, method and scope; one row per trace and method when none):
 --   trace, method, used (TRUE on the rows of the first method with status 'ok')
@@ -30,7 +43,9 @@
 --                   (denominator; all GPU ops of the trace for '(top)')
 --   share           lm_head_gpu_ns / scope_gpu_ns
 --   vocab, vocab_source   for method 2: the vocabulary size used and 'given' | 'inferred ...'
---   note            why a method abstained or found nothing
+--   note            why a method abstained or found nothing, and what would fix it
+--   severity        'warn' on the first abstaining method of a trace where no method succeeded
+--                   (the report's warning: one per trace), else 'info'
 --
 -- How to read: share is of summed GPU op time in the scope (a model's forward if the scope is
 -- a forward range), not of wall time.
@@ -48,15 +63,51 @@ GROUP BY ALL
 UNION ALL SELECT trace, phase_path, ns FROM _ops WHERE phase_path = '(none)'
 UNION ALL SELECT trace, '(top)', sum(ns) FROM _ops GROUP BY trace;
 
+-- Output dimension of a GEMM op from its input shapes (linear: weight rows; addmm/baddbmm: last dim
+-- of the 3rd input; mm/matmul/bmm: last dim of the 2nd).
+CREATE OR REPLACE TEMP MACRO _lm_out_dim(op, dims) AS
+    CASE WHEN op = 'aten::linear' THEN try_cast(json_extract_string(dims, '$[1][0]') AS BIGINT)
+         WHEN op IN ('aten::addmm', 'aten::baddbmm') THEN try_cast(json_extract_string(dims, '$[2][#-1]') AS BIGINT)
+         ELSE try_cast(json_extract_string(dims, '$[1][#-1]') AS BIGINT) END;
+CREATE OR REPLACE TEMP MACRO _lm_is_gemm(op) AS
+    op IN ('aten::linear', 'aten::mm', 'aten::addmm', 'aten::matmul', 'aten::bmm', 'aten::baddbmm');
+
+-- GPU ops replayed by a CUDA graph that `tracekit graphmap` gave the shapes of the reference op
+-- that launched them (args."@graphmap".op, input_dims): they stand in for the cpu_op the replay lacks.
+CREATE OR REPLACE TEMP TABLE _lm_mapped AS
+SELECT trace, greatest(dur_ns, 0) AS dur_ns, _is_graph_launch(launch_name) AS graph,
+       coalesce(phase_path, '(none)') AS phase_path, op, _lm_out_dim(op, input_dims) AS out_dim
+FROM (SELECT *, json_extract_string(args, '$."@graphmap".op') AS op FROM kernels
+      WHERE input_dims IS NOT NULL AND _is_graph_launch(launch_name) AND contains(args, '"@graphmap"') AND json_valid(input_dims))
+WHERE _lm_is_gemm(op);
+
+-- What the trace holds, to advise only what is missing: cpu_ops with shapes (record_shapes was on),
+-- graph-replayed GPU ops and how many of them graphmap mapped, HIP runtime calls (ROCm: no nsys).
+CREATE OR REPLACE TEMP TABLE _lm_caps AS
+WITH _e AS (  -- one pass over the CPU-side rows
+    SELECT trace,
+           count(*) FILTER (WHERE kind = 'cpu_op' AND input_dims IS NOT NULL AND input_dims NOT IN ('', '[]')) AS shaped_ops,
+           count(*) FILTER (WHERE kind = 'range' AND regexp_full_match(name, getvariable('lm_head_regex'))) AS lm_ranges,
+           count(*) FILTER (WHERE kind = 'runtime' AND starts_with(name, 'hip')) > 0 AS rocm,
+           -- a vocabulary the model embeds (aten::embedding weight [V, H], V >= 16000): it has an LM head
+           max(try_cast(json_extract_string(input_dims, '$[0][0]') AS BIGINT)) FILTER (
+               WHERE kind = 'cpu_op' AND name = 'aten::embedding' AND json_valid(input_dims)) AS embed_rows
+    FROM events WHERE kind IN ('cpu_op', 'range', 'runtime') GROUP BY trace
+), _k AS (  -- graph-replayed GPU ops, and those graphmap mapped (args are read on graph rows only)
+    SELECT trace, count(*) AS graph_ops, count(*) FILTER (WHERE contains(args, '"@graphmap"')) AS mapped_ops
+    FROM (SELECT trace, args FROM kernels WHERE _is_graph_launch(launch_name)) GROUP BY trace
+)
+SELECT w.trace, coalesce(e.shaped_ops, 0) AS shaped_ops, coalesce(k.graph_ops, 0) AS graph_ops,
+       coalesce(k.mapped_ops, 0) AS mapped_ops, coalesce(e.rocm, FALSE) AS rocm, coalesce(e.lm_ranges, 0) AS lm_ranges,
+       CASE WHEN e.embed_rows >= 16000 THEN e.embed_rows END AS embed_vocab
+FROM _window w LEFT JOIN _e e USING (trace) LEFT JOIN _k k USING (trace);
+
 CREATE OR REPLACE TEMP TABLE _lm_vocab AS
 WITH _gemm AS (
-    SELECT trace,
-           CASE WHEN name = 'aten::linear' THEN try_cast(json_extract_string(input_dims, '$[1][0]') AS BIGINT)
-                WHEN name IN ('aten::addmm', 'aten::baddbmm') THEN try_cast(json_extract_string(input_dims, '$[2][#-1]') AS BIGINT)
-                ELSE try_cast(json_extract_string(input_dims, '$[1][#-1]') AS BIGINT) END AS out_dim
+    SELECT trace, _lm_out_dim(name, input_dims) AS out_dim
     FROM events
-    WHERE kind = 'cpu_op' AND input_dims IS NOT NULL AND json_valid(input_dims)
-      AND name IN ('aten::linear', 'aten::mm', 'aten::addmm', 'aten::matmul', 'aten::bmm', 'aten::baddbmm')
+    WHERE kind = 'cpu_op' AND input_dims IS NOT NULL AND json_valid(input_dims) AND _lm_is_gemm(name)
+    UNION ALL SELECT trace, out_dim FROM _lm_mapped
 )
 SELECT w.trace, count(g.out_dim) AS gemms,
        coalesce(getvariable('vocab'), CASE WHEN max(g.out_dim) >= 16000 THEN max(g.out_dim) END) AS vocab,
@@ -71,20 +122,19 @@ WITH _m1 AS (
            coalesce(nullif(array_to_string(string_split(phase_path, '/')[1:_lm_first_seg(phase_path, getvariable('lm_head_regex')) - 1], '/'), ''), '(top)') AS scope
     FROM _gpu WHERE _lm_first_seg(phase_path, getvariable('lm_head_regex')) IS NOT NULL
 ), _gemm AS (
-    SELECT trace, tid, ts_ns, ts_ns + greatest(dur_ns, 0) AS end_ns, name,
-           CASE WHEN name = 'aten::linear' THEN try_cast(json_extract_string(input_dims, '$[1][0]') AS BIGINT)
-                WHEN name IN ('aten::addmm', 'aten::baddbmm') THEN try_cast(json_extract_string(input_dims, '$[2][#-1]') AS BIGINT)
-                ELSE try_cast(json_extract_string(input_dims, '$[1][#-1]') AS BIGINT) END AS out_dim
+    SELECT trace, tid, ts_ns, ts_ns + greatest(dur_ns, 0) AS end_ns, name, _lm_out_dim(name, input_dims) AS out_dim
     FROM events
-    WHERE kind = 'cpu_op' AND input_dims IS NOT NULL AND json_valid(input_dims)
-      AND name IN ('aten::linear', 'aten::mm', 'aten::addmm', 'aten::matmul', 'aten::bmm', 'aten::baddbmm')
+    WHERE kind = 'cpu_op' AND input_dims IS NOT NULL AND json_valid(input_dims) AND _lm_is_gemm(name)
 ), _lm_gemm AS (
     SELECT g.* FROM _gemm g JOIN _lm_vocab v USING (trace) WHERE g.out_dim = v.vocab
-), _m2 AS (
+), _m2 AS (  -- eager GPU ops launched inside an lm_head GEMM cpu_op, plus graph-replayed ops graphmap shaped as one
     SELECT g.trace, '2_gemm_shape' AS method, g.dur_ns, g.graph, g.phase_path AS scope
-    FROM (SELECT * FROM _gpu WHERE launch_ts_ns IS NOT NULL) g
+    FROM (SELECT * FROM _gpu WHERE launch_ts_ns IS NOT NULL AND NOT graph) g
     ASOF JOIN _lm_gemm m ON g.trace = m.trace AND g.launch_tid = m.tid AND g.launch_ts_ns >= m.ts_ns
     WHERE g.launch_ts_ns <= m.end_ns
+    UNION ALL
+    SELECT m.trace, '2_gemm_shape', m.dur_ns, m.graph, m.phase_path
+    FROM _lm_mapped m JOIN _lm_vocab v USING (trace) WHERE m.out_dim = v.vocab
 ), _m3 AS (
     SELECT trace, '3_kernel_regex' AS method, dur_ns, graph, phase_path AS scope
     FROM _gpu WHERE getvariable('lm_head_kernel_regex') IS NOT NULL
@@ -97,38 +147,69 @@ LEFT JOIN _lm_vocab v USING (trace);
 
 -- @output lm_head
 WITH _methods AS (SELECT unnest(['1_range', '2_gemm_shape', '3_kernel_regex']) AS method),
-_graph AS (SELECT trace, count(*) FILTER (WHERE graph) AS graph_ops FROM _gpu GROUP BY trace),
 _ok AS (
     SELECT trace, method, scope, count(*) AS lm_head_ops, sum(dur_ns) AS lm_head_gpu_ns,
            any_value(vocab) AS vocab, any_value(vocab_source) AS vocab_source
     FROM _lm_hits GROUP BY ALL
+), _t AS (  -- per trace: graph ops graphmap did not map, and whether the trace shows no LM head at all
+    SELECT c.*, v.gemms, v.vocab, v.vocab_source, c.graph_ops - c.mapped_ops AS unmapped,
+           NOT EXISTS (SELECT 1 FROM _ok o WHERE o.trace = c.trace) AND c.lm_ranges = 0 AND v.vocab IS NULL
+               AND getvariable('lm_head_kernel_regex') IS NULL AND c.graph_ops = c.mapped_ops AS no_lm_head
+    FROM _lm_caps c JOIN _lm_vocab v USING (trace)
+), _graph_advice AS (
+    SELECT trace, 'run `tracekit graphmap` with a reference of the same model (an eager run, or a profile of the graph '
+                  || 'capture) to give the replayed ops their phases and shapes'
+                  || CASE WHEN rocm THEN '' ELSE ', or capture with nsys --cuda-graph-trace=node plus NVTX ranges around lm_head' END
+                  || ', or capture with graphs disabled (e.g. SGLang --disable-cuda-graph)' AS advice
+    FROM _t
 ), _rows AS (
     SELECT o.trace, o.method, 'ok' AS status, o.scope, o.lm_head_ops, o.lm_head_gpu_ns::BIGINT AS lm_head_gpu_ns,
            i.scope_gpu_ns::BIGINT AS scope_gpu_ns,
-           o.vocab, o.vocab_source, NULL AS note
+           o.vocab, o.vocab_source, NULL AS note, NULL AS severity
     FROM _ok o LEFT JOIN _lm_incl i USING (trace, scope)
     UNION ALL
-    SELECT w.trace, m.method,
-           CASE WHEN m.method = '2_gemm_shape' AND v.gemms = 0 THEN 'unavailable'
+    SELECT t.trace, m.method,
+           CASE WHEN m.method = '2_gemm_shape' AND t.gemms = 0 THEN 'unavailable'
                 WHEN m.method = '3_kernel_regex' AND getvariable('lm_head_kernel_regex') IS NULL THEN 'unavailable'
-                WHEN coalesce(gr.graph_ops, 0) > 0 THEN 'abstain'
+                WHEN t.unmapped > 0 AND NOT t.no_lm_head THEN 'abstain'
                 ELSE 'not_found' END,
            NULL, NULL, NULL, NULL,
-           CASE WHEN m.method = '2_gemm_shape' THEN v.vocab END, CASE WHEN m.method = '2_gemm_shape' THEN v.vocab_source END,
-           CASE WHEN m.method = '2_gemm_shape' AND v.gemms = 0 THEN 'no GEMM cpu_op with input shapes: profile with record_shapes=True'
+           CASE WHEN m.method = '2_gemm_shape' THEN t.vocab END, CASE WHEN m.method = '2_gemm_shape' THEN t.vocab_source END,
+           CASE WHEN t.no_lm_head THEN CASE WHEN m.method = '1_range' THEN
+                    CASE WHEN t.embed_vocab IS NOT NULL THEN
+                        'no LM head GPU op in this trace: the model embeds a vocabulary of ' || t.embed_vocab
+                        || ' tokens (aten::embedding), but no range matches ' || getvariable('lm_head_regex') || ' and none of its '
+                        || t.gemms || ' shaped GEMMs has an output dim >= 16000: the LM head ran outside the captured window, or '
+                        || 'as an op not recognised here (pass --vocab ' || t.embed_vocab || ' or --lm-head-kernel-regex).'
+                    ELSE 'no LM head in this trace: no range matching ' || getvariable('lm_head_regex') || ' and none of its '
+                        || t.gemms || ' shaped GEMMs has an output dim >= 16000 (a vocabulary): a model without one (e.g. '
+                        || 'diffusion) or a window without it. Pass --vocab V or --lm-head-kernel-regex if it has one.' END END
+                WHEN m.method = '2_gemm_shape' AND t.gemms = 0 THEN
+                    CASE WHEN t.shaped_ops > 0 AND t.unmapped > 0 THEN
+                             'no GEMM cpu_op ran outside CUDA graphs (shapes are recorded: ' || t.shaped_ops || ' cpu_ops carry them); '
+                             || t.unmapped || ' GPU ops were replayed by graphs, without shapes: ' || a.advice
+                         WHEN t.shaped_ops > 0 THEN
+                             'no GEMM cpu_op (aten::linear/mm/addmm/matmul/bmm/baddbmm) in the trace, although shapes are recorded'
+                         ELSE 'no GEMM cpu_op with input shapes: profile with record_shapes=True' END
                 WHEN m.method = '3_kernel_regex' AND getvariable('lm_head_kernel_regex') IS NULL THEN 'no kernel regex given (--lm-head-kernel-regex)'
-                WHEN coalesce(gr.graph_ops, 0) > 0 THEN
-                    'no lm_head GPU op found, and ' || gr.graph_ops || ' GPU ops were replayed by CUDA graph launches, which carry only the '
-                    || 'launch''s phase: lm_head time may be inside them. Capture with graphs disabled (e.g. SGLang --disable-cuda-graph, '
-                    || 'torch.compile mode without cudagraphs) or with nsys --cuda-graph-trace=node plus NVTX ranges around lm_head.'
+                WHEN t.unmapped > 0 AND m.method = '2_gemm_shape' THEN
+                    'no GEMM whose output dim equals the vocabulary size outside the ' || t.unmapped
+                    || ' graph-replayed GPU ops (abstains for the reason given on 1_range)'
+                WHEN t.unmapped > 0 THEN
+                    'no lm_head GPU op found, and ' || t.unmapped || ' GPU ops were replayed by CUDA graph launches'
+                    || CASE WHEN t.mapped_ops > 0 THEN ' without a graphmap mapping' ELSE '' END
+                    || ', which carry only the launch''s phase: lm_head time may be inside them. ' || a.advice
                 WHEN m.method = '1_range' THEN 'no GPU op launched inside a range matching ' || getvariable('lm_head_regex')
-                ELSE 'no GEMM whose output dim equals the vocabulary size' END
-    FROM _window w CROSS JOIN _methods m
-    LEFT JOIN _graph gr USING (trace) LEFT JOIN _lm_vocab v USING (trace)
-    WHERE NOT EXISTS (SELECT 1 FROM _ok o WHERE o.trace = w.trace AND o.method = m.method)
+                ELSE 'no GEMM whose output dim equals the vocabulary size' END,
+           NULL
+    FROM _t t CROSS JOIN _methods m JOIN _graph_advice a USING (trace)
+    WHERE NOT EXISTS (SELECT 1 FROM _ok o WHERE o.trace = t.trace AND o.method = m.method)
 ), _first AS (SELECT trace, min(method) AS used_method FROM _ok GROUP BY trace)
 SELECT r.trace, r.method, coalesce(r.method = f.used_method, FALSE) AS used, r.status, r.scope, r.lm_head_ops,
        r.lm_head_gpu_ns, r.scope_gpu_ns, r.lm_head_gpu_ns / nullif(r.scope_gpu_ns, 0) AS share,
-       r.vocab, r.vocab_source, r.note
+       r.vocab, r.vocab_source, r.note,
+       CASE WHEN r.status = 'abstain' AND f.used_method IS NULL
+                 AND r.method = min(r.method) FILTER (WHERE r.status = 'abstain') OVER (PARTITION BY r.trace)
+            THEN 'warn' ELSE 'info' END AS severity
 FROM _rows r LEFT JOIN _first f USING (trace)
 ORDER BY r.trace, r.method, r.lm_head_gpu_ns DESC NULLS LAST;

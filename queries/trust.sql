@@ -5,7 +5,11 @@
 --
 -- One row per (trace, flag). Flags:
 --   graph_replayed_share   GPU op time replayed by CUDA graph launches: those ops carry only the
---                          launch's phase, so per-phase and lm_head numbers cannot split them
+--                          launch's phase, so per-phase and lm_head numbers cannot split them (warn),
+--                          unless `tracekit graphmap -o` mapped >= 99% of them (ops with
+--                          args."@graphmap"): then info, with mapped / graph-replayed ops in the
+--                          message. The advice names graphmap; nsys --cuda-graph-trace=node only on
+--                          non-ROCm traces (no hip* runtime calls)
 --   missing_sync_events    no gpu_sync rows AND no sync runtime calls: syncs and sync_blocked idle
 --                          cannot be seen (value NULL, not 0)
 --   no_gpu_sync_rows       sync runtime calls exist but no GPU-side sync records (info)
@@ -17,6 +21,10 @@
 --                          show as 0 or 1 us; zero-duration GPU ops are counted
 --   no_gpu_ops             the trace has no GPU ops at all
 --   no_runtime_rows        no CUDA/HIP runtime rows: launches, queueing, phases of GPU ops unknown
+--   duplicate_correlation  GPU ops whose correlation id matches several runtime calls (ids reused, e.g.
+--                          HIP traces): each is linked to the latest of them that started at or before
+--                          it (tracekit/ingest/link.py), so its launch, phase and idle cause rest on
+--                          that choice. value = such ops / GPU ops
 --
 -- Inputs: events, _gpu, _rt (from _common.sql). No parameters.
 --
@@ -53,15 +61,26 @@ WITH _g AS (
            any_value(source) AS source
     FROM events WHERE kind IN ('kernel', 'memcpy', 'memset', 'runtime', 'range', 'cpu_op') GROUP BY trace
 ), _t AS (SELECT w.trace, r.source FROM _window w LEFT JOIN _res r USING (trace))
+-- graph_replayed_share (block owned by graphmap): graph-replayed ops that `tracekit graphmap -o`
+-- mapped carry args."@graphmap"; when >= 99% of the graph-replayed ops are mapped the flag is info.
 SELECT t.trace, 'graph_replayed_share' AS flag,
-       CASE WHEN coalesce(g.graph_ns, 0) > 0 THEN 'warn' ELSE 'info' END AS severity,
+       CASE WHEN coalesce(g.graph_ns, 0) > 0 AND coalesce(gm.mapped, 0) < 0.99 * g.graph_ops THEN 'warn' ELSE 'info' END AS severity,
        coalesce(g.graph_ns, 0) / nullif(g.op_ns, 0) AS value,
        'graph-replayed GPU op ns = ' || coalesce(g.graph_ns, 0) || ' (' || coalesce(g.graph_ops, 0) || ' ops)' AS numerator,
        'all GPU op ns = ' || coalesce(g.op_ns, 0) AS denominator,
-       CASE WHEN coalesce(g.graph_ns, 0) > 0 THEN 'ops replayed by CUDA graphs take the phase of their graph launch; '
-            || 'per-phase splits inside the graph need nsys --cuda-graph-trace=node (or graphs disabled)'
-            ELSE 'no CUDA graph replays' END AS message
+       CASE WHEN coalesce(g.graph_ns, 0) = 0 THEN 'no CUDA graph replays'
+            WHEN coalesce(gm.mapped, 0) >= 0.99 * g.graph_ops THEN
+                'graph-replayed ops mapped by tracekit graphmap: ' || gm.mapped || ' of ' || g.graph_ops || ' ('
+                || round(100.0 * gm.mapped / g.graph_ops, 2) || '%) carry the phase and shapes of their reference op'
+            ELSE 'ops replayed by CUDA graphs take the phase of their graph launch'
+                 || CASE WHEN coalesce(gm.mapped, 0) > 0 THEN ' (' || gm.mapped || ' of ' || g.graph_ops || ' mapped by tracekit graphmap, '
+                         || round(100.0 * gm.mapped / g.graph_ops, 2) || '%)' ELSE '' END
+                 || '; per-phase splits inside the graph: run `tracekit graphmap` with a reference (an eager run or a profile of the graph capture)'
+                 || CASE WHEN hip.rocm THEN '' ELSE ', nsys --cuda-graph-trace=node' END || ', or capture with graphs disabled' END AS message
 FROM _t t LEFT JOIN _g g USING (trace)
+LEFT JOIN (SELECT trace, count(*) FILTER (WHERE contains(args, '"@graphmap"')) AS mapped
+           FROM (SELECT trace, args FROM kernels WHERE _is_graph_launch(launch_name)) GROUP BY trace) gm USING (trace)
+LEFT JOIN (SELECT trace, bool_or(starts_with(name, 'hip')) AS rocm FROM _rt GROUP BY trace) hip USING (trace)
 UNION ALL
 SELECT t.trace, CASE WHEN coalesce(s.gpu_sync_rows, 0) = 0 AND coalesce(rs.sync_calls, 0) = 0 THEN 'missing_sync_events'
                      WHEN coalesce(s.gpu_sync_rows, 0) = 0 THEN 'no_gpu_sync_rows' ELSE 'sync_events' END,
@@ -112,4 +131,16 @@ SELECT t.trace, 'no_runtime_rows', 'warn', NULL, 'runtime rows = 0', '-',
        'no CUDA/HIP runtime API rows: launches, queueing delay, steps'' launch counts and the phase of every GPU op are '
        || 'unknown (NULL). Kineto: include ProfilerActivity.CPU; nsys: --trace=cuda'
 FROM _t t JOIN _caps k USING (trace) WHERE NOT k.has_runtime
+UNION ALL
+(WITH _dc AS (  -- correlation ids carried by more than one runtime call
+    SELECT trace, correlation FROM _rt WHERE correlation IS NOT NULL GROUP BY ALL HAVING count(*) > 1
+), _dg AS (SELECT g.trace, count(*) AS ops FROM _gpu g JOIN _dc d USING (trace, correlation) GROUP BY ALL)
+SELECT t.trace, 'duplicate_correlation', CASE WHEN coalesce(d.ops, 0) > 0 THEN 'warn' ELSE 'info' END,
+       coalesce(d.ops, 0) / nullif(g.ops, 0),
+       'GPU ops whose correlation id matches several runtime calls = ' || coalesce(d.ops, 0),
+       'GPU ops = ' || coalesce(g.ops, 0),
+       CASE WHEN coalesce(d.ops, 0) > 0 THEN 'correlation ids are reused: each of these ops is linked to the latest '
+            || 'launch of its id that started at or before it; launch, phase and idle cause of those ops rest on that'
+            ELSE 'correlation ids are unique' END
+FROM _t t LEFT JOIN _g g USING (trace) LEFT JOIN _dg d USING (trace))
 ORDER BY 1, 2;

@@ -339,3 +339,77 @@ def test_amd_generic_name_matched_by_cu_count(tmp_path: Path) -> None:
     assert (dev["gpu_name"], dev["matched"], dev["fp32_tflops"]) == ("AMD Radeon Graphics", "MI250 (1 GCD)", 45.25)
     mm = _row(r["flops.ops"], name="aten::mm")
     assert (mm["input_dims"], mm["flops_per_call"]) == ("[[128,5],[5,128]]", 2 * 128 * 5 * 128)
+    # the raw JSON: deviceProperties ids 0..3, every kernel/memcpy has args.device 2 (listed): joins find it
+    from tracekit.store import connect
+    con = connect(tmp_path / "mi.parquet")
+    assert con.execute("SELECT device, id_source FROM trace_devices ORDER BY device").fetchall() == [(i, "metadata") for i in range(4)]
+    assert con.execute("SELECT DISTINCT k.device, d.name FROM kernels k JOIN trace_devices d USING (trace, device)").fetchall() \
+        == [(2, "AMD Radeon Graphics")]
+
+
+# ---------------------------------------------------------------- ROCm device ids and names
+
+def _rocm_trace(tmp_path: Path, devices: list[dict[str, Any]], op_device: int, name: str = "rocm") -> Path:
+    """A ROCm-style eager trace: one bf16 aten::mm [64,4096]x[4096,4096] (FLOPs 2*64*4096*4096 =
+    2,147,483,648) launched by hipExtModuleLaunchKernel, its kernel (100 us) on GPU row pid/device
+    ``op_device`` (roctracer's HSA agent id)."""
+    ev = [
+        planted._x("user_annotation", "ProfilerStep#1", 0, 1000),
+        _op("aten::mm", 100, 200, [[64, 4096], [4096, 4096]], [BF16, BF16]),
+        planted._x("cuda_runtime", "hipExtModuleLaunchKernel", 110, 10, correlation=7, kernel="Cijk_gemm"),
+        dict(planted._k("Cijk_gemm", 300, 100, 7), pid=op_device,
+             args={"device": op_device, "stream": 0, "correlation": 7, "kind": "Dispatch Kernel"}),
+    ]
+    src = tmp_path / f"{name}.json"
+    src.write_text(json.dumps({"schemaVersion": 1, "deviceProperties": devices, "traceEvents": ev}))
+    return src
+
+
+MI300X_EMPTY = [{"id": i, "name": "", "gcnArchName": "gfx942:sramecc+:xnack-", "numSms": 304,
+                 "totalGlobalMem": 205_822_885_888} for i in range(8)]
+
+
+def test_rocm_agent_device_id_and_empty_name_find_the_mi300x_peak(tmp_path: Path) -> None:
+    """deviceProperties list HIP devices 0..7 with empty names (gfx942, 304 CUs, 191.7 GiB); the kernel
+    carries device 9 (HSA agent id: 2 CPU agents first). trace_devices gets a row for 9 named like the
+    listed GPUs (all one model), the peak lookup finds MI300X: bf16 1,307.4 TFLOP/s."""
+    src = _rocm_trace(tmp_path, MI300X_EMPTY, 9)
+    con = __import__("tracekit.store", fromlist=["connect"]).connect(src)
+    rows = con.execute("SELECT device, name, id_source FROM trace_devices ORDER BY device").fetchall()
+    assert rows == [(i, "AMD Instinct MI300X (gfx942)", "metadata") for i in range(8)] + [(9, "AMD Instinct MI300X (gfx942)", "gpu_op")]
+    assert con.execute("SELECT DISTINCT device FROM kernels").fetchall() == [(9,)]
+    r = report.run(src, analyses=["flops"])
+    dev = r["flops.device"].iloc[0]
+    assert (dev.gpu_name, dev.matched, dev.bf16_tflops, dev.peak_tb_s) == ("AMD Instinct MI300X (gfx942)", "MI300X", 1307.4, 5.3)
+    assert _null(dev.note)
+    f = r["flops"].iloc[0]
+    assert (f.flops, f.gpu_ns) == (2 * 64 * 4096 * 4096, 100 * US)
+    assert f.share_of_peak == pytest.approx(2 * 64 * 4096 * 4096 / 1307.4e3 / 100_000)
+    assert _null(f.note)
+
+
+def test_rocm_names_from_the_arch_and_memory(tmp_path: Path) -> None:
+    """gfx942 with 256 GiB is an MI325X (6.0 TB/s); the listed name wins when it is specific."""
+    mi325 = [dict(d, totalGlobalMem=274_877_906_944) for d in MI300X_EMPTY]
+    dev = report.run(_rocm_trace(tmp_path, mi325, 2, "mi325"), analyses=["flops"])["flops.device"].iloc[0]
+    assert (dev.gpu_name, dev.matched, dev.peak_tb_s) == ("AMD Instinct MI325X (gfx942)", "MI325X", 6.0)
+    named = [{"id": i, "name": "AMD Instinct MI300X", "numSms": 304} for i in range(8)]
+    dev = report.run(_rocm_trace(tmp_path, named, 2, "named"), analyses=["flops"])["flops.device"].iloc[0]
+    assert (dev.gpu_name, dev.matched) == ("AMD Instinct MI300X", "MI300X")
+
+
+def test_unknown_gpu_note_is_said_once(tmp_path: Path) -> None:
+    """gfx950 (MI350X/MI355X) has no row in the peak table: the FLOPs note names it once, not once
+    for the TFLOP/s peak and again for the bandwidth."""
+    mi355 = [{"id": 0, "name": "", "gcnArchName": "gfx950", "numSms": 256}]
+    r = report.run(_rocm_trace(tmp_path, mi355, 0, "mi355"), analyses=["flops"])
+    note = r["flops"].iloc[0].note
+    assert note.count('GPU "AMD Instinct MI350X/MI355X (gfx950)" is not in the peak table') == 1
+    assert _null(r["flops"].iloc[0].share_of_peak) and _null(r["flops"].iloc[0].bw_share)
+
+
+def test_mixed_models_leave_an_unlisted_device_unnamed(tmp_path: Path) -> None:
+    """Two different listed models and an op on unlisted id 5: which one it is cannot be told, so no name."""
+    mixed = [{"id": 0, "name": "AMD Instinct MI300X", "numSms": 304}, {"id": 1, "name": "AMD Instinct MI250X", "numSms": 110}]
+    con = __import__("tracekit.store", fromlist=["connect"]).connect(_rocm_trace(tmp_path, mixed, 5, "mixed"))
+    assert con.execute("SELECT device, name, id_source FROM trace_devices WHERE device = 5").fetchall() == [(5, None, "gpu_op")]

@@ -272,3 +272,290 @@ def test_real_graph_sequence_against_an_eager_reference_built_from_it(tmp_path: 
         assert r200.phase_path == r200.old_phase_path + "/head" and r201.phase_path == r201.old_phase_path + "/head/tail"
         assert (r200.phase, r201.phase) == ("head", "tail") and r201["name"] == names[200]
         assert lp["ts"] * 1000 == got.loc[c, "launch_ts_ns"]
+
+
+# ---------------------------------------------------------------- ROCm-style captures: names at capture
+# A HIP graph capture profiled with torch.profiler on ROCm: hipLaunchKernel calls between
+# hipStreamBeginCapture and hipStreamEndCapture run nothing but carry the kernel name in args.kernel.
+
+def rocm_capture(ops: list[Op], names: list[str] | None = None, extra: list[str] = (), t0: int = 0) -> list[dict[str, Any]]:
+    """A capture window launching ``ops`` by name (``names`` overrides the launch names; ``extra``
+    are launches appended after them), each inside its ranges and cpu_op, no GPU rows."""
+    names = names if names is not None else [k for _, k, _ in ops]
+    ev = [_x("user_annotation", "capture_bs1", t0, 100 * (len(ops) + len(extra)) + 50),
+          _x("cuda_runtime", "hipStreamBeginCapture", t0 + 5, 2, correlation=900)]
+    for i, (path, _, op) in enumerate(ops):
+        t = t0 + 10 + i * 100
+        ev += [_x("user_annotation", name, t + j, 90 - 2 * j) for j, name in enumerate(path)]
+        if op:
+            ev.append(_x("cpu_op", op[0], t + 20, 30, **{"Input Dims": op[1], "Input type": ["float"] * len(op[1])}))
+        if names[i] is not None:
+            ev.append(_x("cuda_runtime", "hipLaunchKernel", t + 25, 5, correlation=1000 + i, kernel=names[i]))
+    for j, name in enumerate(extra):
+        t = t0 + 10 + (len(ops) + j) * 100
+        ev.append(_x("cuda_runtime", "hipExtModuleLaunchKernel", t + 25, 5, correlation=1500 + j, kernel=name))
+    end = t0 + 10 + (len(ops) + len(extra)) * 100
+    return ev + [_x("cuda_runtime", "hipStreamEndCapture", end, 2, correlation=901)]
+
+
+def _rocm_replay(kernels: list[str] = FOUR) -> list[dict[str, Any]]:
+    ev = graph_step("ProfilerStep#5", 5000, kernels, 50, ["decode"]) + graph_step("ProfilerStep#6", 6000, kernels, 60, [])
+    return [dict(e, name="hipGraphLaunch") if e["name"] == "cudaGraphLaunch" else e for e in ev]
+
+
+def _map(tmp_path: Path, ref_events: list[dict[str, Any]], rep_events: list[dict[str, Any]]) -> dict[str, pd.DataFrame]:
+    return graph_map(write(tmp_path / "replay.json", rep_events), write(tmp_path / "cap.json", ref_events))
+
+
+def test_rocm_capture_with_one_extra_trailing_launch_maps_every_node_by_name(tmp_path: Path) -> None:
+    """4 nodes against 5 named launches (the first 4 names equal, position by position): shift 0, all
+    4 matched with their paths and shapes, the 5th launch reported as aligned to nothing."""
+    res = _map(tmp_path, rocm_capture(FORWARD, extra=["extra_k"]), _rocm_replay())
+    launches = res["graph_map"].set_index("launch_correlation")
+    for corr in (50, 60):
+        row = launches.loc[corr]
+        assert row[["replayed", "matched", "shaped", "ambiguous", "unaligned", "ref_unaligned", "regions"]].tolist() == [4, 4, 3, 0, 0, 1, 1]
+        assert row.method == "capture_name"
+        assert "kernel names at capture aligned at shift 0" in row.note and "1 capture launches aligned to no replayed op" in row.note
+    rows = res["graph_map.rows"].query("launch_correlation == 50").set_index("node")
+    for node, (phase, path, op, dims) in EXPECTED.items():
+        r = rows.loc[node]
+        assert (r.status, r.phase, r.phase_path) == ("matched", phase, "ProfilerStep#5/" + path)
+        assert (r.op_name, json.loads(r.input_dims)) == (op, dims) if op else pd.isna(r.op_name)
+    s = res["graph_map.summary"].iloc[0]
+    assert (s.replayed, s.matched, s.shaped, s.unmatched, s.matched_pct) == (8, 8, 6, 0, 100.0)
+
+
+def test_rocm_capture_missing_its_first_launch_aligns_the_rest(tmp_path: Path) -> None:
+    """The capture window lacks node 1's launch (window = act_k, gemm_a, argmax_k): shift -1 puts 3 equal
+    names in place; node 1 stays unmatched (no launch of its name at its place)."""
+    res = _map(tmp_path, rocm_capture(FORWARD[1:]), _rocm_replay())
+    row = res["graph_map"].set_index("launch_correlation").loc[50]
+    assert row[["replayed", "matched", "shaped", "unaligned", "ref_unaligned"]].tolist() == [4, 3, 2, 1, 0]
+    assert "aligned at shift -1" in row.note and "1 ops not aligned" in row.note
+    rows = res["graph_map.rows"].query("launch_correlation == 50").set_index("node")
+    assert rows.loc[1, ["status", "phase_path"]].tolist() == ["unmatched", "ProfilerStep#5/decode"]
+    for node in (2, 3, 4):
+        assert (rows.loc[node, "status"], rows.loc[node, "phase_path"]) == ("matched", "ProfilerStep#5/" + EXPECTED[node][1])
+
+
+def test_rocm_capture_with_a_different_name_in_the_middle_does_not_guess(tmp_path: Path) -> None:
+    """Same count (4 launches for 4 nodes) but launch 3 is named other_k where the replay ran gemm_a:
+    order and count alone would map node 3 to lm_head; by name it stays unmatched."""
+    names = ["gemm_a", "act_k", "other_k", "argmax_k"]
+    res = _map(tmp_path, rocm_capture(FORWARD, names=names), _rocm_replay())
+    row = res["graph_map"].set_index("launch_correlation").loc[50]
+    assert row[["replayed", "matched", "unaligned", "ref_unaligned", "method"]].tolist() == [4, 3, 1, 1, "capture_name"]
+    rows = res["graph_map.rows"].query("launch_correlation == 50").set_index("node")
+    assert rows.status.tolist() == ["matched", "matched", "unmatched", "matched"]
+    assert rows.loc[3, "phase_path"] == "ProfilerStep#5/decode" and pd.isna(rows.loc[3, "op_name"])
+
+
+def test_rocm_capture_aligning_equally_at_two_shifts_is_left_unmatched(tmp_path: Path) -> None:
+    """Replay act_k, act_k against a capture of act_k x3: shifts 0 and 1 both put 2 names in place."""
+    ops = [(["decode", "draft"], "act_k", None)] * 3
+    res = _map(tmp_path, rocm_capture(ops), _rocm_replay(["act_k", "act_k"]))
+    row = res["graph_map"].set_index("launch_correlation").loc[50]
+    assert row[["replayed", "matched", "regions", "unaligned", "method"]].tolist() == [2, 0, 0, 0, "none"]
+    assert "align equally well at several shifts (not guessed)" in row.note
+
+
+def test_rocm_capture_window_does_not_use_order_when_names_disagree(tmp_path: Path) -> None:
+    """Names exist but fewer than half align (1 of 4): no region, and no fall-back to order and count."""
+    names = ["x_k", "act_k", "y_k", "z_k"]
+    res = _map(tmp_path, rocm_capture(FORWARD, names=names), _rocm_replay())
+    row = res["graph_map"].set_index("launch_correlation").loc[50]
+    assert row[["matched", "regions", "method"]].tolist() == [0, 0, "none"]
+    assert "no named capture window aligns at least half of its ops by name (best: 1 of 4)" in row.note
+
+
+@needs_shared
+def test_real_graph_names_against_a_rocm_style_capture_with_one_extra_launch(tmp_path: Path) -> None:
+    """The 339 real op names of trace_diff/test's first graph (repeated layer kernels: many equal names,
+    so shifts by a layer also align many) launched by name in a constructed capture window plus one
+    trailing launch (340 launches for 339 nodes, as the 1,567-vs-1,566 capture of the issue): every
+    replay of that graph is matched 339 of 339 at shift 0; the 502-op graph is not aligned (< half)."""
+    launches, ops = _raw_graph_ops()
+    first = min((c for c in ops if len(ops[c]) == 339), key=lambda c: launches[c]["ts"])
+    names = [n for _, n in sorted(ops[first])]
+    cap = write(tmp_path / "cap.json", rocm_capture(
+        [(["head"] if i < 200 else ["head", "tail"], n, None) for i, n in enumerate(names)], extra=[names[0]]))
+    src = tmp_path / HTA_GRAPH.name
+    src.write_bytes(HTA_GRAPH.read_bytes())
+    got = graph_map(src, cap)["graph_map"].set_index("launch_correlation")
+    small = [c for c in ops if len(ops[c]) == 339]
+    assert (got.loc[small, "matched"] == 339).all() and (got.loc[small, "method"] == "capture_name").all()
+    assert (got.loc[small, "ref_unaligned"] == 1).all() and (got.loc[small, "unaligned"] == 0).all()
+    assert (got.drop(index=small).matched == 0).all()
+
+
+# ---------------------------------------------------------------- the report uses what graphmap found
+
+from tracekit import report  # noqa: E402
+
+
+def _report(path: Path) -> dict[str, pd.DataFrame]:
+    return report.run(path, analyses=["lm_head", "flops", "trust"])
+
+
+def test_report_on_the_mapped_trace_uses_mapped_phases_and_shapes(pair: tuple[Path, Path], tmp_path: Path) -> None:
+    """After graphmap, launches 50 and 60 carry lm_head (node 3: aten::mm [[1,64],[64,32000]], 10 us) and
+    the draft GEMM (node 1: [[1,64],[64,128]], 10 us); launch 70 (3 ops) stays unmapped: 8 of 11 mapped."""
+    rep, ref = pair
+    out = tmp_path / "mapped.parquet"
+    write_mapped(rep, ref, out)
+    res = _report(out)
+    lm = res["lm_head"]
+    r1 = lm[lm.method == "1_range"].set_index("scope")
+    assert sorted(r1.index) == ["ProfilerStep#5/decode/draft", "ProfilerStep#6/decode/draft"]
+    assert r1.used.all() and (r1.status == "ok").all() and (r1.lm_head_ops == 1).all() and (r1.lm_head_gpu_ns == 10_000).all()
+    assert (r1.scope_gpu_ns == 30_000).all()  # nodes 1, 2 (draft) and 3 (draft/lm_head)
+    r2 = lm[lm.method == "2_gemm_shape"].set_index("scope")
+    assert sorted(r2.index) == ["ProfilerStep#5/decode/draft/lm_head", "ProfilerStep#6/decode/draft/lm_head"]
+    assert (r2.status == "ok").all() and (r2.vocab == 32000).all() and (r2.lm_head_gpu_ns == 10_000).all()
+    assert (r2.vocab_source == "inferred: largest GEMM output dim").all()
+    assert set(lm.severity) == {"info"} and not [w for w in report.warnings_of(res) if w["analysis"] == "lm_head"]
+
+    fl = res["flops"].set_index("phase_path")
+    for step in ("ProfilerStep#5", "ProfilerStep#6"):
+        assert fl.loc[f"{step}/decode/draft", ["ops", "flops", "timed_ops", "gpu_ns"]].tolist() == [1, 2 * 64 * 128, 1, 10_000]
+        lm_row = fl.loc[f"{step}/decode/draft/lm_head"]
+        assert lm_row[["ops", "flops", "gpu_ops", "gpu_ns"]].tolist() == [1, 2 * 64 * 32000, 1, 10_000]
+        assert lm_row.tflops_s == pytest.approx(2 * 64 * 32000 / 10_000 / 1e3)
+    assert len(fl) == 4
+
+    tr = res["trust"].set_index("flag").loc["graph_replayed_share"]
+    assert tr.severity == "warn"  # 8 of 11 < 99%
+    assert "(8 of 11 mapped by tracekit graphmap, 72.73%)" in tr.message and "tracekit graphmap" in tr.message
+
+
+def test_trust_lowers_the_graph_warning_when_99pct_are_mapped(pair: tuple[Path, Path], tmp_path: Path) -> None:
+    """Only launches 50 and 60 (8 ops, all matched): the flag becomes info with the mapped share."""
+    _, ref = pair
+    rep = write(tmp_path / "replay2.json", graph_step("ProfilerStep#5", 5000, FOUR, 50, ["decode"])
+                + graph_step("ProfilerStep#6", 6000, FOUR, 60, []))
+    out = tmp_path / "mapped2.parquet"
+    write_mapped(rep, ref, out)
+    tr = _report(out)["trust"].set_index("flag").loc["graph_replayed_share"]
+    assert tr.severity == "info"
+    assert tr.message == "graph-replayed ops mapped by tracekit graphmap: 8 of 8 (100.0%) carry the phase and shapes of their reference op"
+    # unmapped, the same trace warns and recommends graphmap and nsys (CUDA)
+    tr0 = _report(rep)["trust"].set_index("flag").loc["graph_replayed_share"]
+    assert tr0.severity == "warn" and "run `tracekit graphmap`" in tr0.message and "nsys --cuda-graph-trace=node" in tr0.message
+
+
+def _shaped_graph_trace(tmp_path: Path, rocm: bool) -> Path:
+    """The unmapped replay trace plus one eager aten::add with Input Dims: record_shapes was on, but
+    every GEMM ran inside the graph replays (11 GPU ops)."""
+    ev = replay_events() + [_x("cpu_op", "aten::add", 7900, 30, **{"Input Dims": [[4, 8], [4, 8]], "Input type": ["float", "float"]})]
+    if rocm:
+        ev = [dict(e, name=e["name"].replace("cuda", "hip")) if e["cat"] == "cuda_runtime" else e for e in ev]
+    return write(tmp_path / f"shaped_{rocm}.json", ev)
+
+
+@pytest.mark.parametrize("rocm", [False, True])
+def test_advice_on_a_shaped_graph_trace_recommends_graphmap_not_record_shapes(tmp_path: Path, rocm: bool) -> None:
+    res = _report(_shaped_graph_trace(tmp_path, rocm))
+    lm = res["lm_head"].set_index("method")
+    note2 = lm.loc["2_gemm_shape", "note"]
+    assert lm.loc["2_gemm_shape", "status"] == "unavailable"
+    assert note2.startswith("no GEMM cpu_op ran outside CUDA graphs (shapes are recorded: 1 cpu_ops carry them); "
+                            "11 GPU ops were replayed by graphs, without shapes: run `tracekit graphmap`")
+    assert lm.loc["1_range", ["status", "severity"]].tolist() == ["abstain", "warn"]
+    assert "run `tracekit graphmap`" in lm.loc["1_range", "note"]
+    fl = res["flops"].iloc[0]
+    assert fl.note.startswith("no matmul/attention cpu_op outside CUDA graph replays: the 11 graph-replayed GPU ops have no cpu_op "
+                              "(the trace does record shapes); run `tracekit graphmap`")
+    tr = res["trust"].set_index("flag").loc["graph_replayed_share", "message"]
+    texts = [note2, lm.loc["1_range", "note"], fl.note, tr]
+    assert not any("record_shapes" in t for t in texts)
+    assert all(("nsys" in t) != rocm for t in (lm.loc["1_range", "note"], tr))  # ROCm: no nsys advice
+    assert len([w for w in report.warnings_of(res) if w["analysis"] == "lm_head"]) == 1
+
+
+def test_graph_trace_with_small_eager_gemms_abstains_once(tmp_path: Path) -> None:
+    """Unmapped graph replays plus one eager shaped aten::mm [[4,8],[8,16]] (no vocabulary-sized output):
+    the head may hide in the replays, so both methods abstain, and the report warns once (1_range)."""
+    ev = replay_events() + [_x("cpu_op", "aten::mm", 7900, 30, **{"Input Dims": [[4, 8], [8, 16]], "Input type": ["float", "float"]})]
+    res = _report(write(tmp_path / "small_gemm.json", ev))
+    lm = res["lm_head"].set_index("method")
+    assert lm.loc[["1_range", "2_gemm_shape"], "status"].tolist() == ["abstain", "abstain"]
+    assert lm.severity.tolist() == ["warn", "info", "info"]
+    assert lm.loc["2_gemm_shape", "note"] == ("no GEMM whose output dim equals the vocabulary size outside the 11 graph-replayed "
+                                              "GPU ops (abstains for the reason given on 1_range)")
+    assert [w["flag"] for w in report.warnings_of(res) if w["analysis"] == "lm_head"] == ["1_range"]
+
+
+def test_a_trace_without_an_lm_head_gets_one_info_note(tmp_path: Path) -> None:
+    """A diffusion-like eager step: two shaped GEMMs with output dims 3072 and 64, no lm_head range."""
+    ops: list[Op] = [(["denoise"], "gemm_a", ("aten::mm", [[16, 64], [64, 3072]])),
+                     (["denoise"], "gemm_b", ("aten::mm", [[16, 3072], [3072, 64]]))]
+    res = _report(write(tmp_path / "dit.json", eager_step("ProfilerStep#1", 1000, ops, 1)))
+    lm = res["lm_head"].set_index("method")
+    assert lm.note.notna().sum() == 1 and set(lm.severity) == {"info"} and "abstain" not in set(lm.status)
+    assert lm.loc["1_range", "note"].startswith("no LM head in this trace: no range matching (?i).*lm_head.* and none of its 2 shaped GEMMs")
+    assert not [w for w in report.warnings_of(res) if w["analysis"] == "lm_head"]
+
+
+def test_rocm_capture_window_leaves_out_launches_that_ran(tmp_path: Path) -> None:
+    """An eager launch inside the window (to another stream: its kernel side_k ran) is not part of the
+    capture: the 4 captured launches align at shift 0 with no launch left over."""
+    ev = rocm_capture(FORWARD)
+    ev += [_x("cuda_runtime", "hipLaunchKernel", 215, 3, correlation=777, kernel="side_k"), _k("side_k", 230, 777)]
+    res = _map(tmp_path, ev, _rocm_replay())
+    row = res["graph_map"].set_index("launch_correlation").loc[50]
+    assert row[["replayed", "matched", "unaligned", "ref_unaligned", "method"]].tolist() == [4, 4, 0, 0, "capture_name"]
+
+
+QWEN = KINETO_DIR / "tracelens" / "h100__Qwen_Qwen1.5-0.5B-Chat__1016005.json.gz"
+
+
+@needs_shared
+def test_real_qwen_forward_without_its_lm_head_says_the_window_lacks_it(tmp_path: Path) -> None:
+    """TraceLens' Qwen1.5-0.5B trace: from the raw JSON, aten::embedding's weight is [151936, 1024] and no
+    GEMM (aten::linear/mm/addmm/matmul) has an output dim of 151936 or any >= 16000: the model has an LM
+    head the captured forward does not run. One info note, no warning."""
+    raw = [e for e in load_json(QWEN)["traceEvents"] if e.get("cat") == "cpu_op"]
+    emb = {e["args"]["Input Dims"][0][0] for e in raw if e["name"] == "aten::embedding"}
+
+    def out_dim(name: str, d: list[list[int]]) -> int | None:  # weight rows (linear), else last dim of B
+        b = d[1] if name == "aten::linear" else d[2] if name in ("aten::addmm", "aten::baddbmm") else d[1]
+        return (b[0] if name == "aten::linear" else b[-1]) if b else None
+
+    outs = [out_dim(e["name"], e["args"]["Input Dims"]) for e in raw
+            if e["name"] in ("aten::linear", "aten::mm", "aten::addmm", "aten::matmul", "aten::bmm", "aten::baddbmm")]
+    outs = [o for o in outs if o is not None]
+    assert emb == {151936} and outs and max(outs) < 16000
+    src = tmp_path / QWEN.name
+    src.write_bytes(QWEN.read_bytes())
+    res = _report(src)
+    lm = res["lm_head"].set_index("method")
+    assert lm.note.notna().sum() == 1 and set(lm.severity) == {"info"}
+    assert lm.loc["1_range", "note"].startswith(
+        f"no LM head GPU op in this trace: the model embeds a vocabulary of 151936 tokens (aten::embedding), "
+        f"but no range matches (?i).*lm_head.* and none of its {len(outs)} shaped GEMMs has an output dim >= 16000")
+    assert not [w for w in report.warnings_of(res) if w["analysis"] == "lm_head"]
+
+
+def test_rocm_capture_with_an_extra_launch_in_the_middle_aligns_around_it(tmp_path: Path) -> None:
+    """Window gemm_a, extra_k, act_k, gemm_a, argmax_k for nodes gemm_a, act_k, gemm_a, argmax_k: shift 1
+    aligns nodes 2-4 (3 names, the only shift with 3); the gap before them (node 1; positions 1..2) aligns
+    at its own shift 0. All 4 matched, extra_k left over."""
+    ops = [FORWARD[0], (["decode", "draft"], "extra_k", None)] + FORWARD[1:]
+    res = _map(tmp_path, rocm_capture(ops), _rocm_replay())
+    row = res["graph_map"].set_index("launch_correlation").loc[50]
+    assert row[["replayed", "matched", "shaped", "unaligned", "ref_unaligned"]].tolist() == [4, 4, 3, 0, 1]
+    assert "aligned at shift 1 (1 more inside gaps at their own shift)" in row.note
+    rows = res["graph_map.rows"].query("launch_correlation == 50").set_index("node")
+    assert rows.phase_path.tolist() == ["ProfilerStep#5/" + EXPECTED[n][1] for n in (1, 2, 3, 4)]
+
+
+def test_rocm_capture_missing_a_middle_launch_aligns_the_rest_in_order(tmp_path: Path) -> None:
+    """Window gemm_a, act_k, argmax_k (the lm_head launch missing): shift 0 aligns nodes 1-2, the gap
+    (nodes 3-4, position 3) aligns node 4 to argmax_k; node 3 has no launch: unmatched, not guessed."""
+    res = _map(tmp_path, rocm_capture([FORWARD[0], FORWARD[1], FORWARD[3]]), _rocm_replay())
+    rows = res["graph_map.rows"].query("launch_correlation == 50").set_index("node")
+    assert rows.status.tolist() == ["matched", "matched", "unmatched", "matched"]
+    assert rows.loc[4, "phase_path"] == "ProfilerStep#5/decode/sampler" and rows.loc[4, "op_name"] == "aten::argmax"
+    row = res["graph_map"].set_index("launch_correlation").loc[50]
+    assert row[["matched", "unaligned", "ref_unaligned"]].tolist() == [3, 1, 0]

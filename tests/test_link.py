@@ -63,3 +63,50 @@ def test_gpu_rows_follow_their_launch() -> None:
                          ["decode", "cudaGraphLaunch", "k"]))
     assert out.launch_row.tolist() == [-1, -1, 1, 1, -1]
     assert [out.paths[i] if i >= 0 else None for i in out.path_idx] == ["decode", "decode", "decode", "decode", None]
+
+
+def test_duplicate_correlation_takes_latest_launch_before_the_op() -> None:
+    # Three launches share correlation 5 (rows 1, 2, 3 at t=10, 50, 90 on thread 1, inside ranges a/b/c);
+    # kernels with id 5 at t=20, 60, 95, 100 and one at t=5 (before every launch: clock skew).
+    # Rule: the latest launch of the id with start <= kernel start, else the earliest launch.
+    #   t=20 -> row 1 (10), t=60 -> row 2 (50), t=95 and t=100 -> row 3 (90), t=5 -> row 1 (earliest).
+    # Correlation 9 has one launch (row 4, t=200) and one kernel at t=150 (before it): still linked, not ambiguous.
+    code = np.array([RANGE, RANGE, RANGE, RUNTIME, RUNTIME, RUNTIME, RUNTIME, GPU, GPU, GPU, GPU, GPU, GPU],
+                    dtype=np.int8)
+    tid = np.array([1, 1, 1, 1, 1, 1, 1, 7, 7, 7, 7, 7, 7])
+    ts = np.array([0, 40, 80, 10, 50, 90, 200, 20, 60, 95, 100, 5, 150])
+    dur = np.array([40, 40, 40, 2, 2, 2, 2, 1, 1, 1, 1, 1, 1])
+    corr = np.array([-1, -1, -1, 5, 5, 5, 9, 5, 5, 5, 5, 5, 9])
+    names = np.array([0, 1, 2, 3, 3, 3, 3, -1, -1, -1, -1, -1, -1], np.int32)
+    out = link(LinkInput(code, np.zeros(13, np.int64), tid, ts, dur, corr, names, ["a", "b", "c", "hipLaunchKernel"]))
+    assert out.launch_row.tolist()[7:] == [3, 4, 5, 5, 3, 6]
+    assert [out.paths[i] for i in out.path_idx[7:12]] == ["a", "b", "c", "c", "a"]
+    assert out.ambiguous_launches == 5  # the five GPU rows of id 5; id 9 has one launch
+
+
+_launch = st.tuples(st.integers(0, 3), st.integers(0, 40))  # correlation, start
+_op = st.tuples(st.integers(0, 4), st.integers(0, 40))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_launch, max_size=10), st.lists(_op, max_size=10), st.randoms(use_true_random=False))
+def test_launch_rule_with_reused_ids(launches: list, ops: list, rnd: object) -> None:
+    # Rows in a shuffled order, so that row order and time order differ.
+    rows = [("rt", c, t) for c, t in launches] + [("gpu", c, t) for c, t in ops]
+    rnd.shuffle(rows)  # type: ignore[attr-defined]
+    n = len(rows)
+    code = np.array([RUNTIME if k == "rt" else GPU for k, _, _ in rows], dtype=np.int8)
+    out = link(LinkInput(code, np.zeros(n, np.int64), np.zeros(n, np.int64), np.array([t for *_, t in rows], np.int64),
+                         np.ones(n, np.int64), np.array([c for _, c, _ in rows], np.int64), np.full(n, -1, np.int32), []))
+    ambiguous = 0
+    for i, (k, c, t) in enumerate(rows):
+        if k != "gpu":
+            continue
+        cands = [(tt, j) for j, (kk, cc, tt) in enumerate(rows) if kk == "rt" and cc == c]
+        if len(cands) > 1:
+            ambiguous += 1
+        before = [x for x in cands if x[0] <= t]
+        # latest start <= op (row order on ties: the last row), else the earliest start (first row on ties)
+        want = max(before, key=lambda x: (x[0], x[1]))[1] if before else (min(cands)[1] if cands else -1)
+        assert out.launch_row[i] == want, (rows, i)
+    assert out.ambiguous_launches == ambiguous

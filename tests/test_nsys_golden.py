@@ -153,7 +153,7 @@ def test_nvtx_sum_matches_golden(src: Path, converted: dict[str, tuple[Path, dic
     out, _ = converted[_key(src)]
     ours = {(r[0], r[1]): r[2:] for r in _con(out).execute(
         "SELECT json_extract_string(args, '$.style'), "
-        "coalesce(json_extract_string(args, '$.domain') || ':', '') || name, " + SQL_STATS +
+        "coalesce(json_extract_string(args, '$.domain') || ':', '') || coalesce(json_extract_string(args, '$.raw_name'), name), " + SQL_STATS +
         " FROM events WHERE kind = 'range' GROUP BY ALL").fetchall()}
     assert len(ours) == len(gold)
     for r in gold:
@@ -164,7 +164,7 @@ def test_nvtx_sum_matches_golden(src: Path, converted: dict[str, tuple[Path, dic
 #: the same thread; built from the converted rows only (launch_* columns filled by the linker).
 RANGE_OPS = """
 WITH r AS (SELECT ts_ns, dur_ns, pid, tid,
-                  coalesce(json_extract_string(args, '$.domain') || ':', '') || name AS rname
+                  coalesce(json_extract_string(args, '$.domain') || ':', '') || coalesce(json_extract_string(args, '$.raw_name'), name) AS rname
            FROM events WHERE kind = 'range' AND dur_ns IS NOT NULL
              AND json_extract_string(args, '$.endGlobalTid') IS NULL),
      g AS (SELECT * FROM events WHERE kind IN ({kinds}) AND launch_ts_ns IS NOT NULL)

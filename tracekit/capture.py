@@ -17,6 +17,13 @@ Afterwards every raw trace is converted to ``<out>/parquet/<trace>.parquet``
 (one ``trace`` value per process: ``<pid>-<label>``) and a summary says which
 processes produced what, and which armed a profiler but wrote nothing (killed,
 crashed).
+
+The capture folder: a given ``--out`` must be empty or absent (a re-used one
+would mix two runs' traces into one dataset); ``force`` deletes a previous
+capture's ``raw/``, ``parquet/`` and ``capture.json`` there first and nothing
+else. A capture that fails before anything is recorded (command not found, no
+nsys, server unreachable) removes the folders it made. Command lines and argv
+are redacted (:mod:`tracekit.redact`) before they reach any file or the screen.
 """
 
 from __future__ import annotations
@@ -33,7 +40,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from tracekit import resources
 from tracekit.errors import TraceError
+from tracekit.redact import redact_argv, redact_text
+from tracekit.safe import term
 
 ENV_CONFIG = "TRACEKIT_CAPTURE"
 NSYS_INSTALL_HINT = (
@@ -57,6 +67,7 @@ class CaptureOptions:
     wait_signal: bool = False
     grace: float = 10.0  # how long to wait for orphaned profiled processes to write their traces
     sglang: bool = True  # annotate SGLang internals when the command loads sglang (capture/tracekit_sglang.py)
+    force: bool = False  # replace a previous capture in ``out`` instead of refusing
 
 
 @dataclasses.dataclass
@@ -97,12 +108,50 @@ class CaptureResult:
 
 
 def bootstrap_dir() -> Path:
-    """The folder holding ``sitecustomize.py`` + ``tracekit_bootstrap.py`` (``capture/`` beside the package)."""
-    here = Path(__file__).resolve().parent
-    for cand in (here.parent / "capture", here / "_capture"):
-        if (cand / "sitecustomize.py").exists() and (cand / "tracekit_bootstrap.py").exists():
-            return cand
-    raise TraceError(here.parent / "capture", "tracekit capture bootstrap not found (capture/sitecustomize.py)")
+    """The folder holding ``sitecustomize.py`` + ``tracekit_bootstrap.py`` (``capture/``, or ``tracekit/_capture`` in a wheel)."""
+    d = resources.capture_dir()
+    if not (d / "sitecustomize.py").is_file():
+        raise TraceError(d, "tracekit capture bootstrap not found (sitecustomize.py)")
+    return d
+
+
+#: What a capture writes into its folder; ``force`` removes exactly these.
+CAPTURE_OUTPUTS = ("raw", "parquet", "capture.json")
+
+
+def prepare_out(opts: CaptureOptions) -> tuple[Path, list[Path]]:
+    """The capture folder, created; returns it and the folders this call created (outermost first).
+
+    Why refuse a non-empty ``--out``: the conversion takes every trace under
+    ``raw/``, so a second run into the same folder reports both runs as one.
+    """
+    out = Path(opts.out) if opts.out else default_out()
+    if out.exists() and not out.is_dir():
+        raise TraceError(out, "--out exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()):
+        ours = [out / n for n in CAPTURE_OUTPUTS if (out / n).exists()]
+        others = sorted(p.name for p in out.iterdir() if p not in ours)
+        if not opts.force:
+            raise TraceError(out, "--out is not empty (a previous capture would be mixed into this one's report); "
+                             "pass --force to replace the capture there, or choose a new folder")
+        if others:
+            raise TraceError(out, f"--out holds files that are not a capture ({', '.join(others[:3])}); "
+                             "--force only replaces raw/, parquet/ and capture.json: choose a new folder")
+        for p in ours:
+            shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+    created = [a for a in reversed([out, *out.parents]) if not a.exists()]
+    raw = out / "raw"  # absent here: out is new or empty, or force removed it
+    raw.mkdir(parents=True)
+    return out, [*created, raw]
+
+
+def remove_if_empty(out: Path, created: list[Path]) -> None:
+    """Undo :func:`prepare_out` after a capture that recorded nothing: the folders it made go, innermost first, if empty."""
+    for d in (out / "parquet", *reversed(created)):
+        try:
+            d.rmdir()  # only succeeds when empty
+        except OSError:
+            pass
 
 
 def default_out(base: str | os.PathLike[str] = "tracekit-runs") -> Path:
@@ -134,6 +183,7 @@ def capture_env(opts: CaptureOptions, raw: Path, base: dict[str, str] | None = N
         "with_stack": opts.with_stack,
         "with_flops": opts.with_flops,
         "wait_signal": opts.wait_signal,
+        "redact": str(resources.redact_module()),  # the bootstrap redacts sys.argv with it before writing .proc.json
     }
     env[ENV_CONFIG] = json.dumps(cfg)
     boot = str(bootstrap_dir())
@@ -161,11 +211,11 @@ def _run(cmd: Sequence[str], env: dict[str, str], on_toggle: Callable[[], None] 
     try:
         proc = subprocess.Popen(list(cmd), env=env)
     except FileNotFoundError:
-        return 127, f"command not found: {cmd[0]}"
+        return 127, f"command not found: {term(redact_text(cmd[0]))}"
     except PermissionError:
-        return 126, f"permission denied: {cmd[0]}"
+        return 126, f"permission denied: {term(redact_text(cmd[0]))}"
     except OSError as e:
-        return 126, f"cannot run {cmd[0]}: {e.strerror or e}"
+        return 126, f"cannot run {term(redact_text(cmd[0]))}: {e.strerror or e}"
 
     def fwd(signum: int, frame: Any) -> None:
         try:
@@ -264,7 +314,7 @@ def convert_raw(out: Path) -> list[ProcessTrace]:
     for pid in sorted(set(docs) | set(files)):
         d = docs.get(pid, {})
         label = d.get("label") or "python"
-        pt = ProcessTrace(pid=pid, label=label, argv=d.get("argv", []), raw=[str(f) for f in files.get(pid, [])], state=d.get("state", ""))
+        pt = ProcessTrace(pid=pid, label=label, argv=redact_argv(d.get("argv", [])), raw=[str(f) for f in files.get(pid, [])], state=d.get("state", ""))
         for f in files.get(pid, []):
             suffix = f.name[len(str(pid)) : -len(".json")]  # "" or ".w2"
             trace = f"{pid}-{label}{suffix}"
@@ -288,21 +338,39 @@ def capture(cmd: Sequence[str], opts: CaptureOptions, log: Callable[[str], None]
         raise TraceError("capture", "no command given (tracekit capture [options] -- cmd args...)")
     if opts.backend not in ("torch", "nsys"):
         raise TraceError("capture", f"unknown backend {opts.backend!r} (torch or nsys)")
-    out = Path(opts.out) if opts.out else default_out()
-    raw = out / "raw"
-    raw.mkdir(parents=True, exist_ok=True)
     if opts.backend == "nsys":
-        return _capture_nsys(cmd, opts, out, log)
-    env = capture_env(opts, raw)
-    rc, msg = _run(cmd, env, on_toggle=lambda: toggle_all(raw))
-    alive = _wait_orphans(raw, opts.grace) if msg is None else []
-    procs = convert_raw(out)
-    for pt in procs:
-        if pt.pid in alive and pt.produced_nothing:
-            pt.state = "still running after the command exited; no trace yet"
-    (out / "capture.json").write_text(json.dumps({"cmd": list(cmd), "returncode": rc, "options": dataclasses.asdict(opts) | {"out": str(out)},
-                                                  "processes": [dataclasses.asdict(p) for p in procs]}, indent=1, default=str))
-    return CaptureResult(out=out, returncode=rc, processes=procs, message=msg)
+        if opts.steps or opts.wait_signal:
+            raise TraceError("capture", "--steps and --wait-signal need --backend torch (nsys windows: --delay/--duration)")
+        nsys = shutil.which("nsys")
+        if nsys is None:  # before any folder is made: a failed capture leaves none
+            return CaptureResult(out=Path(opts.out) if opts.out else Path("tracekit-runs"), returncode=127, processes=[],
+                                 message=NSYS_INSTALL_HINT)
+    out, created = prepare_out(opts)
+    raw = out / "raw"
+    if opts.backend == "nsys":
+        res = _capture_nsys(nsys, cmd, opts, out)
+    else:
+        env = capture_env(opts, raw)
+        rc, msg = _run(cmd, env, on_toggle=lambda: toggle_all(raw))
+        alive = _wait_orphans(raw, opts.grace) if msg is None else []
+        procs = [] if msg else convert_raw(out)
+        for pt in procs:
+            if pt.pid in alive and pt.produced_nothing:
+                pt.state = "still running after the command exited; no trace yet"
+        res = CaptureResult(out=out, returncode=rc, processes=procs, message=msg)
+    if res.message and not res.processes:  # nothing ran (not found, not executable): leave no folder behind
+        remove_if_empty(out, created)
+        return res
+    write_capture_json(res, cmd, opts)
+    return res
+
+
+def write_capture_json(res: CaptureResult, cmd: Sequence[str], opts: CaptureOptions) -> None:
+    """``<out>/capture.json``: the (redacted) command, its exit code, the options and every process."""
+    doc = {"cmd": redact_argv(list(cmd)), "returncode": res.returncode, "message": res.message,
+           "options": dataclasses.asdict(opts) | {"out": str(res.out)},
+           "processes": [dataclasses.asdict(p) | {"argv": redact_argv(p.argv)} for p in res.processes]}
+    (res.out / "capture.json").write_text(json.dumps(doc, indent=1, default=str))
 
 
 def nsys_command(cmd: Sequence[str], opts: CaptureOptions, rep: Path) -> list[str]:
@@ -347,12 +415,7 @@ def _import_qdstrm(nsys: str, raw: Path) -> None:
             q.unlink()
 
 
-def _capture_nsys(cmd: Sequence[str], opts: CaptureOptions, out: Path, log: Callable[[str], None] | None) -> CaptureResult:
-    nsys = shutil.which("nsys")
-    if nsys is None:
-        return CaptureResult(out=out, returncode=127, processes=[], message=NSYS_INSTALL_HINT)
-    if opts.steps or opts.wait_signal:
-        raise TraceError("capture", "--steps and --wait-signal need --backend torch (nsys windows: --delay/--duration)")
+def _capture_nsys(nsys: str, cmd: Sequence[str], opts: CaptureOptions, out: Path) -> CaptureResult:
     rep = out / "raw" / "nsys"
     env = capture_env(opts, out / "raw")  # tracekit.phase emits NVTX when TRACEKIT_CAPTURE is set
     rc, msg = _run(nsys_command(cmd, opts, rep), env)
@@ -360,7 +423,7 @@ def _capture_nsys(cmd: Sequence[str], opts: CaptureOptions, out: Path, log: Call
         return CaptureResult(out=out, returncode=rc, processes=[], message=msg)
     _import_qdstrm(nsys, out / "raw")
     reps = sorted((out / "raw").glob("nsys*.nsys-rep"))
-    pt = ProcessTrace(pid=None, label="nsys", argv=list(cmd), raw=[str(r) for r in reps])
+    pt = ProcessTrace(pid=None, label="nsys", argv=redact_argv(list(cmd)), raw=[str(r) for r in reps])
     for r in reps:
         sqlite = r.with_suffix(".sqlite")
         ex = subprocess.run([nsys, "export", "--type=sqlite", f"--output={sqlite}", "--force-overwrite=true", str(r)],
@@ -389,8 +452,8 @@ def summary(res: CaptureResult) -> list[str]:
     made = [p for p in res.processes if p.parquet]
     lines.append(f"captured {len(made)} process trace(s), {sum(p.events for p in made):,} events, command exit code {res.returncode}")
     for p in res.processes:
-        who = f"pid {p.pid} ({p.label})" if p.pid is not None else p.label
-        argv = " ".join(p.argv)[:80]
+        who = f"pid {p.pid} ({term(p.label)})" if p.pid is not None else term(p.label)
+        argv = term(" ".join(redact_argv(p.argv)))[:80]
         if p.parquet:
             lines.append(f"  {who}: {p.events:,} events -> {', '.join(Path(x).name for x in p.parquet)}  [{argv}]")
         elif p.error:
@@ -439,16 +502,16 @@ def capture_sglang_url(url: str, opts: CaptureOptions, timeout: float = 600.0, s
     import urllib.error
     import urllib.request
 
-    out = Path(opts.out) if opts.out else default_out()
+    shown = term(redact_text(url.rstrip("/")))  # a URL may carry credentials (https://user:pass@host)
+    if not (opts.steps or opts.duration):
+        raise TraceError(shown, "--sglang-url needs --steps N or --duration S to bound the window")
+    out, created = prepare_out(opts)
     raw = out / "raw"
-    raw.mkdir(parents=True, exist_ok=True)
     profile_id = f"tracekit-{int(time.time())}"
     body: dict[str, Any] = {"output_dir": str(raw.resolve()), "activities": ["CPU", "GPU"], "record_shapes": True,
                             "with_stack": bool(opts.with_stack), "profile_id": profile_id}
     if opts.steps:
         body["num_steps"] = int(opts.steps)
-    elif not opts.duration:
-        raise TraceError(url, "--sglang-url needs --steps N or --duration S to bound the window")
     base = url.rstrip("/")
 
     def post(path: str, payload: dict[str, Any] | None) -> None:
@@ -464,8 +527,9 @@ def capture_sglang_url(url: str, opts: CaptureOptions, timeout: float = 600.0, s
             time.sleep(float(opts.duration or 0))
             post("/stop_profile", None)
     except (urllib.error.URLError, OSError) as e:
-        reason = getattr(e, "reason", e)
-        return CaptureResult(out=out, returncode=1, processes=[], message=f"{base}: cannot reach the SGLang server ({reason})")
+        reason = term(redact_text(str(getattr(e, "reason", e))))
+        remove_if_empty(out, created)
+        return CaptureResult(out=out, returncode=1, processes=[], message=f"{shown}: cannot reach the SGLang server ({reason})")
     deadline, seen, stable_since = time.time() + timeout, {}, time.time()
     while time.time() < deadline:  # wait until the set of complete files stops changing
         files = {p: p.stat().st_size for p in raw.glob(f"*{profile_id}*.trace.json*")}
@@ -478,7 +542,7 @@ def capture_sglang_url(url: str, opts: CaptureOptions, timeout: float = 600.0, s
     for src in sorted(seen):
         trace = src.name.split(".trace.json")[0]
         label = trace.replace(f"{profile_id}-", "") or trace
-        pt = ProcessTrace(pid=None, label=label, argv=[base], raw=[str(src)])
+        pt = ProcessTrace(pid=None, label=label, argv=[redact_text(base)], raw=[str(src)])
         dst = out / "parquet" / f"{trace}.parquet"
         dst.parent.mkdir(parents=True, exist_ok=True)
         n, err = _convert_one(src, dst, trace)
@@ -488,4 +552,9 @@ def capture_sglang_url(url: str, opts: CaptureOptions, timeout: float = 600.0, s
             pt.parquet, pt.traces, pt.events = [str(dst)], [trace], n
         procs.append(pt)
     msg = None if procs else f"the server wrote no trace into {raw} within {timeout:.0f} s (is it on this machine?)"
-    return CaptureResult(out=out, returncode=0 if procs else 1, processes=procs, message=msg)
+    res = CaptureResult(out=out, returncode=0 if procs else 1, processes=procs, message=msg)
+    if procs:
+        write_capture_json(res, [base], opts)
+    else:
+        remove_if_empty(out, created)
+    return res

@@ -25,7 +25,8 @@ import pandas as pd
 
 from tracekit.store import connect
 
-QUERY_DIR = Path(__file__).resolve().parents[1] / "queries"
+from tracekit.resources import queries_dir  # noqa: E402  (wheel: tracekit/_queries; checkout: queries/)
+QUERY_DIR = queries_dir()
 
 #: Analyses in report order (each is ``queries/<name>.sql``); ``_common.sql`` is loaded first.
 ANALYSES = ("summary", "kernels", "phase_time", "steps", "launch", "syncs", "gpu_idle", "lm_head", "flops", "trust")
@@ -156,7 +157,8 @@ def warnings_of(results: Mapping[str, pd.DataFrame]) -> list[dict[str, Any]]:
     lm = results.get("lm_head")
     if lm is not None and len(lm):
         used = set(lm.loc[lm["used"].astype(bool), "trace"])
-        for r in lm[lm["status"].isin(["abstain"]) & ~lm["trace"].isin(used)].to_dict("records"):
+        warn = lm["severity"] == "warn" if "severity" in lm else lm["status"].isin(["abstain"])  # lm_head.sql: one per trace
+        for r in lm[warn & ~lm["trace"].isin(used)].to_dict("records"):
             warns.append({"trace": r["trace"], "analysis": "lm_head", "flag": r["method"], "message": r["note"]})
     return warns
 

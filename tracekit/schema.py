@@ -59,12 +59,15 @@ COLUMNS: tuple[Column, ...] = (
     Column("kind", _DICT_STR, "Normalised event kind, one of the values listed under *Kinds*."),
     Column("cat", _DICT_STR, "The source's own category: Kineto `cat` (e.g. `kernel`, `cuda_runtime`, `user_annotation`), or the nsys table the row came from."),
     Column("ph", _DICT_STR, "Chrome-trace phase letter (`X` complete, `i` instant, `s`/`f` flow, `M` metadata, `C` counter); nsys rows use `X` or `i`."),
-    Column("name", _DICT_STR, "Event name: kernel name (demangled where the source has it), API name, range text, operator name."),
+    Column("name", _DICT_STR, "Event name: kernel name (demangled where the source has it), API name, range text, operator name. nsys NVTX ranges written by PyTorch `emit_nvtx` lose their per-call suffixes (`, seq = N`, `, op_id = N`, `, sizes = [...]`, `, input_op_ids = [...]`) so that phases aggregate; the raw text is then in `args` as `raw_name`."),
     Column("ts_ns", pa.int64(), "Start time in integer nanoseconds, one clock for CPU and GPU rows of a trace. Kineto's microseconds (integer or decimal text) are converted exactly from the digits and rounded to the nearest ns, half to even (never truncated, never through a float that cannot hold them)."),
     Column("dur_ns", pa.int64(), "Duration in nanoseconds, converted and rounded like `ts_ns`; 0 for instants, flows and metadata, and for negative source durations (the raw value is kept as `@dur` in `args`)."),
     Column("pid", pa.int64(), "Process id. Kineto GPU rows carry the device index here, as Kineto writes them; use `device` for the GPU."),
     Column("tid", pa.int64(), "Thread id on the CPU side; for Kineto GPU rows the stream (as Kineto writes it)."),
-    Column("device", pa.int32(), "GPU index of GPU rows (and of runtime rows when the source says); NULL on pure CPU rows."),
+    Column("device", pa.int32(), "GPU index of GPU rows (and of runtime rows when the source says) as the source records it "
+           "(Kineto: args.device); NULL on pure CPU rows. On ROCm roctracer traces it is the HSA agent id, which numbers the "
+           "CPU agents first (GPU 0 is 2 on a two-socket host), not the deviceProperties id: the `trace_devices` view "
+           "(tracekit.store) has a row for every id GPU ops use, so joins on `device` always find the GPU and its name."),
     Column("stream", pa.int64(), "GPU stream id of GPU rows; NULL elsewhere."),
     Column("correlation", pa.int64(), "Links a runtime call to the GPU ops it launched: equal values within one trace. Unique within the trace (nsys: process-qualified). For Kineto flow rows, the flow id."),
     Column("external_id", pa.int64(), "Kineto `External id`: links cpu_ops, their runtime calls and GPU ops; NULL when absent."),

@@ -9,7 +9,7 @@ registers the views every query in ``queries/`` relies on:
 - ``kernels``: kind in kernel / memcpy / memset;
 - ``runtime``: kind = runtime;
 - ``ranges``: kind = range;
-- ``trace_devices``: trace, device, name, sm_count of the GPUs each trace's metadata lists.
+- ``trace_devices``: trace, device, name, sm_count, arch, id_source of the GPUs of each trace (see TRACE_DEVICES).
 
 ``connect_runs`` registers the same views over several labelled runs, each with a ``label`` column.
 """
@@ -34,16 +34,55 @@ VIEWS = {
     "ranges": "SELECT * FROM events WHERE kind = 'range'",
 }
 RAW_SUFFIXES = (".json", ".json.gz", ".gz", ".sqlite", ".nsys-rep", ".qdrep")
-#: ``trace_devices``: one row per (trace, GPU) listed in the files' ``tracekit.traces`` metadata (Kineto
-#: deviceProperties: id/name/numSms; nsys TARGET_INFO_*: id/name/sm_count). Only Parquet footers are read.
+#: ``trace_devices``: the GPUs of each trace, in the id space of the GPU ops' ``device`` column.
+#: Rows of two sources (``id_source``): ``metadata``, one per GPU the files' ``tracekit.traces``
+#: metadata lists (Kineto deviceProperties: id/name/numSms/gcnArchName/totalGlobalMem; nsys
+#: TARGET_INFO_*: id/name/sm_count; only Parquet footers are read), and ``gpu_op``, one per device id
+#: that GPU ops use but no listed GPU has. The second happens on ROCm: roctracer writes the HSA agent
+#: id, which numbers the host's CPU agents first (GPU 0 is 2 on a two-socket host), while
+#: deviceProperties list HIP device indices 0..N-1. Such a row takes the name, sm_count and arch of
+#: the listed GPUs when they are all one model (the usual node), else NULL: which listed GPU it is
+#: cannot be told from the trace. ``name``: the listed name; where it is empty or ROCm's generic "AMD
+#: Radeon Graphics" and the LLVM target (gcnArchName) is known, the product named by the target and
+#: CU count / memory as in AMD's "GPU specifications" table (rocm.docs.amd.com, reference/gpu-specs):
+#: gfx90a 110 CUs MI250X, 104 CUs MI250/MI210 (one GCD each, same per-GCD peaks); gfx942 304 CUs
+#: MI300X (192 GiB) or MI325X (256 GiB), 228 CUs MI300A; gfx950 256 CUs MI350X/MI355X.
 TRACE_DEVICES = """
-SELECT t.key AS trace, TRY_CAST(json_extract_string(d.value, '$.id') AS INTEGER) AS device,
-       json_extract_string(d.value, '$.name') AS name,
-       TRY_CAST(coalesce(json_extract_string(d.value, '$.numSms'), json_extract_string(d.value, '$.sm_count')) AS INTEGER) AS sm_count
-FROM parquet_kv_metadata({files}) m,
-     json_each(decode(m.value)::JSON) t,
-     json_each(json_extract(t.value, '$.devices')) d
-WHERE decode(m.key) = 'tracekit.traces' AND json_type(json_extract(t.value, '$.devices')) = 'ARRAY'"""
+WITH _listed AS (
+    SELECT t.key AS trace, TRY_CAST(json_extract_string(d.value, '$.id') AS INTEGER) AS device,
+           nullif(trim(json_extract_string(d.value, '$.name')), '') AS listed_name,
+           nullif(split_part(json_extract_string(d.value, '$.gcnArchName'), ':', 1), '') AS arch,
+           TRY_CAST(coalesce(json_extract_string(d.value, '$.numSms'), json_extract_string(d.value, '$.sm_count')) AS INTEGER) AS sm_count,
+           TRY_CAST(json_extract_string(d.value, '$.totalGlobalMem') AS BIGINT) AS mem
+    FROM parquet_kv_metadata({files}) m,
+         json_each(decode(m.value)::JSON) t,
+         json_each(json_extract(t.value, '$.devices')) d
+    WHERE decode(m.key) = 'tracekit.traces' AND json_type(json_extract(t.value, '$.devices')) = 'ARRAY'
+), _named AS (
+    SELECT trace, device, sm_count, arch,
+           CASE WHEN (listed_name IS NULL OR listed_name = 'AMD Radeon Graphics') AND from_arch IS NOT NULL THEN from_arch
+                ELSE listed_name END AS name
+    FROM (SELECT *, CASE
+            WHEN arch = 'gfx90a' AND sm_count = 110 THEN 'AMD Instinct MI250X (gfx90a, 1 GCD)'
+            WHEN arch = 'gfx90a' AND sm_count = 104 THEN 'AMD Instinct MI250 (gfx90a, 1 GCD; or MI210)'
+            WHEN arch = 'gfx942' AND sm_count = 304 AND mem >= 257698037760 THEN 'AMD Instinct MI325X (gfx942)'  -- >= 240 GiB: MI325X 256, MI300X 192
+            WHEN arch = 'gfx942' AND sm_count = 304 THEN 'AMD Instinct MI300X (gfx942)'
+            WHEN arch = 'gfx942' AND sm_count = 228 THEN 'AMD Instinct MI300A (gfx942)'
+            WHEN arch = 'gfx950' THEN 'AMD Instinct MI350X/MI355X (gfx950)'
+            WHEN arch IS NOT NULL THEN 'AMD ' || arch END AS from_arch FROM _listed)
+), _one AS (
+    SELECT trace, any_value(name) AS name, any_value(sm_count) AS sm_count, any_value(arch) AS arch
+    FROM _named GROUP BY trace
+    HAVING count(DISTINCT coalesce(name, '')) = 1 AND count(DISTINCT coalesce(sm_count, -1)) = 1
+), _used AS (
+    SELECT DISTINCT trace, device FROM read_parquet({files}, union_by_name = true)
+    WHERE kind IN ('kernel', 'memcpy', 'memset') AND device IS NOT NULL
+)
+SELECT trace, device, name, sm_count, arch, 'metadata' AS id_source FROM _named
+UNION ALL
+SELECT u.trace, u.device, o.name, o.sm_count, o.arch, 'gpu_op' FROM _used u LEFT JOIN _one o USING (trace)
+WHERE u.trace IN (SELECT trace FROM _named)
+  AND NOT EXISTS (SELECT 1 FROM _named n WHERE n.trace = u.trace AND n.device = u.device)"""
 
 
 def _cache_path(src: Path) -> Path:

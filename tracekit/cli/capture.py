@@ -11,7 +11,9 @@ from tracekit.capture import CaptureOptions, capture, capture_sglang_url, summar
 
 
 @click.command("capture", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
-@click.option("-o", "--out", type=click.Path(file_okay=False), help="Capture folder (default: tracekit-runs/<UTC timestamp>/).")
+@click.option("-o", "--out", type=click.Path(),
+              help="Capture folder, new or empty (default: a new tracekit-runs/<UTC timestamp>/).")
+@click.option("--force", is_flag=True, help="Replace a previous capture in --out (its raw/, parquet/, capture.json) instead of refusing.")
 @click.option("--backend", type=click.Choice(["torch", "nsys"]), default="torch", show_default=True,
               help="torch: torch.profiler in every Python process; nsys: Nsight Systems around the command.")
 @click.option("--delay", type=float, help="Open the window S seconds after the capture starts.")
@@ -26,15 +28,17 @@ from tracekit.capture import CaptureOptions, capture, capture_sglang_url, summar
 @click.option("--grace", type=float, default=10.0, show_default=True,
               help="Seconds to wait for profiled processes that outlive the command.")
 @click.argument("cmd", nargs=-1, type=click.UNPROCESSED)
-def command(out: str | None, backend: str, delay: float | None, duration: float | None, steps: int | None,
+def command(out: str | None, force: bool, backend: str, delay: float | None, duration: float | None, steps: int | None,
             wait_signal: bool, with_stack: bool, with_flops: bool, sglang: bool, sglang_url: str | None, grace: float, cmd: tuple[str, ...]) -> None:
     """Run CMD with a profiler in each of its Python processes, then convert all traces to one Parquet dataset.
 
     The exit code is CMD's (127 when it does not exist). Raw traces go to
-    OUT/raw/<pid>.json, Parquet to OUT/parquet/<pid>-<name>.parquet.
+    OUT/raw/<pid>.json, Parquet to OUT/parquet/<pid>-<name>.parquet. Secret-looking
+    arguments (--api-key V, --hf_token=V, HF_TOKEN=V, https://user:pass@host) are
+    redacted in capture.json, OUT/raw/<pid>.proc.json and the summary.
     """
     opts = CaptureOptions(out=Path(out) if out else None, backend=backend, delay=delay, duration=duration, steps=steps,
-                          with_stack=with_stack, with_flops=with_flops, wait_signal=wait_signal, grace=grace, sglang=sglang)
+                          with_stack=with_stack, with_flops=with_flops, wait_signal=wait_signal, grace=grace, sglang=sglang, force=force)
     if sglang_url:
         if cmd:
             raise click.UsageError("--sglang-url profiles a running server: give no command")

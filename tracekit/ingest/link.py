@@ -11,6 +11,13 @@ peer's DuckDB version ran out of 175 GB). The work is:
    chain that is vectorised over all points (iterations <= nesting depth);
 3. for every GPU row, the runtime row with the same ``correlation`` (one
    hash-free sorted join); GPU rows copy that call's phase and launch facts.
+   Correlation ids should be unique, but real traces reuse them (HIP/roctracer
+   traces, merged or wrapped-around captures). When several runtime rows share
+   a GPU row's id, the GPU row takes the latest of them that started at or
+   before the GPU row itself (a launch cannot follow its work); if none did
+   (clock skew), the earliest. Taking the first row for all of them would tie
+   every kernel of the id to one call, phase and thread. Such GPU rows are
+   counted (``LinkOutput.ambiguous_launches``; trust.sql flags them too).
 
 All steps are linear in the number of events apart from sorts.
 """
@@ -75,6 +82,7 @@ class LinkOutput:
     launch_row: np.ndarray  # row of the launching runtime call, -1 = none
     launch_name_idx: np.ndarray  # index into name_dict, -1 = NULL
     name_dict: pa.Array  # the trace's distinct names
+    ambiguous_launches: int = 0  # GPU rows whose correlation id matched several runtime rows
 
     def __post_init__(self) -> None:
         self._ph = str_array(self.phases)
@@ -240,24 +248,60 @@ def link(inp: LinkInput) -> LinkOutput:
         phase_idx[r] = intern(phase_id, phases, name)
         path_idx[r] = intern(path_id, paths, name)
 
-    # GPU rows -> launching runtime call by correlation (first runtime row wins).
-    launch_row = np.full(n, -1, dtype=np.int32)
-    rt = np.flatnonzero((inp.code == RUNTIME) & (inp.corr >= 0))
-    gpu = np.flatnonzero((inp.code == GPU) & (inp.corr >= 0))
-    if len(rt) and len(gpu):
-        rc = inp.corr[rt]
-        o = np.argsort(rc, kind="stable")
-        rc_sorted, rt_sorted = rc[o], rt[o]
-        pos = np.searchsorted(rc_sorted, inp.corr[gpu], side="left")
-        pos_c = np.minimum(pos, len(rc_sorted) - 1)
-        ok = rc_sorted[pos_c] == inp.corr[gpu]
-        src = rt_sorted[pos_c[ok]]
-        dst = gpu[ok]
-        launch_row[dst] = src
-        phase_idx[dst] = phase_idx[src]
-        path_idx[dst] = path_idx[src]
+    # GPU rows -> launching runtime call by correlation (see _launch_rows for duplicated ids).
+    launch_row, ambiguous = _launch_rows(inp)
+    dst = np.flatnonzero(launch_row >= 0)
+    src = launch_row[dst]
+    phase_idx[dst] = phase_idx[src]
+    path_idx[dst] = path_idx[src]
     # launch_name: the launching row's name, taken through the shared name dictionary.
     has = launch_row >= 0
     lidx = np.where(has, inp.name_idx[np.where(has, launch_row, 0)] if n else launch_row, -1)
     lidx = np.where(lidx >= 0, lidx, -1).astype(np.int32)
-    return LinkOutput(phase_idx, path_idx, phases, paths, launch_row, lidx, str_array(inp.name_dict))
+    return LinkOutput(phase_idx, path_idx, phases, paths, launch_row, lidx, str_array(inp.name_dict), ambiguous)
+
+
+def _launch_rows(inp: LinkInput) -> tuple[np.ndarray, int]:
+    """Per row, the runtime row that launched it (-1 = none), and how many GPU rows had a choice.
+
+    Rule: among the runtime rows with the GPU row's correlation id, the latest whose start is
+    <= the GPU row's start; when none started by then, the earliest. With unique ids this is
+    the one match, found by one stable sort and a binary search (as before ids could repeat);
+    only ids that repeat pay for the second, time-ordered search.
+    """
+    n = len(inp.code)
+    launch_row = np.full(n, -1, dtype=np.int32)
+    rt = np.flatnonzero((inp.code == RUNTIME) & (inp.corr >= 0))
+    gpu = np.flatnonzero((inp.code == GPU) & (inp.corr >= 0))
+    if not len(rt) or not len(gpu):
+        return launch_row, 0
+    o = np.argsort(inp.corr[rt], kind="stable")
+    rt_s = rt[o]
+    c_s = inp.corr[rt_s]
+    g_corr = inp.corr[gpu]
+    lo = np.searchsorted(c_s, g_corr, side="left")
+    last = len(c_s) - 1
+    found = c_s[np.minimum(lo, last)] == g_corr
+    gpu, lo, g_corr = gpu[found], lo[found], g_corr[found]
+    pick = lo.copy()
+    amb = c_s[np.minimum(lo + 1, last)] == g_corr
+    amb &= lo < last  # the id has a second launch
+    n_amb = int(np.count_nonzero(amb))
+    if n_amb:
+        new_blk = np.concatenate([[True], c_s[1:] != c_s[:-1]])
+        blk = np.cumsum(new_blk) - 1  # id block of each sorted runtime row
+        starts = np.flatnonzero(new_blk)
+        size = np.diff(np.append(starts, len(c_s)))[blk]
+        pos = np.flatnonzero(size > 1)  # sorted positions of runtime rows whose id repeats
+        ts_s = inp.ts[rt_s]
+        pos = pos[np.lexsort((ts_s[pos], blk[pos]))]  # by (id block, start); stable: row order on ties
+        ga, la = gpu[amb], lo[amb]
+        times = np.sort(np.concatenate([ts_s[pos], inp.ts[ga]]))  # ranks by searchsorted; repeats are harmless
+        m = np.int64(len(times) + 1)
+        key = blk[pos].astype(np.int64) * m + np.searchsorted(times, ts_s[pos])
+        q = blk[la].astype(np.int64) * m + np.searchsorted(times, inp.ts[ga])
+        first = np.searchsorted(key, blk[la].astype(np.int64) * m, side="left")  # the id's earliest launch
+        at = np.searchsorted(key, q, side="right") - 1  # its latest launch that started <= the op
+        pick[amb] = pos[np.where(at >= first, at, first)]
+    launch_row[gpu] = rt_s[pick]
+    return launch_row, n_amb

@@ -30,7 +30,9 @@ Mapping (``cat`` = source table): KERNEL -> ``kernel``; MEMCPY -> ``memcpy``;
 MEMSET -> ``memset``; RUNTIME (runtime + driver API) -> ``runtime`` (name
 without the ``_vNNNN`` suffix, full name in args); SYNCHRONIZATION ->
 ``gpu_sync`` (named from the API call, syncType only as fallback); NVTX push/pop
-and start/end -> ``range``, marks -> ``instant``, other NVTX records (domain,
+and start/end -> ``range`` (PyTorch ``emit_nvtx`` suffixes ``, seq = N``, ``, op_id = N``,
+``, sizes = [...]``, ``, input_op_ids = [...]`` removed from the name, raw text kept as
+``raw_name`` in args), marks -> ``instant``, other NVTX records (domain,
 category, thread naming) -> ``meta``; OSRT_API -> ``other`` with cat ``osrt``;
 CUDA graph, profiler overhead, CUDA event, cuDNN/cuBLAS tables -> ``other``;
 ThreadNames / PROCESSES -> ``meta`` rows named ``thread_name`` /
@@ -62,7 +64,7 @@ import pyarrow.compute as pc
 
 from tracekit.errors import TraceError
 from tracekit.ingest.sink import Prepared, TraceSink
-from tracekit.redact import redact_text
+from tracekit.redact import redact_argv, redact_text
 
 BATCH = 100000
 SOURCE = "nsys"
@@ -674,6 +676,9 @@ class _Reader:
                 cols["name"] = pc.coalesce(self.db.resolve(b["text_id"], f"{t}.textId"), cols["name"])
             cols["args"] += [("a:eventTypeName", _labels(et, types), STR), ("a:style", _labels(et, styles), STR)]
             is_range = pc.is_in(et, value_set=pa.array(NVTX_RANGE_TYPES, _I64))
+            name, raw = _emit_nvtx_name(cols["name"], is_range)
+            cols["name"] = name
+            cols["args"].append(("a:raw_name", raw, STR))
             is_mark = pc.is_in(et, value_set=pa.array(NVTX_MARK_TYPES, _I64))
             cols["kind"] = pc.if_else(is_range, "range", pc.if_else(is_mark, "instant", "meta"))
             cols["ph"] = pc.if_else(is_range, "X", pc.if_else(is_mark, "i", "M"))
@@ -819,6 +824,24 @@ class _Reader:
             put(e)
 
 
+#: What ``torch.autograd.profiler.emit_nvtx`` appends to an op's name (torch/csrc/profiler/util.cpp, getNvtxStr):
+#: ``NAME[, seq = N][, op_id = N][, sizes = [[...], ...]][, input_op_ids = [(id,nr), ...]]``, in this order.
+#: op_id is new for every call, so raw names never repeat and each call would be a phase of its own.
+EMIT_NVTX_SUFFIX = r"(, seq = \d+)?(, op_id = \d+)?(, sizes = \[.*\])?(, input_op_ids = \[.*\])?$"
+
+
+def _emit_nvtx_name(names: pa.Array, is_range: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """Range names without emit_nvtx's per-call suffixes, and the raw name where one was removed (else NULL).
+
+    Phases are derived from range names (tracekit.ingest.link), so ``aten::mul, op_id = 317177`` and
+    ``aten::mul, op_id = 317178`` must both become ``aten::mul`` for phases to aggregate. Marks and
+    other NVTX records keep their text. The raw text stays in args (``raw_name``): nothing is lost.
+    """
+    base = pc.replace_substring_regex(names, pattern=EMIT_NVTX_SUFFIX, replacement="")
+    changed = pc.and_(pc.fill_null(pc.not_equal(base, names), False), pc.fill_null(is_range, False))
+    return pc.if_else(changed, base, names), pc.if_else(changed, names, pa.scalar(None, pa.string()))
+
+
 def _json_with_name(args: str, name: str | None) -> str:
     d = json.loads(args) if args else {}
     d = {"name": name, **d}
@@ -860,7 +883,7 @@ def _command_line(capture: dict[str, str]) -> list[str]:
         while f"{m[1]}:ARGUMENT_{i}" in capture:
             args.append(str(capture[f"{m[1]}:ARGUMENT_{i}"]))
             i += 1
-        cmds.append(redact_text(" ".join([str(capture[k]), *args])))
+        cmds.append(" ".join(redact_argv([str(capture[k]), *args])))  # as a list: "--api-key", "S" are two arguments
     return cmds
 
 

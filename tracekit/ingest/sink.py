@@ -242,6 +242,9 @@ class TraceSink:
         del inp, name_idx
         _release_free_memory()
         meta = dict(meta, events=self.rows, source=self.source)
+        if res.ambiguous_launches:  # link.py's rule for reused correlation ids; trust.sql flags them as well
+            meta["notes"] = [*(meta.get("notes") or []), f"{res.ambiguous_launches} GPU ops share their correlation id "
+                             "with several runtime calls: each is linked to the latest of them that started at or before it"]
         try:
             final_schema = schema.ARROW_SCHEMA.with_metadata(schema.schema_metadata({self.trace: meta}))
             with atomic_path(self.out) as tmp_out, \
