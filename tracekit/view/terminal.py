@@ -14,7 +14,6 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 
 import pandas as pd
-
 from rich.cells import cell_len
 
 from tracekit.safe import term
@@ -39,9 +38,7 @@ def _pad(text: str, width: int, right: bool) -> str:
 
 
 def _safe(col: Column) -> Column:
-    """Terminal-safe copy of ``col`` (text cells and headers escaped)."""
-    if col.numeric:
-        return Column(col.name, term(col.header), col.kind, col.cells)
+    """Terminal-safe copy of ``col``: headers and every cell escaped (an id column may hold a name)."""
     return Column(col.name, term(col.header), col.kind, [term(c) for c in col.cells])
 
 
