@@ -120,6 +120,17 @@ def test_fixture_headline_at_80_columns() -> None:
     assert "\x1b" not in text and "evil\\x1b[2J[bold]<script>" in text
 
 
+def test_hostile_names_in_any_column_are_escaped() -> None:
+    res = {"kernels": pd.DataFrame({"trace": ["t"], "device": ["\x1b]0;pwned\x07"], "name": [view_fixture.EVIL],
+                                    "total_ns": [1_000]})}
+    for width in (40, 80):
+        text = "\n".join(terminal.report_lines(res, width, sections=["kernels"]))
+        assert "\x1b" not in text and "\x07" not in text
+        assert "\\x1b]0;pwned\\x07" in text  # shown as an escape, as typed
+    page = render(res)
+    assert "<script>" not in page and "\x1b" not in page
+
+
 def test_fixture_at_120_columns_keeps_the_note_inline() -> None:
     lines = terminal.report_lines(view_fixture.results(), 120)
     _check_fits(lines, 120)
