@@ -135,7 +135,10 @@ def idle_by_step(by_step: pd.DataFrame) -> Plot:
     unit = pick_unit(piv.sum(axis=1).tolist())
     fig, ax = plt.subplots(figsize=(10, 3))
     bottom = pd.Series(0.0, index=piv.index)
-    cause_colour = {"launch_bound": "#e15759", "host_busy": "#f28e2b", "sync_blocked": "#b07aa1", "other": "#bab0ac"}
+    # CPU-side causes warm, GPU-side cool, unknown grey (queries/gpu_idle.sql names them)
+    cause_colour = {"launch_bound": "#e15759", "host_busy": "#f28e2b", "sync_blocked": "#b07aa1",
+                    "gpu_wait": "#4e79a7", "queued_dependency": "#76b7b2", "no_launch_record": "#bab0ac",
+                    "other": "#bab0ac", "before_first_gpu_op": "#d9d9d9", "after_last_gpu_op": "#d9d9d9"}
     for c in piv.columns:
         v = piv[c] / unit[1]
         ax.bar(piv.index, v, bottom=bottom, width=0.85, label=str(c), color=cause_colour.get(str(c)))
@@ -149,8 +152,9 @@ def idle_by_step(by_step: pd.DataFrame) -> Plot:
     ax.ticklabel_format(useOffset=False, style="plain")
     ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1))
     ax.spines[["top", "right"]].set_visible(False)
-    return png(fig), ("GPU idle time inside each step by cause (gpu_idle.by_step; summed over devices): "
-                      "launch_bound and host_busy are CPU-side, sync_blocked a host sync, other a GPU-side wait")
+    return png(fig), ("GPU idle time inside each step by cause (gpu_idle.by_step, summed over devices; the "
+                      "causes are defined in queries/gpu_idle.sql): launch_bound and host_busy are CPU-side, "
+                      "sync_blocked a host sync, gpu_wait / queued_dependency a GPU-side dependency")
 
 
 def for_trace(results: Mapping[str, pd.DataFrame], trace: str) -> dict[str, Plot]:
