@@ -136,7 +136,9 @@ def render(results: Mapping[str, pd.DataFrame], title: str = "tracekit report",
                 p.append(table_html(g.headline))
             p.append("</div><div>")
             if g.tree is not None:
-                p.append(table_html(g.tree) + f"<p class='cap'>{html_text(sec.TREE_NOTE)}</p>")
+                gpu = any(c.name.startswith("gpu") for c in g.tree.columns)
+                note = sec.TREE_NOTE + (sec.TREE_NOTE_GPU if gpu else " (no GPU op in these steps)")
+                p.append(table_html(g.tree) + f"<p class='cap'>{html_text(note)}</p>")
             p.append("</div></div>")
         if not tg:
             p.append("<p class='empty'>no per-step headline (headline.sql gave no rows for this trace: "

@@ -28,8 +28,8 @@ _TREE_COLS = {"phase": "phase", "excl_cpu_ns_mean": "cpu_ns", "excl_cpu_ns_p50":
 _TREE_FULL = {**_TREE_COLS, "incl_cpu_ns_mean": "cpu_incl_ns", "incl_gpu_ns_mean": "gpu_incl_ns"}
 TREE_TITLE = "phase tree, exclusive (children not counted in parents; shares add up to 100%)"
 TREE_NOTE = ("exclusive time per step (a parent's row leaves out its children, so each share column "
-             "adds up to 100%); cpu = range time on the step's thread, mean with p50/p99 over the steps; "
-             "gpu = kernel time launched in the phase")
+             "adds up to 100%); cpu = range time on the step's thread, mean with p50/p99 over the steps")
+TREE_NOTE_GPU = "; gpu = kernel time launched in the phase"
 
 #: Fallback when headline.sql did not run: the steps.stats metrics that say what a step costs.
 _FALLBACK_METRICS = ("wall_ns", "cpu_span_ns", "gpu_span_ns", "gpu_busy_ns", "gpu_op_ns", "launches",
