@@ -69,8 +69,9 @@ def svg(df: pd.DataFrame, colour: Mapping[str, str]) -> tuple[str, str]:
         keep = df.sort_values("dur_ns", ascending=False).head(MAX_BOXES).sort_index()
         note = f" {len(df) - MAX_BOXES:,} shortest boxes of {len(df):,} not drawn."
         df = keep
-    t0 = float(df["ts_ns"].min())
-    t1 = float((df["ts_ns"] + df["dur_ns"].clip(lower=0)).max())
+    s0, s1 = float(first["step_ts_ns"]), float(first["step_ts_ns"]) + float(first["step_wall_ns"])
+    t0 = min(float(df["ts_ns"].min()), s0)  # 0 on the axis = the step range's start
+    t1 = max(float((df["ts_ns"] + df["dur_ns"].clip(lower=0)).max()), s1)
     span = max(t1 - t0, 1.0)
     plot_w = W - LABEL_W - 10
     x = lambda t: LABEL_W + (float(t) - t0) / span * plot_w  # noqa: E731
@@ -85,7 +86,7 @@ def svg(df: pd.DataFrame, colour: Mapping[str, str]) -> tuple[str, str]:
         else:
             lanes.append((str(lane), "gpu", 1))
     y0: dict[str, float] = {}
-    y = 22.0
+    y = 30.0
     for lane, kind, rows in lanes:
         y0[lane] = y
         y += (rows * ROW_H if kind == "cpu" else GPU_H) + 8
@@ -97,6 +98,11 @@ def svg(df: pd.DataFrame, colour: Mapping[str, str]) -> tuple[str, str]:
         xx = LABEL_W + tk / span * plot_w
         parts.append(f"<line x1='{xx:.1f}' y1='14' x2='{xx:.1f}' y2='{height:.0f}' stroke='#e4e4e4'/>"
                      f"<text x='{xx:.1f}' y='11' text-anchor='middle' fill='#555'>{_tick_label(tk, unit)}</text>")
+    # the step range itself: a bracket above the lanes (GPU work of an async step runs past its end)
+    step_tip = f"{first['step_name']} (step {first['step_index']}): {fmt_duration(first['step_wall_ns'], with_unit=True)}"
+    parts.append(f"<text x='4' y='24' fill='#222'>step range</text>"
+                 f"<rect x='{x(s0):.2f}' y='18' width='{max(x(s1) - x(s0), 0.6):.2f}' height='6' fill='#444'>"
+                 f"<title>{html_text(step_tip)}</title></rect>")
     for lane, kind, rows in lanes:
         h = rows * ROW_H if kind == "cpu" else GPU_H
         parts.append(f"<text x='4' y='{y0[lane] + min(h, 14) - 3:.1f}' fill='#222'>{html_text(lane)}</text>"
