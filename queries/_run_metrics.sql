@@ -31,12 +31,13 @@
 --   run.gpu_busy_ms     union of GPU op intervals per device, summed over devices and traces
 --   run.gpu_op_ms       summed GPU op duration;  run.gpu_ops: GPU ops
 --   run.steps           step instances
---   step.wall_ms        summed step range duration / steps
+--   step.wall_ms        summed end-to-end span / steps (steps.end_to_end_ns: step start to the later of
+--                       the step's end and its last GPU op's end; an async step's GPU work counts)
 --   step.gpu_busy_ms    summed per-step GPU busy (steps.sql gpu_busy_ns) / steps
 --   step.gpu_op_ms      summed duration of GPU ops launched in steps / steps;  step.gpu_ops: ops / steps
 --   step.launches       launching runtime calls (graph launches excluded) / steps
 --   step.sync_stall_ms  host time blocked in sync calls / steps
---   step.gpu_busy_share summed per-step GPU busy / summed step wall
+--   step.gpu_busy_share summed per-step GPU busy / summed per-step GPU span (steps.gpu_span_dev_ns)
 --   <phase>.ms_per_step      summed CPU range time of the phase (inclusive of child ranges) / steps
 --   <phase>.gpu_ms_per_step  summed duration of GPU ops launched in the phase (exclusive) / steps
 --   <phase>.calls_per_step   range instances of the phase / steps
@@ -61,7 +62,8 @@ WITH _n AS (
            (SELECT bool_and(has_runtime) FROM _caps) AS has_runtime,
            (SELECT bool_and(has_sync) FROM _caps) AS has_sync
 ), _s AS (
-    SELECT sum(wall_ns) AS wall_ns, sum(coalesce(gpu_busy_ns, 0)) AS busy_ns, sum(gpu_op_ns) AS op_ns,
+    SELECT sum(end_to_end_ns) AS wall_ns, sum(coalesce(gpu_busy_ns, 0)) AS busy_ns, sum(gpu_op_ns) AS op_ns,
+           sum(gpu_span_dev_ns) AS span_ns,
            sum(gpu_ops) AS ops, sum(launches) AS launches, sum(sync_stall_ns) AS stall_ns
     FROM _step_rows
 ), _ph AS (
@@ -90,7 +92,7 @@ WITH _n AS (
     SELECT 'step.' || m, 'step', 'step', m, u, CASE WHEN _n.steps > 0 THEN v END, num, 'steps', FALSE,
            CASE WHEN _n.steps = 0 THEN no_step_note WHEN v IS NULL THEN miss END
     FROM _n, _s, (VALUES
-        ('wall_ms', 'ms', _s.wall_ns / 1e6 / _n.steps, 'summed step wall time', NULL),
+        ('wall_ms', 'ms', _s.wall_ns / 1e6 / _n.steps, 'summed step end-to-end span (CPU start to last GPU end)', NULL),
         ('gpu_busy_ms', 'ms', _s.busy_ns / 1e6 / _n.steps, 'summed per-step GPU busy time', NULL),
         ('gpu_op_ms', 'ms', _s.op_ns / 1e6 / _n.steps, 'summed duration of GPU ops launched in steps', NULL),
         ('gpu_ops', 'count', _s.ops / _n.steps, 'GPU ops launched in steps', NULL),
@@ -103,8 +105,8 @@ WITH _n AS (
     ) t(m, u, v, num, miss)
     UNION ALL
     SELECT 'step.gpu_busy_share', 'step', 'step', 'gpu_busy_share', 'ratio',
-           CASE WHEN _n.steps > 0 THEN _s.busy_ns / nullif(_s.wall_ns, 0) END,
-           'summed per-step GPU busy time', 'summed step wall time', FALSE,
+           CASE WHEN _n.steps > 0 THEN _s.busy_ns / nullif(_s.span_ns, 0) END,
+           'summed per-step GPU busy time', 'summed per-step GPU span', FALSE,
            CASE WHEN _n.steps = 0 THEN no_step_note END FROM _n, _s
     UNION ALL
     SELECT _ph.id || '.ms_per_step', 'phase', phase, 'ms_per_step', 'ms', cpu_ns / 1e6 / _n.steps,

@@ -4,10 +4,13 @@
 -- getvariable() parameter to its documented default (tracekit/report.py: DEFAULTS).
 --
 -- Step instances are `range` rows whose name fully matches getvariable('step_pattern')
--- (default: ProfilerStep#N, SGLang step[MODE bs=N], step, decode_step, *_step). When step
--- ranges nest, only the innermost are kept (a ProfilerStep holding several decode_steps gives
--- the decode steps). step_kind is the name with digits replaced by N, so ProfilerStep#3 and
--- ProfilerStep#4 are one kind and step[DECODE bs=8] / step[DECODE bs=16] are another.
+-- (default: ProfilerStep#N, SGLang step[MODE bs=N ...], vLLM execute_context_C(T)_generation_G(T),
+-- step, decode_step, *_step). When step ranges nest, only the innermost are kept (a ProfilerStep
+-- holding several decode_steps gives the decode steps). The name is parsed into step_mode,
+-- batch_size, tokens, context_/generation_ reqs and tokens, and step_kind keeps batch sizes apart:
+-- step[DECODE bs=8] and step[DECODE bs=16] are two kinds; vLLM steps are kinds by their (context,
+-- generation) request counts; other names have digits replaced by N (ProfilerStep#3 and #4: one
+-- kind). The rules are in _common.sql (_steps).
 --
 -- Which events belong to a step: runtime calls, cpu_ops and ranges that START inside the step
 -- on the step's thread; GPU ops whose launching call started inside the step on that thread.
@@ -20,24 +23,34 @@
 --
 -- Output `steps`: one row per step
 --   trace, step_index (1.. in time order per trace), step_kind, step_name, tid, ts_ns
---   wall_ns               step range duration
+--   step_mode, batch_size, tokens, context_reqs, context_tokens, generation_reqs,
+--   generation_tokens     parsed from the step name (NULL when the name does not carry them)
+--   wall_ns               step range duration (the step's CPU span)
 --   cpu_span_ns           first start to last end of its runtime calls and cpu_ops (NULL: none)
 --   gpu_span_ns           first start to last end of its GPU ops (NULL: the step launched none)
+--   end_to_end_ns         step start to max(step end, last end of its GPU ops): an asynchronous
+--                         step's GPU work can outlast its CPU range many times over
+--   gpu_span_dev_ns       first start to last end of its GPU ops per device, summed over devices
+--                         (= gpu_span_ns on one GPU): the denominator of gpu_busy_share
 --   gpu_busy_ns           union of its GPU op intervals per device, summed over devices
 --   gpu_op_ns             summed duration of its GPU ops
 --   gpu_ops               its GPU ops (kernels + memcpy + memset, graph nodes included)
 --   launches              runtime calls that launched GPU ops, CUDA-graph launches excluded
 --   graph_launches        *GraphLaunch calls; graph_launch_host_ns their summed host duration
---   graph_nodes           GPU ops replayed by those graph launches
+--   graph_nodes           GPU ops replayed by those graph launches; graph_node_ns their summed duration
+--   launch_host_ns        summed host duration of the launching calls (graph launches excluded)
 --   sync_calls            blocking sync calls (see _common.sql) in the step
 --   sync_stall_ns         their summed duration (host time blocked)
 --                         (launches/graph_*: NULL when the trace has no runtime rows; sync_*: NULL
 --                         when it has no sync API call and no gpu_sync row: not captured, not 0)
---   gpu_busy_share        gpu_busy_ns / wall_ns
+--   gpu_busy_share        gpu_busy_ns / gpu_span_dev_ns (<= 1; NULL without GPU ops). Not over
+--                         wall_ns: the GPU work of an async step runs past its CPU range.
 -- Output `stats`: mean / p50 / p99 / min / max over the steps of each kind, one row per metric
 -- Output `phases`: per step and phase (phase_path relative to the step; '(self)' = directly in
 --   the step): cpu_ns (summed range time, inclusive of children), range_instances, gpu_op_ns,
---   gpu_ops, launches, wall_ns (the step's), cpu_share = cpu_ns / wall_ns
+--   gpu_ops, launches, wall_ns (the step's), cpu_share = cpu_ns / wall_ns (inclusive of child
+--   ranges: phases nested in each other are listed side by side, so shares of nested phases add
+--   up to more than 1; headline.phase_tree has the exclusive split that adds up to 1)
 -- Output `phase_stats`: per step kind and phase over all steps of that kind: steps (of the kind),
 --   steps_with_phase, mean_cpu_ns and mean_gpu_op_ns (per step of the kind, 0 where absent),
 --   p50_cpu_ns_present (median over the steps that have the phase), cpu_share = sum cpu_ns /
@@ -64,6 +77,7 @@ WITH _cpu AS (
 )
 SELECT k.trace, s.step_index, max(k.end_ns) - min(k.ts_ns) AS cpu_span_ns,
        count(*) FILTER (WHERE k.launched AND NOT k.graph_launch) AS launches,
+       sum(k.dur_ns) FILTER (WHERE k.launched AND NOT k.graph_launch) AS launch_host_ns,
        count(*) FILTER (WHERE k.graph_launch) AS graph_launches,
        sum(k.dur_ns) FILTER (WHERE k.graph_launch) AS graph_launch_host_ns,
        count(*) FILTER (WHERE k.blocking) AS sync_calls,
@@ -113,22 +127,32 @@ WITH _o AS (
         SELECT trace, step_index, device, _island, min(ts_ns) AS s, max(end_ns) AS e FROM _isl GROUP BY ALL
     ) GROUP BY ALL
 ), _g AS (
-    SELECT trace, step_index, max(end_ns) - min(ts_ns) AS gpu_span_ns, sum(dur_ns) AS gpu_op_ns,
-           count(*) AS gpu_ops, count(*) FILTER (WHERE graph) AS graph_nodes
+    SELECT trace, step_index, max(end_ns) - min(ts_ns) AS gpu_span_ns, max(end_ns) AS gpu_end_ns,
+           sum(dur_ns) AS gpu_op_ns, count(*) AS gpu_ops, count(*) FILTER (WHERE graph) AS graph_nodes,
+           sum(dur_ns) FILTER (WHERE graph) AS graph_node_ns
     FROM _gpu_step GROUP BY ALL
+), _gd AS (
+    SELECT trace, step_index, sum(e - s) AS gpu_span_dev_ns FROM (
+        SELECT trace, step_index, device, min(ts_ns) AS s, max(end_ns) AS e FROM _gpu_step GROUP BY ALL
+    ) GROUP BY ALL
 )
 SELECT s.trace, s.step_index, s.step_kind, s.name AS step_name, s.tid, s.ts_ns,
-       (s.end_ns - s.ts_ns) AS wall_ns, c.cpu_span_ns, g.gpu_span_ns, b.gpu_busy_ns::BIGINT AS gpu_busy_ns,
+       s.step_mode, s.batch_size, s.tokens, s.context_reqs, s.context_tokens, s.generation_reqs, s.generation_tokens,
+       (s.end_ns - s.ts_ns) AS wall_ns, c.cpu_span_ns, g.gpu_span_ns,
+       greatest(s.end_ns, coalesce(g.gpu_end_ns, s.end_ns)) - s.ts_ns AS end_to_end_ns,
+       d.gpu_span_dev_ns::BIGINT AS gpu_span_dev_ns, b.gpu_busy_ns::BIGINT AS gpu_busy_ns,
        coalesce(g.gpu_op_ns, 0)::BIGINT AS gpu_op_ns, coalesce(g.gpu_ops, 0) AS gpu_ops,
        CASE WHEN k.has_runtime THEN coalesce(c.launches, 0) END AS launches,
+       CASE WHEN k.has_runtime THEN coalesce(c.launch_host_ns, 0)::BIGINT END AS launch_host_ns,
        CASE WHEN k.has_runtime THEN coalesce(c.graph_launches, 0) END AS graph_launches,
        CASE WHEN k.has_runtime THEN coalesce(c.graph_launch_host_ns, 0)::BIGINT END AS graph_launch_host_ns,
-       coalesce(g.graph_nodes, 0) AS graph_nodes,
+       coalesce(g.graph_nodes, 0) AS graph_nodes, coalesce(g.graph_node_ns, 0)::BIGINT AS graph_node_ns,
        CASE WHEN k.has_sync THEN coalesce(c.sync_calls, 0) END AS sync_calls,
        CASE WHEN k.has_sync THEN coalesce(c.sync_stall_ns, 0)::BIGINT END AS sync_stall_ns,
-       b.gpu_busy_ns / nullif(s.end_ns - s.ts_ns, 0) AS gpu_busy_share
+       b.gpu_busy_ns / nullif(d.gpu_span_dev_ns, 0) AS gpu_busy_share
 FROM _steps s
 LEFT JOIN _g g USING (trace, step_index)
+LEFT JOIN _gd d USING (trace, step_index)
 LEFT JOIN _busy b USING (trace, step_index)
 LEFT JOIN _cpu_agg c USING (trace, step_index)
 JOIN _caps k USING (trace);
@@ -155,7 +179,8 @@ SELECT * FROM _step_rows ORDER BY trace, step_index;
 -- @output stats
 WITH _l AS (
     UNPIVOT (SELECT trace, step_kind, wall_ns::DOUBLE AS wall_ns, cpu_span_ns::DOUBLE AS cpu_span_ns,
-                    gpu_span_ns::DOUBLE AS gpu_span_ns, gpu_busy_ns::DOUBLE AS gpu_busy_ns,
+                    gpu_span_ns::DOUBLE AS gpu_span_ns, end_to_end_ns::DOUBLE AS end_to_end_ns,
+                    gpu_busy_ns::DOUBLE AS gpu_busy_ns,
                     gpu_op_ns::DOUBLE AS gpu_op_ns, gpu_ops::DOUBLE AS gpu_ops, launches::DOUBLE AS launches,
                     graph_launches::DOUBLE AS graph_launches, graph_launch_host_ns::DOUBLE AS graph_launch_host_ns,
                     graph_nodes::DOUBLE AS graph_nodes, sync_calls::DOUBLE AS sync_calls,
@@ -166,7 +191,7 @@ WITH _l AS (
 SELECT trace, step_kind, metric, count(v) AS steps, avg(v) AS mean, quantile_cont(v, 0.5) AS p50,
        quantile_cont(v, 0.99) AS p99, min(v) AS min, max(v) AS max
 FROM _l GROUP BY trace, step_kind, metric
-ORDER BY trace, step_kind, list_position(['wall_ns', 'cpu_span_ns', 'gpu_span_ns', 'gpu_busy_ns', 'gpu_op_ns',
+ORDER BY trace, step_kind, list_position(['wall_ns', 'cpu_span_ns', 'gpu_span_ns', 'end_to_end_ns', 'gpu_busy_ns', 'gpu_op_ns',
          'gpu_ops', 'launches', 'graph_launches', 'graph_launch_host_ns', 'graph_nodes', 'sync_calls',
          'sync_stall_ns', 'gpu_busy_share'], metric);
 

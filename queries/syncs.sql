@@ -29,7 +29,8 @@
 --                              (all streams of every device; overlapping ops each counted)
 --   top_gpu_op_during          the GPU op name with most time inside the calls
 --   blocked_ns_all             denominator: blocked_ns of all blocking sync calls in the trace
---   share                      blocked_ns / blocked_ns_all (NULL when it is 0)
+--   share                      blocked_ns / blocked_ns_all (NULL when it is 0, and for *StreamWaitEvent
+--                              rows: they do not block the host, so are not part of blocked_ns_all)
 --
 -- Output `calls`: the getvariable('sync_top_n') (default 50, like `nsys analyze`) longest sync calls
 --   per trace: api, tid, ts_ns, dur_ns, phase_path, sync_class, op_chain, blocks_host.
@@ -96,7 +97,7 @@ SELECT c.trace, c.phase_path, c.sync_class, c.api, c.op_chain, any_value(c.block
        max(c.dur_ns) AS max_blocked_ns, coalesce(sum(x.dtoh_copies), 0)::BIGINT AS dtoh_copies,
        coalesce(sum(d.gpu_op_ns_during), 0)::BIGINT AS gpu_op_ns_during, any_value(t.top_gpu_op_during) AS top_gpu_op_during,
        any_value(a.blocked_ns_all)::BIGINT AS blocked_ns_all,
-       sum(c.dur_ns) / nullif(any_value(a.blocked_ns_all), 0) AS share
+       CASE WHEN bool_and(c.blocking) THEN sum(c.dur_ns) / nullif(any_value(a.blocked_ns_all), 0) END AS share
 FROM _sync_calls c
 LEFT JOIN _dtoh x USING (trace, ts_ns, tid)
 LEFT JOIN _during_call d USING (trace, ts_ns, tid)

@@ -26,7 +26,7 @@ from conftest import KINETO_DIR, REPO, needs_shared
 
 from tracekit import report
 from tracekit.cli import cli
-from tracekit.view import model, plots, sections, terminal
+from tracekit.view import model, plots, sections, terminal, timeline
 from tracekit.view.html import render
 
 SAMPLES = REPO / "samples" / "traces"
@@ -153,7 +153,7 @@ def sample_results() -> dict[str, dict[str, pd.DataFrame]]:
     for d in SAMPLE_DIRS:
         con = duckdb.connect()
         res = report.run([d], con=con)
-        res.update(report.run_file(con, "timeline"))
+        res.update(timeline.query(con))
         out[d.parent.name] = res
     return out
 

@@ -106,12 +106,10 @@ def _run_one(index: int, label: str, paths: Paths, params: Mapping[str, Any], ti
     con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")
     connect_runs([(label, paths)], con=con)
-    rep.set_params(con, params)
+    rep.prepare(con, ["steps"], **params)
     con.execute(f"SET VARIABLE label = {rep._sql_literal(label)}")
     con.execute(f"SET VARIABLE label_index = {index}")
-    for sql in ((rep.QUERY_DIR / "_common.sql").read_text(), rep.parse_sql(rep.QUERY_DIR / "steps.sql").setup,
-                (rep.QUERY_DIR / "_run_metrics.sql").read_text()):
-        rep._exec_script(con, sql)
+    rep._exec_script(con, (rep.QUERY_DIR / "_run_metrics.sql").read_text())
     out = con.sql("SELECT * FROM run_metrics").to_arrow_table()
     con.close()
     if timings is not None:

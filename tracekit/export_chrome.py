@@ -157,12 +157,11 @@ def export_chrome(paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[st
         trace = names[0]
     elif trace not in names:
         raise TraceError(label, f"no trace named {trace!r} (traces: {', '.join(names[:5])}{' ...' if len(names) > 5 else ''})")
-    report.set_params(con, {"step_pattern": step_pattern})
     con.execute("SET VARIABLE ec_trace = ?", [trace])
     con.execute("SET VARIABLE ec_phase = CAST(? AS VARCHAR)", [phase])
     con.execute("SET VARIABLE ec_step_first = CAST(? AS BIGINT)", [steps.first if steps else None])
     con.execute("SET VARIABLE ec_step_last = CAST(? AS BIGINT)", [steps.last if steps else None])
-    report._exec_script(con, (report.QUERY_DIR / "_common.sql").read_text())
+    report.prepare(con, step_pattern=step_pattern)
     sf = report.parse_sql(report.QUERY_DIR / SQL_FILE)
     report._exec_script(con, sf.setup)
     sections = dict(sf.outputs)

@@ -6,7 +6,10 @@ is defined exactly once (users can read or rerun the same SQL with
 ``tracekit sql``). A file is split into sections by ``-- @output NAME`` lines:
 statements before the first marker are set-up (temp tables, macros), each
 section is one SELECT whose result is returned under ``NAME`` (``file`` for the
-section named like the file, ``file.NAME`` for the others).
+section named like the file, ``file.NAME`` for the others). A ``-- @requires a b`` line
+names the files whose set-up must run first (``headline`` reads ``steps``' and
+``gpu_idle``'s tables); :func:`prepare` is the one place that loads ``_common.sql``, the
+query variables and those set-ups, for ``report``, ``sql -f``/``--query``, ``compare``.
 """
 
 from __future__ import annotations
@@ -29,12 +32,14 @@ from tracekit.resources import queries_dir  # noqa: E402  (wheel: tracekit/_quer
 QUERY_DIR = queries_dir()
 
 #: Analyses in report order (each is ``queries/<name>.sql``); ``_common.sql`` is loaded first.
-ANALYSES = ("summary", "kernels", "phase_time", "steps", "launch", "syncs", "gpu_idle", "lm_head", "flops", "trust")
+ANALYSES = ("headline", "summary", "kernels", "phase_time", "steps", "launch", "syncs", "gpu_idle", "lm_head", "flops", "trust")
 
 #: Default of every DuckDB variable the queries read (``getvariable(name)``).
 DEFAULTS: dict[str, Any] = {
-    # ProfilerStep#N, SGLang step[MODE bs=N], and ranges named step / decode_step / *_step.
-    "step_pattern": r"ProfilerStep#\d+|step\[.*\]|step|decode_step|.*_step",
+    # ProfilerStep#N, SGLang step[MODE bs=N ...], vLLM execute_[B_]context_C(T)_generation_G(T) and
+    # execute_new_N_cached_M, and ranges named step / decode_step / *_step (queries/_common.sql: _steps).
+    "step_pattern": (r"ProfilerStep#\d+|step\[.*\]|step|decode_step|.*_step"
+                     r"|execute_(\d+_)?context_\d+\(\d+\)_generation_\d+\(\d+\)|execute_new_\d+_cached_\d+"),
     "top_n": 50,
     "vocab": None,  # int; None = infer from GEMM shapes (the lm_head output says which)
     "lm_head_regex": r"(?i).*lm_head.*",
@@ -50,6 +55,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 _OUTPUT = re.compile(r"^--\s*@output\s+([A-Za-z_][\w]*)\s*$", re.MULTILINE)
+_REQUIRES = re.compile(r"^--\s*@requires\s+([\w ]+?)\s*$", re.MULTILINE)
 
 
 @dataclass
@@ -59,13 +65,14 @@ class SqlFile:
     name: str
     setup: str
     outputs: list[tuple[str, str]] = field(default_factory=list)
+    requires: list[str] = field(default_factory=list)
 
 
 def parse_sql(path: Path) -> SqlFile:
     """Split ``path`` at its ``-- @output NAME`` markers."""
     text = path.read_text()
     parts = _OUTPUT.split(text)
-    sf = SqlFile(path.stem, parts[0])
+    sf = SqlFile(path.stem, parts[0], requires=[r for m in _REQUIRES.findall(parts[0]) for r in m.split()])
     for i in range(1, len(parts), 2):
         sf.outputs.append((parts[i], parts[i + 1]))
     return sf
@@ -102,6 +109,62 @@ def _exec_script(con: duckdb.DuckDBPyConnection, sql: str) -> None:
         con.execute(sql)
 
 
+def list_queries(private: bool = False) -> list[str]:
+    """The shipped query files by name, report analyses first in report order (helpers ``_*`` only if ``private``)."""
+    names = sorted(p.stem for p in QUERY_DIR.glob("*.sql") if private or not p.stem.startswith("_"))
+    return [n for n in ANALYSES if n in names] + [n for n in names if n not in ANALYSES]
+
+
+#: Query files that need more than a trace (labelled runs, a slice, a reference): the verb that runs each.
+VERB_OF = {"compare": "compare", "diff": "diff", "export_chrome": "export-chrome", "graph_map": "graphmap"}
+
+
+def describe(name: str) -> str:
+    """The first sentence of ``queries/<name>.sql``'s header comment (its first paragraph), without ``name:``."""
+    lines = []
+    for line in (QUERY_DIR / f"{name}.sql").read_text().splitlines():
+        text = re.sub(r"^--\s?", "", line).strip() if line.startswith("--") else ""
+        if not text or text.startswith("@"):
+            break
+        lines.append(text)
+    return re.sub(r"^" + re.escape(name) + r"\s*:\s*", "", " ".join(lines))
+
+
+def setup_file(con: duckdb.DuckDBPyConnection, name: str, done: set[str]) -> SqlFile:
+    """Run the set-up of ``queries/<name>.sql`` (its ``@requires`` first) unless ``done`` has it."""
+    sf = parse_sql(QUERY_DIR / f"{name}.sql")
+    if name not in done:
+        for req in sf.requires:
+            setup_file(con, req, done)
+        _exec_script(con, sf.setup)
+        done.add(name)
+    return sf
+
+
+def prepare(con: duckdb.DuckDBPyConnection, requires: Iterable[str] = (), **params: Any) -> set[str]:
+    """Make ``con`` (views already registered) ready for any query file: the variables at their defaults
+    (overridden by ``params``), ``_common.sql``, then the set-up of each file in ``requires``.
+
+    Returns the set of files whose set-up ran; pass it on to :func:`run_file` so none runs twice.
+    """
+    set_params(con, params)
+    _exec_script(con, (QUERY_DIR / "_common.sql").read_text())
+    done: set[str] = set()
+    for name in requires:
+        setup_file(con, name, done)
+    return done
+
+
+def run_sql(con: duckdb.DuckDBPyConnection, sf: SqlFile, done: set[str]) -> dict[str, pd.DataFrame]:
+    """Execute a parsed file (a shipped analysis or the user's): its ``@requires``, set-up, then outputs."""
+    for req in sf.requires:
+        setup_file(con, req, done)
+    if sf.name not in done:
+        _exec_script(con, sf.setup)
+        done.add(sf.name)
+    return {(sf.name if o == sf.name else f"{sf.name}.{o}"): con.execute(sql).df() for o, sql in sf.outputs}
+
+
 def run(paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[str],
         analyses: Iterable[str] | None = None,
         timings: dict[str, float] | None = None,
@@ -118,38 +181,45 @@ def run(paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[str],
         raise ValueError(f"unknown analysis {', '.join(unknown)}; known: {', '.join(ANALYSES)}")
     con = connect(paths, con=con)
     con.execute("SET enable_progress_bar = false")  # DuckDB's bar would interleave with the tables
-    set_params(con, params)
     out: dict[str, pd.DataFrame] = {}
     t0 = time.perf_counter()
-    _exec_script(con, (QUERY_DIR / "_common.sql").read_text())
+    done = prepare(con, **params)
     if timings is not None:
         timings["_common"] = time.perf_counter() - t0
     for name in names:
         t0 = time.perf_counter()
-        out.update(run_file(con, name))
+        out.update(run_file(con, name, done=done))
         if timings is not None:
             timings[name] = time.perf_counter() - t0
     return out
 
 
-def run_file(con: duckdb.DuckDBPyConnection, name: str, setup: bool = True) -> dict[str, pd.DataFrame]:
-    """Execute ``queries/<name>.sql`` on ``con``: its set-up (unless ``setup`` is False), then every output.
+def run_file(con: duckdb.DuckDBPyConnection, name: str, setup: bool = True,
+             done: set[str] | None = None) -> dict[str, pd.DataFrame]:
+    """Execute ``queries/<name>.sql`` on ``con``: its set-up (unless ``setup`` is False, or ``done`` has
+    it), the set-up of its ``@requires``, then every output.
 
     Keys: ``name`` for the output named like the file, ``name.OUTPUT`` for the others. The views and
-    variables the file reads must be in place (``run`` does that for the report's analyses).
+    variables the file reads must be in place (:func:`prepare` does that).
     """
-    sf = parse_sql(QUERY_DIR / f"{name}.sql")
-    if setup:
-        _exec_script(con, sf.setup)
-    return {(name if o == name else f"{name}.{o}"): con.execute(sql).df() for o, sql in sf.outputs}
+    done = set() if done is None else done
+    if not setup:
+        done.add(name)
+    return run_sql(con, parse_sql(QUERY_DIR / f"{name}.sql"), done)
 
 
 def warnings_of(results: Mapping[str, pd.DataFrame]) -> list[dict[str, Any]]:
-    """The report's warnings: trust flags of severity ``warn`` and analyses that abstained.
+    """The report's warnings: the converter's notes and unmatched steps (``headline.notes``), trust
+    flags of severity ``warn`` and analyses that abstained.
 
-    These rows are themselves outputs of ``trust.sql`` and ``lm_head.sql``; this only collects them.
+    These rows are themselves outputs of ``headline.sql``, ``trust.sql`` and ``lm_head.sql``; this only
+    collects them, converter notes first (a truncated trace explains every number after it).
     """
     warns: list[dict[str, Any]] = []
+    notes = results.get("headline.notes")
+    if notes is not None and len(notes):
+        for r in notes[notes["severity"] == "warn"].to_dict("records"):
+            warns.append({"trace": r["trace"], "analysis": "headline", "flag": r["source"], "message": r["message"]})
     tr = results.get("trust")
     if tr is not None and len(tr):
         for r in tr[tr["severity"] == "warn"].to_dict("records"):

@@ -9,9 +9,17 @@ registers the views every query in ``queries/`` relies on:
 - ``kernels``: kind in kernel / memcpy / memset;
 - ``runtime``: kind = runtime;
 - ``ranges``: kind = range;
-- ``trace_devices``: trace, device, name, sm_count, arch, id_source of the GPUs of each trace (see TRACE_DEVICES).
+- ``trace_devices``: trace, device, name, sm_count, arch, id_source of the GPUs of each trace (see TRACE_DEVICES);
+- ``trace_notes``: trace, note: what the converter had to skip, salvage or replace (truncation,
+  bad bytes), so that the report can put it at the top as a warning (queries/headline.sql).
 
 ``connect_runs`` registers the same views over several labelled runs, each with a ``label`` column.
+
+Paths are literal: DuckDB's ``read_parquet`` globs every path it is given, so ``run[1].parquet``
+would read ``run1.parquet`` and ``star*.parquet`` every ``star...`` file. Each named file is passed
+absolute with ``[``, ``*`` and ``?`` escaped (:func:`literal`); only a folder is expanded (to the
+Parquet files under it). Every Parquet file is checked before DuckDB sees it (:func:`check_parquet`),
+so an empty, truncated, random or foreign file is a one-line error naming it.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -83,15 +92,28 @@ UNION ALL
 SELECT u.trace, u.device, o.name, o.sm_count, o.arch, 'gpu_op' FROM _used u LEFT JOIN _one o USING (trace)
 WHERE u.trace IN (SELECT trace FROM _named)
   AND NOT EXISTS (SELECT 1 FROM _named n WHERE n.trace = u.trace AND n.device = u.device)"""
+#: ``trace_notes``: one row per (trace, note) of the files' ``tracekit.traces`` metadata (the converter's notes).
+TRACE_NOTES = """
+SELECT t.key AS trace, json_extract_string(n.value, '$') AS note
+FROM parquet_kv_metadata({files}) m,
+     json_each(decode(m.value)::JSON) t,
+     json_each(json_extract(t.value, '$.notes')) n
+WHERE decode(m.key) = 'tracekit.traces' AND json_type(json_extract(t.value, '$.notes')) = 'ARRAY'"""
 
 
-def _cache_path(src: Path) -> Path:
+#: Columns a file must have to be read as a tracekit trace (the rest may be missing in older files).
+REQUIRED_COLUMNS = ("trace", "kind", "name", "ts_ns", "dur_ns")
+
+
+def cache_path(src: Path, create: bool = True) -> Path:
+    """Where the conversion of raw trace ``src`` is cached (``create``: make the cache folder if needed)."""
     beside = src.with_name(src.name + ".tracekit.parquet")
     # Root passes os.access everywhere: also honour the folder's write bits (a read-only trace archive stays clean).
     if os.access(src.parent, os.W_OK) and src.parent.stat().st_mode & 0o200:
         return beside
     base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tracekit"
-    base.mkdir(parents=True, exist_ok=True)
+    if create:
+        base.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha1(str(src.resolve()).encode()).hexdigest()[:12]
     return base / f"{src.name}.{digest}.tracekit.parquet"
 
@@ -106,7 +128,7 @@ def ensure_parquet(path: str | os.PathLike[str]) -> Path:
     with open(p, "rb") as f:
         if f.read(4) == b"PAR1":
             return p
-    cached = _cache_path(p)
+    cached = cache_path(p)
     if cached.exists() and cached.stat().st_mtime >= p.stat().st_mtime:
         return cached
     from tracekit.ingest import convert
@@ -135,7 +157,55 @@ def parquet_files(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
             files += found
         else:
             files.append(str(p))
+    for f in files:
+        check_parquet(f)
     return files
+
+
+def check_parquet(path: str | os.PathLike[str]) -> None:
+    """Raise :class:`TraceError` naming ``path`` unless it is a complete Parquet file with tracekit's columns.
+
+    Reads only the first and last bytes and the footer (what DuckDB would choke on first, with a
+    traceback): too small, no ``PAR1`` magic, truncated (no footer), unreadable footer,
+    or a missing core column (another program's Parquet).
+    """
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+        with open(p, "rb") as f:
+            head = f.read(4)
+            f.seek(max(size - 4, 0))
+            tail = f.read(4)
+    except OSError as e:
+        raise TraceError(p, f"cannot read: {e.strerror or e}") from None
+    if size == 0:
+        raise TraceError(p, "empty file, not a Parquet file")
+    if head != b"PAR1":
+        raise TraceError(p, f"not a Parquet file (starts with {head!r}); raw traces are .json, .json.gz or .sqlite")
+    if size < 12 or tail != b"PAR1":
+        raise TraceError(p, f"truncated Parquet file ({size:,} bytes, no footer): the write did not finish; convert the trace again")
+    try:
+        sch = pq.read_schema(p)
+    except Exception as e:  # noqa: BLE001  (pyarrow raises several types for a corrupt footer)
+        raise TraceError(p, f"corrupt Parquet footer ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+    # Not the tracekit.traces metadata: a Parquet file derived with DuckDB's COPY (a filtered slice) has
+    # none and is still readable; only its trace-level facts (GPUs, notes) are then unknown.
+    missing = [c for c in REQUIRED_COLUMNS if c not in sch.names]
+    if missing:
+        raise TraceError(p, f"not a tracekit Parquet file (no column {', '.join(missing)}): convert the raw trace with `tracekit convert`")
+
+
+_GLOB_CHARS = re.compile(r"[\[*?]")
+
+
+def literal(path: str | os.PathLike[str]) -> str:
+    """``path`` made absolute with DuckDB's glob characters escaped (``[`` -> ``[[]``): read as named, not matched."""
+    return _GLOB_CHARS.sub(lambda m: f"[{m[0]}]", os.path.abspath(path))
+
+
+def _files_sql(files: Iterable[str]) -> str:
+    """A DuckDB list literal of ``files``, each read literally."""
+    return "[" + ", ".join(_lit(literal(f)) for f in files) + "]"
 
 
 def _lit(text: str) -> str:
@@ -143,13 +213,14 @@ def _lit(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _register(con: duckdb.DuckDBPyConnection, events: str, devices: str) -> duckdb.DuckDBPyConnection:
-    """The views every query reads: ``events`` (its SELECT given), the kind views over it, ``trace_devices``."""
+def _register(con: duckdb.DuckDBPyConnection, events: str, devices: str, notes: str) -> duckdb.DuckDBPyConnection:
+    """The views every query reads: ``events`` (its SELECT given), the kind views, ``trace_devices``, ``trace_notes``."""
     con.execute(f"CREATE OR REPLACE VIEW events AS {events}")
     for name, body in VIEWS.items():
         con.execute(f"CREATE OR REPLACE VIEW {name} AS {body}")
     # The GPUs each trace names (Parquet key-value metadata, see read_metadata): queries/flops.sql picks peaks by name.
     con.execute(f"CREATE OR REPLACE VIEW trace_devices AS {devices}")
+    con.execute(f"CREATE OR REPLACE VIEW trace_notes AS {notes}")
     return con
 
 
@@ -158,9 +229,9 @@ def connect(paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[str],
     """A DuckDB connection with the ``events``/``kernels``/``runtime``/``ranges`` views over ``paths``."""
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
-    lst = "[" + ", ".join(_lit(f) for f in parquet_files(paths)) + "]"
+    lst = _files_sql(parquet_files(paths))
     return _register(con or duckdb.connect(), f"SELECT * FROM read_parquet({lst}, union_by_name = true)",
-                     TRACE_DEVICES.format(files=lst))
+                     TRACE_DEVICES.format(files=lst), TRACE_NOTES.format(files=lst))
 
 
 def connect_runs(runs: Iterable[tuple[str, Iterable[str | os.PathLike[str]]]],
@@ -170,14 +241,16 @@ def connect_runs(runs: Iterable[tuple[str, Iterable[str | os.PathLike[str]]]],
     Two runs may hold traces with the same name (the same script run twice), so ``trace``
     alone cannot tell them apart; ``label`` (e.g. ``k=2``, or ``A`` / ``B``) can.
     """
-    parts, devices = [], []
+    parts, devices, notes = [], [], []
     for label, paths in runs:
-        lst = "[" + ", ".join(_lit(f) for f in parquet_files(paths)) + "]"
+        lst = _files_sql(parquet_files(paths))
         parts.append(f"SELECT *, {_lit(label)} AS label FROM read_parquet({lst}, union_by_name = true)")
         devices.append(f"SELECT *, {_lit(label)} AS label FROM ({TRACE_DEVICES.format(files=lst)})")
+        notes.append(f"SELECT *, {_lit(label)} AS label FROM ({TRACE_NOTES.format(files=lst)})")
     if not parts:
         raise TraceError("runs", "no run given")
-    return _register(con or duckdb.connect(), " UNION ALL BY NAME ".join(parts), " UNION ALL ".join(devices))
+    return _register(con or duckdb.connect(), " UNION ALL BY NAME ".join(parts), " UNION ALL ".join(devices),
+                     " UNION ALL ".join(notes))
 
 
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:

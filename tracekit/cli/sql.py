@@ -1,41 +1,102 @@
-"""``tracekit sql TRACE "SELECT ..."``."""
+"""``tracekit sql TRACE "SELECT ..."``, ``tracekit sql TRACE -f FILE``, ``tracekit sql TRACE --query NAME``."""
 
 from __future__ import annotations
 
+import re
 import sys
+from pathlib import Path
 
 import click
+import pandas as pd
 
 from tracekit.render import print_frame
 from tracekit.store import connect
 
 
-@click.command("sql")
-@click.argument("traces", nargs=-1, required=True, type=click.Path())
-@click.option("-q", "--query", "query", help="SQL text (or give it as the last argument).")
-@click.option("-f", "--file", "file", type=click.File("r"), help="Read the SQL from a file.")
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
-@click.option("--limit", default=1000, show_default=True, help="Rows printed in table format.")
-def command(traces: tuple[str, ...], query: str | None, file: object, fmt: str, limit: int) -> None:
-    """Run SQL over converted traces (Parquet files or folders; raw traces are converted and cached).
-
-    Views: events, kernels (kernel/memcpy/memset rows), runtime, ranges.
-    Example: tracekit sql trace.parquet "SELECT kind, count(*) FROM events GROUP BY 1"
-    """
-    paths = list(traces)
-    if file is not None:
-        sql = file.read()  # type: ignore[attr-defined]
-    elif query is not None:
-        sql = query
-    elif len(paths) >= 2:
-        sql = paths.pop()
-    else:
-        raise click.UsageError("give the SQL as the last argument, with -q, or with -f FILE")
-    con = connect(paths)
-    df = con.execute(sql).df()
+def _emit(df: pd.DataFrame, fmt: str, limit: int, title: str | None) -> None:
     if fmt == "csv":
         df.to_csv(sys.stdout, index=False)
     elif fmt == "json":
         sys.stdout.write(df.to_json(orient="records", date_format="iso") + "\n")
     else:
-        print_frame(df, limit=limit)
+        print_frame(df, title=title, limit=limit)
+
+
+def _parse_params(items: tuple[str, ...]) -> dict[str, object]:
+    """``NAME=VALUE`` pairs; a VALUE that reads as an int, a float or true/false is passed as one."""
+    out: dict[str, object] = {}
+    for item in items:
+        name, sep, raw = item.partition("=")
+        if not sep or not name.strip():
+            raise click.UsageError(f"--param {item!r}: expected NAME=VALUE")
+        value: object = raw
+        if raw.lower() in ("true", "false"):
+            value = raw.lower() == "true"
+        else:
+            for cast in (int, float):
+                try:
+                    value = cast(raw)
+                    break
+                except ValueError:
+                    pass
+        out[name.strip()] = value
+    return out
+
+
+@click.command("sql")
+@click.argument("traces", nargs=-1, required=True, type=click.Path())
+@click.option("-q", "--query", "query",
+              help="SQL text, or the name of a shipped analysis (`tracekit queries` lists them) to run it as the report does.")
+@click.option("-f", "--file", "file", type=click.Path(exists=True, dir_okay=False),
+              help="Read the SQL from a file; `-- @output NAME` sections each print a table.")
+@click.option("--output", "output", help="With -f/--query NAME: print only this `@output` section.")
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
+              help="With -f/--query NAME: set a query variable instead of its default (e.g. step_pattern=decode_step).")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.option("--limit", default=1000, show_default=True, help="Rows printed in table format.")
+def command(traces: tuple[str, ...], query: str | None, file: str | None, output: str | None,
+            params: tuple[str, ...], fmt: str, limit: int) -> None:
+    """Run SQL over converted traces (Parquet files or folders; raw traces are converted and cached).
+
+    Views: events, kernels (kernel/memcpy/memset rows), runtime, ranges, trace_devices, trace_notes.
+    With -f FILE or --query NAME, _common.sql, the set-up of the files the query's `@requires`
+    line names and the default of every getvariable() are loaded first, as `tracekit report` does.
+    Example: tracekit sql trace.parquet "SELECT kind, count(*) FROM events GROUP BY 1"
+    """
+    from tracekit import report
+
+    paths = list(traces)
+    path: Path | None = Path(file) if file else None
+    sql: str | None = None
+    if path is None and query is not None and re.fullmatch(r"[A-Za-z]\w*", query) and query in report.list_queries():
+        if query in report.VERB_OF:
+            raise click.UsageError(f"{query} needs more than traces: run it with `tracekit {report.VERB_OF[query]}`")
+        path = report.QUERY_DIR / f"{query}.sql"
+    elif path is None:
+        if query is not None:
+            sql = query
+        elif len(paths) >= 2:
+            sql = paths.pop()
+        else:
+            raise click.UsageError("give the SQL as the last argument, with -q, -f FILE or --query NAME")
+    con = connect(paths)
+    con.execute("SET enable_progress_bar = false")
+    if path is None:
+        _emit(con.execute(sql).df(), fmt, limit, None)
+        return
+    sf = report.parse_sql(path)
+    try:
+        done = report.prepare(con, **_parse_params(params))
+    except TypeError as e:  # an unknown variable name
+        raise click.UsageError(f"--param: {e}") from None
+    if not sf.outputs:  # a plain script: the result of its last statement
+        for req in sf.requires:
+            report.setup_file(con, req, done)
+        _emit(con.execute(sf.setup).df(), fmt, limit, None)
+        return
+    if output is not None and output not in dict(sf.outputs):
+        raise click.UsageError(f"{path.name} has no output {output!r} (outputs: {', '.join(o for o, _ in sf.outputs)})")
+    if output is not None:
+        sf.outputs = [(o, s) for o, s in sf.outputs if o == output]
+    for key, df in report.run_sql(con, sf, done).items():
+        _emit(df, fmt, limit, key if len(sf.outputs) > 1 else None)

@@ -27,10 +27,11 @@ W, LABEL_W, ROW_H, GPU_H = 1200, 150, 13, 18
 
 
 def query(con: duckdb.DuckDBPyConnection) -> dict[str, pd.DataFrame]:
-    """Run ``queries/timeline.sql`` on a connection where ``tracekit.report.run`` ran steps.sql."""
+    """Run ``queries/timeline.sql`` on a connection where ``tracekit.report.run`` ran steps.sql
+    (its temp tables are there: ``done`` keeps the ``@requires steps`` set-up from running twice)."""
     from tracekit.report import run_file
 
-    return run_file(con, "timeline")
+    return run_file(con, "timeline", done={"steps"})
 
 
 def colours(phases: list[str]) -> dict[str, str]:

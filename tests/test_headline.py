@@ -1,0 +1,336 @@
+"""headline.sql and the step rules it rests on, on constructed traces whose truth is worked out by hand.
+
+Times in the traces are Kineto microseconds (integers), so every expected ns value is us * 1000.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from tests import planted
+from tests.conftest import KINETO_DIR, needs_shared
+from tracekit import report
+
+PID, TID = 100, 1
+
+
+def _x(cat: str, name: str, ts: int, dur: int, tid: int = TID, pid: int = PID, **args: Any) -> dict[str, Any]:
+    return {"ph": "X", "cat": cat, "name": name, "pid": pid, "tid": tid, "ts": ts, "dur": dur, "args": args}
+
+
+def _range(name: str, ts: int, dur: int) -> dict[str, Any]:
+    return _x("user_annotation", name, ts, dur)
+
+
+def _launch(ts: int, corr: int, k_ts: int, k_dur: int, name: str = "k", api: str = "cudaLaunchKernel") -> list[dict[str, Any]]:
+    """A 10 us launch call at ``ts`` and the kernel it launched (device 0, stream 7)."""
+    return [_x("cuda_runtime", api, ts, 10, correlation=corr),
+            _x("kernel", name, k_ts, k_dur, pid=0, tid=7, device=0, stream=7, correlation=corr)]
+
+
+def _run(path: Path, **params: Any) -> dict[str, Any]:
+    return report.run([path], analyses=["headline", "steps"], **params)
+
+
+def _metric(res: dict[str, Any], kind: str, metric: str) -> dict[str, Any]:
+    h = res["headline"]
+    rows = h[(h["step_kind"] == kind) & (h["metric"] == metric)].to_dict("records")
+    assert len(rows) == 1, (kind, metric, h[["step_kind", "metric"]].to_dict("records"))
+    return rows[0]
+
+
+# --------------------------------------------------------------------------- framework step names + async steps
+
+def _framework_events() -> list[dict[str, Any]]:
+    """An SGLang prefill whose GPU work outlasts its CPU range 17 times, then decode steps of two batch sizes.
+
+    step[EXTEND bs=15 toks=15360]  0..28900 (CPU span 28.9 ms)
+        launch 100 -> kernel A 200..300200; launch 200 -> kernel B 310200..493700
+        GPU span 200..493700 = 493.5 ms; busy 300 + 183.5 = 483.5 ms; idle 10 ms; end-to-end 493.7 ms
+    step[DECODE bs=32]  500000..501000: launch 500100 -> 500200..500700 (500 us)
+    step[DECODE bs=32 forward_id=7]  502000..503000: launch 502100 -> 502300..502500 (200 us)
+    step[DECODE bs=16]  504000..504500: launch 504100 -> 504100..504200 (100 us; starts with its launch)
+    """
+    return [
+        _range("step[EXTEND bs=15 toks=15360]", 0, 28900),
+        *_launch(100, 1, 200, 300000, "prefill_a"), *_launch(200, 2, 310200, 183500, "prefill_b"),
+        _range("step[DECODE bs=32]", 500000, 1000), *_launch(500100, 3, 500200, 500, "decode"),
+        _range("step[DECODE bs=32 forward_id=7]", 502000, 1000), *_launch(502100, 4, 502300, 200, "decode"),
+        _range("step[DECODE bs=16]", 504000, 500), *_launch(504100, 5, 504100, 100, "decode"),
+    ]
+
+
+@pytest.fixture
+def framework(write_trace: Callable[..., Path]) -> dict[str, Any]:
+    return _run(write_trace(_framework_events(), name="sglang.json"))
+
+
+def test_sglang_step_names_parsed_and_batch_sizes_kept_apart(framework: dict[str, Any]) -> None:
+    st = framework["steps"]
+    assert list(st["step_kind"]) == ["step[EXTEND bs=15]", "step[DECODE bs=32]", "step[DECODE bs=32]", "step[DECODE bs=16]"]
+    assert list(st["step_mode"]) == ["EXTEND", "DECODE", "DECODE", "DECODE"]
+    assert list(st["batch_size"]) == [15, 32, 32, 16]
+    assert st["tokens"].iloc[0] == 15360 and st["tokens"].iloc[1:].isna().all()
+    h = framework["headline"]
+    assert set(h["step_kind"]) == {"step[EXTEND bs=15]", "step[DECODE bs=32]", "step[DECODE bs=16]"}
+    assert _metric(framework, "step[DECODE bs=32]", "CPU span")["steps"] == 2
+
+
+def test_async_prefill_spans_and_busy_share(framework: dict[str, Any]) -> None:
+    pre = framework["steps"].iloc[0]
+    assert pre["wall_ns"] == 28_900_000
+    assert pre["gpu_span_ns"] == 493_500_000
+    assert pre["end_to_end_ns"] == 493_700_000
+    assert pre["gpu_busy_ns"] == 483_500_000
+    assert pre["gpu_busy_share"] == pytest.approx(483.5 / 493.5, abs=1e-12)  # was 483.5 / 28.9 = 16.7
+    assert (framework["steps"]["gpu_busy_share"] <= 1).all()
+    k = "step[EXTEND bs=15]"
+    assert _metric(framework, k, "CPU span")["mean"] == 28_900_000
+    assert _metric(framework, k, "GPU span")["mean"] == 493_500_000
+    assert _metric(framework, k, "end-to-end span")["mean"] == 493_700_000
+    assert _metric(framework, k, "GPU idle in span")["mean"] == 10_000_000
+    assert _metric(framework, k, "kernel time (sum)")["mean"] == 483_500_000
+    # the 10 ms gap: kernel B's launch (200 us) had ended long before the gap began -> 'other'
+    assert _metric(framework, k, "idle: queued_dependency")["mean"] == 10_000_000  # B launched at 200 us, long before the gap; no stream wait
+    v = framework["headline.verdicts"]
+    a = v[(v["step_kind"] == k) & v["verdict"].str.startswith("Asynchronous")].iloc[0]
+    assert (a["numerator_ns"], a["denominator_ns"]) == (493_700_000, 28_900_000)
+    assert "464.80 ms after the CPU range closes" in a["verdict"]  # 493.7 - 28.9
+
+
+def test_decode_kind_stats(framework: dict[str, Any]) -> None:
+    k = "step[DECODE bs=32]"
+    # GPU spans 500 and 200 us: mean 350, p50 350, p99 = 200 + 0.99 * 300 = 497
+    g = _metric(framework, k, "GPU span")
+    assert (g["mean"], g["p50"], g["p99"]) == (350_000, 350_000, pytest.approx(497_000))
+    # a decode step whose GPU work ends inside its range: end-to-end = CPU span
+    assert _metric(framework, k, "end-to-end span")["mean"] == 1_000_000
+    assert _metric(framework, k, "launches")["mean"] == 1
+
+
+def test_vllm_step_names(write_trace: Callable[..., Path]) -> None:
+    ev = [
+        _range("ProfilerStep#3", 0, 5000),  # vLLM's profiler.step() range encloses its annotation
+        _range("execute_context_2(300)_generation_5(5)", 10, 2000), *_launch(100, 1, 200, 100),
+        _range("execute_8_context_1(100)_generation_7(7)", 3000, 1000), *_launch(3100, 2, 3200, 100),
+        _range("execute_new_0_cached_4", 6000, 1000), *_launch(6100, 3, 6200, 100),
+        _range("execute_context_0(0)_generation_5(5)", 8000, 1000),
+    ]
+    st = _run(write_trace(ev, name="vllm.json"))["steps"]
+    assert list(st["step_name"]) == ["execute_context_2(300)_generation_5(5)", "execute_8_context_1(100)_generation_7(7)",
+                                     "execute_new_0_cached_4", "execute_context_0(0)_generation_5(5)"]
+    assert list(st["step_kind"]) == ["execute_context_2_generation_5", "execute_context_1_generation_7",
+                                     "execute_new_0_cached_4", "execute_context_0_generation_5"]
+    assert list(st["step_mode"]) == ["MIXED", "MIXED", "GENERATION", "GENERATION"]
+    assert list(st["batch_size"]) == [7, 8, 4, 5]
+    assert list(st["context_reqs"]) == [2, 1, 0, 0]
+    assert list(st["generation_reqs"]) == [5, 7, 4, 5]
+    assert list(st["context_tokens"].fillna(-1)) == [300, 100, -1, 0]  # execute_new/cached carries no tokens
+    assert list(st["tokens"].fillna(-1)) == [305, 107, -1, 5]
+
+
+# --------------------------------------------------------------------------- nested phase tree
+
+def _nested_events() -> list[dict[str, Any]]:
+    """Two `step`s with nested phases (tracekit.phase style).
+
+    step 0..10000: draft 100..5100 { lm_head 200..1200, sampler 1500..2500 }, verify 6000..9000
+        GPU: lm_head launch 300 -> 1000 us; draft launch 3000 -> 500 us; verify launch 6100 -> 2000 us;
+             step launch 9500 -> 100 us
+    step 20000..30000: draft 20100..25100 { lm_head 20200..21200 }, verify 26000..29000; same GPU ops shifted
+    CPU exclusive (step 1 / step 2): draft 3000 / 4000, lm_head 1000 / 1000, sampler 1000 / 0,
+        verify 3000 / 3000, (other) 10000 - 5000 - 3000 = 2000 / 2000: each step sums to its 10000
+    GPU exclusive per step: draft 500, lm_head 1000, verify 2000, (other) 100 (total 3600)
+    """
+    ev: list[dict[str, Any]] = []
+    for base, corr, with_sampler in ((0, 10, True), (20000, 20, False)):
+        ev += [_range("step", base, 10000), _range("draft", base + 100, 5000), _range("lm_head", base + 200, 1000)]
+        if with_sampler:
+            ev.append(_range("sampler", base + 1500, 1000))
+        ev += [_range("verify", base + 6000, 3000),
+               *_launch(base + 300, corr, base + 400, 1000, "lm_head_gemm"),
+               *_launch(base + 3000, corr + 1, base + 3100, 500, "draft_k"),
+               *_launch(base + 6100, corr + 2, base + 6200, 2000, "verify_k"),
+               *_launch(base + 9500, corr + 3, base + 9600, 100, "step_k")]
+    return ev
+
+
+@pytest.fixture
+def nested(write_trace: Callable[..., Path]) -> dict[str, Any]:
+    return _run(write_trace(_nested_events(), name="nested.json"))
+
+
+def test_phase_tree_exclusive_by_hand(nested: dict[str, Any]) -> None:
+    t = nested["headline.phase_tree"]
+    assert list(t["phase_path"]) == ["draft", "draft/lm_head", "draft/sampler", "verify", "(other)"]
+    assert list(t["depth"]) == [0, 1, 1, 0, 0]
+    assert list(t["phase"]) == ["draft", "lm_head", "sampler", "verify", "(other)"]
+    assert list(t["row_order"]) == [1, 2, 3, 4, 5]
+    us = 1000
+    assert list(t["excl_cpu_ns_mean"]) == [3500 * us, 1000 * us, 500 * us, 3000 * us, 2000 * us]
+    assert list(t["incl_cpu_ns_mean"]) == [5000 * us, 1000 * us, 500 * us, 3000 * us, 2000 * us]
+    d = t.iloc[0]
+    assert (d["excl_cpu_ns_p50"], d["excl_cpu_ns_p99"]) == (3500 * us, pytest.approx(3990 * us))  # 3000 + .99 * 1000
+    assert list(t["excl_gpu_ns_mean"]) == [500 * us, 1000 * us, 0, 2000 * us, 100 * us]
+    assert list(t["incl_gpu_ns_mean"]) == [1500 * us, 1000 * us, 0, 2000 * us, 100 * us]
+    assert list(t["excl_cpu_share"]) == pytest.approx([0.35, 0.10, 0.05, 0.30, 0.20], abs=1e-12)
+    assert list(t["excl_gpu_share"]) == pytest.approx([500 / 3600, 1000 / 3600, 0, 2000 / 3600, 100 / 3600], abs=1e-12)
+    assert abs(t["excl_cpu_share"].sum() - 1) < 1e-9 and abs(t["excl_gpu_share"].sum() - 1) < 1e-9
+
+
+def test_verdicts_name_their_numbers_and_say_when_syncs_are_unknown(nested: dict[str, Any]) -> None:
+    v = nested["headline.verdicts"]
+    assert list(v["rank"]) == list(range(1, len(v) + 1)) and 3 <= len(v) <= 6
+    cpu = v[v["verdict"].str.startswith("Largest exclusive CPU phase")].iloc[0]
+    assert "`draft`, 35.0% of the CPU span" in cpu["verdict"]
+    assert (cpu["numerator_ns"], cpu["denominator_ns"]) == (7_000_000, 20_000_000)
+    sync = v[v["verdict"].str.startswith("Sync stalls unknown")].iloc[0]
+    assert "nsys: --trace=cuda" in sync["verdict"] and sync["numerator_ns"] != sync["numerator_ns"]  # NaN: not a zero
+    stall = _metric(nested, "step", "sync stall")
+    assert stall["mean"] != stall["mean"] and "not zero" in stall["note"]
+    launches = v[v["verdict"].str.contains("launches per step")].iloc[0]
+    # 4 launches of 10 us per step: 40 us of a 10 ms CPU span
+    assert "4.0 launches per step, mean launch call 10.0 us: launch calls take 0.4% of the CPU span" == launches["verdict"]
+    assert (launches["numerator_ns"], launches["denominator_ns"]) == (80_000, 20_000_000)
+    assert v["numerator"].notna().all() and v["denominator"].notna().all()
+
+
+def test_planted_breakdown(tmp_path: Path) -> None:
+    """tests/planted.py: the idle split of step 1 worked out gap by gap (see its docstring).
+
+    Step 1 GPU span 300..13530 = 13230 us, busy 8705 us -> idle 4525 us:
+      600..1400 (800) host_busy: long_gemm launched 700 us after the gap began
+      3905..3950 (45) launch_bound: sample_kernel's launch at 3920 was in flight
+      9450..9510 (60) sync_blocked: post_sample launched 20 us after the 5 ms sync returned
+      9610..13230 (3620) host_busy: the host was in `candidate` (CPU-only topk)
+    Step 2 launches one op: no idle. Means over the two steps are half of step 1's.
+    """
+    res = _run(planted.write(tmp_path / "planted.json.gz"))
+    k = "ProfilerStep#N"
+    assert _metric(res, k, "GPU idle in span")["mean"] == 4_525_000 / 2
+    assert _metric(res, k, "idle: host_busy")["mean"] == 4_420_000 / 2
+    assert _metric(res, k, "idle: launch_bound")["mean"] == 45_000 / 2
+    assert _metric(res, k, "idle: sync_blocked")["mean"] == 60_000 / 2
+    assert _metric(res, k, "sync stall")["mean"] == 5_000_000 / 2
+    assert _metric(res, k, "graph nodes")["mean"] == 1.5
+    v = res["headline.verdicts"]
+    idle = v[v["rank"] == 1].iloc[0]
+    assert idle["verdict"].startswith("GPU idle 33.7% of the GPU span")  # 4525 / (13230 + 200)
+    assert "the host was in `candidate`" in idle["verdict"]
+    assert (idle["numerator_ns"], idle["denominator_ns"]) == (4_525_000, 13_430_000)
+    sync = v[v["verdict"].str.startswith("Host blocked")].iloc[0]
+    assert "mostly in `sampler`" in sync["verdict"] and sync["numerator_ns"] == 5_000_000
+
+
+# --------------------------------------------------------------------------- notes
+
+def test_no_step_lists_candidates(write_trace: Callable[..., Path]) -> None:
+    ev = [_range("iteration_1", 0, 100), _range("iteration_2", 200, 100), _range("iteration_3", 400, 100),
+          _range("setup", 600, 100), _range("inner", 610, 10)]
+    res = _run(write_trace(ev, name="nostep.json"))
+    n = res["headline.notes"]
+    assert len(n) == 1 and n.iloc[0]["severity"] == "warn" and n.iloc[0]["source"] == "steps"
+    assert "candidates: iteration_N (3), setup (1):" in n.iloc[0]["message"]  # `inner` is not top level
+    assert len(res["headline"]) == 0
+    assert any(w["flag"] == "steps" for w in report.warnings_of(res))
+
+
+def test_truncated_trace_note_reaches_the_warnings(tmp_path: Path) -> None:
+    doc = {"schemaVersion": 1, "traceEvents": [_range("step", 0, 100), *_launch(10, 1, 20, 50)]}
+    text = json.dumps(doc)
+    cut = text[: text.rindex("{")] + '{"ph": "X", "na'  # the last event is cut mid-way
+    p = tmp_path / "cut.json"
+    p.write_text(cut)
+    res = report.run([p], analyses=["headline"])
+    n = res["headline.notes"]
+    conv = n[n["source"] == "converter"]
+    assert len(conv) >= 1 and conv["message"].str.contains("truncated").any()
+    doc_json = report.to_json(res)
+    assert doc_json["warnings"][0]["flag"] == "converter" and "truncated" in doc_json["warnings"][0]["message"]
+
+
+# --------------------------------------------------------------------------- real traces, computed independently
+
+REAL_STEP_TRACES = ["hta/ns_resolution_trace/rank-0.Apr_03_18_51_38.1102.pt.trace.json.gz",
+                    "tracelens/h100__Qwen_Qwen1.5-0.5B-Chat__1016005.json.gz"]
+
+
+def _ns(v: Any) -> int:
+    return int(round(Decimal(v) * 1000))  # exact: this trace's us carry 3 decimals on 16 digits, past a float's
+
+
+def _independent_steps(path: Path) -> list[dict[str, int]]:
+    """Per ProfilerStep, straight from the raw JSON: spans, union-busy, op time, launches.
+
+    Every step of these traces is on one thread, so (as steps.sql documents) events of any thread
+    belong to the step their start (a GPU op: its launch call's start) falls in.
+    """
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        ev = [e for e in json.load(f, parse_float=Decimal)["traceEvents"] if e.get("ph") == "X"]
+    steps = sorted((_ns(e["ts"]), _ns(e["ts"]) + _ns(e["dur"])) for e in ev
+                   if e.get("cat") == "user_annotation" and str(e.get("name", "")).startswith("ProfilerStep#"))
+    launch = {e["args"]["correlation"]: _ns(e["ts"]) for e in ev
+              if e.get("cat") in ("cuda_runtime", "cuda_driver") and "correlation" in e.get("args", {})}
+    ops = [(launch[e["args"]["correlation"]], _ns(e["ts"]), _ns(e["ts"]) + _ns(e["dur"]), e["args"].get("device"))
+           for e in ev if e.get("cat") in ("kernel", "gpu_memcpy", "gpu_memset")
+           and e.get("args", {}).get("correlation") in launch]
+    out = []
+    for s, e in steps:
+        mine = [o for o in ops if s <= o[0] < e]
+        busy = 0
+        for dev in {o[3] for o in mine}:
+            cur_s = cur_e = None
+            for _, a, b, _d in sorted(o for o in mine if o[3] == dev):
+                if cur_e is None or a > cur_e:
+                    busy += (cur_e - cur_s) if cur_e is not None else 0
+                    cur_s, cur_e = a, b
+                else:
+                    cur_e = max(cur_e, b)
+            busy += cur_e - cur_s
+        launched = {o[0] for o in mine}
+        out.append({"CPU span": e - s, "GPU span": max(o[2] for o in mine) - min(o[1] for o in mine),
+                    "end-to-end span": max(e, max(o[2] for o in mine)) - s, "GPU busy (union)": busy,
+                    "kernel time (sum)": sum(o[2] - o[1] for o in mine), "launches": len(launched)})
+    return out
+
+
+@needs_shared
+@pytest.mark.parametrize("rel", REAL_STEP_TRACES)
+def test_real_trace_headline_matches_raw_json(rel: str) -> None:
+    path = KINETO_DIR / rel
+    truth = _independent_steps(path)
+    res = report.run([path], analyses=["headline"])
+    h = res["headline"]
+    assert set(h["step_kind"]) == {"ProfilerStep#N"} and h["steps"].iloc[0] == len(truth)
+    for metric in truth[0]:
+        want = sum(t[metric] for t in truth) / len(truth)
+        assert _metric(res, "ProfilerStep#N", metric)["mean"] == pytest.approx(want, rel=1e-12), metric
+    t = res["headline.phase_tree"]
+    assert abs(t["excl_cpu_share"].sum() - 1) < 1e-9 and abs(t["excl_gpu_share"].sum() - 1) < 1e-9
+
+
+def test_diff_step_wall_is_end_to_end(write_trace: Callable[..., Path]) -> None:
+    """`step.wall_ms` (diff/compare gates) counts an async step's GPU tail: (493.7 + 1 + 1 + 0.5) / 4 ms."""
+    from tracekit import compare
+
+    p = write_trace(_framework_events(), name="sglang.json")
+    d = compare.diff(p, p)["diff"].set_index("metric")
+    assert d.loc["step.wall_ms", "a"] == pytest.approx(496.2 / 4, abs=1e-9)
+    # summed busy over summed per-device GPU span: (483.5 + 0.5 + 0.2 + 0.1) / (493.5 + 0.5 + 0.2 + 0.1)
+    assert d.loc["step.gpu_busy_share", "a"] == pytest.approx(484.3 / 494.3, abs=1e-12)
+
+
+def test_terminal_report_prints_the_truncation_warning_first(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    doc = {"schemaVersion": 1, "traceEvents": [_range("step", 0, 100), *_launch(10, 1, 20, 50)]}
+    text = json.dumps(doc)
+    p = tmp_path / "cut.json"
+    p.write_text(text[: text.rindex("{")] + '{"ph": "X", "na')
+    report.print_report(report.run([p], analyses=["headline", "summary"]))
+    first = capsys.readouterr().out.lstrip().splitlines()[0]
+    assert first.startswith("warning [cut] headline/converter:") and "truncated" in first
