@@ -8,7 +8,7 @@ registers the views every query in ``queries/`` relies on:
 - ``events``: every row of every trace;
 - ``kernels``: kind in kernel / memcpy / memset;
 - ``runtime``: kind = runtime;
-- ``ranges``: kind = range;
+- ``ranges``: kind = range, except the token-count events (``tracekit.count key=value ...``, see annotate.count): never a phase;
 - ``trace_devices``: trace, device, name, sm_count, arch, id_source of the GPUs of each trace (see TRACE_DEVICES);
 - ``trace_notes``: trace, note: what the converter had to skip, salvage or replace (truncation,
   bad bytes), so that the report can put it at the top as a warning (queries/headline.sql).
@@ -40,7 +40,7 @@ from tracekit.errors import TraceError
 VIEWS = {
     "kernels": "SELECT * FROM events WHERE kind IN ('kernel', 'memcpy', 'memset')",
     "runtime": "SELECT * FROM events WHERE kind = 'runtime'",
-    "ranges": "SELECT * FROM events WHERE kind = 'range'",
+    "ranges": "SELECT * FROM events WHERE kind = 'range' AND NOT starts_with(name, 'tracekit.count ')",
 }
 RAW_SUFFIXES = (".json", ".json.gz", ".gz", ".sqlite", ".nsys-rep", ".qdrep")
 #: ``trace_devices``: the GPUs of each trace, in the id space of the GPU ops' ``device`` column.
