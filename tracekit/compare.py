@@ -321,7 +321,7 @@ def _noise_plot(results: Mapping[str, pd.DataFrame]) -> tuple[str, str | None, s
     ax.set_xticks(range(len(labels)), labels)
     ax.set_ylabel("median / baseline median (log scale)")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
-    return title, rep._png(fig), ("each run against the first; bars: 95% interval; where a bar crosses 1 the change is "
+    return title, png(fig), ("each run against the first; bars: 95% interval; where a bar crosses 1 the change is "
                                    "within step-to-step noise")
 
 
@@ -344,7 +344,7 @@ def _dist_plot(results: Mapping[str, pd.DataFrame]) -> tuple[str, str | None, st
         ax.scatter(np.full(len(d), i) + np.linspace(-0.12, 0.12, len(d)) if len(d) > 1 else [i], d, s=6, alpha=0.5)
     ax.set_xticks(range(1, len(labels) + 1), labels)
     ax.set_ylabel("step wall ms")
-    return title, rep._png(fig), "box: quartiles and median, triangle: mean, dots: every step"
+    return title, png(fig), "box: quartiles and median, triangle: mean, dots: every step"
 
 
 def to_html(results: Mapping[str, pd.DataFrame], title: str) -> str:
