@@ -42,6 +42,15 @@
 --   <phase>.gpu_ms_per_step  summed duration of GPU ops launched in the phase (exclusive) / steps
 --   <phase>.calls_per_step   range instances of the phase / steps
 --   kernel:<name>.total_ms   summed duration of the op name;  .count executions;  .mean_ms total / count
+-- Multi-GPU block (second INSERT; needs the set-up parts of comm.sql and collectives.sql):
+--   comm.exposed_ms_per_step  communication not under compute inside step windows (comm.sql by_step),
+--                        summed over devices and steps / steps;  comm.ms_per_step: all of it
+--   comm.overlap_share   run total: |comm under compute| / |comm| (HTA's comm/comp overlap), over devices
+--   mem.exposed_ms_per_step   the same for memcpy/memset
+--   rank.wait_ms_per_step     summed waits of every rank at matched collectives (collectives.sql
+--                        waits) / steps (all ranks' step instances: the mean wait per rank and step)
+--   rank.skew_ms_per_step     summed skew (latest - earliest aligned step end, collectives.sql
+--                        step_skew) / steps matched on >= 2 ranks;  NULL for a single-rank run
 --
 -- Token and inclusive metrics (the block at the end of this file; inputs also _tk_step from
 -- tokens.sql's set-up):
@@ -196,6 +205,57 @@ _ids AS (
         ('tokens_per_s', 'count', _tk.toks / nullif(_tk.tok_span / 1e9, 0), 'tokens counted (accepted + bonus)',
          'seconds from the first to the last step end with a tokens count', 'no tokens count: record tracekit.count(tokens=...)')
     ) t(m, u, v, num, den, miss)
+)
+SELECT getvariable('label'), getvariable('label_index'), metric, scope, name, measure, unit, value::DOUBLE,
+       numerator, denominator, additive, note
+FROM _rows;
+
+-- Multi-GPU metrics (comm.sql, collectives.sql); a separate block so the ones above stay untouched.
+INSERT INTO run_metrics
+WITH _n AS (
+    SELECT (SELECT count(*) FROM _step_rows) AS steps, (SELECT count(*) FROM _gpu) AS gpu_ops,
+           (SELECT count(*) FROM _cl_rs) > 0 AS multi, (SELECT count(DISTINCT step_key) FROM _cl_rs) AS keys,
+           'no range matched the step pattern ' || getvariable('step_pattern')
+           || ': pass --step-pattern, or mark the loop with tracekit.phase("step")' AS no_step_note,
+           'no GPU ops in this run: capture CUDA activity (torch.profiler activities=[CPU, CUDA]; nsys --trace=cuda)' AS no_gpu_note
+), _c AS (
+    SELECT sum(comm_exposed_ns) AS comm_exp, sum(comm_ns) AS comm, sum(mem_exposed_ns) AS mem_exp FROM _cm_step
+), _d AS (
+    SELECT sum(len * f_comm) AS comm, sum(len * f_comm_ov) AS comm_ov FROM _cm_seg
+), _k AS (
+    SELECT (SELECT sum(skew_ns) FROM (SELECT max(end_ns) - min(end_ns) AS skew_ns FROM _cl_rs GROUP BY step_key HAVING count(*) >= 2)) AS skew,
+           (SELECT sum(wait_ns) FROM _cl_w) AS wait
+), _rows(metric, scope, name, measure, unit, value, numerator, denominator, additive, note) AS (
+    SELECT 'comm.' || m, 'comm', 'comm', m, 'ms',
+           CASE WHEN _n.steps > 0 AND _n.gpu_ops > 0 THEN coalesce(v, 0) / 1e6 / _n.steps END, num, 'steps', TRUE,
+           CASE WHEN _n.gpu_ops = 0 THEN no_gpu_note WHEN _n.steps = 0 THEN no_step_note END
+    FROM _n, _c, (VALUES ('exposed_ms_per_step', _c.comm_exp, 'communication kernel time not under compute, in steps, summed over devices'),
+                         ('ms_per_step', _c.comm, 'communication kernel time (union per device) in steps, summed over devices')) t(m, v, num)
+    UNION ALL
+    SELECT 'comm.overlap_share', 'comm', 'comm', 'overlap_share', 'ratio', _d.comm_ov / nullif(_d.comm, 0),
+           'communication time under compute', 'communication time (union per device, summed)', FALSE,
+           CASE WHEN coalesce(_d.comm, 0) = 0 THEN 'no NCCL/RCCL/HCCL kernel in this run' END
+    FROM _d
+    UNION ALL
+    SELECT 'mem.exposed_ms_per_step', 'mem', 'mem', 'exposed_ms_per_step', 'ms',
+           CASE WHEN _n.steps > 0 AND _n.gpu_ops > 0 THEN coalesce(_c.mem_exp, 0) / 1e6 / _n.steps END,
+           'memcpy/memset time not under compute, in steps, summed over devices', 'steps', TRUE,
+           CASE WHEN _n.gpu_ops = 0 THEN no_gpu_note WHEN _n.steps = 0 THEN no_step_note END
+    FROM _n, _c
+    UNION ALL
+    SELECT 'rank.wait_ms_per_step', 'rank', 'rank', 'wait_ms_per_step', 'ms',
+           CASE WHEN _n.multi AND _n.steps > 0 THEN coalesce(_k.wait, 0) / 1e6 / _n.steps END,
+           'waits of every rank at matched collectives', 'steps (all ranks)', TRUE,
+           CASE WHEN _n.steps = 0 THEN no_step_note WHEN NOT _n.multi
+                THEN 'one rank only: cross-rank waits need one trace per rank (a folder of rank traces)' END
+    FROM _n, _k
+    UNION ALL
+    SELECT 'rank.skew_ms_per_step', 'rank', 'rank', 'skew_ms_per_step', 'ms',
+           CASE WHEN _n.multi AND _n.keys > 0 THEN _k.skew / 1e6 / _n.keys END,
+           'latest minus earliest aligned step end, summed over steps', 'steps matched on >= 2 ranks', FALSE,
+           CASE WHEN _n.steps = 0 THEN no_step_note WHEN NOT _n.multi
+                THEN 'one rank only: step skew needs one trace per rank (a folder of rank traces)' END
+    FROM _n, _k
 )
 SELECT getvariable('label'), getvariable('label_index'), metric, scope, name, measure, unit, value::DOUBLE,
        numerator, denominator, additive, note

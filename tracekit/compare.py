@@ -121,7 +121,7 @@ def _run_one(index: int, label: str, paths: Paths, params: Mapping[str, Any], ti
     con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")
     connect_runs([(label, paths)], con=con)
-    rep.prepare(con, ["steps"], **params)
+    rep.prepare(con, ["steps", "comm", "collectives"], **params)  # _run_metrics.sql reads their set-up tables
     con.execute(f"SET VARIABLE label = {rep._sql_literal(label)}")
     con.execute(f"SET VARIABLE label_index = {index}")
     # tokens.sql's set-up only (its @requires flops serves its report outputs, not these metrics)
