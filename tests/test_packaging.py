@@ -116,6 +116,10 @@ def test_wheel_ships_queries_and_capture_and_every_verb_runs(wheel_venv: Path, t
     assert doc["summary"]["summary"][0]["steps"] == 4
     top_lm_head = [x for x in doc["phase_time"]["phase_time"] if x["phase_path"] == "lm_head"]
     assert [x["range_instances"] for x in top_lm_head] == [5]
+    # the terminal and HTML report (tracekit.view and queries/timeline.sql ship too)
+    r = _run(wheel_venv, work, "report", str(SAMPLE), "--html", str(work / "r.html"))
+    assert r.returncode == 0, r.stderr
+    assert (work / "r.html").is_file() and (work / "r.median_step.json.gz").is_file()
 
     # sql
     r = _run(wheel_venv, work, "sql", str(SAMPLE), "--format", "csv",  # SQL as the last argument (README's form)

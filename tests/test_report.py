@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -45,7 +43,7 @@ def test_json_keys(pq: Path) -> None:
 
 
 def test_terminal_tables(pq: Path) -> None:
-    out = CliRunner().invoke(cli, ["report", str(pq), "--step-pattern", "ProfilerStep#\\d+", "--vocab", "32000"])
+    out = CliRunner().invoke(cli, ["report", str(pq), "--step-pattern", "ProfilerStep#\\d+", "--vocab", "32000", "--full"])
     assert out.exit_code == 0, out.output
     for title in ("kernels", "phase_time", "steps.stats", "launch", "syncs", "gpu_idle.causes", "lm_head", "trust"):
         assert title in out.output
@@ -56,13 +54,6 @@ def test_html(pq: Path, tmp_path: Path) -> None:
     out = CliRunner().invoke(cli, ["report", str(pq), "--html", str(html_path)])
     assert out.exit_code == 0, out.output
     text = html_path.read_text()
-    assert text.count("<img class='plot'") == 4 and text.count("data:image/png;base64,") == 4
+    # every figure is an embedded PNG (no network); the layout checks in a browser are in test_view.py
+    assert text.count("<img ") == text.count("src='data:image/png;base64,") >= 1
     assert "<script>" not in text and "evil&lt;script&gt;" in text
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    if browser is None:
-        pytest.skip("chromium is not installed (Debian package `chromium`): HTML checked as text only")
-    shot = tmp_path / "shot.png"
-    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", f"--screenshot={shot}",
-                    "--window-size=1400,3000", f"file://{html_path}"], check=True, timeout=90,
-                   capture_output=True)
-    assert shot.exists() and shot.stat().st_size > 20_000

@@ -24,6 +24,8 @@ from tracekit import noise
 from tracekit import report as rep
 from tracekit.errors import TraceError
 from tracekit.store import connect_runs
+from tracekit.view.html import html_table
+from tracekit.view.plots import png
 
 Paths = Sequence[str | os.PathLike[str]]
 Run = tuple[str, Paths]
@@ -213,14 +215,6 @@ def fired(results: Mapping[str, pd.DataFrame]) -> list[str]:
 
 # ----------------------------------------------------------------------------- rendering
 
-def _truncate(df: pd.DataFrame) -> pd.DataFrame:
-    view = df.copy()
-    for c in view.columns:
-        if not pd.api.types.is_numeric_dtype(view[c]):
-            view[c] = view[c].map(lambda v: v[:57] + "..." if isinstance(v, str) and len(v) > 60 else v)
-    return view
-
-
 def phase_table(results: Mapping[str, pd.DataFrame], measure: str = "ms_per_step") -> pd.DataFrame:
     """``compare.phases`` as phases x labels (display only: the numbers are compare.sql's)."""
     ph = results.get("compare.phases", pd.DataFrame())
@@ -231,25 +225,27 @@ def phase_table(results: Mapping[str, pd.DataFrame], measure: str = "ms_per_step
     return wide.reindex(columns=order).reset_index().rename_axis(columns=None)
 
 
-def print_results(results: Mapping[str, pd.DataFrame], limit: int = 40) -> None:
-    """Terminal tables (rich). The long ``compare`` table is left to --json."""
+def print_results(results: Mapping[str, pd.DataFrame], limit: int = 40, width: int | None = None) -> None:
+    """Terminal tables at the terminal's width (80 when piped; see tracekit.view.terminal). The long
+    ``compare`` table is left to --json."""
     import sys
 
-    from rich.console import Console
+    from tracekit.view.model import table
+    from tracekit.view.terminal import join_lines, table_lines, terminal_width
 
-    from tracekit.render import print_frame
-
-    console = Console(markup=False, highlight=False, width=None if sys.stdout.isatty() else 220)
+    w = terminal_width(width)
+    blocks = []
     for key, df in results.items():
         if key in ("compare", "diff.gate", "compare.step_values"):
             continue
         if key == "compare.phases":
-            print_frame(_truncate(phase_table(results)), title="per-step ms by phase (compare.phases)",
-                        limit=limit, console=console)
+            blocks.append(table_lines(table(key, phase_table(results), limit=limit,
+                                            title="per-step ms by phase (compare.phases)"), w))
             continue
         if key == "diff":  # metric already says scope.name.measure; --json has numerator / denominator
             df = df.drop(columns=["scope", "name", "measure", "numerator", "denominator"])
-        print_frame(_truncate(df), title=key, limit=limit, console=console)
+        blocks.append(table_lines(table(key, df, limit=limit), w))
+    sys.stdout.write("\n".join(join_lines(blocks)) + "\n")
 
 
 def _diff_plot(results: Mapping[str, pd.DataFrame]) -> tuple[str, str | None, str]:
@@ -271,7 +267,7 @@ def _diff_plot(results: Mapping[str, pd.DataFrame]) -> tuple[str, str | None, st
     ax.invert_yaxis()
     ax.set_xlabel("ms per step (CPU range time)")
     ax.legend()
-    return title, rep._png(fig), "ms_per_step of the 15 largest phases"
+    return title, png(fig), "ms_per_step of the 15 largest phases"
 
 
 def _plot(results: Mapping[str, pd.DataFrame]) -> tuple[str, str | None, str]:
@@ -295,7 +291,7 @@ def _plot(results: Mapping[str, pd.DataFrame]) -> tuple[str, str | None, str]:
     ax.set_xticks(range(len(labels)), labels)
     ax.set_ylabel("ms per step (CPU range time)")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
-    return title, rep._png(fig), "ms_per_step of the 12 largest phases and the step wall time, per run"
+    return title, png(fig), "ms_per_step of the 12 largest phases and the step wall time, per run"
 
 
 def _noise_plot(results: Mapping[str, pd.DataFrame]) -> tuple[str, str | None, str]:
@@ -325,7 +321,7 @@ def _noise_plot(results: Mapping[str, pd.DataFrame]) -> tuple[str, str | None, s
     ax.set_xticks(range(len(labels)), labels)
     ax.set_ylabel("median / baseline median (log scale)")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
-    return title, rep._png(fig), ("each run against the first; bars: 95% interval; where a bar crosses 1 the change is "
+    return title, png(fig), ("each run against the first; bars: 95% interval; where a bar crosses 1 the change is "
                                    "within step-to-step noise")
 
 
@@ -348,7 +344,7 @@ def _dist_plot(results: Mapping[str, pd.DataFrame]) -> tuple[str, str | None, st
         ax.scatter(np.full(len(d), i) + np.linspace(-0.12, 0.12, len(d)) if len(d) > 1 else [i], d, s=6, alpha=0.5)
     ax.set_xticks(range(1, len(labels) + 1), labels)
     ax.set_ylabel("step wall ms")
-    return title, rep._png(fig), "box: quartiles and median, triangle: mean, dots: every step"
+    return title, png(fig), "box: quartiles and median, triangle: mean, dots: every step"
 
 
 def to_html(results: Mapping[str, pd.DataFrame], title: str) -> str:
@@ -372,7 +368,7 @@ def to_html(results: Mapping[str, pd.DataFrame], title: str) -> str:
         if key in ("compare", "compare.step_values"):
             continue
         shown = phase_table(results) if key == "compare.phases" else df
-        parts.append(f"<h2>{html.escape(key)}</h2>" + rep._html_table(shown, limit=200))
+        parts.append(f"<h2>{html.escape(key)}</h2>" + html_table(shown, limit=200))
     parts.append("</body></html>")
     return "\n".join(parts)
 

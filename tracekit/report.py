@@ -14,8 +14,6 @@ query variables and those set-ups, for ``report``, ``sql -f``/``--query``, ``com
 
 from __future__ import annotations
 
-import html
-import io
 import math
 import os
 import re
@@ -278,146 +276,17 @@ def to_json(results: Mapping[str, pd.DataFrame]) -> dict[str, Any]:
     return doc
 
 
-def print_report(results: Mapping[str, pd.DataFrame], limit: int = 25) -> None:
-    """The warnings, then terminal tables (rich), one per output."""
-    import sys
+def print_report(results: Mapping[str, pd.DataFrame], limit: int = 25, width: int | None = None,
+                 sections: Iterable[str] = (), full: bool = False) -> None:
+    """Terminal report (see :mod:`tracekit.view.terminal`): headline first, other tables on request."""
+    from tracekit.view.terminal import print_report as show
 
-    from rich.console import Console
-
-    from tracekit.render import print_frame
-    from tracekit.safe import term
-
-    console = Console(markup=False, highlight=False, width=None if sys.stdout.isatty() else 220)
-    for w in warnings_of(results):  # first: a truncated trace explains every number below it
-        console.print(term(f"warning [{w['trace']}] {w['analysis']}/{w['flag']}: {w['message']}"))
-    for key, df in results.items():
-        if key == "steps.median_step_ops":
-            continue  # plot input, not a table for reading
-        view = df.copy()
-        if "trace" in view and view["trace"].nunique() <= 1:
-            view = view.drop(columns="trace")  # one trace: the column only adds width
-        for c in view.columns:  # kernel names run to hundreds of characters
-            if not pd.api.types.is_numeric_dtype(view[c]):
-                view[c] = view[c].map(lambda v: v[:57] + "..." if isinstance(v, str) and len(v) > 60 else v)
-        print_frame(view, title=key, limit=limit, console=console)
+    show(results, width=width, sections=tuple(sections), full=full, limit=limit)
 
 
-# ----------------------------------------------------------------------------- HTML
+def to_html(results: Mapping[str, pd.DataFrame], title: str = "tracekit report",
+            chrome: Mapping[str, str] | None = None, chrome_notes: Iterable[str] = ()) -> str:
+    """A self-contained HTML page (see :mod:`tracekit.view.html`)."""
+    from tracekit.view.html import render
 
-def _png(fig: Any) -> str:
-    import base64
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
-
-
-def _plots(results: Mapping[str, pd.DataFrame]) -> list[tuple[str, str | None, str]]:
-    """(title, data-URI or None, note) for each plot of the HTML report."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    plots: list[tuple[str, str | None, str]] = []
-    ops = results.get("steps.median_step_ops", pd.DataFrame())
-    if len(ops):  # one row set per trace (steps.sql): the timeline shows the first trace's median step
-        ops = ops[ops["trace"] == ops["trace"].min()]
-    steps = results.get("steps", pd.DataFrame())
-    # 1. timeline of the median step, one row per stream, coloured by phase
-    if len(ops):
-        fig, ax = plt.subplots(figsize=(11, 0.6 + 0.45 * ops["lane"].nunique()))
-        phases = list(dict.fromkeys(ops["phase_path"]))
-        cmap = plt.get_cmap("tab20")
-        colour = {p: cmap(i % 20) for i, p in enumerate(phases)}
-        lanes = list(dict.fromkeys(ops.sort_values("lane")["lane"]))
-        t0 = ops["step_ts_ns"].iloc[0]
-        for i, lane in enumerate(lanes):
-            sub = ops[ops["lane"] == lane]
-            ax.broken_barh([((r.ts_ns - t0) / 1e3, max(r.dur_ns / 1e3, 0.01)) for r in sub.itertuples()],
-                           (i - 0.4, 0.8), facecolors=[colour[p] for p in sub["phase_path"]])
-        ax.set_yticks(range(len(lanes)), [str(lane) for lane in lanes])
-        ax.set_xlabel("µs since step start")
-        handles = [matplotlib.patches.Patch(color=colour[p], label=p[-60:]) for p in phases[:20]]
-        ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
-        step = ops["step_name"].iloc[0]
-        plots.append(("Timeline of the median step by stream, coloured by phase", _png(fig),
-                      f"step {step} of trace {ops['trace'].iloc[0]}; CPU rows are ranges on the launching thread"))
-    else:
-        plots.append(("Timeline of the median step", None, "no step matched the step pattern"))
-    # 2. per-phase stacked bars per step
-    sp = results.get("steps.phases", pd.DataFrame())
-    if len(sp):
-        first = sp["trace"].iloc[0]
-        sp1 = sp[sp["trace"] == first]
-        piv = sp1.pivot_table(index="step_index", columns="phase", values="cpu_ns", aggfunc="sum", fill_value=0) / 1e3
-        piv = piv[piv.sum().sort_values(ascending=False).index[:15]]
-        fig, ax = plt.subplots(figsize=(11, 4))
-        piv.plot(kind="bar", stacked=True, ax=ax, width=0.85, legend=True, colormap="tab20")
-        ax.set_xlabel("step"); ax.set_ylabel("CPU time in phase (µs)")
-        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
-        if len(piv) > 40:
-            ax.set_xticks([])
-        plots.append(("Per-phase CPU time per step (stacked)", _png(fig), f"trace {first}; top 15 phases"))
-    else:
-        plots.append(("Per-phase time per step", None, "no step or no phase inside steps"))
-    # 3. idle time by cause
-    ic = results.get("gpu_idle.causes", pd.DataFrame())
-    if len(ic):
-        g = ic.groupby(["trace", "cause"], as_index=False)["idle_ns"].sum()
-        piv = g.pivot_table(index="trace", columns="cause", values="idle_ns", fill_value=0) / 1e6
-        fig, ax = plt.subplots(figsize=(9, 1.2 + 0.5 * len(piv)))
-        piv.plot(kind="barh", stacked=True, ax=ax)
-        ax.set_xlabel("GPU idle time (ms) inside the trace window")
-        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
-        plots.append(("GPU idle time by cause", _png(fig), "union of all streams per device, summed over devices"))
-    else:
-        plots.append(("GPU idle time by cause", None, "no GPU ops"))
-    # 4. per-step latency distribution
-    if len(steps):
-        fig, ax = plt.subplots(figsize=(9, 3.5))
-        for (trace, kind), sub in steps.groupby(["trace", "step_kind"]):
-            ax.hist(sub["wall_ns"] / 1e3, bins=min(50, max(5, len(sub))), alpha=0.6, label=f"{trace}: {kind}"[-60:])
-        ax.set_xlabel("step wall time (µs)"); ax.set_ylabel("steps")
-        ax.legend(fontsize=7)
-        plots.append(("Per-step latency distribution", _png(fig), f"{len(steps)} steps"))
-    else:
-        plots.append(("Per-step latency distribution", None, "no step matched the step pattern"))
-    return plots
-
-
-def _html_table(df: pd.DataFrame, limit: int = 50) -> str:
-    from tracekit.render import _fmt
-
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
-    rows = []
-    for row in df.head(limit).itertuples(index=False):
-        rows.append("<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in row) + "</tr>")
-    more = f"<p>({len(df) - limit} more rows in --json)</p>" if len(df) > limit else ""
-    return f"<table><tr>{head}</tr>{''.join(rows)}</table>{more}"
-
-
-def to_html(results: Mapping[str, pd.DataFrame], title: str = "tracekit report") -> str:
-    """A self-contained HTML page: the four plots (PNG, base64-embedded) and every table, names escaped."""
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
-             ("<style>body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse;font-size:12px}"
-              "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right;max-width:40em;overflow-wrap:anywhere}"
-              "img{max-width:100%}</style></head><body>"),
-             f"<h1>{html.escape(title)}</h1>"]
-    warns = warnings_of(results)
-    if warns:
-        parts.append("<h2>Warnings</h2><ul>" + "".join(
-            f"<li>[{html.escape(str(w['trace']))}] {html.escape(str(w['flag']))}: {html.escape(str(w['message']))}</li>"
-            for w in warns) + "</ul>")
-    for ptitle, uri, note in _plots(results):
-        parts.append(f"<h2>{html.escape(ptitle)}</h2><p>{html.escape(note)}</p>")
-        parts.append(f"<img class='plot' alt='{html.escape(ptitle)}' src='{uri}'>" if uri else "<p><em>no data</em></p>")
-    for key, df in results.items():
-        if key == "steps.median_step_ops":
-            continue
-        parts.append(f"<h2>{html.escape(key)}</h2>" + _html_table(df))
-    parts.append("</body></html>")
-    return "\n".join(parts)
+    return render(results, title=title, chrome=chrome, chrome_notes=tuple(chrome_notes))

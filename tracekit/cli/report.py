@@ -1,8 +1,12 @@
-"""``tracekit report TRACE...``: every analysis of ``queries/`` as tables, JSON or HTML."""
+"""``tracekit report TRACE...``: the per-step headline (terminal), every analysis as JSON, or an HTML page."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import click
+import duckdb
 
 from tracekit import report as rep
 from tracekit.atomic import refuse_input
@@ -26,6 +30,11 @@ from tracekit.errors import TraceError
 @click.option("--tokens-per-step", type=float, help="flops: tokens one step processes (e.g. the decode batch size), for GFLOPs per token.")
 @click.option("--tf32", is_flag=True, default=None, help="flops: fp32 matmuls ran on TF32 tensor cores (use the tf32 peak).")
 @click.option("--limit", default=25, show_default=True, help="Rows printed per table in terminal output.")
+@click.option("--width", type=click.IntRange(min=20),
+              help="Terminal width in columns (default: the terminal's; 80 when piped).")
+@click.option("--full", is_flag=True, help="Print every table of every analysis, not just the per-step headline.")
+@click.option("--section", "sections", multiple=True, metavar="NAME",
+              help="Print these tables only: an output (steps.stats) or a file's outputs (gpu_idle). Repeatable.")
 @click.option("--out", "out_dir", help="Write every output as a table instead: OUT/<output>/<trace file>.parquet, one task per trace.")
 @click.option("--executor", type=click.Choice(["local", "ray", "spark"]), default="local", show_default=True,
               help="With --out: where the per-trace tasks run.")
@@ -36,9 +45,15 @@ def command(traces: tuple[str, ...], as_json: bool, html_out: str | None, step_p
             vocab: int | None, lm_head_regex: str | None, lm_head_kernel_regex: str | None,
             top_n: int | None, limit: int, gpu: str | None = None, peak_tflops: float | None = None,
             peak_tb_s: float | None = None, tf32: bool | None = None, tokens_per_step: float | None = None,
+            width: int | None = None, full: bool = False, sections: tuple[str, ...] = (),
             out_dir: str | None = None, executor: str = "local", jobs: int = 1, ray_address: str | None = None,
             spark_master: str | None = None) -> None:
-    """Phase time, steps, launch and queueing, syncs, GPU idle causes, lm_head share, top kernels and trust flags.
+    """Where one step's time goes: per step kind the verdicts, the per-step table and the phase tree.
+
+    Every other analysis (kernels, launch, syncs, GPU idle causes, lm_head, flops, trust) with
+    --section NAME or --full; --json has every row; --html writes a page with plots and a timeline
+    of the median step, plus that step exported for Perfetto (FILE.median_step*.json.gz);
+    --out DIR writes every output as Parquet tables instead, one task per trace on --executor.
 
     TRACE: converted Parquet files or folders (raw Kineto/nsys traces are converted and cached).
     """
@@ -57,9 +72,52 @@ def command(traces: tuple[str, ...], as_json: bool, html_out: str | None, step_p
         return
     if executor != "local" or jobs != 1:
         raise click.UsageError("--executor and --jobs need --out (the per-trace tables are written there)")
-    results = rep.run(list(traces), step_pattern=step_pattern, vocab=vocab, lm_head_regex=lm_head_regex,
+    con = duckdb.connect()
+    results = rep.run(list(traces), con=con, step_pattern=step_pattern, vocab=vocab, lm_head_regex=lm_head_regex,
                       lm_head_kernel_regex=lm_head_kernel_regex, top_n=top_n,
                       gpu=gpu, peak_tflops=peak_tflops, peak_tb_s=peak_tb_s, tf32=tf32,
                       tokens_per_step=tokens_per_step)
+    if sections:  # an unknown name is a usage error, before anything is written
+        from tracekit.view.sections import select
+
+        try:
+            select(results, sections)
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="--section") from None
+    to_html, exported = rep.to_html, []
+    if html_out:
+        to_html, exported = _html_writer(con, results, list(traces), html_out, step_pattern)
     emit(results, as_json=as_json, html_out=html_out, title="tracekit report: " + ", ".join(traces),
-         to_json=rep.to_json, to_html=rep.to_html, show=lambda r: rep.print_report(r, limit=limit))
+         to_json=rep.to_json, to_html=to_html,
+         show=lambda r: rep.print_report(r, limit=limit, width=width, sections=sections, full=full))
+    if exported and not as_json:
+        click.echo(f"wrote {', '.join(exported)} (the median step: open in ui.perfetto.dev)")
+
+
+def _html_writer(con: duckdb.DuckDBPyConnection, results: Any, traces: list[str], html_out: str,
+                 step_pattern: str | None) -> Any:
+    """The page's extra inputs: the timeline rows (queries/timeline.sql on the report's connection) and
+    each trace's median step written with export-chrome next to the page, linked from it."""
+    from tracekit.export_chrome import Steps, export_chrome
+    from tracekit.view.timeline import query
+
+    page = dict(results)
+    page.update(query(con))
+    tl = page.get("timeline")
+    chrome: dict[str, str] = {}
+    notes: list[str] = []
+    out = Path(html_out)
+    if tl is not None and len(tl):
+        meds = tl.drop_duplicates("trace")[["trace", "step_index"]].itertuples(index=False)
+        meds = list(meds)
+        for i, (trace, step) in enumerate(meds):
+            suffix = "" if len(meds) == 1 else f".{i + 1}"
+            dest = out.with_name(f"{out.stem}.median_step{suffix}.json.gz")
+            try:
+                export_chrome(traces, dest, trace=str(trace), steps=Steps(int(step), int(step)),
+                              step_pattern=step_pattern)
+                chrome[str(trace)] = dest.name
+            except TraceError as e:
+                notes.append(f"median step of {trace} not exported: {e}")
+    written = [str(out.with_name(n)) for n in chrome.values()] if chrome else []
+    return (lambda r, title: rep.to_html(page, title=title, chrome=chrome, chrome_notes=notes)), written

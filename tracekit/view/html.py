@@ -1,0 +1,176 @@
+"""The HTML report: one self-contained page (inline CSS, PNG data URIs, inline SVG; no network).
+
+Per trace: the verdicts, the per-step table and the phase tree, the phase tree as a stacked bar
+that does not double count, the median step's timeline, step latency over the run and its
+distribution, GPU idle causes per step and the syncs; every other table folded underneath. Text is
+left-aligned and elided in the middle with the full name on hover, numbers right-aligned in one
+line with their unit; an empty figure or table is a sentence saying why. Every name from a trace
+goes through :func:`tracekit.safe.html_text`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+
+import pandas as pd
+
+from tracekit.safe import html_text
+from tracekit.view import plots
+from tracekit.view import sections as sec
+from tracekit.view import timeline as tl
+from tracekit.view.model import NOTE_NAMES, Table, elide, table
+
+TEXT_CHARS = 60  # a text cell longer than this is elided in the middle (full text on hover)
+
+CSS = """
+*{box-sizing:border-box}
+body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;color:#1f2328;margin:0 auto;
+ padding:1em 2em 3em;max-width:1400px}
+h1{font-size:1.5em;margin:.3em 0}h2{font-size:1.25em;margin:1.6em 0 .4em;border-bottom:1px solid #d0d7de;
+ padding-bottom:.2em}h3{font-size:1.05em;margin:1.2em 0 .3em}
+p.cap{color:#57606a;font-size:.9em;margin:.2em 0 .8em;max-width:70em}
+.scroll{overflow-x:auto;max-width:100%}
+table{border-collapse:collapse;margin:.3em 0 .8em;font-size:13px}
+th,td{padding:3px 10px;border-bottom:1px solid #eaeef2;vertical-align:top}
+th{border-bottom:2px solid #afb8c1;font-weight:600;text-align:left;white-space:nowrap}
+th.num,td.num{text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums}
+td.text{text-align:left;white-space:nowrap}
+td.null{color:#8c959f}td.note{min-width:16em;max-width:36em;color:#57606a}
+img{max-width:100%;height:auto;display:block}
+svg.timeline{display:block;max-width:100%;height:auto;border:1px solid #eaeef2}
+.legend{display:flex;flex-wrap:wrap;gap:.2em 1em;font-size:12px;margin:.3em 0}
+.legend i{display:inline-block;width:10px;height:10px;margin-right:4px;vertical-align:middle}
+ol.verdicts{margin:.3em 0 .8em;padding-left:1.6em}ol.verdicts li{margin:.15em 0}
+.notes li.warn::marker{content:'⚠ '}.notes li{margin:.15em 0}
+.empty{color:#57606a;font-style:italic}
+details{margin:.4em 0}summary{cursor:pointer;font-weight:600}
+.grid{display:flex;flex-wrap:wrap;gap:0 2.5em;align-items:flex-start}.grid>div{min-width:0;max-width:100%}
+a{color:#0969da}code{background:#f6f8fa;padding:0 .25em;border-radius:3px;font-size:.92em}
+"""
+
+
+def table_html(tab: Table) -> str:
+    """One view-model table as HTML (or its one-line reason when empty)."""
+    if tab.empty is not None:
+        return f"<p class='empty'>{html_text(tab.title)}: {html_text(tab.empty)}</p>"
+    head = "".join(f"<th class='{'num' if c.numeric else 'text'}'>{html_text(c.header)}</th>" for c in tab.columns)
+    rows = []
+    for r in range(tab.shown_rows):
+        cells = []
+        for j, c in enumerate(tab.columns):
+            v = c.cells[r]
+            cls = "num" if c.numeric else "text"
+            if v == "NULL":
+                cls += " null"
+            if c.numeric:
+                cells.append(f"<td class='{cls}'>{html_text(v)}</td>")
+                continue
+            if c.name in NOTE_NAMES:  # a sentence: wraps inside its cell, never cut
+                cells.append(f"<td class='note'>{html_text(v)}</td>")
+                continue
+            short = elide(v, TEXT_CHARS)
+            pad = f" style='padding-left:{0.4 + 1.2 * tab.indent[r]:.1f}em'" if tab.indent and j == 0 else ""
+            title = f" title='{html_text(v)}'" if short != v else ""
+            cells.append(f"<td class='{cls}'{pad}{title}>{html_text(short)}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    more = (f"<p class='cap'>{tab.total_rows - tab.shown_rows:,} more rows in --json or tracekit sql</p>"
+            if tab.total_rows > tab.shown_rows else "")
+    return f"<div class='scroll'><table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>{more}"
+
+
+def html_table(df: pd.DataFrame, limit: int = 50, key: str = "") -> str:
+    """A DataFrame as a formatted HTML table (used by compare/diff pages too)."""
+    return table_html(table(key, df, limit=limit))
+
+
+def _code(escaped: str) -> str:
+    """`name` in a verdict (already escaped) shown as code."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", escaped)
+
+
+def _figure(title: str, plot: plots.Plot) -> str:
+    uri, cap = plot
+    if uri is None:
+        return f"<h3>{html_text(title)}</h3><p class='empty'>{html_text(cap)}</p>"
+    return (f"<h3>{html_text(title)}</h3><img alt='{html_text(title)}' src='{uri}'>"
+            f"<p class='cap'>{html_text(cap)}</p>")
+
+
+def _rows(results: Mapping[str, pd.DataFrame], key: str, trace: str) -> pd.DataFrame:
+    df = results.get(key)
+    if df is None or not len(df) or "trace" not in df:
+        return pd.DataFrame()
+    return df[df["trace"] == trace].drop(columns="trace")
+
+
+def render(results: Mapping[str, pd.DataFrame], title: str = "tracekit report",
+           chrome: Mapping[str, str] | None = None, chrome_notes: Sequence[str] = (), limit: int = 50) -> str:
+    """The page. ``chrome``: trace -> relative path of its median step exported with export-chrome."""
+    chrome = chrome or {}
+    names = sec.traces(results)
+    p = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+         f"<meta name='viewport' content='width=device-width, initial-scale=1'><title>{html_text(title)}</title>"
+         f"<style>{CSS}</style></head><body><h1>{html_text(title)}</h1>"]
+    links = ", ".join(f"<a href='#trace-{i}'>{html_text(t)}</a>" for i, t in enumerate(names, 1))
+    p.append(f"<p class='cap'>{sec.plural(len(names), 'trace')}: {links}</p>")
+    ns = sec.notes(results)
+    if ns:
+        p.append("<h2>Notes</h2><ul class='notes'>" + "".join(
+            f"<li class='{html_text(n.severity)}'><b>{html_text(n.severity)}</b> "
+            f"{'[' + html_text(n.trace) + '] ' if len(names) > 1 else ''}{html_text(n.source)}: {html_text(n.message)}</li>"
+            for n in ns) + "</ul>")
+    for c in chrome_notes:
+        p.append(f"<p class='empty'>{html_text(c)}</p>")
+    timelines = {t: (s, cap) for t, s, cap in tl.sections(results)}
+    gs = sec.groups(results, full=True)
+    for i, trace in enumerate(names, 1):
+        p.append(f"<h2 id='trace-{i}'>{html_text(trace)}</h2>")
+        tg = [g for g in gs if g.trace == trace]
+        for g in tg:
+            p.append(f"<h3>{html_text(g.step_kind)} · {sec.plural(g.steps, 'step')}</h3>")
+            if g.verdicts:
+                p.append("<ol class='verdicts'>" + "".join(f"<li>{_code(html_text(v))}</li>" for v in g.verdicts) + "</ol>")
+            p.append("<div class='grid'><div>")
+            if g.headline is not None:
+                p.append(table_html(g.headline))
+            p.append("</div><div>")
+            if g.tree is not None:
+                gpu = any(c.name.startswith("gpu") for c in g.tree.columns)
+                note = sec.TREE_NOTE + (sec.TREE_NOTE_GPU if gpu else " (no GPU op in these steps)")
+                p.append(table_html(g.tree) + f"<p class='cap'>{html_text(note)}</p>")
+            p.append("</div></div>")
+        if not tg:
+            p.append("<p class='empty'>no per-step headline (headline.sql gave no rows for this trace: "
+                     "no step matched the step pattern, see Notes)</p>")
+            p.append(table_html(sec.result_table({"summary": _rows(results, "summary", trace)}, "summary")))
+        figs = plots.for_trace(results, trace)
+        p.append(_figure("Where a step's time goes (phase tree, exclusive)", figs["phases"]))
+        p.append("<h3>Timeline of the median step</h3>")
+        if trace in timelines:
+            s, cap = timelines[trace]
+            link = chrome.get(trace)
+            extra = (f" Open <a href='{html_text(link)}'>{html_text(link)}</a> in ui.perfetto.dev for every event."
+                     if link else "")
+            p.append(s + f"<p class='cap'>{html_text(cap)}{extra}</p>")
+        else:
+            p.append("<p class='empty'>no step matched the step pattern (set --step-pattern): no median step to draw</p>")
+        p.append(_figure("Step latency over the run", figs["latency"]))
+        p.append(_figure("GPU idle causes per step", figs["idle"]))
+        p.append("<h3>Syncs</h3>" + table_html(table("syncs", _rows(results, "syncs", trace), limit=20,
+                                                       title="syncs")))
+    p.append("<h2>Every table</h2><p class='cap'>All outputs of queries/, as in --full; "
+             "--json has every row.</p>")
+    empties = []
+    for key in sec.section_keys(results):
+        tab = sec.result_table(results, key, limit=limit)
+        if tab.empty is not None:
+            empties.append(tab)
+            continue
+        open_ = " open" if key == "summary" else ""
+        p.append(f"<details{open_}><summary>{html_text(key)} ({tab.total_rows:,} rows)</summary>{table_html(tab)}</details>")
+    if empties:
+        p.append("<ul>" + "".join(f"<li class='empty'>{html_text(t.key)}: {html_text(t.empty or '')}</li>"
+                                  for t in empties) + "</ul>")
+    p.append("</body></html>")
+    return "\n".join(p)

@@ -1,0 +1,170 @@
+"""The HTML report's figures (matplotlib, embedded as PNG data URIs): phase bars, step latency, idle causes.
+
+Each function takes the result tables of ONE trace and returns ``(data URI, caption)``, or
+``(None, why)`` when there is nothing to draw, so the page says why instead of showing an empty
+axis. Numbers are the SQL's; axes never use an offset (``+4.7151e4`` helps nobody).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+from tracekit.view.model import fmt_duration, pick_unit
+from tracekit.view.timeline import colours
+
+Plot = tuple[str | None, str]
+
+
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _int_locator() -> Any:
+    from matplotlib.ticker import MaxNLocator
+
+    return MaxNLocator(integer=True)
+
+
+def png(fig: Any) -> str:
+    """``fig`` as a base64 PNG data URI (closed afterwards)."""
+    plt = _plt()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def _short(s: str, n: int = 40) -> str:
+    from tracekit.view.model import elide
+
+    return elide(str(s), n)
+
+
+def phase_bar_data(tree: pd.DataFrame) -> pd.DataFrame:
+    """The stacked bar's segments: per step kind, every phase-tree row's EXCLUSIVE mean CPU time.
+
+    Exclusive times do not double count (a parent's row leaves out its children), so a bar's
+    height is the mean step CPU span: the test checks it against steps.sql's mean wall_ns.
+    """
+    cols = ["trace", "step_kind", "row_order", "phase_path", "excl_cpu_ns_mean"]
+    if not len(tree) or not set(cols) <= set(tree.columns):
+        return pd.DataFrame(columns=cols)
+    return tree[cols].sort_values(["trace", "step_kind", "row_order"]).reset_index(drop=True)
+
+
+def phase_bars(tree: pd.DataFrame, headline: pd.DataFrame) -> Plot:
+    """Stacked bar per step kind of the exclusive CPU time per phase (mean step), with the mean CPU span marked."""
+    data = phase_bar_data(tree)
+    if not len(data):
+        return None, "no phase tree (no step matched the step pattern, or headline.sql did not run)"
+    plt = _plt()
+    kinds = list(dict.fromkeys(data["step_kind"]))
+    unit = pick_unit(data.groupby("step_kind")["excl_cpu_ns_mean"].sum().tolist())
+    col = colours(list(dict.fromkeys(data["phase_path"].astype(str))))
+    fig, ax = plt.subplots(figsize=(7.5, 3.2 + 0.1 * len(col)))
+    seen: set[str] = set()
+    for i, k in enumerate(kinds):
+        bottom = 0.0
+        for r in data[data["step_kind"] == k].itertuples(index=False):
+            v = (r.excl_cpu_ns_mean or 0) / unit[1]
+            p = str(r.phase_path)
+            ax.bar(i, v, bottom=bottom, color=col[p], width=0.6, label=None if p in seen else _short(p))
+            seen.add(p)
+            bottom += v
+        span = headline[(headline.get("step_kind") == k) & (headline.get("metric") == "CPU span")] if len(headline) else headline
+        if len(span):
+            ax.plot([i - 0.4, i + 0.4], [span["mean"].iloc[0] / unit[1]] * 2, color="black", lw=1.2,
+                    label=None if "CPU span" in seen else "mean CPU span")
+            seen.add("CPU span")
+    ax.set_xticks(range(len(kinds)), [_short(k, 30) for k in kinds])
+    ax.set_ylabel(f"mean CPU time per step ({unit[0]})")
+    ax.ticklabel_format(axis="y", useOffset=False, style="plain")
+    h, lab = ax.get_legend_handles_labels()  # top of the stack first, like the bars
+    ax.legend(h[::-1], lab[::-1], fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
+    ax.spines[["top", "right"]].set_visible(False)
+    return png(fig), ("exclusive CPU time of each phase in the mean step, stacked: parents without their "
+                      "children, '(other)' = step time in no phase; the line is the mean CPU span (steps' wall time)")
+
+
+def latency(steps: pd.DataFrame) -> Plot:
+    """Step wall time over the run (per step kind) and its distribution."""
+    if not len(steps):
+        return None, "no step matched the step pattern (set --step-pattern)"
+    if len(steps) < 3:
+        walls = ", ".join(fmt_duration(v, with_unit=True) for v in steps["wall_ns"])
+        return None, (f"{len(steps)} step{'s' if len(steps) > 1 else ''} only (wall {walls}): "
+                      "a trend and a distribution need at least 3")
+    plt = _plt()
+    unit = pick_unit(steps["wall_ns"].tolist())
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3), gridspec_kw={"width_ratios": [2, 1]})
+    for kind, sub in steps.groupby("step_kind", sort=False):
+        v = sub["wall_ns"] / unit[1]
+        a1.plot(sub["step_index"], v, marker="o" if len(sub) <= 60 else None, ms=3, lw=1, label=_short(kind, 30))
+        a2.hist(v, bins=min(40, max(5, len(sub) // 2)), alpha=0.7, label=_short(kind, 30))
+    a1.set_xlabel("step index (time order)")
+    a1.xaxis.set_major_locator(_int_locator())
+    a1.set_ylabel(f"step wall time ({unit[0]})")
+    a2.set_xlabel(f"step wall time ({unit[0]})")
+    a2.set_ylabel("steps")
+    for a in (a1, a2):
+        a.ticklabel_format(useOffset=False, style="plain")
+        a.spines[["top", "right"]].set_visible(False)
+    if steps["step_kind"].nunique() > 1:
+        a1.legend(fontsize=7, frameon=False)
+    fig.tight_layout()
+    return png(fig), f"{len(steps):,} steps: wall time of each step in time order, and the distribution"
+
+
+def idle_by_step(by_step: pd.DataFrame) -> Plot:
+    """GPU idle time inside each step, stacked by cause (summed over devices)."""
+    if not len(by_step):
+        return None, "no GPU idle time inside steps (no GPU ops, or no step matched)"
+    plt = _plt()
+    g = by_step.groupby(["step_index", "cause"], as_index=False)["idle_ns"].sum()
+    piv = g.pivot_table(index="step_index", columns="cause", values="idle_ns", fill_value=0)
+    unit = pick_unit(piv.sum(axis=1).tolist())
+    fig, ax = plt.subplots(figsize=(10, 3))
+    bottom = pd.Series(0.0, index=piv.index)
+    # CPU-side causes warm, GPU-side cool, unknown grey (queries/gpu_idle.sql names them)
+    cause_colour = {"launch_bound": "#e15759", "host_busy": "#f28e2b", "sync_blocked": "#b07aa1",
+                    "gpu_wait": "#4e79a7", "queued_dependency": "#76b7b2", "no_launch_record": "#bab0ac",
+                    "other": "#bab0ac", "before_first_gpu_op": "#d9d9d9", "after_last_gpu_op": "#d9d9d9"}
+    for c in piv.columns:
+        v = piv[c] / unit[1]
+        ax.bar(piv.index, v, bottom=bottom, width=0.85, label=str(c), color=cause_colour.get(str(c)))
+        bottom += v
+    ax.set_xlabel("step index")
+    if len(piv) <= 30:
+        ax.set_xticks(list(piv.index))
+    else:
+        ax.xaxis.set_major_locator(_int_locator())
+    ax.set_ylabel(f"GPU idle in step ({unit[0]})")
+    ax.ticklabel_format(useOffset=False, style="plain")
+    ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1))
+    ax.spines[["top", "right"]].set_visible(False)
+    return png(fig), ("GPU idle time inside each step by cause (gpu_idle.by_step, summed over devices; the "
+                      "causes are defined in queries/gpu_idle.sql): launch_bound and host_busy are CPU-side, "
+                      "sync_blocked a host sync, gpu_wait / queued_dependency a GPU-side dependency")
+
+
+def for_trace(results: Mapping[str, pd.DataFrame], trace: str) -> dict[str, Plot]:
+    """Every figure of one trace."""
+    def rows(key: str) -> pd.DataFrame:
+        df = results.get(key)
+        if df is None or not len(df) or "trace" not in df:
+            return pd.DataFrame()
+        return df[df["trace"] == trace]
+
+    return {"phases": phase_bars(rows("headline.phase_tree"), rows("headline")),
+            "latency": latency(rows("steps")),
+            "idle": idle_by_step(rows("gpu_idle.by_step"))}

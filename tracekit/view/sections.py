@@ -1,0 +1,195 @@
+"""What the report shows, in which order: notes, then per trace and step kind the verdicts, the
+per-step headline table and the phase tree; every other result table on request.
+
+Shared by the terminal and the HTML report so both tell the same story. The numbers are the
+``headline`` outputs of ``queries/headline.sql`` (and every other file's outputs as they are);
+nothing here computes an analysis, it only picks, orders, renames for display and formats.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from tracekit.view.model import Table, table
+
+Results = Mapping[str, pd.DataFrame]
+
+#: Result keys that are plot inputs, not tables for reading.
+HIDDEN = frozenset({"steps.median_step_ops", "timeline", "timeline.links"})
+
+#: Headline rows shown, display names for the phase tree (the view picks, SQL computes).
+_TREE_COLS = {"phase": "phase", "excl_cpu_ns_mean": "cpu_ns", "excl_cpu_ns_p50": "p50_ns",
+              "excl_cpu_ns_p99": "p99_ns", "excl_cpu_share": "cpu_share", "excl_gpu_ns_mean": "gpu_ns",
+              "excl_gpu_share": "gpu_share"}
+_TREE_FULL = {**_TREE_COLS, "incl_cpu_ns_mean": "cpu_incl_ns", "incl_gpu_ns_mean": "gpu_incl_ns"}
+TREE_TITLE = "phase tree, exclusive (children not counted in parents; shares add up to 100%)"
+TREE_NOTE = ("exclusive time per step (a parent's row leaves out its children, so each share column "
+             "adds up to 100%); cpu = range time on the step's thread, mean with p50/p99 over the steps")
+TREE_NOTE_GPU = "; gpu = kernel time launched in the phase"
+
+#: Fallback when headline.sql did not run: the steps.stats metrics that say what a step costs.
+_FALLBACK_METRICS = ("wall_ns", "cpu_span_ns", "gpu_span_ns", "gpu_busy_ns", "gpu_op_ns", "launches",
+                     "sync_stall_ns", "gpu_busy_share")
+
+
+@dataclass
+class Note:
+    """One warning or info line (converter notes, trust flags, analyses that abstained)."""
+
+    trace: str
+    severity: str
+    source: str
+    message: str
+
+
+@dataclass
+class Group:
+    """The headline of one (trace, step kind)."""
+
+    trace: str
+    step_kind: str
+    steps: int | None
+    verdicts: list[str] = field(default_factory=list)
+    headline: Table | None = None
+    tree: Table | None = None
+
+
+def _get(results: Results, key: str) -> pd.DataFrame:
+    df = results.get(key)
+    return df if df is not None else pd.DataFrame()
+
+
+def traces(results: Results) -> list[str]:
+    """Every trace named in the results, in order of first appearance."""
+    seen: dict[str, None] = {}
+    for df in results.values():
+        if df is not None and "trace" in df.columns:
+            for t in df["trace"].dropna():
+                seen.setdefault(str(t), None)
+    return list(seen)
+
+
+def notes(results: Results) -> list[Note]:
+    """headline.notes (converter notes, 'no step matched'), then the report's warnings (trust, lm_head)."""
+    from tracekit.report import warnings_of
+
+    out: list[Note] = []
+    hn = _get(results, "headline.notes")
+    for r in hn.to_dict("records"):
+        out.append(Note(str(r.get("trace")), str(r.get("severity") or "info"), str(r.get("source") or ""),
+                        str(r.get("message") or "")))
+    for w in warnings_of(results):
+        out.append(Note(str(w["trace"]), "warn", f"{w['analysis']}/{w['flag']}", str(w["message"])))
+    # one line per distinct message: a 16-rank run should not print the same warning 16 times
+    merged: dict[tuple[str, str, str], Note] = {}
+    for n in out:
+        k = (n.severity, n.source, n.message)
+        if k in merged:
+            merged[k].trace += ", " + n.trace
+        else:
+            merged[k] = Note(n.trace, n.severity, n.source, n.message)
+    return list(merged.values())
+
+
+def groups(results: Results, full: bool = False) -> list[Group]:
+    """One :class:`Group` per (trace, step kind) of ``headline``, in the SQL's order."""
+    hl = _get(results, "headline")
+    if not len(hl):
+        return []
+    tree = _get(results, "headline.phase_tree")
+    ver = _get(results, "headline.verdicts")
+    out: list[Group] = []
+    for (trace, kind), sub in hl.groupby(["trace", "step_kind"], sort=False, dropna=False):
+        sub = sub.sort_values("row_order") if "row_order" in sub else sub
+        steps = int(sub["steps"].iloc[0]) if "steps" in sub and pd.notna(sub["steps"].iloc[0]) else None
+        g = Group(str(trace), str(kind), steps)
+        keep = [c for c in ("metric", "unit", "mean", "p50", "p99", "note") if c in sub.columns]
+        shown = sub[keep]
+        if "note" in shown and shown["note"].isna().all():
+            shown = shown.drop(columns="note")
+        g.headline = table("headline", shown.reset_index(drop=True),
+                           title=f"per step ({steps if steps is not None else '?'} steps of {kind})")
+        if len(ver):
+            v = ver[(ver["trace"] == trace) & (ver["step_kind"] == kind)]
+            v = v.sort_values("rank") if "rank" in v else v
+            g.verdicts = [str(x) for x in v["verdict"] if isinstance(x, str) and x]
+        if len(tree):
+            t = tree[(tree["trace"] == trace) & (tree["step_kind"] == kind)]
+            t = t.sort_values("row_order") if "row_order" in t else t
+            names = _TREE_FULL if full else _TREE_COLS
+            cols = [c for c in names if c in t.columns]
+            if "excl_gpu_share" in t and t["excl_gpu_share"].isna().all():
+                # no GPU op in these steps: zeros and NULLs in GPU columns would only hide the CPU numbers
+                cols = [c for c in cols if c not in ("excl_gpu_ns_mean", "excl_gpu_share", "incl_gpu_ns_mean")]
+            shown_t = t[cols + (["depth"] if "depth" in t.columns else [])].rename(columns=names)
+            g.tree = table("headline.phase_tree", shown_t.reset_index(drop=True), indent_by="depth",
+                           shared_unit=True, title=TREE_TITLE)
+        out.append(g)
+    return out
+
+
+def fallback(results: Results) -> list[Table]:
+    """Without headline.sql's outputs: the summary and the step cost metrics of steps.stats."""
+    out = []
+    many = len(traces(results)) > 1
+    if "summary" in results:
+        out.append(result_table(results, "summary", many=many))
+    st = _get(results, "steps.stats")
+    if len(st):
+        st = st[st["metric"].isin(_FALLBACK_METRICS)]
+        keep = (["trace"] if many else []) + (["step_kind"] if st["step_kind"].nunique() > 1 else []) + [
+            "metric", "steps", "mean", "p50", "p99"]
+        out.append(table("steps.stats", st[keep].reset_index(drop=True),
+                         title="per step (steps.stats; headline.sql gave no rows)"))
+    elif "steps" in results:
+        out.append(table("steps", st))
+    return out
+
+
+def section_keys(results: Results) -> list[str]:
+    """Every table the report can show (plot inputs left out)."""
+    return [k for k in results if k not in HIDDEN]
+
+
+def select(results: Results, names: Sequence[str]) -> list[str]:
+    """The result keys named by ``--section`` values: a key itself or a file name (``gpu_idle`` = all its outputs).
+
+    Raises ValueError naming the unknown ones and the known ones.
+    """
+    keys = section_keys(results)
+    out: list[str] = []
+    bad = []
+    for n in names:
+        hit = [k for k in keys if k == n or k.startswith(n + ".")]
+        if not hit:
+            bad.append(n)
+        out.extend(h for h in hit if h not in out)
+    if bad:
+        raise ValueError(f"unknown section {', '.join(bad)}; known: {', '.join(keys)}")
+    return out
+
+
+def result_table(results: Results, key: str, limit: int | None = None, many: bool | None = None) -> Table:
+    """Any result table, formatted; the ``trace`` column dropped when the results hold one trace."""
+    df = _get(results, key)
+    if many is None:
+        many = len(traces(results)) > 1
+    drop = [] if many else ["trace"]
+    return table(key, df, limit=limit, drop=drop)
+
+
+def more_line(results: Results, shown: Sequence[str]) -> str:
+    """The closing hint: what else there is and how to see it."""
+    rest = [k for k in section_keys(results) if k not in shown and not k.startswith("headline")]
+    files = list(dict.fromkeys(k.split(".")[0] for k in rest))
+    return (f"More: --section NAME ({', '.join(files)}), --full for every table, --json for all rows, "
+            "--html FILE for plots and the median step's timeline.")
+
+
+def plural(n: Any, word: str) -> str:
+    """``1 step`` / ``4 steps``."""
+    return f"{n} {word}{'' if n == 1 else 's'}"

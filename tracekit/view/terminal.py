@@ -1,0 +1,256 @@
+"""Lay view-model tables out in a terminal of a given width.
+
+Rules (issue 10): a number is never wrapped nor cut (numeric columns get their natural width);
+text columns are elided in the middle with ``…`` to make the table fit; a table whose numeric
+columns alone do not fit is split into column blocks that repeat its leading text columns; no
+line is longer than the width. Every string from a trace passes through :func:`tracekit.safe.term`
+before it is measured, so an escape sequence is shown, never executed, and counted as shown.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+
+import pandas as pd
+from rich.cells import cell_len
+
+from tracekit.safe import term
+from tracekit.view.model import Column, Table, elide
+
+GAP = "  "
+MIN_TEXT = 12  # a text column is not squeezed below this many cells (unless its content is shorter)
+
+
+def terminal_width(override: int | None = None) -> int:
+    """``override``, else the terminal's width, else 80 (piped output is read in editors and PRs)."""
+    if override:
+        return max(20, int(override))
+    if sys.stdout.isatty():
+        return shutil.get_terminal_size((80, 24)).columns
+    return 80
+
+
+def _pad(text: str, width: int, right: bool) -> str:
+    fill = " " * max(0, width - cell_len(text))
+    return fill + text if right else text + fill
+
+
+def _safe(col: Column) -> Column:
+    """Terminal-safe copy of ``col``: headers and every cell escaped (an id column may hold a name)."""
+    return Column(col.name, term(col.header), col.kind, [term(c) for c in col.cells])
+
+
+def _floor(col: Column, natural: int, width: int) -> int:
+    """How far a column may shrink: numbers not at all, text to a quarter of the line (at least 12 cells)."""
+    return natural if col.numeric else min(natural, max(MIN_TEXT, width // 4))
+
+
+def _natural(cols: list[Column], indent: list[int] | None) -> list[int]:
+    widths = [c.natural_width() for c in cols]
+    if indent is not None and cols:
+        widths[0] = max(cell_len(cols[0].header),
+                        max((2 * d + cell_len(c) for d, c in zip(indent, cols[0].cells)), default=0))
+    return widths
+
+
+def _fit(cols: list[Column], width: int, indent: list[int] | None,
+         fixed: dict[int, int] | None = None) -> list[int] | None:
+    """Widths that fit ``width`` by shrinking text columns only (widest first); None when that cannot fit.
+
+    ``fixed``: column index -> width kept as is (key columns repeated across blocks keep one width).
+    """
+    fixed = fixed or {}
+    widths = [fixed.get(i, w) for i, w in enumerate(_natural(cols, indent))]
+    total = sum(widths) + len(GAP) * (len(cols) - 1)
+    floors = [widths[i] if i in fixed else _floor(c, w, width) for i, (c, w) in enumerate(zip(cols, widths))]
+    while total > width:
+        cand = [i for i, c in enumerate(cols) if widths[i] > floors[i]]
+        if not cand:
+            return None
+        i = max(cand, key=lambda j: widths[j] - floors[j])
+        step = min(total - width, widths[i] - floors[i])
+        widths[i] -= step
+        total -= step
+    return widths
+
+
+def _blocks(cols: list[Column], width: int, indent: list[int] | None) -> list[tuple[list[Column], list[int]]]:
+    """Split columns into blocks that each fit, every block repeating the leading text/id key columns."""
+    widths = _fit(cols, width, indent)
+    if widths is not None:
+        return [(cols, widths)]
+    nkey = 0
+    for c in cols[:2]:  # key columns: the leading text/id columns that say what a row is
+        if c.numeric and c.kind != "id":
+            break
+        nkey += 1
+    key, rest = cols[:nkey], cols[nkey:]
+    nat = _natural(cols, indent)
+    # the key columns (what a row is: a kernel name, a phase path) keep up to 45% of the line in every block
+    fixed = {i: nat[i] for i in range(len(key))}
+    budget = max(MIN_TEXT, width * 45 // 100) - len(GAP) * (len(key) - 1)
+    while sum(fixed.values()) > budget:
+        i = max(fixed, key=lambda j: fixed[j])
+        if key[i].numeric or fixed[i] <= MIN_TEXT:
+            break
+        fixed[i] -= 1
+    blocks: list[tuple[list[Column], list[int]]] = []
+    cur: list[Column] = []
+    for c in rest:
+        if cur and _fit(key + cur + [c], width, indent, fixed) is None:
+            blocks.append((key + cur, _fit(key + cur, width, indent, fixed) or []))
+            cur = []
+        cur.append(c)
+    if cur:
+        blocks.append((key + cur, _fit(key + cur, width, indent, fixed) or []))
+    out = []
+    for bcols, w in blocks:
+        if not w:  # one column wider than the line even alone with its keys: show it without them
+            bcols = [c for c in bcols if c not in key]
+            w = _fit(bcols, width, None) or [min(c.natural_width(), width) for c in bcols]
+        out.append((bcols, w))
+    return out
+
+
+def _cell(col: Column, text: str, width: int, depth: int = 0) -> str:
+    if col.numeric:
+        return _pad(text, width, right=True)
+    prefix = "  " * depth
+    return _pad(prefix + elide(text, max(1, width - cell_len(prefix))), width, right=False)
+
+
+def table_lines(tab: Table, width: int) -> list[str]:
+    """The lines of ``tab`` (title, header, rule, rows, a note on rows left out); each at most ``width`` cells."""
+    if tab.empty is not None:
+        return wrap_text(f"{tab.title}: {tab.empty}", width)
+    cols = [_safe(c) for c in tab.columns]
+    cols, notes = _footnotes(cols, width, tab.indent)
+    out = wrap_text(tab.title, width)
+    blocks = _blocks(cols, width, tab.indent)
+    for b, (bcols, widths) in enumerate(blocks):
+        if b:
+            out.append(elide(f"{term(tab.title)} (continued, {b + 1}/{len(blocks)})", width))
+        out.append(GAP.join(_pad(elide(c.header, w), w, c.numeric) for c, w in zip(bcols, widths)).rstrip())
+        out.append(GAP.join("─" * w for w in widths))
+        for r in range(tab.shown_rows):
+            depth = tab.indent[r] if tab.indent else 0
+            cells = [_cell(c, c.cells[r], w, depth if (tab.indent and c is bcols[0] and c is cols[0]) else 0)
+                     for c, w in zip(bcols, widths)]
+            out.append(GAP.join(cells).rstrip())
+    for n, text in enumerate(notes, 1):
+        out.extend(wrap_text(f"[{n}] {text}", width))
+    if tab.total_rows > tab.shown_rows:
+        out.append(elide(f"({tab.total_rows - tab.shown_rows:,} more rows: --limit N, --json, or tracekit sql)", width))
+    return out
+
+
+def _footnotes(cols: list[Column], width: int, indent: list[int] | None) -> tuple[list[Column], list[str]]:
+    """Note columns (sentences) that would be elided become ``[n]`` markers with the sentences below the table."""
+    from tracekit.view.model import NOTE_NAMES
+
+    widths = _fit(cols, width, indent)
+    out, notes = [], []
+    for i, c in enumerate(cols):
+        if c.name in NOTE_NAMES and not c.numeric and (widths is None or widths[i] < c.natural_width()):
+            marks = []
+            for v in c.cells:
+                if not v:
+                    marks.append("")
+                    continue
+                if v not in notes:
+                    notes.append(v)
+                marks.append(f"[{notes.index(v) + 1}]")
+            c = Column(c.name, c.header, c.kind, marks)
+        out.append(c)
+    return out, notes
+
+
+def wrap_text(text: str, width: int, indent: str = "") -> list[str]:
+    """Word-wrap a sentence (verdicts, notes) at ``width``. A word longer than a line (a config path) is
+    cut into line-sized pieces; sentences hold no table numbers, so no number is split."""
+    words: list[str] = []
+    room = max(8, width - len(indent) - 2)
+    for w in term(text).split(" "):
+        while cell_len(w) > room:
+            words.append(w[:room])
+            w = w[room:]
+        words.append(w)
+    lines: list[str] = []
+    cur = indent
+    for w in words:
+        if not w:
+            continue
+        if cur.strip() and cell_len(cur) + 1 + cell_len(w) > width:
+            lines.append(cur.rstrip())
+            cur = indent + "  " + w
+        else:
+            cur = (cur + " " + w) if cur.strip() else cur + w
+    if cur.strip():
+        lines.append(cur.rstrip())
+    return lines
+
+
+def join_lines(parts: Iterable[Sequence[str]]) -> list[str]:
+    """Blocks separated by one blank line."""
+    out: list[str] = []
+    for p in parts:
+        if not p:
+            continue
+        if out:
+            out.append("")
+        out.extend(p)
+    return out
+
+
+def report_lines(results: Mapping[str, pd.DataFrame], width: int = 80, sections: Sequence[str] = (),
+                 full: bool = False, limit: int = 25) -> list[str]:
+    """The terminal report as lines of at most ``width`` cells.
+
+    Default: notes and warnings first, then per trace and step kind the verdicts, the per-step table
+    and the phase tree, then one line on what else there is. ``sections`` picks result tables by
+    name; ``full`` prints every table. Raises ValueError for an unknown section name.
+    """
+    from tracekit.view import sections as sec
+
+    blocks: list[list[str]] = []
+    ns = sec.notes(results)
+    if ns:
+        lines = []
+        many = len(sec.traces(results)) > 1
+        for n in ns:
+            tr = f"[{n.trace}] " if many else ""
+            lines.extend(wrap_text(f"{n.severity}: {tr}{n.source}: {n.message}", width))
+        blocks.append(lines)
+    if sections or full:
+        keys = sec.select(results, sections) if sections else sec.section_keys(results)
+        for k in keys:
+            blocks.append(table_lines(sec.result_table(results, k, limit=limit), width))
+        return join_lines(blocks)
+    gs = sec.groups(results)
+    for g in gs:
+        head = f"== {g.trace} · {g.step_kind} · {sec.plural(g.steps, 'step')} "
+        head = elide(term(head), width - 2)
+        blocks.append([head + "=" * max(2, width - cell_len(head))])
+        if g.verdicts:
+            vl: list[str] = []
+            for i, v in enumerate(g.verdicts, 1):
+                vl.extend(wrap_text(f"{i}. {v}", width))
+            blocks.append(vl)
+        if g.headline is not None:
+            blocks.append(table_lines(g.headline, width))
+        if g.tree is not None:
+            blocks.append(table_lines(g.tree, width))
+    if not gs:
+        for t in sec.fallback(results):
+            blocks.append(table_lines(t, width))
+    blocks.append(wrap_text(sec.more_line(results, ()), width))
+    return join_lines(blocks)
+
+
+def print_report(results: Mapping[str, pd.DataFrame], width: int | None = None, sections: Sequence[str] = (),
+                 full: bool = False, limit: int = 25) -> None:
+    """Print :func:`report_lines` at the terminal's width (80 when piped, ``width`` to override)."""
+    w = terminal_width(width)
+    sys.stdout.write("\n".join(report_lines(results, w, sections, full, limit)) + "\n")
