@@ -75,6 +75,9 @@ CREATE OR REPLACE TEMP MACRO _hl_t(x) AS CASE
     WHEN abs(x) >= 1e6 THEN printf('%.2f ms', x / 1e6)
     WHEN abs(x) >= 1e3 THEN printf('%.1f us', x / 1e3)
     ELSE printf('%d ns', round(x)::BIGINT) END;
+-- a count per step: whole numbers with thousands separators (1,198), else one decimal (2.5)
+CREATE OR REPLACE TEMP MACRO _hl_n(x) AS
+    CASE WHEN x = round(x) THEN format('{:,}', round(x)::BIGINT) ELSE format('{:,.1f}', x) END;
 CREATE OR REPLACE TEMP MACRO _hl_pct(a, b) AS
     CASE WHEN b IS NULL OR b = 0 OR a IS NULL THEN '?' ELSE printf('%.1f%%', 100.0 * a / b) END;
 
@@ -308,7 +311,7 @@ WITH _ic AS (  -- idle causes and the host phase with the most idle, per kind
            CASE WHEN NOT has_sync THEN 'Sync stalls unknown: ' || _hl_no_sync()
                 WHEN coalesce(stall, 0) = 0 THEN 'No blocking sync call inside these steps (sync calls were captured)'
                 ELSE 'Host blocked in sync calls ' || _hl_pct(stall, wall) || ' of the CPU span ('
-                     || printf('%.1f', syncs / n) || ' calls, ' || _hl_t(stall / n) || ' per step)'
+                     || _hl_n(syncs / n) || ' calls, ' || _hl_t(stall / n) || ' per step)'
                      || coalesce(', mostly ' || (SELECT CASE WHEN phase IN ('(self)', '(none)') THEN 'in no phase'
                                                              ELSE 'in `' || phase || '`' END
                                                  FROM _sy WHERE _sy.trace = k.trace AND _sy.step_kind = k.step_kind), '') END,
@@ -318,8 +321,8 @@ WITH _ic AS (  -- idle causes and the host phase with the most idle, per kind
     UNION ALL
     SELECT trace, step_kind, 5,
            CASE WHEN NOT has_runtime THEN 'Launch counts unknown: ' || _hl_no_rt()
-                ELSE printf('%.1f', launches / n) || ' launches per step'
-                     || CASE WHEN glaunches > 0 THEN ' + ' || printf('%.1f', glaunches / n) || ' graph launches' ELSE '' END
+                ELSE _hl_n(launches / n) || ' launches per step'
+                     || CASE WHEN glaunches > 0 THEN ' + ' || _hl_n(glaunches / n) || ' graph launches' ELSE '' END
                      || coalesce(', mean launch call ' || _hl_t(launch_host / nullif(launches, 0)), '')
                      || ': launch calls take ' || _hl_pct(launch_host + glaunch_host, wall) || ' of the CPU span' END,
            CASE WHEN has_runtime THEN launch_host + glaunch_host END, CASE WHEN has_runtime THEN wall END,
@@ -327,8 +330,8 @@ WITH _ic AS (  -- idle causes and the host phase with the most idle, per kind
     FROM _hl_kind
     UNION ALL
     SELECT trace, step_kind, 6,
-           'CUDA graphs: ' || _hl_pct(gnode_ns, op) || ' of kernel time replayed (' || printf('%.1f', gnodes / n)
-           || ' nodes from ' || printf('%.1f', glaunches / n) || ' graph launches per step)',
+           'CUDA graphs: ' || _hl_pct(gnode_ns, op) || ' of kernel time replayed (' || _hl_n(gnodes / n)
+           || ' nodes from ' || _hl_n(glaunches / n) || ' graph launches per step)',
            gnode_ns, op, 'duration of GPU ops replayed by graph launches', 'kernel time (sum) of the steps'
     FROM _hl_kind WHERE gnodes > 0 AND op > 0
     UNION ALL

@@ -178,6 +178,6 @@ def test_folder_output_is_not_destroyed_by_a_failed_write(bad_dir: Path) -> None
     (bad_dir / "x.parquet").mkdir()
     r = run_in(bad_dir, ["convert", "good.json", "-o", "x.parquet"])
     assert r.exit_code == 0, r.output
-    assert sorted(os.listdir(bad_dir / "x.parquet")) == ["good.parquet"]
+    assert sorted(os.listdir(bad_dir / "x.parquet")) == ["_tracekit", "good.parquet"]  # _tracekit: the dataset sidecar
     assert pq.read_metadata(bad_dir / "x.parquet" / "good.parquet").num_rows == len(EVENTS)
     shutil.rmtree(bad_dir / "x.parquet")

@@ -112,7 +112,7 @@ def groups(results: Results, full: bool = False) -> list[Group]:
         if "note" in shown and shown["note"].isna().all():
             shown = shown.drop(columns="note")
         g.headline = table("headline", shown.reset_index(drop=True),
-                           title=f"per step ({steps if steps is not None else '?'} steps of {kind})")
+                           title=f"per step ({steps if steps is not None else '?'} step{'' if steps == 1 else 's'} of {kind})")
         if len(ver):
             v = ver[(ver["trace"] == trace) & (ver["step_kind"] == kind)]
             v = v.sort_values("rank") if "rank" in v else v
