@@ -26,7 +26,7 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from tests.determinism import differences, rows
+from tests.determinism import CROSS_TRACE, differences, rows
 from tests.planted import _k, _rt, _x
 from tracekit import dataset, executors, report
 
@@ -110,7 +110,8 @@ def test_per_trace_tables_equal_one_run_over_the_dataset(local_run: tuple[Path, 
     tables = _tables(res)
     assert set(tables) == set(whole) | {"traces"}
     for r in range(3):
-        assert not differences(whole, {k: v for k, v in tables.items() if k != "traces"}, f"rank{r}")
+        # the cross-rank tables of collectives.sql need every rank in one run: not per-trace outputs
+        assert not differences(whole, {k: v for k, v in tables.items() if k != "traces"}, f"rank{r}", skip=CROSS_TRACE)
     assert len(tables["steps"]) == 6
 
 

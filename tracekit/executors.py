@@ -340,7 +340,7 @@ def event_files_of(paths: Iterable[str]) -> list[tuple[str, str]]:
             else:
                 out.append((p, p.rsplit("/", 1)[-1].removesuffix(".parquet")))
             continue
-        for f in parquet_files([p]):
+        for f in parquet_files([p], check=False):
             base = os.path.abspath(p) if os.path.isdir(p) else os.path.dirname(os.path.abspath(f))
             rel = os.path.relpath(os.path.abspath(f), base).replace(os.sep, "/")
             out.append((f, rel.removesuffix(".parquet").replace("/", "__")))

@@ -145,11 +145,14 @@ def ensure_parquet(path: str | os.PathLike[str]) -> Path:
     return cached
 
 
-def parquet_files(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
+def parquet_files(paths: Iterable[str | os.PathLike[str]], check: bool = True) -> list[str]:
     """All Parquet files behind ``paths`` (folders are read recursively).
 
     A folder with no Parquet in it but raw traces (a download of per-rank ``.json.gz``) stands
     for those traces: each is converted once and cached, as a raw file given directly is.
+    ``check`` validates each file up front (:func:`check_parquet`), so one bad file is named before
+    DuckDB reads anything; the per-trace executors pass False and let each task check its own file,
+    so one bad file fails alone.
     """
     files: list[str] = []
     for path in paths:
@@ -167,8 +170,9 @@ def parquet_files(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
             files += found
         else:
             files.append(str(p))
-    for f in files:
-        check_parquet(f)
+    if check:
+        for f in files:
+            check_parquet(f)
     return files
 
 
