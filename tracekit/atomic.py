@@ -1,39 +1,177 @@
-"""Atomic output: every file tracekit writes appears complete or not at all.
+"""Atomic output: every file tracekit writes appears complete or not at all, and never over an input.
 
 Why one helper: Parquet from a conversion, a remapped graph trace, an HTML report and a Chrome
 export all promise "no half-written output". Each is written under a temporary name in the
 destination's folder (same file system, so the final rename is atomic), given the mode a plain
 ``open`` would have (``mkstemp`` makes it 0600), and renamed into place only when the writer
 finished without an error; otherwise the temporary file is removed.
+
+Temporary files (``.<name>.<pid>@<host>.<random>.tmp`` here, the conversion's ``.arrow`` spill in
+:mod:`tracekit.ingest.sink`) carry the writer's pid and host, for the two ways a process can die
+before its ``finally`` runs:
+
+- SIGTERM / SIGINT: :func:`cleanup_on_signals` (installed by the CLI) removes every live temporary
+  file, then lets the signal act as it would have (the process dies by it);
+- SIGKILL (or a crash, a power cut): nothing can run, so the next write into the same folder
+  removes the temporary files of this host whose pid is no longer alive (:func:`remove_stale`).
+
+A live process's files are never touched; a pid reused by another process keeps the stale file
+until that process ends (harmless: it is hidden and costs only disk). The host name keeps a run on
+one machine from removing the live files of another writing into the same network folder.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
+import signal
+import socket
 import tempfile
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
 from tracekit.errors import TraceError
+
+#: A temporary file of ours: ``.<dest name>.<pid>@<host>.<mkstemp random>.<tmp|arrow>``.
+_TEMP_RE = re.compile(r"^\..+\.(\d+)@([A-Za-z0-9-]*)\.[A-Za-z0-9_]+\.(?:tmp|arrow)$")
+
+
+def _host() -> str:
+    """This machine's name, reduced to what is safe in a file name (and in :data:`_TEMP_RE`)."""
+    return re.sub(r"[^A-Za-z0-9-]", "", socket.gethostname())[:40]
+_live: set[Path] = set()
+_live_lock = threading.Lock()
+
+
+def make_temp(dest: Path, suffix: str) -> Path:
+    """Create an empty temporary file beside ``dest`` named with our pid, registered for signal cleanup.
+
+    Stale temporary files of dead processes in that folder are removed first.
+    """
+    for up in (dest.parent, *dest.parent.parents):
+        if up.exists() and not up.is_dir():
+            raise TraceError(dest, f"cannot write here: {up} is a file, not a folder")
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale(dest.parent)
+        fd, name = tempfile.mkstemp(prefix=f".{dest.name}.{os.getpid()}@{_host()}.", suffix=suffix, dir=dest.parent)
+    except OSError as e:
+        raise TraceError(dest, f"cannot write here: {e.strerror or e}") from None
+    os.close(fd)
+    tmp = Path(name)
+    with _live_lock:
+        _live.add(tmp)
+    return tmp
+
+
+def drop_temp(tmp: Path) -> None:
+    """Remove ``tmp`` if it is still there and forget it."""
+    with _live_lock:
+        _live.discard(tmp)
+    tmp.unlink(missing_ok=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def remove_stale(folder: str | os.PathLike[str]) -> list[Path]:
+    """Remove temporary files left in ``folder`` by tracekit processes that are no longer alive."""
+    removed: list[Path] = []
+    host = _host()
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for e in entries:
+        m = _TEMP_RE.match(e.name)
+        if m and m[2] == host and int(m[1]) != os.getpid() and not _pid_alive(int(m[1])):
+            try:
+                if e.is_file(follow_symlinks=False):
+                    os.unlink(e.path)
+                    removed.append(Path(e.path))
+            except OSError:
+                pass
+    return removed
+
+
+def _remove_live() -> None:
+    with _live_lock:
+        for p in list(_live):
+            with contextlib.suppress(OSError):
+                p.unlink()
+        _live.clear()
+
+
+def install_signal_cleanup(signals: Iterable[int] = (signal.SIGTERM, signal.SIGINT)) -> dict[int, Any]:
+    """Make ``signals`` first remove every live temporary file, then act as before; returns the old handlers.
+
+    "As before": the handler that was installed is restored and called, or the signal re-sent when
+    it was the default, so the process ends the way it would have without tracekit (SIGTERM kills
+    it; SIGINT raises KeyboardInterrupt in Python, whose ``finally`` blocks run too). Main thread
+    only (signal's rule): elsewhere nothing is installed.
+    """
+    previous: dict[int, Any] = {}
+    if threading.current_thread() is not threading.main_thread():
+        return previous
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        _remove_live()
+        prev = previous.get(signum, signal.SIG_DFL)
+        signal.signal(signum, prev)
+        if callable(prev):
+            prev(signum, frame)
+        elif prev != signal.SIG_IGN:
+            os.kill(os.getpid(), signum)
+
+    for s in signals:
+        previous[s] = signal.signal(s, handler)
+    return previous
+
+
+@contextlib.contextmanager
+def cleanup_on_signals(signals: Iterable[int] = (signal.SIGTERM, signal.SIGINT)) -> Iterator[None]:
+    """:func:`install_signal_cleanup` while the block runs; the previous handlers come back after it."""
+    previous = install_signal_cleanup(signals)
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
 
 
 @contextlib.contextmanager
 def atomic_path(dest: str | os.PathLike[str]) -> Iterator[Path]:
     """A temporary path beside ``dest``, renamed onto ``dest`` when the block ends without an exception."""
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    os.close(fd)
-    tmp = Path(name)
+    if dest.is_dir():
+        raise TraceError(dest, "is a folder: give a file name")
+    tmp = make_temp(dest, ".tmp")
     try:
         yield tmp
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, dest)
+    except OSError as e:
+        if e.filename is not None:
+            raise  # names its file already (tracekit.cli.one_line prints it)
+        # pyarrow's and gzip's write errors (a full disk, a quota) name no file: name the output
+        raise TraceError(dest, f"cannot write: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
     finally:
-        tmp.unlink(missing_ok=True)
+        drop_temp(tmp)
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> None:
@@ -43,3 +181,38 @@ def write_text(path: str | os.PathLike[str], text: str) -> None:
             tmp.write_text(text, encoding="utf-8")
     except OSError as e:
         raise TraceError(path, f"cannot write: {e.strerror or e}") from None
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def refuse_input(out: str | os.PathLike[str] | None, inputs: Iterable[str | os.PathLike[str]]) -> None:
+    """Raise :class:`TraceError` when writing ``out`` would replace one of ``inputs``.
+
+    "One of the inputs" is a file given, a Parquet or raw trace file inside a folder given (a dataset), the cached
+    conversion of a raw trace (``<file>.tracekit.parquet``, see :func:`tracekit.store.cache_path`).
+    Same file means the same inode (hard links, symlinks) or, when ``out`` does not exist yet, the
+    same resolved path.
+    """
+    if out is None:
+        return
+    from tracekit.store import RAW_SUFFIXES, cache_path
+
+    o = Path(out)
+    for i in inputs:
+        p = Path(i)
+        cands: list[Path] = [p]
+        if p.is_dir():
+            inside = os.path.realpath(o).startswith(os.path.realpath(p) + os.sep)
+            if inside and o.is_file() and o.name.endswith((".parquet", *RAW_SUFFIXES)):
+                cands.append(o)  # a file of the dataset the folder stands for
+        elif p.is_file():
+            with contextlib.suppress(OSError):
+                cands.append(cache_path(p, create=False))
+        for c in cands:
+            if _same(o, c):
+                raise TraceError(out, f"is an input ({i}); writing it would destroy it: choose another output path")

@@ -10,3 +10,9 @@ class TraceError(Exception):
         self.path = str(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
+
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
+        # Exceptions pickle as cls(*self.args) by default, i.e. with the one formatted message: that
+        # breaks this two-argument __init__ and, with it, `convert --jobs N` (a worker's error crosses
+        # a process boundary by pickle and came back as BrokenProcessPool).
+        return (type(self), (self.path, self.problem))

@@ -14,6 +14,12 @@ registers the views every query in ``queries/`` relies on:
   bad bytes), so that the report can put it at the top as a warning (queries/headline.sql).
 
 ``connect_runs`` registers the same views over several labelled runs, each with a ``label`` column.
+
+Paths are literal: DuckDB's ``read_parquet`` globs every path it is given, so ``run[1].parquet``
+would read ``run1.parquet`` and ``star*.parquet`` every ``star...`` file. Each named file is passed
+absolute with ``[``, ``*`` and ``?`` escaped (:func:`literal`); only a folder is expanded (to the
+Parquet files under it). Every Parquet file is checked before DuckDB sees it (:func:`check_parquet`),
+so an empty, truncated, random or foreign file is a one-line error naming it.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -94,13 +101,19 @@ FROM parquet_kv_metadata({files}) m,
 WHERE decode(m.key) = 'tracekit.traces' AND json_type(json_extract(t.value, '$.notes')) = 'ARRAY'"""
 
 
-def _cache_path(src: Path) -> Path:
+#: Columns a file must have to be read as a tracekit trace (the rest may be missing in older files).
+REQUIRED_COLUMNS = ("trace", "kind", "name", "ts_ns", "dur_ns")
+
+
+def cache_path(src: Path, create: bool = True) -> Path:
+    """Where the conversion of raw trace ``src`` is cached (``create``: make the cache folder if needed)."""
     beside = src.with_name(src.name + ".tracekit.parquet")
     # Root passes os.access everywhere: also honour the folder's write bits (a read-only trace archive stays clean).
     if os.access(src.parent, os.W_OK) and src.parent.stat().st_mode & 0o200:
         return beside
     base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tracekit"
-    base.mkdir(parents=True, exist_ok=True)
+    if create:
+        base.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha1(str(src.resolve()).encode()).hexdigest()[:12]
     return base / f"{src.name}.{digest}.tracekit.parquet"
 
@@ -115,7 +128,7 @@ def ensure_parquet(path: str | os.PathLike[str]) -> Path:
     with open(p, "rb") as f:
         if f.read(4) == b"PAR1":
             return p
-    cached = _cache_path(p)
+    cached = cache_path(p)
     if cached.exists() and cached.stat().st_mtime >= p.stat().st_mtime:
         return cached
     from tracekit.ingest import convert
@@ -144,7 +157,55 @@ def parquet_files(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
             files += found
         else:
             files.append(str(p))
+    for f in files:
+        check_parquet(f)
     return files
+
+
+def check_parquet(path: str | os.PathLike[str]) -> None:
+    """Raise :class:`TraceError` naming ``path`` unless it is a complete Parquet file with tracekit's columns.
+
+    Reads only the first and last bytes and the footer (what DuckDB would choke on first, with a
+    traceback): too small, no ``PAR1`` magic, truncated (no footer), unreadable footer,
+    or a missing core column (another program's Parquet).
+    """
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+        with open(p, "rb") as f:
+            head = f.read(4)
+            f.seek(max(size - 4, 0))
+            tail = f.read(4)
+    except OSError as e:
+        raise TraceError(p, f"cannot read: {e.strerror or e}") from None
+    if size == 0:
+        raise TraceError(p, "empty file, not a Parquet file")
+    if head != b"PAR1":
+        raise TraceError(p, f"not a Parquet file (starts with {head!r}); raw traces are .json, .json.gz or .sqlite")
+    if size < 12 or tail != b"PAR1":
+        raise TraceError(p, f"truncated Parquet file ({size:,} bytes, no footer): the write did not finish; convert the trace again")
+    try:
+        sch = pq.read_schema(p)
+    except Exception as e:  # noqa: BLE001  (pyarrow raises several types for a corrupt footer)
+        raise TraceError(p, f"corrupt Parquet footer ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+    # Not the tracekit.traces metadata: a Parquet file derived with DuckDB's COPY (a filtered slice) has
+    # none and is still readable; only its trace-level facts (GPUs, notes) are then unknown.
+    missing = [c for c in REQUIRED_COLUMNS if c not in sch.names]
+    if missing:
+        raise TraceError(p, f"not a tracekit Parquet file (no column {', '.join(missing)}): convert the raw trace with `tracekit convert`")
+
+
+_GLOB_CHARS = re.compile(r"[\[*?]")
+
+
+def literal(path: str | os.PathLike[str]) -> str:
+    """``path`` made absolute with DuckDB's glob characters escaped (``[`` -> ``[[]``): read as named, not matched."""
+    return _GLOB_CHARS.sub(lambda m: f"[{m[0]}]", os.path.abspath(path))
+
+
+def _files_sql(files: Iterable[str]) -> str:
+    """A DuckDB list literal of ``files``, each read literally."""
+    return "[" + ", ".join(_lit(literal(f)) for f in files) + "]"
 
 
 def _lit(text: str) -> str:
@@ -168,7 +229,7 @@ def connect(paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[str],
     """A DuckDB connection with the ``events``/``kernels``/``runtime``/``ranges`` views over ``paths``."""
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
-    lst = "[" + ", ".join(_lit(f) for f in parquet_files(paths)) + "]"
+    lst = _files_sql(parquet_files(paths))
     return _register(con or duckdb.connect(), f"SELECT * FROM read_parquet({lst}, union_by_name = true)",
                      TRACE_DEVICES.format(files=lst), TRACE_NOTES.format(files=lst))
 
@@ -182,7 +243,7 @@ def connect_runs(runs: Iterable[tuple[str, Iterable[str | os.PathLike[str]]]],
     """
     parts, devices, notes = [], [], []
     for label, paths in runs:
-        lst = "[" + ", ".join(_lit(f) for f in parquet_files(paths)) + "]"
+        lst = _files_sql(parquet_files(paths))
         parts.append(f"SELECT *, {_lit(label)} AS label FROM read_parquet({lst}, union_by_name = true)")
         devices.append(f"SELECT *, {_lit(label)} AS label FROM ({TRACE_DEVICES.format(files=lst)})")
         notes.append(f"SELECT *, {_lit(label)} AS label FROM ({TRACE_NOTES.format(files=lst)})")

@@ -1,8 +1,14 @@
 """The ``tracekit`` command: a thin layer over the library, one module per verb.
 
 Each verb lives in ``tracekit/cli/<verb>.py`` and exposes a click command named
-``command``; add a verb by adding its module name to :data:`VERBS`. Errors of
-bad input (:class:`tracekit.errors.TraceError`) print one line and exit 2.
+``command``; add a verb by adding its module name to :data:`VERBS`.
+
+Errors are one line and exit 2 when they are the user's or their files' (see :func:`one_line`):
+:class:`tracekit.errors.TraceError`, an ``OSError`` naming a file (missing, unwritable, a folder),
+a DuckDB error (a query's or a corrupt file's) and an invalid regular expression. Anything else is
+a bug in tracekit and keeps its traceback (exit 1), which is what a bug report needs.
+``TRACEKIT_DEBUG=1`` shows the traceback of the one-line errors too. Every verb runs with
+:func:`tracekit.atomic.cleanup_on_signals`: SIGTERM/SIGINT remove half-written temporary files.
 """
 
 from __future__ import annotations
@@ -20,7 +26,9 @@ import sys  # noqa: E402
 import click  # noqa: E402
 
 from tracekit import __version__  # noqa: E402
+from tracekit.atomic import cleanup_on_signals  # noqa: E402
 from tracekit.errors import TraceError  # noqa: E402
+from tracekit.safe import term  # noqa: E402
 
 VERBS = ["convert", "sql", "queries", "info", "report", "capture", "graphmap", "diff", "compare", "export-chrome"]
 
@@ -38,10 +46,45 @@ class _Group(click.Group):
 
     def invoke(self, ctx: click.Context) -> object:
         try:
-            return super().invoke(ctx)
-        except TraceError as e:
-            click.echo(f"tracekit: error: {e}", err=True)
+            with cleanup_on_signals():
+                return super().invoke(ctx)
+        except KeyboardInterrupt:
+            click.echo("tracekit: interrupted", err=True)
+            sys.exit(130)
+        except Exception as e:  # noqa: BLE001  (sorted by one_line: the user's errors vs tracekit's bugs)
+            msg = one_line(e)
+            if msg is None or os.environ.get("TRACEKIT_DEBUG"):
+                raise
+            click.echo(f"tracekit: error: {msg}", err=True)
             sys.exit(2)
+
+
+def _first_lines(text: str, n: int = 2) -> str:
+    """The first ``n`` non-empty lines of ``text`` joined by " / " (DuckDB adds a caret diagram below)."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return " / ".join(lines[:n])
+
+
+def one_line(e: BaseException) -> str | None:
+    """The one-line message for an error that is the user's or their input's, or None for a bug.
+
+    Control characters (a file name can hold them) are shown escaped, never sent to the terminal.
+    """
+    import re
+
+    if isinstance(e, TraceError):
+        return term(e)
+    if isinstance(e, click.ClickException):
+        return None
+    if isinstance(e, OSError) and e.filename is not None:
+        names = str(e.filename) + (f" -> {e.filename2}" if e.filename2 is not None else "")
+        return term(f"{names}: {e.strerror or e}")
+    if isinstance(e, re.error):
+        return term(f"invalid regular expression {e.pattern!r}: {e.msg}")
+    duckdb = sys.modules.get("duckdb")  # only loaded by verbs that query: no import just to check
+    if duckdb is not None and isinstance(e, duckdb.Error):
+        return term(_first_lines(str(e)))
+    return None
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

@@ -14,6 +14,7 @@ import click
 import pandas as pd
 
 from tracekit import atomic
+from tracekit.safe import term
 
 Results = Mapping[str, pd.DataFrame]
 
@@ -29,4 +30,4 @@ def emit(results: Results, *, as_json: bool, html_out: str | None, title: str,
     else:
         show(results)
         if html_out:
-            click.echo(f"wrote {html_out}")
+            click.echo(term(f"wrote {html_out}"))

@@ -9,7 +9,10 @@ import click
 
 from tracekit import compare as cmp
 from tracekit import report as rep
+from tracekit.atomic import refuse_input
 from tracekit.cli._output import emit
+from tracekit.cli._params import regex
+
 
 
 @click.command("compare", context_settings={"ignore_unknown_options": True})
@@ -17,7 +20,7 @@ from tracekit.cli._output import emit
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: compare (long, label x metric), sweep, phases.")
 @click.option("--html", "html_out", type=click.Path(dir_okay=False), help="Also write an HTML page (tables + per-phase plot).")
 @click.option("--sql", "sql", help="Run this SQL instead: events (with a label column), run_metrics, _matrix.")
-@click.option("--step-pattern", help=f"Regex (full match) for step range names. Default: {rep.DEFAULTS['step_pattern']}")
+@click.option("--step-pattern", callback=regex, help=f"Regex (full match) for step range names. Default: {rep.DEFAULTS['step_pattern']}")
 @click.option("--limit", default=40, show_default=True, help="Rows printed per table in terminal output.")
 def command(runs: tuple[str, ...], as_json: bool, html_out: str | None, sql: str | None,
             step_pattern: str | None, limit: int) -> None:
@@ -30,6 +33,7 @@ def command(runs: tuple[str, ...], as_json: bool, html_out: str | None, sql: str
     Example: tracekit compare --label k=1 k1.parquet --label k=2 k2.parquet --label k=3 k3/
     """
     parsed = cmp.parse_runs(runs)
+    refuse_input(html_out, [p for _, paths in parsed for p in paths])
     if sql is not None:
         con = cmp.collect(parsed, step_pattern=step_pattern)
         from tracekit.store import connect_runs

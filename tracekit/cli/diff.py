@@ -8,7 +8,11 @@ import click
 
 from tracekit import compare as cmp
 from tracekit import report as rep
+from tracekit.atomic import refuse_input
 from tracekit.cli._output import emit
+from tracekit.cli._params import regex
+from tracekit.safe import term
+
 
 
 @click.command("diff", epilog="\b\n" + cmp.GATE_HELP)
@@ -18,7 +22,7 @@ from tracekit.cli._output import emit
               help="Exit 1 when COND holds, e.g. 'draft.ms_per_step > +5%' (repeatable; grammar below).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: diff, kernels, new_vanished, gate, fired.")
 @click.option("--html", "html_out", type=click.Path(dir_okay=False), help="Also write a self-contained HTML page here.")
-@click.option("--step-pattern", help=f"Regex (full match) for step range names. Default: {rep.DEFAULTS['step_pattern']}")
+@click.option("--step-pattern", callback=regex, help=f"Regex (full match) for step range names. Default: {rep.DEFAULTS['step_pattern']}")
 @click.option("--top", "top_n", type=int, help=f"Rows of the moved-kernels table (default {rep.DEFAULTS['top_n']}).")
 @click.option("--limit", default=40, show_default=True, help="Rows printed per table in terminal output.")
 def command(a: str, b: str, conditions: tuple[str, ...], as_json: bool, html_out: str | None,
@@ -27,11 +31,12 @@ def command(a: str, b: str, conditions: tuple[str, ...], as_json: bool, html_out
 
     A, B: converted Parquet files or folders (a folder = one run of several ranks); raw traces are converted and cached.
     """
+    refuse_input(html_out, (a, b))
     results = cmp.diff(a, b, conditions=conditions, step_pattern=step_pattern, top_n=top_n)
     emit(results, as_json=as_json, html_out=html_out, title=f"tracekit diff: A={a} B={b}",
          to_json=cmp.to_json, to_html=cmp.to_html, show=lambda r: cmp.print_results(r, limit=limit))
     lines = cmp.fired(results)
     for line in lines:
-        click.echo(f"tracekit: gate: {line}", err=True)
+        click.echo(term(f"tracekit: gate: {line}"), err=True)
     if lines:
         sys.exit(1)

@@ -7,7 +7,11 @@ import json
 import click
 from rich.console import Console
 
+from tracekit.atomic import refuse_input
+from tracekit.cli._params import regex
 from tracekit.export_chrome import Steps, export_chrome
+from tracekit.safe import term
+
 
 
 def _steps(ctx: click.Context, param: click.Parameter, value: str | None) -> Steps | None:
@@ -25,7 +29,7 @@ def _steps(ctx: click.Context, param: click.Parameter, value: str | None) -> Ste
 @click.option("--trace", "trace_name", help="Which trace of a dataset (needed when it holds several).")
 @click.option("--phase", help="Keep ranges whose phase_path has this element (e.g. draft), the events in them and the GPU ops they launched.")
 @click.option("--steps", callback=_steps, help="Step instances A:B (1-based, inclusive; also A, A:, :B), as numbered by `tracekit report`.")
-@click.option("--step-pattern", help="Regex (full match) for step range names (default: the report's).")
+@click.option("--step-pattern", callback=regex, help="Regex (full match) for step range names (default: the report's).")
 @click.option("--json", "as_json", is_flag=True, help="Print what was written as one JSON object.")
 def command(traces: tuple[str, ...], out: str, trace_name: str | None, phase: str | None, steps: Steps | None,
             step_pattern: str | None, as_json: bool) -> None:
@@ -34,11 +38,12 @@ def command(traces: tuple[str, ...], out: str, trace_name: str | None, phase: st
     TRACE: converted Parquet files or folders (raw Kineto/nsys traces are converted and cached).
     Flow arrows are kept when both their ends are in the slice; times keep ns precision.
     """
+    refuse_input(out, traces)
     res = export_chrome(list(traces), out, trace=trace_name, phase=phase, steps=steps, step_pattern=step_pattern)
     if as_json:
         click.echo(json.dumps(res))
         return
     sel = ", ".join(x for x in (f"phase {phase!r}" if phase else "", f"steps {steps} of {res['steps']}" if steps else "") if x)
-    Console(markup=False, highlight=False).print(
+    Console(markup=False, highlight=False).print(term(
         f"wrote {res['out']}: {res['events']:,} events ({res['flows']:,} flow rows) of trace {res['trace']!r}"
-        + (f", {sel}" if sel else ""))
+        + (f", {sel}" if sel else "")))

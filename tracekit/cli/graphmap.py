@@ -8,6 +8,9 @@ import sys
 import click
 
 from tracekit import report as rep
+from tracekit.cli._params import regex
+from tracekit.safe import term
+
 
 
 @click.command("graphmap")
@@ -17,7 +20,7 @@ from tracekit import report as rep
                    "graph capture. May be REPLAY itself (its eager kernels are then the reference).")
 @click.option("--out", "-o", type=click.Path(dir_okay=False),
               help="Write REPLAY here as Parquet with matched kernels remapped (same schema).")
-@click.option("--step-pattern", help=f"Regex (full match) for step range names, cut from reference paths. "
+@click.option("--step-pattern", callback=regex, help=f"Regex (full match) for step range names, cut from reference paths. "
                                      f"Default: {rep.DEFAULTS['step_pattern']}")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: per-launch table and summary.")
 @click.option("--limit", default=25, show_default=True, help="Launch rows printed in terminal output.")
@@ -25,7 +28,10 @@ def command(replay: str, reference: str, out: str | None, step_pattern: str | No
     """Align each cudaGraphLaunch's replayed kernels with the reference's launches (queries/graph_map.sql)
     and report how many were matched; with --out, write the replay trace with their inner phase_path and op shapes.
     """
+    from tracekit.atomic import refuse_input
     from tracekit.graphmap import write_mapped, graph_map
+
+    refuse_input(out, (replay, reference))
 
     res = (write_mapped(replay, reference, out, step_pattern=step_pattern) if out
            else graph_map(replay, reference, step_pattern=step_pattern))
@@ -45,4 +51,4 @@ def command(replay: str, reference: str, out: str | None, step_pattern: str | No
     print_frame(res["graph_map"].drop(columns=["trace"]), title="graph launches", limit=limit, console=console)
     print_frame(res["graph_map.summary"], title="summary", console=console)
     if out:
-        click.echo(f"wrote {out}")
+        click.echo(term(f"wrote {out}"))

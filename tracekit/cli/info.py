@@ -8,6 +8,7 @@ import click
 from rich.console import Console
 
 from tracekit.render import print_frame
+from tracekit.safe import term
 from tracekit.store import connect, read_metadata
 
 SUMMARY_SQL = """
@@ -39,18 +40,18 @@ def command(trace: str, as_json: bool) -> None:
         return
     console = Console(markup=False, highlight=False)
     for name, m in meta.items():
-        console.print(f"trace {name}  (source {m.get('source')}, {m.get('events', 0):,} events, file {m.get('source_file')})")
+        console.print(term(f"trace {name}  (source {m.get('source')}, {m.get('events', 0):,} events, file {m.get('source_file')})"))
         devs = m.get("devices") or []
         if devs:
             for d in devs:
-                console.print("  GPU " + ", ".join(f"{k}={d[k]}" for k in ("id", "name", "numSms", "totalGlobalMem", "smCount", "totalMemory") if k in d))
+                console.print(term("  GPU " + ", ".join(f"{k}={d[k]}" for k in ("id", "name", "numSms", "totalGlobalMem", "smCount", "totalMemory") if k in d)))
         else:
             console.print("  GPU: not stated in the trace")
         for k in ("profiler_version", "rank", "world_size", "base_time_ns"):
             if m.get(k) is not None:
-                console.print(f"  {k}: {m[k]}")
+                console.print(term(f"  {k}: {m[k]}"))
         for n in m.get("notes") or []:
-            console.print(f"  note: {n}")
+            console.print(term(f"  note: {n}"))
     print_frame(spans, title="time span")
     print_frame(df.drop(columns=["first_ts_ns", "last_end_ns"]), title="events per kind")
 

@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
-
 import click
 
 from tracekit import report as rep
+from tracekit.atomic import refuse_input
 from tracekit.cli._output import emit
+from tracekit.cli._params import regex
 from tracekit.errors import TraceError
+
 
 
 @click.command("report")
 @click.argument("traces", nargs=-1, required=True, type=click.Path())
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: one key per analysis, plus summary and warnings.")
 @click.option("--html", "html_out", type=click.Path(dir_okay=False), help="Also write a self-contained HTML report here.")
-@click.option("--step-pattern", help=f"Regex (full match) for step range names. Default: {rep.DEFAULTS['step_pattern']}")
+@click.option("--step-pattern", callback=regex, help=f"Regex (full match) for step range names. Default: {rep.DEFAULTS['step_pattern']}")
 @click.option("--vocab", type=int, help="Vocabulary size for lm_head method 2 (default: inferred from GEMM shapes).")
-@click.option("--lm-head-regex", help=f"Regex (full match) for lm_head range names. Default: {rep.DEFAULTS['lm_head_regex']}")
-@click.option("--lm-head-kernel-regex", help="Regex on kernel names for lm_head method 3.")
+@click.option("--lm-head-regex", callback=regex, help=f"Regex (full match) for lm_head range names. Default: {rep.DEFAULTS['lm_head_regex']}")
+@click.option("--lm-head-kernel-regex", callback=regex, help="Regex on kernel names for lm_head method 3.")
 @click.option("--top", "top_n", type=int, help=f"Rows of the kernels table per trace (default {rep.DEFAULTS['top_n']}).")
 @click.option("--gpu", help="flops: GPU name to look up in the peak table instead of the trace's (e.g. 'H100 SXM', 'MI300X').")
 @click.option("--peak-tflops", type=float, help="flops: peak dense TFLOP/s to compare with, for every dtype (overrides the table).")
@@ -36,6 +38,7 @@ def command(traces: tuple[str, ...], as_json: bool, html_out: str | None, step_p
     for flag, v in (("--peak-tflops", peak_tflops), ("--peak-tb-s", peak_tb_s), ("--tokens-per-step", tokens_per_step)):
         if v is not None and not v > 0:
             raise TraceError(flag, f"must be a positive number, got {v}")
+    refuse_input(html_out, traces)
     results = rep.run(list(traces), step_pattern=step_pattern, vocab=vocab, lm_head_regex=lm_head_regex,
                       lm_head_kernel_regex=lm_head_kernel_regex, top_n=top_n,
                       gpu=gpu, peak_tflops=peak_tflops, peak_tb_s=peak_tb_s, tf32=tf32,

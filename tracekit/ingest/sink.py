@@ -4,7 +4,10 @@ An ingest hands over record batches of the base columns as it parses (any
 subset of :data:`tracekit.schema.COLUMNS`; missing ones become NULL). The sink
 spills them to an uncompressed Arrow IPC file next to the output and keeps only
 the few columns the linker needs in memory, so peak memory follows the number
-of events (about 40 bytes each), not the size of the input. ``finish`` runs
+of events (about 40 bytes each), not the size of the input. The spill file
+(``.<out name>.<pid>@<host>.<random>.arrow``, about 1.2x the input) lives beside the
+output, and is removed on success, error, SIGTERM/SIGINT, or, after a SIGKILL,
+by the next conversion into that folder (see :mod:`tracekit.atomic`). ``finish`` runs
 :func:`tracekit.ingest.link.link`, then streams the spilled batches back, adds
 the link columns and writes the Parquet file under a temporary name that is
 renamed into place only when complete: a failed conversion leaves no output.
@@ -17,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import queue
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -28,7 +30,8 @@ import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
 from tracekit import schema
-from tracekit.atomic import atomic_path
+from tracekit.atomic import atomic_path, drop_temp, make_temp
+from tracekit.errors import TraceError
 from tracekit.ingest.arrays import np_filled, np_values, num_array, str_array
 from tracekit.ingest.link import GPU_RANGE, RANGE, RUNTIME, LinkInput, kind_codes, link
 
@@ -150,10 +153,11 @@ class TraceSink:
         self.out = Path(out)
         self.trace = trace
         self.source = source
-        self.out.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.out.name}.", suffix=".arrow", dir=self.out.parent)
-        os.close(fd)
-        self._spill_path = Path(tmp)
+        if self.out.is_dir():
+            raise TraceError(self.out, "is a folder: give a file name")
+        # Spilled beside the output, not in $TMPDIR: it is ~1.2x the input, on the disk the user chose
+        # for the output (often /tmp is a small tmpfs, i.e. RAM). Named with our pid: see tracekit.atomic.
+        self._spill_path = make_temp(self.out, ".arrow")
         self._spill = ipc.new_file(str(self._spill_path), BASE_SCHEMA)
         self._link_parts: dict[str, list[Any]] = {k: [] for k in ("code", "pid", "tid", "ts", "dur", "corr", "name")}
         self.rows = 0
@@ -277,7 +281,7 @@ class TraceSink:
                 if pending or self.rows == 0:
                     wt.put(pa.Table.from_batches(pending, schema=final_schema))
         finally:
-            self._spill_path.unlink(missing_ok=True)
+            drop_temp(self._spill_path)
             self._closed = True
         return self.out
 
@@ -288,7 +292,7 @@ class TraceSink:
                 self._spill.close()
             except Exception:
                 pass
-            self._spill_path.unlink(missing_ok=True)
+            drop_temp(self._spill_path)
             self._closed = True
 
     def __enter__(self) -> "TraceSink":
