@@ -114,7 +114,8 @@ with adbc.connect(sys.argv[1]) as conn:
 print(time.perf_counter() - t, n)
 """
 CONVERT = """
-import sys, time
+import os, sys, time
+os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")  # as the tracekit CLI sets it
 sys.path.insert(0, sys.argv[3])
 from tracekit.ingest.nsys import convert_nsys
 t = time.perf_counter()
@@ -123,20 +124,25 @@ print(time.perf_counter() - t, meta["events"])
 """
 
 
-def floor_pairs(path: Path, repeat: int) -> None:
-    """Alternate floor / convert in fresh child processes; print each pair and the median ratio."""
-    ratios = []
+def floor_pairs(path: Path, repeat: int, code: list[Path]) -> None:
+    """Alternate floor / convert (with each checkout in ``code``) in fresh child processes; print each run and
+    the median ratio to the floor of the same round."""
+    ratios: dict[Path, list[float]] = {c: [] for c in code}
     with tempfile.TemporaryDirectory(prefix="tk-bench-") as tmp:
         for i in range(repeat):
             f = subprocess.run([sys.executable, "-c", FLOOR, str(path), ",".join(EVENT_TABLES + ("StringIds",))],
                                check=True, capture_output=True, text=True).stdout.split()
-            c = subprocess.run([sys.executable, "-c", CONVERT, str(path), str(Path(tmp) / f"o{i}.parquet"), str(ROOT)],
-                               check=True, capture_output=True, text=True).stdout.split()
-            fs, cs = float(f[0]), float(c[0])
-            ratios.append(cs / fs)
-            print(f"  pair {i + 1}: floor {fs:.3f} s ({int(f[1]):,} rows)  convert {cs:.3f} s ({int(c[1]):,} events)"
-                  f"  ratio {cs / fs:.2f}")
-    print(f"  convert / floor: median {statistics.median(ratios):.2f}, best {min(ratios):.2f}")
+            fs = float(f[0])
+            line = f"  round {i + 1}: floor {fs:.3f} s ({int(f[1]):,} rows)"
+            for root in code:
+                c = subprocess.run([sys.executable, "-c", CONVERT, str(path), str(Path(tmp) / f"o{i}.parquet"), str(root)],
+                                   check=True, capture_output=True, text=True).stdout.split()
+                cs = float(c[0])
+                ratios[root].append(cs / fs)
+                line += f" | {root.name}: {cs:.3f} s ({int(c[1]):,} events, {cs / fs:.2f}x)"
+            print(line, flush=True)
+    for root, r in ratios.items():
+        print(f"  {root}: convert / floor median {statistics.median(r):.2f}, best {min(r):.2f}")
 
 
 def main() -> None:
@@ -145,6 +151,8 @@ def main() -> None:
     ap.add_argument("--factor", type=int, default=10)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--floor", action="store_true", help="only the enlarged file: convert vs the ADBC read floor")
+    ap.add_argument("--code", type=Path, action="append", help="with --floor: a checkout whose convert_nsys to time "
+                    "(repeatable, e.g. an older `git archive`); default: this one")
     a = ap.parse_args()
     src = a.file or largest()
     with tempfile.TemporaryDirectory(prefix="tk-bench-") as tmp:
@@ -152,7 +160,7 @@ def main() -> None:
         enlarge(src, big, a.factor)
         if a.floor:
             print(f"{src.name} x{a.factor} (synthetic), {big.stat().st_size / 1e6:.1f} MB")
-            floor_pairs(big, a.repeat)
+            floor_pairs(big, a.repeat, a.code or [ROOT])
             return
         for label, p in ((src.name, src), (f"{src.name} x{a.factor} (synthetic)", big)):
             ev, sec = bench(p, a.repeat)
