@@ -3,9 +3,14 @@
 Why it looks like this:
 
 - **Columnar, not row by row.** Each batch of an event table (a rowid range) is
-  one aggregate query returning one ``json_group_array`` text per column, which
-  msgspec decodes straight into lists for Arrow: ~4x faster than ``fetchmany``,
-  which builds a tuple and a Python object per value. Names are resolved from
+  read by the ADBC SQLite driver (``adbc-driver-sqlite``) straight into Arrow
+  buffers in C, with the GIL released: no Python object per value. Where that
+  driver is missing, or a batch holds values off its column's declared type
+  (ADBC would promote them), the batch is one aggregate query returning one
+  ``json_group_array`` text per column, which msgspec decodes (~4x faster than
+  ``fetchmany``); the two paths give equal output (tests/test_nsys_arrow.py).
+  Floats and untyped columns are fetched as ``json_quote`` text on both paths,
+  so args spell them alike. Names are resolved from
   ``StringIds`` with one vectorised ``index_in`` + ``take`` per batch, enum
   labels with a vectorised lookup, and the ``args`` JSON is assembled with Arrow
   string kernels (NULL members left out). Python never loops over events.
