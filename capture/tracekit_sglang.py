@@ -23,6 +23,17 @@ Why a version-keyed table: SGLang renames these internals between releases
 the installed version is skipped, and all skipped targets are listed in one
 warning.
 
+Token counts: the ``verify`` targets also record, right after verify returns and in every
+scheduler process, ``tracekit.count(accepted=, drafted=, batch_size=, tokens=)`` from the real
+verify output (:func:`verify_counts`): EAGLE v2's ``GenerationBatchResult.accept_lens`` (per
+request, bonus token included) or v1's ``EagleVerifyOutput.accept_length_per_req_cpu`` (bonus
+excluded). ``drafted`` = requests x (``speculative_num_draft_tokens`` - 1), the draft tokens
+verified. v2 keeps ``accept_lens`` on the GPU under the overlap scheduler: reading it would add a
+device sync inside the profile, so there only ``batch_size`` and ``drafted`` are recorded unless
+``TRACEKIT_SGLANG_ACCEPT_SYNC=1`` allows that sync (queries/tokens.sql then says which count is
+missing instead of guessing). SGLang's own ``step[VERIFY bs=N]`` range ends inside verify, so
+these events fall just after it; tokens.sql gives a count to the latest step begun before it.
+
 Inert unless ``TRACEKIT_CAPTURE`` is set (and ``TRACEKIT_SGLANG`` is not ``0``).
 Caveat (SGLang's, not ours): ranges around code that a CUDA graph replays are
 only emitted at capture time; the replay itself is covered by the graph
@@ -136,13 +147,74 @@ def _range_factory() -> Callable[[str], Any]:
     return rng
 
 
+def _count_factory() -> Callable[..., None]:
+    """tracekit.count when the profiled Python has tracekit, else the same event through record_function."""
+    try:
+        from tracekit.annotate import count
+
+        return count
+    except Exception:
+        pass
+
+    def cnt(**counts: Any) -> None:
+        boot = sys.modules.get("tracekit_bootstrap")
+        if boot is not None and boot.S.recording:
+            from torch.autograd.profiler import record_function
+
+            # the name format of tracekit.annotate.count_event_name (queries/tokens.sql parses it)
+            with record_function("tracekit.count" + "".join(f" {k}={counts[k]!r}" for k in sorted(counts))):
+                pass
+
+    return cnt
+
+
+def verify_counts(result: Any, worker: Any = None) -> dict[str, int]:
+    """Token counts of one EAGLE verify call from its return value (v2 result or v1 tuple); {} if none.
+
+    Never forces a GPU sync: a CUDA ``accept_lens`` is read only with TRACEKIT_SGLANG_ACCEPT_SYNC=1.
+    """
+    out: dict[str, int] = {}
+    ndt = getattr(result, "speculative_num_draft_tokens", None) or getattr(worker, "speculative_num_draft_tokens", None)
+    lens = getattr(result, "accept_lens", None)
+    if lens is not None:  # v2: GenerationBatchResult, accept_lens per request, bonus token included
+        bs = int(lens.shape[0]) if hasattr(lens, "shape") else len(lens)
+        out["batch_size"] = bs
+        if ndt:
+            out["drafted"] = bs * (int(ndt) - 1)
+        if not getattr(lens, "is_cuda", False) or os.environ.get("TRACEKIT_SGLANG_ACCEPT_SYNC") == "1":
+            vals = [int(x) for x in (lens.tolist() if hasattr(lens, "tolist") else lens)]
+            out["tokens"] = sum(vals)
+            out["accepted"] = sum(vals) - bs
+        return out
+    if isinstance(result, tuple) and len(result) >= 2:  # v1: (logits_output, EagleVerifyOutput, batch, graph)
+        per_req = getattr(result[1], "accept_length_per_req_cpu", None)
+        if per_req is not None:  # accepted draft tokens per request on the CPU, bonus excluded
+            vals = [int(x) for x in per_req]
+            out.update(batch_size=len(vals), accepted=sum(vals), tokens=sum(vals) + len(vals))
+            if ndt:
+                out["drafted"] = len(vals) * (int(ndt) - 1)
+    return out
+
+
 def around(name: str) -> Callable[..., Any]:
-    """An AROUND hook for SGLang's HookRegistry: ``fn(original, *args, **kwargs)`` inside a range."""
+    """An AROUND hook for SGLang's HookRegistry: ``fn(original, *args, **kwargs)`` inside a range.
+
+    The ``verify`` hook also records the token counts of the call (:func:`verify_counts`).
+    """
     rng = _range_factory()
+    cnt = _count_factory() if name == "verify" else None
 
     def hook(original: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         with rng(name):
-            return original(*args, **kwargs)
+            out = original(*args, **kwargs)
+        if cnt is not None:
+            try:
+                counts = verify_counts(out, args[0] if args else None)
+                if counts:
+                    cnt(**counts)
+            except Exception as e:  # never break the server for a count
+                print(f"tracekit: sglang verify counts skipped: {e!r}", file=sys.stderr)
+        return out
 
     hook.__name__ = f"tracekit_{name}"
     return hook

@@ -42,6 +42,36 @@
 --   <phase>.gpu_ms_per_step  summed duration of GPU ops launched in the phase (exclusive) / steps
 --   <phase>.calls_per_step   range instances of the phase / steps
 --   kernel:<name>.total_ms   summed duration of the op name;  .count executions;  .mean_ms total / count
+-- Multi-GPU block (second INSERT; needs the set-up parts of comm.sql and collectives.sql):
+--   comm.exposed_ms_per_step  communication not under compute inside step windows (comm.sql by_step),
+--                        summed over devices and steps / steps;  comm.ms_per_step: all of it
+--   comm.overlap_share   run total: |comm under compute| / |comm| (HTA's comm/comp overlap), over devices
+--   mem.exposed_ms_per_step   the same for memcpy/memset
+--   rank.wait_ms_per_step     summed waits of every rank at matched collectives (collectives.sql
+--                        waits) / steps (all ranks' step instances: the mean wait per rank and step)
+--   rank.skew_ms_per_step     summed skew (latest - earliest aligned step end, collectives.sql
+--                        step_skew) / steps matched on >= 2 ranks;  NULL for a single-rank run
+--
+-- Token and inclusive metrics (the block at the end of this file; inputs also _tk_step from
+-- tokens.sql's set-up):
+--   <phase>.incl_gpu_ms_per_step  summed duration of GPU ops launched in the phase OR in any phase
+--                       under it (draft = draft + draft/lm_head + draft/sampler ...) / steps
+--   tokens.accepted_per_step   sum of `accepted` counts / steps that have one
+--   tokens.acceptance_rate     sum accepted / sum drafted (steps with both)
+--   tokens.ms_per_accepted     summed step CPU range time (steps.wall_ns) / sum accepted (steps with an accepted count)
+--   tokens.gpu_ms_per_accepted summed per-step GPU busy / sum accepted
+--   tokens.draft_ms_per_accepted  summed CPU time of the draft ranges / sum accepted
+--   tokens.tokens_per_s        sum of `tokens` counts / seconds from the first to the last step with one
+--   (NULL with a note when no step recorded tracekit.count(accepted=...), or none was accepted)
+--
+-- Output: table run_step_values, the per-step distributions behind the noise-aware comparison
+-- (tracekit/noise.py): label, label_index, metric, trace, step_index, value, one row per step
+-- AFTER THE WARM-UP (steps with step_index <= getvariable('warmup_steps') in their trace are
+-- dropped; `--warmup N`, default 1) and per metric of: step.wall_ms (end-to-end, as above),
+-- step.gpu_busy_ms (steps with
+-- GPU ops), step.gpu_op_ms, <phase>.ms_per_step (phases with ranges), <phase>.gpu_ms_per_step,
+-- <phase>.incl_gpu_ms_per_step; a phase absent from a step counts 0 in that step. The means in
+-- run_metrics use every step; only the medians, intervals and rank tests use this table.
 --
 -- How to read: run this through compare.sql (N runs) or diff.sql (A vs B), not alone.
 
@@ -67,7 +97,7 @@ WITH _n AS (
            sum(gpu_ops) AS ops, sum(launches) AS launches, sum(sync_stall_ns) AS stall_ns
     FROM _step_rows
 ), _ph AS (
-    SELECT CASE WHEN phase IN ('run', 'step') OR starts_with(phase, 'kernel:') THEN 'phase:' || phase ELSE phase END AS id,
+    SELECT CASE WHEN phase IN ('run', 'step', 'tokens') OR starts_with(phase, 'kernel:') THEN 'phase:' || phase ELSE phase END AS id,
            phase, sum(cpu_ns) AS cpu_ns, sum(range_instances) AS inst, sum(gpu_op_ns) AS gpu_op_ns
     FROM _step_phases GROUP BY phase
 ), _k AS (
@@ -128,3 +158,138 @@ WITH _n AS (
 SELECT getvariable('label'), getvariable('label_index'), metric, scope, name, measure, unit, value::DOUBLE,
        numerator, denominator, additive, note
 FROM _rows;
+
+-- ---------------------------------------------------------------------------------------------
+-- Token metrics, inclusive phase GPU time, per-step distributions (see the header).
+
+INSERT INTO run_metrics
+WITH _n AS (SELECT (SELECT count(*) FROM _step_rows) AS steps),
+_ids AS (
+    SELECT phase, CASE WHEN phase IN ('run', 'step', 'tokens') OR starts_with(phase, 'kernel:') THEN 'phase:' || phase ELSE phase END AS id
+    FROM _step_phases GROUP BY phase
+), _incl AS (
+    SELECT i.id, i.phase, sum(p.gpu_op_ns) AS ns
+    FROM _ids i JOIN _step_phases p ON p.phase = i.phase OR starts_with(p.phase, i.phase || '/')
+    GROUP BY ALL
+), _tk AS (
+    SELECT count(accepted) AS counted, sum(accepted) AS acc,
+           sum(accepted) FILTER (WHERE drafted IS NOT NULL) AS acc_d, sum(drafted) FILTER (WHERE accepted IS NOT NULL) AS d_acc,
+           sum(wall_ns) FILTER (WHERE accepted IS NOT NULL) AS wall_ns,
+           sum(gpu_busy_ns) FILTER (WHERE accepted IS NOT NULL) AS busy_ns,
+           count(gpu_busy_ns) FILTER (WHERE accepted IS NOT NULL) AS busy_steps,
+           sum(draft_cpu_ns) FILTER (WHERE accepted IS NOT NULL) AS draft_ns,
+           sum(tokens) AS toks, max(end_ns) FILTER (WHERE tokens IS NOT NULL) - min(ts_ns) FILTER (WHERE tokens IS NOT NULL) AS tok_span
+    FROM _tk_step
+), _tn AS (
+    SELECT CASE WHEN _n.steps = 0 THEN 'no step in this run (see run.steps)'
+                WHEN _tk.counted = 0 THEN 'no accepted-token count: record tracekit.count(accepted=..., drafted=...) in each step (the SGLang plugin and samples/spec_decode.py do)'
+                WHEN _tk.acc = 0 THEN 'no draft token accepted: per accepted token is undefined' END AS note
+    FROM _n, _tk
+), _rows(metric, scope, name, measure, unit, value, numerator, denominator, additive, note) AS (
+    SELECT _incl.id || '.incl_gpu_ms_per_step', 'phase', _incl.phase, 'incl_gpu_ms_per_step', 'ms', ns / 1e6 / _n.steps,
+           'summed duration of GPU ops launched in the phase or any phase under it', 'steps', TRUE, NULL
+    FROM _incl, _n
+    UNION ALL
+    SELECT 'tokens.' || m, 'tokens', 'tokens', m, u, CASE WHEN _tk.counted > 0 THEN v END, num, den, FALSE,
+           CASE WHEN _tk.counted = 0 THEN _tn.note WHEN v IS NULL THEN coalesce(miss, _tn.note) END
+    FROM _tk, _tn, (VALUES
+        ('accepted_per_step', 'count', _tk.acc / nullif(_tk.counted, 0), 'accepted draft tokens', 'steps with an accepted count', NULL),
+        ('acceptance_rate', 'ratio', _tk.acc_d / nullif(_tk.d_acc, 0), 'accepted draft tokens', 'drafted tokens',
+         'no drafted count: record tracekit.count(drafted=...)'),
+        ('ms_per_accepted', 'ms', _tk.wall_ns / 1e6 / nullif(_tk.acc, 0), 'summed step CPU range time', 'accepted draft tokens', NULL),
+        ('gpu_ms_per_accepted', 'ms', CASE WHEN _tk.busy_steps > 0 THEN _tk.busy_ns / 1e6 / nullif(_tk.acc, 0) END,
+         'summed per-step GPU busy time', 'accepted draft tokens',
+         'no GPU op in the counted steps: capture CUDA activity (ProfilerActivity.CUDA; nsys --trace=cuda)'),
+        ('draft_ms_per_accepted', 'ms', _tk.draft_ns / 1e6 / nullif(_tk.acc, 0), 'summed CPU time of the draft ranges',
+         'accepted draft tokens', NULL),
+        ('tokens_per_s', 'count', _tk.toks / nullif(_tk.tok_span / 1e9, 0), 'tokens counted (accepted + bonus)',
+         'seconds from the first to the last step end with a tokens count', 'no tokens count: record tracekit.count(tokens=...)')
+    ) t(m, u, v, num, den, miss)
+)
+SELECT getvariable('label'), getvariable('label_index'), metric, scope, name, measure, unit, value::DOUBLE,
+       numerator, denominator, additive, note
+FROM _rows;
+
+-- Multi-GPU metrics (comm.sql, collectives.sql); a separate block so the ones above stay untouched.
+INSERT INTO run_metrics
+WITH _n AS (
+    SELECT (SELECT count(*) FROM _step_rows) AS steps, (SELECT count(*) FROM _gpu) AS gpu_ops,
+           (SELECT count(*) FROM _cl_rs) > 0 AS multi, (SELECT count(DISTINCT step_key) FROM _cl_rs) AS keys,
+           'no range matched the step pattern ' || getvariable('step_pattern')
+           || ': pass --step-pattern, or mark the loop with tracekit.phase("step")' AS no_step_note,
+           'no GPU ops in this run: capture CUDA activity (torch.profiler activities=[CPU, CUDA]; nsys --trace=cuda)' AS no_gpu_note
+), _c AS (
+    SELECT sum(comm_exposed_ns) AS comm_exp, sum(comm_ns) AS comm, sum(mem_exposed_ns) AS mem_exp FROM _cm_step
+), _d AS (
+    SELECT sum(len * f_comm) AS comm, sum(len * f_comm_ov) AS comm_ov FROM _cm_seg
+), _k AS (
+    SELECT (SELECT sum(skew_ns) FROM (SELECT max(end_ns) - min(end_ns) AS skew_ns FROM _cl_rs GROUP BY step_key HAVING count(*) >= 2)) AS skew,
+           (SELECT sum(wait_ns) FROM _cl_w) AS wait
+), _rows(metric, scope, name, measure, unit, value, numerator, denominator, additive, note) AS (
+    SELECT 'comm.' || m, 'comm', 'comm', m, 'ms',
+           CASE WHEN _n.steps > 0 AND _n.gpu_ops > 0 THEN coalesce(v, 0) / 1e6 / _n.steps END, num, 'steps', TRUE,
+           CASE WHEN _n.gpu_ops = 0 THEN no_gpu_note WHEN _n.steps = 0 THEN no_step_note END
+    FROM _n, _c, (VALUES ('exposed_ms_per_step', _c.comm_exp, 'communication kernel time not under compute, in steps, summed over devices'),
+                         ('ms_per_step', _c.comm, 'communication kernel time (union per device) in steps, summed over devices')) t(m, v, num)
+    UNION ALL
+    SELECT 'comm.overlap_share', 'comm', 'comm', 'overlap_share', 'ratio', _d.comm_ov / nullif(_d.comm, 0),
+           'communication time under compute', 'communication time (union per device, summed)', FALSE,
+           CASE WHEN coalesce(_d.comm, 0) = 0 THEN 'no NCCL/RCCL/HCCL kernel in this run' END
+    FROM _d
+    UNION ALL
+    SELECT 'mem.exposed_ms_per_step', 'mem', 'mem', 'exposed_ms_per_step', 'ms',
+           CASE WHEN _n.steps > 0 AND _n.gpu_ops > 0 THEN coalesce(_c.mem_exp, 0) / 1e6 / _n.steps END,
+           'memcpy/memset time not under compute, in steps, summed over devices', 'steps', TRUE,
+           CASE WHEN _n.gpu_ops = 0 THEN no_gpu_note WHEN _n.steps = 0 THEN no_step_note END
+    FROM _n, _c
+    UNION ALL
+    SELECT 'rank.wait_ms_per_step', 'rank', 'rank', 'wait_ms_per_step', 'ms',
+           CASE WHEN _n.multi AND _n.steps > 0 THEN coalesce(_k.wait, 0) / 1e6 / _n.steps END,
+           'waits of every rank at matched collectives', 'steps (all ranks)', TRUE,
+           CASE WHEN _n.steps = 0 THEN no_step_note WHEN NOT _n.multi
+                THEN 'one rank only: cross-rank waits need one trace per rank (a folder of rank traces)' END
+    FROM _n, _k
+    UNION ALL
+    SELECT 'rank.skew_ms_per_step', 'rank', 'rank', 'skew_ms_per_step', 'ms',
+           CASE WHEN _n.multi AND _n.keys > 0 THEN _k.skew / 1e6 / _n.keys END,
+           'latest minus earliest aligned step end, summed over steps', 'steps matched on >= 2 ranks', FALSE,
+           CASE WHEN _n.steps = 0 THEN no_step_note WHEN NOT _n.multi
+                THEN 'one rank only: step skew needs one trace per rank (a folder of rank traces)' END
+    FROM _n, _k
+)
+SELECT getvariable('label'), getvariable('label_index'), metric, scope, name, measure, unit, value::DOUBLE,
+       numerator, denominator, additive, note
+FROM _rows;
+
+CREATE TEMP TABLE IF NOT EXISTS run_step_values (
+    label VARCHAR, label_index INTEGER, metric VARCHAR, trace VARCHAR, step_index BIGINT, value DOUBLE);
+
+DELETE FROM run_step_values WHERE label = getvariable('label');
+
+INSERT INTO run_step_values
+WITH _s AS (
+    SELECT trace, step_index, end_to_end_ns, gpu_busy_ns, gpu_op_ns FROM _step_rows
+    WHERE step_index > coalesce(TRY_CAST(getvariable('warmup_steps') AS BIGINT), 0)
+), _ids AS (
+    SELECT phase, CASE WHEN phase IN ('run', 'step', 'tokens') OR starts_with(phase, 'kernel:') THEN 'phase:' || phase ELSE phase END AS id,
+           sum(range_instances) > 0 AS has_ranges
+    FROM _step_phases GROUP BY phase
+), _grid AS (
+    SELECT s.trace, s.step_index, i.phase, i.id, i.has_ranges FROM _s s CROSS JOIN _ids i
+), _v AS (
+    SELECT g.trace, g.step_index, g.id, g.has_ranges, coalesce(p.cpu_ns, 0) AS cpu_ns, coalesce(p.gpu_op_ns, 0) AS gpu_ns
+    FROM _grid g LEFT JOIN _step_phases p USING (trace, step_index, phase)
+), _inc AS (
+    SELECT g.trace, g.step_index, g.id, coalesce(sum(q.gpu_op_ns), 0) AS incl_ns
+    FROM _grid g LEFT JOIN _step_phases q
+      ON q.trace = g.trace AND q.step_index = g.step_index AND (q.phase = g.phase OR starts_with(q.phase, g.phase || '/'))
+    GROUP BY ALL
+), _l(metric, trace, step_index, value) AS (
+    SELECT 'step.wall_ms', trace, step_index, end_to_end_ns / 1e6 FROM _s
+    UNION ALL SELECT 'step.gpu_busy_ms', trace, step_index, gpu_busy_ns / 1e6 FROM _s WHERE gpu_busy_ns IS NOT NULL
+    UNION ALL SELECT 'step.gpu_op_ms', trace, step_index, gpu_op_ns / 1e6 FROM _s
+    UNION ALL SELECT id || '.ms_per_step', trace, step_index, cpu_ns / 1e6 FROM _v WHERE has_ranges
+    UNION ALL SELECT id || '.gpu_ms_per_step', trace, step_index, gpu_ns / 1e6 FROM _v
+    UNION ALL SELECT id || '.incl_gpu_ms_per_step', trace, step_index, incl_ns / 1e6 FROM _inc
+)
+SELECT getvariable('label'), getvariable('label_index'), metric, trace, step_index, value::DOUBLE FROM _l;

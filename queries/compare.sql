@@ -4,7 +4,9 @@
 -- tracekit.compare.compare): that runs _run_metrics.sql once per run, filling the table
 -- run_metrics, then this file once over all runs. The first run given is the baseline.
 --
--- Inputs: run_metrics (see _run_metrics.sql for every metric and its definition). No parameters.
+-- Inputs: run_metrics (see _run_metrics.sql for every metric and its definition); _noise
+-- (tracekit/noise.py over _run_metrics.sql's run_step_values: per metric and run, the ratio of
+-- per-step medians to the baseline's, its 95% bootstrap interval and rank-test p-value). No parameters.
 --
 -- Set-up (private, also read by diff.sql):
 --   _labels  label, label_index of every run
@@ -28,7 +30,21 @@
 --   run): label, label_index, phase, ms_per_step, ratio (ms_per_step / baseline's), gpu_ms_per_step,
 --   calls_per_step (all as in _run_metrics.sql)
 --
--- How to read: `sweep` answers "how much slower is each setting"; `phases` says which phase moved.
+-- Output `noise` (one row per run and metric of step.wall_ms, step.gpu_busy_ms, tokens-free step/
+--   phase metrics with per-step values; the baseline has none): label, label_index, metric,
+--   n_base, n (steps after warm-up), median_base, median, ratio (median / median_base), ci_lo,
+--   ci_hi (95% bootstrap interval of ratio), p_value (Mann-Whitney vs the baseline), verdict
+--   (higher | lower | within noise)
+--
+-- Output `tokens` (one row per run, the per-gamma / per-setting statistics table): label, steps
+--   (after the warm-up), wall_ms_p10, wall_ms_p50, wall_ms_p90, wall_ms_mean (step.wall_ms per step,
+--   from run_step_values), accepted_per_step, acceptance_rate, ms_per_accepted, tokens_per_s
+--   (the tokens.* metrics of _run_metrics.sql; NULL without tracekit.count events)
+-- Output `step_values` (one row per run and step after the warm-up: the distribution plot's
+--   input and the per-position latency): label, label_index, trace, step_index, wall_ms
+--
+-- How to read: `sweep` answers "how much slower is each setting"; `phases` says which phase moved;
+-- `noise` says which of those moves are more than step-to-step noise.
 -- `tracekit compare --sql` can query run_metrics, _matrix and `events` (with its label column).
 
 CREATE OR REPLACE TEMP TABLE _labels AS
@@ -102,3 +118,28 @@ SELECT p.label, p.label_index, p.phase, p.ms_per_step, p.ms_per_step / nullif(b.
        p.gpu_ms_per_step, p.calls_per_step
 FROM _p p JOIN _p b ON b.phase = p.phase AND b.label_index = (SELECT min(label_index) FROM _labels)
 ORDER BY p.label_index, p.ms_per_step DESC NULLS LAST, p.phase;
+
+-- @output noise
+SELECT label, label_index, metric, n_base, n, median_base, median, ratio, ci_lo, ci_hi, p_value, verdict
+FROM _noise WHERE level = 0.95
+ORDER BY label_index, list_position(['step.wall_ms', 'step.gpu_busy_ms', 'step.gpu_op_ms'], metric) NULLS LAST,
+         abs(ln(nullif(ratio, 0))) DESC NULLS LAST, metric;
+
+-- @output tokens
+WITH _d AS (
+    SELECT label, count(*) AS steps, quantile_cont(value, 0.1) AS wall_ms_p10, quantile_cont(value, 0.5) AS wall_ms_p50,
+           quantile_cont(value, 0.9) AS wall_ms_p90, avg(value) AS wall_ms_mean
+    FROM run_step_values WHERE metric = 'step.wall_ms' GROUP BY label
+)
+SELECT l.label, coalesce(d.steps, 0) AS steps, d.wall_ms_p10, d.wall_ms_p50, d.wall_ms_p90, d.wall_ms_mean,
+       max(m.value) FILTER (WHERE m.metric = 'tokens.accepted_per_step') AS accepted_per_step,
+       max(m.value) FILTER (WHERE m.metric = 'tokens.acceptance_rate') AS acceptance_rate,
+       max(m.value) FILTER (WHERE m.metric = 'tokens.ms_per_accepted') AS ms_per_accepted,
+       max(m.value) FILTER (WHERE m.metric = 'tokens.tokens_per_s') AS tokens_per_s
+FROM _labels l LEFT JOIN _d d USING (label) LEFT JOIN _matrix m ON m.label = l.label AND m.scope = 'tokens'
+GROUP BY l.label, l.label_index, d.steps, d.wall_ms_p10, d.wall_ms_p50, d.wall_ms_p90, d.wall_ms_mean
+ORDER BY l.label_index;
+
+-- @output step_values
+SELECT label, label_index, trace, step_index, value AS wall_ms FROM run_step_values
+WHERE metric = 'step.wall_ms' ORDER BY label_index, trace, step_index;

@@ -5,7 +5,10 @@
 -- set-up (_matrix) first. A = label_index 0, B = label_index 1.
 --
 -- Inputs: _matrix (compare.sql); _conditions (the parsed --fail-if conditions, written by
--- tracekit.compare: condition, metric, op, mode, threshold, shown). Parameters:
+-- tracekit.compare: condition, metric, op, mode, threshold, level: NULL or the @LEVEL as a
+-- fraction); _noise (tracekit/noise.py: per metric and level, the ratio of per-step medians of
+-- B over A, its bootstrap interval ci_lo..ci_hi, the rank-test p_value, the verdict; from
+-- _run_metrics.sql's run_step_values, warm-up steps dropped). Parameters:
 -- getvariable('top_n') (default 50): rows of the `kernels` output.
 --
 -- Output `diff` (one row per run / step / phase metric; metrics as defined in _run_metrics.sql):
@@ -20,13 +23,26 @@
 --   name, status (both | new: only in B | vanished: only in A), a_ms, b_ms (total_ms),
 --   delta_ms, ratio, a_count, b_count, a_mean_ms, b_mean_ms
 -- Output `new_vanished`: every kernel name found in only one of the runs, same columns.
+-- Output `noise` (one row per step/phase metric with per-step values in both runs, at the 95%
+--   level): metric, unit, n_a, n_b (steps after warm-up), median_a, median_b, ratio (median_b /
+--   median_a), ci_lo, ci_hi (bootstrap interval of ratio), level, p_value (Mann-Whitney, two-sided),
+--   verdict (higher | lower: the interval excludes 1; within noise: it contains 1; NULL: < 3 steps)
+--   Sorted: metrics that moved beyond noise first, then by |log ratio|.
 -- Output `gate` (one row per --fail-if condition):
 --   condition   as written;  metric, op, mode (rel: (b-a)/a | ratio: b/a | abs: b-a), threshold
+--   level       NULL for a plain condition; with @LEVEL the fraction (0.95), and then observed is
+--               the ratio of medians (ratio - 1 for rel) and the condition holds only when the
+--               whole interval does: for > and >= its lower end, for < and <= its upper end
 --   observed    the quantity compared with the threshold (rel and ratio: +-inf when a = 0 < |b|)
+--   ci_lo, ci_hi  the interval of observed (NULL without @LEVEL)
 --   fired       TRUE when `observed op threshold` holds; NULL when it cannot be evaluated
+--   within_noise  TRUE when @LEVEL and the point estimate meets the condition but the interval
+--               does not (the gate stays quiet and says why)
 --   error       why it cannot be evaluated (unknown metric, a side without a value, a time
---               threshold on a metric that is not a time)
---   reason      one line: condition, A, B, delta (and relative change)
+--               threshold on a metric that is not a time, @LEVEL on a metric without per-step
+--               values or with fewer than 3 steps)
+--   reason      one line: condition, A, B, delta (and relative change); with @LEVEL the medians,
+--               the interval, the p-value and "within noise" when that is why it did not fire
 --
 -- How to read: sort `diff` by |delta| to see what moved; ratio > 1 means B is larger.
 
@@ -65,9 +81,20 @@ LIMIT getvariable('top_n');
 -- @output new_vanished
 SELECT * FROM _kab WHERE status <> 'both' ORDER BY status, greatest(a_ms, b_ms) DESC, name;
 
+-- @output noise
+SELECT n.metric, t.unit, n.n_base AS n_a, n.n AS n_b, n.median_base AS median_a, n.median AS median_b, n.ratio,
+       n.ci_lo, n.ci_hi, n.level, n.p_value, n.verdict
+FROM _noise n LEFT JOIN _ab t USING (metric)
+WHERE n.label_index = 1 AND n.level = 0.95
+ORDER BY n.verdict = 'within noise' OR n.verdict IS NULL, abs(ln(nullif(n.ratio, 0))) DESC NULLS LAST, n.metric;
+
 -- @output gate
 WITH _o AS (
     SELECT c.*, t.metric IS NOT NULL AS known, t.unit, t.a, t.b, t.delta, t.note,
+           n.metric IS NOT NULL AS has_dist, n.median_base, n.median, n.p_value,
+           CASE c.mode WHEN 'rel' THEN n.ratio - 1 ELSE n.ratio END AS n_obs,
+           CASE c.mode WHEN 'rel' THEN n.ci_lo - 1 ELSE n.ci_lo END AS ci_lo,
+           CASE c.mode WHEN 'rel' THEN n.ci_hi - 1 ELSE n.ci_hi END AS ci_hi,
            CASE c.mode
                WHEN 'rel' THEN CASE WHEN t.a = 0 THEN CASE WHEN t.b > 0 THEN 'inf'::DOUBLE WHEN t.b < 0 THEN '-inf'::DOUBLE
                                                           ELSE 0 END
@@ -76,21 +103,42 @@ WITH _o AS (
                                       ELSE t.ratio END
                ELSE t.delta END AS observed
     FROM _conditions c LEFT JOIN _ab t ON t.metric = c.metric
+    LEFT JOIN _noise n ON n.metric = c.metric AND n.label_index = 1 AND n.level = c.level
 ), _e AS (
     SELECT *, CASE WHEN NOT known THEN 'unknown metric ' || metric || ' (the metric column of --json lists them)'
                    WHEN mode = 'abs_time' AND unit <> 'ms' THEN metric || ' is a ' || unit || ', not a time: give a plain number'
+                   WHEN level IS NOT NULL AND NOT has_dist THEN metric || ' has no per-step values in A and B: @LEVEL works on step.* and phase metrics'
+                   WHEN level IS NOT NULL AND ci_lo IS NULL THEN metric || ': no interval (fewer than 3 steps after the warm-up in A or B, or a median of 0 in A): lower --warmup or capture more steps'
                    WHEN a IS NULL OR b IS NULL THEN metric || ' has no value: ' || coalesce(note, 'NULL')
                    WHEN observed IS NULL THEN metric || ' is 0 in A and in B: a ratio is undefined' END AS error
     FROM _o
+), _f AS (
+    SELECT *, CASE WHEN level IS NULL THEN observed ELSE n_obs END AS obs,
+           CASE op WHEN '>' THEN CASE WHEN level IS NULL THEN observed ELSE ci_lo END > threshold
+                   WHEN '>=' THEN CASE WHEN level IS NULL THEN observed ELSE ci_lo END >= threshold
+                   WHEN '<' THEN CASE WHEN level IS NULL THEN observed ELSE ci_hi END < threshold
+                   WHEN '<=' THEN CASE WHEN level IS NULL THEN observed ELSE ci_hi END <= threshold END AS holds,
+           CASE op WHEN '>' THEN n_obs > threshold WHEN '>=' THEN n_obs >= threshold
+                   WHEN '<' THEN n_obs < threshold WHEN '<=' THEN n_obs <= threshold END AS point_holds
+    FROM _e
 )
-SELECT condition, metric, op, mode, threshold, observed,
-       CASE WHEN error IS NULL THEN CASE op WHEN '>' THEN observed > threshold WHEN '>=' THEN observed >= threshold
-                                            WHEN '<' THEN observed < threshold WHEN '<=' THEN observed <= threshold END END AS fired,
+SELECT condition, metric, op, mode, threshold, level, obs AS observed,
+       CASE WHEN level IS NOT NULL THEN ci_lo END AS ci_lo, CASE WHEN level IS NOT NULL THEN ci_hi END AS ci_hi,
+       CASE WHEN error IS NULL THEN holds END AS fired,
+       CASE WHEN error IS NULL AND level IS NOT NULL THEN NOT holds AND point_holds END AS within_noise,
        error,
-       CASE WHEN error IS NULL THEN
+       CASE WHEN error IS NOT NULL THEN condition || ': ' || error
+            WHEN level IS NULL THEN
            condition || ': A ' || printf('%.4g', a) || ' ' || unit || ', B ' || printf('%.4g', b) || ' ' || unit
            || ', delta ' || printf('%+.4g', delta) || ' ' || unit
            || CASE WHEN a <> 0 THEN printf(' (%+.1f%%)', 100 * delta / a) ELSE ' (A is 0)' END
-       ELSE condition || ': ' || error END AS reason
-FROM _e
+       ELSE
+           condition || ': median per step A ' || printf('%.4g', median_base) || ' ' || unit || ', B ' || printf('%.4g', median) || ' ' || unit
+           || CASE mode WHEN 'rel' THEN printf(', change %+.1f%% [%+.1f%%, %+.1f%%]', 100 * n_obs, 100 * ci_lo, 100 * ci_hi)
+                        ELSE printf(', ratio %.3f [%.3f, %.3f]', n_obs, ci_lo, ci_hi) END
+           || printf(' @%g%%, p=%.2g', 100 * level, p_value)
+           || CASE WHEN holds THEN '' WHEN point_holds THEN ': within noise (the interval reaches the threshold)'
+                   ELSE '' END
+       END AS reason
+FROM _f
 ORDER BY seq;

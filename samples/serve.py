@@ -9,7 +9,7 @@ would see nothing. ``tracekit capture`` profiles each worker separately.
     python samples/serve.py --workers 2 --port 8311            # serve until POST /shutdown
     python samples/serve.py --client http://127.0.0.1:8311 --requests 4 --shutdown
 
-Endpoints (JSON): ``POST /generate {"steps": N, "draft_len": K}`` -> the loop's
+Endpoints (JSON): ``POST /generate {"steps": N, "draft_len": K, "accept": [3, 0]}`` -> the loop's
 statistics; ``GET /workers`` -> worker pids and liveness; ``POST /shutdown``.
 Requests go round-robin to live workers; a dead worker is skipped, so killing
 one (the fault tests do) leaves the others serving.
@@ -48,9 +48,12 @@ def worker_main(inq: Any, outq: Any, threads: int, vocab: int) -> None:
         rid, req = item
         try:
             k = int(req.get("draft_len", 4))
-            if k not in decoders:
-                decoders[k] = spec_decode.SpecDecoder(spec_decode.Config(vocab=vocab, draft_len=k, seed=int(req.get("seed", 0))))
-            outq.put((rid, os.getpid(), decoders[k].run(int(req.get("steps", 4)))))
+            accept = tuple(int(x) for x in req.get("accept") or ())  # planted acceptance (spec_decode --accept)
+            if (k, accept) not in decoders:
+                decoders[k, accept] = spec_decode.SpecDecoder(
+                    spec_decode.Config(vocab=vocab, draft_len=k, seed=int(req.get("seed", 0)), accept=accept))
+            # each step records tracekit.count(drafted, accepted, batch_size, tokens) inside SpecDecoder.run
+            outq.put((rid, os.getpid(), decoders[k, accept].run(int(req.get("steps", 4)))))
         except Exception as e:  # report to the client instead of dying silently
             outq.put((rid, os.getpid(), {"error": repr(e)}))
 
@@ -157,9 +160,12 @@ def post(url: str, obj: Any, timeout: float = 300) -> Any:
         return json.loads(r.read())
 
 
-def client(url: str, requests: int, steps: int, draft_len: int, shutdown: bool) -> list[Any]:
+def client(url: str, requests: int, steps: int, draft_len: int, shutdown: bool, accept: list[int] | None = None) -> list[Any]:
     """Send ``requests`` generate requests in sequence; optionally shut the server down."""
-    out = [post(f"{url}/generate", {"steps": steps, "draft_len": draft_len}) for _ in range(requests)]
+    body: dict[str, Any] = {"steps": steps, "draft_len": draft_len}
+    if accept:
+        body["accept"] = accept
+    out = [post(f"{url}/generate", body) for _ in range(requests)]
     for r in out:
         print(json.dumps(r), flush=True)
     if shutdown:
@@ -175,13 +181,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--requests", type=int, default=0, help="with no --client: send this many requests from a thread, then exit")
     ap.add_argument("--steps", type=int, default=4, help="decode steps per request")
     ap.add_argument("--draft-len", type=int, default=4)
+    ap.add_argument("--accept", default="", help="planted accepted draft tokens per step, e.g. 3,0,4 (see spec_decode.py)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per worker")
     ap.add_argument("--vocab", type=int, default=32000)
     ap.add_argument("--client", metavar="URL", help="client mode: send requests to a running server")
     ap.add_argument("--shutdown", action="store_true", help="client mode: POST /shutdown afterwards")
     a = ap.parse_args(argv)
+    accept = [int(x) for x in a.accept.split(",") if x.strip()]
     if a.client:
-        client(a.client.rstrip("/"), a.requests, a.steps, a.draft_len, a.shutdown)
+        client(a.client.rstrip("/"), a.requests, a.steps, a.draft_len, a.shutdown, accept)
         return 0
     pool = Pool(a.workers, a.threads, a.vocab)
     server = make_server(pool, a.port)
@@ -193,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
             f.write(str(port))
         os.replace(tmp, a.port_file)
     if a.requests:
-        threading.Thread(target=client, args=(f"http://127.0.0.1:{port}", a.requests, a.steps, a.draft_len, True), daemon=True).start()
+        threading.Thread(target=client, args=(f"http://127.0.0.1:{port}", a.requests, a.steps, a.draft_len, True, accept), daemon=True).start()
     try:
         server.serve_forever()
     finally:

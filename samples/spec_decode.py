@@ -13,6 +13,13 @@ so per step the trace must hold exactly 1 ``draft``, 1 ``verify``,
 1 ``candidate``, K+1 ``lm_head`` and K+1 ``sampler`` ranges (the tests check
 this). Runs on the CPU in seconds, and on CUDA when available (``--device``).
 
+Token accounting: every step records ``tracekit.count(drafted=K,
+accepted=A, batch_size=1, tokens=A+1)`` (A accepted draft tokens plus the
+target's bonus token). Two random tiny models almost never agree, so
+``--accept 3,0,4`` plants the acceptance: step i accepts the i-th number of
+the list (cycled, capped at K) as if the draft had matched, which makes the
+accepted counts known in advance (the tests assert them from the Parquet).
+
     python samples/spec_decode.py --steps 8 --draft-len 4
     tracekit capture -- python samples/spec_decode.py --steps 8 --draft-len 4
 """
@@ -31,10 +38,10 @@ import torch
 from torch import nn
 
 try:
-    from tracekit import phase
+    from tracekit import count, phase
 except ImportError:  # run from a checkout without installing tracekit
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-    from tracekit import phase
+    from tracekit import count, phase
 
 
 @dataclass
@@ -52,6 +59,8 @@ class Config:
     draft_len: int = 4
     temperature: float = 0.8
     seed: int = 0
+    accept: tuple[int, ...] = ()  # planted accepted lengths per step (cycled); empty: real greedy matching
+    top_k: int = 0  # sampler: 0 = full vocabulary, else sample among the top_k logits (torch.topk)
 
 
 class TinyLM(nn.Module):
@@ -80,10 +89,15 @@ class TinyLM(nn.Module):
             return self.lm_head(h)
 
 
-def sample(logits: torch.Tensor, temperature: float, gen: torch.Generator) -> torch.Tensor:
-    """Temperature sampling over the full vocabulary (softmax + multinomial)."""
-    probs = torch.softmax(logits.float() / temperature, dim=-1)
-    return torch.multinomial(probs.reshape(-1, probs.shape[-1]), 1, generator=gen).reshape(-1)
+def sample(logits: torch.Tensor, temperature: float, gen: torch.Generator, top_k: int = 0) -> torch.Tensor:
+    """Temperature sampling (softmax + multinomial) over the full vocabulary, or its ``top_k`` logits."""
+    logits = logits.float().reshape(-1, logits.shape[-1])
+    if top_k > 0:
+        vals, idx = torch.topk(logits, min(top_k, logits.shape[-1]), dim=-1)
+        probs = torch.softmax(vals / temperature, dim=-1)
+        return idx.gather(-1, torch.multinomial(probs, 1, generator=gen)).reshape(-1)
+    probs = torch.softmax(logits / temperature, dim=-1)
+    return torch.multinomial(probs, 1, generator=gen).reshape(-1)
 
 
 class SpecDecoder:
@@ -103,21 +117,27 @@ class SpecDecoder:
             ids = torch.tensor([ctx + out], device=self.device)
             logits = self.draft(ids, 1)
             with phase("sampler"):
-                out.append(int(sample(logits[0, -1], self.cfg.temperature, self.gen).item()))  # host sync per token
+                out.append(int(sample(logits[0, -1], self.cfg.temperature, self.gen, self.cfg.top_k).item()))  # host sync per token
         return out
 
     def _verify(self, ctx: list[int], drafted: list[int]) -> list[int]:
         ids = torch.tensor([ctx + drafted], device=self.device)
         logits = self.target(ids, len(drafted) + 1)
         with phase("sampler"):
-            return sample(logits[0], self.cfg.temperature, self.gen).tolist()
+            return sample(logits[0], self.cfg.temperature, self.gen, self.cfg.top_k).tolist()
 
     @staticmethod
-    def _accept(drafted: list[int], target: list[int]) -> list[int]:
-        """Greedy-match acceptance: the drafted prefix the target agrees with, then the target's next token."""
+    def _accept(drafted: list[int], target: list[int], planted: int | None = None) -> list[int]:
+        """Greedy-match acceptance: the drafted prefix the target agrees with, then the target's next token.
+
+        ``planted``: accept exactly that many drafted tokens (capped at K) instead of matching.
+        """
         n = 0
-        while n < len(drafted) and drafted[n] == target[n]:
-            n += 1
+        if planted is not None:
+            n = max(0, min(planted, len(drafted)))
+        else:
+            while n < len(drafted) and drafted[n] == target[n]:
+                n += 1
         return drafted[:n] + [target[n]]
 
     @torch.inference_mode()
@@ -126,9 +146,10 @@ class SpecDecoder:
         g = torch.Generator().manual_seed(cfg.seed + 1)
         ctx = prompt or torch.randint(0, cfg.vocab, (cfg.prompt_len,), generator=g).tolist()
         accepted = 0
+        per_step: list[int] = []
         t0 = time.perf_counter()
         step_s: list[float] = []
-        for _ in range(steps):
+        for i in range(steps):
             ts = time.perf_counter()
             with phase("step"):
                 with phase("draft"):
@@ -136,14 +157,17 @@ class SpecDecoder:
                 with phase("verify"):
                     target = self._verify(ctx, drafted)
                 with phase("candidate"):
-                    new = self._accept(drafted, target)
+                    new = self._accept(drafted, target, cfg.accept[i % len(cfg.accept)] if cfg.accept else None)
                     ctx = (ctx + new)[-cfg.max_ctx :]
                     accepted += len(new) - 1
+                    per_step.append(len(new) - 1)
+                count(drafted=len(drafted), accepted=len(new) - 1, batch_size=1, tokens=len(new))
             step_s.append(time.perf_counter() - ts)
         return {
             "steps": steps,
             "draft_len": cfg.draft_len,
             "accepted_draft_tokens": accepted,
+            "accepted_per_step": per_step,
             "total_s": time.perf_counter() - t0,
             "step_ms_median": 1e3 * sorted(step_s)[len(step_s) // 2] if step_s else 0.0,
             "pid": os.getpid(),
@@ -161,12 +185,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1,
                     help="torch CPU threads (default 1: tiny matmuls gain nothing from more, and timings stay stable on busy machines; 0: torch's default)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--top-k", type=int, default=0, help="sampler top-k (default 0: the full vocabulary)")
+    ap.add_argument("--accept", default="",
+                    help="planted accepted draft tokens per step, comma-separated and cycled (e.g. 3,0,4); default: real matching")
     ap.add_argument("--exit-code", type=int, default=0, help="exit with this code after the run (for tests)")
     ap.add_argument("--json", action="store_true", help="print the statistics as JSON")
     a = ap.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
-    dec = SpecDecoder(Config(vocab=a.vocab, draft_len=a.draft_len, seed=a.seed), a.device)
+    planted = tuple(int(x) for x in a.accept.split(",") if x.strip())
+    dec = SpecDecoder(Config(vocab=a.vocab, draft_len=a.draft_len, seed=a.seed, accept=planted, top_k=a.top_k), a.device)
     if a.warmup:
         with torch.inference_mode():  # no phase("step"): warm-up must not count towards --steps
             dec._verify(list(range(8)), dec._draft_tokens(list(range(8))))

@@ -262,3 +262,96 @@ def test_import_patcher_wraps_at_import_before_copies(tmp_path: Path, monkeypatc
     import tkpatchtoy.core as core2
 
     assert core2.build(1) == 2 and calls == [] and new.patched == []
+
+
+# Runs inside the real-sglang interpreter: SGLang's load_plugins() wraps the real EAGLEWorkerV2.verify;
+# calling it runs the real method body, whose one collaborator run_eagle_verify (a module global) is
+# replaced by a function returning a REAL GenerationBatchResult with accept_lens [3, 1, 4] (CPU tensor,
+# bonus token included) and speculative_num_draft_tokens 4. The count must land in the trace.
+_CHILD_VERIFY = r"""
+import json, sys, types
+capture, trace_out = sys.argv[1], sys.argv[2]
+sys.path.insert(0, capture)
+import torch
+import sglang
+from sglang.srt.plugins import load_plugins
+import sglang.srt.speculative.eagle_worker_v2 as ew2
+from sglang.srt.managers.utils import GenerationBatchResult
+import tracekit.annotate as P
+from torch.profiler import ProfilerActivity, profile
+
+load_plugins()
+res = GenerationBatchResult(accept_lens=torch.tensor([3, 1, 4], dtype=torch.int32), speculative_num_draft_tokens=4)
+calls = []
+def fake_run_eagle_verify(batch, **kw):
+    calls.append(kw["num_draft_tokens"])
+    return res
+ew2.run_eagle_verify = fake_run_eagle_verify
+worker = types.SimpleNamespace(target_worker=None, req_to_token_pool=None, token_to_kv_pool_allocator=None,
+                               plan_stream=None, plan_stream_ctx=None, topk=1, speculative_num_draft_tokens=4,
+                               device="cpu")
+prof = profile(activities=[ProfilerActivity.CPU])
+prof.start()
+P.set_recording(True)
+try:
+    with P.phase("step"):
+        out = ew2.EAGLEWorkerV2.verify(worker, None)
+finally:
+    P.set_recording(False)
+    prof.stop()
+prof.export_chrome_trace(trace_out)
+print("RESULT " + json.dumps({"sglang": sglang.__version__, "same": out is res, "calls": calls,
+                              "wrapped": hasattr(ew2.EAGLEWorkerV2.__dict__["verify"], "__wrapped__")}))
+"""
+
+
+def test_real_sglang_verify_records_token_counts(tmp_path: Path) -> None:
+    py = _real_sglang_python()
+    if py is None:
+        pytest.skip(SKIP_NO_VENV)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "SGLANG_PLUGINS", "PYTHONHOME", "VIRTUAL_ENV")}
+    env.update(PYTHONPATH=str(REPO), TRACEKIT_CAPTURE=json.dumps({"raw": str(tmp_path)}), TRACEKIT_SGLANG="1",
+               PYTHONWARNINGS="ignore", CUDA_VISIBLE_DEVICES="")
+    trace = tmp_path / "t.json"
+    r = subprocess.run([py, "-c", _CHILD_VERIFY, str(bootstrap_dir()), str(trace)], capture_output=True, text=True,
+                       env=env, cwd=tmp_path, timeout=900)
+    lines = [ln for ln in r.stdout.splitlines() if ln.startswith("RESULT ")]
+    assert r.returncode == 0 and lines, f"real-sglang verify check failed (rc={r.returncode}):\n{r.stdout[-3000:]}\n{r.stderr[-6000:]}"
+    res = json.loads(lines[-1][len("RESULT "):])
+    assert res == {"sglang": res["sglang"], "same": True, "calls": [4], "wrapped": True}, res
+    assert "verify counts skipped" not in r.stderr
+
+    from tracekit import report as rep
+    from tracekit.ingest import convert
+    from tracekit.store import connect
+
+    convert(trace, tmp_path / "t.parquet")
+    con = connect([str(tmp_path / "t.parquet")])
+    rows = con.sql("SELECT name, phase_path FROM events WHERE starts_with(name, 'tracekit.count')").fetchall()
+    # accept_lens 3+1+4 = 8 tokens (bonus included) for 3 requests: 5 accepted drafts of 3 * (4 - 1) = 9 verified
+    assert rows == [("tracekit.count accepted=5 batch_size=3 drafted=9 tokens=8", "step/tracekit.count accepted=5 batch_size=3 drafted=9 tokens=8")], rows
+    assert con.sql("SELECT count(*) FROM ranges WHERE name = 'verify' AND phase_path = 'step/verify'").fetchall() == [(1,)]
+    s = rep.run(tmp_path / "t.parquet", analyses=["steps", "flops", "tokens"])["tokens.summary"].iloc[0]
+    assert (s["accepted"], s["drafted"], s["tokens"]) == (5, 9, 8)
+    assert s["acceptance_rate"] == pytest.approx(5 / 9) and s["mean_accept_len"] == pytest.approx(5 / 3)
+
+
+def test_verify_counts_v1_and_cuda_guard(monkeypatch: pytest.MonkeyPatch) -> None:
+    """v1 tuples (accept_length_per_req_cpu excludes the bonus) and the no-sync rule for CUDA accept_lens."""
+    import types
+
+    v1 = (None, types.SimpleNamespace(accept_length_per_req_cpu=[2, 0, 3]), None, False)
+    assert tks.verify_counts(v1, types.SimpleNamespace(speculative_num_draft_tokens=4)) == {
+        "batch_size": 3, "accepted": 5, "tokens": 8, "drafted": 9}
+
+    class CudaLens:
+        shape = (2,)
+        is_cuda = True
+
+        def tolist(self) -> list[int]:
+            raise AssertionError("a CUDA accept_lens must not be read without TRACEKIT_SGLANG_ACCEPT_SYNC=1")
+
+    res = types.SimpleNamespace(accept_lens=CudaLens(), speculative_num_draft_tokens=3)
+    monkeypatch.delenv("TRACEKIT_SGLANG_ACCEPT_SYNC", raising=False)
+    assert tks.verify_counts(res) == {"batch_size": 2, "drafted": 4}
+    assert tks.verify_counts(object()) == {}

@@ -22,6 +22,19 @@ torch is optional: it is imported lazily, only once recording starts.
 
 Step counting (``tracekit capture --steps N``): each exit of ``phase("step")``
 calls the hooks in :data:`_STEP_HOOKS` (the bootstrap registers one).
+
+Token accounting (:func:`count`, numeric keyword args of :class:`phase`): a
+trace does not know how many tokens a step drafted, accepted or processed, so
+the program says it. Each call records one event named
+``tracekit.count accepted=3 drafted=4`` (keys sorted): an NVTX mark (nsys:
+``kind='instant'``) and a zero-length torch range (Kineto has no user
+instants; these rows stay out of the ``ranges`` view, so they are never a
+phase). Why in the name and not in ``args``: torch's ``record_function``
+drops string arguments, and scalar ones only survive with
+``record_shapes=True``; the name survives every profiler setting. No JSON
+in it: torch writes range names into its JSON without escaping quotes.
+``queries/tokens.sql`` reads them (the step they fall in, the phase they were
+recorded in).
 """
 
 from __future__ import annotations
@@ -29,6 +42,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import sys
 from typing import Any, Callable, TypeVar
 
@@ -39,6 +53,12 @@ STANDARD_NAMES = ("step", "prefill", "decode", "extend", "draft", "draft_extend"
 
 #: NVTX domain of every tracekit range.
 DOMAIN = "tracekit"
+
+#: Name prefix of the token-count events (:func:`count`); queries/tokens.sql parses the ``key=value`` pairs after it.
+COUNT_EVENT = "tracekit.count"
+#: The counts queries/tokens.sql knows; as keyword args of :class:`phase` these are recorded as counts.
+COUNT_NAMES = ("drafted", "accepted", "batch_size", "tokens")
+_COUNT_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 #: Name of the sys.modules entry of the capture bootstrap (capture/tracekit_bootstrap.py); it must not import tracekit.
 BOOTSTRAP_MODULE = "tracekit_bootstrap"
@@ -139,7 +159,11 @@ class phase:
     ``with phase("verify"):`` or ``@phase("sampler")``. Keyword attributes
     (``phase("decode", bs=8)``) are appended to the NVTX message as JSON and
     kept out of the torch range name, so ``phase`` values stay the plain name
-    that queries group by.
+    that queries group by. Those named in :data:`COUNT_NAMES` are also
+    recorded as counts inside the range (``phase("step", batch_size=8)`` =
+    ``count(batch_size=8)`` as the step's first event), so the per-token
+    analyses see them in Kineto too; other attributes (``vocab=32000``) stay
+    descriptive and add no event.
     """
 
     __slots__ = ("name", "attrs", "_open_rf")
@@ -161,6 +185,10 @@ class phase:
         msg = self.name if not self.attrs else f"{self.name} {json.dumps(self.attrs, default=str, sort_keys=True)}"
         _nvtx_push(msg)  # type: ignore[misc]
         self._open_rf = _rf_enter(self.name, None) if _RECORDING else False  # type: ignore[misc]
+        if self.attrs:
+            nums = {k: v for k, v in self.attrs.items() if k in COUNT_NAMES and _is_count(v)}
+            if nums:
+                _emit_count(nums)
 
     def __exit__(self, t: Any, v: Any, tb: Any) -> None:
         if self._open_rf is not None:
@@ -201,6 +229,47 @@ def mark(name: str, **attrs: Any) -> None:
     _nvtx_mark(name if not attrs else f"{name} {json.dumps(attrs, default=str, sort_keys=True)}")  # type: ignore[misc]
     if _RECORDING:
         _rf_exit(_rf_enter(name, None))  # type: ignore[misc]
+
+
+def _is_count(v: Any) -> bool:
+    """A finite int/float (bools are not counts)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v and v not in (float("inf"), float("-inf"))
+
+
+def count_event_name(counts: dict[str, Any]) -> str:
+    """``{"drafted": 4, "accepted": 3}`` -> ``tracekit.count accepted=3 drafted=4`` (what queries/tokens.sql parses)."""
+    return COUNT_EVENT + "".join(f" {k}={counts[k]!r}" for k in sorted(counts))
+
+
+def _emit_count(counts: dict[str, Any]) -> None:
+    msg = count_event_name(counts)
+    if _nvtx_mark is None:
+        _load_nvtx()
+    _nvtx_mark(msg)  # type: ignore[misc]
+    if _RECORDING:
+        _rf_exit(_rf_enter(msg, None))  # type: ignore[misc]
+
+
+def count(name: str | None = None, n: float | None = None, /, **counts: float) -> None:
+    """Record token counts with the step (and phase) this call falls in; free outside a capture.
+
+    ``count("accepted", 3)`` or ``count(accepted=3, drafted=4, batch_size=1)``. Several calls in one
+    step add up per name. Names the analyses know (queries/tokens.sql): ``drafted`` (draft tokens
+    proposed), ``accepted`` (draft tokens the target accepted, bonus token excluded),
+    ``batch_size`` (requests in the step), ``tokens`` (tokens the step processed or emitted). Any
+    other name is kept and summed too. Values must be finite numbers (a TypeError otherwise: a
+    count that cannot be summed would silently vanish from the tables).
+    """
+    if name is not None:
+        counts[name] = n  # type: ignore[assignment]
+    if not _ACTIVE:
+        return
+    bad = [k for k, v in counts.items() if not _is_count(v) or not _COUNT_KEY.match(k)]
+    if bad:
+        raise TypeError(f"tracekit.count: {', '.join(map(repr, bad))}: names must be identifiers and values finite numbers, "
+                        f"got {[counts[k] for k in bad]!r}")
+    if counts:
+        _emit_count(counts)
 
 
 def _sync_from_bootstrap() -> None:

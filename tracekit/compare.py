@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pandas as pd
 
+from tracekit import noise
 from tracekit import report as rep
 from tracekit.errors import TraceError
 from tracekit.store import connect_runs
@@ -27,15 +29,20 @@ Paths = Sequence[str | os.PathLike[str]]
 Run = tuple[str, Paths]
 
 GATE_HELP = """\
-Gate conditions (--fail-if, repeatable): METRIC OP THRESHOLD, OP one of > >= < <=.
+Gate conditions (--fail-if, repeatable): METRIC OP THRESHOLD [@LEVEL], OP one of > >= < <=.
 METRIC is NAME.MEASURE as in the metric column of --json: run.wall_ms, step.wall_ms,
-step.gpu_busy_ms, <phase>.ms_per_step, <phase>.gpu_ms_per_step, kernel:<name>.total_ms, ...
+step.gpu_busy_ms, <phase>.ms_per_step, <phase>.gpu_ms_per_step, <phase>.incl_gpu_ms_per_step,
+tokens.ms_per_accepted, kernel:<name>.total_ms, ...
 THRESHOLD: +5% / -10% = relative change (B-A)/A; 5ms / 200us / 1s / 300ns = absolute change of
 a time metric; x1.2 = ratio B/A; a plain number = absolute change in the metric's unit.
-Example: --fail-if "draft.ms_per_step > +5%" --fail-if "kernel:my_gemm.count > 0".
+@LEVEL (e.g. @95, with +N% or xR thresholds, on step and phase metrics): noise-aware. The change
+is the ratio of the per-step medians (warm-up steps dropped, --warmup) and the condition holds
+only when its whole bootstrap interval at LEVEL% does (> +5% @95: the lower end is above +5%);
+otherwise the gate line says "within noise".
+Example: --fail-if "draft.gpu_ms_per_step > +5% @95" --fail-if "kernel:my_gemm.count > 0".
 A condition that holds prints one line and exits 1; a malformed one or an unknown metric exits 2."""
 
-_COND = re.compile(r"^\s*(?P<metric>.*\S)\s*(?P<op>>=|<=|>|<)\s*(?P<thr>\S+)\s*$")
+_COND = re.compile(r"^\s*(?P<metric>.*\S)\s*(?P<op>>=|<=|>|<)\s*(?P<thr>[^\s@]+)\s*(?:@\s*(?P<level>\S+))?\s*$")
 _PCT = re.compile(r"^[+-]?\d+(\.\d*)?%$")
 _RATIO = re.compile(r"^x\d+(\.\d*)?$")
 _TIME = re.compile(r"^(?P<v>[+-]?\d+(\.\d*)?)(?P<u>ns|us|µs|ms|s)$")
@@ -52,6 +59,7 @@ class Condition:
     op: str
     mode: str  # rel | ratio | abs | abs_time (ms)
     threshold: float
+    level: float | None = None  # @95 -> 0.95: noise-aware (bootstrap interval of the ratio of medians)
 
 
 def parse_condition(text: str) -> Condition:
@@ -70,7 +78,14 @@ def parse_condition(text: str) -> Condition:
         mode, value = "abs", float(thr)
     else:
         raise TraceError("--fail-if", f"cannot read threshold {thr!r} in {text!r}: use +5%, 5ms, 200us, x1.2 or a number")
-    return Condition(text.strip(), m["metric"], m["op"], mode, value)
+    level = None
+    if m["level"] is not None:
+        if not _NUM.match(m["level"].rstrip("%")) or not 50 <= float(m["level"].rstrip("%")) < 100:
+            raise TraceError("--fail-if", f"cannot read level @{m['level']} in {text!r}: use a confidence in percent, e.g. @95")
+        if mode not in ("rel", "ratio"):
+            raise TraceError("--fail-if", f"{text!r}: @LEVEL compares the ratio of medians: give a relative (+5%) or ratio (x1.05) threshold")
+        level = float(m["level"].rstrip("%")) / 100
+    return Condition(text.strip(), m["metric"], m["op"], mode, value, level)
 
 
 def parse_runs(args: Sequence[str]) -> list[tuple[str, list[str]]]:
@@ -99,16 +114,18 @@ def parse_runs(args: Sequence[str]) -> list[tuple[str, list[str]]]:
 
 
 def _run_one(index: int, label: str, paths: Paths, params: Mapping[str, Any], timings: dict[str, float] | None) -> Any:
-    """One run's ``run_metrics`` rows (Arrow), computed in a connection of its own."""
+    """One run's ``run_metrics`` and ``run_step_values`` rows (Arrow), computed in a connection of its own."""
     t0 = time.perf_counter()
     con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")
     connect_runs([(label, paths)], con=con)
-    rep.prepare(con, ["steps"], **params)
+    rep.prepare(con, ["steps", "comm", "collectives"], **params)  # _run_metrics.sql reads their set-up tables
     con.execute(f"SET VARIABLE label = {rep._sql_literal(label)}")
     con.execute(f"SET VARIABLE label_index = {index}")
+    # tokens.sql's set-up only (its @requires flops serves its report outputs, not these metrics)
+    rep._exec_script(con, rep.parse_sql(rep.QUERY_DIR / "tokens.sql").setup)
     rep._exec_script(con, (rep.QUERY_DIR / "_run_metrics.sql").read_text())
-    out = con.sql("SELECT * FROM run_metrics").to_arrow_table()
+    out = (con.sql("SELECT * FROM run_metrics").to_arrow_table(), con.sql("SELECT * FROM run_step_values").to_arrow_table())
     con.close()
     if timings is not None:
         timings[f"run {label}"] = time.perf_counter() - t0
@@ -138,18 +155,20 @@ def collect(runs: Sequence[Run], con: duckdb.DuckDBPyConnection | None = None,
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = [pool.submit(_run_one, i, label, paths, params, timings) for i, (label, paths) in enumerate(runs)]
         tables = [f.result() for f in futures]
-    for i, t in enumerate(tables):
-        con.register(f"_run_metrics_{i}", t)
-    con.execute("CREATE OR REPLACE TEMP TABLE run_metrics AS "
-                + " UNION ALL BY NAME ".join(f"SELECT * FROM _run_metrics_{i}" for i in range(len(tables))))
-    for i in range(len(tables)):
-        con.unregister(f"_run_metrics_{i}")
+    for j, name in enumerate(("run_metrics", "run_step_values")):
+        for i, t in enumerate(tables):
+            con.register(f"_{name}_{i}", t[j])
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS "
+                    + " UNION ALL BY NAME ".join(f"SELECT * FROM _{name}_{i}" for i in range(len(tables))))
+        for i in range(len(tables)):
+            con.unregister(f"_{name}_{i}")
     return con
 
 
 def compare(runs: Sequence[Run], con: duckdb.DuckDBPyConnection | None = None, **params: Any) -> dict[str, pd.DataFrame]:
-    """``compare.sql`` over labelled runs: ``compare`` (long), ``compare.sweep``, ``compare.phases``."""
+    """``compare.sql`` over labelled runs: ``compare`` (long), ``compare.sweep``, ``compare.phases``, ``compare.noise``."""
     con = collect(runs, con=con, **params)
+    noise.attach(con)
     return rep.run_file(con, "compare")
 
 
@@ -166,12 +185,15 @@ def diff(a: Paths | str, b: Paths | str, conditions: Sequence[str] = (), labels:
             (labels[1], [b] if isinstance(b, (str, os.PathLike)) else list(b))]
     con = collect(runs, con=con, timings=timings, **params)
     t0 = time.perf_counter()
+    noise.attach(con, levels={noise.LEVEL, *(c.level for c in conds if c.level is not None)})
+    if timings is not None:
+        timings["noise (bootstrap)"] = time.perf_counter() - t0
     rep._exec_script(con, rep.parse_sql(rep.QUERY_DIR / "compare.sql").setup)
     con.execute("CREATE OR REPLACE TEMP TABLE _conditions (seq INTEGER, condition VARCHAR, metric VARCHAR, "
-                "op VARCHAR, mode VARCHAR, threshold DOUBLE)")
+                "op VARCHAR, mode VARCHAR, threshold DOUBLE, level DOUBLE)")
     if conds:
-        con.executemany("INSERT INTO _conditions VALUES (?, ?, ?, ?, ?, ?)",
-                        [(i, c.condition, c.metric, c.op, c.mode, c.threshold) for i, c in enumerate(conds)])
+        con.executemany("INSERT INTO _conditions VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        [(i, c.condition, c.metric, c.op, c.mode, c.threshold, c.level) for i, c in enumerate(conds)])
     out = rep.run_file(con, "diff")
     if timings is not None:
         timings["compare.sql set-up + diff.sql"] = time.perf_counter() - t0
@@ -219,7 +241,7 @@ def print_results(results: Mapping[str, pd.DataFrame], limit: int = 40) -> None:
 
     console = Console(markup=False, highlight=False, width=None if sys.stdout.isatty() else 220)
     for key, df in results.items():
-        if key in ("compare", "diff.gate"):
+        if key in ("compare", "diff.gate", "compare.step_values"):
             continue
         if key == "compare.phases":
             print_frame(_truncate(phase_table(results)), title="per-step ms by phase (compare.phases)",
@@ -276,6 +298,59 @@ def _plot(results: Mapping[str, pd.DataFrame]) -> tuple[str, str | None, str]:
     return title, rep._png(fig), "ms_per_step of the 12 largest phases and the step wall time, per run"
 
 
+def _noise_plot(results: Mapping[str, pd.DataFrame]) -> tuple[str, str | None, str]:
+    """Per label: ratio of per-step medians to the baseline with its 95% interval (compare.noise)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    nz = results.get("compare.noise", pd.DataFrame())
+    title = "Ratio of per-step medians to the baseline (95% bootstrap interval)"
+    if not len(nz) or nz["ci_lo"].isna().all():
+        return title, None, "no run has enough steps after the warm-up for an interval"
+    top = list(dict.fromkeys(["step.wall_ms", "step.gpu_busy_ms", *nz.loc[nz["metric"].str.endswith(".ms_per_step")]
+                              .groupby("metric")["ratio"].apply(lambda r: float(np.nanmax(np.abs(np.log(r.to_numpy(dtype=float))))) if r.notna().any() else 0.0)
+                              .sort_values(ascending=False).index[:4]]))
+    top = [m for m in top if m in set(nz["metric"])]
+    labels = list(dict.fromkeys(nz.sort_values("label_index")["label"]))
+    fig, ax = plt.subplots(figsize=(9, 4))
+    for j, m in enumerate(top):
+        sub = nz[nz["metric"] == m].set_index("label").reindex(labels)
+        x = [i + (j - len(top) / 2) * 0.08 for i in range(len(labels))]
+        err = [(sub["ratio"] - sub["ci_lo"]).clip(lower=0), (sub["ci_hi"] - sub["ratio"]).clip(lower=0)]
+        ax.errorbar(x, sub["ratio"], yerr=err, fmt="o", capsize=3, label=str(m)[-50:])
+    ax.axhline(1.0, color="black", linewidth=0.8, linestyle="--")
+    ax.set_yscale("log")  # ratios: x2 and /2 are the same distance from 1
+    ax.set_xticks(range(len(labels)), labels)
+    ax.set_ylabel("median / baseline median (log scale)")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
+    return title, rep._png(fig), ("each run against the first; bars: 95% interval; where a bar crosses 1 the change is "
+                                   "within step-to-step noise")
+
+
+def _dist_plot(results: Mapping[str, pd.DataFrame]) -> tuple[str, str | None, str]:
+    """Per label: the distribution of step wall times after the warm-up (compare.step_values)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sv = results.get("compare.step_values", pd.DataFrame())
+    title = "Step wall time per run (distribution after the warm-up)"
+    if not len(sv):
+        return title, None, "no step after the warm-up in any run"
+    labels = list(dict.fromkeys(sv.sort_values("label_index")["label"]))
+    data = [sv.loc[sv["label"] == lb, "wall_ms"].to_numpy(dtype=float) for lb in labels]
+    fig, ax = plt.subplots(figsize=(9, 4))
+    ax.boxplot(data, showmeans=True)
+    for i, d in enumerate(data, start=1):
+        ax.scatter(np.full(len(d), i) + np.linspace(-0.12, 0.12, len(d)) if len(d) > 1 else [i], d, s=6, alpha=0.5)
+    ax.set_xticks(range(1, len(labels) + 1), labels)
+    ax.set_ylabel("step wall ms")
+    return title, rep._png(fig), "box: quartiles and median, triangle: mean, dots: every step"
+
+
 def to_html(results: Mapping[str, pd.DataFrame], title: str) -> str:
     """A self-contained page: the per-phase plot (compare) and every table, names escaped."""
     import html
@@ -288,13 +363,13 @@ def to_html(results: Mapping[str, pd.DataFrame], title: str) -> str:
     lines = fired(results)
     if lines:
         parts.append("<h2>Gate fired</h2><ul>" + "".join(f"<li>{html.escape(x)}</li>" for x in lines) + "</ul>")
-    plot = _plot if "compare.phases" in results else _diff_plot if "diff" in results else None
-    if plot is not None:
+    plots = [_plot, _noise_plot, _dist_plot] if "compare.phases" in results else [_diff_plot] if "diff" in results else []
+    for plot in plots:
         ptitle, uri, note = plot(results)
         parts.append(f"<h2>{html.escape(ptitle)}</h2><p>{html.escape(note)}</p>")
         parts.append(f"<img class='plot' alt='{html.escape(ptitle)}' src='{uri}'>" if uri else "<p><em>no data</em></p>")
     for key, df in results.items():
-        if key == "compare":
+        if key in ("compare", "compare.step_values"):
             continue
         shown = phase_table(results) if key == "compare.phases" else df
         parts.append(f"<h2>{html.escape(key)}</h2>" + rep._html_table(shown, limit=200))

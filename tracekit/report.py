@@ -34,7 +34,8 @@ from tracekit.resources import queries_dir  # noqa: E402  (wheel: tracekit/_quer
 QUERY_DIR = queries_dir()
 
 #: Analyses in report order (each is ``queries/<name>.sql``); ``_common.sql`` is loaded first.
-ANALYSES = ("headline", "summary", "kernels", "phase_time", "steps", "launch", "syncs", "gpu_idle", "lm_head", "flops", "trust")
+ANALYSES = ("headline", "summary", "kernels", "phase_time", "steps", "launch", "syncs", "gpu_idle", "lm_head", "flops", "tokens", "trust",
+            "comm", "collectives")
 
 #: Default of every DuckDB variable the queries read (``getvariable(name)``).
 DEFAULTS: dict[str, Any] = {
@@ -53,7 +54,9 @@ DEFAULTS: dict[str, Any] = {
     "peak_tflops": None,  # flops: one peak TFLOP/s for every dtype, overriding the table
     "peak_tb_s": None,  # flops: peak memory bandwidth in TB/s, overriding the table
     "tf32": False,  # flops: fp32 matmuls ran on TF32 tensor cores (compare with the tf32 peak, not fp32)
+    "rank_align": "collective_end",  # collectives: shift each rank's clock so matched collectives end together; "none" = raw
     "tokens_per_step": None,  # flops: tokens one step processes (batch size x tokens per sequence), for GFLOPs per token
+    "warmup_steps": 1,  # diff/compare noise statistics: first steps of each trace dropped (_run_metrics.sql run_step_values)
 }
 
 _OUTPUT = re.compile(r"^--\s*@output\s+([A-Za-z_][\w]*)\s*$", re.MULTILINE)

@@ -8,10 +8,11 @@ registers the views every query in ``queries/`` relies on:
 - ``events``: every row of every trace;
 - ``kernels``: kind in kernel / memcpy / memset;
 - ``runtime``: kind = runtime;
-- ``ranges``: kind = range;
+- ``ranges``: kind = range, except the token-count events (``tracekit.count key=value ...``, see annotate.count): never a phase;
 - ``trace_devices``: trace, device, name, sm_count, arch, id_source of the GPUs of each trace (see TRACE_DEVICES);
 - ``trace_notes``: trace, note: what the converter had to skip, salvage or replace (truncation,
   bad bytes), so that the report can put it at the top as a warning (queries/headline.sql).
+- ``trace_ranks``: trace, rank, world_size as each trace's metadata states them (NULL when unstated).
 
 ``connect_runs`` registers the same views over several labelled runs, each with a ``label`` column.
 
@@ -38,7 +39,7 @@ from tracekit.errors import TraceError
 VIEWS = {
     "kernels": "SELECT * FROM events WHERE kind IN ('kernel', 'memcpy', 'memset')",
     "runtime": "SELECT * FROM events WHERE kind = 'runtime'",
-    "ranges": "SELECT * FROM events WHERE kind = 'range'",
+    "ranges": "SELECT * FROM events WHERE kind = 'range' AND NOT starts_with(name, 'tracekit.count ')",
 }
 RAW_SUFFIXES = (".json", ".json.gz", ".gz", ".sqlite", ".nsys-rep", ".qdrep")
 #: ``trace_devices``: the GPUs of each trace, in the id space of the GPU ops' ``device`` column.
@@ -97,6 +98,13 @@ FROM parquet_kv_metadata({files}) m,
      json_each(decode(m.value)::JSON) t,
      json_each(json_extract(t.value, '$.notes')) n
 WHERE decode(m.key) = 'tracekit.traces' AND json_type(json_extract(t.value, '$.notes')) = 'ARRAY'"""
+#: ``trace_ranks``: one row per trace: the distributed rank and world size its metadata states (Kineto
+#: ``distributedInfo``; NULL for nsys and single-process traces). queries/collectives.sql numbers ranks with it.
+TRACE_RANKS = """
+SELECT t.key AS trace, TRY_CAST(json_extract_string(t.value, '$.rank') AS INTEGER) AS rank,
+       TRY_CAST(json_extract_string(t.value, '$.world_size') AS INTEGER) AS world_size
+FROM parquet_kv_metadata({files}) m, json_each(decode(m.value)::JSON) t
+WHERE decode(m.key) = 'tracekit.traces'"""
 
 
 #: Columns a file must have to be read as a tracekit trace (the rest may be missing in older files).
@@ -211,14 +219,15 @@ def _lit(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _register(con: duckdb.DuckDBPyConnection, events: str, devices: str, notes: str) -> duckdb.DuckDBPyConnection:
-    """The views every query reads: ``events`` (its SELECT given), the kind views, ``trace_devices``, ``trace_notes``."""
+def _register(con: duckdb.DuckDBPyConnection, events: str, devices: str, notes: str, ranks: str) -> duckdb.DuckDBPyConnection:
+    """The views every query reads: ``events`` (its SELECT given), the kind views, ``trace_devices``, ``trace_notes``, ``trace_ranks``."""
     con.execute(f"CREATE OR REPLACE VIEW events AS {events}")
     for name, body in VIEWS.items():
         con.execute(f"CREATE OR REPLACE VIEW {name} AS {body}")
     # The GPUs each trace names (Parquet key-value metadata, see read_metadata): queries/flops.sql picks peaks by name.
     con.execute(f"CREATE OR REPLACE VIEW trace_devices AS {devices}")
     con.execute(f"CREATE OR REPLACE VIEW trace_notes AS {notes}")
+    con.execute(f"CREATE OR REPLACE VIEW trace_ranks AS {ranks}")
     return con
 
 
@@ -229,7 +238,7 @@ def connect(paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[str],
         paths = [paths]
     lst = _files_sql(parquet_files(paths))
     return _register(con or duckdb.connect(), f"SELECT * FROM read_parquet({lst}, union_by_name = true)",
-                     TRACE_DEVICES.format(files=lst), TRACE_NOTES.format(files=lst))
+                     TRACE_DEVICES.format(files=lst), TRACE_NOTES.format(files=lst), TRACE_RANKS.format(files=lst))
 
 
 def connect_runs(runs: Iterable[tuple[str, Iterable[str | os.PathLike[str]]]],
@@ -239,16 +248,17 @@ def connect_runs(runs: Iterable[tuple[str, Iterable[str | os.PathLike[str]]]],
     Two runs may hold traces with the same name (the same script run twice), so ``trace``
     alone cannot tell them apart; ``label`` (e.g. ``k=2``, or ``A`` / ``B``) can.
     """
-    parts, devices, notes = [], [], []
+    parts, devices, notes, ranks = [], [], [], []
     for label, paths in runs:
         lst = _files_sql(parquet_files(paths))
         parts.append(f"SELECT *, {_lit(label)} AS label FROM read_parquet({lst}, union_by_name = true)")
         devices.append(f"SELECT *, {_lit(label)} AS label FROM ({TRACE_DEVICES.format(files=lst)})")
         notes.append(f"SELECT *, {_lit(label)} AS label FROM ({TRACE_NOTES.format(files=lst)})")
+        ranks.append(f"SELECT *, {_lit(label)} AS label FROM ({TRACE_RANKS.format(files=lst)})")
     if not parts:
         raise TraceError("runs", "no run given")
     return _register(con or duckdb.connect(), " UNION ALL BY NAME ".join(parts), " UNION ALL ".join(devices),
-                     " UNION ALL ".join(notes))
+                     " UNION ALL ".join(notes), " UNION ALL ".join(ranks))
 
 
 #: Parquet key-value metadata key of the trace-level facts (``tracekit.schema.META_TRACES``, spelled out here so

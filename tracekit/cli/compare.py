@@ -22,8 +22,10 @@ from tracekit.cli._params import regex
 @click.option("--sql", "sql", help="Run this SQL instead: events (with a label column), run_metrics, _matrix.")
 @click.option("--step-pattern", callback=regex, help=f"Regex (full match) for step range names. Default: {rep.DEFAULTS['step_pattern']}")
 @click.option("--limit", default=40, show_default=True, help="Rows printed per table in terminal output.")
+@click.option("--warmup", type=int, metavar="N",
+              help=f"Steps dropped at the start of each trace for the noise statistics (default {rep.DEFAULTS['warmup_steps']}).")
 def command(runs: tuple[str, ...], as_json: bool, html_out: str | None, sql: str | None,
-            step_pattern: str | None, limit: int) -> None:
+            step_pattern: str | None, limit: int, warmup: int | None) -> None:
     """Sweep table and plot over N runs: wall ratio, per-step ms per phase, one column or row per label.
 
     RUNS: --label LABEL PATH... repeated (PATH: Parquet files or folders; all paths after a
@@ -48,6 +50,6 @@ def command(runs: tuple[str, ...], as_json: bool, html_out: str | None, sql: str
 
             print_frame(df, limit=limit)
         return
-    results = cmp.compare(parsed, step_pattern=step_pattern)
+    results = cmp.compare(parsed, step_pattern=step_pattern, warmup_steps=warmup)
     emit(results, as_json=as_json, html_out=html_out, title="tracekit compare: " + ", ".join(lb for lb, _ in parsed),
          to_json=cmp.to_json, to_html=cmp.to_html, show=lambda r: cmp.print_results(r, limit=limit))

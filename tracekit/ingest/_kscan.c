@@ -483,6 +483,8 @@ typedef struct {
     size_t oa, ob;          /* span of the compacted value in the output buffer */
     const uint8_t *sa, *sb; /* string content span in the input (V_STR) */
     int esc;                /* V_STR has escapes */
+    int noncanon;           /* DuckDB's JSON re-serialisation would spell it differently: an escape in a string,
+                               a fraction or exponent, -0, an integer outside int64 (somewhere inside it) */
     Num num;                /* V_NUM */
 } Val;
 
@@ -491,11 +493,13 @@ static void copy_value(Ctx *c, Buf *o, Val *v, int depth) {
     if (depth > 512) fail(c, E_UNSUPPORTED);
     int ch = peek(c);
     v->oa = o->len;
+    v->noncanon = 0;
     switch (ch) {
     case '"': {
         const uint8_t *start = c->p;
         v->kind = V_STR;
         v->esc = scan_string(c, &v->sa, &v->sb);
+        v->noncanon = v->esc;
         buf_put(c, o, start, (size_t)(c->p - start));
         break;
     }
@@ -512,7 +516,7 @@ static void copy_value(Ctx *c, Buf *o, Val *v, int depth) {
         for (;;) {
             if (peek(c) != '"') fail(c, E_UNSUPPORTED);
             const uint8_t *start = c->p, *a, *b;
-            scan_string(c, &a, &b);
+            v->noncanon |= scan_string(c, &a, &b);
             buf_put(c, o, start, (size_t)(c->p - start));
             skip_ws(c);
             expect(c, ':');
@@ -520,6 +524,7 @@ static void copy_value(Ctx *c, Buf *o, Val *v, int depth) {
             skip_ws(c);
             Val sub;
             copy_value(c, o, &sub, depth + 1);
+            v->noncanon |= sub.noncanon;
             skip_ws(c);
             ch = peek(c);
             if (ch == ',') {
@@ -549,6 +554,7 @@ static void copy_value(Ctx *c, Buf *o, Val *v, int depth) {
         for (;;) {
             Val sub;
             copy_value(c, o, &sub, depth + 1);
+            v->noncanon |= sub.noncanon;
             skip_ws(c);
             ch = peek(c);
             if (ch == ',') {
@@ -584,6 +590,7 @@ static void copy_value(Ctx *c, Buf *o, Val *v, int depth) {
         if (ch == '-' || (ch >= '0' && ch <= '9')) {
             v->kind = V_NUM;
             scan_number(c, &v->num);
+            v->noncanon = !v->num.int_ok || (v->num.neg && v->num.ival == 0);
             buf_put(c, o, v->num.a, (size_t)(v->num.b - v->num.a));
         } else {
             fail(c, E_UNSUPPORTED);
@@ -828,6 +835,10 @@ static void parse_args(Scan *s, Ev *ev) {
             if (AKEQ("graph id")) typed_i64(c, &s->tmp, ev, I_GRAPH, &v);
             break;
         case 10:
+            /* the column is the value's text: where DuckDB would re-spell it, the msgspec path decides */
+            if ((AKEQ("Input Dims") && !ev->seen_dims) || (AKEQ("Input type") && !ev->seen_types)) {
+                if (v.noncanon) fail(c, E_UNSUPPORTED);
+            }
             if (AKEQ("Input Dims") && !ev->seen_dims) {
                 ev->seen_dims = ev->has_dims = 1;
                 ev->dims_a = v.oa;

@@ -14,8 +14,10 @@ decoded again with the numbers kept as text and converted with decimal
 arithmetic.
 
 Tolerance: a block whose events break the fast typed decode (unknown top-level
-fields, wrong types, bad UTF-8) is decoded generically and coerced event by
-event; what was coerced is counted in the trace's notes. A file that ends
+fields, wrong types, bad UTF-8, ``NaN``/``Infinity`` literals, lone ``\\ud800``
+escapes) is decoded generically and coerced event by event: one bad value costs
+that value (null, or U+FFFD in text), never the other events; what was coerced
+is counted in the trace's notes, as are events without a numeric ``ts``. A file that ends
 mid-event (a crashed run) keeps every complete event and says how many bytes
 were lost.
 """
@@ -23,6 +25,7 @@ were lost.
 from __future__ import annotations
 
 import gc
+import json
 import os
 import re
 import threading
@@ -57,7 +60,7 @@ IntStr = Union[int, str, None]
 class Ev(msgspec.Struct, forbid_unknown_fields=True):
     """One Chrome-trace event as Kineto writes it (unknown fields -> tolerant path)."""
 
-    ph: str = ""
+    ph: Union[str, None] = None  # absent -> NULL, as the C scanner gives
     cat: Union[str, None] = None
     name: Union[str, None] = None
     pid: IntStr = None
@@ -83,8 +86,13 @@ _list_ev_text = msgspec.json.Decoder(list[EvText])
 _encode = msgspec.json.encode
 
 _TOP_KEYS = set(Ev.__struct_fields__) - {"tk__extra"}
+_NO_TS = "events without a numeric `ts` (ts_ns NULL)"
+_NON_OBJECT = "non-object entries in traceEvents skipped"
 _SEP = re.compile(rb"\s*,\s*\{")
 _START = re.compile(rb'"traceEvents"\s*:\s*\[')
+_KEY = re.compile(rb'"traceEvents"\s*:\s*(.)', re.S)
+_JSON_TYPE = {ord("{"): "an object", ord('"'): "a string", ord("t"): "a boolean", ord("f"): "a boolean",
+              ord("n"): "null", **{c: "a number" for c in b"-0123456789"}}
 
 
 class _Notes:
@@ -124,7 +132,7 @@ def _as_int(v: Any) -> int | None:
 def _coerce(d: Any, notes: _Notes) -> Ev | None:
     """Build an Ev from a generically decoded event; None if it is not an object."""
     if not isinstance(d, dict):
-        notes.add("non-object entries in traceEvents skipped")
+        notes.add(_NON_OBJECT)
         return None
     extra: dict[str, Any] = {}
     kw: dict[str, Any] = {}
@@ -140,7 +148,7 @@ def _coerce(d: Any, notes: _Notes) -> Ev | None:
                 extra[k] = v
                 notes.add(f"events with non-string `{k}` (stringified)")
         elif k in ("ts", "dur"):
-            if isinstance(v, (int, float)) and not isinstance(v, bool):
+            if v is None or isinstance(v, (int, float)) and not isinstance(v, bool):
                 kw[k] = v
             else:
                 try:
@@ -365,21 +373,78 @@ def _bad_utf8(err: Exception) -> bool:
         isinstance(err, msgspec.DecodeError) and not isinstance(err, msgspec.ValidationError) and "UTF-8" in str(err))
 
 
-def _json_decode(data: bytes) -> tuple[Any, bool]:
-    """``(value, replaced)``: generic JSON decode, retried with bad UTF-8 bytes replaced by U+FFFD.
+class _Lenient:
+    """What the lenient decode replaced, counted per event (see :func:`_json_decode`)."""
 
-    Other errors raise ``msgspec.DecodeError`` as usual.
+    NONFINITE = "events with NaN/Infinity values (replaced by null)"
+    SURROGATE = "events with lone UTF-16 surrogate escapes such as \\ud800 (replaced by U+FFFD)"
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+#: What only the lenient decode takes: NaN/Infinity literals, surrogate escapes, exponents beyond float range.
+_LENIENT_ONLY = re.compile(rb"NaN|Infinity|\\u[dD][89a-fA-F]|[eE]\+?[0-9]{3}")
+
+
+def _clean(v: Any, hits: set[str]) -> Any:
+    """``v`` with non-finite floats -> None and lone surrogates -> U+FFFD; what was replaced goes in ``hits``.
+
+    Why null for NaN/Infinity: JSON (and DuckDB's JSON type, which ``args`` is) has no such values, and a
+    string "NaN" would change the value's type; the note says how many events had one.
     """
+    if isinstance(v, float):
+        if v != v or v in (float("inf"), float("-inf")):
+            hits.add(_Lenient.NONFINITE)
+            return None
+        return v
+    if isinstance(v, str):
+        if _LONE_SURROGATE.search(v):
+            hits.add(_Lenient.SURROGATE)
+            return _LONE_SURROGATE.sub("\ufffd", v)
+        return v
+    if isinstance(v, list):
+        return [_clean(x, hits) for x in v]
+    if isinstance(v, dict):
+        return {_clean(k, hits): _clean(x, hits) for k, x in v.items()}
+    return v
+
+
+def _json_decode(data: bytes) -> tuple[Any, bool, bool]:
+    """``(value, utf8_replaced, lenient)``: generic JSON decode that salvages what strict JSON rejects.
+
+    Tried in order: msgspec (strict RFC 8259); the same with bad UTF-8 bytes replaced by U+FFFD; then the
+    standard library's decoder, which also takes the ``NaN``/``Infinity``/``-Infinity`` literals Python's
+    ``json.dump`` writes, lone ``\\ud800`` escapes and numbers beyond float range (``1e400``: Infinity).
+    It runs only when the text holds one of those (:data:`_LENIENT_ONLY`): damaged or cut text is parsed
+    once, not twice. ``lenient`` says the last one was used: the value
+    may then hold non-finite floats and lone surrogates, which :func:`_clean` replaces (per event, so the
+    notes can count events). Anything else raises ``msgspec.DecodeError``: one bad value does not cost the
+    other events of its block.
+    """
+    utf8 = False
     try:
-        return msgspec.json.decode(data), False
+        return msgspec.json.decode(data), False, False
     except (msgspec.DecodeError, UnicodeDecodeError) as e:
-        if not _bad_utf8(e):
-            raise
-    return msgspec.json.decode(data.decode("utf-8", "replace").encode()), True
+        if _bad_utf8(e):
+            data = data.decode("utf-8", "replace").encode()
+            utf8 = True
+            try:
+                return msgspec.json.decode(data), True, False
+            except msgspec.DecodeError:
+                pass
+    if not _LENIENT_ONLY.search(data):  # the standard library would fail too: skip its (slower) full parse
+        raise msgspec.DecodeError("JSON is malformed")
+    try:
+        text = data.decode()
+    except UnicodeDecodeError:
+        text, utf8 = data.decode("utf-8", "replace"), True
+    try:
+        return json.loads(text, parse_constant=float), utf8, True
+    except (ValueError, RecursionError) as e:  # json.JSONDecodeError is a ValueError
+        raise msgspec.DecodeError(f"JSON is malformed ({type(e).__name__})") from None
 
 
 def _is_json(data: bytes) -> bool:
-    """Whether ``data`` parses as JSON (invalid UTF-8 inside strings tolerated)."""
+    """Whether ``data`` parses as JSON (as leniently as :func:`_json_decode`)."""
     try:
         _json_decode(data)
     except msgspec.DecodeError:
@@ -398,6 +463,7 @@ class KinetoReader:
         self.notes = _Notes()
         self.meta: dict[str, Any] = {}
         self.lost_bytes = 0
+        self._bare = False  # the file is a bare JSON array of events, not an object with traceEvents
 
     # -- block reading ---------------------------------------------------------------
     def _blocks(self) -> Iterator[bytes]:
@@ -478,18 +544,25 @@ class KinetoReader:
         if m is None:
             if stripped[:1] == b"[":  # bare array of events (Chrome 'JSON array format')
                 buf = stripped[1:]
+                self._bare = True
             else:
                 if stripped[:1] != b"{":
                     raise TraceError(self.path, f"not JSON (starts with {stripped[:20]!r})")
+                k = _KEY.search(buf)
+                if k:
+                    what = _JSON_TYPE.get(k.group(1)[0], "not a JSON value")
+                    raise TraceError(self.path, f"`traceEvents` is not a list (it is {what}): not a Kineto/Chrome trace")
                 raise TraceError(self.path, "JSON without `traceEvents`: not a Kineto/Chrome trace")
         else:
             head = buf[: m.start()]
             buf = buf[m.end():]
             try:
-                hd = msgspec.json.decode(head + b'"traceEvents": []}')
-            except (msgspec.DecodeError, UnicodeDecodeError):
+                hd, _, lenient = _json_decode(head + b'"traceEvents": []}')
+            except msgspec.DecodeError:
                 raise TraceError(self.path, "not JSON: the part before `traceEvents` does not parse") from None
-            self.meta.update(hd)
+            if not isinstance(hd, dict):
+                raise TraceError(self.path, "not JSON: the part before `traceEvents` does not parse")
+            self._add_meta(hd, lenient)
         # 2. events, block by block, decoded in parallel, appended in order
         pending: list[Future[list[Prepared | None]]] = []
         with ThreadPoolExecutor(max_workers=WORKERS) as pool:
@@ -546,13 +619,12 @@ class KinetoReader:
         try:
             evs: list[Ev] = _list_ev.decode(data)
             exact = True
-        except (msgspec.DecodeError, UnicodeDecodeError) as err:  # ValidationError is a DecodeError
-            if not (isinstance(err, msgspec.ValidationError) or _bad_utf8(err)):
-                return None
+        except (msgspec.DecodeError, UnicodeDecodeError):  # ValidationError is a DecodeError
+            # wrong types, unknown fields, bad UTF-8, NaN, lone surrogates: coerced event by event
             try:
                 evs = self._tolerant(data)
             except msgspec.DecodeError:
-                return None
+                return None  # not JSON at all (a false boundary, or damage): the caller cuts finer
             exact = False
         if exact:
             got = _to_ns([e.ts for e in evs])
@@ -574,19 +646,45 @@ class KinetoReader:
                 du, dv = _text_to_ns([msgspec.Raw(_encode(e.dur)) if e.dur is not None else msgspec.Raw(b"") for e in evs])
         missing_ts = ~tv
         if missing_ts.any():
-            self.notes.add("events without a numeric `ts` (ts_ns NULL)", int(missing_ts.sum()))
+            self.notes.add(_NO_TS, int(missing_ts.sum()))
         return evs, ts, ts + np.where(dv, du, 0), tv
 
     def _tolerant(self, data: bytes) -> list[Ev]:
-        raw, replaced = _json_decode(data)
+        raw, replaced, lenient = _json_decode(data)
         if replaced:
             self.notes.add("blocks with invalid UTF-8 (bad bytes replaced by U+FFFD)")
         out = []
         for d in raw:
+            if lenient:
+                d = self._clean(d)
             e = _coerce(d, self.notes)
             if e is not None:
                 out.append(e)
         return out
+
+    def _add_meta(self, top: dict[str, Any], lenient: bool) -> None:
+        """Top-level keys (not events) into the trace metadata, cleaned as events are."""
+        for k, v in top.items():
+            hits: set[str] = set()
+            if lenient:
+                try:
+                    k, v = _clean(k, hits), _clean(v, hits)
+                except RecursionError:
+                    raise TraceError(self.path, f"top-level key {k!r} is nested too deeply") from None
+            if hits:
+                self.notes.add("top-level values with NaN/Infinity or lone surrogates (replaced by null/U+FFFD)")
+            self.meta[k] = v
+
+    def _clean(self, v: Any) -> Any:
+        """:func:`_clean` of one event (or top-level value), counting it in the notes once per kind of fix."""
+        hits: set[str] = set()
+        try:
+            v = _clean(v, hits)
+        except RecursionError:
+            raise msgspec.DecodeError("JSON nested too deeply") from None
+        for h in hits:
+            self.notes.add(h)
+        return v
 
     def _columns_for(self, body: bytes | memoryview) -> list[Prepared | None]:
         """Columns of the events in ``body`` (runs on a worker thread).
@@ -602,6 +700,8 @@ class KinetoReader:
                 out += self._generic(run)
             else:
                 n = len(run["kind"])
+                if run["ts_ns"].null_count:
+                    self.notes.add(_NO_TS, run["ts_ns"].null_count)
                 d = run["dur_ns"]
                 if d.null_count:
                     run["dur_ns"] = num_array(np_filled(d, 0))
@@ -636,18 +736,21 @@ class KinetoReader:
 
     def _finish_tail(self, buf: bytes) -> None:
         """The last events, ``]`` and the document's tail keys; or, if it does not parse, a salvage."""
-        doc = b'{"traceEvents":[' + buf
+        # a bare array ends with `]` and no `}`: close the object the tail is parsed in
+        doc = b'{"traceEvents":[' + buf + (b"}" if self._bare else b"")
         try:
-            tail, _ = _json_decode(doc)
+            tail, _, lenient = _json_decode(doc)
         except msgspec.DecodeError:
             tail = None
         if isinstance(tail, dict):
             body_end = self._events_end(buf)
             if body_end is not None:
                 self._append(self._columns_for(buf[:body_end]))
-            for k, v in tail.items():
-                if k != "traceEvents":
-                    self.meta[k] = v
+            elif isinstance(tail.get("traceEvents"), list) and tail["traceEvents"]:
+                # the last entry is not an object, so _events_end (which looks for `}]`) found no end: decode
+                # the parsed entries again (rare; numbers go through float here, so ts may lose sub-ns digits)
+                self._append(self._columns_for(json.dumps(tail["traceEvents"])[1:-1].encode()))
+            self._add_meta({k: v for k, v in tail.items() if k != "traceEvents"}, lenient)
             return
         # Truncated (a run that crashed mid-export): keep the longest prefix of complete events.
         self.lost_bytes = len(buf.strip())
@@ -707,6 +810,9 @@ def convert_kineto(path: str | os.PathLike[str], out: str | os.PathLike[str], tr
     with TraceSink(out, name, "kineto") as sink:
         reader.run(sink)
         if sink.rows == 0:
+            skipped = reader.notes.counts.get(_NON_OBJECT, 0)
+            if skipped:
+                raise TraceError(path, f"not a trace: none of the {skipped} entries of its event list is an event object")
             if reader.lost_bytes:
                 raise TraceError(path, f"truncated before the first complete event ({reader.lost_bytes} bytes unusable)")
             raise TraceError(path, "no events in `traceEvents`")

@@ -16,7 +16,10 @@ Supported subset (anything else -> None for the whole block):
 * ph/cat/name/bp/s are strings or null; pid/tid/id JSON integers within int64
   or null; ts/dur JSON numbers without exponent (or null), dur not negative
   after rounding; args an object;
-* valid JSON and valid UTF-8 (no lone surrogates), a number of ns within int64.
+* valid JSON and valid UTF-8 (no lone surrogates), a number of ns within int64;
+* ``Input Dims`` / ``Input type`` values spelled as DuckDB's JSON re-serialisation (the msgspec path) would
+  spell them: no escapes in their strings, no fraction, exponent or ``-0`` in their numbers, integers
+  within int64 (found by ``tests/fuzz/kscan_fuzz.py``; real traces hold integer shapes and plain names).
 
 Columns: ts_ns/dur_ns are the decimal text times 1000, exact, half-to-even;
 NULL when absent. Typed args come from the top-level keys of ``args`` (first

@@ -141,8 +141,8 @@ class _Db:
         self._conns: list[sqlite3.Connection] = []
         try:
             rows = self.conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')").fetchall()
-        except sqlite3.DatabaseError as e:
-            raise TraceError(path, f"not a readable SQLite database ({e})") from None
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as e:  # the latter: a damaged table name
+            raise TraceError(path, f"not a readable SQLite database ({_one_line(e)})") from None
         self.tables = {r[0] for r in rows}
         self._cols: dict[str, dict[str, str]] = {}
         self._str_ids: pa.Array | None = None
@@ -1112,7 +1112,28 @@ def _convert_sqlite(p: Path, out: str | os.PathLike[str], name: str, progress: C
             sink.finish(meta)
         return dict(meta, trace=name, events=sink.rows)
     except sqlite3.DatabaseError as e:
-        raise TraceError(p, f"corrupt or unreadable nsys database ({e})") from None
+        raise TraceError(p, f"corrupt or unreadable nsys database ({_one_line(e)})") from None
+    except TraceError:
+        raise
+    except _damage_errors() as e:  # found by tests/fuzz/nsys_fuzz.py: wrong-typed or missing values
+        raise TraceError(p, f"unexpected values in the nsys database, is it damaged? ({type(e).__name__}: {_one_line(e)})") from None
     finally:
         db.close()
+
+
+def _one_line(e: BaseException) -> str:
+    """An exception's text for a one-line message (SQLite quotes damaged values, newlines included)."""
+    text = " ".join(str(e).split())
+    return text if len(text) <= 200 else text[:200] + "..."
+
+
+def _damage_errors() -> tuple[type[BaseException], ...]:
+    """What a damaged export (a value of the wrong type, a NULL, a missing column) makes the reader raise.
+
+    Why not every exception: a real bug (an AttributeError, say) should still show as one.
+    """
+    import duckdb
+
+    return (pa.ArrowException, ValueError, TypeError, OverflowError, KeyError, IndexError, msgspec.MsgspecError,
+            duckdb.Error)
 

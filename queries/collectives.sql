@@ -1,0 +1,332 @@
+-- collectives: one row per collective call (type, group, size, bandwidth), and the same calls
+-- matched across ranks: who arrives late, who waits, how far each rank's steps are skewed.
+--
+-- Run it with `tracekit report` (or tracekit.report.run): that loads _common.sql first.
+--
+-- A collective call = one NCCL/RCCL/HCCL kernel (op_class 'communication' in _common.sql). Its
+-- facts come from, first to last: the kernel's own Kineto args (torch >= 2.1: `Collective name`,
+-- `In msg nelems`, `Out msg nelems`, `dtype`, `Group size`, `Process Group Name`/`Description`/
+-- `Ranks`, `Seq`); the `record_param_comms` cpu_op with the same External id (older torch); for the
+-- type only, a `nccl:<type>` range enclosing the launch (torch's record_function, also the NVTX
+-- ranges of an nsys capture); the kernel name (`ncclKernel_AllReduce_...`, `ncclDevKernel_SendRecv`).
+-- Types are normalised: all_reduce, all_gather, reduce_scatter, all_to_all, broadcast, reduce,
+-- send_recv, barrier, gather, scatter (others kept, lower-cased without punctuation).
+-- Size and bandwidth follow NCCL's published conventions (nccl-tests doc/PERFORMANCE.md):
+--   msg_bytes  = max(In msg nelems, Out msg nelems) x element size: the buffer size S of nccl-tests
+--                (all_reduce/broadcast/reduce: the tensor; all_gather: the gathered output;
+--                reduce_scatter: the full input; all_to_all: all data sent)
+--   algbw_gbs  = msg_bytes / dur_ns (bytes per ns = GB/s), dur_ns = the kernel's duration
+--   busbw_gbs  = algbw_gbs x factor, n = group size: all_reduce 2(n-1)/n; all_gather,
+--                reduce_scatter, all_to_all (n-1)/n; broadcast, reduce, send_recv 1; others NULL
+-- The kernel's duration includes time spent waiting inside it for late peers, so these are lower
+-- bounds of the link's bandwidth; `waits` below says how much of a call was waiting.
+--
+-- Ranks. A rank is one (trace, device) running collectives: its number is the trace's rank
+-- (metadata `distributedInfo.rank`, else `rank<N>` in the trace name, else its position among the
+-- traces), or the device index when one trace holds several GPUs' collectives (an nsys report of
+-- a multi-process run); the reference rank is the lowest. Calls are matched across ranks in two passes.
+-- CLOCKS ARE NOT SYNCHRONISED across traces, so pass 1 estimates each trace's clock shift: with
+-- rank_align = 'collective_end' (default) it is the median, over calls paired by (process group,
+-- Seq) or without Seq by (process group, type, step, n-th such call in the step), of (its call end -
+-- the reference trace's end of the same call): a collective completes on every rank at (nearly) the
+-- same moment, whoever arrived late. Ranks in one trace share a clock and one shift. rank_align =
+-- 'none' keeps raw timestamps (one host, or clocks known to agree). Pass 2 matches: by (process
+-- group, Seq) when recorded, else each call takes the reference rank's call of the same group and
+-- type whose shifted end is nearest, if within half the shorter call (captures that miss or add
+-- calls, e.g. sampled ones, still match the rest); each reference call is taken once per rank.
+-- Calls the reference rank does not hold are not matched. The `alignment` output gives each trace's
+-- shift and the largest residual misfit of matched ends after it (a quality check).
+--
+-- Inputs: kernels, events (record_param_comms cpu_ops), trace_ranks; _steps, _window, _op_class (from _common.sql).
+-- Parameters: getvariable('rank_align') ('collective_end' | 'none').
+--
+-- Output `collectives` (one row per call): trace, device, rank, stream, ts_ns, dur_ns, coll_type,
+--   type_source (args | record_param_comms | range | kernel_name | unknown), pg_name, pg_desc,
+--   group_size, group_ranks (global ranks of the group, as torch writes them), seq, in_nelems,
+--   out_nelems, dtype, msg_bytes, algbw_gbs, busbw_gbs, size_bucket,
+--   phase_path, step_index (the step holding the launch, by time), kernel, note (why sizes are NULL)
+-- Output `by_type` (trace, device, coll_type, pg_name, size_bucket): calls, total_ns, mean_ns,
+--   p50_ns, max_ns, msg_bytes (summed), algbw_gbs = summed bytes / summed ns, busbw_gbs likewise
+-- Output `by_phase` (trace, device, phase_path, coll_type): calls, total_ns, msg_bytes, algbw_gbs
+-- Output `alignment` (one row per trace in a multi-rank set): trace, rank, method (collective_end |
+--   none), offset_ns (subtracted from its timestamps), matched_calls (with the reference), residual_ns
+--   (largest |end - reference end| left after the shift), note
+-- Output `matched` (one row per call seen on >= 2 ranks): match_key, match_by (seq | nearest_end),
+--   coll_type, pg_name, ranks, first_arrival_ts_ns, last_arrival_ts_ns (aligned kernel starts: timestamps),
+--   arrival_skew_ns = last - first, last_rank, late_ns = last arrival - the one before it (what
+--   the late rank cost every other rank at least), total_wait_ns = summed waits of all ranks,
+--   mean_dur_ns, step_key (step of the reference rank's call)
+-- Output `waits` (one row per rank and matched call): match_key, trace, device, rank, arrival_ts_ns,
+--   behind_ns = this rank's arrival - the first arrival,
+--   wait_ns = last arrival - this rank's arrival (time its kernel spent waiting for the last peer),
+--   dur_ns, wait_share = wait_ns / dur_ns
+-- Output `by_rank`: trace, device, rank, calls (matched), wait_ns (summed), times_last (calls it
+--   arrived at last), caused_wait_ns (others' waits in the calls it was last at), late_ns (summed)
+-- Output `rank_steps` (per step and trace, multi-trace sets): step_key, trace, rank, start_ts_ns,
+--   end_ts_ns (aligned timestamps), start_offset_ns, end_offset_ns (from the step's earliest aligned
+--   start over all ranks: the per-rank step timeline), wall_ns, wait_ns (its waits at the step's matched calls), late_ns (its
+--   arrival - the first arrival, summed over those calls)
+-- Output `step_skew` (per step key seen on >= 2 traces): ranks, earliest_start_ts_ns, start_skew_ns,
+--   earliest_end_ts_ns, skew_ns = latest end - earliest end (the first rank to finish waits this long
+--   for the last), min_wall_ns, max_wall_ns, slowest_rank (ends last; NULL when all end together), late_rank (most late_ns at
+--   the step's calls; NULL when none is late), late_ns, max_wait_ns
+-- Steps are matched by name when a step's name is unique in its trace and holds a number
+-- (ProfilerStep#551), else by (step kind, n-th step of that kind).
+--
+-- How to read: late_ns and caused_wait_ns name the straggler; wait_share near 1 means a call's
+-- time was mostly waiting, not moving data (its bandwidth then says nothing about the links).
+
+CREATE OR REPLACE TEMP MACRO _cl_type(x) AS CASE
+    WHEN x IS NULL OR x = '' THEN NULL
+    WHEN contains(x, 'allreduce') THEN 'all_reduce'
+    WHEN contains(x, 'reducescatter') THEN 'reduce_scatter'
+    WHEN contains(x, 'allgather') THEN 'all_gather'
+    WHEN contains(x, 'alltoall') THEN 'all_to_all'
+    WHEN contains(x, 'broadcast') THEN 'broadcast'
+    WHEN contains(x, 'sendrecv') OR x IN ('send', 'recv') THEN 'send_recv'
+    WHEN contains(x, 'barrier') THEN 'barrier'
+    WHEN contains(x, 'reduce') THEN 'reduce'
+    WHEN contains(x, 'gather') THEN 'gather'
+    WHEN contains(x, 'scatter') THEN 'scatter'
+    ELSE x END;
+CREATE OR REPLACE TEMP MACRO _cl_norm(x) AS lower(regexp_replace(x, '[^A-Za-z]', '', 'g'));
+-- bytes per element of torch's dtype names (c10 ScalarType) as Kineto writes them
+CREATE OR REPLACE TEMP MACRO _cl_elt(d) AS CASE
+    WHEN d IN ('Float', 'Int', 'Float32', 'Int32', 'UInt32') THEN 4
+    WHEN d IN ('Double', 'Long', 'ComplexFloat', 'Int64', 'UInt64') THEN 8
+    WHEN d IN ('Half', 'BFloat16', 'Short', 'Int16', 'UInt16') THEN 2
+    WHEN d IN ('Byte', 'Char', 'Bool', 'Int8', 'UInt8') OR starts_with(d, 'Float8') THEN 1
+    WHEN d = 'ComplexDouble' THEN 16 END;
+CREATE OR REPLACE TEMP MACRO _cl_bus(t, n) AS CASE
+    WHEN n IS NULL OR n < 1 THEN NULL
+    WHEN t = 'all_reduce' THEN 2.0 * (n - 1) / n
+    WHEN t IN ('all_gather', 'reduce_scatter', 'all_to_all') THEN (n - 1) / n
+    WHEN t IN ('broadcast', 'reduce', 'send_recv') THEN 1.0 END;
+
+-- Step keys, the same on every rank: the name when unique in its trace and numbered, else kind#n.
+CREATE OR REPLACE TEMP TABLE _cl_steps AS
+SELECT trace, step_index, ts_ns, end_ns,
+       CASE WHEN count(*) OVER (PARTITION BY trace, name) = 1 AND regexp_matches(name, '[0-9]') THEN name
+            ELSE step_kind || '#' || row_number() OVER (PARTITION BY trace, step_kind ORDER BY ts_ns, seq) END AS step_key
+FROM _steps;
+
+CREATE OR REPLACE TEMP TABLE _cl AS
+WITH _k AS (
+    SELECT trace, coalesce(device, -1) AS device, stream, name, ts_ns, greatest(dur_ns, 0) AS dur_ns, external_id,
+           coalesce(phase_path, '(none)') AS phase_path, coalesce(launch_ts_ns, ts_ns) AS at_ns, args
+    FROM kernels WHERE _op_class(kind, name) = 'communication'
+), _rpc AS (
+    SELECT trace, external_id, any_value(args) AS args FROM events
+    WHERE kind = 'cpu_op' AND name = 'record_param_comms' AND external_id IS NOT NULL GROUP BY ALL
+), _a0 AS (  -- each args object parsed once: all keys in one json_extract_string call
+    SELECT k.* EXCLUDE (args),
+           json_extract_string(k.args, ['$."Collective name"', '$."Process Group Name"', '$."Process Group Description"',
+               '$."Group size"', '$."Process Group Ranks"', '$."Seq"', '$."In msg nelems"', '$."Out msg nelems"', '$."dtype"']) AS ka,
+           json_extract_string(r.args, ['$."Collective name"', '$."Process Group Name"', '$."Process Group Description"',
+               '$."Group size"', '$."Process Group Ranks"', '$."Seq"', '$."In msg nelems"', '$."Out msg nelems"', '$."dtype"']) AS ra
+    FROM _k k LEFT JOIN _rpc r ON r.trace = k.trace AND r.external_id = k.external_id
+), _a AS (
+    SELECT * EXCLUDE (ka, ra), ka[1] AS k_type, ra[1] AS r_type,
+           coalesce(ka[2], ra[2]) AS pg_name, coalesce(ka[3], ra[3]) AS pg_desc,
+           coalesce(TRY_CAST(coalesce(ka[4], ra[4]) AS INTEGER),
+                    json_array_length(TRY_CAST(coalesce(ka[5], ra[5]) AS JSON))::INTEGER) AS group_size,
+           coalesce(ka[5], ra[5]) AS group_ranks, TRY_CAST(coalesce(ka[6], ra[6]) AS BIGINT) AS seq,
+           TRY_CAST(coalesce(ka[7], ra[7]) AS BIGINT) AS in_nelems,
+           TRY_CAST(coalesce(ka[8], ra[8]) AS BIGINT) AS out_nelems,
+           coalesce(ka[9], ra[9]) AS dtype,
+           _cl_type(_cl_norm(regexp_extract(phase_path, 'nccl:([A-Za-z_]+)', 1))) AS range_type,
+           _cl_type(_cl_norm(regexp_extract(name, '(?:nccl|rccl|hccl)(?:Dev)?Kernel_([A-Za-z]+)', 1))) AS name_type
+    FROM _a0
+), _t AS (
+    SELECT *, coalesce(_cl_type(_cl_norm(k_type)), _cl_type(_cl_norm(r_type)), range_type, name_type, 'unknown') AS coll_type,
+           CASE WHEN k_type IS NOT NULL THEN 'args' WHEN r_type IS NOT NULL THEN 'record_param_comms'
+                WHEN range_type IS NOT NULL THEN 'range' WHEN name_type IS NOT NULL THEN 'kernel_name' ELSE 'unknown' END AS type_source,
+           greatest(in_nelems, out_nelems) * _cl_elt(dtype) AS msg_bytes
+    FROM _a
+)
+SELECT t.*, t.msg_bytes / nullif(t.dur_ns, 0) AS algbw_gbs,
+       t.msg_bytes / nullif(t.dur_ns, 0) * _cl_bus(t.coll_type, t.group_size) AS busbw_gbs,
+       CASE WHEN t.msg_bytes IS NULL THEN NULL WHEN t.msg_bytes < 65536 THEN '<64KiB'
+            WHEN t.msg_bytes < 1048576 THEN '64KiB-1MiB' WHEN t.msg_bytes < 16777216 THEN '1-16MiB'
+            WHEN t.msg_bytes < 268435456 THEN '16-256MiB' ELSE '>=256MiB' END AS size_bucket,
+       CASE WHEN t.at_ns < s.end_ns THEN s.step_index END AS step_index,
+       CASE WHEN t.at_ns < s.end_ns THEN s.step_key END AS step_key
+FROM _t t ASOF LEFT JOIN _cl_steps s ON t.trace = s.trace AND t.at_ns >= s.ts_ns;
+
+-- Ranks: traces (rank from metadata, name, or position) and (trace, device) units that ran collectives.
+CREATE OR REPLACE TEMP TABLE _cl_trace AS
+WITH _t AS (SELECT trace FROM _window)
+SELECT t.trace, coalesce(r.rank, TRY_CAST(regexp_extract(t.trace, '(?i)rank[-_]?([0-9]+)', 1) AS INTEGER),
+                         (dense_rank() OVER (ORDER BY t.trace) - 1)::INTEGER) AS rank,
+       CASE WHEN r.rank IS NOT NULL THEN 'metadata' WHEN regexp_matches(t.trace, '(?i)rank[-_]?[0-9]+') THEN 'trace name'
+            ELSE 'position' END AS rank_source
+FROM _t t LEFT JOIN trace_ranks r USING (trace);
+
+CREATE OR REPLACE TEMP TABLE _cl_unit AS
+WITH _u AS (SELECT DISTINCT trace, device FROM _cl)
+SELECT u.trace, u.device, CASE WHEN count(*) OVER (PARTITION BY u.trace) > 1 THEN u.device ELSE t.rank END AS rank,
+       min(u.device) OVER (PARTITION BY u.trace) = u.device AS clock_unit
+FROM _u u JOIN _cl_trace t USING (trace);
+
+-- First pass (clock shift only): (process group, Seq), or without Seq the n-th call of each (process
+-- group, type) inside each step (so a call missing in one step does not shift the others); only when
+-- >= 2 ranks ran collectives.
+CREATE OR REPLACE TEMP TABLE _cl_key0 AS
+SELECT c.trace, c.device, u.rank, u.clock_unit, c.ts_ns, c.dur_ns, c.ts_ns + c.dur_ns AS end_ns, c.coll_type,
+       coalesce(c.pg_name, '?') AS pgk, c.seq, c.step_key,
+       CASE WHEN c.seq IS NOT NULL THEN coalesce(c.pg_name, '?') || '#' || c.seq
+            ELSE coalesce(c.pg_name, '?') || ':' || c.coll_type || '@' || coalesce(c.step_key, '') || '#'
+                 || row_number() OVER (PARTITION BY c.trace, c.device, c.pg_name, c.coll_type, c.step_key, c.seq IS NULL
+                                       ORDER BY c.ts_ns) END AS key0
+FROM _cl c JOIN _cl_unit u USING (trace, device)
+WHERE (SELECT count(*) FROM _cl_unit) >= 2;
+
+CREATE OR REPLACE TEMP TABLE _cl_align AS
+WITH _ref AS (
+    SELECT trace FROM _cl_unit ORDER BY rank, trace, device LIMIT 1
+), _d AS (
+    SELECT k.trace, k.end_ns - r.end_ns AS d
+    FROM _cl_key0 k JOIN _cl_key0 r ON r.key0 = k.key0 AND r.clock_unit AND r.trace = (SELECT trace FROM _ref)
+    WHERE k.clock_unit
+), _o AS (
+    SELECT trace, count(*) AS matched_calls, quantile_disc(d, 0.5) AS med FROM _d GROUP BY trace
+), _t AS (
+    SELECT DISTINCT k.trace FROM _cl_key0 k
+    UNION SELECT DISTINCT trace FROM _steps WHERE (SELECT count(DISTINCT trace) FROM _steps) >= 2
+)
+SELECT t.trace, tr.rank,
+       CASE WHEN getvariable('rank_align') = 'none' THEN 'none' WHEN o.matched_calls > 0 THEN 'collective_end' ELSE 'none' END AS method,
+       CASE WHEN getvariable('rank_align') = 'none' THEN 0 ELSE coalesce(o.med, 0) END AS offset_ns,
+       coalesce(o.matched_calls, 0) AS matched_calls, t.trace = (SELECT trace FROM _ref) AS reference
+FROM _t t JOIN _cl_trace tr USING (trace) LEFT JOIN _o o USING (trace);
+
+-- Second pass (the match): with Seq, (process group, Seq). Without, each call takes the reference
+-- rank's call of the same group and type whose shifted end is nearest, if the ends differ by at most
+-- half the shorter call (so a capture that lacks some calls, or holds extra ones, still matches the
+-- rest); each reference call is taken at most once per rank.
+CREATE OR REPLACE TEMP TABLE _cl_key AS
+WITH _a AS (
+    SELECT k.*, k.end_ns - a.offset_ns AS ae FROM _cl_key0 k JOIN _cl_align a USING (trace)
+), _ru AS (
+    SELECT trace, device FROM _cl_unit ORDER BY rank, trace, device LIMIT 1
+), _ref AS (
+    SELECT a.pgk, a.coll_type, a.ae, a.dur_ns, a.key0 FROM _a a JOIN _ru USING (trace, device) WHERE a.seq IS NULL
+), _o AS (
+    SELECT a.* FROM _a a WHERE a.seq IS NULL AND (a.trace, a.device) NOT IN (SELECT (trace, device) FROM _ru)
+), _lo AS (
+    SELECT o.*, r.ae AS lo_ae, r.dur_ns AS lo_dur, r.key0 AS lo_key
+    FROM _o o ASOF LEFT JOIN _ref r ON o.pgk = r.pgk AND o.coll_type = r.coll_type AND o.ae >= r.ae
+), _hi AS (
+    SELECT o.*, r.ae AS hi_ae, r.dur_ns AS hi_dur, r.key0 AS hi_key
+    FROM _lo o ASOF LEFT JOIN _ref r ON o.pgk = r.pgk AND o.coll_type = r.coll_type AND o.ae <= r.ae
+), _pick AS (
+    SELECT *, CASE WHEN hi_key IS NULL OR (lo_key IS NOT NULL AND ae - lo_ae <= hi_ae - ae) THEN lo_key ELSE hi_key END AS mk,
+              CASE WHEN hi_key IS NULL OR (lo_key IS NOT NULL AND ae - lo_ae <= hi_ae - ae) THEN ae - lo_ae ELSE hi_ae - ae END AS gap,
+              CASE WHEN hi_key IS NULL OR (lo_key IS NOT NULL AND ae - lo_ae <= hi_ae - ae) THEN lo_dur ELSE hi_dur END AS mdur
+    FROM _hi
+), _m AS (
+    SELECT trace, device, rank, clock_unit, ts_ns, dur_ns, end_ns, coll_type, pgk, step_key, mk AS match_key, 'nearest_end' AS match_by
+    FROM _pick WHERE mk IS NOT NULL AND 2 * gap <= least(dur_ns, mdur)
+    QUALIFY row_number() OVER (PARTITION BY trace, device, mk ORDER BY gap, ts_ns) = 1
+)
+SELECT trace, device, rank, clock_unit, ts_ns, dur_ns, end_ns, coll_type, pgk AS pg_name, step_key, key0 AS match_key,
+       CASE WHEN seq IS NOT NULL THEN 'seq' ELSE 'reference' END AS match_by
+FROM _a WHERE seq IS NOT NULL OR (trace, device) IN (SELECT (trace, device) FROM _ru)
+UNION ALL SELECT * FROM _m;
+
+CREATE OR REPLACE TEMP TABLE _cl_w AS
+WITH _a AS (
+    SELECT k.*, k.ts_ns - a.offset_ns AS arrival_ns, k.end_ns - a.offset_ns AS aend_ns
+    FROM _cl_key k JOIN _cl_align a USING (trace)
+), _m AS (
+    SELECT match_key, count(*) AS ranks, min(arrival_ns) AS first_arrival_ns, max(arrival_ns) AS last_arrival_ns,
+           arg_max(rank, arrival_ns) AS last_rank, list_sort(list(arrival_ns), 'DESC') AS arr
+    FROM _a GROUP BY match_key HAVING count(*) >= 2
+)
+SELECT a.*, m.ranks, m.first_arrival_ns, m.last_arrival_ns, m.last_rank, m.last_arrival_ns - m.arr[2] AS late_ns,
+       m.last_arrival_ns - a.arrival_ns AS wait_ns, a.arrival_ns - m.first_arrival_ns AS behind_ns
+FROM _a a JOIN _m m USING (match_key);
+
+CREATE OR REPLACE TEMP TABLE _cl_rs AS
+WITH _w AS (
+    SELECT trace, step_key, sum(wait_ns) AS wait_ns, sum(behind_ns) AS late_ns FROM _cl_w WHERE step_key IS NOT NULL GROUP BY ALL
+)
+SELECT s.step_key, s.trace, a.rank, s.ts_ns - a.offset_ns AS start_ns, s.end_ns - a.offset_ns AS end_ns,
+       s.end_ns - s.ts_ns AS wall_ns, coalesce(w.wait_ns, 0)::BIGINT AS wait_ns, coalesce(w.late_ns, 0)::BIGINT AS late_ns
+FROM _cl_steps s JOIN _cl_align a USING (trace) LEFT JOIN _w w USING (trace, step_key)
+WHERE (SELECT count(DISTINCT trace) FROM _steps) >= 2;
+
+-- @output collectives
+SELECT c.trace, c.device, u.rank, c.stream, c.ts_ns, c.dur_ns, c.coll_type, c.type_source, c.pg_name, c.pg_desc,
+       c.group_size, c.group_ranks, c.seq, c.in_nelems, c.out_nelems, c.dtype, c.msg_bytes, c.algbw_gbs, c.busbw_gbs, c.size_bucket,
+       c.phase_path, c.step_index, c.name AS kernel,
+       CASE WHEN c.msg_bytes IS NULL THEN 'no message size/dtype in the trace: torch.profiler records them on NCCL '
+            || 'kernels and record_param_comms (torch >= 2.1, record_shapes=True); nsys exports have none'
+            WHEN c.busbw_gbs IS NULL THEN 'no group size or no bus-bandwidth convention for ' || c.coll_type END AS note
+FROM _cl c JOIN _cl_unit u USING (trace, device)
+ORDER BY c.trace, c.device, c.ts_ns;
+
+-- @output by_type
+SELECT trace, device, coll_type, pg_name, coalesce(size_bucket, '(unknown size)') AS size_bucket, count(*) AS calls,
+       sum(dur_ns)::BIGINT AS total_ns, avg(dur_ns) AS mean_ns, quantile_disc(dur_ns, 0.5) AS p50_ns, max(dur_ns) AS max_ns,
+       sum(msg_bytes)::BIGINT AS msg_bytes, sum(msg_bytes) / nullif(sum(dur_ns) FILTER (WHERE msg_bytes IS NOT NULL), 0) AS algbw_gbs,
+       sum(msg_bytes * _cl_bus(coll_type, group_size)) / nullif(sum(dur_ns) FILTER (WHERE busbw_gbs IS NOT NULL), 0) AS busbw_gbs
+FROM _cl GROUP BY ALL ORDER BY trace, device, total_ns DESC;
+
+-- @output by_phase
+SELECT trace, device, phase_path, coll_type, count(*) AS calls, sum(dur_ns)::BIGINT AS total_ns,
+       sum(msg_bytes)::BIGINT AS msg_bytes, sum(msg_bytes) / nullif(sum(dur_ns) FILTER (WHERE msg_bytes IS NOT NULL), 0) AS algbw_gbs
+FROM _cl GROUP BY ALL ORDER BY trace, device, total_ns DESC;
+
+-- @output alignment
+WITH _r AS (
+    SELECT w.trace, max(abs(w.aend_ns - r.aend_ns)) AS residual_ns
+    FROM _cl_w w JOIN _cl_w r ON r.match_key = w.match_key AND r.clock_unit
+         AND r.trace = (SELECT trace FROM _cl_align WHERE reference)
+    WHERE w.clock_unit GROUP BY w.trace
+)
+SELECT a.trace, a.rank, a.method, a.offset_ns, a.matched_calls, r.residual_ns, a.reference,
+       CASE WHEN a.method = 'none' AND getvariable('rank_align') <> 'none'
+            THEN 'no collective matched with the reference rank: raw timestamps used, cross-rank times may be off by the clock difference'
+            WHEN a.method = 'none' THEN 'rank_align = none: raw timestamps (valid only when the ranks share one clock)'
+            ELSE 'clock shifted so matched collectives end together (ranks'' clocks are not synchronised)' END AS note
+FROM _cl_align a LEFT JOIN _r r USING (trace)
+ORDER BY a.rank, a.trace;
+
+-- @output matched
+SELECT match_key, CASE WHEN bool_or(match_by = 'seq') THEN 'seq' ELSE 'nearest_end' END AS match_by,
+       any_value(coll_type) AS coll_type, nullif(any_value(pg_name), '?') AS pg_name,
+       any_value(ranks) AS ranks, any_value(first_arrival_ns) AS first_arrival_ts_ns, any_value(last_arrival_ns) AS last_arrival_ts_ns,
+       any_value(last_arrival_ns - first_arrival_ns) AS arrival_skew_ns, any_value(last_rank) AS last_rank,
+       any_value(late_ns) AS late_ns, sum(wait_ns)::BIGINT AS total_wait_ns, avg(dur_ns) AS mean_dur_ns,
+       arg_min(step_key, rank) AS step_key
+FROM _cl_w GROUP BY match_key ORDER BY first_arrival_ts_ns, match_key;
+
+-- @output waits
+SELECT match_key, trace, device, rank, arrival_ns AS arrival_ts_ns, behind_ns, wait_ns, dur_ns, wait_ns / nullif(dur_ns, 0) AS wait_share
+FROM _cl_w ORDER BY first_arrival_ns, match_key, rank;
+
+-- @output by_rank
+WITH _c AS (SELECT match_key, sum(wait_ns) AS total_wait FROM _cl_w GROUP BY match_key)
+SELECT w.trace, w.device, w.rank, count(*) AS calls, sum(w.wait_ns)::BIGINT AS wait_ns,
+       count(*) FILTER (WHERE w.wait_ns = 0 AND w.rank = w.last_rank) AS times_last,
+       coalesce(sum(c.total_wait) FILTER (WHERE w.wait_ns = 0 AND w.rank = w.last_rank), 0)::BIGINT AS caused_wait_ns,
+       sum(w.behind_ns)::BIGINT AS late_ns
+FROM _cl_w w JOIN _c c USING (match_key)
+GROUP BY w.trace, w.device, w.rank ORDER BY w.rank, w.trace, w.device;
+
+-- @output rank_steps
+SELECT step_key, trace, rank, start_ns AS start_ts_ns, end_ns AS end_ts_ns,
+       start_ns - min(start_ns) OVER (PARTITION BY step_key) AS start_offset_ns,
+       end_ns - min(start_ns) OVER (PARTITION BY step_key) AS end_offset_ns, wall_ns, wait_ns, late_ns
+FROM _cl_rs ORDER BY start_ns, rank;
+
+-- @output step_skew
+SELECT step_key, count(*) AS ranks, min(start_ns) AS earliest_start_ts_ns, max(start_ns) - min(start_ns) AS start_skew_ns,
+       min(end_ns) AS earliest_end_ts_ns, max(end_ns) - min(end_ns) AS skew_ns, min(wall_ns) AS min_wall_ns,
+       max(wall_ns) AS max_wall_ns,
+       CASE WHEN max(end_ns) > min(end_ns) THEN arg_max(rank, end_ns) END AS slowest_rank,
+       CASE WHEN max(late_ns) > 0 THEN arg_max(rank, late_ns) END AS late_rank, max(late_ns) AS late_ns,
+       max(wait_ns) AS max_wait_ns
+FROM _cl_rs GROUP BY step_key HAVING count(*) >= 2
+ORDER BY min(start_ns), step_key;

@@ -1,0 +1,217 @@
+-- comm: exposed communication and memory-copy time per device, per step, per phase.
+--
+-- Run it with `tracekit report` (or tracekit.report.run): that loads _common.sql first.
+--
+-- Classes of GPU ops (_common.sql op_class, the same name families as HTA's kernel types):
+-- compute (kernels that are not NCCL/RCCL/HCCL), communication (NCCL/RCCL/HCCL kernels) and memory
+-- (memcpy and memset). Per (trace, device) each class's ops are merged into a union of intervals
+-- (all streams together): C (compute), M (communication), Y (memory). Then
+--   comm_ns          = |M|            communication kernel time, overlaps between comm ops counted once
+--   comm_overlap_ns  = |M ∩ C|        the part of it hidden under compute on the same device
+--   comm_exposed_ns  = |M| - |M ∩ C|  the part nothing computes under: the step waits for it
+-- and the same three for memory (mem_*: |Y|, |Y ∩ C|, |Y| - |Y ∩ C|). comm_overlap_share =
+-- comm_overlap_ns / comm_ns is HTA's get_comm_comp_overlap (percent there); the kernel_types output is
+-- HTA's get_gpu_kernel_breakdown type table (time during which exactly that set of classes runs).
+-- NCCL's NVTX ranges (nsys) are CPU-side calls, not GPU time: they are not counted here
+-- (collectives.sql reads the collective type from them).
+--
+-- How: every op boundary of a device is swept once into segments with the classes running there
+-- (state bitmask: 1 compute, 2 comm, 4 memory); per measure, running totals over its segments give the
+-- measure of any window [a, b) as G(b) - G(a), found with two ASOF joins (steps, and each op for the
+-- per-phase view). Window functions run over the segments once; measured on 64 ranks in BENCHMARKS.md.
+--
+-- Inputs: _gpu, _steps (from _common.sql).
+--
+-- Output `comm` (one row per trace, device that ran GPU ops; the run total):
+--   gpu_window_ns   first GPU op start to last GPU op end (HTA's kernel_time); DENOMINATOR of *_exposed_share
+--   busy_ns         union of all GPU ops;  compute_ns: union of compute kernels
+--   comm_ops        communication kernels;  comm_ns, comm_overlap_ns, comm_exposed_ns as above
+--   comm_overlap_share   comm_overlap_ns / comm_ns (NULL without communication kernels, as HTA's NaN)
+--   comm_exposed_share   comm_exposed_ns / gpu_window_ns
+--   mem_ops, mem_ns, mem_overlap_ns, mem_exposed_ns, mem_overlap_share, mem_exposed_share   the same for memcpy/memset
+--   steps           step instances of the trace (_steps)
+--   comm_exposed_ns_per_step, mem_exposed_ns_per_step   exposed time inside step windows, summed over
+--                   steps, / steps (NULL when no step matched the step pattern: see note)
+--   note            why a value is NULL
+-- Output `kernel_types` (trace, device, kernel_type): time_ns during which exactly these classes run
+--   (labels as HTA's: COMPUTATION, COMMUNICATION, MEMORY, 'COMPUTATION overlapping COMMUNICATION', ...),
+--   share_of_busy = time_ns / busy_ns (the labels of a device add up to busy_ns).
+-- Output `by_step` (trace, step_index, step_name, device): wall_ns (the step range; DENOMINATOR of the
+--   shares), comm_ns, comm_overlap_ns, comm_exposed_ns, comm_exposed_share, mem_ns, mem_overlap_ns,
+--   mem_exposed_ns, mem_exposed_share: the same definitions restricted to the step's time window.
+-- Output `by_phase` (trace, device, phase_path of the launching call, relative to the step holding the
+--   launch as in steps.phases ('(self)' = directly in the step; full path outside steps); rows with
+--   comm or memory ops):
+--   comm_ops, comm_op_ns (summed op durations), comm_overlap_ns (each op's time under compute,
+--   summed), comm_exposed_ns = comm_op_ns - comm_overlap_ns, comm_exposed_share = comm_exposed_ns /
+--   comm_op_ns, comm_exposed_ns_per_step (/ the trace's steps; NULL without steps), and mem_* alike.
+--   Per-op sums: where two communication ops overlap each other they count twice here and once in `comm`.
+--
+-- How to read: comm_exposed_ns is time the GPU spends only communicating (or idle-waiting inside an
+-- NCCL kernel for a late peer: collectives.sql `waits` says who); overlap is communication compute hides.
+
+-- Segments [s, e) between consecutive op boundaries of a device, with how many ops of each class run
+-- there: one running sum of packed counters (compute + 2^20 comm + 2^40 memory), then the class
+-- flags. No merge pass: a class runs where its counter is > 0.
+CREATE OR REPLACE TEMP TABLE _cm_seg AS
+WITH _o AS (
+    SELECT trace, device, ts_ns, end_ns,
+           CASE op_class WHEN 'compute' THEN 1 WHEN 'communication' THEN 1048576 ELSE 1099511627776 END AS w
+    FROM _gpu WHERE end_ns > ts_ns  -- zero-length ops add no time
+), _b AS (
+    SELECT trace, device, t, sum(d)::BIGINT AS d
+    FROM (SELECT trace, device, ts_ns AS t, w AS d FROM _o UNION ALL SELECT trace, device, end_ns, -w FROM _o)
+    GROUP BY ALL
+), _c AS (
+    SELECT trace, device, t AS s, lead(t) OVER w AS e, (sum(d) OVER (w ROWS UNBOUNDED PRECEDING))::BIGINT AS cnt
+    FROM _b WINDOW w AS (PARTITION BY trace, device ORDER BY t)
+), _f AS (
+    SELECT trace, device, s, e, e - s AS len, ((cnt & 1048575) > 0)::INTEGER AS f_comp,
+           (((cnt >> 20) & 1048575) > 0)::INTEGER AS f_comm, ((cnt >> 40) > 0)::INTEGER AS f_mem
+    FROM _c WHERE e IS NOT NULL
+)
+SELECT trace, device, s, e, len, f_comp + 2 * f_comm + 4 * f_mem AS state, f_comp, f_comm, f_comp * f_comm AS f_comm_ov,
+       f_mem, f_comp * f_mem AS f_mem_ov, (f_comp + f_comm + f_mem > 0)::INTEGER AS f_busy
+FROM _f;
+
+-- Per measure m (comp, comm, comm_ov, mem, mem_ov): the segments where it holds, with the total of m
+-- before each (c). The measure of any window [a, b) is then G(b) - G(a), G(t) = c + least(t, e) - s of
+-- the last m-segment starting at or before t (an ASOF join): no interval join.
+CREATE OR REPLACE TEMP TABLE _cm_cum AS
+WITH _m AS (
+    SELECT trace, device, 'comp' AS m, s, e FROM _cm_seg WHERE f_comp = 1
+    UNION ALL SELECT trace, device, 'comm', s, e FROM _cm_seg WHERE f_comm = 1
+    UNION ALL SELECT trace, device, 'comm_ov', s, e FROM _cm_seg WHERE f_comm_ov = 1
+    UNION ALL SELECT trace, device, 'mem', s, e FROM _cm_seg WHERE f_mem = 1
+    UNION ALL SELECT trace, device, 'mem_ov', s, e FROM _cm_seg WHERE f_mem_ov = 1
+)  -- DOUBLE running sums are exact for integer ns below 2^53 and twice as fast as HUGEINT ones
+SELECT trace, device, m, s, e,
+       (sum((e - s)::DOUBLE) OVER (PARTITION BY trace, device, m ORDER BY s ROWS UNBOUNDED PRECEDING))::BIGINT - (e - s) AS c
+FROM _m;
+
+-- Per step, device and measure: G(step end) - G(step start).
+CREATE OR REPLACE TEMP TABLE _cm_step AS
+WITH _sd AS (
+    SELECT s.trace, s.step_index, s.name AS step_name, s.ts_ns AS a, s.end_ns AS b, d.device, m.m
+    FROM _steps s JOIN (SELECT DISTINCT trace, device FROM _cm_seg) d USING (trace)
+    CROSS JOIN (VALUES ('comm'), ('comm_ov'), ('mem'), ('mem_ov')) m(m)
+), _ga AS (
+    SELECT x.*, g.c + least(x.a, g.e) - g.s AS ga
+    FROM _sd x ASOF LEFT JOIN _cm_cum g ON x.trace = g.trace AND x.device = g.device AND x.m = g.m AND x.a >= g.s
+), _gb AS (
+    SELECT x.*, g.c + least(x.b, g.e) - g.s AS gb
+    FROM _ga x ASOF LEFT JOIN _cm_cum g ON x.trace = g.trace AND x.device = g.device AND x.m = g.m AND x.b >= g.s
+), _v AS (
+    SELECT trace, step_index, any_value(step_name) AS step_name, device, any_value(b - a) AS wall_ns,
+           sum(coalesce(gb, 0) - coalesce(ga, 0)) FILTER (WHERE m = 'comm') AS comm_ns,
+           sum(coalesce(gb, 0) - coalesce(ga, 0)) FILTER (WHERE m = 'comm_ov') AS comm_overlap_ns,
+           sum(coalesce(gb, 0) - coalesce(ga, 0)) FILTER (WHERE m = 'mem') AS mem_ns,
+           sum(coalesce(gb, 0) - coalesce(ga, 0)) FILTER (WHERE m = 'mem_ov') AS mem_overlap_ns
+    FROM _gb GROUP BY trace, step_index, device
+)
+SELECT *, comm_ns - comm_overlap_ns AS comm_exposed_ns, mem_ns - mem_overlap_ns AS mem_exposed_ns FROM _v;
+
+-- Per communication / memory op: its time under compute = Gcomp(end) - Gcomp(start).
+CREATE OR REPLACE TEMP TABLE _cm_ops AS
+WITH _o0 AS (
+    SELECT gid, trace, device, op_class, phase_path, ts_ns, end_ns, coalesce(launch_ts_ns, ts_ns) AS at_ns
+    FROM _gpu WHERE op_class <> 'compute'
+), _o AS (  -- the phase relative to the step holding the launch (as steps.phases), so steps add up
+    SELECT o.gid, o.trace, o.device, o.op_class, o.ts_ns, o.end_ns,
+           CASE WHEN s.end_ns IS NULL OR o.at_ns >= s.end_ns THEN o.phase_path
+                WHEN o.phase_path = s.phase_path THEN '(self)'
+                WHEN starts_with(o.phase_path, s.phase_path || '/') THEN substr(o.phase_path, length(s.phase_path) + 2)
+                ELSE o.phase_path END AS phase_path
+    FROM _o0 o ASOF LEFT JOIN _steps s ON o.trace = s.trace AND o.at_ns >= s.ts_ns
+), _comp AS (
+    SELECT trace, device, s, e, c FROM _cm_cum WHERE m = 'comp'
+), _ga AS (
+    SELECT o.*, g.c + least(o.ts_ns, g.e) - g.s AS ga
+    FROM _o o ASOF LEFT JOIN _comp g ON o.trace = g.trace AND o.device = g.device AND o.ts_ns >= g.s
+), _gb AS (
+    SELECT o.*, g.c + least(o.end_ns, g.e) - g.s AS gb
+    FROM _ga o ASOF LEFT JOIN _comp g ON o.trace = g.trace AND o.device = g.device AND o.end_ns >= g.s
+)
+SELECT gid, trace, device, op_class, phase_path, end_ns - ts_ns AS op_ns, coalesce(gb, 0) - coalesce(ga, 0) AS overlap_ns
+FROM _gb;
+
+CREATE OR REPLACE TEMP TABLE _cm_nsteps AS
+SELECT w.trace, count(s.step_index) AS steps
+FROM (SELECT DISTINCT trace FROM _gpu) w LEFT JOIN _steps s USING (trace) GROUP BY w.trace;
+
+CREATE OR REPLACE TEMP TABLE _cm_dev AS
+WITH _t AS (
+    SELECT trace, device, min(s) AS first_ns, max(e) AS last_ns, sum(len * f_busy) AS busy_ns,
+           sum(len * f_comp) AS compute_ns, sum(len * f_comm) AS comm_ns, sum(len * f_comm_ov) AS comm_overlap_ns,
+           sum(len * f_mem) AS mem_ns, sum(len * f_mem_ov) AS mem_overlap_ns
+    FROM _cm_seg GROUP BY trace, device
+), _n AS (
+    SELECT trace, device, count(*) FILTER (WHERE op_class = 'communication') AS comm_ops,
+           count(*) FILTER (WHERE op_class = 'memory') AS mem_ops
+    FROM _gpu GROUP BY trace, device
+), _st AS (
+    SELECT trace, device, sum(comm_exposed_ns) AS step_comm_exposed_ns, sum(mem_exposed_ns) AS step_mem_exposed_ns
+    FROM _cm_step GROUP BY trace, device
+)
+SELECT n.trace, n.device, t.last_ns - t.first_ns AS gpu_window_ns, t.busy_ns, t.compute_ns,
+       n.comm_ops, coalesce(t.comm_ns, 0) AS comm_ns, coalesce(t.comm_overlap_ns, 0) AS comm_overlap_ns,
+       n.mem_ops, coalesce(t.mem_ns, 0) AS mem_ns, coalesce(t.mem_overlap_ns, 0) AS mem_overlap_ns,
+       k.steps, st.step_comm_exposed_ns, st.step_mem_exposed_ns
+FROM _n n LEFT JOIN _t t USING (trace, device) JOIN _cm_nsteps k USING (trace)
+LEFT JOIN _st st USING (trace, device);
+
+-- @output comm
+SELECT trace, device, gpu_window_ns, busy_ns::BIGINT AS busy_ns, compute_ns::BIGINT AS compute_ns,
+       comm_ops, comm_ns::BIGINT AS comm_ns, comm_overlap_ns::BIGINT AS comm_overlap_ns,
+       (comm_ns - comm_overlap_ns)::BIGINT AS comm_exposed_ns,
+       comm_overlap_ns / nullif(comm_ns, 0) AS comm_overlap_share,
+       (comm_ns - comm_overlap_ns) / nullif(gpu_window_ns, 0) AS comm_exposed_share,
+       mem_ops, mem_ns::BIGINT AS mem_ns, mem_overlap_ns::BIGINT AS mem_overlap_ns,
+       (mem_ns - mem_overlap_ns)::BIGINT AS mem_exposed_ns,
+       mem_overlap_ns / nullif(mem_ns, 0) AS mem_overlap_share,
+       (mem_ns - mem_overlap_ns) / nullif(gpu_window_ns, 0) AS mem_exposed_share,
+       steps,
+       CASE WHEN steps > 0 THEN coalesce(step_comm_exposed_ns, 0) / steps END AS comm_exposed_ns_per_step,
+       CASE WHEN steps > 0 THEN coalesce(step_mem_exposed_ns, 0) / steps END AS mem_exposed_ns_per_step,
+       concat_ws('; ',
+           CASE WHEN comm_ops = 0 THEN 'no NCCL/RCCL/HCCL kernel on this device: overlap share is undefined' END,
+           CASE WHEN steps = 0 THEN 'no range matched the step pattern ' || getvariable('step_pattern')
+                || ': per-step values need --step-pattern or tracekit.phase("step")' END) AS note
+FROM _cm_dev ORDER BY trace, device;
+
+-- @output kernel_types
+WITH _s AS (SELECT trace, device, state, sum(len) AS time_ns FROM _cm_seg WHERE state > 0 GROUP BY ALL)
+SELECT s.trace, s.device,
+       concat_ws(' overlapping ', CASE WHEN s.state & 1 > 0 THEN 'COMPUTATION' END,
+                 CASE WHEN s.state & 2 > 0 THEN 'COMMUNICATION' END, CASE WHEN s.state & 4 > 0 THEN 'MEMORY' END) AS kernel_type,
+       s.time_ns::BIGINT AS time_ns, s.time_ns / d.busy_ns AS share_of_busy
+FROM _s s JOIN _cm_dev d USING (trace, device)
+ORDER BY s.trace, s.device, s.time_ns DESC;
+
+-- @output by_step
+SELECT trace, step_index, step_name, device, wall_ns,
+       comm_ns::BIGINT AS comm_ns, comm_overlap_ns::BIGINT AS comm_overlap_ns, comm_exposed_ns::BIGINT AS comm_exposed_ns,
+       comm_exposed_ns / nullif(wall_ns, 0) AS comm_exposed_share,
+       mem_ns::BIGINT AS mem_ns, mem_overlap_ns::BIGINT AS mem_overlap_ns, mem_exposed_ns::BIGINT AS mem_exposed_ns,
+       mem_exposed_ns / nullif(wall_ns, 0) AS mem_exposed_share
+FROM _cm_step ORDER BY trace, step_index, device;
+
+-- @output by_phase
+SELECT o.trace, o.device, o.phase_path,
+       count(*) FILTER (WHERE op_class = 'communication') AS comm_ops,
+       coalesce(sum(op_ns) FILTER (WHERE op_class = 'communication'), 0)::BIGINT AS comm_op_ns,
+       coalesce(sum(overlap_ns) FILTER (WHERE op_class = 'communication'), 0)::BIGINT AS comm_overlap_ns,
+       coalesce(sum(op_ns - overlap_ns) FILTER (WHERE op_class = 'communication'), 0)::BIGINT AS comm_exposed_ns,
+       sum(op_ns - overlap_ns) FILTER (WHERE op_class = 'communication')
+           / nullif(sum(op_ns) FILTER (WHERE op_class = 'communication'), 0) AS comm_exposed_share,
+       CASE WHEN any_value(k.steps) > 0 THEN coalesce(sum(op_ns - overlap_ns) FILTER (WHERE op_class = 'communication'), 0)
+            / any_value(k.steps) END AS comm_exposed_ns_per_step,
+       count(*) FILTER (WHERE op_class = 'memory') AS mem_ops,
+       coalesce(sum(op_ns) FILTER (WHERE op_class = 'memory'), 0)::BIGINT AS mem_op_ns,
+       coalesce(sum(overlap_ns) FILTER (WHERE op_class = 'memory'), 0)::BIGINT AS mem_overlap_ns,
+       coalesce(sum(op_ns - overlap_ns) FILTER (WHERE op_class = 'memory'), 0)::BIGINT AS mem_exposed_ns,
+       CASE WHEN any_value(k.steps) > 0 THEN coalesce(sum(op_ns - overlap_ns) FILTER (WHERE op_class = 'memory'), 0)
+            / any_value(k.steps) END AS mem_exposed_ns_per_step
+FROM _cm_ops o JOIN _cm_nsteps k USING (trace)
+GROUP BY o.trace, o.device, o.phase_path
+ORDER BY o.trace, o.device, comm_exposed_ns DESC, mem_exposed_ns DESC;

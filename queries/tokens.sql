@@ -1,0 +1,256 @@
+-- tokens: what does one ACCEPTED token cost (speculative decoding: draft, verify, acceptance)?
+-- @requires steps flops
+--
+-- Run it with `tracekit report` (or tracekit.report.run, or `tracekit sql -f`): _common.sql first,
+-- then the set-up of steps.sql and flops.sql (the @requires line; the set-up here reads only
+-- steps.sql's, the outputs also flops.sql's _fl_ops), with every getvariable() parameter at its
+-- documented default (tracekit/report.py: DEFAULTS). tracekit.compare runs the set-up part (before
+-- the first @output) for `diff`/`compare`, after steps.sql's set-up.
+--
+-- Where the counts come from: a trace does not say how many tokens a step drafted or accepted, so
+-- the program records them: `tracekit.count(drafted=4, accepted=3, batch_size=1, tokens=4)` (or
+-- numeric keyword args of `tracekit.phase(...)`) writes one event named
+-- `tracekit.count accepted=3 batch_size=1 drafted=4 tokens=4` (Kineto: a zero-length `range` row,
+-- kept out of the `ranges` view; nsys: an NVTX mark, `instant` row). The SGLang plugin records them
+-- from EAGLE's verify output in every scheduler (capture/tracekit_sglang.py), samples/spec_decode.py
+-- and samples/serve.py in every step. A count belongs to the latest step that began before it
+-- (the same ASOF assignment as steps.sql: the step's thread, or time alone when all steps are on
+-- one thread): the step it falls in, or, when it falls after a step's end, that step (SGLang's
+-- step[VERIFY bs=N] range ends inside verify and the plugin records after verify returns).
+-- Several events in one step add up per name. Names:
+--   drafted     draft tokens proposed and verified
+--   accepted    draft tokens the target accepted (the bonus token of each request NOT included)
+--   batch_size  requests in the step (when not counted: the bs=N of an SGLang step name, steps.sql)
+--   tokens      tokens the step produced (accepted + one bonus per request, for spec decoding);
+--               when no step has it, getvariable('tokens_per_step') (--tokens-per-step) fills it
+--   any other name is kept in `counts` (summed per step) but has no column
+-- A step without a count of a name has NULL there (never 0): the per-token figures below only
+-- use steps that have the denominator's count, and their numerators sum the SAME steps.
+--
+-- Inputs: events (count rows); _steps, _one_thread (from _common.sql); _step_rows, _step_phases
+-- (steps.sql set-up); _fl_ops (flops.sql set-up; outputs only). Parameters: tokens_per_step.
+--
+-- Set-up (private, also read by _run_metrics.sql):
+--   _tk_counts  one row per count event and name: trace, pid, tid, ts_ns, seq, recorded_in (the
+--               phase_path the call was made in; NULL at top level), key, value
+--   _tk_step    one row per step: trace, step_index, step_kind, ts_ns, end_ns (step start +
+--               steps.end_to_end_ns: its GPU work included), wall_ns (the step's CPU range), gpu_busy_ns, gpu_op_ns,
+--               drafted, accepted, batch_size, tokens (NULL: not recorded in that step),
+--               draft_cpu_ns (CPU range time of the outermost `draft` ranges in the step),
+--               draft_gpu_ns (GPU ops launched anywhere under a `draft` range: inclusive; NULL when
+--               the trace has no GPU op at all: a CPU-only capture knows no GPU time),
+--               draft_lm_head_cpu_ns (CPU time of the outermost `lm_head` ranges under `draft`),
+--               draft_lm_head_gpu_ns (GPU ops under an `lm_head` under `draft`; NULL as draft_gpu_ns)
+--
+-- Output `tokens` (one row per step): trace, step_index, step_kind, wall_ms, gpu_busy_ms,
+--   drafted, accepted, batch_size, tokens, acceptance_rate (accepted / drafted),
+--   mean_accept_len (accepted / batch_size: accepted draft tokens per request this round),
+--   ms_per_accepted (wall_ms / accepted; NULL when 0 accepted), gpu_ms_per_accepted
+--   (gpu_busy_ms / accepted), draft_ms (draft_cpu_ns in ms), draft_gpu_ms
+-- Output `summary` (one row per trace; sums over the steps that have each count):
+--   trace, steps, steps_counted (steps with an `accepted` count), drafted, accepted, tokens,
+--   tokens_source ('count' | 'tokens_per_step'), acceptance_rate (sum accepted / sum drafted over
+--   steps with both), mean_accept_len (sum accepted / sum batch_size over steps with both),
+--   accepted_per_step (sum accepted / steps_counted),
+--   ms_per_accepted (summed step wall / sum accepted: the CPU-side step time),
+--   gpu_ms_per_accepted (summed per-step GPU busy / sum accepted),
+--   e2e_ms_per_accepted (first counted step start to the last counted step's end, its GPU work
+--     included (steps.end_to_end_ns), gaps between steps included / sum accepted),
+--   ms_per_token (summed step wall / sum tokens),
+--   tokens_per_s (sum tokens / that end-to-end span),
+--   draft_ms_per_accepted (summed draft CPU range time / sum accepted),
+--   draft_gpu_ms_per_accepted (summed GPU time under draft / sum accepted),
+--   gflops_per_accepted (matmul+attention FLOPs of flops.sql in the counted steps / sum accepted / 1e9),
+--   counts_outside_steps (count events before the first step: not used), note (why a column is NULL)
+--   With SGLang the counted steps are the step[VERIFY] forwards only (draft forwards are steps
+--   of their own), so read e2e_ms_per_accepted there: it spans the draft steps in between.
+-- Output `phases` (one row per trace and phase relative to the step, as steps.phases):
+--   trace, phase, accepted (the denominator: sum over counted steps), cpu_ms_per_accepted (CPU
+--   range time of the phase), gpu_ms_per_accepted (GPU ops launched directly in the phase:
+--   exclusive), incl_gpu_ms_per_accepted (the phase and every phase under it: inclusive); the GPU
+--   columns are NULL for a trace without GPU ops
+-- Output `draft_split` (one row per trace: lm_head against the rest of the draft decode, over
+--   all its steps): trace, steps, draft_ms_per_step, lm_head_ms_per_step (lm_head ranges under
+--   draft), rest_ms_per_step (draft - lm_head), lm_head_share (lm_head / draft), the same four on
+--   the GPU (draft_gpu_ms_per_step, lm_head_gpu_ms_per_step, rest_gpu_ms_per_step,
+--   lm_head_gpu_share; NULL without GPU ops), lm_head_ms_per_accepted and rest_ms_per_accepted
+--   (CPU, summed over the steps with an accepted count / their accepted tokens)
+-- Output `lengths` (the acceptance distribution; one row per trace and accepted count of a step):
+--   trace, accepted, steps, share (of counted steps), wall_ms_p50, wall_ms_mean, wall_ms_p90
+--
+-- How to read: ms_per_accepted falls when a change buys more accepted tokens than it costs time;
+-- acceptance_rate and mean_accept_len say whether it came from the draft or from speed.
+
+CREATE OR REPLACE TEMP TABLE _tk_counts AS
+WITH _e AS (
+    SELECT trace, pid, tid, ts_ns, seq, name,
+           CASE WHEN kind = 'range' THEN nullif(regexp_replace(coalesce(phase_path, ''), '/?[^/]*$', ''), '')
+                ELSE phase_path END AS recorded_in
+    FROM events
+    WHERE kind IN ('range', 'instant') AND starts_with(name, 'tracekit.count ')
+), _kv AS (
+    SELECT *, regexp_extract_all(name, ' ([A-Za-z_][A-Za-z0-9_]*)=([^ ]+)', 1) AS ks,
+              regexp_extract_all(name, ' ([A-Za-z_][A-Za-z0-9_]*)=([^ ]+)', 2) AS vs
+    FROM _e
+)
+SELECT trace, pid, tid, ts_ns, seq, recorded_in, unnest(ks) AS key, TRY_CAST(unnest(vs) AS DOUBLE) AS value
+FROM _kv;
+
+CREATE OR REPLACE TEMP TABLE _tk_step_counts AS
+WITH _k AS (
+    SELECT c.*, CASE WHEN o.one_thread THEN -1 ELSE c.tid END AS k_tid
+    FROM _tk_counts c JOIN _one_thread o USING (trace)
+)
+SELECT k.trace, s.step_index, k.key, sum(k.value) AS value, count(*) AS events
+FROM _k k
+ASOF JOIN _steps s ON k.trace = s.trace AND k.k_tid = s.k_tid AND k.ts_ns >= s.ts_ns
+GROUP BY ALL;
+
+CREATE OR REPLACE TEMP TABLE _tk_step AS
+WITH _c AS (
+    SELECT trace, step_index,
+           sum(value) FILTER (WHERE key = 'drafted') AS drafted,
+           sum(value) FILTER (WHERE key = 'accepted') AS accepted,
+           sum(value) FILTER (WHERE key = 'batch_size') AS batch_size,
+           sum(value) FILTER (WHERE key = 'tokens') AS tokens
+    FROM _tk_step_counts GROUP BY ALL
+), _d AS (
+    SELECT trace, step_index,
+           sum(cpu_ns) FILTER (WHERE string_split(phase, '/')[-1] = 'draft'
+                               AND NOT list_contains(string_split(phase, '/')[:-2], 'draft')) AS draft_cpu_ns,
+           sum(gpu_op_ns) FILTER (WHERE list_contains(string_split(phase, '/'), 'draft')) AS draft_gpu_ns,
+           sum(cpu_ns) FILTER (WHERE string_split(phase, '/')[-1] = 'lm_head'
+                               AND list_contains(string_split(phase, '/')[:-2], 'draft')
+                               AND NOT list_contains(string_split(phase, '/')[:-2], 'lm_head')) AS draft_lm_head_cpu_ns,
+           sum(gpu_op_ns) FILTER (WHERE list_position(string_split(phase, '/'), 'draft')
+                                        < list_position(string_split(phase, '/'), 'lm_head')) AS draft_lm_head_gpu_ns
+    FROM _step_phases GROUP BY ALL
+)
+SELECT s.trace, s.step_index, s.step_kind, s.ts_ns, s.ts_ns + s.end_to_end_ns AS end_ns, s.wall_ns, s.gpu_busy_ns,
+       s.gpu_op_ns, c.drafted, c.accepted, coalesce(c.batch_size, s.batch_size) AS batch_size, c.tokens,
+       coalesce(d.draft_cpu_ns, 0) AS draft_cpu_ns,
+       CASE WHEN g.trace IS NOT NULL THEN coalesce(d.draft_gpu_ns, 0) END AS draft_gpu_ns,
+       coalesce(d.draft_lm_head_cpu_ns, 0) AS draft_lm_head_cpu_ns,
+       CASE WHEN g.trace IS NOT NULL THEN coalesce(d.draft_lm_head_gpu_ns, 0) END AS draft_lm_head_gpu_ns
+FROM _step_rows s
+LEFT JOIN (SELECT DISTINCT trace FROM _gpu) g USING (trace)
+LEFT JOIN _c c USING (trace, step_index)
+LEFT JOIN _d d USING (trace, step_index);
+
+-- @output tokens
+SELECT trace, step_index, step_kind, wall_ns / 1e6 AS wall_ms, gpu_busy_ns / 1e6 AS gpu_busy_ms,
+       drafted, accepted, batch_size, tokens,
+       accepted / nullif(drafted, 0) AS acceptance_rate, accepted / nullif(batch_size, 0) AS mean_accept_len,
+       wall_ns / 1e6 / nullif(accepted, 0) AS ms_per_accepted, gpu_busy_ns / 1e6 / nullif(accepted, 0) AS gpu_ms_per_accepted,
+       draft_cpu_ns / 1e6 AS draft_ms, draft_gpu_ns / 1e6 AS draft_gpu_ms
+FROM _tk_step ORDER BY trace, step_index;
+
+-- @output summary
+WITH _tp AS (SELECT TRY_CAST(getvariable('tokens_per_step') AS DOUBLE) AS tps),
+_a AS (
+    SELECT trace, count(*) AS steps, count(accepted) AS steps_counted,
+           sum(drafted) AS drafted, sum(accepted) AS accepted,
+           bool_or(tokens IS NOT NULL) AS has_tokens,
+           sum(accepted) FILTER (WHERE drafted IS NOT NULL) AS acc_d, sum(drafted) FILTER (WHERE accepted IS NOT NULL) AS d_acc,
+           sum(accepted) FILTER (WHERE batch_size IS NOT NULL) AS acc_b, sum(batch_size) FILTER (WHERE accepted IS NOT NULL) AS b_acc,
+           sum(wall_ns) FILTER (WHERE accepted IS NOT NULL) AS wall_acc,
+           sum(gpu_busy_ns) FILTER (WHERE accepted IS NOT NULL) AS busy_acc,
+           count(gpu_busy_ns) FILTER (WHERE accepted IS NOT NULL) AS busy_steps,
+           max(end_ns) FILTER (WHERE accepted IS NOT NULL) - min(ts_ns) FILTER (WHERE accepted IS NOT NULL) AS span_acc,
+           sum(draft_cpu_ns) FILTER (WHERE accepted IS NOT NULL) AS draft_acc,
+           sum(draft_gpu_ns) FILTER (WHERE accepted IS NOT NULL) AS draft_gpu_acc
+    FROM _tk_step GROUP BY trace
+), _t AS (  -- tokens: recorded counts, else the constant --tokens-per-step for every step
+    SELECT s.trace,
+           CASE WHEN bool_or(s.tokens IS NOT NULL) THEN sum(s.tokens) ELSE any_value(_tp.tps) * count(*) END AS tokens,
+           CASE WHEN bool_or(s.tokens IS NOT NULL) THEN sum(s.wall_ns) FILTER (WHERE s.tokens IS NOT NULL)
+                ELSE sum(s.wall_ns) END AS wall_tok,
+           CASE WHEN bool_or(s.tokens IS NOT NULL) THEN max(s.end_ns) FILTER (WHERE s.tokens IS NOT NULL) - min(s.ts_ns) FILTER (WHERE s.tokens IS NOT NULL)
+                ELSE max(s.end_ns) - min(s.ts_ns) END AS span_tok,
+           CASE WHEN bool_or(s.tokens IS NOT NULL) THEN 'count' WHEN any_value(_tp.tps) IS NOT NULL THEN 'tokens_per_step' END AS tokens_source
+    FROM _tk_step s, _tp GROUP BY s.trace
+), _f AS (
+    SELECT o.trace, sum(o.flops) AS flops, count(*) AS ops, count(o.flops) AS ops_with_flops
+    FROM _fl_ops o JOIN _tk_step s ON s.trace = o.trace AND s.step_index = o.step_index AND s.accepted IS NOT NULL
+    GROUP BY o.trace
+), _o AS (
+    SELECT c.trace, count(*) - coalesce(any_value(u.used), 0) AS outside FROM _tk_counts c
+    LEFT JOIN (SELECT trace, sum(events) AS used FROM _tk_step_counts GROUP BY trace) u USING (trace)
+    GROUP BY c.trace
+)
+SELECT w.trace, coalesce(a.steps, 0) AS steps, coalesce(a.steps_counted, 0) AS steps_counted,
+       a.drafted, a.accepted, t.tokens, t.tokens_source,
+       a.acc_d / nullif(a.d_acc, 0) AS acceptance_rate,
+       a.acc_b / nullif(a.b_acc, 0) AS mean_accept_len,
+       a.accepted / nullif(a.steps_counted, 0) AS accepted_per_step,
+       a.wall_acc / 1e6 / nullif(a.accepted, 0) AS ms_per_accepted,
+       CASE WHEN a.busy_steps > 0 THEN a.busy_acc / 1e6 / nullif(a.accepted, 0) END AS gpu_ms_per_accepted,
+       a.span_acc / 1e6 / nullif(a.accepted, 0) AS e2e_ms_per_accepted,
+       t.wall_tok / 1e6 / nullif(t.tokens, 0) AS ms_per_token,
+       t.tokens / nullif(t.span_tok / 1e9, 0) AS tokens_per_s,
+       a.draft_acc / 1e6 / nullif(a.accepted, 0) AS draft_ms_per_accepted,
+       CASE WHEN a.busy_steps > 0 THEN a.draft_gpu_acc / 1e6 / nullif(a.accepted, 0) END AS draft_gpu_ms_per_accepted,
+       CASE WHEN f.ops > 0 AND f.ops = f.ops_with_flops THEN f.flops / nullif(a.accepted, 0) / 1e9 END AS gflops_per_accepted,
+       coalesce(o.outside, 0)::BIGINT AS counts_outside_steps,
+       nullif(concat_ws('; ',
+           CASE WHEN coalesce(a.steps, 0) = 0 THEN 'no step: per-token figures need steps (--step-pattern, or tracekit.phase("step"))'
+                WHEN a.steps_counted = 0 THEN 'no accepted-token count in any step: record tracekit.count(accepted=..., drafted=..., batch_size=...) inside each step (the SGLang plugin and samples/spec_decode.py do it under tracekit capture)'
+                WHEN a.accepted = 0 THEN 'no draft token was accepted: per-accepted-token figures are undefined' END,
+           CASE WHEN a.steps_counted > 0 AND a.steps_counted < a.steps THEN (a.steps - a.steps_counted) || ' of ' || a.steps || ' steps have no accepted count and are left out' END,
+           CASE WHEN a.steps_counted > 0 AND a.busy_steps = 0 THEN 'no GPU op in the counted steps: GPU figures need CUDA activity (ProfilerActivity.CUDA; nsys --trace=cuda)' END,
+           CASE WHEN a.steps_counted > 0 AND a.d_acc IS NULL THEN 'no drafted count: acceptance_rate needs tracekit.count(drafted=...)' END,
+           CASE WHEN a.steps_counted > 0 AND a.b_acc IS NULL THEN 'no batch_size count: mean_accept_len needs tracekit.count(batch_size=...)' END,
+           CASE WHEN t.tokens IS NULL AND coalesce(a.steps, 0) > 0 THEN 'no tokens count: record tracekit.count(tokens=...) or pass --tokens-per-step' END,
+           CASE WHEN a.steps_counted > 0 AND coalesce(f.ops, 0) = 0 THEN 'no matmul/attention cpu_op with shapes in the counted steps: GFLOPs need torch.profiler with record_shapes=True'
+                WHEN a.steps_counted > 0 AND f.ops > f.ops_with_flops THEN (f.ops - f.ops_with_flops) || ' matmul/attention ops have no FLOPs (see flops.sql): GFLOPs left NULL' END,
+           CASE WHEN o.outside > 0 THEN o.outside || ' count values before the first step were not used' END
+       ), '') AS note
+FROM _window w
+LEFT JOIN _a a USING (trace)
+LEFT JOIN _t t USING (trace)
+LEFT JOIN _f f USING (trace)
+LEFT JOIN _o o USING (trace)
+ORDER BY w.trace;
+
+-- @output phases
+WITH _acc AS (
+    SELECT trace, sum(accepted) AS accepted FROM _tk_step WHERE accepted IS NOT NULL GROUP BY trace
+), _p AS (
+    SELECT p.trace, p.phase, sum(p.cpu_ns) AS cpu_ns, sum(p.gpu_op_ns) AS gpu_ns
+    FROM _step_phases p JOIN _tk_step s USING (trace, step_index)
+    WHERE s.accepted IS NOT NULL GROUP BY ALL
+), _i AS (  -- inclusive: the phase and every phase path under it
+    SELECT a.trace, a.phase, sum(b.gpu_ns) AS incl_gpu_ns
+    FROM _p a JOIN _p b ON b.trace = a.trace AND (b.phase = a.phase OR starts_with(b.phase, a.phase || '/'))
+    GROUP BY ALL
+)
+SELECT p.trace, p.phase, c.accepted, p.cpu_ns / 1e6 / nullif(c.accepted, 0) AS cpu_ms_per_accepted,
+       CASE WHEN g.trace IS NOT NULL THEN p.gpu_ns / 1e6 / nullif(c.accepted, 0) END AS gpu_ms_per_accepted,
+       CASE WHEN g.trace IS NOT NULL THEN i.incl_gpu_ns / 1e6 / nullif(c.accepted, 0) END AS incl_gpu_ms_per_accepted
+FROM _p p JOIN _acc c USING (trace) JOIN _i i USING (trace, phase)
+LEFT JOIN (SELECT DISTINCT trace FROM _gpu) g USING (trace)
+ORDER BY p.trace, coalesce(p.cpu_ns, 0) + p.gpu_ns DESC, p.phase;
+
+-- @output draft_split
+SELECT trace, count(*) AS steps,
+       sum(draft_cpu_ns) / 1e6 / count(*) AS draft_ms_per_step,
+       sum(draft_lm_head_cpu_ns) / 1e6 / count(*) AS lm_head_ms_per_step,
+       (sum(draft_cpu_ns) - sum(draft_lm_head_cpu_ns)) / 1e6 / count(*) AS rest_ms_per_step,
+       sum(draft_lm_head_cpu_ns) / nullif(sum(draft_cpu_ns), 0) AS lm_head_share,
+       sum(draft_gpu_ns) / 1e6 / count(*) AS draft_gpu_ms_per_step,
+       sum(draft_lm_head_gpu_ns) / 1e6 / count(*) AS lm_head_gpu_ms_per_step,
+       (sum(draft_gpu_ns) - sum(draft_lm_head_gpu_ns)) / 1e6 / count(*) AS rest_gpu_ms_per_step,
+       sum(draft_lm_head_gpu_ns) / nullif(sum(draft_gpu_ns), 0) AS lm_head_gpu_share,
+       sum(draft_lm_head_cpu_ns) FILTER (WHERE accepted IS NOT NULL) / 1e6 / nullif(sum(accepted), 0) AS lm_head_ms_per_accepted,
+       (sum(draft_cpu_ns) FILTER (WHERE accepted IS NOT NULL) - sum(draft_lm_head_cpu_ns) FILTER (WHERE accepted IS NOT NULL))
+           / 1e6 / nullif(sum(accepted), 0) AS rest_ms_per_accepted
+FROM _tk_step GROUP BY trace ORDER BY trace;
+
+-- @output lengths
+WITH _s AS (SELECT * FROM _tk_step WHERE accepted IS NOT NULL)
+SELECT trace, accepted, count(*) AS steps,
+       count(*) / sum(count(*)) OVER (PARTITION BY trace) AS share,
+       quantile_cont(wall_ns, 0.5) / 1e6 AS wall_ms_p50, avg(wall_ns) / 1e6 AS wall_ms_mean,
+       quantile_cont(wall_ns, 0.9) / 1e6 AS wall_ms_p90
+FROM _s GROUP BY trace, accepted
+ORDER BY trace, accepted;
