@@ -7,7 +7,7 @@ commands, so a loaded machine slows them alike; the ratio to the bare query is p
 
     python bench/bench_startup.py [--rounds 5] [FILE]
 
-(default FILE: samples/traces/serve_2workers/parquet/31451-worker0.parquet, 3,329 events.)
+(default FILE: the worker0 trace of samples/traces/serve_2workers/parquet.)
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT = ROOT / "samples" / "traces" / "serve_2workers" / "parquet" / "31451-worker0.parquet"
+DEFAULT = sorted((ROOT / "samples" / "traces" / "serve_2workers" / "parquet").glob("*worker0.parquet"))[0]
 
 
 def main() -> None:
