@@ -10,8 +10,11 @@
 --   _gpu     one row per GPU op (kind kernel/memcpy/memset): trace, kind, name, ts_ns, dur_ns,
 --            end_ns, device, stream, correlation, phase, phase_path ('(none)' when NULL),
 --            launch_name/ts/dur/tid, copy_kind, graph (TRUE when replayed by a *GraphLaunch),
---            op_class ('compute' | 'communication' | 'memory'), gid (row id: window
---            functions sort narrow columns plus gid and join the strings back afterwards).
+--            op_class ('compute' | 'communication' | 'memory'), row_id (the converter's row id,
+--            unique per trace: the last key of every ORDER BY that could tie, so that results do
+--            not depend on row order or on the other traces of a dataset), gid (a join key
+--            unique over the dataset but not stable: window functions sort narrow columns and
+--            join the strings back on it; never sort on it).
 --   _rt      runtime rows with end_ns, phase_path ('(none)' when NULL) and flags
 --            is_sync (any sync API), blocking (the host waits in it), launched (>= 1 GPU op).
 --   _window  per trace: window_start_ns / window_end_ns / window_ns, the trace window
@@ -63,7 +66,7 @@ SELECT trace, kind, name, ts_ns, greatest(dur_ns, 0) AS dur_ns, ts_ns + greatest
        coalesce(device, -1) AS device, stream, correlation, phase,
        coalesce(phase_path, '(none)') AS phase_path,
        launch_name, launch_ts_ns, launch_dur_ns, launch_tid, copy_kind,
-       _is_graph_launch(launch_name) AS graph, _op_class(kind, name) AS op_class,
+       _is_graph_launch(launch_name) AS graph, _op_class(kind, name) AS op_class, row_id,
        row_number() OVER () AS gid
 FROM kernels;
 
@@ -74,7 +77,7 @@ WITH _names AS (
     FROM (SELECT DISTINCT name FROM runtime)
 ), _l AS (SELECT DISTINCT trace, correlation FROM _gpu WHERE correlation IS NOT NULL)
 SELECT r.trace, r.name, r.ts_ns, greatest(r.dur_ns, 0) AS dur_ns, r.ts_ns + greatest(r.dur_ns, 0) AS end_ns,
-       r.pid, r.tid, r.correlation, r.phase, coalesce(r.phase_path, '(none)') AS phase_path,
+       r.pid, r.tid, r.correlation, r.phase, coalesce(r.phase_path, '(none)') AS phase_path, r.row_id,
        coalesce(n.is_sync, FALSE) AS is_sync, coalesce(n.blocking, FALSE) AS blocking,
        l.correlation IS NOT NULL AS launched
 FROM runtime r
@@ -88,7 +91,7 @@ FROM events WHERE kind NOT IN ('meta') AND ts_ns IS NOT NULL
 GROUP BY trace;
 
 CREATE OR REPLACE TEMP TABLE _steps_all AS
-SELECT trace, pid, tid, name, ts_ns, ts_ns + greatest(dur_ns, 0) AS end_ns, phase_path, seq
+SELECT trace, pid, tid, name, ts_ns, ts_ns + greatest(dur_ns, 0) AS end_ns, phase_path, seq, row_id
 FROM ranges WHERE regexp_full_match(name, getvariable('step_pattern'));
 
 -- The step name's fields (see _steps above). regexp_extract gives '' when a group did not match.
@@ -103,9 +106,9 @@ CREATE OR REPLACE TEMP TABLE _steps AS
 WITH _inner AS (
     SELECT s.* FROM _steps_all s
     WHERE NOT EXISTS (SELECT 1 FROM _steps_all t
-                      WHERE t.trace = s.trace AND t.pid = s.pid AND t.tid = s.tid AND t.seq <> s.seq
+                      WHERE t.trace = s.trace AND t.pid = s.pid AND t.tid = s.tid AND t.row_id <> s.row_id
                         AND t.ts_ns >= s.ts_ns AND t.end_ns <= s.end_ns
-                        AND (t.ts_ns > s.ts_ns OR t.end_ns < s.end_ns OR t.seq > s.seq))
+                        AND (t.ts_ns > s.ts_ns OR t.end_ns < s.end_ns OR t.row_id > s.row_id))
 ), _thr AS (SELECT trace, count(DISTINCT (pid, tid)) = 1 AS one_thread FROM _inner GROUP BY trace)
 , _f AS (
     SELECT i.*, regexp_extract(i.name, '^step\[([A-Za-z_]+)[ \]]', 1) AS _mode,
@@ -117,7 +120,7 @@ WITH _inner AS (
 ), _p AS (
     SELECT *, _mode <> '' AS _sgl, _c IS NOT NULL AS _vllm, _new IS NOT NULL AS _vold FROM _f
 )
-SELECT p.trace, p.pid, p.tid, p.name, p.ts_ns, p.end_ns, p.phase_path, p.seq,
+SELECT p.trace, p.pid, p.tid, p.name, p.ts_ns, p.end_ns, p.phase_path, p.seq, p.row_id,
        CASE WHEN _sgl THEN 'step[' || _mode || coalesce(' bs=' || _bs, '') || ']'
             WHEN _vllm THEN 'execute_context_' || _c || '_generation_' || _g
             WHEN _vold THEN 'execute_new_' || _new || '_cached_' || _cached
@@ -130,7 +133,7 @@ SELECT p.trace, p.pid, p.tid, p.name, p.ts_ns, p.end_ns, p.phase_path, p.seq,
        CASE WHEN _sgl THEN _toks WHEN _vllm THEN _ct + _gt END AS tokens,
        coalesce(_c, _new) AS context_reqs, _ct AS context_tokens,
        coalesce(_g, _cached) AS generation_reqs, _gt AS generation_tokens,
-       row_number() OVER (PARTITION BY p.trace ORDER BY p.ts_ns, p.seq) AS step_index,
+       row_number() OVER (PARTITION BY p.trace ORDER BY p.ts_ns, p.seq, p.row_id) AS step_index,
        CASE WHEN t.one_thread THEN -1 ELSE p.tid END AS k_tid
 FROM _p p JOIN _thr t USING (trace);
 
@@ -146,7 +149,7 @@ LEFT JOIN (SELECT trace, count(*) AS n FROM events WHERE kind = 'gpu_sync' GROUP
 CREATE OR REPLACE TEMP TABLE _gap_rows AS
 SELECT gid, trace, device, ts_ns, gap_start_ns FROM (
     SELECT gid, trace, device, ts_ns,
-           max(end_ns) OVER (PARTITION BY trace, device ORDER BY ts_ns, end_ns
+           max(end_ns) OVER (PARTITION BY trace, device ORDER BY ts_ns, end_ns, row_id
                              ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS gap_start_ns
     FROM _gpu)
 WHERE gap_start_ns IS NOT NULL AND ts_ns > gap_start_ns;

@@ -186,7 +186,7 @@ WITH _rows AS (
     SELECT ph, cat, name, pid, tid, NULL, 0, NULL, args, 0, NULL, NULL FROM _nsys_meta
 )
 SELECT ph, cat, name, pid, tid, ts_ns, dur_ns, id, args FROM _out
-ORDER BY _o1, _o2 NULLS FIRST, _o3 NULLS FIRST, ph;
+ORDER BY _o1, _o2 NULLS FIRST, _o3 NULLS FIRST, ph, name, pid, tid, dur_ns, id, args;  -- the last keys: ties never follow row order
 
 -- @output slice
 SELECT (SELECT count(*) FROM _steps WHERE trace = getvariable('ec_trace')) AS steps,

@@ -86,7 +86,8 @@
 --   note             what is missing and how to capture it
 -- Output `ops`: one row per trace, op name, input_dims and dtype, top getvariable('top_n') by FLOPs
 --   per trace: calls, flops_per_call, flops, bytes_per_call, gpu_ns (summed over calls), tflops_s,
---   share_of_peak, tb_s, flop_per_byte, phase_path (most common), flops_source.
+--   share_of_peak, tb_s, flop_per_byte, phase_path (most common; equal counts: the first in text
+--   order), flops_source. Equal flops: ordered by name, input_dims, dtype.
 -- Output `steps`: one row per step instance (_steps): trace, step_index, step_name, wall_ns, ops,
 --   flops, gflops_per_token (flops / tokens_per_step / 1e9), gpu_ns, tflops_s and share_of_peak as
 --   above (ops launched inside the step, assigned by
@@ -382,14 +383,16 @@ FROM _window w JOIN _fl_caps c USING (trace) WHERE NOT EXISTS (SELECT 1 FROM _fl
 ORDER BY trace, flops DESC NULLS LAST, phase_path;
 
 -- @output ops
-WITH _g AS (
+WITH _o AS (  -- how often each phase_path holds the op: its most frequent one is reported (ties: text order)
+    SELECT *, count(*) OVER (PARTITION BY trace, name, input_dims, dtype, phase_path) AS _pp_n FROM _fl_ops
+), _g AS (
     SELECT trace, name, input_dims, dtype, count(*) AS calls, sum(flops) AS flops, max(flops) AS flops_max,
            min(flops) AS flops_min, max(bytes) AS bytes_per_call, sum(gpu_ns) FILTER (WHERE timed) AS gpu_ns,
            _fl_timed_flops(flops, timed) AS timed_flops,
            CASE WHEN count(*) FILTER (WHERE timed AND bytes IS NULL) = 0 THEN sum(bytes) FILTER (WHERE timed) END AS timed_bytes,
-           _fl_ideal_ns(flops, peak_tflops, timed) AS ideal_ns, mode(phase_path) AS phase_path,
+           _fl_ideal_ns(flops, peak_tflops, timed) AS ideal_ns, first(phase_path ORDER BY _pp_n DESC, phase_path) AS phase_path,
            string_agg(DISTINCT flops_source, '+') AS flops_source
-    FROM _fl_ops GROUP BY ALL
+    FROM _o GROUP BY ALL
 )
 SELECT trace, name, input_dims, dtype, calls,
        CASE WHEN flops_min = flops_max THEN flops_max::BIGINT END AS flops_per_call, flops::BIGINT AS flops,
@@ -398,8 +401,8 @@ SELECT trace, name, input_dims, dtype, calls,
        timed_bytes / nullif(gpu_ns, 0) / 1e3 AS tb_s, flops_max / nullif(bytes_per_call, 0) AS flop_per_byte,
        phase_path, flops_source
 FROM _g
-QUALIFY row_number() OVER (PARTITION BY trace ORDER BY flops DESC NULLS LAST, name, input_dims) <= getvariable('top_n')
-ORDER BY trace, flops DESC NULLS LAST, name, input_dims;
+QUALIFY row_number() OVER (PARTITION BY trace ORDER BY flops DESC NULLS LAST, name, input_dims, dtype) <= getvariable('top_n')
+ORDER BY trace, flops DESC NULLS LAST, name, input_dims, dtype;
 
 -- @output steps
 WITH _g AS (

@@ -48,7 +48,10 @@
 -- host_phase of a gap: the phase_path of the last range on the launching thread that ended after
 -- the gap began and before the next launch (the CPU work that filled the gap, e.g. a CPU-only
 -- `candidate` range); when there is none, the phase of the next op's launch. Sync calls, waits and
--- ranges are matched by ASOF joins (no interval range join).
+-- ranges are matched by ASOF joins (no interval range join). TIES are broken before each join, never left
+-- to row order: of waits or syncs starting in the same ns on one key, the highest row_id (a sync: the
+-- latest-ending one first); of ranges ending in the same ns on one thread, the latest-starting
+-- (innermost), then the highest row_id; ops starting in the same ns on a stream are in row_id order.
 --
 -- Inputs: events (gpu_sync rows), ranges; _gpu, _rt, _window, _steps, _gap_rows, _busy_dev, _caps
 -- (from _common.sql).
@@ -86,25 +89,25 @@
 
 CREATE OR REPLACE TEMP TABLE _waits AS
 WITH _w AS (  -- recorded stream waits: the GPU-side record names the waiting stream (and, Kineto, the event record)
-    SELECT w.trace, coalesce(w.device, -1) AS device, w.stream AS w_stream, w.correlation AS w_corr,
+    SELECT w.trace, coalesce(w.device, -1) AS device, w.stream AS w_stream, w.correlation AS w_corr, w.row_id,
            coalesce(w.launch_ts_ns, w.ts_ns) AS w_ts, coalesce(w.launch_name, w.name) AS w_call,
            nullif(TRY_CAST(json_extract_string(w.args, '$.wait_on_cuda_event_record_corr_id') AS BIGINT), -1) AS rec_corr,
            nullif(TRY_CAST(json_extract_string(w.args, '$.wait_on_stream') AS BIGINT), -1) AS rec_stream
     FROM events w WHERE w.kind = 'gpu_sync' AND w.name = 'Stream Wait Event' AND w.stream IS NOT NULL
 ), _rc AS (  -- the event record call a recorded wait names (Kineto: wait_on_cuda_event_record_corr_id)
-    SELECT trace, correlation, arg_min(name, ts_ns) AS rec_call, min(ts_ns) AS rec_ts FROM _rt
+    SELECT trace, correlation, first(name ORDER BY ts_ns, row_id) AS rec_call, min(ts_ns) AS rec_ts FROM _rt
     WHERE correlation IN (SELECT rec_corr FROM _w) GROUP BY ALL
 )
 SELECT w.*, r.rec_call, r.rec_ts FROM _w w LEFT JOIN _rc r ON r.trace = w.trace AND r.correlation = w.rec_corr;
 
 CREATE OR REPLACE TEMP TABLE _twaits AS  -- thread-order waits: stream-wait calls (the only non-blocking sync APIs) without a GPU-side record
-    SELECT r.trace, r.tid, r.ts_ns AS t_ts, r.name AS t_call FROM _rt r
+    SELECT r.trace, r.tid, r.ts_ns AS t_ts, r.name AS t_call, r.row_id FROM _rt r
     WHERE r.is_sync AND NOT r.blocking
       AND NOT EXISTS (SELECT 1 FROM _waits w WHERE w.trace = r.trace AND w.w_corr = r.correlation);
 
 CREATE OR REPLACE TEMP TABLE _gaps AS
 WITH _pl AS (  -- P0: launch start of the previous op (with a launch record) on the same stream
-    SELECT gid, last_value(launch_ts_ns IGNORE NULLS) OVER (PARTITION BY trace, device, stream ORDER BY ts_ns, gid
+    SELECT gid, last_value(launch_ts_ns IGNORE NULLS) OVER (PARTITION BY trace, device, stream ORDER BY ts_ns, row_id
                 ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_launch_ts_ns
     FROM _gpu
 ), _g AS (  -- the gap rows come from _common.sql (narrow columns; strings are joined back at the end)
@@ -118,22 +121,26 @@ WITH _pl AS (  -- P0: launch start of the previous op (with a launch record) on 
     FROM _gap_rows o JOIN _gpu g USING (gid) JOIN _pl p USING (gid)
 ), _sy AS (
     SELECT trace, tid, ts_ns AS sync_ts, end_ns AS sync_end, name AS sync_call FROM _rt WHERE blocking
+    QUALIFY row_number() OVER (PARTITION BY trace, tid, ts_ns ORDER BY end_ns DESC, row_id DESC) = 1
 ), _q AS (  -- queued ops: the stream waits that came before them (rules 2-4). Each ASOF join reads narrow
            -- key columns only and returns gid + what it found; the rows are put together by gid below.
     SELECT * FROM _g WHERE queued
 ), _qw AS (
     SELECT g.gid, w.w_ts, w.w_call, w.w_stream, w.rec_call, w.rec_ts, w.rec_stream
     FROM (SELECT gid, trace, device, stream, launch_ts_ns FROM _q) g
-    ASOF JOIN _waits w ON g.trace = w.trace AND g.device = w.device AND g.stream = w.w_stream AND g.launch_ts_ns > w.w_ts
+    ASOF JOIN (SELECT * FROM _waits QUALIFY row_number() OVER (PARTITION BY trace, device, w_stream, w_ts ORDER BY row_id DESC) = 1) w
+      ON g.trace = w.trace AND g.device = w.device AND g.stream = w.w_stream AND g.launch_ts_ns > w.w_ts
 ), _qt AS (
     SELECT g.gid, t.t_ts, t.t_call FROM (SELECT gid, trace, launch_tid, launch_ts_ns FROM _q) g
-    ASOF JOIN _twaits t ON g.trace = t.trace AND g.launch_tid = t.tid AND g.launch_ts_ns > t.t_ts
+    ASOF JOIN (SELECT * FROM _twaits QUALIFY row_number() OVER (PARTITION BY trace, tid, t_ts ORDER BY row_id DESC) = 1) t
+      ON g.trace = t.trace AND g.launch_tid = t.tid AND g.launch_ts_ns > t.t_ts
 ), _ns AS (  -- the others: the blocking sync that came before the launch (rule 5)
     SELECT g.gid, s.sync_ts, s.sync_end, s.sync_call
     FROM (SELECT gid, trace, launch_tid, launch_ts_ns FROM _g WHERE NOT queued) g
     ASOF JOIN _sy s ON g.trace = s.trace AND g.launch_tid = s.tid AND g.launch_ts_ns > s.sync_ts
 ), _re AS (
     SELECT trace, tid, ts_ns + greatest(dur_ns, 0) AS r_end, phase_path AS r_path FROM ranges
+    QUALIFY row_number() OVER (PARTITION BY trace, tid, r_end ORDER BY ts_ns DESC, row_id DESC) = 1
 ), _h AS (  -- the last range the launching thread ended before the launch (host_phase)
     SELECT g.gid, r.r_end, r.r_path FROM (SELECT gid, trace, launch_tid, launch_ts_ns FROM _g) g
     ASOF JOIN _re r ON g.trace = r.trace AND g.launch_tid = r.tid AND g.launch_ts_ns >= r.r_end
@@ -155,6 +162,7 @@ WITH _pl AS (  -- P0: launch start of the previous op (with a launch record) on 
     FROM _c
 )
 SELECT k.trace, k.device, k.gap_start_ns, k.ts_ns AS gap_end_ns, k.ts_ns - k.gap_start_ns AS gap_ns, k.gid AS next_gid,
+       g.row_id AS next_row_id,
        k.launch_ts_ns AS next_launch_ts_ns, k.launch_ts_ns + k.launch_dur_ns AS next_launch_end_ns,
        k.stream AS next_stream, k.cause,
        CASE WHEN k.r_end IS NOT NULL AND k.r_end > k.gap_start_ns THEN k.r_path ELSE g.phase_path END AS host_phase,
@@ -243,14 +251,14 @@ SELECT i.trace, i.device, i.cause, count(*) AS intervals, sum(gap_ns)::BIGINT AS
        sum(gap_ns) / nullif(any_value(d.window_ns - d.busy_ns), 0) AS share_of_idle
 FROM _idle_all i JOIN _dev d USING (trace, device)
 GROUP BY i.trace, i.device, i.cause
-ORDER BY i.trace, i.device, idle_ns DESC;
+ORDER BY i.trace, i.device, idle_ns DESC, i.cause;
 
 -- @output by_phase
 SELECT i.trace, i.device, coalesce(i.host_phase, '(none)') AS host_phase, i.cause, count(*) AS intervals,
        sum(gap_ns)::BIGINT AS idle_ns, sum(gap_ns) / any_value(d.window_ns) AS share_of_window
 FROM _idle_all i JOIN _dev d USING (trace, device)
 WHERE i.cause NOT LIKE '%gpu_op'
-GROUP BY ALL ORDER BY i.trace, i.device, idle_ns DESC;
+GROUP BY ALL ORDER BY i.trace, i.device, idle_ns DESC, host_phase, i.cause;
 
 -- @output by_step
 SELECT s.trace, s.step_index, s.name AS step_name, i.device, i.cause, count(*) AS intervals,
@@ -260,16 +268,16 @@ SELECT s.trace, s.step_index, s.name AS step_name, i.device, i.cause, count(*) A
 FROM _steps s JOIN _idle_all i
   ON i.trace = s.trace AND i.gap_start_ns < s.end_ns AND i.gap_start_ns + i.gap_ns > s.ts_ns
 GROUP BY s.trace, s.step_index, s.name, i.device, i.cause
-ORDER BY s.trace, s.step_index, i.device, idle_ns DESC;
+ORDER BY s.trace, s.step_index, i.device, idle_ns DESC, i.cause;
 
 -- @output intervals
 WITH _top AS (  -- pick the rows on narrow columns, then fetch the names of those few
     SELECT * EXCLUDE (gap_end_ns) FROM _gaps
-    QUALIFY row_number() OVER (PARTITION BY trace ORDER BY gap_ns DESC, gap_start_ns) <= getvariable('idle_top_n')
+    QUALIFY row_number() OVER (PARTITION BY trace ORDER BY gap_ns DESC, gap_start_ns, device, next_row_id) <= getvariable('idle_top_n')
 )
 SELECT t.trace, t.device, t.gap_start_ns, t.gap_ns, t.cause, t.host_phase, g.name AS next_op,
        g.launch_name AS next_launch_name, t.next_launch_ts_ns, t.next_launch_end_ns, t.next_stream,
        t.sync_call, t.sync_ts_ns, t.sync_end_ns, t.wait_call, t.wait_ts_ns, t.wait_stream, t.wait_evidence,
        t.event_record_call, t.event_record_ts_ns, t.event_record_stream, t.note
 FROM _top t JOIN _gpu g ON g.gid = t.next_gid
-ORDER BY t.trace, t.gap_ns DESC, t.gap_start_ns;
+ORDER BY t.trace, t.gap_ns DESC, t.gap_start_ns, t.device, t.next_row_id;

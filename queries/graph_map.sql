@@ -203,7 +203,8 @@ WITH _d AS (
     WHERE c.win IN (SELECT win FROM _gm_cap_named)
     GROUP BY ALL
 ), _m AS (SELECT *, max(hits) OVER (PARTITION BY sig, win) AS best FROM _d)
-SELECT sig, n, win, win_launches, max(hits) AS hits, arg_max(d, hits) AS d,
+-- tied shifts (tied > 1): d is the smallest of them, never the row order's pick
+SELECT sig, n, win, win_launches, max(hits) AS hits, first(d ORDER BY hits DESC, d) AS d,
        count(*) FILTER (WHERE hits = best) AS tied
 FROM _m GROUP BY sig, n, win, win_launches;
 
@@ -285,7 +286,7 @@ LEFT JOIN _c c USING (sig) LEFT JOIN _g g USING (sig) LEFT JOIN _b b USING (sig)
 -- The innermost cpu_op around each candidate's launch call (its shapes).
 CREATE OR REPLACE TEMP TABLE _gm_cand_op AS
 WITH _ops AS (
-    SELECT tid, ts_ns, ts_ns + greatest(dur_ns, 0) AS end_ns, name, input_dims, input_types
+    SELECT tid, ts_ns, ts_ns + greatest(dur_ns, 0) AS end_ns, name, input_dims, input_types, row_id
     FROM events WHERE trace = getvariable('graph_map_reference') AND kind = 'cpu_op'
 )
 SELECT c.*, o.op.name AS op_name, o.op.input_dims AS input_dims, o.op.input_types AS input_types,
@@ -294,7 +295,9 @@ SELECT c.*, o.op.name AS op_name, o.op.input_dims AS input_dims, o.op.input_type
 FROM _gm_cand c
 LEFT JOIN (
     SELECT c2.sig, c2.node, c2.region,
-           arg_max({'name': p.name, 'input_dims': p.input_dims, 'input_types': p.input_types, 'ts_ns': p.ts_ns}, p.ts_ns) AS op
+           -- the innermost enclosing op: latest start; equal starts: the shortest, then the highest row_id
+           first({'name': p.name, 'input_dims': p.input_dims, 'input_types': p.input_types, 'ts_ns': p.ts_ns}
+                 ORDER BY p.ts_ns DESC, p.end_ns, p.row_id DESC) AS op
     FROM _gm_cand c2 JOIN _ops p ON p.tid = c2.tid AND p.ts_ns <= c2.launch_ts_ns AND c2.launch_ts_ns < p.end_ns
     GROUP BY ALL
 ) o USING (sig, node, region);

@@ -23,7 +23,9 @@
 --   gpu_op_ns_all   denominator: summed duration of ALL GPU ops of the trace
 --   share           total_ns / gpu_op_ns_all
 --   graph_count     executions replayed by a CUDA graph launch
---   phase_path      the phase_path holding most of this op's time ('(none)' outside every range)
+--   phase_path      the phase_path holding most of this op's time ('(none)' outside every range); of
+--                   phase_paths holding equal time, the first in text order (so the choice never
+--                   depends on row order)
 --   phases          how many distinct phase_paths launched this op
 --
 -- How to read: share is a fraction of summed GPU op time, not of wall time; use gpu_idle for
@@ -34,7 +36,7 @@ WITH _by_phase AS (
     SELECT trace, kind, name, phase_path, sum(dur_ns) AS ns
     FROM _gpu GROUP BY ALL
 ), _top_phase AS (
-    SELECT trace, kind, name, arg_max(phase_path, ns) AS phase_path, count(*) AS phases
+    SELECT trace, kind, name, first(phase_path ORDER BY ns DESC, phase_path) AS phase_path, count(*) AS phases
     FROM _by_phase GROUP BY ALL
 ), _agg AS (
     SELECT trace, kind, name, any_value(op_class) AS op_class, count(*) AS count, sum(dur_ns) AS total_ns,
@@ -44,7 +46,7 @@ WITH _by_phase AS (
 ), _ranked AS (
     SELECT a.*, t.phase_path, t.phases,
            sum(a.total_ns) OVER (PARTITION BY a.trace) AS gpu_op_ns_all,
-           row_number() OVER (PARTITION BY a.trace ORDER BY a.total_ns DESC, a.name) AS rk
+           row_number() OVER (PARTITION BY a.trace ORDER BY a.total_ns DESC, a.name, a.kind) AS rk
     FROM _agg a JOIN _top_phase t USING (trace, kind, name)
 )
 SELECT trace, kind, name, op_class, count, total_ns::BIGINT AS total_ns,
@@ -57,4 +59,4 @@ SELECT trace, '(mixed)', '(other ops)', '(mixed)', sum(count)::BIGINT, sum(total
        sum(total_ns) / any_value(gpu_op_ns_all), sum(graph_count)::BIGINT, NULL, NULL
 FROM _ranked WHERE rk > getvariable('top_n')
 GROUP BY trace
-ORDER BY trace, total_ns DESC;
+ORDER BY trace, total_ns DESC, kind, name;

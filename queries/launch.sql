@@ -29,8 +29,8 @@
 
 -- @output launch
 WITH _per_launch AS (
-    SELECT trace, correlation, any_value(phase_path) AS phase_path, any_value(launch_name) AS launch_name,
-           any_value(launch_ts_ns) AS launch_ts_ns, any_value(launch_dur_ns) AS launch_dur_ns,
+    SELECT trace, correlation, min(phase_path) AS phase_path, min(launch_name) AS launch_name,  -- one launch: one value
+           min(launch_ts_ns) AS launch_ts_ns, min(launch_dur_ns) AS launch_dur_ns,
            min(ts_ns) AS first_op_ns, count(*) AS gpu_ops, bool_or(graph) AS graph,
            count(*) FILTER (WHERE NOT graph AND dur_ns < launch_dur_ns) AS short_ops,
            sum(dur_ns) FILTER (WHERE NOT graph AND dur_ns < launch_dur_ns) AS short_ops_ns
@@ -48,4 +48,4 @@ SELECT trace, phase_path, launch_name, count(*) AS launches, sum(gpu_ops)::BIGIN
        sum(short_ops) / nullif(sum(gpu_ops) FILTER (WHERE NOT graph), 0) AS short_share
 FROM _per_launch
 GROUP BY trace, phase_path, launch_name
-ORDER BY trace, host_ns DESC;
+ORDER BY trace, host_ns DESC, phase_path, launch_name;

@@ -55,8 +55,10 @@
 --   steps_with_phase, mean_cpu_ns and mean_gpu_op_ns (per step of the kind, 0 where absent),
 --   p50_cpu_ns_present (median over the steps that have the phase), cpu_share = sum cpu_ns /
 --   sum wall_ns, gpu_share = sum gpu_op_ns / sum of the steps' gpu_op_ns (the LenVM-style table)
--- Output `median_step_ops`: every GPU op and CPU range of the median step (wall closest to the
---   p50) of the most frequent step kind of the first trace: the input of the HTML timeline.
+-- Output `median_step_ops`: per trace, every GPU op and CPU range of the median step (wall closest
+--   to the trace's p50; equal distance: the lower step_index) of the trace's most frequent step kind
+--   (equal counts: the first in text order): the input of the HTML timeline. Per trace, so that a
+--   trace gives the same rows alone or inside a dataset.
 --
 -- How to read: mean +- p99 of wall_ns says how stable a step is; gpu_busy_share well under 1
 -- with launches high points to launch overhead; sync_stall_ns to host syncs.
@@ -196,7 +198,7 @@ ORDER BY trace, step_kind, list_position(['wall_ns', 'cpu_span_ns', 'gpu_span_ns
          'sync_stall_ns', 'gpu_busy_share'], metric);
 
 -- @output phases
-SELECT * FROM _step_phases ORDER BY trace, step_index, gpu_op_ns DESC, cpu_ns DESC NULLS LAST;
+SELECT * FROM _step_phases ORDER BY trace, step_index, gpu_op_ns DESC, cpu_ns DESC NULLS LAST, phase;
 
 -- @output phase_stats
 WITH _k AS (
@@ -211,19 +213,18 @@ SELECT p.trace, p.step_kind, p.phase, any_value(k.steps) AS steps, count(*) AS s
        sum(p.gpu_op_ns) / nullif(any_value(k.k_gpu_op_ns), 0) AS gpu_share
 FROM _step_phases p JOIN _k k USING (trace, step_kind)
 GROUP BY p.trace, p.step_kind, p.phase
-ORDER BY p.trace, p.step_kind, mean_gpu_op_ns + mean_cpu_ns DESC;
+ORDER BY p.trace, p.step_kind, mean_gpu_op_ns + mean_cpu_ns DESC, p.phase;
 
 -- @output median_step_ops
 WITH _kind AS (
-    SELECT trace, step_kind FROM _step_rows
-    WHERE trace = (SELECT min(trace) FROM _step_rows)
-    GROUP BY ALL ORDER BY count(*) DESC, step_kind LIMIT 1
+    SELECT trace, step_kind FROM _step_rows GROUP BY trace, step_kind
+    QUALIFY row_number() OVER (PARTITION BY trace ORDER BY count(*) DESC, step_kind) = 1
+), _p50 AS (
+    SELECT trace, quantile_disc(wall_ns, 0.5) AS p50 FROM _step_rows JOIN _kind USING (trace, step_kind) GROUP BY trace
 ), _med AS (
     SELECT s.trace, s.step_index, s.step_name, s.ts_ns AS step_ts_ns, s.wall_ns
-    FROM _step_rows s JOIN _kind USING (trace, step_kind)
-    ORDER BY abs(s.wall_ns - (SELECT quantile_disc(wall_ns, 0.5) FROM _step_rows JOIN _kind USING (trace, step_kind))),
-             s.step_index
-    LIMIT 1
+    FROM _step_rows s JOIN _kind USING (trace, step_kind) JOIN _p50 USING (trace)
+    QUALIFY row_number() OVER (PARTITION BY s.trace ORDER BY abs(s.wall_ns - _p50.p50), s.step_index) = 1
 )
 SELECT m.trace, m.step_index, m.step_name, m.step_ts_ns, m.wall_ns AS step_wall_ns,
        'GPU ' || g.device || ' stream ' || coalesce(g.stream::VARCHAR, '?') AS lane, n.name, g.ts_ns, g.dur_ns,
@@ -233,4 +234,4 @@ UNION ALL
 SELECT m.trace, m.step_index, m.step_name, m.step_ts_ns, m.wall_ns,
        'CPU ranges (tid ' || r.tid || ')', r.name, r.ts_ns, r.dur_ns, _rel_phase(r.phase_path, r.step_path)
 FROM _range_step r JOIN _med m USING (trace, step_index)
-ORDER BY lane, ts_ns;
+ORDER BY trace, lane, ts_ns, dur_ns, name;

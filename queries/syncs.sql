@@ -11,6 +11,9 @@
 -- EXPLICIT otherwise. The enclosing op is found per thread with an ASOF join (latest-starting
 -- such op at or before the call, kept when it also ends after the call), one level of
 -- enclosing op of the same family gives the op chain (e.g. aten::item > aten::_local_scalar_dense).
+-- Ties (ops of the family starting in the same ns on one thread, e.g. aten::to and aten::_to_copy)
+-- are broken before the ASOF joins, never left to row order: as the inner op the shortest of them
+-- (then the highest row_id), as the enclosing op the longest (then the lowest row_id).
 -- Implicit syncs also count the device-to-host copies launched inside the same op.
 --
 -- Inputs: events (cpu_op rows); _rt, _gpu (from _common.sql). No parameters.
@@ -27,7 +30,7 @@
 --   dtoh_copies                DtoH copies launched inside the same enclosing op(s)
 --   gpu_op_ns_during           summed GPU op time overlapping the calls, clipped to them
 --                              (all streams of every device; overlapping ops each counted)
---   top_gpu_op_during          the GPU op name with most time inside the calls
+--   top_gpu_op_during          the GPU op name with most time inside the calls (equal times: first in text order)
 --   blocked_ns_all             denominator: blocked_ns of all blocking sync calls in the trace
 --   share                      blocked_ns / blocked_ns_all (NULL when it is 0, and for *StreamWaitEvent
 --                              rows: they do not block the host, so are not part of blocked_ns_all)
@@ -39,16 +42,18 @@
 -- top_gpu_op_during says what the host waited for.
 
 CREATE OR REPLACE TEMP TABLE _sync_ops AS
-SELECT trace, tid, seq, name, ts_ns, ts_ns + greatest(dur_ns, 0) AS end_ns
+SELECT trace, tid, seq, row_id, name, ts_ns, ts_ns + greatest(dur_ns, 0) AS end_ns
 FROM events
 WHERE kind = 'cpu_op' AND regexp_full_match(name,
       'aten::(item|_local_scalar_dense|nonzero|tolist|cpu|is_nonzero|equal|to|_to_copy|copy_|masked_select|unique|_unique2|repeat_interleave)');
 
 CREATE OR REPLACE TEMP TABLE _sync_calls AS
 WITH _s AS (SELECT * FROM _rt WHERE is_sync),
+_ops_in AS (SELECT * FROM _sync_ops QUALIFY row_number() OVER (PARTITION BY trace, tid, ts_ns ORDER BY end_ns, row_id DESC) = 1),
+_ops_out AS (SELECT * FROM _sync_ops QUALIFY row_number() OVER (PARTITION BY trace, tid, ts_ns ORDER BY end_ns DESC, row_id) = 1),
 _in AS (  -- innermost syncing op started at or before the call
     SELECT s.*, o.name AS op_inner, o.seq AS op_seq, o.ts_ns AS op_ts, o.end_ns AS op_end
-    FROM _s s ASOF LEFT JOIN _sync_ops o ON s.trace = o.trace AND s.tid = o.tid AND s.ts_ns >= o.ts_ns
+    FROM _s s ASOF LEFT JOIN _ops_in o ON s.trace = o.trace AND s.tid = o.tid AND s.ts_ns >= o.ts_ns
 ), _in2 AS (
     SELECT * REPLACE (CASE WHEN op_end >= end_ns THEN op_inner END AS op_inner,
                       CASE WHEN op_end >= end_ns THEN op_seq END AS op_seq,
@@ -57,9 +62,9 @@ _in AS (  -- innermost syncing op started at or before the call
     FROM _in
 ), _out AS (  -- its enclosing op of the same family (strictly earlier start)
     SELECT i.*, o.name AS op_outer, o.end_ns AS outer_end, o.ts_ns AS outer_ts
-    FROM _in2 i ASOF LEFT JOIN _sync_ops o ON i.trace = o.trace AND i.tid = o.tid AND i.op_ts > o.ts_ns
+    FROM _in2 i ASOF LEFT JOIN _ops_out o ON i.trace = o.trace AND i.tid = o.tid AND i.op_ts > o.ts_ns
 )
-SELECT trace, name AS api, tid, ts_ns, end_ns, dur_ns, phase_path, blocking,
+SELECT trace, name AS api, tid, ts_ns, end_ns, dur_ns, phase_path, blocking, row_id,
        CASE WHEN op_inner IS NULL THEN 'explicit' ELSE 'implicit' END AS sync_class,
        CASE WHEN op_inner IS NULL THEN ''
             WHEN op_outer IS NOT NULL AND outer_end >= op_end THEN op_outer || ' > ' || op_inner
@@ -87,7 +92,7 @@ WITH _dtoh AS (  -- DtoH copies launched inside the op window of an implicit syn
     SELECT c.trace, c.phase_path, c.sync_class, c.api, c.op_chain, d.name, sum(d.ns) AS ns
     FROM _sync_calls c JOIN _during d USING (trace, ts_ns, tid) GROUP BY ALL
 ), _top1 AS (
-    SELECT trace, phase_path, sync_class, api, op_chain, arg_max(name, ns) AS top_gpu_op_during
+    SELECT trace, phase_path, sync_class, api, op_chain, first(name ORDER BY ns DESC, name) AS top_gpu_op_during
     FROM _top GROUP BY ALL
 ), _all AS (
     SELECT trace, sum(dur_ns) FILTER (WHERE blocking) AS blocked_ns_all FROM _sync_calls GROUP BY ALL
@@ -104,10 +109,10 @@ LEFT JOIN _during_call d USING (trace, ts_ns, tid)
 LEFT JOIN _top1 t USING (trace, phase_path, sync_class, api, op_chain)
 LEFT JOIN _all a USING (trace)
 GROUP BY c.trace, c.phase_path, c.sync_class, c.api, c.op_chain
-ORDER BY c.trace, blocked_ns DESC;
+ORDER BY c.trace, blocked_ns DESC, c.phase_path, c.sync_class, c.api, c.op_chain;
 
 -- @output calls
 SELECT trace, api, tid, ts_ns, dur_ns, phase_path, sync_class, op_chain, blocking AS blocks_host
 FROM _sync_calls
-QUALIFY row_number() OVER (PARTITION BY trace ORDER BY dur_ns DESC, ts_ns) <= getvariable('sync_top_n')
-ORDER BY trace, dur_ns DESC, ts_ns;
+QUALIFY row_number() OVER (PARTITION BY trace ORDER BY dur_ns DESC, ts_ns, tid, api, row_id) <= getvariable('sync_top_n')
+ORDER BY trace, dur_ns DESC, ts_ns, tid, api, row_id;

@@ -88,7 +88,7 @@ def test_convert_keeps_going_past_a_bad_input(folder: Path, jobs: str) -> None:
     assert len([ln for ln in err if "bad.json" in ln]) == 1
     assert err[-1] == "tracekit: 1 of 3 inputs failed; the others were converted"
     assert "Traceback" not in r.output
-    assert sorted(os.listdir(folder / "out")) == ["b.parquet", "good.parquet"]
+    assert sorted(os.listdir(folder / "out")) == ["_tracekit", "b.parquet", "good.parquet"]  # _tracekit: the dataset sidecar
     assert pq.read_metadata(folder / "out" / "good.parquet").num_rows == len(EVENTS)
     assert pq.read_metadata(folder / "out" / "b.parquet").num_rows == 5
     after = snapshot(folder)

@@ -83,7 +83,7 @@ def test_columns_are_the_base_columns() -> None:
     from tracekit import schema
 
     c = kscan.scan_block(b'{"ph": "X"}')
-    base = set(schema.COLUMN_NAMES) - set(schema.LINK_COLUMNS) - {"trace", "source", "seq"}
+    base = set(schema.COLUMN_NAMES) - set(schema.LINK_COLUMNS) - set(schema.SINK_COLUMNS) - {"trace", "source", "seq"}
     assert set(c) == base
     for name, arr in c.items():
         assert arr.type == schema.ARROW_SCHEMA.field(name).type, name

@@ -121,7 +121,8 @@ def list_queries(private: bool = False) -> list[str]:
 
 
 #: Query files that need more than a trace (labelled runs, a slice, a reference): the verb that runs each.
-VERB_OF = {"compare": "compare", "diff": "diff", "export_chrome": "export-chrome", "graph_map": "graphmap"}
+VERB_OF = {"compare": "compare", "diff": "diff", "export_chrome": "export-chrome", "graph_map": "graphmap",
+           "across_traces": "aggregate"}
 
 
 def describe(name: str) -> str:
@@ -160,20 +161,27 @@ def prepare(con: duckdb.DuckDBPyConnection, requires: Iterable[str] = (), **para
     return done
 
 
-def run_sql(con: duckdb.DuckDBPyConnection, sf: SqlFile, done: set[str]) -> dict[str, pd.DataFrame]:
-    """Execute a parsed file (a shipped analysis or the user's): its ``@requires``, set-up, then outputs."""
+def run_sql(con: duckdb.DuckDBPyConnection, sf: SqlFile, done: set[str], arrow: bool = False) -> dict[str, Any]:
+    """Execute a parsed file (a shipped analysis or the user's): its ``@requires``, set-up, then outputs.
+
+    ``arrow``: Arrow tables instead of DataFrames (they keep the SQL types of empty results, which result
+    tables written as Parquet need: tracekit.executors)."""
     for req in sf.requires:
         setup_file(con, req, done)
     if sf.name not in done:
         _exec_script(con, sf.setup)
         done.add(sf.name)
-    return {(sf.name if o == sf.name else f"{sf.name}.{o}"): con.execute(sql).df() for o, sql in sf.outputs}
+    def fetch(sql: str) -> Any:
+        return con.sql(sql).to_arrow_table() if arrow else con.execute(sql).df()
+
+    return {(sf.name if o == sf.name else f"{sf.name}.{o}"): fetch(sql) for o, sql in sf.outputs}
 
 
 def run(paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[str],
         analyses: Iterable[str] | None = None,
         timings: dict[str, float] | None = None,
         con: duckdb.DuckDBPyConnection | None = None,
+        arrow: bool = False,
         **params: Any) -> dict[str, pd.DataFrame]:
     """Run the analyses over converted traces; returns ``{output name: DataFrame}``.
 
@@ -193,14 +201,14 @@ def run(paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[str],
         timings["_common"] = time.perf_counter() - t0
     for name in names:
         t0 = time.perf_counter()
-        out.update(run_file(con, name, done=done))
+        out.update(run_file(con, name, done=done, arrow=arrow))
         if timings is not None:
             timings[name] = time.perf_counter() - t0
     return out
 
 
 def run_file(con: duckdb.DuckDBPyConnection, name: str, setup: bool = True,
-             done: set[str] | None = None) -> dict[str, pd.DataFrame]:
+             done: set[str] | None = None, arrow: bool = False) -> dict[str, pd.DataFrame]:
     """Execute ``queries/<name>.sql`` on ``con``: its set-up (unless ``setup`` is False, or ``done`` has
     it), the set-up of its ``@requires``, then every output.
 
@@ -210,7 +218,7 @@ def run_file(con: duckdb.DuckDBPyConnection, name: str, setup: bool = True,
     done = set() if done is None else done
     if not setup:
         done.add(name)
-    return run_sql(con, parse_sql(QUERY_DIR / f"{name}.sql"), done)
+    return run_sql(con, parse_sql(QUERY_DIR / f"{name}.sql"), done, arrow=arrow)
 
 
 def warnings_of(results: Mapping[str, pd.DataFrame]) -> list[dict[str, Any]]:
@@ -316,6 +324,8 @@ def _plots(results: Mapping[str, pd.DataFrame]) -> list[tuple[str, str | None, s
 
     plots: list[tuple[str, str | None, str]] = []
     ops = results.get("steps.median_step_ops", pd.DataFrame())
+    if len(ops):  # one row set per trace (steps.sql): the timeline shows the first trace's median step
+        ops = ops[ops["trace"] == ops["trace"].min()]
     steps = results.get("steps", pd.DataFrame())
     # 1. timeline of the median step, one row per stream, coloured by phase
     if len(ops):

@@ -18,7 +18,7 @@ from typing import Any
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"  # 2: row_id
 
 #: Values of the ``kind`` column.
 KINDS: dict[str, str] = {
@@ -93,6 +93,11 @@ COLUMNS: tuple[Column, ...] = (
     Column("graph_id", pa.int64(), "CUDA graph id of kernels replayed from a graph, when the source records it."),
     Column("args", pa.string(), "Everything else, as JSON text: for Kineto the event's `args` object verbatim, plus top-level fields that have no column under `@`-prefixed keys (`@id`, `@bp`, `@s`, ...); for nsys the row's remaining columns. Typed columns above are parsed copies, so nothing is lost."),
     Column("seq", pa.int64(), "Position of the event in its source (Kineto: index in `traceEvents`; nsys: row order per table), for stable ordering and to find the raw event again."),
+    Column("row_id", pa.int64(), "Row number of the event in its trace, 0 to events - 1 in the converter's output order, written by the "
+           "converter. Unique per trace (unlike `seq`, which nsys numbers per table) and carried with the row, so it is every "
+           "analysis's last tie-breaker (arg_max, ASOF joins, window order): a result does not depend on the order an engine "
+           "reads the rows in or on how a dataset is split. Files written before schema version 2 lack it; `tracekit.store` "
+           "then uses the row's position in its file, which is the same number."),
 )
 
 ARROW_SCHEMA: pa.Schema = pa.schema([pa.field(c.name, c.type) for c in COLUMNS])
@@ -100,6 +105,8 @@ COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)
 
 #: Columns computed after ingest by :mod:`tracekit.ingest.link` (phase sweep and launch join).
 LINK_COLUMNS = ("phase", "phase_path", "launch_name", "launch_ts_ns", "launch_dur_ns", "launch_tid")
+#: Columns the sink writes itself when it writes the Parquet file (never handed over by a reader).
+SINK_COLUMNS = ("row_id",)
 
 #: Parquet key-value metadata keys.
 META_SCHEMA_VERSION = b"tracekit.schema_version"
@@ -118,8 +125,32 @@ TRACE_META_KEYS: dict[str, str] = {
     "notes": "list of strings: what the converter had to skip, salvage or abstain on",
     "extra": "other top-level facts of the source, with secret-looking values redacted and environments dropped",
     "table_rows": "nsys only: rows read per source table (each equals `count(*)` of that table in the export)",
+    "converter_version": "version of tracekit that wrote the file",
+    "source_sha256": "sha256 of the input file's bytes, when converted as part of a dataset (`tracekit convert -o FOLDER`): "
+                     "a rerun skips inputs whose hash is already there",
 }
 
+
+#: Columns of a dataset's sidecar table ``_tracekit/traces.parquet`` (tracekit.dataset), one row per trace: (name, Arrow type, meaning). JSON text where the value has no fixed shape.
+SIDECAR_COLUMNS: tuple[tuple[str, pa.DataType, str], ...] = (
+    ("trace", pa.string(), "trace id: equals the `trace` column of the event rows"),
+    ("file", pa.string(), "event file, relative to the dataset folder"),
+    ("source", pa.string(), "`kineto` or `nsys`"),
+    ("source_file", pa.string(), "the input file as given to the converter"),
+    ("source_sha256", pa.string(), "sha256 of the input's bytes (NULL when converted outside a dataset run)"),
+    ("schema_version", pa.string(), "event schema version of the file"),
+    ("converter_version", pa.string(), "tracekit version that wrote the file (NULL for files before it was recorded)"),
+    ("profiler_version", pa.string(), "Kineto schemaVersion / torch version, or the nsys version"),
+    ("base_time_ns", pa.int64(), "the source's epoch base (UTC ns), NULL when absent"),
+    ("rank", pa.int64(), "distributed rank when the trace states it"),
+    ("world_size", pa.int64(), "distributed world size when the trace states it"),
+    ("events", pa.int64(), "rows of the trace"),
+    ("device_count", pa.int32(), "GPUs the trace lists"),
+    ("gpu_names", pa.list_(pa.string()), "their names, in listed order"),
+    ("devices_json", pa.string(), "the listed GPUs' property objects as JSON text"),
+    ("notes", pa.list_(pa.string()), "what the converter skipped, salvaged or abstained on"),
+    ("extra_json", pa.string(), "other top-level facts of the source as JSON text"),
+)
 
 def schema_metadata(traces: dict[str, dict[str, Any]]) -> dict[bytes, bytes]:
     """Parquet key-value metadata for a file holding ``traces`` (trace -> facts)."""
@@ -163,6 +194,19 @@ def markdown() -> str:
         "|---|---|",
     ]
     out += [f"| `{k}` | {v} |" for k, v in TRACE_META_KEYS.items()]
+    out += [
+        "",
+        "## Datasets: the sidecar table",
+        "",
+        "`tracekit convert ... -o FOLDER` writes one Parquet file per trace and `FOLDER/_tracekit/traces.parquet`,",
+        "one row per trace with the facts above as columns (rebuilt from the footers after every run), for",
+        "engines that do not expose Parquet key-value metadata (Spark, Polars, Trino). Paths under `_` are",
+        "skipped by Spark's and tracekit's readers, so the folder still reads as the event table.",
+        "",
+        "| column | type | meaning |",
+        "|---|---|---|",
+    ]
+    out += [f"| `{n}` | {t} | {d} |" for n, t, d in SIDECAR_COLUMNS]
     return "\n".join(out) + "\n"
 
 

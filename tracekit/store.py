@@ -153,7 +153,9 @@ def parquet_files(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
     for path in paths:
         p = ensure_parquet(path)
         if p.is_dir():
-            found = sorted(str(f) for f in p.rglob("*.parquet") if not f.name.startswith("."))
+            # Paths under a `_` or `.` name are not events (tracekit.dataset's sidecar, Spark's _SUCCESS, temp files).
+            found = sorted(str(f) for f in p.rglob("*.parquet")
+                           if not any(x[:1] in ("_", ".") for x in f.relative_to(p).parts))
             if not found:
                 raw = sorted(f for f in p.rglob("*") if f.is_file() and not f.name.startswith(".")
                              and f.name.endswith(RAW_SUFFIXES) and not f.name.endswith(".proc.json"))
@@ -219,6 +221,21 @@ def _lit(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def _events_select(files: list[str]) -> str:
+    """``SELECT`` of every row of ``files`` with a ``row_id`` on every row.
+
+    Files from before schema version 2 have no ``row_id`` column; for their rows it is the row's position
+    in its file (DuckDB's ``file_row_number``), the number the converter would have written there.
+    """
+    lst = _files_sql(files)
+    have = [("row_id" in pq.read_schema(f).names) for f in files]
+    if all(have):
+        return f"SELECT * FROM read_parquet({lst}, union_by_name = true)"
+    drop = "file_row_number, row_id" if any(have) else "file_row_number"
+    return (f"SELECT * EXCLUDE ({drop}), {'coalesce(row_id, file_row_number)' if any(have) else 'file_row_number'} AS row_id "
+            f"FROM read_parquet({lst}, union_by_name = true, file_row_number = true)")
+
+
 def _register(con: duckdb.DuckDBPyConnection, events: str, devices: str, notes: str, ranks: str) -> duckdb.DuckDBPyConnection:
     """The views every query reads: ``events`` (its SELECT given), the kind views, ``trace_devices``, ``trace_notes``, ``trace_ranks``."""
     con.execute(f"CREATE OR REPLACE VIEW events AS {events}")
@@ -236,8 +253,9 @@ def connect(paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[str],
     """A DuckDB connection with the ``events``/``kernels``/``runtime``/``ranges`` views over ``paths``."""
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
-    lst = _files_sql(parquet_files(paths))
-    return _register(con or duckdb.connect(), f"SELECT * FROM read_parquet({lst}, union_by_name = true)",
+    files = parquet_files(paths)
+    lst = _files_sql(files)
+    return _register(con or duckdb.connect(), _events_select(files),
                      TRACE_DEVICES.format(files=lst), TRACE_NOTES.format(files=lst), TRACE_RANKS.format(files=lst))
 
 
@@ -250,8 +268,9 @@ def connect_runs(runs: Iterable[tuple[str, Iterable[str | os.PathLike[str]]]],
     """
     parts, devices, notes, ranks = [], [], [], []
     for label, paths in runs:
-        lst = _files_sql(parquet_files(paths))
-        parts.append(f"SELECT *, {_lit(label)} AS label FROM read_parquet({lst}, union_by_name = true)")
+        files = parquet_files(paths)
+        lst = _files_sql(files)
+        parts.append(f"SELECT *, {_lit(label)} AS label FROM ({_events_select(files)})")
         devices.append(f"SELECT *, {_lit(label)} AS label FROM ({TRACE_DEVICES.format(files=lst)})")
         notes.append(f"SELECT *, {_lit(label)} AS label FROM ({TRACE_NOTES.format(files=lst)})")
         ranks.append(f"SELECT *, {_lit(label)} AS label FROM ({TRACE_RANKS.format(files=lst)})")

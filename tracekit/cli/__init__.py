@@ -30,7 +30,7 @@ from tracekit.atomic import cleanup_on_signals  # noqa: E402
 from tracekit.errors import TraceError  # noqa: E402
 from tracekit.safe import term  # noqa: E402
 
-VERBS = ["convert", "sql", "queries", "info", "report", "capture", "graphmap", "diff", "compare", "export-chrome"]
+VERBS = ["convert", "sql", "queries", "info", "report", "capture", "graphmap", "diff", "compare", "export-chrome", "aggregate"]
 
 
 class _Group(click.Group):

@@ -3,38 +3,16 @@
 from __future__ import annotations
 
 import os
-import signal
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
-from typing import Any
 
 import click
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
 
-from tracekit.atomic import install_signal_cleanup, refuse_input
+from tracekit.atomic import refuse_input
 from tracekit.errors import TraceError
 from tracekit.ingest import convert, default_trace_name
 from tracekit.safe import markup
-
-
-def _worker_init() -> None:
-    """In a ``--jobs`` worker: die with the parent, removing this worker's temporary files on the way.
-
-    A SIGTERM to ``tracekit convert`` kills the parent at once (see tracekit.atomic); without
-    PR_SET_PDEATHSIG its workers would finish their file and write it after the user stopped the run.
-    """
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-    install_signal_cleanup()
-
-
-def _one(src: str, dst: str, trace: str | None) -> dict[str, Any]:
-    return convert(src, dst, trace=trace)
 
 
 def plan(inputs: tuple[str, ...], out: str) -> tuple[bool, list[tuple[str, str]]]:
@@ -63,16 +41,22 @@ def plan(inputs: tuple[str, ...], out: str) -> tuple[bool, list[tuple[str, str]]
 @click.option("--trace", "trace_name", help="Trace id for a single input (default: the file name).")
 @click.option("-j", "--jobs", default=1, show_default=True, help="Convert this many files in parallel.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
-def command(inputs: tuple[str, ...], out: str, trace_name: str | None, jobs: int, quiet: bool) -> None:
+@click.option("--executor", type=click.Choice(["local", "ray", "spark"]), default="local", show_default=True,
+              help="Folder output: run each trace as one task here (local processes, a Ray cluster, Spark).")
+@click.option("--ray-address", help="Ray cluster to use (default: $RAY_ADDRESS, else a local one).")
+@click.option("--spark-master", help="Spark master (default: the active SparkSession, else local[2]).")
+@click.option("--force", is_flag=True, help="Folder output: convert again inputs whose bytes were converted there before.")
+def command(inputs: tuple[str, ...], out: str, trace_name: str | None, jobs: int, quiet: bool, executor: str = "local",
+            ray_address: str | None = None, spark_master: str | None = None, force: bool = False) -> None:
     """Convert Kineto JSON(.gz) and nsys SQLite traces to the tracekit Parquet schema.
 
     One input gives the one file OUT; several inputs (or OUT an existing folder, or ending in /)
-    give one OUT/<trace>.parquet per input. Paths are literal (no wildcards). Output is written to
-    a temporary name and renamed when complete; it may not be one of the inputs. A bad input is
-    reported in one line and the others are still converted; the exit code is then 2.
+    give a dataset folder: one OUT/<trace>.parquet per input plus its sidecar
+    _tracekit/traces.parquet, each input one task on --executor. Paths are literal (no wildcards).
+    Output is written to a temporary name and renamed when complete; it may not be one of the
+    inputs. A bad input is reported in one line and the others are still converted; the exit code
+    is then 2.
     """
-    from tracekit.cli import one_line
-
     console = Console(stderr=True, quiet=quiet)
     if trace_name and len(inputs) > 1:
         raise click.UsageError("--trace names one trace; give one input")
@@ -80,41 +64,50 @@ def command(inputs: tuple[str, ...], out: str, trace_name: str | None, jobs: int
     for _, dst in pairs:
         refuse_input(dst, inputs)
     if not single:
+        _dataset(list(inputs), out, executor, jobs, ray_address, spark_master, force, console, trace_name)
+        return
+    src = inputs[0]
+    size = os.path.getsize(src) if os.path.exists(src) else 0
+    with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                  TimeRemainingColumn(), console=console, transient=True, disable=quiet or size < (16 << 20)) as bar:
+        task = bar.add_task(f"converting {markup(Path(src).name)}", total=size)
+        meta = convert(src, out, trace=trace_name, progress=lambda n: bar.advance(task, n))
+    notes = meta.get("notes") or []
+    console.print(markup(f"{out}: {meta['events']:,} events (trace {meta['trace']!r})" + ("" if not notes else "; notes: " + "; ".join(notes))))
+
+
+def _dataset(inputs: list[str], out: str, executor: str, jobs: int, ray_address: str | None, spark_master: str | None,
+             force: bool, console: Console, trace_name: str | None = None) -> None:
+    """Folder output: one task per input on the chosen executor (tracekit.executors), then the sidecar.
+
+    A failed input is named with its error and the others are still written; the exit status is then 2 (bad input).
+    """
+    from rich.progress import MofNCompleteColumn
+
+    from tracekit import executors
+    from tracekit.safe import term
+
+    ex = executors.make(executor, jobs=jobs, ray_address=ray_address, spark_master=spark_master)
+    if "://" not in out:
         Path(out).mkdir(parents=True, exist_ok=True)
-    results: list[tuple[str, dict[str, Any]]] = []
-    failed: list[str] = []
-
-    def fail(e: Exception) -> None:
-        msg = one_line(e)
-        if msg is None:
-            raise e  # a bug in tracekit: keep its traceback
-        failed.append(msg)
-        click.echo(f"tracekit: error: {msg}", err=True)
-
-    if jobs > 1 and len(pairs) > 1:
-        with ProcessPoolExecutor(max_workers=jobs, initializer=_worker_init) as ex:
-            futs = {ex.submit(_one, src, dst, trace_name): dst for src, dst in pairs}
-            for f in as_completed(futs):
-                try:
-                    results.append((futs[f], f.result()))
-                except Exception as e:  # noqa: BLE001  (sorted by fail)
-                    fail(e)
-    else:
-        total = sum(os.path.getsize(s) for s, _ in pairs if os.path.isfile(s))
-        with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                      TimeRemainingColumn(), console=console, transient=True, disable=quiet or total < (16 << 20)) as bar:
-            task = bar.add_task("converting", total=total)
-            for src, dst in pairs:
-                bar.update(task, description=f"converting {markup(Path(src).name)}")
-                try:
-                    results.append((dst, convert(src, dst, trace=trace_name, progress=lambda n: bar.advance(task, n))))
-                except Exception as e:  # noqa: BLE001  (sorted by fail)
-                    fail(e)
-    for dst, meta in results:
-        notes = meta.get("notes") or []
-        console.print(markup(f"{dst}: {meta['events']:,} events (trace {meta['trace']!r})"
-                             + ("" if not notes else "; notes: " + "; ".join(notes))))
+    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=console, transient=True) as bar:
+        task = bar.add_task(f"converting ({executor})", total=len(inputs))
+        outcomes = executors.convert_many(inputs, out, ex, force=force, trace=trace_name, on_done=lambda o: bar.advance(task))
+    failed = [o for o in outcomes if not o.ok]
+    for o in outcomes:
+        if o.ok:
+            v = o.value
+            notes = v.get("notes") or []
+            console.print(markup(f"{v['dst']}: {v['events']:,} events (trace {v['trace']!r})"
+                                 + (" [already converted: same bytes]" if v.get("skipped") else "")
+                                 + ("" if not notes else "; notes: " + "; ".join(notes))), highlight=False, soft_wrap=True)
+    for o in failed:
+        click.echo(f"tracekit: error: {term(o.error)}", err=True)  # one line, never wrapped
+    skipped = sum(1 for o in outcomes if o.ok and o.value.get("skipped"))
+    console.print(markup(f"{len(outcomes) - len(failed)} of {len(outcomes)} traces converted ({skipped} skipped: same bytes "
+                         f"as before); sidecar {out.rstrip('/')}/_tracekit/traces.parquet"), highlight=False, soft_wrap=True)
     if failed:
-        if len(pairs) > 1:
-            click.echo(f"tracekit: {len(failed)} of {len(pairs)} inputs failed; the others were converted", err=True)
+        if len(outcomes) > 1:
+            click.echo(f"tracekit: {len(failed)} of {len(outcomes)} inputs failed; the others were converted", err=True)
         raise SystemExit(2)

@@ -39,8 +39,20 @@ def detect(path: str | os.PathLike[str]) -> str:
 
 
 def convert(path: str | os.PathLike[str], out: str | os.PathLike[str], trace: str | None = None,
-            progress: Callable[[int], None] | None = None) -> dict[str, Any]:
-    """Convert one trace file to one Parquet file ``out``; returns the trace metadata written."""
+            progress: Callable[[int], None] | None = None, extra_meta: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Convert one trace file to one Parquet file ``out``; returns the trace metadata written.
+
+    ``extra_meta`` is merged into the trace's metadata (tracekit.dataset passes ``source_sha256``, the
+    content hash a rerun compares to skip traces already converted).
+    """
+    if extra_meta:
+        from tracekit.ingest.sink import EXTRA_META
+
+        token = EXTRA_META.set(dict(extra_meta))
+        try:
+            return convert(path, out, trace=trace, progress=progress)
+        finally:
+            EXTRA_META.reset(token)
     kind = detect(path)
     if kind == "kineto":
         from tracekit.ingest.kineto import convert_kineto

@@ -17,6 +17,7 @@ next one.
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import os
 import queue
@@ -35,7 +36,7 @@ from tracekit.errors import TraceError
 from tracekit.ingest.arrays import np_filled, np_values, num_array, str_array
 from tracekit.ingest.link import GPU_RANGE, RANGE, RUNTIME, LinkInput, kind_codes, link
 
-BASE_FIELDS = [f for f in schema.ARROW_SCHEMA if f.name not in schema.LINK_COLUMNS]
+BASE_FIELDS = [f for f in schema.ARROW_SCHEMA if f.name not in schema.LINK_COLUMNS + schema.SINK_COLUMNS]
 BASE_SCHEMA = pa.schema(BASE_FIELDS)
 
 #: Parquet settings (codec: see PARQUET_OPTIONS). Dictionary
@@ -52,9 +53,15 @@ STATS_COLUMNS = [c for c in schema.COLUMN_NAMES if c not in ("args", "input_dims
 #: 19 MB (8% of the JSON); `tracekit report` on either file runs in the same 2.2 s.
 PARQUET_OPTIONS: dict[str, Any] = dict(compression="lz4", use_dictionary=DICT_COLUMNS,
                                        write_statistics=STATS_COLUMNS,
-                                       column_encoding={"seq": "DELTA_BINARY_PACKED", "ts_ns": "DELTA_BINARY_PACKED"},
+                                       column_encoding={"seq": "DELTA_BINARY_PACKED", "ts_ns": "DELTA_BINARY_PACKED",
+                                                        "row_id": "DELTA_BINARY_PACKED"},
                                        write_batch_size=64 * 1024)
 ROW_GROUP = 64 * 1024  # bounds the writer's buffer; DuckDB scans these as fast as its own 122,880
+
+
+#: Facts the caller of :func:`tracekit.ingest.convert` adds to the trace's metadata (``source_sha256``): set
+#: there around the reader, merged by :meth:`TraceSink.finish`, so the readers need not pass them along.
+EXTRA_META: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("tracekit_extra_meta", default={})
 
 
 def _release_free_memory() -> None:
@@ -245,7 +252,9 @@ class TraceSink:
         ts, dur, tid = inp.ts, inp.dur, inp.tid
         del inp, name_idx
         _release_free_memory()
-        meta = dict(meta, events=self.rows, source=self.source)
+        from tracekit import __version__
+
+        meta = dict(meta, **EXTRA_META.get(), events=self.rows, source=self.source, converter_version=__version__)
         if res.ambiguous_launches:  # link.py's rule for reused correlation ids; trust.sql flags them as well
             meta["notes"] = [*(meta.get("notes") or []), f"{res.ambiguous_launches} GPU ops share their correlation id "
                              "with several runtime calls: each is linked to the latest of them that started at or before it"]
@@ -266,6 +275,7 @@ class TraceSink:
                         extra = res.columns(ts, dur, tid, lo, hi)
                         if b.column("seq").null_count == b.num_rows:
                             extra["seq"] = num_array(np.arange(lo, hi, dtype=np.int64))
+                        extra["row_id"] = num_array(np.arange(lo, hi, dtype=np.int64))  # schema.SINK_COLUMNS
                         cols = [extra[f.name] if f.name in extra else b.column(f.name) for f in schema.ARROW_SCHEMA]
                         pending.append(pa.RecordBatch.from_arrays(cols, schema=final_schema))
                         pending_rows += b.num_rows

@@ -1,0 +1,158 @@
+"""Every shipped analysis is a function of a trace's rows alone (issue 16, item 1).
+
+For real Kineto and nsys traces (and a bundled sample when ../shared is absent), the report over
+  - the trace alone,
+  - the trace inside a dataset with other traces, and
+  - a copy of the trace with its rows shuffled (other order, small row groups)
+must give identical rows, in the same order, for every output. Ties that used to be resolved by
+row order (arg_max, mode, ASOF joins on equal timestamps, window ORDER BYs) now end in ``row_id``
+or in a value order: this test is what fails when one is missed.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from tests.conftest import KINETO_DIR, NSYS_DIR, REPO
+from tests.determinism import differences, shuffled_copy
+from tracekit import report
+from tracekit.ingest import convert
+
+#: Real traces with ties of every kind named in the issue (kernels of equal time in two phases, cpu ops
+#: starting in the same microsecond, two GPUs), small enough to run three reports each.
+REAL = [
+    KINETO_DIR / "tracelens" / "h100__Qwen_Qwen1.5-0.5B-Chat__1016005.json.gz",
+    KINETO_DIR / "hta" / "trace_filter" / "sampled_rank-0.json.gz",
+    KINETO_DIR / "hta" / "critical_path" / "alexnet" / "benchmark_result_2869224_1695835535_trace.json.gz",
+    NSYS_DIR / "sqlite" / "nsys-ai" / "h100_2gpu_1s.sqlite",
+    NSYS_DIR / "sqlite" / "nsightful" / "power_iteration__baseline.sqlite",
+]
+SAMPLE = REPO / "samples" / "traces" / "spec_decode_stack_flops" / "parquet" / "31512-spec_decode.parquet"
+OTHER = REPO / "samples" / "traces" / "serve_2workers" / "parquet"
+
+
+def _cases() -> list:
+    out = [pytest.param(SAMPLE, id="sample-spec_decode")]
+    for p in REAL:
+        out.append(pytest.param(p, id=p.name.split(".")[0][:40], marks=pytest.mark.skipif(
+            not p.exists(), reason=f"{p} is absent: the real-trace determinism cases need ../shared/traces")))
+    return out
+
+
+def _run(paths: list[Path]) -> dict:
+    con = duckdb.connect()
+    con.execute("SET threads = 2")
+    return report.run([str(p) for p in paths], con=con)
+
+
+@pytest.mark.parametrize("src", _cases())
+def test_alone_in_dataset_and_shuffled_agree(src: Path, tmp_path: Path) -> None:
+    if src.suffix == ".parquet":
+        alone = src
+    else:
+        alone = tmp_path / "alone.parquet"
+        convert(src, alone)
+    trace = duckdb.sql(f"SELECT DISTINCT trace FROM read_parquet('{alone}')").fetchall()
+    assert len(trace) == 1
+    trace = trace[0][0]
+    ds = tmp_path / "dataset"
+    ds.mkdir()
+    shutil.copy(alone, ds / "a.parquet")
+    for f in sorted(OTHER.glob("*.parquet")):  # two more traces, files sorted before and after
+        shutil.copy(f, ds / f.name)
+    shuffled = shuffled_copy(alone, tmp_path / "shuffled.parquet")
+
+    base = _run([alone])
+    assert any(len(df) for df in base.values())
+    assert not differences(base, _run([ds]), trace), "alone vs inside a dataset"
+    assert not differences(base, _run([shuffled]), trace), "alone vs rows shuffled"
+
+
+@pytest.mark.parametrize("src", [pytest.param(p, id=p.name.split(".")[0][:40], marks=pytest.mark.skipif(
+    not p.exists(), reason=f"{p} is absent: needs ../shared/traces")) for p in (REAL[0], REAL[3])])
+def test_row_id_numbers_the_rows_of_a_trace(src: Path, tmp_path: Path) -> None:
+    """row_id is 0..n-1 in file order; Kineto writes traceEvents order (seq), nsys repeats seq across tables."""
+    out = tmp_path / "t.parquet"
+    convert(src, out)
+    n, ids_in_order, distinct_seq, seq_order = duckdb.connect().execute(f"""
+        SELECT count(*), bool_and(row_id = file_row_number), count(DISTINCT seq),
+               bool_and(row_id = rank_by_seq - 1)
+        FROM (SELECT row_id, seq, file_row_number, row_number() OVER (ORDER BY seq, file_row_number) AS rank_by_seq
+              FROM read_parquet('{out}', file_row_number = true))""").fetchone()
+    assert ids_in_order
+    if src.suffix == ".sqlite":
+        assert distinct_seq < n  # seq is per nsys table: it cannot break ties, row_id can
+    else:
+        assert distinct_seq == n and seq_order
+
+
+def test_files_without_row_id_get_their_positions() -> None:
+    """A file converted before schema version 2 (the bundled samples) reads with row_id = position in the file."""
+    from tracekit.store import connect
+
+    assert "row_id" not in duckdb.sql(f"SELECT * FROM read_parquet('{SAMPLE}') LIMIT 0").columns
+    con = connect(SAMPLE)
+    n, ok = con.execute("SELECT count(*), bool_and(row_id = seq) FROM events").fetchone()
+    # the sample's converter numbered seq in traceEvents order and wrote rows in that order
+    assert n > 1000 and ok
+
+
+# ---- the analyses other verbs run: export_chrome, graph_map, diff --------------------------------------
+
+def _trace_of(path: Path) -> str:
+    return duckdb.sql(f"SELECT DISTINCT trace FROM read_parquet('{path}')").fetchall()[0][0]
+
+
+@pytest.mark.parametrize("src", [pytest.param(SAMPLE, id="sample-spec_decode")] + [
+    pytest.param(p, id=p.name.split(".")[0][:40], marks=pytest.mark.skipif(not p.exists(), reason=f"{p} is absent: needs ../shared/traces"))
+    for p in (REAL[0], REAL[3])])
+def test_export_chrome_bytes_do_not_depend_on_row_order(src: Path, tmp_path: Path) -> None:
+    from tracekit.export_chrome import export_chrome
+
+    alone = src if src.suffix == ".parquet" else tmp_path / "alone.parquet"
+    if alone != src:
+        convert(src, alone)
+    trace = _trace_of(alone)
+    ds = tmp_path / "ds"
+    ds.mkdir()
+    shutil.copy(alone, ds / "a.parquet")
+    for f in sorted(OTHER.glob("*.parquet")):
+        shutil.copy(f, ds / f.name)
+    shuffled = shuffled_copy(alone, tmp_path / "shuffled.parquet")
+    outs = []
+    for i, path in enumerate((alone, shuffled, ds)):
+        out = tmp_path / f"slice{i}.json"
+        export_chrome([path], out, trace=trace)
+        outs.append(out.read_bytes())
+    assert len(outs[0]) > 1000 and outs[0] == outs[1] == outs[2]
+
+
+def test_graph_map_does_not_depend_on_row_order(tmp_path: Path) -> None:
+    from tests import planted
+    from tracekit.graphmap import graph_map
+
+    p = tmp_path / "planted.parquet"
+    convert(planted.write(tmp_path / "planted.json"), p)
+    shuffled = shuffled_copy(p, tmp_path / "shuffled.parquet", row_group=3)
+    a, b = graph_map(p, p), graph_map(shuffled, shuffled)
+    assert sum(len(df) for df in a.values()) > 0
+    assert not differences(a, b, trace=None)
+
+
+@pytest.mark.skipif(not (KINETO_DIR / "hta" / "trace_diff").exists(), reason="../shared/traces is absent: the diff pair is HTA's trace_diff")
+def test_diff_does_not_depend_on_row_order(tmp_path: Path) -> None:
+    from tracekit.compare import diff
+
+    pair = []
+    for name in ("control", "test"):
+        p = tmp_path / f"{name}.parquet"
+        convert(KINETO_DIR / "hta" / "trace_diff" / name / f"{name}.json.gz", p)
+        pair.append(p)
+    shuffled = [shuffled_copy(p, tmp_path / f"{p.stem}_shuffled.parquet", seed=i) for i, p in enumerate(pair)]
+    a, b = diff([str(pair[0])], [str(pair[1])]), diff([str(shuffled[0])], [str(shuffled[1])])
+    assert sum(len(df) for df in a.values()) > 0
+    assert not differences(a, b, trace=None)
