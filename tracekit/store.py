@@ -228,11 +228,14 @@ def _events_select(files: list[str]) -> str:
     in its file (DuckDB's ``file_row_number``), the number the converter would have written there.
     """
     lst = _files_sql(files)
-    have = [("row_id" in pq.read_schema(f).names) for f in files]
-    if all(have):
+    # One footer query over all files, with DuckDB (no pyarrow import on the sql/info path: start-up, issue 14).
+    (n_with,) = _footer_query(lst, "SELECT count(DISTINCT file_name) FROM parquet_schema({f}) WHERE name = 'row_id'",
+                              is_list=True)[0]
+    every, some = n_with == len(set(files)), n_with > 0
+    if every:
         return f"SELECT * FROM read_parquet({lst}, union_by_name = true)"
-    drop = "file_row_number, row_id" if any(have) else "file_row_number"
-    return (f"SELECT * EXCLUDE ({drop}), {'coalesce(row_id, file_row_number)' if any(have) else 'file_row_number'} AS row_id "
+    drop = "file_row_number, row_id" if some else "file_row_number"
+    return (f"SELECT * EXCLUDE ({drop}), {'coalesce(row_id, file_row_number)' if some else 'file_row_number'} AS row_id "
             f"FROM read_parquet({lst}, union_by_name = true, file_row_number = true)")
 
 
@@ -285,15 +288,16 @@ def connect_runs(runs: Iterable[tuple[str, Iterable[str | os.PathLike[str]]]],
 META_TRACES_KEY = "tracekit.traces"
 
 
-def _footer_query(path: Path | str, sql: str) -> list[tuple[Any, ...]]:
-    """Rows of ``sql`` (``{f}`` = the file, read literally) over one Parquet footer, with DuckDB.
+def _footer_query(path: Path | str, sql: str, is_list: bool = False) -> list[tuple[Any, ...]]:
+    """Rows of ``sql`` (``{f}`` = the file, read literally; with ``is_list``, ``path`` is a ready list literal)
+    over Parquet footers, with DuckDB.
 
     DuckDB rather than pyarrow: ``tracekit sql``/``info`` need DuckDB anyway, and pyarrow's import was
     a quarter of their start-up (issue 14).
     """
     con = duckdb.connect()
     try:
-        return con.execute(sql.format(f=_lit(literal(path)))).fetchall()
+        return con.execute(sql.format(f=str(path) if is_list else _lit(literal(path)))).fetchall()
     finally:
         con.close()
 
