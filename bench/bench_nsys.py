@@ -6,8 +6,14 @@ dominate. Replicating every event table N times with shifted timestamps and
 correlation ids gives a file with N times the events and the same shape
 (string table, names, nesting), which measures the per-event cost.
 
-Usage: python bench/bench_nsys.py [--factor 10] [--repeat 3] [FILE]
+Usage: python bench/bench_nsys.py [--factor 10] [--repeat 3] [--floor] [FILE]
 (default FILE: the largest .sqlite under ../shared/traces/nsys/sqlite).
+
+``--floor`` (issue 14) also times the floor the converter is held to: every event table (and
+StringIds) read with ``SELECT *`` into Arrow through adbc-driver-sqlite, one table after another on
+one thread. Floor and ``convert_nsys`` run alternated, each in a fresh child process (start-up
+included in neither: both time from after their imports), so a loaded machine slows both alike;
+the ratio is reported per pair.
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ from __future__ import annotations
 import argparse
 import shutil
 import sqlite3
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -89,16 +97,71 @@ def bench(path: Path, repeat: int) -> tuple[int, float]:
     return events, min(times)
 
 
+FLOOR = """
+import sqlite3, sys, time
+import adbc_driver_sqlite.dbapi as adbc
+tables = sys.argv[2].split(",")
+t = time.perf_counter()
+n = 0
+with adbc.connect(sys.argv[1]) as conn:
+    present = {r[0] for r in sqlite3.connect(sys.argv[1]).execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    for table in tables:
+        if table in present:
+            with conn.cursor() as cur:
+                cur.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": "100000"})
+                cur.execute(f'SELECT * FROM "{table}"')
+                n += cur.fetch_arrow_table().num_rows
+print(time.perf_counter() - t, n)
+"""
+CONVERT = """
+import os, sys, time
+os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")  # as the tracekit CLI sets it
+sys.path.insert(0, sys.argv[3])
+from tracekit.ingest.nsys import convert_nsys
+t = time.perf_counter()
+meta = convert_nsys(sys.argv[1], sys.argv[2])
+print(time.perf_counter() - t, meta["events"])
+"""
+
+
+def floor_pairs(path: Path, repeat: int, code: list[Path]) -> None:
+    """Alternate floor / convert (with each checkout in ``code``) in fresh child processes; print each run and
+    the median ratio to the floor of the same round."""
+    ratios: dict[Path, list[float]] = {c: [] for c in code}
+    with tempfile.TemporaryDirectory(prefix="tk-bench-") as tmp:
+        for i in range(repeat):
+            f = subprocess.run([sys.executable, "-c", FLOOR, str(path), ",".join(EVENT_TABLES + ("StringIds",))],
+                               check=True, capture_output=True, text=True).stdout.split()
+            fs = float(f[0])
+            line = f"  round {i + 1}: floor {fs:.3f} s ({int(f[1]):,} rows)"
+            for root in code:
+                c = subprocess.run([sys.executable, "-c", CONVERT, str(path), str(Path(tmp) / f"o{i}.parquet"), str(root)],
+                                   check=True, capture_output=True, text=True).stdout.split()
+                cs = float(c[0])
+                ratios[root].append(cs / fs)
+                line += f" | {root.name}: {cs:.3f} s ({int(c[1]):,} events, {cs / fs:.2f}x)"
+            print(line, flush=True)
+    for root, r in ratios.items():
+        print(f"  {root}: convert / floor median {statistics.median(r):.2f}, best {min(r):.2f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("file", nargs="?", type=Path)
     ap.add_argument("--factor", type=int, default=10)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--floor", action="store_true", help="only the enlarged file: convert vs the ADBC read floor")
+    ap.add_argument("--code", type=Path, action="append", help="with --floor: a checkout whose convert_nsys to time "
+                    "(repeatable, e.g. an older `git archive`); default: this one")
     a = ap.parse_args()
     src = a.file or largest()
     with tempfile.TemporaryDirectory(prefix="tk-bench-") as tmp:
         big = Path(tmp) / f"{src.stem}.x{a.factor}.sqlite"
         enlarge(src, big, a.factor)
+        if a.floor:
+            print(f"{src.name} x{a.factor} (synthetic), {big.stat().st_size / 1e6:.1f} MB")
+            floor_pairs(big, a.repeat, a.code or [ROOT])
+            return
         for label, p in ((src.name, src), (f"{src.name} x{a.factor} (synthetic)", big)):
             ev, sec = bench(p, a.repeat)
             mb = p.stat().st_size / 1e6

@@ -7,12 +7,20 @@ come out: the original indented Kineto layout, and the same events compact on on
 line (as trace-merging tools write them).
 
     python bench/make_big_trace.py --mb 500 --out bench/out
+
+Shape-heavy variant (issue 14): the source is a raw trace of ``tracekit capture`` on the CPU, which
+records shapes by default (``Input Dims``, ``Input type``, ``Input Strides``, ``Concrete Inputs`` on
+every cpu_op, ~415 bytes per event in torch.profiler's layout)::
+
+    tracekit capture --out /tmp/cap -- python samples/spec_decode.py --steps 8
+    python bench/make_big_trace.py --src /tmp/cap/raw/<pid>.json --mb 500 --out /tmp/shapes --no-compact
 """
 
 from __future__ import annotations
 
 import argparse
 import gzip
+import os
 import re
 from pathlib import Path
 
@@ -28,6 +36,7 @@ def main() -> None:
     ap.add_argument("--src", type=Path, default=DEFAULT_SRC)
     ap.add_argument("--mb", type=int, default=500, help="target size of the indented file in MB")
     ap.add_argument("--out", type=Path, default=Path("bench/out"))
+    ap.add_argument("--no-compact", action="store_true", help="write only the indented file (big.json)")
     a = ap.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
     text = gzip.open(a.src).read() if a.src.suffix == ".gz" else a.src.read_bytes()
@@ -41,11 +50,11 @@ def main() -> None:
     reps = max(1, (a.mb << 20) // len(body))
     big = a.out / "big.json"
     compact = a.out / "big_compact.json"
-    with open(big, "wb") as f, open(compact, "wb") as g:
+    with open(big, "wb") as f, open(os.devnull if a.no_compact else compact, "wb") as g:
         f.write(head)
         g.write(b'{"schemaVersion":1,"traceEvents":[')
         for r in range(reps):
-            dt, did = r * (span + 1000), r * max_id
+            dt, did = r * (int(span) + 1000), r * max_id  # integers: fractional µs (CPU captures) stay as written
 
             def shift(m: re.Match[bytes]) -> bytes:
                 v = int(m.group(2)) + (dt if m.group(1) == b"ts" else did)
@@ -53,12 +62,14 @@ def main() -> None:
 
             chunk = _NUM.sub(shift, body)
             f.write((b",\n" if r else b"") + chunk)
-            one = msgspec.json.encode(msgspec.json.decode(b"[" + chunk + b"]"))[1:-1]
-            g.write((b"," if r else b"") + one)
+            if not a.no_compact:
+                one = msgspec.json.encode(msgspec.json.decode(b"[" + chunk + b"]"))[1:-1]
+                g.write((b"," if r else b"") + one)
         f.write(b"\n" + tail.lstrip())
         g.write(b"]}")
     print(f"{big}: {big.stat().st_size / 1e6:.1f} MB, {reps} copies of {len(evs):,} events = {reps * len(evs):,} events")
-    print(f"{compact}: {compact.stat().st_size / 1e6:.1f} MB")
+    if not a.no_compact:
+        print(f"{compact}: {compact.stat().st_size / 1e6:.1f} MB")
 
 
 if __name__ == "__main__":

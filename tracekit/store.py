@@ -33,9 +33,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import duckdb
-import pyarrow.parquet as pq
 
-from tracekit import schema
 from tracekit.errors import TraceError
 
 VIEWS = {
@@ -199,12 +197,12 @@ def check_parquet(path: str | os.PathLike[str]) -> None:
     if size < 12 or tail != b"PAR1":
         raise TraceError(p, f"truncated Parquet file ({size:,} bytes, no footer): the write did not finish; convert the trace again")
     try:
-        sch = pq.read_schema(p)
-    except Exception as e:  # noqa: BLE001  (pyarrow raises several types for a corrupt footer)
+        names = [r[0] for r in _footer_query(p, "SELECT name FROM parquet_schema({f})")]
+    except duckdb.Error as e:
         raise TraceError(p, f"corrupt Parquet footer ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
     # Not the tracekit.traces metadata: a Parquet file derived with DuckDB's COPY (a filtered slice) has
     # none and is still readable; only its trace-level facts (GPUs, notes) are then unknown.
-    missing = [c for c in REQUIRED_COLUMNS if c not in sch.names]
+    missing = [c for c in REQUIRED_COLUMNS if c not in names]
     if missing:
         raise TraceError(p, f"not a tracekit Parquet file (no column {', '.join(missing)}): convert the raw trace with `tracekit convert`")
 
@@ -234,11 +232,14 @@ def _events_select(files: list[str]) -> str:
     in its file (DuckDB's ``file_row_number``), the number the converter would have written there.
     """
     lst = _files_sql(files)
-    have = [("row_id" in pq.read_schema(f).names) for f in files]
-    if all(have):
+    # One footer query over all files, with DuckDB (no pyarrow import on the sql/info path: start-up, issue 14).
+    (n_with,) = _footer_query(lst, "SELECT count(DISTINCT file_name) FROM parquet_schema({f}) WHERE name = 'row_id'",
+                              is_list=True)[0]
+    every, some = n_with == len(set(files)), n_with > 0
+    if every:
         return f"SELECT * FROM read_parquet({lst}, union_by_name = true)"
-    drop = "file_row_number, row_id" if any(have) else "file_row_number"
-    return (f"SELECT * EXCLUDE ({drop}), {'coalesce(row_id, file_row_number)' if any(have) else 'file_row_number'} AS row_id "
+    drop = "file_row_number, row_id" if some else "file_row_number"
+    return (f"SELECT * EXCLUDE ({drop}), {'coalesce(row_id, file_row_number)' if some else 'file_row_number'} AS row_id "
             f"FROM read_parquet({lst}, union_by_name = true, file_row_number = true)")
 
 
@@ -286,12 +287,30 @@ def connect_runs(runs: Iterable[tuple[str, Iterable[str | os.PathLike[str]]]],
                      " UNION ALL ".join(notes), " UNION ALL ".join(ranks))
 
 
+#: Parquet key-value metadata key of the trace-level facts (``tracekit.schema.META_TRACES``, spelled out here so
+#: that ``sql``/``info`` start without pyarrow; tests/test_startup.py checks the two agree).
+META_TRACES_KEY = "tracekit.traces"
+
+
+def _footer_query(path: Path | str, sql: str, is_list: bool = False) -> list[tuple[Any, ...]]:
+    """Rows of ``sql`` (``{f}`` = the file, read literally; with ``is_list``, ``path`` is a ready list literal)
+    over Parquet footers, with DuckDB.
+
+    DuckDB rather than pyarrow: ``tracekit sql``/``info`` need DuckDB anyway, and pyarrow's import was
+    a quarter of their start-up (issue 14).
+    """
+    con = duckdb.connect()
+    try:
+        return con.execute(sql.format(f=str(path) if is_list else _lit(literal(path)))).fetchall()
+    finally:
+        con.close()
+
+
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
     """Trace-level facts of a converted file or dataset: ``{trace: {source, devices, rank, ...}}``."""
     out: dict[str, dict[str, Any]] = {}
     for f in parquet_files([path]):
-        md = pq.read_schema(f).metadata or {}
-        raw = md.get(schema.META_TRACES)
-        if raw:
-            out.update(json.loads(raw))
+        rows = _footer_query(f, f"SELECT value FROM parquet_kv_metadata({{f}}) WHERE key = {_lit(META_TRACES_KEY)}::BLOB")
+        if rows and rows[0][0]:
+            out.update(json.loads(rows[0][0]))
     return out

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 
 import click
-from rich.console import Console
 
-from tracekit.render import print_frame
+from tracekit.render import print_result
 from tracekit.safe import term
 from tracekit.store import connect, read_metadata
 
@@ -16,6 +15,10 @@ SELECT trace, kind, count(*) AS events,
        min(ts_ns) AS first_ts_ns, max(ts_ns + dur_ns) AS last_end_ns
 FROM events GROUP BY ALL ORDER BY trace, events DESC
 """
+SPANS_SQL = (
+    "SELECT trace, count(*) AS events, min(ts_ns) AS start_ns, max(ts_ns + dur_ns) AS end_ns, "
+    "(max(ts_ns + dur_ns) - min(ts_ns)) / 1e6 AS span_ms FROM events WHERE kind NOT IN ('meta') GROUP BY trace ORDER BY trace"
+)
 
 
 @click.command("info")
@@ -25,12 +28,9 @@ def command(trace: str, as_json: bool) -> None:
     """Show a trace's metadata, its event count per kind and its time span."""
     con = connect(trace)
     meta = read_metadata(trace)
-    df = con.execute(SUMMARY_SQL).df()
-    spans = con.execute(
-        "SELECT trace, count(*) AS events, min(ts_ns) AS start_ns, max(ts_ns + dur_ns) AS end_ns, "
-        "(max(ts_ns + dur_ns) - min(ts_ns)) / 1e6 AS span_ms FROM events WHERE kind NOT IN ('meta') GROUP BY trace ORDER BY trace"
-    ).df()
-    if as_json:
+    if as_json:  # pandas only here (its records are the --json format); the table path prints DuckDB rows
+        df = con.execute(SUMMARY_SQL).df()
+        spans = con.execute(SPANS_SQL).df()
         out = {
             "traces": meta,
             "kinds": df.to_dict(orient="records"),
@@ -38,6 +38,8 @@ def command(trace: str, as_json: bool) -> None:
         }
         click.echo(json.dumps(out, indent=2, default=str))
         return
+    from rich.console import Console
+
     console = Console(markup=False, highlight=False)
     for name, m in meta.items():
         console.print(term(f"trace {name}  (source {m.get('source')}, {m.get('events', 0):,} events, file {m.get('source_file')})"))
@@ -52,6 +54,6 @@ def command(trace: str, as_json: bool) -> None:
                 console.print(term(f"  {k}: {m[k]}"))
         for n in m.get("notes") or []:
             console.print(term(f"  note: {n}"))
-    print_frame(spans, title="time span")
-    print_frame(df.drop(columns=["first_ts_ns", "last_end_ns"]), title="events per kind")
+    print_result(con.execute(SPANS_SQL), title="time span")
+    print_result(con.execute(SUMMARY_SQL), title="events per kind", drop=("first_ts_ns", "last_end_ns"))
 

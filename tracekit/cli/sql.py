@@ -6,11 +6,15 @@ import re
 import sys
 from pathlib import Path
 
-import click
-import pandas as pd
+from typing import TYPE_CHECKING
 
-from tracekit.render import print_frame
+import click
+
+from tracekit.render import print_frame, print_result
 from tracekit.store import connect
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def _emit(df: pd.DataFrame, fmt: str, limit: int, title: str | None) -> None:
@@ -20,6 +24,13 @@ def _emit(df: pd.DataFrame, fmt: str, limit: int, title: str | None) -> None:
         sys.stdout.write(df.to_json(orient="records", date_format="iso") + "\n")
     else:
         print_frame(df, title=title, limit=limit)
+
+
+def _shipped(name: str) -> bool:
+    """Whether ``name`` is a shipped analysis (tracekit.report, and pandas with it, load only for a bare word)."""
+    from tracekit import report
+
+    return name in report.list_queries()
 
 
 def _parse_params(items: tuple[str, ...]) -> dict[str, object]:
@@ -63,12 +74,12 @@ def command(traces: tuple[str, ...], query: str | None, file: str | None, output
     line names and the default of every getvariable() are loaded first, as `tracekit report` does.
     Example: tracekit sql trace.parquet "SELECT kind, count(*) FROM events GROUP BY 1"
     """
-    from tracekit import report
-
     paths = list(traces)
     path: Path | None = Path(file) if file else None
     sql: str | None = None
-    if path is None and query is not None and re.fullmatch(r"[A-Za-z]\w*", query) and query in report.list_queries():
+    if path is None and query is not None and re.fullmatch(r"[A-Za-z]\w*", query) and _shipped(query):
+        from tracekit import report
+
         if query in report.VERB_OF:
             raise click.UsageError(f"{query} needs more than traces: run it with `tracekit {report.VERB_OF[query]}`")
         path = report.QUERY_DIR / f"{query}.sql"
@@ -82,8 +93,14 @@ def command(traces: tuple[str, ...], query: str | None, file: str | None, output
     con = connect(paths)
     con.execute("SET enable_progress_bar = false")
     if path is None:
-        _emit(con.execute(sql).df(), fmt, limit, None)
+        cur = con.execute(sql)
+        if fmt == "table":  # the default: rows straight to the terminal, no pandas (start-up, issue 14)
+            print_result(cur, limit=limit)
+        else:
+            _emit(cur.df(), fmt, limit, None)
         return
+    from tracekit import report
+
     sf = report.parse_sql(path)
     try:
         done = report.prepare(con, **_parse_params(params))

@@ -1,0 +1,90 @@
+"""The nsys reader's two paths (ADBC rows straight into Arrow, and the ``json_group_array`` + msgspec
+fallback) give the same Parquet, byte for byte in content and metadata.
+
+Why: the ADBC path is there for speed only (issue 14); the JSON path defined the output before it and
+still handles batches whose values do not have their column's declared type. Any difference between
+the two would make a conversion depend on which driver is installed.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+import tracekit.ingest.nsys as nsys_mod
+from tracekit.ingest.nsys import convert_nsys
+
+from .conftest import NSYS_DIR
+
+needs_adbc = pytest.mark.skipif(nsys_mod._adbc_sqlite is None, reason="adbc-driver-sqlite is not installed")
+EXPORTS = sorted((NSYS_DIR / "sqlite").glob("*/*.sqlite")) if NSYS_DIR.exists() else []
+
+
+def _both(src: Path, tmp: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    fast = tmp / "adbc.parquet"
+    convert_nsys(src, fast, trace="t")
+    with monkeypatch.context() as m:
+        m.setattr(nsys_mod, "_adbc_sqlite", None)
+        slow = tmp / "json.parquet"
+        convert_nsys(src, slow, trace="t")
+    return fast, slow
+
+
+def _same(a: Path, b: Path) -> None:
+    ta, tb = pq.read_table(a), pq.read_table(b)
+    assert ta.schema.metadata == tb.schema.metadata
+    for name in ta.column_names:
+        assert ta.column(name).equals(tb.column(name)), name
+    assert ta.equals(tb, check_metadata=True)
+
+
+@needs_adbc
+@pytest.mark.skipif(not EXPORTS, reason="../shared/traces/nsys is absent: the real nsys exports are needed")
+@pytest.mark.parametrize("src", EXPORTS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_real_exports_same_on_both_paths(src: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _same(*_both(src, tmp_path, monkeypatch))
+
+
+VM = 1 << 48
+
+
+def _odd_types(path: Path) -> Path:
+    """Runtime rows whose INTEGER column holds a REAL in one row, and a REAL column (floats kept as args)."""
+    con = sqlite3.connect(path)
+    con.executescript("""
+        CREATE TABLE StringIds (id INTEGER NOT NULL PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE CUPTI_ACTIVITY_KIND_RUNTIME (start INTEGER NOT NULL, end INTEGER NOT NULL, eventClass INTEGER,
+            globalTid INTEGER, correlationId INTEGER, nameId INTEGER NOT NULL, returnValue INTEGER, ratio REAL);
+    """)
+    con.execute("INSERT INTO StringIds VALUES (1, 'cudaLaunchKernel_v7000')")
+    g = VM | (100 << 24) | 100
+    con.executemany("INSERT INTO CUPTI_ACTIVITY_KIND_RUNTIME VALUES (?,?,0,?,?,1,?,?)", [
+        (10, 20, g, 7, 0, 0.1), (30, 40, g, 8, 1.5, None), (50, 60, g, 9, 2, 1 / 3)])
+    con.commit()
+    con.close()
+    return path
+
+
+def test_odd_types_fall_back_to_the_json_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """returnValue 1.5 in an INTEGER column: that batch's member is the raw JSON number, as before ADBC.
+
+    ratio is REAL: SQLite's JSON text of 1/3 has 15 significant digits, which both paths keep (the JSON
+    path decoded exactly that text), so the member reads 0.333333333333333.
+    """
+    src = _odd_types(tmp_path / "odd.sqlite")
+    fast, slow = _both(src, tmp_path, monkeypatch)
+    _same(fast, slow)
+    args = [json.loads(a) for a in pq.read_table(fast).column("args").to_pylist()]
+    common = {"eventClass": 0, "api_name": "cudaLaunchKernel_v7000", "eventClassName": "CUDA runtime"}
+    assert args == [
+        {"eventClass": 0, "correlationId": 7, "returnValue": 0, "ratio": 0.1, **common},
+        {"eventClass": 0, "correlationId": 8, "returnValue": 1.5, **common},
+        {"eventClass": 0, "correlationId": 9, "returnValue": 2, "ratio": 0.333333333333333, **common},
+    ]
+    raw = pq.read_table(fast).column("args").to_pylist()
+    assert raw[1] == ('{"eventClass":0,"correlationId":8,"returnValue":1.5,'
+                      '"api_name":"cudaLaunchKernel_v7000","eventClassName":"CUDA runtime"}')

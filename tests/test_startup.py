@@ -1,0 +1,71 @@
+"""Start-up: ``tracekit sql`` and ``tracekit info`` load no module they do not use (issue 14).
+
+Why: pandas alone was 0.9 s of a 1.3 s ``tracekit sql small.parquet "select 1"``; pyarrow a further
+0.2 s. The verbs print DuckDB rows with rich and read Parquet footers with DuckDB, so none of
+pandas, pyarrow (or its compute kernels), numpy or matplotlib should be imported. The check looks at
+``sys.modules`` after the real command ran in a fresh interpreter, so any import on the path counts,
+whoever adds it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tracekit import schema, store
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = sorted((REPO / "samples" / "traces" / "spec_decode_k4" / "parquet").glob("*.parquet"))[0]
+HEAVY = ("pandas", "pyarrow", "pyarrow.compute", "numpy", "matplotlib")
+
+RUN = """
+import json, runpy, sys
+heavy = json.loads(sys.argv[2])
+sys.argv = ["tracekit", *json.loads(sys.argv[1])]
+try:
+    runpy.run_module("tracekit", run_name="__main__")
+except SystemExit as e:
+    code = e.code
+else:
+    code = 0
+print(json.dumps({"code": code, "loaded": [m for m in heavy if m in sys.modules]}), file=sys.stderr)
+"""
+
+
+def _loaded(args: list[str]) -> tuple[int, list[str], str]:
+    p = subprocess.run([sys.executable, "-c", RUN, json.dumps(args), json.dumps(HEAVY)], capture_output=True,
+                       text=True, cwd=REPO)
+    last = json.loads(p.stderr.strip().splitlines()[-1])
+    return last["code"], last["loaded"], p.stdout
+
+
+@pytest.mark.parametrize("args", [
+    ["sql", str(SAMPLE), "SELECT 1 AS one"],
+    ["sql", str(SAMPLE), "SELECT kind, count(*) AS n, sum(dur_ns) / 1e6 AS ms FROM events GROUP BY 1 ORDER BY 1"],
+    ["info", str(SAMPLE)],
+], ids=["sql-select-1", "sql-group-by", "info"])
+def test_sql_and_info_load_no_heavy_modules(args: list[str]) -> None:
+    code, loaded, out = _loaded(args)
+    assert code == 0
+    assert loaded == [], f"{' '.join(args[:1])} imported {loaded}"
+    assert out.strip()  # it printed its table
+
+
+def test_sql_table_values() -> None:
+    """The pandas-free table path prints DuckDB's values: the cpu_op count, counted here with pyarrow."""
+    import pyarrow.parquet as pq
+
+    n = pq.read_table(SAMPLE, columns=["kind"]).column("kind").to_pylist().count("cpu_op")
+    code, _, out = _loaded(["sql", str(SAMPLE), "SELECT kind, count(*) AS n FROM events WHERE kind = 'cpu_op' GROUP BY 1"])
+    assert code == 0
+    row = [ln for ln in out.splitlines() if "cpu_op" in ln]
+    assert len(row) == 1 and f"{n:,}" in row[0].split()
+
+
+def test_metadata_key_matches_schema() -> None:
+    """store spells the metadata key out (no pyarrow import); it must stay the schema's."""
+    assert store.META_TRACES_KEY.encode() == schema.META_TRACES
