@@ -119,7 +119,9 @@ print("RESULT " + json.dumps({
 """
 
 
-def test_real_sglang_plugin_wraps_lm_head(tmp_path: Path) -> None:
+def _run_in_real_sglang(child: str, tmp_path: Path) -> tuple[dict, str]:
+    """Run ``child`` (a script printing ``RESULT <json>``) in the cached real-SGLang venv under the capture
+    bootstrap; its parsed RESULT and its stderr. Skips when the venv could not be built."""
     py = _real_sglang_python()
     if py is None:
         pytest.skip(SKIP_NO_VENV)
@@ -127,11 +129,16 @@ def test_real_sglang_plugin_wraps_lm_head(tmp_path: Path) -> None:
     env.update(PYTHONPATH=str(REPO), TRACEKIT_CAPTURE=json.dumps({"raw": str(tmp_path)}), TRACEKIT_SGLANG="1",
                PYTHONWARNINGS="ignore", CUDA_VISIBLE_DEVICES="")
     trace = tmp_path / "t.json"
-    r = subprocess.run([py, "-c", _CHILD, str(bootstrap_dir()), str(trace)], capture_output=True, text=True,
+    r = subprocess.run([py, "-c", child, str(bootstrap_dir()), str(trace)], capture_output=True, text=True,
                        env=env, cwd=tmp_path, timeout=900)
     lines = [ln for ln in r.stdout.splitlines() if ln.startswith("RESULT ")]
     assert r.returncode == 0 and lines, f"real-sglang check failed (rc={r.returncode}, {py}):\n{r.stdout[-3000:]}\n{r.stderr[-6000:]}"
-    res = json.loads(lines[-1][len("RESULT "):])
+    return json.loads(lines[-1][len("RESULT "):]), r.stderr
+
+
+def test_real_sglang_plugin_wraps_lm_head(tmp_path: Path) -> None:
+    res, stderr = _run_in_real_sglang(_CHILD, tmp_path)
+    trace = tmp_path / "t.json"
     print(f"sglang {res['sglang']} / torch {res['torch']}: resolved {[t for t, _ in res['ok']]}, missing {res['missing']}")
 
     assert res["missing"] == [], f"targets missing in sglang {res['sglang']}: {res['missing']}"
@@ -139,7 +146,7 @@ def test_real_sglang_plugin_wraps_lm_head(tmp_path: Path) -> None:
     assert all(res["wrapped"].values()), f"not wrapped by load_plugins(): {[t for t, w in res['wrapped'].items() if not w]}"
     assert dict((n, t) for t, n in res["ok"])["lm_head"].endswith("LogitsProcessor._compute_lm_head")
     assert res["logits_shape"] == [4, 32000]
-    assert "skipped" not in r.stderr  # the one 'missing targets' warning is not printed when none are missing
+    assert "skipped" not in stderr  # the one 'missing targets' warning is not printed when none are missing
 
     from tracekit.ingest import convert
     from tracekit.store import connect
@@ -306,20 +313,10 @@ print("RESULT " + json.dumps({"sglang": sglang.__version__, "same": out is res, 
 
 
 def test_real_sglang_verify_records_token_counts(tmp_path: Path) -> None:
-    py = _real_sglang_python()
-    if py is None:
-        pytest.skip(SKIP_NO_VENV)
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "SGLANG_PLUGINS", "PYTHONHOME", "VIRTUAL_ENV")}
-    env.update(PYTHONPATH=str(REPO), TRACEKIT_CAPTURE=json.dumps({"raw": str(tmp_path)}), TRACEKIT_SGLANG="1",
-               PYTHONWARNINGS="ignore", CUDA_VISIBLE_DEVICES="")
+    res, stderr = _run_in_real_sglang(_CHILD_VERIFY, tmp_path)
     trace = tmp_path / "t.json"
-    r = subprocess.run([py, "-c", _CHILD_VERIFY, str(bootstrap_dir()), str(trace)], capture_output=True, text=True,
-                       env=env, cwd=tmp_path, timeout=900)
-    lines = [ln for ln in r.stdout.splitlines() if ln.startswith("RESULT ")]
-    assert r.returncode == 0 and lines, f"real-sglang verify check failed (rc={r.returncode}):\n{r.stdout[-3000:]}\n{r.stderr[-6000:]}"
-    res = json.loads(lines[-1][len("RESULT "):])
     assert res == {"sglang": res["sglang"], "same": True, "calls": [4], "wrapped": True}, res
-    assert "verify counts skipped" not in r.stderr
+    assert "verify counts skipped" not in stderr
 
     from tracekit import report as rep
     from tracekit.ingest import convert
