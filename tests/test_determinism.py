@@ -156,3 +156,40 @@ def test_diff_does_not_depend_on_row_order(tmp_path: Path) -> None:
     a, b = diff([str(pair[0])], [str(pair[1])]), diff([str(shuffled[0])], [str(shuffled[1])])
     assert sum(len(df) for df in a.values()) > 0
     assert not differences(a, b, trace=None)
+
+
+# ---- compare.sql and diff.sql over several runs (bundled samples: no ../shared needed) -------------------
+
+SAMPLE_K4 = REPO / "samples" / "traces" / "spec_decode_k4" / "parquet" / "24035-spec_decode.parquet"
+
+
+def _shuffled_run(files: list[Path], dst: Path, seed: int) -> list[str]:
+    """Each file of a run with its rows shuffled (seed per file), in small row groups."""
+    dst.mkdir()
+    return [str(shuffled_copy(f, dst / f.name, seed=seed + i, row_group=991)) for i, f in enumerate(files)]
+
+
+def test_compare_does_not_depend_on_row_order(tmp_path: Path) -> None:
+    """compare.sql's every output (matrix, sweep, phases, noise) on shuffled copies of three runs, one of two ranks."""
+    from tracekit.compare import compare
+
+    runs = {"k4": [SAMPLE_K4], "stack": [SAMPLE], "serve": sorted(OTHER.glob("*.parquet"))}
+    assert len(runs["serve"]) == 2
+    a = compare([(label, [str(f) for f in files]) for label, files in runs.items()])
+    b = compare([(label, _shuffled_run(files, tmp_path / label, seed=11 * i))
+                 for i, (label, files) in enumerate(runs.items())])
+    assert set(a) == {"compare", "compare.sweep", "compare.phases", "compare.noise"}
+    assert len(a["compare"]) > 20 and len(a["compare.phases"]) > 0
+    assert not differences(a, b, trace=None)
+
+
+def test_diff_of_bundled_runs_does_not_depend_on_row_order(tmp_path: Path) -> None:
+    """diff.sql (deltas, moved kernels, new/vanished, gate) on the two spec-decode samples, rows shuffled."""
+    from tracekit.compare import diff
+
+    conds = ["step.wall_ms > +5%"]
+    a = diff([str(SAMPLE_K4)], [str(SAMPLE)], conditions=conds)
+    b = diff(_shuffled_run([SAMPLE_K4], tmp_path / "a", seed=3), _shuffled_run([SAMPLE], tmp_path / "b", seed=5),
+             conditions=conds)
+    assert len(a["diff"]) > 10 and len(a["diff.kernels"]) > 0 and len(a["diff.gate"]) == 1
+    assert not differences(a, b, trace=None)
