@@ -170,7 +170,7 @@ def _shuffled_run(files: list[Path], dst: Path, seed: int) -> list[str]:
 
 
 def test_compare_does_not_depend_on_row_order(tmp_path: Path) -> None:
-    """compare.sql's every output (matrix, sweep, phases, noise) on shuffled copies of three runs, one of two ranks."""
+    """compare.sql's every output (matrix, sweep, phases, noise, step values, tokens) on shuffled copies of three runs, one of two ranks."""
     from tracekit.compare import compare
 
     runs = {"k4": [SAMPLE_K4], "stack": [SAMPLE], "serve": sorted(OTHER.glob("*.parquet"))}
@@ -178,18 +178,25 @@ def test_compare_does_not_depend_on_row_order(tmp_path: Path) -> None:
     a = compare([(label, [str(f) for f in files]) for label, files in runs.items()])
     b = compare([(label, _shuffled_run(files, tmp_path / label, seed=11 * i))
                  for i, (label, files) in enumerate(runs.items())])
-    assert set(a) == {"compare", "compare.sweep", "compare.phases", "compare.noise"}
+    assert set(a) == {"compare", "compare.sweep", "compare.phases", "compare.noise", "compare.step_values", "compare.tokens"}
     assert len(a["compare"]) > 20 and len(a["compare.phases"]) > 0
     assert not differences(a, b, trace=None)
 
 
-def test_diff_of_bundled_runs_does_not_depend_on_row_order(tmp_path: Path) -> None:
-    """diff.sql (deltas, moved kernels, new/vanished, gate) on the two spec-decode samples, rows shuffled."""
+def test_diff_of_planted_pair_does_not_depend_on_row_order(tmp_path: Path) -> None:
+    """diff.sql (deltas, moved kernels, new/vanished, noise, gate) on tests/diff_pairs.py's pair, rows shuffled."""
+    from tests import diff_pairs
     from tracekit.compare import diff
 
-    conds = ["step.wall_ms > +5%"]
-    a = diff([str(SAMPLE_K4)], [str(SAMPLE)], conditions=conds)
-    b = diff(_shuffled_run([SAMPLE_K4], tmp_path / "a", seed=3), _shuffled_run([SAMPLE], tmp_path / "b", seed=5),
-             conditions=conds)
-    assert len(a["diff"]) > 10 and len(a["diff.kernels"]) > 0 and len(a["diff.gate"]) == 1
+    pair = []
+    for name, f, add in (("a", 1.0, False), ("b", 1.2, True)):
+        p = tmp_path / name / "run.parquet"
+        convert(diff_pairs.write(tmp_path / name / "run.json.gz", f=f, add_kernel=add), p)
+        pair.append(p)
+    shuffled = [shuffled_copy(p, tmp_path / f"{p.parent.name}_shuffled.parquet", seed=i, row_group=3) for i, p in enumerate(pair)]
+    conds = ["draft.ms_per_step > +5%"]
+    a = diff([str(pair[0])], [str(pair[1])], conditions=conds)
+    b = diff([str(shuffled[0])], [str(shuffled[1])], conditions=conds)
+    assert len(a["diff"]) > 10 and len(a["diff.gate"]) == 1
+    assert "added_kernel" in set(a["diff.new_vanished"]["name"]) and len(a["diff.kernels"]) >= 3
     assert not differences(a, b, trace=None)
