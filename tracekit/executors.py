@@ -345,7 +345,11 @@ def event_files_of(paths: Iterable[str]) -> list[tuple[str, str]]:
             else:
                 out.append((p, p.rsplit("/", 1)[-1].removesuffix(".parquet")))
             continue
-        for f in parquet_files([p]):
+        if os.path.isdir(p) and dataset.event_files(p):  # listed, not opened: a damaged file fails its own task only
+            out += [(os.path.join(os.path.abspath(p), rel), rel[: -len(".parquet")].replace("/", "__")) for rel in dataset.event_files(p)]
+            continue
+        files = [p] if os.path.isfile(p) and p.endswith(".parquet") else parquet_files([p])  # raw traces: converted, cached
+        for f in files:
             base = os.path.abspath(p) if os.path.isdir(p) else os.path.dirname(os.path.abspath(f))
             rel = os.path.relpath(os.path.abspath(f), base).replace(os.sep, "/")
             out.append((f, rel.removesuffix(".parquet").replace("/", "__")))
