@@ -57,7 +57,7 @@ def resolve(uri: str | os.PathLike[str]) -> tuple[pafs.FileSystem, str]:
         except (pa.ArrowInvalid, OSError) as e:  # unknown scheme, missing credentials, ...
             if "nrecognized" in str(e) and (via := _fsspec(s)) is not None:
                 return via
-            raise TraceError(s, f"cannot open: {e}") from None
+            raise TraceError(s, f"cannot open: {str(e).strip()}") from None
     return pafs.LocalFileSystem(), str(Path(s).absolute())
 
 
