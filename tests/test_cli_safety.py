@@ -108,9 +108,9 @@ def test_output_is_decided_by_what_the_user_gave(folder: Path) -> None:
     assert r.exit_code == 0 and (folder / "out.pq").is_file()
     assert pq.read_metadata(folder / "out.pq").num_rows == len(EVENTS)
     r = run_in(folder, ["convert", "good.json", "-o", "ds"])  # an existing folder: inside it
-    assert r.exit_code == 0 and sorted(os.listdir(folder / "ds")) == ["good.parquet", "r0.parquet"]
+    assert r.exit_code == 0 and sorted(os.listdir(folder / "ds")) == ["_tracekit", "good.parquet", "r0.parquet"]  # + sidecar
     r = run_in(folder, ["convert", "good.json", "-o", "new/"])  # a trailing slash: a folder
-    assert r.exit_code == 0 and os.listdir(folder / "new") == ["good.parquet"]
+    assert r.exit_code == 0 and sorted(os.listdir(folder / "new")) == ["_tracekit", "good.parquet"]
     before = snapshot(folder)
     r = run_in(folder, ["convert", "good.json", "good.json", "-o", "out.pq"])  # several inputs, OUT a file
     assert_one_line_error(r, "out.pq: is a file; 2 inputs are written into a folder")
