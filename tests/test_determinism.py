@@ -156,3 +156,47 @@ def test_diff_does_not_depend_on_row_order(tmp_path: Path) -> None:
     a, b = diff([str(pair[0])], [str(pair[1])]), diff([str(shuffled[0])], [str(shuffled[1])])
     assert sum(len(df) for df in a.values()) > 0
     assert not differences(a, b, trace=None)
+
+
+# ---- compare.sql and diff.sql over several runs (bundled samples: no ../shared needed) -------------------
+
+SAMPLE_K4 = REPO / "samples" / "traces" / "spec_decode_k4" / "parquet" / "24035-spec_decode.parquet"
+
+
+def _shuffled_run(files: list[Path], dst: Path, seed: int) -> list[str]:
+    """Each file of a run with its rows shuffled (seed per file), in small row groups."""
+    dst.mkdir()
+    return [str(shuffled_copy(f, dst / f.name, seed=seed + i, row_group=991)) for i, f in enumerate(files)]
+
+
+def test_compare_does_not_depend_on_row_order(tmp_path: Path) -> None:
+    """compare.sql's every output (matrix, sweep, phases, noise, step values, tokens) on shuffled copies of three runs, one of two ranks."""
+    from tracekit.compare import compare
+
+    runs = {"k4": [SAMPLE_K4], "stack": [SAMPLE], "serve": sorted(OTHER.glob("*.parquet"))}
+    assert len(runs["serve"]) == 2
+    a = compare([(label, [str(f) for f in files]) for label, files in runs.items()])
+    b = compare([(label, _shuffled_run(files, tmp_path / label, seed=11 * i))
+                 for i, (label, files) in enumerate(runs.items())])
+    assert set(a) == {"compare", "compare.sweep", "compare.phases", "compare.noise", "compare.step_values", "compare.tokens"}
+    assert len(a["compare"]) > 20 and len(a["compare.phases"]) > 0
+    assert not differences(a, b, trace=None)
+
+
+def test_diff_of_planted_pair_does_not_depend_on_row_order(tmp_path: Path) -> None:
+    """diff.sql (deltas, moved kernels, new/vanished, noise, gate) on tests/diff_pairs.py's pair, rows shuffled."""
+    from tests import diff_pairs
+    from tracekit.compare import diff
+
+    pair = []
+    for name, f, add in (("a", 1.0, False), ("b", 1.2, True)):
+        p = tmp_path / name / "run.parquet"
+        convert(diff_pairs.write(tmp_path / name / "run.json.gz", f=f, add_kernel=add), p)
+        pair.append(p)
+    shuffled = [shuffled_copy(p, tmp_path / f"{p.parent.name}_shuffled.parquet", seed=i, row_group=3) for i, p in enumerate(pair)]
+    conds = ["draft.ms_per_step > +5%"]
+    a = diff([str(pair[0])], [str(pair[1])], conditions=conds)
+    b = diff([str(shuffled[0])], [str(shuffled[1])], conditions=conds)
+    assert len(a["diff"]) > 10 and len(a["diff.gate"]) == 1
+    assert "added_kernel" in set(a["diff.new_vanished"]["name"]) and len(a["diff.kernels"]) >= 3
+    assert not differences(a, b, trace=None)

@@ -44,14 +44,34 @@ SIDECAR_SCHEMA = pa.schema([pa.field(n, t) for n, t, _ in SIDECAR_COLUMNS])
 
 
 def resolve(uri: str | os.PathLike[str]) -> tuple[pafs.FileSystem, str]:
-    """(filesystem, path) for a local path or a URL ``pyarrow.fs`` knows."""
+    """(filesystem, path) for a local path or a URL ``pyarrow.fs`` knows, else one ``fsspec`` knows.
+
+    pyarrow opens file://, s3://, gs://, hdfs:// (and abfs:// in recent versions) itself; a scheme it
+    does not know (memory://, az://, gcs:// of gcsfs, ...) goes through fsspec when fsspec and that
+    scheme's package are installed, wrapped as a pyarrow filesystem so every caller stays the same.
+    """
     s = str(uri)
     if "://" in s:
         try:
             return pafs.FileSystem.from_uri(s)
         except (pa.ArrowInvalid, OSError) as e:  # unknown scheme, missing credentials, ...
-            raise TraceError(s, f"cannot open: {e}") from None
+            if "nrecognized" in str(e) and (via := _fsspec(s)) is not None:
+                return via
+            raise TraceError(s, f"cannot open: {str(e).strip()}") from None
     return pafs.LocalFileSystem(), str(Path(s).absolute())
+
+
+def _fsspec(uri: str) -> tuple[pafs.FileSystem, str] | None:
+    """``uri`` through fsspec as a pyarrow filesystem; None when fsspec or the scheme's package is missing."""
+    try:
+        import fsspec
+    except ImportError:
+        return None
+    try:
+        fs, path = fsspec.core.url_to_fs(uri)
+    except Exception:  # noqa: BLE001  (unknown protocol, its package missing, arguments a URL cannot give)
+        return None
+    return pafs.PyFileSystem(pafs.FSSpecHandler(fs)), path
 
 
 def join(base: str, *parts: str) -> str:
@@ -81,6 +101,14 @@ def fetch(uri: str, tmpdir: str) -> str:
     dst = os.path.join(tmpdir, posixpath.basename(path))
     pafs.copy_files(path, dst, source_filesystem=fs, destination_filesystem=pafs.LocalFileSystem())
     return dst
+
+
+def _fetch_as(uri: str, local: str) -> str:
+    """Copy ``uri`` to the local path ``local`` (its folder is created); returns ``local``."""
+    fs, path = resolve(uri)
+    os.makedirs(os.path.dirname(local), exist_ok=True)
+    pafs.copy_files(path, local, source_filesystem=fs, destination_filesystem=pafs.LocalFileSystem())
+    return local
 
 
 def put(local: str, uri: str) -> None:
@@ -205,14 +233,22 @@ if __name__ == "__main__":
 def connect_results(out: str, con: Any = None) -> Any:
     """DuckDB connection with one view per result table of ``out`` (``gpu_idle.causes`` -> ``gpu_idle_causes``).
 
-    Local folders only: DuckDB reads object stores through its httpfs extension, which tracekit does not
-    download at run time (Spark, Trino or Polars read the same folders from s3:// as they are).
+    A URL's tables are copied to a local scratch folder first (removed when the process exits): DuckDB reads
+    object stores only through its httpfs extension, which tracekit does not download at run time (Spark,
+    Trino or Polars read the same folders from s3:// as they are).
     """
     import duckdb
 
     tables = result_tables(out)
     if not tables:
         raise TraceError(out, "no result tables: write them with `tracekit report DATASET --out " + out + "`")
+    if not isinstance(resolve(out)[0], pafs.LocalFileSystem):
+        import atexit
+
+        scratch = tempfile.mkdtemp(prefix="tracekit-results-")
+        atexit.register(shutil.rmtree, scratch, True)
+        tables = {name: [_fetch_as(f, os.path.join(scratch, name, posixpath.basename(resolve(f)[1]))) for f in files]
+                  for name, files in tables.items()}
     con = con or duckdb.connect()
     for name, files in tables.items():
         lst = "[" + ", ".join("'" + resolve(f)[1].replace("'", "''") + "'" for f in files) + "]"

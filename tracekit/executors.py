@@ -12,7 +12,7 @@ per task as it finishes; nothing else differs between backends:
   partition per trace through ``mapInPandas``.
 
 Paths are whatever every worker can reach: a shared filesystem, or URLs ``pyarrow.fs`` opens (s3://,
-gs://, hdfs://); a task copies a remote input to local scratch and uploads what it wrote. A task never
+gs://, hdfs://, file://, or any scheme fsspec knows; tracekit.dataset.resolve); a task copies a remote input to local scratch and uploads what it wrote. A task never
 raises: its exception becomes a failed Outcome naming the trace, so one bad trace loses nothing else.
 Ray and Spark are optional extras (``tracekit[ray]``, ``tracekit[spark]``), imported only when chosen.
 """
@@ -269,7 +269,10 @@ def convert_task(item: dict[str, Any]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="tracekit-") as tmp:
         local_src = dataset.fetch(src, tmp)
         local_dst = dataset.resolve(dst)[1] if dataset.is_local(dst) else os.path.join(tmp, "out.parquet")
-        meta = convert(local_src, local_dst, trace=item.get("trace"), extra_meta={"source_sha256": digest})
+        extra = {"source_sha256": digest}
+        if local_src != dataset.resolve(src)[1]:  # a scratch copy: the footer names the URL, not the copy
+            extra["source_file"] = src
+        meta = convert(local_src, local_dst, trace=item.get("trace"), extra_meta=extra)
         if not dataset.is_local(dst):
             dataset.put(local_dst, dst)
     return {"skipped": False, "trace": meta.get("trace"), "events": meta.get("events"), "notes": meta.get("notes") or [],
@@ -321,6 +324,8 @@ def convert_many(inputs: list[str], out: str, executor: Executor, force: bool = 
         raise TraceError(out, "a trace name (--trace) names one input")
     items = [{"key": s, "src": s, "dst": dataset.join(out, f"{n}.parquet"), "force": force, "trace": trace}
              for s, n in zip(inputs, names)]
+    fs, root = dataset.resolve(out)
+    fs.create_dir(root, recursive=True)  # a file:// or object-store folder: the tasks write into it
     outcomes = executor.run(convert_task, items, on_done)
     dataset.write_sidecar(out)
     order = {s: i for i, s in enumerate(inputs)}

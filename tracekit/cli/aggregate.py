@@ -8,14 +8,14 @@ import click
 
 
 @click.command("aggregate")
-@click.argument("results", type=click.Path(exists=True, file_okay=False))
+@click.argument("results")
 @click.option("--output", "output", help="Print only this output of queries/across_traces.sql (by_step, across_traces, per_trace).")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 @click.option("--limit", default=50, show_default=True, help="Rows printed per table in table format.")
 def command(results: str, output: str | None, fmt: str, limit: int) -> None:
     """Step time across the traces (ranks) of a dataset: spread per step, the slowest rank, each trace vs the median.
 
-    RESULTS: a folder written by `tracekit report DATASET --out RESULTS`. The SQL is
+    RESULTS: a folder or URL written by `tracekit report DATASET --out RESULTS`. The SQL is
     queries/across_traces.sql, run by DuckDB here; the same SQL runs in any engine over those tables.
     """
     from tracekit import report
