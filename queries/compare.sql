@@ -128,7 +128,7 @@ ORDER BY label_index, list_position(['step.wall_ms', 'step.gpu_busy_ms', 'step.g
 -- @output tokens
 WITH _d AS (
     SELECT label, count(*) AS steps, quantile_cont(value, 0.1) AS wall_ms_p10, quantile_cont(value, 0.5) AS wall_ms_p50,
-           quantile_cont(value, 0.9) AS wall_ms_p90, avg(value) AS wall_ms_mean
+           quantile_cont(value, 0.9) AS wall_ms_p90, avg(value ORDER BY trace, step_index) AS wall_ms_mean  -- summed in a fixed order: floating-point sums depend on it
     FROM run_step_values WHERE metric = 'step.wall_ms' GROUP BY label
 )
 SELECT l.label, coalesce(d.steps, 0) AS steps, d.wall_ms_p10, d.wall_ms_p50, d.wall_ms_p90, d.wall_ms_mean,
