@@ -229,7 +229,7 @@ def report_lines(results: Mapping[str, pd.DataFrame], width: int = 80, sections:
             blocks.append(table_lines(sec.result_table(results, k, limit=limit), width))
         return join_lines(blocks)
     gs = sec.groups(results)
-    for i, g in enumerate(gs):
+    for gi, g in enumerate(gs):
         head = f"== {g.trace} · {g.step_kind} · {sec.plural(g.steps, 'step')} "
         head = elide(term(head), width - 2)
         blocks.append([head + "=" * max(2, width - cell_len(head))])
@@ -242,7 +242,7 @@ def report_lines(results: Mapping[str, pd.DataFrame], width: int = 80, sections:
             blocks.append(table_lines(g.headline, width))
         if g.tree is not None:
             blocks.append(table_lines(g.tree, width))
-        if i + 1 == len(gs) or gs[i + 1].trace != g.trace:  # the trace's last step kind: its GPUs' block
+        if gi + 1 == len(gs) or gs[gi + 1].trace != g.trace:  # the trace's last step kind: its GPUs' block
             blocks.append(gpus_lines(results, g.trace, width))
     if not gs:
         for t in sec.fallback(results):
