@@ -178,7 +178,8 @@ def rank_timeline(rank_steps: pd.DataFrame, step_skew: pd.DataFrame, align: str)
     """Per-rank step timeline (collectives.rank_steps): one panel per step, a bar per rank from its aligned
     start to its end, offsets from the step's earliest start; dashed lines at the earliest and latest end."""
     if not len(rank_steps) or rank_steps["rank"].nunique() < 2:
-        return None, "one rank only (or no step matched on two ranks): no cross-rank step timeline to draw"
+        return None, ("no per-rank steps (collectives.rank_steps is empty): the timeline needs one trace per rank "
+                      "with steps matching --step-pattern on at least two of them")
     keys = list(dict.fromkeys(rank_steps["step_key"]))
     if len(step_skew) and "skew_ns" in step_skew:
         top = set(step_skew.sort_values(["skew_ns", "step_key"], ascending=[False, True])
@@ -207,7 +208,8 @@ def rank_timeline(rank_steps: pd.DataFrame, step_skew: pd.DataFrame, align: str)
     axes[0][0].set_yticks(range(len(ranks)), [f"rank {r}" for r in ranks], fontsize=8)
     axes[0][0].invert_yaxis()
     fig.tight_layout()
-    how = "matched collectives end together" if align == "collective_end" else "raw timestamps (rank_align none)"
+    how = {"collective_end": "matched collectives end together", "one_clock": "one shared clock"}.get(
+        align, "raw timestamps (rank_align none)")
     shown = f"{len(keys)} of {rank_steps['step_key'].nunique()} steps (the ones whose ends are furthest apart)"
     return png(fig), (f"each rank's step range, {shown}; clocks: {how}. The x axis starts near the ends "
                       "(bars begin at the step's start); green dashed = the first rank to finish, red = the last")

@@ -200,7 +200,8 @@ def plural(n: Any, word: str) -> str:
 #: How each clock alignment reads in a caption (collectives.sql's `alignment` output, `method`).
 ALIGN_TEXT = {"collective_end": "clocks aligned so that matched collectives end together on every rank "
                                 "(rank_align = collective_end; collectives.alignment has each shift)",
-              "none": "raw timestamps, no clock alignment (rank_align = none: valid only when the ranks share one clock)"}
+              "none": "raw timestamps, no clock alignment (rank_align = none: valid only when the ranks share one clock)",
+              "one_clock": "one trace: its GPUs share one clock, nothing to align"}
 
 
 def _ms(ns: Any) -> str:
@@ -216,13 +217,20 @@ def has_comm(results: Results) -> bool:
 
 
 def rank_count(results: Results) -> int:
-    """Ranks in a multi-rank set (collectives.alignment: one row per trace), 0 or 1 for one rank."""
-    return len(_get(results, "collectives.alignment"))
+    """Ranks seen together: traces of a multi-rank set (collectives.alignment, one row per trace) or ranks
+    whose collectives matched (collectives.by_rank: an nsys report of several GPUs is one trace, one rank
+    per device); 0 or 1 for one rank."""
+    br = _get(results, "collectives.by_rank")
+    matched = br["rank"].nunique() if len(br) and "rank" in br else 0
+    return max(len(_get(results, "collectives.alignment")), int(matched))
 
 
 def alignment(results: Results) -> str:
-    """The clock alignment used for cross-rank times: 'collective_end' when any trace was shifted, else 'none'."""
+    """The clock alignment used for cross-rank times: 'collective_end' when any trace was shifted, 'one_clock'
+    for one trace holding several GPUs, else 'none'."""
     al = _get(results, "collectives.alignment")
+    if len(al) == 1:  # several GPUs in one trace (an nsys report): ranks are devices on one clock
+        return "one_clock"
     if len(al) and "method" in al and (al["method"] == "collective_end").any():
         return "collective_end"
     return "none"
