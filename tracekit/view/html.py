@@ -1,6 +1,8 @@
 """The HTML report: one self-contained page (inline CSS, PNG data URIs, inline SVG; no network).
 
-Per trace: the verdicts, the per-step table and the phase tree, the phase tree as a stacked bar
+First, when a trace ran NCCL kernels or the set holds several ranks, "Several GPUs": the slow-rank
+sentence (collectives.straggler), a per-rank step timeline (collectives.rank_steps) and exposed vs
+overlapped communication per phase (comm.by_phase). Per trace: the verdicts, the per-step table and the phase tree, the phase tree as a stacked bar
 that does not double count, the median step's timeline, step latency over the run and its
 distribution, GPU idle causes per step and the syncs; every other table folded underneath. Text is
 left-aligned and elided in the middle with the full name on hover, numbers right-aligned in one

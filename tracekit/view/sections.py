@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from tracekit.view.model import Table, table
+from tracekit.view.model import Table, fmt_duration, fmt_share, table
 
 Results = Mapping[str, pd.DataFrame]
 
@@ -205,8 +205,6 @@ ALIGN_TEXT = {"collective_end": "clocks aligned so that matched collectives end 
 
 
 def _ms(ns: Any) -> str:
-    from tracekit.view.model import fmt_duration
-
     return fmt_duration(ns, with_unit=True)
 
 
@@ -249,8 +247,6 @@ def comm_lines(results: Results, trace: str) -> list[str]:
         per_s = (f"{_ms(per)} per step ({plural(int(r['steps']), 'step')})" if pd.notna(per)
                  else f"{_ms(r['comm_exposed_ns'])} in all (per step: NULL, no step matched --step-pattern)")
         share = r.get("comm_overlap_share")
-        from tracekit.view.model import fmt_share
-
         out.append(f"device {r['device']}: exposed communication {per_s}; {fmt_share(share)} of NCCL time "
                    f"overlapped by compute ({_ms(r['comm_overlap_ns'])} of {_ms(r['comm_ns'])})")
     return out

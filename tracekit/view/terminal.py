@@ -209,7 +209,8 @@ def report_lines(results: Mapping[str, pd.DataFrame], width: int = 80, sections:
     """The terminal report as lines of at most ``width`` cells.
 
     Default: notes and warnings first, then per trace and step kind the verdicts, the per-step table
-    and the phase tree, then one line on what else there is. ``sections`` picks result tables by
+    and the phase tree (and, for a trace with NCCL kernels, its exposed communication per device), the
+    slow-rank sentence when several ranks' collectives matched, then one line on what else there is. ``sections`` picks result tables by
     name; ``full`` prints every table. Raises ValueError for an unknown section name.
     """
     from tracekit.view import sections as sec
