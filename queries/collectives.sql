@@ -70,6 +70,15 @@
 --   earliest_end_ts_ns, skew_ns = latest end - earliest end (the first rank to finish waits this long
 --   for the last), min_wall_ns, max_wall_ns, slowest_rank (ends last; NULL when all end together), late_rank (most late_ns at
 --   the step's calls; NULL when none is late), late_ns, max_wait_ns
+-- Output `straggler` (one row when >= 2 ranks' collectives matched; the report's sentence): rank, trace
+--   (the rank whose lateness made the others wait longest: most caused_wait_ns, ties to the lowest
+--   rank), times_last (matched calls it arrived at last), matched_calls (all matched calls: the
+--   denominator of times_last), late_ns_mean (mean late_ns over the calls it was last at: how much
+--   later than the next-latest rank it arrived, i.e. what it cost every other rank at least per call),
+--   caused_wait_ns (others' summed waits at those calls), steps (step keys seen on >= 2 ranks; 0 when
+--   no step matched), caused_wait_ns_per_step = caused_wait_ns / steps (NULL without steps),
+--   skew_ns_mean (mean step_skew.skew_ns; NULL without steps), slowest_steps (steps it ended last),
+--   alignment (collective_end when any trace's clock was shifted by matched collective ends, else none)
 -- Steps are matched by name when a step's name is unique in its trace and holds a number
 -- (ProfilerStep#551), else by (step kind, n-th step of that kind).
 --
@@ -330,3 +339,29 @@ SELECT step_key, count(*) AS ranks, min(start_ns) AS earliest_start_ts_ns, max(s
        max(wait_ns) AS max_wait_ns
 FROM _cl_rs GROUP BY step_key HAVING count(*) >= 2
 ORDER BY min(start_ns), step_key;
+
+-- @output straggler
+WITH _br AS (
+    SELECT rank, any_value(trace) AS trace, count(*) FILTER (WHERE wait_ns = 0 AND rank = last_rank) AS times_last
+    FROM _cl_w GROUP BY rank
+), _c AS (
+    SELECT match_key, sum(wait_ns) AS total_wait, any_value(last_rank) AS last_rank, any_value(late_ns) AS late_ns
+    FROM _cl_w GROUP BY match_key
+), _by AS (
+    SELECT last_rank AS rank, sum(total_wait) AS caused_wait_ns, avg(late_ns) AS late_ns_mean FROM _c GROUP BY last_rank
+), _pick AS (
+    SELECT b.rank, b.caused_wait_ns, b.late_ns_mean FROM _by b WHERE b.caused_wait_ns > 0
+    ORDER BY b.caused_wait_ns DESC, b.rank LIMIT 1
+), _ss AS (
+    SELECT step_key, max(end_ns) - min(end_ns) AS skew_ns,
+           CASE WHEN max(end_ns) > min(end_ns) THEN arg_max(rank, end_ns) END AS slowest_rank
+    FROM _cl_rs GROUP BY step_key HAVING count(*) >= 2
+), _sk AS (
+    SELECT count(*) AS steps, avg(skew_ns) AS skew_ns_mean FROM _ss
+)
+SELECT p.rank, r.trace, r.times_last, (SELECT count(*) FROM _c) AS matched_calls, p.late_ns_mean,
+       p.caused_wait_ns::BIGINT AS caused_wait_ns, k.steps,
+       CASE WHEN k.steps > 0 THEN p.caused_wait_ns / k.steps END AS caused_wait_ns_per_step,
+       k.skew_ns_mean, (SELECT count(*) FROM _ss WHERE slowest_rank = p.rank) AS slowest_steps,
+       CASE WHEN EXISTS (SELECT 1 FROM _cl_align WHERE method = 'collective_end') THEN 'collective_end' ELSE 'none' END AS alignment
+FROM _pick p JOIN _br r USING (rank) CROSS JOIN _sk k;

@@ -29,6 +29,9 @@ from tracekit.errors import TraceError
 @click.option("--peak-tb-s", type=float, help="flops: peak memory bandwidth in TB/s (overrides the table).")
 @click.option("--tokens-per-step", type=float, help="flops: tokens one step processes (e.g. the decode batch size), for GFLOPs per token.")
 @click.option("--tf32", is_flag=True, default=None, help="flops: fp32 matmuls ran on TF32 tensor cores (use the tf32 peak).")
+@click.option("--rank-align", type=click.Choice(["collective_end", "none"]),
+              help="Several ranks: shift each rank's clock so matched collectives end together (collective_end, "
+                   "the default), or keep raw timestamps (none: one host, or clocks known to agree).")
 @click.option("--limit", default=25, show_default=True, help="Rows printed per table in terminal output.")
 @click.option("--width", type=click.IntRange(min=20),
               help="Terminal width in columns (default: the terminal's; 80 when piped).")
@@ -47,7 +50,7 @@ def command(traces: tuple[str, ...], as_json: bool, html_out: str | None, step_p
             peak_tb_s: float | None = None, tf32: bool | None = None, tokens_per_step: float | None = None,
             width: int | None = None, full: bool = False, sections: tuple[str, ...] = (),
             out_dir: str | None = None, executor: str = "local", jobs: int = 1, ray_address: str | None = None,
-            spark_master: str | None = None) -> None:
+            spark_master: str | None = None, rank_align: str | None = None) -> None:
     """Where one step's time goes: per step kind the verdicts, the per-step table and the phase tree.
 
     Every other analysis (kernels, launch, syncs, GPU idle causes, lm_head, flops, trust) with
@@ -63,7 +66,7 @@ def command(traces: tuple[str, ...], as_json: bool, html_out: str | None, step_p
     refuse_input(html_out, traces)
     params = dict(step_pattern=step_pattern, vocab=vocab, lm_head_regex=lm_head_regex,
                   lm_head_kernel_regex=lm_head_kernel_regex, top_n=top_n, gpu=gpu, peak_tflops=peak_tflops,
-                  peak_tb_s=peak_tb_s, tf32=tf32, tokens_per_step=tokens_per_step)
+                  peak_tb_s=peak_tb_s, tf32=tf32, tokens_per_step=tokens_per_step, rank_align=rank_align)
     if out_dir:
         from tracekit.cli._tables import write_tables
 
@@ -76,7 +79,7 @@ def command(traces: tuple[str, ...], as_json: bool, html_out: str | None, step_p
     results = rep.run(list(traces), con=con, step_pattern=step_pattern, vocab=vocab, lm_head_regex=lm_head_regex,
                       lm_head_kernel_regex=lm_head_kernel_regex, top_n=top_n,
                       gpu=gpu, peak_tflops=peak_tflops, peak_tb_s=peak_tb_s, tf32=tf32,
-                      tokens_per_step=tokens_per_step)
+                      tokens_per_step=tokens_per_step, rank_align=rank_align)
     if sections:  # an unknown name is a usage error, before anything is written
         from tracekit.view.sections import select
 

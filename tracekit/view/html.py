@@ -1,6 +1,8 @@
 """The HTML report: one self-contained page (inline CSS, PNG data URIs, inline SVG; no network).
 
-Per trace: the verdicts, the per-step table and the phase tree, the phase tree as a stacked bar
+First, when a trace ran NCCL kernels or the set holds several ranks, "Several GPUs": the slow-rank
+sentence (collectives.straggler), a per-rank step timeline (collectives.rank_steps) and exposed vs
+overlapped communication per phase (comm.by_phase). Per trace: the verdicts, the per-step table and the phase tree, the phase tree as a stacked bar
 that does not double count, the median step's timeline, step latency over the run and its
 distribution, GPU idle causes per step and the syncs; every other table folded underneath. Text is
 left-aligned and elided in the middle with the full name on hover, numbers right-aligned in one
@@ -104,6 +106,33 @@ def _rows(results: Mapping[str, pd.DataFrame], key: str, trace: str) -> pd.DataF
     return df[df["trace"] == trace].drop(columns="trace")
 
 
+def _several_gpus(results: Mapping[str, pd.DataFrame]) -> list[str]:
+    """The "Several GPUs" section (only when a trace ran NCCL kernels or the set holds several ranks): the
+    slow-rank sentence, the per-rank step timeline, exposed-communication bars per phase, the per-device lines."""
+    comm, ranks = sec.has_comm(results), sec.rank_count(results)
+    if not comm and ranks < 2:
+        return []
+    align = sec.alignment(results)
+    out = ["<h2 id='several-gpus'>Several GPUs</h2>"]
+    slow = sec.straggler(results)
+    if slow:
+        out.append(f"<p class='straggler'><b>Slowest rank.</b> {html_text(slow)}</p>")
+    if ranks < 2:
+        out.append("<p class='empty'>one rank only: no per-rank step timeline and no slowest rank "
+                   "(give one trace per rank, e.g. a folder of rank*.json.gz)</p>")
+    else:
+        rs = results.get("collectives.rank_steps", pd.DataFrame())
+        sk = results.get("collectives.step_skew", pd.DataFrame())
+        out.append(_figure("Per-rank step timeline", plots.rank_timeline(rs, sk, align)))
+        out.append(f"<p class='cap'>Clocks: {html_text(sec.ALIGN_TEXT[align])}.</p>")
+    bp = results.get("comm.by_phase", pd.DataFrame())
+    out.append(_figure("Exposed communication per phase", plots.comm_phase_bars(bp)))
+    lines = [(t, ln) for t in sec.traces(results) for ln in sec.comm_lines(results, t)]
+    if lines:
+        out.append("<ul>" + "".join(f"<li>{html_text(t)}: {html_text(ln)}</li>" for t, ln in lines) + "</ul>")
+    return out
+
+
 def render(results: Mapping[str, pd.DataFrame], title: str = "tracekit report",
            chrome: Mapping[str, str] | None = None, chrome_notes: Sequence[str] = (), limit: int = 50) -> str:
     """The page. ``chrome``: trace -> relative path of its median step exported with export-chrome."""
@@ -122,6 +151,7 @@ def render(results: Mapping[str, pd.DataFrame], title: str = "tracekit report",
             for n in ns) + "</ul>")
     for c in chrome_notes:
         p.append(f"<p class='empty'>{html_text(c)}</p>")
+    p.extend(_several_gpus(results))
     timelines = {t: (s, cap) for t, s, cap in tl.sections(results)}
     gs = sec.groups(results, full=True)
     for i, trace in enumerate(names, 1):

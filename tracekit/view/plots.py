@@ -168,3 +168,78 @@ def for_trace(results: Mapping[str, pd.DataFrame], trace: str) -> dict[str, Plot
     return {"phases": phase_bars(rows("headline.phase_tree"), rows("headline")),
             "latency": latency(rows("steps")),
             "idle": idle_by_step(rows("gpu_idle.by_step"))}
+
+
+MAX_STEP_PANELS = 4  # the per-rank step timeline shows this many steps: the ones whose ends are furthest apart
+MAX_PHASE_BARS = 30  # exposed-communication bars: the (trace, device, phase) rows with most exposed time
+
+
+def rank_timeline(rank_steps: pd.DataFrame, step_skew: pd.DataFrame, align: str) -> Plot:
+    """Per-rank step timeline (collectives.rank_steps): one panel per step, a bar per rank from its aligned
+    start to its end, offsets from the step's earliest start; dashed lines at the earliest and latest end."""
+    if not len(rank_steps) or rank_steps["rank"].nunique() < 2:
+        return None, ("no per-rank steps (collectives.rank_steps is empty): the timeline needs one trace per rank "
+                      "with steps matching --step-pattern on at least two of them")
+    keys = list(dict.fromkeys(rank_steps["step_key"]))
+    if len(step_skew) and "skew_ns" in step_skew:
+        top = set(step_skew.sort_values(["skew_ns", "step_key"], ascending=[False, True])
+                  .head(MAX_STEP_PANELS)["step_key"])
+        keys = [k for k in keys if k in top]
+    keys = keys[:MAX_STEP_PANELS]
+    plt = _plt()
+    unit = pick_unit(rank_steps["end_offset_ns"].tolist())
+    ranks = sorted(rank_steps["rank"].unique())
+    fig, axes = plt.subplots(1, len(keys), figsize=(min(14, 3.6 * len(keys) + 1.5), 0.8 + 0.28 * len(ranks)),
+                             sharey=True, squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        sub = rank_steps[rank_steps["step_key"] == key]
+        for r in sub.itertuples(index=False):
+            a, b = r.start_offset_ns / unit[1], r.end_offset_ns / unit[1]
+            ax.barh(ranks.index(r.rank), b - a, left=a, height=0.6, color="#4e79a7")
+        lo, hi = sub["end_offset_ns"].min() / unit[1], sub["end_offset_ns"].max() / unit[1]
+        ax.axvline(lo, color="#59a14f", ls="--", lw=1)
+        ax.axvline(hi, color="#e15759", ls="--", lw=1)
+        span = hi - 0
+        ax.set_xlim(max(0.0, lo - 0.15 * span), hi + 0.05 * span)  # zoomed on the ends: that is where the skew is
+        ax.set_title(_short(key, 28), fontsize=9)
+        ax.set_xlabel(f"from the step's earliest start ({unit[0]})", fontsize=8)
+        ax.ticklabel_format(axis="x", useOffset=False, style="plain")
+        ax.spines[["top", "right"]].set_visible(False)
+    axes[0][0].set_yticks(range(len(ranks)), [f"rank {r}" for r in ranks], fontsize=8)
+    axes[0][0].invert_yaxis()
+    fig.tight_layout()
+    how = {"collective_end": "matched collectives end together", "one_clock": "one shared clock"}.get(
+        align, "raw timestamps (rank_align none)")
+    shown = f"{len(keys)} of {rank_steps['step_key'].nunique()} steps (the ones whose ends are furthest apart)"
+    return png(fig), (f"each rank's step range, {shown}; clocks: {how}. The x axis starts near the ends "
+                      "(bars begin at the step's start); green dashed = the first rank to finish, red = the last")
+
+
+def comm_phase_bars(by_phase: pd.DataFrame) -> Plot:
+    """Exposed vs overlapped NCCL time per phase of the launching call (comm.by_phase), stacked, per trace and device."""
+    d = by_phase[by_phase["comm_ops"].fillna(0) > 0] if len(by_phase) and "comm_ops" in by_phase else by_phase.iloc[0:0]
+    if not len(d):
+        return None, "no NCCL/RCCL/HCCL kernel in these traces: no communication to split into exposed and overlapped"
+    d = d.sort_values(["comm_exposed_ns", "trace", "device", "phase_path"], ascending=[False, True, True, True])
+    left = len(d) - MAX_PHASE_BARS
+    d = d.head(MAX_PHASE_BARS)
+    many = d["trace"].nunique() > 1 or d["device"].nunique() > 1
+    labels = [(_short(f"{t} · dev {dv} · {p}", 60) if many else _short(str(p), 60))
+              for t, dv, p in zip(d["trace"], d["device"], d["phase_path"])]
+    plt = _plt()
+    unit = pick_unit((d["comm_exposed_ns"] + d["comm_overlap_ns"]).tolist())
+    fig, ax = plt.subplots(figsize=(9, 0.9 + 0.3 * len(d)))
+    y = list(range(len(d)))
+    ex, ov = d["comm_exposed_ns"] / unit[1], d["comm_overlap_ns"] / unit[1]
+    ax.barh(y, ex, color="#e15759", height=0.65, label="exposed (only communicating)")
+    ax.barh(y, ov, left=ex, color="#76b7b2", height=0.65, label="overlapped by compute")
+    ax.set_yticks(y, labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel(f"NCCL kernel time over the capture ({unit[0]})")
+    ax.ticklabel_format(axis="x", useOffset=False, style="plain")
+    ax.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1))
+    ax.spines[["top", "right"]].set_visible(False)
+    fig.tight_layout()
+    more = f"; {left} more rows in comm.by_phase" if left > 0 else ""
+    return png(fig), ("NCCL kernel time per phase of the launching call, summed over the capture (comm.by_phase: "
+                      "comm_exposed_ns + comm_overlap_ns = comm_op_ns), exposed first" + more)

@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from tracekit.view.model import Table, table
+from tracekit.view.model import Table, fmt_duration, fmt_share, table
 
 Results = Mapping[str, pd.DataFrame]
 
@@ -193,3 +193,80 @@ def more_line(results: Results, shown: Sequence[str]) -> str:
 def plural(n: Any, word: str) -> str:
     """``1 step`` / ``4 steps``."""
     return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+# ----------------------------------------------------------------------------- several GPUs
+
+#: How each clock alignment reads in a caption (collectives.sql's `alignment` output, `method`).
+ALIGN_TEXT = {"collective_end": "clocks aligned so that matched collectives end together on every rank "
+                                "(rank_align = collective_end; collectives.alignment has each shift)",
+              "none": "raw timestamps, no clock alignment (rank_align = none: valid only when the ranks share one clock)",
+              "one_clock": "one trace: its GPUs share one clock, nothing to align"}
+
+
+def _ms(ns: Any) -> str:
+    return fmt_duration(ns, with_unit=True)
+
+
+def has_comm(results: Results) -> bool:
+    """Any NCCL/RCCL/HCCL kernel in any trace (comm.sql's `comm_ops`)."""
+    c = _get(results, "comm")
+    return bool(len(c)) and "comm_ops" in c and bool((c["comm_ops"].fillna(0) > 0).any())
+
+
+def rank_count(results: Results) -> int:
+    """Ranks seen together: traces of a multi-rank set (collectives.alignment, one row per trace) or ranks
+    whose collectives matched (collectives.by_rank: an nsys report of several GPUs is one trace, one rank
+    per device); 0 or 1 for one rank."""
+    br = _get(results, "collectives.by_rank")
+    matched = br["rank"].nunique() if len(br) and "rank" in br else 0
+    return max(len(_get(results, "collectives.alignment")), int(matched))
+
+
+def alignment(results: Results) -> str:
+    """The clock alignment used for cross-rank times: 'collective_end' when any trace was shifted, 'one_clock'
+    for one trace holding several GPUs, else 'none'."""
+    al = _get(results, "collectives.alignment")
+    if len(al) == 1:  # several GPUs in one trace (an nsys report): ranks are devices on one clock
+        return "one_clock"
+    if len(al) and "method" in al and (al["method"] == "collective_end").any():
+        return "collective_end"
+    return "none"
+
+
+def comm_lines(results: Results, trace: str) -> list[str]:
+    """One sentence per device of ``trace`` with NCCL kernels: exposed communication per step and the overlap
+    share with its numerator and denominator (comm.sql's `comm`)."""
+    c = _get(results, "comm")
+    if not len(c):
+        return []
+    out = []
+    rows = c[(c["trace"] == trace) & (c["comm_ops"].fillna(0) > 0)]
+    for r in rows.to_dict("records"):
+        per = r.get("comm_exposed_ns_per_step")
+        per_s = (f"{_ms(per)} per step ({plural(int(r['steps']), 'step')})" if pd.notna(per)
+                 else f"{_ms(r['comm_exposed_ns'])} in all (per step: NULL, no step matched --step-pattern)")
+        share = r.get("comm_overlap_share")
+        out.append(f"device {r['device']}: exposed communication {per_s}; {fmt_share(share)} of NCCL time "
+                   f"overlapped by compute ({_ms(r['comm_overlap_ns'])} of {_ms(r['comm_ns'])})")
+    return out
+
+
+def straggler(results: Results) -> str | None:
+    """The slow-rank sentence from collectives.straggler (None for one rank): who arrives late, what it costs."""
+    if rank_count(results) < 2:
+        return None
+    st = _get(results, "collectives.straggler")
+    if not len(st):
+        m = _get(results, "collectives.matched")
+        return ("no rank arrived late at a matched collective" if len(m)
+                else "no collective matched across ranks (no NCCL kernel, or the ranks' calls do not pair up)")
+    r = st.iloc[0].to_dict()
+    s = (f"rank {r['rank']} arrives last at {r['times_last']} of {plural(int(r['matched_calls']), 'matched collective')}, "
+         f"on average {_ms(r['late_ns_mean'])} after the next-latest rank, costing every other rank at least "
+         f"that per call; the others waited {_ms(r['caused_wait_ns'])} for it in all")
+    if int(r["steps"] or 0) > 0:
+        s += (f" ({_ms(r['caused_wait_ns_per_step'])} per step over {plural(int(r['steps']), 'step')}); steps end "
+              f"{_ms(r['skew_ns_mean'])} apart on average (latest minus earliest end), rank {r['rank']} last in "
+              f"{r['slowest_steps']} of them")
+    return s + "."

@@ -209,7 +209,8 @@ def report_lines(results: Mapping[str, pd.DataFrame], width: int = 80, sections:
     """The terminal report as lines of at most ``width`` cells.
 
     Default: notes and warnings first, then per trace and step kind the verdicts, the per-step table
-    and the phase tree, then one line on what else there is. ``sections`` picks result tables by
+    and the phase tree (and, for a trace with NCCL kernels, its exposed communication per device), the
+    slow-rank sentence when several ranks' collectives matched, then one line on what else there is. ``sections`` picks result tables by
     name; ``full`` prints every table. Raises ValueError for an unknown section name.
     """
     from tracekit.view import sections as sec
@@ -229,7 +230,7 @@ def report_lines(results: Mapping[str, pd.DataFrame], width: int = 80, sections:
             blocks.append(table_lines(sec.result_table(results, k, limit=limit), width))
         return join_lines(blocks)
     gs = sec.groups(results)
-    for g in gs:
+    for gi, g in enumerate(gs):
         head = f"== {g.trace} · {g.step_kind} · {sec.plural(g.steps, 'step')} "
         head = elide(term(head), width - 2)
         blocks.append([head + "=" * max(2, width - cell_len(head))])
@@ -242,11 +243,32 @@ def report_lines(results: Mapping[str, pd.DataFrame], width: int = 80, sections:
             blocks.append(table_lines(g.headline, width))
         if g.tree is not None:
             blocks.append(table_lines(g.tree, width))
+        if gi + 1 == len(gs) or gs[gi + 1].trace != g.trace:  # the trace's last step kind: its GPUs' block
+            blocks.append(gpus_lines(results, g.trace, width))
     if not gs:
         for t in sec.fallback(results):
             blocks.append(table_lines(t, width))
+        for t in sec.traces(results):
+            blocks.append(gpus_lines(results, t, width))
+    slow = sec.straggler(results)
+    if slow:
+        blocks.append(wrap_text(f"several GPUs, slowest rank: {slow}", width)
+                      + wrap_text(f"({sec.ALIGN_TEXT[sec.alignment(results)]})", width))
     blocks.append(wrap_text(sec.more_line(results, ()), width))
     return join_lines(blocks)
+
+
+def gpus_lines(results: Mapping[str, pd.DataFrame], trace: str, width: int) -> list[str]:
+    """The trace's "several GPUs" block (only when it ran NCCL kernels): exposed communication per device."""
+    from tracekit.view import sections as sec
+
+    lines = sec.comm_lines(results, trace)
+    if not lines:
+        return []
+    out = [f"several GPUs ({elide(term(trace), max(8, width - 20))}):"]
+    for ln in lines:
+        out.extend(wrap_text(f"- {ln}", width))
+    return out
 
 
 def print_report(results: Mapping[str, pd.DataFrame], width: int | None = None, sections: Sequence[str] = (),
