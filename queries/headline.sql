@@ -20,7 +20,7 @@
 --   metrics, in row_order:
 --     'CPU span', 'GPU span', 'end-to-end span'             (ns; see above)
 --     'launches'                 runtime calls that launched GPU ops, graph launches excluded
---     'graph launches'           *GraphLaunch calls;  'graph nodes': GPU ops they replayed
+--     'graph launches'           *GraphLaunch calls;  'graph nodes': GPU ops they replayed (NULL without runtime rows)
 --     'host time in graph launch'   summed host duration of the graph launch calls (ns)
 --     'GPU busy (union)'         union of the step's GPU op intervals per device, summed (ns)
 --     'GPU busy share'           GPU busy (union) / GPU span summed per device (share, <= 1)
@@ -63,6 +63,9 @@
 --   'no step matched the step pattern ...; candidates: <top-level range names by frequency>' (source
 --   'steps', 'warn'; top level = a range with no enclosing range, digits folded to N, 8 at most).
 --   tracekit.report.warnings_of puts the 'warn' rows first among the report's warnings.
+-- Output `idle`: trace, step_kind, step_index, cause, idle_ns: each step's GPU idle time inside its
+--   GPU span (the 'GPU idle in span' row above, per step), split by gpu_idle.sql's cause, summed over
+--   devices: the HTML's idle-per-step plot, so it adds up to the same numbers as the table.
 --
 -- How to read: GPU busy share near 1 with idle small means the GPU is the bottleneck; idle with
 -- launch_bound/host_busy causes means the host cannot keep it fed (look at the phase the host was
@@ -213,7 +216,7 @@ SELECT trace, step_kind, step_index, row_order, metric, unit, v::DOUBLE AS v, no
         (3, 'end-to-end span', 'ns', s.end_to_end_ns::DOUBLE, NULL),
         (4, 'launches', 'count', s.launches::DOUBLE, _hl_no_rt()),
         (5, 'graph launches', 'count', s.graph_launches::DOUBLE, _hl_no_rt()),
-        (6, 'graph nodes', 'count', s.graph_nodes::DOUBLE, NULL),
+        (6, 'graph nodes', 'count', CASE WHEN s.graph_launches IS NOT NULL THEN s.graph_nodes END::DOUBLE, _hl_no_rt()),
         (7, 'host time in graph launch', 'ns', s.graph_launch_host_ns::DOUBLE, _hl_no_rt()),
         (8, 'GPU busy (union)', 'ns', s.gpu_busy_ns::DOUBLE, _hl_no_gpu()),
         (9, 'GPU busy share', 'share', s.gpu_busy_share, _hl_no_gpu()),
@@ -364,3 +367,9 @@ SELECT t.trace, 'warn', 'steps',
        || ': pass --step-pattern, or mark the loop with tracekit.phase("step")'
 FROM _tr t WHERE t.trace NOT IN (SELECT trace FROM _steps)
 ORDER BY 1, 3, 4;
+
+-- @output idle
+SELECT h.trace, s.step_kind, h.step_index, h.cause, sum(h.idle_ns)::BIGINT AS idle_ns
+FROM _hl_idle h JOIN _step_rows s USING (trace, step_index)
+GROUP BY ALL
+ORDER BY h.trace, h.step_index, idle_ns DESC, h.cause;

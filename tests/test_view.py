@@ -256,7 +256,7 @@ def test_html_escapes_and_says_why_instead_of_empty_plots() -> None:
     page = render(view_fixture.results(), title="fixture <b>")
     assert "<script>alert" not in page and "&lt;script&gt;alert(1)" in page and "\x1b" not in page
     assert "fixture &lt;b&gt;" in page
-    # rank1 has no steps in gpu_idle.by_step: a sentence, not an empty axis
+    # rank1 has no steps in headline.idle: a sentence, not an empty axis
     assert "no GPU idle time inside steps" in page
     assert "kernels: no GPU ops in the trace" in page
     # a long phase path is elided in the cell and whole in the hover title

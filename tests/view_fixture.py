@@ -50,7 +50,7 @@ def _tree(trace: str, top: str) -> list[dict]:
 
 
 def results() -> dict[str, pd.DataFrame]:
-    """Headline outputs for two traces plus the tables the plots read (steps, gpu_idle.by_step, syncs)."""
+    """Headline outputs for two traces plus the tables the plots read (steps, headline.idle, syncs)."""
     hl = pd.DataFrame(_headline("rank0") + _headline("rank1"))
     tree = pd.DataFrame(_tree("rank0", "draft") + _tree("rank1", LONG))
     ver = pd.DataFrame([
@@ -78,4 +78,5 @@ def results() -> dict[str, pd.DataFrame]:
                           "share": [1.0]})
     empty = pd.DataFrame({"trace": pd.Series(dtype=object), "name": pd.Series(dtype=object)})
     return {"headline": hl, "headline.phase_tree": tree, "headline.verdicts": ver, "headline.notes": notes,
+            "headline.idle": by_step.assign(step_kind=KIND)[["trace", "step_kind", "step_index", "cause", "idle_ns"]],
             "steps": steps, "gpu_idle.by_step": by_step, "syncs": syncs, "kernels": empty}

@@ -268,6 +268,7 @@ EMPTY_REASONS: dict[str, str] = {
     "phase_time": "no ranges and no GPU ops",
     "headline": "no step matched the step pattern (set --step-pattern)",
     "headline.notes": "no converter notes and every trace has steps",
+    "headline.idle": "no GPU idle time inside the steps' GPU spans (no GPU ops, or no step matched)",
     "steps.median_step_ops": "no step matched the step pattern (set --step-pattern)",
     "graph_map": "no CUDA graph launches to map",
 }

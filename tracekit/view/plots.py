@@ -152,7 +152,8 @@ def idle_by_step(by_step: pd.DataFrame) -> Plot:
     ax.ticklabel_format(useOffset=False, style="plain")
     ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1))
     ax.spines[["top", "right"]].set_visible(False)
-    return png(fig), ("GPU idle time inside each step by cause (gpu_idle.by_step, summed over devices; the "
+    return png(fig), ("GPU idle time inside each step's GPU span by cause (headline.idle, summed over devices: the "
+                      "'GPU idle in span' of the per-step table; the "
                       "causes are defined in queries/gpu_idle.sql): launch_bound and host_busy are CPU-side, "
                       "sync_blocked a host sync, gpu_wait / queued_dependency a GPU-side dependency")
 
@@ -167,7 +168,7 @@ def for_trace(results: Mapping[str, pd.DataFrame], trace: str) -> dict[str, Plot
 
     return {"phases": phase_bars(rows("headline.phase_tree"), rows("headline")),
             "latency": latency(rows("steps")),
-            "idle": idle_by_step(rows("gpu_idle.by_step"))}
+            "idle": idle_by_step(rows("headline.idle"))}
 
 
 MAX_STEP_PANELS = 4  # the per-rank step timeline shows this many steps: the ones whose ends are furthest apart
