@@ -40,7 +40,8 @@
 --   (view trace_devices: the GPU with most GPU-op time, else the first listed) matched in table
 --   order against name_regex (AMD devices that only say "AMD Radeon Graphics" are matched by CU
 --   count). dtype -> peak column: bf16, fp16, fp8 (any Float8), fp32 -> fp32 (torch's default
---   float32_matmul_precision 'highest'; getvariable('tf32') = TRUE uses the tf32 column).
+--   float32_matmul_precision 'highest'; getvariable('tf32') = TRUE uses the tf32 column; a trace whose fp32
+--   ops in sum ran faster than the fp32 peak gets the tf32 column too, with a note: _fl_auto_tf32).
 --   Graph replays: kernels replayed by CUDA graphs have no cpu_op at replay time. After `tracekit
 --   graphmap -o`, mapped ones carry the reference op's name (args."@graphmap".op), op_node and shapes:
 --   each (graph launch, op_node) of a family op counts as one op (FLOPs from its shapes; GPU time =
@@ -314,6 +315,22 @@ LEFT JOIN _l l USING (op_id)
 LEFT JOIN _st st USING (op_id)
 LEFT JOIN _fl_dev v USING (trace);
 
+-- fp32 matmuls that, summed over a trace, ran faster than the GPU's fp32 peak cannot have used the
+-- fp32 units: they ran on TF32 tensor cores (cuDNN's default for convolutions, and matmuls with
+-- allow_tf32 / float32_matmul_precision 'high'). Such a trace is compared with the tf32 peak, with a
+-- note, unless --tf32 or --peak-tflops already decided; a share of peak above 1 is never printed.
+CREATE OR REPLACE TEMP TABLE _fl_auto_tf32 AS
+SELECT o.trace, sum(o.flops) / sum(o.gpu_ns) / 1e3 AS fp32_tflops_s, any_value(v.fp32_tflops) AS fp32_peak
+FROM _fl_ops o JOIN _fl_dev v USING (trace)
+WHERE o.dtype = 'fp32' AND o.timed AND NOT coalesce(getvariable('tf32'), FALSE) AND getvariable('peak_tflops') IS NULL
+  AND v.tf32_tflops IS NOT NULL AND v.fp32_tflops IS NOT NULL
+GROUP BY o.trace
+HAVING sum(o.flops) / sum(o.gpu_ns) / 1e3 > any_value(v.fp32_tflops);
+
+UPDATE _fl_ops SET peak_tflops = v.tf32_tflops
+FROM _fl_dev v, _fl_auto_tf32 a
+WHERE _fl_ops.trace = v.trace AND _fl_ops.trace = a.trace AND _fl_ops.dtype = 'fp32';
+
 -- the rate columns shared by every output (a macro over one group of _fl_ops rows)
 CREATE OR REPLACE TEMP MACRO _fl_timed_flops(flops, timed) AS sum(flops) FILTER (WHERE timed);
 CREATE OR REPLACE TEMP MACRO _fl_ideal_ns(flops, peak, timed) AS
@@ -365,6 +382,9 @@ SELECT g.trace, g.phase_path, g.ops, g.ops_no_flops, g.flops::BIGINT AS flops,
            CASE WHEN g.timed_ops = 0 AND g.untimed_ops > 0 THEN 'no GPU op was launched by these ops (CPU-only run, or no runtime rows: capture with ProfilerActivity.CUDA): TFLOP/s unknown'
                 WHEN g.untimed_ops > 0 THEN g.untimed_ops || ' ops launched no GPU op and are left out of TFLOP/s' END,
            CASE WHEN g.timed_ops > 0 AND g.ideal_ns IS NULL THEN coalesce(v.note, 'no peak for dtype ' || g.no_peak_dtypes || ' on ' || v.matched || ': pass --peak-tflops X') END,
+           (SELECT 'fp32 ops of this trace ran at ' || printf('%.1f', a.fp32_tflops_s) || ' TFLOP/s, above the fp32 peak of '
+                   || printf('%.1f', a.fp32_peak) || ': they used TF32 tensor cores, so the tf32 peak is used (--tf32 says so explicitly)'
+            FROM _fl_auto_tf32 a WHERE a.trace = g.trace AND g.timed_ops > 0 AND contains(coalesce(g.dtypes::VARCHAR, ''), 'fp32')),
            CASE WHEN g.timed_ops > 0 AND g.timed_bytes IS NOT NULL AND v.peak_tb_s IS NULL
                      AND NOT (g.ideal_ns IS NULL AND v.note IS NOT NULL)  -- the device note is said once
                 THEN coalesce(v.note, 'no memory bandwidth known: pass --peak-tb-s Y') END

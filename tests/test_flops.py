@@ -413,3 +413,24 @@ def test_mixed_models_leave_an_unlisted_device_unnamed(tmp_path: Path) -> None:
     mixed = [{"id": 0, "name": "AMD Instinct MI300X", "numSms": 304}, {"id": 1, "name": "AMD Instinct MI250X", "numSms": 110}]
     con = __import__("tracekit.store", fromlist=["connect"]).connect(_rocm_trace(tmp_path, mixed, 5, "mixed"))
     assert con.execute("SELECT device, name, id_source FROM trace_devices WHERE device = 5").fetchall() == [(5, None, "gpu_op")]
+
+
+@pytest.mark.parametrize("kernel_us, peak, share", [
+    # 2*1024^3 = 2,147,483,648 FLOPs in 50 us = 42.9 TFLOP/s: above the A100's fp32 peak (19.5), so it ran on
+    # TF32 tensor cores: ideal 2,147,483,648 / 156e3 = 13,765.92 ns at the tf32 peak, over 50,000 ns
+    (50, 156.0, 2_147_483_648 / 156e3 / 50_000),
+    # the same in 200 us = 10.7 TFLOP/s: possible on the fp32 units, compared with the fp32 peak
+    (200, 19.5, 2_147_483_648 / 19.5e3 / 200_000),
+])
+def test_fp32_faster_than_the_fp32_peak_is_compared_with_tf32(write_trace: Any, kernel_us: int, peak: float, share: float) -> None:
+    ev = [_op("aten::mm", 100, 300, [[1024, 1024], [1024, 1024]], ["float", "float"]),
+          planted._rt("cudaLaunchKernel", 110, 10, 7),
+          planted._k("sgemm_kernel", 200, kernel_us, 7)]
+    p = write_trace(ev, name=f"tf32_{kernel_us}.json", deviceProperties=[{"id": 0, "name": "NVIDIA A100-SXM4-80GB"}])
+    r = report.run([p], analyses=["flops"])
+    row = r["flops"].iloc[0]
+    assert row["flops"] == 2_147_483_648 and row["peak_tflops"] == pytest.approx(peak)
+    assert row["share_of_peak"] == pytest.approx(share, rel=1e-9) and row["share_of_peak"] < 1
+    assert ("TF32 tensor cores" in (row["note"] or "")) == (peak == 156.0)
+    forced = report.run([p], analyses=["flops"], tf32=True)["flops"].iloc[0]  # --tf32: the tf32 peak, no note
+    assert forced["peak_tflops"] == pytest.approx(156.0) and "TF32 tensor cores" not in (forced["note"] or "")
