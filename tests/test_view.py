@@ -241,8 +241,6 @@ def test_phase_bars_equal_step_wall() -> None:
 def test_phase_bars_equal_step_wall_on_a_sample(sample_results: dict[str, dict[str, pd.DataFrame]]) -> None:
     """With headline.sql's real phase tree: the stacked bar's height is the mean wall of steps.sql's steps."""
     res = sample_results["spec_decode_k4"]
-    if "headline.phase_tree" not in res:
-        pytest.skip("queries/headline.sql is not on this branch yet (helper 'headline'): phase tree absent")
     data = plots.phase_bar_data(res["headline.phase_tree"])
     for (trace, kind), sub in data.groupby(["trace", "step_kind"]):
         st = res["steps"].query("trace == @trace and step_kind == @kind")
