@@ -175,6 +175,21 @@ SELECT s.trace, s.step_index, s.step_kind, phase, r.cpu_ns::BIGINT AS cpu_ns, co
 FROM _r r FULL JOIN _g g USING (trace, step_index, phase)
 JOIN _step_rows s USING (trace, step_index);
 
+-- The median step of each trace, the one rule the timeline (median_step_ops here, timeline.sql for
+-- the HTML) and its Perfetto export use: among the steps of the trace's most frequent step kind
+-- (ties: the first kind by name), the one whose wall_ns is closest to their median (quantile_disc;
+-- ties: the lower step_index).
+CREATE OR REPLACE TEMP TABLE _median_step AS
+WITH _kind AS (
+    SELECT trace, step_kind FROM _step_rows GROUP BY trace, step_kind
+    QUALIFY row_number() OVER (PARTITION BY trace ORDER BY count(*) DESC, step_kind) = 1
+), _p50 AS (
+    SELECT trace, quantile_disc(wall_ns, 0.5) AS p50 FROM _step_rows JOIN _kind USING (trace, step_kind) GROUP BY trace
+)
+SELECT s.trace, s.step_index, s.step_kind, s.step_name, s.ts_ns AS step_ts_ns, s.wall_ns AS step_wall_ns
+FROM _step_rows s JOIN _kind USING (trace, step_kind) JOIN _p50 USING (trace)
+QUALIFY row_number() OVER (PARTITION BY s.trace ORDER BY abs(s.wall_ns - _p50.p50), s.step_index) = 1;
+
 -- @output steps
 SELECT * FROM _step_rows ORDER BY trace, step_index;
 
@@ -216,22 +231,12 @@ GROUP BY p.trace, p.step_kind, p.phase
 ORDER BY p.trace, p.step_kind, mean_gpu_op_ns + mean_cpu_ns DESC, p.phase;
 
 -- @output median_step_ops
-WITH _kind AS (
-    SELECT trace, step_kind FROM _step_rows GROUP BY trace, step_kind
-    QUALIFY row_number() OVER (PARTITION BY trace ORDER BY count(*) DESC, step_kind) = 1
-), _p50 AS (
-    SELECT trace, quantile_disc(wall_ns, 0.5) AS p50 FROM _step_rows JOIN _kind USING (trace, step_kind) GROUP BY trace
-), _med AS (
-    SELECT s.trace, s.step_index, s.step_name, s.ts_ns AS step_ts_ns, s.wall_ns
-    FROM _step_rows s JOIN _kind USING (trace, step_kind) JOIN _p50 USING (trace)
-    QUALIFY row_number() OVER (PARTITION BY s.trace ORDER BY abs(s.wall_ns - _p50.p50), s.step_index) = 1
-)
-SELECT m.trace, m.step_index, m.step_name, m.step_ts_ns, m.wall_ns AS step_wall_ns,
+SELECT m.trace, m.step_index, m.step_name, m.step_ts_ns, m.step_wall_ns,
        'GPU ' || g.device || ' stream ' || coalesce(g.stream::VARCHAR, '?') AS lane, n.name, g.ts_ns, g.dur_ns,
        _rel_phase(g.phase_path, g.step_path) AS phase_path
-FROM _gpu_step g JOIN _med m USING (trace, step_index) JOIN _gpu n USING (gid)
+FROM _gpu_step g JOIN _median_step m USING (trace, step_index) JOIN _gpu n USING (gid)
 UNION ALL
-SELECT m.trace, m.step_index, m.step_name, m.step_ts_ns, m.wall_ns,
+SELECT m.trace, m.step_index, m.step_name, m.step_ts_ns, m.step_wall_ns,
        'CPU ranges (tid ' || r.tid || ')', r.name, r.ts_ns, r.dur_ns, _rel_phase(r.phase_path, r.step_path)
-FROM _range_step r JOIN _med m USING (trace, step_index)
+FROM _range_step r JOIN _median_step m USING (trace, step_index)
 ORDER BY trace, lane, ts_ns, dur_ns, name;
