@@ -76,7 +76,8 @@ def command(traces: tuple[str, ...], as_json: bool, html_out: str | None, step_p
     if executor != "local" or jobs != 1:
         raise click.UsageError("--executor and --jobs need --out (the per-trace tables are written there)")
     con = duckdb.connect()
-    results = rep.run(list(traces), con=con, step_pattern=step_pattern, vocab=vocab, lm_head_regex=lm_head_regex,
+    # the terminal and JSON read plain rows (no pandas import, issue 14); the HTML page's plots need DataFrames
+    results = rep.run(list(traces), con=con, rows=not html_out, step_pattern=step_pattern, vocab=vocab, lm_head_regex=lm_head_regex,
                       lm_head_kernel_regex=lm_head_kernel_regex, top_n=top_n,
                       gpu=gpu, peak_tflops=peak_tflops, peak_tb_s=peak_tb_s, tf32=tf32,
                       tokens_per_step=tokens_per_step, rank_align=rank_align)
