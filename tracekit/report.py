@@ -205,8 +205,11 @@ def run(paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[str],
     unknown = [a for a in names if a not in ANALYSES]
     if unknown:
         raise ValueError(f"unknown analysis {', '.join(unknown)}; known: {', '.join(ANALYSES)}")
+    own = con is None
     con = connect(paths, con=con)
     con.execute("SET enable_progress_bar = false")  # DuckDB's bar would interleave with the tables
+    if own:
+        one_thread_if_small(con)
     out: dict[str, Any] = {}
     t0 = time.perf_counter()
     done = prepare(con, **params)
@@ -218,6 +221,26 @@ def run(paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[str],
         if timings is not None:
             timings[name] = time.perf_counter() - t0
     return out
+
+
+#: Inputs with fewer events than this run the analyses on one DuckDB thread (see :func:`one_thread_if_small`).
+SMALL_EVENTS = 100_000
+
+
+def one_thread_if_small(con: duckdb.DuckDBPyConnection) -> bool:
+    """``SET threads = 1`` when ``events`` holds fewer than :data:`SMALL_EVENTS` rows; True if it did.
+
+    Why: on a small trace the ~140 statements of a report are dominated by planning and scheduling,
+    not scanning, and one thread was ~8% faster (0.46 vs 0.50 s on 3,332 events, 0.79 vs 0.90 s on
+    109k, measured alternated on 2 cores; BENCHMARKS.md, issue 14). It also makes the last bits of
+    parallel float sums repeatable on such inputs. Only a connection :func:`run` opened itself is
+    changed; the count reads Parquet metadata (~1 ms).
+    """
+    n = con.execute("SELECT count(*) FROM events").fetchone()
+    if n is not None and n[0] < SMALL_EVENTS:
+        con.execute("SET threads = 1")
+        return True
+    return False
 
 
 def run_file(con: duckdb.DuckDBPyConnection, name: str, setup: bool = True,
