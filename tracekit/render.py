@@ -10,13 +10,12 @@ DataFrame's own module is loaded already): ``tracekit sql``/``info`` print DuckD
 
 from __future__ import annotations
 
-import math
-import sys
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from tracekit.safe import term
+from tracekit.view.rows import missing
 
 if TYPE_CHECKING:
     import duckdb
@@ -29,15 +28,8 @@ _NUMERIC = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "
             "UHUGEINT", "FLOAT", "DOUBLE"}
 
 
-def _missing(v: object) -> bool:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return True
-    pd = sys.modules.get("pandas")  # pandas' own NA markers can only come from a loaded pandas
-    return pd is not None and (v is pd.NA or v is pd.NaT)
-
-
 def _fmt(v: object) -> str:
-    if _missing(v):
+    if missing(v):
         return "NULL"
     if isinstance(v, Decimal):  # DuckDB DECIMAL results, shown like the floats pandas made of them
         v = float(v)
