@@ -101,7 +101,7 @@ def test_warnings_from_rows() -> None:
         {"trace": "t", "analysis": "trust", "flag": "no_gpu_ops", "message": "no kernels"}]
 
 
-@pytest.mark.parametrize("n, one", [(99_999, True), (100_000, False)])
+@pytest.mark.parametrize("n, one", [(49_999, True), (50_000, False)])
 def test_one_thread_if_small(n: int, one: bool) -> None:
     con = duckdb.connect()
     threads = con.execute("SELECT current_setting('threads')").fetchone()[0]

@@ -224,17 +224,17 @@ def run(paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[str],
 
 
 #: Inputs with fewer events than this run the analyses on one DuckDB thread (see :func:`one_thread_if_small`).
-SMALL_EVENTS = 100_000
+SMALL_EVENTS = 50_000
 
 
 def one_thread_if_small(con: duckdb.DuckDBPyConnection) -> bool:
     """``SET threads = 1`` when ``events`` holds fewer than :data:`SMALL_EVENTS` rows; True if it did.
 
-    Why: on a small trace the ~140 statements of a report are dominated by planning and scheduling,
-    not scanning, and one thread was ~8% faster (0.46 vs 0.50 s on 3,332 events, 0.79 vs 0.90 s on
-    109k, measured alternated on 2 cores; BENCHMARKS.md, issue 14). It also makes the last bits of
-    parallel float sums repeatable on such inputs. Only a connection :func:`run` opened itself is
-    changed; the count reads Parquet metadata (~1 ms).
+    Why: on a small trace the ~140 statements of a report cost planning and scheduling, not scanning,
+    and one thread was faster (report.run on 3,332 events, 2 cores, fresh processes alternated, median
+    of 5: 0.459 vs 0.480 s; at 109k events a wash, 0.82 vs 0.81 s: hence the threshold well below).
+    It also makes the last bits of parallel float sums repeatable on such inputs. :func:`run` changes
+    only a connection it opened itself; the count reads Parquet metadata (~1 ms).
     """
     n = con.execute("SELECT count(*) FROM events").fetchone()
     if n is not None and n[0] < SMALL_EVENTS:
