@@ -80,8 +80,21 @@ class Rows:
         """The rows whose record satisfies ``keep``."""
         return Rows(self.columns, self.types, tuple(r for r in self.data if keep(dict(zip(self.columns, r)))))
 
+    def group_by(self, names: Sequence[str]) -> dict[tuple[Any, ...], Rows]:
+        """Rows per distinct value of ``names``, in order of first appearance (NULL keys form a group too)."""
+        idx = [self.columns.index(n) for n in names]
+        out: dict[tuple[Any, ...], list[tuple[Any, ...]]] = {}
+        for r in self.data:
+            out.setdefault(tuple(r[i] for i in idx), []).append(r)
+        return {k: Rows(self.columns, self.types, tuple(v)) for k, v in out.items()}
+
     def head(self, n: int | None) -> Rows:
+        """The first ``n`` rows; all of them when ``n`` is None or 0 (as the view always read a limit of 0)."""
         return self if not n else Rows(self.columns, self.types, self.data[:n])
+
+    def empty(self) -> Rows:
+        """No rows, the same columns."""
+        return Rows(self.columns, self.types, ())
 
     def sort_by(self, name: str) -> Rows:
         """Rows ordered by ``name`` (stable; NULLs last, as pandas' ``sort_values`` puts NaN)."""

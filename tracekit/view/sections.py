@@ -110,14 +110,15 @@ def groups(results: Results, full: bool = False) -> list[Group]:
     tree = _get(results, "headline.phase_tree")
     ver = _get(results, "headline.verdicts")
     out: list[Group] = []
-    keys: dict[tuple[Any, Any], None] = {}
-    for r in hl.records():  # groups in order of first appearance, NULL keys included
-        keys.setdefault((r["trace"], r["step_kind"]), None)
-    for trace, kind in keys:
-        sub = hl.where(lambda r: r["trace"] == trace and r["step_kind"] == kind)
+    key = ["trace", "step_kind"]
+    ver_of = ver.group_by(key) if len(ver) else {}
+    tree_of = tree.group_by(key) if len(tree) else {}
+    for (trace, kind), sub in hl.group_by(key).items():
         sub = sub.sort_by("row_order") if "row_order" in sub else sub
         first = sub.col("steps")[0] if "steps" in sub else None
         steps = int(first) if not missing(first) else None
+        # a NULL trace or step kind matches no verdict nor tree row (SQL equality, as pandas' == on NaN)
+        null_key = missing(trace) or missing(kind)
         g = Group(str(trace), str(kind), steps)
         keep = [c for c in ("metric", "unit", "mean", "p50", "p99", "note") if c in sub]
         shown = sub.select(keep)
@@ -126,11 +127,11 @@ def groups(results: Results, full: bool = False) -> list[Group]:
         g.headline = table("headline", shown,
                            title=f"per step ({steps if steps is not None else '?'} step{'' if steps == 1 else 's'} of {kind})")
         if len(ver):
-            v = ver.where(lambda r: _same(r["trace"], trace) and _same(r["step_kind"], kind))
+            v = ver.empty() if null_key else ver_of.get((trace, kind), ver.empty())
             v = v.sort_by("rank") if "rank" in v else v
             g.verdicts = [str(x) for x in v.col("verdict") if isinstance(x, str) and x]
         if len(tree):
-            t = tree.where(lambda r: _same(r["trace"], trace) and _same(r["step_kind"], kind))
+            t = tree.empty() if null_key else tree_of.get((trace, kind), tree.empty())
             t = t.sort_by("row_order") if "row_order" in t else t
             names = _TREE_FULL if full else _TREE_COLS
             cols = [c for c in names if c in t]
