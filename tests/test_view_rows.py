@@ -108,3 +108,9 @@ def test_one_thread_if_small(n: int, one: bool) -> None:
     con.execute(f"CREATE VIEW events AS SELECT * FROM range({n})")
     assert report.one_thread_if_small(con) is one
     assert con.execute("SELECT current_setting('threads')").fetchone()[0] == (1 if one else threads)
+
+
+def test_html_wants_frames() -> None:
+    """The page's plots read DataFrames: Rows are refused with a sentence, not a pandas traceback."""
+    with pytest.raises(TypeError, match="without rows=True"):
+        report.to_html(report.run(SAMPLE, analyses=["summary"], rows=True))

@@ -143,6 +143,8 @@ def render(results: Mapping[str, pd.DataFrame], title: str = "tracekit report",
     """The page. ``chrome``: trace -> relative path of its median step exported with export-chrome.
 
     ``results``: DataFrames (the plots and the timeline need them); the tables read them as Rows."""
+    if any(isinstance(v, Rows) for v in results.values()):
+        raise TypeError("the HTML report plots DataFrames: run tracekit.report.run(...) without rows=True")
     chrome = chrome or {}
     view = all_rows(results)
     names = sec.traces(view)
