@@ -114,3 +114,24 @@ def test_html_wants_frames() -> None:
     """The page's plots read DataFrames: Rows are refused with a sentence, not a pandas traceback."""
     with pytest.raises(TypeError, match="without rows=True"):
         report.to_html(report.run(SAMPLE, analyses=["summary"], rows=True))
+
+
+# ---- the short verbs' tables (tracekit.render) in the view's layout ------------------------------------
+
+def test_render_table_layout() -> None:
+    """`tracekit sql`'s table: counts with separators, *_ns in a unit named in the header, ids bare, NULL
+    spelled out, the rows left out counted with the verb's own options; never wider than the line."""
+    from tracekit import render
+
+    rs = rows.Rows(("name", "n", "dur_ns", "tid"), ("VARCHAR", "BIGINT", "BIGINT", "BIGINT"),
+                   (("aten::mm", 1234, 2_500_000, 7960), ("aten::add", 56, 1_500_000, None), ("x", 1, 500_000, 1)))
+    lines = render.table_text(rs, limit=2, width=80)
+    assert lines[0].split() == ["name", "n", "dur_ms", "tid"]
+    assert lines[2].split() == ["aten::mm", "1,234", "2.500", "7960"]
+    assert lines[3].split() == ["aten::add", "56", "1.500", "NULL"]
+    assert lines[4] == "(1 more rows: --limit N or --format csv)"
+    assert render.table_text(rs.empty(), title="t", width=80) == ["t: no rows (columns: name, n, dur_ns, tid)"]
+    wide = rows.Rows(tuple(f"c{i}_count" for i in range(30)), ("BIGINT",) * 30, ((10**9,) * 30,))
+    out = render.table_text(wide, width=60)
+    assert all(len(ln) <= 60 for ln in out) and "(continued, 2/" in "\n".join(out)
+    assert "\n".join(out).count("1,000,000,000") == 30  # every number whole, none cut

@@ -241,6 +241,7 @@ class Table:
     total_rows: int = 0
     empty: str | None = None
     indent: list[int] | None = None  # per row, depth of the first column (phase trees)
+    more: str = "--limit N, --json, or tracekit sql"  # where the rows left out can be seen
 
     @property
     def shown_rows(self) -> int:

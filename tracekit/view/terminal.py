@@ -133,7 +133,8 @@ def table_lines(tab: Table, width: int) -> list[str]:
     blocks = _blocks(cols, width, tab.indent)
     for b, (bcols, widths) in enumerate(blocks):
         if b:
-            out.append(elide(f"{term(tab.title)} (continued, {b + 1}/{len(blocks)})", width))
+            cont = f"(continued, {b + 1}/{len(blocks)})"
+            out.append(elide(f"{term(tab.title)} {cont}" if tab.title else cont, width))
         out.append(GAP.join(_pad(elide(c.header, w), w, c.numeric) for c, w in zip(bcols, widths)).rstrip())
         out.append(GAP.join("─" * w for w in widths))
         for r in range(tab.shown_rows):
@@ -144,7 +145,7 @@ def table_lines(tab: Table, width: int) -> list[str]:
     for n, text in enumerate(notes, 1):
         out.extend(wrap_text(f"[{n}] {text}", width))
     if tab.total_rows > tab.shown_rows:
-        out.append(elide(f"({tab.total_rows - tab.shown_rows:,} more rows: --limit N, --json, or tracekit sql)", width))
+        out.append(elide(f"({tab.total_rows - tab.shown_rows:,} more rows: {tab.more})", width))
     return out
 
 
