@@ -135,3 +135,11 @@ def test_render_table_layout() -> None:
     out = render.table_text(wide, width=60)
     assert all(len(ln) <= 60 for ln in out) and "(continued, 2/" in "\n".join(out)
     assert "\n".join(out).count("1,000,000,000") == 30  # every number whole, none cut
+
+
+def test_end_to_end_is_a_duration_and_end_ns_a_timestamp() -> None:
+    # steps.sql's end_to_end_ns is a step's span (CPU start to GPU end); gpu_end_ns / sync_end_ns are instants
+    assert model.kind_of("end_to_end_ns", "BIGINT") == "duration"
+    assert model.kind_of("mean_end_to_end_ns", "DOUBLE") == "duration"
+    assert model.kind_of("gpu_end_ns", "BIGINT") == "timestamp"
+    assert model.kind_of("window_start_ns", "BIGINT") == "timestamp"

@@ -41,7 +41,7 @@ def kind_of(name: str, sql_type: str | None = None, values: Sequence[Any] = ()) 
     n = name.lower()
     if n in _ID_NAMES or n.endswith("_id") or n.endswith("_index"):
         return "id"
-    if n in _TS_NAMES or n.endswith("_ts_ns") or n.endswith("_start_ns") or n.endswith("_end_ns"):
+    if n in _TS_NAMES or n.endswith("_ts_ns") or (n.endswith(("_start_ns", "_end_ns")) and "end_to_end" not in n):
         return "timestamp"
     if n.endswith("_ns") or "_ns_" in n or n == "ns":
         return "duration"
