@@ -143,3 +143,12 @@ def test_end_to_end_is_a_duration_and_end_ns_a_timestamp() -> None:
     assert model.kind_of("mean_end_to_end_ns", "DOUBLE") == "duration"
     assert model.kind_of("gpu_end_ns", "BIGINT") == "timestamp"
     assert model.kind_of("window_start_ns", "BIGINT") == "timestamp"
+
+
+def test_p_values_never_print_a_bare_zero() -> None:
+    assert model.fmt_p_value(3.4e-06) == "3.4e-06"
+    assert model.fmt_p_value(0.00019) == "1.9e-04"
+    assert model.fmt_p_value(0.025) == "0.025"
+    assert model.fmt_p_value(None) == "NULL"
+    col = model.column("p_value", [0.5, 2e-5], sql_type="DOUBLE")
+    assert col.cells == ["0.500", "2.0e-05"]

@@ -168,6 +168,14 @@ def fmt_number(v: Any, decimals: int) -> str:
     return fmt_fixed(f, decimals)
 
 
+def fmt_p_value(v: Any) -> str:
+    """A p-value: three decimals, or two significant digits below 0.001 (``3.4e-06``, never a bare ``0.000``)."""
+    if _is_null(v):
+        return NULL
+    f = float(v)
+    return f"{f:.3f}" if f >= 0.001 or f == 0 else f"{f:.1e}"
+
+
 def fmt_bool(v: Any) -> str:
     return NULL if _is_null(v) else ("yes" if bool(v) else "no")
 
@@ -322,6 +330,8 @@ def column(name: str, values: Sequence[Any], kind: Kind | None = None, unit: tup
         return Column(name, name, kind, [fmt_share(v) for v in vals])
     if kind == "count":
         return Column(name, name, kind, [fmt_count(v) for v in vals])
+    if kind == "number" and (name == "p_value" or name.endswith("_p_value")):
+        return Column(name, name, kind, [fmt_p_value(v) for v in vals])
     if kind == "number":
         dec = decimals_for([v for v in vals if not _is_null(v) and not isinstance(v, str)])
         return Column(name, name, kind, [fmt_number(v, dec) for v in vals])
