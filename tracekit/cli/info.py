@@ -37,12 +37,16 @@ def command(trace: str, as_json: bool) -> None:
         }
         click.echo(json.dumps(out, indent=2, default=str))
         return
+    from tracekit.safe import term
+    from tracekit.view.model import elide
     from tracekit.view.terminal import terminal_width, wrap_text
 
     w = terminal_width()
     lines: list[str] = []
     for name, m in meta.items():
-        lines += wrap_text(f"trace {name}  (source {m.get('source')}, {m.get('events', 0):,} events, file {m.get('source_file')})", w)
+        lines += wrap_text(f"trace {name}  (source {m.get('source')}, {m.get('events', 0):,} events)", w)
+        if m.get("source_file"):  # a path is cut in the middle, never folded (its ends say which file)
+            lines.append("  file " + elide(term(str(m["source_file"])), max(w - 7, 10)))
         devs = m.get("devices") or []
         if devs:
             for d in devs:
@@ -56,6 +60,6 @@ def command(trace: str, as_json: bool) -> None:
             lines += wrap_text(f"note: {n}", w, "  ")
     if lines:
         click.echo("\n".join(lines) + "\n")
-    print_result(con.execute(SPANS_SQL), title="time span")
+    print_result(con.execute(SPANS_SQL), title="time span (events other than meta rows)")
     click.echo()
     print_result(con.execute(SUMMARY_SQL), title="events per kind", drop=("first_ts_ns", "last_end_ns"))
