@@ -245,7 +245,8 @@ FROM _step_rows s JOIN _caps k USING (trace) GROUP BY ALL;
 
 -- @output headline
 SELECT v.trace, v.step_kind, (SELECT count(*) FROM _step_rows s WHERE s.trace = v.trace AND s.step_kind = v.step_kind) AS steps,
-       v.row_order, v.metric, v.unit, avg(v.v) AS mean, quantile_cont(v.v, 0.5) AS p50, quantile_cont(v.v, 0.99) AS p99,
+       v.row_order, v.metric, v.unit, list_avg(list(v.v ORDER BY v.v)) AS mean,  -- summed in value order: the same last bit on any thread count
+       quantile_cont(v.v, 0.5) AS p50, quantile_cont(v.v, 0.99) AS p99,
        CASE WHEN count(v.v) = 0 THEN any_value(v.note) END AS note
 FROM _hl_vals v
 GROUP BY v.trace, v.step_kind, v.row_order, v.metric, v.unit

@@ -205,7 +205,9 @@ WITH _l AS (
              FROM _step_rows)
     ON COLUMNS(* EXCLUDE (trace, step_kind)) INTO NAME metric VALUE v
 )
-SELECT trace, step_kind, metric, count(v) AS steps, avg(v) AS mean, quantile_cont(v, 0.5) AS p50,
+-- mean summed in value order (list_avg of a sorted list): gpu_busy_share is a fraction, and a parallel avg()
+-- adds in the order threads deliver rows, which changed its last bit from run to run
+SELECT trace, step_kind, metric, count(v) AS steps, list_avg(list(v ORDER BY v)) AS mean, quantile_cont(v, 0.5) AS p50,
        quantile_cont(v, 0.99) AS p99, min(v) AS min, max(v) AS max
 FROM _l GROUP BY trace, step_kind, metric
 ORDER BY trace, step_kind, list_position(['wall_ns', 'cpu_span_ns', 'gpu_span_ns', 'end_to_end_ns', 'gpu_busy_ns', 'gpu_op_ns',
