@@ -310,6 +310,8 @@ class Sel:
     expr: str
     kind: str
     arg: bool = False
+    column: bool = False  # ``expr`` is the bare column reference (cheap to evaluate twice in SQL)
+    string_id: str | None = None  # for StringIds lookups: the id column's reference (resolved in Arrow on ADBC)
 
 
 def _arg_sels(db: _Db, spec: TableSpec, extra: dict[str, str]) -> list[Sel]:
@@ -322,11 +324,11 @@ def _arg_sels(db: _Db, spec: TableSpec, extra: dict[str, str]) -> list[Sel]:
             continue
         ref = "t." + _ident(c)
         if c in STRING_ID_COLS and "StringIds" in db.tables:
-            out.append(Sel("a:" + c, f"(SELECT value FROM StringIds WHERE id = {ref})", STR, True))
+            out.append(Sel("a:" + c, f"(SELECT value FROM StringIds WHERE id = {ref})", STR, True, string_id=ref))
         elif "BLOB" in decl or decl == "":
             out.append(Sel("a:" + c, f"(CASE WHEN typeof({ref}) = 'blob' THEN hex({ref}) ELSE {ref} END)", RAW, True))
         else:
-            out.append(Sel("a:" + c, ref, _decl_kind(decl), True))
+            out.append(Sel("a:" + c, ref, _decl_kind(decl), True, column=True))
     out += [Sel("a:" + k, v, STR, True) for k, v in extra.items()]
     return out
 
@@ -368,6 +370,50 @@ def _arrow_expr(sel: Sel) -> str:
     floats parse to the same doubles and raw members keep the same JSON spelling as on the JSON path.
     """
     return f"json_quote({sel.expr})" if sel.kind in (FLOAT, RAW) else sel.expr
+
+
+#: The ADBC query renders a table's args members in SQLite, as one text column of ``"key":value`` pairs
+#: joined by commas ('' when all are NULL); ``_json_objects`` only wraps it. This is its kind.
+SEG = "seg"
+#: Marks a float member in that text. Floats are spelt by Arrow's cast (the JSON path's rule), which SQLite
+#: cannot match: a batch with a non-NULL float is read by the JSON path. nsys fills REAL columns rarely.
+_FLOAT_MARK = "\x1e"
+_ARGS_KEY = "s:args"
+
+
+def _member_sql(s: Sel) -> str:
+    """SQL for one args member as ``"key":value`` text (NULL when the value is NULL), spelt as on the JSON path.
+
+    Why in SQL: each column the ADBC driver puts into Arrow costs ~35-65 ns a row, NULL or not (nsys tables
+    are wide and mostly NULL), and each member then took an Arrow cast and a join; SQLite renders all members
+    into one text column for less. ``json_quote`` is the JSON path's own rendering (``json_group_array`` uses
+    it), so raw and text members read alike; integers (the common case) skip it, as SQLite's integer text is
+    what Arrow's cast gave. An integer column holding a REAL or TEXT value gets ``json_quote``, as the JSON path
+    spells such a batch (raw members).
+    """
+    key = "'" + f'"{s.key[2:]}":'.replace("'", "''") + "'"
+    e = s.expr
+    if s.kind == FLOAT:
+        return f"(CASE WHEN ({e}) IS NULL THEN NULL ELSE char({ord(_FLOAT_MARK)}) END)"
+    if s.column and s.kind == INT:
+        return f"(CASE WHEN {e} IS NULL THEN NULL WHEN {e} = CAST({e} AS INTEGER) THEN {key} || {e} " \
+               f"ELSE {key} || json_quote({e}) END)"
+    if s.column:
+        return f"(CASE WHEN {e} IS NULL THEN NULL ELSE {key} || json_quote({e}) END)"
+    if s.string_id:  # the lookup only for ids that are there; JSON null only for NULL
+        return f"(CASE WHEN {s.string_id} IS NULL THEN NULL ELSE {key} || nullif(json_quote({e}), 'null') END)"
+    return f"({key} || nullif(json_quote({e}), 'null'))"  # evaluated once
+
+
+def _arrow_plan(sels: list[Sel]) -> tuple[list[Sel], str | None, bool]:
+    """What the ADBC query selects: the leading/typed columns that are not constant NULL, the args text
+    (SQL, or None without args), and whether that text must be checked for :data:`_FLOAT_MARK`."""
+    lead = [s for s in sels if not s.arg and s.expr != "NULL"]
+    members = [s for s in sels if s.arg]
+    if not members:
+        return lead, None, False
+    mark = any(s.kind == FLOAT or _FLOAT_MARK in s.key for s in members)
+    return lead, "concat_ws(',', " + ", ".join(_member_sql(m) for m in members) + ")", mark
 
 
 def _from_arrow(col: pa.Array, sel: Sel) -> tuple[pa.Array, str] | None:
@@ -414,7 +460,8 @@ def _batches(db: _Db, table: str, sels: list[Sel]) -> Iterator[dict[str, tuple[p
     except sqlite3.OperationalError:  # a WITHOUT ROWID table (not written by nsys): one batch
         ranges, where = [()], ""  # type: ignore[list-item]
     sql = f"SELECT count(*), {outer} FROM (SELECT {inner} FROM {t} AS t {where})"
-    arrow_sel = ", ".join(f"{_arrow_expr(s)} AS c{i}" for i, s in enumerate(sels))
+    lead, args_sql, check_mark = _arrow_plan(sels)
+    arrow_sel = ", ".join([f"{s.expr} AS c{i}" for i, s in enumerate(lead)] + ([f"{args_sql} AS a"] if args_sql else []))
     # The next batch's query runs on a helper thread while this one is decoded and built. It uses this thread's
     # connections (temp tables live there), which nothing else touches until the query is collected.
     conn, arrow = db.conn, db.arrow_conn
@@ -438,12 +485,22 @@ def _batches(db: _Db, table: str, sels: list[Sel]) -> Iterator[dict[str, tuple[p
             return fetch_json(r)
         if not got.num_rows:
             return None
+        cols = [c.combine_chunks() if c.num_chunks != 1 else c.chunk(0) for c in got.columns]
+        n = got.num_rows
         out: dict[str, tuple[pa.Array, str]] = {}
-        for s, c in zip(sels, got.columns):
-            a = _from_arrow(c.combine_chunks() if c.num_chunks != 1 else c.chunk(0), s)
+        for s, c in zip(lead, cols):
+            a = _from_arrow(c, s)
             if a is None:
                 return fetch_json(r)
             out[s.key] = a
+        for s in sels:  # constant NULL selections were left out of the query
+            if not s.arg and s.expr == "NULL":
+                out[s.key] = (pa.nulls(n, _ARROW[s.kind]), s.kind)
+        if args_sql:
+            text = cols[-1]
+            if text.type != pa.string() or (check_mark and pc.any(pc.match_substring(text, _FLOAT_MARK)).as_py()):
+                return fetch_json(r)
+            out[_ARGS_KEY] = (text, SEG)
         return out
 
     with ThreadPoolExecutor(1, thread_name_prefix="tracekit-nsys-query") as ahead:
@@ -467,7 +524,17 @@ def _json_str(a: pa.Array) -> pa.Array:
 
 
 def _json_objects(parts: list[tuple[str, pa.Array, str]], n: int) -> pa.Array:
-    """One JSON object text per row from columns ``("a:<key>", values, kind)``; NULL members are left out."""
+    """One JSON object text per row from columns ``("a:<key>", values, kind)``; NULL members are left out.
+
+    A first part of kind ``SEG`` holds members already rendered (``"k":v`` joined by commas, '' for none,
+    see :func:`_member_sql`). A batch where no member has a value gets NULL, otherwise rows without one ``{}``.
+    """
+    head = None
+    if parts and parts[0][2] == SEG:
+        head = parts[0][1]
+        parts = parts[1:]
+        if not pc.max(pc.binary_length(head)).as_py():  # no member has a value in this batch
+            head = None
     pieces: list[Any] = []  # joined once at the end: members without NULLs go in as (key text, values) directly
     for key, arr, kind in parts:
         if arr.null_count == len(arr):
@@ -484,6 +551,10 @@ def _json_objects(parts: list[tuple[str, pa.Array, str]], n: int) -> pa.Array:
             pieces.append(pc.fill_null(pc.binary_join_element_wise(f',"{key[2:]}":', val, ""), ""))
         else:
             pieces += [f',"{key[2:]}":', val]
+    if head is not None:
+        if pc.min(pc.binary_length(head)).as_py():  # a member in every row: the others follow with their commas
+            return pc.binary_join_element_wise("{", head, *pieces, "}", "")
+        pieces.insert(0, pc.if_else(pc.equal(head, ""), "", pc.binary_join_element_wise(",", head, "")))
     if not pieces:
         return pa.nulls(n, pa.string())
     if isinstance(pieces[0], str):  # the first member is in every row: no leading comma to strip
@@ -615,7 +686,7 @@ class _Reader:
         sels = _selection(self.db, spec, extra_args or {}, extra_cols or {})
         for got in _batches(self.db, spec.table, sels):
             b = {k: v[0] for k, v in got.items()}
-            parts = [(s.key, *got[s.key]) for s in sels if s.arg]
+            parts = [(k, *v) for k, v in got.items() if k.startswith(("a:", "s:"))]  # args members, in order
             cols = self._base(spec, b)
             cols["args"] = parts  # post() may add ("a:<key>", array, kind) members computed in Arrow
             if post:
