@@ -886,8 +886,21 @@ class _Reader:
         text = "text"
         if self.db.has("NVTX_EVENTS", "textId") and "StringIds" in self.db.tables:
             text = "coalesce((SELECT value FROM StringIds WHERE id = textId), text)"
-        run(f"INSERT OR IGNORE INTO temp._tk_domains SELECT globalTid >> 24, domainId, {text} "
-            "FROM NVTX_EVENTS WHERE eventType = 75 AND domainId IS NOT NULL")
+        fill = (f"INSERT OR IGNORE INTO temp._tk_domains SELECT globalTid >> 24, domainId, {text} "
+                "FROM NVTX_EVENTS WHERE eventType = 75 AND domainId IS NOT NULL")
+        self.db.conn.execute(fill)
+        rows = self.db.conn.execute("SELECT gpid, domainId, name FROM temp._tk_domains").fetchall()
+        arrow = self.db.arrow_conn
+        if arrow is None:
+            return
+        # The ADBC connection gets the same rows as a JSON literal instead of a second scan of NVTX_EVENTS (no
+        # index on eventType); values JSON cannot hold exactly (blobs) take the scan again.
+        if all(type(v) in (int, str, type(None)) for r in rows for v in r):
+            lit = json.dumps(rows).replace("'", "''")
+            fill = ("INSERT OR IGNORE INTO temp._tk_domains SELECT value ->> 0, value ->> 1, value ->> 2 "
+                    f"FROM json_each('{lit}')")
+        with arrow.cursor() as cur:
+            cur.execute(fill)
 
     def cpu_intervals(self) -> Iterator[Item]:
         """OSRT, CUDA graph, overhead and library tables: kind ``other``."""
