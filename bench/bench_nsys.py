@@ -139,7 +139,7 @@ def floor_pairs(path: Path, repeat: int, code: list[Path]) -> None:
                                    check=True, capture_output=True, text=True).stdout.split()
                 cs = float(c[0])
                 ratios[root].append(cs / fs)
-                line += f" | {root.name}: {cs:.3f} s ({int(c[1]):,} events, {cs / fs:.2f}x)"
+                line += f" | {root.resolve().name}: {cs:.3f} s ({int(c[1]):,} events, {cs / fs:.2f}x)"
             print(line, flush=True)
     for root, r in ratios.items():
         print(f"  {root}: convert / floor median {statistics.median(r):.2f}, best {min(r):.2f}")
