@@ -88,3 +88,54 @@ def test_odd_types_fall_back_to_the_json_path(tmp_path: Path, monkeypatch: pytes
     raw = pq.read_table(fast).column("args").to_pylist()
     assert raw[1] == ('{"eventClass":0,"correlationId":8,"returnValue":1.5,'
                       '"api_name":"cudaLaunchKernel_v7000","eventClassName":"CUDA runtime"}')
+
+
+def _odd_args(path: Path) -> Path:
+    """Runtime rows whose args members need SQLite's rendering to match the JSON path's: quotes, a control
+    character and non-ASCII text, TEXT in an INTEGER column, a string id that is there and one that is not."""
+    con = sqlite3.connect(path)
+    con.executescript("""
+        CREATE TABLE StringIds (id INTEGER NOT NULL PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE CUPTI_ACTIVITY_KIND_RUNTIME (start INTEGER NOT NULL, end INTEGER NOT NULL, eventClass INTEGER,
+            globalTid INTEGER, correlationId INTEGER, nameId INTEGER NOT NULL, returnValue INTEGER, note TEXT,
+            mangledName INTEGER);
+    """)
+    con.executemany("INSERT INTO StringIds VALUES (?, ?)", [(1, "cudaLaunchKernel_v7000"), (2, '_Z3f"o\\o')])
+    g = VM | (100 << 24) | 100
+    con.executemany("INSERT INTO CUPTI_ACTIVITY_KIND_RUNTIME VALUES (?,?,0,?,?,1,?,?,?)", [
+        (10, 20, g, 7, 0, 'say "hi" \\ ok', 2), (30, 40, g, 8, "oops", "tab\there \u00e9", 99),
+        (50, 60, g, 9, None, None, None)])
+    con.commit()
+    con.close()
+    return path
+
+
+def test_args_rendered_in_sql_spell_members_as_the_json_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ADBC path renders args members in SQLite (nsys._member_sql); each text below is written out by hand
+    from JSON's rules: escaped quote and backslash, ``\\t`` for the tab, non-ASCII kept, 'oops' quoted (TEXT
+    in an INTEGER column), a dangling string id and NULLs left out."""
+    src = _odd_args(tmp_path / "args.sqlite")
+    fast, slow = _both(src, tmp_path, monkeypatch)
+    _same(fast, slow)
+    tail = '"api_name":"cudaLaunchKernel_v7000","eventClassName":"CUDA runtime"}'
+    assert pq.read_table(fast).column("args").to_pylist() == [
+        '{"eventClass":0,"correlationId":7,"returnValue":0,"note":"say \\"hi\\" \\\\ ok",'
+        '"mangledName":"_Z3f\\"o\\\\o",' + tail,
+        '{"eventClass":0,"correlationId":8,"returnValue":"oops","note":"tab\\there \u00e9",' + tail,
+        '{"eventClass":0,"correlationId":9,' + tail,
+    ]
+
+
+def test_escape_check_reads_the_values_bytes() -> None:
+    """nsys._has_bytes_to_escape: yes for a control character, quote or backslash in a value, also in a slice."""
+    import pyarrow as pa
+
+    from tracekit.ingest.nsys import _has_bytes_to_escape
+
+    assert not _has_bytes_to_escape(pa.array(["aten::mm", None, "\u00e9t\u00e9"]))
+    assert not _has_bytes_to_escape(pa.array([None, None], pa.string()))
+    for odd in ('say "hi"', "back\\slash", "tab\there", "nul\x00"):
+        assert _has_bytes_to_escape(pa.array(["plain", odd, None]))
+    arr = pa.array(['"quoted"', "plain", "also plain"])
+    assert not _has_bytes_to_escape(arr.slice(1))
+    assert _has_bytes_to_escape(arr.slice(0, 1))
