@@ -11,6 +11,8 @@ by the next conversion into that folder (see :mod:`tracekit.atomic`). ``finish``
 :func:`tracekit.ingest.link.link`, then streams the spilled batches back, adds
 the link columns and writes the Parquet file under a temporary name that is
 renamed into place only when complete: a failed conversion leaves no output.
+The spill is read back zero-copy from a memory map, whose pages are handed back
+as soon as the writer is past them (:class:`_PageDropper`).
 Row groups are encoded on a writer thread while the calling thread prepares the
 next one.
 """
