@@ -139,3 +139,35 @@ def test_escape_check_reads_the_values_bytes() -> None:
     arr = pa.array(['"quoted"', "plain", "also plain"])
     assert not _has_bytes_to_escape(arr.slice(1))
     assert _has_bytes_to_escape(arr.slice(0, 1))
+
+
+def test_a_float_member_reads_the_batch_column_by_column(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A REAL args column with values: the SQL-rendered text cannot spell floats as Arrow does, so that batch is
+    read with one Arrow column per member (integers all fine: no JSON path); 0.25 and 3.5 print exactly."""
+    src = tmp_path / "floats.sqlite"
+    con = sqlite3.connect(src)
+    con.executescript("""
+        CREATE TABLE StringIds (id INTEGER NOT NULL PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE CUPTI_ACTIVITY_KIND_RUNTIME (start INTEGER NOT NULL, end INTEGER NOT NULL, eventClass INTEGER,
+            globalTid INTEGER, correlationId INTEGER, nameId INTEGER NOT NULL, ratio REAL, returnValue INTEGER);
+    """)
+    con.execute("INSERT INTO StringIds VALUES (1, 'cudaMemcpyAsync_v3020')")
+    g = VM | (100 << 24) | 100
+    con.executemany("INSERT INTO CUPTI_ACTIVITY_KIND_RUNTIME VALUES (?,?,0,?,?,1,?,0)", [
+        (10, 20, g, 7, 0.25), (30, 40, g, 8, None), (50, 60, g, 9, 3.5)])
+    con.commit()
+    con.close()
+    read_json = []
+    real_decode = nsys_mod._decode
+    monkeypatch.setattr(nsys_mod, "_decode", lambda *a: read_json.append(1) or real_decode(*a))
+    fast = tmp_path / "adbc.parquet"
+    convert_nsys(src, fast, trace="t")
+    assert not read_json  # the column-by-column ADBC read, not the JSON fallback
+    tail = ',"returnValue":0,"api_name":"cudaMemcpyAsync_v3020","eventClassName":"CUDA runtime"}'
+    assert pq.read_table(fast).column("args").to_pylist() == [
+        '{"eventClass":0,"correlationId":7,"ratio":0.25' + tail,
+        '{"eventClass":0,"correlationId":8' + tail,
+        '{"eventClass":0,"correlationId":9,"ratio":3.5' + tail,
+    ]
+    monkeypatch.undo()
+    _same(*_both(src, tmp_path, monkeypatch))
