@@ -634,6 +634,12 @@ def _const(n: int, v: Any, t: pa.DataType = _STR) -> pa.Array:
     return pa.array([v] * n, t) if n < 64 else pa.repeat(pa.scalar(v, t), n)  # type: ignore[attr-defined]
 
 
+def _quoted(mapping: dict[int, str]) -> dict[int, str]:
+    """Labels as JSON string literals, spelt as :func:`_json_str` spells each value: with :func:`_labels` they
+    make an args member of kind RAW, quoted once per label instead of once per row."""
+    return {k: json.dumps(v, ensure_ascii=False) for k, v in mapping.items()}
+
+
 def _labels(ids: pa.Array, mapping: dict[int, str]) -> pa.Array:
     """Enum ids -> label strings (NULL for NULL or unknown ids), vectorised."""
     size = max(mapping) + 2 if mapping else 1
@@ -745,7 +751,7 @@ class _Reader:
     def runtime(self) -> Iterator[Item]:
         t = "CUPTI_ACTIVITY_KIND_RUNTIME"
         spec = TableSpec(t, "runtime")
-        cls = self.db.enum("ENUM_NSYS_EVENT_CLASS", EVENT_CLASS)
+        cls_json = _quoted(self.db.enum("ENUM_NSYS_EVENT_CLASS", EVENT_CLASS))
         has_class = "eventClass" in self.db.cols(t)
         dup = [0]
 
@@ -753,7 +759,7 @@ class _Reader:
             cols["args"].append(("a:api_name", cols["name"], STR))
             cols["name"] = _strip_suffix(cols["name"])
             if has_class:
-                cols["args"].append(("a:eventClassName", _labels(b["event_class"], cls), STR))
+                cols["args"].append(("a:eventClassName", _labels(b["event_class"], cls_json), RAW))
                 # eventClass 67-69 rows (CUDA backtrace records) repeat an API call with its correlationId: keep
                 # them as runtime rows (nsys counts them in cuda_api_sum) but out of the launch join.
                 ec = b["event_class"]
@@ -885,14 +891,14 @@ class _Reader:
         text_id = {"text_id": "t.textId"} if "textId" in c else {}
         spec = TableSpec(t, "range", name_id=None, typed=typed, consumed=("text", "textId", "eventType"))
         open_ranges = [0]
-        types = self.db.enum("ENUM_NSYS_EVENT_TYPE", NVTX_TYPE)
-        styles = {59: "PushPop", 70: "PushPop", 60: "StartEnd", 71: "StartEnd"}
+        types = _quoted(self.db.enum("ENUM_NSYS_EVENT_TYPE", NVTX_TYPE))
+        styles = _quoted({59: "PushPop", 70: "PushPop", 60: "StartEnd", 71: "StartEnd"})
 
         def post(cols: dict[str, Any], b: dict[str, pa.Array]) -> None:
             et = b["etype"]
             if text_id:  # registered strings (textId) win over inline text, as in nsys's reports
                 cols["name"] = pc.coalesce(self.db.resolve(b["text_id"], f"{t}.textId"), cols["name"])
-            cols["args"] += [("a:eventTypeName", _labels(et, types), STR), ("a:style", _labels(et, styles), STR)]
+            cols["args"] += [("a:eventTypeName", _labels(et, types), RAW), ("a:style", _labels(et, styles), RAW)]
             is_range = pc.is_in(et, value_set=pa.array(NVTX_RANGE_TYPES, _I64))
             name, raw = _emit_nvtx_name(cols["name"], is_range)
             cols["name"] = name
