@@ -320,7 +320,7 @@ class Sel:
     kind: str
     arg: bool = False
     column: bool = False  # ``expr`` is the bare column reference (cheap to evaluate twice in SQL)
-    string_id: str | None = None  # for StringIds lookups: the id column's reference (resolved in Arrow on ADBC)
+    string_id: str | None = None  # for StringIds lookups: the id column's reference (the SQL lookup only when set)
 
 
 def _arg_sels(db: _Db, spec: TableSpec, extra: dict[str, str]) -> list[Sel]:
