@@ -1,11 +1,12 @@
 """Time ``tracekit report`` and each analysis of ``queries/`` on a converted trace.
 
-Usage: python bench/bench_report.py TRACE.parquet [--repeat N]
+Usage: python bench/bench_report.py TRACE.parquet [--repeat N] [--rows] [--html]
 
 Prints, per run: wall seconds of the whole report (``tracekit.report.run``: views, _common.sql
 and every analysis, results fetched into pandas), then each file separately (as timed inside
 the same run, so _common.sql's temp tables are shared as they are in a real report), and the
-JSON/HTML rendering. Issue #4's bar: whole report < 5 s, every single query < 1 s.
+JSON/HTML rendering. ``--rows``: results fetched as tracekit.view.rows.Rows, as the terminal and
+JSON report do (no pandas; issue 14). Issue #4's bar: whole report < 5 s, every single query < 1 s.
 """
 
 from __future__ import annotations
@@ -21,14 +22,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("trace", help="converted Parquet file or folder")
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--html", action="store_true", help="also time the HTML rendering")
+    ap.add_argument("--html", action="store_true", help="also time the HTML rendering (needs DataFrames: not with --rows)")
+    ap.add_argument("--rows", action="store_true", help="fetch Rows (the terminal/JSON report's path), not DataFrames")
     a = ap.parse_args()
     totals: list[float] = []
     per: dict[str, list[float]] = {}
     for _ in range(a.repeat):
         t: dict[str, float] = {}
         t0 = time.perf_counter()
-        res = report.run(a.trace, timings=t)
+        res = report.run(a.trace, timings=t, rows=a.rows)
         totals.append(time.perf_counter() - t0)
         for k, v in t.items():
             per.setdefault(k, []).append(v)
@@ -39,7 +41,7 @@ def main() -> None:
     t0 = time.perf_counter()
     report.to_json(res)
     print(f"to_json: {time.perf_counter() - t0:.3f} s")
-    if a.html:
+    if a.html and not a.rows:
         t0 = time.perf_counter()
         report.to_html(res)
         print(f"to_html: {time.perf_counter() - t0:.3f} s")

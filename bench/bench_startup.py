@@ -35,7 +35,7 @@ def main() -> None:
     cmds: dict[str, tuple[list[str], Path]] = {
         "bare duckdb": ([sys.executable, "-c", "import duckdb; duckdb.sql('select 1').fetchall()"], ROOT)}
     for root in a.root or [ROOT]:  # `python -m` puts the working folder first on sys.path: that checkout runs
-        tag = "" if not a.root else f" [{root.name}]"
+        tag = "" if not a.root else f" [{root.resolve().name}]"
         cmds[f"tracekit sql{tag}"] = ([*tk, "sql", str(a.file.resolve()), "select 1"], root)
         cmds[f"tracekit info{tag}"] = ([*tk, "info", str(a.file.resolve())], root)
         cmds[f"tracekit report{tag}"] = ([*tk, "report", str(a.file.resolve())], root)

@@ -42,6 +42,8 @@
 --   <phase>.gpu_ms_per_step  summed duration of GPU ops launched in the phase (exclusive) / steps
 --   <phase>.calls_per_step   range instances of the phase / steps
 --   kernel:<name>.total_ms   summed duration of the op name;  .count executions;  .mean_ms total / count
+-- A run with no GPU op at all (a CPU-only capture) has every step./phase GPU measure NULL with a note
+-- saying which capture option records them, never a zero (run.gpu_ops stays 0: it counts rows).
 -- Multi-GPU block (second INSERT; needs the set-up parts of comm.sql and collectives.sql):
 --   comm.exposed_ms_per_step  communication not under compute inside step windows (comm.sql by_step),
 --                        summed over devices and steps / steps;  comm.ms_per_step: all of it
@@ -68,9 +70,9 @@
 -- (tracekit/noise.py): label, label_index, metric, trace, step_index, value, one row per step
 -- AFTER THE WARM-UP (steps with step_index <= getvariable('warmup_steps') in their trace are
 -- dropped; `--warmup N`, default 1) and per metric of: step.wall_ms (end-to-end, as above),
--- step.gpu_busy_ms (steps with
--- GPU ops), step.gpu_op_ms, <phase>.ms_per_step (phases with ranges), <phase>.gpu_ms_per_step,
--- <phase>.incl_gpu_ms_per_step; a phase absent from a step counts 0 in that step. The means in
+-- step.gpu_busy_ms (steps with GPU ops), <phase>.ms_per_step (phases with ranges) and, when the run
+-- has GPU ops, step.gpu_op_ms, <phase>.gpu_ms_per_step, <phase>.incl_gpu_ms_per_step; a phase
+-- absent from a step counts 0 in that step. The means in
 -- run_metrics use every step; only the medians, intervals and rank tests use this table.
 --
 -- How to read: run this through compare.sql (N runs) or diff.sql (A vs B), not alone.
@@ -123,9 +125,12 @@ WITH _n AS (
            CASE WHEN _n.steps = 0 THEN no_step_note WHEN v IS NULL THEN miss END
     FROM _n, _s, (VALUES
         ('wall_ms', 'ms', _s.wall_ns / 1e6 / _n.steps, 'summed step end-to-end span (CPU start to last GPU end)', NULL),
-        ('gpu_busy_ms', 'ms', _s.busy_ns / 1e6 / _n.steps, 'summed per-step GPU busy time', NULL),
-        ('gpu_op_ms', 'ms', _s.op_ns / 1e6 / _n.steps, 'summed duration of GPU ops launched in steps', NULL),
-        ('gpu_ops', 'count', _s.ops / _n.steps, 'GPU ops launched in steps', NULL),
+        ('gpu_busy_ms', 'ms', CASE WHEN _n.gpu_ops > 0 THEN _s.busy_ns / 1e6 / _n.steps END,
+         'summed per-step GPU busy time', _n.no_gpu_note),
+        ('gpu_op_ms', 'ms', CASE WHEN _n.gpu_ops > 0 THEN _s.op_ns / 1e6 / _n.steps END,
+         'summed duration of GPU ops launched in steps', _n.no_gpu_note),
+        ('gpu_ops', 'count', CASE WHEN _n.gpu_ops > 0 THEN _s.ops / _n.steps END, 'GPU ops launched in steps',
+         _n.no_gpu_note),
         ('launches', 'count', CASE WHEN _n.has_runtime THEN _s.launches / _n.steps END,
          'launching runtime calls in steps (graph launches excluded)',
          'no CUDA/HIP runtime rows: Kineto: include ProfilerActivity.CPU; nsys: --trace=cuda'),
@@ -142,8 +147,10 @@ WITH _n AS (
     SELECT _ph.id || '.ms_per_step', 'phase', phase, 'ms_per_step', 'ms', cpu_ns / 1e6 / _n.steps,
            'summed CPU range time of the phase', 'steps', TRUE, NULL FROM _ph, _n WHERE inst > 0
     UNION ALL
-    SELECT _ph.id || '.gpu_ms_per_step', 'phase', phase, 'gpu_ms_per_step', 'ms', gpu_op_ns / 1e6 / _n.steps,
-           'summed duration of GPU ops launched in the phase', 'steps', TRUE, NULL FROM _ph, _n
+    SELECT _ph.id || '.gpu_ms_per_step', 'phase', phase, 'gpu_ms_per_step', 'ms',
+           CASE WHEN _n.gpu_ops > 0 THEN gpu_op_ns / 1e6 / _n.steps END,
+           'summed duration of GPU ops launched in the phase', 'steps', TRUE,
+           CASE WHEN _n.gpu_ops = 0 THEN no_gpu_note END FROM _ph, _n
     UNION ALL
     SELECT _ph.id || '.calls_per_step', 'phase', phase, 'calls_per_step', 'count', inst / _n.steps,
            'range instances of the phase', 'steps', TRUE, NULL FROM _ph, _n WHERE inst > 0
@@ -163,7 +170,7 @@ FROM _rows;
 -- Token metrics, inclusive phase GPU time, per-step distributions (see the header).
 
 INSERT INTO run_metrics
-WITH _n AS (SELECT (SELECT count(*) FROM _step_rows) AS steps),
+WITH _n AS (SELECT (SELECT count(*) FROM _step_rows) AS steps, (SELECT count(*) FROM _gpu) AS gpu_ops),
 _ids AS (
     SELECT phase, CASE WHEN phase IN ('run', 'step', 'tokens') OR starts_with(phase, 'kernel:') THEN 'phase:' || phase ELSE phase END AS id
     FROM _step_phases GROUP BY phase
@@ -186,8 +193,10 @@ _ids AS (
                 WHEN _tk.acc = 0 THEN 'no draft token accepted: per accepted token is undefined' END AS note
     FROM _n, _tk
 ), _rows(metric, scope, name, measure, unit, value, numerator, denominator, additive, note) AS (
-    SELECT _incl.id || '.incl_gpu_ms_per_step', 'phase', _incl.phase, 'incl_gpu_ms_per_step', 'ms', ns / 1e6 / _n.steps,
-           'summed duration of GPU ops launched in the phase or any phase under it', 'steps', TRUE, NULL
+    SELECT _incl.id || '.incl_gpu_ms_per_step', 'phase', _incl.phase, 'incl_gpu_ms_per_step', 'ms',
+           CASE WHEN _n.gpu_ops > 0 THEN ns / 1e6 / _n.steps END,
+           'summed duration of GPU ops launched in the phase or any phase under it', 'steps', TRUE,
+           CASE WHEN _n.gpu_ops = 0 THEN 'no GPU ops in this run: capture CUDA activity (torch.profiler activities=[CPU, CUDA]; nsys --trace=cuda)' END
     FROM _incl, _n
     UNION ALL
     SELECT 'tokens.' || m, 'tokens', 'tokens', m, u, CASE WHEN _tk.counted > 0 THEN v END, num, den, FALSE,
@@ -287,9 +296,9 @@ WITH _s AS (
 ), _l(metric, trace, step_index, value) AS (
     SELECT 'step.wall_ms', trace, step_index, end_to_end_ns / 1e6 FROM _s
     UNION ALL SELECT 'step.gpu_busy_ms', trace, step_index, gpu_busy_ns / 1e6 FROM _s WHERE gpu_busy_ns IS NOT NULL
-    UNION ALL SELECT 'step.gpu_op_ms', trace, step_index, gpu_op_ns / 1e6 FROM _s
+    UNION ALL SELECT 'step.gpu_op_ms', trace, step_index, gpu_op_ns / 1e6 FROM _s WHERE EXISTS (FROM _gpu)
     UNION ALL SELECT id || '.ms_per_step', trace, step_index, cpu_ns / 1e6 FROM _v WHERE has_ranges
-    UNION ALL SELECT id || '.gpu_ms_per_step', trace, step_index, gpu_ns / 1e6 FROM _v
-    UNION ALL SELECT id || '.incl_gpu_ms_per_step', trace, step_index, incl_ns / 1e6 FROM _inc
+    UNION ALL SELECT id || '.gpu_ms_per_step', trace, step_index, gpu_ns / 1e6 FROM _v WHERE EXISTS (FROM _gpu)
+    UNION ALL SELECT id || '.incl_gpu_ms_per_step', trace, step_index, incl_ns / 1e6 FROM _inc WHERE EXISTS (FROM _gpu)
 )
 SELECT getvariable('label'), getvariable('label_index'), metric, trace, step_index, value::DOUBLE FROM _l;

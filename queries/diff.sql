@@ -18,7 +18,7 @@
 --   ratio       b / a (NULL when a is 0 or NULL)
 --   rel         (b - a) / a (NULL when a is 0 or NULL)
 --   note        'A: ...' / 'B: ...' when a side is NULL (what is missing, which capture option
---               fixes it) or its phase is absent from that run
+--               fixes it) or its phase is absent from that run; 'A and B: ...' when both say the same
 -- Output `kernels` (the top_n kernel names whose total time moved, largest |delta| first):
 --   name, status (both | new: only in B | vanished: only in A), a_ms, b_ms (total_ms),
 --   delta_ms, ratio, a_count, b_count, a_mean_ms, b_mean_ms
@@ -49,8 +49,9 @@
 CREATE OR REPLACE TEMP TABLE _ab AS
 SELECT a.metric, a.scope, a.name, a.measure, a.unit, a.numerator, a.denominator, a.value AS a, b.value AS b, b.value - a.value AS delta,
        b.value / nullif(a.value, 0) AS ratio, (b.value - a.value) / nullif(a.value, 0) AS rel,
-       nullif(concat_ws('; ', CASE WHEN a.note IS NOT NULL THEN 'A: ' || a.note END,
-                              CASE WHEN b.note IS NOT NULL THEN 'B: ' || b.note END), '') AS note
+       CASE WHEN a.note = b.note THEN 'A and B: ' || a.note
+            ELSE nullif(concat_ws('; ', CASE WHEN a.note IS NOT NULL THEN 'A: ' || a.note END,
+                                        CASE WHEN b.note IS NOT NULL THEN 'B: ' || b.note END), '') END AS note
 FROM _matrix a JOIN _matrix b ON b.metric = a.metric AND b.label_index = 1
 WHERE a.label_index = 0;
 

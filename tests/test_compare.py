@@ -12,6 +12,7 @@ import json
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
@@ -131,3 +132,22 @@ def test_runs_views_carry_labels_trace_devices_too(tmp_path: Path) -> None:
         [("A", "same", 1), ("B", "same", 1)]
     assert con.execute("SELECT label, trace, device, name, sm_count FROM trace_devices ORDER BY 1").fetchall() == \
         [("A", "same", 0, "NVIDIA H100 80GB HBM3", 132), ("B", "same", 0, "NVIDIA A100-SXM4-80GB", 108)]
+
+
+def test_cpu_only_runs_say_gpu_unknown_not_zero() -> None:
+    """Two CPU-only captures (the k4 sample, twice): the GPU measures are NULL with the capture
+    option that records them, never 0 (the step count and CPU phases stay numbers)."""
+    root = Path(__file__).resolve().parents[1] / "samples" / "traces" / "spec_decode_k4" / "parquet"
+    files = [str(p) for p in sorted(root.glob("*.parquet"))]
+    r = cmp.compare([("a", files), ("b", files)])
+    sw = r["compare.sweep"]
+    assert sw["step_gpu_busy_ms"].isna().all() and sw["gpu_busy_ms"].isna().all()
+    long = r["compare"].set_index(["label", "metric"])
+    for m in ("step.gpu_busy_ms", "step.gpu_op_ms", "step.gpu_ops", "draft.gpu_ms_per_step",
+              "draft.incl_gpu_ms_per_step"):
+        row = long.loc[("a", m)]
+        assert pd.isna(row["value"]), m
+        assert row["note"].startswith("no GPU ops in this run: capture CUDA activity"), m
+    assert long.loc[("a", "run.gpu_ops"), "value"] == 0  # a count of rows: zero is the truth
+    assert long.loc[("a", "run.steps"), "value"] == 4  # the sample's 4 steps
+    assert not r["compare.noise"]["metric"].str.contains("gpu").any()

@@ -181,6 +181,13 @@ def test_missing_steps_give_null_and_a_note_not_zero(pair: tuple[Path, Path]) ->
         cmp.diff(*pair, conditions=["step.wall_ms > +5%"], step_pattern="no_such_step")
 
 
+def test_a_note_both_sides_share_is_said_once(pair: tuple[Path, Path]) -> None:
+    r = cmp.diff(*pair, step_pattern="no_such_step")  # neither run has a step
+    assert _row(r, "step.wall_ms")["note"] == (
+        "A and B: no range matched the step pattern no_such_step: pass --step-pattern, "
+        'or mark the loop with tracekit.phase("step")')
+
+
 def test_a_folder_of_ranks_is_one_run(tmp_path: Path) -> None:
     for side, f in (("a", 1.0), ("b", 1.2)):
         for rank in (0, 1):

@@ -1,8 +1,10 @@
-"""Start-up: ``tracekit sql`` and ``tracekit info`` load no module they do not use (issue 14).
+"""Start-up: ``tracekit sql``, ``tracekit info`` and ``tracekit report`` (terminal, --json) load no module
+they do not use (issue 14).
 
 Why: pandas alone was 0.9 s of a 1.3 s ``tracekit sql small.parquet "select 1"``; pyarrow a further
 0.2 s. The verbs print DuckDB rows with rich and read Parquet footers with DuckDB, so none of
-pandas, pyarrow (or its compute kernels), numpy or matplotlib should be imported. The check looks at
+pandas, pyarrow (or its compute kernels), numpy or matplotlib should be imported. ``report`` reads
+result rows with their SQL types (tracekit/view/rows.py); only ``--html`` (plots) needs pandas. The check looks at
 ``sys.modules`` after the real command ran in a fresh interpreter, so any import on the path counts,
 whoever adds it.
 """
@@ -69,3 +71,29 @@ def test_sql_table_values() -> None:
 def test_metadata_key_matches_schema() -> None:
     """store spells the metadata key out (no pyarrow import); it must stay the schema's."""
     assert store.META_TRACES_KEY.encode() == schema.META_TRACES
+
+
+REPORT_SAMPLE = sorted((REPO / "samples" / "traces" / "serve_2workers" / "parquet").glob("*.parquet"))
+
+
+@pytest.mark.parametrize("args", [
+    ["report", str(SAMPLE)],
+    ["report", str(SAMPLE), "--json"],
+    ["report", *map(str, REPORT_SAMPLE), "--full", "--width", "100"],
+], ids=["report", "report-json", "report-full-two-ranks"])
+def test_report_loads_no_heavy_modules(args: list[str]) -> None:
+    code, loaded, out = _loaded(args)
+    assert code == 0
+    assert loaded == [], f"{' '.join(args[:1])} imported {loaded}"
+    assert out.strip()
+
+
+def test_report_json_without_pandas_values() -> None:
+    """The pandas-free JSON carries DuckDB's values: summary's row count per kind is the Parquet file's."""
+    import pyarrow.parquet as pq
+
+    kinds = pq.read_table(SAMPLE, columns=["kind"]).column("kind").to_pylist()
+    code, loaded, out = _loaded(["report", str(SAMPLE), "--json"])
+    assert code == 0 and loaded == []
+    doc = json.loads(out)
+    assert doc["summary"]["summary"][0]["events"] == len(kinds)

@@ -297,6 +297,7 @@ def _plot(results: Mapping[str, pd.DataFrame]) -> tuple[str, str | None, str]:
 def _noise_plot(results: Mapping[str, pd.DataFrame]) -> tuple[str, str | None, str]:
     """Per label: ratio of per-step medians to the baseline with its 95% interval (compare.noise)."""
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -318,6 +319,10 @@ def _noise_plot(results: Mapping[str, pd.DataFrame]) -> tuple[str, str | None, s
         ax.errorbar(x, sub["ratio"], yerr=err, fmt="o", capsize=3, label=str(m)[-50:])
     ax.axhline(1.0, color="black", linewidth=0.8, linestyle="--")
     ax.set_yscale("log")  # ratios: x2 and /2 are the same distance from 1
+    lo, hi = ax.get_ylim()  # plain ratios on the axis (1.5, 2), not matplotlib's 2x10^0
+    ticks = [t for t in (0.1, 0.2, 0.25, 0.5, 0.67, 0.8, 0.9, 1, 1.1, 1.25, 1.5, 2, 3, 4, 5, 10) if lo <= t <= hi]
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.set_yticks(ticks, [f"{t:g}" for t in ticks])
     ax.set_xticks(range(len(labels)), labels)
     ax.set_ylabel("median / baseline median (log scale)")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))

@@ -1,6 +1,16 @@
-"""The one error type users see: a file and a problem, printed on one line."""
+"""The errors users see: a file and a problem, on one line.
+
+:class:`TraceError` is tracekit's own. :func:`user_message` sorts any exception into the user's
+(their file is missing, unreadable or bad, their query or regular expression is wrong: one line
+naming it) or tracekit's (a bug: ``None``, so the caller keeps the traceback). The CLI prints the
+first kind as ``tracekit: error: ...`` and exits 2; a per-trace task (tracekit.executors) records it
+as that trace's error. One function, so a bad file reads the same whichever path it failed on.
+"""
 
 from __future__ import annotations
+
+import re
+import sys
 
 
 class TraceError(Exception):
@@ -16,3 +26,28 @@ class TraceError(Exception):
         # breaks this two-argument __init__ and, with it, `convert --jobs N` (a worker's error crosses
         # a process boundary by pickle and came back as BrokenProcessPool).
         return (type(self), (self.path, self.problem))
+
+
+def _first_lines(text: str, n: int = 2) -> str:
+    """The first ``n`` non-empty lines of ``text`` joined by " / " (DuckDB adds a caret diagram below)."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return " / ".join(lines[:n])
+
+
+def user_message(e: BaseException) -> str | None:
+    """The one-line message for an error that is the user's or their input's, or None for a bug.
+
+    The text is raw (a file name may hold control characters): escape it before it reaches a
+    terminal or a page (tracekit.safe).
+    """
+    if isinstance(e, TraceError):
+        return str(e)
+    if isinstance(e, OSError) and e.filename is not None:
+        names = str(e.filename) + (f" -> {e.filename2}" if e.filename2 is not None else "")
+        return f"{names}: {e.strerror or e}"
+    if isinstance(e, re.error):
+        return f"invalid regular expression {e.pattern!r}: {e.msg}"
+    duckdb = sys.modules.get("duckdb")  # only loaded by work that queries: no import just to check
+    if duckdb is not None and isinstance(e, duckdb.Error):
+        return _first_lines(str(e))
+    return None

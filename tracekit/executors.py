@@ -30,7 +30,7 @@ import traceback
 from typing import Any, Callable, Iterable, Protocol
 
 from tracekit import dataset
-from tracekit.errors import TraceError
+from tracekit.errors import TraceError, user_message
 
 EXECUTORS = ("local", "ray", "spark")
 
@@ -62,14 +62,23 @@ def guarded(fn: Callable[[dict[str, Any]], dict[str, Any]], item: dict[str, Any]
     t0, c0 = time.perf_counter(), time.process_time()
     try:
         value, ok, err = fn(item), True, None
-    except TraceError as e:
-        value, ok, err = {}, False, str(e)
     except Exception as e:  # noqa: BLE001  (reported per trace, never lost)
-        tb = traceback.extract_tb(e.__traceback__)
-        where = f" ({tb[-1].filename.rsplit('/', 1)[-1]}:{tb[-1].lineno})" if tb else ""
-        value, ok, err = {}, False, f"{item.get('key')}: {type(e).__name__}: {e}{where}".replace("\n", " ")
+        value, ok, err = {}, False, task_error(e, str(item.get("key")))
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return Outcome(str(item.get("key")), ok, value, err, time.perf_counter() - t0, time.process_time() - c0, rss).to_json()
+
+
+def task_error(e: BaseException, key: str) -> str:
+    """One line for a failed task: the user's error as the CLI words it (naming the trace when the
+    message does not), or, for a tracekit bug, the exception type and where it was raised."""
+    msg = user_message(e)
+    if msg is None:
+        tb = traceback.extract_tb(e.__traceback__)
+        where = f" ({tb[-1].filename.rsplit('/', 1)[-1]}:{tb[-1].lineno})" if tb else ""
+        msg = f"{key}: {type(e).__name__}: {e}{where}"
+    elif key not in msg:
+        msg = f"{key}: {msg}"
+    return " ".join(msg.splitlines())
 
 
 class Executor(Protocol):

@@ -10,6 +10,11 @@ section named like the file, ``file.NAME`` for the others). A ``-- @requires a b
 names the files whose set-up must run first (``headline`` reads ``steps``' and
 ``gpu_idle``'s tables); :func:`prepare` is the one place that loads ``_common.sql``, the
 query variables and those set-ups, for ``report``, ``sql -f``/``--query``, ``compare``.
+
+Results are DataFrames (the documented API), Arrow tables (``arrow``) or, for the terminal and
+JSON report, :class:`tracekit.view.rows.Rows` (``rows``): plain Python rows with their SQL types,
+so ``tracekit report`` never imports pandas (issue 14: the import took longer than the queries on
+a small trace). :func:`warnings_of`, :func:`to_json` and the view accept either.
 """
 
 from __future__ import annotations
@@ -17,16 +22,20 @@ from __future__ import annotations
 import math
 import os
 import re
+import sys
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import pandas as pd
 
 from tracekit.store import connect
+from tracekit.view.rows import Rows, all_rows, from_cursor, from_frame, missing
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 from tracekit.resources import queries_dir  # noqa: E402  (wheel: tracekit/_queries; checkout: queries/)
 QUERY_DIR = queries_dir()
@@ -159,18 +168,21 @@ def prepare(con: duckdb.DuckDBPyConnection, requires: Iterable[str] = (), **para
     return done
 
 
-def run_sql(con: duckdb.DuckDBPyConnection, sf: SqlFile, done: set[str], arrow: bool = False) -> dict[str, Any]:
+def run_sql(con: duckdb.DuckDBPyConnection, sf: SqlFile, done: set[str], arrow: bool = False,
+            rows: bool = False) -> dict[str, Any]:
     """Execute a parsed file (a shipped analysis or the user's): its ``@requires``, set-up, then outputs.
 
     ``arrow``: Arrow tables instead of DataFrames (they keep the SQL types of empty results, which result
-    tables written as Parquet need: tracekit.executors)."""
+    tables written as Parquet need: tracekit.executors). ``rows``: :class:`Rows` (no pandas)."""
     for req in sf.requires:
         setup_file(con, req, done)
     if sf.name not in done:
         _exec_script(con, sf.setup)
         done.add(sf.name)
     def fetch(sql: str) -> Any:
-        return con.sql(sql).to_arrow_table() if arrow else con.execute(sql).df()
+        if arrow:
+            return con.sql(sql).to_arrow_table()
+        return from_cursor(con.execute(sql)) if rows else con.execute(sql).df()
 
     return {(sf.name if o == sf.name else f"{sf.name}.{o}"): fetch(sql) for o, sql in sf.outputs}
 
@@ -180,33 +192,59 @@ def run(paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[str],
         timings: dict[str, float] | None = None,
         con: duckdb.DuckDBPyConnection | None = None,
         arrow: bool = False,
+        rows: bool = False,
         **params: Any) -> dict[str, pd.DataFrame]:
     """Run the analyses over converted traces; returns ``{output name: DataFrame}``.
 
     ``params`` override :data:`DEFAULTS` (``step_pattern``, ``vocab``, ``lm_head_regex``, ...).
-    ``timings`` (if given) receives wall seconds per file, ``_common`` included.
+    ``timings`` (if given) receives wall seconds per file, ``_common`` included. ``arrow``: Arrow
+    tables instead; ``rows``: :class:`~tracekit.view.rows.Rows` instead (what the terminal and JSON
+    report read, without importing pandas).
     """
     names = tuple(analyses or ANALYSES)
     unknown = [a for a in names if a not in ANALYSES]
     if unknown:
         raise ValueError(f"unknown analysis {', '.join(unknown)}; known: {', '.join(ANALYSES)}")
+    own = con is None
     con = connect(paths, con=con)
     con.execute("SET enable_progress_bar = false")  # DuckDB's bar would interleave with the tables
-    out: dict[str, pd.DataFrame] = {}
+    if own:
+        one_thread_if_small(con)
+    out: dict[str, Any] = {}
     t0 = time.perf_counter()
     done = prepare(con, **params)
     if timings is not None:
         timings["_common"] = time.perf_counter() - t0
     for name in names:
         t0 = time.perf_counter()
-        out.update(run_file(con, name, done=done, arrow=arrow))
+        out.update(run_file(con, name, done=done, arrow=arrow, rows=rows))
         if timings is not None:
             timings[name] = time.perf_counter() - t0
     return out
 
 
+#: Inputs with fewer events than this run the analyses on one DuckDB thread (see :func:`one_thread_if_small`).
+SMALL_EVENTS = 50_000
+
+
+def one_thread_if_small(con: duckdb.DuckDBPyConnection) -> bool:
+    """``SET threads = 1`` when ``events`` holds fewer than :data:`SMALL_EVENTS` rows; True if it did.
+
+    Why: on a small trace the ~140 statements of a report cost planning and scheduling, not scanning,
+    and one thread was faster (report.run on 3,332 events, 2 cores, fresh processes alternated, median
+    of 5: 0.459 vs 0.480 s; at 109k events a wash, 0.82 vs 0.81 s: hence the threshold well below).
+    It also makes the last bits of parallel float sums repeatable on such inputs. :func:`run` changes
+    only a connection it opened itself; the count reads Parquet metadata (~1 ms).
+    """
+    n = con.execute("SELECT count(*) FROM events").fetchone()
+    if n is not None and n[0] < SMALL_EVENTS:
+        con.execute("SET threads = 1")
+        return True
+    return False
+
+
 def run_file(con: duckdb.DuckDBPyConnection, name: str, setup: bool = True,
-             done: set[str] | None = None, arrow: bool = False) -> dict[str, pd.DataFrame]:
+             done: set[str] | None = None, arrow: bool = False, rows: bool = False) -> dict[str, Any]:
     """Execute ``queries/<name>.sql`` on ``con``: its set-up (unless ``setup`` is False, or ``done`` has
     it), the set-up of its ``@requires``, then every output.
 
@@ -216,31 +254,33 @@ def run_file(con: duckdb.DuckDBPyConnection, name: str, setup: bool = True,
     done = set() if done is None else done
     if not setup:
         done.add(name)
-    return run_sql(con, parse_sql(QUERY_DIR / f"{name}.sql"), done, arrow=arrow)
+    return run_sql(con, parse_sql(QUERY_DIR / f"{name}.sql"), done, arrow=arrow, rows=rows)
 
 
-def warnings_of(results: Mapping[str, pd.DataFrame]) -> list[dict[str, Any]]:
+def warnings_of(results: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The report's warnings: the converter's notes and unmatched steps (``headline.notes``), trust
     flags of severity ``warn`` and analyses that abstained.
 
     These rows are themselves outputs of ``headline.sql``, ``trust.sql`` and ``lm_head.sql``; this only
     collects them, converter notes first (a truncated trace explains every number after it).
+    ``results``: DataFrames or :class:`Rows`.
     """
+    res = all_rows({k: results[k] for k in ("headline.notes", "trust", "lm_head") if k in results})
     warns: list[dict[str, Any]] = []
-    notes = results.get("headline.notes")
-    if notes is not None and len(notes):
-        for r in notes[notes["severity"] == "warn"].to_dict("records"):
+    for r in res["headline.notes"].records() if "headline.notes" in res else []:
+        if r["severity"] == "warn":
             warns.append({"trace": r["trace"], "analysis": "headline", "flag": r["source"], "message": r["message"]})
-    tr = results.get("trust")
-    if tr is not None and len(tr):
-        for r in tr[tr["severity"] == "warn"].to_dict("records"):
+    for r in res["trust"].records() if "trust" in res else []:
+        if r["severity"] == "warn":
             warns.append({"trace": r["trace"], "analysis": "trust", "flag": r["flag"], "message": r["message"]})
-    lm = results.get("lm_head")
+    lm = res.get("lm_head")
     if lm is not None and len(lm):
-        used = set(lm.loc[lm["used"].astype(bool), "trace"])
-        warn = lm["severity"] == "warn" if "severity" in lm else lm["status"].isin(["abstain"])  # lm_head.sql: one per trace
-        for r in lm[warn & ~lm["trace"].isin(used)].to_dict("records"):
-            warns.append({"trace": r["trace"], "analysis": "lm_head", "flag": r["method"], "message": r["note"]})
+        recs = lm.records()
+        used = {r["trace"] for r in recs if not missing(r["used"]) and bool(r["used"])}
+        for r in recs:  # lm_head.sql: one per trace
+            warn = r["severity"] == "warn" if "severity" in lm else r["status"] == "abstain"
+            if warn and r["trace"] not in used:
+                warns.append({"trace": r["trace"], "analysis": "lm_head", "flag": r["method"], "message": r["note"]})
     return warns
 
 
@@ -254,29 +294,38 @@ def _jsonable(v: Any) -> Any:
             return _jsonable(v.item())
         except (ValueError, AttributeError):
             pass
-    if v is pd.NA or v is pd.NaT:
-        return None
-    if isinstance(v, (pd.Timestamp,)):
-        return v.isoformat()
+    pd = sys.modules.get("pandas")  # pandas' markers can only come from a loaded pandas
+    if pd is not None:
+        if v is pd.NA or v is pd.NaT:
+            return None
+        if isinstance(v, pd.Timestamp):
+            return v.isoformat()
     return v
 
 
+def rows_records(rows: Rows) -> list[dict[str, Any]]:
+    """JSON-safe records (NULL/NaN/NA -> null, numpy scalars -> Python)."""
+    cols = rows.columns
+    return [{k: _jsonable(v) for k, v in zip(cols, r)} for r in rows.data]
+
+
 def frame_records(df: pd.DataFrame) -> list[dict[str, Any]]:
-    """JSON-safe records (NaN/NA -> null, numpy scalars -> Python)."""
-    return [{k: _jsonable(v) for k, v in row.items()} for row in df.astype(object).to_dict("records")]
+    """JSON-safe records of a DataFrame (NaN/NA -> null, numpy scalars -> Python)."""
+    return rows_records(from_frame(df))
 
 
-def to_json(results: Mapping[str, pd.DataFrame]) -> dict[str, Any]:
+def to_json(results: Mapping[str, Any]) -> dict[str, Any]:
     """One top-level key per analysis (``{table: records}``) plus ``summary`` and ``warnings``."""
+    res = all_rows(results)
     doc: dict[str, Any] = {}
-    for key, df in results.items():
+    for key, rs in res.items():
         analysis, _, sub = key.partition(".")
-        doc.setdefault(analysis, {})[sub or analysis] = frame_records(df)
-    doc["warnings"] = warnings_of(results)
+        doc.setdefault(analysis, {})[sub or analysis] = rows_records(rs)
+    doc["warnings"] = warnings_of(res)
     return doc
 
 
-def print_report(results: Mapping[str, pd.DataFrame], limit: int = 25, width: int | None = None,
+def print_report(results: Mapping[str, Any], limit: int = 25, width: int | None = None,
                  sections: Iterable[str] = (), full: bool = False) -> None:
     """Terminal report (see :mod:`tracekit.view.terminal`): headline first, other tables on request."""
     from tracekit.view.terminal import print_report as show
@@ -284,7 +333,7 @@ def print_report(results: Mapping[str, pd.DataFrame], limit: int = 25, width: in
     show(results, width=width, sections=tuple(sections), full=full, limit=limit)
 
 
-def to_html(results: Mapping[str, pd.DataFrame], title: str = "tracekit report",
+def to_html(results: Mapping[str, Any], title: str = "tracekit report",
             chrome: Mapping[str, str] | None = None, chrome_notes: Iterable[str] = ()) -> str:
     """A self-contained HTML page (see :mod:`tracekit.view.html`)."""
     from tracekit.view.html import render

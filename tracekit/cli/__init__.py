@@ -3,7 +3,7 @@
 Each verb lives in ``tracekit/cli/<verb>.py`` and exposes a click command named
 ``command``; add a verb by adding its module name to :data:`VERBS`.
 
-Errors are one line and exit 2 when they are the user's or their files' (see :func:`one_line`):
+Errors are one line and exit 2 when they are the user's or their files' (:func:`tracekit.errors.user_message`):
 :class:`tracekit.errors.TraceError`, an ``OSError`` naming a file (missing, unwritable, a folder),
 a DuckDB error (a query's or a corrupt file's) and an invalid regular expression. Anything else is
 a bug in tracekit and keeps its traceback (exit 1), which is what a bug report needs.
@@ -27,7 +27,7 @@ import click  # noqa: E402
 
 from tracekit import __version__  # noqa: E402
 from tracekit.atomic import cleanup_on_signals  # noqa: E402
-from tracekit.errors import TraceError  # noqa: E402
+from tracekit.errors import user_message  # noqa: E402
 from tracekit.safe import term  # noqa: E402
 
 VERBS = ["convert", "sql", "queries", "info", "report", "capture", "graphmap", "diff", "compare", "export-chrome", "aggregate"]
@@ -59,32 +59,13 @@ class _Group(click.Group):
             sys.exit(2)
 
 
-def _first_lines(text: str, n: int = 2) -> str:
-    """The first ``n`` non-empty lines of ``text`` joined by " / " (DuckDB adds a caret diagram below)."""
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    return " / ".join(lines[:n])
-
-
 def one_line(e: BaseException) -> str | None:
-    """The one-line message for an error that is the user's or their input's, or None for a bug.
-
-    Control characters (a file name can hold them) are shown escaped, never sent to the terminal.
-    """
-    import re
-
-    if isinstance(e, TraceError):
-        return term(e)
+    """The one-line message for an error that is the user's or their input's (tracekit.errors.user_message),
+    escaped for the terminal; None for a bug (and for click's own errors, which click prints)."""
     if isinstance(e, click.ClickException):
         return None
-    if isinstance(e, OSError) and e.filename is not None:
-        names = str(e.filename) + (f" -> {e.filename2}" if e.filename2 is not None else "")
-        return term(f"{names}: {e.strerror or e}")
-    if isinstance(e, re.error):
-        return term(f"invalid regular expression {e.pattern!r}: {e.msg}")
-    duckdb = sys.modules.get("duckdb")  # only loaded by verbs that query: no import just to check
-    if duckdb is not None and isinstance(e, duckdb.Error):
-        return term(_first_lines(str(e)))
-    return None
+    msg = user_message(e)
+    return None if msg is None else term(msg)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

@@ -11,12 +11,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import click
-import pandas as pd
 
 from tracekit import atomic
 from tracekit.safe import term
 
-Results = Mapping[str, pd.DataFrame]
+Results = Mapping[str, Any]  # result key -> DataFrame or tracekit.view.rows.Rows (no pandas import here)
 
 
 def emit(results: Results, *, as_json: bool, html_out: str | None, title: str,

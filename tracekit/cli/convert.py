@@ -5,14 +5,19 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import click
-from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+# Before numpy loads (tracekit.ingest): converting does no linear algebra, and OpenBLAS's idle worker
+# threads spin for ~0.08 CPU-s after the import, on the cores the readers need. Only this process and
+# its conversion workers see it: `convert` runs no user program.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from tracekit.atomic import refuse_input
-from tracekit.errors import TraceError
-from tracekit.ingest import convert, default_trace_name
-from tracekit.safe import markup
+import click  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn  # noqa: E402
+
+from tracekit.atomic import refuse_input  # noqa: E402
+from tracekit.errors import TraceError  # noqa: E402
+from tracekit.ingest import convert, default_trace_name  # noqa: E402
+from tracekit.safe import markup  # noqa: E402
 
 
 def plan(inputs: tuple[str, ...], out: str) -> tuple[bool, list[tuple[str, str]]]:

@@ -43,12 +43,10 @@ def command(replay: str, reference: str, out: str | None, step_pattern: str | No
         json.dump(doc, sys.stdout, default=str)
         sys.stdout.write("\n")
         return
-    from rich.console import Console
-
     from tracekit.render import print_frame
 
-    console = Console(markup=False, highlight=False, width=None if sys.stdout.isatty() else 220)
-    print_frame(res["graph_map"].drop(columns=["trace"]), title="graph launches", limit=limit, console=console)
-    print_frame(res["graph_map.summary"], title="summary", console=console)
+    print_frame(res["graph_map"].drop(columns=["trace"]), title="graph launches", limit=limit)
+    click.echo()
+    print_frame(res["graph_map.summary"], title="summary")
     if out:
         click.echo(term(f"wrote {out}"))

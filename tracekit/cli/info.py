@@ -7,7 +7,6 @@ import json
 import click
 
 from tracekit.render import print_result
-from tracekit.safe import term
 from tracekit.store import connect, read_metadata
 
 SUMMARY_SQL = """
@@ -38,22 +37,29 @@ def command(trace: str, as_json: bool) -> None:
         }
         click.echo(json.dumps(out, indent=2, default=str))
         return
-    from rich.console import Console
+    from tracekit.safe import term
+    from tracekit.view.model import elide
+    from tracekit.view.terminal import terminal_width, wrap_text
 
-    console = Console(markup=False, highlight=False)
+    w = terminal_width()
+    lines: list[str] = []
     for name, m in meta.items():
-        console.print(term(f"trace {name}  (source {m.get('source')}, {m.get('events', 0):,} events, file {m.get('source_file')})"))
+        lines += wrap_text(f"trace {name}  (source {m.get('source')}, {m.get('events', 0):,} events)", w)
+        if m.get("source_file"):  # a path is cut in the middle, never folded (its ends say which file)
+            lines.append("  file " + elide(term(str(m["source_file"])), max(w - 7, 10)))
         devs = m.get("devices") or []
         if devs:
             for d in devs:
-                console.print(term("  GPU " + ", ".join(f"{k}={d[k]}" for k in ("id", "name", "numSms", "totalGlobalMem", "smCount", "totalMemory") if k in d)))
+                lines += wrap_text("GPU " + ", ".join(f"{k}={d[k]}" for k in ("id", "name", "numSms", "totalGlobalMem", "smCount", "totalMemory") if k in d), w, "  ")
         else:
-            console.print("  GPU: not stated in the trace")
+            lines.append("  GPU: not stated in the trace")
         for k in ("profiler_version", "rank", "world_size", "base_time_ns"):
             if m.get(k) is not None:
-                console.print(term(f"  {k}: {m[k]}"))
+                lines += wrap_text(f"{k}: {m[k]}", w, "  ")
         for n in m.get("notes") or []:
-            console.print(term(f"  note: {n}"))
-    print_result(con.execute(SPANS_SQL), title="time span")
+            lines += wrap_text(f"note: {n}", w, "  ")
+    if lines:
+        click.echo("\n".join(lines) + "\n")
+    print_result(con.execute(SPANS_SQL), title="time span (events other than meta rows)")
+    click.echo()
     print_result(con.execute(SUMMARY_SQL), title="events per kind", drop=("first_ts_ns", "last_end_ns"))
-

@@ -75,8 +75,10 @@ def command(traces: tuple[str, ...], as_json: bool, html_out: str | None, step_p
         return
     if executor != "local" or jobs != 1:
         raise click.UsageError("--executor and --jobs need --out (the per-trace tables are written there)")
-    con = duckdb.connect()
-    results = rep.run(list(traces), con=con, step_pattern=step_pattern, vocab=vocab, lm_head_regex=lm_head_regex,
+    # the terminal and JSON read plain rows (no pandas import, issue 14); the HTML page's plots need DataFrames,
+    # and its timeline the connection (without one, report.run opens its own: one thread on a small input)
+    con = duckdb.connect() if html_out else None
+    results = rep.run(list(traces), con=con, rows=not html_out, step_pattern=step_pattern, vocab=vocab, lm_head_regex=lm_head_regex,
                       lm_head_kernel_regex=lm_head_kernel_regex, top_n=top_n,
                       gpu=gpu, peak_tflops=peak_tflops, peak_tb_s=peak_tb_s, tf32=tf32,
                       tokens_per_step=tokens_per_step, rank_align=rank_align)
@@ -88,7 +90,7 @@ def command(traces: tuple[str, ...], as_json: bool, html_out: str | None, step_p
         except ValueError as e:
             raise click.BadParameter(str(e), param_hint="--section") from None
     to_html, exported = rep.to_html, []
-    if html_out:
+    if html_out and con is not None:
         to_html, exported = _html_writer(con, results, list(traces), html_out, step_pattern)
     emit(results, as_json=as_json, html_out=html_out, title="tracekit report: " + ", ".join(traces),
          to_json=rep.to_json, to_html=to_html,

@@ -10,20 +10,28 @@ from typing import TYPE_CHECKING
 
 import click
 
-from tracekit.render import print_frame, print_result
+from tracekit.render import print_result, print_rows
 from tracekit.store import connect
 
 if TYPE_CHECKING:
+    import duckdb
     import pandas as pd
 
 
-def _emit(df: pd.DataFrame, fmt: str, limit: int, title: str | None) -> None:
+def _data(df: pd.DataFrame, fmt: str) -> None:
+    """``--format csv`` / ``json``: pandas' CSV and JSON records (the formats are pandas')."""
     if fmt == "csv":
         df.to_csv(sys.stdout, index=False)
-    elif fmt == "json":
-        sys.stdout.write(df.to_json(orient="records", date_format="iso") + "\n")
     else:
-        print_frame(df, title=title, limit=limit)
+        sys.stdout.write(df.to_json(orient="records", date_format="iso") + "\n")
+
+
+def _emit(cur: duckdb.DuckDBPyConnection, fmt: str, limit: int) -> None:
+    """Print the pending result of ``cur.execute(...)``: a table from DuckDB's rows (no pandas), or data."""
+    if fmt == "table":
+        print_result(cur, limit=limit)
+    else:
+        _data(cur.df(), fmt)
 
 
 def _shipped(name: str) -> bool:
@@ -93,11 +101,7 @@ def command(traces: tuple[str, ...], query: str | None, file: str | None, output
     con = connect(paths)
     con.execute("SET enable_progress_bar = false")
     if path is None:
-        cur = con.execute(sql)
-        if fmt == "table":  # the default: rows straight to the terminal, no pandas (start-up, issue 14)
-            print_result(cur, limit=limit)
-        else:
-            _emit(cur.df(), fmt, limit, None)
+        _emit(con.execute(sql), fmt, limit)
         return
     from tracekit import report
 
@@ -109,11 +113,17 @@ def command(traces: tuple[str, ...], query: str | None, file: str | None, output
     if not sf.outputs:  # a plain script: the result of its last statement
         for req in sf.requires:
             report.setup_file(con, req, done)
-        _emit(con.execute(sf.setup).df(), fmt, limit, None)
+        _emit(con.execute(sf.setup), fmt, limit)
         return
     if output is not None and output not in dict(sf.outputs):
         raise click.UsageError(f"{path.name} has no output {output!r} (outputs: {', '.join(o for o, _ in sf.outputs)})")
     if output is not None:
         sf.outputs = [(o, s) for o, s in sf.outputs if o == output]
-    for key, df in report.run_sql(con, sf, done).items():
-        _emit(df, fmt, limit, key if len(sf.outputs) > 1 else None)
+    if fmt == "table":  # DuckDB's rows, one table per output, a blank line between
+        for i, (key, rows) in enumerate(report.run_sql(con, sf, done, rows=True).items()):
+            if i:
+                click.echo()
+            print_rows(rows, title=key if len(sf.outputs) > 1 else None, limit=limit)
+        return
+    for df in report.run_sql(con, sf, done).values():
+        _data(df, fmt)

@@ -8,6 +8,9 @@ distribution, GPU idle causes per step and the syncs; every other table folded u
 left-aligned and elided in the middle with the full name on hover, numbers right-aligned in one
 line with their unit; an empty figure or table is a sentence saying why. Every name from a trace
 goes through :func:`tracekit.safe.html_text`.
+
+The tables and sentences come from the same view model as the terminal's (the results converted
+once to :class:`~tracekit.view.rows.Rows`); only the plots and the timeline read the DataFrames.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from tracekit.view import plots
 from tracekit.view import sections as sec
 from tracekit.view import timeline as tl
 from tracekit.view.model import NOTE_NAMES, Table, elide, table
+from tracekit.view.rows import EMPTY, Rows, all_rows
 
 TEXT_CHARS = 60  # a text cell longer than this is elided in the middle (full text on hover)
 
@@ -99,22 +103,23 @@ def _figure(title: str, plot: plots.Plot) -> str:
             f"<p class='cap'>{html_text(cap)}</p>")
 
 
-def _rows(results: Mapping[str, pd.DataFrame], key: str, trace: str) -> pd.DataFrame:
-    df = results.get(key)
-    if df is None or not len(df) or "trace" not in df:
-        return pd.DataFrame()
-    return df[df["trace"] == trace].drop(columns="trace")
+def _rows(view: Mapping[str, Rows], key: str, trace: str) -> Rows:
+    rs = view.get(key, EMPTY)
+    if not len(rs) or "trace" not in rs:
+        return EMPTY
+    return rs.where(lambda r: r["trace"] == trace).drop(["trace"])
 
 
-def _several_gpus(results: Mapping[str, pd.DataFrame]) -> list[str]:
+def _several_gpus(results: Mapping[str, pd.DataFrame], view: Mapping[str, Rows]) -> list[str]:
     """The "Several GPUs" section (only when a trace ran NCCL kernels or the set holds several ranks): the
-    slow-rank sentence, the per-rank step timeline, exposed-communication bars per phase, the per-device lines."""
-    comm, ranks = sec.has_comm(results), sec.rank_count(results)
+    slow-rank sentence, the per-rank step timeline, exposed-communication bars per phase, the per-device lines.
+    ``view``: ``results`` as Rows (sentences); the plots read the DataFrames."""
+    comm, ranks = sec.has_comm(view), sec.rank_count(view)
     if not comm and ranks < 2:
         return []
-    align = sec.alignment(results)
+    align = sec.alignment(view)
     out = ["<h2 id='several-gpus'>Several GPUs</h2>"]
-    slow = sec.straggler(results)
+    slow = sec.straggler(view)
     if slow:
         out.append(f"<p class='straggler'><b>Slowest rank.</b> {html_text(slow)}</p>")
     if ranks < 2:
@@ -127,7 +132,7 @@ def _several_gpus(results: Mapping[str, pd.DataFrame]) -> list[str]:
         out.append(f"<p class='cap'>Clocks: {html_text(sec.ALIGN_TEXT[align])}.</p>")
     bp = results.get("comm.by_phase", pd.DataFrame())
     out.append(_figure("Exposed communication per phase", plots.comm_phase_bars(bp)))
-    lines = [(t, ln) for t in sec.traces(results) for ln in sec.comm_lines(results, t)]
+    lines = [(t, ln) for t in sec.traces(view) for ln in sec.comm_lines(view, t)]
     if lines:
         out.append("<ul>" + "".join(f"<li>{html_text(t)}: {html_text(ln)}</li>" for t, ln in lines) + "</ul>")
     return out
@@ -135,15 +140,20 @@ def _several_gpus(results: Mapping[str, pd.DataFrame]) -> list[str]:
 
 def render(results: Mapping[str, pd.DataFrame], title: str = "tracekit report",
            chrome: Mapping[str, str] | None = None, chrome_notes: Sequence[str] = (), limit: int = 50) -> str:
-    """The page. ``chrome``: trace -> relative path of its median step exported with export-chrome."""
+    """The page. ``chrome``: trace -> relative path of its median step exported with export-chrome.
+
+    ``results``: DataFrames (the plots and the timeline need them); the tables read them as Rows."""
+    if any(isinstance(v, Rows) for v in results.values()):
+        raise TypeError("the HTML report plots DataFrames: run tracekit.report.run(...) without rows=True")
     chrome = chrome or {}
-    names = sec.traces(results)
+    view = all_rows(results)
+    names = sec.traces(view)
     p = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
          f"<meta name='viewport' content='width=device-width, initial-scale=1'><title>{html_text(title)}</title>"
          f"<style>{CSS}</style></head><body><h1>{html_text(title)}</h1>"]
     links = ", ".join(f"<a href='#trace-{i}'>{html_text(t)}</a>" for i, t in enumerate(names, 1))
     p.append(f"<p class='cap'>{sec.plural(len(names), 'trace')}: {links}</p>")
-    ns = sec.notes(results)
+    ns = sec.notes(view)
     if ns:
         p.append("<h2>Notes</h2><ul class='notes'>" + "".join(
             f"<li class='{html_text(n.severity)}'><b>{html_text(n.severity)}</b> "
@@ -151,9 +161,9 @@ def render(results: Mapping[str, pd.DataFrame], title: str = "tracekit report",
             for n in ns) + "</ul>")
     for c in chrome_notes:
         p.append(f"<p class='empty'>{html_text(c)}</p>")
-    p.extend(_several_gpus(results))
+    p.extend(_several_gpus(results, view))
     timelines = {t: (s, cap) for t, s, cap in tl.sections(results)}
-    gs = sec.groups(results, full=True)
+    gs = sec.groups(view, full=True)
     for i, trace in enumerate(names, 1):
         p.append(f"<h2 id='trace-{i}'>{html_text(trace)}</h2>")
         tg = [g for g in gs if g.trace == trace]
@@ -173,7 +183,7 @@ def render(results: Mapping[str, pd.DataFrame], title: str = "tracekit report",
         if not tg:
             p.append("<p class='empty'>no per-step headline (headline.sql gave no rows for this trace: "
                      "no step matched the step pattern, see Notes)</p>")
-            p.append(table_html(sec.result_table({"summary": _rows(results, "summary", trace)}, "summary")))
+            p.append(table_html(sec.result_table({"summary": _rows(view, "summary", trace)}, "summary")))
         figs = plots.for_trace(results, trace)
         p.append(_figure("Where a step's time goes (phase tree, exclusive)", figs["phases"]))
         p.append("<h3>Timeline of the median step</h3>")
@@ -187,13 +197,13 @@ def render(results: Mapping[str, pd.DataFrame], title: str = "tracekit report",
             p.append("<p class='empty'>no step matched the step pattern (set --step-pattern): no median step to draw</p>")
         p.append(_figure("Step latency over the run", figs["latency"]))
         p.append(_figure("GPU idle causes per step", figs["idle"]))
-        p.append("<h3>Syncs</h3>" + table_html(table("syncs", _rows(results, "syncs", trace), limit=20,
+        p.append("<h3>Syncs</h3>" + table_html(table("syncs", _rows(view, "syncs", trace), limit=20,
                                                        title="syncs")))
     p.append("<h2>Every table</h2><p class='cap'>All outputs of queries/, as in --full; "
              "--json has every row.</p>")
     empties = []
-    for key in sec.section_keys(results):
-        tab = sec.result_table(results, key, limit=limit)
+    for key in sec.section_keys(view):
+        tab = sec.result_table(view, key, limit=limit)
         if tab.empty is not None:
             empties.append(tab)
             continue

@@ -1,4 +1,4 @@
-"""The view model: result DataFrames turned into typed, formatted columns that a terminal or a page lays out.
+"""The view model: result tables (:class:`~tracekit.view.rows.Rows`) turned into typed, formatted columns that a terminal or a page lays out.
 
 Why a model between the SQL and the screen: the terminal and the HTML report must agree on how a
 number reads (``70.63 ms``, ``12.5%``, tid ``7960`` without separators), and the layout code should
@@ -18,8 +18,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import pandas as pd
 from rich.cells import cell_len
+
+from tracekit.view.rows import Rows, as_rows, from_series, is_float, is_integer, is_numeric, missing
 
 Kind = Literal["duration", "timestamp", "count", "number", "share", "id", "bool", "text"]
 NUMERIC_KINDS = frozenset({"duration", "timestamp", "count", "number", "share", "id", "bool"})
@@ -34,32 +35,29 @@ _TS_NAMES = frozenset({"ts_ns", "window_start_ns", "window_end_ns", "first_ns", 
 UNITS: tuple[tuple[str, float], ...] = (("ns", 1.0), ("us", 1e3), ("ms", 1e6), ("s", 1e9))
 
 
-def kind_of(name: str, s: pd.Series | None = None) -> Kind:
-    """The kind of column ``name`` (``s`` tells counts and numbers from text when the name does not)."""
+def kind_of(name: str, sql_type: str | None = None, values: Sequence[Any] = ()) -> Kind:
+    """The kind of column ``name``; its SQL type (and, for a DOUBLE, its ``values``) tell counts, numbers,
+    booleans and text apart when the name does not."""
     n = name.lower()
     if n in _ID_NAMES or n.endswith("_id") or n.endswith("_index"):
         return "id"
-    if n in _TS_NAMES or n.endswith("_ts_ns") or n.endswith("_start_ns") or n.endswith("_end_ns"):
+    if n in _TS_NAMES or n.endswith("_ts_ns") or (n.endswith(("_start_ns", "_end_ns")) and "end_to_end" not in n):
         return "timestamp"
     if n.endswith("_ns") or "_ns_" in n or n == "ns":
         return "duration"
     if n == "share" or n.startswith("share_") or n.endswith("_share") or "_share_" in n:
         return "share"
-    if s is None:
+    if sql_type is None:
         return "text"
-    if pd.api.types.is_bool_dtype(s):
+    if sql_type == "BOOLEAN":
         return "bool"
-    if pd.api.types.is_integer_dtype(s):
+    if is_integer(sql_type):
         return "count"
-    if pd.api.types.is_float_dtype(s):
-        vals = s.dropna()
-        if len(vals) and (vals == vals.round()).all() and not n.startswith(("mean", "avg")):
+    if is_float(sql_type):
+        vals = [float(v) for v in values if not missing(v)]
+        if vals and all(math.isinf(v) or v.is_integer() for v in vals) and not n.startswith(("mean", "avg")):
             return "count"
         return "number"
-    if s.dtype == object:
-        vals = s.dropna()
-        if len(vals) and all(isinstance(v, bool) for v in vals):
-            return "bool"
     return "text"
 
 
@@ -74,13 +72,7 @@ def header_of(name: str, kind: Kind, unit: str | None) -> str:
     return f"{name}_{unit}"
 
 
-def _is_null(v: Any) -> bool:
-    if v is None or v is pd.NA or v is pd.NaT:
-        return True
-    try:
-        return isinstance(v, float) and math.isnan(v)
-    except TypeError:
-        return False
+_is_null = missing
 
 
 def pick_unit(values_ns: Sequence[float]) -> tuple[str, float]:
@@ -176,6 +168,14 @@ def fmt_number(v: Any, decimals: int) -> str:
     return fmt_fixed(f, decimals)
 
 
+def fmt_p_value(v: Any) -> str:
+    """A p-value: three decimals, or two significant digits below 0.001 (``3.4e-06``, never a bare ``0.000``)."""
+    if _is_null(v):
+        return NULL
+    f = float(v)
+    return f"{f:.3f}" if f >= 0.001 or f == 0 else f"{f:.1e}"
+
+
 def fmt_bool(v: Any) -> str:
     return NULL if _is_null(v) else ("yes" if bool(v) else "no")
 
@@ -249,6 +249,7 @@ class Table:
     total_rows: int = 0
     empty: str | None = None
     indent: list[int] | None = None  # per row, depth of the first column (phase trees)
+    more: str = "--limit N, --json, or tracekit sql"  # where the rows left out can be seen
 
     @property
     def shown_rows(self) -> int:
@@ -302,11 +303,17 @@ NOTE_NAMES = frozenset({"note", "notes", "message"})
 _LONG_VALUES = ("mean", "p50", "p99", "min", "max", "value", "a", "b", "delta")
 
 
-def column(name: str, s: pd.Series, kind: Kind | None = None, unit: tuple[str, float] | None = None,
-           decimals: int | None = None) -> Column:
-    """Format one Series as a :class:`Column` (unit and decimals picked once for the whole column)."""
-    kind = kind or kind_of(name, s)
-    vals = list(s)
+def column(name: str, values: Sequence[Any], kind: Kind | None = None, unit: tuple[str, float] | None = None,
+           decimals: int | None = None, sql_type: str | None = None) -> Column:
+    """Format one column's values as a :class:`Column` (unit and decimals picked once for the whole column).
+
+    ``sql_type``: the column's DuckDB type; without it ``values`` must be a pandas Series (its dtype says).
+    """
+    if sql_type is None and hasattr(values, "dtype"):
+        one = from_series(name, values)  # type: ignore[arg-type]
+        values, sql_type = one.col(name), one.types[0]
+    vals = list(values)
+    kind = kind or kind_of(name, sql_type, vals)
     if kind == "duration":
         mags = sorted(abs(float(v)) for v in vals if not _is_null(v) and float(v) != 0)
         if unit is None and mags and mags[-1] > 1000 * mags[len(mags) // 2] and mags[-1] >= 1e3:
@@ -323,6 +330,8 @@ def column(name: str, s: pd.Series, kind: Kind | None = None, unit: tuple[str, f
         return Column(name, name, kind, [fmt_share(v) for v in vals])
     if kind == "count":
         return Column(name, name, kind, [fmt_count(v) for v in vals])
+    if kind == "number" and (name == "p_value" or name.endswith("_p_value")):
+        return Column(name, name, kind, [fmt_p_value(v) for v in vals])
     if kind == "number":
         dec = decimals_for([v for v in vals if not _is_null(v) and not isinstance(v, str)])
         return Column(name, name, kind, [fmt_number(v, dec) for v in vals])
@@ -333,36 +342,38 @@ def column(name: str, s: pd.Series, kind: Kind | None = None, unit: tuple[str, f
     return Column(name, name, "text", [fmt_text(v) for v in vals])
 
 
-def table(key: str, df: pd.DataFrame, *, title: str | None = None, limit: int | None = None,
+def table(key: str, rows: Any, *, title: str | None = None, limit: int | None = None,
           drop: Sequence[str] = (), indent_by: str | None = None, empty: str | None = None,
           shared_unit: bool = False) -> Table:
     """The view of result ``key``: typed columns of its first ``limit`` rows, or the reason it is empty.
 
-    ``drop`` removes columns (a ``trace`` column holding one value is dropped by the caller),
-    ``indent_by`` names an integer column giving each row's depth (kept out of the columns);
-    ``shared_unit`` shows every duration column in one unit (columns meant to be compared).
+    ``rows``: a :class:`Rows` (or a DataFrame, converted once). ``drop`` removes columns (a ``trace``
+    column holding one value is dropped by the caller), ``indent_by`` names an integer column giving each
+    row's depth (kept out of the columns); ``shared_unit`` shows every duration column in one unit
+    (columns meant to be compared).
     """
     title = title or key
-    if df is None or not len(df):
+    rs: Rows = as_rows(rows)
+    if not len(rs):
         return Table(key, title, empty=empty or empty_reason(key))
-    total = len(df)
-    view = df.head(limit) if limit else df
-    indent = [int(d) if not _is_null(d) else 0 for d in view[indent_by]] if indent_by and indent_by in view else None
+    total = len(rs)
+    view = rs.head(limit)
+    indent = [int(d) if not _is_null(d) else 0 for d in view.col(indent_by)] if indent_by and indent_by in view else None
     cols = [c for c in view.columns if c not in drop and c != indent_by]
-    long_form = any(c in view.columns for c in ("unit", "metric")) and any(c in view.columns for c in _LONG_VALUES)
+    long_form = any(c in view for c in ("unit", "metric")) and any(c in view for c in _LONG_VALUES)
     out: list[Column] = []
     unit, dec = None, None
     if shared_unit:
-        durs = [v for c in cols if kind_of(str(c), view[c]) == "duration" for v in view[c]]
+        durs = [v for c in cols if kind_of(c) == "duration" for v in view.col(c)]
         unit = pick_unit(durs)
         dec = 0 if unit[0] == "ns" else decimals_for([float(v) / unit[1] for v in durs if not _is_null(v)])
     if long_form:
-        units = [_row_unit(r) for r in view.to_dict("records")]
+        units = [_row_unit(r) for r in view.records()]
     for c in cols:
-        if long_form and c in _LONG_VALUES and view[c].dtype != object:
-            out.append(Column(c, c, "number", [fmt_in_unit(v, u or "count") for v, u in zip(view[c], units)]))
+        if long_form and c in _LONG_VALUES and is_numeric(view.type_of(c)):
+            out.append(Column(c, c, "number", [fmt_in_unit(v, u or "count") for v, u in zip(view.col(c), units)]))
         elif long_form and c == "unit":
             continue  # the unit is written in each value cell
         else:
-            out.append(column(str(c), view[c], unit=unit, decimals=dec))
+            out.append(column(c, view.col(c), unit=unit, decimals=dec, sql_type=view.type_of(c)))
     return Table(key, title, out, total, indent=indent)

@@ -4,6 +4,8 @@ per-step headline table and the phase tree; every other result table on request.
 Shared by the terminal and the HTML report so both tell the same story. The numbers are the
 ``headline`` outputs of ``queries/headline.sql`` (and every other file's outputs as they are);
 nothing here computes an analysis, it only picks, orders, renames for display and formats.
+Results arrive as :class:`~tracekit.view.rows.Rows` (DataFrames are converted once, by the callers'
+:func:`~tracekit.view.rows.all_rows`), so the terminal report runs without pandas.
 """
 
 from __future__ import annotations
@@ -12,11 +14,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import pandas as pd
-
 from tracekit.view.model import Table, fmt_duration, fmt_share, table
+from tracekit.view.rows import Rows, as_rows, missing
 
-Results = Mapping[str, pd.DataFrame]
+Results = Mapping[str, Any]  # result key -> Rows (or a DataFrame, converted where read)
 
 #: Result keys that are plot inputs, not tables for reading.
 HIDDEN = frozenset({"steps.median_step_ops", "timeline", "timeline.links"})
@@ -58,18 +59,24 @@ class Group:
     tree: Table | None = None
 
 
-def _get(results: Results, key: str) -> pd.DataFrame:
-    df = results.get(key)
-    return df if df is not None else pd.DataFrame()
+def _get(results: Results, key: str) -> Rows:
+    return as_rows(results.get(key))
+
+
+def _same(a: Any, b: Any) -> bool:
+    """SQL equality: NULL equals nothing (as pandas' ``==`` on NaN)."""
+    return not missing(a) and not missing(b) and a == b
 
 
 def traces(results: Results) -> list[str]:
     """Every trace named in the results, in order of first appearance."""
     seen: dict[str, None] = {}
     for df in results.values():
-        if df is not None and "trace" in df.columns:
-            for t in df["trace"].dropna():
-                seen.setdefault(str(t), None)
+        rs = as_rows(df)
+        if "trace" in rs:
+            for t in rs.col("trace"):
+                if not missing(t):
+                    seen.setdefault(str(t), None)
     return list(seen)
 
 
@@ -79,7 +86,7 @@ def notes(results: Results) -> list[Note]:
 
     out: list[Note] = []
     hn = _get(results, "headline.notes")
-    for r in hn.to_dict("records"):
+    for r in hn.records():
         out.append(Note(str(r.get("trace")), str(r.get("severity") or "info"), str(r.get("source") or ""),
                         str(r.get("message") or "")))
     for w in warnings_of(results):
@@ -103,31 +110,36 @@ def groups(results: Results, full: bool = False) -> list[Group]:
     tree = _get(results, "headline.phase_tree")
     ver = _get(results, "headline.verdicts")
     out: list[Group] = []
-    for (trace, kind), sub in hl.groupby(["trace", "step_kind"], sort=False, dropna=False):
-        sub = sub.sort_values("row_order") if "row_order" in sub else sub
-        steps = int(sub["steps"].iloc[0]) if "steps" in sub and pd.notna(sub["steps"].iloc[0]) else None
+    key = ["trace", "step_kind"]
+    ver_of = ver.group_by(key) if len(ver) else {}
+    tree_of = tree.group_by(key) if len(tree) else {}
+    for (trace, kind), sub in hl.group_by(key).items():
+        sub = sub.sort_by("row_order") if "row_order" in sub else sub
+        first = sub.col("steps")[0] if "steps" in sub else None
+        steps = int(first) if not missing(first) else None
+        # a NULL trace or step kind matches no verdict nor tree row (SQL equality, as pandas' == on NaN)
+        null_key = missing(trace) or missing(kind)
         g = Group(str(trace), str(kind), steps)
-        keep = [c for c in ("metric", "unit", "mean", "p50", "p99", "note") if c in sub.columns]
-        shown = sub[keep]
-        if "note" in shown and shown["note"].isna().all():
-            shown = shown.drop(columns="note")
-        g.headline = table("headline", shown.reset_index(drop=True),
+        keep = [c for c in ("metric", "unit", "mean", "p50", "p99", "note") if c in sub]
+        shown = sub.select(keep)
+        if "note" in shown and all(missing(v) for v in shown.col("note")):
+            shown = shown.drop(["note"])
+        g.headline = table("headline", shown,
                            title=f"per step ({steps if steps is not None else '?'} step{'' if steps == 1 else 's'} of {kind})")
         if len(ver):
-            v = ver[(ver["trace"] == trace) & (ver["step_kind"] == kind)]
-            v = v.sort_values("rank") if "rank" in v else v
-            g.verdicts = [str(x) for x in v["verdict"] if isinstance(x, str) and x]
+            v = ver.empty() if null_key else ver_of.get((trace, kind), ver.empty())
+            v = v.sort_by("rank") if "rank" in v else v
+            g.verdicts = [str(x) for x in v.col("verdict") if isinstance(x, str) and x]
         if len(tree):
-            t = tree[(tree["trace"] == trace) & (tree["step_kind"] == kind)]
-            t = t.sort_values("row_order") if "row_order" in t else t
+            t = tree.empty() if null_key else tree_of.get((trace, kind), tree.empty())
+            t = t.sort_by("row_order") if "row_order" in t else t
             names = _TREE_FULL if full else _TREE_COLS
-            cols = [c for c in names if c in t.columns]
-            if "excl_gpu_share" in t and t["excl_gpu_share"].isna().all():
+            cols = [c for c in names if c in t]
+            if "excl_gpu_share" in t and all(missing(x) for x in t.col("excl_gpu_share")):
                 # no GPU op in these steps: zeros and NULLs in GPU columns would only hide the CPU numbers
                 cols = [c for c in cols if c not in ("excl_gpu_ns_mean", "excl_gpu_share", "incl_gpu_ns_mean")]
-            shown_t = t[cols + (["depth"] if "depth" in t.columns else [])].rename(columns=names)
-            g.tree = table("headline.phase_tree", shown_t.reset_index(drop=True), indent_by="depth",
-                           shared_unit=True, title=TREE_TITLE)
+            shown_t = t.select(cols + (["depth"] if "depth" in t else []), rename=names)
+            g.tree = table("headline.phase_tree", shown_t, indent_by="depth", shared_unit=True, title=TREE_TITLE)
         out.append(g)
     return out
 
@@ -140,11 +152,11 @@ def fallback(results: Results) -> list[Table]:
         out.append(result_table(results, "summary", many=many))
     st = _get(results, "steps.stats")
     if len(st):
-        st = st[st["metric"].isin(_FALLBACK_METRICS)]
-        keep = (["trace"] if many else []) + (["step_kind"] if st["step_kind"].nunique() > 1 else []) + [
+        st = st.where(lambda r: r["metric"] in _FALLBACK_METRICS)
+        kinds = {k for k in st.col("step_kind") if not missing(k)}
+        keep = (["trace"] if many else []) + (["step_kind"] if len(kinds) > 1 else []) + [
             "metric", "steps", "mean", "p50", "p99"]
-        out.append(table("steps.stats", st[keep].reset_index(drop=True),
-                         title="per step (steps.stats; headline.sql gave no rows)"))
+        out.append(table("steps.stats", st.select(keep), title="per step (steps.stats; headline.sql gave no rows)"))
     elif "steps" in results:
         out.append(table("steps", st))
     return out
@@ -211,7 +223,7 @@ def _ms(ns: Any) -> str:
 def has_comm(results: Results) -> bool:
     """Any NCCL/RCCL/HCCL kernel in any trace (comm.sql's `comm_ops`)."""
     c = _get(results, "comm")
-    return bool(len(c)) and "comm_ops" in c and bool((c["comm_ops"].fillna(0) > 0).any())
+    return bool(len(c)) and "comm_ops" in c and any(not missing(n) and n > 0 for n in c.col("comm_ops"))
 
 
 def rank_count(results: Results) -> int:
@@ -219,7 +231,7 @@ def rank_count(results: Results) -> int:
     whose collectives matched (collectives.by_rank: an nsys report of several GPUs is one trace, one rank
     per device); 0 or 1 for one rank."""
     br = _get(results, "collectives.by_rank")
-    matched = br["rank"].nunique() if len(br) and "rank" in br else 0
+    matched = len({r for r in br.col("rank") if not missing(r)}) if len(br) and "rank" in br else 0
     return max(len(_get(results, "collectives.alignment")), int(matched))
 
 
@@ -229,7 +241,7 @@ def alignment(results: Results) -> str:
     al = _get(results, "collectives.alignment")
     if len(al) == 1:  # several GPUs in one trace (an nsys report): ranks are devices on one clock
         return "one_clock"
-    if len(al) and "method" in al and (al["method"] == "collective_end").any():
+    if len(al) and "method" in al and "collective_end" in al.col("method"):
         return "collective_end"
     return "none"
 
@@ -241,10 +253,10 @@ def comm_lines(results: Results, trace: str) -> list[str]:
     if not len(c):
         return []
     out = []
-    rows = c[(c["trace"] == trace) & (c["comm_ops"].fillna(0) > 0)]
-    for r in rows.to_dict("records"):
+    rows = c.where(lambda r: _same(r["trace"], trace) and not missing(r["comm_ops"]) and r["comm_ops"] > 0)
+    for r in rows.records():
         per = r.get("comm_exposed_ns_per_step")
-        per_s = (f"{_ms(per)} per step ({plural(int(r['steps']), 'step')})" if pd.notna(per)
+        per_s = (f"{_ms(per)} per step ({plural(int(r['steps']), 'step')})" if not missing(per)
                  else f"{_ms(r['comm_exposed_ns'])} in all (per step: NULL, no step matched --step-pattern)")
         share = r.get("comm_overlap_share")
         out.append(f"device {r['device']}: exposed communication {per_s}; {fmt_share(share)} of NCCL time "
@@ -261,7 +273,7 @@ def straggler(results: Results) -> str | None:
         m = _get(results, "collectives.matched")
         return ("no rank arrived late at a matched collective" if len(m)
                 else "no collective matched across ranks (no NCCL kernel, or the ranks' calls do not pair up)")
-    r = st.iloc[0].to_dict()
+    r = st.records()[0]
     s = (f"rank {r['rank']} arrives last at {r['times_last']} of {plural(int(r['matched_calls']), 'matched collective')}, "
          f"on average {_ms(r['late_ns_mean'])} after the next-latest rank, costing every other rank at least "
          f"that per call; the others waited {_ms(r['caused_wait_ns'])} for it in all")

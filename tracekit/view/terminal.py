@@ -13,11 +13,13 @@ import shutil
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 
-import pandas as pd
+from typing import Any
+
 from rich.cells import cell_len
 
 from tracekit.safe import term
 from tracekit.view.model import Column, Table, elide
+from tracekit.view.rows import all_rows
 
 GAP = "  "
 MIN_TEXT = 12  # a text column is not squeezed below this many cells (unless its content is shorter)
@@ -131,7 +133,8 @@ def table_lines(tab: Table, width: int) -> list[str]:
     blocks = _blocks(cols, width, tab.indent)
     for b, (bcols, widths) in enumerate(blocks):
         if b:
-            out.append(elide(f"{term(tab.title)} (continued, {b + 1}/{len(blocks)})", width))
+            cont = f"(continued, {b + 1}/{len(blocks)})"
+            out.append(elide(f"{term(tab.title)} {cont}" if tab.title else cont, width))
         out.append(GAP.join(_pad(elide(c.header, w), w, c.numeric) for c, w in zip(bcols, widths)).rstrip())
         out.append(GAP.join("─" * w for w in widths))
         for r in range(tab.shown_rows):
@@ -142,7 +145,7 @@ def table_lines(tab: Table, width: int) -> list[str]:
     for n, text in enumerate(notes, 1):
         out.extend(wrap_text(f"[{n}] {text}", width))
     if tab.total_rows > tab.shown_rows:
-        out.append(elide(f"({tab.total_rows - tab.shown_rows:,} more rows: --limit N, --json, or tracekit sql)", width))
+        out.append(elide(f"({tab.total_rows - tab.shown_rows:,} more rows: {tab.more})", width))
     return out
 
 
@@ -204,17 +207,19 @@ def join_lines(parts: Iterable[Sequence[str]]) -> list[str]:
     return out
 
 
-def report_lines(results: Mapping[str, pd.DataFrame], width: int = 80, sections: Sequence[str] = (),
+def report_lines(results: Mapping[str, Any], width: int = 80, sections: Sequence[str] = (),
                  full: bool = False, limit: int = 25) -> list[str]:
     """The terminal report as lines of at most ``width`` cells.
 
     Default: notes and warnings first, then per trace and step kind the verdicts, the per-step table
     and the phase tree (and, for a trace with NCCL kernels, its exposed communication per device), the
     slow-rank sentence when several ranks' collectives matched, then one line on what else there is. ``sections`` picks result tables by
-    name; ``full`` prints every table. Raises ValueError for an unknown section name.
+    name; ``full`` prints every table. Raises ValueError for an unknown section name. ``results``: Rows
+    or DataFrames (converted once here).
     """
     from tracekit.view import sections as sec
 
+    results = all_rows(results)
     blocks: list[list[str]] = []
     ns = sec.notes(results)
     if ns:
@@ -258,7 +263,7 @@ def report_lines(results: Mapping[str, pd.DataFrame], width: int = 80, sections:
     return join_lines(blocks)
 
 
-def gpus_lines(results: Mapping[str, pd.DataFrame], trace: str, width: int) -> list[str]:
+def gpus_lines(results: Mapping[str, Any], trace: str, width: int) -> list[str]:
     """The trace's "several GPUs" block (only when it ran NCCL kernels): exposed communication per device."""
     from tracekit.view import sections as sec
 
@@ -271,7 +276,7 @@ def gpus_lines(results: Mapping[str, pd.DataFrame], trace: str, width: int) -> l
     return out
 
 
-def print_report(results: Mapping[str, pd.DataFrame], width: int | None = None, sections: Sequence[str] = (),
+def print_report(results: Mapping[str, Any], width: int | None = None, sections: Sequence[str] = (),
                  full: bool = False, limit: int = 25) -> None:
     """Print :func:`report_lines` at the terminal's width (80 when piped, ``width`` to override)."""
     w = terminal_width(width)
