@@ -115,7 +115,8 @@ print(time.perf_counter() - t, n)
 """
 CONVERT = """
 import os, sys, time
-os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")  # as the tracekit CLI sets it
+os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")  # as the tracekit CLI sets them
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 sys.path.insert(0, sys.argv[3])
 from tracekit.ingest.nsys import convert_nsys
 t = time.perf_counter()
