@@ -52,21 +52,28 @@ def test_real_exports_same_on_both_paths(src: Path, tmp_path: Path, monkeypatch:
 VM = 1 << 48
 
 
-def _odd_types(path: Path) -> Path:
-    """Runtime rows whose INTEGER column holds a REAL in one row, and a REAL column (floats kept as args)."""
+def _runtime_export(path: Path, columns: str, strings: list[tuple[int, str]], rows: list[tuple]) -> Path:
+    """StringIds and CUPTI_ACTIVITY_KIND_RUNTIME (eventClass 0, nameId 1, one thread) with ``columns`` after
+    nameId; each row is (start, end, correlationId, *values of ``columns``)."""
     con = sqlite3.connect(path)
-    con.executescript("""
+    con.executescript(f"""
         CREATE TABLE StringIds (id INTEGER NOT NULL PRIMARY KEY, value TEXT NOT NULL);
         CREATE TABLE CUPTI_ACTIVITY_KIND_RUNTIME (start INTEGER NOT NULL, end INTEGER NOT NULL, eventClass INTEGER,
-            globalTid INTEGER, correlationId INTEGER, nameId INTEGER NOT NULL, returnValue INTEGER, ratio REAL);
+            globalTid INTEGER, correlationId INTEGER, nameId INTEGER NOT NULL, {columns});
     """)
-    con.execute("INSERT INTO StringIds VALUES (1, 'cudaLaunchKernel_v7000')")
+    con.executemany("INSERT INTO StringIds VALUES (?, ?)", strings)
     g = VM | (100 << 24) | 100
-    con.executemany("INSERT INTO CUPTI_ACTIVITY_KIND_RUNTIME VALUES (?,?,0,?,?,1,?,?)", [
-        (10, 20, g, 7, 0, 0.1), (30, 40, g, 8, 1.5, None), (50, 60, g, 9, 2, 1 / 3)])
+    values = ",".join("?" * (len(rows[0]) - 3))
+    con.executemany(f"INSERT INTO CUPTI_ACTIVITY_KIND_RUNTIME VALUES (?,?,0,{g},?,1,{values})", rows)
     con.commit()
     con.close()
     return path
+
+
+def _odd_types(path: Path) -> Path:
+    """Runtime rows whose INTEGER column holds a REAL in one row, and a REAL column (floats kept as args)."""
+    return _runtime_export(path, "returnValue INTEGER, ratio REAL", [(1, "cudaLaunchKernel_v7000")],
+                           [(10, 20, 7, 0, 0.1), (30, 40, 8, 1.5, None), (50, 60, 9, 2, 1 / 3)])
 
 
 def test_odd_types_fall_back_to_the_json_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -93,21 +100,10 @@ def test_odd_types_fall_back_to_the_json_path(tmp_path: Path, monkeypatch: pytes
 def _odd_args(path: Path) -> Path:
     """Runtime rows whose args members need SQLite's rendering to match the JSON path's: quotes, a control
     character and non-ASCII text, TEXT in an INTEGER column, a string id that is there and one that is not."""
-    con = sqlite3.connect(path)
-    con.executescript("""
-        CREATE TABLE StringIds (id INTEGER NOT NULL PRIMARY KEY, value TEXT NOT NULL);
-        CREATE TABLE CUPTI_ACTIVITY_KIND_RUNTIME (start INTEGER NOT NULL, end INTEGER NOT NULL, eventClass INTEGER,
-            globalTid INTEGER, correlationId INTEGER, nameId INTEGER NOT NULL, returnValue INTEGER, note TEXT,
-            mangledName INTEGER);
-    """)
-    con.executemany("INSERT INTO StringIds VALUES (?, ?)", [(1, "cudaLaunchKernel_v7000"), (2, '_Z3f"o\\o')])
-    g = VM | (100 << 24) | 100
-    con.executemany("INSERT INTO CUPTI_ACTIVITY_KIND_RUNTIME VALUES (?,?,0,?,?,1,?,?,?)", [
-        (10, 20, g, 7, 0, 'say "hi" \\ ok', 2), (30, 40, g, 8, "oops", "tab\there \u00e9", 99),
-        (50, 60, g, 9, None, None, None)])
-    con.commit()
-    con.close()
-    return path
+    return _runtime_export(path, "returnValue INTEGER, note TEXT, mangledName INTEGER",
+                           [(1, "cudaLaunchKernel_v7000"), (2, '_Z3f"o\\o')],
+                           [(10, 20, 7, 0, 'say "hi" \\ ok', 2), (30, 40, 8, "oops", "tab\there \u00e9", 99),
+                            (50, 60, 9, None, None, None)])
 
 
 def test_args_rendered_in_sql_spell_members_as_the_json_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -144,19 +140,8 @@ def test_escape_check_reads_the_values_bytes() -> None:
 def test_a_float_member_reads_the_batch_column_by_column(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A REAL args column with values: the SQL-rendered text cannot spell floats as Arrow does, so that batch is
     read with one Arrow column per member (integers all fine: no JSON path); 0.25 and 3.5 print exactly."""
-    src = tmp_path / "floats.sqlite"
-    con = sqlite3.connect(src)
-    con.executescript("""
-        CREATE TABLE StringIds (id INTEGER NOT NULL PRIMARY KEY, value TEXT NOT NULL);
-        CREATE TABLE CUPTI_ACTIVITY_KIND_RUNTIME (start INTEGER NOT NULL, end INTEGER NOT NULL, eventClass INTEGER,
-            globalTid INTEGER, correlationId INTEGER, nameId INTEGER NOT NULL, ratio REAL, returnValue INTEGER);
-    """)
-    con.execute("INSERT INTO StringIds VALUES (1, 'cudaMemcpyAsync_v3020')")
-    g = VM | (100 << 24) | 100
-    con.executemany("INSERT INTO CUPTI_ACTIVITY_KIND_RUNTIME VALUES (?,?,0,?,?,1,?,0)", [
-        (10, 20, g, 7, 0.25), (30, 40, g, 8, None), (50, 60, g, 9, 3.5)])
-    con.commit()
-    con.close()
+    src = _runtime_export(tmp_path / "floats.sqlite", "ratio REAL, returnValue INTEGER", [(1, "cudaMemcpyAsync_v3020")],
+                          [(10, 20, 7, 0.25, 0), (30, 40, 8, None, 0), (50, 60, 9, 3.5, 0)])
     read_json = []
     real_decode = nsys_mod._decode
     monkeypatch.setattr(nsys_mod, "_decode", lambda *a: read_json.append(1) or real_decode(*a))

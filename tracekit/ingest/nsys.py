@@ -495,18 +495,23 @@ def _batches(db: _Db, table: str, sels: list[Sel]) -> Iterator[dict[str, tuple[p
             return None
         return [c.combine_chunks() if c.num_chunks != 1 else c.chunk(0) for c in got.columns] if got.num_rows else []
 
+    def typed(chosen: list[Sel], cols: list[pa.Array]) -> dict[str, tuple[pa.Array, str]] | None:
+        """Each column as ``_from_arrow`` makes it, or None when one of them needs the JSON path."""
+        out: dict[str, tuple[pa.Array, str]] = {}
+        for s, c in zip(chosen, cols):
+            a = _from_arrow(c, s)
+            if a is None:
+                return None
+            out[s.key] = a
+        return out
+
     def fetch_columns(r: tuple[int, ...]) -> dict[str, tuple[pa.Array, str]] | None:
         """One Arrow column per selection, args members too: for batches with a float member."""
         cols = adbc(column_sel, r)
         if cols is None:
             return fetch_json(r)
-        out: dict[str, tuple[pa.Array, str]] = {}
-        for s, c in zip(sels, cols):
-            a = _from_arrow(c, s)
-            if a is None:
-                return fetch_json(r)
-            out[s.key] = a
-        return out or None
+        out = typed(sels, cols)
+        return fetch_json(r) if out is None else (out or None)
 
     def fetch(r: tuple[int, ...]) -> dict[str, tuple[pa.Array, str]] | None:
         if arrow is None:
@@ -517,12 +522,9 @@ def _batches(db: _Db, table: str, sels: list[Sel]) -> Iterator[dict[str, tuple[p
         if not cols:
             return None
         n = len(cols[0])
-        out: dict[str, tuple[pa.Array, str]] = {}
-        for s, c in zip(lead, cols):
-            a = _from_arrow(c, s)
-            if a is None:
-                return fetch_json(r)
-            out[s.key] = a
+        out = typed(lead, cols)
+        if out is None:
+            return fetch_json(r)
         for s in sels:  # constant NULL selections were left out of the query
             if not s.arg and s.expr == "NULL":
                 out[s.key] = (pa.nulls(n, _ARROW[s.kind]), s.kind)
