@@ -115,7 +115,8 @@ print(time.perf_counter() - t, n)
 """
 CONVERT = """
 import os, sys, time
-os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")  # as the tracekit CLI sets it
+os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")  # as the tracekit CLI sets them
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 sys.path.insert(0, sys.argv[3])
 from tracekit.ingest.nsys import convert_nsys
 t = time.perf_counter()
@@ -139,7 +140,7 @@ def floor_pairs(path: Path, repeat: int, code: list[Path]) -> None:
                                    check=True, capture_output=True, text=True).stdout.split()
                 cs = float(c[0])
                 ratios[root].append(cs / fs)
-                line += f" | {root.name}: {cs:.3f} s ({int(c[1]):,} events, {cs / fs:.2f}x)"
+                line += f" | {root.resolve().name}: {cs:.3f} s ({int(c[1]):,} events, {cs / fs:.2f}x)"
             print(line, flush=True)
     for root, r in ratios.items():
         print(f"  {root}: convert / floor median {statistics.median(r):.2f}, best {min(r):.2f}")

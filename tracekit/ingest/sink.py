@@ -11,6 +11,8 @@ by the next conversion into that folder (see :mod:`tracekit.atomic`). ``finish``
 :func:`tracekit.ingest.link.link`, then streams the spilled batches back, adds
 the link columns and writes the Parquet file under a temporary name that is
 renamed into place only when complete: a failed conversion leaves no output.
+The spill is read back zero-copy from a memory map, whose pages are handed back
+as soon as the writer is past them (:class:`_PageDropper`).
 Row groups are encoded on a writer thread while the calling thread prepares the
 next one.
 """
@@ -96,6 +98,57 @@ def keep_freed_blocks() -> None:
         pass
 
 
+class _PageDropper:
+    """Hands the pages of a memory-mapped spill file back once their rows are written, so they leave our RSS.
+
+    Why: the spill is read back zero-copy from a memory map (no read into fresh buffers: on the 30x nsys file
+    the finish took 0.17 CPU-s less), but every page touched would stay mapped, and peak RSS would grow by the
+    whole spill (~1.2x the input). ``madvise(MADV_DONTNEED)`` on a read-only file mapping is always safe (a
+    page touched again is read back from the page cache); it is asked only for batches whose rows the writer
+    thread has written, else the writer would fault them in again. A no-op where ``madvise`` is unavailable.
+    """
+
+    _MADV_DONTNEED = 4
+    _PAGE = 4096
+
+    def __init__(self) -> None:
+        self._batches: list[tuple[int, int]] = []  # (rows up to this batch's end, address of its first byte)
+        self._rows = 0
+        self._written = 0
+        self._done = 0
+        self._next = 0
+        try:
+            import ctypes
+
+            self._madvise = ctypes.CDLL("libc.so.6").madvise
+            self._madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+        except (OSError, AttributeError):
+            self._madvise = None
+
+    def read(self, batch: pa.RecordBatch) -> None:
+        """Note the next batch read from the map (reader thread)."""
+        addrs = [buf.address for col in batch.columns for buf in col.buffers() if buf is not None and buf.size]
+        self._rows += batch.num_rows
+        if addrs:
+            self._batches.append((self._rows, min(addrs)))
+
+    def written(self, rows: int) -> None:
+        """``rows`` more rows are written (writer thread): drop the pages before the first batch still needed."""
+        self._written += rows
+        if self._madvise is None or not self._batches:
+            return
+        n = len(self._batches)  # appended by the reader thread meanwhile: read the length once
+        while self._next < n and self._batches[self._next][0] <= self._written:
+            self._next += 1
+        if self._next >= n:
+            return
+        lo = max(self._batches[0][1] & ~(self._PAGE - 1), self._done)  # page-aligned, inside the mapping
+        hi = self._batches[self._next][1] & ~(self._PAGE - 1)
+        if hi > lo:
+            self._madvise(lo, hi - lo, self._MADV_DONTNEED)
+            self._done = hi
+
+
 def _i64(a: pa.Array) -> np.ndarray:
     """int64 numpy copy of an Arrow integer array, NULL -> -1."""
     return np_filled(a, -1, np.int64)
@@ -109,8 +162,9 @@ class _WriterThread:
     for what is queued.
     """
 
-    def __init__(self, writer: pq.ParquetWriter) -> None:
+    def __init__(self, writer: pq.ParquetWriter, on_written: Any = None) -> None:
         self._w = writer
+        self._on_written = on_written  # called with each table's row count once it is written
         self._q: queue.Queue[pa.Table | None] = queue.Queue(maxsize=1)
         self._error: BaseException | None = None
         self._stop = False
@@ -124,6 +178,8 @@ class _WriterThread:
             if self._error is None and not self._stop:
                 try:
                     self._w.write_table(t, row_group_size=ROW_GROUP)
+                    if self._on_written is not None:
+                        self._on_written(t.num_rows)
                 except BaseException as e:  # noqa: BLE001  (re-raised on the caller's thread)
                     self._error = e
 
@@ -260,17 +316,19 @@ class TraceSink:
                              "with several runtime calls: each is linked to the latest of them that started at or before it"]
         try:
             final_schema = schema.ARROW_SCHEMA.with_metadata(schema.schema_metadata({self.trace: meta}))
+            pages = _PageDropper()
             with atomic_path(self.out) as tmp_out, \
-                    pq.ParquetWriter(tmp_out, final_schema, **PARQUET_OPTIONS) as w, _WriterThread(w) as wt:
+                    pq.ParquetWriter(tmp_out, final_schema, **PARQUET_OPTIONS) as w, _WriterThread(w, pages.written) as wt:
                 # This thread reads the spill back and adds the link columns while the writer thread encodes
                 # and compresses the previous row group (pyarrow's writer releases the GIL).
                 lo = 0
                 pending: list[pa.RecordBatch] = []
                 pending_rows = 0
-                with pa.OSFile(str(self._spill_path)) as src:
+                with pa.memory_map(str(self._spill_path)) as src:  # zero-copy batches, see _PageDropper
                     reader = ipc.open_file(src)
                     for i in range(reader.num_record_batches):
                         b = reader.get_batch(i)
+                        pages.read(b)
                         hi = lo + b.num_rows
                         extra = res.columns(ts, dur, tid, lo, hi)
                         if b.column("seq").null_count == b.num_rows:

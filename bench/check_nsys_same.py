@@ -1,0 +1,81 @@
+"""Check that two checkouts convert nsys exports to equal Parquet tables (issue 14, item 3).
+
+Why: speed work on the nsys reader must not change its output. Each export is converted by each checkout
+in a fresh child process (so each imports its own ``tracekit``), and the tables read back must be
+``Table.equals`` with metadata, with the same row-group sizes.
+
+Usage: python bench/check_nsys_same.py --old /tmp/old --new . [--factor 30] [FILE ...]
+(default FILEs: every .sqlite under ../shared/traces/nsys/sqlite, plus, with --factor N, the
+bench_nsys.py enlargement of the largest one). Exit status 1 when any file differs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+from bench_nsys import SHARED, enlarge, largest  # noqa: E402
+
+CONVERT = """
+import sys
+sys.path.insert(0, sys.argv[3])
+from tracekit.ingest.nsys import convert_nsys
+convert_nsys(sys.argv[1], sys.argv[2], trace="t")
+"""
+
+
+def convert(code: Path, src: Path, out: Path) -> None:
+    subprocess.run([sys.executable, "-c", CONVERT, str(src), str(out), str(code)], check=True)
+
+
+def same(a: Path, b: Path) -> str | None:
+    """None when equal, else what differs."""
+    fa, fb = pq.ParquetFile(a), pq.ParquetFile(b)
+    ga = [fa.metadata.row_group(i).num_rows for i in range(fa.num_row_groups)]
+    gb = [fb.metadata.row_group(i).num_rows for i in range(fb.num_row_groups)]
+    if ga != gb:
+        return f"row groups {ga} != {gb}"
+    ta, tb = fa.read(), fb.read()
+    if ta.schema.metadata != tb.schema.metadata:
+        return "schema metadata differs"
+    for name in ta.column_names:
+        if not ta.column(name).equals(tb.column(name)):
+            return f"column {name} differs"
+    return None if ta.equals(tb, check_metadata=True) else "tables differ"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("files", nargs="*", type=Path)
+    ap.add_argument("--old", type=Path, required=True)
+    ap.add_argument("--new", type=Path, default=ROOT)
+    ap.add_argument("--factor", type=int, default=0, help="also check the bench_nsys enlargement by this factor")
+    a = ap.parse_args()
+    bad = 0
+    with tempfile.TemporaryDirectory(prefix="tk-same-") as tmp:
+        files = a.files or sorted(SHARED.glob("*/*.sqlite"))
+        if a.factor:
+            big = Path(tmp) / f"big.x{a.factor}.sqlite"
+            enlarge(largest(), big, a.factor)
+            files.append(big)
+        for i, src in enumerate(files):
+            old, new = Path(tmp) / f"{i}.old.parquet", Path(tmp) / f"{i}.new.parquet"
+            convert(a.old, src, old)
+            convert(a.new, src, new)
+            diff = same(old, new)
+            bad += diff is not None
+            print(f"{'SAME' if diff is None else 'DIFF'}  {src.name}{'' if diff is None else '  ' + diff}", flush=True)
+    print(f"{len(files) - bad} same, {bad} different")
+    sys.exit(1 if bad else 0)
+
+
+if __name__ == "__main__":
+    main()

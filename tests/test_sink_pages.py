@@ -1,0 +1,41 @@
+"""The sink's spill is read back from a memory map whose pages are handed back once their rows are written
+(tracekit.ingest.sink._PageDropper): what is dropped, and when."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.ipc as ipc
+
+from tracekit.ingest.sink import _PageDropper
+
+
+def test_pages_before_the_first_unwritten_batch_are_dropped(tmp_path: Path) -> None:
+    spill = tmp_path / "spill.arrow"
+    schema = pa.schema([("x", pa.int64())])
+    with ipc.new_file(str(spill), schema) as w:
+        for i in range(3):  # 5,000 rows = 40,000 bytes a batch: each starts on a later page than the one before
+            w.write_batch(pa.record_batch([pa.array(range(i * 5000, (i + 1) * 5000))], schema=schema))
+    calls: list[tuple[int, int]] = []
+    d = _PageDropper()
+    d._madvise = lambda addr, length, advice: calls.append((addr, length, advice))  # type: ignore[assignment]
+    with pa.memory_map(str(spill)) as src:
+        r = ipc.open_file(src)
+        batches = [r.get_batch(i) for i in range(3)]
+        for b in batches:
+            d.read(b)
+        page = [b.column(0).buffers()[1].address & ~4095 for b in batches]
+        d.written(4000)  # inside the first batch: nothing is free yet
+        assert calls == []
+        d.written(6000)  # 10,000 rows: the first two batches are written, the third is still needed
+        assert calls == [(page[0], page[2] - page[0], 4)]
+        d.written(5000)  # all written: nothing left to drop (the map is closed next)
+        assert len(calls) == 1
+
+
+def test_without_madvise_nothing_happens() -> None:
+    d = _PageDropper()
+    d._madvise = None
+    d.read(pa.record_batch({"x": pa.array([1, 2, 3])}))
+    d.written(3)
