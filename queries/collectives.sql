@@ -273,19 +273,19 @@ SELECT c.trace, c.device, u.rank, c.stream, c.ts_ns, c.dur_ns, c.coll_type, c.ty
             || 'kernels and record_param_comms (torch >= 2.1, record_shapes=True); nsys exports have none'
             WHEN c.busbw_gbs IS NULL THEN 'no group size or no bus-bandwidth convention for ' || c.coll_type END AS note
 FROM _cl c JOIN _cl_unit u USING (trace, device)
-ORDER BY c.trace, c.device, c.ts_ns;
+ORDER BY c.trace, c.device, c.ts_ns, c.stream, c.dur_ns, c.name, c.seq NULLS LAST;
 
 -- @output by_type
 SELECT trace, device, coll_type, pg_name, coalesce(size_bucket, '(unknown size)') AS size_bucket, count(*) AS calls,
        sum(dur_ns)::BIGINT AS total_ns, avg(dur_ns) AS mean_ns, quantile_disc(dur_ns, 0.5) AS p50_ns, max(dur_ns) AS max_ns,
        sum(msg_bytes)::BIGINT AS msg_bytes, sum(msg_bytes) / nullif(sum(dur_ns) FILTER (WHERE msg_bytes IS NOT NULL), 0) AS algbw_gbs,
        sum(msg_bytes * _cl_bus(coll_type, group_size)) / nullif(sum(dur_ns) FILTER (WHERE busbw_gbs IS NOT NULL), 0) AS busbw_gbs
-FROM _cl GROUP BY ALL ORDER BY trace, device, total_ns DESC;
+FROM _cl GROUP BY ALL ORDER BY trace, device, total_ns DESC, coll_type, pg_name NULLS LAST, size_bucket;
 
 -- @output by_phase
 SELECT trace, device, phase_path, coll_type, count(*) AS calls, sum(dur_ns)::BIGINT AS total_ns,
        sum(msg_bytes)::BIGINT AS msg_bytes, sum(msg_bytes) / nullif(sum(dur_ns) FILTER (WHERE msg_bytes IS NOT NULL), 0) AS algbw_gbs
-FROM _cl GROUP BY ALL ORDER BY trace, device, total_ns DESC;
+FROM _cl GROUP BY ALL ORDER BY trace, device, total_ns DESC, phase_path NULLS LAST, coll_type;
 
 -- @output alignment
 WITH _r AS (

@@ -186,7 +186,7 @@ SELECT s.trace, s.device,
                  CASE WHEN s.state & 2 > 0 THEN 'COMMUNICATION' END, CASE WHEN s.state & 4 > 0 THEN 'MEMORY' END) AS kernel_type,
        s.time_ns::BIGINT AS time_ns, s.time_ns / d.busy_ns AS share_of_busy
 FROM _s s JOIN _cm_dev d USING (trace, device)
-ORDER BY s.trace, s.device, s.time_ns DESC;
+ORDER BY s.trace, s.device, s.time_ns DESC, s.state;
 
 -- @output by_step
 SELECT trace, step_index, step_name, device, wall_ns,
@@ -214,4 +214,4 @@ SELECT o.trace, o.device, o.phase_path,
             / any_value(k.steps) END AS mem_exposed_ns_per_step
 FROM _cm_ops o JOIN _cm_nsteps k USING (trace)
 GROUP BY o.trace, o.device, o.phase_path
-ORDER BY o.trace, o.device, comm_exposed_ns DESC, mem_exposed_ns DESC;
+ORDER BY o.trace, o.device, comm_exposed_ns DESC, mem_exposed_ns DESC, o.phase_path NULLS LAST;  -- the path breaks ties (many phases expose 0)
