@@ -152,3 +152,13 @@ def test_p_values_never_print_a_bare_zero() -> None:
     assert model.fmt_p_value(None) == "NULL"
     col = model.column("p_value", [0.5, 2e-5], sql_type="DOUBLE")
     assert col.cells == ["0.500", "2.0e-05"]
+
+
+def test_head_of_cursor_keeps_the_head_and_counts_the_rest() -> None:
+    con = duckdb.connect()
+    got, total = rows.head_of_cursor(con.execute("SELECT range AS i FROM range(250001)"), 3)
+    assert got.col("i") == [0, 1, 2] and got.type_of("i") == "BIGINT" and total == 250_001
+    got, total = rows.head_of_cursor(con.execute("SELECT range AS i FROM range(5)"), 0)  # 0: no limit
+    assert got.col("i") == [0, 1, 2, 3, 4] and total == 5
+    got, total = rows.head_of_cursor(con.execute("SELECT 1 AS x WHERE false"), 10)
+    assert len(got) == 0 and got.columns == ("x",) and total == 0

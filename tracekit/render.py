@@ -18,7 +18,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from tracekit.view.rows import Rows, from_cursor, from_frame
+from tracekit.view.rows import Rows, from_frame, head_of_cursor
 
 if TYPE_CHECKING:
     import duckdb
@@ -28,8 +28,10 @@ if TYPE_CHECKING:
 MORE = "--limit N or --format csv"
 
 
-def table_text(rows: Rows, title: str | None = None, limit: int = 1000, width: int | None = None) -> list[str]:
-    """The lines of ``rows`` as a table at ``width`` (the terminal's; 80 when piped), first ``limit`` rows."""
+def table_text(rows: Rows, title: str | None = None, limit: int = 1000, width: int | None = None,
+               total: int | None = None) -> list[str]:
+    """The lines of ``rows`` as a table at ``width`` (the terminal's; 80 when piped), first ``limit`` rows;
+    ``total``: the result's row count when ``rows`` holds only its head."""
     from tracekit.view.model import table
     from tracekit.view.terminal import table_lines, terminal_width, wrap_text
 
@@ -37,13 +39,15 @@ def table_text(rows: Rows, title: str | None = None, limit: int = 1000, width: i
     if not len(rows):  # say so, and which columns there would have been
         cols = ", ".join(rows.columns)
         return wrap_text(f"{title + ': ' if title else ''}no rows" + (f" (columns: {cols})" if cols else ""), w)
-    tab = dataclasses.replace(table(title or "", rows, title=title or "", limit=limit), more=MORE)
+    tab = table(title or "", rows, title=title or "", limit=limit)
+    tab = dataclasses.replace(tab, more=MORE, total_rows=tab.total_rows if total is None else total)
     return table_lines(tab, w)
 
 
-def print_rows(rows: Rows, title: str | None = None, limit: int = 1000, width: int | None = None) -> None:
-    """Print ``rows`` as a table, noting rows left out."""
-    sys.stdout.write("\n".join(table_text(rows, title, limit, width)) + "\n")
+def print_rows(rows: Rows, title: str | None = None, limit: int = 1000, width: int | None = None,
+               total: int | None = None) -> None:
+    """Print ``rows`` as a table, noting rows left out (``total``: see :func:`table_text`)."""
+    sys.stdout.write("\n".join(table_text(rows, title, limit, width, total)) + "\n")
 
 
 def print_frame(df: pd.DataFrame, title: str | None = None, limit: int = 1000, width: int | None = None) -> None:
@@ -54,5 +58,5 @@ def print_frame(df: pd.DataFrame, title: str | None = None, limit: int = 1000, w
 def print_result(cur: duckdb.DuckDBPyConnection, title: str | None = None, limit: int = 1000,
                  drop: Sequence[str] = (), width: int | None = None) -> None:
     """Print the pending result of ``cur.execute(...)`` as a table, without pandas; ``drop`` names columns left out."""
-    rows = from_cursor(cur)
-    print_rows(rows.drop(drop) if drop else rows, title, limit, width)
+    rows, total = head_of_cursor(cur, limit)
+    print_rows(rows.drop(drop) if drop else rows, title, limit, width, total)

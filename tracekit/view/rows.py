@@ -123,9 +123,29 @@ _AS_FLOAT = ("DECIMAL", "HUGEINT", "UHUGEINT")
 
 def from_cursor(cur: duckdb.DuckDBPyConnection) -> Rows:
     """The pending result of ``cur.execute(sql)``: names and SQL types from ``description``, rows from ``fetchall``."""
+    return _rows(cur, cur.fetchall())
+
+
+def head_of_cursor(cur: duckdb.DuckDBPyConnection, limit: int) -> tuple[Rows, int]:
+    """The first ``limit`` rows of the pending result (all of them when ``limit`` <= 0, as
+    :meth:`Rows.head`) and how many rows it has in all.
+
+    Why: ``tracekit sql big.parquet "SELECT * FROM events"`` shows 1,000 rows; holding millions of
+    Python tuples to count the rest would grow with the trace. The rest is counted in chunks and dropped.
+    """
+    if limit <= 0:
+        data = cur.fetchall()
+        return _rows(cur, data), len(data)
+    data = cur.fetchmany(limit)
+    total = len(data)
+    while chunk := cur.fetchmany(100_000):
+        total += len(chunk)
+    return _rows(cur, data), total
+
+
+def _rows(cur: duckdb.DuckDBPyConnection, data: list[tuple[Any, ...]]) -> Rows:
     desc = cur.description or []
     types = tuple(str(d[1]) for d in desc)
-    data = cur.fetchall()
     conv = [i for i, t in enumerate(types) if t.startswith(_AS_FLOAT)]
     if conv:
         data = [tuple(float(v) if i in conv and v is not None else v for i, v in enumerate(r)) for r in data]
