@@ -129,7 +129,7 @@ def test_render_table_layout() -> None:
     assert lines[0].split() == ["name", "n", "dur_ms", "tid"]
     assert lines[2].split() == ["aten::mm", "1,234", "2.500", "7960"]
     assert lines[3].split() == ["aten::add", "56", "1.500", "NULL"]
-    assert lines[4] == "(1 more rows: --limit N or --format csv)"
+    assert lines[4] == "(1 more row: --limit N or --format csv)"
     assert render.table_text(rs.empty(), title="t", width=80) == ["t: no rows (columns: name, n, dur_ns, tid)"]
     wide = rows.Rows(tuple(f"c{i}_count" for i in range(30)), ("BIGINT",) * 30, ((10**9,) * 30,))
     out = render.table_text(wide, width=60)

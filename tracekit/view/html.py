@@ -80,8 +80,8 @@ def table_html(tab: Table) -> str:
             title = f" title='{html_text(v)}'" if short != v else ""
             cells.append(f"<td class='{cls}'{pad}{title}>{html_text(short)}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    more = (f"<p class='cap'>{tab.total_rows - tab.shown_rows:,} more rows in --json or tracekit sql</p>"
-            if tab.total_rows > tab.shown_rows else "")
+    left = tab.total_rows - tab.shown_rows
+    more = f"<p class='cap'>{left:,} more row{'' if left == 1 else 's'} in --json or tracekit sql</p>" if left > 0 else ""
     return f"<div class='scroll'><table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>{more}"
 
 

@@ -145,7 +145,8 @@ def table_lines(tab: Table, width: int) -> list[str]:
     for n, text in enumerate(notes, 1):
         out.extend(wrap_text(f"[{n}] {text}", width))
     if tab.total_rows > tab.shown_rows:
-        out.append(elide(f"({tab.total_rows - tab.shown_rows:,} more rows: {tab.more})", width))
+        left = tab.total_rows - tab.shown_rows
+        out.append(elide(f"({left:,} more row{'' if left == 1 else 's'}: {tab.more})", width))
     return out
 
 
