@@ -21,6 +21,7 @@ def test_pages_before_the_first_unwritten_batch_are_dropped(tmp_path: Path) -> N
     d = _PageDropper()
     d._madvise = lambda addr, length, advice: calls.append((addr, length, advice))  # type: ignore[assignment]
     with pa.memory_map(str(spill)) as src:
+        d.bounds(src)
         r = ipc.open_file(src)
         batches = [r.get_batch(i) for i in range(3)]
         for b in batches:
@@ -39,3 +40,22 @@ def test_without_madvise_nothing_happens() -> None:
     d._madvise = None
     d.read(pa.record_batch({"x": pa.array([1, 2, 3])}))
     d.written(3)
+
+
+def test_a_batch_outside_the_map_turns_dropping_off(tmp_path: Path) -> None:
+    """A batch decoded into fresh memory (a compressed spill, say) must never be madvised: on heap pages
+    MADV_DONTNEED would zero live data."""
+    spill = tmp_path / "spill.arrow"
+    schema = pa.schema([("x", pa.int64())])
+    with ipc.new_file(str(spill), schema) as w:
+        w.write_batch(pa.record_batch([pa.array(range(5000))], schema=schema))
+    calls: list[tuple[int, int, int]] = []
+    d = _PageDropper()
+    d._madvise = lambda addr, length, advice: calls.append((addr, length, advice))  # type: ignore[assignment]
+    with pa.memory_map(str(spill)) as src:
+        d.bounds(src)
+        d.read(ipc.open_file(src).get_batch(0))
+        d.read(pa.record_batch([pa.array(range(5000))], schema=schema))  # heap memory, not the map
+        d.read(pa.record_batch([pa.array(range(5000))], schema=schema))
+        d.written(10000)
+    assert calls == []

@@ -112,6 +112,9 @@ class _PageDropper:
     _PAGE = 4096
 
     def __init__(self) -> None:
+        # the mapping's bounds (:meth:`bounds`): a buffer outside them (a batch decoded into fresh memory)
+        # turns dropping off, since MADV_DONTNEED on heap memory would zero live data
+        self._base = self._end = 0
         self._batches: list[tuple[int, int]] = []  # (rows up to this batch's end, address of its first byte)
         self._rows = 0
         self._written = 0
@@ -125,9 +128,19 @@ class _PageDropper:
         except (OSError, AttributeError):
             self._madvise = None
 
+    def bounds(self, mapped: pa.MemoryMappedFile) -> None:
+        """Note where the spill is mapped (its first byte's address and its size)."""
+        pos = mapped.tell()
+        mapped.seek(0)
+        self._base = mapped.read_buffer(1).address if mapped.size() else 0
+        self._end = self._base + mapped.size()
+        mapped.seek(pos)
+
     def read(self, batch: pa.RecordBatch) -> None:
         """Note the next batch read from the map (reader thread)."""
         addrs = [buf.address for col in batch.columns for buf in col.buffers() if buf is not None and buf.size]
+        if any(not self._base <= a < self._end for a in addrs):
+            self._madvise = None  # not all in the map: never drop
         self._rows += batch.num_rows
         if addrs:
             self._batches.append((self._rows, min(addrs)))
@@ -325,6 +338,7 @@ class TraceSink:
                 pending: list[pa.RecordBatch] = []
                 pending_rows = 0
                 with pa.memory_map(str(self._spill_path)) as src:  # zero-copy batches, see _PageDropper
+                    pages.bounds(src)
                     reader = ipc.open_file(src)
                     for i in range(reader.num_record_batches):
                         b = reader.get_batch(i)
