@@ -203,7 +203,7 @@ def render(results: Mapping[str, pd.DataFrame], title: str = "tracekit report",
              "--json has every row.</p>")
     empties = []
     for key in sec.section_keys(view):
-        tab = sec.result_table(view, key, limit=limit)
+        tab = sec.result_table(view, key, limit=limit, many=len(names) > 1)
         if tab.empty is not None:
             empties.append(tab)
             continue

@@ -221,11 +221,11 @@ def report_lines(results: Mapping[str, Any], width: int = 80, sections: Sequence
     from tracekit.view import sections as sec
 
     results = all_rows(results)
+    many = len(sec.traces(results)) > 1  # once: it scans every result's trace column
     blocks: list[list[str]] = []
     ns = sec.notes(results)
     if ns:
         lines = []
-        many = len(sec.traces(results)) > 1
         for n in ns:
             tr = f"[{n.trace}] " if many else ""
             lines.extend(wrap_text(f"{n.severity}: {tr}{n.source}: {n.message}", width))
@@ -233,7 +233,7 @@ def report_lines(results: Mapping[str, Any], width: int = 80, sections: Sequence
     if sections or full:
         keys = sec.select(results, sections) if sections else sec.section_keys(results)
         for k in keys:
-            blocks.append(table_lines(sec.result_table(results, k, limit=limit), width))
+            blocks.append(table_lines(sec.result_table(results, k, limit=limit, many=many), width))
         return join_lines(blocks)
     gs = sec.groups(results)
     for gi, g in enumerate(gs):
