@@ -13,8 +13,6 @@ With f = 1.2 and add_kernel (worked by hand, per step = over the trace's 2 steps
 
 from __future__ import annotations
 
-import gzip
-import json
 from pathlib import Path
 from typing import Any
 
@@ -44,9 +42,4 @@ def variant(f: float = 1.0, add_kernel: bool = False) -> list[dict[str, Any]]:
 
 def write(path: Path, f: float = 1.0, add_kernel: bool = False) -> Path:
     """A gzipped Kineto trace of :func:`variant`; the trace is named after the file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    doc = {"schemaVersion": 1, "traceEvents": variant(f, add_kernel),
-           "deviceProperties": [{"id": 0, "name": "Planted GPU"}]}
-    with gzip.open(path, "wt") as fh:
-        json.dump(doc, fh)
-    return path
+    return planted.write_kineto(path, variant(f, add_kernel))

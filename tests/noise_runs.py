@@ -16,10 +16,10 @@ The DRAFT lists are planted by the tests (integer us), so medians and ratios are
 
 from __future__ import annotations
 
-import gzip
-import json
 from pathlib import Path
 from typing import Any, Sequence
+
+from tests import planted
 
 PID, TID, STREAM = 100, 1, 7
 
@@ -52,9 +52,4 @@ def events(draft_us: Sequence[int], accepted: Sequence[int] | None = None) -> li
 
 def write(path: Path, draft_us: Sequence[int], accepted: Sequence[int] | None = None) -> Path:
     """A gzipped Kineto trace of :func:`events`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    doc = {"schemaVersion": 1, "traceEvents": events(draft_us, accepted),
-           "deviceProperties": [{"id": 0, "name": "Planted GPU"}]}
-    with gzip.open(path, "wt") as fh:
-        json.dump(doc, fh)
-    return path
+    return planted.write_kineto(path, events(draft_us, accepted))

@@ -72,13 +72,18 @@ def events(with_sync: bool = True) -> list[dict[str, Any]]:
     return ev
 
 
-def write(path: Path, with_sync: bool = True) -> Path:
-    """Write the planted trace as a gzipped Kineto JSON file."""
-    doc = {"schemaVersion": 1, "traceEvents": events(with_sync),
-           "deviceProperties": [{"id": 0, "name": "Planted GPU"}]}
+def write_kineto(path: Path, trace_events: list[dict[str, Any]]) -> Path:
+    """``trace_events`` as a gzipped Kineto JSON file on the planted GPU (the constructed traces' one writer)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    doc = {"schemaVersion": 1, "traceEvents": trace_events, "deviceProperties": [{"id": 0, "name": "Planted GPU"}]}
     with gzip.open(path, "wt") as f:
         json.dump(doc, f)
     return path
+
+
+def write(path: Path, with_sync: bool = True) -> Path:
+    """Write the planted trace as a gzipped Kineto JSON file."""
+    return write_kineto(path, events(with_sync))
 
 
 def write_nsys(path: Path, with_sync: bool = True) -> Path:
