@@ -108,6 +108,9 @@ FROM parquet_kv_metadata({files}) m, json_each(decode(m.value)::JSON) t
 WHERE decode(m.key) = 'tracekit.traces'"""
 
 
+#: The views over the files' trace-level metadata, by name (each a template of ``{files}``, a list literal).
+META_VIEWS = {"trace_devices": TRACE_DEVICES, "trace_notes": TRACE_NOTES, "trace_ranks": TRACE_RANKS}
+
 #: Columns a file must have to be read as a tracekit trace (the rest may be missing in older files).
 REQUIRED_COLUMNS = ("trace", "kind", "name", "ts_ns", "dur_ns")
 
@@ -244,15 +247,13 @@ def _events_select(files: list[str]) -> str:
             f"FROM read_parquet({lst}, union_by_name = true, file_row_number = true)")
 
 
-def _register(con: duckdb.DuckDBPyConnection, events: str, devices: str, notes: str, ranks: str) -> duckdb.DuckDBPyConnection:
-    """The views every query reads: ``events`` (its SELECT given), the kind views, ``trace_devices``, ``trace_notes``, ``trace_ranks``."""
+def _register(con: duckdb.DuckDBPyConnection, events: str, meta: dict[str, str]) -> duckdb.DuckDBPyConnection:
+    """The views every query reads: ``events`` (its SELECT given), the kind views, and the metadata views
+    (:data:`META_VIEWS`: ``trace_devices``, which queries/flops.sql picks peaks by, ``trace_notes``,
+    ``trace_ranks``) with the SELECT given for each."""
     con.execute(f"CREATE OR REPLACE VIEW events AS {events}")
-    for name, body in VIEWS.items():
+    for name, body in {**VIEWS, **meta}.items():
         con.execute(f"CREATE OR REPLACE VIEW {name} AS {body}")
-    # The GPUs each trace names (Parquet key-value metadata, see read_metadata): queries/flops.sql picks peaks by name.
-    con.execute(f"CREATE OR REPLACE VIEW trace_devices AS {devices}")
-    con.execute(f"CREATE OR REPLACE VIEW trace_notes AS {notes}")
-    con.execute(f"CREATE OR REPLACE VIEW trace_ranks AS {ranks}")
     return con
 
 
@@ -263,8 +264,7 @@ def connect(paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[str],
         paths = [paths]
     files = parquet_files(paths)
     lst = _files_sql(files)
-    return _register(con or duckdb.connect(), _events_select(files),
-                     TRACE_DEVICES.format(files=lst), TRACE_NOTES.format(files=lst), TRACE_RANKS.format(files=lst))
+    return _register(con or duckdb.connect(), _events_select(files), {n: t.format(files=lst) for n, t in META_VIEWS.items()})
 
 
 def connect_runs(runs: Iterable[tuple[str, Iterable[str | os.PathLike[str]]]],
@@ -274,18 +274,18 @@ def connect_runs(runs: Iterable[tuple[str, Iterable[str | os.PathLike[str]]]],
     Two runs may hold traces with the same name (the same script run twice), so ``trace``
     alone cannot tell them apart; ``label`` (e.g. ``k=2``, or ``A`` / ``B``) can.
     """
-    parts, devices, notes, ranks = [], [], [], []
+    parts: list[str] = []
+    meta: dict[str, list[str]] = {n: [] for n in META_VIEWS}
     for label, paths in runs:
         files = parquet_files(paths)
         lst = _files_sql(files)
         parts.append(f"SELECT *, {_lit(label)} AS label FROM ({_events_select(files)})")
-        devices.append(f"SELECT *, {_lit(label)} AS label FROM ({TRACE_DEVICES.format(files=lst)})")
-        notes.append(f"SELECT *, {_lit(label)} AS label FROM ({TRACE_NOTES.format(files=lst)})")
-        ranks.append(f"SELECT *, {_lit(label)} AS label FROM ({TRACE_RANKS.format(files=lst)})")
+        for n, t in META_VIEWS.items():
+            meta[n].append(f"SELECT *, {_lit(label)} AS label FROM ({t.format(files=lst)})")
     if not parts:
         raise TraceError("runs", "no run given")
-    return _register(con or duckdb.connect(), " UNION ALL BY NAME ".join(parts), " UNION ALL ".join(devices),
-                     " UNION ALL ".join(notes), " UNION ALL ".join(ranks))
+    return _register(con or duckdb.connect(), " UNION ALL BY NAME ".join(parts),
+                     {n: " UNION ALL ".join(q) for n, q in meta.items()})
 
 
 #: Parquet key-value metadata key of the trace-level facts (``tracekit.schema.META_TRACES``, spelled out here so
