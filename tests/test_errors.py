@@ -51,3 +51,13 @@ def test_cli_escapes_what_the_library_keeps_raw() -> None:
     e = FileNotFoundError(2, "No such file or directory", "x\x1b[2J.json")
     assert user_message(e) == "x\x1b[2J.json: No such file or directory"
     assert one_line(e) == "x\\x1b[2J.json: No such file or directory"
+
+
+def test_a_task_whose_process_died_is_named() -> None:
+    from concurrent.futures.process import BrokenProcessPool
+
+    from tracekit.executors import Outcome
+
+    o = Outcome.lost({"key": "runs/a.json"}, "worker process died", BrokenProcessPool("gone"))
+    assert (o.key, o.ok, o.value, o.error) == ("runs/a.json", False, {}, "runs/a.json: worker process died (BrokenProcessPool)")
+    assert (o.wall_s, o.cpu_s, o.peak_rss_mib) == (0.0, 0.0, 0.0)

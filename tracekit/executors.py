@@ -56,6 +56,12 @@ class Outcome:
     def from_json(text: str) -> "Outcome":
         return Outcome(**json.loads(text))
 
+    @staticmethod
+    def lost(item: dict[str, Any], what: str, e: BaseException) -> "Outcome":
+        """The task's process died before it could report (``what`` happened): no value, no timings."""
+        key = str(item.get("key"))
+        return Outcome(key, False, {}, f"{key}: {what} ({type(e).__name__})", 0.0, 0.0, 0.0)
+
 
 def guarded(fn: Callable[[dict[str, Any]], dict[str, Any]], item: dict[str, Any]) -> str:
     """Run ``fn(item)`` and return its Outcome as JSON text (plain text crosses every backend)."""
@@ -139,8 +145,7 @@ class LocalExecutor:
                 try:
                     o = Outcome.from_json(f.result())
                 except Exception as e:  # noqa: BLE001  (the worker died: BrokenProcessPool)
-                    o = Outcome(str(futs[f].get("key")), False, {}, f"{futs[f].get('key')}: worker process died ({type(e).__name__})",
-                                0.0, 0.0, 0.0)
+                    o = Outcome.lost(futs[f], "worker process died", e)
                 on_done(o)
                 out.append(o)
         return out
@@ -179,8 +184,7 @@ class RayExecutor:
                 try:
                     o = Outcome.from_json(ray.get(r))
                 except Exception as e:  # noqa: BLE001  (the worker died)
-                    it = refs[r]
-                    o = Outcome(str(it.get("key")), False, {}, f"{it.get('key')}: Ray task failed ({type(e).__name__})", 0.0, 0.0, 0.0)
+                    o = Outcome.lost(refs[r], "Ray task failed", e)
                 on_done(o)
                 out.append(o)
         return out
