@@ -25,6 +25,7 @@ from tracekit import report as rep
 from tracekit.errors import TraceError
 from tracekit.store import connect_runs
 from tracekit.view.html import html_table
+from tracekit.view import plots
 from tracekit.view.plots import png
 
 Paths = Sequence[str | os.PathLike[str]]
@@ -249,10 +250,7 @@ def print_results(results: Mapping[str, pd.DataFrame], limit: int = 40, width: i
 
 
 def _diff_plot(results: Mapping[str, pd.DataFrame]) -> tuple[str, str | None, str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = plots.pyplot()
 
     d = results["diff"]
     d = d[d["measure"] == "ms_per_step"].head(15)
@@ -271,10 +269,7 @@ def _diff_plot(results: Mapping[str, pd.DataFrame]) -> tuple[str, str | None, st
 
 
 def _plot(results: Mapping[str, pd.DataFrame]) -> tuple[str, str | None, str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = plots.pyplot()
 
     ph = results.get("compare.phases", pd.DataFrame())
     sw = results.get("compare.sweep", pd.DataFrame())
@@ -296,11 +291,9 @@ def _plot(results: Mapping[str, pd.DataFrame]) -> tuple[str, str | None, str]:
 
 def _noise_plot(results: Mapping[str, pd.DataFrame]) -> tuple[str, str | None, str]:
     """Per label: ratio of per-step medians to the baseline with its 95% interval (compare.noise)."""
-    import matplotlib
-    import matplotlib.ticker
+    from matplotlib.ticker import NullFormatter
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = plots.pyplot()
 
     nz = results.get("compare.noise", pd.DataFrame())
     title = "Ratio of per-step medians to the baseline (95% bootstrap interval)"
@@ -321,7 +314,7 @@ def _noise_plot(results: Mapping[str, pd.DataFrame]) -> tuple[str, str | None, s
     ax.set_yscale("log")  # ratios: x2 and /2 are the same distance from 1
     lo, hi = ax.get_ylim()  # plain ratios on the axis (1.5, 2), not matplotlib's 2x10^0
     ticks = [t for t in (0.1, 0.2, 0.25, 0.5, 0.67, 0.8, 0.9, 1, 1.1, 1.25, 1.5, 2, 3, 4, 5, 10) if lo <= t <= hi]
-    ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.yaxis.set_minor_formatter(NullFormatter())
     ax.set_yticks(ticks, [f"{t:g}" for t in ticks])
     ax.set_xticks(range(len(labels)), labels)
     ax.set_ylabel("median / baseline median (log scale)")
@@ -332,10 +325,7 @@ def _noise_plot(results: Mapping[str, pd.DataFrame]) -> tuple[str, str | None, s
 
 def _dist_plot(results: Mapping[str, pd.DataFrame]) -> tuple[str, str | None, str]:
     """Per label: the distribution of step wall times after the warm-up (compare.step_values)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = plots.pyplot()
 
     sv = results.get("compare.step_values", pd.DataFrame())
     title = "Step wall time per run (distribution after the warm-up)"

@@ -20,7 +20,8 @@ from tracekit.view.timeline import colours
 Plot = tuple[str | None, str]
 
 
-def _plt() -> Any:
+def pyplot() -> Any:
+    """matplotlib.pyplot on the Agg backend (files, no display), imported only when a page is drawn."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -37,7 +38,7 @@ def _int_locator() -> Any:
 
 def png(fig: Any) -> str:
     """``fig`` as a base64 PNG data URI (closed afterwards)."""
-    plt = _plt()
+    plt = pyplot()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
     plt.close(fig)
@@ -67,7 +68,7 @@ def phase_bars(tree: pd.DataFrame, headline: pd.DataFrame) -> Plot:
     data = phase_bar_data(tree)
     if not len(data):
         return None, "no phase tree (no step matched the step pattern, or headline.sql did not run)"
-    plt = _plt()
+    plt = pyplot()
     kinds = list(dict.fromkeys(data["step_kind"]))
     unit = pick_unit(data.groupby("step_kind")["excl_cpu_ns_mean"].sum().tolist())
     col = colours(list(dict.fromkeys(data["phase_path"].astype(str))))
@@ -104,7 +105,7 @@ def latency(steps: pd.DataFrame) -> Plot:
         walls = ", ".join(fmt_duration(v, with_unit=True) for v in steps["wall_ns"])
         return None, (f"{len(steps)} step{'s' if len(steps) > 1 else ''} only (wall {walls}): "
                       "a trend and a distribution need at least 3")
-    plt = _plt()
+    plt = pyplot()
     unit = pick_unit(steps["wall_ns"].tolist())
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3), gridspec_kw={"width_ratios": [2, 1]})
     for kind, sub in steps.groupby("step_kind", sort=False):
@@ -129,7 +130,7 @@ def idle_by_step(by_step: pd.DataFrame) -> Plot:
     """GPU idle time inside each step, stacked by cause (summed over devices)."""
     if not len(by_step):
         return None, "no GPU idle time inside steps (no GPU ops, or no step matched)"
-    plt = _plt()
+    plt = pyplot()
     g = by_step.groupby(["step_index", "cause"], as_index=False)["idle_ns"].sum()
     piv = g.pivot_table(index="step_index", columns="cause", values="idle_ns", fill_value=0)
     unit = pick_unit(piv.sum(axis=1).tolist())
@@ -187,7 +188,7 @@ def rank_timeline(rank_steps: pd.DataFrame, step_skew: pd.DataFrame, align: str)
                   .head(MAX_STEP_PANELS)["step_key"])
         keys = [k for k in keys if k in top]
     keys = keys[:MAX_STEP_PANELS]
-    plt = _plt()
+    plt = pyplot()
     unit = pick_unit(rank_steps["end_offset_ns"].tolist())
     ranks = sorted(rank_steps["rank"].unique())
     fig, axes = plt.subplots(1, len(keys), figsize=(min(14, 3.6 * len(keys) + 1.5), 0.8 + 0.28 * len(ranks)),
@@ -227,7 +228,7 @@ def comm_phase_bars(by_phase: pd.DataFrame) -> Plot:
     many = d["trace"].nunique() > 1 or d["device"].nunique() > 1
     labels = [(_short(f"{t} · dev {dv} · {p}", 60) if many else _short(str(p), 60))
               for t, dv, p in zip(d["trace"], d["device"], d["phase_path"])]
-    plt = _plt()
+    plt = pyplot()
     unit = pick_unit((d["comm_exposed_ns"] + d["comm_overlap_ns"]).tolist())
     fig, ax = plt.subplots(figsize=(9, 0.9 + 0.3 * len(d)))
     y = list(range(len(d)))
