@@ -928,10 +928,10 @@ class _Reader:
         fill = (f"INSERT OR IGNORE INTO temp._tk_domains SELECT globalTid >> 24, domainId, {text} "
                 "FROM NVTX_EVENTS WHERE eventType = 75 AND domainId IS NOT NULL")
         self.db.conn.execute(fill)
-        rows = self.db.conn.execute("SELECT gpid, domainId, name FROM temp._tk_domains").fetchall()
         arrow = self.db.arrow_conn
         if arrow is None:
             return
+        rows = self.db.conn.execute("SELECT gpid, domainId, name FROM temp._tk_domains").fetchall()
         # The ADBC connection gets the same rows as a JSON literal instead of a second scan of NVTX_EVENTS (no
         # index on eventType); values JSON cannot hold exactly (blobs) take the scan again.
         if all(type(v) in (int, str, type(None)) for r in rows for v in r):
