@@ -58,6 +58,12 @@ def _outcomes_ok(outcomes: list[executors.Outcome]) -> None:
     assert [o.error for o in outcomes if not o.ok] == []
 
 
+def _convert_and_report(ex: executors.Executor, inputs: list[str], ds: str, res: str) -> None:
+    """Convert ``inputs`` into the dataset ``ds``, then report it into ``res``, on ``ex``; every task must succeed."""
+    _outcomes_ok(executors.convert_many(inputs, ds, ex))
+    _outcomes_ok(executors.report_many([ds], res, ex))
+
+
 def _tables(out: Path) -> dict[str, Any]:
     """Every result table of a results folder, parts concatenated in file order."""
     return {name: pq.read_table([str(f) for f in files] if len(files) > 1 else files[0]).to_pandas()
@@ -68,8 +74,7 @@ def _tables(out: Path) -> dict[str, Any]:
 def local_run(ranks: list[Path], tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     base = tmp_path_factory.mktemp("local")
     ds, res = base / "ds", base / "res"
-    _outcomes_ok(executors.convert_many([str(p) for p in ranks], str(ds), executors.make("local", jobs=2)))
-    _outcomes_ok(executors.report_many([str(ds)], str(res), executors.make("local", jobs=2)))
+    _convert_and_report(executors.make("local", jobs=2), [str(p) for p in ranks], str(ds), str(res))
     return ds, res
 
 
@@ -183,8 +188,7 @@ def test_ray_executor_gives_the_local_results(ranks: list[Path], local_run: tupl
     ex = executors.make("ray", jobs=2)
     try:
         ds, res = tmp_path / "ds", tmp_path / "res"
-        _outcomes_ok(executors.convert_many([str(p) for p in ranks], str(ds), ex))
-        _outcomes_ok(executors.report_many([str(ds)], str(res), ex))
+        _convert_and_report(ex, [str(p) for p in ranks], str(ds), str(res))
     finally:
         ray.shutdown()
     _same_dataset(local_run[0], ds)
@@ -197,8 +201,7 @@ def test_spark_executor_and_spark_sql_over_the_dataset(ranks: list[Path], local_
     spark = ex.session()
     try:
         ds, res = tmp_path / "ds", tmp_path / "res"
-        _outcomes_ok(executors.convert_many([str(p) for p in ranks], str(ds), ex))
-        _outcomes_ok(executors.report_many([str(ds)], str(res), ex))
+        _convert_and_report(ex, [str(p) for p in ranks], str(ds), str(res))
         _same_dataset(local_run[0], ds)
         _same_results(local_run[1], res)
         # Spark SQL over the events and the sidecar: the per-trace numbers `tracekit sql` gives

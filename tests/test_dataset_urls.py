@@ -22,7 +22,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 
-from tests.test_cluster import _outcomes_ok, local_run, ranks  # noqa: F401  (fixtures)
+from tests.test_cluster import _convert_and_report, _outcomes_ok, local_run, ranks  # noqa: F401  (fixtures)
 from tests.test_cluster import _same_dataset as _same_files
 from tests.test_cluster import _same_results as _same_tables
 from tracekit import dataset, executors, report
@@ -123,8 +123,7 @@ def test_memory_filesystem_end_to_end(ranks: list[Path], local_run: tuple[Path, 
         for r in ranks:
             mem.pipe(f"/tk-test/raw/{r.name}", r.read_bytes())
         ex = executors.make("local", jobs=1)
-        _outcomes_ok(executors.convert_many([f"{root}/raw/{r.name}" for r in ranks], f"{root}/ds", ex))
-        _outcomes_ok(executors.report_many([f"{root}/ds"], f"{root}/res", ex))
+        _convert_and_report(ex, [f"{root}/raw/{r.name}" for r in ranks], f"{root}/ds", f"{root}/res")
         for r in range(3):
             got = pq.read_table(mem.open(f"/tk-test/ds/rank{r}.parquet"))
             assert got.equals(pq.read_table(local_run[0] / f"rank{r}.parquet"))
@@ -148,8 +147,7 @@ def test_spark_executor_on_fsspec_urls(ranks: list[Path], local_run: tuple[Path,
     spark = ex.session()
     try:
         ds, res = tmp_path / "ds", tmp_path / "res"
-        _outcomes_ok(executors.convert_many([f"{SC}{r}" for r in ranks], f"{SC}{ds}", ex))
-        _outcomes_ok(executors.report_many([f"{SC}{ds}"], f"{SC}{res}", ex))
+        _convert_and_report(ex, [f"{SC}{r}" for r in ranks], f"{SC}{ds}", f"{SC}{res}")
     finally:
         spark.stop()
     urls = [f"{SC}{r}" for r in ranks]
