@@ -41,7 +41,7 @@
 --   _busy_dev  per trace and device: first_ns, last_ns (GPU window) and busy_ns = window minus
 --            those gaps, i.e. the length of the union of all GPU op intervals.
 --   _caps    per trace, what was captured: has_runtime (any runtime rows), has_sync (any sync API
---            call or gpu_sync row). Analyses output NULL, not 0, for numbers that need what is
+--            call or gpu_sync row), has_gpu (any GPU op). Analyses output NULL, not 0, for numbers that need what is
 --            missing (trust.sql says why and how to capture it).
 
 -- A blocking sync: the host thread waits inside the call until the GPU has caught up.
@@ -141,7 +141,8 @@ CREATE OR REPLACE TEMP TABLE _one_thread AS
 SELECT trace, bool_and(k_tid = -1) AS one_thread FROM _steps GROUP BY trace;
 
 CREATE OR REPLACE TEMP TABLE _caps AS
-SELECT w.trace, coalesce(r.n, 0) > 0 AS has_runtime, coalesce(r.syncs, 0) + coalesce(g.n, 0) > 0 AS has_sync
+SELECT w.trace, coalesce(r.n, 0) > 0 AS has_runtime, coalesce(r.syncs, 0) + coalesce(g.n, 0) > 0 AS has_sync,
+       w.trace IN (SELECT trace FROM _gpu) AS has_gpu
 FROM _window w
 LEFT JOIN (SELECT trace, count(*) AS n, count(*) FILTER (WHERE is_sync) AS syncs FROM _rt GROUP BY trace) r USING (trace)
 LEFT JOIN (SELECT trace, count(*) AS n FROM events WHERE kind = 'gpu_sync' GROUP BY trace) g USING (trace);

@@ -35,6 +35,8 @@
 --   gpu_busy_ns           union of its GPU op intervals per device, summed over devices
 --   gpu_op_ns             summed duration of its GPU ops
 --   gpu_ops               its GPU ops (kernels + memcpy + memset, graph nodes included)
+--                         (gpu_op_ns, gpu_ops, graph_*: NULL when the trace has no GPU op at all, a
+--                         CPU-only capture: not captured, not 0)
 --   launches              runtime calls that launched GPU ops, CUDA-graph launches excluded
 --   graph_launches        *GraphLaunch calls; graph_launch_host_ns their summed host duration
 --   graph_nodes           GPU ops replayed by those graph launches; graph_node_ns their summed duration
@@ -48,7 +50,7 @@
 -- Output `stats`: mean / p50 / p99 / min / max over the steps of each kind, one row per metric
 -- Output `phases`: per step and phase (phase_path relative to the step; '(self)' = directly in
 --   the step): cpu_ns (summed range time, inclusive of children), range_instances, gpu_op_ns,
---   gpu_ops, launches, wall_ns (the step's), cpu_share = cpu_ns / wall_ns (inclusive of child
+--   gpu_ops, launches (these three NULL in a trace without GPU ops), wall_ns (the step's), cpu_share = cpu_ns / wall_ns (inclusive of child
 --   ranges: phases nested in each other are listed side by side, so shares of nested phases add
 --   up to more than 1; headline.phase_tree has the exclusive split that adds up to 1)
 -- Output `phase_stats`: per step kind and phase over all steps of that kind: steps (of the kind),
@@ -143,12 +145,14 @@ SELECT s.trace, s.step_index, s.step_kind, s.name AS step_name, s.tid, s.ts_ns,
        (s.end_ns - s.ts_ns) AS wall_ns, c.cpu_span_ns, g.gpu_span_ns,
        greatest(s.end_ns, coalesce(g.gpu_end_ns, s.end_ns)) - s.ts_ns AS end_to_end_ns,
        d.gpu_span_dev_ns::BIGINT AS gpu_span_dev_ns, b.gpu_busy_ns::BIGINT AS gpu_busy_ns,
-       coalesce(g.gpu_op_ns, 0)::BIGINT AS gpu_op_ns, coalesce(g.gpu_ops, 0) AS gpu_ops,
+       CASE WHEN k.has_gpu THEN coalesce(g.gpu_op_ns, 0)::BIGINT END AS gpu_op_ns,
+       CASE WHEN k.has_gpu THEN coalesce(g.gpu_ops, 0) END AS gpu_ops,
        CASE WHEN k.has_runtime THEN coalesce(c.launches, 0) END AS launches,
        CASE WHEN k.has_runtime THEN coalesce(c.launch_host_ns, 0)::BIGINT END AS launch_host_ns,
        CASE WHEN k.has_runtime THEN coalesce(c.graph_launches, 0) END AS graph_launches,
        CASE WHEN k.has_runtime THEN coalesce(c.graph_launch_host_ns, 0)::BIGINT END AS graph_launch_host_ns,
-       coalesce(g.graph_nodes, 0) AS graph_nodes, coalesce(g.graph_node_ns, 0)::BIGINT AS graph_node_ns,
+       CASE WHEN k.has_gpu THEN coalesce(g.graph_nodes, 0) END AS graph_nodes,
+       CASE WHEN k.has_gpu THEN coalesce(g.graph_node_ns, 0)::BIGINT END AS graph_node_ns,
        CASE WHEN k.has_sync THEN coalesce(c.sync_calls, 0) END AS sync_calls,
        CASE WHEN k.has_sync THEN coalesce(c.sync_stall_ns, 0)::BIGINT END AS sync_stall_ns,
        b.gpu_busy_ns / nullif(d.gpu_span_dev_ns, 0) AS gpu_busy_share
@@ -170,10 +174,13 @@ WITH _r AS (
     FROM _gpu_step GROUP BY ALL
 )
 SELECT s.trace, s.step_index, s.step_kind, phase, r.cpu_ns::BIGINT AS cpu_ns, coalesce(r.range_instances, 0) AS range_instances,
-       coalesce(g.gpu_op_ns, 0)::BIGINT AS gpu_op_ns, coalesce(g.gpu_ops, 0) AS gpu_ops,
-       coalesce(g.launches, 0) AS launches, s.wall_ns, r.cpu_ns / nullif(s.wall_ns, 0) AS cpu_share
+       CASE WHEN k.has_gpu THEN coalesce(g.gpu_op_ns, 0)::BIGINT END AS gpu_op_ns,
+       CASE WHEN k.has_gpu THEN coalesce(g.gpu_ops, 0) END AS gpu_ops,
+       CASE WHEN k.has_gpu THEN coalesce(g.launches, 0) END AS launches,
+       s.wall_ns, r.cpu_ns / nullif(s.wall_ns, 0) AS cpu_share
 FROM _r r FULL JOIN _g g USING (trace, step_index, phase)
-JOIN _step_rows s USING (trace, step_index);
+JOIN _step_rows s USING (trace, step_index)
+JOIN _caps k USING (trace);
 
 -- The median step of each trace, the one rule the timeline (median_step_ops here, timeline.sql for
 -- the HTML) and its Perfetto export use: among the steps of the trace's most frequent step kind
@@ -215,7 +222,7 @@ ORDER BY trace, step_kind, list_position(['wall_ns', 'cpu_span_ns', 'gpu_span_ns
          'sync_stall_ns', 'gpu_busy_share'], metric);
 
 -- @output phases
-SELECT * FROM _step_phases ORDER BY trace, step_index, gpu_op_ns DESC, cpu_ns DESC NULLS LAST, phase;
+SELECT * FROM _step_phases ORDER BY trace, step_index, gpu_op_ns DESC NULLS LAST, cpu_ns DESC NULLS LAST, phase;
 
 -- @output phase_stats
 WITH _k AS (
@@ -230,7 +237,7 @@ SELECT p.trace, p.step_kind, p.phase, any_value(k.steps) AS steps, count(*) AS s
        sum(p.gpu_op_ns) / nullif(any_value(k.k_gpu_op_ns), 0) AS gpu_share
 FROM _step_phases p JOIN _k k USING (trace, step_kind)
 GROUP BY p.trace, p.step_kind, p.phase
-ORDER BY p.trace, p.step_kind, mean_gpu_op_ns + mean_cpu_ns DESC, p.phase;
+ORDER BY p.trace, p.step_kind, coalesce(mean_gpu_op_ns, 0) + mean_cpu_ns DESC, p.phase;
 
 -- @output median_step_ops
 SELECT m.trace, m.step_index, m.step_name, m.step_ts_ns, m.step_wall_ns,

@@ -233,3 +233,25 @@ def test_no_runtime_rows(tmp_path: Path) -> None:
     assert pd.isna(r["summary"].iloc[0]["launches"])
     g = r["gpu_idle"].iloc[0]
     assert g["busy_ns"] == GPU_TOTAL and g["other_ns"] == (800 + 45 + 60 + 3620 + 6600) * US
+
+
+def test_no_gpu_ops(tmp_path: Path) -> None:
+    """A CPU-only capture: every GPU measure of steps.sql is NULL (not captured), never a confident 0."""
+    import json
+
+    ev = [e for e in planted.events() if e["cat"] in ("user_annotation", "cpu_op")]
+    (tmp_path / "cpu_only.json").write_text(json.dumps({"traceEvents": ev}))
+    convert(tmp_path / "cpu_only.json", tmp_path / "cpu_only.parquet")
+    r = report.run(tmp_path / "cpu_only.parquet", analyses=["trust", "steps"])
+    assert row(r["trust"], flag="no_gpu_ops")["severity"] == "warn"
+    s = r["steps"]
+    assert list(s["wall_ns"]) == [20000 * US, 1000 * US]  # the CPU side is still measured (steps in time order)
+    for c in ("gpu_op_ns", "gpu_ops", "graph_nodes", "graph_node_ns"):
+        assert s[c].isna().all(), c
+    st = r["steps.stats"]
+    # UNPIVOT drops NULL values: a measure nobody captured has no stats row at all
+    assert "wall_ns" in set(st["metric"]) and not {"gpu_op_ns", "gpu_ops", "graph_nodes", "gpu_span_ns"} & set(st["metric"])
+    ph = r["steps.phases"]
+    assert len(ph) and ph[["gpu_op_ns", "gpu_ops", "launches"]].isna().all().all()
+    ps = row(r["steps.phase_stats"], phase="sampler")
+    assert ps["mean_cpu_ns"] == 5990 * US / 2 and pd.isna(ps["mean_gpu_op_ns"]) and pd.isna(ps["gpu_share"])
