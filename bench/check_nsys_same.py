@@ -1,12 +1,13 @@
-"""Check that two checkouts convert nsys exports to equal Parquet tables (issue 14, item 3).
+"""Check that two checkouts convert traces to equal Parquet tables (issue 14, item 3).
 
-Why: speed work on the nsys reader must not change its output. Each export is converted by each checkout
+Why: speed work on the readers, the linker and the writer must not change their output. Each export is converted by each checkout
 in a fresh child process (so each imports its own ``tracekit``), and the tables read back must be
 ``Table.equals`` with metadata, with the same row-group sizes.
 
-Usage: python bench/check_nsys_same.py --old /tmp/old --new . [--factor 30] [FILE ...]
+Usage: python bench/check_nsys_same.py --old /tmp/old --new . [--factor 30] [--kineto] [FILE ...]
 (default FILEs: every .sqlite under ../shared/traces/nsys/sqlite, plus, with --factor N, the
-bench_nsys.py enlargement of the largest one). Exit status 1 when any file differs.
+bench_nsys.py enlargement of the largest one, and with --kineto every Kineto trace under
+../shared/traces/kineto; a FILE may be either kind). Exit status 1 when any file differs.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ from bench_nsys import SHARED, enlarge, largest  # noqa: E402
 CONVERT = """
 import sys
 sys.path.insert(0, sys.argv[3])
-from tracekit.ingest.nsys import convert_nsys
-convert_nsys(sys.argv[1], sys.argv[2], trace="t")
+from tracekit.ingest import convert
+convert(sys.argv[1], sys.argv[2], trace="t")
 """
 
 
@@ -58,10 +59,13 @@ def main() -> None:
     ap.add_argument("--old", type=Path, required=True)
     ap.add_argument("--new", type=Path, default=ROOT)
     ap.add_argument("--factor", type=int, default=0, help="also check the bench_nsys enlargement by this factor")
+    ap.add_argument("--kineto", action="store_true", help="also check every Kineto trace under ../shared/traces/kineto")
     a = ap.parse_args()
     bad = 0
     with tempfile.TemporaryDirectory(prefix="tk-same-") as tmp:
         files = a.files or sorted(SHARED.glob("*/*.sqlite"))
+        if a.kineto:
+            files += sorted(SHARED.parents[1].joinpath("kineto").rglob("*.json*"))
         if a.factor:
             big = Path(tmp) / f"big.x{a.factor}.sqlite"
             enlarge(largest(), big, a.factor)

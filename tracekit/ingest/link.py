@@ -138,15 +138,8 @@ def _thread_groups(pid: np.ndarray, tid: np.ndarray, rows: np.ndarray) -> dict[t
 _QUERY_CHUNK = 1 << 18  # queries per vectorised pass: bounds the temporaries (~10 arrays of this size)
 
 
-def _rightmost_open(ends: np.ndarray, pos: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """For each query q: the largest i <= pos[q] with ends[i] > t[q], else -1.
-
-    Binary lifting over a sparse table of block maxima of ``ends``: log2(m)
-    vectorised steps for all queries at once, instead of a Python stack walk.
-    """
-    if len(pos) > _QUERY_CHUNK:
-        return np.concatenate([_rightmost_open(ends, pos[i : i + _QUERY_CHUNK], t[i : i + _QUERY_CHUNK])
-                               for i in range(0, len(pos), _QUERY_CHUNK)])
+def _sparse(ends: np.ndarray) -> list[np.ndarray]:
+    """Sparse table of block maxima of ``ends`` (level k: max over the 2**k elements ending at i)."""
     tables = [ends]
     size = 1
     while size * 2 <= len(ends):
@@ -155,6 +148,18 @@ def _rightmost_open(ends: np.ndarray, pos: np.ndarray, t: np.ndarray) -> np.ndar
         cur[size:] = np.maximum(prev[size:], prev[:-size])  # max over the 2*size elements ending at i
         tables.append(cur)
         size *= 2
+    return tables
+
+
+def _rightmost_open(tables: list[np.ndarray], pos: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """For each query q: the largest i <= pos[q] with ends[i] > t[q], else -1 (``tables = _sparse(ends)``).
+
+    Binary lifting over the sparse table of block maxima of ``ends``: log2(m)
+    vectorised steps for all queries at once, instead of a Python stack walk.
+    """
+    if len(pos) > _QUERY_CHUNK:
+        return np.concatenate([_rightmost_open(tables, pos[i : i + _QUERY_CHUNK], t[i : i + _QUERY_CHUNK])
+                               for i in range(0, len(pos), _QUERY_CHUNK)])
     pos = pos.astype(np.int64, copy=True)
     for k in range(len(tables) - 1, -1, -1):
         blk = 1 << k
@@ -164,68 +169,117 @@ def _rightmost_open(ends: np.ndarray, pos: np.ndarray, t: np.ndarray) -> np.ndar
     return pos
 
 
-def link(inp: LinkInput) -> LinkOutput:
-    """Compute phase, phase_path and launch links for one trace.
+def _thread_key(pid: np.ndarray, tid: np.ndarray) -> np.ndarray:
+    """(pid, tid) packed into one int64, as :func:`_thread_groups` packs it."""
+    return (pid << 32) ^ (tid & 0xFFFFFFFF)
 
-    The phase of a CPU event is the latest-starting range of its thread that is
-    still open at the event's start (for properly nested ranges: the innermost
-    enclosing one); a range's parent is found by the same rule at its own start.
+
+class RangeTree:
+    """The ranges of one trace, nested per thread: each range's path, and the range open at any CPU point.
+
+    Built once from every ``range`` row of the trace; :meth:`lookup` then answers for any batch of points,
+    so a reader that delivers all ranges first can link the rest of the trace batch by batch
+    (tracekit.ingest.nsys). The phase of a CPU event is the latest-starting range of its thread that is
+    still open at the event's start (for properly nested ranges: the innermost enclosing one); a range's
+    parent is found by the same rule at its own start.
     """
+
+    def __init__(self, pid: np.ndarray, tid: np.ndarray, ts: np.ndarray, dur: np.ndarray,
+                 name_idx: np.ndarray, name_dict: list[str]) -> None:
+        """The range rows' columns, in row order (``name_idx`` into ``name_dict``, -1 = NULL)."""
+        m_all = len(ts)
+        self.range_path = np.full(m_all, -1, dtype=np.int32)  # path id of each input range, in input order
+        self.paths: list[str] = []
+        self._path_name: list[int] = []  # name index of each path's last element
+        self._name_dict = name_dict
+        self._threads: dict[int, tuple[np.ndarray, list[np.ndarray], np.ndarray]] = {}
+        n_names = max(len(name_dict), 1)
+        path_of_key: dict[int, int] = {}
+        for _, rows in _thread_groups(pid, tid, np.arange(m_all, dtype=np.int32)).items():
+            # Sort by start, longer first on ties, so a parent precedes its children.
+            starts = ts[rows]
+            ends = starts + np.maximum(dur[rows], 0)
+            order = np.lexsort((-ends, starts))
+            rows, starts, ends = rows[order], starts[order], ends[order]
+            m = len(rows)
+            tables = _sparse(ends)
+            parent = _rightmost_open(tables, np.arange(m) - 1, starts)
+            names = name_idx[rows].astype(np.int64)
+            names = np.where(names >= 0, names, n_names)  # NULL name -> a sentinel id
+            # Paths level by level: a path id per distinct (parent path, name) pair.
+            r_path = np.full(m, -1, dtype=np.int64)
+            level = parent < 0
+            while level.any():
+                sel = np.flatnonzero(level)
+                ppath = np.where(parent[sel] >= 0, r_path[np.maximum(parent[sel], 0)], -1)
+                keys = (ppath + 1) * (n_names + 1) + names[sel]
+                uniq, inv = np.unique(keys, return_inverse=True)
+                ids = np.empty(len(uniq), dtype=np.int64)
+                for u, kk in enumerate(uniq.tolist()):
+                    pid_ = path_of_key.get(kk)
+                    if pid_ is None:
+                        pp, ni = divmod(kk, n_names + 1)
+                        nm = name_dict[ni] if ni < len(name_dict) else ""
+                        pid_ = path_of_key[kk] = len(self.paths)
+                        self.paths.append(nm if pp == 0 else self.paths[pp - 1] + "/" + nm)
+                        self._path_name.append(ni)
+                    ids[u] = pid_
+                r_path[sel] = ids[inv.reshape(-1)]
+                done = np.zeros(m, dtype=bool)
+                done[sel] = True
+                level = (parent >= 0) & done[np.maximum(parent, 0)] & (r_path < 0)
+            self.range_path[rows] = r_path
+            if m:
+                key = int(_thread_key(pid[rows[:1]], tid[rows[:1]])[0])
+                self._threads[key] = (starts, tables, r_path)
+
+    def lookup(self, pid: np.ndarray, tid: np.ndarray, ts: np.ndarray) -> np.ndarray:
+        """Path id of the range open at each point's start on the point's thread (-1: none)."""
+        out = np.full(len(ts), -1, dtype=np.int32)
+        if not self._threads or not len(ts):
+            return out
+        for _, pts in _thread_groups(pid, tid, np.arange(len(ts), dtype=np.int32)).items():
+            th = self._threads.get(int(_thread_key(pid[pts[:1]], tid[pts[:1]])[0]))
+            if th is None:
+                continue
+            starts, tables, r_path = th
+            t = ts[pts]
+            hit_range = _rightmost_open(tables, np.searchsorted(starts, t, side="right") - 1, t)
+            hit = hit_range >= 0
+            out[pts[hit]] = r_path[hit_range[hit]]
+        return out
+
+    def phases(self) -> tuple[list[str], np.ndarray]:
+        """The distinct phase names, and each path's phase id (a path's phase is its last element)."""
+        phases: list[str] = []
+        phase_id: dict[str, int] = {}
+        for ni in self._path_name:
+            nm = self._name_dict[ni] if ni < len(self._name_dict) else ""
+            if nm not in phase_id:
+                phase_id[nm] = len(phases)
+                phases.append(nm)
+        path_phase = np.array([phase_id[self._name_dict[ni] if ni < len(self._name_dict) else ""]
+                               for ni in self._path_name], dtype=np.int32)
+        return phases, path_phase
+
+
+def link(inp: LinkInput) -> LinkOutput:
+    """Compute phase, phase_path and launch links for one trace (all rows at once; see :class:`RangeTree`)."""
     n = len(inp.code)
     phase_idx = np.full(n, -1, dtype=np.int32)
     path_idx = np.full(n, -1, dtype=np.int32)
-    n_names = max(len(inp.name_dict), 1)
-    paths: list[str] = []
-    path_of_key: dict[int, int] = {}
-    path_name: list[int] = []  # name index of each path's last element
 
     range_rows = np.flatnonzero(inp.code == RANGE).astype(np.int32)
+    tree = RangeTree(inp.pid[range_rows], inp.tid[range_rows], inp.ts[range_rows], inp.dur[range_rows],
+                     inp.name_idx[range_rows], inp.name_dict)
+    path_idx[range_rows] = tree.range_path
     point_rows = np.flatnonzero((inp.code == RUNTIME) | (inp.code == CPU_POINT)).astype(np.int32)
-    point_groups = _thread_groups(inp.pid, inp.tid, point_rows)
-    for key, rows in _thread_groups(inp.pid, inp.tid, range_rows).items():
-        # Sort by start, longer first on ties, so a parent precedes its children.
-        starts = inp.ts[rows]
-        ends = starts + np.maximum(inp.dur[rows], 0)
-        order = np.lexsort((-ends, starts))
-        rows, starts, ends = rows[order], starts[order], ends[order]
-        m = len(rows)
-        parent = _rightmost_open(ends, np.arange(m) - 1, starts)
-        names = inp.name_idx[rows].astype(np.int64)
-        names = np.where(names >= 0, names, n_names)  # NULL name -> a sentinel id
-        # Paths level by level: a path id per distinct (parent path, name) pair.
-        r_path = np.full(m, -1, dtype=np.int64)
-        level = parent < 0
-        while level.any():
-            sel = np.flatnonzero(level)
-            ppath = np.where(parent[sel] >= 0, r_path[np.maximum(parent[sel], 0)], -1)
-            keys = (ppath + 1) * (n_names + 1) + names[sel]
-            uniq, inv = np.unique(keys, return_inverse=True)
-            ids = np.empty(len(uniq), dtype=np.int64)
-            for u, kk in enumerate(uniq.tolist()):
-                pid_ = path_of_key.get(kk)
-                if pid_ is None:
-                    pp, ni = divmod(kk, n_names + 1)
-                    nm = inp.name_dict[ni] if ni < len(inp.name_dict) else ""
-                    pid_ = path_of_key[kk] = len(paths)
-                    paths.append(nm if pp == 0 else paths[pp - 1] + "/" + nm)
-                    path_name.append(ni)
-                ids[u] = pid_
-            r_path[sel] = ids[inv.reshape(-1)]
-            done = np.zeros(m, dtype=bool)
-            done[sel] = True
-            level = (parent >= 0) & done[np.maximum(parent, 0)] & (r_path < 0)
-        path_idx[rows] = r_path
-        pts = point_groups.get(key)
-        if pts is None or m == 0:
-            continue
-        t = inp.ts[pts]
-        hit_range = _rightmost_open(ends, np.searchsorted(starts, t, side="right") - 1, t)
-        hit = hit_range >= 0
-        path_idx[pts[hit]] = r_path[hit_range[hit]]
+    path_idx[point_rows] = tree.lookup(inp.pid[point_rows], inp.tid[point_rows], inp.ts[point_rows])
 
     # phase = the last element of the path: map each path to the id of its last name.
-    phases: list[str] = []
-    phase_id: dict[str, int] = {}
+    paths = tree.paths
+    phases, path_phase = tree.phases()
+    phase_id = {p: i for i, p in enumerate(phases)}
 
     def intern(table: dict[str, int], values: list[str], s: str) -> int:
         i = table.get(s)
@@ -234,8 +288,6 @@ def link(inp: LinkInput) -> LinkOutput:
             values.append(s)
         return i
 
-    path_phase = np.array([intern(phase_id, phases, inp.name_dict[ni] if ni < len(inp.name_dict) else "")
-                           for ni in path_name], dtype=np.int32)
     has_path = path_idx >= 0
     if len(path_phase):
         phase_idx[has_path] = path_phase[path_idx[has_path]]
@@ -262,46 +314,74 @@ def link(inp: LinkInput) -> LinkOutput:
 
 
 def _launch_rows(inp: LinkInput) -> tuple[np.ndarray, int]:
-    """Per row, the runtime row that launched it (-1 = none), and how many GPU rows had a choice.
-
-    Rule: among the runtime rows with the GPU row's correlation id, the latest whose start is
-    <= the GPU row's start; when none started by then, the earliest. With unique ids this is
-    the one match, found by one stable sort and a binary search (as before ids could repeat);
-    only ids that repeat pay for the second, time-ordered search.
-    """
+    """Per row, the runtime row that launched it (-1 = none), and how many GPU rows had a choice."""
     n = len(inp.code)
     launch_row = np.full(n, -1, dtype=np.int32)
     rt = np.flatnonzero((inp.code == RUNTIME) & (inp.corr >= 0))
     gpu = np.flatnonzero((inp.code == GPU) & (inp.corr >= 0))
     if not len(rt) or not len(gpu):
         return launch_row, 0
-    o = np.argsort(inp.corr[rt], kind="stable")
-    rt_s = rt[o]
-    c_s = inp.corr[rt_s]
-    g_corr = inp.corr[gpu]
-    lo = np.searchsorted(c_s, g_corr, side="left")
-    last = len(c_s) - 1
-    found = c_s[np.minimum(lo, last)] == g_corr
-    gpu, lo, g_corr = gpu[found], lo[found], g_corr[found]
-    pick = lo.copy()
-    amb = c_s[np.minimum(lo + 1, last)] == g_corr
-    amb &= lo < last  # the id has a second launch
-    n_amb = int(np.count_nonzero(amb))
-    if n_amb:
-        new_blk = np.concatenate([[True], c_s[1:] != c_s[:-1]])
-        blk = np.cumsum(new_blk) - 1  # id block of each sorted runtime row
-        starts = np.flatnonzero(new_blk)
-        size = np.diff(np.append(starts, len(c_s)))[blk]
-        pos = np.flatnonzero(size > 1)  # sorted positions of runtime rows whose id repeats
-        ts_s = inp.ts[rt_s]
-        pos = pos[np.lexsort((ts_s[pos], blk[pos]))]  # by (id block, start); stable: row order on ties
-        ga, la = gpu[amb], lo[amb]
-        times = np.sort(np.concatenate([ts_s[pos], inp.ts[ga]]))  # ranks by searchsorted; repeats are harmless
-        m = np.int64(len(times) + 1)
-        key = blk[pos].astype(np.int64) * m + np.searchsorted(times, ts_s[pos])
-        q = blk[la].astype(np.int64) * m + np.searchsorted(times, inp.ts[ga])
-        first = np.searchsorted(key, blk[la].astype(np.int64) * m, side="left")  # the id's earliest launch
-        at = np.searchsorted(key, q, side="right") - 1  # its latest launch that started <= the op
-        pick[amb] = pos[np.where(at >= first, at, first)]
-    launch_row[gpu] = rt_s[pick]
+    pick, n_amb = Launches(inp.corr[rt], inp.ts[rt]).find(inp.corr[gpu], inp.ts[gpu])
+    found = pick >= 0
+    launch_row[gpu[found]] = rt[pick[found]]
     return launch_row, n_amb
+
+
+class Launches:
+    """The runtime calls of one trace by correlation id, to find the call that launched each GPU op.
+
+    Rule: among the runtime calls with the GPU op's correlation id, the latest whose start is
+    <= the op's start; when none started by then, the earliest. With unique ids this is
+    the one match, found by one stable sort and a binary search (as before ids could repeat);
+    only ids that repeat pay for the second, time-ordered search. Built once from every runtime
+    call; :meth:`find` then answers for any batch of GPU ops (all at once, or batch by batch).
+    """
+
+    def __init__(self, corr: np.ndarray, ts: np.ndarray) -> None:
+        """``corr`` (>= 0) and ``ts`` of the runtime calls, in row order."""
+        o = np.argsort(corr, kind="stable")
+        self._rt_s = o  # runtime call index of each sorted position
+        self._c_s = corr[o]
+        self._ts_s = ts[o]
+        self._rep: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def _repeats(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(id block of each sorted call, sorted positions of the calls whose id repeats by (block, start), their starts)."""
+        if self._rep is None:
+            c_s = self._c_s
+            new_blk = np.concatenate([[True], c_s[1:] != c_s[:-1]])
+            blk = np.cumsum(new_blk) - 1  # id block of each sorted runtime row
+            starts = np.flatnonzero(new_blk)
+            size = np.diff(np.append(starts, len(c_s)))[blk]
+            pos = np.flatnonzero(size > 1)  # sorted positions of runtime rows whose id repeats
+            pos = pos[np.lexsort((self._ts_s[pos], blk[pos]))]  # by (id block, start); stable: row order on ties
+            self._rep = (blk, pos, self._ts_s[pos])
+        return self._rep
+
+    def find(self, g_corr: np.ndarray, g_ts: np.ndarray) -> tuple[np.ndarray, int]:
+        """Per GPU op (``g_corr`` >= 0), the index of its launching call (-1: none), and how many had a choice."""
+        pick_out = np.full(len(g_corr), -1, dtype=np.int64)
+        c_s = self._c_s
+        if not len(c_s) or not len(g_corr):
+            return pick_out, 0
+        lo = np.searchsorted(c_s, g_corr, side="left")
+        last = len(c_s) - 1
+        found = c_s[np.minimum(lo, last)] == g_corr
+        g_at = np.flatnonzero(found)
+        lo, g_corr, g_ts = lo[found], g_corr[found], g_ts[found]
+        pick = lo.copy()
+        amb = c_s[np.minimum(lo + 1, last)] == g_corr
+        amb &= lo < last  # the id has a second launch
+        n_amb = int(np.count_nonzero(amb))
+        if n_amb:
+            blk, pos, ts_pos = self._repeats()
+            la, ga_ts = lo[amb], g_ts[amb]
+            times = np.sort(np.concatenate([ts_pos, ga_ts]))  # ranks by searchsorted; repeats are harmless
+            m = np.int64(len(times) + 1)
+            key = blk[pos].astype(np.int64) * m + np.searchsorted(times, ts_pos)
+            q = blk[la].astype(np.int64) * m + np.searchsorted(times, ga_ts)
+            first = np.searchsorted(key, blk[la].astype(np.int64) * m, side="left")  # the id's earliest launch
+            at = np.searchsorted(key, q, side="right") - 1  # its latest launch that started <= the op
+            pick[amb] = pos[np.where(at >= first, at, first)]
+        pick_out[g_at] = self._rt_s[pick]
+        return pick_out, n_amb
