@@ -25,9 +25,11 @@ All steps are linear in the number of events apart from sorts.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from tracekit.ingest.arrays import np_values, num_array, str_array
 
@@ -385,3 +387,92 @@ class Launches:
             pick[amb] = pos[np.where(at >= first, at, first)]
         pick_out[g_at] = self._rt_s[pick]
         return pick_out, n_amb
+
+
+class BatchLinker:
+    """Links a trace batch by batch, for a reader that can deliver every range before the rest.
+
+    The rules are :func:`link`'s; only the order differs. Built from the trace's :class:`RangeTree`, it then
+    takes the batches in output order: range rows must come in the order the tree was built from, and
+    every runtime call before the first GPU op (the launching call of an op is looked up among all of them).
+    tracekit.ingest.nsys reads NVTX_EVENTS (all the ranges) first and CUPTI_ACTIVITY_KIND_RUNTIME before
+    the GPU tables, so it can write each batch as soon as it is read instead of after the last one.
+    """
+
+    def __init__(self, tree: RangeTree) -> None:
+        self.tree = tree
+        phases, self._path_phase = tree.phases()
+        self._phases = str_array(phases)
+        self._paths = str_array(tree.paths)
+        self._range_at = 0  # range rows linked so far (their paths: tree.range_path in this order)
+        self._rt: dict[str, list[Any]] = {k: [] for k in ("corr", "ts", "dur", "tid", "name", "path")}
+        self._launches: tuple[Launches, np.ndarray, dict[str, Any]] | None = None
+        self.ambiguous_launches = 0
+
+    def _launch_index(self) -> tuple[Launches, np.ndarray, dict[str, Any]]:
+        if self._launches is None:
+            rt = {k: (pa.concat_arrays(v) if k == "name" else np.concatenate(v)) if v else
+                  (pa.nulls(0, pa.string()) if k == "name" else np.zeros(0, np.int64)) for k, v in self._rt.items()}
+            keyed = np.flatnonzero(rt["corr"] >= 0)
+            self._launches = (Launches(rt["corr"][keyed], rt["ts"][keyed]), keyed, rt)
+            self._rt = {}
+        return self._launches
+
+    def columns(self, code: np.ndarray, pid: np.ndarray, tid: np.ndarray, ts: np.ndarray, dur: np.ndarray,
+                corr: np.ndarray, name: pa.Array) -> dict[str, pa.Array]:
+        """The link columns of the next batch (its linker columns as :class:`LinkInput` holds them, and its names)."""
+        n = len(code)
+        path = np.full(n, -1, dtype=np.int32)
+        ranges = np.flatnonzero(code == RANGE)
+        if len(ranges):
+            k = len(ranges)
+            if self._range_at + k > len(self.tree.range_path):
+                raise RuntimeError("BatchLinker: more range rows than the RangeTree was built from")
+            path[ranges] = self.tree.range_path[self._range_at : self._range_at + k]
+            self._range_at += k
+        points = np.flatnonzero((code == RUNTIME) | (code == CPU_POINT))
+        if len(points):
+            path[points] = self.tree.lookup(pid[points], tid[points], ts[points])
+        rt = np.flatnonzero(code == RUNTIME)
+        if len(rt):
+            if self._launches is not None:
+                raise RuntimeError("BatchLinker: a runtime call after the first GPU op")
+            for k, v in (("corr", corr), ("ts", ts), ("dur", dur), ("tid", tid), ("path", path)):
+                self._rt[k].append(v[rt])
+            self._rt["name"].append(name.take(num_array(rt.astype(np.int64))))
+        launch_ts = launch_dur = launch_tid = None
+        launch_name = pa.nulls(n, pa.string())
+        gpu = np.flatnonzero((code == GPU) & (corr >= 0))
+        no_launch = np.ones(n, dtype=bool)
+        if len(gpu):
+            launches, keyed, r = self._launch_index()
+            pick, amb = launches.find(corr[gpu], ts[gpu])
+            self.ambiguous_launches += amb
+            ok = pick >= 0
+            gpu, src = gpu[ok], keyed[pick[ok]]  # src: index into the runtime calls
+            path[gpu] = r["path"][src]
+            idx = np.full(n, -1, dtype=np.int64)
+            idx[gpu] = src
+            no_launch[gpu] = False
+            safe = np.where(no_launch, 0, idx)
+            launch_ts, launch_dur, launch_tid = (r[k][safe] if len(r[k]) else safe for k in ("ts", "dur", "tid"))
+            launch_name = r["name"].take(num_array(idx, no_launch, pa.int64()))
+        zeros = np.zeros(n, dtype=np.int64)
+        has = path >= 0
+        phase_idx = np.full(n, -1, dtype=np.int32)
+        if len(self._path_phase):
+            phase_idx[has] = self._path_phase[path[has]]
+        phase, phase_path = _take(self._phases, phase_idx), _take(self._paths, path)
+        grange = code == GPU_RANGE
+        if grange.any():  # gpu_range rows: their own name is their phase (and path)
+            own = pc.fill_null(name, "")
+            mask = num_array(grange)
+            phase, phase_path = pc.if_else(mask, own, phase), pc.if_else(mask, own, phase_path)
+        return {
+            "phase": phase,
+            "phase_path": phase_path,
+            "launch_name": launch_name,
+            "launch_ts_ns": num_array(zeros if launch_ts is None else launch_ts, no_launch, pa.int64()),
+            "launch_dur_ns": num_array(zeros if launch_dur is None else launch_dur, no_launch, pa.int64()),
+            "launch_tid": num_array(zeros if launch_tid is None else launch_tid, no_launch, pa.int64()),
+        }

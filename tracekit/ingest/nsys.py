@@ -83,7 +83,7 @@ except ImportError:  # pragma: no cover - a dependency; kept optional so an inst
 
 from tracekit.errors import TraceError
 from tracekit.ingest.arrays import num_array
-from tracekit.ingest.sink import Prepared, TraceSink, keep_freed_blocks
+from tracekit.ingest.sink import Prepared, StreamSink, TraceSink, keep_freed_blocks
 from tracekit.redact import redact_argv, redact_text
 
 BATCH = 100000
@@ -669,7 +669,7 @@ class _Reader:
     of the readers, so the output does not depend on thread timing.
     """
 
-    def __init__(self, db: _Db, sink: TraceSink, progress: Callable[[int], None] | None, size: int) -> None:
+    def __init__(self, db: _Db, sink: StreamSink, progress: Callable[[int], None] | None, size: int) -> None:
         self.db = db
         self.sink = sink
         self.progress = progress
@@ -1023,15 +1023,28 @@ class _Reader:
         self.db.strings()  # shared by every table: read before the workers start
         tasks = [self.runtime, self.kernels, self.memcpy, self.memset, self.syncs, self.nvtx, self.cpu_intervals,
                  self.cuda_events, self.names]
+        held = tasks.index(self.nvtx)  # NVTX_EVENTS holds every range: read first, written at its place (StreamSink)
         queues: list[queue.Queue[Any]] = [queue.Queue(maxsize=LOOKAHEAD) for _ in tasks]
         with ThreadPoolExecutor(WORKERS, thread_name_prefix="tracekit-nsys") as pool:
-            for task, q in zip(tasks, queues):
-                pool.submit(self._produce, task, q)
+            # Started in this order, consumed in the order of the tasks (the rows of the output keep it): a
+            # worker only ever waits on a queue that the consumer reaches before any task not yet started.
+            for i in [held, *(i for i in range(len(tasks)) if i != held)]:
+                pool.submit(self._produce, tasks[i], queues[i])
             try:
-                for q in queues:  # the order of the tasks: the rows of the output keep it
-                    while (item := q.get()) is not _DONE:
-                        if isinstance(item, BaseException):
-                            raise item
+                held_notes: list[str] = []
+                for item in self._drain(queues[held]):
+                    if isinstance(item, str):
+                        held_notes.append(item)
+                    elif item is not None:
+                        self.sink.hold(item)
+                        self._advance(item.batch.num_rows)
+                self.sink.start()
+                for i, q in enumerate(queues):
+                    if i == held:
+                        self.sink.append_held()
+                        self.notes += held_notes
+                        continue
+                    for item in self._drain(q):
                         if isinstance(item, str):
                             self.notes.append(item)
                         elif item is not None:
@@ -1039,6 +1052,14 @@ class _Reader:
                             self._advance(item.batch.num_rows)
             finally:
                 self._stop.set()
+
+    @staticmethod
+    def _drain(q: queue.Queue[Any]) -> Iterator[Item]:
+        """One table reader's items, until its end (an exception it raised is raised here)."""
+        while (item := q.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
 
     def _produce(self, task: Callable[[], Iterator[Item]], q: queue.Queue[Any]) -> None:
         """Run one table's reader on a worker thread into ``q`` (then ``_DONE``, or the exception it raised)."""
@@ -1233,7 +1254,7 @@ def _convert_sqlite(p: Path, out: str | os.PathLike[str], name: str, progress: C
     try:
         if "StringIds" not in db.tables and not any(t in db.tables for t in EVENT_TABLES):
             raise TraceError(p, "SQLite database but not an Nsight Systems export (no StringIds and no CUPTI/NVTX/OSRT tables)")
-        with TraceSink(out, name, SOURCE) as sink:
+        with StreamSink(out, name, SOURCE) as sink:
             reader = _Reader(db, sink, progress, Path(source_file).stat().st_size)
             # No cyclic GC while the tables are read: each batch makes a few hundred Arrow wrappers, and GC
             # passes over every loaded module's objects were ~3% of the CPU (perf, 30x file), all under the GIL.

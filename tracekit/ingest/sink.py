@@ -19,13 +19,14 @@ next one.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import dataclasses
 import os
 import queue
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -36,7 +37,7 @@ from tracekit import schema
 from tracekit.atomic import atomic_path, drop_temp, make_temp
 from tracekit.errors import TraceError
 from tracekit.ingest.arrays import np_filled, np_values, num_array, str_array
-from tracekit.ingest.link import GPU_RANGE, RANGE, RUNTIME, LinkInput, kind_codes, link
+from tracekit.ingest.link import GPU_RANGE, RANGE, RUNTIME, BatchLinker, LinkInput, RangeTree, kind_codes, link
 
 BASE_FIELDS = [f for f in schema.ARROW_SCHEMA if f.name not in schema.LINK_COLUMNS + schema.SINK_COLUMNS]
 BASE_SCHEMA = pa.schema(BASE_FIELDS)
@@ -115,8 +116,7 @@ class _PageDropper:
         # the mapping's bounds (:meth:`bounds`): a buffer outside them (a batch decoded into fresh memory)
         # turns dropping off, since MADV_DONTNEED on heap memory would zero live data
         self._base = self._end = 0
-        self._batches: list[tuple[int, int]] = []  # (rows up to this batch's end, address of its first byte)
-        self._rows = 0
+        self._batches: list[tuple[int, int]] = []  # (output rows up to this batch's end, address of its first byte)
         self._written = 0
         self._done = 0
         self._next = 0
@@ -136,17 +136,16 @@ class _PageDropper:
         self._end = self._base + mapped.size()
         mapped.seek(pos)
 
-    def read(self, batch: pa.RecordBatch) -> None:
-        """Note the next batch read from the map (reader thread)."""
+    def read(self, batch: pa.RecordBatch, end_row: int) -> None:
+        """Note the next batch read from the map (reader thread); ``end_row``: its last output row + 1."""
         addrs = [buf.address for col in batch.columns for buf in col.buffers() if buf is not None and buf.size]
         if any(not self._base <= a < self._end for a in addrs):
             self._madvise = None  # not all in the map: never drop
-        self._rows += batch.num_rows
         if addrs:
-            self._batches.append((self._rows, min(addrs)))
+            self._batches.append((end_row, min(addrs)))
 
     def written(self, rows: int) -> None:
-        """``rows`` more rows are written (writer thread): drop the pages before the first batch still needed."""
+        """``rows`` more output rows are written (writer thread): drop the pages before the first batch still needed."""
         self._written += rows
         if self._madvise is None or not self._batches:
             return
@@ -212,6 +211,91 @@ class _WriterThread:
         self._t.join()
         if exc_type is None and self._error is not None:
             raise self._error
+
+
+class _Out:
+    """The output while it is written: batches in output order, whole row groups handed to the writer thread.
+
+    Every row group but the last has ROW_GROUP rows whatever the batch sizes (2.16 M rows: 33 groups, was 59
+    of uneven size); the rest of a batch starts the next group (zero-copy slices).
+    """
+
+    def __init__(self, wt: _WriterThread, pages: _PageDropper) -> None:
+        self.wt = wt
+        self.pages = pages
+        self.rows = 0
+        self._pending: list[pa.RecordBatch] = []
+        self._pending_rows = 0
+
+    def write(self, b: pa.RecordBatch, link: dict[str, pa.Array]) -> None:
+        """One batch of base columns (BASE_SCHEMA) plus its link columns: the next rows of the output."""
+        lo, hi = self.rows, self.rows + b.num_rows
+        extra = dict(link)
+        if b.column("seq").null_count == b.num_rows:
+            extra["seq"] = num_array(np.arange(lo, hi, dtype=np.int64))
+        extra["row_id"] = num_array(np.arange(lo, hi, dtype=np.int64))  # schema.SINK_COLUMNS
+        cols = [extra[f.name] if f.name in extra else b.column(f.name) for f in schema.ARROW_SCHEMA]
+        self._pending.append(pa.RecordBatch.from_arrays(cols, schema=schema.ARROW_SCHEMA))
+        self._pending_rows += b.num_rows
+        self.rows = hi
+        if self._pending_rows >= ROW_GROUP:
+            t = pa.Table.from_batches(self._pending)
+            full = self._pending_rows - self._pending_rows % ROW_GROUP
+            self.wt.put(t.slice(0, full))
+            self._pending = t.slice(full).to_batches()
+            self._pending_rows -= full
+
+    def flush(self) -> None:
+        if self._pending or self.rows == 0:
+            self.wt.put(pa.Table.from_batches(self._pending, schema=schema.ARROW_SCHEMA))
+            self._pending, self._pending_rows = [], 0
+
+
+@contextlib.contextmanager
+def _parquet_out(path: Path, metadata: dict[bytes, bytes]) -> Iterator[_Out]:
+    """Write ``path`` atomically: yields an :class:`_Out`; the trace metadata is read from ``metadata`` at the end.
+
+    The key-value metadata is added when the file is closed, not when it is opened, so that rows can be
+    written while notes and counts are still being gathered (tracekit.ingest.nsys writes while it reads).
+    ``store_schema=False`` because pyarrow reads a file's schema metadata from its ``ARROW:schema`` entry,
+    which is fixed at open, and else from the key-value metadata: every column type of the schema (int32,
+    int64, double, string) reads back the same without it.
+    """
+    with atomic_path(path) as tmp_out, \
+            pq.ParquetWriter(tmp_out, schema.ARROW_SCHEMA, store_schema=False, **PARQUET_OPTIONS) as w:
+        pages = _PageDropper()
+        with _WriterThread(w, pages.written) as wt:
+            out = _Out(wt, pages)
+            yield out
+            out.flush()
+        w.add_key_value_metadata(metadata)
+
+
+def _merge_names(parts: list[tuple[pa.Array, np.ndarray]], rows: int) -> tuple[list[str], np.ndarray]:
+    """One name dictionary for the batches' (dictionary, indices) pairs: the names and every row's index (-1: none)."""
+    dicts = [d for d, _ in parts]
+    combined = pa.concat_arrays(dicts) if dicts else str_array([])
+    enc = combined.dictionary_encode()
+    remap = np_values(enc.indices).astype(np.int32)
+    name_idx = np.full(rows, -1, dtype=np.int32)
+    row = off = 0
+    for d, i in parts:
+        has = i >= 0
+        name_idx[row : row + len(i)][has] = remap[i[has] + off]
+        row += len(i)
+        off += len(d)
+    return enc.dictionary.to_pylist(), name_idx
+
+
+def _final_meta(meta: dict[str, Any], rows: int, source: str, ambiguous: int) -> dict[str, Any]:
+    """The trace metadata as stored: the reader's, the caller's (EXTRA_META), counts and the linker's note."""
+    from tracekit import __version__
+
+    meta = dict(meta, **EXTRA_META.get(), events=rows, source=source, converter_version=__version__)
+    if ambiguous:  # link.py's rule for reused correlation ids; trust.sql flags them as well
+        meta["notes"] = [*(meta.get("notes") or []), f"{ambiguous} GPU ops share their correlation id "
+                         "with several runtime calls: each is linked to the latest of them that started at or before it"]
+    return meta
 
 
 @dataclasses.dataclass
@@ -299,20 +383,7 @@ class TraceSink:
             return np.concatenate(parts) if parts else np.zeros(0, dt)
 
         # One name dictionary for the trace: concatenate the batches' dictionaries, encode once, remap indices.
-        parts = p.pop("name")
-        dicts = [d for d, _ in parts]
-        combined = pa.concat_arrays(dicts) if dicts else str_array([])
-        enc = combined.dictionary_encode()
-        remap = np_values(enc.indices).astype(np.int32)
-        name_dict = enc.dictionary.to_pylist()
-        name_idx = np.full(self.rows, -1, dtype=np.int32)
-        row = off = 0
-        for d, i in parts:
-            has = i >= 0
-            name_idx[row : row + len(i)][has] = remap[i[has] + off]
-            row += len(i)
-            off += len(d)
-        del parts, dicts, combined, enc, remap
+        name_dict, name_idx = _merge_names(p.pop("name"), self.rows)
         inp = LinkInput(cat("code", np.int8), cat("pid", np.int64), cat("tid", np.int64), cat("ts", np.int64),
                         cat("dur", np.int64), cat("corr", np.int64), name_idx, name_dict)
         self._link_parts = {}
@@ -321,47 +392,21 @@ class TraceSink:
         ts, dur, tid = inp.ts, inp.dur, inp.tid
         del inp, name_idx
         _release_free_memory()
-        from tracekit import __version__
-
-        meta = dict(meta, **EXTRA_META.get(), events=self.rows, source=self.source, converter_version=__version__)
-        if res.ambiguous_launches:  # link.py's rule for reused correlation ids; trust.sql flags them as well
-            meta["notes"] = [*(meta.get("notes") or []), f"{res.ambiguous_launches} GPU ops share their correlation id "
-                             "with several runtime calls: each is linked to the latest of them that started at or before it"]
+        final: dict[bytes, bytes] = {}
         try:
-            final_schema = schema.ARROW_SCHEMA.with_metadata(schema.schema_metadata({self.trace: meta}))
-            pages = _PageDropper()
-            with atomic_path(self.out) as tmp_out, \
-                    pq.ParquetWriter(tmp_out, final_schema, **PARQUET_OPTIONS) as w, _WriterThread(w, pages.written) as wt:
+            with _parquet_out(self.out, final) as out:
                 # This thread reads the spill back and adds the link columns while the writer thread encodes
                 # and compresses the previous row group (pyarrow's writer releases the GIL).
-                lo = 0
-                pending: list[pa.RecordBatch] = []
-                pending_rows = 0
                 with pa.memory_map(str(self._spill_path)) as src:  # zero-copy batches, see _PageDropper
-                    pages.bounds(src)
+                    out.pages.bounds(src)
                     reader = ipc.open_file(src)
                     for i in range(reader.num_record_batches):
                         b = reader.get_batch(i)
-                        pages.read(b)
-                        hi = lo + b.num_rows
-                        extra = res.columns(ts, dur, tid, lo, hi)
-                        if b.column("seq").null_count == b.num_rows:
-                            extra["seq"] = num_array(np.arange(lo, hi, dtype=np.int64))
-                        extra["row_id"] = num_array(np.arange(lo, hi, dtype=np.int64))  # schema.SINK_COLUMNS
-                        cols = [extra[f.name] if f.name in extra else b.column(f.name) for f in schema.ARROW_SCHEMA]
-                        pending.append(pa.RecordBatch.from_arrays(cols, schema=final_schema))
-                        pending_rows += b.num_rows
-                        lo = hi
-                        if pending_rows >= ROW_GROUP:
-                            # Whole row groups only; the rest starts the next one (zero-copy slices), so every
-                            # row group but the last has ROW_GROUP rows (2.16 M rows: 33 groups, was 59 of uneven size).
-                            t = pa.Table.from_batches(pending)
-                            full = pending_rows - pending_rows % ROW_GROUP
-                            wt.put(t.slice(0, full))
-                            pending = t.slice(full).to_batches()
-                            pending_rows -= full
-                if pending or self.rows == 0:
-                    wt.put(pa.Table.from_batches(pending, schema=final_schema))
+                        lo = out.rows
+                        out.pages.read(b, lo + b.num_rows)
+                        out.write(b, res.columns(ts, dur, tid, lo, lo + b.num_rows))
+                final.update(schema.schema_metadata({self.trace: _final_meta(meta, self.rows, self.source,
+                                                                             res.ambiguous_launches)}))
         finally:
             drop_temp(self._spill_path)
             self._closed = True
@@ -378,6 +423,114 @@ class TraceSink:
             self._closed = True
 
     def __enter__(self) -> "TraceSink":
+        return self
+
+    def __exit__(self, exc_type: Any, *_: Any) -> None:
+        if exc_type is not None:
+            self.abort()
+
+
+class StreamSink:
+    """Writes a trace while it is read, for a reader that can deliver every range first (nsys: NVTX_EVENTS).
+
+    Why: :class:`TraceSink` can give no row its phase before the last range is read, so the link and the whole
+    Parquet write wait for the end of the read (on the 30x nsys benchmark, 0.6 s after a 1.2 s read). Here the
+    reader first hands over the batches of the table that holds the ranges (:meth:`hold`: they are spilled, as
+    in TraceSink, since their place in the output comes later), then :meth:`start` builds the
+    :class:`~tracekit.ingest.link.RangeTree`, and every later batch (:meth:`append`) is linked and written at
+    once, the held ones (:meth:`append_held`) at their place. Same rules, same output as TraceSink
+    (``bench/check_nsys_same.py``): only the order of the work differs.
+    """
+
+    def __init__(self, out: str | os.PathLike[str], trace: str, source: str) -> None:
+        self.out = Path(out)
+        self.trace = trace
+        self.source = source
+        if self.out.is_dir():
+            raise TraceError(self.out, "is a folder: give a file name")
+        self._held_path = make_temp(self.out, ".arrow")
+        self._held = ipc.new_file(str(self._held_path), BASE_SCHEMA)
+        self._held_link: list[tuple[Any, ...]] = []
+        self._linker: BatchLinker | None = None
+        self._meta: dict[bytes, bytes] = {}
+        self._stack = contextlib.ExitStack()
+        self._out: _Out | None = None
+        self._closed = False
+
+    @property
+    def rows(self) -> int:
+        return self._out.rows if self._out is not None else 0
+
+    def hold(self, prepared: Prepared | None) -> None:
+        """A batch of the ranges' table, read before its place in the output: spilled, its linker columns kept."""
+        if prepared is None:
+            return
+        self._held.write_batch(prepared.batch)
+        self._held_link.append(prepared.link)
+
+    def start(self) -> None:
+        """Every range is held: build the range tree and open the output."""
+        parts = self._held_link
+        code = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int8)
+        ranges = np.flatnonzero(code == RANGE)
+        name_dict, name_idx = _merge_names([p[6] for p in parts], len(code))
+        col = {k: np.concatenate([p[i] for p in parts])[ranges] if parts else np.zeros(0, np.int64)
+               for i, k in ((1, "pid"), (2, "tid"), (3, "ts"), (4, "dur"))}
+        self._linker = BatchLinker(RangeTree(col["pid"], col["tid"], col["ts"], col["dur"], name_idx[ranges], name_dict))
+        self._out = self._stack.enter_context(_parquet_out(self.out, self._meta))
+
+    def _write(self, batch: pa.RecordBatch, link_cols: tuple[Any, ...]) -> None:
+        assert self._linker is not None and self._out is not None, "StreamSink.start() first"
+        code, pid, tid, ts, dur, corr, (names, idx) = link_cols
+        name = names.take(num_array(idx.astype(np.int64), idx < 0, pa.int64())) if len(names) else pa.nulls(len(idx), pa.string())
+        self._out.write(batch, self._linker.columns(code, pid, tid, ts, dur, corr, name))
+
+    def append(self, prepared: Prepared | None) -> None:
+        """The next batch in output order: linked and written now."""
+        if prepared is not None:
+            self._write(prepared.batch, prepared.link)
+
+    def append_held(self) -> None:
+        """The held batches, at their place in the output (read back zero-copy, pages dropped once written)."""
+        assert self._out is not None, "StreamSink.start() first"
+        self._held.close()
+        out = self._out
+        with pa.memory_map(str(self._held_path)) as src:
+            out.pages.bounds(src)
+            reader = ipc.open_file(src)
+            for i in range(reader.num_record_batches):
+                b = reader.get_batch(i)
+                out.pages.read(b, out.rows + b.num_rows)
+                self._write(b, self._held_link[i])
+        self._held_link = []
+
+    def finish(self, meta: dict[str, Any]) -> Path:
+        """Close the output with the trace's metadata and rename it into place. Returns the output path."""
+        assert self._linker is not None and self._out is not None, "StreamSink.start() first"
+        try:
+            self._meta.update(schema.schema_metadata(
+                {self.trace: _final_meta(meta, self._out.rows, self.source, self._linker.ambiguous_launches)}))
+            self._stack.close()  # flushes, waits for the writer, adds the metadata, renames into place
+        finally:
+            self.abort()
+        return self.out
+
+    def abort(self) -> None:
+        """Drop everything written so far (used on errors)."""
+        if not self._closed:
+            self._closed = True
+            try:
+                self._held.close()
+            except Exception:
+                pass
+            drop_temp(self._held_path)
+            exc = RuntimeError("conversion aborted")
+            try:  # an unfinished output: leave its context with an error, so the temp file is removed
+                self._stack.__exit__(type(exc), exc, None)
+            except Exception:  # noqa: BLE001  (the error that made us abort is the one to report)
+                pass
+
+    def __enter__(self) -> "StreamSink":
         return self
 
     def __exit__(self, exc_type: Any, *_: Any) -> None:
