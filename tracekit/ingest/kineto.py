@@ -304,9 +304,6 @@ class _Columns:
         t = t.combine_chunks()
         out: dict[str, Any] = {name: t.column(name).chunk(0) if t.column(name).num_chunks else pa.array([], pa.string())
                                for name in t.column_names}
-        const = pa.array(np.zeros(n, np.int32))
-        out["trace"] = pa.array([self.trace]).take(const)
-        out["source"] = pa.array(["kineto"]).take(const)
         return out
 
     @staticmethod
@@ -705,9 +702,6 @@ class KinetoReader:
                 d = run["dur_ns"]
                 if d.null_count:
                     run["dur_ns"] = num_array(np_filled(d, 0))
-                const = num_array(np.zeros(n, np.int32))
-                run["trace"] = str_array([self._sink.trace]).take(const)
-                run["source"] = str_array(["kineto"]).take(const)
                 out.append(TraceSink.prepare(run))
         return out
 

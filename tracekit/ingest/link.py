@@ -31,7 +31,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tracekit.ingest.arrays import np_values, num_array, str_array
+from tracekit.ingest.arrays import np_filled, np_values, num_array, str_array
 
 # Integer codes for the kinds the linker cares about (others are OTHER).
 RANGE, RUNTIME, GPU, GPU_RANGE, CPU_POINT, SKIP = 1, 2, 3, 4, 5, 0
@@ -110,10 +110,11 @@ class LinkOutput:
 
 
 def _take(values: pa.Array, idx: np.ndarray) -> pa.Array:
-    """values[idx] as a string array, NULL where idx < 0."""
-    if len(values) == 0:
-        return pa.nulls(len(idx), pa.string())
-    return values.take(num_array(idx, idx < 0, pa.int32()))
+    """values[idx] as a dictionary array (int32 indices into ``values``), NULL where idx < 0.
+
+    A dictionary, not strings: the Parquet writer writes it as it is (tracekit.ingest.sink.DICT_OUT).
+    """
+    return pa.DictionaryArray.from_arrays(num_array(idx, idx < 0, pa.int32()), values if len(values) else str_array([]))
 
 
 def _thread_groups(pid: np.ndarray, tid: np.ndarray, rows: np.ndarray) -> dict[tuple[int, int], np.ndarray]:
@@ -413,6 +414,8 @@ class BatchLinker:
         if self._launches is None:
             rt = {k: (pa.concat_arrays(v) if k == "name" else np.concatenate(v)) if v else
                   (pa.nulls(0, pa.string()) if k == "name" else np.zeros(0, np.int64)) for k, v in self._rt.items()}
+            enc = rt["name"].dictionary_encode()  # launch_name: indices into the distinct names of the calls
+            rt["name_dict"], rt["name_idx"] = enc.dictionary, np_filled(enc.indices, -1, np.int32)
             keyed = np.flatnonzero(rt["corr"] >= 0)
             self._launches = (Launches(rt["corr"][keyed], rt["ts"][keyed]), keyed, rt)
             self._rt = {}
@@ -441,7 +444,7 @@ class BatchLinker:
                 self._rt[k].append(v[rt])
             self._rt["name"].append(name.take(num_array(rt.astype(np.int64))))
         launch_ts = launch_dur = launch_tid = None
-        launch_name = pa.nulls(n, pa.string())
+        launch_name = _take(str_array([]), np.full(n, -1, np.int32))
         gpu = np.flatnonzero((code == GPU) & (corr >= 0))
         no_launch = np.ones(n, dtype=bool)
         if len(gpu):
@@ -456,7 +459,7 @@ class BatchLinker:
             no_launch[gpu] = False
             safe = np.where(no_launch, 0, idx)
             launch_ts, launch_dur, launch_tid = (r[k][safe] if len(r[k]) else safe for k in ("ts", "dur", "tid"))
-            launch_name = r["name"].take(num_array(idx, no_launch, pa.int64()))
+            launch_name = _take(r["name_dict"], np.where(no_launch, -1, r["name_idx"][safe]))
         zeros = np.zeros(n, dtype=np.int64)
         has = path >= 0
         phase_idx = np.full(n, -1, dtype=np.int32)
@@ -467,7 +470,7 @@ class BatchLinker:
         if grange.any():  # gpu_range rows: their own name is their phase (and path)
             own = pc.fill_null(name, "")
             mask = num_array(grange)
-            phase, phase_path = pc.if_else(mask, own, phase), pc.if_else(mask, own, phase_path)
+            phase, phase_path = (pc.if_else(mask, own, a.cast(pa.string())).dictionary_encode() for a in (phase, phase_path))
         return {
             "phase": phase,
             "phase_path": phase_path,

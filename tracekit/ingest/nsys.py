@@ -706,8 +706,6 @@ class _Reader:
         n = len(cols["ts_ns"])
         seq0 = self.counts.get(table, 0)
         cols.setdefault("seq", num_array(np.arange(seq0, seq0 + n, dtype=np.int64)))
-        cols["trace"] = _const(n, self.sink.trace)
-        cols["source"] = _const(n, SOURCE)
         self.counts[table] = seq0 + n
         return TraceSink.prepare(cols)
 

@@ -41,6 +41,14 @@ from tracekit.ingest.link import GPU_RANGE, RANGE, RUNTIME, BatchLinker, LinkInp
 
 BASE_FIELDS = [f for f in schema.ARROW_SCHEMA if f.name not in schema.LINK_COLUMNS + schema.SINK_COLUMNS]
 BASE_SCHEMA = pa.schema(BASE_FIELDS)
+#: Columns handed to the Parquet writer as dictionary arrays: trace and source (one value per trace, filled
+#: here: readers leave them NULL) and the link columns (indices into the linker's few distinct phases, paths
+#: and names). The writer then writes their dictionary pages as given instead of hashing every value, and
+#: nobody builds the strings row by row. A file written this way holds plain UTF-8 columns: without
+#: ``ARROW:schema`` in the file (see :func:`_parquet_out`) every reader reads them back as ``string``.
+DICT_OUT = ("trace", "source", "phase", "phase_path", "launch_name")
+_DICT = pa.dictionary(pa.int32(), pa.string())
+WRITE_SCHEMA = pa.schema([pa.field(f.name, _DICT) if f.name in DICT_OUT else f for f in schema.ARROW_SCHEMA])
 
 #: Parquet settings (codec: see PARQUET_OPTIONS). Dictionary
 #: encoding only for low-cardinality text: on `args`/`name`-like columns it was slower and larger than compression alone
@@ -220,12 +228,13 @@ class _Out:
     of uneven size); the rest of a batch starts the next group (zero-copy slices).
     """
 
-    def __init__(self, wt: _WriterThread, pages: _PageDropper) -> None:
+    def __init__(self, wt: _WriterThread, pages: _PageDropper, trace: str, source: str) -> None:
         self.wt = wt
         self.pages = pages
         self.rows = 0
         self._pending: list[pa.RecordBatch] = []
         self._pending_rows = 0
+        self._const = {"trace": str_array([trace]), "source": str_array([source])}
 
     def write(self, b: pa.RecordBatch, link: dict[str, pa.Array]) -> None:
         """One batch of base columns (BASE_SCHEMA) plus its link columns: the next rows of the output."""
@@ -234,8 +243,13 @@ class _Out:
         if b.column("seq").null_count == b.num_rows:
             extra["seq"] = num_array(np.arange(lo, hi, dtype=np.int64))
         extra["row_id"] = num_array(np.arange(lo, hi, dtype=np.int64))  # schema.SINK_COLUMNS
-        cols = [extra[f.name] if f.name in extra else b.column(f.name) for f in schema.ARROW_SCHEMA]
-        self._pending.append(pa.RecordBatch.from_arrays(cols, schema=schema.ARROW_SCHEMA))
+        zeros = num_array(np.zeros(b.num_rows, np.int32))
+        for k, v in self._const.items():
+            extra[k] = pa.DictionaryArray.from_arrays(zeros, v)
+        cols = [extra[f.name] if f.name in extra else b.column(f.name) for f in WRITE_SCHEMA]
+        cols = [c if c.type == f.type else (c.dictionary_encode() if f.type == _DICT else c)
+                for c, f in zip(cols, WRITE_SCHEMA)]
+        self._pending.append(pa.RecordBatch.from_arrays(cols, schema=WRITE_SCHEMA))
         self._pending_rows += b.num_rows
         self.rows = hi
         if self._pending_rows >= ROW_GROUP:
@@ -247,12 +261,12 @@ class _Out:
 
     def flush(self) -> None:
         if self._pending or self.rows == 0:
-            self.wt.put(pa.Table.from_batches(self._pending, schema=schema.ARROW_SCHEMA))
+            self.wt.put(pa.Table.from_batches(self._pending, schema=WRITE_SCHEMA))
             self._pending, self._pending_rows = [], 0
 
 
 @contextlib.contextmanager
-def _parquet_out(path: Path, metadata: dict[bytes, bytes]) -> Iterator[_Out]:
+def _parquet_out(path: Path, metadata: dict[bytes, bytes], trace: str, source: str) -> Iterator[_Out]:
     """Write ``path`` atomically: yields an :class:`_Out`; the trace metadata is read from ``metadata`` at the end.
 
     The key-value metadata is added when the file is closed, not when it is opened, so that rows can be
@@ -262,10 +276,10 @@ def _parquet_out(path: Path, metadata: dict[bytes, bytes]) -> Iterator[_Out]:
     int64, double, string) reads back the same without it.
     """
     with atomic_path(path) as tmp_out, \
-            pq.ParquetWriter(tmp_out, schema.ARROW_SCHEMA, store_schema=False, **PARQUET_OPTIONS) as w:
+            pq.ParquetWriter(tmp_out, WRITE_SCHEMA, store_schema=False, **PARQUET_OPTIONS) as w:
         pages = _PageDropper()
         with _WriterThread(w, pages.written) as wt:
-            out = _Out(wt, pages)
+            out = _Out(wt, pages, trace, source)
             yield out
             out.flush()
         w.add_key_value_metadata(metadata)
@@ -327,7 +341,8 @@ class TraceSink:
     def prepare(columns: dict[str, Any]) -> Prepared | None:
         """Validate one batch and extract what the linker needs. Pure: safe on worker threads.
 
-        Values may be Arrow arrays, numpy arrays or lists; missing columns become NULL.
+        Values may be Arrow arrays, numpy arrays or lists; missing columns become NULL. ``trace`` and ``source``
+        need not be given: the output's are the sink's.
         Without a ``seq`` column, rows are numbered in arrival order.
         """
         n = None
@@ -394,7 +409,7 @@ class TraceSink:
         _release_free_memory()
         final: dict[bytes, bytes] = {}
         try:
-            with _parquet_out(self.out, final) as out:
+            with _parquet_out(self.out, final, self.trace, self.source) as out:
                 # This thread reads the spill back and adds the link columns while the writer thread encodes
                 # and compresses the previous row group (pyarrow's writer releases the GIL).
                 with pa.memory_map(str(self._spill_path)) as src:  # zero-copy batches, see _PageDropper
@@ -477,7 +492,7 @@ class StreamSink:
         col = {k: np.concatenate([p[i] for p in parts])[ranges] if parts else np.zeros(0, np.int64)
                for i, k in ((1, "pid"), (2, "tid"), (3, "ts"), (4, "dur"))}
         self._linker = BatchLinker(RangeTree(col["pid"], col["tid"], col["ts"], col["dur"], name_idx[ranges], name_dict))
-        self._out = self._stack.enter_context(_parquet_out(self.out, self._meta))
+        self._out = self._stack.enter_context(_parquet_out(self.out, self._meta, self.trace, self.source))
 
     def _write(self, batch: pa.RecordBatch, link_cols: tuple[Any, ...]) -> None:
         assert self._linker is not None and self._out is not None, "StreamSink.start() first"
