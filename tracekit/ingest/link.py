@@ -172,6 +172,19 @@ def _rightmost_open(tables: list[np.ndarray], pos: np.ndarray, t: np.ndarray) ->
     return pos
 
 
+def _unique(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(keys, return_inverse=True)`` for non-negative keys; by a presence table when the keys are
+    few compared with the values (path keys: parent path x name, a few thousand), else by sorting."""
+    top = int(keys.max()) + 1 if len(keys) else 0
+    if top > 4 * len(keys) + 4096:
+        return np.unique(keys, return_inverse=True)
+    present = np.zeros(top, dtype=bool)
+    present[keys] = True
+    uniq = np.flatnonzero(present)
+    rank = np.cumsum(present, dtype=np.int64) - 1
+    return uniq, rank[keys]
+
+
 def _thread_key(pid: np.ndarray, tid: np.ndarray) -> np.ndarray:
     """(pid, tid) packed into one int64, as :func:`_thread_groups` packs it."""
     return (pid << 32) ^ (tid & 0xFFFFFFFF)
@@ -216,7 +229,7 @@ class RangeTree:
                 sel = np.flatnonzero(level)
                 ppath = np.where(parent[sel] >= 0, r_path[np.maximum(parent[sel], 0)], -1)
                 keys = (ppath + 1) * (n_names + 1) + names[sel]
-                uniq, inv = np.unique(keys, return_inverse=True)
+                uniq, inv = _unique(keys)
                 ids = np.empty(len(uniq), dtype=np.int64)
                 for u, kk in enumerate(uniq.tolist()):
                     pid_ = path_of_key.get(kk)

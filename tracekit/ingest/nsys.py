@@ -464,7 +464,9 @@ def _batches(db: _Db, table: str, sels: list[Sel]) -> Iterator[dict[str, tuple[p
     inner = ", ".join(f"{s.expr} AS c{i}" for i, s in enumerate(sels))
     outer = ", ".join(f"json_group_array(c{i})" for i in range(len(sels)))
     try:
-        lo, hi = db.conn.execute(f"SELECT min(rowid), max(rowid) FROM {t}").fetchone()
+        # two subqueries: SQLite answers a lone min() or max() of the rowid from the b-tree's ends, but scans the
+        # whole table for both in one SELECT (NVTX_EVENTS of the 30x benchmark: 36 ms instead of 0.1 ms)
+        lo, hi = db.conn.execute(f"SELECT (SELECT min(rowid) FROM {t}), (SELECT max(rowid) FROM {t})").fetchone()
         ranges: list[tuple[int, int]] = [(a, a + BATCH) for a in range(lo, hi + 1, BATCH)] if lo is not None else []
         where = "WHERE t.rowid >= ? AND t.rowid < ?"
     except sqlite3.OperationalError:  # a WITHOUT ROWID table (not written by nsys): one batch

@@ -496,9 +496,8 @@ class StreamSink:
 
     def _write(self, batch: pa.RecordBatch, link_cols: tuple[Any, ...]) -> None:
         assert self._linker is not None and self._out is not None, "StreamSink.start() first"
-        code, pid, tid, ts, dur, corr, (names, idx) = link_cols
-        name = names.take(num_array(idx.astype(np.int64), idx < 0, pa.int64())) if len(names) else pa.nulls(len(idx), pa.string())
-        self._out.write(batch, self._linker.columns(code, pid, tid, ts, dur, corr, name))
+        code, pid, tid, ts, dur, corr, _ = link_cols
+        self._out.write(batch, self._linker.columns(code, pid, tid, ts, dur, corr, batch.column("name")))
 
     def append(self, prepared: Prepared | None) -> None:
         """The next batch in output order: linked and written now."""
