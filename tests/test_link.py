@@ -6,7 +6,9 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tracekit.ingest.link import GPU, RANGE, RUNTIME, LinkInput, link
+import pyarrow as pa
+
+from tracekit.ingest.link import CPU_POINT, GPU, GPU_RANGE, RANGE, RUNTIME, BatchLinker, LinkInput, RangeTree, link
 
 _range = st.tuples(st.integers(1, 2), st.integers(0, 50), st.integers(0, 30), st.integers(0, 3))  # tid, start, dur, name
 _point = st.tuples(st.integers(1, 2), st.integers(0, 90))
@@ -110,3 +112,53 @@ def test_launch_rule_with_reused_ids(launches: list, ops: list, rnd: object) -> 
         want = max(before, key=lambda x: (x[0], x[1]))[1] if before else (min(cands)[1] if cands else -1)
         assert out.launch_row[i] == want, (rows, i)
     assert out.ambiguous_launches == ambiguous
+
+
+_row = st.one_of(
+    st.tuples(st.just("range"), st.integers(1, 2), st.integers(0, 50), st.integers(-1, 30), st.integers(-1, 3)),
+    st.tuples(st.just("rt"), st.integers(1, 2), st.integers(0, 90), st.integers(-1, 4), st.integers(3, 4)),
+    st.tuples(st.just("cpu"), st.integers(1, 2), st.integers(0, 90), st.just(-1), st.just(-1)),
+    st.tuples(st.just("gpu"), st.integers(7, 8), st.integers(0, 90), st.integers(-1, 5), st.just(-1)),
+    st.tuples(st.just("grange"), st.integers(7, 8), st.integers(0, 90), st.just(-1), st.integers(-1, 3)),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_row, max_size=24), st.lists(st.integers(1, 6), min_size=1, max_size=8))
+def test_batch_linker_equals_link(rows: list, cuts: list) -> None:
+    """BatchLinker (ranges known first, then batches in output order) gives every row link()'s columns.
+
+    Output order as tracekit.ingest.nsys writes it: runtime calls, GPU rows, then the ranges (and other rows)
+    in their place; the batch boundaries are arbitrary. A range's dur of -1 is a NULL end (open range), a
+    correlation of -1 none, a name of -1 NULL.
+    """
+    order = {"rt": 0, "gpu": 1}
+    rows = sorted(rows, key=lambda r: order.get(r[0], 2))  # stable: ranges keep their relative order
+    codes = {"range": RANGE, "rt": RUNTIME, "cpu": CPU_POINT, "gpu": GPU, "grange": GPU_RANGE}
+    n = len(rows)
+    code = np.array([codes[r[0]] for r in rows], dtype=np.int8)
+    pid = np.zeros(n, np.int64)
+    tid = np.array([r[1] for r in rows], np.int64)
+    ts = np.array([r[2] for r in rows], np.int64)
+    dur = np.array([r[3] if r[0] == "range" else 1 for r in rows], np.int64)
+    corr = np.array([r[3] if r[0] in ("rt", "gpu") else -1 for r in rows], np.int64)
+    names = ["a", "b", "c", "cudaLaunchKernel", "cudaMemcpyAsync"]
+    name_idx = np.array([r[4] for r in rows], np.int32)
+    whole = link(LinkInput(code, pid, tid, ts, dur, corr, name_idx, names))
+    want = whole.columns(ts, dur, tid, 0, n)
+
+    ranges = np.flatnonzero(code == RANGE)
+    bl = BatchLinker(RangeTree(pid[ranges], tid[ranges], ts[ranges], dur[ranges], name_idx[ranges], names))
+    name = pa.array([names[i] if i >= 0 else None for i in name_idx], pa.string())
+    got: dict[str, list] = {k: [] for k in want}
+    lo, i = 0, 0
+    while lo < n:
+        hi = min(n, lo + cuts[i % len(cuts)])
+        i += 1
+        cols = bl.columns(code[lo:hi], pid[lo:hi], tid[lo:hi], ts[lo:hi], dur[lo:hi], corr[lo:hi], name[lo:hi])
+        for k, v in cols.items():
+            got[k] += v.to_pylist()
+        lo = hi
+    for k, v in want.items():
+        assert got[k] == v.to_pylist(), (k, rows)
+    assert bl.ambiguous_launches == whole.ambiguous_launches

@@ -172,6 +172,26 @@ def _rightmost_open(tables: list[np.ndarray], pos: np.ndarray, t: np.ndarray) ->
     return pos
 
 
+def _open_at(ends: np.ndarray, parent: np.ndarray, pos: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """:func:`_rightmost_open` for point queries, walking up the parent chain instead of a sparse table.
+
+    For each query: the largest i <= pos[q] with ends[i] > t[q] (-1: none), where ``parent`` is that rule
+    applied at each range's own start. Exact for any intervals, nested or not: every range between
+    parent[i] and i ended by starts[i] <= t, so when i has ended by t the answer is at or before parent[i].
+    Steps: the nesting depth at most, for all queries at once; memory O(ranges), where the sparse table a
+    :class:`RangeTree` would have to keep for its lookups is O(ranges log ranges) (184 MB on a 1.15 M-range trace).
+    """
+    pos = pos.astype(np.int64, copy=True)
+    todo = np.flatnonzero(pos >= 0)
+    while len(todo):
+        p = pos[todo]
+        closed = ends[p] <= t[todo]
+        todo = todo[closed]
+        pos[todo] = parent[p[closed]]
+        todo = todo[pos[todo] >= 0]
+    return pos
+
+
 def _unique(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``np.unique(keys, return_inverse=True)`` for non-negative keys; by a presence table when the keys are
     few compared with the values (path keys: parent path x name, a few thousand), else by sorting."""
@@ -208,7 +228,8 @@ class RangeTree:
         self.paths: list[str] = []
         self._path_name: list[int] = []  # name index of each path's last element
         self._name_dict = name_dict
-        self._threads: dict[int, tuple[np.ndarray, list[np.ndarray], np.ndarray]] = {}
+        # per thread: starts and ends in start order, each range's parent there, and its path id
+        self._threads: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
         n_names = max(len(name_dict), 1)
         path_of_key: dict[int, int] = {}
         for _, rows in _thread_groups(pid, tid, np.arange(m_all, dtype=np.int32)).items():
@@ -218,8 +239,7 @@ class RangeTree:
             order = np.lexsort((-ends, starts))
             rows, starts, ends = rows[order], starts[order], ends[order]
             m = len(rows)
-            tables = _sparse(ends)
-            parent = _rightmost_open(tables, np.arange(m) - 1, starts)
+            parent = _rightmost_open(_sparse(ends), np.arange(m) - 1, starts)  # the table is O(m log m): not kept
             names = name_idx[rows].astype(np.int64)
             names = np.where(names >= 0, names, n_names)  # NULL name -> a sentinel id
             # Paths level by level: a path id per distinct (parent path, name) pair.
@@ -247,7 +267,7 @@ class RangeTree:
             self.range_path[rows] = r_path
             if m:
                 key = int(_thread_key(pid[rows[:1]], tid[rows[:1]])[0])
-                self._threads[key] = (starts, tables, r_path)
+                self._threads[key] = (starts, ends, parent.astype(np.int32), r_path.astype(np.int32))
 
     def lookup(self, pid: np.ndarray, tid: np.ndarray, ts: np.ndarray) -> np.ndarray:
         """Path id of the range open at each point's start on the point's thread (-1: none)."""
@@ -258,9 +278,9 @@ class RangeTree:
             th = self._threads.get(int(_thread_key(pid[pts[:1]], tid[pts[:1]])[0]))
             if th is None:
                 continue
-            starts, tables, r_path = th
+            starts, ends, parent, r_path = th
             t = ts[pts]
-            hit_range = _rightmost_open(tables, np.searchsorted(starts, t, side="right") - 1, t)
+            hit_range = _open_at(ends, parent, np.searchsorted(starts, t, side="right") - 1, t)
             hit = hit_range >= 0
             out[pts[hit]] = r_path[hit_range[hit]]
         return out
@@ -472,7 +492,8 @@ class BatchLinker:
             no_launch[gpu] = False
             safe = np.where(no_launch, 0, idx)
             launch_ts, launch_dur, launch_tid = (r[k][safe] if len(r[k]) else safe for k in ("ts", "dur", "tid"))
-            launch_name = _take(r["name_dict"], np.where(no_launch, -1, r["name_idx"][safe]))
+            if len(r["name_idx"]):
+                launch_name = _take(r["name_dict"], np.where(no_launch, -1, r["name_idx"][safe]))
         zeros = np.zeros(n, dtype=np.int64)
         has = path >= 0
         phase_idx = np.full(n, -1, dtype=np.int32)
