@@ -289,7 +289,7 @@ WITH _ic AS (  -- idle causes and the host phase with the most idle, per kind
     QUALIFY row_number() OVER (PARTITION BY trace, step_kind ORDER BY ns DESC, phase) = 1
 ), _v(trace, step_kind, prio, verdict, numerator_ns, denominator_ns, numerator, denominator) AS (
     SELECT k.trace, k.step_kind, 1,
-           CASE WHEN k.ops = 0 THEN 'GPU idle unknown: ' || _hl_no_gpu()
+           CASE WHEN coalesce(k.ops, 0) = 0 THEN 'GPU idle unknown: ' || _hl_no_gpu()
                 ELSE 'GPU idle ' || _hl_pct(coalesce(i.idle_ns, 0), k.span) || ' of the GPU span ('
                      || _hl_t(coalesce(i.idle_ns, 0) / k.n) || ' of ' || _hl_t(k.span / k.n) || ' per step)'
                      || coalesce(': ' || i.split, '')

@@ -15,6 +15,12 @@ The spill is read back zero-copy from a memory map, whose pages are handed back
 as soon as the writer is past them (:class:`_PageDropper`).
 Row groups are encoded on a writer thread while the calling thread prepares the
 next one.
+
+:class:`StreamSink` is the same sink for a reader that can deliver every range
+first (nsys: NVTX_EVENTS holds them all): it spills only that table, then links
+and writes every other batch as soon as it arrives, so the Parquet write runs
+while the rest is read instead of after it. Both add the trace metadata to the
+file when they close it (:func:`_parquet_out`).
 """
 
 from __future__ import annotations
