@@ -384,6 +384,9 @@ def _arrow_expr(sel: Sel) -> str:
 #: The ADBC query renders a table's args members in SQLite, as one text column of ``"key":value`` pairs
 #: joined by commas ('' when all are NULL); ``_json_objects`` only wraps it. This is its kind.
 SEG = "seg"
+#: An args part of several members already rendered as ``"k":v,"k2":v2`` (NULL: none of them), e.g. the labels of
+#: one enum column looked up at once (:func:`_members`).
+MEMBERS = "members"
 #: Marks a float member in that text. Floats are spelt by Arrow's cast (the JSON path's rule), which SQLite
 #: cannot match: a batch with a non-NULL float is read again with one Arrow column per member (nsys fills
 #: REAL columns rarely: NVTX payloads).
@@ -415,15 +418,53 @@ def _member_sql(s: Sel) -> str:
     return f"({key} || nullif(json_quote({e}), 'null'))"  # evaluated once
 
 
-def _arrow_plan(sels: list[Sel]) -> tuple[list[Sel], str | None, bool]:
+def _arrow_plan(sels: list[Sel], rare: frozenset[str] = frozenset()) -> tuple[list[Sel], str | None, bool]:
     """What the ADBC query selects: the leading/typed columns that are not constant NULL, the args text
-    (SQL, or None without args), and whether that text must be checked for :data:`_FLOAT_MARK`."""
+    (SQL, or None without args), and whether that text must be checked for :data:`_FLOAT_MARK`.
+
+    ``rare``: keys of members (see :func:`_rare_members`) that the query tests for NULL all at once, with one
+    ``coalesce``, before it renders them one by one: rows where all of them are NULL render only the others.
+    The text is the same whatever ``rare`` holds; only the work differs (nsys tables are wide and mostly NULL:
+    NVTX_EVENTS has 12 such members, and their CASE expressions were half of its query).
+    """
     lead = [s for s in sels if not s.arg and s.expr != "NULL"]
     members = [s for s in sels if s.arg]
     if not members:
         return lead, None, False
     mark = any(s.kind == FLOAT or _FLOAT_MARK in s.key for s in members)
-    return lead, "concat_ws(',', " + ", ".join(_member_sql(m) for m in members) + ")", mark
+    every = "concat_ws(',', " + ", ".join(_member_sql(m) for m in members) + ")"
+    refs = [_null_ref(m) for m in members if m.key in rare]
+    if not refs or None in refs:
+        return lead, every, mark
+    common = [m for m in members if m.key not in rare]
+    some = "concat_ws(',', " + ", ".join(_member_sql(m) for m in common) + ")" if common else "''"
+    none = f"coalesce({', '.join(refs)}) IS NULL" if len(refs) > 1 else f"{refs[0]} IS NULL"
+    return lead, f"(CASE WHEN {none} THEN {some} ELSE {every} END)", mark
+
+
+def _null_ref(s: Sel) -> str | None:
+    """The column whose NULL makes member ``s`` NULL (None: not a plain column)."""
+    return s.expr if s.column else s.string_id
+
+
+#: Rows sampled (the first ones) to choose the members :func:`_arrow_plan` tests for NULL together.
+RARE_SAMPLE = 4096
+
+
+def _rare_members(db: _Db, table: str, sels: list[Sel]) -> frozenset[str]:
+    """Keys of the args members with no value in the table's first rows (see :func:`_arrow_plan`).
+
+    A guess about the rest of the table, and only a guess about speed: the args text does not depend on it.
+    """
+    cand = [s for s in sels if s.arg and _null_ref(s) is not None]
+    if len(cand) < 3:
+        return frozenset()
+    sql = (f"SELECT {', '.join(f'count(c{i})' for i in range(len(cand)))} FROM "
+           f"(SELECT {', '.join(f'{_null_ref(s)} AS c{i}' for i, s in enumerate(cand))} FROM {_ident(table)} AS t "
+           f"LIMIT {RARE_SAMPLE})")
+    counts = db.conn.execute(sql).fetchone()
+    rare = frozenset(s.key for s, n in zip(cand, counts) if not n)
+    return rare if len(rare) >= 2 else frozenset()
 
 
 def _from_arrow(col: pa.Array, sel: Sel) -> tuple[pa.Array, str] | None:
@@ -472,7 +513,7 @@ def _batches(db: _Db, table: str, sels: list[Sel]) -> Iterator[dict[str, tuple[p
     except sqlite3.OperationalError:  # a WITHOUT ROWID table (not written by nsys): one batch
         ranges, where = [()], ""  # type: ignore[list-item]
     sql = f"SELECT count(*), {outer} FROM (SELECT {inner} FROM {t} AS t {where})"
-    lead, args_sql, check_mark = _arrow_plan(sels)
+    lead, args_sql, check_mark = _arrow_plan(sels, _rare_members(db, table, sels) if _adbc_sqlite is not None else frozenset())
     arrow_sel = ", ".join([f"{s.expr} AS c{i}" for i, s in enumerate(lead)] + ([f"{args_sql} AS a"] if args_sql else []))
     column_sel = ", ".join(f"{_arrow_expr(s)} AS c{i}" for i, s in enumerate(sels))
     # The next batch's query runs on a helper thread while this one is decoded and built. It uses this thread's
@@ -590,6 +631,18 @@ def _json_objects(parts: list[tuple[str, pa.Array, str]], n: int) -> pa.Array:
     for key, arr, kind in parts:
         if arr.null_count == len(arr):
             continue
+        if kind == STR and not _has_bytes_to_escape(arr):
+            # the quotes go into the join itself: one pass over the text instead of two (_json_str's and this one)
+            if arr.null_count:
+                pieces.append(pc.fill_null(pc.binary_join_element_wise(f',"{key[2:]}":"', arr, '"', ""), ""))
+            else:
+                pieces += [f',"{key[2:]}":"', arr, '"']
+            continue
+        if kind == MEMBERS:  # members rendered already ("k":v,...): one piece for several keys
+            pieces.append(pc.fill_null(pc.binary_join_element_wise(",", arr, ""), "") if arr.null_count else ",")
+            if not arr.null_count:
+                pieces.append(arr)
+            continue
         if kind == STR:
             val = _json_str(arr)
         elif kind == FLOAT:
@@ -650,6 +703,17 @@ def _labels(ids: pa.Array, mapping: dict[int, str]) -> pa.Array:
     lut = pa.array([mapping.get(i) for i in range(size - 1)] + [None], pa.string())
     ok = pc.and_(pc.greater_equal(ids, 0), pc.less(ids, size - 1))
     return lut.take(pc.if_else(ok, ids, pa.scalar(size - 1, ids.type)))
+
+
+def _members(ids: pa.Array, labels: dict[str, dict[int, str]]) -> pa.Array:
+    """Enum ids -> the args members ``"key":label`` of several label maps (each a :func:`_quoted` mapping), joined.
+
+    One lookup per row for all of them, and one piece in :func:`_json_objects`' join instead of two per key:
+    the same text as one RAW member per key (a NULL label leaves its key out; none at all gives NULL).
+    """
+    keys = sorted({i for m in labels.values() for i in m})
+    joined = {i: ",".join(f'"{k}":{m[i]}' for k, m in labels.items() if m.get(i) is not None) for i in keys}
+    return _labels(ids, {i: v for i, v in joined.items() if v})
 
 
 def _strip_suffix(names: pa.Array) -> pa.Array:
@@ -900,7 +964,7 @@ class _Reader:
             et = b["etype"]
             if text_id:  # registered strings (textId) win over inline text, as in nsys's reports
                 cols["name"] = pc.coalesce(self.db.resolve(b["text_id"], f"{t}.textId"), cols["name"])
-            cols["args"] += [("a:eventTypeName", _labels(et, types), RAW), ("a:style", _labels(et, styles), RAW)]
+            cols["args"].append(("a:eventTypeName+style", _members(et, {"eventTypeName": types, "style": styles}), MEMBERS))
             is_range = pc.is_in(et, value_set=pa.array(NVTX_RANGE_TYPES, _I64))
             name, raw = _emit_nvtx_name(cols["name"], is_range)
             cols["name"] = name
