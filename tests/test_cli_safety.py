@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.test_cli_errors import assert_one_line_error, run_in, snapshot
+from tests.conftest import NSYS_DIR
 from tests.test_kineto_phases import EVENTS, X, kernel, launch
 from tracekit import atomic
 from tracekit.errors import TraceError
@@ -273,3 +274,18 @@ def test_a_write_error_without_a_file_name_names_the_output(tmp_path: Path) -> N
             raise OSError(28, "Error writing bytes to file. Detail: [errno 28] No space left on device")
     assert str(e.value) == f"{tmp_path / 'out.parquet'}: cannot write: [Errno 28] Error writing bytes to file. Detail: [errno 28] No space left on device"
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.skipif(not (NSYS_DIR / "sqlite").exists(), reason="../shared/traces/nsys is absent: a real nsys export is enlarged")
+def test_terminated_nsys_conversion_leaves_nothing(tmp_path: Path) -> None:
+    """The nsys reader writes its output while it reads (StreamSink: the held NVTX spill and the Parquet
+    temp file at once): SIGTERM mid-way leaves neither behind, nor an output."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    from bench_nsys import enlarge, largest
+
+    enlarge(largest(), tmp_path / "big.sqlite", 10)
+    before = snapshot(tmp_path)
+    p = _start_and_signal(tmp_path, ["big.sqlite", "-o", "big.parquet"], signal.SIGTERM, tmp_path)
+    assert p.returncode == -signal.SIGTERM, p.stderr.read()
+    assert b"Traceback" not in p.stderr.read()
+    assert snapshot(tmp_path) == before
