@@ -86,7 +86,10 @@ from tracekit.ingest.arrays import num_array
 from tracekit.ingest.sink import Prepared, StreamSink, TraceSink, keep_freed_blocks
 from tracekit.redact import redact_argv, redact_text
 
-BATCH = 100000
+#: Rows per query. What is in flight (each reader's queue, the batch it builds, the query ahead) is a few
+#: batches per reader, and with StreamSink they wait while the NVTX ranges are read and the writer keeps up:
+#: 100k-row batches held ~190 MB more at peak than 50k ones on the 60x and 90x benchmark files, for no speed.
+BATCH = 50000
 SOURCE = "nsys"
 
 #: Tables whose presence marks a file as an nsys export.
