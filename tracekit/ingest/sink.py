@@ -318,6 +318,18 @@ def _final_meta(meta: dict[str, Any], rows: int, source: str, ambiguous: int) ->
     return meta
 
 
+def _spill_beside(out: Path) -> tuple[Path, ipc.RecordBatchFileWriter]:
+    """A spill file (BASE_SCHEMA batches) for the conversion into ``out``: its path and an open writer.
+
+    Beside the output, not in $TMPDIR: it can be ~1.2x the input, on the disk the user chose for the output
+    (often /tmp is a small tmpfs, i.e. RAM). Named with our pid: see tracekit.atomic.
+    """
+    if out.is_dir():
+        raise TraceError(out, "is a folder: give a file name")
+    path = make_temp(out, ".arrow")
+    return path, ipc.new_file(str(path), BASE_SCHEMA)
+
+
 @dataclasses.dataclass
 class Prepared:
     """A validated batch plus the linker's columns for it (see :meth:`TraceSink.prepare`)."""
@@ -333,12 +345,7 @@ class TraceSink:
         self.out = Path(out)
         self.trace = trace
         self.source = source
-        if self.out.is_dir():
-            raise TraceError(self.out, "is a folder: give a file name")
-        # Spilled beside the output, not in $TMPDIR: it is ~1.2x the input, on the disk the user chose
-        # for the output (often /tmp is a small tmpfs, i.e. RAM). Named with our pid: see tracekit.atomic.
-        self._spill_path = make_temp(self.out, ".arrow")
-        self._spill = ipc.new_file(str(self._spill_path), BASE_SCHEMA)
+        self._spill_path, self._spill = _spill_beside(self.out)
         self._link_parts: dict[str, list[Any]] = {k: [] for k in ("code", "pid", "tid", "ts", "dur", "corr", "name")}
         self.rows = 0
         self._closed = False
@@ -467,10 +474,7 @@ class StreamSink:
         self.out = Path(out)
         self.trace = trace
         self.source = source
-        if self.out.is_dir():
-            raise TraceError(self.out, "is a folder: give a file name")
-        self._held_path = make_temp(self.out, ".arrow")
-        self._held = ipc.new_file(str(self._held_path), BASE_SCHEMA)
+        self._held_path, self._held = _spill_beside(self.out)
         self._held_link: list[tuple[Any, ...]] = []
         self._linker: BatchLinker | None = None
         self._meta: dict[bytes, bytes] = {}
