@@ -20,6 +20,11 @@ peer's DuckDB version ran out of 175 GB). The work is:
    counted (``LinkOutput.ambiguous_launches``; trust.sql flags them too).
 
 All steps are linear in the number of events apart from sorts.
+
+Step 1 is :class:`RangeTree`, step 3's index :class:`Launches`; :func:`link` runs
+them over a whole trace at once (tracekit.ingest.sink.TraceSink), and
+:class:`BatchLinker` batch by batch once every range and every runtime call is
+known (StreamSink, for nsys: the same rules, checked against :func:`link`).
 """
 
 from __future__ import annotations

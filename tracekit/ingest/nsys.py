@@ -27,6 +27,11 @@ Why it looks like this:
   reader's next query runs on a helper thread while it builds the current batch.
   Batches reach the sink in the fixed order of the readers: the output does not
   depend on timing (30x enlargement of the largest export: 4.0 s -> 2.7 s on 2 cores).
+- **Written while read.** NVTX_EVENTS holds every range, so it is read first and
+  held (spilled); then every batch is linked and written as it arrives, the NVTX
+  batches at their place (``sink.StreamSink``). The Parquet write overlaps the
+  read instead of following it: 1.82x -> 1.25x the time ADBC alone takes to read
+  the tables (BENCHMARKS.md, issue 14).
 - **Schema drift by column presence.** nsys 2020.3 .. 2026.2 exports differ in
   tables and columns (see ``shared/notes/nsys.md``). Every query is built from
   ``PRAGMA table_info``: absent tables are zero rows (lazy export), absent
@@ -516,7 +521,8 @@ def _batches(db: _Db, table: str, sels: list[Sel]) -> Iterator[dict[str, tuple[p
     except sqlite3.OperationalError:  # a WITHOUT ROWID table (not written by nsys): one batch
         ranges, where = [()], ""  # type: ignore[list-item]
     sql = f"SELECT count(*), {outer} FROM (SELECT {inner} FROM {t} AS t {where})"
-    lead, args_sql, check_mark = _arrow_plan(sels, _rare_members(db, table, sels) if _adbc_sqlite is not None else frozenset())
+    rare = _rare_members(db, table, sels) if _adbc_sqlite is not None else frozenset()
+    lead, args_sql, check_mark = _arrow_plan(sels, rare)
     arrow_sel = ", ".join([f"{s.expr} AS c{i}" for i, s in enumerate(lead)] + ([f"{args_sql} AS a"] if args_sql else []))
     column_sel = ", ".join(f"{_arrow_expr(s)} AS c{i}" for i, s in enumerate(sels))
     # The next batch's query runs on a helper thread while this one is decoded and built. It uses this thread's
