@@ -258,7 +258,7 @@ def test_metadata(converted: dict[str, tuple[Path, dict[str, Any]]]) -> None:
     assert m["devices"][0]["name"] == "Tesla T4" and m["devices"][0]["sm_count"] == 40
     assert m["extra"]["command_line"] == "python power_iteration__baseline.py"
     _, m = converted["nsys-ai__h100_2gpu_1s"]
-    assert m["devices"] == [] and "export has no GPU table" in m["notes"]
+    assert m["devices"] == [] and "export has no GPU device table (TARGET_INFO_GPU): GPU names, SM counts and peak FLOP/s are unknown" in m["notes"]
     _, m = converted["nvtx-examples__cupy.nsys2020.3"]
     assert m["profiler_version"] is None and m["devices"][0]["name"] == "Quadro RTX 8000"
 

@@ -102,7 +102,7 @@ def test_tiny_ground_truth(tmp_path: Path) -> None:
     mark = [r for r in rows if r["kind"] == "instant"]
     assert [(m["name"], m["ph"], m["dur_ns"], m["phase"]) for m in mark] == [("a mark", "i", 0, "fwd")]
     assert [r["name"] for r in rows if r["kind"] == "meta"] == ["mydomain"]
-    assert meta["devices"] == [] and "export has no GPU table" in meta["notes"]
+    assert meta["devices"] == [] and "export has no GPU device table (TARGET_INFO_GPU): GPU names, SM counts and peak FLOP/s are unknown" in meta["notes"]
     assert meta["table_rows"]["CUPTI_ACTIVITY_KIND_KERNEL"] == 4
 
 

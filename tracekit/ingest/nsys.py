@@ -1259,7 +1259,7 @@ def _trace_meta(db: _Db, source_file: str, notes: list[str]) -> dict[str, Any]:
         base = int(r[0]) if r and r[0] is not None else None
     devices = _devices(db)
     if not devices:
-        notes.append("export has no GPU table")
+        notes.append("export has no GPU device table (TARGET_INFO_GPU): GPU names, SM counts and peak FLOP/s are unknown")
     extra: dict[str, Any] = {}
     for key, label in (("EXPORT_SCHEMA_VERSION", "export_schema_version"), ("EXPORT_PARAM_TIME_NORMALIZE", "ts_normalize"),
                        ("EXPORT_PARAM_TIME_SHIFT", "ts_shift"), ("DERIVED_FROM", "derived_from"),
