@@ -82,3 +82,32 @@ def test_many_row_groups_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert t.column("seq").to_pylist() == list(range(5000))
     assert t.column("ts_ns").to_pylist() == [10_000 * i for i in range(5000)]
     assert _leftovers(tmp_path) == ["out.parquet"]
+
+
+@pytest.mark.parametrize("ranges", [20, 2000])
+def test_link_columns_with_few_or_many_distinct_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       ranges: int) -> None:
+    """The link columns reach the writer as dictionaries, and the writer puts a dictionary's every entry into each
+    row group: a trace with thousands of distinct range paths must not get its whole path list in every row
+    group (sink._compact_dicts, link.DICT_MAX). Values are the same either way: op i runs inside range i (each
+    range 10 us, one op at its start), whose name is unique with 2,000 "ranges" and one of 20 otherwise."""
+    monkeypatch.setattr(sink, "ROW_GROUP", 1000)
+    n = 6000
+    ev = [{"ph": "X", "cat": "user_annotation", "name": f"r{i % ranges}-{i}" if ranges > 20 else f"r{i % ranges}",
+           "pid": 1, "tid": 1, "ts": 10 * i, "dur": 9} for i in range(n)]
+    ev += [{"ph": "X", "cat": "cpu_op", "name": "op", "pid": 1, "tid": 1, "ts": 10 * i, "dur": 1} for i in range(n)]
+    src = tmp_path / "t.json"
+    src.write_text(json.dumps({"traceEvents": ev}))
+    convert(src, tmp_path / "out.parquet")
+    t = pq.read_table(tmp_path / "out.parquet", columns=["kind", "name", "phase_path", "phase"])
+    rows = t.to_pylist()
+    want = {r["name"] for r in rows if r["kind"] == "range"}
+    got = [r["phase_path"] for r in rows if r["kind"] == "cpu_op"]
+    assert len(got) == n and set(got) == want  # every op in its own range's path
+    assert all(r["phase"] == r["phase_path"] for r in rows)
+    md = pq.ParquetFile(tmp_path / "out.parquet").metadata
+    col = md.schema.names.index("phase_path")
+    dict_bytes = [md.row_group(i).column(col).total_compressed_size for i in range(md.num_row_groups)]
+    # 12 row groups of 1,000 rows: with 6,000 distinct paths in every group's dictionary page each column chunk
+    # would hold ~60 KB; built from the group's own rows it holds at most its 1,000 paths (~10 KB before LZ4)
+    assert max(dict_bytes) < 20_000, dict_bytes

@@ -43,7 +43,8 @@ from tracekit import schema
 from tracekit.atomic import atomic_path, drop_temp, make_temp
 from tracekit.errors import TraceError
 from tracekit.ingest.arrays import np_filled, np_values, num_array, str_array
-from tracekit.ingest.link import GPU_RANGE, RANGE, RUNTIME, BatchLinker, LinkInput, RangeTree, kind_codes, link
+from tracekit.ingest.link import (DICT_MAX, GPU_RANGE, RANGE, RUNTIME, BatchLinker, LinkInput, RangeTree,
+                                  kind_codes, link)
 
 BASE_FIELDS = [f for f in schema.ARROW_SCHEMA if f.name not in schema.LINK_COLUMNS + schema.SINK_COLUMNS]
 BASE_SCHEMA = pa.schema(BASE_FIELDS)
@@ -261,14 +262,42 @@ class _Out:
         if self._pending_rows >= ROW_GROUP:
             t = pa.Table.from_batches(self._pending)
             full = self._pending_rows - self._pending_rows % ROW_GROUP
-            self.wt.put(t.slice(0, full))
+            for lo in range(0, full, ROW_GROUP):  # one row group at a time: each keeps its own dictionaries
+                self.wt.put(_compact_dicts(t.slice(lo, ROW_GROUP)))
             self._pending = t.slice(full).to_batches()
             self._pending_rows -= full
 
     def flush(self) -> None:
         if self._pending or self.rows == 0:
-            self.wt.put(pa.Table.from_batches(self._pending, schema=WRITE_SCHEMA))
+            self.wt.put(_compact_dicts(pa.Table.from_batches(self._pending, schema=WRITE_SCHEMA)))
             self._pending, self._pending_rows = [], 0
+
+
+def _compact_dicts(t: pa.Table) -> pa.Table:
+    """The DICT_OUT columns of a row group with long dictionaries cut down to the entries the group uses.
+
+    Why: the Parquet writer puts a dictionary array's whole dictionary into the row group's dictionary page,
+    used or not, and a slice keeps its batch's dictionary: a batch with thousands of distinct range paths
+    would repeat them all in every row group it spans. Short dictionaries (the usual few phases and paths)
+    are left as they are.
+    """
+    for name in DICT_OUT:
+        col = t.column(name)
+        if all(len(c.dictionary) <= max(DICT_MAX, len(c) // 8) for c in col.chunks):
+            continue
+        t = t.set_column(t.schema.get_field_index(name), WRITE_SCHEMA.field(name),
+                         pa.chunked_array([_compact(c) for c in col.chunks], type=_DICT))
+    return t
+
+
+def _compact(c: pa.DictionaryArray) -> pa.DictionaryArray:
+    """``c`` with a dictionary of only the values its indices use (same values row by row)."""
+    idx = np_filled(c.indices, -1, np.int64)
+    used = np.unique(idx[idx >= 0])
+    if len(used) == len(c.dictionary):
+        return c
+    return pa.DictionaryArray.from_arrays(num_array(np.searchsorted(used, idx), idx < 0, pa.int32()),
+                                          c.dictionary.take(num_array(used)))
 
 
 @contextlib.contextmanager
