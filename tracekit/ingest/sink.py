@@ -262,8 +262,8 @@ class _Out:
         if self._pending_rows >= ROW_GROUP:
             t = pa.Table.from_batches(self._pending)
             full = self._pending_rows - self._pending_rows % ROW_GROUP
-            for lo in range(0, full, ROW_GROUP):  # one row group at a time: each keeps its own dictionaries
-                self.wt.put(_compact_dicts(t.slice(lo, ROW_GROUP)))
+            for at in range(0, full, ROW_GROUP):  # one row group at a time: each keeps its own dictionaries
+                self.wt.put(_compact_dicts(t.slice(at, ROW_GROUP)))
             self._pending = t.slice(full).to_batches()
             self._pending_rows -= full
 
