@@ -89,7 +89,7 @@ def test_link_columns_with_few_or_many_distinct_paths(tmp_path: Path, monkeypatc
                                                        ranges: int) -> None:
     """The link columns reach the writer as dictionaries, and the writer puts a dictionary's every entry into each
     row group: a trace with thousands of distinct range paths must not get its whole path list in every row
-    group (sink._compact_dicts, link.DICT_MAX). Values are the same either way: op i runs inside range i (each
+    group (sink._compact_dicts). Values are the same either way: op i runs inside range i (each
     range 10 us, one op at its start), whose name is unique with 2,000 "ranges" and one of 20 otherwise."""
     monkeypatch.setattr(sink, "ROW_GROUP", 1000)
     n = 6000

@@ -114,22 +114,13 @@ class LinkOutput:
         }
 
 
-#: Most distinct values :func:`_take` hands on as a dictionary (see there).
-DICT_MAX = 512
-
-
 def _take(values: pa.Array, idx: np.ndarray) -> pa.Array:
-    """values[idx], NULL where idx < 0: a dictionary array (int32 indices into ``values``) when ``values`` is short.
+    """values[idx] as a dictionary array (int32 indices into ``values``), NULL where idx < 0.
 
     A dictionary, not strings: the Parquet writer writes it as it is (tracekit.ingest.sink.DICT_OUT), without
-    building or hashing a string per row. But it writes all of it into every row group, used or not: a long one
-    (a trace with thousands of distinct range paths) would add its whole text to each row group, so past
-    DICT_MAX values the strings are taken and the writer builds the row group's dictionary from what it holds.
+    building or hashing a string per row; sink._compact_dicts cuts a long one down to what each row group uses.
     """
-    mask = num_array(idx, idx < 0, pa.int32())
-    if len(values) > DICT_MAX:
-        return values.take(mask)
-    return pa.DictionaryArray.from_arrays(mask, values if len(values) else str_array([]))
+    return pa.DictionaryArray.from_arrays(num_array(idx, idx < 0, pa.int32()), values if len(values) else str_array([]))
 
 
 def _thread_groups(pid: np.ndarray, tid: np.ndarray, rows: np.ndarray) -> dict[tuple[int, int], np.ndarray]:

@@ -43,8 +43,7 @@ from tracekit import schema
 from tracekit.atomic import atomic_path, drop_temp, make_temp
 from tracekit.errors import TraceError
 from tracekit.ingest.arrays import np_filled, np_values, num_array, str_array
-from tracekit.ingest.link import (DICT_MAX, GPU_RANGE, RANGE, RUNTIME, BatchLinker, LinkInput, RangeTree,
-                                  kind_codes, link)
+from tracekit.ingest.link import GPU_RANGE, RANGE, RUNTIME, BatchLinker, LinkInput, RangeTree, kind_codes, link
 
 BASE_FIELDS = [f for f in schema.ARROW_SCHEMA if f.name not in schema.LINK_COLUMNS + schema.SINK_COLUMNS]
 BASE_SCHEMA = pa.schema(BASE_FIELDS)
@@ -254,8 +253,6 @@ class _Out:
         for k, v in self._const.items():
             extra[k] = pa.DictionaryArray.from_arrays(zeros, v)
         cols = [extra[f.name] if f.name in extra else b.column(f.name) for f in WRITE_SCHEMA]
-        cols = [c if c.type == f.type else (c.dictionary_encode() if f.type == _DICT else c)
-                for c, f in zip(cols, WRITE_SCHEMA)]
         self._pending.append(pa.RecordBatch.from_arrays(cols, schema=WRITE_SCHEMA))
         self._pending_rows += b.num_rows
         self.rows = hi
@@ -273,6 +270,10 @@ class _Out:
             self._pending, self._pending_rows = [], 0
 
 
+#: Dictionaries of at most this many values (or an eighth of the group's rows) are written as they are.
+DICT_KEEP = 512
+
+
 def _compact_dicts(t: pa.Table) -> pa.Table:
     """The DICT_OUT columns of a row group with long dictionaries cut down to the entries the group uses.
 
@@ -283,7 +284,7 @@ def _compact_dicts(t: pa.Table) -> pa.Table:
     """
     for name in DICT_OUT:
         col = t.column(name)
-        if all(len(c.dictionary) <= max(DICT_MAX, len(c) // 8) for c in col.chunks):
+        if all(len(c.dictionary) <= max(DICT_KEEP, len(c) // 8) for c in col.chunks):
             continue
         t = t.set_column(t.schema.get_field_index(name), WRITE_SCHEMA.field(name),
                          pa.chunked_array([_compact(c) for c in col.chunks], type=_DICT))
