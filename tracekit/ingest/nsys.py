@@ -389,11 +389,9 @@ def _arrow_expr(sel: Sel) -> str:
     return f"json_quote({sel.expr})" if sel.kind in (FLOAT, RAW) else sel.expr
 
 
-#: The ADBC query renders a table's args members in SQLite, as one text column of ``"key":value`` pairs
-#: joined by commas ('' when all are NULL); ``_json_objects`` only wraps it. This is its kind.
-SEG = "seg"
-#: An args part of several members already rendered as ``"k":v,"k2":v2`` (NULL: none of them), e.g. the labels of
-#: one enum column looked up at once (:func:`_members`).
+#: An args part of several members already rendered as ``"k":v,"k2":v2`` (NULL or '': none of them): the args
+#: text the ADBC query renders in SQLite (:func:`_member_sql`), or the labels of one enum column looked up at
+#: once (:func:`_members`).
 MEMBERS = "members"
 #: Marks a float member in that text. Floats are spelt by Arrow's cast (the JSON path's rule), which SQLite
 #: cannot match: a batch with a non-NULL float is read again with one Arrow column per member (nsys fills
@@ -586,7 +584,7 @@ def _batches(db: _Db, table: str, sels: list[Sel]) -> Iterator[dict[str, tuple[p
                 return fetch_json(r)
             if check_mark and pc.any(pc.match_substring(text, _FLOAT_MARK)).as_py():
                 return fetch_columns(r)
-            out[_ARGS_KEY] = (text, SEG)
+            out[_ARGS_KEY] = (text, MEMBERS)
         return out
 
     with ThreadPoolExecutor(1, thread_name_prefix="tracekit-nsys-query") as ahead:
@@ -627,15 +625,9 @@ def _json_str(a: pa.Array) -> pa.Array:
 def _json_objects(parts: list[tuple[str, pa.Array, str]], n: int) -> pa.Array:
     """One JSON object text per row from columns ``("a:<key>", values, kind)``; NULL members are left out.
 
-    A first part of kind ``SEG`` holds members already rendered (``"k":v`` joined by commas, '' for none,
-    see :func:`_member_sql`). A batch where no member has a value gets NULL, otherwise rows without one ``{}``.
+    A part of kind ``MEMBERS`` holds several members already rendered (``"k":v`` joined by commas, NULL or ''
+    for none). A batch where no member has a value gets NULL, otherwise rows without one ``{}``.
     """
-    head = None
-    if parts and parts[0][2] == SEG:
-        head = parts[0][1]
-        parts = parts[1:]
-        if not pc.max(pc.binary_length(head)).as_py():  # no member has a value in this batch
-            head = None
     pieces: list[Any] = []  # joined once at the end: members without NULLs go in as (key text, values) directly
     for key, arr, kind in parts:
         if arr.null_count == len(arr):
@@ -648,9 +640,14 @@ def _json_objects(parts: list[tuple[str, pa.Array, str]], n: int) -> pa.Array:
                 pieces += [f',"{key[2:]}":"', arr, '"']
             continue
         if kind == MEMBERS:  # members rendered already ("k":v,...): one piece for several keys
-            pieces.append(pc.fill_null(pc.binary_join_element_wise(",", arr, ""), "") if arr.null_count else ",")
-            if not arr.null_count:
-                pieces.append(arr)
+            size = pc.binary_length(arr)
+            if not pc.max(size).as_py():  # none in this batch
+                continue
+            if not arr.null_count and pc.min(size).as_py():  # some in every row: the join takes them as they are
+                pieces += [",", arr]
+            else:
+                pieces.append(pc.if_else(pc.fill_null(pc.greater(size, 0), False),
+                                         pc.binary_join_element_wise(",", arr, ""), ""))
             continue
         if kind == STR:
             val = _json_str(arr)
@@ -664,10 +661,6 @@ def _json_objects(parts: list[tuple[str, pa.Array, str]], n: int) -> pa.Array:
             pieces.append(pc.fill_null(pc.binary_join_element_wise(f',"{key[2:]}":', val, ""), ""))
         else:
             pieces += [f',"{key[2:]}":', val]
-    if head is not None:
-        if pc.min(pc.binary_length(head)).as_py():  # a member in every row: the others follow with their commas
-            return pc.binary_join_element_wise("{", head, *pieces, "}", "")
-        pieces.insert(0, pc.if_else(pc.equal(head, ""), "", pc.binary_join_element_wise(",", head, "")))
     if not pieces:
         return pa.nulls(n, pa.string())
     if isinstance(pieces[0], str):  # the first member is in every row: no leading comma to strip
