@@ -97,21 +97,20 @@ class LinkOutput:
 
     def columns(self, ts: np.ndarray, dur: np.ndarray, tid: np.ndarray, lo: int, hi: int) -> dict[str, pa.Array]:
         """Arrow arrays of the link columns for rows ``lo:hi``."""
-        ph, pp = self._ph, self._pp
-        pi = self.phase_idx[lo:hi]
-        qi = self.path_idx[lo:hi]
-        lr = self.launch_row[lo:hi]
-        has = lr >= 0
-        safe = np.where(has, lr, 0)
-        mask = ~has
         return {
-            "phase": _take(ph, pi),
-            "phase_path": _take(pp, qi),
+            "phase": _take(self._ph, self.phase_idx[lo:hi]),
+            "phase_path": _take(self._pp, self.path_idx[lo:hi]),
             "launch_name": _take(self.name_dict, self.launch_name_idx[lo:hi]),
-            "launch_ts_ns": num_array(ts[safe] if len(ts) else safe, mask, pa.int64()),
-            "launch_dur_ns": num_array(dur[safe] if len(dur) else safe, mask, pa.int64()),
-            "launch_tid": num_array(tid[safe] if len(tid) else safe, mask, pa.int64()),
+            **_launch_facts(ts, dur, tid, self.launch_row[lo:hi]),
         }
+
+
+def _launch_facts(ts: np.ndarray, dur: np.ndarray, tid: np.ndarray, src: np.ndarray) -> dict[str, pa.Array]:
+    """launch_ts_ns / launch_dur_ns / launch_tid: the launching call's row ``src`` of the three columns (-1: NULL)."""
+    none = src < 0
+    safe = np.where(none, 0, src)
+    return {k: num_array(v[safe] if len(v) else safe, none, pa.int64())
+            for k, v in (("launch_ts_ns", ts), ("launch_dur_ns", dur), ("launch_tid", tid))}
 
 
 def _take(values: pa.Array, idx: np.ndarray) -> pa.Array:
@@ -491,25 +490,21 @@ class BatchLinker:
             for k, v in (("corr", corr), ("ts", ts), ("dur", dur), ("tid", tid), ("path", path)):
                 self._rt[k].append(v[rt])
             self._rt["name"].append(name.take(num_array(rt.astype(np.int64))))
-        launch_ts = launch_dur = launch_tid = None
-        launch_name = _take(str_array([]), np.full(n, -1, np.int32))
+        src = np.full(n, -1, dtype=np.int64)  # each row's launching call: index into the runtime calls
+        empty = np.zeros(0, np.int64)
+        r: dict[str, Any] = {"ts": empty, "dur": empty, "tid": empty}
+        launch_name = _take(str_array([]), src)
         gpu = np.flatnonzero((code == GPU) & (corr >= 0))
-        no_launch = np.ones(n, dtype=bool)
         if len(gpu):
             launches, keyed, r = self._launch_index()
             pick, amb = launches.find(corr[gpu], ts[gpu])
             self.ambiguous_launches += amb
             ok = pick >= 0
-            gpu, src = gpu[ok], keyed[pick[ok]]  # src: index into the runtime calls
-            path[gpu] = r["path"][src]
-            idx = np.full(n, -1, dtype=np.int64)
-            idx[gpu] = src
-            no_launch[gpu] = False
-            safe = np.where(no_launch, 0, idx)
-            launch_ts, launch_dur, launch_tid = (r[k][safe] if len(r[k]) else safe for k in ("ts", "dur", "tid"))
+            gpu = gpu[ok]
+            src[gpu] = keyed[pick[ok]]
+            path[gpu] = r["path"][src[gpu]]
             if len(r["name_idx"]):
-                launch_name = _take(r["name_dict"], np.where(no_launch, -1, r["name_idx"][safe]))
-        zeros = np.zeros(n, dtype=np.int64)
+                launch_name = _take(r["name_dict"], np.where(src >= 0, r["name_idx"][np.maximum(src, 0)], -1))
         has = path >= 0
         phase_idx = np.full(n, -1, dtype=np.int32)
         if len(self._path_phase):
@@ -524,7 +519,5 @@ class BatchLinker:
             "phase": phase,
             "phase_path": phase_path,
             "launch_name": launch_name,
-            "launch_ts_ns": num_array(zeros if launch_ts is None else launch_ts, no_launch, pa.int64()),
-            "launch_dur_ns": num_array(zeros if launch_dur is None else launch_dur, no_launch, pa.int64()),
-            "launch_tid": num_array(zeros if launch_tid is None else launch_tid, no_launch, pa.int64()),
+            **_launch_facts(r["ts"], r["dur"], r["tid"], src),
         }
