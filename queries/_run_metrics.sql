@@ -83,14 +83,19 @@ CREATE TEMP TABLE IF NOT EXISTS run_metrics (
 
 DELETE FROM run_metrics WHERE label = getvariable('label');
 
+-- The notes of a metric that is NULL because the run has no steps / no GPU op (every block below uses them).
+CREATE OR REPLACE TEMP MACRO _rm_no_step_note() AS
+    'no range matched the step pattern ' || getvariable('step_pattern')
+    || ': pass --step-pattern, or mark the loop with tracekit.phase("step")';
+CREATE OR REPLACE TEMP MACRO _rm_no_gpu_note() AS
+    'no GPU ops in this run: capture CUDA activity (torch.profiler activities=[CPU, CUDA]; nsys --trace=cuda)';
+
 INSERT INTO run_metrics
 WITH _n AS (
     SELECT (SELECT count(*) FROM _step_rows) AS steps,
-           'no range matched the step pattern ' || getvariable('step_pattern')
-           || ': pass --step-pattern, or mark the loop with tracekit.phase("step")' AS no_step_note,
+           _rm_no_step_note() AS no_step_note,
            (SELECT count(*) FROM _gpu) AS gpu_ops,
-           'no GPU ops in this run: capture CUDA activity (torch.profiler activities=[CPU, CUDA]; nsys --trace=cuda)'
-               AS no_gpu_note,
+           _rm_no_gpu_note() AS no_gpu_note,
            (SELECT bool_and(has_runtime) FROM _caps) AS has_runtime,
            (SELECT bool_and(has_sync) FROM _caps) AS has_sync
 ), _s AS (
@@ -196,7 +201,7 @@ _ids AS (
     SELECT _incl.id || '.incl_gpu_ms_per_step', 'phase', _incl.phase, 'incl_gpu_ms_per_step', 'ms',
            CASE WHEN _n.gpu_ops > 0 THEN ns / 1e6 / _n.steps END,
            'summed duration of GPU ops launched in the phase or any phase under it', 'steps', TRUE,
-           CASE WHEN _n.gpu_ops = 0 THEN 'no GPU ops in this run: capture CUDA activity (torch.profiler activities=[CPU, CUDA]; nsys --trace=cuda)' END
+           CASE WHEN _n.gpu_ops = 0 THEN _rm_no_gpu_note() END
     FROM _incl, _n
     UNION ALL
     SELECT 'tokens.' || m, 'tokens', 'tokens', m, u, CASE WHEN _tk.counted > 0 THEN v END, num, den, FALSE,
@@ -224,9 +229,8 @@ INSERT INTO run_metrics
 WITH _n AS (
     SELECT (SELECT count(*) FROM _step_rows) AS steps, (SELECT count(*) FROM _gpu) AS gpu_ops,
            (SELECT count(*) FROM _cl_rs) > 0 AS multi, (SELECT count(DISTINCT step_key) FROM _cl_rs) AS keys,
-           'no range matched the step pattern ' || getvariable('step_pattern')
-           || ': pass --step-pattern, or mark the loop with tracekit.phase("step")' AS no_step_note,
-           'no GPU ops in this run: capture CUDA activity (torch.profiler activities=[CPU, CUDA]; nsys --trace=cuda)' AS no_gpu_note
+           _rm_no_step_note() AS no_step_note,
+           _rm_no_gpu_note() AS no_gpu_note
 ), _c AS (
     SELECT sum(comm_exposed_ns) AS comm_exp, sum(comm_ns) AS comm, sum(mem_exposed_ns) AS mem_exp FROM _cm_step
 ), _d AS (
