@@ -15,8 +15,9 @@
 --            not depend on row order or on the other traces of a dataset), gid (a join key
 --            unique over the dataset but not stable: window functions sort narrow columns and
 --            join the strings back on it; never sort on it).
---   _rt      runtime rows with end_ns, phase_path ('(none)' when NULL) and flags
---            is_sync (any sync API), blocking (the host waits in it), launched (>= 1 GPU op).
+--   _rt      runtime rows with end_ns, phase_path ('(none)' when NULL), api_class (_api_classes
+--            below) and flags is_sync (class blocking or stream_wait), blocking (class blocking:
+--            the host waits in it), launched (>= 1 GPU op has its correlation).
 --   _window  per trace: window_start_ns / window_end_ns / window_ns, the trace window
 --            (earliest start to latest end over every timed row except metadata).
 --   _steps   step instances: range rows whose name fully matches getvariable('step_pattern'),
@@ -44,14 +45,46 @@
 --            call or gpu_sync row), has_gpu (any GPU op). Analyses output NULL, not 0, for numbers that need what is
 --            missing (trust.sql says why and how to capture it).
 
--- A blocking sync: the host thread waits inside the call until the GPU has caught up.
-CREATE OR REPLACE TEMP MACRO _is_blocking_sync(n) AS regexp_full_match(n,
-    '((cuda|hip)(StreamSynchronize|DeviceSynchronize|EventSynchronize|ThreadSynchronize|Memcpy|Memcpy2D|Memcpy3D|MemcpyDtoH|MemcpyHtoD|MemcpyFromSymbol|MemcpyToSymbol|MemcpyPeer|MemcpyWithStream)|cu(StreamSynchronize|CtxSynchronize|EventSynchronize|MemcpyDtoH|MemcpyHtoD|Memcpy)(_v2)?)'
-    || '(_v[0-9]+)?');
--- A stream wait: later work on the stream waits on the GPU for an event (the host does not block).
-CREATE OR REPLACE TEMP MACRO _is_stream_wait(n) AS regexp_full_match(n, '(cuda|hip|cu)StreamWaitEvent(_v2)?(_v[0-9]+)?');
--- Any sync API, including the GPU-side wait cudaStreamWaitEvent.
-CREATE OR REPLACE TEMP MACRO _is_sync_api(n) AS _is_blocking_sync(n) OR _is_stream_wait(n);
+-- Every CUDA/HIP runtime and driver API call has ONE class, from this table: the first row (by `ord`)
+-- whose pattern fully matches the call's name, with a version or per-thread-stream suffix (_v2,
+-- _v3, _ptsz, _ptds, _spt) ignored. Every analysis asks this table (through _rt.api_class, or the
+-- _is_* macros below), never its own list of names. The classes:
+--   graph_launch  replays a CUDA/HIP graph: one call, many GPU ops
+--   launch        launches one kernel (cudaLaunchKernel, cuLaunchKernel(Ex), hipModuleLaunchKernel, ...)
+--   blocking      the host waits inside the call until the GPU has caught up: stream/device/event/
+--                 context synchronize and the synchronous copies (cudaMemcpy, hipMemcpyWithStream,
+--                 cuMemcpyDtoH, ...): host time in them is sync stall, never launch overhead
+--   stream_wait   a stream waits on the GPU for an event (cudaStreamWaitEvent): the host does not block
+--   enqueue       asynchronous copies, memsets and host functions put on a stream (cudaMemcpyAsync,
+--                 cudaMemsetAsync, hipMemsetD32Async, cudaLaunchHostFunc, ...)
+--   query         non-blocking status queries (cudaEventQuery, cudaStreamQuery)
+--   memory        allocation and registration (cudaMalloc, cudaFree, cudaHostAlloc, hipMallocAsync, ...)
+--   bookkeeping   events, streams, graphs, modules, attributes and errors (cudaEventRecord,
+--                 cudaStreamIsCapturing, cudaFuncGetAttributes, cudaGetDevice, cudaGetLastError, ...)
+--   other         anything else (a call of class `other` that launched a kernel counts as `launch`:
+--                 _rt.api_class)
+-- A step's host time on its thread is split by class in steps.sql (host_*_ns).
+CREATE OR REPLACE TEMP TABLE _api_classes(ord, api_class, pattern) AS VALUES
+    (1, 'graph_launch', '(cuda|hip|cu)GraphLaunch'),
+    (2, 'launch', '(cuda|hip)(LaunchKernel|LaunchKernelExC|LaunchKernelEx|LaunchCooperativeKernel|LaunchCooperativeKernelMultiDevice|LaunchByPtr)'
+                  || '|hip(ModuleLaunchKernel|ExtModuleLaunchKernel|HccModuleLaunchKernel|ExtLaunchKernel|ExtLaunchMultiKernelMultiDevice|ModuleLaunchCooperativeKernel|LaunchKernelGGL)'
+                  || '|cu(LaunchKernel|LaunchKernelEx|LaunchCooperativeKernel|LaunchCooperativeKernelMultiDevice|LaunchGrid|LaunchGridAsync)'),
+    (3, 'blocking', '(cuda|hip)(StreamSynchronize|DeviceSynchronize|EventSynchronize|ThreadSynchronize'
+                    || '|Memcpy|Memcpy2D|Memcpy3D|MemcpyDtoH|MemcpyHtoD|MemcpyDtoD|MemcpyFromSymbol|MemcpyToSymbol|MemcpyPeer|MemcpyWithStream|MemcpyParam2D|MemcpyAtoH|MemcpyHtoA)'
+                    || '|cu(StreamSynchronize|CtxSynchronize|EventSynchronize|MemcpyDtoH|MemcpyHtoD|MemcpyDtoD|Memcpy|Memcpy2D|Memcpy3D|MemcpyPeer)'),
+    (4, 'stream_wait', '(cuda|hip|cu)StreamWaitEvent'),
+    (5, 'enqueue', '(cuda|hip|cu)(Memcpy|Memset)[A-Za-z0-9]*Async|(cuda|hip)(Memset|Memset2D|Memset3D|MemsetD8|MemsetD16|MemsetD32)'
+                   || '|cuMemsetD(8|16|32|2D8|2D16|2D32)|(cuda|hip)LaunchHostFunc|cuLaunchHostFunc|(cuda|hip)MemPrefetchAsync|cuMemPrefetchAsync'),
+    (6, 'query', '(cuda|hip|cu)(EventQuery|StreamQuery)'),
+    (7, 'memory', '(cuda|hip|cu)(Malloc|Free|Mem|Host|Array|Ipc)[A-Za-z0-9]*|hipExtMallocWithFlags|cuMemAlloc[A-Za-z0-9]*'),
+    (8, 'bookkeeping', '(cuda|hip|cu)(Event|Stream|Graph|Ctx|Device|Func|Module|Get|Set|Peek|Occupancy|Driver|Runtime|Profiler|Init|Pointer|Kernel|Library|Thread|UserObject|Chip)[A-Za-z0-9]*'),
+    (9, 'other', '.*');
+
+-- The class of one API name (the suffix rule above). Used once per distinct name.
+CREATE OR REPLACE TEMP MACRO _api_class_of(n) AS (
+    SELECT c.api_class FROM _api_classes c
+    WHERE regexp_full_match(regexp_replace(n, '(_v[0-9]+|_ptsz|_ptds|_spt)+$', ''), c.pattern)
+    ORDER BY c.ord LIMIT 1);
 CREATE OR REPLACE TEMP MACRO _is_graph_launch(n) AS coalesce(contains(n, 'GraphLaunch'), FALSE);
 -- Same name families as HTA's kernel types (communication = NCCL/RCCL/HCCL kernels). Plain string
 -- functions, not a regex: this runs once per GPU op.
@@ -70,15 +103,17 @@ SELECT trace, kind, name, ts_ns, greatest(dur_ns, 0) AS dur_ns, ts_ns + greatest
        row_number() OVER () AS gid
 FROM kernels;
 
--- The sync regexes run once per distinct API name, not once per call.
+-- The class of each distinct API name is looked up once, not once per call.
 CREATE OR REPLACE TEMP TABLE _rt AS
 WITH _names AS (
-    SELECT name, _is_sync_api(name) AS is_sync, _is_blocking_sync(name) AS blocking
-    FROM (SELECT DISTINCT name FROM runtime)
-), _l AS (SELECT DISTINCT trace, correlation FROM _gpu WHERE correlation IS NOT NULL)
+    SELECT name, _api_class_of(name) AS api_class FROM (SELECT DISTINCT name FROM runtime)
+), _l AS (SELECT trace, correlation, bool_or(kind = 'kernel') AS kernel FROM _gpu WHERE correlation IS NOT NULL GROUP BY ALL)
 SELECT r.trace, r.name, r.ts_ns, greatest(r.dur_ns, 0) AS dur_ns, r.ts_ns + greatest(r.dur_ns, 0) AS end_ns,
        r.pid, r.tid, r.correlation, r.phase, coalesce(r.phase_path, '(none)') AS phase_path, r.row_id,
-       coalesce(n.is_sync, FALSE) AS is_sync, coalesce(n.blocking, FALSE) AS blocking,
+       CASE WHEN coalesce(n.api_class, 'other') = 'other' AND coalesce(l.kernel, FALSE) THEN 'launch'
+            ELSE coalesce(n.api_class, 'other') END AS api_class,
+       coalesce(n.api_class IN ('blocking', 'stream_wait'), FALSE) AS is_sync,
+       coalesce(n.api_class = 'blocking', FALSE) AS blocking,
        l.correlation IS NOT NULL AS launched
 FROM runtime r
 LEFT JOIN _names n ON n.name = r.name

@@ -37,7 +37,8 @@
 --   step.gpu_op_ms      summed duration of GPU ops launched in steps / steps;  step.gpu_ops: ops / steps
 --   step.launches       launching runtime calls (graph launches excluded) / steps
 --   step.sync_stall_ms  host time blocked in sync calls / steps
---   step.gpu_busy_share summed per-step GPU busy / summed per-step GPU span (steps.gpu_span_dev_ns)
+--   step.gpu_busy_share summed per-step GPU busy / summed per-step end-to-end span on the step's devices
+--                       (steps.e2e_dev_ns: the headline's 'GPU busy / end to end')
 --   <phase>.ms_per_step      summed CPU range time of the phase (inclusive of child ranges) / steps
 --   <phase>.gpu_ms_per_step  summed duration of GPU ops launched in the phase (exclusive) / steps
 --   <phase>.calls_per_step   range instances of the phase / steps
@@ -100,7 +101,7 @@ WITH _n AS (
            (SELECT bool_and(has_sync) FROM _caps) AS has_sync
 ), _s AS (
     SELECT sum(end_to_end_ns) AS wall_ns, sum(coalesce(gpu_busy_ns, 0)) AS busy_ns, sum(gpu_op_ns) AS op_ns,
-           sum(gpu_span_dev_ns) AS span_ns,
+           sum(e2e_dev_ns) AS span_ns,
            sum(gpu_ops) AS ops, sum(launches) AS launches, sum(sync_stall_ns) AS stall_ns
     FROM _step_rows
 ), _ph AS (
@@ -146,7 +147,7 @@ WITH _n AS (
     UNION ALL
     SELECT 'step.gpu_busy_share', 'step', 'step', 'gpu_busy_share', 'ratio',
            CASE WHEN _n.steps > 0 THEN _s.busy_ns / nullif(_s.span_ns, 0) END,
-           'summed per-step GPU busy time', 'summed per-step GPU span', FALSE,
+           'summed per-step GPU busy time', 'summed per-step end-to-end span (per device)', FALSE,
            CASE WHEN _n.steps = 0 THEN no_step_note END FROM _n, _s
     UNION ALL
     SELECT _ph.id || '.ms_per_step', 'phase', phase, 'ms_per_step', 'ms', cpu_ns / 1e6 / _n.steps,

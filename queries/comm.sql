@@ -40,7 +40,7 @@
 --   shares), comm_ns, comm_overlap_ns, comm_exposed_ns, comm_exposed_share, mem_ns, mem_overlap_ns,
 --   mem_exposed_ns, mem_exposed_share: the same definitions restricted to the step's time window.
 -- Output `by_phase` (trace, device, phase_path of the launching call, relative to the step holding the
---   launch as in steps.phases ('(self)' = directly in the step; full path outside steps); rows with
+--   launch as in steps.phases ('(other)' = directly in the step, in no phase of it; full path outside steps); rows with
 --   comm or memory ops):
 --   comm_ops, comm_op_ns (summed op durations), comm_overlap_ns (each op's time under compute,
 --   summed), comm_exposed_ns = comm_op_ns - comm_overlap_ns, comm_exposed_share = comm_exposed_ns /
@@ -119,7 +119,7 @@ WITH _o0 AS (
 ), _o AS (  -- the phase relative to the step holding the launch (as steps.phases), so steps add up
     SELECT o.gid, o.trace, o.device, o.op_class, o.ts_ns, o.end_ns,
            CASE WHEN s.end_ns IS NULL OR o.at_ns >= s.end_ns THEN o.phase_path
-                WHEN o.phase_path = s.phase_path THEN '(self)'
+                WHEN o.phase_path = s.phase_path THEN '(other)'
                 WHEN starts_with(o.phase_path, s.phase_path || '/') THEN substr(o.phase_path, length(s.phase_path) + 2)
                 ELSE o.phase_path END AS phase_path
     FROM _o0 o ASOF LEFT JOIN _steps s ON o.trace = s.trace AND o.at_ns >= s.ts_ns

@@ -12,7 +12,7 @@
 -- the device has ended), E = gap end = next op start, L0/L1 = start/end of the next op's launch
 -- call, T = host_busy_min_ns. P0 = launch start of the previous op of stream s that has a launch
 -- record (none: no lower bound). S0/S1 = start/end of the latest blocking sync call (_common.sql:
--- _is_blocking_sync) on the launching thread that started before the launch (S0 < L0).
+-- _rt.blocking, class `blocking` of _api_classes) on the launching thread that started before the launch (S0 < L0).
 -- W0 = start of a stream-wait call (cudaStreamWaitEvent / hipStreamWaitEvent / cuStreamWaitEvent):
 --   "recorded" waits have a GPU-side record naming the waiting stream (Kineto cuda_sync
 --   'Stream Wait Event', nsys SYNCHRONIZATION; W0 = its call's start, the record's own start if the
@@ -33,18 +33,22 @@
 --                        an event (cross-stream/cross-device dependency). intervals names the wait
 --                        call and, when the trace has it, the event record call and its stream
 --   3 gpu_wait           Q, and a thread-order wait has P0 < W0 < L0 (wait_evidence says which)
---   4 queued_dependency  Q, no such wait: queued work waited on something the trace does not show
---                        (another device or process, a host callback, an uncaptured wait)
---   5 sync_blocked       not Q, S0 <= G + T, S0 < L0, S1 > G and L0 - S1 <= T: the launching thread
+--   4 kernel_gap         Q, the op that ended at G ran on stream s too (back to back on one stream),
+--                        and E - G <= K: the GPU's ordinary gap between two queued ops of a stream
+--                        (HTA's kernel_wait; K = kernel_gap_max_ns, default 20 us: the largest such gap
+--                        on the shared real traces is 16 us, a held op waits far longer)
+--   5 queued_dependency  Q, none of the above: queued work waited on something the trace does not
+--                        show (another device or process, a host callback, an uncaptured wait)
+--   6 sync_blocked       not Q, S0 <= G + T, S0 < L0, S1 > G and L0 - S1 <= T: the launching thread
 --                        sat in a blocking sync across the gap start and launched within T of its
 --                        return (the host waited for the GPU to drain, then had to relaunch)
---   6 host_busy          not Q, L0 - G > T: the host started the launch more than T after the GPU
+--   7 host_busy          not Q, L0 - G > T: the host started the launch more than T after the GPU
 --                        went idle (host_phase says which range it was in)
---   7 launch_bound       otherwise (not Q, L0 - G <= T): the GPU waited for the launch itself
+--   8 launch_bound       otherwise (not Q, L0 - G <= T): the GPU waited for the launch itself
 --   before_first_gpu_op / after_last_gpu_op   the trace window's edges with no GPU op yet/any more
 -- An op launched before the gap, or launched in time and then held on the GPU, is never sync_blocked,
 -- even when a blocking sync ran across the gap after its launch: what held it was on the GPU side
--- (rules 2-4). Without runtime rows every gap is no_launch_record.
+-- (rules 2-5). Without runtime rows every gap is no_launch_record.
 -- host_phase of a gap: the phase_path of the last range on the launching thread that ended after
 -- the gap began and before the next launch (the CPU work that filled the gap, e.g. a CPU-only
 -- `candidate` range); when there is none, the phase of the next op's launch. Sync calls, waits and
@@ -55,7 +59,8 @@
 --
 -- Inputs: events (gpu_sync rows), ranges; _gpu, _rt, _window, _steps, _gap_rows, _busy_dev, _caps
 -- (from _common.sql).
--- Parameters: getvariable('host_busy_min_ns') (T, default 50000), getvariable('idle_top_n') (20).
+-- Parameters: getvariable('host_busy_min_ns') (T, default 50000), getvariable('kernel_gap_max_ns') (K,
+-- default 20000), getvariable('idle_top_n') (20).
 --
 -- Output `gpu_idle` (one row per trace, device):
 --   window_ns            DENOMINATOR of idle_share: the trace window (window_start_ns..window_end_ns)
@@ -66,10 +71,10 @@
 --   compute_busy_ns      union of compute kernels (not NCCL, not memcpy/memset);
 --                        compute_share = compute_busy_ns / gpu_window_ns (HTA compute %)
 --   gaps                 idle intervals between GPU ops
---   launch_bound_ns, sync_blocked_ns, host_busy_ns, gpu_wait_ns, queued_dependency_ns,
+--   launch_bound_ns, sync_blocked_ns, host_busy_ns, gpu_wait_ns, kernel_gap_ns, queued_dependency_ns,
 --   no_launch_record_ns, edge_ns   idle time per cause (sync_blocked_ns NULL when no sync was
 --                        captured, gpu_wait_ns NULL when no runtime rows were: see trust)
---   other_ns             gpu_wait_ns + queued_dependency_ns + no_launch_record_ns: the GPU-side and
+--   other_ns             gpu_wait_ns + kernel_gap_ns + queued_dependency_ns + no_launch_record_ns: the GPU-side and
 --                        unknown causes together (the former single 'other' cause)
 -- Output `causes`: trace, device, cause, intervals, idle_ns, mean_ns, p50_ns, max_ns, window_ns,
 --   share_of_window = idle_ns / window_ns, share_of_idle = idle_ns / (all idle_ns of the device)
@@ -85,7 +90,8 @@
 --   NULL when the trace does not have them); note: what is unknown and which capture option shows it.
 --
 -- How to read: idle_share is of wall time, not of summed op time; launch_bound + host_busy are
--- CPU-side problems, sync_blocked a host sync, gpu_wait / queued_dependency GPU-side dependencies.
+-- CPU-side problems, sync_blocked a host sync, gpu_wait / queued_dependency GPU-side dependencies,
+-- kernel_gap the GPU's own time between queued ops (large only with very many tiny ops).
 
 CREATE OR REPLACE TEMP TABLE _waits AS
 WITH _w AS (  -- recorded stream waits: the GPU-side record names the waiting stream (and, Kineto, the event record)
@@ -106,13 +112,14 @@ CREATE OR REPLACE TEMP TABLE _twaits AS  -- thread-order waits: stream-wait call
       AND NOT EXISTS (SELECT 1 FROM _waits w WHERE w.trace = r.trace AND w.w_corr = r.correlation);
 
 CREATE OR REPLACE TEMP TABLE _gaps AS
-WITH _pl AS (  -- P0: launch start of the previous op (with a launch record) on the same stream
-    SELECT gid, last_value(launch_ts_ns IGNORE NULLS) OVER (PARTITION BY trace, device, stream ORDER BY ts_ns, row_id
-                ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_launch_ts_ns
+WITH _pl AS (  -- P0: launch start of the previous op (with a launch record) on the same stream; the latest end
+              -- of the stream's earlier ops (= G when the op that ended at G ran on this stream)
+    SELECT gid, last_value(launch_ts_ns IGNORE NULLS) OVER _w AS prev_launch_ts_ns, max(end_ns) OVER _w AS prev_stream_end_ns
     FROM _gpu
+    WINDOW _w AS (PARTITION BY trace, device, stream ORDER BY ts_ns, row_id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
 ), _g AS (  -- the gap rows come from _common.sql (narrow columns; strings are joined back at the end)
     SELECT g.gid, g.trace, g.device, g.stream, g.ts_ns, g.launch_ts_ns, g.launch_dur_ns, g.launch_tid,
-           o.gap_start_ns, p.prev_launch_ts_ns,
+           o.gap_start_ns, p.prev_launch_ts_ns, p.prev_stream_end_ns,
            -- Q: the op was queued for the whole gap, or sat queued for more than T and for most of the gap
            coalesce(g.launch_ts_ns + g.launch_dur_ns <= o.gap_start_ns
              OR (g.ts_ns - greatest(o.gap_start_ns, g.launch_ts_ns + g.launch_dur_ns) > getvariable('host_busy_min_ns')
@@ -154,6 +161,8 @@ WITH _pl AS (  -- P0: launch start of the previous op (with a launch record) on 
 ), _k AS (
     SELECT *, CASE WHEN launch_ts_ns IS NULL THEN 'no_launch_record'
                    WHEN queued AND (rec_wait OR thr_wait) THEN 'gpu_wait'
+                   WHEN queued AND prev_stream_end_ns = gap_start_ns
+                        AND ts_ns - gap_start_ns <= getvariable('kernel_gap_max_ns') THEN 'kernel_gap'
                    WHEN queued THEN 'queued_dependency'
                    WHEN sync_end > gap_start_ns AND sync_ts <= gap_start_ns + getvariable('host_busy_min_ns')
                         AND launch_ts_ns - sync_end <= getvariable('host_busy_min_ns') THEN 'sync_blocked'
@@ -179,6 +188,8 @@ SELECT k.trace, k.device, k.gap_start_ns, k.ts_ns AS gap_end_ns, k.ts_ns - k.gap
        CASE k.cause
            WHEN 'no_launch_record' THEN 'the next op has no launching call in the trace (window trimmed, or runtime '
                 || 'activity not captured: Kineto ProfilerActivity.CPU, nsys --trace=cuda): cause unknown'
+           WHEN 'kernel_gap' THEN 'the op was queued on the stream of the op that ended at the gap start: the '
+                || 'ordinary gap between back-to-back ops of a stream (at most kernel_gap_max_ns)'
            WHEN 'queued_dependency' THEN 'the op sat queued (rule Q of queries/gpu_idle.sql) and no stream wait on '
                 || 'its stream was issued since the previous op of the stream was launched: the dependency is not '
                 || 'in the trace'
@@ -222,9 +233,10 @@ WITH _c AS (
            sum(gap_ns) FILTER (WHERE cause = 'sync_blocked') AS sync_blocked_ns,
            sum(gap_ns) FILTER (WHERE cause = 'host_busy') AS host_busy_ns,
            sum(gap_ns) FILTER (WHERE cause = 'gpu_wait') AS gpu_wait_ns,
+           sum(gap_ns) FILTER (WHERE cause = 'kernel_gap') AS kernel_gap_ns,
            sum(gap_ns) FILTER (WHERE cause = 'queued_dependency') AS queued_dependency_ns,
            sum(gap_ns) FILTER (WHERE cause = 'no_launch_record') AS no_launch_record_ns,
-           sum(gap_ns) FILTER (WHERE cause IN ('gpu_wait', 'queued_dependency', 'no_launch_record')) AS other_ns,
+           sum(gap_ns) FILTER (WHERE cause IN ('gpu_wait', 'kernel_gap', 'queued_dependency', 'no_launch_record')) AS other_ns,
            sum(gap_ns) FILTER (WHERE cause LIKE '%gpu_op') AS edge_ns
     FROM _idle_all GROUP BY ALL
 )
@@ -238,6 +250,7 @@ SELECT d.trace, d.device, d.window_start_ns, d.window_end_ns, d.window_ns, d.bus
        CASE WHEN k.has_sync THEN coalesce(c.sync_blocked_ns, 0)::BIGINT END AS sync_blocked_ns,
        coalesce(c.host_busy_ns, 0)::BIGINT AS host_busy_ns,
        CASE WHEN k.has_runtime THEN coalesce(c.gpu_wait_ns, 0)::BIGINT END AS gpu_wait_ns,
+       CASE WHEN k.has_runtime THEN coalesce(c.kernel_gap_ns, 0)::BIGINT END AS kernel_gap_ns,
        coalesce(c.queued_dependency_ns, 0)::BIGINT AS queued_dependency_ns,
        coalesce(c.no_launch_record_ns, 0)::BIGINT AS no_launch_record_ns,
        coalesce(c.other_ns, 0)::BIGINT AS other_ns, coalesce(c.edge_ns, 0)::BIGINT AS edge_ns

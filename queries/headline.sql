@@ -1,5 +1,5 @@
 -- headline: per trace and step kind, the per-step breakdown, the phase tree and verdicts, first.
--- @requires steps gpu_idle
+-- @requires steps gpu_idle syncs
 --
 -- Run it with `tracekit report` (or `tracekit sql TRACE --query headline`): that loads _common.sql,
 -- the set-up of the files named on the `@requires` line (steps.sql: _step_rows, _gpu_step,
@@ -17,21 +17,28 @@
 -- Output `headline` (long form: one row per trace, step kind and metric):
 --   trace, step_kind, steps (step instances of the kind), row_order (int, display order),
 --   metric, unit ('ns' | 'count' | 'share'), mean, p50, p99 (DOUBLE), note (why NULL, else NULL)
---   metrics, in row_order:
+--   metrics, in row_order (steps.sql has each per step):
 --     'CPU span', 'GPU span', 'end-to-end span'             (ns; see above)
---     'launches'                 runtime calls that launched GPU ops, graph launches excluded
---     'graph launches'           *GraphLaunch calls;  'graph nodes': GPU ops they replayed (NULL without runtime rows)
---     'host time in graph launch'   summed host duration of the graph launch calls (ns)
 --     'GPU busy (union)'         union of the step's GPU op intervals per device, summed (ns)
---     'GPU busy share'           GPU busy (union) / GPU span summed per device (share, <= 1)
+--     'GPU busy / end to end'    GPU busy (union) / end-to-end span per device (share): THE step's busy
+--                                share, as its user lives it (steps.gpu_busy_share_e2e)
+--     'GPU busy / GPU span'      GPU busy (union) / GPU span per device (share, secondary: leaves out the
+--                                idle before the step's first GPU op and after its last)
 --     'kernel time (sum)'        summed duration of the step's GPU ops (kernels, memcpy, memset)
---     'GPU idle in span'         device idle time (no GPU op at all) inside the step's GPU span
---                                on each device, summed over devices (ns)
---     'idle: <cause>'            that idle time split by gpu_idle.sql's causes (launch_bound,
---                                sync_blocked, host_busy, other, ...); the causes add up to
---                                'GPU idle in span'. GPU span - GPU busy - GPU idle in span is time
---                                the device ran other steps' ops (0 unless steps overlap on the GPU)
---     'sync calls', 'sync stall' blocking sync calls in the step and their host time (ns)
+--     'GPU on other work'        time in the end-to-end window the device ran only ops not launched in
+--                                the step (e.g. launched before the trace window: steps.gpu_other_ns)
+--     'GPU idle, end to end'     device idle time (no GPU op at all) in the end-to-end window, summed
+--                                over the step's devices; busy + other work + idle = end-to-end per device
+--     'idle: <cause>'            that idle time split by gpu_idle.sql's causes (launch_bound, host_busy,
+--                                sync_blocked, gpu_wait, kernel_gap, queued_dependency, no_launch_record,
+--                                before_first_gpu_op, after_last_gpu_op); they add up to 'GPU idle, end to end'
+--     'launches'                 kernel launch calls (_api_classes class `launch`; copies, memsets and
+--                                graph launches excluded)
+--     'graph launches'           graph launch calls;  'graph nodes': GPU ops they replayed (NULL without runtime rows)
+--     'host: launch calls', 'host: blocking syncs+copies', 'host: other runtime calls',
+--     'host: outside runtime calls'   the CPU span on the step's thread in four buckets that add up
+--                                to it (steps.host_*_ns: every ns in exactly one)
+--     'sync calls', 'sync stall' blocking calls (syncs, synchronous copies) in the step and their host time
 --   NULL with a note where the trace lacks what the metric needs (no runtime rows, no sync
 --   captured, no GPU op in the step), never 0.
 -- Output `phase_tree`: trace, step_kind, row_order, depth (0 = top level inside the step),
@@ -48,16 +55,21 @@
 --   Each share column sums to 1 over the rows of a (trace, step_kind). Rows are sorted so a
 --   depth-first walk prints the tree (siblings by inclusive CPU time, '(other)' last).
 -- Output `verdicts`: trace, step_kind, rank (1..6), verdict (one sentence, its numbers formatted
---   in ms/us/%), numerator_ns, denominator_ns, numerator (label), denominator (label). Candidates in
---   this order, the first six that apply ranked 1..6 (sums over the kind's steps; NULL numbers and a
---   sentence naming the capture flag when the data is missing, never a confident zero):
---     GPU idle in span / GPU span, split by cause, and the host phase of the most host-caused idle
+--   in ms/us/%), numerator_ns, denominator_ns, numerator (label), denominator (label). Sums over the
+--   kind's steps, shown per step; every share names its denominator. Ranked: the first always,
+--   then the problems (sync stall, launch calls, an asynchronous step) by their time per step,
+--   largest first, then where the time went (largest phases, graphs), then what is unknown (NULL
+--   numbers and a sentence naming the capture flag, never a confident zero); six at most:
+--     GPU idle / end-to-end span, split by cause (causes of >= 0.1% of it; the first explained),
+--       the host phase when the host caused it, and the busy and other-work shares
+--     host time in blocking calls / CPU span, the call and phase with most of it, and what the GPU
+--       did meanwhile (syncs.sql _sync_during: ops run, those launched before the trace window,
+--       the phases the others came from; or what it waited on when idle)
+--     host time in kernel and graph launch calls / CPU span (launches only: _api_classes)
 --     asynchronous step: end-to-end span / CPU span (only when above 1.05)
---     largest exclusive CPU phase ('(other)' excluded) / CPU span
---     host time in blocking syncs / CPU span, and the phase with most of it
---     launches per step, mean launch call; launch host time (graph launches included) / CPU span
+--     largest exclusive CPU phase / CPU span (only at >= 5% of it)
 --     GPU time replayed by CUDA graphs / kernel time (only when graphs replayed)
---     largest GPU phase ('(other)' excluded) / kernel time
+--     largest GPU phase / kernel time (only at >= 5% of it)
 -- Output `notes`: trace, severity ('warn' | 'info'), source ('converter' | analysis name), message:
 --   the converter's notes (truncation, salvaged events, replaced bytes: view trace_notes; 'warn') and
 --   'no step matched the step pattern ...; candidates: <top-level range names by frequency>' (source
@@ -84,6 +96,24 @@ CREATE OR REPLACE TEMP MACRO _hl_n(x) AS
 CREATE OR REPLACE TEMP MACRO _hl_pct(a, b) AS
     CASE WHEN b IS NULL OR b = 0 OR a IS NULL THEN '?' ELSE printf('%.1f%%', 100.0 * a / b) END;
 
+-- 'N things' with the plural when N is not 1 (a mean per step may be fractional: 2.5 calls).
+CREATE OR REPLACE TEMP MACRO _hl_count(x, word) AS
+    _hl_n(x) || ' ' || CASE WHEN x = 1 THEN word WHEN ends_with(word, 'ch') THEN word || 'es' ELSE word || 's' END;
+-- Where a call or the host was, in words: a phase path, or outside any annotated phase.
+CREATE OR REPLACE TEMP MACRO _hl_where(p) AS
+    CASE WHEN p IS NULL OR p IN ('(self)', '(none)', '(other)') THEN 'outside any annotated phase' ELSE 'in `' || p || '`' END;
+-- One line on what an idle cause means (gpu_idle.sql's header has the rules).
+CREATE OR REPLACE TEMP MACRO _hl_cause_gloss(c) AS CASE c
+    WHEN 'launch_bound' THEN 'the GPU waited for the launch call itself'
+    WHEN 'host_busy' THEN 'the host was busy elsewhere before launching'
+    WHEN 'sync_blocked' THEN 'the host sat in a blocking sync, then relaunched'
+    WHEN 'gpu_wait' THEN 'queued work waited on a stream wait event'
+    WHEN 'kernel_gap' THEN 'the ordinary gap between queued ops of a stream'
+    WHEN 'queued_dependency' THEN 'queued work held by something the trace does not show'
+    WHEN 'no_launch_record' THEN 'the next op has no launch record in the trace'
+    WHEN 'before_first_gpu_op' THEN 'no GPU op yet in the trace'
+    WHEN 'after_last_gpu_op' THEN 'no later GPU op in the trace' END;
+
 -- Why a number is NULL, and which capture option fixes it.
 CREATE OR REPLACE TEMP MACRO _hl_no_rt() AS
     'no CUDA/HIP runtime rows: Kineto: include ProfilerActivity.CPU; nsys: --trace=cuda';
@@ -92,17 +122,16 @@ CREATE OR REPLACE TEMP MACRO _hl_no_sync() AS
 CREATE OR REPLACE TEMP MACRO _hl_no_gpu() AS
     'no GPU op launched in these steps (was CUDA activity captured? Kineto: activities=[CPU, CUDA]; nsys: --trace=cuda)';
 
--- Each step's GPU span per device, and the device idle intervals (gpu_idle.sql's _idle_all, any
--- cause) clipped to it. host_phase is made relative to the step, like the phase tree.
-CREATE OR REPLACE TEMP TABLE _hl_span AS
-SELECT trace, step_index, device, min(ts_ns) AS s, max(end_ns) AS e FROM _gpu_step GROUP BY ALL;
-
+-- Each step's device idle intervals (gpu_idle.sql's _idle_all, any cause) clipped to its end-to-end
+-- window on each device it ran ops on (steps.sql _step_dev: the same intervals make gpu_idle_ns, so
+-- the causes add up to it). host_phase is made relative to the step, like the phase tree.
 CREATE OR REPLACE TEMP TABLE _hl_idle AS
-SELECT p.trace, p.step_index, i.cause, _rel_phase(coalesce(i.host_phase, '(none)'), st.phase_path) AS host_phase,
-       sum(least(i.gap_start_ns + i.gap_ns, p.e) - greatest(i.gap_start_ns, p.s)) AS idle_ns
-FROM _hl_span p
-JOIN _idle_all i ON i.trace = p.trace AND i.device = p.device AND i.gap_start_ns < p.e AND i.gap_start_ns + i.gap_ns > p.s
-JOIN _steps st ON st.trace = p.trace AND st.step_index = p.step_index
+SELECT d.trace, d.step_index, i.cause, _rel_phase(coalesce(i.host_phase, '(none)'), st.phase_path) AS host_phase,
+       sum(least(i.gap_start_ns + i.gap_ns, st.ts_ns + d.e2e_ns) - greatest(i.gap_start_ns, st.ts_ns)) AS idle_ns
+FROM _step_dev d
+JOIN _steps st USING (trace, step_index)
+JOIN _idle_all i ON i.trace = d.trace AND i.device = d.device
+                AND i.gap_start_ns < st.ts_ns + d.e2e_ns AND i.gap_start_ns + i.gap_ns > st.ts_ns
 GROUP BY ALL;
 
 -- Per step: CPU inclusive time per phase (ranges on the step's own thread, clipped to the step),
@@ -204,43 +233,49 @@ WITH _idle AS (
 ), _causes AS (  -- the causes seen per trace and kind, each a row for every step of the kind
     SELECT DISTINCT s.trace, s.step_kind, i.cause FROM _idle i JOIN _step_rows s USING (trace, step_index)
 ), _s AS (
-    SELECT s.*, k.has_runtime, k.has_sync,
-           CASE WHEN s.gpu_ops > 0 THEN coalesce((SELECT sum(idle_ns) FROM _idle i
-                                                  WHERE i.trace = s.trace AND i.step_index = s.step_index), 0) END AS idle_ns
-    FROM _step_rows s JOIN _caps k USING (trace)
+    SELECT s.*, k.has_runtime, k.has_sync FROM _step_rows s JOIN _caps k USING (trace)
 )
+-- A trace with no GPU activity at all (no GPU op, no runtime call, no sync record: a CPU-only run)
+-- keeps only the CPU rows: one verdict says why, instead of a table of NULLs.
 SELECT trace, step_kind, step_index, row_order, metric, unit, v::DOUBLE AS v, note FROM (
     SELECT s.trace, s.step_kind, s.step_index, m.* FROM _s s, LATERAL (VALUES
         (1, 'CPU span', 'ns', s.wall_ns::DOUBLE, NULL),
         (2, 'GPU span', 'ns', s.gpu_span_ns::DOUBLE, _hl_no_gpu()),
         (3, 'end-to-end span', 'ns', s.end_to_end_ns::DOUBLE, NULL),
-        (4, 'launches', 'count', s.launches::DOUBLE, _hl_no_rt()),
-        (5, 'graph launches', 'count', s.graph_launches::DOUBLE, _hl_no_rt()),
-        (6, 'graph nodes', 'count', CASE WHEN s.graph_launches IS NOT NULL THEN s.graph_nodes END::DOUBLE, _hl_no_rt()),
-        (7, 'host time in graph launch', 'ns', s.graph_launch_host_ns::DOUBLE, _hl_no_rt()),
-        (8, 'GPU busy (union)', 'ns', s.gpu_busy_ns::DOUBLE, _hl_no_gpu()),
-        (9, 'GPU busy share', 'share', s.gpu_busy_share, _hl_no_gpu()),
-        (10, 'kernel time (sum)', 'ns', CASE WHEN s.gpu_ops > 0 THEN s.gpu_op_ns END::DOUBLE, _hl_no_gpu()),
-        (11, 'GPU idle in span', 'ns', s.idle_ns::DOUBLE, _hl_no_gpu()),
+        (4, 'GPU busy (union)', 'ns', s.gpu_busy_ns::DOUBLE, _hl_no_gpu()),
+        (5, 'GPU busy / end to end', 'share', s.gpu_busy_share_e2e, _hl_no_gpu()),
+        (6, 'GPU busy / GPU span', 'share', s.gpu_busy_share_span, _hl_no_gpu()),
+        (7, 'kernel time (sum)', 'ns', CASE WHEN s.gpu_ops > 0 THEN s.gpu_op_ns END::DOUBLE, _hl_no_gpu()),
+        (8, 'GPU on other work', 'ns', s.gpu_other_ns::DOUBLE, _hl_no_gpu()),
+        (9, 'GPU idle, end to end', 'ns', s.gpu_idle_ns::DOUBLE, _hl_no_gpu()),
+        (40, 'launches', 'count', s.launches::DOUBLE, _hl_no_rt()),
+        (41, 'graph launches', 'count', s.graph_launches::DOUBLE, _hl_no_rt()),
+        (42, 'graph nodes', 'count', CASE WHEN s.graph_launches IS NOT NULL THEN s.graph_nodes END::DOUBLE, _hl_no_rt()),
+        (50, 'host: launch calls', 'ns', s.host_launch_ns::DOUBLE, _hl_no_rt()),
+        (51, 'host: blocking syncs+copies', 'ns', s.host_blocking_ns::DOUBLE, _hl_no_rt()),
+        (52, 'host: other runtime calls', 'ns', s.host_runtime_other_ns::DOUBLE, _hl_no_rt()),
+        (53, 'host: outside runtime calls', 'ns', s.host_outside_runtime_ns::DOUBLE, _hl_no_rt()),
         (90, 'sync calls', 'count', s.sync_calls::DOUBLE, _hl_no_sync()),
         (91, 'sync stall', 'ns', s.sync_stall_ns::DOUBLE, _hl_no_sync())
     ) m(row_order, metric, unit, v, note)
     UNION ALL
     SELECT s.trace, s.step_kind, s.step_index,
-           (20 + dense_rank() OVER (PARTITION BY s.trace, s.step_kind ORDER BY c.cause))::INTEGER,
+           (10 + dense_rank() OVER (PARTITION BY s.trace, s.step_kind ORDER BY c.cause))::INTEGER,
            'idle: ' || c.cause, 'ns', CASE WHEN s.gpu_ops > 0 THEN coalesce(i.idle_ns, 0) END::DOUBLE, _hl_no_gpu()
     FROM _s s JOIN _causes c USING (trace, step_kind)
     LEFT JOIN _idle i ON i.trace = s.trace AND i.step_index = s.step_index AND i.cause = c.cause
-);
+) WHERE row_order IN (1, 3) OR trace NOT IN (SELECT trace FROM _caps WHERE NOT (has_gpu OR has_runtime OR has_sync));
 
 -- Per (trace, step kind) sums: the numerators and denominators of the verdicts.
 CREATE OR REPLACE TEMP TABLE _hl_kind AS
 SELECT s.trace, s.step_kind, count(*) AS n, sum(s.wall_ns) AS wall, sum(s.end_to_end_ns) AS e2e,
-       sum(s.gpu_span_dev_ns) AS span, sum(s.gpu_busy_ns) AS busy, sum(s.gpu_op_ns) AS op, sum(s.gpu_ops) AS ops,
+       sum(s.gpu_span_dev_ns) AS span, sum(s.e2e_dev_ns) AS e2e_dev, sum(s.gpu_busy_ns) AS busy,
+       sum(s.gpu_idle_ns) AS idle, sum(s.gpu_other_ns) AS other, sum(s.gpu_op_ns) AS op, sum(s.gpu_ops) AS ops,
        sum(s.launches) AS launches, sum(s.launch_host_ns) AS launch_host, sum(s.graph_launches) AS glaunches,
        sum(s.graph_launch_host_ns) AS glaunch_host, sum(s.graph_nodes) AS gnodes, sum(s.graph_node_ns) AS gnode_ns,
        sum(s.sync_calls) AS syncs, sum(s.sync_stall_ns) AS stall,
-       any_value(k.has_runtime) AS has_runtime, any_value(k.has_sync) AS has_sync
+       any_value(k.has_runtime) AS has_runtime, any_value(k.has_sync) AS has_sync,
+       NOT any_value(k.has_gpu OR k.has_runtime OR k.has_sync) AS no_gpu_activity
 FROM _step_rows s JOIN _caps k USING (trace) GROUP BY ALL;
 
 -- @output headline
@@ -258,18 +293,25 @@ SELECT trace, step_kind, row_order, depth, phase, phase_path, excl_cpu_ns_mean, 
 FROM _hl_tree ORDER BY trace, step_kind, row_order;
 
 -- @output verdicts
-WITH _ic AS (  -- idle causes and the host phase with the most idle, per kind
+WITH _ic AS (  -- idle causes per kind, over the steps' end-to-end windows
     SELECT s.trace, s.step_kind, i.cause, sum(i.idle_ns) AS idle_ns
     FROM _hl_idle i JOIN _step_rows s USING (trace, step_index) GROUP BY ALL
-), _hp AS (  -- the host phase of the most idle time the host caused (cause 'other' is GPU-side)
+), _hp AS (  -- the host phase of the most idle time the host caused
     SELECT * FROM (SELECT s.trace, s.step_kind, i.host_phase, sum(i.idle_ns) AS idle_ns
                    FROM _hl_idle i JOIN _step_rows s USING (trace, step_index)
-                   WHERE i.cause NOT IN ('other') GROUP BY s.trace, s.step_kind, i.host_phase)
+                   WHERE i.cause IN ('launch_bound', 'host_busy', 'sync_blocked')
+                   GROUP BY s.trace, s.step_kind, i.host_phase)
     QUALIFY row_number() OVER (PARTITION BY trace, step_kind ORDER BY idle_ns DESC, host_phase) = 1
-), _idle AS (
-    SELECT k.trace, k.step_kind, sum(c.idle_ns) AS idle_ns,
-           string_agg(_hl_pct(c.idle_ns, k.span) || ' ' || c.cause, ', ' ORDER BY c.idle_ns DESC, c.cause) AS split
-    FROM _hl_kind k JOIN _ic c USING (trace, step_kind) GROUP BY k.trace, k.step_kind, k.span
+), _idle AS (  -- the split: causes of at least 0.1% of the window, largest first, the first one explained
+    SELECT k.trace, k.step_kind,
+           string_agg(_hl_pct(c.idle_ns, k.e2e_dev) || ' ' || c.cause
+                      || CASE WHEN c.r = 1 THEN coalesce(' (' || _hl_cause_gloss(c.cause) || ')', '') ELSE '' END,
+                      ', ' ORDER BY c.r) FILTER (WHERE c.idle_ns >= 0.001 * k.e2e_dev) AS split,
+           first(c.cause ORDER BY c.r) AS top_cause
+    FROM _hl_kind k
+    JOIN (SELECT *, row_number() OVER (PARTITION BY trace, step_kind ORDER BY idle_ns DESC, cause) AS r FROM _ic) c
+      USING (trace, step_kind)
+    GROUP BY k.trace, k.step_kind
 ), _top AS (  -- the largest exclusive phase, CPU and GPU
     SELECT t.trace, t.step_kind, t.phase_path, t.s_excl_cpu, o.s_excl_cpu AS other_cpu FROM _hl_tree t
     JOIN _hl_tree o ON o.trace = t.trace AND o.step_kind = t.step_kind AND o.phase_path = '(other)'
@@ -278,76 +320,103 @@ WITH _ic AS (  -- idle causes and the host phase with the most idle, per kind
 ), _topg AS (
     SELECT trace, step_kind, phase_path, s_excl_gpu FROM _hl_tree WHERE k_gpu > 0 AND phase_path <> '(other)'
     QUALIFY row_number() OVER (PARTITION BY trace, step_kind ORDER BY s_excl_gpu DESC, phase_path) = 1
-), _sy AS (  -- blocking syncs by the step phase they were called in
-    SELECT * FROM (
-        SELECT s.trace, s.step_kind, _rel_phase(r.phase_path, s.phase_path) AS phase, sum(r.dur_ns) AS ns
-        FROM (SELECT r.*, CASE WHEN o.one_thread THEN -1 ELSE r.tid END AS k_tid
-              FROM _rt r JOIN _one_thread o USING (trace) WHERE r.blocking) r
-        ASOF JOIN _steps s ON r.trace = s.trace AND r.k_tid = s.k_tid AND r.ts_ns >= s.ts_ns
-        WHERE r.ts_ns < s.end_ns
-        GROUP BY ALL)
-    QUALIFY row_number() OVER (PARTITION BY trace, step_kind ORDER BY ns DESC, phase) = 1
-), _v(trace, step_kind, prio, verdict, numerator_ns, denominator_ns, numerator, denominator) AS (
-    SELECT k.trace, k.step_kind, 1,
-           CASE WHEN coalesce(k.ops, 0) = 0 THEN 'GPU idle unknown: ' || _hl_no_gpu()
-                ELSE 'GPU idle ' || _hl_pct(coalesce(i.idle_ns, 0), k.span) || ' of the GPU span ('
-                     || _hl_t(coalesce(i.idle_ns, 0) / k.n) || ' of ' || _hl_t(k.span / k.n) || ' per step)'
-                     || coalesce(': ' || i.split, '')
-                     || coalesce('; the host was ' || CASE WHEN h.host_phase IN ('(self)', '(none)') THEN 'in no phase'
-                                                          ELSE 'in `' || h.host_phase || '`' END, '') END,
-           CASE WHEN k.ops > 0 THEN coalesce(i.idle_ns, 0) END, CASE WHEN k.ops > 0 THEN k.span END,
-           'GPU idle inside the steps'' GPU spans', 'GPU span (per device, summed over steps)'
+), _sc AS (  -- blocking calls in the kind's steps, with what the GPU did meanwhile (syncs.sql _sync_during)
+    SELECT s.trace, s.step_kind, r.name AS api, _rel_phase(r.phase_path, s.phase_path) AS phase, r.dur_ns,
+           d.gpu_ops_during, d.gpu_busy_during_ns, d.unlaunched_ops_during, d.unlaunched_ns_during,
+           _rel_phase(d.launched_from[1], s.phase_path) AS launched_from, d.waiting_on
+    FROM (SELECT r.*, CASE WHEN o.one_thread THEN -1 ELSE r.tid END AS k_tid
+          FROM _rt r JOIN _one_thread o USING (trace) WHERE r.blocking) r
+    ASOF JOIN _steps s ON r.trace = s.trace AND r.k_tid = s.k_tid AND r.ts_ns >= s.ts_ns
+    LEFT JOIN _sync_during d ON d.trace = r.trace AND d.row_id = r.row_id
+    WHERE r.ts_ns < s.end_ns
+), _sy AS (  -- per kind: the (api, phase) with most of the stall, what the GPU did during all the calls
+    SELECT trace, step_kind, first(api ORDER BY ns DESC, api, phase) AS api, first(phase ORDER BY ns DESC, api, phase) AS phase,
+           sum(ops) AS ops, sum(busy) AS busy, sum(u_ops) AS u_ops, sum(u_ns) AS u_ns,
+           first(launched_from ORDER BY ns DESC, api, phase) AS launched_from,
+           first(waiting_on ORDER BY ns DESC, api, phase) AS waiting_on
+    FROM (SELECT trace, step_kind, api, phase, sum(dur_ns) AS ns, sum(gpu_ops_during) AS ops, sum(gpu_busy_during_ns) AS busy,
+                 sum(unlaunched_ops_during) AS u_ops, sum(unlaunched_ns_during) AS u_ns,
+                 first(launched_from ORDER BY dur_ns DESC) AS launched_from, first(waiting_on ORDER BY dur_ns DESC) AS waiting_on
+          FROM _sc GROUP BY trace, step_kind, api, phase)
+    GROUP BY trace, step_kind
+), _v(trace, step_kind, prio, size_ns, verdict, numerator_ns, denominator_ns, numerator, denominator) AS (
+    -- 1: the step as its user lives it, GPU side: idle and busy over the end-to-end window
+    SELECT k.trace, k.step_kind, 1, 0,
+           CASE WHEN k.no_gpu_activity THEN 'No GPU activity in this run: no GPU op, no CUDA/HIP runtime call and no sync '
+                                             || 'record in the trace (a CPU-only run)'
+                WHEN coalesce(k.ops, 0) = 0 THEN 'GPU idle unknown: ' || _hl_no_gpu()
+                ELSE 'GPU idle ' || _hl_pct(k.idle, k.e2e_dev) || ' of the step end to end (' || _hl_t(k.idle / k.n) || ' of '
+                     || _hl_t(k.e2e_dev / k.n) || ' per step)' || coalesce(': ' || i.split, '')
+                     || CASE WHEN i.top_cause IN ('launch_bound', 'host_busy', 'sync_blocked') AND h.host_phase IS NOT NULL
+                             THEN '; the host was ' || _hl_where(h.host_phase) ELSE '' END
+                     || '. GPU busy ' || _hl_pct(k.busy, k.e2e_dev) || ' with the step''s ops'
+                     || CASE WHEN k.other >= 0.001 * k.e2e_dev
+                             THEN ', ' || _hl_pct(k.other, k.e2e_dev) || ' (' || _hl_t(k.other / k.n) || ') with other work'
+                                  || CASE WHEN coalesce(y.u_ns, 0) >= 0.5 * k.other
+                                          THEN ' launched before the trace window' ELSE ' (ops launched outside the step)' END
+                             ELSE '' END END,
+           CASE WHEN k.ops > 0 THEN k.idle END, CASE WHEN k.ops > 0 THEN k.e2e_dev END,
+           'GPU idle inside the steps'' end-to-end windows', 'end-to-end span (step start to its last GPU op''s end, per device, summed over steps)'
     FROM _hl_kind k LEFT JOIN _idle i USING (trace, step_kind) LEFT JOIN _hp h USING (trace, step_kind)
-    UNION ALL
-    SELECT trace, step_kind, 2,
-           'Asynchronous: GPU work ends ' || _hl_t((e2e - wall) / n) || ' after the CPU range closes (end-to-end '
-           || _hl_t(e2e / n) || ' vs CPU span ' || _hl_t(wall / n) || ' per step, x' || printf('%.1f', e2e / wall) || ')',
+    LEFT JOIN _sy y USING (trace, step_kind)
+    UNION ALL  -- 2: problems, largest first
+    SELECT trace, step_kind, 2, e2e - wall,
+           'Asynchronous: GPU work ends ' || _hl_t((e2e - wall) / n) || ' per step after the CPU range closes (end-to-end '
+           || _hl_t(e2e / n) || ' vs CPU span ' || _hl_t(wall / n) || ', x' || printf('%.1f', e2e / wall) || ')',
            e2e, wall, 'end-to-end span (step start to last GPU end)', 'CPU span (step range)'
     FROM _hl_kind WHERE wall > 0 AND e2e > 1.05 * wall
     UNION ALL
-    SELECT k.trace, k.step_kind, 3,
-           'Largest exclusive CPU phase: `' || t.phase_path || '`, ' || _hl_pct(t.s_excl_cpu, k.wall) || ' of the CPU span ('
-           || _hl_t(t.s_excl_cpu / k.n) || ' per step; ' || _hl_pct(t.other_cpu, k.wall) || ' of it in no phase)',
-           t.s_excl_cpu, k.wall, 'exclusive CPU time of `' || t.phase_path || '`', 'CPU span (step range)'
-    FROM _hl_kind k JOIN _top t USING (trace, step_kind) WHERE k.wall > 0
-    UNION ALL
-    SELECT trace, step_kind, 4,
+    SELECT k.trace, k.step_kind, CASE WHEN NOT has_sync THEN 4 WHEN coalesce(stall, 0) = 0 THEN 3 ELSE 2 END, coalesce(stall, 0),
            CASE WHEN NOT has_sync THEN 'Sync stalls unknown: ' || _hl_no_sync()
                 WHEN coalesce(stall, 0) = 0 THEN 'No blocking sync call inside these steps (sync calls were captured)'
-                ELSE 'Host blocked in sync calls ' || _hl_pct(stall, wall) || ' of the CPU span ('
-                     || _hl_n(syncs / n) || ' calls, ' || _hl_t(stall / n) || ' per step)'
-                     || coalesce(', mostly ' || (SELECT CASE WHEN phase IN ('(self)', '(none)') THEN 'in no phase'
-                                                             ELSE 'in `' || phase || '`' END
-                                                 FROM _sy WHERE _sy.trace = k.trace AND _sy.step_kind = k.step_kind), '') END,
+                ELSE 'Host blocked ' || _hl_t(stall / n) || ' per step in ' || _hl_count(syncs / n, 'blocking sync call')
+                     || ' (' || _hl_pct(stall, wall) || ' of the CPU span), mostly ' || y.api || ' ' || _hl_where(y.phase)
+                     || CASE WHEN y.waiting_on IS NOT NULL THEN '; the GPU sat idle, waiting on ' || y.waiting_on
+                             WHEN coalesce(y.ops, 0) = 0 THEN ''
+                             ELSE '; meanwhile the GPU ran ' || _hl_count(y.ops / n, 'op') || ' (' || _hl_t(y.busy / n) || ')'
+                                  || CASE WHEN y.u_ops = y.ops THEN ', none launched in the trace (launched before the trace window opened)'
+                                          WHEN y.u_ops > 0 THEN ', ' || _hl_n(y.u_ops / n) || ' of them (' || _hl_t(y.u_ns / n)
+                                                                || ') launched before the trace window opened'
+                                          ELSE '' END
+                                  || coalesce(CASE WHEN y.u_ops > 0 THEN ', the others' ELSE ',' END
+                                              || ' launched ' || _hl_where(y.launched_from), '') END END,
            CASE WHEN has_sync THEN coalesce(stall, 0) END, CASE WHEN has_sync THEN wall END,
            'host time in blocking sync calls', 'CPU span (step range)'
-    FROM _hl_kind k
+    FROM _hl_kind k LEFT JOIN _sy y USING (trace, step_kind) WHERE NOT k.no_gpu_activity
     UNION ALL
-    SELECT trace, step_kind, 5,
+    SELECT trace, step_kind, CASE WHEN has_runtime THEN 2 ELSE 4 END, coalesce(launch_host + glaunch_host, 0),
            CASE WHEN NOT has_runtime THEN 'Launch counts unknown: ' || _hl_no_rt()
-                ELSE _hl_n(launches / n) || ' launches per step'
-                     || CASE WHEN glaunches > 0 THEN ' + ' || _hl_n(glaunches / n) || ' graph launches' ELSE '' END
-                     || coalesce(', mean launch call ' || _hl_t(launch_host / nullif(launches, 0)), '')
-                     || ': launch calls take ' || _hl_pct(launch_host + glaunch_host, wall) || ' of the CPU span' END,
+                ELSE 'Launch calls take ' || _hl_t((launch_host + glaunch_host) / n) || ' per step ('
+                     || _hl_pct(launch_host + glaunch_host, wall) || ' of the CPU span): '
+                     || _hl_count(launches / n, 'kernel launch') || coalesce(', mean ' || _hl_t(launch_host / nullif(launches, 0)), '')
+                     || CASE WHEN glaunches > 0 THEN ', and ' || _hl_count(glaunches / n, 'graph launch') || ' ('
+                                                     || _hl_t(glaunch_host / n) || ')' ELSE '' END END,
            CASE WHEN has_runtime THEN launch_host + glaunch_host END, CASE WHEN has_runtime THEN wall END,
-           'host time in launch calls (graph launches included)', 'CPU span (step range)'
-    FROM _hl_kind
+           'host time in kernel and graph launch calls', 'CPU span (step range)'
+    FROM _hl_kind WHERE NOT no_gpu_activity
+    UNION ALL  -- 3: where the time went, by phase; graphs
+    SELECT k.trace, k.step_kind, 3, t.s_excl_cpu,
+           'Largest CPU phase: `' || t.phase_path || '`, ' || _hl_t(t.s_excl_cpu / k.n) || ' per step ('
+           || _hl_pct(t.s_excl_cpu, k.wall) || ' of the CPU span, exclusive of its children; '
+           || _hl_pct(t.other_cpu, k.wall) || ' is outside any annotated phase)',
+           t.s_excl_cpu, k.wall, 'exclusive CPU time of `' || t.phase_path || '`', 'CPU span (step range)'
+    FROM _hl_kind k JOIN _top t USING (trace, step_kind) WHERE k.wall > 0 AND t.s_excl_cpu >= 0.05 * k.wall
     UNION ALL
-    SELECT trace, step_kind, 6,
-           'CUDA graphs: ' || _hl_pct(gnode_ns, op) || ' of kernel time replayed (' || _hl_n(gnodes / n)
-           || ' nodes from ' || _hl_n(glaunches / n) || ' graph launches per step)',
+    SELECT trace, step_kind, 3, gnode_ns,
+           'CUDA graphs: ' || _hl_pct(gnode_ns, op) || ' of kernel time replayed (' || _hl_count(gnodes / n, 'node')
+           || ' from ' || _hl_count(glaunches / n, 'graph launch') || ' per step)',
            gnode_ns, op, 'duration of GPU ops replayed by graph launches', 'kernel time (sum) of the steps'
     FROM _hl_kind WHERE gnodes > 0 AND op > 0
     UNION ALL
-    SELECT k.trace, k.step_kind, 7,
-           'Largest GPU phase: `' || t.phase_path || '`, ' || _hl_pct(t.s_excl_gpu, k.op) || ' of kernel time ('
-           || _hl_t(t.s_excl_gpu / k.n) || ' per step)',
+    SELECT k.trace, k.step_kind, 3, t.s_excl_gpu,
+           'Largest GPU phase: `' || t.phase_path || '`, ' || _hl_t(t.s_excl_gpu / k.n) || ' per step ('
+           || _hl_pct(t.s_excl_gpu, k.op) || ' of kernel time)',
            t.s_excl_gpu, k.op, 'GPU op time launched in `' || t.phase_path || '`', 'kernel time (sum) of the steps'
-    FROM _hl_kind k JOIN _topg t USING (trace, step_kind)
+    FROM _hl_kind k JOIN _topg t USING (trace, step_kind) WHERE t.s_excl_gpu >= 0.05 * k.op
 )
 SELECT trace, step_kind, rank::INTEGER AS rank, verdict, numerator_ns::DOUBLE AS numerator_ns,
        denominator_ns::DOUBLE AS denominator_ns, numerator, denominator
-FROM (SELECT *, row_number() OVER (PARTITION BY trace, step_kind ORDER BY prio) AS rank FROM _v)
+FROM (SELECT *, row_number() OVER (PARTITION BY trace, step_kind ORDER BY prio, size_ns DESC, verdict) AS rank FROM _v)
 WHERE rank <= 6
 ORDER BY trace, step_kind, rank;
 

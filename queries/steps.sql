@@ -31,24 +31,41 @@
 --   end_to_end_ns         step start to max(step end, last end of its GPU ops): an asynchronous
 --                         step's GPU work can outlast its CPU range many times over
 --   gpu_span_dev_ns       first start to last end of its GPU ops per device, summed over devices
---                         (= gpu_span_ns on one GPU): the denominator of gpu_busy_share
+--                         (= gpu_span_ns on one GPU): the denominator of gpu_busy_share_span
+--   e2e_dev_ns            end_to_end_ns once per device the step ran ops on (= end_to_end_ns on one
+--                         GPU): the denominator of gpu_busy_share_e2e; on each such device it is
+--                         gpu_busy_ns + gpu_other_ns + gpu_idle_ns
 --   gpu_busy_ns           union of its GPU op intervals per device, summed over devices
+--   gpu_other_ns          time in that window the device ran only ops NOT launched in this step (ops
+--                         with no launch record, launched before the trace window; other steps' ops)
+--   gpu_idle_ns           time in that window the device ran no op at all (gpu_idle.sql's intervals,
+--                         whose causes headline splits it by)
 --   gpu_op_ns             summed duration of its GPU ops
 --   gpu_ops               its GPU ops (kernels + memcpy + memset, graph nodes included)
 --                         (gpu_op_ns, gpu_ops, graph_*: NULL when the trace has no GPU op at all, a
 --                         CPU-only capture: not captured, not 0)
---   launches              runtime calls that launched GPU ops, CUDA-graph launches excluded
---   graph_launches        *GraphLaunch calls; graph_launch_host_ns their summed host duration
+--   launches              kernel launch calls (class `launch` of _common.sql's _api_classes): not copies,
+--                         memsets or graph launches, whether or not their kernel is in the trace
+--   graph_launches        graph launch calls (class `graph_launch`); graph_launch_host_ns their summed host duration
 --   graph_nodes           GPU ops replayed by those graph launches; graph_node_ns their summed duration
---   launch_host_ns        summed host duration of the launching calls (graph launches excluded)
---   sync_calls            blocking sync calls (see _common.sql) in the step
+--   launch_host_ns        summed host duration of the kernel launch calls
+--   sync_calls            blocking calls (class `blocking`: syncs and synchronous copies) in the step
 --   sync_stall_ns         their summed duration (host time blocked)
 --                         (launches/graph_*: NULL when the trace has no runtime rows; sync_*: NULL
 --                         when it has no sync API call and no gpu_sync row: not captured, not 0)
---   gpu_busy_share        gpu_busy_ns / gpu_span_dev_ns (<= 1; NULL without GPU ops). Not over
---                         wall_ns: the GPU work of an async step runs past its CPU range.
+--   host_launch_ns, host_blocking_ns, host_runtime_other_ns, host_outside_runtime_ns
+--                         the CPU span on the step's own thread in four buckets that add up to wall_ns:
+--                         kernel and graph launch calls; blocking syncs and copies; every other runtime
+--                         call (async copies, memsets, events, queries, allocation, ...); the rest (Python,
+--                         framework, cpu_ops outside runtime calls). Runtime calls that start in the
+--                         step, clipped to its end; nested calls counted once (in the outermost).
+--                         NULL when the trace has no runtime rows.
+--   gpu_busy_share_e2e    gpu_busy_ns / e2e_dev_ns: the step as its user lives it (from its start to
+--                         its last GPU op's end), idle before the first op and after the CPU range included
+--   gpu_busy_share_span   gpu_busy_ns / gpu_span_dev_ns (<= 1): busy share between the step's first and
+--                         last GPU op only (NULL without GPU ops, both)
 -- Output `stats`: mean / p50 / p99 / min / max over the steps of each kind, one row per metric
--- Output `phases`: per step and phase (phase_path relative to the step; '(self)' = directly in
+-- Output `phases`: per step and phase (phase_path relative to the step; '(other)' = directly in
 --   the step): cpu_ns (summed range time, inclusive of children), range_instances, gpu_op_ns,
 --   gpu_ops, launches (these three NULL in a trace without GPU ops), wall_ns (the step's), cpu_share = cpu_ns / wall_ns (inclusive of child
 --   ranges: phases nested in each other are listed side by side, so shares of nested phases add
@@ -67,29 +84,55 @@
 
 -- _steps and _one_thread (the step instances) are defined in _common.sql: gpu_idle uses them too.
 
--- runtime calls and cpu_ops per step, aggregated straight away (the per-row assignment is never stored)
+-- runtime calls and cpu_ops per step, aggregated straight away (the per-row assignment is never stored).
+-- Launch, graph launch and blocking are classes of _api_classes (_common.sql): a synchronous copy
+-- that moved data (hipMemcpyWithStream) is a blocking call, never a launch.
 CREATE OR REPLACE TEMP TABLE _cpu_agg AS
 WITH _cpu AS (
-    SELECT trace, tid, ts_ns, end_ns, dur_ns, launched AND _is_graph_launch(name) AS graph_launch, launched, blocking
-    FROM _rt
+    SELECT trace, tid, ts_ns, end_ns, dur_ns, api_class FROM _rt
     UNION ALL
-    SELECT trace, tid, ts_ns, ts_ns + greatest(dur_ns, 0), greatest(dur_ns, 0), FALSE, FALSE, FALSE
+    SELECT trace, tid, ts_ns, ts_ns + greatest(dur_ns, 0), greatest(dur_ns, 0), NULL
     FROM events WHERE kind = 'cpu_op'
 ), _k AS (
     SELECT c.*, CASE WHEN o.one_thread THEN -1 ELSE c.tid END AS k_tid
     FROM _cpu c JOIN _one_thread o USING (trace)
 )
 SELECT k.trace, s.step_index, max(k.end_ns) - min(k.ts_ns) AS cpu_span_ns,
-       count(*) FILTER (WHERE k.launched AND NOT k.graph_launch) AS launches,
-       sum(k.dur_ns) FILTER (WHERE k.launched AND NOT k.graph_launch) AS launch_host_ns,
-       count(*) FILTER (WHERE k.graph_launch) AS graph_launches,
-       sum(k.dur_ns) FILTER (WHERE k.graph_launch) AS graph_launch_host_ns,
-       count(*) FILTER (WHERE k.blocking) AS sync_calls,
-       sum(k.dur_ns) FILTER (WHERE k.blocking) AS sync_stall_ns
+       count(*) FILTER (WHERE k.api_class = 'launch') AS launches,
+       sum(k.dur_ns) FILTER (WHERE k.api_class = 'launch') AS launch_host_ns,
+       count(*) FILTER (WHERE k.api_class = 'graph_launch') AS graph_launches,
+       sum(k.dur_ns) FILTER (WHERE k.api_class = 'graph_launch') AS graph_launch_host_ns,
+       count(*) FILTER (WHERE k.api_class = 'blocking') AS sync_calls,
+       sum(k.dur_ns) FILTER (WHERE k.api_class = 'blocking') AS sync_stall_ns
 FROM _k k
 ASOF JOIN _steps s ON k.trace = s.trace AND k.k_tid = s.k_tid AND k.ts_ns >= s.ts_ns
 WHERE k.ts_ns < s.end_ns
 GROUP BY k.trace, s.step_index;
+
+-- The host time of the step's own thread (the thread of its range, which launches its work), split
+-- so that every ns of the CPU span is in exactly one bucket: runtime calls that start inside the
+-- step on that thread, clipped to the step end; a call nested in (or overlapping) an earlier call
+-- counts only for the time no earlier call covers, so the outermost call takes the time
+-- (a driver call inside a runtime call is not counted twice).
+CREATE OR REPLACE TEMP TABLE _host_agg AS
+WITH _r AS (
+    SELECT s.trace, s.step_index, s.end_ns AS step_end, r.ts_ns, least(r.end_ns, s.end_ns) AS end_ns, r.api_class, r.row_id
+    FROM (SELECT trace, pid, tid, ts_ns, end_ns, api_class, row_id FROM _rt) r
+    ASOF JOIN (SELECT trace, pid, tid, ts_ns, end_ns, step_index FROM _steps) s
+      ON r.trace = s.trace AND r.pid = s.pid AND r.tid = s.tid AND r.ts_ns >= s.ts_ns
+    WHERE r.ts_ns < s.end_ns
+), _o AS (
+    SELECT *, greatest(end_ns - greatest(ts_ns, coalesce(max(end_ns) OVER (
+                  PARTITION BY trace, step_index ORDER BY ts_ns, end_ns DESC, row_id
+                  ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), ts_ns)), 0) AS own_ns
+    FROM _r
+)
+SELECT trace, step_index,
+       sum(own_ns) FILTER (WHERE api_class IN ('launch', 'graph_launch')) AS host_launch_ns,
+       sum(own_ns) FILTER (WHERE api_class = 'blocking') AS host_blocking_ns,
+       sum(own_ns) FILTER (WHERE api_class NOT IN ('launch', 'graph_launch', 'blocking')) AS host_runtime_other_ns,
+       sum(own_ns) AS host_runtime_ns
+FROM _o GROUP BY ALL;
 
 CREATE OR REPLACE TEMP TABLE _gpu_step AS
 WITH _k AS (
@@ -112,11 +155,16 @@ ASOF JOIN _steps s ON k.trace = s.trace AND k.k_tid = s.k_tid AND k.ts_ns >= s.t
 WHERE k.ts_ns < s.end_ns AND k.seq <> s.seq;
 
 CREATE OR REPLACE TEMP MACRO _rel_phase(pp, step_path) AS CASE
-    WHEN pp = step_path THEN '(self)'
+    WHEN pp = step_path THEN '(other)'
     WHEN starts_with(pp, step_path || '/') THEN substr(pp, length(step_path) + 2)
     ELSE pp END;
 
-CREATE OR REPLACE TEMP TABLE _step_rows AS
+-- Per step and device it ran ops on: the GPU span there, the union of the step's op intervals
+-- (busy_ns), and the device's idle time inside the step's end-to-end window W = [step start,
+-- max(step end, last end of the step's GPU ops on any device)]: the gaps of _gap_rows (no GPU op
+-- of any step running) and the trace window's edges before the device's first / after its last op,
+-- exactly the intervals gpu_idle.sql's _idle_all classifies, clipped to W.
+CREATE OR REPLACE TEMP TABLE _step_dev AS
 WITH _o AS (
     SELECT trace, step_index, device, ts_ns, end_ns,
            max(end_ns) OVER (PARTITION BY trace, step_index, device ORDER BY ts_ns, end_ns
@@ -127,24 +175,45 @@ WITH _o AS (
               OVER (PARTITION BY trace, step_index, device ORDER BY ts_ns, end_ns ROWS UNBOUNDED PRECEDING) AS _island
     FROM _o
 ), _busy AS (
-    SELECT trace, step_index, sum(e - s) AS gpu_busy_ns FROM (
+    SELECT trace, step_index, device, sum(e - s) AS busy_ns FROM (
         SELECT trace, step_index, device, _island, min(ts_ns) AS s, max(end_ns) AS e FROM _isl GROUP BY ALL
     ) GROUP BY ALL
-), _g AS (
+), _d AS (
+    SELECT trace, step_index, device, min(ts_ns) AS s, max(end_ns) AS e FROM _gpu_step GROUP BY ALL
+), _w AS (
+    SELECT d.trace, d.step_index, d.device, d.s, d.e, st.ts_ns AS w0,
+           greatest(st.end_ns, max(d.e) OVER (PARTITION BY d.trace, d.step_index)) AS w1
+    FROM _d d JOIN _steps st USING (trace, step_index)
+), _idle_iv AS (  -- device idle intervals (the same as gpu_idle.sql's _idle_all)
+    SELECT trace, device, gap_start_ns AS s, ts_ns AS e FROM _gap_rows
+    UNION ALL SELECT b.trace, b.device, w.window_start_ns, b.first_ns FROM _busy_dev b JOIN _window w USING (trace)
+    UNION ALL SELECT b.trace, b.device, b.last_ns, w.window_end_ns FROM _busy_dev b JOIN _window w USING (trace)
+), _idle AS (
+    SELECT w.trace, w.step_index, w.device, sum(least(i.e, w.w1) - greatest(i.s, w.w0)) AS idle_ns
+    FROM _w w JOIN _idle_iv i ON i.trace = w.trace AND i.device = w.device AND i.s < w.w1 AND i.e > w.w0
+    GROUP BY ALL
+)
+SELECT w.trace, w.step_index, w.device, w.e - w.s AS gpu_span_ns, w.w1 - w.w0 AS e2e_ns, b.busy_ns,
+       coalesce(i.idle_ns, 0) AS idle_ns, (w.w1 - w.w0) - b.busy_ns - coalesce(i.idle_ns, 0) AS other_ns
+FROM _w w JOIN _busy b USING (trace, step_index, device) LEFT JOIN _idle i USING (trace, step_index, device);
+
+CREATE OR REPLACE TEMP TABLE _step_rows AS
+WITH _g AS (
     SELECT trace, step_index, max(end_ns) - min(ts_ns) AS gpu_span_ns, max(end_ns) AS gpu_end_ns,
            sum(dur_ns) AS gpu_op_ns, count(*) AS gpu_ops, count(*) FILTER (WHERE graph) AS graph_nodes,
            sum(dur_ns) FILTER (WHERE graph) AS graph_node_ns
     FROM _gpu_step GROUP BY ALL
 ), _gd AS (
-    SELECT trace, step_index, sum(e - s) AS gpu_span_dev_ns FROM (
-        SELECT trace, step_index, device, min(ts_ns) AS s, max(end_ns) AS e FROM _gpu_step GROUP BY ALL
-    ) GROUP BY ALL
+    SELECT trace, step_index, sum(gpu_span_ns) AS gpu_span_dev_ns, sum(e2e_ns) AS e2e_dev_ns, sum(busy_ns) AS gpu_busy_ns,
+           sum(idle_ns) AS gpu_idle_ns, sum(other_ns) AS gpu_other_ns
+    FROM _step_dev GROUP BY ALL
 )
 SELECT s.trace, s.step_index, s.step_kind, s.name AS step_name, s.tid, s.ts_ns,
        s.step_mode, s.batch_size, s.tokens, s.context_reqs, s.context_tokens, s.generation_reqs, s.generation_tokens,
        (s.end_ns - s.ts_ns) AS wall_ns, c.cpu_span_ns, g.gpu_span_ns,
        greatest(s.end_ns, coalesce(g.gpu_end_ns, s.end_ns)) - s.ts_ns AS end_to_end_ns,
-       d.gpu_span_dev_ns::BIGINT AS gpu_span_dev_ns, b.gpu_busy_ns::BIGINT AS gpu_busy_ns,
+       d.gpu_span_dev_ns::BIGINT AS gpu_span_dev_ns, d.e2e_dev_ns::BIGINT AS e2e_dev_ns, d.gpu_busy_ns::BIGINT AS gpu_busy_ns,
+       d.gpu_idle_ns::BIGINT AS gpu_idle_ns, d.gpu_other_ns::BIGINT AS gpu_other_ns,
        CASE WHEN k.has_gpu THEN coalesce(g.gpu_op_ns, 0)::BIGINT END AS gpu_op_ns,
        CASE WHEN k.has_gpu THEN coalesce(g.gpu_ops, 0) END AS gpu_ops,
        CASE WHEN k.has_runtime THEN coalesce(c.launches, 0) END AS launches,
@@ -155,12 +224,17 @@ SELECT s.trace, s.step_index, s.step_kind, s.name AS step_name, s.tid, s.ts_ns,
        CASE WHEN k.has_gpu THEN coalesce(g.graph_node_ns, 0)::BIGINT END AS graph_node_ns,
        CASE WHEN k.has_sync THEN coalesce(c.sync_calls, 0) END AS sync_calls,
        CASE WHEN k.has_sync THEN coalesce(c.sync_stall_ns, 0)::BIGINT END AS sync_stall_ns,
-       b.gpu_busy_ns / nullif(d.gpu_span_dev_ns, 0) AS gpu_busy_share
+       CASE WHEN k.has_runtime THEN coalesce(h.host_launch_ns, 0)::BIGINT END AS host_launch_ns,
+       CASE WHEN k.has_runtime THEN coalesce(h.host_blocking_ns, 0)::BIGINT END AS host_blocking_ns,
+       CASE WHEN k.has_runtime THEN coalesce(h.host_runtime_other_ns, 0)::BIGINT END AS host_runtime_other_ns,
+       CASE WHEN k.has_runtime THEN ((s.end_ns - s.ts_ns) - coalesce(h.host_runtime_ns, 0))::BIGINT END AS host_outside_runtime_ns,
+       d.gpu_busy_ns / nullif(d.e2e_dev_ns, 0) AS gpu_busy_share_e2e,
+       d.gpu_busy_ns / nullif(d.gpu_span_dev_ns, 0) AS gpu_busy_share_span
 FROM _steps s
 LEFT JOIN _g g USING (trace, step_index)
 LEFT JOIN _gd d USING (trace, step_index)
-LEFT JOIN _busy b USING (trace, step_index)
 LEFT JOIN _cpu_agg c USING (trace, step_index)
+LEFT JOIN _host_agg h USING (trace, step_index)
 JOIN _caps k USING (trace);
 
 CREATE OR REPLACE TEMP TABLE _step_phases AS
@@ -208,7 +282,7 @@ WITH _l AS (
                     gpu_op_ns::DOUBLE AS gpu_op_ns, gpu_ops::DOUBLE AS gpu_ops, launches::DOUBLE AS launches,
                     graph_launches::DOUBLE AS graph_launches, graph_launch_host_ns::DOUBLE AS graph_launch_host_ns,
                     graph_nodes::DOUBLE AS graph_nodes, sync_calls::DOUBLE AS sync_calls,
-                    sync_stall_ns::DOUBLE AS sync_stall_ns, gpu_busy_share
+                    sync_stall_ns::DOUBLE AS sync_stall_ns, gpu_busy_share_e2e, gpu_busy_share_span
              FROM _step_rows)
     ON COLUMNS(* EXCLUDE (trace, step_kind)) INTO NAME metric VALUE v
 )
@@ -219,7 +293,7 @@ SELECT trace, step_kind, metric, count(v) AS steps, list_avg(list(v ORDER BY v))
 FROM _l GROUP BY trace, step_kind, metric
 ORDER BY trace, step_kind, list_position(['wall_ns', 'cpu_span_ns', 'gpu_span_ns', 'end_to_end_ns', 'gpu_busy_ns', 'gpu_op_ns',
          'gpu_ops', 'launches', 'graph_launches', 'graph_launch_host_ns', 'graph_nodes', 'sync_calls',
-         'sync_stall_ns', 'gpu_busy_share'], metric);
+         'sync_stall_ns', 'gpu_busy_share_e2e', 'gpu_busy_share_span'], metric);
 
 -- @output phases
 SELECT * FROM _step_phases ORDER BY trace, step_index, gpu_op_ns DESC NULLS LAST, cpu_ns DESC NULLS LAST, phase;

@@ -12,8 +12,9 @@
 --   gpu_ops, gpu_op_ns     GPU ops and their summed duration
 --   gpu_busy_ns            union of GPU op intervals per device, summed over devices
 --   devices                GPU devices with ops
---   gpu_busy_share         gpu_busy_ns / (window_ns * devices)
---   launches               runtime calls that launched GPU ops
+--   window_busy_share      gpu_busy_ns / (window_ns * devices): busy share of the whole TRACE WINDOW,
+--                          not of a step (a step's is headline's 'GPU busy / end to end')
+--   launches               kernel and graph launch calls (_api_classes launch, graph_launch)
 --   sync_calls, sync_ns    blocking sync calls and their summed duration (NULL: no sync captured)
 --   (launches is NULL when the trace has no runtime rows)
 --   steps                  step ranges matching the step pattern (all, nested included)
@@ -25,7 +26,7 @@
 WITH _busy AS (
     SELECT trace, sum(busy_ns) AS gpu_busy_ns, count(*) AS devices FROM _busy_dev GROUP BY trace
 ), _g AS (SELECT trace, count(*) AS gpu_ops, sum(dur_ns) AS gpu_op_ns FROM _gpu GROUP BY trace
-), _r AS (SELECT trace, count(*) FILTER (WHERE launched) AS launches, count(*) FILTER (WHERE blocking) AS sync_calls,
+), _r AS (SELECT trace, count(*) FILTER (WHERE api_class IN ('launch', 'graph_launch')) AS launches, count(*) FILTER (WHERE blocking) AS sync_calls,
                  sum(dur_ns) FILTER (WHERE blocking) AS sync_ns FROM _rt GROUP BY trace
 ), _e AS (SELECT trace, any_value(source) AS source, count(*) AS events,
                  count(*) FILTER (WHERE kind = 'range') AS ranges,
@@ -33,7 +34,7 @@ WITH _busy AS (
           FROM events GROUP BY trace)
 SELECT e.trace, e.source, e.events, w.window_ns, coalesce(g.gpu_ops, 0) AS gpu_ops, coalesce(g.gpu_op_ns, 0)::BIGINT AS gpu_op_ns,
        b.gpu_busy_ns::BIGINT AS gpu_busy_ns, coalesce(b.devices, 0) AS devices,
-       b.gpu_busy_ns / nullif(w.window_ns * b.devices, 0) AS gpu_busy_share,
+       b.gpu_busy_ns / nullif(w.window_ns * b.devices, 0) AS window_busy_share,
        CASE WHEN k.has_runtime THEN coalesce(r.launches, 0) END AS launches,
        CASE WHEN k.has_sync THEN coalesce(r.sync_calls, 0) END AS sync_calls,
        CASE WHEN k.has_sync THEN coalesce(r.sync_ns, 0)::BIGINT END AS sync_ns,

@@ -1,4 +1,5 @@
 -- syncs: where does the host block waiting for the GPU, and why?
+-- @requires gpu_idle
 --
 -- Run it with `tracekit report` (or tracekit.report.run): that loads _common.sql first and sets every
 -- getvariable() parameter to its documented default (tracekit/report.py: DEFAULTS).
@@ -16,7 +17,7 @@
 -- (then the highest row_id), as the enclosing op the longest (then the lowest row_id).
 -- Implicit syncs also count the device-to-host copies launched inside the same op.
 --
--- Inputs: events (cpu_op rows); _rt, _gpu (from _common.sql). No parameters.
+-- Inputs: events (cpu_op rows); _rt, _gpu (from _common.sql); _gaps (gpu_idle.sql). No parameters.
 --
 -- Output columns (one row per trace, phase_path, class, api, op_chain):
 --   trace, phase_path          phase of the sync call
@@ -36,7 +37,15 @@
 --                              rows: they do not block the host, so are not part of blocked_ns_all)
 --
 -- Output `calls`: the getvariable('sync_top_n') (default 50, like `nsys analyze`) longest sync calls
---   per trace: api, tid, ts_ns, dur_ns, phase_path, sync_class, op_chain, blocks_host.
+--   per trace: api, tid, ts_ns, dur_ns, phase_path, sync_class, op_chain, blocks_host, and for a
+--   blocking call what the GPU did meanwhile (_sync_during; NULL for stream waits):
+--   gpu_ops_during          GPU ops that ran during the call (any stream, any device)
+--   gpu_busy_during_ns      union of those ops clipped to the call, per device, summed over devices
+--   unlaunched_ops_during, unlaunched_ns_during   the same for the ops with no launching call in the
+--                           trace (launched before the trace window opened: the sync drained them)
+--   launched_from           the phase paths (a list, up to 3, most time first) the other ops were launched in
+--   waiting_on              when the GPU was idle for more than half the call: the cause of the idle
+--                           gap that overlaps it most (gpu_idle.sql), and its stream wait call if any
 --
 -- How to read: implicit rows with high blocked_ns are `.item()`/`.tolist()` style stalls;
 -- top_gpu_op_during says what the host waited for.
@@ -72,6 +81,56 @@ SELECT trace, name AS api, tid, ts_ns, end_ns, dur_ns, phase_path, blocking, row
        CASE WHEN op_outer IS NOT NULL AND outer_end >= op_end THEN outer_ts ELSE op_ts END AS op_ts,
        op_end
 FROM _out;
+
+-- What the GPU did while each blocking call held the host (one row per blocking call with dur > 0):
+-- the ops that ran during it, clipped to the call, as a union per device summed over devices (so
+-- ops overlapping each other count once), the part of that union run by ops with no launching
+-- call in the trace (launched before the trace window opened, or runtime activity not captured),
+-- the phases the others were launched from, and, when the GPU was idle for most of the call, what
+-- it waited on: the gpu_idle.sql gap (cause, stream wait call) overlapping the call the longest.
+CREATE OR REPLACE TEMP TABLE _sync_during AS
+WITH _b AS (SELECT trace, row_id, ts_ns, end_ns FROM _sync_calls WHERE blocking AND end_ns > ts_ns),
+_o AS (
+    SELECT b.trace, b.row_id, g.device, greatest(g.ts_ns, b.ts_ns) AS s, least(g.end_ns, b.end_ns) AS e,
+           g.launch_ts_ns IS NULL AS unlaunched, g.phase_path, g.row_id AS op_row_id
+    FROM _b b JOIN _gpu g ON g.trace = b.trace AND g.ts_ns < b.end_ns AND g.end_ns > b.ts_ns
+), _sets AS (  -- every op for the union of all ops, and the unlaunched ones again for theirs
+    SELECT trace, row_id, device, s, e, op_row_id, FALSE AS sub FROM _o
+    UNION ALL SELECT trace, row_id, device, s, e, op_row_id, TRUE FROM _o WHERE unlaunched
+), _isl AS (
+    SELECT *, sum(CASE WHEN _pe IS NULL OR s > _pe THEN 1 ELSE 0 END)
+              OVER (PARTITION BY trace, row_id, device, sub ORDER BY s, e, op_row_id ROWS UNBOUNDED PRECEDING) AS _i
+    FROM (SELECT *, max(e) OVER (PARTITION BY trace, row_id, device, sub ORDER BY s, e, op_row_id
+                                 ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS _pe FROM _sets)
+), _u AS (
+    SELECT trace, row_id, sum(ns) FILTER (WHERE NOT sub) AS busy_ns, sum(ns) FILTER (WHERE sub) AS unlaunched_ns
+    FROM (SELECT trace, row_id, device, sub, _i, max(e) - min(s) AS ns FROM _isl GROUP BY ALL) GROUP BY ALL
+), _n AS (
+    SELECT trace, row_id, count(*) AS ops, count(*) FILTER (WHERE unlaunched) AS unlaunched_ops FROM _o GROUP BY ALL
+), _ph AS (  -- launched ops' phases by their time inside the call, the 3 largest
+    SELECT trace, row_id, list(phase_path ORDER BY ns DESC, phase_path) AS launched_from FROM (
+        SELECT trace, row_id, phase_path, sum(e - s) AS ns FROM _o WHERE NOT unlaunched GROUP BY trace, row_id, phase_path
+        QUALIFY row_number() OVER (PARTITION BY trace, row_id ORDER BY ns DESC, phase_path) <= 3)
+    GROUP BY ALL
+), _w AS (  -- the device idle gap overlapping the call the longest
+    SELECT b.trace, b.row_id, x.cause, x.wait_call, x.next_stream,
+           least(x.gap_end_ns, b.end_ns) - greatest(x.gap_start_ns, b.ts_ns) AS ns
+    FROM _b b JOIN _gaps x ON x.trace = b.trace AND x.gap_start_ns < b.end_ns AND x.gap_end_ns > b.ts_ns
+    QUALIFY row_number() OVER (PARTITION BY b.trace, b.row_id ORDER BY ns DESC, x.gap_start_ns, x.device) = 1
+)
+SELECT b.trace, b.row_id, coalesce(n.ops, 0) AS gpu_ops_during,
+       coalesce(n.unlaunched_ops, 0) AS unlaunched_ops_during,
+       coalesce(u.busy_ns, 0)::BIGINT AS gpu_busy_during_ns, coalesce(u.unlaunched_ns, 0)::BIGINT AS unlaunched_ns_during,
+       p.launched_from,
+       CASE WHEN 2 * coalesce(u.busy_ns, 0) >= b.end_ns - b.ts_ns OR w.ns IS NULL THEN NULL
+            WHEN w.cause = 'gpu_wait' THEN 'a stream wait (gpu_wait' || coalesce(': ' || w.wait_call, '')
+                                           || ' on stream ' || w.next_stream || ')'
+            WHEN w.cause IN ('kernel_gap', 'queued_dependency') THEN 'queued work held by a dependency the trace does not show ('
+                                                                     || w.cause || ')'
+            WHEN w.cause = 'no_launch_record' THEN 'unknown: the next GPU op has no launch record (no_launch_record)'
+            ELSE 'nothing: no GPU work was queued (' || w.cause || '): the call cost its own overhead' END AS waiting_on
+FROM _b b LEFT JOIN _n n USING (trace, row_id) LEFT JOIN _u u USING (trace, row_id)
+LEFT JOIN _ph p USING (trace, row_id) LEFT JOIN _w w USING (trace, row_id);
 
 -- @output syncs
 WITH _dtoh AS (  -- DtoH copies launched inside the op window of an implicit sync on that thread
@@ -112,7 +171,9 @@ GROUP BY c.trace, c.phase_path, c.sync_class, c.api, c.op_chain
 ORDER BY c.trace, blocked_ns DESC, c.phase_path, c.sync_class, c.api, c.op_chain;
 
 -- @output calls
-SELECT trace, api, tid, ts_ns, dur_ns, phase_path, sync_class, op_chain, blocking AS blocks_host
-FROM _sync_calls
-QUALIFY row_number() OVER (PARTITION BY trace ORDER BY dur_ns DESC, ts_ns, tid, api, row_id) <= getvariable('sync_top_n')
-ORDER BY trace, dur_ns DESC, ts_ns, tid, api, row_id;
+SELECT c.trace, c.api, c.tid, c.ts_ns, c.dur_ns, c.phase_path, c.sync_class, c.op_chain, c.blocking AS blocks_host,
+       d.gpu_ops_during, d.gpu_busy_during_ns, d.unlaunched_ops_during, d.unlaunched_ns_during, d.launched_from,
+       d.waiting_on
+FROM _sync_calls c LEFT JOIN _sync_during d USING (trace, row_id)
+QUALIFY row_number() OVER (PARTITION BY c.trace ORDER BY c.dur_ns DESC, c.ts_ns, c.tid, c.api, c.row_id) <= getvariable('sync_top_n')
+ORDER BY c.trace, c.dur_ns DESC, c.ts_ns, c.tid, c.api, c.row_id;

@@ -16,7 +16,7 @@
 --                  starts inside the step window, any thread), 'gpu_op'
 --   name           range / API / kernel name
 --   ts_ns, dur_ns  start and duration (ns, same clock as the trace)
---   phase_path     phase relative to the step ('(self)': directly in the step): a range's own path,
+--   phase_path     phase relative to the step ('(other)': directly in the step, in none of its phases): a range's own path,
 --                  a runtime call's or GPU op's launching path
 --   depth          ranges: nesting level inside the step (1 = top level); NULL otherwise
 --   blocking       runtime rows: TRUE for a blocking sync call

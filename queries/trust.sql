@@ -19,6 +19,8 @@
 --                          ended (clock skew or a converter problem)
 --   clock_resolution       timestamps on a 1 us grid (Kineto µs traces): ops shorter than 1 us
 --                          show as 0 or 1 us; zero-duration GPU ops are counted
+--   no_gpu_activity        no GPU op, no runtime row, no sync record: a CPU-only run, said once (warn);
+--                          no_gpu_ops, no_runtime_rows and missing_sync_events are then 'info'
 --   no_gpu_ops             the trace has no GPU ops at all
 --   no_runtime_rows        no CUDA/HIP runtime rows: launches, queueing, phases of GPU ops unknown
 --   duplicate_correlation  GPU ops whose correlation id matches several runtime calls (ids reused, e.g.
@@ -84,7 +86,8 @@ LEFT JOIN (SELECT trace, bool_or(starts_with(name, 'hip')) AS rocm FROM _rt GROU
 UNION ALL
 SELECT t.trace, CASE WHEN coalesce(s.gpu_sync_rows, 0) = 0 AND coalesce(rs.sync_calls, 0) = 0 THEN 'missing_sync_events'
                      WHEN coalesce(s.gpu_sync_rows, 0) = 0 THEN 'no_gpu_sync_rows' ELSE 'sync_events' END,
-       CASE WHEN coalesce(s.gpu_sync_rows, 0) = 0 AND coalesce(rs.sync_calls, 0) = 0 THEN 'warn' ELSE 'info' END,
+       CASE WHEN coalesce(s.gpu_sync_rows, 0) = 0 AND coalesce(rs.sync_calls, 0) = 0 AND (k.has_gpu OR k.has_runtime)
+            THEN 'warn' ELSE 'info' END,
        CASE WHEN coalesce(s.gpu_sync_rows, 0) = 0 AND coalesce(rs.sync_calls, 0) = 0 THEN NULL
             ELSE coalesce(rs.sync_calls, 0) + coalesce(s.gpu_sync_rows, 0) END,
        'sync runtime calls = ' || coalesce(rs.sync_calls, 0) || ', gpu_sync rows = ' || coalesce(s.gpu_sync_rows, 0),
@@ -96,7 +99,7 @@ SELECT t.trace, CASE WHEN coalesce(s.gpu_sync_rows, 0) = 0 AND coalesce(rs.sync_
                 || '; syncs and sync_blocked idle time are unknown, not zero'
             WHEN coalesce(s.gpu_sync_rows, 0) = 0 THEN 'sync API calls seen but no GPU-side sync records (Kineto: enable_cuda_sync_events=True)'
             ELSE 'sync API calls and GPU-side sync records present' END
-FROM _t t LEFT JOIN _s s USING (trace) LEFT JOIN _rs rs USING (trace)
+FROM _t t LEFT JOIN _s s USING (trace) LEFT JOIN _rs rs USING (trace) JOIN _caps k USING (trace)
 UNION ALL
 SELECT t.trace, 'kernels_without_launch', CASE WHEN coalesce(g.unlaunched, 0) > 0 THEN 'warn' ELSE 'info' END,
        g.unlaunched / nullif(g.ops, 0),
@@ -123,11 +126,16 @@ SELECT t.trace, 'clock_resolution', CASE WHEN r.on_us_grid = r.timed THEN 'warn'
             || 'short gaps and launch delays are rounded' ELSE 'sub-microsecond timestamps' END
 FROM _t t LEFT JOIN _res r USING (trace) LEFT JOIN _g g USING (trace)
 UNION ALL
-SELECT t.trace, 'no_gpu_ops', 'warn', NULL, 'GPU ops = 0', '-',
-       'no kernel/memcpy/memset rows: GPU analyses are empty (was CUDA activity captured?)'
-FROM _t t LEFT JOIN _g g USING (trace) WHERE coalesce(g.ops, 0) = 0
+SELECT t.trace, 'no_gpu_activity', 'warn', NULL, 'GPU ops, runtime rows and sync records = 0', '-',
+       'no GPU activity in this trace (no GPU op, no CUDA/HIP runtime call, no sync record): a CPU-only run; '
+       || 'every GPU number is NULL (for a GPU program: Kineto activities=[CPU, CUDA], nsys --trace=cuda)'
+FROM _t t JOIN _caps k USING (trace) WHERE NOT (k.has_gpu OR k.has_runtime OR k.has_sync)
 UNION ALL
-SELECT t.trace, 'no_runtime_rows', 'warn', NULL, 'runtime rows = 0', '-',
+SELECT t.trace, 'no_gpu_ops', CASE WHEN k.has_runtime OR k.has_sync THEN 'warn' ELSE 'info' END, NULL, 'GPU ops = 0', '-',
+       'no kernel/memcpy/memset rows: GPU analyses are empty (was CUDA activity captured?)'
+FROM _t t JOIN _caps k USING (trace) WHERE NOT k.has_gpu
+UNION ALL
+SELECT t.trace, 'no_runtime_rows', CASE WHEN k.has_gpu OR k.has_sync THEN 'warn' ELSE 'info' END, NULL, 'runtime rows = 0', '-',
        'no CUDA/HIP runtime API rows: launches, queueing delay, steps'' launch counts and the phase of every GPU op are '
        || 'unknown (NULL). Kineto: include ProfilerActivity.CPU; nsys: --trace=cuda'
 FROM _t t JOIN _caps k USING (trace) WHERE NOT k.has_runtime

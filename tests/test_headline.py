@@ -88,20 +88,26 @@ def test_async_prefill_spans_and_busy_share(framework: dict[str, Any]) -> None:
     assert pre["gpu_span_ns"] == 493_500_000
     assert pre["end_to_end_ns"] == 493_700_000
     assert pre["gpu_busy_ns"] == 483_500_000
-    assert pre["gpu_busy_share"] == pytest.approx(483.5 / 493.5, abs=1e-12)  # was 483.5 / 28.9 = 16.7
-    assert (framework["steps"]["gpu_busy_share"] <= 1).all()
+    # busy over the step as its user lives it (start to last GPU end), and over the GPU span only
+    assert pre["gpu_busy_share_e2e"] == pytest.approx(483.5 / 493.7, abs=1e-12)  # was 483.5 / 28.9 = 16.7 once
+    assert pre["gpu_busy_share_span"] == pytest.approx(483.5 / 493.5, abs=1e-12)
+    assert (framework["steps"]["gpu_busy_share_e2e"] <= 1).all()
     k = "step[EXTEND bs=15]"
     assert _metric(framework, k, "CPU span")["mean"] == 28_900_000
     assert _metric(framework, k, "GPU span")["mean"] == 493_500_000
     assert _metric(framework, k, "end-to-end span")["mean"] == 493_700_000
-    assert _metric(framework, k, "GPU idle in span")["mean"] == 10_000_000
+    # end to end 0..493.7 ms: 0.2 ms before the first GPU op of the trace + the 10 ms gap; busy 483.5 ms
+    assert _metric(framework, k, "GPU idle, end to end")["mean"] == 10_200_000
+    assert _metric(framework, k, "GPU on other work")["mean"] == 0
     assert _metric(framework, k, "kernel time (sum)")["mean"] == 483_500_000
-    # the 10 ms gap: kernel B's launch (200 us) had ended long before the gap began -> 'other'
+    # the 10 ms gap: kernel B's launch (200 us) had ended long before the gap began, and 10 ms is far past
+    # the ordinary gap between queued kernels (kernel_gap_max_ns, 20 us) -> queued_dependency
     assert _metric(framework, k, "idle: queued_dependency")["mean"] == 10_000_000  # B launched at 200 us, long before the gap; no stream wait
+    assert _metric(framework, k, "idle: before_first_gpu_op")["mean"] == 200_000
     v = framework["headline.verdicts"]
     a = v[(v["step_kind"] == k) & v["verdict"].str.startswith("Asynchronous")].iloc[0]
     assert (a["numerator_ns"], a["denominator_ns"]) == (493_700_000, 28_900_000)
-    assert "464.80 ms after the CPU range closes" in a["verdict"]  # 493.7 - 28.9
+    assert "464.80 ms per step after the CPU range closes" in a["verdict"]  # 493.7 - 28.9
 
 
 def test_decode_kind_stats(framework: dict[str, Any]) -> None:
@@ -187,45 +193,63 @@ def test_phase_tree_exclusive_by_hand(nested: dict[str, Any]) -> None:
 def test_verdicts_name_their_numbers_and_say_when_syncs_are_unknown(nested: dict[str, Any]) -> None:
     v = nested["headline.verdicts"]
     assert list(v["rank"]) == list(range(1, len(v) + 1)) and 3 <= len(v) <= 6
-    cpu = v[v["verdict"].str.startswith("Largest exclusive CPU phase")].iloc[0]
-    assert "`draft`, 35.0% of the CPU span" in cpu["verdict"]
+    cpu = v[v["verdict"].str.startswith("Largest CPU phase")].iloc[0]
+    assert "`draft`, 3.50 ms per step (35.0% of the CPU span" in cpu["verdict"]
     assert (cpu["numerator_ns"], cpu["denominator_ns"]) == (7_000_000, 20_000_000)
     sync = v[v["verdict"].str.startswith("Sync stalls unknown")].iloc[0]
     assert "nsys: --trace=cuda" in sync["verdict"] and sync["numerator_ns"] != sync["numerator_ns"]  # NaN: not a zero
     stall = _metric(nested, "step", "sync stall")
     assert stall["mean"] != stall["mean"] and "not zero" in stall["note"]
-    launches = v[v["verdict"].str.contains("launches per step")].iloc[0]
+    launches = v[v["verdict"].str.startswith("Launch calls")].iloc[0]
     # 4 launches of 10 us per step: 40 us of a 10 ms CPU span
-    assert "4 launches per step, mean launch call 10.0 us: launch calls take 0.4% of the CPU span" == launches["verdict"]
+    assert "Launch calls take 40.0 us per step (0.4% of the CPU span): 4 kernel launches, mean 10.0 us" == launches["verdict"]
     assert (launches["numerator_ns"], launches["denominator_ns"]) == (80_000, 20_000_000)
     assert v["numerator"].notna().all() and v["denominator"].notna().all()
 
 
 def test_planted_breakdown(tmp_path: Path) -> None:
-    """tests/planted.py: the idle split of step 1 worked out gap by gap (see its docstring).
+    """tests/planted.py: the idle split of each step's end-to-end window worked out gap by gap (see its docstring).
 
-    Step 1 GPU span 300..13530 = 13230 us, busy 8705 us -> idle 4525 us:
+    Step 1, end to end 0..20000 us (the range outlasts its last op, 13530), busy 8705 us, no other work,
+    idle 11295 us:
+      0..300 (300) before_first_gpu_op
       600..1400 (800) host_busy: long_gemm launched 700 us after the gap began
       3905..3950 (45) launch_bound: sample_kernel's launch at 3920 was in flight
       9450..9510 (60) sync_blocked: post_sample launched 20 us after the 5 ms sync returned
       9610..13230 (3620) host_busy: the host was in `candidate` (CPU-only topk)
-    Step 2 launches one op: no idle. Means over the two steps are half of step 1's.
+      13530..20000 (6470 of the gap to 20130) host_busy: step2_kernel launched at 20100
+    Step 2, 20000..21000: busy 200, idle 130 (the same gap, 20000..20130, host_busy) + 670 after the
+    trace's last op (after_last_gpu_op). Means over the two steps are half the sums.
     """
     res = _run(planted.write(tmp_path / "planted.json.gz"))
     k = "ProfilerStep#N"
-    assert _metric(res, k, "GPU idle in span")["mean"] == 4_525_000 / 2
-    assert _metric(res, k, "idle: host_busy")["mean"] == 4_420_000 / 2
+    assert _metric(res, k, "GPU idle, end to end")["mean"] == 12_095_000 / 2
+    assert _metric(res, k, "idle: host_busy")["mean"] == (800 + 3620 + 6470 + 130) * 1000 / 2
     assert _metric(res, k, "idle: launch_bound")["mean"] == 45_000 / 2
     assert _metric(res, k, "idle: sync_blocked")["mean"] == 60_000 / 2
+    assert _metric(res, k, "idle: before_first_gpu_op")["mean"] == 300_000 / 2
+    assert _metric(res, k, "idle: after_last_gpu_op")["mean"] == 670_000 / 2
+    assert _metric(res, k, "GPU busy / end to end")["mean"] == pytest.approx((8705 / 20000 + 200 / 1000) / 2)
     assert _metric(res, k, "sync stall")["mean"] == 5_000_000 / 2
     assert _metric(res, k, "graph nodes")["mean"] == 1.5
+    # host buckets of step 1 (170 launch, 5000 sync, 30 cudaMemcpyAsync, 14800 the rest) and step 2 (20, 0, 0, 980)
+    assert _metric(res, k, "host: launch calls")["mean"] == (170 + 20) * 1000 / 2
+    assert _metric(res, k, "host: blocking syncs+copies")["mean"] == 5_000_000 / 2
+    assert _metric(res, k, "host: other runtime calls")["mean"] == 30_000 / 2
+    assert _metric(res, k, "host: outside runtime calls")["mean"] == (14800 + 980) * 1000 / 2
     v = res["headline.verdicts"]
     idle = v[v["rank"] == 1].iloc[0]
-    assert idle["verdict"].startswith("GPU idle 33.7% of the GPU span")  # 4525 / (13230 + 200)
-    assert "the host was in `candidate`" in idle["verdict"]
-    assert (idle["numerator_ns"], idle["denominator_ns"]) == (4_525_000, 13_430_000)
+    # 12095 of 21000 us; most host-caused idle (6470 + 130 us) came while the host was outside any phase
+    assert idle["verdict"].startswith("GPU idle 57.6% of the step end to end (6.05 ms of 10.50 ms per step): ")
+    assert "host_busy (the host was busy elsewhere before launching)" in idle["verdict"]
+    assert "the host was outside any annotated phase" in idle["verdict"]
+    assert (idle["numerator_ns"], idle["denominator_ns"]) == (12_095_000, 21_000_000)
     sync = v[v["verdict"].str.startswith("Host blocked")].iloc[0]
-    assert "mostly in `sampler`" in sync["verdict"] and sync["numerator_ns"] == 5_000_000
+    # 5000 of 21000 us of CPU span; the 5 ms sync (4460..9460): sample_kernel 4460..9400 and the DtoH copy 9400..9450 ran: 4990 us, 2 ops
+    assert sync["verdict"] == ("Host blocked 2.50 ms per step in 0.5 blocking sync calls (23.8% of the CPU span), "
+                               "mostly cudaStreamSynchronize in `sampler`; meanwhile the GPU ran 1 op (2.50 ms), "
+                               "launched in `sampler`")
+    assert sync["numerator_ns"] == 5_000_000
 
 
 # --------------------------------------------------------------------------- notes
@@ -277,6 +301,9 @@ def _independent_steps(path: Path) -> list[dict[str, int]]:
                    if e.get("cat") == "user_annotation" and str(e.get("name", "")).startswith("ProfilerStep#"))
     launch = {e["args"]["correlation"]: _ns(e["ts"]) for e in ev
               if e.get("cat") in ("cuda_runtime", "cuda_driver") and "correlation" in e.get("args", {})}
+    # kernel launch calls only (not cudaMemcpyAsync/cudaMemsetAsync, which also carry correlations)
+    kernel_launches = [_ns(e["ts"]) for e in ev if e.get("cat") in ("cuda_runtime", "cuda_driver")
+                       and e.get("name") in ("cudaLaunchKernel", "cudaLaunchKernelExC", "cuLaunchKernel", "cuLaunchKernelEx")]
     ops = [(launch[e["args"]["correlation"]], _ns(e["ts"]), _ns(e["ts"]) + _ns(e["dur"]), e["args"].get("device"))
            for e in ev if e.get("cat") in ("kernel", "gpu_memcpy", "gpu_memset")
            and e.get("args", {}).get("correlation") in launch]
@@ -293,10 +320,11 @@ def _independent_steps(path: Path) -> list[dict[str, int]]:
                 else:
                     cur_e = max(cur_e, b)
             busy += cur_e - cur_s
-        launched = {o[0] for o in mine}
+        e2e = max(e, max(o[2] for o in mine)) - s
         out.append({"CPU span": e - s, "GPU span": max(o[2] for o in mine) - min(o[1] for o in mine),
-                    "end-to-end span": max(e, max(o[2] for o in mine)) - s, "GPU busy (union)": busy,
-                    "kernel time (sum)": sum(o[2] - o[1] for o in mine), "launches": len(launched)})
+                    "end-to-end span": e2e, "GPU busy (union)": busy, "GPU busy / end to end": busy / e2e,
+                    "kernel time (sum)": sum(o[2] - o[1] for o in mine),
+                    "launches": sum(1 for t in kernel_launches if s <= t < e)})
     return out
 
 
@@ -322,8 +350,8 @@ def test_diff_step_wall_is_end_to_end(write_trace: Callable[..., Path]) -> None:
     p = write_trace(_framework_events(), name="sglang.json")
     d = compare.diff(p, p)["diff"].set_index("metric")
     assert d.loc["step.wall_ms", "a"] == pytest.approx(496.2 / 4, abs=1e-9)
-    # summed busy over summed per-device GPU span: (483.5 + 0.5 + 0.2 + 0.1) / (493.5 + 0.5 + 0.2 + 0.1)
-    assert d.loc["step.gpu_busy_share", "a"] == pytest.approx(484.3 / 494.3, abs=1e-12)
+    # summed busy over summed per-device end-to-end span: (483.5 + 0.5 + 0.2 + 0.1) / (493.7 + 1 + 1 + 0.5)
+    assert d.loc["step.gpu_busy_share", "a"] == pytest.approx(484.3 / 496.2, abs=1e-12)
 
 
 def test_terminal_report_prints_the_truncation_warning_first(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

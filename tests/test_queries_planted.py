@@ -89,11 +89,22 @@ def test_steps(res: dict[str, pd.DataFrame]) -> None:
     assert a["gpu_span_ns"] == (13530 - 300) * US
     assert a["gpu_busy_ns"] == a["gpu_op_ns"] == 8705 * US
     assert (a["gpu_ops"], a["launches"], a["graph_launches"], a["graph_launch_host_ns"], a["graph_nodes"]) == \
-        (10, 7, 1, 50 * US, 3)
+        (10, 6, 1, 50 * US, 3)  # kernel launches only: the cudaMemcpyAsync at 4420 enqueues a copy
     assert (a["sync_calls"], a["sync_stall_ns"]) == (1, 5000 * US)
+    # end to end 0..20000 (the step outlasts its last op, 13530): busy 8705; idle = 300 before the first op +
+    # 4525 between ops + 6470 after the last (to 20000); no other work
+    assert (a["e2e_dev_ns"], a["gpu_busy_ns"], a["gpu_other_ns"], a["gpu_idle_ns"]) == \
+        (20000 * US, 8705 * US, 0, 11295 * US)
+    assert a["gpu_busy_share_e2e"] == pytest.approx(8705 / 20000) and a["gpu_busy_share_span"] == pytest.approx(8705 / 13230)
+    # host on tid 1: graph launch 50 + six kernel launches of 20; the 5000 us sync; the 30 us cudaMemcpyAsync; the rest
+    assert (a["host_launch_ns"], a["host_blocking_ns"], a["host_runtime_other_ns"], a["host_outside_runtime_ns"]) == \
+        (170 * US, 5000 * US, 30 * US, 14800 * US)
     b = s.iloc[1].to_dict()
     assert (b["wall_ns"], b["cpu_span_ns"], b["gpu_span_ns"], b["gpu_busy_ns"], b["launches"]) == \
         (1000 * US, 20 * US, 200 * US, 200 * US, 1)
+    # step 2 (20000..21000): op 20130..20330; idle 130 (gap from 13530, clipped) + 670 after the last op of the trace
+    assert (b["e2e_dev_ns"], b["gpu_other_ns"], b["gpu_idle_ns"], b["host_launch_ns"], b["host_outside_runtime_ns"]) == \
+        (1000 * US, 0, 800 * US, 20 * US, 980 * US)
     st = res["steps.stats"]
     w = row(st, metric="wall_ns")
     assert (w["steps"], w["mean"], w["p50"], w["min"], w["max"]) == (2, 10500 * US, 10500 * US, 1000 * US, 20000 * US)
@@ -243,7 +254,9 @@ def test_no_gpu_ops(tmp_path: Path) -> None:
     (tmp_path / "cpu_only.json").write_text(json.dumps({"traceEvents": ev}))
     convert(tmp_path / "cpu_only.json", tmp_path / "cpu_only.parquet")
     r = report.run(tmp_path / "cpu_only.parquet", analyses=["trust", "steps"])
-    assert row(r["trust"], flag="no_gpu_ops")["severity"] == "warn"
+    # no GPU op, no runtime call, no sync record: said once, the three specific flags are info
+    assert row(r["trust"], flag="no_gpu_activity")["severity"] == "warn"
+    assert {row(r["trust"], flag=f)["severity"] for f in ("no_gpu_ops", "no_runtime_rows", "missing_sync_events")} == {"info"}
     s = r["steps"]
     assert list(s["wall_ns"]) == [20000 * US, 1000 * US]  # the CPU side is still measured (steps in time order)
     for c in ("gpu_op_ns", "gpu_ops", "graph_nodes", "graph_node_ns"):

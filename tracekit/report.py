@@ -55,6 +55,7 @@ DEFAULTS: dict[str, Any] = {
     "lm_head_regex": r"(?i).*lm_head.*",
     "lm_head_kernel_regex": None,
     "host_busy_min_ns": 50_000,  # gpu_idle: launch started this long after the GPU went idle -> host_busy
+    "kernel_gap_max_ns": 20_000,  # gpu_idle: a queued op's gap behind its own stream up to this long -> kernel_gap
     "idle_top_n": 20,  # gpu_idle.intervals: longest gaps listed per trace
     "sync_top_n": 50,  # syncs.calls: longest sync calls listed per trace (nsys analyze lists 50)
     "gpu": None,  # flops: GPU name matched against the peak table instead of the trace's (e.g. "H100 SXM")

@@ -34,7 +34,7 @@ TREE_NOTE_GPU = "; gpu = kernel time launched in the phase"
 
 #: Fallback when headline.sql did not run: the steps.stats metrics that say what a step costs.
 _FALLBACK_METRICS = ("wall_ns", "cpu_span_ns", "gpu_span_ns", "gpu_busy_ns", "gpu_op_ns", "launches",
-                     "sync_stall_ns", "gpu_busy_share")
+                     "sync_stall_ns", "gpu_busy_share_e2e")
 
 
 @dataclass

@@ -9,6 +9,8 @@ before it is measured, so an escape sequence is shown, never executed, and count
 
 from __future__ import annotations
 
+import re
+
 import shutil
 import sys
 from collections.abc import Iterable, Mapping, Sequence
@@ -171,16 +173,43 @@ def _footnotes(cols: list[Column], width: int, indent: list[int] | None) -> tupl
     return out, notes
 
 
+#: A number and the unit after it ("3.66 ms", "24.9 %", "1,198 launches" is not: only units) stay on one line.
+_NUM_UNIT = re.compile(r"(?<![\w.])([-+]?[\d][\d,]*(?:\.\d+)?) (ns|us|µs|ms|s|min|h|%|x|GB|MB|KB|B|GiB|MiB|KiB|TFLOP/s|GB/s|TB/s)(?![\w/])")
+_GLUE = "\u00a0"
+
+
+def _split_long(word: str, room: int) -> list[str]:
+    """A word longer than a line (a config hint) is split only after a top-level ``=`` or ``,`` (outside
+    brackets), so ``experimental_config=torch.profiler._ExperimentalConfig(enable_cuda_sync_events=True)``
+    breaks after ``experimental_config=`` and its call stays whole; a piece with no such point is kept
+    whole and may run past the width (an identifier is never cut)."""
+    pieces: list[str] = []
+    depth, start = 0, 0
+    for i, ch in enumerate(word):
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth = max(0, depth - 1)
+        elif ch in "=," and depth == 0 and cell_len(word[start:]) > room:
+            pieces.append(word[start:i + 1])
+            start = i + 1
+    pieces.append(word[start:])
+    out: list[str] = []
+    for p in pieces:  # join pieces back while they fit
+        if out and cell_len(out[-1]) + cell_len(p) <= room:
+            out[-1] += p
+        else:
+            out.append(p)
+    return [p for p in out if p]
+
+
 def wrap_text(text: str, width: int, indent: str = "") -> list[str]:
-    """Word-wrap a sentence (verdicts, notes) at ``width``. A word longer than a line (a config path) is
-    cut into line-sized pieces; sentences hold no table numbers, so no number is split."""
+    """Word-wrap a sentence (verdicts, notes) at ``width``. A number stays on the line of its unit; a word
+    longer than a line is split only where :func:`_split_long` allows, never inside an identifier."""
     words: list[str] = []
     room = max(8, width - len(indent) - 2)
-    for w in term(text).split(" "):
-        while cell_len(w) > room:
-            words.append(w[:room])
-            w = w[room:]
-        words.append(w)
+    for w in _NUM_UNIT.sub(lambda m: m.group(1) + _GLUE + m.group(2), term(text)).split(" "):
+        words.extend(_split_long(w, room) if cell_len(w) > room else [w])
     lines: list[str] = []
     cur = indent
     for w in words:
@@ -193,7 +222,7 @@ def wrap_text(text: str, width: int, indent: str = "") -> list[str]:
             cur = (cur + " " + w) if cur.strip() else cur + w
     if cur.strip():
         lines.append(cur.rstrip())
-    return lines
+    return [ln.replace(_GLUE, " ") for ln in lines]
 
 
 def join_lines(parts: Iterable[Sequence[str]]) -> list[str]:
