@@ -30,7 +30,12 @@
 --              vLLM    execute_[B_]context_C(CT)_generation_G(GT) (gpu_worker.annotate_profile):
 --                      context_reqs C, context_tokens CT, generation_reqs G, generation_tokens GT,
 --                      batch_size B (else C + G), tokens CT + GT, step_mode CONTEXT | GENERATION |
---                      MIXED | IDLE; step_kind 'execute_context_C_generation_G' (tokens dropped)
+--                      MIXED | IDLE; step_kind 'execute_context_C_generation_G' (tokens dropped).
+--                      CT / GT may be any text without parentheses (real traces: `(888_788544)`,
+--                      `(sq32sk55086sqsq32sqsk55086)`): the step still matches and is parsed, but a
+--                      part is a token count only when it is all digits, else NULL (and tokens
+--                      NULL): such text is not one number, and no documented format says which
+--                      of its numbers counts tokens
 --                      older vLLM execute_new_N_cached_M: context_reqs N (new requests),
 --                      generation_reqs M (cached), batch_size N + M, tokens NULL
 --              other   (ProfilerStep#N, tracekit's step, decode_step, *_step): step_kind = the
@@ -132,8 +137,12 @@ FROM ranges WHERE regexp_full_match(name, getvariable('step_pattern'));
 -- The step name's fields (see _steps above). regexp_extract gives '' when a group did not match.
 CREATE OR REPLACE TEMP MACRO _sgl_field(n, f) AS
     TRY_CAST(nullif(regexp_extract(n, '[ \[]' || f || '=([0-9]+)', 1), '') AS BIGINT);
-CREATE OR REPLACE TEMP MACRO _vllm_num(n, i) AS TRY_CAST(nullif(regexp_extract(n,
-    '^execute_(?:([0-9]+)_)?context_([0-9]+)\(([0-9]+)\)_generation_([0-9]+)\(([0-9]+)\)$', i), '') AS BIGINT);
+-- vLLM: the parentheses may hold more than a token count (execute_context_1(888_788544)_..., (sq32sk55086...));
+-- a part is read as a number only when it is all digits (TRY_CAST alone would read '888_788544' as 888788544).
+CREATE OR REPLACE TEMP MACRO _vllm_part(n, i) AS regexp_extract(n,
+    '^execute_(?:([0-9]+)_)?context_([0-9]+)\(([^()]*)\)_generation_([0-9]+)\(([^()]*)\)$', i);
+CREATE OR REPLACE TEMP MACRO _vllm_num(n, i) AS
+    CASE WHEN regexp_full_match(_vllm_part(n, i), '[0-9]+') THEN TRY_CAST(_vllm_part(n, i) AS BIGINT) END;
 CREATE OR REPLACE TEMP MACRO _vllm_old(n, i) AS TRY_CAST(nullif(regexp_extract(n,
     '^execute_new_([0-9]+)_cached_([0-9]+)$', i), '') AS BIGINT);
 

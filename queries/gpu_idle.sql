@@ -1,4 +1,5 @@
 -- gpu_idle: when is each GPU idle, and what was the launching side doing?
+-- @requires _frames
 --
 -- Run it with `tracekit report` (or tracekit.report.run): that loads _common.sql first and sets every
 -- getvariable() parameter to its documented default (tracekit/report.py: DEFAULTS).
@@ -58,7 +59,7 @@
 -- (innermost), then the highest row_id; ops starting in the same ns on a stream are in row_id order.
 --
 -- Inputs: events (gpu_sync rows), ranges; _gpu, _rt, _window, _steps, _gap_rows, _busy_dev, _caps
--- (from _common.sql).
+-- (from _common.sql); _rt_frame (_frames.sql).
 -- Parameters: getvariable('host_busy_min_ns') (T, default 50000), getvariable('kernel_gap_max_ns') (K,
 -- default 20000), getvariable('idle_top_n') (20).
 --
@@ -87,7 +88,11 @@
 --   next_stream, next_launch_end_ns (L1); sync_call, sync_ts_ns, sync_end_ns (S, sync_blocked
 --   rows); wait_call, wait_ts_ns (W0), wait_stream, wait_evidence ('gpu_sync_record' |
 --   'thread_order'), event_record_call, event_record_ts_ns, event_record_stream (gpu_wait rows;
---   NULL when the trace does not have them); note: what is unknown and which capture option shows it.
+--   NULL when the trace does not have them); note: what is unknown and which capture option shows it;
+--   user_frame: where in the code the next op was launched, the innermost user-code Python frame around
+--   its launch call, `file(line): function` (_frames.sql); NULL when the trace has no Python frames
+--   (recorded without with_stack=True), when no user frame encloses the launch, or when the op has no
+--   launch record.
 --
 -- How to read: idle_share is of wall time, not of summed op time; launch_bound + host_busy are
 -- CPU-side problems, sync_blocked a host sync, gpu_wait / queued_dependency GPU-side dependencies,
@@ -291,6 +296,8 @@ WITH _top AS (  -- pick the rows on narrow columns, then fetch the names of thos
 SELECT t.trace, t.device, t.gap_start_ns, t.gap_ns, t.cause, t.host_phase, g.name AS next_op,
        g.launch_name AS next_launch_name, t.next_launch_ts_ns, t.next_launch_end_ns, t.next_stream,
        t.sync_call, t.sync_ts_ns, t.sync_end_ns, t.wait_call, t.wait_ts_ns, t.wait_stream, t.wait_evidence,
-       t.event_record_call, t.event_record_ts_ns, t.event_record_stream, t.note
+       t.event_record_call, t.event_record_ts_ns, t.event_record_stream, t.note, f.user_frame
 FROM _top t JOIN _gpu g ON g.gid = t.next_gid
+LEFT JOIN _rt_frame f ON f.trace = g.trace AND f.correlation = g.correlation AND f.tid = g.launch_tid
+  AND f.ts_ns = g.launch_ts_ns AND f.launched
 ORDER BY t.trace, t.gap_ns DESC, t.gap_start_ns, t.device, t.next_row_id;

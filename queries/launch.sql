@@ -1,4 +1,5 @@
 -- launch: what does launching cost, and how long does work queue before the GPU starts it?
+-- @requires _frames
 --
 -- Run it with `tracekit report` (or tracekit.report.run): that loads _common.sql first and sets every
 -- getvariable() parameter to its documented default (tracekit/report.py: DEFAULTS).
@@ -9,9 +10,9 @@
 -- any wait behind earlier work on the stream; HTA's "launch delay" instead subtracts the call's
 -- end and clips at 0, also given here as launch_delay_*).
 --
--- Inputs: _gpu (from _common.sql). No parameters.
+-- Inputs: _gpu (from _common.sql); _rt_frame (_frames.sql). No parameters.
 --
--- Output columns:
+-- Output `launch` columns:
 --   trace, phase_path, launch_name   the phase of the launch call and its API name
 --   launches            distinct launch calls
 --   gpu_ops             GPU ops they launched (a graph launch launches many)
@@ -22,6 +23,20 @@
 --   short_ops           GPU ops shorter than their own launch call (non-graph launches only)
 --   short_ops_ns        their summed GPU duration
 --   short_share         short_ops / gpu_ops of non-graph launches (NULL when there are none)
+--
+-- Output `by_frame`: launch sites in the code, one row per (trace, user_frame): user_frame is the
+--   innermost frame of user code around the launch call (not torch internals, not built-ins),
+--   `file(line): function`, from the trace's Python frames (with_stack=True; _frames.sql says which
+--   frames are user code). Ordered by host_ns.
+--   trace, user_frame   NULL: the launches no user frame encloses (note says why)
+--   launches            distinct kernel and graph launch calls (_api_classes: a copy or memset call, even a
+--                       blocking one such as hipMemcpyWithStream, is not a launch)
+--   gpu_ops             GPU ops they launched
+--   host_ns             summed duration of the launch calls
+--   gpu_op_ns           summed duration of the GPU ops they launched (overlapping ops each counted)
+--   host_share          host_ns / host_ns of all launches of the trace (DENOMINATOR: every launch call)
+--   note                NULL, or for the NULL frame: 'the trace has no Python frames ...' (recorded
+--                       without with_stack=True) | 'no user-code frame encloses these launches ...'
 --
 -- How to read: short_share near 1 with a large host_ns means the phase is launch bound
 -- (candidates for CUDA graphs or fusion); a large queue_p50_ns means the CPU runs ahead and the
@@ -49,3 +64,26 @@ SELECT trace, phase_path, launch_name, count(*) AS launches, sum(gpu_ops)::BIGIN
 FROM _per_launch
 GROUP BY trace, phase_path, launch_name
 ORDER BY trace, host_ns DESC, phase_path, launch_name;
+
+-- @output by_frame
+WITH _per_launch AS (
+    SELECT trace, correlation, min(launch_tid) AS launch_tid, min(launch_ts_ns) AS launch_ts_ns,  -- one launch: one value
+           min(launch_dur_ns) AS launch_dur_ns, count(*) AS gpu_ops, sum(dur_ns) AS gpu_op_ns
+    FROM _gpu WHERE launch_name IN (SELECT DISTINCT name FROM _rt WHERE api_class IN ('launch', 'graph_launch'))
+    GROUP BY trace, correlation
+), _f AS (
+    SELECT l.*, f.user_frame FROM _per_launch l
+    LEFT JOIN _rt_frame f ON f.trace = l.trace AND f.correlation = l.correlation AND f.tid = l.launch_tid
+     AND f.ts_ns = l.launch_ts_ns AND f.launched
+)
+SELECT f.trace, f.user_frame, count(*) AS launches, sum(f.gpu_ops)::BIGINT AS gpu_ops,
+       sum(f.launch_dur_ns)::BIGINT AS host_ns, sum(f.gpu_op_ns)::BIGINT AS gpu_op_ns,
+       sum(f.launch_dur_ns) / nullif(sum(sum(f.launch_dur_ns)) OVER (PARTITION BY f.trace), 0) AS host_share,
+       CASE WHEN f.user_frame IS NOT NULL THEN NULL
+            WHEN NOT any_value(p.has_python) THEN 'the trace has no Python frames (record with torch.profiler '
+                 || 'with_stack=True to name the code that launched)'
+            ELSE 'no user-code frame encloses these launches (only torch internals and built-ins, or no Python '
+                 || 'frame at all: e.g. launches from a C++ thread)' END AS note
+FROM _f f JOIN _py_caps p ON p.trace = f.trace
+GROUP BY f.trace, f.user_frame
+ORDER BY f.trace, host_ns DESC, f.user_frame NULLS FIRST;

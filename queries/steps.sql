@@ -4,7 +4,7 @@
 -- getvariable() parameter to its documented default (tracekit/report.py: DEFAULTS).
 --
 -- Step instances are `range` rows whose name fully matches getvariable('step_pattern')
--- (default: ProfilerStep#N, SGLang step[MODE bs=N ...], vLLM execute_context_C(T)_generation_G(T),
+-- (default: ProfilerStep#N, SGLang step[MODE bs=N ...], vLLM execute_[B_]context_C(T)_generation_G(T),
 -- step, decode_step, *_step). When step ranges nest, only the innermost are kept (a ProfilerStep
 -- holding several decode_steps gives the decode steps). The name is parsed into step_mode,
 -- batch_size, tokens, context_/generation_ reqs and tokens, and step_kind keeps batch sizes apart:

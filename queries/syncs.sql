@@ -1,5 +1,5 @@
 -- syncs: where does the host block waiting for the GPU, and why?
--- @requires gpu_idle
+-- @requires gpu_idle _frames
 --
 -- Run it with `tracekit report` (or tracekit.report.run): that loads _common.sql first and sets every
 -- getvariable() parameter to its documented default (tracekit/report.py: DEFAULTS).
@@ -16,10 +16,14 @@
 -- are broken before the ASOF joins, never left to row order: as the inner op the shortest of them
 -- (then the highest row_id), as the enclosing op the longest (then the lowest row_id).
 -- Implicit syncs also count the device-to-host copies launched inside the same op.
+-- Where in the code: user_frame is the innermost frame of user code (not torch internals, not
+-- built-ins) around the call, `file(line): function`, from the trace's Python frames (_frames.sql).
+-- It is NULL when the trace has no Python frames (recorded without with_stack=True), or when no user
+-- frame encloses the call.
 --
--- Inputs: events (cpu_op rows); _rt, _gpu (from _common.sql); _gaps (gpu_idle.sql). No parameters.
+-- Inputs: events (cpu_op rows); _rt, _gpu (from _common.sql); _gaps (gpu_idle.sql); _rt_frame (_frames.sql). No parameters.
 --
--- Output columns (one row per trace, phase_path, class, api, op_chain):
+-- Output columns (one row per trace, phase_path, class, api, op_chain, user_frame):
 --   trace, phase_path          phase of the sync call
 --   sync_class                 explicit | implicit
 --   api                        runtime API name
@@ -35,9 +39,10 @@
 --   blocked_ns_all             denominator: blocked_ns of all blocking sync calls in the trace
 --   share                      blocked_ns / blocked_ns_all (NULL when it is 0, and for *StreamWaitEvent
 --                              rows: they do not block the host, so are not part of blocked_ns_all)
+--   user_frame                 innermost user-code Python frame around the calls (NULL: see above)
 --
 -- Output `calls`: the getvariable('sync_top_n') (default 50, like `nsys analyze`) longest sync calls
---   per trace: api, tid, ts_ns, dur_ns, phase_path, sync_class, op_chain, blocks_host, and for a
+--   per trace: api, tid, ts_ns, dur_ns, phase_path, sync_class, op_chain, blocks_host, user_frame, and for a
 --   blocking call what the GPU did meanwhile (_sync_during; NULL for stream waits):
 --   gpu_ops_during          GPU ops that ran during the call (any stream, any device)
 --   gpu_busy_during_ns      union of those ops clipped to the call, per device, summed over devices
@@ -73,14 +78,14 @@ _in AS (  -- innermost syncing op started at or before the call
     SELECT i.*, o.name AS op_outer, o.end_ns AS outer_end, o.ts_ns AS outer_ts
     FROM _in2 i ASOF LEFT JOIN _ops_out o ON i.trace = o.trace AND i.tid = o.tid AND i.op_ts > o.ts_ns
 )
-SELECT trace, name AS api, tid, ts_ns, end_ns, dur_ns, phase_path, blocking, row_id,
+SELECT trace, name AS api, tid, ts_ns, end_ns, dur_ns, phase_path, blocking, row_id, user_frame,
        CASE WHEN op_inner IS NULL THEN 'explicit' ELSE 'implicit' END AS sync_class,
        CASE WHEN op_inner IS NULL THEN ''
             WHEN op_outer IS NOT NULL AND outer_end >= op_end THEN op_outer || ' > ' || op_inner
             ELSE op_inner END AS op_chain,
        CASE WHEN op_outer IS NOT NULL AND outer_end >= op_end THEN outer_ts ELSE op_ts END AS op_ts,
        op_end
-FROM _out;
+FROM _out LEFT JOIN (SELECT trace, row_id, user_frame FROM _rt_frame) f USING (trace, row_id);
 
 -- What the GPU did while each blocking call held the host (one row per blocking call with dur > 0):
 -- the ops that ran during it, clipped to the call, as a union per device summed over devices (so
@@ -148,10 +153,10 @@ WITH _dtoh AS (  -- DtoH copies launched inside the op window of an implicit syn
 ), _during_call AS (
     SELECT trace, ts_ns, tid, sum(ns) AS gpu_op_ns_during FROM _during GROUP BY ALL
 ), _top AS (
-    SELECT c.trace, c.phase_path, c.sync_class, c.api, c.op_chain, d.name, sum(d.ns) AS ns
+    SELECT c.trace, c.phase_path, c.sync_class, c.api, c.op_chain, c.user_frame, d.name, sum(d.ns) AS ns
     FROM _sync_calls c JOIN _during d USING (trace, ts_ns, tid) GROUP BY ALL
 ), _top1 AS (
-    SELECT trace, phase_path, sync_class, api, op_chain, first(name ORDER BY ns DESC, name) AS top_gpu_op_during
+    SELECT trace, phase_path, sync_class, api, op_chain, user_frame, first(name ORDER BY ns DESC, name) AS top_gpu_op_during
     FROM _top GROUP BY ALL
 ), _all AS (
     SELECT trace, sum(dur_ns) FILTER (WHERE blocking) AS blocked_ns_all FROM _sync_calls GROUP BY ALL
@@ -161,19 +166,21 @@ SELECT c.trace, c.phase_path, c.sync_class, c.api, c.op_chain, any_value(c.block
        max(c.dur_ns) AS max_blocked_ns, coalesce(sum(x.dtoh_copies), 0)::BIGINT AS dtoh_copies,
        coalesce(sum(d.gpu_op_ns_during), 0)::BIGINT AS gpu_op_ns_during, any_value(t.top_gpu_op_during) AS top_gpu_op_during,
        any_value(a.blocked_ns_all)::BIGINT AS blocked_ns_all,
-       CASE WHEN bool_and(c.blocking) THEN sum(c.dur_ns) / nullif(any_value(a.blocked_ns_all), 0) END AS share
+       CASE WHEN bool_and(c.blocking) THEN sum(c.dur_ns) / nullif(any_value(a.blocked_ns_all), 0) END AS share,
+       c.user_frame
 FROM _sync_calls c
 LEFT JOIN _dtoh x USING (trace, ts_ns, tid)
 LEFT JOIN _during_call d USING (trace, ts_ns, tid)
-LEFT JOIN _top1 t USING (trace, phase_path, sync_class, api, op_chain)
-LEFT JOIN _all a USING (trace)
-GROUP BY c.trace, c.phase_path, c.sync_class, c.api, c.op_chain
-ORDER BY c.trace, blocked_ns DESC, c.phase_path, c.sync_class, c.api, c.op_chain;
+LEFT JOIN _top1 t ON t.trace = c.trace AND t.phase_path = c.phase_path AND t.sync_class = c.sync_class
+  AND t.api = c.api AND t.op_chain = c.op_chain AND t.user_frame IS NOT DISTINCT FROM c.user_frame
+LEFT JOIN _all a ON a.trace = c.trace
+GROUP BY c.trace, c.phase_path, c.sync_class, c.api, c.op_chain, c.user_frame
+ORDER BY c.trace, blocked_ns DESC, c.phase_path, c.sync_class, c.api, c.op_chain, c.user_frame NULLS FIRST;
 
 -- @output calls
 SELECT c.trace, c.api, c.tid, c.ts_ns, c.dur_ns, c.phase_path, c.sync_class, c.op_chain, c.blocking AS blocks_host,
        d.gpu_ops_during, d.gpu_busy_during_ns, d.unlaunched_ops_during, d.unlaunched_ns_during, d.launched_from,
-       d.waiting_on
+       d.waiting_on, c.user_frame
 FROM _sync_calls c LEFT JOIN _sync_during d USING (trace, row_id)
 QUALIFY row_number() OVER (PARTITION BY c.trace ORDER BY c.dur_ns DESC, c.ts_ns, c.tid, c.api, c.row_id) <= getvariable('sync_top_n')
 ORDER BY c.trace, c.dur_ns DESC, c.ts_ns, c.tid, c.api, c.row_id;

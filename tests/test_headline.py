@@ -141,6 +141,40 @@ def test_vllm_step_names(write_trace: Callable[..., Path]) -> None:
     assert list(st["tokens"].fillna(-1)) == [305, 107, -1, 5]
 
 
+def test_vllm_step_names_as_real_traces_write_them(write_trace: Callable[..., Path]) -> None:
+    """Issue 21 item 8: the parentheses of real vLLM-style ranges hold more than a token count.
+
+    execute_32_context_0(sq0sk0sqsq0sqsk0)_generation_32(sq32sk55086sqsq32sqsk55086):
+        batch 32 (the leading number), 0 context, 32 generation requests -> GENERATION; neither
+        part is all digits -> context/generation tokens NULL, tokens NULL
+    execute_context_1(888_788544)_generation_0(0):
+        no leading number -> batch 1 + 0 = 1; 1 context request -> CONTEXT; (888_788544) is not one
+        number (a plain cast would read 888788544) -> context tokens NULL; (0) -> generation tokens 0;
+        tokens = NULL + 0 = NULL
+    execute_context_2(300)_generation_5(5) beside them still reads 300 + 5 = 305 tokens.
+    """
+    a = "execute_32_context_0(sq0sk0sqsq0sqsk0)_generation_32(sq32sk55086sqsq32sqsk55086)"
+    b = "execute_context_1(888_788544)_generation_0(0)"
+    c = "execute_context_2(300)_generation_5(5)"
+    ev = [_range(a, 0, 1000), *_launch(100, 1, 200, 100),
+          _range(b, 2000, 1000), *_launch(2100, 2, 2200, 100),
+          _range(c, 4000, 1000), *_launch(4100, 3, 4200, 100)]
+    res = _run(write_trace(ev, name="vllm_real.json"))
+    st = res["steps"]
+    assert list(st["step_name"]) == [a, b, c]  # matched by the default pattern: no 'candidates' note
+    assert list(st["step_kind"]) == ["execute_context_0_generation_32", "execute_context_1_generation_0",
+                                     "execute_context_2_generation_5"]
+    assert list(st["step_mode"]) == ["GENERATION", "CONTEXT", "MIXED"]
+    assert list(st["batch_size"]) == [32, 1, 7]
+    assert list(st["context_reqs"]) == [0, 1, 2]
+    assert list(st["generation_reqs"]) == [32, 0, 5]
+    assert list(st["context_tokens"].fillna(-1)) == [-1, -1, 300]
+    assert list(st["generation_tokens"].fillna(-1)) == [-1, 0, 5]
+    assert list(st["tokens"].fillna(-1)) == [-1, -1, 305]
+    notes = res["headline.notes"]
+    assert not notes["message"].str.contains("no step matched").any()
+
+
 # --------------------------------------------------------------------------- nested phase tree
 
 def _nested_events() -> list[dict[str, Any]]:

@@ -46,10 +46,11 @@ ANALYSES = ("headline", "summary", "kernels", "phase_time", "steps", "launch", "
 
 #: Default of every DuckDB variable the queries read (``getvariable(name)``).
 DEFAULTS: dict[str, Any] = {
-    # ProfilerStep#N, SGLang step[MODE bs=N ...], vLLM execute_[B_]context_C(T)_generation_G(T) and
-    # execute_new_N_cached_M, and ranges named step / decode_step / *_step (queries/_common.sql: _steps).
+    # ProfilerStep#N, SGLang step[MODE bs=N ...], vLLM execute_[B_]context_C(T)_generation_G(T) (T: any text
+    # without parentheses, e.g. (300), (888_788544), (sq32sk55086...)) and execute_new_N_cached_M, and ranges
+    # named step / decode_step / *_step (queries/_common.sql: _steps).
     "step_pattern": (r"ProfilerStep#\d+|step\[.*\]|step|decode_step|.*_step"
-                     r"|execute_(\d+_)?context_\d+\(\d+\)_generation_\d+\(\d+\)|execute_new_\d+_cached_\d+"),
+                     r"|execute_(\d+_)?context_\d+\([^()]*\)_generation_\d+\([^()]*\)|execute_new_\d+_cached_\d+"),
     "top_n": 50,
     "vocab": None,  # int; None = infer from GEMM shapes (the lm_head output says which)
     "lm_head_regex": r"(?i).*lm_head.*",

@@ -24,7 +24,7 @@ from tracekit.safe import html_text
 from tracekit.view import plots
 from tracekit.view import sections as sec
 from tracekit.view import timeline as tl
-from tracekit.view.model import NOTE_NAMES, Table, elide, table
+from tracekit.view.model import FRAME_NAMES, NOTE_NAMES, Table, elide, table
 from tracekit.view.rows import EMPTY, Rows, all_rows
 
 TEXT_CHARS = 60  # a text cell longer than this is elided in the middle (full text on hover)
@@ -43,6 +43,7 @@ th{border-bottom:2px solid #afb8c1;font-weight:600;text-align:left;white-space:n
 th.num,td.num{text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums}
 td.text{text-align:left;white-space:nowrap}
 td.null{color:#8c959f}td.note{min-width:16em;max-width:36em;color:#57606a}
+td.frame{white-space:normal;overflow-wrap:anywhere;min-width:16em;max-width:36em}
 img{max-width:100%;height:auto;display:block}
 svg.timeline{display:block;max-width:100%;height:auto;border:1px solid #eaeef2}
 .legend{display:flex;flex-wrap:wrap;gap:.2em 1em;font-size:12px;margin:.3em 0}
@@ -74,6 +75,9 @@ def table_html(tab: Table) -> str:
                 continue
             if c.name in NOTE_NAMES:  # a sentence: wraps inside its cell, never cut
                 cells.append(f"<td class='note'>{html_text(v)}</td>")
+                continue
+            if c.name in FRAME_NAMES:  # a Python frame: the full path, wrapped, never cut
+                cells.append(f"<td class='{cls} frame'>{html_text(v)}</td>")
                 continue
             short = elide(v, TEXT_CHARS)
             pad = f" style='padding-left:{0.4 + 1.2 * tab.indent[r]:.1f}em'" if tab.indent and j == 0 else ""

@@ -14,6 +14,7 @@ column) are formatted row by row, with the unit in the cell.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -298,6 +299,27 @@ def _row_unit(row: Mapping[str, Any]) -> str | None:
 
 
 NOTE_NAMES = frozenset({"note", "notes", "message"})
+
+#: Columns that name a Python frame, `file(line): function` (queries/_frames.sql). They are kept whole
+#: in --json and the HTML table; the terminal shows the file's last two path components (:func:`short_frame`).
+FRAME_NAMES = frozenset({"user_frame"})
+_FRAME = re.compile(r"^(.*)\((\d+)\): (.*)$", re.S)
+
+
+def short_frame(text: str, parts: int = 2) -> str:
+    """``text`` with its file path cut to the last ``parts`` components, for the terminal:
+    ``/srv/app/sglang/srt/model_executor/cuda_graph_runner.py(276): f`` -> ``model_executor/cuda_graph_runner.py(276): f``.
+
+    Anything that is not ``file(line): function`` (NULL, a built-in) comes back unchanged.
+    """
+    m = _FRAME.match(text)
+    if m is None:
+        return text
+    path = m.group(1)
+    seps = [i for i, ch in enumerate(path) if ch in "/\\"]
+    if len(seps) < parts:
+        return text
+    return f"{path[seps[-parts] + 1:]}({m.group(2)}): {m.group(3)}"
 
 #: Value columns of long-form tables (formatted per row with the row's unit).
 _LONG_VALUES = ("mean", "p50", "p99", "min", "max", "value", "a", "b", "delta")

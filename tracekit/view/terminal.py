@@ -20,7 +20,7 @@ from typing import Any
 from rich.cells import cell_len
 
 from tracekit.safe import term
-from tracekit.view.model import Column, Table, elide
+from tracekit.view.model import FRAME_NAMES, Column, Table, elide, short_frame
 from tracekit.view.rows import all_rows
 
 GAP = "  "
@@ -42,13 +42,18 @@ def _pad(text: str, width: int, right: bool) -> str:
 
 
 def _safe(col: Column) -> Column:
-    """Terminal-safe copy of ``col``: headers and every cell escaped (an id column may hold a name)."""
-    return Column(col.name, term(col.header), col.kind, [term(c) for c in col.cells])
+    """Terminal-safe copy of ``col``: headers and every cell escaped (an id column may hold a name); a
+    Python frame's path cut to its last two components (the terminal only: --json and HTML keep it whole)."""
+    cells = [short_frame(c) for c in col.cells] if col.name in FRAME_NAMES else col.cells
+    return Column(col.name, term(col.header), col.kind, [term(c) for c in cells])
 
 
 def _floor(col: Column, natural: int, width: int) -> int:
-    """How far a column may shrink: numbers not at all, text to a quarter of the line (at least 12 cells)."""
-    return natural if col.numeric else min(natural, max(MIN_TEXT, width // 4))
+    """How far a column may shrink: numbers not at all, text to a quarter of the line (at least 12 cells), a
+    Python frame to half of it (its file and its function are at the two ends: both must stay readable)."""
+    if col.numeric:
+        return natural
+    return min(natural, max(MIN_TEXT, width // (2 if col.name in FRAME_NAMES else 4)))
 
 
 def _natural(cols: list[Column], indent: list[int] | None) -> list[int]:
@@ -97,7 +102,8 @@ def _blocks(cols: list[Column], width: int, indent: list[int] | None) -> list[tu
     budget = max(MIN_TEXT, width * 45 // 100) - len(GAP) * (len(key) - 1)
     while sum(fixed.values()) > budget:
         i = max(fixed, key=lambda j: fixed[j])
-        if key[i].numeric or fixed[i] <= MIN_TEXT:
+        lo = _floor(key[i], nat[i], width) if key[i].name in FRAME_NAMES else MIN_TEXT
+        if key[i].numeric or fixed[i] <= lo:
             break
         fixed[i] -= 1
     blocks: list[tuple[list[Column], list[int]]] = []
