@@ -46,7 +46,10 @@
 --   7 host_busy          not Q, L0 - G > T: the host started the launch more than T after the GPU
 --                        went idle (host_phase says which range it was in)
 --   8 launch_bound       otherwise (not Q, L0 - G <= T): the GPU waited for the launch itself
---   before_first_gpu_op / after_last_gpu_op   the trace window's edges with no GPU op yet/any more
+--   before_first_gpu_op / after_last_gpu_op   the trace window's edges with no GPU op yet/any more; the
+--                        leading edge is also classified by rules 1-8 with G = the window start
+--                        (_idle_all.rule_cause, what headline's per-step split uses: a step whose first
+--                        op waited 400 ms on a stream event is gpu_wait, not 'before_first_gpu_op')
 -- An op launched before the gap, or launched in time and then held on the GPU, is never sync_blocked,
 -- even when a blocking sync ran across the gap after its launch: what held it was on the GPU side
 -- (rules 2-5). Without runtime rows every gap is no_launch_record.
@@ -124,13 +127,18 @@ WITH _pl AS (  -- P0: launch start of the previous op (with a launch record) on 
     WINDOW _w AS (PARTITION BY trace, device, stream ORDER BY ts_ns, row_id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
 ), _g AS (  -- the gap rows come from _common.sql (narrow columns; strings are joined back at the end)
     SELECT g.gid, g.trace, g.device, g.stream, g.ts_ns, g.launch_ts_ns, g.launch_dur_ns, g.launch_tid,
-           o.gap_start_ns, p.prev_launch_ts_ns, p.prev_stream_end_ns,
+           o.gap_start_ns, o.edge, p.prev_launch_ts_ns, p.prev_stream_end_ns,
            -- Q: the op was queued for the whole gap, or sat queued for more than T and for most of the gap
            coalesce(g.launch_ts_ns + g.launch_dur_ns <= o.gap_start_ns
              OR (g.ts_ns - greatest(o.gap_start_ns, g.launch_ts_ns + g.launch_dur_ns) > getvariable('host_busy_min_ns')
                  AND g.ts_ns - greatest(o.gap_start_ns, g.launch_ts_ns + g.launch_dur_ns)
                      > greatest(o.gap_start_ns, g.launch_ts_ns + g.launch_dur_ns) - o.gap_start_ns), FALSE) AS queued
-    FROM _gap_rows o JOIN _gpu g USING (gid) JOIN _pl p USING (gid)
+    FROM (SELECT gid, gap_start_ns, FALSE AS edge FROM _gap_rows
+          UNION ALL  -- the leading edge: the window start to each device's first op, classified by the same rules
+          SELECT f.gid, w.window_start_ns, TRUE FROM (
+              SELECT gid, trace, ts_ns FROM _gpu QUALIFY row_number() OVER (PARTITION BY trace, device ORDER BY ts_ns, row_id) = 1) f
+          JOIN _window w USING (trace) WHERE f.ts_ns > w.window_start_ns) o
+    JOIN _gpu g USING (gid) JOIN _pl p USING (gid)
 ), _sy AS (
     SELECT trace, tid, ts_ns AS sync_ts, end_ns AS sync_end, name AS sync_call FROM _rt WHERE blocking
     QUALIFY row_number() OVER (PARTITION BY trace, tid, ts_ns ORDER BY end_ns DESC, row_id DESC) = 1
@@ -175,7 +183,7 @@ WITH _pl AS (  -- P0: launch start of the previous op (with a launch record) on 
                    ELSE 'launch_bound' END AS cause
     FROM _c
 )
-SELECT k.trace, k.device, k.gap_start_ns, k.ts_ns AS gap_end_ns, k.ts_ns - k.gap_start_ns AS gap_ns, k.gid AS next_gid,
+SELECT k.trace, k.device, k.gap_start_ns, k.ts_ns AS gap_end_ns, k.ts_ns - k.gap_start_ns AS gap_ns, k.edge, k.gid AS next_gid,
        g.row_id AS next_row_id,
        k.launch_ts_ns AS next_launch_ts_ns, k.launch_ts_ns + k.launch_dur_ns AS next_launch_end_ns,
        k.stream AS next_stream, k.cause,
@@ -227,9 +235,10 @@ SELECT p.trace, p.device, w.window_start_ns, w.window_end_ns, w.window_ns, p.bus
 FROM _busy_dev p JOIN _window w USING (trace) LEFT JOIN _cbusy c USING (trace, device);
 
 CREATE OR REPLACE TEMP TABLE _idle_all AS
-SELECT trace, device, cause, gap_start_ns, gap_ns, host_phase FROM _gaps
-UNION ALL SELECT trace, device, 'before_first_gpu_op', window_start_ns, first_ns - window_start_ns, NULL FROM _dev WHERE first_ns > window_start_ns
-UNION ALL SELECT trace, device, 'after_last_gpu_op', last_ns, window_end_ns - last_ns, NULL FROM _dev WHERE window_end_ns > last_ns;
+SELECT trace, device, CASE WHEN edge THEN 'before_first_gpu_op' ELSE cause END AS cause, cause AS rule_cause,
+       gap_start_ns, gap_ns, host_phase FROM _gaps
+UNION ALL SELECT trace, device, 'after_last_gpu_op', 'after_last_gpu_op', last_ns, window_end_ns - last_ns, NULL
+          FROM _dev WHERE window_end_ns > last_ns;
 
 -- @output gpu_idle
 WITH _c AS (
@@ -290,7 +299,7 @@ ORDER BY s.trace, s.step_index, i.device, idle_ns DESC, i.cause;
 
 -- @output intervals
 WITH _top AS (  -- pick the rows on narrow columns, then fetch the names of those few
-    SELECT * EXCLUDE (gap_end_ns) FROM _gaps
+    SELECT * EXCLUDE (gap_end_ns) FROM _gaps WHERE NOT edge
     QUALIFY row_number() OVER (PARTITION BY trace ORDER BY gap_ns DESC, gap_start_ns, device, next_row_id) <= getvariable('idle_top_n')
 )
 SELECT t.trace, t.device, t.gap_start_ns, t.gap_ns, t.cause, t.host_phase, g.name AS next_op,

@@ -1,5 +1,5 @@
 -- headline: per trace and step kind, the per-step breakdown, the phase tree and verdicts, first.
--- @requires steps gpu_idle syncs
+-- @requires steps gpu_idle syncs _frames
 --
 -- Run it with `tracekit report` (or `tracekit sql TRACE --query headline`): that loads _common.sql,
 -- the set-up of the files named on the `@requires` line (steps.sql: _step_rows, _gpu_step,
@@ -62,7 +62,8 @@
 --   numbers and a sentence naming the capture flag, never a confident zero); six at most:
 --     GPU idle / end-to-end span, split by cause (causes of >= 0.1% of it; the first explained),
 --       the host phase when the host caused it, and the busy and other-work shares
---     host time in blocking calls / CPU span, the call and phase with most of it, and what the GPU
+--     host time in blocking calls / CPU span, the call and phase with most of it (and its innermost
+--       user-code frame, _frames.sql, the path from site-/dist-packages on), and what the GPU
 --       did meanwhile (syncs.sql _sync_during: ops run, those launched before the trace window,
 --       the phases the others came from; or what it waited on when idle)
 --     host time in kernel and graph launch calls / CPU span (launches only: _api_classes)
@@ -123,10 +124,11 @@ CREATE OR REPLACE TEMP MACRO _hl_no_gpu() AS
     'no GPU op launched in these steps (was CUDA activity captured? Kineto: activities=[CPU, CUDA]; nsys: --trace=cuda)';
 
 -- Each step's device idle intervals (gpu_idle.sql's _idle_all, any cause) clipped to its end-to-end
--- window on each device it ran ops on (steps.sql _step_dev: the same intervals make gpu_idle_ns, so
+-- window on each device it ran ops on; the leading edge (window start to the device's first op) takes
+-- the cause its op's rules give (rule_cause: a first op that waited on a stream event is gpu_wait) (steps.sql _step_dev: the same intervals make gpu_idle_ns, so
 -- the causes add up to it). host_phase is made relative to the step, like the phase tree.
 CREATE OR REPLACE TEMP TABLE _hl_idle AS
-SELECT d.trace, d.step_index, i.cause, _rel_phase(coalesce(i.host_phase, '(none)'), st.phase_path) AS host_phase,
+SELECT d.trace, d.step_index, i.rule_cause AS cause, _rel_phase(coalesce(i.host_phase, '(none)'), st.phase_path) AS host_phase,
        sum(least(i.gap_start_ns + i.gap_ns, st.ts_ns + d.e2e_ns) - greatest(i.gap_start_ns, st.ts_ns)) AS idle_ns
 FROM _step_dev d
 JOIN _steps st USING (trace, step_index)
@@ -323,20 +325,24 @@ WITH _ic AS (  -- idle causes per kind, over the steps' end-to-end windows
 ), _sc AS (  -- blocking calls in the kind's steps, with what the GPU did meanwhile (syncs.sql _sync_during)
     SELECT s.trace, s.step_kind, r.name AS api, _rel_phase(r.phase_path, s.phase_path) AS phase, r.dur_ns,
            d.gpu_ops_during, d.gpu_busy_during_ns, d.unlaunched_ops_during, d.unlaunched_ns_during,
-           _rel_phase(d.launched_from[1], s.phase_path) AS launched_from, d.waiting_on
+           _rel_phase(d.launched_from[1], s.phase_path) AS launched_from, d.waiting_on,
+           regexp_replace(f.user_frame, '^.*/(site|dist)-packages/', '') AS frame
     FROM (SELECT r.*, CASE WHEN o.one_thread THEN -1 ELSE r.tid END AS k_tid
           FROM _rt r JOIN _one_thread o USING (trace) WHERE r.blocking) r
     ASOF JOIN _steps s ON r.trace = s.trace AND r.k_tid = s.k_tid AND r.ts_ns >= s.ts_ns
     LEFT JOIN _sync_during d ON d.trace = r.trace AND d.row_id = r.row_id
+    LEFT JOIN _rt_frame f ON f.trace = r.trace AND f.row_id = r.row_id
     WHERE r.ts_ns < s.end_ns
 ), _sy AS (  -- per kind: the (api, phase) with most of the stall, what the GPU did during all the calls
     SELECT trace, step_kind, first(api ORDER BY ns DESC, api, phase) AS api, first(phase ORDER BY ns DESC, api, phase) AS phase,
            sum(ops) AS ops, sum(busy) AS busy, sum(u_ops) AS u_ops, sum(u_ns) AS u_ns,
            first(launched_from ORDER BY ns DESC, api, phase) AS launched_from,
-           first(waiting_on ORDER BY ns DESC, api, phase) AS waiting_on
+           first(waiting_on ORDER BY ns DESC, api, phase) AS waiting_on,
+           first(frame ORDER BY ns DESC, api, phase) AS frame
     FROM (SELECT trace, step_kind, api, phase, sum(dur_ns) AS ns, sum(gpu_ops_during) AS ops, sum(gpu_busy_during_ns) AS busy,
                  sum(unlaunched_ops_during) AS u_ops, sum(unlaunched_ns_during) AS u_ns,
-                 first(launched_from ORDER BY dur_ns DESC) AS launched_from, first(waiting_on ORDER BY dur_ns DESC) AS waiting_on
+                 first(launched_from ORDER BY dur_ns DESC) AS launched_from, first(waiting_on ORDER BY dur_ns DESC) AS waiting_on,
+                 first(frame ORDER BY dur_ns DESC) AS frame
           FROM _sc GROUP BY trace, step_kind, api, phase)
     GROUP BY trace, step_kind
 ), _v(trace, step_kind, prio, size_ns, verdict, numerator_ns, denominator_ns, numerator, denominator) AS (
@@ -371,6 +377,7 @@ WITH _ic AS (  -- idle causes per kind, over the steps' end-to-end windows
                 WHEN coalesce(stall, 0) = 0 THEN 'No blocking sync call inside these steps (sync calls were captured)'
                 ELSE 'Host blocked ' || _hl_t(stall / n) || ' per step in ' || _hl_count(syncs / n, 'blocking sync call')
                      || ' (' || _hl_pct(stall, wall) || ' of the CPU span), mostly ' || y.api || ' ' || _hl_where(y.phase)
+                     || coalesce(' at ' || y.frame, '')
                      || CASE WHEN y.waiting_on IS NOT NULL THEN '; the GPU sat idle, waiting on ' || y.waiting_on
                              WHEN coalesce(y.ops, 0) = 0 THEN ''
                              ELSE '; meanwhile the GPU ran ' || _hl_count(y.ops / n, 'op') || ' (' || _hl_t(y.busy / n) || ')'
