@@ -85,9 +85,11 @@
 -- in); an end-to-end span far above the CPU span means the step is asynchronous (its CPU range is
 -- not its latency).
 
--- Numbers in verdict sentences: ns -> 'x.xx ms' / 'x.x us' / 'n ns'; a fraction -> 'x.x%'.
+-- Numbers in verdict sentences: ns -> 'x.xx s' / 'x.xx ms' / 'x.x us' / 'n ns'; a fraction -> 'x.x%' ('<0.1%' when
+-- above 0 but below 0.05%).
 CREATE OR REPLACE TEMP MACRO _hl_t(x) AS CASE
     WHEN x IS NULL THEN '?'
+    WHEN abs(x) >= 1e9 THEN printf('%.2f s', x / 1e9)
     WHEN abs(x) >= 1e6 THEN printf('%.2f ms', x / 1e6)
     WHEN abs(x) >= 1e3 THEN printf('%.1f us', x / 1e3)
     ELSE printf('%d ns', round(x)::BIGINT) END;
@@ -95,7 +97,9 @@ CREATE OR REPLACE TEMP MACRO _hl_t(x) AS CASE
 CREATE OR REPLACE TEMP MACRO _hl_n(x) AS
     CASE WHEN x = round(x) THEN format('{:,}', round(x)::BIGINT) ELSE format('{:,.1f}', x) END;
 CREATE OR REPLACE TEMP MACRO _hl_pct(a, b) AS
-    CASE WHEN b IS NULL OR b = 0 OR a IS NULL THEN '?' ELSE printf('%.1f%%', 100.0 * a / b) END;
+    CASE WHEN b IS NULL OR b = 0 OR a IS NULL THEN '?'
+         WHEN a > 0 AND 100.0 * a / b < 0.05 THEN '<0.1%'  -- never a confident 0.0% for time that was there
+         ELSE printf('%.1f%%', 100.0 * a / b) END;
 
 -- 'N things' with the plural when N is not 1 (a mean per step may be fractional: 2.5 calls).
 CREATE OR REPLACE TEMP MACRO _hl_count(x, word) AS
@@ -378,15 +382,16 @@ WITH _ic AS (  -- idle causes per kind, over the steps' end-to-end windows
                 ELSE 'Host blocked ' || _hl_t(stall / n) || ' per step in ' || _hl_count(syncs / n, 'blocking sync call')
                      || ' (' || _hl_pct(stall, wall) || ' of the CPU span), mostly ' || y.api || ' ' || _hl_where(y.phase)
                      || coalesce(' at ' || y.frame, '')
-                     || CASE WHEN y.waiting_on IS NOT NULL THEN '; the GPU sat idle, waiting on ' || y.waiting_on
+                     || CASE WHEN y.waiting_on IS NOT NULL THEN '; the GPU sat idle meanwhile: ' || y.waiting_on
                              WHEN coalesce(y.ops, 0) = 0 THEN ''
                              ELSE '; meanwhile the GPU ran ' || _hl_count(y.ops / n, 'op') || ' (' || _hl_t(y.busy / n) || ')'
                                   || CASE WHEN y.u_ops = y.ops THEN ', none launched in the trace (launched before the trace window opened)'
                                           WHEN y.u_ops > 0 THEN ', ' || _hl_n(y.u_ops / n) || ' of them (' || _hl_t(y.u_ns / n)
                                                                 || ') launched before the trace window opened'
                                           ELSE '' END
-                                  || coalesce(CASE WHEN y.u_ops > 0 THEN ', the others' ELSE ',' END
-                                              || ' launched ' || _hl_where(y.launched_from), '') END END,
+                                  || CASE WHEN y.launched_from IS NULL OR y.u_ops = y.ops THEN ''
+                                          WHEN y.u_ops > 0 THEN ', the others launched ' || _hl_where(y.launched_from)
+                                          ELSE ', launched ' || _hl_where(y.launched_from) END END END,
            CASE WHEN has_sync THEN coalesce(stall, 0) END, CASE WHEN has_sync THEN wall END,
            'host time in blocking sync calls', 'CPU span (step range)'
     FROM _hl_kind k LEFT JOIN _sy y USING (trace, step_kind) WHERE NOT k.no_gpu_activity
@@ -438,7 +443,8 @@ _cand AS (  -- top-level ranges (no enclosing range), names with digits folded, 
 SELECT trace, 'warn' AS severity, 'converter' AS source, note AS message FROM trace_notes
 UNION ALL
 SELECT t.trace, 'warn', 'steps',
-       'no step matched the step pattern ' || getvariable('step_pattern') || '; candidates: '
+       'no step matched the step pattern'  -- a long pattern (the default) is not spelt out: README/--help has it
+       || CASE WHEN length(getvariable('step_pattern')) <= 60 THEN ' ' || getvariable('step_pattern') ELSE '' END || '; candidates: '
        || coalesce((SELECT string_agg(c.name || ' (' || c.n || ')', ', ' ORDER BY c.n DESC, c.name)
                     FROM _cand c WHERE c.trace = t.trace), 'none (the trace has no range)')
        || ': pass --step-pattern, or mark the loop with tracekit.phase("step")'

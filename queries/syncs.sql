@@ -128,12 +128,12 @@ SELECT b.trace, b.row_id, coalesce(n.ops, 0) AS gpu_ops_during,
        coalesce(u.busy_ns, 0)::BIGINT AS gpu_busy_during_ns, coalesce(u.unlaunched_ns, 0)::BIGINT AS unlaunched_ns_during,
        p.launched_from,
        CASE WHEN 2 * coalesce(u.busy_ns, 0) >= b.end_ns - b.ts_ns OR w.ns IS NULL THEN NULL
-            WHEN w.cause = 'gpu_wait' THEN 'a stream wait (gpu_wait' || coalesce(': ' || w.wait_call, '')
+            WHEN w.cause = 'gpu_wait' THEN 'its queued work waited on a stream wait (gpu_wait' || coalesce(': ' || w.wait_call, '')
                                            || ' on stream ' || w.next_stream || ')'
             WHEN w.cause IN ('kernel_gap', 'queued_dependency') THEN 'queued work held by a dependency the trace does not show ('
                                                                      || w.cause || ')'
-            WHEN w.cause = 'no_launch_record' THEN 'unknown: the next GPU op has no launch record (no_launch_record)'
-            ELSE 'nothing: no GPU work was queued (' || w.cause || '): the call cost its own overhead' END AS waiting_on
+            WHEN w.cause = 'no_launch_record' THEN 'cause unknown, the next GPU op has no launch record (no_launch_record)'
+            ELSE 'no GPU work was queued (' || w.cause || '), so the call cost only its own time' END AS waiting_on
 FROM _b b LEFT JOIN _n n USING (trace, row_id) LEFT JOIN _u u USING (trace, row_id)
 LEFT JOIN _ph p USING (trace, row_id) LEFT JOIN _w w USING (trace, row_id);
 

@@ -87,10 +87,13 @@ def notes(results: Results) -> list[Note]:
     out: list[Note] = []
     hn = _get(results, "headline.notes")
     for r in hn.records():
+        if r.get("severity") == "warn":
+            continue  # warnings_of below has it (said once, not as 'steps' and 'headline/steps')
         out.append(Note(str(r.get("trace")), str(r.get("severity") or "info"), str(r.get("source") or ""),
                         str(r.get("message") or "")))
     for w in warnings_of(results):
-        out.append(Note(str(w["trace"]), "warn", f"{w['analysis']}/{w['flag']}", str(w["message"])))
+        src = w["flag"] if w["analysis"] == "headline" else f"{w['analysis']}/{w['flag']}"  # converter, steps
+        out.append(Note(str(w["trace"]), "warn", str(src), str(w["message"])))
     # one line per distinct message: a 16-rank run should not print the same warning 16 times
     merged: dict[tuple[str, str, str], Note] = {}
     for n in out:
