@@ -19,7 +19,8 @@
 --   lane           'CPU tid N' | 'GPU g stream s' (display order: CPU lanes by tid, then GPU by g, stream).
 --                  g is trace_devices.gpu_index, the GPU index `tracekit info` prints (a ROCm HSA agent
 --                  id mapped to its listed GPU; tracekit.store documents the rule); the op's device id
---                  when the trace lists no GPU; 'GPU ? (device id d)' when the mapping cannot be told
+--                  when the trace lists no GPU; 'GPU ? (agent d)' when the HSA agent id d maps to no one
+--                  listed GPU; 'GPU ?' for ops with no device id
 --   row_kind       'range' (a CPU range), 'runtime' (a launching or blocking-sync runtime call that
 --                  starts inside the step window, any thread), 'gpu_op'
 --   name           range / API / kernel name
@@ -76,7 +77,8 @@ SELECT * EXCLUDE (_lk, _l1, _l2) FROM (
     WHERE (t.launched OR t.blocking) AND t.ts_ns >= m.step_ts_ns AND t.ts_ns < m.step_ts_ns + m.step_wall_ns
     UNION ALL
     SELECT m.*, 'gpu',
-           CASE WHEN d.gpu_index IS NULL THEN 'GPU ? (device id ' || n.device || ')' ELSE 'GPU ' || d.gpu_index END
+           CASE WHEN d.gpu_index IS NOT NULL THEN 'GPU ' || d.gpu_index WHEN n.device < 0 THEN 'GPU ?'
+                ELSE 'GPU ? (agent ' || n.device || ')' END
                || ' stream ' || coalesce(n.stream::VARCHAR, '?'),
            'gpu_op', n.name, n.ts_ns, n.dur_ns,
            CASE t.launch WHEN 'none' THEN '(no launch record)' WHEN 'outside_steps' THEN n.phase_path

@@ -206,7 +206,7 @@ def _rocm(path: Path, listed: int, op_devices: list[int]) -> Path:
     # eight listed, ops on agents 2 and 9: two CPU agents, GPUs 0 and 7
     (8, [2, 9], ["GPU 0 stream 0", "GPU 7 stream 0"], "GPU ops on device id 9 (an HSA agent id, not a listed id): GPU 7"),
     # eight listed, ops on agent 9 only: 2..9 CPU agents fit, so which GPU cannot be told
-    (8, [9], ["GPU ? (device id 9) stream 0"], "GPU ops on device id 9 (an HSA agent id, not a listed id): which listed GPU cannot be told"),
+    (8, [9], ["GPU ? (agent 9) stream 0"], "GPU ops on device id 9 (an HSA agent id, not a listed id): which listed GPU cannot be told"),
 ])
 def test_gpu_lanes_number_devices_as_info_does(tmp_path: Path, listed: int, ops: list[int], lanes: list[str],
                                                info_line: str) -> None:

@@ -45,7 +45,7 @@ th,td{padding:3px 10px;border-bottom:1px solid #eaeef2;vertical-align:top}
 th{border-bottom:2px solid #afb8c1;font-weight:600;text-align:left;white-space:nowrap}
 th.num,td.num{text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums}
 td.text{text-align:left;white-space:nowrap}
-td.null{color:#8c959f}
+td.null{color:#8c959f}@media (max-width:900px){th,td{padding:3px 6px}body{padding:1em 1.2em 3em}}
 img{max-width:100%;height:auto;display:block}
 .tl{display:grid;grid-template-columns:160px minmax(0,1fr);border:1px solid #eaeef2;margin:.3em 0}
 .tl svg{display:block;font-family:system-ui,sans-serif;font-size:10px}.tl svg.tl-lanes{font-size:11px}
