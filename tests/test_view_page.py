@@ -286,3 +286,13 @@ def test_report_html_with_mathtext_names(tmp_path: Path) -> None:
     assert "Traceback" not in page and "<img alt='Step latency over the run'" in page
     for name in MATH:
         assert html.escape(name, quote=True) in page
+
+
+def test_hyphenated_hints_do_not_wrap() -> None:
+    """A browser breaks after a hyphen: `nsys: --trace=cuda` read `nsys: --` / `trace=cuda` at 800 px."""
+    res = view_fixture.results()
+    ver = res["headline.verdicts"].copy()
+    ver.loc[0, "verdict"] = "Launch counts unknown: Kineto: include ProfilerActivity.CPU; nsys: --trace=cuda"
+    res["headline.verdicts"] = ver
+    page = render(res)
+    assert "nsys: <span class='nw'>--trace=cuda</span></li>" in page

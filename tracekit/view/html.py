@@ -53,7 +53,7 @@ img{max-width:100%;height:auto;display:block}
 .legend{display:flex;flex-wrap:wrap;gap:.2em 1em;font-size:12px;margin:.3em 0}
 .legend i{display:inline-block;width:10px;height:10px;margin-right:4px;vertical-align:middle}
 ol.fn{font-size:12px;color:#57606a;margin:-.5em 0 .8em;padding-left:2.2em}ol.fn li::marker{content:'[' counter(list-item) '] '}
-span.fn{color:#57606a;font-size:.85em}
+span.fn{color:#57606a;font-size:.85em}span.nw{white-space:nowrap}
 ol.verdicts{margin:.3em 0 .8em;padding-left:1.6em}ol.verdicts li{margin:.15em 0}
 .notes li.warn::marker{content:'⚠ '}.notes li{margin:.15em 0}
 .empty{color:#57606a;font-style:italic}
@@ -101,8 +101,16 @@ def html_table(df: pd.DataFrame, limit: int = 50, key: str = "") -> str:
 
 
 def _code(escaped: str) -> str:
-    """`name` in a verdict (already escaped) shown as code."""
-    return re.sub(r"`([^`]+)`", r"<code>\1</code>", escaped)
+    """`name` in a verdict (already escaped) shown as code; a word holding a hyphen (``--trace=cuda``) kept on one line."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", _nobreak(escaped))
+
+
+def _nobreak(escaped: str) -> str:
+    """Words of already escaped text that hold a hyphen, in a span that does not wrap: a browser breaks
+    after a hyphen, which cut ``--trace=cuda`` into ``--`` and ``trace=cuda`` (words over 40 characters
+    may still wrap, so that they never widen the page)."""
+    return re.sub(r"[^\s`]*-[^\s`]*", lambda m: m.group() if len(m.group()) > 40 else  # a long one may wrap
+                  f"<span class='nw'>{m.group()}</span>", escaped)
 
 
 def _figure(title: str, plot: plots.Plot) -> str:
@@ -175,7 +183,7 @@ def render(results: Mapping[str, pd.DataFrame], title: str = "tracekit report",
     if ns:
         p.append("<h2>Notes</h2><ul class='notes'>" + "".join(
             f"<li class='{html_text(n.severity)}'><b>{html_text(n.severity)}</b> "
-            f"{'[' + html_text(n.trace) + '] ' if len(names) > 1 else ''}{html_text(n.source)}: {html_text(n.message)}</li>"
+            f"{'[' + html_text(n.trace) + '] ' if len(names) > 1 else ''}{html_text(n.source)}: {_nobreak(html_text(n.message))}</li>"
             for n in ns) + "</ul>")
     for c in chrome_notes:
         p.append(f"<p class='empty'>{html_text(c)}</p>")
