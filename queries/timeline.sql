@@ -8,40 +8,84 @@
 -- The median step of each trace: steps.sql's _median_step (the rule is written there once), so every
 -- process of a multi-process run gets its timeline.
 --
+-- The GPU lanes hold every GPU op of the trace that overlaps the step's window [step start, step end)
+-- on any device, launched in the step or not, plus the ops launched in the step that run past its end:
+-- a host blocked in a sync beside a busy GPU shows what the GPU ran, even when those ops were
+-- launched before the trace window opened (no launch record in the trace: `launch` = 'none').
+--
 -- Output `timeline` (one row per box; the rows of one trace all belong to its median step):
 --   trace, step_index, step_kind, step_name, step_ts_ns, step_wall_ns   the median step
 --   lane_kind      'cpu' | 'gpu'
---   lane           'CPU tid N' | 'GPU d stream s' (display order: CPU lanes by tid, then GPU by device, stream)
+--   lane           'CPU tid N' | 'GPU g stream s' (display order: CPU lanes by tid, then GPU by g, stream).
+--                  g is trace_devices.gpu_index, the GPU index `tracekit info` prints (a ROCm HSA agent
+--                  id mapped to its listed GPU; tracekit.store documents the rule); the op's device id
+--                  when the trace lists no GPU; 'GPU ? (agent d)' when the HSA agent id d maps to no one
+--                  listed GPU; 'GPU ?' for ops with no device id
 --   row_kind       'range' (a CPU range), 'runtime' (a launching or blocking-sync runtime call that
 --                  starts inside the step window, any thread), 'gpu_op'
 --   name           range / API / kernel name
 --   ts_ns, dur_ns  start and duration (ns, same clock as the trace)
---   phase_path     phase relative to the step ('(other)': directly in the step, in none of its phases): a range's own path,
---                  a runtime call's or GPU op's launching path
+--   phase_path     phase relative to the step, as the phase tree (headline.phase_tree) names it:
+--                  '(other)' = directly in the step, in no phase; a range's own path, a runtime call's or
+--                  GPU op's launching path. A GPU op launched in another step: its path relative to that
+--                  step; launched outside every step: its full path ('(none)': in no range);
+--                  no launch record: '(no launch record)'
 --   depth          ranges: nesting level inside the step (1 = top level); NULL otherwise
 --   blocking       runtime rows: TRUE for a blocking sync call
 --   launch_tid, launch_ts_ns   GPU ops: the thread and start of the runtime call that launched them
 --                  (NULL when unknown: no runtime rows); the HTML draws a link from one to the other
+--   launch         GPU ops: 'step' (launched in this step), 'other_step' (launched in another step,
+--                  still running), 'outside_steps' (launched in the trace, in no step), 'none' (no
+--                  launch record: launched before the trace window opened, or its runtime call was
+--                  not captured); NULL for CPU rows
+--   launch_step    GPU ops launched in a step: that step's step_index; NULL otherwise
 
+CREATE OR REPLACE TEMP MACRO _tl_phase(pp, step_path) AS
+    CASE WHEN _rel_phase(pp, step_path) = '(self)' THEN '(other)' ELSE _rel_phase(pp, step_path) END;
+
+-- every GPU op of the median step's window, or launched in it
+CREATE OR REPLACE TEMP TABLE _tl_gpu AS
+SELECT m.trace, g.gid, gs.step_index AS launch_step, gs.step_path,
+       CASE WHEN gs.step_index = m.step_index THEN 'step' WHEN gs.step_index IS NOT NULL THEN 'other_step'
+            WHEN g.launch_ts_ns IS NOT NULL THEN 'outside_steps' ELSE 'none' END AS launch
+FROM _median_step m JOIN _gpu g ON g.trace = m.trace
+LEFT JOIN _gpu_step gs ON gs.gid = g.gid
+WHERE gs.step_index = m.step_index
+   OR (g.ts_ns < m.step_ts_ns + m.step_wall_ns AND greatest(g.end_ns, g.ts_ns + 1) > m.step_ts_ns);
+
+-- the GPU index of each op device id (trace_devices.gpu_index; the id itself when the trace lists no GPU)
+CREATE OR REPLACE TEMP TABLE _tl_dev AS
+SELECT g.trace, g.device,
+       CASE WHEN NOT EXISTS (SELECT 1 FROM trace_devices d WHERE d.trace = g.trace) THEN g.device
+            ELSE (SELECT max(d.gpu_index) FROM trace_devices d WHERE d.trace = g.trace AND d.device = g.device) END AS gpu_index
+FROM (SELECT DISTINCT n.trace, n.device FROM _tl_gpu t JOIN _gpu n USING (gid)) g;
 
 -- @output timeline
-SELECT * FROM (
+SELECT * EXCLUDE (_lk, _l1, _l2) FROM (
     SELECT m.*, 'cpu' AS lane_kind, 'CPU tid ' || r.tid AS lane, 'range' AS row_kind, r.name, r.ts_ns, r.dur_ns,
-           _rel_phase(r.phase_path, r.step_path) AS phase_path,
+           _tl_phase(r.phase_path, r.step_path) AS phase_path,
            len(string_split(_rel_phase(r.phase_path, r.step_path), '/')) AS depth,
-           NULL::BOOLEAN AS blocking, NULL::BIGINT AS launch_tid, NULL::BIGINT AS launch_ts_ns,
+           NULL::BOOLEAN AS blocking, NULL::BIGINT AS launch_tid, NULL::BIGINT AS launch_ts_ns, NULL::VARCHAR AS launch,
+           NULL::BIGINT AS launch_step,
            0 AS _lk, r.tid AS _l1, 0 AS _l2
     FROM _range_step r JOIN _median_step m USING (trace, step_index)
     UNION ALL
     SELECT m.*, 'cpu', 'CPU tid ' || t.tid, 'runtime', t.name, t.ts_ns, t.dur_ns,
-           _rel_phase(t.phase_path, s.phase_path), NULL, t.blocking, NULL, NULL, 0, t.tid, 0
+           _tl_phase(t.phase_path, s.phase_path), NULL, t.blocking, NULL, NULL, NULL, NULL, 0, t.tid, 0
     FROM _rt t JOIN _median_step m USING (trace)
     JOIN _steps s ON s.trace = m.trace AND s.step_index = m.step_index
     WHERE (t.launched OR t.blocking) AND t.ts_ns >= m.step_ts_ns AND t.ts_ns < m.step_ts_ns + m.step_wall_ns
     UNION ALL
-    SELECT m.*, 'gpu', 'GPU ' || g.device || ' stream ' || coalesce(g.stream::VARCHAR, '?'), 'gpu_op', n.name,
-           g.ts_ns, g.dur_ns, _rel_phase(g.phase_path, g.step_path), NULL, NULL, n.launch_tid, n.launch_ts_ns,
-           1, g.device, coalesce(g.stream, -1)
-    FROM _gpu_step g JOIN _median_step m USING (trace, step_index) JOIN _gpu n USING (gid)
+    SELECT m.*, 'gpu',
+           CASE WHEN d.gpu_index IS NOT NULL THEN 'GPU ' || d.gpu_index WHEN n.device < 0 THEN 'GPU ?'
+                ELSE 'GPU ? (agent ' || n.device || ')' END
+               || ' stream ' || coalesce(n.stream::VARCHAR, '?'),
+           'gpu_op', n.name, n.ts_ns, n.dur_ns,
+           CASE t.launch WHEN 'none' THEN '(no launch record)' WHEN 'outside_steps' THEN n.phase_path
+                ELSE _tl_phase(n.phase_path, t.step_path) END,
+           NULL, NULL, n.launch_tid, n.launch_ts_ns, t.launch, t.launch_step,
+           1, coalesce(d.gpu_index, n.device), coalesce(n.stream, -1)
+    FROM _tl_gpu t JOIN _median_step m USING (trace) JOIN _gpu n USING (gid)
+    LEFT JOIN _tl_dev d ON d.trace = n.trace AND d.device = n.device
 )
 ORDER BY trace, _lk, _l1, _l2, ts_ns, row_kind;

@@ -67,7 +67,9 @@ COLUMNS: tuple[Column, ...] = (
     Column("device", pa.int32(), "GPU index of GPU rows (and of runtime rows when the source says) as the source records it "
            "(Kineto: args.device); NULL on pure CPU rows. On ROCm roctracer traces it is the HSA agent id, which numbers the "
            "CPU agents first (GPU 0 is 2 on a two-socket host), not the deviceProperties id: the `trace_devices` view "
-           "(tracekit.store) has a row for every id GPU ops use, so joins on `device` always find the GPU and its name."),
+           "(tracekit.store) has a row for every id GPU ops use, so joins on `device` always find the GPU and its name, "
+           "and its `gpu_index` is the listed GPU that id stands for, the one numbering `tracekit info` and the HTML "
+           "timeline print (NULL when the trace cannot tell: tracekit.store documents the rule)."),
     Column("stream", pa.int64(), "GPU stream id of GPU rows; NULL elsewhere."),
     Column("correlation", pa.int64(), "Links a runtime call to the GPU ops it launched: equal values within one trace. Unique within the trace (nsys: process-qualified). For Kineto flow rows, the flow id."),
     Column("external_id", pa.int64(), "Kineto `External id`: links cpu_ops, their runtime calls and GPU ops; NULL when absent."),

@@ -9,7 +9,7 @@ registers the views every query in ``queries/`` relies on:
 - ``kernels``: kind in kernel / memcpy / memset;
 - ``runtime``: kind = runtime;
 - ``ranges``: kind = range, except the token-count events (``tracekit.count key=value ...``, see annotate.count): never a phase;
-- ``trace_devices``: trace, device, name, sm_count, arch, id_source of the GPUs of each trace (see TRACE_DEVICES);
+- ``trace_devices``: trace, device, name, sm_count, arch, id_source, gpu_index of the GPUs of each trace (see TRACE_DEVICES);
 - ``trace_notes``: trace, note: what the converter had to skip, salvage or replace (truncation,
   bad bytes), so that the report can put it at the top as a warning (queries/headline.sql).
 - ``trace_ranks``: trace, rank, world_size as each trace's metadata states them (NULL when unstated).
@@ -56,6 +56,17 @@ RAW_SUFFIXES = (".json", ".json.gz", ".gz", ".sqlite", ".nsys-rep", ".qdrep")
 #: CU count / memory as in AMD's "GPU specifications" table (rocm.docs.amd.com, reference/gpu-specs):
 #: gfx90a 110 CUs MI250X, 104 CUs MI250/MI210 (one GCD each, same per-GCD peaks); gfx942 304 CUs
 #: MI300X (192 GiB) or MI325X (256 GiB), 228 CUs MI300A; gfx950 256 CUs MI350X/MI355X.
+#: ``gpu_index``: the listed GPU (the deviceProperties / TARGET_INFO id that ``tracekit info`` prints) that
+#: the GPU ops of id ``device`` ran on: the one device numbering of every page and line (the HTML
+#: timeline's GPU lanes). When every id GPU ops use is listed, it is ``device``. When some is not, the
+#: trace's op ids are HSA agent ids (every CPU agent is numbered before the GPUs, in order), so
+#: ``gpu_index = device - c`` with ``c`` the count of CPU agents, which the trace does not state: ``c``
+#: is known when one value puts every used id on the listed range, i.e. when max(used) - max(listed) =
+#: min(used) - min(listed) (one listed GPU and one used id: agent 9 is GPU 0; eight listed and ops on
+#: agents 2..9: c = 2), else ``gpu_index`` is NULL (eight listed, ops on agent 9 only: GPU 7 with two CPU
+#: agents, GPU 0 with nine). A trace whose used ids are all listed keeps them, though on ROCm a listed
+#: id may itself be an agent id (the MI250 trace in ../shared: ops on 2 of listed 0..3): nothing in the
+#: trace tells the two apart.
 TRACE_DEVICES = """
 WITH _listed AS (
     SELECT t.key AS trace, TRY_CAST(json_extract_string(d.value, '$.id') AS INTEGER) AS device,
@@ -86,10 +97,20 @@ WITH _listed AS (
 ), _used AS (
     SELECT DISTINCT trace, device FROM read_parquet({files}, union_by_name = true)
     WHERE kind IN ('kernel', 'memcpy', 'memset') AND device IS NOT NULL
+), _agent AS (  -- traces whose GPU ops use an id no listed GPU has: their op ids are HSA agent ids
+    SELECT u.trace, CASE WHEN max(u.device) - l.lmax = min(u.device) - l.lmin AND min(u.device) - l.lmin > 0
+                         THEN min(u.device) - l.lmin END AS offset
+    FROM _used u JOIN (SELECT trace, min(device) AS lmin, max(device) AS lmax FROM _named GROUP BY trace) l USING (trace)
+    GROUP BY u.trace, l.lmin, l.lmax
+    HAVING bool_or(NOT EXISTS (SELECT 1 FROM _named n WHERE n.trace = u.trace AND n.device = u.device))
 )
-SELECT trace, device, name, sm_count, arch, 'metadata' AS id_source FROM _named
+SELECT n.trace, n.device, n.name, n.sm_count, n.arch, 'metadata' AS id_source,
+       CASE WHEN a.trace IS NULL OR n.device NOT IN (SELECT device FROM _used u WHERE u.trace = n.trace) THEN n.device
+            ELSE n.device - a.offset END AS gpu_index
+FROM _named n LEFT JOIN _agent a USING (trace)
 UNION ALL
-SELECT u.trace, u.device, o.name, o.sm_count, o.arch, 'gpu_op' FROM _used u LEFT JOIN _one o USING (trace)
+SELECT u.trace, u.device, o.name, o.sm_count, o.arch, 'gpu_op', u.device - a.offset
+FROM _used u LEFT JOIN _one o USING (trace) LEFT JOIN _agent a USING (trace)
 WHERE u.trace IN (SELECT trace FROM _named)
   AND NOT EXISTS (SELECT 1 FROM _named n WHERE n.trace = u.trace AND n.device = u.device)"""
 #: ``trace_notes``: one row per (trace, note) of the files' ``tracekit.traces`` metadata (the converter's notes).

@@ -43,6 +43,10 @@ def command(trace: str, as_json: bool) -> None:
 
     w = terminal_width()
     lines: list[str] = []
+    agents: dict[str, list[tuple[int, int | None]]] = {}
+    for t, dev, idx in con.execute("SELECT trace, device, gpu_index FROM trace_devices WHERE id_source = 'gpu_op' "
+                                   "ORDER BY trace, device").fetchall():
+        agents.setdefault(str(t), []).append((dev, idx))
     for name, m in meta.items():
         lines += wrap_text(f"trace {name}  (source {m.get('source')}, {m.get('events', 0):,} events)", w)
         if m.get("source_file"):  # a path is cut in the middle, never folded (its ends say which file)
@@ -53,6 +57,9 @@ def command(trace: str, as_json: bool) -> None:
                 lines += wrap_text("GPU " + ", ".join(f"{k}={d[k]}" for k in ("id", "name", "numSms", "totalGlobalMem", "smCount", "totalMemory") if k in d), w, "  ")
         else:
             lines.append("  GPU: not stated in the trace")
+        for dev, idx in agents.get(name, []):  # op ids no listed GPU has (ROCm HSA agent ids): trace_devices.gpu_index
+            to = f"GPU {idx}" if idx is not None else "which listed GPU cannot be told (the CPU agent count is not in the trace)"
+            lines += wrap_text(f"GPU ops on device id {dev} (an HSA agent id, not a listed id): {to}", w, "  ")
         for k in ("profiler_version", "rank", "world_size", "base_time_ns"):
             if m.get(k) is not None:
                 lines += wrap_text(f"{k}: {m[k]}", w, "  ")

@@ -6,8 +6,11 @@ overlapped communication per phase (comm.by_phase). Per trace: the verdicts, the
 that does not double count, the median step's timeline, step latency over the run and its
 distribution, GPU idle causes per step and the syncs; every other table folded underneath. Text is
 left-aligned and elided in the middle with the full name on hover, numbers right-aligned in one
-line with their unit; an empty figure or table is a sentence saying why. Every name from a trace
-goes through :func:`tracekit.safe.html_text`.
+line with their unit; a note column (the reason a value is NULL) is a footnote marker ``[n]`` with
+each sentence once under its table, as in the terminal; an empty figure or table is a sentence
+saying why. One colour per phase path for the whole page (:func:`tracekit.view.timeline.phase_colours`),
+read by the stacked bar, the timeline and their legends. Every name from a trace goes through
+:func:`tracekit.safe.html_text`.
 
 The tables and sentences come from the same view model as the terminal's (the results converted
 once to :class:`~tracekit.view.rows.Rows`); only the plots and the timeline read the DataFrames.
@@ -24,7 +27,7 @@ from tracekit.safe import html_text
 from tracekit.view import plots
 from tracekit.view import sections as sec
 from tracekit.view import timeline as tl
-from tracekit.view.model import FRAME_NAMES, NOTE_NAMES, Table, elide, table
+from tracekit.view.model import FRAME_NAMES, NOTE_NAMES, Table, elide, footnote, table
 from tracekit.view.rows import EMPTY, Rows, all_rows
 
 TEXT_CHARS = 60  # a text cell longer than this is elided in the middle (full text on hover)
@@ -42,12 +45,17 @@ th,td{padding:3px 10px;border-bottom:1px solid #eaeef2;vertical-align:top}
 th{border-bottom:2px solid #afb8c1;font-weight:600;text-align:left;white-space:nowrap}
 th.num,td.num{text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums}
 td.text{text-align:left;white-space:nowrap}
-td.null{color:#8c959f}td.note{min-width:16em;max-width:36em;color:#57606a}
+td.null{color:#8c959f}
 td.frame{white-space:normal;overflow-wrap:anywhere;min-width:16em;max-width:36em}
+@media (max-width:900px){th,td{padding:3px 6px}body{padding:1em 1.2em 3em}}
 img{max-width:100%;height:auto;display:block}
-svg.timeline{display:block;max-width:100%;height:auto;border:1px solid #eaeef2}
+.tl{display:grid;grid-template-columns:160px minmax(0,1fr);border:1px solid #eaeef2;margin:.3em 0}
+.tl svg{display:block;font-family:system-ui,sans-serif;font-size:10px}.tl svg.tl-lanes{font-size:11px}
+.tl svg.lbl{overflow:hidden;pointer-events:none}@media (max-width:1000px){.tl svg.lbl.s{display:none}}
 .legend{display:flex;flex-wrap:wrap;gap:.2em 1em;font-size:12px;margin:.3em 0}
 .legend i{display:inline-block;width:10px;height:10px;margin-right:4px;vertical-align:middle}
+ol.fn{font-size:12px;color:#57606a;margin:-.5em 0 .8em;padding-left:2.2em}ol.fn li::marker{content:'[' counter(list-item) '] '}
+span.fn{color:#57606a;font-size:.85em}span.nw{white-space:nowrap}
 ol.verdicts{margin:.3em 0 .8em;padding-left:1.6em}ol.verdicts li{margin:.15em 0}
 .notes li.warn::marker{content:'⚠ '}.notes li{margin:.15em 0}
 .empty{color:#57606a;font-style:italic}
@@ -62,6 +70,7 @@ def table_html(tab: Table) -> str:
     if tab.empty is not None:
         return f"<p class='empty'>{html_text(tab.title)}: {html_text(tab.empty)}</p>"
     head = "".join(f"<th class='{'num' if c.numeric else 'text'}'>{html_text(c.header)}</th>" for c in tab.columns)
+    notes: list[str] = []  # note sentences, once each, under the table; the cells hold [n] (as the terminal)
     rows = []
     for r in range(tab.shown_rows):
         cells = []
@@ -73,8 +82,9 @@ def table_html(tab: Table) -> str:
             if c.numeric:
                 cells.append(f"<td class='{cls}'>{html_text(v)}</td>")
                 continue
-            if c.name in NOTE_NAMES:  # a sentence: wraps inside its cell, never cut
-                cells.append(f"<td class='note'>{html_text(v)}</td>")
+            if c.name in NOTE_NAMES:  # a sentence: a footnote marker here, the sentence once under the table
+                n = footnote(notes, v)
+                cells.append(f"<td class='text'>{f'<span class=fn>[{n}]</span>' if n else ''}</td>")
                 continue
             if c.name in FRAME_NAMES:  # a Python frame: the full path, wrapped, never cut
                 cells.append(f"<td class='{cls} frame'>{html_text(v)}</td>")
@@ -86,7 +96,8 @@ def table_html(tab: Table) -> str:
         rows.append("<tr>" + "".join(cells) + "</tr>")
     left = tab.total_rows - tab.shown_rows
     more = f"<p class='cap'>{left:,} more row{'' if left == 1 else 's'} in --json or tracekit sql</p>" if left > 0 else ""
-    return f"<div class='scroll'><table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>{more}"
+    fn = ("<ol class='fn'>" + "".join(f"<li>{html_text(n)}</li>" for n in notes) + "</ol>") if notes else ""
+    return f"<div class='scroll'><table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>{fn}{more}"
 
 
 def html_table(df: pd.DataFrame, limit: int = 50, key: str = "") -> str:
@@ -95,8 +106,16 @@ def html_table(df: pd.DataFrame, limit: int = 50, key: str = "") -> str:
 
 
 def _code(escaped: str) -> str:
-    """`name` in a verdict (already escaped) shown as code."""
-    return re.sub(r"`([^`]+)`", r"<code>\1</code>", escaped)
+    """`name` in a verdict (already escaped) shown as code; a word holding a hyphen (``--trace=cuda``) kept on one line."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", _nobreak(escaped))
+
+
+def _nobreak(escaped: str) -> str:
+    """Words of already escaped text that hold a hyphen, in a span that does not wrap: a browser breaks
+    after a hyphen, which cut ``--trace=cuda`` into ``--`` and ``trace=cuda`` (words over 40 characters
+    may still wrap, so that they never widen the page)."""
+    return re.sub(r"[^\s`]*-[^\s`]*", lambda m: m.group() if len(m.group()) > 40 else  # a long one may wrap
+                  f"<span class='nw'>{m.group()}</span>", escaped)
 
 
 def _figure(title: str, plot: plots.Plot) -> str:
@@ -112,6 +131,14 @@ def _rows(view: Mapping[str, Rows], key: str, trace: str) -> Rows:
     if not len(rs) or "trace" not in rs:
         return EMPTY
     return rs.where(lambda r: r["trace"] == trace).drop(["trace"])
+
+
+def _frame(results: Mapping[str, pd.DataFrame], key: str, trace: str) -> pd.DataFrame:
+    """The rows of result ``key`` for ``trace`` (an empty frame when there are none)."""
+    df = results.get(key)
+    if df is None or not len(df) or "trace" not in df:
+        return pd.DataFrame()
+    return df[df["trace"] == trace]
 
 
 def _several_gpus(results: Mapping[str, pd.DataFrame], view: Mapping[str, Rows]) -> list[str]:
@@ -161,12 +188,13 @@ def render(results: Mapping[str, pd.DataFrame], title: str = "tracekit report",
     if ns:
         p.append("<h2>Notes</h2><ul class='notes'>" + "".join(
             f"<li class='{html_text(n.severity)}'><b>{html_text(n.severity)}</b> "
-            f"{'[' + html_text(n.trace) + '] ' if len(names) > 1 else ''}{html_text(n.source)}: {html_text(n.message)}</li>"
+            f"{'[' + html_text(n.trace) + '] ' if len(names) > 1 else ''}{html_text(n.source)}: {_nobreak(html_text(n.message))}</li>"
             for n in ns) + "</ul>")
     for c in chrome_notes:
         p.append(f"<p class='empty'>{html_text(c)}</p>")
     p.extend(_several_gpus(results, view))
-    timelines = {t: (s, cap) for t, s, cap in tl.sections(results)}
+    colour = tl.phase_colours(results)  # one colour per phase path for the whole page
+    timelines = {t: (s, cap) for t, s, cap in tl.sections(results, colour)}
     gs = sec.groups(view, full=True)
     for i, trace in enumerate(names, 1):
         p.append(f"<h2 id='trace-{i}'>{html_text(trace)}</h2>")
@@ -189,7 +217,10 @@ def render(results: Mapping[str, pd.DataFrame], title: str = "tracekit report",
                      "no step matched the step pattern, see Notes)</p>")
             p.append(table_html(sec.result_table({"summary": _rows(view, "summary", trace)}, "summary")))
         figs = plots.for_trace(results, trace)
-        p.append(_figure("Where a step's time goes (phase tree, exclusive)", figs["phases"]))
+        bar, bar_cap = tl.phase_bar(plots.phase_bar_data(_frame(results, "headline.phase_tree", trace)),
+                                    _frame(results, "headline", trace), colour)
+        p.append("<h3>Where a step's time goes (phase tree, exclusive)</h3>" + (
+            f"{bar}<p class='cap'>{html_text(bar_cap)}</p>" if bar else f"<p class='empty'>{html_text(bar_cap)}</p>"))
         p.append("<h3>Timeline of the median step</h3>")
         if trace in timelines:
             s, cap = timelines[trace]

@@ -321,6 +321,18 @@ def short_frame(text: str, parts: int = 2) -> str:
         return text
     return f"{path[seps[-parts] + 1:]}({m.group(2)}): {m.group(3)}"
 
+
+def footnote(notes: list[str], text: str) -> int | None:
+    """The footnote number of ``text`` (1-based), appending it to ``notes`` when new; None for no text.
+
+    A note column repeats one sentence on many rows (the reason a value is NULL): the terminal and the
+    page show ``[n]`` in the cell and each sentence once under the table."""
+    if not text:
+        return None
+    if text not in notes:
+        notes.append(text)
+    return notes.index(text) + 1
+
 #: Value columns of long-form tables (formatted per row with the row's unit).
 _LONG_VALUES = ("mean", "p50", "p99", "min", "max", "value", "a", "b", "delta")
 

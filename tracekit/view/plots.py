@@ -1,8 +1,11 @@
-"""The HTML report's figures (matplotlib, embedded as PNG data URIs): phase bars, step latency, idle causes.
+"""The HTML report's figures (matplotlib, embedded as PNG data URIs): step latency, idle causes, the
+several-GPU plots (the phase bar and the timeline are inline SVG: tracekit.view.timeline).
 
 Each function takes the result tables of ONE trace and returns ``(data URI, caption)``, or
 ``(None, why)`` when there is nothing to draw, so the page says why instead of showing an empty
-axis. Numbers are the SQL's; axes never use an offset (``+4.7151e4`` helps nobody).
+axis. Numbers are the SQL's; axes never use an offset (``+4.7151e4`` helps nobody). Every text is
+drawn literally: :func:`pyplot` turns mathtext off, so a range named ``$x^$`` or ``price$1$2`` is
+shown as typed instead of parsed as math (a parse error was a traceback).
 """
 
 from __future__ import annotations
@@ -15,16 +18,17 @@ from typing import Any
 import pandas as pd
 
 from tracekit.view.model import fmt_duration, pick_unit
-from tracekit.view.timeline import colours
 
 Plot = tuple[str | None, str]
 
 
 def pyplot() -> Any:
-    """matplotlib.pyplot on the Agg backend (files, no display), imported only when a page is drawn."""
+    """matplotlib.pyplot on the Agg backend (files, no display), imported only when a page is drawn, with
+    mathtext off: names from a trace are text, never ``$...$`` math (no figure of tracekit uses math)."""
     import matplotlib
 
     matplotlib.use("Agg")
+    matplotlib.rcParams["text.parse_math"] = False
     import matplotlib.pyplot as plt
 
     return plt
@@ -61,40 +65,6 @@ def phase_bar_data(tree: pd.DataFrame) -> pd.DataFrame:
     if not len(tree) or not set(cols) <= set(tree.columns):
         return pd.DataFrame(columns=cols)
     return tree[cols].sort_values(["trace", "step_kind", "row_order"]).reset_index(drop=True)
-
-
-def phase_bars(tree: pd.DataFrame, headline: pd.DataFrame) -> Plot:
-    """Stacked bar per step kind of the exclusive CPU time per phase (mean step), with the mean CPU span marked."""
-    data = phase_bar_data(tree)
-    if not len(data):
-        return None, "no phase tree (no step matched the step pattern, or headline.sql did not run)"
-    plt = pyplot()
-    kinds = list(dict.fromkeys(data["step_kind"]))
-    unit = pick_unit(data.groupby("step_kind")["excl_cpu_ns_mean"].sum().tolist())
-    col = colours(list(dict.fromkeys(data["phase_path"].astype(str))))
-    fig, ax = plt.subplots(figsize=(7.5, 3.2 + 0.1 * len(col)))
-    seen: set[str] = set()
-    for i, k in enumerate(kinds):
-        bottom = 0.0
-        for r in data[data["step_kind"] == k].itertuples(index=False):
-            v = (r.excl_cpu_ns_mean or 0) / unit[1]
-            p = str(r.phase_path)
-            ax.bar(i, v, bottom=bottom, color=col[p], width=0.6, label=None if p in seen else _short(p))
-            seen.add(p)
-            bottom += v
-        span = headline[(headline.get("step_kind") == k) & (headline.get("metric") == "CPU span")] if len(headline) else headline
-        if len(span):
-            ax.plot([i - 0.4, i + 0.4], [span["mean"].iloc[0] / unit[1]] * 2, color="black", lw=1.2,
-                    label=None if "CPU span" in seen else "mean CPU span")
-            seen.add("CPU span")
-    ax.set_xticks(range(len(kinds)), [_short(k, 30) for k in kinds])
-    ax.set_ylabel(f"mean CPU time per step ({unit[0]})")
-    ax.ticklabel_format(axis="y", useOffset=False, style="plain")
-    h, lab = ax.get_legend_handles_labels()  # top of the stack first, like the bars
-    ax.legend(h[::-1], lab[::-1], fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
-    ax.spines[["top", "right"]].set_visible(False)
-    return png(fig), ("exclusive CPU time of each phase in the mean step, stacked: parents without their "
-                      "children, '(other)' = step time in no phase; the line is the mean CPU span (steps' wall time)")
 
 
 def latency(steps: pd.DataFrame) -> Plot:
@@ -167,8 +137,7 @@ def for_trace(results: Mapping[str, pd.DataFrame], trace: str) -> dict[str, Plot
             return pd.DataFrame()
         return df[df["trace"] == trace]
 
-    return {"phases": phase_bars(rows("headline.phase_tree"), rows("headline")),
-            "latency": latency(rows("steps")),
+    return {"latency": latency(rows("steps")),
             "idle": idle_by_step(rows("headline.idle"))}
 
 

@@ -160,20 +160,14 @@ def table_lines(tab: Table, width: int) -> list[str]:
 
 def _footnotes(cols: list[Column], width: int, indent: list[int] | None) -> tuple[list[Column], list[str]]:
     """Note columns (sentences) that would be elided become ``[n]`` markers with the sentences below the table."""
-    from tracekit.view.model import NOTE_NAMES
+    from tracekit.view.model import NOTE_NAMES, footnote
 
     widths = _fit(cols, width, indent)
     out, notes = [], []
     for i, c in enumerate(cols):
         if c.name in NOTE_NAMES and not c.numeric and (widths is None or widths[i] < c.natural_width()):
-            marks = []
-            for v in c.cells:
-                if not v:
-                    marks.append("")
-                    continue
-                if v not in notes:
-                    notes.append(v)
-                marks.append(f"[{notes.index(v) + 1}]")
+            nums = [footnote(notes, v) for v in c.cells]
+            marks = [f"[{n}]" if n else "" for n in nums]
             c = Column(c.name, c.header, c.kind, marks)
         out.append(c)
     return out, notes

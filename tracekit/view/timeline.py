@@ -1,29 +1,53 @@
-"""The median step as an inline SVG timeline: CPU threads and GPU streams, coloured by phase, with
-launch -> GPU op links and the full name of every box on hover.
+"""The page's phase colours, the median step as an inline SVG timeline (CPU threads and GPU streams,
+coloured by phase, with launch -> GPU op links and the full name of every box on hover) and the phase
+tree as an inline SVG stacked bar.
 
 Why SVG and not a PNG: a kernel name is hundreds of characters; the page shows the box, the
 ``<title>`` gives the full name on hover, and the file stays self-contained. The rows come from
-``queries/timeline.sql`` (:func:`query`); this module only draws them.
+``queries/timeline.sql`` (:func:`query`) and ``headline.phase_tree``; this module only draws them.
+
+One colour per phase path for the whole page (:func:`phase_colours`): the stacked bar, the timeline
+and their legends read the same map, keyed by the phase path relative to the step as the phase tree
+names it. The palette is Tableau's tab20 without its greys and reds (grey is time in no phase, red a
+blocking sync): 16 colours, none repeated. Beyond 16 phases the largest 15 (by their largest
+exclusive mean CPU or GPU time in the phase tree) keep a colour and the rest share one
+'smaller phases' colour; the legend says which.
+
+Widths: the x axis is in percent of the drawing, so the SVG fills the page at any width while its text
+stays at its font size (a viewBox scaled to 800 px made it 6 px). A box is labelled with its name only
+when it is wide enough; the label is elided to the box at 1,400 px and clipped to it when narrower;
+a label that would keep under ~5 characters on a page under 1,000 px is dropped there (a CSS media
+query); the full name is always on hover.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import duckdb
 import pandas as pd
 
 from tracekit.safe import html_text
-from tracekit.view.model import fmt_duration, pick_unit
+from tracekit.view.model import elide, fmt_duration, fmt_share, pick_unit
 
-#: Colour of a phase: 12 distinct hues (Tableau), by order of first appearance; '(self)' is grey.
-PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#ff9da7",
-           "#9c755f", "#86bcb6", "#d37295", "#a0cbe8")
-SELF_COLOUR = "#bab0ac"
+#: tab20 without its grey and red pairs: the 8 strong hues first, then their light partners.
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#17becf",
+           "#aec7e8", "#ffbb78", "#98df8a", "#c5b0d5", "#c49c94", "#f7b6d2", "#dbdb8d", "#9edae5")
+OTHER_COLOUR = "#c7c7c7"  # step time in no phase: '(other)' (and '(none)' outside every step)
+SMALL_COLOUR = "#7f7f7f"  # 'smaller phases': those past the palette
+SMALL_LABEL = "smaller phases"
+NO_PHASE = frozenset({"(other)", "(self)", "(none)"})
+NO_LAUNCH = "(no launch record)"
+RUNTIME_COLOUR, SYNC_COLOUR = "#444444", "#d62728"
 MAX_BOXES = 6000  # beyond this the page gets slow; the longest boxes are kept and the rest counted
 MAX_LINKS = 120  # more than this hides the boxes under lines; an even sample is drawn
-W, LABEL_W, ROW_H, GPU_H = 1200, 150, 13, 18
+LABEL_W, ROW_H, GPU_H, TOP = 160, 16, 20, 30  # lane-label column (px), row heights, axis band
+REF_PLOT_PX = 1200  # plot width the in-box labels are elided for (a 1,400 px page)
+CHAR_PX = 6.5  # mean width of a character at font-size 10
+MIN_LABEL_PX = 22  # a box narrower than this at REF_PLOT_PX gets no label
+WIDE_LABEL_PX = 70  # ... narrower than this: its label is dropped on a page under 1,000 px (half the width)
 
 
 def query(con: duckdb.DuckDBPyConnection) -> dict[str, pd.DataFrame]:
@@ -34,25 +58,83 @@ def query(con: duckdb.DuckDBPyConnection) -> dict[str, pd.DataFrame]:
     return run_file(con, "timeline", done={"steps"})
 
 
-def colours(phases: list[str]) -> dict[str, str]:
-    """A colour per phase path, stable in order of appearance ('(self)' grey)."""
-    out: dict[str, str] = {}
-    i = 0
-    for p in phases:
-        if p in out:
+# ----------------------------------------------------------------------------- colours
+
+def _size(df: Any, cols: Iterable[str]) -> dict[str, float]:
+    """phase path -> its largest value over ``cols`` and rows (NULL as 0)."""
+    out: dict[str, float] = {}
+    if df is None or not len(df) or "phase_path" not in df:
+        return out
+    for c in cols:
+        if c not in df:
             continue
-        if p in ("(self)", "(none)", "(other)"):
-            out[p] = SELF_COLOUR
-        else:
-            out[p] = PALETTE[i % len(PALETTE)]
-            i += 1
+        for p, v in zip(df["phase_path"].astype(str), pd.to_numeric(df[c], errors="coerce").fillna(0)):
+            out[p] = max(out.get(p, 0.0), float(v))
     return out
+
+
+def phase_colours(results: Mapping[str, Any], max_colours: int = len(PALETTE)) -> dict[str, str]:
+    """The page's colour of every phase path (phase tree and timeline rows of every trace).
+
+    The phase tree's phases come first, by size (largest exclusive mean CPU or GPU time), then phases
+    only the timeline has, by their summed box time. Past ``max_colours`` phases, the first
+    ``max_colours - 1`` keep a colour and the rest get :data:`SMALL_COLOUR`.
+    """
+    tree = _size(results.get("headline.phase_tree"), ("excl_cpu_ns_mean", "excl_gpu_ns_mean"))
+    boxes: dict[str, float] = {}
+    for key in ("timeline", "steps.median_step_ops"):
+        df = results.get(key)
+        if df is not None and len(df) and "phase_path" in df:
+            for p, d in df.groupby(df["phase_path"].astype(str))["dur_ns"].sum().items():
+                boxes[str(p)] = boxes.get(str(p), 0.0) + float(d)
+    order = sorted(tree, key=lambda p: (-tree[p], p)) + sorted(
+        (p for p in boxes if p not in tree), key=lambda p: (-boxes[p], p))
+    named = [p for p in order if p not in NO_PHASE and p != NO_LAUNCH]
+    room = max_colours if len(named) <= max_colours else max_colours - 1
+    out = {p: PALETTE[i] if i < room else SMALL_COLOUR for i, p in enumerate(named)}
+    out.update({p: OTHER_COLOUR for p in order if p in NO_PHASE})  # last in the legends
+    return out
+
+
+def _ink(fill: str) -> str:
+    """Label colour on ``fill``: black on light colours, white on dark ones."""
+    if not fill.startswith("#") or len(fill) != 7:
+        return "#111"
+    r, g, b = (int(fill[i:i + 2], 16) / 255 for i in (1, 3, 5))
+    return "#111" if 0.299 * r + 0.587 * g + 0.114 * b > 0.55 else "#fff"
+
+
+def legend(colour: Mapping[str, str], phases: Iterable[str], extra: Iterable[tuple[str, str]] = ()) -> str:
+    """HTML legend of the ``phases`` shown (page order, names escaped, full path on hover); phases
+    sharing the 'smaller phases' colour are one entry naming how many; ``extra``: (css background, text)."""
+    shown = set(phases)
+    items, small = [], []
+    for p, c in colour.items():
+        if p not in shown or p == "(self)":
+            continue
+        if c == SMALL_COLOUR:
+            small.append(p)
+            continue
+        items.append(f"<span class='sw' title='{html_text(p)}'><i style='background:{c}'></i>{html_text(elide(p, 48))}</span>")
+    if small:
+        names = ", ".join(small)
+        items.append(f"<span class='sw' title='{html_text(names)}'><i style='background:{SMALL_COLOUR}'></i>"
+                     f"{SMALL_LABEL} ({len(small)}, one colour: hover for their names)</span>")
+    for bg, text in extra:
+        items.append(f"<span class='sw'><i style='background:{bg}'></i>{html_text(text)}</span>")
+    return "<div class='legend'>" + "".join(items) + "</div>"
+
+
+# ----------------------------------------------------------------------------- drawing helpers
+
+def _pct(v: float) -> str:
+    return f"{v:.3f}%"
 
 
 def _ticks(span_ns: float) -> tuple[list[float], tuple[str, float]]:
     unit = pick_unit([span_ns])
     raw = span_ns / 6
-    mag = 10 ** len(str(int(max(raw, 1)))) / 10
+    mag = 10 ** math.floor(math.log10(max(raw, 1)))
     step = min((m * mag for m in (1, 2, 5, 10) if m * mag >= raw), default=raw)
     return [i * step for i in range(int(span_ns // step) + 1)], unit
 
@@ -62,20 +144,63 @@ def _tick_label(ns: float, unit: tuple[str, float]) -> str:
     return f"{v:.3f}".rstrip("0").rstrip(".") + " " + unit[0]
 
 
-def svg(df: pd.DataFrame, colour: Mapping[str, str]) -> tuple[str, str]:
-    """(inline SVG, caption) for the rows of ONE trace's median step."""
+def _axis(span: float, y_text: float, y0: float, y1: float) -> list[str]:
+    """Grid lines and their labels (first label left-aligned, last right-aligned: never cut)."""
+    ticks, unit = _ticks(span)
+    out = []
+    for tk in ticks:
+        p = tk / span * 100
+        anchor = "start" if p < 3 else ("end" if p > 97 else "middle")
+        out.append(f"<line x1='{_pct(p)}' y1='{y0:.0f}' x2='{_pct(p)}' y2='{y1:.0f}' stroke='#e4e4e4'/>"
+                   f"<text x='{_pct(p)}' y='{y_text:.0f}' text-anchor='{anchor}' fill='#555'>{_tick_label(tk, unit)}</text>")
+    return out
+
+
+def _title(tip: str | tuple[str, ...]) -> str:
+    """Hover text: each line escaped on its own (a newline inside a name is shown as an escape, the line
+    breaks between the parts stay line breaks)."""
+    return "\n".join(html_text(t) for t in ((tip,) if isinstance(tip, str) else tip))
+
+
+def _box(x_pct: float, w_pct: float, y: float, h: float, fill: str, tip: str | tuple[str, ...], label: str = "",
+         opacity: float = 1.0) -> str:
+    """A rect with its hover text; a label inside when the box is wide enough (clipped to the box by a
+    nested <svg>, elided to its width at the reference width)."""
+    w_pct = max(w_pct, 0.05)
+    op = f" fill-opacity='{opacity}'" if opacity < 1 else ""
+    s = (f"<rect x='{_pct(x_pct)}' y='{y:.1f}' width='{_pct(w_pct)}' height='{h:.1f}' fill='{fill}'{op}>"
+         f"<title>{_title(tip)}</title></rect>")
+    px = w_pct / 100 * REF_PLOT_PX
+    if label and px >= MIN_LABEL_PX:
+        text = elide(label, max(1, int((px - 4) / CHAR_PX)))
+        ink = "#111" if opacity < 1 or fill.startswith("url(") else _ink(fill)
+        cls = "lbl" if px >= WIDE_LABEL_PX else "lbl s"  # 's': dropped on a narrow page (html.CSS)
+        s += (f"<svg x='{_pct(x_pct)}' y='{y:.1f}' width='{_pct(w_pct)}' height='{h:.1f}' class='{cls}'>"
+              f"<text x='3' y='{h / 2 + 3.5:.1f}' fill='{ink}'>{html_text(text)}</text></svg>")
+    return s
+
+
+def _frame(lanes_svg: str, plot_svg: str) -> str:
+    return f"<div class='tl'>{lanes_svg}{plot_svg}</div>"
+
+
+# ----------------------------------------------------------------------------- timeline
+
+def svg(df: pd.DataFrame, colour: Mapping[str, str], uid: str = "0") -> tuple[str, str]:
+    """(inline SVG, caption) for the rows of ONE trace's median step; ``uid`` keeps ids apart on a page."""
     first = df.iloc[0]
     note = ""
+    if "launch" not in df:
+        df = df.assign(launch=None, launch_step=None)
     if len(df) > MAX_BOXES:
         keep = df.sort_values("dur_ns", ascending=False).head(MAX_BOXES).sort_index()
         note = f" {len(df) - MAX_BOXES:,} shortest boxes of {len(df):,} not drawn."
         df = keep
     s0, s1 = float(first["step_ts_ns"]), float(first["step_ts_ns"]) + float(first["step_wall_ns"])
-    t0 = min(float(df["ts_ns"].min()), s0)  # 0 on the axis = the step range's start
+    t0 = min(float(df["ts_ns"].min()), s0)  # 0 on the axis = the step range's start (or the first box)
     t1 = max(float((df["ts_ns"] + df["dur_ns"].clip(lower=0)).max()), s1)
     span = max(t1 - t0, 1.0)
-    plot_w = W - LABEL_W - 10
-    x = lambda t: LABEL_W + (float(t) - t0) / span * plot_w  # noqa: E731
+    x = lambda t: (float(t) - t0) / span * 100  # noqa: E731
 
     # lanes: CPU threads (one sub-row per range depth, then one for runtime calls), then GPU streams
     lanes: list[tuple[str, str, int]] = []  # (lane, kind, sub-rows)
@@ -87,42 +212,62 @@ def svg(df: pd.DataFrame, colour: Mapping[str, str]) -> tuple[str, str]:
         else:
             lanes.append((str(lane), "gpu", 1))
     y0: dict[str, float] = {}
-    y = 30.0
+    y = float(TOP)
     for lane, kind, rows in lanes:
         y0[lane] = y
         y += (rows * ROW_H if kind == "cpu" else GPU_H) + 8
     height = y + 4
-    parts = [f"<svg class='timeline' viewBox='0 0 {W} {height:.0f}' width='100%' role='img' "
-             f"xmlns='http://www.w3.org/2000/svg' font-family='sans-serif' font-size='10'>"]
-    ticks, unit = _ticks(span)
-    for tk in ticks:
-        xx = LABEL_W + tk / span * plot_w
-        parts.append(f"<line x1='{xx:.1f}' y1='14' x2='{xx:.1f}' y2='{height:.0f}' stroke='#e4e4e4'/>"
-                     f"<text x='{xx:.1f}' y='11' text-anchor='middle' fill='#555'>{_tick_label(tk, unit)}</text>")
+    hatch = f"tkh{uid}"
+    left = [f"<svg class='tl-lanes' width='{LABEL_W}' height='{height:.0f}' xmlns='http://www.w3.org/2000/svg'>"
+            f"<text x='4' y='{TOP - 6}' fill='#222'>step range</text>"]
+    parts = [f"<svg class='timeline' width='100%' height='{height:.0f}' role='img' xmlns='http://www.w3.org/2000/svg'>"
+             f"<defs><pattern id='{hatch}' width='6' height='6' patternUnits='userSpaceOnUse' "
+             f"patternTransform='rotate(45)'><rect width='6' height='6' fill='#eeeeee'/>"
+             f"<line x1='0' y1='0' x2='0' y2='6' stroke='#8c8c8c' stroke-width='2'/></pattern></defs>"]
+    parts += _axis(span, 11, 14, height)
     # the step range itself: a bracket above the lanes (GPU work of an async step runs past its end)
     step_tip = f"{first['step_name']} (step {first['step_index']}): {fmt_duration(first['step_wall_ns'], with_unit=True)}"
-    parts.append(f"<text x='4' y='24' fill='#222'>step range</text>"
-                 f"<rect x='{x(s0):.2f}' y='18' width='{max(x(s1) - x(s0), 0.6):.2f}' height='6' fill='#444'>"
+    parts.append(f"<rect x='{_pct(x(s0))}' y='{TOP - 12}' width='{_pct(max(x(s1) - x(s0), 0.05))}' height='6' fill='#444'>"
                  f"<title>{html_text(step_tip)}</title></rect>")
     for lane, kind, rows in lanes:
         h = rows * ROW_H if kind == "cpu" else GPU_H
-        parts.append(f"<text x='4' y='{y0[lane] + min(h, 14) - 3:.1f}' fill='#222'>{html_text(lane)}</text>"
-                     f"<rect x='{LABEL_W}' y='{y0[lane]:.1f}' width='{plot_w}' height='{h}' fill='#f7f7f7'/>")
+        left.append(f"<text x='4' y='{y0[lane] + min(h, ROW_H) - 4:.1f}' fill='#222'><title>{html_text(lane)}</title>"
+                    f"{html_text(elide(lane, 25))}</text>")
+        parts.append(f"<rect x='0' y='{y0[lane]:.1f}' width='100%' height='{h}' fill='#f7f7f7'/>")
     depth_of = {lane: rows for lane, _, rows in lanes}
+    unlaunched = 0
     for r in df.itertuples(index=False):
         lane = str(r.lane)
+        dur = fmt_duration(r.dur_ns, with_unit=True)
+        opacity = 1.0
+        tip: str | tuple[str, ...]
         if r.row_kind == "range":
             yy, hh = y0[lane] + (int(r.depth) - 1) * ROW_H, ROW_H - 1
+            fill, tip, label = colour.get(str(r.phase_path), OTHER_COLOUR), (str(r.name), str(r.phase_path), dur), str(r.name)
         elif r.row_kind == "runtime":
             yy, hh = y0[lane] + (depth_of[lane] - 1) * ROW_H, ROW_H - 1
+            fill = SYNC_COLOUR if bool(r.blocking) else RUNTIME_COLOUR
+            what = "blocking sync" if bool(r.blocking) else "launch call"
+            tip, label = (f"{r.name} ({what})", f"in phase {r.phase_path}", dur), str(r.name)
         else:
             yy, hh = y0[lane], GPU_H
-        fill = "#d62728" if r.row_kind == "runtime" and bool(r.blocking) else (
-            "#555" if r.row_kind == "runtime" else colour.get(str(r.phase_path), SELF_COLOUR))
-        w = max((float(max(r.dur_ns, 0))) / span * plot_w, 0.6)
-        tip = f"{r.name}\n{r.phase_path}\n{fmt_duration(r.dur_ns, with_unit=True)}"
-        parts.append(f"<rect x='{x(r.ts_ns):.2f}' y='{yy:.1f}' width='{w:.2f}' height='{hh}' fill='{fill}'>"
-                     f"<title>{html_text(tip)}</title></rect>")
+            how = r.launch if isinstance(r.launch, str) else "step"
+            if how == "none":
+                unlaunched += 1
+                fill = f"url(#{hatch})"
+                tip = (str(r.name), "no launch record in the trace: launched before the trace window opened "
+                       "(or its launch call was not captured)", dur)
+            else:
+                fill = colour.get(str(r.phase_path), OTHER_COLOUR)
+                tip = (str(r.name), f"launched in {r.phase_path}", dur)
+                if how == "other_step":
+                    opacity = 0.45
+                    tip = (str(r.name), f"launched in step {r.launch_step}, {r.phase_path}", dur)
+                elif how == "outside_steps":
+                    opacity = 0.45
+                    tip = (str(r.name), f"launched outside every step, in {r.phase_path}", dur)
+            label = str(r.name)
+        parts.append(_box(x(r.ts_ns), float(max(r.dur_ns, 0)) / span * 100, yy, hh, fill, tip, label, opacity))
     # links: launch call (on its thread's lane) -> the GPU op's start
     gpu = df[(df["row_kind"] == "gpu_op") & df["launch_ts_ns"].notna()]
     every = max(1, -(-len(gpu) // MAX_LINKS))
@@ -132,25 +277,25 @@ def svg(df: pd.DataFrame, colour: Mapping[str, str]) -> tuple[str, str]:
         if src not in y0 or j % every:
             continue
         sy = y0[src] + depth_of[src] * ROW_H
-        parts.append(f"<line x1='{x(r.launch_ts_ns):.2f}' y1='{sy:.1f}' x2='{x(r.ts_ns):.2f}' y2='{y0[str(r.lane)]:.1f}' "
+        parts.append(f"<line x1='{_pct(x(r.launch_ts_ns))}' y1='{sy:.1f}' x2='{_pct(x(r.ts_ns))}' y2='{y0[str(r.lane)]:.1f}' "
                      "stroke='#888' stroke-width='0.5' stroke-opacity='0.6'/>")
         nlinks += 1
     parts.append("</svg>")
+    left.append("</svg>")
     if len(gpu) > nlinks and len(gpu):
         note += f" {nlinks:,} of {len(gpu):,} launch links drawn (every {every}th)."
+    if unlaunched:
+        note += (f" {unlaunched:,} GPU op{'s' if unlaunched > 1 else ''} of the window {'have' if unlaunched > 1 else 'has'} "
+                 "no launch record in the trace (hatched grey): launched before the trace window opened.")
     cap = (f"Step {first['step_index']} of trace {first['trace']} (range '{first['step_name']}', wall "
            f"{fmt_duration(first['step_wall_ns'], with_unit=True)}): the median by wall time of the trace's "
            f"'{first['step_kind']}' steps. CPU lanes: ranges by nesting depth, then launch calls (dark; blocking "
-           "syncs red); lines join a launch to its GPU op; hover a box for its name." + note)
-    return "".join(parts), cap
-
-
-def legend(colour: Mapping[str, str]) -> str:
-    """HTML legend (wraps with the page; names escaped, full path on hover)."""
-    items = []
-    for p, c in colour.items():
-        items.append(f"<span class='sw' title='{html_text(p)}'><i style='background:{c}'></i>{html_text(p)}</span>")
-    return "<div class='legend'>" + "".join(items) + "</div>"
+           "syncs red); " + ("GPU lanes: every GPU op that overlaps the step's window and every op launched in the "
+                             "step (faded: launched in another step or outside the steps); lines join a launch to its "
+                             "GPU op" if len(df[df["row_kind"] == "gpu_op"]) else
+                             "no GPU op overlaps the step's window (no GPU activity recorded)")
+           + "; hover a box for its name." + note)
+    return _frame("".join(left), "".join(parts)), cap
 
 
 def _kinds(results: Mapping[str, Any], ops: pd.DataFrame) -> list[str]:
@@ -162,23 +307,86 @@ def _kinds(results: Mapping[str, Any], ops: pd.DataFrame) -> list[str]:
     return [str(kind.get((t, i), "?")) for t, i in zip(ops["trace"], ops["step_index"])]
 
 
-def sections(results: Mapping[str, Any]) -> list[tuple[str, str, str]]:
-    """(trace, svg + legend html, caption) per trace of ``timeline`` (else of steps.median_step_ops)."""
+def _rows(results: Mapping[str, Any]) -> pd.DataFrame | None:
+    """``timeline``, else steps.median_step_ops in its shape (report.to_html without timeline.sql)."""
     tl = results.get("timeline")
-    if tl is None or not len(tl):
-        ops = results.get("steps.median_step_ops")
-        if ops is None or not len(ops):
-            return []
-        gpu = [str(lane).startswith("GPU") for lane in ops["lane"]]
-        tl = ops.assign(lane_kind=["gpu" if g else "cpu" for g in gpu],
-                        row_kind=["gpu_op" if g else "range" for g in gpu],
-                        depth=[None if g else len(str(p).split("/")) for p, g in zip(ops["phase_path"], gpu)],
-                        blocking=None, launch_tid=None, launch_ts_ns=None, step_kind=_kinds(results, ops))
+    if tl is not None and len(tl):
+        return tl
+    ops = results.get("steps.median_step_ops")
+    if ops is None or not len(ops):
+        return None
+    gpu = [str(lane).startswith("GPU") for lane in ops["lane"]]
+    return ops.assign(lane_kind=["gpu" if g else "cpu" for g in gpu],
+                      row_kind=["gpu_op" if g else "range" for g in gpu],
+                      phase_path=["(other)" if str(p) == "(self)" else p for p in ops["phase_path"]],
+                      depth=[None if g else len(str(p).split("/")) for p, g in zip(ops["phase_path"], gpu)],
+                      blocking=None, launch_tid=None, launch_ts_ns=None, launch=None, launch_step=None,
+                      step_kind=_kinds(results, ops))
+
+
+def sections(results: Mapping[str, Any], colour: Mapping[str, str] | None = None) -> list[tuple[str, str, str]]:
+    """(trace, svg + legend html, caption) per trace of ``timeline`` (else of steps.median_step_ops);
+    ``colour``: the page's :func:`phase_colours` (computed from ``results`` when None)."""
+    tl = _rows(results)
+    if tl is None:
+        return []
+    colour = colour if colour is not None else phase_colours(results)
     out = []
-    for trace, sub in tl.groupby("trace", sort=False):
+    for i, (trace, sub) in enumerate(tl.groupby("trace", sort=False)):
         sub = sub.reset_index(drop=True)
-        phases = list(dict.fromkeys(sub.sort_values("ts_ns")["phase_path"].astype(str)))
-        col = colours(phases)
-        s, cap = svg(sub, col)
-        out.append((str(trace), s + legend(col), cap))
+        s, cap = svg(sub, colour, uid=str(i))
+        gpu = sub[sub["row_kind"] == "gpu_op"]
+        shown = set(sub.loc[sub["row_kind"] != "runtime", "phase_path"].astype(str))
+        extra = [(RUNTIME_COLOUR, "launch call"), (SYNC_COLOUR, "blocking sync")] if (sub["row_kind"] == "runtime").any() else []
+        if "launch" in sub and (gpu["launch"] == "none").any():
+            extra.append(("repeating-linear-gradient(45deg,#8c8c8c 0 2px,#eeeeee 2px 5px)", "GPU op with no launch record"))
+        out.append((str(trace), s + legend(colour, shown, extra), cap))
     return out
+
+
+# ----------------------------------------------------------------------------- the phase tree as a bar
+
+def phase_bar(data: pd.DataFrame, headline: pd.DataFrame, colour: Mapping[str, str]) -> tuple[str | None, str]:
+    """(inline SVG + legend, caption): per step kind a horizontal bar of the exclusive mean CPU time of every
+    phase-tree row (plots.phase_bar_data), stacked in tree order, with a tick at the mean CPU span; or
+    (None, why)."""
+    if not len(data):
+        return None, "no phase tree (no step matched the step pattern, or headline.sql did not run)"
+    kinds = list(dict.fromkeys(data["step_kind"].astype(str)))
+    spans: dict[str, float] = {}
+    if len(headline) and {"step_kind", "metric", "mean"} <= set(headline.columns):
+        for k, m, v in zip(headline["step_kind"].astype(str), headline["metric"], headline["mean"]):
+            if m == "CPU span" and pd.notna(v):
+                spans[k] = float(v)
+    totals = {k: float(data.loc[data["step_kind"].astype(str) == k, "excl_cpu_ns_mean"].fillna(0).sum()) for k in kinds}
+    full = max([1.0] + list(totals.values()) + list(spans.values()))
+    bar_h, gap = 22, 12
+    height = 8 + len(kinds) * (bar_h + gap) + 18
+    left = [f"<svg class='tl-lanes' width='{LABEL_W}' height='{height}' xmlns='http://www.w3.org/2000/svg'>"]
+    parts = [f"<svg class='phasebar' width='100%' height='{height}' role='img' xmlns='http://www.w3.org/2000/svg'>"]
+    parts += _axis(full, height - 4, 4, height - 16)
+    for i, k in enumerate(kinds):
+        y = 8 + i * (bar_h + gap)
+        left.append(f"<text x='4' y='{y + bar_h / 2 + 4:.0f}' fill='#222'><title>{html_text(k)}</title>"
+                    f"{html_text(elide(k, 25))}</text>")
+        xx = 0.0
+        for r in data[data["step_kind"].astype(str) == k].itertuples(index=False):
+            v = float(r.excl_cpu_ns_mean) if pd.notna(r.excl_cpu_ns_mean) else 0.0
+            if v <= 0:
+                continue
+            p = str(r.phase_path)
+            share = f" ({fmt_share(v / totals[k])} of the bar)" if totals[k] else ""
+            tip = f"{p}: {fmt_duration(v, with_unit=True)} exclusive CPU time per step{share}"
+            parts.append(_box(xx, v / full * 100, y, bar_h, colour.get(p, OTHER_COLOUR), tip, p))
+            xx += v / full * 100
+        if k in spans:
+            sx = spans[k] / full * 100
+            parts.append(f"<line x1='{_pct(sx)}' y1='{y - 4}' x2='{_pct(sx)}' y2='{y + bar_h + 4}' stroke='#000' "
+                         f"stroke-width='2'><title>mean CPU span {html_text(fmt_duration(spans[k], with_unit=True))}</title></line>")
+    parts.append("</svg>")
+    left.append("</svg>")
+    shown = set(data["phase_path"].astype(str))
+    cap = ("exclusive CPU time of each phase in the mean step, stacked in phase-tree order: parents without their "
+           "children, '(other)' = step time in no phase; the black tick is the mean CPU span (steps' wall time); "
+           "hover a segment for its phase and time")
+    return _frame("".join(left), "".join(parts)) + legend(colour, shown), cap
