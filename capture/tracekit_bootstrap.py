@@ -185,6 +185,17 @@ def _make_profiler() -> Any:
     )
 
 
+def _mark_capture(prof: Any) -> None:
+    """Say in the trace that ``tracekit capture`` made it and with which activities (top-level key
+    ``tracekit_capture``, e.g. ``CPU,CUDA``), so that a CPU-only run is reported as one (no advice to turn on
+    CUDA activity that was on). Best effort: an old torch without ``add_metadata`` just leaves it out."""
+    try:
+        acts = sorted(str(a).rsplit(".", 1)[-1] for a in prof.activities)
+        prof.add_metadata("tracekit_capture", ",".join(acts))
+    except Exception:
+        pass
+
+
 def _set_phase_recording(on: bool) -> None:
     mod = S.phase_mod or sys.modules.get("tracekit.annotate")
     if mod is not None:
@@ -202,6 +213,7 @@ def start() -> bool:
         try:
             S.prof = _make_profiler()
             S.prof.start()
+            _mark_capture(S.prof)
         except Exception as e:
             _warn(f"cannot start torch.profiler: {e!r}")
             S.prof = None

@@ -47,8 +47,14 @@
 --   _busy_dev  per trace and device: first_ns, last_ns (GPU window) and busy_ns = window minus
 --            those gaps, i.e. the length of the union of all GPU op intervals.
 --   _caps    per trace, what was captured: has_runtime (any runtime rows), has_sync (any sync API
---            call or gpu_sync row), has_gpu (any GPU op). Analyses output NULL, not 0, for numbers that need what is
---            missing (trust.sql says why and how to capture it).
+--            call or gpu_sync row), has_gpu (any GPU op), capture_activities (what `tracekit capture` recorded,
+--            e.g. 'CPU,CUDA'; NULL for other traces: view trace_capture). Analyses output NULL, not 0, for
+--            numbers that need what is missing (trust.sql says why and how to capture it).
+-- The sentence for a trace with no GPU activity at all, the one place it is worded (trust, headline).
+CREATE OR REPLACE TEMP MACRO _no_gpu_activity(acts) AS 'no GPU activity in this run (no GPU op, no CUDA/HIP runtime call, no sync record): '
+    || CASE WHEN contains(acts, 'CUDA') THEN 'the program ran nothing on a GPU (tracekit capture recorded CUDA activity)'
+            WHEN acts IS NOT NULL THEN 'a CPU-only run (tracekit capture: this torch has no CUDA support)'
+            ELSE 'a CPU-only run, or CUDA activity was not captured (Kineto activities=[CPU, CUDA], nsys --trace=cuda)' END;
 
 -- Every CUDA/HIP runtime and driver API call has ONE class, from this table: the first row (by `ord`)
 -- whose pattern fully matches the call's name, with a version or per-thread-stream suffix (_v2,
@@ -186,7 +192,8 @@ SELECT trace, bool_and(k_tid = -1) AS one_thread FROM _steps GROUP BY trace;
 
 CREATE OR REPLACE TEMP TABLE _caps AS
 SELECT w.trace, coalesce(r.n, 0) > 0 AS has_runtime, coalesce(r.syncs, 0) + coalesce(g.n, 0) > 0 AS has_sync,
-       w.trace IN (SELECT trace FROM _gpu) AS has_gpu
+       w.trace IN (SELECT trace FROM _gpu) AS has_gpu,
+       (SELECT any_value(c.activities) FROM trace_capture c WHERE c.trace = w.trace) AS capture_activities
 FROM _window w
 LEFT JOIN (SELECT trace, count(*) AS n, count(*) FILTER (WHERE is_sync) AS syncs FROM _rt GROUP BY trace) r USING (trace)
 LEFT JOIN (SELECT trace, count(*) AS n FROM events WHERE kind = 'gpu_sync' GROUP BY trace) g USING (trace);

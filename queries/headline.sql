@@ -281,7 +281,7 @@ SELECT s.trace, s.step_kind, count(*) AS n, sum(s.wall_ns) AS wall, sum(s.end_to
        sum(s.graph_launch_host_ns) AS glaunch_host, sum(s.graph_nodes) AS gnodes, sum(s.graph_node_ns) AS gnode_ns,
        sum(s.sync_calls) AS syncs, sum(s.sync_stall_ns) AS stall,
        any_value(k.has_runtime) AS has_runtime, any_value(k.has_sync) AS has_sync,
-       NOT any_value(k.has_gpu OR k.has_runtime OR k.has_sync) AS no_gpu_activity
+       NOT any_value(k.has_gpu OR k.has_runtime OR k.has_sync) AS no_gpu_activity, any_value(k.capture_activities) AS acts
 FROM _step_rows s JOIN _caps k USING (trace) GROUP BY ALL;
 
 -- @output headline
@@ -352,8 +352,7 @@ WITH _ic AS (  -- idle causes per kind, over the steps' end-to-end windows
 ), _v(trace, step_kind, prio, size_ns, verdict, numerator_ns, denominator_ns, numerator, denominator) AS (
     -- 1: the step as its user lives it, GPU side: idle and busy over the end-to-end window
     SELECT k.trace, k.step_kind, 1, 0,
-           CASE WHEN k.no_gpu_activity THEN 'No GPU activity in this run: no GPU op, no CUDA/HIP runtime call and no sync '
-                                             || 'record in the trace (a CPU-only run)'
+           CASE WHEN k.no_gpu_activity THEN upper(_no_gpu_activity(k.acts)[1]) || _no_gpu_activity(k.acts)[2:]
                 WHEN coalesce(k.ops, 0) = 0 THEN 'GPU idle unknown: ' || _hl_no_gpu()
                 ELSE 'GPU idle ' || _hl_pct(k.idle, k.e2e_dev) || ' of the step end to end (' || _hl_t(k.idle / k.n) || ' of '
                      || _hl_t(k.e2e_dev / k.n) || ' per step)' || coalesce(': ' || i.split, '')

@@ -127,8 +127,7 @@ SELECT t.trace, 'clock_resolution', CASE WHEN r.on_us_grid = r.timed THEN 'warn'
 FROM _t t LEFT JOIN _res r USING (trace) LEFT JOIN _g g USING (trace)
 UNION ALL
 SELECT t.trace, 'no_gpu_activity', 'warn', NULL, 'GPU ops, runtime rows and sync records = 0', '-',
-       'no GPU activity in this trace (no GPU op, no CUDA/HIP runtime call, no sync record): a CPU-only run; '
-       || 'every GPU number is NULL (for a GPU program: Kineto activities=[CPU, CUDA], nsys --trace=cuda)'
+       _no_gpu_activity(k.capture_activities) || '; every GPU number is NULL'
 FROM _t t JOIN _caps k USING (trace) WHERE NOT (k.has_gpu OR k.has_runtime OR k.has_sync)
 UNION ALL
 SELECT t.trace, 'no_gpu_ops', CASE WHEN k.has_runtime OR k.has_sync THEN 'warn' ELSE 'info' END, NULL, 'GPU ops = 0', '-',

@@ -110,6 +110,20 @@ def test_spec_decode_parent_exact_ranges(tmp_path: Path) -> None:
     dims = connect([str(out / "parquet")]).sql(
         "SELECT DISTINCT input_dims FROM events WHERE kind = 'cpu_op' AND name = 'aten::mm' AND phase = 'lm_head'").fetchall()
     assert dims and all("32000" in d[0] for d in dims)
+    # the trace says tracekit capture made it, with which activities: this CPU torch has no CUDA, so a CPU-only
+    # run is said in one line without advice to turn on CUDA activity
+    import torch
+
+    acts = connect([str(out / "parquet")]).sql("SELECT activities FROM trace_capture").fetchall()
+    assert acts == [("CPU,CUDA" if torch.cuda.is_available() else "CPU",)]
+    if not torch.cuda.is_available():
+        from tracekit import report
+
+        res = report.run([out / "parquet"], analyses=["trust", "headline"])
+        warns = [w for w in report.warnings_of(res) if w["analysis"] == "trust"]
+        assert [w["flag"] for w in warns] == ["no_gpu_activity"]
+        assert "a CPU-only run (tracekit capture: this torch has no CUDA support)" in warns[0]["message"]
+        assert "activities=[CPU, CUDA]" not in warns[0]["message"]
 
 
 def test_steps_window_and_exit_code_passthrough(tmp_path: Path) -> None:

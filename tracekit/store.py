@@ -12,7 +12,8 @@ registers the views every query in ``queries/`` relies on:
 - ``trace_devices``: trace, device, name, sm_count, arch, id_source, gpu_index of the GPUs of each trace (see TRACE_DEVICES);
 - ``trace_notes``: trace, note: what the converter had to skip, salvage or replace (truncation,
   bad bytes), so that the report can put it at the top as a warning (queries/headline.sql).
-- ``trace_ranks``: trace, rank, world_size as each trace's metadata states them (NULL when unstated).
+- ``trace_ranks``: trace, rank, world_size as each trace's metadata states them (NULL when unstated);
+- ``trace_capture``: trace, activities (what ``tracekit capture`` recorded; NULL for other traces).
 
 ``connect_runs`` registers the same views over several labelled runs, each with a ``label`` column.
 
@@ -128,9 +129,19 @@ SELECT t.key AS trace, TRY_CAST(json_extract_string(t.value, '$.rank') AS INTEGE
 FROM parquet_kv_metadata({files}) m, json_each(decode(m.value)::JSON) t
 WHERE decode(m.key) = 'tracekit.traces'"""
 
+#: ``trace_capture``: one row per trace: ``activities``, the profiler activities ``tracekit capture`` recorded
+#: (``CPU,CUDA``; ``CPU`` when that torch had no CUDA), from the ``tracekit_capture`` key the capture bootstrap
+#: adds to the trace (kept in the metadata's ``extra``); NULL for a trace not made by ``tracekit capture``.
+#: A CPU-only run captured with CUDA on needs no advice to turn CUDA on (queries/trust.sql, headline.sql).
+TRACE_CAPTURE = """
+SELECT t.key AS trace, json_extract_string(t.value, '$.extra.tracekit_capture') AS activities
+FROM parquet_kv_metadata({files}) m, json_each(decode(m.value)::JSON) t
+WHERE decode(m.key) = 'tracekit.traces'"""
+
 
 #: The views over the files' trace-level metadata, by name (each a template of ``{files}``, a list literal).
-META_VIEWS = {"trace_devices": TRACE_DEVICES, "trace_notes": TRACE_NOTES, "trace_ranks": TRACE_RANKS}
+META_VIEWS = {"trace_devices": TRACE_DEVICES, "trace_notes": TRACE_NOTES, "trace_ranks": TRACE_RANKS,
+              "trace_capture": TRACE_CAPTURE}
 
 #: Columns a file must have to be read as a tracekit trace (the rest may be missing in older files).
 REQUIRED_COLUMNS = ("trace", "kind", "name", "ts_ns", "dur_ns")

@@ -77,7 +77,8 @@ def command(traces: tuple[str, ...], query: str | None, file: str | None, output
             params: tuple[str, ...], fmt: str, limit: int) -> None:
     """Run SQL over converted traces (Parquet files or folders; raw traces are converted and cached).
 
-    Views: events, kernels (kernel/memcpy/memset rows), runtime, ranges, trace_devices, trace_notes.
+    Views: events, kernels (kernel/memcpy/memset rows), runtime, ranges, trace_devices, trace_notes,
+    trace_ranks, trace_capture.
     With -f FILE or --query NAME, _common.sql, the set-up of the files the query's `@requires`
     line names and the default of every getvariable() are loaded first, as `tracekit report` does.
     Example: tracekit sql trace.parquet "SELECT kind, count(*) FROM events GROUP BY 1"
