@@ -76,9 +76,10 @@
 --   'no step matched the step pattern ...; candidates: <top-level range names by frequency>' (source
 --   'steps', 'warn'; top level = a range with no enclosing range, digits folded to N, 8 at most).
 --   tracekit.report.warnings_of puts the 'warn' rows first among the report's warnings.
--- Output `idle`: trace, step_kind, step_index, cause, idle_ns: each step's GPU idle time inside its
---   GPU span (the 'GPU idle in span' row above, per step), split by gpu_idle.sql's cause, summed over
---   devices: the HTML's idle-per-step plot, so it adds up to the same numbers as the table.
+-- Output `idle`: trace, step_kind, step_index, cause, idle_ns: each step's GPU idle time in its
+--   end-to-end window (the 'GPU idle, end to end' row above, per step), split by gpu_idle.sql's cause
+--   (the leading edge by its rule), summed over devices: the HTML's idle-per-step plot, so it adds up
+--   to the same numbers as the table.
 --
 -- How to read: GPU busy share near 1 with idle small means the GPU is the bottleneck; idle with
 -- launch_bound/host_busy causes means the host cannot keep it fed (look at the phase the host was

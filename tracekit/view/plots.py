@@ -123,10 +123,11 @@ def idle_by_step(by_step: pd.DataFrame) -> Plot:
     ax.ticklabel_format(useOffset=False, style="plain")
     ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1))
     ax.spines[["top", "right"]].set_visible(False)
-    return png(fig), ("GPU idle time inside each step's GPU span by cause (headline.idle, summed over devices: the "
-                      "'GPU idle in span' of the per-step table; the "
+    return png(fig), ("GPU idle time of each step end to end (from its start to its last GPU op's end) by cause "
+                      "(headline.idle, summed over devices: the 'GPU idle, end to end' of the per-step table; the "
                       "causes are defined in queries/gpu_idle.sql): launch_bound and host_busy are CPU-side, "
-                      "sync_blocked a host sync, gpu_wait / queued_dependency a GPU-side dependency")
+                      "sync_blocked a host sync, gpu_wait / queued_dependency a GPU-side dependency, kernel_gap the "
+                      "ordinary gap between queued kernels")
 
 
 def for_trace(results: Mapping[str, pd.DataFrame], trace: str) -> dict[str, Plot]:
