@@ -23,6 +23,9 @@
 --   short_ops           GPU ops shorter than their own launch call (non-graph launches only)
 --   short_ops_ns        their summed GPU duration
 --   short_share         short_ops / gpu_ops of non-graph launches (NULL when there are none)
+--   api_class           the call's class (_common.sql _api_classes): launch | graph_launch | enqueue (async
+--                       copies and memsets) | blocking (synchronous copies: their host time is a sync stall,
+--                       not launch cost) | ...
 --
 -- Output `by_frame`: launch sites in the code, one row per (trace, user_frame): user_frame is the
 --   innermost frame of user code around the launch call (not torch internals, not built-ins),
@@ -60,8 +63,10 @@ SELECT trace, phase_path, launch_name, count(*) AS launches, sum(gpu_ops)::BIGIN
        quantile_cont(greatest(first_op_ns - launch_ts_ns - launch_dur_ns, 0), 0.5) AS launch_delay_p50_ns,
        quantile_cont(greatest(first_op_ns - launch_ts_ns - launch_dur_ns, 0), 0.99) AS launch_delay_p99_ns,
        coalesce(sum(short_ops), 0)::BIGINT AS short_ops, coalesce(sum(short_ops_ns), 0)::BIGINT AS short_ops_ns,
-       sum(short_ops) / nullif(sum(gpu_ops) FILTER (WHERE NOT graph), 0) AS short_share
+       sum(short_ops) / nullif(sum(gpu_ops) FILTER (WHERE NOT graph), 0) AS short_share,
+       any_value(c.api_class) AS api_class
 FROM _per_launch
+LEFT JOIN (SELECT name, max(api_class) AS api_class FROM _rt GROUP BY name) c ON c.name = launch_name
 GROUP BY trace, phase_path, launch_name
 ORDER BY trace, host_ns DESC, phase_path, launch_name;
 
