@@ -54,6 +54,9 @@ def test_durations_pick_one_unit_and_four_digits() -> None:
 
 def test_ids_timestamps_shares_counts() -> None:
     assert model.column("tid", pd.Series([7960])).cells == ["7960"]
+    # ids under other names: a launching thread, a stream (issue 24: launch_tid printed as 25,286)
+    assert model.column("launch_tid", pd.Series([25286])).cells == ["25286"]
+    assert model.column("next_stream", pd.Series([1234])).cells == ["1234"]
     assert model.column("ts_ns", pd.Series([1712195495896449651])).cells == ["1712195495896449651"]
     assert model.column("step_index", pd.Series([12345])).cells == ["12345"]
     assert model.column("launches", pd.Series([1234, 56])).cells == ["1,234", "56"]

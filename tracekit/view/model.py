@@ -40,7 +40,7 @@ def kind_of(name: str, sql_type: str | None = None, values: Sequence[Any] = ()) 
     """The kind of column ``name``; its SQL type (and, for a DOUBLE, its ``values``) tell counts, numbers,
     booleans and text apart when the name does not."""
     n = name.lower()
-    if n in _ID_NAMES or n.endswith("_id") or n.endswith("_index"):
+    if n in _ID_NAMES or n.endswith(("_id", "_index", "_tid", "_pid", "_stream", "_device")):  # launch_tid, next_stream
         return "id"
     if n in _TS_NAMES or n.endswith("_ts_ns") or (n.endswith(("_start_ns", "_end_ns")) and "end_to_end" not in n):
         return "timestamp"
