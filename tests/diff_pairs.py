@@ -6,7 +6,7 @@ about its start, and shifts every later event of step 1 by the extra time, so no
 changes length. ``add_kernel`` adds one launch + kernel ``added_kernel`` (100 us) in ``verify``.
 With f = 1.2 and add_kernel (worked by hand, per step = over the trace's 2 steps):
   draft.ms_per_step 0.5 -> 0.6 (1000 -> 1200 us / 2);  draft.gpu_ms_per_step 0.15 -> 0.18
-  verify.gpu_ms_per_step 0.15 -> 0.20 (300 -> 400 us / 2);  step.launches 4 -> 4.5 (8 -> 9 / 2)
+  verify.gpu_ms_per_step 0.15 -> 0.20 (300 -> 400 us / 2);  step.launches 3.5 -> 4 (7 -> 8 kernel launches / 2)
   run.gpu_op_ms 8.905 -> 9.065 (+60 us stretch, +100 us added);  step.wall_ms 10.5 both
   graph_kernel_a/b/c 0.1 -> 0.12 ms each; added_kernel new (0 -> 0.1 ms, count 0 -> 1)
 """
