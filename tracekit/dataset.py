@@ -249,8 +249,18 @@ def connect_results(out: str, con: Any = None) -> Any:
         atexit.register(shutil.rmtree, scratch, True)
         tables = {name: [_fetch_as(f, os.path.join(scratch, name, posixpath.basename(resolve(f)[1]))) for f in files]
                   for name, files in tables.items()}
+    from tracekit.store import files_sql, ident
+
+    views: dict[str, str] = {}
+    for name in tables:  # `a.b` and `a_b` would be one view: say so rather than let one replace the other
+        view = name.replace(".", "_")
+        if view in views:
+            raise TraceError(out, f"result folders {views[view]!r} and {name!r} both give the view {view!r}: remove one")
+        views[view] = name
     con = con or duckdb.connect()
-    for name, files in tables.items():
-        lst = "[" + ", ".join("'" + resolve(f)[1].replace("'", "''") + "'" for f in files) + "]"
-        con.execute(f'CREATE OR REPLACE VIEW "{name.replace(".", "_")}" AS SELECT * FROM read_parquet({lst}, union_by_name = true)')
+    for view, name in views.items():
+        # Folder names are data (results folders travel): the view name is quoted and the paths are literals
+        # read literally (no glob), never SQL text (issue 23).
+        lst = files_sql(resolve(f)[1] for f in tables[name])
+        con.execute(f"CREATE OR REPLACE VIEW {ident(view)} AS SELECT * FROM read_parquet({lst}, union_by_name = true)")
     return con

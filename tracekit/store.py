@@ -224,9 +224,23 @@ def _files_sql(files: Iterable[str]) -> str:
     return "[" + ", ".join(_lit(literal(f)) for f in files) + "]"
 
 
+def files_sql(files: Iterable[str]) -> str:
+    """:func:`_files_sql` for the other modules that build SQL text over files (tracekit.dataset)."""
+    return _files_sql(files)
+
+
 def _lit(text: str) -> str:
-    """SQL string literal."""
+    """SQL string literal (``'`` doubled; DuckDB reads no backslash escapes in a plain literal)."""
     return "'" + text.replace("'", "''") + "'"
+
+
+def ident(name: str) -> str:
+    """``name`` as a quoted SQL identifier (``"`` doubled): what SQL text built from data uses for names.
+
+    Names from files (a results folder's sub-folder names, tracekit.dataset) are untrusted: a folder named
+    ``x" AS SELECT 1; COPY ... TO 'f'; CREATE VIEW "y`` must name a view, not run a COPY (issue 23).
+    """
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _events_select(files: list[str]) -> str:
