@@ -39,18 +39,20 @@ _CHILD = textwrap.dedent("""
     if fsize >= 0:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
-    sys.argv = ["tracekit", *sys.argv[3:]]
+    exec(sys.argv[3])
+    sys.argv = ["tracekit", *sys.argv[4:]]
     from tracekit.cli import main
     main()
 """)
 
 
-def tk(cwd: Path, *args: str, mem: int = 3 << 30, fsize: int = -1, timeout: float = 120,
+def tk(cwd: Path, *args: str, mem: int = 3 << 30, fsize: int = -1, timeout: float = 120, prelude: str = "",
        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """``tracekit ARGS`` in ``cwd`` under a memory limit (3 GiB), a file-size limit (none) and a timeout."""
+    """``tracekit ARGS`` in ``cwd`` under a memory limit (3 GiB), a file-size limit (none) and a timeout;
+    ``prelude``: Python run in the child before the CLI (a fault injected)."""
     e = dict(os.environ if env is None else env)
     e["PYTHONPATH"] = str(REPO)
-    return subprocess.run([sys.executable, "-c", _CHILD, str(mem), str(fsize), *args], cwd=cwd, env=e,
+    return subprocess.run([sys.executable, "-c", _CHILD, str(mem), str(fsize), prelude, *args], cwd=cwd, env=e,
                           capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
 
 
@@ -106,3 +108,85 @@ def test_result_folders_that_would_share_a_view_are_refused(folder: Path) -> Non
     (folder / "res" / "gpu_idle_causes").mkdir()
     pq.write_table(pa.table({"v": [1]}), folder / "res" / "gpu_idle_causes" / "x.parquet")
     one_line(tk(folder, "aggregate", "res"), "res: result folders", "both give the view 'gpu_idle_causes'")
+
+
+# ---- 4. no output over an input, whichever writer --------------------------------------------------------
+
+def test_report_html_median_step_file_never_replaces_an_input(folder: Path) -> None:
+    """`report r.median_step.json.gz --html r.html` wrote its median-step slice over its own input (exit 0)."""
+    import gzip
+
+    (folder / "r.median_step.json.gz").write_bytes(gzip.compress((folder / "good.json").read_bytes()))
+    os.link(folder / "good.parquet", folder / "s.median_step.json.gz")  # the same file under the sidecar's name
+    before = snapshot(folder)
+    r = tk(folder, "report", "r.median_step.json.gz", "--html", "r.html")
+    one_line(r, "r.median_step.json.gz: is an input")
+    after = snapshot(folder)
+    assert {k: v for k, v in after.items() if not k.endswith(".tracekit.parquet")} == before  # the cache may stay
+    r = tk(folder, "report", "good.parquet", "--html", "s.html")
+    one_line(r, "s.median_step.json.gz: is an input")
+    r = tk(folder, "report", "good.parquet", "--html", "ok.html")  # the rule refuses inputs only
+    assert r.returncode == 0, r.stderr
+    assert (folder / "ok.html").is_file() and (folder / "ok.median_step.json.gz").is_file()
+
+
+def test_every_writer_refuses_what_the_command_read(folder: Path) -> None:
+    """The backstop under every writer (tracekit.atomic.make_temp): inside a command, a file opened as an input
+    is never written, whichever writer tries; outside one (a library caller) nothing is remembered."""
+    from tracekit import atomic, export_chrome
+    from tracekit.errors import TraceError
+    from tracekit.store import connect
+
+    (folder / "other.json").write_bytes((folder / "good.json").read_bytes())
+    before = snapshot(folder)
+    with atomic.guarding_inputs():
+        connect([folder / "good.json"])  # reads good.json through its cache good.json.tracekit.parquet
+        for victim in ("good.json", "good.json.tracekit.parquet"):
+            with pytest.raises(TraceError, match="is an input"):
+                atomic.write_text(folder / victim, "x")
+            with pytest.raises(TraceError, match="is an input"):
+                export_chrome.export_chrome([folder / "good.parquet"], folder / victim)
+            with pytest.raises(TraceError, match="is an input"):
+                convert(folder / "other.json", folder / victim)
+    assert {k: v for k, v in snapshot(folder).items() if k != "good.json.tracekit.parquet"} == before
+    atomic.write_text(folder / "x.txt", "x")  # no command running: no rule
+    with atomic.guarding_inputs():
+        connect([folder / "good.parquet"])
+        atomic.write_text(folder / "x.txt", "y")  # not an input
+
+
+# ---- 8. a full disk -----------------------------------------------------------------------------------------
+
+ENOSPC_SPILL = textwrap.dedent("""
+    import pyarrow.ipc as ipc
+    _new_file = ipc.new_file
+    class _Full:
+        def __init__(self, w): self._w = w
+        def write_batch(self, b): raise OSError(28, "Error writing bytes to file. Detail: [errno 28] No space left on device")
+        def __getattr__(self, k): return getattr(self._w, k)
+    ipc.new_file = lambda *a, **k: _Full(_new_file(*a, **k))
+""")
+
+
+@pytest.mark.parametrize("how", ["enospc", "fsize"])
+def test_full_disk_during_conversion(folder: Path, how: str) -> None:
+    """The spill writer's OSError names no file: one line naming the output, nothing left (no .arrow, no .tmp)."""
+    before = snapshot(folder)
+    if how == "enospc":  # ENOSPC injected at the spill writer's write call
+        r = tk(folder, "convert", "good.json", "-o", "out.parquet", prelude=ENOSPC_SPILL)
+        one_line(r, "out.parquet: cannot write: No space left on device")
+    else:  # a real write past RLIMIT_FSIZE (EFBIG), wherever it happens first
+        r = tk(folder, "convert", "good.json", "-o", "out.parquet", fsize=2000)
+        one_line(r, "out.parquet: cannot write: File too large")
+    assert snapshot(folder) == before
+    r = tk(folder, "report", "good.json", prelude=ENOSPC_SPILL)  # the cached conversion of a raw input
+    one_line(r, "good.json.tracekit.parquet: cannot write: No space left on device")
+    assert snapshot(folder) == before
+
+
+def test_full_disk_during_report_html_leaves_nothing(folder: Path) -> None:
+    """The median-step file (~2 KB) fits, the page does not: neither stays (the median-step file was orphaned)."""
+    before = snapshot(folder)
+    r = tk(folder, "report", "good.parquet", "--html", "r.html", fsize=20_000)
+    one_line(r, "r.html: cannot write")
+    assert snapshot(folder) == before

@@ -23,6 +23,7 @@ one machine from removing the live files of another writing into the same networ
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import signal
@@ -34,7 +35,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from tracekit.errors import TraceError
+from tracekit.errors import TraceError, refuse_special
 
 #: A temporary file of ours: ``.<dest name>.<pid>@<host>.<mkstemp random>.<tmp|arrow>``.
 _TEMP_RE = re.compile(r"^\..+\.(\d+)@([A-Za-z0-9-]*)\.[A-Za-z0-9_]+\.(?:tmp|arrow)$")
@@ -50,8 +51,10 @@ _live_lock = threading.Lock()
 def make_temp(dest: Path, suffix: str) -> Path:
     """Create an empty temporary file beside ``dest`` named with our pid, registered for signal cleanup.
 
-    Stale temporary files of dead processes in that folder are removed first.
+    Stale temporary files of dead processes in that folder are removed first. ``dest`` may not be a file
+    this process read as an input (:func:`note_input`): every writer comes through here.
     """
+    refuse_read(dest)
     for up in (dest.parent, *dest.parent.parents):
         if up.exists() and not up.is_dir():
             raise TraceError(dest, f"cannot write here: {up} is a file, not a folder")
@@ -190,6 +193,82 @@ def _same(a: Path, b: Path) -> bool:
         return os.path.realpath(a) == os.path.realpath(b)
 
 
+#: The inputs of the running command (:func:`note_input`), resolved path -> (device, inode); None outside
+#: :func:`guarding_inputs` (a library caller's long-lived process: re-converting a file read an hour ago is fine).
+_inputs: dict[str, tuple[int, int] | None] | None = None
+
+
+@contextlib.contextmanager
+def guarding_inputs() -> Iterator[None]:
+    """While the block runs, every input opened is remembered and no tracekit write may replace it.
+
+    The CLI runs each verb inside this (tracekit.cli), so the rule holds for every writer, also one whose
+    verb did not list its inputs (issue 23: `report --html`'s median-step file replaced the trace it came from).
+    """
+    global _inputs
+    previous, _inputs = _inputs, {}
+    try:
+        yield
+    finally:
+        _inputs = previous
+
+
+def _inode(path: str | os.PathLike[str]) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+def note_input(path: str | os.PathLike[str]) -> None:
+    """Remember ``path`` as an input (tracekit.store opens Parquet and raw traces through here): see :func:`refuse_read`."""
+    inputs = _inputs
+    if inputs is not None:
+        with _live_lock:
+            inputs[os.path.realpath(path)] = _inode(path)
+
+
+def refuse_read(dest: str | os.PathLike[str]) -> None:
+    """Raise :class:`TraceError` when ``dest`` is an input of the running command (:func:`note_input`):
+    the same resolved path, or the same file (hard link) while that input is still there."""
+    inputs = _inputs
+    if not inputs:
+        return
+    with _live_lock:
+        noted = dict(inputs)
+    hit = os.path.realpath(dest) in noted
+    ino = None if hit else _inode(dest)
+    if ino is not None:
+        hit = any(i == ino and _inode(p) == ino for p, i in noted.items())
+    if hit:
+        raise TraceError(dest, "is an input; writing it would destroy it: choose another output path")
+
+
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
+
+
+@contextlib.contextmanager
+def converting(src: str | os.PathLike[str], dest: str | os.PathLike[str], check_dest: bool = True) -> Iterator[None]:
+    """The boundary of one conversion ``src`` -> ``dest`` (tracekit.ingest.convert's callers).
+
+    ``src`` is noted as an input (:func:`note_input`) and ``dest`` refused when it is one (``check_dest``: False
+    for the cached conversion of ``src``, which is rewritten when stale); a write error that
+    names no file (a full disk: ENOSPC from the spill or Parquet writer, a quota, EFBIG) becomes a one-line
+    :class:`TraceError` naming ``dest``. The writers have removed their temporary files by then.
+    """
+    refuse_special(src)  # a FIFO would block the reader's open forever
+    note_input(src)
+    if check_dest:
+        refuse_read(dest)
+    try:
+        yield
+    except OSError as e:
+        if e.filename is not None or e.errno not in _WRITE_ERRNOS:
+            raise
+        raise TraceError(dest, f"cannot write: {os.strerror(e.errno)}") from e
+
+
 def refuse_input(out: str | os.PathLike[str] | None, inputs: Iterable[str | os.PathLike[str]]) -> None:
     """Raise :class:`TraceError` when writing ``out`` would replace one of ``inputs``.
 
@@ -203,6 +282,8 @@ def refuse_input(out: str | os.PathLike[str] | None, inputs: Iterable[str | os.P
     from tracekit.store import RAW_SUFFIXES, cache_path
 
     o = Path(out)
+    if o.is_dir():  # before the work, in one line (click's dir_okay=False printed its three-line usage error)
+        raise TraceError(out, "is a folder: give a file name")
     for i in inputs:
         p = Path(i)
         cands: list[Path] = [p]

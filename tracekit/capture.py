@@ -291,8 +291,11 @@ def _wait_orphans(raw: Path, grace: float) -> list[int]:
 def _convert_one(src: Path, dst: Path, trace: str) -> tuple[int, str | None]:
     from tracekit.ingest import convert
 
+    from tracekit.atomic import converting
+
     try:
-        meta = convert(src, dst, trace=trace)
+        with converting(src, dst):
+            meta = convert(src, dst, trace=trace)
         return int(meta.get("events") or 0), None
     except Exception as e:  # report, keep converting the others
         return 0, f"{type(e).__name__}: {e}"
@@ -370,7 +373,9 @@ def write_capture_json(res: CaptureResult, cmd: Sequence[str], opts: CaptureOpti
     doc = {"cmd": redact_argv(list(cmd)), "returncode": res.returncode, "message": res.message,
            "options": dataclasses.asdict(opts) | {"out": str(res.out)},
            "processes": [dataclasses.asdict(p) | {"argv": redact_argv(p.argv)} for p in res.processes]}
-    (res.out / "capture.json").write_text(json.dumps(doc, indent=1, default=str))
+    from tracekit.atomic import write_text
+
+    write_text(res.out / "capture.json", json.dumps(doc, indent=1, default=str))
 
 
 def nsys_command(cmd: Sequence[str], opts: CaptureOptions, rep: Path) -> list[str]:

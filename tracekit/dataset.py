@@ -116,6 +116,9 @@ def put(local: str, uri: str) -> None:
     fs, path = resolve(uri)
     fs.create_dir(posixpath.dirname(path), recursive=True)
     if isinstance(fs, pafs.LocalFileSystem):
+        from tracekit.atomic import refuse_read
+
+        refuse_read(path)
         tmp = f"{path}.{os.getpid()}.tmp"  # same folder as the destination: the rename is atomic
         shutil.copyfile(local, tmp)
         os.replace(tmp, path)

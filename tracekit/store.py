@@ -35,7 +35,7 @@ from typing import Any, Iterable
 
 import duckdb
 
-from tracekit.errors import TraceError
+from tracekit.errors import TraceError, refuse_special
 
 VIEWS = {
     "kernels": "SELECT * FROM events WHERE kind IN ('kernel', 'memcpy', 'memset')",
@@ -130,9 +130,13 @@ def cache_path(src: Path, create: bool = True) -> Path:
 
 def ensure_parquet(path: str | os.PathLike[str]) -> Path:
     """Parquet for ``path``: itself if already Parquet, else a cached conversion (refreshed when the source is newer)."""
+    from tracekit.atomic import converting, note_input
+
     p = Path(path)
     if not p.exists():
         raise TraceError(p, "no such file or folder")
+    refuse_special(p)
+    note_input(p)
     if p.is_dir() or p.suffix == ".parquet":
         return p
     with open(p, "rb") as f:
@@ -143,7 +147,8 @@ def ensure_parquet(path: str | os.PathLike[str]) -> Path:
         return cached
     from tracekit.ingest import convert
 
-    convert(p, cached)
+    with converting(p, cached, check_dest=False):  # the cache is ours to refresh
+        convert(p, cached)
     return cached
 
 
@@ -172,6 +177,10 @@ def parquet_files(paths: Iterable[str | os.PathLike[str]], check: bool = True) -
             files += found
         else:
             files.append(str(p))
+    from tracekit.atomic import note_input
+
+    for f in files:
+        note_input(f)
     if check:
         for f in files:
             check_parquet(f)
@@ -186,6 +195,7 @@ def check_parquet(path: str | os.PathLike[str]) -> None:
     or a missing core column (another program's Parquet).
     """
     p = Path(path)
+    refuse_special(p)  # a FIFO named x.parquet inside a dataset folder would block the open below
     try:
         size = p.stat().st_size
         with open(p, "rb") as f:

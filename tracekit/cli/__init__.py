@@ -26,7 +26,7 @@ import sys  # noqa: E402
 import click  # noqa: E402
 
 from tracekit import __version__  # noqa: E402
-from tracekit.atomic import cleanup_on_signals  # noqa: E402
+from tracekit.atomic import cleanup_on_signals, guarding_inputs  # noqa: E402
 from tracekit.errors import user_message  # noqa: E402
 from tracekit.safe import term  # noqa: E402
 
@@ -46,7 +46,7 @@ class _Group(click.Group):
 
     def invoke(self, ctx: click.Context) -> object:
         try:
-            with cleanup_on_signals():
+            with cleanup_on_signals(), guarding_inputs():
                 return super().invoke(ctx)
         except KeyboardInterrupt:
             click.echo("tracekit: interrupted", err=True)
