@@ -190,3 +190,89 @@ def test_full_disk_during_report_html_leaves_nothing(folder: Path) -> None:
     r = tk(folder, "report", "good.parquet", "--html", "r.html", fsize=20_000)
     one_line(r, "r.html: cannot write")
     assert snapshot(folder) == before
+
+
+# ---- 11. inputs that are not regular files ------------------------------------------------------------------
+
+@pytest.mark.parametrize("args, name", [
+    (["convert", "fifo.json", "-o", "o.parquet"], "fifo.json"),
+    (["convert", "fifo.json", "-o", "out/"], "fifo.json"),  # the dataset path hashes its inputs first
+    (["report", "fifo.json"], "fifo.json"),
+    (["info", "fifo.parquet"], "fifo.parquet"),
+    (["sql", "ds", "SELECT 1"], "fifo.parquet"),  # a FIFO inside a dataset folder
+    (["sql", "good.parquet", "-f", "fifo.sql"], "fifo.sql"),
+    (["export-chrome", "/dev/zero", "-o", "x.json"], "/dev/zero"),
+])
+def test_a_fifo_or_device_input_is_refused_not_waited_on(folder: Path, args: list[str], name: str) -> None:
+    """open() on a FIFO blocks until a writer comes: tracekit hung forever. Now: one line, at once."""
+    for n in ("fifo.json", "fifo.parquet", "fifo.sql"):
+        os.mkfifo(folder / n)
+    (folder / "ds").mkdir()
+    os.link(folder / "good.parquet", folder / "ds" / "a.parquet")
+    os.mkfifo(folder / "ds" / "fifo.parquet")
+    before = snapshot_special(folder)
+    r = tk(folder, *args, timeout=60)
+    kind = "a device" if name.startswith("/dev") else "a FIFO"
+    if args[-1] == "out/":  # a dataset conversion: one line per bad input, then its count line (and the sidecar)
+        assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+        errs = [ln for ln in r.stderr.splitlines() if ln.startswith("tracekit: error:")]
+        assert len(errs) == 1 and f"{name}: not a regular file ({kind})" in errs[0], r.stderr
+        assert {k: v for k, v in snapshot_special(folder).items() if not k.startswith("out")} == before
+        return
+    one_line(r, f"{name}: not a regular file ({kind})")
+    assert snapshot_special(folder) == before
+
+
+def snapshot_special(folder: Path) -> dict[str, str]:
+    """:func:`snapshot` that does not open FIFOs (reading one would block)."""
+    import stat
+
+    out = {}
+    for p in sorted(folder.rglob("*")):
+        mode = p.lstat().st_mode
+        out[str(p.relative_to(folder))] = ("fifo" if stat.S_ISFIFO(mode) else "dir" if stat.S_ISDIR(mode)
+                                           else __import__("hashlib").sha256(p.read_bytes()).hexdigest())
+    return out
+
+
+# ---- 15. option values that would exhaust memory ------------------------------------------------------------
+
+def test_report_width_is_bounded(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--width 1000000000` was a MemoryError traceback (lines are built that wide): refused by click's range."""
+    r = tk(folder, "report", "good.parquet", "--width", "1000000000", mem=1 << 30, timeout=60)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert "--width" in r.stderr and "20<=x<=4096" in r.stderr
+    r = tk(folder, "report", "good.parquet", "--width", "4096", mem=2 << 30, timeout=60)
+    assert r.returncode == 0, r.stderr
+    from tracekit.view import terminal
+
+    monkeypatch.setattr(terminal.sys.stdout, "isatty", lambda: True, raising=False)
+    monkeypatch.setattr(terminal.shutil, "get_terminal_size", lambda fallback: os.terminal_size((10**9, 24)))
+    assert terminal.terminal_width() == terminal.MAX_WIDTH  # COLUMNS=1000000000 on a terminal
+
+
+# ---- 17. messages that name the file ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("args, fragment", [
+    (["sql", "good.parquet", "-f", "adir"], "adir: is a folder: give an SQL file"),
+    (["sql", "good.parquet", "-f", "nosuch.sql"], "nosuch.sql: no such file"),
+    (["report", "good.parquet", "--html", "adir"], "adir: is a folder: give a file name"),
+    (["export-chrome", "good.parquet", "-o", "adir"], "adir: is a folder: give a file name"),
+    (["diff", "good.parquet", "good.parquet", "--html", "adir"], "adir: is a folder: give a file name"),
+])
+def test_path_problems_are_one_line_not_a_usage_error(folder: Path, args: list[str], fragment: str) -> None:
+    """click's own path checks printed a three-line usage error; tracekit's name the file in one line."""
+    (folder / "adir").mkdir()
+    before = snapshot(folder)
+    one_line(tk(folder, *args, timeout=60), fragment)
+    assert snapshot(folder) == before
+
+
+def test_unreadable_sql_file_is_one_line(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """chmod 000 cannot be made unreadable for root (the tests' user here): the open's PermissionError is injected."""
+    (folder / "q.sql").write_text("SELECT 1")
+    deny = ("import builtins\n_open = builtins.open\n"
+            "def _deny(f, *a, **k):\n"
+            "    if str(f).endswith('q.sql'): raise PermissionError(13, 'Permission denied', str(f))\n"
+            "    return _open(f, *a, **k)\nbuiltins.open = _deny\n")
+    one_line(tk(folder, "sql", "good.parquet", "-f", "q.sql", prelude=deny, timeout=60), "q.sql: cannot read: Permission denied")
