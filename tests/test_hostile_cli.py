@@ -276,3 +276,56 @@ def test_unreadable_sql_file_is_one_line(folder: Path, monkeypatch: pytest.Monke
             "    if str(f).endswith('q.sql'): raise PermissionError(13, 'Permission denied', str(f))\n"
             "    return _open(f, *a, **k)\nbuiltins.open = _deny\n")
     one_line(tk(folder, "sql", "good.parquet", "-f", "q.sql", prelude=deny, timeout=60), "q.sql: cannot read: Permission denied")
+
+
+# ---- 13. corrupt tracekit.traces footer metadata -------------------------------------------------------------
+
+def _with_meta(src: Path, dst: Path, value: bytes) -> None:
+    t = pq.read_table(src)
+    md = dict(t.schema.metadata or {})
+    md[b"tracekit.traces"] = value
+    pq.write_table(t.replace_schema_metadata(md), dst)
+
+
+@pytest.mark.parametrize("value, fragment", [
+    (b"{not json", "Expecting property name"),
+    (b"[1, 2]", "not an object of one object per trace"),
+    (b'{"good": 5}', "not an object of one object per trace"),
+    (b'{"good": {"x": "\xff"}}', "can't decode byte 0xff"),
+    (rb'{"good": {"x": "\ud800"}}', "surrogates not allowed"),  # Python's json reads it, DuckDB's does not
+    (b'{"good": {"x": NaN}}', "NaN is not JSON"),
+    (b'{"good": {"x": ' + b"[" * 5000 + b"]" * 5000 + b"}}", "recursion"),
+])
+def test_corrupt_footer_metadata_is_one_line_naming_the_file(folder: Path, value: bytes, fragment: str) -> None:
+    """info and export-chrome died in json.loads (traceback); report and sql in DuckDB's JSON cast, naming no file."""
+    _with_meta(folder / "good.parquet", folder / "bad.parquet", value)
+    before = snapshot(folder)
+    for args in (["info", "bad.parquet"], ["info", "bad.parquet", "--json"], ["export-chrome", "bad.parquet", "-o", "x.json"],
+                 ["report", "bad.parquet"], ["sql", "bad.parquet", "SELECT count(*) FROM trace_devices"]):
+        one_line(tk(folder, *args, timeout=60), "bad.parquet: corrupt tracekit.traces metadata", fragment)
+    assert snapshot(folder) == before
+
+
+def test_odd_but_valid_footer_values_are_shown(folder: Path) -> None:
+    """Valid JSON of unexpected shapes (a string event count, a non-list devices or notes) is shown, not a traceback."""
+    _with_meta(folder / "good.parquet", folder / "odd.parquet",
+               b'{"good": {"events": "many", "devices": ["x", 3], "notes": 5, "rank": "zz"}}')
+    for args in (["info", "odd.parquet"], ["info", "odd.parquet", "--json"], ["report", "odd.parquet"]):
+        r = tk(folder, *args, timeout=60)
+        assert r.returncode == 0 and "Traceback" not in r.stderr, (args, r.stderr)
+    assert "many events" in tk(folder, "info", "odd.parquet").stdout
+
+
+# ---- 17. DuckDB errors name the input -------------------------------------------------------------------------
+
+def test_overflow_on_extreme_times_names_the_file(folder: Path) -> None:
+    """dur_ns = 2^62 on every row: the step sums overflow INT64 in DuckDB (an INT128 conversion error naming no file)."""
+    t = pq.read_table(folder / "good.parquet")
+    i = t.schema.get_field_index("dur_ns")
+    pq.write_table(t.set_column(i, "dur_ns", pa.array([2**62] * t.num_rows, pa.int64())), folder / "dur.parquet")
+    i = t.schema.get_field_index("ts_ns")
+    pq.write_table(t.set_column(i, "ts_ns", pa.array([2**63 - 10] * t.num_rows, pa.int64())), folder / "ts.parquet")
+    one_line(tk(folder, "report", "dur.parquet", timeout=60), "dur.parquet: Conversion Error", "INT128")
+    one_line(tk(folder, "info", "ts.parquet", timeout=60), "ts.parquet: Out of Range Error")
+    one_line(tk(folder, "diff", "good.parquet", "dur.parquet", timeout=60), "dur.parquet, good.parquet: Conversion Error")
+    one_line(tk(folder, "sql", "good.parquet", "SELECT nope", timeout=60), "good.parquet: Binder Error")

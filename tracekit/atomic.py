@@ -23,6 +23,7 @@ one machine from removing the live files of another writing into the same networ
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import os
 import re
@@ -193,22 +194,31 @@ def _same(a: Path, b: Path) -> bool:
         return os.path.realpath(a) == os.path.realpath(b)
 
 
-#: The inputs of the running command (:func:`note_input`), resolved path -> (device, inode); None outside
-#: :func:`guarding_inputs` (a library caller's long-lived process: re-converting a file read an hour ago is fine).
-_inputs: dict[str, tuple[int, int] | None] | None = None
+@dataclasses.dataclass
+class Inputs:
+    """What the running command read: ``files`` (resolved path -> (device, inode)) and ``given``, the paths
+    as the user gave them (tracekit.store), which a DuckDB error is then attributed to (tracekit.cli)."""
+
+    files: dict[str, tuple[int, int] | None] = dataclasses.field(default_factory=dict)
+    given: list[str] = dataclasses.field(default_factory=list)
+
+
+#: The running command's inputs; None outside :func:`guarding_inputs` (a library caller's long-lived
+#: process: re-converting a file read an hour ago is fine).
+_inputs: Inputs | None = None
 
 
 @contextlib.contextmanager
-def guarding_inputs() -> Iterator[None]:
+def guarding_inputs() -> Iterator[Inputs]:
     """While the block runs, every input opened is remembered and no tracekit write may replace it.
 
     The CLI runs each verb inside this (tracekit.cli), so the rule holds for every writer, also one whose
     verb did not list its inputs (issue 23: `report --html`'s median-step file replaced the trace it came from).
     """
     global _inputs
-    previous, _inputs = _inputs, {}
+    previous, _inputs = _inputs, Inputs()
     try:
-        yield
+        yield _inputs
     finally:
         _inputs = previous
 
@@ -221,22 +231,27 @@ def _inode(path: str | os.PathLike[str]) -> tuple[int, int] | None:
     return (st.st_dev, st.st_ino)
 
 
-def note_input(path: str | os.PathLike[str]) -> None:
-    """Remember ``path`` as an input (tracekit.store opens Parquet and raw traces through here): see :func:`refuse_read`."""
+def note_input(path: str | os.PathLike[str], given: bool = False) -> None:
+    """Remember ``path`` as an input (tracekit.store opens Parquet and raw traces through here): see :func:`refuse_read`.
+
+    ``given``: a path as the user gave it (a file or a folder), kept in order for messages.
+    """
     inputs = _inputs
     if inputs is not None:
         with _live_lock:
-            inputs[os.path.realpath(path)] = _inode(path)
+            inputs.files[os.path.realpath(path)] = _inode(path)
+            if given and str(path) not in inputs.given:
+                inputs.given.append(str(path))
 
 
 def refuse_read(dest: str | os.PathLike[str]) -> None:
     """Raise :class:`TraceError` when ``dest`` is an input of the running command (:func:`note_input`):
     the same resolved path, or the same file (hard link) while that input is still there."""
     inputs = _inputs
-    if not inputs:
+    if inputs is None or not inputs.files:
         return
     with _live_lock:
-        noted = dict(inputs)
+        noted = dict(inputs.files)
     hit = os.path.realpath(dest) in noted
     ino = None if hit else _inode(dest)
     if ino is not None:

@@ -131,7 +131,9 @@ def footer_meta(uri: str) -> dict[str, Any]:
     fs, path = resolve(uri)
     with fs.open_input_file(path) as f:
         md = pq.read_schema(f).metadata or {}
-    traces = json.loads(md[schema.META_TRACES]) if schema.META_TRACES in md else {}
+    from tracekit.store import parse_traces_meta
+
+    traces = parse_traces_meta(md[schema.META_TRACES], uri) if schema.META_TRACES in md else {}
     return {"schema_version": md.get(schema.META_SCHEMA_VERSION, b"").decode() or None, "traces": traces}
 
 
@@ -176,7 +178,7 @@ def file_rows(uri: str, rel: str) -> list[dict[str, Any]]:
             "device_count": len(devs),
             "gpu_names": [str(d.get("name")) if isinstance(d, dict) and d.get("name") is not None else None for d in devs],
             "devices_json": json.dumps(devs, sort_keys=True, default=str),
-            "notes": [str(n) for n in (m.get("notes") or [])],
+            "notes": [str(n) for n in (m.get("notes") or [])] if isinstance(m.get("notes") or [], list) else [str(m["notes"])],
             "extra_json": json.dumps(m.get("extra") or {}, sort_keys=True, default=str),
         })
     return rows

@@ -161,8 +161,11 @@ def parquet_files(paths: Iterable[str | os.PathLike[str]], check: bool = True) -
     DuckDB reads anything; the per-trace executors pass False and let each task check its own file,
     so one bad file fails alone.
     """
+    from tracekit.atomic import note_input
+
     files: list[str] = []
     for path in paths:
+        note_input(path, given=True)
         p = ensure_parquet(path)
         if p.is_dir():
             # Paths under a `_` or `.` name are not events (tracekit.dataset's sidecar, Spark's _SUCCESS, temp files).
@@ -177,8 +180,6 @@ def parquet_files(paths: Iterable[str | os.PathLike[str]], check: bool = True) -
             files += found
         else:
             files.append(str(p))
-    from tracekit.atomic import note_input
-
     for f in files:
         note_input(f)
     if check:
@@ -219,6 +220,9 @@ def check_parquet(path: str | os.PathLike[str]) -> None:
     missing = [c for c in REQUIRED_COLUMNS if c not in names]
     if missing:
         raise TraceError(p, f"not a tracekit Parquet file (no column {', '.join(missing)}): convert the raw trace with `tracekit convert`")
+    raw = _traces_meta_raw(p)
+    if raw:  # absent is fine (see above); present, it must parse: the views read it
+        parse_traces_meta(raw, p)
 
 
 _GLOB_CHARS = re.compile(r"[\[*?]")
@@ -338,11 +342,39 @@ _footer_pid = 0
 _footer_lock = threading.Lock()
 
 
+def _traces_meta_raw(path: str | os.PathLike[str]) -> bytes | None:
+    rows = _footer_query(path, f"SELECT value FROM parquet_kv_metadata({{f}}) WHERE key = {_lit(META_TRACES_KEY)}::BLOB")
+    return rows[0][0] if rows and rows[0][0] else None
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_traces_meta(raw: bytes | str, path: object) -> dict[str, dict[str, Any]]:
+    """The ``tracekit.traces`` footer value of ``path``, checked: a JSON object of one object per trace.
+
+    Footers are data (anyone can write a Parquet file): a value that is not that is a one-line
+    :class:`TraceError` naming the file, here and before DuckDB's views parse it (they read it as JSON:
+    a DuckDB error naming no file, or a JSONDecodeError traceback in `info`, issue 23).
+    """
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, (bytes, bytearray)) else raw
+        doc = json.loads(text, parse_constant=_no_constant)
+        json.dumps(doc, ensure_ascii=False).encode("utf-8")  # a lone surrogate escape (\ud800): DuckDB's JSON refuses it
+    except (UnicodeError, ValueError, RecursionError) as e:
+        detail = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise TraceError(path, f"corrupt {META_TRACES_KEY} metadata in the Parquet footer ({detail[:200]})") from None
+    if not isinstance(doc, dict) or not all(isinstance(k, str) and isinstance(v, dict) for k, v in doc.items()):
+        raise TraceError(path, f"corrupt {META_TRACES_KEY} metadata in the Parquet footer (not an object of one object per trace)")
+    return doc
+
+
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
     """Trace-level facts of a converted file or dataset: ``{trace: {source, devices, rank, ...}}``."""
     out: dict[str, dict[str, Any]] = {}
     for f in parquet_files([path]):
-        rows = _footer_query(f, f"SELECT value FROM parquet_kv_metadata({{f}}) WHERE key = {_lit(META_TRACES_KEY)}::BLOB")
-        if rows and rows[0][0]:
-            out.update(json.loads(rows[0][0]))
+        raw = _traces_meta_raw(f)
+        if raw:
+            out.update(parse_traces_meta(raw, f))
     return out
