@@ -329,3 +329,67 @@ def test_overflow_on_extreme_times_names_the_file(folder: Path) -> None:
     one_line(tk(folder, "info", "ts.parquet", timeout=60), "ts.parquet: Out of Range Error")
     one_line(tk(folder, "diff", "good.parquet", "dur.parquet", timeout=60), "dur.parquet, good.parquet: Conversion Error")
     one_line(tk(folder, "sql", "good.parquet", "SELECT nope", timeout=60), "good.parquet: Binder Error")
+
+
+# ---- 14. Ctrl-C -------------------------------------------------------------------------------------------------
+
+#: Preludes that hold the report at one point (telling the test through the file named by $TK_MARK) until SIGINT.
+HOLD = {
+    # inside a DuckDB query: it ended as "RuntimeError: Query interrupted" with a traceback (exit 1)
+    "query": """
+import os, pathlib, tracekit.report as r
+_run_file = r.run_file
+def run_file(con, name, *a, **k):
+    if name == "kernels":
+        pathlib.Path(os.environ["TK_MARK"]).write_text("x")
+        con.execute("SELECT count(*) FROM range(1000000000000)").fetchall()
+    return _run_file(con, name, *a, **k)
+r.run_file = run_file
+""",
+    # during DuckDB's lazy pandas import: it printed a false "'pandas' is required" (exit 2)
+    "pandas import": """
+import os, pathlib, sys, time
+class Hold:
+    def find_spec(self, name, path=None, target=None):
+        if name == "pandas":
+            pathlib.Path(os.environ["TK_MARK"]).write_text("x")
+            time.sleep(60)
+        return None
+sys.meta_path.insert(0, Hold())
+""",
+    # after the median-step file was written, while the page is rendered: that file must go too
+    "page": """
+import os, pathlib, time, tracekit.view.html as h
+def render(*a, **k):
+    pathlib.Path(os.environ["TK_MARK"]).write_text("x")
+    time.sleep(60)
+h.render = render
+""",
+}
+
+
+@pytest.mark.parametrize("where", list(HOLD))
+def test_ctrl_c_during_report_is_exit_130_and_leaves_nothing(folder: Path, tmp_path_factory: pytest.TempPathFactory,
+                                                              where: str) -> None:
+    mark = tmp_path_factory.mktemp("mark") / "held"
+    args = ["report", "good.parquet"] + (["--html", "r.html"] if where != "query" else [])
+    before = snapshot(folder)
+    e = dict(os.environ, PYTHONPATH=str(REPO), TK_MARK=str(mark))
+    p = subprocess.Popen([sys.executable, "-c", _CHILD, str(3 << 30), "-1", HOLD[where], *args], cwd=folder, env=e,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not mark.exists():
+            assert p.poll() is None, p.stderr.read() if p.stderr else ""
+            assert time.monotonic() < deadline, "the report never reached the point held"
+            time.sleep(0.02)
+        time.sleep(0.3)
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 130, err
+    assert err.strip().splitlines() == ["tracekit: interrupted"], err
+    assert snapshot(folder) == before  # no median-step file, no temporary file

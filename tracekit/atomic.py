@@ -119,6 +119,17 @@ def _remove_live() -> None:
         _live.clear()
 
 
+#: Signals :func:`install_signal_cleanup`'s handler received. Why remember: a Ctrl-C inside a DuckDB query
+#: surfaces as ``RuntimeError: Query interrupted``, and during DuckDB's lazy pandas import as "'pandas' is
+#: required"; the CLI reads this to say "interrupted" (exit 130) instead (issue 23).
+_received: set[int] = set()
+
+
+def interrupted() -> bool:
+    """Whether SIGINT reached :func:`install_signal_cleanup`'s handler in this process."""
+    return signal.SIGINT in _received
+
+
 def install_signal_cleanup(signals: Iterable[int] = (signal.SIGTERM, signal.SIGINT)) -> dict[int, Any]:
     """Make ``signals`` first remove every live temporary file, then act as before; returns the old handlers.
 
@@ -130,8 +141,10 @@ def install_signal_cleanup(signals: Iterable[int] = (signal.SIGTERM, signal.SIGI
     previous: dict[int, Any] = {}
     if threading.current_thread() is not threading.main_thread():
         return previous
+    _received.clear()  # a new command (CliRunner runs several in one process)
 
     def handler(signum: int, frame: FrameType | None) -> None:
+        _received.add(signum)
         _remove_live()
         prev = previous.get(signum, signal.SIG_DFL)
         signal.signal(signum, prev)

@@ -27,7 +27,7 @@ from collections.abc import Sequence  # noqa: E402
 import click  # noqa: E402
 
 from tracekit import __version__  # noqa: E402
-from tracekit.atomic import cleanup_on_signals, guarding_inputs  # noqa: E402
+from tracekit.atomic import cleanup_on_signals, guarding_inputs, interrupted  # noqa: E402
 from tracekit.errors import TraceError, user_message  # noqa: E402
 from tracekit.safe import term  # noqa: E402
 
@@ -51,14 +51,21 @@ class _Group(click.Group):
             with cleanup_on_signals(), guarding_inputs() as inputs:
                 return super().invoke(ctx)
         except KeyboardInterrupt:
-            click.echo("tracekit: interrupted", err=True)
-            sys.exit(130)
+            _interrupted()
         except Exception as e:  # noqa: BLE001  (sorted by one_line: the user's errors vs tracekit's bugs)
+            if interrupted():  # whatever the Ctrl-C turned into on its way out (DuckDB: "Query interrupted")
+                _interrupted()
             msg = one_line(e, sorted(inputs.given) if inputs is not None else ())  # sorted: diff/compare read in threads
             if msg is None or os.environ.get("TRACEKIT_DEBUG"):
                 raise
             click.echo(f"tracekit: error: {msg}", err=True)
             sys.exit(2)
+
+
+def _interrupted() -> None:
+    """Ctrl-C: one line, exit 130 (128 + SIGINT, what a shell reports); temporary files are gone already (atomic)."""
+    click.echo("tracekit: interrupted", err=True)
+    sys.exit(130)
 
 
 def one_line(e: BaseException, inputs: Sequence[str] = ()) -> str | None:
