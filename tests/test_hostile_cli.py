@@ -393,3 +393,147 @@ def test_ctrl_c_during_report_is_exit_130_and_leaves_nothing(folder: Path, tmp_p
     assert p.returncode == 130, err
     assert err.strip().splitlines() == ["tracekit: interrupted"], err
     assert snapshot(folder) == before  # no median-step file, no temporary file
+
+
+# ---- 6. capture --sglang-url against a hostile server ----------------------------------------------------------
+
+@pytest.fixture
+def server() -> Iterator[Callable[[type[BaseHTTPRequestHandler]], str]]:
+    """Start HTTP servers on 127.0.0.1 (an ephemeral port each): returns a function handler -> base URL."""
+    started: list[ThreadingHTTPServer] = []
+
+    def start(handler: type[BaseHTTPRequestHandler]) -> str:
+        srv = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        srv.daemon_threads = True
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        started.append(srv)
+        return f"http://127.0.0.1:{srv.server_address[1]}"
+
+    yield start
+    for srv in started:
+        srv.shutdown()
+        srv.server_close()
+
+
+class _Quiet(BaseHTTPRequestHandler):
+    seen: list[str] = []
+
+    def log_message(self, *a: object) -> None:
+        pass
+
+
+def _capture(cwd: Path, url: str, *extra: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return tk(cwd, "capture", "--out", str(cwd / "c"), "--sglang-url", url, "--steps", "2", *extra, mem=1 << 30,
+              timeout=timeout)
+
+
+def test_sglang_endless_body_is_not_read_whole(tmp_path: Path, server: Callable[..., str]) -> None:
+    """An endless answer was read whole (2 GiB in 4 s, then a traceback): the client stops at 1 MiB, under a 1 GiB limit."""
+    class Endless(_Quiet):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(200)
+            self.end_headers()
+            chunk = b"x" * 65536
+            try:
+                for _ in range(1 << 16):  # 4 GiB at most, if nothing stopped it
+                    self.wfile.write(chunk)
+            except OSError:
+                pass
+
+    t0 = time.monotonic()
+    r = _capture(tmp_path, server(Endless))
+    line = one_line(r, "body larger than 1 MiB", rc=1)
+    assert line.startswith("tracekit: error: http://127.0.0.1:")
+    assert time.monotonic() - t0 < 30 and list(tmp_path.iterdir()) == []
+
+
+def test_sglang_silent_server_hits_the_deadline(tmp_path: Path) -> None:
+    """A server that accepts and never answers held tracekit 600 s per socket operation, silently."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(8)  # the kernel completes connections; nobody reads or answers
+        t0 = time.monotonic()
+        r = _capture(tmp_path, f"http://127.0.0.1:{s.getsockname()[1]}", "--sglang-timeout", "3")
+    one_line(r, "no answer within 3 s", rc=1)
+    assert time.monotonic() - t0 < 30 and list(tmp_path.iterdir()) == []
+
+
+def test_sglang_wait_prints_progress(monkeypatch: pytest.MonkeyPatch) -> None:
+    """While it waits, a line every PROGRESS_EVERY_S seconds (here 0.3), then the deadline (2 s)."""
+    import socket
+
+    from tracekit import capture
+
+    monkeypatch.setattr(capture, "PROGRESS_EVERY_S", 0.3)
+    lines: list[str] = []
+    out: list[BaseException] = []
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(8)
+
+        def go() -> None:
+            try:
+                capture.http_post(f"http://127.0.0.1:{s.getsockname()[1]}/start_profile", {}, deadline_s=2, log=lines.append)
+            except BaseException as e:  # noqa: BLE001
+                out.append(e)
+
+        th = threading.Thread(target=go, daemon=True)
+        th.start()
+        th.join(timeout=30)
+    assert not th.is_alive(), "the deadline did not hold"
+    assert isinstance(out[0], capture.ServerError) and str(out[0]) == "no answer within 2 s"
+    assert 3 <= len(lines) <= 8 and all(ln.startswith("waiting for the server's answer to /start_profile (") for ln in lines)
+
+
+def test_sglang_redirect_to_another_origin_is_refused(tmp_path: Path, server: Callable[..., str]) -> None:
+    hits: list[str] = []
+
+    class Other(_Quiet):
+        def do_POST(self) -> None:
+            hits.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+
+        do_GET = do_POST
+
+    other = server(Other)
+
+    class Redirect(_Quiet):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            hits.append("first " + self.path)
+            self.send_response(307)
+            self.send_header("Location", f"{other}/start_profile" if self.path == "/start_profile" else "/again")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    r = _capture(tmp_path, server(Redirect))
+    one_line(r, f"redirected to another origin ({other}): refused", rc=1)
+    assert hits == ["first /start_profile"] and list(tmp_path.iterdir()) == []
+
+
+def test_sglang_same_origin_redirect_is_followed(tmp_path: Path, server: Callable[..., str]) -> None:
+    hits: list[str] = []
+
+    class Moved(_Quiet):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            hits.append(self.path)
+            if self.path == "/start_profile":
+                self.send_response(308)
+                self.send_header("Location", "/v2/start_profile")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            assert json.loads(body)["num_steps"] == 2
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+    r = _capture(tmp_path, server(Moved), "--sglang-timeout", "2")
+    one_line(r, "the server wrote no trace into", rc=1)  # this fake writes none; what matters is where it went
+    assert hits == ["/start_profile", "/v2/start_profile"]
