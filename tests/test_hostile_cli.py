@@ -537,3 +537,25 @@ def test_sglang_same_origin_redirect_is_followed(tmp_path: Path, server: Callabl
     r = _capture(tmp_path, server(Moved), "--sglang-timeout", "2")
     one_line(r, "the server wrote no trace into", rc=1)  # this fake writes none; what matters is where it went
     assert hits == ["/start_profile", "/v2/start_profile"]
+
+
+# ---- 17. Kineto files that are whole but not bare JSON: a BOM, trailing bytes ---------------------------------
+
+@pytest.mark.parametrize("name, wrap, note", [
+    ("bom.json", lambda d: b"\xef\xbb\xbf" + d, None),
+    ("bom.json.gz", lambda d: __import__("gzip").compress(b"\xef\xbb\xbf" + d), None),
+    ("trail.json", lambda d: d + b"\ngarbage{{", "1 file with trailing data after the end of the JSON document: 9 bytes ignored"),
+    ("nul.json", lambda d: d + b"\x00" * 100, "1 file with trailing data after the end of the JSON document: 100 bytes ignored"),
+])
+def test_bom_is_skipped_and_trailing_bytes_are_not_truncation(folder: Path, name: str, wrap: Callable[[bytes], bytes],
+                                                              note: str | None) -> None:
+    """A BOM was "not a Kineto JSON file"; bytes after a complete document were "truncated file: N bytes lost"."""
+    (folder / name).write_bytes(wrap((folder / "good.json").read_bytes()))
+    r = tk(folder, "convert", name, "-o", "out.parquet", timeout=60)
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    from tracekit.store import read_metadata
+
+    ((_, meta),) = read_metadata(folder / "out.parquet").items()
+    assert meta["events"] == len(EVENTS)
+    assert [n for n in meta["notes"] if "truncated" in n] == []
+    assert meta["notes"] == ([note] if note else [])
