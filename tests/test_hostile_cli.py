@@ -179,6 +179,9 @@ def test_full_disk_during_conversion(folder: Path, how: str) -> None:
         r = tk(folder, "convert", "good.json", "-o", "out.parquet", fsize=2000)
         one_line(r, "out.parquet: cannot write: File too large")
     assert snapshot(folder) == before
+    r = tk(folder, "export-chrome", "good.parquet", "-o", "x.json", fsize=100)
+    one_line(r, "x.json: cannot write")
+    assert snapshot(folder) == before
     r = tk(folder, "report", "good.json", prelude=ENOSPC_SPILL)  # the cached conversion of a raw input
     one_line(r, "good.json.tracekit.parquet: cannot write: No space left on device")
     assert snapshot(folder) == before
@@ -268,14 +271,23 @@ def test_path_problems_are_one_line_not_a_usage_error(folder: Path, args: list[s
     assert snapshot(folder) == before
 
 
-def test_unreadable_sql_file_is_one_line(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """chmod 000 cannot be made unreadable for root (the tests' user here): the open's PermissionError is injected."""
+@pytest.mark.parametrize("args, victim, fragment", [
+    (["sql", "good.parquet", "-f", "q.sql"], "q.sql", "q.sql: cannot read: Permission denied"),
+    (["info", "good.parquet"], "good.parquet", "good.parquet: cannot read: Permission denied"),
+    (["report", "good.json"], "good.json", "good.json: Permission denied"),
+    (["convert", "good.json", "-o", "o.parquet"], "good.json", "good.json: "),
+])
+def test_unreadable_input_is_one_line(folder: Path, args: list[str], victim: str, fragment: str) -> None:
+    """chmod 000 cannot make a file unreadable for root (the tests' user here): the open's PermissionError is injected.
+    It was click's three-line usage error for `sql -f`; every input is one line naming it."""
     (folder / "q.sql").write_text("SELECT 1")
-    deny = ("import builtins\n_open = builtins.open\n"
+    deny = ("import builtins, io\n_open = builtins.open\n"
             "def _deny(f, *a, **k):\n"
-            "    if str(f).endswith('q.sql'): raise PermissionError(13, 'Permission denied', str(f))\n"
-            "    return _open(f, *a, **k)\nbuiltins.open = _deny\n")
-    one_line(tk(folder, "sql", "good.parquet", "-f", "q.sql", prelude=deny, timeout=60), "q.sql: cannot read: Permission denied")
+            f"    if str(f).endswith({victim!r}): raise PermissionError(13, 'Permission denied', str(f))\n"
+            "    return _open(f, *a, **k)\nbuiltins.open = io.open = _deny\n")
+    before = snapshot(folder)
+    one_line(tk(folder, *args, prelude=deny, timeout=60), fragment)
+    assert snapshot(folder) == before
 
 
 # ---- 13. corrupt tracekit.traces footer metadata -------------------------------------------------------------

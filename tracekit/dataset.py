@@ -116,12 +116,12 @@ def put(local: str, uri: str) -> None:
     fs, path = resolve(uri)
     fs.create_dir(posixpath.dirname(path), recursive=True)
     if isinstance(fs, pafs.LocalFileSystem):
-        from tracekit.atomic import refuse_read
+        from tracekit.atomic import atomic_path
 
-        refuse_read(path)
-        tmp = f"{path}.{os.getpid()}.tmp"  # same folder as the destination: the rename is atomic
-        shutil.copyfile(local, tmp)
-        os.replace(tmp, path)
+        # the one writer of local files (tracekit.atomic): an input is refused, a failed copy (a full disk) leaves
+        # no temporary file and names the destination
+        with atomic_path(path) as tmp:
+            shutil.copyfile(local, tmp)
         return
     pafs.copy_files(local, path, source_filesystem=pafs.LocalFileSystem(), destination_filesystem=fs)
 
