@@ -8,7 +8,10 @@ Errors are one line and exit 2 when they are the user's or their files' (:func:`
 a DuckDB error (a query's or a corrupt file's) and an invalid regular expression. Anything else is
 a bug in tracekit and keeps its traceback (exit 1), which is what a bug report needs.
 ``TRACEKIT_DEBUG=1`` shows the traceback of the one-line errors too. Every verb runs with
-:func:`tracekit.atomic.cleanup_on_signals`: SIGTERM/SIGINT remove half-written temporary files.
+:func:`tracekit.atomic.cleanup_on_signals`: SIGTERM/SIGINT remove half-written temporary files, and a
+Ctrl-C ends as "interrupted", exit 130, whatever exception it became (DuckDB turns it into its own);
+and with :func:`tracekit.atomic.guarding_inputs`: no write replaces a file the verb read, and a DuckDB
+error (which names no file) is put on the inputs as the user gave them.
 """
 
 from __future__ import annotations
