@@ -500,6 +500,46 @@ def test_sglang_wait_prints_progress(monkeypatch: pytest.MonkeyPatch) -> None:
     assert 3 <= len(lines) <= 8 and all(ln.startswith("waiting for the server's answer to /start_profile (") for ln in lines)
 
 
+def test_sglang_connect_timeout() -> None:
+    """A server whose accept queue is full never completes the handshake (Linux drops the SYN): the connect is
+    bounded by its own timeout (here 1 s), not by the request's deadline."""
+    import socket
+
+    from tracekit import capture
+
+    out: list[BaseException] = []
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(0)
+        port = s.getsockname()[1]
+        fill = []
+        for _ in range(4):  # fill the backlog: these are never accepted
+            c = socket.socket()
+            c.setblocking(False)
+            try:
+                c.connect(("127.0.0.1", port))
+            except BlockingIOError:
+                pass
+            fill.append(c)
+        time.sleep(0.2)
+
+        def go() -> None:
+            try:
+                capture.http_post(f"http://127.0.0.1:{port}/start_profile", {}, deadline_s=60, log=lambda _: None,
+                                  connect_s=1)
+            except BaseException as e:  # noqa: BLE001
+                out.append(e)
+
+        t0 = time.monotonic()
+        th = threading.Thread(target=go, daemon=True)
+        th.start()
+        th.join(timeout=30)
+        for c in fill:
+            c.close()
+    assert not th.is_alive() and time.monotonic() - t0 < 10
+    assert str(out[0]) == "cannot reach the SGLang server (no connection within 1 s)"
+
+
 def test_sglang_redirect_to_another_origin_is_refused(tmp_path: Path, server: Callable[..., str]) -> None:
     hits: list[str] = []
 
