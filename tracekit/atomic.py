@@ -18,6 +18,11 @@ before its ``finally`` runs:
 A live process's files are never touched; a pid reused by another process keeps the stale file
 until that process ends (harmless: it is hidden and costs only disk). The host name keeps a run on
 one machine from removing the live files of another writing into the same network folder.
+
+Never over an input: :func:`refuse_input` checks a verb's output against the inputs it was given, before any
+work; under it, while a CLI verb runs (:func:`guarding_inputs`), every file opened as an input is remembered
+(:func:`note_input`, called by tracekit.store) and :func:`make_temp`, which every writer goes through, refuses
+to write one (:func:`refuse_read`).
 """
 
 from __future__ import annotations
@@ -277,18 +282,17 @@ _WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
 
 
 @contextlib.contextmanager
-def converting(src: str | os.PathLike[str], dest: str | os.PathLike[str], check_dest: bool = True) -> Iterator[None]:
+def converting(src: str | os.PathLike[str], dest: str | os.PathLike[str]) -> Iterator[None]:
     """The boundary of one conversion ``src`` -> ``dest`` (tracekit.ingest.convert's callers).
 
-    ``src`` is noted as an input (:func:`note_input`) and ``dest`` refused when it is one (``check_dest``: False
-    for the cached conversion of ``src``, which is rewritten when stale); a write error that
+    ``src`` is refused when it is not a regular file, noted as an input (:func:`note_input`), and ``dest``
+    refused when it is one (a stale cached conversion is not: it is noted only once read); a write error that
     names no file (a full disk: ENOSPC from the spill or Parquet writer, a quota, EFBIG) becomes a one-line
     :class:`TraceError` naming ``dest``. The writers have removed their temporary files by then.
     """
     refuse_special(src)  # a FIFO would block the reader's open forever
     note_input(src)
-    if check_dest:
-        refuse_read(dest)
+    refuse_read(dest)
     try:
         yield
     except OSError as e:

@@ -143,13 +143,22 @@ def ensure_parquet(path: str | os.PathLike[str]) -> Path:
         if f.read(4) == b"PAR1":
             return p
     cached = cache_path(p)
-    if cached.exists() and cached.stat().st_mtime >= p.stat().st_mtime:
-        return cached
-    from tracekit.ingest import convert
+    with _cache_lock:
+        lock = _cache_locks.setdefault(str(cached), threading.Lock())
+    # One conversion per cache file at a time: `compare` opens its runs on threads, and a second thread converting
+    # the same raw file would write the cache the first has by then read (refused: tracekit.atomic.refuse_read).
+    with lock:
+        if cached.exists() and cached.stat().st_mtime >= p.stat().st_mtime:
+            return cached
+        from tracekit.ingest import convert
 
-    with converting(p, cached, check_dest=False):  # the cache is ours to refresh
-        convert(p, cached)
+        with converting(p, cached):
+            convert(p, cached)
     return cached
+
+
+_cache_lock = threading.Lock()
+_cache_locks: dict[str, threading.Lock] = {}
 
 
 def parquet_files(paths: Iterable[str | os.PathLike[str]], check: bool = True) -> list[str]:
