@@ -18,11 +18,18 @@ before its ``finally`` runs:
 A live process's files are never touched; a pid reused by another process keeps the stale file
 until that process ends (harmless: it is hidden and costs only disk). The host name keeps a run on
 one machine from removing the live files of another writing into the same network folder.
+
+Never over an input: :func:`refuse_input` checks a verb's output against the inputs it was given, before any
+work; under it, while a CLI verb runs (:func:`guarding_inputs`), every file opened as an input is remembered
+(:func:`note_input`, called by tracekit.store) and :func:`make_temp`, which every writer goes through, refuses
+to write one (:func:`refuse_read`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import errno
 import os
 import re
 import signal
@@ -34,7 +41,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from tracekit.errors import TraceError
+from tracekit.errors import TraceError, refuse_special
 
 #: A temporary file of ours: ``.<dest name>.<pid>@<host>.<mkstemp random>.<tmp|arrow>``.
 _TEMP_RE = re.compile(r"^\..+\.(\d+)@([A-Za-z0-9-]*)\.[A-Za-z0-9_]+\.(?:tmp|arrow)$")
@@ -50,8 +57,10 @@ _live_lock = threading.Lock()
 def make_temp(dest: Path, suffix: str) -> Path:
     """Create an empty temporary file beside ``dest`` named with our pid, registered for signal cleanup.
 
-    Stale temporary files of dead processes in that folder are removed first.
+    Stale temporary files of dead processes in that folder are removed first. ``dest`` may not be a file
+    this process read as an input (:func:`note_input`): every writer comes through here.
     """
+    refuse_read(dest)
     for up in (dest.parent, *dest.parent.parents):
         if up.exists() and not up.is_dir():
             raise TraceError(dest, f"cannot write here: {up} is a file, not a folder")
@@ -115,6 +124,17 @@ def _remove_live() -> None:
         _live.clear()
 
 
+#: Signals :func:`install_signal_cleanup`'s handler received. Why remember: a Ctrl-C inside a DuckDB query
+#: surfaces as ``RuntimeError: Query interrupted``, and during DuckDB's lazy pandas import as "'pandas' is
+#: required"; the CLI reads this to say "interrupted" (exit 130) instead (issue 23).
+_received: set[int] = set()
+
+
+def interrupted() -> bool:
+    """Whether SIGINT reached :func:`install_signal_cleanup`'s handler in this process."""
+    return signal.SIGINT in _received
+
+
 def install_signal_cleanup(signals: Iterable[int] = (signal.SIGTERM, signal.SIGINT)) -> dict[int, Any]:
     """Make ``signals`` first remove every live temporary file, then act as before; returns the old handlers.
 
@@ -126,8 +146,10 @@ def install_signal_cleanup(signals: Iterable[int] = (signal.SIGTERM, signal.SIGI
     previous: dict[int, Any] = {}
     if threading.current_thread() is not threading.main_thread():
         return previous
+    _received.clear()  # a new command (CliRunner runs several in one process)
 
     def handler(signum: int, frame: FrameType | None) -> None:
+        _received.add(signum)
         _remove_live()
         prev = previous.get(signum, signal.SIG_DFL)
         signal.signal(signum, prev)
@@ -190,6 +212,95 @@ def _same(a: Path, b: Path) -> bool:
         return os.path.realpath(a) == os.path.realpath(b)
 
 
+@dataclasses.dataclass
+class Inputs:
+    """What the running command read: ``files`` (resolved path -> (device, inode)) and ``given``, the paths
+    as the user gave them (tracekit.store), which a DuckDB error is then attributed to (tracekit.cli)."""
+
+    files: dict[str, tuple[int, int] | None] = dataclasses.field(default_factory=dict)
+    given: list[str] = dataclasses.field(default_factory=list)
+
+
+#: The running command's inputs; None outside :func:`guarding_inputs` (a library caller's long-lived
+#: process: re-converting a file read an hour ago is fine).
+_inputs: Inputs | None = None
+
+
+@contextlib.contextmanager
+def guarding_inputs() -> Iterator[Inputs]:
+    """While the block runs, every input opened is remembered and no tracekit write may replace it.
+
+    The CLI runs each verb inside this (tracekit.cli), so the rule holds for every writer, also one whose
+    verb did not list its inputs (issue 23: `report --html`'s median-step file replaced the trace it came from).
+    """
+    global _inputs
+    previous, _inputs = _inputs, Inputs()
+    try:
+        yield _inputs
+    finally:
+        _inputs = previous
+
+
+def _inode(path: str | os.PathLike[str]) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+def note_input(path: str | os.PathLike[str], given: bool = False) -> None:
+    """Remember ``path`` as an input (tracekit.store opens Parquet and raw traces through here): see :func:`refuse_read`.
+
+    ``given``: a path as the user gave it (a file or a folder), kept in order for messages.
+    """
+    inputs = _inputs
+    if inputs is not None:
+        with _live_lock:
+            inputs.files[os.path.realpath(path)] = _inode(path)
+            if given and str(path) not in inputs.given:
+                inputs.given.append(str(path))
+
+
+def refuse_read(dest: str | os.PathLike[str]) -> None:
+    """Raise :class:`TraceError` when ``dest`` is an input of the running command (:func:`note_input`):
+    the same resolved path, or the same file (hard link) while that input is still there."""
+    inputs = _inputs
+    if inputs is None or not inputs.files:
+        return
+    with _live_lock:
+        noted = dict(inputs.files)
+    hit = os.path.realpath(dest) in noted
+    ino = None if hit else _inode(dest)
+    if ino is not None:
+        hit = any(i == ino and _inode(p) == ino for p, i in noted.items())
+    if hit:
+        raise TraceError(dest, "is an input; writing it would destroy it: choose another output path")
+
+
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
+
+
+@contextlib.contextmanager
+def converting(src: str | os.PathLike[str], dest: str | os.PathLike[str]) -> Iterator[None]:
+    """The boundary of one conversion ``src`` -> ``dest`` (tracekit.ingest.convert's callers).
+
+    ``src`` is refused when it is not a regular file, noted as an input (:func:`note_input`), and ``dest``
+    refused when it is one (a stale cached conversion is not: it is noted only once read); a write error that
+    names no file (a full disk: ENOSPC from the spill or Parquet writer, a quota, EFBIG) becomes a one-line
+    :class:`TraceError` naming ``dest``. The writers have removed their temporary files by then.
+    """
+    refuse_special(src)  # a FIFO would block the reader's open forever
+    note_input(src)
+    refuse_read(dest)
+    try:
+        yield
+    except OSError as e:
+        if e.filename is not None or e.errno not in _WRITE_ERRNOS:
+            raise
+        raise TraceError(dest, f"cannot write: {os.strerror(e.errno)}") from e
+
+
 def refuse_input(out: str | os.PathLike[str] | None, inputs: Iterable[str | os.PathLike[str]]) -> None:
     """Raise :class:`TraceError` when writing ``out`` would replace one of ``inputs``.
 
@@ -203,6 +314,8 @@ def refuse_input(out: str | os.PathLike[str] | None, inputs: Iterable[str | os.P
     from tracekit.store import RAW_SUFFIXES, cache_path
 
     o = Path(out)
+    if o.is_dir():  # before the work, in one line (click's dir_okay=False printed its three-line usage error)
+        raise TraceError(out, "is a folder: give a file name")
     for i in inputs:
         p = Path(i)
         cands: list[Path] = [p]

@@ -28,6 +28,7 @@ are redacted (:mod:`tracekit.redact`) before they reach any file or the screen.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -291,8 +292,11 @@ def _wait_orphans(raw: Path, grace: float) -> list[int]:
 def _convert_one(src: Path, dst: Path, trace: str) -> tuple[int, str | None]:
     from tracekit.ingest import convert
 
+    from tracekit.atomic import converting
+
     try:
-        meta = convert(src, dst, trace=trace)
+        with converting(src, dst):
+            meta = convert(src, dst, trace=trace)
         return int(meta.get("events") or 0), None
     except Exception as e:  # report, keep converting the others
         return 0, f"{type(e).__name__}: {e}"
@@ -370,7 +374,9 @@ def write_capture_json(res: CaptureResult, cmd: Sequence[str], opts: CaptureOpti
     doc = {"cmd": redact_argv(list(cmd)), "returncode": res.returncode, "message": res.message,
            "options": dataclasses.asdict(opts) | {"out": str(res.out)},
            "processes": [dataclasses.asdict(p) | {"argv": redact_argv(p.argv)} for p in res.processes]}
-    (res.out / "capture.json").write_text(json.dumps(doc, indent=1, default=str))
+    from tracekit.atomic import write_text
+
+    write_text(res.out / "capture.json", json.dumps(doc, indent=1, default=str))
 
 
 def nsys_command(cmd: Sequence[str], opts: CaptureOptions, rep: Path) -> list[str]:
@@ -489,7 +495,123 @@ def _gzip_complete(p: Path) -> bool:
         return False
 
 
-def capture_sglang_url(url: str, opts: CaptureOptions, timeout: float = 600.0, settle: float = 3.0) -> CaptureResult:
+#: Bounds on talking to an SGLang server (it is another program, possibly not SGLang at all, issue 23):
+#: seconds to open the connection, bytes of a response body read (SGLang's answers are a few hundred
+#: bytes), same-origin redirects followed (another origin is refused), seconds between progress lines.
+HTTP_CONNECT_S = 10.0
+HTTP_MAX_BODY = 1 << 20
+HTTP_MAX_REDIRECTS = 3
+PROGRESS_EVERY_S = 10.0
+
+
+class ServerError(Exception):
+    """What went wrong talking to the server, in words (the caller puts the URL in front)."""
+
+
+def _origin(parts: Any) -> tuple[str, str, int]:
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return parts.scheme, (parts.hostname or "").lower(), port
+
+
+def http_post(url: str, payload: dict[str, Any], deadline_s: float, log: Callable[[str], None],
+              connect_s: float = HTTP_CONNECT_S) -> bytes:
+    """POST ``payload`` as JSON to ``url``; the response body (at most :data:`HTTP_MAX_BODY` bytes).
+
+    Bounded in every way a server can hold a client: connecting takes at most ``connect_s``, the whole
+    exchange (redirects included) at most ``deadline_s`` (a watchdog shuts the socket down then, so a silent
+    or trickling server cannot hold a read), a body past the size bound is refused, and a redirect must
+    stay on the same scheme, host and port. While waiting, ``log`` gets a line every
+    :data:`PROGRESS_EVERY_S` seconds. Credentials in the URL are sent as HTTP basic auth.
+    Raises :class:`ServerError` (a one-line reason) for anything but a 2xx answer.
+    """
+    import base64
+    import http.client
+    import socket
+    import urllib.parse
+
+    start = time.monotonic()
+    first = urllib.parse.urlsplit(url)
+    if first.scheme not in ("http", "https") or not first.hostname:
+        raise ServerError("not an http:// or https:// URL")
+    try:
+        first.port
+    except ValueError as e:
+        raise ServerError(str(e)) from None
+    body = json.dumps(payload).encode()
+    current = url
+    for _hop in range(HTTP_MAX_REDIRECTS + 1):
+        parts = urllib.parse.urlsplit(current)
+        scheme, host, port = _origin(parts)
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        headers = {"Content-Type": "application/json", "Content-Length": str(len(body)), "Connection": "close"}
+        if first.username is not None:
+            cred = f"{urllib.parse.unquote(first.username)}:{urllib.parse.unquote(first.password or '')}"
+            headers["Authorization"] = "Basic " + base64.b64encode(cred.encode()).decode()
+        remaining = deadline_s - (time.monotonic() - start)
+        if remaining <= 0:
+            raise ServerError(f"no answer within {deadline_s:.0f} s")
+        cls = http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
+        conn = cls(host, port, timeout=min(connect_s, remaining))
+        done = threading.Event()
+        expired = threading.Event()
+
+        def watchdog() -> None:  # progress lines, and the deadline: shut the socket so any blocked call returns
+            t0 = time.monotonic()
+            while not done.wait(min(PROGRESS_EVERY_S, max(0.0, deadline_s - (time.monotonic() - start)))):
+                if time.monotonic() - start >= deadline_s:
+                    expired.set()
+                    with contextlib.suppress(OSError, AttributeError):
+                        conn.sock.shutdown(socket.SHUT_RDWR)  # type: ignore[union-attr]
+                    return
+                log(f"waiting for the server's answer to {parts.path or '/'} ({time.monotonic() - t0:.0f} s; "
+                    f"giving up after {deadline_s:.0f} s)")
+
+        dog = threading.Thread(target=watchdog, daemon=True)
+        dog.start()
+        try:
+            try:
+                conn.connect()
+            except (socket.timeout, TimeoutError):
+                raise ServerError(f"cannot reach the SGLang server (no connection within {min(connect_s, remaining):.0f} s)") from None
+            except OSError as e:
+                raise ServerError(f"cannot reach the SGLang server ({e.strerror or e})") from None
+            if conn.sock is not None:
+                conn.sock.settimeout(max(0.1, remaining))
+            try:
+                conn.request("POST", path, body=body, headers=headers)
+                resp = conn.getresponse()
+                data = resp.read(HTTP_MAX_BODY + 1) if resp.status < 300 or resp.status >= 400 else b""
+            except (OSError, http.client.HTTPException) as e:
+                if expired.is_set() or isinstance(e, (socket.timeout, TimeoutError)):
+                    raise ServerError(f"no answer within {deadline_s:.0f} s") from None
+                raise ServerError(f"the connection failed ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+            if expired.is_set():
+                raise ServerError(f"no answer within {deadline_s:.0f} s")
+        finally:
+            done.set()
+            conn.close()
+        if 300 <= resp.status < 400 and resp.status != 304:
+            loc = resp.getheader("Location")
+            if not loc:
+                raise ServerError(f"answered {resp.status} without a Location")
+            nxt = urllib.parse.urljoin(current, loc)
+            np = urllib.parse.urlsplit(nxt)
+            if np.scheme not in ("http", "https") or _origin(np) != _origin(parts):
+                shown = term(redact_text(f"{np.scheme}://{np.netloc}"))
+                raise ServerError(f"redirected to another origin ({shown}): refused")
+            current = nxt
+            continue
+        if len(data) > HTTP_MAX_BODY:
+            raise ServerError(f"answered with a body larger than {HTTP_MAX_BODY >> 20} MiB: not an SGLang server?")
+        if not 200 <= resp.status < 300:
+            text = term(data[:200].decode("utf-8", "replace").strip().splitlines()[0] if data.strip() else "")
+            raise ServerError(f"answered {resp.status} {term(resp.reason)}" + (f": {text}" if text else ""))
+        return data
+    raise ServerError(f"more than {HTTP_MAX_REDIRECTS} redirects")
+
+
+def capture_sglang_url(url: str, opts: CaptureOptions, timeout: float = 600.0, settle: float = 3.0,
+                       log: Callable[[str], None] | None = None) -> CaptureResult:
     """Ask a running SGLang server for a profile window through ``/start_profile``, then convert its traces.
 
     Why this route: users who launch SGLang themselves cannot restart it under
@@ -499,9 +621,9 @@ def capture_sglang_url(url: str, opts: CaptureOptions, timeout: float = 600.0, s
     machine's file system. ``--steps N`` -> ``num_steps`` (auto-stop); otherwise
     ``--duration S`` then ``/stop_profile``.
     """
-    import urllib.error
-    import urllib.request
+    import sys
 
+    say = log or (lambda line: print(f"tracekit: {line}", file=sys.stderr, flush=True))
     shown = term(redact_text(url.rstrip("/")))  # a URL may carry credentials (https://user:pass@host)
     if not (opts.steps or opts.duration):
         raise TraceError(shown, "--sglang-url needs --steps N or --duration S to bound the window")
@@ -515,9 +637,7 @@ def capture_sglang_url(url: str, opts: CaptureOptions, timeout: float = 600.0, s
     base = url.rstrip("/")
 
     def post(path: str, payload: dict[str, Any] | None) -> None:
-        req = urllib.request.Request(base + path, data=json.dumps(payload or {}).encode(), headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            r.read()
+        http_post(base + path, payload or {}, deadline_s=timeout, log=say)
 
     try:
         if opts.delay:
@@ -526,12 +646,15 @@ def capture_sglang_url(url: str, opts: CaptureOptions, timeout: float = 600.0, s
         if not opts.steps:
             time.sleep(float(opts.duration or 0))
             post("/stop_profile", None)
-    except (urllib.error.URLError, OSError) as e:
-        reason = term(redact_text(str(getattr(e, "reason", e))))
+    except ServerError as e:
         remove_if_empty(out, created)
-        return CaptureResult(out=out, returncode=1, processes=[], message=f"{shown}: cannot reach the SGLang server ({reason})")
+        return CaptureResult(out=out, returncode=1, processes=[], message=f"{shown}: {term(redact_text(str(e)))}")
     deadline, seen, stable_since = time.time() + timeout, {}, time.time()
+    next_note = time.time() + PROGRESS_EVERY_S
     while time.time() < deadline:  # wait until the set of complete files stops changing
+        if time.time() >= next_note:
+            say(f"waiting for the server's traces in {raw} ({len(seen)} so far; giving up after {timeout:.0f} s)")
+            next_note = time.time() + PROGRESS_EVERY_S
         files = {p: p.stat().st_size for p in raw.glob(f"*{profile_id}*.trace.json*")}
         if files != seen:
             seen, stable_since = files, time.time()

@@ -116,9 +116,12 @@ def put(local: str, uri: str) -> None:
     fs, path = resolve(uri)
     fs.create_dir(posixpath.dirname(path), recursive=True)
     if isinstance(fs, pafs.LocalFileSystem):
-        tmp = f"{path}.{os.getpid()}.tmp"  # same folder as the destination: the rename is atomic
-        shutil.copyfile(local, tmp)
-        os.replace(tmp, path)
+        from tracekit.atomic import atomic_path
+
+        # the one writer of local files (tracekit.atomic): an input is refused, a failed copy (a full disk) leaves
+        # no temporary file and names the destination
+        with atomic_path(path) as tmp:
+            shutil.copyfile(local, tmp)
         return
     pafs.copy_files(local, path, source_filesystem=pafs.LocalFileSystem(), destination_filesystem=fs)
 
@@ -128,7 +131,9 @@ def footer_meta(uri: str) -> dict[str, Any]:
     fs, path = resolve(uri)
     with fs.open_input_file(path) as f:
         md = pq.read_schema(f).metadata or {}
-    traces = json.loads(md[schema.META_TRACES]) if schema.META_TRACES in md else {}
+    from tracekit.store import parse_traces_meta
+
+    traces = parse_traces_meta(md[schema.META_TRACES], uri) if schema.META_TRACES in md else {}
     return {"schema_version": md.get(schema.META_SCHEMA_VERSION, b"").decode() or None, "traces": traces}
 
 
@@ -173,7 +178,7 @@ def file_rows(uri: str, rel: str) -> list[dict[str, Any]]:
             "device_count": len(devs),
             "gpu_names": [str(d.get("name")) if isinstance(d, dict) and d.get("name") is not None else None for d in devs],
             "devices_json": json.dumps(devs, sort_keys=True, default=str),
-            "notes": [str(n) for n in (m.get("notes") or [])],
+            "notes": [str(n) for n in (m.get("notes") or [])] if isinstance(m.get("notes") or [], list) else [str(m["notes"])],
             "extra_json": json.dumps(m.get("extra") or {}, sort_keys=True, default=str),
         })
     return rows
@@ -249,8 +254,18 @@ def connect_results(out: str, con: Any = None) -> Any:
         atexit.register(shutil.rmtree, scratch, True)
         tables = {name: [_fetch_as(f, os.path.join(scratch, name, posixpath.basename(resolve(f)[1]))) for f in files]
                   for name, files in tables.items()}
+    from tracekit.store import files_sql, ident
+
+    views: dict[str, str] = {}
+    for name in tables:  # `a.b` and `a_b` would be one view: say so rather than let one replace the other
+        view = name.replace(".", "_")
+        if view in views:
+            raise TraceError(out, f"result folders {views[view]!r} and {name!r} both give the view {view!r}: remove one")
+        views[view] = name
     con = con or duckdb.connect()
-    for name, files in tables.items():
-        lst = "[" + ", ".join("'" + resolve(f)[1].replace("'", "''") + "'" for f in files) + "]"
-        con.execute(f'CREATE OR REPLACE VIEW "{name.replace(".", "_")}" AS SELECT * FROM read_parquet({lst}, union_by_name = true)')
+    for view, name in views.items():
+        # Folder names are data (results folders travel): the view name is quoted and the paths are literals
+        # read literally (no glob), never SQL text (issue 23).
+        lst = files_sql(resolve(f)[1] for f in tables[name])
+        con.execute(f"CREATE OR REPLACE VIEW {ident(view)} AS SELECT * FROM read_parquet({lst}, union_by_name = true)")
     return con

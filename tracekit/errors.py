@@ -28,6 +28,26 @@ class TraceError(Exception):
         return (type(self), (self.path, self.problem))
 
 
+def refuse_special(path: object) -> None:
+    """Raise :class:`TraceError` when ``path`` exists and is neither a regular file nor a folder.
+
+    A FIFO given as a trace blocked tracekit forever in ``open`` (issue 23); a device or socket is no trace
+    either. Checked with ``stat`` (which never blocks) before anything opens an input; a missing path is
+    left to the caller's own message.
+    """
+    import os
+    import stat
+
+    try:
+        mode = os.stat(str(path)).st_mode
+    except OSError:
+        return
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        kind = ("a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+                else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "special")
+        raise TraceError(path, f"not a regular file ({kind}): give a trace file")
+
+
 def _first_lines(text: str, n: int = 2) -> str:
     """The first ``n`` non-empty lines of ``text`` joined by " / " (DuckDB adds a caret diagram below)."""
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]

@@ -30,7 +30,7 @@ import traceback
 from typing import Any, Callable, Iterable, Protocol
 
 from tracekit import dataset
-from tracekit.errors import TraceError, user_message
+from tracekit.errors import TraceError, refuse_special, user_message
 
 EXECUTORS = ("local", "ray", "spark")
 
@@ -264,9 +264,12 @@ def make(name: str, jobs: int = 1, ray_address: str | None = None, spark_master:
 def convert_task(item: dict[str, Any]) -> dict[str, Any]:
     """Convert ``item['src']`` to ``item['dst']`` unless ``dst`` already holds a conversion of the same bytes
     (its footer's ``source_sha256``) and ``item['force']`` is false."""
+    from tracekit.atomic import converting
     from tracekit.ingest import convert
 
     src, dst = item["src"], item["dst"]
+    if dataset.is_local(src):
+        refuse_special(dataset.resolve(src)[1])  # before the hash reads it: a FIFO blocks forever
     digest = dataset.sha256(src)
     if not item.get("force"):
         fs, path = dataset.resolve(dst)
@@ -285,7 +288,8 @@ def convert_task(item: dict[str, Any]) -> dict[str, Any]:
         extra = {"source_sha256": digest}
         if local_src != dataset.resolve(src)[1]:  # a scratch copy: the footer names the URL, not the copy
             extra["source_file"] = src
-        meta = convert(local_src, local_dst, trace=item.get("trace"), extra_meta=extra)
+        with converting(local_src, local_dst):
+            meta = convert(local_src, local_dst, trace=item.get("trace"), extra_meta=extra)
         if not dataset.is_local(dst):
             dataset.put(local_dst, dst)
     return {"skipped": False, "trace": meta.get("trace"), "events": meta.get("events"), "notes": meta.get("notes") or [],

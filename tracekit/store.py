@@ -36,7 +36,7 @@ from typing import Any, Iterable
 
 import duckdb
 
-from tracekit.errors import TraceError
+from tracekit.errors import TraceError, refuse_special
 
 VIEWS = {
     "kernels": "SELECT * FROM events WHERE kind IN ('kernel', 'memcpy', 'memset')",
@@ -162,21 +162,35 @@ def cache_path(src: Path, create: bool = True) -> Path:
 
 def ensure_parquet(path: str | os.PathLike[str]) -> Path:
     """Parquet for ``path``: itself if already Parquet, else a cached conversion (refreshed when the source is newer)."""
+    from tracekit.atomic import converting, note_input
+
     p = Path(path)
     if not p.exists():
         raise TraceError(p, "no such file or folder")
+    refuse_special(p)
+    note_input(p)
     if p.is_dir() or p.suffix == ".parquet":
         return p
     with open(p, "rb") as f:
         if f.read(4) == b"PAR1":
             return p
     cached = cache_path(p)
-    if cached.exists() and cached.stat().st_mtime >= p.stat().st_mtime:
-        return cached
-    from tracekit.ingest import convert
+    with _cache_lock:
+        lock = _cache_locks.setdefault(str(cached), threading.Lock())
+    # One conversion per cache file at a time: `compare` opens its runs on threads, and a second thread converting
+    # the same raw file would write the cache the first has by then read (refused: tracekit.atomic.refuse_read).
+    with lock:
+        if cached.exists() and cached.stat().st_mtime >= p.stat().st_mtime:
+            return cached
+        from tracekit.ingest import convert
 
-    convert(p, cached)
+        with converting(p, cached):
+            convert(p, cached)
     return cached
+
+
+_cache_lock = threading.Lock()
+_cache_locks: dict[str, threading.Lock] = {}
 
 
 def parquet_files(paths: Iterable[str | os.PathLike[str]], check: bool = True) -> list[str]:
@@ -188,8 +202,11 @@ def parquet_files(paths: Iterable[str | os.PathLike[str]], check: bool = True) -
     DuckDB reads anything; the per-trace executors pass False and let each task check its own file,
     so one bad file fails alone.
     """
+    from tracekit.atomic import note_input
+
     files: list[str] = []
     for path in paths:
+        note_input(path, given=True)
         p = ensure_parquet(path)
         if p.is_dir():
             # Paths under a `_` or `.` name are not events (tracekit.dataset's sidecar, Spark's _SUCCESS, temp files).
@@ -204,6 +221,8 @@ def parquet_files(paths: Iterable[str | os.PathLike[str]], check: bool = True) -
             files += found
         else:
             files.append(str(p))
+    for f in files:
+        note_input(f)
     if check:
         for f in files:
             check_parquet(f)
@@ -218,6 +237,7 @@ def check_parquet(path: str | os.PathLike[str]) -> None:
     or a missing core column (another program's Parquet).
     """
     p = Path(path)
+    refuse_special(p)  # a FIFO named x.parquet inside a dataset folder would block the open below
     try:
         size = p.stat().st_size
         with open(p, "rb") as f:
@@ -241,6 +261,9 @@ def check_parquet(path: str | os.PathLike[str]) -> None:
     missing = [c for c in REQUIRED_COLUMNS if c not in names]
     if missing:
         raise TraceError(p, f"not a tracekit Parquet file (no column {', '.join(missing)}): convert the raw trace with `tracekit convert`")
+    raw = _traces_meta_raw(p)
+    if raw:  # absent is fine (see above); present, it must parse: the views read it
+        parse_traces_meta(raw, p)
 
 
 _GLOB_CHARS = re.compile(r"[\[*?]")
@@ -256,9 +279,23 @@ def _files_sql(files: Iterable[str]) -> str:
     return "[" + ", ".join(_lit(literal(f)) for f in files) + "]"
 
 
+def files_sql(files: Iterable[str]) -> str:
+    """:func:`_files_sql` for the other modules that build SQL text over files (tracekit.dataset)."""
+    return _files_sql(files)
+
+
 def _lit(text: str) -> str:
-    """SQL string literal."""
+    """SQL string literal (``'`` doubled; DuckDB reads no backslash escapes in a plain literal)."""
     return "'" + text.replace("'", "''") + "'"
+
+
+def ident(name: str) -> str:
+    """``name`` as a quoted SQL identifier (``"`` doubled): what SQL text built from data uses for names.
+
+    Names from files (a results folder's sub-folder names, tracekit.dataset) are untrusted: a folder named
+    ``x" AS SELECT 1; COPY ... TO 'f'; CREATE VIEW "y`` must name a view, not run a COPY (issue 23).
+    """
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _events_select(files: list[str]) -> str:
@@ -346,11 +383,39 @@ _footer_pid = 0
 _footer_lock = threading.Lock()
 
 
+def _traces_meta_raw(path: str | os.PathLike[str]) -> bytes | None:
+    rows = _footer_query(path, f"SELECT value FROM parquet_kv_metadata({{f}}) WHERE key = {_lit(META_TRACES_KEY)}::BLOB")
+    return rows[0][0] if rows and rows[0][0] else None
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_traces_meta(raw: bytes | str, path: object) -> dict[str, dict[str, Any]]:
+    """The ``tracekit.traces`` footer value of ``path``, checked: a JSON object of one object per trace.
+
+    Footers are data (anyone can write a Parquet file): a value that is not that is a one-line
+    :class:`TraceError` naming the file, here and before DuckDB's views parse it (they read it as JSON:
+    a DuckDB error naming no file, or a JSONDecodeError traceback in `info`, issue 23).
+    """
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, (bytes, bytearray)) else raw
+        doc = json.loads(text, parse_constant=_no_constant)
+        json.dumps(doc, ensure_ascii=False).encode("utf-8")  # a lone surrogate escape (\ud800): DuckDB's JSON refuses it
+    except (UnicodeError, ValueError, RecursionError) as e:
+        detail = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise TraceError(path, f"corrupt {META_TRACES_KEY} metadata in the Parquet footer ({detail[:200]})") from None
+    if not isinstance(doc, dict) or not all(isinstance(k, str) and isinstance(v, dict) for k, v in doc.items()):
+        raise TraceError(path, f"corrupt {META_TRACES_KEY} metadata in the Parquet footer (not an object of one object per trace)")
+    return doc
+
+
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
     """Trace-level facts of a converted file or dataset: ``{trace: {source, devices, rank, ...}}``."""
     out: dict[str, dict[str, Any]] = {}
     for f in parquet_files([path]):
-        rows = _footer_query(f, f"SELECT value FROM parquet_kv_metadata({{f}}) WHERE key = {_lit(META_TRACES_KEY)}::BLOB")
-        if rows and rows[0][0]:
-            out.update(json.loads(rows[0][0]))
+        raw = _traces_meta_raw(f)
+        if raw:
+            out.update(parse_traces_meta(raw, f))
     return out

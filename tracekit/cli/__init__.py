@@ -8,7 +8,10 @@ Errors are one line and exit 2 when they are the user's or their files' (:func:`
 a DuckDB error (a query's or a corrupt file's) and an invalid regular expression. Anything else is
 a bug in tracekit and keeps its traceback (exit 1), which is what a bug report needs.
 ``TRACEKIT_DEBUG=1`` shows the traceback of the one-line errors too. Every verb runs with
-:func:`tracekit.atomic.cleanup_on_signals`: SIGTERM/SIGINT remove half-written temporary files.
+:func:`tracekit.atomic.cleanup_on_signals`: SIGTERM/SIGINT remove half-written temporary files, and a
+Ctrl-C ends as "interrupted", exit 130, whatever exception it became (DuckDB turns it into its own);
+and with :func:`tracekit.atomic.guarding_inputs`: no write replaces a file the verb read, and a DuckDB
+error (which names no file) is put on the inputs as the user gave them.
 """
 
 from __future__ import annotations
@@ -22,12 +25,13 @@ os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
 
 import importlib  # noqa: E402
 import sys  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
 
 import click  # noqa: E402
 
 from tracekit import __version__  # noqa: E402
-from tracekit.atomic import cleanup_on_signals  # noqa: E402
-from tracekit.errors import user_message  # noqa: E402
+from tracekit.atomic import cleanup_on_signals, guarding_inputs, interrupted  # noqa: E402
+from tracekit.errors import TraceError, user_message  # noqa: E402
 from tracekit.safe import term  # noqa: E402
 
 VERBS = ["convert", "sql", "queries", "info", "report", "capture", "graphmap", "diff", "compare", "export-chrome", "aggregate"]
@@ -45,27 +49,47 @@ class _Group(click.Group):
         return importlib.import_module(f"tracekit.cli.{name.replace('-', '_')}").command  # type: ignore[no-any-return]
 
     def invoke(self, ctx: click.Context) -> object:
+        inputs = None
         try:
-            with cleanup_on_signals():
+            with cleanup_on_signals(), guarding_inputs() as inputs:
                 return super().invoke(ctx)
         except KeyboardInterrupt:
-            click.echo("tracekit: interrupted", err=True)
-            sys.exit(130)
+            _interrupted()
         except Exception as e:  # noqa: BLE001  (sorted by one_line: the user's errors vs tracekit's bugs)
-            msg = one_line(e)
+            if interrupted():  # whatever the Ctrl-C turned into on its way out (DuckDB: "Query interrupted")
+                _interrupted()
+            msg = one_line(e, sorted(inputs.given) if inputs is not None else ())  # sorted: diff/compare read in threads
             if msg is None or os.environ.get("TRACEKIT_DEBUG"):
                 raise
             click.echo(f"tracekit: error: {msg}", err=True)
             sys.exit(2)
 
 
-def one_line(e: BaseException) -> str | None:
+def _interrupted() -> None:
+    """Ctrl-C: one line, exit 130 (128 + SIGINT, what a shell reports); temporary files are gone already (atomic)."""
+    click.echo("tracekit: interrupted", err=True)
+    sys.exit(130)
+
+
+def one_line(e: BaseException, inputs: Sequence[str] = ()) -> str | None:
     """The one-line message for an error that is the user's or their input's (tracekit.errors.user_message),
-    escaped for the terminal; None for a bug (and for click's own errors, which click prints)."""
+    escaped for the terminal; None for a bug (and for click's own errors, which click prints).
+
+    A DuckDB error names no file (an overflow on a hostile ``ts_ns``, malformed metadata): it is put on
+    ``inputs``, the paths the command read as the user gave them.
+    """
     if isinstance(e, click.ClickException):
         return None
     msg = user_message(e)
+    if msg is not None and inputs and not isinstance(e, (TraceError, OSError)) and _is_duckdb(e):
+        names = ", ".join(inputs[:3]) + (f" (and {len(inputs) - 3} more)" if len(inputs) > 3 else "")
+        msg = f"{names}: {msg}"
     return None if msg is None else term(msg)
+
+
+def _is_duckdb(e: BaseException) -> bool:
+    duckdb = sys.modules.get("duckdb")
+    return duckdb is not None and isinstance(e, duckdb.Error)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

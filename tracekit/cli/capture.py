@@ -25,11 +25,14 @@ from tracekit.capture import CaptureOptions, capture, capture_sglang_url, summar
 @click.option("--sglang/--no-sglang", default=True, show_default=True,
               help="Ranges around SGLang's sampler, lm_head, EAGLE draft/verify/extend and graph replays (plugin on sglang >= 0.5.12, import-time patch before).")
 @click.option("--sglang-url", metavar="URL", help="Profile an already running SGLang server via /start_profile (with --steps or --duration); no CMD.")
+@click.option("--sglang-timeout", type=click.FloatRange(min=1, max=86400), default=600.0, show_default=True,
+              help="With --sglang-url: seconds each request to the server, and the wait for its traces, may take.")
 @click.option("--grace", type=float, default=10.0, show_default=True,
               help="Seconds to wait for profiled processes that outlive the command.")
 @click.argument("cmd", nargs=-1, type=click.UNPROCESSED)
 def command(out: str | None, force: bool, backend: str, delay: float | None, duration: float | None, steps: int | None,
-            wait_signal: bool, with_stack: bool, with_flops: bool, sglang: bool, sglang_url: str | None, grace: float, cmd: tuple[str, ...]) -> None:
+            wait_signal: bool, with_stack: bool, with_flops: bool, sglang: bool, sglang_url: str | None, grace: float, cmd: tuple[str, ...],
+            sglang_timeout: float = 600.0) -> None:
     """Run CMD with a profiler in each of its Python processes, then convert all traces to one Parquet dataset.
 
     The exit code is CMD's (127 when it does not exist). Raw traces go to
@@ -42,7 +45,7 @@ def command(out: str | None, force: bool, backend: str, delay: float | None, dur
     if sglang_url:
         if cmd:
             raise click.UsageError("--sglang-url profiles a running server: give no command")
-        res = capture_sglang_url(sglang_url, opts)
+        res = capture_sglang_url(sglang_url, opts, timeout=sglang_timeout)
     elif not cmd:
         raise click.UsageError("missing command: tracekit capture [options] -- cmd args...")
     else:

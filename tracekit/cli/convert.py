@@ -14,7 +14,7 @@ import click  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn  # noqa: E402
 
-from tracekit.atomic import refuse_input  # noqa: E402
+from tracekit.atomic import converting, refuse_input  # noqa: E402
 from tracekit.errors import TraceError  # noqa: E402
 from tracekit.ingest import convert, default_trace_name  # noqa: E402
 from tracekit.safe import markup  # noqa: E402
@@ -76,7 +76,8 @@ def command(inputs: tuple[str, ...], out: str, trace_name: str | None, jobs: int
     with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                   TimeRemainingColumn(), console=console, transient=True, disable=quiet or size < (16 << 20)) as bar:
         task = bar.add_task(f"converting {markup(Path(src).name)}", total=size)
-        meta = convert(src, out, trace=trace_name, progress=lambda n: bar.advance(task, n))
+        with converting(src, out):
+            meta = convert(src, out, trace=trace_name, progress=lambda n: bar.advance(task, n))
     notes = meta.get("notes") or []
     console.print(markup(f"{out}: {meta['events']:,} events (trace {meta['trace']!r})" + ("" if not notes else "; notes: " + "; ".join(notes))))
 

@@ -21,7 +21,7 @@ from tracekit.safe import term
 @click.option("--fail-if", "conditions", multiple=True, metavar="COND",
               help="Exit 1 when COND holds, e.g. 'draft.ms_per_step > +5%' (repeatable; grammar below).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: diff, kernels, new_vanished, gate, fired.")
-@click.option("--html", "html_out", type=click.Path(dir_okay=False), help="Also write a self-contained HTML page here.")
+@click.option("--html", "html_out", type=click.Path(), help="Also write a self-contained HTML page here.")
 @click.option("--step-pattern", callback=regex, help=f"Regex (full match) for step range names. Default: {rep.DEFAULTS['step_pattern']}")
 @click.option("--top", "top_n", type=int, help=f"Rows of the moved-kernels table (default {rep.DEFAULTS['top_n']}).")
 @click.option("--limit", default=40, show_default=True, help="Rows printed per table in terminal output.")

@@ -25,7 +25,7 @@ def _steps(ctx: click.Context, param: click.Parameter, value: str | None) -> Ste
 
 @click.command("export-chrome")
 @click.argument("traces", nargs=-1, required=True, type=click.Path())
-@click.option("-o", "--out", required=True, type=click.Path(dir_okay=False), help="Output .json or .json.gz (written to a temporary name, then renamed).")
+@click.option("-o", "--out", required=True, type=click.Path(), help="Output .json or .json.gz (written to a temporary name, then renamed).")
 @click.option("--trace", "trace_name", help="Which trace of a dataset (needed when it holds several).")
 @click.option("--phase", help="Keep ranges whose phase_path has this element (e.g. draft), the events in them and the GPU ops they launched.")
 @click.option("--steps", callback=_steps, help="Step instances A:B (1-based, inclusive; also A, A:, :B), as numbered by `tracekit report`.")

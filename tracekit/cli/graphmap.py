@@ -18,7 +18,7 @@ from tracekit.safe import term
 @click.option("--reference", "-r", required=True, type=click.Path(),
               help="Trace of the same model run op by op: an eager run (CUDA graphs off) or a profile of the "
                    "graph capture. May be REPLAY itself (its eager kernels are then the reference).")
-@click.option("--out", "-o", type=click.Path(dir_okay=False),
+@click.option("--out", "-o", type=click.Path(),
               help="Write REPLAY here as Parquet with matched kernels remapped (same schema).")
 @click.option("--step-pattern", callback=regex, help=f"Regex (full match) for step range names, cut from reference paths. "
                                      f"Default: {rep.DEFAULTS['step_pattern']}")

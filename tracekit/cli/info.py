@@ -47,11 +47,14 @@ def command(trace: str, as_json: bool) -> None:
     for t, dev, idx in con.execute("SELECT trace, device, gpu_index FROM trace_devices WHERE id_source = 'gpu_op' "
                                    "ORDER BY trace, device").fetchall():
         agents.setdefault(str(t), []).append((dev, idx))
-    for name, m in meta.items():
-        lines += wrap_text(f"trace {name}  (source {m.get('source')}, {m.get('events', 0):,} events)", w)
+    for name, m in meta.items():  # the footer's values are data: shown whatever their types (a hostile file's too)
+        events = m.get("events", 0)
+        events = f"{events:,}" if isinstance(events, int) else term(str(events))
+        lines += wrap_text(f"trace {name}  (source {m.get('source')}, {events} events)", w)
         if m.get("source_file"):  # a path is cut in the middle, never folded (its ends say which file)
             lines.append("  file " + elide(term(str(m["source_file"])), max(w - 7, 10)))
         devs = m.get("devices") or []
+        devs = [d for d in devs if isinstance(d, dict)] if isinstance(devs, list) else []
         if devs:
             for d in devs:
                 lines += wrap_text("GPU " + ", ".join(f"{k}={d[k]}" for k in ("id", "name", "numSms", "totalGlobalMem", "smCount", "totalMemory") if k in d), w, "  ")
@@ -63,7 +66,8 @@ def command(trace: str, as_json: bool) -> None:
         for k in ("profiler_version", "rank", "world_size", "base_time_ns"):
             if m.get(k) is not None:
                 lines += wrap_text(f"{k}: {m[k]}", w, "  ")
-        for n in m.get("notes") or []:
+        notes = m.get("notes") or []
+        for n in notes if isinstance(notes, list) else [notes]:
             lines += wrap_text(f"note: {n}", w, "  ")
     if lines:
         click.echo("\n".join(lines) + "\n")

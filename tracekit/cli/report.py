@@ -18,7 +18,7 @@ from tracekit.errors import TraceError
 @click.command("report")
 @click.argument("traces", nargs=-1, required=True, type=click.Path())
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: one key per analysis, plus summary and warnings.")
-@click.option("--html", "html_out", type=click.Path(dir_okay=False), help="Also write a self-contained HTML report here.")
+@click.option("--html", "html_out", type=click.Path(), help="Also write a self-contained HTML report here.")
 @click.option("--step-pattern", callback=regex, help=f"Regex (full match) for step range names. Default: {rep.DEFAULTS['step_pattern']}")
 @click.option("--vocab", type=int, help="Vocabulary size for lm_head method 2 (default: inferred from GEMM shapes).")
 @click.option("--lm-head-regex", callback=regex, help=f"Regex (full match) for lm_head range names. Default: {rep.DEFAULTS['lm_head_regex']}")
@@ -33,7 +33,7 @@ from tracekit.errors import TraceError
               help="Several ranks: shift each rank's clock so matched collectives end together (collective_end, "
                    "the default), or keep raw timestamps (none: one host, or clocks known to agree).")
 @click.option("--limit", default=25, show_default=True, help="Rows printed per table in terminal output.")
-@click.option("--width", type=click.IntRange(min=20),
+@click.option("--width", type=click.IntRange(min=20, max=4096),  # tracekit.view.terminal.MAX_WIDTH
               help="Terminal width in columns (default: the terminal's; 80 when piped).")
 @click.option("--full", is_flag=True, help="Print every table of every analysis, not just the per-step headline.")
 @click.option("--section", "sections", multiple=True, metavar="NAME",
@@ -90,19 +90,29 @@ def command(traces: tuple[str, ...], as_json: bool, html_out: str | None, step_p
         except ValueError as e:
             raise click.BadParameter(str(e), param_hint="--section") from None
     to_html, exported = rep.to_html, []
-    if html_out and con is not None:
-        to_html, exported = _html_writer(con, results, list(traces), html_out, step_pattern)
-    emit(results, as_json=as_json, html_out=html_out, title="tracekit report: " + ", ".join(traces),
-         to_json=rep.to_json, to_html=to_html,
-         show=lambda r: rep.print_report(r, limit=limit, width=width, sections=sections, full=full))
+    try:
+        if html_out and con is not None:
+            to_html = _html_writer(con, results, list(traces), html_out, step_pattern, exported)
+        emit(results, as_json=as_json, html_out=html_out, title="tracekit report: " + ", ".join(traces),
+             to_json=rep.to_json, to_html=to_html,
+             show=lambda r: rep.print_report(r, limit=limit, width=width, sections=sections, full=full))
+    except BaseException:
+        # the page was not written (a full disk, Ctrl-C): the median-step files made for it go too (issue 23)
+        for f in exported:
+            Path(f).unlink(missing_ok=True)
+        raise
     if exported and not as_json:
         click.echo(f"wrote {', '.join(exported)} (the median step: open in ui.perfetto.dev)")
 
 
 def _html_writer(con: duckdb.DuckDBPyConnection, results: Any, traces: list[str], html_out: str,
-                 step_pattern: str | None) -> Any:
+                 step_pattern: str | None, written: list[str]) -> Any:
     """The page's extra inputs: the timeline rows (queries/timeline.sql on the report's connection) and
-    each trace's median step written with export-chrome next to the page, linked from it."""
+    each trace's median step written with export-chrome next to the page, linked from it.
+
+    Returns the page writer; ``written`` receives each median-step file as it is written. Every one of
+    their names is checked against the inputs before the first is written (`report r.median_step.json.gz
+    --html r.html` replaced its input with its own slice, issue 23)."""
     from tracekit.export_chrome import Steps, export_chrome
     from tracekit.view.timeline import query
 
@@ -115,14 +125,16 @@ def _html_writer(con: duckdb.DuckDBPyConnection, results: Any, traces: list[str]
     if tl is not None and len(tl):
         meds = tl.drop_duplicates("trace")[["trace", "step_index"]].itertuples(index=False)
         meds = list(meds)
-        for i, (trace, step) in enumerate(meds):
-            suffix = "" if len(meds) == 1 else f".{i + 1}"
-            dest = out.with_name(f"{out.stem}.median_step{suffix}.json.gz")
+        dests = [out.with_name(f"{out.stem}.median_step{'' if len(meds) == 1 else f'.{i + 1}'}.json.gz")
+                 for i in range(len(meds))]
+        for dest in dests:
+            refuse_input(dest, traces)
+        for (trace, step), dest in zip(meds, dests):
             try:
                 export_chrome(traces, dest, trace=str(trace), steps=Steps(int(step), int(step)),
                               step_pattern=step_pattern)
                 chrome[str(trace)] = dest.name
+                written.append(str(dest))
             except TraceError as e:
                 notes.append(f"median step of {trace} not exported: {e}")
-    written = [str(out.with_name(n)) for n in chrome.values()] if chrome else []
-    return (lambda r, title: rep.to_html(page, title=title, chrome=chrome, chrome_notes=notes)), written
+    return lambda r, title: rep.to_html(page, title=title, chrome=chrome, chrome_notes=notes)

@@ -62,11 +62,27 @@ def _parse_params(items: tuple[str, ...]) -> dict[str, object]:
     return out
 
 
+def _readable_text(path: Path) -> None:
+    """``-f FILE`` is a readable regular file, else one line naming it (click's check printed three, issue 23)."""
+    from tracekit.errors import TraceError, refuse_special
+
+    if not path.exists():
+        raise TraceError(path, "no such file")
+    if path.is_dir():
+        raise TraceError(path, "is a folder: give an SQL file")
+    refuse_special(path)
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as e:
+        raise TraceError(path, f"cannot read: {e.strerror or e}") from None
+
+
 @click.command("sql")
 @click.argument("traces", nargs=-1, required=True, type=click.Path())
 @click.option("-q", "--query", "query",
               help="SQL text, or the name of a shipped analysis (`tracekit queries` lists them) to run it as the report does.")
-@click.option("-f", "--file", "file", type=click.Path(exists=True, dir_okay=False),
+@click.option("-f", "--file", "file", type=click.Path(),
               help="Read the SQL from a file; `-- @output NAME` sections each print a table.")
 @click.option("--output", "output", help="With -f/--query NAME: print only this `@output` section.")
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
@@ -85,6 +101,8 @@ def command(traces: tuple[str, ...], query: str | None, file: str | None, output
     """
     paths = list(traces)
     path: Path | None = Path(file) if file else None
+    if path is not None:
+        _readable_text(path)
     sql: str | None = None
     if path is None and query is not None and re.fullmatch(r"[A-Za-z]\w*", query) and _shipped(query):
         from tracekit import report

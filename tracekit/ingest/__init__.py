@@ -26,7 +26,7 @@ def detect(path: str | os.PathLike[str]) -> str:
     if p.suffix in (".nsys-rep", ".qdrep"):
         return "nsys-rep"
     with open(p, "rb") as f:
-        head = f.read(64)
+        head = f.read(64).removeprefix(b"\xef\xbb\xbf")  # a UTF-8 BOM is skipped (issue 23 item 17, hostile-cli)
     if head.startswith(SQLITE_MAGIC):
         return "nsys"
     if not head.strip():

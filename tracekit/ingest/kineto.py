@@ -405,6 +405,32 @@ def _clean(v: Any, hits: set[str]) -> Any:
     return v
 
 
+# ---- issue 23 item 17 (hostile-cli): a UTF-8 BOM is skipped; bytes after the document are trailing data, not truncation
+_BOM = b"\xef\xbb\xbf"
+_TRAILING = re.compile(r"trailing characters \(byte (\d+)\)")
+
+
+def _skip_bom(blocks: Iterator[bytes]) -> Iterator[bytes]:
+    """``blocks`` without a leading UTF-8 byte order mark (Windows tools write one; JSON readers skip it)."""
+    first = True
+    for b in blocks:
+        if first and b.startswith(_BOM):
+            b = b[len(_BOM):]
+        first = False
+        yield b
+
+
+def _trailing_start(doc: bytes) -> int | None:
+    """Where ``doc`` stops being one JSON value when the rest is trailing bytes (msgspec's "trailing characters"), else None."""
+    try:
+        msgspec.json.decode(doc)
+    except (msgspec.DecodeError, UnicodeDecodeError) as e:
+        m = _TRAILING.search(str(e))
+        return int(m.group(1)) - 1 if m and int(m.group(1)) > 0 else None  # msgspec counts bytes from 1
+    return None
+# ---- end of issue 23 item 17
+
+
 def _json_decode(data: bytes) -> tuple[Any, bool, bool]:
     """``(value, utf8_replaced, lenient)``: generic JSON decode that salvages what strict JSON rejects.
 
@@ -524,7 +550,7 @@ class KinetoReader:
         self._sink = sink
         self._local = threading.local()
         self._all_cols: list[_Columns] = []
-        blocks = self._blocks()
+        blocks = _skip_bom(self._blocks())
         buf = b""
         # 1. find the events array
         m = None
@@ -736,6 +762,17 @@ class KinetoReader:
             tail, _, lenient = _json_decode(doc)
         except msgspec.DecodeError:
             tail = None
+            end = None if self._bare else _trailing_start(doc)  # issue 23 item 17: complete document + trailing bytes
+            if end is not None:
+                try:
+                    tail, _, lenient = _json_decode(doc[:end])
+                except msgspec.DecodeError:
+                    tail = None
+                else:
+                    extra = len(doc[end:].strip())
+                    buf = buf[: end - len(b'{"traceEvents":[')]
+                    if extra:
+                        self.notes.add(f"file with trailing data after the end of the JSON document: {extra} bytes ignored")
         if isinstance(tail, dict):
             body_end = self._events_end(buf)
             if body_end is not None:

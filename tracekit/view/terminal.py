@@ -27,12 +27,17 @@ GAP = "  "
 MIN_TEXT = 12  # a text column is not squeezed below this many cells (unless its content is shorter)
 
 
+#: Widest line laid out, in cells (`report --width`'s bound): lines are built as strings of this many cells,
+#: so `--width 1000000000` (or COLUMNS=1000000000 on a terminal) was a MemoryError (issue 23).
+MAX_WIDTH = 4096
+
+
 def terminal_width(override: int | None = None) -> int:
-    """``override``, else the terminal's width, else 80 (piped output is read in editors and PRs)."""
+    """``override``, else the terminal's width, else 80 (piped output is read in editors and PRs); 20..MAX_WIDTH."""
     if override:
-        return max(20, int(override))
+        return min(MAX_WIDTH, max(20, int(override)))
     if sys.stdout.isatty():
-        return shutil.get_terminal_size((80, 24)).columns
+        return min(MAX_WIDTH, shutil.get_terminal_size((80, 24)).columns)
     return 80
 
 
