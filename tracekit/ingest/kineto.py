@@ -49,6 +49,9 @@ from tracekit.ingest.sink import Prepared, TraceSink, keep_freed_blocks
 from tracekit.redact import scrub
 
 BLOCK = 4 << 20  # per in-flight block, decoding holds ~8x this in objects: keep it small
+#: Largest single event (and largest part of the document before or after the event list) read: memory
+#: stays bounded whatever the file (a gzip bomb, a 4 GiB string); past it, a one-line error.
+MAX_EVENT = 256 << 20
 #: Decoding threads. msgspec holds the GIL but DuckDB and the C scanner do not, so two threads overlap.
 WORKERS = 2
 _EXACT_LIMIT = 2.0**42  # µs; below it rint(µs * 1000) of a <=3-decimal value is exact (4.5e12 was not: ties)
@@ -88,9 +91,7 @@ _encode = msgspec.json.encode
 _TOP_KEYS = set(Ev.__struct_fields__) - {"tk__extra"}
 _NO_TS = "events without a numeric `ts` (ts_ns NULL)"
 _NON_OBJECT = "non-object entries in traceEvents skipped"
-_SEP = re.compile(rb"\s*,\s*\{")
 _START = re.compile(rb'"traceEvents"\s*:\s*\[')
-_KEY = re.compile(rb'"traceEvents"\s*:\s*(.)', re.S)
 _JSON_TYPE = {ord("{"): "an object", ord('"'): "a string", ord("t"): "a boolean", ord("f"): "a boolean",
               ord("n"): "null", **{c: "a number" for c in b"-0123456789"}}
 
@@ -464,7 +465,11 @@ class KinetoReader:
 
     # -- block reading ---------------------------------------------------------------
     def _blocks(self) -> Iterator[bytes]:
-        """Uncompressed blocks of about BLOCK bytes; a truncated or corrupt gzip ends the stream with a note."""
+        """Uncompressed pieces of at most BLOCK bytes; a truncated or corrupt gzip ends the stream with a note.
+
+        gzip is inflated with a bounded output (``max_length``): a small file of zeros inflating a thousandfold
+        costs one BLOCK at a time, not its whole inflated size.
+        """
         try:
             raw = open(self.path, "rb")
         except OSError as e:
@@ -473,37 +478,32 @@ class KinetoReader:
             gz = raw.read(2) == b"\x1f\x8b"
             raw.seek(0)
             dec = zlib.decompressobj(16 + zlib.MAX_WBITS) if gz else None
-            pending: list[bytes] = []
-            size = 0
             while True:
                 chunk = raw.read(BLOCK // 4 if gz else BLOCK)
                 if self.progress and chunk:
                     self.progress(len(chunk))
-                if dec is not None:
+                if dec is None:
                     if not chunk:
-                        if not dec.eof:
-                            self.notes.add("gzip stream ended early (truncated .gz)")
-                        data = b""
-                    else:
-                        try:
-                            data = dec.decompress(chunk)
-                            while dec.eof and dec.unused_data:  # concatenated gzip members
-                                rest = dec.unused_data
-                                dec = zlib.decompressobj(16 + zlib.MAX_WBITS)
-                                data += dec.decompress(rest)
-                        except zlib.error as e:
-                            self.notes.add(f"corrupt gzip data, rest of file skipped ({e})")
-                            chunk = b""
-                            data = b""
-                else:
-                    data = chunk
-                if data:
-                    pending.append(data)
-                    size += len(data)
-                if size >= BLOCK or (not chunk and pending):
-                    yield b"".join(pending)
-                    pending, size = [], 0
+                        return
+                    yield chunk
+                    continue
                 if not chunk:
+                    if not dec.eof:
+                        self.notes.add("gzip stream ended early (truncated .gz)")
+                    return
+                try:
+                    while chunk:
+                        data = dec.decompress(chunk, BLOCK)
+                        if data:
+                            yield data
+                        if dec.eof:  # concatenated gzip members
+                            chunk = dec.unused_data
+                            if chunk:
+                                dec = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                        else:
+                            chunk = dec.unconsumed_tail
+                except zlib.error as e:
+                    self.notes.add(f"corrupt gzip data, rest of file skipped ({e})")
                     return
 
     def run(self, sink: TraceSink) -> None:
@@ -525,65 +525,120 @@ class KinetoReader:
         self._local = threading.local()
         self._all_cols: list[_Columns] = []
         blocks = self._blocks()
+        # 1. the first byte that is not whitespace (whitespace-only pieces are dropped, however many)
+        off = 0  # stream offset of buf[0]
         buf = b""
-        # 1. find the events array
-        m = None
         for b in blocks:
-            buf += b
-            m = _START.search(buf)
-            if m:
+            buf = b.lstrip()
+            off += len(b) - len(buf)
+            if buf:
                 break
-            if len(buf) > 64 << 20:
-                break
-        stripped = buf.lstrip()
-        if not stripped:
+        if not buf:
             raise TraceError(self.path, "empty file")
-        if m is None:
-            if stripped[:1] == b"[":  # bare array of events (Chrome 'JSON array format')
-                buf = stripped[1:]
-                self._bare = True
-            else:
-                if stripped[:1] != b"{":
-                    raise TraceError(self.path, f"not JSON (starts with {stripped[:20]!r})")
-                k = _KEY.search(buf)
-                if k:
-                    what = _JSON_TYPE.get(k.group(1)[0], "not a JSON value")
-                    raise TraceError(self.path, f"`traceEvents` is not a list (it is {what}): not a Kineto/Chrome trace")
-                raise TraceError(self.path, "JSON without `traceEvents`: not a Kineto/Chrome trace")
+        if buf[:1] == b"[":  # bare array of events (Chrome 'JSON array format')
+            self._bare = True
+            start, buf = off + 1, buf[1:]
+        elif buf[:1] != b"{":
+            raise TraceError(self.path, f"not JSON (starts with {buf[:20]!r})")
         else:
-            head = buf[: m.start()]
-            buf = buf[m.end():]
-            try:
-                hd, _, lenient = _json_decode(head + b'"traceEvents": []}')
-            except msgspec.DecodeError:
-                raise TraceError(self.path, "not JSON: the part before `traceEvents` does not parse") from None
-            if not isinstance(hd, dict):
-                raise TraceError(self.path, "not JSON: the part before `traceEvents` does not parse")
-            self._add_meta(hd, lenient)
-        # 2. events, block by block, decoded in parallel, appended in order
+            start, buf = self._head(blocks, off, buf)
+        # 2. events, block by block (cut between events, where the structure says one ends), decoded in
+        # parallel, appended in order
+        pieces = [buf]  # held data, from stream offset `start`, not yet handed to a worker
+        st, ce, cn, code, at = kscan.split(buf, start, None, kscan.EVENTS)
+        cut = (ce, cn) if ce >= 0 else None
+        end = start + len(buf)
         pending: list[Future[list[Prepared | None]]] = []
         with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-            eof = False
-            while True:
-                cut = self._last_boundary(buf)
-                if cut is not None:
-                    end, nxt = cut
-                    pending.append(pool.submit(self._columns_for, memoryview(buf)[:end]))  # no copy
-                    buf = buf[nxt:]
+            while code == kscan.CONSUMED:
+                if cut is not None and end - start >= BLOCK:
+                    data = b"".join(pieces) if len(pieces) > 1 else pieces[0]
+                    pending.append(pool.submit(self._columns_for, memoryview(data)[: cut[0] - start]))  # no copy
+                    pieces, start, cut = [data[cut[1] - start:]], cut[1], None
                 while pending and (pending[0].done() or len(pending) > WORKERS + 1):
                     self._append(pending.pop(0).result())
-                if eof:
+                if cut is None and end - start > MAX_EVENT:
+                    raise TraceError(self.path, f"event larger than {MAX_EVENT >> 20} MB at byte {start} of the "
+                                                "(uncompressed) file: not a trace this tool reads")
+                b = next(blocks, None)
+                if b is None:
                     break
-                try:
-                    buf += next(blocks)
-                except StopIteration:
-                    eof = True
+                pieces.append(b)
+                st, ce, cn, code, at = kscan.split(b, end, st, kscan.EVENTS)
+                if ce >= 0:
+                    cut = (ce, cn)
+                end += len(b)
+            data = b"".join(pieces)
+            if code in (kscan.NOT_JSON, kscan.TOO_DEEP):
+                self._structure_error(code, at, data, start)
+            events_end = None
+            if code == kscan.LIST_END:
+                # the rest of the document (its keys after the list), bounded like an event
+                events_end = at - start
+                tail = [data]
+                for b in blocks:
+                    tail.append(b)
+                    end += len(b)
+                    if end - at > MAX_EVENT:
+                        raise TraceError(self.path, f"more than {MAX_EVENT >> 20} MB after the event list: "
+                                                    "not a trace this tool reads")
+                data = b"".join(tail)
             for f in pending:
                 self._append(f.result())
         # 3. the last event(s) and the tail of the document
-        self._finish_tail(buf)
+        done = st[4] - start if st[4] >= start else None
+        self._finish_tail(data, events_end, done)
         for c in self._all_cols:  # the DuckDB connections, if the generic path ran
             c.con.close()
+
+    def _head(self, blocks: Iterator[bytes], off: int, buf: bytes) -> tuple[int, bytes]:
+        """Read the document up to its top-level ``"traceEvents": [`` (found by its structure, not its text: an
+        earlier value holding that text is not it); its other keys go to the metadata.
+
+        ``buf`` starts at the document's ``{``, at stream offset ``off``. Returns (stream offset where the
+        events start, the data held from there).
+        """
+        pieces = [buf]
+        st, _, _, code, at = kscan.split(buf, off, None, kscan.HEAD)
+        end = off + len(buf)
+        while code == kscan.CONSUMED:
+            if end - off > MAX_EVENT:
+                raise TraceError(self.path, f"more than {MAX_EVENT >> 20} MB before `traceEvents`: "
+                                            "not a trace this tool reads")
+            b = next(blocks, None)
+            if b is None:
+                break
+            pieces.append(b)
+            st, _, _, code, at = kscan.split(b, end, st, kscan.HEAD)
+            end += len(b)
+        data = b"".join(pieces)
+        if code in (kscan.NOT_JSON, kscan.TOO_DEEP):
+            self._structure_error(code, at, data, off, where="before `traceEvents`")
+        if code == kscan.NOT_A_LIST:
+            what = _JSON_TYPE.get(data[at - off], "not a JSON value")
+            raise TraceError(self.path, f"`traceEvents` is not a list (it is {what}): not a Kineto/Chrome trace")
+        if code != kscan.EVENTS_START:  # the object ended, or the file did, without the key
+            raise TraceError(self.path, "JSON without `traceEvents`: not a Kineto/Chrome trace")
+        head = data[: st[6] - off]
+        try:
+            hd, _, lenient = _json_decode(head + b'"traceEvents": []}')
+        except msgspec.DecodeError:
+            raise TraceError(self.path, "not JSON: the part before `traceEvents` does not parse") from None
+        except RecursionError:
+            raise TraceError(self.path, "JSON nested too deeply before `traceEvents`") from None
+        if not isinstance(hd, dict):
+            raise TraceError(self.path, "not JSON: the part before `traceEvents` does not parse")
+        self._add_meta(hd, lenient)
+        return at, data[at - off:]
+
+    def _structure_error(self, code: int, at: int, data: bytes, start: int, where: str = "inside traceEvents") -> None:
+        """Raise the one-line error for what :func:`kscan.split` stopped at (``data`` starts at offset ``start``)."""
+        if code == kscan.TOO_DEEP:
+            raise TraceError(self.path, f"JSON nested too deeply (more than {kscan.MAX_DEPTH} levels) {where}, "
+                                        f"at byte {at} of the (uncompressed) file")
+        i = at - start
+        near = data[max(0, i - 30): i + 30]
+        raise TraceError(self.path, f"not valid JSON {where} at byte {at} of the (uncompressed) file, near: {near!r}")
 
     def _append(self, batches: list[Prepared | None]) -> None:
         for b in batches:
@@ -599,16 +654,9 @@ class KinetoReader:
 
     @staticmethod
     def _last_boundary(buf: bytes) -> tuple[int, int] | None:
-        """(end of last complete-looking event, start of the next one) or None."""
-        pos = len(buf)
-        for _ in range(10000):
-            pos = buf.rfind(b"}", 0, pos)
-            if pos < 0:
-                return None
-            m = _SEP.match(buf, pos + 1)
-            if m:
-                return pos + 1, m.end() - 1
-        return None
+        """(end of the last complete event, start of the next one) in ``buf``, which starts at an event; or None."""
+        _, end, nxt, _, _ = kscan.split(buf, 0, None, kscan.EVENTS)
+        return (end, nxt) if end >= 0 else None
 
     def _decode(self, body: bytes) -> tuple[list[Ev], np.ndarray, np.ndarray, np.ndarray] | None:
         """Decode ``[body]``; None if it is not valid JSON."""
@@ -714,65 +762,57 @@ class KinetoReader:
         return [TraceSink.prepare(self._cols().build(*got))] if got[0] else []
 
     def _pieces(self, body: bytes) -> list[Prepared | None]:
-        """Decode along every boundary candidate, joining pieces split inside strings; damage is an error."""
-        start = 0
+        """A block that does not decode as a whole: decode it event by event (along the boundaries its structure
+        gives, one pass); the first event that does not parse is the error."""
         good: list[bytes] = []
-        for p in [m.start() for m in _SEP.finditer(body)] + [len(body)]:
-            if body[start:p].strip() and self._decode(body[start:p]) is not None:
-                good.append(body[start:p])
-                nxt = _SEP.match(body, p)
-                start = nxt.end() - 1 if nxt else len(body)
-        rest = body[start:].strip()
-        if rest:
-            raise TraceError(self.path, f"not valid JSON inside traceEvents near: {rest[:60]!r}")
+        st = None
+        pos, n = 0, len(body)
+        mv = memoryview(body)
+        while pos < n:
+            st, end, nxt, code, _ = kscan.split(mv[pos:], pos, st, kscan.EVENTS, first=True)
+            if code != kscan.BOUNDARY:
+                end = nxt = n
+            piece = body[pos:end]
+            if piece.strip():
+                if self._decode(piece) is None:
+                    raise TraceError(self.path, f"not valid JSON inside traceEvents near: {piece.strip()[:60]!r}")
+                good.append(piece)
+            pos = nxt
         got = self._decode(b",".join(good)) if good else None
         return [TraceSink.prepare(self._cols().build(*got))] if got is not None and got[0] else []
 
-    def _finish_tail(self, buf: bytes) -> None:
-        """The last events, ``]`` and the document's tail keys; or, if it does not parse, a salvage."""
-        # a bare array ends with `]` and no `}`: close the object the tail is parsed in
-        doc = b'{"traceEvents":[' + buf + (b"}" if self._bare else b"")
-        try:
-            tail, _, lenient = _json_decode(doc)
-        except msgspec.DecodeError:
-            tail = None
-        if isinstance(tail, dict):
-            body_end = self._events_end(buf)
-            if body_end is not None:
-                self._append(self._columns_for(buf[:body_end]))
-            elif isinstance(tail.get("traceEvents"), list) and tail["traceEvents"]:
-                # the last entry is not an object, so _events_end (which looks for `}]`) found no end: decode
-                # the parsed entries again (rare; numbers go through float here, so ts may lose sub-ns digits)
-                self._append(self._columns_for(json.dumps(tail["traceEvents"])[1:-1].encode()))
-            self._add_meta({k: v for k, v in tail.items() if k != "traceEvents"}, lenient)
-            return
-        # Truncated (a run that crashed mid-export): keep the longest prefix of complete events.
+    def _finish_tail(self, buf: bytes, events_end: int | None, done: int | None) -> None:
+        """The last events, ``]`` and the document's tail keys; or, if it does not parse, a salvage.
+
+        ``events_end``: where the event list's ``]`` is in ``buf`` (None: the file ended first); ``done``: the
+        end of the last complete event in ``buf`` (None: none is complete). Both come from the structure
+        (:func:`kscan.split`), so nothing here searches backwards.
+        """
+        if events_end is not None:
+            # a bare array ends with `]` and no `}`: close the object the tail is parsed in
+            doc = b'{"traceEvents":[' + buf[events_end:] + (b"}" if self._bare else b"")
+            try:
+                tail, _, lenient = _json_decode(doc)
+            except msgspec.DecodeError:
+                tail = None
+            if isinstance(tail, dict):
+                if buf[:events_end].strip():
+                    self._append(self._columns_for(buf[:events_end]))
+                self._add_meta({k: v for k, v in tail.items() if k != "traceEvents"}, lenient)
+                return
+        # Truncated (a run that crashed mid-export): keep the complete events.
         self.lost_bytes = len(buf.strip())
-        pos = len(buf)
-        for _ in range(100000):
-            pos = buf.rfind(b"}", 0, pos)
-            if pos < 0:
-                break
-            if _is_json(b"[" + buf[: pos + 1] + b"]"):
-                self._append(self._columns_for(buf[: pos + 1]))
-                self.lost_bytes = len(buf[pos + 1 :].strip())
-                break
+        if done is not None:
+            self._append(self._columns_for(buf[:done]))
+            rest = buf[done:].strip()
+            self.lost_bytes = len(rest[1:].strip() if rest[:1] == b"," else rest)  # the separator is not lost
         self.notes.add(f"truncated file: {self.lost_bytes} bytes after the last complete event were lost")
 
     @staticmethod
     def _events_end(buf: bytes) -> int | None:
-        """Where the last event ends in ``buf`` (the rest is ``]`` and the document's tail)."""
-        pos = len(buf)
-        while True:
-            close = buf.rfind(b"]", 0, pos)
-            if close < 0:
-                return None
-            before = buf[:close].rstrip()
-            if not before:
-                return 0
-            if before.endswith(b"}") and _is_json(b"[" + before + b"]"):
-                return len(before)
-            pos = close
+        """Where the event list's ``]`` is in ``buf`` (which starts at an event), or None."""
+        _, _, _, code, at = kscan.split(buf, 0, None, kscan.EVENTS)
+        return at if code == kscan.LIST_END else None
 
     def trace_meta(self) -> dict[str, Any]:
         """Trace-level facts for the Parquet metadata (secrets scrubbed)."""
@@ -801,15 +841,20 @@ def convert_kineto(path: str | os.PathLike[str], out: str | os.PathLike[str], tr
     from tracekit.ingest import default_trace_name
 
     name = trace or default_trace_name(path)
-    with TraceSink(out, name, "kineto") as sink:
-        reader.run(sink)
-        if sink.rows == 0:
-            skipped = reader.notes.counts.get(_NON_OBJECT, 0)
-            if skipped:
-                raise TraceError(path, f"not a trace: none of the {skipped} entries of its event list is an event object")
-            if reader.lost_bytes:
-                raise TraceError(path, f"truncated before the first complete event ({reader.lost_bytes} bytes unusable)")
-            raise TraceError(path, "no events in `traceEvents`")
-        meta = reader.trace_meta()
-        sink.finish(meta)
+    try:
+        with TraceSink(out, name, "kineto") as sink:
+            reader.run(sink)
+            if sink.rows == 0:
+                skipped = reader.notes.counts.get(_NON_OBJECT, 0)
+                if skipped:
+                    raise TraceError(path, f"not a trace: none of the {skipped} entries of its event list is an event object")
+                if reader.lost_bytes:
+                    raise TraceError(path, f"truncated before the first complete event ({reader.lost_bytes} bytes unusable)")
+                raise TraceError(path, "no events in `traceEvents`")
+            meta = reader.trace_meta()
+            sink.finish(meta)
+    except MemoryError:
+        raise TraceError(path, "out of memory while reading it (a value too large for the memory available)") from None
+    except RecursionError:  # the structure check (kscan.MAX_DEPTH) stops deep nesting first; this is the backstop
+        raise TraceError(path, "JSON nested too deeply") from None
     return dict(meta, trace=name, events=sink.rows)
