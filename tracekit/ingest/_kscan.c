@@ -1127,6 +1127,9 @@ static int scan_body(Scan *s) {
 static uint8_t OCLASS[256];
 /* inside strings: 1 for '"', '\\' and control characters (where the string scan stops) */
 static uint8_t SSTOP[256];
+/* inside an event, outside strings (the fast loop): 0 skipped (whitespace, number and literal characters,
+ * ',' ':'), 1 '"', 2 '{' '[', 3 '}' ']', 4 anything else (left to the general loop) */
+static uint8_t FAST[256];
 
 static void init_split_tables(void) {
     for (int i = 0; i < 256; i++) OCLASS[i] = 6;
@@ -1141,11 +1144,16 @@ static void init_split_tables(void) {
     OCLASS[','] = 4;
     OCLASS[':'] = 5;
     for (int i = 0; i < 256; i++) SSTOP[i] = i < 0x20 || i == '"' || i == '\\';
+    for (int i = 0; i < 256; i++) {
+        int k = OCLASS[i];
+        FAST[i] = (k == 0 || k == 7 || k == 4 || k == 5) ? 0 : k == 1 ? 1 : k == 2 ? 2 : k == 3 ? 3 : 4;
+    }
 }
 
 typedef struct {
     long long depth, str, seen, key, done, kstate, kstart;
 } SplitState;
+
 
 static const char TE_KEY[] = "traceEvents";
 #define TE_LEN 11
@@ -1168,6 +1176,47 @@ static PyObject *kscan_split(PyObject *self, PyObject *args) {
     int code = 0;
     Py_BEGIN_ALLOW_THREADS
     for (;;) {
+        if (mode == 0 && !s.str && s.depth >= 1) {
+            /* The fast loop: inside an event, where only strings and nesting matter (the bulk of the input).
+             * It leaves to the general loop below the end of the event (depth 0), a string cut by the end
+             * of the chunk or holding a control character, and any byte JSON cannot have there. */
+            while (p < e) {
+                uint8_t k = FAST[*p];
+                if (k == 0) {
+                    p++;
+                } else if (k == 1) {
+                    const uint8_t *q = p + 1;
+                    for (;;) {
+                        while (q < e && !SSTOP[*q]) q++;
+                        if (q < e && *q == '\\' && q + 1 < e && q[1] >= 0x20) {
+                            q += 2;
+                            continue;
+                        }
+                        break;
+                    }
+                    if (q < e && *q == '"') {
+                        p = q + 1;
+                    } else { /* the chunk ends inside the string, or an odd byte: the general loop */
+                        s.str = 1;
+                        s.key = -1;
+                        p = q;
+                        break;
+                    }
+                } else if (k == 2) {
+                    if (s.depth >= SPLIT_MAX_DEPTH) break;
+                    s.depth++;
+                    p++;
+                } else if (k == 3) {
+                    if (s.depth <= 1) break;
+                    s.depth--;
+                    p++;
+                } else {
+                    break;
+                }
+            }
+            if (p >= e && !s.str) break;
+            if (s.str) continue;
+        }
         if (s.str) {
             /* inside a string: s.str 1 plain, 2 after a backslash */
             if (s.str == 2) {

@@ -223,7 +223,7 @@ def split(chunk: bytes | memoryview, base: int, state: SplitState | None, mode: 
 
 _KEY = b"traceEvents"
 _STR_STOP = re.compile(rb'["\\\x00-\x1f]')
-_TOKEN = re.compile(rb'[ \t\r\n]*(?:([0-9A-Za-z+.\-]+)|(.))', re.S)
+_TOKEN = re.compile(rb'[ \t\r\n]*(?:([0-9A-Za-z+.\-]+)|([^ \t\r\n]))')
 
 
 def _py_split(b: bytes, base: int, state: SplitState | None, mode: int,
