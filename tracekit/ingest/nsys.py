@@ -175,6 +175,7 @@ class _Db:
         self._str_ids: pa.Array | None = None
         self._str_vals: pa.Array | None = None
         self._lut: np.ndarray | None = None
+        self._longest: int | None = None
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -266,6 +267,13 @@ class _Db:
                 self._str_vals = pa.array(vals, pa.string())
         assert self._str_vals is not None
         return self._str_ids, self._str_vals
+
+    def longest_string(self) -> int:
+        """Bytes of the longest StringIds value (0 without any)."""
+        if self._longest is None:
+            _, vals = self.strings()
+            self._longest = int(pc.max(pc.binary_length(vals)).as_py() or 0) if len(vals) else 0
+        return self._longest
 
     def _positions(self, ids: pa.Array) -> pa.Array:
         """Row of each id in the string table (NULL when absent): a dense lookup array when ids are dense."""
@@ -531,6 +539,26 @@ def _from_arrow(col: pa.Array, sel: Sel) -> tuple[pa.Array, str] | None:
     return text, RAW
 
 
+#: What one batch's text may reach when StringIds holds huge values (see :func:`_batch_rows`).
+BATCH_BYTES = 64 << 20
+#: StringIds values up to this size never shrink batches (real exports: kernel names of a few KB).
+BIG_STRING = 1 << 20
+
+
+def _batch_rows(db: _Db, table: str) -> int:
+    """Rows per batch of ``table``: :data:`BATCH`, fewer when StringIds holds a value over :data:`BIG_STRING`.
+
+    Each row's string ids are resolved to text (its name, its args), so a batch may hold one copy of the longest
+    value per reference and row: a 40 MB value referenced by 600 kernel rows needed over 24 GB in one batch.
+    Then a batch takes as many rows as :data:`BATCH_BYTES` allows for rows made of that value only.
+    """
+    longest = db.longest_string()
+    if longest <= BIG_STRING:
+        return BATCH
+    refs = 1 + sum(1 for c in db.cols(table) if c in STRING_ID_COLS)
+    return max(1, min(BATCH, BATCH_BYTES // (longest * refs)))
+
+
 def _batches(db: _Db, table: str, sels: list[Sel]) -> Iterator[dict[str, tuple[pa.Array, str]]]:
     """Batches of the selection as Arrow arrays.
 
@@ -549,6 +577,7 @@ def _batches(db: _Db, table: str, sels: list[Sel]) -> Iterator[dict[str, tuple[p
     except sqlite3.OperationalError:  # a WITHOUT ROWID table (not written by nsys): one batch
         lo, rowid, where = None, False, ""
     seek = f"SELECT min(rowid) FROM {t} WHERE rowid >= ?"
+    step = _batch_rows(db, table)
     sql = f"SELECT count(*), {outer} FROM (SELECT {inner} FROM {t} AS t {where})"
     rare = _rare_members(db, table, sels) if _adbc_sqlite is not None else frozenset()
     lead, args_sql, check_mark = _arrow_plan(sels, rare)
@@ -619,18 +648,18 @@ def _batches(db: _Db, table: str, sels: list[Sel]) -> Iterator[dict[str, tuple[p
         return out
 
     def job(a: int | None) -> tuple[dict[str, tuple[pa.Array, str]] | None, int | None]:
-        """The batch [a, a + BATCH) of rowids, and the start of the next one that holds a row (None: none).
+        """The batch [a, a + step) of rowids, and the start of the next one that holds a row (None: none).
 
-        Batches are the rowid ranges ``lo + k * BATCH`` as ever, but only those that hold a row are visited: the
+        Batches are the rowid ranges ``lo + k * step`` as ever, but only those that hold a row are visited: the
         next one is found by an O(log n) seek of the b-tree, not by stepping through empty ranges (a row moved
         to rowid 2**62 made ~10**14 of them). So the batches, hence the output, are those of a plain range scan.
         """
         if not rowid:
             return fetch(()), None
-        assert lo is not None
-        got = fetch((a, a + BATCH))
-        nxt = conn.execute(seek, (a + BATCH,)).fetchone()[0] if a + BATCH <= _ROWID_MAX else None
-        return got, None if nxt is None else lo + (nxt - lo) // BATCH * BATCH
+        assert lo is not None and a is not None
+        got = fetch((a, a + step))
+        nxt = conn.execute(seek, (a + step,)).fetchone()[0] if a + step <= _ROWID_MAX else None
+        return got, None if nxt is None else lo + (nxt - lo) // step * step
 
     with ThreadPoolExecutor(1, thread_name_prefix="tracekit-nsys-query") as ahead:
         fut = ahead.submit(job, lo) if lo is not None or not rowid else None
