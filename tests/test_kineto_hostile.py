@@ -348,3 +348,43 @@ def test_gzip_truncated_and_concatenated_still_read(tmp_path: Path) -> None:
     cut.write_bytes(gzip.compress(text)[: len(gzip.compress(text)) // 2])
     meta = convert_kineto(cut, tmp_path / "cut.parquet")
     assert 0 < meta["events"] < 2000 and any("truncated" in n for n in meta["notes"])
+
+
+REAL = Path(__file__).resolve().parents[2] / "shared" / "traces" / "kineto" / "hta" / "df_index_resolver" / \
+    "df_index_resolver.json.gz"
+
+
+@pytest.mark.skipif(not REAL.exists(), reason="../shared/traces is absent")
+def test_real_trace_with_a_brace_comma_name_across_the_block_edge(tmp_path: Path) -> None:
+    """A real 54 MB trace with one event's name set to `"},{" * 100000`, placed across the first 4 MiB block edge:
+    every event is read, that name whole, in the time of the unmodified file (it did not finish in 120 s)."""
+    data = gzip.decompress(REAL.read_bytes())
+    start = kineto._START.search(data).end()
+    at = data.index(b'"name": "', start + kineto.BLOCK - 200_000)
+    end = data.index(b'"', at + 9)
+    hostile = data[:at] + b'"name": ' + json.dumps('"},{' * 100000).encode() + data[end + 1:]
+    assert at < start + kineto.BLOCK < at + 500_000
+    src, mod = tmp_path / "orig.json", tmp_path / "mod.json"
+    src.write_bytes(data)
+    mod.write_bytes(hostile)
+
+    def run(path: Path) -> tuple[int, float]:
+        code = f"""
+            import time
+            from tracekit.ingest.kineto import convert_kineto
+            t = time.process_time()
+            m = convert_kineto({str(path)!r}, {str(path) + '.parquet'!r})
+            print(m["events"], time.process_time() - t)
+        """
+        p = _limited(code, mem=3 * GIB, cpu=90, timeout=150)
+        assert p.returncode == 0, p.stderr[-3000:]
+        n, t = p.stdout.split()[-2:]
+        return int(n), float(t)
+
+    n0, t0 = run(src)
+    n1, t1 = run(mod)
+    assert n0 == n1
+    assert t1 < 3 * t0 + 2, (t0, t1)
+    got = connect(Path(str(mod) + ".parquet")).execute("SELECT count(*) FROM events WHERE name = ?",
+                                                         ['"},{' * 100000]).fetchone()[0]
+    assert got == 1
