@@ -388,3 +388,41 @@ def test_real_trace_with_a_brace_comma_name_across_the_block_edge(tmp_path: Path
     got = connect(Path(str(mod) + ".parquet")).execute("SELECT count(*) FROM events WHERE name = ?",
                                                          ['"},{' * 100000]).fetchone()[0]
     assert got == 1
+
+
+def test_rollback_after_a_false_guess_counts_notes_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Blocks cut after a guess inside a string are dropped and cut again by structure: every event once, and
+    the notes of the dropped blocks (here: events without `ts`) not counted twice."""
+    monkeypatch.setattr(kineto, "BLOCK", 2048)
+    events = [{k: v for k, v in _ev(i).items() if k != "ts" or i % 3} for i in range(400)]
+    for i in (50, 51, 200, 333):
+        events[i]["name"] = '"},{"' * 900 + "x}, {y"
+    src = tmp_path / "t.json"
+    src.write_text(json.dumps({"traceEvents": events}))
+    calls: list[bool] = []
+    orig = kineto.KinetoReader._checked
+
+    def spy(self: kineto.KinetoReader, body: Any, guessed: bool) -> Any:
+        got = orig(self, body, guessed)
+        calls.append(got is None)
+        return got
+
+    monkeypatch.setattr(kineto.KinetoReader, "_checked", spy)
+    meta = convert_kineto(src, tmp_path / "t.parquet")
+    assert any(calls)  # a guess failed: the rollback ran
+    assert meta["events"] == 400 and _names(tmp_path / "t.parquet") == [e["name"] for e in events]
+    assert f"{sum(1 for e in events if 'ts' not in e)} {kineto._NO_TS}" in meta["notes"]
+
+
+@pytest.mark.skipif(not REAL.exists(), reason="../shared/traces is absent")
+def test_cut_by_structure_equals_cut_by_guess_on_a_real_trace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The structure path (taken after a false guess) gives the very table of the guess path (normal traces)."""
+    import pyarrow.parquet as pq
+
+    src = tmp_path / "r.json.gz"
+    src.write_bytes(REAL.read_bytes())
+    convert_kineto(src, tmp_path / "guess.parquet")
+    monkeypatch.setattr(kineto.KinetoReader, "_last_boundary_guess", staticmethod(lambda buf: None))
+    convert_kineto(src, tmp_path / "structure.parquet")
+    a, b = pq.read_table(tmp_path / "guess.parquet"), pq.read_table(tmp_path / "structure.parquet")
+    assert a.num_rows > 100000 and a.equals(b)

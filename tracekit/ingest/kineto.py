@@ -24,6 +24,7 @@ were lost.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import os
@@ -91,6 +92,7 @@ _encode = msgspec.json.encode
 _TOP_KEYS = set(Ev.__struct_fields__) - {"tk__extra"}
 _NO_TS = "events without a numeric `ts` (ts_ns NULL)"
 _NON_OBJECT = "non-object entries in traceEvents skipped"
+_SEP = re.compile(rb"\s*,\s*\{")
 _START = re.compile(rb'"traceEvents"\s*:\s*\[')
 _JSON_TYPE = {ord("{"): "an object", ord('"'): "a string", ord("t"): "a boolean", ord("f"): "a boolean",
               ord("n"): "null", **{c: "a number" for c in b"-0123456789"}}
@@ -102,10 +104,29 @@ class _Notes:
     def __init__(self) -> None:
         self.counts: Counter[str] = Counter()
         self._lock = threading.Lock()
+        self._local = threading.local()
 
     def add(self, what: str, n: int = 1) -> None:
+        local = getattr(self._local, "counts", None)
+        if local is not None:  # inside capture(): counted apart
+            local[what] += n
+            return
         with self._lock:
             self.counts[what] += n
+
+    @contextlib.contextmanager
+    def capture(self) -> Iterator[Counter[str]]:
+        """Count what this thread adds apart while the block runs (see :meth:`merge`)."""
+        counts: Counter[str] = Counter()
+        self._local.counts = counts
+        try:
+            yield counts
+        finally:
+            self._local.counts = None
+
+    def merge(self, counts: Counter[str]) -> None:
+        with self._lock:
+            self.counts.update(counts)
 
     def lines(self) -> list[str]:
         return [f"{n} {what}" for what, n in sorted(self.counts.items())]
@@ -542,54 +563,132 @@ class KinetoReader:
             raise TraceError(self.path, f"not JSON (starts with {buf[:20]!r})")
         else:
             start, buf = self._head(blocks, off, buf)
-        # 2. events, block by block (cut between events, where the structure says one ends), decoded in
-        # parallel, appended in order
-        pieces = [buf]  # held data, from stream offset `start`, not yet handed to a worker
-        st, ce, cn, code, at = kscan.split(buf, start, None, kscan.EVENTS)
-        cut = (ce, cn) if ce >= 0 else None
-        end = start + len(buf)
-        pending: list[Future[list[Prepared | None]]] = []
-        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-            while code == kscan.CONSUMED:
-                if cut is not None and end - start >= BLOCK:
-                    data = b"".join(pieces) if len(pieces) > 1 else pieces[0]
-                    pending.append(pool.submit(self._columns_for, memoryview(data)[: cut[0] - start]))  # no copy
-                    pieces, start, cut = [data[cut[1] - start:]], cut[1], None
-                while pending and (pending[0].done() or len(pending) > WORKERS + 1):
-                    self._append(pending.pop(0).result())
-                if cut is None and end - start > MAX_EVENT:
-                    raise TraceError(self.path, f"event larger than {MAX_EVENT >> 20} MB at byte {start} of the "
-                                                "(uncompressed) file: not a trace this tool reads")
-                b = next(blocks, None)
-                if b is None:
-                    break
-                pieces.append(b)
-                st, ce, cn, code, at = kscan.split(b, end, st, kscan.EVENTS)
-                if ce >= 0:
-                    cut = (ce, cn)
+        # 2. events, block by block, decoded in parallel, appended in order
+        data, start, code, at, st = self._events(blocks, start, buf)
+        if code in (kscan.NOT_JSON, kscan.TOO_DEEP):
+            self._structure_error(code, at, data, start)
+        events_end = None
+        if code == kscan.LIST_END:
+            # the rest of the document (its keys after the list), bounded like an event
+            events_end = at - start
+            tail, end = [data], start + len(data)
+            for b in blocks:
+                tail.append(b)
                 end += len(b)
-            data = b"".join(pieces)
-            if code in (kscan.NOT_JSON, kscan.TOO_DEEP):
-                self._structure_error(code, at, data, start)
-            events_end = None
-            if code == kscan.LIST_END:
-                # the rest of the document (its keys after the list), bounded like an event
-                events_end = at - start
-                tail = [data]
-                for b in blocks:
-                    tail.append(b)
-                    end += len(b)
-                    if end - at > MAX_EVENT:
-                        raise TraceError(self.path, f"more than {MAX_EVENT >> 20} MB after the event list: "
-                                                    "not a trace this tool reads")
-                data = b"".join(tail)
-            for f in pending:
-                self._append(f.result())
+                if end - at > MAX_EVENT:
+                    raise TraceError(self.path, f"more than {MAX_EVENT >> 20} MB after the event list: "
+                                                "not a trace this tool reads")
+            data = b"".join(tail)
         # 3. the last event(s) and the tail of the document
-        done = st[4] - start if st[4] >= start else None
+        done = st[4] - start if st is not None and st[4] >= start else None
         self._finish_tail(data, events_end, done)
         for c in self._all_cols:  # the DuckDB connections, if the generic path ran
             c.con.close()
+
+    def _events(self, blocks: Iterator[bytes], start: int,
+                buf: bytes) -> tuple[bytes, int, int, int, kscan.SplitState | None]:
+        """Cut the event list into blocks and have them decoded on a pool of :data:`WORKERS`, appended in order.
+
+        ``buf`` is the data from stream offset ``start``, where the first event starts. Returns what is left
+        for the tail: (data, its stream offset, the :func:`kscan.split` code and position it stopped at, its
+        state).
+
+        Cuts are guessed first, as they cost nothing: the last ``}`` followed by ``,{`` in what was read.
+        A guess is proven by the block's own decode: a block that starts where an event starts and decodes
+        as complete events ends where one ends. A guess inside a string (a name holding ``},{``) makes its
+        block fail to decode; then the blocks from there are dropped (notes are kept per block, so nothing
+        counts twice) and the rest of the file is cut by its structure (:func:`kscan.split`, which follows
+        strings and nesting in one linear pass). So a normal trace pays nothing for the structure, and a
+        hostile one costs one wasted round of blocks at most.
+        """
+        pieces = [buf]  # held data, from stream offset `start`, not yet handed to a worker
+        end = start + len(buf)
+        guess = True  # cutting by guess (else by structure)
+        st: kscan.SplitState | None = None
+        cut: tuple[int, int] | None = None  # structure: the last boundary seen in what is held
+        code, at = kscan.CONSUMED, -1
+        eof = False
+        # each entry: (its decode, its span of the stream up to the next block's start, that span's offset)
+        entries: list[tuple[Future[tuple[list[Prepared | None], Counter[str]] | None], Any, int]] = []
+
+        def by_structure(s0: int, data: bytes) -> None:
+            """From now on cut by structure; ``data`` (at offset ``s0``) starts where an event starts."""
+            nonlocal guess, start, pieces, end, st, cut, code, at
+            guess, start, pieces, end = False, s0, [data], s0 + len(data)
+            st, ce, cn, code, at = kscan.split(data, s0, None, kscan.EVENTS)
+            cut = (ce, cn) if ce >= 0 else None
+
+        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+            while True:
+                # 1. cut a block off what is held, when there is a block's worth
+                if guess and (end - start >= BLOCK or eof):
+                    data = b"".join(pieces) if len(pieces) > 1 else pieces[0]
+                    pieces = [data]
+                    g = self._last_boundary_guess(data) if not eof else None
+                    if g is not None:
+                        entries.append((pool.submit(self._checked, memoryview(data)[: g[0]], True),
+                                        memoryview(data)[: g[1]], start))  # no copies
+                        pieces, start = [data[g[1]:]], start + g[1]
+                    elif eof or end - start >= 2 * BLOCK:  # no guess (an event this large, or no objects)
+                        by_structure(start, data)
+                elif not guess and cut is not None and end - start >= BLOCK:
+                    data = b"".join(pieces) if len(pieces) > 1 else pieces[0]
+                    entries.append((pool.submit(self._checked, memoryview(data)[: cut[0] - start], False),
+                                    memoryview(data)[: cut[1] - start], start))
+                    pieces, start, cut = [data[cut[1] - start:]], cut[1], None
+                # 2. append the decoded blocks, in order; a guess that failed: back to its block, by structure
+                last = eof or code != kscan.CONSUMED
+                while entries and (entries[0][0].done() or len(entries) > WORKERS + 1 or last):
+                    got = entries[0][0].result()
+                    if got is None:
+                        for f, _, _ in entries:
+                            f.cancel()
+                        spans = [bytes(x) for _, x, _ in entries]
+                        for f, _, _ in entries:  # the blocks after it were cut after a false guess: dropped
+                            if not f.cancelled():
+                                f.exception()
+                        s0 = entries[0][2]
+                        entries.clear()
+                        by_structure(s0, b"".join(spans + pieces))
+                        break
+                    entries.pop(0)
+                    batches, counts = got
+                    self.notes.merge(counts)
+                    self._append(batches)
+                if last and not entries and (not guess or eof):
+                    if guess:  # eof: what is left is scanned for the tail
+                        by_structure(start, b"".join(pieces))
+                        continue
+                    if code != kscan.CONSUMED or eof:
+                        break
+                if not guess and cut is None and end - start > MAX_EVENT:
+                    raise TraceError(self.path, f"event larger than {MAX_EVENT >> 20} MB at byte {start} of the "
+                                                "(uncompressed) file: not a trace this tool reads")
+                if eof or code != kscan.CONSUMED:
+                    continue
+                # 3. read on
+                b = next(blocks, None)
+                if b is None:
+                    eof = True
+                    continue
+                pieces.append(b)
+                if not guess:
+                    st, ce, cn, code, at = kscan.split(b, end, st, kscan.EVENTS)
+                    if ce >= 0:
+                        cut = (ce, cn)
+                end += len(b)
+        return b"".join(pieces), start, code, at, st
+
+    def _checked(self, body: memoryview, guessed: bool) -> tuple[list[Prepared | None], Counter[str]] | None:
+        """:meth:`_columns_for` with its notes counted apart (merged when the block is appended); None when a
+        block cut by guess does not decode (the guess fell inside a string, or the block is damaged)."""
+        with self.notes.capture() as counts:
+            if not guessed:
+                return self._columns_for(body), counts
+            try:
+                return self._columns_for(body), counts
+            except (TraceError, RecursionError):
+                return None
 
     def _head(self, blocks: Iterator[bytes], off: int, buf: bytes) -> tuple[int, bytes]:
         """Read the document up to its top-level ``"traceEvents": [`` (found by its structure, not its text: an
@@ -651,6 +750,20 @@ class KinetoReader:
             c = self._local.cols = _Columns(self._sink.trace, self.notes)
             self._all_cols.append(c)
         return c
+
+    @staticmethod
+    def _last_boundary_guess(buf: bytes) -> tuple[int, int] | None:
+        """(end of the last complete-looking event, start of the next one) or None: the last ``}`` followed by
+        ``,{``, which may be inside a string (see :meth:`_events`)."""
+        pos = len(buf)
+        for _ in range(10000):
+            pos = buf.rfind(b"}", 0, pos)
+            if pos < 0:
+                return None
+            m = _SEP.match(buf, pos + 1)
+            if m:
+                return pos + 1, m.end() - 1
+        return None
 
     @staticmethod
     def _last_boundary(buf: bytes) -> tuple[int, int] | None:
