@@ -236,3 +236,18 @@ def test_sigint_during_conversion_query_is_keyboard_interrupt(tmp_path: Path, mo
     with pytest.raises(KeyboardInterrupt):
         nsys.convert_nsys(src, tmp_path / "o.parquet")
     assert not (tmp_path / "o.parquet").exists()
+
+
+def test_memory_error_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tracekit.errors import TraceError
+    from tracekit.ingest import nsys
+
+    src = _copy(tmp_path)
+
+    def boom(self: nsys._Reader) -> None:
+        raise MemoryError
+
+    monkeypatch.setattr(nsys._Reader, "run", boom)
+    with pytest.raises(TraceError, match="out of memory") as e:
+        nsys.convert_nsys(src, tmp_path / "o.parquet")
+    assert str(src) in str(e.value) and not (tmp_path / "o.parquet").exists()

@@ -1430,6 +1430,8 @@ def _convert_sqlite(p: Path, out: str | os.PathLike[str], name: str, progress: C
         raise TraceError(p, f"corrupt or unreadable nsys database ({_one_line(e)})") from None
     except TraceError:
         raise
+    except MemoryError:
+        raise TraceError(p, "out of memory while reading it (a value too large for the memory available)") from None
     except _damage_errors() as e:  # found by tests/fuzz/nsys_fuzz.py: wrong-typed or missing values
         raise TraceError(p, f"unexpected values in the nsys database, is it damaged? ({type(e).__name__}: {_one_line(e)})") from None
     finally:
