@@ -1,7 +1,9 @@
 """Kineto (torch.profiler) Chrome-trace JSON -> the event schema, streamed.
 
-The file is read in blocks; each block is cut at the last event boundary and
-the complete events in it are decoded by msgspec into typed structs in one C
+The file is read in blocks; each block is cut at the last event boundary (a
+cheap guess, proven by the block's decode; after a guess that fell inside a
+string, the structure splitter of :func:`tracekit.ingest.kscan.split`, see
+:meth:`KinetoReader._events`) and the complete events in it are decoded by msgspec into typed structs in one C
 call (a generic ``json.load`` builds a dict per event and is 5x slower), then
 turned into columns and handed to :class:`~tracekit.ingest.sink.TraceSink`.
 Nothing but the current block and the linker's few columns stays in memory.
