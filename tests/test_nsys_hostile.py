@@ -77,8 +77,9 @@ def test_rowid_near_2_62_reads_only_ranges_that_hold_rows(tmp_path: Path) -> Non
     assert _rows(tmp_path / "plain.parquet") == _rows(tmp_path / "moved.parquet")
 
 
-def test_sparse_rowids_give_the_same_batches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Rowids with gaps wider than a batch: the batches visited are exactly the non-empty ranges of a plain scan."""
+def test_sparse_rowids_read_every_row_once_in_few_batches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rowids spaced wider than a batch: every row once, in rowid order, in full batches (one query per row,
+    each holding a batch's worth of buffers, took 123 s and 6.5 GB for 32k such rows)."""
     from tracekit.ingest import nsys
 
     src = _copy(tmp_path)
@@ -86,20 +87,17 @@ def test_sparse_rowids_give_the_same_batches(tmp_path: Path, monkeypatch: pytest
         n = c.execute(f"SELECT count(*) FROM {KERNEL}").fetchone()[0]
         for i in range(40):
             c.execute(f"INSERT INTO {KERNEL} SELECT * FROM {KERNEL} WHERE rowid = (SELECT min(rowid) FROM {KERNEL})")
-        c.execute(f"UPDATE {KERNEL} SET rowid = rowid * 1000 + 7 WHERE rowid > {n}")
+        c.execute(f"UPDATE {KERNEL} SET rowid = rowid * 1000 + 7, start = rowid WHERE rowid > {n}")
     monkeypatch.setattr(nsys, "BATCH", 3)
     db = nsys._Db(src)
     try:
         sels = [nsys.Sel("start", "t.start", nsys.INT)]
         got = [list(b["start"][0].to_pylist()) for b in nsys._batches(db, KERNEL, sels)]
-        rowids = [r[0] for r in db.conn.execute(f"SELECT rowid FROM {KERNEL} ORDER BY rowid")]
+        want = [r[0] for r in db.conn.execute(f"SELECT start FROM {KERNEL} ORDER BY rowid")]
     finally:
         db.close()
-    lo = rowids[0]
-    want: dict[int, int] = {}
-    for r in rowids:
-        want[(r - lo) // 3] = want.get((r - lo) // 3, 0) + 1
-    assert [len(b) for b in got] == list(want.values())
+    assert [x for b in got for x in b] == want
+    assert len(got) <= len(want) // 3 + 3, [len(b) for b in got]
 
 
 def test_huge_string_referenced_by_many_rows_is_bounded(tmp_path: Path) -> None:

@@ -573,7 +573,7 @@ def _batches(db: _Db, table: str, sels: list[Sel]) -> Iterator[dict[str, tuple[p
     try:
         lo = db.conn.execute(f"SELECT min(rowid) FROM {t}").fetchone()[0]
         rowid = True
-        where = "WHERE t.rowid >= ? AND t.rowid < ?"
+        where = "WHERE t.rowid >= ? AND t.rowid <= ?"
     except sqlite3.OperationalError:  # a WITHOUT ROWID table (not written by nsys): one batch
         lo, rowid, where = None, False, ""
     seek = f"SELECT min(rowid) FROM {t} WHERE rowid >= ?"
@@ -595,7 +595,7 @@ def _batches(db: _Db, table: str, sels: list[Sel]) -> Iterator[dict[str, tuple[p
 
     def adbc(select: str, r: tuple[int, ...]) -> list[pa.Array] | None:
         """The batch's columns by ADBC ([] when empty), or None where the driver refused a value."""
-        rng = f"WHERE t.rowid >= {int(r[0])} AND t.rowid < {int(r[1])}" if r else ""
+        rng = f"WHERE t.rowid >= {int(r[0])} AND t.rowid <= {int(r[1])}" if r else ""
         try:
             with arrow.cursor() as cur:
                 cur.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(BATCH)})
@@ -647,22 +647,36 @@ def _batches(db: _Db, table: str, sels: list[Sel]) -> Iterator[dict[str, tuple[p
             out[_ARGS_KEY] = (text, MEMBERS)
         return out
 
-    def job(a: int | None) -> tuple[dict[str, tuple[pa.Array, str]] | None, int | None]:
-        """The batch [a, a + step) of rowids, and the start of the next one that holds a row (None: none).
+    last_of = f"SELECT max(rowid) FROM (SELECT rowid FROM {t} WHERE rowid >= ? ORDER BY rowid LIMIT {step})"
 
-        Batches are the rowid ranges ``lo + k * step`` as ever, but only those that hold a row are visited: the
-        next one is found by an O(log n) seek of the b-tree, not by stepping through empty ranges (a row moved
-        to rowid 2**62 made ~10**14 of them). So the batches, hence the output, are those of a plain range scan.
+    def job(r: tuple[int, int] | None) -> tuple[dict[str, tuple[pa.Array, str]] | None, tuple[int, int] | None]:
+        """The batch of rowids ``r[0] <= rowid <= r[1]``, and the next range that holds a row (None: none).
+
+        Batches are the rowid ranges ``lo + k * step`` of a plain range scan (so the output is the same), but
+        only those that hold a row are visited: the next one is found by an O(log n) seek of the b-tree, not by
+        stepping through empty ranges (a row moved to rowid 2**62 made ~10**14 of them). Where the rows of a
+        range fill under half its rowids (sparse rowids: one row per range would make a query per row), the
+        next range is the next ``step`` rows that exist instead.
         """
-        if not rowid:
+        if r is None:
             return fetch(()), None
-        assert lo is not None and a is not None
-        got = fetch((a, a + step))
-        nxt = conn.execute(seek, (a + step,)).fetchone()[0] if a + step <= _ROWID_MAX else None
-        return got, None if nxt is None else lo + (nxt - lo) // step * step
+        got = fetch(r)
+        if r[1] >= _ROWID_MAX:
+            return got, None
+        nxt = conn.execute(seek, (r[1] + 1,)).fetchone()[0]
+        if nxt is None:
+            return got, None
+        n = 0 if got is None else len(next(iter(got.values()))[0])
+        if 2 * n >= r[1] - r[0] + 1:  # dense rowids: the next range of the plain scan that holds a row
+            k = (nxt - lo) // step
+            return got, (max(nxt, lo + k * step), min(lo + (k + 1) * step - 1, _ROWID_MAX))
+        return got, (nxt, conn.execute(last_of, (nxt,)).fetchone()[0])
 
     with ThreadPoolExecutor(1, thread_name_prefix="tracekit-nsys-query") as ahead:
-        fut = ahead.submit(job, lo) if lo is not None or not rowid else None
+        if not rowid:  # one batch of the whole table
+            fut: Any = ahead.submit(job, None)
+        else:  # None: an empty table
+            fut = ahead.submit(job, (lo, min(lo + step - 1, _ROWID_MAX))) if lo is not None else None
         while fut is not None:
             got, nxt = fut.result()
             fut = ahead.submit(job, nxt) if nxt is not None else None  # runs while this batch is built
