@@ -61,7 +61,10 @@ TOKENS = [b'"ph"', b'"cat"', b'"name"', b'"pid"', b'"tid"', b'"ts"', b'"dur"', b
           b'"0x7fffffffffffffff"', b'"0x8000000000000000"', b'"-0x5"', b'"0X1f"', b'"12"', b'" 1"', b'"1.5"',
           rb'"\ud800"', rb'"\udc00x"', rb'"\ud83d\ude00"', rb'"\u0000"', rb'"a\"b"', rb'"\\"', b'"\xff"',
           b'"\xc0\xaf"', b'"\xed\xa0\x80"', b'"\xf4\x90\x80\x80"', b"[1,2,3]", b"[[1],[2]]", b"{}", b"[]", b"{",
-          b"}", b"[", b"]", b",", b":", b'"', b"\\", b" ", b"\t", b"\n", b"\x00", b"1" * 40]
+          b"}", b"[", b"]", b",", b":", b'"', b"\\", b" ", b"\t", b"\n", b"\x00", b"1" * 40,
+          # strings holding what looks like an event boundary, and deep nesting (issue 23: items 3 and 10)
+          b'"},{"', b'"b},{c"', rb'"\"},{\""', b'"}, {"', b"},{", b'"}]"', b'"traceEvents"', b"[" * 300,
+          b"]" * 300, b'{"a":' * 200, b"}" * 200, b"[" * 600 + b"]" * 600]
 
 
 def seeds(limit_per_file: int, rng: random.Random) -> list[bytes]:
@@ -83,6 +86,18 @@ def seeds(limit_per_file: int, rng: random.Random) -> list[bytes]:
             s = body[cuts[i]:cuts[j]].strip().strip(b",").strip()
             if s and len(s) <= MAX_LEN:
                 out.append(s)
+    return out + hostile_seeds()
+
+
+def hostile_seeds() -> list[bytes]:
+    """Events whose strings hold `},{` (and its escaped and spaced forms), and nesting near and past the limit."""
+    ev = b'{"ph": "X", "cat": "cpu_op", "name": %s, "pid": 1, "tid": 2, "ts": 1.5, "dur": 2, "args": %s}'
+    names = [b'"b},{c"', rb'"x\"},{\"y"', b'"}, {\"a\": 1}, {"', b'"' + b'\\"},{' * 300 + b'"',
+             b'"[{\'role\': \'user\'}, {\'role\': \'assistant\'}]"', b'"}]}"']
+    out = [ev % (n, b'{"k": "},{"}') + b", " + ev % (b'"op"', b"{}") for n in names]
+    for d in (10, 200, 480, 520, 1000):
+        out.append(ev % (b'"deep"', b'{"x": ' + b"[" * d + b"]" * d + b"}"))
+        out.append(ev % (b'"deep"', b'{"x": ' + b'{"a": ' * d + b"1" + b"}" * d + b"}"))
     return out
 
 
@@ -166,7 +181,40 @@ class Target:
             raise Finding(b",".join(d for d, _ in batch)) from None
         self.compared += len(batch)
 
+    def split(self, data: bytes) -> None:
+        """The structure splitter (``_kscan.split``) on ``data`` in two chunks, both modes: no crash, the same
+        answers as the pure-Python twin, and on a valid JSON list body its boundaries are the elements."""
+        cut = len(data) // 3
+        for mode in (kscan.EVENTS, kscan.HEAD):
+            res = []
+            for impl in (kscan._kscan.split, lambda c, *a: kscan._py_split(bytes(c), *a)):
+                st, got = None, []
+                for base, chunk in ((0, data[:cut]), (cut, data[cut:])):
+                    st, ce, cn, code, at = impl(chunk, base, st, mode, 0)
+                    got.append((ce, cn, code, at))
+                    if code:
+                        break
+                res.append((got, st))
+            assert res[0] == res[1], ("C and Python splitters differ", mode, res)
+        try:
+            want = json.loads(b"[" + data + b"]")
+        except (ValueError, RecursionError):
+            return
+        parts, st, pos = [], None, 0
+        while pos < len(data):
+            st, end, nxt, code, _ = kscan._kscan.split(data[pos:], pos, st, kscan.EVENTS, 1)
+            if code == kscan.TOO_DEEP:
+                return
+            assert code in (kscan.BOUNDARY, kscan.CONSUMED), ("valid JSON split as damaged", code)
+            if code != kscan.BOUNDARY:
+                parts.append(data[pos:])
+                break
+            parts.append(data[pos:end])
+            pos = nxt
+        assert [json.loads(x) for x in parts if x.strip()] == want, "boundaries are not the elements"
+
     def __call__(self, data: bytes) -> None:
+        self.split(data)
         raw = kscan._kscan.scan(data)
         spans = kscan.runs(data)
         last = 0

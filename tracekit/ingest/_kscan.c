@@ -1099,6 +1099,221 @@ static int scan_body(Scan *s) {
     }
 }
 
+/* ---------------------------------------------------------------- structure splitter
+ *
+ * split(chunk, base, state, mode, first) -> (state, cut_end, cut_next, code, at)
+ *
+ * Follows the JSON structure (strings, escapes, nesting depth) over a stream fed chunk by chunk, without
+ * parsing values: where events end, so that blocks are cut only between events (a `},{` inside a string is
+ * not a boundary), in one linear pass whatever the input. Positions are absolute: ``base`` is the offset of
+ * ``chunk`` in the stream. ``state`` is the tuple returned by the previous call (None at the start).
+ *
+ * mode 0 (events): the stream starts just after the `[` of the event list; depth 0 is between its
+ *   elements. (cut_end, cut_next) is the last depth-0 comma of the chunk that follows a complete element
+ *   (cut_end = the comma, cut_next = after it), or (-1, -1). With ``first`` the call returns at the first.
+ * mode 1 (head): the stream starts at the document's `{`; looks for the top-level key "traceEvents".
+ *
+ * code: 0 chunk consumed; 1 events: the list's `]` at ``at``; 2 head: the event list starts at ``at``
+ * (after its `[`; state[6] is where the key's `"` is); 3 head: "traceEvents" is not a list (its value
+ * starts at ``at``); 4 head: the top-level object ended at ``at`` without it; 5 nested deeper than
+ * SPLIT_MAX_DEPTH at ``at``; 6 not JSON at ``at`` (a control character in a string, a byte that cannot
+ * appear outside one, a `}`/`]` without its opener, an empty element); 7 ``first`` found a boundary.
+ * state[4] (``done``) is the position after the last complete depth-0 object/array/string: the end of
+ * the last complete event when the stream is cut short. */
+#define SPLIT_MAX_DEPTH 500
+
+/* outside strings: 0 allowed and uninteresting (whitespace, number and literal characters), 1 '"',
+ * 2 '{' '[', 3 '}' ']', 4 ',', 5 ':', 6 not JSON; whitespace is 7 (uninteresting but not a token) */
+static uint8_t OCLASS[256];
+/* inside strings: 1 for '"', '\\' and control characters (where the string scan stops) */
+static uint8_t SSTOP[256];
+/* inside an event, outside strings (the fast loop): 0 skipped (whitespace, number and literal characters,
+ * ',' ':'), 1 '"', 2 '{' '[', 3 '}' ']', 4 anything else (left to the general loop) */
+static uint8_t FAST[256];
+
+static void init_split_tables(void) {
+    for (int i = 0; i < 256; i++) OCLASS[i] = 6;
+    for (int i = '0'; i <= '9'; i++) OCLASS[i] = 0;
+    for (int i = 'a'; i <= 'z'; i++) OCLASS[i] = 0;
+    for (int i = 'A'; i <= 'Z'; i++) OCLASS[i] = 0;
+    OCLASS['-'] = OCLASS['+'] = OCLASS['.'] = 0;
+    OCLASS[' '] = OCLASS['\t'] = OCLASS['\n'] = OCLASS['\r'] = 7;
+    OCLASS['"'] = 1;
+    OCLASS['{'] = OCLASS['['] = 2;
+    OCLASS['}'] = OCLASS[']'] = 3;
+    OCLASS[','] = 4;
+    OCLASS[':'] = 5;
+    for (int i = 0; i < 256; i++) SSTOP[i] = i < 0x20 || i == '"' || i == '\\';
+    for (int i = 0; i < 256; i++) {
+        int k = OCLASS[i];
+        FAST[i] = (k == 0 || k == 7 || k == 4 || k == 5) ? 0 : k == 1 ? 1 : k == 2 ? 2 : k == 3 ? 3 : 4;
+    }
+}
+
+typedef struct {
+    long long depth, str, seen, key, done, kstate, kstart;
+} SplitState;
+
+
+static const char TE_KEY[] = "traceEvents";
+#define TE_LEN 11
+
+static PyObject *kscan_split(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer view;
+    Py_ssize_t base;
+    PyObject *st;
+    int mode, first;
+    if (!PyArg_ParseTuple(args, "y*nOii", &view, &base, &st, &mode, &first)) return NULL;
+    SplitState s = {0, 0, 0, -1, -1, 0, -1};
+    if (st != Py_None &&
+        !PyArg_ParseTuple(st, "LLLLLLL", &s.depth, &s.str, &s.seen, &s.key, &s.done, &s.kstate, &s.kstart)) {
+        PyBuffer_Release(&view);
+        return NULL;
+    }
+    const uint8_t *b0 = (const uint8_t *)view.buf, *p = b0, *e = b0 + view.len;
+    Py_ssize_t cut_end = -1, cut_next = -1, at = -1;
+    int code = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (;;) {
+        if (mode == 0 && !s.str && s.depth >= 1) {
+            /* The fast loop: inside an event, where only strings and nesting matter (the bulk of the input).
+             * It leaves to the general loop below the end of the event (depth 0), a string cut by the end
+             * of the chunk or holding a control character, and any byte JSON cannot have there. */
+            while (p < e) {
+                uint8_t k = FAST[*p];
+                if (k == 0) {
+                    p++;
+                } else if (k == 1) {
+                    const uint8_t *q = p + 1;
+                    for (;;) {
+                        while (q < e && !SSTOP[*q]) q++;
+                        if (q < e && *q == '\\' && q + 1 < e && q[1] >= 0x20) {
+                            q += 2;
+                            continue;
+                        }
+                        break;
+                    }
+                    if (q < e && *q == '"') {
+                        p = q + 1;
+                    } else { /* the chunk ends inside the string, or an odd byte: the general loop */
+                        s.str = 1;
+                        s.key = -1;
+                        p = q;
+                        break;
+                    }
+                } else if (k == 2) {
+                    if (s.depth >= SPLIT_MAX_DEPTH) break;
+                    s.depth++;
+                    p++;
+                } else if (k == 3) {
+                    if (s.depth <= 1) break;
+                    s.depth--;
+                    p++;
+                } else {
+                    break;
+                }
+            }
+            if (p >= e && !s.str) break;
+            if (s.str) continue;
+        }
+        if (s.str) {
+            /* inside a string: s.str 1 plain, 2 after a backslash */
+            if (s.str == 2) {
+                if (p >= e) break;
+                if (*p < 0x20) { code = 6; at = base + (p - b0); break; }
+                s.str = 1;
+                if (s.key >= 0) s.key = -1; /* an escape: not spelled "traceEvents" */
+                p++;
+            }
+            /* head mode, a depth-1 string: compare with the key as it goes (until it differs) */
+            while (s.key >= 0 && p < e && *p != '"' && *p != '\\' && *p >= 0x20) {
+                s.key = (s.key < TE_LEN && *p == (uint8_t)TE_KEY[s.key]) ? s.key + 1 : -1;
+                p++;
+            }
+            while (p < e && SSTOP[*p] == 0) p++;
+            if (p >= e) break;
+            uint8_t ch = *p++;
+            if (ch == '\\') { s.str = 2; continue; }
+            if (ch < 0x20) { code = 6; at = base + (p - 1 - b0); break; }
+            /* closing quote */
+            s.str = 0;
+            if (mode == 0) {
+                if (s.depth == 0) s.done = base + (p - b0);
+            } else if (s.depth == 1) {
+                s.kstate = (s.key == TE_LEN) ? 1 : 0;
+            }
+            s.key = -1;
+            continue;
+        }
+        while (p < e && OCLASS[*p] == 7) p++;
+        if (p >= e) break;
+        uint8_t ch = *p;
+        int cls = OCLASS[ch];
+        Py_ssize_t pos = base + (p - b0);
+        if (mode == 1 && s.depth == 1 && s.kstate) {
+            if (s.kstate == 1) {
+                s.kstate = (cls == 5) ? 2 : 0;
+                if (s.kstate) { p++; continue; }
+            } else { /* the value of "traceEvents" */
+                if (ch == '[') { code = 2; at = pos + 1; break; }
+                code = 3; at = pos; break;
+            }
+        }
+        if (mode == 0 && s.depth == 0) {
+            if (cls == 4) {
+                if (!s.seen) { code = 6; at = pos; break; }
+                s.seen = 0;
+                cut_end = pos;
+                cut_next = pos + 1;
+                p++;
+                if (first) { code = 7; break; }
+                continue;
+            }
+            if (cls == 3 && ch == ']') {
+                if (!s.seen && s.done >= 0) { code = 6; at = pos; break; } /* a trailing comma */
+                code = 1; at = pos; break;
+            }
+            if (cls == 5 || cls == 3 || cls == 6) { code = 6; at = pos; break; }
+            s.seen = 1;
+        }
+        switch (cls) {
+        case 0:
+            p++;
+            while (p < e && OCLASS[*p] == 0) p++;
+            break;
+        case 1:
+            s.str = 1;
+            if (mode == 1 && s.depth == 1) { s.key = 0; s.kstart = pos; }
+            p++;
+            break;
+        case 2:
+            if (++s.depth > SPLIT_MAX_DEPTH) { code = 5; at = pos; goto out; }
+            p++;
+            break;
+        case 3:
+            if (s.depth <= 0) { code = 6; at = pos; goto out; }
+            p++;
+            if (--s.depth == 0) {
+                if (mode == 1) { code = 4; at = pos + 1; goto out; }
+                s.done = pos + 1;
+            }
+            break;
+        case 4:
+        case 5:
+            p++;
+            break;
+        default:
+            code = 6; at = pos; goto out;
+        }
+    }
+out:
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&view);
+    return Py_BuildValue("((LLLLLLL)nnin)", s.depth, s.str, s.seen, s.key, s.done, s.kstate, s.kstart, cut_end,
+                         cut_next, code, at);
+}
+
 /* ---------------------------------------------------------------- Python glue */
 
 /* A read-only buffer that owns memory the scanner malloc'ed: the columns go to Arrow (pa.py_buffer) without
@@ -1310,6 +1525,10 @@ static PyMethodDef methods[] = {
     {"scan_prefix", kscan_scan_prefix, METH_O,
      "scan_prefix(body) -> (dict | None, stop, bad_end)\n\nColumns of the leading events the scanner supports, "
      "the offset where the first unsupported event starts (len(body) when none) and where it ends (-1 if unknown)."},
+    {"split", kscan_split, METH_VARARGS,
+     "split(chunk, base, state, mode, first) -> (state, cut_end, cut_next, code, at)\n\nFollow the JSON "
+     "structure of a stream fed chunk by chunk: event boundaries (mode 0) or the top-level traceEvents key "
+     "(mode 1); see the comment in _kscan.c."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1318,6 +1537,7 @@ static struct PyModuleDef moddef = {PyModuleDef_HEAD_INIT, "_kscan", "Kineto eve
 
 PyMODINIT_FUNC PyInit__kscan(void) {
     init_tables();
+    init_split_tables();
     init_locale();
     if (PyType_Ready(&OwnedBufType) < 0) return NULL;
     return PyModule_Create(&moddef);

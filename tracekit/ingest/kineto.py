@@ -1,7 +1,9 @@
 """Kineto (torch.profiler) Chrome-trace JSON -> the event schema, streamed.
 
-The file is read in blocks; each block is cut at the last event boundary and
-the complete events in it are decoded by msgspec into typed structs in one C
+The file is read in blocks; each block is cut at the last event boundary (a
+cheap guess, proven by the block's decode; after a guess that fell inside a
+string, the structure splitter of :func:`tracekit.ingest.kscan.split`, see
+:meth:`KinetoReader._events`) and the complete events in it are decoded by msgspec into typed structs in one C
 call (a generic ``json.load`` builds a dict per event and is 5x slower), then
 turned into columns and handed to :class:`~tracekit.ingest.sink.TraceSink`.
 Nothing but the current block and the linker's few columns stays in memory.
@@ -24,6 +26,7 @@ were lost.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import os
@@ -49,6 +52,9 @@ from tracekit.ingest.sink import Prepared, TraceSink, keep_freed_blocks
 from tracekit.redact import scrub
 
 BLOCK = 4 << 20  # per in-flight block, decoding holds ~8x this in objects: keep it small
+#: Largest single event (and largest part of the document before or after the event list) read: memory
+#: stays bounded whatever the file (a gzip bomb, a 4 GiB string); past it, a one-line error.
+MAX_EVENT = 256 << 20
 #: Decoding threads. msgspec holds the GIL but DuckDB and the C scanner do not, so two threads overlap.
 WORKERS = 2
 _EXACT_LIMIT = 2.0**42  # µs; below it rint(µs * 1000) of a <=3-decimal value is exact (4.5e12 was not: ties)
@@ -90,7 +96,6 @@ _NO_TS = "events without a numeric `ts` (ts_ns NULL)"
 _NON_OBJECT = "non-object entries in traceEvents skipped"
 _SEP = re.compile(rb"\s*,\s*\{")
 _START = re.compile(rb'"traceEvents"\s*:\s*\[')
-_KEY = re.compile(rb'"traceEvents"\s*:\s*(.)', re.S)
 _JSON_TYPE = {ord("{"): "an object", ord('"'): "a string", ord("t"): "a boolean", ord("f"): "a boolean",
               ord("n"): "null", **{c: "a number" for c in b"-0123456789"}}
 
@@ -101,10 +106,29 @@ class _Notes:
     def __init__(self) -> None:
         self.counts: Counter[str] = Counter()
         self._lock = threading.Lock()
+        self._local = threading.local()
 
     def add(self, what: str, n: int = 1) -> None:
+        local = getattr(self._local, "counts", None)
+        if local is not None:  # inside capture(): counted apart
+            local[what] += n
+            return
         with self._lock:
             self.counts[what] += n
+
+    @contextlib.contextmanager
+    def capture(self) -> Iterator[Counter[str]]:
+        """Count what this thread adds apart while the block runs (see :meth:`merge`)."""
+        counts: Counter[str] = Counter()
+        self._local.counts = counts
+        try:
+            yield counts
+        finally:
+            self._local.counts = None
+
+    def merge(self, counts: Counter[str]) -> None:
+        with self._lock:
+            self.counts.update(counts)
 
     def lines(self) -> list[str]:
         return [f"{n} {what}" for what, n in sorted(self.counts.items())]
@@ -490,7 +514,11 @@ class KinetoReader:
 
     # -- block reading ---------------------------------------------------------------
     def _blocks(self) -> Iterator[bytes]:
-        """Uncompressed blocks of about BLOCK bytes; a truncated or corrupt gzip ends the stream with a note."""
+        """Uncompressed pieces of at most BLOCK bytes; a truncated or corrupt gzip ends the stream with a note.
+
+        gzip is inflated with a bounded output (``max_length``): a small file of zeros inflating a thousandfold
+        costs one BLOCK at a time, not its whole inflated size.
+        """
         try:
             raw = open(self.path, "rb")
         except OSError as e:
@@ -499,37 +527,32 @@ class KinetoReader:
             gz = raw.read(2) == b"\x1f\x8b"
             raw.seek(0)
             dec = zlib.decompressobj(16 + zlib.MAX_WBITS) if gz else None
-            pending: list[bytes] = []
-            size = 0
             while True:
                 chunk = raw.read(BLOCK // 4 if gz else BLOCK)
                 if self.progress and chunk:
                     self.progress(len(chunk))
-                if dec is not None:
+                if dec is None:
                     if not chunk:
-                        if not dec.eof:
-                            self.notes.add("gzip stream ended early (truncated .gz)")
-                        data = b""
-                    else:
-                        try:
-                            data = dec.decompress(chunk)
-                            while dec.eof and dec.unused_data:  # concatenated gzip members
-                                rest = dec.unused_data
-                                dec = zlib.decompressobj(16 + zlib.MAX_WBITS)
-                                data += dec.decompress(rest)
-                        except zlib.error as e:
-                            self.notes.add(f"corrupt gzip data, rest of file skipped ({e})")
-                            chunk = b""
-                            data = b""
-                else:
-                    data = chunk
-                if data:
-                    pending.append(data)
-                    size += len(data)
-                if size >= BLOCK or (not chunk and pending):
-                    yield b"".join(pending)
-                    pending, size = [], 0
+                        return
+                    yield chunk
+                    continue
                 if not chunk:
+                    if not dec.eof:
+                        self.notes.add("gzip stream ended early (truncated .gz)")
+                    return
+                try:
+                    while chunk:
+                        data = dec.decompress(chunk, BLOCK)
+                        if data:
+                            yield data
+                        if dec.eof:  # concatenated gzip members
+                            chunk = dec.unused_data
+                            if chunk:
+                                dec = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                        else:
+                            chunk = dec.unconsumed_tail
+                except zlib.error as e:
+                    self.notes.add(f"corrupt gzip data, rest of file skipped ({e})")
                     return
 
     def run(self, sink: TraceSink) -> None:
@@ -550,66 +573,199 @@ class KinetoReader:
         self._sink = sink
         self._local = threading.local()
         self._all_cols: list[_Columns] = []
-        blocks = _skip_bom(self._blocks())
+        blocks = _skip_bom(self._blocks())  # issue 23 item 17: a UTF-8 BOM is skipped
+        # 1. the first byte that is not whitespace (whitespace-only pieces are dropped, however many)
+        off = 0  # stream offset of buf[0]
         buf = b""
-        # 1. find the events array
-        m = None
         for b in blocks:
-            buf += b
-            m = _START.search(buf)
-            if m:
+            buf = b.lstrip()
+            off += len(b) - len(buf)
+            if buf:
                 break
-            if len(buf) > 64 << 20:
-                break
-        stripped = buf.lstrip()
-        if not stripped:
+        if not buf:
             raise TraceError(self.path, "empty file")
-        if m is None:
-            if stripped[:1] == b"[":  # bare array of events (Chrome 'JSON array format')
-                buf = stripped[1:]
-                self._bare = True
-            else:
-                if stripped[:1] != b"{":
-                    raise TraceError(self.path, f"not JSON (starts with {stripped[:20]!r})")
-                k = _KEY.search(buf)
-                if k:
-                    what = _JSON_TYPE.get(k.group(1)[0], "not a JSON value")
-                    raise TraceError(self.path, f"`traceEvents` is not a list (it is {what}): not a Kineto/Chrome trace")
-                raise TraceError(self.path, "JSON without `traceEvents`: not a Kineto/Chrome trace")
+        if buf[:1] == b"[":  # bare array of events (Chrome 'JSON array format')
+            self._bare = True
+            start, buf = off + 1, buf[1:]
+        elif buf[:1] != b"{":
+            raise TraceError(self.path, f"not JSON (starts with {buf[:20]!r})")
         else:
-            head = buf[: m.start()]
-            buf = buf[m.end():]
-            try:
-                hd, _, lenient = _json_decode(head + b'"traceEvents": []}')
-            except msgspec.DecodeError:
-                raise TraceError(self.path, "not JSON: the part before `traceEvents` does not parse") from None
-            if not isinstance(hd, dict):
-                raise TraceError(self.path, "not JSON: the part before `traceEvents` does not parse")
-            self._add_meta(hd, lenient)
+            start, buf = self._head(blocks, off, buf)
         # 2. events, block by block, decoded in parallel, appended in order
-        pending: list[Future[list[Prepared | None]]] = []
-        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-            eof = False
-            while True:
-                cut = self._last_boundary(buf)
-                if cut is not None:
-                    end, nxt = cut
-                    pending.append(pool.submit(self._columns_for, memoryview(buf)[:end]))  # no copy
-                    buf = buf[nxt:]
-                while pending and (pending[0].done() or len(pending) > WORKERS + 1):
-                    self._append(pending.pop(0).result())
-                if eof:
-                    break
-                try:
-                    buf += next(blocks)
-                except StopIteration:
-                    eof = True
-            for f in pending:
-                self._append(f.result())
+        data, start, code, at, st = self._events(blocks, start, buf)
+        if code in (kscan.NOT_JSON, kscan.TOO_DEEP):
+            self._structure_error(code, at, data, start)
+        events_end = None
+        if code == kscan.LIST_END:
+            # the rest of the document (its keys after the list), bounded like an event
+            events_end = at - start
+            tail, end = [data], start + len(data)
+            for b in blocks:
+                tail.append(b)
+                end += len(b)
+                if end - at > MAX_EVENT:
+                    raise TraceError(self.path, f"more than {MAX_EVENT >> 20} MB after the event list: "
+                                                "not a trace this tool reads")
+            data = b"".join(tail)
         # 3. the last event(s) and the tail of the document
-        self._finish_tail(buf)
+        done = st[4] - start if st is not None and st[4] >= start else None
+        self._finish_tail(data, events_end, done)
         for c in self._all_cols:  # the DuckDB connections, if the generic path ran
             c.con.close()
+
+    def _events(self, blocks: Iterator[bytes], start: int,
+                buf: bytes) -> tuple[bytes, int, int, int, kscan.SplitState | None]:
+        """Cut the event list into blocks and have them decoded on a pool of :data:`WORKERS`, appended in order.
+
+        ``buf`` is the data from stream offset ``start``, where the first event starts. Returns what is left
+        for the tail: (data, its stream offset, the :func:`kscan.split` code and position it stopped at, its
+        state).
+
+        Cuts are guessed first, as they cost nothing: the last ``}`` followed by ``,{`` in what was read.
+        A guess is proven by the block's own decode: a block that starts where an event starts and decodes
+        as complete events ends where one ends. A guess inside a string (a name holding ``},{``) makes its
+        block fail to decode; then the blocks from there are dropped (notes are kept per block, so nothing
+        counts twice) and the rest of the file is cut by its structure (:func:`kscan.split`, which follows
+        strings and nesting in one linear pass). So a normal trace pays nothing for the structure, and a
+        hostile one costs one wasted round of blocks at most.
+        """
+        pieces = [buf]  # held data, from stream offset `start`, not yet handed to a worker
+        end = start + len(buf)
+        guess = True  # cutting by guess (else by structure)
+        st: kscan.SplitState | None = None
+        cut: tuple[int, int] | None = None  # structure: the last boundary seen in what is held
+        code, at = kscan.CONSUMED, -1
+        eof = False
+        # each entry: (its decode, its span of the stream up to the next block's start, that span's offset)
+        entries: list[tuple[Future[tuple[list[Prepared | None], Counter[str]] | None], Any, int]] = []
+
+        def by_structure(s0: int, data: bytes) -> None:
+            """From now on cut by structure; ``data`` (at offset ``s0``) starts where an event starts."""
+            nonlocal guess, start, pieces, end, st, cut, code, at
+            guess, start, pieces, end = False, s0, [data], s0 + len(data)
+            st, ce, cn, code, at = kscan.split(data, s0, None, kscan.EVENTS)
+            cut = (ce, cn) if ce >= 0 else None
+
+        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+            while True:
+                # 1. cut a block off what is held, when there is a block's worth
+                if guess and (end - start >= BLOCK or eof):
+                    data = b"".join(pieces) if len(pieces) > 1 else pieces[0]
+                    pieces = [data]
+                    g = self._last_boundary_guess(data) if not eof else None
+                    if g is not None:
+                        entries.append((pool.submit(self._checked, memoryview(data)[: g[0]], True),
+                                        memoryview(data)[: g[1]], start))  # no copies
+                        pieces, start = [data[g[1]:]], start + g[1]
+                    elif eof or end - start >= 2 * BLOCK:  # no guess (an event this large, or no objects)
+                        by_structure(start, data)
+                elif not guess and cut is not None and end - start >= BLOCK:
+                    data = b"".join(pieces) if len(pieces) > 1 else pieces[0]
+                    entries.append((pool.submit(self._checked, memoryview(data)[: cut[0] - start], False),
+                                    memoryview(data)[: cut[1] - start], start))
+                    pieces, start, cut = [data[cut[1] - start:]], cut[1], None
+                # 2. append the decoded blocks, in order; a guess that failed: back to its block, by structure
+                last = eof or code != kscan.CONSUMED
+                while entries and (entries[0][0].done() or len(entries) > WORKERS + 1 or last):
+                    got = entries[0][0].result()
+                    if got is None:
+                        for f, _, _ in entries:
+                            f.cancel()
+                        spans = [bytes(x) for _, x, _ in entries]
+                        for f, _, _ in entries:  # the blocks after it were cut after a false guess: dropped
+                            if not f.cancelled():
+                                f.exception()
+                        s0 = entries[0][2]
+                        entries.clear()
+                        by_structure(s0, b"".join(spans + pieces))
+                        break
+                    entries.pop(0)
+                    batches, counts = got
+                    self.notes.merge(counts)
+                    self._append(batches)
+                if last and not entries and (not guess or eof):
+                    if guess:  # eof: what is left is scanned for the tail
+                        by_structure(start, b"".join(pieces))
+                        continue
+                    if code != kscan.CONSUMED or eof:
+                        break
+                if not guess and cut is None and end - start > MAX_EVENT:
+                    raise TraceError(self.path, f"event larger than {MAX_EVENT >> 20} MB at byte {start} of the "
+                                                "(uncompressed) file: not a trace this tool reads")
+                if eof or code != kscan.CONSUMED:
+                    continue
+                # 3. read on
+                b = next(blocks, None)
+                if b is None:
+                    eof = True
+                    continue
+                pieces.append(b)
+                if not guess:
+                    st, ce, cn, code, at = kscan.split(b, end, st, kscan.EVENTS)
+                    if ce >= 0:
+                        cut = (ce, cn)
+                end += len(b)
+        return b"".join(pieces), start, code, at, st
+
+    def _checked(self, body: memoryview, guessed: bool) -> tuple[list[Prepared | None], Counter[str]] | None:
+        """:meth:`_columns_for` with its notes counted apart (merged when the block is appended); None when a
+        block cut by guess does not decode (the guess fell inside a string, or the block is damaged)."""
+        with self.notes.capture() as counts:
+            if not guessed:
+                return self._columns_for(body), counts
+            try:
+                return self._columns_for(body), counts
+            except (TraceError, RecursionError):
+                return None
+
+    def _head(self, blocks: Iterator[bytes], off: int, buf: bytes) -> tuple[int, bytes]:
+        """Read the document up to its top-level ``"traceEvents": [`` (found by its structure, not its text: an
+        earlier value holding that text is not it); its other keys go to the metadata.
+
+        ``buf`` starts at the document's ``{``, at stream offset ``off``. Returns (stream offset where the
+        events start, the data held from there).
+        """
+        pieces = [buf]
+        st, _, _, code, at = kscan.split(buf, off, None, kscan.HEAD)
+        end = off + len(buf)
+        while code == kscan.CONSUMED:
+            if end - off > MAX_EVENT:
+                raise TraceError(self.path, f"more than {MAX_EVENT >> 20} MB before `traceEvents`: "
+                                            "not a trace this tool reads")
+            b = next(blocks, None)
+            if b is None:
+                break
+            pieces.append(b)
+            st, _, _, code, at = kscan.split(b, end, st, kscan.HEAD)
+            end += len(b)
+        data = b"".join(pieces)
+        if code in (kscan.NOT_JSON, kscan.TOO_DEEP):
+            self._structure_error(code, at, data, off, where="before `traceEvents`")
+        if code == kscan.NOT_A_LIST:
+            what = _JSON_TYPE.get(data[at - off], "not a JSON value")
+            raise TraceError(self.path, f"`traceEvents` is not a list (it is {what}): not a Kineto/Chrome trace")
+        if code != kscan.EVENTS_START:  # the object ended, or the file did, without the key
+            raise TraceError(self.path, "JSON without `traceEvents`: not a Kineto/Chrome trace")
+        head = data[: st[6] - off]
+        try:
+            hd, _, lenient = _json_decode(head + b'"traceEvents": []}')
+        except msgspec.DecodeError:
+            raise TraceError(self.path, "not JSON: the part before `traceEvents` does not parse") from None
+        except RecursionError:
+            raise TraceError(self.path, "JSON nested too deeply before `traceEvents`") from None
+        if not isinstance(hd, dict):
+            raise TraceError(self.path, "not JSON: the part before `traceEvents` does not parse")
+        self._add_meta(hd, lenient)
+        return at, data[at - off:]
+
+    def _structure_error(self, code: int, at: int, data: bytes, start: int, where: str = "inside traceEvents") -> None:
+        """Raise the one-line error for what :func:`kscan.split` stopped at (``data`` starts at offset ``start``)."""
+        if code == kscan.TOO_DEEP:
+            raise TraceError(self.path, f"JSON nested too deeply (more than {kscan.MAX_DEPTH} levels) {where}, "
+                                        f"at byte {at} of the (uncompressed) file")
+        i = at - start
+        near = data[max(0, i - 30): i + 30]
+        raise TraceError(self.path, f"not valid JSON {where} at byte {at} of the (uncompressed) file, near: {near!r}")
 
     def _append(self, batches: list[Prepared | None]) -> None:
         for b in batches:
@@ -624,8 +780,9 @@ class KinetoReader:
         return c
 
     @staticmethod
-    def _last_boundary(buf: bytes) -> tuple[int, int] | None:
-        """(end of last complete-looking event, start of the next one) or None."""
+    def _last_boundary_guess(buf: bytes) -> tuple[int, int] | None:
+        """(end of the last complete-looking event, start of the next one) or None: the last ``}`` followed by
+        ``,{``, which may be inside a string (see :meth:`_events`)."""
         pos = len(buf)
         for _ in range(10000):
             pos = buf.rfind(b"}", 0, pos)
@@ -635,6 +792,12 @@ class KinetoReader:
             if m:
                 return pos + 1, m.end() - 1
         return None
+
+    @staticmethod
+    def _last_boundary(buf: bytes) -> tuple[int, int] | None:
+        """(end of the last complete event, start of the next one) in ``buf``, which starts at an event; or None."""
+        _, end, nxt, _, _ = kscan.split(buf, 0, None, kscan.EVENTS)
+        return (end, nxt) if end >= 0 else None
 
     def _decode(self, body: bytes) -> tuple[list[Ev], np.ndarray, np.ndarray, np.ndarray] | None:
         """Decode ``[body]``; None if it is not valid JSON."""
@@ -740,76 +903,68 @@ class KinetoReader:
         return [TraceSink.prepare(self._cols().build(*got))] if got[0] else []
 
     def _pieces(self, body: bytes) -> list[Prepared | None]:
-        """Decode along every boundary candidate, joining pieces split inside strings; damage is an error."""
-        start = 0
+        """A block that does not decode as a whole: decode it event by event (along the boundaries its structure
+        gives, one pass); the first event that does not parse is the error."""
         good: list[bytes] = []
-        for p in [m.start() for m in _SEP.finditer(body)] + [len(body)]:
-            if body[start:p].strip() and self._decode(body[start:p]) is not None:
-                good.append(body[start:p])
-                nxt = _SEP.match(body, p)
-                start = nxt.end() - 1 if nxt else len(body)
-        rest = body[start:].strip()
-        if rest:
-            raise TraceError(self.path, f"not valid JSON inside traceEvents near: {rest[:60]!r}")
+        st = None
+        pos, n = 0, len(body)
+        mv = memoryview(body)
+        while pos < n:
+            st, end, nxt, code, _ = kscan.split(mv[pos:], pos, st, kscan.EVENTS, first=True)
+            if code != kscan.BOUNDARY:
+                end = nxt = n
+            piece = body[pos:end]
+            if piece.strip():
+                if self._decode(piece) is None:
+                    raise TraceError(self.path, f"not valid JSON inside traceEvents near: {piece.strip()[:60]!r}")
+                good.append(piece)
+            pos = nxt
         got = self._decode(b",".join(good)) if good else None
         return [TraceSink.prepare(self._cols().build(*got))] if got is not None and got[0] else []
 
-    def _finish_tail(self, buf: bytes) -> None:
-        """The last events, ``]`` and the document's tail keys; or, if it does not parse, a salvage."""
-        # a bare array ends with `]` and no `}`: close the object the tail is parsed in
-        doc = b'{"traceEvents":[' + buf + (b"}" if self._bare else b"")
-        try:
-            tail, _, lenient = _json_decode(doc)
-        except msgspec.DecodeError:
-            tail = None
-            end = None if self._bare else _trailing_start(doc)  # issue 23 item 17: complete document + trailing bytes
-            if end is not None:
-                try:
-                    tail, _, lenient = _json_decode(doc[:end])
-                except msgspec.DecodeError:
-                    tail = None
-                else:
-                    extra = len(doc[end:].strip())
-                    buf = buf[: end - len(b'{"traceEvents":[')]
-                    if extra:
-                        self.notes.add(f"file with trailing data after the end of the JSON document: {extra} bytes ignored")
-        if isinstance(tail, dict):
-            body_end = self._events_end(buf)
-            if body_end is not None:
-                self._append(self._columns_for(buf[:body_end]))
-            elif isinstance(tail.get("traceEvents"), list) and tail["traceEvents"]:
-                # the last entry is not an object, so _events_end (which looks for `}]`) found no end: decode
-                # the parsed entries again (rare; numbers go through float here, so ts may lose sub-ns digits)
-                self._append(self._columns_for(json.dumps(tail["traceEvents"])[1:-1].encode()))
-            self._add_meta({k: v for k, v in tail.items() if k != "traceEvents"}, lenient)
-            return
-        # Truncated (a run that crashed mid-export): keep the longest prefix of complete events.
+    def _finish_tail(self, buf: bytes, events_end: int | None, done: int | None) -> None:
+        """The last events, ``]`` and the document's tail keys; or, if it does not parse, a salvage.
+
+        ``events_end``: where the event list's ``]`` is in ``buf`` (None: the file ended first); ``done``: the
+        end of the last complete event in ``buf`` (None: none is complete). Both come from the structure
+        (:func:`kscan.split`), so nothing here searches backwards. Bytes after a complete document are
+        trailing data (a note), not a truncation (issue 23 item 17).
+        """
+        if events_end is not None:
+            # a bare array ends with `]` and no `}`: close the object the tail is parsed in
+            doc = b'{"traceEvents":[' + buf[events_end:] + (b"}" if self._bare else b"")
+            try:
+                tail, _, lenient = _json_decode(doc)
+            except msgspec.DecodeError:
+                tail = None
+                end = None if self._bare else _trailing_start(doc)
+                if end is not None:
+                    try:
+                        tail, _, lenient = _json_decode(doc[:end])
+                    except msgspec.DecodeError:
+                        tail = None
+                    else:
+                        extra = len(doc[end:].strip())
+                        if extra:
+                            self.notes.add(f"file with trailing data after the end of the JSON document: {extra} bytes ignored")
+            if isinstance(tail, dict):
+                if buf[:events_end].strip():
+                    self._append(self._columns_for(buf[:events_end]))
+                self._add_meta({k: v for k, v in tail.items() if k != "traceEvents"}, lenient)
+                return
+        # Truncated (a run that crashed mid-export): keep the complete events.
         self.lost_bytes = len(buf.strip())
-        pos = len(buf)
-        for _ in range(100000):
-            pos = buf.rfind(b"}", 0, pos)
-            if pos < 0:
-                break
-            if _is_json(b"[" + buf[: pos + 1] + b"]"):
-                self._append(self._columns_for(buf[: pos + 1]))
-                self.lost_bytes = len(buf[pos + 1 :].strip())
-                break
+        if done is not None:
+            self._append(self._columns_for(buf[:done]))
+            rest = buf[done:].strip()
+            self.lost_bytes = len(rest[1:].strip() if rest[:1] == b"," else rest)  # the separator is not lost
         self.notes.add(f"truncated file: {self.lost_bytes} bytes after the last complete event were lost")
 
     @staticmethod
     def _events_end(buf: bytes) -> int | None:
-        """Where the last event ends in ``buf`` (the rest is ``]`` and the document's tail)."""
-        pos = len(buf)
-        while True:
-            close = buf.rfind(b"]", 0, pos)
-            if close < 0:
-                return None
-            before = buf[:close].rstrip()
-            if not before:
-                return 0
-            if before.endswith(b"}") and _is_json(b"[" + before + b"]"):
-                return len(before)
-            pos = close
+        """Where the event list's ``]`` is in ``buf`` (which starts at an event), or None."""
+        _, _, _, code, at = kscan.split(buf, 0, None, kscan.EVENTS)
+        return at if code == kscan.LIST_END else None
 
     def trace_meta(self) -> dict[str, Any]:
         """Trace-level facts for the Parquet metadata (secrets scrubbed)."""
@@ -838,15 +993,20 @@ def convert_kineto(path: str | os.PathLike[str], out: str | os.PathLike[str], tr
     from tracekit.ingest import default_trace_name
 
     name = trace or default_trace_name(path)
-    with TraceSink(out, name, "kineto") as sink:
-        reader.run(sink)
-        if sink.rows == 0:
-            skipped = reader.notes.counts.get(_NON_OBJECT, 0)
-            if skipped:
-                raise TraceError(path, f"not a trace: none of the {skipped} entries of its event list is an event object")
-            if reader.lost_bytes:
-                raise TraceError(path, f"truncated before the first complete event ({reader.lost_bytes} bytes unusable)")
-            raise TraceError(path, "no events in `traceEvents`")
-        meta = reader.trace_meta()
-        sink.finish(meta)
+    try:
+        with TraceSink(out, name, "kineto") as sink:
+            reader.run(sink)
+            if sink.rows == 0:
+                skipped = reader.notes.counts.get(_NON_OBJECT, 0)
+                if skipped:
+                    raise TraceError(path, f"not a trace: none of the {skipped} entries of its event list is an event object")
+                if reader.lost_bytes:
+                    raise TraceError(path, f"truncated before the first complete event ({reader.lost_bytes} bytes unusable)")
+                raise TraceError(path, "no events in `traceEvents`")
+            meta = reader.trace_meta()
+            sink.finish(meta)
+    except MemoryError:
+        raise TraceError(path, "out of memory while reading it (a value too large for the memory available)") from None
+    except RecursionError:  # the structure check (kscan.MAX_DEPTH) stops deep nesting first; this is the backstop
+        raise TraceError(path, "JSON nested too deeply") from None
     return dict(meta, trace=name, events=sink.rows)

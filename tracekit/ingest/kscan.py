@@ -37,6 +37,7 @@ rules as kineto.py's ``_kind_case`` / ``_BUILD_SQL``.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -188,3 +189,135 @@ def runs(body: bytes) -> list[tuple[int, int, dict[str, pa.Array] | None]]:
         if a < b:
             res.append((a, b, cols))
     return res
+
+
+# -- structure splitter -----------------------------------------------------------------------------------
+
+#: :func:`split` codes (see the comment above ``kscan_split`` in ``_kscan.c``)
+CONSUMED, LIST_END, EVENTS_START, NOT_A_LIST, NO_KEY, TOO_DEEP, NOT_JSON, BOUNDARY = range(8)
+EVENTS, HEAD = 0, 1
+MAX_DEPTH = 500  # the C scanner's SPLIT_MAX_DEPTH; msgspec and DuckDB take a little under 1000
+
+SplitState = tuple[int, int, int, int, int, int, int]
+
+
+def split(chunk: bytes | memoryview, base: int, state: SplitState | None, mode: int,
+          first: bool = False) -> tuple[SplitState, int, int, int, int]:
+    """Follow the JSON structure of a stream fed chunk by chunk: ``(state, cut_end, cut_next, code, at)``.
+
+    Linear in the input and blind to values: it tracks strings, escapes and nesting only, so a ``},{`` inside
+    a string is never taken for an event boundary. ``base`` is the offset of ``chunk`` in the stream; every
+    position returned is absolute. ``state`` is what the previous call returned (None at the start); its
+    fifth item is the end of the last complete depth-0 element. Mode :data:`EVENTS` starts just after the
+    event list's ``[``: ``(cut_end, cut_next)`` is the chunk's last comma between two events (the comma and
+    the position after it), or ``(-1, -1)``; with ``first`` it returns at the first (code :data:`BOUNDARY`).
+    Mode :data:`HEAD` starts at the document's ``{`` and stops where the top-level ``"traceEvents"`` list
+    starts (code :data:`EVENTS_START`, ``at`` after its ``[``, ``state[6]`` the key's quote). Other codes:
+    :data:`LIST_END` (``at``: the list's ``]``), :data:`NOT_A_LIST`, :data:`NO_KEY`, :data:`TOO_DEEP`
+    (deeper than :data:`MAX_DEPTH`), :data:`NOT_JSON` (``at``: the first byte JSON cannot have there).
+    """
+    if _kscan is not None:
+        return _kscan.split(chunk, base, state, mode, int(first))
+    return _py_split(bytes(chunk), base, state, mode, first)
+
+
+_KEY = b"traceEvents"
+_STR_STOP = re.compile(rb'["\\\x00-\x1f]')
+_TOKEN = re.compile(rb'[ \t\r\n]*(?:([0-9A-Za-z+.\-]+)|([^ \t\r\n]))')
+
+
+def _py_split(b: bytes, base: int, state: SplitState | None, mode: int,
+              first: bool) -> tuple[SplitState, int, int, int, int]:
+    """Pure-Python :func:`split` (the same state machine as ``_kscan.c``), for when the extension is absent."""
+    depth, in_str, seen, key, done, kstate, kstart = state or (0, 0, 0, -1, -1, 0, -1)
+    cut_end = cut_next = -1
+    p, n = 0, len(b)
+
+    def ret(code: int, at: int) -> tuple[SplitState, int, int, int, int]:
+        return (depth, in_str, seen, key, done, kstate, kstart), cut_end, cut_next, code, at
+
+    while True:
+        if in_str:
+            if in_str == 2:
+                if p >= n:
+                    break
+                if b[p] < 0x20:
+                    return ret(NOT_JSON, base + p)
+                in_str, key = 1, -1
+                p += 1
+            m = _STR_STOP.search(b, p)
+            q = m.start() if m else n
+            if key >= 0:
+                part = b[p:q]
+                key = key + len(part) if _KEY[key:key + len(part)] == part else -1
+            p = q
+            if p >= n:
+                break
+            ch = b[p]
+            p += 1
+            if ch == 0x5C:  # backslash
+                in_str = 2
+                continue
+            if ch < 0x20:
+                return ret(NOT_JSON, base + p - 1)
+            in_str = 0
+            if mode == EVENTS:
+                if depth == 0:
+                    done = base + p
+            elif depth == 1:
+                kstate = 1 if key == len(_KEY) else 0
+            key = -1
+            continue
+        m = _TOKEN.match(b, p)
+        if m is None or m.group(1) is None and m.group(2) is None:  # only whitespace left
+            break
+        tok = m.group(1) or m.group(2)
+        pos = m.start(1) if m.group(1) else m.start(2)
+        ch = tok[0]
+        cls = (0 if m.group(1) else 1 if ch == 0x22 else 2 if ch in b"{[" else 3 if ch in b"}]" else 4 if ch == 0x2C
+               else 5 if ch == 0x3A else 6)
+        if mode == HEAD and depth == 1 and kstate:
+            if kstate == 1:
+                kstate = 2 if cls == 5 else 0
+                if kstate:
+                    p = pos + 1
+                    continue
+            else:
+                return ret(EVENTS_START, base + pos + 1) if ch == 0x5B else ret(NOT_A_LIST, base + pos)
+        if mode == EVENTS and depth == 0:
+            if cls == 4:
+                if not seen:
+                    return ret(NOT_JSON, base + pos)
+                seen = 0
+                cut_end, cut_next = base + pos, base + pos + 1
+                p = pos + 1
+                if first:
+                    return ret(BOUNDARY, -1)
+                continue
+            if ch == 0x5D:
+                if not seen and done >= 0:
+                    return ret(NOT_JSON, base + pos)
+                return ret(LIST_END, base + pos)
+            if cls in (3, 5, 6):
+                return ret(NOT_JSON, base + pos)
+            seen = 1
+        p = m.end()
+        if cls == 1:
+            in_str = 1
+            if mode == HEAD and depth == 1:
+                key, kstart = 0, base + pos
+        elif cls == 2:
+            depth += 1
+            if depth > MAX_DEPTH:
+                return ret(TOO_DEEP, base + pos)
+        elif cls == 3:
+            if depth <= 0:
+                return ret(NOT_JSON, base + pos)
+            depth -= 1
+            if depth == 0:
+                if mode == HEAD:
+                    return ret(NO_KEY, base + pos + 1)
+                done = base + pos + 1
+        elif cls == 6:
+            return ret(NOT_JSON, base + pos)
+    return ret(CONSUMED, -1)

@@ -69,6 +69,7 @@ import sqlite3
 import subprocess
 import tempfile
 import threading
+import time
 import urllib.parse
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -95,6 +96,9 @@ from tracekit.redact import redact_argv, redact_text
 #: batches per reader, and with StreamSink they wait while the NVTX ranges are read and the writer keeps up:
 #: 100k-row batches held ~190 MB more at peak than 50k ones on the 60x and 90x benchmark files, for no speed.
 BATCH = 50000
+#: SQLite instructions between two calls of the progress handler (:meth:`_Db._progress`): ~1 ms.
+PROGRESS_STEPS = 100_000
+_ROWID_MAX = (1 << 63) - 1
 SOURCE = "nsys"
 
 #: Tables whose presence marks a file as an nsys export.
@@ -156,8 +160,14 @@ class _Db:
         self._uri = "file:" + urllib.parse.quote(str(path.resolve())) + "?mode=ro&immutable=1"
         self._local = threading.local()
         self._conns: list[sqlite3.Connection] = []
+        #: Set to abort every query running on this export's sqlite3 connections (see :meth:`_progress`).
+        self.stop = threading.Event()
+        self.deadline: float | None = None  # time.monotonic() past which queries abort (None: no limit)
         try:
-            rows = self.conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')").fetchall()
+            # Tables only: a view (or a virtual table) runs the file's own SQL, which may never end (a view
+            # named CUPTI_ACTIVITY_KIND_KERNEL over an endless recursive CTE spun forever). nsys writes tables.
+            rows = self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
+                                     "AND coalesce(sql, '') NOT LIKE 'CREATE VIRTUAL%'").fetchall()
         except (sqlite3.DatabaseError, UnicodeDecodeError) as e:  # the latter: a damaged table name
             raise TraceError(path, f"not a readable SQLite database ({_one_line(e)})") from None
         self.tables = {r[0] for r in rows}
@@ -165,6 +175,7 @@ class _Db:
         self._str_ids: pa.Array | None = None
         self._str_vals: pa.Array | None = None
         self._lut: np.ndarray | None = None
+        self._longest: int | None = None
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -172,11 +183,33 @@ class _Db:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = sqlite3.connect(self._uri, uri=True, check_same_thread=False)
+            conn.set_progress_handler(self._progress, PROGRESS_STEPS)
             conn.execute("PRAGMA temp_store=MEMORY")
             conn.execute("PRAGMA mmap_size=1073741824")
             self._local.conn = conn
             self._conns.append(conn)
         return conn
+
+    def _progress(self) -> int:
+        """SQLite's progress handler: non-zero aborts the query (it raises ``sqlite3.OperationalError``).
+
+        Called every :data:`PROGRESS_STEPS` SQLite instructions, it is also where a signal reaches Python while
+        a long query runs on the main thread: Python runs the signal's handler before this function's first
+        line (SIGTERM: tracekit's cleanup, then the default action; SIGINT: KeyboardInterrupt, which the
+        sqlite3 module swallows while it aborts the query, so :func:`_convert_sqlite` turns an abort that
+        nobody asked for back into KeyboardInterrupt). ADBC connections have no such hook: they only run
+        bounded queries (one rowid range of a table).
+        """
+        if self.stop.is_set():
+            return 1
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            self.stop.set()
+            return 1
+        return 0
+
+    def aborted_by_us(self) -> bool:
+        """Whether an aborted query was aborted by :attr:`stop` or :attr:`deadline` (else: by a signal)."""
+        return self.stop.is_set()
 
     @property
     def arrow_conn(self) -> Any | None:
@@ -234,6 +267,13 @@ class _Db:
                 self._str_vals = pa.array(vals, pa.string())
         assert self._str_vals is not None
         return self._str_ids, self._str_vals
+
+    def longest_string(self) -> int:
+        """Bytes of the longest StringIds value (0 without any)."""
+        if self._longest is None:
+            _, vals = self.strings()
+            self._longest = int(pc.max(pc.binary_length(vals)).as_py() or 0) if len(vals) else 0
+        return self._longest
 
     def _positions(self, ids: pa.Array) -> pa.Array:
         """Row of each id in the string table (NULL when absent): a dense lookup array when ids are dense."""
@@ -410,7 +450,7 @@ def _member_sql(s: Sel) -> str:
     what Arrow's cast gave. An integer column holding a REAL or TEXT value gets ``json_quote``, as the JSON path
     spells such a batch (raw members).
     """
-    key = "'" + f'"{s.key[2:]}":'.replace("'", "''") + "'"
+    key = "'" + (_json_key(s.key) + ":").replace("'", "''") + "'"
     e = s.expr
     if s.kind == FLOAT:
         return f"(CASE WHEN ({e}) IS NULL THEN NULL ELSE char({ord(_FLOAT_MARK)}) END)"
@@ -499,6 +539,26 @@ def _from_arrow(col: pa.Array, sel: Sel) -> tuple[pa.Array, str] | None:
     return text, RAW
 
 
+#: What one batch's text may reach when StringIds holds huge values (see :func:`_batch_rows`).
+BATCH_BYTES = 64 << 20
+#: StringIds values up to this size never shrink batches (real exports: kernel names of a few KB).
+BIG_STRING = 1 << 20
+
+
+def _batch_rows(db: _Db, table: str) -> int:
+    """Rows per batch of ``table``: :data:`BATCH`, fewer when StringIds holds a value over :data:`BIG_STRING`.
+
+    Each row's string ids are resolved to text (its name, its args), so a batch may hold one copy of the longest
+    value per reference and row: a 40 MB value referenced by 600 kernel rows needed over 24 GB in one batch.
+    Then a batch takes as many rows as :data:`BATCH_BYTES` allows for rows made of that value only.
+    """
+    longest = db.longest_string()
+    if longest <= BIG_STRING:
+        return BATCH
+    refs = 1 + sum(1 for c in db.cols(table) if c in STRING_ID_COLS)
+    return max(1, min(BATCH, BATCH_BYTES // (longest * refs)))
+
+
 def _batches(db: _Db, table: str, sels: list[Sel]) -> Iterator[dict[str, tuple[pa.Array, str]]]:
     """Batches of the selection as Arrow arrays.
 
@@ -511,13 +571,13 @@ def _batches(db: _Db, table: str, sels: list[Sel]) -> Iterator[dict[str, tuple[p
     inner = ", ".join(f"{s.expr} AS c{i}" for i, s in enumerate(sels))
     outer = ", ".join(f"json_group_array(c{i})" for i in range(len(sels)))
     try:
-        # two subqueries: SQLite answers a lone min() or max() of the rowid from the b-tree's ends, but scans the
-        # whole table for both in one SELECT (NVTX_EVENTS of the 30x benchmark: 36 ms instead of 0.1 ms)
-        lo, hi = db.conn.execute(f"SELECT (SELECT min(rowid) FROM {t}), (SELECT max(rowid) FROM {t})").fetchone()
-        ranges: list[tuple[int, int]] = [(a, a + BATCH) for a in range(lo, hi + 1, BATCH)] if lo is not None else []
-        where = "WHERE t.rowid >= ? AND t.rowid < ?"
+        lo = db.conn.execute(f"SELECT min(rowid) FROM {t}").fetchone()[0]
+        rowid = True
+        where = "WHERE t.rowid >= ? AND t.rowid <= ?"
     except sqlite3.OperationalError:  # a WITHOUT ROWID table (not written by nsys): one batch
-        ranges, where = [()], ""  # type: ignore[list-item]
+        lo, rowid, where = None, False, ""
+    seek = f"SELECT min(rowid) FROM {t} WHERE rowid >= ?"
+    step = _batch_rows(db, table)
     sql = f"SELECT count(*), {outer} FROM (SELECT {inner} FROM {t} AS t {where})"
     rare = _rare_members(db, table, sels) if _adbc_sqlite is not None else frozenset()
     lead, args_sql, check_mark = _arrow_plan(sels, rare)
@@ -535,7 +595,7 @@ def _batches(db: _Db, table: str, sels: list[Sel]) -> Iterator[dict[str, tuple[p
 
     def adbc(select: str, r: tuple[int, ...]) -> list[pa.Array] | None:
         """The batch's columns by ADBC ([] when empty), or None where the driver refused a value."""
-        rng = f"WHERE t.rowid >= {int(r[0])} AND t.rowid < {int(r[1])}" if r else ""
+        rng = f"WHERE t.rowid >= {int(r[0])} AND t.rowid <= {int(r[1])}" if r else ""
         try:
             with arrow.cursor() as cur:
                 cur.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(BATCH)})
@@ -587,12 +647,39 @@ def _batches(db: _Db, table: str, sels: list[Sel]) -> Iterator[dict[str, tuple[p
             out[_ARGS_KEY] = (text, MEMBERS)
         return out
 
+    last_of = f"SELECT max(rowid) FROM (SELECT rowid FROM {t} WHERE rowid >= ? ORDER BY rowid LIMIT {step})"
+
+    def job(r: tuple[int, int] | None) -> tuple[dict[str, tuple[pa.Array, str]] | None, tuple[int, int] | None]:
+        """The batch of rowids ``r[0] <= rowid <= r[1]``, and the next range that holds a row (None: none).
+
+        Batches are the rowid ranges ``lo + k * step`` of a plain range scan (so the output is the same), but
+        only those that hold a row are visited: the next one is found by an O(log n) seek of the b-tree, not by
+        stepping through empty ranges (a row moved to rowid 2**62 made ~10**14 of them). Where the rows of a
+        range fill under half its rowids (sparse rowids: one row per range would make a query per row), the
+        next range is the next ``step`` rows that exist instead.
+        """
+        if r is None:
+            return fetch(()), None
+        got = fetch(r)
+        if r[1] >= _ROWID_MAX:
+            return got, None
+        nxt = conn.execute(seek, (r[1] + 1,)).fetchone()[0]
+        if nxt is None:
+            return got, None
+        n = 0 if got is None else len(next(iter(got.values()))[0])
+        if 2 * n >= r[1] - r[0] + 1:  # dense rowids: the next range of the plain scan that holds a row
+            k = (nxt - lo) // step
+            return got, (max(nxt, lo + k * step), min(lo + (k + 1) * step - 1, _ROWID_MAX))
+        return got, (nxt, conn.execute(last_of, (nxt,)).fetchone()[0])
+
     with ThreadPoolExecutor(1, thread_name_prefix="tracekit-nsys-query") as ahead:
-        queued = [ahead.submit(fetch, r) for r in ranges[:1]]
-        for i in range(len(ranges)):
-            if i + 1 < len(ranges):
-                queued.append(ahead.submit(fetch, ranges[i + 1]))
-            got = queued.pop(0).result()
+        if not rowid:  # one batch of the whole table
+            fut: Any = ahead.submit(job, None)
+        else:  # None: an empty table
+            fut = ahead.submit(job, (lo, min(lo + step - 1, _ROWID_MAX))) if lo is not None else None
+        while fut is not None:
+            got, nxt = fut.result()
+            fut = ahead.submit(job, nxt) if nxt is not None else None  # runs while this batch is built
             if got is not None:
                 yield got
 
@@ -622,6 +709,11 @@ def _json_str(a: pa.Array) -> pa.Array:
     return pc.binary_join_element_wise('"', a, '"', "")
 
 
+def _json_key(key: str) -> str:
+    """The JSON string literal of args member ``key`` (``"a:<name>"``): a column name may hold ``"`` or ``\\``."""
+    return json.dumps(key[2:], ensure_ascii=False)
+
+
 def _json_objects(parts: list[tuple[str, pa.Array, str]], n: int) -> pa.Array:
     """One JSON object text per row from columns ``("a:<key>", values, kind)``; NULL members are left out.
 
@@ -635,9 +727,9 @@ def _json_objects(parts: list[tuple[str, pa.Array, str]], n: int) -> pa.Array:
         if kind == STR and not _has_bytes_to_escape(arr):
             # the quotes go into the join itself: one pass over the text instead of two (_json_str's and this one)
             if arr.null_count:
-                pieces.append(pc.fill_null(pc.binary_join_element_wise(f',"{key[2:]}":"', arr, '"', ""), ""))
+                pieces.append(pc.fill_null(pc.binary_join_element_wise(f',{_json_key(key)}:"', arr, '"', ""), ""))
             else:
-                pieces += [f',"{key[2:]}":"', arr, '"']
+                pieces += [f',{_json_key(key)}:"', arr, '"']
             continue
         if kind == MEMBERS:  # members rendered already ("k":v,...): one piece for several keys
             size = pc.binary_length(arr)
@@ -658,9 +750,9 @@ def _json_objects(parts: list[tuple[str, pa.Array, str]], n: int) -> pa.Array:
         else:
             val = arr
         if val.null_count:
-            pieces.append(pc.fill_null(pc.binary_join_element_wise(f',"{key[2:]}":', val, ""), ""))
+            pieces.append(pc.fill_null(pc.binary_join_element_wise(f',{_json_key(key)}:', val, ""), ""))
         else:
-            pieces += [f',"{key[2:]}":', val]
+            pieces += [f',{_json_key(key)}:', val]
     if not pieces:
         return pa.nulls(n, pa.string())
     if isinstance(pieces[0], str):  # the first member is in every row: no leading comma to strip
@@ -1119,6 +1211,9 @@ class _Reader:
                         elif item is not None:
                             self.sink.append(item)
                             self._advance(item.batch.num_rows)
+            except BaseException:
+                self.db.stop.set()  # queries still running on the workers' connections abort
+                raise
             finally:
                 self._stop.set()
 
@@ -1341,9 +1436,16 @@ def _convert_sqlite(p: Path, out: str | os.PathLike[str], name: str, progress: C
             sink.finish(meta)
         return dict(meta, trace=name, events=sink.rows)
     except sqlite3.DatabaseError as e:
+        if isinstance(e, sqlite3.OperationalError) and "interrupt" in str(e):
+            if db.deadline is not None and time.monotonic() > db.deadline:
+                raise TraceError(p, "reading the nsys database took past its deadline") from None
+            if not db.aborted_by_us():  # the progress handler saw a signal: SIGINT's KeyboardInterrupt was lost there
+                raise KeyboardInterrupt from None
         raise TraceError(p, f"corrupt or unreadable nsys database ({_one_line(e)})") from None
     except TraceError:
         raise
+    except MemoryError:
+        raise TraceError(p, "out of memory while reading it (a value too large for the memory available)") from None
     except _damage_errors() as e:  # found by tests/fuzz/nsys_fuzz.py: wrong-typed or missing values
         raise TraceError(p, f"unexpected values in the nsys database, is it damaged? ({type(e).__name__}: {_one_line(e)})") from None
     finally:

@@ -73,6 +73,8 @@ PARQUET_OPTIONS: dict[str, Any] = dict(compression="lz4", use_dictionary=DICT_CO
                                        column_encoding={"seq": "DELTA_BINARY_PACKED", "ts_ns": "DELTA_BINARY_PACKED",
                                                         "row_id": "DELTA_BINARY_PACKED"},
                                        write_batch_size=64 * 1024)
+#: A row group also ends when its rows reach this many bytes (never on real traces: 64k rows are ~10-40 MB).
+ROW_GROUP_BYTES = 128 << 20
 ROW_GROUP = 64 * 1024  # bounds the writer's buffer; DuckDB scans these as fast as its own 122,880
 
 
@@ -240,6 +242,7 @@ class _Out:
         self.rows = 0
         self._pending: list[pa.RecordBatch] = []
         self._pending_rows = 0
+        self._pending_bytes = 0
         self._const = {"trace": str_array([trace]), "source": str_array([source])}
 
     def write(self, b: pa.RecordBatch, link: dict[str, pa.Array]) -> None:
@@ -253,8 +256,10 @@ class _Out:
         for k, v in self._const.items():
             extra[k] = pa.DictionaryArray.from_arrays(zeros, v)
         cols = [extra[f.name] if f.name in extra else b.column(f.name) for f in WRITE_SCHEMA]
-        self._pending.append(pa.RecordBatch.from_arrays(cols, schema=WRITE_SCHEMA))
+        rb = pa.RecordBatch.from_arrays(cols, schema=WRITE_SCHEMA)
+        self._pending.append(rb)
         self._pending_rows += b.num_rows
+        self._pending_bytes += rb.nbytes
         self.rows = hi
         if self._pending_rows >= ROW_GROUP:
             t = pa.Table.from_batches(self._pending)
@@ -263,11 +268,16 @@ class _Out:
                 self.wt.put(_compact_dicts(t.slice(at, ROW_GROUP)))
             self._pending = t.slice(full).to_batches()
             self._pending_rows -= full
+            self._pending_bytes = sum(x.nbytes for x in self._pending)
+        elif self._pending_bytes >= ROW_GROUP_BYTES:
+            # rows this large (a hostile input: one 40 MB string referenced by every row) make a shorter group:
+            # memory stays a few groups' bytes, not ROW_GROUP rows of them
+            self.flush()
 
     def flush(self) -> None:
         if self._pending or self.rows == 0:
             self.wt.put(_compact_dicts(pa.Table.from_batches(self._pending, schema=WRITE_SCHEMA)))
-            self._pending, self._pending_rows = [], 0
+            self._pending, self._pending_rows, self._pending_bytes = [], 0, 0
 
 
 #: Dictionaries of at most this many values (or an eighth of the group's rows) are written as they are.
