@@ -442,3 +442,27 @@ def test_cut_by_structure_equals_cut_by_guess_on_a_real_trace(tmp_path: Path, mo
     convert_kineto(src, tmp_path / "structure.parquet")
     a, b = pq.read_table(tmp_path / "guess.parquet"), pq.read_table(tmp_path / "structure.parquet")
     assert a.num_rows > 100000 and a.equals(b)
+
+
+def test_nul_padded_truncation_is_salvaged_like_a_cut(tmp_path: Path) -> None:
+    """A crash-truncated file whose tail the filesystem filled with NUL bytes is a truncated file (salvaged,
+    with the note), not damage: the same events as the cut without the padding."""
+    import pyarrow.parquet as pq
+
+    from tracekit.ingest import convert
+
+    ev = [{"ph": "X", "cat": "kernel", "name": f"k{i}", "pid": 0, "tid": 7, "ts": i * 10, "dur": 5,
+           "args": {"device": 0, "stream": 7, "correlation": i}} for i in range(2000)]
+    text = json.dumps({"schemaVersion": 1, "traceEvents": ev}).encode()
+    cut = text[: len(text) // 2]
+    (tmp_path / "cut.json").write_bytes(cut)
+    (tmp_path / "pad.json").write_bytes(cut + b"\x00" * 70000)  # past the first block edge in small-block runs
+    convert(tmp_path / "cut.json", tmp_path / "cut.parquet")
+    convert(tmp_path / "pad.json", tmp_path / "pad.parquet")
+    a, b = pq.read_table(tmp_path / "cut.parquet"), pq.read_table(tmp_path / "pad.parquet")
+    assert a.num_rows == b.num_rows > 0
+    assert a.column("name").to_pylist() == b.column("name").to_pylist()
+    # NUL bytes in the middle of the event list, with real data after them, are still damage
+    (tmp_path / "mid.json").write_bytes(cut[:-100] + b"\x00" * 10 + cut[-100:] + b"]}")
+    with pytest.raises(TraceError):
+        convert(tmp_path / "mid.json", tmp_path / "mid.parquet")

@@ -593,6 +593,14 @@ class KinetoReader:
             start, buf = self._head(blocks, off, buf)
         # 2. events, block by block, decoded in parallel, appended in order
         data, start, code, at, st = self._events(blocks, start, buf)
+        if code == kscan.NOT_JSON and self._nul_padded(data, at - start, blocks):
+            # a crash-truncated file whose tail the filesystem filled with NUL bytes: the data ended at the first
+            # NUL (never valid JSON, even inside a string); salvaged like any truncated file
+            done = st[4] - start if st is not None and st[4] >= start else None
+            self._finish_tail(data[:at - start], None, done)
+            for c in self._all_cols:
+                c.con.close()
+            return
         if code in (kscan.NOT_JSON, kscan.TOO_DEEP):
             self._structure_error(code, at, data, start)
         events_end = None
@@ -757,6 +765,16 @@ class KinetoReader:
             raise TraceError(self.path, "not JSON: the part before `traceEvents` does not parse")
         self._add_meta(hd, lenient)
         return at, data[at - off:]
+
+    @staticmethod
+    def _nul_padded(data: bytes, i: int, blocks: Iterator[bytes]) -> bool:
+        """True when the byte at ``i`` is NUL and everything after it (the rest of ``data`` and of the stream,
+        read block by block, nothing kept) is NUL or whitespace: zero padding after a crash, not damage."""
+        if not (0 <= i < len(data)) or data[i] != 0:
+            return False
+        if data[i:].strip(b"\x00 \t\r\n"):
+            return False
+        return all(not b.strip(b"\x00 \t\r\n") for b in blocks)
 
     def _structure_error(self, code: int, at: int, data: bytes, start: int, where: str = "inside traceEvents") -> None:
         """Raise the one-line error for what :func:`kscan.split` stopped at (``data`` starts at offset ``start``)."""
