@@ -54,6 +54,10 @@
 --               path and every module ancestor's path (one row each). Summing sign * time per path then gives
 --               module time inclusive of child modules but not of user ranges, and exclusive shares still add
 --               up to 1 over a step.
+--   Macros: _eff_path, _eff_src (above), _mod_is_step(name) (a step range's name), _src_union(a, b) (two
+--   comma-separated phase_source lists as one, sorted and distinct; NULL when both are empty).
+-- Cost: one pass over the python rows' distinct names, then linear in module intervals + placed rows (ASOF
+-- joins and one window sort, as _frames.sql); traces without python rows place nothing.
 -- Where user ranges and modules both exist they are combined, never doubled: GPU ops inside a user range
 -- below the step take the range path, those directly in the step take the module path.
 
