@@ -45,6 +45,7 @@ from typing import Any, Callable
 
 import pytest
 
+from tests.conftest import KINETO_DIR, load_json, needs_shared
 from tracekit import report
 from tracekit.view.rows import missing
 
@@ -301,3 +302,50 @@ def test_graph_replay_inside_a_module_is_no_lm_head_guess(write_trace: Callable[
     assert (r1["status"], r1["severity"]) == ("abstain", "warn")
     assert "3 GPU ops were replayed by CUDA graph launches" in r1["note"]
     assert {p: r["excl_gpu_ns_mean"] for p, r in _tree(res).items()} == {"TinyModel": 120 * US, "(other)": 0}
+
+
+# --------------------------------------------------------------------------- the H100 trace in ../shared
+
+H100 = KINETO_DIR / "tracelens" / "h100__Qwen_Qwen1.5-0.5B-Chat__1016005.json.gz"
+
+
+@needs_shared
+def test_h100_phase_tree_by_module_class(tmp_path: Path) -> None:
+    """Qwen1.5-0.5B with with_modules=True and one ProfilerStep, no other range. Truth from the raw JSON, read
+    with the standard library: a GPU op belongs to a module when the cuda_runtime call with its correlation
+    starts and ends inside one of the module's `nn.Module: <Class>_<k>` python events on that thread (runtime and
+    driver calls: one cutlass kernel is launched by cuLaunchKernel)."""
+    from tracekit.ingest import convert
+
+    convert(H100, tmp_path / "h100.parquet")
+    res = report.run(tmp_path / "h100.parquet", analyses=["headline", "steps", "gpu_idle", "syncs"])
+    t = _tree(res)
+    raw = load_json(H100)["traceEvents"]
+    step = next(e for e in raw if e.get("name", "").startswith("ProfilerStep#"))
+    mods = [e for e in raw if e.get("cat") == "python_function" and e["name"].startswith("nn.Module: ")]
+    calls = {e["args"]["correlation"]: e for e in raw
+             if e.get("cat") in ("cuda_runtime", "cuda_driver") and "correlation" in e.get("args", {})}
+    ops = [e for e in raw if e.get("cat") in ("kernel", "gpu_memset", "gpu_memcpy")]
+
+    def in_step(o: dict[str, Any]) -> bool:
+        c = calls.get(o["args"].get("correlation"))
+        return c is not None and c["tid"] == step["tid"] and step["ts"] <= c["ts"] < step["ts"] + step["dur"]
+
+    def gpu_us_inside(prefix: str) -> float:
+        ms = [m for m in mods if m["name"].startswith(prefix)]
+        return sum(o["dur"] for o in ops if in_step(o) and any(
+            m["tid"] == calls[o["args"]["correlation"]]["tid"] and m["ts"] <= calls[o["args"]["correlation"]]["ts"]
+            and calls[o["args"]["correlation"]]["ts"] + calls[o["args"]["correlation"]]["dur"] <= m["ts"] + m["dur"]
+            for m in ms))
+
+    step_us = sum(o["dur"] for o in ops if in_step(o))
+    assert gpu_us_inside("nn.Module: Qwen2Model_") == pytest.approx(step_us)  # 100% of the step's kernel time
+    assert t["(other)"]["excl_gpu_share"] <= 0.02
+    assert t["Qwen2Model"]["incl_gpu_ns_mean"] == pytest.approx(step_us * 1000, abs=len(ops))
+    for path, prefix in (("Qwen2Model/Qwen2DecoderLayer", "nn.Module: Qwen2DecoderLayer_"),
+                         ("Qwen2Model/Qwen2DecoderLayer/Qwen2MLP", "nn.Module: Qwen2MLP_"),
+                         ("Qwen2Model/Qwen2DecoderLayer/Qwen2Attention", "nn.Module: Qwen2Attention_")):
+        assert t[path]["incl_gpu_ns_mean"] == pytest.approx(gpu_us_inside(prefix) * 1000, abs=len(ops)), path
+        assert t[path]["instances_mean"] == sum(m["name"].startswith(prefix) for m in mods) == 24
+        assert t[path]["phase_source"] == "module"
+    assert t["Qwen2Model/Qwen2DecoderLayer/Qwen2RMSNorm"]["instances_mean"] == 48
