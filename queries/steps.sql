@@ -80,7 +80,8 @@
 -- Output `phase_stats`: per step kind and phase over all steps of that kind: steps (of the kind),
 --   steps_with_phase, mean_cpu_ns and mean_gpu_op_ns (per step of the kind, 0 where absent),
 --   p50_cpu_ns_present (median over the steps that have the phase), cpu_share = sum cpu_ns /
---   sum wall_ns, gpu_share = sum gpu_op_ns / sum of the steps' gpu_op_ns (the LenVM-style table)
+--   sum wall_ns, gpu_share = sum gpu_op_ns / sum of the steps' gpu_op_ns (the LenVM-style table),
+--   phase_source (as in `phases`, over the kind's steps)
 -- Output `median_step_ops`: per trace, every GPU op and CPU range of the median step (wall closest
 --   to the trace's p50; equal distance: the lower step_index) of the trace's most frequent step kind
 --   (equal counts: the first in text order): the input of the HTML timeline. Per trace, so that a
@@ -334,7 +335,8 @@ SELECT p.trace, p.step_kind, p.phase, any_value(k.steps) AS steps, count(*) AS s
        quantile_cont(p.cpu_ns, 0.5) AS p50_cpu_ns_present,
        sum(p.gpu_op_ns) / any_value(k.steps) AS mean_gpu_op_ns,
        coalesce(sum(p.cpu_ns), 0) / any_value(k.k_wall_ns) AS cpu_share,
-       sum(p.gpu_op_ns) / nullif(any_value(k.k_gpu_op_ns), 0) AS gpu_share
+       sum(p.gpu_op_ns) / nullif(any_value(k.k_gpu_op_ns), 0) AS gpu_share,
+       _src_union(string_agg(p.phase_source, ','), NULL) AS phase_source
 FROM _step_phases p JOIN _k k USING (trace, step_kind)
 GROUP BY p.trace, p.step_kind, p.phase
 ORDER BY p.trace, p.step_kind, coalesce(mean_gpu_op_ns, 0) + mean_cpu_ns DESC, p.phase;
