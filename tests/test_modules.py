@@ -349,3 +349,17 @@ def test_h100_phase_tree_by_module_class(tmp_path: Path) -> None:
         assert t[path]["instances_mean"] == sum(m["name"].startswith(prefix) for m in mods) == 24
         assert t[path]["phase_source"] == "module"
     assert t["Qwen2Model/Qwen2DecoderLayer/Qwen2RMSNorm"]["instances_mean"] == 48
+
+
+def test_a_module_around_the_step_is_no_phase_of_it(write_trace: Callable[..., Path]) -> None:
+    """nn.Module Outer_0 0..1000 encloses the step range `step` 100..900; Inner_0 200..300 is inside the step.
+    launch 210 -> k1 (50 us): `Inner` (not `Outer/Inner`: the module path starts inside the step's range);
+    launch 500 -> k2 (30 us): in the step, in no module that started inside it: (other).
+    CPU: Inner 100 us; (other) 800 - 100 = 700."""
+    py = _Py()
+    o, e1 = py("nn.Module: Outer_0", 0, 1000, None)
+    ev = [e1, _x("user_annotation", "step", 100, 800), py("nn.Module: Inner_0", 200, 100, o)[1]]
+    ev += _launch(210, 1, "k1", 2000, 50) + _launch(500, 2, "k2", 2100, 30)
+    t = _tree(report.run([write_trace(ev, name="outer.json")], analyses=["headline"]))
+    assert {p: (r["excl_gpu_ns_mean"], r["excl_cpu_ns_mean"]) for p, r in t.items()} == {
+        "Inner": (50 * US, 100 * US), "(other)": (30 * US, 700 * US)}
