@@ -1,4 +1,5 @@
 -- flops: how many FLOPs do the matmul and attention ops do, how fast, and what share of the GPU's peak?
+-- @requires _modules
 --
 -- Run it with `tracekit report` (or tracekit.report.run): that loads _common.sql first and sets every
 -- getvariable() parameter to its documented default (tracekit/report.py: DEFAULTS).
@@ -54,7 +55,7 @@
 --   kernel duration, not wall time (concurrent streams add up); one GPU model per trace.
 --
 -- Inputs: events (cpu_op rows: input_dims, input_types, flops), kernels (args."@graphmap"), trace_devices; _gpu, _rt, _steps,
---   _one_thread, _window (from _common.sql).
+--   _one_thread, _window (from _common.sql); _gpu_phase, _cpu_phase (_modules.sql).
 -- Parameters: getvariable('gpu') (name matched against the table instead of the trace's GPU name,
 --   e.g. 'H100 SXM', 'MI300X'); getvariable('peak_tflops') (one peak TFLOP/s for every dtype,
 --   overrides the table); getvariable('peak_tb_s') (memory bandwidth TB/s, overrides);
@@ -66,7 +67,10 @@
 -- Output `flops`: one row per trace and phase_path of the counted ops ('(none)' = outside any range;
 --   one row with phase_path NULL when the trace has no counted op)
 --   (each op counts in its own full phase_path only: no roll-up into enclosing phases)
---   trace, phase_path
+--   Phases are EFFECTIVE phases (_modules.sql): a cpu_op directly in a step (or in no range) inside a
+--   module takes the module path (`ProfilerStep#6/Qwen2Model/Qwen2DecoderLayer/Qwen2MLP/Linear`).
+--   trace, phase_path, phase_source ('range' | 'module' | 'frame', comma-separated when several; NULL
+--   for '(none)')
 --   ops              counted (leaf-most) family ops in the phase
 --   ops_no_flops     of those, ops without FLOPs (no recorded shapes, or shapes the formulas reject)
 --   flops            sum of FLOPs of the ops that have them (NULL when none has)
@@ -172,22 +176,26 @@ CREATE OR REPLACE TEMP MACRO _fl_family(n) AS n IN (
 -- per reference op call, timed by the summed duration of its replayed GPU ops; it sits at the graph
 -- launch's start on the launching thread (for steps) and in the mapped phase_path.
 CREATE OR REPLACE TEMP TABLE _fl_mapped AS
-SELECT trace, CAST(NULL AS BIGINT) AS pid, any_value(launch_tid) AS tid, min(seq) AS seq, any_value(op) AS name,
-       min(launch_ts_ns) AS ts_ns, min(launch_ts_ns) AS end_ns, min(coalesce(phase_path, '(none)')) AS phase_path,
-       any_value(input_dims) AS input_dims, any_value(input_types) AS input_types, CAST(NULL AS DOUBLE) AS trace_flops,
-       TRUE AS mapped, count(*) AS m_gpu_ops, sum(greatest(dur_ns, 0)) AS m_gpu_ns
+SELECT k.trace, CAST(NULL AS BIGINT) AS pid, any_value(k.launch_tid) AS tid, min(k.seq) AS seq, any_value(k.op) AS name,
+       min(k.launch_ts_ns) AS ts_ns, min(k.launch_ts_ns) AS end_ns,
+       min(coalesce(p.eff_phase_path, k.phase_path, '(none)')) AS phase_path,
+       min(_eff_src(p.phase_source, k.phase_path)) AS phase_source,
+       any_value(k.input_dims) AS input_dims, any_value(k.input_types) AS input_types, CAST(NULL AS DOUBLE) AS trace_flops,
+       TRUE AS mapped, count(*) AS m_gpu_ops, sum(greatest(k.dur_ns, 0)) AS m_gpu_ns
 FROM (SELECT *, json_extract_string(args, '$."@graphmap".op') AS op,
              TRY_CAST(json_extract_string(args, '$."@graphmap".op_node') AS BIGINT) AS op_node
-      FROM kernels WHERE input_dims IS NOT NULL AND _is_graph_launch(launch_name) AND contains(args, '"@graphmap"'))
-WHERE _fl_family(op) AND op_node IS NOT NULL
-GROUP BY trace, correlation, op_node;
+      FROM kernels WHERE input_dims IS NOT NULL AND _is_graph_launch(launch_name) AND contains(args, '"@graphmap"')) k
+LEFT JOIN _gpu_phase p ON p.trace = k.trace AND p.row_id = k.row_id
+WHERE _fl_family(k.op) AND k.op_node IS NOT NULL
+GROUP BY k.trace, k.correlation, k.op_node;
 
 CREATE OR REPLACE TEMP TABLE _fl_cand AS
-SELECT trace, pid, tid, seq, name, ts_ns, ts_ns + greatest(dur_ns, 0) AS end_ns,
-       coalesce(phase_path, '(none)') AS phase_path, input_dims, input_types, flops AS trace_flops,
+SELECT e.trace, e.pid, e.tid, e.seq, e.name, e.ts_ns, e.ts_ns + greatest(e.dur_ns, 0) AS end_ns,
+       coalesce(_eff_path(m.eff_phase_path, e.phase_path), '(none)') AS phase_path,
+       _eff_src(m.phase_source, e.phase_path) AS phase_source, e.input_dims, e.input_types, e.flops AS trace_flops,
        FALSE AS mapped, CAST(NULL AS BIGINT) AS m_gpu_ops, CAST(NULL AS HUGEINT) AS m_gpu_ns
-FROM events
-WHERE kind = 'cpu_op' AND _fl_family(name)
+FROM events e LEFT JOIN _cpu_phase m ON m.trace = e.trace AND m.row_id = e.row_id
+WHERE e.kind = 'cpu_op' AND _fl_family(e.name)
 UNION ALL BY NAME SELECT * FROM _fl_mapped;
 
 -- leaf-most: the next family op on the thread (parents sort before their children) starts after this one ends
@@ -243,7 +251,7 @@ WITH _o AS (
                  ELSE _fl_prod(d[i]) * _fl_size(t[i]) END), lambda x, y: x + y, 0::BIGINT) END AS in_bytes
     FROM _s
 )
-SELECT row_number() OVER () AS op_id, trace, pid, tid, seq, name, ts_ns, end_ns, phase_path, input_dims,
+SELECT row_number() OVER () AS op_id, trace, pid, tid, seq, name, ts_ns, end_ns, phase_path, phase_source, input_dims,
        mapped, m_gpu_ops, m_gpu_ns,
        coalesce(_fl_dtype(a_type), 'unknown') AS dtype,
        coalesce(trace_flops, shape_flops::DOUBLE) AS flops,
@@ -361,10 +369,11 @@ WITH _g AS (
            CASE WHEN count(*) FILTER (WHERE timed AND bytes IS NULL) = 0 THEN sum(bytes) FILTER (WHERE timed) END AS timed_bytes,
            _fl_ideal_ns(flops, peak_tflops, timed) AS ideal_ns,
            string_agg(DISTINCT dtype, ',' ORDER BY dtype) AS dtypes,
-           string_agg(DISTINCT CASE WHEN timed AND peak_tflops IS NULL THEN dtype END, ',') AS no_peak_dtypes
-    FROM _fl_ops GROUP BY ALL
+           string_agg(DISTINCT CASE WHEN timed AND peak_tflops IS NULL THEN dtype END, ',') AS no_peak_dtypes,
+           _src_union(string_agg(phase_source, ','), NULL) AS phase_source
+    FROM _fl_ops GROUP BY trace, phase_path
 )
-SELECT g.trace, g.phase_path, g.ops, g.ops_no_flops, g.flops::BIGINT AS flops,
+SELECT g.trace, g.phase_path, g.phase_source, g.ops, g.ops_no_flops, g.flops::BIGINT AS flops,
        g.step_flops / (ns.steps * TRY_CAST(getvariable('tokens_per_step') AS DOUBLE)) / 1e9 AS gflops_per_token,
        g.flops_source, g.bytes::BIGINT AS bytes,
        g.timed_ops, g.gpu_ops::BIGINT AS gpu_ops, g.gpu_ns::BIGINT AS gpu_ns,
@@ -392,7 +401,7 @@ SELECT g.trace, g.phase_path, g.ops, g.ops_no_flops, g.flops::BIGINT AS flops,
 FROM _g g JOIN _fl_dev v USING (trace) JOIN _fl_caps c USING (trace)
 LEFT JOIN (SELECT trace, count(*) AS steps FROM _steps GROUP BY trace) ns USING (trace)
 UNION ALL
-SELECT w.trace, NULL, 0, 0, NULL, NULL, NULL, NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+SELECT w.trace, NULL, NULL, 0, 0, NULL, NULL, NULL, NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
        CASE WHEN c.unmapped_graph_ops > 0 THEN
                 'no matmul/attention cpu_op outside CUDA graph replays: the ' || c.unmapped_graph_ops || ' graph-replayed GPU ops '
                 || 'have no cpu_op' || CASE WHEN c.shaped_ops > 0 THEN ' (the trace does record shapes)' ELSE '' END

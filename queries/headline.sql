@@ -44,10 +44,17 @@
 -- Output `phase_tree`: trace, step_kind, row_order, depth (0 = top level inside the step),
 --   phase (leaf name; '(other)' = step time in no phase), phase_path (relative to the step),
 --   excl_cpu_ns_mean, excl_cpu_ns_p50, excl_cpu_ns_p99, incl_cpu_ns_mean,
---   excl_gpu_ns_mean, incl_gpu_ns_mean, excl_cpu_share, excl_gpu_share.
---   CPU: range time on the step's thread, clipped to the step range; inclusive = the phase's
---   ranges, exclusive = inclusive minus its child phases' inclusive. '(other)' = CPU span minus
---   the top-level phases. GPU: duration of GPU ops by the innermost phase of their launch
+--   excl_gpu_ns_mean, incl_gpu_ns_mean, excl_cpu_share, excl_gpu_share,
+--   instances_mean (ranges or module intervals with exactly this path on the step's thread, per step;
+--   NULL for '(other)'), phase_source ('range' | 'module' | 'frame', comma-separated when several; NULL
+--   for '(other)').
+--   Phases are EFFECTIVE phases (_modules.sql): user ranges where they say more than the step, else the
+--   module hierarchy around the launch (class names without instance index: 24 decoder layers are one
+--   row, instances_mean 24), else `forward` frames.
+--   CPU: range and module-interval time on the step's thread, clipped to the step range; inclusive = the
+--   phase's ranges (a module phase: its intervals less the user ranges directly inside them, which are
+--   phases of their own), exclusive = inclusive minus its child phases' inclusive. '(other)' = CPU span
+--   minus the top-level phases. GPU: duration of GPU ops by the innermost phase of their launch
 --   ('(other)': launched directly in the step or outside its phases); inclusive adds descendants.
 --   Per step values (0 where a step lacks the phase), then mean/p50/p99 over the steps of the kind.
 --   excl_cpu_share = sum excl_cpu_ns / sum CPU span (over the kind's steps);
@@ -143,19 +150,35 @@ GROUP BY ALL;
 
 -- Per step: CPU inclusive time per phase (ranges on the step's own thread, clipped to the step),
 -- GPU op time per innermost phase ('(other)': launched directly in the step or outside its phases).
+-- Module phases (_modules.sql, via steps.sql's _mod_step) count like ranges: their intervals' time (less the
+-- user ranges directly inside them: sign -1 rows), n = instances (module intervals or ranges of the path).
 CREATE OR REPLACE TEMP TABLE _hl_cpu AS
 SELECT r.trace, r.step_index, substr(r.phase_path, length(r.step_path) + 2) AS phase_path,
-       sum(greatest(least(r.ts_ns + r.dur_ns, s.end_ns) - r.ts_ns, 0)) AS incl_ns
-FROM _range_step r JOIN _steps s USING (trace, step_index)
+       sum(r.sign * greatest(least(r.ts_ns + r.dur_ns, s.end_ns) - r.ts_ns, 0)) AS incl_ns,
+       count(*) FILTER (WHERE r.sign > 0) AS n, string_agg(DISTINCT r.src, ',' ORDER BY r.src) AS src
+FROM (SELECT trace, step_index, tid, ts_ns, dur_ns, phase_path, step_path, 1 AS sign, 'range' AS src FROM _range_step
+      UNION ALL
+      SELECT trace, step_index, tid, ts_ns, dur_ns, phase_path, step_path, sign, phase_source FROM _mod_step) r
+JOIN _steps s USING (trace, step_index)
 WHERE r.tid = s.tid AND starts_with(r.phase_path, r.step_path || '/')
 GROUP BY ALL;
 
+-- GPU ops by their effective phase (_modules.sql: the user range, else the module path around the launch)
 CREATE OR REPLACE TEMP TABLE _hl_gpu AS
 SELECT trace, step_index,
-       CASE WHEN starts_with(phase_path, step_path || '/') THEN substr(phase_path, length(step_path) + 2)
+       CASE WHEN starts_with(eff_phase_path, step_path || '/') THEN substr(eff_phase_path, length(step_path) + 2)
             ELSE '(other)' END AS phase_path,
-       sum(dur_ns) AS excl_ns
+       sum(dur_ns) AS excl_ns, string_agg(DISTINCT phase_source, ',' ORDER BY phase_source) AS src
 FROM _gpu_step GROUP BY ALL;
+
+-- Where each phase path of a step kind came from (range, module, frame), over its steps, CPU and GPU side.
+CREATE OR REPLACE TEMP TABLE _hl_src AS
+SELECT trace, step_kind, phase_path, _src_union(string_agg(src, ','), NULL) AS phase_source FROM (
+    SELECT c.trace, s.step_kind, c.phase_path, c.src FROM _hl_cpu c JOIN _step_rows s USING (trace, step_index)
+    UNION ALL
+    SELECT g.trace, s.step_kind, g.phase_path, g.src FROM _hl_gpu g JOIN _step_rows s USING (trace, step_index)
+    WHERE g.phase_path <> '(other)')
+GROUP BY ALL;
 
 -- Every phase path of a step kind, with all its ancestors (so the tree has no orphan).
 CREATE OR REPLACE TEMP TABLE _hl_paths AS
@@ -175,7 +198,7 @@ SELECT DISTINCT trace, step_kind, '(other)', 0, NULL, '(other)' FROM _step_rows;
 CREATE OR REPLACE TEMP TABLE _hl_grid AS
 WITH _g AS (
     SELECT s.trace, s.step_kind, s.step_index, s.wall_ns, p.phase_path, p.depth, p.parent, p.phase,
-           coalesce(c.incl_ns, 0) AS incl_cpu, coalesce(g.excl_ns, 0) AS excl_gpu
+           coalesce(c.incl_ns, 0) AS incl_cpu, coalesce(g.excl_ns, 0) AS excl_gpu, coalesce(c.n, 0) AS n
     FROM _step_rows s JOIN _hl_paths p USING (trace, step_kind)
     LEFT JOIN _hl_cpu c ON c.trace = s.trace AND c.step_index = s.step_index AND c.phase_path = p.phase_path
     LEFT JOIN _hl_gpu g ON g.trace = s.trace AND g.step_index = s.step_index AND g.phase_path = p.phase_path
@@ -195,7 +218,7 @@ SELECT g.trace, g.step_kind, g.step_index, g.phase_path, g.depth, g.phase,
             ELSE g.incl_cpu - coalesce(k.kids_cpu, 0) END AS excl_cpu,
        CASE WHEN g.phase_path = '(other)' THEN g.wall_ns - coalesce(t.top_cpu, 0) ELSE g.incl_cpu END AS incl_cpu,
        g.excl_gpu,
-       CASE WHEN g.phase_path = '(other)' THEN g.excl_gpu ELSE coalesce(i.incl_gpu, 0) END AS incl_gpu
+       CASE WHEN g.phase_path = '(other)' THEN g.excl_gpu ELSE coalesce(i.incl_gpu, 0) END AS incl_gpu, g.n
 FROM _g g
 LEFT JOIN _kids k ON k.trace = g.trace AND k.step_index = g.step_index AND k.parent = g.phase_path
 LEFT JOIN _top t ON t.trace = g.trace AND t.step_index = g.step_index
@@ -209,7 +232,8 @@ WITH _k AS (
            avg(excl_cpu) AS excl_cpu_ns_mean, quantile_cont(excl_cpu, 0.5) AS excl_cpu_ns_p50,
            quantile_cont(excl_cpu, 0.99) AS excl_cpu_ns_p99, avg(incl_cpu) AS incl_cpu_ns_mean,
            avg(excl_gpu) AS excl_gpu_ns_mean, avg(incl_gpu) AS incl_gpu_ns_mean,
-           sum(excl_cpu) AS s_excl_cpu, sum(excl_gpu) AS s_excl_gpu
+           sum(excl_cpu) AS s_excl_cpu, sum(excl_gpu) AS s_excl_gpu,
+           avg(CASE WHEN phase_path <> '(other)' THEN n END) AS instances_mean
     FROM _hl_grid GROUP BY ALL
 ), _r AS (  -- rank among siblings: inclusive CPU (then GPU) time, '(other)' last
     SELECT a.*, string_split(phase_path, '/') AS segs,
@@ -230,8 +254,10 @@ SELECT r.trace, r.step_kind, row_number() OVER (PARTITION BY r.trace, r.step_kin
        r.depth::INTEGER AS depth, r.phase, r.phase_path, r.excl_cpu_ns_mean, r.excl_cpu_ns_p50, r.excl_cpu_ns_p99,
        r.incl_cpu_ns_mean, r.excl_gpu_ns_mean, r.incl_gpu_ns_mean,
        r.s_excl_cpu / nullif(k.k_wall, 0) AS excl_cpu_share, r.s_excl_gpu / nullif(k.k_gpu, 0) AS excl_gpu_share,
+       r.instances_mean, src.phase_source,
        r.s_excl_cpu, r.s_excl_gpu, k.k_wall, k.k_gpu
-FROM _r r JOIN _key y USING (trace, step_kind, phase_path) JOIN _k k USING (trace, step_kind);
+FROM _r r JOIN _key y USING (trace, step_kind, phase_path) JOIN _k k USING (trace, step_kind)
+LEFT JOIN _hl_src src USING (trace, step_kind, phase_path);
 
 -- Per step values of the headline metrics (long form).
 CREATE OR REPLACE TEMP TABLE _hl_vals AS
@@ -296,7 +322,7 @@ ORDER BY v.trace, v.step_kind, v.row_order;
 
 -- @output phase_tree
 SELECT trace, step_kind, row_order, depth, phase, phase_path, excl_cpu_ns_mean, excl_cpu_ns_p50, excl_cpu_ns_p99,
-       incl_cpu_ns_mean, excl_gpu_ns_mean, incl_gpu_ns_mean, excl_cpu_share, excl_gpu_share
+       incl_cpu_ns_mean, excl_gpu_ns_mean, incl_gpu_ns_mean, excl_cpu_share, excl_gpu_share, instances_mean, phase_source
 FROM _hl_tree ORDER BY trace, step_kind, row_order;
 
 -- @output verdicts

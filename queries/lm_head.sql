@@ -1,4 +1,5 @@
 -- lm_head: how much GPU time does the LM head (vocabulary projection) take, per scope?
+-- @requires _modules
 --
 -- Run it with `tracekit report` (or tracekit.report.run): that loads _common.sql first and sets every
 -- getvariable() parameter to its documented default (tracekit/report.py: DEFAULTS).
@@ -7,12 +8,18 @@
 --   1_range         GPU ops launched inside a range whose name fully matches
 --                   getvariable('lm_head_regex') (default '(?i).*lm_head.*'); scope = the
 --                   phase_path above that range (e.g. 'step/draft' vs 'step/target').
+--                   Phases are EFFECTIVE phases (_modules.sql): in a trace without user ranges below
+--                   the step, a module phase whose class is named like an LM head (_lm_is_head_module:
+--                   contains `lm_head`, `LMHead` or `LMPredictionHead`, case-insensitive, and does not end
+--                   in `Model`: BertLMPredictionHead, BertOnlyMLMHead, ParallelLMHead, not GPT2LMHeadModel,
+--                   the whole model) counts as such a range; the row's note says so. A head that is a
+--                   plain `Linear` (Qwen2ForCausalLM.lm_head) has no such class name: method 2 finds it.
 --   2_gemm_shape    GPU ops launched inside a GEMM cpu_op (aten::linear/mm/addmm/matmul/bmm/
 --                   baddbmm) whose output dimension (linear: weight rows; mm/matmul/bmm: last
 --                   dim of the 2nd input; addmm/baddbmm: of the 3rd) equals the vocabulary size:
 --                   getvariable('vocab') when set, else inferred as the largest such output dim
 --                   when >= 16000 (vocab_source says which). Needs record_shapes=True.
---                   Scope = the GPU op's phase_path.
+--                   Scope = the GPU op's (effective) phase_path.
 --   3_kernel_regex  kernels whose name matches getvariable('lm_head_kernel_regex') (no default).
 -- Kernels replayed by a CUDA graph carry only the graph launch's phase and no cpu_op. After
 -- `tracekit graphmap -o`, mapped ones carry the reference's phase_path (method 1 sees them) and the
@@ -31,7 +38,8 @@
 -- vocabulary, so an LM head), the note says the window does not show it instead.
 -- When methods abstain, only the first abstaining row is severity 'warn'.
 --
--- Inputs: events (cpu_op rows), kernels (args."@graphmap"), ranges; _gpu, _rt, _window (from _common.sql).
+-- Inputs: events (cpu_op rows), kernels (args."@graphmap"), ranges; _gpu, _rt, _window (from _common.sql);
+-- _gpu_phase, _mod_iv (_modules.sql).
 --
 -- Output columns (one row per trace, method and scope; one row per trace and method when none):
 --   trace, method, used (TRUE on the rows of the first method with status 'ok')
@@ -43,7 +51,8 @@
 --                   (denominator; all GPU ops of the trace for '(top)')
 --   share           lm_head_gpu_ns / scope_gpu_ns
 --   vocab, vocab_source   for method 2: the vocabulary size used and 'given' | 'inferred ...'
---   note            why a method abstained or found nothing, and what would fix it
+--   note            why a method abstained or found nothing, and what would fix it; on an ok 1_range row
+--                   found through a module, which module class
 --   severity        'warn' on the first abstaining method of a trace where no method succeeded
 --                   (the report's warning: one per trace), else 'info'
 --
@@ -52,10 +61,24 @@
 
 CREATE OR REPLACE TEMP MACRO _lm_first_seg(pp, re) AS
     list_filter(range(1, len(string_split(pp, '/')) + 1), lambda i: regexp_full_match(string_split(pp, '/')[i], re))[1];
+-- A module class named like an LM head (header: 1_range).
+CREATE OR REPLACE TEMP MACRO _lm_is_head_module(c) AS
+    regexp_full_match(c, '(?i).*(lm_?head|lmpredictionhead).*') AND NOT regexp_full_match(c, '(?i).*model');
+-- The first segment of effective path pp that is a module (mp: the module part of pp, at its end) named like an LM head.
+CREATE OR REPLACE TEMP MACRO _lm_first_mod_seg(pp, mp) AS CASE WHEN mp IS NOT NULL THEN
+    list_filter(range(len(string_split(pp, '/')) - len(string_split(mp, '/')) + 1, len(string_split(pp, '/')) + 1),
+                lambda i: _lm_is_head_module(string_split(pp, '/')[i]))[1] END;
+-- GPU ops with their effective phase (_modules.sql) and the first LM-head segment of it (range, else module)
+CREATE OR REPLACE TEMP TABLE _lm_gpu AS
+SELECT g.*, p.eff_phase_path, p.module_path,
+       list_min([_lm_first_seg(p.eff_phase_path, getvariable('lm_head_regex')),
+                 _lm_first_mod_seg(p.eff_phase_path, p.module_path)]) AS lm_seg,
+       _lm_first_seg(p.eff_phase_path, getvariable('lm_head_regex')) IS NULL AS lm_by_module
+FROM _gpu g JOIN _gpu_phase p USING (gid);
 -- GPU op time per phase_path including descendants ('(top)' = the whole trace); each path's time is
 -- added to every ancestor prefix, so this is linear in the total path depth.
 CREATE OR REPLACE TEMP TABLE _lm_incl AS
-WITH _ops AS (SELECT trace, phase_path, sum(dur_ns) AS ns FROM _gpu GROUP BY ALL)
+WITH _ops AS (SELECT trace, eff_phase_path AS phase_path, sum(dur_ns) AS ns FROM _lm_gpu GROUP BY ALL)
 SELECT trace, array_to_string(segs[1:i], '/') AS scope, sum(ns) AS scope_gpu_ns
 FROM (SELECT trace, ns, segs, unnest(range(1, len(segs) + 1)) AS i
       FROM (SELECT trace, ns, string_split(phase_path, '/') AS segs FROM _ops WHERE phase_path <> '(none)'))
@@ -75,11 +98,12 @@ CREATE OR REPLACE TEMP MACRO _lm_is_gemm(op) AS
 -- GPU ops replayed by a CUDA graph that `tracekit graphmap` gave the shapes of the reference op
 -- that launched them (args."@graphmap".op, input_dims): they stand in for the cpu_op the replay lacks.
 CREATE OR REPLACE TEMP TABLE _lm_mapped AS
-SELECT trace, greatest(dur_ns, 0) AS dur_ns, _is_graph_launch(launch_name) AS graph,
-       coalesce(phase_path, '(none)') AS phase_path, op, _lm_out_dim(op, input_dims) AS out_dim
+SELECT k.trace, greatest(k.dur_ns, 0) AS dur_ns, _is_graph_launch(k.launch_name) AS graph,
+       coalesce(p.eff_phase_path, k.phase_path, '(none)') AS phase_path, k.op, _lm_out_dim(k.op, k.input_dims) AS out_dim
 FROM (SELECT *, json_extract_string(args, '$."@graphmap".op') AS op FROM kernels
-      WHERE input_dims IS NOT NULL AND _is_graph_launch(launch_name) AND contains(args, '"@graphmap"') AND json_valid(input_dims))
-WHERE _lm_is_gemm(op);
+      WHERE input_dims IS NOT NULL AND _is_graph_launch(launch_name) AND contains(args, '"@graphmap"') AND json_valid(input_dims)) k
+LEFT JOIN _gpu_phase p ON p.trace = k.trace AND p.row_id = k.row_id
+WHERE _lm_is_gemm(k.op);
 
 -- What the trace holds, to advise only what is missing: cpu_ops with shapes (record_shapes was on),
 -- graph-replayed GPU ops and how many of them graphmap mapped, HIP runtime calls (ROCm: no nsys).
@@ -102,6 +126,11 @@ SELECT w.trace, coalesce(e.shaped_ops, 0) AS shaped_ops, coalesce(k.graph_ops, 0
        CASE WHEN e.embed_rows >= 16000 THEN e.embed_rows END AS embed_vocab
 FROM _window w LEFT JOIN _e e USING (trace) LEFT JOIN _k k USING (trace);
 
+-- module phases named like an LM head, per trace (they count as lm_head ranges for `no LM head at all`)
+UPDATE _lm_caps SET lm_ranges = lm_ranges + m.n
+FROM (SELECT trace, count(*) AS n FROM _mod_iv WHERE eff_phase_path IS NOT NULL AND _lm_is_head_module(label) GROUP BY trace) m
+WHERE _lm_caps.trace = m.trace;
+
 CREATE OR REPLACE TEMP TABLE _lm_vocab AS
 WITH _gemm AS (
     SELECT trace, _lm_out_dim(name, input_dims) AS out_dim
@@ -119,8 +148,10 @@ FROM _window w LEFT JOIN _gemm g USING (trace) GROUP BY w.trace;
 CREATE OR REPLACE TEMP TABLE _lm_hits AS
 WITH _m1 AS (
     SELECT trace, '1_range' AS method, dur_ns, graph,
-           coalesce(nullif(array_to_string(string_split(phase_path, '/')[1:_lm_first_seg(phase_path, getvariable('lm_head_regex')) - 1], '/'), ''), '(top)') AS scope
-    FROM _gpu WHERE _lm_first_seg(phase_path, getvariable('lm_head_regex')) IS NOT NULL
+           coalesce(nullif(array_to_string(string_split(eff_phase_path, '/')[1:lm_seg - 1], '/'), ''), '(top)') AS scope,
+           CASE WHEN lm_by_module THEN 'the LM head is the module `' || string_split(eff_phase_path, '/')[lm_seg]
+                || '` (with_modules: a module class named like an LM head; no user range names it)' END AS via
+    FROM _lm_gpu WHERE lm_seg IS NOT NULL
 ), _gemm AS (
     SELECT trace, tid, ts_ns, ts_ns + greatest(dur_ns, 0) AS end_ns, name, _lm_out_dim(name, input_dims) AS out_dim
     FROM events
@@ -128,16 +159,16 @@ WITH _m1 AS (
 ), _lm_gemm AS (
     SELECT g.* FROM _gemm g JOIN _lm_vocab v USING (trace) WHERE g.out_dim = v.vocab
 ), _m2 AS (  -- eager GPU ops launched inside an lm_head GEMM cpu_op, plus graph-replayed ops graphmap shaped as one
-    SELECT g.trace, '2_gemm_shape' AS method, g.dur_ns, g.graph, g.phase_path AS scope
-    FROM (SELECT * FROM _gpu WHERE launch_ts_ns IS NOT NULL AND NOT graph) g
+    SELECT g.trace, '2_gemm_shape' AS method, g.dur_ns, g.graph, g.eff_phase_path AS scope, NULL AS via
+    FROM (SELECT * FROM _lm_gpu WHERE launch_ts_ns IS NOT NULL AND NOT graph) g
     ASOF JOIN _lm_gemm m ON g.trace = m.trace AND g.launch_tid = m.tid AND g.launch_ts_ns >= m.ts_ns
     WHERE g.launch_ts_ns <= m.end_ns
     UNION ALL
-    SELECT m.trace, '2_gemm_shape', m.dur_ns, m.graph, m.phase_path
+    SELECT m.trace, '2_gemm_shape', m.dur_ns, m.graph, m.phase_path, NULL
     FROM _lm_mapped m JOIN _lm_vocab v USING (trace) WHERE m.out_dim = v.vocab
 ), _m3 AS (
-    SELECT trace, '3_kernel_regex' AS method, dur_ns, graph, phase_path AS scope
-    FROM _gpu WHERE getvariable('lm_head_kernel_regex') IS NOT NULL
+    SELECT trace, '3_kernel_regex' AS method, dur_ns, graph, eff_phase_path AS scope, NULL AS via
+    FROM _lm_gpu WHERE getvariable('lm_head_kernel_regex') IS NOT NULL
                 AND regexp_matches(name, getvariable('lm_head_kernel_regex'))
 )
 SELECT h.*, CASE WHEN h.method = '2_gemm_shape' THEN v.vocab END AS vocab,
@@ -149,8 +180,8 @@ LEFT JOIN _lm_vocab v USING (trace);
 WITH _methods AS (SELECT unnest(['1_range', '2_gemm_shape', '3_kernel_regex']) AS method),
 _ok AS (
     SELECT trace, method, scope, count(*) AS lm_head_ops, sum(dur_ns) AS lm_head_gpu_ns,
-           any_value(vocab) AS vocab, any_value(vocab_source) AS vocab_source
-    FROM _lm_hits GROUP BY ALL
+           any_value(vocab) AS vocab, any_value(vocab_source) AS vocab_source, min(via) AS via
+    FROM _lm_hits GROUP BY trace, method, scope
 ), _t AS (  -- per trace: graph ops graphmap did not map, and whether the trace shows no LM head at all
     SELECT c.*, v.gemms, v.vocab, v.vocab_source, c.graph_ops - c.mapped_ops AS unmapped,
            NOT EXISTS (SELECT 1 FROM _ok o WHERE o.trace = c.trace) AND c.lm_ranges = 0 AND v.vocab IS NULL
@@ -165,7 +196,7 @@ _ok AS (
 ), _rows AS (
     SELECT o.trace, o.method, 'ok' AS status, o.scope, o.lm_head_ops, o.lm_head_gpu_ns::BIGINT AS lm_head_gpu_ns,
            i.scope_gpu_ns::BIGINT AS scope_gpu_ns,
-           o.vocab, o.vocab_source, NULL AS note, NULL AS severity
+           o.vocab, o.vocab_source, o.via AS note, NULL AS severity
     FROM _ok o LEFT JOIN _lm_incl i USING (trace, scope)
     UNION ALL
     SELECT t.trace, m.method,

@@ -1,4 +1,5 @@
 -- phase_time: where does the time of each phase go, on the CPU and on the GPU?
+-- @requires _modules
 --
 -- Run it with `tracekit report` (or tracekit.report.run): that loads _common.sql first and sets every
 -- getvariable() parameter to its documented default (tracekit/report.py: DEFAULTS).
@@ -7,15 +8,20 @@
 -- (record_function / user_annotation / NVTX), outermost first, joined by '/'. GPU ops are
 -- attributed to the phase_path of the runtime call that launched them (kernels replayed by one
 -- cudaGraphLaunch all take that launch's phase). '(none)' collects work outside every range.
+-- Phases are EFFECTIVE phases (_modules.sql): where no user range below the step covers a launch, the module
+-- hierarchy around it is appended to the path (`ProfilerStep#6/Qwen2Model/Qwen2DecoderLayer/Qwen2MLP`, class
+-- names without instance index; else `forward` frames), and module intervals count as ranges of their path.
 --
--- Inputs: views ranges; _gpu, _rt (from _common.sql). No parameters.
+-- Inputs: views ranges; _gpu, _rt (from _common.sql); _gpu_phase, _cpu_phase, _mod_cpu (_modules.sql).
+-- No parameters.
 --
 -- Output columns:
 --   trace              which capture
 --   phase_path         the phase (exclusive: ops launched directly in it, not in child ranges)
 --   depth              number of ranges in the path
---   range_instances    range rows with exactly this path (NULL for '(none)')
---   cpu_ns             summed duration of those range instances (inclusive of child ranges)
+--   range_instances    range rows (or module intervals) with exactly this path (NULL for '(none)')
+--   cpu_ns             summed duration of those range instances (inclusive of child ranges; a module
+--                      path's intervals less the user ranges directly inside them: _modules.sql _mod_cpu)
 --   gpu_op_ns          summed duration of the GPU ops launched in this phase (exclusive)
 --   gpu_op_ns_incl     same, including every descendant phase_path
 --   gpu_busy_ns        length of the union of those GPU op intervals, per device, summed over
@@ -27,16 +33,21 @@
 --   gpu_op_ns_all      denominator: summed duration of all GPU ops of the trace
 --   share              gpu_op_ns / gpu_op_ns_all
 --   share_incl         gpu_op_ns_incl / gpu_op_ns_all
+--   phase_source       'range' | 'module' | 'frame' (comma-separated when the path came from several;
+--                      NULL for '(none)')
 --
 -- How to read: rows are exclusive, so share adds up to 1 over a trace; share_incl answers
 -- "how much GPU time does this phase and everything under it cost".
 
 -- @output phase_time
-WITH _o AS (
+WITH _g AS (  -- GPU ops by their effective phase
+    SELECT g.trace, g.device, g.kind, g.ts_ns, g.end_ns, g.dur_ns, p.eff_phase_path AS phase_path, p.phase_source
+    FROM _gpu g JOIN _gpu_phase p USING (gid)
+), _o AS (
     SELECT trace, device, phase_path, ts_ns, end_ns,
            max(end_ns) OVER (PARTITION BY trace, device, phase_path ORDER BY ts_ns, end_ns
                              ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS _prev_end
-    FROM _gpu
+    FROM _g
 ), _isl AS (
     SELECT *, sum(CASE WHEN _prev_end IS NULL OR ts_ns > _prev_end THEN 1 ELSE 0 END)
               OVER (PARTITION BY trace, device, phase_path ORDER BY ts_ns, end_ns ROWS UNBOUNDED PRECEDING) AS _island
@@ -47,19 +58,24 @@ WITH _o AS (
     ) GROUP BY ALL
 ), _ops AS (
     SELECT trace, phase_path, sum(dur_ns) AS gpu_op_ns, count(*) AS gpu_ops,
-           count(*) FILTER (WHERE kind = 'kernel') AS kernels
-    FROM _gpu GROUP BY ALL
+           count(*) FILTER (WHERE kind = 'kernel') AS kernels, string_agg(DISTINCT phase_source, ',') AS src
+    FROM _g GROUP BY ALL
 ), _launch AS (
-    SELECT trace, phase_path, count(*) AS launches, count(*) FILTER (WHERE _is_graph_launch(name)) AS graph_launches
-    FROM _rt WHERE launched GROUP BY ALL
+    SELECT r.trace, _eff_path(m.eff_phase_path, r.phase_path) AS phase_path, count(*) AS launches,
+           count(*) FILTER (WHERE _is_graph_launch(r.name)) AS graph_launches,
+           string_agg(DISTINCT _eff_src(m.phase_source, r.phase_path), ',') AS src
+    FROM _rt r LEFT JOIN _cpu_phase m USING (trace, row_id) WHERE r.launched GROUP BY ALL
 ), _rng AS (
-    SELECT trace, phase_path, count(*) AS range_instances, sum(greatest(dur_ns, 0)) AS cpu_ns
-    FROM ranges WHERE phase_path IS NOT NULL GROUP BY ALL
+    SELECT trace, phase_path, sum(n) AS range_instances, sum(ns) AS cpu_ns, string_agg(DISTINCT src, ',') AS src FROM (
+        SELECT trace, phase_path, 1 AS n, greatest(dur_ns, 0) AS ns, 'range' AS src FROM ranges WHERE phase_path IS NOT NULL
+        UNION ALL
+        SELECT trace, phase_path, CASE WHEN sign > 0 THEN 1 ELSE 0 END, sign * dur_ns, phase_source FROM _mod_cpu)
+    GROUP BY ALL
 ), _paths AS (
     SELECT trace, phase_path FROM _rng UNION SELECT trace, phase_path FROM _ops
     UNION SELECT trace, phase_path FROM _launch
 ), _all AS (
-    SELECT trace, sum(dur_ns) AS gpu_op_ns_all FROM _gpu GROUP BY ALL
+    SELECT trace, sum(dur_ns) AS gpu_op_ns_all FROM _g GROUP BY ALL
 ), _incl AS (  -- each path's op time added to every ancestor prefix: linear in total path depth
     SELECT trace, array_to_string(segs[1:i], '/') AS phase_path, sum(gpu_op_ns) AS gpu_op_ns_incl
     FROM (SELECT trace, gpu_op_ns, segs, unnest(range(1, len(segs) + 1)) AS i
@@ -77,7 +93,8 @@ SELECT p.trace, p.phase_path,
        coalesce(o.gpu_ops, 0) AS gpu_ops, coalesce(o.kernels, 0) AS kernels,
        a.gpu_op_ns_all::BIGINT AS gpu_op_ns_all,
        coalesce(o.gpu_op_ns, 0) / a.gpu_op_ns_all AS share,
-       coalesce(i.gpu_op_ns_incl, 0) / a.gpu_op_ns_all AS share_incl
+       coalesce(i.gpu_op_ns_incl, 0) / a.gpu_op_ns_all AS share_incl,
+       CASE WHEN p.phase_path <> '(none)' THEN _src_union(_src_union(r.src, o.src), l.src) END AS phase_source
 FROM _paths p
 LEFT JOIN _rng r USING (trace, phase_path)
 LEFT JOIN _ops o USING (trace, phase_path)

@@ -1,4 +1,5 @@
 -- steps: what does one step cost, and where does its time go?
+-- @requires _modules
 --
 -- Run it with `tracekit report` (or tracekit.report.run): that loads _common.sql first and sets every
 -- getvariable() parameter to its documented default (tracekit/report.py: DEFAULTS).
@@ -69,11 +70,18 @@
 --   the step): cpu_ns (summed range time, inclusive of children), range_instances, gpu_op_ns,
 --   gpu_ops, launches (these three NULL in a trace without GPU ops), wall_ns (the step's), cpu_share = cpu_ns / wall_ns (inclusive of child
 --   ranges: phases nested in each other are listed side by side, so shares of nested phases add
---   up to more than 1; headline.phase_tree has the exclusive split that adds up to 1)
+--   up to more than 1; headline.phase_tree has the exclusive split that adds up to 1),
+--   phase_source ('range' | 'module' | 'frame'; several comma-separated when a path came from more than
+--   one; NULL for '(other)' with nothing launched by a range).
+--   Phases are EFFECTIVE phases (_modules.sql): where no user range below the step covers a launch, the
+--   module hierarchy around it (with_modules=True: `Qwen2Model/Qwen2DecoderLayer/Qwen2MLP`, instance
+--   indices dropped; else `forward` frames). A module phase's cpu_ns is the summed time of its module
+--   intervals (range_instances counts them) less user ranges directly inside them (_modules.sql _mod_cpu).
 -- Output `phase_stats`: per step kind and phase over all steps of that kind: steps (of the kind),
 --   steps_with_phase, mean_cpu_ns and mean_gpu_op_ns (per step of the kind, 0 where absent),
 --   p50_cpu_ns_present (median over the steps that have the phase), cpu_share = sum cpu_ns /
---   sum wall_ns, gpu_share = sum gpu_op_ns / sum of the steps' gpu_op_ns (the LenVM-style table)
+--   sum wall_ns, gpu_share = sum gpu_op_ns / sum of the steps' gpu_op_ns (the LenVM-style table),
+--   phase_source (as in `phases`, over the kind's steps)
 -- Output `median_step_ops`: per trace, every GPU op and CPU range of the median step (wall closest
 --   to the trace's p50; equal distance: the lower step_index) of the trace's most frequent step kind
 --   (equal counts: the first in text order): the input of the HTML timeline. Per trace, so that a
@@ -134,11 +142,14 @@ SELECT trace, step_index,
        sum(own_ns) AS host_runtime_ns
 FROM _o GROUP BY ALL;
 
+-- phase_path: the stored (range) path, as the timeline draws it; eff_phase_path / phase_source: the
+-- effective phase (_modules.sql), which the phase tree, steps.phases and tokens read.
 CREATE OR REPLACE TEMP TABLE _gpu_step AS
 WITH _k AS (
     SELECT g.gid, g.trace, g.ts_ns, g.dur_ns, g.end_ns, g.device, g.stream, g.correlation, g.phase_path, g.graph,
-           g.launch_ts_ns, CASE WHEN o.one_thread THEN -1 ELSE g.launch_tid END AS k_tid
-    FROM _gpu g JOIN _one_thread o USING (trace) WHERE g.launch_ts_ns IS NOT NULL
+           g.launch_ts_ns, CASE WHEN o.one_thread THEN -1 ELSE g.launch_tid END AS k_tid,
+           p.eff_phase_path, p.phase_source
+    FROM _gpu g JOIN _one_thread o USING (trace) JOIN _gpu_phase p USING (gid) WHERE g.launch_ts_ns IS NOT NULL
 )
 SELECT k.*, s.step_index, s.phase_path AS step_path FROM _k k
 ASOF JOIN _steps s ON k.trace = s.trace AND k.k_tid = s.k_tid AND k.launch_ts_ns >= s.ts_ns
@@ -153,6 +164,16 @@ WITH _k AS (
 SELECT k.*, s.step_index, s.phase_path AS step_path FROM _k k
 ASOF JOIN _steps s ON k.trace = s.trace AND k.k_tid = s.k_tid AND k.ts_ns >= s.ts_ns
 WHERE k.ts_ns < s.end_ns AND k.seq <> s.seq;
+
+-- The CPU time of module phases (_modules.sql _mod_cpu: +1 module intervals, -1 user ranges inside them),
+-- assigned to steps as _range_step is: the phase tree and steps.phases add it to the ranges' time.
+CREATE OR REPLACE TEMP TABLE _mod_step AS
+WITH _k AS (
+    SELECT m.*, CASE WHEN o.one_thread THEN -1 ELSE m.tid END AS k_tid FROM _mod_cpu m JOIN _one_thread o USING (trace)
+)
+SELECT k.*, s.step_index, s.phase_path AS step_path FROM _k k
+ASOF JOIN _steps s ON k.trace = s.trace AND k.k_tid = s.k_tid AND k.ts_ns >= s.ts_ns
+WHERE k.ts_ns < s.end_ns;
 
 CREATE OR REPLACE TEMP MACRO _rel_phase(pp, step_path) AS CASE
     WHEN pp = step_path THEN '(other)'
@@ -239,19 +260,25 @@ JOIN _caps k USING (trace);
 
 CREATE OR REPLACE TEMP TABLE _step_phases AS
 WITH _r AS (
-    SELECT trace, step_index, _rel_phase(phase_path, step_path) AS phase,
-           sum(dur_ns) AS cpu_ns, count(*) AS range_instances
-    FROM _range_step GROUP BY ALL
+    SELECT trace, step_index, phase, sum(cpu_ns) AS cpu_ns, sum(n) AS range_instances, string_agg(DISTINCT src, ',' ORDER BY src) AS src
+    FROM (SELECT trace, step_index, _rel_phase(phase_path, step_path) AS phase, dur_ns AS cpu_ns, 1 AS n, 'range' AS src
+          FROM _range_step
+          UNION ALL
+          SELECT trace, step_index, _rel_phase(phase_path, step_path), sign * dur_ns, CASE WHEN sign > 0 THEN 1 ELSE 0 END, phase_source
+          FROM _mod_step)
+    GROUP BY ALL
 ), _g AS (
-    SELECT trace, step_index, _rel_phase(phase_path, step_path) AS phase, sum(dur_ns) AS gpu_op_ns,
-           count(*) AS gpu_ops, count(DISTINCT correlation) AS launches
+    SELECT trace, step_index, _rel_phase(eff_phase_path, step_path) AS phase, sum(dur_ns) AS gpu_op_ns,
+           count(*) AS gpu_ops, count(DISTINCT correlation) AS launches,
+           string_agg(DISTINCT phase_source, ',' ORDER BY phase_source) AS src
     FROM _gpu_step GROUP BY ALL
 )
 SELECT s.trace, s.step_index, s.step_kind, phase, r.cpu_ns::BIGINT AS cpu_ns, coalesce(r.range_instances, 0) AS range_instances,
        CASE WHEN k.has_gpu THEN coalesce(g.gpu_op_ns, 0)::BIGINT END AS gpu_op_ns,
        CASE WHEN k.has_gpu THEN coalesce(g.gpu_ops, 0) END AS gpu_ops,
        CASE WHEN k.has_gpu THEN coalesce(g.launches, 0) END AS launches,
-       s.wall_ns, r.cpu_ns / nullif(s.wall_ns, 0) AS cpu_share
+       s.wall_ns, r.cpu_ns / nullif(s.wall_ns, 0) AS cpu_share,
+       CASE WHEN phase <> '(other)' THEN _src_union(r.src, g.src) END AS phase_source
 FROM _r r FULL JOIN _g g USING (trace, step_index, phase)
 JOIN _step_rows s USING (trace, step_index)
 JOIN _caps k USING (trace);
@@ -308,7 +335,8 @@ SELECT p.trace, p.step_kind, p.phase, any_value(k.steps) AS steps, count(*) AS s
        quantile_cont(p.cpu_ns, 0.5) AS p50_cpu_ns_present,
        sum(p.gpu_op_ns) / any_value(k.steps) AS mean_gpu_op_ns,
        coalesce(sum(p.cpu_ns), 0) / any_value(k.k_wall_ns) AS cpu_share,
-       sum(p.gpu_op_ns) / nullif(any_value(k.k_gpu_op_ns), 0) AS gpu_share
+       sum(p.gpu_op_ns) / nullif(any_value(k.k_gpu_op_ns), 0) AS gpu_share,
+       _src_union(string_agg(p.phase_source, ','), NULL) AS phase_source
 FROM _step_phases p JOIN _k k USING (trace, step_kind)
 GROUP BY p.trace, p.step_kind, p.phase
 ORDER BY p.trace, p.step_kind, coalesce(mean_gpu_op_ns, 0) + mean_cpu_ns DESC, p.phase;

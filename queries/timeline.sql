@@ -3,7 +3,8 @@
 -- @requires steps
 --
 -- Run by `tracekit report --html` on the report's connection, after steps.sql (it reads steps.sql's
--- temp tables _median_step, _gpu_step, _range_step, its _rel_phase macro, and _gpu/_rt of _common.sql).
+-- temp tables _median_step, _gpu_step, _range_step, its _rel_phase macro, _gpu/_rt of _common.sql, and
+-- _gpu_phase of _modules.sql, which steps.sql requires).
 --
 -- The median step of each trace: steps.sql's _median_step (the rule is written there once), so every
 -- process of a multi-process run gets its timeline.
@@ -29,7 +30,9 @@
 --                  '(other)' = directly in the step, in no phase; a range's own path, a runtime call's or
 --                  GPU op's launching path. A GPU op launched in another step: its path relative to that
 --                  step; launched outside every step: its full path ('(none)': in no range);
---                  no launch record: '(no launch record)'
+--                  no launch record: '(no launch record)'. GPU ops by their effective phase (_modules.sql,
+--                  as the phase tree: a module path where no user range below the step covers the
+--                  launch); CPU ranges and runtime calls by their range path (module calls are not drawn)
 --   depth          ranges: nesting level inside the step (1 = top level); NULL otherwise
 --   blocking       runtime rows: TRUE for a blocking sync call
 --   launch_tid, launch_ts_ns   GPU ops: the thread and start of the runtime call that launched them
@@ -81,11 +84,11 @@ SELECT * EXCLUDE (_lk, _l1, _l2) FROM (
                 ELSE 'GPU ? (agent ' || n.device || ')' END
                || ' stream ' || coalesce(n.stream::VARCHAR, '?'),
            'gpu_op', n.name, n.ts_ns, n.dur_ns,
-           CASE t.launch WHEN 'none' THEN '(no launch record)' WHEN 'outside_steps' THEN n.phase_path
-                ELSE _tl_phase(n.phase_path, t.step_path) END,
+           CASE t.launch WHEN 'none' THEN '(no launch record)' WHEN 'outside_steps' THEN gp.eff_phase_path
+                ELSE _tl_phase(gp.eff_phase_path, t.step_path) END,
            NULL, NULL, n.launch_tid, n.launch_ts_ns, t.launch, t.launch_step,
            1, coalesce(d.gpu_index, n.device), coalesce(n.stream, -1)
-    FROM _tl_gpu t JOIN _median_step m USING (trace) JOIN _gpu n USING (gid)
+    FROM _tl_gpu t JOIN _median_step m USING (trace) JOIN _gpu n USING (gid) JOIN _gpu_phase gp USING (gid)
     LEFT JOIN _tl_dev d ON d.trace = n.trace AND d.device = n.device
 )
 ORDER BY trace, _lk, _l1, _l2, ts_ns, row_kind;

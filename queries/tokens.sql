@@ -68,7 +68,8 @@
 --   trace, phase, accepted (the denominator: sum over counted steps), cpu_ms_per_accepted (CPU
 --   range time of the phase), gpu_ms_per_accepted (GPU ops launched directly in the phase:
 --   exclusive), incl_gpu_ms_per_accepted (the phase and every phase under it: inclusive); the GPU
---   columns are NULL for a trace without GPU ops
+--   columns are NULL for a trace without GPU ops; phase_source (steps.phases': 'range' | 'module' |
+--   'frame', a module path where no user range below the step covers the work: _modules.sql)
 -- Output `draft_split` (one row per trace: lm_head against the rest of the draft decode, over
 --   all its steps): trace, steps, draft_ms_per_step, lm_head_ms_per_step (lm_head ranges under
 --   draft), rest_ms_per_step (draft - lm_head), lm_head_share (lm_head / draft), the same four on
@@ -216,7 +217,8 @@ ORDER BY w.trace;
 WITH _acc AS (
     SELECT trace, sum(accepted) AS accepted FROM _tk_step WHERE accepted IS NOT NULL GROUP BY trace
 ), _p AS (
-    SELECT p.trace, p.phase, sum(p.cpu_ns) AS cpu_ns, sum(p.gpu_op_ns) AS gpu_ns
+    SELECT p.trace, p.phase, sum(p.cpu_ns) AS cpu_ns, sum(p.gpu_op_ns) AS gpu_ns,
+           _src_union(string_agg(p.phase_source, ','), NULL) AS phase_source
     FROM _step_phases p JOIN _tk_step s USING (trace, step_index)
     WHERE s.accepted IS NOT NULL GROUP BY ALL
 ), _i AS (  -- inclusive: the phase and every phase path under it
@@ -226,7 +228,8 @@ WITH _acc AS (
 )
 SELECT p.trace, p.phase, c.accepted, p.cpu_ns / 1e6 / nullif(c.accepted, 0) AS cpu_ms_per_accepted,
        CASE WHEN g.trace IS NOT NULL THEN p.gpu_ns / 1e6 / nullif(c.accepted, 0) END AS gpu_ms_per_accepted,
-       CASE WHEN g.trace IS NOT NULL THEN i.incl_gpu_ns / 1e6 / nullif(c.accepted, 0) END AS incl_gpu_ms_per_accepted
+       CASE WHEN g.trace IS NOT NULL THEN i.incl_gpu_ns / 1e6 / nullif(c.accepted, 0) END AS incl_gpu_ms_per_accepted,
+       p.phase_source
 FROM _p p JOIN _acc c USING (trace) JOIN _i i USING (trace, phase)
 LEFT JOIN (SELECT DISTINCT trace FROM _gpu) g USING (trace)
 ORDER BY p.trace, coalesce(p.cpu_ns, 0) + p.gpu_ns DESC, p.phase;

@@ -303,7 +303,13 @@ def test_h100_tracelens(tmp_path: Path) -> None:
     dev = r["flops.device"].iloc[0]
     assert (dev["gpu_name"], dev["matched"]) == ("NVIDIA H100 80GB HBM3", "H100 SXM")
     ph = r["flops"]
-    assert list(ph["phase_path"]) == ["ProfilerStep#6"]
+    # module phases (with_modules=True, queries/_modules.sql): the only range is the step, so each op takes the
+    # module classes around it; most FLOPs in the MLP's Linear modules (the up/gate/down projections)
+    mlp = "ProfilerStep#6/Qwen2Model/Qwen2DecoderLayer/Qwen2MLP/Linear"
+    assert list(ph["phase_path"]) == [mlp, "ProfilerStep#6/Qwen2Model/Qwen2DecoderLayer/Qwen2Attention/Linear",
+                                      "ProfilerStep#6/Qwen2Model/Qwen2DecoderLayer/Qwen2Attention",
+                                      "ProfilerStep#6/Qwen2Model/Qwen2RotaryEmbedding"]
+    assert set(ph["phase_source"]) == {"module"}
     p = ph.iloc[0]
     assert 1 < p["tflops_s"] < 989.5 and 0 < p["share_of_peak"] < 1
     # Largest GEMM: the MLP up/gate projection, aten::mm [8944,1024] x [1024,2816] bf16
@@ -323,6 +329,11 @@ def test_h100_tracelens(tmp_path: Path) -> None:
             and any(m["tid"] == e["tid"] and m["ts"] <= e["ts"] < m["ts"] + m["dur"] for m in mms)}
     memset_us = sum(e["dur"] for e in raw if e.get("cat") == "gpu_memset" and e["args"].get("correlation") in corr)
     assert len(ids) == 48 and len(corr) == 48
+    # each of those GEMMs lies inside an `nn.Module: Qwen2MLP_<k>` python event of its thread: the module path
+    mlps = [e for e in raw if e.get("cat") == "python_function" and e["name"].startswith("nn.Module: Qwen2MLP_")]
+    assert all(any(m["tid"] == e["tid"] and m["ts"] <= e["ts"] and e["ts"] + e["dur"] <= m["ts"] + m["dur"] for m in mlps)
+               for e in mms)
+    assert top["phase_path"] == mlp
     assert top["gpu_ns"] == pytest.approx((kernel_us + memset_us) * 1000, abs=96)  # us with 3 decimals -> ns
     tflops = 48 * 51_581_550_592 / ((kernel_us + memset_us) * 1e-6) / 1e12
     assert top["tflops_s"] == pytest.approx(tflops, rel=1e-6)

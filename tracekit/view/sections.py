@@ -141,10 +141,26 @@ def groups(results: Results, full: bool = False) -> list[Group]:
             if "excl_gpu_share" in t and all(missing(x) for x in t.col("excl_gpu_share")):
                 # no GPU op in these steps: zeros and NULLs in GPU columns would only hide the CPU numbers
                 cols = [c for c in cols if c not in ("excl_gpu_ns_mean", "excl_gpu_share", "incl_gpu_ns_mean")]
-            shown_t = t.select(cols + (["depth"] if "depth" in t else []), rename=names)
+            shown_t = _with_instances(t).select(cols + (["depth"] if "depth" in t else []), rename=names)
             g.tree = table("headline.phase_tree", shown_t, indent_by="depth", shared_unit=True, title=TREE_TITLE)
         out.append(g)
     return out
+
+
+def _with_instances(tree: Rows) -> Rows:
+    """Module and frame phases (phase_source, queries/_modules.sql) named with their instances per step: the 24
+    decoder layers of a model are one row, ``Qwen2DecoderLayer ×24``. Range phases keep their name as it is."""
+    if not {"phase", "phase_source", "instances_mean"} <= set(tree.columns):
+        return tree
+    i, j, k = (tree.columns.index(c) for c in ("phase", "phase_source", "instances_mean"))
+
+    def name(r: tuple[Any, ...]) -> Any:
+        n, src = r[k], r[j]
+        if missing(n) or missing(src) or n <= 1 or not ({"module", "frame"} & set(str(src).split(","))):
+            return r[i]
+        return f"{r[i]} ×{int(n) if n == int(n) else round(n, 1)}"
+
+    return Rows(tree.columns, tree.types, tuple(r[:i] + (name(r),) + r[i + 1:] for r in tree.data))
 
 
 def fallback(results: Results) -> list[Table]:
