@@ -11,33 +11,17 @@ import gzip
 import json
 import random
 import subprocess
-import sys
-import textwrap
-import time
 import zlib
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import REPO
+from tests.limited import GIB, limited as _limited
 from tracekit.errors import TraceError
 from tracekit.ingest import kineto, kscan
 from tracekit.ingest.kineto import convert_kineto
 from tracekit.store import connect
-
-GIB = 1 << 30
-
-
-def _limited(code: str, *, mem: int = 3 * GIB, cpu: int = 120, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    """Run Python ``code`` in a child with an address-space and CPU-time limit (and a wall-clock timeout)."""
-    pre = textwrap.dedent(f"""
-        import resource
-        resource.setrlimit(resource.RLIMIT_AS, ({mem}, {mem}))
-        resource.setrlimit(resource.RLIMIT_CPU, ({cpu}, {cpu}))
-    """)
-    return subprocess.run([sys.executable, "-c", pre + textwrap.dedent(code)], cwd=REPO, capture_output=True,
-                          text=True, timeout=timeout)
 
 
 def _cli(args: list[str], *, mem: int = 3 * GIB, cpu: int = 120, timeout: float = 180) -> subprocess.CompletedProcess[str]:

@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import NSYS_DIR, REPO
+from tests.limited import GIB, limited as _limited
 
 SRC = NSYS_DIR / "sqlite" / "nsys-ai" / "mock.sqlite"  # 373 KB, every table kind
 KERNEL = "CUPTI_ACTIVITY_KIND_KERNEL"
-GIB = 1 << 30
 
 pytestmark = pytest.mark.skipif(not SRC.exists(), reason="../shared/traces/nsys/sqlite is absent")
 
@@ -32,16 +32,6 @@ def _copy(tmp_path: Path, name: str = "x.sqlite") -> Path:
     shutil.copyfile(SRC, dst)
     dst.chmod(0o644)
     return dst
-
-
-def _limited(code: str, *, mem: int = 3 * GIB, cpu: int = 120, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    pre = textwrap.dedent(f"""
-        import resource
-        resource.setrlimit(resource.RLIMIT_AS, ({mem}, {mem}))
-        resource.setrlimit(resource.RLIMIT_CPU, ({cpu}, {cpu}))
-    """)
-    return subprocess.run([sys.executable, "-c", pre + textwrap.dedent(code)], cwd=REPO, capture_output=True,
-                          text=True, timeout=timeout)
 
 
 def _convert_limited(src: Path, out: Path, **kw: int) -> dict:
