@@ -10,7 +10,7 @@
 --   _gpu     one row per GPU op (kind kernel/memcpy/memset): trace, kind, name, ts_ns, dur_ns,
 --            end_ns, device, stream, correlation, phase, phase_path ('(none)' when NULL),
 --            launch_name/ts/dur/tid, copy_kind, graph (TRUE when replayed by a *GraphLaunch),
---            op_class ('compute' | 'communication' | 'memory'), row_id (the converter's row id,
+--            op_class ('compute' | 'communication' | 'memory'), category (_gpu_names below), row_id (the converter's row id,
 --            unique per trace: the last key of every ORDER BY that could tie, so that results do
 --            not depend on row order or on the other traces of a dataset), gid (a join key
 --            unique over the dataset but not stable: window functions sort narrow columns and
@@ -97,22 +97,43 @@ CREATE OR REPLACE TEMP MACRO _api_class_of(n) AS (
     WHERE regexp_full_match(regexp_replace(n, '(_v[0-9]+|_ptsz|_ptds|_spt)+$', ''), c.pattern)
     ORDER BY c.ord LIMIT 1);
 CREATE OR REPLACE TEMP MACRO _is_graph_launch(n) AS coalesce(contains(n, 'GraphLaunch'), FALSE);
--- Same name families as HTA's kernel types (communication = NCCL/RCCL/HCCL kernels). Plain string
--- functions, not a regex: this runs once per GPU op.
-CREATE OR REPLACE TEMP MACRO _op_class(k, n) AS CASE
-    WHEN k <> 'kernel' THEN 'memory'
-    WHEN starts_with(n, 'nccl') OR starts_with(n, 'rccl') OR starts_with(n, 'hccl')
-         OR contains(n, 'ncclKernel') OR contains(n, 'ncclDevKernel') THEN 'communication'
-    ELSE 'compute' END;
+-- Every GPU op has ONE category, from the table in kernel_categories.csv (beside this file; its path is
+-- getvariable('kernel_categories_csv'), set by tracekit.report.prepare): the first row (by `ord`) whose
+-- `kind` is the op's kind (kernel | memcpy | memset) and whose `pattern` (an RE2 regex, matched anywhere in
+-- the name as the trace wrote it, mangled or not) matches. The categories: memcpy, memset, communication
+-- (NCCL/RCCL/HCCL, custom all-reduce, DeepEP, NVSHMEM), GEMM, MoE, KV-cache write, sampling, norm, rotary,
+-- activation, attention, conv, reduction, elementwise, other (the last row matches every kernel). Row order
+-- decides between families a name could belong to (a FlashAttention kernel's template names
+-- cutlass::bfloat16_t: attention comes before GEMM's `cutlass`). Each row's example is a real kernel name
+-- (tests/test_kernel_categories.py checks that it lands in its row's category).
+-- _gpu_names: one row per distinct (kind, name) of the trace set: its category and its op_class (memory:
+-- memcpy/memset; communication: category communication; compute: every other kernel; comm.sql's classes,
+-- the same name families as HTA's kernel types plus custom all-reduce and expert-parallel kernels).
+CREATE OR REPLACE TEMP TABLE _kernel_categories AS
+SELECT ord, category, kind, pattern, example, source
+FROM read_csv(getvariable('kernel_categories_csv'), header = true, auto_detect = false, quote = '"', escape = '"',
+              columns = {'ord': 'INTEGER', 'category': 'VARCHAR', 'kind': 'VARCHAR', 'pattern': 'VARCHAR',
+                         'example': 'VARCHAR', 'source': 'VARCHAR'});
+CREATE OR REPLACE TEMP MACRO _kernel_category(k, n) AS coalesce((
+    SELECT c.category FROM _kernel_categories c
+    WHERE c.kind = k AND regexp_matches(coalesce(n, ''), c.pattern)
+    ORDER BY c.ord LIMIT 1), 'other');
+CREATE OR REPLACE TEMP TABLE _gpu_names AS
+SELECT kind, name, category,
+       CASE WHEN kind <> 'kernel' THEN 'memory' WHEN category = 'communication' THEN 'communication' ELSE 'compute' END AS op_class
+FROM (SELECT kind, name, _kernel_category(kind, name) AS category FROM (SELECT DISTINCT kind, name FROM kernels));
+CREATE OR REPLACE TEMP MACRO _op_class(k, n) AS coalesce((SELECT c.op_class FROM _gpu_names c WHERE c.kind = k AND c.name = n),
+                                                         CASE WHEN k <> 'kernel' THEN 'memory' ELSE 'compute' END);
 
 CREATE OR REPLACE TEMP TABLE _gpu AS
 SELECT trace, kind, name, ts_ns, greatest(dur_ns, 0) AS dur_ns, ts_ns + greatest(dur_ns, 0) AS end_ns,
        coalesce(device, -1) AS device, stream, correlation, phase,
        coalesce(phase_path, '(none)') AS phase_path,
        launch_name, launch_ts_ns, launch_dur_ns, launch_tid, copy_kind,
-       _is_graph_launch(launch_name) AS graph, _op_class(kind, name) AS op_class, row_id,
+       _is_graph_launch(launch_name) AS graph, coalesce(c.op_class, 'compute') AS op_class,
+       coalesce(c.category, 'other') AS category, row_id,
        row_number() OVER () AS gid
-FROM kernels;
+FROM kernels k LEFT JOIN _gpu_names c USING (kind, name);
 
 -- The class of each distinct API name is looked up once, not once per call.
 CREATE OR REPLACE TEMP TABLE _rt AS
