@@ -15,6 +15,8 @@
 --            not depend on row order or on the other traces of a dataset), gid (a join key
 --            unique over the dataset but not stable: window functions sort narrow columns and
 --            join the strings back on it; never sort on it).
+--   _kernel_categories  the category table (kernel_categories.csv: ord, category, op_kind, pattern, example,
+--            source); _gpu_names  one row per distinct (kind, name): category, op_class (both below).
 --   _rt      runtime rows with end_ns, phase_path ('(none)' when NULL), api_class (_api_classes
 --            below) and flags is_sync (class blocking or stream_wait), blocking (class blocking:
 --            the host waits in it), launched (>= 1 GPU op has its correlation).
@@ -110,20 +112,24 @@ CREATE OR REPLACE TEMP MACRO _is_graph_launch(n) AS coalesce(contains(n, 'GraphL
 -- memcpy/memset; communication: category communication; compute: every other kernel; comm.sql's classes,
 -- the same name families as HTA's kernel types plus custom all-reduce and expert-parallel kernels).
 CREATE OR REPLACE TEMP TABLE _kernel_categories AS
-SELECT ord, category, kind, pattern, example, source
+SELECT ord, category, kind AS op_kind, pattern, example, source
 FROM read_csv(getvariable('kernel_categories_csv'), header = true, auto_detect = false, quote = '"', escape = '"',
               columns = {'ord': 'INTEGER', 'category': 'VARCHAR', 'kind': 'VARCHAR', 'pattern': 'VARCHAR',
                          'example': 'VARCHAR', 'source': 'VARCHAR'});
+-- The category of one (kind, name) (ad-hoc use: `SELECT _kernel_category('kernel', 'ampere_sgemm_64x64_nn')`).
 CREATE OR REPLACE TEMP MACRO _kernel_category(k, n) AS coalesce((
     SELECT c.category FROM _kernel_categories c
-    WHERE c.kind = k AND regexp_matches(coalesce(n, ''), c.pattern)
+    WHERE c.op_kind = k AND regexp_matches(coalesce(n, ''), c.pattern)
     ORDER BY c.ord LIMIT 1), 'other');
 CREATE OR REPLACE TEMP TABLE _gpu_names AS
+WITH _n AS (SELECT DISTINCT kind, name FROM kernels), _c AS (
+    SELECT n.kind, n.name, coalesce(arg_min(c.category, c.ord), 'other') AS category
+    FROM _n n LEFT JOIN _kernel_categories c ON c.op_kind = n.kind AND regexp_matches(coalesce(n.name, ''), c.pattern)
+    GROUP BY n.kind, n.name
+)
 SELECT kind, name, category,
        CASE WHEN kind <> 'kernel' THEN 'memory' WHEN category = 'communication' THEN 'communication' ELSE 'compute' END AS op_class
-FROM (SELECT kind, name, _kernel_category(kind, name) AS category FROM (SELECT DISTINCT kind, name FROM kernels));
-CREATE OR REPLACE TEMP MACRO _op_class(k, n) AS coalesce((SELECT c.op_class FROM _gpu_names c WHERE c.kind = k AND c.name = n),
-                                                         CASE WHEN k <> 'kernel' THEN 'memory' ELSE 'compute' END);
+FROM _c;
 
 CREATE OR REPLACE TEMP TABLE _gpu AS
 SELECT trace, kind, name, ts_ns, greatest(dur_ns, 0) AS dur_ns, ts_ns + greatest(dur_ns, 0) AS end_ns,

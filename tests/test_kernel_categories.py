@@ -1,0 +1,201 @@
+"""Kernel categories (queries/kernel_categories.csv, _common.sql's _gpu_names; kernels.sql `categories`).
+
+Rules under test:
+- every row of the table has a real example name that lands in that row (not only in its category): the
+  first row, by `ord`, whose kind and pattern match it is the row itself; an example taken from a shared
+  trace (its `source` names the trace) is a kernel name of that trace, byte for byte;
+- every GPU op of every trace in ../shared has exactly one category; no name that says GEMM or attention
+  is left in `other`; the `other` names per trace are the checked-in snapshot
+  tests/golden/kernel_categories_other.json (read it: it says what the table does not know);
+- kernels.categories adds up exactly: per trace, its rows hold all of the trace's GPU op time; per step
+  kind, kind_gpu_op_ns is the sum of its categories and of its steps' gpu_op_ns; on the H100 trace the
+  step's op time and its GEMM / attention / activation / memset time equal sums computed from the raw JSON.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+from decimal import ROUND_HALF_EVEN, Decimal
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from tests.conftest import KINETO_DIR, NSYS_DIR, SHARED, load_json, needs_shared
+from tracekit import report
+from tracekit.ingest import convert
+from tracekit.store import connect
+
+TABLE = report.QUERY_DIR / "kernel_categories.csv"
+SNAPSHOT = Path(__file__).parent / "golden" / "kernel_categories_other.json"
+H100 = KINETO_DIR / "tracelens" / "h100__Qwen_Qwen1.5-0.5B-Chat__1016005.json.gz"
+
+
+def _rows() -> list[dict[str, str]]:
+    with TABLE.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _shared_files() -> list[Path]:
+    if not SHARED.exists():
+        return []
+    return sorted(KINETO_DIR.rglob("*.json.gz")) + sorted((NSYS_DIR / "sqlite").rglob("*.sqlite"))
+
+
+def _key(p: Path) -> str:
+    """A trace's name in the snapshot: its path under ../shared/traces without the suffix."""
+    rel = p.relative_to(SHARED / "traces").as_posix()
+    return re.sub(r"\.(json\.gz|sqlite)$", "", rel)
+
+
+def _table_con() -> duckdb.DuckDBPyConnection:
+    """A connection holding only the category table and the lookup macro of _common.sql."""
+    con = duckdb.connect()
+    con.execute(f"SET VARIABLE kernel_categories_csv = '{TABLE}'")
+    sql = (report.QUERY_DIR / "_common.sql").read_text()
+    start = sql.index("CREATE OR REPLACE TEMP TABLE _kernel_categories")
+    end = sql.index("CREATE OR REPLACE TEMP TABLE _gpu_names")
+    con.execute(sql[start:end])
+    return con
+
+
+def test_table_rows_are_ordered_and_complete() -> None:
+    rows = _rows()
+    assert [r for r in rows if not all(r[k] for k in ("ord", "category", "kind", "pattern", "example", "source"))] == []
+    ords = [int(r["ord"]) for r in rows]
+    assert ords == sorted(ords) and len(set(ords)) == len(ords)
+    cats = {r["category"] for r in rows}
+    assert cats == {"memcpy", "memset", "communication", "GEMM", "MoE", "KV-cache write", "sampling", "norm", "rotary",
+                    "activation", "attention", "conv", "reduction", "elementwise", "other"}
+    assert rows[-1]["category"] == "other" and rows[-1]["pattern"] == ".*"  # every kernel lands somewhere
+
+
+@pytest.mark.parametrize("row", _rows(), ids=lambda r: f"{r['ord']}-{r['category']}")
+def test_each_row_example_lands_in_that_row(row: dict[str, str]) -> None:
+    con = _table_con()
+    first = con.execute("SELECT ord FROM _kernel_categories WHERE op_kind = ? AND regexp_matches(?, pattern) ORDER BY ord LIMIT 1",
+                        [row["kind"], row["example"]]).fetchone()
+    assert first is not None and first[0] == int(row["ord"]), (row["example"], first)
+    assert con.execute("SELECT _kernel_category(?, ?)", [row["kind"], row["example"]]).fetchone()[0] == row["category"]
+
+
+@needs_shared
+@pytest.mark.parametrize("row", [r for r in _rows() if r["source"].startswith(("kineto/", "nsys/"))],
+                         ids=lambda r: f"{r['ord']}-{r['category']}")
+def test_trace_examples_are_real_names(row: dict[str, str], names_by_trace: dict[str, set[tuple[str, str]]]) -> None:
+    """An example said to come from a shared trace is one of that trace's GPU op names, as written there."""
+    assert row["source"] in names_by_trace, f"no shared trace named {row['source']}"
+    assert (row["kind"], row["example"]) in names_by_trace[row["source"]]
+
+
+@pytest.fixture(scope="module")
+def categorised(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[tuple[str, str, str]]]:
+    """Per shared trace (its _key): (kind, name, category) of every distinct GPU op name, from _gpu_names."""
+    files = _shared_files()
+    if not files:
+        pytest.skip("../shared/traces is absent")
+    d = tmp_path_factory.mktemp("kcat")
+    out: dict[str, list[tuple[str, str, str]]] = {}
+    for i, f in enumerate(files):
+        pq = d / f"{i}.parquet"
+        convert(f, pq)
+        con = connect(pq)
+        report.prepare(con)
+        out[_key(f)] = con.execute("SELECT kind, name, category FROM _gpu_names ORDER BY ALL").fetchall()
+        con.close()
+    return out
+
+
+@pytest.fixture(scope="module")
+def names_by_trace(categorised: dict[str, list[tuple[str, str, str]]]) -> dict[str, set[tuple[str, str]]]:
+    return {k: {(kind, n) for kind, n, _ in v} for k, v in categorised.items()}
+
+
+@needs_shared
+def test_every_gpu_op_of_every_shared_trace_has_one_category(categorised: dict[str, list[tuple[str, str, str]]]) -> None:
+    cats = {r["category"] for r in _rows()}
+    for key, rows in categorised.items():
+        pairs = [(k, n) for k, n, _ in rows]
+        assert len(pairs) == len(set(pairs)), key  # one row (one category) per distinct name
+        assert all(c in cats for _, _, c in rows), key
+        # GPU ops of the trace: each has a name row (nothing falls out of the join in _gpu)
+    assert sum(len(v) for v in categorised.values()) > 500  # the set really was read
+
+
+@needs_shared
+def test_no_gemm_or_attention_kernel_in_other(categorised: dict[str, list[tuple[str, str, str]]]) -> None:
+    looks = re.compile(r"(?i)gemm|gemv|matmul|attention|attn|flash|fmha|sdpa|cublas|cutlass|xmma")
+    bad = {k: [n for kind, n, c in v if c == "other" and looks.search(n or "")] for k, v in categorised.items()}
+    assert {k: v for k, v in bad.items() if v} == {}
+
+
+@needs_shared
+def test_other_names_match_the_snapshot(categorised: dict[str, list[tuple[str, str, str]]]) -> None:
+    got = {k: sorted(n for kind, n, c in v if c == "other") for k, v in categorised.items()}
+    got = {k: v for k, v in got.items() if v}
+    if os.environ.get("TRACEKIT_UPDATE_SNAPSHOT"):
+        SNAPSHOT.write_text(json.dumps(got, indent=1, sort_keys=True) + "\n")
+    assert got == json.loads(SNAPSHOT.read_text())
+
+
+def _ns(us: object) -> int:
+    return int((Decimal(str(us)) * 1000).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+
+
+@needs_shared
+def test_categories_add_up_on_every_shared_kineto_trace(tmp_path: Path) -> None:
+    """Per trace: the category rows hold all GPU op time (summed from the Parquet's kernels view); per step
+    kind: kind_gpu_op_ns = sum of its categories = sum of its steps' gpu_op_ns."""
+    files = sorted(KINETO_DIR.rglob("*.json.gz"))
+    for i, f in enumerate(files):
+        pq = tmp_path / f"{i}.parquet"
+        convert(f, pq)
+        res = report.run(pq, analyses=["kernels", "steps"], rows=True)
+        con = connect(pq)
+        total = con.execute("SELECT coalesce(sum(greatest(dur_ns, 0)), 0) FROM kernels").fetchone()[0]
+        cats = res["kernels.categories"].records()
+        assert sum(r["total_ns"] for r in cats) == total, f
+        kinds: dict[str, list[dict]] = {}
+        for r in cats:
+            kinds.setdefault(r["step_kind"], []).append(r)
+        steps = res["steps"].records()
+        for kind, rs in kinds.items():
+            assert len({r["kind_gpu_op_ns"] for r in rs}) == 1
+            assert rs[0]["kind_gpu_op_ns"] == sum(r["total_ns"] for r in rs), (f, kind)
+            assert abs(sum(r["share"] for r in rs) - 1) < 1e-9
+            if kind != "(outside steps)":
+                assert rs[0]["kind_gpu_op_ns"] == sum(s["gpu_op_ns"] for s in steps if s["step_kind"] == kind), (f, kind)
+
+
+@needs_shared
+def test_h100_step_categories_equal_raw_json_sums(tmp_path: Path) -> None:
+    """The H100 trace's one ProfilerStep: GPU ops whose launching runtime call starts inside the step (all on
+    one thread), summed from the raw JSON; GEMM = names holding `gemm`, attention = `flash_fwd_kernel`,
+    activation = `silu_kernel`, memset = gpu_memset events (simple rules that hold on this trace)."""
+    ev = load_json(H100)["traceEvents"]
+    step = [e for e in ev if e.get("ph") == "X" and re.fullmatch(r"ProfilerStep#\d+", e.get("name", ""))
+            and e.get("cat") == "user_annotation"]
+    assert len(step) == 1
+    s0, s1 = _ns(step[0]["ts"]), _ns(step[0]["ts"]) + _ns(step[0]["dur"])
+    corr = {e["args"]["correlation"] for e in ev if e.get("cat") in ("cuda_runtime", "cuda_driver") and e.get("ph") == "X"
+            and s0 <= _ns(e["ts"]) < s1 and "correlation" in e.get("args", {})}
+    gpu = [e for e in ev if e.get("cat") in ("kernel", "gpu_memcpy", "gpu_memset") and e.get("ph") == "X"
+           and e.get("args", {}).get("correlation") in corr]
+    want_total = sum(_ns(e["dur"]) for e in gpu)
+    want = {"GEMM": sum(_ns(e["dur"]) for e in gpu if "gemm" in e["name"]),
+            "attention": sum(_ns(e["dur"]) for e in gpu if "flash_fwd_kernel" in e["name"]),
+            "activation": sum(_ns(e["dur"]) for e in gpu if "silu_kernel" in e["name"]),
+            "memset": sum(_ns(e["dur"]) for e in gpu if e["cat"] == "gpu_memset")}
+    pq = tmp_path / "h100.parquet"
+    convert(H100, pq)
+    res = report.run(pq, analyses=["kernels"], rows=True)
+    rows = {r["category"]: r for r in res["kernels.categories"].records() if r["step_kind"] == "ProfilerStep#N"}
+    assert want_total == 31_905_473  # the headline's "kernel time (sum)" of this step, 31.91 ms
+    assert {r["kind_gpu_op_ns"] for r in rows.values()} == {want_total}
+    assert sum(r["total_ns"] for r in rows.values()) == want_total
+    for cat, ns in want.items():
+        assert rows[cat]["total_ns"] == ns, cat
+    assert rows["attention"]["ops"] == 24 and rows["attention"]["top_kernel"] == "flash_fwd_kernel<64, 128, 128, 4>"
