@@ -31,7 +31,7 @@ CREATE OR REPLACE TEMP MACRO _ks_body(d) AS regexp_replace(d, '^(void |std::enab
 CREATE OR REPLACE TEMP MACRO _ks_strip(s) AS regexp_replace(s, '(\(anonymous namespace\)|<unnamed>|[A-Za-z_]\w*)::', '', 'g');
 CREATE OR REPLACE TEMP MACRO _ks_args(s) AS CASE WHEN regexp_matches(s, '^[A-Za-z_]\w*<') THEN substr(s, length(regexp_extract(s, '^[A-Za-z_]\w*')) + 2) END;
 CREATE OR REPLACE TEMP MACRO _ks_nums(a) AS regexp_replace(regexp_replace(
-    regexp_extract(a, '((?:\((?:int|unsigned int|long|bool)\))?-?[0-9]+[ul]*(?:, (?:\((?:int|unsigned int|long|bool)\))?-?[0-9]+[ul]*)*)', 1),
+    regexp_extract(a, '(?:^|[<,] ?)((?:\((?:int|unsigned int|long|bool)\))?-?[0-9]+[ul]*(?:, (?:\((?:int|unsigned int|long|bool)\))?-?[0-9]+[ul]*)*)(?:[,>]|$)', 1),
     '\((?:int|unsigned int|long|bool)\)', '', 'g'), '([0-9])[ul]+', '\1', 'g');
 CREATE OR REPLACE TEMP MACRO _ks_fn(a) AS list_filter(regexp_extract_all(a, '([A-Za-z_]\w*)(?:<(?:[^<>()]|<[^<>()]*>)*>)?\(', 1),
     lambda x: x NOT IN ('operator', 'lambda', 'decltype', 'const') AND NOT regexp_matches(x, '^(gpu_kernel_impl|gpu_index_kernel)'))[1];
@@ -47,7 +47,7 @@ CREATE OR REPLACE TEMP MACRO _ks_plain(n) AS CASE
 -- the element type an elementwise op runs on: its innermost lambda's argument, or the first type of the
 -- Binary/Unary functor wrapping the op (MulFunctor<float> runs on BFloat16 inside BinaryFunctor<BFloat16, ...>)
 CREATE OR REPLACE TEMP MACRO _ks_etype(a) AS nullif(coalesce(
-    list_filter(regexp_extract_all(a, '[{\[]lambda\(([^(),]+)\)', 1), lambda x: x NOT IN ('', 'int'))[-1],
+    list_filter(regexp_extract_all(a, '[{\[]lambda\(([^(),]+)\)', 1), lambda x: x NOT IN ('', 'int') AND NOT contains(x, 'auto'))[-1],
     regexp_extract(a, '(?:BinaryFunctor|AUnaryFunctor|BUnaryFunctor)<([^,<>]+)', 1)), '');
 CREATE OR REPLACE TEMP MACRO _ks_op(a) AS CASE
     WHEN _ks_fn(a) IS NOT NULL OR _ks_functor(a) IS NOT NULL
