@@ -19,8 +19,9 @@
 --                 template arguments the first one when it is a scalar type, the first run of integer
 --                 arguments (tile sizes, vector widths: `elementwise_kernel<128, 4, ...>`,
 --                 `flash_fwd_kernel<64, 128, 128, 4>`), the op: the first function named inside
---                 (`silu_kernel`, `direct_copy_kernel_cuda`) else the first functor or reduction
---                 (`MulFunctor<float>`, `MeanOps<...>`, a thrust agent) that is not a wrapper
+--                 (`silu_kernel` shown as `silu`, `direct_copy_kernel_cuda` as `direct_copy`) else the first
+--                 functor or reduction (`MulFunctor<float>`; `MeanOps<float, float, ...>` as `MeanOps`; a thrust
+--                 agent) that is not a wrapper
 --                 (BinaryFunctor, AUnaryFunctor, BUnaryFunctor, ReduceOp, gpu_kernel_impl), and the element
 --                 type the op runs on (the innermost typed lambda's argument, or the wrapper's first type)
 --               Names of one family may still share a short name (two `direct_copy` lambdas of one dtype):
@@ -49,9 +50,12 @@ CREATE OR REPLACE TEMP MACRO _ks_plain(n) AS CASE
 CREATE OR REPLACE TEMP MACRO _ks_etype(a) AS nullif(coalesce(
     list_filter(regexp_extract_all(a, '[{\[]lambda\(([^(),]+)\)', 1), lambda x: x NOT IN ('', 'int') AND NOT contains(x, 'auto'))[-1],
     regexp_extract(a, '(?:BinaryFunctor|AUnaryFunctor|BUnaryFunctor)<([^,<>]+)', 1)), '');
+-- the op: a function's name without its `_kernel` / `_cuda` / `_impl` suffixes (silu_kernel -> silu,
+-- direct_copy_kernel_cuda -> direct_copy); a functor keeps one template argument, not a list (MeanOps<float, ...> -> MeanOps)
 CREATE OR REPLACE TEMP MACRO _ks_op(a) AS CASE
     WHEN _ks_fn(a) IS NOT NULL OR _ks_functor(a) IS NOT NULL
-    THEN concat_ws(', ', coalesce(_ks_fn(a), _ks_functor(a)), _ks_etype(a)) END;
+    THEN concat_ws(', ', coalesce(nullif(regexp_replace(_ks_fn(a), '(_kernel|_cuda|_impl)+$', ''), ''),
+                                  regexp_replace(_ks_functor(a), '<[^<>]*,[^<>]*>$', '')), _ks_etype(a)) END;
 CREATE OR REPLACE TEMP MACRO _ks_join(f, a) AS CASE WHEN a IS NULL THEN f ELSE
     f || coalesce('<' || nullif(concat_ws(', ', _ks_dtype(a), nullif(_ks_nums(a), ''), _ks_op(a)), '') || '>', '') END;
 CREATE OR REPLACE TEMP MACRO _ks_of(s, f, a) AS CASE

@@ -14,19 +14,20 @@
 --
 -- Output `kernels` (one row per op name, ordered by total_ns descending):
 --   trace           which capture
---   kind            kernel | memcpy | memset ('(mixed)' for the folded row)
 --   name            op name (kernel name as the source wrote it: the full name, mangled if it was)
 --   short_name      the readable name (_kernel_names.sql: demangled, template noise dropped, the tile sizes
---                   and the op that tell a family's kernels apart kept); NULL for the folded row
+--                   and the op that tell a family's kernels apart kept); NULL for the folded row. The
+--                   terminal and HTML show it in place of name (HTML: the full name on hover)
 --   category        the op's category (kernel_categories.csv, _common.sql); '(mixed)' for the folded row
---   op_class        compute | communication | memory (HTA's kernel types: NCCL names = communication)
 --   count           number of executions
 --   total_ns        summed duration of those executions
+--   share           total_ns / gpu_op_ns_all
 --   mean_ns         total_ns / count
 --   p50_ns          median duration (an actual sample: quantile_disc)
 --   max_ns          longest execution
+--   kind            kernel | memcpy | memset ('(mixed)' for the folded row)
+--   op_class        compute | communication | memory (HTA's kernel types: NCCL names = communication)
 --   gpu_op_ns_all   denominator: summed duration of ALL GPU ops of the trace
---   share           total_ns / gpu_op_ns_all
 --   graph_count     executions replayed by a CUDA graph launch
 --   phase_path      the phase_path holding most of this op's time ('(none)' outside every range); of
 --                   phase_paths holding equal time, the first in text order (so the choice never
@@ -44,7 +45,7 @@
 --   trace, step_kind, category
 --   steps           steps of the kind (NULL for '(outside steps)')
 --   ops             GPU ops of the category;  graph_ops: those replayed by a CUDA/HIP graph launch
---   total_ns        their summed duration;  ns_per_step = total_ns / steps (NULL outside steps)
+--   total_ns        their summed duration;  per_step_ns = total_ns / steps (NULL outside steps)
 --   kind_gpu_op_ns  DENOMINATOR of share: summed duration of every GPU op (kernels, memcpys, memsets) of the
 --                   step kind (for a step kind: the sum of its steps' steps.gpu_op_ns, headline's kernel time
 --                   (sum) times steps); the categories of a kind add up to it exactly
@@ -55,7 +56,7 @@
 -- Ordered by trace, step_kind, total_ns descending, category.
 -- Output `category_phases`: the same per phase of the step (phase relative to the step holding the launch,
 --   as steps.phases: '(other)' = directly in the step, in no phase of it): trace, step_kind, phase, category,
---   ops, total_ns, ns_per_step (/ steps of the kind), phase_gpu_op_ns (DENOMINATOR: every GPU op of the
+--   ops, total_ns, per_step_ns (/ steps of the kind), phase_gpu_op_ns (DENOMINATOR: every GPU op of the
 --   phase in the kind's steps), share = total_ns / phase_gpu_op_ns. In-step ops only.
 
 -- Each GPU op with its step kind and phase (NULL phase: outside steps).
@@ -88,14 +89,14 @@ WITH _by_phase AS (
            row_number() OVER (PARTITION BY a.trace ORDER BY a.total_ns DESC, a.name, a.kind) AS rk
     FROM _agg a JOIN _top_phase t USING (trace, kind, name)
 )
-SELECT r.trace, r.kind, r.name, n.short_name, n.category, r.op_class, r.count, r.total_ns::BIGINT AS total_ns,
-       r.total_ns / r.count AS mean_ns, r.p50_ns, r.max_ns, r.gpu_op_ns_all::BIGINT AS gpu_op_ns_all,
-       r.total_ns / r.gpu_op_ns_all AS share, r.graph_count, r.phase_path, r.phases
+SELECT r.trace, r.name, n.short_name, n.category, r.count, r.total_ns::BIGINT AS total_ns,
+       r.total_ns / r.gpu_op_ns_all AS share, r.total_ns / r.count AS mean_ns, r.p50_ns, r.max_ns, r.kind, r.op_class,
+       r.gpu_op_ns_all::BIGINT AS gpu_op_ns_all, r.graph_count, r.phase_path, r.phases
 FROM _ranked r LEFT JOIN _kernel_names n ON n.kind = r.kind AND n.name = r.name WHERE r.rk <= getvariable('top_n')
 UNION ALL
-SELECT trace, '(mixed)', '(other ops)', NULL, '(mixed)', '(mixed)', sum(count)::BIGINT, sum(total_ns)::BIGINT,
-       sum(total_ns) / sum(count), NULL, max(max_ns), any_value(gpu_op_ns_all)::BIGINT,
-       sum(total_ns) / any_value(gpu_op_ns_all), sum(graph_count)::BIGINT, NULL, NULL
+SELECT trace, '(other ops)', NULL, '(mixed)', sum(count)::BIGINT, sum(total_ns)::BIGINT,
+       sum(total_ns) / any_value(gpu_op_ns_all), sum(total_ns) / sum(count), NULL, max(max_ns), '(mixed)', '(mixed)',
+       any_value(gpu_op_ns_all)::BIGINT, sum(graph_count)::BIGINT, NULL, NULL
 FROM _ranked WHERE rk > getvariable('top_n')
 GROUP BY trace
 ORDER BY trace, total_ns DESC, kind, name;
@@ -112,7 +113,7 @@ WITH _c AS (
     GROUP BY ALL
 )
 SELECT c.trace, c.step_kind, c.category, k.steps, c.ops, c.graph_ops, c.total_ns::BIGINT AS total_ns,
-       c.total_ns / k.steps AS ns_per_step,
+       c.total_ns / k.steps AS per_step_ns,
        (sum(c.total_ns) OVER (PARTITION BY c.trace, c.step_kind))::BIGINT AS kind_gpu_op_ns,
        c.total_ns / nullif(sum(c.total_ns) OVER (PARTITION BY c.trace, c.step_kind), 0) AS share,
        t.top_kernel,
@@ -130,7 +131,7 @@ WITH _c AS (
     FROM _kc_ops WHERE phase IS NOT NULL GROUP BY ALL
 )
 SELECT c.trace, c.step_kind, c.phase, c.category, c.ops, c.total_ns::BIGINT AS total_ns,
-       c.total_ns / k.steps AS ns_per_step,
+       c.total_ns / k.steps AS per_step_ns,
        (sum(c.total_ns) OVER (PARTITION BY c.trace, c.step_kind, c.phase))::BIGINT AS phase_gpu_op_ns,
        c.total_ns / nullif(sum(c.total_ns) OVER (PARTITION BY c.trace, c.step_kind, c.phase), 0) AS share
 FROM _c c JOIN _kc_kinds k USING (trace, step_kind)

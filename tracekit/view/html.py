@@ -91,7 +91,8 @@ def table_html(tab: Table) -> str:
                 continue
             short = elide(v, TEXT_CHARS)
             pad = f" style='padding-left:{0.4 + 1.2 * tab.indent[r]:.1f}em'" if tab.indent and j == 0 else ""
-            title = f" title='{html_text(v)}'" if short != v else ""
+            full = c.hover[r] if c.hover else v  # a kernel's full name behind its short one
+            title = f" title='{html_text(full)}'" if short != full else ""
             cells.append(f"<td class='{cls}'{pad}{title}>{html_text(short)}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
     left = tab.total_rows - tab.shown_rows
