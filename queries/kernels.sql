@@ -43,21 +43,23 @@
 -- record, count under step_kind '(outside steps)' (a trace with no step has only those), so the rows of a
 -- trace add up to all its GPU op time.
 --   trace, step_kind, category
+--   share           total_ns / kind_gpu_op_ns
+--   per_step_ns     total_ns / steps (NULL outside steps)
+--   ops             GPU ops of the category
+--   top_kernel      short_name of the category's op with the most time in the kind (ties: the first name)
+--   total_ns        their summed duration
 --   steps           steps of the kind (NULL for '(outside steps)')
---   ops             GPU ops of the category;  graph_ops: those replayed by a CUDA/HIP graph launch
---   total_ns        their summed duration;  per_step_ns = total_ns / steps (NULL outside steps)
+--   graph_ops       ops replayed by a CUDA/HIP graph launch
 --   kind_gpu_op_ns  DENOMINATOR of share: summed duration of every GPU op (kernels, memcpys, memsets) of the
 --                   step kind (for a step kind: the sum of its steps' steps.gpu_op_ns, headline's kernel time
 --                   (sum) times steps); the categories of a kind add up to it exactly
---   share           total_ns / kind_gpu_op_ns
---   top_kernel      short_name of the category's op with the most time in the kind (ties: the first name)
 --   note            on rows with graph_ops: a graph replay launches many kernels in one call, so no
 --                   launching op tells them apart; the category from the kernel name is the breakdown there is
 -- Ordered by trace, step_kind, total_ns descending, category.
 -- Output `category_phases`: the same per phase of the step (phase relative to the step holding the launch,
 --   as steps.phases: '(other)' = directly in the step, in no phase of it): trace, step_kind, phase, category,
---   ops, total_ns, per_step_ns (/ steps of the kind), phase_gpu_op_ns (DENOMINATOR: every GPU op of the
---   phase in the kind's steps), share = total_ns / phase_gpu_op_ns. In-step ops only.
+--   share = total_ns / phase_gpu_op_ns, per_step_ns (total_ns / steps of the kind), ops, total_ns,
+--   phase_gpu_op_ns (DENOMINATOR: every GPU op of the phase in the kind's steps). In-step ops only.
 
 -- Each GPU op with its step kind and phase (NULL phase: outside steps).
 CREATE OR REPLACE TEMP TABLE _kc_ops AS
@@ -112,11 +114,10 @@ WITH _c AS (
     LEFT JOIN _kernel_names n ON n.kind = o.kind AND n.name = o.name
     GROUP BY ALL
 )
-SELECT c.trace, c.step_kind, c.category, k.steps, c.ops, c.graph_ops, c.total_ns::BIGINT AS total_ns,
-       c.total_ns / k.steps AS per_step_ns,
-       (sum(c.total_ns) OVER (PARTITION BY c.trace, c.step_kind))::BIGINT AS kind_gpu_op_ns,
+SELECT c.trace, c.step_kind, c.category,
        c.total_ns / nullif(sum(c.total_ns) OVER (PARTITION BY c.trace, c.step_kind), 0) AS share,
-       t.top_kernel,
+       c.total_ns / k.steps AS per_step_ns, c.ops, t.top_kernel, c.total_ns::BIGINT AS total_ns, k.steps, c.graph_ops,
+       (sum(c.total_ns) OVER (PARTITION BY c.trace, c.step_kind))::BIGINT AS kind_gpu_op_ns,
        CASE WHEN c.graph_ops > 0 THEN c.graph_ops || ' of these ops were replayed by CUDA/HIP graph launches: one launch '
             || 'runs many kernels, so no launching op tells them apart; inside a graph replay the category from the '
             || 'kernel name is the breakdown there is' END AS note
@@ -130,9 +131,9 @@ WITH _c AS (
     SELECT trace, step_kind, phase, category, count(*) AS ops, sum(dur_ns) AS total_ns
     FROM _kc_ops WHERE phase IS NOT NULL GROUP BY ALL
 )
-SELECT c.trace, c.step_kind, c.phase, c.category, c.ops, c.total_ns::BIGINT AS total_ns,
-       c.total_ns / k.steps AS per_step_ns,
-       (sum(c.total_ns) OVER (PARTITION BY c.trace, c.step_kind, c.phase))::BIGINT AS phase_gpu_op_ns,
-       c.total_ns / nullif(sum(c.total_ns) OVER (PARTITION BY c.trace, c.step_kind, c.phase), 0) AS share
+SELECT c.trace, c.step_kind, c.phase, c.category,
+       c.total_ns / nullif(sum(c.total_ns) OVER (PARTITION BY c.trace, c.step_kind, c.phase), 0) AS share,
+       c.total_ns / k.steps AS per_step_ns, c.ops, c.total_ns::BIGINT AS total_ns,
+       (sum(c.total_ns) OVER (PARTITION BY c.trace, c.step_kind, c.phase))::BIGINT AS phase_gpu_op_ns
 FROM _c c JOIN _kc_kinds k USING (trace, step_kind)
 ORDER BY c.trace, c.step_kind, c.phase, c.total_ns DESC, c.category;
