@@ -199,3 +199,68 @@ def test_h100_step_categories_equal_raw_json_sums(tmp_path: Path) -> None:
     for cat, ns in want.items():
         assert rows[cat]["total_ns"] == ns, cat
     assert rows["attention"]["ops"] == 24 and rows["attention"]["top_kernel"] == "flash_fwd_kernel<64, 128, 128, 4>"
+
+
+# --------------------------------------------------------------------------- planted trace (tests/planted.py)
+
+def test_planted_categories_by_hand(tmp_path: Path) -> None:
+    """tests/planted.py, 2 steps of ProfilerStep#N, every op launched in a step. By hand (us): GEMM = long_gemm
+    2000 + lm_head_gemm 500; memcpy = 50; other = graph_kernel_a/b/c 3 x 100 (graph replay) + small_kernel 5
+    + sample_kernel 5450 + post_sample 100 + verify_kernel 300 + step2_kernel 200 = 6355; total 8905."""
+    from tests import planted
+
+    pq = tmp_path / "p.parquet"
+    convert(planted.write(tmp_path / "p.json.gz"), pq)
+    res = report.run(pq, analyses=["kernels"], rows=True)
+    rows = {r["category"]: r for r in res["kernels.categories"].records()}
+    assert set(rows) == {"GEMM", "memcpy", "other"}
+    assert {c: r["total_ns"] for c, r in rows.items()} == {"GEMM": 2_500_000, "memcpy": 50_000, "other": 6_355_000}
+    assert {c: r["ops"] for c, r in rows.items()} == {"GEMM": 2, "memcpy": 1, "other": 8}
+    assert {r["kind_gpu_op_ns"] for r in rows.values()} == {8_905_000}
+    assert rows["GEMM"]["per_step_ns"] == 1_250_000 and rows["GEMM"]["steps"] == 2
+    assert rows["GEMM"]["share"] == pytest.approx(2500 / 8905)
+    assert rows["other"]["graph_ops"] == 3 and "graph" in rows["other"]["note"]
+    assert rows["GEMM"]["graph_ops"] == 0 and rows["GEMM"]["note"] is None
+    assert rows["GEMM"]["top_kernel"] == "long_gemm"
+    ph = {(r["phase"], r["category"]): r["total_ns"] for r in res["kernels.category_phases"].records()}
+    assert ph == {("draft", "other"): 300_000, ("target", "GEMM"): 2_500_000, ("target", "other"): 5_000,
+                  ("sampler", "other"): 5_550_000, ("sampler", "memcpy"): 50_000, ("verify", "other"): 300_000,
+                  ("(other)", "other"): 200_000}
+
+
+def test_planted_category_sentence_and_bar(tmp_path: Path) -> None:
+    from tests import planted
+    from tracekit.view.html import render
+    from tracekit.view.terminal import report_lines
+
+    pq = tmp_path / "p.parquet"
+    convert(planted.write(tmp_path / "p.json.gz"), pq)
+    lines = report_lines(report.run(pq, rows=True), width=80)
+    text = " ".join(ln.strip() for ln in lines)
+    # 8905 us / 2 steps = 4452.5 us, shown with 4 digits; 6355 / 8905 = 71.4%, 2500 / 8905 = 28.1%, 50 / 8905 = 0.56%
+    assert "GPU op time by kernel category (4.452 ms per step, summed over ops): other 71.4%, GEMM 28.1%, memcpy 0.56%." in text
+    assert "3 of 11 ops ran in CUDA/HIP graph replays: no launching op tells them apart there" in text
+    assert max(len(ln) for ln in lines) <= 80
+    page = render(report.run(pq))
+    assert "<div class='cbar'>" in page and "3 of these ops ran in CUDA/HIP graph replays" in page
+    assert "title='GEMM: 28.1%, 1.250 ms per step, 2 ops; top kernel: long_gemm'" in page
+
+
+@needs_shared
+def test_h100_terminal_names_and_category_line(tmp_path: Path) -> None:
+    """At 80 columns the H100 trace's six top kernels read as six different names (before: four printed as
+    `void at::nati…ambda(int)#1})`), and the first screen says where the step's GPU op time goes:
+    GEMM 8,858,227 / 31,905,473 ns = 27.8%, attention 2,722,705 / 31,905,473 = 8.5% (sums checked above)."""
+    from tracekit.view.terminal import report_lines
+
+    pq = tmp_path / "h100.parquet"
+    convert(H100, pq)
+    res = report.run(pq, rows=True)
+    first = " ".join(ln.strip() for ln in report_lines(res, width=80))
+    assert "GPU op time by kernel category (31.91 ms per step, summed over ops): elementwise 58.0%, GEMM 27.8%, attention 8.5%," in first
+    lines = report_lines(res, width=80, sections=["kernels"], limit=6)
+    i = lines.index("kernels") + 3  # title, header, rule
+    names = [re.split(r"\s{2,}", ln)[0] for ln in lines[i:i + 6]]
+    assert len(set(names)) == 6 and not any(n.startswith("void ") for n in names), names
+    assert names[3] == "flash_fwd_kernel<64, 128, 128, 4>"
+    assert max(len(ln) for ln in lines) <= 80

@@ -159,8 +159,8 @@ def category_rows(results: Results, trace: str, step_kind: str) -> list[dict[str
 
 
 #: What the category sentence and the stacked bar say about graph replays (kernels.sql's note, shortened).
-GRAPH_NOTE = ("inside CUDA/HIP graph replays no launching op tells kernels apart: "
-              "the category from the kernel name is the breakdown there is")
+GRAPH_NOTE = ("no launching op tells them apart there; the category from the kernel name is the breakdown "
+              "there is")
 
 
 def category_line(results: Results, trace: str, step_kind: str) -> str | None:
@@ -175,12 +175,12 @@ def category_line(results: Results, trace: str, step_kind: str) -> str | None:
         per = per / steps
     nb = "\u00a0"  # a category and its share stay on one line (the terminal's wrap turns it back into a space)
     parts = ", ".join(f"{str(r['category']).replace(' ', nb)}{nb}{fmt_share(r['share'])}" for r in rows)
-    s = f"GPU op time by kernel category ({_ms(per)} per step, summed over ops): {parts}"
+    s = f"GPU op time by kernel category ({_ms(per)} per step, summed over ops): {parts}."
     graph = sum(int(r["graph_ops"] or 0) for r in rows)
     if graph:
         ops = sum(int(r["ops"] or 0) for r in rows)
-        s += f"; {graph:,} of {ops:,} ops ran in graph replays ({GRAPH_NOTE})"
-    return s + " (--section kernels: per phase, top kernels)"
+        s += f" {graph:,} of {ops:,} ops ran in CUDA/HIP graph replays: {GRAPH_NOTE}."
+    return s + " Per phase and top kernels: --section kernels."
 
 
 def fallback(results: Results) -> list[Table]:
