@@ -80,7 +80,7 @@ SHORT = [
      "{lambda()#12}::operator()() const::{lambda(c10::BFloat16)#1}>(at::TensorIteratorBase&, at::native::direct_copy_kernel_cuda("
      "at::TensorIteratorBase&)::{lambda()#3}::operator()() const::{lambda()#12}::operator()() const::{lambda(c10::BFloat16)#1} "
      "const&)::{lambda(int)#1})",
-     "elementwise_kernel<128, 4, direct_copy_kernel_cuda, BFloat16>"),
+     "elementwise_kernel<128, 4, direct_copy, BFloat16>"),
     ("void pytorch_flash::flash_fwd_kernel<pytorch_flash::Flash_fwd_kernel_traits<64, 128, 128, 4, false, false, "
      "cutlass::bfloat16_t, pytorch_flash::Flash_kernel_traits<64, 128, 128, 4, cutlass::bfloat16_t> >, false, true, false, "
      "false, false, true, false>(pytorch_flash::Flash_fwd_params)",
@@ -106,10 +106,10 @@ SHORT = [
      "{lambda()#1}::operator()() const::{lambda()#6}::operator()() const::{lambda(c10::BFloat16)#1}, std::array<char*, 2ul> >(int, "
      "at::native::(anonymous namespace)::silu_kernel(at::TensorIteratorBase&)::{lambda()#1}::operator()() const::{lambda()#6}::"
      "operator()() const::{lambda(c10::BFloat16)#1}, std::array<char*, 2ul>)",
-     "vectorized_elementwise_kernel<4, silu_kernel, BFloat16>"),
+     "vectorized_elementwise_kernel<4, silu, BFloat16>"),
     ("void at::native::reduce_kernel<512, 1, at::native::ReduceOp<float, at::native::MeanOps<float, float, float, float>, "
      "unsigned int, float, 4> >(at::native::ReduceOp<float, at::native::MeanOps<float, float, float, float>, unsigned int, float, 4>)",
-     "reduce_kernel<512, 1, MeanOps<float, float, float, float>>"),
+     "reduce_kernel<512, 1, MeanOps>"),
     ("void cutlass::Kernel2<cutlass_80_simt_sgemm_128x32_8x5_nn_align1>(cutlass_80_simt_sgemm_128x32_8x5_nn_align1::Params)",
      "cutlass_80_simt_sgemm_128x32_8x5_nn_align1"),
     # HTA's AMD MI250 trace: hipBLASLt/Tensile
