@@ -118,25 +118,32 @@ def category_bars(view: Mapping[str, Rows], trace: str, kinds: Sequence[str]) ->
     segment as wide as its share, the time per step and the top kernel on hover; one legend below."""
     from tracekit.view.model import fmt_duration, fmt_share
 
+    from tracekit.view.rows import missing
+
+    def num(v: object) -> float:
+        return 0.0 if missing(v) else float(v)  # type: ignore[arg-type]
+
     bars, seen, graph = [], [], 0
     for kind in kinds:
         rows = sec.category_rows(view, trace, kind)
         if not rows:
             continue
-        per = rows[0]["kind_gpu_op_ns"] / rows[0]["steps"] if rows[0].get("steps") else rows[0]["kind_gpu_op_ns"]
+        steps = num(rows[0].get("steps"))
+        per = num(rows[0]["kind_gpu_op_ns"]) / steps if steps else num(rows[0]["kind_gpu_op_ns"])
         segs = []
         for r in rows:
-            cat, share = str(r["category"]), float(r["share"] or 0)
-            seen.append(cat) if cat not in seen else None
-            t = r["total_ns"] / r["steps"] if r.get("steps") else r["total_ns"]
+            cat, share = str(r["category"]), num(r["share"])
+            if cat not in seen:
+                seen.append(cat)
+            t = num(r["total_ns"]) / steps if steps else num(r["total_ns"])
             tip = (f"{cat}: {fmt_share(share)}, {fmt_duration(t, with_unit=True)}"
-                   f"{' per step' if r.get('steps') else ''}, {r['ops']:,} ops; top kernel: {r['top_kernel']}")
+                   f"{' per step' if steps else ''}, {int(num(r['ops'])):,} ops; top kernel: {r['top_kernel']}")
             label = html_text(f"{cat} {fmt_share(share)}") if share >= 0.08 else ""
             ink = "#fff" if cat in _DARK else "#1f2328"
             segs.append(f"<div style='width:{share * 100:.4f}%;background:{CATEGORY_COLOURS.get(cat, '#c7c7c7')};color:{ink}' "
                         f"title='{html_text(tip)}'>{label}</div>")
-            graph += int(r.get("graph_ops") or 0)
-        unit = " per step" if rows[0].get("steps") else " in all"
+            graph += int(num(r.get("graph_ops")))
+        unit = " per step" if steps else " in all"
         bars.append(f"<p class='cbar-kind'>{html_text(kind)}: {html_text(fmt_duration(per, with_unit=True))}{unit}</p>"
                     f"<div class='cbar'>{''.join(segs)}</div>")
     if not bars:

@@ -176,9 +176,9 @@ def category_line(results: Results, trace: str, step_kind: str) -> str | None:
     nb = "\u00a0"  # a category and its share stay on one line (the terminal's wrap turns it back into a space)
     parts = ", ".join(f"{str(r['category']).replace(' ', nb)}{nb}{fmt_share(r['share'])}" for r in rows)
     s = f"GPU op time by kernel category ({_ms(per)} per step, summed over ops): {parts}."
-    graph = sum(int(r["graph_ops"] or 0) for r in rows)
+    graph = sum(int(r["graph_ops"]) for r in rows if not missing(r["graph_ops"]))
     if graph:
-        ops = sum(int(r["ops"] or 0) for r in rows)
+        ops = sum(int(r["ops"]) for r in rows if not missing(r["ops"]))
         s += f" {graph:,} of {ops:,} ops ran in CUDA/HIP graph replays: {GRAPH_NOTE}."
     return s + " Per phase and top kernels: --section kernels."
 
