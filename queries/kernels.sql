@@ -18,7 +18,10 @@
 --   short_name      the readable name (_kernel_names.sql: demangled, template noise dropped, the tile sizes
 --                   and the op that tell a family's kernels apart kept); NULL for the folded row. The
 --                   terminal and HTML show it in place of name (HTML: the full name on hover)
---   category        the op's category (kernel_categories.csv, _common.sql); '(mixed)' for the folded row
+--   category        the op's category (kernel_categories.csv, _common.sql's _gpu.category); when the launching
+--                   op gives some of its executions another category (pow under fb::rms_norm: norm, elsewhere:
+--                   elementwise), the category of most of its time (equal time: the first in text order);
+--                   '(mixed)' for the folded row
 --   count           number of executions
 --   total_ns        summed duration of those executions
 --   share           total_ns / gpu_op_ns_all
@@ -80,18 +83,21 @@ WITH _by_phase AS (
 ), _top_phase AS (
     SELECT trace, kind, name, first(phase_path ORDER BY ns DESC, phase_path) AS phase_path, count(*) AS phases
     FROM _by_phase GROUP BY ALL
+), _cat AS (  -- a name whose launching op changes some of its ops' category: the category of most of its time
+    SELECT trace, kind, name, first(category ORDER BY ns DESC, category) AS category
+    FROM (SELECT trace, kind, name, category, sum(dur_ns) AS ns FROM _gpu GROUP BY ALL) GROUP BY ALL
 ), _agg AS (
     SELECT trace, kind, name, any_value(op_class) AS op_class, count(*) AS count, sum(dur_ns) AS total_ns,
            quantile_disc(dur_ns, 0.5) AS p50_ns, max(dur_ns) AS max_ns,
            count(*) FILTER (WHERE graph) AS graph_count
     FROM _gpu GROUP BY ALL
 ), _ranked AS (
-    SELECT a.*, t.phase_path, t.phases,
+    SELECT a.*, t.phase_path, t.phases, ct.category,
            sum(a.total_ns) OVER (PARTITION BY a.trace) AS gpu_op_ns_all,
            row_number() OVER (PARTITION BY a.trace ORDER BY a.total_ns DESC, a.name, a.kind) AS rk
-    FROM _agg a JOIN _top_phase t USING (trace, kind, name)
+    FROM _agg a JOIN _top_phase t USING (trace, kind, name) JOIN _cat ct USING (trace, kind, name)
 )
-SELECT r.trace, r.name, n.short_name, n.category, r.count, r.total_ns::BIGINT AS total_ns,
+SELECT r.trace, r.name, n.short_name, r.category, r.count, r.total_ns::BIGINT AS total_ns,
        r.total_ns / r.gpu_op_ns_all AS share, r.total_ns / r.count AS mean_ns, r.p50_ns, r.max_ns, r.kind, r.op_class,
        r.gpu_op_ns_all::BIGINT AS gpu_op_ns_all, r.graph_count, r.phase_path, r.phases
 FROM _ranked r LEFT JOIN _kernel_names n ON n.kind = r.kind AND n.name = r.name WHERE r.rk <= getvariable('top_n')

@@ -1,12 +1,15 @@
 """Kernel categories (queries/kernel_categories.csv, _common.sql's _gpu_names; kernels.sql `categories`).
 
 Rules under test:
-- every row of the table has a real example name that lands in that row (not only in its category): the
-  first row, by `ord`, whose kind and pattern match it is the row itself; an example taken from a shared
-  trace (its `source` names the trace) is a kernel name of that trace, byte for byte;
-- every GPU op of every trace in ../shared has exactly one category; no name that says GEMM or attention
-  is left in `other`; the `other` names per trace are the checked-in snapshot
-  tests/golden/kernel_categories_other.json (read it: it says what the table does not know);
+- every row of the table has a real example name (and, for a row with `launched_by`, an example launching
+  op) that lands in that row (not only in its category): the first row, by `ord`, whose kind, pattern and
+  launched_by match it is the row itself; an example taken from a shared trace (its `source` names the
+  trace) is a kernel name of that trace, byte for byte, launched there under its example op;
+- every GPU op of every trace in ../shared has exactly one category (one _gpu row per kernels row, none
+  NULL); no name that says GEMM or attention is left in `other`; the names with ops in `other` per trace are
+  the checked-in snapshot tests/golden/kernel_categories_other.json (read it: it says what the table does
+  not know); the kernels launched inside `fb::rms_norm` (HTA's trace_filter traces) are norm, summed from
+  the raw JSON;
 - kernels.categories adds up exactly: per trace, its rows hold all of the trace's GPU op time; per step
   kind, kind_gpu_op_ns is the sum of its categories and of its steps' gpu_op_ns; on the H100 trace the
   step's op time and its GEMM / attention / activation / memset time equal sums computed from the raw JSON.
@@ -65,6 +68,7 @@ def _table_con() -> duckdb.DuckDBPyConnection:
 def test_table_rows_are_ordered_and_complete() -> None:
     rows = _rows()
     assert [r for r in rows if not all(r[k] for k in ("ord", "category", "kind", "pattern", "example", "source"))] == []
+    assert [r for r in rows if bool(r["launched_by"]) != bool(r["example_op"])] == []
     ords = [int(r["ord"]) for r in rows]
     assert ords == sorted(ords) and len(set(ords)) == len(ords)
     cats = {r["category"] for r in rows}
@@ -76,10 +80,14 @@ def test_table_rows_are_ordered_and_complete() -> None:
 @pytest.mark.parametrize("row", _rows(), ids=lambda r: f"{r['ord']}-{r['category']}")
 def test_each_row_example_lands_in_that_row(row: dict[str, str]) -> None:
     con = _table_con()
-    first = con.execute("SELECT ord FROM _kernel_categories WHERE op_kind = ? AND regexp_matches(?, pattern) ORDER BY ord LIMIT 1",
-                        [row["kind"], row["example"]]).fetchone()
+    op = row["example_op"] or None
+    first = con.execute("SELECT ord FROM _kernel_categories WHERE op_kind = ? AND regexp_matches(?, pattern) "
+                        "AND (launched_by = '' OR (?::VARCHAR IS NOT NULL AND regexp_matches(?, launched_by))) ORDER BY ord LIMIT 1",
+                        [row["kind"], row["example"], op, op]).fetchone()
     assert first is not None and first[0] == int(row["ord"]), (row["example"], first)
-    assert con.execute("SELECT _kernel_category(?, ?)", [row["kind"], row["example"]]).fetchone()[0] == row["category"]
+    assert con.execute("SELECT _kernel_category(?, ?, ?)", [row["kind"], row["example"], op]).fetchone()[0] == row["category"]
+    if op:  # without its launching op the same name is not in this row
+        assert con.execute("SELECT _kernel_category(?, ?, NULL)", [row["kind"], row["example"]]).fetchone()[0] != row["category"]
 
 
 @needs_shared
@@ -88,12 +96,13 @@ def test_each_row_example_lands_in_that_row(row: dict[str, str]) -> None:
 def test_trace_examples_are_real_names(row: dict[str, str], names_by_trace: dict[str, set[tuple[str, str]]]) -> None:
     """An example said to come from a shared trace is one of that trace's GPU op names, as written there."""
     assert row["source"] in names_by_trace, f"no shared trace named {row['source']}"
-    assert (row["kind"], row["example"]) in names_by_trace[row["source"]]
+    assert (row["kind"], row["example"], row["example_op"] or None) in names_by_trace[row["source"]]
 
 
 @pytest.fixture(scope="module")
-def categorised(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[tuple[str, str, str]]]:
-    """Per shared trace (its _key): (kind, name, category) of every distinct GPU op name, from _gpu_names."""
+def categorised(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[tuple[str, str, str, str | None]]]:
+    """Per shared trace (its _key): every distinct (kind, name, category, launched_op) of its GPU ops (_gpu);
+    checks on the way that _gpu has one row per kernels row, each with a category."""
     files = _shared_files()
     if not files:
         pytest.skip("../shared/traces is absent")
@@ -104,39 +113,44 @@ def categorised(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[tupl
         convert(f, pq)
         con = connect(pq)
         report.prepare(con)
-        out[_key(f)] = con.execute("SELECT kind, name, category FROM _gpu_names ORDER BY ALL").fetchall()
+        n_ops, n_gpu, n_null = con.execute("SELECT (SELECT count(*) FROM kernels), count(*), count(*) FILTER (WHERE category IS NULL) "
+                                           "FROM _gpu").fetchone()
+        assert (n_gpu, n_null) == (n_ops, 0), f
+        out[_key(f)] = con.execute("SELECT DISTINCT kind, name, category, launched_op FROM _gpu ORDER BY ALL").fetchall()
         con.close()
     return out
 
 
 @pytest.fixture(scope="module")
-def names_by_trace(categorised: dict[str, list[tuple[str, str, str]]]) -> dict[str, set[tuple[str, str]]]:
-    return {k: {(kind, n) for kind, n, _ in v} for k, v in categorised.items()}
+def names_by_trace(categorised: dict[str, list[tuple[str, str, str, str | None]]]) -> dict[str, set[tuple]]:
+    """Per trace: (kind, name, None) of every GPU op name and (kind, name, launching op) where one matched."""
+    return {k: {(kind, n, None) for kind, n, _, _ in v} | {(kind, n, o) for kind, n, _, o in v if o} for k, v in categorised.items()}
 
 
 @needs_shared
-def test_every_gpu_op_of_every_shared_trace_has_one_category(categorised: dict[str, list[tuple[str, str, str]]]) -> None:
+def test_every_gpu_op_of_every_shared_trace_has_one_category(categorised: dict[str, list[tuple]]) -> None:
+    """(One _gpu row per op with a category is checked while building the fixture.) One category per
+    (name, launching op), and only the table's categories."""
     cats = {r["category"] for r in _rows()}
     for key, rows in categorised.items():
-        pairs = [(k, n) for k, n, _ in rows]
-        assert len(pairs) == len(set(pairs)), key  # one row (one category) per distinct name
-        assert all(c in cats for _, _, c in rows), key
-        # GPU ops of the trace: each has a name row (nothing falls out of the join in _gpu)
+        keys = [(k, n, o) for k, n, _, o in rows]
+        assert len(keys) == len(set(keys)), key
+        assert all(c in cats for _, _, c, _ in rows), key
     assert sum(len(v) for v in categorised.values()) > 500  # the set really was read
 
 
 @needs_shared
-def test_no_gemm_or_attention_kernel_in_other(categorised: dict[str, list[tuple[str, str, str]]]) -> None:
+def test_no_gemm_or_attention_kernel_in_other(categorised: dict[str, list[tuple]]) -> None:
     # `fbgemm_gpu::` (Meta's embedding-bag library, HTA's recommender traces) is a namespace, not a GEMM: its
     # kernels (split_embedding_*, permute_*, bounds_check_indices with an fbgemm_gpu::FixedDivisor argument) say gemm
     looks = re.compile(r"(?i)(^|[^b]|[^f]b)gemm|gemv|matmul|attention|attn|flash|fmha|sdpa|cublas|cutlass|xmma")
-    bad = {k: [n for kind, n, c in v if c == "other" and looks.search(n or "")] for k, v in categorised.items()}
+    bad = {k: [n for kind, n, c, _ in v if c == "other" and looks.search(n or "")] for k, v in categorised.items()}
     assert {k: v for k, v in bad.items() if v} == {}
 
 
 @needs_shared
-def test_other_names_match_the_snapshot(categorised: dict[str, list[tuple[str, str, str]]]) -> None:
-    got = {k: sorted(n for kind, n, c in v if c == "other") for k, v in categorised.items()}
+def test_other_names_match_the_snapshot(categorised: dict[str, list[tuple]]) -> None:
+    got = {k: sorted({n for kind, n, c, _ in v if c == "other"}) for k, v in categorised.items()}
     got = {k: v for k, v in got.items() if v}
     if os.environ.get("TRACEKIT_UPDATE_SNAPSHOT"):
         SNAPSHOT.write_text(json.dumps(got, indent=1, sort_keys=True) + "\n")
@@ -266,3 +280,27 @@ def test_h100_terminal_names_and_category_line(tmp_path: Path) -> None:
     assert len(set(names)) == 6 and not any(n.startswith("void ") for n in names), names
     assert names[3] == "flash_fwd_kernel<64, 128, 128, 4>"
     assert max(len(ln) for ln in lines) <= 80
+
+
+@needs_shared
+def test_kernels_launched_inside_fb_rms_norm_are_norm(tmp_path: Path) -> None:
+    """HTA's trace_filter/sampled_rank-0: fb::rms_norm runs aten::pow / sqrt / div, whose kernels are generic
+    elementwise by name; launched inside fb::rms_norm they are norm. Expected from the raw JSON: the kernels
+    whose launching runtime call starts inside an fb::rms_norm cpu_op on its thread."""
+    src = KINETO_DIR / "hta" / "trace_filter" / "sampled_rank-0.json.gz"
+    ev = load_json(src)["traceEvents"]
+    norms = [(e["tid"], _ns(e["ts"]), _ns(e["ts"]) + _ns(e["dur"])) for e in ev if e.get("name") == "fb::rms_norm" and e.get("ph") == "X"]
+    corr = {e["args"]["correlation"] for e in ev if e.get("cat") == "cuda_runtime" and e.get("ph") == "X"
+            and any(t == e["tid"] and a <= _ns(e["ts"]) < b for t, a, b in norms)}
+    gpu = [e for e in ev if e.get("cat") == "kernel" and e.get("args", {}).get("correlation") in corr]
+    assert len(norms) == 2 and len(gpu) > 0
+    pq = tmp_path / "r0.parquet"
+    convert(src, pq)
+    con = connect(pq)
+    report.prepare(con)
+    got = con.execute("SELECT count(*), sum(dur_ns), bool_and(category = 'norm') FROM _gpu WHERE launched_op = 'fb::rms_norm'").fetchone()
+    assert got == (len(gpu), sum(_ns(e["dur"]) for e in gpu), True)
+    # the same kernel names launched elsewhere keep their name's category
+    cats = {c for (c,) in con.execute("SELECT DISTINCT category FROM _gpu WHERE launched_op IS NULL AND name IN "
+                                      "(SELECT name FROM _gpu WHERE launched_op = 'fb::rms_norm')").fetchall()}
+    assert cats and "norm" not in cats  # elementwise / reduction by name
