@@ -10,11 +10,15 @@
 --   _gpu     one row per GPU op (kind kernel/memcpy/memset): trace, kind, name, ts_ns, dur_ns,
 --            end_ns, device, stream, correlation, phase, phase_path ('(none)' when NULL),
 --            launch_name/ts/dur/tid, copy_kind, graph (TRUE when replayed by a *GraphLaunch),
---            op_class ('compute' | 'communication' | 'memory'), row_id (the converter's row id,
+--            op_class ('compute' | 'communication' | 'memory'), category (the rule below), launched_op (the
+--            enclosing cpu_op a category row's launched_by matched, else NULL), row_id (the converter's row id,
 --            unique per trace: the last key of every ORDER BY that could tie, so that results do
 --            not depend on row order or on the other traces of a dataset), gid (a join key
 --            unique over the dataset but not stable: window functions sort narrow columns and
 --            join the strings back on it; never sort on it).
+--   _kernel_categories  the category table (kernel_categories.csv: ord, category, op_kind, pattern,
+--            launched_by, example, example_op, source); _gpu_names  one row per distinct (kind, name): its
+--            category by name alone and op_class; _cat_ops, _gpu_launch_op, _gpu_op_cats (below).
 --   _rt      runtime rows with end_ns, phase_path ('(none)' when NULL), api_class (_api_classes
 --            below) and flags is_sync (class blocking or stream_wait), blocking (class blocking:
 --            the host waits in it), launched (>= 1 GPU op has its correlation).
@@ -97,22 +101,78 @@ CREATE OR REPLACE TEMP MACRO _api_class_of(n) AS (
     WHERE regexp_full_match(regexp_replace(n, '(_v[0-9]+|_ptsz|_ptds|_spt)+$', ''), c.pattern)
     ORDER BY c.ord LIMIT 1);
 CREATE OR REPLACE TEMP MACRO _is_graph_launch(n) AS coalesce(contains(n, 'GraphLaunch'), FALSE);
--- Same name families as HTA's kernel types (communication = NCCL/RCCL/HCCL kernels). Plain string
--- functions, not a regex: this runs once per GPU op.
-CREATE OR REPLACE TEMP MACRO _op_class(k, n) AS CASE
-    WHEN k <> 'kernel' THEN 'memory'
-    WHEN starts_with(n, 'nccl') OR starts_with(n, 'rccl') OR starts_with(n, 'hccl')
-         OR contains(n, 'ncclKernel') OR contains(n, 'ncclDevKernel') THEN 'communication'
-    ELSE 'compute' END;
+-- Every GPU op has ONE category, from the table in kernel_categories.csv (beside this file; its path is
+-- getvariable('kernel_categories_csv'), set by tracekit.report.prepare): the first row (by `ord`) whose
+-- `kind` is the op's kind (kernel | memcpy | memset), whose `pattern` (an RE2 regex, matched anywhere in
+-- the name as the trace wrote it, mangled or not) matches, and, for a row with a `launched_by` pattern, whose
+-- launching op matches it: a cpu_op of that name encloses the launch call on the launching thread (any
+-- level up: fb::rms_norm > aten::pow > cudaLaunchKernel counts for fb::rms_norm). Graph-replayed ops and
+-- ops without a launch record have no launching op: only their name decides. The categories: memcpy,
+-- memset, communication (NCCL/RCCL/HCCL, custom all-reduce, DeepEP, NVSHMEM), GEMM, MoE, KV-cache write,
+-- sampling, norm, rotary, activation, attention, conv, reduction, elementwise, other (the last row matches
+-- every kernel). Row order decides between families a name could belong to (a FlashAttention kernel's
+-- template names cutlass::bfloat16_t: attention comes before GEMM's `cutlass`). Each row's example is a
+-- real kernel name (tests/test_kernel_categories.py checks that it lands in its row).
+-- _gpu_names: one row per distinct (kind, name) of the trace set: its category by name alone (rows without
+-- launched_by) and its op_class (memory: memcpy/memset; communication: category communication; compute:
+-- every other kernel; comm.sql's classes, the same name families as HTA's kernel types plus custom
+-- all-reduce and expert-parallel kernels).
+-- _cat_ops: cpu_ops whose name matches some launched_by pattern (trace, tid, ts_ns, end_ns, name), the
+-- candidates for a GPU op's launching op.
+CREATE OR REPLACE TEMP TABLE _kernel_categories AS
+SELECT ord, category, kind AS op_kind, pattern, coalesce(launched_by, '') AS launched_by, example, example_op, source
+FROM read_csv(getvariable('kernel_categories_csv'), header = true, auto_detect = false, quote = '"', escape = '"',
+              columns = {'ord': 'INTEGER', 'category': 'VARCHAR', 'kind': 'VARCHAR', 'pattern': 'VARCHAR',
+                         'launched_by': 'VARCHAR', 'example': 'VARCHAR', 'example_op': 'VARCHAR', 'source': 'VARCHAR'});
+-- The category of one (kind, name, launching op or NULL) (ad-hoc use:
+-- `SELECT _kernel_category('kernel', 'ampere_sgemm_64x64_nn', NULL)`).
+CREATE OR REPLACE TEMP MACRO _kernel_category(k, n, o) AS coalesce((
+    SELECT c.category FROM _kernel_categories c
+    WHERE c.op_kind = k AND regexp_matches(coalesce(n, ''), c.pattern)
+      AND (c.launched_by = '' OR (o IS NOT NULL AND regexp_matches(o, c.launched_by)))
+    ORDER BY c.ord LIMIT 1), 'other');
+CREATE OR REPLACE TEMP TABLE _gpu_names AS
+WITH _n AS (SELECT DISTINCT kind, name FROM kernels), _c AS (
+    SELECT n.kind, n.name, coalesce(arg_min(c.category, c.ord), 'other') AS category
+    FROM _n n LEFT JOIN _kernel_categories c
+      ON c.op_kind = n.kind AND c.launched_by = '' AND regexp_matches(coalesce(n.name, ''), c.pattern)
+    GROUP BY n.kind, n.name
+)
+SELECT kind, name, category,
+       CASE WHEN kind <> 'kernel' THEN 'memory' WHEN category = 'communication' THEN 'communication' ELSE 'compute' END AS op_class
+FROM _c;
+CREATE OR REPLACE TEMP TABLE _cat_ops AS
+WITH _n AS (
+    SELECT DISTINCT o.name FROM (SELECT DISTINCT name FROM events WHERE kind = 'cpu_op') o
+    JOIN _kernel_categories c ON c.launched_by <> '' AND regexp_matches(o.name, c.launched_by)
+)
+SELECT e.trace, e.tid, e.ts_ns, e.ts_ns + greatest(e.dur_ns, 0) AS end_ns, e.name
+FROM events e WHERE e.kind = 'cpu_op' AND e.name IN (SELECT name FROM _n);
+-- Per GPU op with a launch record: the latest-starting candidate op on the launching thread that started
+-- at or before the launch; it is the launching op when it still runs at the launch (candidates do not
+-- interleave: a norm op does not start inside another and end outside it).
+CREATE OR REPLACE TEMP TABLE _gpu_launch_op AS
+WITH _l AS (SELECT trace, row_id, launch_tid, launch_ts_ns FROM kernels
+            WHERE kind = 'kernel' AND launch_ts_ns IS NOT NULL AND (SELECT count(*) FROM _cat_ops) > 0)
+SELECT l.trace, l.row_id, CASE WHEN l.launch_ts_ns < o.end_ns THEN o.name END AS launched_op
+FROM _l l ASOF JOIN _cat_ops o ON l.trace = o.trace AND l.launch_tid = o.tid AND l.launch_ts_ns >= o.ts_ns;
+-- The category of each distinct (kind, name, launching op) (op NULL: by name, as _gpu_names).
+CREATE OR REPLACE TEMP TABLE _gpu_op_cats AS
+WITH _n AS (SELECT DISTINCT kind, name, launched_op FROM _gpu_launch_op JOIN kernels USING (trace, row_id)
+            WHERE launched_op IS NOT NULL)
+SELECT kind, name, launched_op, _kernel_category(kind, name, launched_op) AS category FROM _n;
 
 CREATE OR REPLACE TEMP TABLE _gpu AS
 SELECT trace, kind, name, ts_ns, greatest(dur_ns, 0) AS dur_ns, ts_ns + greatest(dur_ns, 0) AS end_ns,
        coalesce(device, -1) AS device, stream, correlation, phase,
        coalesce(phase_path, '(none)') AS phase_path,
        launch_name, launch_ts_ns, launch_dur_ns, launch_tid, copy_kind,
-       _is_graph_launch(launch_name) AS graph, _op_class(kind, name) AS op_class, row_id,
+       _is_graph_launch(launch_name) AS graph, coalesce(c.op_class, 'compute') AS op_class,
+       coalesce(oc.category, c.category, 'other') AS category, lo.launched_op, row_id,
        row_number() OVER () AS gid
-FROM kernels;
+FROM kernels k LEFT JOIN _gpu_names c USING (kind, name)
+LEFT JOIN _gpu_launch_op lo USING (trace, row_id)
+LEFT JOIN _gpu_op_cats oc USING (kind, name, launched_op);
 
 -- The class of each distinct API name is looked up once, not once per call.
 CREATE OR REPLACE TEMP TABLE _rt AS

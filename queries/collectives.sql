@@ -3,7 +3,7 @@
 --
 -- Run it with `tracekit report` (or tracekit.report.run): that loads _common.sql first.
 --
--- A collective call = one NCCL/RCCL/HCCL kernel (op_class 'communication' in _common.sql). Its
+-- A collective call = one communication kernel (op_class 'communication' in _common.sql's _gpu_names). Its
 -- facts come from, first to last: the kernel's own Kineto args (torch >= 2.1: `Collective name`,
 -- `In msg nelems`, `Out msg nelems`, `dtype`, `Group size`, `Process Group Name`/`Description`/
 -- `Ranks`, `Seq`); the `record_param_comms` cpu_op with the same External id (older torch); for the
@@ -37,7 +37,7 @@
 -- Calls the reference rank does not hold are not matched. The `alignment` output gives each trace's
 -- shift and the largest residual misfit of matched ends after it (a quality check).
 --
--- Inputs: kernels, events (record_param_comms cpu_ops), trace_ranks; _steps, _window, _op_class (from _common.sql).
+-- Inputs: kernels, events (record_param_comms cpu_ops), trace_ranks; _steps, _window, _gpu_names (from _common.sql).
 -- Parameters: getvariable('rank_align') ('collective_end' | 'none').
 --
 -- Output `collectives` (one row per call): trace, device, rank, stream, ts_ns, dur_ns, coll_type,
@@ -123,7 +123,7 @@ CREATE OR REPLACE TEMP TABLE _cl AS
 WITH _k AS (
     SELECT trace, coalesce(device, -1) AS device, stream, name, ts_ns, greatest(dur_ns, 0) AS dur_ns, external_id,
            coalesce(phase_path, '(none)') AS phase_path, coalesce(launch_ts_ns, ts_ns) AS at_ns, args
-    FROM kernels WHERE _op_class(kind, name) = 'communication'
+    FROM kernels WHERE (kind, name) IN (SELECT kind, name FROM _gpu_names WHERE op_class = 'communication')
 ), _rpc AS (
     SELECT trace, external_id, any_value(args) AS args FROM events
     WHERE kind = 'cpu_op' AND name = 'record_param_comms' AND external_id IS NOT NULL GROUP BY ALL

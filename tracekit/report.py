@@ -156,6 +156,14 @@ def setup_file(con: duckdb.DuckDBPyConnection, name: str, done: set[str]) -> Sql
     return sf
 
 
+def register_udfs(con: duckdb.DuckDBPyConnection) -> None:
+    """The Python scalar functions the queries call: ``_demangle(name)`` (tracekit.demangle; the C++
+    runtime's demangler, not an analysis)."""
+    from tracekit.demangle import register
+
+    register(con)
+
+
 def prepare(con: duckdb.DuckDBPyConnection, requires: Iterable[str] = (), **params: Any) -> set[str]:
     """Make ``con`` (views already registered) ready for any query file: the variables at their defaults
     (overridden by ``params``), ``_common.sql``, then the set-up of each file in ``requires``.
@@ -163,6 +171,9 @@ def prepare(con: duckdb.DuckDBPyConnection, requires: Iterable[str] = (), **para
     Returns the set of files whose set-up ran; pass it on to :func:`run_file` so none runs twice.
     """
     set_params(con, params)
+    # the kernel category table _common.sql reads (a data file beside the SQL, shipped with it)
+    con.execute(f"SET VARIABLE kernel_categories_csv = {_sql_literal(str(QUERY_DIR / 'kernel_categories.csv'))}")
+    register_udfs(con)
     _exec_script(con, (QUERY_DIR / "_common.sql").read_text())
     done: set[str] = set()
     for name in requires:

@@ -62,7 +62,16 @@ ol.verdicts{margin:.3em 0 .8em;padding-left:1.6em}ol.verdicts li{margin:.15em 0}
 details{margin:.4em 0}summary{cursor:pointer;font-weight:600}
 .grid{display:flex;flex-wrap:wrap;gap:0 2.5em;align-items:flex-start}.grid>div{min-width:0;max-width:100%}
 a{color:#0969da}code{background:#f6f8fa;padding:0 .25em;border-radius:3px;font-size:.92em}
+.cbar{display:flex;height:24px;max-width:900px;border:1px solid #d0d7de;margin:.3em 0;overflow:hidden}
+.cbar div{height:100%;overflow:hidden;white-space:nowrap;font-size:11px;line-height:24px;padding-left:3px}
+.cbar-kind{font-size:12px;color:#57606a;margin:.6em 0 0}
 """
+
+#: One colour per kernel category (kernel_categories.csv), the same on every bar and legend of the page.
+CATEGORY_COLOURS = {"GEMM": "#1f77b4", "attention": "#d62728", "MoE": "#9467bd", "KV-cache write": "#8c564b",
+                    "norm": "#e377c2", "activation": "#ff7f0e", "rotary": "#bcbd22", "sampling": "#17becf",
+                    "communication": "#2ca02c", "conv": "#393b79", "reduction": "#7f7f7f", "elementwise": "#aec7e8",
+                    "memcpy": "#98df8a", "memset": "#c5b0d5", "other": "#c7c7c7"}
 
 
 def table_html(tab: Table) -> str:
@@ -91,13 +100,62 @@ def table_html(tab: Table) -> str:
                 continue
             short = elide(v, TEXT_CHARS)
             pad = f" style='padding-left:{0.4 + 1.2 * tab.indent[r]:.1f}em'" if tab.indent and j == 0 else ""
-            title = f" title='{html_text(v)}'" if short != v else ""
+            full = c.hover[r] if c.hover else v  # a kernel's full name behind its short one
+            title = f" title='{html_text(full)}'" if short != full else ""
             cells.append(f"<td class='{cls}'{pad}{title}>{html_text(short)}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
     left = tab.total_rows - tab.shown_rows
     more = f"<p class='cap'>{left:,} more row{'' if left == 1 else 's'} in --json or tracekit sql</p>" if left > 0 else ""
     fn = ("<ol class='fn'>" + "".join(f"<li>{html_text(n)}</li>" for n in notes) + "</ol>") if notes else ""
     return f"<div class='scroll'><table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>{fn}{more}"
+
+
+_DARK = frozenset({"GEMM", "attention", "MoE", "KV-cache write", "conv", "reduction", "communication"})
+
+
+def category_bars(view: Mapping[str, Rows], trace: str, kinds: Sequence[str]) -> str:
+    """A stacked bar per step kind of ``trace``: its GPU op time by kernel category (kernels.categories), each
+    segment as wide as its share, the time per step and the top kernel on hover; one legend below."""
+    from tracekit.view.model import fmt_duration, fmt_share
+
+    from tracekit.view.rows import missing
+
+    def num(v: object) -> float:
+        return 0.0 if missing(v) else float(v)  # type: ignore[arg-type]
+
+    bars, seen, graph = [], [], 0
+    for kind in kinds:
+        rows = sec.category_rows(view, trace, kind)
+        if not rows:
+            continue
+        steps = num(rows[0].get("steps"))
+        per = num(rows[0]["kind_gpu_op_ns"]) / steps if steps else num(rows[0]["kind_gpu_op_ns"])
+        segs = []
+        for r in rows:
+            cat, share = str(r["category"]), num(r["share"])
+            if cat not in seen:
+                seen.append(cat)
+            t = num(r["total_ns"]) / steps if steps else num(r["total_ns"])
+            tip = (f"{cat}: {fmt_share(share)}, {fmt_duration(t, with_unit=True)}"
+                   f"{' per step' if steps else ''}, {int(num(r['ops'])):,} ops; top kernel: {r['top_kernel']}")
+            label = html_text(f"{cat} {fmt_share(share)}") if share >= 0.08 else ""
+            ink = "#fff" if cat in _DARK else "#1f2328"
+            segs.append(f"<div style='width:{share * 100:.4f}%;background:{CATEGORY_COLOURS.get(cat, '#c7c7c7')};color:{ink}' "
+                        f"title='{html_text(tip)}'>{label}</div>")
+            graph += int(num(r.get("graph_ops")))
+        unit = " per step" if steps else " in all"
+        bars.append(f"<p class='cbar-kind'>{html_text(kind)}: {html_text(fmt_duration(per, with_unit=True))}{unit}</p>"
+                    f"<div class='cbar'>{''.join(segs)}</div>")
+    if not bars:
+        return ""
+    legend = "<div class='legend'>" + "".join(
+        f"<span><i style='background:{CATEGORY_COLOURS.get(c, '#c7c7c7')}'></i>{html_text(c)}</span>" for c in seen) + "</div>"
+    cap = ("Share of each step kind's GPU op time (summed durations of the kernels, memcpys and memsets launched in its "
+           "steps; overlapping ops each count in full) by kernel category (queries/kernel_categories.csv); "
+           "hover a segment for its time and top kernel.")
+    if graph:
+        cap += f" {graph:,} of these ops ran in CUDA/HIP graph replays: {sec.GRAPH_NOTE}."
+    return "".join(bars) + legend + f"<p class='cap'>{html_text(cap)}</p>"
 
 
 def html_table(df: pd.DataFrame, limit: int = 50, key: str = "") -> str:
@@ -221,6 +279,9 @@ def render(results: Mapping[str, pd.DataFrame], title: str = "tracekit report",
                                     _frame(results, "headline", trace), colour)
         p.append("<h3>Where a step's time goes (phase tree, exclusive)</h3>" + (
             f"{bar}<p class='cap'>{html_text(bar_cap)}</p>" if bar else f"<p class='empty'>{html_text(bar_cap)}</p>"))
+        cbars = category_bars(view, trace, [g.step_kind for g in tg] or ["(outside steps)"])
+        if cbars:
+            p.append("<h3>GPU op time by kernel category</h3>" + cbars)
         p.append("<h3>Timeline of the median step</h3>")
         if trace in timelines:
             s, cap = timelines[trace]

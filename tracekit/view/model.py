@@ -230,6 +230,7 @@ class Column:
     header: str
     kind: Kind
     cells: list[str]
+    hover: list[str] | None = None  # per cell, the full text shown on hover in HTML (a kernel's full name)
 
     @property
     def numeric(self) -> bool:
@@ -403,7 +404,15 @@ def table(key: str, rows: Any, *, title: str | None = None, limit: int | None = 
         dec = 0 if unit[0] == "ns" else decimals_for([float(v) / unit[1] for v in durs if not _is_null(v)])
     if long_form:
         units = [_row_unit(r) for r in view.records()]
+    short = "short_name" in cols and "name" in cols  # kernels: the readable name shown, the full one on hover
+    if short:
+        cols = [c for c in cols if c != "short_name"]
     for c in cols:
+        if short and c == "name":
+            full = [fmt_text(v) for v in view.col("name")]
+            shown = [fmt_text(s if not _is_null(s) else f) for s, f in zip(view.col("short_name"), view.col("name"))]
+            out.append(Column("name", "name", "text", shown, hover=full))
+            continue
         if long_form and c in _LONG_VALUES and is_numeric(view.type_of(c)):
             out.append(Column(c, c, "number", [fmt_in_unit(v, u or "count") for v, u in zip(view.col(c), units)]))
         elif long_form and c == "unit":

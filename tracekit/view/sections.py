@@ -57,6 +57,7 @@ class Group:
     verdicts: list[str] = field(default_factory=list)
     headline: Table | None = None
     tree: Table | None = None
+    categories: str | None = None  # one sentence: the kind's GPU op time by kernel category (kernels.categories)
 
 
 def _get(results: Results, key: str) -> Rows:
@@ -143,6 +144,8 @@ def groups(results: Results, full: bool = False) -> list[Group]:
                 cols = [c for c in cols if c not in ("excl_gpu_ns_mean", "excl_gpu_share", "incl_gpu_ns_mean")]
             shown_t = _with_instances(t).select(cols + (["depth"] if "depth" in t else []), rename=names)
             g.tree = table("headline.phase_tree", shown_t, indent_by="depth", shared_unit=True, title=TREE_TITLE)
+        if not null_key:
+            g.categories = category_line(results, str(trace), str(kind))
         out.append(g)
     return out
 
@@ -161,6 +164,39 @@ def _with_instances(tree: Rows) -> Rows:
         return f"{r[i]} ×{int(n) if n == int(n) else round(n, 1)}"
 
     return Rows(tree.columns, tree.types, tuple(r[:i] + (name(r),) + r[i + 1:] for r in tree.data))
+
+
+def category_rows(results: Results, trace: str, step_kind: str) -> list[dict[str, Any]]:
+    """kernels.categories rows of one (trace, step kind), in the SQL's order (most time first)."""
+    kc = _get(results, "kernels.categories")
+    if not len(kc):
+        return []
+    return [r for r in kc.records() if _same(r["trace"], trace) and _same(r["step_kind"], step_kind)]
+
+
+#: What the category sentence and the stacked bar say about graph replays (kernels.sql's note, shortened).
+GRAPH_NOTE = ("no launching op tells them apart there; the category from the kernel name is the breakdown "
+              "there is")
+
+
+def category_line(results: Results, trace: str, step_kind: str) -> str | None:
+    """One sentence: the step kind's GPU op time per step by kernel category, shares of the kind's total
+    (kernels.categories; the denominator named), with the graph-replay caveat when ops ran in replays."""
+    rows = category_rows(results, trace, step_kind)
+    if not rows:
+        return None
+    per = rows[0].get("kind_gpu_op_ns")
+    steps = rows[0].get("steps")
+    if not missing(per) and not missing(steps) and steps:
+        per = per / steps
+    nb = "\u00a0"  # a category and its share stay on one line (the terminal's wrap turns it back into a space)
+    parts = ", ".join(f"{str(r['category']).replace(' ', nb)}{nb}{fmt_share(r['share'])}" for r in rows)
+    s = f"GPU op time by kernel category ({_ms(per)} per step, summed over ops): {parts}."
+    graph = sum(int(r["graph_ops"]) for r in rows if not missing(r["graph_ops"]))
+    if graph:
+        ops = sum(int(r["ops"]) for r in rows if not missing(r["ops"]))
+        s += f" {graph:,} of {ops:,} ops ran in CUDA/HIP graph replays: {GRAPH_NOTE}."
+    return s + " Per phase and top kernels: --section kernels."
 
 
 def fallback(results: Results) -> list[Table]:

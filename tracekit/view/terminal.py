@@ -50,7 +50,7 @@ def _safe(col: Column) -> Column:
     """Terminal-safe copy of ``col``: headers and every cell escaped (an id column may hold a name); a
     Python frame's path cut to its last two components (the terminal only: --json and HTML keep it whole)."""
     cells = [short_frame(c) for c in col.cells] if col.name in FRAME_NAMES else col.cells
-    return Column(col.name, term(col.header), col.kind, [term(c) for c in cells])
+    return Column(col.name, term(col.header), col.kind, [term(c) for c in cells], col.hover)
 
 
 def _floor(col: Column, natural: int, width: int) -> int:
@@ -100,11 +100,15 @@ def _blocks(cols: list[Column], width: int, indent: list[int] | None) -> list[tu
         if c.numeric and c.kind != "id":
             break
         nkey += 1
+        if c.hover:  # a kernel's short name says it alone (its category goes with the other columns)
+            break
     key, rest = cols[:nkey], cols[nkey:]
     nat = _natural(cols, indent)
-    # the key columns (what a row is: a kernel name, a phase path) keep up to 45% of the line in every block
+    # the key columns (what a row is: a kernel name, a phase path) keep up to 45% of the line in every block,
+    # 60% when one is a kernel's short name (a column with the full name behind it): it is what the rows are about
     fixed = {i: nat[i] for i in range(len(key))}
-    budget = max(MIN_TEXT, width * 45 // 100) - len(GAP) * (len(key) - 1)
+    share = 60 if any(c.hover for c in key) else 45
+    budget = max(MIN_TEXT, width * share // 100) - len(GAP) * (len(key) - 1)
     while sum(fixed.values()) > budget:
         i = max(fixed, key=lambda j: fixed[j])
         lo = _floor(key[i], nat[i], width) if key[i].name in FRAME_NAMES else MIN_TEXT
@@ -283,6 +287,8 @@ def report_lines(results: Mapping[str, Any], width: int = 80, sections: Sequence
             blocks.append(table_lines(g.headline, width))
         if g.tree is not None:
             blocks.append(table_lines(g.tree, width))
+        if g.categories:
+            blocks.append(wrap_text(g.categories, width))
         if gi + 1 == len(gs) or gs[gi + 1].trace != g.trace:  # the trace's last step kind: its GPUs' block
             blocks.append(gpus_lines(results, g.trace, width))
     if not gs:
