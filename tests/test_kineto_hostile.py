@@ -297,11 +297,11 @@ def test_gzip_of_zeros_is_bounded(tmp_path: Path, where: str, zeros_gz: bytes) -
 
 
 def test_gzip_bomb_inside_an_event_is_capped(tmp_path: Path) -> None:
-    """A string of 1 GiB inside an event, from a 1 MB .gz: "event larger than N MB" (MAX_EVENT lowered to keep the
+    """A string of 4 GiB inside an event, from a 4 MB .gz: "event larger than N MB" (MAX_EVENT lowered to keep the
     test small), memory a few times the cap, no traceback."""
     src = tmp_path / "bomb.json.gz"
     _gz_stream(src, [(b'{"traceEvents": [' + json.dumps(_ev(0)).encode() + b', {"ph": "X", "name": "', 1),
-                     (b"a" * (1 << 20), 1024), (b'"}]}', 1)])
+                     (b"a" * (1 << 20), 4096), (b'"}]}', 1)])  # 4 GiB: held whole, it could not fit the 2 GiB limit
     code = f"""
         import resource
         from tracekit.errors import TraceError
@@ -317,7 +317,9 @@ def test_gzip_bomb_inside_an_event_is_capped(tmp_path: Path) -> None:
     assert p.returncode == 0, p.stderr[-3000:]
     msg, rss_kb = p.stdout.splitlines()[-2:]
     assert msg.startswith(str(src)) and "event larger than 32 MB" in msg
-    assert int(rss_kb) < 600 << 10, rss_kb  # MB: imports ~250, the capped event and its copies
+    # imports ~250 MB, the capped event and its copies; seen at 0.5 GB alone and 1.0 GB once under a loaded full
+    # suite (glibc keeps freed multi-MB blocks: sink.keep_freed_blocks): far below the 4 GiB the string would take
+    assert int(rss_kb) < 1536 << 10, rss_kb
     assert not (tmp_path / "b.parquet").exists()
 
 
