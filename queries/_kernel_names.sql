@@ -3,9 +3,9 @@
 -- Kernel names as traces write them are C++ signatures, sometimes mangled, hundreds of characters
 -- long; at 80 columns four of an H100 trace's six top kernels printed as the same `void at::nati…ambda(int)#1})`.
 -- Two steps, both per distinct name:
---   demangled   _demangle(name): the toolchain's C++ demangler (tracekit/demangle.py, a DuckDB scalar
---               function registered by tracekit.report.prepare; names that are not `_Z...` come back as
---               they are, and so does a mangled name no demangler on this machine can read)
+--   demangled   the toolchain's C++ demangler's reading of a mangled name (table _demangled, built by
+--               tracekit.demangle.register in tracekit.report.prepare from the distinct `_Z...` names;
+--               other names come back as they are, and so does a mangled name no demangler here can read)
 --   short_name  _kernel_short(demangled): the function without template noise, keeping what tells
 --               kernels of one family apart. Rules, in order:
 --               - a name with no `<` or `(` (cuBLAS/cuDNN `sm90_xmma_gemm_...`, hipBLASLt `Cijk_...`,
@@ -71,4 +71,6 @@ CREATE OR REPLACE TEMP MACRO _kernel_short(d) AS _ks_of(_ks_strip(_ks_body(d)), 
 CREATE OR REPLACE TEMP TABLE _kernel_names AS
 SELECT kind, name, category, demangled,
        CASE WHEN kind = 'kernel' AND demangled IS NOT NULL THEN _kernel_short(demangled) ELSE name END AS short_name
-FROM (SELECT kind, name, category, CASE WHEN kind = 'kernel' THEN _demangle(name) ELSE name END AS demangled FROM _gpu_names);
+FROM (SELECT g.kind, g.name, g.category,
+             CASE WHEN g.kind = 'kernel' THEN coalesce(d.demangled, g.name) ELSE g.name END AS demangled
+      FROM _gpu_names g LEFT JOIN _demangled d ON d.name = g.name);

@@ -157,8 +157,8 @@ def setup_file(con: duckdb.DuckDBPyConnection, name: str, done: set[str]) -> Sql
 
 
 def register_udfs(con: duckdb.DuckDBPyConnection) -> None:
-    """The Python scalar functions the queries call: ``_demangle(name)`` (tracekit.demangle; the C++
-    runtime's demangler, not an analysis)."""
+    """What the queries need from Python: the table ``_demangled`` of the traces' mangled kernel names and
+    their readings by the C++ runtime's demangler (tracekit.demangle; not an analysis)."""
     from tracekit.demangle import register
 
     register(con)
