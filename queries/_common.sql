@@ -62,8 +62,8 @@ CREATE OR REPLACE TEMP MACRO _no_gpu_activity(acts) AS 'no GPU activity in this 
 
 -- Every CUDA/HIP runtime and driver API call has ONE class, from this table: the first row (by `ord`)
 -- whose pattern fully matches the call's name, with a version or per-thread-stream suffix (_v2,
--- _v3, _ptsz, _ptds, _spt) ignored. Every analysis asks this table (through _rt.api_class, or the
--- _is_* macros below), never its own list of names. The classes:
+-- _v3, _ptsz, _ptds, _spt) ignored. Every analysis asks this table (through _rt.api_class, computed once
+-- per distinct name), never its own list of names. The classes:
 --   graph_launch  replays a CUDA/HIP graph: one call, many GPU ops
 --   launch        launches one kernel (cudaLaunchKernel, cuLaunchKernel(Ex), hipModuleLaunchKernel, ...)
 --   blocking      the host waits inside the call until the GPU has caught up: stream/device/event/
