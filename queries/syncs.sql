@@ -93,13 +93,17 @@ FROM _out LEFT JOIN (SELECT trace, row_id, user_frame FROM _rt_frame) f USING (t
 -- call in the trace (launched before the trace window opened, or runtime activity not captured),
 -- the phases the others were launched from, and, when the GPU was idle for most of the call, what
 -- it waited on: the gpu_idle.sql gap (cause, stream wait call) overlapping the call the longest.
+-- Every (blocking call, GPU op overlapping it) pair, the op clipped to the call [s, e): the one
+-- inequality join of calls and GPU ops (few calls); _sync_during and the `syncs` output both read it.
+CREATE OR REPLACE TEMP TABLE _sync_overlap AS
+SELECT c.trace, c.row_id, c.ts_ns, c.tid, g.device, greatest(g.ts_ns, c.ts_ns) AS s, least(g.end_ns, c.end_ns) AS e,
+       g.launch_ts_ns IS NULL AS unlaunched, g.phase_path, g.row_id AS op_row_id, g.name
+FROM (SELECT trace, row_id, ts_ns, end_ns, tid FROM _sync_calls WHERE blocking) c
+JOIN _gpu g ON g.trace = c.trace AND g.ts_ns < c.end_ns AND g.end_ns > c.ts_ns;
+
 CREATE OR REPLACE TEMP TABLE _sync_during AS
 WITH _b AS (SELECT trace, row_id, ts_ns, end_ns FROM _sync_calls WHERE blocking AND end_ns > ts_ns),
-_o AS (
-    SELECT b.trace, b.row_id, g.device, greatest(g.ts_ns, b.ts_ns) AS s, least(g.end_ns, b.end_ns) AS e,
-           g.launch_ts_ns IS NULL AS unlaunched, g.phase_path, g.row_id AS op_row_id
-    FROM _b b JOIN _gpu g ON g.trace = b.trace AND g.ts_ns < b.end_ns AND g.end_ns > b.ts_ns
-), _sets AS (  -- every op for the union of all ops, and the unlaunched ones again for theirs
+_o AS (SELECT * FROM _sync_overlap), _sets AS (  -- every op for the union of all ops, and the unlaunched ones again for theirs
     SELECT trace, row_id, device, s, e, op_row_id, FALSE AS sub FROM _o
     UNION ALL SELECT trace, row_id, device, s, e, op_row_id, TRUE FROM _o WHERE unlaunched
 ), _isl AS (
@@ -145,11 +149,8 @@ WITH _dtoh AS (  -- DtoH copies launched inside the op window of an implicit syn
      AND g.kind = 'memcpy' AND g.copy_kind LIKE 'DtoH%'
     WHERE c.sync_class = 'implicit'
     GROUP BY ALL
-), _during AS (  -- GPU ops overlapping each blocking call (inequality join: few calls)
-    SELECT c.trace, c.ts_ns, c.tid, g.name,
-           least(g.end_ns, c.end_ns) - greatest(g.ts_ns, c.ts_ns) AS ns
-    FROM _sync_calls c JOIN _gpu g ON g.trace = c.trace AND g.ts_ns < c.end_ns AND g.end_ns > c.ts_ns
-    WHERE c.blocking
+), _during AS (  -- GPU ops overlapping each blocking call, clipped to it
+    SELECT trace, ts_ns, tid, name, e - s AS ns FROM _sync_overlap
 ), _during_call AS (
     SELECT trace, ts_ns, tid, sum(ns) AS gpu_op_ns_during FROM _during GROUP BY ALL
 ), _top AS (
