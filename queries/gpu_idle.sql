@@ -61,7 +61,7 @@
 -- latest-ending one first); of ranges ending in the same ns on one thread, the latest-starting
 -- (innermost), then the highest row_id; ops starting in the same ns on a stream are in row_id order.
 --
--- Inputs: events (gpu_sync rows), ranges; _gpu, _rt, _window, _steps, _gap_rows, _busy_dev, _caps
+-- Inputs: events (gpu_sync rows), ranges; _gpu, _rt, _window, _steps, _idle_iv, _busy_dev, _caps
 -- (from _common.sql); _rt_frame (_frames.sql).
 -- Parameters: getvariable('host_busy_min_ns') (T, default 50000), getvariable('kernel_gap_max_ns') (K,
 -- default 20000), getvariable('idle_top_n') (20).
@@ -133,11 +133,8 @@ WITH _pl AS (  -- P0: launch start of the previous op (with a launch record) on 
              OR (g.ts_ns - greatest(o.gap_start_ns, g.launch_ts_ns + g.launch_dur_ns) > getvariable('host_busy_min_ns')
                  AND g.ts_ns - greatest(o.gap_start_ns, g.launch_ts_ns + g.launch_dur_ns)
                      > greatest(o.gap_start_ns, g.launch_ts_ns + g.launch_dur_ns) - o.gap_start_ns), FALSE) AS queued
-    FROM (SELECT gid, gap_start_ns, FALSE AS edge FROM _gap_rows
-          UNION ALL  -- the leading edge: the window start to each device's first op, classified by the same rules
-          SELECT f.gid, w.window_start_ns, TRUE FROM (
-              SELECT gid, trace, ts_ns FROM _gpu QUALIFY row_number() OVER (PARTITION BY trace, device ORDER BY ts_ns, row_id) = 1) f
-          JOIN _window w USING (trace) WHERE f.ts_ns > w.window_start_ns) o
+    FROM (  -- the leading edge (window start to each device's first op) is classified by the same rules
+          SELECT next_gid AS gid, gap_start_ns, edge IS NOT NULL AS edge FROM _idle_iv WHERE next_gid IS NOT NULL) o
     JOIN _gpu g USING (gid) JOIN _pl p USING (gid)
 ), _sy AS (
     SELECT trace, tid, ts_ns AS sync_ts, end_ns AS sync_end, name AS sync_call FROM _rt WHERE blocking
@@ -237,8 +234,8 @@ FROM _busy_dev p JOIN _window w USING (trace) LEFT JOIN _cbusy c USING (trace, d
 CREATE OR REPLACE TEMP TABLE _idle_all AS
 SELECT trace, device, CASE WHEN edge THEN 'before_first_gpu_op' ELSE cause END AS cause, cause AS rule_cause,
        gap_start_ns, gap_ns, host_phase FROM _gaps
-UNION ALL SELECT trace, device, 'after_last_gpu_op', 'after_last_gpu_op', last_ns, window_end_ns - last_ns, NULL
-          FROM _dev WHERE window_end_ns > last_ns;
+UNION ALL SELECT trace, device, 'after_last_gpu_op', 'after_last_gpu_op', gap_start_ns, gap_end_ns - gap_start_ns, NULL
+          FROM _idle_iv WHERE edge = 'trailing';
 
 -- @output gpu_idle
 WITH _c AS (

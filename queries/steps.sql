@@ -182,9 +182,8 @@ CREATE OR REPLACE TEMP MACRO _rel_phase(pp, step_path) AS CASE
 
 -- Per step and device it ran ops on: the GPU span there, the union of the step's op intervals
 -- (busy_ns), and the device's idle time inside the step's end-to-end window W = [step start,
--- max(step end, last end of the step's GPU ops on any device)]: the gaps of _gap_rows (no GPU op
--- of any step running) and the trace window's edges before the device's first / after its last op,
--- exactly the intervals gpu_idle.sql's _idle_all classifies, clipped to W.
+-- max(step end, last end of the step's GPU ops on any device)]: _common.sql's _idle_iv (the gaps and
+-- the trace window's edges, exactly the intervals gpu_idle.sql's _idle_all classifies), clipped to W.
 CREATE OR REPLACE TEMP TABLE _step_dev AS
 WITH _o AS (
     SELECT trace, step_index, device, ts_ns, end_ns,
@@ -205,13 +204,11 @@ WITH _o AS (
     SELECT d.trace, d.step_index, d.device, d.s, d.e, st.ts_ns AS w0,
            greatest(st.end_ns, max(d.e) OVER (PARTITION BY d.trace, d.step_index)) AS w1
     FROM _d d JOIN _steps st USING (trace, step_index)
-), _idle_iv AS (  -- device idle intervals (the same as gpu_idle.sql's _idle_all)
-    SELECT trace, device, gap_start_ns AS s, ts_ns AS e FROM _gap_rows
-    UNION ALL SELECT b.trace, b.device, w.window_start_ns, b.first_ns FROM _busy_dev b JOIN _window w USING (trace)
-    UNION ALL SELECT b.trace, b.device, b.last_ns, w.window_end_ns FROM _busy_dev b JOIN _window w USING (trace)
-), _idle AS (
-    SELECT w.trace, w.step_index, w.device, sum(least(i.e, w.w1) - greatest(i.s, w.w0)) AS idle_ns
-    FROM _w w JOIN _idle_iv i ON i.trace = w.trace AND i.device = w.device AND i.s < w.w1 AND i.e > w.w0
+), _idle AS (  -- the device idle intervals (_common.sql _idle_iv, what gpu_idle.sql classifies) clipped to W
+    SELECT w.trace, w.step_index, w.device,
+           sum(least(i.gap_end_ns, w.w1) - greatest(i.gap_start_ns, w.w0)) AS idle_ns
+    FROM _w w JOIN _idle_iv i ON i.trace = w.trace AND i.device = w.device
+                             AND i.gap_start_ns < w.w1 AND i.gap_end_ns > w.w0
     GROUP BY ALL
 )
 SELECT w.trace, w.step_index, w.device, w.e - w.s AS gpu_span_ns, w.w1 - w.w0 AS e2e_ns, b.busy_ns,
