@@ -114,7 +114,7 @@ CREATE OR REPLACE TEMP MACRO _hl_count(x, word) AS
     _hl_n(x) || ' ' || CASE WHEN x = 1 THEN word WHEN ends_with(word, 'ch') THEN word || 'es' ELSE word || 's' END;
 -- Where a call or the host was, in words: a phase path, or outside any annotated phase.
 CREATE OR REPLACE TEMP MACRO _hl_where(p) AS
-    CASE WHEN p IS NULL OR p IN ('(self)', '(none)', '(other)') THEN 'outside any annotated phase' ELSE 'in `' || p || '`' END;
+    CASE WHEN p IS NULL OR p IN ('(none)', '(other)') THEN 'outside any annotated phase' ELSE 'in `' || p || '`' END;
 -- One line on what an idle cause means (gpu_idle.sql's header has the rules).
 CREATE OR REPLACE TEMP MACRO _hl_cause_gloss(c) AS CASE c
     WHEN 'launch_bound' THEN 'the GPU waited for the launch call itself'

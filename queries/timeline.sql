@@ -43,9 +43,6 @@
 --                  not captured); NULL for CPU rows
 --   launch_step    GPU ops launched in a step: that step's step_index; NULL otherwise
 
-CREATE OR REPLACE TEMP MACRO _tl_phase(pp, step_path) AS
-    CASE WHEN _rel_phase(pp, step_path) = '(self)' THEN '(other)' ELSE _rel_phase(pp, step_path) END;
-
 -- every GPU op of the median step's window, or launched in it
 CREATE OR REPLACE TEMP TABLE _tl_gpu AS
 SELECT m.trace, g.gid, gs.step_index AS launch_step, gs.step_path,
@@ -66,7 +63,7 @@ FROM (SELECT DISTINCT n.trace, n.device FROM _tl_gpu t JOIN _gpu n USING (gid)) 
 -- @output timeline
 SELECT * EXCLUDE (_lk, _l1, _l2) FROM (
     SELECT m.*, 'cpu' AS lane_kind, 'CPU tid ' || r.tid AS lane, 'range' AS row_kind, r.name, r.ts_ns, r.dur_ns,
-           _tl_phase(r.phase_path, r.step_path) AS phase_path,
+           _rel_phase(r.phase_path, r.step_path) AS phase_path,
            len(string_split(_rel_phase(r.phase_path, r.step_path), '/')) AS depth,
            NULL::BOOLEAN AS blocking, NULL::BIGINT AS launch_tid, NULL::BIGINT AS launch_ts_ns, NULL::VARCHAR AS launch,
            NULL::BIGINT AS launch_step,
@@ -74,7 +71,7 @@ SELECT * EXCLUDE (_lk, _l1, _l2) FROM (
     FROM _range_step r JOIN _median_step m USING (trace, step_index)
     UNION ALL
     SELECT m.*, 'cpu', 'CPU tid ' || t.tid, 'runtime', t.name, t.ts_ns, t.dur_ns,
-           _tl_phase(t.phase_path, s.phase_path), NULL, t.blocking, NULL, NULL, NULL, NULL, 0, t.tid, 0
+           _rel_phase(t.phase_path, s.phase_path), NULL, t.blocking, NULL, NULL, NULL, NULL, 0, t.tid, 0
     FROM _rt t JOIN _median_step m USING (trace)
     JOIN _steps s ON s.trace = m.trace AND s.step_index = m.step_index
     WHERE (t.launched OR t.blocking) AND t.ts_ns >= m.step_ts_ns AND t.ts_ns < m.step_ts_ns + m.step_wall_ns
@@ -85,7 +82,7 @@ SELECT * EXCLUDE (_lk, _l1, _l2) FROM (
                || ' stream ' || coalesce(n.stream::VARCHAR, '?'),
            'gpu_op', n.name, n.ts_ns, n.dur_ns,
            CASE t.launch WHEN 'none' THEN '(no launch record)' WHEN 'outside_steps' THEN gp.eff_phase_path
-                ELSE _tl_phase(gp.eff_phase_path, t.step_path) END,
+                ELSE _rel_phase(gp.eff_phase_path, t.step_path) END,
            NULL, NULL, n.launch_tid, n.launch_ts_ns, t.launch, t.launch_step,
            1, coalesce(d.gpu_index, n.device), coalesce(n.stream, -1)
     FROM _tl_gpu t JOIN _median_step m USING (trace) JOIN _gpu n USING (gid) JOIN _gpu_phase gp USING (gid)

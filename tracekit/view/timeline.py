@@ -38,7 +38,7 @@ PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#b
 OTHER_COLOUR = "#c7c7c7"  # step time in no phase: '(other)' (and '(none)' outside every step)
 SMALL_COLOUR = "#7f7f7f"  # 'smaller phases': those past the palette
 SMALL_LABEL = "smaller phases"
-NO_PHASE = frozenset({"(other)", "(self)", "(none)"})
+NO_PHASE = frozenset({"(other)", "(none)"})
 NO_LAUNCH = "(no launch record)"
 RUNTIME_COLOUR, SYNC_COLOUR = "#444444", "#d62728"
 MAX_BOXES = 6000  # beyond this the page gets slow; the longest boxes are kept and the rest counted
@@ -110,7 +110,7 @@ def legend(colour: Mapping[str, str], phases: Iterable[str], extra: Iterable[tup
     shown = set(phases)
     items, small = [], []
     for p, c in colour.items():
-        if p not in shown or p == "(self)":
+        if p not in shown:
             continue
         if c == SMALL_COLOUR:
             small.append(p)
@@ -318,7 +318,7 @@ def _rows(results: Mapping[str, Any]) -> pd.DataFrame | None:
     gpu = [str(lane).startswith("GPU") for lane in ops["lane"]]
     return ops.assign(lane_kind=["gpu" if g else "cpu" for g in gpu],
                       row_kind=["gpu_op" if g else "range" for g in gpu],
-                      phase_path=["(other)" if str(p) == "(self)" else p for p in ops["phase_path"]],
+                      phase_path=ops["phase_path"],
                       depth=[None if g else len(str(p).split("/")) for p, g in zip(ops["phase_path"], gpu)],
                       blocking=None, launch_tid=None, launch_ts_ns=None, launch=None, launch_step=None,
                       step_kind=_kinds(results, ops))
