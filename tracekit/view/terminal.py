@@ -10,7 +10,6 @@ before it is measured, so an escape sequence is shown, never executed, and count
 from __future__ import annotations
 
 import re
-
 import shutil
 import sys
 from collections.abc import Iterable, Mapping, Sequence
