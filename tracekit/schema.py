@@ -73,8 +73,17 @@ COLUMNS: tuple[Column, ...] = (
     Column("stream", pa.int64(), "GPU stream id of GPU rows; NULL elsewhere."),
     Column("correlation", pa.int64(), "Links a runtime call to the GPU ops it launched: equal values within one trace. Unique within the trace (nsys: process-qualified). For Kineto flow rows, the flow id."),
     Column("external_id", pa.int64(), "Kineto `External id`: links cpu_ops, their runtime calls and GPU ops; NULL when absent."),
-    Column("phase", _DICT_STR, "Innermost `range` that encloses the event on its thread (runtime, cpu_op, python, range rows; a range's own name for range rows); GPU rows take the phase of the runtime call that launched them, kernels replayed by a graph launch take the launch's phase. NULL when none."),
-    Column("phase_path", _DICT_STR, "All enclosing range names, outermost first, joined by `/` (for a range row, ending with its own name). NULL when none."),
+    Column("phase", _DICT_STR, "Innermost `range` that encloses the event on its thread (runtime, cpu_op, python, range rows; a range's own name for range rows); GPU rows take the phase of the runtime call that launched them, kernels replayed by a graph launch take the launch's phase. "
+           "A CPU event with no range open on its own thread, on a thread other than its process's main thread, borrows one (`phase_rule` says which rule gave it): "
+           "the range open on the main thread at its start when that range says more than the step (not a `ProfilerStep#N`); else the phase of the forward op linked to the backward op enclosing it "
+           "(Kineto `fwdbwd` flows, else the cpu_op with the same `Sequence number` in args that is a forward op: `Fwd thread id` 0 or absent and no backward name); "
+           "else the main thread's range (the step). The main thread of a process is its thread with the most `ProfilerStep#N` ranges, else with the most ranges (ties: smallest tid); "
+           "it never borrows, so its events outside every range stay NULL. Why: the autograd engine runs backward on a thread of its own, without ranges, while the loop's thread sits in "
+           "`backward`-like ranges. NULL when none."),
+    Column("phase_path", _DICT_STR, "All enclosing range names, outermost first, joined by `/` (for a range row, ending with its own name); a borrowed phase brings its path. NULL when none."),
+    Column("phase_rule", _DICT_STR, "Which rule gave `phase`: `thread` (a range open on the event's own thread; range and gpu_range rows themselves), "
+           "`main_thread` (borrowed from the main thread's range at the event's start), `forward_op` (borrowed from the linked forward op); "
+           "GPU rows take their launching call's. NULL when `phase` is NULL. nsys has no forward-op links: `thread` or `main_thread` there."),
     Column("launch_name", _DICT_STR, "GPU rows: name of the runtime call that launched them (e.g. `cudaLaunchKernel`, `cudaGraphLaunch`); NULL if no launch was found (e.g. trimmed trace window)."),
     Column("launch_ts_ns", pa.int64(), "GPU rows: start of the launching runtime call (ns)."),
     Column("launch_dur_ns", pa.int64(), "GPU rows: duration of the launching runtime call (ns)."),
@@ -106,7 +115,7 @@ ARROW_SCHEMA: pa.Schema = pa.schema([pa.field(c.name, c.type) for c in COLUMNS])
 COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)
 
 #: Columns computed after ingest by :mod:`tracekit.ingest.link` (phase sweep and launch join).
-LINK_COLUMNS = ("phase", "phase_path", "launch_name", "launch_ts_ns", "launch_dur_ns", "launch_tid")
+LINK_COLUMNS = ("phase", "phase_path", "phase_rule", "launch_name", "launch_ts_ns", "launch_dur_ns", "launch_tid")
 #: Columns the sink writes itself when it writes the Parquet file (never handed over by a reader).
 SINK_COLUMNS = ("row_id",)
 

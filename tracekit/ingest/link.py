@@ -56,6 +56,20 @@ _KIND_CODE = {
 }
 
 
+#: A range whose name starts so is a step marker (torch.profiler's ``ProfilerStep#N``): it says "a step", no more.
+STEP_PREFIX = "ProfilerStep#"
+_NO_TID = np.iinfo(np.int64).min  # "no main thread" (tids are any int64; Kineto's can be negative)
+
+#: Values of the ``phase_rule`` column by code (-1: NULL, no phase). See the module docstring.
+PHASE_RULES = ("thread", "forward_op", "main_thread")
+THREAD_RULE, FORWARD_RULE, MAIN_RULE = 0, 1, 2
+
+#: Codes of :attr:`LinkInput.fb_code`, the autograd facts of a row (tracekit.ingest.sink.TraceSink.prepare):
+#: a Kineto ``fwdbwd`` flow start (on the forward op) or end (on the backward op), a cpu_op with a
+#: ``Sequence number`` that is a forward op, or one that is a backward op.
+FB_START, FB_END, FB_FWD_OP, FB_BWD_OP = 1, 2, 3, 4
+
+
 def kind_codes(kinds: pa.Array) -> np.ndarray:
     """Map a ``kind`` string column to the linker's int8 codes."""
     enc = kinds.dictionary_encode() if not pa.types.is_dictionary(kinds.type) else kinds
@@ -76,6 +90,11 @@ class LinkInput:
     corr: np.ndarray  # int64, -1 where NULL
     name_idx: np.ndarray  # int32 index into name_dict per row, -1 = NULL
     name_dict: list[str]  # distinct names
+    # The rows with autograd facts (few: fwdbwd flows, cpu_ops with a sequence number), sparse: their row
+    # indices, FB_* codes and sequence numbers (-1 on flows). None: the source has none (nsys).
+    fb_rows: np.ndarray | None = None  # int64
+    fb_code: np.ndarray | None = None  # int8
+    fb_seq: np.ndarray | None = None  # int64
 
 
 @dataclasses.dataclass
@@ -90,19 +109,26 @@ class LinkOutput:
     launch_name_idx: np.ndarray  # index into name_dict, -1 = NULL
     name_dict: pa.Array  # the trace's distinct names
     ambiguous_launches: int = 0  # GPU rows whose correlation id matched several runtime rows
+    rule_idx: np.ndarray | None = None  # int8 index into PHASE_RULES, -1 = NULL (None: all NULL)
 
     def __post_init__(self) -> None:
         self._ph = str_array(self.phases)
         self._pp = str_array(self.paths)
+        if self.rule_idx is None:
+            self.rule_idx = np.full(len(self.phase_idx), -1, dtype=np.int8)
 
     def columns(self, ts: np.ndarray, dur: np.ndarray, tid: np.ndarray, lo: int, hi: int) -> dict[str, pa.Array]:
         """Arrow arrays of the link columns for rows ``lo:hi``."""
         return {
             "phase": _take(self._ph, self.phase_idx[lo:hi]),
             "phase_path": _take(self._pp, self.path_idx[lo:hi]),
+            "phase_rule": _take(_RULES, self.rule_idx[lo:hi]),
             "launch_name": _take(self.name_dict, self.launch_name_idx[lo:hi]),
             **_launch_facts(ts, dur, tid, self.launch_row[lo:hi]),
         }
+
+
+_RULES = str_array(list(PHASE_RULES))
 
 
 def _launch_facts(ts: np.ndarray, dur: np.ndarray, tid: np.ndarray, src: np.ndarray) -> dict[str, pa.Array]:
@@ -218,6 +244,43 @@ def _thread_key(pid: np.ndarray, tid: np.ndarray) -> np.ndarray:
     return (pid << 32) ^ (tid & 0xFFFFFFFF)
 
 
+def _lookup(threads: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]], pid: np.ndarray,
+            tid: np.ndarray, ts: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """For points ``rows`` of the columns: the payload of the latest-starting interval of their thread open at
+    their start (-1: none). ``threads``: per packed (pid, tid), starts and ends in start order (longer first on
+    ties), each interval's parent by the same rule at its own start, and its payload."""
+    out = np.full(len(rows), -1, dtype=np.int32)
+    if not threads or not len(rows):
+        return out
+    pos = np.empty(len(ts), dtype=np.int64)  # each point's place in ``out``
+    pos[rows] = np.arange(len(rows))
+    for _, pts in _thread_groups(pid, tid, rows).items():
+        th = threads.get(int(_thread_key(pid[pts[:1]], tid[pts[:1]])[0]))
+        if th is None:
+            continue
+        starts, ends, parent, payload = th
+        t = ts[pts]
+        hit_range = _open_at(ends, parent, np.searchsorted(starts, t, side="right") - 1, t)
+        hit = hit_range >= 0
+        out[pos[pts[hit]]] = payload[hit_range[hit]]
+    return out
+
+
+def _spans(pid: np.ndarray, tid: np.ndarray, ts: np.ndarray, dur: np.ndarray,
+           payload: np.ndarray) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """Intervals with a payload each, per thread in :func:`_lookup`'s layout (as :class:`RangeTree` keeps its ranges)."""
+    out: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
+    for (p_, t_), rows in _thread_groups(pid, tid, np.arange(len(ts), dtype=np.int32)).items():
+        starts = ts[rows]
+        ends = starts + np.maximum(dur[rows], 0)
+        order = np.lexsort((-ends, starts))
+        starts, ends = starts[order], ends[order]
+        parent = _rightmost_open(_sparse(ends), np.arange(len(rows)) - 1, starts).astype(np.int32)
+        key = int(_thread_key(np.array([p_]), np.array([t_]))[0])
+        out[key] = (starts, ends, parent, payload[rows[order]].astype(np.int32))
+    return out
+
+
 class RangeTree:
     """The ranges of one trace, nested per thread: each range's path, and the range open at any CPU point.
 
@@ -240,7 +303,14 @@ class RangeTree:
         self._threads: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
         n_names = max(len(name_dict), 1)
         path_of_key: dict[int, int] = {}
-        for _, rows in _thread_groups(pid, tid, np.arange(m_all, dtype=np.int32)).items():
+        is_step = np.array([nm.startswith(STEP_PREFIX) for nm in name_dict], dtype=bool)
+        best: dict[int, tuple[int, int, int]] = {}  # pid -> (steps, ranges, -tid) of its best thread so far
+        self._main: dict[int, int] = {}
+        for (p_, t_), rows in _thread_groups(pid, tid, np.arange(m_all, dtype=np.int32)).items():
+            ni = name_idx[rows]
+            score = (int(np.count_nonzero(is_step[ni[ni >= 0]])) if len(is_step) else 0, len(rows), -t_)
+            if p_ not in best or score > best[p_]:
+                best[p_], self._main[p_] = score, t_
             # Sort by start, longer first on ties, so a parent precedes its children.
             starts = ts[rows]
             ends = starts + np.maximum(dur[rows], 0)
@@ -283,21 +353,36 @@ class RangeTree:
         Rows are given as indices, not as the points' own columns: no copy of three columns of every point
         (Kineto traces are mostly points: 50 MB at peak on a 1.25 M-event trace).
         """
+        return _lookup(self._threads, pid, tid, ts, rows)
+
+    def main_lookup(self, pid: np.ndarray, tid: np.ndarray, ts: np.ndarray,
+                    rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For points ``rows``: the path id of the range open on their process's main thread at their start
+        (-1: none, or the point is on that main thread), and whether each point may borrow at all (it is not
+        on its process's main thread). See :meth:`main_threads` for which thread is the main one."""
+        p, t = pid[rows], tid[rows]
+        main = np.full(len(rows), _NO_TID, dtype=np.int64)
+        for proc, mt in self.main_threads().items():
+            main[p == proc] = mt
+        may = (main == _NO_TID) | (t != main)
+        ask = np.flatnonzero(may & (main != _NO_TID))
         out = np.full(len(rows), -1, dtype=np.int32)
-        if not self._threads or not len(rows):
-            return out
-        pos = np.empty(len(ts), dtype=np.int64)  # each point's place in ``out``
-        pos[rows] = np.arange(len(rows))
-        for _, pts in _thread_groups(pid, tid, rows).items():
-            th = self._threads.get(int(_thread_key(pid[pts[:1]], tid[pts[:1]])[0]))
-            if th is None:
-                continue
-            starts, ends, parent, r_path = th
-            t = ts[pts]
-            hit_range = _open_at(ends, parent, np.searchsorted(starts, t, side="right") - 1, t)
-            hit = hit_range >= 0
-            out[pos[pts[hit]]] = r_path[hit_range[hit]]
-        return out
+        if len(ask):
+            out[ask] = _lookup(self._threads, p[ask], main[ask], ts[rows[ask]], np.arange(len(ask)))
+        return out, may
+
+    def main_threads(self) -> dict[int, int]:
+        """The main thread of each process that holds ranges: the thread with the most ``ProfilerStep#N`` ranges
+        (torch.profiler's step marker, recorded on the thread that calls ``prof.step()``, the training/serving
+        loop), else the thread with the most ranges; ties go to the smallest tid. Deterministic and cheap (one
+        count per thread), and it is the thread whose ranges say what the step is doing at any moment."""
+        return self._main
+
+    def is_step_path(self) -> np.ndarray:
+        """Per path id: whether its innermost range is a step marker (``ProfilerStep#N``), i.e. says no more
+        than "this is a step"."""
+        return np.array([0 <= ni < len(self._name_dict) and self._name_dict[ni].startswith(STEP_PREFIX)
+                         for ni in self._path_name], dtype=bool)
 
     def phases(self) -> tuple[list[str], np.ndarray]:
         """The distinct phase names, and each path's phase id (a path's phase is its last element)."""
@@ -314,17 +399,24 @@ class RangeTree:
 
 
 def link(inp: LinkInput) -> LinkOutput:
-    """Compute phase, phase_path and launch links for one trace (all rows at once; see :class:`RangeTree`)."""
+    """Compute phase, phase_path, phase_rule and launch links for one trace (all rows at once; see the module
+    docstring for the rules)."""
     n = len(inp.code)
     phase_idx = np.full(n, -1, dtype=np.int32)
     path_idx = np.full(n, -1, dtype=np.int32)
+    rule_idx = np.full(n, -1, dtype=np.int8)
 
     range_rows = np.flatnonzero(inp.code == RANGE).astype(np.int32)
     tree = RangeTree(inp.pid[range_rows], inp.tid[range_rows], inp.ts[range_rows], inp.dur[range_rows],
                      inp.name_idx[range_rows], inp.name_dict)
     path_idx[range_rows] = tree.range_path
     point_rows = np.flatnonzero((inp.code == RUNTIME) | (inp.code == CPU_POINT)).astype(np.int32)
-    path_idx[point_rows] = tree.lookup(inp.pid, inp.tid, inp.ts, point_rows)
+    own = tree.lookup(inp.pid, inp.tid, inp.ts, point_rows)
+    path_idx[point_rows] = own
+    borrowed, b_rule = _borrow(inp, tree, path_idx, point_rows, own)
+    path_idx[point_rows] = np.where(own >= 0, own, borrowed)
+    rule_idx[point_rows] = np.where(own >= 0, THREAD_RULE, b_rule)
+    rule_idx[range_rows] = np.where(tree.range_path >= 0, THREAD_RULE, -1)
 
     # phase = the last element of the path: map each path to the id of its last name.
     paths = tree.paths
@@ -349,6 +441,7 @@ def link(inp: LinkInput) -> LinkOutput:
         name = inp.name_dict[ni] if ni >= 0 else ""
         phase_idx[r] = intern(phase_id, phases, name)
         path_idx[r] = intern(path_id, paths, name)
+        rule_idx[r] = THREAD_RULE
 
     # GPU rows -> launching runtime call by correlation (see _launch_rows for duplicated ids).
     launch_row, ambiguous = _launch_rows(inp)
@@ -356,11 +449,71 @@ def link(inp: LinkInput) -> LinkOutput:
     src = launch_row[dst]
     phase_idx[dst] = phase_idx[src]
     path_idx[dst] = path_idx[src]
+    rule_idx[dst] = rule_idx[src]
     # launch_name: the launching row's name, taken through the shared name dictionary.
     has = launch_row >= 0
     lidx = np.where(has, inp.name_idx[np.where(has, launch_row, 0)] if n else launch_row, -1)
     lidx = np.where(lidx >= 0, lidx, -1).astype(np.int32)
-    return LinkOutput(phase_idx, path_idx, phases, paths, launch_row, lidx, str_array(inp.name_dict), ambiguous)
+    return LinkOutput(phase_idx, path_idx, phases, paths, launch_row, lidx, str_array(inp.name_dict), ambiguous,
+                      rule_idx)
+
+
+def _borrow(inp: LinkInput, tree: RangeTree, own_path: np.ndarray, rows: np.ndarray,
+            own: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per point ``rows`` (``own``: its own thread's path, -1 none): the path it borrows and the rule that gave
+    it (-1: none), by the module docstring's order. Points with a path of their own are answered -1 here."""
+    path = np.full(len(rows), -1, dtype=np.int32)
+    rule = np.full(len(rows), -1, dtype=np.int8)
+    need = np.flatnonzero(own < 0)
+    if not len(need):
+        return path, rule
+    main, may = tree.main_lookup(inp.pid, inp.tid, inp.ts, rows[need])
+    need, main = need[may], main[may]  # the main thread never borrows
+    fwd = _forward_paths(inp, tree, own_path, rows[need])
+    step = tree.is_step_path()
+    user = main >= 0  # the main thread is in a range that says more than "a step": it wins
+    if len(step):
+        user &= ~step[np.maximum(main, 0)]
+    use_fwd = ~user & (fwd >= 0)
+    path[need] = np.where(use_fwd, fwd, main)
+    rule[need] = np.where(use_fwd, FORWARD_RULE, np.where(main >= 0, MAIN_RULE, -1))
+    return path, rule
+
+
+def _forward_paths(inp: LinkInput, tree: RangeTree, own_path: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Per point ``q``: the own-thread path of the forward op linked to the innermost linked backward op
+    enclosing it (-1: none). A backward op is linked by a ``fwdbwd`` flow that ends on it (its start is at
+    the backward op's start; the forward path is the range open at the flow's start on its own thread, which
+    is the forward op's start), else by its ``Sequence number``: the forward op of its process with that
+    number, the latest that started at or before it when several have it (Launches' rule)."""
+    out = np.full(len(q), -1, dtype=np.int32)
+    if inp.fb_rows is None or inp.fb_code is None or inp.fb_seq is None or not len(q) or not len(inp.fb_rows):
+        return out
+    r, c, sq = inp.fb_rows, inp.fb_code, inp.fb_seq
+    bwd, fwd = r[c == FB_BWD_OP], r[c == FB_FWD_OP]
+    if not len(bwd):
+        return out
+    bpath = np.full(len(bwd), -1, dtype=np.int32)
+    if len(fwd):  # by (process, sequence number)
+        procs, p_rank = np.unique(np.concatenate([inp.pid[fwd], inp.pid[bwd]]), return_inverse=True)
+        seqs = np.concatenate([sq[c == FB_FWD_OP], sq[c == FB_BWD_OP]])
+        key = p_rank.astype(np.int64) * (int(seqs.max()) + 1) + seqs  # seq < 2**40 in any real trace: no overflow
+        pick, _ = Launches(key[: len(fwd)], inp.ts[fwd]).find(key[len(fwd):], inp.ts[bwd])
+        ok = pick >= 0
+        bpath[ok] = own_path[fwd[pick[ok]]]
+    starts, ends = r[c == FB_START], r[c == FB_END]
+    if len(starts) and len(ends):  # by fwdbwd flow: wins over the sequence number
+        s_path = tree.lookup(inp.pid, inp.tid, inp.ts, starts)
+        pick, _ = Launches(inp.corr[starts], inp.ts[starts]).find(inp.corr[ends], inp.ts[ends])
+        ops = _spans(inp.pid[bwd], inp.tid[bwd], inp.ts[bwd], inp.dur[bwd], np.arange(len(bwd)))
+        op = _lookup(ops, inp.pid, inp.tid, inp.ts, ends)  # the innermost backward op open at the flow's end
+        ok = (op >= 0) & (pick >= 0)
+        bpath[op[ok]] = s_path[pick[ok]]
+    linked = np.flatnonzero(bpath >= 0)
+    if not len(linked):
+        return out
+    b = bwd[linked]
+    return _lookup(_spans(inp.pid[b], inp.tid[b], inp.ts[b], inp.dur[b], bpath[linked]), inp.pid, inp.tid, inp.ts, q)
 
 
 def _launch_rows(inp: LinkInput) -> tuple[np.ndarray, int]:
@@ -453,14 +606,15 @@ class BatchLinker:
         self._phases = str_array(phases)
         self._paths = str_array(tree.paths)
         self._range_at = 0  # range rows linked so far (their paths: tree.range_path in this order)
-        self._rt: dict[str, list[Any]] = {k: [] for k in ("corr", "ts", "dur", "tid", "name", "path")}
+        self._rt: dict[str, list[Any]] = {k: [] for k in ("corr", "ts", "dur", "tid", "name", "path", "rule")}
         self._launches: tuple[Launches, np.ndarray, dict[str, Any]] | None = None
         self.ambiguous_launches = 0
 
     def _launch_index(self) -> tuple[Launches, np.ndarray, dict[str, Any]]:
         if self._launches is None:
             rt = {k: (pa.concat_arrays(v) if k == "name" else np.concatenate(v)) if v else
-                  (pa.nulls(0, pa.string()) if k == "name" else np.zeros(0, np.int64)) for k, v in self._rt.items()}
+                  (pa.nulls(0, pa.string()) if k == "name" else np.zeros(0, np.int8 if k == "rule" else np.int64))
+                  for k, v in self._rt.items()}
             enc = rt["name"].dictionary_encode()  # launch_name: indices into the distinct names of the calls
             rt["name_dict"], rt["name_idx"] = enc.dictionary, np_filled(enc.indices, -1, np.int32)
             keyed = np.flatnonzero(rt["corr"] >= 0)
@@ -480,14 +634,20 @@ class BatchLinker:
                 raise RuntimeError("BatchLinker: more range rows than the RangeTree was built from")
             path[ranges] = self.tree.range_path[self._range_at : self._range_at + k]
             self._range_at += k
+        rule = np.full(n, -1, dtype=np.int8)
+        rule[ranges] = np.where(path[ranges] >= 0, THREAD_RULE, -1)
         points = np.flatnonzero((code == RUNTIME) | (code == CPU_POINT))
         if len(points):
-            path[points] = self.tree.lookup(pid, tid, ts, points)
+            own = self.tree.lookup(pid, tid, ts, points)
+            main, may = self.tree.main_lookup(pid, tid, ts, points)  # no forward ops here: the main thread's range
+            main = np.where(may, main, -1)
+            path[points] = np.where(own >= 0, own, main)
+            rule[points] = np.where(own >= 0, THREAD_RULE, np.where(main >= 0, MAIN_RULE, -1))
         rt = np.flatnonzero(code == RUNTIME)
         if len(rt):
             if self._launches is not None:
                 raise RuntimeError("BatchLinker: a runtime call after the first GPU op")
-            for k, v in (("corr", corr), ("ts", ts), ("dur", dur), ("tid", tid), ("path", path)):
+            for k, v in (("corr", corr), ("ts", ts), ("dur", dur), ("tid", tid), ("path", path), ("rule", rule)):
                 self._rt[k].append(v[rt])
             self._rt["name"].append(name.take(num_array(rt.astype(np.int64))))
         src = np.full(n, -1, dtype=np.int64)  # each row's launching call: index into the runtime calls
@@ -503,6 +663,7 @@ class BatchLinker:
             gpu = gpu[ok]
             src[gpu] = keyed[pick[ok]]
             path[gpu] = r["path"][src[gpu]]
+            rule[gpu] = r["rule"][src[gpu]]
             if len(r["name_idx"]):
                 launch_name = _take(r["name_dict"], np.where(src >= 0, r["name_idx"][np.maximum(src, 0)], -1))
         has = path >= 0
@@ -515,9 +676,11 @@ class BatchLinker:
             own = pc.fill_null(name, "")
             mask = num_array(grange)
             phase, phase_path = (pc.if_else(mask, own, a.cast(pa.string())).dictionary_encode() for a in (phase, phase_path))
+            rule[grange] = THREAD_RULE
         return {
             "phase": phase,
             "phase_path": phase_path,
+            "phase_rule": _take(_RULES, rule),
             "launch_name": launch_name,
             **_launch_facts(r["ts"], r["dur"], r["tid"], src),
         }

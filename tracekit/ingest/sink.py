@@ -43,7 +43,10 @@ from tracekit import schema
 from tracekit.atomic import atomic_path, drop_temp, make_temp
 from tracekit.errors import TraceError
 from tracekit.ingest.arrays import np_filled, np_values, num_array, str_array
-from tracekit.ingest.link import GPU_RANGE, RANGE, RUNTIME, BatchLinker, LinkInput, RangeTree, kind_codes, link
+import pyarrow.compute as pc
+
+from tracekit.ingest.link import (FB_BWD_OP, FB_END, FB_FWD_OP, FB_START, GPU_RANGE, RANGE, RUNTIME, BatchLinker,
+                                  LinkInput, RangeTree, kind_codes, link)
 
 BASE_FIELDS = [f for f in schema.ARROW_SCHEMA if f.name not in schema.LINK_COLUMNS + schema.SINK_COLUMNS]
 BASE_SCHEMA = pa.schema(BASE_FIELDS)
@@ -52,14 +55,15 @@ BASE_SCHEMA = pa.schema(BASE_FIELDS)
 #: and names). The writer then writes their dictionary pages as given instead of hashing every value, and
 #: nobody builds the strings row by row. A file written this way holds plain UTF-8 columns: without
 #: ``ARROW:schema`` in the file (see :func:`_parquet_out`) every reader reads them back as ``string``.
-DICT_OUT = ("trace", "source", "phase", "phase_path", "launch_name")
+DICT_OUT = ("trace", "source", "phase", "phase_path", "phase_rule", "launch_name")
 _DICT = pa.dictionary(pa.int32(), pa.string())
 WRITE_SCHEMA = pa.schema([pa.field(f.name, _DICT) if f.name in DICT_OUT else f for f in schema.ARROW_SCHEMA])
 
 #: Parquet settings (codec: see PARQUET_OPTIONS). Dictionary
 #: encoding only for low-cardinality text: on `args`/`name`-like columns it was slower and larger than compression alone
 #: (df_index_resolver: 0.20 s / 3.2 MB with dictionaries everywhere vs 0.16 s / 2.3 MB without).
-DICT_COLUMNS = ["trace", "source", "kind", "cat", "ph", "name", "phase", "phase_path", "launch_name", "copy_kind"]
+DICT_COLUMNS = ["trace", "source", "kind", "cat", "ph", "name", "phase", "phase_path", "phase_rule", "launch_name",
+                "copy_kind"]
 #: Min/max statistics only where they can prune scans; on long free text they cost 13% of the write time.
 STATS_COLUMNS = [c for c in schema.COLUMN_NAMES if c not in ("args", "input_dims", "input_types", "name", "phase_path")]
 #: Delta encoding for the two near-monotonic int64 columns, and 64k values per encoder call instead of 1024:
@@ -347,6 +351,62 @@ def _merge_names(parts: list[tuple[pa.Array, np.ndarray]], rows: int) -> tuple[l
     return enc.dictionary.to_pylist(), name_idx
 
 
+# Scalars for pyarrow.compute, made from arrays (a Python literal goes through pyarrow's Python conversion,
+# which imports pandas: see tracekit.ingest.kscan).
+_FLOW, _CPU_OP, _FWDBWD, _PH_S, _PH_F = str_array(["flow", "cpu_op", "fwdbwd", "s", "f"])
+_FALSE = num_array(np.zeros(1, bool))[0]
+
+
+def _mask(a: pa.Array) -> np.ndarray:
+    """A boolean Arrow array as numpy, NULL -> False."""
+    return pc.fill_null(a, _FALSE).to_numpy(zero_copy_only=False)
+_SEQ_RE = r'"Sequence number":\s*"?(?P<v>[0-9]{1,15})\b'
+_FWD_TID_RE = r'"Fwd thread id":\s*"?(?P<v>[0-9]{1,15})\b'
+#: Backward op names, for traces without ``Fwd thread id`` (torch < 1.10): the autograd engine's wrapper and
+#: the autograd node functions (``MmBackward0``; ``MmBackward`` before torch 1.10).
+_BWD_NAME_RE = r"^autograd::engine::evaluate_function: |Backward[0-9]*$"
+
+
+def _autograd_facts(col: dict[str, pa.Array]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The rows of a batch that link backward work to forward ops (tracekit.ingest.link, rule ``forward_op``),
+    sparse: (rows, FB_* codes, sequence numbers, -1 on flows).
+
+    Kineto ``fwdbwd`` flows (kind flow, cat fwdbwd; ph ``s`` on the forward op, ``f`` on the backward op, the
+    flow id in ``correlation``), and cpu_ops whose args hold a ``Sequence number``: a backward op when its
+    ``Fwd thread id`` is above 0 (torch writes 0 on forward ops) or, without that key, when its name is a
+    backward one; else a forward op. The args text is searched only on cpu_op rows that contain the key.
+    """
+    kind = col["kind"]
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    flow = _mask(pc.and_(pc.equal(kind, _FLOW), pc.equal(col["cat"], _FWDBWD)))
+    if flow.any():
+        at = np.flatnonzero(flow)
+        ph = col["ph"].take(num_array(at))
+        c = np.where(_mask(pc.equal(ph, _PH_S)), FB_START, np.where(_mask(pc.equal(ph, _PH_F)), FB_END, 0)).astype(np.int8)
+        parts.append((at[c > 0], c[c > 0], np.full(int(np.count_nonzero(c)), -1, np.int64)))
+    op = _mask(pc.equal(kind, _CPU_OP))
+    if op.any():
+        at = np.flatnonzero(op)
+        args = col["args"].take(num_array(at))
+        has = _mask(pc.match_substring(args, '"Sequence number"'))
+        at, args = at[has], args.filter(num_array(has))
+        seq = np_filled(pc.struct_field(pc.extract_regex(args, _SEQ_RE), [0]).cast(pa.int64()), -1, np.int64)
+        ok = seq >= 0
+        at, args, seq = at[ok], args.filter(num_array(ok)), seq[ok]
+        if len(at):
+            ftid = np_filled(pc.struct_field(pc.extract_regex(args, _FWD_TID_RE), [0]).cast(pa.int64()), -1, np.int64)
+            bwd = ftid > 0
+            nokey = np.flatnonzero(ftid < 0)
+            if len(nokey):
+                names = col["name"].take(num_array(at[nokey]))
+                bwd[nokey] = _mask(pc.match_substring_regex(names, _BWD_NAME_RE))
+            parts.append((at, np.where(bwd, FB_BWD_OP, FB_FWD_OP).astype(np.int8), seq))
+    if not parts:
+        return np.zeros(0, np.int64), np.zeros(0, np.int8), np.zeros(0, np.int64)
+    rows, codes, seqs = (np.concatenate([p[i] for p in parts]) for i in range(3))
+    return rows.astype(np.int64), codes, seqs
+
+
 def _final_meta(meta: dict[str, Any], rows: int, source: str, ambiguous: int) -> dict[str, Any]:
     """The trace metadata as stored: the reader's, the caller's (EXTRA_META), counts and the linker's note."""
     from tracekit import __version__
@@ -386,7 +446,7 @@ class TraceSink:
         self.trace = trace
         self.source = source
         self._spill_path, self._spill = _spill_beside(self.out)
-        self._link_parts: dict[str, list[Any]] = {k: [] for k in ("code", "pid", "tid", "ts", "dur", "corr", "name")}
+        self._link_parts: dict[str, list[Any]] = {k: [] for k in ("code", "pid", "tid", "ts", "dur", "corr", "name", "fb")}
         self.rows = 0
         self._closed = False
 
@@ -423,7 +483,7 @@ class TraceSink:
         idx = np.full(n, -1, dtype=np.int32)
         idx[named] = np_filled(enc.indices, -1)
         link = (code, _i64(col["pid"]), _i64(col["tid"]), _i64(col["ts_ns"]), _i64(col["dur_ns"]),
-                _i64(col["correlation"]), (enc.dictionary, idx))
+                _i64(col["correlation"]), (enc.dictionary, idx), _autograd_facts(col))
         return Prepared(pa.RecordBatch.from_arrays(arrays, schema=BASE_SCHEMA), link)
 
     def append(self, prepared: Prepared | None) -> None:
@@ -433,6 +493,8 @@ class TraceSink:
         self._spill.write_batch(prepared.batch)
         for k, v in zip(("code", "pid", "tid", "ts", "dur", "corr", "name"), prepared.link):
             self._link_parts[k].append(v)
+        rows, fb_code, fb_seq = prepared.link[7]
+        self._link_parts["fb"].append((rows + self.rows, fb_code, fb_seq))  # batch rows -> trace rows
         self.rows += prepared.batch.num_rows
 
     def add(self, columns: dict[str, Any]) -> None:
@@ -452,8 +514,11 @@ class TraceSink:
 
         # One name dictionary for the trace: concatenate the batches' dictionaries, encode once, remap indices.
         name_dict, name_idx = _merge_names(p.pop("name"), self.rows)
+        fb = p.pop("fb")
+        fb_rows, fb_code, fb_seq = (np.concatenate([f[i] for f in fb]) if fb else np.zeros(0, dt)
+                                    for i, dt in ((0, np.int64), (1, np.int8), (2, np.int64)))
         inp = LinkInput(cat("code", np.int8), cat("pid", np.int64), cat("tid", np.int64), cat("ts", np.int64),
-                        cat("dur", np.int64), cat("corr", np.int64), name_idx, name_dict)
+                        cat("dur", np.int64), cat("corr", np.int64), name_idx, name_dict, fb_rows, fb_code, fb_seq)
         self._link_parts = {}
         res = link(inp)
         # Only these three are read again (launch_* columns); drop the rest before the write's buffers grow.
@@ -546,7 +611,7 @@ class StreamSink:
 
     def _write(self, batch: pa.RecordBatch, link_cols: tuple[Any, ...]) -> None:
         assert self._linker is not None and self._out is not None, "StreamSink.start() first"
-        code, pid, tid, ts, dur, corr, _ = link_cols
+        code, pid, tid, ts, dur, corr, *_ = link_cols
         self._out.write(batch, self._linker.columns(code, pid, tid, ts, dur, corr, batch.column("name")))
 
     def append(self, prepared: Prepared | None) -> None:
