@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 
 import pyarrow as pa
 
-from tracekit.ingest.link import CPU_POINT, GPU, GPU_RANGE, RANGE, RUNTIME, BatchLinker, LinkInput, RangeTree, link
+from tracekit.ingest.link import (CPU_POINT, GPU, GPU_RANGE, PHASE_RULES, RANGE, RUNTIME, BatchLinker, LinkInput,
+                                  RangeTree, link)
 
 _range = st.tuples(st.integers(1, 2), st.integers(0, 50), st.integers(0, 30), st.integers(0, 3))  # tid, start, dur, name
 _point = st.tuples(st.integers(1, 2), st.integers(0, 90))
@@ -49,10 +50,17 @@ def test_phase_rule(rng: list, pts: list) -> None:
                          [f"n{i}" for i in range(4)]))
     got_path = [out.paths[i] if i >= 0 else None for i in out.path_idx]
     got_phase = [out.phases[i] if i >= 0 else None for i in out.phase_idx]
+    got_rule = [PHASE_RULES[i] if i >= 0 else None for i in out.rule_idx]
+    # The main thread: the one with the most ranges (no ProfilerStep names here), ties to the smaller tid.
+    counts = {t_: sum(r[1] == t_ for r in ranges) for t_ in (1, 2)}
+    main = max((counts[t_], -t_) for t_ in (1, 2) if counts[t_])[1] * -1 if ranges else None
     for row, t_id, t in points:
-        r = _brute(ranges, t_id, t)
+        r, rule = _brute(ranges, t_id, t), "thread"
+        if r is None and main is not None and t_id != main:  # no range open: borrow the main thread's
+            r, rule = _brute(ranges, main, t), "main_thread"
         assert got_path[row] == (_path(ranges, r) if r else None)
         assert got_phase[row] == (f"n{r[4]}" if r else None)
+        assert got_rule[row] == (rule if r else None)
     for r in ranges:
         assert got_path[r[0]] == _path(ranges, r)
 

@@ -78,11 +78,14 @@ def test_tiny_ground_truth(tmp_path: Path) -> None:
         (100, 170): ("void kernA<int>(int *)", "fwd", "step/fwd", (100 << 32) | 7, 150),
         (100, 620): ("void kernB(float)", "registered range", "step/registered range", (100 << 32) | 8, 600),
         (100, 970): ("void kernA<int>(int *)", "step", "step", (100 << 32) | 9, 950),
-        (200, 70): ("void kernB(float)", None, None, (200 << 32) | 7, 50),
+        # thread 201 has no range of its own: it borrows the range open on its process's main thread (202, the
+        # only one with ranges) at its launch (t=50): "other thread" (issue 24 item 1: rule main_thread)
+        (200, 70): ("void kernB(float)", "other thread", "other thread", (200 << 32) | 7, 50),
     }
     for key, (name, phase, path, corr, lts) in expect.items():
         r = k[key]
         assert (r["name"], r["phase"], r["phase_path"], r["correlation"]) == (name, phase, path, corr), key
+        assert r["phase_rule"] == ("main_thread" if key[0] == 200 else "thread"), key
         assert (r["launch_name"], r["launch_ts_ns"], r["launch_dur_ns"]) == ("cudaLaunchKernel", lts, 10), key
         assert r["launch_tid"] == (100 if key[0] == 100 else 201)
         assert (r["grid_x"], r["grid_y"], r["grid_z"], r["block_x"], r["registers"]) == (4, 2, 1, 128, 32)
