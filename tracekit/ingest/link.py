@@ -19,6 +19,31 @@ peer's DuckDB version ran out of 175 GB). The work is:
    every kernel of the id to one call, phase and thread. Such GPU rows are
    counted (``LinkOutput.ambiguous_launches``; trust.sql flags them too).
 
+4. backward work (issue 24): a CPU-side point with no range open on its own thread, on a thread that is not
+   its process's main thread, borrows a phase, and the GPU ops it launched with it (``phase_rule`` says which
+   rule gave a row its phase: ``thread`` for the own-thread rule of step 2, else the rule below). Why: the
+   autograd engine runs the backward pass on a thread of its own that holds no ranges (or only DDP's
+   ``nccl:all_reduce``) while the loop's thread sits in ``backward``-like ranges, so every backward kernel
+   had no phase. In order:
+
+   a. the range open on the main thread at the point's start, when it says more than "a step" (its innermost
+      range is not a ``ProfilerStep#N``): the user's own word for what the step is doing then -> ``main_thread``;
+   b. else the phase of the forward op linked to the innermost linked backward op enclosing the point: a Kineto
+      ``fwdbwd`` flow ends on the backward op (bound to the innermost backward op open at the flow's end on its
+      thread) and starts on the forward op (its phase is the range open at the flow's start on that thread);
+      without a flow, the forward op of the same process with the same ``Sequence number`` (the latest started
+      at or before the backward op when several have it) -> ``forward_op``. Backward ops are cpu_ops with a
+      sequence number and ``Fwd thread id`` > 0 (or, without that key, a backward name); forward ops the rest;
+   c. else the main thread's range (the step itself) -> ``main_thread``; else NULL.
+
+   The main thread of a process (:meth:`RangeTree.main_threads`) is its thread with the most
+   ``ProfilerStep#N`` ranges, else the one with the most ranges, ties to the smallest tid. It never borrows:
+   its events outside every range stay NULL. Every other thread borrows only where none of its own ranges is
+   open, so a thread with ranges keeps them exactly (a thread that holds ranges elsewhere is not excluded:
+   DDP's autograd thread holds ``nccl:all_reduce`` ranges and runs all other backward work outside them).
+   nsys (:class:`BatchLinker`) has no forward-op links: rules a and c there. Vectorised as steps 2 and 3
+   (the backward ops are intervals per thread looked up like ranges; links are sorted joins, :class:`Launches`).
+
 All steps are linear in the number of events apart from sorts.
 
 Step 1 is :class:`RangeTree`, step 3's index :class:`Launches`; :func:`link` runs
