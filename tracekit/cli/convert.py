@@ -47,21 +47,24 @@ def plan(inputs: tuple[str, ...], out: str, trace: str | None = None,
 @click.argument("inputs", nargs=-1, required=True, type=click.Path())
 @click.option("-o", "--out", required=True, type=click.Path(),
               help="Output file (one input, any suffix) or folder (several inputs, an existing folder or a path ending in /).")
-@click.option("--trace", "trace_name", help="Trace id for a single input (default: the file name).")
+@click.option("--trace", "trace_name", help="Trace id for a single input (default: the file name); in a folder also its file name.")
 @click.option("-j", "--jobs", default=1, show_default=True, help="Convert this many files in parallel.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
 @click.option("--executor", type=click.Choice(["local", "ray", "spark"]), default="local", show_default=True,
               help="Folder output: run each trace as one task here (local processes, a Ray cluster, Spark).")
 @click.option("--ray-address", help="Ray cluster to use (default: $RAY_ADDRESS, else a local one).")
 @click.option("--spark-master", help="Spark master (default: the active SparkSession, else local[2]).")
-@click.option("--force", is_flag=True, help="Folder output: convert again inputs whose bytes were converted there before.")
+@click.option("--force", is_flag=True, help="Folder output: convert again inputs whose bytes were converted there before, "
+              "and replace a trace of the same name converted there from another input.")
 def command(inputs: tuple[str, ...], out: str, trace_name: str | None, jobs: int, quiet: bool, executor: str = "local",
             ray_address: str | None = None, spark_master: str | None = None, force: bool = False) -> None:
     """Convert Kineto JSON(.gz) and nsys SQLite traces to the tracekit Parquet schema.
 
     One input gives the one file OUT; several inputs (or OUT an existing folder, or ending in /)
     give a dataset folder: one OUT/<trace>.parquet per input plus its sidecar
-    _tracekit/traces.parquet, each input one task on --executor. Paths are literal (no wildcards).
+    _tracekit/traces.parquet, each input one task on --executor. Inputs with the same file name take
+    their folder names (rank0__trace); a name another input holds in OUT is refused (--force replaces
+    it); converting the same input again replaces its own file. Paths are literal (no wildcards).
     Output is written to a temporary name and renamed when complete; it may not be one of the
     inputs. A bad input is reported in one line and the others are still converted; the exit code
     is then 2.
