@@ -108,8 +108,10 @@ def test_output_is_decided_by_what_the_user_gave(folder: Path) -> None:
     r = run_in(folder, ["convert", "good.json", "-o", "out.pq"])  # one input: a file, whatever the suffix
     assert r.exit_code == 0 and (folder / "out.pq").is_file()
     assert pq.read_metadata(folder / "out.pq").num_rows == len(EVENTS)
-    r = run_in(folder, ["convert", "good.json", "-o", "ds"])  # an existing folder: inside it
-    assert r.exit_code == 0 and sorted(os.listdir(folder / "ds")) == ["_tracekit", "good.parquet", "r0.parquet"]
+    r = run_in(folder, ["convert", "good.json", "-o", "ds"])  # an existing folder: inside it, where good.json
+    # already is (r0.parquet): a rerun replaces its own file, never adds a second copy (issue 24)
+    assert r.exit_code == 0 and sorted(os.listdir(folder / "ds")) == ["_tracekit", "r0.parquet"]
+    assert pq.read_metadata(folder / "ds" / "r0.parquet").num_rows == len(EVENTS)
     r = run_in(folder, ["convert", "good.json", "-o", "new/"])  # a trailing slash: a folder
     assert r.exit_code == 0 and sorted(os.listdir(folder / "new")) == ["_tracekit", "good.parquet"]
     before = snapshot(folder)

@@ -29,6 +29,7 @@ import pytest
 from tests.determinism import CROSS_TRACE, differences, rows
 from tests.planted import _k, _rt, _x
 from tracekit import dataset, executors, report
+from tracekit.errors import TraceError
 
 K1, K2 = (1500, 1600, 1600), (1200, 1000, 900)
 
@@ -102,9 +103,11 @@ def test_rerun_skips_same_bytes_and_force_converts(ranks: list[Path], tmp_path: 
     assert (ds / "rank0.parquet").stat().st_mtime_ns == mtime
     forced = executors.convert_many([str(p) for p in ranks[:1]], str(ds), ex, force=True)
     assert [o.value["skipped"] for o in forced] == [False]
-    changed = tmp_path / "rank1.json"  # same name, other bytes: converted again
+    changed = tmp_path / "rank1.json"  # same name, other input: refused (issue 24), replaced only with force
     changed.write_text(ranks[1].read_text().replace('"rank": 1', '"rank": 7'))
-    out = executors.convert_many([str(changed)], str(ds), ex)
+    with pytest.raises(TraceError, match="rank1.json and .*rank1.json"):
+        executors.convert_many([str(changed)], str(ds), ex)
+    out = executors.convert_many([str(changed)], str(ds), ex, force=True)
     assert [o.value["skipped"] for o in out] == [False]
     assert {r["trace"]: r["rank"] for r in dataset.read_sidecar(str(ds)).to_pylist()} == {"rank0": 0, "rank1": 7}
 

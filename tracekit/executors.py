@@ -29,7 +29,7 @@ import time
 import traceback
 from typing import Any, Callable, Iterable, Protocol
 
-from tracekit import dataset
+from tracekit import dataset, naming
 from tracekit.errors import TraceError, refuse_special, user_message
 
 EXECUTORS = ("local", "ray", "spark")
@@ -278,16 +278,17 @@ def convert_task(item: dict[str, Any]) -> dict[str, Any]:
                 traces = dataset.footer_meta(dst)["traces"]
             except Exception:  # noqa: BLE001  (unreadable: convert again)
                 traces = {}
-            if traces and all(m.get("source_sha256") == digest for m in traces.values()):
+            same_name = item.get("trace") is None or list(traces) == [item["trace"]]
+            if traces and same_name and all(m.get("source_sha256") == digest for m in traces.values()):
                 m = next(iter(traces.values()))
                 return {"skipped": True, "trace": next(iter(traces)), "events": m.get("events"), "notes": m.get("notes") or [],
                         "dst": dst}
     with tempfile.TemporaryDirectory(prefix="tracekit-") as tmp:
         local_src = dataset.fetch(src, tmp)
         local_dst = dataset.resolve(dst)[1] if dataset.is_local(dst) else os.path.join(tmp, "out.parquet")
-        extra = {"source_sha256": digest}
-        if local_src != dataset.resolve(src)[1]:  # a scratch copy: the footer names the URL, not the copy
-            extra["source_file"] = src
+        # the footer names the input as a later command can find it again (tracekit.naming, rule 3): a URL as
+        # given (not the task's scratch copy), a local file by its absolute path (not relative to this cwd)
+        extra = {"source_sha256": digest, "source_file": naming.source_id(src)}
         with converting(local_src, local_dst):
             meta = convert(local_src, local_dst, trace=item.get("trace"), extra_meta=extra)
         if not dataset.is_local(dst):
@@ -325,28 +326,41 @@ def report_task(item: dict[str, Any]) -> dict[str, Any]:
 # ---- drivers: what `tracekit convert -o FOLDER` and `tracekit report --out` run -------------------------
 
 def convert_many(inputs: list[str], out: str, executor: Executor, force: bool = False, trace: str | None = None,
-                 on_done: Callable[[Outcome], None] = lambda o: None) -> list[Outcome]:
+                 on_done: Callable[[Outcome], None] = lambda o: None,
+                 planned: list[naming.Planned] | None = None) -> list[Outcome]:
     """Convert each input to ``out/<trace>.parquet`` as one task, then rebuild the dataset's sidecar.
 
-    Inputs converted before from the same bytes are skipped (``force`` converts them again). Failed inputs
-    are in the returned outcomes; every other trace is written, and the sidecar lists what is there.
+    Names follow tracekit.naming (``planned``: its plan, when the caller made it already); a collision is
+    refused before anything is written. Inputs converted before from the same bytes under the same name are
+    skipped (``force`` converts them again). A file an input supersedes (its own under an old name, or, with
+    ``force``, another input's trace of the same name) is removed once that input's new file is written; the
+    outcome's ``removed`` lists them. Failed inputs are in the returned outcomes; every other trace is
+    written, and the sidecar lists what is there.
     """
-    from tracekit.ingest import default_trace_name
-
-    names = [default_trace_name(s.rsplit("/", 1)[-1]) for s in inputs]
-    if len(set(names)) != len(names):
-        dup = sorted({n for n in names if names.count(n) > 1})
-        raise TraceError(out, f"two inputs have the same trace name ({', '.join(dup)}); convert them into different folders")
-    if trace is not None and len(inputs) != 1:
-        raise TraceError(out, "a trace name (--trace) names one input")
-    items = [{"key": s, "src": s, "dst": dataset.join(out, f"{n}.parquet"), "force": force, "trace": trace}
-             for s, n in zip(inputs, names)]
+    planned = planned if planned is not None else naming.plan(inputs, out, trace, force)
+    items = [{"key": p.src, "src": p.src, "dst": dataset.join(out, p.rel), "force": force, "trace": p.trace}
+             for p in planned]
     fs, root = dataset.resolve(out)
     fs.create_dir(root, recursive=True)  # a file:// or object-store folder: the tasks write into it
     outcomes = executor.run(convert_task, items, on_done)
+    by_src = {p.src: p for p in planned}
+    for o in outcomes:
+        if o.ok and o.key in by_src:
+            o.value["removed"] = _remove(out, by_src[o.key].removes)
     dataset.write_sidecar(out)
     order = {s: i for i, s in enumerate(inputs)}
     return sorted(outcomes, key=lambda o: order.get(o.key, len(order)))
+
+
+def _remove(out: str, rels: list[str]) -> list[str]:
+    """Delete the dataset files ``rels`` (superseded by a file just written); the ones that were there."""
+    gone = []
+    for rel in rels:
+        fs, path = dataset.resolve(dataset.join(out, rel))
+        if fs.get_file_info(path).type == dataset.pafs.FileType.File:
+            fs.delete_file(path)
+            gone.append(rel)
+    return gone
 
 
 def event_files_of(paths: Iterable[str]) -> list[tuple[str, str]]:

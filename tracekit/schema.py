@@ -126,7 +126,7 @@ META_TRACES = b"tracekit.traces"
 #: Documented keys of the per-trace metadata object (value of ``tracekit.traces``, a JSON object keyed by trace).
 TRACE_META_KEYS: dict[str, str] = {
     "source": "`kineto` or `nsys`",
-    "source_file": "path of the input file as given",
+    "source_file": "path of the input file as given (`convert -o FOLDER`: its absolute path or URL)",
     "profiler_version": "Kineto `schemaVersion` / torch version when known; nsys product version",
     "base_time_ns": "Kineto `baseTimeNanoseconds` or nsys session start (UTC epoch ns); NULL when absent",
     "devices": "list of GPU property objects (name, memory, SM count, compute capability, clock) as the source states them",
@@ -147,7 +147,7 @@ SIDECAR_COLUMNS: tuple[tuple[str, pa.DataType, str], ...] = (
     ("trace", pa.string(), "trace id: equals the `trace` column of the event rows"),
     ("file", pa.string(), "event file, relative to the dataset folder"),
     ("source", pa.string(), "`kineto` or `nsys`"),
-    ("source_file", pa.string(), "the input file as given to the converter"),
+    ("source_file", pa.string(), "the input file as given to the converter; in a dataset its absolute path or URL, which tells a rerun from another input"),
     ("source_sha256", pa.string(), "sha256 of the input's bytes (NULL when converted outside a dataset run)"),
     ("schema_version", pa.string(), "event schema version of the file"),
     ("converter_version", pa.string(), "tracekit version that wrote the file (NULL for files before it was recorded)"),

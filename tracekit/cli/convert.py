@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 # Before numpy loads (tracekit.ingest): converting does no linear algebra, and OpenBLAS's idle worker
 # threads spin for ~0.08 CPU-s after the import, on the cores the readers need. Only this process and
@@ -19,45 +20,51 @@ from tracekit.errors import TraceError  # noqa: E402
 from tracekit.ingest import convert, default_trace_name  # noqa: E402
 from tracekit.safe import markup  # noqa: E402
 
+if TYPE_CHECKING:
+    from tracekit import naming
 
-def plan(inputs: tuple[str, ...], out: str) -> tuple[bool, list[tuple[str, str]]]:
-    """``(single, [(input, output file)])``: what the user gave decides, never the suffix of OUT.
+
+def plan(inputs: tuple[str, ...], out: str, trace: str | None = None,
+         force: bool = False) -> tuple[bool, list[naming.Planned]]:
+    """``(single, [where each input goes])``: what the user gave decides, never the suffix of OUT.
 
     One input gives the file OUT (whatever its suffix), unless OUT is an existing folder or ends
-    with a slash: then OUT/<trace>.parquet. Several inputs need a folder: OUT/<trace>.parquet each.
+    with a slash: then a dataset, OUT/<trace>.parquet. Several inputs need a folder: OUT/<trace>.parquet
+    each, named by tracekit.naming (a collision is refused here, before anything is written).
     """
+    from tracekit import naming  # pyarrow: only when a dataset is written
+
     o = Path(out)
     single = len(inputs) == 1 and not o.is_dir() and not out.endswith(os.sep)
     if single:
-        return True, [(inputs[0], out)]
+        return True, [naming.Planned(inputs[0], out, trace or default_trace_name(inputs[0]), [])]
     if o.exists() and not o.is_dir():
         raise TraceError(out, f"is a file; {len(inputs)} inputs are written into a folder: give a folder name")
-    dsts = [(src, str(o / f"{default_trace_name(src)}.parquet")) for src in inputs]
-    names = [d for _, d in dsts]
-    if len(set(names)) != len(names):
-        raise click.UsageError("two inputs have the same trace name; convert them into different folders")
-    return False, dsts
+    return False, naming.plan(list(inputs), out, trace, force)
 
 
 @click.command("convert")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path())
 @click.option("-o", "--out", required=True, type=click.Path(),
               help="Output file (one input, any suffix) or folder (several inputs, an existing folder or a path ending in /).")
-@click.option("--trace", "trace_name", help="Trace id for a single input (default: the file name).")
+@click.option("--trace", "trace_name", help="Trace id for a single input (default: the file name); in a folder also its file name.")
 @click.option("-j", "--jobs", default=1, show_default=True, help="Convert this many files in parallel.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
 @click.option("--executor", type=click.Choice(["local", "ray", "spark"]), default="local", show_default=True,
               help="Folder output: run each trace as one task here (local processes, a Ray cluster, Spark).")
 @click.option("--ray-address", help="Ray cluster to use (default: $RAY_ADDRESS, else a local one).")
 @click.option("--spark-master", help="Spark master (default: the active SparkSession, else local[2]).")
-@click.option("--force", is_flag=True, help="Folder output: convert again inputs whose bytes were converted there before.")
+@click.option("--force", is_flag=True, help="Folder output: convert again inputs whose bytes were converted there before, "
+              "and replace a trace of the same name converted there from another input.")
 def command(inputs: tuple[str, ...], out: str, trace_name: str | None, jobs: int, quiet: bool, executor: str = "local",
             ray_address: str | None = None, spark_master: str | None = None, force: bool = False) -> None:
     """Convert Kineto JSON(.gz) and nsys SQLite traces to the tracekit Parquet schema.
 
     One input gives the one file OUT; several inputs (or OUT an existing folder, or ending in /)
     give a dataset folder: one OUT/<trace>.parquet per input plus its sidecar
-    _tracekit/traces.parquet, each input one task on --executor. Paths are literal (no wildcards).
+    _tracekit/traces.parquet, each input one task on --executor. Inputs with the same file name take
+    their folder names (rank0__trace); a name another input holds in OUT is refused (--force replaces
+    it); converting the same input again replaces its own file. Paths are literal (no wildcards).
     Output is written to a temporary name and renamed when complete; it may not be one of the
     inputs. A bad input is reported in one line and the others are still converted; the exit code
     is then 2.
@@ -65,11 +72,13 @@ def command(inputs: tuple[str, ...], out: str, trace_name: str | None, jobs: int
     console = Console(stderr=True, quiet=quiet)
     if trace_name and len(inputs) > 1:
         raise click.UsageError("--trace names one trace; give one input")
-    single, pairs = plan(inputs, out)
-    for _, dst in pairs:
-        refuse_input(dst, inputs)
-    if not single:
-        _dataset(list(inputs), out, executor, jobs, ray_address, spark_master, force, console, trace_name)
+    single, planned = plan(inputs, out, trace_name, force)
+    if single:
+        refuse_input(out, inputs)
+    else:
+        for p in planned:
+            refuse_input(str(Path(out) / p.rel), inputs)
+        _dataset(list(inputs), out, executor, jobs, ray_address, spark_master, force, console, trace_name, planned)
         return
     src = inputs[0]
     size = os.path.getsize(src) if os.path.exists(src) else 0
@@ -83,14 +92,15 @@ def command(inputs: tuple[str, ...], out: str, trace_name: str | None, jobs: int
 
 
 def _dataset(inputs: list[str], out: str, executor: str, jobs: int, ray_address: str | None, spark_master: str | None,
-             force: bool, console: Console, trace_name: str | None = None) -> None:
+             force: bool, console: Console, trace_name: str | None = None,
+             planned: list[naming.Planned] | None = None) -> None:
     """Folder output: one task per input on the chosen executor (tracekit.executors), then the sidecar.
 
     A failed input is named with its error and the others are still written; the exit status is then 2 (bad input).
     """
     from rich.progress import MofNCompleteColumn
 
-    from tracekit import executors
+    from tracekit import dataset, executors
     from tracekit.safe import term
 
     ex = executors.make(executor, jobs=jobs, ray_address=ray_address, spark_master=spark_master)
@@ -99,7 +109,8 @@ def _dataset(inputs: list[str], out: str, executor: str, jobs: int, ray_address:
     with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=console, transient=True) as bar:
         task = bar.add_task(f"converting ({executor})", total=len(inputs))
-        outcomes = executors.convert_many(inputs, out, ex, force=force, trace=trace_name, on_done=lambda o: bar.advance(task))
+        outcomes = executors.convert_many(inputs, out, ex, force=force, trace=trace_name, on_done=lambda o: bar.advance(task),
+                                          planned=planned)
     failed = [o for o in outcomes if not o.ok]
     for o in outcomes:
         if o.ok:
@@ -107,12 +118,15 @@ def _dataset(inputs: list[str], out: str, executor: str, jobs: int, ray_address:
             notes = v.get("notes") or []
             console.print(markup(f"{v['dst']}: {v['events']:,} events (trace {v['trace']!r})"
                                  + (" [already converted: same bytes]" if v.get("skipped") else "")
+                                 + "".join(f" [replaces {r}]" for r in v.get("removed") or [])
                                  + ("" if not notes else "; notes: " + "; ".join(notes))), highlight=False, soft_wrap=True)
     for o in failed:
         click.echo(f"tracekit: error: {term(o.error)}", err=True)  # one line, never wrapped
     skipped = sum(1 for o in outcomes if o.ok and o.value.get("skipped"))
+    held = dataset.read_sidecar(out).num_rows  # what `report OUT` reads: the sidecar lists the files it reads
     console.print(markup(f"{len(outcomes) - len(failed)} of {len(outcomes)} traces converted ({skipped} skipped: same bytes "
-                         f"as before); sidecar {out.rstrip('/')}/_tracekit/traces.parquet"), highlight=False, soft_wrap=True)
+                         f"as before); the dataset holds {held} trace{'' if held == 1 else 's'} (sidecar "
+                         f"{out.rstrip('/')}/_tracekit/traces.parquet)"), highlight=False, soft_wrap=True)
     if failed:
         if len(outcomes) > 1:
             click.echo(f"tracekit: {len(failed)} of {len(outcomes)} inputs failed; the others were converted", err=True)
