@@ -17,8 +17,12 @@
 --            unique over the dataset but not stable: window functions sort narrow columns and
 --            join the strings back on it; never sort on it).
 --   _kernel_categories  the category table (kernel_categories.csv: ord, category, op_kind, pattern,
---            launched_by, example, example_op, source); _gpu_names  one row per distinct (kind, name): its
---            category by name alone and op_class; _cat_ops, _gpu_launch_op, _gpu_op_cats (below).
+--            launched_by, example, example_op, source, library); _gpu_names  one row per distinct (kind, name):
+--            its category by name alone, op_class and library (communication only); _cat_ops, _gpu_launch_op,
+--            _gpu_op_cats (below).
+--   _dev_gpu per trace and op device id: gpu_index (trace_devices.gpu_index; the id itself when the trace
+--            lists no GPU) and gpu, the label every line and page prints ('GPU 0'; 'GPU ? (agent 9)' for a
+--            ROCm agent id no listed GPU is known to be; 'GPU ?' for ops with no device id).
 --   _rt      runtime rows with end_ns, phase_path ('(none)' when NULL), api_class (_api_classes
 --            below) and flags is_sync (class blocking or stream_wait), blocking (class blocking:
 --            the host waits in it), launched (>= 1 GPU op has its correlation).
@@ -111,22 +115,25 @@ CREATE OR REPLACE TEMP MACRO _is_graph_launch(n) AS coalesce(contains(n, 'GraphL
 -- launching op matches it: a cpu_op of that name encloses the launch call on the launching thread (any
 -- level up: fb::rms_norm > aten::pow > cudaLaunchKernel counts for fb::rms_norm). Graph-replayed ops and
 -- ops without a launch record have no launching op: only their name decides. The categories: memcpy,
--- memset, communication (NCCL/RCCL/HCCL, custom all-reduce, DeepEP, NVSHMEM), GEMM, MoE, KV-cache write,
+-- memset, communication (one row per library, named in the `library` column: NCCL/RCCL/HCCL, DeepEP,
+-- NVSHMEM, mscclpp, userbuffers, the custom all-reduce kernels of vLLM/SGLang/AITER and of
+-- TensorRT-LLM/FlashInfer, kernels named all_to_all/all_gather/reduce_scatter), GEMM, MoE, KV-cache write,
 -- sampling, norm, rotary, activation, attention, conv, reduction, elementwise, other (the last row matches
 -- every kernel). Row order decides between families a name could belong to (a FlashAttention kernel's
 -- template names cutlass::bfloat16_t: attention comes before GEMM's `cutlass`). Each row's example is a
 -- real kernel name (tests/test_kernel_categories.py checks that it lands in its row).
 -- _gpu_names: one row per distinct (kind, name) of the trace set: its category by name alone (rows without
--- launched_by) and its op_class (memory: memcpy/memset; communication: category communication; compute:
--- every other kernel; comm.sql's classes, the same name families as HTA's kernel types plus custom
--- all-reduce and expert-parallel kernels).
+-- launched_by), its op_class (memory: memcpy/memset; communication: category communication; compute:
+-- every other kernel; comm.sql's classes, HTA's kernel types where HTA knows only NCCL names) and, for
+-- communication, its library: the one declaration comm.sql and collectives.sql read.
 -- _cat_ops: cpu_ops whose name matches some launched_by pattern (trace, tid, ts_ns, end_ns, name), the
 -- candidates for a GPU op's launching op.
 CREATE OR REPLACE TEMP TABLE _kernel_categories AS
-SELECT ord, category, kind AS op_kind, pattern, coalesce(launched_by, '') AS launched_by, example, example_op, source
+SELECT ord, category, kind AS op_kind, pattern, coalesce(launched_by, '') AS launched_by, example, example_op, source, library
 FROM read_csv(getvariable('kernel_categories_csv'), header = true, auto_detect = false, quote = '"', escape = '"',
               columns = {'ord': 'INTEGER', 'category': 'VARCHAR', 'kind': 'VARCHAR', 'pattern': 'VARCHAR',
-                         'launched_by': 'VARCHAR', 'example': 'VARCHAR', 'example_op': 'VARCHAR', 'source': 'VARCHAR'});
+                         'launched_by': 'VARCHAR', 'example': 'VARCHAR', 'example_op': 'VARCHAR', 'source': 'VARCHAR',
+                         'library': 'VARCHAR'});
 -- The category of one (kind, name, launching op or NULL) (ad-hoc use:
 -- `SELECT _kernel_category('kernel', 'ampere_sgemm_64x64_nn', NULL)`).
 CREATE OR REPLACE TEMP MACRO _kernel_category(k, n, o) AS coalesce((
@@ -136,13 +143,14 @@ CREATE OR REPLACE TEMP MACRO _kernel_category(k, n, o) AS coalesce((
     ORDER BY c.ord LIMIT 1), 'other');
 CREATE OR REPLACE TEMP TABLE _gpu_names AS
 WITH _n AS (SELECT DISTINCT kind, name FROM kernels), _c AS (
-    SELECT n.kind, n.name, coalesce(arg_min(c.category, c.ord), 'other') AS category
+    SELECT n.kind, n.name, coalesce(arg_min(c.category, c.ord), 'other') AS category, arg_min(c.library, c.ord) AS library
     FROM _n n LEFT JOIN _kernel_categories c
       ON c.op_kind = n.kind AND c.launched_by = '' AND regexp_matches(coalesce(n.name, ''), c.pattern)
     GROUP BY n.kind, n.name
 )
 SELECT kind, name, category,
-       CASE WHEN kind <> 'kernel' THEN 'memory' WHEN category = 'communication' THEN 'communication' ELSE 'compute' END AS op_class
+       CASE WHEN kind <> 'kernel' THEN 'memory' WHEN category = 'communication' THEN 'communication' ELSE 'compute' END AS op_class,
+       CASE WHEN category = 'communication' THEN library END AS library
 FROM _c;
 CREATE OR REPLACE TEMP TABLE _cat_ops AS
 WITH _n AS (
@@ -176,6 +184,19 @@ SELECT trace, kind, name, ts_ns, greatest(dur_ns, 0) AS dur_ns, ts_ns + greatest
 FROM kernels k LEFT JOIN _gpu_names c USING (kind, name)
 LEFT JOIN _gpu_launch_op lo USING (trace, row_id)
 LEFT JOIN _gpu_op_cats oc USING (kind, name, launched_op);
+
+-- The GPU of each op device id, named as tracekit info and the HTML timeline name it (trace_devices.gpu_index).
+CREATE OR REPLACE TEMP TABLE _dev_gpu AS
+WITH _d AS (
+    SELECT g.trace, g.device,
+           CASE WHEN NOT EXISTS (SELECT 1 FROM trace_devices d WHERE d.trace = g.trace) THEN g.device
+                ELSE (SELECT max(d.gpu_index) FROM trace_devices d WHERE d.trace = g.trace AND d.device = g.device) END AS gpu_index
+    FROM (SELECT DISTINCT trace, device FROM _gpu) g
+)
+SELECT trace, device, gpu_index,
+       CASE WHEN device < 0 THEN 'GPU ?' WHEN gpu_index IS NOT NULL THEN 'GPU ' || gpu_index
+            ELSE 'GPU ? (agent ' || device || ')' END AS gpu
+FROM _d;
 
 -- The class of each distinct API name is looked up once, not once per call.
 CREATE OR REPLACE TEMP TABLE _rt AS

@@ -248,7 +248,7 @@ WITH _n AS (
     UNION ALL
     SELECT 'comm.overlap_share', 'comm', 'comm', 'overlap_share', 'ratio', _d.comm_ov / nullif(_d.comm, 0),
            'communication time under compute', 'communication time (union per device, summed)', FALSE,
-           CASE WHEN coalesce(_d.comm, 0) = 0 THEN 'no NCCL/RCCL/HCCL kernel in this run' END
+           CASE WHEN coalesce(_d.comm, 0) = 0 THEN _cm_no_comm() || ' in this run' END
     FROM _d
     UNION ALL
     SELECT 'mem.exposed_ms_per_step', 'mem', 'mem', 'exposed_ms_per_step', 'ms',

@@ -2,9 +2,10 @@
 --
 -- Run it with `tracekit report` (or tracekit.report.run): that loads _common.sql first.
 --
--- Classes of GPU ops (_common.sql op_class, the same name families as HTA's kernel types):
--- compute (kernels that are not NCCL/RCCL/HCCL), communication (NCCL/RCCL/HCCL kernels) and memory
--- (memcpy and memset). Per (trace, device) each class's ops are merged into a union of intervals
+-- Classes of GPU ops (_common.sql op_class): communication (the kernels of category `communication` in
+-- kernel_categories.csv: NCCL/RCCL/HCCL, DeepEP, NVSHMEM, mscclpp, userbuffers, the custom all-reduce kernels
+-- of vLLM/SGLang/AITER and TensorRT-LLM/FlashInfer, kernels named all_to_all/all_gather/reduce_scatter; HTA's
+-- kernel types know only NCCL's names), memory (memcpy and memset) and compute (every other kernel). Per (trace, device) each class's ops are merged into a union of intervals
 -- (all streams together): C (compute), M (communication), Y (memory). Then
 --   comm_ns          = |M|            communication kernel time, overlaps between comm ops counted once
 --   comm_overlap_ns  = |M ∩ C|        the part of it hidden under compute on the same device
@@ -20,14 +21,18 @@
 -- measure of any window [a, b) as G(b) - G(a), found with two ASOF joins (steps, and each op for the
 -- per-phase view). Window functions run over the segments once; measured on 64 ranks in BENCHMARKS.md.
 --
--- Inputs: _gpu, _steps (from _common.sql).
+-- Inputs: _gpu, _gpu_names, _dev_gpu, _steps (from _common.sql).
 --
 -- Output `comm` (one row per trace, device that ran GPU ops; the run total):
 --   gpu_window_ns   first GPU op start to last GPU op end (HTA's kernel_time); DENOMINATOR of *_exposed_share
 --   busy_ns         union of all GPU ops;  compute_ns: union of compute kernels
 --   comm_ops        communication kernels;  comm_ns, comm_overlap_ns, comm_exposed_ns as above
---   comm_overlap_share   comm_overlap_ns / comm_ns (NULL without communication kernels, as HTA's NaN)
+--   gpu             the device as every line names it (_common.sql _dev_gpu: 'GPU 0', 'GPU ? (agent 9)')
+--   comm_libraries  the libraries of its communication kernels (kernel_categories.csv `library`), by time
+--   comm_overlap_share   comm_overlap_ns / comm_ns
 --   comm_exposed_share   comm_exposed_ns / gpu_window_ns
+--                   both NULL, not 0, on a device without communication kernels (HTA's NaN): nothing was
+--                   there to hide or expose, and note says so
 --   mem_ops, mem_ns, mem_overlap_ns, mem_exposed_ns, mem_overlap_share, mem_exposed_share   the same for memcpy/memset
 --   steps           step instances of the trace (_steps)
 --   comm_exposed_ns_per_step, mem_exposed_ns_per_step   exposed time inside step windows, summed over
@@ -38,7 +43,8 @@
 --   share_of_busy = time_ns / busy_ns (the labels of a device add up to busy_ns).
 -- Output `by_step` (trace, step_index, step_name, device): wall_ns (the step range; DENOMINATOR of the
 --   shares), comm_ns, comm_overlap_ns, comm_exposed_ns, comm_exposed_share, mem_ns, mem_overlap_ns,
---   mem_exposed_ns, mem_exposed_share: the same definitions restricted to the step's time window.
+--   mem_exposed_ns, mem_exposed_share: the same definitions restricted to the step's time window
+--   (comm_exposed_share NULL on a device with no communication kernel at all, as in `comm`).
 -- Output `by_phase` (trace, device, phase_path of the launching call, relative to the step holding the
 --   launch as in steps.phases ('(other)' = directly in the step, in no phase of it; full path outside steps); rows with
 --   comm or memory ops):
@@ -47,8 +53,12 @@
 --   comm_op_ns, comm_exposed_ns_per_step (/ the trace's steps; NULL without steps), and mem_* alike.
 --   Per-op sums: where two communication ops overlap each other they count twice here and once in `comm`.
 --
--- How to read: comm_exposed_ns is time the GPU spends only communicating (or idle-waiting inside an
--- NCCL kernel for a late peer: collectives.sql `waits` says who); overlap is communication compute hides.
+-- How to read: comm_exposed_ns is time the GPU spends only communicating (or idle-waiting inside a
+-- communication kernel for a late peer: collectives.sql `waits` says who); overlap is communication compute hides.
+
+-- The words for "no communication kernel", one place (comm's note, run_metrics' comm.overlap_share note).
+CREATE OR REPLACE TEMP MACRO _cm_no_comm() AS 'no communication kernel (NCCL/RCCL, DeepEP, NVSHMEM, custom all-reduce: '
+    || 'queries/kernel_categories.csv)';
 
 -- Segments [s, e) between consecutive op boundaries of a device, with how many ops of each class run
 -- there: one running sum of packed counters (compute + 2^20 comm + 2^40 memory), then the class
@@ -149,23 +159,28 @@ WITH _t AS (
     SELECT trace, device, count(*) FILTER (WHERE op_class = 'communication') AS comm_ops,
            count(*) FILTER (WHERE op_class = 'memory') AS mem_ops
     FROM _gpu GROUP BY trace, device
+), _lib AS (  -- the libraries of a device's communication kernels, most summed time first
+    SELECT trace, device, string_agg(library, ', ' ORDER BY t DESC, library) AS comm_libraries
+    FROM (SELECT g.trace, g.device, coalesce(n.library, '?') AS library, sum(g.dur_ns) AS t
+          FROM _gpu g JOIN _gpu_names n USING (kind, name) WHERE g.op_class = 'communication' GROUP BY ALL)
+    GROUP BY ALL
 ), _st AS (
     SELECT trace, device, sum(comm_exposed_ns) AS step_comm_exposed_ns, sum(mem_exposed_ns) AS step_mem_exposed_ns
     FROM _cm_step GROUP BY trace, device
 )
-SELECT n.trace, n.device, t.last_ns - t.first_ns AS gpu_window_ns, t.busy_ns, t.compute_ns,
-       n.comm_ops, coalesce(t.comm_ns, 0) AS comm_ns, coalesce(t.comm_overlap_ns, 0) AS comm_overlap_ns,
+SELECT n.trace, n.device, dg.gpu, t.last_ns - t.first_ns AS gpu_window_ns, t.busy_ns, t.compute_ns,
+       n.comm_ops, l.comm_libraries, coalesce(t.comm_ns, 0) AS comm_ns, coalesce(t.comm_overlap_ns, 0) AS comm_overlap_ns,
        n.mem_ops, coalesce(t.mem_ns, 0) AS mem_ns, coalesce(t.mem_overlap_ns, 0) AS mem_overlap_ns,
        k.steps, st.step_comm_exposed_ns, st.step_mem_exposed_ns
 FROM _n n LEFT JOIN _t t USING (trace, device) JOIN _cm_nsteps k USING (trace)
-LEFT JOIN _st st USING (trace, device);
+LEFT JOIN _st st USING (trace, device) LEFT JOIN _lib l USING (trace, device) LEFT JOIN _dev_gpu dg USING (trace, device);
 
 -- @output comm
-SELECT trace, device, gpu_window_ns, busy_ns::BIGINT AS busy_ns, compute_ns::BIGINT AS compute_ns,
-       comm_ops, comm_ns::BIGINT AS comm_ns, comm_overlap_ns::BIGINT AS comm_overlap_ns,
+SELECT trace, device, gpu, gpu_window_ns, busy_ns::BIGINT AS busy_ns, compute_ns::BIGINT AS compute_ns,
+       comm_ops, comm_libraries, comm_ns::BIGINT AS comm_ns, comm_overlap_ns::BIGINT AS comm_overlap_ns,
        (comm_ns - comm_overlap_ns)::BIGINT AS comm_exposed_ns,
-       comm_overlap_ns / nullif(comm_ns, 0) AS comm_overlap_share,
-       (comm_ns - comm_overlap_ns) / nullif(gpu_window_ns, 0) AS comm_exposed_share,
+       CASE WHEN comm_ops > 0 THEN comm_overlap_ns / nullif(comm_ns, 0) END AS comm_overlap_share,
+       CASE WHEN comm_ops > 0 THEN (comm_ns - comm_overlap_ns) / nullif(gpu_window_ns, 0) END AS comm_exposed_share,
        mem_ops, mem_ns::BIGINT AS mem_ns, mem_overlap_ns::BIGINT AS mem_overlap_ns,
        (mem_ns - mem_overlap_ns)::BIGINT AS mem_exposed_ns,
        mem_overlap_ns / nullif(mem_ns, 0) AS mem_overlap_share,
@@ -174,7 +189,7 @@ SELECT trace, device, gpu_window_ns, busy_ns::BIGINT AS busy_ns, compute_ns::BIG
        CASE WHEN steps > 0 THEN coalesce(step_comm_exposed_ns, 0) / steps END AS comm_exposed_ns_per_step,
        CASE WHEN steps > 0 THEN coalesce(step_mem_exposed_ns, 0) / steps END AS mem_exposed_ns_per_step,
        concat_ws('; ',
-           CASE WHEN comm_ops = 0 THEN 'no NCCL/RCCL/HCCL kernel on this device: overlap share is undefined' END,
+           CASE WHEN comm_ops = 0 THEN _cm_no_comm() || ' on this device: comm_overlap_share and comm_exposed_share are undefined' END,
            CASE WHEN steps = 0 THEN 'no range matched the step pattern ' || getvariable('step_pattern')
                 || ': per-step values need --step-pattern or tracekit.phase("step")' END) AS note
 FROM _cm_dev ORDER BY trace, device;
@@ -189,12 +204,12 @@ FROM _s s JOIN _cm_dev d USING (trace, device)
 ORDER BY s.trace, s.device, s.time_ns DESC, s.state;
 
 -- @output by_step
-SELECT trace, step_index, step_name, device, wall_ns,
-       comm_ns::BIGINT AS comm_ns, comm_overlap_ns::BIGINT AS comm_overlap_ns, comm_exposed_ns::BIGINT AS comm_exposed_ns,
-       comm_exposed_ns / nullif(wall_ns, 0) AS comm_exposed_share,
-       mem_ns::BIGINT AS mem_ns, mem_overlap_ns::BIGINT AS mem_overlap_ns, mem_exposed_ns::BIGINT AS mem_exposed_ns,
-       mem_exposed_ns / nullif(wall_ns, 0) AS mem_exposed_share
-FROM _cm_step ORDER BY trace, step_index, device;
+SELECT s.trace, s.step_index, s.step_name, s.device, s.wall_ns,
+       s.comm_ns::BIGINT AS comm_ns, s.comm_overlap_ns::BIGINT AS comm_overlap_ns, s.comm_exposed_ns::BIGINT AS comm_exposed_ns,
+       CASE WHEN d.comm_ops > 0 THEN s.comm_exposed_ns / nullif(s.wall_ns, 0) END AS comm_exposed_share,
+       s.mem_ns::BIGINT AS mem_ns, s.mem_overlap_ns::BIGINT AS mem_overlap_ns, s.mem_exposed_ns::BIGINT AS mem_exposed_ns,
+       s.mem_exposed_ns / nullif(s.wall_ns, 0) AS mem_exposed_share
+FROM _cm_step s JOIN _cm_dev d USING (trace, device) ORDER BY s.trace, s.step_index, s.device;
 
 -- @output by_phase
 SELECT o.trace, o.device, o.phase_path,

@@ -385,11 +385,12 @@ SELECT g.trace, g.phase_path, g.phase_source, g.ops, g.ops_no_flops, g.flops::BI
        g.flops / nullif(g.bytes, 0) AS flop_per_byte,
        g.dtypes,
        nullif(concat_ws('; ',
-           CASE WHEN g.ops_no_flops > 0 THEN g.ops_no_flops || ' of ' || g.ops || ' ops have no FLOPs: '
+           CASE WHEN g.ops_no_flops > 0 THEN g.ops_no_flops || ' of ' || g.ops || CASE WHEN g.ops = 1 THEN ' op has' ELSE ' ops have' END || ' no FLOPs: '
                 || CASE WHEN c.shaped_ops > 0 THEN 'these ops carry no input shapes, or shapes the formulas reject (the trace does record shapes)'
                         ELSE 'no input shapes (capture with record_shapes=True) or shapes the formulas reject' END END,
            CASE WHEN g.timed_ops = 0 AND g.untimed_ops > 0 THEN 'no GPU op was launched by these ops (CPU-only run, or no runtime rows: capture with ProfilerActivity.CUDA): TFLOP/s unknown'
-                WHEN g.untimed_ops > 0 THEN g.untimed_ops || ' ops launched no GPU op and are left out of TFLOP/s' END,
+                WHEN g.untimed_ops > 0 THEN g.untimed_ops || CASE WHEN g.untimed_ops = 1 THEN ' op launched no GPU op and is' ELSE ' ops launched no GPU op and are' END
+                     || ' left out of TFLOP/s' END,
            CASE WHEN g.timed_ops > 0 AND g.ideal_ns IS NULL THEN coalesce(v.note, 'no peak for dtype ' || g.no_peak_dtypes || ' on ' || v.matched || ': pass --peak-tflops X') END,
            (SELECT 'fp32 ops of this trace ran at ' || printf('%.1f', a.fp32_tflops_s) || ' TFLOP/s, above the fp32 peak of '
                    || printf('%.1f', a.fp32_peak) || ': they used TF32 tensor cores, so the tf32 peak is used (--tf32 says so explicitly)'

@@ -24,7 +24,9 @@
 --                                share, as its user lives it (steps.gpu_busy_share_e2e)
 --     'GPU busy / GPU span'      GPU busy (union) / GPU span per device (share, secondary: leaves out the
 --                                idle before the step's first GPU op and after its last)
---     'kernel time (sum)'        summed duration of the step's GPU ops (kernels, memcpy, memset)
+--     'GPU op time (kernels, copies, memsets)'
+--                                summed duration of the step's GPU ops: kernels, memcpy and memset, the
+--                                name saying so (it was 'kernel time (sum)', which hid the copies)
 --     'GPU on other work'        time in the end-to-end window the device ran only ops not launched in
 --                                the step (e.g. launched before the trace window: steps.gpu_other_ns)
 --     'GPU idle, end to end'     device idle time (no GPU op at all) in the end-to-end window, summed
@@ -58,7 +60,7 @@
 --   ('(other)': launched directly in the step or outside its phases); inclusive adds descendants.
 --   Per step values (0 where a step lacks the phase), then mean/p50/p99 over the steps of the kind.
 --   excl_cpu_share = sum excl_cpu_ns / sum CPU span (over the kind's steps);
---   excl_gpu_share = sum excl_gpu_ns / sum kernel time (sum) (NULL when the kind ran no GPU op).
+--   excl_gpu_share = sum excl_gpu_ns / sum GPU op time (NULL when the kind ran no GPU op).
 --   Each share column sums to 1 over the rows of a (trace, step_kind). Rows are sorted so a
 --   depth-first walk prints the tree (siblings by inclusive CPU time, '(other)' last).
 -- Output `verdicts`: trace, step_kind, rank (1..6), verdict (one sentence, its numbers formatted
@@ -76,8 +78,8 @@
 --     host time in kernel and graph launch calls / CPU span (launches only: _api_classes)
 --     asynchronous step: end-to-end span / CPU span (only when above 1.05)
 --     largest exclusive CPU phase / CPU span (only at >= 5% of it)
---     GPU time replayed by CUDA graphs / kernel time (only when graphs replayed)
---     largest GPU phase / kernel time (only at >= 5% of it)
+--     GPU time replayed by CUDA graphs / GPU op time (only when graphs replayed)
+--     largest GPU phase / GPU op time (only at >= 5% of it)
 -- Output `notes`: trace, severity ('warn' | 'info'), source ('converter' | analysis name), message:
 --   the converter's notes (truncation, salvaged events, replaced bytes: view trace_notes; 'warn') and
 --   'no step matched the step pattern ...; candidates: <top-level range names by frequency>' (source
@@ -278,7 +280,7 @@ SELECT trace, step_kind, step_index, row_order, metric, unit, v::DOUBLE AS v, no
         (4, 'GPU busy (union)', 'ns', s.gpu_busy_ns::DOUBLE, _hl_no_gpu()),
         (5, 'GPU busy / end to end', 'share', s.gpu_busy_share_e2e, _hl_no_gpu()),
         (6, 'GPU busy / GPU span', 'share', s.gpu_busy_share_span, _hl_no_gpu()),
-        (7, 'kernel time (sum)', 'ns', CASE WHEN s.gpu_ops > 0 THEN s.gpu_op_ns END::DOUBLE, _hl_no_gpu()),
+        (7, 'GPU op time (kernels, copies, memsets)', 'ns', CASE WHEN s.gpu_ops > 0 THEN s.gpu_op_ns END::DOUBLE, _hl_no_gpu()),
         (8, 'GPU on other work', 'ns', s.gpu_other_ns::DOUBLE, _hl_no_gpu()),
         (9, 'GPU idle, end to end', 'ns', s.gpu_idle_ns::DOUBLE, _hl_no_gpu()),
         (40, 'launches', 'count', s.launches::DOUBLE, _hl_no_rt()),
@@ -441,15 +443,15 @@ WITH _ic AS (  -- idle causes per kind, over the steps' end-to-end windows
     FROM _hl_kind k JOIN _top t USING (trace, step_kind) WHERE k.wall > 0 AND t.s_excl_cpu >= 0.05 * k.wall
     UNION ALL
     SELECT trace, step_kind, 3, gnode_ns,
-           'CUDA graphs: ' || _hl_pct(gnode_ns, op) || ' of kernel time replayed (' || _hl_count(gnodes / n, 'node')
+           'CUDA graphs: ' || _hl_pct(gnode_ns, op) || ' of GPU op time replayed (' || _hl_count(gnodes / n, 'node')
            || ' from ' || _hl_count(glaunches / n, 'graph launch') || ' per step)',
-           gnode_ns, op, 'duration of GPU ops replayed by graph launches', 'kernel time (sum) of the steps'
+           gnode_ns, op, 'duration of GPU ops replayed by graph launches', 'GPU op time (kernels, copies, memsets) of the steps'
     FROM _hl_kind WHERE gnodes > 0 AND op > 0
     UNION ALL
     SELECT k.trace, k.step_kind, 3, t.s_excl_gpu,
            'Largest GPU phase: `' || t.phase_path || '`, ' || _hl_t(t.s_excl_gpu / k.n) || ' per step ('
-           || _hl_pct(t.s_excl_gpu, k.op) || ' of kernel time)',
-           t.s_excl_gpu, k.op, 'GPU op time launched in `' || t.phase_path || '`', 'kernel time (sum) of the steps'
+           || _hl_pct(t.s_excl_gpu, k.op) || ' of GPU op time)',
+           t.s_excl_gpu, k.op, 'GPU op time launched in `' || t.phase_path || '`', 'GPU op time (kernels, copies, memsets) of the steps'
     FROM _hl_kind k JOIN _topg t USING (trace, step_kind) WHERE t.s_excl_gpu >= 0.05 * k.op
 )
 SELECT trace, step_kind, rank::INTEGER AS rank, verdict, numerator_ns::DOUBLE AS numerator_ns,

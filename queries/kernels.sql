@@ -54,8 +54,8 @@
 --   steps           steps of the kind (NULL for '(outside steps)')
 --   graph_ops       ops replayed by a CUDA/HIP graph launch
 --   kind_gpu_op_ns  DENOMINATOR of share: summed duration of every GPU op (kernels, memcpys, memsets) of the
---                   step kind (for a step kind: the sum of its steps' steps.gpu_op_ns, headline's kernel time
---                   (sum) times steps); the categories of a kind add up to it exactly
+--                   step kind (for a step kind: the sum of its steps' steps.gpu_op_ns, headline's GPU op time
+--                   (kernels, copies, memsets) times steps); the categories of a kind add up to it exactly
 --   note            on rows with graph_ops: a graph replay launches many kernels in one call, so no
 --                   launching op tells them apart; the category from the kernel name is the breakdown there is
 -- Ordered by trace, step_kind, total_ns descending, category.

@@ -122,7 +122,7 @@ def test_planted_per_phase(planted_pq: Path) -> None:
     assert p["tb_s"] == pytest.approx((22_784 + 4_608 + 524_865_536) / 130_000 / 1e3)
     assert p["bw_share"] == pytest.approx((22_784 + 4_608 + 524_865_536) / 130_000 / 1e3 / 3.35)
     assert p["dtypes"] == "bf16,fp32"
-    assert p["note"] == "1 ops launched no GPU op and are left out of TFLOP/s"
+    assert p["note"] == "1 op launched no GPU op and is left out of TFLOP/s"
 
 
 def test_planted_steps_ops_device(planted_pq: Path) -> None:

@@ -99,7 +99,7 @@ def test_async_prefill_spans_and_busy_share(framework: dict[str, Any]) -> None:
     # end to end 0..493.7 ms: 0.2 ms before the trace's first GPU op + the 10 ms gap; busy 483.5 ms
     assert _metric(framework, k, "GPU idle, end to end")["mean"] == 10_200_000
     assert _metric(framework, k, "GPU on other work")["mean"] == 0
-    assert _metric(framework, k, "kernel time (sum)")["mean"] == 483_500_000
+    assert _metric(framework, k, "GPU op time (kernels, copies, memsets)")["mean"] == 483_500_000
     # the 10 ms gap: kernel B's launch (200 us) had ended long before the gap began, and 10 ms is far past
     # the ordinary gap between queued kernels (kernel_gap_max_ns, 20 us) -> queued_dependency
     assert _metric(framework, k, "idle: queued_dependency")["mean"] == 10_000_000  # B launched at 200 us, long before the gap; no stream wait
@@ -357,7 +357,7 @@ def _independent_steps(path: Path) -> list[dict[str, int]]:
         e2e = max(e, max(o[2] for o in mine)) - s
         out.append({"CPU span": e - s, "GPU span": max(o[2] for o in mine) - min(o[1] for o in mine),
                     "end-to-end span": e2e, "GPU busy (union)": busy, "GPU busy / end to end": busy / e2e,
-                    "kernel time (sum)": sum(o[2] - o[1] for o in mine),
+                    "GPU op time (kernels, copies, memsets)": sum(o[2] - o[1] for o in mine),
                     "launches": sum(1 for t in kernel_launches if s <= t < e)})
     return out
 

@@ -209,7 +209,7 @@ def test_h100_step_categories_equal_raw_json_sums(tmp_path: Path) -> None:
     convert(H100, pq)
     res = report.run(pq, analyses=["kernels"], rows=True)
     rows = {r["category"]: r for r in res["kernels.categories"].records() if r["step_kind"] == "ProfilerStep#N"}
-    assert want_total == 31_905_473  # the headline's "kernel time (sum)" of this step, 31.91 ms
+    assert want_total == 31_905_473  # the headline's "GPU op time (kernels, copies, memsets)" of this step, 31.91 ms
     assert {r["kind_gpu_op_ns"] for r in rows.values()} == {want_total}
     assert sum(r["total_ns"] for r in rows.values()) == want_total
     for cat, ns in want.items():

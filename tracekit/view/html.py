@@ -1,6 +1,6 @@
 """The HTML report: one self-contained page (inline CSS, PNG data URIs, inline SVG; no network).
 
-First, when a trace ran NCCL kernels or the set holds several ranks, "Several GPUs": the slow-rank
+First, when a trace ran communication kernels or the set holds several ranks, "Several GPUs": the slow-rank
 sentence (collectives.straggler), a per-rank step timeline (collectives.rank_steps) and exposed vs
 overlapped communication per phase (comm.by_phase). Per trace: the verdicts, the per-step table and the phase tree, the phase tree as a stacked bar
 that does not double count, the median step's timeline, step latency over the run and its
@@ -137,7 +137,7 @@ def category_bars(view: Mapping[str, Rows], trace: str, kinds: Sequence[str]) ->
                 seen.append(cat)
             t = num(r["total_ns"]) / steps if steps else num(r["total_ns"])
             tip = (f"{cat}: {fmt_share(share)}, {fmt_duration(t, with_unit=True)}"
-                   f"{' per step' if steps else ''}, {int(num(r['ops'])):,} ops; top kernel: {r['top_kernel']}")
+                   f"{' per step' if steps else ''}, {sec.plural(int(num(r['ops'])), 'op')}; top kernel: {r['top_kernel']}")
             label = html_text(f"{cat} {fmt_share(share)}") if share >= 0.08 else ""
             ink = "#fff" if cat in _DARK else "#1f2328"
             segs.append(f"<div style='width:{share * 100:.4f}%;background:{CATEGORY_COLOURS.get(cat, '#c7c7c7')};color:{ink}' "
@@ -200,7 +200,7 @@ def _frame(results: Mapping[str, pd.DataFrame], key: str, trace: str) -> pd.Data
 
 
 def _several_gpus(results: Mapping[str, pd.DataFrame], view: Mapping[str, Rows]) -> list[str]:
-    """The "Several GPUs" section (only when a trace ran NCCL kernels or the set holds several ranks): the
+    """The "Several GPUs" section (only when a trace ran communication kernels or the set holds several ranks): the
     slow-rank sentence, the per-rank step timeline, exposed-communication bars per phase, the per-device lines.
     ``view``: ``results`` as Rows (sentences); the plots read the DataFrames."""
     comm, ranks = sec.has_comm(view), sec.rank_count(view)

@@ -93,7 +93,7 @@ def latency(steps: pd.DataFrame) -> Plot:
     if steps["step_kind"].nunique() > 1:
         a1.legend(fontsize=7, frameon=False)
     fig.tight_layout()
-    return png(fig), f"{len(steps):,} steps: wall time of each step in time order, and the distribution"
+    return png(fig), f"{len(steps):,} step{'' if len(steps) == 1 else 's'}: wall time of each step in time order, and the distribution"
 
 
 def idle_by_step(by_step: pd.DataFrame) -> Plot:
@@ -182,16 +182,19 @@ def rank_timeline(rank_steps: pd.DataFrame, step_skew: pd.DataFrame, align: str)
     fig.tight_layout()
     how = {"collective_end": "matched collectives end together", "one_clock": "one shared clock"}.get(
         align, "raw timestamps (rank_align none)")
-    shown = f"{len(keys)} of {rank_steps['step_key'].nunique()} steps (the ones whose ends are furthest apart)"
+    total = rank_steps["step_key"].nunique()
+    shown = f"{len(keys)} of {total:,} step{'' if total == 1 else 's'} (the ones whose ends are furthest apart)"
     return png(fig), (f"each rank's step range, {shown}; clocks: {how}. The x axis starts near the ends "
                       "(bars begin at the step's start); green dashed = the first rank to finish, red = the last")
 
 
 def comm_phase_bars(by_phase: pd.DataFrame) -> Plot:
-    """Exposed vs overlapped NCCL time per phase of the launching call (comm.by_phase), stacked, per trace and device."""
+    """Exposed vs overlapped communication time (NCCL, DeepEP, custom all-reduce, ...: comm.sql's class) per phase
+    of the launching call (comm.by_phase), stacked, per trace and device."""
     d = by_phase[by_phase["comm_ops"].fillna(0) > 0] if len(by_phase) and "comm_ops" in by_phase else by_phase.iloc[0:0]
     if not len(d):
-        return None, "no NCCL/RCCL/HCCL kernel in these traces: no communication to split into exposed and overlapped"
+        return None, ("no communication kernel in these traces (NCCL/RCCL, DeepEP, NVSHMEM, custom all-reduce): "
+                      "nothing to split into exposed and overlapped")
     d = d.sort_values(["comm_exposed_ns", "trace", "device", "phase_path"], ascending=[False, True, True, True])
     left = len(d) - MAX_PHASE_BARS
     d = d.head(MAX_PHASE_BARS)
@@ -207,11 +210,11 @@ def comm_phase_bars(by_phase: pd.DataFrame) -> Plot:
     ax.barh(y, ov, left=ex, color="#76b7b2", height=0.65, label="overlapped by compute")
     ax.set_yticks(y, labels, fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlabel(f"NCCL kernel time over the capture ({unit[0]})")
+    ax.set_xlabel(f"communication kernel time over the capture ({unit[0]})")
     ax.ticklabel_format(axis="x", useOffset=False, style="plain")
     ax.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1))
     ax.spines[["top", "right"]].set_visible(False)
     fig.tight_layout()
     more = f"; {left} more rows in comm.by_phase" if left > 0 else ""
-    return png(fig), ("NCCL kernel time per phase of the launching call, summed over the capture (comm.by_phase: "
+    return png(fig), ("communication kernel time per phase of the launching call, summed over the capture (comm.by_phase: "
                       "comm_exposed_ns + comm_overlap_ns = comm_op_ns), exposed first" + more)

@@ -30,7 +30,7 @@ _TREE_FULL = {**_TREE_COLS, "incl_cpu_ns_mean": "cpu_incl_ns", "incl_gpu_ns_mean
 TREE_TITLE = "phase tree, exclusive (children not counted in parents; shares add up to 100%)"
 TREE_NOTE = ("exclusive time per step (a parent's row leaves out its children, so each share column "
              "adds up to 100%); cpu = range time on the step's thread, mean with p50/p99 over the steps")
-TREE_NOTE_GPU = "; gpu = kernel time launched in the phase"
+TREE_NOTE_GPU = "; gpu = GPU op time (kernels, copies, memsets) launched in the phase"
 
 #: Fallback when headline.sql did not run: the steps.stats metrics that say what a step costs.
 _FALLBACK_METRICS = ("wall_ns", "cpu_span_ns", "gpu_span_ns", "gpu_busy_ns", "gpu_op_ns", "launches",
@@ -195,7 +195,7 @@ def category_line(results: Results, trace: str, step_kind: str) -> str | None:
     graph = sum(int(r["graph_ops"]) for r in rows if not missing(r["graph_ops"]))
     if graph:
         ops = sum(int(r["ops"]) for r in rows if not missing(r["ops"]))
-        s += f" {graph:,} of {ops:,} ops ran in CUDA/HIP graph replays: {GRAPH_NOTE}."
+        s += f" {graph:,} of {plural(ops, 'op')} ran in CUDA/HIP graph replays: {GRAPH_NOTE}."
     return s + " Per phase and top kernels: --section kernels."
 
 
@@ -258,8 +258,10 @@ def more_line(results: Results, shown: Sequence[str]) -> str:
 
 
 def plural(n: Any, word: str) -> str:
-    """``1 step`` / ``4 steps``."""
-    return f"{n} {word}{'' if n == 1 else 's'}"
+    """``1 step`` / ``4 steps`` / ``1,029 steps``: a count agrees with its noun and has thousands separators, as
+    every other count of the report (never an id: those are printed bare)."""
+    shown = f"{n:,}" if isinstance(n, int) and not isinstance(n, bool) else f"{n}"
+    return f"{shown} {word}{'' if n == 1 else 's'}"
 
 
 # ----------------------------------------------------------------------------- several GPUs
@@ -276,7 +278,7 @@ def _ms(ns: Any) -> str:
 
 
 def has_comm(results: Results) -> bool:
-    """Any NCCL/RCCL/HCCL kernel in any trace (comm.sql's `comm_ops`)."""
+    """Any communication kernel (NCCL/RCCL, DeepEP, custom all-reduce, ...: comm.sql's `comm_ops`) in any trace."""
     c = _get(results, "comm")
     return bool(len(c)) and "comm_ops" in c and any(not missing(n) and n > 0 for n in c.col("comm_ops"))
 
@@ -302,8 +304,9 @@ def alignment(results: Results) -> str:
 
 
 def comm_lines(results: Results, trace: str) -> list[str]:
-    """One sentence per device of ``trace`` with NCCL kernels: exposed communication per step and the overlap
-    share with its numerator and denominator (comm.sql's `comm`)."""
+    """One sentence per GPU of ``trace`` with communication kernels: exposed communication per step and the
+    overlap share with its numerator and denominator, naming the GPU as every other line does (comm.sql's
+    `gpu`) and the libraries whose kernels these are (`comm_libraries`: the time is not only NCCL's)."""
     c = _get(results, "comm")
     if not len(c):
         return []
@@ -314,7 +317,9 @@ def comm_lines(results: Results, trace: str) -> list[str]:
         per_s = (f"{_ms(per)} per step ({plural(int(r['steps']), 'step')})" if not missing(per)
                  else f"{_ms(r['comm_exposed_ns'])} in all (per step: NULL, no step matched --step-pattern)")
         share = r.get("comm_overlap_share")
-        out.append(f"device {r['device']}: exposed communication {per_s}; {fmt_share(share)} of NCCL time "
+        gpu = r.get("gpu") if not missing(r.get("gpu")) else f"device {r['device']}"
+        libs = f" ({r['comm_libraries']})" if not missing(r.get("comm_libraries")) else ""
+        out.append(f"{gpu}: exposed communication {per_s}; {fmt_share(share)} of communication time{libs} "
                    f"overlapped by compute ({_ms(r['comm_overlap_ns'])} of {_ms(r['comm_ns'])})")
     return out
 
@@ -327,7 +332,7 @@ def straggler(results: Results) -> str | None:
     if not len(st):
         m = _get(results, "collectives.matched")
         return ("no rank arrived late at a matched collective" if len(m)
-                else "no collective matched across ranks (no NCCL kernel, or the ranks' calls do not pair up)")
+                else "no collective matched across ranks (no communication kernel, or the ranks' calls do not pair up)")
     r = st.records()[0]
     s = (f"rank {r['rank']} arrives last at {r['times_last']} of {plural(int(r['matched_calls']), 'matched collective')}, "
          f"on average {_ms(r['late_ns_mean'])} after the next-latest rank, costing every other rank at least "

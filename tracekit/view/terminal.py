@@ -250,7 +250,7 @@ def report_lines(results: Mapping[str, Any], width: int = 80, sections: Sequence
     """The terminal report as lines of at most ``width`` cells.
 
     Default: notes and warnings first, then per trace and step kind the verdicts, the per-step table
-    and the phase tree (and, for a trace with NCCL kernels, its exposed communication per device), the
+    and the phase tree (and, for a trace with communication kernels, its exposed communication per GPU), the
     slow-rank sentence when several ranks' collectives matched, then one line on what else there is. ``sections`` picks result tables by
     name; ``full`` prints every table. Raises ValueError for an unknown section name. ``results``: Rows
     or DataFrames (converted once here).
@@ -304,7 +304,7 @@ def report_lines(results: Mapping[str, Any], width: int = 80, sections: Sequence
 
 
 def gpus_lines(results: Mapping[str, Any], trace: str, width: int) -> list[str]:
-    """The trace's "several GPUs" block (only when it ran NCCL kernels): exposed communication per device."""
+    """The trace's "several GPUs" block (only when it ran communication kernels): exposed communication per GPU."""
     from tracekit.view import sections as sec
 
     lines = sec.comm_lines(results, trace)
