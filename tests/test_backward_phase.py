@@ -7,6 +7,8 @@ and for the GPU ops it launched:
   2. else the own-thread phase of the forward op linked to the innermost linked backward op enclosing it
      (fwdbwd flow, else same Sequence number) -> `forward_op`;
   3. else the main thread's range (the step) -> `main_thread`; else NULL.
+A range that is a root of a thread other than the main one (none of its thread's ranges open at its start) is
+nested under the main thread's path open at its start; what runs inside it inherits that path, with rule `thread`.
 A constructed trace whose every answer is worked out by hand below, and three real traces whose kernel
 counts per (rule, phase path) come from an independent walk of the raw JSON.
 """
@@ -82,6 +84,17 @@ EVENTS = [
     launch(1110, 106, AUTOGRAD), kernel(1110, 106, "k6"),
     op("AddBackward0", 1200, 30, AUTOGRAD, seq=98, fwd_tid=1),
     launch(1210, 107, AUTOGRAD), kernel(1210, 107, "k7"),
+    # ranges of the autograd thread (roots there: nothing of its own is open when they open)
+    X("user_annotation", "allreduce", 600, 40, AUTOGRAD),  # main thread in bwd [500, 700)
+    launch(610, 111, AUTOGRAD), kernel(610, 111, "k11"),
+    X("user_annotation", "inner", 620, 10, AUTOGRAD),  # nested in allreduce: not a root
+    launch(622, 112, AUTOGRAD), kernel(622, 112, "k12"),
+    op("MulBackward0", 840, 60, AUTOGRAD, seq=15, fwd_tid=1),  # linked by seq 15 to aten::mul at 70, in fwd
+    launch(845, 114, AUTOGRAD), kernel(845, 114, "k14"),
+    X("user_annotation", "allreduce", 850, 40, AUTOGRAD),  # main thread only in ProfilerStep#1; inside MulBackward0
+    launch(860, 113, AUTOGRAD), kernel(860, 113, "k13"),
+    X("user_annotation", "late", 1250, 30, AUTOGRAD),  # main thread: nothing open (the step ended at 1000)
+    launch(1260, 115, AUTOGRAD), kernel(1260, 115, "k15"),
     # a loader thread with a range of its own
     X("user_annotation", "loader", 600, 50, LOADER),
     launch(610, 108, LOADER), kernel(610, 108, "k8"),
@@ -107,12 +120,38 @@ EXPECTED = {  # kernel -> (phase, phase_path, phase_rule)
     "k6": ("fwd", "ProfilerStep#1/fwd", "forward_op"),
     # t=1210: no link, and nothing open on the main thread (the step ended at 1000)
     "k7": (None, None, None),
-    # the loader thread's own range
-    "k8": ("loader", "loader", "thread"),
+    # the loader thread's own range, a root there opened at 600 while the main thread is in bwd: nested under it
+    "k8": ("loader", "ProfilerStep#1/bwd/loader", "thread"),
     # t=660: the loader thread's range has ended; not the main thread -> main thread inside bwd
     "k9": ("bwd", "ProfilerStep#1/bwd", "main_thread"),
     # the main thread never borrows
     "k10": (None, None, None),
+    # t=610: own range allreduce [600, 640), a root opened at 600 while the main thread is in ProfilerStep#1/bwd
+    "k11": ("allreduce", "ProfilerStep#1/bwd/allreduce", "thread"),
+    # t=622: own range inner [620, 630), inside allreduce: inherits its prefixed path
+    "k12": ("inner", "ProfilerStep#1/bwd/allreduce/inner", "thread"),
+    # t=860: own range allreduce [850, 890), a root opened at 850 while the main thread is only in the step: the
+    # step is the prefix; MulBackward0's forward link (fwd) is not used for ranges
+    "k13": ("allreduce", "ProfilerStep#1/allreduce", "thread"),
+    # t=845: inside MulBackward0 [840, 900) but before the range: main thread only in the step -> seq 15 -> aten::mul
+    # at 70, in fwd
+    "k14": ("fwd", "ProfilerStep#1/fwd", "forward_op"),
+    # t=1260: own range late [1250, 1280); nothing open on the main thread at 1250: no prefix
+    "k15": ("late", "late", "thread"),
+}
+
+# Range rows (name, tid, ts us) -> (phase, phase_path, phase_rule), by hand: the main thread's as they nest; every
+# other thread's roots prefixed by the main thread's path open at their start, their children under them.
+EXPECTED_RANGES = {
+    ("ProfilerStep#1", MAIN, 0): ("ProfilerStep#1", "ProfilerStep#1", "thread"),
+    ("fwd", MAIN, 10): ("fwd", "ProfilerStep#1/fwd", "thread"),
+    ("attn", MAIN, 100): ("attn", "ProfilerStep#1/fwd/attn", "thread"),
+    ("bwd", MAIN, 500): ("bwd", "ProfilerStep#1/bwd", "thread"),
+    ("allreduce", AUTOGRAD, 600): ("allreduce", "ProfilerStep#1/bwd/allreduce", "thread"),
+    ("loader", LOADER, 600): ("loader", "ProfilerStep#1/bwd/loader", "thread"),
+    ("inner", AUTOGRAD, 620): ("inner", "ProfilerStep#1/bwd/allreduce/inner", "thread"),
+    ("allreduce", AUTOGRAD, 850): ("allreduce", "ProfilerStep#1/allreduce", "thread"),
+    ("late", AUTOGRAD, 1250): ("late", "late", "thread"),
 }
 
 
@@ -126,7 +165,7 @@ def test_constructed_backward_phases(write_trace: Callable[..., Path], tmp_path:
     # has seq 11, no flow: aten::mm by the sequence number, in fwd)
     rt = con.execute("SELECT correlation, phase_path, phase_rule FROM runtime ORDER BY correlation").fetchall()
     want_rt = {100: "k0", 101: "k1", 102: "k2", 103: "k3", 105: "k5", 106: "k6", 107: "k7", 108: "k8", 109: "k9",
-               110: "k10"}
+               110: "k10", 111: "k11", 112: "k12", 113: "k13", 114: "k14", 115: "k15"}
     assert rt == [(c, EXPECTED[k][1], EXPECTED[k][2]) for c, k in want_rt.items()]
     ops = con.execute("SELECT name, ts_ns, phase_path, phase_rule FROM events WHERE kind = 'cpu_op' AND tid = 2 "
                       "ORDER BY ts_ns").fetchall()
@@ -136,11 +175,13 @@ def test_constructed_backward_phases(write_trace: Callable[..., Path], tmp_path:
         ("MmBackward0", 710_000, "ProfilerStep#1/fwd", "forward_op"),
         ("BmmBackward0", 760_000, "ProfilerStep#1/fwd/attn", "forward_op"),
         ("AddBackward0", 800_000, "ProfilerStep#1", "main_thread"),
+        ("MulBackward0", 840_000, "ProfilerStep#1/fwd", "forward_op"),
         ("MulBackward0", 1_100_000, "ProfilerStep#1/fwd", "forward_op"),
         ("AddBackward0", 1_200_000, None, None),
     ]
-    # range rows: their own rule; flow rows: no phase
-    assert con.execute("SELECT DISTINCT phase_rule FROM events WHERE kind = 'range'").fetchall() == [("thread",)]
+    # range rows: their own phase and rule, other threads' roots under the main thread's path; flow rows: no phase
+    rng = con.execute("SELECT name, tid, ts_ns, phase, phase_path, phase_rule FROM events WHERE kind = 'range'").fetchall()
+    assert {(r[0], r[1], r[2] // 1000): r[3:] for r in rng} == EXPECTED_RANGES and len(rng) == len(EXPECTED_RANGES)
     assert con.execute("SELECT count(*) FROM events WHERE kind = 'flow' AND phase IS NOT NULL").fetchone() == (0,)
 
 
@@ -185,15 +226,21 @@ def expected_kernel_phases(path: Path) -> collections.Counter[tuple[str | None, 
             s = _ns(e["ts"])
             ranges[(e["pid"], e["tid"])].append((s, s + _ns(e.get("dur", 0)), name))
 
-    def path_at(th: tuple[Any, Any], t: int) -> str | None:
-        open_ = sorted(((s, -en, nm) for s, en, nm in ranges.get(th, []) if s <= t < en))
-        return "/".join(nm for *_, nm in open_) if open_ else None
-
     main: dict[Any, Any] = {}
     for pid in {p for p, _ in ranges}:
         ths = [(sum(nm.startswith("ProfilerStep#") for *_, nm in ranges[(p, t)]), len(ranges[(p, t)]), -t, t)
                for p, t in ranges if p == pid]
         main[pid] = max(ths)[3]
+
+    def path_at(th: tuple[Any, Any], t: int) -> str | None:
+        """The ranges open on th at t, outermost first; off the main thread, after the main thread's path open
+        at the outermost one's start."""
+        open_ = sorted(((s, -en, nm) for s, en, nm in ranges.get(th, []) if s <= t < en))
+        if not open_:
+            return None
+        own = "/".join(nm for *_, nm in open_)
+        pre = path_at((th[0], main[th[0]]), open_[0][0]) if main[th[0]] != th[1] else None
+        return f"{pre}/{own}" if pre else own
     ops = [e for e in ev if e.get("ph") == "X" and e.get("cat") == "cpu_op"]
     at_ts = {(e["pid"], e["tid"], _ns(e["ts"])): e for e in ops}  # fwdbwd flows start/end exactly on their op
     fwd_by_seq = {}
@@ -249,7 +296,8 @@ def expected_kernel_phases(path: Path) -> collections.Counter[tuple[str | None, 
 # Kernels per (phase_rule, phase_path), printed by expected_kernel_phases over the raw JSON (tracekit not involved).
 # nccl_data: 1,761 backward kernels launched by the autograd thread while the main thread sat in `## backward ##`
 # (none before this rule: 75.2% of GPU time was in `(other)`); the 15 `nccl:all_reduce` kernels keep that thread's
-# own range. amd_trace: the main thread has only the step and Optimizer.step: 5 kernels take their forward op's
+# own range, a root there opened while the main thread is in `## backward ##`: nested under it, 5 per step (they
+# were the root path `nccl:all_reduce`, 28% of GPU op time in `(other)`, before roots took the main thread's path). amd_trace: the main thread has only the step and Optimizer.step: 5 kernels take their forward op's
 # phase (the step: its forward ops sit directly in ProfilerStep#1), 2 launched outside any backward op the step.
 REAL: dict[str, dict[tuple[str | None, str | None], int]] = {
     'hta/nccl_parser_config/nccl_data.json.gz': {
@@ -257,18 +305,20 @@ REAL: dict[str, dict[tuple[str | None, str | None], int]] = {
         ('main_thread', 'ProfilerStep#5/## backward ##'): 587,
         ('main_thread', 'ProfilerStep#6/## backward ##'): 587,
         ('thread', 'ProfilerStep#4/## backward ##'): 6,
+        ('thread', 'ProfilerStep#4/## backward ##/nccl:all_reduce'): 5,
         ('thread', 'ProfilerStep#4/## forward ##/DistributedDataParallel.forward'): 291,
         ('thread', 'ProfilerStep#4/## forward ##/DistributedDataParallel.forward/nccl:broadcast'): 2,
         ('thread', 'ProfilerStep#4/## optimizer ##/Optimizer.step#SGD.step'): 9,
         ('thread', 'ProfilerStep#5/## backward ##'): 6,
+        ('thread', 'ProfilerStep#5/## backward ##/nccl:all_reduce'): 5,
         ('thread', 'ProfilerStep#5/## forward ##/DistributedDataParallel.forward'): 291,
         ('thread', 'ProfilerStep#5/## forward ##/DistributedDataParallel.forward/nccl:broadcast'): 2,
         ('thread', 'ProfilerStep#5/## optimizer ##/Optimizer.step#SGD.step'): 9,
         ('thread', 'ProfilerStep#6/## backward ##'): 6,
+        ('thread', 'ProfilerStep#6/## backward ##/nccl:all_reduce'): 5,
         ('thread', 'ProfilerStep#6/## forward ##/DistributedDataParallel.forward'): 291,
         ('thread', 'ProfilerStep#6/## forward ##/DistributedDataParallel.forward/nccl:broadcast'): 2,
         ('thread', 'ProfilerStep#6/## optimizer ##/Optimizer.step#SGD.step'): 9,
-        ('thread', 'nccl:all_reduce'): 15,
     },
     'hta/ns_resolution_trace/rank-0.Apr_03_18_51_38.1102.pt.trace.json.gz': {
         ('main_thread', 'ProfilerStep#101/## backward ##'): 556,

@@ -80,8 +80,11 @@ COLUMNS: tuple[Column, ...] = (
            "else the main thread's range (the step). The main thread of a process is its thread with the most `ProfilerStep#N` ranges, else with the most ranges (ties: smallest tid); "
            "it never borrows, so its events outside every range stay NULL. Why: the autograd engine runs backward on a thread of its own, without ranges, while the loop's thread sits in "
            "`backward`-like ranges. NULL when none."),
-    Column("phase_path", _DICT_STR, "All enclosing range names, outermost first, joined by `/` (for a range row, ending with its own name); a borrowed phase brings its path. NULL when none."),
-    Column("phase_rule", _DICT_STR, "Which rule gave `phase`: `thread` (a range open on the event's own thread; range and gpu_range rows themselves), "
+    Column("phase_path", _DICT_STR, "All enclosing range names, outermost first, joined by `/` (for a range row, ending with its own name); a borrowed phase brings its path. "
+           "A root range of a thread other than its process's main thread (none of its thread's ranges open at its start) is nested under the main thread's path open at its start "
+           "(DDP's `nccl:all_reduce` on the autograd thread: `ProfilerStep#4/## backward ##/nccl:all_reduce`), and what runs inside it inherits that path; its `phase` stays its own name. "
+           "NULL when none."),
+    Column("phase_rule", _DICT_STR, "Which rule gave `phase`: `thread` (a range open on the event's own thread; range and gpu_range rows themselves; also where `phase_path` starts with the main thread's path, see `phase_path`: the phase itself is the thread's own), "
            "`main_thread` (borrowed from the main thread's range at the event's start), `forward_op` (borrowed from the linked forward op); "
            "GPU rows take their launching call's. NULL when `phase` is NULL. nsys has no forward-op links: `thread` or `main_thread` there."),
     Column("launch_name", _DICT_STR, "GPU rows: name of the runtime call that launched them (e.g. `cudaLaunchKernel`, `cudaGraphLaunch`); NULL if no launch was found (e.g. trimmed trace window)."),

@@ -5,7 +5,9 @@ range join (a SQL interval join over millions of events does not scale: a
 peer's DuckDB version ran out of 175 GB). The work is:
 
 1. a per-thread stack sweep over the ``range`` rows only (few compared with
-   all events), giving each range its parent and its path;
+   all events), giving each range its parent and its path (a root range of a
+   thread other than its process's main thread is nested under the main
+   thread's path open at its start: step 4's last paragraph);
 2. for every CPU-side point (runtime call, cpu_op, ...), the innermost range
    containing its start, found with ``searchsorted`` plus a walk up the parent
    chain that is vectorised over all points (iterations <= nesting depth);
@@ -43,6 +45,19 @@ peer's DuckDB version ran out of 175 GB). The work is:
    DDP's autograd thread holds ``nccl:all_reduce`` ranges and runs all other backward work outside them).
    nsys (:class:`BatchLinker`) has no forward-op links: rules a and c there. Vectorised as steps 2 and 3
    (the backward ops are intervals per thread looked up like ranges; links are sorted joins, :class:`Launches`).
+
+   Ranges of such a thread borrow too, but only a path prefix: a root range (none of its thread's ranges
+   open at its start), on a thread that is not its process's main thread, has as its path the main thread's
+   path open at its start (whatever it is, the step included) followed by its own name, so DDP's
+   ``nccl:all_reduce`` opened during backward is ``ProfilerStep#4/## backward ##/nccl:all_reduce``, and what
+   runs inside it (nested ranges, calls, the kernels they launch) inherits that path. Without it those ranges
+   were roots, outside every step, and their kernels (28% of GPU op time on HTA's nccl_data) fell in no
+   step's phase. ``phase`` stays the range's own name and ``phase_rule`` stays ``thread``: the phase still
+   comes from the event's own thread, only its place in the step is borrowed (one more rule value would
+   split the same phase over two rows of every per-rule count). No forward-op link for ranges (rule b): a
+   path prefix says which ranges were open when the range opened, and only the main thread's open path is
+   that (a forward op's path was open long before); rules a and c both give the main thread's open path.
+   Same in nsys (one :class:`RangeTree`). The main thread's ranges are never prefixed.
 
 All steps are linear in the number of events apart from sorts.
 
@@ -326,51 +341,85 @@ class RangeTree:
         self._name_dict = name_dict
         # per thread: starts and ends in start order, each range's parent there, and its path id
         self._threads: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
-        n_names = max(len(name_dict), 1)
-        path_of_key: dict[int, int] = {}
+        self._n_names = max(len(name_dict), 1)
+        self._path_of_key: dict[int, int] = {}
         is_step = np.array([nm.startswith(STEP_PREFIX) for nm in name_dict], dtype=bool)
         best: dict[int, tuple[int, int, int]] = {}  # pid -> (steps, ranges, -tid) of its best thread so far
         self._main: dict[int, int] = {}
-        for (p_, t_), rows in _thread_groups(pid, tid, np.arange(m_all, dtype=np.int32)).items():
+        groups = _thread_groups(pid, tid, np.arange(m_all, dtype=np.int32))
+        for (p_, t_), rows in groups.items():
             ni = name_idx[rows]
             score = (int(np.count_nonzero(is_step[ni[ni >= 0]])) if len(is_step) else 0, len(rows), -t_)
             if p_ not in best or score > best[p_]:
                 best[p_], self._main[p_] = score, t_
-            # Sort by start, longer first on ties, so a parent precedes its children.
-            starts = ts[rows]
-            ends = starts + np.maximum(dur[rows], 0)
-            order = np.lexsort((-ends, starts))
-            rows, starts, ends = rows[order], starts[order], ends[order]
-            m = len(rows)
-            parent = _rightmost_open(_sparse(ends), np.arange(m) - 1, starts)  # the table is O(m log m): not kept
-            names = name_idx[rows].astype(np.int64)
-            names = np.where(names >= 0, names, n_names)  # NULL name -> a sentinel id
-            # Paths level by level: a path id per distinct (parent path, name) pair.
-            r_path = np.full(m, -1, dtype=np.int64)
-            level = parent < 0
-            while level.any():
-                sel = np.flatnonzero(level)
-                ppath = np.where(parent[sel] >= 0, r_path[np.maximum(parent[sel], 0)], -1)
-                keys = (ppath + 1) * (n_names + 1) + names[sel]
-                uniq, inv = _unique(keys)
-                ids = np.empty(len(uniq), dtype=np.int64)
-                for u, kk in enumerate(uniq.tolist()):
-                    pid_ = path_of_key.get(kk)
-                    if pid_ is None:
-                        pp, ni = divmod(kk, n_names + 1)
-                        nm = name_dict[ni] if ni < len(name_dict) else ""
-                        pid_ = path_of_key[kk] = len(self.paths)
-                        self.paths.append(nm if pp == 0 else self.paths[pp - 1] + "/" + nm)
-                        self._path_name.append(ni)
-                    ids[u] = pid_
-                r_path[sel] = ids[inv.reshape(-1)]
-                done = np.zeros(m, dtype=bool)
-                done[sel] = True
-                level = (parent >= 0) & done[np.maximum(parent, 0)] & (r_path < 0)
-            self.range_path[rows] = r_path
-            if m:
-                key = int(_thread_key(pid[rows[:1]], tid[rows[:1]])[0])
-                self._threads[key] = (starts, ends, parent.astype(np.int32), r_path.astype(np.int32))
+        # Main threads first: the root ranges of every other thread take their path prefix from them.
+        for p_, t_ in sorted(groups, key=lambda k: self._main.get(k[0]) != k[1]):
+            self._add_thread(groups[(p_, t_)], pid, tid, ts, dur, name_idx)
+
+    def _add_thread(self, rows: np.ndarray, pid: np.ndarray, tid: np.ndarray, ts: np.ndarray, dur: np.ndarray,
+                    name_idx: np.ndarray) -> None:
+        """Nest one thread's ranges (``rows`` into the columns) and give each its path (module docstring,
+        step 1; a root range of a thread that is not its process's main thread is prefixed by the main thread's
+        path open at its start, which therefore must have been added before)."""
+        n_names = self._n_names
+        # Sort by start, longer first on ties, so a parent precedes its children.
+        starts = ts[rows]
+        ends = starts + np.maximum(dur[rows], 0)
+        order = np.lexsort((-ends, starts))
+        rows, starts, ends = rows[order], starts[order], ends[order]
+        m = len(rows)
+        if not m:
+            return
+        parent = _rightmost_open(_sparse(ends), np.arange(m) - 1, starts)  # the table is O(m log m): not kept
+        prefix = self._root_prefix(int(pid[rows[0]]), int(tid[rows[0]]), starts, parent)
+        names = name_idx[rows].astype(np.int64)
+        names = np.where(names >= 0, names, n_names)  # NULL name -> a sentinel id
+        # Paths level by level: a path id per distinct (parent path, name) pair; a root's parent path is its prefix.
+        r_path = np.full(m, -1, dtype=np.int64)
+        level = parent < 0
+        while level.any():
+            sel = np.flatnonzero(level)
+            ppath = np.where(parent[sel] >= 0, r_path[np.maximum(parent[sel], 0)], prefix[sel])
+            keys = (ppath + 1) * (n_names + 1) + names[sel]
+            uniq, inv = _unique(keys)
+            ids = np.empty(len(uniq), dtype=np.int64)
+            for u, kk in enumerate(uniq.tolist()):
+                pid_ = self._path_of_key.get(kk)
+                if pid_ is None:
+                    pp, ni = divmod(kk, n_names + 1)
+                    nm = self._name_dict[ni] if ni < len(self._name_dict) else ""
+                    pid_ = self._path_of_key[kk] = len(self.paths)
+                    self.paths.append(nm if pp == 0 else self.paths[pp - 1] + "/" + nm)
+                    self._path_name.append(ni)
+                ids[u] = pid_
+            r_path[sel] = ids[inv.reshape(-1)]
+            done = np.zeros(m, dtype=bool)
+            done[sel] = True
+            level = (parent >= 0) & done[np.maximum(parent, 0)] & (r_path < 0)
+        self.range_path[rows] = r_path
+        key = int(_thread_key(pid[rows[:1]], tid[rows[:1]])[0])
+        self._threads[key] = (starts, ends, parent.astype(np.int32), r_path.astype(np.int32))
+
+    def _root_prefix(self, p_: int, t_: int, starts: np.ndarray, parent: np.ndarray) -> np.ndarray:
+        """Per range of thread (p_, t_) in start order: the path its root ranges are nested under (-1: none).
+
+        The main thread's path open at the root's start (its innermost range, the step or finer; module
+        docstring, step 4's last paragraph); -1 for non-roots, on the main thread itself, and where the main
+        thread has nothing open. Why: DDP's autograd thread opens ``nccl:all_reduce`` while the loop's thread is
+        in ``backward``; as a root it sat outside every step, and its kernels in no step's phase."""
+        out = np.full(len(starts), -1, dtype=np.int64)
+        main = self._main.get(p_)
+        if main is None or main == t_:
+            return out
+        th = self._threads.get(int(_thread_key(np.array([p_]), np.array([main]))[0]))
+        roots = np.flatnonzero(parent < 0)
+        if th is None or not len(roots):
+            return out
+        m_starts, m_ends, m_parent, m_path = th
+        t = starts[roots]
+        hit = _open_at(m_ends, m_parent, np.searchsorted(m_starts, t, side="right") - 1, t)
+        out[roots] = np.where(hit >= 0, m_path[np.maximum(hit, 0)], -1)
+        return out
 
     def lookup(self, pid: np.ndarray, tid: np.ndarray, ts: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Path id of the range open at the start of each point ``rows`` of the columns, on its thread (-1: none).
