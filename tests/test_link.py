@@ -27,12 +27,17 @@ def _brute(ranges: list[tuple[int, int, int, int, int]], tid: int, t: int, befor
     return max(cands, key=_order_key) if cands else None
 
 
-def _path(ranges: list, r: tuple) -> str:
+def _path(ranges: list, r: tuple, main: int | None = None) -> str:
+    """r's path: its parents by _brute at their own starts; a root off the ``main`` thread after the path of the
+    main thread's range open at the root's start."""
     parts = []
+    root = r
     while r is not None:
         parts.append(f"n{r[4]}")
-        r = _brute(ranges, r[1], r[2], before=r)
-    return "/".join(reversed(parts))
+        root, r = r, _brute(ranges, r[1], r[2], before=r)
+    own = "/".join(reversed(parts))
+    m = _brute(ranges, main, root[2]) if main is not None and root[1] != main else None
+    return f"{_path(ranges, m, main)}/{own}" if m else own
 
 
 @settings(max_examples=200, deadline=None)
@@ -58,11 +63,11 @@ def test_phase_rule(rng: list, pts: list) -> None:
         r, rule = _brute(ranges, t_id, t), "thread"
         if r is None and main is not None and t_id != main:  # no range open: borrow the main thread's
             r, rule = _brute(ranges, main, t), "main_thread"
-        assert got_path[row] == (_path(ranges, r) if r else None)
+        assert got_path[row] == (_path(ranges, r, main) if r else None)
         assert got_phase[row] == (f"n{r[4]}" if r else None)
         assert got_rule[row] == (rule if r else None)
     for r in ranges:
-        assert got_path[r[0]] == _path(ranges, r)
+        assert got_path[r[0]] == _path(ranges, r, main)
 
 
 def test_gpu_rows_follow_their_launch() -> None:
