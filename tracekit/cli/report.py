@@ -132,7 +132,7 @@ def _html_writer(con: duckdb.DuckDBPyConnection, results: Any, traces: list[str]
         for (trace, step), dest in zip(meds, dests):
             try:
                 export_chrome(traces, dest, trace=str(trace), steps=Steps(int(step), int(step)),
-                              step_pattern=step_pattern)
+                              step_pattern=step_pattern, con=con)  # the report's _common tables, not a second build
                 chrome[str(trace)] = dest.name
                 written.append(str(dest))
             except TraceError as e:
