@@ -347,8 +347,9 @@ def print_report(results: Mapping[str, Any], limit: int = 25, width: int | None 
 
 
 def to_html(results: Mapping[str, Any], title: str = "tracekit report",
-            chrome: Mapping[str, str] | None = None, chrome_notes: Iterable[str] = ()) -> str:
-    """A self-contained HTML page (see :mod:`tracekit.view.html`)."""
+            chrome: Mapping[str, str] | None = None, chrome_notes: Iterable[str] = (),
+            view: Mapping[str, Rows] | None = None) -> str:
+    """A self-contained HTML page (see :mod:`tracekit.view.html`); ``view``: ``results`` as Rows, if at hand."""
     from tracekit.view.html import render
 
-    return render(results, title=title, chrome=chrome, chrome_notes=tuple(chrome_notes))
+    return render(results, title=title, chrome=chrome, chrome_notes=tuple(chrome_notes), view=view)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from tracekit.atomic import refuse_input
 from tracekit.cli._output import emit
 from tracekit.cli._params import regex
 from tracekit.errors import TraceError
+from tracekit.view.rows import Rows, all_rows
 
 
 @click.command("report")
@@ -90,12 +92,15 @@ def command(traces: tuple[str, ...], as_json: bool, html_out: str | None, step_p
         except ValueError as e:
             raise click.BadParameter(str(e), param_hint="--section") from None
     to_html, exported = rep.to_html, []
+    # the DataFrames of the HTML path as Rows, once: the page's tables and the terminal report read them
+    view = all_rows(results) if html_out else None
     try:
-        if html_out and con is not None:
-            to_html = _html_writer(con, results, list(traces), html_out, step_pattern, exported)
+        if html_out and con is not None and view is not None:
+            to_html = _html_writer(con, results, view, list(traces), html_out, step_pattern, exported)
         emit(results, as_json=as_json, html_out=html_out, title="tracekit report: " + ", ".join(traces),
-             to_json=rep.to_json, to_html=to_html,
-             show=lambda r: rep.print_report(r, limit=limit, width=width, sections=sections, full=full))
+             to_json=lambda r: rep.to_json(r if view is None else view), to_html=to_html,
+             show=lambda r: rep.print_report(r if view is None else view, limit=limit, width=width,
+                                             sections=sections, full=full))
     except BaseException:
         # the page was not written (a full disk, Ctrl-C): the median-step files made for it go too (issue 23)
         for f in exported:
@@ -105,19 +110,21 @@ def command(traces: tuple[str, ...], as_json: bool, html_out: str | None, step_p
         click.echo(f"wrote {', '.join(exported)} (the median step: open in ui.perfetto.dev)")
 
 
-def _html_writer(con: duckdb.DuckDBPyConnection, results: Any, traces: list[str], html_out: str,
-                 step_pattern: str | None, written: list[str]) -> Any:
+def _html_writer(con: duckdb.DuckDBPyConnection, results: Any, view: Mapping[str, Rows], traces: list[str],
+                 html_out: str, step_pattern: str | None, written: list[str]) -> Any:
     """The page's extra inputs: the timeline rows (queries/timeline.sql on the report's connection) and
     each trace's median step written with export-chrome next to the page, linked from it.
 
-    Returns the page writer; ``written`` receives each median-step file as it is written. Every one of
-    their names is checked against the inputs before the first is written (`report r.median_step.json.gz
+    ``view``: ``results`` as Rows. Returns the page writer; ``written`` receives each median-step file as it
+    is written. Every one of their names is checked against the inputs before the first is written (`report r.median_step.json.gz
     --html r.html` replaced its input with its own slice, issue 23)."""
     from tracekit.export_chrome import Steps, export_chrome
     from tracekit.view.timeline import query
 
     page = dict(results)
-    page.update(query(con))
+    extra = query(con)
+    page.update(extra)
+    page_view = {**view, **all_rows(extra)}
     tl = page.get("timeline")
     chrome: dict[str, str] = {}
     notes: list[str] = []
@@ -137,4 +144,4 @@ def _html_writer(con: duckdb.DuckDBPyConnection, results: Any, traces: list[str]
                 written.append(str(dest))
             except TraceError as e:
                 notes.append(f"median step of {trace} not exported: {e}")
-    return lambda r, title: rep.to_html(page, title=title, chrome=chrome, chrome_notes=notes)
+    return lambda r, title: rep.to_html(page, title=title, chrome=chrome, chrome_notes=notes, view=page_view)
