@@ -12,7 +12,8 @@ names the commands print are the same) and compares:
 - ``full``: stdout of ``report --full --width 160`` (every table);
 - ``html``: ``report --html r.html``: its stdout, the page's bytes, and the median step export
   (``r.median_step*.json.gz``) decompressed (the gzip header and the compressor's choices are not the
-  export's content: only the JSON inside is compared), plus the list of files written.
+  export's content: only the JSON inside is compared), plus the list of files written;
+- ``htmljson``: ``report --json --html r.html``: the JSON printed from the HTML path's DataFrames, and the page.
 
 Nothing on the page depends on the clock (no date is written; matplotlib's PNGs carry no time stamp
 in their metadata as tracekit saves them): a difference is a difference. When one shows, the
@@ -34,7 +35,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 MODES = {"json": ["--json"], "term": ["--width", "120"], "full": ["--full", "--width", "160"],
-         "html": ["--html", "r.html"]}
+         "html": ["--html", "r.html"], "htmljson": ["--json", "--html", "r.html"]}
 
 
 def inputs() -> list[str]:
@@ -66,7 +67,7 @@ def main() -> None:
     ap.add_argument("old")
     ap.add_argument("new")
     ap.add_argument("inputs", nargs="*")
-    ap.add_argument("--modes", default="json,term,full,html")
+    ap.add_argument("--modes", default="json,term,full,html,htmljson")
     a = ap.parse_args()
     modes = a.modes.split(",")
     bad = 0
