@@ -137,6 +137,39 @@ def test_planted_phase_and_step(planted_kineto: Path, tmp_path: Path) -> None:
     check_chrome_format(doc)
 
 
+def test_render_bytes_without_hoisting() -> None:
+    # the common row (no "@" key in args): keys in the schema's order, times as exact decimal us, args verbatim
+    assert render_event("X", "kernel", "k\"1", 1, 7, 1234567, 5000, None, '{"a": 1}') == (
+        b'{"ph":"X","cat":"kernel","name":"k\\"1","pid":1,"tid":7,"ts":1234.567,"dur":5,"args":{"a": 1}}')
+    # dur only for complete events; a flow id as "id"; no args key when args is NULL
+    assert render_event("s", "ac2g", "ac2g", 0, 3, -1500, 9, 42, None) == (
+        b'{"ph":"s","cat":"ac2g","name":"ac2g","pid":0,"tid":3,"ts":-1.5,"id":42}')
+
+
+def test_planted_on_the_reports_connection(planted_kineto: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """report --html exports on its own connection (con=, no second _common build): the same slice as
+    test_planted_phase_and_step, written in batches of 3 rows so that the joins between batches are read too."""
+    import duckdb
+
+    from tracekit import export_chrome as ec
+    from tracekit import report
+
+    con = duckdb.connect()
+    report.run([planted_kineto], con=con, analyses=["steps"])
+    monkeypatch.setattr(ec, "_BATCH", 3)
+    out = tmp_path / "s.json.gz"
+    res = export_chrome(planted_kineto, out, phase="sampler", steps="1:1", con=con)
+    doc = read_chrome(out)
+    assert res["events"] == 10 and res["steps"] == 2 and res["steps_selected"] == 1
+    assert _names(doc) == Counter({
+        ("X", "sampler"): 1, ("X", "cudaLaunchKernel"): 2, ("X", "aten::item"): 1,
+        ("X", "aten::_local_scalar_dense"): 1, ("X", "cudaMemcpyAsync"): 1, ("X", "cudaStreamSynchronize"): 1,
+        ("X", "sample_kernel"): 1, ("X", "Memcpy DtoH (Device -> Pinned)"): 1, ("X", "post_sample"): 1})
+    ev = {e["name"]: e for e in doc["traceEvents"]}
+    assert ev["sample_kernel"]["ts"] == 3950 and ev["sample_kernel"]["dur"] == 5450
+    check_chrome_format(doc)
+
+
 def test_planted_second_step_and_graph_phase(planted_kineto: Path, tmp_path: Path) -> None:
     export_chrome(planted_kineto, tmp_path / "a.json", steps="2")
     assert _names(read_chrome(tmp_path / "a.json")) == Counter(

@@ -57,3 +57,15 @@ def test_html(pq: Path, tmp_path: Path) -> None:
     # every figure is an embedded PNG (no network); the layout checks in a browser are in test_view.py
     assert text.count("<img ") == text.count("src='data:image/png;base64,") >= 1
     assert "<script>" not in text and "evil&lt;script&gt;" in text
+
+
+@pytest.mark.parametrize("flag, one", [(None, False), (True, True)])
+def test_run_small_one_thread_on_callers_connection(pq: Path, flag: bool | None, one: bool) -> None:
+    """report.run leaves a caller's connection at its thread count unless told (small_one_thread=True, what
+    report --html asks): the planted trace has a few dozen events, far under report.SMALL_EVENTS."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("SET threads = 2")
+    report.run([pq], con=con, analyses=["summary"], small_one_thread=flag)
+    assert con.execute("SELECT current_setting('threads')").fetchall()[0][0] == (1 if one else 2)

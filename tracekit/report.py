@@ -206,22 +206,26 @@ def run(paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[str],
         con: duckdb.DuckDBPyConnection | None = None,
         arrow: bool = False,
         rows: bool = False,
+        small_one_thread: bool | None = None,
         **params: Any) -> dict[str, pd.DataFrame]:
     """Run the analyses over converted traces; returns ``{output name: DataFrame}``.
 
     ``params`` override :data:`DEFAULTS` (``step_pattern``, ``vocab``, ``lm_head_regex``, ...).
     ``timings`` (if given) receives wall seconds per file, ``_common`` included. ``arrow``: Arrow
     tables instead; ``rows``: :class:`~tracekit.view.rows.Rows` instead (what the terminal and JSON
-    report read, without importing pandas).
+    report read, without importing pandas). ``small_one_thread``: apply :func:`one_thread_if_small`;
+    None (the default) does so only on a connection ``run`` opened itself, True on ``con`` too
+    (``report --html`` opens its own, to run the timeline and the median-step export on it afterwards).
     """
     names = tuple(analyses or ANALYSES)
     unknown = [a for a in names if a not in ANALYSES]
     if unknown:
         raise ValueError(f"unknown analysis {', '.join(unknown)}; known: {', '.join(ANALYSES)}")
-    own = con is None
+    if small_one_thread is None:
+        small_one_thread = con is None
     con = connect(paths, con=con)
     con.execute("SET enable_progress_bar = false")  # DuckDB's bar would interleave with the tables
-    if own:
+    if small_one_thread:
         one_thread_if_small(con)
     out: dict[str, Any] = {}
     t0 = time.perf_counter()
@@ -247,7 +251,8 @@ def one_thread_if_small(con: duckdb.DuckDBPyConnection) -> bool:
     and one thread was faster (report.run on 3,332 events, 2 cores, fresh processes alternated, median
     of 5: 0.459 vs 0.480 s; at 109k events a wash, 0.82 vs 0.81 s: hence the threshold well below).
     It also makes the last bits of parallel float sums repeatable on such inputs. :func:`run` changes
-    only a connection it opened itself; the count reads Parquet metadata (~1 ms).
+    only a connection it opened itself unless told (``small_one_thread``); the count reads Parquet
+    metadata (~1 ms).
     """
     n = con.execute("SELECT count(*) FROM events").fetchone()
     if n is not None and n[0] < SMALL_EVENTS:
@@ -347,8 +352,9 @@ def print_report(results: Mapping[str, Any], limit: int = 25, width: int | None 
 
 
 def to_html(results: Mapping[str, Any], title: str = "tracekit report",
-            chrome: Mapping[str, str] | None = None, chrome_notes: Iterable[str] = ()) -> str:
-    """A self-contained HTML page (see :mod:`tracekit.view.html`)."""
+            chrome: Mapping[str, str] | None = None, chrome_notes: Iterable[str] = (),
+            view: Mapping[str, Rows] | None = None) -> str:
+    """A self-contained HTML page (see :mod:`tracekit.view.html`); ``view``: ``results`` as Rows, if at hand."""
     from tracekit.view.html import render
 
-    return render(results, title=title, chrome=chrome, chrome_notes=tuple(chrome_notes))
+    return render(results, title=title, chrome=chrome, chrome_notes=tuple(chrome_notes), view=view)

@@ -24,8 +24,9 @@ def emit(results: Results, *, as_json: bool, html_out: str | None, title: str,
     if html_out:
         atomic.write_text(html_out, to_html(results, title=title))
     if as_json:
-        json.dump(to_json(results), sys.stdout, default=str)
-        sys.stdout.write("\n")
+        # dumps, then one write: json.dump streams through the pure-Python encoder, one write per token
+        # (63k writes, a fifth of a small trace's --json run); the C encoder writes the same text (issue 25)
+        sys.stdout.write(json.dumps(to_json(results), default=str) + "\n")
     else:
         show(results)
         if html_out:

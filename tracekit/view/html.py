@@ -228,14 +228,17 @@ def _several_gpus(results: Mapping[str, pd.DataFrame], view: Mapping[str, Rows])
 
 
 def render(results: Mapping[str, pd.DataFrame], title: str = "tracekit report",
-           chrome: Mapping[str, str] | None = None, chrome_notes: Sequence[str] = (), limit: int = 50) -> str:
+           chrome: Mapping[str, str] | None = None, chrome_notes: Sequence[str] = (), limit: int = 50,
+           view: Mapping[str, Rows] | None = None) -> str:
     """The page. ``chrome``: trace -> relative path of its median step exported with export-chrome.
 
-    ``results``: DataFrames (the plots and the timeline need them); the tables read them as Rows."""
+    ``results``: DataFrames (the plots and the timeline need them); the tables read them as Rows.
+    ``view``: ``all_rows(results)`` when the caller has it already (``report --html`` converts the
+    DataFrames once for the page and the terminal report it prints; issue 25)."""
     if any(isinstance(v, Rows) for v in results.values()):
         raise TypeError("the HTML report plots DataFrames: run tracekit.report.run(...) without rows=True")
     chrome = chrome or {}
-    view = all_rows(results)
+    view = all_rows(results) if view is None else view
     names = sec.traces(view)
     p = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
          f"<meta name='viewport' content='width=device-width, initial-scale=1'><title>{html_text(title)}</title>"

@@ -1,0 +1,100 @@
+"""Time every SQL statement of ``tracekit report`` on one input: where the report's SQL time goes.
+
+Usage: python bench/profile_report.py TRACE [--html] [--top 30]
+
+Runs the report as the CLI does (``--html``: the HTML path, DataFrames on a caller's connection plus
+``queries/timeline.sql``; else the terminal/JSON path, Rows on the report's own connection), with
+``tracekit.report._exec_script`` and the output fetch wrapped so that each statement (split by DuckDB's
+own parser) is timed alone. Prints the slowest statements with their file, the statement's first line
+and its share of the SQL time, then the total per file. Numbers are wall seconds of one run: rerun to
+see the noise (the machine is shared).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import time
+from collections import defaultdict
+from typing import Any
+
+import duckdb
+
+from tracekit import report
+
+_TIMES: list[tuple[float, str, str]] = []  # (seconds, file, statement head)
+_FILE = ["?"]
+
+
+def _head(sql: str) -> str:
+    body = re.sub(r"--[^\n]*", "", sql).strip()
+    return re.sub(r"\s+", " ", body)[:110]
+
+
+def _timed_exec(con: duckdb.DuckDBPyConnection, sql: str) -> None:
+    if not (sql.strip() and re.sub(r"--[^\n]*", "", sql).strip()):
+        return
+    for st in con.extract_statements(sql):
+        t0 = time.perf_counter()
+        con.execute(st.query)
+        _TIMES.append((time.perf_counter() - t0, _FILE[0], _head(st.query)))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("trace")
+    ap.add_argument("--html", action="store_true", help="the HTML path (DataFrames, caller's connection, timeline)")
+    ap.add_argument("--top", type=int, default=30)
+    a = ap.parse_args()
+
+    orig_setup, orig_run_sql = report.setup_file, report.run_sql
+    report._exec_script = _timed_exec  # type: ignore[assignment]
+
+    def setup_file(con: Any, name: str, done: set[str]) -> Any:
+        prev, _FILE[0] = _FILE[0], name
+        try:
+            return orig_setup(con, name, done)
+        finally:
+            _FILE[0] = prev
+
+    def run_sql(con: Any, sf: Any, done: set[str], arrow: bool = False, rows: bool = False) -> Any:
+        _FILE[0] = sf.name
+        out: dict[str, Any] = {}
+        for req in sf.requires:
+            setup_file(con, req, done)
+        _FILE[0] = sf.name
+        if sf.name not in done:
+            _timed_exec(con, sf.setup)
+            done.add(sf.name)
+        for o, sql in sf.outputs:
+            t0 = time.perf_counter()
+            key = sf.name if o == sf.name else f"{sf.name}.{o}"
+            out[key] = (report.from_cursor(con.execute(sql)) if rows else con.execute(sql).df())
+            _TIMES.append((time.perf_counter() - t0, sf.name, f"@output {o}"))
+        return out
+
+    report.setup_file = setup_file  # type: ignore[assignment]
+    report.run_sql = run_sql  # type: ignore[assignment]
+    _FILE[0] = "_common"
+    t0 = time.perf_counter()
+    con = duckdb.connect() if a.html else None
+    res = report.run([a.trace], con=con, rows=not a.html)
+    if a.html and con is not None:
+        from tracekit.view.timeline import query
+
+        query(con)
+    total = time.perf_counter() - t0
+    sql_total = sum(t for t, _, _ in _TIMES)
+    print(f"{a.trace}: report.run{' + timeline' if a.html else ''} {total:.3f} s, {len(_TIMES)} statements "
+          f"{sql_total:.3f} s, {len(res)} outputs")
+    for t, f, h in sorted(_TIMES, reverse=True)[:a.top]:
+        print(f"{t:7.3f} {100 * t / sql_total:5.1f}%  {f:<12} {h}")
+    per: dict[str, float] = defaultdict(float)
+    for t, f, _ in _TIMES:
+        per[f] += t
+    print("per file:", ", ".join(f"{f} {t:.3f}" for f, t in sorted(per.items(), key=lambda x: -x[1])))
+    del orig_run_sql
+
+
+if __name__ == "__main__":
+    main()
