@@ -13,7 +13,11 @@ super-linear (80k events: 3-4 minutes) is the first:
 The run is a ResNet-style training loop: per step a forward pass on the main thread and a backward pass on
 the autograd thread, each op launching one kernel on stream 7, plus a host-to-device copy and a memset.
 
-    python bench/make_old_torch_trace.py --events 80000 --out /tmp/old19.json.gz
+    python bench/make_old_torch_trace.py --events 80000 --out /tmp/old19.json.gz [--flows int|tts]
+
+``--flows int`` writes the flow events' tids as integers (text elsewhere) and ``--flows tts`` gives every flow
+Chrome's ``tts`` field: either way events the C scanner reads and events it leaves to Python alternate, the
+layout that took minutes before ``kscan.MAX_RAW_RUNS`` (BENCHMARKS.md, issue 25 item 1).
 
 ``write_trace`` is also what ``tests/test_kineto_old_layout.py`` uses to build its N / 4N scaling pair.
 """
@@ -56,14 +60,19 @@ def _gpu(cat: str, name: str, ts: int, dur: int, corr: int, ext: int) -> str:
             '\n    }\n  },')
 
 
-def _flow(ph: str, corr: int, pid: int, tid: str, ts: int) -> str:
+def _flow(ph: str, corr: int, pid: int, tid: str, ts: int, flows: str = "text") -> str:
     bp = ', "bp": "e"' if ph == "f" else ""
-    return (f'\n  {{\n    "ph": "{ph}", "id": {corr}, "pid": {pid}, "tid": "{tid}", "ts": {ts},\n'
-            f'    "cat": "async", "name": "launch"{bp}\n  }},')
+    t = tid.removeprefix("stream ") if flows == "int" else f'"{tid}"'
+    tts = ', "tts": 1' if flows == "tts" else ""
+    return (f'\n  {{\n    "ph": "{ph}", "id": {corr}, "pid": {pid}, "tid": {t}, "ts": {ts},\n'
+            f'    "cat": "async"{tts}, "name": "launch"{bp}\n  }},')
 
 
-def write_trace(out: io.TextIOBase, events: int) -> int:
-    """Write a torch-1.9-layout trace of about ``events`` events to ``out``; returns the number written."""
+def write_trace(out: io.TextIOBase, events: int, flows: str = "text") -> int:
+    """Write a torch-1.9-layout trace of about ``events`` events to ``out``; returns the number written.
+
+    ``flows``: how flow events write their tid: "text" as the rest, "int", or text plus a ``tts`` field.
+    """
     out.write('{\n  "schemaVersion": 1,\n\n  "computeProperties": [\n    {\n      "id": 0, '
               '"name": "GeForce RTX 2080 Ti", "totalGlobalMem": 11554717696,\n      "computeMajor": 7, '
               '"computeMinor": 5,\n      "maxThreadsPerBlock": 1024, "warpSize": 32,\n'
@@ -90,9 +99,9 @@ def write_trace(out: io.TextIOBase, events: int) -> int:
             corr += 1
             parts.append(_op(_OPS[k] if tid == MAIN_TID else _OPS[k] + "_backward", tid, t, 18, ext))
             parts.append(_runtime("cudaLaunchKernel", tid, t + 3, corr, ext))
-            parts.append(_flow("s", corr, PID, str(tid), t + 3))
+            parts.append(_flow("s", corr, PID, str(tid), t + 3, flows))
             parts.append(_gpu("Kernel", _KERNELS[k], t + 40, 15, corr, ext))
-            parts.append(_flow("f", corr, 0, f"stream {STREAM}", t + 40))
+            parts.append(_flow("f", corr, 0, f"stream {STREAM}", t + 40, flows))
             n += PER_OP
             ext += 1
             t += 20
@@ -113,10 +122,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=int, default=80_000)
     ap.add_argument("--out", type=Path, default=Path("/tmp/old19.json.gz"))
+    ap.add_argument("--flows", choices=("text", "int", "tts"), default="text", help="flow events' tids (see above)")
     a = ap.parse_args()
     opener = gzip.open if a.out.suffix == ".gz" else open
     with opener(a.out, "wt") as f:
-        n = write_trace(f, a.events)
+        n = write_trace(f, a.events, a.flows)
     print(f"{a.out}: {a.out.stat().st_size / 1e6:.2f} MB, {n:,} events")
 
 

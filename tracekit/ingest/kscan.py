@@ -211,10 +211,13 @@ def runs(body: bytes, counts: Counter[str] | None = None) -> list[tuple[int, int
     return res
 
 
-def _whole(body: bytes) -> list[tuple[int, int, dict[str, pa.Array] | None]]:
+def _whole(body: bytes | memoryview) -> list[tuple[int, int, dict[str, pa.Array] | None]]:
     """All of ``body`` as one run for the generic path, separators trimmed off both ends."""
-    ws = b" \t\r\n,"
-    a, b = len(body) - len(body.lstrip(ws)), len(body.rstrip(ws))
+    a, b = 0, len(body)  # body may be a memoryview (no strip): trimmed as runs() trims its spans
+    while a < b and body[a] in b" \t\r\n,":
+        a += 1
+    while b > a and body[b - 1] in b" \t\r\n,":
+        b -= 1
     return [(a, b, None)] if a < b else []
 
 
