@@ -16,7 +16,10 @@
 --   kernels_without_launch GPU ops with no launching runtime call (trimmed window, or a runtime
 --                          activity not captured): they have no phase
 --   same_stream_overlap    GPU ops that start before the previous op on the same device+stream
---                          ended (clock skew or a converter problem)
+--                          ended (clock rounding or skew, or a converter problem). Kernels launched with
+--                          cudaLaunchKernelEx(C) / cuLaunchKernelEx (launch_name starting so) may overlap
+--                          their predecessor by design (Hopper/Blackwell programmatic dependent launch):
+--                          the message says how many of the overlapping ops were, naming the calls
 --   clock_resolution       timestamps on a 1 us grid (Kineto µs traces): ops shorter than 1 us
 --                          show as 0 or 1 us; zero-duration GPU ops are counted
 --   no_gpu_activity        no GPU op, no runtime row, no sync record: a CPU-only run, said once (warn);
@@ -48,9 +51,14 @@ WITH _g AS (
            count(*) FILTER (WHERE dur_ns = 0) AS zero_dur
     FROM _gpu GROUP BY trace
 ), _ov AS (
-    SELECT trace, count(*) FILTER (WHERE ts_ns < prev_end) AS overlaps, count(*) AS ops FROM (
-        SELECT trace, ts_ns, max(end_ns) OVER (PARTITION BY trace, device, stream ORDER BY ts_ns, end_ns
-                                               ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_end
+    SELECT trace, count(*) FILTER (WHERE ts_ns < prev_end) AS overlaps, count(*) AS ops,
+           count(*) FILTER (WHERE ts_ns < prev_end AND pdl) AS pdl_overlaps,
+           string_agg(DISTINCT launch_name, ', ' ORDER BY launch_name) FILTER (WHERE ts_ns < prev_end AND pdl) AS pdl_calls
+    FROM (
+        SELECT trace, ts_ns, launch_name,
+               coalesce(regexp_matches(launch_name, '^(cudaLaunchKernelEx|cuLaunchKernelEx)'), FALSE) AS pdl,
+               max(end_ns) OVER (PARTITION BY trace, device, stream ORDER BY ts_ns, end_ns
+                                 ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_end
         FROM _gpu) GROUP BY trace
 ), _s AS (
     SELECT e.trace,
@@ -114,8 +122,11 @@ SELECT t.trace, 'same_stream_overlap', CASE WHEN coalesce(o.overlaps, 0) > 0 THE
        o.overlaps / nullif(o.ops, 0),
        'GPU ops starting before the previous op on their stream ended = ' || coalesce(o.overlaps, 0),
        'GPU ops = ' || coalesce(o.ops, 0),
-       CASE WHEN coalesce(o.overlaps, 0) > 0 THEN 'ops on one stream overlap: clock rounding or skew; union-busy times '
-            || 'stay correct, summed op times double count the overlap' ELSE 'no overlap within a stream' END
+       CASE WHEN coalesce(o.overlaps, 0) > 0 THEN 'ops on one stream overlap: clock rounding or skew'
+            || CASE WHEN o.pdl_overlaps > 0 THEN '; ' || o.pdl_overlaps || ' of them launched with ' || o.pdl_calls
+                    || ' (programmatic dependent launch lets them overlap by design)' ELSE '' END
+            || '; union-busy times stay correct, summed op times double count the overlap'
+            ELSE 'no overlap within a stream' END
 FROM _t t LEFT JOIN _ov o USING (trace)
 UNION ALL
 SELECT t.trace, 'clock_resolution', CASE WHEN r.on_us_grid = r.timed THEN 'warn' ELSE 'info' END,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections import Counter
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tracekit.ingest import kineto, kscan
+from tracekit.ingest.kineto_kinds import TEXT_ID_NOTES
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 KINETO = SHARED / "traces" / "kineto"
@@ -139,8 +141,11 @@ def test_pid_tid_id() -> None:
 
 
 @pytest.mark.parametrize("body", [
-    b'{"pid": "12"}',                          # string pid that may be numeric: the Python path decides
-    b'{"tid": "7"}',
+    b'{"pid": "012"}',                         # numeric text beyond plain decimal: the Python path decides
+    b'{"tid": "stream 07"}',
+    b'{"tid": "Stream 7"}',
+    b'{"pid": "stream 7"}',                    # `stream N` is a tid only
+    b'{"tid": "+7"}',
     b'{"pid": 1.0}',
     b'{"id": 9223372036854775808}',
     b'{"pid": 1e3}',
@@ -317,9 +322,9 @@ def test_scan_runs() -> None:
     assert [r if isinstance(r, bytes) else r["pid"].to_pylist() for r in got] == [
         [1, 2], b'{"pid": "s1"}, {"pid": "s2"}', [3], b'{"tid": "0x1"}']
     assert [(body[a:b], c is None) for a, b, c in kscan.runs(body)][1] == (b'{"pid": "s1"}, {"pid": "s2"}', True)
-    got = kscan.scan_runs(b'{"pid": 1}, {"pid": "5", "a": [}, {"pid": 2}')   # malformed: the rest is one run
-    assert got[0]["pid"].to_pylist() == [1] and got[1] == b'{"pid": "5", "a": [}, {"pid": 2}'
-    assert kscan.scan_runs(b'{"pid": "5"}') == [b'{"pid": "5"}']
+    got = kscan.scan_runs(b'{"pid": 1}, {"pid": "05", "a": [}, {"pid": 2}')   # malformed: the rest is one run
+    assert got[0]["pid"].to_pylist() == [1] and got[1] == b'{"pid": "05", "a": [}, {"pid": 2}'
+    assert kscan.scan_runs(b'{"pid": "05"}') == [b'{"pid": "05"}']
     assert len(kscan.scan_runs(b'{"pid": 1}')) == 1
 
 
@@ -329,7 +334,26 @@ def test_scan_block_prefix() -> None:
     assert cols["pid"].to_pylist() == [1, 2] and body[stop:] == b'{"pid": "s1"}, {"pid": 3}'
     cols, stop = kscan.scan_block_prefix(body[: body.index(b",\n  {\"pid\": \"s")])
     assert cols["pid"].to_pylist() == [1, 2] and stop == len(body[: body.index(b",\n  {\"pid\": \"s")])
-    assert kscan.scan_block_prefix(b'{"pid": "5"}, {"pid": 1}') == (None, 0)
+    assert kscan.scan_block_prefix(b'{"pid": "05"}, {"pid": 1}') == (None, 0)
+
+
+def test_text_ids_of_old_torch() -> None:
+    """torch 1.8/1.9 wrote tids as text: plain decimal text is the number (no args entry: the text is its
+    spelling), a tid `stream N` is N with the text kept as @tid; each counted for the trace's notes."""
+    counts: Counter[str] = Counter()
+    body = b'{"pid": "12", "tid": "stream 7"}, {"tid": "0"}, {"pid": 3, "tid": "31383", "args": {"a": 1}}'
+    (cols,) = kscan.scan_runs(body, counts)
+    assert cols["pid"].to_pylist() == [12, None, 3] and cols["tid"].to_pylist() == [7, 0, 31383]
+    assert [a and json.loads(a) for a in cols["args"].to_pylist()] == [{"@tid": "stream 7"}, None, {"a": 1}]
+    assert counts == {TEXT_ID_NOTES[0]: 1, TEXT_ID_NOTES[1]: 2, TEXT_ID_NOTES[2]: 1}
+
+
+def test_alternating_block_goes_whole_to_python() -> None:
+    """Past MAX_RAW_RUNS runs the scanner cannot take, the block is one run for the generic path."""
+    one = b'{"pid": 1}, {"pid": "05"}'
+    body = b", ".join([one] * (kscan.MAX_RAW_RUNS + 1))
+    assert kscan.scan_runs(body + b" ,\n") == [body]
+    assert len(kscan.scan_runs(b", ".join([one] * kscan.MAX_RAW_RUNS))) == 2 * kscan.MAX_RAW_RUNS
 
 
 def test_named_pid_tid_become_null_plus_args() -> None:

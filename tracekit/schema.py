@@ -63,7 +63,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("ts_ns", pa.int64(), "Start time in integer nanoseconds, one clock for CPU and GPU rows of a trace. Kineto's microseconds (integer or decimal text) are converted exactly from the digits and rounded to the nearest ns, half to even (never truncated, never through a float that cannot hold them)."),
     Column("dur_ns", pa.int64(), "Duration in nanoseconds, converted and rounded like `ts_ns`; 0 for instants, flows and metadata, and for negative source durations (the raw value is kept as `@dur` in `args`)."),
     Column("pid", pa.int64(), "Process id. Kineto GPU rows carry the device index here, as Kineto writes them; use `device` for the GPU."),
-    Column("tid", pa.int64(), "Thread id on the CPU side; for Kineto GPU rows the stream (as Kineto writes it)."),
+    Column("tid", pa.int64(), "Thread id on the CPU side; for Kineto GPU rows the stream (as Kineto writes it). Written as text (torch 1.8/1.9): numeric text is the number, `stream N` is N (the text kept as args.@tid), other text NULL (kept as args.@tid); trace_notes counts each."),
     Column("device", pa.int32(), "GPU index of GPU rows (and of runtime rows when the source says) as the source records it "
            "(Kineto: args.device); NULL on pure CPU rows. On ROCm roctracer traces it is the HSA agent id, which numbers the "
            "CPU agents first (GPU 0 is 2 on a two-socket host), not the deviceProperties id: the `trace_devices` view "
@@ -72,7 +72,7 @@ COLUMNS: tuple[Column, ...] = (
            "timeline print (NULL when the trace cannot tell: tracekit.store documents the rule)."),
     Column("stream", pa.int64(), "GPU stream id of GPU rows; NULL elsewhere."),
     Column("correlation", pa.int64(), "Links a runtime call to the GPU ops it launched: equal values within one trace. Unique within the trace (nsys: process-qualified). For Kineto flow rows, the flow id."),
-    Column("external_id", pa.int64(), "Kineto `External id`: links cpu_ops, their runtime calls and GPU ops; NULL when absent."),
+    Column("external_id", pa.int64(), "Kineto `External id` (torch 1.8/1.9: `external id` on runtime and GPU rows, read where `External id` gives no integer): links cpu_ops, their runtime calls and GPU ops; NULL when absent."),
     Column("phase", _DICT_STR, "Innermost `range` that encloses the event on its thread (runtime, cpu_op, python, range rows; a range's own name for range rows); GPU rows take the phase of the runtime call that launched them, kernels replayed by a graph launch take the launch's phase. "
            "A CPU event with no range open on its own thread, on a thread other than its process's main thread, borrows one (`phase_rule` says which rule gave it): "
            "the range open on the main thread at its start when that range says more than the step (not a `ProfilerStep#N`); else the phase of the forward op linked to the backward op enclosing it "
@@ -101,7 +101,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("shared_mem_bytes", pa.int64(), "Kernel shared memory per block in bytes (static + dynamic where the source separates them)."),
     Column("bytes", pa.int64(), "Bytes copied (memcpy) or set (memset)."),
     Column("copy_kind", _DICT_STR, "Memcpy direction: `HtoD`, `DtoH`, `DtoD`, `HtoH`, `PtoP`, ... as the source names it."),
-    Column("input_dims", pa.string(), "cpu_op input shapes as JSON text (Kineto `Input Dims`, recorded with record_shapes=True)."),
+    Column("input_dims", pa.string(), "cpu_op input shapes as JSON text (Kineto `Input Dims`, torch 1.8 `Input dims`; recorded with record_shapes=True)."),
     Column("input_types", pa.string(), "cpu_op input dtypes as JSON text (Kineto `Input type`)."),
     Column("flops", pa.float64(), "Floating-point operations, when the source records them (Kineto with_flops)."),
     Column("graph_id", pa.int64(), "CUDA graph id of kernels replayed from a graph, when the source records it."),

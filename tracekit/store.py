@@ -46,9 +46,11 @@ VIEWS = {
 RAW_SUFFIXES = (".json", ".json.gz", ".gz", ".sqlite", ".nsys-rep", ".qdrep")
 #: ``trace_devices``: the GPUs of each trace, in the id space of the GPU ops' ``device`` column.
 #: Rows of two sources (``id_source``): ``metadata``, one per GPU the files' ``tracekit.traces``
-#: metadata lists (Kineto deviceProperties: id/name/numSms/gcnArchName/totalGlobalMem; nsys
-#: TARGET_INFO_*: id/name/sm_count; only Parquet footers are read), and ``gpu_op``, one per device id
-#: that GPU ops use but no listed GPU has. The second happens on ROCm: roctracer writes the HSA agent
+#: metadata lists (Kineto deviceProperties, or torch 1.8's computeProperties: id/name/numSms (old:
+#: multiProcessorCount)/gcnArchName/totalGlobalMem; nsys TARGET_INFO_*: id/name/sm_count; only Parquet
+#: footers are read), and ``gpu_op``, one per device id that GPU ops use but no listed GPU has. That
+#: happens when the trace lists no GPU at all (old or trimmed traces: name, sm_count and arch NULL,
+#: ``gpu_index`` the id itself, as nothing renumbers it), and on ROCm: roctracer writes the HSA agent
 #: id, which numbers the host's CPU agents first (GPU 0 is 2 on a two-socket host), while
 #: deviceProperties list HIP device indices 0..N-1. Such a row takes the name, sm_count and arch of
 #: the listed GPUs when they are all one model (the usual node), else NULL: which listed GPU it is
@@ -73,7 +75,8 @@ WITH _listed AS (
     SELECT t.key AS trace, TRY_CAST(json_extract_string(d.value, '$.id') AS INTEGER) AS device,
            nullif(trim(json_extract_string(d.value, '$.name')), '') AS listed_name,
            nullif(split_part(json_extract_string(d.value, '$.gcnArchName'), ':', 1), '') AS arch,
-           TRY_CAST(coalesce(json_extract_string(d.value, '$.numSms'), json_extract_string(d.value, '$.sm_count')) AS INTEGER) AS sm_count,
+           TRY_CAST(coalesce(json_extract_string(d.value, '$.numSms'), json_extract_string(d.value, '$.sm_count'),
+                             json_extract_string(d.value, '$.multiProcessorCount')) AS INTEGER) AS sm_count,
            TRY_CAST(json_extract_string(d.value, '$.totalGlobalMem') AS BIGINT) AS mem
     FROM parquet_kv_metadata({files}) m,
          json_each(decode(m.value)::JSON) t,
@@ -110,10 +113,10 @@ SELECT n.trace, n.device, n.name, n.sm_count, n.arch, 'metadata' AS id_source,
             ELSE n.device - a.offset END AS gpu_index
 FROM _named n LEFT JOIN _agent a USING (trace)
 UNION ALL
-SELECT u.trace, u.device, o.name, o.sm_count, o.arch, 'gpu_op', u.device - a.offset
+SELECT u.trace, u.device, o.name, o.sm_count, o.arch, 'gpu_op',
+       CASE WHEN u.trace IN (SELECT trace FROM _named) THEN u.device - a.offset ELSE u.device END
 FROM _used u LEFT JOIN _one o USING (trace) LEFT JOIN _agent a USING (trace)
-WHERE u.trace IN (SELECT trace FROM _named)
-  AND NOT EXISTS (SELECT 1 FROM _named n WHERE n.trace = u.trace AND n.device = u.device)"""
+WHERE NOT EXISTS (SELECT 1 FROM _named n WHERE n.trace = u.trace AND n.device = u.device)"""
 #: ``trace_notes``: one row per (trace, note) of the files' ``tracekit.traces`` metadata (the converter's notes).
 TRACE_NOTES = """
 SELECT t.key AS trace, json_extract_string(n.value, '$') AS note

@@ -57,10 +57,10 @@ def command(trace: str, as_json: bool) -> None:
         devs = [d for d in devs if isinstance(d, dict)] if isinstance(devs, list) else []
         if devs:
             for d in devs:
-                lines += wrap_text("GPU " + ", ".join(f"{k}={d[k]}" for k in ("id", "name", "numSms", "totalGlobalMem", "smCount", "totalMemory") if k in d), w, "  ")
+                lines += wrap_text("GPU " + ", ".join(f"{k}={d[k]}" for k in ("id", "name", "numSms", "multiProcessorCount", "totalGlobalMem", "smCount", "totalMemory") if k in d), w, "  ")
         else:
             lines.append("  GPU: not stated in the trace")
-        for dev, idx in agents.get(name, []):  # op ids no listed GPU has (ROCm HSA agent ids): trace_devices.gpu_index
+        for dev, idx in agents.get(name, []) if devs else ():  # op ids no listed GPU has (ROCm HSA agent ids)
             to = f"GPU {idx}" if idx is not None else "which listed GPU cannot be told (the CPU agent count is not in the trace)"
             lines += wrap_text(f"GPU ops on device id {dev} (an HSA agent id, not a listed id): {to}", w, "  ")
         for k in ("profiler_version", "rank", "world_size", "base_time_ns"):

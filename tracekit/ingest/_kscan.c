@@ -95,6 +95,9 @@ typedef struct {
     const uint8_t *good_end; /* just after the last event scanned completely */
     const uint8_t *ev_start; /* start of the event being scanned */
     int emitting;            /* failed while appending the row: columns may be uneven */
+    /* rows whose pid / tid was JSON text read as a number (old torch, see ids_from_text): numeric pid,
+       numeric tid, tid "stream N". Counted for complete rows only. */
+    Py_ssize_t text_ids[3];
 } Scan;
 
 static void col_free(Col *k) {
@@ -675,6 +678,7 @@ typedef struct {
     const uint8_t *s_tok_a, *s_tok_b;
     const uint8_t *pid_tok_a, *pid_tok_b;  /* raw token of a non-numeric string pid/tid (quotes incl.) */
     const uint8_t *tid_tok_a, *tid_tok_b;
+    int text_ids[3];                       /* this event's share of Scan.text_ids */
     int has_args;
     /* args */
     int corr_key;
@@ -687,6 +691,7 @@ typedef struct {
     double flops;
     size_t dims_a, dims_b, types_a, types_b;
     int has_dims, has_types;
+    int spellings;                         /* bit 0/1: "External id"/"external id" seen; 2/3: "Input Dims"/"Input dims" */
 } Ev;
 
 enum { K_PH, K_CAT, K_NAME, K_PID, K_TID, K_TS, K_DUR, K_ARGS, K_ID, K_BP, K_S };
@@ -748,6 +753,20 @@ static void typed_i32(Ctx *c, Buf *tmp, Ev *ev, int col, const Val *v) {
     } else {
         ev->d_has[col] = -1;
     }
+}
+
+/* [a, b) is plain decimal text of an int64 as Python's str() writes it ("0", or no leading zero, at most 18
+ * digits, no sign or spaces): *out = its value. Other numeric text is the Python path's (kineto._as_int). */
+static int dec_text(const uint8_t *a, const uint8_t *b, int64_t *out) {
+    size_t n = (size_t)(b - a);
+    if (n == 0 || n > 18 || (a[0] == '0' && n > 1)) return 0;
+    int64_t v = 0;
+    for (const uint8_t *q = a; q < b; q++) {
+        if (*q < '0' || *q > '9') return 0;
+        v = v * 10 + (*q - '0');
+    }
+    *out = v;
+    return 1;
 }
 
 static void parse_args(Scan *s, Ev *ev) {
@@ -836,10 +855,15 @@ static void parse_args(Scan *s, Ev *ev) {
             break;
         case 10:
             /* the column is the value's text: where DuckDB would re-spell it, the msgspec path decides */
-            if ((AKEQ("Input Dims") && !ev->seen_dims) || (AKEQ("Input type") && !ev->seen_types)) {
+            /* torch 1.8 wrote "Input dims": the same column. Both spellings in one event: Python decides. */
+            if (AKEQ("Input Dims") || AKEQ("Input dims")) {
+                ev->spellings |= AKEQ("Input Dims") ? 4 : 8;
+                if (ev->spellings & 4 && ev->spellings & 8) fail(c, E_UNSUPPORTED);
+            }
+            if (((AKEQ("Input Dims") || AKEQ("Input dims")) && !ev->seen_dims) || (AKEQ("Input type") && !ev->seen_types)) {
                 if (v.noncanon) fail(c, E_UNSUPPORTED);
             }
-            if (AKEQ("Input Dims") && !ev->seen_dims) {
+            if ((AKEQ("Input Dims") || AKEQ("Input dims")) && !ev->seen_dims) {
                 ev->seen_dims = ev->has_dims = 1;
                 ev->dims_a = v.oa;
                 ev->dims_b = v.ob;
@@ -853,7 +877,10 @@ static void parse_args(Scan *s, Ev *ev) {
             if (AKEQ("correlation")) {
                 ev->corr_key = 1;
                 typed_i64(c, &s->tmp, ev, I_CORR, &v);
-            } else if (AKEQ("External id")) {
+            } else if (AKEQ("External id") || AKEQ("external id")) {
+                /* torch 1.8/1.9 spelled it lower case on GPU and runtime rows. Both in one event: Python decides. */
+                ev->spellings |= AKEQ("External id") ? 1 : 2;
+                if (ev->spellings & 1 && ev->spellings & 2) fail(c, E_UNSUPPORTED);
                 typed_i64(c, &s->tmp, ev, I_EXT, &v);
             }
             break;
@@ -936,9 +963,26 @@ static void parse_event(Scan *s) {
                     expect_lit(c, "null", 4);
                 } else if (ch == '"' && k != K_ID) {
                     /* Kineto's own rows use names as pid/tid ("Spans", "Traces", ""): NULL + "@pid" in args,
-                       as the Python path does. A string with a digit might be numeric: leave it to Python. */
+                       as the Python path does. Old torch wrote every tid as text: "31383" is read as 31383 and
+                       the tid "stream 7" as 7 (the text kept as "@tid"), as kineto._Columns._ints does. Any other
+                       string with a digit might be numeric: leave it to Python. */
                     const uint8_t *tok = c->p, *sa, *sb;
-                    scan_string(c, &sa, &sb);
+                    int esc = scan_string(c, &sa, &sb);
+                    int64_t iv;
+                    if (!esc && dec_text(sa, sb, &iv)) {
+                        *dst = iv;
+                        *has = 1;
+                        ev.text_ids[k == K_PID ? 0 : 1] = 1;
+                        break;
+                    }
+                    if (!esc && k == K_TID && sb - sa > 7 && memcmp(sa, "stream ", 7) == 0 && dec_text(sa + 7, sb, &iv)) {
+                        *dst = iv;
+                        *has = 1;
+                        ev.text_ids[2] = 1;
+                        ev.tid_tok_a = tok;
+                        ev.tid_tok_b = c->p;
+                        break;
+                    }
                     for (const uint8_t *q = sa; q < sb; q++)
                         if ((*q >= '0' && *q <= '9') || *q == '\\') fail(c, E_UNSUPPORTED);
                     if (k == K_PID) {
@@ -1071,6 +1115,7 @@ static void parse_event(Scan *s) {
         col_i64(s, &s->i64[ACOLS[i]], ev.a_has[ACOLS[i]] == 1, ev.a_i64[ACOLS[i]]);
     for (int i = 0; i < N_I32; i++) col_i32(s, &s->i32[i], ev.d_has[i] == 1, ev.d_i32[i]);
     col_f64(s, &s->flops, ev.has_flops, ev.flops);
+    for (int i = 0; i < 3; i++) s->text_ids[i] += ev.text_ids[i];
     s->n++;
     s->emitting = 0;
 }
@@ -1428,6 +1473,7 @@ static PyObject *build_dict(Scan *s) {
     for (int i = 0; i < N_I32; i++)
         if (dict_put(d, I32_NAMES[i], col_tuple(&s->i32[i], 0)) < 0) goto error;
     if (dict_put(d, "flops", col_tuple(&s->flops, 0)) < 0) goto error;
+    if (dict_put(d, "text_ids", Py_BuildValue("(nnn)", s->text_ids[0], s->text_ids[1], s->text_ids[2])) < 0) goto error;
     return d;
 error:
     Py_DECREF(d);

@@ -46,7 +46,7 @@ import pyarrow.compute  # noqa: F401  (pa.compute)
 
 from tracekit.errors import TraceError
 from tracekit.ingest import kscan
-from tracekit.ingest.kineto_kinds import CAT_KIND
+from tracekit.ingest.kineto_kinds import CAT_KIND, TEXT_ID_NOTES
 from tracekit.ingest.arrays import np_filled, num_array, str_array
 from tracekit.ingest.sink import Prepared, TraceSink, keep_freed_blocks
 from tracekit.redact import scrub
@@ -153,6 +153,26 @@ def _as_int(v: Any) -> int | None:
     return None
 
 
+_STREAM_TID = re.compile(r"stream ([0-9]+)")
+
+
+def _id_of_text(v: str, field: str) -> tuple[int | None, str | None]:
+    """(the int64 a pid/tid written as text stands for, or None; the trace note that says so, or None).
+
+    Numeric text (what :func:`_as_int` reads) is that number; a tid ``stream N`` is N, the GPU stream Kineto
+    named the lane after (torch 1.8/1.9 wrote ``"tid": "stream 7"`` on GPU rows). Other text (Kineto's own
+    "Spans"/"Traces" rows) is None and no note: modern traces have it too. The C scanner reads the plain
+    decimal subset the same way (``dec_text`` in _kscan.c) and leaves the rest to this.
+    """
+    iv = _as_int(v)
+    if iv is not None:
+        return iv, TEXT_ID_NOTES[0 if field == "pid" else 1]
+    m = _STREAM_TID.fullmatch(v) if field == "tid" else None
+    if m is not None and int(m.group(1)) < _I64:
+        return int(m.group(1)), TEXT_ID_NOTES[2]
+    return None, None
+
+
 def _coerce(d: Any, notes: _Notes) -> Ev | None:
     """Build an Ev from a generically decoded event; None if it is not an object."""
     if not isinstance(d, dict):
@@ -224,21 +244,21 @@ WITH b AS (
   SELECT *, {_kind_case()} AS kind,
          json_extract(args, ['$.correlation', '$.stream', '$.device', '$."External id"', '$.grid', '$.block',
                              '$."registers per thread"', '$."shared memory"', '$.bytes', '$."Input Dims"',
-                             '$."Input type"', '$.flops', '$."graph id"']) AS x
+                             '$."Input type"', '$.flops', '$."graph id"', '$."external id"', '$."Input dims"']) AS x
   FROM c
 )
 SELECT kind, cat, ph, name, ts_ns, dur_ns, pid, tid,
   TRY_CAST(_int(x[3]) AS INTEGER) AS device,
   _int(x[2]) AS stream,
   coalesce(_int(x[1]), id_int) AS correlation,
-  _int(x[4]) AS external_id,
+  coalesce(_int(x[4]), _int(x[14])) AS external_id,  -- torch 1.8/1.9: "external id" on GPU and runtime rows
   _ints(x[5])[1] AS grid_x, _ints(x[5])[2] AS grid_y, _ints(x[5])[3] AS grid_z,
   _ints(x[6])[1] AS block_x, _ints(x[6])[2] AS block_y, _ints(x[6])[3] AS block_z,
   TRY_CAST(_int(x[7]) AS INTEGER) AS registers,
   _int(x[8]) AS shared_mem_bytes,
   _int(x[9]) AS bytes,
   CASE WHEN kind = 'memcpy' THEN regexp_extract(name, '(?:Memcpy|memcpy|Copy)\\s*([A-Za-z]+to[A-Za-z]+)', 1) END AS copy_kind,
-  x[10]::VARCHAR AS input_dims,
+  coalesce(x[10], x[15])::VARCHAR AS input_dims,  -- torch 1.8: "Input dims"
   x[11]::VARCHAR AS input_types,
   CASE WHEN json_type(x[12]) IN ('BIGINT', 'UBIGINT', 'DOUBLE') THEN TRY_CAST(x[12] AS DOUBLE) END AS flops,
   _int(x[13]) AS graph_id,
@@ -270,8 +290,8 @@ class _Columns:
     def build(self, evs: list[Ev], ts_ns: np.ndarray, end_ns: np.ndarray, ts_valid: np.ndarray) -> dict[str, Any]:
         n = len(evs)
         extras: dict[int, dict[str, Any]] = {}
-        pid = self._ints([e.pid for e in evs], "pid", extras)
-        tid = self._ints([e.tid for e in evs], "tid", extras)
+        pid = self._ints([e.pid for e in evs], "pid", extras, self.notes)
+        tid = self._ints([e.tid for e in evs], "tid", extras, self.notes)
         ids = [e.id for e in evs]
         try:
             id_int = pa.array(ids, pa.int64())
@@ -331,16 +351,29 @@ class _Columns:
         return out
 
     @staticmethod
-    def _ints(vals: list[Any], field: str, extras: dict[int, dict[str, Any]]) -> pa.Array:
+    def _ints(vals: list[Any], field: str, extras: dict[int, dict[str, Any]], notes: _Notes) -> pa.Array:
+        """pid or tid values as int64: see :func:`_id_of_text` for text (torch 1.8/1.9 wrote tids as text).
+
+        A value that is not a number, or whose number does not spell the text exactly, is also kept in
+        ``extras`` (``@pid`` / ``@tid`` in args); text read as a number is counted in the notes.
+        """
         try:
             return pa.array(vals, pa.int64())
         except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
             out = []
+            counts: Counter[str] = Counter()
             for i, v in enumerate(vals):
-                iv = _as_int(v)
-                if iv is None and v is not None:
+                if isinstance(v, str):
+                    iv, note = _id_of_text(v, field)
+                    if note is not None:
+                        counts[note] += 1
+                else:
+                    iv = _as_int(v)
+                if v is not None and (iv is None or isinstance(v, str) and str(iv) != v):
                     extras.setdefault(i, {})[field] = v
                 out.append(iv)
+            for note, k in counts.items():
+                notes.add(note, k)
             return pa.array(out, pa.int64())
 
 
@@ -899,7 +932,8 @@ class KinetoReader:
         if not kscan.AVAILABLE or not self.fast:
             return self._generic(bytes(body))
         out: list[Prepared | None] = []
-        for run in kscan.scan_runs(body):
+        counts: Counter[str] = Counter()
+        for run in kscan.scan_runs(body, counts):
             if isinstance(run, bytes):
                 out += self._generic(run)
             else:
@@ -910,6 +944,8 @@ class KinetoReader:
                 if d.null_count:
                     run["dur_ns"] = num_array(np_filled(d, 0))
                 out.append(TraceSink.prepare(run))
+        for what, k in counts.items():
+            self.notes.add(what, k)
         return out
 
     def _generic(self, body: bytes) -> list[Prepared | None]:
@@ -989,16 +1025,26 @@ class KinetoReader:
         m = self.meta
         dist = m.get("distributedInfo") if isinstance(m.get("distributedInfo"), dict) else {}
         known = {"schemaVersion", "deviceProperties", "distributedInfo", "baseTimeNanoseconds", "traceEvents"}
+        if not m.get("deviceProperties") and m.get("computeProperties"):
+            known.add("computeProperties")  # the devices already
         return {
             "source_file": str(self.path),
             "profiler_version": m.get("schemaVersion"),
             "base_time_ns": m.get("baseTimeNanoseconds"),
-            "devices": scrub(m.get("deviceProperties") or []),
+            "devices": scrub(_devices(m)),
             "rank": dist.get("rank"),
             "world_size": dist.get("world_size"),
             "notes": self.notes.lines(),
             "extra": scrub({k: v for k, v in m.items() if k not in known}),
         }
+
+
+def _devices(meta: dict[str, Any]) -> Any:
+    """The GPUs the trace lists: ``deviceProperties``, or ``computeProperties`` where old torch (1.8) put them.
+
+    Kept as written (store.TRACE_DEVICES reads ``numSms`` or the old ``multiProcessorCount``).
+    """
+    return meta.get("deviceProperties") or meta.get("computeProperties") or []
 
 
 def convert_kineto(path: str | os.PathLike[str], out: str | os.PathLike[str], trace: str | None = None,

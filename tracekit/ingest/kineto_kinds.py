@@ -18,3 +18,13 @@ CAT_KIND: dict[str, str] = {
 #: Chrome-trace ``ph`` letters whose kind does not depend on ``cat``.
 PH_KIND: dict[str, str] = {"M": "meta", "C": "counter", "s": "flow", "f": "flow", "t": "flow",
                            "i": "instant", "I": "instant", "n": "instant"}
+
+#: trace_notes lines (after the count) for pid/tid written as JSON text, as torch 1.8/1.9 wrote every tid
+#: (``"tid": "31383"``, GPU rows ``"tid": "stream 7"``), in the order of the C scanner's ``text_ids`` counts.
+#: Numeric text is read as the number; ``stream N`` as N, the stream Kineto named the lane after. Other text
+#: (Kineto's own "Spans" / "Traces" rows) stays NULL with the text in args, as always, and is not noted.
+TEXT_ID_NOTES: tuple[str, str, str] = (
+    "events with `pid` written as text holding a number (read as that number)",
+    "events with `tid` written as text holding a number (read as that number)",
+    "events with `tid` written as text `stream N` (read as N, the GPU stream; the text kept as @tid in args)",
+)

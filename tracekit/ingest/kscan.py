@@ -38,13 +38,14 @@ rules as kineto.py's ``_kind_case`` / ``_BUILD_SQL``.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tracekit.ingest.kineto_kinds import CAT_KIND, PH_KIND
+from tracekit.ingest.kineto_kinds import CAT_KIND, PH_KIND, TEXT_ID_NOTES
 from tracekit.ingest.arrays import num_array, str_array
 
 try:
@@ -109,8 +110,14 @@ def copy_kind_of(kind: pa.Array, name: pa.Array) -> pa.Array:
     return pc.replace_with_mask(pa.nulls(len(kind), pa.string()), is_copy, got)
 
 
-def _columns(raw: dict[str, Any]) -> dict[str, pa.Array]:
+def _columns(raw: dict[str, Any], counts: Counter[str] | None = None) -> dict[str, pa.Array]:
+    """pyarrow columns of one scan; its counts of pid/tid read from text go to ``counts`` (note -> rows)."""
     n = raw.pop("n")
+    text_ids = raw.pop("text_ids", (0, 0, 0))
+    if counts is not None:
+        for note, k in zip(TEXT_ID_NOTES, text_ids):
+            if k:
+                counts[note] += k
     out = {name: _array(_TYPES[name], n, raw[name]) for name in COLUMNS}
     out["kind"] = kind_of(out["ph"], out["cat"], out["name"])
     out["copy_kind"] = copy_kind_of(out["kind"], out["name"])
@@ -138,39 +145,52 @@ def scan_block_prefix(body: bytes) -> tuple[dict[str, pa.Array] | None, int]:
     return (None if raw is None else _columns(raw)), stop
 
 
-def scan_runs(body: bytes) -> list[dict[str, pa.Array] | bytes]:
+#: Most runs of unsupported events one block may be split into; past it the whole block takes the generic
+#: path. Each run costs a fixed ~10-40 ms (a DuckDB query, a batch, its buffers): a layout where supported
+#: and unsupported events alternate (a torch 1.9 trace whose flows had integer tids and the rest text) made
+#: one run per event, and conversion took minutes for 80k events (issue 25 item 1). Bounded, every block
+#: costs O(its bytes) plus a constant.
+MAX_RAW_RUNS = 8
+
+
+def scan_runs(body: bytes, counts: Counter[str] | None = None) -> list[dict[str, pa.Array] | bytes]:
     """The block as runs, in event order: column dicts for runs of supported events, and ``bytes`` for runs
     of events the scanner does not support (complete events separated by commas, for the generic path).
 
     Kineto puts a few profiler events with string pid/tid ("Spans", "Traces", "") among the others, not
     always at the end; with this the rest of their block still goes through the scanner. Malformed JSON
-    makes everything from there one ``bytes`` run. Without the extension: ``[body]``.
+    makes everything from there one ``bytes`` run; more than :data:`MAX_RAW_RUNS` unsupported runs make the
+    whole block one. Without the extension: ``[body]``. ``counts``: see :func:`_columns`.
     """
     if _kscan is None:
         return [bytes(body)]
-    return [bytes(body[a:b]) if cols is None else cols for a, b, cols in runs(body)]
+    return [bytes(body[a:b]) if cols is None else cols for a, b, cols in runs(body, counts)]
 
 
-def runs(body: bytes) -> list[tuple[int, int, dict[str, pa.Array] | None]]:
+def runs(body: bytes, counts: Counter[str] | None = None) -> list[tuple[int, int, dict[str, pa.Array] | None]]:
     """:func:`scan_runs` with the byte span of each run in ``body`` (cols None: a run left to the generic path)."""
     if _kscan is None:
         return [(0, len(body), None)] if body.strip() else []
-    out: list[tuple[int, int, dict[str, pa.Array] | None]] = []
+    out: list[tuple[int, int, dict[str, Any] | None]] = []
     mv = memoryview(body)
     pos, n = 0, len(body)
     raw_start = -1  # start of the pending run of unsupported events
+    raw_runs = 0
     while pos < n:
         raw, stop, bad_end = _kscan.scan_prefix(mv[pos:])
         if raw is not None:
             if raw_start >= 0:
                 out.append((raw_start, pos, None))
                 raw_start = -1
-            out.append((pos, pos + stop, _columns(raw)))
+            out.append((pos, pos + stop, raw))
         if pos + stop >= n:
             pos = n
             break
         if raw_start < 0:
             raw_start = pos + stop
+            raw_runs += 1
+            if raw_runs > MAX_RAW_RUNS:  # alternating layout: one generic run, no scans turned into columns
+                return _whole(body)
         if bad_end < 0:
             pos = n
             break
@@ -187,8 +207,18 @@ def runs(body: bytes) -> list[tuple[int, int, dict[str, pa.Array] | None]]:
         while b > a and body[b - 1] in b" \t\r\n,":
             b -= 1
         if a < b:
-            res.append((a, b, cols))
+            res.append((a, b, None if cols is None else _columns(cols, counts)))
     return res
+
+
+def _whole(body: bytes | memoryview) -> list[tuple[int, int, dict[str, pa.Array] | None]]:
+    """All of ``body`` as one run for the generic path, separators trimmed off both ends."""
+    a, b = 0, len(body)  # body may be a memoryview (no strip): trimmed as runs() trims its spans
+    while a < b and body[a] in b" \t\r\n,":
+        a += 1
+    while b > a and body[b - 1] in b" \t\r\n,":
+        b -= 1
+    return [(a, b, None)] if a < b else []
 
 
 # -- structure splitter -----------------------------------------------------------------------------------
