@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import gzip
 import json
+import lzma
 import os
 import re
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
@@ -19,12 +21,79 @@ KINETO_DIR = SHARED / "traces" / "kineto"
 NSYS_DIR = SHARED / "traces" / "nsys"
 
 
-def kineto_files() -> list[Path]:
-    """Every real Kineto trace under ../shared/traces/kineto (empty when ../shared is absent)."""
-    return sorted(KINETO_DIR.rglob("*.json.gz")) if KINETO_DIR.exists() else []
+#: A few real traces shipped in the repository (tests/data/real/SOURCES.md): what the real-trace tests run on when
+#: ../shared is absent, so that a newcomer's first test run already touches real data.
+SHIPPED = REPO / "tests" / "data" / "real"
+SHARED_PRESENT = (SHARED / "traces").exists()
 
+
+def shipped_sha256() -> dict[str, str]:
+    """The shipped traces: path under traces/ (as in ../shared) -> sha256 of its bytes there (tests/data/real/SHA256SUMS)."""
+    lines = (SHIPPED / "SHA256SUMS").read_text().splitlines()
+    return {rel: sha for sha, rel in (ln.split("  ", 1) for ln in lines if ln.strip())}
+
+
+def _unpacked(packed: Path, rel: str) -> Path:
+    """The bytes of ``packed`` (xz) in a temporary folder named by their sha256 (written once, atomically).
+
+    Why a folder of its own: the SQLite exports are stored compressed (a fifth of their size), and tests open
+    them read-only by path; the name's hash keeps an old copy from standing in for a changed file.
+    """
+    sha = shipped_sha256()[rel]
+    dest = Path(tempfile.gettempdir()) / f"tracekit-real-{sha[:16]}" / Path(rel).parent.name / Path(rel).name  # keeps <origin>/
+    if not dest.exists():
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(lzma.decompress(packed.read_bytes()))
+        os.replace(tmp, dest)
+    return dest
+
+
+def real_trace(rel: str) -> Path:
+    """The real trace ``rel`` (a path under traces/, e.g. ``kineto/hta/amd_trace/...json.gz``).
+
+    ../shared/traces/<rel> when ../shared is there (the full set); else the copy shipped in tests/data/real; else
+    the (absent) shared path, so that a test's ``skipif(not path.exists())`` skips it with its reason.
+    """
+    shared = SHARED / "traces" / rel
+    if SHARED_PRESENT:
+        return shared
+    if (SHIPPED / rel).is_file():
+        return SHIPPED / rel
+    if (SHIPPED / f"{rel}.xz").is_file():
+        return _unpacked(SHIPPED / f"{rel}.xz", rel)
+    return shared
+
+
+#: Where kineto_files() came from: ../shared/traces/kineto, else the shipped ones.
+KINETO_BASE = KINETO_DIR if SHARED_PRESENT else SHIPPED / "kineto"
+
+
+def kineto_files() -> list[Path]:
+    """Every real Kineto trace under ../shared/traces/kineto, or, when ../shared is absent, the shipped ones."""
+    return sorted(KINETO_BASE.rglob("*.json.gz")) if KINETO_BASE.exists() else []
+
+
+def nsys_files() -> list[Path]:
+    """Every real nsys export under ../shared/traces/nsys/sqlite, or, when ../shared is absent, the shipped ones."""
+    if SHARED_PRESENT:
+        return sorted((NSYS_DIR / "sqlite").glob("*/*.sqlite"))
+    return sorted(real_trace(rel) for rel in shipped_sha256() if rel.startswith("nsys/sqlite/"))
+
+
+#: Golden nsys 2022.4.2 outputs: ../shared's, else those shipped for the shipped exports.
+NSYS_GOLDEN = (NSYS_DIR if SHARED_PRESENT else SHIPPED / "nsys") / "golden" / "nsys-2022.4.2"
 
 needs_shared = pytest.mark.skipif(not KINETO_DIR.exists(), reason="../shared/traces is absent: real-trace tests need the shared traces beside the repo")
+#: For tests that run on whichever real traces there are (the full shared set, else the shipped ones).
+needs_real = pytest.mark.skipif(not kineto_files(), reason="no real Kineto traces: neither ../shared/traces nor tests/data/real")
+
+
+def needs_traces(*paths: Path) -> pytest.MarkDecorator:
+    """Skip unless every one of ``paths`` (from :func:`real_trace`) exists, naming the first missing one."""
+    missing = [p for p in paths if not p.exists()]
+    return pytest.mark.skipif(bool(missing), reason=f"{missing[0] if missing else ''} is absent: neither ../shared/traces "
+                              "nor tests/data/real holds it")
 
 
 #: The oldest Java PySpark 4 runs on (pyproject's ``spark`` extra allows pyspark 4).

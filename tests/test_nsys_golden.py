@@ -21,14 +21,13 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
+from tests.conftest import NSYS_GOLDEN as GOLDEN
+from tests.conftest import nsys_files
 from tracekit.ingest import convert
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-NSYS = SHARED / "traces" / "nsys"
-SQLITES = sorted((NSYS / "sqlite").glob("*/*.sqlite")) if NSYS.exists() else []
-GOLDEN = NSYS / "golden" / "nsys-2022.4.2"
+SQLITES = nsys_files()  # the full ../shared set, else the exports shipped in tests/data/real (with their goldens)
 
-pytestmark = pytest.mark.skipif(not SQLITES, reason=f"shared nsys traces not found at {NSYS} (../shared is absent)")
+pytestmark = pytest.mark.skipif(not SQLITES, reason="no real nsys exports: neither ../shared/traces nor tests/data/real")
 
 
 def _key(p: Path) -> str:
