@@ -33,18 +33,21 @@ def shipped_sha256() -> dict[str, str]:
     return {rel: sha for sha, rel in (ln.split("  ", 1) for ln in lines if ln.strip())}
 
 
-def _unpacked(packed: Path, rel: str) -> Path:
-    """The bytes of ``packed`` (xz) in a temporary folder named by their sha256 (written once, atomically).
+def _unpacked(stored: Path, rel: str) -> Path:
+    """The bytes of shipped ``stored`` (decompressed when it is ``.xz``) in a temporary folder named by their sha256
+    (written once, atomically), as ``<folder>/<origin>/<file name>``.
 
-    Why a folder of its own: the SQLite exports are stored compressed (a fifth of their size), and tests open
-    them read-only by path; the name's hash keeps an old copy from standing in for a changed file.
+    Why a copy: the SQLite exports are stored compressed (a fifth of their size), and a report on a raw trace
+    caches its conversion beside it: the repository stays clean, as the read-only ../shared does. The hash in the
+    name keeps an old copy from standing in for a changed file.
     """
     sha = shipped_sha256()[rel]
-    dest = Path(tempfile.gettempdir()) / f"tracekit-real-{sha[:16]}" / Path(rel).parent.name / Path(rel).name  # keeps <origin>/
+    dest = Path(tempfile.gettempdir()) / f"tracekit-real-{sha[:16]}" / Path(rel).parent.name / Path(rel).name
     if not dest.exists():
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(lzma.decompress(packed.read_bytes()))
+        data = stored.read_bytes()
+        tmp.write_bytes(lzma.decompress(data) if stored.suffix == ".xz" else data)
         os.replace(tmp, dest)
     return dest
 
@@ -52,16 +55,16 @@ def _unpacked(packed: Path, rel: str) -> Path:
 def real_trace(rel: str) -> Path:
     """The real trace ``rel`` (a path under traces/, e.g. ``kineto/hta/amd_trace/...json.gz``).
 
-    ../shared/traces/<rel> when ../shared is there (the full set); else the copy shipped in tests/data/real; else
-    the (absent) shared path, so that a test's ``skipif(not path.exists())`` skips it with its reason.
+    ../shared/traces/<rel> when ../shared is there (the full set); else a temporary copy of the one shipped in
+    tests/data/real; else the (absent) shared path, so that a test's ``skipif(not path.exists())`` skips it with
+    its reason.
     """
     shared = SHARED / "traces" / rel
     if SHARED_PRESENT:
         return shared
-    if (SHIPPED / rel).is_file():
-        return SHIPPED / rel
-    if (SHIPPED / f"{rel}.xz").is_file():
-        return _unpacked(SHIPPED / f"{rel}.xz", rel)
+    for stored in (SHIPPED / rel, SHIPPED / f"{rel}.xz"):
+        if stored.is_file():
+            return _unpacked(stored, rel)
     return shared
 
 
