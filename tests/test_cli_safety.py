@@ -222,6 +222,26 @@ def test_terminated_conversion_leaves_nothing(tmp_path: Path, big: Path, sig: in
     assert snapshot(tmp_path) == before  # no .arrow spill, no .tmp, no output; the input unchanged
 
 
+def test_sigint_at_every_line_of_the_temp_file_code_ends_130_leaving_nothing(write_trace: Callable[..., Path]) -> None:
+    """Issue 24: a SIGINT landing while a temporary file was being made or opened once exited 2 ("cannot write ...:
+    No such file or directory"); at line granularity it deadlocked (the handler waited for the registry's lock its
+    own thread held) or left the new file behind (created, not yet registered). tests/signal_sweep.py sends SIGINT
+    at each line of that code, one conversion per line: every run must end 130 with no temporary file; a complete
+    output may stay only where the signal came after its rename (the work was done)."""
+    src = write_trace(EVENTS, name="t.json")
+    r = subprocess.run([sys.executable, "-m", "tests.signal_sweep", str(src)], cwd=REPO, capture_output=True,
+                       text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert r.returncode == 0, r.stderr[-2000:]
+    points = json.loads(r.stdout)["points"]
+    where = {p[0].split(":")[0] for p in points}
+    assert {"make_temp", "_create_registered", "_spill_beside", "_parquet_out", "atomic_path", "note_input"} <= where
+    bad = [p for p in points if p[1] != 130 or p[2] not in ([], ["t.parquet"])]
+    assert bad == []
+    # the output stays only once it was renamed into place: from the first such point on, never before it
+    kept = [i for i, p in enumerate(points) if p[2] == ["t.parquet"]]
+    assert kept and kept == list(range(kept[0], len(points)))
+
+
 def test_terminated_parallel_conversion_leaves_nothing(tmp_path: Path, big: Path) -> None:
     """SIGTERM to the parent of --jobs 2: its workers die with it and remove their spill files."""
     os.link(big, tmp_path / "a.json")

@@ -26,6 +26,7 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
+from tests.conftest import require_spark
 from tests.determinism import CROSS_TRACE, differences, rows
 from tests.planted import _k, _rt, _x
 from tracekit import dataset, executors, report
@@ -199,7 +200,7 @@ def test_ray_executor_gives_the_local_results(ranks: list[Path], local_run: tupl
 
 
 def test_spark_executor_and_spark_sql_over_the_dataset(ranks: list[Path], local_run: tuple[Path, Path], tmp_path: Path) -> None:
-    pytest.importorskip("pyspark", reason="PySpark is not installed (pip install 'tracekit[spark]')")
+    require_spark()
     ex = executors.make("spark", spark_master="local[2]")
     spark = ex.session()
     try:

@@ -22,6 +22,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 
+from tests.conftest import require_spark
 from tests.test_cluster import _convert_and_report, _outcomes_ok, local_run, ranks  # noqa: F401  (fixtures)
 from tests.test_cluster import _same_dataset as _same_files
 from tests.test_cluster import _same_results as _same_tables
@@ -142,7 +143,7 @@ def test_memory_filesystem_end_to_end(ranks: list[Path], local_run: tuple[Path, 
 
 
 def test_spark_executor_on_fsspec_urls(ranks: list[Path], local_run: tuple[Path, Path], tmp_path: Path) -> None:
-    pytest.importorskip("pyspark", reason="PySpark is not installed (pip install 'tracekit[spark]')")
+    require_spark()
     ex = executors.make("spark", spark_master="local[2]")
     spark = ex.session()
     try:

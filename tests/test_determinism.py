@@ -17,20 +17,20 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.conftest import KINETO_DIR, NSYS_DIR, REPO
+from tests.conftest import KINETO_DIR, REPO, real_trace
 from tests.determinism import CROSS_TRACE, differences, shuffled_copy
 from tracekit import report
 from tracekit.ingest import convert
 
 #: Real traces with ties of every kind named in the issue (kernels of equal time in two phases, cpu ops
 #: starting in the same microsecond, two GPUs), small enough to run three reports each.
-REAL = [
-    KINETO_DIR / "tracelens" / "h100__Qwen_Qwen1.5-0.5B-Chat__1016005.json.gz",
-    KINETO_DIR / "hta" / "trace_filter" / "sampled_rank-0.json.gz",
-    KINETO_DIR / "hta" / "critical_path" / "alexnet" / "benchmark_result_2869224_1695835535_trace.json.gz",
-    NSYS_DIR / "sqlite" / "nsys-ai" / "h100_2gpu_1s.sqlite",
-    NSYS_DIR / "sqlite" / "nsightful" / "power_iteration__baseline.sqlite",
-]
+REAL = [real_trace(rel) for rel in (  # ../shared's, else the copies shipped in tests/data/real (not h100_2gpu_1s)
+    "kineto/tracelens/h100__Qwen_Qwen1.5-0.5B-Chat__1016005.json.gz",
+    "kineto/hta/trace_filter/sampled_rank-0.json.gz",
+    "kineto/hta/critical_path/alexnet/benchmark_result_2869224_1695835535_trace.json.gz",
+    "nsys/sqlite/nsys-ai/h100_2gpu_1s.sqlite",
+    "nsys/sqlite/nsightful/power_iteration__baseline.sqlite",
+)]
 SAMPLE = REPO / "samples" / "traces" / "spec_decode_stack_flops" / "parquet" / "31512-spec_decode.parquet"
 OTHER = REPO / "samples" / "traces" / "serve_2workers" / "parquet"
 

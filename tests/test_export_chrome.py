@@ -19,13 +19,13 @@ import pytest
 from click.testing import CliRunner
 
 from tests import planted
-from tests.conftest import KINETO_DIR, NSYS_DIR
+from tests.conftest import NSYS_DIR, real_trace
 from tracekit.cli import cli
 from tracekit.export_chrome import Steps, export_chrome, render_event, us_text
 from tracekit.ingest import convert
 from tracekit.store import connect
 
-NS_TRACE = KINETO_DIR / "hta" / "ns_resolution_trace" / "rank-0.Apr_03_18_51_38.1102.pt.trace.json.gz"
+NS_TRACE = real_trace("kineto/hta/ns_resolution_trace/rank-0.Apr_03_18_51_38.1102.pt.trace.json.gz")
 CUPY = NSYS_DIR / "sqlite" / "nvtx-examples" / "cupy.nsys2020.3.sqlite"
 PHS = {"X", "i", "I", "s", "t", "f", "M", "C", "B", "E", "b", "e", "n"}
 PROC_META = {"process_name", "process_labels", "process_sort_index"}
@@ -291,7 +291,7 @@ def _rows(con: Any, where: str = "") -> Counter[tuple[Any, ...]]:
     return out
 
 
-@pytest.mark.skipif(not NS_TRACE.exists(), reason="../shared/traces is absent: the real-trace export test needs the shared HTA traces")
+@pytest.mark.skipif(not NS_TRACE.exists(), reason=f"{NS_TRACE} is absent: neither ../shared/traces nor tests/data/real holds it")
 def test_real_trace_slice_round_trips_exactly(tmp_path: Path) -> None:
     with gzip.open(NS_TRACE, "rt", encoding="utf-8") as f:  # Decimal: the raw times, exact
         events = json.load(f, parse_float=Decimal)["traceEvents"]

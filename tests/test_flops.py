@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import planted
-from conftest import KINETO_DIR, REPO, load_json, needs_shared
+from conftest import REPO, load_json, needs_traces, real_trace
 
 from tracekit import report
 from tracekit.cli import cli
@@ -293,10 +293,11 @@ def test_sample_captured_with_flops() -> None:
     assert "names no GPU" in r["flops.device"]["note"][0]
 
 
-H100 = KINETO_DIR / "tracelens" / "h100__Qwen_Qwen1.5-0.5B-Chat__1016005.json.gz"
+H100 = real_trace("kineto/tracelens/h100__Qwen_Qwen1.5-0.5B-Chat__1016005.json.gz")
+MI250 = real_trace("kineto/hta/amd_trace/mi250_minitoy_train_ROCm6_2_kineto.json.gz")
 
 
-@needs_shared
+@needs_traces(H100)
 def test_h100_tracelens(tmp_path: Path) -> None:
     convert(H100, tmp_path / "h100.parquet")
     r = report.run(tmp_path / "h100.parquet", analyses=["flops"])
@@ -341,10 +342,10 @@ def test_h100_tracelens(tmp_path: Path) -> None:
     assert top["share_of_peak"] == pytest.approx(tflops / 989.5, rel=1e-6)
 
 
-@needs_shared
+@needs_traces(MI250)
 def test_amd_generic_name_matched_by_cu_count(tmp_path: Path) -> None:
     """HTA's MI250 trace names its GPUs "AMD Radeon Graphics" with numSms 104: one MI250 GCD."""
-    convert(KINETO_DIR / "hta" / "amd_trace" / "mi250_minitoy_train_ROCm6_2_kineto.json.gz", tmp_path / "mi.parquet")
+    convert(MI250, tmp_path / "mi.parquet")
     r = report.run(tmp_path / "mi.parquet", analyses=["flops"])
     dev = r["flops.device"].iloc[0]
     assert (dev["gpu_name"], dev["matched"], dev["fp32_tflops"]) == ("AMD Radeon Graphics", "MI250 (1 GCD)", 45.25)

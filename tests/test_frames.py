@@ -33,7 +33,7 @@ from typing import Any, Callable
 
 import pytest
 
-from tests.conftest import KINETO_DIR, needs_shared
+from tests.conftest import needs_traces, real_trace
 from tracekit import report
 from tracekit.view.model import short_frame
 from tracekit.view.rows import missing
@@ -163,7 +163,7 @@ def test_terminal_shortens_json_and_html_keep_the_full_path(res: dict[str, Any])
 
 # --------------------------------------------------------------------------- the real H100 trace (with_stack=True)
 
-H100 = "tracelens/h100__Qwen_Qwen1.5-0.5B-Chat__1016005.json.gz"
+H100 = real_trace("kineto/tracelens/h100__Qwen_Qwen1.5-0.5B-Chat__1016005.json.gz")
 
 
 def _raw_user_frame_of_syncs(path: Path) -> dict[tuple[str, int], str | None]:
@@ -190,11 +190,11 @@ def _raw_user_frame_of_syncs(path: Path) -> dict[tuple[str, int], str | None]:
     return out
 
 
-@needs_shared
+@needs_traces(H100)
 def test_h100_syncs_name_their_user_frame(tmp_path: Path) -> None:
     import shutil
 
-    path = Path(shutil.copy(KINETO_DIR / H100, tmp_path / "h100.json.gz"))
+    path = Path(shutil.copy(H100, tmp_path / "h100.json.gz"))
     truth = _raw_user_frame_of_syncs(path)
     calls = report.run([path], analyses=["syncs"])["syncs.calls"]
     got = {(r["api"], int(r["ts_ns"])): r["user_frame"] for r in calls.to_dict("records")}

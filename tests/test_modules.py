@@ -45,7 +45,7 @@ from typing import Any, Callable
 
 import pytest
 
-from tests.conftest import KINETO_DIR, load_json, needs_shared
+from tests.conftest import load_json, needs_traces, real_trace
 from tracekit import report
 from tracekit.view.rows import missing
 
@@ -306,10 +306,10 @@ def test_graph_replay_inside_a_module_is_no_lm_head_guess(write_trace: Callable[
 
 # --------------------------------------------------------------------------- the H100 trace in ../shared
 
-H100 = KINETO_DIR / "tracelens" / "h100__Qwen_Qwen1.5-0.5B-Chat__1016005.json.gz"
+H100 = real_trace("kineto/tracelens/h100__Qwen_Qwen1.5-0.5B-Chat__1016005.json.gz")
 
 
-@needs_shared
+@needs_traces(H100)
 def test_h100_phase_tree_by_module_class(tmp_path: Path) -> None:
     """Qwen1.5-0.5B with with_modules=True and one ProfilerStep, no other range. Truth from the raw JSON, read
     with the standard library: a GPU op belongs to a module when the cuda_runtime call with its correlation

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from tests.conftest import NSYS_DIR
+from tests.conftest import real_trace
 from tracekit.cli import cli
 
-MOCK = NSYS_DIR / "sqlite" / "nsys-ai" / "mock.sqlite"
-pytestmark = pytest.mark.skipif(not MOCK.exists(), reason="../shared/traces/nsys is absent: these damage a real export")
+MOCK = real_trace("nsys/sqlite/nsys-ai/mock.sqlite")  # ../shared's, else the copy shipped in tests/data/real
+pytestmark = pytest.mark.skipif(not MOCK.exists(), reason=f"{MOCK} is absent: these damage a real export")
 
 
 def _damaged(tmp_path: Path, sql: str, params: tuple = ()) -> Path:

@@ -21,14 +21,13 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
+from tests.conftest import NSYS_GOLDEN as GOLDEN
+from tests.conftest import nsys_files
 from tracekit.ingest import convert
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-NSYS = SHARED / "traces" / "nsys"
-SQLITES = sorted((NSYS / "sqlite").glob("*/*.sqlite")) if NSYS.exists() else []
-GOLDEN = NSYS / "golden" / "nsys-2022.4.2"
+SQLITES = nsys_files()  # the full ../shared set, else the exports shipped in tests/data/real (with their goldens)
 
-pytestmark = pytest.mark.skipif(not SQLITES, reason=f"shared nsys traces not found at {NSYS} (../shared is absent)")
+pytestmark = pytest.mark.skipif(not SQLITES, reason="no real nsys exports: neither ../shared/traces nor tests/data/real")
 
 
 def _key(p: Path) -> str:
@@ -257,6 +256,11 @@ def test_metadata(converted: dict[str, tuple[Path, dict[str, Any]]]) -> None:
     assert m["profiler_version"] == "2025.3.1.90" and m["base_time_ns"] > 1.7e18
     assert m["devices"][0]["name"] == "Tesla T4" and m["devices"][0]["sm_count"] == 40
     assert m["extra"]["command_line"] == "python power_iteration__baseline.py"
+
+
+def test_metadata_of_the_exports_in_shared_only(converted: dict[str, tuple[Path, dict[str, Any]]]) -> None:
+    if "nsys-ai__h100_2gpu_1s" not in converted:
+        pytest.skip("h100_2gpu_1s and the nvtx-examples exports are in ../shared only (not shipped)")
     _, m = converted["nsys-ai__h100_2gpu_1s"]
     assert m["devices"] == [] and "export has no GPU device table (TARGET_INFO_GPU): GPU names, SM counts and peak FLOP/s are unknown" in m["notes"]
     _, m = converted["nvtx-examples__cupy.nsys2020.3"]

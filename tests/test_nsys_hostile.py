@@ -18,13 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import NSYS_DIR, REPO
+from tests.conftest import REPO, real_trace
 from tests.limited import GIB, limited as _limited
 
-SRC = NSYS_DIR / "sqlite" / "nsys-ai" / "mock.sqlite"  # 373 KB, every table kind
+SRC = real_trace("nsys/sqlite/nsys-ai/mock.sqlite")  # 373 KB, every table kind (../shared's, else the shipped copy)
 KERNEL = "CUPTI_ACTIVITY_KIND_KERNEL"
 
-pytestmark = pytest.mark.skipif(not SRC.exists(), reason="../shared/traces/nsys/sqlite is absent")
+pytestmark = pytest.mark.skipif(not SRC.exists(), reason=f"{SRC} is absent: neither ../shared/traces nor tests/data/real holds it")
 
 
 def _copy(tmp_path: Path, name: str = "x.sqlite") -> Path:

@@ -30,13 +30,15 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import errno
+import functools
 import os
 import re
+import secrets
 import signal
 import socket
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -51,37 +53,64 @@ def _host() -> str:
     """This machine's name, reduced to what is safe in a file name (and in :data:`_TEMP_RE`)."""
     return re.sub(r"[^A-Za-z0-9-]", "", socket.gethostname())[:40]
 _live: set[Path] = set()
-_live_lock = threading.Lock()
+#: Re-entrant: the signal handler runs on the main thread between two bytecodes, possibly inside a ``with
+#: _live_lock`` of that same thread (make_temp, note_input); a plain Lock deadlocked the Ctrl-C there.
+_live_lock = threading.RLock()
 
 
 def make_temp(dest: Path, suffix: str) -> Path:
     """Create an empty temporary file beside ``dest`` named with our pid, registered for signal cleanup.
 
     Stale temporary files of dead processes in that folder are removed first. ``dest`` may not be a file
-    this process read as an input (:func:`note_input`): every writer comes through here.
+    this process read as an input (:func:`note_input`): every writer comes through here. Refused (a
+    KeyboardInterrupt) once a signal of :func:`install_signal_cleanup` was received: see :func:`_stop_if_signalled`.
     """
     refuse_read(dest)
     for up in (dest.parent, *dest.parent.parents):
         if up.exists() and not up.is_dir():
             raise TraceError(dest, f"cannot write here: {up} is a file, not a folder")
+    _stop_if_signalled()
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
         remove_stale(dest.parent)
-        fd, name = tempfile.mkstemp(prefix=f".{dest.name}.{os.getpid()}@{_host()}.", suffix=suffix, dir=dest.parent)
+        tmp = _create_registered(dest, suffix)
     except OSError as e:
         raise TraceError(dest, f"cannot write here: {e.strerror or e}") from None
-    os.close(fd)
-    tmp = Path(name)
-    with _live_lock:
-        _live.add(tmp)
+    _stop_if_signalled(tmp)
     return tmp
 
 
+def _create_registered(dest: Path, suffix: str) -> Path:
+    """Create ``.<dest name>.<pid>@<host>.<random><suffix>`` beside ``dest``, registered *before* it exists.
+
+    Why not ``mkstemp`` then register: a signal whose handler ran between the two left the new file behind
+    (the handler removes registered files only). Registered first, the handler removes it if it exists by then;
+    if it is created after the handler ran (another thread), :func:`make_temp` removes it itself.
+    """
+    prefix = f".{dest.name}.{os.getpid()}@{_host()}."
+    for _ in range(100):
+        tmp = dest.parent / f"{prefix}{secrets.token_hex(6)}{suffix}"
+        with _live_lock:
+            _live.add(tmp)
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600))
+        except FileExistsError:
+            with _live_lock:
+                _live.discard(tmp)
+            continue
+        except BaseException:
+            with _live_lock:
+                _live.discard(tmp)
+            raise
+        return tmp
+    raise FileExistsError(errno.EEXIST, "no free temporary file name", str(dest))
+
+
 def drop_temp(tmp: Path) -> None:
-    """Remove ``tmp`` if it is still there and forget it."""
+    """Remove ``tmp`` if it is still there, then forget it (in this order: a signal between the two still finds it)."""
+    tmp.unlink(missing_ok=True)
     with _live_lock:
         _live.discard(tmp)
-    tmp.unlink(missing_ok=True)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -128,11 +157,25 @@ def _remove_live() -> None:
 #: surfaces as ``RuntimeError: Query interrupted``, and during DuckDB's lazy pandas import as "'pandas' is
 #: required"; the CLI reads this to say "interrupted" (exit 130) instead (issue 23).
 _received: set[int] = set()
+#: The same signals, while their handlers are installed (cleared when :func:`cleanup_on_signals` ends): after one,
+#: no temporary file is made and none renamed into place (:func:`_stop_if_signalled`). Why: the KeyboardInterrupt
+#: a handler raises can be lost (raised inside a finalizer, a C callback, a ``finally`` that raises anew), and the
+#: work then went on over the files the handler had just removed: "cannot write ...: No such file or directory",
+#: exit 2, or a new output written after the Ctrl-C (issue 24).
+_stopping: set[int] = set()
 
 
 def interrupted() -> bool:
     """Whether SIGINT reached :func:`install_signal_cleanup`'s handler in this process."""
     return signal.SIGINT in _received
+
+
+def _stop_if_signalled(tmp: Path | None = None) -> None:
+    """Raise KeyboardInterrupt (after removing ``tmp``) when a handled SIGTERM/SIGINT came: the work is over."""
+    if _stopping:
+        if tmp is not None:
+            drop_temp(tmp)
+        raise KeyboardInterrupt(f"signal {min(_stopping)} received: no more output is written")
 
 
 def install_signal_cleanup(signals: Iterable[int] = (signal.SIGTERM, signal.SIGINT)) -> dict[int, Any]:
@@ -147,10 +190,9 @@ def install_signal_cleanup(signals: Iterable[int] = (signal.SIGTERM, signal.SIGI
     if threading.current_thread() is not threading.main_thread():
         return previous
     _received.clear()  # a new command (CliRunner runs several in one process)
+    _stopping.clear()
 
-    def handler(signum: int, frame: FrameType | None) -> None:
-        _received.add(signum)
-        _remove_live()
+    def act(signum: int, frame: FrameType | None) -> None:
         prev = previous.get(signum, signal.SIG_DFL)
         signal.signal(signum, prev)
         if callable(prev):
@@ -158,9 +200,50 @@ def install_signal_cleanup(signals: Iterable[int] = (signal.SIGTERM, signal.SIGI
         elif prev != signal.SIG_IGN:
             os.kill(os.getpid(), signum)
 
+    def handler(signum: int, frame: FrameType | None) -> None:
+        _received.add(signum)
+        _stopping.add(signum)
+        _remove_live()
+        if _deferring:
+            _deferred.append(functools.partial(act, signum, None))
+            return
+        act(signum, frame)
+
     for s in signals:
         previous[s] = signal.signal(s, handler)
     return previous
+
+
+#: Depth of :func:`signals_deferred` blocks (main thread) and the signal actions they hold back.
+_deferring = 0
+_deferred: list[Callable[[], None]] = []
+
+
+def stop_requested() -> bool:
+    """Whether a handled SIGTERM/SIGINT came: work inside :func:`signals_deferred` polls this to end early."""
+    return bool(_stopping)
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """While the block runs, a SIGTERM/SIGINT removes the temporary files at once but acts (KeyboardInterrupt,
+    death by the signal) only when the block ends; the block should poll :func:`stop_requested` to end early.
+
+    Why: a thread of ours may be inside a C++ writer (the Parquet writer thread of tracekit.ingest.sink); a
+    KeyboardInterrupt raised anywhere in the main thread, even in the code that waits for that thread, closed the
+    writer under it and the process aborted (SIGABRT/SIGSEGV instead of exit 130, issue 24).
+    """
+    global _deferring
+    _deferring += 1
+    try:
+        yield
+    finally:
+        _deferring -= 1
+        if not _deferring and _deferred:
+            pending = list(_deferred)
+            _deferred.clear()
+            for act in pending:
+                act()
 
 
 @contextlib.contextmanager
@@ -172,6 +255,7 @@ def cleanup_on_signals(signals: Iterable[int] = (signal.SIGTERM, signal.SIGINT))
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
+        _stopping.clear()  # a library caller's next write in this process is not refused
 
 
 @contextlib.contextmanager
@@ -183,6 +267,7 @@ def atomic_path(dest: str | os.PathLike[str]) -> Iterator[Path]:
     tmp = make_temp(dest, ".tmp")
     try:
         yield tmp
+        _stop_if_signalled()  # never rename into place after a Ctrl-C/SIGTERM: the command is over
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)

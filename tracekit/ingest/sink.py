@@ -31,6 +31,7 @@ import dataclasses
 import os
 import queue
 import threading
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -40,7 +41,7 @@ import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
 from tracekit import schema
-from tracekit.atomic import atomic_path, drop_temp, make_temp
+from tracekit.atomic import atomic_path, drop_temp, make_temp, signals_deferred, stop_requested
 from tracekit.errors import TraceError
 from tracekit.ingest.arrays import np_filled, np_values, num_array, str_array
 import pyarrow.compute as pc
@@ -191,7 +192,7 @@ class _WriterThread:
 
     Leaving the ``with`` block waits for the writes; an error on the writer thread is raised there
     (and stops :meth:`put` from queueing more); an error in the block stops the thread without waiting
-    for what is queued.
+    for what is queued. It always waits for the write in progress, even when interrupted while waiting.
     """
 
     def __init__(self, writer: pq.ParquetWriter, on_written: Any = None) -> None:
@@ -200,37 +201,82 @@ class _WriterThread:
         self._q: queue.Queue[pa.Table | None] = queue.Queue(maxsize=1)
         self._error: BaseException | None = None
         self._stop = False
+        self._finished = False  # set by the thread as its last act (see _wait_for_thread)
         self._t = threading.Thread(target=self._run, name="tracekit-parquet-writer", daemon=True)
 
     def _run(self) -> None:
-        while True:
-            t = self._q.get()
-            if t is None:
-                return
-            if self._error is None and not self._stop:
-                try:
-                    self._w.write_table(t, row_group_size=ROW_GROUP)
-                    if self._on_written is not None:
-                        self._on_written(t.num_rows)
-                except BaseException as e:  # noqa: BLE001  (re-raised on the caller's thread)
-                    self._error = e
+        try:
+            while True:
+                t = self._q.get()
+                if t is None:
+                    return
+                if self._error is None and not self._stop:
+                    try:
+                        self._w.write_table(t, row_group_size=ROW_GROUP)
+                        if self._on_written is not None:
+                            self._on_written(t.num_rows)
+                    except BaseException as e:  # noqa: BLE001  (re-raised on the caller's thread)
+                        self._error = e
+        finally:
+            self._finished = True
 
     def put(self, table: pa.Table) -> None:
         if self._error is not None:
             raise self._error
+        if stop_requested():  # a SIGINT/SIGTERM held back while the thread lives (see __enter__): stop here
+            raise KeyboardInterrupt("signal received: the conversion stops")
         self._q.put(table)
 
     def __enter__(self) -> "_WriterThread":
-        self._t.start()
+        # While the thread lives, a signal's KeyboardInterrupt is held back (tracekit.atomic.signals_deferred) and
+        # raised by put() or when the thread is gone: never in the middle of the code that waits for it.
+        self._deferred = signals_deferred()
+        self._deferred.__enter__()
+        try:
+            self._t.start()
+        except BaseException:
+            self._deferred.__exit__(None, None, None)
+            raise
         return self
 
     def __exit__(self, exc_type: Any, *_: Any) -> None:
         if exc_type is not None:
             self._stop = True
-        self._q.put(None)
-        self._t.join()
+        try:
+            late = self._wait_for_thread()
+        finally:
+            self._deferred.__exit__(None, None, None)
+        if late is not None:
+            raise late
         if exc_type is None and self._error is not None:
             raise self._error
+
+    def _wait_for_thread(self) -> BaseException | None:
+        """Queue the end and wait until the thread is gone, whatever interrupts the wait; returns what interrupted it.
+
+        Why so careful: the ParquetWriter is closed right after this, and closing it under a ``write_table`` aborted
+        the process ("pure virtual method called", SIGABRT, or SIGSEGV) when a Ctrl-C landed in this wait (issue 24).
+        After an interruption the remaining tables are skipped and the wait polls ``_finished``, not
+        ``Thread.join``: a join interrupted by a signal can return at once afterwards while the thread still runs
+        (CPython 3.11's _wait_for_tstate_lock releases the lock the running thread holds).
+        """
+        late: BaseException | None = None
+        end_queued = False
+        while not self._finished:
+            try:
+                if not end_queued:
+                    self._q.put(None, timeout=0.05)
+                    end_queued = True
+                elif late is None:
+                    self._t.join()
+                else:
+                    time.sleep(0.002)
+            except queue.Full:
+                continue
+            except BaseException as e:  # noqa: BLE001  (returned, raised by __exit__ once the thread is gone)
+                self._stop = True
+                late = late or e
+        return late
 
 
 class _Out:
