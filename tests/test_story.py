@@ -247,3 +247,18 @@ def test_wrap_keeps_numbers_with_units_and_hints_whole() -> None:
     for width in range(30, 81):
         for ln in wrap_text("the step took 3.66 ms per step and 24.9 % of the span, x 1,198 launches", width):
             assert not ln.rstrip().endswith(("3.66", "24.9")), (width, ln)  # a number never ends a line without its unit
+
+
+def test_wrap_keeps_a_quoted_name_whole_when_it_fits() -> None:
+    """`## forward ##/DistributedDataParallel.forward` (a real DDP range path, 47 cells) split at its inner
+    space reads as two names; it moves to the next line whole. A quoted name longer than a line still wraps."""
+    from tracekit.view.terminal import wrap_text
+
+    span = "`## forward ##/DistributedDataParallel.forward`"
+    text = "3. Host blocked 26.2 us per step in 8 blocking sync calls, mostly cudaEventSynchronize in " + span + "; ok"
+    for width in range(52, 100):
+        lines = wrap_text(text, width)
+        assert sum(span in ln for ln in lines) == 1, (width, lines)
+        assert all(len(ln) <= width for ln in lines), (width, lines)
+    long_span = "`" + " ".join(["word"] * 30) + "`"
+    assert len(wrap_text("in " + long_span, 40)) > 3  # 150 cells cannot stay on a 40-cell line

@@ -184,6 +184,7 @@ def _footnotes(cols: list[Column], width: int, indent: list[int] | None) -> tupl
 #: A number and the unit after it ("3.66 ms", "24.9 %", "1,198 launches" is not: only units) stay on one line.
 _NUM_UNIT = re.compile(r"(?<![\w.])([-+]?[\d][\d,]*(?:\.\d+)?) (ns|us|µs|ms|s|min|h|%|x|GB|MB|KB|B|GiB|MiB|KiB|TFLOP/s|GB/s|TB/s)(?![\w/])")
 _GLUE = "\u00a0"
+_CODE_SPAN = re.compile(r"`[^`\n]+`")
 
 
 def _split_long(word: str, room: int) -> list[str]:
@@ -213,10 +214,15 @@ def _split_long(word: str, room: int) -> list[str]:
 
 def wrap_text(text: str, width: int, indent: str = "") -> list[str]:
     """Word-wrap a sentence (verdicts, notes) at ``width``. A number stays on the line of its unit; a word
-    longer than a line is split only where :func:`_split_long` allows, never inside an identifier."""
+    longer than a line is split only where :func:`_split_long` allows, never inside an identifier. A
+    `quoted name` that fits on a line stays whole (``## forward ##`` split after ``## forward`` reads as two
+    names)."""
     words: list[str] = []
     room = max(8, width - len(indent) - 2)
-    for w in _NUM_UNIT.sub(lambda m: m.group(1) + _GLUE + m.group(2), term(text)).split(" "):
+    glued = _NUM_UNIT.sub(lambda m: m.group(1) + _GLUE + m.group(2), term(text))
+    glued = _CODE_SPAN.sub(lambda m: m.group(0).replace(" ", _GLUE) if cell_len(m.group(0)) <= room else m.group(0),
+                           glued)
+    for w in glued.split(" "):
         words.extend(_split_long(w, room) if cell_len(w) > room else [w])
     lines: list[str] = []
     cur = indent
