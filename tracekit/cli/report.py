@@ -14,7 +14,7 @@ from tracekit.atomic import refuse_input
 from tracekit.cli._output import emit
 from tracekit.cli._params import regex
 from tracekit.errors import TraceError
-from tracekit.view.rows import Rows, all_rows
+from tracekit.view.rows import Rows
 
 
 @click.command("report")
@@ -77,11 +77,11 @@ def command(traces: tuple[str, ...], as_json: bool, html_out: str | None, step_p
         return
     if executor != "local" or jobs != 1:
         raise click.UsageError("--executor and --jobs need --out (the per-trace tables are written there)")
-    # the terminal and JSON read plain rows (no pandas import, issue 14); the HTML page's plots need DataFrames,
-    # and its timeline and median-step export the connection (one DuckDB thread on a small input, as the
-    # terminal's: 0.05-0.1 s less wall and CPU on the 18k-event H100 trace, issue 25)
+    # the terminal, JSON and the HTML page read plain rows (no pandas import, issue 14; nor for the page's SVG
+    # figures, issue 25); the page's timeline and median-step export need the connection (one DuckDB thread on a
+    # small input, as the terminal's: 0.05-0.1 s less wall and CPU on the 18k-event H100 trace, issue 25)
     con = duckdb.connect() if html_out else None
-    results = rep.run(list(traces), con=con, rows=not html_out, small_one_thread=True, step_pattern=step_pattern,
+    results = rep.run(list(traces), con=con, rows=True, small_one_thread=True, step_pattern=step_pattern,
                       vocab=vocab, lm_head_regex=lm_head_regex, lm_head_kernel_regex=lm_head_kernel_regex, top_n=top_n,
                       gpu=gpu, peak_tflops=peak_tflops, peak_tb_s=peak_tb_s, tf32=tf32,
                       tokens_per_step=tokens_per_step, rank_align=rank_align)
@@ -93,15 +93,12 @@ def command(traces: tuple[str, ...], as_json: bool, html_out: str | None, step_p
         except ValueError as e:
             raise click.BadParameter(str(e), param_hint="--section") from None
     to_html, exported = rep.to_html, []
-    # the DataFrames of the HTML path as Rows, once: the page's tables and the terminal report read them
-    view = all_rows(results) if html_out else None
     try:
-        if html_out and con is not None and view is not None:
-            to_html = _html_writer(con, results, view, list(traces), html_out, step_pattern, exported)
+        if html_out and con is not None:
+            to_html = _html_writer(con, results, list(traces), html_out, step_pattern, exported)
         emit(results, as_json=as_json, html_out=html_out, title="tracekit report: " + ", ".join(traces),
-             to_json=lambda r: rep.to_json(r if view is None else view), to_html=to_html,
-             show=lambda r: rep.print_report(r if view is None else view, limit=limit, width=width,
-                                             sections=sections, full=full))
+             to_json=rep.to_json, to_html=to_html,
+             show=lambda r: rep.print_report(r, limit=limit, width=width, sections=sections, full=full))
     except BaseException:
         # the page was not written (a full disk, Ctrl-C): the median-step files made for it go too (issue 23)
         for f in exported:
@@ -111,28 +108,27 @@ def command(traces: tuple[str, ...], as_json: bool, html_out: str | None, step_p
         click.echo(f"wrote {', '.join(exported)} (the median step: open in ui.perfetto.dev)")
 
 
-def _html_writer(con: duckdb.DuckDBPyConnection, results: Any, view: Mapping[str, Rows], traces: list[str],
+def _html_writer(con: duckdb.DuckDBPyConnection, results: Mapping[str, Rows], traces: list[str],
                  html_out: str, step_pattern: str | None, written: list[str]) -> Any:
     """The page's extra inputs: the timeline rows (queries/timeline.sql on the report's connection) and
     each trace's median step written with export-chrome next to the page, linked from it.
 
-    ``view``: ``results`` as Rows. Returns the page writer; ``written`` receives each median-step file as it
+    ``results``: the report's Rows. Returns the page writer; ``written`` receives each median-step file as it
     is written. Every one of their names is checked against the inputs before the first is written (`report r.median_step.json.gz
     --html r.html` replaced its input with its own slice, issue 23)."""
     from tracekit.export_chrome import Steps, export_chrome
     from tracekit.view.timeline import query
 
-    page = dict(results)
-    extra = query(con)
-    page.update(extra)
-    page_view = {**view, **all_rows(extra)}
+    page = {**results, **query(con, rows=True)}
     tl = page.get("timeline")
     chrome: dict[str, str] = {}
     notes: list[str] = []
     out = Path(html_out)
     if tl is not None and len(tl):
-        meds = tl.drop_duplicates("trace")[["trace", "step_index"]].itertuples(index=False)
-        meds = list(meds)
+        first: dict[Any, Any] = {}  # trace -> its median step (the first timeline row of each trace)
+        for t, s in zip(tl.col("trace"), tl.col("step_index")):
+            first.setdefault(t, s)
+        meds = list(first.items())
         dests = [out.with_name(f"{out.stem}.median_step{'' if len(meds) == 1 else f'.{i + 1}'}.json.gz")
                  for i in range(len(meds))]
         for dest in dests:
@@ -145,4 +141,4 @@ def _html_writer(con: duckdb.DuckDBPyConnection, results: Any, view: Mapping[str
                 written.append(str(dest))
             except TraceError as e:
                 notes.append(f"median step of {trace} not exported: {e}")
-    return lambda r, title: rep.to_html(page, title=title, chrome=chrome, chrome_notes=notes, view=page_view)
+    return lambda r, title: rep.to_html(page, title=title, chrome=chrome, chrome_notes=notes, view=page)

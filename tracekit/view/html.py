@@ -1,4 +1,4 @@
-"""The HTML report: one self-contained page (inline CSS, PNG data URIs, inline SVG; no network).
+"""The HTML report: one self-contained page (inline CSS and inline SVG; no network).
 
 First, when a trace ran communication kernels or the set holds several ranks, "Several GPUs": the slow-rank
 sentence (collectives.straggler), a per-rank step timeline (collectives.rank_steps) and exposed vs
@@ -12,16 +12,16 @@ saying why. One colour per phase path for the whole page (:func:`tracekit.view.t
 read by the stacked bar, the timeline and their legends. Every name from a trace goes through
 :func:`tracekit.safe.html_text`.
 
-The tables and sentences come from the same view model as the terminal's (the results converted
-once to :class:`~tracekit.view.rows.Rows`); only the plots and the timeline read the DataFrames.
+The tables, sentences, figures and the timeline read the same :class:`~tracekit.view.rows.Rows` as the
+terminal's view model (DataFrames from the Python API are converted once), so ``report --html`` imports
+neither pandas nor matplotlib (issue 25: the page within 1.5x of the terminal report).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from tracekit.safe import html_text
 from tracekit.view import plots
@@ -29,6 +29,9 @@ from tracekit.view import sections as sec
 from tracekit.view import timeline as tl
 from tracekit.view.model import FRAME_NAMES, NOTE_NAMES, Table, elide, footnote, table
 from tracekit.view.rows import EMPTY, Rows, all_rows
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 TEXT_CHARS = 60  # a text cell longer than this is elided in the middle (full text on hover)
 
@@ -49,6 +52,7 @@ td.null{color:#8c959f}
 td.frame{white-space:normal;overflow-wrap:anywhere;min-width:16em;max-width:36em}
 @media (max-width:900px){th,td{padding:3px 6px}body{padding:1em 1.2em 3em}}
 img{max-width:100%;height:auto;display:block}
+svg.fig{display:block;max-width:100%;height:auto;font-family:system-ui,sans-serif;font-size:11px;margin:.3em 0}
 .tl{display:grid;grid-template-columns:160px minmax(0,1fr);border:1px solid #eaeef2;margin:.3em 0}
 .tl svg{display:block;font-family:system-ui,sans-serif;font-size:10px}.tl svg.tl-lanes{font-size:11px}
 .tl svg.lbl{overflow:hidden;pointer-events:none}@media (max-width:1000px){.tl svg.lbl.s{display:none}}
@@ -177,11 +181,11 @@ def _nobreak(escaped: str) -> str:
 
 
 def _figure(title: str, plot: plots.Plot) -> str:
-    uri, cap = plot
-    if uri is None:
+    """A figure of :mod:`tracekit.view.plots` (inline SVG, its texts escaped there) under its title, or why not."""
+    svg, cap = plot
+    if svg is None:
         return f"<h3>{html_text(title)}</h3><p class='empty'>{html_text(cap)}</p>"
-    return (f"<h3>{html_text(title)}</h3><img alt='{html_text(title)}' src='{uri}'>"
-            f"<p class='cap'>{html_text(cap)}</p>")
+    return f"<h3>{html_text(title)}</h3>{svg}<p class='cap'>{html_text(cap)}</p>"
 
 
 def _rows(view: Mapping[str, Rows], key: str, trace: str) -> Rows:
@@ -191,18 +195,17 @@ def _rows(view: Mapping[str, Rows], key: str, trace: str) -> Rows:
     return rs.where(lambda r: r["trace"] == trace).drop(["trace"])
 
 
-def _frame(results: Mapping[str, pd.DataFrame], key: str, trace: str) -> pd.DataFrame:
-    """The rows of result ``key`` for ``trace`` (an empty frame when there are none)."""
-    df = results.get(key)
-    if df is None or not len(df) or "trace" not in df:
-        return pd.DataFrame()
-    return df[df["trace"] == trace]
+def _of_trace(view: Mapping[str, Rows], key: str, trace: str) -> Rows:
+    """The rows of result ``key`` for ``trace``, its trace column kept (the empty table when there are none)."""
+    rs = view.get(key, EMPTY)
+    if not len(rs) or "trace" not in rs:
+        return EMPTY
+    return rs.where(lambda r: r["trace"] == trace)
 
 
-def _several_gpus(results: Mapping[str, pd.DataFrame], view: Mapping[str, Rows]) -> list[str]:
+def _several_gpus(view: Mapping[str, Rows]) -> list[str]:
     """The "Several GPUs" section (only when a trace ran communication kernels or the set holds several ranks): the
-    slow-rank sentence, the per-rank step timeline, exposed-communication bars per phase, the per-device lines.
-    ``view``: ``results`` as Rows (sentences); the plots read the DataFrames."""
+    slow-rank sentence, the per-rank step timeline, exposed-communication bars per phase, the per-device lines."""
     comm, ranks = sec.has_comm(view), sec.rank_count(view)
     if not comm and ranks < 2:
         return []
@@ -215,11 +218,11 @@ def _several_gpus(results: Mapping[str, pd.DataFrame], view: Mapping[str, Rows])
         out.append("<p class='empty'>one rank only: no per-rank step timeline and no slowest rank "
                    "(give one trace per rank, e.g. a folder of rank*.json.gz)</p>")
     else:
-        rs = results.get("collectives.rank_steps", pd.DataFrame())
-        sk = results.get("collectives.step_skew", pd.DataFrame())
+        rs = view.get("collectives.rank_steps", EMPTY)
+        sk = view.get("collectives.step_skew", EMPTY)
         out.append(_figure("Per-rank step timeline", plots.rank_timeline(rs, sk, align)))
         out.append(f"<p class='cap'>Clocks: {html_text(sec.ALIGN_TEXT[align])}.</p>")
-    bp = results.get("comm.by_phase", pd.DataFrame())
+    bp = view.get("comm.by_phase", EMPTY)
     out.append(_figure("Exposed communication per phase", plots.comm_phase_bars(bp)))
     lines = [(t, ln) for t in sec.traces(view) for ln in sec.comm_lines(view, t)]
     if lines:
@@ -227,16 +230,13 @@ def _several_gpus(results: Mapping[str, pd.DataFrame], view: Mapping[str, Rows])
     return out
 
 
-def render(results: Mapping[str, pd.DataFrame], title: str = "tracekit report",
+def render(results: Mapping[str, Any], title: str = "tracekit report",
            chrome: Mapping[str, str] | None = None, chrome_notes: Sequence[str] = (), limit: int = 50,
            view: Mapping[str, Rows] | None = None) -> str:
     """The page. ``chrome``: trace -> relative path of its median step exported with export-chrome.
 
-    ``results``: DataFrames (the plots and the timeline need them); the tables read them as Rows.
-    ``view``: ``all_rows(results)`` when the caller has it already (``report --html`` converts the
-    DataFrames once for the page and the terminal report it prints; issue 25)."""
-    if any(isinstance(v, Rows) for v in results.values()):
-        raise TypeError("the HTML report plots DataFrames: run tracekit.report.run(...) without rows=True")
+    ``results``: Rows (``report.run(..., rows=True)``, what ``report --html`` passes) or DataFrames (converted
+    once here). ``view``: ``all_rows(results)`` when the caller has it already; everything on the page reads it."""
     chrome = chrome or {}
     view = all_rows(results) if view is None else view
     names = sec.traces(view)
@@ -253,9 +253,9 @@ def render(results: Mapping[str, pd.DataFrame], title: str = "tracekit report",
             for n in ns) + "</ul>")
     for c in chrome_notes:
         p.append(f"<p class='empty'>{html_text(c)}</p>")
-    p.extend(_several_gpus(results, view))
-    colour = tl.phase_colours(results)  # one colour per phase path for the whole page
-    timelines = {t: (s, cap) for t, s, cap in tl.sections(results, colour)}
+    p.extend(_several_gpus(view))
+    colour = tl.phase_colours(view)  # one colour per phase path for the whole page
+    timelines = {t: (s, cap) for t, s, cap in tl.sections(view, colour)}
     gs = sec.groups(view, full=True)
     for i, trace in enumerate(names, 1):
         p.append(f"<h2 id='trace-{i}'>{html_text(trace)}</h2>")
@@ -277,9 +277,9 @@ def render(results: Mapping[str, pd.DataFrame], title: str = "tracekit report",
             p.append("<p class='empty'>no per-step headline (headline.sql gave no rows for this trace: "
                      "no step matched the step pattern, see Notes)</p>")
             p.append(table_html(sec.result_table({"summary": _rows(view, "summary", trace)}, "summary")))
-        figs = plots.for_trace(results, trace)
-        bar, bar_cap = tl.phase_bar(plots.phase_bar_data(_frame(results, "headline.phase_tree", trace)),
-                                    _frame(results, "headline", trace), colour)
+        figs = plots.for_trace(view, trace)
+        bar, bar_cap = tl.phase_bar(plots.phase_bar_data(_of_trace(view, "headline.phase_tree", trace)),
+                                    _of_trace(view, "headline", trace), colour)
         p.append("<h3>Where a step's time goes (phase tree, exclusive)</h3>" + (
             f"{bar}<p class='cap'>{html_text(bar_cap)}</p>" if bar else f"<p class='empty'>{html_text(bar_cap)}</p>"))
         cbars = category_bars(view, trace, [g.step_kind for g in tg] or ["(outside steps)"])

@@ -23,14 +23,16 @@ query); the full name is always on hover.
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 from collections.abc import Iterable, Mapping
-from typing import Any
-
-import duckdb
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from tracekit.safe import html_text
 from tracekit.view.model import elide, fmt_duration, fmt_share, pick_unit
+from tracekit.view.rows import Rows, as_rows, missing
+
+if TYPE_CHECKING:
+    import duckdb
 
 #: tab20 without its grey and red pairs: the 8 strong hues first, then their light partners.
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#17becf",
@@ -50,26 +52,33 @@ MIN_LABEL_PX = 22  # a box narrower than this at REF_PLOT_PX gets no label
 WIDE_LABEL_PX = 70  # ... narrower than this: its label is dropped on a page under 1,000 px (half the width)
 
 
-def query(con: duckdb.DuckDBPyConnection) -> dict[str, pd.DataFrame]:
+def query(con: duckdb.DuckDBPyConnection, rows: bool = False) -> dict[str, Any]:
     """Run ``queries/timeline.sql`` on a connection where ``tracekit.report.run`` ran steps.sql
-    (its temp tables are there: ``done`` keeps the ``@requires steps`` set-up from running twice)."""
+    (its temp tables are there: ``done`` keeps the ``@requires steps`` set-up from running twice).
+    ``rows``: :class:`~tracekit.view.rows.Rows` instead of DataFrames (``report --html``: no pandas)."""
     from tracekit.report import run_file
 
-    return run_file(con, "timeline", done={"steps"})
+    return run_file(con, "timeline", done={"steps"}, rows=rows)
 
 
 # ----------------------------------------------------------------------------- colours
 
-def _size(df: Any, cols: Iterable[str]) -> dict[str, float]:
+def _num(v: Any) -> float:
+    """A value of a result table as a float (NULL as 0)."""
+    return 0.0 if missing(v) else float(v)
+
+
+def _size(table: Any, cols: Iterable[str]) -> dict[str, float]:
     """phase path -> its largest value over ``cols`` and rows (NULL as 0)."""
     out: dict[str, float] = {}
-    if df is None or not len(df) or "phase_path" not in df:
+    rs = as_rows(table)
+    if not len(rs) or "phase_path" not in rs:
         return out
     for c in cols:
-        if c not in df:
+        if c not in rs:
             continue
-        for p, v in zip(df["phase_path"].astype(str), pd.to_numeric(df[c], errors="coerce").fillna(0)):
-            out[p] = max(out.get(p, 0.0), float(v))
+        for p, v in zip(rs.col("phase_path"), rs.col(c)):
+            out[str(p)] = max(out.get(str(p), 0.0), _num(v))
     return out
 
 
@@ -83,10 +92,10 @@ def phase_colours(results: Mapping[str, Any], max_colours: int = len(PALETTE)) -
     tree = _size(results.get("headline.phase_tree"), ("excl_cpu_ns_mean", "excl_gpu_ns_mean"))
     boxes: dict[str, float] = {}
     for key in ("timeline", "steps.median_step_ops"):
-        df = results.get(key)
-        if df is not None and len(df) and "phase_path" in df:
-            for p, d in df.groupby(df["phase_path"].astype(str))["dur_ns"].sum().items():
-                boxes[str(p)] = boxes.get(str(p), 0.0) + float(d)
+        rs = as_rows(results.get(key))
+        if len(rs) and "phase_path" in rs:
+            for p, d in zip(rs.col("phase_path"), rs.col("dur_ns")):
+                boxes[str(p)] = boxes.get(str(p), 0.0) + _num(d)
     order = sorted(tree, key=lambda p: (-tree[p], p)) + sorted(
         (p for p in boxes if p not in tree), key=lambda p: (-boxes[p], p))
     named = [p for p in order if p not in NO_PHASE and p != NO_LAUNCH]
@@ -186,28 +195,41 @@ def _frame(lanes_svg: str, plot_svg: str) -> str:
 
 # ----------------------------------------------------------------------------- timeline
 
-def svg(df: pd.DataFrame, colour: Mapping[str, str], uid: str = "0") -> tuple[str, str]:
-    """(inline SVG, caption) for the rows of ONE trace's median step; ``uid`` keeps ids apart on a page."""
-    first = df.iloc[0]
+def _records(rows: Any) -> list[SimpleNamespace]:
+    """Each row as an object with one attribute per column (``r.ts_ns``), launch columns added when absent
+    (``rows``: Rows, a DataFrame, or such records already)."""
+    if isinstance(rows, list):
+        return rows
+    rs = as_rows(rows)
+    base = {"launch": None, "launch_step": None}
+    return [SimpleNamespace(**{**base, **dict(zip(rs.columns, r))}) for r in rs.data]
+
+
+def svg(table: Any, colour: Mapping[str, str], uid: str = "0") -> tuple[str, str]:
+    """(inline SVG, caption) for the rows of ONE trace's median step (Rows, or a DataFrame); ``uid`` keeps ids
+    apart on a page."""
+    recs = _records(table)
+    first = vars(recs[0])
     note = ""
-    if "launch" not in df:
-        df = df.assign(launch=None, launch_step=None)
-    if len(df) > MAX_BOXES:
-        keep = df.sort_values("dur_ns", ascending=False).head(MAX_BOXES).sort_index()
-        note = f" {len(df) - MAX_BOXES:,} shortest boxes of {len(df):,} not drawn."
-        df = keep
+    if len(recs) > MAX_BOXES:  # the longest boxes, in row order (ties: the earlier row)
+        keep = set(sorted(range(len(recs)), key=lambda i: (-_num(recs[i].dur_ns), i))[:MAX_BOXES])
+        note = f" {len(recs) - MAX_BOXES:,} shortest boxes of {len(recs):,} not drawn."
+        recs = [r for i, r in enumerate(recs) if i in keep]
     s0, s1 = float(first["step_ts_ns"]), float(first["step_ts_ns"]) + float(first["step_wall_ns"])
-    t0 = min(float(df["ts_ns"].min()), s0)  # 0 on the axis = the step range's start (or the first box)
-    t1 = max(float((df["ts_ns"] + df["dur_ns"].clip(lower=0)).max()), s1)
+    t0 = min(min(float(r.ts_ns) for r in recs), s0)  # 0 on the axis = the step range's start (or the first box)
+    t1 = max(max(float(r.ts_ns) + max(_num(r.dur_ns), 0.0) for r in recs), s1)
     span = max(t1 - t0, 1.0)
     x = lambda t: (float(t) - t0) / span * 100  # noqa: E731
 
     # lanes: CPU threads (one sub-row per range depth, then one for runtime calls), then GPU streams
     lanes: list[tuple[str, str, int]] = []  # (lane, kind, sub-rows)
-    for lane, sub in df.groupby("lane", sort=False):
-        if sub["lane_kind"].iloc[0] == "cpu":
-            depth = int(sub["depth"].max()) if sub["depth"].notna().any() else 0
-            rows = depth + (1 if (sub["row_kind"] == "runtime").any() else 0)
+    by_lane: dict[Any, list[SimpleNamespace]] = {}
+    for r in recs:
+        by_lane.setdefault(r.lane, []).append(r)
+    for lane, sub in by_lane.items():
+        if sub[0].lane_kind == "cpu":
+            depths = [int(r.depth) for r in sub if not missing(r.depth)]
+            rows = max(depths, default=0) + (1 if any(r.row_kind == "runtime" for r in sub) else 0)
             lanes.append((str(lane), "cpu", max(rows, 1)))
         else:
             lanes.append((str(lane), "gpu", 1))
@@ -236,7 +258,7 @@ def svg(df: pd.DataFrame, colour: Mapping[str, str], uid: str = "0") -> tuple[st
         parts.append(f"<rect x='0' y='{y0[lane]:.1f}' width='100%' height='{h}' fill='#f7f7f7'/>")
     depth_of = {lane: rows for lane, _, rows in lanes}
     unlaunched = 0
-    for r in df.itertuples(index=False):
+    for r in recs:
         lane = str(r.lane)
         dur = fmt_duration(r.dur_ns, with_unit=True)
         opacity = 1.0
@@ -269,11 +291,11 @@ def svg(df: pd.DataFrame, colour: Mapping[str, str], uid: str = "0") -> tuple[st
             label = str(r.name)
         parts.append(_box(x(r.ts_ns), float(max(r.dur_ns, 0)) / span * 100, yy, hh, fill, tip, label, opacity))
     # links: launch call (on its thread's lane) -> the GPU op's start
-    gpu = df[(df["row_kind"] == "gpu_op") & df["launch_ts_ns"].notna()]
+    gpu = [r for r in recs if r.row_kind == "gpu_op" and not missing(getattr(r, "launch_ts_ns", None))]
     every = max(1, -(-len(gpu) // MAX_LINKS))
     nlinks = 0
-    for j, r in enumerate(gpu.itertuples(index=False)):
-        src = f"CPU tid {int(r.launch_tid)}" if pd.notna(r.launch_tid) else None
+    for j, r in enumerate(gpu):
+        src = f"CPU tid {int(r.launch_tid)}" if not missing(r.launch_tid) else None
         if src not in y0 or j % every:
             continue
         sy = y0[src] + depth_of[src] * ROW_H
@@ -292,53 +314,58 @@ def svg(df: pd.DataFrame, colour: Mapping[str, str], uid: str = "0") -> tuple[st
            f"'{first['step_kind']}' steps. CPU lanes: ranges by nesting depth, then launch calls (dark; blocking "
            "syncs red); " + ("GPU lanes: every GPU op that overlaps the step's window and every op launched in the "
                              "step (faded: launched in another step or outside the steps); lines join a launch to its "
-                             "GPU op" if len(df[df["row_kind"] == "gpu_op"]) else
+                             "GPU op" if any(r.row_kind == "gpu_op" for r in recs) else
                              "no GPU op overlaps the step's window (no GPU activity recorded)")
            + "; hover a box for its name." + note)
     return _frame("".join(left), "".join(parts)), cap
 
 
-def _kinds(results: Mapping[str, Any], ops: pd.DataFrame) -> list[str]:
+def _kinds(results: Mapping[str, Any], ops: Rows) -> list[str]:
     """The step kind of each steps.median_step_ops row, looked up in ``steps``."""
-    st = results.get("steps")
-    if st is None or not len(st):
+    st = as_rows(results.get("steps"))
+    if not len(st):
         return ["?"] * len(ops)
-    kind = {(t, i): k for t, i, k in zip(st["trace"], st["step_index"], st["step_kind"])}
-    return [str(kind.get((t, i), "?")) for t, i in zip(ops["trace"], ops["step_index"])]
+    kind = {(t, i): k for t, i, k in zip(st.col("trace"), st.col("step_index"), st.col("step_kind"))}
+    return [str(kind.get((t, i), "?")) for t, i in zip(ops.col("trace"), ops.col("step_index"))]
 
 
-def _rows(results: Mapping[str, Any]) -> pd.DataFrame | None:
-    """``timeline``, else steps.median_step_ops in its shape (report.to_html without timeline.sql)."""
-    tl = results.get("timeline")
-    if tl is not None and len(tl):
-        return tl
-    ops = results.get("steps.median_step_ops")
-    if ops is None or not len(ops):
+def _rows(results: Mapping[str, Any]) -> list[SimpleNamespace] | None:
+    """``timeline``'s rows, else steps.median_step_ops in its shape (report.to_html without timeline.sql)."""
+    tl = as_rows(results.get("timeline"))
+    if len(tl):
+        return _records(tl)
+    ops = as_rows(results.get("steps.median_step_ops"))
+    if not len(ops):
         return None
-    gpu = [str(lane).startswith("GPU") for lane in ops["lane"]]
-    return ops.assign(lane_kind=["gpu" if g else "cpu" for g in gpu],
-                      row_kind=["gpu_op" if g else "range" for g in gpu],
-                      phase_path=ops["phase_path"],
-                      depth=[None if g else len(str(p).split("/")) for p, g in zip(ops["phase_path"], gpu)],
-                      blocking=None, launch_tid=None, launch_ts_ns=None, launch=None, launch_step=None,
-                      step_kind=_kinds(results, ops))
+    out = []
+    for r, kind in zip(_records(ops), _kinds(results, ops)):
+        g = str(r.lane).startswith("GPU")
+        out.append(SimpleNamespace(**{**vars(r), "lane_kind": "gpu" if g else "cpu",
+                                      "row_kind": "gpu_op" if g else "range",
+                                      "depth": None if g else len(str(r.phase_path).split("/")),
+                                      "blocking": None, "launch_tid": None, "launch_ts_ns": None, "launch": None,
+                                      "launch_step": None, "step_kind": kind}))
+    return out
 
 
 def sections(results: Mapping[str, Any], colour: Mapping[str, str] | None = None) -> list[tuple[str, str, str]]:
     """(trace, svg + legend html, caption) per trace of ``timeline`` (else of steps.median_step_ops);
-    ``colour``: the page's :func:`phase_colours` (computed from ``results`` when None)."""
+    ``results``: Rows or DataFrames; ``colour``: the page's :func:`phase_colours` (computed from ``results`` when None)."""
     tl = _rows(results)
     if tl is None:
         return []
     colour = colour if colour is not None else phase_colours(results)
+    by_trace: dict[Any, list[SimpleNamespace]] = {}
+    for r in tl:
+        if not missing(r.trace):
+            by_trace.setdefault(r.trace, []).append(r)
     out = []
-    for i, (trace, sub) in enumerate(tl.groupby("trace", sort=False)):
-        sub = sub.reset_index(drop=True)
+    for i, (trace, sub) in enumerate(by_trace.items()):
         s, cap = svg(sub, colour, uid=str(i))
-        gpu = sub[sub["row_kind"] == "gpu_op"]
-        shown = set(sub.loc[sub["row_kind"] != "runtime", "phase_path"].astype(str))
-        extra = [(RUNTIME_COLOUR, "launch call"), (SYNC_COLOUR, "blocking sync")] if (sub["row_kind"] == "runtime").any() else []
-        if "launch" in sub and (gpu["launch"] == "none").any():
+        shown = {str(r.phase_path) for r in sub if r.row_kind != "runtime"}
+        runtime = any(r.row_kind == "runtime" for r in sub)
+        extra = [(RUNTIME_COLOUR, "launch call"), (SYNC_COLOUR, "blocking sync")] if runtime else []
+        if any(r.row_kind == "gpu_op" and r.launch == "none" for r in sub):
             extra.append(("repeating-linear-gradient(45deg,#8c8c8c 0 2px,#eeeeee 2px 5px)", "GPU op with no launch record"))
         out.append((str(trace), s + legend(colour, shown, extra), cap))
     return out
@@ -346,19 +373,21 @@ def sections(results: Mapping[str, Any], colour: Mapping[str, str] | None = None
 
 # ----------------------------------------------------------------------------- the phase tree as a bar
 
-def phase_bar(data: pd.DataFrame, headline: pd.DataFrame, colour: Mapping[str, str]) -> tuple[str | None, str]:
+def phase_bar(data: Any, headline: Any, colour: Mapping[str, str]) -> tuple[str | None, str]:
     """(inline SVG + legend, caption): per step kind a horizontal bar of the exclusive mean CPU time of every
     phase-tree row (plots.phase_bar_data), stacked in tree order, with a tick at the mean CPU span; or
-    (None, why)."""
-    if not len(data):
+    (None, why). ``data``, ``headline``: Rows or DataFrames."""
+    recs = _records(data)
+    if not recs:
         return None, "no phase tree (no step matched the step pattern, or headline.sql did not run)"
-    kinds = list(dict.fromkeys(data["step_kind"].astype(str)))
+    kinds = list(dict.fromkeys(str(r.step_kind) for r in recs))
     spans: dict[str, float] = {}
-    if len(headline) and {"step_kind", "metric", "mean"} <= set(headline.columns):
-        for k, m, v in zip(headline["step_kind"].astype(str), headline["metric"], headline["mean"]):
-            if m == "CPU span" and pd.notna(v):
-                spans[k] = float(v)
-    totals = {k: float(data.loc[data["step_kind"].astype(str) == k, "excl_cpu_ns_mean"].fillna(0).sum()) for k in kinds}
+    hl = as_rows(headline)
+    if len(hl) and {"step_kind", "metric", "mean"} <= set(hl.columns):
+        for k, m, v in zip(hl.col("step_kind"), hl.col("metric"), hl.col("mean")):
+            if m == "CPU span" and not missing(v):
+                spans[str(k)] = float(v)
+    totals = {k: sum(_num(r.excl_cpu_ns_mean) for r in recs if str(r.step_kind) == k) for k in kinds}
     full = max([1.0] + list(totals.values()) + list(spans.values()))
     bar_h, gap = 22, 12
     height = 8 + len(kinds) * (bar_h + gap) + 18
@@ -370,8 +399,8 @@ def phase_bar(data: pd.DataFrame, headline: pd.DataFrame, colour: Mapping[str, s
         left.append(f"<text x='4' y='{y + bar_h / 2 + 4:.0f}' fill='#222'><title>{html_text(k)}</title>"
                     f"{html_text(elide(k, 25))}</text>")
         xx = 0.0
-        for r in data[data["step_kind"].astype(str) == k].itertuples(index=False):
-            v = float(r.excl_cpu_ns_mean) if pd.notna(r.excl_cpu_ns_mean) else 0.0
+        for r in (r for r in recs if str(r.step_kind) == k):
+            v = _num(r.excl_cpu_ns_mean)
             if v <= 0:
                 continue
             p = str(r.phase_path)
@@ -385,7 +414,7 @@ def phase_bar(data: pd.DataFrame, headline: pd.DataFrame, colour: Mapping[str, s
                          f"stroke-width='2'><title>mean CPU span {html_text(fmt_duration(spans[k], with_unit=True))}</title></line>")
     parts.append("</svg>")
     left.append("</svg>")
-    shown = set(data["phase_path"].astype(str))
+    shown = {str(r.phase_path) for r in recs}
     cap = ("exclusive CPU time of each phase in the mean step, stacked in phase-tree order: parents without their "
            "children, '(other)' = step time in no phase; the black tick is the mean CPU span (steps' wall time); "
            "hover a segment for its phase and time")
