@@ -1,7 +1,7 @@
 """Headless Chromium checks of an HTML report: layout facts measured by the browser itself.
 
 The page is copied with a small script added that, once everything has loaded, measures the
-document width against the viewport, every <img>'s natural width, and the height of every numeric
+document width against the viewport, every <img>'s natural width, every SVG figure's drawn box, and the height of every numeric
 table cell against one line of text, and writes the findings into a <pre id="tk-check"> element;
 ``chromium --headless --dump-dom`` then prints the DOM with it. No network, no DevTools client.
 """
@@ -21,6 +21,9 @@ window.addEventListener('load', function () {
   var doc = document.documentElement;
   var imgs = Array.from(document.images).map(function (i) {
     return {alt: i.alt, loaded: i.complete && i.naturalWidth > 0}; });
+  var figs = Array.from(document.querySelectorAll('svg.fig')).map(function (f) {
+    var b = f.getBoundingClientRect();
+    return {label: f.getAttribute('aria-label'), width: b.width, height: b.height, right: b.right}; });
   var probe = document.createElement('span'); probe.textContent = '0';
   var bad = [];
   document.querySelectorAll('td.num').forEach(function (td) {
@@ -30,7 +33,7 @@ window.addEventListener('load', function () {
     var h = r.getBoundingClientRect().height;
     if (h > line * 1.5) bad.push(td.textContent);
   });
-  var out = {scrollWidth: doc.scrollWidth, scrollHeight: doc.scrollHeight, viewport: window.innerWidth, images: imgs, broken_numbers: bad,
+  var out = {scrollWidth: doc.scrollWidth, scrollHeight: doc.scrollHeight, viewport: window.innerWidth, images: imgs, figures: figs, broken_numbers: bad,
              numeric_cells: document.querySelectorAll('td.num').length};
   var pre = document.createElement('pre'); pre.id = 'tk-check'; pre.textContent = JSON.stringify(out);
   document.body.appendChild(pre);

@@ -54,8 +54,8 @@ def test_html(pq: Path, tmp_path: Path) -> None:
     out = CliRunner().invoke(cli, ["report", str(pq), "--html", str(html_path)])
     assert out.exit_code == 0, out.output
     text = html_path.read_text()
-    # every figure is an embedded PNG (no network); the layout checks in a browser are in test_view.py
-    assert text.count("<img ") == text.count("src='data:image/png;base64,") >= 1
+    # every figure is inline SVG (no network, no PNG: issue 25); the layout checks in a browser are in test_view.py
+    assert "<img " not in text and "data:image/png" not in text and text.count("<svg class='fig'") >= 1
     assert "<script>" not in text and "evil&lt;script&gt;" in text
 
 

@@ -4,7 +4,7 @@ they do not use (issue 14).
 Why: pandas alone was 0.9 s of a 1.3 s ``tracekit sql small.parquet "select 1"``; pyarrow a further
 0.2 s. The verbs print DuckDB rows with rich and read Parquet footers with DuckDB, so none of
 pandas, pyarrow (or its compute kernels), numpy or matplotlib should be imported. ``report`` reads
-result rows with their SQL types (tracekit/view/rows.py); only ``--html`` (plots) needs pandas. The check looks at
+result rows with their SQL types (tracekit/view/rows.py), ``--html`` too (SVG figures, issue 25). The check looks at
 ``sys.modules`` after the real command ran in a fresh interpreter, so any import on the path counts,
 whoever adds it.
 """
@@ -97,3 +97,14 @@ def test_report_json_without_pandas_values() -> None:
     assert code == 0 and loaded == []
     doc = json.loads(out)
     assert doc["summary"]["summary"][0]["events"] == len(kinds)
+
+
+def test_report_html_loads_no_heavy_modules(tmp_path: Path) -> None:
+    """``report --html``: the page's figures are SVG written directly, its tables and timeline read Rows and the
+    median step is exported from DuckDB's tuples: no pandas, matplotlib, pyarrow or numpy (issue 25 item 3)."""
+    page = tmp_path / "r.html"
+    code, loaded, out = _loaded(["report", *map(str, REPORT_SAMPLE), "--html", str(page)])
+    assert code == 0
+    assert loaded == [], f"report --html imported {loaded}"
+    assert "<svg class='fig'" in page.read_text() and "median_step" in out
+    assert len(list(tmp_path.glob("r.median_step.*.json.gz"))) == len(REPORT_SAMPLE) == 2

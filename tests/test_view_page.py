@@ -1,7 +1,7 @@
 """The HTML page as issue 21 item 7 (and item 4's timeline sentence, issue 23 item 9) asks for it: one colour per
 phase path on the whole page, a palette that does not repeat, footnotes under the per-step table, one GPU
 numbering (the one `tracekit info` prints), every GPU op of the median step's window on the timeline, and
-names drawn literally by matplotlib.
+names drawn literally and escaped in the SVG figures (issue 25: no matplotlib).
 
 Expected values are worked out from the constructed traces below (times in us, as Kineto writes them) or
 from the demo's phase tree as the README shows it, never read back from the page's own code.
@@ -237,42 +237,80 @@ def test_mi250_lane_is_a_gpu_info_lists(tmp_path: Path) -> None:
 MATH = ["$x^$", "$\\frac{$", "price$1$2"]
 
 
-def _captured(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    figs: list[Any] = []
-    real = plots.png
-
-    def keep(fig: Any) -> str:
-        fig.canvas.draw()  # lays out tick labels and legends: a mathtext parse error would raise here
-        figs.append(fig)
-        return real(fig)
-
-    monkeypatch.setattr(plots, "png", keep)
-    return figs
+def _fig_texts(svg: str) -> list[str]:
+    """The visible text of every <text> of an SVG figure (its hover <title> left out), unescaped."""
+    return [html.unescape(t) for t in re.findall(r"<text [^>]*>(?:<title>[^<]*</title>)?([^<]*)</text>", svg)]
 
 
-def _texts(fig: Any) -> list[Any]:
-    from matplotlib.text import Text
-
-    return [t for t in fig.findobj(Text) if t.get_text()]
-
-
-def test_names_are_drawn_literally(monkeypatch: pytest.MonkeyPatch) -> None:
-    figs = _captured(monkeypatch)
+def test_names_are_drawn_literally() -> None:
+    """Names with dollar signs are text in the SVG figures (matplotlib parsed them as math: a traceback)."""
     bp = pd.DataFrame({"trace": ["t"] * 3, "device": [0] * 3, "phase_path": MATH, "comm_ops": [1] * 3,
                        "comm_exposed_ns": [3e6, 2e6, 1e6], "comm_overlap_ns": [1e6] * 3})
-    uri, _ = plots.comm_phase_bars(bp)
-    assert uri is not None
+    bars, _ = plots.comm_phase_bars(bp)
+    assert bars is not None
     steps = pd.DataFrame({"trace": "t", "step_index": range(9), "step_kind": [k for k in MATH for _ in range(3)],
                           "wall_ns": [1e6 + i * 1e5 for i in range(9)]})
-    uri, _ = plots.latency(steps)
-    assert uri is not None
-    bars, lat = figs
-    ticks = [t.get_text() for t in bars.axes[0].get_yticklabels()]
-    assert ticks == MATH  # as typed: largest exposed first
-    legend = [t.get_text() for t in lat.axes[0].get_legend().get_texts()]
-    assert legend == MATH
-    for fig in figs:
-        assert not [t.get_text() for t in _texts(fig) if "$" in t.get_text() and t.get_parse_math()]
+    lat, _ = plots.latency(steps)
+    assert lat is not None
+    assert [t for t in _fig_texts(bars) if t in MATH] == MATH  # as typed: largest exposed first
+    assert [t for t in _fig_texts(lat) if t in MATH] == MATH  # the legend, one entry per kind
+
+
+HOSTILE = ["</text><script>alert(1)</script>", "a' onload='alert(2)", "]]><!--", "\x1b[31mred"]
+
+
+def test_svg_figures_escape_every_name() -> None:
+    """Trace text in every figure is escaped: no markup of its own, no quote that ends an attribute."""
+    from tracekit.view.rows import Rows
+
+    n = len(HOSTILE)
+    bp = pd.DataFrame({"trace": HOSTILE, "device": [0] * n, "phase_path": HOSTILE, "comm_ops": [1] * n,
+                       "comm_exposed_ns": [4e6, 3e6, 2e6, 1e6], "comm_overlap_ns": [1e6] * n})
+    steps = Rows(("trace", "step_index", "step_kind", "wall_ns"), ("VARCHAR", "BIGINT", "VARCHAR", "BIGINT"),
+                 tuple(("t", i, HOSTILE[i % n], 1_000_000 + i) for i in range(8)))
+    idle = Rows(("trace", "step_index", "cause", "idle_ns"), ("VARCHAR", "BIGINT", "VARCHAR", "BIGINT"),
+                tuple(("t", 1, c, 1000) for c in HOSTILE))
+    rank_steps = Rows(("step_key", "rank", "start_offset_ns", "end_offset_ns"), ("VARCHAR", "BIGINT", "BIGINT", "BIGINT"),
+                      tuple((HOSTILE[k], r, 0, 1000 + r) for k in range(n) for r in (0, 1)))
+    figs = [plots.comm_phase_bars(bp)[0], plots.latency(steps)[0], plots.idle_by_step(idle)[0],
+            plots.rank_timeline(rank_steps, Rows((), (), ()), "none")[0]]
+    for svg in figs:
+        assert svg is not None
+        assert "<script" not in svg and "onload='" not in svg and "]]>" not in svg and "<!--" not in svg
+        assert "\x1b" not in svg
+        assert re.fullmatch(r"<svg class='fig'.*</svg>", svg, re.S) and svg.count("<svg") == svg.count("</svg>") == 1
+
+
+def test_report_idle_figure_holds_the_planted_causes(tmp_path: Path) -> None:
+    """tests/planted.py's idle split (worked out gap by gap in test_headline.test_planted_breakdown): step 1
+    host_busy 300 + 800 + 3620 + 6470 = 11190 us, launch_bound 45 us, sync_blocked 60 us (11295 us); step 2
+    host_busy 130 us, after_last_gpu_op 670 us (800 us). Bar heights are measured against the y axis' own ticks."""
+    page = _report_html(planted.write(tmp_path / "planted.json.gz"), tmp_path / "p.html")
+    svg = next(s for s in _svg(page, "fig") if "aria-label='GPU idle causes per step'" in s[:300])
+    assert "GPU idle in step (ms)" in _fig_texts(svg)
+    ticks = {float(t): float(y) for y, t in re.findall(r"<text x='[\d.]+' y='([\d.]+)' fill='#57606a' "
+                                                       r"text-anchor='end' font-size='10'>([\d.]+)</text>", svg)}
+    assert 0.0 in ticks and 10.0 in ticks
+    px_per_ms = (ticks[0.0] - ticks[10.0]) / 10  # label baselines sit 3.5 px below their tick: the difference holds
+    segs: dict[tuple[int, str], tuple[float, float]] = {}
+    for y, h, step, cause in re.findall(r"<rect x='[\d.]+' y='([\d.]+)' width='[\d.]+' height='([\d.]+)' "
+                                        r"fill='#[0-9a-f]+'><title>step (\d+): (\w+) ", svg):
+        segs[(int(step), cause)] = (float(y), float(h))
+    want = {(1, "host_busy"): 11.190, (1, "launch_bound"): 0.045, (1, "sync_blocked"): 0.060,
+            (2, "after_last_gpu_op"): 0.670, (2, "host_busy"): 0.130}
+    assert set(segs) == set(want)
+    for key, ms in want.items():
+        assert segs[key][1] == pytest.approx(ms * px_per_ms, abs=0.11), key  # coordinates have one decimal
+    # stacked bottom up in name order: each segment starts where the one below it ends
+    base = ticks[0.0] - 3.5
+    for step, order in ((1, ["host_busy", "launch_bound", "sync_blocked"]), (2, ["after_last_gpu_op", "host_busy"])):
+        top = base
+        for c in order:
+            y, h = segs[(step, c)]
+            assert y + h == pytest.approx(top, abs=0.15), (step, c)
+            top = y
+    legend = [t for t in _fig_texts(svg) if t in {c for _, c in want}]
+    assert legend == ["sync_blocked", "launch_bound", "host_busy", "after_last_gpu_op"]  # top of the stack first
 
 
 def test_report_html_with_mathtext_names(tmp_path: Path) -> None:
@@ -283,7 +321,7 @@ def test_report_html_with_mathtext_names(tmp_path: Path) -> None:
         ev.append(planted._x("user_annotation", "inner", i * 1000 + 100, 300))
     src = planted.write_kineto(tmp_path / "math.json.gz", ev)
     page = _report_html(src, tmp_path / "math.html", "--step-pattern", r".*\$.*")
-    assert "Traceback" not in page and "<img alt='Step latency over the run'" in page
+    assert "Traceback" not in page and "<h3>Step latency over the run</h3><svg class='fig'" in page
     for name in MATH:
         assert html.escape(name, quote=True) in page
 

@@ -64,12 +64,12 @@ def test_terminal_block_fits_80_columns(eight: dict) -> None:
     assert "rank_align = collective_end" in flat
 
 
-def test_html_section_names_the_slow_rank_and_its_images_load(eight: dict, tmp_path: Path) -> None:
+def test_html_section_names_the_slow_rank_and_its_figures_draw(eight: dict, tmp_path: Path) -> None:
     page = render(eight)
     assert "<h2 id='several-gpus'>Several GPUs</h2>" in page
     assert page.index("several-gpus") < page.index("id='trace-1'")  # before the per-trace sections
     assert "rank 3 arrives last at 2 of 2 matched collectives, on average 1.760 ms" in page
-    assert "alt='Per-rank step timeline'" in page and "alt='Exposed communication per phase'" in page
+    assert "aria-label='Per-rank step timeline'" in page and "aria-label='Exposed communication per phase'" in page
     assert "matched collectives end together" in page
     assert "rank7: GPU 0: exposed communication 2.060 ms per step" in page
     if chromium_page.chromium() is None:
@@ -77,9 +77,10 @@ def test_html_section_names_the_slow_rank_and_its_images_load(eight: dict, tmp_p
     out = tmp_path / "r8.html"
     out.write_text(page)
     facts = chromium_page.check(out, 1400)
-    imgs = {i["alt"]: i["loaded"] for i in facts["images"]}
-    assert imgs["Per-rank step timeline"] and imgs["Exposed communication per phase"]
-    assert all(imgs.values()), imgs
+    figs = {f["label"]: f["width"] > 100 and f["height"] > 50 and f["right"] <= facts["viewport"]
+            for f in facts["figures"]}  # drawn, and inside the page
+    assert figs["Per-rank step timeline"] and figs["Exposed communication per phase"]
+    assert all(figs.values()), facts["figures"]
     assert facts["scrollWidth"] <= facts["viewport"]
 
 
@@ -113,8 +114,8 @@ def test_one_rank_says_so_instead_of_an_empty_plot(tmp_path: Path) -> None:
     page = render(r)
     assert "Several GPUs" in page  # it ran NCCL kernels
     assert "one rank only: no per-rank step timeline" in page
-    assert "alt='Per-rank step timeline'" not in page and "Slowest rank." not in page
-    assert "alt='Exposed communication per phase'" in page
+    assert "aria-label='Per-rank step timeline'" not in page and "Slowest rank." not in page
+    assert "aria-label='Exposed communication per phase'" in page
     assert sections.straggler(r) is None
 
 
@@ -153,8 +154,8 @@ def test_real_nsys_two_gpus_in_one_trace(tmp_path: Path) -> None:
     assert sections.rank_count(r) == 2 and sections.alignment(r) == "one_clock"
     page = render(r)
     assert "Several GPUs" in page and sections.ALIGN_TEXT["one_clock"] in page
-    assert "alt='Per-rank step timeline'" not in page and "no per-rank steps" in page
-    assert "alt='Exposed communication per phase'" in page
+    assert "aria-label='Per-rank step timeline'" not in page and "no per-rank steps" in page
+    assert "aria-label='Exposed communication per phase'" in page
     lines = report_lines(r, 80)
     assert max(len(ln) for ln in lines) <= 80
     text = "\n".join(lines)
