@@ -25,8 +25,6 @@ from tracekit import report as rep
 from tracekit.errors import TraceError
 from tracekit.store import connect_runs
 from tracekit.view.html import html_table
-from tracekit.view import plots
-from tracekit.view.plots import png
 
 Paths = Sequence[str | os.PathLike[str]]
 Run = tuple[str, Paths]
@@ -64,6 +62,31 @@ class Condition:
     threshold: float
     level: float | None = None  # @95 -> 0.95: noise-aware (bootstrap interval of the ratio of medians)
 
+
+
+def pyplot() -> Any:
+    """matplotlib.pyplot on the Agg backend (files, no display), imported only when a compare/diff page is drawn,
+    with mathtext off: names from a trace are text, never ``$...$`` math (the report page draws SVG itself:
+    tracekit.view.plots)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    matplotlib.rcParams["text.parse_math"] = False
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def png(fig: Any) -> str:
+    """``fig`` as a base64 PNG data URI (closed afterwards)."""
+    import base64
+    import io
+
+    plt = pyplot()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 def parse_condition(text: str) -> Condition:
     """``"draft.ms_per_step > +5%"`` -> Condition; a malformed condition is a TraceError."""
@@ -250,7 +273,7 @@ def print_results(results: Mapping[str, pd.DataFrame], limit: int = 40, width: i
 
 
 def _diff_plot(results: Mapping[str, pd.DataFrame]) -> tuple[str, str | None, str]:
-    plt = plots.pyplot()
+    plt = pyplot()
 
     d = results["diff"]
     d = d[d["measure"] == "ms_per_step"].head(15)
@@ -269,7 +292,7 @@ def _diff_plot(results: Mapping[str, pd.DataFrame]) -> tuple[str, str | None, st
 
 
 def _plot(results: Mapping[str, pd.DataFrame]) -> tuple[str, str | None, str]:
-    plt = plots.pyplot()
+    plt = pyplot()
 
     ph = results.get("compare.phases", pd.DataFrame())
     sw = results.get("compare.sweep", pd.DataFrame())
@@ -293,7 +316,7 @@ def _noise_plot(results: Mapping[str, pd.DataFrame]) -> tuple[str, str | None, s
     """Per label: ratio of per-step medians to the baseline with its 95% interval (compare.noise)."""
     from matplotlib.ticker import NullFormatter
 
-    plt = plots.pyplot()
+    plt = pyplot()
 
     nz = results.get("compare.noise", pd.DataFrame())
     title = "Ratio of per-step medians to the baseline (95% bootstrap interval)"
@@ -325,7 +348,7 @@ def _noise_plot(results: Mapping[str, pd.DataFrame]) -> tuple[str, str | None, s
 
 def _dist_plot(results: Mapping[str, pd.DataFrame]) -> tuple[str, str | None, str]:
     """Per label: the distribution of step wall times after the warm-up (compare.step_values)."""
-    plt = plots.pyplot()
+    plt = pyplot()
 
     sv = results.get("compare.step_values", pd.DataFrame())
     title = "Step wall time per run (distribution after the warm-up)"
