@@ -334,3 +334,10 @@ def test_hyphenated_hints_do_not_wrap() -> None:
     res["headline.verdicts"] = ver
     page = render(res)
     assert "nsys: <span class='nw'>--trace=cuda</span></li>" in page
+
+
+def test_an_unknown_idle_cause_gets_a_colour_of_its_own() -> None:
+    """A cause the figure has no colour for (added to gpu_idle.sql later) must not take kernel_gap's blue."""
+    got = plots.cause_colours(["host_busy", "kernel_gap", "new_a", "new_b"])
+    assert got["kernel_gap"] == "#1f77b4" and got["host_busy"] == "#f28e2b"  # the PNGs' colours
+    assert len(set(got.values())) == 4

@@ -296,9 +296,11 @@ def _idle_table(by_step: Rows) -> tuple[list[Any], list[str], dict[tuple[Any, st
 
 
 def cause_colours(causes: Sequence[str]) -> dict[str, str]:
-    """Each cause's colour: :data:`CAUSE_COLOUR`, else the next of :data:`CYCLE` (a cause added to the SQL later)."""
+    """Each cause's colour: :data:`CAUSE_COLOUR`, else the next of :data:`CYCLE` that no known cause has (a cause
+    added to the SQL later must not look like kernel_gap)."""
+    spare = [c for c in CYCLE if c not in CAUSE_COLOUR.values()]
     unknown = [c for c in causes if c not in CAUSE_COLOUR]
-    return {c: CAUSE_COLOUR.get(c) or CYCLE[unknown.index(c) % len(CYCLE)] for c in causes}
+    return {c: CAUSE_COLOUR.get(c) or spare[unknown.index(c) % len(spare)] for c in causes}
 
 
 def idle_by_step(by_step: Any) -> Plot:
