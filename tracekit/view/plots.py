@@ -278,7 +278,8 @@ def latency(steps: Any) -> Plot:
             if n:
                 tip = (f"{k}: {n} step{'' if n == 1 else 's'} of {tick_label(lo, [lo, hi])}–{tick_label(hi, [lo, hi])} "
                        f"{unit[0]}")
-                body.append(rect(a2.px(lo), a2.py(n), a2.px(hi) - a2.px(lo), a2.py(0) - a2.py(n), c, tip, 0.7))
+                bar = rect(a2.px(lo), a2.py(n), a2.px(hi) - a2.px(lo), a2.py(0) - a2.py(n), c, tip, 0.7)
+                body.append(bar.replace("<rect ", "<rect stroke='#fff' stroke-width='0.8' ", 1))  # bins apart
     if len(kinds) > 1:
         body += legend([(colour[k], k) for k in kinds], a1.x, 12, across=True)
     cap = f"{len(st):,} step{'' if len(st) == 1 else 's'}: wall time of each step in time order, and the distribution"
