@@ -341,3 +341,13 @@ def test_an_unknown_idle_cause_gets_a_colour_of_its_own() -> None:
     got = plots.cause_colours(["host_busy", "kernel_gap", "new_a", "new_b"])
     assert got["kernel_gap"] == "#1f77b4" and got["host_busy"] == "#f28e2b"  # the PNGs' colours
     assert len(set(got.values())) == 4
+
+
+def test_every_table_counts_agree_with_their_noun() -> None:
+    """'Every table' lists each output with its row count: one row is '(1 row)', never '(1 rows)'."""
+    res = view_fixture.results()
+    res["steps"] = res["steps"].head(2)  # the fixture's syncs table has exactly one row
+    page = render(res)
+    assert "<summary>syncs (1 row)</summary>" in page
+    assert "<summary>steps (2 rows)</summary>" in page
+    assert "(1 rows)" not in page

@@ -307,7 +307,7 @@ def render(results: Mapping[str, Any], title: str = "tracekit report",
             empties.append(tab)
             continue
         open_ = " open" if key == "summary" else ""
-        p.append(f"<details{open_}><summary>{html_text(key)} ({tab.total_rows:,} rows)</summary>{table_html(tab)}</details>")
+        p.append(f"<details{open_}><summary>{html_text(key)} ({sec.plural(tab.total_rows, 'row')})</summary>{table_html(tab)}</details>")
     if empties:
         p.append("<ul>" + "".join(f"<li class='empty'>{html_text(t.key)}: {html_text(t.empty or '')}</li>"
                                   for t in empties) + "</ul>")
