@@ -67,7 +67,9 @@ def load() -> str:
 
 def timed(cmd: list[str], env: dict[str, str]) -> tuple[list[str], float, float, int]:
     """(the command's stdout words, wall s, CPU s (user + system), peak RSS MB) of one run under /usr/bin/time."""
-    p = subprocess.run(["/usr/bin/time", "-f", TIME_FMT, *cmd], capture_output=True, text=True, env=env)
+    # cwd: not a checkout (``python -m`` puts the working directory first on sys.path, before PYTHONPATH)
+    p = subprocess.run(["/usr/bin/time", "-f", TIME_FMT, *cmd], capture_output=True, text=True, env=env,
+                       cwd=tempfile.gettempdir())
     if p.returncode:
         sys.exit(f"failed ({p.returncode}): {' '.join(cmd)}\n{p.stderr}")
     wall, user, sys_, rss = p.stderr.strip().splitlines()[-1].split()
