@@ -51,8 +51,8 @@ def pandas_hidden() -> Iterator[None]:
     """While one file is converted by the ``tracekit`` process itself, ``import pandas`` fails.
 
     Why: pyarrow asks pandas whether each Python list, scalar or numpy array it converts is a pandas object
-    (``pa.array``, ``pa.scalar``, compute calls with a Python operand), importing pandas to ask: ~0.2 s (`-X importtime`) of a
-    process whose conversion never uses pandas (issue 25 item 4: the nsys reader makes such
+    (``pa.array``, ``pa.scalar``, compute calls with a Python operand), importing pandas to ask: ~0.2 s
+    (``-X importtime``) of a process whose conversion never uses pandas (issue 25 item 4: the nsys reader makes such
     calls by the dozen; tracekit.ingest.arrays avoids them on the Kineto hot path). A failed import is pyarrow's
     "no pandas": it converts those inputs as plain sequences, the same values. It still imports pandas where one is
     really asked for (``to_pandas``) once the import works again. Only where the process is the command's own
