@@ -4,7 +4,7 @@ Why: speed work on the readers, the linker and the writer must not change their 
 in a fresh child process (so each imports its own ``tracekit``), and the tables read back must be
 ``Table.equals`` with metadata, with the same row-group sizes.
 
-Usage: python bench/check_nsys_same.py --old /tmp/old --new . [--factor 30] [--kineto] [FILE ...]
+Usage: python bench/check_nsys_same.py --old /tmp/old --new . [--factor 30] [--kineto] [--cli] [FILE ...]
 (default FILEs: every .sqlite under ../shared/traces/nsys/sqlite, plus, with --factor N, the
 bench_nsys.py enlargement of the largest one, and with --kineto every Kineto trace under
 ../shared/traces/kineto; a FILE may be either kind). Exit status 1 when any file differs.
@@ -13,6 +13,7 @@ bench_nsys.py enlargement of the largest one, and with --kineto every Kineto tra
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
@@ -33,8 +34,16 @@ convert(sys.argv[1], sys.argv[2], trace="t")
 """
 
 
-def convert(code: Path, src: Path, out: Path) -> None:
-    subprocess.run([sys.executable, "-c", CONVERT, str(src), str(out), str(code)], check=True)
+def convert(code: Path, src: Path, out: Path, cli: bool = False) -> None:
+    """``src`` -> ``out`` by ``code``'s library ``convert`` in a fresh process, or (``cli``) by its
+    ``python -m tracekit convert SRC -o OUT --trace t -q`` as a user runs it (the CLI hides pandas from pyarrow
+    and ends with os._exit: issue 25 item 4), from outside the checkout so that ``-m`` finds ``code``'s tracekit."""
+    if not cli:
+        subprocess.run([sys.executable, "-c", CONVERT, str(src), str(out), str(code)], check=True)
+        return
+    env = dict(os.environ, PYTHONPATH=str(code.resolve()))
+    subprocess.run([sys.executable, "-m", "tracekit", "convert", str(src), "-o", str(out), "--trace", "t", "-q"],
+                   check=True, env=env, cwd=tempfile.gettempdir())
 
 
 def same(a: Path, b: Path) -> str | None:
@@ -60,6 +69,8 @@ def main() -> None:
     ap.add_argument("--new", type=Path, default=ROOT)
     ap.add_argument("--factor", type=int, default=0, help="also check the bench_nsys enlargement by this factor")
     ap.add_argument("--kineto", action="store_true", help="also check every Kineto trace under ../shared/traces/kineto")
+    ap.add_argument("--cli", action="store_true", help="convert with each checkout's `tracekit convert` command "
+                    "(a whole process each), not its library call")
     a = ap.parse_args()
     bad = 0
     with tempfile.TemporaryDirectory(prefix="tk-same-") as tmp:
@@ -72,8 +83,8 @@ def main() -> None:
             files.append(big)
         for i, src in enumerate(files):
             old, new = Path(tmp) / f"{i}.old.parquet", Path(tmp) / f"{i}.new.parquet"
-            convert(a.old, src, old)
-            convert(a.new, src, new)
+            convert(a.old, src, old, a.cli)
+            convert(a.new, src, new, a.cli)
             diff = same(old, new)
             bad += diff is not None
             print(f"{'SAME' if diff is None else 'DIFF'}  {src.name}{'' if diff is None else '  ' + diff}", flush=True)

@@ -108,3 +108,50 @@ def test_report_html_loads_no_heavy_modules(tmp_path: Path) -> None:
     assert loaded == [], f"report --html imported {loaded}"
     assert "<svg class='fig'" in page.read_text() and "median_step" in out
     assert len(list(tmp_path.glob("r.median_step.*.json.gz"))) == len(REPORT_SAMPLE) == 2
+
+
+#: What ``tracekit convert EXPORT.sqlite -o OUT`` must not load (issue 25 item 4): pandas (pyarrow's probes of
+#: Python values import it unless hidden; the ADBC DB-API imports it through pyarrow.dataset), DuckDB (nothing is
+#: queried), the DB-API module itself, the Kineto reader, and the dataset/query modules of a folder output.
+CONVERT_NOT = ("pandas", "duckdb", "adbc_driver_manager.dbapi", "pyarrow.dataset", "tracekit.ingest.kineto",
+               "tracekit.store", "tracekit.dataset", "matplotlib")
+
+# The CLI ends a one-file conversion with os._exit (tracekit.cli.exit_now): the report is printed from there.
+RUN_EXIT = """
+import json, os, runpy, sys
+heavy = json.loads(sys.argv[2])
+sys.argv = ["tracekit", *json.loads(sys.argv[1])]
+real_exit = os._exit
+def report(code, exit_now=True):
+    print(json.dumps({"code": code, "exit_now": exit_now, "loaded": [m for m in heavy if m in sys.modules]}), file=sys.stderr)
+    sys.stderr.flush()
+    real_exit(code)
+os._exit = report
+try:
+    runpy.run_module("tracekit", run_name="__main__")
+except SystemExit as e:
+    report(e.code, False)
+report(0, False)
+"""
+
+
+def test_convert_nsys_loads_only_what_it_uses(tmp_path: Path) -> None:
+    """A one-file nsys conversion imports none of :data:`CONVERT_NOT`, ends by ``exit_now`` after its summary line,
+    and writes the table the library's ``convert`` writes (pandas loaded in this process): hiding pandas from
+    pyarrow changes no value."""
+    import pyarrow.parquet as pq
+
+    from tests import planted
+    from tracekit.ingest import convert
+
+    src = planted.write_nsys(tmp_path / "planted.sqlite")
+    out = tmp_path / "cli.parquet"
+    p = subprocess.run([sys.executable, "-c", RUN_EXIT, json.dumps(["convert", str(src), "-o", str(out)]),
+                        json.dumps(CONVERT_NOT)], capture_output=True, text=True, cwd=REPO)
+    last = json.loads(p.stderr.strip().splitlines()[-1])
+    assert last["code"] == 0 and last["exit_now"]
+    assert last["loaded"] == [], f"convert of an nsys export imported {last['loaded']}"
+    said = " ".join(p.stderr.split())  # rich wraps the line at the console's width
+    assert f"{out}: " in said and "events (trace 'planted')" in said  # the summary got out before os._exit
+    convert(src, tmp_path / "lib.parquet", trace="planted")
+    assert pq.read_table(out).equals(pq.read_table(tmp_path / "lib.parquet"), check_metadata=True)

@@ -33,9 +33,7 @@ import errno
 import functools
 import os
 import re
-import secrets
 import signal
-import socket
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -51,7 +49,13 @@ _TEMP_RE = re.compile(r"^\..+\.(\d+)@([A-Za-z0-9-]*)\.[A-Za-z0-9_]+\.(?:tmp|arro
 
 def _host() -> str:
     """This machine's name, reduced to what is safe in a file name (and in :data:`_TEMP_RE`)."""
-    return re.sub(r"[^A-Za-z0-9-]", "", socket.gethostname())[:40]
+    if hasattr(os, "uname"):  # gethostname() itself on POSIX, without importing socket (a few ms of every start)
+        name = os.uname().nodename
+    else:  # pragma: no cover - Windows
+        import socket
+
+        name = socket.gethostname()
+    return re.sub(r"[^A-Za-z0-9-]", "", name)[:40]
 _live: set[Path] = set()
 #: Re-entrant: the signal handler runs on the main thread between two bytecodes, possibly inside a ``with
 #: _live_lock`` of that same thread (make_temp, note_input); a plain Lock deadlocked the Ctrl-C there.
@@ -89,7 +93,7 @@ def _create_registered(dest: Path, suffix: str) -> Path:
     """
     prefix = f".{dest.name}.{os.getpid()}@{_host()}."
     for _ in range(100):
-        tmp = dest.parent / f"{prefix}{secrets.token_hex(6)}{suffix}"
+        tmp = dest.parent / f"{prefix}{os.urandom(6).hex()}{suffix}"  # = secrets.token_hex(6), without its import
         with _live_lock:
             _live.add(tmp)
         try:
@@ -390,13 +394,13 @@ def refuse_input(out: str | os.PathLike[str] | None, inputs: Iterable[str | os.P
     """Raise :class:`TraceError` when writing ``out`` would replace one of ``inputs``.
 
     "One of the inputs" is a file given, a Parquet or raw trace file inside a folder given (a dataset), the cached
-    conversion of a raw trace (``<file>.tracekit.parquet``, see :func:`tracekit.store.cache_path`).
+    conversion of a raw trace (``<file>.tracekit.parquet``, see :func:`tracekit.rawcache.cache_path`).
     Same file means the same inode (hard links, symlinks) or, when ``out`` does not exist yet, the
     same resolved path.
     """
     if out is None:
         return
-    from tracekit.store import RAW_SUFFIXES, cache_path
+    from tracekit.rawcache import RAW_SUFFIXES, cache_path  # not tracekit.store: no DuckDB for convert
 
     o = Path(out)
     if o.is_dir():  # before the work, in one line (click's dir_okay=False printed its three-line usage error)

@@ -30,7 +30,6 @@ import hashlib
 import os
 import re
 
-from tracekit import dataset
 from tracekit.errors import TraceError
 
 SEP = "__"
@@ -62,6 +61,8 @@ def check_trace(name: str) -> str:
 def source_id(src: str) -> str:
     """What says "the same input" across commands: a local input's absolute path (``file://`` URLs too), a URL as given."""
     if src.startswith("file://"):
+        from tracekit import dataset  # pyarrow.fs: not for `convert IN -o OUT` (one file, no dataset)
+
         return dataset.resolve(src)[1]
     return src if "://" in src else os.path.abspath(src)
 
@@ -129,6 +130,8 @@ class Held:
 
 def held(out: str) -> list[Held]:
     """The event files of the dataset ``out`` with where each trace came from (their footers; none for a new folder)."""
+    from tracekit import dataset  # pyarrow.fs: not for `convert IN -o OUT` (one file, no dataset)
+
     found = []
     for rel in dataset.event_files(out):
         try:

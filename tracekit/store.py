@@ -26,7 +26,6 @@ so an empty, truncated, random or foreign file is a one-line error naming it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -37,13 +36,13 @@ from typing import Any, Iterable
 import duckdb
 
 from tracekit.errors import TraceError, refuse_special
+from tracekit.rawcache import RAW_SUFFIXES, cache_path  # noqa: F401  (moved there: convert imports no DuckDB)
 
 VIEWS = {
     "kernels": "SELECT * FROM events WHERE kind IN ('kernel', 'memcpy', 'memset')",
     "runtime": "SELECT * FROM events WHERE kind = 'runtime'",
     "ranges": "SELECT * FROM events WHERE kind = 'range' AND NOT starts_with(name, 'tracekit.count ')",
 }
-RAW_SUFFIXES = (".json", ".json.gz", ".gz", ".sqlite", ".nsys-rep", ".qdrep")
 #: ``trace_devices``: the GPUs of each trace, in the id space of the GPU ops' ``device`` column.
 #: Rows of two sources (``id_source``): ``metadata``, one per GPU the files' ``tracekit.traces``
 #: metadata lists (Kineto deviceProperties, or torch 1.8's computeProperties: id/name/numSms (old:
@@ -148,19 +147,6 @@ META_VIEWS = {"trace_devices": TRACE_DEVICES, "trace_notes": TRACE_NOTES, "trace
 
 #: Columns a file must have to be read as a tracekit trace (the rest may be missing in older files).
 REQUIRED_COLUMNS = ("trace", "kind", "name", "ts_ns", "dur_ns")
-
-
-def cache_path(src: Path, create: bool = True) -> Path:
-    """Where the conversion of raw trace ``src`` is cached (``create``: make the cache folder if needed)."""
-    beside = src.with_name(src.name + ".tracekit.parquet")
-    # Root passes os.access everywhere: also honour the folder's write bits (a read-only trace archive stays clean).
-    if os.access(src.parent, os.W_OK) and src.parent.stat().st_mode & 0o200:
-        return beside
-    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tracekit"
-    if create:
-        base.mkdir(parents=True, exist_ok=True)
-    digest = hashlib.sha1(str(src.resolve()).encode()).hexdigest()[:12]
-    return base / f"{src.name}.{digest}.tracekit.parquet"
 
 
 def ensure_parquet(path: str | os.PathLike[str]) -> Path:

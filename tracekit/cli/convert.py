@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -41,6 +44,42 @@ def plan(inputs: tuple[str, ...], out: str, trace: str | None = None,
     if o.exists() and not o.is_dir():
         raise TraceError(out, f"is a file; {len(inputs)} inputs are written into a folder: give a folder name")
     return False, naming.plan(list(inputs), out, trace, force)
+
+
+@contextlib.contextmanager
+def pandas_hidden() -> Iterator[None]:
+    """While one file is converted by the ``tracekit`` process itself, ``import pandas`` fails.
+
+    Why: pyarrow asks pandas whether each Python list, scalar or numpy array it converts is a pandas object
+    (``pa.array``, ``pa.scalar``, compute calls with a Python operand), importing pandas to ask: ~0.2 s
+    (``-X importtime``) of a process whose conversion never uses pandas (issue 25 item 4: the nsys reader makes such
+    calls by the dozen; tracekit.ingest.arrays avoids them on the Kineto hot path). A failed import is pyarrow's
+    "no pandas": it converts those inputs as plain sequences, the same values. It still imports pandas where one is
+    really asked for (``to_pandas``) once the import works again. Only where the process is the command's own
+    (:data:`tracekit.cli.WHOLE_PROCESS`): a library caller's other threads may import pandas meanwhile, and in a
+    test process pyarrow would keep believing pandas absent for its probes. No-op when pandas is loaded already.
+    """
+    from tracekit import cli
+
+    if not cli.WHOLE_PROCESS or "pandas" in sys.modules:
+        yield
+        return
+    finder = _NoPandas()
+    sys.meta_path.insert(0, finder)
+    try:
+        yield
+    finally:
+        sys.meta_path.remove(finder)
+
+
+class _NoPandas:
+    """A meta path finder that fails ``import pandas`` (a ``None`` in sys.modules does not: Cython, which pyarrow
+    is built with, takes it for the module)."""
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> None:
+        if name == "pandas":
+            raise ModuleNotFoundError("pandas is hidden while tracekit converts", name=name)
+        return None
 
 
 @click.command("convert")
@@ -85,10 +124,13 @@ def command(inputs: tuple[str, ...], out: str, trace_name: str | None, jobs: int
     with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                   TimeRemainingColumn(), console=console, transient=True, disable=quiet or size < (16 << 20)) as bar:
         task = bar.add_task(f"converting {markup(Path(src).name)}", total=size)
-        with converting(src, out):
+        with converting(src, out), pandas_hidden():
             meta = convert(src, out, trace=trace_name, progress=lambda n: bar.advance(task, n))
     notes = meta.get("notes") or []
     console.print(markup(f"{out}: {meta['events']:,} events (trace {meta['trace']!r})" + ("" if not notes else "; notes: " + "; ".join(notes))))
+    from tracekit import cli
+
+    cli.exit_now()  # the file is written and renamed: no interpreter tear-down for the user to wait for
 
 
 def _dataset(inputs: list[str], out: str, executor: str, jobs: int, ray_address: str | None, spark_master: str | None,

@@ -83,7 +83,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 try:  # SQLite rows straight into Arrow buffers (C), no Python object per value; the JSON path stays as fallback
-    import adbc_driver_sqlite.dbapi as _adbc_sqlite
+    from tracekit.ingest import adbc_lite as _adbc_sqlite  # the DB-API's calls we use, without its pandas import
 except ImportError:  # pragma: no cover - a dependency; kept optional so an install without it still converts
     _adbc_sqlite = None
 
