@@ -26,6 +26,8 @@ from pathlib import Path
 
 import msgspec
 
+from tracekit.ingest import kscan
+
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 DEFAULT_SRC = SHARED / "traces/kineto/hta/df_index_resolver/df_index_resolver.json.gz"
 _NUM = re.compile(rb'"(ts|correlation|External id|id)": (\d+)')
@@ -35,19 +37,25 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--src", type=Path, default=DEFAULT_SRC)
     ap.add_argument("--mb", type=int, default=500, help="target size of the indented file in MB")
+    ap.add_argument("--copies", type=int, default=0, help="number of copies (overrides --mb)")
     ap.add_argument("--out", type=Path, default=Path("bench/out"))
     ap.add_argument("--no-compact", action="store_true", help="write only the indented file (big.json)")
     a = ap.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
     text = gzip.open(a.src).read() if a.src.suffix == ".gz" else a.src.read_bytes()
     start = text.index(b'"traceEvents": [') + len(b'"traceEvents": [')
-    end = text.rindex(b"]")
+    # the event list's own `]`, found by its structure: torch.profiler writes keys after the list
+    # ("deviceProperties": [...] in the H100 trace), whose `]` a search for the last `]` took, and the copies
+    # landed inside deviceProperties, after the event list (dropped by JSON readers, decoded whole by ours)
+    _, _, _, code, end = kscan.split(text[start:], start, None, kscan.EVENTS)
+    if code != kscan.LIST_END:
+        raise SystemExit(f"{a.src}: no end of the traceEvents list found")
     head, body, tail = text[:start], text[start:end].rstrip().rstrip(b","), text[end:]
     doc = msgspec.json.decode(text)
     evs = doc["traceEvents"]
     span = max(e.get("ts", 0) + e.get("dur", 0) for e in evs if "ts" in e) - min(e["ts"] for e in evs if "ts" in e)
     max_id = max(int(m.group(2)) for m in _NUM.finditer(body) if m.group(1) != b"ts") + 1
-    reps = max(1, (a.mb << 20) // len(body))
+    reps = a.copies or max(1, (a.mb << 20) // len(body))
     big = a.out / "big.json"
     compact = a.out / "big_compact.json"
     with open(big, "wb") as f, open(os.devnull if a.no_compact else compact, "wb") as g:
