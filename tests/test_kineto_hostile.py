@@ -458,3 +458,35 @@ def test_nul_padded_truncation_is_salvaged_like_a_cut(tmp_path: Path) -> None:
     (tmp_path / "mid.json").write_bytes(cut[:-100] + b"\x00" * 10 + cut[-100:] + b"]}")
     with pytest.raises(TraceError):
         convert(tmp_path / "mid.json", tmp_path / "mid.parquet")
+
+
+# ---- a top-level key given more than once (a merge tool, or a generator gone wrong) ----------------------------
+
+def test_repeated_top_level_keys_are_named_in_a_note(tmp_path: Path) -> None:
+    """``deviceProperties`` before the events and twice after them, ``x`` twice after them: a JSON decoder keeps the
+    last of each, so the earlier values (and any events a bad merge put inside them) vanished without a word. The
+    note names each repeated key once; a key given once (``schemaVersion``) is not named; the kept values are the
+    last ones."""
+    from tracekit.store import read_metadata
+
+    body = json.dumps([_ev(0), _ev(1)])
+    doc = ('{"schemaVersion": 1, "deviceProperties": [{"id": 0}], "traceEvents": ' + body
+           + ', "deviceProperties": [{"id": 0, "name": "A"}], "x": 1, "deviceProperties": [{"id": 1}], "x": 2}')
+    src = tmp_path / "dup.json"
+    src.write_text(doc)
+    out = tmp_path / "dup.parquet"
+    convert_kineto(src, out)
+    ((_, meta),) = read_metadata(out).items()
+    assert meta["events"] == 2
+    repeated = sorted(n for n in meta["notes"] if "more than once" in n)
+    assert repeated == [
+        '1 file with the top-level key "deviceProperties" more than once: only its last value is kept (the earlier '
+        "ones, and any events inside them, are not in the output)",
+        '1 file with the top-level key "x" more than once: only its last value is kept (the earlier ones, and any '
+        "events inside them, are not in the output)",
+    ]
+    once = tmp_path / "once.json"
+    once.write_text('{"schemaVersion": 1, "traceEvents": ' + body + ', "deviceProperties": [{"id": 0}]}')
+    convert_kineto(once, tmp_path / "once.parquet")
+    ((_, meta1),) = read_metadata(tmp_path / "once.parquet").items()
+    assert [n for n in meta1["notes"] if "more than once" in n] == []

@@ -46,6 +46,11 @@ def plan(inputs: tuple[str, ...], out: str, trace: str | None = None,
     return False, naming.plan(list(inputs), out, trace, force)
 
 
+def _events(n: int) -> str:
+    """``1 event`` / ``18,221 events``."""
+    return f"{n:,} event{'' if n == 1 else 's'}"
+
+
 @contextlib.contextmanager
 def pandas_hidden() -> Iterator[None]:
     """While one file is converted by the ``tracekit`` process itself, ``import pandas`` fails.
@@ -127,7 +132,7 @@ def command(inputs: tuple[str, ...], out: str, trace_name: str | None, jobs: int
         with converting(src, out), pandas_hidden():
             meta = convert(src, out, trace=trace_name, progress=lambda n: bar.advance(task, n))
     notes = meta.get("notes") or []
-    console.print(markup(f"{out}: {meta['events']:,} events (trace {meta['trace']!r})" + ("" if not notes else "; notes: " + "; ".join(notes))))
+    console.print(markup(f"{out}: {_events(meta['events'])} (trace {meta['trace']!r})" + ("" if not notes else "; notes: " + "; ".join(notes))))
     from tracekit import cli
 
     cli.exit_now()  # the file is written and renamed: no interpreter tear-down for the user to wait for
@@ -158,7 +163,7 @@ def _dataset(inputs: list[str], out: str, executor: str, jobs: int, ray_address:
         if o.ok:
             v = o.value
             notes = v.get("notes") or []
-            console.print(markup(f"{v['dst']}: {v['events']:,} events (trace {v['trace']!r})"
+            console.print(markup(f"{v['dst']}: {_events(v['events'])} (trace {v['trace']!r})"
                                  + (" [already converted: same bytes]" if v.get("skipped") else "")
                                  + "".join(f" [replaces {r}]" for r in v.get("removed") or [])
                                  + ("" if not notes else "; notes: " + "; ".join(notes))), highlight=False, soft_wrap=True)

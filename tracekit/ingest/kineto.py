@@ -477,6 +477,28 @@ def _skip_bom(blocks: Iterator[bytes]) -> Iterator[bytes]:
         yield b
 
 
+def _repeated_top_keys(doc: bytes) -> list[str]:
+    """Keys that the top-level object ``doc`` gives more than once (a JSON decoder keeps only the last).
+
+    Why: a document that repeats a key, e.g. a merge tool writing ``"deviceProperties"`` once per input, lost
+    every earlier value (and any events inside it) without a word. Python's decoder hands each object's pairs to
+    the hook innermost first, so its last call is the top-level object's. Run on the head and the tail only
+    (small beside the events); a part it cannot read gives no answer.
+    """
+    last: list[tuple[str, Any]] = []
+
+    def pairs(p: list[tuple[str, Any]]) -> dict[str, Any]:
+        last[:] = p
+        return {}
+
+    try:
+        json.loads(doc, object_pairs_hook=pairs)
+    except (ValueError, RecursionError):
+        return []
+    seen = Counter(k for k, _ in last)
+    return sorted(k for k, n in seen.items() if n > 1)
+
+
 def _trailing_start(doc: bytes) -> int | None:
     """Where ``doc`` stops being one JSON value when the rest is trailing bytes (msgspec's "trailing characters"), else None."""
     try:
@@ -796,7 +818,7 @@ class KinetoReader:
             raise TraceError(self.path, "JSON nested too deeply before `traceEvents`") from None
         if not isinstance(hd, dict):
             raise TraceError(self.path, "not JSON: the part before `traceEvents` does not parse")
-        self._add_meta(hd, lenient)
+        self._add_meta(hd, lenient, _repeated_top_keys(head + b'"traceEvents": []}'))
         return at, data[at - off:]
 
     @staticmethod
@@ -899,8 +921,12 @@ class KinetoReader:
                 out.append(e)
         return out
 
-    def _add_meta(self, top: dict[str, Any], lenient: bool) -> None:
-        """Top-level keys (not events) into the trace metadata, cleaned as events are."""
+    def _add_meta(self, top: dict[str, Any], lenient: bool, repeated: list[str] | None = None) -> None:
+        """Top-level keys (not events) into the trace metadata, cleaned as events are. A key given twice (in one
+        part, ``repeated``, or before and after the events) keeps its last value, with a note naming it."""
+        for k in sorted(set(repeated or ()) | {k for k in top if k in self.meta}):
+            self.notes.add(f"file with the top-level key {json.dumps(k)} more than once: only its last value is kept "
+                           f"(the earlier ones, and any events inside them, are not in the output)")
         for k, v in top.items():
             hits: set[str] = set()
             if lenient:
@@ -987,6 +1013,7 @@ class KinetoReader:
         if events_end is not None:
             # a bare array ends with `]` and no `}`: close the object the tail is parsed in
             doc = b'{"traceEvents":[' + buf[events_end:] + (b"}" if self._bare else b"")
+            end: int | None = None  # where trailing data starts, when there is some
             try:
                 tail, _, lenient = _json_decode(doc)
             except msgspec.DecodeError:
@@ -1004,7 +1031,8 @@ class KinetoReader:
             if isinstance(tail, dict):
                 if buf[:events_end].strip():
                     self._append(self._columns_for(buf[:events_end]))
-                self._add_meta({k: v for k, v in tail.items() if k != "traceEvents"}, lenient)
+                self._add_meta({k: v for k, v in tail.items() if k != "traceEvents"}, lenient,
+                               [k for k in _repeated_top_keys(doc[:end] if end is not None else doc) if k != "traceEvents"])
                 return
         # Truncated (a run that crashed mid-export): keep the complete events.
         self.lost_bytes = len(buf.strip())
