@@ -22,6 +22,7 @@ from tracekit.atomic import converting, refuse_input  # noqa: E402
 from tracekit.errors import TraceError  # noqa: E402
 from tracekit.ingest import convert, default_trace_name  # noqa: E402
 from tracekit.safe import markup  # noqa: E402
+from tracekit.view.model import plural  # noqa: E402
 
 if TYPE_CHECKING:
     from tracekit import naming
@@ -44,11 +45,6 @@ def plan(inputs: tuple[str, ...], out: str, trace: str | None = None,
     if o.exists() and not o.is_dir():
         raise TraceError(out, f"is a file; {len(inputs)} inputs are written into a folder: give a folder name")
     return False, naming.plan(list(inputs), out, trace, force)
-
-
-def _events(n: int) -> str:
-    """``1 event`` / ``18,221 events``."""
-    return f"{n:,} event{'' if n == 1 else 's'}"
 
 
 @contextlib.contextmanager
@@ -132,7 +128,7 @@ def command(inputs: tuple[str, ...], out: str, trace_name: str | None, jobs: int
         with converting(src, out), pandas_hidden():
             meta = convert(src, out, trace=trace_name, progress=lambda n: bar.advance(task, n))
     notes = meta.get("notes") or []
-    console.print(markup(f"{out}: {_events(meta['events'])} (trace {meta['trace']!r})" + ("" if not notes else "; notes: " + "; ".join(notes))))
+    console.print(markup(f"{out}: {plural(meta['events'], 'event')} (trace {meta['trace']!r})" + ("" if not notes else "; notes: " + "; ".join(notes))))
     from tracekit import cli
 
     cli.exit_now()  # the file is written and renamed: no interpreter tear-down for the user to wait for
@@ -163,7 +159,7 @@ def _dataset(inputs: list[str], out: str, executor: str, jobs: int, ray_address:
         if o.ok:
             v = o.value
             notes = v.get("notes") or []
-            console.print(markup(f"{v['dst']}: {_events(v['events'])} (trace {v['trace']!r})"
+            console.print(markup(f"{v['dst']}: {plural(v['events'], 'event')} (trace {v['trace']!r})"
                                  + (" [already converted: same bytes]" if v.get("skipped") else "")
                                  + "".join(f" [replaces {r}]" for r in v.get("removed") or [])
                                  + ("" if not notes else "; notes: " + "; ".join(notes))), highlight=False, soft_wrap=True)
@@ -172,7 +168,7 @@ def _dataset(inputs: list[str], out: str, executor: str, jobs: int, ray_address:
     skipped = sum(1 for o in outcomes if o.ok and o.value.get("skipped"))
     held = dataset.read_sidecar(out).num_rows  # what `report OUT` reads: the sidecar lists the files it reads
     console.print(markup(f"{len(outcomes) - len(failed)} of {len(outcomes)} traces converted ({skipped} skipped: same bytes "
-                         f"as before); the dataset holds {held} trace{'' if held == 1 else 's'} (sidecar "
+                         f"as before); the dataset holds {plural(held, 'trace')} (sidecar "
                          f"{out.rstrip('/')}/_tracekit/traces.parquet)"), highlight=False, soft_wrap=True)
     if failed:
         if len(outcomes) > 1:

@@ -27,7 +27,7 @@ from tracekit.safe import html_text
 from tracekit.view import plots
 from tracekit.view import sections as sec
 from tracekit.view import timeline as tl
-from tracekit.view.model import FRAME_NAMES, NOTE_NAMES, Table, elide, footnote, table
+from tracekit.view.model import FRAME_NAMES, NOTE_NAMES, Table, elide, footnote, plural, table
 from tracekit.view.rows import EMPTY, Rows, all_rows
 
 if TYPE_CHECKING:
@@ -109,7 +109,7 @@ def table_html(tab: Table) -> str:
             cells.append(f"<td class='{cls}'{pad}{title}>{html_text(short)}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
     left = tab.total_rows - tab.shown_rows
-    more = f"<p class='cap'>{left:,} more row{'' if left == 1 else 's'} in --json or tracekit sql</p>" if left > 0 else ""
+    more = f"<p class='cap'>{plural(left, 'more row')} in --json or tracekit sql</p>" if left > 0 else ""
     fn = ("<ol class='fn'>" + "".join(f"<li>{html_text(n)}</li>" for n in notes) + "</ol>") if notes else ""
     return f"<div class='scroll'><table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>{fn}{more}"
 
@@ -141,7 +141,7 @@ def category_bars(view: Mapping[str, Rows], trace: str, kinds: Sequence[str]) ->
                 seen.append(cat)
             t = num(r["total_ns"]) / steps if steps else num(r["total_ns"])
             tip = (f"{cat}: {fmt_share(share)}, {fmt_duration(t, with_unit=True)}"
-                   f"{' per step' if steps else ''}, {sec.plural(int(num(r['ops'])), 'op')}; top kernel: {r['top_kernel']}")
+                   f"{' per step' if steps else ''}, {plural(int(num(r['ops'])), 'op')}; top kernel: {r['top_kernel']}")
             label = html_text(f"{cat} {fmt_share(share)}") if share >= 0.08 else ""
             ink = "#fff" if cat in _DARK else "#1f2328"
             segs.append(f"<div style='width:{share * 100:.4f}%;background:{CATEGORY_COLOURS.get(cat, '#c7c7c7')};color:{ink}' "
@@ -244,7 +244,7 @@ def render(results: Mapping[str, Any], title: str = "tracekit report",
          f"<meta name='viewport' content='width=device-width, initial-scale=1'><title>{html_text(title)}</title>"
          f"<style>{CSS}</style></head><body><h1>{html_text(title)}</h1>"]
     links = ", ".join(f"<a href='#trace-{i}'>{html_text(t)}</a>" for i, t in enumerate(names, 1))
-    p.append(f"<p class='cap'>{sec.plural(len(names), 'trace')}: {links}</p>")
+    p.append(f"<p class='cap'>{plural(len(names), 'trace')}: {links}</p>")
     ns = sec.notes(view)
     if ns:
         p.append("<h2>Notes</h2><ul class='notes'>" + "".join(
@@ -261,7 +261,7 @@ def render(results: Mapping[str, Any], title: str = "tracekit report",
         p.append(f"<h2 id='trace-{i}'>{html_text(trace)}</h2>")
         tg = [g for g in gs if g.trace == trace]
         for g in tg:
-            p.append(f"<h3>{html_text(g.step_kind)} · {sec.plural(g.steps, 'step')}</h3>")
+            p.append(f"<h3>{html_text(g.step_kind)} · {plural(g.steps, 'step')}</h3>")
             if g.verdicts:
                 p.append("<ol class='verdicts'>" + "".join(f"<li>{_code(html_text(v))}</li>" for v in g.verdicts) + "</ol>")
             p.append("<div class='grid'><div>")
@@ -307,7 +307,7 @@ def render(results: Mapping[str, Any], title: str = "tracekit report",
             empties.append(tab)
             continue
         open_ = " open" if key == "summary" else ""
-        p.append(f"<details{open_}><summary>{html_text(key)} ({sec.plural(tab.total_rows, 'row')})</summary>{table_html(tab)}</details>")
+        p.append(f"<details{open_}><summary>{html_text(key)} ({plural(tab.total_rows, 'row')})</summary>{table_html(tab)}</details>")
     if empties:
         p.append("<ul>" + "".join(f"<li class='empty'>{html_text(t.key)}: {html_text(t.empty or '')}</li>"
                                   for t in empties) + "</ul>")

@@ -420,3 +420,10 @@ def table(key: str, rows: Any, *, title: str | None = None, limit: int | None = 
         else:
             out.append(column(c, view.col(c), unit=unit, decimals=dec, sql_type=view.type_of(c)))
     return Table(key, title, out, total, indent=indent)
+
+
+def plural(n: Any, word: str) -> str:
+    """``1 step`` / ``4 steps`` / ``1,029 steps``: a count agrees with its noun and has thousands separators, as
+    every other count of the report (never an id: those are printed bare)."""
+    shown = f"{n:,}" if isinstance(n, int) and not isinstance(n, bool) else f"{n}"
+    return f"{shown} {word}{'' if n == 1 else 's'}"

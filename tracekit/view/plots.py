@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tracekit.safe import html_text
-from tracekit.view.model import elide, fmt_duration, pick_unit
+from tracekit.view.model import elide, fmt_duration, pick_unit, plural
 from tracekit.view.rows import EMPTY, Rows, as_rows, missing
 
 Plot = tuple[str | None, str]
@@ -282,7 +282,7 @@ def latency(steps: Any) -> Plot:
                 body.append(bar.replace("<rect ", "<rect stroke='#fff' stroke-width='0.8' ", 1))  # bins apart
     if len(kinds) > 1:
         body += legend([(colour[k], k) for k in kinds], a1.x, 12, across=True)
-    cap = f"{len(st):,} step{'' if len(st) == 1 else 's'}: wall time of each step in time order, and the distribution"
+    cap = f"{plural(len(st), 'step')}: wall time of each step in time order, and the distribution"
     return figure(900, top + 190 + 40, body, "Step latency over the run"), cap
 
 
@@ -409,7 +409,7 @@ def rank_timeline(rank_steps: Any, step_skew: Any, align: str) -> Plot:
     how = {"collective_end": "matched collectives end together", "one_clock": "one shared clock"}.get(
         align, "raw timestamps (rank_align none)")
     total = len(dict.fromkeys(rs.col("step_key")))
-    shown = f"{len(keys)} of {total:,} step{'' if total == 1 else 's'} (the ones whose ends are furthest apart)"
+    shown = f"{len(keys)} of {plural(total, 'step')} (the ones whose ends are furthest apart)"
     return figure(width, height, body, "Per-rank step timeline"), (
         f"each rank's step range, {shown}; clocks: {how}. The x axis starts near the ends "
         "(bars begin at the step's start); green dashed = the first rank to finish, red = the last")

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tracekit.view.model import Table, fmt_duration, fmt_share, table
+from tracekit.view.model import Table, fmt_duration, fmt_share, plural, table
 from tracekit.view.rows import Rows, as_rows, missing
 
 Results = Mapping[str, Any]  # result key -> Rows (or a DataFrame, converted where read)
@@ -255,13 +255,6 @@ def more_line(results: Results, shown: Sequence[str]) -> str:
     files = list(dict.fromkeys(k.split(".")[0] for k in rest))
     return (f"More: --section NAME ({', '.join(files)}), --full for every table, --json for all rows, "
             "--html FILE for plots and the median step's timeline.")
-
-
-def plural(n: Any, word: str) -> str:
-    """``1 step`` / ``4 steps`` / ``1,029 steps``: a count agrees with its noun and has thousands separators, as
-    every other count of the report (never an id: those are printed bare)."""
-    shown = f"{n:,}" if isinstance(n, int) and not isinstance(n, bool) else f"{n}"
-    return f"{shown} {word}{'' if n == 1 else 's'}"
 
 
 # ----------------------------------------------------------------------------- several GPUs

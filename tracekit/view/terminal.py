@@ -19,7 +19,7 @@ from typing import Any
 from rich.cells import cell_len
 
 from tracekit.safe import term
-from tracekit.view.model import FRAME_NAMES, Column, Table, elide, short_frame
+from tracekit.view.model import FRAME_NAMES, Column, Table, elide, plural, short_frame
 from tracekit.view.rows import all_rows
 
 GAP = "  "
@@ -162,7 +162,7 @@ def table_lines(tab: Table, width: int) -> list[str]:
         out.extend(wrap_text(f"[{n}] {text}", width))
     if tab.total_rows > tab.shown_rows:
         left = tab.total_rows - tab.shown_rows
-        out.append(elide(f"({left:,} more row{'' if left == 1 else 's'}: {tab.more})", width))
+        out.append(elide(f"({plural(left, 'more row')}: {tab.more})", width))
     return out
 
 
@@ -280,7 +280,7 @@ def report_lines(results: Mapping[str, Any], width: int = 80, sections: Sequence
         return join_lines(blocks)
     gs = sec.groups(results)
     for gi, g in enumerate(gs):
-        head = f"== {g.trace} · {g.step_kind} · {sec.plural(g.steps, 'step')} "
+        head = f"== {g.trace} · {g.step_kind} · {plural(g.steps, 'step')} "
         head = elide(term(head), width - 2)
         blocks.append([head + "=" * max(2, width - cell_len(head))])
         if g.verdicts:
