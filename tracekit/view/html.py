@@ -27,8 +27,8 @@ from tracekit.safe import html_text
 from tracekit.view import plots
 from tracekit.view import sections as sec
 from tracekit.view import timeline as tl
-from tracekit.view.model import FRAME_NAMES, NOTE_NAMES, Table, elide, footnote, plural, table
-from tracekit.view.rows import EMPTY, Rows, all_rows
+from tracekit.view.model import FRAME_NAMES, NOTE_NAMES, Table, elide, fmt_duration, fmt_share, footnote, plural, table
+from tracekit.view.rows import EMPTY, Rows, all_rows, num
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -120,13 +120,6 @@ _DARK = frozenset({"GEMM", "attention", "MoE", "KV-cache write", "conv", "reduct
 def category_bars(view: Mapping[str, Rows], trace: str, kinds: Sequence[str]) -> str:
     """A stacked bar per step kind of ``trace``: its GPU op time by kernel category (kernels.categories), each
     segment as wide as its share, the time per step and the top kernel on hover; one legend below."""
-    from tracekit.view.model import fmt_duration, fmt_share
-
-    from tracekit.view.rows import missing
-
-    def num(v: object) -> float:
-        return 0.0 if missing(v) else float(v)  # type: ignore[arg-type]
-
     bars, seen, graph = [], [], 0
     for kind in kinds:
         rows = sec.category_rows(view, trace, kind)
@@ -193,14 +186,6 @@ def _rows(view: Mapping[str, Rows], key: str, trace: str) -> Rows:
     if not len(rs) or "trace" not in rs:
         return EMPTY
     return rs.where(lambda r: r["trace"] == trace).drop(["trace"])
-
-
-def _of_trace(view: Mapping[str, Rows], key: str, trace: str) -> Rows:
-    """The rows of result ``key`` for ``trace``, its trace column kept (the empty table when there are none)."""
-    rs = view.get(key, EMPTY)
-    if not len(rs) or "trace" not in rs:
-        return EMPTY
-    return rs.where(lambda r: r["trace"] == trace)
 
 
 def _several_gpus(view: Mapping[str, Rows]) -> list[str]:
@@ -278,8 +263,8 @@ def render(results: Mapping[str, Any], title: str = "tracekit report",
                      "no step matched the step pattern, see Notes)</p>")
             p.append(table_html(sec.result_table({"summary": _rows(view, "summary", trace)}, "summary")))
         figs = plots.for_trace(view, trace)
-        bar, bar_cap = tl.phase_bar(plots.phase_bar_data(_of_trace(view, "headline.phase_tree", trace)),
-                                    _of_trace(view, "headline", trace), colour)
+        bar, bar_cap = tl.phase_bar(plots.phase_bar_data(plots.of_trace(view, "headline.phase_tree", trace)),
+                                    plots.of_trace(view, "headline", trace), colour)
         p.append("<h3>Where a step's time goes (phase tree, exclusive)</h3>" + (
             f"{bar}<p class='cap'>{html_text(bar_cap)}</p>" if bar else f"<p class='empty'>{html_text(bar_cap)}</p>"))
         cbars = category_bars(view, trace, [g.step_kind for g in tg] or ["(outside steps)"])

@@ -23,7 +23,7 @@ from typing import Any
 
 from tracekit.safe import html_text
 from tracekit.view.model import elide, fmt_duration, pick_unit, plural
-from tracekit.view.rows import EMPTY, Rows, as_rows, missing
+from tracekit.view.rows import EMPTY, Rows, as_rows, missing, num
 
 Plot = tuple[str | None, str]
 
@@ -48,11 +48,6 @@ def _n(v: float) -> str:
     """A coordinate: one decimal, no '-0.0'."""
     s = f"{v:.1f}"
     return "0.0" if s == "-0.0" else s
-
-
-def _num(v: Any) -> float:
-    """A value of a result table as a float; NULL as 0 (a bar of nothing)."""
-    return 0.0 if missing(v) else float(v)
 
 
 def _short(s: object, n: int = 40) -> str:
@@ -215,7 +210,7 @@ def phase_bar_data(tree: Any) -> Rows:
     if not len(rs) or not set(cols) <= set(rs.columns):
         return Rows(tuple(cols), ("VARCHAR",) * 5, ())
     rs = rs.select(cols)
-    return Rows(rs.columns, rs.types, tuple(sorted(rs.data, key=lambda r: (str(r[0]), str(r[1]), _num(r[2])))))
+    return Rows(rs.columns, rs.types, tuple(sorted(rs.data, key=lambda r: (str(r[0]), str(r[1]), num(r[2])))))
 
 
 def _by_kind(steps: Rows) -> dict[str, list[tuple[float, float]]]:
@@ -292,7 +287,7 @@ def _idle_table(by_step: Rows) -> tuple[list[Any], list[str], dict[tuple[Any, st
     for i, c, v in zip(by_step.col("step_index"), by_step.col("cause"), by_step.col("idle_ns")):
         if missing(i) or missing(c):
             continue
-        sums[(i, str(c))] = sums.get((i, str(c)), 0.0) + _num(v)
+        sums[(i, str(c))] = sums.get((i, str(c)), 0.0) + num(v)
     return sorted({i for i, _ in sums}), sorted({c for _, c in sums}), sums
 
 
@@ -341,7 +336,7 @@ def idle_by_step(by_step: Any) -> Plot:
         "ordinary gap between queued kernels")
 
 
-def _of_trace(results: Mapping[str, Any], key: str, trace: str) -> Rows:
+def of_trace(results: Mapping[str, Any], key: str, trace: str) -> Rows:
     """The rows of result ``key`` for ``trace`` (the empty table when there are none)."""
     rs = as_rows(results.get(key))
     if not len(rs) or "trace" not in rs:
@@ -351,8 +346,8 @@ def _of_trace(results: Mapping[str, Any], key: str, trace: str) -> Rows:
 
 def for_trace(results: Mapping[str, Any], trace: str) -> dict[str, Plot]:
     """Every figure of one trace (``results``: Rows or DataFrames)."""
-    return {"latency": latency(_of_trace(results, "steps", trace)),
-            "idle": idle_by_step(_of_trace(results, "headline.idle", trace))}
+    return {"latency": latency(of_trace(results, "steps", trace)),
+            "idle": idle_by_step(of_trace(results, "headline.idle", trace))}
 
 
 # ----------------------------------------------------------------------------- several GPUs
@@ -362,7 +357,7 @@ def _panel_keys(rank_steps: Rows, step_skew: Rows) -> list[Any]:
     keys = list(dict.fromkeys(rank_steps.col("step_key")))
     if len(step_skew) and "skew_ns" in step_skew and "step_key" in step_skew:
         order = sorted(zip(step_skew.col("skew_ns"), step_skew.col("step_key")),
-                       key=lambda r: (missing(r[0]), -_num(r[0]), str(r[1])))
+                       key=lambda r: (missing(r[0]), -num(r[0]), str(r[1])))
         top = {k for _, k in order[:MAX_STEP_PANELS]}
         keys = [k for k in keys if k in top]
     return keys[:MAX_STEP_PANELS]
@@ -398,7 +393,7 @@ def rank_timeline(rank_steps: Any, step_skew: Any, align: str) -> Plot:
         body += x_axis(ax, f"from the step's earliest start ({unit[0]})", ticks(ax.xlo, ax.xhi, 4), grid=True)
         body.append(line(ax.x, ax.y, ax.x, ax.y + ax.h))
         for r in sub:
-            a, b = _num(r["start_offset_ns"]) / unit[1], float(r["end_offset_ns"]) / unit[1]
+            a, b = num(r["start_offset_ns"]) / unit[1], float(r["end_offset_ns"]) / unit[1]
             y = ax.y + (ranks.index(r["rank"]) + 0.2) * row_h
             tip = (f"rank {r['rank']} · {key}: from {fmt_duration(r['start_offset_ns'], unit)} to "
                    f"{fmt_duration(r['end_offset_ns'], unit)} {unit[0]} after the step's earliest start")
@@ -419,9 +414,9 @@ def _comm_rows(by_phase: Rows) -> list[dict[str, Any]]:
     """comm.by_phase rows with communication ops, most exposed first (then trace, device, phase)."""
     if not len(by_phase) or "comm_ops" not in by_phase:
         return []
-    recs = [r for r in by_phase.records() if _num(r["comm_ops"]) > 0]
-    return sorted(recs, key=lambda r: (missing(r["comm_exposed_ns"]), -_num(r["comm_exposed_ns"]), str(r["trace"]),
-                                       missing(r["device"]), _num(r["device"]), str(r["phase_path"])))
+    recs = [r for r in by_phase.records() if num(r["comm_ops"]) > 0]
+    return sorted(recs, key=lambda r: (missing(r["comm_exposed_ns"]), -num(r["comm_exposed_ns"]), str(r["trace"]),
+                                       missing(r["device"]), num(r["device"]), str(r["phase_path"])))
 
 
 def comm_phase_bars(by_phase: Any) -> Plot:
@@ -436,9 +431,9 @@ def comm_phase_bars(by_phase: Any) -> Plot:
     many = len({r["trace"] for r in d}) > 1 or len({r["device"] for r in d}) > 1
     full = [(f"{r['trace']} · dev {r['device']} · {r['phase_path']}" if many else str(r["phase_path"])) for r in d]
     labels = [_short(f, 60) for f in full]
-    unit = pick_unit([_num(r["comm_exposed_ns"]) + _num(r["comm_overlap_ns"]) for r in d])
-    ex = [_num(r["comm_exposed_ns"]) / unit[1] for r in d]
-    ov = [_num(r["comm_overlap_ns"]) / unit[1] for r in d]
+    unit = pick_unit([num(r["comm_exposed_ns"]) + num(r["comm_overlap_ns"]) for r in d])
+    ex = [num(r["comm_exposed_ns"]) / unit[1] for r in d]
+    ov = [num(r["comm_overlap_ns"]) / unit[1] for r in d]
     row_h, label_w = 22, 12 + max(len(s) for s in labels) * CHAR_PX * 10 / 11
     ax = Axes(label_w, 28, 480, row_h * len(d), 0, max(max(a + b for a, b in zip(ex, ov)), 1e-12) * 1.05, 0, 1)
     body = x_axis(ax, f"communication kernel time over the capture ({unit[0]})", grid=True)
@@ -446,7 +441,7 @@ def comm_phase_bars(by_phase: Any) -> Plot:
     for j, (r, f, s) in enumerate(zip(d, full, labels)):
         y = ax.y + (j + 0.175) * row_h
         body.append(text(ax.x - 6, ax.y + (j + 0.5) * row_h + 3.5, s, "end", size=10, tip=f if s != f else None))
-        e, o = _num(r["comm_exposed_ns"]), _num(r["comm_overlap_ns"])
+        e, o = num(r["comm_exposed_ns"]), num(r["comm_overlap_ns"])
         both = f"{f}: exposed {fmt_duration(e, with_unit=True)}, overlapped {fmt_duration(o, with_unit=True)}"
         if e > 0:
             body.append(rect(ax.px(0), y, ax.px(ex[j]) - ax.px(0), 0.65 * row_h, EXPOSED_COLOUR, both))

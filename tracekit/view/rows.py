@@ -37,6 +37,11 @@ def missing(v: object) -> bool:
     return pd is not None and (v is pd.NA or v is pd.NaT)
 
 
+def num(v: Any) -> float:
+    """A value of a result table as a float, NULL as 0 (a bar or box of nothing)."""
+    return 0.0 if missing(v) else float(v)
+
+
 def is_integer(sql_type: str) -> bool:
     return sql_type in INTEGER_TYPES
 

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from tracekit.safe import html_text
 from tracekit.view.model import elide, fmt_duration, fmt_share, pick_unit
-from tracekit.view.rows import Rows, as_rows, missing
+from tracekit.view.rows import Rows, as_rows, missing, num
 
 if TYPE_CHECKING:
     import duckdb
@@ -63,11 +63,6 @@ def query(con: duckdb.DuckDBPyConnection, rows: bool = False) -> dict[str, Any]:
 
 # ----------------------------------------------------------------------------- colours
 
-def _num(v: Any) -> float:
-    """A value of a result table as a float (NULL as 0)."""
-    return 0.0 if missing(v) else float(v)
-
-
 def _size(table: Any, cols: Iterable[str]) -> dict[str, float]:
     """phase path -> its largest value over ``cols`` and rows (NULL as 0)."""
     out: dict[str, float] = {}
@@ -78,7 +73,7 @@ def _size(table: Any, cols: Iterable[str]) -> dict[str, float]:
         if c not in rs:
             continue
         for p, v in zip(rs.col("phase_path"), rs.col(c)):
-            out[str(p)] = max(out.get(str(p), 0.0), _num(v))
+            out[str(p)] = max(out.get(str(p), 0.0), num(v))
     return out
 
 
@@ -95,7 +90,7 @@ def phase_colours(results: Mapping[str, Any], max_colours: int = len(PALETTE)) -
         rs = as_rows(results.get(key))
         if len(rs) and "phase_path" in rs:
             for p, d in zip(rs.col("phase_path"), rs.col("dur_ns")):
-                boxes[str(p)] = boxes.get(str(p), 0.0) + _num(d)
+                boxes[str(p)] = boxes.get(str(p), 0.0) + num(d)
     order = sorted(tree, key=lambda p: (-tree[p], p)) + sorted(
         (p for p in boxes if p not in tree), key=lambda p: (-boxes[p], p))
     named = [p for p in order if p not in NO_PHASE and p != NO_LAUNCH]
@@ -212,12 +207,12 @@ def svg(table: Any, colour: Mapping[str, str], uid: str = "0") -> tuple[str, str
     first = vars(recs[0])
     note = ""
     if len(recs) > MAX_BOXES:  # the longest boxes, in row order (ties: the earlier row)
-        keep = set(sorted(range(len(recs)), key=lambda i: (-_num(recs[i].dur_ns), i))[:MAX_BOXES])
+        keep = set(sorted(range(len(recs)), key=lambda i: (-num(recs[i].dur_ns), i))[:MAX_BOXES])
         note = f" {len(recs) - MAX_BOXES:,} shortest boxes of {len(recs):,} not drawn."
         recs = [r for i, r in enumerate(recs) if i in keep]
     s0, s1 = float(first["step_ts_ns"]), float(first["step_ts_ns"]) + float(first["step_wall_ns"])
     t0 = min(min(float(r.ts_ns) for r in recs), s0)  # 0 on the axis = the step range's start (or the first box)
-    t1 = max(max(float(r.ts_ns) + max(_num(r.dur_ns), 0.0) for r in recs), s1)
+    t1 = max(max(float(r.ts_ns) + max(num(r.dur_ns), 0.0) for r in recs), s1)
     span = max(t1 - t0, 1.0)
     x = lambda t: (float(t) - t0) / span * 100  # noqa: E731
 
@@ -387,7 +382,7 @@ def phase_bar(data: Any, headline: Any, colour: Mapping[str, str]) -> tuple[str 
         for k, m, v in zip(hl.col("step_kind"), hl.col("metric"), hl.col("mean")):
             if m == "CPU span" and not missing(v):
                 spans[str(k)] = float(v)
-    totals = {k: sum(_num(r.excl_cpu_ns_mean) for r in recs if str(r.step_kind) == k) for k in kinds}
+    totals = {k: sum(num(r.excl_cpu_ns_mean) for r in recs if str(r.step_kind) == k) for k in kinds}
     full = max([1.0] + list(totals.values()) + list(spans.values()))
     bar_h, gap = 22, 12
     height = 8 + len(kinds) * (bar_h + gap) + 18
@@ -400,7 +395,7 @@ def phase_bar(data: Any, headline: Any, colour: Mapping[str, str]) -> tuple[str 
                     f"{html_text(elide(k, 25))}</text>")
         xx = 0.0
         for r in (r for r in recs if str(r.step_kind) == k):
-            v = _num(r.excl_cpu_ns_mean)
+            v = num(r.excl_cpu_ns_mean)
             if v <= 0:
                 continue
             p = str(r.phase_path)
