@@ -125,7 +125,8 @@ CREATE OR REPLACE TEMP MACRO _is_graph_launch(n) AS coalesce(contains(n, 'GraphL
 -- _gpu_names: one row per distinct (kind, name) of the trace set: its category by name alone (rows without
 -- launched_by), its op_class (memory: memcpy/memset; communication: category communication; compute:
 -- every other kernel; comm.sql's classes, HTA's kernel types where HTA knows only NCCL names) and, for
--- communication, its library: the one declaration comm.sql and collectives.sql read.
+-- communication, its library: the one declaration of what is communication (comm.sql and collectives.sql read
+-- op_class; comm.sql also names the libraries).
 -- _cat_ops: cpu_ops whose name matches some launched_by pattern (trace, tid, ts_ns, end_ns, name), the
 -- candidates for a GPU op's launching op.
 CREATE OR REPLACE TEMP TABLE _kernel_categories AS

@@ -70,11 +70,11 @@ CREATE OR REPLACE TEMP MACRO _lm_first_mod_seg(pp, mp) AS CASE WHEN mp IS NOT NU
                 lambda i: _lm_is_head_module(string_split(pp, '/')[i]))[1] END;
 -- GPU ops with their effective phase (_modules.sql) and the first LM-head segment of it (range, else module)
 CREATE OR REPLACE TEMP TABLE _lm_gpu AS
-SELECT g.*, p.eff_phase_path, p.module_path,
-       list_min([_lm_first_seg(p.eff_phase_path, getvariable('lm_head_regex')),
-                 _lm_first_mod_seg(p.eff_phase_path, p.module_path)]) AS lm_seg,
-       _lm_first_seg(p.eff_phase_path, getvariable('lm_head_regex')) IS NULL AS lm_by_module
-FROM _gpu g JOIN _gpu_phase p USING (gid);
+SELECT * EXCLUDE (r_seg), list_min([r_seg, _lm_first_mod_seg(eff_phase_path, module_path)]) AS lm_seg,
+       r_seg IS NULL AS lm_by_module
+FROM (SELECT g.*, p.eff_phase_path, p.module_path,
+             _lm_first_seg(p.eff_phase_path, getvariable('lm_head_regex')) AS r_seg  -- once per op: a regex per segment
+      FROM _gpu g JOIN _gpu_phase p USING (gid));
 -- GPU op time per phase_path including descendants ('(top)' = the whole trace); each path's time is
 -- added to every ancestor prefix, so this is linear in the total path depth.
 CREATE OR REPLACE TEMP TABLE _lm_incl AS

@@ -545,15 +545,6 @@ def _json_decode(data: bytes) -> tuple[Any, bool, bool]:
         raise msgspec.DecodeError(f"JSON is malformed ({type(e).__name__})") from None
 
 
-def _is_json(data: bytes) -> bool:
-    """Whether ``data`` parses as JSON (as leniently as :func:`_json_decode`)."""
-    try:
-        _json_decode(data)
-    except msgspec.DecodeError:
-        return False
-    return True
-
-
 class KinetoReader:
     """Streams one Kineto file into a :class:`TraceSink`."""
 
