@@ -43,7 +43,8 @@ import signal
 import sys
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 NAME = "tracekit_bootstrap"
 TOGGLE_SIGNAL = signal.SIGUSR2

@@ -44,7 +44,8 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 # (first version, last version or None, dotted target, tracekit phase name)
 # Versions are inclusive; ranges come from the 0.5.9 / 0.5.12 / 0.5.17 / 0.5.23 wheels (see docs/notes on SGLang).

@@ -4,6 +4,6 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from tracekit.annotate import count, mark, phase  # noqa: E402  (no torch import: the fast path is a flag check)
+from tracekit.annotate import count, mark, phase  # no torch import: the fast path is a flag check
 
-__all__ = ["phase", "mark", "count", "__version__"]
+__all__ = ["__version__", "count", "mark", "phase"]

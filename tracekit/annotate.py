@@ -44,7 +44,8 @@ import json
 import os
 import re
 import sys
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -109,7 +110,7 @@ def _load_torch() -> bool:
     torch = sys.modules.get("torch")
     if torch is None:
         try:
-            import torch  # noqa: F811
+            import torch
         except Exception:
             return False
     # torch.autograd.profiler.record_function is the entry that Kineto writes as `user_annotation`
@@ -166,7 +167,7 @@ class phase:
     descriptive and add no event.
     """
 
-    __slots__ = ("name", "attrs", "_open_rf")
+    __slots__ = ("_open_rf", "attrs", "name")
 
     def __init__(self, name: str, **attrs: Any) -> None:
         self.name = name
@@ -174,7 +175,7 @@ class phase:
         # None: not opened (the fast path); False: NVTX only; else the torch record_function handle.
         self._open_rf: Any = None
 
-    def __enter__(self) -> "phase":
+    def __enter__(self) -> phase:
         if _ACTIVE:
             self._open()
         return self
@@ -233,7 +234,7 @@ def mark(name: str, **attrs: Any) -> None:
 
 def _is_count(v: Any) -> bool:
     """A finite int/float (bools are not counts)."""
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v and v not in (float("inf"), float("-inf"))
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v and v not in (float("inf"), float("-inf"))  # noqa: PLR0124  (v == v: not NaN; math.isfinite overflows on big ints)
 
 
 def count_event_name(counts: dict[str, Any]) -> str:

@@ -34,7 +34,6 @@ import functools
 import os
 import re
 import signal
-import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path

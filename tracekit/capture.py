@@ -37,9 +37,10 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from tracekit import resources
 from tracekit.errors import TraceError
@@ -207,7 +208,7 @@ def _exit_code(rc: int) -> int:
     return 128 - rc if rc < 0 else rc
 
 
-def _run(cmd: Sequence[str], env: dict[str, str], on_toggle: Callable[[], None] | None = None) -> tuple[int, str | None]:
+def _run(cmd: Sequence[str], env: dict[str, str], on_toggle: Callable[[], object] | None = None) -> tuple[int, str | None]:
     """Run ``cmd`` in our process group; SIGINT reaches it from the terminal, SIGTERM/SIGUSR2 are forwarded."""
     try:
         proc = subprocess.Popen(list(cmd), env=env)
@@ -290,15 +291,14 @@ def _wait_orphans(raw: Path, grace: float) -> list[int]:
 
 
 def _convert_one(src: Path, dst: Path, trace: str) -> tuple[int, str | None]:
-    from tracekit.ingest import convert
-
     from tracekit.atomic import converting
+    from tracekit.ingest import convert
 
     try:
         with converting(src, dst):
             meta = convert(src, dst, trace=trace)
         return int(meta.get("events") or 0), None
-    except Exception as e:  # report, keep converting the others
+    except Exception as e:  # noqa: BLE001  (report, keep converting the others)
         return 0, f"{type(e).__name__}: {e}"
 
 
@@ -352,6 +352,7 @@ def capture(cmd: Sequence[str], opts: CaptureOptions, log: Callable[[str], None]
     out, created = prepare_out(opts)
     raw = out / "raw"
     if opts.backend == "nsys":
+        assert nsys is not None  # found above, or returned
         res = _capture_nsys(nsys, cmd, opts, out)
     else:
         env = capture_env(opts, raw)
@@ -416,7 +417,7 @@ def _import_qdstrm(nsys: str, raw: Path) -> None:
     if importer is None:
         return
     for q in qs:
-        r = subprocess.run([str(importer), "-i", str(q)], capture_output=True, text=True)
+        r = subprocess.run([str(importer), "-i", str(q)], capture_output=True, text=True, check=False)
         if r.returncode == 0 and q.with_suffix(".nsys-rep").exists():
             q.unlink()
 
@@ -433,7 +434,7 @@ def _capture_nsys(nsys: str, cmd: Sequence[str], opts: CaptureOptions, out: Path
     for r in reps:
         sqlite = r.with_suffix(".sqlite")
         ex = subprocess.run([nsys, "export", "--type=sqlite", f"--output={sqlite}", "--force-overwrite=true", str(r)],
-                            capture_output=True, text=True)
+                            capture_output=True, text=True, check=False)
         if ex.returncode != 0 or not sqlite.exists():
             pt.error = f"nsys export failed: {(ex.stderr or ex.stdout).strip().splitlines()[-1:]}"
             continue
@@ -534,7 +535,7 @@ def http_post(url: str, payload: dict[str, Any], deadline_s: float, log: Callabl
     if first.scheme not in ("http", "https") or not first.hostname:
         raise ServerError("not an http:// or https:// URL")
     try:
-        first.port
+        _ = first.port  # raises ValueError on a bad port
     except ValueError as e:
         raise ServerError(str(e)) from None
     body = json.dumps(payload).encode()
@@ -555,15 +556,16 @@ def http_post(url: str, payload: dict[str, Any], deadline_s: float, log: Callabl
         done = threading.Event()
         expired = threading.Event()
 
+        # The watchdog reads this hop's done/expired/conn/parts: the hop's `finally` stops it before the next hop.
         def watchdog() -> None:  # progress lines, and the deadline: shut the socket so any blocked call returns
             t0 = time.monotonic()
-            while not done.wait(min(PROGRESS_EVERY_S, max(0.0, deadline_s - (time.monotonic() - start)))):
+            while not done.wait(min(PROGRESS_EVERY_S, max(0.0, deadline_s - (time.monotonic() - start)))):  # noqa: B023
                 if time.monotonic() - start >= deadline_s:
-                    expired.set()
+                    expired.set()  # noqa: B023
                     with contextlib.suppress(OSError, AttributeError):
-                        conn.sock.shutdown(socket.SHUT_RDWR)  # type: ignore[union-attr]
+                        conn.sock.shutdown(socket.SHUT_RDWR)  # noqa: B023
                     return
-                log(f"waiting for the server's answer to {parts.path or '/'} ({time.monotonic() - t0:.0f} s; "
+                log(f"waiting for the server's answer to {parts.path or '/'} ({time.monotonic() - t0:.0f} s; "  # noqa: B023
                     f"giving up after {deadline_s:.0f} s)")
 
         dog = threading.Thread(target=watchdog, daemon=True)
@@ -571,7 +573,7 @@ def http_post(url: str, payload: dict[str, Any], deadline_s: float, log: Callabl
         try:
             try:
                 conn.connect()
-            except (socket.timeout, TimeoutError):
+            except TimeoutError:
                 raise ServerError(f"cannot reach the SGLang server (no connection within {min(connect_s, remaining):.0f} s)") from None
             except OSError as e:
                 raise ServerError(f"cannot reach the SGLang server ({e.strerror or e})") from None
@@ -649,7 +651,8 @@ def capture_sglang_url(url: str, opts: CaptureOptions, timeout: float = 600.0, s
     except ServerError as e:
         remove_if_empty(out, created)
         return CaptureResult(out=out, returncode=1, processes=[], message=f"{shown}: {term(redact_text(str(e)))}")
-    deadline, seen, stable_since = time.time() + timeout, {}, time.time()
+    seen: dict[Path, int] = {}
+    deadline, stable_since = time.time() + timeout, time.time()
     next_note = time.time() + PROGRESS_EVERY_S
     while time.time() < deadline:  # wait until the set of complete files stops changing
         if time.time() >= next_note:

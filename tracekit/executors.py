@@ -27,7 +27,8 @@ import sys
 import tempfile
 import time
 import traceback
-from typing import Any, Callable, Iterable, Protocol
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
 
 from tracekit import dataset, naming
 from tracekit.errors import TraceError, refuse_special, user_message
@@ -53,11 +54,11 @@ class Outcome:
         return json.dumps(dataclasses.asdict(self), sort_keys=True, default=str)
 
     @staticmethod
-    def from_json(text: str) -> "Outcome":
+    def from_json(text: str) -> Outcome:
         return Outcome(**json.loads(text))
 
     @staticmethod
-    def lost(item: dict[str, Any], what: str, e: BaseException) -> "Outcome":
+    def lost(item: dict[str, Any], what: str, e: BaseException) -> Outcome:
         """The task's process died before it could report (``what`` happened): no value, no timings."""
         key = str(item.get("key"))
         return Outcome(key, False, {}, f"{key}: {what} ({type(e).__name__})", 0.0, 0.0, 0.0)

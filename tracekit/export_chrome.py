@@ -48,7 +48,7 @@ class Steps:
     last: int | None
 
     @classmethod
-    def parse(cls, text: str) -> "Steps":
+    def parse(cls, text: str) -> Steps:
         """``"3:5"``, ``"3"`` (one step), ``"3:"`` (3 to the end) or ``":5"`` (1 to 5)."""
         m = re.fullmatch(r"\s*(\d*)\s*(?::\s*(\d*)\s*)?", text)
         if not m or (not m.group(1) and not m.group(2)):
@@ -220,7 +220,7 @@ def export_chrome(paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[st
                else _fetched(con.execute(sections["export_chrome"])))
     n = flows = 0
     with atomic_path(out) as tmp:
-        fh: IO[bytes] = gzip.open(tmp, "wb", compresslevel=6) if out.name.endswith(".gz") else open(tmp, "wb")
+        fh: IO[bytes] | gzip.GzipFile = gzip.open(tmp, "wb", compresslevel=6) if out.name.endswith(".gz") else open(tmp, "wb")  # noqa: SIM115
         with fh:
             # json.dumps writes '"rank": 0' with a space: HTA's rank sniffing regex needs it
             fh.write(json.dumps(head, default=str)[:-1].encode() + b', "traceEvents": [\n')

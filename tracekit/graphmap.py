@@ -117,4 +117,4 @@ def read_graphmap_metadata(path: str | os.PathLike[str]) -> dict[str, Any] | Non
     return json.loads(raw) if raw else None
 
 
-__all__ = ["graph_map", "write_mapped", "read_graphmap_metadata"]
+__all__ = ["graph_map", "read_graphmap_metadata", "write_mapped"]

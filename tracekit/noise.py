@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
@@ -179,7 +179,7 @@ def compare_distributions(values: pd.DataFrame, levels: Iterable[float] = (LEVEL
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def attach(con: "object", levels: Sequence[float] = (LEVEL,)) -> pd.DataFrame:
+def attach(con: object, levels: Iterable[float] = (LEVEL,)) -> pd.DataFrame:
     """Compute :func:`compare_distributions` from ``run_step_values`` on ``con``; store it as table ``_noise``."""
     values = con.execute("SELECT label, label_index, metric, value FROM run_step_values WHERE value IS NOT NULL").df()  # type: ignore[attr-defined]
     out = compare_distributions(values, levels)

@@ -30,7 +30,7 @@ process, which may run a Python without tracekit (a test checks this).
 from __future__ import annotations
 
 import re
-from typing import Any, List
+from typing import Any
 
 REDACTED = "<redacted>"
 
@@ -58,7 +58,7 @@ _KV = re.compile(r"(?<![\w.-])([A-Za-z_][A-Za-z0-9_.-]*)=(\"[^\"]*\"|'[^']*'|[^\
 _JSON_KV = re.compile(r"([\"'])([A-Za-z_][A-Za-z0-9_.-]*)\1(\s*:\s*)([\"'])(.*?)\4")
 
 
-def _words(name: str) -> List[str]:
+def _words(name: str) -> list[str]:
     """``--hfToken`` -> ``['hf', 'token']``; ``AWS_SECRET_ACCESS_KEY`` -> ``['aws', 'secret', 'access', 'key']``."""
     name = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name.lstrip("-"))
     return [w for w in re.split(r"[^a-z0-9]+", name.lower()) if w]
@@ -75,7 +75,7 @@ def is_secret_key(key: str) -> bool:
     return words[0].startswith("pmi") or words[:2] == ["slurm", "job"]
 
 
-def _flag_sub(m: "re.Match[str]") -> str:
+def _flag_sub(m: re.Match[str]) -> str:
     name, sep, value = m[1], m[2], m[3]
     if not is_secret_key(name) or (sep != "=" and value.startswith("-")):
         return m[0]
@@ -96,14 +96,14 @@ def redact_text(text: str) -> str:
     return SECRET_VALUE.sub(REDACTED, text)
 
 
-def redact_argv(argv: List[Any]) -> List[Any]:
+def redact_argv(argv: list[Any]) -> list[Any]:
     """An argument list (``sys.argv``, a capture command) with secrets redacted, same length.
 
     Besides what :func:`redact_text` finds inside each element, the element
     after a secret flag is the value (``["--api-key", "S"]``), unless it is
     itself an option (starts with ``--``) or the flag already has ``=VALUE``.
     """
-    out: List[Any] = []
+    out: list[Any] = []
     take_next = False
     for a in argv:
         if not isinstance(a, str):

@@ -37,7 +37,8 @@ from tracekit.view.rows import Rows, all_rows, from_cursor, from_frame, missing
 if TYPE_CHECKING:
     import pandas as pd
 
-from tracekit.resources import queries_dir  # noqa: E402  (wheel: tracekit/_queries; checkout: queries/)
+from tracekit.resources import queries_dir  # wheel: tracekit/_queries; checkout: queries/
+
 QUERY_DIR = queries_dir()
 
 #: Analyses in report order (each is ``queries/<name>.sql``); ``_common.sql`` is loaded first.

@@ -30,13 +30,14 @@ import json
 import os
 import re
 import threading
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import duckdb
 
 from tracekit.errors import TraceError, refuse_special
-from tracekit.rawcache import RAW_SUFFIXES, cache_path  # noqa: F401  (moved there: convert imports no DuckDB)
+from tracekit.rawcache import RAW_SUFFIXES, cache_path  # moved there: convert imports no DuckDB
 
 VIEWS = {
     "kernels": "SELECT * FROM events WHERE kind IN ('kernel', 'memcpy', 'memset')",
@@ -351,7 +352,7 @@ def connect_runs(runs: Iterable[tuple[str, Iterable[str | os.PathLike[str]]]],
 META_TRACES_KEY = "tracekit.traces"
 
 
-def _footer_query(path: Path | str, sql: str, is_list: bool = False) -> list[tuple[Any, ...]]:
+def _footer_query(path: str | os.PathLike[str], sql: str, is_list: bool = False) -> list[tuple[Any, ...]]:
     """Rows of ``sql`` (``{f}`` = the file, read literally; with ``is_list``, ``path`` is a ready list literal)
     over Parquet footers, with DuckDB.
 

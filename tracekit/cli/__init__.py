@@ -23,16 +23,17 @@ import os
 # Measured on a 486 MB trace: peak RSS 623 MB -> 464 MB.
 os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
 
-import importlib  # noqa: E402
-import sys  # noqa: E402
-from collections.abc import Sequence  # noqa: E402
+import importlib
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
 
-import click  # noqa: E402
+import click
 
-from tracekit import __version__  # noqa: E402
-from tracekit.atomic import cleanup_on_signals, guarding_inputs, interrupted  # noqa: E402
-from tracekit.errors import TraceError, user_message  # noqa: E402
-from tracekit.safe import term  # noqa: E402
+from tracekit import __version__
+from tracekit.atomic import cleanup_on_signals, guarding_inputs, interrupted
+from tracekit.errors import TraceError, user_message
+from tracekit.safe import term
 
 VERBS = ["convert", "sql", "queries", "info", "report", "capture", "graphmap", "diff", "compare", "export-chrome", "aggregate"]
 
@@ -46,7 +47,7 @@ class _Group(click.Group):
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name not in VERBS:
             return None
-        return importlib.import_module(f"tracekit.cli.{name.replace('-', '_')}").command  # type: ignore[no-any-return]
+        return importlib.import_module(f"tracekit.cli.{name.replace('-', '_')}").command
 
     def invoke(self, ctx: click.Context) -> object:
         inputs = None
@@ -55,7 +56,7 @@ class _Group(click.Group):
                 return super().invoke(ctx)
         except KeyboardInterrupt:
             _interrupted()
-        except Exception as e:  # noqa: BLE001  (sorted by one_line: the user's errors vs tracekit's bugs)
+        except Exception as e:  # sorted by one_line: the user's errors vs tracekit's bugs
             if interrupted():  # whatever the Ctrl-C turned into on its way out (DuckDB: "Query interrupted")
                 _interrupted()
             msg = one_line(e, sorted(inputs.given) if inputs is not None else ())  # sorted: diff/compare read in threads
@@ -65,7 +66,7 @@ class _Group(click.Group):
             sys.exit(2)
 
 
-def _interrupted() -> None:
+def _interrupted() -> NoReturn:
     """Ctrl-C: one line, exit 130 (128 + SIGINT, what a shell reports); temporary files are gone already (atomic)."""
     click.echo("tracekit: interrupted", err=True)
     sys.exit(130)

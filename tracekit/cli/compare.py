@@ -14,7 +14,6 @@ from tracekit.cli._output import emit
 from tracekit.cli._params import regex
 
 
-
 @click.command("compare", context_settings={"ignore_unknown_options": True})
 @click.argument("runs", nargs=-1, required=True, type=click.UNPROCESSED)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: compare (long, label x metric), sweep, phases.")

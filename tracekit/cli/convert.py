@@ -14,15 +14,15 @@ from typing import TYPE_CHECKING
 # its conversion workers see it: `convert` runs no user program.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import click  # noqa: E402
-from rich.console import Console  # noqa: E402
-from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn  # noqa: E402
+import click
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
 
-from tracekit.atomic import converting, refuse_input  # noqa: E402
-from tracekit.errors import TraceError  # noqa: E402
-from tracekit.ingest import convert, default_trace_name  # noqa: E402
-from tracekit.safe import markup  # noqa: E402
-from tracekit.view.model import plural  # noqa: E402
+from tracekit.atomic import converting, refuse_input
+from tracekit.errors import TraceError
+from tracekit.ingest import convert, default_trace_name
+from tracekit.safe import markup
+from tracekit.view.model import plural
 
 if TYPE_CHECKING:
     from tracekit import naming
@@ -80,7 +80,6 @@ class _NoPandas:
     def find_spec(self, name: str, path: object = None, target: object = None) -> None:
         if name == "pandas":
             raise ModuleNotFoundError("pandas is hidden while tracekit converts", name=name)
-        return None
 
 
 @click.command("convert")

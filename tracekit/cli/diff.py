@@ -14,7 +14,6 @@ from tracekit.cli._params import regex
 from tracekit.safe import term
 
 
-
 @click.command("diff", epilog="\b\n" + cmp.GATE_HELP)
 @click.argument("a", type=click.Path())
 @click.argument("b", type=click.Path())

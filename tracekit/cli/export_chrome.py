@@ -13,7 +13,6 @@ from tracekit.export_chrome import Steps, export_chrome
 from tracekit.safe import term
 
 
-
 def _steps(ctx: click.Context, param: click.Parameter, value: str | None) -> Steps | None:
     if value is None:
         return None

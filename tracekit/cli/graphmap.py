@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 import click
 
 from tracekit import report as rep
 from tracekit.cli._params import regex
 from tracekit.safe import term
-
 
 
 @click.command("graphmap")
@@ -29,7 +29,7 @@ def command(replay: str, reference: str, out: str | None, step_pattern: str | No
     and report how many were matched; with --out, write the replay trace with their inner phase_path and op shapes.
     """
     from tracekit.atomic import refuse_input
-    from tracekit.graphmap import write_mapped, graph_map
+    from tracekit.graphmap import graph_map, write_mapped
 
     refuse_input(out, (replay, reference))
 
@@ -37,7 +37,7 @@ def command(replay: str, reference: str, out: str | None, step_pattern: str | No
            else graph_map(replay, reference, step_pattern=step_pattern))
     shown = {k: v for k, v in res.items() if k != "graph_map.rows"}
     if as_json:
-        doc = {k.partition(".")[2] or k: rep.frame_records(v) for k, v in shown.items()}
+        doc: dict[str, Any] = {k.partition(".")[2] or k: rep.frame_records(v) for k, v in shown.items()}
         if out:
             doc["out"] = out
         json.dump(doc, sys.stdout, default=str)

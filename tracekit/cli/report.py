@@ -92,7 +92,8 @@ def command(traces: tuple[str, ...], as_json: bool, html_out: str | None, step_p
             select(results, sections)
         except ValueError as e:
             raise click.BadParameter(str(e), param_hint="--section") from None
-    to_html, exported = rep.to_html, []
+    to_html = rep.to_html
+    exported: list[str] = []
     try:
         if html_out and con is not None:
             to_html = _html_writer(con, results, list(traces), html_out, step_pattern, exported)

@@ -5,8 +5,7 @@ from __future__ import annotations
 import re
 import sys
 from pathlib import Path
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -41,7 +40,7 @@ def _shipped(name: str) -> bool:
     return name in report.list_queries()
 
 
-def _parse_params(items: tuple[str, ...]) -> dict[str, object]:
+def _parse_params(items: tuple[str, ...]) -> dict[str, Any]:
     """``NAME=VALUE`` pairs; a VALUE that reads as an int, a float or true/false is passed as one."""
     out: dict[str, object] = {}
     for item in items:
@@ -120,6 +119,7 @@ def command(traces: tuple[str, ...], query: str | None, file: str | None, output
     con = connect(paths)
     con.execute("SET enable_progress_bar = false")
     if path is None:
+        assert sql is not None  # set above when there is no file (or a UsageError was raised)
         _emit(con.execute(sql), fmt, limit)
         return
     from tracekit import report

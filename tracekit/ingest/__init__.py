@@ -8,8 +8,9 @@ gzip or ``{``/``[`` -> Kineto; ``SQLite format 3`` -> nsys; ``.nsys-rep`` /
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from tracekit.errors import TraceError
 
@@ -58,7 +59,7 @@ def convert(path: str | os.PathLike[str], out: str | os.PathLike[str], trace: st
         from tracekit.ingest.kineto import convert_kineto
 
         return convert_kineto(path, out, trace=trace, progress=progress)
-    from tracekit.ingest import nsys  # noqa: F401  (built by the nsys ingest)
+    from tracekit.ingest import nsys  # built by the nsys ingest
 
     return nsys.convert_nsys(path, out, trace=trace, progress=progress)
 

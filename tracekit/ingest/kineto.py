@@ -33,21 +33,22 @@ import os
 import re
 import threading
 import zlib
-from concurrent.futures import Future, ThreadPoolExecutor
 from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, Callable, Iterator, Union
+from typing import Any
 
 import msgspec
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute  # noqa: F401  (pa.compute)
+import pyarrow.compute  # for pa.compute
 
 from tracekit.errors import TraceError
 from tracekit.ingest import kscan
+from tracekit.ingest.arrays import np_filled, num_array
 from tracekit.ingest.kineto_kinds import CAT_KIND, TEXT_ID_NOTES
-from tracekit.ingest.arrays import np_filled, num_array, str_array
 from tracekit.ingest.sink import Prepared, TraceSink, keep_freed_blocks
 from tracekit.redact import scrub
 
@@ -59,25 +60,25 @@ MAX_EVENT = 256 << 20
 WORKERS = 2
 _EXACT_LIMIT = 2.0**42  # µs; below it rint(µs * 1000) of a <=3-decimal value is exact (4.5e12 was not: ties)
 
-Num = Union[int, float, None]
-IntStr = Union[int, str, None]
+Num = int | float | None
+IntStr = int | str | None
 
 
 class Ev(msgspec.Struct, forbid_unknown_fields=True):
     """One Chrome-trace event as Kineto writes it (unknown fields -> tolerant path)."""
 
-    ph: Union[str, None] = None  # absent -> NULL, as the C scanner gives
-    cat: Union[str, None] = None
-    name: Union[str, None] = None
+    ph: str | None = None  # absent -> NULL, as the C scanner gives
+    cat: str | None = None
+    name: str | None = None
     pid: IntStr = None
     tid: IntStr = None
     ts: Num = None
     dur: Num = None
     args: msgspec.Raw = msgspec.Raw(b"")
     id: IntStr = None
-    bp: Union[str, None] = None
-    s: Union[str, None] = None
-    tk__extra: Union[dict, None] = None  # filled only by the tolerant path
+    bp: str | None = None
+    s: str | None = None
+    tk__extra: dict | None = None  # filled only by the tolerant path
 
 
 class EvText(Ev, forbid_unknown_fields=True):
@@ -192,7 +193,7 @@ def _coerce(d: Any, notes: _Notes) -> Ev | None:
                 extra[k] = v
                 notes.add(f"events with non-string `{k}` (stringified)")
         elif k in ("ts", "dur"):
-            if v is None or isinstance(v, (int, float)) and not isinstance(v, bool):
+            if v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)):
                 kw[k] = v
             else:
                 try:
@@ -369,7 +370,7 @@ class _Columns:
                         counts[note] += 1
                 else:
                     iv = _as_int(v)
-                if v is not None and (iv is None or isinstance(v, str) and str(iv) != v):
+                if v is not None and (iv is None or (isinstance(v, str) and str(iv) != v)):
                     extras.setdefault(i, {})[field] = v
                 out.append(iv)
             for note, k in counts.items():
@@ -446,7 +447,7 @@ def _clean(v: Any, hits: set[str]) -> Any:
     string "NaN" would change the value's type; the note says how many events had one.
     """
     if isinstance(v, float):
-        if v != v or v in (float("inf"), float("-inf")):
+        if v != v or v in (float("inf"), float("-inf")):  # noqa: PLR0124  (v != v: NaN)
             hits.add(_Lenient.NONFINITE)
             return None
         return v
@@ -566,7 +567,7 @@ class KinetoReader:
         costs one BLOCK at a time, not its whole inflated size.
         """
         try:
-            raw = open(self.path, "rb")
+            raw = open(self.path, "rb")  # noqa: SIM115  (the `with raw:` below, once open succeeded)
         except OSError as e:
             raise TraceError(self.path, f"cannot open: {e.strerror or e}") from None
         with raw:
@@ -954,7 +955,6 @@ class KinetoReader:
             if isinstance(run, bytes):
                 out += self._generic(run)
             else:
-                n = len(run["kind"])
                 if run["ts_ns"].null_count:
                     self.notes.add(_NO_TS, run["ts_ns"].null_count)
                 d = run["dur_ns"]
@@ -1042,7 +1042,7 @@ class KinetoReader:
     def trace_meta(self) -> dict[str, Any]:
         """Trace-level facts for the Parquet metadata (secrets scrubbed)."""
         m = self.meta
-        dist = m.get("distributedInfo") if isinstance(m.get("distributedInfo"), dict) else {}
+        dist = d if isinstance(d := m.get("distributedInfo"), dict) else {}
         known = {"schemaVersion", "deviceProperties", "distributedInfo", "baseTimeNanoseconds", "traceEvents"}
         if not m.get("deviceProperties") and m.get("computeProperties"):
             known.add("computeProperties")  # the devices already

@@ -45,11 +45,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tracekit.ingest.kineto_kinds import CAT_KIND, PH_KIND, TEXT_ID_NOTES
 from tracekit.ingest.arrays import num_array, str_array
+from tracekit.ingest.kineto_kinds import CAT_KIND, PH_KIND, TEXT_ID_NOTES
 
 try:
-    from tracekit.ingest import _kscan
+    from tracekit.ingest import _kscan  # type: ignore[attr-defined]  # the C extension ships no stub
 except ImportError:  # extension not built: the package works pure-Python
     _kscan = None
 
@@ -153,7 +153,7 @@ def scan_block_prefix(body: bytes) -> tuple[dict[str, pa.Array] | None, int]:
 MAX_RAW_RUNS = 8
 
 
-def scan_runs(body: bytes, counts: Counter[str] | None = None) -> list[dict[str, pa.Array] | bytes]:
+def scan_runs(body: bytes | memoryview, counts: Counter[str] | None = None) -> list[dict[str, pa.Array] | bytes]:
     """The block as runs, in event order: column dicts for runs of supported events, and ``bytes`` for runs
     of events the scanner does not support (complete events separated by commas, for the generic path).
 
@@ -167,10 +167,10 @@ def scan_runs(body: bytes, counts: Counter[str] | None = None) -> list[dict[str,
     return [bytes(body[a:b]) if cols is None else cols for a, b, cols in runs(body, counts)]
 
 
-def runs(body: bytes, counts: Counter[str] | None = None) -> list[tuple[int, int, dict[str, pa.Array] | None]]:
+def runs(body: bytes | memoryview, counts: Counter[str] | None = None) -> list[tuple[int, int, dict[str, pa.Array] | None]]:
     """:func:`scan_runs` with the byte span of each run in ``body`` (cols None: a run left to the generic path)."""
     if _kscan is None:
-        return [(0, len(body), None)] if body.strip() else []
+        return [(0, len(body), None)] if bytes(body).strip() else []
     out: list[tuple[int, int, dict[str, Any] | None]] = []
     mv = memoryview(body)
     pos, n = 0, len(body)
@@ -299,7 +299,7 @@ def _py_split(b: bytes, base: int, state: SplitState | None, mode: int,
             key = -1
             continue
         m = _TOKEN.match(b, p)
-        if m is None or m.group(1) is None and m.group(2) is None:  # only whitespace left
+        if m is None or (m.group(1) is None and m.group(2) is None):  # only whitespace left
             break
         tok = m.group(1) or m.group(2)
         pos = m.start(1) if m.group(1) else m.start(2)

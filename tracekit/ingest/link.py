@@ -159,6 +159,7 @@ class LinkOutput:
 
     def columns(self, ts: np.ndarray, dur: np.ndarray, tid: np.ndarray, lo: int, hi: int) -> dict[str, pa.Array]:
         """Arrow arrays of the link columns for rows ``lo:hi``."""
+        assert self.rule_idx is not None  # __post_init__ fills it
         return {
             "phase": _take(self._ph, self.phase_idx[lo:hi]),
             "phase_path": _take(self._pp, self.path_idx[lo:hi]),
@@ -569,7 +570,7 @@ def _forward_paths(inp: LinkInput, tree: RangeTree, own_path: np.ndarray, q: np.
         return out
     bpath = np.full(len(bwd), -1, dtype=np.int32)
     if len(fwd):  # by (process, sequence number)
-        procs, p_rank = np.unique(np.concatenate([inp.pid[fwd], inp.pid[bwd]]), return_inverse=True)
+        _, p_rank = np.unique(np.concatenate([inp.pid[fwd], inp.pid[bwd]]), return_inverse=True)
         seqs = np.concatenate([sq[c == FB_FWD_OP], sq[c == FB_BWD_OP]])
         key = p_rank.astype(np.int64) * (int(seqs.max()) + 1) + seqs  # seq < 2**40 in any real trace: no overflow
         pick, _ = Launches(key[: len(fwd)], inp.ts[fwd]).find(key[len(fwd):], inp.ts[bwd])
@@ -686,7 +687,7 @@ class BatchLinker:
 
     def _launch_index(self) -> tuple[Launches, np.ndarray, dict[str, Any]]:
         if self._launches is None:
-            rt = {k: (pa.concat_arrays(v) if k == "name" else np.concatenate(v)) if v else
+            rt: dict[str, Any] = {k: (pa.concat_arrays(v) if k == "name" else np.concatenate(v)) if v else
                   (pa.nulls(0, pa.string()) if k == "name" else np.zeros(0, np.int8 if k == "rule" else np.int64))
                   for k, v in self._rt.items()}
             enc = rt["name"].dictionary_encode()  # launch_name: indices into the distinct names of the calls
@@ -721,8 +722,8 @@ class BatchLinker:
         if len(rt):
             if self._launches is not None:
                 raise RuntimeError("BatchLinker: a runtime call after the first GPU op")
-            for k, v in (("corr", corr), ("ts", ts), ("dur", dur), ("tid", tid), ("path", path), ("rule", rule)):
-                self._rt[k].append(v[rt])
+            for col, v in (("corr", corr), ("ts", ts), ("dur", dur), ("tid", tid), ("path", path), ("rule", rule)):
+                self._rt[col].append(v[rt])
             self._rt["name"].append(name.take(num_array(rt.astype(np.int64))))
         src = np.full(n, -1, dtype=np.int64)  # each row's launching call: index into the runtime calls
         empty = np.zeros(0, np.int64)

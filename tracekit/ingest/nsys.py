@@ -85,7 +85,7 @@ import pyarrow.compute as pc
 try:  # SQLite rows straight into Arrow buffers (C), no Python object per value; the JSON path stays as fallback
     from tracekit.ingest import adbc_lite as _adbc_sqlite  # the DB-API's calls we use, without its pandas import
 except ImportError:  # pragma: no cover - a dependency; kept optional so an install without it still converts
-    _adbc_sqlite = None
+    _adbc_sqlite = None  # type: ignore[assignment]  # mypy's idiom for an optional module
 
 from tracekit.errors import TraceError
 from tracekit.ingest.arrays import num_array
@@ -159,7 +159,7 @@ class _Db:
         _check_header(path)
         self._uri = "file:" + urllib.parse.quote(str(path.resolve())) + "?mode=ro&immutable=1"
         self._local = threading.local()
-        self._conns: list[sqlite3.Connection] = []
+        self._conns: list[Any] = []  # sqlite3 and ADBC connections, closed together
         #: Set to abort every query running on this export's sqlite3 connections (see :meth:`_progress`).
         self.stop = threading.Event()
         self.deadline: float | None = None  # time.monotonic() past which queries abort (None: no limit)
@@ -393,7 +393,10 @@ def _arg_sels(db: _Db, spec: TableSpec, extra: dict[str, str]) -> list[Sel]:
 def _selection(db: _Db, spec: TableSpec, extra_args: dict[str, str], extra_cols: dict[str, str]) -> list[Sel]:
     """Leading columns (start, end, owner, name_id, corr), typed columns, internal extras, then args columns."""
     cols = db.cols(spec.table)
-    col = lambda c: ("t." + _ident(c)) if c and c in cols else "NULL"
+
+    def col(c: str | None) -> str:
+        return ("t." + _ident(c)) if c and c in cols else "NULL"
+
     owner = spec.thread if spec.thread in cols else spec.process
     sels = [Sel("start", col(spec.start), INT), Sel("end", col(spec.end) if spec.end else "NULL", INT),
             Sel("owner", col(owner), INT), Sel("name_id", col(spec.name_id) if spec.name_id else "NULL", INT),
@@ -403,7 +406,7 @@ def _selection(db: _Db, spec: TableSpec, extra_args: dict[str, str], extra_cols:
     return sels + _arg_sels(db, spec, extra_args)
 
 
-_DECODERS = {INT: msgspec.json.Decoder(list[int | None]), STR: msgspec.json.Decoder(list[str | None]),
+_DECODERS: dict[str, msgspec.json.Decoder[Any]] = {INT: msgspec.json.Decoder(list[int | None]), STR: msgspec.json.Decoder(list[str | None]),
              FLOAT: msgspec.json.Decoder(list[float | None]), RAW: msgspec.json.Decoder(list[msgspec.Raw])}
 _ARROW = {INT: pa.int64(), STR: pa.string(), FLOAT: pa.float64()}
 
@@ -484,7 +487,8 @@ def _arrow_plan(sels: list[Sel], rare: frozenset[str] = frozenset()) -> tuple[li
         return lead, every, mark
     common = [m for m in members if m.key not in rare]
     some = "concat_ws(',', " + ", ".join(_member_sql(m) for m in common) + ")" if common else "''"
-    none = f"coalesce({', '.join(refs)}) IS NULL" if len(refs) > 1 else f"{refs[0]} IS NULL"
+    names = [r for r in refs if r is not None]  # all of them (returned above otherwise): typed as str
+    none = f"coalesce({', '.join(names)}) IS NULL" if len(names) > 1 else f"{names[0]} IS NULL"
     return lead, f"(CASE WHEN {none} THEN {some} ELSE {every} END)", mark
 
 
@@ -596,6 +600,7 @@ def _batches(db: _Db, table: str, sels: list[Sel]) -> Iterator[dict[str, tuple[p
     def adbc(select: str, r: tuple[int, ...]) -> list[pa.Array] | None:
         """The batch's columns by ADBC ([] when empty), or None where the driver refused a value."""
         rng = f"WHERE t.rowid >= {int(r[0])} AND t.rowid <= {int(r[1])}" if r else ""
+        assert arrow is not None  # its callers run only with an ADBC connection
         try:
             with arrow.cursor() as cur:
                 cur.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(BATCH)})
@@ -782,7 +787,7 @@ def _correlation(pid: pa.Array, corr: pa.Array) -> pa.Array:
 
 
 def _const(n: int, v: Any, t: pa.DataType = _STR) -> pa.Array:
-    return pa.array([v] * n, t) if n < 64 else pa.repeat(pa.scalar(v, t), n)  # type: ignore[attr-defined]
+    return pa.array([v] * n, t) if n < 64 else pa.repeat(pa.scalar(v, t), n)
 
 
 def _quoted(mapping: dict[int, str]) -> dict[int, str]:
@@ -943,7 +948,10 @@ class _Reader:
         c = self.db.cols(t)
         if not c:
             return
-        g = lambda x: f"t.{_ident(x)}" if x in c else "NULL"
+
+        def g(x: str) -> str:
+            return f"t.{_ident(x)}" if x in c else "NULL"
+
         name_col = "demangledName" if "demangledName" in c else "shortName"
         typed = {
             "device": g("deviceId"), "stream": g("streamId"),
@@ -976,7 +984,10 @@ class _Reader:
         c = self.db.cols(t)
         if not c:
             return
-        g = lambda x: f"t.{_ident(x)}" if x in c else "NULL"
+
+        def g(x: str) -> str:
+            return f"t.{_ident(x)}" if x in c else "NULL"
+
         kinds = self.db.enum("ENUM_CUDA_MEMCPY_OPER", COPY_KIND)
         mem = self.db.enum("ENUM_CUDA_MEM_KIND", MEM_KIND)
         copy = _case(g("copyKind"), kinds)
@@ -992,7 +1003,10 @@ class _Reader:
         c = self.db.cols(t)
         if not c:
             return
-        g = lambda x: f"t.{_ident(x)}" if x in c else "NULL"
+
+        def g(x: str) -> str:
+            return f"t.{_ident(x)}" if x in c else "NULL"
+
         mem = self.db.enum("ENUM_CUDA_MEM_KIND", MEM_KIND)
         typed = {"device": g("deviceId"), "stream": g("streamId"), "bytes": g("bytes"), "name": "'[CUDA memset]'"}
         spec = TableSpec(t, "memset", thread=None, process="globalPid", name_id=None, typed=typed,
@@ -1004,7 +1018,10 @@ class _Reader:
         c = self.db.cols(t)
         if not c:
             return
-        g = lambda x: f"t.{_ident(x)}" if x in c else "NULL"
+
+        def g(x: str) -> str:
+            return f"t.{_ident(x)}" if x in c else "NULL"
+
         stype = self.db.enum("ENUM_CUPTI_SYNC_TYPE", {})
         typed = {"device": g("deviceId"), "stream": g("streamId"), "sync_type": g("syncType")}
         spec = TableSpec(t, "gpu_sync", thread=None, process="globalPid", name_id=None, typed=typed,
@@ -1139,7 +1156,10 @@ class _Reader:
             if c and self.db.conn.execute(f"SELECT count(*) FROM {_ident(t)}").fetchone()[0]:
                 yield f"{t}: no timestamp column in this export; its rows are skipped"
             return
-        g = lambda x: f"t.{_ident(x)}" if x in c else "NULL"
+
+        def g(x: str) -> str:
+            return f"t.{_ident(x)}" if x in c else "NULL"
+
         typed = {"device": g("deviceId"), "stream": g("streamId"), "name": "'[CUDA event record]'"}
         spec = TableSpec(t, "other", start="timestamp", end=None, thread=None, process="globalPid", name_id=None,
                          typed=typed, consumed=("deviceId", "streamId"))

@@ -32,22 +32,34 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.ipc as ipc
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from pyarrow import ipc
 
 from tracekit import schema
 from tracekit.atomic import atomic_path, drop_temp, make_temp, signals_deferred, stop_requested
 from tracekit.errors import TraceError
 from tracekit.ingest.arrays import np_filled, np_values, num_array, str_array
-import pyarrow.compute as pc
-
-from tracekit.ingest.link import (FB_BWD_OP, FB_END, FB_FWD_OP, FB_START, GPU_RANGE, RANGE, RUNTIME, BatchLinker,
-                                  LinkInput, RangeTree, kind_codes, link)
+from tracekit.ingest.link import (
+    FB_BWD_OP,
+    FB_END,
+    FB_FWD_OP,
+    FB_START,
+    GPU_RANGE,
+    RANGE,
+    RUNTIME,
+    BatchLinker,
+    LinkInput,
+    RangeTree,
+    kind_codes,
+    link,
+)
 
 BASE_FIELDS = [f for f in schema.ARROW_SCHEMA if f.name not in schema.LINK_COLUMNS + schema.SINK_COLUMNS]
 BASE_SCHEMA = pa.schema(BASE_FIELDS)
@@ -85,7 +97,7 @@ ROW_GROUP = 64 * 1024  # bounds the writer's buffer; DuckDB scans these as fast 
 
 #: Facts the caller of :func:`tracekit.ingest.convert` adds to the trace's metadata (``source_sha256``): set
 #: there around the reader, merged by :meth:`TraceSink.finish`, so the readers need not pass them along.
-EXTRA_META: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("tracekit_extra_meta", default={})
+EXTRA_META: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("tracekit_extra_meta", default={})  # noqa: B039  (read only: set() replaces it)
 
 
 def _release_free_memory() -> None:
@@ -141,6 +153,7 @@ class _PageDropper:
         self._written = 0
         self._done = 0
         self._next = 0
+        self._madvise: Any = None  # libc madvise, or None where it is missing or unsafe
         try:
             import ctypes
 
@@ -227,7 +240,7 @@ class _WriterThread:
             raise KeyboardInterrupt("signal received: the conversion stops")
         self._q.put(table)
 
-    def __enter__(self) -> "_WriterThread":
+    def __enter__(self) -> _WriterThread:
         # While the thread lives, a signal's KeyboardInterrupt is held back (tracekit.atomic.signals_deferred) and
         # raised by put() or when the thread is gone: never in the middle of the code that waits for it.
         self._deferred = signals_deferred()
@@ -510,7 +523,7 @@ class TraceSink:
         Without a ``seq`` column, rows are numbered in arrival order.
         """
         n = None
-        arrays = []
+        arrays: list[Any] = []
         for f in BASE_FIELDS:
             v = columns.get(f.name)
             if v is None:
@@ -601,12 +614,12 @@ class TraceSink:
         if not self._closed:
             try:
                 self._spill.close()
-            except Exception:
+            except Exception:  # noqa: BLE001  (the error that made us drop is the one to report)
                 pass
             drop_temp(self._spill_path)
             self._closed = True
 
-    def __enter__(self) -> "TraceSink":
+    def __enter__(self) -> TraceSink:
         return self
 
     def __exit__(self, exc_type: Any, *_: Any) -> None:
@@ -701,7 +714,7 @@ class StreamSink:
             self._closed = True
             try:
                 self._held.close()
-            except Exception:
+            except Exception:  # noqa: BLE001  (the error that made us abort is the one to report)
                 pass
             drop_temp(self._held_path)
             exc = RuntimeError("conversion aborted")
@@ -710,7 +723,7 @@ class StreamSink:
             except Exception:  # noqa: BLE001  (the error that made us abort is the one to report)
                 pass
 
-    def __enter__(self) -> "StreamSink":
+    def __enter__(self) -> StreamSink:
         return self
 
     def __exit__(self, exc_type: Any, *_: Any) -> None:

@@ -141,7 +141,7 @@ def fmt_count(v: Any, decimals: int = 0) -> str:
         return NULL
     f = float(v)
     if decimals == 0 and f == round(f):
-        return f"{int(round(f)):,}"
+        return f"{round(f):,}"
     return fmt_fixed(f, decimals)
 
 
@@ -345,7 +345,7 @@ def column(name: str, values: Sequence[Any], kind: Kind | None = None, unit: tup
     ``sql_type``: the column's DuckDB type; without it ``values`` must be a pandas Series (its dtype says).
     """
     if sql_type is None and hasattr(values, "dtype"):
-        one = from_series(name, values)  # type: ignore[arg-type]
+        one = from_series(name, values)
         values, sql_type = one.col(name), one.types[0]
     vals = list(values)
     kind = kind or kind_of(name, sql_type, vals)
@@ -359,7 +359,7 @@ def column(name: str, values: Sequence[Any], kind: Kind | None = None, unit: tup
         dec = decimals if decimals is not None else (
             0 if unit[0] == "ns" else decimals_for([float(v) / unit[1] for v in vals if not _is_null(v)]))
         return Column(name, header_of(name, kind, unit[0]), kind, [fmt_duration(v, unit, dec) for v in vals])
-    if kind == "timestamp" or kind == "id":
+    if kind in ("timestamp", "id"):
         return Column(name, name, kind, [fmt_id(v) for v in vals])
     if kind == "share":
         return Column(name, name, kind, [fmt_share(v) for v in vals])

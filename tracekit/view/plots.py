@@ -16,6 +16,7 @@ colours the PNGs had.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -125,7 +126,7 @@ def ticks(lo: float, hi: float, target: int = 5, integer: bool = False) -> list[
 
 def tick_label(v: float, values: Sequence[float]) -> str:
     """``v`` with as many decimals as the tick step needs (2.5 -> one), thousands separated, never '-0'."""
-    step = min((abs(b - a) for a, b in zip(values, values[1:])), default=1.0) or 1.0
+    step = min((abs(b - a) for a, b in itertools.pairwise(values)), default=1.0) or 1.0
     d = next((d for d in range(7) if abs(round(step, d) - step) <= step * 1e-6), 6)
     s = f"{v:,.{d}f}"
     return s[1:] if s.startswith("-") and float(s.replace(",", "")) == 0 else s

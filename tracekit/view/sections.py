@@ -119,7 +119,7 @@ def groups(results: Results, full: bool = False) -> list[Group]:
     tree_of = tree.group_by(key) if len(tree) else {}
     for (trace, kind), sub in hl.group_by(key).items():
         sub = sub.sort_by("row_order") if "row_order" in sub else sub
-        first = sub.col("steps")[0] if "steps" in sub else None
+        first: Any = sub.col("steps")[0] if "steps" in sub else None
         steps = int(first) if not missing(first) else None
         # a NULL trace or step kind matches no verdict nor tree row (SQL equality, as pandas' == on NaN)
         null_key = missing(trace) or missing(kind)
@@ -163,7 +163,7 @@ def _with_instances(tree: Rows) -> Rows:
             return r[i]
         return f"{r[i]} ×{int(n) if n == int(n) else round(n, 1)}"
 
-    return Rows(tree.columns, tree.types, tuple(r[:i] + (name(r),) + r[i + 1:] for r in tree.data))
+    return Rows(tree.columns, tree.types, tuple((*r[:i], name(r), *r[i + 1:]) for r in tree.data))
 
 
 def category_rows(results: Results, trace: str, step_kind: str) -> list[dict[str, Any]]:

@@ -13,7 +13,6 @@ import re
 import shutil
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-
 from typing import Any
 
 from rich.cells import cell_len
@@ -171,7 +170,8 @@ def _footnotes(cols: list[Column], width: int, indent: list[int] | None) -> tupl
     from tracekit.view.model import NOTE_NAMES, footnote
 
     widths = _fit(cols, width, indent)
-    out, notes = [], []
+    out: list[Column] = []
+    notes: list[str] = []
     for i, c in enumerate(cols):
         if c.name in NOTE_NAMES and not c.numeric and (widths is None or widths[i] < c.natural_width()):
             nums = [footnote(notes, v) for v in c.cells]
@@ -299,8 +299,8 @@ def report_lines(results: Mapping[str, Any], width: int = 80, sections: Sequence
     if not gs:
         for t in sec.fallback(results):
             blocks.append(table_lines(t, width))
-        for t in sec.traces(results):
-            blocks.append(gpus_lines(results, t, width))
+        for tr in sec.traces(results):
+            blocks.append(gpus_lines(results, tr, width))
     slow = sec.straggler(results)
     if slow:
         blocks.append(wrap_text(f"several GPUs, slowest rank: {slow}", width)

@@ -23,8 +23,8 @@ query); the full name is always on hover.
 from __future__ import annotations
 
 import math
-from types import SimpleNamespace
 from collections.abc import Iterable, Mapping
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from tracekit.safe import html_text
@@ -299,7 +299,7 @@ def svg(table: Any, colour: Mapping[str, str], uid: str = "0") -> tuple[str, str
         nlinks += 1
     parts.append("</svg>")
     left.append("</svg>")
-    if len(gpu) > nlinks and len(gpu):
+    if len(gpu) > nlinks and gpu:
         note += f" {nlinks:,} of {len(gpu):,} launch links drawn (every {every}th)."
     if unlaunched:
         note += (f" {unlaunched:,} GPU op{'s' if unlaunched > 1 else ''} of the window {'have' if unlaunched > 1 else 'has'} "
@@ -383,7 +383,7 @@ def phase_bar(data: Any, headline: Any, colour: Mapping[str, str]) -> tuple[str 
             if m == "CPU span" and not missing(v):
                 spans[str(k)] = float(v)
     totals = {k: sum(num(r.excl_cpu_ns_mean) for r in recs if str(r.step_kind) == k) for k in kinds}
-    full = max([1.0] + list(totals.values()) + list(spans.values()))
+    full = max([1.0, *totals.values(), *spans.values()])
     bar_h, gap = 22, 12
     height = 8 + len(kinds) * (bar_h + gap) + 18
     left = [f"<svg class='tl-lanes' width='{LABEL_W}' height='{height}' xmlns='http://www.w3.org/2000/svg'>"]
