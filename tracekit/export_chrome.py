@@ -220,7 +220,8 @@ def export_chrome(paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[st
                else _fetched(con.execute(sections["export_chrome"])))
     n = flows = 0
     with atomic_path(out) as tmp:
-        fh: IO[bytes] | gzip.GzipFile = gzip.open(tmp, "wb", compresslevel=6) if out.name.endswith(".gz") else open(tmp, "wb")  # noqa: SIM115
+        gz = out.name.endswith(".gz")
+        fh: IO[bytes] | gzip.GzipFile = gzip.open(tmp, "wb", compresslevel=6) if gz else open(tmp, "wb")  # noqa: SIM115
         with fh:
             # json.dumps writes '"rank": 0' with a space: HTA's rank sniffing regex needs it
             fh.write(json.dumps(head, default=str)[:-1].encode() + b', "traceEvents": [\n')
