@@ -34,9 +34,13 @@ from __future__ import annotations
 import math
 import zlib
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    import duckdb
 
 #: Bootstrap resamples per metric (2000: the percentile interval's end points move by well under
 #: 1% of the interval width between seeds at this count; tests/test_noise.py checks coverage).
@@ -179,15 +183,15 @@ def compare_distributions(values: pd.DataFrame, levels: Iterable[float] = (LEVEL
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def attach(con: object, levels: Iterable[float] = (LEVEL,)) -> pd.DataFrame:
+def attach(con: duckdb.DuckDBPyConnection, levels: Iterable[float] = (LEVEL,)) -> pd.DataFrame:
     """Compute :func:`compare_distributions` from ``run_step_values`` on ``con``; store it as table ``_noise``."""
-    values = con.execute("SELECT label, label_index, metric, value FROM run_step_values WHERE value IS NOT NULL").df()  # type: ignore[attr-defined]
+    values = con.execute("SELECT label, label_index, metric, value FROM run_step_values WHERE value IS NOT NULL").df()
     out = compare_distributions(values, levels)
-    con.execute("CREATE OR REPLACE TEMP TABLE _noise (metric VARCHAR, label VARCHAR, label_index INTEGER, level DOUBLE, "  # type: ignore[attr-defined]
+    con.execute("CREATE OR REPLACE TEMP TABLE _noise (metric VARCHAR, label VARCHAR, label_index INTEGER, level DOUBLE, "
                 "n_base BIGINT, n BIGINT, median_base DOUBLE, median DOUBLE, ratio DOUBLE, ci_lo DOUBLE, ci_hi DOUBLE, "
                 "p_value DOUBLE, verdict VARCHAR)")
     if len(out):
-        con.executemany("INSERT INTO _noise VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",  # type: ignore[attr-defined]
+        con.executemany("INSERT INTO _noise VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         [[None if (isinstance(v, float) and math.isnan(v)) else (v.item() if hasattr(v, "item") else v)
                           for v in row] for row in out.itertuples(index=False)])
     return out
