@@ -163,8 +163,9 @@ def export_chrome(paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[st
     with this ``step_pattern`` (``report --html`` passes the report's own): the slice reads its
     ``_common.sql`` tables instead of opening the traces and building them a second time (a quarter
     of the export's time on a median step, issue 25). It gets the slice's ``_ec_*`` temp tables.
-    ``arrow``: read the rows through an Arrow reader (0.23 vs 0.26-0.33 s for 196k rows); False reads
-    DuckDB's tuples and imports no pyarrow (~0.15 s of CPU): ``report --html`` for its one median step.
+    ``arrow``: read the rows through an Arrow reader (faster on many rows); False reads DuckDB's tuples
+    and imports no pyarrow (whose import costs more than one step's rows): ``report --html`` for its
+    one median step.
 
     Returns counts: ``events`` written, ``flows`` (flow rows), ``trace``, ``steps`` (of the trace),
     ``steps_selected``. Raises :class:`TraceError` when the slice is empty or the selection is

@@ -20,7 +20,7 @@ Definitions (each deterministic: the generator is seeded with :data:`SEED` and t
   steps and the B steps with replacement, independently, and takes the ratio of the medians;
   the interval is the (1-level)/2 and (1+level)/2 quantiles of those ratios (the resamples'
   medians are drawn directly from their exact distribution, :func:`boot_medians`, not by
-  materialising the resamples: 1 s instead of 52 s for 150 metrics of 2000 steps). NULL when a side
+  materialising the resamples, which costs far more). NULL when a side
   has fewer than :data:`MIN_STEPS` steps, or when a resampled median of A is 0.
 - ``p_value``: two-sided Mann-Whitney U test of "A and B come from one distribution", normal
   approximation with tie correction and continuity correction (n >= 8 per side is where it is
@@ -61,7 +61,7 @@ def _rng(metric: str) -> np.random.Generator:
 def boot_medians(x: np.ndarray, resamples: int, rng: np.random.Generator) -> np.ndarray:
     """Medians (``numpy.median``) of ``resamples`` bootstrap resamples of ``x``, without drawing them.
 
-    Why: drawing resamples costs O(resamples x n) (52 s for 150 metrics of 2000 steps); this is
+    Why: drawing resamples costs O(resamples x n) (minutes for a long run's metrics); this is
     O(resamples x log n) and has exactly the same distribution. With x sorted, let C_j be how many of
     the n draws pick one of the j smallest values; the lower middle value of a resample is x_(j1),
     j1 the first j with C_j >= ceil(n/2). Given C at two positions, the draws between them are

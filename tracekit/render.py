@@ -7,8 +7,8 @@ typed, formatted columns, ``*_ns`` in a readable unit named in the header) and t
 table is wider than the terminal, every string from a trace escaped by :func:`tracekit.safe.term`).
 
 Start-up: nothing heavy is imported. ``tracekit sql``/``info`` print DuckDB rows (:func:`print_result`:
-``fetchall`` and the cursor's SQL types) without pandas (issue 14: pandas alone was 0.9 s of a 1.3 s
-``tracekit sql``); a DataFrame (:func:`print_frame`) comes with its pandas loaded already.
+``fetchall`` and the cursor's SQL types) without pandas (its import alone took longer than the
+query); a DataFrame (:func:`print_frame`) comes with its pandas loaded already.
 """
 
 from __future__ import annotations

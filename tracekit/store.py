@@ -357,7 +357,7 @@ def _footer_query(path: str | os.PathLike[str], sql: str, is_list: bool = False)
     over Parquet footers, with DuckDB.
 
     DuckDB rather than pyarrow: ``tracekit sql``/``info`` need DuckDB anyway, and pyarrow's import was
-    a quarter of their start-up (issue 14).
+    a large share of their start-up.
     """
     global _footer_con, _footer_pid
     with _footer_lock:

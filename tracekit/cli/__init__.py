@@ -20,7 +20,6 @@ import os
 
 # Before pyarrow loads: its default mimalloc pool keeps every freed block, so a streamed conversion's RSS
 # grows to the sum of its transient peaks; the system allocator (with malloc_trim in the sink) gives them back.
-# Measured on a 486 MB trace: peak RSS 623 MB -> 464 MB.
 os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
 
 import importlib

@@ -79,7 +79,7 @@ def command(traces: tuple[str, ...], as_json: bool, html_out: str | None, step_p
         raise click.UsageError("--executor and --jobs need --out (the per-trace tables are written there)")
     # the terminal, JSON and the HTML page read plain rows (no pandas import, issue 14; nor for the page's SVG
     # figures, issue 25); the page's timeline and median-step export need the connection (one DuckDB thread on a
-    # small input, as the terminal's: 0.05-0.1 s less wall and CPU on the 18k-event H100 trace, issue 25)
+    # small input, as the terminal's: less wall and CPU than the default threads on a small trace)
     con = duckdb.connect() if html_out else None
     results = rep.run(list(traces), con=con, rows=True, small_one_thread=True, step_pattern=step_pattern,
                       vocab=vocab, lm_head_regex=lm_head_regex, lm_head_kernel_regex=lm_head_kernel_regex, top_n=top_n,

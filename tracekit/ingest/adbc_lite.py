@@ -1,7 +1,7 @@
 """The few pieces of the ADBC SQLite DB-API that the nsys reader uses, built on the driver manager's own objects.
 
 Why not ``adbc_driver_sqlite.dbapi``: ``adbc_driver_manager.dbapi`` imports ``pyarrow.dataset`` at its top, which
-imports pandas: 0.2 s of a ``tracekit convert`` process that reads a 1 s export (issue 25 item 4), for features
+imports pandas, a large share of a short ``tracekit convert`` process, for features
 the reader never calls (binding parameters, DataFrames, ingest). What it does call is kept with the same
 behaviour: :func:`connect` (autocommit on: the ADBC default, which the DB-API's ``autocommit=True`` keeps),
 ``conn.cursor()`` as a context manager, ``cur.adbc_statement.set_options``, ``cur.execute`` (prepare, then run:

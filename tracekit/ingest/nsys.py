@@ -20,18 +20,16 @@ Why it looks like this:
   column of ``"key":value`` pairs (``_member_sql``: SQLite's ``json_quote``, the
   JSON path's own spelling), constant NULL selections are not fetched at all, and
   a batch with a float member (spelt by Arrow's cast, which SQLite cannot match)
-  is read again with one Arrow column per member. 30x file: read 2.5 -> 2.0
-  CPU-s, output unchanged.
+  is read again with one Arrow column per member (docs/design.md: measurements).
 - **Two tables at a time.** SQLite queries and Arrow kernels release the GIL, so
   the table readers run on two worker threads (one connection each), and each
   reader's next query runs on a helper thread while it builds the current batch.
   Batches reach the sink in the fixed order of the readers: the output does not
-  depend on timing (30x enlargement of the largest export: 4.0 s -> 2.7 s on 2 cores).
+  depend on timing.
 - **Written while read.** NVTX_EVENTS holds every range, so it is read first and
   held (spilled); then every batch is linked and written as it arrives, the NVTX
   batches at their place (``sink.StreamSink``). The Parquet write overlaps the
-  read instead of following it: 1.82x -> 1.25x the time ADBC alone takes to read
-  the tables (BENCHMARKS.md, issue 14).
+  read instead of following it.
 - **Schema drift by column presence.** nsys 2020.3 .. 2026.2 exports differ in
   tables and columns (see ``shared/notes/nsys.md``). Every query is built from
   ``PRAGMA table_info``: absent tables are zero rows (lazy export), absent

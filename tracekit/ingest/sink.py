@@ -73,18 +73,15 @@ _DICT = pa.dictionary(pa.int32(), pa.string())
 WRITE_SCHEMA = pa.schema([pa.field(f.name, _DICT) if f.name in DICT_OUT else f for f in schema.ARROW_SCHEMA])
 
 #: Parquet settings (codec: see PARQUET_OPTIONS). Dictionary
-#: encoding only for low-cardinality text: on `args`/`name`-like columns it was slower and larger than compression alone
-#: (df_index_resolver: 0.20 s / 3.2 MB with dictionaries everywhere vs 0.16 s / 2.3 MB without).
+#: encoding only for low-cardinality text: on `args`/`name`-like columns it was slower and larger than compression alone.
 DICT_COLUMNS = ["trace", "source", "kind", "cat", "ph", "name", "phase", "phase_path", "phase_rule", "launch_name",
                 "copy_kind"]
-#: Min/max statistics only where they can prune scans; on long free text they cost 13% of the write time.
+#: Min/max statistics only where they can prune scans; on long free text they cost write time and prune nothing.
 STATS_COLUMNS = [c for c in schema.COLUMN_NAMES if c not in ("args", "input_dims", "input_types", "name", "phase_path")]
-#: Delta encoding for the two near-monotonic int64 columns, and 64k values per encoder call instead of 1024:
-#: the Parquet write of a 540 MB Kineto trace 10% less CPU and the file 13% smaller (seq/ts_ns compress 3x
-#: better as deltas), values unchanged.
-#: LZ4 (raw), not zstd-1: the Parquet writer is the conversion's critical path. On the 540 MB trace, five
-#: alternating runs each: convert median 2.73 s (zstd-1) -> 2.55 s (LZ4), for a file of 42 MB instead of
-#: 19 MB (8% of the JSON); `tracekit report` on either file runs in the same 2.2 s.
+#: Delta encoding for the near-monotonic int64 columns (they compress far better as deltas), and 64k values
+#: per encoder call instead of 1024 (less CPU per value).
+#: LZ4 (raw), not zstd-1: the Parquet writer is the conversion's critical path, and the report reads either
+#: file as fast. The numbers behind these choices: docs/design.md, "Measurements behind the choices".
 PARQUET_OPTIONS: dict[str, Any] = dict(compression="lz4", use_dictionary=DICT_COLUMNS,
                                        write_statistics=STATS_COLUMNS,
                                        column_encoding={"seq": "DELTA_BINARY_PACKED", "ts_ns": "DELTA_BINARY_PACKED",
