@@ -45,6 +45,9 @@ import threading
 import time
 from typing import Any, Callable
 
+from tracekit_hooks import run_after_exec
+from tracekit_hooks import warn as _warn
+
 NAME = "tracekit_bootstrap"
 TOGGLE_SIGNAL = signal.SIGUSR2
 _TIMER_SIGNAL = getattr(signal, "SIGRTMIN", signal.SIGUSR1) + 7 if hasattr(signal, "SIGRTMIN") else signal.SIGUSR1
@@ -79,10 +82,6 @@ class _State:
 
 
 S = _State()
-
-
-def _warn(msg: str) -> None:
-    print(f"tracekit capture [{os.getpid()}]: {msg}", file=sys.stderr, flush=True)
 
 
 def _label() -> str:
@@ -389,30 +388,6 @@ def _on_torch_imported() -> None:
             _schedule(0)
     else:
         _schedule(S.open_at)
-
-
-def run_after_exec(spec: Any, after: Callable[[Any], None], what: str) -> Any:
-    """``spec`` with its loader extended: once the module body has run, ``after(module)``.
-
-    Shared by the torch import hook here and SGLang's import-time patch (tracekit_sglang). An error in
-    ``after`` is reported on stderr, never raised into the profiled program's import.
-    """
-    if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
-        return spec
-    orig: Callable[[Any], None] = spec.loader.exec_module
-
-    def exec_module(module: Any) -> None:
-        orig(module)
-        try:
-            after(module)
-        except Exception as e:
-            _warn(f"{what} failed: {e!r}")
-
-    try:
-        spec.loader.exec_module = exec_module  # type: ignore[method-assign]
-    except Exception:
-        pass
-    return spec
 
 
 class _TorchImportHook:

@@ -46,6 +46,8 @@ import os
 import sys
 from typing import Any, Callable, Iterable
 
+from tracekit_hooks import run_after_exec
+
 # (first version, last version or None, dotted target, tracekit phase name)
 # Versions are inclusive; ranges come from the 0.5.9 / 0.5.12 / 0.5.17 / 0.5.23 wheels (see docs/notes on SGLang).
 TARGETS: list[tuple[tuple[int, ...], tuple[int, ...] | None, str, str]] = [
@@ -301,8 +303,6 @@ class ImportPatcher:
                     break
         finally:
             self._busy.discard(name)
-        from tracekit_bootstrap import run_after_exec  # capture/ is on sys.path wherever this module is
-
         return run_after_exec(spec, self.patch_module, f"SGLang import-time annotation of {name}")
 
     def patch_module(self, module: Any) -> list[tuple[str, str]]:

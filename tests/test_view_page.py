@@ -261,7 +261,7 @@ HOSTILE = ["</text><script>alert(1)</script>", "a' onload='alert(2)", "]]><!--",
 
 def test_svg_figures_escape_every_name() -> None:
     """Trace text in every figure is escaped: no markup of its own, no quote that ends an attribute."""
-    from tracekit.view.rows import Rows
+    from tracekit.rows import Rows
 
     n = len(HOSTILE)
     bp = pd.DataFrame({"trace": HOSTILE, "device": [0] * n, "phase_path": HOSTILE, "comm_ops": [1] * n,

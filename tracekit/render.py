@@ -18,7 +18,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from tracekit.view.rows import Rows, from_frame, head_of_cursor
+from tracekit.rows import Rows, from_frame, head_of_cursor
 
 if TYPE_CHECKING:
     import duckdb

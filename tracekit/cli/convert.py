@@ -18,7 +18,8 @@ import click  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn  # noqa: E402
 
-from tracekit.atomic import converting, refuse_input  # noqa: E402
+from tracekit.atomic import converting  # noqa: E402
+from tracekit.cli._inputs import refuse_input  # noqa: E402
 from tracekit.errors import TraceError  # noqa: E402
 from tracekit.ingest import convert, default_trace_name  # noqa: E402
 from tracekit.safe import markup  # noqa: E402

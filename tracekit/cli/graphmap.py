@@ -28,7 +28,7 @@ def command(replay: str, reference: str, out: str | None, step_pattern: str | No
     """Align each cudaGraphLaunch's replayed kernels with the reference's launches (queries/graph_map.sql)
     and report how many were matched; with --out, write the replay trace with their inner phase_path and op shapes.
     """
-    from tracekit.atomic import refuse_input
+    from tracekit.cli._inputs import refuse_input
     from tracekit.graphmap import write_mapped, graph_map
 
     refuse_input(out, (replay, reference))

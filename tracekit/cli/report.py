@@ -10,11 +10,13 @@ import click
 import duckdb
 
 from tracekit import report as rep
-from tracekit.atomic import refuse_input
+from tracekit.cli._inputs import refuse_input
 from tracekit.cli._output import emit
 from tracekit.cli._params import regex
 from tracekit.errors import TraceError
-from tracekit.view.rows import Rows
+from tracekit.rows import Rows
+from tracekit.view.records import to_json
+from tracekit.view.terminal import print_report
 
 
 @click.command("report")
@@ -92,13 +94,13 @@ def command(traces: tuple[str, ...], as_json: bool, html_out: str | None, step_p
             select(results, sections)
         except ValueError as e:
             raise click.BadParameter(str(e), param_hint="--section") from None
-    to_html, exported = rep.to_html, []
+    to_html, exported = _page, []
     try:
         if html_out and con is not None:
             to_html = _html_writer(con, results, list(traces), html_out, step_pattern, exported)
         emit(results, as_json=as_json, html_out=html_out, title="tracekit report: " + ", ".join(traces),
-             to_json=rep.to_json, to_html=to_html,
-             show=lambda r: rep.print_report(r, limit=limit, width=width, sections=sections, full=full))
+             to_json=to_json, to_html=to_html,
+             show=lambda r: print_report(r, limit=limit, width=width, sections=tuple(sections), full=full))
     except BaseException:
         # the page was not written (a full disk, Ctrl-C): the median-step files made for it go too (issue 23)
         for f in exported:
@@ -117,9 +119,8 @@ def _html_writer(con: duckdb.DuckDBPyConnection, results: Mapping[str, Rows], tr
     is written. Every one of their names is checked against the inputs before the first is written (`report r.median_step.json.gz
     --html r.html` replaced its input with its own slice, issue 23)."""
     from tracekit.export_chrome import Steps, export_chrome
-    from tracekit.view.timeline import query
 
-    page = {**results, **query(con, rows=True)}
+    page = {**results, **rep.run_timeline(con, rows=True)}
     tl = page.get("timeline")
     chrome: dict[str, str] = {}
     notes: list[str] = []
@@ -142,4 +143,11 @@ def _html_writer(con: duckdb.DuckDBPyConnection, results: Mapping[str, Rows], tr
                 written.append(str(dest))
             except TraceError as e:
                 notes.append(f"median step of {trace} not exported: {e}")
-    return lambda r, title: rep.to_html(page, title=title, chrome=chrome, chrome_notes=notes, view=page)
+    return lambda r, title: _page(page, title=title, chrome=chrome, chrome_notes=notes, view=page)
+
+
+def _page(results: Mapping[str, Any], title: str, **kw: Any) -> str:
+    """The HTML page (:func:`tracekit.view.html.render`)."""
+    from tracekit.view.html import render  # deferred: the page's figure modules load only for --html
+
+    return render(results, title=title, **kw)

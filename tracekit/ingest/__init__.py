@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from tracekit.errors import TraceError
+from tracekit.ingest.names import default_trace_name  # noqa: F401  (the verbs' name for it)
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 
@@ -61,12 +62,3 @@ def convert(path: str | os.PathLike[str], out: str | os.PathLike[str], trace: st
     from tracekit.ingest import nsys  # noqa: F401  (built by the nsys ingest)
 
     return nsys.convert_nsys(path, out, trace=trace, progress=progress)
-
-
-def default_trace_name(path: str | os.PathLike[str]) -> str:
-    """Trace id used when none is given: the file name without trace extensions."""
-    name = Path(path).name
-    for suf in (".gz", ".json", ".trace", ".pt", ".sqlite", ".nsys-rep", ".qdrep", ".parquet"):
-        if name.endswith(suf):
-            name = name[: -len(suf)]
-    return name

@@ -45,6 +45,7 @@ import pyarrow as pa
 import pyarrow.compute  # noqa: F401  (pa.compute)
 
 from tracekit.errors import TraceError
+from tracekit.ingest.names import default_trace_name
 from tracekit.ingest import kscan
 from tracekit.ingest.kineto_kinds import CAT_KIND, TEXT_ID_NOTES
 from tracekit.ingest.arrays import np_filled, num_array, str_array
@@ -1073,8 +1074,6 @@ def convert_kineto(path: str | os.PathLike[str], out: str | os.PathLike[str], tr
     ``fast=False`` skips the C scanner (the pure-Python path; the same rows, args whitespace aside).
     """
     reader = KinetoReader(path, progress, fast=fast)
-    from tracekit.ingest import default_trace_name
-
     name = trace or default_trace_name(path)
     try:
         with TraceSink(out, name, "kineto") as sink:

@@ -88,6 +88,7 @@ except ImportError:  # pragma: no cover - a dependency; kept optional so an inst
     _adbc_sqlite = None
 
 from tracekit.errors import TraceError
+from tracekit.ingest.names import default_trace_name
 from tracekit.ingest.arrays import num_array
 from tracekit.ingest.sink import Prepared, StreamSink, TraceSink, keep_freed_blocks
 from tracekit.redact import redact_argv, redact_text
@@ -1399,8 +1400,6 @@ def convert_nsys(path: str | os.PathLike[str], out: str | os.PathLike[str], trac
                  progress: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Convert one nsys export (.sqlite, or .nsys-rep/.qdrep via the nsys CLI) to ``out`` (Parquet)."""
     p = Path(path)
-    from tracekit.ingest import default_trace_name
-
     name = trace or default_trace_name(p)
     if p.suffix in (".nsys-rep", ".qdrep"):
         with tempfile.TemporaryDirectory(prefix="tracekit-nsys-") as tmp:

@@ -20,7 +20,7 @@ from rich.cells import cell_len
 
 from tracekit.safe import term
 from tracekit.view.model import FRAME_NAMES, Column, Table, elide, plural, short_frame
-from tracekit.view.rows import all_rows
+from tracekit.rows import all_rows
 
 GAP = "  "
 MIN_TEXT = 12  # a text column is not squeezed below this many cells (unless its content is shorter)
