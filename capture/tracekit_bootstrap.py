@@ -109,7 +109,7 @@ def _label() -> str:
 def _load_redact(path: str) -> None:
     """Load ``redact_argv`` from tracekit's ``redact.py`` by file path (this process may not have tracekit)."""
     try:
-        import importlib.util
+        import importlib.util  # deferred: every process of the profiled program runs this at start-up
 
         spec = importlib.util.spec_from_file_location("_tracekit_redact", path)
         mod = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
@@ -161,7 +161,7 @@ def _write_proc(**extra: Any) -> None:
 
 
 def _make_profiler() -> Any:
-    import torch
+    import torch  # the program's own import of torch got us here; we never load it first
     from torch.profiler import ProfilerActivity, profile
 
     try:
@@ -331,7 +331,7 @@ def _patch_torch_profiler() -> None:
       start, our window is closed and exported, and the summary says why.
     """
     try:
-        from torch.profiler import profiler as tp
+        from torch.profiler import profiler as tp  # torch: loaded by the program already
     except Exception:
         return
     cls = tp.profile
@@ -400,7 +400,7 @@ class _TorchImportHook:
             sys.meta_path.remove(self)
         except ValueError:
             pass
-        import importlib.util
+        import importlib.util  # deferred: every process of the profiled program runs this at start-up
 
         return run_after_exec(importlib.util.find_spec(name), lambda _m: _on_torch_imported(), "starting the profiler")
 
@@ -491,7 +491,7 @@ def _after_fork_child() -> None:
 def _arm_sglang_import_patch() -> None:
     """SGLang < 0.5.12 has no plugin loader: wrap its annotation targets at import (capture/tracekit_sglang.py)."""
     try:
-        import tracekit_sglang
+        import tracekit_sglang  # deferred: only when the program imports SGLang
 
         tracekit_sglang.install_import_patch()
     except Exception as e:

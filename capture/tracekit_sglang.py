@@ -42,7 +42,11 @@ runner targets.
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import importlib.metadata
 import os
+import pkgutil
 import sys
 from typing import Any, Callable, Iterable
 
@@ -109,8 +113,6 @@ def resolve(targets: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], list
 
     A target ``a|b`` names alternatives: the first that resolves is used.
     """
-    import pkgutil
-
     ok, missing = [], []
     for alts, name in targets:
         for t in alts.split("|"):
@@ -128,18 +130,16 @@ def resolve(targets: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], list
 def _range_factory() -> Callable[[str], Any]:
     """tracekit.phase when the profiled Python has tracekit, else an equivalent minimal range."""
     try:
-        from tracekit.annotate import phase
+        from tracekit.annotate import phase  # optional: the profiled Python may lack tracekit
 
         return phase
     except Exception:
         pass
-    import contextlib
-
     @contextlib.contextmanager
     def rng(name: str) -> Any:
         boot = sys.modules.get("tracekit_bootstrap")
         if boot is not None and boot.S.recording:
-            from torch.autograd.profiler import record_function
+            from torch.autograd.profiler import record_function  # torch: loaded by SGLang already
 
             with record_function(name):
                 yield
@@ -152,7 +152,7 @@ def _range_factory() -> Callable[[str], Any]:
 def _count_factory() -> Callable[..., None]:
     """tracekit.count when the profiled Python has tracekit, else the same event through record_function."""
     try:
-        from tracekit.annotate import count
+        from tracekit.annotate import count  # optional: the profiled Python may lack tracekit
 
         return count
     except Exception:
@@ -161,7 +161,7 @@ def _count_factory() -> Callable[..., None]:
     def cnt(**counts: Any) -> None:
         boot = sys.modules.get("tracekit_bootstrap")
         if boot is not None and boot.S.recording:
-            from torch.autograd.profiler import record_function
+            from torch.autograd.profiler import record_function  # torch: loaded by SGLang already
 
             # the name format of tracekit.annotate.count_event_name (queries/tokens.sql parses it)
             with record_function("tracekit.count" + "".join(f" {k}={counts[k]!r}" for k in sorted(counts))):
@@ -224,8 +224,6 @@ def around(name: str) -> Callable[..., Any]:
 
 def _wrap(fn: Callable[..., Any], name: str) -> Callable[..., Any]:
     """``fn`` inside a ``name`` range (the import-time patch's equivalent of an AROUND hook)."""
-    import functools
-
     hook = around(name)
 
     @functools.wraps(fn)
@@ -241,8 +239,6 @@ def _installed_version() -> tuple[int, ...] | None:
     v = getattr(mod, "__version__", None) if mod is not None else None
     if not v:
         try:
-            import importlib.metadata
-
             v = importlib.metadata.version("sglang")
         except Exception:
             return None
@@ -368,7 +364,7 @@ def register() -> list[tuple[str, str]]:
     if not active():
         return []
     try:
-        import sglang
+        import sglang  # the host program: present only when SGLang runs us
 
         version = parse_version(getattr(sglang, "__version__", "0"))
         from sglang.srt.plugins.hook_registry import HookRegistry, HookType

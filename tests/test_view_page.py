@@ -168,7 +168,7 @@ def test_timeline_draws_every_gpu_op_of_the_window(tmp_path: Path) -> None:
     src = _sync_trace(tmp_path / "sync.json.gz")
     con = duckdb.connect()
     report.run([src], con=con)
-    t = tl.query(con)["timeline"]
+    t = report.run_timeline(con)["timeline"]
     gpu = t[t["row_kind"] == "gpu_op"].sort_values("ts_ns")
     got = [(n, launch, p, ts // US, d // US) for n, launch, p, ts, d in
            zip(gpu["name"], gpu["launch"], gpu["phase_path"], gpu["ts_ns"], gpu["dur_ns"])]

@@ -52,7 +52,7 @@ def _host() -> str:
     if hasattr(os, "uname"):  # gethostname() itself on POSIX, without importing socket (a few ms of every start)
         name = os.uname().nodename
     else:  # pragma: no cover - Windows
-        import socket
+        import socket  # Windows only
 
         name = socket.gethostname()
     return re.sub(r"[^A-Za-z0-9-]", "", name)[:40]

@@ -3,7 +3,8 @@
 Every number comes from ``queries/_run_metrics.sql`` (one run's metrics, run once per label
 with the views over that run's files only, so two runs may hold same-named traces),
 ``queries/compare.sql`` (the label x metric matrix) and ``queries/diff.sql`` (deltas, moved
-kernels, the gate). This module parses ``--fail-if`` conditions, runs those files and renders.
+kernels, the gate). This module parses ``--fail-if`` conditions and runs those files; the pages,
+tables and JSON of the results are :mod:`tracekit.view.compare`'s.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,8 +142,6 @@ def collect(runs: Sequence[Run], con: duckdb.DuckDBPyConnection | None = None,
     statements are window functions over one (trace, device) partition, which DuckDB runs on
     one thread, so two runs at once use both cores of a small machine (measured in BENCHMARKS.md).
     """
-    from concurrent.futures import ThreadPoolExecutor
-
     labels = [label for label, _ in runs]
     dup = sorted({x for x in labels if labels.count(x) > 1})
     if dup:

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
+from tracekit.demangle import register
 from tracekit.store import connect
 from tracekit.rows import from_cursor
 
@@ -159,8 +160,6 @@ def setup_file(con: duckdb.DuckDBPyConnection, name: str, done: set[str]) -> Sql
 def register_udfs(con: duckdb.DuckDBPyConnection) -> None:
     """What the queries need from Python: the table ``_demangled`` of the traces' mangled kernel names and
     their readings by the C++ runtime's demangler (tracekit.demangle; not an analysis)."""
-    from tracekit.demangle import register
-
     register(con)
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import click
 
+import duckdb
+
 from tracekit.errors import TraceError
 
 
@@ -18,8 +20,6 @@ def regex(ctx: click.Context, param: click.Parameter, value: str | None) -> str 
     """
     if value is None:
         return None
-    import duckdb
-
     try:
         duckdb.connect().execute("SELECT regexp_full_match('', ?)", [value])
     except duckdb.Error as e:

@@ -12,6 +12,8 @@ from tracekit import report as rep
 from tracekit.cli._inputs import refuse_input
 from tracekit.cli._output import emit
 from tracekit.cli._params import regex
+from tracekit.render import print_frame
+from tracekit.store import connect_runs
 from tracekit.view import compare as cmpview
 from tracekit.view.records import frame_records
 
@@ -40,16 +42,12 @@ def command(runs: tuple[str, ...], as_json: bool, html_out: str | None, sql: str
     refuse_input(html_out, [p for _, paths in parsed for p in paths])
     if sql is not None:
         con = cmp.collect(parsed, step_pattern=step_pattern)
-        from tracekit.store import connect_runs
-
         connect_runs(parsed, con=con)
         df = con.execute(sql).df()
         if as_json:
             json.dump(frame_records(df), sys.stdout, default=str)
             sys.stdout.write("\n")
         else:
-            from tracekit.render import print_frame
-
             print_frame(df, limit=limit)
         return
     results = cmp.compare(parsed, step_pattern=step_pattern, warmup_steps=warmup)

@@ -16,13 +16,21 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import click  # noqa: E402
 from rich.console import Console  # noqa: E402
-from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn  # noqa: E402
+from rich.progress import (  # noqa: E402
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 
+from tracekit import cli  # noqa: E402  (the package: its __init__ ran before any verb module loads)
 from tracekit.atomic import converting  # noqa: E402
 from tracekit.cli._inputs import refuse_input  # noqa: E402
 from tracekit.errors import TraceError  # noqa: E402
 from tracekit.ingest import convert, default_trace_name  # noqa: E402
-from tracekit.safe import markup  # noqa: E402
+from tracekit.safe import markup, term  # noqa: E402
 from tracekit.view.model import plural  # noqa: E402
 
 if TYPE_CHECKING:
@@ -61,8 +69,6 @@ def pandas_hidden() -> Iterator[None]:
     (:data:`tracekit.cli.WHOLE_PROCESS`): a library caller's other threads may import pandas meanwhile, and in a
     test process pyarrow would keep believing pandas absent for its probes. No-op when pandas is loaded already.
     """
-    from tracekit import cli
-
     if not cli.WHOLE_PROCESS or "pandas" in sys.modules:
         yield
         return
@@ -130,8 +136,6 @@ def command(inputs: tuple[str, ...], out: str, trace_name: str | None, jobs: int
             meta = convert(src, out, trace=trace_name, progress=lambda n: bar.advance(task, n))
     notes = meta.get("notes") or []
     console.print(markup(f"{out}: {plural(meta['events'], 'event')} (trace {meta['trace']!r})" + ("" if not notes else "; notes: " + "; ".join(notes))))
-    from tracekit import cli
-
     cli.exit_now()  # the file is written and renamed: no interpreter tear-down for the user to wait for
 
 
@@ -142,10 +146,7 @@ def _dataset(inputs: list[str], out: str, executor: str, jobs: int, ray_address:
 
     A failed input is named with its error and the others are still written; the exit status is then 2 (bad input).
     """
-    from rich.progress import MofNCompleteColumn
-
-    from tracekit import dataset, executors
-    from tracekit.safe import term
+    from tracekit import dataset, executors  # pyarrow (tracekit.schema): only when a dataset is written
 
     ex = executors.make(executor, jobs=jobs, ray_address=ray_address, spark_master=spark_master)
     if "://" not in out:

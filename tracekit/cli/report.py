@@ -16,7 +16,6 @@ from tracekit.cli._params import regex
 from tracekit.errors import TraceError
 from tracekit.rows import Rows
 from tracekit.view.records import to_json
-from tracekit.view.terminal import print_report
 
 
 @click.command("report")
@@ -72,7 +71,7 @@ def command(traces: tuple[str, ...], as_json: bool, html_out: str | None, step_p
                   lm_head_kernel_regex=lm_head_kernel_regex, top_n=top_n, gpu=gpu, peak_tflops=peak_tflops,
                   peak_tb_s=peak_tb_s, tf32=tf32, tokens_per_step=tokens_per_step, rank_align=rank_align)
     if out_dir:
-        from tracekit.cli._tables import write_tables
+        from tracekit.cli._tables import write_tables  # deferred: pyarrow (tracekit.executors), only with --out
 
         write_tables(list(traces), out_dir, executor, jobs, ray_address, spark_master,
                      {k: v for k, v in params.items() if v is not None})
@@ -88,7 +87,7 @@ def command(traces: tuple[str, ...], as_json: bool, html_out: str | None, step_p
                       gpu=gpu, peak_tflops=peak_tflops, peak_tb_s=peak_tb_s, tf32=tf32,
                       tokens_per_step=tokens_per_step, rank_align=rank_align)
     if sections:  # an unknown name is a usage error, before anything is written
-        from tracekit.view.sections import select
+        from tracekit.view.sections import select  # deferred: ~0.01 s, only with --section
 
         try:
             select(results, sections)
@@ -100,7 +99,7 @@ def command(traces: tuple[str, ...], as_json: bool, html_out: str | None, step_p
             to_html = _html_writer(con, results, list(traces), html_out, step_pattern, exported)
         emit(results, as_json=as_json, html_out=html_out, title="tracekit report: " + ", ".join(traces),
              to_json=to_json, to_html=to_html,
-             show=lambda r: print_report(r, limit=limit, width=width, sections=tuple(sections), full=full))
+             show=lambda r: _show(r, limit=limit, width=width, sections=tuple(sections), full=full))
     except BaseException:
         # the page was not written (a full disk, Ctrl-C): the median-step files made for it go too (issue 23)
         for f in exported:
@@ -118,7 +117,7 @@ def _html_writer(con: duckdb.DuckDBPyConnection, results: Mapping[str, Rows], tr
     ``results``: the report's Rows. Returns the page writer; ``written`` receives each median-step file as it
     is written. Every one of their names is checked against the inputs before the first is written (`report r.median_step.json.gz
     --html r.html` replaced its input with its own slice, issue 23)."""
-    from tracekit.export_chrome import Steps, export_chrome
+    from tracekit.export_chrome import Steps, export_chrome  # deferred: ~0.01 s (msgspec), only with --html
 
     page = {**results, **rep.run_timeline(con, rows=True)}
     tl = page.get("timeline")
@@ -146,8 +145,15 @@ def _html_writer(con: duckdb.DuckDBPyConnection, results: Mapping[str, Rows], tr
     return lambda r, title: _page(page, title=title, chrome=chrome, chrome_notes=notes, view=page)
 
 
+def _show(results: Mapping[str, Any], **kw: Any) -> None:
+    """The terminal report (:func:`tracekit.view.terminal.print_report`)."""
+    from tracekit.view.terminal import print_report  # deferred: --json does without it (~0.02 s)
+
+    print_report(results, **kw)
+
+
 def _page(results: Mapping[str, Any], title: str, **kw: Any) -> str:
     """The HTML page (:func:`tracekit.view.html.render`)."""
-    from tracekit.view.html import render  # deferred: the page's figure modules load only for --html
+    from tracekit.view.html import render  # deferred: the page's figure modules load only for --html (~0.04 s)
 
     return render(results, title=title, **kw)

@@ -47,7 +47,7 @@ def convert(path: str | os.PathLike[str], out: str | os.PathLike[str], trace: st
     content hash a rerun compares to skip traces already converted).
     """
     if extra_meta:
-        from tracekit.ingest.sink import EXTRA_META
+        from tracekit.ingest.sink import EXTRA_META  # deferred: pyarrow; `detect` callers need none of it
 
         token = EXTRA_META.set(dict(extra_meta))
         try:
@@ -56,9 +56,9 @@ def convert(path: str | os.PathLike[str], out: str | os.PathLike[str], trace: st
             EXTRA_META.reset(token)
     kind = detect(path)
     if kind == "kineto":
-        from tracekit.ingest.kineto import convert_kineto
+        from tracekit.ingest.kineto import convert_kineto  # deferred: each reader loads for its format only
 
         return convert_kineto(path, out, trace=trace, progress=progress)
-    from tracekit.ingest import nsys  # noqa: F401  (built by the nsys ingest)
+    from tracekit.ingest import nsys  # noqa: F401  (deferred as above; tests/test_startup.py)
 
     return nsys.convert_nsys(path, out, trace=trace, progress=progress)

@@ -1462,7 +1462,7 @@ def _damage_errors() -> tuple[type[BaseException], ...]:
 
     Why not every exception: a real bug (an AttributeError, say) should still show as one.
     """
-    import duckdb
+    import duckdb  # deferred: an error path; converting an nsys export loads no DuckDB (tests/test_startup.py)
 
     return (pa.ArrowException, ValueError, TypeError, OverflowError, KeyError, IndexError, msgspec.MsgspecError,
             duckdb.Error)

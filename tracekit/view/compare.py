@@ -6,6 +6,10 @@ DataFrames (tests/test_layers.py: the engine never imports the view). matplotlib
 
 from __future__ import annotations
 
+import base64
+import html
+import io
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,14 +18,16 @@ import pandas as pd
 
 from tracekit.compare import fired
 from tracekit.view.html import html_table
+from tracekit.view.model import table
 from tracekit.view.records import frame_records
+from tracekit.view.terminal import join_lines, table_lines, terminal_width
 
 
 def pyplot() -> Any:
     """matplotlib.pyplot on the Agg backend (files, no display), imported only when a compare/diff page is drawn,
     with mathtext off: names from a trace are text, never ``$...$`` math (the report page draws SVG itself:
     tracekit.view.plots)."""
-    import matplotlib
+    import matplotlib  # deferred: heavy, and only a compare/diff page draws
 
     matplotlib.use("Agg")
     matplotlib.rcParams["text.parse_math"] = False
@@ -32,9 +38,6 @@ def pyplot() -> Any:
 
 def png(fig: Any) -> str:
     """``fig`` as a base64 PNG data URI (closed afterwards)."""
-    import base64
-    import io
-
     plt = pyplot()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
@@ -55,11 +58,6 @@ def phase_table(results: Mapping[str, pd.DataFrame], measure: str = "ms_per_step
 def print_results(results: Mapping[str, pd.DataFrame], limit: int = 40, width: int | None = None) -> None:
     """Terminal tables at the terminal's width (80 when piped; see tracekit.view.terminal). The long
     ``compare`` table is left to --json."""
-    import sys
-
-    from tracekit.view.model import table
-    from tracekit.view.terminal import join_lines, table_lines, terminal_width
-
     w = terminal_width(width)
     blocks = []
     for key, df in results.items():
@@ -117,7 +115,7 @@ def _plot(results: Mapping[str, pd.DataFrame]) -> tuple[str, str | None, str]:
 
 def _noise_plot(results: Mapping[str, pd.DataFrame]) -> tuple[str, str | None, str]:
     """Per label: ratio of per-step medians to the baseline with its 95% interval (compare.noise)."""
-    from matplotlib.ticker import NullFormatter
+    from matplotlib.ticker import NullFormatter  # deferred: matplotlib loads only when a page is drawn
 
     plt = pyplot()
 
@@ -170,8 +168,6 @@ def _dist_plot(results: Mapping[str, pd.DataFrame]) -> tuple[str, str | None, st
 
 def to_html(results: Mapping[str, pd.DataFrame], title: str) -> str:
     """A self-contained page: the per-phase plot (compare) and every table, names escaped."""
-    import html
-
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
              ("<style>body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse;font-size:12px}"
               "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right;max-width:40em;overflow-wrap:anywhere}"
