@@ -7,10 +7,14 @@ every view it declares exists on a connection, and the kind views hold what thei
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
-from tracekit import store
-from tracekit.resources import queries_dir
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import planted  # noqa: E402
+
+from tracekit import store  # noqa: E402
+from tracekit.resources import queries_dir  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = sorted((REPO / "samples" / "traces" / "spec_decode_k4" / "parquet").glob("*.parquet"))[0]
@@ -24,15 +28,13 @@ def test_every_declared_view_is_registered() -> None:
     assert set(declared) <= views, f"declared in store_views.sql but not registered: {set(declared) - views}"
 
 
-def test_kind_views_hold_their_kinds() -> None:
-    """``kernels`` = the kernel, memcpy and memset rows; ``ranges`` = range rows but the token counts."""
-    con = store.connect(SAMPLE)
-    got = dict(con.execute("SELECT kind, count(*) FROM kernels GROUP BY 1").fetchall())
-    want = dict(con.execute("SELECT kind, count(*) FROM events WHERE kind IN ('kernel', 'memcpy', 'memset') "
-                            "GROUP BY 1").fetchall())
-    assert got == want and got.get("kernel", 0) > 0
-    (n_counts,) = con.execute("SELECT count(*) FROM ranges WHERE name LIKE 'tracekit.count %'").fetchone()
-    assert n_counts == 0
+def test_kind_views_hold_their_kinds(tmp_path: Path) -> None:
+    """On the planted trace (10 kernels, 1 copy, 10 runtime calls, 7 ranges) plus one token-count range."""
+    ev = [*planted.events(), planted._x("user_annotation", "tracekit.count tokens=4", 50, 1)]
+    con = store.connect(planted.write_kineto(tmp_path / "t.json.gz", ev))
+    assert dict(con.execute("SELECT kind, count(*) FROM kernels GROUP BY 1").fetchall()) == {"kernel": 10, "memcpy": 1}
+    assert con.execute("SELECT count(*) FROM runtime").fetchone() == (10,)
+    assert con.execute("SELECT count(*) FROM ranges").fetchone() == (7,)  # the token count is no range
 
 
 def test_parser_reads_one_view_per_statement(tmp_path: Path) -> None:
