@@ -26,7 +26,7 @@ from conftest import KINETO_DIR, REPO, needs_shared
 
 from tracekit import report
 from tracekit.cli import cli
-from tracekit.view import model, plots, sections, terminal, timeline
+from tracekit.view import model, plots, sections, terminal
 from tracekit.view.html import render
 
 SAMPLES = REPO / "samples" / "traces"
