@@ -367,7 +367,7 @@ def register() -> list[tuple[str, str]]:
         import sglang  # the host program: present only when SGLang runs us
 
         version = parse_version(getattr(sglang, "__version__", "0"))
-        from sglang.srt.plugins.hook_registry import HookRegistry, HookType
+        from sglang.srt.plugins.hook_registry import HookRegistry, HookType  # sglang >= 0.5.12 only
     except Exception as e:
         print(f"tracekit: SGLang auto-annotation off: needs sglang >= 0.5.12 with its plugin framework ({e!r})", file=sys.stderr)
         return []

@@ -183,6 +183,37 @@ def test_no_import_cycle() -> None:
     assert not found, "import cycles:\n" + "\n".join(msgs)
 
 
+def unexplained_deferred_imports(path: Path) -> list[str]:
+    """``file:line`` of each import inside a function whose group says nothing: an import inside a function is
+    there to keep start-up fast (or because the module may be missing), and a comment on one of the
+    consecutive import lines it stands in says which; any other import belongs at the top of the file."""
+    lines = path.read_text().splitlines()
+    bad = []
+    for fn in ast.walk(ast.parse("\n".join(lines))):
+        if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        for node in ast.walk(fn):
+            for field in ("body", "orelse", "finalbody", "handlers"):
+                stmts = getattr(node, field, None)
+                if not isinstance(stmts, list):
+                    continue
+                group: list[ast.stmt] = []
+                for st in [*stmts, None]:
+                    if isinstance(st, (ast.Import, ast.ImportFrom)):
+                        group.append(st)
+                        continue
+                    if group and not any("#" in lines[g.lineno - 1] for g in group):
+                        bad.append(f"{path.relative_to(REPO)}:{group[0].lineno}")
+                    group = []
+    return sorted(set(bad))
+
+
+def test_imports_inside_functions_say_why() -> None:
+    bad = [b for p in modules().values() for b in unexplained_deferred_imports(p)]
+    assert not bad, ("imports inside a function without a comment saying why (start-up, optional module): move them "
+                     "to the top of the file or say why:\n" + "\n".join(bad))
+
+
 def test_checker_sees_planted_faults() -> None:
     """The checker itself: an upward import inside a function and a two-module cycle are both reported."""
     es = [Edge("tracekit.store", "tracekit.report", "tracekit/store.py", 9),

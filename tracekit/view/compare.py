@@ -31,7 +31,7 @@ def pyplot() -> Any:
 
     matplotlib.use("Agg")
     matplotlib.rcParams["text.parse_math"] = False
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # after use("Agg"): the backend is chosen before pyplot loads
 
     return plt
 
