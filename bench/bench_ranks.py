@@ -69,8 +69,8 @@ def main() -> None:
           f"({sum(f.stat().st_size for f in ds.iterdir()) / 1e6:.0f} MB Parquet) in {time.perf_counter() - t0:.1f} s")
     out = a.work / "report.json"
     if a.analyses:
-        code = ("import json, sys; from tracekit import report; r = report.run(sys.argv[1], analyses=sys.argv[2].split(',')); "
-                "json.dump(report.to_json(r), open(sys.argv[3], 'w'))")
+        code = ("import json, sys; from tracekit import report; from tracekit.view.records import to_json; "
+                "r = report.run(sys.argv[1], analyses=sys.argv[2].split(',')); json.dump(to_json(r), open(sys.argv[3], 'w'))")
         cmd = [sys.executable, "-c", code, str(ds), a.analyses, str(out)]
     else:
         cmd = [sys.executable, "-m", "tracekit", "report", str(ds), "--json"]

@@ -5,7 +5,7 @@ Usage: python bench/bench_report.py TRACE.parquet [--repeat N] [--rows] [--html]
 Prints, per run: wall seconds of the whole report (``tracekit.report.run``: views, _common.sql
 and every analysis, results fetched into pandas), then each file separately (as timed inside
 the same run, so _common.sql's temp tables are shared as they are in a real report), and the
-JSON/HTML rendering. ``--rows``: results fetched as tracekit.view.rows.Rows, as the terminal and
+JSON/HTML rendering. ``--rows``: results fetched as tracekit.rows.Rows, as the terminal and
 JSON report do (no pandas; issue 14). Issue #4's bar: whole report < 5 s, every single query < 1 s.
 """
 
@@ -16,6 +16,8 @@ import statistics
 import time
 
 from tracekit import report
+from tracekit.view.html import render
+from tracekit.view.records import to_json
 
 
 def main() -> None:
@@ -39,11 +41,11 @@ def main() -> None:
     for k, v in per.items():
         print(f"  {k:<12} median {statistics.median(v):.3f} s  max {max(v):.3f} s")
     t0 = time.perf_counter()
-    report.to_json(res)
+    to_json(res)
     print(f"to_json: {time.perf_counter() - t0:.3f} s")
     if a.html and not a.rows:
         t0 = time.perf_counter()
-        report.to_html(res)
+        render(res)
         print(f"to_html: {time.perf_counter() - t0:.3f} s")
 
 

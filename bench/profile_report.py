@@ -80,9 +80,7 @@ def main() -> None:
     con = duckdb.connect() if a.html else None
     res = report.run([a.trace], con=con, rows=not a.html)
     if a.html and con is not None:
-        from tracekit.view.timeline import query
-
-        query(con)
+        report.run_timeline(con)
     total = time.perf_counter() - t0
     sql_total = sum(t for t, _, _ in _TIMES)
     print(f"{a.trace}: report.run{' + timeline' if a.html else ''} {total:.3f} s, {len(_TIMES)} statements "

@@ -17,7 +17,7 @@ import sys
 
 def _chain_user_sitecustomize() -> None:
     """Run the next ``sitecustomize`` on sys.path (the one this file shadows), as site would have."""
-    import importlib.machinery
+    import importlib.machinery  # deferred: every process of the profiled program runs this at start-up
     import importlib.util
 
     here = os.path.dirname(os.path.abspath(__file__))
@@ -32,7 +32,7 @@ def _chain_user_sitecustomize() -> None:
         spec.loader.exec_module(mod)
     except Exception:
         sys.modules["sitecustomize"] = ours  # type: ignore[assignment]
-        import traceback
+        import traceback  # deferred: only when the user's sitecustomize failed
 
         # site itself prints and continues when sitecustomize fails; do the same
         print("Error in sitecustomize (chained by tracekit capture):", file=sys.stderr)
@@ -44,7 +44,7 @@ def _start_capture() -> None:
     if not cfg:
         return
     try:
-        import tracekit_bootstrap
+        import tracekit_bootstrap  # deferred: only under `tracekit capture` (TRACEKIT_CAPTURE set)
 
         tracekit_bootstrap.install(cfg)
     except Exception as e:  # never break the profiled program

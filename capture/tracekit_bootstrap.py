@@ -46,6 +46,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from tracekit_hooks import run_after_exec
+from tracekit_hooks import warn as _warn
+
 NAME = "tracekit_bootstrap"
 TOGGLE_SIGNAL = signal.SIGUSR2
 _TIMER_SIGNAL = getattr(signal, "SIGRTMIN", signal.SIGUSR1) + 7 if hasattr(signal, "SIGRTMIN") else signal.SIGUSR1
@@ -82,10 +85,6 @@ class _State:
 S = _State()
 
 
-def _warn(msg: str) -> None:
-    print(f"tracekit capture [{os.getpid()}]: {msg}", file=sys.stderr, flush=True)
-
-
 def _label() -> str:
     """A short, file-name-safe label of this process: multiprocessing name or script name."""
     mp = sys.modules.get("multiprocessing")
@@ -111,7 +110,7 @@ def _label() -> str:
 def _load_redact(path: str) -> None:
     """Load ``redact_argv`` from tracekit's ``redact.py`` by file path (this process may not have tracekit)."""
     try:
-        import importlib.util
+        import importlib.util  # deferred: every process of the profiled program runs this at start-up
 
         spec = importlib.util.spec_from_file_location("_tracekit_redact", path)
         mod = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
@@ -163,7 +162,7 @@ def _write_proc(**extra: Any) -> None:
 
 
 def _make_profiler() -> Any:
-    import torch
+    import torch  # the program's own import of torch got us here; we never load it first
     from torch.profiler import ProfilerActivity, profile
 
     try:
@@ -333,7 +332,7 @@ def _patch_torch_profiler() -> None:
       start, our window is closed and exported, and the summary says why.
     """
     try:
-        from torch.profiler import profiler as tp
+        from torch.profiler import profiler as tp  # torch: loaded by the program already
     except Exception:
         return
     cls = tp.profile
@@ -392,30 +391,6 @@ def _on_torch_imported() -> None:
         _schedule(S.open_at)
 
 
-def run_after_exec(spec: Any, after: Callable[[Any], None], what: str) -> Any:
-    """``spec`` with its loader extended: once the module body has run, ``after(module)``.
-
-    Shared by the torch import hook here and SGLang's import-time patch (tracekit_sglang). An error in
-    ``after`` is reported on stderr, never raised into the profiled program's import.
-    """
-    if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
-        return spec
-    orig: Callable[[Any], None] = spec.loader.exec_module
-
-    def exec_module(module: Any) -> None:
-        orig(module)
-        try:
-            after(module)
-        except Exception as e:
-            _warn(f"{what} failed: {e!r}")
-
-    try:
-        spec.loader.exec_module = exec_module  # type: ignore[method-assign]
-    except Exception:
-        pass
-    return spec
-
-
 class _TorchImportHook:
     """One-shot meta-path finder: lets torch import normally, then calls :func:`_on_torch_imported`."""
 
@@ -426,7 +401,7 @@ class _TorchImportHook:
             sys.meta_path.remove(self)
         except ValueError:
             pass
-        import importlib.util
+        import importlib.util  # deferred: every process of the profiled program runs this at start-up
 
         return run_after_exec(importlib.util.find_spec(name), lambda _m: _on_torch_imported(), "starting the profiler")
 
@@ -517,7 +492,7 @@ def _after_fork_child() -> None:
 def _arm_sglang_import_patch() -> None:
     """SGLang < 0.5.12 has no plugin loader: wrap its annotation targets at import (capture/tracekit_sglang.py)."""
     try:
-        import tracekit_sglang
+        import tracekit_sglang  # deferred: only when the program imports SGLang
 
         tracekit_sglang.install_import_patch()
     except Exception as e:

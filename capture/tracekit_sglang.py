@@ -42,10 +42,16 @@ runner targets.
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import importlib.metadata
 import os
+import pkgutil
 import sys
 from collections.abc import Callable, Iterable
 from typing import Any
+
+from tracekit_hooks import run_after_exec
 
 # (first version, last version or None, dotted target, tracekit phase name)
 # Versions are inclusive; ranges come from the 0.5.9 / 0.5.12 / 0.5.17 / 0.5.23 wheels (see docs/notes on SGLang).
@@ -108,8 +114,6 @@ def resolve(targets: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], list
 
     A target ``a|b`` names alternatives: the first that resolves is used.
     """
-    import pkgutil
-
     ok, missing = [], []
     for alts, name in targets:
         for t in alts.split("|"):
@@ -127,18 +131,16 @@ def resolve(targets: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], list
 def _range_factory() -> Callable[[str], Any]:
     """tracekit.phase when the profiled Python has tracekit, else an equivalent minimal range."""
     try:
-        from tracekit.annotate import phase
+        from tracekit.annotate import phase  # optional: the profiled Python may lack tracekit
 
         return phase
     except Exception:
         pass
-    import contextlib
-
     @contextlib.contextmanager
     def rng(name: str) -> Any:
         boot = sys.modules.get("tracekit_bootstrap")
         if boot is not None and boot.S.recording:
-            from torch.autograd.profiler import record_function
+            from torch.autograd.profiler import record_function  # torch: loaded by SGLang already
 
             with record_function(name):
                 yield
@@ -151,7 +153,7 @@ def _range_factory() -> Callable[[str], Any]:
 def _count_factory() -> Callable[..., None]:
     """tracekit.count when the profiled Python has tracekit, else the same event through record_function."""
     try:
-        from tracekit.annotate import count
+        from tracekit.annotate import count  # optional: the profiled Python may lack tracekit
 
         return count
     except Exception:
@@ -160,7 +162,7 @@ def _count_factory() -> Callable[..., None]:
     def cnt(**counts: Any) -> None:
         boot = sys.modules.get("tracekit_bootstrap")
         if boot is not None and boot.S.recording:
-            from torch.autograd.profiler import record_function
+            from torch.autograd.profiler import record_function  # torch: loaded by SGLang already
 
             # the name format of tracekit.annotate.count_event_name (queries/tokens.sql parses it)
             with record_function("tracekit.count" + "".join(f" {k}={counts[k]!r}" for k in sorted(counts))):
@@ -223,8 +225,6 @@ def around(name: str) -> Callable[..., Any]:
 
 def _wrap(fn: Callable[..., Any], name: str) -> Callable[..., Any]:
     """``fn`` inside a ``name`` range (the import-time patch's equivalent of an AROUND hook)."""
-    import functools
-
     hook = around(name)
 
     @functools.wraps(fn)
@@ -240,8 +240,6 @@ def _installed_version() -> tuple[int, ...] | None:
     v = getattr(mod, "__version__", None) if mod is not None else None
     if not v:
         try:
-            import importlib.metadata
-
             v = importlib.metadata.version("sglang")
         except Exception:
             return None
@@ -302,8 +300,6 @@ class ImportPatcher:
                     break
         finally:
             self._busy.discard(name)
-        from tracekit_bootstrap import run_after_exec  # capture/ is on sys.path wherever this module is
-
         return run_after_exec(spec, self.patch_module, f"SGLang import-time annotation of {name}")
 
     def patch_module(self, module: Any) -> list[tuple[str, str]]:
@@ -369,10 +365,10 @@ def register() -> list[tuple[str, str]]:
     if not active():
         return []
     try:
-        import sglang
+        import sglang  # the host program: present only when SGLang runs us
 
         version = parse_version(getattr(sglang, "__version__", "0"))
-        from sglang.srt.plugins.hook_registry import HookRegistry, HookType
+        from sglang.srt.plugins.hook_registry import HookRegistry, HookType  # sglang >= 0.5.12 only
     except Exception as e:
         print(f"tracekit: SGLang auto-annotation off: needs sglang >= 0.5.12 with its plugin framework ({e!r})", file=sys.stderr)
         return []

@@ -84,7 +84,7 @@
 --   the converter's notes (truncation, salvaged events, replaced bytes: view trace_notes; 'warn') and
 --   'no step matched the step pattern ...; candidates: <top-level range names by frequency>' (source
 --   'steps', 'warn'; top level = a range with no enclosing range, digits folded to N, 8 at most).
---   tracekit.report.warnings_of puts the 'warn' rows first among the report's warnings.
+--   tracekit.view.warnings.warnings_of puts the 'warn' rows first among the report's warnings.
 -- Output `idle`: trace, step_kind, step_index, cause, idle_ns: each step's GPU idle time in its
 --   end-to-end window (the 'GPU idle, end to end' row above, per step), split by gpu_idle.sql's cause
 --   (the leading edge by its rule), summed over devices: the HTML's idle-per-step plot, so it adds up

@@ -118,9 +118,10 @@ def test_spec_decode_parent_exact_ranges(tmp_path: Path) -> None:
     assert acts == [("CPU,CUDA" if torch.cuda.is_available() else "CPU",)]
     if not torch.cuda.is_available():
         from tracekit import report
+        from tracekit.view.warnings import warnings_of
 
         res = report.run([out / "parquet"], analyses=["trust", "headline"])
-        warns = [w for w in report.warnings_of(res) if w["analysis"] == "trust"]
+        warns = [w for w in warnings_of(res) if w["analysis"] == "trust"]
         assert [w["flag"] for w in warns] == ["no_gpu_activity"]
         assert "a CPU-only run (tracekit capture: this torch has no CUDA support)" in warns[0]["message"]
         assert "activities=[CPU, CUDA]" not in warns[0]["message"]

@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import diff_pairs  # noqa: E402
 
 from tracekit import compare as cmp  # noqa: E402
+from tracekit.view import compare as cmpview  # noqa: E402
 from tracekit.cli import cli  # noqa: E402
 from tracekit.errors import TraceError  # noqa: E402
 from tracekit.ingest import convert  # noqa: E402
@@ -64,7 +65,7 @@ def test_phases_per_label(res: dict) -> None:
     assert list(draft["gpu_ms_per_step"]) == [pytest.approx(v, rel=EPS) for v in (0.15, 0.18, 0.225)]
     target = ph[ph["phase"] == "target"]
     assert list(target["ms_per_step"]) == [pytest.approx(1.35, rel=EPS)] * 3
-    wide = cmp.phase_table(res)
+    wide = cmpview.phase_table(res)
     assert list(wide.columns) == ["phase", "k=1", "k=2", "k=3"]
 
 

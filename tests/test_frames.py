@@ -36,7 +36,8 @@ import pytest
 from tests.conftest import needs_traces, real_trace
 from tracekit import report
 from tracekit.view.model import short_frame
-from tracekit.view.rows import missing
+from tracekit.rows import missing
+from tracekit.view.records import to_json
 
 PID, TID = 100, 1
 F1 = "/srv/app/sglang/srt/model_executor/cuda_graph_runner.py(300): replay"
@@ -155,7 +156,7 @@ def test_terminal_shortens_json_and_html_keep_the_full_path(res: dict[str, Any])
     frames = [c for c in cells if "…" in c and "cuda_graph" in c]
     assert len(frames) == 2 and all(c.startswith("model_executor/cuda_graph") and c.endswith("from_forward_batch")
                                     for c in frames)
-    doc = report.to_json(res)
+    doc = to_json(res)
     assert {c["user_frame"] for c in doc["syncs"]["calls"]} == {F3}
     page = render(res)
     assert f"<td class='text frame'>{F3}</td>" in page

@@ -392,6 +392,7 @@ def test_real_graph_names_against_a_rocm_style_capture_with_one_extra_launch(tmp
 # ---------------------------------------------------------------- the report uses what graphmap found
 
 from tracekit import report  # noqa: E402
+from tracekit.view.warnings import warnings_of  # noqa: E402
 
 
 def _report(path: Path) -> dict[str, pd.DataFrame]:
@@ -414,7 +415,7 @@ def test_report_on_the_mapped_trace_uses_mapped_phases_and_shapes(pair: tuple[Pa
     assert sorted(r2.index) == ["ProfilerStep#5/decode/draft/lm_head", "ProfilerStep#6/decode/draft/lm_head"]
     assert (r2.status == "ok").all() and (r2.vocab == 32000).all() and (r2.lm_head_gpu_ns == 10_000).all()
     assert (r2.vocab_source == "inferred: largest GEMM output dim").all()
-    assert set(lm.severity) == {"info"} and not [w for w in report.warnings_of(res) if w["analysis"] == "lm_head"]
+    assert set(lm.severity) == {"info"} and not [w for w in warnings_of(res) if w["analysis"] == "lm_head"]
 
     fl = res["flops"].set_index("phase_path")
     for step in ("ProfilerStep#5", "ProfilerStep#6"):
@@ -470,7 +471,7 @@ def test_advice_on_a_shaped_graph_trace_recommends_graphmap_not_record_shapes(tm
     texts = [note2, lm.loc["1_range", "note"], fl.note, tr]
     assert not any("record_shapes" in t for t in texts)
     assert all(("nsys" in t) != rocm for t in (lm.loc["1_range", "note"], tr))  # ROCm: no nsys advice
-    assert len([w for w in report.warnings_of(res) if w["analysis"] == "lm_head"]) == 1
+    assert len([w for w in warnings_of(res) if w["analysis"] == "lm_head"]) == 1
 
 
 def test_graph_trace_with_small_eager_gemms_abstains_once(tmp_path: Path) -> None:
@@ -483,7 +484,7 @@ def test_graph_trace_with_small_eager_gemms_abstains_once(tmp_path: Path) -> Non
     assert lm.severity.tolist() == ["warn", "info", "info"]
     assert lm.loc["2_gemm_shape", "note"] == ("no GEMM whose output dim equals the vocabulary size outside the 11 graph-replayed "
                                               "GPU ops (abstains for the reason given on 1_range)")
-    assert [w["flag"] for w in report.warnings_of(res) if w["analysis"] == "lm_head"] == ["1_range"]
+    assert [w["flag"] for w in warnings_of(res) if w["analysis"] == "lm_head"] == ["1_range"]
 
 
 def test_a_trace_without_an_lm_head_gets_one_info_note(tmp_path: Path) -> None:
@@ -494,7 +495,7 @@ def test_a_trace_without_an_lm_head_gets_one_info_note(tmp_path: Path) -> None:
     lm = res["lm_head"].set_index("method")
     assert lm.note.notna().sum() == 1 and set(lm.severity) == {"info"} and "abstain" not in set(lm.status)
     assert lm.loc["1_range", "note"].startswith("no LM head in this trace: no range matching (?i).*lm_head.* and none of its 2 shaped GEMMs")
-    assert not [w for w in report.warnings_of(res) if w["analysis"] == "lm_head"]
+    assert not [w for w in warnings_of(res) if w["analysis"] == "lm_head"]
 
 
 def test_rocm_capture_window_leaves_out_launches_that_ran(tmp_path: Path) -> None:
@@ -534,7 +535,7 @@ def test_real_qwen_forward_without_its_lm_head_says_the_window_lacks_it(tmp_path
     assert lm.loc["1_range", "note"].startswith(
         f"no LM head GPU op in this trace: the model embeds a vocabulary of 151936 tokens (aten::embedding), "
         f"but no range matches (?i).*lm_head.* and none of its {len(outs)} shaped GEMMs has an output dim >= 16000")
-    assert not [w for w in report.warnings_of(res) if w["analysis"] == "lm_head"]
+    assert not [w for w in warnings_of(res) if w["analysis"] == "lm_head"]
 
 
 def test_rocm_capture_with_an_extra_launch_in_the_middle_aligns_around_it(tmp_path: Path) -> None:

@@ -16,6 +16,9 @@ import pytest
 from tests import planted
 from tests.conftest import needs_traces, real_trace
 from tracekit import report
+from tracekit.view.records import to_json
+from tracekit.view.terminal import print_report
+from tracekit.view.warnings import warnings_of
 
 PID, TID = 100, 1
 
@@ -296,7 +299,7 @@ def test_no_step_lists_candidates(write_trace: Callable[..., Path]) -> None:
     assert len(n) == 1 and n.iloc[0]["severity"] == "warn" and n.iloc[0]["source"] == "steps"
     assert "candidates: iteration_N (3), setup (1):" in n.iloc[0]["message"]  # `inner` is not top level
     assert len(res["headline"]) == 0
-    assert any(w["flag"] == "steps" for w in report.warnings_of(res))
+    assert any(w["flag"] == "steps" for w in warnings_of(res))
 
 
 def test_truncated_trace_note_reaches_the_warnings(tmp_path: Path) -> None:
@@ -309,7 +312,7 @@ def test_truncated_trace_note_reaches_the_warnings(tmp_path: Path) -> None:
     n = res["headline.notes"]
     conv = n[n["source"] == "converter"]
     assert len(conv) >= 1 and conv["message"].str.contains("truncated").any()
-    doc_json = report.to_json(res)
+    doc_json = to_json(res)
     assert doc_json["warnings"][0]["flag"] == "converter" and "truncated" in doc_json["warnings"][0]["message"]
 
 
@@ -394,7 +397,7 @@ def test_terminal_report_prints_the_truncation_warning_first(tmp_path: Path, cap
     text = json.dumps(doc)
     p = tmp_path / "cut.json"
     p.write_text(text[: text.rindex("{")] + '{"ph": "X", "na')
-    report.print_report(report.run([p], analyses=["headline", "summary"]))
+    print_report(report.run([p], analyses=["headline", "summary"]))
     first = capsys.readouterr().out.lstrip().splitlines()[0]
     assert first.startswith("warn: converter:") and "truncated" in first  # tracekit.view.terminal's note line
 

@@ -47,7 +47,8 @@ import pytest
 
 from tests.conftest import load_json, needs_traces, real_trace
 from tracekit import report
-from tracekit.view.rows import missing
+from tracekit.rows import missing
+from tracekit.view.terminal import print_report
 
 PID, TID, US = 100, 1, 1000
 
@@ -180,7 +181,7 @@ def test_a_model_or_block_is_not_an_lm_head(write_trace: Callable[..., Path], cl
 
 
 def test_terminal_names_module_rows_with_their_instances(mod: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
-    report.print_report(mod, width=80)
+    print_report(mod, width=80)
     out = capsys.readouterr().out
     assert "  TinyDecoderLayer ×2 " in out
     assert "    TinyAttention ×2 " in out

@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import noise_runs  # noqa: E402
 
 from tracekit import compare as cmp  # noqa: E402
+from tracekit.view import compare as cmpview  # noqa: E402
 from tracekit import noise  # noqa: E402
 from tracekit.cli import cli  # noqa: E402
 from tracekit.errors import TraceError  # noqa: E402
@@ -128,7 +129,7 @@ def test_sweep_one_row_per_label(runs: dict[str, Path], tmp_path: Path) -> None:
     assert tk.loc["low", "tokens_per_s"] == pytest.approx((sum(acc) + STEPS) / (((STEPS - 1) * 5 + 4) / 1e3), rel=1e-12)
     sv = res["compare.step_values"]
     assert len(sv) == 3 * (STEPS - 1) and set(sv["wall_ms"]) == {4.0}
-    html = cmp.to_html(res, "sweep")
+    html = cmpview.to_html(res, "sweep")
     assert "Ratio of per-step medians to the baseline" in html and html.count("<img class='plot'") == 3
 
 

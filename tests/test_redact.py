@@ -153,6 +153,7 @@ def test_bootstrap_redacts_argv_and_fails_closed(tmp_path: Path, monkeypatch: py
 
     cfg = json.loads(capture_env(CaptureOptions(), tmp_path / "raw", base={})["TRACEKIT_CAPTURE"])
     assert cfg["redact"] == redact.__file__
+    monkeypatch.syspath_prepend(str(bootstrap_dir()))  # as in the profiled program: its tracekit_hooks import
     spec = importlib.util.spec_from_file_location("_boot_under_test", bootstrap_dir() / "tracekit_bootstrap.py")
     boot = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
     spec.loader.exec_module(boot)  # type: ignore[union-attr]

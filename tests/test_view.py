@@ -26,7 +26,7 @@ from conftest import KINETO_DIR, REPO, needs_shared
 
 from tracekit import report
 from tracekit.cli import cli
-from tracekit.view import model, plots, sections, terminal, timeline
+from tracekit.view import model, plots, sections, terminal
 from tracekit.view.html import render
 
 SAMPLES = REPO / "samples" / "traces"
@@ -156,7 +156,7 @@ def sample_results() -> dict[str, dict[str, pd.DataFrame]]:
     for d in SAMPLE_DIRS:
         con = duckdb.connect()
         res = report.run([d], con=con)
-        res.update(timeline.query(con))
+        res.update(report.run_timeline(con))
         out[d.parent.name] = res
     return out
 
@@ -223,9 +223,9 @@ def test_timeline_is_the_median_step_of_every_trace(sample_results: dict[str, di
 
 
 def test_timeline_without_timeline_sql_uses_median_step_ops(sample_results: dict[str, dict[str, pd.DataFrame]]) -> None:
-    """report.to_html(results) from Python (no --html connection): steps.median_step_ops still draws the step."""
+    """tracekit.view.html.render(results) from Python (no --html connection): steps.median_step_ops still draws the step."""
     res = {k: v for k, v in sample_results["spec_decode_k4"].items() if not k.startswith("timeline")}
-    page = report.to_html(res)
+    page = render(res)
     ops = res["steps.median_step_ops"]
     assert page.count("<svg class='timeline'") == 1
     assert f"Step {ops['step_index'].iloc[0]} of trace {ops['trace'].iloc[0]}" in page

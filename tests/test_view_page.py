@@ -168,7 +168,7 @@ def test_timeline_draws_every_gpu_op_of_the_window(tmp_path: Path) -> None:
     src = _sync_trace(tmp_path / "sync.json.gz")
     con = duckdb.connect()
     report.run([src], con=con)
-    t = tl.query(con)["timeline"]
+    t = report.run_timeline(con)["timeline"]
     gpu = t[t["row_kind"] == "gpu_op"].sort_values("ts_ns")
     got = [(n, launch, p, ts // US, d // US) for n, launch, p, ts, d in
            zip(gpu["name"], gpu["launch"], gpu["phase_path"], gpu["ts_ns"], gpu["dur_ns"])]
@@ -261,7 +261,7 @@ HOSTILE = ["</text><script>alert(1)</script>", "a' onload='alert(2)", "]]><!--",
 
 def test_svg_figures_escape_every_name() -> None:
     """Trace text in every figure is escaped: no markup of its own, no quote that ends an attribute."""
-    from tracekit.view.rows import Rows
+    from tracekit.rows import Rows
 
     n = len(HOSTILE)
     bp = pd.DataFrame({"trace": HOSTILE, "device": [0] * n, "phase_path": HOSTILE, "comm_ops": [1] * n,

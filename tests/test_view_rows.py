@@ -16,6 +16,9 @@ import pytest
 
 from tracekit import report
 from tracekit.view import model, rows, terminal
+from tracekit.view.html import render
+from tracekit.view.records import to_json
+from tracekit.view.warnings import warnings_of
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = sorted((REPO / "samples" / "traces" / "spec_decode_k4" / "parquet").glob("*.parquet"))[0]
@@ -86,7 +89,7 @@ def test_report_rows_and_frames_agree() -> None:
     assert res_rows.keys() == res_df.keys()
     assert all(isinstance(v, rows.Rows) for v in res_rows.values())
     assert all(isinstance(v, pd.DataFrame) for v in res_df.values())
-    assert report.to_json(res_rows) == report.to_json(res_df)
+    assert to_json(res_rows) == to_json(res_df)
     for width in (80, 120):
         assert terminal.report_lines(res_rows, width) == terminal.report_lines(res_df, width)
         assert (terminal.report_lines(res_rows, width, full=True, limit=10)
@@ -97,7 +100,7 @@ def test_warnings_from_rows() -> None:
     """warnings_of reads Rows: a trust flag of severity warn is collected, info ones are not."""
     trust = rows.Rows(("trace", "flag", "severity", "message"), ("VARCHAR",) * 4,
                       (("t", "no_gpu_ops", "warn", "no kernels"), ("t", "fine", "info", "ok")))
-    assert report.warnings_of({"trust": trust}) == [
+    assert warnings_of({"trust": trust}) == [
         {"trace": "t", "analysis": "trust", "flag": "no_gpu_ops", "message": "no kernels"}]
 
 
@@ -115,8 +118,8 @@ def test_html_from_rows_is_the_page_from_frames() -> None:
     converted once: the same results give the same page either way, figures and timeline included."""
     rows = report.run(SAMPLE, rows=True)
     frames = report.run(SAMPLE)
-    page = report.to_html(rows)
-    assert page == report.to_html(frames)
+    page = render(rows)
+    assert page == render(frames)
     assert page.count("<svg class='fig'") >= 1 and "<svg class='timeline'" in page
 
 

@@ -81,7 +81,7 @@ def _load_nvtx() -> None:
     if _nvtx_push is not None:
         return
     try:
-        import nvtx
+        import nvtx  # optional, and only for the nvtx backend
 
         dom = nvtx.get_domain(DOMAIN)
 
@@ -116,7 +116,7 @@ def _load_torch() -> bool:
     # torch.autograd.profiler.record_function is the entry that Kineto writes as `user_annotation`
     # (the `range` kind). torch._C._profiler._RecordFunctionFast is ~10x cheaper but lands as
     # `cpu_op`, which the phase sweep does not treat as a range, so it is not used.
-    from torch.autograd.profiler import record_function
+    from torch.autograd.profiler import record_function  # torch is loaded by now (above)
 
     def enter(name: str, args: str | None) -> Any:
         r = record_function(name, args)

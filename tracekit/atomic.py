@@ -19,8 +19,8 @@ A live process's files are never touched; a pid reused by another process keeps 
 until that process ends (harmless: it is hidden and costs only disk). The host name keeps a run on
 one machine from removing the live files of another writing into the same network folder.
 
-Never over an input: :func:`refuse_input` checks a verb's output against the inputs it was given, before any
-work; under it, while a CLI verb runs (:func:`guarding_inputs`), every file opened as an input is remembered
+Never over an input: ``tracekit.cli._inputs.refuse_input`` checks a verb's output against the inputs it was given,
+before any work; under it, while a CLI verb runs (:func:`guarding_inputs`), every file opened as an input is remembered
 (:func:`note_input`, called by tracekit.store) and :func:`make_temp`, which every writer goes through, refuses
 to write one (:func:`refuse_read`).
 """
@@ -51,7 +51,7 @@ def _host() -> str:
     if hasattr(os, "uname"):  # gethostname() itself on POSIX, without importing socket (a few ms of every start)
         name = os.uname().nodename
     else:  # pragma: no cover - Windows
-        import socket
+        import socket  # Windows only
 
         name = socket.gethostname()
     return re.sub(r"[^A-Za-z0-9-]", "", name)[:40]
@@ -293,13 +293,6 @@ def write_text(path: str | os.PathLike[str], text: str) -> None:
         raise TraceError(path, f"cannot write: {e.strerror or e}") from None
 
 
-def _same(a: Path, b: Path) -> bool:
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return os.path.realpath(a) == os.path.realpath(b)
-
-
 @dataclasses.dataclass
 class Inputs:
     """What the running command read: ``files`` (resolved path -> (device, inode)) and ``given``, the paths
@@ -387,33 +380,3 @@ def converting(src: str | os.PathLike[str], dest: str | os.PathLike[str]) -> Ite
         if e.filename is not None or e.errno not in _WRITE_ERRNOS:
             raise
         raise TraceError(dest, f"cannot write: {os.strerror(e.errno)}") from e
-
-
-def refuse_input(out: str | os.PathLike[str] | None, inputs: Iterable[str | os.PathLike[str]]) -> None:
-    """Raise :class:`TraceError` when writing ``out`` would replace one of ``inputs``.
-
-    "One of the inputs" is a file given, a Parquet or raw trace file inside a folder given (a dataset), the cached
-    conversion of a raw trace (``<file>.tracekit.parquet``, see :func:`tracekit.rawcache.cache_path`).
-    Same file means the same inode (hard links, symlinks) or, when ``out`` does not exist yet, the
-    same resolved path.
-    """
-    if out is None:
-        return
-    from tracekit.rawcache import RAW_SUFFIXES, cache_path  # not tracekit.store: no DuckDB for convert
-
-    o = Path(out)
-    if o.is_dir():  # before the work, in one line (click's dir_okay=False printed its three-line usage error)
-        raise TraceError(out, "is a folder: give a file name")
-    for i in inputs:
-        p = Path(i)
-        cands: list[Path] = [p]
-        if p.is_dir():
-            inside = os.path.realpath(o).startswith(os.path.realpath(p) + os.sep)
-            if inside and o.is_file() and o.name.endswith((".parquet", *RAW_SUFFIXES)):
-                cands.append(o)  # a file of the dataset the folder stands for
-        elif p.is_file():
-            with contextlib.suppress(OSError):
-                cands.append(cache_path(p, create=False))
-        for c in cands:
-            if _same(o, c):
-                raise TraceError(out, f"is an input ({i}); writing it would destroy it: choose another output path")

@@ -28,22 +28,30 @@ are redacted (:mod:`tracekit.redact`) before they reach any file or the screen.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import dataclasses
+import gzip
 import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
+import sys
 import threading
 import time
+import urllib.parse
+import zlib
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from tracekit import resources
+from tracekit.atomic import converting, write_text
 from tracekit.errors import TraceError
+from tracekit.ingest import convert
 from tracekit.redact import redact_argv, redact_text
 from tracekit.safe import term
 
@@ -291,9 +299,6 @@ def _wait_orphans(raw: Path, grace: float) -> list[int]:
 
 
 def _convert_one(src: Path, dst: Path, trace: str) -> tuple[int, str | None]:
-    from tracekit.atomic import converting
-    from tracekit.ingest import convert
-
     try:
         with converting(src, dst):
             meta = convert(src, dst, trace=trace)
@@ -375,8 +380,6 @@ def write_capture_json(res: CaptureResult, cmd: Sequence[str], opts: CaptureOpti
     doc = {"cmd": redact_argv(list(cmd)), "returncode": res.returncode, "message": res.message,
            "options": dataclasses.asdict(opts) | {"out": str(res.out)},
            "processes": [dataclasses.asdict(p) | {"argv": redact_argv(p.argv)} for p in res.processes]}
-    from tracekit.atomic import write_text
-
     write_text(res.out / "capture.json", json.dumps(doc, indent=1, default=str))
 
 
@@ -484,9 +487,6 @@ def summary(res: CaptureResult) -> list[str]:
 
 def _gzip_complete(p: Path) -> bool:
     """True when ``p`` is a complete gzip stream (SGLang writes traces in place, not via a rename)."""
-    import gzip
-    import zlib
-
     try:
         with gzip.open(p, "rb") as f:
             while f.read(1 << 20):
@@ -525,10 +525,7 @@ def http_post(url: str, payload: dict[str, Any], deadline_s: float, log: Callabl
     :data:`PROGRESS_EVERY_S` seconds. Credentials in the URL are sent as HTTP basic auth.
     Raises :class:`ServerError` (a one-line reason) for anything but a 2xx answer.
     """
-    import base64
-    import http.client
-    import socket
-    import urllib.parse
+    import http.client  # deferred: only `capture --sglang-url` talks HTTP (~6 ms)
 
     start = time.monotonic()
     first = urllib.parse.urlsplit(url)
@@ -623,8 +620,6 @@ def capture_sglang_url(url: str, opts: CaptureOptions, timeout: float = 600.0, s
     machine's file system. ``--steps N`` -> ``num_steps`` (auto-stop); otherwise
     ``--duration S`` then ``/stop_profile``.
     """
-    import sys
-
     say = log or (lambda line: print(f"tracekit: {line}", file=sys.stderr, flush=True))
     shown = term(redact_text(url.rstrip("/")))  # a URL may carry credentials (https://user:pass@host)
     if not (opts.steps or opts.duration):

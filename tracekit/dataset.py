@@ -21,11 +21,13 @@ Paths may be local or URLs that ``pyarrow.fs`` resolves (``s3://``, ``gs://``, `
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import os
 import posixpath
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -36,6 +38,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from tracekit import schema
+from tracekit.atomic import atomic_path
 from tracekit.errors import TraceError
 
 SIDECAR = "_tracekit/traces.parquet"
@@ -65,7 +68,7 @@ def resolve(uri: str | os.PathLike[str]) -> tuple[pafs.FileSystem, str]:
 def _fsspec(uri: str) -> tuple[pafs.FileSystem, str] | None:
     """``uri`` through fsspec as a pyarrow filesystem; None when fsspec or the scheme's package is missing."""
     try:
-        import fsspec
+        import fsspec  # deferred: only for a URL pyarrow cannot open itself (~0.04 s)
     except ImportError:
         return None
     try:
@@ -117,8 +120,6 @@ def put(local: str, uri: str) -> None:
     fs, path = resolve(uri)
     fs.create_dir(posixpath.dirname(path), recursive=True)
     if isinstance(fs, pafs.LocalFileSystem):
-        from tracekit.atomic import atomic_path
-
         # the one writer of local files (tracekit.atomic): an input is refused, a failed copy (a full disk) leaves
         # no temporary file and names the destination
         with atomic_path(path) as tmp:
@@ -132,7 +133,7 @@ def footer_meta(uri: str) -> dict[str, Any]:
     fs, path = resolve(uri)
     with fs.open_input_file(path) as f:
         md = pq.read_schema(f).metadata or {}
-    from tracekit.store import parse_traces_meta
+    from tracekit.store import parse_traces_meta  # deferred: DuckDB, which `convert` never loads
 
     traces = parse_traces_meta(md[schema.META_TRACES], uri) if schema.META_TRACES in md else {}
     return {"schema_version": md.get(schema.META_SCHEMA_VERSION, b"").decode() or None, "traces": traces}
@@ -225,8 +226,6 @@ def result_tables(out: str) -> dict[str, list[str]]:
 
 def main(argv: Iterable[str] | None = None) -> None:
     """``python -m tracekit.dataset FOLDER``: rebuild the sidecar of a folder of converted traces."""
-    import sys
-
     args = list(sys.argv[1:] if argv is None else argv)
     for folder in args:
         print(write_sidecar(folder))
@@ -243,19 +242,17 @@ def connect_results(out: str, con: Any = None) -> Any:
     object stores only through its httpfs extension, which tracekit does not download at run time (Spark,
     Trino or Polars read the same folders from s3:// as they are).
     """
-    import duckdb
+    import duckdb  # deferred: `convert` writes datasets without loading DuckDB
 
     tables = result_tables(out)
     if not tables:
         raise TraceError(out, "no result tables: write them with `tracekit report DATASET --out " + out + "`")
     if not isinstance(resolve(out)[0], pafs.LocalFileSystem):
-        import atexit
-
         scratch = tempfile.mkdtemp(prefix="tracekit-results-")
         atexit.register(shutil.rmtree, scratch, True)
         tables = {name: [_fetch_as(f, os.path.join(scratch, name, posixpath.basename(resolve(f)[1]))) for f in files]
                   for name, files in tables.items()}
-    from tracekit.store import files_sql, ident
+    from tracekit.store import files_sql, ident  # deferred: DuckDB (see above)
 
     views: dict[str, str] = {}
     for name in tables:  # `a.b` and `a_b` would be one view: say so rather than let one replace the other

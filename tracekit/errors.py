@@ -9,7 +9,9 @@ as that trace's error. One function, so a bad file reads the same whichever path
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 import sys
 
 
@@ -35,9 +37,6 @@ def refuse_special(path: object) -> None:
     either. Checked with ``stat`` (which never blocks) before anything opens an input; a missing path is
     left to the caller's own message.
     """
-    import os
-    import stat
-
     try:
         mode = os.stat(str(path)).st_mode
     except OSError:

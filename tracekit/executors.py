@@ -19,10 +19,12 @@ Ray and Spark are optional extras (``tracekit[ray]``, ``tracekit[spark]``), impo
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import json
 import os
 import resource
+import signal
 import sys
 import tempfile
 import time
@@ -30,8 +32,13 @@ import traceback
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 from tracekit import dataset, naming
+from tracekit.atomic import converting, install_signal_cleanup
 from tracekit.errors import TraceError, refuse_special, user_message
+from tracekit.ingest import convert
 
 EXECUTORS = ("local", "ray", "spark")
 
@@ -103,13 +110,7 @@ def _worker_init() -> None:
     A SIGTERM to ``tracekit convert`` kills the parent at once (see tracekit.atomic); without
     PR_SET_PDEATHSIG its workers would finish their file and write it after the user stopped the run.
     """
-    import signal
-
-    from tracekit.atomic import install_signal_cleanup
-
     try:
-        import ctypes
-
         ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
@@ -137,7 +138,7 @@ class LocalExecutor:
                 on_done(o)
                 out.append(o)
             return out
-        import multiprocessing as mp
+        import multiprocessing as mp  # deferred with the pool: only --jobs > 1 starts workers
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
         with ProcessPoolExecutor(max_workers=self.jobs, mp_context=mp.get_context("spawn"), initializer=_worker_init) as ex:
@@ -159,7 +160,7 @@ class RayExecutor:
 
     def __init__(self, address: str | None = None, jobs: int | None = None) -> None:
         try:
-            import ray  # noqa: F401
+            import ray  # noqa: F401  (optional, heavy: only --executor ray)
         except ImportError:
             raise TraceError("--executor ray", "Ray is not installed: pip install 'tracekit[ray]'") from None
         self.address = address or os.environ.get("RAY_ADDRESS") or None
@@ -167,7 +168,7 @@ class RayExecutor:
 
     def run(self, fn: Callable[[dict[str, Any]], dict[str, Any]], items: list[dict[str, Any]],
             on_done: Callable[[Outcome], None]) -> list[Outcome]:
-        import ray
+        import ray  # optional, heavy: only --executor ray
 
         if not ray.is_initialized():
             kw: dict[str, Any] = dict(address=self.address, include_dashboard=False, log_to_driver=False,
@@ -195,7 +196,7 @@ def _spark_partition(fn: Callable[[dict[str, Any]], dict[str, Any]]) -> Callable
     """The ``mapInPandas`` function: each input row (one task) -> one row with its Outcome JSON."""
 
     def run(batches: Iterable[Any]) -> Iterable[Any]:
-        import pandas as pd
+        import pandas as pd  # in the Spark worker (mapInPandas hands it DataFrames)
 
         for pdf in batches:
             res = [guarded(fn, json.loads(s)) for s in pdf["item"]]
@@ -211,13 +212,13 @@ class SparkExecutor:
 
     def __init__(self, master: str | None = None) -> None:
         try:
-            import pyspark  # noqa: F401
+            import pyspark  # noqa: F401  (optional, heavy: only --executor spark)
         except ImportError:
             raise TraceError("--executor spark", "PySpark is not installed: pip install 'tracekit[spark]'") from None
         self.master = master
 
     def session(self) -> Any:
-        from pyspark.sql import SparkSession
+        from pyspark.sql import SparkSession  # optional, heavy: only --executor spark
 
         active = SparkSession.getActiveSession()
         if active is not None and self.master is None:
@@ -265,9 +266,6 @@ def make(name: str, jobs: int = 1, ray_address: str | None = None, spark_master:
 def convert_task(item: dict[str, Any]) -> dict[str, Any]:
     """Convert ``item['src']`` to ``item['dst']`` unless ``dst`` already holds a conversion of the same bytes
     (its footer's ``source_sha256``) and ``item['force']`` is false."""
-    from tracekit.atomic import converting
-    from tracekit.ingest import convert
-
     src, dst = item["src"], item["dst"]
     if dataset.is_local(src):
         refuse_special(dataset.resolve(src)[1])  # before the hash reads it: a FIFO blocks forever
@@ -300,8 +298,7 @@ def convert_task(item: dict[str, Any]) -> dict[str, Any]:
 
 def report_task(item: dict[str, Any]) -> dict[str, Any]:
     """Run every report analysis on one converted file; write each output's rows to ``out/<output>/<part>.parquet``."""
-    import duckdb
-    import pyarrow.parquet as pq
+    import duckdb  # deferred with report: `convert` (tasks of this module too) never loads DuckDB
 
     from tracekit import report
 
@@ -312,8 +309,6 @@ def report_task(item: dict[str, Any]) -> dict[str, Any]:
             con.execute(f"SET threads = {int(item['threads'])}")
         results = report.run([local], con=con, arrow=True, **(item.get("params") or {}))
         rows = {}
-        import pyarrow as pa
-
         results["traces"] = pa.Table.from_pylist(dataset.file_rows(local, item["part"] + ".parquet"), schema=dataset.SIDECAR_SCHEMA)
         for name, table in results.items():
             part = os.path.join(tmp, f"{name}.parquet")
@@ -366,7 +361,7 @@ def _remove(out: str, rels: list[str]) -> list[str]:
 
 def event_files_of(paths: Iterable[str]) -> list[tuple[str, str]]:
     """(file, part name) of every converted event file behind ``paths`` (dataset folders, Parquet files, URLs)."""
-    from tracekit.store import parquet_files
+    from tracekit.store import parquet_files  # deferred: DuckDB (see report_task)
 
     out: list[tuple[str, str]] = []
     for p in paths:

@@ -27,8 +27,10 @@ from typing import IO, TYPE_CHECKING, Any
 
 import msgspec
 
+from tracekit import report
 from tracekit.atomic import atomic_path
 from tracekit.errors import TraceError
+from tracekit.store import connect, read_metadata
 
 if TYPE_CHECKING:
     import duckdb
@@ -171,9 +173,6 @@ def export_chrome(paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[st
     ``steps_selected``. Raises :class:`TraceError` when the slice is empty or the selection is
     invalid; ``out`` is then left untouched.
     """
-    from tracekit import report
-    from tracekit.store import connect, read_metadata
-
     if isinstance(steps, str):
         try:
             steps = Steps.parse(steps)

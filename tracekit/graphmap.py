@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 
 from tracekit.atomic import atomic_path
 from tracekit.errors import TraceError
+from tracekit.ingest.sink import PARQUET_OPTIONS, ROW_GROUP
 from tracekit.report import QUERY_DIR, run_file, set_params
 from tracekit.store import connect, ensure_parquet, read_metadata
 
@@ -104,8 +105,6 @@ def write_mapped(replay: str | os.PathLike[str], reference: str | os.PathLike[st
         "by_method": {str(k): int(v) for k, v in mapped["method"].value_counts().items()},
     }, sort_keys=True).encode()
     new = pa.table([cols[n] for n in table.column_names], schema=table.schema.with_metadata(md))
-    from tracekit.ingest.sink import PARQUET_OPTIONS, ROW_GROUP
-
     with atomic_path(out) as tmp:
         pq.write_table(new, tmp, row_group_size=ROW_GROUP, **PARQUET_OPTIONS)
     return res

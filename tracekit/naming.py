@@ -31,6 +31,7 @@ import os
 import re
 
 from tracekit.errors import TraceError
+from tracekit.ingest.names import default_trace_name
 
 SEP = "__"
 #: bytes of a name, far below the 255 of a file name: the writer's temporary name adds about 70 (tracekit.atomic)
@@ -69,8 +70,6 @@ def source_id(src: str) -> str:
 
 def _parts(src: str) -> tuple[list[str], str]:
     """(folder names from the root down, file name) of an input path or URL."""
-    from tracekit.ingest import default_trace_name
-
     path = src.split("://", 1)[1] if "://" in src else source_id(src).replace(os.sep, "/")
     bits = [b for b in path.split("/") if b]
     return bits[:-1], default_trace_name(bits[-1] if bits else "")

@@ -1,7 +1,7 @@
 """Where a raw trace's conversion is cached, and which file names are raw traces: no DuckDB here.
 
 Why a module of its own: ``tracekit convert`` asks :func:`cache_path` whether its output would replace an input's
-cached conversion (tracekit.atomic.refuse_input), and importing it from tracekit.store loaded DuckDB (0.07 s) into
+cached conversion (tracekit.cli._inputs.refuse_input), and importing it from tracekit.store loaded DuckDB (0.07 s) into
 a process that never queries (issue 25 item 4). tracekit.store re-exports both names.
 """
 

@@ -18,7 +18,9 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from tracekit.view.rows import Rows, from_frame, head_of_cursor
+from tracekit.rows import Rows, from_frame, head_of_cursor
+from tracekit.view.model import table
+from tracekit.view.terminal import table_lines, terminal_width, wrap_text
 
 if TYPE_CHECKING:
     import duckdb
@@ -32,9 +34,6 @@ def table_text(rows: Rows, title: str | None = None, limit: int = 1000, width: i
                total: int | None = None) -> list[str]:
     """The lines of ``rows`` as a table at ``width`` (the terminal's; 80 when piped), first ``limit`` rows;
     ``total``: the result's row count when ``rows`` holds only its head."""
-    from tracekit.view.model import table
-    from tracekit.view.terminal import table_lines, terminal_width, wrap_text
-
     w = terminal_width(width)
     if not len(rows):  # say so, and which columns there would have been
         cols = ", ".join(rows.columns)

@@ -1,7 +1,7 @@
-"""Run the analyses in ``queries/`` and render them (terminal, JSON, HTML).
+"""Run the analyses in ``queries/``: the engine (parse the files, set the parameters, run them).
 
 Every number comes from a SQL file in ``queries/``: this module only sets the
-parameters, executes the files and formats their result sets, so an analysis
+parameters and executes the files, so an analysis
 is defined exactly once (users can read or rerun the same SQL with
 ``tracekit sql``). A file is split into sections by ``-- @output NAME`` lines:
 statements before the first marker are set-up (temp tables, macros), each
@@ -12,17 +12,17 @@ names the files whose set-up must run first (``headline`` reads ``steps``' and
 query variables and those set-ups, for ``report``, ``sql -f``/``--query``, ``compare``.
 
 Results are DataFrames (the documented API), Arrow tables (``arrow``) or, for the terminal and
-JSON report, :class:`tracekit.view.rows.Rows` (``rows``): plain Python rows with their SQL types,
+JSON report, :class:`tracekit.rows.Rows` (``rows``): plain Python rows with their SQL types,
 so ``tracekit report`` never imports pandas (issue 14: the import took longer than the queries on
-a small trace). :func:`warnings_of`, :func:`to_json` and the view accept either.
+a small trace). The view (:mod:`tracekit.view`: terminal, HTML, ``--json`` in
+:mod:`tracekit.view.records`, warnings) accepts either, and never runs SQL: the timeline
+the page draws runs here (:func:`run_timeline`).
 """
 
 from __future__ import annotations
 
-import math
 import os
 import re
-import sys
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -31,8 +31,9 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
+from tracekit.demangle import register
+from tracekit.rows import from_cursor
 from tracekit.store import connect
-from tracekit.view.rows import Rows, all_rows, from_cursor, from_frame, missing
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -160,8 +161,6 @@ def setup_file(con: duckdb.DuckDBPyConnection, name: str, done: set[str]) -> Sql
 def register_udfs(con: duckdb.DuckDBPyConnection) -> None:
     """What the queries need from Python: the table ``_demangled`` of the traces' mangled kernel names and
     their readings by the C++ runtime's demangler (tracekit.demangle; not an analysis)."""
-    from tracekit.demangle import register
-
     register(con)
 
 
@@ -213,7 +212,7 @@ def run(paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[str],
 
     ``params`` override :data:`DEFAULTS` (``step_pattern``, ``vocab``, ``lm_head_regex``, ...).
     ``timings`` (if given) receives wall seconds per file, ``_common`` included. ``arrow``: Arrow
-    tables instead; ``rows``: :class:`~tracekit.view.rows.Rows` instead (what the terminal and JSON
+    tables instead; ``rows``: :class:`~tracekit.rows.Rows` instead (what the terminal and JSON
     report read, without importing pandas). ``small_one_thread``: apply :func:`one_thread_if_small`;
     None (the default) does so only on a connection ``run`` opened itself, True on ``con`` too
     (``report --html`` opens its own, to run the timeline and the median-step export on it afterwards).
@@ -276,86 +275,8 @@ def run_file(con: duckdb.DuckDBPyConnection, name: str, setup: bool = True,
     return run_sql(con, parse_sql(QUERY_DIR / f"{name}.sql"), done, arrow=arrow, rows=rows)
 
 
-def warnings_of(results: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The report's warnings: the converter's notes and unmatched steps (``headline.notes``), trust
-    flags of severity ``warn`` and analyses that abstained.
-
-    These rows are themselves outputs of ``headline.sql``, ``trust.sql`` and ``lm_head.sql``; this only
-    collects them, converter notes first (a truncated trace explains every number after it).
-    ``results``: DataFrames or :class:`Rows`.
-    """
-    res = all_rows({k: results[k] for k in ("headline.notes", "trust", "lm_head") if k in results})
-    warns: list[dict[str, Any]] = []
-    for r in res["headline.notes"].records() if "headline.notes" in res else []:
-        if r["severity"] == "warn":
-            warns.append({"trace": r["trace"], "analysis": "headline", "flag": r["source"], "message": r["message"]})
-    for r in res["trust"].records() if "trust" in res else []:
-        if r["severity"] == "warn":
-            warns.append({"trace": r["trace"], "analysis": "trust", "flag": r["flag"], "message": r["message"]})
-    lm = res.get("lm_head")
-    if lm is not None and len(lm):
-        recs = lm.records()
-        used = {r["trace"] for r in recs if not missing(r["used"]) and bool(r["used"])}
-        for r in recs:  # lm_head.sql: one per trace
-            warn = r["severity"] == "warn" if "severity" in lm else r["status"] == "abstain"
-            if warn and r["trace"] not in used:
-                warns.append({"trace": r["trace"], "analysis": "lm_head", "flag": r["method"], "message": r["note"]})
-    return warns
-
-
-def _jsonable(v: Any) -> Any:
-    if v is None:
-        return None
-    if isinstance(v, float) and (math.isnan(v) or math.isinf(v)):
-        return None
-    if hasattr(v, "item") and not isinstance(v, (list, dict, str)):
-        try:
-            return _jsonable(v.item())
-        except (ValueError, AttributeError):
-            pass
-    pd = sys.modules.get("pandas")  # pandas' markers can only come from a loaded pandas
-    if pd is not None:
-        if v is pd.NA or v is pd.NaT:
-            return None
-        if isinstance(v, pd.Timestamp):
-            return v.isoformat()
-    return v
-
-
-def rows_records(rows: Rows) -> list[dict[str, Any]]:
-    """JSON-safe records (NULL/NaN/NA -> null, numpy scalars -> Python)."""
-    cols = rows.columns
-    return [{k: _jsonable(v) for k, v in zip(cols, r)} for r in rows.data]
-
-
-def frame_records(df: pd.DataFrame) -> list[dict[str, Any]]:
-    """JSON-safe records of a DataFrame (NaN/NA -> null, numpy scalars -> Python)."""
-    return rows_records(from_frame(df))
-
-
-def to_json(results: Mapping[str, Any]) -> dict[str, Any]:
-    """One top-level key per analysis (``{table: records}``) plus ``summary`` and ``warnings``."""
-    res = all_rows(results)
-    doc: dict[str, Any] = {}
-    for key, rs in res.items():
-        analysis, _, sub = key.partition(".")
-        doc.setdefault(analysis, {})[sub or analysis] = rows_records(rs)
-    doc["warnings"] = warnings_of(res)
-    return doc
-
-
-def print_report(results: Mapping[str, Any], limit: int = 25, width: int | None = None,
-                 sections: Iterable[str] = (), full: bool = False) -> None:
-    """Terminal report (see :mod:`tracekit.view.terminal`): headline first, other tables on request."""
-    from tracekit.view.terminal import print_report as show
-
-    show(results, width=width, sections=tuple(sections), full=full, limit=limit)
-
-
-def to_html(results: Mapping[str, Any], title: str = "tracekit report",
-            chrome: Mapping[str, str] | None = None, chrome_notes: Iterable[str] = (),
-            view: Mapping[str, Rows] | None = None) -> str:
-    """A self-contained HTML page (see :mod:`tracekit.view.html`); ``view``: ``results`` as Rows, if at hand."""
-    from tracekit.view.html import render
-
-    return render(results, title=title, chrome=chrome, chrome_notes=tuple(chrome_notes), view=view)
+def run_timeline(con: duckdb.DuckDBPyConnection, rows: bool = False) -> dict[str, Any]:
+    """Run ``queries/timeline.sql`` on a connection where ``tracekit.report.run`` ran steps.sql
+    (its temp tables are there: ``done`` keeps the ``@requires steps`` set-up from running twice).
+    ``rows``: :class:`~tracekit.rows.Rows` instead of DataFrames (``report --html``: no pandas)."""
+    return run_file(con, "timeline", done={"steps"}, rows=rows)

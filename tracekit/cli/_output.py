@@ -15,7 +15,7 @@ import click
 from tracekit import atomic
 from tracekit.safe import term
 
-Results = Mapping[str, Any]  # result key -> DataFrame or tracekit.view.rows.Rows (no pandas import here)
+Results = Mapping[str, Any]  # result key -> DataFrame or tracekit.rows.Rows (no pandas import here)
 
 
 def emit(results: Results, *, as_json: bool, html_out: str | None, title: str,

@@ -6,6 +6,7 @@ Not a verb (no ``command``): the ``_`` keeps it out of :data:`tracekit.cli.VERBS
 from __future__ import annotations
 
 import click
+import duckdb
 
 from tracekit.errors import TraceError
 
@@ -18,8 +19,6 @@ def regex(ctx: click.Context, param: click.Parameter, value: str | None) -> str 
     """
     if value is None:
         return None
-    import duckdb
-
     try:
         duckdb.connect().execute("SELECT regexp_full_match('', ?)", [value])
     except duckdb.Error as e:

@@ -6,6 +6,10 @@ import sys
 
 import click
 
+from tracekit import report
+from tracekit.dataset import connect_results
+from tracekit.render import print_frame
+
 
 @click.command("aggregate")
 @click.argument("results")
@@ -18,10 +22,6 @@ def command(results: str, output: str | None, fmt: str, limit: int) -> None:
     RESULTS: a folder or URL written by `tracekit report DATASET --out RESULTS`. The SQL is
     queries/across_traces.sql, run by DuckDB here; the same SQL runs in any engine over those tables.
     """
-    from tracekit import report
-    from tracekit.dataset import connect_results
-    from tracekit.render import print_frame
-
     con = connect_results(results)
     sf = report.parse_sql(report.QUERY_DIR / "across_traces.sql")
     names = [o for o, _ in sf.outputs]

@@ -9,9 +9,13 @@ import click
 
 from tracekit import compare as cmp
 from tracekit import report as rep
-from tracekit.atomic import refuse_input
+from tracekit.cli._inputs import refuse_input
 from tracekit.cli._output import emit
 from tracekit.cli._params import regex
+from tracekit.render import print_frame
+from tracekit.store import connect_runs
+from tracekit.view import compare as cmpview
+from tracekit.view.records import frame_records
 
 
 @click.command("compare", context_settings={"ignore_unknown_options": True})
@@ -37,18 +41,14 @@ def command(runs: tuple[str, ...], as_json: bool, html_out: str | None, sql: str
     refuse_input(html_out, [p for _, paths in parsed for p in paths])
     if sql is not None:
         con = cmp.collect(parsed, step_pattern=step_pattern)
-        from tracekit.store import connect_runs
-
         connect_runs(parsed, con=con)
         df = con.execute(sql).df()
         if as_json:
-            json.dump(rep.frame_records(df), sys.stdout, default=str)
+            json.dump(frame_records(df), sys.stdout, default=str)
             sys.stdout.write("\n")
         else:
-            from tracekit.render import print_frame
-
             print_frame(df, limit=limit)
         return
     results = cmp.compare(parsed, step_pattern=step_pattern, warmup_steps=warmup)
     emit(results, as_json=as_json, html_out=html_out, title="tracekit compare: " + ", ".join(lb for lb, _ in parsed),
-         to_json=cmp.to_json, to_html=cmp.to_html, show=lambda r: cmp.print_results(r, limit=limit))
+         to_json=cmpview.to_json, to_html=cmpview.to_html, show=lambda r: cmpview.print_results(r, limit=limit))

@@ -16,12 +16,21 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 
-from tracekit.atomic import converting, refuse_input
+from tracekit import cli
+from tracekit.atomic import converting
+from tracekit.cli._inputs import refuse_input
 from tracekit.errors import TraceError
 from tracekit.ingest import convert, default_trace_name
-from tracekit.safe import markup
+from tracekit.safe import markup, term
 from tracekit.view.model import plural
 
 if TYPE_CHECKING:
@@ -60,8 +69,6 @@ def pandas_hidden() -> Iterator[None]:
     (:data:`tracekit.cli.WHOLE_PROCESS`): a library caller's other threads may import pandas meanwhile, and in a
     test process pyarrow would keep believing pandas absent for its probes. No-op when pandas is loaded already.
     """
-    from tracekit import cli
-
     if not cli.WHOLE_PROCESS or "pandas" in sys.modules:
         yield
         return
@@ -128,8 +135,6 @@ def command(inputs: tuple[str, ...], out: str, trace_name: str | None, jobs: int
             meta = convert(src, out, trace=trace_name, progress=lambda n: bar.advance(task, n))
     notes = meta.get("notes") or []
     console.print(markup(f"{out}: {plural(meta['events'], 'event')} (trace {meta['trace']!r})" + ("" if not notes else "; notes: " + "; ".join(notes))))
-    from tracekit import cli
-
     cli.exit_now()  # the file is written and renamed: no interpreter tear-down for the user to wait for
 
 
@@ -140,10 +145,7 @@ def _dataset(inputs: list[str], out: str, executor: str, jobs: int, ray_address:
 
     A failed input is named with its error and the others are still written; the exit status is then 2 (bad input).
     """
-    from rich.progress import MofNCompleteColumn
-
-    from tracekit import dataset, executors
-    from tracekit.safe import term
+    from tracekit import dataset, executors  # pyarrow (tracekit.schema): only when a dataset is written
 
     ex = executors.make(executor, jobs=jobs, ray_address=ray_address, spark_master=spark_master)
     if "://" not in out:

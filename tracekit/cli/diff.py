@@ -8,10 +8,11 @@ import click
 
 from tracekit import compare as cmp
 from tracekit import report as rep
-from tracekit.atomic import refuse_input
+from tracekit.cli._inputs import refuse_input
 from tracekit.cli._output import emit
 from tracekit.cli._params import regex
 from tracekit.safe import term
+from tracekit.view import compare as cmpview
 
 
 @click.command("diff", epilog="\b\n" + cmp.GATE_HELP)
@@ -35,7 +36,7 @@ def command(a: str, b: str, conditions: tuple[str, ...], as_json: bool, html_out
     refuse_input(html_out, (a, b))
     results = cmp.diff(a, b, conditions=conditions, step_pattern=step_pattern, top_n=top_n, warmup_steps=warmup)
     emit(results, as_json=as_json, html_out=html_out, title=f"tracekit diff: A={a} B={b}",
-         to_json=cmp.to_json, to_html=cmp.to_html, show=lambda r: cmp.print_results(r, limit=limit))
+         to_json=cmpview.to_json, to_html=cmpview.to_html, show=lambda r: cmpview.print_results(r, limit=limit))
     lines = cmp.fired(results)
     for line in lines:
         click.echo(term(f"tracekit: gate: {line}"), err=True)

@@ -7,7 +7,7 @@ import json
 import click
 from rich.console import Console
 
-from tracekit.atomic import refuse_input
+from tracekit.cli._inputs import refuse_input
 from tracekit.cli._params import regex
 from tracekit.export_chrome import Steps, export_chrome
 from tracekit.safe import term

@@ -9,8 +9,12 @@ from typing import Any
 import click
 
 from tracekit import report as rep
+from tracekit.cli._inputs import refuse_input
 from tracekit.cli._params import regex
+from tracekit.graphmap import graph_map, write_mapped
+from tracekit.render import print_frame
 from tracekit.safe import term
+from tracekit.view.records import frame_records
 
 
 @click.command("graphmap")
@@ -28,23 +32,18 @@ def command(replay: str, reference: str, out: str | None, step_pattern: str | No
     """Align each cudaGraphLaunch's replayed kernels with the reference's launches (queries/graph_map.sql)
     and report how many were matched; with --out, write the replay trace with their inner phase_path and op shapes.
     """
-    from tracekit.atomic import refuse_input
-    from tracekit.graphmap import graph_map, write_mapped
-
     refuse_input(out, (replay, reference))
 
     res = (write_mapped(replay, reference, out, step_pattern=step_pattern) if out
            else graph_map(replay, reference, step_pattern=step_pattern))
     shown = {k: v for k, v in res.items() if k != "graph_map.rows"}
     if as_json:
-        doc: dict[str, Any] = {k.partition(".")[2] or k: rep.frame_records(v) for k, v in shown.items()}
+        doc: dict[str, Any] = {k.partition(".")[2] or k: frame_records(v) for k, v in shown.items()}
         if out:
             doc["out"] = out
         json.dump(doc, sys.stdout, default=str)
         sys.stdout.write("\n")
         return
-    from tracekit.render import print_frame
-
     print_frame(res["graph_map"].drop(columns=["trace"]), title="graph launches", limit=limit)
     click.echo()
     print_frame(res["graph_map.summary"], title="summary")

@@ -7,7 +7,10 @@ import json
 import click
 
 from tracekit.render import print_result
+from tracekit.safe import term
 from tracekit.store import connect, read_metadata
+from tracekit.view.model import elide
+from tracekit.view.terminal import terminal_width, wrap_text
 
 SUMMARY_SQL = """
 SELECT trace, kind, count(*) AS events,
@@ -37,10 +40,6 @@ def command(trace: str, as_json: bool) -> None:
         }
         click.echo(json.dumps(out, indent=2, default=str))
         return
-    from tracekit.safe import term
-    from tracekit.view.model import elide
-    from tracekit.view.terminal import terminal_width, wrap_text
-
     w = terminal_width()
     lines: list[str] = []
     agents: dict[str, list[tuple[int, int | None]]] = {}

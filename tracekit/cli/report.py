@@ -10,11 +10,12 @@ import click
 import duckdb
 
 from tracekit import report as rep
-from tracekit.atomic import refuse_input
+from tracekit.cli._inputs import refuse_input
 from tracekit.cli._output import emit
 from tracekit.cli._params import regex
 from tracekit.errors import TraceError
-from tracekit.view.rows import Rows
+from tracekit.rows import Rows
+from tracekit.view.records import to_json
 
 
 @click.command("report")
@@ -70,7 +71,7 @@ def command(traces: tuple[str, ...], as_json: bool, html_out: str | None, step_p
                   lm_head_kernel_regex=lm_head_kernel_regex, top_n=top_n, gpu=gpu, peak_tflops=peak_tflops,
                   peak_tb_s=peak_tb_s, tf32=tf32, tokens_per_step=tokens_per_step, rank_align=rank_align)
     if out_dir:
-        from tracekit.cli._tables import write_tables
+        from tracekit.cli._tables import write_tables  # deferred: pyarrow (tracekit.executors), only with --out
 
         write_tables(list(traces), out_dir, executor, jobs, ray_address, spark_master,
                      {k: v for k, v in params.items() if v is not None})
@@ -86,20 +87,20 @@ def command(traces: tuple[str, ...], as_json: bool, html_out: str | None, step_p
                       gpu=gpu, peak_tflops=peak_tflops, peak_tb_s=peak_tb_s, tf32=tf32,
                       tokens_per_step=tokens_per_step, rank_align=rank_align)
     if sections:  # an unknown name is a usage error, before anything is written
-        from tracekit.view.sections import select
+        from tracekit.view.sections import select  # deferred: ~0.01 s, only with --section
 
         try:
             select(results, sections)
         except ValueError as e:
             raise click.BadParameter(str(e), param_hint="--section") from None
-    to_html = rep.to_html
+    to_html = _page
     exported: list[str] = []
     try:
         if html_out and con is not None:
             to_html = _html_writer(con, results, list(traces), html_out, step_pattern, exported)
         emit(results, as_json=as_json, html_out=html_out, title="tracekit report: " + ", ".join(traces),
-             to_json=rep.to_json, to_html=to_html,
-             show=lambda r: rep.print_report(r, limit=limit, width=width, sections=sections, full=full))
+             to_json=to_json, to_html=to_html,
+             show=lambda r: _show(r, limit=limit, width=width, sections=tuple(sections), full=full))
     except BaseException:
         # the page was not written (a full disk, Ctrl-C): the median-step files made for it go too (issue 23)
         for f in exported:
@@ -117,10 +118,9 @@ def _html_writer(con: duckdb.DuckDBPyConnection, results: Mapping[str, Rows], tr
     ``results``: the report's Rows. Returns the page writer; ``written`` receives each median-step file as it
     is written. Every one of their names is checked against the inputs before the first is written (`report r.median_step.json.gz
     --html r.html` replaced its input with its own slice, issue 23)."""
-    from tracekit.export_chrome import Steps, export_chrome
-    from tracekit.view.timeline import query
+    from tracekit.export_chrome import Steps, export_chrome  # deferred: ~0.01 s (msgspec), only with --html
 
-    page = {**results, **query(con, rows=True)}
+    page = {**results, **rep.run_timeline(con, rows=True)}
     tl = page.get("timeline")
     chrome: dict[str, str] = {}
     notes: list[str] = []
@@ -143,4 +143,18 @@ def _html_writer(con: duckdb.DuckDBPyConnection, results: Mapping[str, Rows], tr
                 written.append(str(dest))
             except TraceError as e:
                 notes.append(f"median step of {trace} not exported: {e}")
-    return lambda r, title: rep.to_html(page, title=title, chrome=chrome, chrome_notes=notes, view=page)
+    return lambda r, title: _page(page, title=title, chrome=chrome, chrome_notes=notes, view=page)
+
+
+def _show(results: Mapping[str, Any], **kw: Any) -> None:
+    """The terminal report (:func:`tracekit.view.terminal.print_report`)."""
+    from tracekit.view.terminal import print_report  # deferred: --json does without it (~0.02 s)
+
+    print_report(results, **kw)
+
+
+def _page(results: Mapping[str, Any], title: str, **kw: Any) -> str:
+    """The HTML page (:func:`tracekit.view.html.render`)."""
+    from tracekit.view.html import render  # deferred: the page's figure modules load only for --html (~0.04 s)
+
+    return render(results, title=title, **kw)

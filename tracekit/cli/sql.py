@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from tracekit.errors import TraceError, refuse_special
 from tracekit.render import print_result, print_rows
 from tracekit.store import connect
 
@@ -34,8 +35,8 @@ def _emit(cur: duckdb.DuckDBPyConnection, fmt: str, limit: int) -> None:
 
 
 def _shipped(name: str) -> bool:
-    """Whether ``name`` is a shipped analysis (tracekit.report, and pandas with it, load only for a bare word)."""
-    from tracekit import report
+    """Whether ``name`` is a shipped analysis."""
+    from tracekit import report  # deferred: the engine (~0.01 s) loads only for a query file or a bare word
 
     return name in report.list_queries()
 
@@ -63,8 +64,6 @@ def _parse_params(items: tuple[str, ...]) -> dict[str, Any]:
 
 def _readable_text(path: Path) -> None:
     """``-f FILE`` is a readable regular file, else one line naming it (click's check printed three, issue 23)."""
-    from tracekit.errors import TraceError, refuse_special
-
     if not path.exists():
         raise TraceError(path, "no such file")
     if path.is_dir():
@@ -104,7 +103,7 @@ def command(traces: tuple[str, ...], query: str | None, file: str | None, output
         _readable_text(path)
     sql: str | None = None
     if path is None and query is not None and re.fullmatch(r"[A-Za-z]\w*", query) and _shipped(query):
-        from tracekit import report
+        from tracekit import report  # deferred (see _shipped)
 
         if query in report.VERB_OF:
             raise click.UsageError(f"{query} needs more than traces: run it with `tracekit {report.VERB_OF[query]}`")
@@ -122,7 +121,7 @@ def command(traces: tuple[str, ...], query: str | None, file: str | None, output
         assert sql is not None  # set above when there is no file (or a UsageError was raised)
         _emit(con.execute(sql), fmt, limit)
         return
-    from tracekit import report
+    from tracekit import report  # deferred (see _shipped)
 
     sf = report.parse_sql(path)
     try:

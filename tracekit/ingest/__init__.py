@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tracekit.errors import TraceError
+from tracekit.ingest.names import default_trace_name  # noqa: F401  (the verbs' name for it)
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 
@@ -47,7 +48,7 @@ def convert(path: str | os.PathLike[str], out: str | os.PathLike[str], trace: st
     content hash a rerun compares to skip traces already converted).
     """
     if extra_meta:
-        from tracekit.ingest.sink import EXTRA_META
+        from tracekit.ingest.sink import EXTRA_META  # deferred: pyarrow; `detect` callers need none of it
 
         token = EXTRA_META.set(dict(extra_meta))
         try:
@@ -56,18 +57,9 @@ def convert(path: str | os.PathLike[str], out: str | os.PathLike[str], trace: st
             EXTRA_META.reset(token)
     kind = detect(path)
     if kind == "kineto":
-        from tracekit.ingest.kineto import convert_kineto
+        from tracekit.ingest.kineto import convert_kineto  # deferred: each reader loads for its format only
 
         return convert_kineto(path, out, trace=trace, progress=progress)
-    from tracekit.ingest import nsys  # built by the nsys ingest
+    from tracekit.ingest import nsys
 
     return nsys.convert_nsys(path, out, trace=trace, progress=progress)
-
-
-def default_trace_name(path: str | os.PathLike[str]) -> str:
-    """Trace id used when none is given: the file name without trace extensions."""
-    name = Path(path).name
-    for suf in (".gz", ".json", ".trace", ".pt", ".sqlite", ".nsys-rep", ".qdrep", ".parquet"):
-        if name.endswith(suf):
-            name = name[: -len(suf)]
-    return name

@@ -48,7 +48,16 @@ import pyarrow.compute  # for pa.compute
 from tracekit.errors import TraceError
 from tracekit.ingest import kscan
 from tracekit.ingest.arrays import np_filled, num_array
-from tracekit.ingest.kineto_kinds import CAT_KIND, TEXT_ID_NOTES
+from tracekit.ingest.kineto_kinds import (
+    CAT_KIND,
+    OTHER_KIND,
+    PH_KIND,
+    STEP_CATS,
+    STEP_KIND,
+    STEP_PREFIX,
+    TEXT_ID_NOTES,
+)
+from tracekit.ingest.names import default_trace_name
 from tracekit.ingest.sink import Prepared, TraceSink, keep_freed_blocks
 from tracekit.redact import scrub
 
@@ -220,13 +229,14 @@ def _coerce(d: Any, notes: _Notes) -> Ev | None:
 
 
 def _kind_case() -> str:
-    """SQL CASE giving ``kind`` from ph/cat/name (the same rules for every event)."""
-    whens = "".join(f" WHEN '{c}' THEN '{k}'" for c, k in CAT_KIND.items())
+    """SQL CASE giving ``kind`` from ph/cat/name: the rules of tracekit.ingest.kineto_kinds, written as SQL."""
+    by_ph = "".join(f" WHEN '{p}' THEN '{k}'" for p, k in PH_KIND.items())
+    by_cat = "".join(f" WHEN '{c}' THEN '{k}'" for c, k in CAT_KIND.items())
+    step_cats = ", ".join(f"'{c}'" for c in STEP_CATS)
     return (
-        "CASE WHEN ph = 'M' THEN 'meta' WHEN ph = 'C' THEN 'counter' WHEN ph IN ('s', 'f', 't') THEN 'flow' "
-        "WHEN ph IN ('i', 'I', 'n') THEN 'instant' "
-        "WHEN cat IN ('cpu_op', 'Operator') AND starts_with(name, 'ProfilerStep#') THEN 'range' "
-        f"ELSE coalesce(CASE cat{whens} END, 'other') END"
+        f"coalesce(CASE ph{by_ph} END, "
+        f"CASE WHEN cat IN ({step_cats}) AND starts_with(name, '{STEP_PREFIX}') THEN '{STEP_KIND}' END, "
+        f"CASE cat{by_cat} END, '{OTHER_KIND}')"
     )
 
 
@@ -281,7 +291,7 @@ class _Columns:
     """
 
     def __init__(self, trace: str, notes: _Notes) -> None:
-        import duckdb
+        import duckdb  # deferred: DuckDB loads when this reader runs (an nsys conversion never does)
 
         self.trace = trace
         self.notes = notes
@@ -1073,8 +1083,6 @@ def convert_kineto(path: str | os.PathLike[str], out: str | os.PathLike[str], tr
     ``fast=False`` skips the C scanner (the pure-Python path; the same rows, args whitespace aside).
     """
     reader = KinetoReader(path, progress, fast=fast)
-    from tracekit.ingest import default_trace_name
-
     name = trace or default_trace_name(path)
     try:
         with TraceSink(out, name, "kineto") as sink:

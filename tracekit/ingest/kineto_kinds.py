@@ -1,4 +1,11 @@
-"""Kineto category and phase -> ``kind``: the one table both Kineto paths (C scanner, msgspec) read."""
+"""Kineto category and phase -> ``kind``: the one table both Kineto paths read.
+
+The rules, in order: a ``ph`` in :data:`PH_KIND` decides; else a :data:`STEP_CATS` op named
+``ProfilerStep#...`` is a ``range`` (torch.profiler's step marker, written as an op); else ``cat`` in
+:data:`CAT_KIND`; else ``other``. :func:`tracekit.ingest.kineto.kind_case` writes them as the SQL CASE of the
+msgspec path; :func:`tracekit.ingest.kscan.kind_of` applies them with pyarrow to the C scanner's ph/cat/name
+columns (the C code reads the strings and maps nothing). tests/test_kineto_kinds.py runs both on every entry.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +25,13 @@ CAT_KIND: dict[str, str] = {
 #: Chrome-trace ``ph`` letters whose kind does not depend on ``cat``.
 PH_KIND: dict[str, str] = {"M": "meta", "C": "counter", "s": "flow", "f": "flow", "t": "flow",
                            "i": "instant", "I": "instant", "n": "instant"}
+
+#: Op categories whose ``ProfilerStep#N`` rows are the step's range, not an op (older torch wrote the step so).
+STEP_CATS: tuple[str, ...] = ("cpu_op", "Operator")
+STEP_PREFIX = "ProfilerStep#"
+STEP_KIND = "range"
+#: The kind of an event no rule names.
+OTHER_KIND = "other"
 
 #: trace_notes lines (after the count) for pid/tid written as JSON text, as torch 1.8/1.9 wrote every tid
 #: (``"tid": "31383"``, GPU rows ``"tid": "stream 7"``), in the order of the C scanner's ``text_ids`` counts.

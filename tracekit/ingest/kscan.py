@@ -31,8 +31,8 @@ last only when args has a ``correlation`` key) put first. ``correlation`` is
 the args correlation when it converts, else ``id``. Args keys and typed string
 values may use escapes (matched and converted after unescaping).
 
-``kind`` and ``copy_kind`` are computed here with pyarrow.compute by the same
-rules as kineto.py's ``_kind_case`` / ``_BUILD_SQL``.
+``kind`` and ``copy_kind`` are computed here with pyarrow.compute from the one table of kind rules
+(tracekit.ingest.kineto_kinds), which kineto.py's ``_kind_case`` writes as SQL.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tracekit.ingest.arrays import num_array, str_array
-from tracekit.ingest.kineto_kinds import CAT_KIND, PH_KIND, TEXT_ID_NOTES
+from tracekit.ingest.kineto_kinds import CAT_KIND, OTHER_KIND, PH_KIND, STEP_CATS, STEP_KIND, STEP_PREFIX, TEXT_ID_NOTES
 
 try:
     from tracekit.ingest import _kscan  # type: ignore[attr-defined]  # the C extension ships no stub
@@ -64,16 +64,15 @@ I32_COLS = ("device", "registers", "grid_x", "grid_y", "grid_z", "block_x", "blo
 #: and ``correlation`` already.)
 COLUMNS = tuple(c for c in STR_COLS + I64_COLS + I32_COLS + ("flops",) if c not in ("bp", "s", "id"))
 
-# The kind rules of kineto._kind_case, vectorised over the same table.
-_CAT_KIND, _PH_KIND = CAT_KIND, PH_KIND
-_CAT_KEYS = str_array(list(_CAT_KIND))
-_CAT_VALS = str_array(list(_CAT_KIND.values()))
-_PH_KEYS = str_array(list(_PH_KIND))
-_PH_VALS = str_array(list(_PH_KIND.values()))
-_OP_CATS = str_array(["cpu_op", "Operator"])
+# The kind rules of tracekit.ingest.kineto_kinds, as pyarrow arrays.
+_CAT_KEYS = str_array(list(CAT_KIND))
+_CAT_VALS = str_array(list(CAT_KIND.values()))
+_PH_KEYS = str_array(list(PH_KIND))
+_PH_VALS = str_array(list(PH_KIND.values()))
+_OP_CATS = str_array(list(STEP_CATS))
 # Scalars for pyarrow.compute, made from arrays: a Python literal argument goes through pyarrow's Python
 # conversion, which imports pandas (see link.str_array).
-_RANGE, _OTHER, _MEMCPY, _EMPTY, _NULL_STR = str_array(["range", "other", "memcpy", "", None])
+_RANGE, _OTHER, _MEMCPY, _EMPTY, _NULL_STR = str_array([STEP_KIND, OTHER_KIND, "memcpy", "", None])
 _FALSE = num_array(np.zeros(1, bool))[0]
 _COPY_RE = r"(?:Memcpy|memcpy|Copy)\s*(?P<k>[A-Za-z]+to[A-Za-z]+)"
 
@@ -89,9 +88,9 @@ def _array(typ: pa.DataType, n: int, bufs: tuple[Any, ...]) -> pa.Array:
 
 
 def kind_of(ph: pa.Array, cat: pa.Array, name: pa.Array) -> pa.Array:
-    """``kind`` from ph/cat/name, the rules of kineto._kind_case, vectorised."""
+    """``kind`` from ph/cat/name by the rules of tracekit.ingest.kineto_kinds, vectorised."""
     by_cat = pc.take(_CAT_VALS, pc.index_in(cat, value_set=_CAT_KEYS))
-    step = pc.and_(pc.is_in(cat, value_set=_OP_CATS), pc.starts_with(name, "ProfilerStep#"))
+    step = pc.and_(pc.is_in(cat, value_set=_OP_CATS), pc.starts_with(name, STEP_PREFIX))
     by_cat = pc.if_else(pc.fill_null(step, _FALSE), _RANGE, by_cat)
     by_ph = pc.take(_PH_VALS, pc.index_in(ph, value_set=_PH_KEYS))
     return pc.coalesce(by_ph, by_cat, _OTHER)

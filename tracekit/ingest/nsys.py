@@ -87,6 +87,7 @@ except ImportError:  # pragma: no cover - a dependency; kept optional so an inst
 
 from tracekit.errors import TraceError
 from tracekit.ingest.arrays import num_array
+from tracekit.ingest.names import default_trace_name
 from tracekit.ingest.sink import Prepared, StreamSink, TraceSink, keep_freed_blocks
 from tracekit.redact import redact_argv, redact_text
 
@@ -1417,8 +1418,6 @@ def convert_nsys(path: str | os.PathLike[str], out: str | os.PathLike[str], trac
                  progress: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Convert one nsys export (.sqlite, or .nsys-rep/.qdrep via the nsys CLI) to ``out`` (Parquet)."""
     p = Path(path)
-    from tracekit.ingest import default_trace_name
-
     name = trace or default_trace_name(p)
     if p.suffix in (".nsys-rep", ".qdrep"):
         with tempfile.TemporaryDirectory(prefix="tracekit-nsys-") as tmp:
@@ -1481,7 +1480,7 @@ def _damage_errors() -> tuple[type[BaseException], ...]:
 
     Why not every exception: a real bug (an AttributeError, say) should still show as one.
     """
-    import duckdb
+    import duckdb  # deferred: an error path; converting an nsys export loads no DuckDB (tests/test_startup.py)
 
     return (pa.ArrowException, ValueError, TypeError, OverflowError, KeyError, IndexError, msgspec.MsgspecError,
             duckdb.Error)

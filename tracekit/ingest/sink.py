@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import ctypes
 import dataclasses
 import os
 import queue
@@ -42,7 +43,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pyarrow import ipc
 
-from tracekit import schema
+from tracekit import __version__, schema
 from tracekit.atomic import atomic_path, drop_temp, make_temp, signals_deferred, stop_requested
 from tracekit.errors import TraceError
 from tracekit.ingest.arrays import np_filled, np_values, num_array, str_array
@@ -100,8 +101,6 @@ EXTRA_META: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("tra
 def _release_free_memory() -> None:
     """Hand freed heap pages back to the OS (glibc keeps them after the decode's many small objects)."""
     try:
-        import ctypes
-
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):
         pass
@@ -120,8 +119,6 @@ def keep_freed_blocks() -> None:
     :func:`_release_free_memory` still hands everything back before the link step.
     """
     try:
-        import ctypes
-
         libc = ctypes.CDLL("libc.so.6")
         libc.mallopt(_M_MMAP_THRESHOLD, 32 << 20)
         libc.mallopt(_M_TRIM_THRESHOLD, 64 << 20)
@@ -152,8 +149,6 @@ class _PageDropper:
         self._next = 0
         self._madvise: Any = None  # libc madvise, or None where it is missing or unsafe
         try:
-            import ctypes
-
             self._madvise = ctypes.CDLL("libc.so.6").madvise
             self._madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
         except (OSError, AttributeError):
@@ -470,8 +465,6 @@ def _autograd_facts(col: dict[str, pa.Array]) -> tuple[np.ndarray, np.ndarray, n
 
 def _final_meta(meta: dict[str, Any], rows: int, source: str, ambiguous: int) -> dict[str, Any]:
     """The trace metadata as stored: the reader's, the caller's (EXTRA_META), counts and the linker's note."""
-    from tracekit import __version__
-
     meta = dict(meta, **EXTRA_META.get(), events=rows, source=source, converter_version=__version__)
     if ambiguous:  # link.py's rule for reused correlation ids; trust.sql flags them as well
         meta["notes"] = [*(meta.get("notes") or []), f"{ambiguous} GPU ops share their correlation id "

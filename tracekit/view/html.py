@@ -12,7 +12,7 @@ saying why. One colour per phase path for the whole page (:func:`tracekit.view.t
 read by the stacked bar, the timeline and their legends. Every name from a trace goes through
 :func:`tracekit.safe.html_text`.
 
-The tables, sentences, figures and the timeline read the same :class:`~tracekit.view.rows.Rows` as the
+The tables, sentences, figures and the timeline read the same :class:`~tracekit.rows.Rows` as the
 terminal's view model (DataFrames from the Python API are converted once), so ``report --html`` imports
 neither pandas nor matplotlib (issue 25: the page within 1.5x of the terminal report).
 """
@@ -23,12 +23,12 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from tracekit.rows import EMPTY, Rows, all_rows, num
 from tracekit.safe import html_text
 from tracekit.view import plots
 from tracekit.view import sections as sec
 from tracekit.view import timeline as tl
 from tracekit.view.model import FRAME_NAMES, NOTE_NAMES, Table, elide, fmt_duration, fmt_share, footnote, plural, table
-from tracekit.view.rows import EMPTY, Rows, all_rows, num
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -6,7 +6,7 @@ pandas for four small figures, about as long as the whole terminal report (issue
 of the terminal). SVG text is text: hover shows every bar's exact value, the page stays self-contained,
 and nothing is parsed as math (a range named ``$x^$`` was a mathtext traceback under matplotlib).
 
-Each function takes the result tables of ONE trace (:class:`~tracekit.view.rows.Rows`, or DataFrames from
+Each function takes the result tables of ONE trace (:class:`~tracekit.rows.Rows`, or DataFrames from
 the Python API, converted once) and returns ``(svg, caption)``, or ``(None, why)`` when there is nothing
 to draw, so the page says why instead of showing an empty axis. Numbers are the SQL's; tick labels are
 plain numbers in the axis's unit (never an offset like ``+4.7151e4``). Every text from a trace goes
@@ -22,9 +22,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from tracekit.rows import EMPTY, Rows, as_rows, missing, num
 from tracekit.safe import html_text
 from tracekit.view.model import elide, fmt_duration, pick_unit, plural
-from tracekit.view.rows import EMPTY, Rows, as_rows, missing, num
 
 Plot = tuple[str | None, str]
 

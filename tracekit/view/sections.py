@@ -4,8 +4,8 @@ per-step headline table and the phase tree; every other result table on request.
 Shared by the terminal and the HTML report so both tell the same story. The numbers are the
 ``headline`` outputs of ``queries/headline.sql`` (and every other file's outputs as they are);
 nothing here computes an analysis, it only picks, orders, renames for display and formats.
-Results arrive as :class:`~tracekit.view.rows.Rows` (DataFrames are converted once, by the callers'
-:func:`~tracekit.view.rows.all_rows`), so the terminal report runs without pandas.
+Results arrive as :class:`~tracekit.rows.Rows` (DataFrames are converted once, by the callers'
+:func:`~tracekit.rows.all_rows`), so the terminal report runs without pandas.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from tracekit.rows import Rows, as_rows, missing
 from tracekit.view.model import Table, fmt_duration, fmt_share, plural, table
-from tracekit.view.rows import Rows, as_rows, missing
+from tracekit.view.warnings import warnings_of
 
 Results = Mapping[str, Any]  # result key -> Rows (or a DataFrame, converted where read)
 
@@ -83,8 +84,6 @@ def traces(results: Results) -> list[str]:
 
 def notes(results: Results) -> list[Note]:
     """headline.notes (converter notes, 'no step matched'), then the report's warnings (trust, lm_head)."""
-    from tracekit.report import warnings_of
-
     out: list[Note] = []
     hn = _get(results, "headline.notes")
     for r in hn.records():

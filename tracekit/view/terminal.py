@@ -17,9 +17,10 @@ from typing import Any
 
 from rich.cells import cell_len
 
+from tracekit.rows import all_rows
 from tracekit.safe import term
-from tracekit.view.model import FRAME_NAMES, Column, Table, elide, plural, short_frame
-from tracekit.view.rows import all_rows
+from tracekit.view import sections as sec
+from tracekit.view.model import FRAME_NAMES, NOTE_NAMES, Column, Table, elide, footnote, plural, short_frame
 
 GAP = "  "
 MIN_TEXT = 12  # a text column is not squeezed below this many cells (unless its content is shorter)
@@ -167,8 +168,6 @@ def table_lines(tab: Table, width: int) -> list[str]:
 
 def _footnotes(cols: list[Column], width: int, indent: list[int] | None) -> tuple[list[Column], list[str]]:
     """Note columns (sentences) that would be elided become ``[n]`` markers with the sentences below the table."""
-    from tracekit.view.model import NOTE_NAMES, footnote
-
     widths = _fit(cols, width, indent)
     out: list[Column] = []
     notes: list[str] = []
@@ -261,8 +260,6 @@ def report_lines(results: Mapping[str, Any], width: int = 80, sections: Sequence
     name; ``full`` prints every table. Raises ValueError for an unknown section name. ``results``: Rows
     or DataFrames (converted once here).
     """
-    from tracekit.view import sections as sec
-
     results = all_rows(results)
     many = len(sec.traces(results)) > 1  # once: it scans every result's trace column
     blocks: list[list[str]] = []
@@ -311,8 +308,6 @@ def report_lines(results: Mapping[str, Any], width: int = 80, sections: Sequence
 
 def gpus_lines(results: Mapping[str, Any], trace: str, width: int) -> list[str]:
     """The trace's "several GPUs" block (only when it ran communication kernels): exposed communication per GPU."""
-    from tracekit.view import sections as sec
-
     lines = sec.comm_lines(results, trace)
     if not lines:
         return []

@@ -4,7 +4,7 @@ tree as an inline SVG stacked bar.
 
 Why SVG and not a PNG: a kernel name is hundreds of characters; the page shows the box, the
 ``<title>`` gives the full name on hover, and the file stays self-contained. The rows come from
-``queries/timeline.sql`` (:func:`query`) and ``headline.phase_tree``; this module only draws them.
+``queries/timeline.sql`` (:func:`tracekit.report.run_timeline`) and ``headline.phase_tree``; this module only draws them.
 
 One colour per phase path for the whole page (:func:`phase_colours`): the stacked bar, the timeline
 and their legends read the same map, keyed by the phase path relative to the step as the phase tree
@@ -25,14 +25,11 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from tracekit.rows import Rows, as_rows, missing, num
 from tracekit.safe import html_text
 from tracekit.view.model import elide, fmt_duration, fmt_share, pick_unit
-from tracekit.view.rows import Rows, as_rows, missing, num
-
-if TYPE_CHECKING:
-    import duckdb
 
 #: tab20 without its grey and red pairs: the 8 strong hues first, then their light partners.
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#17becf",
@@ -50,15 +47,6 @@ REF_PLOT_PX = 1200  # plot width the in-box labels are elided for (a 1,400 px pa
 CHAR_PX = 6.5  # mean width of a character at font-size 10
 MIN_LABEL_PX = 22  # a box narrower than this at REF_PLOT_PX gets no label
 WIDE_LABEL_PX = 70  # ... narrower than this: its label is dropped on a page under 1,000 px (half the width)
-
-
-def query(con: duckdb.DuckDBPyConnection, rows: bool = False) -> dict[str, Any]:
-    """Run ``queries/timeline.sql`` on a connection where ``tracekit.report.run`` ran steps.sql
-    (its temp tables are there: ``done`` keeps the ``@requires steps`` set-up from running twice).
-    ``rows``: :class:`~tracekit.view.rows.Rows` instead of DataFrames (``report --html``: no pandas)."""
-    from tracekit.report import run_file
-
-    return run_file(con, "timeline", done={"steps"}, rows=rows)
 
 
 # ----------------------------------------------------------------------------- colours
