@@ -107,7 +107,7 @@ def test_wheel_ships_queries_and_capture_and_every_verb_runs(wheel_venv: Path, t
     assert {p.name for p in cdir.iterdir() if p.suffix == ".py"} == {p.name for p in (REPO / "capture").glob("*.py")}
     assert (cdir / "tracekit_sglang-0.1.dist-info" / "entry_points.txt").is_file()
 
-    # report (every analysis: reads _common.sql and each queries/*.sql from the install)
+    # report (every analysis: reads lib/*.sql and each queries/*.sql from the install)
     sample_files = sorted(SAMPLE.glob("*.parquet"))
     before = _digest(sample_files)
     r = _run(wheel_venv, work, "report", str(SAMPLE), "--json")

@@ -60,7 +60,7 @@ def test_query_by_name_and_file_give_the_report_rows(name: str, planted_parquet:
 
 
 def test_readme_kernels_command_runs_from_another_folder(planted_parquet: Path, tmp_path: Path) -> None:
-    """The README's `tracekit sql dataset/ -f queries/kernels.sql` failed with `_gpu does not exist`."""
+    """The README's `tracekit sql dataset/ -f queries/kernels.sql` failed with `_gpu does not exist` (the table lib/gpu_activity.sql now makes)."""
     rows = _sql([str(planted_parquet.parent), "-f", str(REPO / "queries" / "kernels.sql")], tmp_path)[0]
     # tests/planted.py: sample_kernel is the longest op (5450 us)
     assert rows[0]["name"] == "sample_kernel" and rows[0]["total_ns"] == 5_450_000
@@ -69,8 +69,8 @@ def test_readme_kernels_command_runs_from_another_folder(planted_parquet: Path, 
 def test_plain_sql_and_scripts_still_work(planted_parquet: Path, tmp_path: Path) -> None:
     assert _sql([str(planted_parquet), "SELECT count(*) AS n FROM kernels"], tmp_path) == [[{"n": 11}]]
     script = tmp_path / "mine.sql"
-    script.write_text("-- my query: steps with their GPU span\nSELECT step_index, gpu_span_ns FROM _steps s "
-                      "JOIN (SELECT step_index, max(end_ns) - min(ts_ns) AS gpu_span_ns FROM _gpu_step GROUP BY 1) "
+    script.write_text("-- my query: steps with their GPU span\nSELECT step_index, gpu_span_ns FROM step_instances s "
+                      "JOIN (SELECT step_index, max(end_ns) - min(ts_ns) AS gpu_span_ns FROM steps_gpu GROUP BY 1) "
                       "USING (step_index) ORDER BY 1\n-- @requires steps\n")
     # step 1: 300..13530 us; step 2: 20130..20330 us
     assert _sql([str(planted_parquet), "-f", str(script)], tmp_path) == [

@@ -95,8 +95,8 @@ def command(traces: tuple[str, ...], query: str | None, file: str | None, output
 
     Views: events, kernels (kernel/memcpy/memset rows), runtime, ranges, trace_devices, trace_notes,
     trace_ranks, trace_capture.
-    With -f FILE or --query NAME, _common.sql, the set-up of the files the query's `@requires`
-    line names and the default of every getvariable() are loaded first, as `tracekit report` does.
+    With -f FILE or --query NAME, the set-up of the modules the query's `@requires` line names
+    (queries/lib/gpu_activity, steps, ...: each with its own @requires, each once) and the default of every getvariable() are loaded first, as `tracekit report` does.
     Example: tracekit sql trace.parquet "SELECT kind, count(*) FROM events GROUP BY 1"
     """
     paths = list(traces)
