@@ -112,7 +112,7 @@ def categorised(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[tupl
         pq = d / f"{i}.parquet"
         convert(f, pq)
         con = connect(pq)
-        report.prepare(con)
+        report.prepare(con, ["lib/gpu_activity"])
         n_ops, n_gpu, n_null = con.execute("SELECT (SELECT count(*) FROM kernels), count(*), count(*) FILTER (WHERE category IS NULL) "
                                            "FROM gpu_activity").fetchone()
         assert (n_gpu, n_null) == (n_ops, 0), f
@@ -297,7 +297,7 @@ def test_kernels_launched_inside_fb_rms_norm_are_norm(tmp_path: Path) -> None:
     pq = tmp_path / "r0.parquet"
     convert(src, pq)
     con = connect(pq)
-    report.prepare(con)
+    report.prepare(con, ["lib/gpu_activity"])
     got = con.execute("SELECT count(*), sum(dur_ns), bool_and(category = 'norm') FROM gpu_activity WHERE launched_op = 'fb::rms_norm'").fetchone()
     assert got == (len(gpu), sum(_ns(e["dur"]) for e in gpu), True)
     # the same kernel names launched elsewhere keep their name's category
