@@ -159,3 +159,14 @@ def test_param_overrides_a_default(planted_parquet: Path, tmp_path: Path) -> Non
     assert [(r["step_name"], r["gpu_op_ns"]) for r in rows] == [("ProfilerStep#2", 200_000)]
     r = CliRunner().invoke(cli, ["sql", str(planted_parquet), "--query", "steps", "--param", "nope=1"])
     assert r.exit_code == 2 and "unknown report parameter(s): nope" in r.output
+
+
+def test_queries_all_lists_the_building_blocks_after_the_analyses() -> None:
+    """`--all` adds queries/lib/ (named by path, described by their own first line); plain `queries` hides them."""
+    plain = CliRunner().invoke(cli, ["queries"]).output.splitlines()
+    full = CliRunner().invoke(cli, ["queries", "--all"]).output.splitlines()
+    assert not any(ln.startswith("lib/") for ln in plain)
+    lib = [ln.split(None, 1) for ln in full if ln.startswith("lib/")]
+    assert [ln.split()[0] for ln in full[: len(plain)]] == [ln.split()[0] for ln in plain]
+    assert {name for name, _ in lib} >= {"lib/gpu_activity", "lib/runtime", "lib/step_instances", "lib/run_metrics"}
+    assert dict(lib)["lib/gpu_activity"].startswith("one row per GPU op (gpu_activity)")

@@ -1,4 +1,4 @@
--- lib/gpu_activity: one row per GPU op (gpu_ops), its category and class, and the GPU each device id is.
+-- lib/gpu_activity: one row per GPU op (gpu_activity), its category and class, and the GPU each device id is.
 -- @requires lib/api
 --
 -- Materialised once per connection so that each analysis scans the Parquet once.
