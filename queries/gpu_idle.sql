@@ -1,5 +1,5 @@
 -- gpu_idle: when is each GPU idle, and what was the launching side doing?
--- @requires lib/caps lib/frames lib/gpu_activity lib/idle lib/runtime lib/step_instances lib/trace_window
+-- @requires lib/caps lib/frames lib/gpu_activity lib/idle lib/runtime lib/step_instances lib/trace_window lib/notes
 --
 -- Run it with `tracekit report` (or tracekit.report.run): that loads the modules on its @requires line first and sets every
 -- getvariable() parameter to its documented default (tracekit/report.py: DEFAULTS).
@@ -197,7 +197,7 @@ SELECT k.trace, k.device, k.gap_start_ns, k.ts_ns AS gap_end_ns, k.ts_ns - k.gap
        CASE WHEN k.cause = 'gpu_wait' AND k.rec_wait THEN k.rec_stream END AS event_record_stream,
        CASE k.cause
            WHEN 'no_launch_record' THEN 'the next op has no launching call in the trace (window trimmed, or runtime '
-                || 'activity not captured: Kineto ProfilerActivity.CPU, nsys --trace=cuda): cause unknown'
+                || 'activity not captured: ' || notes_fix_runtime_short() || '): cause unknown'
            WHEN 'kernel_gap' THEN 'the op was queued on the stream of the op that ended at the gap start: the '
                 || 'ordinary gap between back-to-back ops of a stream (at most kernel_gap_max_ns)'
            WHEN 'queued_dependency' THEN 'the op sat queued (rule Q of queries/gpu_idle.sql) and no stream wait on '

@@ -129,14 +129,6 @@ CREATE OR REPLACE TEMP MACRO _hl_cause_gloss(c) AS CASE c
     WHEN 'before_first_gpu_op' THEN 'no GPU op yet in the trace'
     WHEN 'after_last_gpu_op' THEN 'no later GPU op in the trace' END;
 
--- Why a number is NULL, and which capture option fixes it.
-CREATE OR REPLACE TEMP MACRO _hl_no_rt() AS
-    'no CUDA/HIP runtime rows: Kineto: include ProfilerActivity.CPU; nsys: --trace=cuda';
-CREATE OR REPLACE TEMP MACRO _hl_no_sync() AS
-    'no sync API call captured (Kineto: activities=[CPU, CUDA]; nsys: --trace=cuda): unknown, not zero';
-CREATE OR REPLACE TEMP MACRO _hl_no_gpu() AS
-    'no GPU op launched in these steps (was CUDA activity captured? Kineto: activities=[CPU, CUDA]; nsys: --trace=cuda)';
-
 -- Each step's device idle intervals (gpu_idle.sql's gpu_idle_all, any cause) clipped to its end-to-end
 -- window on each device it ran ops on; the leading edge (window start to the device's first op) takes
 -- the cause its op's rules give (rule_cause: a first op that waited on a stream event is gpu_wait) (steps.sql steps_devices: the same intervals make gpu_idle_ns, so
@@ -275,28 +267,28 @@ WITH _idle AS (
 SELECT trace, step_kind, step_index, row_order, metric, unit, v::DOUBLE AS v, note FROM (
     SELECT s.trace, s.step_kind, s.step_index, m.* FROM _s s, LATERAL (VALUES
         (1, 'CPU span', 'ns', s.wall_ns::DOUBLE, NULL),
-        (2, 'GPU span', 'ns', s.gpu_span_ns::DOUBLE, _hl_no_gpu()),
+        (2, 'GPU span', 'ns', s.gpu_span_ns::DOUBLE, notes_no_gpu_launched()),
         (3, 'end-to-end span', 'ns', s.end_to_end_ns::DOUBLE, NULL),
-        (4, 'GPU busy (union)', 'ns', s.gpu_busy_ns::DOUBLE, _hl_no_gpu()),
-        (5, 'GPU busy / end to end', 'share', s.gpu_busy_share_e2e, _hl_no_gpu()),
-        (6, 'GPU busy / GPU span', 'share', s.gpu_busy_share_span, _hl_no_gpu()),
-        (7, 'GPU op time (kernels, copies, memsets)', 'ns', CASE WHEN s.gpu_ops > 0 THEN s.gpu_op_ns END::DOUBLE, _hl_no_gpu()),
-        (8, 'GPU on other work', 'ns', s.gpu_other_ns::DOUBLE, _hl_no_gpu()),
-        (9, 'GPU idle, end to end', 'ns', s.gpu_idle_ns::DOUBLE, _hl_no_gpu()),
-        (40, 'launches', 'count', s.launches::DOUBLE, _hl_no_rt()),
-        (41, 'graph launches', 'count', s.graph_launches::DOUBLE, _hl_no_rt()),
-        (42, 'graph nodes', 'count', CASE WHEN s.graph_launches IS NOT NULL THEN s.graph_nodes END::DOUBLE, _hl_no_rt()),
-        (50, 'host: launch calls', 'ns', s.host_launch_ns::DOUBLE, _hl_no_rt()),
-        (51, 'host: blocking syncs+copies', 'ns', s.host_blocking_ns::DOUBLE, _hl_no_rt()),
-        (52, 'host: other runtime calls', 'ns', s.host_runtime_other_ns::DOUBLE, _hl_no_rt()),
-        (53, 'host: outside runtime calls', 'ns', s.host_outside_runtime_ns::DOUBLE, _hl_no_rt()),
-        (90, 'sync calls', 'count', s.sync_calls::DOUBLE, _hl_no_sync()),
-        (91, 'sync stall', 'ns', s.sync_stall_ns::DOUBLE, _hl_no_sync())
+        (4, 'GPU busy (union)', 'ns', s.gpu_busy_ns::DOUBLE, notes_no_gpu_launched()),
+        (5, 'GPU busy / end to end', 'share', s.gpu_busy_share_e2e, notes_no_gpu_launched()),
+        (6, 'GPU busy / GPU span', 'share', s.gpu_busy_share_span, notes_no_gpu_launched()),
+        (7, 'GPU op time (kernels, copies, memsets)', 'ns', CASE WHEN s.gpu_ops > 0 THEN s.gpu_op_ns END::DOUBLE, notes_no_gpu_launched()),
+        (8, 'GPU on other work', 'ns', s.gpu_other_ns::DOUBLE, notes_no_gpu_launched()),
+        (9, 'GPU idle, end to end', 'ns', s.gpu_idle_ns::DOUBLE, notes_no_gpu_launched()),
+        (40, 'launches', 'count', s.launches::DOUBLE, notes_no_runtime_rows()),
+        (41, 'graph launches', 'count', s.graph_launches::DOUBLE, notes_no_runtime_rows()),
+        (42, 'graph nodes', 'count', CASE WHEN s.graph_launches IS NOT NULL THEN s.graph_nodes END::DOUBLE, notes_no_runtime_rows()),
+        (50, 'host: launch calls', 'ns', s.host_launch_ns::DOUBLE, notes_no_runtime_rows()),
+        (51, 'host: blocking syncs+copies', 'ns', s.host_blocking_ns::DOUBLE, notes_no_runtime_rows()),
+        (52, 'host: other runtime calls', 'ns', s.host_runtime_other_ns::DOUBLE, notes_no_runtime_rows()),
+        (53, 'host: outside runtime calls', 'ns', s.host_outside_runtime_ns::DOUBLE, notes_no_runtime_rows()),
+        (90, 'sync calls', 'count', s.sync_calls::DOUBLE, notes_no_sync_captured()),
+        (91, 'sync stall', 'ns', s.sync_stall_ns::DOUBLE, notes_no_sync_captured())
     ) m(row_order, metric, unit, v, note)
     UNION ALL
     SELECT s.trace, s.step_kind, s.step_index,
            (10 + dense_rank() OVER (PARTITION BY s.trace, s.step_kind ORDER BY c.cause))::INTEGER,
-           'idle: ' || c.cause, 'ns', CASE WHEN s.gpu_ops > 0 THEN coalesce(i.idle_ns, 0) END::DOUBLE, _hl_no_gpu()
+           'idle: ' || c.cause, 'ns', CASE WHEN s.gpu_ops > 0 THEN coalesce(i.idle_ns, 0) END::DOUBLE, notes_no_gpu_launched()
     FROM _s s JOIN _causes c USING (trace, step_kind)
     LEFT JOIN _idle i ON i.trace = s.trace AND i.step_index = s.step_index AND i.cause = c.cause
 ) WHERE row_order IN (1, 3) OR trace NOT IN (SELECT trace FROM caps WHERE NOT (has_gpu OR has_runtime OR has_sync));
@@ -382,7 +374,7 @@ WITH _ic AS (  -- idle causes per kind, over the steps' end-to-end windows
     -- 1: the step as its user lives it, GPU side: idle and busy over the end-to-end window
     SELECT k.trace, k.step_kind, 1, 0,
            CASE WHEN k.no_gpu_activity THEN upper(notes_no_gpu_activity(k.acts)[1]) || notes_no_gpu_activity(k.acts)[2:]
-                WHEN coalesce(k.ops, 0) = 0 THEN 'GPU idle unknown: ' || _hl_no_gpu()
+                WHEN coalesce(k.ops, 0) = 0 THEN 'GPU idle unknown: ' || notes_no_gpu_launched()
                 ELSE 'GPU idle ' || _hl_pct(k.idle, k.e2e_dev) || ' of the step end to end (' || _hl_t(k.idle / k.n) || ' of '
                      || _hl_t(k.e2e_dev / k.n) || ' per step)' || coalesce(': ' || i.split, '')
                      || CASE WHEN i.top_cause IN ('launch_bound', 'host_busy', 'sync_blocked') AND h.host_phase IS NOT NULL
@@ -405,7 +397,7 @@ WITH _ic AS (  -- idle causes per kind, over the steps' end-to-end windows
     FROM _hl_kind WHERE wall > 0 AND e2e > 1.05 * wall
     UNION ALL
     SELECT k.trace, k.step_kind, CASE WHEN NOT has_sync THEN 4 WHEN coalesce(stall, 0) = 0 THEN 3 ELSE 2 END, coalesce(stall, 0),
-           CASE WHEN NOT has_sync THEN 'Sync stalls unknown: ' || _hl_no_sync()
+           CASE WHEN NOT has_sync THEN 'Sync stalls unknown: ' || notes_no_sync_captured()
                 WHEN coalesce(stall, 0) = 0 THEN 'No blocking sync call inside these steps (sync calls were captured)'
                 ELSE 'Host blocked ' || _hl_t(stall / n) || ' per step in ' || _hl_count(syncs / n, 'blocking sync call')
                      || ' (' || _hl_pct(stall, wall) || ' of the CPU span), mostly ' || y.api || ' ' || _hl_where(y.phase)
@@ -425,7 +417,7 @@ WITH _ic AS (  -- idle causes per kind, over the steps' end-to-end windows
     FROM _hl_kind k LEFT JOIN _sy y USING (trace, step_kind) WHERE NOT k.no_gpu_activity
     UNION ALL
     SELECT trace, step_kind, CASE WHEN has_runtime THEN 2 ELSE 4 END, coalesce(launch_host + glaunch_host, 0),
-           CASE WHEN NOT has_runtime THEN 'Launch counts unknown: ' || _hl_no_rt()
+           CASE WHEN NOT has_runtime THEN 'Launch counts unknown: ' || notes_no_runtime_rows()
                 ELSE 'Launch calls take ' || _hl_t((launch_host + glaunch_host) / n) || ' per step ('
                      || _hl_pct(launch_host + glaunch_host, wall) || ' of the CPU span): '
                      || _hl_count(launches / n, 'kernel launch') || coalesce(', mean ' || _hl_t(launch_host / nullif(launches, 0)), '')

@@ -1,5 +1,5 @@
 -- tokens: what does one ACCEPTED token cost (speculative decoding: draft, verify, acceptance)?
--- @requires steps flops lib/gpu_activity lib/modules lib/token_counts lib/trace_window
+-- @requires steps flops lib/gpu_activity lib/modules lib/token_counts lib/trace_window lib/notes
 --
 -- Run it with `tracekit report` (or tracekit.report.run, or `tracekit sql -f`): queries/lib/ first,
 -- then the set-up of steps.sql and flops.sql (the @requires line; the set-up here reads only
@@ -131,7 +131,7 @@ SELECT w.trace, coalesce(a.steps, 0) AS steps, coalesce(a.steps_counted, 0) AS s
                 WHEN a.steps_counted = 0 THEN 'no accepted-token count in any step: record tracekit.count(accepted=..., drafted=..., batch_size=...) inside each step (the SGLang plugin and samples/spec_decode.py do it under tracekit capture)'
                 WHEN a.accepted = 0 THEN 'no draft token was accepted: per-accepted-token figures are undefined' END,
            CASE WHEN a.steps_counted > 0 AND a.steps_counted < a.steps THEN (a.steps - a.steps_counted) || ' of ' || a.steps || ' steps have no accepted count and are left out' END,
-           CASE WHEN a.steps_counted > 0 AND a.busy_steps = 0 THEN 'no GPU op in the counted steps: GPU figures need CUDA activity (ProfilerActivity.CUDA; nsys --trace=cuda)' END,
+           CASE WHEN a.steps_counted > 0 AND a.busy_steps = 0 THEN 'no GPU op in the counted steps: GPU figures need CUDA activity (' || notes_fix_cuda_activity() || ')' END,
            CASE WHEN a.steps_counted > 0 AND a.d_acc IS NULL THEN 'no drafted count: acceptance_rate needs tracekit.count(drafted=...)' END,
            CASE WHEN a.steps_counted > 0 AND a.b_acc IS NULL THEN 'no batch_size count: mean_accept_len needs tracekit.count(batch_size=...)' END,
            CASE WHEN t.tokens IS NULL AND coalesce(a.steps, 0) > 0 THEN 'no tokens count: record tracekit.count(tokens=...) or pass --tokens-per-step' END,

@@ -148,7 +148,7 @@ FROM _t t JOIN caps k USING (trace) WHERE NOT k.has_gpu
 UNION ALL
 SELECT t.trace, 'no_runtime_rows', CASE WHEN k.has_gpu OR k.has_sync THEN 'warn' ELSE 'info' END, NULL, 'runtime rows = 0', '-',
        'no CUDA/HIP runtime API rows: launches, queueing delay, steps'' launch counts and the phase of every GPU op are '
-       || 'unknown (NULL). Kineto: include ProfilerActivity.CPU; nsys: --trace=cuda'
+       || 'unknown (NULL). ' || notes_fix_runtime()
 FROM _t t JOIN caps k USING (trace) WHERE NOT k.has_runtime
 UNION ALL
 (WITH _dc AS (  -- correlation ids carried by more than one runtime call

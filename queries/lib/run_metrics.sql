@@ -1,5 +1,5 @@
 -- lib/run_metrics: the numbers of ONE run that compare.sql and diff.sql put side by side.
--- @requires collectives comm lib/caps lib/gpu_activity lib/idle lib/token_counts lib/trace_window steps
+-- @requires collectives comm lib/caps lib/gpu_activity lib/idle lib/token_counts lib/trace_window steps lib/notes
 --
 -- A run is one label's traces (one file, or a folder of ranks). tracekit.compare executes this
 -- file once per run, after queries/lib/ and the set-up part of steps.sql, with the views over that
@@ -90,7 +90,7 @@ CREATE OR REPLACE TEMP MACRO _rm_no_step_note() AS
     'no range matched the step pattern ' || getvariable('step_pattern')
     || ': pass --step-pattern, or mark the loop with tracekit.phase("step")';
 CREATE OR REPLACE TEMP MACRO _rm_no_gpu_note() AS
-    'no GPU ops in this run: capture CUDA activity (torch.profiler activities=[CPU, CUDA]; nsys --trace=cuda)';
+    'no GPU ops in this run: capture CUDA activity (' || notes_fix_cuda_torch() || ')';
 
 INSERT INTO run_metrics
 WITH _n AS (
@@ -140,10 +140,10 @@ WITH _n AS (
          _n.no_gpu_note),
         ('launches', 'count', CASE WHEN _n.has_runtime THEN _s.launches / _n.steps END,
          'launching runtime calls in steps (graph launches excluded)',
-         'no CUDA/HIP runtime rows: Kineto: include ProfilerActivity.CPU; nsys: --trace=cuda'),
+         notes_no_runtime_rows()),
         ('sync_stall_ms', 'ms', CASE WHEN _n.has_sync THEN _s.stall_ns / 1e6 / _n.steps END,
          'host time blocked in sync calls in steps',
-         'no sync API call captured: Kineto: activities=[CPU, CUDA]; nsys: --trace=cuda; syncs are unknown, not zero')
+         'no sync API call captured: ' || notes_fix_cuda() || '; syncs are unknown, not zero')
     ) t(m, u, v, num, miss)
     UNION ALL
     SELECT 'step.gpu_busy_share', 'step', 'step', 'gpu_busy_share', 'ratio',
@@ -215,7 +215,7 @@ _ids AS (
         ('ms_per_accepted', 'ms', _tk.wall_ns / 1e6 / nullif(_tk.acc, 0), 'summed step CPU range time', 'accepted draft tokens', NULL),
         ('gpu_ms_per_accepted', 'ms', CASE WHEN _tk.busy_steps > 0 THEN _tk.busy_ns / 1e6 / nullif(_tk.acc, 0) END,
          'summed per-step GPU busy time', 'accepted draft tokens',
-         'no GPU op in the counted steps: capture CUDA activity (ProfilerActivity.CUDA; nsys --trace=cuda)'),
+         'no GPU op in the counted steps: capture CUDA activity (' || notes_fix_cuda_activity() || ')'),
         ('draft_ms_per_accepted', 'ms', _tk.draft_ns / 1e6 / nullif(_tk.acc, 0), 'summed CPU time of the draft ranges',
          'accepted draft tokens', NULL),
         ('tokens_per_s', 'count', _tk.toks / nullif(_tk.tok_span / 1e9, 0), 'tokens counted (accepted + bonus)',
