@@ -1,5 +1,5 @@
 -- phase_time: where does the time of each phase go, on the CPU and on the GPU?
--- @requires lib/api lib/gpu_activity lib/modules lib/runtime
+-- @requires lib/api lib/gpu_activity lib/modules lib/runtime lib/intervals
 --
 -- Run it with `tracekit report` (or tracekit.report.run): that loads the modules on its @requires line first and sets every
 -- getvariable() parameter to its documented default (tracekit/report.py: DEFAULTS).
@@ -43,18 +43,12 @@
 WITH _g AS (  -- GPU ops by their effective phase
     SELECT g.trace, g.device, g.kind, g.ts_ns, g.end_ns, g.dur_ns, p.eff_phase_path AS phase_path, p.phase_source
     FROM gpu_activity g JOIN modules_gpu_phase p USING (gid)
-), _o AS (
-    SELECT trace, device, phase_path, ts_ns, end_ns,
-           max(end_ns) OVER (PARTITION BY trace, device, phase_path ORDER BY ts_ns, end_ns
-                             ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS _prev_end
-    FROM _g
-), _isl AS (
-    SELECT *, sum(CASE WHEN _prev_end IS NULL OR ts_ns > _prev_end THEN 1 ELSE 0 END)
-              OVER (PARTITION BY trace, device, phase_path ORDER BY ts_ns, end_ns ROWS UNBOUNDED PRECEDING) AS _island
-    FROM _o
-), _busy AS (
+), _phase_ops AS (
+    SELECT trace, device, phase_path, ts_ns, end_ns, (trace, device, phase_path) AS grp, 0 AS tie FROM _g
+), _busy AS (  -- the union of the phase's op intervals per device (lib/intervals), summed over devices
     SELECT trace, phase_path, sum(e - s) AS gpu_busy_ns FROM (
-        SELECT trace, device, phase_path, _island, min(ts_ns) AS s, max(end_ns) AS e FROM _isl GROUP BY ALL
+        SELECT trace, device, phase_path, island, min(ts_ns) AS s, max(end_ns) AS e
+        FROM intervals_union(_phase_ops) GROUP BY ALL
     ) GROUP BY ALL
 ), _ops AS (
     SELECT trace, phase_path, sum(dur_ns) AS gpu_op_ns, count(*) AS gpu_ops,

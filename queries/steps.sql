@@ -1,5 +1,5 @@
 -- steps: what does one step cost, and where does its time go?
--- @requires lib/caps lib/gpu_activity lib/idle lib/modules lib/runtime lib/step_instances
+-- @requires lib/caps lib/gpu_activity lib/idle lib/modules lib/runtime lib/step_instances lib/intervals
 --
 -- Run it with `tracekit report` (or tracekit.report.run): that loads the modules on its @requires line first and sets every
 -- getvariable() parameter to its documented default (tracekit/report.py: DEFAULTS).
@@ -185,18 +185,12 @@ CREATE OR REPLACE TEMP MACRO steps_rel_phase(pp, step_path) AS CASE
 -- max(step end, last end of the step's GPU ops on any device)]: lib/idle's idle_intervals (the gaps and
 -- the trace window's edges, exactly the intervals gpu_idle.sql's gpu_idle_all classifies), clipped to W.
 CREATE OR REPLACE TEMP TABLE steps_devices AS
-WITH _o AS (
-    SELECT trace, step_index, device, ts_ns, end_ns,
-           max(end_ns) OVER (PARTITION BY trace, step_index, device ORDER BY ts_ns, end_ns
-                             ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS _prev_end
-    FROM steps_gpu
-), _isl AS (
-    SELECT *, sum(CASE WHEN _prev_end IS NULL OR ts_ns > _prev_end THEN 1 ELSE 0 END)
-              OVER (PARTITION BY trace, step_index, device ORDER BY ts_ns, end_ns ROWS UNBOUNDED PRECEDING) AS _island
-    FROM _o
-), _busy AS (
+WITH _step_ops AS (
+    SELECT trace, step_index, device, ts_ns, end_ns, (trace, step_index, device) AS grp, 0 AS tie FROM steps_gpu
+), _busy AS (  -- the union of the step's op intervals per device (lib/intervals)
     SELECT trace, step_index, device, sum(e - s) AS busy_ns FROM (
-        SELECT trace, step_index, device, _island, min(ts_ns) AS s, max(end_ns) AS e FROM _isl GROUP BY ALL
+        SELECT trace, step_index, device, island, min(ts_ns) AS s, max(end_ns) AS e
+        FROM intervals_union(_step_ops) GROUP BY ALL
     ) GROUP BY ALL
 ), _d AS (
     SELECT trace, step_index, device, min(ts_ns) AS s, max(end_ns) AS e FROM steps_gpu GROUP BY ALL

@@ -1,5 +1,5 @@
 -- lib/idle: the GPU's busy time and idle intervals per device (the union of all its streams).
--- @requires lib/gpu_activity lib/trace_window
+-- @requires lib/gpu_activity lib/trace_window lib/intervals
 --
 -- Private: _gap_rows. Public (temp tables):
 --   _gap_rows  GPU ops that start after every earlier op of their device has ended: gid, trace,
@@ -12,12 +12,9 @@
 --            'leading': before the device's first op, 'trailing': after its last).
 
 CREATE OR REPLACE TEMP TABLE _gap_rows AS
-SELECT gid, trace, device, ts_ns, gap_start_ns FROM (
-    SELECT gid, trace, device, ts_ns,
-           max(end_ns) OVER (PARTITION BY trace, device ORDER BY ts_ns, end_ns, row_id
-                             ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS gap_start_ns
-    FROM gpu_activity)
-WHERE gap_start_ns IS NOT NULL AND ts_ns > gap_start_ns;
+WITH _device_ops AS (SELECT gid, trace, device, ts_ns, end_ns, (trace, device) AS grp, row_id AS tie FROM gpu_activity)
+SELECT gid, trace, device, ts_ns, prev_end_ns AS gap_start_ns FROM intervals_union(_device_ops)
+WHERE prev_end_ns IS NOT NULL AND ts_ns > prev_end_ns;
 
 CREATE OR REPLACE TEMP TABLE idle_device_busy AS
 SELECT s.trace, s.device, s.first_ns, s.last_ns, (s.last_ns - s.first_ns) - coalesce(g.gap_ns, 0) AS busy_ns
