@@ -8,7 +8,7 @@
 -- (tracekit/noise.py over lib/run_metrics.sql's run_metrics_step_values: per metric and run, the ratio of
 -- per-step medians to the baseline's, its 95% bootstrap interval and rank-test p-value). No parameters.
 --
--- Set-up (private, also read by diff.sql):
+-- Set-up (_labels private; compare_matrix public, read by diff.sql):
 --   _labels  label, label_index of every run
 --   compare_matrix  every metric of any run, for every run (label x metric), with the value filled in:
 --            a run where a phase or kernel does not occur gets 0 for sums (additive) and NULL for

@@ -26,7 +26,7 @@
 -- with equal start and end: the one of higher row_id is taken as the inner one.
 --
 -- Inputs: events (python rows), runtime_calls (queries/lib/).
--- Outputs (temp tables, private):
+-- Tables (`_x` private to this file; frames_* public):
 --   _pyu        the user frames: trace, tid, ts_ns, end_ns, row_id (names stay in events: joined back last)
 --   _frame_at   per trace and thread, a step function: from t_ns on, until the thread's next row, the
 --               innermost open user frame is frame_row_id (the python row's row_id; NULL: none open),

@@ -27,7 +27,7 @@
 --                 type the op runs on (the innermost typed lambda's argument, or the wrapper's first type)
 --               Names of one family may still share a short name (two `direct_copy` lambdas of one dtype):
 --               outputs keep one row per full name, and the full name is beside the short one.
--- Output (temp table, private): kernel_names  one row per distinct (kind, name) of gpu_activity_names: kind, name,
+-- Output (temp table, public): kernel_names  one row per distinct (kind, name) of gpu_activity_names: kind, name,
 --   category, demangled, short_name (memcpy/memset: their name).
 CREATE OR REPLACE TEMP MACRO _ks_body(d) AS regexp_replace(d, '^(void |std::enable_if<[^<>]*>::type )', '');
 CREATE OR REPLACE TEMP MACRO _ks_strip(s) AS regexp_replace(s, '(\(anonymous namespace\)|<unnamed>|[A-Za-z_]\w*)::', '', 'g');

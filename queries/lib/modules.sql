@@ -34,7 +34,7 @@
 --   (when the path holds only the step: the phase tree's '(other)'), or NULL when there is neither.
 --   A CUDA-graph replay takes the effective phase of its graph launch, as it takes the launch's range phase.
 --
--- Outputs (temp tables and macros, private):
+-- Tables and macros (`_x` private to this file; modules_* public):
 --   _mod_src    per trace with module intervals: source ('module' | 'frame').
 --   modules_intervals     the intervals: trace, pid, tid, row_id, seq, ts_ns, end_ns, dur_ns, label, range_path and
 --               range_phase (the Python row's stored phase_path / phase), module_path, source, and
