@@ -167,3 +167,50 @@ def test_runner_loads_requires_depth_first_once(tmp_path: Path, monkeypatch: pyt
     assert done == {"lib/b", "c", "a"}
     with pytest.raises(ValueError, match=r"@requires cycle x -> y -> x"):
         report.setup_file(con, "x", set())
+
+
+def test_intervals_union_on_hand_made_intervals() -> None:
+    """lib/intervals' macro on intervals whose union is worked out by hand.
+
+    Group 1: [0,10) [5,12) [12,20) touch/overlap -> one island 0..20; [25,30) a second (gap 20..25);
+    [26,27) inside it. Group 2: [3,4) [3,4) (equal: tie decides the order) -> one island of length 1."""
+    import duckdb
+
+    con = duckdb.connect()
+    report._exec_script(con, (report.QUERY_DIR / "lib" / "intervals.sql").read_text())
+    got = con.execute("""
+        WITH iv(grp, ts_ns, end_ns, tie) AS (VALUES (1, 0, 10, 1), (1, 5, 12, 2), (1, 12, 20, 3), (1, 25, 30, 4),
+                                                    (1, 26, 27, 5), (2, 3, 4, 7), (2, 3, 4, 6))
+        SELECT grp, tie, prev_end_ns, island FROM intervals_union(iv) ORDER BY grp, ts_ns, end_ns, tie""").fetchall()
+    assert got == [(1, 1, None, 1), (1, 2, 10, 1), (1, 3, 12, 1), (1, 4, 20, 2), (1, 5, 30, 2),
+                   (2, 6, None, 1), (2, 7, 4, 1)]
+    lengths = con.execute("""
+        WITH iv(grp, ts_ns, end_ns, tie) AS (VALUES (1, 0, 10, 1), (1, 5, 12, 2), (1, 12, 20, 3), (1, 25, 30, 4),
+                                                    (1, 26, 27, 5), (2, 3, 4, 7), (2, 3, 4, 6))
+        SELECT grp, sum(e - s) FROM (SELECT grp, island, min(ts_ns) AS s, max(end_ns) AS e FROM intervals_union(iv)
+                                     GROUP BY ALL) GROUP BY grp ORDER BY grp""").fetchall()
+    assert lengths == [(1, 25), (2, 1)]  # 20 + 5; 1
+
+
+@pytest.mark.parametrize("expr, want", [
+    ("notes_no_runtime_rows()", "no CUDA/HIP runtime rows: Kineto: include ProfilerActivity.CPU; nsys: --trace=cuda"),
+    ("notes_no_sync_captured()",
+     "no sync API call captured (Kineto: activities=[CPU, CUDA]; nsys: --trace=cuda): unknown, not zero"),
+    ("notes_no_gpu_launched()", "no GPU op launched in these steps (was CUDA activity captured? "
+                                "Kineto: activities=[CPU, CUDA]; nsys: --trace=cuda)"),
+    ("notes_fix_cuda_activity()", "ProfilerActivity.CUDA; nsys --trace=cuda"),
+    ("notes_fix_cuda_torch()", "torch.profiler activities=[CPU, CUDA]; nsys --trace=cuda"),
+    ("notes_fix_runtime_short()", "Kineto ProfilerActivity.CPU, nsys --trace=cuda"),
+    ("notes_no_gpu_activity(NULL)", "no GPU activity in this run (no GPU op, no CUDA/HIP runtime call, no sync record): "
+                                    "a CPU-only run, or CUDA activity was not captured (Kineto activities=[CPU, CUDA], "
+                                    "nsys --trace=cuda)"),
+])
+def test_notes_keep_the_words_the_report_prints(expr: str, want: str) -> None:
+    """lib/notes' macros replaced literals that the report's JSON carries: each must say exactly what the
+    literal said (the texts here are copied from the files before the macros existed, not from the macros).
+    Rewording a note is allowed, but then here too and on purpose (the report's output changes)."""
+    import duckdb
+
+    con = duckdb.connect()
+    report._exec_script(con, (report.QUERY_DIR / "lib" / "notes.sql").read_text())
+    assert con.execute(f"SELECT {expr}").fetchone()[0] == want
