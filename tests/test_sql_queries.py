@@ -170,3 +170,16 @@ def test_queries_all_lists_the_building_blocks_after_the_analyses() -> None:
     assert [ln.split()[0] for ln in full[: len(plain)]] == [ln.split()[0] for ln in plain]
     assert {name for name, _ in lib} >= {"lib/gpu_activity", "lib/runtime", "lib/step_instances", "lib/run_metrics"}
     assert dict(lib)["lib/gpu_activity"].startswith("one row per GPU op (gpu_activity)")
+
+
+def test_a_script_reading_an_undeclared_module_is_told_the_line_to_add(planted_parquet: Path, tmp_path: Path) -> None:
+    """Nothing is loaded that a file does not ask for: reading gpu_activity without `-- @requires lib/gpu_activity`
+    is one error line naming that line (exit 2), and with the line the script runs (11 GPU ops: tests/planted.py)."""
+    script = tmp_path / "mine.sql"
+    script.write_text("-- my query\nSELECT count(*) AS n FROM gpu_activity\n")
+    r = CliRunner().invoke(cli, ["sql", str(planted_parquet), "-f", str(script)])
+    assert r.exit_code == 2
+    assert "(queries/lib/gpu_activity.sql makes it: add `-- @requires lib/gpu_activity` to mine.sql)" in r.output
+    assert len(r.output.strip().splitlines()) == 1 and "Traceback" not in r.output
+    script.write_text("-- my query\n-- @requires lib/gpu_activity\nSELECT count(*) AS n FROM gpu_activity\n")
+    assert _sql([str(planted_parquet), "-f", str(script)], tmp_path) == [[{"n": 11}]]

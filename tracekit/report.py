@@ -180,6 +180,23 @@ def modules_under(name: str) -> set[str]:
     return out
 
 
+_CREATES = re.compile(r"^CREATE\s+OR\s+REPLACE\s+TEMP\s+(?:TABLE|VIEW|MACRO)\s+([A-Za-z]\w*)", re.MULTILINE | re.IGNORECASE)
+_MISSING = re.compile(r"(?:Table|Function) with name (\w+) does not exist")
+
+
+def module_making(error: str) -> str | None:
+    """The shipped module whose public table or macro a DuckDB "does not exist" ``error`` names, else None:
+    a user's script that reads ``gpu_activity`` without ``-- @requires lib/gpu_activity`` is told which line
+    to add (nothing is loaded that a file does not ask for)."""
+    m = _MISSING.search(error)
+    if m is None:
+        return None
+    for p in sorted(QUERY_DIR.rglob("*.sql")):
+        if m.group(1) in _CREATES.findall(p.read_text()):
+            return p.relative_to(QUERY_DIR).with_suffix("").as_posix()
+    return None
+
+
 def register_udfs(con: duckdb.DuckDBPyConnection) -> None:
     """What the queries need from Python: the table ``_demangled`` of the traces' mangled kernel names and
     their readings by the C++ runtime's demangler (tracekit.demangle; not an analysis)."""

@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
+import duckdb  # tracekit.store imports it anyway: no start-up cost
 
 from tracekit.render import print_result, print_rows
 from tracekit.store import connect
 
 if TYPE_CHECKING:
-    import duckdb
     import pandas as pd
 
 
@@ -119,6 +119,28 @@ def command(traces: tuple[str, ...], query: str | None, file: str | None, output
             raise click.UsageError("give the SQL as the last argument, with -q, -f FILE or --query NAME")
     con = connect(paths)
     con.execute("SET enable_progress_bar = false")
+    try:
+        _run(con, sql, path, params, output, fmt, limit)
+    except duckdb.CatalogException as e:
+        _missing_module(e, path)
+        raise
+
+
+def _missing_module(e: Exception, path: Path | None) -> None:
+    """Raise a TraceError that names the `-- @requires` line to add when the SQL read a shipped module's table."""
+    from tracekit import report
+    from tracekit.errors import TraceError
+
+    module = report.module_making(str(e))
+    if module is not None:
+        fix = (f"add `-- @requires {module}` to {path.name}" if path is not None
+               else f"write the query to a file that starts with `-- @requires {module}` and run it with -f")
+        raise TraceError(path or "query", f"{str(e).splitlines()[0]} (queries/{module}.sql makes it: {fix})") from None
+
+
+def _run(con: duckdb.DuckDBPyConnection, sql: str | None, path: Path | None, params: tuple[str, ...],
+         output: str | None, fmt: str, limit: int) -> None:
+    """Run ad-hoc SQL, or a file (shipped or the user's) after the modules it requires."""
     if path is None:
         _emit(con.execute(sql), fmt, limit)
         return
