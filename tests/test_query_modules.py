@@ -177,7 +177,7 @@ def test_intervals_union_on_hand_made_intervals() -> None:
     import duckdb
 
     con = duckdb.connect()
-    report._exec_script(con, (report.QUERY_DIR / "lib" / "intervals.sql").read_text())
+    con.execute((report.QUERY_DIR / "lib" / "intervals.sql").read_text())
     got = con.execute("""
         WITH iv(grp, ts_ns, end_ns, tie) AS (VALUES (1, 0, 10, 1), (1, 5, 12, 2), (1, 12, 20, 3), (1, 25, 30, 4),
                                                     (1, 26, 27, 5), (2, 3, 4, 7), (2, 3, 4, 6))
@@ -196,14 +196,14 @@ def test_intervals_union_on_hand_made_intervals() -> None:
     ("notes_no_runtime_rows()", "no CUDA/HIP runtime rows: Kineto: include ProfilerActivity.CPU; nsys: --trace=cuda"),
     ("notes_no_sync_captured()",
      "no sync API call captured (Kineto: activities=[CPU, CUDA]; nsys: --trace=cuda): unknown, not zero"),
-    ("notes_no_gpu_launched()", "no GPU op launched in these steps (was CUDA activity captured? "
-                                "Kineto: activities=[CPU, CUDA]; nsys: --trace=cuda)"),
+    ("notes_no_gpu_launched()", ("no GPU op launched in these steps (was CUDA activity captured? "
+                                 "Kineto: activities=[CPU, CUDA]; nsys: --trace=cuda)")),
     ("notes_fix_cuda_activity()", "ProfilerActivity.CUDA; nsys --trace=cuda"),
     ("notes_fix_cuda_torch()", "torch.profiler activities=[CPU, CUDA]; nsys --trace=cuda"),
     ("notes_fix_runtime_short()", "Kineto ProfilerActivity.CPU, nsys --trace=cuda"),
-    ("notes_no_gpu_activity(NULL)", "no GPU activity in this run (no GPU op, no CUDA/HIP runtime call, no sync record): "
-                                    "a CPU-only run, or CUDA activity was not captured (Kineto activities=[CPU, CUDA], "
-                                    "nsys --trace=cuda)"),
+    ("notes_no_gpu_activity(NULL)", ("no GPU activity in this run (no GPU op, no CUDA/HIP runtime call, no sync record): "
+                                     "a CPU-only run, or CUDA activity was not captured (Kineto activities=[CPU, CUDA], "
+                                     "nsys --trace=cuda)")),
 ])
 def test_notes_keep_the_words_the_report_prints(expr: str, want: str) -> None:
     """lib/notes' macros replaced literals that the report's JSON carries: each must say exactly what the
@@ -212,5 +212,5 @@ def test_notes_keep_the_words_the_report_prints(expr: str, want: str) -> None:
     import duckdb
 
     con = duckdb.connect()
-    report._exec_script(con, (report.QUERY_DIR / "lib" / "notes.sql").read_text())
+    con.execute((report.QUERY_DIR / "lib" / "notes.sql").read_text())
     assert con.execute(f"SELECT {expr}").fetchone()[0] == want
