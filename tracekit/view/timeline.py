@@ -54,11 +54,12 @@ WIDE_LABEL_PX = 70  # ... narrower than this: its label is dropped on a page und
 
 def query(con: duckdb.DuckDBPyConnection, rows: bool = False) -> dict[str, Any]:
     """Run ``queries/timeline.sql`` on a connection where ``tracekit.report.run`` ran steps.sql
-    (its temp tables are there: ``done`` keeps the ``@requires steps`` set-up from running twice).
+    (its temp tables are there, and those of every module steps.sql and timeline.sql require: ``done`` keeps
+    them from being built twice, which would also renumber gpu_activity's gid under the tables that hold it).
     ``rows``: :class:`~tracekit.view.rows.Rows` instead of DataFrames (``report --html``: no pandas)."""
-    from tracekit.report import run_file
+    from tracekit.report import modules_under, run_file
 
-    return run_file(con, "timeline", done={"steps"}, rows=rows)
+    return run_file(con, "timeline", done=modules_under("timeline") - {"timeline"}, rows=rows)
 
 
 # ----------------------------------------------------------------------------- colours
