@@ -1,7 +1,7 @@
 -- lib/api: the class of every CUDA/HIP runtime and driver API call (api_classes), the one list of names.
 --
--- Every analysis asks this table (through lib/runtime's runtime_calls.api_class, computed once per
--- distinct name), never its own list of names.
+-- A module of its own, apart from lib/runtime: lib/gpu_activity needs api_is_graph_launch, and lib/runtime's
+-- runtime_calls needs gpu_activity (which calls launched an op), so one file would require itself.
 -- Public: api_classes (ord, api_class, pattern), api_class_of(name), api_is_graph_launch(name).
 
 -- Every CUDA/HIP runtime and driver API call has ONE class, from this table: the first row (by `ord`)

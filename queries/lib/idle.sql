@@ -1,7 +1,7 @@
 -- lib/idle: the GPU's busy time and idle intervals per device (the union of all its streams).
 -- @requires lib/gpu_activity lib/trace_window lib/intervals
 --
--- Private: _gap_rows. Public (temp tables):
+-- Tables (_gap_rows private to this file; idle_* public):
 --   _gap_rows  GPU ops that start after every earlier op of their device has ended: gid, trace,
 --            device, ts_ns, gap_start_ns (the latest end before them). The gaps between them are
 --            the device's idle intervals inside its GPU window (union of all streams).

@@ -2,8 +2,8 @@
 -- @requires lib/api lib/gpu_activity
 --
 -- Public (temp table):
---   runtime_calls      runtime rows with end_ns, phase_path ('(none)' when NULL), api_class (api_classes
---            below) and flags is_sync (class blocking or stream_wait), blocking (class blocking:
+--   runtime_calls      runtime rows with end_ns, phase_path ('(none)' when NULL), api_class (lib/api's
+--            api_classes) and flags is_sync (class blocking or stream_wait), blocking (class blocking:
 --            the host waits in it), launched (>= 1 GPU op has its correlation).
 
 -- The class of each distinct API name is looked up once, not once per call.
