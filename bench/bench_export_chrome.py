@@ -4,7 +4,7 @@ Usage: python bench/bench_export_chrome.py TRACE.parquet [--steps 2:3] [--phase 
 
 Prints wall seconds (median of N), events written, events per second and the process's peak RSS
 after all runs. The whole-trace export is the worst case (every row rendered in Python); a slice
-costs _common.sql plus the selection, whatever the trace size.
+costs the lib/ modules plus the selection, whatever the trace size.
 """
 
 from __future__ import annotations

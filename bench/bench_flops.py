@@ -5,7 +5,7 @@ matmul ops have no FLOPs and the formulas never run. This tiles a converted trac
 shapes (default: TraceLens's H100 trace, 193 counted ops per copy) COPIES times, shifting times
 past the previous copy and offsetting correlation / External id / seq so links stay one-to-one,
 and keeps its Parquet metadata (the GPU name). Then it times, median of --repeat runs:
-the `flops` analysis alone (as inside a report, after _common.sql) and report.run with and without it.
+the `flops` analysis alone (as inside a report, after the lib/ modules it requires) and report.run with and without it.
 
     python bench/bench_flops.py SRC.parquet --copies 120 --out /tmp/flops_big.parquet
 """

@@ -2,9 +2,9 @@
 
 Usage: python bench/bench_report.py TRACE.parquet [--repeat N] [--rows] [--html]
 
-Prints, per run: wall seconds of the whole report (``tracekit.report.run``: views, _common.sql
+Prints, per run: wall seconds of the whole report (``tracekit.report.run``: views, the lib/ modules
 and every analysis, results fetched into pandas), then each file separately (as timed inside
-the same run, so _common.sql's temp tables are shared as they are in a real report), and the
+the same run, so the lib/ modules' temp tables are shared as they are in a real report), and the
 JSON/HTML rendering. ``--rows``: results fetched as tracekit.rows.Rows, as the terminal and
 JSON report do (no pandas; issue 14). Issue #4's bar: whole report < 5 s, every single query < 1 s.
 """

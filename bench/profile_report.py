@@ -50,10 +50,10 @@ def main() -> None:
     orig_setup, orig_run_sql = report.setup_file, report.run_sql
     report._exec_script = _timed_exec  # type: ignore[assignment]
 
-    def setup_file(con: Any, name: str, done: set[str]) -> Any:
+    def setup_file(con: Any, name: str, done: set[str], *path: Any) -> Any:  # path: report's cycle guard
         prev, _FILE[0] = _FILE[0], name
         try:
-            return orig_setup(con, name, done)
+            return orig_setup(con, name, done, *path)
         finally:
             _FILE[0] = prev
 
@@ -75,7 +75,7 @@ def main() -> None:
 
     report.setup_file = setup_file  # type: ignore[assignment]
     report.run_sql = run_sql  # type: ignore[assignment]
-    _FILE[0] = "_common"
+    _FILE[0] = "prepare"
     t0 = time.perf_counter()
     con = duckdb.connect() if a.html else None
     res = report.run([a.trace], con=con, rows=not a.html)

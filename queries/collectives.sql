@@ -1,9 +1,10 @@
 -- collectives: one row per collective call (type, group, size, bandwidth), and the same calls
 -- matched across ranks: who arrives late, who waits, how far each rank's steps are skewed.
+-- @requires lib/gpu_activity lib/step_instances lib/trace_window
 --
--- Run it with `tracekit report` (or tracekit.report.run): that loads _common.sql first.
+-- Run it with `tracekit report` (or tracekit.report.run): that loads the modules on its @requires line first.
 --
--- A collective call = one communication kernel (op_class 'communication' in _common.sql's _gpu_names). Its
+-- A collective call = one communication kernel (op_class 'communication' in lib/gpu_activity's gpu_activity_names). Its
 -- facts come from, first to last: the kernel's own Kineto args (torch >= 2.1: `Collective name`,
 -- `In msg nelems`, `Out msg nelems`, `dtype`, `Group size`, `Process Group Name`/`Description`/
 -- `Ranks`, `Seq`); the `record_param_comms` cpu_op with the same External id (older torch); for the
@@ -37,7 +38,7 @@
 -- Calls the reference rank does not hold are not matched. The `alignment` output gives each trace's
 -- shift and the largest residual misfit of matched ends after it (a quality check).
 --
--- Inputs: kernels, events (record_param_comms cpu_ops), trace_ranks; _steps, _window, _gpu_names (from _common.sql).
+-- Inputs: kernels, events (record_param_comms cpu_ops), trace_ranks; step_instances, trace_window, gpu_activity_names (queries/lib/).
 -- Parameters: getvariable('rank_align') ('collective_end' | 'none').
 --
 -- Output `collectives` (one row per call): trace, device, rank, stream, ts_ns, dur_ns, coll_type,
@@ -117,13 +118,13 @@ CREATE OR REPLACE TEMP TABLE _cl_steps AS
 SELECT trace, step_index, ts_ns, end_ns,
        CASE WHEN count(*) OVER (PARTITION BY trace, name) = 1 AND regexp_matches(name, '[0-9]') THEN name
             ELSE step_kind || '#' || row_number() OVER (PARTITION BY trace, step_kind ORDER BY ts_ns, seq) END AS step_key
-FROM _steps;
+FROM step_instances;
 
 CREATE OR REPLACE TEMP TABLE _cl AS
 WITH _k AS (
     SELECT trace, coalesce(device, -1) AS device, stream, name, ts_ns, greatest(dur_ns, 0) AS dur_ns, external_id,
            coalesce(phase_path, '(none)') AS phase_path, coalesce(launch_ts_ns, ts_ns) AS at_ns, args
-    FROM kernels WHERE (kind, name) IN (SELECT kind, name FROM _gpu_names WHERE op_class = 'communication')
+    FROM kernels WHERE (kind, name) IN (SELECT kind, name FROM gpu_activity_names WHERE op_class = 'communication')
 ), _rpc AS (
     SELECT trace, external_id, any_value(args) AS args FROM events
     WHERE kind = 'cpu_op' AND name = 'record_param_comms' AND external_id IS NOT NULL GROUP BY ALL
@@ -164,7 +165,7 @@ FROM _t t ASOF LEFT JOIN _cl_steps s ON t.trace = s.trace AND t.at_ns >= s.ts_ns
 
 -- Ranks: traces (rank from metadata, name, or position) and (trace, device) units that ran collectives.
 CREATE OR REPLACE TEMP TABLE _cl_trace AS
-WITH _t AS (SELECT trace FROM _window)
+WITH _t AS (SELECT trace FROM trace_window)
 SELECT t.trace, coalesce(r.rank, TRY_CAST(regexp_extract(t.trace, '(?i)rank[-_]?([0-9]+)', 1) AS INTEGER),
                          (dense_rank() OVER (ORDER BY t.trace) - 1)::INTEGER) AS rank,
        CASE WHEN r.rank IS NOT NULL THEN 'metadata' WHEN regexp_matches(t.trace, '(?i)rank[-_]?[0-9]+') THEN 'trace name'
@@ -201,7 +202,7 @@ WITH _ref AS (
     SELECT trace, count(*) AS matched_calls, quantile_disc(d, 0.5) AS med FROM _d GROUP BY trace
 ), _t AS (
     SELECT DISTINCT k.trace FROM _cl_key0 k
-    UNION SELECT DISTINCT trace FROM _steps WHERE (SELECT count(DISTINCT trace) FROM _steps) >= 2
+    UNION SELECT DISTINCT trace FROM step_instances WHERE (SELECT count(DISTINCT trace) FROM step_instances) >= 2
 )
 SELECT t.trace, tr.rank,
        CASE WHEN getvariable('rank_align') = 'none' THEN 'none' WHEN o.matched_calls > 0 THEN 'collective_end' ELSE 'none' END AS method,
@@ -243,7 +244,7 @@ SELECT trace, device, rank, clock_unit, ts_ns, dur_ns, end_ns, coll_type, pgk AS
 FROM _a WHERE seq IS NOT NULL OR (trace, device) IN (SELECT (trace, device) FROM _ru)
 UNION ALL SELECT * FROM _m;
 
-CREATE OR REPLACE TEMP TABLE _cl_w AS
+CREATE OR REPLACE TEMP TABLE collectives_waits AS
 WITH _a AS (
     SELECT k.*, k.ts_ns - a.offset_ns AS arrival_ns, k.end_ns - a.offset_ns AS aend_ns
     FROM _cl_key k JOIN _cl_align a USING (trace)
@@ -256,14 +257,14 @@ SELECT a.*, m.ranks, m.first_arrival_ns, m.last_arrival_ns, m.last_rank, m.last_
        m.last_arrival_ns - a.arrival_ns AS wait_ns, a.arrival_ns - m.first_arrival_ns AS behind_ns
 FROM _a a JOIN _m m USING (match_key);
 
-CREATE OR REPLACE TEMP TABLE _cl_rs AS
+CREATE OR REPLACE TEMP TABLE collectives_rank_steps AS
 WITH _w AS (
-    SELECT trace, step_key, sum(wait_ns) AS wait_ns, sum(behind_ns) AS late_ns FROM _cl_w WHERE step_key IS NOT NULL GROUP BY ALL
+    SELECT trace, step_key, sum(wait_ns) AS wait_ns, sum(behind_ns) AS late_ns FROM collectives_waits WHERE step_key IS NOT NULL GROUP BY ALL
 )
 SELECT s.step_key, s.trace, a.rank, s.ts_ns - a.offset_ns AS start_ns, s.end_ns - a.offset_ns AS end_ns,
        s.end_ns - s.ts_ns AS wall_ns, coalesce(w.wait_ns, 0)::BIGINT AS wait_ns, coalesce(w.late_ns, 0)::BIGINT AS late_ns
 FROM _cl_steps s JOIN _cl_align a USING (trace) LEFT JOIN _w w USING (trace, step_key)
-WHERE (SELECT count(DISTINCT trace) FROM _steps) >= 2;
+WHERE (SELECT count(DISTINCT trace) FROM step_instances) >= 2;
 
 -- @output collectives
 SELECT c.trace, c.device, u.rank, c.stream, c.ts_ns, c.dur_ns, c.coll_type, c.type_source, c.pg_name, c.pg_desc,
@@ -290,7 +291,7 @@ FROM _cl GROUP BY ALL ORDER BY trace, device, total_ns DESC, phase_path NULLS LA
 -- @output alignment
 WITH _r AS (
     SELECT w.trace, max(abs(w.aend_ns - r.aend_ns)) AS residual_ns
-    FROM _cl_w w JOIN _cl_w r ON r.match_key = w.match_key AND r.clock_unit
+    FROM collectives_waits w JOIN collectives_waits r ON r.match_key = w.match_key AND r.clock_unit
          AND r.trace = (SELECT trace FROM _cl_align WHERE reference)
     WHERE w.clock_unit GROUP BY w.trace
 )
@@ -309,26 +310,26 @@ SELECT match_key, CASE WHEN bool_or(match_by = 'seq') THEN 'seq' ELSE 'nearest_e
        any_value(last_arrival_ns - first_arrival_ns) AS arrival_skew_ns, any_value(last_rank) AS last_rank,
        any_value(late_ns) AS late_ns, sum(wait_ns)::BIGINT AS total_wait_ns, avg(dur_ns) AS mean_dur_ns,
        arg_min(step_key, rank) AS step_key
-FROM _cl_w GROUP BY match_key ORDER BY first_arrival_ts_ns, match_key;
+FROM collectives_waits GROUP BY match_key ORDER BY first_arrival_ts_ns, match_key;
 
 -- @output waits
 SELECT match_key, trace, device, rank, arrival_ns AS arrival_ts_ns, behind_ns, wait_ns, dur_ns, wait_ns / nullif(dur_ns, 0) AS wait_share
-FROM _cl_w ORDER BY first_arrival_ns, match_key, rank;
+FROM collectives_waits ORDER BY first_arrival_ns, match_key, rank;
 
 -- @output by_rank
-WITH _c AS (SELECT match_key, sum(wait_ns) AS total_wait FROM _cl_w GROUP BY match_key)
+WITH _c AS (SELECT match_key, sum(wait_ns) AS total_wait FROM collectives_waits GROUP BY match_key)
 SELECT w.trace, w.device, w.rank, count(*) AS calls, sum(w.wait_ns)::BIGINT AS wait_ns,
        count(*) FILTER (WHERE w.wait_ns = 0 AND w.rank = w.last_rank) AS times_last,
        coalesce(sum(c.total_wait) FILTER (WHERE w.wait_ns = 0 AND w.rank = w.last_rank), 0)::BIGINT AS caused_wait_ns,
        sum(w.behind_ns)::BIGINT AS late_ns
-FROM _cl_w w JOIN _c c USING (match_key)
+FROM collectives_waits w JOIN _c c USING (match_key)
 GROUP BY w.trace, w.device, w.rank ORDER BY w.rank, w.trace, w.device;
 
 -- @output rank_steps
 SELECT step_key, trace, rank, start_ns AS start_ts_ns, end_ns AS end_ts_ns,
        start_ns - min(start_ns) OVER (PARTITION BY step_key) AS start_offset_ns,
        end_ns - min(start_ns) OVER (PARTITION BY step_key) AS end_offset_ns, wall_ns, wait_ns, late_ns
-FROM _cl_rs ORDER BY start_ns, rank;
+FROM collectives_rank_steps ORDER BY start_ns, rank;
 
 -- @output step_skew
 SELECT step_key, count(*) AS ranks, min(start_ns) AS earliest_start_ts_ns, max(start_ns) - min(start_ns) AS start_skew_ns,
@@ -337,16 +338,16 @@ SELECT step_key, count(*) AS ranks, min(start_ns) AS earliest_start_ts_ns, max(s
        CASE WHEN max(end_ns) > min(end_ns) THEN arg_max(rank, end_ns) END AS slowest_rank,
        CASE WHEN max(late_ns) > 0 THEN arg_max(rank, late_ns) END AS late_rank, max(late_ns) AS late_ns,
        max(wait_ns) AS max_wait_ns
-FROM _cl_rs GROUP BY step_key HAVING count(*) >= 2
+FROM collectives_rank_steps GROUP BY step_key HAVING count(*) >= 2
 ORDER BY min(start_ns), step_key;
 
 -- @output straggler
 WITH _br AS (
     SELECT rank, any_value(trace) AS trace, count(*) FILTER (WHERE wait_ns = 0 AND rank = last_rank) AS times_last
-    FROM _cl_w GROUP BY rank
+    FROM collectives_waits GROUP BY rank
 ), _c AS (
     SELECT match_key, sum(wait_ns) AS total_wait, any_value(last_rank) AS last_rank, any_value(late_ns) AS late_ns
-    FROM _cl_w GROUP BY match_key
+    FROM collectives_waits GROUP BY match_key
 ), _by AS (
     SELECT last_rank AS rank, sum(total_wait) AS caused_wait_ns, avg(late_ns) AS late_ns_mean FROM _c GROUP BY last_rank
 ), _pick AS (
@@ -355,7 +356,7 @@ WITH _br AS (
 ), _ss AS (
     SELECT step_key, max(end_ns) - min(end_ns) AS skew_ns,
            CASE WHEN max(end_ns) > min(end_ns) THEN arg_max(rank, end_ns) END AS slowest_rank
-    FROM _cl_rs GROUP BY step_key HAVING count(*) >= 2
+    FROM collectives_rank_steps GROUP BY step_key HAVING count(*) >= 2
 ), _sk AS (
     SELECT count(*) AS steps, avg(skew_ns) AS skew_ns_mean FROM _ss
 )

@@ -1,8 +1,9 @@
 -- comm: exposed communication and memory-copy time per device, per step, per phase.
+-- @requires lib/gpu_activity lib/step_instances
 --
--- Run it with `tracekit report` (or tracekit.report.run): that loads _common.sql first.
+-- Run it with `tracekit report` (or tracekit.report.run): that loads the modules on its @requires line first.
 --
--- Classes of GPU ops (_common.sql op_class): communication (the kernels of category `communication` in
+-- Classes of GPU ops (queries/lib/ op_class): communication (the kernels of category `communication` in
 -- kernel_categories.csv: NCCL/RCCL/HCCL, DeepEP, NVSHMEM, mscclpp, userbuffers, the custom all-reduce kernels
 -- of vLLM/SGLang/AITER and TensorRT-LLM/FlashInfer, kernels named all_to_all/all_gather/reduce_scatter; HTA's
 -- kernel types know only NCCL's names), memory (memcpy and memset) and compute (every other kernel). Per (trace, device) each class's ops are merged into a union of intervals
@@ -21,20 +22,20 @@
 -- measure of any window [a, b) as G(b) - G(a), found with two ASOF joins (steps, and each op for the
 -- per-phase view). Window functions run over the segments once; measured on 64 ranks in BENCHMARKS.md.
 --
--- Inputs: _gpu, _gpu_names, _dev_gpu, _steps (from _common.sql).
+-- Inputs: gpu_activity, gpu_activity_names, gpu_activity_devices, step_instances (queries/lib/).
 --
 -- Output `comm` (one row per trace, device that ran GPU ops; the run total):
 --   gpu_window_ns   first GPU op start to last GPU op end (HTA's kernel_time); DENOMINATOR of *_exposed_share
 --   busy_ns         union of all GPU ops;  compute_ns: union of compute kernels
 --   comm_ops        communication kernels;  comm_ns, comm_overlap_ns, comm_exposed_ns as above
---   gpu             the device as every line names it (_common.sql _dev_gpu: 'GPU 0', 'GPU ? (agent 9)')
+--   gpu             the device as every line names it (lib/gpu_activity gpu_activity_devices: 'GPU 0', 'GPU ? (agent 9)')
 --   comm_libraries  the libraries of its communication kernels (kernel_categories.csv `library`), by time
 --   comm_overlap_share   comm_overlap_ns / comm_ns
 --   comm_exposed_share   comm_exposed_ns / gpu_window_ns
 --                   both NULL, not 0, on a device without communication kernels (HTA's NaN): nothing was
 --                   there to hide or expose, and note says so
 --   mem_ops, mem_ns, mem_overlap_ns, mem_exposed_ns, mem_overlap_share, mem_exposed_share   the same for memcpy/memset
---   steps           step instances of the trace (_steps)
+--   steps           step instances of the trace (step_instances)
 --   comm_exposed_ns_per_step, mem_exposed_ns_per_step   exposed time inside step windows, summed over
 --                   steps, / steps (NULL when no step matched the step pattern: see note)
 --   note            why a value is NULL
@@ -57,17 +58,17 @@
 -- communication kernel for a late peer: collectives.sql `waits` says who); overlap is communication compute hides.
 
 -- The words for "no communication kernel", one place (comm's note, run_metrics' comm.overlap_share note).
-CREATE OR REPLACE TEMP MACRO _cm_no_comm() AS 'no communication kernel (NCCL/RCCL, DeepEP, NVSHMEM, custom all-reduce: '
+CREATE OR REPLACE TEMP MACRO comm_no_comm() AS 'no communication kernel (NCCL/RCCL, DeepEP, NVSHMEM, custom all-reduce: '
     || 'queries/kernel_categories.csv)';
 
 -- Segments [s, e) between consecutive op boundaries of a device, with how many ops of each class run
 -- there: one running sum of packed counters (compute + 2^20 comm + 2^40 memory), then the class
 -- flags. No merge pass: a class runs where its counter is > 0.
-CREATE OR REPLACE TEMP TABLE _cm_seg AS
+CREATE OR REPLACE TEMP TABLE comm_segments AS
 WITH _o AS (
     SELECT trace, device, ts_ns, end_ns,
            CASE op_class WHEN 'compute' THEN 1 WHEN 'communication' THEN 1048576 ELSE 1099511627776 END AS w
-    FROM _gpu WHERE end_ns > ts_ns  -- zero-length ops add no time
+    FROM gpu_activity WHERE end_ns > ts_ns  -- zero-length ops add no time
 ), _b AS (
     SELECT trace, device, t, sum(d)::BIGINT AS d
     FROM (SELECT trace, device, ts_ns AS t, w AS d FROM _o UNION ALL SELECT trace, device, end_ns, -w FROM _o)
@@ -89,21 +90,21 @@ FROM _f;
 -- the last m-segment starting at or before t (an ASOF join): no interval join.
 CREATE OR REPLACE TEMP TABLE _cm_cum AS
 WITH _m AS (
-    SELECT trace, device, 'comp' AS m, s, e FROM _cm_seg WHERE f_comp = 1
-    UNION ALL SELECT trace, device, 'comm', s, e FROM _cm_seg WHERE f_comm = 1
-    UNION ALL SELECT trace, device, 'comm_ov', s, e FROM _cm_seg WHERE f_comm_ov = 1
-    UNION ALL SELECT trace, device, 'mem', s, e FROM _cm_seg WHERE f_mem = 1
-    UNION ALL SELECT trace, device, 'mem_ov', s, e FROM _cm_seg WHERE f_mem_ov = 1
+    SELECT trace, device, 'comp' AS m, s, e FROM comm_segments WHERE f_comp = 1
+    UNION ALL SELECT trace, device, 'comm', s, e FROM comm_segments WHERE f_comm = 1
+    UNION ALL SELECT trace, device, 'comm_ov', s, e FROM comm_segments WHERE f_comm_ov = 1
+    UNION ALL SELECT trace, device, 'mem', s, e FROM comm_segments WHERE f_mem = 1
+    UNION ALL SELECT trace, device, 'mem_ov', s, e FROM comm_segments WHERE f_mem_ov = 1
 )  -- DOUBLE running sums are exact for integer ns below 2^53 and twice as fast as HUGEINT ones
 SELECT trace, device, m, s, e,
        (sum((e - s)::DOUBLE) OVER (PARTITION BY trace, device, m ORDER BY s ROWS UNBOUNDED PRECEDING))::BIGINT - (e - s) AS c
 FROM _m;
 
 -- Per step, device and measure: G(step end) - G(step start).
-CREATE OR REPLACE TEMP TABLE _cm_step AS
+CREATE OR REPLACE TEMP TABLE comm_steps AS
 WITH _sd AS (
     SELECT s.trace, s.step_index, s.name AS step_name, s.ts_ns AS a, s.end_ns AS b, d.device, m.m
-    FROM _steps s JOIN (SELECT DISTINCT trace, device FROM _cm_seg) d USING (trace)
+    FROM step_instances s JOIN (SELECT DISTINCT trace, device FROM comm_segments) d USING (trace)
     CROSS JOIN (VALUES ('comm'), ('comm_ov'), ('mem'), ('mem_ov')) m(m)
 ), _ga AS (
     SELECT x.*, g.c + least(x.a, g.e) - g.s AS ga
@@ -125,14 +126,14 @@ SELECT *, comm_ns - comm_overlap_ns AS comm_exposed_ns, mem_ns - mem_overlap_ns 
 CREATE OR REPLACE TEMP TABLE _cm_ops AS
 WITH _o0 AS (
     SELECT gid, trace, device, op_class, phase_path, ts_ns, end_ns, coalesce(launch_ts_ns, ts_ns) AS at_ns
-    FROM _gpu WHERE op_class <> 'compute'
+    FROM gpu_activity WHERE op_class <> 'compute'
 ), _o AS (  -- the phase relative to the step holding the launch (as steps.phases), so steps add up
     SELECT o.gid, o.trace, o.device, o.op_class, o.ts_ns, o.end_ns,
            CASE WHEN s.end_ns IS NULL OR o.at_ns >= s.end_ns THEN o.phase_path
                 WHEN o.phase_path = s.phase_path THEN '(other)'
                 WHEN starts_with(o.phase_path, s.phase_path || '/') THEN substr(o.phase_path, length(s.phase_path) + 2)
                 ELSE o.phase_path END AS phase_path
-    FROM _o0 o ASOF LEFT JOIN _steps s ON o.trace = s.trace AND o.at_ns >= s.ts_ns
+    FROM _o0 o ASOF LEFT JOIN step_instances s ON o.trace = s.trace AND o.at_ns >= s.ts_ns
 ), _comp AS (
     SELECT trace, device, s, e, c FROM _cm_cum WHERE m = 'comp'
 ), _ga AS (
@@ -147,33 +148,33 @@ FROM _gb;
 
 CREATE OR REPLACE TEMP TABLE _cm_nsteps AS
 SELECT w.trace, count(s.step_index) AS steps
-FROM (SELECT DISTINCT trace FROM _gpu) w LEFT JOIN _steps s USING (trace) GROUP BY w.trace;
+FROM (SELECT DISTINCT trace FROM gpu_activity) w LEFT JOIN step_instances s USING (trace) GROUP BY w.trace;
 
 CREATE OR REPLACE TEMP TABLE _cm_dev AS
 WITH _t AS (
     SELECT trace, device, min(s) AS first_ns, max(e) AS last_ns, sum(len * f_busy) AS busy_ns,
            sum(len * f_comp) AS compute_ns, sum(len * f_comm) AS comm_ns, sum(len * f_comm_ov) AS comm_overlap_ns,
            sum(len * f_mem) AS mem_ns, sum(len * f_mem_ov) AS mem_overlap_ns
-    FROM _cm_seg GROUP BY trace, device
+    FROM comm_segments GROUP BY trace, device
 ), _n AS (
     SELECT trace, device, count(*) FILTER (WHERE op_class = 'communication') AS comm_ops,
            count(*) FILTER (WHERE op_class = 'memory') AS mem_ops
-    FROM _gpu GROUP BY trace, device
+    FROM gpu_activity GROUP BY trace, device
 ), _lib AS (  -- the libraries of a device's communication kernels, most summed time first
     SELECT trace, device, string_agg(library, ', ' ORDER BY t DESC, library) AS comm_libraries
     FROM (SELECT g.trace, g.device, coalesce(n.library, '?') AS library, sum(g.dur_ns) AS t
-          FROM _gpu g JOIN _gpu_names n USING (kind, name) WHERE g.op_class = 'communication' GROUP BY ALL)
+          FROM gpu_activity g JOIN gpu_activity_names n USING (kind, name) WHERE g.op_class = 'communication' GROUP BY ALL)
     GROUP BY ALL
 ), _st AS (
     SELECT trace, device, sum(comm_exposed_ns) AS step_comm_exposed_ns, sum(mem_exposed_ns) AS step_mem_exposed_ns
-    FROM _cm_step GROUP BY trace, device
+    FROM comm_steps GROUP BY trace, device
 )
 SELECT n.trace, n.device, dg.gpu, t.last_ns - t.first_ns AS gpu_window_ns, t.busy_ns, t.compute_ns,
        n.comm_ops, l.comm_libraries, coalesce(t.comm_ns, 0) AS comm_ns, coalesce(t.comm_overlap_ns, 0) AS comm_overlap_ns,
        n.mem_ops, coalesce(t.mem_ns, 0) AS mem_ns, coalesce(t.mem_overlap_ns, 0) AS mem_overlap_ns,
        k.steps, st.step_comm_exposed_ns, st.step_mem_exposed_ns
 FROM _n n LEFT JOIN _t t USING (trace, device) JOIN _cm_nsteps k USING (trace)
-LEFT JOIN _st st USING (trace, device) LEFT JOIN _lib l USING (trace, device) LEFT JOIN _dev_gpu dg USING (trace, device);
+LEFT JOIN _st st USING (trace, device) LEFT JOIN _lib l USING (trace, device) LEFT JOIN gpu_activity_devices dg USING (trace, device);
 
 -- @output comm
 SELECT trace, device, gpu, gpu_window_ns, busy_ns::BIGINT AS busy_ns, compute_ns::BIGINT AS compute_ns,
@@ -189,13 +190,13 @@ SELECT trace, device, gpu, gpu_window_ns, busy_ns::BIGINT AS busy_ns, compute_ns
        CASE WHEN steps > 0 THEN coalesce(step_comm_exposed_ns, 0) / steps END AS comm_exposed_ns_per_step,
        CASE WHEN steps > 0 THEN coalesce(step_mem_exposed_ns, 0) / steps END AS mem_exposed_ns_per_step,
        concat_ws('; ',
-           CASE WHEN comm_ops = 0 THEN _cm_no_comm() || ' on this device: comm_overlap_share and comm_exposed_share are undefined' END,
+           CASE WHEN comm_ops = 0 THEN comm_no_comm() || ' on this device: comm_overlap_share and comm_exposed_share are undefined' END,
            CASE WHEN steps = 0 THEN 'no range matched the step pattern ' || getvariable('step_pattern')
                 || ': per-step values need --step-pattern or tracekit.phase("step")' END) AS note
 FROM _cm_dev ORDER BY trace, device;
 
 -- @output kernel_types
-WITH _s AS (SELECT trace, device, state, sum(len) AS time_ns FROM _cm_seg WHERE state > 0 GROUP BY ALL)
+WITH _s AS (SELECT trace, device, state, sum(len) AS time_ns FROM comm_segments WHERE state > 0 GROUP BY ALL)
 SELECT s.trace, s.device,
        concat_ws(' overlapping ', CASE WHEN s.state & 1 > 0 THEN 'COMPUTATION' END,
                  CASE WHEN s.state & 2 > 0 THEN 'COMMUNICATION' END, CASE WHEN s.state & 4 > 0 THEN 'MEMORY' END) AS kernel_type,
@@ -209,7 +210,7 @@ SELECT s.trace, s.step_index, s.step_name, s.device, s.wall_ns,
        CASE WHEN d.comm_ops > 0 THEN s.comm_exposed_ns / nullif(s.wall_ns, 0) END AS comm_exposed_share,
        s.mem_ns::BIGINT AS mem_ns, s.mem_overlap_ns::BIGINT AS mem_overlap_ns, s.mem_exposed_ns::BIGINT AS mem_exposed_ns,
        s.mem_exposed_ns / nullif(s.wall_ns, 0) AS mem_exposed_share
-FROM _cm_step s JOIN _cm_dev d USING (trace, device) ORDER BY s.trace, s.step_index, s.device;
+FROM comm_steps s JOIN _cm_dev d USING (trace, device) ORDER BY s.trace, s.step_index, s.device;
 
 -- @output by_phase
 SELECT o.trace, o.device, o.phase_path,

@@ -1,16 +1,16 @@
 -- compare: how do N labelled runs differ (a sweep: top-k = 1..5, batch sizes, two builds)?
 --
 -- Run it with `tracekit compare --label k=1 a.parquet --label k=2 b.parquet ...` (or
--- tracekit.compare.compare): that runs _run_metrics.sql once per run, filling the table
+-- tracekit.compare.compare): that runs lib/run_metrics.sql once per run, filling the table
 -- run_metrics, then this file once over all runs. The first run given is the baseline.
 --
--- Inputs: run_metrics (see _run_metrics.sql for every metric and its definition); _noise
--- (tracekit/noise.py over _run_metrics.sql's run_step_values: per metric and run, the ratio of
+-- Inputs: run_metrics (see lib/run_metrics.sql for every metric and its definition); _noise
+-- (tracekit/noise.py over lib/run_metrics.sql's run_metrics_step_values: per metric and run, the ratio of
 -- per-step medians to the baseline's, its 95% bootstrap interval and rank-test p-value). No parameters.
 --
--- Set-up (private, also read by diff.sql):
+-- Set-up (_labels private; compare_matrix public, read by diff.sql):
 --   _labels  label, label_index of every run
---   _matrix  every metric of any run, for every run (label x metric), with the value filled in:
+--   compare_matrix  every metric of any run, for every run (label x metric), with the value filled in:
 --            a run where a phase or kernel does not occur gets 0 for sums (additive) and NULL for
 --            means, and NULL for everything when that run has no step (phases) or no GPU op
 --            (kernels) at all: absent data is never a zero. Columns: label, label_index, metric,
@@ -28,7 +28,7 @@
 --   step_wall_ratio, step_gpu_busy_ms, gpu_busy_ms (run.gpu_busy_ms), gpu_op_ms (run.gpu_op_ms)
 -- Output `phases` (one row per run and phase, the 12 phases with the largest ms_per_step in any
 --   run): label, label_index, phase, ms_per_step, ratio (ms_per_step / baseline's), gpu_ms_per_step,
---   calls_per_step (all as in _run_metrics.sql)
+--   calls_per_step (all as in lib/run_metrics.sql)
 --
 -- Output `noise` (one row per run and metric of step.wall_ms, step.gpu_busy_ms, tokens-free step/
 --   phase metrics with per-step values; the baseline has none): label, label_index, metric,
@@ -38,19 +38,19 @@
 --
 -- Output `tokens` (one row per run, the per-gamma / per-setting statistics table): label, steps
 --   (after the warm-up), wall_ms_p10, wall_ms_p50, wall_ms_p90, wall_ms_mean (step.wall_ms per step,
---   from run_step_values), accepted_per_step, acceptance_rate, ms_per_accepted, tokens_per_s
---   (the tokens.* metrics of _run_metrics.sql; NULL without tracekit.count events)
+--   from run_metrics_step_values), accepted_per_step, acceptance_rate, ms_per_accepted, tokens_per_s
+--   (the tokens.* metrics of lib/run_metrics.sql; NULL without tracekit.count events)
 -- Output `step_values` (one row per run and step after the warm-up: the distribution plot's
 --   input and the per-position latency): label, label_index, trace, step_index, wall_ms
 --
 -- How to read: `sweep` answers "how much slower is each setting"; `phases` says which phase moved;
 -- `noise` says which of those moves are more than step-to-step noise.
--- `tracekit compare --sql` can query run_metrics, _matrix and `events` (with its label column).
+-- `tracekit compare --sql` can query run_metrics, compare_matrix and `events` (with its label column).
 
 CREATE OR REPLACE TEMP TABLE _labels AS
 SELECT DISTINCT label, label_index FROM run_metrics;
 
-CREATE OR REPLACE TEMP TABLE _matrix AS
+CREATE OR REPLACE TEMP TABLE compare_matrix AS
 WITH _ids AS (
     SELECT metric, any_value(scope) AS scope, any_value(name) AS name, any_value(measure) AS measure,
            any_value(unit) AS unit, any_value(numerator) AS numerator, any_value(denominator) AS denominator,
@@ -80,7 +80,7 @@ LEFT JOIN _ctx c ON c.label = l.label;
 SELECT m.label, m.label_index, m.metric, m.scope, m.name, m.measure, m.unit, m.numerator, m.denominator,
        m.value, b.value AS base_value,
        m.value - b.value AS delta, m.value / nullif(b.value, 0) AS ratio, m.note
-FROM _matrix m JOIN _matrix b ON b.metric = m.metric AND b.label_index = (SELECT min(label_index) FROM _labels)
+FROM compare_matrix m JOIN compare_matrix b ON b.metric = m.metric AND b.label_index = (SELECT min(label_index) FROM _labels)
 ORDER BY list_position(['run', 'step', 'phase', 'kernel'], m.scope), m.name, m.measure, m.label_index;
 
 -- @output sweep
@@ -93,7 +93,7 @@ WITH _w AS (
            max(value) FILTER (WHERE metric = 'step.gpu_busy_ms') AS step_gpu_busy_ms,
            max(value) FILTER (WHERE metric = 'run.gpu_busy_ms') AS gpu_busy_ms,
            max(value) FILTER (WHERE metric = 'run.gpu_op_ms') AS gpu_op_ms
-    FROM _matrix GROUP BY label, label_index
+    FROM compare_matrix GROUP BY label, label_index
 ), _b AS (SELECT * FROM _w WHERE label_index = (SELECT min(label_index) FROM _labels))
 SELECT w.label, w.traces::BIGINT AS traces, w.steps::BIGINT AS steps, w.wall_ms,
        w.wall_ms / nullif(b.wall_ms, 0) AS wall_ratio, w.step_wall_ms,
@@ -104,14 +104,14 @@ ORDER BY w.label_index;
 
 -- @output phases
 WITH _top AS (
-    SELECT name FROM _matrix WHERE measure = 'ms_per_step'
+    SELECT name FROM compare_matrix WHERE measure = 'ms_per_step'
     GROUP BY name ORDER BY max(value) DESC NULLS LAST, name LIMIT 12
 ), _p AS (
     SELECT label, label_index, name AS phase,
            max(value) FILTER (WHERE measure = 'ms_per_step') AS ms_per_step,
            max(value) FILTER (WHERE measure = 'gpu_ms_per_step') AS gpu_ms_per_step,
            max(value) FILTER (WHERE measure = 'calls_per_step') AS calls_per_step
-    FROM _matrix WHERE scope = 'phase' AND name IN (SELECT name FROM _top)
+    FROM compare_matrix WHERE scope = 'phase' AND name IN (SELECT name FROM _top)
     GROUP BY ALL
 )
 SELECT p.label, p.label_index, p.phase, p.ms_per_step, p.ms_per_step / nullif(b.ms_per_step, 0) AS ratio,
@@ -129,17 +129,17 @@ ORDER BY label_index, list_position(['step.wall_ms', 'step.gpu_busy_ms', 'step.g
 WITH _d AS (
     SELECT label, count(*) AS steps, quantile_cont(value, 0.1) AS wall_ms_p10, quantile_cont(value, 0.5) AS wall_ms_p50,
            quantile_cont(value, 0.9) AS wall_ms_p90, avg(value ORDER BY trace, step_index) AS wall_ms_mean  -- summed in a fixed order: floating-point sums depend on it
-    FROM run_step_values WHERE metric = 'step.wall_ms' GROUP BY label
+    FROM run_metrics_step_values WHERE metric = 'step.wall_ms' GROUP BY label
 )
 SELECT l.label, coalesce(d.steps, 0) AS steps, d.wall_ms_p10, d.wall_ms_p50, d.wall_ms_p90, d.wall_ms_mean,
        max(m.value) FILTER (WHERE m.metric = 'tokens.accepted_per_step') AS accepted_per_step,
        max(m.value) FILTER (WHERE m.metric = 'tokens.acceptance_rate') AS acceptance_rate,
        max(m.value) FILTER (WHERE m.metric = 'tokens.ms_per_accepted') AS ms_per_accepted,
        max(m.value) FILTER (WHERE m.metric = 'tokens.tokens_per_s') AS tokens_per_s
-FROM _labels l LEFT JOIN _d d USING (label) LEFT JOIN _matrix m ON m.label = l.label AND m.scope = 'tokens'
+FROM _labels l LEFT JOIN _d d USING (label) LEFT JOIN compare_matrix m ON m.label = l.label AND m.scope = 'tokens'
 GROUP BY l.label, l.label_index, d.steps, d.wall_ms_p10, d.wall_ms_p50, d.wall_ms_p90, d.wall_ms_mean
 ORDER BY l.label_index;
 
 -- @output step_values
-SELECT label, label_index, trace, step_index, value AS wall_ms FROM run_step_values
+SELECT label, label_index, trace, step_index, value AS wall_ms FROM run_metrics_step_values
 WHERE metric = 'step.wall_ms' ORDER BY label_index, trace, step_index;

@@ -1,17 +1,18 @@
 -- diff: what changed from run A (baseline) to run B, and does it break a CI gate?
+-- @requires compare
 --
 -- Run it with `tracekit diff A B [--fail-if COND]...` (or tracekit.compare.diff): a diff is a
--- compare of two labelled runs, so it runs _run_metrics.sql once per run and compare.sql's
--- set-up (_matrix) first. A = label_index 0, B = label_index 1.
+-- compare of two labelled runs, so it runs lib/run_metrics.sql once per run and compare.sql's
+-- set-up (compare_matrix) first. A = label_index 0, B = label_index 1.
 --
--- Inputs: _matrix (compare.sql); _conditions (the parsed --fail-if conditions, written by
+-- Inputs: compare_matrix (compare.sql); _conditions (the parsed --fail-if conditions, written by
 -- tracekit.compare: condition, metric, op, mode, threshold, level: NULL or the @LEVEL as a
 -- fraction); _noise (tracekit/noise.py: per metric and level, the ratio of per-step medians of
 -- B over A, its bootstrap interval ci_lo..ci_hi, the rank-test p_value, the verdict; from
--- _run_metrics.sql's run_step_values, warm-up steps dropped). Parameters:
+-- lib/run_metrics.sql's run_metrics_step_values, warm-up steps dropped). Parameters:
 -- getvariable('top_n') (default 50): rows of the `kernels` output.
 --
--- Output `diff` (one row per run / step / phase metric; metrics as defined in _run_metrics.sql):
+-- Output `diff` (one row per run / step / phase metric; metrics as defined in lib/run_metrics.sql):
 --   metric, scope, name, measure, unit, numerator, denominator (what the metric divides by what)
 --   a, b        the metric in A and in B
 --   delta       b - a (in unit)
@@ -52,7 +53,7 @@ SELECT a.metric, a.scope, a.name, a.measure, a.unit, a.numerator, a.denominator,
        CASE WHEN a.note = b.note THEN 'A and B: ' || a.note
             ELSE nullif(concat_ws('; ', CASE WHEN a.note IS NOT NULL THEN 'A: ' || a.note END,
                                         CASE WHEN b.note IS NOT NULL THEN 'B: ' || b.note END), '') END AS note
-FROM _matrix a JOIN _matrix b ON b.metric = a.metric AND b.label_index = 1
+FROM compare_matrix a JOIN compare_matrix b ON b.metric = a.metric AND b.label_index = 1
 WHERE a.label_index = 0;
 
 CREATE OR REPLACE TEMP TABLE _kab AS

@@ -1,14 +1,15 @@
 -- export_chrome: which rows of one trace make up a slice (steps and/or a phase), as Chrome-trace rows.
+-- @requires lib/step_instances
 --
 -- Not an analysis of `tracekit report`: run by tracekit.export_chrome (`tracekit export-chrome`),
--- which loads _common.sql first (for _steps / _one_thread, the one definition of a step), sets
+-- which loads queries/lib/ first (for step_instances / step_instances_one_thread, the one definition of a step), sets
 -- step_pattern like the report does, and sets these variables (tracekit/export_chrome.py):
 --   ec_trace       VARCHAR  the trace to slice (the dataset may hold several)
 --   ec_phase       VARCHAR  phase name, NULL = no phase filter. A row is in the phase when its
 --                           phase_path contains it as whole path element(s): '/' || phase_path || '/'
 --                           contains '/' || ec_phase || '/' ('draft' matches 'step/draft/x', not
 --                           'draft2'; 'a/b' matches the consecutive elements a, b).
---   ec_step_first  BIGINT   first step (1-based step_index of _steps, inclusive), NULL = no step filter
+--   ec_step_first  BIGINT   first step (1-based step_index of step_instances, inclusive), NULL = no step filter
 --   ec_step_last   BIGINT   last step (inclusive), NULL = up to the last step
 --
 -- What the slice holds:
@@ -58,7 +59,7 @@ CREATE OR REPLACE TEMP MACRO _ec_in_phase(p) AS
     OR coalesce(contains('/' || p || '/', '/' || getvariable('ec_phase') || '/'), FALSE);
 
 CREATE OR REPLACE TEMP TABLE _ec_steps AS
-SELECT * FROM _steps
+SELECT * FROM step_instances
 WHERE trace = getvariable('ec_trace')
   AND step_index >= getvariable('ec_step_first')
   AND step_index <= coalesce(getvariable('ec_step_last'), step_index);
@@ -67,7 +68,7 @@ WHERE trace = getvariable('ec_trace')
 CREATE OR REPLACE TEMP TABLE _ec_cpu AS
 WITH c AS (
     SELECT e.*, CASE WHEN coalesce(o.one_thread, FALSE) THEN -1 ELSE e.tid END AS _k_tid
-    FROM events e LEFT JOIN _one_thread o USING (trace)
+    FROM events e LEFT JOIN step_instances_one_thread o USING (trace)
     WHERE e.trace = getvariable('ec_trace')
       AND e.kind NOT IN ('kernel', 'memcpy', 'memset', 'gpu_sync', 'gpu_range', 'flow', 'meta')
       AND _ec_in_phase(e.phase_path)
@@ -189,7 +190,7 @@ SELECT ph, cat, name, pid, tid, ts_ns, dur_ns, id, args FROM _out
 ORDER BY _o1, _o2 NULLS FIRST, _o3 NULLS FIRST, ph, name, pid, tid, dur_ns, id, args;  -- the last keys: ties never follow row order
 
 -- @output slice
-SELECT (SELECT count(*) FROM _steps WHERE trace = getvariable('ec_trace')) AS steps,
+SELECT (SELECT count(*) FROM step_instances WHERE trace = getvariable('ec_trace')) AS steps,
        (SELECT count(*) FROM _ec_steps) AS steps_selected,
        (SELECT min(ts_ns) FROM _ec_steps) AS first_ts_ns,
        (SELECT max(end_ns) FROM _ec_steps) AS last_end_ns;

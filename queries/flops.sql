@@ -1,7 +1,7 @@
 -- flops: how many FLOPs do the matmul and attention ops do, how fast, and what share of the GPU's peak?
--- @requires _modules
+-- @requires lib/api lib/gpu_activity lib/modules lib/runtime lib/step_instances lib/trace_window
 --
--- Run it with `tracekit report` (or tracekit.report.run): that loads _common.sql first and sets every
+-- Run it with `tracekit report` (or tracekit.report.run): that loads the modules on its @requires line first and sets every
 -- getvariable() parameter to its documented default (tracekit/report.py: DEFAULTS).
 --
 -- Method.
@@ -54,8 +54,8 @@
 --   replayed by CUDA graphs and not mapped by graphmap are not counted; GPU time is summed
 --   kernel duration, not wall time (concurrent streams add up); one GPU model per trace.
 --
--- Inputs: events (cpu_op rows: input_dims, input_types, flops), kernels (args."@graphmap"), trace_devices; _gpu, _rt, _steps,
---   _one_thread, _window (from _common.sql); _gpu_phase, _cpu_phase (_modules.sql).
+-- Inputs: events (cpu_op rows: input_dims, input_types, flops), kernels (args."@graphmap"), trace_devices; gpu_activity, runtime_calls, step_instances,
+--   step_instances_one_thread, trace_window (queries/lib/); modules_gpu_phase, modules_cpu_phase (lib/modules.sql).
 -- Parameters: getvariable('gpu') (name matched against the table instead of the trace's GPU name,
 --   e.g. 'H100 SXM', 'MI300X'); getvariable('peak_tflops') (one peak TFLOP/s for every dtype,
 --   overrides the table); getvariable('peak_tb_s') (memory bandwidth TB/s, overrides);
@@ -67,7 +67,7 @@
 -- Output `flops`: one row per trace and phase_path of the counted ops ('(none)' = outside any range;
 --   one row with phase_path NULL when the trace has no counted op)
 --   (each op counts in its own full phase_path only: no roll-up into enclosing phases)
---   Phases are EFFECTIVE phases (_modules.sql): a cpu_op directly in a step (or in no range) inside a
+--   Phases are EFFECTIVE phases (lib/modules.sql): a cpu_op directly in a step (or in no range) inside a
 --   module takes the module path (`ProfilerStep#6/Qwen2Model/Qwen2DecoderLayer/Qwen2MLP/Linear`).
 --   trace, phase_path, phase_source ('range' | 'module' | 'frame', comma-separated when several; NULL
 --   for '(none)')
@@ -93,7 +93,7 @@
 --   per trace: calls, flops_per_call, flops, bytes_per_call, gpu_ns (summed over calls), tflops_s,
 --   share_of_peak, tb_s, flop_per_byte, phase_path (most common; equal counts: the first in text
 --   order), flops_source. Equal flops: ordered by name, input_dims, dtype.
--- Output `steps`: one row per step instance (_steps): trace, step_index, step_name, wall_ns, ops,
+-- Output `steps`: one row per step instance (step_instances): trace, step_index, step_name, wall_ns, ops,
 --   flops, gflops_per_token (flops / tokens_per_step / 1e9), gpu_ns, tflops_s and share_of_peak as
 --   above (ops launched inside the step, assigned by
 --   start time as in steps.sql), tflops_s_wall = flops / wall_ns / 1e3 and wall_share_of_peak =
@@ -179,22 +179,22 @@ CREATE OR REPLACE TEMP TABLE _fl_mapped AS
 SELECT k.trace, CAST(NULL AS BIGINT) AS pid, any_value(k.launch_tid) AS tid, min(k.seq) AS seq, any_value(k.op) AS name,
        min(k.launch_ts_ns) AS ts_ns, min(k.launch_ts_ns) AS end_ns,
        min(coalesce(p.eff_phase_path, k.phase_path, '(none)')) AS phase_path,
-       min(_eff_src(p.phase_source, k.phase_path)) AS phase_source,
+       min(modules_eff_src(p.phase_source, k.phase_path)) AS phase_source,
        any_value(k.input_dims) AS input_dims, any_value(k.input_types) AS input_types, CAST(NULL AS DOUBLE) AS trace_flops,
        TRUE AS mapped, count(*) AS m_gpu_ops, sum(greatest(k.dur_ns, 0)) AS m_gpu_ns
 FROM (SELECT *, json_extract_string(args, '$."@graphmap".op') AS op,
              TRY_CAST(json_extract_string(args, '$."@graphmap".op_node') AS BIGINT) AS op_node
-      FROM kernels WHERE input_dims IS NOT NULL AND _is_graph_launch(launch_name) AND contains(args, '"@graphmap"')) k
-LEFT JOIN _gpu_phase p ON p.trace = k.trace AND p.row_id = k.row_id
+      FROM kernels WHERE input_dims IS NOT NULL AND api_is_graph_launch(launch_name) AND contains(args, '"@graphmap"')) k
+LEFT JOIN modules_gpu_phase p ON p.trace = k.trace AND p.row_id = k.row_id
 WHERE _fl_family(k.op) AND k.op_node IS NOT NULL
 GROUP BY k.trace, k.correlation, k.op_node;
 
 CREATE OR REPLACE TEMP TABLE _fl_cand AS
 SELECT e.trace, e.pid, e.tid, e.seq, e.name, e.ts_ns, e.ts_ns + greatest(e.dur_ns, 0) AS end_ns,
-       coalesce(_eff_path(m.eff_phase_path, e.phase_path), '(none)') AS phase_path,
-       _eff_src(m.phase_source, e.phase_path) AS phase_source, e.input_dims, e.input_types, e.flops AS trace_flops,
+       coalesce(modules_eff_path(m.eff_phase_path, e.phase_path), '(none)') AS phase_path,
+       modules_eff_src(m.phase_source, e.phase_path) AS phase_source, e.input_dims, e.input_types, e.flops AS trace_flops,
        FALSE AS mapped, CAST(NULL AS BIGINT) AS m_gpu_ops, CAST(NULL AS HUGEINT) AS m_gpu_ns
-FROM events e LEFT JOIN _cpu_phase m ON m.trace = e.trace AND m.row_id = e.row_id
+FROM events e LEFT JOIN modules_cpu_phase m ON m.trace = e.trace AND m.row_id = e.row_id
 WHERE e.kind = 'cpu_op' AND _fl_family(e.name)
 UNION ALL BY NAME SELECT * FROM _fl_mapped;
 
@@ -261,7 +261,7 @@ FROM _f;
 
 -- the GPU each trace ran on, and its peaks after the overrides
 CREATE OR REPLACE TEMP TABLE _fl_dev AS
-WITH _busy AS (SELECT trace, device, sum(dur_ns) AS ns FROM _gpu GROUP BY ALL),
+WITH _busy AS (SELECT trace, device, sum(dur_ns) AS ns FROM gpu_activity GROUP BY ALL),
 _named AS (
     SELECT d.trace, d.name, d.sm_count,
            row_number() OVER (PARTITION BY d.trace ORDER BY coalesce(b.ns, -1) DESC, d.device) AS r
@@ -271,7 +271,7 @@ _named AS (
     SELECT w.trace, coalesce(getvariable('gpu'), n.name) AS gpu_name,
            CASE WHEN getvariable('gpu') IS NOT NULL THEN '--gpu' WHEN n.name IS NOT NULL THEN 'trace' END AS name_source,
            CASE WHEN getvariable('gpu') IS NULL THEN n.sm_count END AS sm_count
-    FROM _window w LEFT JOIN (SELECT * FROM _named WHERE r = 1) n USING (trace)
+    FROM trace_window w LEFT JOIN (SELECT * FROM _named WHERE r = 1) n USING (trace)
 ), _m AS (
     SELECT n.trace, p.*,
            row_number() OVER (PARTITION BY n.trace ORDER BY CASE WHEN regexp_matches(n.gpu_name, p.name_regex) THEN 0 ELSE 1 END, p.ord) AS r
@@ -296,19 +296,19 @@ SELECT n.trace, n.gpu_name, n.name_source, m.gpu AS matched,
 FROM _n n LEFT JOIN (SELECT * FROM _m WHERE r = 1) m USING (trace);
 
 -- per counted op: its peak, GPU ops launched inside it, and its step
-CREATE OR REPLACE TEMP TABLE _fl_ops AS
+CREATE OR REPLACE TEMP TABLE flops_ops AS
 WITH _l AS (
     SELECT o.op_id, count(g.gid) AS gpu_ops, sum(g.dur_ns) AS gpu_ns
-    FROM (SELECT trace, pid, tid, ts_ns, correlation FROM _rt WHERE launched) r
+    FROM (SELECT trace, pid, tid, ts_ns, correlation FROM runtime_calls WHERE launched) r
     ASOF JOIN _fl_leaf o ON r.trace = o.trace AND r.pid = o.pid AND r.tid = o.tid AND r.ts_ns >= o.ts_ns
-    JOIN _gpu g ON g.trace = r.trace AND g.correlation = r.correlation
+    JOIN gpu_activity g ON g.trace = r.trace AND g.correlation = r.correlation
     WHERE r.ts_ns < o.end_ns
     GROUP BY o.op_id
 ), _st AS (
     SELECT o.op_id, s.step_index FROM (
         SELECT op_id, trace, ts_ns, CASE WHEN t.one_thread THEN -1 ELSE tid END AS k_tid
-        FROM _fl_leaf JOIN _one_thread t USING (trace)) o
-    ASOF JOIN _steps s ON o.trace = s.trace AND o.k_tid = s.k_tid AND o.ts_ns >= s.ts_ns
+        FROM _fl_leaf JOIN step_instances_one_thread t USING (trace)) o
+    ASOF JOIN step_instances s ON o.trace = s.trace AND o.k_tid = s.k_tid AND o.ts_ns >= s.ts_ns
     WHERE o.ts_ns < s.end_ns
 )
 SELECT o.* EXCLUDE (m_gpu_ops, m_gpu_ns),
@@ -329,17 +329,17 @@ LEFT JOIN _fl_dev v USING (trace);
 -- note, unless --tf32 or --peak-tflops already decided; a share of peak above 1 is never printed.
 CREATE OR REPLACE TEMP TABLE _fl_auto_tf32 AS
 SELECT o.trace, sum(o.flops) / sum(o.gpu_ns) / 1e3 AS fp32_tflops_s, any_value(v.fp32_tflops) AS fp32_peak
-FROM _fl_ops o JOIN _fl_dev v USING (trace)
+FROM flops_ops o JOIN _fl_dev v USING (trace)
 WHERE o.dtype = 'fp32' AND o.timed AND NOT coalesce(getvariable('tf32'), FALSE) AND getvariable('peak_tflops') IS NULL
   AND v.tf32_tflops IS NOT NULL AND v.fp32_tflops IS NOT NULL
 GROUP BY o.trace
 HAVING sum(o.flops) / sum(o.gpu_ns) / 1e3 > any_value(v.fp32_tflops);
 
-UPDATE _fl_ops SET peak_tflops = v.tf32_tflops
+UPDATE flops_ops SET peak_tflops = v.tf32_tflops
 FROM _fl_dev v, _fl_auto_tf32 a
-WHERE _fl_ops.trace = v.trace AND _fl_ops.trace = a.trace AND _fl_ops.dtype = 'fp32';
+WHERE flops_ops.trace = v.trace AND flops_ops.trace = a.trace AND flops_ops.dtype = 'fp32';
 
--- the rate columns shared by every output (a macro over one group of _fl_ops rows)
+-- the rate columns shared by every output (a macro over one group of flops_ops rows)
 CREATE OR REPLACE TEMP MACRO _fl_timed_flops(flops, timed) AS sum(flops) FILTER (WHERE timed);
 CREATE OR REPLACE TEMP MACRO _fl_ideal_ns(flops, peak, timed) AS
     CASE WHEN count(*) FILTER (WHERE timed AND peak IS NULL) = 0 THEN sum(flops / (peak * 1e3)) FILTER (WHERE timed) END;
@@ -348,11 +348,11 @@ CREATE OR REPLACE TEMP MACRO _fl_ideal_ns(flops, peak, timed) AS
 -- (record_shapes was on) and graph-replayed GPU ops that graphmap did not shape.
 CREATE OR REPLACE TEMP TABLE _fl_caps AS
 SELECT w.trace, coalesce(e.shaped_ops, 0) AS shaped_ops, coalesce(k.unmapped_graph_ops, 0) AS unmapped_graph_ops
-FROM _window w
+FROM trace_window w
 LEFT JOIN (SELECT trace, count(*) AS shaped_ops FROM events
            WHERE kind = 'cpu_op' AND input_dims IS NOT NULL AND input_dims NOT IN ('', '[]') GROUP BY trace) e USING (trace)
 LEFT JOIN (SELECT trace, count(*) FILTER (WHERE NOT coalesce(contains(args, '"@graphmap"'), FALSE)) AS unmapped_graph_ops
-           FROM (SELECT trace, args FROM kernels WHERE _is_graph_launch(launch_name)) GROUP BY trace) k USING (trace);
+           FROM (SELECT trace, args FROM kernels WHERE api_is_graph_launch(launch_name)) GROUP BY trace) k USING (trace);
 
 -- @output flops
 WITH _g AS (
@@ -370,8 +370,8 @@ WITH _g AS (
            _fl_ideal_ns(flops, peak_tflops, timed) AS ideal_ns,
            string_agg(DISTINCT dtype, ',' ORDER BY dtype) AS dtypes,
            string_agg(DISTINCT CASE WHEN timed AND peak_tflops IS NULL THEN dtype END, ',') AS no_peak_dtypes,
-           _src_union(string_agg(phase_source, ','), NULL) AS phase_source
-    FROM _fl_ops GROUP BY trace, phase_path
+           modules_src_union(string_agg(phase_source, ','), NULL) AS phase_source
+    FROM flops_ops GROUP BY trace, phase_path
 )
 SELECT g.trace, g.phase_path, g.phase_source, g.ops, g.ops_no_flops, g.flops::BIGINT AS flops,
        g.step_flops / (ns.steps * TRY_CAST(getvariable('tokens_per_step') AS DOUBLE)) / 1e9 AS gflops_per_token,
@@ -400,7 +400,7 @@ SELECT g.trace, g.phase_path, g.phase_source, g.ops, g.ops_no_flops, g.flops::BI
                 THEN coalesce(v.note, 'no memory bandwidth known: pass --peak-tb-s Y') END
        ), '') AS note
 FROM _g g JOIN _fl_dev v USING (trace) JOIN _fl_caps c USING (trace)
-LEFT JOIN (SELECT trace, count(*) AS steps FROM _steps GROUP BY trace) ns USING (trace)
+LEFT JOIN (SELECT trace, count(*) AS steps FROM step_instances GROUP BY trace) ns USING (trace)
 UNION ALL
 SELECT w.trace, NULL, NULL, 0, 0, NULL, NULL, NULL, NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
        CASE WHEN c.unmapped_graph_ops > 0 THEN
@@ -409,12 +409,12 @@ SELECT w.trace, NULL, NULL, 0, 0, NULL, NULL, NULL, NULL, 0, 0, NULL, NULL, NULL
                 || '; run `tracekit graphmap` with a reference (an eager run or a profile of the graph capture) to count them from the reference op shapes'
             WHEN c.shaped_ops > 0 THEN 'no matmul/attention cpu_op in the trace (shapes are recorded: nothing to count)'
             ELSE 'no matmul/attention cpu_op in the trace: FLOPs need PyTorch cpu_op rows (torch.profiler; nsys traces have none) with record_shapes=True' END
-FROM _window w JOIN _fl_caps c USING (trace) WHERE NOT EXISTS (SELECT 1 FROM _fl_ops o WHERE o.trace = w.trace)
+FROM trace_window w JOIN _fl_caps c USING (trace) WHERE NOT EXISTS (SELECT 1 FROM flops_ops o WHERE o.trace = w.trace)
 ORDER BY trace, flops DESC NULLS LAST, phase_path;
 
 -- @output ops
 WITH _o AS (  -- how often each phase_path holds the op: its most frequent one is reported (ties: text order)
-    SELECT *, count(*) OVER (PARTITION BY trace, name, input_dims, dtype, phase_path) AS _pp_n FROM _fl_ops
+    SELECT *, count(*) OVER (PARTITION BY trace, name, input_dims, dtype, phase_path) AS _pp_n FROM flops_ops
 ), _g AS (
     SELECT trace, name, input_dims, dtype, count(*) AS calls, sum(flops) AS flops, max(flops) AS flops_max,
            min(flops) AS flops_min, max(bytes) AS bytes_per_call, sum(gpu_ns) FILTER (WHERE timed) AS gpu_ns,
@@ -440,7 +440,7 @@ WITH _g AS (
            _fl_timed_flops(flops, timed) AS timed_flops, _fl_ideal_ns(flops, peak_tflops, timed) AS ideal_ns,
            CASE WHEN count(*) FILTER (WHERE flops IS NOT NULL AND peak_tflops IS NULL) = 0
                 THEN sum(flops / (peak_tflops * 1e3)) END AS ideal_all_ns
-    FROM _fl_ops WHERE step_index IS NOT NULL GROUP BY ALL
+    FROM flops_ops WHERE step_index IS NOT NULL GROUP BY ALL
 )
 SELECT s.trace, s.step_index, s.name AS step_name, s.end_ns - s.ts_ns AS wall_ns, coalesce(g.ops, 0) AS ops,
        g.flops::BIGINT AS flops, g.flops / TRY_CAST(getvariable('tokens_per_step') AS DOUBLE) / 1e9 AS gflops_per_token,
@@ -448,7 +448,7 @@ SELECT s.trace, s.step_index, s.name AS step_name, s.end_ns - s.ts_ns AS wall_ns
        g.timed_flops / nullif(g.gpu_ns, 0) / 1e3 AS tflops_s, g.ideal_ns / nullif(g.gpu_ns, 0) AS share_of_peak,
        g.flops / nullif(s.end_ns - s.ts_ns, 0) / 1e3 AS tflops_s_wall,
        g.ideal_all_ns / nullif(s.end_ns - s.ts_ns, 0) AS wall_share_of_peak
-FROM _steps s LEFT JOIN _g g USING (trace, step_index)
+FROM step_instances s LEFT JOIN _g g USING (trace, step_index)
 ORDER BY s.trace, s.step_index;
 
 -- @output device

@@ -1,7 +1,7 @@
 -- gpu_idle: when is each GPU idle, and what was the launching side doing?
--- @requires _frames
+-- @requires lib/caps lib/frames lib/gpu_activity lib/idle lib/runtime lib/step_instances lib/trace_window lib/notes
 --
--- Run it with `tracekit report` (or tracekit.report.run): that loads _common.sql first and sets every
+-- Run it with `tracekit report` (or tracekit.report.run): that loads the modules on its @requires line first and sets every
 -- getvariable() parameter to its documented default (tracekit/report.py: DEFAULTS).
 --
 -- Per (trace, device): the union of all GPU ops of all streams (kernels, memcpys, memsets) is
@@ -12,8 +12,8 @@
 -- on stream s) and the CPU thread that launched it. Notation: G = gap start (every earlier op of
 -- the device has ended), E = gap end = next op start, L0/L1 = start/end of the next op's launch
 -- call, T = host_busy_min_ns. P0 = launch start of the previous op of stream s that has a launch
--- record (none: no lower bound). S0/S1 = start/end of the latest blocking sync call (_common.sql:
--- _rt.blocking, class `blocking` of _api_classes) on the launching thread that started before the launch (S0 < L0).
+-- record (none: no lower bound). S0/S1 = start/end of the latest blocking sync call (queries/lib/:
+-- runtime_calls.blocking, class `blocking` of api_classes) on the launching thread that started before the launch (S0 < L0).
 -- W0 = start of a stream-wait call (cudaStreamWaitEvent / hipStreamWaitEvent / cuStreamWaitEvent):
 --   "recorded" waits have a GPU-side record naming the waiting stream (Kineto cuda_sync
 --   'Stream Wait Event', nsys SYNCHRONIZATION; W0 = its call's start, the record's own start if the
@@ -48,7 +48,7 @@
 --   8 launch_bound       otherwise (not Q, L0 - G <= T): the GPU waited for the launch itself
 --   before_first_gpu_op / after_last_gpu_op   the trace window's edges with no GPU op yet/any more; the
 --                        leading edge is also classified by rules 1-8 with G = the window start
---                        (_idle_all.rule_cause, what headline's per-step split uses: a step whose first
+--                        (gpu_idle_all.rule_cause, what headline's per-step split uses: a step whose first
 --                        op waited 400 ms on a stream event is gpu_wait, not 'before_first_gpu_op')
 -- An op launched before the gap, or launched in time and then held on the GPU, is never sync_blocked,
 -- even when a blocking sync ran across the gap after its launch: what held it was on the GPU side
@@ -61,8 +61,8 @@
 -- latest-ending one first); of ranges ending in the same ns on one thread, the latest-starting
 -- (innermost), then the highest row_id; ops starting in the same ns on a stream are in row_id order.
 --
--- Inputs: events (gpu_sync rows), ranges; _gpu, _rt, _window, _steps, _idle_iv, _busy_dev, _caps
--- (from _common.sql); _rt_frame (_frames.sql).
+-- Inputs: events (gpu_sync rows), ranges; gpu_activity, runtime_calls, trace_window, step_instances, idle_intervals, idle_device_busy, caps
+-- (queries/lib/); frames_runtime (lib/frames.sql).
 -- Parameters: getvariable('host_busy_min_ns') (T, default 50000), getvariable('kernel_gap_max_ns') (K,
 -- default 20000), getvariable('idle_top_n') (20).
 --
@@ -83,7 +83,7 @@
 -- Output `causes`: trace, device, cause, intervals, idle_ns, mean_ns, p50_ns, max_ns, window_ns,
 --   share_of_window = idle_ns / window_ns, share_of_idle = idle_ns / (all idle_ns of the device)
 -- Output `by_phase`: trace, device, host_phase, cause, intervals, idle_ns, share_of_window
--- Output `by_step`: per step instance (see _common.sql: _steps), device and cause: intervals, idle_ns
+-- Output `by_step`: per step instance (see lib/step_instances: step_instances), device and cause: intervals, idle_ns
 --   (the part of each idle interval inside the step's time window), wall_ns of the step,
 --   share_of_step = idle_ns / wall_ns (DENOMINATOR: the step's wall time)
 -- Output `intervals`: the idle_top_n longest gaps per trace: device, gap_start_ns, gap_ns, cause,
@@ -93,7 +93,7 @@
 --   'thread_order'), event_record_call, event_record_ts_ns, event_record_stream (gpu_wait rows;
 --   NULL when the trace does not have them); note: what is unknown and which capture option shows it;
 --   user_frame: where in the code the next op was launched, the innermost user-code Python frame around
---   its launch call, `file(line): function` (_frames.sql); NULL when the trace has no Python frames
+--   its launch call, `file(line): function` (lib/frames.sql); NULL when the trace has no Python frames
 --   (recorded without with_stack=True), when no user frame encloses the launch, or when the op has no
 --   launch record.
 --
@@ -109,23 +109,23 @@ WITH _w AS (  -- recorded stream waits: the GPU-side record names the waiting st
            nullif(TRY_CAST(json_extract_string(w.args, '$.wait_on_stream') AS BIGINT), -1) AS rec_stream
     FROM events w WHERE w.kind = 'gpu_sync' AND w.name = 'Stream Wait Event' AND w.stream IS NOT NULL
 ), _rc AS (  -- the event record call a recorded wait names (Kineto: wait_on_cuda_event_record_corr_id)
-    SELECT trace, correlation, first(name ORDER BY ts_ns, row_id) AS rec_call, min(ts_ns) AS rec_ts FROM _rt
+    SELECT trace, correlation, first(name ORDER BY ts_ns, row_id) AS rec_call, min(ts_ns) AS rec_ts FROM runtime_calls
     WHERE correlation IN (SELECT rec_corr FROM _w) GROUP BY ALL
 )
 SELECT w.*, r.rec_call, r.rec_ts FROM _w w LEFT JOIN _rc r ON r.trace = w.trace AND r.correlation = w.rec_corr;
 
 CREATE OR REPLACE TEMP TABLE _twaits AS  -- thread-order waits: stream-wait calls (the only non-blocking sync APIs) without a GPU-side record
-    SELECT r.trace, r.tid, r.ts_ns AS t_ts, r.name AS t_call, r.row_id FROM _rt r
+    SELECT r.trace, r.tid, r.ts_ns AS t_ts, r.name AS t_call, r.row_id FROM runtime_calls r
     WHERE r.is_sync AND NOT r.blocking
       AND NOT EXISTS (SELECT 1 FROM _waits w WHERE w.trace = r.trace AND w.w_corr = r.correlation);
 
-CREATE OR REPLACE TEMP TABLE _gaps AS
+CREATE OR REPLACE TEMP TABLE gpu_idle_gaps AS
 WITH _pl AS (  -- P0: launch start of the previous op (with a launch record) on the same stream; the latest end
               -- of the stream's earlier ops (= G when the op that ended at G ran on this stream)
     SELECT gid, last_value(launch_ts_ns IGNORE NULLS) OVER _w AS prev_launch_ts_ns, max(end_ns) OVER _w AS prev_stream_end_ns
-    FROM _gpu
+    FROM gpu_activity
     WINDOW _w AS (PARTITION BY trace, device, stream ORDER BY ts_ns, row_id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
-), _g AS (  -- the gap rows come from _common.sql (narrow columns; strings are joined back at the end)
+), _g AS (  -- the gap rows come from queries/lib/ (narrow columns; strings are joined back at the end)
     SELECT g.gid, g.trace, g.device, g.stream, g.ts_ns, g.launch_ts_ns, g.launch_dur_ns, g.launch_tid,
            o.gap_start_ns, o.edge, p.prev_launch_ts_ns, p.prev_stream_end_ns,
            -- Q: the op was queued for the whole gap, or sat queued for more than T and for most of the gap
@@ -134,10 +134,10 @@ WITH _pl AS (  -- P0: launch start of the previous op (with a launch record) on 
                  AND g.ts_ns - greatest(o.gap_start_ns, g.launch_ts_ns + g.launch_dur_ns)
                      > greatest(o.gap_start_ns, g.launch_ts_ns + g.launch_dur_ns) - o.gap_start_ns), FALSE) AS queued
     FROM (  -- the leading edge (window start to each device's first op) is classified by the same rules
-          SELECT next_gid AS gid, gap_start_ns, edge IS NOT NULL AS edge FROM _idle_iv WHERE next_gid IS NOT NULL) o
-    JOIN _gpu g USING (gid) JOIN _pl p USING (gid)
+          SELECT next_gid AS gid, gap_start_ns, edge IS NOT NULL AS edge FROM idle_intervals WHERE next_gid IS NOT NULL) o
+    JOIN gpu_activity g USING (gid) JOIN _pl p USING (gid)
 ), _sy AS (
-    SELECT trace, tid, ts_ns AS sync_ts, end_ns AS sync_end, name AS sync_call FROM _rt WHERE blocking
+    SELECT trace, tid, ts_ns AS sync_ts, end_ns AS sync_end, name AS sync_call FROM runtime_calls WHERE blocking
     QUALIFY row_number() OVER (PARTITION BY trace, tid, ts_ns ORDER BY end_ns DESC, row_id DESC) = 1
 ), _q AS (  -- queued ops: the stream waits that came before them (rules 2-4). Each ASOF join reads narrow
            -- key columns only and returns gid + what it found; the rows are put together by gid below.
@@ -197,7 +197,7 @@ SELECT k.trace, k.device, k.gap_start_ns, k.ts_ns AS gap_end_ns, k.ts_ns - k.gap
        CASE WHEN k.cause = 'gpu_wait' AND k.rec_wait THEN k.rec_stream END AS event_record_stream,
        CASE k.cause
            WHEN 'no_launch_record' THEN 'the next op has no launching call in the trace (window trimmed, or runtime '
-                || 'activity not captured: Kineto ProfilerActivity.CPU, nsys --trace=cuda): cause unknown'
+                || 'activity not captured: ' || notes_fix_runtime_short() || '): cause unknown'
            WHEN 'kernel_gap' THEN 'the op was queued on the stream of the op that ended at the gap start: the '
                 || 'ordinary gap between back-to-back ops of a stream (at most kernel_gap_max_ns)'
            WHEN 'queued_dependency' THEN 'the op sat queued (rule Q of queries/gpu_idle.sql) and no stream wait on '
@@ -211,9 +211,9 @@ SELECT k.trace, k.device, k.gap_start_ns, k.ts_ns AS gap_end_ns, k.ts_ns - k.gap
                      || 'the capture began, or the source does not link it: nsys SYNCHRONIZATION rows name only the '
                      || 'waiting stream)' END
        END AS note
-FROM _k k JOIN _gpu g USING (gid);
+FROM _k k JOIN gpu_activity g USING (gid);
 
--- busy_ns, first_ns, last_ns: _busy_dev (_common.sql)
+-- busy_ns, first_ns, last_ns: idle_device_busy (queries/lib/)
 CREATE OR REPLACE TEMP TABLE _dev AS
 WITH _cisl AS (  -- union of compute kernels only
     SELECT trace, device, ts_ns, end_ns,
@@ -222,20 +222,20 @@ WITH _cisl AS (  -- union of compute kernels only
     FROM (SELECT trace, device, ts_ns, end_ns,
                  max(end_ns) OVER (PARTITION BY trace, device ORDER BY ts_ns, end_ns
                                    ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS _pc
-          FROM _gpu WHERE op_class = 'compute')
+          FROM gpu_activity WHERE op_class = 'compute')
 ), _cbusy AS (
     SELECT trace, device, sum(e - s) AS compute_busy_ns
     FROM (SELECT trace, device, _ic, min(ts_ns) AS s, max(end_ns) AS e FROM _cisl GROUP BY ALL) GROUP BY ALL
 )
 SELECT p.trace, p.device, w.window_start_ns, w.window_end_ns, w.window_ns, p.busy_ns, p.first_ns, p.last_ns,
        p.last_ns - p.first_ns AS gpu_window_ns, coalesce(c.compute_busy_ns, 0) AS compute_busy_ns
-FROM _busy_dev p JOIN _window w USING (trace) LEFT JOIN _cbusy c USING (trace, device);
+FROM idle_device_busy p JOIN trace_window w USING (trace) LEFT JOIN _cbusy c USING (trace, device);
 
-CREATE OR REPLACE TEMP TABLE _idle_all AS
+CREATE OR REPLACE TEMP TABLE gpu_idle_all AS
 SELECT trace, device, CASE WHEN edge THEN 'before_first_gpu_op' ELSE cause END AS cause, cause AS rule_cause,
-       gap_start_ns, gap_ns, host_phase FROM _gaps
+       gap_start_ns, gap_ns, host_phase FROM gpu_idle_gaps
 UNION ALL SELECT trace, device, 'after_last_gpu_op', 'after_last_gpu_op', gap_start_ns, gap_end_ns - gap_start_ns, NULL
-          FROM _idle_iv WHERE edge = 'trailing';
+          FROM idle_intervals WHERE edge = 'trailing';
 
 -- @output gpu_idle
 WITH _c AS (
@@ -249,7 +249,7 @@ WITH _c AS (
            sum(gap_ns) FILTER (WHERE cause = 'no_launch_record') AS no_launch_record_ns,
            sum(gap_ns) FILTER (WHERE cause IN ('gpu_wait', 'kernel_gap', 'queued_dependency', 'no_launch_record')) AS other_ns,
            sum(gap_ns) FILTER (WHERE cause LIKE '%gpu_op') AS edge_ns
-    FROM _idle_all GROUP BY ALL
+    FROM gpu_idle_all GROUP BY ALL
 )
 SELECT d.trace, d.device, d.window_start_ns, d.window_end_ns, d.window_ns, d.busy_ns::BIGINT AS busy_ns,
        (d.window_ns - d.busy_ns)::BIGINT AS idle_ns, (d.window_ns - d.busy_ns) / d.window_ns AS idle_share,
@@ -265,7 +265,7 @@ SELECT d.trace, d.device, d.window_start_ns, d.window_end_ns, d.window_ns, d.bus
        coalesce(c.queued_dependency_ns, 0)::BIGINT AS queued_dependency_ns,
        coalesce(c.no_launch_record_ns, 0)::BIGINT AS no_launch_record_ns,
        coalesce(c.other_ns, 0)::BIGINT AS other_ns, coalesce(c.edge_ns, 0)::BIGINT AS edge_ns
-FROM _dev d LEFT JOIN _c c USING (trace, device) JOIN _caps k USING (trace)
+FROM _dev d LEFT JOIN _c c USING (trace, device) JOIN caps k USING (trace)
 ORDER BY d.trace, d.device;
 
 -- @output causes
@@ -273,14 +273,14 @@ SELECT i.trace, i.device, i.cause, count(*) AS intervals, sum(gap_ns)::BIGINT AS
        quantile_disc(gap_ns, 0.5) AS p50_ns, max(gap_ns) AS max_ns, any_value(d.window_ns) AS window_ns,
        sum(gap_ns) / any_value(d.window_ns) AS share_of_window,
        sum(gap_ns) / nullif(any_value(d.window_ns - d.busy_ns), 0) AS share_of_idle
-FROM _idle_all i JOIN _dev d USING (trace, device)
+FROM gpu_idle_all i JOIN _dev d USING (trace, device)
 GROUP BY i.trace, i.device, i.cause
 ORDER BY i.trace, i.device, idle_ns DESC, i.cause;
 
 -- @output by_phase
 SELECT i.trace, i.device, coalesce(i.host_phase, '(none)') AS host_phase, i.cause, count(*) AS intervals,
        sum(gap_ns)::BIGINT AS idle_ns, sum(gap_ns) / any_value(d.window_ns) AS share_of_window
-FROM _idle_all i JOIN _dev d USING (trace, device)
+FROM gpu_idle_all i JOIN _dev d USING (trace, device)
 WHERE i.cause NOT LIKE '%gpu_op'
 GROUP BY ALL ORDER BY i.trace, i.device, idle_ns DESC, host_phase, i.cause;
 
@@ -289,21 +289,21 @@ SELECT s.trace, s.step_index, s.name AS step_name, i.device, i.cause, count(*) A
        sum(least(i.gap_start_ns + i.gap_ns, s.end_ns) - greatest(i.gap_start_ns, s.ts_ns))::BIGINT AS idle_ns,
        any_value(s.end_ns - s.ts_ns) AS wall_ns,
        sum(least(i.gap_start_ns + i.gap_ns, s.end_ns) - greatest(i.gap_start_ns, s.ts_ns)) / any_value(s.end_ns - s.ts_ns) AS share_of_step
-FROM _steps s JOIN _idle_all i
+FROM step_instances s JOIN gpu_idle_all i
   ON i.trace = s.trace AND i.gap_start_ns < s.end_ns AND i.gap_start_ns + i.gap_ns > s.ts_ns
 GROUP BY s.trace, s.step_index, s.name, i.device, i.cause
 ORDER BY s.trace, s.step_index, i.device, idle_ns DESC, i.cause;
 
 -- @output intervals
 WITH _top AS (  -- pick the rows on narrow columns, then fetch the names of those few
-    SELECT * EXCLUDE (gap_end_ns) FROM _gaps WHERE NOT edge
+    SELECT * EXCLUDE (gap_end_ns) FROM gpu_idle_gaps WHERE NOT edge
     QUALIFY row_number() OVER (PARTITION BY trace ORDER BY gap_ns DESC, gap_start_ns, device, next_row_id) <= getvariable('idle_top_n')
 )
 SELECT t.trace, t.device, t.gap_start_ns, t.gap_ns, t.cause, t.host_phase, g.name AS next_op,
        g.launch_name AS next_launch_name, t.next_launch_ts_ns, t.next_launch_end_ns, t.next_stream,
        t.sync_call, t.sync_ts_ns, t.sync_end_ns, t.wait_call, t.wait_ts_ns, t.wait_stream, t.wait_evidence,
        t.event_record_call, t.event_record_ts_ns, t.event_record_stream, t.note, f.user_frame
-FROM _top t JOIN _gpu g ON g.gid = t.next_gid
-LEFT JOIN _rt_frame f ON f.trace = g.trace AND f.correlation = g.correlation AND f.tid = g.launch_tid
+FROM _top t JOIN gpu_activity g ON g.gid = t.next_gid
+LEFT JOIN frames_runtime f ON f.trace = g.trace AND f.correlation = g.correlation AND f.tid = g.launch_tid
   AND f.ts_ns = g.launch_ts_ns AND f.launched
 ORDER BY t.trace, t.gap_ns DESC, t.gap_start_ns, t.device, t.next_row_id;

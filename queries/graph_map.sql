@@ -11,7 +11,7 @@
 --   graph_map_replay     trace name holding the graph replays
 --   graph_map_reference  trace name of the reference
 --   step_pattern         regex of step range names (tracekit.report.DEFAULTS)
--- Not read: _common.sql (this file needs two traces and runs on its own: `tracekit graphmap`).
+-- Not read: queries/lib/ (this file needs two traces and runs on its own: `tracekit graphmap`).
 --
 -- How the alignment works (names must be equal; never guessed):
 --   replayed sequence  the GPU ops (kernel/memcpy/memset) whose launch is a *GraphLaunch, per launch

@@ -1,9 +1,9 @@
 -- headline: per trace and step kind, the per-step breakdown, the phase tree and verdicts, first.
--- @requires steps gpu_idle syncs _frames
+-- @requires steps gpu_idle syncs lib/caps lib/frames lib/modules lib/notes lib/runtime lib/step_instances lib/trace_window
 --
--- Run it with `tracekit report` (or `tracekit sql TRACE --query headline`): that loads _common.sql,
--- the set-up of the files named on the `@requires` line (steps.sql: _step_rows, _gpu_step,
--- _range_step; gpu_idle.sql: _idle_all) and sets every getvariable() to its default.
+-- Run it with `tracekit report` (or `tracekit sql TRACE --query headline`): that loads queries/lib/,
+-- the set-up of the files named on the `@requires` line (steps.sql: steps_rows, steps_gpu,
+-- steps_ranges; gpu_idle.sql: gpu_idle_all) and sets every getvariable() to its default.
 --
 -- A step is a step instance of steps.sql (innermost range matching step_pattern); a step kind
 -- keeps batch sizes apart (step[DECODE bs=8] and step[DECODE bs=16] are two kinds). Every
@@ -34,7 +34,7 @@
 --     'idle: <cause>'            that idle time split by gpu_idle.sql's causes (launch_bound, host_busy,
 --                                sync_blocked, gpu_wait, kernel_gap, queued_dependency, no_launch_record,
 --                                before_first_gpu_op, after_last_gpu_op); they add up to 'GPU idle, end to end'
---     'launches'                 kernel launch calls (_api_classes class `launch`; copies, memsets and
+--     'launches'                 kernel launch calls (api_classes class `launch`; copies, memsets and
 --                                graph launches excluded)
 --     'graph launches'           graph launch calls;  'graph nodes': GPU ops they replayed (NULL without runtime rows)
 --     'host: launch calls', 'host: blocking syncs+copies', 'host: other runtime calls',
@@ -50,7 +50,7 @@
 --   instances_mean (ranges or module intervals with exactly this path on the step's thread, per step;
 --   NULL for '(other)'), phase_source ('range' | 'module' | 'frame', comma-separated when several; NULL
 --   for '(other)').
---   Phases are EFFECTIVE phases (_modules.sql): user ranges where they say more than the step, else the
+--   Phases are EFFECTIVE phases (lib/modules.sql): user ranges where they say more than the step, else the
 --   module hierarchy around the launch (class names without instance index: 24 decoder layers are one
 --   row, instances_mean 24), else `forward` frames.
 --   CPU: range and module-interval time on the step's thread, clipped to the step range; inclusive = the
@@ -72,10 +72,10 @@
 --     GPU idle / end-to-end span, split by cause (causes of >= 0.1% of it; the first explained),
 --       the host phase when the host caused it, and the busy and other-work shares
 --     host time in blocking calls / CPU span, the call and phase with most of it (and its innermost
---       user-code frame, _frames.sql, the path from site-/dist-packages on), and what the GPU
---       did meanwhile (syncs.sql _sync_during: ops run, those launched before the trace window,
+--       user-code frame, lib/frames.sql, the path from site-/dist-packages on), and what the GPU
+--       did meanwhile (syncs.sql syncs_during: ops run, those launched before the trace window,
 --       the phases the others came from; or what it waited on when idle)
---     host time in kernel and graph launch calls / CPU span (launches only: _api_classes)
+--     host time in kernel and graph launch calls / CPU span (launches only: api_classes)
 --     asynchronous step: end-to-end span / CPU span (only when above 1.05)
 --     largest exclusive CPU phase / CPU span (only at >= 5% of it)
 --     GPU time replayed by CUDA graphs / GPU op time (only when graphs replayed)
@@ -129,79 +129,71 @@ CREATE OR REPLACE TEMP MACRO _hl_cause_gloss(c) AS CASE c
     WHEN 'before_first_gpu_op' THEN 'no GPU op yet in the trace'
     WHEN 'after_last_gpu_op' THEN 'no later GPU op in the trace' END;
 
--- Why a number is NULL, and which capture option fixes it.
-CREATE OR REPLACE TEMP MACRO _hl_no_rt() AS
-    'no CUDA/HIP runtime rows: Kineto: include ProfilerActivity.CPU; nsys: --trace=cuda';
-CREATE OR REPLACE TEMP MACRO _hl_no_sync() AS
-    'no sync API call captured (Kineto: activities=[CPU, CUDA]; nsys: --trace=cuda): unknown, not zero';
-CREATE OR REPLACE TEMP MACRO _hl_no_gpu() AS
-    'no GPU op launched in these steps (was CUDA activity captured? Kineto: activities=[CPU, CUDA]; nsys: --trace=cuda)';
-
--- Each step's device idle intervals (gpu_idle.sql's _idle_all, any cause) clipped to its end-to-end
+-- Each step's device idle intervals (gpu_idle.sql's gpu_idle_all, any cause) clipped to its end-to-end
 -- window on each device it ran ops on; the leading edge (window start to the device's first op) takes
--- the cause its op's rules give (rule_cause: a first op that waited on a stream event is gpu_wait) (steps.sql _step_dev: the same intervals make gpu_idle_ns, so
+-- the cause its op's rules give (rule_cause: a first op that waited on a stream event is gpu_wait) (steps.sql steps_devices: the same intervals make gpu_idle_ns, so
 -- the causes add up to it). host_phase is made relative to the step, like the phase tree.
 CREATE OR REPLACE TEMP TABLE _hl_idle AS
-SELECT d.trace, d.step_index, i.rule_cause AS cause, _rel_phase(coalesce(i.host_phase, '(none)'), st.phase_path) AS host_phase,
+SELECT d.trace, d.step_index, i.rule_cause AS cause, steps_rel_phase(coalesce(i.host_phase, '(none)'), st.phase_path) AS host_phase,
        sum(least(i.gap_start_ns + i.gap_ns, st.ts_ns + d.e2e_ns) - greatest(i.gap_start_ns, st.ts_ns)) AS idle_ns
-FROM _step_dev d
-JOIN _steps st USING (trace, step_index)
-JOIN _idle_all i ON i.trace = d.trace AND i.device = d.device
+FROM steps_devices d
+JOIN step_instances st USING (trace, step_index)
+JOIN gpu_idle_all i ON i.trace = d.trace AND i.device = d.device
                 AND i.gap_start_ns < st.ts_ns + d.e2e_ns AND i.gap_start_ns + i.gap_ns > st.ts_ns
 GROUP BY ALL;
 
 -- Per step: CPU inclusive time per phase (ranges on the step's own thread, clipped to the step),
 -- GPU op time per innermost phase ('(other)': launched directly in the step or outside its phases).
--- Module phases (_modules.sql, via steps.sql's _mod_step) count like ranges: their intervals' time (less the
+-- Module phases (lib/modules.sql, via steps.sql's steps_modules) count like ranges: their intervals' time (less the
 -- user ranges directly inside them: sign -1 rows), n = instances (module intervals or ranges of the path).
 CREATE OR REPLACE TEMP TABLE _hl_cpu AS
 SELECT r.trace, r.step_index, substr(r.phase_path, length(r.step_path) + 2) AS phase_path,
        sum(r.sign * greatest(least(r.ts_ns + r.dur_ns, s.end_ns) - r.ts_ns, 0)) AS incl_ns,
        count(*) FILTER (WHERE r.sign > 0) AS n, string_agg(DISTINCT r.src, ',' ORDER BY r.src) AS src
-FROM (SELECT trace, step_index, tid, ts_ns, dur_ns, phase_path, step_path, 1 AS sign, 'range' AS src FROM _range_step
+FROM (SELECT trace, step_index, tid, ts_ns, dur_ns, phase_path, step_path, 1 AS sign, 'range' AS src FROM steps_ranges
       UNION ALL
-      SELECT trace, step_index, tid, ts_ns, dur_ns, phase_path, step_path, sign, phase_source FROM _mod_step) r
-JOIN _steps s USING (trace, step_index)
+      SELECT trace, step_index, tid, ts_ns, dur_ns, phase_path, step_path, sign, phase_source FROM steps_modules) r
+JOIN step_instances s USING (trace, step_index)
 WHERE r.tid = s.tid AND starts_with(r.phase_path, r.step_path || '/')
 GROUP BY ALL;
 
--- GPU ops by their effective phase (_modules.sql: the user range, else the module path around the launch)
+-- GPU ops by their effective phase (lib/modules.sql: the user range, else the module path around the launch)
 CREATE OR REPLACE TEMP TABLE _hl_gpu AS
 SELECT trace, step_index,
        CASE WHEN starts_with(eff_phase_path, step_path || '/') THEN substr(eff_phase_path, length(step_path) + 2)
             ELSE '(other)' END AS phase_path,
        sum(dur_ns) AS excl_ns, string_agg(DISTINCT phase_source, ',' ORDER BY phase_source) AS src
-FROM _gpu_step GROUP BY ALL;
+FROM steps_gpu GROUP BY ALL;
 
 -- Where each phase path of a step kind came from (range, module, frame), over its steps, CPU and GPU side.
 CREATE OR REPLACE TEMP TABLE _hl_src AS
-SELECT trace, step_kind, phase_path, _src_union(string_agg(src, ','), NULL) AS phase_source FROM (
-    SELECT c.trace, s.step_kind, c.phase_path, c.src FROM _hl_cpu c JOIN _step_rows s USING (trace, step_index)
+SELECT trace, step_kind, phase_path, modules_src_union(string_agg(src, ','), NULL) AS phase_source FROM (
+    SELECT c.trace, s.step_kind, c.phase_path, c.src FROM _hl_cpu c JOIN steps_rows s USING (trace, step_index)
     UNION ALL
-    SELECT g.trace, s.step_kind, g.phase_path, g.src FROM _hl_gpu g JOIN _step_rows s USING (trace, step_index)
+    SELECT g.trace, s.step_kind, g.phase_path, g.src FROM _hl_gpu g JOIN steps_rows s USING (trace, step_index)
     WHERE g.phase_path <> '(other)')
 GROUP BY ALL;
 
 -- Every phase path of a step kind, with all its ancestors (so the tree has no orphan).
 CREATE OR REPLACE TEMP TABLE _hl_paths AS
 WITH _p AS (
-    SELECT c.trace, s.step_kind, c.phase_path FROM _hl_cpu c JOIN _step_rows s USING (trace, step_index)
+    SELECT c.trace, s.step_kind, c.phase_path FROM _hl_cpu c JOIN steps_rows s USING (trace, step_index)
     UNION
-    SELECT g.trace, s.step_kind, g.phase_path FROM _hl_gpu g JOIN _step_rows s USING (trace, step_index)
+    SELECT g.trace, s.step_kind, g.phase_path FROM _hl_gpu g JOIN steps_rows s USING (trace, step_index)
     WHERE g.phase_path <> '(other)'
 ), _segs AS (SELECT DISTINCT trace, step_kind, string_split(phase_path, '/') AS segs FROM _p)
 SELECT DISTINCT trace, step_kind, array_to_string(segs[1:i], '/') AS phase_path, i - 1 AS depth,
        CASE WHEN i > 1 THEN array_to_string(segs[1:i - 1], '/') END AS parent, segs[i] AS phase
 FROM (SELECT trace, step_kind, segs, unnest(range(1, len(segs) + 1)) AS i FROM _segs)
 UNION ALL
-SELECT DISTINCT trace, step_kind, '(other)', 0, NULL, '(other)' FROM _step_rows;
+SELECT DISTINCT trace, step_kind, '(other)', 0, NULL, '(other)' FROM steps_rows;
 
 -- The grid: every step x every path of its kind (0 where the step lacks the phase).
 CREATE OR REPLACE TEMP TABLE _hl_grid AS
 WITH _g AS (
     SELECT s.trace, s.step_kind, s.step_index, s.wall_ns, p.phase_path, p.depth, p.parent, p.phase,
            coalesce(c.incl_ns, 0) AS incl_cpu, coalesce(g.excl_ns, 0) AS excl_gpu, coalesce(c.n, 0) AS n
-    FROM _step_rows s JOIN _hl_paths p USING (trace, step_kind)
+    FROM steps_rows s JOIN _hl_paths p USING (trace, step_kind)
     LEFT JOIN _hl_cpu c ON c.trace = s.trace AND c.step_index = s.step_index AND c.phase_path = p.phase_path
     LEFT JOIN _hl_gpu g ON g.trace = s.trace AND g.step_index = s.step_index AND g.phase_path = p.phase_path
 ), _kids AS (
@@ -228,7 +220,7 @@ LEFT JOIN _ig i ON i.trace = g.trace AND i.step_index = g.step_index AND i.phase
 
 CREATE OR REPLACE TEMP TABLE _hl_tree AS
 WITH _k AS (
-    SELECT trace, step_kind, sum(wall_ns) AS k_wall, sum(gpu_op_ns) AS k_gpu FROM _step_rows GROUP BY ALL
+    SELECT trace, step_kind, sum(wall_ns) AS k_wall, sum(gpu_op_ns) AS k_gpu FROM steps_rows GROUP BY ALL
 ), _a AS (
     SELECT trace, step_kind, phase_path, any_value(depth) AS depth, any_value(phase) AS phase,
            avg(excl_cpu) AS excl_cpu_ns_mean, quantile_cont(excl_cpu, 0.5) AS excl_cpu_ns_p50,
@@ -266,40 +258,40 @@ CREATE OR REPLACE TEMP TABLE _hl_vals AS
 WITH _idle AS (
     SELECT trace, step_index, cause, sum(idle_ns) AS idle_ns FROM _hl_idle GROUP BY ALL
 ), _causes AS (  -- the causes seen per trace and kind, each a row for every step of the kind
-    SELECT DISTINCT s.trace, s.step_kind, i.cause FROM _idle i JOIN _step_rows s USING (trace, step_index)
+    SELECT DISTINCT s.trace, s.step_kind, i.cause FROM _idle i JOIN steps_rows s USING (trace, step_index)
 ), _s AS (
-    SELECT s.*, k.has_runtime, k.has_sync FROM _step_rows s JOIN _caps k USING (trace)
+    SELECT s.*, k.has_runtime, k.has_sync FROM steps_rows s JOIN caps k USING (trace)
 )
 -- A trace with no GPU activity at all (no GPU op, no runtime call, no sync record: a CPU-only run)
 -- keeps only the CPU rows: one verdict says why, instead of a table of NULLs.
 SELECT trace, step_kind, step_index, row_order, metric, unit, v::DOUBLE AS v, note FROM (
     SELECT s.trace, s.step_kind, s.step_index, m.* FROM _s s, LATERAL (VALUES
         (1, 'CPU span', 'ns', s.wall_ns::DOUBLE, NULL),
-        (2, 'GPU span', 'ns', s.gpu_span_ns::DOUBLE, _hl_no_gpu()),
+        (2, 'GPU span', 'ns', s.gpu_span_ns::DOUBLE, notes_no_gpu_launched()),
         (3, 'end-to-end span', 'ns', s.end_to_end_ns::DOUBLE, NULL),
-        (4, 'GPU busy (union)', 'ns', s.gpu_busy_ns::DOUBLE, _hl_no_gpu()),
-        (5, 'GPU busy / end to end', 'share', s.gpu_busy_share_e2e, _hl_no_gpu()),
-        (6, 'GPU busy / GPU span', 'share', s.gpu_busy_share_span, _hl_no_gpu()),
-        (7, 'GPU op time (kernels, copies, memsets)', 'ns', CASE WHEN s.gpu_ops > 0 THEN s.gpu_op_ns END::DOUBLE, _hl_no_gpu()),
-        (8, 'GPU on other work', 'ns', s.gpu_other_ns::DOUBLE, _hl_no_gpu()),
-        (9, 'GPU idle, end to end', 'ns', s.gpu_idle_ns::DOUBLE, _hl_no_gpu()),
-        (40, 'launches', 'count', s.launches::DOUBLE, _hl_no_rt()),
-        (41, 'graph launches', 'count', s.graph_launches::DOUBLE, _hl_no_rt()),
-        (42, 'graph nodes', 'count', CASE WHEN s.graph_launches IS NOT NULL THEN s.graph_nodes END::DOUBLE, _hl_no_rt()),
-        (50, 'host: launch calls', 'ns', s.host_launch_ns::DOUBLE, _hl_no_rt()),
-        (51, 'host: blocking syncs+copies', 'ns', s.host_blocking_ns::DOUBLE, _hl_no_rt()),
-        (52, 'host: other runtime calls', 'ns', s.host_runtime_other_ns::DOUBLE, _hl_no_rt()),
-        (53, 'host: outside runtime calls', 'ns', s.host_outside_runtime_ns::DOUBLE, _hl_no_rt()),
-        (90, 'sync calls', 'count', s.sync_calls::DOUBLE, _hl_no_sync()),
-        (91, 'sync stall', 'ns', s.sync_stall_ns::DOUBLE, _hl_no_sync())
+        (4, 'GPU busy (union)', 'ns', s.gpu_busy_ns::DOUBLE, notes_no_gpu_launched()),
+        (5, 'GPU busy / end to end', 'share', s.gpu_busy_share_e2e, notes_no_gpu_launched()),
+        (6, 'GPU busy / GPU span', 'share', s.gpu_busy_share_span, notes_no_gpu_launched()),
+        (7, 'GPU op time (kernels, copies, memsets)', 'ns', CASE WHEN s.gpu_ops > 0 THEN s.gpu_op_ns END::DOUBLE, notes_no_gpu_launched()),
+        (8, 'GPU on other work', 'ns', s.gpu_other_ns::DOUBLE, notes_no_gpu_launched()),
+        (9, 'GPU idle, end to end', 'ns', s.gpu_idle_ns::DOUBLE, notes_no_gpu_launched()),
+        (40, 'launches', 'count', s.launches::DOUBLE, notes_no_runtime_rows()),
+        (41, 'graph launches', 'count', s.graph_launches::DOUBLE, notes_no_runtime_rows()),
+        (42, 'graph nodes', 'count', CASE WHEN s.graph_launches IS NOT NULL THEN s.graph_nodes END::DOUBLE, notes_no_runtime_rows()),
+        (50, 'host: launch calls', 'ns', s.host_launch_ns::DOUBLE, notes_no_runtime_rows()),
+        (51, 'host: blocking syncs+copies', 'ns', s.host_blocking_ns::DOUBLE, notes_no_runtime_rows()),
+        (52, 'host: other runtime calls', 'ns', s.host_runtime_other_ns::DOUBLE, notes_no_runtime_rows()),
+        (53, 'host: outside runtime calls', 'ns', s.host_outside_runtime_ns::DOUBLE, notes_no_runtime_rows()),
+        (90, 'sync calls', 'count', s.sync_calls::DOUBLE, notes_no_sync_captured()),
+        (91, 'sync stall', 'ns', s.sync_stall_ns::DOUBLE, notes_no_sync_captured())
     ) m(row_order, metric, unit, v, note)
     UNION ALL
     SELECT s.trace, s.step_kind, s.step_index,
            (10 + dense_rank() OVER (PARTITION BY s.trace, s.step_kind ORDER BY c.cause))::INTEGER,
-           'idle: ' || c.cause, 'ns', CASE WHEN s.gpu_ops > 0 THEN coalesce(i.idle_ns, 0) END::DOUBLE, _hl_no_gpu()
+           'idle: ' || c.cause, 'ns', CASE WHEN s.gpu_ops > 0 THEN coalesce(i.idle_ns, 0) END::DOUBLE, notes_no_gpu_launched()
     FROM _s s JOIN _causes c USING (trace, step_kind)
     LEFT JOIN _idle i ON i.trace = s.trace AND i.step_index = s.step_index AND i.cause = c.cause
-) WHERE row_order IN (1, 3) OR trace NOT IN (SELECT trace FROM _caps WHERE NOT (has_gpu OR has_runtime OR has_sync));
+) WHERE row_order IN (1, 3) OR trace NOT IN (SELECT trace FROM caps WHERE NOT (has_gpu OR has_runtime OR has_sync));
 
 -- Per (trace, step kind) sums: the numerators and denominators of the verdicts.
 CREATE OR REPLACE TEMP TABLE _hl_kind AS
@@ -311,10 +303,10 @@ SELECT s.trace, s.step_kind, count(*) AS n, sum(s.wall_ns) AS wall, sum(s.end_to
        sum(s.sync_calls) AS syncs, sum(s.sync_stall_ns) AS stall,
        any_value(k.has_runtime) AS has_runtime, any_value(k.has_sync) AS has_sync,
        NOT any_value(k.has_gpu OR k.has_runtime OR k.has_sync) AS no_gpu_activity, any_value(k.capture_activities) AS acts
-FROM _step_rows s JOIN _caps k USING (trace) GROUP BY ALL;
+FROM steps_rows s JOIN caps k USING (trace) GROUP BY ALL;
 
 -- @output headline
-SELECT v.trace, v.step_kind, (SELECT count(*) FROM _step_rows s WHERE s.trace = v.trace AND s.step_kind = v.step_kind) AS steps,
+SELECT v.trace, v.step_kind, (SELECT count(*) FROM steps_rows s WHERE s.trace = v.trace AND s.step_kind = v.step_kind) AS steps,
        v.row_order, v.metric, v.unit, list_avg(list(v.v ORDER BY v.v)) AS mean,  -- summed in value order: the same last bit on any thread count
        quantile_cont(v.v, 0.5) AS p50, quantile_cont(v.v, 0.99) AS p99,
        CASE WHEN count(v.v) = 0 THEN any_value(v.note) END AS note
@@ -330,10 +322,10 @@ FROM _hl_tree ORDER BY trace, step_kind, row_order;
 -- @output verdicts
 WITH _ic AS (  -- idle causes per kind, over the steps' end-to-end windows
     SELECT s.trace, s.step_kind, i.cause, sum(i.idle_ns) AS idle_ns
-    FROM _hl_idle i JOIN _step_rows s USING (trace, step_index) GROUP BY ALL
+    FROM _hl_idle i JOIN steps_rows s USING (trace, step_index) GROUP BY ALL
 ), _hp AS (  -- the host phase of the most idle time the host caused
     SELECT * FROM (SELECT s.trace, s.step_kind, i.host_phase, sum(i.idle_ns) AS idle_ns
-                   FROM _hl_idle i JOIN _step_rows s USING (trace, step_index)
+                   FROM _hl_idle i JOIN steps_rows s USING (trace, step_index)
                    WHERE i.cause IN ('launch_bound', 'host_busy', 'sync_blocked')
                    GROUP BY s.trace, s.step_kind, i.host_phase)
     QUALIFY row_number() OVER (PARTITION BY trace, step_kind ORDER BY idle_ns DESC, host_phase) = 1
@@ -355,16 +347,16 @@ WITH _ic AS (  -- idle causes per kind, over the steps' end-to-end windows
 ), _topg AS (
     SELECT trace, step_kind, phase_path, s_excl_gpu FROM _hl_tree WHERE k_gpu > 0 AND phase_path <> '(other)'
     QUALIFY row_number() OVER (PARTITION BY trace, step_kind ORDER BY s_excl_gpu DESC, phase_path) = 1
-), _sc AS (  -- blocking calls in the kind's steps, with what the GPU did meanwhile (syncs.sql _sync_during)
-    SELECT s.trace, s.step_kind, r.name AS api, _rel_phase(r.phase_path, s.phase_path) AS phase, r.dur_ns,
+), _sc AS (  -- blocking calls in the kind's steps, with what the GPU did meanwhile (syncs.sql syncs_during)
+    SELECT s.trace, s.step_kind, r.name AS api, steps_rel_phase(r.phase_path, s.phase_path) AS phase, r.dur_ns,
            d.gpu_ops_during, d.gpu_busy_during_ns, d.unlaunched_ops_during, d.unlaunched_ns_during,
-           _rel_phase(d.launched_from[1], s.phase_path) AS launched_from, d.waiting_on,
+           steps_rel_phase(d.launched_from[1], s.phase_path) AS launched_from, d.waiting_on,
            regexp_replace(f.user_frame, '^.*/(site|dist)-packages/', '') AS frame
     FROM (SELECT r.*, CASE WHEN o.one_thread THEN -1 ELSE r.tid END AS k_tid
-          FROM _rt r JOIN _one_thread o USING (trace) WHERE r.blocking) r
-    ASOF JOIN _steps s ON r.trace = s.trace AND r.k_tid = s.k_tid AND r.ts_ns >= s.ts_ns
-    LEFT JOIN _sync_during d ON d.trace = r.trace AND d.row_id = r.row_id
-    LEFT JOIN _rt_frame f ON f.trace = r.trace AND f.row_id = r.row_id
+          FROM runtime_calls r JOIN step_instances_one_thread o USING (trace) WHERE r.blocking) r
+    ASOF JOIN step_instances s ON r.trace = s.trace AND r.k_tid = s.k_tid AND r.ts_ns >= s.ts_ns
+    LEFT JOIN syncs_during d ON d.trace = r.trace AND d.row_id = r.row_id
+    LEFT JOIN frames_runtime f ON f.trace = r.trace AND f.row_id = r.row_id
     WHERE r.ts_ns < s.end_ns
 ), _sy AS (  -- per kind: the (api, phase) with most of the stall, what the GPU did during all the calls
     SELECT trace, step_kind, first(api ORDER BY ns DESC, api, phase) AS api, first(phase ORDER BY ns DESC, api, phase) AS phase,
@@ -381,8 +373,8 @@ WITH _ic AS (  -- idle causes per kind, over the steps' end-to-end windows
 ), _v(trace, step_kind, prio, size_ns, verdict, numerator_ns, denominator_ns, numerator, denominator) AS (
     -- 1: the step as its user lives it, GPU side: idle and busy over the end-to-end window
     SELECT k.trace, k.step_kind, 1, 0,
-           CASE WHEN k.no_gpu_activity THEN upper(_no_gpu_activity(k.acts)[1]) || _no_gpu_activity(k.acts)[2:]
-                WHEN coalesce(k.ops, 0) = 0 THEN 'GPU idle unknown: ' || _hl_no_gpu()
+           CASE WHEN k.no_gpu_activity THEN upper(notes_no_gpu_activity(k.acts)[1]) || notes_no_gpu_activity(k.acts)[2:]
+                WHEN coalesce(k.ops, 0) = 0 THEN 'GPU idle unknown: ' || notes_no_gpu_launched()
                 ELSE 'GPU idle ' || _hl_pct(k.idle, k.e2e_dev) || ' of the step end to end (' || _hl_t(k.idle / k.n) || ' of '
                      || _hl_t(k.e2e_dev / k.n) || ' per step)' || coalesce(': ' || i.split, '')
                      || CASE WHEN i.top_cause IN ('launch_bound', 'host_busy', 'sync_blocked') AND h.host_phase IS NOT NULL
@@ -405,7 +397,7 @@ WITH _ic AS (  -- idle causes per kind, over the steps' end-to-end windows
     FROM _hl_kind WHERE wall > 0 AND e2e > 1.05 * wall
     UNION ALL
     SELECT k.trace, k.step_kind, CASE WHEN NOT has_sync THEN 4 WHEN coalesce(stall, 0) = 0 THEN 3 ELSE 2 END, coalesce(stall, 0),
-           CASE WHEN NOT has_sync THEN 'Sync stalls unknown: ' || _hl_no_sync()
+           CASE WHEN NOT has_sync THEN 'Sync stalls unknown: ' || notes_no_sync_captured()
                 WHEN coalesce(stall, 0) = 0 THEN 'No blocking sync call inside these steps (sync calls were captured)'
                 ELSE 'Host blocked ' || _hl_t(stall / n) || ' per step in ' || _hl_count(syncs / n, 'blocking sync call')
                      || ' (' || _hl_pct(stall, wall) || ' of the CPU span), mostly ' || y.api || ' ' || _hl_where(y.phase)
@@ -425,7 +417,7 @@ WITH _ic AS (  -- idle causes per kind, over the steps' end-to-end windows
     FROM _hl_kind k LEFT JOIN _sy y USING (trace, step_kind) WHERE NOT k.no_gpu_activity
     UNION ALL
     SELECT trace, step_kind, CASE WHEN has_runtime THEN 2 ELSE 4 END, coalesce(launch_host + glaunch_host, 0),
-           CASE WHEN NOT has_runtime THEN 'Launch counts unknown: ' || _hl_no_rt()
+           CASE WHEN NOT has_runtime THEN 'Launch counts unknown: ' || notes_no_runtime_rows()
                 ELSE 'Launch calls take ' || _hl_t((launch_host + glaunch_host) / n) || ' per step ('
                      || _hl_pct(launch_host + glaunch_host, wall) || ' of the CPU span): '
                      || _hl_count(launches / n, 'kernel launch') || coalesce(', mean ' || _hl_t(launch_host / nullif(launches, 0)), '')
@@ -461,10 +453,10 @@ WHERE rank <= 6
 ORDER BY trace, step_kind, rank;
 
 -- @output notes
-WITH _tr AS (SELECT trace FROM _window UNION SELECT trace FROM trace_notes),
+WITH _tr AS (SELECT trace FROM trace_window UNION SELECT trace FROM trace_notes),
 _cand AS (  -- top-level ranges (no enclosing range), names with digits folded, by frequency
     SELECT * FROM (SELECT trace, regexp_replace(name, '[0-9]+', 'N', 'g') AS name, count(*) AS n
-                   FROM ranges WHERE phase_path = name AND trace NOT IN (SELECT trace FROM _steps)
+                   FROM ranges WHERE phase_path = name AND trace NOT IN (SELECT trace FROM step_instances)
                    GROUP BY ALL)
     QUALIFY row_number() OVER (PARTITION BY trace ORDER BY n DESC, name) <= 8
 )
@@ -476,11 +468,11 @@ SELECT t.trace, 'warn', 'steps',
        || coalesce((SELECT string_agg(c.name || ' (' || c.n || ')', ', ' ORDER BY c.n DESC, c.name)
                     FROM _cand c WHERE c.trace = t.trace), 'none (the trace has no range)')
        || ': pass --step-pattern, or mark the loop with tracekit.phase("step")'
-FROM _tr t WHERE t.trace NOT IN (SELECT trace FROM _steps)
+FROM _tr t WHERE t.trace NOT IN (SELECT trace FROM step_instances)
 ORDER BY 1, 3, 4;
 
 -- @output idle
 SELECT h.trace, s.step_kind, h.step_index, h.cause, sum(h.idle_ns)::BIGINT AS idle_ns
-FROM _hl_idle h JOIN _step_rows s USING (trace, step_index)
+FROM _hl_idle h JOIN steps_rows s USING (trace, step_index)
 GROUP BY ALL
 ORDER BY h.trace, h.step_index, idle_ns DESC, h.cause;

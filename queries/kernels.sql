@@ -1,24 +1,24 @@
 -- kernels: which GPU ops take the GPU time?
--- @requires steps _kernel_names
+-- @requires steps lib/gpu_activity lib/kernel_names
 --
--- Run it with `tracekit report` (or tracekit.report.run): that loads _common.sql first and sets every
+-- Run it with `tracekit report` (or tracekit.report.run): that loads the modules on its @requires line first and sets every
 -- getvariable() parameter to its documented default (tracekit/report.py: DEFAULTS).
 --
 -- Top GPU ops (kernels, memcpys, memsets) by total time, per trace. Rows are grouped by
 -- (trace, kind, name); time is summed op duration (overlapping ops on different streams are
 -- each counted in full, like nsys `cuda_gpu_kern_sum` and HTA's per-kernel table).
 --
--- Inputs: _gpu, _gpu_names, _kernel_categories (from _common.sql); _gpu_step, _step_rows, _rel_phase (steps.sql);
--- _kernel_names (_kernel_names.sql). Parameters: getvariable('top_n') (default 50): rows kept per
+-- Inputs: gpu_activity, gpu_activity_names, gpu_activity_categories (queries/lib/); steps_gpu, steps_rows, steps_rel_phase (steps.sql);
+-- kernel_names (lib/kernel_names.sql). Parameters: getvariable('top_n') (default 50): rows kept per
 -- trace; the rest are folded into one row named '(other ops)' so the shares still add up to 1.
 --
 -- Output `kernels` (one row per op name, ordered by total_ns descending):
 --   trace           which capture
 --   name            op name (kernel name as the source wrote it: the full name, mangled if it was)
---   short_name      the readable name (_kernel_names.sql: demangled, template noise dropped, the tile sizes
+--   short_name      the readable name (lib/kernel_names.sql: demangled, template noise dropped, the tile sizes
 --                   and the op that tell a family's kernels apart kept); NULL for the folded row. The
 --                   terminal and HTML show it in place of name (HTML: the full name on hover)
---   category        the op's category (kernel_categories.csv, _common.sql's _gpu.category); when the launching
+--   category        the op's category (kernel_categories.csv, lib/gpu_activity's gpu_activity.category); when the launching
 --                   op gives some of its executions another category (pow under fb::rms_norm: norm, elsewhere:
 --                   elementwise), the category of most of its time (equal time: the first in text order);
 --                   '(mixed)' for the folded row
@@ -68,29 +68,29 @@
 CREATE OR REPLACE TEMP TABLE _kc_ops AS
 SELECT g.trace, g.kind, g.name, g.category, g.dur_ns, g.graph,
        coalesce(r.step_kind, '(outside steps)') AS step_kind,
-       CASE WHEN s.gid IS NOT NULL THEN _rel_phase(s.phase_path, s.step_path) END AS phase
-FROM _gpu g
-LEFT JOIN _gpu_step s USING (gid)
-LEFT JOIN _step_rows r ON r.trace = s.trace AND r.step_index = s.step_index;
+       CASE WHEN s.gid IS NOT NULL THEN steps_rel_phase(s.phase_path, s.step_path) END AS phase
+FROM gpu_activity g
+LEFT JOIN steps_gpu s USING (gid)
+LEFT JOIN steps_rows r ON r.trace = s.trace AND r.step_index = s.step_index;
 
 CREATE OR REPLACE TEMP TABLE _kc_kinds AS
-SELECT trace, step_kind, count(*) AS steps FROM _step_rows GROUP BY ALL;
+SELECT trace, step_kind, count(*) AS steps FROM steps_rows GROUP BY ALL;
 
 -- @output kernels
 WITH _by_phase AS (
     SELECT trace, kind, name, phase_path, sum(dur_ns) AS ns
-    FROM _gpu GROUP BY ALL
+    FROM gpu_activity GROUP BY ALL
 ), _top_phase AS (
     SELECT trace, kind, name, first(phase_path ORDER BY ns DESC, phase_path) AS phase_path, count(*) AS phases
     FROM _by_phase GROUP BY ALL
 ), _cat AS (  -- a name whose launching op changes some of its ops' category: the category of most of its time
     SELECT trace, kind, name, first(category ORDER BY ns DESC, category) AS category
-    FROM (SELECT trace, kind, name, category, sum(dur_ns) AS ns FROM _gpu GROUP BY ALL) GROUP BY ALL
+    FROM (SELECT trace, kind, name, category, sum(dur_ns) AS ns FROM gpu_activity GROUP BY ALL) GROUP BY ALL
 ), _agg AS (
     SELECT trace, kind, name, any_value(op_class) AS op_class, count(*) AS count, sum(dur_ns) AS total_ns,
            quantile_disc(dur_ns, 0.5) AS p50_ns, max(dur_ns) AS max_ns,
            count(*) FILTER (WHERE graph) AS graph_count
-    FROM _gpu GROUP BY ALL
+    FROM gpu_activity GROUP BY ALL
 ), _ranked AS (
     SELECT a.*, t.phase_path, t.phases, ct.category,
            sum(a.total_ns) OVER (PARTITION BY a.trace) AS gpu_op_ns_all,
@@ -100,7 +100,7 @@ WITH _by_phase AS (
 SELECT r.trace, r.name, n.short_name, r.category, r.count, r.total_ns::BIGINT AS total_ns,
        r.total_ns / r.gpu_op_ns_all AS share, r.total_ns / r.count AS mean_ns, r.p50_ns, r.max_ns, r.kind, r.op_class,
        r.gpu_op_ns_all::BIGINT AS gpu_op_ns_all, r.graph_count, r.phase_path, r.phases
-FROM _ranked r LEFT JOIN _kernel_names n ON n.kind = r.kind AND n.name = r.name WHERE r.rk <= getvariable('top_n')
+FROM _ranked r LEFT JOIN kernel_names n ON n.kind = r.kind AND n.name = r.name WHERE r.rk <= getvariable('top_n')
 UNION ALL
 SELECT trace, '(other ops)', NULL, '(mixed)', sum(count)::BIGINT, sum(total_ns)::BIGINT,
        sum(total_ns) / any_value(gpu_op_ns_all), sum(total_ns) / sum(count), NULL, max(max_ns), '(mixed)', '(mixed)',
@@ -117,7 +117,7 @@ WITH _c AS (
     SELECT o.trace, o.step_kind, o.category,
            first(n.short_name ORDER BY o.ns DESC, o.name) AS top_kernel
     FROM (SELECT trace, step_kind, category, kind, name, sum(dur_ns) AS ns FROM _kc_ops GROUP BY ALL) o
-    LEFT JOIN _kernel_names n ON n.kind = o.kind AND n.name = o.name
+    LEFT JOIN kernel_names n ON n.kind = o.kind AND n.name = o.name
     GROUP BY ALL
 )
 SELECT c.trace, c.step_kind, c.category,

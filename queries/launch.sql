@@ -1,7 +1,7 @@
 -- launch: what does launching cost, and how long does work queue before the GPU starts it?
--- @requires _frames
+-- @requires lib/frames lib/gpu_activity lib/runtime
 --
--- Run it with `tracekit report` (or tracekit.report.run): that loads _common.sql first and sets every
+-- Run it with `tracekit report` (or tracekit.report.run): that loads the modules on its @requires line first and sets every
 -- getvariable() parameter to its documented default (tracekit/report.py: DEFAULTS).
 --
 -- One row per (trace, phase_path, launch API). A launch is a runtime call that launched at
@@ -10,7 +10,7 @@
 -- any wait behind earlier work on the stream; HTA's "launch delay" instead subtracts the call's
 -- end and clips at 0, also given here as launch_delay_*).
 --
--- Inputs: _gpu (from _common.sql); _rt_frame (_frames.sql). No parameters.
+-- Inputs: gpu_activity (queries/lib/); frames_runtime (lib/frames.sql). No parameters.
 --
 -- Output `launch` columns:
 --   trace, phase_path, launch_name   the phase of the launch call and its API name
@@ -23,16 +23,16 @@
 --   short_ops           GPU ops shorter than their own launch call (non-graph launches only)
 --   short_ops_ns        their summed GPU duration
 --   short_share         short_ops / gpu_ops of non-graph launches (NULL when there are none)
---   api_class           the call's class (_common.sql _api_classes): launch | graph_launch | enqueue (async
+--   api_class           the call's class (lib/api api_classes): launch | graph_launch | enqueue (async
 --                       copies and memsets) | blocking (synchronous copies: their host time is a sync stall,
 --                       not launch cost) | ...
 --
 -- Output `by_frame`: launch sites in the code, one row per (trace, user_frame): user_frame is the
 --   innermost frame of user code around the launch call (not torch internals, not built-ins),
---   `file(line): function`, from the trace's Python frames (with_stack=True; _frames.sql says which
+--   `file(line): function`, from the trace's Python frames (with_stack=True; lib/frames.sql says which
 --   frames are user code). Ordered by host_ns.
 --   trace, user_frame   NULL: the launches no user frame encloses (note says why)
---   launches            distinct kernel and graph launch calls (_api_classes: a copy or memset call, even a
+--   launches            distinct kernel and graph launch calls (api_classes: a copy or memset call, even a
 --                       blocking one such as hipMemcpyWithStream, is not a launch)
 --   gpu_ops             GPU ops they launched
 --   host_ns             summed duration of the launch calls
@@ -52,7 +52,7 @@ WITH _per_launch AS (
            min(ts_ns) AS first_op_ns, count(*) AS gpu_ops, bool_or(graph) AS graph,
            count(*) FILTER (WHERE NOT graph AND dur_ns < launch_dur_ns) AS short_ops,
            sum(dur_ns) FILTER (WHERE NOT graph AND dur_ns < launch_dur_ns) AS short_ops_ns
-    FROM _gpu WHERE launch_name IS NOT NULL
+    FROM gpu_activity WHERE launch_name IS NOT NULL
     GROUP BY trace, correlation
 )
 SELECT trace, phase_path, launch_name, count(*) AS launches, sum(gpu_ops)::BIGINT AS gpu_ops,
@@ -66,7 +66,7 @@ SELECT trace, phase_path, launch_name, count(*) AS launches, sum(gpu_ops)::BIGIN
        sum(short_ops) / nullif(sum(gpu_ops) FILTER (WHERE NOT graph), 0) AS short_share,
        any_value(c.api_class) AS api_class
 FROM _per_launch
-LEFT JOIN (SELECT name, max(api_class) AS api_class FROM _rt GROUP BY name) c ON c.name = launch_name
+LEFT JOIN (SELECT name, max(api_class) AS api_class FROM runtime_calls GROUP BY name) c ON c.name = launch_name
 GROUP BY trace, phase_path, launch_name
 ORDER BY trace, host_ns DESC, phase_path, launch_name;
 
@@ -74,11 +74,11 @@ ORDER BY trace, host_ns DESC, phase_path, launch_name;
 WITH _per_launch AS (
     SELECT trace, correlation, min(launch_tid) AS launch_tid, min(launch_ts_ns) AS launch_ts_ns,  -- one launch: one value
            min(launch_dur_ns) AS launch_dur_ns, count(*) AS gpu_ops, sum(dur_ns) AS gpu_op_ns
-    FROM _gpu WHERE launch_name IN (SELECT DISTINCT name FROM _rt WHERE api_class IN ('launch', 'graph_launch'))
+    FROM gpu_activity WHERE launch_name IN (SELECT DISTINCT name FROM runtime_calls WHERE api_class IN ('launch', 'graph_launch'))
     GROUP BY trace, correlation
 ), _f AS (
     SELECT l.*, f.user_frame FROM _per_launch l
-    LEFT JOIN _rt_frame f ON f.trace = l.trace AND f.correlation = l.correlation AND f.tid = l.launch_tid
+    LEFT JOIN frames_runtime f ON f.trace = l.trace AND f.correlation = l.correlation AND f.tid = l.launch_tid
      AND f.ts_ns = l.launch_ts_ns AND f.launched
 )
 SELECT f.trace, f.user_frame, count(*) AS launches, sum(f.gpu_ops)::BIGINT AS gpu_ops,
@@ -89,6 +89,6 @@ SELECT f.trace, f.user_frame, count(*) AS launches, sum(f.gpu_ops)::BIGINT AS gp
                  || 'with_stack=True to name the code that launched)'
             ELSE 'no user-code frame encloses these launches (only torch internals and built-ins, or no Python '
                  || 'frame at all: e.g. launches from a C++ thread)' END AS note
-FROM _f f JOIN _py_caps p ON p.trace = f.trace
+FROM _f f JOIN frames_py_caps p ON p.trace = f.trace
 GROUP BY f.trace, f.user_frame
 ORDER BY f.trace, host_ns DESC, f.user_frame NULLS FIRST;

@@ -1,14 +1,14 @@
 -- lm_head: how much GPU time does the LM head (vocabulary projection) take, per scope?
--- @requires _modules
+-- @requires lib/api lib/gpu_activity lib/modules lib/trace_window
 --
--- Run it with `tracekit report` (or tracekit.report.run): that loads _common.sql first and sets every
+-- Run it with `tracekit report` (or tracekit.report.run): that loads the modules on its @requires line first and sets every
 -- getvariable() parameter to its documented default (tracekit/report.py: DEFAULTS).
 --
 -- Three methods, tried in order; `used` marks the first that found lm_head GPU ops:
 --   1_range         GPU ops launched inside a range whose name fully matches
 --                   getvariable('lm_head_regex') (default '(?i).*lm_head.*'); scope = the
 --                   phase_path above that range (e.g. 'step/draft' vs 'step/target').
---                   Phases are EFFECTIVE phases (_modules.sql): in a trace without user ranges below
+--                   Phases are EFFECTIVE phases (lib/modules.sql): in a trace without user ranges below
 --                   the step, a module phase whose class is named like an LM head (_lm_is_head_module:
 --                   contains `lm_head`, `LMHead` or `LMPredictionHead`, case-insensitive, and does not end
 --                   in `Model`: BertLMPredictionHead, BertOnlyMLMHead, ParallelLMHead, not GPT2LMHeadModel,
@@ -38,8 +38,8 @@
 -- vocabulary, so an LM head), the note says the window does not show it instead.
 -- When methods abstain, only the first abstaining row is severity 'warn'.
 --
--- Inputs: events (cpu_op rows), kernels (args."@graphmap"), ranges; _gpu, _rt, _window (from _common.sql);
--- _gpu_phase, _mod_iv (_modules.sql).
+-- Inputs: events (cpu_op rows), kernels (args."@graphmap"), ranges; gpu_activity, runtime_calls, trace_window (queries/lib/);
+-- modules_gpu_phase, modules_intervals (lib/modules.sql).
 --
 -- Output columns (one row per trace, method and scope; one row per trace and method when none):
 --   trace, method, used (TRUE on the rows of the first method with status 'ok')
@@ -68,13 +68,13 @@ CREATE OR REPLACE TEMP MACRO _lm_is_head_module(c) AS
 CREATE OR REPLACE TEMP MACRO _lm_first_mod_seg(pp, mp) AS CASE WHEN mp IS NOT NULL THEN
     list_filter(range(len(string_split(pp, '/')) - len(string_split(mp, '/')) + 1, len(string_split(pp, '/')) + 1),
                 lambda i: _lm_is_head_module(string_split(pp, '/')[i]))[1] END;
--- GPU ops with their effective phase (_modules.sql) and the first LM-head segment of it (range, else module)
+-- GPU ops with their effective phase (lib/modules.sql) and the first LM-head segment of it (range, else module)
 CREATE OR REPLACE TEMP TABLE _lm_gpu AS
 SELECT * EXCLUDE (r_seg), list_min([r_seg, _lm_first_mod_seg(eff_phase_path, module_path)]) AS lm_seg,
        r_seg IS NULL AS lm_by_module
 FROM (SELECT g.*, p.eff_phase_path, p.module_path,
              _lm_first_seg(p.eff_phase_path, getvariable('lm_head_regex')) AS r_seg  -- once per op: a regex per segment
-      FROM _gpu g JOIN _gpu_phase p USING (gid));
+      FROM gpu_activity g JOIN modules_gpu_phase p USING (gid));
 -- GPU op time per phase_path including descendants ('(top)' = the whole trace); each path's time is
 -- added to every ancestor prefix, so this is linear in the total path depth.
 CREATE OR REPLACE TEMP TABLE _lm_incl AS
@@ -98,11 +98,11 @@ CREATE OR REPLACE TEMP MACRO _lm_is_gemm(op) AS
 -- GPU ops replayed by a CUDA graph that `tracekit graphmap` gave the shapes of the reference op
 -- that launched them (args."@graphmap".op, input_dims): they stand in for the cpu_op the replay lacks.
 CREATE OR REPLACE TEMP TABLE _lm_mapped AS
-SELECT k.trace, greatest(k.dur_ns, 0) AS dur_ns, _is_graph_launch(k.launch_name) AS graph,
+SELECT k.trace, greatest(k.dur_ns, 0) AS dur_ns, api_is_graph_launch(k.launch_name) AS graph,
        coalesce(p.eff_phase_path, k.phase_path, '(none)') AS phase_path, k.op, _lm_out_dim(k.op, k.input_dims) AS out_dim
 FROM (SELECT *, json_extract_string(args, '$."@graphmap".op') AS op FROM kernels
-      WHERE input_dims IS NOT NULL AND _is_graph_launch(launch_name) AND contains(args, '"@graphmap"') AND json_valid(input_dims)) k
-LEFT JOIN _gpu_phase p ON p.trace = k.trace AND p.row_id = k.row_id
+      WHERE input_dims IS NOT NULL AND api_is_graph_launch(launch_name) AND contains(args, '"@graphmap"') AND json_valid(input_dims)) k
+LEFT JOIN modules_gpu_phase p ON p.trace = k.trace AND p.row_id = k.row_id
 WHERE _lm_is_gemm(k.op);
 
 -- What the trace holds, to advise only what is missing: cpu_ops with shapes (record_shapes was on),
@@ -119,16 +119,16 @@ WITH _e AS (  -- one pass over the CPU-side rows
     FROM events WHERE kind IN ('cpu_op', 'range', 'runtime') GROUP BY trace
 ), _k AS (  -- graph-replayed GPU ops, and those graphmap mapped (args are read on graph rows only)
     SELECT trace, count(*) AS graph_ops, count(*) FILTER (WHERE contains(args, '"@graphmap"')) AS mapped_ops
-    FROM (SELECT trace, args FROM kernels WHERE _is_graph_launch(launch_name)) GROUP BY trace
+    FROM (SELECT trace, args FROM kernels WHERE api_is_graph_launch(launch_name)) GROUP BY trace
 )
 SELECT w.trace, coalesce(e.shaped_ops, 0) AS shaped_ops, coalesce(k.graph_ops, 0) AS graph_ops,
        coalesce(k.mapped_ops, 0) AS mapped_ops, coalesce(e.rocm, FALSE) AS rocm, coalesce(e.lm_ranges, 0) AS lm_ranges,
        CASE WHEN e.embed_rows >= 16000 THEN e.embed_rows END AS embed_vocab
-FROM _window w LEFT JOIN _e e USING (trace) LEFT JOIN _k k USING (trace);
+FROM trace_window w LEFT JOIN _e e USING (trace) LEFT JOIN _k k USING (trace);
 
 -- module phases named like an LM head, per trace (they count as lm_head ranges for `no LM head at all`)
 UPDATE _lm_caps SET lm_ranges = lm_ranges + m.n
-FROM (SELECT trace, count(*) AS n FROM _mod_iv WHERE eff_phase_path IS NOT NULL AND _lm_is_head_module(label) GROUP BY trace) m
+FROM (SELECT trace, count(*) AS n FROM modules_intervals WHERE eff_phase_path IS NOT NULL AND _lm_is_head_module(label) GROUP BY trace) m
 WHERE _lm_caps.trace = m.trace;
 
 CREATE OR REPLACE TEMP TABLE _lm_vocab AS
@@ -143,7 +143,7 @@ SELECT w.trace, count(g.out_dim) AS gemms,
        CASE WHEN getvariable('vocab') IS NOT NULL THEN 'given'
             WHEN max(g.out_dim) >= 16000 THEN 'inferred: largest GEMM output dim'
             ELSE 'not inferred: no GEMM output dim >= 16000' END AS vocab_source
-FROM _window w LEFT JOIN _gemm g USING (trace) GROUP BY w.trace;
+FROM trace_window w LEFT JOIN _gemm g USING (trace) GROUP BY w.trace;
 
 CREATE OR REPLACE TEMP TABLE _lm_hits AS
 WITH _m1 AS (

@@ -1,18 +1,18 @@
 -- phase_time: where does the time of each phase go, on the CPU and on the GPU?
--- @requires _modules
+-- @requires lib/api lib/gpu_activity lib/modules lib/runtime lib/intervals
 --
--- Run it with `tracekit report` (or tracekit.report.run): that loads _common.sql first and sets every
+-- Run it with `tracekit report` (or tracekit.report.run): that loads the modules on its @requires line first and sets every
 -- getvariable() parameter to its documented default (tracekit/report.py: DEFAULTS).
 --
 -- One row per (trace, phase_path). A phase_path is the chain of enclosing CPU ranges
 -- (record_function / user_annotation / NVTX), outermost first, joined by '/'. GPU ops are
 -- attributed to the phase_path of the runtime call that launched them (kernels replayed by one
 -- cudaGraphLaunch all take that launch's phase). '(none)' collects work outside every range.
--- Phases are EFFECTIVE phases (_modules.sql): where no user range below the step covers a launch, the module
+-- Phases are EFFECTIVE phases (lib/modules.sql): where no user range below the step covers a launch, the module
 -- hierarchy around it is appended to the path (`ProfilerStep#6/Qwen2Model/Qwen2DecoderLayer/Qwen2MLP`, class
 -- names without instance index; else `forward` frames), and module intervals count as ranges of their path.
 --
--- Inputs: views ranges; _gpu, _rt (from _common.sql); _gpu_phase, _cpu_phase, _mod_cpu (_modules.sql).
+-- Inputs: views ranges; gpu_activity, runtime_calls (queries/lib/); modules_gpu_phase, modules_cpu_phase, modules_cpu (lib/modules.sql).
 -- No parameters.
 --
 -- Output columns:
@@ -21,7 +21,7 @@
 --   depth              number of ranges in the path
 --   range_instances    range rows (or module intervals) with exactly this path (NULL for '(none)')
 --   cpu_ns             summed duration of those range instances (inclusive of child ranges; a module
---                      path's intervals less the user ranges directly inside them: _modules.sql _mod_cpu)
+--                      path's intervals less the user ranges directly inside them: lib/modules.sql modules_cpu)
 --   gpu_op_ns          summed duration of the GPU ops launched in this phase (exclusive)
 --   gpu_op_ns_incl     same, including every descendant phase_path
 --   gpu_busy_ns        length of the union of those GPU op intervals, per device, summed over
@@ -42,34 +42,28 @@
 -- @output phase_time
 WITH _g AS (  -- GPU ops by their effective phase
     SELECT g.trace, g.device, g.kind, g.ts_ns, g.end_ns, g.dur_ns, p.eff_phase_path AS phase_path, p.phase_source
-    FROM _gpu g JOIN _gpu_phase p USING (gid)
-), _o AS (
-    SELECT trace, device, phase_path, ts_ns, end_ns,
-           max(end_ns) OVER (PARTITION BY trace, device, phase_path ORDER BY ts_ns, end_ns
-                             ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS _prev_end
-    FROM _g
-), _isl AS (
-    SELECT *, sum(CASE WHEN _prev_end IS NULL OR ts_ns > _prev_end THEN 1 ELSE 0 END)
-              OVER (PARTITION BY trace, device, phase_path ORDER BY ts_ns, end_ns ROWS UNBOUNDED PRECEDING) AS _island
-    FROM _o
-), _busy AS (
+    FROM gpu_activity g JOIN modules_gpu_phase p USING (gid)
+), _phase_ops AS (
+    SELECT trace, device, phase_path, ts_ns, end_ns, (trace, device, phase_path) AS grp, 0 AS tie FROM _g
+), _busy AS (  -- the union of the phase's op intervals per device (lib/intervals), summed over devices
     SELECT trace, phase_path, sum(e - s) AS gpu_busy_ns FROM (
-        SELECT trace, device, phase_path, _island, min(ts_ns) AS s, max(end_ns) AS e FROM _isl GROUP BY ALL
+        SELECT trace, device, phase_path, island, min(ts_ns) AS s, max(end_ns) AS e
+        FROM intervals_union(_phase_ops) GROUP BY ALL
     ) GROUP BY ALL
 ), _ops AS (
     SELECT trace, phase_path, sum(dur_ns) AS gpu_op_ns, count(*) AS gpu_ops,
            count(*) FILTER (WHERE kind = 'kernel') AS kernels, string_agg(DISTINCT phase_source, ',') AS src
     FROM _g GROUP BY ALL
 ), _launch AS (
-    SELECT r.trace, _eff_path(m.eff_phase_path, r.phase_path) AS phase_path, count(*) AS launches,
-           count(*) FILTER (WHERE _is_graph_launch(r.name)) AS graph_launches,
-           string_agg(DISTINCT _eff_src(m.phase_source, r.phase_path), ',') AS src
-    FROM _rt r LEFT JOIN _cpu_phase m USING (trace, row_id) WHERE r.launched GROUP BY ALL
+    SELECT r.trace, modules_eff_path(m.eff_phase_path, r.phase_path) AS phase_path, count(*) AS launches,
+           count(*) FILTER (WHERE api_is_graph_launch(r.name)) AS graph_launches,
+           string_agg(DISTINCT modules_eff_src(m.phase_source, r.phase_path), ',') AS src
+    FROM runtime_calls r LEFT JOIN modules_cpu_phase m USING (trace, row_id) WHERE r.launched GROUP BY ALL
 ), _rng AS (
     SELECT trace, phase_path, sum(n) AS range_instances, sum(ns) AS cpu_ns, string_agg(DISTINCT src, ',') AS src FROM (
         SELECT trace, phase_path, 1 AS n, greatest(dur_ns, 0) AS ns, 'range' AS src FROM ranges WHERE phase_path IS NOT NULL
         UNION ALL
-        SELECT trace, phase_path, CASE WHEN sign > 0 THEN 1 ELSE 0 END, sign * dur_ns, phase_source FROM _mod_cpu)
+        SELECT trace, phase_path, CASE WHEN sign > 0 THEN 1 ELSE 0 END, sign * dur_ns, phase_source FROM modules_cpu)
     GROUP BY ALL
 ), _paths AS (
     SELECT trace, phase_path FROM _rng UNION SELECT trace, phase_path FROM _ops
@@ -94,7 +88,7 @@ SELECT p.trace, p.phase_path,
        a.gpu_op_ns_all::BIGINT AS gpu_op_ns_all,
        coalesce(o.gpu_op_ns, 0) / a.gpu_op_ns_all AS share,
        coalesce(i.gpu_op_ns_incl, 0) / a.gpu_op_ns_all AS share_incl,
-       CASE WHEN p.phase_path <> '(none)' THEN _src_union(_src_union(r.src, o.src), l.src) END AS phase_source
+       CASE WHEN p.phase_path <> '(none)' THEN modules_src_union(modules_src_union(r.src, o.src), l.src) END AS phase_source
 FROM _paths p
 LEFT JOIN _rng r USING (trace, phase_path)
 LEFT JOIN _ops o USING (trace, phase_path)

@@ -1,7 +1,7 @@
 -- steps: what does one step cost, and where does its time go?
--- @requires _modules
+-- @requires lib/caps lib/gpu_activity lib/idle lib/modules lib/runtime lib/step_instances lib/intervals
 --
--- Run it with `tracekit report` (or tracekit.report.run): that loads _common.sql first and sets every
+-- Run it with `tracekit report` (or tracekit.report.run): that loads the modules on its @requires line first and sets every
 -- getvariable() parameter to its documented default (tracekit/report.py: DEFAULTS).
 --
 -- Step instances are `range` rows whose name fully matches getvariable('step_pattern')
@@ -11,7 +11,7 @@
 -- batch_size, tokens, context_/generation_ reqs and tokens, and step_kind keeps batch sizes apart:
 -- step[DECODE bs=8] and step[DECODE bs=16] are two kinds; vLLM steps are kinds by their (context,
 -- generation) request counts; other names have digits replaced by N (ProfilerStep#3 and #4: one
--- kind). The rules are in _common.sql (_steps).
+-- kind). The rules are in queries/lib/ (step_instances).
 --
 -- Which events belong to a step: runtime calls, cpu_ops and ranges that START inside the step
 -- on the step's thread; GPU ops whose launching call started inside the step on that thread.
@@ -19,7 +19,7 @@
 -- other threads (e.g. the autograd thread) are assigned by time alone. Assignment is an ASOF
 -- (sorted) join, never an interval range join.
 --
--- Inputs: ranges, events (cpu_op rows); _gpu, _rt, _steps, _one_thread (from _common.sql).
+-- Inputs: ranges, events (cpu_op rows); gpu_activity, runtime_calls, step_instances, step_instances_one_thread (queries/lib/).
 -- Parameters: getvariable('step_pattern') (regex, full match).
 --
 -- Output `steps`: one row per step
@@ -45,7 +45,7 @@
 --   gpu_ops               its GPU ops (kernels + memcpy + memset, graph nodes included)
 --                         (gpu_op_ns, gpu_ops, graph_*: NULL when the trace has no GPU op at all, a
 --                         CPU-only capture: not captured, not 0)
---   launches              kernel launch calls (class `launch` of _common.sql's _api_classes): not copies,
+--   launches              kernel launch calls (class `launch` of lib/api's api_classes): not copies,
 --                         memsets or graph launches, whether or not their kernel is in the trace
 --   graph_launches        graph launch calls (class `graph_launch`); graph_launch_host_ns their summed host duration
 --   graph_nodes           GPU ops replayed by those graph launches; graph_node_ns their summed duration
@@ -73,10 +73,10 @@
 --   up to more than 1; headline.phase_tree has the exclusive split that adds up to 1),
 --   phase_source ('range' | 'module' | 'frame'; several comma-separated when a path came from more than
 --   one; NULL for '(other)' with nothing launched by a range).
---   Phases are EFFECTIVE phases (_modules.sql): where no user range below the step covers a launch, the
+--   Phases are EFFECTIVE phases (lib/modules.sql): where no user range below the step covers a launch, the
 --   module hierarchy around it (with_modules=True: `Qwen2Model/Qwen2DecoderLayer/Qwen2MLP`, instance
 --   indices dropped; else `forward` frames). A module phase's cpu_ns is the summed time of its module
---   intervals (range_instances counts them) less user ranges directly inside them (_modules.sql _mod_cpu).
+--   intervals (range_instances counts them) less user ranges directly inside them (lib/modules.sql modules_cpu).
 -- Output `phase_stats`: per step kind and phase over all steps of that kind: steps (of the kind),
 --   steps_with_phase, mean_cpu_ns and mean_gpu_op_ns (per step of the kind, 0 where absent),
 --   p50_cpu_ns_present (median over the steps that have the phase), cpu_share = sum cpu_ns /
@@ -90,20 +90,20 @@
 -- How to read: mean +- p99 of wall_ns says how stable a step is; gpu_busy_share well under 1
 -- with launches high points to launch overhead; sync_stall_ns to host syncs.
 
--- _steps and _one_thread (the step instances) are defined in _common.sql: gpu_idle uses them too.
+-- step_instances and step_instances_one_thread (the step instances) are defined in queries/lib/: gpu_idle uses them too.
 
 -- runtime calls and cpu_ops per step, aggregated straight away (the per-row assignment is never stored).
--- Launch, graph launch and blocking are classes of _api_classes (_common.sql): a synchronous copy
+-- Launch, graph launch and blocking are classes of api_classes (queries/lib/): a synchronous copy
 -- that moved data (hipMemcpyWithStream) is a blocking call, never a launch.
 CREATE OR REPLACE TEMP TABLE _cpu_agg AS
 WITH _cpu AS (
-    SELECT trace, tid, ts_ns, end_ns, dur_ns, api_class FROM _rt
+    SELECT trace, tid, ts_ns, end_ns, dur_ns, api_class FROM runtime_calls
     UNION ALL
     SELECT trace, tid, ts_ns, ts_ns + greatest(dur_ns, 0), greatest(dur_ns, 0), NULL
     FROM events WHERE kind = 'cpu_op'
 ), _k AS (
     SELECT c.*, CASE WHEN o.one_thread THEN -1 ELSE c.tid END AS k_tid
-    FROM _cpu c JOIN _one_thread o USING (trace)
+    FROM _cpu c JOIN step_instances_one_thread o USING (trace)
 )
 SELECT k.trace, s.step_index, max(k.end_ns) - min(k.ts_ns) AS cpu_span_ns,
        count(*) FILTER (WHERE k.api_class = 'launch') AS launches,
@@ -113,7 +113,7 @@ SELECT k.trace, s.step_index, max(k.end_ns) - min(k.ts_ns) AS cpu_span_ns,
        count(*) FILTER (WHERE k.api_class = 'blocking') AS sync_calls,
        sum(k.dur_ns) FILTER (WHERE k.api_class = 'blocking') AS sync_stall_ns
 FROM _k k
-ASOF JOIN _steps s ON k.trace = s.trace AND k.k_tid = s.k_tid AND k.ts_ns >= s.ts_ns
+ASOF JOIN step_instances s ON k.trace = s.trace AND k.k_tid = s.k_tid AND k.ts_ns >= s.ts_ns
 WHERE k.ts_ns < s.end_ns
 GROUP BY k.trace, s.step_index;
 
@@ -125,8 +125,8 @@ GROUP BY k.trace, s.step_index;
 CREATE OR REPLACE TEMP TABLE _host_agg AS
 WITH _r AS (
     SELECT s.trace, s.step_index, s.end_ns AS step_end, r.ts_ns, least(r.end_ns, s.end_ns) AS end_ns, r.api_class, r.row_id
-    FROM (SELECT trace, pid, tid, ts_ns, end_ns, api_class, row_id FROM _rt) r
-    ASOF JOIN (SELECT trace, pid, tid, ts_ns, end_ns, step_index FROM _steps) s
+    FROM (SELECT trace, pid, tid, ts_ns, end_ns, api_class, row_id FROM runtime_calls) r
+    ASOF JOIN (SELECT trace, pid, tid, ts_ns, end_ns, step_index FROM step_instances) s
       ON r.trace = s.trace AND r.pid = s.pid AND r.tid = s.tid AND r.ts_ns >= s.ts_ns
     WHERE r.ts_ns < s.end_ns
 ), _o AS (
@@ -143,71 +143,65 @@ SELECT trace, step_index,
 FROM _o GROUP BY ALL;
 
 -- phase_path: the stored (range) path, as the timeline draws it; eff_phase_path / phase_source: the
--- effective phase (_modules.sql), which the phase tree, steps.phases and tokens read.
-CREATE OR REPLACE TEMP TABLE _gpu_step AS
+-- effective phase (lib/modules.sql), which the phase tree, steps.phases and tokens read.
+CREATE OR REPLACE TEMP TABLE steps_gpu AS
 WITH _k AS (
     SELECT g.gid, g.trace, g.ts_ns, g.dur_ns, g.end_ns, g.device, g.stream, g.correlation, g.phase_path, g.graph,
            g.launch_ts_ns, CASE WHEN o.one_thread THEN -1 ELSE g.launch_tid END AS k_tid,
            p.eff_phase_path, p.phase_source
-    FROM _gpu g JOIN _one_thread o USING (trace) JOIN _gpu_phase p USING (gid) WHERE g.launch_ts_ns IS NOT NULL
+    FROM gpu_activity g JOIN step_instances_one_thread o USING (trace) JOIN modules_gpu_phase p USING (gid) WHERE g.launch_ts_ns IS NOT NULL
 )
 SELECT k.*, s.step_index, s.phase_path AS step_path FROM _k k
-ASOF JOIN _steps s ON k.trace = s.trace AND k.k_tid = s.k_tid AND k.launch_ts_ns >= s.ts_ns
+ASOF JOIN step_instances s ON k.trace = s.trace AND k.k_tid = s.k_tid AND k.launch_ts_ns >= s.ts_ns
 WHERE k.launch_ts_ns < s.end_ns;
 
-CREATE OR REPLACE TEMP TABLE _range_step AS
+CREATE OR REPLACE TEMP TABLE steps_ranges AS
 WITH _k AS (
     SELECT r.trace, r.tid, r.seq, r.name, r.ts_ns, greatest(r.dur_ns, 0) AS dur_ns, r.phase_path,
            CASE WHEN o.one_thread THEN -1 ELSE r.tid END AS k_tid
-    FROM ranges r JOIN _one_thread o USING (trace)
+    FROM ranges r JOIN step_instances_one_thread o USING (trace)
 )
 SELECT k.*, s.step_index, s.phase_path AS step_path FROM _k k
-ASOF JOIN _steps s ON k.trace = s.trace AND k.k_tid = s.k_tid AND k.ts_ns >= s.ts_ns
+ASOF JOIN step_instances s ON k.trace = s.trace AND k.k_tid = s.k_tid AND k.ts_ns >= s.ts_ns
 WHERE k.ts_ns < s.end_ns AND k.seq <> s.seq;
 
--- The CPU time of module phases (_modules.sql _mod_cpu: +1 module intervals, -1 user ranges inside them),
--- assigned to steps as _range_step is: the phase tree and steps.phases add it to the ranges' time.
-CREATE OR REPLACE TEMP TABLE _mod_step AS
+-- The CPU time of module phases (lib/modules.sql modules_cpu: +1 module intervals, -1 user ranges inside them),
+-- assigned to steps as steps_ranges is: the phase tree and steps.phases add it to the ranges' time.
+CREATE OR REPLACE TEMP TABLE steps_modules AS
 WITH _k AS (
-    SELECT m.*, CASE WHEN o.one_thread THEN -1 ELSE m.tid END AS k_tid FROM _mod_cpu m JOIN _one_thread o USING (trace)
+    SELECT m.*, CASE WHEN o.one_thread THEN -1 ELSE m.tid END AS k_tid FROM modules_cpu m JOIN step_instances_one_thread o USING (trace)
 )
 SELECT k.*, s.step_index, s.phase_path AS step_path FROM _k k
-ASOF JOIN _steps s ON k.trace = s.trace AND k.k_tid = s.k_tid AND k.ts_ns >= s.ts_ns
+ASOF JOIN step_instances s ON k.trace = s.trace AND k.k_tid = s.k_tid AND k.ts_ns >= s.ts_ns
 WHERE k.ts_ns < s.end_ns;
 
-CREATE OR REPLACE TEMP MACRO _rel_phase(pp, step_path) AS CASE
+CREATE OR REPLACE TEMP MACRO steps_rel_phase(pp, step_path) AS CASE
     WHEN pp = step_path THEN '(other)'
     WHEN starts_with(pp, step_path || '/') THEN substr(pp, length(step_path) + 2)
     ELSE pp END;
 
 -- Per step and device it ran ops on: the GPU span there, the union of the step's op intervals
 -- (busy_ns), and the device's idle time inside the step's end-to-end window W = [step start,
--- max(step end, last end of the step's GPU ops on any device)]: _common.sql's _idle_iv (the gaps and
--- the trace window's edges, exactly the intervals gpu_idle.sql's _idle_all classifies), clipped to W.
-CREATE OR REPLACE TEMP TABLE _step_dev AS
-WITH _o AS (
-    SELECT trace, step_index, device, ts_ns, end_ns,
-           max(end_ns) OVER (PARTITION BY trace, step_index, device ORDER BY ts_ns, end_ns
-                             ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS _prev_end
-    FROM _gpu_step
-), _isl AS (
-    SELECT *, sum(CASE WHEN _prev_end IS NULL OR ts_ns > _prev_end THEN 1 ELSE 0 END)
-              OVER (PARTITION BY trace, step_index, device ORDER BY ts_ns, end_ns ROWS UNBOUNDED PRECEDING) AS _island
-    FROM _o
-), _busy AS (
+-- max(step end, last end of the step's GPU ops on any device)]: lib/idle's idle_intervals (the gaps and
+-- the trace window's edges, exactly the intervals gpu_idle.sql's gpu_idle_all classifies), clipped to W.
+CREATE OR REPLACE TEMP TABLE steps_devices AS
+WITH _step_ops AS (
+    SELECT trace, step_index, device, ts_ns, end_ns, (trace, step_index, device) AS grp, 0 AS tie FROM steps_gpu
+), _busy AS (  -- the union of the step's op intervals per device (lib/intervals)
     SELECT trace, step_index, device, sum(e - s) AS busy_ns FROM (
-        SELECT trace, step_index, device, _island, min(ts_ns) AS s, max(end_ns) AS e FROM _isl GROUP BY ALL
+        SELECT trace, step_index, device, island, min(ts_ns) AS s, max(end_ns) AS e
+        FROM intervals_union(_step_ops) GROUP BY ALL
     ) GROUP BY ALL
 ), _d AS (
-    SELECT trace, step_index, device, min(ts_ns) AS s, max(end_ns) AS e FROM _gpu_step GROUP BY ALL
+    SELECT trace, step_index, device, min(ts_ns) AS s, max(end_ns) AS e FROM steps_gpu GROUP BY ALL
 ), _w AS (
     SELECT d.trace, d.step_index, d.device, d.s, d.e, st.ts_ns AS w0,
            greatest(st.end_ns, max(d.e) OVER (PARTITION BY d.trace, d.step_index)) AS w1
-    FROM _d d JOIN _steps st USING (trace, step_index)
-), _idle AS (  -- the device idle intervals (_common.sql _idle_iv, what gpu_idle.sql classifies) clipped to W
+    FROM _d d JOIN step_instances st USING (trace, step_index)
+), _idle AS (  -- the device idle intervals (lib/idle idle_intervals, what gpu_idle.sql classifies) clipped to W
     SELECT w.trace, w.step_index, w.device,
            sum(least(i.gap_end_ns, w.w1) - greatest(i.gap_start_ns, w.w0)) AS idle_ns
-    FROM _w w JOIN _idle_iv i ON i.trace = w.trace AND i.device = w.device
+    FROM _w w JOIN idle_intervals i ON i.trace = w.trace AND i.device = w.device
                              AND i.gap_start_ns < w.w1 AND i.gap_end_ns > w.w0
     GROUP BY ALL
 )
@@ -215,16 +209,16 @@ SELECT w.trace, w.step_index, w.device, w.e - w.s AS gpu_span_ns, w.w1 - w.w0 AS
        coalesce(i.idle_ns, 0) AS idle_ns, (w.w1 - w.w0) - b.busy_ns - coalesce(i.idle_ns, 0) AS other_ns
 FROM _w w JOIN _busy b USING (trace, step_index, device) LEFT JOIN _idle i USING (trace, step_index, device);
 
-CREATE OR REPLACE TEMP TABLE _step_rows AS
+CREATE OR REPLACE TEMP TABLE steps_rows AS
 WITH _g AS (
     SELECT trace, step_index, max(end_ns) - min(ts_ns) AS gpu_span_ns, max(end_ns) AS gpu_end_ns,
            sum(dur_ns) AS gpu_op_ns, count(*) AS gpu_ops, count(*) FILTER (WHERE graph) AS graph_nodes,
            sum(dur_ns) FILTER (WHERE graph) AS graph_node_ns
-    FROM _gpu_step GROUP BY ALL
+    FROM steps_gpu GROUP BY ALL
 ), _gd AS (
     SELECT trace, step_index, sum(gpu_span_ns) AS gpu_span_dev_ns, sum(e2e_ns) AS e2e_dev_ns, sum(busy_ns) AS gpu_busy_ns,
            sum(idle_ns) AS gpu_idle_ns, sum(other_ns) AS gpu_other_ns
-    FROM _step_dev GROUP BY ALL
+    FROM steps_devices GROUP BY ALL
 )
 SELECT s.trace, s.step_index, s.step_kind, s.name AS step_name, s.tid, s.ts_ns,
        s.step_mode, s.batch_size, s.tokens, s.context_reqs, s.context_tokens, s.generation_reqs, s.generation_tokens,
@@ -248,55 +242,55 @@ SELECT s.trace, s.step_index, s.step_kind, s.name AS step_name, s.tid, s.ts_ns,
        CASE WHEN k.has_runtime THEN ((s.end_ns - s.ts_ns) - coalesce(h.host_runtime_ns, 0))::BIGINT END AS host_outside_runtime_ns,
        d.gpu_busy_ns / nullif(d.e2e_dev_ns, 0) AS gpu_busy_share_e2e,
        d.gpu_busy_ns / nullif(d.gpu_span_dev_ns, 0) AS gpu_busy_share_span
-FROM _steps s
+FROM step_instances s
 LEFT JOIN _g g USING (trace, step_index)
 LEFT JOIN _gd d USING (trace, step_index)
 LEFT JOIN _cpu_agg c USING (trace, step_index)
 LEFT JOIN _host_agg h USING (trace, step_index)
-JOIN _caps k USING (trace);
+JOIN caps k USING (trace);
 
-CREATE OR REPLACE TEMP TABLE _step_phases AS
+CREATE OR REPLACE TEMP TABLE steps_phases AS
 WITH _r AS (
     SELECT trace, step_index, phase, sum(cpu_ns) AS cpu_ns, sum(n) AS range_instances, string_agg(DISTINCT src, ',' ORDER BY src) AS src
-    FROM (SELECT trace, step_index, _rel_phase(phase_path, step_path) AS phase, dur_ns AS cpu_ns, 1 AS n, 'range' AS src
-          FROM _range_step
+    FROM (SELECT trace, step_index, steps_rel_phase(phase_path, step_path) AS phase, dur_ns AS cpu_ns, 1 AS n, 'range' AS src
+          FROM steps_ranges
           UNION ALL
-          SELECT trace, step_index, _rel_phase(phase_path, step_path), sign * dur_ns, CASE WHEN sign > 0 THEN 1 ELSE 0 END, phase_source
-          FROM _mod_step)
+          SELECT trace, step_index, steps_rel_phase(phase_path, step_path), sign * dur_ns, CASE WHEN sign > 0 THEN 1 ELSE 0 END, phase_source
+          FROM steps_modules)
     GROUP BY ALL
 ), _g AS (
-    SELECT trace, step_index, _rel_phase(eff_phase_path, step_path) AS phase, sum(dur_ns) AS gpu_op_ns,
+    SELECT trace, step_index, steps_rel_phase(eff_phase_path, step_path) AS phase, sum(dur_ns) AS gpu_op_ns,
            count(*) AS gpu_ops, count(DISTINCT correlation) AS launches,
            string_agg(DISTINCT phase_source, ',' ORDER BY phase_source) AS src
-    FROM _gpu_step GROUP BY ALL
+    FROM steps_gpu GROUP BY ALL
 )
 SELECT s.trace, s.step_index, s.step_kind, phase, r.cpu_ns::BIGINT AS cpu_ns, coalesce(r.range_instances, 0) AS range_instances,
        CASE WHEN k.has_gpu THEN coalesce(g.gpu_op_ns, 0)::BIGINT END AS gpu_op_ns,
        CASE WHEN k.has_gpu THEN coalesce(g.gpu_ops, 0) END AS gpu_ops,
        CASE WHEN k.has_gpu THEN coalesce(g.launches, 0) END AS launches,
        s.wall_ns, r.cpu_ns / nullif(s.wall_ns, 0) AS cpu_share,
-       CASE WHEN phase <> '(other)' THEN _src_union(r.src, g.src) END AS phase_source
+       CASE WHEN phase <> '(other)' THEN modules_src_union(r.src, g.src) END AS phase_source
 FROM _r r FULL JOIN _g g USING (trace, step_index, phase)
-JOIN _step_rows s USING (trace, step_index)
-JOIN _caps k USING (trace);
+JOIN steps_rows s USING (trace, step_index)
+JOIN caps k USING (trace);
 
 -- The median step of each trace, the one rule the timeline (median_step_ops here, timeline.sql for
 -- the HTML) and its Perfetto export use: among the steps of the trace's most frequent step kind
 -- (ties: the first kind by name), the one whose wall_ns is closest to their median (quantile_disc;
 -- ties: the lower step_index).
-CREATE OR REPLACE TEMP TABLE _median_step AS
+CREATE OR REPLACE TEMP TABLE steps_median AS
 WITH _kind AS (
-    SELECT trace, step_kind FROM _step_rows GROUP BY trace, step_kind
+    SELECT trace, step_kind FROM steps_rows GROUP BY trace, step_kind
     QUALIFY row_number() OVER (PARTITION BY trace ORDER BY count(*) DESC, step_kind) = 1
 ), _p50 AS (
-    SELECT trace, quantile_disc(wall_ns, 0.5) AS p50 FROM _step_rows JOIN _kind USING (trace, step_kind) GROUP BY trace
+    SELECT trace, quantile_disc(wall_ns, 0.5) AS p50 FROM steps_rows JOIN _kind USING (trace, step_kind) GROUP BY trace
 )
 SELECT s.trace, s.step_index, s.step_kind, s.step_name, s.ts_ns AS step_ts_ns, s.wall_ns AS step_wall_ns
-FROM _step_rows s JOIN _kind USING (trace, step_kind) JOIN _p50 USING (trace)
+FROM steps_rows s JOIN _kind USING (trace, step_kind) JOIN _p50 USING (trace)
 QUALIFY row_number() OVER (PARTITION BY s.trace ORDER BY abs(s.wall_ns - _p50.p50), s.step_index) = 1;
 
 -- @output steps
-SELECT * FROM _step_rows ORDER BY trace, step_index;
+SELECT * FROM steps_rows ORDER BY trace, step_index;
 
 -- @output stats
 WITH _l AS (
@@ -307,7 +301,7 @@ WITH _l AS (
                     graph_launches::DOUBLE AS graph_launches, graph_launch_host_ns::DOUBLE AS graph_launch_host_ns,
                     graph_nodes::DOUBLE AS graph_nodes, sync_calls::DOUBLE AS sync_calls,
                     sync_stall_ns::DOUBLE AS sync_stall_ns, gpu_busy_share_e2e, gpu_busy_share_span
-             FROM _step_rows)
+             FROM steps_rows)
     ON COLUMNS(* EXCLUDE (trace, step_kind)) INTO NAME metric VALUE v
 )
 -- mean summed in value order (list_avg of a sorted list): gpu_busy_share is a fraction, and a parallel avg()
@@ -320,12 +314,12 @@ ORDER BY trace, step_kind, list_position(['wall_ns', 'cpu_span_ns', 'gpu_span_ns
          'sync_stall_ns', 'gpu_busy_share_e2e', 'gpu_busy_share_span'], metric);
 
 -- @output phases
-SELECT * FROM _step_phases ORDER BY trace, step_index, gpu_op_ns DESC NULLS LAST, cpu_ns DESC NULLS LAST, phase;
+SELECT * FROM steps_phases ORDER BY trace, step_index, gpu_op_ns DESC NULLS LAST, cpu_ns DESC NULLS LAST, phase;
 
 -- @output phase_stats
 WITH _k AS (
     SELECT trace, step_kind, count(*) AS steps, sum(wall_ns) AS k_wall_ns, sum(gpu_op_ns) AS k_gpu_op_ns
-    FROM _step_rows GROUP BY ALL
+    FROM steps_rows GROUP BY ALL
 )
 SELECT p.trace, p.step_kind, p.phase, any_value(k.steps) AS steps, count(*) AS steps_with_phase,
        coalesce(sum(p.cpu_ns), 0) / any_value(k.steps) AS mean_cpu_ns,
@@ -333,18 +327,18 @@ SELECT p.trace, p.step_kind, p.phase, any_value(k.steps) AS steps, count(*) AS s
        sum(p.gpu_op_ns) / any_value(k.steps) AS mean_gpu_op_ns,
        coalesce(sum(p.cpu_ns), 0) / any_value(k.k_wall_ns) AS cpu_share,
        sum(p.gpu_op_ns) / nullif(any_value(k.k_gpu_op_ns), 0) AS gpu_share,
-       _src_union(string_agg(p.phase_source, ','), NULL) AS phase_source
-FROM _step_phases p JOIN _k k USING (trace, step_kind)
+       modules_src_union(string_agg(p.phase_source, ','), NULL) AS phase_source
+FROM steps_phases p JOIN _k k USING (trace, step_kind)
 GROUP BY p.trace, p.step_kind, p.phase
 ORDER BY p.trace, p.step_kind, coalesce(mean_gpu_op_ns, 0) + mean_cpu_ns DESC, p.phase;
 
 -- @output median_step_ops
 SELECT m.trace, m.step_index, m.step_name, m.step_ts_ns, m.step_wall_ns,
        'GPU ' || g.device || ' stream ' || coalesce(g.stream::VARCHAR, '?') AS lane, n.name, g.ts_ns, g.dur_ns,
-       _rel_phase(g.phase_path, g.step_path) AS phase_path
-FROM _gpu_step g JOIN _median_step m USING (trace, step_index) JOIN _gpu n USING (gid)
+       steps_rel_phase(g.phase_path, g.step_path) AS phase_path
+FROM steps_gpu g JOIN steps_median m USING (trace, step_index) JOIN gpu_activity n USING (gid)
 UNION ALL
 SELECT m.trace, m.step_index, m.step_name, m.step_ts_ns, m.step_wall_ns,
-       'CPU ranges (tid ' || r.tid || ')', r.name, r.ts_ns, r.dur_ns, _rel_phase(r.phase_path, r.step_path)
-FROM _range_step r JOIN _median_step m USING (trace, step_index)
+       'CPU ranges (tid ' || r.tid || ')', r.name, r.ts_ns, r.dur_ns, steps_rel_phase(r.phase_path, r.step_path)
+FROM steps_ranges r JOIN steps_median m USING (trace, step_index)
 ORDER BY trace, lane, ts_ns, dur_ns, name;

@@ -1,9 +1,10 @@
 -- summary: one line per trace with the headline numbers of the other analyses.
+-- @requires lib/caps lib/gpu_activity lib/idle lib/runtime lib/trace_window
 --
--- Run it with `tracekit report` (or tracekit.report.run): that loads _common.sql first and sets every
+-- Run it with `tracekit report` (or tracekit.report.run): that loads the modules on its @requires line first and sets every
 -- getvariable() parameter to its documented default (tracekit/report.py: DEFAULTS).
 --
--- Inputs: events; _gpu, _rt, _window, _busy_dev, _caps (from _common.sql); step_pattern as in steps.sql.
+-- Inputs: events; gpu_activity, runtime_calls, trace_window, idle_device_busy, caps (queries/lib/); step_pattern as in steps.sql.
 --
 -- Output columns:
 --   trace, source          which capture, kineto | nsys
@@ -14,7 +15,7 @@
 --   devices                GPU devices with ops
 --   window_busy_share      gpu_busy_ns / (window_ns * devices): busy share of the whole TRACE WINDOW,
 --                          not of a step (a step's is headline's 'GPU busy / end to end')
---   launches               kernel and graph launch calls (_api_classes launch, graph_launch)
+--   launches               kernel and graph launch calls (api_classes launch, graph_launch)
 --   sync_calls, sync_ns    blocking sync calls and their summed duration (NULL: no sync captured)
 --   (launches is NULL when the trace has no runtime rows)
 --   steps                  step ranges matching the step pattern (all, nested included)
@@ -24,10 +25,10 @@
 
 -- @output summary
 WITH _busy AS (
-    SELECT trace, sum(busy_ns) AS gpu_busy_ns, count(*) AS devices FROM _busy_dev GROUP BY trace
-), _g AS (SELECT trace, count(*) AS gpu_ops, sum(dur_ns) AS gpu_op_ns FROM _gpu GROUP BY trace
+    SELECT trace, sum(busy_ns) AS gpu_busy_ns, count(*) AS devices FROM idle_device_busy GROUP BY trace
+), _g AS (SELECT trace, count(*) AS gpu_ops, sum(dur_ns) AS gpu_op_ns FROM gpu_activity GROUP BY trace
 ), _r AS (SELECT trace, count(*) FILTER (WHERE api_class IN ('launch', 'graph_launch')) AS launches, count(*) FILTER (WHERE blocking) AS sync_calls,
-                 sum(dur_ns) FILTER (WHERE blocking) AS sync_ns FROM _rt GROUP BY trace
+                 sum(dur_ns) FILTER (WHERE blocking) AS sync_ns FROM runtime_calls GROUP BY trace
 ), _e AS (SELECT trace, any_value(source) AS source, count(*) AS events,
                  count(*) FILTER (WHERE kind = 'range') AS ranges,
                  count(*) FILTER (WHERE kind = 'range' AND regexp_full_match(name, getvariable('step_pattern'))) AS steps
@@ -39,6 +40,6 @@ SELECT e.trace, e.source, e.events, w.window_ns, coalesce(g.gpu_ops, 0) AS gpu_o
        CASE WHEN k.has_sync THEN coalesce(r.sync_calls, 0) END AS sync_calls,
        CASE WHEN k.has_sync THEN coalesce(r.sync_ns, 0)::BIGINT END AS sync_ns,
        e.steps, e.ranges
-FROM _e e JOIN _window w USING (trace) JOIN _caps k USING (trace)
+FROM _e e JOIN trace_window w USING (trace) JOIN caps k USING (trace)
 LEFT JOIN _g g USING (trace) LEFT JOIN _busy b USING (trace) LEFT JOIN _r r USING (trace)
 ORDER BY e.trace;

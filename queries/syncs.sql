@@ -1,10 +1,10 @@
 -- syncs: where does the host block waiting for the GPU, and why?
--- @requires gpu_idle _frames
+-- @requires gpu_idle lib/frames lib/gpu_activity lib/runtime
 --
--- Run it with `tracekit report` (or tracekit.report.run): that loads _common.sql first and sets every
+-- Run it with `tracekit report` (or tracekit.report.run): that loads the modules on its @requires line first and sets every
 -- getvariable() parameter to its documented default (tracekit/report.py: DEFAULTS).
 --
--- Every sync API call on a CPU thread (see _common.sql: cudaStreamSynchronize,
+-- Every sync API call on a CPU thread (see queries/lib/: cudaStreamSynchronize,
 -- cudaDeviceSynchronize, cudaEventSynchronize, cudaStreamWaitEvent, synchronous cudaMemcpy*,
 -- the hip* and cu* equivalents). A call is IMPLICIT when it runs inside a cpu_op that syncs
 -- behind the user's back (aten::item, aten::_local_scalar_dense, aten::nonzero, aten::tolist,
@@ -17,11 +17,11 @@
 -- (then the highest row_id), as the enclosing op the longest (then the lowest row_id).
 -- Implicit syncs also count the device-to-host copies launched inside the same op.
 -- Where in the code: user_frame is the innermost frame of user code (not torch internals, not
--- built-ins) around the call, `file(line): function`, from the trace's Python frames (_frames.sql).
+-- built-ins) around the call, `file(line): function`, from the trace's Python frames (lib/frames.sql).
 -- It is NULL when the trace has no Python frames (recorded without with_stack=True), or when no user
 -- frame encloses the call.
 --
--- Inputs: events (cpu_op rows); _rt, _gpu (from _common.sql); _gaps (gpu_idle.sql); _rt_frame (_frames.sql). No parameters.
+-- Inputs: events (cpu_op rows); runtime_calls, gpu_activity (queries/lib/); gpu_idle_gaps (gpu_idle.sql); frames_runtime (lib/frames.sql). No parameters.
 --
 -- Output columns (one row per trace, phase_path, class, api, op_chain, user_frame):
 --   trace, phase_path          phase of the sync call
@@ -43,7 +43,7 @@
 --
 -- Output `calls`: the getvariable('sync_top_n') (default 50, like `nsys analyze`) longest sync calls
 --   per trace: api, tid, ts_ns, dur_ns, phase_path, sync_class, op_chain, blocks_host, user_frame, and for a
---   blocking call what the GPU did meanwhile (_sync_during; NULL for stream waits):
+--   blocking call what the GPU did meanwhile (syncs_during; NULL for stream waits):
 --   gpu_ops_during          GPU ops that ran during the call (any stream, any device)
 --   gpu_busy_during_ns      union of those ops clipped to the call, per device, summed over devices
 --   unlaunched_ops_during, unlaunched_ns_during   the same for the ops with no launching call in the
@@ -62,7 +62,7 @@ WHERE kind = 'cpu_op' AND regexp_full_match(name,
       'aten::(item|_local_scalar_dense|nonzero|tolist|cpu|is_nonzero|equal|to|_to_copy|copy_|masked_select|unique|_unique2|repeat_interleave)');
 
 CREATE OR REPLACE TEMP TABLE _sync_calls AS
-WITH _s AS (SELECT * FROM _rt WHERE is_sync),
+WITH _s AS (SELECT * FROM runtime_calls WHERE is_sync),
 _ops_in AS (SELECT * FROM _sync_ops QUALIFY row_number() OVER (PARTITION BY trace, tid, ts_ns ORDER BY end_ns, row_id DESC) = 1),
 _ops_out AS (SELECT * FROM _sync_ops QUALIFY row_number() OVER (PARTITION BY trace, tid, ts_ns ORDER BY end_ns DESC, row_id) = 1),
 _in AS (  -- innermost syncing op started at or before the call
@@ -85,7 +85,7 @@ SELECT trace, name AS api, tid, ts_ns, end_ns, dur_ns, phase_path, blocking, row
             ELSE op_inner END AS op_chain,
        CASE WHEN op_outer IS NOT NULL AND outer_end >= op_end THEN outer_ts ELSE op_ts END AS op_ts,
        op_end
-FROM _out LEFT JOIN (SELECT trace, row_id, user_frame FROM _rt_frame) f USING (trace, row_id);
+FROM _out LEFT JOIN (SELECT trace, row_id, user_frame FROM frames_runtime) f USING (trace, row_id);
 
 -- What the GPU did while each blocking call held the host (one row per blocking call with dur > 0):
 -- the ops that ran during it, clipped to the call, as a union per device summed over devices (so
@@ -94,14 +94,14 @@ FROM _out LEFT JOIN (SELECT trace, row_id, user_frame FROM _rt_frame) f USING (t
 -- the phases the others were launched from, and, when the GPU was idle for most of the call, what
 -- it waited on: the gpu_idle.sql gap (cause, stream wait call) overlapping the call the longest.
 -- Every (blocking call, GPU op overlapping it) pair, the op clipped to the call [s, e): the one
--- inequality join of calls and GPU ops (few calls); _sync_during and the `syncs` output both read it.
+-- inequality join of calls and GPU ops (few calls); syncs_during and the `syncs` output both read it.
 CREATE OR REPLACE TEMP TABLE _sync_overlap AS
 SELECT c.trace, c.row_id, c.ts_ns, c.tid, g.device, greatest(g.ts_ns, c.ts_ns) AS s, least(g.end_ns, c.end_ns) AS e,
        g.launch_ts_ns IS NULL AS unlaunched, g.phase_path, g.row_id AS op_row_id, g.name
 FROM (SELECT trace, row_id, ts_ns, end_ns, tid FROM _sync_calls WHERE blocking) c
-JOIN _gpu g ON g.trace = c.trace AND g.ts_ns < c.end_ns AND g.end_ns > c.ts_ns;
+JOIN gpu_activity g ON g.trace = c.trace AND g.ts_ns < c.end_ns AND g.end_ns > c.ts_ns;
 
-CREATE OR REPLACE TEMP TABLE _sync_during AS
+CREATE OR REPLACE TEMP TABLE syncs_during AS
 WITH _b AS (SELECT trace, row_id, ts_ns, end_ns FROM _sync_calls WHERE blocking AND end_ns > ts_ns),
 _o AS (SELECT * FROM _sync_overlap), _sets AS (  -- every op for the union of all ops, and the unlaunched ones again for theirs
     SELECT trace, row_id, device, s, e, op_row_id, FALSE AS sub FROM _o
@@ -124,7 +124,7 @@ _o AS (SELECT * FROM _sync_overlap), _sets AS (  -- every op for the union of al
 ), _w AS (  -- the device idle gap overlapping the call the longest
     SELECT b.trace, b.row_id, x.cause, x.wait_call, x.next_stream,
            least(x.gap_end_ns, b.end_ns) - greatest(x.gap_start_ns, b.ts_ns) AS ns
-    FROM _b b JOIN _gaps x ON x.trace = b.trace AND x.gap_start_ns < b.end_ns AND x.gap_end_ns > b.ts_ns
+    FROM _b b JOIN gpu_idle_gaps x ON x.trace = b.trace AND x.gap_start_ns < b.end_ns AND x.gap_end_ns > b.ts_ns
     QUALIFY row_number() OVER (PARTITION BY b.trace, b.row_id ORDER BY ns DESC, x.gap_start_ns, x.device) = 1
 )
 SELECT b.trace, b.row_id, coalesce(n.ops, 0) AS gpu_ops_during,
@@ -144,7 +144,7 @@ LEFT JOIN _ph p USING (trace, row_id) LEFT JOIN _w w USING (trace, row_id);
 -- @output syncs
 WITH _dtoh AS (  -- DtoH copies launched inside the op window of an implicit sync on that thread
     SELECT c.trace, c.ts_ns, c.tid, count(g.ts_ns) AS dtoh_copies
-    FROM _sync_calls c JOIN _gpu g
+    FROM _sync_calls c JOIN gpu_activity g
       ON g.trace = c.trace AND g.launch_tid = c.tid AND g.launch_ts_ns >= c.op_ts AND g.launch_ts_ns <= c.op_end
      AND g.kind = 'memcpy' AND g.copy_kind LIKE 'DtoH%'
     WHERE c.sync_class = 'implicit'
@@ -182,6 +182,6 @@ ORDER BY c.trace, blocked_ns DESC, c.phase_path, c.sync_class, c.api, c.op_chain
 SELECT c.trace, c.api, c.tid, c.ts_ns, c.dur_ns, c.phase_path, c.sync_class, c.op_chain, c.blocking AS blocks_host,
        d.gpu_ops_during, d.gpu_busy_during_ns, d.unlaunched_ops_during, d.unlaunched_ns_during, d.launched_from,
        d.waiting_on, c.user_frame
-FROM _sync_calls c LEFT JOIN _sync_during d USING (trace, row_id)
+FROM _sync_calls c LEFT JOIN syncs_during d USING (trace, row_id)
 QUALIFY row_number() OVER (PARTITION BY c.trace ORDER BY c.dur_ns DESC, c.ts_ns, c.tid, c.api, c.row_id) <= getvariable('sync_top_n')
 ORDER BY c.trace, c.dur_ns DESC, c.ts_ns, c.tid, c.api, c.row_id;

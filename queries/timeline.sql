@@ -1,12 +1,12 @@
 -- timeline: the median step of every trace, as boxes on CPU-thread and GPU-stream lanes, with the
 -- launch -> GPU op links: the input of the HTML report's timeline (tracekit.view.timeline).
--- @requires steps
+-- @requires steps lib/gpu_activity lib/modules lib/runtime lib/step_instances
 --
 -- Run by `tracekit report --html` on the report's connection, after steps.sql (it reads steps.sql's
--- temp tables _median_step, _gpu_step, _range_step, its _rel_phase macro, _gpu/_rt of _common.sql, and
--- _gpu_phase of _modules.sql, which steps.sql requires).
+-- temp tables steps_median, steps_gpu, steps_ranges, its steps_rel_phase macro, gpu_activity/runtime_calls of queries/lib/, and
+-- modules_gpu_phase of lib/modules.sql, which steps.sql requires).
 --
--- The median step of each trace: steps.sql's _median_step (the rule is written there once), so every
+-- The median step of each trace: steps.sql's steps_median (the rule is written there once), so every
 -- process of a multi-process run gets its timeline.
 --
 -- The GPU lanes hold every GPU op of the trace that overlaps the step's window [step start, step end)
@@ -30,7 +30,7 @@
 --                  '(other)' = directly in the step, in no phase; a range's own path, a runtime call's or
 --                  GPU op's launching path. A GPU op launched in another step: its path relative to that
 --                  step; launched outside every step: its full path ('(none)': in no range);
---                  no launch record: '(no launch record)'. GPU ops by their effective phase (_modules.sql,
+--                  no launch record: '(no launch record)'. GPU ops by their effective phase (lib/modules.sql,
 --                  as the phase tree: a module path where no user range below the step covers the
 --                  launch); CPU ranges and runtime calls by their range path (module calls are not drawn)
 --   depth          ranges: nesting level inside the step (1 = top level); NULL otherwise
@@ -48,8 +48,8 @@ CREATE OR REPLACE TEMP TABLE _tl_gpu AS
 SELECT m.trace, g.gid, gs.step_index AS launch_step, gs.step_path,
        CASE WHEN gs.step_index = m.step_index THEN 'step' WHEN gs.step_index IS NOT NULL THEN 'other_step'
             WHEN g.launch_ts_ns IS NOT NULL THEN 'outside_steps' ELSE 'none' END AS launch
-FROM _median_step m JOIN _gpu g ON g.trace = m.trace
-LEFT JOIN _gpu_step gs ON gs.gid = g.gid
+FROM steps_median m JOIN gpu_activity g ON g.trace = m.trace
+LEFT JOIN steps_gpu gs ON gs.gid = g.gid
 WHERE gs.step_index = m.step_index
    OR (g.ts_ns < m.step_ts_ns + m.step_wall_ns AND greatest(g.end_ns, g.ts_ns + 1) > m.step_ts_ns);
 
@@ -58,22 +58,22 @@ CREATE OR REPLACE TEMP TABLE _tl_dev AS
 SELECT g.trace, g.device,
        CASE WHEN NOT EXISTS (SELECT 1 FROM trace_devices d WHERE d.trace = g.trace) THEN g.device
             ELSE (SELECT max(d.gpu_index) FROM trace_devices d WHERE d.trace = g.trace AND d.device = g.device) END AS gpu_index
-FROM (SELECT DISTINCT n.trace, n.device FROM _tl_gpu t JOIN _gpu n USING (gid)) g;
+FROM (SELECT DISTINCT n.trace, n.device FROM _tl_gpu t JOIN gpu_activity n USING (gid)) g;
 
 -- @output timeline
 SELECT * EXCLUDE (_lk, _l1, _l2) FROM (
     SELECT m.*, 'cpu' AS lane_kind, 'CPU tid ' || r.tid AS lane, 'range' AS row_kind, r.name, r.ts_ns, r.dur_ns,
-           _rel_phase(r.phase_path, r.step_path) AS phase_path,
-           len(string_split(_rel_phase(r.phase_path, r.step_path), '/')) AS depth,
+           steps_rel_phase(r.phase_path, r.step_path) AS phase_path,
+           len(string_split(steps_rel_phase(r.phase_path, r.step_path), '/')) AS depth,
            NULL::BOOLEAN AS blocking, NULL::BIGINT AS launch_tid, NULL::BIGINT AS launch_ts_ns, NULL::VARCHAR AS launch,
            NULL::BIGINT AS launch_step,
            0 AS _lk, r.tid AS _l1, 0 AS _l2
-    FROM _range_step r JOIN _median_step m USING (trace, step_index)
+    FROM steps_ranges r JOIN steps_median m USING (trace, step_index)
     UNION ALL
     SELECT m.*, 'cpu', 'CPU tid ' || t.tid, 'runtime', t.name, t.ts_ns, t.dur_ns,
-           _rel_phase(t.phase_path, s.phase_path), NULL, t.blocking, NULL, NULL, NULL, NULL, 0, t.tid, 0
-    FROM _rt t JOIN _median_step m USING (trace)
-    JOIN _steps s ON s.trace = m.trace AND s.step_index = m.step_index
+           steps_rel_phase(t.phase_path, s.phase_path), NULL, t.blocking, NULL, NULL, NULL, NULL, 0, t.tid, 0
+    FROM runtime_calls t JOIN steps_median m USING (trace)
+    JOIN step_instances s ON s.trace = m.trace AND s.step_index = m.step_index
     WHERE (t.launched OR t.blocking) AND t.ts_ns >= m.step_ts_ns AND t.ts_ns < m.step_ts_ns + m.step_wall_ns
     UNION ALL
     SELECT m.*, 'gpu',
@@ -82,10 +82,10 @@ SELECT * EXCLUDE (_lk, _l1, _l2) FROM (
                || ' stream ' || coalesce(n.stream::VARCHAR, '?'),
            'gpu_op', n.name, n.ts_ns, n.dur_ns,
            CASE t.launch WHEN 'none' THEN '(no launch record)' WHEN 'outside_steps' THEN gp.eff_phase_path
-                ELSE _rel_phase(gp.eff_phase_path, t.step_path) END,
+                ELSE steps_rel_phase(gp.eff_phase_path, t.step_path) END,
            NULL, NULL, n.launch_tid, n.launch_ts_ns, t.launch, t.launch_step,
            1, coalesce(d.gpu_index, n.device), coalesce(n.stream, -1)
-    FROM _tl_gpu t JOIN _median_step m USING (trace) JOIN _gpu n USING (gid) JOIN _gpu_phase gp USING (gid)
+    FROM _tl_gpu t JOIN steps_median m USING (trace) JOIN gpu_activity n USING (gid) JOIN modules_gpu_phase gp USING (gid)
     LEFT JOIN _tl_dev d ON d.trace = n.trace AND d.device = n.device
 )
 ORDER BY trace, _lk, _l1, _l2, ts_ns, row_kind;

@@ -1,9 +1,9 @@
 -- tokens: what does one ACCEPTED token cost (speculative decoding: draft, verify, acceptance)?
--- @requires steps flops
+-- @requires steps flops lib/gpu_activity lib/modules lib/token_counts lib/trace_window lib/notes
 --
--- Run it with `tracekit report` (or tracekit.report.run, or `tracekit sql -f`): _common.sql first,
+-- Run it with `tracekit report` (or tracekit.report.run, or `tracekit sql -f`): queries/lib/ first,
 -- then the set-up of steps.sql and flops.sql (the @requires line; the set-up here reads only
--- steps.sql's, the outputs also flops.sql's _fl_ops), with every getvariable() parameter at its
+-- steps.sql's, the outputs also flops.sql's flops_ops), with every getvariable() parameter at its
 -- documented default (tracekit/report.py: DEFAULTS). tracekit.compare runs the set-up part (before
 -- the first @output) for `diff`/`compare`, after steps.sql's set-up.
 --
@@ -27,20 +27,9 @@
 -- A step without a count of a name has NULL there (never 0): the per-token figures below only
 -- use steps that have the denominator's count, and their numerators sum the SAME steps.
 --
--- Inputs: events (count rows); _steps, _one_thread (from _common.sql); _step_rows, _step_phases
--- (steps.sql set-up); _fl_ops (flops.sql set-up; outputs only). Parameters: tokens_per_step.
---
--- Set-up (private, also read by _run_metrics.sql):
---   _tk_counts  one row per count event and name: trace, pid, tid, ts_ns, seq, recorded_in (the
---               phase_path the call was made in; NULL at top level), key, value
---   _tk_step    one row per step: trace, step_index, step_kind, ts_ns, end_ns (step start +
---               steps.end_to_end_ns: its GPU work included), wall_ns (the step's CPU range), gpu_busy_ns, gpu_op_ns,
---               drafted, accepted, batch_size, tokens (NULL: not recorded in that step),
---               draft_cpu_ns (CPU range time of the outermost `draft` ranges in the step),
---               draft_gpu_ns (GPU ops launched anywhere under a `draft` range: inclusive; NULL when
---               the trace has no GPU op at all: a CPU-only capture knows no GPU time),
---               draft_lm_head_cpu_ns (CPU time of the outermost `lm_head` ranges under `draft`),
---               draft_lm_head_gpu_ns (GPU ops under an `lm_head` under `draft`; NULL as draft_gpu_ns)
+-- Inputs: events (count rows); step_instances, step_instances_one_thread (queries/lib/); steps_rows, steps_phases
+-- (steps.sql set-up); flops_ops (flops.sql set-up; outputs only). Parameters: tokens_per_step.
+-- Set-up: lib/token_counts.sql (the per-step counts and draft times, also read by lib/run_metrics.sql).
 --
 -- Output `tokens` (one row per step): trace, step_index, step_kind, wall_ms, gpu_busy_ms,
 --   drafted, accepted, batch_size, tokens, acceptance_rate (accepted / drafted),
@@ -69,7 +58,7 @@
 --   range time of the phase), gpu_ms_per_accepted (GPU ops launched directly in the phase:
 --   exclusive), incl_gpu_ms_per_accepted (the phase and every phase under it: inclusive); the GPU
 --   columns are NULL for a trace without GPU ops; phase_source (steps.phases': 'range' | 'module' |
---   'frame', a module path where no user range below the step covers the work: _modules.sql)
+--   'frame', a module path where no user range below the step covers the work: lib/modules.sql)
 -- Output `draft_split` (one row per trace: lm_head against the rest of the draft decode, over
 --   all its steps): trace, steps, draft_ms_per_step, lm_head_ms_per_step (lm_head ranges under
 --   draft), rest_ms_per_step (draft - lm_head), lm_head_share (lm_head / draft), the same four on
@@ -82,69 +71,13 @@
 -- How to read: ms_per_accepted falls when a change buys more accepted tokens than it costs time;
 -- acceptance_rate and mean_accept_len say whether it came from the draft or from speed.
 
-CREATE OR REPLACE TEMP TABLE _tk_counts AS
-WITH _e AS (
-    SELECT trace, pid, tid, ts_ns, seq, name,
-           CASE WHEN kind = 'range' THEN nullif(regexp_replace(coalesce(phase_path, ''), '/?[^/]*$', ''), '')
-                ELSE phase_path END AS recorded_in
-    FROM events
-    WHERE kind IN ('range', 'instant') AND starts_with(name, 'tracekit.count ')
-), _kv AS (
-    SELECT *, regexp_extract_all(name, ' ([A-Za-z_][A-Za-z0-9_]*)=([^ ]+)', 1) AS ks,
-              regexp_extract_all(name, ' ([A-Za-z_][A-Za-z0-9_]*)=([^ ]+)', 2) AS vs
-    FROM _e
-)
-SELECT trace, pid, tid, ts_ns, seq, recorded_in, unnest(ks) AS key, TRY_CAST(unnest(vs) AS DOUBLE) AS value
-FROM _kv;
-
-CREATE OR REPLACE TEMP TABLE _tk_step_counts AS
-WITH _k AS (
-    SELECT c.*, CASE WHEN o.one_thread THEN -1 ELSE c.tid END AS k_tid
-    FROM _tk_counts c JOIN _one_thread o USING (trace)
-)
-SELECT k.trace, s.step_index, k.key, sum(k.value) AS value, count(*) AS events
-FROM _k k
-ASOF JOIN _steps s ON k.trace = s.trace AND k.k_tid = s.k_tid AND k.ts_ns >= s.ts_ns
-GROUP BY ALL;
-
-CREATE OR REPLACE TEMP TABLE _tk_step AS
-WITH _c AS (
-    SELECT trace, step_index,
-           sum(value) FILTER (WHERE key = 'drafted') AS drafted,
-           sum(value) FILTER (WHERE key = 'accepted') AS accepted,
-           sum(value) FILTER (WHERE key = 'batch_size') AS batch_size,
-           sum(value) FILTER (WHERE key = 'tokens') AS tokens
-    FROM _tk_step_counts GROUP BY ALL
-), _d AS (
-    SELECT trace, step_index,
-           sum(cpu_ns) FILTER (WHERE string_split(phase, '/')[-1] = 'draft'
-                               AND NOT list_contains(string_split(phase, '/')[:-2], 'draft')) AS draft_cpu_ns,
-           sum(gpu_op_ns) FILTER (WHERE list_contains(string_split(phase, '/'), 'draft')) AS draft_gpu_ns,
-           sum(cpu_ns) FILTER (WHERE string_split(phase, '/')[-1] = 'lm_head'
-                               AND list_contains(string_split(phase, '/')[:-2], 'draft')
-                               AND NOT list_contains(string_split(phase, '/')[:-2], 'lm_head')) AS draft_lm_head_cpu_ns,
-           sum(gpu_op_ns) FILTER (WHERE list_position(string_split(phase, '/'), 'draft')
-                                        < list_position(string_split(phase, '/'), 'lm_head')) AS draft_lm_head_gpu_ns
-    FROM _step_phases GROUP BY ALL
-)
-SELECT s.trace, s.step_index, s.step_kind, s.ts_ns, s.ts_ns + s.end_to_end_ns AS end_ns, s.wall_ns, s.gpu_busy_ns,
-       s.gpu_op_ns, c.drafted, c.accepted, coalesce(c.batch_size, s.batch_size) AS batch_size, c.tokens,
-       coalesce(d.draft_cpu_ns, 0) AS draft_cpu_ns,
-       CASE WHEN g.trace IS NOT NULL THEN coalesce(d.draft_gpu_ns, 0) END AS draft_gpu_ns,
-       coalesce(d.draft_lm_head_cpu_ns, 0) AS draft_lm_head_cpu_ns,
-       CASE WHEN g.trace IS NOT NULL THEN coalesce(d.draft_lm_head_gpu_ns, 0) END AS draft_lm_head_gpu_ns
-FROM _step_rows s
-LEFT JOIN (SELECT DISTINCT trace FROM _gpu) g USING (trace)
-LEFT JOIN _c c USING (trace, step_index)
-LEFT JOIN _d d USING (trace, step_index);
-
 -- @output tokens
 SELECT trace, step_index, step_kind, wall_ns / 1e6 AS wall_ms, gpu_busy_ns / 1e6 AS gpu_busy_ms,
        drafted, accepted, batch_size, tokens,
        accepted / nullif(drafted, 0) AS acceptance_rate, accepted / nullif(batch_size, 0) AS mean_accept_len,
        wall_ns / 1e6 / nullif(accepted, 0) AS ms_per_accepted, gpu_busy_ns / 1e6 / nullif(accepted, 0) AS gpu_ms_per_accepted,
        draft_cpu_ns / 1e6 AS draft_ms, draft_gpu_ns / 1e6 AS draft_gpu_ms
-FROM _tk_step ORDER BY trace, step_index;
+FROM token_counts ORDER BY trace, step_index;
 
 -- @output summary
 WITH _tp AS (SELECT TRY_CAST(getvariable('tokens_per_step') AS DOUBLE) AS tps),
@@ -160,7 +93,7 @@ _a AS (
            max(end_ns) FILTER (WHERE accepted IS NOT NULL) - min(ts_ns) FILTER (WHERE accepted IS NOT NULL) AS span_acc,
            sum(draft_cpu_ns) FILTER (WHERE accepted IS NOT NULL) AS draft_acc,
            sum(draft_gpu_ns) FILTER (WHERE accepted IS NOT NULL) AS draft_gpu_acc
-    FROM _tk_step GROUP BY trace
+    FROM token_counts GROUP BY trace
 ), _t AS (  -- tokens: recorded counts, else the constant --tokens-per-step for every step
     SELECT s.trace,
            CASE WHEN bool_or(s.tokens IS NOT NULL) THEN sum(s.tokens) ELSE any_value(_tp.tps) * count(*) END AS tokens,
@@ -169,14 +102,14 @@ _a AS (
            CASE WHEN bool_or(s.tokens IS NOT NULL) THEN max(s.end_ns) FILTER (WHERE s.tokens IS NOT NULL) - min(s.ts_ns) FILTER (WHERE s.tokens IS NOT NULL)
                 ELSE max(s.end_ns) - min(s.ts_ns) END AS span_tok,
            CASE WHEN bool_or(s.tokens IS NOT NULL) THEN 'count' WHEN any_value(_tp.tps) IS NOT NULL THEN 'tokens_per_step' END AS tokens_source
-    FROM _tk_step s, _tp GROUP BY s.trace
+    FROM token_counts s, _tp GROUP BY s.trace
 ), _f AS (
     SELECT o.trace, sum(o.flops) AS flops, count(*) AS ops, count(o.flops) AS ops_with_flops
-    FROM _fl_ops o JOIN _tk_step s ON s.trace = o.trace AND s.step_index = o.step_index AND s.accepted IS NOT NULL
+    FROM flops_ops o JOIN token_counts s ON s.trace = o.trace AND s.step_index = o.step_index AND s.accepted IS NOT NULL
     GROUP BY o.trace
 ), _o AS (
-    SELECT c.trace, count(*) - coalesce(any_value(u.used), 0) AS outside FROM _tk_counts c
-    LEFT JOIN (SELECT trace, sum(events) AS used FROM _tk_step_counts GROUP BY trace) u USING (trace)
+    SELECT c.trace, count(*) - coalesce(any_value(u.used), 0) AS outside FROM token_counts_events c
+    LEFT JOIN (SELECT trace, sum(events) AS used FROM token_counts_by_step GROUP BY trace) u USING (trace)
     GROUP BY c.trace
 )
 SELECT w.trace, coalesce(a.steps, 0) AS steps, coalesce(a.steps_counted, 0) AS steps_counted,
@@ -198,7 +131,7 @@ SELECT w.trace, coalesce(a.steps, 0) AS steps, coalesce(a.steps_counted, 0) AS s
                 WHEN a.steps_counted = 0 THEN 'no accepted-token count in any step: record tracekit.count(accepted=..., drafted=..., batch_size=...) inside each step (the SGLang plugin and samples/spec_decode.py do it under tracekit capture)'
                 WHEN a.accepted = 0 THEN 'no draft token was accepted: per-accepted-token figures are undefined' END,
            CASE WHEN a.steps_counted > 0 AND a.steps_counted < a.steps THEN (a.steps - a.steps_counted) || ' of ' || a.steps || ' steps have no accepted count and are left out' END,
-           CASE WHEN a.steps_counted > 0 AND a.busy_steps = 0 THEN 'no GPU op in the counted steps: GPU figures need CUDA activity (ProfilerActivity.CUDA; nsys --trace=cuda)' END,
+           CASE WHEN a.steps_counted > 0 AND a.busy_steps = 0 THEN 'no GPU op in the counted steps: GPU figures need CUDA activity (' || notes_fix_cuda_activity() || ')' END,
            CASE WHEN a.steps_counted > 0 AND a.d_acc IS NULL THEN 'no drafted count: acceptance_rate needs tracekit.count(drafted=...)' END,
            CASE WHEN a.steps_counted > 0 AND a.b_acc IS NULL THEN 'no batch_size count: mean_accept_len needs tracekit.count(batch_size=...)' END,
            CASE WHEN t.tokens IS NULL AND coalesce(a.steps, 0) > 0 THEN 'no tokens count: record tracekit.count(tokens=...) or pass --tokens-per-step' END,
@@ -206,7 +139,7 @@ SELECT w.trace, coalesce(a.steps, 0) AS steps, coalesce(a.steps_counted, 0) AS s
                 WHEN a.steps_counted > 0 AND f.ops > f.ops_with_flops THEN (f.ops - f.ops_with_flops) || ' matmul/attention ops have no FLOPs (see flops.sql): GFLOPs left NULL' END,
            CASE WHEN o.outside > 0 THEN o.outside || ' count values before the first step were not used' END
        ), '') AS note
-FROM _window w
+FROM trace_window w
 LEFT JOIN _a a USING (trace)
 LEFT JOIN _t t USING (trace)
 LEFT JOIN _f f USING (trace)
@@ -215,11 +148,11 @@ ORDER BY w.trace;
 
 -- @output phases
 WITH _acc AS (
-    SELECT trace, sum(accepted) AS accepted FROM _tk_step WHERE accepted IS NOT NULL GROUP BY trace
+    SELECT trace, sum(accepted) AS accepted FROM token_counts WHERE accepted IS NOT NULL GROUP BY trace
 ), _p AS (
     SELECT p.trace, p.phase, sum(p.cpu_ns) AS cpu_ns, sum(p.gpu_op_ns) AS gpu_ns,
-           _src_union(string_agg(p.phase_source, ','), NULL) AS phase_source
-    FROM _step_phases p JOIN _tk_step s USING (trace, step_index)
+           modules_src_union(string_agg(p.phase_source, ','), NULL) AS phase_source
+    FROM steps_phases p JOIN token_counts s USING (trace, step_index)
     WHERE s.accepted IS NOT NULL GROUP BY ALL
 ), _i AS (  -- inclusive: the phase and every phase path under it
     SELECT a.trace, a.phase, sum(b.gpu_ns) AS incl_gpu_ns
@@ -231,7 +164,7 @@ SELECT p.trace, p.phase, c.accepted, p.cpu_ns / 1e6 / nullif(c.accepted, 0) AS c
        CASE WHEN g.trace IS NOT NULL THEN i.incl_gpu_ns / 1e6 / nullif(c.accepted, 0) END AS incl_gpu_ms_per_accepted,
        p.phase_source
 FROM _p p JOIN _acc c USING (trace) JOIN _i i USING (trace, phase)
-LEFT JOIN (SELECT DISTINCT trace FROM _gpu) g USING (trace)
+LEFT JOIN (SELECT DISTINCT trace FROM gpu_activity) g USING (trace)
 ORDER BY p.trace, coalesce(p.cpu_ns, 0) + p.gpu_ns DESC, p.phase;
 
 -- @output draft_split
@@ -247,10 +180,10 @@ SELECT trace, count(*) AS steps,
        sum(draft_lm_head_cpu_ns) FILTER (WHERE accepted IS NOT NULL) / 1e6 / nullif(sum(accepted), 0) AS lm_head_ms_per_accepted,
        (sum(draft_cpu_ns) FILTER (WHERE accepted IS NOT NULL) - sum(draft_lm_head_cpu_ns) FILTER (WHERE accepted IS NOT NULL))
            / 1e6 / nullif(sum(accepted), 0) AS rest_ms_per_accepted
-FROM _tk_step GROUP BY trace ORDER BY trace;
+FROM token_counts GROUP BY trace ORDER BY trace;
 
 -- @output lengths
-WITH _s AS (SELECT * FROM _tk_step WHERE accepted IS NOT NULL)
+WITH _s AS (SELECT * FROM token_counts WHERE accepted IS NOT NULL)
 SELECT trace, accepted, count(*) AS steps,
        count(*) / sum(count(*)) OVER (PARTITION BY trace) AS share,
        quantile_cont(wall_ns, 0.5) / 1e6 AS wall_ms_p50, avg(wall_ns) / 1e6 AS wall_ms_mean,

@@ -1,6 +1,7 @@
 -- trust: how far can the other analyses be trusted on this trace?
+-- @requires lib/api lib/caps lib/gpu_activity lib/notes lib/runtime lib/trace_window
 --
--- Run it with `tracekit report` (or tracekit.report.run): that loads _common.sql first and sets every
+-- Run it with `tracekit report` (or tracekit.report.run): that loads the modules on its @requires line first and sets every
 -- getvariable() parameter to its documented default (tracekit/report.py: DEFAULTS).
 --
 -- One row per (trace, flag). Flags:
@@ -31,7 +32,7 @@
 --                          it (tracekit/ingest/link.py), so its launch, phase and idle cause rest on
 --                          that choice. value = such ops / GPU ops
 --
--- Inputs: events, _gpu, _rt (from _common.sql). No parameters.
+-- Inputs: events, gpu_activity, runtime_calls (queries/lib/). No parameters.
 --
 -- Output columns:
 --   trace, flag
@@ -49,7 +50,7 @@ WITH _g AS (
            count(*) FILTER (WHERE launch_name IS NULL) AS unlaunched,
            sum(dur_ns) FILTER (WHERE launch_name IS NULL) AS unlaunched_ns,
            count(*) FILTER (WHERE dur_ns = 0) AS zero_dur
-    FROM _gpu GROUP BY trace
+    FROM gpu_activity GROUP BY trace
 ), _ov AS (
     SELECT trace, count(*) FILTER (WHERE ts_ns < prev_end) AS overlaps, count(*) AS ops,
            count(*) FILTER (WHERE ts_ns < prev_end AND pdl) AS pdl_overlaps,
@@ -59,18 +60,18 @@ WITH _g AS (
                coalesce(regexp_matches(launch_name, '^(cudaLaunchKernelEx|cuLaunchKernelEx)'), FALSE) AS pdl,
                max(end_ns) OVER (PARTITION BY trace, device, stream ORDER BY ts_ns, end_ns
                                  ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_end
-        FROM _gpu) GROUP BY trace
+        FROM gpu_activity) GROUP BY trace
 ), _s AS (
     SELECT e.trace,
            count(*) FILTER (WHERE e.kind = 'gpu_sync') AS gpu_sync_rows
     FROM events e WHERE e.kind IN ('gpu_sync') GROUP BY e.trace
 ), _rs AS (
-    SELECT trace, count(*) FILTER (WHERE is_sync) AS sync_calls, count(*) AS runtime_rows FROM _rt GROUP BY trace
+    SELECT trace, count(*) FILTER (WHERE is_sync) AS sync_calls, count(*) AS runtime_rows FROM runtime_calls GROUP BY trace
 ), _res AS (
     SELECT trace, count(*) AS timed, count(*) FILTER (WHERE ts_ns % 1000 = 0 AND dur_ns % 1000 = 0) AS on_us_grid,
            any_value(source) AS source
     FROM events WHERE kind IN ('kernel', 'memcpy', 'memset', 'runtime', 'range', 'cpu_op') GROUP BY trace
-), _t AS (SELECT w.trace, r.source FROM _window w LEFT JOIN _res r USING (trace))
+), _t AS (SELECT w.trace, r.source FROM trace_window w LEFT JOIN _res r USING (trace))
 -- graph_replayed_share (block owned by graphmap): graph-replayed ops that `tracekit graphmap -o`
 -- mapped carry args."@graphmap"; when >= 99% of the graph-replayed ops are mapped the flag is info.
 SELECT t.trace, 'graph_replayed_share' AS flag,
@@ -89,8 +90,8 @@ SELECT t.trace, 'graph_replayed_share' AS flag,
                  || CASE WHEN hip.rocm THEN '' ELSE ', nsys --cuda-graph-trace=node' END || ', or capture with graphs disabled' END AS message
 FROM _t t LEFT JOIN _g g USING (trace)
 LEFT JOIN (SELECT trace, count(*) FILTER (WHERE contains(args, '"@graphmap"')) AS mapped
-           FROM (SELECT trace, args FROM kernels WHERE _is_graph_launch(launch_name)) GROUP BY trace) gm USING (trace)
-LEFT JOIN (SELECT trace, bool_or(starts_with(name, 'hip')) AS rocm FROM _rt GROUP BY trace) hip USING (trace)
+           FROM (SELECT trace, args FROM kernels WHERE api_is_graph_launch(launch_name)) GROUP BY trace) gm USING (trace)
+LEFT JOIN (SELECT trace, bool_or(starts_with(name, 'hip')) AS rocm FROM runtime_calls GROUP BY trace) hip USING (trace)
 UNION ALL
 SELECT t.trace, CASE WHEN coalesce(s.gpu_sync_rows, 0) = 0 AND coalesce(rs.sync_calls, 0) = 0 THEN 'missing_sync_events'
                      WHEN coalesce(s.gpu_sync_rows, 0) = 0 THEN 'no_gpu_sync_rows' ELSE 'sync_events' END,
@@ -107,7 +108,7 @@ SELECT t.trace, CASE WHEN coalesce(s.gpu_sync_rows, 0) = 0 AND coalesce(rs.sync_
                 || '; syncs and sync_blocked idle time are unknown, not zero'
             WHEN coalesce(s.gpu_sync_rows, 0) = 0 THEN 'sync API calls seen but no GPU-side sync records (Kineto: enable_cuda_sync_events=True)'
             ELSE 'sync API calls and GPU-side sync records present' END
-FROM _t t LEFT JOIN _s s USING (trace) LEFT JOIN _rs rs USING (trace) JOIN _caps k USING (trace)
+FROM _t t LEFT JOIN _s s USING (trace) LEFT JOIN _rs rs USING (trace) JOIN caps k USING (trace)
 UNION ALL
 SELECT t.trace, 'kernels_without_launch', CASE WHEN coalesce(g.unlaunched, 0) > 0 THEN 'warn' ELSE 'info' END,
        g.unlaunched / nullif(g.ops, 0),
@@ -138,21 +139,21 @@ SELECT t.trace, 'clock_resolution', CASE WHEN r.on_us_grid = r.timed THEN 'warn'
 FROM _t t LEFT JOIN _res r USING (trace) LEFT JOIN _g g USING (trace)
 UNION ALL
 SELECT t.trace, 'no_gpu_activity', 'warn', NULL, 'GPU ops, runtime rows and sync records = 0', '-',
-       _no_gpu_activity(k.capture_activities) || '; every GPU number is NULL'
-FROM _t t JOIN _caps k USING (trace) WHERE NOT (k.has_gpu OR k.has_runtime OR k.has_sync)
+       notes_no_gpu_activity(k.capture_activities) || '; every GPU number is NULL'
+FROM _t t JOIN caps k USING (trace) WHERE NOT (k.has_gpu OR k.has_runtime OR k.has_sync)
 UNION ALL
 SELECT t.trace, 'no_gpu_ops', CASE WHEN k.has_runtime OR k.has_sync THEN 'warn' ELSE 'info' END, NULL, 'GPU ops = 0', '-',
        'no kernel/memcpy/memset rows: GPU analyses are empty (was CUDA activity captured?)'
-FROM _t t JOIN _caps k USING (trace) WHERE NOT k.has_gpu
+FROM _t t JOIN caps k USING (trace) WHERE NOT k.has_gpu
 UNION ALL
 SELECT t.trace, 'no_runtime_rows', CASE WHEN k.has_gpu OR k.has_sync THEN 'warn' ELSE 'info' END, NULL, 'runtime rows = 0', '-',
        'no CUDA/HIP runtime API rows: launches, queueing delay, steps'' launch counts and the phase of every GPU op are '
-       || 'unknown (NULL). Kineto: include ProfilerActivity.CPU; nsys: --trace=cuda'
-FROM _t t JOIN _caps k USING (trace) WHERE NOT k.has_runtime
+       || 'unknown (NULL). ' || notes_fix_runtime()
+FROM _t t JOIN caps k USING (trace) WHERE NOT k.has_runtime
 UNION ALL
 (WITH _dc AS (  -- correlation ids carried by more than one runtime call
-    SELECT trace, correlation FROM _rt WHERE correlation IS NOT NULL GROUP BY ALL HAVING count(*) > 1
-), _dg AS (SELECT g.trace, count(*) AS ops FROM _gpu g JOIN _dc d USING (trace, correlation) GROUP BY ALL)
+    SELECT trace, correlation FROM runtime_calls WHERE correlation IS NOT NULL GROUP BY ALL HAVING count(*) > 1
+), _dg AS (SELECT g.trace, count(*) AS ops FROM gpu_activity g JOIN _dc d USING (trace, correlation) GROUP BY ALL)
 SELECT t.trace, 'duplicate_correlation', CASE WHEN coalesce(d.ops, 0) > 0 THEN 'warn' ELSE 'info' END,
        coalesce(d.ops, 0) / nullif(g.ops, 0),
        'GPU ops whose correlation id matches several runtime calls = ' || coalesce(d.ops, 0),

@@ -246,7 +246,7 @@ def test_agrees_with_torch_flop_counts(tmp_path: Path) -> None:
     convert(path, tmp_path / "cpu.parquet")
     con = duckdb.connect()
     r = report.run(tmp_path / "cpu.parquet", analyses=["flops"], con=con)
-    ops = con.execute("SELECT name, input_dims, flops, flops_source FROM _fl_ops ORDER BY ts_ns").fetchall()
+    ops = con.execute("SELECT name, input_dims, flops, flops_source FROM flops_ops ORDER BY ts_ns").fetchall()
     assert {s for *_, s in ops} == {"shapes"}  # the JSON of torch 2.13 carries no flops
     assert con.execute("SELECT count(flops) FROM events").fetchone() == (0,)
     # 1. totals per op name == FlopCounterMode's (aten.addmm etc.), each recorded op counted once
@@ -304,7 +304,7 @@ def test_h100_tracelens(tmp_path: Path) -> None:
     dev = r["flops.device"].iloc[0]
     assert (dev["gpu_name"], dev["matched"]) == ("NVIDIA H100 80GB HBM3", "H100 SXM")
     ph = r["flops"]
-    # module phases (with_modules=True, queries/_modules.sql): the only range is the step, so each op takes the
+    # module phases (with_modules=True, queries/lib/modules.sql): the only range is the step, so each op takes the
     # module classes around it; most FLOPs in the MLP's Linear modules (the up/gate/down projections)
     mlp = "ProfilerStep#6/Qwen2Model/Qwen2DecoderLayer/Qwen2MLP/Linear"
     assert list(ph["phase_path"]) == [mlp, "ProfilerStep#6/Qwen2Model/Qwen2DecoderLayer/Qwen2Attention/Linear",

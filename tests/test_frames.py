@@ -1,5 +1,5 @@
 """Where in the code (issue 21 item 5): the innermost USER frame around syncs, idle gaps' next launches and
-launch sites, from a constructed with_stack trace whose answer is worked out by hand (queries/_frames.sql).
+launch sites, from a constructed with_stack trace whose answer is worked out by hand (queries/lib/frames.sql).
 
 Kineto microseconds (integers): every ns value is us * 1000. CPU thread tid 1 (pid 100), GPU device 0 stream 7.
 
@@ -99,7 +99,7 @@ def test_syncs_name_the_user_frame_under_torch_frames_and_builtins(res: dict[str
 
 def test_launch_sites_by_frame(res: dict[str, Any]) -> None:
     """F3: corr 14 (10 us host, 20 us on the GPU; the blocking hipMemcpyWithStream under F3 is a copy, not a
-    launch: _api_classes); FD, FC, none: 10 us each (GPU 10, 5, 10 us); FB: 2 us (GPU 10 us). All kernel launch
+    launch: api_classes); FD, FC, none: 10 us each (GPU 10, 5, 10 us); FB: 2 us (GPU 10 us). All kernel launch
     host time: 42 us."""
     bf = res["launch.by_frame"]
     rows = {None if missing(r["user_frame"]) else r["user_frame"]: r for r in bf.to_dict("records")}

@@ -1,11 +1,11 @@
-"""Kernel categories (queries/kernel_categories.csv, _common.sql's _gpu_names; kernels.sql `categories`).
+"""Kernel categories (queries/kernel_categories.csv, lib/gpu_activity.sql's gpu_activity_names; kernels.sql `categories`).
 
 Rules under test:
 - every row of the table has a real example name (and, for a row with `launched_by`, an example launching
   op) that lands in that row (not only in its category): the first row, by `ord`, whose kind, pattern and
   launched_by match it is the row itself; an example taken from a shared trace (its `source` names the
   trace) is a kernel name of that trace, byte for byte, launched there under its example op;
-- every GPU op of every trace in ../shared has exactly one category (one _gpu row per kernels row, none
+- every GPU op of every trace in ../shared has exactly one category (one gpu_activity row per kernels row, none
   NULL); no name that says GEMM or attention is left in `other`; the names with ops in `other` per trace are
   the checked-in snapshot tests/golden/kernel_categories_other.json (read it: it says what the table does
   not know); the kernels launched inside `fb::rms_norm` (HTA's trace_filter traces) are norm, summed from
@@ -55,12 +55,12 @@ def _key(p: Path) -> str:
 
 
 def _table_con() -> duckdb.DuckDBPyConnection:
-    """A connection holding only the category table and the lookup macro of _common.sql."""
+    """A connection holding only the category table and the lookup macro of lib/gpu_activity.sql."""
     con = duckdb.connect()
     con.execute(f"SET VARIABLE kernel_categories_csv = '{TABLE}'")
-    sql = (report.QUERY_DIR / "_common.sql").read_text()
-    start = sql.index("CREATE OR REPLACE TEMP TABLE _kernel_categories")
-    end = sql.index("CREATE OR REPLACE TEMP TABLE _gpu_names")
+    sql = (report.QUERY_DIR / "lib/gpu_activity.sql").read_text()
+    start = sql.index("CREATE OR REPLACE TEMP TABLE gpu_activity_categories")
+    end = sql.index("CREATE OR REPLACE TEMP TABLE gpu_activity_names")
     con.execute(sql[start:end])
     return con
 
@@ -81,13 +81,13 @@ def test_table_rows_are_ordered_and_complete() -> None:
 def test_each_row_example_lands_in_that_row(row: dict[str, str]) -> None:
     con = _table_con()
     op = row["example_op"] or None
-    first = con.execute("SELECT ord FROM _kernel_categories WHERE op_kind = ? AND regexp_matches(?, pattern) "
+    first = con.execute("SELECT ord FROM gpu_activity_categories WHERE op_kind = ? AND regexp_matches(?, pattern) "
                         "AND (launched_by = '' OR (?::VARCHAR IS NOT NULL AND regexp_matches(?, launched_by))) ORDER BY ord LIMIT 1",
                         [row["kind"], row["example"], op, op]).fetchone()
     assert first is not None and first[0] == int(row["ord"]), (row["example"], first)
-    assert con.execute("SELECT _kernel_category(?, ?, ?)", [row["kind"], row["example"], op]).fetchone()[0] == row["category"]
+    assert con.execute("SELECT gpu_activity_category(?, ?, ?)", [row["kind"], row["example"], op]).fetchone()[0] == row["category"]
     if op:  # without its launching op the same name is not in this row
-        assert con.execute("SELECT _kernel_category(?, ?, NULL)", [row["kind"], row["example"]]).fetchone()[0] != row["category"]
+        assert con.execute("SELECT gpu_activity_category(?, ?, NULL)", [row["kind"], row["example"]]).fetchone()[0] != row["category"]
 
 
 @needs_shared
@@ -101,8 +101,8 @@ def test_trace_examples_are_real_names(row: dict[str, str], names_by_trace: dict
 
 @pytest.fixture(scope="module")
 def categorised(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[tuple[str, str, str, str | None]]]:
-    """Per shared trace (its _key): every distinct (kind, name, category, launched_op) of its GPU ops (_gpu);
-    checks on the way that _gpu has one row per kernels row, each with a category."""
+    """Per shared trace (its _key): every distinct (kind, name, category, launched_op) of its GPU ops (gpu_activity);
+    checks on the way that gpu_activity has one row per kernels row, each with a category."""
     files = _shared_files()
     if not files:
         pytest.skip("../shared/traces is absent")
@@ -112,11 +112,11 @@ def categorised(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[tupl
         pq = d / f"{i}.parquet"
         convert(f, pq)
         con = connect(pq)
-        report.prepare(con)
+        report.prepare(con, ["lib/gpu_activity"])
         n_ops, n_gpu, n_null = con.execute("SELECT (SELECT count(*) FROM kernels), count(*), count(*) FILTER (WHERE category IS NULL) "
-                                           "FROM _gpu").fetchone()
+                                           "FROM gpu_activity").fetchone()
         assert (n_gpu, n_null) == (n_ops, 0), f
-        out[_key(f)] = con.execute("SELECT DISTINCT kind, name, category, launched_op FROM _gpu ORDER BY ALL").fetchall()
+        out[_key(f)] = con.execute("SELECT DISTINCT kind, name, category, launched_op FROM gpu_activity ORDER BY ALL").fetchall()
         con.close()
     return out
 
@@ -129,7 +129,7 @@ def names_by_trace(categorised: dict[str, list[tuple[str, str, str, str | None]]
 
 @needs_shared
 def test_every_gpu_op_of_every_shared_trace_has_one_category(categorised: dict[str, list[tuple]]) -> None:
-    """(One _gpu row per op with a category is checked while building the fixture.) One category per
+    """(One gpu_activity row per op with a category is checked while building the fixture.) One category per
     (name, launching op), and only the table's categories."""
     cats = {r["category"] for r in _rows()}
     for key, rows in categorised.items():
@@ -297,10 +297,10 @@ def test_kernels_launched_inside_fb_rms_norm_are_norm(tmp_path: Path) -> None:
     pq = tmp_path / "r0.parquet"
     convert(src, pq)
     con = connect(pq)
-    report.prepare(con)
-    got = con.execute("SELECT count(*), sum(dur_ns), bool_and(category = 'norm') FROM _gpu WHERE launched_op = 'fb::rms_norm'").fetchone()
+    report.prepare(con, ["lib/gpu_activity"])
+    got = con.execute("SELECT count(*), sum(dur_ns), bool_and(category = 'norm') FROM gpu_activity WHERE launched_op = 'fb::rms_norm'").fetchone()
     assert got == (len(gpu), sum(_ns(e["dur"]) for e in gpu), True)
     # the same kernel names launched elsewhere keep their name's category
-    cats = {c for (c,) in con.execute("SELECT DISTINCT category FROM _gpu WHERE launched_op IS NULL AND name IN "
-                                      "(SELECT name FROM _gpu WHERE launched_op = 'fb::rms_norm')").fetchall()}
+    cats = {c for (c,) in con.execute("SELECT DISTINCT category FROM gpu_activity WHERE launched_op IS NULL AND name IN "
+                                      "(SELECT name FROM gpu_activity WHERE launched_op = 'fb::rms_norm')").fetchall()}
     assert cats and "norm" not in cats  # elementwise / reduction by name

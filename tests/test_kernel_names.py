@@ -1,7 +1,7 @@
-"""Readable kernel names: tracekit/demangle.py (the toolchain's demangler) and queries/_kernel_names.sql (short names).
+"""Readable kernel names: tracekit/demangle.py (the toolchain's demangler) and queries/lib/kernel_names.sql (short names).
 
 The inputs are real kernel names copied from the traces in ../shared (the H100 Qwen trace of TraceLens, HTA's
-traces, the nsys reports); the expected short names are written by hand from the rules in _kernel_names.sql's
+traces, the nsys reports); the expected short names are written by hand from the rules in lib/kernel_names.sql's
 header. The mangled aiter name is the issue's example (notes/attribution.md: ROCm aiter kernels are mangled in
 traces); it is not in ../shared.
 """
@@ -60,8 +60,8 @@ def con() -> duckdb.DuckDBPyConnection:
     c.executemany("INSERT INTO _k VALUES ('kernel', ?)", [(n,) for n, _ in SHORT])
     c.execute("CREATE VIEW kernels AS SELECT * FROM _k")
     report.register_udfs(c)
-    sql = (report.QUERY_DIR / "_kernel_names.sql").read_text()
-    c.execute(sql[:sql.index("CREATE OR REPLACE TEMP TABLE _kernel_names")])  # the macros only
+    sql = (report.QUERY_DIR / "lib/kernel_names.sql").read_text()
+    c.execute(sql[:sql.index("CREATE OR REPLACE TEMP TABLE kernel_names")])  # the macros only
     c.execute("CREATE MACRO _dm(n) AS coalesce((SELECT demangled FROM _demangled d WHERE d.name = n), n)")
     return c
 

@@ -1,5 +1,5 @@
 """Module phases (issue 22 items 1 and 4): where no user range below the step covers a launch, the phase is
-the module hierarchy around it (queries/_modules.sql). Constructed Kineto traces whose truth is worked out by
+the module hierarchy around it (queries/lib/modules.sql). Constructed Kineto traces whose truth is worked out by
 hand below; Kineto microseconds, every ns value is us * 1000. CPU thread tid 1 (pid 100), GPU device 0 stream 7.
 
 Trace MOD (with_modules=True): step ProfilerStep#1 0..1000; `nn.Module: <Class>_<k>` python rows:

@@ -103,11 +103,12 @@ def test_wheel_ships_queries_and_capture_and_every_verb_runs(wheel_venv: Path, t
     root = wheel_venv.resolve()
     assert pkg.resolve().is_relative_to(root), f"tracekit imported from {pkg}, not from the wheel"
     assert qdir == pkg.parent / "_queries" and cdir == pkg.parent / "_capture"
-    assert sorted(p.name for p in qdir.glob("*.sql")) == sorted(p.name for p in (REPO / "queries").glob("*.sql"))
+    assert sorted(p.relative_to(qdir).as_posix() for p in qdir.rglob("*.sql")) == sorted(
+        p.relative_to(REPO / "queries").as_posix() for p in (REPO / "queries").rglob("*.sql"))  # lib/ ships too
     assert {p.name for p in cdir.iterdir() if p.suffix == ".py"} == {p.name for p in (REPO / "capture").glob("*.py")}
     assert (cdir / "tracekit_sglang-0.1.dist-info" / "entry_points.txt").is_file()
 
-    # report (every analysis: reads _common.sql and each queries/*.sql from the install)
+    # report (every analysis: reads lib/*.sql and each queries/*.sql from the install)
     sample_files = sorted(SAMPLE.glob("*.parquet"))
     before = _digest(sample_files)
     r = _run(wheel_venv, work, "report", str(SAMPLE), "--json")

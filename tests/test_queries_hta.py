@@ -81,7 +81,7 @@ def test_against_hta(rel: str, tmp_path: Path) -> None:
         assert ours_total_us == total_us
         assert top["total_ns"] == top_us * 1000
     else:
-        # ns trace: rounding emulated as HTA does it. Sub-us ops round to -1 us there and our _gpu table
+        # ns trace: rounding emulated as HTA does it. Sub-us ops round to -1 us there and our gpu_activity table
         # clamps durations at 0; on nccl_data the totals still agree exactly (observed), the tolerance
         # only guards against that clamp on other ns traces
         assert abs(ours_total_us - total_us) / total_us < 0.001

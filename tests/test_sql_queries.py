@@ -60,7 +60,7 @@ def test_query_by_name_and_file_give_the_report_rows(name: str, planted_parquet:
 
 
 def test_readme_kernels_command_runs_from_another_folder(planted_parquet: Path, tmp_path: Path) -> None:
-    """The README's `tracekit sql dataset/ -f queries/kernels.sql` failed with `_gpu does not exist`."""
+    """The README's `tracekit sql dataset/ -f queries/kernels.sql` failed with `_gpu does not exist` (the table lib/gpu_activity.sql now makes)."""
     rows = _sql([str(planted_parquet.parent), "-f", str(REPO / "queries" / "kernels.sql")], tmp_path)[0]
     # tests/planted.py: sample_kernel is the longest op (5450 us)
     assert rows[0]["name"] == "sample_kernel" and rows[0]["total_ns"] == 5_450_000
@@ -69,8 +69,8 @@ def test_readme_kernels_command_runs_from_another_folder(planted_parquet: Path, 
 def test_plain_sql_and_scripts_still_work(planted_parquet: Path, tmp_path: Path) -> None:
     assert _sql([str(planted_parquet), "SELECT count(*) AS n FROM kernels"], tmp_path) == [[{"n": 11}]]
     script = tmp_path / "mine.sql"
-    script.write_text("-- my query: steps with their GPU span\nSELECT step_index, gpu_span_ns FROM _steps s "
-                      "JOIN (SELECT step_index, max(end_ns) - min(ts_ns) AS gpu_span_ns FROM _gpu_step GROUP BY 1) "
+    script.write_text("-- my query: steps with their GPU span\nSELECT step_index, gpu_span_ns FROM step_instances s "
+                      "JOIN (SELECT step_index, max(end_ns) - min(ts_ns) AS gpu_span_ns FROM steps_gpu GROUP BY 1) "
                       "USING (step_index) ORDER BY 1\n-- @requires steps\n")
     # step 1: 300..13530 us; step 2: 20130..20330 us
     assert _sql([str(planted_parquet), "-f", str(script)], tmp_path) == [
@@ -159,3 +159,27 @@ def test_param_overrides_a_default(planted_parquet: Path, tmp_path: Path) -> Non
     assert [(r["step_name"], r["gpu_op_ns"]) for r in rows] == [("ProfilerStep#2", 200_000)]
     r = CliRunner().invoke(cli, ["sql", str(planted_parquet), "--query", "steps", "--param", "nope=1"])
     assert r.exit_code == 2 and "unknown report parameter(s): nope" in r.output
+
+
+def test_queries_all_lists_the_building_blocks_after_the_analyses() -> None:
+    """`--all` adds queries/lib/ (named by path, described by their own first line); plain `queries` hides them."""
+    plain = CliRunner().invoke(cli, ["queries"]).output.splitlines()
+    full = CliRunner().invoke(cli, ["queries", "--all"]).output.splitlines()
+    assert not any(ln.startswith("lib/") for ln in plain)
+    lib = [ln.split(None, 1) for ln in full if ln.startswith("lib/")]
+    assert [ln.split()[0] for ln in full[: len(plain)]] == [ln.split()[0] for ln in plain]
+    assert {name for name, _ in lib} >= {"lib/gpu_activity", "lib/runtime", "lib/step_instances", "lib/run_metrics"}
+    assert dict(lib)["lib/gpu_activity"].startswith("one row per GPU op (gpu_activity)")
+
+
+def test_a_script_reading_an_undeclared_module_is_told_the_line_to_add(planted_parquet: Path, tmp_path: Path) -> None:
+    """Nothing is loaded that a file does not ask for: reading gpu_activity without `-- @requires lib/gpu_activity`
+    is one error line naming that line (exit 2), and with the line the script runs (11 GPU ops: tests/planted.py)."""
+    script = tmp_path / "mine.sql"
+    script.write_text("-- my query\nSELECT count(*) AS n FROM gpu_activity\n")
+    r = CliRunner().invoke(cli, ["sql", str(planted_parquet), "-f", str(script)])
+    assert r.exit_code == 2
+    assert "(queries/lib/gpu_activity.sql makes it: add `-- @requires lib/gpu_activity` to mine.sql)" in r.output
+    assert len(r.output.strip().splitlines()) == 1 and "Traceback" not in r.output
+    script.write_text("-- my query\n-- @requires lib/gpu_activity\nSELECT count(*) AS n FROM gpu_activity\n")
+    assert _sql([str(planted_parquet), "-f", str(script)], tmp_path) == [[{"n": 11}]]

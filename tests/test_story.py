@@ -1,7 +1,7 @@
 """Issue 21: the first screen tells the true story of a step. Constructed Kineto traces whose truth is worked
 out by hand in each docstring (times in us, as Kineto writes them; every ns value below is us * 1000).
 
-Rules under test (queries/headline.sql, steps.sql, gpu_idle.sql, syncs.sql, _common.sql's _api_classes):
+Rules under test (queries/headline.sql, steps.sql, gpu_idle.sql, syncs.sql, lib/api.sql's api_classes):
 the step end to end (start to its last GPU op's end) is the denominator of the first verdict; launches are
 launch calls only, a blocking copy is a sync; back-to-back queued kernels are kernel_gap; a sync says what
 the GPU did while it held the host.
@@ -140,10 +140,10 @@ def test_api_classes_table() -> None:
     import duckdb
 
     con = duckdb.connect()
-    con.execute("CREATE TABLE runtime (name VARCHAR); CREATE TABLE _gpu (trace VARCHAR, correlation BIGINT, kind VARCHAR)")
-    sql = (report.QUERY_DIR / "_common.sql").read_text()
-    a = sql.index("CREATE OR REPLACE TEMP TABLE _api_classes")
-    b = sql.index("CREATE OR REPLACE TEMP MACRO _is_graph_launch")
+    con.execute("CREATE TABLE runtime (name VARCHAR); CREATE TABLE gpu_activity (trace VARCHAR, correlation BIGINT, kind VARCHAR)")
+    sql = (report.QUERY_DIR / "lib/api.sql").read_text()
+    a = sql.index("CREATE OR REPLACE TEMP TABLE api_classes")
+    b = sql.index("CREATE OR REPLACE TEMP MACRO api_is_graph_launch")
     con.execute(sql[a:b])
     want = {"cudaLaunchKernel": "launch", "cudaLaunchKernel_ptsz": "launch", "cuLaunchKernelEx": "launch",
             "hipModuleLaunchKernel": "launch", "hipExtModuleLaunchKernel": "launch", "cudaLaunchKernelExC": "launch",
@@ -158,7 +158,7 @@ def test_api_classes_table() -> None:
             "cudaEventRecord": "bookkeeping", "cudaStreamIsCapturing": "bookkeeping",
             "cudaFuncGetAttributes": "bookkeeping", "cudaGetLastError": "bookkeeping", "cudaGetDevice": "bookkeeping",
             "INVALID": "other", "ncclKernel_AllReduce": "other"}
-    got = {n: con.execute("SELECT _api_class_of(?)", [n]).fetchone()[0] for n in want}
+    got = {n: con.execute("SELECT api_class_of(?)", [n]).fetchone()[0] for n in want}
     assert got == want
 
 

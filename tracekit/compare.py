@@ -1,6 +1,6 @@
 """Put labelled runs side by side: ``compare`` (N runs, a sweep) and ``diff`` (A vs B, a CI gate).
 
-Every number comes from ``queries/_run_metrics.sql`` (one run's metrics, run once per label
+Every number comes from ``queries/lib/run_metrics.sql`` (one run's metrics, run once per label
 with the views over that run's files only, so two runs may hold same-named traces),
 ``queries/compare.sql`` (the label x metric matrix) and ``queries/diff.sql`` (deltas, moved
 kernels, the gate). This module parses ``--fail-if`` conditions and runs those files; the pages,
@@ -116,18 +116,15 @@ def parse_runs(args: Sequence[str]) -> list[tuple[str, list[str]]]:
 
 
 def _run_one(index: int, label: str, paths: Paths, params: Mapping[str, Any], timings: dict[str, float] | None) -> Any:
-    """One run's ``run_metrics`` and ``run_step_values`` rows (Arrow), computed in a connection of its own."""
+    """One run's ``run_metrics`` and ``run_metrics_step_values`` rows (Arrow), computed in a connection of its own."""
     t0 = time.perf_counter()
     con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")
     connect_runs([(label, paths)], con=con)
-    rep.prepare(con, ["steps", "comm", "collectives"], **params)  # _run_metrics.sql reads their set-up tables
     con.execute(f"SET VARIABLE label = {rep._sql_literal(label)}")
     con.execute(f"SET VARIABLE label_index = {index}")
-    # tokens.sql's set-up only (its @requires flops serves its report outputs, not these metrics)
-    rep._exec_script(con, rep.parse_sql(rep.QUERY_DIR / "tokens.sql").setup)
-    rep._exec_script(con, (rep.QUERY_DIR / "_run_metrics.sql").read_text())
-    out = (con.sql("SELECT * FROM run_metrics").to_arrow_table(), con.sql("SELECT * FROM run_step_values").to_arrow_table())
+    rep.prepare(con, ["lib/run_metrics"], **params)  # and the modules its @requires line names, as report does
+    out = (con.sql("SELECT * FROM run_metrics").to_arrow_table(), con.sql("SELECT * FROM run_metrics_step_values").to_arrow_table())
     con.close()
     if timings is not None:
         timings[f"run {label}"] = time.perf_counter() - t0
@@ -136,7 +133,7 @@ def _run_one(index: int, label: str, paths: Paths, params: Mapping[str, Any], ti
 
 def collect(runs: Sequence[Run], con: duckdb.DuckDBPyConnection | None = None,
             timings: dict[str, float] | None = None, **params: Any) -> duckdb.DuckDBPyConnection:
-    """Run ``_run_metrics.sql`` once per run; the connection then holds the table ``run_metrics``.
+    """Run ``lib/run_metrics.sql`` once per run; the connection then holds the table ``run_metrics``.
 
     Runs are computed side by side, each in its own DuckDB connection: many of the per-run
     statements are window functions over one (trace, device) partition, which DuckDB runs on
@@ -155,7 +152,7 @@ def collect(runs: Sequence[Run], con: duckdb.DuckDBPyConnection | None = None,
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = [pool.submit(_run_one, i, label, paths, params, timings) for i, (label, paths) in enumerate(runs)]
         tables = [f.result() for f in futures]
-    for j, name in enumerate(("run_metrics", "run_step_values")):
+    for j, name in enumerate(("run_metrics", "run_metrics_step_values")):
         for i, t in enumerate(tables):
             con.register(f"_{name}_{i}", t[j])
         con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS "
@@ -188,13 +185,12 @@ def diff(a: Paths | str, b: Paths | str, conditions: Sequence[str] = (), labels:
     noise.attach(con, levels={noise.LEVEL, *(c.level for c in conds if c.level is not None)})
     if timings is not None:
         timings["noise (bootstrap)"] = time.perf_counter() - t0
-    rep._exec_script(con, rep.parse_sql(rep.QUERY_DIR / "compare.sql").setup)
     con.execute("CREATE OR REPLACE TEMP TABLE _conditions (seq INTEGER, condition VARCHAR, metric VARCHAR, "
                 "op VARCHAR, mode VARCHAR, threshold DOUBLE, level DOUBLE)")
     if conds:
         con.executemany("INSERT INTO _conditions VALUES (?, ?, ?, ?, ?, ?, ?)",
                         [(i, c.condition, c.metric, c.op, c.mode, c.threshold, c.level) for i, c in enumerate(conds)])
-    out = rep.run_file(con, "diff")
+    out = rep.run_file(con, "diff")  # compare.sql's set-up first: diff.sql's @requires
     if timings is not None:
         timings["compare.sql set-up + diff.sql"] = time.perf_counter() - t0
     bad = out["diff.gate"].dropna(subset=["error"])

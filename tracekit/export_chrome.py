@@ -3,7 +3,7 @@
 Why: a whole decode loop is too big to look at; a few steps of one phase open
 instantly in https://ui.perfetto.dev or chrome://tracing. Which rows belong to
 the slice is decided by ``queries/export_chrome.sql`` (steps as defined by
-``_steps`` in ``_common.sql``, phases by ``phase_path``); this module only sets
+``step_instances`` in ``lib/step_instances.sql``, phases by ``phase_path``); this module only sets
 its variables, runs it, and streams the rows out as JSON.
 
 Exactness: times are integer ns in the schema and go out as decimal
@@ -35,7 +35,7 @@ from tracekit.store import connect, read_metadata
 if TYPE_CHECKING:
     import duckdb
 
-SQL_FILE = "export_chrome.sql"
+SQL_NAME = "export_chrome"  # queries/export_chrome.sql
 _BATCH = 20_000
 _enc = msgspec.json.encode
 _dec = msgspec.json.decode
@@ -163,7 +163,7 @@ def export_chrome(paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[st
 
     ``con``: a connection over exactly ``paths`` on which :func:`tracekit.report.prepare` already ran
     with this ``step_pattern`` (``report --html`` passes the report's own): the slice reads its
-    ``_common.sql`` tables instead of opening the traces and building them a second time (a quarter
+    ``queries/lib/`` tables instead of opening the traces and building them a second time (a quarter
     of the export's time on a median step, issue 25). It gets the slice's ``_ec_*`` temp tables.
     ``arrow``: read the rows through an Arrow reader (faster on many rows); False reads DuckDB's tuples
     and imports no pyarrow (whose import costs more than one step's rows): ``report --html`` for its
@@ -197,10 +197,10 @@ def export_chrome(paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[st
     con.execute("SET VARIABLE ec_phase = CAST(? AS VARCHAR)", [phase])
     con.execute("SET VARIABLE ec_step_first = CAST(? AS BIGINT)", [steps.first if steps else None])
     con.execute("SET VARIABLE ec_step_last = CAST(? AS BIGINT)", [steps.last if steps else None])
-    if not prepared:
-        report.prepare(con, step_pattern=step_pattern)
-    sf = report.parse_sql(report.QUERY_DIR / SQL_FILE)
-    report._exec_script(con, sf.setup)
+    # the report's connection already holds every lib/ module (its analyses require them all): only the slice's own
+    # set-up runs there; else the modules export_chrome.sql requires are built first
+    done = report.modules_under(SQL_NAME) - {SQL_NAME} if prepared else report.prepare(con, step_pattern=step_pattern)
+    sf = report.setup_file(con, SQL_NAME, done)
     sections = dict(sf.outputs)
     n_steps, n_sel, _, _ = con.execute(sections["slice"]).fetchall()[0]
     where = f"trace {trace!r}"

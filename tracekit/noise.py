@@ -1,6 +1,6 @@
 """Is B really slower than A, or is it noise? Ratio of medians, a bootstrap interval, a rank test.
 
-Input: the per-step distributions of ``queries/_run_metrics.sql`` (table ``run_step_values``:
+Input: the per-step distributions of ``queries/lib/run_metrics.sql`` (table ``run_metrics_step_values``:
 one value per metric and step, warm-up steps already dropped there). Output: one row per
 (metric, run against the baseline, level), written to the DuckDB table ``_noise`` that
 ``queries/diff.sql`` (the ``noise`` output and the ``@LEVEL`` gate) and ``queries/compare.sql``
@@ -151,7 +151,7 @@ COLUMNS = ["metric", "label", "label_index", "level", "n_base", "n", "median_bas
 def compare_distributions(values: pd.DataFrame, levels: Iterable[float] = (LEVEL,)) -> pd.DataFrame:
     """Every run against the baseline (lowest label_index), per metric and level.
 
-    ``values``: rows of ``run_step_values`` (label, label_index, metric, value). Metrics that one
+    ``values``: rows of ``run_metrics_step_values`` (label, label_index, metric, value). Metrics that one
     side lacks entirely get no row (the mean tables already say that they are absent), nor do
     metrics that are 0 in every step of both runs.
     """
@@ -184,8 +184,8 @@ def compare_distributions(values: pd.DataFrame, levels: Iterable[float] = (LEVEL
 
 
 def attach(con: duckdb.DuckDBPyConnection, levels: Iterable[float] = (LEVEL,)) -> pd.DataFrame:
-    """Compute :func:`compare_distributions` from ``run_step_values`` on ``con``; store it as table ``_noise``."""
-    values = con.execute("SELECT label, label_index, metric, value FROM run_step_values WHERE value IS NOT NULL").df()
+    """Compute :func:`compare_distributions` from ``run_metrics_step_values`` on ``con``; store it as table ``_noise``."""
+    values = con.execute("SELECT label, label_index, metric, value FROM run_metrics_step_values WHERE value IS NOT NULL").df()
     out = compare_distributions(values, levels)
     con.execute("CREATE OR REPLACE TEMP TABLE _noise (metric VARCHAR, label VARCHAR, label_index INTEGER, level DOUBLE, "
                 "n_base BIGINT, n BIGINT, median_base DOUBLE, median DOUBLE, ratio DOUBLE, ci_lo DOUBLE, ci_hi DOUBLE, "

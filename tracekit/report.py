@@ -6,10 +6,14 @@ is defined exactly once (users can read or rerun the same SQL with
 ``tracekit sql``). A file is split into sections by ``-- @output NAME`` lines:
 statements before the first marker are set-up (temp tables, macros), each
 section is one SELECT whose result is returned under ``NAME`` (``file`` for the
-section named like the file, ``file.NAME`` for the others). A ``-- @requires a b`` line
-names the files whose set-up must run first (``headline`` reads ``steps``' and
-``gpu_idle``'s tables); :func:`prepare` is the one place that loads ``_common.sql``, the
-query variables and those set-ups, for ``report``, ``sql -f``/``--query``, ``compare``.
+section named like the file, ``file.NAME`` for the others). A module's name is its path under
+``queries/`` without ``.sql`` (``steps``, ``lib/gpu_activity``); building blocks that output
+nothing live in ``queries/lib/``. A ``-- @requires a b`` line names every module whose tables or
+macros the file reads (``headline`` reads ``steps``' and ``gpu_idle``'s tables, everything reads
+``lib/gpu_activity``'s); :func:`setup_file` runs those set-ups first, depth first, each once per
+connection (tests/test_query_modules.py checks that the lines are complete). Nothing is loaded
+implicitly: :func:`prepare` sets the query variables and the Python-made tables, then loads the
+modules asked for, for ``report``, ``sql -f``/``--query``, ``compare``/``diff`` and ``export-chrome``.
 
 Results are DataFrames (the documented API), Arrow tables (``arrow``) or, for the terminal and
 JSON report, :class:`tracekit.rows.Rows` (``rows``): plain Python rows with their SQL types,
@@ -42,7 +46,7 @@ from tracekit.resources import queries_dir  # wheel: tracekit/_queries; checkout
 
 QUERY_DIR = queries_dir()
 
-#: Analyses in report order (each is ``queries/<name>.sql``); ``_common.sql`` is loaded first.
+#: Analyses in report order (each is ``queries/<name>.sql``; each loads the lib/ modules it requires).
 ANALYSES = ("headline", "summary", "kernels", "phase_time", "steps", "launch", "syncs", "gpu_idle", "lm_head", "flops", "tokens", "trust",
             "comm", "collectives")
 
@@ -50,7 +54,7 @@ ANALYSES = ("headline", "summary", "kernels", "phase_time", "steps", "launch", "
 DEFAULTS: dict[str, Any] = {
     # ProfilerStep#N, SGLang step[MODE bs=N ...], vLLM execute_[B_]context_C(T)_generation_G(T) (T: any text
     # without parentheses, e.g. (300), (888_788544), (sq32sk55086...)) and execute_new_N_cached_M, and ranges
-    # named step / decode_step / *_step (queries/_common.sql: _steps).
+    # named step / decode_step / *_step (queries/lib/step_instances.sql).
     "step_pattern": (r"ProfilerStep#\d+|step\[.*\]|step|decode_step|.*_step"
                      r"|execute_(\d+_)?context_\d+\([^()]*\)_generation_\d+\([^()]*\)|execute_new_\d+_cached_\d+"),
     "top_n": 50,
@@ -67,11 +71,11 @@ DEFAULTS: dict[str, Any] = {
     "tf32": False,  # flops: fp32 matmuls ran on TF32 tensor cores (compare with the tf32 peak, not fp32)
     "rank_align": "collective_end",  # collectives: shift each rank's clock so matched collectives end together; "none" = raw
     "tokens_per_step": None,  # flops: tokens one step processes (batch size x tokens per sequence), for GFLOPs per token
-    "warmup_steps": 1,  # diff/compare noise statistics: first steps of each trace dropped (_run_metrics.sql run_step_values)
+    "warmup_steps": 1,  # diff/compare noise statistics: first steps of each trace dropped (lib/run_metrics.sql run_metrics_step_values)
 }
 
 _OUTPUT = re.compile(r"^--\s*@output\s+([A-Za-z_][\w]*)\s*$", re.MULTILINE)
-_REQUIRES = re.compile(r"^--\s*@requires\s+([\w ]+?)\s*$", re.MULTILINE)
+_REQUIRES = re.compile(r"^--\s*@requires\s+([\w/ ]+?)\s*$", re.MULTILINE)
 
 
 @dataclass
@@ -126,9 +130,11 @@ def _exec_script(con: duckdb.DuckDBPyConnection, sql: str) -> None:
 
 
 def list_queries(private: bool = False) -> list[str]:
-    """The shipped query files by name, report analyses first in report order (helpers ``_*`` only if ``private``)."""
-    names = sorted(p.stem for p in QUERY_DIR.glob("*.sql") if private or not p.stem.startswith("_"))
-    return [n for n in ANALYSES if n in names] + [n for n in names if n not in ANALYSES]
+    """The shipped query files by name, report analyses first in report order (the building blocks
+    ``lib/*`` after them, only if ``private``: they output nothing of their own)."""
+    names = sorted(p.stem for p in QUERY_DIR.glob("*.sql"))
+    lib = sorted(f"lib/{p.stem}" for p in (QUERY_DIR / "lib").glob("*.sql")) if private else []
+    return [n for n in ANALYSES if n in names] + [n for n in names if n not in ANALYSES] + lib
 
 
 #: Query files that need more than a trace (labelled runs, a slice, a reference): the verb that runs each.
@@ -147,15 +153,50 @@ def describe(name: str) -> str:
     return re.sub(r"^" + re.escape(name) + r"\s*:\s*", "", " ".join(lines))
 
 
-def setup_file(con: duckdb.DuckDBPyConnection, name: str, done: set[str]) -> SqlFile:
-    """Run the set-up of ``queries/<name>.sql`` (its ``@requires`` first) unless ``done`` has it."""
+def setup_file(con: duckdb.DuckDBPyConnection, name: str, done: set[str], _path: tuple[str, ...] = ()) -> SqlFile:
+    """Run the set-up of module ``name`` (``queries/<name>.sql``), its ``@requires`` first (depth first:
+    a topological order of the dependency graph), unless ``done`` has it; adds what ran to ``done``.
+
+    A cycle raises ValueError naming it: the modules' tables are built once, in order, so a module
+    cannot read one that reads it back."""
+    if name in _path:
+        raise ValueError(f"queries/: @requires cycle {' -> '.join((*_path[_path.index(name):], name))}")
     sf = parse_sql(QUERY_DIR / f"{name}.sql")
     if name not in done:
         for req in sf.requires:
-            setup_file(con, req, done)
+            setup_file(con, req, done, (*_path, name))
         _exec_script(con, sf.setup)
         done.add(name)
     return sf
+
+
+def modules_under(name: str) -> set[str]:
+    """``name`` and every module it requires, directly or through others (what :func:`setup_file` loads for it)."""
+    out: set[str] = set()
+    todo = [name]
+    while todo:
+        m = todo.pop()
+        if m not in out:
+            out.add(m)
+            todo += parse_sql(QUERY_DIR / f"{m}.sql").requires
+    return out
+
+
+_CREATES = re.compile(r"^CREATE\s+OR\s+REPLACE\s+TEMP\s+(?:TABLE|VIEW|MACRO)\s+([A-Za-z]\w*)", re.MULTILINE | re.IGNORECASE)
+_MISSING = re.compile(r"(?:Table|Function) with name (\w+) does not exist")
+
+
+def module_making(error: str) -> str | None:
+    """The shipped module whose public table or macro a DuckDB "does not exist" ``error`` names, else None:
+    a user's script that reads ``gpu_activity`` without ``-- @requires lib/gpu_activity`` is told which line
+    to add (nothing is loaded that a file does not ask for)."""
+    m = _MISSING.search(error)
+    if m is None:
+        return None
+    for p in sorted(QUERY_DIR.rglob("*.sql")):
+        if m.group(1) in _CREATES.findall(p.read_text()):
+            return p.relative_to(QUERY_DIR).with_suffix("").as_posix()
+    return None
 
 
 def register_udfs(con: duckdb.DuckDBPyConnection) -> None:
@@ -166,15 +207,16 @@ def register_udfs(con: duckdb.DuckDBPyConnection) -> None:
 
 def prepare(con: duckdb.DuckDBPyConnection, requires: Iterable[str] = (), **params: Any) -> set[str]:
     """Make ``con`` (views already registered) ready for any query file: the variables at their defaults
-    (overridden by ``params``), ``_common.sql``, then the set-up of each file in ``requires``.
+    (overridden by ``params``), the tables made in Python (``_demangled``), then the set-up of each module
+    in ``requires`` with what it requires (nothing else: a module loads what it declares).
 
     Returns the set of files whose set-up ran; pass it on to :func:`run_file` so none runs twice.
     """
     set_params(con, params)
-    # the kernel category table _common.sql reads (a data file beside the SQL, shipped with it)
+    # the kernel category table lib/gpu_activity.sql reads: a data file users edit, shipped with the SQL; it stays at
+    # the top of queries/ because the report's notes name that path (comm.sql)
     con.execute(f"SET VARIABLE kernel_categories_csv = {_sql_literal(str(QUERY_DIR / 'kernel_categories.csv'))}")
     register_udfs(con)
-    _exec_script(con, (QUERY_DIR / "_common.sql").read_text())
     done: set[str] = set()
     for name in requires:
         setup_file(con, name, done)
@@ -211,7 +253,8 @@ def run(paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[str],
     """Run the analyses over converted traces; returns ``{output name: DataFrame}``.
 
     ``params`` override :data:`DEFAULTS` (``step_pattern``, ``vocab``, ``lm_head_regex``, ...).
-    ``timings`` (if given) receives wall seconds per file, ``_common`` included. ``arrow``: Arrow
+    ``timings`` (if given) receives wall seconds per file (a file's time includes the set-up of the
+    modules it is the first to require) and ``prepare``. ``arrow``: Arrow
     tables instead; ``rows``: :class:`~tracekit.rows.Rows` instead (what the terminal and JSON
     report read, without importing pandas). ``small_one_thread``: apply :func:`one_thread_if_small`;
     None (the default) does so only on a connection ``run`` opened itself, True on ``con`` too
@@ -231,7 +274,7 @@ def run(paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[str],
     t0 = time.perf_counter()
     done = prepare(con, **params)
     if timings is not None:
-        timings["_common"] = time.perf_counter() - t0
+        timings["prepare"] = time.perf_counter() - t0
     for name in names:
         t0 = time.perf_counter()
         out.update(run_file(con, name, done=done, arrow=arrow, rows=rows))
@@ -277,6 +320,7 @@ def run_file(con: duckdb.DuckDBPyConnection, name: str, setup: bool = True,
 
 def run_timeline(con: duckdb.DuckDBPyConnection, rows: bool = False) -> dict[str, Any]:
     """Run ``queries/timeline.sql`` on a connection where ``tracekit.report.run`` ran steps.sql
-    (its temp tables are there: ``done`` keeps the ``@requires steps`` set-up from running twice).
+    (its temp tables are there, and those of every module steps.sql and timeline.sql require: ``done`` keeps
+    them from being built twice, which would also renumber gpu_activity's gid under the tables that hold it).
     ``rows``: :class:`~tracekit.rows.Rows` instead of DataFrames (``report --html``: no pandas)."""
-    return run_file(con, "timeline", done={"steps"}, rows=rows)
+    return run_file(con, "timeline", done=modules_under("timeline") - {"timeline"}, rows=rows)

@@ -28,7 +28,7 @@ from pathlib import Path
 from tracekit.errors import TraceError
 
 #: subpackage -> (folder at the repository root, a file that must be there)
-_FOLDERS = {"_queries": ("queries", "_common.sql"), "_capture": ("capture", "tracekit_bootstrap.py")}
+_FOLDERS = {"_queries": ("queries", "lib/gpu_activity.sql"), "_capture": ("capture", "tracekit_bootstrap.py")}
 
 
 @functools.cache
@@ -51,7 +51,7 @@ def _folder(sub: str) -> Path:
 
 
 def queries_dir() -> Path:
-    """The folder of the analyses (``_common.sql``, ``steps.sql``, ...)."""
+    """The folder of the analyses (``steps.sql``, ``lib/gpu_activity.sql``, ...)."""
     return _folder("_queries")
 
 

@@ -22,7 +22,7 @@ from tracekit.view.records import frame_records
 @click.argument("runs", nargs=-1, required=True, type=click.UNPROCESSED)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: compare (long, label x metric), sweep, phases.")
 @click.option("--html", "html_out", type=click.Path(), help="Also write an HTML page (tables + per-phase plot).")
-@click.option("--sql", "sql", help="Run this SQL instead: events (with a label column), run_metrics, _matrix.")
+@click.option("--sql", "sql", help="Run this SQL instead: events (with a label column), run_metrics, compare_matrix.")
 @click.option("--step-pattern", callback=regex, help=f"Regex (full match) for step range names. Default: {rep.DEFAULTS['step_pattern']}")
 @click.option("--limit", default=40, show_default=True, help="Rows printed per table in terminal output.")
 @click.option("--warmup", type=int, metavar="N",

@@ -137,7 +137,7 @@ def _html_writer(con: duckdb.DuckDBPyConnection, results: Mapping[str, Rows], tr
         for (trace, step), dest in zip(meds, dests):
             try:
                 export_chrome(traces, dest, trace=str(trace), steps=Steps(int(step), int(step)),
-                              step_pattern=step_pattern, con=con,  # the report's _common tables, not a second build
+                              step_pattern=step_pattern, con=con,  # the report's lib/ tables, not a second build
                               arrow=False)  # one step: DuckDB's tuples, no pyarrow import (~0.15 s)
                 chrome[str(trace)] = dest.name
                 written.append(str(dest))

@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
+import duckdb  # tracekit.store imports it anyway: no start-up cost
 
 from tracekit.errors import TraceError, refuse_special
 from tracekit.render import print_result, print_rows
 from tracekit.store import connect
 
 if TYPE_CHECKING:
-    import duckdb
     import pandas as pd
 
 
@@ -93,8 +93,8 @@ def command(traces: tuple[str, ...], query: str | None, file: str | None, output
 
     Views: events, kernels (kernel/memcpy/memset rows), runtime, ranges, trace_devices, trace_notes,
     trace_ranks, trace_capture.
-    With -f FILE or --query NAME, _common.sql, the set-up of the files the query's `@requires`
-    line names and the default of every getvariable() are loaded first, as `tracekit report` does.
+    With -f FILE or --query NAME, the set-up of the modules the query's `@requires` line names
+    (queries/lib/gpu_activity, steps, ...: each with its own @requires, each once) and the default of every getvariable() are loaded first, as `tracekit report` does.
     Example: tracekit sql trace.parquet "SELECT kind, count(*) FROM events GROUP BY 1"
     """
     paths = list(traces)
@@ -117,6 +117,28 @@ def command(traces: tuple[str, ...], query: str | None, file: str | None, output
             raise click.UsageError("give the SQL as the last argument, with -q, -f FILE or --query NAME")
     con = connect(paths)
     con.execute("SET enable_progress_bar = false")
+    try:
+        _run(con, sql, path, params, output, fmt, limit)
+    except duckdb.CatalogException as e:
+        _missing_module(e, path)
+        raise
+
+
+def _missing_module(e: Exception, path: Path | None) -> None:
+    """Raise a TraceError that names the `-- @requires` line to add when the SQL read a shipped module's table."""
+    from tracekit import report
+    from tracekit.errors import TraceError
+
+    module = report.module_making(str(e))
+    if module is not None:
+        fix = (f"add `-- @requires {module}` to {path.name}" if path is not None
+               else f"write the query to a file that starts with `-- @requires {module}` and run it with -f")
+        raise TraceError(path or "query", f"{str(e).splitlines()[0]} (queries/{module}.sql makes it: {fix})") from None
+
+
+def _run(con: duckdb.DuckDBPyConnection, sql: str | None, path: Path | None, params: tuple[str, ...],
+         output: str | None, fmt: str, limit: int) -> None:
+    """Run ad-hoc SQL, or a file (shipped or the user's) after the modules it requires."""
     if path is None:
         assert sql is not None  # set above when there is no file (or a UsageError was raised)
         _emit(con.execute(sql), fmt, limit)

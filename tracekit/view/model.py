@@ -301,7 +301,7 @@ def _row_unit(row: Mapping[str, Any]) -> str | None:
 
 NOTE_NAMES = frozenset({"note", "notes", "message"})
 
-#: Columns that name a Python frame, `file(line): function` (queries/_frames.sql). They are kept whole
+#: Columns that name a Python frame, `file(line): function` (queries/lib/frames.sql). They are kept whole
 #: in --json and the HTML table; the terminal shows the file's last two path components (:func:`short_frame`).
 FRAME_NAMES = frozenset({"user_frame"})
 _FRAME = re.compile(r"^(.*)\((\d+)\): (.*)$", re.S)

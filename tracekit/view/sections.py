@@ -150,7 +150,7 @@ def groups(results: Results, full: bool = False) -> list[Group]:
 
 
 def _with_instances(tree: Rows) -> Rows:
-    """Module and frame phases (phase_source, queries/_modules.sql) named with their instances per step: the 24
+    """Module and frame phases (phase_source, queries/lib/modules.sql) named with their instances per step: the 24
     decoder layers of a model are one row, ``Qwen2DecoderLayer ×24``. Range phases keep their name as it is."""
     if not {"phase", "phase_source", "instances_mean"} <= set(tree.columns):
         return tree

@@ -1,8 +1,9 @@
--- _modules: private helper: phases from the model's module hierarchy, for GPU ops, runtime calls and cpu_ops
+-- lib/modules: phases from the model's module hierarchy, for GPU ops, runtime calls and cpu_ops
 -- launched where no user range says more than "this is a step" (issue 22 item 1).
+-- @requires lib/gpu_activity lib/runtime
 --
--- Loaded through `-- @requires _modules` by the analyses that read phases (steps.sql, and through it headline
--- and tokens; phase_time.sql, flops.sql, lm_head.sql); _common.sql must have run (it defines _gpu, _rt). The
+-- Loaded through `-- @requires lib/modules` by the analyses that read phases (steps.sql, and through it headline
+-- and tokens; phase_time.sql, flops.sql, lm_head.sql). The
 -- stored columns phase / phase_path are never changed: the effective phase is derived here, per row.
 --
 -- MODULE INTERVALS, per trace, from its Python rows (kind 'python'), one source per trace:
@@ -15,7 +16,7 @@
 --             the line (the `def` line of that forward) keeps the classes of one file apart (attention, MLP
 --             and norm of modeling_qwen2.py would otherwise be one phase).
 --   Rows of zero duration are ignored (they enclose nothing). A trace with neither has no module phases.
--- NESTING, per thread, as _frames.sql walks frames (no interval join): each interval's start (+1) and end (-1)
+-- NESTING, per thread, as lib/frames.sql walks frames (no interval join): each interval's start (+1) and end (-1)
 --   in one order per (trace, tid) (time; at one instant ends before starts, starts outermost first: later end
 --   first, then row_id); the running sum is the depth. An interval's parent is the last one opened at depth - 1
 --   before it; the innermost open interval at time t is the last one opened at the depth in force at t.
@@ -33,20 +34,20 @@
 --   (when the path holds only the step: the phase tree's '(other)'), or NULL when there is neither.
 --   A CUDA-graph replay takes the effective phase of its graph launch, as it takes the launch's range phase.
 --
--- Outputs (temp tables and macros, private):
+-- Tables and macros (`_x` private to this file; modules_* public):
 --   _mod_src    per trace with module intervals: source ('module' | 'frame').
---   _mod_iv     the intervals: trace, pid, tid, row_id, seq, ts_ns, end_ns, dur_ns, label, range_path and
+--   modules_intervals     the intervals: trace, pid, tid, row_id, seq, ts_ns, end_ns, dur_ns, label, range_path and
 --               range_phase (the Python row's stored phase_path / phase), module_path, source, and
 --               eff_phase_path (range path + '/' + module_path; NULL when a user range below the step
 --               encloses the interval: that range wins, the interval is no phase).
---   _gpu_phase  one row per _gpu row: gid, trace, row_id, eff_phase_path ('(none)' when none, like
---               _gpu.phase_path), phase_source, module_path (NULL unless the module path was appended).
---   _cpu_phase  the runtime calls that launched a GPU op and the cpu_ops whose effective phase is NOT their
+--   modules_gpu_phase  one row per gpu_activity row: gid, trace, row_id, eff_phase_path ('(none)' when none, like
+--               gpu_activity.phase_path), phase_source, module_path (NULL unless the module path was appended).
+--   modules_cpu_phase  the runtime calls that launched a GPU op and the cpu_ops whose effective phase is NOT their
 --               stored one (a module path was appended): trace, row_id, eff_phase_path, phase_source,
 --               module_path. Rows absent here keep their stored path: read them through the macros
---               _eff_path(m.eff_phase_path, phase_path) and _eff_src(m.phase_source, phase_path) after a
+--               modules_eff_path(m.eff_phase_path, phase_path) and modules_eff_src(m.phase_source, phase_path) after a
 --               LEFT JOIN on (trace, row_id).
---   _mod_cpu    CPU time of the module phases, for the phase tree (headline), steps.phases and phase_time:
+--   modules_cpu    CPU time of the module phases, for the phase tree (headline), steps.phases and phase_time:
 --               trace, pid, tid, row_id, seq, ts_ns, dur_ns, phase_path (effective), phase_source, sign.
 --               sign +1: a module interval that is a phase (eff_phase_path not NULL), one instance.
 --               sign -1: a user range (not a step range) directly inside such an interval's range, and inside
@@ -54,18 +55,18 @@
 --               path and every module ancestor's path (one row each). Summing sign * time per path then gives
 --               module time inclusive of child modules but not of user ranges, and exclusive shares still add
 --               up to 1 over a step.
---   Macros: _eff_path, _eff_src (above), _mod_is_step(name) (a step range's name), _src_union(a, b) (two
+--   Macros: modules_eff_path, modules_eff_src (above), _mod_is_step(name) (a step range's name), modules_src_union(a, b) (two
 --   comma-separated phase_source lists as one, sorted and distinct; NULL when both are empty).
 -- Cost: one pass over the python rows' distinct names, then linear in module intervals + placed rows (ASOF
--- joins and one window sort, as _frames.sql); traces without python rows place nothing.
+-- joins and one window sort, as lib/frames.sql); traces without python rows place nothing.
 -- Where user ranges and modules both exist they are combined, never doubled: GPU ops inside a user range
 -- below the step take the range path, those directly in the step take the module path.
 
 CREATE OR REPLACE TEMP MACRO _mod_is_step(ph) AS coalesce(regexp_full_match(ph, getvariable('step_pattern')), FALSE);
-CREATE OR REPLACE TEMP MACRO _eff_path(m, pp) AS coalesce(m, pp);
-CREATE OR REPLACE TEMP MACRO _eff_src(m, pp) AS coalesce(m, CASE WHEN pp IS NOT NULL AND pp <> '(none)' THEN 'range' END);
+CREATE OR REPLACE TEMP MACRO modules_eff_path(m, pp) AS coalesce(m, pp);
+CREATE OR REPLACE TEMP MACRO modules_eff_src(m, pp) AS coalesce(m, CASE WHEN pp IS NOT NULL AND pp <> '(none)' THEN 'range' END);
 -- two comma-separated source lists as one (sorted, distinct; NULL when both are empty)
-CREATE OR REPLACE TEMP MACRO _src_union(a, b) AS nullif(array_to_string(list_sort(list_distinct(list_filter(
+CREATE OR REPLACE TEMP MACRO modules_src_union(a, b) AS nullif(array_to_string(list_sort(list_distinct(list_filter(
     flatten([string_split(coalesce(a, ''), ','), string_split(coalesce(b, ''), ',')]), lambda v: v <> ''))), ','), '');
 CREATE OR REPLACE TEMP MACRO _mod_is_forward(n) AS regexp_full_match(n, '.*\([0-9]+\): forward');
 
@@ -109,7 +110,7 @@ SELECT p.trace, p.tid, p.t AS t_ns, o.row_id AS mod_row_id, o.f_end AS mod_end_n
 FROM (SELECT trace, tid, t, depth FROM _mod_d WHERE last_of_instant) p
 ASOF LEFT JOIN _mod_open o ON p.trace = o.trace AND p.tid = o.tid AND p.depth = o.depth AND p.t >= o.f_ts;
 
-CREATE OR REPLACE TEMP TABLE _mod_iv AS
+CREATE OR REPLACE TEMP TABLE modules_intervals AS
 WITH RECURSIVE _par AS (  -- parent: the last interval opened one level up (kept when it encloses the child)
     SELECT o.trace, o.row_id, CASE WHEN p.f_end >= o.f_end THEN p.row_id END AS parent_row_id
     FROM _mod_open o
@@ -135,9 +136,9 @@ CREATE OR REPLACE TEMP TABLE _mod_place AS
 WITH _a AS (
     SELECT 'gpu' AS k, trace, gid AS key, launch_tid AS tid, launch_ts_ns AS ts_ns,
            launch_ts_ns + greatest(coalesce(launch_dur_ns, 0), 0) AS end_ns, phase, nullif(phase_path, '(none)') AS phase_path
-    FROM _gpu WHERE launch_ts_ns IS NOT NULL AND trace IN (SELECT trace FROM _mod_src)
+    FROM gpu_activity WHERE launch_ts_ns IS NOT NULL AND trace IN (SELECT trace FROM _mod_src)
     UNION ALL
-    SELECT 'cpu', trace, row_id, tid, ts_ns, end_ns, phase, nullif(phase_path, '(none)') FROM _rt
+    SELECT 'cpu', trace, row_id, tid, ts_ns, end_ns, phase, nullif(phase_path, '(none)') FROM runtime_calls
     WHERE launched AND trace IN (SELECT trace FROM _mod_src)
     UNION ALL
     SELECT 'cpu', trace, row_id, tid, ts_ns, ts_ns + greatest(dur_ns, 0), phase, phase_path FROM events
@@ -148,18 +149,18 @@ WITH _a AS (
 )
 SELECT m.k, m.trace, m.key, i.module_path, i.source AS phase_source,
        coalesce(m.phase_path || '/', '') || i.module_path AS eff_phase_path
-FROM _m m JOIN _mod_iv i ON i.trace = m.trace AND i.row_id = m.mod_row_id
+FROM _m m JOIN modules_intervals i ON i.trace = m.trace AND i.row_id = m.mod_row_id
 WHERE (m.phase IS NULL OR _mod_is_step(m.phase)) AND i.range_path IS NOT DISTINCT FROM m.phase_path;
 
-CREATE OR REPLACE TEMP TABLE _gpu_phase AS
+CREATE OR REPLACE TEMP TABLE modules_gpu_phase AS
 SELECT g.gid, g.trace, g.row_id, coalesce(p.eff_phase_path, g.phase_path) AS eff_phase_path,
-       _eff_src(p.phase_source, g.phase_path) AS phase_source, p.module_path
-FROM _gpu g LEFT JOIN (SELECT * FROM _mod_place WHERE k = 'gpu') p ON p.trace = g.trace AND p.key = g.gid;
+       modules_eff_src(p.phase_source, g.phase_path) AS phase_source, p.module_path
+FROM gpu_activity g LEFT JOIN (SELECT * FROM _mod_place WHERE k = 'gpu') p ON p.trace = g.trace AND p.key = g.gid;
 
-CREATE OR REPLACE TEMP TABLE _cpu_phase AS
+CREATE OR REPLACE TEMP TABLE modules_cpu_phase AS
 SELECT trace, key AS row_id, eff_phase_path, phase_source, module_path FROM _mod_place WHERE k = 'cpu';
 
-CREATE OR REPLACE TEMP TABLE _mod_cpu AS
+CREATE OR REPLACE TEMP TABLE modules_cpu AS
 WITH _r AS (  -- user ranges that are not steps, each with the innermost interval open around it
     SELECT r.trace, r.tid, r.row_id, r.seq, r.ts_ns, r.dur_ns, r.name, r.phase_path,
            CASE WHEN f.mod_end_ns >= r.ts_ns + r.dur_ns THEN f.mod_row_id END AS mod_row_id
@@ -168,11 +169,11 @@ WITH _r AS (  -- user ranges that are not steps, each with the innermost interva
     ASOF LEFT JOIN _mod_at f ON r.trace = f.trace AND r.tid = f.tid AND r.ts_ns >= f.t_ns
 ), _ded AS (  -- those directly inside the interval's range: their time leaves the interval and its module ancestors
     SELECT r.trace, i.pid, r.tid, r.row_id, r.seq, r.ts_ns, r.dur_ns, i.range_path, string_split(i.module_path, '/') AS segs
-    FROM _r r JOIN _mod_iv i ON i.trace = r.trace AND i.row_id = r.mod_row_id
+    FROM _r r JOIN modules_intervals i ON i.trace = r.trace AND i.row_id = r.mod_row_id
     WHERE i.eff_phase_path IS NOT NULL AND coalesce(i.range_path || '/', '') || r.name = r.phase_path
 )
 SELECT trace, pid, tid, row_id, seq, ts_ns, dur_ns, eff_phase_path AS phase_path, source AS phase_source, 1 AS sign
-FROM _mod_iv WHERE eff_phase_path IS NOT NULL
+FROM modules_intervals WHERE eff_phase_path IS NOT NULL
 UNION ALL
 SELECT d.trace, d.pid, d.tid, d.row_id, d.seq, d.ts_ns, d.dur_ns,
        coalesce(d.range_path || '/', '') || array_to_string(d.segs[1:x.i], '/'), s.source, -1

@@ -1,8 +1,9 @@
--- _frames: private helper: the innermost frame of USER code around a CPU call, for traces recorded with
+-- lib/frames: the innermost frame of USER code around a CPU call, for traces recorded with
 -- Python stacks (torch.profiler with_stack=True: Kineto `python_function` events, kind 'python').
+-- @requires lib/runtime lib/trace_window
 --
--- Loaded through `-- @requires _frames` by the analyses that name code (syncs.sql, gpu_idle.sql,
--- launch.sql); _common.sql must have run (it defines _rt).
+-- Loaded through `-- @requires lib/frames` by the analyses that name code (syncs.sql, gpu_idle.sql,
+-- launch.sql).
 --
 -- USER FRAME: a python row named `file(line): function` (Kineto's form) whose file
 --   - does not start with '<': `<string>(1): <module>`, `<frozen os>(...)` name no file to open, and
@@ -24,20 +25,20 @@
 -- kept only when the frame also ends at or after the call's end (it encloses the call). Two user frames
 -- with equal start and end: the one of higher row_id is taken as the inner one.
 --
--- Inputs: events (python rows), _rt (from _common.sql).
--- Outputs (temp tables, private):
+-- Inputs: events (python rows), runtime_calls (queries/lib/).
+-- Tables (`_x` private to this file; frames_* public):
 --   _pyu        the user frames: trace, tid, ts_ns, end_ns, row_id (names stay in events: joined back last)
 --   _frame_at   per trace and thread, a step function: from t_ns on, until the thread's next row, the
 --               innermost open user frame is frame_row_id (the python row's row_id; NULL: none open),
 --               which ends at frame_end_ns. Columns: trace, tid, t_ns, depth, frame_row_id, frame_end_ns.
---   _rt_frame   the calls analyses ask about, runtime rows that sync (is_sync) or launched a GPU op
+--   frames_runtime   the calls analyses ask about, runtime rows that sync (is_sync) or launched a GPU op
 --               (launched): trace, row_id, tid, ts_ns, correlation, launched, user_frame (the frame's
 --               full name `file(line): function`; NULL when the trace has no python rows, i.e. was
 --               recorded without with_stack=True, or when no user frame encloses the call: only torch
 --               internals and built-ins, or a call outside any Python frame). Join it on (trace, row_id)
 --               for a runtime row, on (trace, correlation, tid = launch_tid, ts_ns = launch_ts_ns) for the
 --               launch of a GPU op.
---   _py_caps    per trace: has_python (the trace has python rows at all), to tell the two NULLs apart.
+--   frames_py_caps    per trace: has_python (the trace has python rows at all), to tell the two NULLs apart.
 
 CREATE OR REPLACE TEMP MACRO _is_user_frame(n) AS
     regexp_full_match(n, '[^<].*\([0-9]+\): .*')
@@ -67,16 +68,16 @@ SELECT p.trace, p.tid, p.t AS t_ns, p.depth, o.row_id AS frame_row_id, o.f_end A
 FROM (SELECT trace, tid, t, depth FROM _d WHERE last_of_instant) p
 ASOF LEFT JOIN _opens o ON p.trace = o.trace AND p.tid = o.tid AND p.depth = o.depth AND p.t >= o.f_ts;
 
-CREATE OR REPLACE TEMP TABLE _rt_frame AS
+CREATE OR REPLACE TEMP TABLE frames_runtime AS
 WITH _c AS (
     SELECT r.trace, r.row_id, r.tid, r.ts_ns, r.correlation, r.launched,
            CASE WHEN f.frame_end_ns >= r.end_ns THEN f.frame_row_id END AS frame_row_id
-    FROM (SELECT * FROM _rt WHERE is_sync OR launched) r
+    FROM (SELECT * FROM runtime_calls WHERE is_sync OR launched) r
     ASOF LEFT JOIN _frame_at f ON r.trace = f.trace AND r.tid = f.tid AND r.ts_ns >= f.t_ns
 )
 SELECT c.trace, c.row_id, c.tid, c.ts_ns, c.correlation, c.launched, e.name AS user_frame
 FROM _c c LEFT JOIN (SELECT trace, row_id, name FROM events WHERE kind = 'python') e
   ON e.trace = c.trace AND e.row_id = c.frame_row_id;
 
-CREATE OR REPLACE TEMP TABLE _py_caps AS
-SELECT w.trace, w.trace IN (SELECT DISTINCT trace FROM events WHERE kind = 'python') AS has_python FROM _window w;
+CREATE OR REPLACE TEMP TABLE frames_py_caps AS
+SELECT w.trace, w.trace IN (SELECT DISTINCT trace FROM events WHERE kind = 'python') AS has_python FROM trace_window w;

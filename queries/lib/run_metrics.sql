@@ -1,13 +1,14 @@
--- _run_metrics: the numbers of ONE run that compare.sql and diff.sql put side by side (private helper).
+-- lib/run_metrics: the numbers of ONE run that compare.sql and diff.sql put side by side.
+-- @requires collectives comm lib/caps lib/gpu_activity lib/idle lib/token_counts lib/trace_window steps lib/notes
 --
 -- A run is one label's traces (one file, or a folder of ranks). tracekit.compare executes this
--- file once per run, after _common.sql and the set-up part of steps.sql, with the views over that
+-- file once per run, after queries/lib/ and the set-up part of steps.sql, with the views over that
 -- run's files only (so two runs may hold traces of the same name), and with the variables
 -- label / label_index set. Each execution appends the run's rows to the table run_metrics.
 -- Nothing here defines a new notion: steps and per-step phases are those of steps.sql, GPU busy
--- is _common.sql's _busy_dev, kernels are grouped by name as in kernels.sql.
+-- is lib/idle's idle_device_busy, kernels are grouped by name as in kernels.sql.
 --
--- Inputs: _gpu, _window, _busy_dev, _caps (from _common.sql); _step_rows, _step_phases (from
+-- Inputs: gpu_activity, trace_window, idle_device_busy, caps (queries/lib/); steps_rows, steps_phases (from
 -- steps.sql's set-up). Variables: label, label_index, step_pattern.
 --
 -- Output: table run_metrics, one row per (label, metric):
@@ -55,7 +56,7 @@
 --   rank.skew_ms_per_step     summed skew (latest - earliest aligned step end, collectives.sql
 --                        step_skew) / steps matched on >= 2 ranks;  NULL for a single-rank run
 --
--- Token and inclusive metrics (the block at the end of this file; inputs also _tk_step from
+-- Token and inclusive metrics (the block at the end of this file; inputs also token_counts from
 -- tokens.sql's set-up):
 --   <phase>.incl_gpu_ms_per_step  summed duration of GPU ops launched in the phase OR in any phase
 --                       under it (draft = draft + draft/lm_head + draft/sampler ...) / steps
@@ -67,7 +68,7 @@
 --   tokens.tokens_per_s        sum of `tokens` counts / seconds from the first to the last step with one
 --   (NULL with a note when no step recorded tracekit.count(accepted=...), or none was accepted)
 --
--- Output: table run_step_values, the per-step distributions behind the noise-aware comparison
+-- Output: table run_metrics_step_values, the per-step distributions behind the noise-aware comparison
 -- (tracekit/noise.py): label, label_index, metric, trace, step_index, value, one row per step
 -- AFTER THE WARM-UP (steps with step_index <= getvariable('warmup_steps') in their trace are
 -- dropped; `--warmup N`, default 1) and per metric of: step.wall_ms (end-to-end, as above),
@@ -89,37 +90,37 @@ CREATE OR REPLACE TEMP MACRO _rm_no_step_note() AS
     'no range matched the step pattern ' || getvariable('step_pattern')
     || ': pass --step-pattern, or mark the loop with tracekit.phase("step")';
 CREATE OR REPLACE TEMP MACRO _rm_no_gpu_note() AS
-    'no GPU ops in this run: capture CUDA activity (torch.profiler activities=[CPU, CUDA]; nsys --trace=cuda)';
+    'no GPU ops in this run: capture CUDA activity (' || notes_fix_cuda_torch() || ')';
 
 INSERT INTO run_metrics
 WITH _n AS (
-    SELECT (SELECT count(*) FROM _step_rows) AS steps,
+    SELECT (SELECT count(*) FROM steps_rows) AS steps,
            _rm_no_step_note() AS no_step_note,
-           (SELECT count(*) FROM _gpu) AS gpu_ops,
+           (SELECT count(*) FROM gpu_activity) AS gpu_ops,
            _rm_no_gpu_note() AS no_gpu_note,
-           (SELECT bool_and(has_runtime) FROM _caps) AS has_runtime,
-           (SELECT bool_and(has_sync) FROM _caps) AS has_sync
+           (SELECT bool_and(has_runtime) FROM caps) AS has_runtime,
+           (SELECT bool_and(has_sync) FROM caps) AS has_sync
 ), _s AS (
     SELECT sum(end_to_end_ns) AS wall_ns, sum(coalesce(gpu_busy_ns, 0)) AS busy_ns, sum(gpu_op_ns) AS op_ns,
            sum(e2e_dev_ns) AS span_ns,
            sum(gpu_ops) AS ops, sum(launches) AS launches, sum(sync_stall_ns) AS stall_ns
-    FROM _step_rows
+    FROM steps_rows
 ), _ph AS (
     SELECT CASE WHEN phase IN ('run', 'step', 'tokens') OR starts_with(phase, 'kernel:') THEN 'phase:' || phase ELSE phase END AS id,
            phase, sum(cpu_ns) AS cpu_ns, sum(range_instances) AS inst, sum(gpu_op_ns) AS gpu_op_ns
-    FROM _step_phases GROUP BY phase
+    FROM steps_phases GROUP BY phase
 ), _k AS (
-    SELECT name, sum(dur_ns) AS ns, count(*) AS n FROM _gpu GROUP BY name
+    SELECT name, sum(dur_ns) AS ns, count(*) AS n FROM gpu_activity GROUP BY name
 ), _rows(metric, scope, name, measure, unit, value, numerator, denominator, additive, note) AS (
-    SELECT 'run.traces', 'run', 'run', 'traces', 'count', (SELECT count(*) FROM _window), 'traces', '-', TRUE, NULL
+    SELECT 'run.traces', 'run', 'run', 'traces', 'count', (SELECT count(*) FROM trace_window), 'traces', '-', TRUE, NULL
     UNION ALL
-    SELECT 'run.wall_ms', 'run', 'run', 'wall_ms', 'ms', (SELECT max(window_ns) FROM _window) / 1e6,
+    SELECT 'run.wall_ms', 'run', 'run', 'wall_ms', 'ms', (SELECT max(window_ns) FROM trace_window) / 1e6,
            'longest trace window (first start to last end)', '-', TRUE, NULL
     UNION ALL
-    SELECT 'run.gpu_busy_ms', 'run', 'run', 'gpu_busy_ms', 'ms', (SELECT sum(busy_ns) FROM _busy_dev) / 1e6,
+    SELECT 'run.gpu_busy_ms', 'run', 'run', 'gpu_busy_ms', 'ms', (SELECT sum(busy_ns) FROM idle_device_busy) / 1e6,
            'union of GPU op intervals per device, summed', '-', TRUE, CASE WHEN gpu_ops = 0 THEN no_gpu_note END FROM _n
     UNION ALL
-    SELECT 'run.gpu_op_ms', 'run', 'run', 'gpu_op_ms', 'ms', (SELECT sum(dur_ns) FROM _gpu) / 1e6,
+    SELECT 'run.gpu_op_ms', 'run', 'run', 'gpu_op_ms', 'ms', (SELECT sum(dur_ns) FROM gpu_activity) / 1e6,
            'summed GPU op duration', '-', TRUE, CASE WHEN gpu_ops = 0 THEN no_gpu_note END FROM _n
     UNION ALL
     SELECT 'run.gpu_ops', 'run', 'run', 'gpu_ops', 'count', gpu_ops, 'GPU ops', '-', TRUE, NULL FROM _n
@@ -139,10 +140,10 @@ WITH _n AS (
          _n.no_gpu_note),
         ('launches', 'count', CASE WHEN _n.has_runtime THEN _s.launches / _n.steps END,
          'launching runtime calls in steps (graph launches excluded)',
-         'no CUDA/HIP runtime rows: Kineto: include ProfilerActivity.CPU; nsys: --trace=cuda'),
+         notes_no_runtime_rows()),
         ('sync_stall_ms', 'ms', CASE WHEN _n.has_sync THEN _s.stall_ns / 1e6 / _n.steps END,
          'host time blocked in sync calls in steps',
-         'no sync API call captured: Kineto: activities=[CPU, CUDA]; nsys: --trace=cuda; syncs are unknown, not zero')
+         'no sync API call captured: ' || notes_fix_cuda() || '; syncs are unknown, not zero')
     ) t(m, u, v, num, miss)
     UNION ALL
     SELECT 'step.gpu_busy_share', 'step', 'step', 'gpu_busy_share', 'ratio',
@@ -176,13 +177,13 @@ FROM _rows;
 -- Token metrics, inclusive phase GPU time, per-step distributions (see the header).
 
 INSERT INTO run_metrics
-WITH _n AS (SELECT (SELECT count(*) FROM _step_rows) AS steps, (SELECT count(*) FROM _gpu) AS gpu_ops),
+WITH _n AS (SELECT (SELECT count(*) FROM steps_rows) AS steps, (SELECT count(*) FROM gpu_activity) AS gpu_ops),
 _ids AS (
     SELECT phase, CASE WHEN phase IN ('run', 'step', 'tokens') OR starts_with(phase, 'kernel:') THEN 'phase:' || phase ELSE phase END AS id
-    FROM _step_phases GROUP BY phase
+    FROM steps_phases GROUP BY phase
 ), _incl AS (
     SELECT i.id, i.phase, sum(p.gpu_op_ns) AS ns
-    FROM _ids i JOIN _step_phases p ON p.phase = i.phase OR starts_with(p.phase, i.phase || '/')
+    FROM _ids i JOIN steps_phases p ON p.phase = i.phase OR starts_with(p.phase, i.phase || '/')
     GROUP BY ALL
 ), _tk AS (
     SELECT count(accepted) AS counted, sum(accepted) AS acc,
@@ -192,7 +193,7 @@ _ids AS (
            count(gpu_busy_ns) FILTER (WHERE accepted IS NOT NULL) AS busy_steps,
            sum(draft_cpu_ns) FILTER (WHERE accepted IS NOT NULL) AS draft_ns,
            sum(tokens) AS toks, max(end_ns) FILTER (WHERE tokens IS NOT NULL) - min(ts_ns) FILTER (WHERE tokens IS NOT NULL) AS tok_span
-    FROM _tk_step
+    FROM token_counts
 ), _tn AS (
     SELECT CASE WHEN _n.steps = 0 THEN 'no step in this run (see run.steps)'
                 WHEN _tk.counted = 0 THEN 'no accepted-token count: record tracekit.count(accepted=..., drafted=...) in each step (the SGLang plugin and samples/spec_decode.py do)'
@@ -214,7 +215,7 @@ _ids AS (
         ('ms_per_accepted', 'ms', _tk.wall_ns / 1e6 / nullif(_tk.acc, 0), 'summed step CPU range time', 'accepted draft tokens', NULL),
         ('gpu_ms_per_accepted', 'ms', CASE WHEN _tk.busy_steps > 0 THEN _tk.busy_ns / 1e6 / nullif(_tk.acc, 0) END,
          'summed per-step GPU busy time', 'accepted draft tokens',
-         'no GPU op in the counted steps: capture CUDA activity (ProfilerActivity.CUDA; nsys --trace=cuda)'),
+         'no GPU op in the counted steps: capture CUDA activity (' || notes_fix_cuda_activity() || ')'),
         ('draft_ms_per_accepted', 'ms', _tk.draft_ns / 1e6 / nullif(_tk.acc, 0), 'summed CPU time of the draft ranges',
          'accepted draft tokens', NULL),
         ('tokens_per_s', 'count', _tk.toks / nullif(_tk.tok_span / 1e9, 0), 'tokens counted (accepted + bonus)',
@@ -228,17 +229,17 @@ FROM _rows;
 -- Multi-GPU metrics (comm.sql, collectives.sql); a separate block so the ones above stay untouched.
 INSERT INTO run_metrics
 WITH _n AS (
-    SELECT (SELECT count(*) FROM _step_rows) AS steps, (SELECT count(*) FROM _gpu) AS gpu_ops,
-           (SELECT count(*) FROM _cl_rs) > 0 AS multi, (SELECT count(DISTINCT step_key) FROM _cl_rs) AS keys,
+    SELECT (SELECT count(*) FROM steps_rows) AS steps, (SELECT count(*) FROM gpu_activity) AS gpu_ops,
+           (SELECT count(*) FROM collectives_rank_steps) > 0 AS multi, (SELECT count(DISTINCT step_key) FROM collectives_rank_steps) AS keys,
            _rm_no_step_note() AS no_step_note,
            _rm_no_gpu_note() AS no_gpu_note
 ), _c AS (
-    SELECT sum(comm_exposed_ns) AS comm_exp, sum(comm_ns) AS comm, sum(mem_exposed_ns) AS mem_exp FROM _cm_step
+    SELECT sum(comm_exposed_ns) AS comm_exp, sum(comm_ns) AS comm, sum(mem_exposed_ns) AS mem_exp FROM comm_steps
 ), _d AS (
-    SELECT sum(len * f_comm) AS comm, sum(len * f_comm_ov) AS comm_ov FROM _cm_seg
+    SELECT sum(len * f_comm) AS comm, sum(len * f_comm_ov) AS comm_ov FROM comm_segments
 ), _k AS (
-    SELECT (SELECT sum(skew_ns) FROM (SELECT max(end_ns) - min(end_ns) AS skew_ns FROM _cl_rs GROUP BY step_key HAVING count(*) >= 2)) AS skew,
-           (SELECT sum(wait_ns) FROM _cl_w) AS wait
+    SELECT (SELECT sum(skew_ns) FROM (SELECT max(end_ns) - min(end_ns) AS skew_ns FROM collectives_rank_steps GROUP BY step_key HAVING count(*) >= 2)) AS skew,
+           (SELECT sum(wait_ns) FROM collectives_waits) AS wait
 ), _rows(metric, scope, name, measure, unit, value, numerator, denominator, additive, note) AS (
     SELECT 'comm.' || m, 'comm', 'comm', m, 'ms',
            CASE WHEN _n.steps > 0 AND _n.gpu_ops > 0 THEN coalesce(v, 0) / 1e6 / _n.steps END, num, 'steps', TRUE,
@@ -248,7 +249,7 @@ WITH _n AS (
     UNION ALL
     SELECT 'comm.overlap_share', 'comm', 'comm', 'overlap_share', 'ratio', _d.comm_ov / nullif(_d.comm, 0),
            'communication time under compute', 'communication time (union per device, summed)', FALSE,
-           CASE WHEN coalesce(_d.comm, 0) = 0 THEN _cm_no_comm() || ' in this run' END
+           CASE WHEN coalesce(_d.comm, 0) = 0 THEN comm_no_comm() || ' in this run' END
     FROM _d
     UNION ALL
     SELECT 'mem.exposed_ms_per_step', 'mem', 'mem', 'exposed_ms_per_step', 'ms',
@@ -275,35 +276,35 @@ SELECT getvariable('label'), getvariable('label_index'), metric, scope, name, me
        numerator, denominator, additive, note
 FROM _rows;
 
-CREATE TEMP TABLE IF NOT EXISTS run_step_values (
+CREATE TEMP TABLE IF NOT EXISTS run_metrics_step_values (
     label VARCHAR, label_index INTEGER, metric VARCHAR, trace VARCHAR, step_index BIGINT, value DOUBLE);
 
-DELETE FROM run_step_values WHERE label = getvariable('label');
+DELETE FROM run_metrics_step_values WHERE label = getvariable('label');
 
-INSERT INTO run_step_values
+INSERT INTO run_metrics_step_values
 WITH _s AS (
-    SELECT trace, step_index, end_to_end_ns, gpu_busy_ns, gpu_op_ns FROM _step_rows
+    SELECT trace, step_index, end_to_end_ns, gpu_busy_ns, gpu_op_ns FROM steps_rows
     WHERE step_index > coalesce(TRY_CAST(getvariable('warmup_steps') AS BIGINT), 0)
 ), _ids AS (
     SELECT phase, CASE WHEN phase IN ('run', 'step', 'tokens') OR starts_with(phase, 'kernel:') THEN 'phase:' || phase ELSE phase END AS id,
            sum(range_instances) > 0 AS has_ranges
-    FROM _step_phases GROUP BY phase
+    FROM steps_phases GROUP BY phase
 ), _grid AS (
     SELECT s.trace, s.step_index, i.phase, i.id, i.has_ranges FROM _s s CROSS JOIN _ids i
 ), _v AS (
     SELECT g.trace, g.step_index, g.id, g.has_ranges, coalesce(p.cpu_ns, 0) AS cpu_ns, coalesce(p.gpu_op_ns, 0) AS gpu_ns
-    FROM _grid g LEFT JOIN _step_phases p USING (trace, step_index, phase)
+    FROM _grid g LEFT JOIN steps_phases p USING (trace, step_index, phase)
 ), _inc AS (
     SELECT g.trace, g.step_index, g.id, coalesce(sum(q.gpu_op_ns), 0) AS incl_ns
-    FROM _grid g LEFT JOIN _step_phases q
+    FROM _grid g LEFT JOIN steps_phases q
       ON q.trace = g.trace AND q.step_index = g.step_index AND (q.phase = g.phase OR starts_with(q.phase, g.phase || '/'))
     GROUP BY ALL
 ), _l(metric, trace, step_index, value) AS (
     SELECT 'step.wall_ms', trace, step_index, end_to_end_ns / 1e6 FROM _s
     UNION ALL SELECT 'step.gpu_busy_ms', trace, step_index, gpu_busy_ns / 1e6 FROM _s WHERE gpu_busy_ns IS NOT NULL
-    UNION ALL SELECT 'step.gpu_op_ms', trace, step_index, gpu_op_ns / 1e6 FROM _s WHERE EXISTS (FROM _gpu)
+    UNION ALL SELECT 'step.gpu_op_ms', trace, step_index, gpu_op_ns / 1e6 FROM _s WHERE EXISTS (FROM gpu_activity)
     UNION ALL SELECT id || '.ms_per_step', trace, step_index, cpu_ns / 1e6 FROM _v WHERE has_ranges
-    UNION ALL SELECT id || '.gpu_ms_per_step', trace, step_index, gpu_ns / 1e6 FROM _v WHERE EXISTS (FROM _gpu)
-    UNION ALL SELECT id || '.incl_gpu_ms_per_step', trace, step_index, incl_ns / 1e6 FROM _inc WHERE EXISTS (FROM _gpu)
+    UNION ALL SELECT id || '.gpu_ms_per_step', trace, step_index, gpu_ns / 1e6 FROM _v WHERE EXISTS (FROM gpu_activity)
+    UNION ALL SELECT id || '.incl_gpu_ms_per_step', trace, step_index, incl_ns / 1e6 FROM _inc WHERE EXISTS (FROM gpu_activity)
 )
 SELECT getvariable('label'), getvariable('label_index'), metric, trace, step_index, value::DOUBLE FROM _l;

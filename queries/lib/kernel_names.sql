@@ -1,4 +1,5 @@
--- _kernel_names: readable kernel names (a private helper, loaded by `-- @requires _kernel_names`).
+-- lib/kernel_names: readable kernel names (loaded by `-- @requires lib/kernel_names`).
+-- @requires lib/gpu_activity
 --
 -- Kernel names as traces write them are C++ signatures, sometimes mangled, hundreds of characters
 -- long; at 80 columns four of an H100 trace's six top kernels printed as the same `void at::nati…ambda(int)#1})`.
@@ -26,7 +27,7 @@
 --                 type the op runs on (the innermost typed lambda's argument, or the wrapper's first type)
 --               Names of one family may still share a short name (two `direct_copy` lambdas of one dtype):
 --               outputs keep one row per full name, and the full name is beside the short one.
--- Output (temp table, private): _kernel_names  one row per distinct (kind, name) of _gpu_names: kind, name,
+-- Output (temp table, public): kernel_names  one row per distinct (kind, name) of gpu_activity_names: kind, name,
 --   category, demangled, short_name (memcpy/memset: their name).
 CREATE OR REPLACE TEMP MACRO _ks_body(d) AS regexp_replace(d, '^(void |std::enable_if<[^<>]*>::type )', '');
 CREATE OR REPLACE TEMP MACRO _ks_strip(s) AS regexp_replace(s, '(\(anonymous namespace\)|<unnamed>|[A-Za-z_]\w*)::', '', 'g');
@@ -68,9 +69,9 @@ CREATE OR REPLACE TEMP MACRO _ks_family(b) AS CASE
     ELSE regexp_extract(_ks_strip(b), '^([A-Za-z_]\w*)', 1) END;
 CREATE OR REPLACE TEMP MACRO _kernel_short(d) AS _ks_of(_ks_strip(_ks_body(d)), _ks_family(_ks_body(d)), _ks_args(_ks_strip(_ks_body(d))));
 
-CREATE OR REPLACE TEMP TABLE _kernel_names AS
+CREATE OR REPLACE TEMP TABLE kernel_names AS
 SELECT kind, name, category, demangled,
        CASE WHEN kind = 'kernel' AND demangled IS NOT NULL THEN _kernel_short(demangled) ELSE name END AS short_name
 FROM (SELECT g.kind, g.name, g.category,
              CASE WHEN g.kind = 'kernel' THEN coalesce(d.demangled, g.name) ELSE g.name END AS demangled
-      FROM _gpu_names g LEFT JOIN _demangled d ON d.name = g.name);
+      FROM gpu_activity_names g LEFT JOIN _demangled d ON d.name = g.name);

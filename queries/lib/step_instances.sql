@@ -1,0 +1,80 @@
+-- lib/step_instances: the step instances (step_instances), the ranges every per-step number is cut by.
+--
+-- Public (temp tables):
+--   step_instances   step instances: range rows whose name fully matches getvariable('step_pattern'),
+--            innermost only when they nest; step_index (1.. in time order per trace), k_tid (-1
+--            when all steps of the trace are on one thread: events of every thread are then
+--            assigned to steps by time alone, else by thread). The name is parsed (_step_fields):
+--              SGLang  step[MODE bs=N ...] (toks=T, raw_bs=, forward_id=, ... may follow):
+--                      step_mode MODE, batch_size N, tokens T;
+--                      step_kind 'step[MODE bs=N]' (other fields dropped: they vary per step)
+--              vLLM    execute_[B_]context_C(CT)_generation_G(GT) (gpu_worker.annotate_profile):
+--                      context_reqs C, context_tokens CT, generation_reqs G, generation_tokens GT,
+--                      batch_size B (else C + G), tokens CT + GT, step_mode CONTEXT | GENERATION |
+--                      MIXED | IDLE; step_kind 'execute_context_C_generation_G' (tokens dropped).
+--                      CT / GT may be any text without parentheses (real traces: `(888_788544)`,
+--                      `(sq32sk55086sqsq32sqsk55086)`): the step still matches and is parsed, but a
+--                      part is a token count only when it is all digits, else NULL (and tokens
+--                      NULL): such text is not one number, and no documented format says which
+--                      of its numbers counts tokens
+--                      older vLLM execute_new_N_cached_M: context_reqs N (new requests),
+--                      generation_reqs M (cached), batch_size N + M, tokens NULL
+--              other   (ProfilerStep#N, tracekit's step, decode_step, *_step): step_kind = the
+--                      name with digits replaced by N; the parsed columns are NULL.
+--   step_instances_one_thread  per trace: TRUE when all its steps are on one thread.
+--   _gap_rows  GPU ops that start after every earlier op of their device has ended: gid, trace,
+--            device, ts_ns, gap_start_ns (the latest end before them). The gaps between them are
+
+CREATE OR REPLACE TEMP TABLE _steps_all AS
+SELECT trace, pid, tid, name, ts_ns, ts_ns + greatest(dur_ns, 0) AS end_ns, phase_path, seq, row_id
+FROM ranges WHERE regexp_full_match(name, getvariable('step_pattern'));
+
+-- The step name's fields (see step_instances above). regexp_extract gives '' when a group did not match.
+CREATE OR REPLACE TEMP MACRO _sgl_field(n, f) AS
+    TRY_CAST(nullif(regexp_extract(n, '[ \[]' || f || '=([0-9]+)', 1), '') AS BIGINT);
+-- vLLM: the parentheses may hold more than a token count (execute_context_1(888_788544)_..., (sq32sk55086...));
+-- a part is read as a number only when it is all digits (TRY_CAST alone would read '888_788544' as 888788544).
+CREATE OR REPLACE TEMP MACRO _vllm_part(n, i) AS regexp_extract(n,
+    '^execute_(?:([0-9]+)_)?context_([0-9]+)\(([^()]*)\)_generation_([0-9]+)\(([^()]*)\)$', i);
+CREATE OR REPLACE TEMP MACRO _vllm_num(n, i) AS
+    CASE WHEN regexp_full_match(_vllm_part(n, i), '[0-9]+') THEN TRY_CAST(_vllm_part(n, i) AS BIGINT) END;
+CREATE OR REPLACE TEMP MACRO _vllm_old(n, i) AS TRY_CAST(nullif(regexp_extract(n,
+    '^execute_new_([0-9]+)_cached_([0-9]+)$', i), '') AS BIGINT);
+
+CREATE OR REPLACE TEMP TABLE step_instances AS
+WITH _inner AS (
+    SELECT s.* FROM _steps_all s
+    WHERE NOT EXISTS (SELECT 1 FROM _steps_all t
+                      WHERE t.trace = s.trace AND t.pid = s.pid AND t.tid = s.tid AND t.row_id <> s.row_id
+                        AND t.ts_ns >= s.ts_ns AND t.end_ns <= s.end_ns
+                        AND (t.ts_ns > s.ts_ns OR t.end_ns < s.end_ns OR t.row_id > s.row_id))
+), _thr AS (SELECT trace, count(DISTINCT (pid, tid)) = 1 AS one_thread FROM _inner GROUP BY trace)
+, _f AS (
+    SELECT i.*, regexp_extract(i.name, '^step\[([A-Za-z_]+)[ \]]', 1) AS _mode,
+           _sgl_field(i.name, 'bs') AS _bs, _sgl_field(i.name, 'toks') AS _toks,
+           _vllm_num(i.name, 1) AS _vb, _vllm_num(i.name, 2) AS _c, _vllm_num(i.name, 3) AS _ct,
+           _vllm_num(i.name, 4) AS _g, _vllm_num(i.name, 5) AS _gt,
+           _vllm_old(i.name, 1) AS _new, _vllm_old(i.name, 2) AS _cached
+    FROM _inner i
+), _p AS (
+    SELECT *, _mode <> '' AS _sgl, _c IS NOT NULL AS _vllm, _new IS NOT NULL AS _vold FROM _f
+)
+SELECT p.trace, p.pid, p.tid, p.name, p.ts_ns, p.end_ns, p.phase_path, p.seq, p.row_id,
+       CASE WHEN _sgl THEN 'step[' || _mode || coalesce(' bs=' || _bs, '') || ']'
+            WHEN _vllm THEN 'execute_context_' || _c || '_generation_' || _g
+            WHEN _vold THEN 'execute_new_' || _new || '_cached_' || _cached
+            ELSE regexp_replace(p.name, '[0-9]+', 'N', 'g') END AS step_kind,
+       CASE WHEN _sgl THEN _mode
+            WHEN _vllm OR _vold THEN CASE WHEN coalesce(_c, _new) > 0 AND coalesce(_g, _cached) > 0 THEN 'MIXED'
+                                          WHEN coalesce(_c, _new) > 0 THEN 'CONTEXT'
+                                          WHEN coalesce(_g, _cached) > 0 THEN 'GENERATION' ELSE 'IDLE' END END AS step_mode,
+       CASE WHEN _sgl THEN _bs WHEN _vllm THEN coalesce(_vb, _c + _g) WHEN _vold THEN _new + _cached END AS batch_size,
+       CASE WHEN _sgl THEN _toks WHEN _vllm THEN _ct + _gt END AS tokens,
+       coalesce(_c, _new) AS context_reqs, _ct AS context_tokens,
+       coalesce(_g, _cached) AS generation_reqs, _gt AS generation_tokens,
+       row_number() OVER (PARTITION BY p.trace ORDER BY p.ts_ns, p.seq, p.row_id) AS step_index,
+       CASE WHEN t.one_thread THEN -1 ELSE p.tid END AS k_tid
+FROM _p p JOIN _thr t USING (trace);
+
+CREATE OR REPLACE TEMP TABLE step_instances_one_thread AS
+SELECT trace, bool_and(k_tid = -1) AS one_thread FROM step_instances GROUP BY trace;
