@@ -110,7 +110,7 @@ def _load_torch() -> bool:
     torch = sys.modules.get("torch")
     if torch is None:
         try:
-            import torch
+            import torch  # deferred: a mark outside a profile never loads torch
         except Exception:
             return False
     # torch.autograd.profiler.record_function is the entry that Kineto writes as `user_annotation`

@@ -126,7 +126,7 @@ def command(traces: tuple[str, ...], query: str | None, file: str | None, output
 
 def _missing_module(e: Exception, path: Path | None) -> None:
     """Raise a TraceError that names the `-- @requires` line to add when the SQL read a shipped module's table."""
-    from tracekit import report
+    from tracekit import report  # deferred (see _shipped)
     from tracekit.errors import TraceError
 
     module = report.module_making(str(e))

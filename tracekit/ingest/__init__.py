@@ -60,6 +60,6 @@ def convert(path: str | os.PathLike[str], out: str | os.PathLike[str], trace: st
         from tracekit.ingest.kineto import convert_kineto  # deferred: each reader loads for its format only
 
         return convert_kineto(path, out, trace=trace, progress=progress)
-    from tracekit.ingest import nsys
+    from tracekit.ingest import nsys  # deferred as above (tests/test_startup.py)
 
     return nsys.convert_nsys(path, out, trace=trace, progress=progress)
