@@ -1,4 +1,4 @@
-"""The store's views are SQL in queries/lib/store_views.sql, and tracekit.store registers each of them.
+"""The store's views are SQL in queries/lib/store_views.sql.in, and tracekit.store registers each of them.
 
 Why: the views every query reads (``kernels``, ``ranges``, ``trace_devices``...) were Python strings in
 tracekit/store.py; now a user reads them beside the queries. These tests check that the file is the source:
@@ -21,11 +21,11 @@ SAMPLE = sorted((REPO / "samples" / "traces" / "spec_decode_k4" / "parquet").glo
 
 
 def test_every_declared_view_is_registered() -> None:
-    declared = store.read_views(queries_dir() / "lib" / "store_views.sql")
+    declared = store.read_views(queries_dir() / "lib" / "store_views.sql.in")
     assert {"kernels", "runtime", "ranges", "trace_devices", "trace_notes", "trace_ranks", "trace_capture"} <= set(declared)
     con = store.connect(SAMPLE)
     views = {r[0] for r in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
-    assert set(declared) <= views, f"declared in store_views.sql but not registered: {set(declared) - views}"
+    assert set(declared) <= views, f"declared in store_views.sql.in but not registered: {set(declared) - views}"
 
 
 def test_kind_views_hold_their_kinds(tmp_path: Path) -> None:

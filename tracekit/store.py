@@ -3,7 +3,7 @@
 ``connect`` accepts Parquet files, folders of them (a dataset), and raw traces
 (converted on the fly and cached next to the input as ``<name>.tracekit.parquet``,
 or under ``$XDG_CACHE_HOME/tracekit`` when that folder is read-only). It
-registers the views every query in ``queries/`` relies on (their SQL: ``queries/lib/store_views.sql``):
+registers the views every query in ``queries/`` relies on (their SQL: ``queries/lib/store_views.sql.in``):
 
 - ``events``: every row of every trace;
 - ``kernels``: kind in kernel / memcpy / memset;
@@ -42,7 +42,7 @@ from tracekit.ingest import convert
 from tracekit.rawcache import RAW_SUFFIXES, cache_path
 from tracekit.resources import queries_dir
 
-#: One ``CREATE OR REPLACE VIEW name AS <SELECT>;`` of queries/lib/store_views.sql (its ``;`` ends a line).
+#: One ``CREATE OR REPLACE VIEW name AS <SELECT>;`` of queries/lib/store_views.sql.in (its ``;`` ends a line).
 _VIEW = re.compile(r"^CREATE OR REPLACE VIEW (\w+) AS\s(.*?);$", re.MULTILINE | re.DOTALL)
 
 
@@ -50,12 +50,12 @@ def read_views(path: Path) -> dict[str, str]:
     """``{view name: its SELECT}`` of a file of ``CREATE OR REPLACE VIEW`` statements, in file order.
 
     Why SQL in a file: the views every query reads are SQL like the queries, and a user reads them where the
-    queries are (queries/lib/store_views.sql) rather than in Python strings.
+    queries are (queries/lib/store_views.sql.in) rather than in Python strings.
     """
     return {m[1]: m[2] for m in _VIEW.finditer(path.read_text())}
 
 
-_ALL_VIEWS = read_views(queries_dir() / "lib" / "store_views.sql")
+_ALL_VIEWS = read_views(queries_dir() / "lib" / "store_views.sql.in")
 #: The views over ``events`` (``kernels``, ``runtime``, ``ranges``), by name.
 VIEWS = {n: body for n, body in _ALL_VIEWS.items() if "{files}" not in body}
 #: The views over the files' trace-level metadata, by name (each a template of ``{files}``, a list literal).
