@@ -7,10 +7,7 @@ Rules (Perfetto's stdlib rules, adapted):
 - a module lists on its `-- @requires` line every module whose public objects it reads, and no other
   (the runner loads exactly those, depth first, each once: tracekit.report.setup_file);
 - no `@requires` cycle; no name created by two modules (they share one connection).
-Objects made outside queries/ are named in RUNNER with who makes them. `lib/store_views` is the input
-layer, not a library module: tracekit.store runs it on every connection before any module, and its views
-(`events`, `kernels`, `runtime`, `ranges`, `trace_devices`, ...) are the documented schema
-(docs/schema.md), read by every module without `@requires` and named as users query them. Names are found with regexes on
+Objects made outside queries/ are named in RUNNER with who makes them. Names are found with regexes on
 the SQL with comments and string literals removed: CREATE statements for what a module makes, whole
 words (not after a `.`) for what it reads.
 """
@@ -33,9 +30,6 @@ RUNNER = {
     "_noise": "tracekit.noise.attach",
     "_conditions": "tracekit.compare.diff (the parsed --fail-if conditions)",
 }
-
-#: The input layer: views tracekit.store makes from this file on every connection, before any module.
-INPUT = "lib/store_views"
 
 _CREATE = re.compile(r"\bCREATE\s+(?:OR\s+REPLACE\s+)?(?:TEMP(?:ORARY)?\s+)?(?:TABLE|VIEW|MACRO|FUNCTION)\s+"
                      r"(?:IF\s+NOT\s+EXISTS\s+)?([A-Za-z_]\w*)", re.IGNORECASE)
@@ -83,14 +77,14 @@ def violations(mods: dict[str, str]) -> list[str]:
             if n in owner:
                 out.append(f"{m}: creates {n}, which {owner[n]} creates too (one connection holds both)")
             owner.setdefault(n, m)
-            if m != INPUT and not n.startswith("_") and n != stem and not n.startswith(stem + "_"):
+            if not n.startswith("_") and n != stem and not n.startswith(stem + "_"):
                 out.append(f"{m}: public {n} is not named after its module (want {stem} or {stem}_...)")
     for m, text in mods.items():
         req = requires(text)
         out += [f"{m}: @requires {r}, which is no module" for r in req if r not in mods]
         used: set[str] = set()
         for n, o in owner.items():
-            if o == m or o == INPUT or n in made[m] or n in RUNNER or not reads(text, n):
+            if o == m or n in made[m] or n in RUNNER or not reads(text, n):
                 continue
             used.add(o)
             if n.startswith("_"):
