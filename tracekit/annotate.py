@@ -107,10 +107,9 @@ def _load_torch() -> bool:
     global _rf_enter, _rf_exit
     if _rf_enter is not None:
         return True
-    torch = sys.modules.get("torch")
-    if torch is None:
+    if sys.modules.get("torch") is None:
         try:
-            import torch  # deferred: a mark outside a profile never loads torch
+            import torch  # noqa: F401  (deferred: a mark outside a profile never loads torch; only to know that the import below can work)
         except Exception:
             return False
     # torch.autograd.profiler.record_function is the entry that Kineto writes as `user_annotation`
