@@ -1,4 +1,8 @@
 -- _run_metrics: the numbers of ONE run that compare.sql and diff.sql put side by side (private helper).
+-- @param warmup_steps COUNT 1 --warmup steps dropped at the start of each trace for the noise statistics
+--     (run_step_values)
+-- @param label TEXT - the run's label (tracekit.compare sets it per run)
+-- @param label_index COUNT - the run's position, 0 = the baseline (the first run given)
 --
 -- A run is one label's traces (one file, or a folder of ranks). tracekit.compare executes this
 -- file once per run, after _common.sql and the set-up part of steps.sql, with the views over that
@@ -8,7 +12,7 @@
 -- is _common.sql's _busy_dev, kernels are grouped by name as in kernels.sql.
 --
 -- Inputs: _gpu, _window, _busy_dev, _caps (from _common.sql); _step_rows, _step_phases (from
--- steps.sql's set-up). Variables: label, label_index, step_pattern.
+-- steps.sql's set-up). Variables: the @param lines above, and step_pattern.
 --
 -- Output: table run_metrics, one row per (label, metric):
 --   label, label_index  the run (label_index 0 = the baseline: the first run given)
