@@ -315,12 +315,14 @@ def run_sql(con: duckdb.DuckDBPyConnection, sf: SqlFile, done: set[str], arrow: 
     if sf.name not in done:
         _exec_script(con, sf.setup)
         done.add(sf.name)
-    def fetch(sql: str) -> Any:
+    def fetch(output: str, sql: str) -> Any:
         if arrow:
             return con.sql(sql).to_arrow_table()
-        return from_cursor(con.execute(sql)) if rows else con.execute(sql).df()
+        if rows:  # with the declared column types, which the view formats by
+            return from_cursor(con.execute(sql), [(c.name, c.type) for c in sf.columns.get(output, [])])
+        return con.execute(sql).df()
 
-    return {(sf.name if o == sf.name else f"{sf.name}.{o}"): fetch(sql) for o, sql in sf.outputs}
+    return {(sf.name if o == sf.name else f"{sf.name}.{o}"): fetch(o, sql) for o, sql in sf.outputs}
 
 
 def run(paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[str],
