@@ -64,7 +64,7 @@ COLUMN_TYPES: dict[str, tuple[str, frozenset[str]]] = {
     "ID": ("an identifier (thread, device, stream, step number); shown bare", frozenset(
         {"BIGINT", "HUGEINT", "INTEGER", "UBIGINT"})),
     "BOOL": ("true or false; shown yes/no", frozenset({"BOOLEAN"})),
-    "TEXT": ("a name or a label", frozenset({"VARCHAR", "VARCHAR[]"})),
+    "TEXT": ("a name or a label (JSON text too)", frozenset({"VARCHAR", "VARCHAR[]", "JSON"})),
     "NOTE": ("a sentence that explains its row (why a value is NULL); empty when NULL, a footnote in the"
              " terminal and the page", frozenset({"VARCHAR"})),
     "FRAME": ("a Python frame, `file(line): function`; the terminal shows the file's last two path components",
