@@ -1,6 +1,6 @@
 -- _common: private helpers shared by every analysis in queries/.
 -- @param step_pattern REGEX 'ProfilerStep#\d+|step\[.*\]|step|decode_step|.*_step|execute_(\d+_)?context_\d+\([^()]*\)_generation_\d+\([^()]*\)|execute_new_\d+_cached_\d+'
---     step range names (full match, _steps below): ProfilerStep#N, SGLang step[MODE bs=N ...], vLLM
+--     regex (full match) for step range names: ProfilerStep#N, SGLang step[MODE bs=N ...], vLLM
 --     execute_[B_]context_C(T)_generation_G(T) (T: any text without parentheses, e.g. (300), (888_788544),
 --     (sq32sk55086...)) and execute_new_N_cached_M, and ranges named step / decode_step / *_step
 -- @param kernel_categories_csv TEXT - the kernel category table, kernel_categories.csv beside this file

@@ -63,7 +63,8 @@ WHERE b.traces = k.n;
 -- @column traces        COUNT     traces that have this step
 -- @column min_ns        DURATION  of end_to_end_ns over those traces (median: an actual value, quantile_disc)
 -- @column median_ns     DURATION  of end_to_end_ns over those traces (median: an actual value, quantile_disc)
--- @column max_ns        DURATION  of end_to_end_ns over those traces (median: an actual value, quantile_disc)
+-- @column max_ns        DURATION  longest duration (of end_to_end_ns over those traces (median: an actual
+--                                 value, quantile_disc))
 -- @column spread_ns     DURATION  max_ns - min_ns: how long the fastest trace waits for the slowest at this
 --                                 step
 -- @column spread_share  SHARE     spread_ns / max_ns (DENOMINATOR: the slowest trace's step time)
@@ -85,6 +86,7 @@ SELECT * FROM _xt_by_step ORDER BY step_kind, kind_index;
 -- @column most_often_slowest_trace TEXT      the trace slowest in most matched steps
 -- @column most_often_slowest_rank  COUNT     its rank
 -- @column times_slowest            COUNT     matched steps at which it was the slowest; equal counts: lowest
+--                                            rank, then text order
 --
 --                                            rank, then text order
 WITH _k AS (SELECT step_kind, count(DISTINCT trace) AS traces FROM _xt_steps GROUP BY step_kind),

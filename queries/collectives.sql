@@ -319,6 +319,7 @@ ORDER BY c.trace, c.device, c.ts_ns, c.stream, c.dur_ns, c.name, c.seq NULLS LAS
 -- @column algbw_gbs   NUMBER    = msg_bytes / dur_ns (bytes per ns = GB/s), dur_ns = the kernel's duration
 -- @column busbw_gbs   NUMBER    = algbw_gbs x factor, n = group size: all_reduce 2(n-1)/n; all_gather,
 --                               reduce_scatter, all_to_all (n-1)/n; broadcast, reduce, send_recv 1; others
+--                               NULL
 --
 --                               NULL
 SELECT trace, device, coll_type, pg_name, coalesce(size_bucket, '(unknown size)') AS size_bucket, count(*) AS calls,
@@ -400,7 +401,7 @@ FROM _cl_w GROUP BY match_key ORDER BY first_arrival_ts_ns, match_key;
 -- @column behind_ns     DURATION  this rank's arrival - the first arrival,
 -- @column wait_ns       DURATION  last arrival - this rank's arrival (time its kernel spent waiting for the
 --                                 last peer),
--- @column dur_ns        DURATION  wait_ns / dur_ns
+-- @column dur_ns        DURATION  duration (wait_ns / dur_ns)
 -- @column wait_share    SHARE     wait_ns / dur_ns
 SELECT match_key, trace, device, rank, arrival_ns AS arrival_ts_ns, behind_ns, wait_ns, dur_ns, wait_ns / nullif(dur_ns, 0) AS wait_share
 FROM _cl_w ORDER BY first_arrival_ns, match_key, rank;
@@ -480,6 +481,7 @@ ORDER BY min(start_ns), step_key;
 -- @column skew_ns_mean            DURATION  mean step_skew.skew_ns; NULL without steps
 -- @column slowest_steps           COUNT     steps it ended last
 -- @column alignment               TEXT      collective_end when any trace's clock was shifted by matched
+--                                           collective ends, else none
 --
 --                                           collective ends, else none
 WITH _br AS (

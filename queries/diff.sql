@@ -60,6 +60,7 @@ WHERE t.scope = 'kernel' AND t.measure = 'total_ms';
 -- @column rel         NUMBER    (b - a) / a (NULL when a is 0 or NULL)
 -- @column note        NOTE      'A: ...' / 'B: ...' when a side is NULL (what is missing, which capture
 --                               option fixes it) or its phase is absent from that run; 'A and B: ...' when
+--                               both say the same
 --
 --                               both say the same
 SELECT metric, scope, name, measure, unit, numerator, denominator, a, b, delta, ratio, rel, note
@@ -143,6 +144,7 @@ ORDER BY n.verdict = 'within noise' OR n.verdict IS NULL, abs(ln(nullif(n.ratio,
 --                                step values or with fewer than 3 steps)
 -- @column reason       TEXT      one line: condition, A, B, delta (and relative change); with @LEVEL the
 --                                medians, the interval, the p-value and "within noise" when that is why it
+--                                did not fire
 --
 --                                did not fire
 WITH _o AS (

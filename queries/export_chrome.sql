@@ -121,8 +121,8 @@ WHERE (name IN ('process_name', 'process_labels', 'process_sort_index')
 -- @column ph     TEXT      Chrome phase letter (X, i, s, f, M, C, ...)
 -- @column cat    TEXT      category (NULL: none)
 -- @column name   TEXT      event name
--- @column pid    ID        process / thread ids (NULL: see `@pid` / `@tid` in args)
--- @column tid    ID        process / thread ids (NULL: see `@pid` / `@tid` in args)
+-- @column pid    ID        process id (process / thread ids (NULL: see `@pid` / `@tid` in args))
+-- @column tid    ID        thread id (process / thread ids (NULL: see `@pid` / `@tid` in args))
 -- @column ts_ns  TIMESTAMP start in ns (NULL: the source had none)
 -- @column dur_ns DURATION  duration in ns (written for ph X only)
 -- @column id     COUNT     flow id (flow rows), else NULL

@@ -260,6 +260,7 @@ UNION ALL SELECT trace, device, 'after_last_gpu_op', 'after_last_gpu_op', gap_st
 --                                         no_launch_record_ns: the GPU-side and unknown causes together (the
 --                                         former single 'other' cause)
 -- @column edge_ns               DURATION  idle time per cause (sync_blocked_ns NULL when no sync was
+--                                         captured, gpu_wait_ns NULL when no runtime rows were: see trust)
 --
 --                                         captured, gpu_wait_ns NULL when no runtime rows were: see trust)
 WITH _c AS (
@@ -324,6 +325,7 @@ ORDER BY i.trace, i.device, idle_ns DESC, i.cause;
 -- @column intervals       COUNT     idle intervals
 -- @column idle_ns         DURATION  window_ns - busy_ns;  idle_share = idle_ns / window_ns
 -- @column share_of_window SHARE     idle_ns / window_ns, share_of_idle = idle_ns / (all idle_ns of the
+--                                   device)
 --
 --                                   device)
 SELECT i.trace, i.device, coalesce(i.host_phase, '(none)') AS host_phase, i.cause, count(*) AS intervals,
@@ -378,6 +380,7 @@ ORDER BY s.trace, s.step_index, i.device, idle_ns DESC, i.cause;
 -- @column event_record_stream ID        gpu_wait rows; NULL when the trace does not have them
 -- @column note                NOTE      why a value of the row is NULL or what to keep in mind reading it
 -- @column user_frame          FRAME     where in the code the next op was launched, the innermost user-code
+--                                       Python frame around
 --
 --                                       Python frame around
 WITH _top AS (  -- pick the rows on narrow columns, then fetch the names of those few

@@ -436,7 +436,8 @@ FROM _gm_rows;
 
 -- @output rows
 -- @column kind               TEXT      the row's identity in the replay trace
--- @column seq                ID        the row's identity in the replay trace
+-- @column seq                ID        the collective's sequence number in its process group (the row's
+--                                      identity in the replay trace)
 -- @column launch_correlation COUNT     correlation id of the cudaGraphLaunch (shared by the kernels it
 --                                      replayed)
 -- @column node               COUNT     the most over the regions
@@ -446,8 +447,10 @@ FROM _gm_rows;
 --                                      left as they were)
 -- @column regions            COUNT     reference regions found for this launch's sequence
 -- @column old_phase_path     TEXT      phase_path before mapping
--- @column phase              TEXT      after mapping (unchanged unless matched)
--- @column phase_path         TEXT      after mapping (unchanged unless matched)
+-- @column phase              TEXT      the phase (a range name; '(other)' = directly in the step, in no phase
+--                                      of it) (after mapping (unchanged unless matched))
+-- @column phase_path         TEXT      the '/'-joined names of the ranges around the row ('(none)' outside
+--                                      every range) (after mapping (unchanged unless matched))
 -- @column op_name            TEXT      the reference op's (NULL unless shaped; input_* also kept as they were
 --                                      when not shaped)
 -- @column input_dims         TEXT      the reference op's (NULL unless shaped; input_* also kept as they were

@@ -24,8 +24,10 @@
 -- GPU is the bottleneck.
 
 -- @output launch
--- @column trace               TEXT      the phase of the launch call and its API name
--- @column phase_path          TEXT      the phase of the launch call and its API name
+-- @column trace               TEXT      the trace (input file name) the row is about (the phase of the launch
+--                                       call and its API name)
+-- @column phase_path          TEXT      the '/'-joined names of the ranges around the row ('(none)' outside
+--                                       every range) (the phase of the launch call and its API name)
 -- @column launch_name         TEXT      the phase of the launch call and its API name
 -- @column launches            COUNT     distinct launch calls
 -- @column gpu_ops             COUNT     GPU ops they launched (a graph launch launches many)
@@ -67,7 +69,8 @@ GROUP BY trace, phase_path, launch_name
 ORDER BY trace, host_ns DESC, phase_path, launch_name;
 
 -- @output by_frame
--- @column trace      TEXT      NULL: the launches no user frame encloses (note says why)
+-- @column trace      TEXT      the trace (input file name) the row is about (NULL: the launches no user frame
+--                              encloses (note says why))
 -- @column user_frame FRAME     NULL: the launches no user frame encloses (note says why)
 -- @column launches   COUNT     distinct kernel and graph launch calls (_api_classes: a copy or memset call,
 --                              even a blocking one such as hipMemcpyWithStream, is not a launch)

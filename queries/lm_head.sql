@@ -2,8 +2,8 @@
 -- @requires _modules
 -- @param vocab COUNT NULL vocabulary size for lm_head method 2 (NULL: inferred from GEMM shapes; the output
 --     says which)
--- @param lm_head_regex REGEX '(?i).*lm_head.*' lm_head range names (full match), method 1
--- @param lm_head_kernel_regex REGEX NULL kernel names of the LM head (full match), method 3 (none by default)
+-- @param lm_head_regex REGEX '(?i).*lm_head.*' regex (full match) for lm_head range names (method 1)
+-- @param lm_head_kernel_regex REGEX NULL regex (full match) for the LM head's kernel names (method 3; none by default)
 --
 -- Run it with `tracekit report` (or tracekit.report.run): that loads _common.sql first and sets every
 -- getvariable() parameter to its default (its @param line; docs/queries.md).
@@ -196,6 +196,7 @@ LEFT JOIN _lm_vocab v USING (trace);
 -- @column note           NOTE      why a method abstained or found nothing, and what would fix it; on an ok
 --                                  1_range row found through a module, which module class
 -- @column severity       TEXT      'warn' on the first abstaining method of a trace where no method succeeded
+--                                  (the report's warning: one per trace), else 'info'
 --
 --                                  (the report's warning: one per trace), else 'info'
 WITH _methods AS (SELECT unnest(['1_range', '2_gemm_shape', '3_kernel_regex']) AS method),

@@ -397,6 +397,7 @@ SELECT * FROM _step_phases ORDER BY trace, step_index, gpu_op_ns DESC NULLS LAST
 -- @column gpu_share          SHARE     = sum gpu_op_ns / sum of the steps' gpu_op_ns (the LenVM-style table)
 -- @column phase_source       TEXT      'range' | 'module' | 'frame'; several comma-separated when a path came
 --                                      from more than one; NULL for '(other)' with nothing launched by a
+--                                      range
 --
 --                                      range
 WITH _k AS (

@@ -23,7 +23,8 @@
 -- How to read: the entry point; details are in the per-analysis tables.
 
 -- @output summary
--- @column trace             TEXT      which capture, kineto | nsys
+-- @column trace             TEXT      the trace (input file name) the row is about (which capture, kineto |
+--                                     nsys)
 -- @column source            TEXT      which capture, kineto | nsys
 -- @column events            COUNT     rows in the trace
 -- @column window_ns         DURATION  trace window (earliest start to latest end, metadata excluded)

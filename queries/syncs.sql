@@ -136,8 +136,9 @@ FROM _b b LEFT JOIN _n n USING (trace, row_id) LEFT JOIN _u u USING (trace, row_
 LEFT JOIN _ph p USING (trace, row_id) LEFT JOIN _w w USING (trace, row_id);
 
 -- @output syncs
--- @column trace             TEXT      phase of the sync call
--- @column phase_path        TEXT      phase of the sync call
+-- @column trace             TEXT      the trace (input file name) the row is about (phase of the sync call)
+-- @column phase_path        TEXT      the '/'-joined names of the ranges around the row ('(none)' outside
+--                                     every range) (phase of the sync call)
 -- @column sync_class        TEXT      explicit | implicit
 -- @column api               TEXT      runtime API name
 -- @column op_chain          TEXT      enclosing syncing op(s), outermost first ('' for explicit)
@@ -193,12 +194,14 @@ GROUP BY c.trace, c.phase_path, c.sync_class, c.api, c.op_chain, c.user_frame
 ORDER BY c.trace, blocked_ns DESC, c.phase_path, c.sync_class, c.api, c.op_chain, c.user_frame NULLS FIRST;
 
 -- @output calls
--- @column trace                 TEXT      phase of the sync call
+-- @column trace                 TEXT      the trace (input file name) the row is about (phase of the sync
+--                                         call)
 -- @column api                   TEXT      runtime API name
 -- @column tid                   ID        thread id
 -- @column ts_ns                 TIMESTAMP start
 -- @column dur_ns                DURATION  duration
--- @column phase_path            TEXT      phase of the sync call
+-- @column phase_path            TEXT      the '/'-joined names of the ranges around the row ('(none)' outside
+--                                         every range) (phase of the sync call)
 -- @column sync_class            TEXT      explicit | implicit
 -- @column op_chain              TEXT      enclosing syncing op(s), outermost first ('' for explicit)
 -- @column blocks_host           BOOL      FALSE only for *StreamWaitEvent (a GPU-side wait)

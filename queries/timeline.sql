@@ -34,10 +34,11 @@ SELECT g.trace, g.device,
 FROM (SELECT DISTINCT n.trace, n.device FROM _tl_gpu t JOIN _gpu n USING (gid)) g;
 
 -- @output timeline
--- @column trace        TEXT      the median step
--- @column step_index   ID        the median step
--- @column step_kind    TEXT      the median step
--- @column step_name    TEXT      the median step
+-- @column trace        TEXT      the trace (input file name) the row is about (the median step)
+-- @column step_index   ID        the step's number in its trace (1.. in time order) (the median step)
+-- @column step_kind    TEXT      the kind of step (steps.sql: the step name with per-step fields dropped)
+--                                (the median step)
+-- @column step_name    TEXT      the step range's name as captured (the median step)
 -- @column step_ts_ns   TIMESTAMP the median step
 -- @column step_wall_ns DURATION  the median step
 -- @column lane_kind    TEXT      'cpu' | 'gpu'
@@ -50,8 +51,8 @@ FROM (SELECT DISTINCT n.trace, n.device FROM _tl_gpu t JOIN _gpu n USING (gid)) 
 -- @column row_kind     TEXT      'range' (a CPU range), 'runtime' (a launching or blocking-sync runtime call
 --                                that starts inside the step window, any thread), 'gpu_op'
 -- @column name         TEXT      range / API / kernel name
--- @column ts_ns        TIMESTAMP start and duration (ns, same clock as the trace)
--- @column dur_ns       DURATION  start and duration (ns, same clock as the trace)
+-- @column ts_ns        TIMESTAMP start (start and duration (ns, same clock as the trace))
+-- @column dur_ns       DURATION  duration (start and duration (ns, same clock as the trace))
 -- @column phase_path   TEXT      phase relative to the step, as the phase tree (headline.phase_tree) names
 --                                it: '(other)' = directly in the step, in no phase; a range's own path, a
 --                                runtime call's or GPU op's launching path. A GPU op launched in another

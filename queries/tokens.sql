@@ -269,6 +269,7 @@ ORDER BY w.trace;
 -- @column gpu_ms_per_accepted      NUMBER    gpu_busy_ms / accepted
 -- @column incl_gpu_ms_per_accepted NUMBER    the phase and every phase under it: inclusive
 -- @column phase_source             TEXT      steps.phases': 'range' | 'module' | 'frame', a module path where
+--                                            no user range below the step covers the work: _modules.sql
 --
 --                                            no user range below the step covers the work: _modules.sql
 WITH _acc AS (

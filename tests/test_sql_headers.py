@@ -209,3 +209,22 @@ def test_export_chrome_outputs_match_their_declaration() -> None:
     problems = [m for o, sql in sf.outputs
                 for m in mismatches("export_chrome" + ("" if o == "export_chrome" else f".{o}"), from_cursor(con.execute(sql)))]
     assert not problems, "\n".join(problems)
+
+
+# ----------------------------------------------------------------------------- the view reads the declared type
+
+def test_view_formats_by_declared_type_not_by_name() -> None:
+    from tracekit.view.model import table
+
+    data = ((1_500_000, 1_500_000), (2_500_000, 2_500_000))
+    typed = Rows(("foo", "x_ns"), ("BIGINT", "BIGINT"), data, ("DURATION", "COUNT"))
+    cols = table("t", typed).columns
+    # foo: declared DURATION, median 2.5e6 ns -> ms, 4 significant digits -> 3 decimals; the header names the unit
+    assert (cols[0].header, cols[0].cells) == ("foo_ms", ["1.500", "2.500"])
+    # x_ns: declared COUNT although its name says duration
+    assert (cols[1].header, cols[1].cells) == ("x_ns", ["1,500,000", "2,500,000"])
+    # no header (tracekit sql on the user's own SQL): the names decide, as before
+    bare = table("t", Rows(typed.columns, typed.types, data)).columns
+    assert [c.cells for c in bare] == [["1,500,000", "2,500,000"], ["1.500", "2.500"]]
+    # a selection keeps each column's declared type with it
+    assert typed.select(["x_ns"], rename={"x_ns": "y"}).declared == ("COUNT",)
