@@ -44,8 +44,8 @@ def mismatches(key: str, rows: Rows) -> list[str]:
     if names != list(rows.columns):
         extra = [c for c in rows.columns if c not in names]
         gone = [c for c in names if c not in rows.columns]
-        return [f"{key}: declared {names}, the SELECT gives {list(rows.columns)} (undeclared: {extra}; "
-                f"declared but absent: {gone})"]
+        return [(f"{key}: declared {names}, the SELECT gives {list(rows.columns)} (undeclared: {extra}; "
+                 f"declared but absent: {gone})")]
     out = []
     for c, sql_type in zip(decl, rows.types):
         allowed = report.COLUMN_TYPES[c.type][1]

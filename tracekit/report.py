@@ -54,8 +54,8 @@ COLUMN_TYPES: dict[str, tuple[str, frozenset[str]]] = {
     "SHARE": ("a fraction, 0..1 unless said otherwise; shown as a percentage", frozenset({"DOUBLE", "FLOAT"})),
     "COUNT": ("how many; whole numbers with thousands separators", frozenset(
         {"BIGINT", "HUGEINT", "INTEGER", "DOUBLE"})),
-    "NUMBER": ("any other quantity (a ratio, TFLOP/s, ms, tokens); decimals by magnitude, a column whose values are"
-               " all whole shown as a count", frozenset({"DOUBLE", "FLOAT", "BIGINT", "HUGEINT", "INTEGER"})),
+    "NUMBER": (("any other quantity (a ratio, TFLOP/s, ms, tokens); decimals by magnitude, a column whose values"
+                " are all whole shown as a count"), frozenset({"DOUBLE", "FLOAT", "BIGINT", "HUGEINT", "INTEGER"})),
     "MEAN": ("an average of counts: always with decimals, even when whole", frozenset({"DOUBLE"})),
     "P_VALUE": ("a probability of a test; three decimals, or two significant digits below 0.001",
                 frozenset({"DOUBLE"})),
@@ -65,8 +65,8 @@ COLUMN_TYPES: dict[str, tuple[str, frozenset[str]]] = {
         {"BIGINT", "HUGEINT", "INTEGER", "UBIGINT"})),
     "BOOL": ("true or false; shown yes/no", frozenset({"BOOLEAN"})),
     "TEXT": ("a name or a label (JSON text too)", frozenset({"VARCHAR", "VARCHAR[]", "JSON"})),
-    "NOTE": ("a sentence that explains its row (why a value is NULL); empty when NULL, a footnote in the"
-             " terminal and the page", frozenset({"VARCHAR"})),
+    "NOTE": (("a sentence that explains its row (why a value is NULL); empty when NULL, a footnote in the"
+              " terminal and the page"), frozenset({"VARCHAR"})),
     "FRAME": ("a Python frame, `file(line): function`; the terminal shows the file's last two path components",
               frozenset({"VARCHAR"})),
 }

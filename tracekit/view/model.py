@@ -345,6 +345,8 @@ def is_note(col: Column) -> bool:
 def is_frame(col: Column) -> bool:
     """A Python frame (the terminal shortens its path, the page wraps it whole)."""
     return col.declared == "FRAME" if col.declared else col.name in FRAME_NAMES
+
+
 _FRAME = re.compile(r"^(.*)\((\d+)\): (.*)$", re.S)
 
 
