@@ -61,10 +61,9 @@ WHERE b.traces = k.n;
 -- @column kind_index    ID        the n-th step of its kind in each trace (how steps are matched across
 --                                 traces)
 -- @column traces        COUNT     traces that have this step
--- @column min_ns        DURATION  of end_to_end_ns over those traces (median: an actual value, quantile_disc)
--- @column median_ns     DURATION  of end_to_end_ns over those traces (median: an actual value, quantile_disc)
--- @column max_ns        DURATION  longest duration (of end_to_end_ns over those traces (median: an actual
---                                 value, quantile_disc))
+-- @column min_ns        DURATION  shortest end_to_end_ns of the step over those traces
+-- @column median_ns     DURATION  median end_to_end_ns (an actual value: quantile_disc)
+-- @column max_ns        DURATION  longest end_to_end_ns of the step over those traces
 -- @column spread_ns     DURATION  max_ns - min_ns: how long the fastest trace waits for the slowest at this
 --                                 step
 -- @column spread_share  SHARE     spread_ns / max_ns (DENOMINATOR: the slowest trace's step time)
@@ -81,8 +80,8 @@ SELECT * FROM _xt_by_step ORDER BY step_kind, kind_index;
 -- @column steps_matched            COUNT     kind_index values present in every one of those traces
 -- @column mean_spread_ns           DURATION  mean of by_step.spread_ns over the matched steps
 -- @column max_spread_ns            DURATION  largest spread (slowest - fastest) over the matched steps
--- @column mean_spread_share        SHARE     = sum(spread_ns) / sum(max_ns) over the matched steps
---                                            (DENOMINATOR
+-- @column mean_spread_share        SHARE     sum(spread_ns) / sum(max_ns) over the matched steps
+--                                            (DENOMINATOR: the slowest traces' summed step time)
 -- @column most_often_slowest_trace TEXT      the trace slowest in most matched steps
 -- @column most_often_slowest_rank  COUNT     its rank
 -- @column times_slowest            COUNT     matched steps at which it was the slowest; equal counts: lowest
@@ -109,12 +108,12 @@ ORDER BY k.step_kind;
 
 -- @output per_trace
 -- @column trace          TEXT      the trace (input file name) the row is about
--- @column rank           ID        NULL last
+-- @column rank           ID        the trace's rank (NULL last)
 -- @column step_kind      TEXT      the kind of step (steps.sql: the step name with per-step fields dropped)
 -- @column steps          COUNT     steps of the kind
--- @column p50_ns         DURATION  median duration
+-- @column p50_ns         DURATION  median end_to_end_ns of its steps of the kind
 -- @column dataset_p50_ns DURATION  median over traces of their p50_ns
--- @column vs_dataset     NUMBER    p50_ns / dataset_p50_ns (DENOMINATOR: the dataset's median trace),
+-- @column vs_dataset     NUMBER    p50_ns / dataset_p50_ns (DENOMINATOR: the dataset's median trace)
 -- @column times_slowest  COUNT     matched steps at which it was the slowest; equal counts: lowest rank, then
 --                                  text order
 -- @column steps_matched  COUNT     kind_index values present in every one of those traces

@@ -269,7 +269,7 @@ WHERE (SELECT count(DISTINCT trace) FROM _steps) >= 2;
 --                               position among the traces
 -- @column stream      ID        GPU stream id
 -- @column ts_ns       TIMESTAMP start
--- @column dur_ns      DURATION  wait_ns / dur_ns
+-- @column dur_ns      DURATION  the kernel's duration
 -- @column coll_type   TEXT      collective type (all_reduce, all_gather, ...)
 -- @column type_source TEXT      args | record_param_comms | range | kernel_name | unknown
 -- @column pg_name     TEXT      process group name (record_param_comms' Process Group Name)
@@ -280,18 +280,16 @@ WHERE (SELECT count(DISTINCT trace) FROM _steps) >= 2;
 -- @column in_nelems   COUNT     input elements of the call (record_param_comms)
 -- @column out_nelems  COUNT     output elements of the call
 -- @column dtype       TEXT      element type of the collective's data
--- @column msg_bytes   COUNT     = max(In msg nelems, Out msg nelems) x element size: the buffer size S of
---                               nccl-tests (all_reduce/broadcast/reduce: the tensor; all_gather: the gathered
---                               output; reduce_scatter: the full input; all_to_all: all data sent)
--- @column algbw_gbs   NUMBER    = msg_bytes / dur_ns (bytes per ns = GB/s), dur_ns = the kernel's duration
--- @column busbw_gbs   NUMBER    = algbw_gbs x factor, n = group size: all_reduce 2(n-1)/n; all_gather,
---                               reduce_scatter, all_to_all (n-1)/n; broadcast, reduce, send_recv 1; others
---                               NULL
+-- @column msg_bytes   COUNT     max(In msg nelems, Out msg nelems) x element size: the buffer size S of nccl-
+--                               tests
+-- @column algbw_gbs   NUMBER    msg_bytes / dur_ns (bytes per ns = GB/s)
+-- @column busbw_gbs   NUMBER    algbw_gbs x the collective's bus factor (nccl-tests: all_reduce 2(n-1)/n,
+--                               ...)
 -- @column size_bucket TEXT      message size class
 -- @column phase_path  TEXT      the '/'-joined names of the ranges around the row ('(none)' outside every
 --                               range)
 -- @column step_index  ID        the step's number in its trace (1.. in time order)
--- @column kernel      TEXT      op_class 'communication' in _common.sql's _gpu_names
+-- @column kernel      TEXT      the communication kernel's name
 -- @column note        NOTE      why a value of the row is NULL or what to keep in mind reading it
 SELECT c.trace, c.device, u.rank, c.stream, c.ts_ns, c.dur_ns, c.coll_type, c.type_source, c.pg_name, c.pg_desc,
        c.group_size, c.group_ranks, c.seq, c.in_nelems, c.out_nelems, c.dtype, c.msg_bytes, c.algbw_gbs, c.busbw_gbs, c.size_bucket,
@@ -308,18 +306,14 @@ ORDER BY c.trace, c.device, c.ts_ns, c.stream, c.dur_ns, c.name, c.seq NULLS LAS
 -- @column coll_type   TEXT      collective type (all_reduce, all_gather, ...)
 -- @column pg_name     TEXT      process group name (record_param_comms' Process Group Name)
 -- @column size_bucket TEXT      message size class
--- @column calls       COUNT     matched
+-- @column calls       COUNT     collective calls
 -- @column total_ns    DURATION  summed duration
 -- @column mean_ns     DURATION  mean duration
 -- @column p50_ns      DURATION  median duration
 -- @column max_ns      DURATION  longest duration
--- @column msg_bytes   COUNT     = max(In msg nelems, Out msg nelems) x element size: the buffer size S of
---                               nccl-tests (all_reduce/broadcast/reduce: the tensor; all_gather: the gathered
---                               output; reduce_scatter: the full input; all_to_all: all data sent)
--- @column algbw_gbs   NUMBER    = msg_bytes / dur_ns (bytes per ns = GB/s), dur_ns = the kernel's duration
--- @column busbw_gbs   NUMBER    = algbw_gbs x factor, n = group size: all_reduce 2(n-1)/n; all_gather,
---                               reduce_scatter, all_to_all (n-1)/n; broadcast, reduce, send_recv 1; others
---                               NULL
+-- @column msg_bytes   COUNT     summed message bytes
+-- @column algbw_gbs   NUMBER    msg_bytes / total_ns (GB/s)
+-- @column busbw_gbs   NUMBER    algbw_gbs x the bus factor
 --
 --                               NULL
 SELECT trace, device, coll_type, pg_name, coalesce(size_bucket, '(unknown size)') AS size_bucket, count(*) AS calls,
@@ -334,12 +328,10 @@ FROM _cl GROUP BY ALL ORDER BY trace, device, total_ns DESC, coll_type, pg_name 
 -- @column phase_path TEXT      the '/'-joined names of the ranges around the row ('(none)' outside every
 --                              range)
 -- @column coll_type  TEXT      collective type (all_reduce, all_gather, ...)
--- @column calls      COUNT     matched
+-- @column calls      COUNT     collective calls
 -- @column total_ns   DURATION  summed duration
--- @column msg_bytes  COUNT     = max(In msg nelems, Out msg nelems) x element size: the buffer size S of
---                              nccl-tests (all_reduce/broadcast/reduce: the tensor; all_gather: the gathered
---                              output; reduce_scatter: the full input; all_to_all: all data sent)
--- @column algbw_gbs  NUMBER    = msg_bytes / dur_ns (bytes per ns = GB/s), dur_ns = the kernel's duration
+-- @column msg_bytes  COUNT     summed message bytes
+-- @column algbw_gbs  NUMBER    msg_bytes / total_ns (GB/s)
 SELECT trace, device, phase_path, coll_type, count(*) AS calls, sum(dur_ns)::BIGINT AS total_ns,
        sum(msg_bytes)::BIGINT AS msg_bytes, sum(msg_bytes) / nullif(sum(dur_ns) FILTER (WHERE msg_bytes IS NOT NULL), 0) AS algbw_gbs
 FROM _cl GROUP BY ALL ORDER BY trace, device, total_ns DESC, phase_path NULLS LAST, coll_type;
@@ -349,8 +341,8 @@ FROM _cl GROUP BY ALL ORDER BY trace, device, total_ns DESC, phase_path NULLS LA
 -- @column rank          ID        metadata `distributedInfo.rank`, else `rank<N>` in the trace name, else its
 --                                 position among the traces
 -- @column method        TEXT      how the row was found
--- @column offset_ns     DURATION  subtracted from its timestamps
--- @column matched_calls COUNT     with the reference
+-- @column offset_ns     DURATION  subtracted from the trace's timestamps
+-- @column matched_calls COUNT     calls matched with the reference rank
 -- @column residual_ns   DURATION  largest |end - reference end| left after the shift
 -- @column reference     BOOL      TRUE for the reference rank's trace (the lowest rank: shift 0)
 -- @column note          NOTE      why a value of the row is NULL or what to keep in mind reading it
@@ -375,12 +367,11 @@ ORDER BY a.rank, a.trace;
 -- @column pg_name             TEXT      process group name (record_param_comms' Process Group Name)
 -- @column ranks               COUNT     ranks (traces) that have the row
 -- @column first_arrival_ts_ns TIMESTAMP earliest aligned kernel start of the call over the ranks
--- @column last_arrival_ts_ns  TIMESTAMP aligned kernel starts: timestamps
--- @column arrival_skew_ns     DURATION  last - first, last_rank, late_ns = last arrival - the one before it
---                                       (what
+-- @column last_arrival_ts_ns  TIMESTAMP latest aligned kernel start of the call over the ranks
+-- @column arrival_skew_ns     DURATION  last - first arrival
 -- @column last_rank           COUNT     the rank that arrived last
--- @column late_ns             DURATION  summed
--- @column total_wait_ns       DURATION  = summed waits of all ranks
+-- @column late_ns             DURATION  last arrival - the one before it (what the last rank alone cost)
+-- @column total_wait_ns       DURATION  summed waits of all ranks
 -- @column mean_dur_ns         DURATION  mean kernel duration of the call over the ranks
 -- @column step_key            TEXT      step of the reference rank's call
 SELECT match_key, CASE WHEN bool_or(match_by = 'seq') THEN 'seq' ELSE 'nearest_end' END AS match_by,
@@ -398,10 +389,10 @@ FROM _cl_w GROUP BY match_key ORDER BY first_arrival_ts_ns, match_key;
 -- @column rank          ID        metadata `distributedInfo.rank`, else `rank<N>` in the trace name, else its
 --                                 position among the traces
 -- @column arrival_ts_ns TIMESTAMP the rank's aligned kernel start of the call
--- @column behind_ns     DURATION  this rank's arrival - the first arrival,
+-- @column behind_ns     DURATION  this rank's arrival - the first arrival
 -- @column wait_ns       DURATION  last arrival - this rank's arrival (time its kernel spent waiting for the
 --                                 last peer),
--- @column dur_ns        DURATION  duration (wait_ns / dur_ns)
+-- @column dur_ns        DURATION  the rank's kernel duration
 -- @column wait_share    SHARE     wait_ns / dur_ns
 SELECT match_key, trace, device, rank, arrival_ns AS arrival_ts_ns, behind_ns, wait_ns, dur_ns, wait_ns / nullif(dur_ns, 0) AS wait_share
 FROM _cl_w ORDER BY first_arrival_ns, match_key, rank;
@@ -411,12 +402,11 @@ FROM _cl_w ORDER BY first_arrival_ns, match_key, rank;
 -- @column device         ID        GPU device id as the trace gives it
 -- @column rank           ID        metadata `distributedInfo.rank`, else `rank<N>` in the trace name, else
 --                                  its position among the traces
--- @column calls          COUNT     matched
--- @column wait_ns        DURATION  last arrival - this rank's arrival (time its kernel spent waiting for the
---                                  last peer),
+-- @column calls          COUNT     calls matched
+-- @column wait_ns        DURATION  summed waits of the rank
 -- @column times_last     COUNT     calls it arrived at last
 -- @column caused_wait_ns DURATION  others' waits in the calls it was last at
--- @column late_ns        DURATION  summed
+-- @column late_ns        DURATION  summed late_ns of the calls it was last at
 WITH _c AS (SELECT match_key, sum(wait_ns) AS total_wait FROM _cl_w GROUP BY match_key)
 SELECT w.trace, w.device, w.rank, count(*) AS calls, sum(w.wait_ns)::BIGINT AS wait_ns,
        count(*) FILTER (WHERE w.wait_ns = 0 AND w.rank = w.last_rank) AS times_last,
@@ -431,14 +421,12 @@ GROUP BY w.trace, w.device, w.rank ORDER BY w.rank, w.trace, w.device;
 -- @column rank            ID        metadata `distributedInfo.rank`, else `rank<N>` in the trace name, else
 --                                   its position among the traces
 -- @column start_ts_ns     TIMESTAMP aligned start of the rank's first call in the step
--- @column end_ts_ns       TIMESTAMP aligned timestamps
+-- @column end_ts_ns       TIMESTAMP aligned end of the rank's last call in the step
 -- @column start_offset_ns DURATION  start_ts_ns - the step's earliest aligned start over the ranks
--- @column end_offset_ns   DURATION  from the step's earliest aligned start over all ranks: the per-rank step
---                                   timeline
--- @column wall_ns         DURATION  step range duration (the step's CPU span)
--- @column wait_ns         DURATION  last arrival - this rank's arrival (time its kernel spent waiting for the
---                                   last peer),
--- @column late_ns         DURATION  summed
+-- @column end_offset_ns   DURATION  end_ts_ns - the step's earliest aligned start over the ranks
+-- @column wall_ns         DURATION  end_ts_ns - start_ts_ns
+-- @column wait_ns         DURATION  summed waits of the rank in the step's calls
+-- @column late_ns         DURATION  summed late_ns of the step's calls it was last at
 SELECT step_key, trace, rank, start_ns AS start_ts_ns, end_ns AS end_ts_ns,
        start_ns - min(start_ns) OVER (PARTITION BY step_key) AS start_offset_ns,
        end_ns - min(start_ns) OVER (PARTITION BY step_key) AS end_offset_ns, wall_ns, wait_ns, late_ns
@@ -449,13 +437,14 @@ FROM _cl_rs ORDER BY start_ns, rank;
 -- @column ranks                COUNT     ranks (traces) that have the row
 -- @column earliest_start_ts_ns TIMESTAMP earliest aligned start of the step's calls over the ranks
 -- @column start_skew_ns        DURATION  latest - earliest start of the step over the ranks
--- @column earliest_end_ts_ns   TIMESTAMP latest end - earliest end (the first rank to finish waits this long
--- @column skew_ns              DURATION  latest end - earliest end (the first rank to finish waits this long
+-- @column earliest_end_ts_ns   TIMESTAMP earliest aligned end of the step over the ranks
+-- @column skew_ns              DURATION  latest end - earliest end (the first rank to finish waits this long)
 -- @column min_wall_ns          DURATION  shortest rank's span of the step
 -- @column max_wall_ns          DURATION  longest rank's span of the step
--- @column slowest_rank         COUNT     ends last; NULL when all end together
--- @column late_rank            COUNT     most late_ns at the step's calls; NULL when none is late
--- @column late_ns              DURATION  summed
+-- @column slowest_rank         COUNT     the rank that ends the step last; NULL when all end together
+-- @column late_rank            COUNT     the rank with the most late_ns at the step's calls; NULL when none
+--                                        is late
+-- @column late_ns              DURATION  that rank's summed late_ns
 -- @column max_wait_ns          DURATION  longest wait of one rank in the step's calls
 SELECT step_key, count(*) AS ranks, min(start_ns) AS earliest_start_ts_ns, max(start_ns) - min(start_ns) AS start_skew_ns,
        min(end_ns) AS earliest_end_ts_ns, max(end_ns) - min(end_ns) AS skew_ns, min(wall_ns) AS min_wall_ns,
@@ -471,12 +460,12 @@ ORDER BY min(start_ns), step_key;
 --                                           name, else its position among the traces
 -- @column trace                   TEXT      the trace (input file name) the row is about
 -- @column times_last              COUNT     calls it arrived at last
--- @column matched_calls           COUNT     with the reference
+-- @column matched_calls           COUNT     calls matched with the reference rank
 -- @column late_ns_mean            DURATION  mean late_ns over the calls it was last at: how much later than
 --                                           the next-latest rank it arrived, i.e. what it cost every other
 --                                           rank at least per call
 -- @column caused_wait_ns          DURATION  others' waits in the calls it was last at
--- @column steps                   COUNT     steps of the kind
+-- @column steps                   COUNT     steps seen on >= 2 traces
 -- @column caused_wait_ns_per_step DURATION  = caused_wait_ns / steps (NULL without steps)
 -- @column skew_ns_mean            DURATION  mean step_skew.skew_ns; NULL without steps
 -- @column slowest_steps           COUNT     steps it ended last

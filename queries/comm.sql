@@ -166,28 +166,24 @@ LEFT JOIN _st st USING (trace, device) LEFT JOIN _lib l USING (trace, device) LE
 --                                            0', 'GPU ? (agent 9)')
 -- @column gpu_window_ns            DURATION  first GPU op start to last GPU op end (HTA's kernel_time);
 --                                            DENOMINATOR of *_exposed_share
--- @column busy_ns                  DURATION  union of all GPU ops;  compute_ns: union of compute kernels
+-- @column busy_ns                  DURATION  union of all GPU ops on the device
 -- @column compute_ns               DURATION  union of compute kernels on the device
--- @column comm_ops                 COUNT     communication kernels;  comm_ns, comm_overlap_ns,
---                                            comm_exposed_ns as above
+-- @column comm_ops                 COUNT     communication kernels
 -- @column comm_libraries           TEXT      the libraries of its communication kernels
 --                                            (kernel_categories.csv `library`), by time
--- @column comm_ns                  DURATION  = |M|            communication kernel time, overlaps between
---                                            comm ops counted once
--- @column comm_overlap_ns          DURATION  = |M ∩ C|        the part of it hidden under compute on the same
---                                            device
--- @column comm_exposed_ns          DURATION  = |M| - |M ∩ C|  the part nothing computes under: the step waits
---                                            for it
+-- @column comm_ns                  DURATION  |M|: communication kernel time, overlaps between comm ops
+--                                            counted once
+-- @column comm_overlap_ns          DURATION  |M ∩ C|: the part of it hidden under compute on the same device
+-- @column comm_exposed_ns          DURATION  |M| - |M ∩ C|: the part nothing computes under
 -- @column comm_overlap_share       SHARE     comm_overlap_ns / comm_ns
--- @column comm_exposed_share       SHARE     comm_exposed_ns / gpu_window_ns both NULL, not 0, on a device
---                                            without communication kernels (HTA's NaN): nothing was there to
---                                            hide or expose, and note says so
--- @column mem_ops                  COUNT     the same for memcpy/memset
--- @column mem_ns                   DURATION  the same for memcpy/memset
--- @column mem_overlap_ns           DURATION  the same for memcpy/memset
--- @column mem_exposed_ns           DURATION  the same for memcpy/memset
--- @column mem_overlap_share        SHARE     the same for memcpy/memset
--- @column mem_exposed_share        SHARE     the same for memcpy/memset
+-- @column comm_exposed_share       SHARE     comm_exposed_ns / gpu_window_ns (NULL, not 0, on a device
+--                                            without communication)
+-- @column mem_ops                  COUNT     memcpy / memset ops
+-- @column mem_ns                   DURATION  |memcpy/memset union|
+-- @column mem_overlap_ns           DURATION  its part under compute
+-- @column mem_exposed_ns           DURATION  its part nothing computes under
+-- @column mem_overlap_share        SHARE     mem_overlap_ns / mem_ns
+-- @column mem_exposed_share        SHARE     mem_exposed_ns / gpu_window_ns
 -- @column steps                    COUNT     step instances of the trace (_steps)
 -- @column comm_exposed_ns_per_step DURATION  exposed time inside step windows, summed over steps, / steps
 --                                            (NULL when no step matched the step pattern: see note)
@@ -217,7 +213,7 @@ FROM _cm_dev ORDER BY trace, device;
 -- @column device        ID        GPU device id as the trace gives it
 -- @column kernel_type   TEXT      the set of op classes running together (e.g. compute+communication)
 -- @column time_ns       DURATION  time during which exactly these classes run
--- @column share_of_busy SHARE     time_ns / busy_ns (the labels of a device add up to busy_ns).
+-- @column share_of_busy SHARE     time_ns / busy_ns (the labels of a device add up to busy_ns)
 WITH _s AS (SELECT trace, device, state, sum(len) AS time_ns FROM _cm_seg WHERE state > 0 GROUP BY ALL)
 SELECT s.trace, s.device,
        concat_ws(' overlapping ', CASE WHEN s.state & 1 > 0 THEN 'COMPUTATION' END,
@@ -232,19 +228,14 @@ ORDER BY s.trace, s.device, s.time_ns DESC, s.state;
 -- @column step_name          TEXT      the step range's name as captured
 -- @column device             ID        GPU device id as the trace gives it
 -- @column wall_ns            DURATION  the step range; DENOMINATOR of the shares
--- @column comm_ns            DURATION  = |M|            communication kernel time, overlaps between comm ops
---                                      counted once
--- @column comm_overlap_ns    DURATION  = |M ∩ C|        the part of it hidden under compute on the same
---                                      device
--- @column comm_exposed_ns    DURATION  = |M| - |M ∩ C|  the part nothing computes under: the step waits for
---                                      it
--- @column comm_exposed_share SHARE     comm_exposed_ns / gpu_window_ns both NULL, not 0, on a device without
---                                      communication kernels (HTA's NaN): nothing was there to hide or
---                                      expose, and note says so
--- @column mem_ns             DURATION  the same for memcpy/memset
--- @column mem_overlap_ns     DURATION  the same for memcpy/memset
--- @column mem_exposed_ns     DURATION  the same definitions restricted to the step's time window
--- @column mem_exposed_share  SHARE     the same definitions restricted to the step's time window
+-- @column comm_ns            DURATION  communication kernel time inside the step's window
+-- @column comm_overlap_ns    DURATION  its part under compute
+-- @column comm_exposed_ns    DURATION  its part nothing computes under
+-- @column comm_exposed_share SHARE     comm_exposed_ns / wall_ns
+-- @column mem_ns             DURATION  memcpy/memset time inside the step's window
+-- @column mem_overlap_ns     DURATION  its part under compute
+-- @column mem_exposed_ns     DURATION  its part nothing computes under
+-- @column mem_exposed_share  SHARE     mem_exposed_ns / wall_ns
 SELECT s.trace, s.step_index, s.step_name, s.device, s.wall_ns,
        s.comm_ns::BIGINT AS comm_ns, s.comm_overlap_ns::BIGINT AS comm_overlap_ns, s.comm_exposed_ns::BIGINT AS comm_exposed_ns,
        CASE WHEN d.comm_ops > 0 THEN s.comm_exposed_ns / nullif(s.wall_ns, 0) END AS comm_exposed_share,
@@ -257,22 +248,17 @@ FROM _cm_step s JOIN _cm_dev d USING (trace, device) ORDER BY s.trace, s.step_in
 -- @column device                   ID        GPU device id as the trace gives it
 -- @column phase_path               TEXT      the '/'-joined names of the ranges around the row ('(none)'
 --                                            outside every range)
--- @column comm_ops                 COUNT     communication kernels;  comm_ns, comm_overlap_ns,
---                                            comm_exposed_ns as above
--- @column comm_op_ns               DURATION  summed op durations
--- @column comm_overlap_ns          DURATION  = |M ∩ C|        the part of it hidden under compute on the same
---                                            device
--- @column comm_exposed_ns          DURATION  = |M| - |M ∩ C|  the part nothing computes under: the step waits
---                                            for it
--- @column comm_exposed_share       SHARE     comm_exposed_ns / gpu_window_ns both NULL, not 0, on a device
---                                            without communication kernels (HTA's NaN): nothing was there to
---                                            hide or expose, and note says so
+-- @column comm_ops                 COUNT     communication kernels launched in the phase
+-- @column comm_op_ns               DURATION  their summed durations
+-- @column comm_overlap_ns          DURATION  their part under compute
+-- @column comm_exposed_ns          DURATION  their part nothing computes under
+-- @column comm_exposed_share       SHARE     comm_exposed_ns / gpu_window_ns
 -- @column comm_exposed_ns_per_step DURATION  exposed time inside step windows, summed over steps, / steps
 --                                            (NULL when no step matched the step pattern: see note)
--- @column mem_ops                  COUNT     the same for memcpy/memset
+-- @column mem_ops                  COUNT     memcpy/memset ops launched in the phase
 -- @column mem_op_ns                DURATION  summed duration of memcpy / memset ops in the phase
--- @column mem_overlap_ns           DURATION  the same for memcpy/memset
--- @column mem_exposed_ns           DURATION  the same for memcpy/memset
+-- @column mem_overlap_ns           DURATION  their part under compute
+-- @column mem_exposed_ns           DURATION  their part nothing computes under
 -- @column mem_exposed_ns_per_step  DURATION  exposed time inside step windows, summed over steps, / steps
 --                                            (NULL when no step matched the step pattern: see note)
 SELECT o.trace, o.device, o.phase_path,

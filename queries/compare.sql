@@ -82,8 +82,8 @@ LEFT JOIN _ctx c ON c.label = l.label;
 -- @column unit        TEXT      the unit of the row's values: ns | count | share
 -- @column numerator   TEXT      what value counts
 -- @column denominator TEXT      what value is divided by
--- @column value       VALUE     the run's value;  base_value: the baseline run's value
--- @column base_value  NUMBER    NULL when base_value is 0 or NULL
+-- @column value       VALUE     the run's value
+-- @column base_value  NUMBER    the baseline run's value
 -- @column delta       VALUE     value - base_value
 -- @column ratio       NUMBER    value / base_value (NULL when base_value is 0 or NULL)
 -- @column note        NOTE      why a value is NULL, or that the phase/kernel is absent from the run
@@ -95,10 +95,10 @@ ORDER BY list_position(['run', 'step', 'phase', 'kernel'], m.scope), m.name, m.m
 
 -- @output sweep
 -- @column label            TEXT      the run's label (--label, else the file name)
--- @column traces           COUNT     traces that have this step
--- @column steps            COUNT     steps of the kind
+-- @column traces           COUNT     traces of the run
+-- @column steps            COUNT     steps of the run
 -- @column wall_ms          NUMBER    run.wall_ms
--- @column wall_ratio       NUMBER    wall_ms / baseline's
+-- @column wall_ratio       NUMBER    wall_ms / the baseline's
 -- @column step_wall_ms     NUMBER    step.wall_ms
 -- @column step_wall_ratio  NUMBER    median step wall time / the baseline's
 -- @column step_gpu_busy_ms NUMBER    median per-step GPU busy time, ms
@@ -128,9 +128,9 @@ ORDER BY w.label_index;
 -- @column phase           TEXT      the phase (a range name; '(other)' = directly in the step, in no phase of
 --                                   it)
 -- @column ms_per_step     NUMBER    the phase's CPU range time per step, ms
--- @column ratio           NUMBER    value / base_value (NULL when base_value is 0 or NULL)
+-- @column ratio           NUMBER    ms_per_step / the baseline's
 -- @column gpu_ms_per_step NUMBER    the phase's GPU op time per step, ms
--- @column calls_per_step  NUMBER    all as in _run_metrics.sql
+-- @column calls_per_step  NUMBER    launch calls per step (as in _run_metrics.sql)
 WITH _top AS (
     SELECT name FROM _matrix WHERE measure = 'ms_per_step'
     GROUP BY name ORDER BY max(value) DESC NULLS LAST, name LIMIT 12
@@ -155,9 +155,9 @@ ORDER BY p.label_index, p.ms_per_step DESC NULLS LAST, p.phase;
 -- @column n           COUNT     steps after warm-up
 -- @column median_base NUMBER    the baseline's median
 -- @column median      NUMBER    this run's median
--- @column ratio       NUMBER    value / base_value (NULL when base_value is 0 or NULL)
--- @column ci_lo       NUMBER    the interval of observed (NULL without @LEVEL)
--- @column ci_hi       NUMBER    95% bootstrap interval of ratio
+-- @column ratio       NUMBER    median / median_base
+-- @column ci_lo       NUMBER    lower end of the 95% bootstrap interval of ratio
+-- @column ci_hi       NUMBER    upper end of the 95% bootstrap interval of ratio
 -- @column p_value     P_VALUE   Mann-Whitney vs the baseline
 -- @column verdict     TEXT      higher | lower | within noise
 SELECT label, label_index, metric, n_base, n, median_base, median, ratio, ci_lo, ci_hi, p_value, verdict
@@ -167,7 +167,7 @@ ORDER BY label_index, list_position(['step.wall_ms', 'step.gpu_busy_ms', 'step.g
 
 -- @output tokens
 -- @column label             TEXT      the run's label (--label, else the file name)
--- @column steps             COUNT     steps of the kind
+-- @column steps             COUNT     steps of the run
 -- @column wall_ms_p10       NUMBER    10th percentile of the step wall time, ms
 -- @column wall_ms_p50       NUMBER    median step wall time, ms
 -- @column wall_ms_p90       NUMBER    90th percentile of the step wall time, ms
@@ -175,8 +175,8 @@ ORDER BY label_index, list_position(['step.wall_ms', 'step.gpu_busy_ms', 'step.g
 -- @column accepted_per_step NUMBER    sum of accepted counts / steps that have one
 -- @column acceptance_rate   NUMBER    sum accepted / sum drafted (steps with both)
 -- @column ms_per_accepted   NUMBER    summed step CPU range time / sum accepted, ms
--- @column tokens_per_s      NUMBER    the tokens.* metrics of _run_metrics.sql; NULL without tracekit.count
---                                     events
+-- @column tokens_per_s      NUMBER    tokens per second (tokens.* metrics of _run_metrics.sql; NULL without
+--                                     tracekit.count events)
 WITH _d AS (
     SELECT label, count(*) AS steps, quantile_cont(value, 0.1) AS wall_ms_p10, quantile_cont(value, 0.5) AS wall_ms_p50,
            quantile_cont(value, 0.9) AS wall_ms_p90, avg(value ORDER BY trace, step_index) AS wall_ms_mean  -- summed in a fixed order: floating-point sums depend on it
@@ -196,6 +196,6 @@ ORDER BY l.label_index;
 -- @column label_index ID        the run's position (0 = the baseline: the first run given)
 -- @column trace       TEXT      the trace (input file name) the row is about
 -- @column step_index  ID        the step's number in its trace (1.. in time order)
--- @column wall_ms     NUMBER    run.wall_ms
+-- @column wall_ms     NUMBER    the step's wall time, ms
 SELECT label, label_index, trace, step_index, value AS wall_ms FROM run_step_values
 WHERE metric = 'step.wall_ms' ORDER BY label_index, trace, step_index;

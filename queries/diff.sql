@@ -53,8 +53,8 @@ WHERE t.scope = 'kernel' AND t.measure = 'total_ms';
 -- @column unit        TEXT      the unit of the row's values: ns | count | share
 -- @column numerator   TEXT      what value counts
 -- @column denominator TEXT      what value is divided by
--- @column a           VALUE     the metric in A and in B
--- @column b           VALUE     the metric in A and in B
+-- @column a           VALUE     the metric in A
+-- @column b           VALUE     the metric in B
 -- @column delta       VALUE     b - a (in unit)
 -- @column ratio       NUMBER    b / a (NULL when a is 0 or NULL)
 -- @column rel         NUMBER    (b - a) / a (NULL when a is 0 or NULL)
@@ -103,15 +103,13 @@ SELECT * FROM _kab WHERE status <> 'both' ORDER BY status, greatest(a_ms, b_ms) 
 -- @column metric   TEXT      what the row measures (metric names of _run_metrics.sql or columns of steps)
 -- @column unit     TEXT      the unit of the row's values: ns | count | share
 -- @column n_a      COUNT     A's steps after warm-up
--- @column n_b      COUNT     steps after warm-up
+-- @column n_b      COUNT     B's steps after warm-up
 -- @column median_a NUMBER    A's median per-step value
 -- @column median_b NUMBER    B's median per-step value
--- @column ratio    NUMBER    b / a (NULL when a is 0 or NULL)
--- @column ci_lo    NUMBER    the interval of observed (NULL without @LEVEL)
--- @column ci_hi    NUMBER    the interval of observed (NULL without @LEVEL)
--- @column level    NUMBER    NULL for a plain condition; with @LEVEL the fraction (0.95), and then observed
---                            is the ratio of medians (ratio - 1 for rel) and the condition holds only when
---                            the whole interval does: for > and >= its lower end, for < and <= its upper end
+-- @column ratio    NUMBER    median_b / median_a
+-- @column ci_lo    NUMBER    lower end of the bootstrap interval of ratio
+-- @column ci_hi    NUMBER    upper end of the bootstrap interval of ratio
+-- @column level    NUMBER    the interval's level (0.95)
 -- @column p_value  P_VALUE   Mann-Whitney, two-sided
 -- @column verdict  TEXT      higher | lower: the interval excludes 1; within noise: it contains 1; NULL: < 3
 --                            steps
@@ -122,20 +120,20 @@ WHERE n.label_index = 1 AND n.level = 0.95
 ORDER BY n.verdict = 'within noise' OR n.verdict IS NULL, abs(ln(nullif(n.ratio, 0))) DESC NULLS LAST, n.metric;
 
 -- @output gate
--- @column condition    TEXT      as written;  metric, op, mode (rel: (b-a)/a | ratio: b/a | abs: b-a),
---                                threshold
+-- @column condition    TEXT      the --fail-if condition as written
 -- @column metric       TEXT      what the row measures (metric names of _run_metrics.sql or columns of steps)
 -- @column op           TEXT      the condition's comparison operator
 -- @column mode         TEXT      rel: (b-a)/a | ratio: b/a | abs: b-a
--- @column threshold    NUMBER    rel and ratio: +-inf when a = 0 < |b|
+-- @column threshold    NUMBER    the condition's threshold (rel, ratio: a fraction; abs: in the metric's
+--                                unit)
 -- @column level        NUMBER    NULL for a plain condition; with @LEVEL the fraction (0.95), and then
 --                                observed is the ratio of medians (ratio - 1 for rel) and the condition holds
 --                                only when the whole interval does: for > and >= its lower end, for < and <=
 --                                its upper end
 -- @column observed     NUMBER    the quantity compared with the threshold (rel and ratio: +-inf when a = 0 <
 --                                |b|)
--- @column ci_lo        NUMBER    the interval of observed (NULL without @LEVEL)
--- @column ci_hi        NUMBER    the interval of observed (NULL without @LEVEL)
+-- @column ci_lo        NUMBER    lower end of the interval of observed (NULL without @LEVEL)
+-- @column ci_hi        NUMBER    upper end of the interval of observed (NULL without @LEVEL)
 -- @column fired        BOOL      TRUE when `observed op threshold` holds; NULL when it cannot be evaluated
 -- @column within_noise BOOL      TRUE when @LEVEL and the point estimate meets the condition but the interval
 --                                does not (the gate stays quiet and says why)

@@ -121,8 +121,8 @@ WHERE (name IN ('process_name', 'process_labels', 'process_sort_index')
 -- @column ph     TEXT      Chrome phase letter (X, i, s, f, M, C, ...)
 -- @column cat    TEXT      category (NULL: none)
 -- @column name   TEXT      event name
--- @column pid    ID        process id (process / thread ids (NULL: see `@pid` / `@tid` in args))
--- @column tid    ID        thread id (process / thread ids (NULL: see `@pid` / `@tid` in args))
+-- @column pid    ID        process id (NULL: see `@pid` in args)
+-- @column tid    ID        thread id (NULL: see `@tid` in args)
 -- @column ts_ns  TIMESTAMP start in ns (NULL: the source had none)
 -- @column dur_ns DURATION  duration in ns (written for ph X only)
 -- @column id     COUNT     flow id (flow rows), else NULL
@@ -189,7 +189,7 @@ SELECT ph, cat, name, pid, tid, ts_ns, dur_ns, id, args FROM _out
 ORDER BY _o1, _o2 NULLS FIRST, _o3 NULLS FIRST, ph, name, pid, tid, dur_ns, id, args;  -- the last keys: ties never follow row order
 
 -- @output slice
--- @column steps          COUNT     steps of the kind
+-- @column steps          COUNT     steps of the trace
 -- @column steps_selected COUNT     steps inside the selection
 -- @column first_ts_ns    TIMESTAMP earliest start of a sliced row
 -- @column last_end_ns    TIMESTAMP latest end of a sliced row

@@ -349,8 +349,8 @@ LEFT JOIN (SELECT trace, count(*) FILTER (WHERE NOT coalesce(contains(args, '"@g
 -- @column ops              COUNT     counted (leaf-most) family ops in the phase
 -- @column ops_no_flops     COUNT     of those, ops without FLOPs (no recorded shapes, or shapes the formulas
 --                                    reject)
--- @column flops            COUNT     how many FLOPs do the matmul and attention ops do, how fast, and what
---                                    share of the GPU's peak?
+-- @column flops            COUNT     FLOPs of the counted ops (shapes formulas, or the trace's with_flops
+--                                    values)
 -- @column gflops_per_token NUMBER    flops / tokens_per_step / 1e9
 -- @column flops_source     TEXT      'shapes' | 'trace' (with_flops values) | 'shapes+trace'
 -- @column bytes            COUNT     sum of bytes of those ops (NULL when any of them lacks bytes)
@@ -427,12 +427,11 @@ ORDER BY trace, flops DESC NULLS LAST, phase_path;
 -- @output ops
 -- @column trace          TEXT      the trace (input file name) the row is about
 -- @column name           TEXT      the op or range name
--- @column input_dims     TEXT      needs record_shapes=True
--- @column dtype          TEXT      element type of the collective's data
+-- @column input_dims     TEXT      the op's input shapes (needs record_shapes=True)
+-- @column dtype          TEXT      the op's input element type
 -- @column calls          COUNT     executions of the op
 -- @column flops_per_call COUNT     FLOPs of one execution
--- @column flops          COUNT     how many FLOPs do the matmul and attention ops do, how fast, and what
---                                  share of the GPU's peak?
+-- @column flops          COUNT     FLOPs of all its executions
 -- @column bytes_per_call COUNT     bytes one execution reads and writes
 -- @column gpu_ns         DURATION  their summed duration (denominator of tflops_s and share_of_peak)
 -- @column tflops_s       NUMBER    FLOPs of the timed ops / gpu_ns / 1e3 (achieved TFLOP/s)
@@ -468,18 +467,15 @@ ORDER BY trace, flops DESC NULLS LAST, name, input_dims, dtype;
 -- @column trace              TEXT      the trace (input file name) the row is about
 -- @column step_index         ID        the step's number in its trace (1.. in time order)
 -- @column step_name          TEXT      the step range's name as captured
--- @column wall_ns            DURATION  model-FLOPs utilisation over the step's wall time
--- @column ops                COUNT     counted (leaf-most) family ops in the phase
--- @column flops              COUNT     how many FLOPs do the matmul and attention ops do, how fast, and what
---                                      share of the GPU's peak?
+-- @column wall_ns            DURATION  the step's wall time
+-- @column ops                COUNT     counted ops in the step
+-- @column flops              COUNT     FLOPs of the step's counted ops
 -- @column gflops_per_token   NUMBER    flops / tokens_per_step / 1e9
 -- @column gpu_ns             DURATION  their summed duration (denominator of tflops_s and share_of_peak)
 -- @column tflops_s           NUMBER    FLOPs of the timed ops / gpu_ns / 1e3 (achieved TFLOP/s)
 -- @column share_of_peak      SHARE     ideal_ns / gpu_ns, ideal_ns = sum of FLOPs / peak over the timed ops
--- @column tflops_s_wall      NUMBER    = flops / wall_ns / 1e3 and wall_share_of_peak = ideal_ns / wall_ns
---                                      (model-FLOPs utilisation over the step's wall time). Output `device`
--- @column wall_share_of_peak SHARE     = ideal_ns / wall_ns (model-FLOPs utilisation over the step's wall
---                                      time). Output `device`
+-- @column tflops_s_wall      NUMBER    flops / wall_ns / 1e3 (model-FLOPs rate over the step's wall time)
+-- @column wall_share_of_peak SHARE     ideal_ns / wall_ns (model-FLOPs utilisation over the step's wall time)
 WITH _g AS (
     SELECT trace, step_index, count(*) AS ops, sum(flops) AS flops, sum(gpu_ns) FILTER (WHERE timed) AS gpu_ns,
            _fl_timed_flops(flops, timed) AS timed_flops, _fl_ideal_ns(flops, peak_tflops, timed) AS ideal_ns,
@@ -506,7 +502,7 @@ ORDER BY s.trace, s.step_index;
 -- @column fp8_tflops    NUMBER    peak dense fp8 TFLOP/s
 -- @column tf32_tflops   NUMBER    peak dense tf32 TFLOP/s
 -- @column fp32_tflops   NUMBER    peak fp32 TFLOP/s
--- @column peak_tb_s     NUMBER    after overrides
+-- @column peak_tb_s     NUMBER    peak memory bandwidth in TB/s (after overrides)
 -- @column peak_override TEXT      which peaks the options overrode (NULL: none)
 -- @column note          NOTE      what is missing and how to capture it
 SELECT trace, gpu_name, name_source, matched, bf16_tflops, fp16_tflops, fp8_tflops, tf32_tflops, fp32_tflops,

@@ -233,19 +233,13 @@ UNION ALL SELECT trace, device, 'after_last_gpu_op', 'after_last_gpu_op', gap_st
 -- @column window_ns             DURATION  DENOMINATOR of idle_share: the trace window
 --                                         (window_start_ns..window_end_ns)
 -- @column busy_ns               DURATION  union of GPU op intervals on the device
--- @column idle_ns               DURATION  window_ns - busy_ns;  idle_share = idle_ns / window_ns
--- @column idle_share            SHARE     = idle_ns / window_ns gpu_window_ns        first GPU op start to
---                                         last GPU op end (HTA's "kernel_time") gpu_window_idle_ns
---                                         gpu_window_ns - busy_ns
+-- @column idle_ns               DURATION  window_ns - busy_ns
+-- @column idle_share            SHARE     idle_ns / window_ns
 -- @column gpu_window_ns         DURATION  first GPU op start to last GPU op end (HTA's "kernel_time")
--- @column gpu_window_idle_ns    DURATION  gpu_window_ns - busy_ns; gpu_window_idle_share = it / gpu_window_ns
---                                         (HTA idle %)
--- @column gpu_window_idle_share SHARE     = it / gpu_window_ns (HTA idle %) compute_busy_ns      union of
---                                         compute kernels (not NCCL
--- @column compute_busy_ns       DURATION  union of compute kernels (not NCCL, not memcpy/memset);
---                                         compute_share = compute_busy_ns / gpu_window_ns (HTA compute %)
--- @column compute_share         SHARE     = compute_busy_ns / gpu_window_ns (HTA compute %) gaps
---                                         idle intervals between GPU ops launch_bound_ns
+-- @column gpu_window_idle_ns    DURATION  gpu_window_ns - busy_ns
+-- @column gpu_window_idle_share SHARE     gpu_window_idle_ns / gpu_window_ns (HTA idle %)
+-- @column compute_busy_ns       DURATION  union of compute kernels (not NCCL, not memcpy/memset)
+-- @column compute_share         SHARE     compute_busy_ns / gpu_window_ns (HTA compute %)
 -- @column gaps                  COUNT     idle intervals between GPU ops
 -- @column launch_bound_ns       DURATION  idle time caused by launch_bound
 -- @column sync_blocked_ns       DURATION  idle time caused by sync_blocked (NULL when no sync was captured)
@@ -254,13 +248,12 @@ UNION ALL SELECT trace, device, 'after_last_gpu_op', 'after_last_gpu_op', gap_st
 --                                         captured)
 -- @column kernel_gap_ns         DURATION  idle time caused by kernel_gap
 -- @column queued_dependency_ns  DURATION  idle time caused by queued_dependency
--- @column no_launch_record_ns   DURATION  idle time per cause (sync_blocked_ns NULL when no sync was
---                                         captured, gpu_wait_ns NULL when no runtime rows were: see trust)
+-- @column no_launch_record_ns   DURATION  idle time caused by no_launch_record
 -- @column other_ns              DURATION  gpu_wait_ns + kernel_gap_ns + queued_dependency_ns +
 --                                         no_launch_record_ns: the GPU-side and unknown causes together (the
 --                                         former single 'other' cause)
--- @column edge_ns               DURATION  idle time per cause (sync_blocked_ns NULL when no sync was
---                                         captured, gpu_wait_ns NULL when no runtime rows were: see trust)
+-- @column edge_ns               DURATION  idle time at the trace window's edges (before the first / after the
+--                                         last GPU op)
 --
 --                                         captured, gpu_wait_ns NULL when no runtime rows were: see trust)
 WITH _c AS (
@@ -296,18 +289,16 @@ ORDER BY d.trace, d.device;
 -- @output causes
 -- @column trace           TEXT      the trace (input file name) the row is about
 -- @column device          ID        GPU device id as the trace gives it
--- @column cause           TEXT      sync_blocked_ns NULL when no sync was captured, gpu_wait_ns NULL when no
---                                   runtime rows were: see trust
+-- @column cause           TEXT      the idle cause (rules 1-8 above, or a window edge)
 -- @column intervals       COUNT     idle intervals
--- @column idle_ns         DURATION  window_ns - busy_ns;  idle_share = idle_ns / window_ns
--- @column mean_ns         DURATION  mean duration
--- @column p50_ns          DURATION  median duration
--- @column max_ns          DURATION  longest duration
+-- @column idle_ns         DURATION  idle time of the cause
+-- @column mean_ns         DURATION  mean interval length
+-- @column p50_ns          DURATION  median interval length
+-- @column max_ns          DURATION  longest interval
 -- @column window_ns       DURATION  DENOMINATOR of idle_share: the trace window
 --                                   (window_start_ns..window_end_ns)
--- @column share_of_window SHARE     idle_ns / window_ns, share_of_idle = idle_ns / (all idle_ns of the
---                                   device)
--- @column share_of_idle   SHARE     = idle_ns / (all idle_ns of the device) Output `by_phase`
+-- @column share_of_window SHARE     idle_ns / window_ns
+-- @column share_of_idle   SHARE     idle_ns / (all idle_ns of the device)
 SELECT i.trace, i.device, i.cause, count(*) AS intervals, sum(gap_ns)::BIGINT AS idle_ns, avg(gap_ns) AS mean_ns,
        quantile_disc(gap_ns, 0.5) AS p50_ns, max(gap_ns) AS max_ns, any_value(d.window_ns) AS window_ns,
        sum(gap_ns) / any_value(d.window_ns) AS share_of_window,
@@ -320,12 +311,10 @@ ORDER BY i.trace, i.device, idle_ns DESC, i.cause;
 -- @column trace           TEXT      the trace (input file name) the row is about
 -- @column device          ID        GPU device id as the trace gives it
 -- @column host_phase      TEXT      phase_path of the CPU work that filled the gap (gpu_idle.sql: host_phase)
--- @column cause           TEXT      sync_blocked_ns NULL when no sync was captured, gpu_wait_ns NULL when no
---                                   runtime rows were: see trust
+-- @column cause           TEXT      the idle cause
 -- @column intervals       COUNT     idle intervals
--- @column idle_ns         DURATION  window_ns - busy_ns;  idle_share = idle_ns / window_ns
--- @column share_of_window SHARE     idle_ns / window_ns, share_of_idle = idle_ns / (all idle_ns of the
---                                   device)
+-- @column idle_ns         DURATION  idle time of the cause in the phase
+-- @column share_of_window SHARE     idle_ns / window_ns
 --
 --                                   device)
 SELECT i.trace, i.device, coalesce(i.host_phase, '(none)') AS host_phase, i.cause, count(*) AS intervals,
@@ -339,11 +328,10 @@ GROUP BY ALL ORDER BY i.trace, i.device, idle_ns DESC, host_phase, i.cause;
 -- @column step_index    ID        the step's number in its trace (1.. in time order)
 -- @column step_name     TEXT      the step range's name as captured
 -- @column device        ID        GPU device id as the trace gives it
--- @column cause         TEXT      sync_blocked_ns NULL when no sync was captured, gpu_wait_ns NULL when no
---                                 runtime rows were: see trust
+-- @column cause         TEXT      the idle cause
 -- @column intervals     COUNT     idle intervals
--- @column idle_ns       DURATION  window_ns - busy_ns;  idle_share = idle_ns / window_ns
--- @column wall_ns       DURATION  DENOMINATOR: the step's wall time
+-- @column idle_ns       DURATION  the part of each idle interval inside the step's time window, summed
+-- @column wall_ns       DURATION  the step's wall time (DENOMINATOR of share_of_step)
 -- @column share_of_step SHARE     idle_ns / wall_ns (DENOMINATOR: the step's wall time)
 SELECT s.trace, s.step_index, s.name AS step_name, i.device, i.cause, count(*) AS intervals,
        sum(least(i.gap_start_ns + i.gap_ns, s.end_ns) - greatest(i.gap_start_ns, s.ts_ns))::BIGINT AS idle_ns,
@@ -359,26 +347,26 @@ ORDER BY s.trace, s.step_index, i.device, idle_ns DESC, i.cause;
 -- @column device              ID        GPU device id as the trace gives it
 -- @column gap_start_ns        TIMESTAMP G: when the device went idle
 -- @column gap_ns              DURATION  length of the gap
--- @column cause               TEXT      sync_blocked_ns NULL when no sync was captured, gpu_wait_ns NULL when
---                                       no runtime rows were: see trust
+-- @column cause               TEXT      the idle cause
 -- @column host_phase          TEXT      phase_path of the CPU work that filled the gap (gpu_idle.sql:
 --                                       host_phase)
 -- @column next_op             TEXT      the op that ended the gap
 -- @column next_launch_name    TEXT      the runtime call that launched it
 -- @column next_launch_ts_ns   TIMESTAMP L0: its start
--- @column next_launch_end_ns  TIMESTAMP L1
+-- @column next_launch_end_ns  TIMESTAMP L1: end of the launch call
 -- @column next_stream         ID        the stream of the next op
 -- @column sync_call           TEXT      the blocking sync call of rule 6
 -- @column sync_ts_ns          TIMESTAMP its start (S0)
--- @column sync_end_ns         TIMESTAMP S, sync_blocked rows
+-- @column sync_end_ns         TIMESTAMP S1: end of the sync call (sync_blocked rows)
 -- @column wait_call           TEXT      the stream-wait call of rules 2-3
--- @column wait_ts_ns          TIMESTAMP W0
+-- @column wait_ts_ns          TIMESTAMP W0: start of the stream-wait call
 -- @column wait_stream         ID        the stream that waited
 -- @column wait_evidence       TEXT      'gpu_sync_record' | 'thread_order'
 -- @column event_record_call   TEXT      the event record call the wait named
 -- @column event_record_ts_ns  TIMESTAMP its start
--- @column event_record_stream ID        gpu_wait rows; NULL when the trace does not have them
--- @column note                NOTE      why a value of the row is NULL or what to keep in mind reading it
+-- @column event_record_stream ID        the stream of the event record call (gpu_wait rows; NULL when the
+--                                       trace does not have it)
+-- @column note                NOTE      what is unknown and which capture option shows it
 -- @column user_frame          FRAME     where in the code the next op was launched, the innermost user-code
 --                                       Python frame around
 --

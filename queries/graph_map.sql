@@ -342,7 +342,7 @@ SELECT (SELECT count(*) FROM _gm_ref) AS ref_ops,
             AND input_dims IS NOT NULL AND input_dims NOT IN ('[]', '')) AS ref_shaped_ops;
 
 -- @output graph_map
--- @column trace              TEXT      replay trace
+-- @column trace              TEXT      the replay trace
 -- @column launch_correlation COUNT     correlation id of the cudaGraphLaunch (shared by the kernels it
 --                                      replayed)
 -- @column launch_ts_ns       TIMESTAMP start of the launch call
@@ -410,16 +410,14 @@ ORDER BY l.launch_ts_ns, l.correlation;
 -- @output summary
 -- @column replay_trace       TEXT      trace holding the graph replays
 -- @column reference_trace    TEXT      trace of the reference
--- @column graph_launches     COUNT     graph launch calls (class `graph_launch`); graph_launch_host_ns their
---                                      summed host duration
+-- @column graph_launches     COUNT     graph launch calls in the replay trace
 -- @column distinct_sequences COUNT     distinct replayed kernel sequences
--- @column replayed           COUNT     GPU ops replayed by this launch (denominator of the three counts
---                                      below)
+-- @column replayed           COUNT     GPU ops replayed by graph launches
 -- @column matched            COUNT     of those, given an inner phase_path from the reference
 -- @column shaped             COUNT     of those, given cpu_op shapes from the reference (a subset of matched)
 -- @column ambiguous          COUNT     of those, left as they were because the regions disagree on the path
--- @column unmatched          COUNT     = replayed - matched
--- @column matched_pct        NUMBER    = 100 * matched / replayed; NULL when nothing was replayed
+-- @column unmatched          COUNT     replayed - matched
+-- @column matched_pct        NUMBER    100 * matched / replayed; NULL when nothing was replayed
 -- @column note               NOTE      how to read the row, what is missing and how to capture it
 SELECT getvariable('graph_map_replay') AS replay_trace, getvariable('graph_map_reference') AS reference_trace,
        (SELECT count(*) FROM _gm_launch) AS graph_launches,
@@ -435,28 +433,22 @@ SELECT getvariable('graph_map_replay') AS replay_trace, getvariable('graph_map_r
 FROM _gm_rows;
 
 -- @output rows
--- @column kind               TEXT      the row's identity in the replay trace
--- @column seq                ID        the collective's sequence number in its process group (the row's
---                                      identity in the replay trace)
+-- @column kind               TEXT      the row's kind (its identity in the replay trace, with seq)
+-- @column seq                ID        the row's seq (its identity in the replay trace, with kind)
 -- @column launch_correlation COUNT     correlation id of the cudaGraphLaunch (shared by the kernels it
 --                                      replayed)
--- @column node               COUNT     the most over the regions
+-- @column node               COUNT     the op's position in its graph launch's replayed sequence
 -- @column name               TEXT      the op or range name
 -- @column status             TEXT      'matched' | 'ambiguous' | 'unmatched'
 -- @column method             TEXT      'sequence', 'capture_name', 'capture_order' or 'none' (no region: all
 --                                      left as they were)
 -- @column regions            COUNT     reference regions found for this launch's sequence
 -- @column old_phase_path     TEXT      phase_path before mapping
--- @column phase              TEXT      the phase (a range name; '(other)' = directly in the step, in no phase
---                                      of it) (after mapping (unchanged unless matched))
--- @column phase_path         TEXT      the '/'-joined names of the ranges around the row ('(none)' outside
---                                      every range) (after mapping (unchanged unless matched))
--- @column op_name            TEXT      the reference op's (NULL unless shaped; input_* also kept as they were
---                                      when not shaped)
--- @column input_dims         TEXT      the reference op's (NULL unless shaped; input_* also kept as they were
---                                      when not shaped)
--- @column input_types        TEXT      the reference op's (NULL unless shaped; input_* also kept as they were
---                                      when not shaped)
+-- @column phase              TEXT      the phase after mapping (unchanged unless matched)
+-- @column phase_path         TEXT      the phase_path after mapping (unchanged unless matched)
+-- @column op_name            TEXT      the reference op's name (NULL unless shaped)
+-- @column input_dims         TEXT      the reference op's input shapes (NULL unless shaped)
+-- @column input_types        TEXT      the reference op's input types (NULL unless shaped)
 -- @column ref_seq            COUNT     seq of the reference op when exactly one region was found, else NULL
 -- @column args               TEXT      the row's args with an '@graphmap' object recording the provenance:
 --                                      reference, method, node, regions, ref_seq, inner_path, op, shapes,

@@ -315,7 +315,7 @@ FROM _step_rows s JOIN _caps k USING (trace) GROUP BY ALL;
 -- @column trace     TEXT      the trace (input file name) the row is about
 -- @column step_kind TEXT      the kind of step (steps.sql: the step name with per-step fields dropped)
 -- @column steps     COUNT     steps of the kind
--- @column row_order ID        int, display order
+-- @column row_order ID        display order of the rows (integer)
 -- @column metric    TEXT      what the row measures (metric names of _run_metrics.sql or columns of steps)
 -- @column unit      TEXT      the unit of the row's values: ns | count | share
 -- @column mean      VALUE     mean over the steps, in the row's unit
@@ -333,22 +333,23 @@ ORDER BY v.trace, v.step_kind, v.row_order;
 -- @output phase_tree
 -- @column trace            TEXT      the trace (input file name) the row is about
 -- @column step_kind        TEXT      the kind of step (steps.sql: the step name with per-step fields dropped)
--- @column row_order        ID        int, display order
+-- @column row_order        ID        display order of the rows (integer, depth-first)
 -- @column depth            ID        0 = top level inside the step
 -- @column phase            TEXT      the phase (a range name; '(other)' = directly in the step, in no phase
 --                                    of it)
 -- @column phase_path       TEXT      the '/'-joined names of the ranges around the row ('(none)' outside
 --                                    every range)
 -- @column excl_cpu_ns_mean DURATION  mean per step of the phase's CPU time outside its child phases
--- @column excl_cpu_ns_p50  DURATION  median per step of it
--- @column excl_cpu_ns_p99  DURATION  99th percentile per step of it
+-- @column excl_cpu_ns_p50  DURATION  median per step of the phase's CPU time outside its child phases
+-- @column excl_cpu_ns_p99  DURATION  99th percentile per step of the phase's CPU time outside its child
+--                                    phases
 -- @column incl_cpu_ns_mean DURATION  mean per step of the phase's CPU time, child phases included
 -- @column excl_gpu_ns_mean DURATION  mean per step of the GPU op time launched in the phase outside its child
 --                                    phases
 -- @column incl_gpu_ns_mean DURATION  mean per step of the GPU op time launched in the phase, child phases
 --                                    included
--- @column excl_cpu_share   SHARE     sum excl_cpu_ns / sum CPU span (over the kind's steps);
--- @column excl_gpu_share   SHARE     sum excl_gpu_ns / sum GPU op time (NULL when the kind ran no GPU op).
+-- @column excl_cpu_share   SHARE     sum excl_cpu_ns / sum CPU span (over the kind's steps)
+-- @column excl_gpu_share   SHARE     sum excl_gpu_ns / sum GPU op time (NULL when the kind ran no GPU op)
 -- @column instances_mean   NUMBER    ranges or module intervals with exactly this path on the step's thread,
 --                                    per step; NULL for '(other)'
 -- @column phase_source     TEXT      'range' | 'module' | 'frame', comma-separated when several; NULL for
@@ -360,12 +361,12 @@ FROM _hl_tree ORDER BY trace, step_kind, row_order;
 -- @output verdicts
 -- @column trace          TEXT      the trace (input file name) the row is about
 -- @column step_kind      TEXT      the kind of step (steps.sql: the step name with per-step fields dropped)
--- @column rank           ID        1..6
+-- @column rank           ID        the verdict's place (1..6)
 -- @column verdict        TEXT      one sentence, its numbers formatted in ms/us/%
 -- @column numerator_ns   DURATION  the time the verdict's share counts
 -- @column denominator_ns DURATION  the time it is a share of
--- @column numerator      TEXT      what value counts
--- @column denominator    TEXT      what value is divided by
+-- @column numerator      TEXT      what numerator_ns counts
+-- @column denominator    TEXT      what denominator_ns is
 WITH _ic AS (  -- idle causes per kind, over the steps' end-to-end windows
     SELECT s.trace, s.step_kind, i.cause, sum(i.idle_ns) AS idle_ns
     FROM _hl_idle i JOIN _step_rows s USING (trace, step_index) GROUP BY ALL
@@ -502,7 +503,7 @@ ORDER BY trace, step_kind, rank;
 -- @column trace    TEXT      the trace (input file name) the row is about
 -- @column severity TEXT      'warn' | 'info'
 -- @column source   TEXT      'converter' | analysis name
--- @column message  NOTE      what the flag means and what to do
+-- @column message  NOTE      the note itself: what happened and what it changes
 WITH _tr AS (SELECT trace FROM _window UNION SELECT trace FROM trace_notes),
 _cand AS (  -- top-level ranges (no enclosing range), names with digits folded, by frequency
     SELECT * FROM (SELECT trace, regexp_replace(name, '[0-9]+', 'N', 'g') AS name, count(*) AS n
@@ -525,8 +526,8 @@ ORDER BY 1, 3, 4;
 -- @column trace      TEXT      the trace (input file name) the row is about
 -- @column step_kind  TEXT      the kind of step (steps.sql: the step name with per-step fields dropped)
 -- @column step_index ID        the step's number in its trace (1.. in time order)
--- @column cause      TEXT      causes of >= 0.1% of it; the first explained
--- @column idle_ns    DURATION  window_ns - busy_ns;  idle_share = idle_ns / window_ns
+-- @column cause      TEXT      the idle cause (gpu_idle.sql's rules)
+-- @column idle_ns    DURATION  the step's GPU idle time of that cause, inside the step's GPU span
 SELECT h.trace, s.step_kind, h.step_index, h.cause, sum(h.idle_ns)::BIGINT AS idle_ns
 FROM _hl_idle h JOIN _step_rows s USING (trace, step_index)
 GROUP BY ALL

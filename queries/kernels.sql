@@ -43,7 +43,7 @@ CREATE OR REPLACE TEMP TABLE _kc_kinds AS
 SELECT trace, step_kind, count(*) AS steps FROM _step_rows GROUP BY ALL;
 
 -- @output kernels
--- @column trace         TEXT      which capture
+-- @column trace         TEXT      the trace (input file name) the row is about
 -- @column name          TEXT      op name (kernel name as the source wrote it: the full name, mangled if it
 --                                 was)
 -- @column short_name    TEXT      the readable name (_kernel_names.sql: demangled, template noise dropped,
@@ -103,7 +103,7 @@ GROUP BY trace
 ORDER BY trace, total_ns DESC, kind, name;
 
 -- @output categories
--- @column trace          TEXT      which capture
+-- @column trace          TEXT      the trace (input file name) the row is about
 -- @column step_kind      TEXT      the kind of step (steps.sql: the step name with per-step fields dropped)
 -- @column category       TEXT      the op's category (kernel_categories.csv, _common.sql's _gpu.category);
 --                                  when the launching op gives some of its executions another category (pow
@@ -148,7 +148,7 @@ LEFT JOIN _top t USING (trace, step_kind, category)
 ORDER BY c.trace, c.step_kind = '(outside steps)', c.step_kind, c.total_ns DESC, c.category;
 
 -- @output category_phases
--- @column trace           TEXT      which capture
+-- @column trace           TEXT      the trace (input file name) the row is about
 -- @column step_kind       TEXT      the kind of step (steps.sql: the step name with per-step fields dropped)
 -- @column phase           TEXT      the phase (a range name; '(other)' = directly in the step, in no phase of
 --                                   it)
@@ -157,11 +157,10 @@ ORDER BY c.trace, c.step_kind = '(outside steps)', c.step_kind, c.total_ns DESC,
 --                                   under fb::rms_norm: norm, elsewhere: elementwise), the category of most
 --                                   of its time (equal time: the first in text order); '(mixed)' for the
 --                                   folded row
--- @column share           SHARE     total_ns / phase_gpu_op_ns, per_step_ns (total_ns / steps of the kind),
---                                   ops, total_ns,
--- @column per_step_ns     DURATION  total_ns / steps (NULL outside steps)
+-- @column share           SHARE     total_ns / phase_gpu_op_ns
+-- @column per_step_ns     DURATION  total_ns / steps of the kind
 -- @column ops             COUNT     GPU ops of the category
--- @column total_ns        DURATION  summed duration of those executions
+-- @column total_ns        DURATION  summed duration of the category's ops in the phase
 -- @column phase_gpu_op_ns DURATION  DENOMINATOR: every GPU op of the phase in the kind's steps
 WITH _c AS (
     SELECT trace, step_kind, phase, category, count(*) AS ops, sum(dur_ns) AS total_ns

@@ -24,20 +24,18 @@
 -- GPU is the bottleneck.
 
 -- @output launch
--- @column trace               TEXT      the trace (input file name) the row is about (the phase of the launch
---                                       call and its API name)
--- @column phase_path          TEXT      the '/'-joined names of the ranges around the row ('(none)' outside
---                                       every range) (the phase of the launch call and its API name)
--- @column launch_name         TEXT      the phase of the launch call and its API name
+-- @column trace               TEXT      the trace (input file name) the row is about
+-- @column phase_path          TEXT      the phase of the launch call
+-- @column launch_name         TEXT      the launch call's API name
 -- @column launches            COUNT     distinct launch calls
 -- @column gpu_ops             COUNT     GPU ops they launched (a graph launch launches many)
 -- @column host_ns             DURATION  summed duration of the launch calls (CPU time spent launching)
 -- @column host_mean_ns        DURATION  host_ns / launches
--- @column queue_p50_ns        DURATION  queueing delay over the launches (ns)
--- @column queue_p99_ns        DURATION  queueing delay over the launches (ns)
--- @column queue_max_ns        DURATION  queueing delay over the launches (ns)
--- @column launch_delay_p50_ns DURATION  HTA definition: first op start - call end, >= 0
--- @column launch_delay_p99_ns DURATION  HTA definition: first op start - call end, >= 0
+-- @column queue_p50_ns        DURATION  median queueing delay over the launches (first op start - call start)
+-- @column queue_p99_ns        DURATION  99th percentile of the queueing delay
+-- @column queue_max_ns        DURATION  longest queueing delay
+-- @column launch_delay_p50_ns DURATION  median launch delay (HTA definition: first op start - call end, >= 0)
+-- @column launch_delay_p99_ns DURATION  99th percentile of the launch delay
 -- @column short_ops           COUNT     GPU ops shorter than their own launch call (non-graph launches only)
 -- @column short_ops_ns        DURATION  their summed GPU duration
 -- @column short_share         SHARE     short_ops / gpu_ops of non-graph launches (NULL when there are none)
@@ -69,9 +67,9 @@ GROUP BY trace, phase_path, launch_name
 ORDER BY trace, host_ns DESC, phase_path, launch_name;
 
 -- @output by_frame
--- @column trace      TEXT      the trace (input file name) the row is about (NULL: the launches no user frame
---                              encloses (note says why))
--- @column user_frame FRAME     NULL: the launches no user frame encloses (note says why)
+-- @column trace      TEXT      the trace (input file name) the row is about
+-- @column user_frame FRAME     the innermost user-code Python frame around the launch calls; NULL: the
+--                              launches no user frame encloses (note says why)
 -- @column launches   COUNT     distinct kernel and graph launch calls (_api_classes: a copy or memset call,
 --                              even a blocking one such as hipMemcpyWithStream, is not a launch)
 -- @column gpu_ops    COUNT     GPU ops they launched

@@ -191,8 +191,8 @@ LEFT JOIN _lm_vocab v USING (trace);
 -- @column scope_gpu_ns   DURATION  summed duration of all GPU ops launched in the scope, descendants included
 --                                  (denominator; all GPU ops of the trace for '(top)')
 -- @column share          SHARE     lm_head_gpu_ns / scope_gpu_ns
--- @column vocab          COUNT     for method 2: the vocabulary size used and 'given' | 'inferred ...'
--- @column vocab_source   TEXT      for method 2: the vocabulary size used and 'given' | 'inferred ...'
+-- @column vocab          COUNT     method 2: the vocabulary size used
+-- @column vocab_source   TEXT      method 2: 'given' | 'inferred ...'
 -- @column note           NOTE      why a method abstained or found nothing, and what would fix it; on an ok
 --                                  1_range row found through a module, which module class
 -- @column severity       TEXT      'warn' on the first abstaining method of a trace where no method succeeded

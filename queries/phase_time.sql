@@ -40,7 +40,7 @@
 -- "how much GPU time does this phase and everything under it cost".
 
 -- @output phase_time
--- @column trace           TEXT      which capture
+-- @column trace           TEXT      the trace (input file name) the row is about
 -- @column phase_path      TEXT      the phase (exclusive: ops launched directly in it, not in child ranges)
 -- @column depth           ID        number of ranges in the path
 -- @column range_instances COUNT     range rows (or module intervals) with exactly this path (NULL for

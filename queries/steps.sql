@@ -277,8 +277,7 @@ QUALIFY row_number() OVER (PARTITION BY s.trace ORDER BY abs(s.wall_ns - _p50.p5
 -- @column context_reqs            COUNT     vLLM: context (prefill) requests
 -- @column context_tokens          COUNT     vLLM: context tokens
 -- @column generation_reqs         COUNT     vLLM: generation (decode) requests
--- @column generation_tokens       COUNT     parsed from the step name (NULL when the name does not carry
---                                           them)
+-- @column generation_tokens       COUNT     vLLM: generation tokens (NULL when the name does not carry them)
 -- @column wall_ns                 DURATION  step range duration (the step's CPU span)
 -- @column cpu_span_ns             DURATION  first start to last end of its runtime calls and cpu_ops (NULL:
 --                                           none)
@@ -302,8 +301,6 @@ QUALIFY row_number() OVER (PARTITION BY s.trace ORDER BY abs(s.wall_ns - _p50.p5
 --                                           window; other steps' ops)
 -- @column gpu_op_ns               DURATION  summed duration of its GPU ops
 -- @column gpu_ops                 COUNT     its GPU ops (kernels + memcpy + memset, graph nodes included)
---                                           (gpu_op_ns, gpu_ops, graph_*: NULL when the trace has no GPU op
---                                           at all, a CPU-only capture: not captured, not 0)
 -- @column launches                COUNT     kernel launch calls (class `launch` of _common.sql's
 --                                           _api_classes): not copies, memsets or graph launches, whether or
 --                                           not their kernel is in the trace
@@ -316,9 +313,7 @@ QUALIFY row_number() OVER (PARTITION BY s.trace ORDER BY abs(s.wall_ns - _p50.p5
 -- @column graph_node_ns           DURATION  summed duration of the GPU ops replayed by those graph launches
 -- @column sync_calls              COUNT     blocking calls (class `blocking`: syncs and synchronous copies)
 --                                           in the step
--- @column sync_stall_ns           DURATION  their summed duration (host time blocked) (launches/graph_*: NULL
---                                           when the trace has no runtime rows; sync_*: NULL when it has no
---                                           sync API call and no gpu_sync row: not captured, not 0)
+-- @column sync_stall_ns           DURATION  their summed duration (host time blocked)
 -- @column host_launch_ns          DURATION  host time in launch calls (kernel and graph launches)
 -- @column host_blocking_ns        DURATION  host time in blocking calls (syncs, synchronous copies)
 -- @column host_runtime_other_ns   DURATION  host time in other runtime calls
@@ -335,7 +330,7 @@ SELECT * FROM _step_rows ORDER BY trace, step_index;
 -- @column trace     TEXT      the trace (input file name) the row is about
 -- @column step_kind TEXT      the kind of step (steps.sql: the step name with per-step fields dropped)
 -- @column metric    TEXT      what the row measures (metric names of _run_metrics.sql or columns of steps)
--- @column steps     COUNT     what does one step cost, and where does its time go?
+-- @column steps     COUNT     steps of the kind
 -- @column mean      VALUE     mean over the steps, in the row's unit
 -- @column p50       VALUE     median over the steps, in the row's unit
 -- @column p99       VALUE     99th percentile over the steps, in the row's unit
@@ -369,15 +364,11 @@ ORDER BY trace, step_kind, list_position(['wall_ns', 'cpu_span_ns', 'gpu_span_ns
 --                                   it)
 -- @column cpu_ns          DURATION  summed range time, inclusive of children
 -- @column range_instances COUNT     range instances of the phase in the step
--- @column gpu_op_ns       DURATION  summed duration of its GPU ops
--- @column gpu_ops         COUNT     its GPU ops (kernels + memcpy + memset, graph nodes included) (gpu_op_ns,
---                                   gpu_ops, graph_*: NULL when the trace has no GPU op at all, a CPU-only
---                                   capture: not captured, not 0)
--- @column launches        COUNT     kernel launch calls (class `launch` of _common.sql's _api_classes): not
---                                   copies, memsets or graph launches, whether or not their kernel is in the
---                                   trace
--- @column wall_ns         DURATION  step range duration (the step's CPU span)
--- @column cpu_share       SHARE     = cpu_ns / wall_ns (inclusive of child ranges
+-- @column gpu_op_ns       DURATION  their summed duration
+-- @column gpu_ops         COUNT     GPU ops launched in the phase in this step
+-- @column launches        COUNT     kernel launch calls in the phase in this step
+-- @column wall_ns         DURATION  the step's wall time (its range duration)
+-- @column cpu_share       SHARE     cpu_ns / wall_ns (inclusive of child ranges)
 -- @column phase_source    TEXT      'range' | 'module' | 'frame'; several comma-separated when a path came
 --                                   from more than one; NULL for '(other)' with nothing launched by a range
 SELECT * FROM _step_phases ORDER BY trace, step_index, gpu_op_ns DESC NULLS LAST, cpu_ns DESC NULLS LAST, phase;
@@ -388,13 +379,13 @@ SELECT * FROM _step_phases ORDER BY trace, step_index, gpu_op_ns DESC NULLS LAST
 --                                      dropped)
 -- @column phase              TEXT      the phase (a range name; '(other)' = directly in the step, in no phase
 --                                      of it)
--- @column steps              COUNT     what does one step cost, and where does its time go?
+-- @column steps              COUNT     steps of the kind
 -- @column steps_with_phase   COUNT     steps of the kind that have the phase
 -- @column mean_cpu_ns        DURATION  mean CPU time of the phase per step that has it
 -- @column p50_cpu_ns_present DURATION  median over the steps that have the phase
--- @column mean_gpu_op_ns     DURATION  per step of the kind, 0 where absent
--- @column cpu_share          SHARE     = cpu_ns / wall_ns (inclusive of child ranges
--- @column gpu_share          SHARE     = sum gpu_op_ns / sum of the steps' gpu_op_ns (the LenVM-style table)
+-- @column mean_gpu_op_ns     DURATION  mean GPU op time of the phase per step of the kind, 0 where absent
+-- @column cpu_share          SHARE     sum cpu_ns / sum wall_ns over the kind's steps
+-- @column gpu_share          SHARE     sum gpu_op_ns / sum of the steps' gpu_op_ns (the LenVM-style table)
 -- @column phase_source       TEXT      'range' | 'module' | 'frame'; several comma-separated when a path came
 --                                      from more than one; NULL for '(other)' with nothing launched by a
 --                                      range
@@ -419,8 +410,8 @@ ORDER BY p.trace, p.step_kind, coalesce(mean_gpu_op_ns, 0) + mean_cpu_ns DESC, p
 -- @column trace        TEXT      the trace (input file name) the row is about
 -- @column step_index   ID        the step's number in its trace (1.. in time order)
 -- @column step_name    TEXT      the step range's name as captured
--- @column step_ts_ns   TIMESTAMP the median step
--- @column step_wall_ns DURATION  the median step
+-- @column step_ts_ns   TIMESTAMP start of the median step
+-- @column step_wall_ns DURATION  wall time of the median step
 -- @column lane         TEXT      'CPU tid N' | 'GPU g stream s' (display order: CPU lanes by tid, then GPU by
 --                                g, stream). g is trace_devices.gpu_index, the GPU index `tracekit info`
 --                                prints (a ROCm HSA agent id mapped to its listed GPU; tracekit.store

@@ -23,20 +23,19 @@
 -- How to read: the entry point; details are in the per-analysis tables.
 
 -- @output summary
--- @column trace             TEXT      the trace (input file name) the row is about (which capture, kineto |
---                                     nsys)
--- @column source            TEXT      which capture, kineto | nsys
+-- @column trace             TEXT      the trace (input file name) the row is about
+-- @column source            TEXT      which capture: kineto | nsys
 -- @column events            COUNT     rows in the trace
 -- @column window_ns         DURATION  trace window (earliest start to latest end, metadata excluded)
--- @column gpu_ops           COUNT     GPU ops and their summed duration
--- @column gpu_op_ns         DURATION  GPU ops and their summed duration
+-- @column gpu_ops           COUNT     GPU ops (kernels, memcpys, memsets)
+-- @column gpu_op_ns         DURATION  their summed duration
 -- @column gpu_busy_ns       DURATION  union of GPU op intervals per device, summed over devices
 -- @column devices           COUNT     GPU devices with ops
 -- @column window_busy_share SHARE     gpu_busy_ns / (window_ns * devices): busy share of the whole TRACE
 --                                     WINDOW, not of a step (a step's is headline's 'GPU busy / end to end')
 -- @column launches          COUNT     kernel and graph launch calls (_api_classes launch, graph_launch)
--- @column sync_calls        COUNT     blocking sync calls and their summed duration (NULL: no sync captured)
--- @column sync_ns           DURATION  blocking sync calls and their summed duration (NULL: no sync captured)
+-- @column sync_calls        COUNT     blocking sync calls (NULL: no sync captured)
+-- @column sync_ns           DURATION  their summed duration (NULL: no sync captured)
 -- @column steps             COUNT     step ranges matching the step pattern (all, nested included)
 -- @column ranges            COUNT     range rows
 WITH _busy AS (

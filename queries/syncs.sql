@@ -136,9 +136,8 @@ FROM _b b LEFT JOIN _n n USING (trace, row_id) LEFT JOIN _u u USING (trace, row_
 LEFT JOIN _ph p USING (trace, row_id) LEFT JOIN _w w USING (trace, row_id);
 
 -- @output syncs
--- @column trace             TEXT      the trace (input file name) the row is about (phase of the sync call)
--- @column phase_path        TEXT      the '/'-joined names of the ranges around the row ('(none)' outside
---                                     every range) (phase of the sync call)
+-- @column trace             TEXT      the trace (input file name) the row is about
+-- @column phase_path        TEXT      the phase of the sync call
 -- @column sync_class        TEXT      explicit | implicit
 -- @column api               TEXT      runtime API name
 -- @column op_chain          TEXT      enclosing syncing op(s), outermost first ('' for explicit)
@@ -194,14 +193,12 @@ GROUP BY c.trace, c.phase_path, c.sync_class, c.api, c.op_chain, c.user_frame
 ORDER BY c.trace, blocked_ns DESC, c.phase_path, c.sync_class, c.api, c.op_chain, c.user_frame NULLS FIRST;
 
 -- @output calls
--- @column trace                 TEXT      the trace (input file name) the row is about (phase of the sync
---                                         call)
+-- @column trace                 TEXT      the trace (input file name) the row is about
 -- @column api                   TEXT      runtime API name
 -- @column tid                   ID        thread id
 -- @column ts_ns                 TIMESTAMP start
 -- @column dur_ns                DURATION  duration
--- @column phase_path            TEXT      the '/'-joined names of the ranges around the row ('(none)' outside
---                                         every range) (phase of the sync call)
+-- @column phase_path            TEXT      the phase of the sync call
 -- @column sync_class            TEXT      explicit | implicit
 -- @column op_chain              TEXT      enclosing syncing op(s), outermost first ('' for explicit)
 -- @column blocks_host           BOOL      FALSE only for *StreamWaitEvent (a GPU-side wait)
@@ -217,7 +214,8 @@ ORDER BY c.trace, blocked_ns DESC, c.phase_path, c.sync_class, c.api, c.op_chain
 -- @column waiting_on            TEXT      when the GPU was idle for more than half the call: the cause of the
 --                                         idle gap that overlaps it most (gpu_idle.sql), and its stream wait
 --                                         call if any
--- @column user_frame            FRAME     innermost user-code Python frame around the calls (NULL: see above)
+-- @column user_frame            FRAME     innermost user-code Python frame around the call (NULL: no Python
+--                                         frames, or none encloses it)
 SELECT c.trace, c.api, c.tid, c.ts_ns, c.dur_ns, c.phase_path, c.sync_class, c.op_chain, c.blocking AS blocks_host,
        d.gpu_ops_during, d.gpu_busy_during_ns, d.unlaunched_ops_during, d.unlaunched_ns_during, d.launched_from,
        d.waiting_on, c.user_frame

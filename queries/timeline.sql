@@ -34,13 +34,12 @@ SELECT g.trace, g.device,
 FROM (SELECT DISTINCT n.trace, n.device FROM _tl_gpu t JOIN _gpu n USING (gid)) g;
 
 -- @output timeline
--- @column trace        TEXT      the trace (input file name) the row is about (the median step)
--- @column step_index   ID        the step's number in its trace (1.. in time order) (the median step)
--- @column step_kind    TEXT      the kind of step (steps.sql: the step name with per-step fields dropped)
---                                (the median step)
--- @column step_name    TEXT      the step range's name as captured (the median step)
--- @column step_ts_ns   TIMESTAMP the median step
--- @column step_wall_ns DURATION  the median step
+-- @column trace        TEXT      the trace (input file name) of the median step
+-- @column step_index   ID        the median step's number in its trace
+-- @column step_kind    TEXT      the median step's kind
+-- @column step_name    TEXT      the median step's range name
+-- @column step_ts_ns   TIMESTAMP start of the median step
+-- @column step_wall_ns DURATION  wall time of the median step
 -- @column lane_kind    TEXT      'cpu' | 'gpu'
 -- @column lane         TEXT      'CPU tid N' | 'GPU g stream s' (display order: CPU lanes by tid, then GPU by
 --                                g, stream). g is trace_devices.gpu_index, the GPU index `tracekit info`
@@ -51,8 +50,8 @@ FROM (SELECT DISTINCT n.trace, n.device FROM _tl_gpu t JOIN _gpu n USING (gid)) 
 -- @column row_kind     TEXT      'range' (a CPU range), 'runtime' (a launching or blocking-sync runtime call
 --                                that starts inside the step window, any thread), 'gpu_op'
 -- @column name         TEXT      range / API / kernel name
--- @column ts_ns        TIMESTAMP start (start and duration (ns, same clock as the trace))
--- @column dur_ns       DURATION  duration (start and duration (ns, same clock as the trace))
+-- @column ts_ns        TIMESTAMP start (same clock as the trace)
+-- @column dur_ns       DURATION  duration
 -- @column phase_path   TEXT      phase relative to the step, as the phase tree (headline.phase_tree) names
 --                                it: '(other)' = directly in the step, in no phase; a range's own path, a
 --                                runtime call's or GPU op's launching path. A GPU op launched in another
@@ -63,10 +62,10 @@ FROM (SELECT DISTINCT n.trace, n.device FROM _tl_gpu t JOIN _gpu n USING (gid)) 
 --                                runtime calls by their range path (module calls are not drawn)
 -- @column depth        ID        ranges: nesting level inside the step (1 = top level); NULL otherwise
 -- @column blocking     BOOL      runtime rows: TRUE for a blocking sync call
--- @column launch_tid   ID        GPU ops: the thread and start of the runtime call that launched them (NULL
---                                when unknown: no runtime rows); the HTML draws a link from one to the other
--- @column launch_ts_ns TIMESTAMP GPU ops: the thread and start of the runtime call that launched them (NULL
---                                when unknown: no runtime rows); the HTML draws a link from one to the other
+-- @column launch_tid   ID        GPU ops: the thread of the runtime call that launched them (NULL when
+--                                unknown)
+-- @column launch_ts_ns TIMESTAMP GPU ops: the start of the runtime call that launched them (NULL when
+--                                unknown: no runtime rows)
 -- @column launch       TEXT      GPU ops: 'step' (launched in this step), 'other_step' (launched in another
 --                                step, still running), 'outside_steps' (launched in the trace, in no step),
 --                                'none' (no launch record: launched before the trace window opened, or its

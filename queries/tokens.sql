@@ -148,10 +148,9 @@ LEFT JOIN _d d USING (trace, step_index);
 -- @column drafted             NUMBER    draft tokens proposed and verified
 -- @column accepted            NUMBER    draft tokens the target accepted (the bonus token of each request NOT
 --                                       included)
--- @column batch_size          NUMBER    requests in the step (when not counted: the bs=N of an SGLang step
---                                       name, steps.sql)
--- @column tokens              NUMBER    what does one ACCEPTED token cost (speculative decoding: draft,
---                                       verify, acceptance)?
+-- @column batch_size          NUMBER    requests in the step
+-- @column tokens              NUMBER    tokens the step processed (a count event, the step name, or --tokens-
+--                                       per-step)
 -- @column acceptance_rate     NUMBER    accepted / drafted
 -- @column mean_accept_len     MEAN      accepted / batch_size: accepted draft tokens per request this round
 -- @column ms_per_accepted     NUMBER    wall_ms / accepted; NULL when 0 accepted
@@ -167,17 +166,16 @@ FROM _tk_step ORDER BY trace, step_index;
 
 -- @output summary
 -- @column trace                     TEXT      the trace (input file name) the row is about
--- @column steps                     COUNT     steps of the kind
+-- @column steps                     COUNT     steps in the trace
 -- @column steps_counted             COUNT     steps with an `accepted` count
 -- @column drafted                   NUMBER    draft tokens proposed and verified
 -- @column accepted                  NUMBER    draft tokens the target accepted (the bonus token of each
 --                                             request NOT included)
--- @column tokens                    NUMBER    what does one ACCEPTED token cost (speculative decoding: draft,
---                                             verify, acceptance)?
+-- @column tokens                    NUMBER    sum of the steps' tokens
 -- @column tokens_source             TEXT      'count' | 'tokens_per_step'
 -- @column acceptance_rate           NUMBER    accepted / drafted
--- @column mean_accept_len           MEAN      accepted / batch_size: accepted draft tokens per request this
---                                             round
+-- @column mean_accept_len           MEAN      accepted / batch_size over the counted steps: accepted draft
+--                                             tokens per request
 -- @column accepted_per_step         NUMBER    sum accepted / steps_counted
 -- @column ms_per_accepted           NUMBER    wall_ms / accepted; NULL when 0 accepted
 -- @column gpu_ms_per_accepted       NUMBER    gpu_busy_ms / accepted
@@ -265,11 +263,10 @@ ORDER BY w.trace;
 --                                            phase of it)
 -- @column accepted                 NUMBER    draft tokens the target accepted (the bonus token of each
 --                                            request NOT included)
--- @column cpu_ms_per_accepted      NUMBER    CPU range time of the phase
--- @column gpu_ms_per_accepted      NUMBER    gpu_busy_ms / accepted
--- @column incl_gpu_ms_per_accepted NUMBER    the phase and every phase under it: inclusive
--- @column phase_source             TEXT      steps.phases': 'range' | 'module' | 'frame', a module path where
---                                            no user range below the step covers the work: _modules.sql
+-- @column cpu_ms_per_accepted      NUMBER    CPU range time of the phase / accepted tokens, ms
+-- @column gpu_ms_per_accepted      NUMBER    GPU op time of the phase / accepted tokens, ms
+-- @column incl_gpu_ms_per_accepted NUMBER    the same with every phase under it included, ms
+-- @column phase_source             TEXT      'range' | 'module' | 'frame' (as steps.phases)
 --
 --                                            no user range below the step covers the work: _modules.sql
 WITH _acc AS (
@@ -294,18 +291,18 @@ ORDER BY p.trace, coalesce(p.cpu_ns, 0) + p.gpu_ns DESC, p.phase;
 
 -- @output draft_split
 -- @column trace                   TEXT      the trace (input file name) the row is about
--- @column steps                   COUNT     steps of the kind
+-- @column steps                   COUNT     steps counted
 -- @column draft_ms_per_step       NUMBER    CPU time of the draft ranges per step, ms
--- @column lm_head_ms_per_step     NUMBER    lm_head ranges under draft
--- @column rest_ms_per_step        NUMBER    draft - lm_head
--- @column lm_head_share           SHARE     lm_head / draft
+-- @column lm_head_ms_per_step     NUMBER    CPU time of the lm_head ranges under draft per step, ms
+-- @column rest_ms_per_step        NUMBER    draft - lm_head per step, ms
+-- @column lm_head_share           SHARE     lm_head / draft (CPU time)
 -- @column draft_gpu_ms_per_step   NUMBER    GPU op time of the draft ranges per step, ms
 -- @column lm_head_gpu_ms_per_step NUMBER    GPU op time of the LM head inside the draft per step, ms
 -- @column rest_gpu_ms_per_step    NUMBER    draft GPU op time outside the LM head per step, ms
 -- @column lm_head_gpu_share       SHARE     lm_head_gpu_ms_per_step / draft_gpu_ms_per_step
 -- @column lm_head_ms_per_accepted NUMBER    LM head time per accepted token, ms
--- @column rest_ms_per_accepted    NUMBER    CPU, summed over the steps with an accepted count / their
---                                           accepted tokens
+-- @column rest_ms_per_accepted    NUMBER    draft CPU time outside lm_head, summed over the steps with an
+--                                           accepted count / their accepted tokens, ms
 SELECT trace, count(*) AS steps,
        sum(draft_cpu_ns) / 1e6 / count(*) AS draft_ms_per_step,
        sum(draft_lm_head_cpu_ns) / 1e6 / count(*) AS lm_head_ms_per_step,
@@ -322,10 +319,9 @@ FROM _tk_step GROUP BY trace ORDER BY trace;
 
 -- @output lengths
 -- @column trace        TEXT      the trace (input file name) the row is about
--- @column accepted     NUMBER    draft tokens the target accepted (the bonus token of each request NOT
---                                included)
--- @column steps        COUNT     steps of the kind
--- @column share        SHARE     of counted steps
+-- @column accepted     NUMBER    accepted tokens of a step (the row's length)
+-- @column steps        COUNT     steps with that count
+-- @column share        SHARE     steps / counted steps
 -- @column wall_ms_p50  NUMBER    median step wall time, ms
 -- @column wall_ms_mean NUMBER    mean step wall time, ms
 -- @column wall_ms_p90  NUMBER    90th percentile of the step wall time, ms

@@ -47,8 +47,8 @@
 -- @column flag        TEXT      the trust check's name
 -- @column severity    TEXT      info | warn (warn when the flag can change a conclusion)
 -- @column value       NUMBER    the measured quantity (a share in [0,1] or a count); NULL when not measurable
--- @column numerator   TEXT      what value counts (ns or rows);  denominator: what it is divided by
--- @column denominator TEXT      what value is divided by
+-- @column numerator   TEXT      what value counts (ns or rows)
+-- @column denominator TEXT      what it is divided by
 -- @column message     NOTE      what it means and what to do
 WITH _g AS (
     SELECT trace, count(*) AS ops, sum(dur_ns) AS op_ns,
