@@ -11,6 +11,12 @@ names the files whose set-up must run first (``headline`` reads ``steps``' and
 ``gpu_idle``'s tables); :func:`prepare` is the one place that loads ``_common.sql``, the
 query variables and those set-ups, for ``report``, ``sql -f``/``--query``, ``compare``.
 
+The headers are typed: each output section opens with one ``-- @column name TYPE meaning`` line per
+column (:data:`COLUMN_TYPES`; the view formats by the type, tests/test_sql_headers.py checks it on real
+traces), and each ``getvariable(name)`` is declared once, ``-- @param name TYPE default meaning``, in the
+header of the file that reads it: :data:`DEFAULTS` and the CLI's query options are made from those lines,
+docs/queries.md from all of them (``python -m tracekit.querydoc``).
+
 Results are DataFrames (the documented API), Arrow tables (``arrow``) or, for the terminal and
 JSON report, :class:`tracekit.view.rows.Rows` (``rows``): plain Python rows with their SQL types,
 so ``tracekit report`` never imports pandas (issue 14: the import took longer than the queries on
