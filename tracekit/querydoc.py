@@ -16,6 +16,22 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
+def _syntax() -> list[str]:
+    return ["## Writing a header", "",
+            "- `-- @output NAME` starts an output section; the comment lines right after it declare its columns in",
+            "  the SELECT's order, one `-- @column name TYPE meaning` each. A meaning goes on over the next `--`",
+            "  lines indented by three or more spaces; a bare `--` line ends it.",
+            "- `-- @param name TYPE default [--flag] meaning` in the file's header (before its first `@output`), once",
+            "  for each `getvariable('name')` the file reads (read by several files: declared in one of them, e.g.",
+            "  `step_pattern` in _common.sql, which every analysis loads).",
+            f"  TYPE: {', '.join(report.PARAM_TYPES)} (`CHOICE(a,b)`: one of a, b); default: a SQL literal, or `-`",
+            "  when the verb that runs the file sets it. `--flag`: the CLI option's spelling when it is not",
+            "  `--name` with dashes.",
+            "- tests/test_sql_headers.py runs every output on real traces and fails when a declaration and the",
+            "  result disagree (names, order, DuckDB type), when a `getvariable` has no `@param` or two, and when",
+            "  this page is stale.", ""]
+
+
 def _types() -> list[str]:
     out = ["## Column types", "",
            "What `-- @column name TYPE meaning` may declare. The report formats a column by its type (a result",
@@ -65,7 +81,7 @@ def markdown() -> str:
     lines = ["# Query files", "",
              "Generated from the headers of `queries/*.sql` by `python -m tracekit.querydoc > docs/queries.md`;",
              "do not edit by hand. Report analyses first, in report order.", ""]
-    lines += _types() + _params() + ["## Files and their outputs", ""]
+    lines += _syntax() + _types() + _params() + ["## Files and their outputs", ""]
     for name in report.list_queries(private=True):
         lines += _file(name)
     return "\n".join(lines).rstrip("\n") + "\n"
