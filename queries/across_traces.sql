@@ -18,10 +18,6 @@
 --
 -- Output `by_step`: one row per step kind and kind_index that at least one trace has:
 --   step_kind, kind_index
---   traces          traces that have this step
---   min_ns, median_ns, max_ns   of end_to_end_ns over those traces (median: an actual value, quantile_disc)
---   spread_ns       max_ns - min_ns: how long the fastest trace waits for the slowest at this step
---   spread_share    spread_ns / max_ns (DENOMINATOR: the slowest trace's step time)
 --   slowest_trace, slowest_rank, fastest_trace, fastest_rank
 --
 -- Output `across_traces`: one row per step kind:
@@ -33,7 +29,6 @@
 --
 -- Output `per_trace`: one row per trace and step kind: trace, rank, step_kind, steps, p50_ns (of
 --   end_to_end_ns, quantile_disc), dataset_p50_ns (median over traces of their p50_ns),
---   vs_dataset = p50_ns / dataset_p50_ns (DENOMINATOR: the dataset's median trace),
 --   times_slowest (matched steps at which this trace was the slowest), steps_matched.
 --
 -- How to read: a high mean_spread_share with one trace most often slowest is a straggler rank (look
@@ -62,9 +57,37 @@ JOIN (SELECT step_kind, count(DISTINCT trace) AS n FROM _xt_steps GROUP BY step_
 WHERE b.traces = k.n;
 
 -- @output by_step
+-- @column step_kind     TEXT      the kind of step (steps.sql: the step name with per-step fields dropped)
+-- @column kind_index    ID        the n-th step of its kind in each trace (how steps are matched across
+--                                 traces)
+-- @column traces        COUNT     traces that have this step
+-- @column min_ns        DURATION  shortest end_to_end_ns of the step over those traces
+-- @column median_ns     DURATION  median end_to_end_ns (an actual value: quantile_disc)
+-- @column max_ns        DURATION  longest end_to_end_ns of the step over those traces
+-- @column spread_ns     DURATION  max_ns - min_ns: how long the fastest trace waits for the slowest at this
+--                                 step
+-- @column spread_share  SHARE     spread_ns / max_ns (DENOMINATOR: the slowest trace's step time)
+-- @column slowest_trace TEXT      the trace with the longest step
+-- @column slowest_rank  COUNT     its rank
+-- @column fastest_trace TEXT      the trace with the shortest step
+-- @column fastest_rank  COUNT     its rank
 SELECT * FROM _xt_by_step ORDER BY step_kind, kind_index;
 
 -- @output across_traces
+-- @column step_kind                TEXT      the kind of step (steps.sql: the step name with per-step fields
+--                                            dropped)
+-- @column traces                   COUNT     traces that have this step
+-- @column steps_matched            COUNT     kind_index values present in every one of those traces
+-- @column mean_spread_ns           DURATION  mean of by_step.spread_ns over the matched steps
+-- @column max_spread_ns            DURATION  largest spread (slowest - fastest) over the matched steps
+-- @column mean_spread_share        SHARE     sum(spread_ns) / sum(max_ns) over the matched steps
+--                                            (DENOMINATOR: the slowest traces' summed step time)
+-- @column most_often_slowest_trace TEXT      the trace slowest in most matched steps
+-- @column most_often_slowest_rank  COUNT     its rank
+-- @column times_slowest            COUNT     matched steps at which it was the slowest; equal counts: lowest
+--                                            rank, then text order
+--
+--                                            rank, then text order
 WITH _k AS (SELECT step_kind, count(DISTINCT trace) AS traces FROM _xt_steps GROUP BY step_kind),
 _slow AS (
     SELECT step_kind, slowest_trace, any_value(slowest_rank) AS slowest_rank, count(*) AS n
@@ -84,6 +107,16 @@ FROM _k k LEFT JOIN _m m USING (step_kind) LEFT JOIN _top t USING (step_kind)
 ORDER BY k.step_kind;
 
 -- @output per_trace
+-- @column trace          TEXT      the trace (input file name) the row is about
+-- @column rank           ID        the trace's rank (NULL last)
+-- @column step_kind      TEXT      the kind of step (steps.sql: the step name with per-step fields dropped)
+-- @column steps          COUNT     steps of the kind
+-- @column p50_ns         DURATION  median end_to_end_ns of its steps of the kind
+-- @column dataset_p50_ns DURATION  median over traces of their p50_ns
+-- @column vs_dataset     NUMBER    p50_ns / dataset_p50_ns (DENOMINATOR: the dataset's median trace)
+-- @column times_slowest  COUNT     matched steps at which it was the slowest; equal counts: lowest rank, then
+--                                  text order
+-- @column steps_matched  COUNT     kind_index values present in every one of those traces
 WITH _p AS (
     SELECT trace, any_value(rank) AS rank, step_kind, count(*) AS steps, quantile_disc(end_to_end_ns, 0.5) AS p50_ns
     FROM _xt_steps GROUP BY trace, step_kind

@@ -1,6 +1,9 @@
 -- collectives: one row per collective call (type, group, size, bandwidth), and the same calls
--- matched across ranks: who arrives late, who waits, how far each rank's steps are skewed.
 -- @requires lib/gpu_activity lib/step_instances lib/trace_window
+-- matched across ranks: who arrives late, who waits, how far each rank's steps are skewed.
+-- @param rank_align CHOICE(collective_end,none) 'collective_end' several ranks: shift each rank's clock so
+--     matched collectives end together (collective_end), or keep raw timestamps (none: one host, or
+--     clocks known to agree)
 --
 -- Run it with `tracekit report` (or tracekit.report.run): that loads the modules on its @requires line first.
 --
@@ -39,7 +42,6 @@
 -- shift and the largest residual misfit of matched ends after it (a quality check).
 --
 -- Inputs: kernels, events (record_param_comms cpu_ops), trace_ranks; step_instances, trace_window, gpu_activity_names (queries/lib/).
--- Parameters: getvariable('rank_align') ('collective_end' | 'none').
 --
 -- Output `collectives` (one row per call): trace, device, rank, stream, ts_ns, dur_ns, coll_type,
 --   type_source (args | record_param_comms | range | kernel_name | unknown), pg_name, pg_desc,
@@ -54,13 +56,9 @@
 --   (largest |end - reference end| left after the shift), note
 -- Output `matched` (one row per call seen on >= 2 ranks): match_key, match_by (seq | nearest_end),
 --   coll_type, pg_name, ranks, first_arrival_ts_ns, last_arrival_ts_ns (aligned kernel starts: timestamps),
---   arrival_skew_ns = last - first, last_rank, late_ns = last arrival - the one before it (what
 --   the late rank cost every other rank at least), total_wait_ns = summed waits of all ranks,
 --   mean_dur_ns, step_key (step of the reference rank's call)
 -- Output `waits` (one row per rank and matched call): match_key, trace, device, rank, arrival_ts_ns,
---   behind_ns = this rank's arrival - the first arrival,
---   wait_ns = last arrival - this rank's arrival (time its kernel spent waiting for the last peer),
---   dur_ns, wait_share = wait_ns / dur_ns
 -- Output `by_rank`: trace, device, rank, calls (matched), wait_ns (summed), times_last (calls it
 --   arrived at last), caused_wait_ns (others' waits in the calls it was last at), late_ns (summed)
 -- Output `rank_steps` (per step and trace, multi-trace sets): step_key, trace, rank, start_ts_ns,
@@ -68,7 +66,6 @@
 --   start over all ranks: the per-rank step timeline), wall_ns, wait_ns (its waits at the step's matched calls), late_ns (its
 --   arrival - the first arrival, summed over those calls)
 -- Output `step_skew` (per step key seen on >= 2 traces): ranks, earliest_start_ts_ns, start_skew_ns,
---   earliest_end_ts_ns, skew_ns = latest end - earliest end (the first rank to finish waits this long
 --   for the last), min_wall_ns, max_wall_ns, slowest_rank (ends last; NULL when all end together), late_rank (most late_ns at
 --   the step's calls; NULL when none is late), late_ns, max_wait_ns
 -- Output `straggler` (one row when >= 2 ranks' collectives matched; the report's sentence): rank, trace
@@ -267,6 +264,34 @@ FROM _cl_steps s JOIN _cl_align a USING (trace) LEFT JOIN _w w USING (trace, ste
 WHERE (SELECT count(DISTINCT trace) FROM step_instances) >= 2;
 
 -- @output collectives
+-- @column trace       TEXT      the trace (input file name) the row is about
+-- @column device      ID        GPU device id as the trace gives it
+-- @column rank        ID        metadata `distributedInfo.rank`, else `rank<N>` in the trace name, else its
+--                               position among the traces
+-- @column stream      ID        GPU stream id
+-- @column ts_ns       TIMESTAMP start
+-- @column dur_ns      DURATION  the kernel's duration
+-- @column coll_type   TEXT      collective type (all_reduce, all_gather, ...)
+-- @column type_source TEXT      args | record_param_comms | range | kernel_name | unknown
+-- @column pg_name     TEXT      process group name (record_param_comms' Process Group Name)
+-- @column pg_desc     TEXT      process group description
+-- @column group_size  COUNT     ranks in the process group
+-- @column group_ranks TEXT      global ranks of the group, as torch writes them
+-- @column seq         ID        the collective's sequence number in its process group
+-- @column in_nelems   COUNT     input elements of the call (record_param_comms)
+-- @column out_nelems  COUNT     output elements of the call
+-- @column dtype       TEXT      element type of the collective's data
+-- @column msg_bytes   COUNT     max(In msg nelems, Out msg nelems) x element size: the buffer size S of nccl-
+--                               tests
+-- @column algbw_gbs   NUMBER    msg_bytes / dur_ns (bytes per ns = GB/s)
+-- @column busbw_gbs   NUMBER    algbw_gbs x the collective's bus factor (nccl-tests: all_reduce 2(n-1)/n,
+--                               ...)
+-- @column size_bucket TEXT      message size class
+-- @column phase_path  TEXT      the '/'-joined names of the ranges around the row ('(none)' outside every
+--                               range)
+-- @column step_index  ID        the step's number in its trace (1.. in time order)
+-- @column kernel      TEXT      the communication kernel's name
+-- @column note        NOTE      why a value of the row is NULL or what to keep in mind reading it
 SELECT c.trace, c.device, u.rank, c.stream, c.ts_ns, c.dur_ns, c.coll_type, c.type_source, c.pg_name, c.pg_desc,
        c.group_size, c.group_ranks, c.seq, c.in_nelems, c.out_nelems, c.dtype, c.msg_bytes, c.algbw_gbs, c.busbw_gbs, c.size_bucket,
        c.phase_path, c.step_index, c.name AS kernel,
@@ -277,6 +302,21 @@ FROM _cl c JOIN _cl_unit u USING (trace, device)
 ORDER BY c.trace, c.device, c.ts_ns, c.stream, c.dur_ns, c.name, c.seq NULLS LAST;
 
 -- @output by_type
+-- @column trace       TEXT      the trace (input file name) the row is about
+-- @column device      ID        GPU device id as the trace gives it
+-- @column coll_type   TEXT      collective type (all_reduce, all_gather, ...)
+-- @column pg_name     TEXT      process group name (record_param_comms' Process Group Name)
+-- @column size_bucket TEXT      message size class
+-- @column calls       COUNT     collective calls
+-- @column total_ns    DURATION  summed duration
+-- @column mean_ns     DURATION  mean duration
+-- @column p50_ns      DURATION  median duration
+-- @column max_ns      DURATION  longest duration
+-- @column msg_bytes   COUNT     summed message bytes
+-- @column algbw_gbs   NUMBER    msg_bytes / total_ns (GB/s)
+-- @column busbw_gbs   NUMBER    algbw_gbs x the bus factor
+--
+--                               NULL
 SELECT trace, device, coll_type, pg_name, coalesce(size_bucket, '(unknown size)') AS size_bucket, count(*) AS calls,
        sum(dur_ns)::BIGINT AS total_ns, avg(dur_ns) AS mean_ns, quantile_disc(dur_ns, 0.5) AS p50_ns, max(dur_ns) AS max_ns,
        sum(msg_bytes)::BIGINT AS msg_bytes, sum(msg_bytes) / nullif(sum(dur_ns) FILTER (WHERE msg_bytes IS NOT NULL), 0) AS algbw_gbs,
@@ -284,11 +324,29 @@ SELECT trace, device, coll_type, pg_name, coalesce(size_bucket, '(unknown size)'
 FROM _cl GROUP BY ALL ORDER BY trace, device, total_ns DESC, coll_type, pg_name NULLS LAST, size_bucket;
 
 -- @output by_phase
+-- @column trace      TEXT      the trace (input file name) the row is about
+-- @column device     ID        GPU device id as the trace gives it
+-- @column phase_path TEXT      the '/'-joined names of the ranges around the row ('(none)' outside every
+--                              range)
+-- @column coll_type  TEXT      collective type (all_reduce, all_gather, ...)
+-- @column calls      COUNT     collective calls
+-- @column total_ns   DURATION  summed duration
+-- @column msg_bytes  COUNT     summed message bytes
+-- @column algbw_gbs  NUMBER    msg_bytes / total_ns (GB/s)
 SELECT trace, device, phase_path, coll_type, count(*) AS calls, sum(dur_ns)::BIGINT AS total_ns,
        sum(msg_bytes)::BIGINT AS msg_bytes, sum(msg_bytes) / nullif(sum(dur_ns) FILTER (WHERE msg_bytes IS NOT NULL), 0) AS algbw_gbs
 FROM _cl GROUP BY ALL ORDER BY trace, device, total_ns DESC, phase_path NULLS LAST, coll_type;
 
 -- @output alignment
+-- @column trace         TEXT      the trace (input file name) the row is about
+-- @column rank          ID        metadata `distributedInfo.rank`, else `rank<N>` in the trace name, else its
+--                                 position among the traces
+-- @column method        TEXT      how the row was found
+-- @column offset_ns     DURATION  subtracted from the trace's timestamps
+-- @column matched_calls COUNT     calls matched with the reference rank
+-- @column residual_ns   DURATION  largest |end - reference end| left after the shift
+-- @column reference     BOOL      TRUE for the reference rank's trace (the lowest rank: shift 0)
+-- @column note          NOTE      why a value of the row is NULL or what to keep in mind reading it
 WITH _r AS (
     SELECT w.trace, max(abs(w.aend_ns - r.aend_ns)) AS residual_ns
     FROM collectives_waits w JOIN collectives_waits r ON r.match_key = w.match_key AND r.clock_unit
@@ -304,6 +362,19 @@ FROM _cl_align a LEFT JOIN _r r USING (trace)
 ORDER BY a.rank, a.trace;
 
 -- @output matched
+-- @column match_key           TEXT      what matches one call across ranks (process group, sequence number)
+-- @column match_by            TEXT      seq | nearest_end
+-- @column coll_type           TEXT      collective type (all_reduce, all_gather, ...)
+-- @column pg_name             TEXT      process group name (record_param_comms' Process Group Name)
+-- @column ranks               COUNT     ranks (traces) that have the row
+-- @column first_arrival_ts_ns TIMESTAMP earliest aligned kernel start of the call over the ranks
+-- @column last_arrival_ts_ns  TIMESTAMP latest aligned kernel start of the call over the ranks
+-- @column arrival_skew_ns     DURATION  last - first arrival
+-- @column last_rank           COUNT     the rank that arrived last
+-- @column late_ns             DURATION  last arrival - the one before it (what the last rank alone cost)
+-- @column total_wait_ns       DURATION  summed waits of all ranks
+-- @column mean_dur_ns         DURATION  mean kernel duration of the call over the ranks
+-- @column step_key            TEXT      step of the reference rank's call
 SELECT match_key, CASE WHEN bool_or(match_by = 'seq') THEN 'seq' ELSE 'nearest_end' END AS match_by,
        any_value(coll_type) AS coll_type, nullif(any_value(pg_name), '?') AS pg_name,
        any_value(ranks) AS ranks, any_value(first_arrival_ns) AS first_arrival_ts_ns, any_value(last_arrival_ns) AS last_arrival_ts_ns,
@@ -313,10 +384,30 @@ SELECT match_key, CASE WHEN bool_or(match_by = 'seq') THEN 'seq' ELSE 'nearest_e
 FROM collectives_waits GROUP BY match_key ORDER BY first_arrival_ts_ns, match_key;
 
 -- @output waits
+-- @column match_key     TEXT      what matches one call across ranks (process group, sequence number)
+-- @column trace         TEXT      the trace (input file name) the row is about
+-- @column device        ID        GPU device id as the trace gives it
+-- @column rank          ID        metadata `distributedInfo.rank`, else `rank<N>` in the trace name, else its
+--                                 position among the traces
+-- @column arrival_ts_ns TIMESTAMP the rank's aligned kernel start of the call
+-- @column behind_ns     DURATION  this rank's arrival - the first arrival
+-- @column wait_ns       DURATION  last arrival - this rank's arrival (time its kernel spent waiting for the
+--                                 last peer),
+-- @column dur_ns        DURATION  the rank's kernel duration
+-- @column wait_share    SHARE     wait_ns / dur_ns
 SELECT match_key, trace, device, rank, arrival_ns AS arrival_ts_ns, behind_ns, wait_ns, dur_ns, wait_ns / nullif(dur_ns, 0) AS wait_share
 FROM collectives_waits ORDER BY first_arrival_ns, match_key, rank;
 
 -- @output by_rank
+-- @column trace          TEXT      the trace (input file name) the row is about
+-- @column device         ID        GPU device id as the trace gives it
+-- @column rank           ID        metadata `distributedInfo.rank`, else `rank<N>` in the trace name, else
+--                                  its position among the traces
+-- @column calls          COUNT     calls matched
+-- @column wait_ns        DURATION  summed waits of the rank
+-- @column times_last     COUNT     calls it arrived at last
+-- @column caused_wait_ns DURATION  others' waits in the calls it was last at
+-- @column late_ns        DURATION  summed late_ns of the calls it was last at
 WITH _c AS (SELECT match_key, sum(wait_ns) AS total_wait FROM collectives_waits GROUP BY match_key)
 SELECT w.trace, w.device, w.rank, count(*) AS calls, sum(w.wait_ns)::BIGINT AS wait_ns,
        count(*) FILTER (WHERE w.wait_ns = 0 AND w.rank = w.last_rank) AS times_last,
@@ -326,12 +417,36 @@ FROM collectives_waits w JOIN _c c USING (match_key)
 GROUP BY w.trace, w.device, w.rank ORDER BY w.rank, w.trace, w.device;
 
 -- @output rank_steps
+-- @column step_key        TEXT      step of the reference rank's call
+-- @column trace           TEXT      the trace (input file name) the row is about
+-- @column rank            ID        metadata `distributedInfo.rank`, else `rank<N>` in the trace name, else
+--                                   its position among the traces
+-- @column start_ts_ns     TIMESTAMP aligned start of the rank's first call in the step
+-- @column end_ts_ns       TIMESTAMP aligned end of the rank's last call in the step
+-- @column start_offset_ns DURATION  start_ts_ns - the step's earliest aligned start over the ranks
+-- @column end_offset_ns   DURATION  end_ts_ns - the step's earliest aligned start over the ranks
+-- @column wall_ns         DURATION  end_ts_ns - start_ts_ns
+-- @column wait_ns         DURATION  summed waits of the rank in the step's calls
+-- @column late_ns         DURATION  summed late_ns of the step's calls it was last at
 SELECT step_key, trace, rank, start_ns AS start_ts_ns, end_ns AS end_ts_ns,
        start_ns - min(start_ns) OVER (PARTITION BY step_key) AS start_offset_ns,
        end_ns - min(start_ns) OVER (PARTITION BY step_key) AS end_offset_ns, wall_ns, wait_ns, late_ns
 FROM collectives_rank_steps ORDER BY start_ns, rank;
 
 -- @output step_skew
+-- @column step_key             TEXT      step of the reference rank's call
+-- @column ranks                COUNT     ranks (traces) that have the row
+-- @column earliest_start_ts_ns TIMESTAMP earliest aligned start of the step's calls over the ranks
+-- @column start_skew_ns        DURATION  latest - earliest start of the step over the ranks
+-- @column earliest_end_ts_ns   TIMESTAMP earliest aligned end of the step over the ranks
+-- @column skew_ns              DURATION  latest end - earliest end (the first rank to finish waits this long)
+-- @column min_wall_ns          DURATION  shortest rank's span of the step
+-- @column max_wall_ns          DURATION  longest rank's span of the step
+-- @column slowest_rank         COUNT     the rank that ends the step last; NULL when all end together
+-- @column late_rank            COUNT     the rank with the most late_ns at the step's calls; NULL when none
+--                                        is late
+-- @column late_ns              DURATION  that rank's summed late_ns
+-- @column max_wait_ns          DURATION  longest wait of one rank in the step's calls
 SELECT step_key, count(*) AS ranks, min(start_ns) AS earliest_start_ts_ns, max(start_ns) - min(start_ns) AS start_skew_ns,
        min(end_ns) AS earliest_end_ts_ns, max(end_ns) - min(end_ns) AS skew_ns, min(wall_ns) AS min_wall_ns,
        max(wall_ns) AS max_wall_ns,
@@ -342,6 +457,23 @@ FROM collectives_rank_steps GROUP BY step_key HAVING count(*) >= 2
 ORDER BY min(start_ns), step_key;
 
 -- @output straggler
+-- @column rank                    ID        metadata `distributedInfo.rank`, else `rank<N>` in the trace
+--                                           name, else its position among the traces
+-- @column trace                   TEXT      the trace (input file name) the row is about
+-- @column times_last              COUNT     calls it arrived at last
+-- @column matched_calls           COUNT     calls matched with the reference rank
+-- @column late_ns_mean            DURATION  mean late_ns over the calls it was last at: how much later than
+--                                           the next-latest rank it arrived, i.e. what it cost every other
+--                                           rank at least per call
+-- @column caused_wait_ns          DURATION  others' waits in the calls it was last at
+-- @column steps                   COUNT     steps seen on >= 2 traces
+-- @column caused_wait_ns_per_step DURATION  = caused_wait_ns / steps (NULL without steps)
+-- @column skew_ns_mean            DURATION  mean step_skew.skew_ns; NULL without steps
+-- @column slowest_steps           COUNT     steps it ended last
+-- @column alignment               TEXT      collective_end when any trace's clock was shifted by matched
+--                                           collective ends, else none
+--
+--                                           collective ends, else none
 WITH _br AS (
     SELECT rank, any_value(trace) AS trace, count(*) FILTER (WHERE wait_ns = 0 AND rank = last_rank) AS times_last
     FROM collectives_waits GROUP BY rank

@@ -25,26 +25,10 @@
 -- Inputs: gpu_activity, gpu_activity_names, gpu_activity_devices, step_instances (queries/lib/).
 --
 -- Output `comm` (one row per trace, device that ran GPU ops; the run total):
---   gpu_window_ns   first GPU op start to last GPU op end (HTA's kernel_time); DENOMINATOR of *_exposed_share
---   busy_ns         union of all GPU ops;  compute_ns: union of compute kernels
---   comm_ops        communication kernels;  comm_ns, comm_overlap_ns, comm_exposed_ns as above
---   gpu             the device as every line names it (lib/gpu_activity gpu_activity_devices: 'GPU 0', 'GPU ? (agent 9)')
---   comm_libraries  the libraries of its communication kernels (kernel_categories.csv `library`), by time
---   comm_overlap_share   comm_overlap_ns / comm_ns
---   comm_exposed_share   comm_exposed_ns / gpu_window_ns
---                   both NULL, not 0, on a device without communication kernels (HTA's NaN): nothing was
---                   there to hide or expose, and note says so
---   mem_ops, mem_ns, mem_overlap_ns, mem_exposed_ns, mem_overlap_share, mem_exposed_share   the same for memcpy/memset
---   steps           step instances of the trace (step_instances)
---   comm_exposed_ns_per_step, mem_exposed_ns_per_step   exposed time inside step windows, summed over
---                   steps, / steps (NULL when no step matched the step pattern: see note)
---   note            why a value is NULL
 -- Output `kernel_types` (trace, device, kernel_type): time_ns during which exactly these classes run
 --   (labels as HTA's: COMPUTATION, COMMUNICATION, MEMORY, 'COMPUTATION overlapping COMMUNICATION', ...),
---   share_of_busy = time_ns / busy_ns (the labels of a device add up to busy_ns).
 -- Output `by_step` (trace, step_index, step_name, device): wall_ns (the step range; DENOMINATOR of the
 --   shares), comm_ns, comm_overlap_ns, comm_exposed_ns, comm_exposed_share, mem_ns, mem_overlap_ns,
---   mem_exposed_ns, mem_exposed_share: the same definitions restricted to the step's time window
 --   (comm_exposed_share NULL on a device with no communication kernel at all, as in `comm`).
 -- Output `by_phase` (trace, device, phase_path of the launching call, relative to the step holding the
 --   launch as in steps.phases ('(other)' = directly in the step, in no phase of it; full path outside steps); rows with
@@ -177,6 +161,36 @@ FROM _n n LEFT JOIN _t t USING (trace, device) JOIN _cm_nsteps k USING (trace)
 LEFT JOIN _st st USING (trace, device) LEFT JOIN _lib l USING (trace, device) LEFT JOIN gpu_activity_devices dg USING (trace, device);
 
 -- @output comm
+-- @column trace                    TEXT      the trace (input file name) the row is about
+-- @column device                   ID        GPU device id as the trace gives it
+-- @column gpu                      TEXT      the device as every line names it (lib/gpu_activity's gpu_activity_devices: 'GPU
+--                                            0', 'GPU ? (agent 9)')
+-- @column gpu_window_ns            DURATION  first GPU op start to last GPU op end (HTA's kernel_time);
+--                                            DENOMINATOR of *_exposed_share
+-- @column busy_ns                  DURATION  union of all GPU ops on the device
+-- @column compute_ns               DURATION  union of compute kernels on the device
+-- @column comm_ops                 COUNT     communication kernels
+-- @column comm_libraries           TEXT      the libraries of its communication kernels
+--                                            (kernel_categories.csv `library`), by time
+-- @column comm_ns                  DURATION  |M|: communication kernel time, overlaps between comm ops
+--                                            counted once
+-- @column comm_overlap_ns          DURATION  |M ∩ C|: the part of it hidden under compute on the same device
+-- @column comm_exposed_ns          DURATION  |M| - |M ∩ C|: the part nothing computes under
+-- @column comm_overlap_share       SHARE     comm_overlap_ns / comm_ns
+-- @column comm_exposed_share       SHARE     comm_exposed_ns / gpu_window_ns (NULL, not 0, on a device
+--                                            without communication)
+-- @column mem_ops                  COUNT     memcpy / memset ops
+-- @column mem_ns                   DURATION  |memcpy/memset union|
+-- @column mem_overlap_ns           DURATION  its part under compute
+-- @column mem_exposed_ns           DURATION  its part nothing computes under
+-- @column mem_overlap_share        SHARE     mem_overlap_ns / mem_ns
+-- @column mem_exposed_share        SHARE     mem_exposed_ns / gpu_window_ns
+-- @column steps                    COUNT     step instances of the trace (step_instances)
+-- @column comm_exposed_ns_per_step DURATION  exposed time inside step windows, summed over steps, / steps
+--                                            (NULL when no step matched the step pattern: see note)
+-- @column mem_exposed_ns_per_step  DURATION  exposed time inside step windows, summed over steps, / steps
+--                                            (NULL when no step matched the step pattern: see note)
+-- @column note                     NOTE      why a value is NULL
 SELECT trace, device, gpu, gpu_window_ns, busy_ns::BIGINT AS busy_ns, compute_ns::BIGINT AS compute_ns,
        comm_ops, comm_libraries, comm_ns::BIGINT AS comm_ns, comm_overlap_ns::BIGINT AS comm_overlap_ns,
        (comm_ns - comm_overlap_ns)::BIGINT AS comm_exposed_ns,
@@ -196,6 +210,11 @@ SELECT trace, device, gpu, gpu_window_ns, busy_ns::BIGINT AS busy_ns, compute_ns
 FROM _cm_dev ORDER BY trace, device;
 
 -- @output kernel_types
+-- @column trace         TEXT      the trace (input file name) the row is about
+-- @column device        ID        GPU device id as the trace gives it
+-- @column kernel_type   TEXT      the set of op classes running together (e.g. compute+communication)
+-- @column time_ns       DURATION  time during which exactly these classes run
+-- @column share_of_busy SHARE     time_ns / busy_ns (the labels of a device add up to busy_ns)
 WITH _s AS (SELECT trace, device, state, sum(len) AS time_ns FROM comm_segments WHERE state > 0 GROUP BY ALL)
 SELECT s.trace, s.device,
        concat_ws(' overlapping ', CASE WHEN s.state & 1 > 0 THEN 'COMPUTATION' END,
@@ -205,6 +224,19 @@ FROM _s s JOIN _cm_dev d USING (trace, device)
 ORDER BY s.trace, s.device, s.time_ns DESC, s.state;
 
 -- @output by_step
+-- @column trace              TEXT      the trace (input file name) the row is about
+-- @column step_index         ID        the step's number in its trace (1.. in time order)
+-- @column step_name          TEXT      the step range's name as captured
+-- @column device             ID        GPU device id as the trace gives it
+-- @column wall_ns            DURATION  the step range; DENOMINATOR of the shares
+-- @column comm_ns            DURATION  communication kernel time inside the step's window
+-- @column comm_overlap_ns    DURATION  its part under compute
+-- @column comm_exposed_ns    DURATION  its part nothing computes under
+-- @column comm_exposed_share SHARE     comm_exposed_ns / wall_ns
+-- @column mem_ns             DURATION  memcpy/memset time inside the step's window
+-- @column mem_overlap_ns     DURATION  its part under compute
+-- @column mem_exposed_ns     DURATION  its part nothing computes under
+-- @column mem_exposed_share  SHARE     mem_exposed_ns / wall_ns
 SELECT s.trace, s.step_index, s.step_name, s.device, s.wall_ns,
        s.comm_ns::BIGINT AS comm_ns, s.comm_overlap_ns::BIGINT AS comm_overlap_ns, s.comm_exposed_ns::BIGINT AS comm_exposed_ns,
        CASE WHEN d.comm_ops > 0 THEN s.comm_exposed_ns / nullif(s.wall_ns, 0) END AS comm_exposed_share,
@@ -213,6 +245,23 @@ SELECT s.trace, s.step_index, s.step_name, s.device, s.wall_ns,
 FROM comm_steps s JOIN _cm_dev d USING (trace, device) ORDER BY s.trace, s.step_index, s.device;
 
 -- @output by_phase
+-- @column trace                    TEXT      the trace (input file name) the row is about
+-- @column device                   ID        GPU device id as the trace gives it
+-- @column phase_path               TEXT      the '/'-joined names of the ranges around the row ('(none)'
+--                                            outside every range)
+-- @column comm_ops                 COUNT     communication kernels launched in the phase
+-- @column comm_op_ns               DURATION  their summed durations
+-- @column comm_overlap_ns          DURATION  their part under compute
+-- @column comm_exposed_ns          DURATION  their part nothing computes under
+-- @column comm_exposed_share       SHARE     comm_exposed_ns / gpu_window_ns
+-- @column comm_exposed_ns_per_step DURATION  exposed time inside step windows, summed over steps, / steps
+--                                            (NULL when no step matched the step pattern: see note)
+-- @column mem_ops                  COUNT     memcpy/memset ops launched in the phase
+-- @column mem_op_ns                DURATION  summed duration of memcpy / memset ops in the phase
+-- @column mem_overlap_ns           DURATION  their part under compute
+-- @column mem_exposed_ns           DURATION  their part nothing computes under
+-- @column mem_exposed_ns_per_step  DURATION  exposed time inside step windows, summed over steps, / steps
+--                                            (NULL when no step matched the step pattern: see note)
 SELECT o.trace, o.device, o.phase_path,
        count(*) FILTER (WHERE op_class = 'communication') AS comm_ops,
        coalesce(sum(op_ns) FILTER (WHERE op_class = 'communication'), 0)::BIGINT AS comm_op_ns,

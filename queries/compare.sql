@@ -19,10 +19,6 @@
 --
 -- Output `compare` (long: one row per run and metric, the label a column):
 --   label, label_index, metric, scope, name, measure, unit, numerator, denominator (what value divides)
---   value         the run's value;  base_value: the baseline run's value
---   delta         value - base_value
---   ratio         value / base_value (NULL when base_value is 0 or NULL)
---   note          why a value is NULL, or that the phase/kernel is absent from the run
 -- Output `sweep` (one row per run, the LenVM sweep table): label, traces, steps,
 --   wall_ms (run.wall_ms), wall_ratio (wall_ms / baseline's), step_wall_ms (step.wall_ms),
 --   step_wall_ratio, step_gpu_busy_ms, gpu_busy_ms (run.gpu_busy_ms), gpu_op_ms (run.gpu_op_ms)
@@ -77,6 +73,20 @@ LEFT JOIN run_metrics r ON r.label = l.label AND r.metric = i.metric
 LEFT JOIN _ctx c ON c.label = l.label;
 
 -- @output compare
+-- @column label       TEXT      the run's label (--label, else the file name)
+-- @column label_index ID        the run's position (0 = the baseline: the first run given)
+-- @column metric      TEXT      what the row measures (metric names of lib/run_metrics.sql or columns of steps)
+-- @column scope       TEXT      what the row covers
+-- @column name        TEXT      the op or range name
+-- @column measure     TEXT      which quantity the row compares
+-- @column unit        TEXT      the unit of the row's values: ns | count | share
+-- @column numerator   TEXT      what value counts
+-- @column denominator TEXT      what value is divided by
+-- @column value       VALUE     the run's value
+-- @column base_value  NUMBER    the baseline run's value
+-- @column delta       VALUE     value - base_value
+-- @column ratio       NUMBER    value / base_value (NULL when base_value is 0 or NULL)
+-- @column note        NOTE      why a value is NULL, or that the phase/kernel is absent from the run
 SELECT m.label, m.label_index, m.metric, m.scope, m.name, m.measure, m.unit, m.numerator, m.denominator,
        m.value, b.value AS base_value,
        m.value - b.value AS delta, m.value / nullif(b.value, 0) AS ratio, m.note
@@ -84,6 +94,16 @@ FROM compare_matrix m JOIN compare_matrix b ON b.metric = m.metric AND b.label_i
 ORDER BY list_position(['run', 'step', 'phase', 'kernel'], m.scope), m.name, m.measure, m.label_index;
 
 -- @output sweep
+-- @column label            TEXT      the run's label (--label, else the file name)
+-- @column traces           COUNT     traces of the run
+-- @column steps            COUNT     steps of the run
+-- @column wall_ms          NUMBER    run.wall_ms
+-- @column wall_ratio       NUMBER    wall_ms / the baseline's
+-- @column step_wall_ms     NUMBER    step.wall_ms
+-- @column step_wall_ratio  NUMBER    median step wall time / the baseline's
+-- @column step_gpu_busy_ms NUMBER    median per-step GPU busy time, ms
+-- @column gpu_busy_ms      NUMBER    run.gpu_busy_ms
+-- @column gpu_op_ms        NUMBER    run.gpu_op_ms
 WITH _w AS (
     SELECT label, label_index,
            max(value) FILTER (WHERE metric = 'run.traces') AS traces,
@@ -103,6 +123,14 @@ FROM _w w, _b b
 ORDER BY w.label_index;
 
 -- @output phases
+-- @column label           TEXT      the run's label (--label, else the file name)
+-- @column label_index     ID        the run's position (0 = the baseline: the first run given)
+-- @column phase           TEXT      the phase (a range name; '(other)' = directly in the step, in no phase of
+--                                   it)
+-- @column ms_per_step     NUMBER    the phase's CPU range time per step, ms
+-- @column ratio           NUMBER    ms_per_step / the baseline's
+-- @column gpu_ms_per_step NUMBER    the phase's GPU op time per step, ms
+-- @column calls_per_step  NUMBER    launch calls per step (as in lib/run_metrics.sql)
 WITH _top AS (
     SELECT name FROM compare_matrix WHERE measure = 'ms_per_step'
     GROUP BY name ORDER BY max(value) DESC NULLS LAST, name LIMIT 12
@@ -120,12 +148,35 @@ FROM _p p JOIN _p b ON b.phase = p.phase AND b.label_index = (SELECT min(label_i
 ORDER BY p.label_index, p.ms_per_step DESC NULLS LAST, p.phase;
 
 -- @output noise
+-- @column label       TEXT      the run's label (--label, else the file name)
+-- @column label_index ID        the run's position (0 = the baseline: the first run given)
+-- @column metric      TEXT      what the row measures (metric names of lib/run_metrics.sql or columns of steps)
+-- @column n_base      COUNT     steps of the baseline after warm-up
+-- @column n           COUNT     steps after warm-up
+-- @column median_base NUMBER    the baseline's median
+-- @column median      NUMBER    this run's median
+-- @column ratio       NUMBER    median / median_base
+-- @column ci_lo       NUMBER    lower end of the 95% bootstrap interval of ratio
+-- @column ci_hi       NUMBER    upper end of the 95% bootstrap interval of ratio
+-- @column p_value     P_VALUE   Mann-Whitney vs the baseline
+-- @column verdict     TEXT      higher | lower | within noise
 SELECT label, label_index, metric, n_base, n, median_base, median, ratio, ci_lo, ci_hi, p_value, verdict
 FROM _noise WHERE level = 0.95
 ORDER BY label_index, list_position(['step.wall_ms', 'step.gpu_busy_ms', 'step.gpu_op_ms'], metric) NULLS LAST,
          abs(ln(nullif(ratio, 0))) DESC NULLS LAST, metric;
 
 -- @output tokens
+-- @column label             TEXT      the run's label (--label, else the file name)
+-- @column steps             COUNT     steps of the run
+-- @column wall_ms_p10       NUMBER    10th percentile of the step wall time, ms
+-- @column wall_ms_p50       NUMBER    median step wall time, ms
+-- @column wall_ms_p90       NUMBER    90th percentile of the step wall time, ms
+-- @column wall_ms_mean      NUMBER    mean step wall time, ms
+-- @column accepted_per_step NUMBER    sum of accepted counts / steps that have one
+-- @column acceptance_rate   NUMBER    sum accepted / sum drafted (steps with both)
+-- @column ms_per_accepted   NUMBER    summed step CPU range time / sum accepted, ms
+-- @column tokens_per_s      NUMBER    tokens per second (tokens.* metrics of lib/run_metrics.sql; NULL without
+--                                     tracekit.count events)
 WITH _d AS (
     SELECT label, count(*) AS steps, quantile_cont(value, 0.1) AS wall_ms_p10, quantile_cont(value, 0.5) AS wall_ms_p50,
            quantile_cont(value, 0.9) AS wall_ms_p90, avg(value ORDER BY trace, step_index) AS wall_ms_mean  -- summed in a fixed order: floating-point sums depend on it
@@ -141,5 +192,10 @@ GROUP BY l.label, l.label_index, d.steps, d.wall_ms_p10, d.wall_ms_p50, d.wall_m
 ORDER BY l.label_index;
 
 -- @output step_values
+-- @column label       TEXT      the run's label (--label, else the file name)
+-- @column label_index ID        the run's position (0 = the baseline: the first run given)
+-- @column trace       TEXT      the trace (input file name) the row is about
+-- @column step_index  ID        the step's number in its trace (1.. in time order)
+-- @column wall_ms     NUMBER    the step's wall time, ms
 SELECT label, label_index, trace, step_index, value AS wall_ms FROM run_metrics_step_values
 WHERE metric = 'step.wall_ms' ORDER BY label_index, trace, step_index;

@@ -14,12 +14,6 @@
 --
 -- Output `diff` (one row per run / step / phase metric; metrics as defined in lib/run_metrics.sql):
 --   metric, scope, name, measure, unit, numerator, denominator (what the metric divides by what)
---   a, b        the metric in A and in B
---   delta       b - a (in unit)
---   ratio       b / a (NULL when a is 0 or NULL)
---   rel         (b - a) / a (NULL when a is 0 or NULL)
---   note        'A: ...' / 'B: ...' when a side is NULL (what is missing, which capture option
---               fixes it) or its phase is absent from that run; 'A and B: ...' when both say the same
 -- Output `kernels` (the top_n kernel names whose total time moved, largest |delta| first):
 --   name, status (both | new: only in B | vanished: only in A), a_ms, b_ms (total_ms),
 --   delta_ms, ratio, a_count, b_count, a_mean_ms, b_mean_ms
@@ -30,20 +24,6 @@
 --   verdict (higher | lower: the interval excludes 1; within noise: it contains 1; NULL: < 3 steps)
 --   Sorted: metrics that moved beyond noise first, then by |log ratio|.
 -- Output `gate` (one row per --fail-if condition):
---   condition   as written;  metric, op, mode (rel: (b-a)/a | ratio: b/a | abs: b-a), threshold
---   level       NULL for a plain condition; with @LEVEL the fraction (0.95), and then observed is
---               the ratio of medians (ratio - 1 for rel) and the condition holds only when the
---               whole interval does: for > and >= its lower end, for < and <= its upper end
---   observed    the quantity compared with the threshold (rel and ratio: +-inf when a = 0 < |b|)
---   ci_lo, ci_hi  the interval of observed (NULL without @LEVEL)
---   fired       TRUE when `observed op threshold` holds; NULL when it cannot be evaluated
---   within_noise  TRUE when @LEVEL and the point estimate meets the condition but the interval
---               does not (the gate stays quiet and says why)
---   error       why it cannot be evaluated (unknown metric, a side without a value, a time
---               threshold on a metric that is not a time, @LEVEL on a metric without per-step
---               values or with fewer than 3 steps)
---   reason      one line: condition, A, B, delta (and relative change); with @LEVEL the medians,
---               the interval, the p-value and "within noise" when that is why it did not fire
 --
 -- How to read: sort `diff` by |delta| to see what moved; ratio > 1 means B is larger.
 
@@ -67,6 +47,23 @@ JOIN _ab m ON m.scope = 'kernel' AND m.name = t.name AND m.measure = 'mean_ms'
 WHERE t.scope = 'kernel' AND t.measure = 'total_ms';
 
 -- @output diff
+-- @column metric      TEXT      what the row measures (metric names of lib/run_metrics.sql or columns of steps)
+-- @column scope       TEXT      what the row covers
+-- @column name        TEXT      the op or range name
+-- @column measure     TEXT      which quantity the row compares
+-- @column unit        TEXT      the unit of the row's values: ns | count | share
+-- @column numerator   TEXT      what value counts
+-- @column denominator TEXT      what value is divided by
+-- @column a           VALUE     the metric in A
+-- @column b           VALUE     the metric in B
+-- @column delta       VALUE     b - a (in unit)
+-- @column ratio       NUMBER    b / a (NULL when a is 0 or NULL)
+-- @column rel         NUMBER    (b - a) / a (NULL when a is 0 or NULL)
+-- @column note        NOTE      'A: ...' / 'B: ...' when a side is NULL (what is missing, which capture
+--                               option fixes it) or its phase is absent from that run; 'A and B: ...' when
+--                               both say the same
+--
+--                               both say the same
 SELECT metric, scope, name, measure, unit, numerator, denominator, a, b, delta, ratio, rel, note
 FROM _ab WHERE scope <> 'kernel'
 ORDER BY list_position(['run', 'step', 'phase'], scope),
@@ -75,15 +72,48 @@ ORDER BY list_position(['run', 'step', 'phase'], scope),
          name, measure;
 
 -- @output kernels
+-- @column name      TEXT      the op or range name
+-- @column status    TEXT      both | new: only in B | vanished: only in A
+-- @column a_ms      NUMBER    A's value, ms
+-- @column b_ms      NUMBER    B's value, ms
+-- @column delta_ms  NUMBER    B - A, ms
+-- @column ratio     NUMBER    b / a (NULL when a is 0 or NULL)
+-- @column a_count   COUNT     A's count
+-- @column b_count   COUNT     B's count
+-- @column a_mean_ms NUMBER    A's mean per call, ms
+-- @column b_mean_ms NUMBER    B's mean per call, ms
 SELECT * FROM _kab
 WHERE delta_ms <> 0 OR a_count <> b_count OR delta_ms IS NULL
 ORDER BY abs(delta_ms) DESC NULLS LAST, name
 LIMIT getvariable('top_n');
 
 -- @output new_vanished
+-- @column name      TEXT      the op or range name
+-- @column status    TEXT      both | new: only in B | vanished: only in A
+-- @column a_ms      NUMBER    A's value, ms
+-- @column b_ms      NUMBER    B's value, ms
+-- @column delta_ms  NUMBER    B - A, ms
+-- @column ratio     NUMBER    b / a (NULL when a is 0 or NULL)
+-- @column a_count   COUNT     A's count
+-- @column b_count   COUNT     B's count
+-- @column a_mean_ms NUMBER    A's mean per call, ms
+-- @column b_mean_ms NUMBER    B's mean per call, ms
 SELECT * FROM _kab WHERE status <> 'both' ORDER BY status, greatest(a_ms, b_ms) DESC, name;
 
 -- @output noise
+-- @column metric   TEXT      what the row measures (metric names of lib/run_metrics.sql or columns of steps)
+-- @column unit     TEXT      the unit of the row's values: ns | count | share
+-- @column n_a      COUNT     A's steps after warm-up
+-- @column n_b      COUNT     B's steps after warm-up
+-- @column median_a NUMBER    A's median per-step value
+-- @column median_b NUMBER    B's median per-step value
+-- @column ratio    NUMBER    median_b / median_a
+-- @column ci_lo    NUMBER    lower end of the bootstrap interval of ratio
+-- @column ci_hi    NUMBER    upper end of the bootstrap interval of ratio
+-- @column level    NUMBER    the interval's level (0.95)
+-- @column p_value  P_VALUE   Mann-Whitney, two-sided
+-- @column verdict  TEXT      higher | lower: the interval excludes 1; within noise: it contains 1; NULL: < 3
+--                            steps
 SELECT n.metric, t.unit, n.n_base AS n_a, n.n AS n_b, n.median_base AS median_a, n.median AS median_b, n.ratio,
        n.ci_lo, n.ci_hi, n.level, n.p_value, n.verdict
 FROM _noise n LEFT JOIN _ab t USING (metric)
@@ -91,6 +121,31 @@ WHERE n.label_index = 1 AND n.level = 0.95
 ORDER BY n.verdict = 'within noise' OR n.verdict IS NULL, abs(ln(nullif(n.ratio, 0))) DESC NULLS LAST, n.metric;
 
 -- @output gate
+-- @column condition    TEXT      the --fail-if condition as written
+-- @column metric       TEXT      what the row measures (metric names of lib/run_metrics.sql or columns of steps)
+-- @column op           TEXT      the condition's comparison operator
+-- @column mode         TEXT      rel: (b-a)/a | ratio: b/a | abs: b-a
+-- @column threshold    NUMBER    the condition's threshold (rel, ratio: a fraction; abs: in the metric's
+--                                unit)
+-- @column level        NUMBER    NULL for a plain condition; with @LEVEL the fraction (0.95), and then
+--                                observed is the ratio of medians (ratio - 1 for rel) and the condition holds
+--                                only when the whole interval does: for > and >= its lower end, for < and <=
+--                                its upper end
+-- @column observed     NUMBER    the quantity compared with the threshold (rel and ratio: +-inf when a = 0 <
+--                                |b|)
+-- @column ci_lo        NUMBER    lower end of the interval of observed (NULL without @LEVEL)
+-- @column ci_hi        NUMBER    upper end of the interval of observed (NULL without @LEVEL)
+-- @column fired        BOOL      TRUE when `observed op threshold` holds; NULL when it cannot be evaluated
+-- @column within_noise BOOL      TRUE when @LEVEL and the point estimate meets the condition but the interval
+--                                does not (the gate stays quiet and says why)
+-- @column error        TEXT      why it cannot be evaluated (unknown metric, a side without a value, a time
+--                                threshold on a metric that is not a time, @LEVEL on a metric without per-
+--                                step values or with fewer than 3 steps)
+-- @column reason       TEXT      one line: condition, A, B, delta (and relative change); with @LEVEL the
+--                                medians, the interval, the p-value and "within noise" when that is why it
+--                                did not fire
+--
+--                                did not fire
 WITH _o AS (
     SELECT c.*, t.metric IS NOT NULL AS known, t.unit, t.a, t.b, t.delta, t.note,
            n.metric IS NOT NULL AS has_dist, n.median_base, n.median, n.p_value,

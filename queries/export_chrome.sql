@@ -1,16 +1,15 @@
 -- export_chrome: which rows of one trace make up a slice (steps and/or a phase), as Chrome-trace rows.
 -- @requires lib/step_instances
+-- @param ec_trace TEXT - the trace to slice (the dataset may hold several)
+-- @param ec_phase TEXT - phase name, NULL = no phase filter. A row is in the phase when its phase_path
+--     contains it as whole path element(s): '/' || phase_path || '/' contains '/' || ec_phase || '/'
+--     ('draft' matches 'step/draft/x', not 'draft2'; 'a/b' matches the consecutive elements a, b)
+-- @param ec_step_first COUNT - first step (1-based step_index of step_instances, inclusive), NULL = no step filter
+-- @param ec_step_last COUNT - last step (inclusive), NULL = up to the last step
 --
 -- Not an analysis of `tracekit report`: run by tracekit.export_chrome (`tracekit export-chrome`),
--- which loads queries/lib/ first (for step_instances / step_instances_one_thread, the one definition of a step), sets
--- step_pattern like the report does, and sets these variables (tracekit/export_chrome.py):
---   ec_trace       VARCHAR  the trace to slice (the dataset may hold several)
---   ec_phase       VARCHAR  phase name, NULL = no phase filter. A row is in the phase when its
---                           phase_path contains it as whole path element(s): '/' || phase_path || '/'
---                           contains '/' || ec_phase || '/' ('draft' matches 'step/draft/x', not
---                           'draft2'; 'a/b' matches the consecutive elements a, b).
---   ec_step_first  BIGINT   first step (1-based step_index of step_instances, inclusive), NULL = no step filter
---   ec_step_last   BIGINT   last step (inclusive), NULL = up to the last step
+-- which loads the modules on its @requires line first (lib/step_instances: the one definition of a step), sets
+-- step_pattern like the report does, and sets the ec_* variables above (tracekit/export_chrome.py).
 --
 -- What the slice holds:
 --   CPU-side rows (every kind but GPU ops, gpu_range, flow, meta) that pass both filters: in the
@@ -43,14 +42,6 @@
 --
 -- Output `export_chrome` (one row per Chrome event, in source order: Kineto seq; nsys metadata
 -- first, then by time):
---   ph        Chrome phase letter (X, i, s, f, M, C, ...)
---   cat       category (NULL: none)
---   name      event name
---   pid, tid  process / thread ids (NULL: see `@pid` / `@tid` in args)
---   ts_ns     start in ns (NULL: the source had none)
---   dur_ns    duration in ns (written for ph X only)
---   id        flow id (flow rows), else NULL
---   args      JSON object text: args plus '@'-prefixed top-level fields (NULL: none)
 -- Output `slice`: one row: steps (step instances of the trace), steps_selected, first_ts_ns and
 --   last_end_ns of the selected steps (NULL without a step filter).
 
@@ -128,6 +119,15 @@ WHERE (name IN ('process_name', 'process_labels', 'process_sort_index')
        AND (pkey, tkey) IN (SELECT (pkey, tkey) FROM _ec_keys WHERE pkey IS NOT NULL AND tkey IS NOT NULL));
 
 -- @output export_chrome
+-- @column ph     TEXT      Chrome phase letter (X, i, s, f, M, C, ...)
+-- @column cat    TEXT      category (NULL: none)
+-- @column name   TEXT      event name
+-- @column pid    ID        process id (NULL: see `@pid` in args)
+-- @column tid    ID        thread id (NULL: see `@tid` in args)
+-- @column ts_ns  TIMESTAMP start in ns (NULL: the source had none)
+-- @column dur_ns DURATION  duration in ns (written for ph X only)
+-- @column id     COUNT     flow id (flow rows), else NULL
+-- @column args   TEXT      JSON object text: args plus '@'-prefixed top-level fields (NULL: none)
 WITH _rows AS (
     SELECT source, kind, ph, cat, name, pid, tid, ts_ns, dur_ns, correlation, device, stream,
            grid_x, grid_y, grid_z, block_x, block_y, block_z, registers, shared_mem_bytes, bytes, args, seq
@@ -190,6 +190,10 @@ SELECT ph, cat, name, pid, tid, ts_ns, dur_ns, id, args FROM _out
 ORDER BY _o1, _o2 NULLS FIRST, _o3 NULLS FIRST, ph, name, pid, tid, dur_ns, id, args;  -- the last keys: ties never follow row order
 
 -- @output slice
+-- @column steps          COUNT     steps of the trace
+-- @column steps_selected COUNT     steps inside the selection
+-- @column first_ts_ns    TIMESTAMP earliest start of a sliced row
+-- @column last_end_ns    TIMESTAMP latest end of a sliced row
 SELECT (SELECT count(*) FROM step_instances WHERE trace = getvariable('ec_trace')) AS steps,
        (SELECT count(*) FROM _ec_steps) AS steps_selected,
        (SELECT min(ts_ns) FROM _ec_steps) AS first_ts_ns,

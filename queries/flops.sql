@@ -1,8 +1,15 @@
 -- flops: how many FLOPs do the matmul and attention ops do, how fast, and what share of the GPU's peak?
 -- @requires lib/api lib/gpu_activity lib/modules lib/runtime lib/step_instances lib/trace_window
+-- @param gpu TEXT NULL GPU name matched against the peak table instead of the trace's (e.g. 'H100 SXM',
+--     'MI300X')
+-- @param peak_tflops NUMBER NULL one peak dense TFLOP/s for every dtype, overriding the table
+-- @param peak_tb_s NUMBER NULL peak memory bandwidth in TB/s, overriding the table
+-- @param tf32 BOOL FALSE fp32 matmuls ran on TF32 tensor cores (compare with the tf32 peak, not fp32)
+-- @param tokens_per_step NUMBER NULL tokens one step processes (batch size x tokens per sequence; for a
+--     verify step batch x (draft length + 1)), for the per-token columns: a trace does not record it
 --
 -- Run it with `tracekit report` (or tracekit.report.run): that loads the modules on its @requires line first and sets every
--- getvariable() parameter to its documented default (tracekit/report.py: DEFAULTS).
+-- getvariable() parameter to its default (its @param line; docs/queries.md).
 --
 -- Method.
 --   Ops counted: cpu_op rows of the matmul / attention family (aten::mm, addmm, _addmm_activation,
@@ -56,13 +63,8 @@
 --
 -- Inputs: events (cpu_op rows: input_dims, input_types, flops), kernels (args."@graphmap"), trace_devices; gpu_activity, runtime_calls, step_instances,
 --   step_instances_one_thread, trace_window (queries/lib/); modules_gpu_phase, modules_cpu_phase (lib/modules.sql).
--- Parameters: getvariable('gpu') (name matched against the table instead of the trace's GPU name,
---   e.g. 'H100 SXM', 'MI300X'); getvariable('peak_tflops') (one peak TFLOP/s for every dtype,
---   overrides the table); getvariable('peak_tb_s') (memory bandwidth TB/s, overrides);
---   getvariable('tf32') (fp32 matmuls ran on TF32 tensor cores); getvariable('top_n') (rows of `ops`);
---   getvariable('tokens_per_step') (tokens one step processes, e.g. the decode batch size, or batch x
---   (draft length + 1) for a verify step: a trace does not record it, so per-token columns are NULL
---   without it).
+-- Parameters: the @param lines above, and top_n (kernels.sql: rows of `ops`); without tokens_per_step
+--   the per-token columns are NULL.
 --
 -- Output `flops`: one row per trace and phase_path of the counted ops ('(none)' = outside any range;
 --   one row with phase_path NULL when the trace has no counted op)
@@ -71,24 +73,8 @@
 --   module takes the module path (`ProfilerStep#6/Qwen2Model/Qwen2DecoderLayer/Qwen2MLP/Linear`).
 --   trace, phase_path, phase_source ('range' | 'module' | 'frame', comma-separated when several; NULL
 --   for '(none)')
---   ops              counted (leaf-most) family ops in the phase
---   ops_no_flops     of those, ops without FLOPs (no recorded shapes, or shapes the formulas reject)
---   flops            sum of FLOPs of the ops that have them (NULL when none has)
 --   gflops_per_token FLOPs of the phase's ops inside steps / (steps of the trace * tokens_per_step) / 1e9
 --                    (NULL without --tokens-per-step or without steps; the LenVM-style per-token GFLOPs)
---   flops_source     'shapes' | 'trace' (with_flops values) | 'shapes+trace'
---   bytes            sum of bytes of those ops (NULL when any of them lacks bytes)
---   timed_ops        ops with FLOPs that launched >= 1 GPU op (the TFLOP/s population)
---   gpu_ops          GPU ops launched by the timed ops
---   gpu_ns           their summed duration (denominator of tflops_s and share_of_peak)
---   tflops_s         FLOPs of the timed ops / gpu_ns / 1e3 (achieved TFLOP/s)
---   peak_tflops      FLOPs of the timed ops / ideal_ns / 1e3 (dense peak for their dtypes)
---   share_of_peak    ideal_ns / gpu_ns, ideal_ns = sum of FLOPs / peak over the timed ops
---   tb_s             bytes of the timed ops / gpu_ns / 1e3 (achieved TB/s; NULL when bytes are)
---   bw_share         tb_s / the GPU's peak memory bandwidth (peak_tb_s in `device`)
---   flop_per_byte    flops / bytes (arithmetic intensity; compare with peak_tflops*1e3/peak GB/s)
---   dtypes           dtypes of the ops, comma-separated
---   note             what is missing and how to capture it
 -- Output `ops`: one row per trace, op name, input_dims and dtype, top getvariable('top_n') by FLOPs
 --   per trace: calls, flops_per_call, flops, bytes_per_call, gpu_ns (summed over calls), tflops_s,
 --   share_of_peak, tb_s, flop_per_byte, phase_path (most common; equal counts: the first in text
@@ -355,6 +341,32 @@ LEFT JOIN (SELECT trace, count(*) FILTER (WHERE NOT coalesce(contains(args, '"@g
            FROM (SELECT trace, args FROM kernels WHERE api_is_graph_launch(launch_name)) GROUP BY trace) k USING (trace);
 
 -- @output flops
+-- @column trace            TEXT      the trace (input file name) the row is about
+-- @column phase_path       TEXT      the '/'-joined names of the ranges around the row ('(none)' outside
+--                                    every range)
+-- @column phase_source     TEXT      'range' | 'module' | 'frame', comma-separated when several; NULL for
+--                                    '(none)'
+-- @column ops              COUNT     counted (leaf-most) family ops in the phase
+-- @column ops_no_flops     COUNT     of those, ops without FLOPs (no recorded shapes, or shapes the formulas
+--                                    reject)
+-- @column flops            COUNT     FLOPs of the counted ops (shapes formulas, or the trace's with_flops
+--                                    values)
+-- @column gflops_per_token NUMBER    flops / tokens_per_step / 1e9
+-- @column flops_source     TEXT      'shapes' | 'trace' (with_flops values) | 'shapes+trace'
+-- @column bytes            COUNT     sum of bytes of those ops (NULL when any of them lacks bytes)
+-- @column timed_ops        COUNT     ops with FLOPs that launched >= 1 GPU op (the TFLOP/s population)
+-- @column gpu_ops          COUNT     GPU ops launched by the timed ops
+-- @column gpu_ns           DURATION  their summed duration (denominator of tflops_s and share_of_peak)
+-- @column tflops_s         NUMBER    FLOPs of the timed ops / gpu_ns / 1e3 (achieved TFLOP/s)
+-- @column peak_tflops      NUMBER    FLOPs of the timed ops / ideal_ns / 1e3 (dense peak for their dtypes)
+-- @column share_of_peak    SHARE     ideal_ns / gpu_ns, ideal_ns = sum of FLOPs / peak over the timed ops
+-- @column tb_s             NUMBER    bytes of the timed ops / gpu_ns / 1e3 (achieved TB/s; NULL when bytes
+--                                    are)
+-- @column bw_share         SHARE     tb_s / the GPU's peak memory bandwidth (peak_tb_s in `device`)
+-- @column flop_per_byte    NUMBER    flops / bytes (arithmetic intensity; compare with peak_tflops*1e3/peak
+--                                    GB/s)
+-- @column dtypes           TEXT      dtypes of the ops, comma-separated
+-- @column note             NOTE      what is missing and how to capture it
 WITH _g AS (
     SELECT trace, phase_path, count(*) AS ops, count(*) FILTER (WHERE flops IS NULL) AS ops_no_flops,
            sum(flops) AS flops, sum(flops) FILTER (WHERE step_index IS NOT NULL) AS step_flops,
@@ -413,6 +425,23 @@ FROM trace_window w JOIN _fl_caps c USING (trace) WHERE NOT EXISTS (SELECT 1 FRO
 ORDER BY trace, flops DESC NULLS LAST, phase_path;
 
 -- @output ops
+-- @column trace          TEXT      the trace (input file name) the row is about
+-- @column name           TEXT      the op or range name
+-- @column input_dims     TEXT      the op's input shapes (needs record_shapes=True)
+-- @column dtype          TEXT      the op's input element type
+-- @column calls          COUNT     executions of the op
+-- @column flops_per_call COUNT     FLOPs of one execution
+-- @column flops          COUNT     FLOPs of all its executions
+-- @column bytes_per_call COUNT     bytes one execution reads and writes
+-- @column gpu_ns         DURATION  their summed duration (denominator of tflops_s and share_of_peak)
+-- @column tflops_s       NUMBER    FLOPs of the timed ops / gpu_ns / 1e3 (achieved TFLOP/s)
+-- @column share_of_peak  SHARE     ideal_ns / gpu_ns, ideal_ns = sum of FLOPs / peak over the timed ops
+-- @column tb_s           NUMBER    bytes of the timed ops / gpu_ns / 1e3 (achieved TB/s; NULL when bytes are)
+-- @column flop_per_byte  NUMBER    flops / bytes (arithmetic intensity; compare with peak_tflops*1e3/peak
+--                                  GB/s)
+-- @column phase_path     TEXT      the '/'-joined names of the ranges around the row ('(none)' outside every
+--                                  range)
+-- @column flops_source   TEXT      'shapes' | 'trace' (with_flops values) | 'shapes+trace'
 WITH _o AS (  -- how often each phase_path holds the op: its most frequent one is reported (ties: text order)
     SELECT *, count(*) OVER (PARTITION BY trace, name, input_dims, dtype, phase_path) AS _pp_n FROM flops_ops
 ), _g AS (
@@ -435,6 +464,18 @@ QUALIFY row_number() OVER (PARTITION BY trace ORDER BY flops DESC NULLS LAST, na
 ORDER BY trace, flops DESC NULLS LAST, name, input_dims, dtype;
 
 -- @output steps
+-- @column trace              TEXT      the trace (input file name) the row is about
+-- @column step_index         ID        the step's number in its trace (1.. in time order)
+-- @column step_name          TEXT      the step range's name as captured
+-- @column wall_ns            DURATION  the step's wall time
+-- @column ops                COUNT     counted ops in the step
+-- @column flops              COUNT     FLOPs of the step's counted ops
+-- @column gflops_per_token   NUMBER    flops / tokens_per_step / 1e9
+-- @column gpu_ns             DURATION  their summed duration (denominator of tflops_s and share_of_peak)
+-- @column tflops_s           NUMBER    FLOPs of the timed ops / gpu_ns / 1e3 (achieved TFLOP/s)
+-- @column share_of_peak      SHARE     ideal_ns / gpu_ns, ideal_ns = sum of FLOPs / peak over the timed ops
+-- @column tflops_s_wall      NUMBER    flops / wall_ns / 1e3 (model-FLOPs rate over the step's wall time)
+-- @column wall_share_of_peak SHARE     ideal_ns / wall_ns (model-FLOPs utilisation over the step's wall time)
 WITH _g AS (
     SELECT trace, step_index, count(*) AS ops, sum(flops) AS flops, sum(gpu_ns) FILTER (WHERE timed) AS gpu_ns,
            _fl_timed_flops(flops, timed) AS timed_flops, _fl_ideal_ns(flops, peak_tflops, timed) AS ideal_ns,
@@ -452,6 +493,18 @@ FROM step_instances s LEFT JOIN _g g USING (trace, step_index)
 ORDER BY s.trace, s.step_index;
 
 -- @output device
+-- @column trace         TEXT      the trace (input file name) the row is about
+-- @column gpu_name      TEXT      from the trace, or the --gpu override
+-- @column name_source   TEXT      where the GPU name came from: '--gpu' | 'trace'
+-- @column matched       TEXT      the peak table row, NULL when none
+-- @column bf16_tflops   NUMBER    peak dense bf16 TFLOP/s
+-- @column fp16_tflops   NUMBER    peak dense fp16 TFLOP/s
+-- @column fp8_tflops    NUMBER    peak dense fp8 TFLOP/s
+-- @column tf32_tflops   NUMBER    peak dense tf32 TFLOP/s
+-- @column fp32_tflops   NUMBER    peak fp32 TFLOP/s
+-- @column peak_tb_s     NUMBER    peak memory bandwidth in TB/s (after overrides)
+-- @column peak_override TEXT      which peaks the options overrode (NULL: none)
+-- @column note          NOTE      what is missing and how to capture it
 SELECT trace, gpu_name, name_source, matched, bf16_tflops, fp16_tflops, fp8_tflops, tf32_tflops, fp32_tflops,
        peak_tb_s, nullif(peak_override, '') AS peak_override, note
 FROM _fl_dev ORDER BY trace;

@@ -1,8 +1,13 @@
 -- gpu_idle: when is each GPU idle, and what was the launching side doing?
 -- @requires lib/caps lib/frames lib/gpu_activity lib/idle lib/runtime lib/step_instances lib/trace_window lib/notes
+-- @param host_busy_min_ns DURATION 50000 T below: a launch that started this long after the GPU went idle
+--     makes the gap host_busy
+-- @param kernel_gap_max_ns DURATION 20000 K below: a queued op's gap behind its own stream up to this long
+--     is kernel_gap
+-- @param idle_top_n COUNT 20 longest gaps listed per trace (output intervals)
 --
 -- Run it with `tracekit report` (or tracekit.report.run): that loads the modules on its @requires line first and sets every
--- getvariable() parameter to its documented default (tracekit/report.py: DEFAULTS).
+-- getvariable() parameter to its default (its @param line; docs/queries.md).
 --
 -- Per (trace, device): the union of all GPU ops of all streams (kernels, memcpys, memsets) is
 -- the busy time; its complement inside the TRACE WINDOW (earliest start to latest end of any
@@ -63,36 +68,19 @@
 --
 -- Inputs: events (gpu_sync rows), ranges; gpu_activity, runtime_calls, trace_window, step_instances, idle_intervals, idle_device_busy, caps
 -- (queries/lib/); frames_runtime (lib/frames.sql).
--- Parameters: getvariable('host_busy_min_ns') (T, default 50000), getvariable('kernel_gap_max_ns') (K,
--- default 20000), getvariable('idle_top_n') (20).
 --
 -- Output `gpu_idle` (one row per trace, device):
---   window_ns            DENOMINATOR of idle_share: the trace window (window_start_ns..window_end_ns)
---   busy_ns              union of GPU op intervals on the device
---   idle_ns              window_ns - busy_ns;  idle_share = idle_ns / window_ns
---   gpu_window_ns        first GPU op start to last GPU op end (HTA's "kernel_time")
---   gpu_window_idle_ns   gpu_window_ns - busy_ns; gpu_window_idle_share = it / gpu_window_ns (HTA idle %)
---   compute_busy_ns      union of compute kernels (not NCCL, not memcpy/memset);
---                        compute_share = compute_busy_ns / gpu_window_ns (HTA compute %)
---   gaps                 idle intervals between GPU ops
---   launch_bound_ns, sync_blocked_ns, host_busy_ns, gpu_wait_ns, kernel_gap_ns, queued_dependency_ns,
---   no_launch_record_ns, edge_ns   idle time per cause (sync_blocked_ns NULL when no sync was
---                        captured, gpu_wait_ns NULL when no runtime rows were: see trust)
---   other_ns             gpu_wait_ns + kernel_gap_ns + queued_dependency_ns + no_launch_record_ns: the GPU-side and
---                        unknown causes together (the former single 'other' cause)
+--   (its columns: the @column lines at `-- @output gpu_idle` below)
 -- Output `causes`: trace, device, cause, intervals, idle_ns, mean_ns, p50_ns, max_ns, window_ns,
---   share_of_window = idle_ns / window_ns, share_of_idle = idle_ns / (all idle_ns of the device)
 -- Output `by_phase`: trace, device, host_phase, cause, intervals, idle_ns, share_of_window
 -- Output `by_step`: per step instance (see lib/step_instances: step_instances), device and cause: intervals, idle_ns
 --   (the part of each idle interval inside the step's time window), wall_ns of the step,
---   share_of_step = idle_ns / wall_ns (DENOMINATOR: the step's wall time)
 -- Output `intervals`: the idle_top_n longest gaps per trace: device, gap_start_ns, gap_ns, cause,
 --   host_phase, next_op, next_launch_name, next_launch_ts_ns, and the evidence of the rule:
 --   next_stream, next_launch_end_ns (L1); sync_call, sync_ts_ns, sync_end_ns (S, sync_blocked
 --   rows); wait_call, wait_ts_ns (W0), wait_stream, wait_evidence ('gpu_sync_record' |
 --   'thread_order'), event_record_call, event_record_ts_ns, event_record_stream (gpu_wait rows;
 --   NULL when the trace does not have them); note: what is unknown and which capture option shows it;
---   user_frame: where in the code the next op was launched, the innermost user-code Python frame around
 --   its launch call, `file(line): function` (lib/frames.sql); NULL when the trace has no Python frames
 --   (recorded without with_stack=True), when no user frame encloses the launch, or when the op has no
 --   launch record.
@@ -238,6 +226,36 @@ UNION ALL SELECT trace, device, 'after_last_gpu_op', 'after_last_gpu_op', gap_st
           FROM idle_intervals WHERE edge = 'trailing';
 
 -- @output gpu_idle
+-- @column trace                 TEXT      the trace (input file name) the row is about
+-- @column device                ID        GPU device id as the trace gives it
+-- @column window_start_ns       TIMESTAMP start of the trace window (earliest start of any timed row)
+-- @column window_end_ns         TIMESTAMP end of the trace window (latest end of any timed row)
+-- @column window_ns             DURATION  DENOMINATOR of idle_share: the trace window
+--                                         (window_start_ns..window_end_ns)
+-- @column busy_ns               DURATION  union of GPU op intervals on the device
+-- @column idle_ns               DURATION  window_ns - busy_ns
+-- @column idle_share            SHARE     idle_ns / window_ns
+-- @column gpu_window_ns         DURATION  first GPU op start to last GPU op end (HTA's "kernel_time")
+-- @column gpu_window_idle_ns    DURATION  gpu_window_ns - busy_ns
+-- @column gpu_window_idle_share SHARE     gpu_window_idle_ns / gpu_window_ns (HTA idle %)
+-- @column compute_busy_ns       DURATION  union of compute kernels (not NCCL, not memcpy/memset)
+-- @column compute_share         SHARE     compute_busy_ns / gpu_window_ns (HTA compute %)
+-- @column gaps                  COUNT     idle intervals between GPU ops
+-- @column launch_bound_ns       DURATION  idle time caused by launch_bound
+-- @column sync_blocked_ns       DURATION  idle time caused by sync_blocked (NULL when no sync was captured)
+-- @column host_busy_ns          DURATION  idle time caused by host_busy
+-- @column gpu_wait_ns           DURATION  idle time caused by gpu_wait (NULL when no runtime rows were
+--                                         captured)
+-- @column kernel_gap_ns         DURATION  idle time caused by kernel_gap
+-- @column queued_dependency_ns  DURATION  idle time caused by queued_dependency
+-- @column no_launch_record_ns   DURATION  idle time caused by no_launch_record
+-- @column other_ns              DURATION  gpu_wait_ns + kernel_gap_ns + queued_dependency_ns +
+--                                         no_launch_record_ns: the GPU-side and unknown causes together (the
+--                                         former single 'other' cause)
+-- @column edge_ns               DURATION  idle time at the trace window's edges (before the first / after the
+--                                         last GPU op)
+--
+--                                         captured, gpu_wait_ns NULL when no runtime rows were: see trust)
 WITH _c AS (
     SELECT trace, device, count(*) FILTER (WHERE cause NOT LIKE '%gpu_op') AS gaps,
            sum(gap_ns) FILTER (WHERE cause = 'launch_bound') AS launch_bound_ns,
@@ -269,6 +287,18 @@ FROM _dev d LEFT JOIN _c c USING (trace, device) JOIN caps k USING (trace)
 ORDER BY d.trace, d.device;
 
 -- @output causes
+-- @column trace           TEXT      the trace (input file name) the row is about
+-- @column device          ID        GPU device id as the trace gives it
+-- @column cause           TEXT      the idle cause (rules 1-8 above, or a window edge)
+-- @column intervals       COUNT     idle intervals
+-- @column idle_ns         DURATION  idle time of the cause
+-- @column mean_ns         DURATION  mean interval length
+-- @column p50_ns          DURATION  median interval length
+-- @column max_ns          DURATION  longest interval
+-- @column window_ns       DURATION  DENOMINATOR of idle_share: the trace window
+--                                   (window_start_ns..window_end_ns)
+-- @column share_of_window SHARE     idle_ns / window_ns
+-- @column share_of_idle   SHARE     idle_ns / (all idle_ns of the device)
 SELECT i.trace, i.device, i.cause, count(*) AS intervals, sum(gap_ns)::BIGINT AS idle_ns, avg(gap_ns) AS mean_ns,
        quantile_disc(gap_ns, 0.5) AS p50_ns, max(gap_ns) AS max_ns, any_value(d.window_ns) AS window_ns,
        sum(gap_ns) / any_value(d.window_ns) AS share_of_window,
@@ -278,6 +308,15 @@ GROUP BY i.trace, i.device, i.cause
 ORDER BY i.trace, i.device, idle_ns DESC, i.cause;
 
 -- @output by_phase
+-- @column trace           TEXT      the trace (input file name) the row is about
+-- @column device          ID        GPU device id as the trace gives it
+-- @column host_phase      TEXT      phase_path of the CPU work that filled the gap (gpu_idle.sql: host_phase)
+-- @column cause           TEXT      the idle cause
+-- @column intervals       COUNT     idle intervals
+-- @column idle_ns         DURATION  idle time of the cause in the phase
+-- @column share_of_window SHARE     idle_ns / window_ns
+--
+--                                   device)
 SELECT i.trace, i.device, coalesce(i.host_phase, '(none)') AS host_phase, i.cause, count(*) AS intervals,
        sum(gap_ns)::BIGINT AS idle_ns, sum(gap_ns) / any_value(d.window_ns) AS share_of_window
 FROM gpu_idle_all i JOIN _dev d USING (trace, device)
@@ -285,6 +324,15 @@ WHERE i.cause NOT LIKE '%gpu_op'
 GROUP BY ALL ORDER BY i.trace, i.device, idle_ns DESC, host_phase, i.cause;
 
 -- @output by_step
+-- @column trace         TEXT      the trace (input file name) the row is about
+-- @column step_index    ID        the step's number in its trace (1.. in time order)
+-- @column step_name     TEXT      the step range's name as captured
+-- @column device        ID        GPU device id as the trace gives it
+-- @column cause         TEXT      the idle cause
+-- @column intervals     COUNT     idle intervals
+-- @column idle_ns       DURATION  the part of each idle interval inside the step's time window, summed
+-- @column wall_ns       DURATION  the step's wall time (DENOMINATOR of share_of_step)
+-- @column share_of_step SHARE     idle_ns / wall_ns (DENOMINATOR: the step's wall time)
 SELECT s.trace, s.step_index, s.name AS step_name, i.device, i.cause, count(*) AS intervals,
        sum(least(i.gap_start_ns + i.gap_ns, s.end_ns) - greatest(i.gap_start_ns, s.ts_ns))::BIGINT AS idle_ns,
        any_value(s.end_ns - s.ts_ns) AS wall_ns,
@@ -295,6 +343,34 @@ GROUP BY s.trace, s.step_index, s.name, i.device, i.cause
 ORDER BY s.trace, s.step_index, i.device, idle_ns DESC, i.cause;
 
 -- @output intervals
+-- @column trace               TEXT      the trace (input file name) the row is about
+-- @column device              ID        GPU device id as the trace gives it
+-- @column gap_start_ns        TIMESTAMP G: when the device went idle
+-- @column gap_ns              DURATION  length of the gap
+-- @column cause               TEXT      the idle cause
+-- @column host_phase          TEXT      phase_path of the CPU work that filled the gap (gpu_idle.sql:
+--                                       host_phase)
+-- @column next_op             TEXT      the op that ended the gap
+-- @column next_launch_name    TEXT      the runtime call that launched it
+-- @column next_launch_ts_ns   TIMESTAMP L0: its start
+-- @column next_launch_end_ns  TIMESTAMP L1: end of the launch call
+-- @column next_stream         ID        the stream of the next op
+-- @column sync_call           TEXT      the blocking sync call of rule 6
+-- @column sync_ts_ns          TIMESTAMP its start (S0)
+-- @column sync_end_ns         TIMESTAMP S1: end of the sync call (sync_blocked rows)
+-- @column wait_call           TEXT      the stream-wait call of rules 2-3
+-- @column wait_ts_ns          TIMESTAMP W0: start of the stream-wait call
+-- @column wait_stream         ID        the stream that waited
+-- @column wait_evidence       TEXT      'gpu_sync_record' | 'thread_order'
+-- @column event_record_call   TEXT      the event record call the wait named
+-- @column event_record_ts_ns  TIMESTAMP its start
+-- @column event_record_stream ID        the stream of the event record call (gpu_wait rows; NULL when the
+--                                       trace does not have it)
+-- @column note                NOTE      what is unknown and which capture option shows it
+-- @column user_frame          FRAME     where in the code the next op was launched, the innermost user-code
+--                                       Python frame around
+--
+--                                       Python frame around
 WITH _top AS (  -- pick the rows on narrow columns, then fetch the names of those few
     SELECT * EXCLUDE (gap_end_ns) FROM gpu_idle_gaps WHERE NOT edge
     QUALIFY row_number() OVER (PARTITION BY trace ORDER BY gap_ns DESC, gap_start_ns, device, next_row_id) <= getvariable('idle_top_n')

@@ -1,5 +1,7 @@
 -- graph_map: which phase and op shapes did each kernel replayed from a CUDA graph have when the
 -- graph's work was launched one op at a time (eager run or graph capture)?
+-- @param graph_map_replay TEXT - trace name holding the graph replays (tracekit.graphmap sets it)
+-- @param graph_map_reference TEXT - trace name of the reference
 --
 -- Why: a cudaGraphLaunch replays its whole kernel sequence under one correlation id, so every
 -- replayed kernel takes the launch's phase (tracekit.ingest.link) and carries no inner range
@@ -7,10 +9,8 @@
 -- op by op still has them; this file aligns the two, position by position.
 --
 -- Inputs: views `events`, `kernels`, `runtime` (tracekit.store.connect over both traces; they may
--- be one and the same trace, whose eager kernels are then the reference) and the variables
---   graph_map_replay     trace name holding the graph replays
---   graph_map_reference  trace name of the reference
---   step_pattern         regex of step range names (tracekit.report.DEFAULTS)
+-- be one and the same trace, whose eager kernels are then the reference) and the variables above,
+-- and step_pattern (lib/step_instances.sql's @param; tracekit.report.DEFAULTS).
 -- Not read: queries/lib/ (this file needs two traces and runs on its own: `tracekit graphmap`).
 --
 -- How the alignment works (names must be equal; never guessed):
@@ -342,6 +342,25 @@ SELECT (SELECT count(*) FROM _gm_ref) AS ref_ops,
             AND input_dims IS NOT NULL AND input_dims NOT IN ('[]', '')) AS ref_shaped_ops;
 
 -- @output graph_map
+-- @column trace              TEXT      the replay trace
+-- @column launch_correlation COUNT     correlation id of the cudaGraphLaunch (shared by the kernels it
+--                                      replayed)
+-- @column launch_ts_ns       TIMESTAMP start of the launch call
+-- @column launch_phase_path  TEXT      phase_path of the launch call ('(none)' when outside every range)
+-- @column replayed           COUNT     GPU ops replayed by this launch (denominator of the three counts
+--                                      below)
+-- @column matched            COUNT     of those, given an inner phase_path from the reference
+-- @column shaped             COUNT     of those, given cpu_op shapes from the reference (a subset of matched)
+-- @column ambiguous          COUNT     of those, left as they were because the regions disagree on the path
+-- @column method             TEXT      'sequence', 'capture_name', 'capture_order' or 'none' (no region: all
+--                                      left as they were)
+-- @column regions            COUNT     reference regions found for this launch's sequence
+-- @column unaligned          COUNT     of the replayed ops, those no region aligned ('capture_name': no
+--                                      launch of that name at their place); 0 for the other methods and for
+--                                      'none'
+-- @column ref_unaligned      COUNT     'capture_name': launches of the region window taken by no node (the
+--                                      most over the regions); NULL for the other methods
+-- @column note               NOTE      how to read the row, what is missing and how to capture it
 SELECT getvariable('graph_map_replay') AS trace, l.correlation AS launch_correlation, l.launch_ts_ns,
        coalesce(l.launch_phase_path, '(none)') AS launch_phase_path,
        count(*) AS replayed,
@@ -389,6 +408,17 @@ GROUP BY l.correlation, l.launch_ts_ns, l.launch_phase_path
 ORDER BY l.launch_ts_ns, l.correlation;
 
 -- @output summary
+-- @column replay_trace       TEXT      trace holding the graph replays
+-- @column reference_trace    TEXT      trace of the reference
+-- @column graph_launches     COUNT     graph launch calls in the replay trace
+-- @column distinct_sequences COUNT     distinct replayed kernel sequences
+-- @column replayed           COUNT     GPU ops replayed by graph launches
+-- @column matched            COUNT     of those, given an inner phase_path from the reference
+-- @column shaped             COUNT     of those, given cpu_op shapes from the reference (a subset of matched)
+-- @column ambiguous          COUNT     of those, left as they were because the regions disagree on the path
+-- @column unmatched          COUNT     replayed - matched
+-- @column matched_pct        NUMBER    100 * matched / replayed; NULL when nothing was replayed
+-- @column note               NOTE      how to read the row, what is missing and how to capture it
 SELECT getvariable('graph_map_replay') AS replay_trace, getvariable('graph_map_reference') AS reference_trace,
        (SELECT count(*) FROM _gm_launch) AS graph_launches,
        (SELECT count(DISTINCT sig) FROM _gm_launch) AS distinct_sequences,
@@ -403,6 +433,28 @@ SELECT getvariable('graph_map_replay') AS replay_trace, getvariable('graph_map_r
 FROM _gm_rows;
 
 -- @output rows
+-- @column kind               TEXT      the row's kind (its identity in the replay trace, with seq)
+-- @column seq                ID        the row's seq (its identity in the replay trace, with kind)
+-- @column launch_correlation COUNT     correlation id of the cudaGraphLaunch (shared by the kernels it
+--                                      replayed)
+-- @column node               COUNT     the op's position in its graph launch's replayed sequence
+-- @column name               TEXT      the op or range name
+-- @column status             TEXT      'matched' | 'ambiguous' | 'unmatched'
+-- @column method             TEXT      'sequence', 'capture_name', 'capture_order' or 'none' (no region: all
+--                                      left as they were)
+-- @column regions            COUNT     reference regions found for this launch's sequence
+-- @column old_phase_path     TEXT      phase_path before mapping
+-- @column phase              TEXT      the phase after mapping (unchanged unless matched)
+-- @column phase_path         TEXT      the phase_path after mapping (unchanged unless matched)
+-- @column op_name            TEXT      the reference op's name (NULL unless shaped)
+-- @column input_dims         TEXT      the reference op's input shapes (NULL unless shaped)
+-- @column input_types        TEXT      the reference op's input types (NULL unless shaped)
+-- @column ref_seq            COUNT     seq of the reference op when exactly one region was found, else NULL
+-- @column args               TEXT      the row's args with an '@graphmap' object recording the provenance:
+--                                      reference, method, node, regions, ref_seq, inner_path, op, shapes,
+--                                      op_node (the first node launched by the same reference cpu_op call,
+--                                      equal in every region, else NULL: queries/flops.sql counts one op per
+--                                      op_node), launch_phase_path
 SELECT kind, seq, launch_correlation, node, name, status, method, regions, old_phase_path, phase, phase_path,
        op_name, input_dims, input_types, ref_seq, args
 FROM _gm_rows ORDER BY launch_correlation, node;

@@ -59,8 +59,6 @@
 --   minus the top-level phases. GPU: duration of GPU ops by the innermost phase of their launch
 --   ('(other)': launched directly in the step or outside its phases); inclusive adds descendants.
 --   Per step values (0 where a step lacks the phase), then mean/p50/p99 over the steps of the kind.
---   excl_cpu_share = sum excl_cpu_ns / sum CPU span (over the kind's steps);
---   excl_gpu_share = sum excl_gpu_ns / sum GPU op time (NULL when the kind ran no GPU op).
 --   Each share column sums to 1 over the rows of a (trace, step_kind). Rows are sorted so a
 --   depth-first walk prints the tree (siblings by inclusive CPU time, '(other)' last).
 -- Output `verdicts`: trace, step_kind, rank (1..6), verdict (one sentence, its numbers formatted
@@ -306,6 +304,16 @@ SELECT s.trace, s.step_kind, count(*) AS n, sum(s.wall_ns) AS wall, sum(s.end_to
 FROM steps_rows s JOIN caps k USING (trace) GROUP BY ALL;
 
 -- @output headline
+-- @column trace     TEXT      the trace (input file name) the row is about
+-- @column step_kind TEXT      the kind of step (steps.sql: the step name with per-step fields dropped)
+-- @column steps     COUNT     steps of the kind
+-- @column row_order ID        display order of the rows (integer)
+-- @column metric    TEXT      what the row measures (metric names of lib/run_metrics.sql or columns of steps)
+-- @column unit      TEXT      the unit of the row's values: ns | count | share
+-- @column mean      VALUE     mean over the steps, in the row's unit
+-- @column p50       VALUE     median over the steps, in the row's unit
+-- @column p99       VALUE     99th percentile over the steps, in the row's unit
+-- @column note      NOTE      why a value of the row is NULL or what to keep in mind reading it
 SELECT v.trace, v.step_kind, (SELECT count(*) FROM steps_rows s WHERE s.trace = v.trace AND s.step_kind = v.step_kind) AS steps,
        v.row_order, v.metric, v.unit, list_avg(list(v.v ORDER BY v.v)) AS mean,  -- summed in value order: the same last bit on any thread count
        quantile_cont(v.v, 0.5) AS p50, quantile_cont(v.v, 0.99) AS p99,
@@ -315,11 +323,42 @@ GROUP BY v.trace, v.step_kind, v.row_order, v.metric, v.unit
 ORDER BY v.trace, v.step_kind, v.row_order;
 
 -- @output phase_tree
+-- @column trace            TEXT      the trace (input file name) the row is about
+-- @column step_kind        TEXT      the kind of step (steps.sql: the step name with per-step fields dropped)
+-- @column row_order        ID        display order of the rows (integer, depth-first)
+-- @column depth            ID        0 = top level inside the step
+-- @column phase            TEXT      the phase (a range name; '(other)' = directly in the step, in no phase
+--                                    of it)
+-- @column phase_path       TEXT      the '/'-joined names of the ranges around the row ('(none)' outside
+--                                    every range)
+-- @column excl_cpu_ns_mean DURATION  mean per step of the phase's CPU time outside its child phases
+-- @column excl_cpu_ns_p50  DURATION  median per step of the phase's CPU time outside its child phases
+-- @column excl_cpu_ns_p99  DURATION  99th percentile per step of the phase's CPU time outside its child
+--                                    phases
+-- @column incl_cpu_ns_mean DURATION  mean per step of the phase's CPU time, child phases included
+-- @column excl_gpu_ns_mean DURATION  mean per step of the GPU op time launched in the phase outside its child
+--                                    phases
+-- @column incl_gpu_ns_mean DURATION  mean per step of the GPU op time launched in the phase, child phases
+--                                    included
+-- @column excl_cpu_share   SHARE     sum excl_cpu_ns / sum CPU span (over the kind's steps)
+-- @column excl_gpu_share   SHARE     sum excl_gpu_ns / sum GPU op time (NULL when the kind ran no GPU op)
+-- @column instances_mean   NUMBER    ranges or module intervals with exactly this path on the step's thread,
+--                                    per step; NULL for '(other)'
+-- @column phase_source     TEXT      'range' | 'module' | 'frame', comma-separated when several; NULL for
+--                                    '(other)'
 SELECT trace, step_kind, row_order, depth, phase, phase_path, excl_cpu_ns_mean, excl_cpu_ns_p50, excl_cpu_ns_p99,
        incl_cpu_ns_mean, excl_gpu_ns_mean, incl_gpu_ns_mean, excl_cpu_share, excl_gpu_share, instances_mean, phase_source
 FROM _hl_tree ORDER BY trace, step_kind, row_order;
 
 -- @output verdicts
+-- @column trace          TEXT      the trace (input file name) the row is about
+-- @column step_kind      TEXT      the kind of step (steps.sql: the step name with per-step fields dropped)
+-- @column rank           ID        the verdict's place (1..6)
+-- @column verdict        TEXT      one sentence, its numbers formatted in ms/us/%
+-- @column numerator_ns   DURATION  the time the verdict's share counts
+-- @column denominator_ns DURATION  the time it is a share of
+-- @column numerator      TEXT      what numerator_ns counts
+-- @column denominator    TEXT      what denominator_ns is
 WITH _ic AS (  -- idle causes per kind, over the steps' end-to-end windows
     SELECT s.trace, s.step_kind, i.cause, sum(i.idle_ns) AS idle_ns
     FROM _hl_idle i JOIN steps_rows s USING (trace, step_index) GROUP BY ALL
@@ -453,6 +492,10 @@ WHERE rank <= 6
 ORDER BY trace, step_kind, rank;
 
 -- @output notes
+-- @column trace    TEXT      the trace (input file name) the row is about
+-- @column severity TEXT      'warn' | 'info'
+-- @column source   TEXT      'converter' | analysis name
+-- @column message  NOTE      the note itself: what happened and what it changes
 WITH _tr AS (SELECT trace FROM trace_window UNION SELECT trace FROM trace_notes),
 _cand AS (  -- top-level ranges (no enclosing range), names with digits folded, by frequency
     SELECT * FROM (SELECT trace, regexp_replace(name, '[0-9]+', 'N', 'g') AS name, count(*) AS n
@@ -472,6 +515,11 @@ FROM _tr t WHERE t.trace NOT IN (SELECT trace FROM step_instances)
 ORDER BY 1, 3, 4;
 
 -- @output idle
+-- @column trace      TEXT      the trace (input file name) the row is about
+-- @column step_kind  TEXT      the kind of step (steps.sql: the step name with per-step fields dropped)
+-- @column step_index ID        the step's number in its trace (1.. in time order)
+-- @column cause      TEXT      the idle cause (gpu_idle.sql's rules)
+-- @column idle_ns    DURATION  the step's GPU idle time of that cause, inside the step's GPU span
 SELECT h.trace, s.step_kind, h.step_index, h.cause, sum(h.idle_ns)::BIGINT AS idle_ns
 FROM _hl_idle h JOIN steps_rows s USING (trace, step_index)
 GROUP BY ALL

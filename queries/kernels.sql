@@ -1,41 +1,20 @@
 -- kernels: which GPU ops take the GPU time?
 -- @requires steps lib/gpu_activity lib/kernel_names
+-- @param top_n COUNT 50 --top rows of the kernels table per trace (the rest folded into one '(other ops)' row),
+--     of flops' ops table and of diff's moved kernels
 --
 -- Run it with `tracekit report` (or tracekit.report.run): that loads the modules on its @requires line first and sets every
--- getvariable() parameter to its documented default (tracekit/report.py: DEFAULTS).
+-- getvariable() parameter to its default (its @param line; docs/queries.md).
 --
 -- Top GPU ops (kernels, memcpys, memsets) by total time, per trace. Rows are grouped by
 -- (trace, kind, name); time is summed op duration (overlapping ops on different streams are
 -- each counted in full, like nsys `cuda_gpu_kern_sum` and HTA's per-kernel table).
 --
 -- Inputs: gpu_activity, gpu_activity_names, gpu_activity_categories (queries/lib/); steps_gpu, steps_rows, steps_rel_phase (steps.sql);
--- kernel_names (lib/kernel_names.sql). Parameters: getvariable('top_n') (default 50): rows kept per
--- trace; the rest are folded into one row named '(other ops)' so the shares still add up to 1.
+-- kernel_names (lib/kernel_names.sql). top_n rows are kept per trace; the rest are folded into one row
+-- named '(other ops)' so the shares still add up to 1.
 --
 -- Output `kernels` (one row per op name, ordered by total_ns descending):
---   trace           which capture
---   name            op name (kernel name as the source wrote it: the full name, mangled if it was)
---   short_name      the readable name (lib/kernel_names.sql: demangled, template noise dropped, the tile sizes
---                   and the op that tell a family's kernels apart kept); NULL for the folded row. The
---                   terminal and HTML show it in place of name (HTML: the full name on hover)
---   category        the op's category (kernel_categories.csv, lib/gpu_activity's gpu_activity.category); when the launching
---                   op gives some of its executions another category (pow under fb::rms_norm: norm, elsewhere:
---                   elementwise), the category of most of its time (equal time: the first in text order);
---                   '(mixed)' for the folded row
---   count           number of executions
---   total_ns        summed duration of those executions
---   share           total_ns / gpu_op_ns_all
---   mean_ns         total_ns / count
---   p50_ns          median duration (an actual sample: quantile_disc)
---   max_ns          longest execution
---   kind            kernel | memcpy | memset ('(mixed)' for the folded row)
---   op_class        compute | communication | memory (HTA's kernel types: NCCL names = communication)
---   gpu_op_ns_all   denominator: summed duration of ALL GPU ops of the trace
---   graph_count     executions replayed by a CUDA graph launch
---   phase_path      the phase_path holding most of this op's time ('(none)' outside every range); of
---                   phase_paths holding equal time, the first in text order (so the choice never
---                   depends on row order)
---   phases          how many distinct phase_paths launched this op
 --
 -- How to read: share is a fraction of summed GPU op time, not of wall time; use gpu_idle for
 -- wall-clock busy/idle shares.
@@ -46,22 +25,9 @@
 -- record, count under step_kind '(outside steps)' (a trace with no step has only those), so the rows of a
 -- trace add up to all its GPU op time.
 --   trace, step_kind, category
---   share           total_ns / kind_gpu_op_ns
---   per_step_ns     total_ns / steps (NULL outside steps)
---   ops             GPU ops of the category
---   top_kernel      short_name of the category's op with the most time in the kind (ties: the first name)
---   total_ns        their summed duration
---   steps           steps of the kind (NULL for '(outside steps)')
---   graph_ops       ops replayed by a CUDA/HIP graph launch
---   kind_gpu_op_ns  DENOMINATOR of share: summed duration of every GPU op (kernels, memcpys, memsets) of the
---                   step kind (for a step kind: the sum of its steps' steps.gpu_op_ns, headline's GPU op time
---                   (kernels, copies, memsets) times steps); the categories of a kind add up to it exactly
---   note            on rows with graph_ops: a graph replay launches many kernels in one call, so no
---                   launching op tells them apart; the category from the kernel name is the breakdown there is
 -- Ordered by trace, step_kind, total_ns descending, category.
 -- Output `category_phases`: the same per phase of the step (phase relative to the step holding the launch,
 --   as steps.phases: '(other)' = directly in the step, in no phase of it): trace, step_kind, phase, category,
---   share = total_ns / phase_gpu_op_ns, per_step_ns (total_ns / steps of the kind), ops, total_ns,
 --   phase_gpu_op_ns (DENOMINATOR: every GPU op of the phase in the kind's steps). In-step ops only.
 
 -- Each GPU op with its step kind and phase (NULL phase: outside steps).
@@ -77,6 +43,33 @@ CREATE OR REPLACE TEMP TABLE _kc_kinds AS
 SELECT trace, step_kind, count(*) AS steps FROM steps_rows GROUP BY ALL;
 
 -- @output kernels
+-- @column trace         TEXT      the trace (input file name) the row is about
+-- @column name          TEXT      op name (kernel name as the source wrote it: the full name, mangled if it
+--                                 was)
+-- @column short_name    TEXT      the readable name (lib/kernel_names.sql: demangled, template noise dropped,
+--                                 the tile sizes and the op that tell a family's kernels apart kept); NULL
+--                                 for the folded row. The terminal and HTML show it in place of name (HTML:
+--                                 the full name on hover)
+-- @column category      TEXT      the op's category (kernel_categories.csv, lib/gpu_activity's gpu_activity.category);
+--                                 when the launching op gives some of its executions another category (pow
+--                                 under fb::rms_norm: norm, elsewhere: elementwise), the category of most of
+--                                 its time (equal time: the first in text order); '(mixed)' for the folded
+--                                 row
+-- @column count         COUNT     number of executions
+-- @column total_ns      DURATION  summed duration of those executions
+-- @column share         SHARE     total_ns / gpu_op_ns_all
+-- @column mean_ns       DURATION  total_ns / count
+-- @column p50_ns        DURATION  median duration (an actual sample: quantile_disc)
+-- @column max_ns        DURATION  longest execution
+-- @column kind          TEXT      kernel | memcpy | memset ('(mixed)' for the folded row)
+-- @column op_class      TEXT      compute | communication | memory (HTA's kernel types: NCCL names =
+--                                 communication)
+-- @column gpu_op_ns_all DURATION  denominator: summed duration of ALL GPU ops of the trace
+-- @column graph_count   COUNT     executions replayed by a CUDA graph launch
+-- @column phase_path    TEXT      the phase_path holding most of this op's time ('(none)' outside every
+--                                 range); of phase_paths holding equal time, the first in text order (so the
+--                                 choice never depends on row order)
+-- @column phases        COUNT     how many distinct phase_paths launched this op
 WITH _by_phase AS (
     SELECT trace, kind, name, phase_path, sum(dur_ns) AS ns
     FROM gpu_activity GROUP BY ALL
@@ -110,6 +103,28 @@ GROUP BY trace
 ORDER BY trace, total_ns DESC, kind, name;
 
 -- @output categories
+-- @column trace          TEXT      the trace (input file name) the row is about
+-- @column step_kind      TEXT      the kind of step (steps.sql: the step name with per-step fields dropped)
+-- @column category       TEXT      the op's category (kernel_categories.csv, lib/gpu_activity's gpu_activity.category);
+--                                  when the launching op gives some of its executions another category (pow
+--                                  under fb::rms_norm: norm, elsewhere: elementwise), the category of most of
+--                                  its time (equal time: the first in text order); '(mixed)' for the folded
+--                                  row
+-- @column share          SHARE     total_ns / kind_gpu_op_ns
+-- @column per_step_ns    DURATION  total_ns / steps (NULL outside steps)
+-- @column ops            COUNT     GPU ops of the category
+-- @column top_kernel     TEXT      short_name of the category's op with the most time in the kind (ties: the
+--                                  first name)
+-- @column total_ns       DURATION  their summed duration
+-- @column steps          COUNT     steps of the kind (NULL for '(outside steps)')
+-- @column graph_ops      COUNT     ops replayed by a CUDA/HIP graph launch
+-- @column kind_gpu_op_ns DURATION  DENOMINATOR of share: summed duration of every GPU op (kernels, memcpys,
+--                                  memsets) of the step kind (for a step kind: the sum of its steps'
+--                                  steps.gpu_op_ns, headline's GPU op time (kernels, copies, memsets) times
+--                                  steps); the categories of a kind add up to it exactly
+-- @column note           NOTE      on rows with graph_ops: a graph replay launches many kernels in one call,
+--                                  so no launching op tells them apart; the category from the kernel name is
+--                                  the breakdown there is
 WITH _c AS (
     SELECT trace, step_kind, category, count(*) AS ops, count(*) FILTER (WHERE graph) AS graph_ops, sum(dur_ns) AS total_ns
     FROM _kc_ops GROUP BY ALL
@@ -133,6 +148,20 @@ LEFT JOIN _top t USING (trace, step_kind, category)
 ORDER BY c.trace, c.step_kind = '(outside steps)', c.step_kind, c.total_ns DESC, c.category;
 
 -- @output category_phases
+-- @column trace           TEXT      the trace (input file name) the row is about
+-- @column step_kind       TEXT      the kind of step (steps.sql: the step name with per-step fields dropped)
+-- @column phase           TEXT      the phase (a range name; '(other)' = directly in the step, in no phase of
+--                                   it)
+-- @column category        TEXT      the op's category (kernel_categories.csv, lib/gpu_activity's gpu_activity.category);
+--                                   when the launching op gives some of its executions another category (pow
+--                                   under fb::rms_norm: norm, elsewhere: elementwise), the category of most
+--                                   of its time (equal time: the first in text order); '(mixed)' for the
+--                                   folded row
+-- @column share           SHARE     total_ns / phase_gpu_op_ns
+-- @column per_step_ns     DURATION  total_ns / steps of the kind
+-- @column ops             COUNT     GPU ops of the category
+-- @column total_ns        DURATION  summed duration of the category's ops in the phase
+-- @column phase_gpu_op_ns DURATION  DENOMINATOR: every GPU op of the phase in the kind's steps
 WITH _c AS (
     SELECT trace, step_kind, phase, category, count(*) AS ops, sum(dur_ns) AS total_ns
     FROM _kc_ops WHERE phase IS NOT NULL GROUP BY ALL

@@ -2,7 +2,7 @@
 -- @requires lib/frames lib/gpu_activity lib/runtime
 --
 -- Run it with `tracekit report` (or tracekit.report.run): that loads the modules on its @requires line first and sets every
--- getvariable() parameter to its documented default (tracekit/report.py: DEFAULTS).
+-- getvariable() parameter to its default (its @param line; docs/queries.md).
 --
 -- One row per (trace, phase_path, launch API). A launch is a runtime call that launched at
 -- least one GPU op (matched by correlation at convert time). Queueing delay of a launch =
@@ -13,39 +13,35 @@
 -- Inputs: gpu_activity (queries/lib/); frames_runtime (lib/frames.sql). No parameters.
 --
 -- Output `launch` columns:
---   trace, phase_path, launch_name   the phase of the launch call and its API name
---   launches            distinct launch calls
---   gpu_ops             GPU ops they launched (a graph launch launches many)
---   host_ns             summed duration of the launch calls (CPU time spent launching)
---   host_mean_ns        host_ns / launches
---   queue_p50_ns, queue_p99_ns, queue_max_ns   queueing delay over the launches (ns)
---   launch_delay_p50_ns, launch_delay_p99_ns   HTA definition: first op start - call end, >= 0
---   short_ops           GPU ops shorter than their own launch call (non-graph launches only)
---   short_ops_ns        their summed GPU duration
---   short_share         short_ops / gpu_ops of non-graph launches (NULL when there are none)
---   api_class           the call's class (lib/api api_classes): launch | graph_launch | enqueue (async
---                       copies and memsets) | blocking (synchronous copies: their host time is a sync stall,
---                       not launch cost) | ...
 --
 -- Output `by_frame`: launch sites in the code, one row per (trace, user_frame): user_frame is the
 --   innermost frame of user code around the launch call (not torch internals, not built-ins),
 --   `file(line): function`, from the trace's Python frames (with_stack=True; lib/frames.sql says which
 --   frames are user code). Ordered by host_ns.
---   trace, user_frame   NULL: the launches no user frame encloses (note says why)
---   launches            distinct kernel and graph launch calls (api_classes: a copy or memset call, even a
---                       blocking one such as hipMemcpyWithStream, is not a launch)
---   gpu_ops             GPU ops they launched
---   host_ns             summed duration of the launch calls
---   gpu_op_ns           summed duration of the GPU ops they launched (overlapping ops each counted)
---   host_share          host_ns / host_ns of all launches of the trace (DENOMINATOR: every launch call)
---   note                NULL, or for the NULL frame: 'the trace has no Python frames ...' (recorded
---                       without with_stack=True) | 'no user-code frame encloses these launches ...'
 --
 -- How to read: short_share near 1 with a large host_ns means the phase is launch bound
 -- (candidates for CUDA graphs or fusion); a large queue_p50_ns means the CPU runs ahead and the
 -- GPU is the bottleneck.
 
 -- @output launch
+-- @column trace               TEXT      the trace (input file name) the row is about
+-- @column phase_path          TEXT      the phase of the launch call
+-- @column launch_name         TEXT      the launch call's API name
+-- @column launches            COUNT     distinct launch calls
+-- @column gpu_ops             COUNT     GPU ops they launched (a graph launch launches many)
+-- @column host_ns             DURATION  summed duration of the launch calls (CPU time spent launching)
+-- @column host_mean_ns        DURATION  host_ns / launches
+-- @column queue_p50_ns        DURATION  median queueing delay over the launches (first op start - call start)
+-- @column queue_p99_ns        DURATION  99th percentile of the queueing delay
+-- @column queue_max_ns        DURATION  longest queueing delay
+-- @column launch_delay_p50_ns DURATION  median launch delay (HTA definition: first op start - call end, >= 0)
+-- @column launch_delay_p99_ns DURATION  99th percentile of the launch delay
+-- @column short_ops           COUNT     GPU ops shorter than their own launch call (non-graph launches only)
+-- @column short_ops_ns        DURATION  their summed GPU duration
+-- @column short_share         SHARE     short_ops / gpu_ops of non-graph launches (NULL when there are none)
+-- @column api_class           TEXT      the call's class (lib/api's api_classes): launch | graph_launch |
+--                                       enqueue (async copies and memsets) | blocking (synchronous copies:
+--                                       their host time is a sync stall, not launch cost) | ...
 WITH _per_launch AS (
     SELECT trace, correlation, min(phase_path) AS phase_path, min(launch_name) AS launch_name,  -- one launch: one value
            min(launch_ts_ns) AS launch_ts_ns, min(launch_dur_ns) AS launch_dur_ns,
@@ -71,6 +67,18 @@ GROUP BY trace, phase_path, launch_name
 ORDER BY trace, host_ns DESC, phase_path, launch_name;
 
 -- @output by_frame
+-- @column trace      TEXT      the trace (input file name) the row is about
+-- @column user_frame FRAME     the innermost user-code Python frame around the launch calls; NULL: the
+--                              launches no user frame encloses (note says why)
+-- @column launches   COUNT     distinct kernel and graph launch calls (api_classes: a copy or memset call,
+--                              even a blocking one such as hipMemcpyWithStream, is not a launch)
+-- @column gpu_ops    COUNT     GPU ops they launched
+-- @column host_ns    DURATION  summed duration of the launch calls
+-- @column gpu_op_ns  DURATION  summed duration of the GPU ops they launched (overlapping ops each counted)
+-- @column host_share SHARE     host_ns / host_ns of all launches of the trace (DENOMINATOR: every launch
+--                              call)
+-- @column note       NOTE      NULL, or for the NULL frame: 'the trace has no Python frames ...' (recorded
+--                              without with_stack=True) | 'no user-code frame encloses these launches ...'
 WITH _per_launch AS (
     SELECT trace, correlation, min(launch_tid) AS launch_tid, min(launch_ts_ns) AS launch_ts_ns,  -- one launch: one value
            min(launch_dur_ns) AS launch_dur_ns, count(*) AS gpu_ops, sum(dur_ns) AS gpu_op_ns

@@ -1,8 +1,12 @@
 -- lm_head: how much GPU time does the LM head (vocabulary projection) take, per scope?
 -- @requires lib/api lib/gpu_activity lib/modules lib/trace_window
+-- @param vocab COUNT NULL vocabulary size for lm_head method 2 (NULL: inferred from GEMM shapes; the output
+--     says which)
+-- @param lm_head_regex REGEX '(?i).*lm_head.*' regex (full match) for lm_head range names (method 1)
+-- @param lm_head_kernel_regex REGEX NULL regex (full match) for the LM head's kernel names (method 3; none by default)
 --
 -- Run it with `tracekit report` (or tracekit.report.run): that loads the modules on its @requires line first and sets every
--- getvariable() parameter to its documented default (tracekit/report.py: DEFAULTS).
+-- getvariable() parameter to its default (its @param line; docs/queries.md).
 --
 -- Three methods, tried in order; `used` marks the first that found lm_head GPU ops:
 --   1_range         GPU ops launched inside a range whose name fully matches
@@ -177,6 +181,24 @@ SELECT h.*, CASE WHEN h.method = '2_gemm_shape' THEN v.vocab END AS vocab,
 LEFT JOIN _lm_vocab v USING (trace);
 
 -- @output lm_head
+-- @column trace          TEXT      the trace (input file name) the row is about
+-- @column method         TEXT      how the row was found
+-- @column used           BOOL      TRUE on the rows of the first method with status 'ok'
+-- @column status         TEXT      ok | not_found | unavailable | abstain
+-- @column scope          TEXT      phase_path the share is taken within ('(top)' = the whole trace)
+-- @column lm_head_ops    COUNT     GPU ops attributed to the LM head
+-- @column lm_head_gpu_ns DURATION  their summed duration (numerator)
+-- @column scope_gpu_ns   DURATION  summed duration of all GPU ops launched in the scope, descendants included
+--                                  (denominator; all GPU ops of the trace for '(top)')
+-- @column share          SHARE     lm_head_gpu_ns / scope_gpu_ns
+-- @column vocab          COUNT     method 2: the vocabulary size used
+-- @column vocab_source   TEXT      method 2: 'given' | 'inferred ...'
+-- @column note           NOTE      why a method abstained or found nothing, and what would fix it; on an ok
+--                                  1_range row found through a module, which module class
+-- @column severity       TEXT      'warn' on the first abstaining method of a trace where no method succeeded
+--                                  (the report's warning: one per trace), else 'info'
+--
+--                                  (the report's warning: one per trace), else 'info'
 WITH _methods AS (SELECT unnest(['1_range', '2_gemm_shape', '3_kernel_regex']) AS method),
 _ok AS (
     SELECT trace, method, scope, count(*) AS lm_head_ops, sum(dur_ns) AS lm_head_gpu_ns,

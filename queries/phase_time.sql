@@ -2,7 +2,7 @@
 -- @requires lib/api lib/gpu_activity lib/modules lib/runtime lib/intervals
 --
 -- Run it with `tracekit report` (or tracekit.report.run): that loads the modules on its @requires line first and sets every
--- getvariable() parameter to its documented default (tracekit/report.py: DEFAULTS).
+-- getvariable() parameter to its default (its @param line; docs/queries.md).
 --
 -- One row per (trace, phase_path). A phase_path is the chain of enclosing CPU ranges
 -- (record_function / user_annotation / NVTX), outermost first, joined by '/'. GPU ops are
@@ -40,6 +40,27 @@
 -- "how much GPU time does this phase and everything under it cost".
 
 -- @output phase_time
+-- @column trace           TEXT      the trace (input file name) the row is about
+-- @column phase_path      TEXT      the phase (exclusive: ops launched directly in it, not in child ranges)
+-- @column depth           ID        number of ranges in the path
+-- @column range_instances COUNT     range rows (or module intervals) with exactly this path (NULL for
+--                                   '(none)')
+-- @column cpu_ns          DURATION  summed duration of those range instances (inclusive of child ranges; a
+--                                   module path's intervals less the user ranges directly inside them:
+--                                   lib/modules.sql modules_cpu)
+-- @column gpu_op_ns       DURATION  summed duration of the GPU ops launched in this phase (exclusive)
+-- @column gpu_op_ns_incl  DURATION  same, including every descendant phase_path
+-- @column gpu_busy_ns     DURATION  length of the union of those GPU op intervals, per device, summed over
+--                                   devices: overlapping ops of the phase counted once (exclusive)
+-- @column launches        COUNT     runtime calls in this phase that launched >= 1 GPU op
+-- @column graph_launches  COUNT     of which *GraphLaunch calls
+-- @column gpu_ops         COUNT     GPU ops launched in this phase (kernels + memcpy + memset)
+-- @column kernels         COUNT     of which kind = kernel
+-- @column gpu_op_ns_all   DURATION  denominator: summed duration of all GPU ops of the trace
+-- @column share           SHARE     gpu_op_ns / gpu_op_ns_all
+-- @column share_incl      SHARE     gpu_op_ns_incl / gpu_op_ns_all
+-- @column phase_source    TEXT      'range' | 'module' | 'frame' (comma-separated when the path came from
+--                                   several; NULL for '(none)')
 WITH _g AS (  -- GPU ops by their effective phase
     SELECT g.trace, g.device, g.kind, g.ts_ns, g.end_ns, g.dur_ns, p.eff_phase_path AS phase_path, p.phase_source
     FROM gpu_activity g JOIN modules_gpu_phase p USING (gid)

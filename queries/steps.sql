@@ -2,7 +2,7 @@
 -- @requires lib/caps lib/gpu_activity lib/idle lib/modules lib/runtime lib/step_instances lib/intervals
 --
 -- Run it with `tracekit report` (or tracekit.report.run): that loads the modules on its @requires line first and sets every
--- getvariable() parameter to its documented default (tracekit/report.py: DEFAULTS).
+-- getvariable() parameter to its default (its @param line; docs/queries.md).
 --
 -- Step instances are `range` rows whose name fully matches getvariable('step_pattern')
 -- (default: ProfilerStep#N, SGLang step[MODE bs=N ...], vLLM execute_[B_]context_C(T)_generation_G(T),
@@ -25,35 +25,6 @@
 -- Output `steps`: one row per step
 --   trace, step_index (1.. in time order per trace), step_kind, step_name, tid, ts_ns
 --   step_mode, batch_size, tokens, context_reqs, context_tokens, generation_reqs,
---   generation_tokens     parsed from the step name (NULL when the name does not carry them)
---   wall_ns               step range duration (the step's CPU span)
---   cpu_span_ns           first start to last end of its runtime calls and cpu_ops (NULL: none)
---   gpu_span_ns           first start to last end of its GPU ops (NULL: the step launched none)
---   end_to_end_ns         step start to max(step end, last end of its GPU ops): an asynchronous
---                         step's GPU work can outlast its CPU range many times over
---   gpu_span_dev_ns       first start to last end of its GPU ops per device, summed over devices
---                         (= gpu_span_ns on one GPU): the denominator of gpu_busy_share_span
---   e2e_dev_ns            end_to_end_ns once per device the step ran ops on (= end_to_end_ns on one
---                         GPU): the denominator of gpu_busy_share_e2e; on each such device it is
---                         gpu_busy_ns + gpu_other_ns + gpu_idle_ns
---   gpu_busy_ns           union of its GPU op intervals per device, summed over devices
---   gpu_other_ns          time in that window the device ran only ops NOT launched in this step (ops
---                         with no launch record, launched before the trace window; other steps' ops)
---   gpu_idle_ns           time in that window the device ran no op at all (gpu_idle.sql's intervals,
---                         whose causes headline splits it by)
---   gpu_op_ns             summed duration of its GPU ops
---   gpu_ops               its GPU ops (kernels + memcpy + memset, graph nodes included)
---                         (gpu_op_ns, gpu_ops, graph_*: NULL when the trace has no GPU op at all, a
---                         CPU-only capture: not captured, not 0)
---   launches              kernel launch calls (class `launch` of lib/api's api_classes): not copies,
---                         memsets or graph launches, whether or not their kernel is in the trace
---   graph_launches        graph launch calls (class `graph_launch`); graph_launch_host_ns their summed host duration
---   graph_nodes           GPU ops replayed by those graph launches; graph_node_ns their summed duration
---   launch_host_ns        summed host duration of the kernel launch calls
---   sync_calls            blocking calls (class `blocking`: syncs and synchronous copies) in the step
---   sync_stall_ns         their summed duration (host time blocked)
---                         (launches/graph_*: NULL when the trace has no runtime rows; sync_*: NULL
---                         when it has no sync API call and no gpu_sync row: not captured, not 0)
 --   host_launch_ns, host_blocking_ns, host_runtime_other_ns, host_outside_runtime_ns
 --                         the CPU span on the step's own thread in four buckets that add up to wall_ns:
 --                         kernel and graph launch calls; blocking syncs and copies; every other runtime
@@ -61,10 +32,6 @@
 --                         framework, cpu_ops outside runtime calls). Runtime calls that start in the
 --                         step, clipped to its end; nested calls counted once (in the outermost).
 --                         NULL when the trace has no runtime rows.
---   gpu_busy_share_e2e    gpu_busy_ns / e2e_dev_ns: the step as its user lives it (from its start to
---                         its last GPU op's end), idle before the first op and after the CPU range included
---   gpu_busy_share_span   gpu_busy_ns / gpu_span_dev_ns (<= 1): busy share between the step's first and
---                         last GPU op only (NULL without GPU ops, both)
 -- Output `stats`: mean / p50 / p99 / min / max over the steps of each kind, one row per metric
 -- Output `phases`: per step and phase (phase_path relative to the step; '(other)' = directly in
 --   the step): cpu_ns (summed range time, inclusive of children), range_instances, gpu_op_ns,
@@ -290,9 +257,80 @@ FROM steps_rows s JOIN _kind USING (trace, step_kind) JOIN _p50 USING (trace)
 QUALIFY row_number() OVER (PARTITION BY s.trace ORDER BY abs(s.wall_ns - _p50.p50), s.step_index) = 1;
 
 -- @output steps
+-- @column trace                   TEXT      the trace (input file name) the row is about
+-- @column step_index              ID        the step's number in its trace (1.. in time order)
+-- @column step_kind               TEXT      the kind of step (steps.sql: the step name with per-step fields
+--                                           dropped)
+-- @column step_name               TEXT      the step range's name as captured
+-- @column tid                     ID        thread id
+-- @column ts_ns                   TIMESTAMP start
+-- @column step_mode               TEXT      parsed from the step name (SGLang MODE; vLLM CONTEXT | GENERATION
+--                                           | MIXED)
+-- @column batch_size              COUNT     requests in the step, parsed from the name (NULL when it does not
+--                                           carry it)
+-- @column tokens                  COUNT     tokens in the step, parsed from the name
+-- @column context_reqs            COUNT     vLLM: context (prefill) requests
+-- @column context_tokens          COUNT     vLLM: context tokens
+-- @column generation_reqs         COUNT     vLLM: generation (decode) requests
+-- @column generation_tokens       COUNT     vLLM: generation tokens (NULL when the name does not carry them)
+-- @column wall_ns                 DURATION  step range duration (the step's CPU span)
+-- @column cpu_span_ns             DURATION  first start to last end of its runtime calls and cpu_ops (NULL:
+--                                           none)
+-- @column gpu_span_ns             DURATION  first start to last end of its GPU ops (NULL: the step launched
+--                                           none)
+-- @column end_to_end_ns           DURATION  step start to max(step end, last end of its GPU ops): an
+--                                           asynchronous step's GPU work can outlast its CPU range many times
+--                                           over
+-- @column gpu_span_dev_ns         DURATION  first start to last end of its GPU ops per device, summed over
+--                                           devices (= gpu_span_ns on one GPU): the denominator of
+--                                           gpu_busy_share_span
+-- @column e2e_dev_ns              DURATION  end_to_end_ns once per device the step ran ops on (=
+--                                           end_to_end_ns on one GPU): the denominator of gpu_busy_share_e2e;
+--                                           on each such device it is gpu_busy_ns + gpu_other_ns +
+--                                           gpu_idle_ns
+-- @column gpu_busy_ns             DURATION  union of its GPU op intervals per device, summed over devices
+-- @column gpu_idle_ns             DURATION  time in that window the device ran no op at all (gpu_idle.sql's
+--                                           intervals, whose causes headline splits it by)
+-- @column gpu_other_ns            DURATION  time in that window the device ran only ops NOT launched in this
+--                                           step (ops with no launch record, launched before the trace
+--                                           window; other steps' ops)
+-- @column gpu_op_ns               DURATION  summed duration of its GPU ops
+-- @column gpu_ops                 COUNT     its GPU ops (kernels + memcpy + memset, graph nodes included)
+-- @column launches                COUNT     kernel launch calls (class `launch` of lib/api's
+--                                           api_classes): not copies, memsets or graph launches, whether or
+--                                           not their kernel is in the trace
+-- @column launch_host_ns          DURATION  summed host duration of the kernel launch calls
+-- @column graph_launches          COUNT     graph launch calls (class `graph_launch`); graph_launch_host_ns
+--                                           their summed host duration
+-- @column graph_launch_host_ns    DURATION  summed host duration of the graph launch calls
+-- @column graph_nodes             COUNT     GPU ops replayed by those graph launches; graph_node_ns their
+--                                           summed duration
+-- @column graph_node_ns           DURATION  summed duration of the GPU ops replayed by those graph launches
+-- @column sync_calls              COUNT     blocking calls (class `blocking`: syncs and synchronous copies)
+--                                           in the step
+-- @column sync_stall_ns           DURATION  their summed duration (host time blocked)
+-- @column host_launch_ns          DURATION  host time in launch calls (kernel and graph launches)
+-- @column host_blocking_ns        DURATION  host time in blocking calls (syncs, synchronous copies)
+-- @column host_runtime_other_ns   DURATION  host time in other runtime calls
+-- @column host_outside_runtime_ns DURATION  the step's CPU span outside any runtime call (Python, framework
+--                                           work)
+-- @column gpu_busy_share_e2e      SHARE     gpu_busy_ns / e2e_dev_ns: the step as its user lives it (from its
+--                                           start to its last GPU op's end), idle before the first op and
+--                                           after the CPU range included
+-- @column gpu_busy_share_span     SHARE     gpu_busy_ns / gpu_span_dev_ns (<= 1): busy share between the
+--                                           step's first and last GPU op only (NULL without GPU ops, both)
 SELECT * FROM steps_rows ORDER BY trace, step_index;
 
 -- @output stats
+-- @column trace     TEXT      the trace (input file name) the row is about
+-- @column step_kind TEXT      the kind of step (steps.sql: the step name with per-step fields dropped)
+-- @column metric    TEXT      what the row measures (metric names of lib/run_metrics.sql or columns of steps)
+-- @column steps     COUNT     steps of the kind
+-- @column mean      VALUE     mean over the steps, in the row's unit
+-- @column p50       VALUE     median over the steps, in the row's unit
+-- @column p99       VALUE     99th percentile over the steps, in the row's unit
+-- @column min       VALUE     smallest value over the steps, in the row's unit
+-- @column max       VALUE     largest value over the steps, in the row's unit
 WITH _l AS (
     UNPIVOT (SELECT trace, step_kind, wall_ns::DOUBLE AS wall_ns, cpu_span_ns::DOUBLE AS cpu_span_ns,
                     gpu_span_ns::DOUBLE AS gpu_span_ns, end_to_end_ns::DOUBLE AS end_to_end_ns,
@@ -314,9 +352,40 @@ ORDER BY trace, step_kind, list_position(['wall_ns', 'cpu_span_ns', 'gpu_span_ns
          'sync_stall_ns', 'gpu_busy_share_e2e', 'gpu_busy_share_span'], metric);
 
 -- @output phases
+-- @column trace           TEXT      the trace (input file name) the row is about
+-- @column step_index      ID        the step's number in its trace (1.. in time order)
+-- @column step_kind       TEXT      the kind of step (steps.sql: the step name with per-step fields dropped)
+-- @column phase           TEXT      the phase (a range name; '(other)' = directly in the step, in no phase of
+--                                   it)
+-- @column cpu_ns          DURATION  summed range time, inclusive of children
+-- @column range_instances COUNT     range instances of the phase in the step
+-- @column gpu_op_ns       DURATION  their summed duration
+-- @column gpu_ops         COUNT     GPU ops launched in the phase in this step
+-- @column launches        COUNT     kernel launch calls in the phase in this step
+-- @column wall_ns         DURATION  the step's wall time (its range duration)
+-- @column cpu_share       SHARE     cpu_ns / wall_ns (inclusive of child ranges)
+-- @column phase_source    TEXT      'range' | 'module' | 'frame'; several comma-separated when a path came
+--                                   from more than one; NULL for '(other)' with nothing launched by a range
 SELECT * FROM steps_phases ORDER BY trace, step_index, gpu_op_ns DESC NULLS LAST, cpu_ns DESC NULLS LAST, phase;
 
 -- @output phase_stats
+-- @column trace              TEXT      the trace (input file name) the row is about
+-- @column step_kind          TEXT      the kind of step (steps.sql: the step name with per-step fields
+--                                      dropped)
+-- @column phase              TEXT      the phase (a range name; '(other)' = directly in the step, in no phase
+--                                      of it)
+-- @column steps              COUNT     steps of the kind
+-- @column steps_with_phase   COUNT     steps of the kind that have the phase
+-- @column mean_cpu_ns        DURATION  mean CPU time of the phase per step that has it
+-- @column p50_cpu_ns_present DURATION  median over the steps that have the phase
+-- @column mean_gpu_op_ns     DURATION  mean GPU op time of the phase per step of the kind, 0 where absent
+-- @column cpu_share          SHARE     sum cpu_ns / sum wall_ns over the kind's steps
+-- @column gpu_share          SHARE     sum gpu_op_ns / sum of the steps' gpu_op_ns (the LenVM-style table)
+-- @column phase_source       TEXT      'range' | 'module' | 'frame'; several comma-separated when a path came
+--                                      from more than one; NULL for '(other)' with nothing launched by a
+--                                      range
+--
+--                                      range
 WITH _k AS (
     SELECT trace, step_kind, count(*) AS steps, sum(wall_ns) AS k_wall_ns, sum(gpu_op_ns) AS k_gpu_op_ns
     FROM steps_rows GROUP BY ALL
@@ -333,6 +402,22 @@ GROUP BY p.trace, p.step_kind, p.phase
 ORDER BY p.trace, p.step_kind, coalesce(mean_gpu_op_ns, 0) + mean_cpu_ns DESC, p.phase;
 
 -- @output median_step_ops
+-- @column trace        TEXT      the trace (input file name) the row is about
+-- @column step_index   ID        the step's number in its trace (1.. in time order)
+-- @column step_name    TEXT      the step range's name as captured
+-- @column step_ts_ns   TIMESTAMP start of the median step
+-- @column step_wall_ns DURATION  wall time of the median step
+-- @column lane         TEXT      'CPU tid N' | 'GPU g stream s' (display order: CPU lanes by tid, then GPU by
+--                                g, stream). g is trace_devices.gpu_index, the GPU index `tracekit info`
+--                                prints (a ROCm HSA agent id mapped to its listed GPU; tracekit.store
+--                                documents the rule); the op's device id when the trace lists no GPU; 'GPU ?
+--                                (agent d)' when the HSA agent id d maps to no one listed GPU; 'GPU ?' for
+--                                ops with no device id
+-- @column name         TEXT      the op or range name
+-- @column ts_ns        TIMESTAMP start
+-- @column dur_ns       DURATION  duration
+-- @column phase_path   TEXT      the stored (range) path, as the timeline draws it; eff_phase_path /
+--                                phase_source: the
 SELECT m.trace, m.step_index, m.step_name, m.step_ts_ns, m.step_wall_ns,
        'GPU ' || g.device || ' stream ' || coalesce(g.stream::VARCHAR, '?') AS lane, n.name, g.ts_ns, g.dur_ns,
        steps_rel_phase(g.phase_path, g.step_path) AS phase_path

@@ -2,7 +2,7 @@
 -- @requires lib/caps lib/gpu_activity lib/idle lib/runtime lib/trace_window
 --
 -- Run it with `tracekit report` (or tracekit.report.run): that loads the modules on its @requires line first and sets every
--- getvariable() parameter to its documented default (tracekit/report.py: DEFAULTS).
+-- getvariable() parameter to its default (its @param line; docs/queries.md).
 --
 -- Inputs: events; gpu_activity, runtime_calls, trace_window, idle_device_busy, caps (queries/lib/); step_pattern as in steps.sql.
 --
@@ -24,6 +24,21 @@
 -- How to read: the entry point; details are in the per-analysis tables.
 
 -- @output summary
+-- @column trace             TEXT      the trace (input file name) the row is about
+-- @column source            TEXT      which capture: kineto | nsys
+-- @column events            COUNT     rows in the trace
+-- @column window_ns         DURATION  trace window (earliest start to latest end, metadata excluded)
+-- @column gpu_ops           COUNT     GPU ops (kernels, memcpys, memsets)
+-- @column gpu_op_ns         DURATION  their summed duration
+-- @column gpu_busy_ns       DURATION  union of GPU op intervals per device, summed over devices
+-- @column devices           COUNT     GPU devices with ops
+-- @column window_busy_share SHARE     gpu_busy_ns / (window_ns * devices): busy share of the whole TRACE
+--                                     WINDOW, not of a step (a step's is headline's 'GPU busy / end to end')
+-- @column launches          COUNT     kernel and graph launch calls (api_classes launch, graph_launch)
+-- @column sync_calls        COUNT     blocking sync calls (NULL: no sync captured)
+-- @column sync_ns           DURATION  their summed duration (NULL: no sync captured)
+-- @column steps             COUNT     step ranges matching the step pattern (all, nested included)
+-- @column ranges            COUNT     range rows
 WITH _busy AS (
     SELECT trace, sum(busy_ns) AS gpu_busy_ns, count(*) AS devices FROM idle_device_busy GROUP BY trace
 ), _g AS (SELECT trace, count(*) AS gpu_ops, sum(dur_ns) AS gpu_op_ns FROM gpu_activity GROUP BY trace

@@ -1,8 +1,9 @@
 -- syncs: where does the host block waiting for the GPU, and why?
 -- @requires gpu_idle lib/frames lib/gpu_activity lib/runtime
+-- @param sync_top_n COUNT 50 longest sync calls listed per trace (output calls; nsys analyze lists 50)
 --
 -- Run it with `tracekit report` (or tracekit.report.run): that loads the modules on its @requires line first and sets every
--- getvariable() parameter to its documented default (tracekit/report.py: DEFAULTS).
+-- getvariable() parameter to its default (its @param line; docs/queries.md).
 --
 -- Every sync API call on a CPU thread (see queries/lib/: cudaStreamSynchronize,
 -- cudaDeviceSynchronize, cudaEventSynchronize, cudaStreamWaitEvent, synchronous cudaMemcpy*,
@@ -44,13 +45,6 @@
 -- Output `calls`: the getvariable('sync_top_n') (default 50, like `nsys analyze`) longest sync calls
 --   per trace: api, tid, ts_ns, dur_ns, phase_path, sync_class, op_chain, blocks_host, user_frame, and for a
 --   blocking call what the GPU did meanwhile (syncs_during; NULL for stream waits):
---   gpu_ops_during          GPU ops that ran during the call (any stream, any device)
---   gpu_busy_during_ns      union of those ops clipped to the call, per device, summed over devices
---   unlaunched_ops_during, unlaunched_ns_during   the same for the ops with no launching call in the
---                           trace (launched before the trace window opened: the sync drained them)
---   launched_from           the phase paths (a list, up to 3, most time first) the other ops were launched in
---   waiting_on              when the GPU was idle for more than half the call: the cause of the idle
---                           gap that overlaps it most (gpu_idle.sql), and its stream wait call if any
 --
 -- How to read: implicit rows with high blocked_ns are `.item()`/`.tolist()` style stalls;
 -- top_gpu_op_during says what the host waited for.
@@ -142,6 +136,26 @@ FROM _b b LEFT JOIN _n n USING (trace, row_id) LEFT JOIN _u u USING (trace, row_
 LEFT JOIN _ph p USING (trace, row_id) LEFT JOIN _w w USING (trace, row_id);
 
 -- @output syncs
+-- @column trace             TEXT      the trace (input file name) the row is about
+-- @column phase_path        TEXT      the phase of the sync call
+-- @column sync_class        TEXT      explicit | implicit
+-- @column api               TEXT      runtime API name
+-- @column op_chain          TEXT      enclosing syncing op(s), outermost first ('' for explicit)
+-- @column blocks_host       BOOL      FALSE only for *StreamWaitEvent (a GPU-side wait)
+-- @column calls             COUNT     number of calls
+-- @column blocked_ns        DURATION  summed call duration (host time blocked; 0-ish for waits)
+-- @column mean_blocked_ns   DURATION  mean host time blocked per call
+-- @column max_blocked_ns    DURATION  longest host time blocked in one call
+-- @column dtoh_copies       COUNT     DtoH copies launched inside the same enclosing op(s)
+-- @column gpu_op_ns_during  DURATION  summed GPU op time overlapping the calls, clipped to them (all streams
+--                                     of every device; overlapping ops each counted)
+-- @column top_gpu_op_during TEXT      the GPU op name with most time inside the calls (equal times: first in
+--                                     text order)
+-- @column blocked_ns_all    DURATION  denominator: blocked_ns of all blocking sync calls in the trace
+-- @column share             SHARE     blocked_ns / blocked_ns_all (NULL when it is 0, and for
+--                                     *StreamWaitEvent rows: they do not block the host, so are not part of
+--                                     blocked_ns_all)
+-- @column user_frame        FRAME     innermost user-code Python frame around the calls (NULL: see above)
 WITH _dtoh AS (  -- DtoH copies launched inside the op window of an implicit sync on that thread
     SELECT c.trace, c.ts_ns, c.tid, count(g.ts_ns) AS dtoh_copies
     FROM _sync_calls c JOIN gpu_activity g
@@ -179,6 +193,29 @@ GROUP BY c.trace, c.phase_path, c.sync_class, c.api, c.op_chain, c.user_frame
 ORDER BY c.trace, blocked_ns DESC, c.phase_path, c.sync_class, c.api, c.op_chain, c.user_frame NULLS FIRST;
 
 -- @output calls
+-- @column trace                 TEXT      the trace (input file name) the row is about
+-- @column api                   TEXT      runtime API name
+-- @column tid                   ID        thread id
+-- @column ts_ns                 TIMESTAMP start
+-- @column dur_ns                DURATION  duration
+-- @column phase_path            TEXT      the phase of the sync call
+-- @column sync_class            TEXT      explicit | implicit
+-- @column op_chain              TEXT      enclosing syncing op(s), outermost first ('' for explicit)
+-- @column blocks_host           BOOL      FALSE only for *StreamWaitEvent (a GPU-side wait)
+-- @column gpu_ops_during        COUNT     GPU ops that ran during the call (any stream, any device)
+-- @column gpu_busy_during_ns    DURATION  union of those ops clipped to the call, per device, summed over
+--                                         devices
+-- @column unlaunched_ops_during COUNT     the same for the ops with no launching call in the trace (launched
+--                                         before the trace window opened: the sync drained them)
+-- @column unlaunched_ns_during  DURATION  the same for the ops with no launching call in the trace (launched
+--                                         before the trace window opened: the sync drained them)
+-- @column launched_from         TEXT      the phase paths (a list, up to 3, most time first) the other ops
+--                                         were launched in
+-- @column waiting_on            TEXT      when the GPU was idle for more than half the call: the cause of the
+--                                         idle gap that overlaps it most (gpu_idle.sql), and its stream wait
+--                                         call if any
+-- @column user_frame            FRAME     innermost user-code Python frame around the call (NULL: no Python
+--                                         frames, or none encloses it)
 SELECT c.trace, c.api, c.tid, c.ts_ns, c.dur_ns, c.phase_path, c.sync_class, c.op_chain, c.blocking AS blocks_host,
        d.gpu_ops_during, d.gpu_busy_during_ns, d.unlaunched_ops_during, d.unlaunched_ns_during, d.launched_from,
        d.waiting_on, c.user_frame

@@ -15,33 +15,6 @@
 -- launched before the trace window opened (no launch record in the trace: `launch` = 'none').
 --
 -- Output `timeline` (one row per box; the rows of one trace all belong to its median step):
---   trace, step_index, step_kind, step_name, step_ts_ns, step_wall_ns   the median step
---   lane_kind      'cpu' | 'gpu'
---   lane           'CPU tid N' | 'GPU g stream s' (display order: CPU lanes by tid, then GPU by g, stream).
---                  g is trace_devices.gpu_index, the GPU index `tracekit info` prints (a ROCm HSA agent
---                  id mapped to its listed GPU; tracekit.store documents the rule); the op's device id
---                  when the trace lists no GPU; 'GPU ? (agent d)' when the HSA agent id d maps to no one
---                  listed GPU; 'GPU ?' for ops with no device id
---   row_kind       'range' (a CPU range), 'runtime' (a launching or blocking-sync runtime call that
---                  starts inside the step window, any thread), 'gpu_op'
---   name           range / API / kernel name
---   ts_ns, dur_ns  start and duration (ns, same clock as the trace)
---   phase_path     phase relative to the step, as the phase tree (headline.phase_tree) names it:
---                  '(other)' = directly in the step, in no phase; a range's own path, a runtime call's or
---                  GPU op's launching path. A GPU op launched in another step: its path relative to that
---                  step; launched outside every step: its full path ('(none)': in no range);
---                  no launch record: '(no launch record)'. GPU ops by their effective phase (lib/modules.sql,
---                  as the phase tree: a module path where no user range below the step covers the
---                  launch); CPU ranges and runtime calls by their range path (module calls are not drawn)
---   depth          ranges: nesting level inside the step (1 = top level); NULL otherwise
---   blocking       runtime rows: TRUE for a blocking sync call
---   launch_tid, launch_ts_ns   GPU ops: the thread and start of the runtime call that launched them
---                  (NULL when unknown: no runtime rows); the HTML draws a link from one to the other
---   launch         GPU ops: 'step' (launched in this step), 'other_step' (launched in another step,
---                  still running), 'outside_steps' (launched in the trace, in no step), 'none' (no
---                  launch record: launched before the trace window opened, or its runtime call was
---                  not captured); NULL for CPU rows
---   launch_step    GPU ops launched in a step: that step's step_index; NULL otherwise
 
 -- every GPU op of the median step's window, or launched in it
 CREATE OR REPLACE TEMP TABLE _tl_gpu AS
@@ -61,6 +34,43 @@ SELECT g.trace, g.device,
 FROM (SELECT DISTINCT n.trace, n.device FROM _tl_gpu t JOIN gpu_activity n USING (gid)) g;
 
 -- @output timeline
+-- @column trace        TEXT      the trace (input file name) of the median step
+-- @column step_index   ID        the median step's number in its trace
+-- @column step_kind    TEXT      the median step's kind
+-- @column step_name    TEXT      the median step's range name
+-- @column step_ts_ns   TIMESTAMP start of the median step
+-- @column step_wall_ns DURATION  wall time of the median step
+-- @column lane_kind    TEXT      'cpu' | 'gpu'
+-- @column lane         TEXT      'CPU tid N' | 'GPU g stream s' (display order: CPU lanes by tid, then GPU by
+--                                g, stream). g is trace_devices.gpu_index, the GPU index `tracekit info`
+--                                prints (a ROCm HSA agent id mapped to its listed GPU; tracekit.store
+--                                documents the rule); the op's device id when the trace lists no GPU; 'GPU ?
+--                                (agent d)' when the HSA agent id d maps to no one listed GPU; 'GPU ?' for
+--                                ops with no device id
+-- @column row_kind     TEXT      'range' (a CPU range), 'runtime' (a launching or blocking-sync runtime call
+--                                that starts inside the step window, any thread), 'gpu_op'
+-- @column name         TEXT      range / API / kernel name
+-- @column ts_ns        TIMESTAMP start (same clock as the trace)
+-- @column dur_ns       DURATION  duration
+-- @column phase_path   TEXT      phase relative to the step, as the phase tree (headline.phase_tree) names
+--                                it: '(other)' = directly in the step, in no phase; a range's own path, a
+--                                runtime call's or GPU op's launching path. A GPU op launched in another
+--                                step: its path relative to that step; launched outside every step: its full
+--                                path ('(none)': in no range); no launch record: '(no launch record)'. GPU
+--                                ops by their effective phase (lib/modules.sql, as the phase tree: a module path
+--                                where no user range below the step covers the launch); CPU ranges and
+--                                runtime calls by their range path (module calls are not drawn)
+-- @column depth        ID        ranges: nesting level inside the step (1 = top level); NULL otherwise
+-- @column blocking     BOOL      runtime rows: TRUE for a blocking sync call
+-- @column launch_tid   ID        GPU ops: the thread of the runtime call that launched them (NULL when
+--                                unknown)
+-- @column launch_ts_ns TIMESTAMP GPU ops: the start of the runtime call that launched them (NULL when
+--                                unknown: no runtime rows)
+-- @column launch       TEXT      GPU ops: 'step' (launched in this step), 'other_step' (launched in another
+--                                step, still running), 'outside_steps' (launched in the trace, in no step),
+--                                'none' (no launch record: launched before the trace window opened, or its
+--                                runtime call was not captured); NULL for CPU rows
+-- @column launch_step  COUNT     GPU ops launched in a step: that step's step_index; NULL otherwise
 SELECT * EXCLUDE (_lk, _l1, _l2) FROM (
     SELECT m.*, 'cpu' AS lane_kind, 'CPU tid ' || r.tid AS lane, 'range' AS row_kind, r.name, r.ts_ns, r.dur_ns,
            steps_rel_phase(r.phase_path, r.step_path) AS phase_path,

@@ -72,6 +72,24 @@
 -- acceptance_rate and mean_accept_len say whether it came from the draft or from speed.
 
 -- @output tokens
+-- @column trace               TEXT      the trace (input file name) the row is about
+-- @column step_index          ID        the step's number in its trace (1.. in time order)
+-- @column step_kind           TEXT      the kind of step (steps.sql: the step name with per-step fields
+--                                       dropped)
+-- @column wall_ms             NUMBER    the step's wall time (its CPU range), ms
+-- @column gpu_busy_ms         NUMBER    the step's GPU busy time, ms
+-- @column drafted             NUMBER    draft tokens proposed and verified
+-- @column accepted            NUMBER    draft tokens the target accepted (the bonus token of each request NOT
+--                                       included)
+-- @column batch_size          NUMBER    requests in the step
+-- @column tokens              NUMBER    tokens the step processed (a count event, the step name, or --tokens-
+--                                       per-step)
+-- @column acceptance_rate     NUMBER    accepted / drafted
+-- @column mean_accept_len     MEAN      accepted / batch_size: accepted draft tokens per request this round
+-- @column ms_per_accepted     NUMBER    wall_ms / accepted; NULL when 0 accepted
+-- @column gpu_ms_per_accepted NUMBER    gpu_busy_ms / accepted
+-- @column draft_ms            NUMBER    draft_cpu_ns in ms
+-- @column draft_gpu_ms        NUMBER    GPU op time launched in the step's draft ranges, ms
 SELECT trace, step_index, step_kind, wall_ns / 1e6 AS wall_ms, gpu_busy_ns / 1e6 AS gpu_busy_ms,
        drafted, accepted, batch_size, tokens,
        accepted / nullif(drafted, 0) AS acceptance_rate, accepted / nullif(batch_size, 0) AS mean_accept_len,
@@ -80,6 +98,32 @@ SELECT trace, step_index, step_kind, wall_ns / 1e6 AS wall_ms, gpu_busy_ns / 1e6
 FROM token_counts ORDER BY trace, step_index;
 
 -- @output summary
+-- @column trace                     TEXT      the trace (input file name) the row is about
+-- @column steps                     COUNT     steps in the trace
+-- @column steps_counted             COUNT     steps with an `accepted` count
+-- @column drafted                   NUMBER    draft tokens proposed and verified
+-- @column accepted                  NUMBER    draft tokens the target accepted (the bonus token of each
+--                                             request NOT included)
+-- @column tokens                    NUMBER    sum of the steps' tokens
+-- @column tokens_source             TEXT      'count' | 'tokens_per_step'
+-- @column acceptance_rate           NUMBER    accepted / drafted
+-- @column mean_accept_len           MEAN      accepted / batch_size over the counted steps: accepted draft
+--                                             tokens per request
+-- @column accepted_per_step         NUMBER    sum accepted / steps_counted
+-- @column ms_per_accepted           NUMBER    wall_ms / accepted; NULL when 0 accepted
+-- @column gpu_ms_per_accepted       NUMBER    gpu_busy_ms / accepted
+-- @column e2e_ms_per_accepted       NUMBER    first counted step start to the last counted step's end, its
+--                                             GPU work included (steps.end_to_end_ns), gaps between steps
+--                                             included / sum accepted
+-- @column ms_per_token              NUMBER    summed step wall / sum tokens
+-- @column tokens_per_s              NUMBER    sum tokens / that end-to-end span
+-- @column draft_ms_per_accepted     NUMBER    summed draft CPU range time / sum accepted
+-- @column draft_gpu_ms_per_accepted NUMBER    summed GPU time under draft / sum accepted
+-- @column gflops_per_accepted       NUMBER    matmul+attention FLOPs of flops.sql in the counted steps / sum
+--                                             accepted / 1e9
+-- @column counts_outside_steps      COUNT     count events before the first step: not used
+-- @column note                      NOTE      why a value of the row is NULL or what to keep in mind reading
+--                                             it
 WITH _tp AS (SELECT TRY_CAST(getvariable('tokens_per_step') AS DOUBLE) AS tps),
 _a AS (
     SELECT trace, count(*) AS steps, count(accepted) AS steps_counted,
@@ -147,6 +191,17 @@ LEFT JOIN _o o USING (trace)
 ORDER BY w.trace;
 
 -- @output phases
+-- @column trace                    TEXT      the trace (input file name) the row is about
+-- @column phase                    TEXT      the phase (a range name; '(other)' = directly in the step, in no
+--                                            phase of it)
+-- @column accepted                 NUMBER    draft tokens the target accepted (the bonus token of each
+--                                            request NOT included)
+-- @column cpu_ms_per_accepted      NUMBER    CPU range time of the phase / accepted tokens, ms
+-- @column gpu_ms_per_accepted      NUMBER    GPU op time of the phase / accepted tokens, ms
+-- @column incl_gpu_ms_per_accepted NUMBER    the same with every phase under it included, ms
+-- @column phase_source             TEXT      'range' | 'module' | 'frame' (as steps.phases)
+--
+--                                            no user range below the step covers the work: lib/modules.sql
 WITH _acc AS (
     SELECT trace, sum(accepted) AS accepted FROM token_counts WHERE accepted IS NOT NULL GROUP BY trace
 ), _p AS (
@@ -168,6 +223,19 @@ LEFT JOIN (SELECT DISTINCT trace FROM gpu_activity) g USING (trace)
 ORDER BY p.trace, coalesce(p.cpu_ns, 0) + p.gpu_ns DESC, p.phase;
 
 -- @output draft_split
+-- @column trace                   TEXT      the trace (input file name) the row is about
+-- @column steps                   COUNT     steps counted
+-- @column draft_ms_per_step       NUMBER    CPU time of the draft ranges per step, ms
+-- @column lm_head_ms_per_step     NUMBER    CPU time of the lm_head ranges under draft per step, ms
+-- @column rest_ms_per_step        NUMBER    draft - lm_head per step, ms
+-- @column lm_head_share           SHARE     lm_head / draft (CPU time)
+-- @column draft_gpu_ms_per_step   NUMBER    GPU op time of the draft ranges per step, ms
+-- @column lm_head_gpu_ms_per_step NUMBER    GPU op time of the LM head inside the draft per step, ms
+-- @column rest_gpu_ms_per_step    NUMBER    draft GPU op time outside the LM head per step, ms
+-- @column lm_head_gpu_share       SHARE     lm_head_gpu_ms_per_step / draft_gpu_ms_per_step
+-- @column lm_head_ms_per_accepted NUMBER    LM head time per accepted token, ms
+-- @column rest_ms_per_accepted    NUMBER    draft CPU time outside lm_head, summed over the steps with an
+--                                           accepted count / their accepted tokens, ms
 SELECT trace, count(*) AS steps,
        sum(draft_cpu_ns) / 1e6 / count(*) AS draft_ms_per_step,
        sum(draft_lm_head_cpu_ns) / 1e6 / count(*) AS lm_head_ms_per_step,
@@ -183,6 +251,13 @@ SELECT trace, count(*) AS steps,
 FROM token_counts GROUP BY trace ORDER BY trace;
 
 -- @output lengths
+-- @column trace        TEXT      the trace (input file name) the row is about
+-- @column accepted     NUMBER    accepted tokens of a step (the row's length)
+-- @column steps        COUNT     steps with that count
+-- @column share        SHARE     steps / counted steps
+-- @column wall_ms_p50  NUMBER    median step wall time, ms
+-- @column wall_ms_mean NUMBER    mean step wall time, ms
+-- @column wall_ms_p90  NUMBER    90th percentile of the step wall time, ms
 WITH _s AS (SELECT * FROM token_counts WHERE accepted IS NOT NULL)
 SELECT trace, accepted, count(*) AS steps,
        count(*) / sum(count(*)) OVER (PARTITION BY trace) AS share,

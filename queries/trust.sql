@@ -2,7 +2,7 @@
 -- @requires lib/api lib/caps lib/gpu_activity lib/notes lib/runtime lib/trace_window
 --
 -- Run it with `tracekit report` (or tracekit.report.run): that loads the modules on its @requires line first and sets every
--- getvariable() parameter to its documented default (tracekit/report.py: DEFAULTS).
+-- getvariable() parameter to its default (its @param line; docs/queries.md).
 --
 -- One row per (trace, flag). Flags:
 --   graph_replayed_share   GPU op time replayed by CUDA graph launches: those ops carry only the
@@ -44,6 +44,13 @@
 -- How to read: every report prints the warn rows next to its tables.
 
 -- @output trust
+-- @column trace       TEXT      the trace (input file name) the row is about
+-- @column flag        TEXT      the trust check's name
+-- @column severity    TEXT      info | warn (warn when the flag can change a conclusion)
+-- @column value       NUMBER    the measured quantity (a share in [0,1] or a count); NULL when not measurable
+-- @column numerator   TEXT      what value counts (ns or rows)
+-- @column denominator TEXT      what it is divided by
+-- @column message     NOTE      what it means and what to do
 WITH _g AS (
     SELECT trace, count(*) AS ops, sum(dur_ns) AS op_ns,
            sum(dur_ns) FILTER (WHERE graph) AS graph_ns, count(*) FILTER (WHERE graph) AS graph_ops,

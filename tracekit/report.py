@@ -15,6 +15,12 @@ connection (tests/test_query_modules.py checks that the lines are complete). Not
 implicitly: :func:`prepare` sets the query variables and the Python-made tables, then loads the
 modules asked for, for ``report``, ``sql -f``/``--query``, ``compare``/``diff`` and ``export-chrome``.
 
+The headers are typed: each output section opens with one ``-- @column name TYPE meaning`` line per
+column (:data:`COLUMN_TYPES`; the view formats by the type, tests/test_sql_headers.py checks it on real
+traces), and each ``getvariable(name)`` is declared once, ``-- @param name TYPE default meaning``, in the
+header of the file that reads it: :data:`DEFAULTS` and the CLI's query options are made from those lines,
+docs/queries.md from all of them (``python -m tracekit.querydoc``).
+
 Results are DataFrames (the documented API), Arrow tables (``arrow``) or, for the terminal and
 JSON report, :class:`tracekit.rows.Rows` (``rows``): plain Python rows with their SQL types,
 so ``tracekit report`` never imports pandas (issue 14: the import took longer than the queries on
@@ -50,52 +56,173 @@ QUERY_DIR = queries_dir()
 ANALYSES = ("headline", "summary", "kernels", "phase_time", "steps", "launch", "syncs", "gpu_idle", "lm_head", "flops", "tokens", "trust",
             "comm", "collectives")
 
-#: Default of every DuckDB variable the queries read (``getvariable(name)``).
-DEFAULTS: dict[str, Any] = {
-    # ProfilerStep#N, SGLang step[MODE bs=N ...], vLLM execute_[B_]context_C(T)_generation_G(T) (T: any text
-    # without parentheses, e.g. (300), (888_788544), (sq32sk55086...)) and execute_new_N_cached_M, and ranges
-    # named step / decode_step / *_step (queries/lib/step_instances.sql).
-    "step_pattern": (r"ProfilerStep#\d+|step\[.*\]|step|decode_step|.*_step"
-                     r"|execute_(\d+_)?context_\d+\([^()]*\)_generation_\d+\([^()]*\)|execute_new_\d+_cached_\d+"),
-    "top_n": 50,
-    "vocab": None,  # int; None = infer from GEMM shapes (the lm_head output says which)
-    "lm_head_regex": r"(?i).*lm_head.*",
-    "lm_head_kernel_regex": None,
-    "host_busy_min_ns": 50_000,  # gpu_idle: launch started this long after the GPU went idle -> host_busy
-    "kernel_gap_max_ns": 20_000,  # gpu_idle: a queued op's gap behind its own stream up to this long -> kernel_gap
-    "idle_top_n": 20,  # gpu_idle.intervals: longest gaps listed per trace
-    "sync_top_n": 50,  # syncs.calls: longest sync calls listed per trace (nsys analyze lists 50)
-    "gpu": None,  # flops: GPU name matched against the peak table instead of the trace's (e.g. "H100 SXM")
-    "peak_tflops": None,  # flops: one peak TFLOP/s for every dtype, overriding the table
-    "peak_tb_s": None,  # flops: peak memory bandwidth in TB/s, overriding the table
-    "tf32": False,  # flops: fp32 matmuls ran on TF32 tensor cores (compare with the tf32 peak, not fp32)
-    "rank_align": "collective_end",  # collectives: shift each rank's clock so matched collectives end together; "none" = raw
-    "tokens_per_step": None,  # flops: tokens one step processes (batch size x tokens per sequence), for GFLOPs per token
-    "warmup_steps": 1,  # diff/compare noise statistics: first steps of each trace dropped (lib/run_metrics.sql run_metrics_step_values)
+#: The declared type vocabulary of an output column (``-- @column name TYPE meaning``): the view formats a
+#: column by it, and tests/test_sql_headers.py checks it against the DuckDB type of the column on real traces.
+COLUMN_TYPES: dict[str, tuple[str, frozenset[str]]] = {
+    # TYPE: (what it means and how the report shows it, the DuckDB types it may have)
+    "DURATION": ("nanoseconds of elapsed time; shown in one unit per column (ns, us, ms, s)", frozenset(
+        {"BIGINT", "HUGEINT", "INTEGER", "DOUBLE"})),
+    "TIMESTAMP": ("nanoseconds on the trace's clock; shown bare (no separators)", frozenset({"BIGINT", "HUGEINT", "DOUBLE"})),
+    "SHARE": ("a fraction, 0..1 unless said otherwise; shown as a percentage", frozenset({"DOUBLE", "FLOAT"})),
+    "COUNT": ("how many; whole numbers with thousands separators", frozenset(
+        {"BIGINT", "HUGEINT", "INTEGER", "DOUBLE"})),
+    "NUMBER": (("any other quantity (a ratio, TFLOP/s, ms, tokens); decimals by magnitude, a column whose values"
+                " are all whole shown as a count"), frozenset({"DOUBLE", "FLOAT", "BIGINT", "HUGEINT", "INTEGER"})),
+    "MEAN": ("an average of counts: always with decimals, even when whole", frozenset({"DOUBLE"})),
+    "P_VALUE": ("a probability of a test; three decimals, or two significant digits below 0.001",
+                frozenset({"DOUBLE"})),
+    "VALUE": ("a value in the unit its row names (long tables: the row's unit column, else its metric's name)",
+              frozenset({"DOUBLE", "BIGINT", "HUGEINT", "INTEGER"})),
+    "ID": ("an identifier (thread, device, stream, step number); shown bare", frozenset(
+        {"BIGINT", "HUGEINT", "INTEGER", "UBIGINT"})),
+    "BOOL": ("true or false; shown yes/no", frozenset({"BOOLEAN"})),
+    "TEXT": ("a name or a label (JSON text too)", frozenset({"VARCHAR", "VARCHAR[]", "JSON"})),
+    "NOTE": (("a sentence that explains its row (why a value is NULL); empty when NULL, a footnote in the"
+              " terminal and the page"), frozenset({"VARCHAR"})),
+    "FRAME": ("a Python frame, `file(line): function`; the terminal shows the file's last two path components",
+              frozenset({"VARCHAR"})),
 }
+
+#: The types of a query parameter (``-- @param name TYPE default meaning``): its SQL type, and for the CLI the
+#: Python type of its option (``tracekit.cli._params.query_options``). ``CHOICE(a,b)`` is TEXT limited to a, b.
+PARAM_TYPES: dict[str, str] = {"TEXT": "VARCHAR", "REGEX": "VARCHAR", "COUNT": "BIGINT", "DURATION": "BIGINT",
+                               "NUMBER": "DOUBLE", "BOOL": "BOOLEAN", "CHOICE": "VARCHAR"}
+
+#: The default of a parameter that the verb running the file sets itself (written ``-``): not a user option.
+SET_BY_CALLER = "-"
+
+
+@dataclass(frozen=True)
+class ColumnDecl:
+    """One ``-- @column name TYPE meaning`` line of an output."""
+
+    name: str
+    type: str
+    meaning: str
+
+
+@dataclass(frozen=True)
+class Param:
+    """One ``-- @param name TYPE default [--flag] meaning`` line: a ``getvariable(name)`` the file reads.
+
+    ``default``: the Python value of the SQL literal, or :data:`SET_BY_CALLER`. ``flag``: the CLI option's
+    spelling when it is not ``--name`` with dashes (``--top`` for ``top_n``). ``choices``: for ``CHOICE(a,b)``.
+    """
+
+    name: str
+    type: str
+    default: Any
+    meaning: str
+    file: str
+    flag: str | None = None
+    choices: tuple[str, ...] = ()
+
+    @property
+    def option(self) -> str:
+        """The CLI option that sets it."""
+        return self.flag or "--" + self.name.replace("_", "-")
+
 
 _OUTPUT = re.compile(r"^--\s*@output\s+([A-Za-z_][\w]*)\s*$", re.MULTILINE)
 _REQUIRES = re.compile(r"^--\s*@requires\s+([\w/ ]+?)\s*$", re.MULTILINE)
+_COLUMN = re.compile(r"^--\s*@column\s+(\w+)\s+([A-Z_]+)(?:\s+(?P<meaning>\S.*))?$")
+_PARAM = re.compile(r"^--\s*@param\s+(\w+)\s+([A-Z_]+(?:\([\w,]+\))?)\s+"
+                    r"('(?:[^']|'')*'|NULL|TRUE|FALSE|-?\d+(?:\.\d+)?|-)(?:\s+(--[\w-]+))?(?:\s+(?P<meaning>\S.*))?$")
+_MORE = re.compile(r"^--\s{3,}(\S.*)$")  # a meaning's next line: a comment indented past the ``-- @``
+
+
+def _literal(text: str) -> Any:
+    """The Python value of a default written as a SQL literal (``'a''b'``, NULL, TRUE, 50, 0.5) or ``-``."""
+    if text == SET_BY_CALLER:
+        return SET_BY_CALLER
+    if text.startswith("'"):
+        return text[1:-1].replace("''", "'")
+    return {"NULL": None, "TRUE": True, "FALSE": False}.get(text) if text.isalpha() else (
+        float(text) if "." in text else int(text))
+
+
+def _directives(lines: list[str], pattern: re.Pattern[str]) -> list[tuple[re.Match[str], str]]:
+    """Each line of ``lines`` that ``pattern`` matches, with its meaning (group ``meaning``) and the lines that
+    go on with it (comments indented past the ``-- @``) joined by single spaces."""
+    out: list[tuple[re.Match[str], str]] = []
+    i = 0
+    while i < len(lines):
+        m = pattern.match(lines[i]) if "@" in lines[i] else None  # the test first: this runs at every start-up
+        i += 1
+        if not m:
+            continue
+        meaning = [m.group("meaning") or ""]
+        while i < len(lines) and (more := _MORE.match(lines[i])) and not more.group(1).startswith("@"):
+            meaning.append(more.group(1).strip())
+            i += 1
+        out.append((m, " ".join(meaning).strip()))
+    return out
+
+
+def _leading_comments(section: str) -> list[str]:
+    """The comment lines that open an output section (its ``@column`` block), up to its first SQL line."""
+    out = []
+    for line in section.splitlines():
+        if line.strip() and not line.startswith("--"):
+            break
+        out.append(line)
+    return out
+
+
+def _params_of(name: str, header: str) -> list[Param]:
+    params = []
+    for m, meaning in _directives(header.splitlines(), _PARAM):
+        typ, _, choices = m.group(2).partition("(")
+        params.append(Param(m.group(1), typ, _literal(m.group(3)), meaning, name, m.group(4),
+                            tuple(choices.rstrip(")").split(",")) if choices else ()))
+    return params
 
 
 @dataclass
 class SqlFile:
-    """One parsed query file: set-up statements and named output SELECTs."""
+    """One parsed query file: set-up statements, named output SELECTs, and what its header declares.
+
+    ``columns``: per output name, its ``@column`` lines (the comment block that opens the output's section,
+    so that a section split off by ``@output`` carries its own declaration); ``params``: the ``@param`` lines
+    of the set-up part (the file header: they move with the file).
+    """
 
     name: str
     setup: str
     outputs: list[tuple[str, str]] = field(default_factory=list)
     requires: list[str] = field(default_factory=list)
+    columns: dict[str, list[ColumnDecl]] = field(default_factory=dict)
+    params: list[Param] = field(default_factory=list)
+
+    def declared(self, output: str) -> tuple[str, ...]:
+        """The declared types of ``output``'s columns in order (empty when it declares none)."""
+        return tuple(c.type for c in self.columns.get(output, []))
 
 
 def parse_sql(path: Path) -> SqlFile:
-    """Split ``path`` at its ``-- @output NAME`` markers."""
+    """Split ``path`` at its ``-- @output NAME`` markers; read its ``@requires``, ``@param`` and ``@column`` lines."""
     text = path.read_text()
     parts = _OUTPUT.split(text)
-    sf = SqlFile(path.stem, parts[0], requires=[r for m in _REQUIRES.findall(parts[0]) for r in m.split()])
+    sf = SqlFile(path.stem, parts[0], requires=[r for m in _REQUIRES.findall(parts[0]) for r in m.split()],
+                 params=_params_of(path.stem, parts[0]))
     for i in range(1, len(parts), 2):
         sf.outputs.append((parts[i], parts[i + 1]))
+        sf.columns[parts[i]] = [ColumnDecl(m.group(1), m.group(2), meaning)
+                                for m, meaning in _directives(_leading_comments(parts[i + 1]), _COLUMN)]
     return sf
+
+
+def _all_params() -> dict[str, Param]:
+    """Every ``@param`` of the shipped query files, by name (analyses in report order, then the others)."""
+    out: dict[str, Param] = {}
+    for name in list_queries(private=True):
+        # the header only (what precedes the first @output): this runs at import, on every start-up
+        text = (QUERY_DIR / f"{name}.sql").read_text()
+        first = _OUTPUT.search(text)
+        header = text[:first.start()] if first else text
+        for p in _params_of(name, header):
+            out.setdefault(p.name, p)
+    return out
 
 
 def _sql_literal(v: Any) -> str:
@@ -116,10 +243,8 @@ def set_params(con: duckdb.DuckDBPyConnection, params: Mapping[str, Any]) -> dic
     used = {**DEFAULTS, **{k: v for k, v in params.items() if v is not None}}
     for k, v in used.items():
         lit = _sql_literal(v)
-        if k == "vocab":  # typed even when NULL, so comparisons with dims bind as BIGINT
-            lit = f"CAST({lit} AS BIGINT)"
-        elif v is None:
-            lit = "CAST(NULL AS VARCHAR)"
+        if v is None:  # typed even when NULL, so that comparisons bind as the type it has when set
+            lit = f"CAST(NULL AS {PARAM_TYPES[PARAMS[k].type]})"
         con.execute(f"SET VARIABLE {k} = {lit}")
     return used
 
@@ -135,6 +260,14 @@ def list_queries(private: bool = False) -> list[str]:
     names = sorted(p.stem for p in QUERY_DIR.glob("*.sql"))
     lib = sorted(f"lib/{p.stem}" for p in (QUERY_DIR / "lib").glob("*.sql")) if private else []
     return [n for n in ANALYSES if n in names] + [n for n in names if n not in ANALYSES] + lib
+
+
+#: Every query parameter, declared once by an ``@param`` line of the file that reads it (docs/queries.md).
+PARAMS: dict[str, Param] = _all_params()
+
+#: Default of every DuckDB variable a user may set (``getvariable(name)``): built from the ``@param`` lines, so
+#: there is no second copy to fall behind; variables the verbs set themselves (``-``) are not among them.
+DEFAULTS: dict[str, Any] = {n: p.default for n, p in PARAMS.items() if p.default is not SET_BY_CALLER}
 
 
 #: Query files that need more than a trace (labelled runs, a slice, a reference): the verb that runs each.
@@ -234,12 +367,14 @@ def run_sql(con: duckdb.DuckDBPyConnection, sf: SqlFile, done: set[str], arrow: 
     if sf.name not in done:
         _exec_script(con, sf.setup)
         done.add(sf.name)
-    def fetch(sql: str) -> Any:
+    def fetch(output: str, sql: str) -> Any:
         if arrow:
             return con.sql(sql).to_arrow_table()
-        return from_cursor(con.execute(sql)) if rows else con.execute(sql).df()
+        if rows:  # with the declared column types, which the view formats by
+            return from_cursor(con.execute(sql), [(c.name, c.type) for c in sf.columns.get(output, [])])
+        return con.execute(sql).df()
 
-    return {(sf.name if o == sf.name else f"{sf.name}.{o}"): fetch(sql) for o, sql in sf.outputs}
+    return {(sf.name if o == sf.name else f"{sf.name}.{o}"): fetch(o, sql) for o, sql in sf.outputs}
 
 
 def run(paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[str],

@@ -57,11 +57,14 @@ def is_numeric(sql_type: str) -> bool:
 
 @dataclass(frozen=True)
 class Rows:
-    """One result set. ``types`` are DuckDB type names (``BIGINT``, ``DOUBLE``, ``VARCHAR``...)."""
+    """One result set. ``types`` are DuckDB type names (``BIGINT``, ``DOUBLE``, ``VARCHAR``...); ``declared``
+    the types the query's header declares for its columns (``DURATION``, ``SHARE``...: tracekit.report's
+    COLUMN_TYPES), which the view formats by, or empty for a result with no header (``tracekit sql``)."""
 
     columns: tuple[str, ...]
     types: tuple[str, ...]
     data: tuple[tuple[Any, ...], ...]
+    declared: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.data)
@@ -71,6 +74,14 @@ class Rows:
 
     def type_of(self, name: str) -> str:
         return self.types[self.columns.index(name)]
+
+    def declared_of(self, name: str) -> str | None:
+        """The declared type of column ``name``; None when the result declares none."""
+        return self.declared[self.columns.index(name)] if self.declared else None
+
+    def _with(self, data: Iterable[tuple[Any, ...]]) -> Rows:
+        """Other rows, the same columns (names, types, declared types)."""
+        return Rows(self.columns, self.types, tuple(data), self.declared)
 
     def col(self, name: str) -> list[Any]:
         """The values of column ``name``, in row order."""
@@ -83,7 +94,7 @@ class Rows:
 
     def where(self, keep: Callable[[dict[str, Any]], bool]) -> Rows:
         """The rows whose record satisfies ``keep``."""
-        return Rows(self.columns, self.types, tuple(r for r in self.data if keep(dict(zip(self.columns, r)))))
+        return self._with(r for r in self.data if keep(dict(zip(self.columns, r))))
 
     def group_by(self, names: Sequence[str]) -> dict[tuple[Any, ...], Rows]:
         """Rows per distinct value of ``names``, in order of first appearance (NULL keys form a group too)."""
@@ -91,28 +102,28 @@ class Rows:
         out: dict[tuple[Any, ...], list[tuple[Any, ...]]] = {}
         for r in self.data:
             out.setdefault(tuple(r[i] for i in idx), []).append(r)
-        return {k: Rows(self.columns, self.types, tuple(v)) for k, v in out.items()}
+        return {k: self._with(v) for k, v in out.items()}
 
     def head(self, n: int | None) -> Rows:
         """The first ``n`` rows; all of them when ``n`` is None or 0 (as the view always read a limit of 0)."""
-        return self if not n else Rows(self.columns, self.types, self.data[:n])
+        return self if not n else self._with(self.data[:n])
 
     def empty(self) -> Rows:
         """No rows, the same columns."""
-        return Rows(self.columns, self.types, ())
+        return self._with(())
 
     def sort_by(self, name: str) -> Rows:
         """Rows ordered by ``name`` (stable; NULLs last, as pandas' ``sort_values`` puts NaN)."""
         i = self.columns.index(name)
-        return Rows(self.columns, self.types,
-                    tuple(sorted(self.data, key=lambda r: (missing(r[i]), 0 if missing(r[i]) else r[i]))))
+        return self._with(sorted(self.data, key=lambda r: (missing(r[i]), 0 if missing(r[i]) else r[i])))
 
     def select(self, names: Sequence[str], rename: Mapping[str, str] | None = None) -> Rows:
         """Columns ``names`` in that order, optionally renamed."""
         idx = [self.columns.index(n) for n in names]
         rename = rename or {}
         return Rows(tuple(rename.get(n, n) for n in names), tuple(self.types[i] for i in idx),
-                    tuple(tuple(r[i] for i in idx) for r in self.data))
+                    tuple(tuple(r[i] for i in idx) for r in self.data),
+                    tuple(self.declared[i] for i in idx) if self.declared else ())
 
     def drop(self, names: Iterable[str]) -> Rows:
         gone = set(names)
@@ -126,9 +137,16 @@ EMPTY = Rows((), (), ())
 _AS_FLOAT = ("DECIMAL", "HUGEINT", "UHUGEINT")
 
 
-def from_cursor(cur: duckdb.DuckDBPyConnection) -> Rows:
-    """The pending result of ``cur.execute(sql)``: names and SQL types from ``description``, rows from ``fetchall``."""
-    return _rows(cur, cur.fetchall())
+def from_cursor(cur: duckdb.DuckDBPyConnection, declared: Sequence[tuple[str, str]] = ()) -> Rows:
+    """The pending result of ``cur.execute(sql)``: names and SQL types from ``description``, rows from ``fetchall``.
+
+    ``declared``: (name, type) per column as the query's header declares them; kept only when the names are
+    the result's, in order (a header that fell behind its SELECT must not mislabel a column: the view then
+    falls back on names, and tests/test_sql_headers.py fails)."""
+    rows = _rows(cur, cur.fetchall())
+    if declared and tuple(n for n, _ in declared) == rows.columns:
+        return Rows(rows.columns, rows.types, rows.data, tuple(t for _, t in declared))
+    return rows
 
 
 def head_of_cursor(cur: duckdb.DuckDBPyConnection, limit: int) -> tuple[Rows, int]:

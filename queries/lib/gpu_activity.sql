@@ -1,5 +1,7 @@
 -- lib/gpu_activity: one row per GPU op (gpu_activity), its category and class, and the GPU each device id is.
 -- @requires lib/api
+-- @param kernel_categories_csv TEXT - the kernel category table, queries/kernel_categories.csv
+--     (tracekit.report.prepare sets its path: a data file shipped with the SQL)
 --
 -- Materialised once per connection so that each analysis scans the Parquet once.
 -- Inputs: views `kernels`, `events` (cpu_op rows), `trace_devices` (tracekit.store.connect); the

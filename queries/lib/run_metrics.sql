@@ -1,5 +1,9 @@
 -- lib/run_metrics: the numbers of ONE run that compare.sql and diff.sql put side by side.
 -- @requires collectives comm lib/caps lib/gpu_activity lib/idle lib/token_counts lib/trace_window steps lib/notes
+-- @param warmup_steps COUNT 1 --warmup steps dropped at the start of each trace for the noise statistics
+--     (run_metrics_step_values)
+-- @param label TEXT - the run's label (tracekit.compare sets it per run)
+-- @param label_index COUNT - the run's position, 0 = the baseline (the first run given)
 --
 -- A run is one label's traces (one file, or a folder of ranks). tracekit.compare executes this
 -- file once per run, after queries/lib/ and the set-up part of steps.sql, with the views over that
@@ -9,7 +13,7 @@
 -- is lib/idle's idle_device_busy, kernels are grouped by name as in kernels.sql.
 --
 -- Inputs: gpu_activity, trace_window, idle_device_busy, caps (queries/lib/); steps_rows, steps_phases (from
--- steps.sql's set-up). Variables: label, label_index, step_pattern.
+-- steps.sql's set-up). Variables: the @param lines above, and step_pattern.
 --
 -- Output: table run_metrics, one row per (label, metric):
 --   label, label_index  the run (label_index 0 = the baseline: the first run given)

@@ -1,4 +1,8 @@
 -- lib/step_instances: the step instances (step_instances), the ranges every per-step number is cut by.
+-- @param step_pattern REGEX 'ProfilerStep#\d+|step\[.*\]|step|decode_step|.*_step|execute_(\d+_)?context_\d+\([^()]*\)_generation_\d+\([^()]*\)|execute_new_\d+_cached_\d+'
+--     regex (full match) for step range names: ProfilerStep#N, SGLang step[MODE bs=N ...], vLLM
+--     execute_[B_]context_C(T)_generation_G(T) (T: any text without parentheses, e.g. (300), (888_788544),
+--     (sq32sk55086...)) and execute_new_N_cached_M, and ranges named step / decode_step / *_step
 --
 -- Public (temp tables):
 --   step_instances   step instances: range rows whose name fully matches getvariable('step_pattern'),

@@ -8,10 +8,9 @@ import sys
 import click
 
 from tracekit import compare as cmp
-from tracekit import report as rep
 from tracekit.cli._inputs import refuse_input
 from tracekit.cli._output import emit
-from tracekit.cli._params import regex
+from tracekit.cli._params import query_options
 from tracekit.render import print_frame
 from tracekit.store import connect_runs
 from tracekit.view import compare as cmpview
@@ -23,12 +22,11 @@ from tracekit.view.records import frame_records
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: compare (long, label x metric), sweep, phases.")
 @click.option("--html", "html_out", type=click.Path(), help="Also write an HTML page (tables + per-phase plot).")
 @click.option("--sql", "sql", help="Run this SQL instead: events (with a label column), run_metrics, compare_matrix.")
-@click.option("--step-pattern", callback=regex, help=f"Regex (full match) for step range names. Default: {rep.DEFAULTS['step_pattern']}")
+@query_options("step_pattern")
 @click.option("--limit", default=40, show_default=True, help="Rows printed per table in terminal output.")
-@click.option("--warmup", type=int, metavar="N",
-              help=f"Steps dropped at the start of each trace for the noise statistics (default {rep.DEFAULTS['warmup_steps']}).")
+@query_options("warmup_steps")
 def command(runs: tuple[str, ...], as_json: bool, html_out: str | None, sql: str | None,
-            step_pattern: str | None, limit: int, warmup: int | None) -> None:
+            step_pattern: str | None, limit: int, warmup_steps: int | None) -> None:
     """Sweep table and plot over N runs: wall ratio, per-step ms per phase, one column or row per label.
 
     RUNS: --label LABEL PATH... repeated (PATH: Parquet files or folders; all paths after a
@@ -49,6 +47,6 @@ def command(runs: tuple[str, ...], as_json: bool, html_out: str | None, sql: str
         else:
             print_frame(df, limit=limit)
         return
-    results = cmp.compare(parsed, step_pattern=step_pattern, warmup_steps=warmup)
+    results = cmp.compare(parsed, step_pattern=step_pattern, warmup_steps=warmup_steps)
     emit(results, as_json=as_json, html_out=html_out, title="tracekit compare: " + ", ".join(lb for lb, _ in parsed),
          to_json=cmpview.to_json, to_html=cmpview.to_html, show=lambda r: cmpview.print_results(r, limit=limit))

@@ -7,10 +7,9 @@ import sys
 import click
 
 from tracekit import compare as cmp
-from tracekit import report as rep
 from tracekit.cli._inputs import refuse_input
 from tracekit.cli._output import emit
-from tracekit.cli._params import regex
+from tracekit.cli._params import query_options
 from tracekit.safe import term
 from tracekit.view import compare as cmpview
 
@@ -22,19 +21,17 @@ from tracekit.view import compare as cmpview
               help="Exit 1 when COND holds, e.g. 'draft.ms_per_step > +5%' (repeatable; grammar below).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: diff, kernels, new_vanished, gate, fired.")
 @click.option("--html", "html_out", type=click.Path(), help="Also write a self-contained HTML page here.")
-@click.option("--step-pattern", callback=regex, help=f"Regex (full match) for step range names. Default: {rep.DEFAULTS['step_pattern']}")
-@click.option("--top", "top_n", type=int, help=f"Rows of the moved-kernels table (default {rep.DEFAULTS['top_n']}).")
+@query_options("step_pattern", "top_n")
 @click.option("--limit", default=40, show_default=True, help="Rows printed per table in terminal output.")
-@click.option("--warmup", type=int, metavar="N",
-              help=f"Steps dropped at the start of each trace for the noise statistics (default {rep.DEFAULTS['warmup_steps']}).")
+@query_options("warmup_steps")
 def command(a: str, b: str, conditions: tuple[str, ...], as_json: bool, html_out: str | None,
-            step_pattern: str | None, top_n: int | None, limit: int, warmup: int | None) -> None:
+            step_pattern: str | None, top_n: int | None, limit: int, warmup_steps: int | None) -> None:
     """Per-phase and per-step metrics of A and B side by side (delta, ratio), kernels that moved, new and vanished.
 
     A, B: converted Parquet files or folders (a folder = one run of several ranks); raw traces are converted and cached.
     """
     refuse_input(html_out, (a, b))
-    results = cmp.diff(a, b, conditions=conditions, step_pattern=step_pattern, top_n=top_n, warmup_steps=warmup)
+    results = cmp.diff(a, b, conditions=conditions, step_pattern=step_pattern, top_n=top_n, warmup_steps=warmup_steps)
     emit(results, as_json=as_json, html_out=html_out, title=f"tracekit diff: A={a} B={b}",
          to_json=cmpview.to_json, to_html=cmpview.to_html, show=lambda r: cmpview.print_results(r, limit=limit))
     lines = cmp.fired(results)

@@ -8,7 +8,7 @@ import click
 from rich.console import Console
 
 from tracekit.cli._inputs import refuse_input
-from tracekit.cli._params import regex
+from tracekit.cli._params import query_options
 from tracekit.export_chrome import Steps, export_chrome
 from tracekit.safe import term
 
@@ -28,7 +28,7 @@ def _steps(ctx: click.Context, param: click.Parameter, value: str | None) -> Ste
 @click.option("--trace", "trace_name", help="Which trace of a dataset (needed when it holds several).")
 @click.option("--phase", help="Keep ranges whose phase_path has this element (e.g. draft), the events in them and the GPU ops they launched.")
 @click.option("--steps", callback=_steps, help="Step instances A:B (1-based, inclusive; also A, A:, :B), as numbered by `tracekit report`.")
-@click.option("--step-pattern", callback=regex, help="Regex (full match) for step range names (default: the report's).")
+@query_options("step_pattern")
 @click.option("--json", "as_json", is_flag=True, help="Print what was written as one JSON object.")
 def command(traces: tuple[str, ...], out: str, trace_name: str | None, phase: str | None, steps: Steps | None,
             step_pattern: str | None, as_json: bool) -> None:

@@ -8,9 +8,8 @@ from typing import Any
 
 import click
 
-from tracekit import report as rep
 from tracekit.cli._inputs import refuse_input
-from tracekit.cli._params import regex
+from tracekit.cli._params import query_options
 from tracekit.graphmap import graph_map, write_mapped
 from tracekit.render import print_frame
 from tracekit.safe import term
@@ -24,8 +23,7 @@ from tracekit.view.records import frame_records
                    "graph capture. May be REPLAY itself (its eager kernels are then the reference).")
 @click.option("--out", "-o", type=click.Path(),
               help="Write REPLAY here as Parquet with matched kernels remapped (same schema).")
-@click.option("--step-pattern", callback=regex, help=f"Regex (full match) for step range names, cut from reference paths. "
-                                     f"Default: {rep.DEFAULTS['step_pattern']}")
+@query_options("step_pattern")  # the step ranges cut from the reference's phase paths
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: per-launch table and summary.")
 @click.option("--limit", default=25, show_default=True, help="Launch rows printed in terminal output.")
 def command(replay: str, reference: str, out: str | None, step_pattern: str | None, as_json: bool, limit: int) -> None:

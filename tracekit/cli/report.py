@@ -12,7 +12,7 @@ import duckdb
 from tracekit import report as rep
 from tracekit.cli._inputs import refuse_input
 from tracekit.cli._output import emit
-from tracekit.cli._params import regex
+from tracekit.cli._params import query_options
 from tracekit.errors import TraceError
 from tracekit.rows import Rows
 from tracekit.view.records import to_json
@@ -22,19 +22,8 @@ from tracekit.view.records import to_json
 @click.argument("traces", nargs=-1, required=True, type=click.Path())
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: one key per analysis, plus summary and warnings.")
 @click.option("--html", "html_out", type=click.Path(), help="Also write a self-contained HTML report here.")
-@click.option("--step-pattern", callback=regex, help=f"Regex (full match) for step range names. Default: {rep.DEFAULTS['step_pattern']}")
-@click.option("--vocab", type=int, help="Vocabulary size for lm_head method 2 (default: inferred from GEMM shapes).")
-@click.option("--lm-head-regex", callback=regex, help=f"Regex (full match) for lm_head range names. Default: {rep.DEFAULTS['lm_head_regex']}")
-@click.option("--lm-head-kernel-regex", callback=regex, help="Regex on kernel names for lm_head method 3.")
-@click.option("--top", "top_n", type=int, help=f"Rows of the kernels table per trace (default {rep.DEFAULTS['top_n']}).")
-@click.option("--gpu", help="flops: GPU name to look up in the peak table instead of the trace's (e.g. 'H100 SXM', 'MI300X').")
-@click.option("--peak-tflops", type=float, help="flops: peak dense TFLOP/s to compare with, for every dtype (overrides the table).")
-@click.option("--peak-tb-s", type=float, help="flops: peak memory bandwidth in TB/s (overrides the table).")
-@click.option("--tokens-per-step", type=float, help="flops: tokens one step processes (e.g. the decode batch size), for GFLOPs per token.")
-@click.option("--tf32", is_flag=True, default=None, help="flops: fp32 matmuls ran on TF32 tensor cores (use the tf32 peak).")
-@click.option("--rank-align", type=click.Choice(["collective_end", "none"]),
-              help="Several ranks: shift each rank's clock so matched collectives end together (collective_end, "
-                   "the default), or keep raw timestamps (none: one host, or clocks known to agree).")
+@query_options("step_pattern", "vocab", "lm_head_regex", "lm_head_kernel_regex", "top_n", "gpu", "peak_tflops", "peak_tb_s",
+               "tokens_per_step", "tf32", "rank_align")
 @click.option("--limit", default=25, show_default=True, help="Rows printed per table in terminal output.")
 @click.option("--width", type=click.IntRange(min=20, max=4096),  # tracekit.view.terminal.MAX_WIDTH
               help="Terminal width in columns (default: the terminal's; 80 when piped).")

@@ -28,7 +28,7 @@ from tracekit.safe import html_text
 from tracekit.view import plots
 from tracekit.view import sections as sec
 from tracekit.view import timeline as tl
-from tracekit.view.model import FRAME_NAMES, NOTE_NAMES, Table, elide, fmt_duration, fmt_share, footnote, plural, table
+from tracekit.view.model import Table, elide, fmt_duration, fmt_share, footnote, is_frame, is_note, plural, table
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -95,11 +95,11 @@ def table_html(tab: Table) -> str:
             if c.numeric:
                 cells.append(f"<td class='{cls}'>{html_text(v)}</td>")
                 continue
-            if c.name in NOTE_NAMES:  # a sentence: a footnote marker here, the sentence once under the table
+            if is_note(c):  # a sentence: a footnote marker here, the sentence once under the table
                 n = footnote(notes, v)
                 cells.append(f"<td class='text'>{f'<span class=fn>[{n}]</span>' if n else ''}</td>")
                 continue
-            if c.name in FRAME_NAMES:  # a Python frame: the full path, wrapped, never cut
+            if is_frame(c):  # a Python frame: the full path, wrapped, never cut
                 cells.append(f"<td class='{cls} frame'>{html_text(v)}</td>")
                 continue
             short = elide(v, TEXT_CHARS)

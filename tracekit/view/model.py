@@ -1,14 +1,16 @@
-"""The view model: result tables (:class:`~tracekit.view.rows.Rows`) turned into typed, formatted columns that a terminal or a page lays out.
+"""The view model: result tables (:class:`~tracekit.rows.Rows`) turned into typed, formatted columns that a terminal or a page lays out.
 
 Why a model between the SQL and the screen: the terminal and the HTML report must agree on how a
 number reads (``70.63 ms``, ``12.5%``, tid ``7960`` without separators), and the layout code should
 only decide widths, never formats. Every formatting rule lives here, once.
 
-Column kinds come from the naming conventions of ``queries/`` (every file's header documents them):
-``*_ns`` durations, ``*share*`` fractions 0..1, ``ts_ns``/``*_ts_ns`` timestamps, ``tid``/``pid``/
-``device``/``stream``/``step_index``... ids, integer counts, free text. Long-form tables whose rows
-carry their own unit (``headline``: a ``unit`` column; ``steps.stats``: a ``metric`` named like a
-column) are formatted row by row, with the unit in the cell.
+Column kinds come from the types each output of ``queries/`` declares (``-- @column name TYPE``, carried
+by :class:`~tracekit.rows.Rows` as ``declared``: :func:`kind_of_declared`). A result with no header
+(``tracekit sql`` on the user's own SQL, a DataFrame handed in) falls back on the naming conventions
+(:func:`kind_of`): ``*_ns`` durations, ``*share*`` fractions 0..1, ``ts_ns``/``*_ts_ns`` timestamps,
+``tid``/``pid``/``device``/``stream``/``step_index``... ids, integer counts, free text. Long-form tables
+whose rows carry their own unit (``headline``: a ``unit`` column; ``steps.stats``: a ``metric`` named like
+a column; declared ``VALUE``) are formatted row by row, with the unit in the cell.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any, Literal
 
 from rich.cells import cell_len
 
-from tracekit.view.rows import Rows, as_rows, from_series, is_float, is_integer, is_numeric, missing
+from tracekit.rows import Rows, as_rows, from_series, is_float, is_integer, is_numeric, missing
 
 Kind = Literal["duration", "timestamp", "count", "number", "share", "id", "bool", "text"]
 NUMERIC_KINDS = frozenset({"duration", "timestamp", "count", "number", "share", "id", "bool"})
@@ -60,6 +62,32 @@ def kind_of(name: str, sql_type: str | None = None, values: Sequence[Any] = ()) 
             return "count"
         return "number"
     return "text"
+
+
+#: The view's kind of each declared type whose kind does not depend on the SQL type and the values.
+_KIND_OF_TYPE: dict[str, Kind] = {"DURATION": "duration", "TIMESTAMP": "timestamp", "SHARE": "share", "ID": "id",
+                                  "BOOL": "bool", "TEXT": "text", "NOTE": "text", "FRAME": "text"}
+
+
+def kind_of_declared(declared: str, sql_type: str, values: Sequence[Any] = ()) -> Kind:
+    """The kind of a column declared ``declared`` (``-- @column name TYPE``).
+
+    COUNT, NUMBER, P_VALUE and VALUE share one rule, the one :func:`kind_of` applies to an unnamed number:
+    integers are counts, and a float column whose values are all whole reads as a count too (a peak of
+    989 TFLOP/s prints ``989``, not ``989.0``); MEAN (an average of counts) keeps its decimals.
+    """
+    if declared in _KIND_OF_TYPE:
+        return _KIND_OF_TYPE[declared]
+    if sql_type == "BOOLEAN":
+        return "bool"
+    if is_integer(sql_type):
+        return "count"
+    if not is_float(sql_type):
+        return "text"
+    vals = [float(v) for v in values if not missing(v)]
+    if declared != "MEAN" and vals and all(math.isinf(v) or v.is_integer() for v in vals):
+        return "count"
+    return "number"
 
 
 def header_of(name: str, kind: Kind, unit: str | None) -> str:
@@ -231,6 +259,7 @@ class Column:
     kind: Kind
     cells: list[str]
     hover: list[str] | None = None  # per cell, the full text shown on hover in HTML (a kernel's full name)
+    declared: str | None = None  # the type its query declares (None: a result with no header)
 
     @property
     def numeric(self) -> bool:
@@ -299,11 +328,25 @@ def _row_unit(row: Mapping[str, Any]) -> str | None:
     return None
 
 
+#: Without a header, the columns that are a NOTE (a sentence explaining its row) by their name.
 NOTE_NAMES = frozenset({"note", "notes", "message"})
 
-#: Columns that name a Python frame, `file(line): function` (queries/lib/frames.sql). They are kept whole
-#: in --json and the HTML table; the terminal shows the file's last two path components (:func:`short_frame`).
+#: Without a header, the columns that name a Python frame, `file(line): function` (queries/lib/frames.sql;
+#: declared FRAME). They are kept whole in --json and the HTML table; the terminal shows the file's last two
+#: path components (:func:`short_frame`).
 FRAME_NAMES = frozenset({"user_frame"})
+
+
+def is_note(col: Column) -> bool:
+    """A sentence explaining its row: a footnote marker in the cell, the sentence once under the table."""
+    return col.declared == "NOTE" if col.declared else col.name in NOTE_NAMES
+
+
+def is_frame(col: Column) -> bool:
+    """A Python frame (the terminal shortens its path, the page wraps it whole)."""
+    return col.declared == "FRAME" if col.declared else col.name in FRAME_NAMES
+
+
 _FRAME = re.compile(r"^(.*)\((\d+)\): (.*)$", re.S)
 
 
@@ -339,16 +382,28 @@ _LONG_VALUES = ("mean", "p50", "p99", "min", "max", "value", "a", "b", "delta")
 
 
 def column(name: str, values: Sequence[Any], kind: Kind | None = None, unit: tuple[str, float] | None = None,
-           decimals: int | None = None, sql_type: str | None = None) -> Column:
+           decimals: int | None = None, sql_type: str | None = None, declared: str | None = None) -> Column:
     """Format one column's values as a :class:`Column` (unit and decimals picked once for the whole column).
 
     ``sql_type``: the column's DuckDB type; without it ``values`` must be a pandas Series (its dtype says).
+    ``declared``: the type the query's header declares (formats it); None: the column's name says (:func:`kind_of`).
     """
     if sql_type is None and hasattr(values, "dtype"):
         one = from_series(name, values)
         values, sql_type = one.col(name), one.types[0]
     vals = list(values)
-    kind = kind or kind_of(name, sql_type, vals)
+    if kind is None:
+        kind = kind_of_declared(declared, sql_type or "", vals) if declared else kind_of(name, sql_type, vals)
+    cells = _cells(name, kind, vals, unit, decimals, declared)
+    if isinstance(cells, Column):
+        cells.declared = declared
+        return cells
+    return Column(name, name, kind, cells, declared=declared)
+
+
+def _cells(name: str, kind: Kind, vals: list[Any], unit: tuple[str, float] | None, decimals: int | None,
+           declared: str | None) -> Column | list[str]:
+    """The formatted cells of a column of ``kind`` (a whole :class:`Column` for durations: their header names the unit)."""
     if kind == "duration":
         mags = sorted(abs(float(v)) for v in vals if not _is_null(v) and float(v) != 0)
         if unit is None and mags and mags[-1] > 1000 * mags[len(mags) // 2] and mags[-1] >= 1e3:
@@ -360,21 +415,22 @@ def column(name: str, values: Sequence[Any], kind: Kind | None = None, unit: tup
             0 if unit[0] == "ns" else decimals_for([float(v) / unit[1] for v in vals if not _is_null(v)]))
         return Column(name, header_of(name, kind, unit[0]), kind, [fmt_duration(v, unit, dec) for v in vals])
     if kind in ("timestamp", "id"):
-        return Column(name, name, kind, [fmt_id(v) for v in vals])
+        return [fmt_id(v) for v in vals]
     if kind == "share":
-        return Column(name, name, kind, [fmt_share(v) for v in vals])
+        return [fmt_share(v) for v in vals]
     if kind == "count":
-        return Column(name, name, kind, [fmt_count(v) for v in vals])
-    if kind == "number" and (name == "p_value" or name.endswith("_p_value")):
-        return Column(name, name, kind, [fmt_p_value(v) for v in vals])
+        return [fmt_count(v) for v in vals]
+    p_value = declared == "P_VALUE" if declared else (name == "p_value" or name.endswith("_p_value"))
+    if kind == "number" and p_value:
+        return [fmt_p_value(v) for v in vals]
     if kind == "number":
         dec = decimals_for([v for v in vals if not _is_null(v) and not isinstance(v, str)])
-        return Column(name, name, kind, [fmt_number(v, dec) for v in vals])
+        return [fmt_number(v, dec) for v in vals]
     if kind == "bool":
-        return Column(name, name, kind, [fmt_bool(v) for v in vals])
-    if name in NOTE_NAMES:  # a note is there to explain the rows that have one; NULL elsewhere is noise
-        return Column(name, name, "text", ["" if _is_null(v) else str(v) for v in vals])
-    return Column(name, name, "text", [fmt_text(v) for v in vals])
+        return [fmt_bool(v) for v in vals]
+    if (declared == "NOTE") if declared else (name in NOTE_NAMES):
+        return ["" if _is_null(v) else str(v) for v in vals]  # a note explains the rows that have one; NULL elsewhere is noise
+    return [fmt_text(v) for v in vals]
 
 
 def table(key: str, rows: Any, *, title: str | None = None, limit: int | None = None,
@@ -395,11 +451,18 @@ def table(key: str, rows: Any, *, title: str | None = None, limit: int | None = 
     view = rs.head(limit)
     indent = [int(d) if not _is_null(d) else 0 for d in view.col(indent_by)] if indent_by and indent_by in view else None
     cols = [c for c in view.columns if c not in drop and c != indent_by]
-    long_form = any(c in view for c in ("unit", "metric")) and any(c in view for c in _LONG_VALUES)
+    declared = {c: view.declared_of(c) for c in view.columns}
+    if view.declared:  # a column declared VALUE is in the unit its row names
+        long_form = "VALUE" in view.declared
+        per_row = {c for c in view.columns if declared[c] == "VALUE"}
+    else:
+        long_form = any(c in view for c in ("unit", "metric")) and any(c in view for c in _LONG_VALUES)
+        per_row = set(_LONG_VALUES)
     out: list[Column] = []
     unit, dec = None, None
     if shared_unit:
-        durs = [v for c in cols if kind_of(c) == "duration" for v in view.col(c)]
+        durs = [v for c in cols if (declared[c] == "DURATION" if view.declared else kind_of(c) == "duration")
+                for v in view.col(c)]
         unit = pick_unit(durs)
         dec = 0 if unit[0] == "ns" else decimals_for([float(v) / unit[1] for v in durs if not _is_null(v)])
     if long_form:
@@ -411,14 +474,15 @@ def table(key: str, rows: Any, *, title: str | None = None, limit: int | None = 
         if short and c == "name":
             full = [fmt_text(v) for v in view.col("name")]
             shown = [fmt_text(s if not _is_null(s) else f) for s, f in zip(view.col("short_name"), view.col("name"))]
-            out.append(Column("name", "name", "text", shown, hover=full))
+            out.append(Column("name", "name", "text", shown, hover=full, declared=declared["name"]))
             continue
-        if long_form and c in _LONG_VALUES and is_numeric(view.type_of(c)):
-            out.append(Column(c, c, "number", [fmt_in_unit(v, u or "count") for v, u in zip(view.col(c), units)]))
+        if long_form and c in per_row and is_numeric(view.type_of(c)):
+            out.append(Column(c, c, "number", [fmt_in_unit(v, u or "count") for v, u in zip(view.col(c), units)],
+                              declared=declared[c]))
         elif long_form and c == "unit":
             continue  # the unit is written in each value cell
         else:
-            out.append(column(c, view.col(c), unit=unit, decimals=dec, sql_type=view.type_of(c)))
+            out.append(column(c, view.col(c), unit=unit, decimals=dec, sql_type=view.type_of(c), declared=declared[c]))
     return Table(key, title, out, total, indent=indent)
 
 

@@ -211,7 +211,7 @@ def phase_bar_data(tree: Any) -> Rows:
     if not len(rs) or not set(cols) <= set(rs.columns):
         return Rows(tuple(cols), ("VARCHAR",) * 5, ())
     rs = rs.select(cols)
-    return Rows(rs.columns, rs.types, tuple(sorted(rs.data, key=lambda r: (str(r[0]), str(r[1]), num(r[2])))))
+    return Rows(rs.columns, rs.types, tuple(sorted(rs.data, key=lambda r: (str(r[0]), str(r[1]), num(r[2])))), rs.declared)
 
 
 def _by_kind(steps: Rows) -> dict[str, list[tuple[float, float]]]:

@@ -162,7 +162,7 @@ def _with_instances(tree: Rows) -> Rows:
             return r[i]
         return f"{r[i]} ×{int(n) if n == int(n) else round(n, 1)}"
 
-    return Rows(tree.columns, tree.types, tuple((*r[:i], name(r), *r[i + 1:]) for r in tree.data))
+    return Rows(tree.columns, tree.types, tuple((*r[:i], name(r), *r[i + 1:]) for r in tree.data), tree.declared)
 
 
 def category_rows(results: Results, trace: str, step_kind: str) -> list[dict[str, Any]]:

@@ -20,7 +20,7 @@ from rich.cells import cell_len
 from tracekit.rows import all_rows
 from tracekit.safe import term
 from tracekit.view import sections as sec
-from tracekit.view.model import FRAME_NAMES, NOTE_NAMES, Column, Table, elide, footnote, plural, short_frame
+from tracekit.view.model import Column, Table, elide, footnote, is_frame, is_note, plural, short_frame
 
 GAP = "  "
 MIN_TEXT = 12  # a text column is not squeezed below this many cells (unless its content is shorter)
@@ -48,8 +48,8 @@ def _pad(text: str, width: int, right: bool) -> str:
 def _safe(col: Column) -> Column:
     """Terminal-safe copy of ``col``: headers and every cell escaped (an id column may hold a name); a
     Python frame's path cut to its last two components (the terminal only: --json and HTML keep it whole)."""
-    cells = [short_frame(c) for c in col.cells] if col.name in FRAME_NAMES else col.cells
-    return Column(col.name, term(col.header), col.kind, [term(c) for c in cells], col.hover)
+    cells = [short_frame(c) for c in col.cells] if is_frame(col) else col.cells
+    return Column(col.name, term(col.header), col.kind, [term(c) for c in cells], col.hover, col.declared)
 
 
 def _floor(col: Column, natural: int, width: int) -> int:
@@ -57,7 +57,7 @@ def _floor(col: Column, natural: int, width: int) -> int:
     Python frame to half of it (its file and its function are at the two ends: both must stay readable)."""
     if col.numeric:
         return natural
-    return min(natural, max(MIN_TEXT, width // (2 if col.name in FRAME_NAMES else 4)))
+    return min(natural, max(MIN_TEXT, width // (2 if is_frame(col) else 4)))
 
 
 def _natural(cols: list[Column], indent: list[int] | None) -> list[int]:
@@ -110,7 +110,7 @@ def _blocks(cols: list[Column], width: int, indent: list[int] | None) -> list[tu
     budget = max(MIN_TEXT, width * share // 100) - len(GAP) * (len(key) - 1)
     while sum(fixed.values()) > budget:
         i = max(fixed, key=lambda j: fixed[j])
-        lo = _floor(key[i], nat[i], width) if key[i].name in FRAME_NAMES else MIN_TEXT
+        lo = _floor(key[i], nat[i], width) if is_frame(key[i]) else MIN_TEXT
         if key[i].numeric or fixed[i] <= lo:
             break
         fixed[i] -= 1
@@ -172,10 +172,10 @@ def _footnotes(cols: list[Column], width: int, indent: list[int] | None) -> tupl
     out: list[Column] = []
     notes: list[str] = []
     for i, c in enumerate(cols):
-        if c.name in NOTE_NAMES and not c.numeric and (widths is None or widths[i] < c.natural_width()):
+        if is_note(c) and not c.numeric and (widths is None or widths[i] < c.natural_width()):
             nums = [footnote(notes, v) for v in c.cells]
             marks = [f"[{n}]" if n else "" for n in nums]
-            c = Column(c.name, c.header, c.kind, marks)
+            c = Column(c.name, c.header, c.kind, marks, declared=c.declared)
         out.append(c)
     return out, notes
 
