@@ -11,7 +11,7 @@ The layers follow the data flow, lowest first; a module may import its own layer
 3. ``store``   -- reading the Parquet (``store``, ``dataset``, ``naming``, the conversion cache), and the
                   ``tracekit capture`` driver, which runs a program and converts what it wrote;
 4. ``engine``  -- parse query files, set parameters, run them (``report``, ``rows``, ``compare``...);
-5. ``view``    -- terminal, HTML, JSON, warnings (``tracekit.view``, ``render``): it formats result
+5. ``view``    -- terminal, HTML, JSON, warnings, docs (``tracekit.view``, ``render``, ``querydoc``): it formats result
                   tables and never runs SQL;
 6. ``cli``     -- the verbs.
 
@@ -46,7 +46,7 @@ PLACE = {
     "tracekit.report": "engine", "tracekit.rows": "engine", "tracekit.compare": "engine",
     "tracekit.noise": "engine", "tracekit.demangle": "engine", "tracekit.graphmap": "engine",
     "tracekit.export_chrome": "engine", "tracekit.executors": "engine",
-    "tracekit.view": "view", "tracekit.render": "view",
+    "tracekit.view": "view", "tracekit.render": "view", "tracekit.querydoc": "view",
     "tracekit.cli": "cli", "tracekit.__main__": "cli",
 }
 

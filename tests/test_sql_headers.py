@@ -197,14 +197,14 @@ def test_export_chrome_outputs_match_their_declaration() -> None:
     from tracekit.store import connect
 
     con = connect([str(SAMPLES[0])])
-    report.prepare(con)
+    sf = report.parse_sql(report.QUERY_DIR / "export_chrome.sql")
+    report.prepare(con, sf.requires)  # the modules it reads (export-chrome's runner does the same)
     trace = con.execute("SELECT min(trace) FROM events").fetchone()[0]  # type: ignore[index]
     # the variables tracekit.export_chrome sets: steps 1..2 of the trace, no phase filter
     con.execute("SET VARIABLE ec_trace = ?", [trace])
     con.execute("SET VARIABLE ec_phase = CAST(NULL AS VARCHAR)")
     con.execute("SET VARIABLE ec_step_first = CAST(1 AS BIGINT)")
     con.execute("SET VARIABLE ec_step_last = CAST(2 AS BIGINT)")
-    sf = report.parse_sql(report.QUERY_DIR / "export_chrome.sql")
     report._exec_script(con, sf.setup)
     problems = [m for o, sql in sf.outputs
                 for m in mismatches("export_chrome" + ("" if o == "export_chrome" else f".{o}"), from_cursor(con.execute(sql)))]

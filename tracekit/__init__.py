@@ -9,7 +9,8 @@ Layers, in the order the data flows; a module imports only its own layer and tho
 - store: ``store``, ``rawcache``, ``dataset``, ``naming``, and the ``capture`` driver (runs, then converts);
 - engine: parse the query files, set their parameters, run them: ``report``, ``rows``, ``compare``,
   ``graphmap``, ``export_chrome``, ``executors``, ``noise``, ``demangle``;
-- view: ``tracekit.view`` and ``render``: terminal, HTML, JSON, warnings; it never runs SQL;
+- view: ``tracekit.view``, ``render`` and ``querydoc``: terminal, HTML, JSON, warnings, docs/queries.md;
+  it never runs SQL;
 - cli: ``tracekit.cli``, the verbs.
 """
 

@@ -199,12 +199,22 @@ class SqlFile:
         return tuple(c.type for c in self.columns.get(output, []))
 
 
+def module_name(path: Path) -> str:
+    """A shipped file's module name is its path under queries/ without ``.sql`` (``steps``, ``lib/idle``);
+    a user's file is named by its stem."""
+    try:
+        return path.resolve().relative_to(QUERY_DIR.resolve()).with_suffix("").as_posix()
+    except ValueError:
+        return path.stem
+
+
 def parse_sql(path: Path) -> SqlFile:
     """Split ``path`` at its ``-- @output NAME`` markers; read its ``@requires``, ``@param`` and ``@column`` lines."""
     text = path.read_text()
     parts = _OUTPUT.split(text)
-    sf = SqlFile(path.stem, parts[0], requires=[r for m in _REQUIRES.findall(parts[0]) for r in m.split()],
-                 params=_params_of(path.stem, parts[0]))
+    name = module_name(path)
+    sf = SqlFile(name, parts[0], requires=[r for m in _REQUIRES.findall(parts[0]) for r in m.split()],
+                 params=_params_of(name, parts[0]))
     for i in range(1, len(parts), 2):
         sf.outputs.append((parts[i], parts[i + 1]))
         sf.columns[parts[i]] = [ColumnDecl(m.group(1), m.group(2), meaning)
