@@ -65,7 +65,9 @@ class _State:
         self.window_done = False  # the configured window has closed: later toggles may reopen
         self.windows = 0
         self.steps = 0  # steps counted in the current window: the max over step_counts
-        self.step_counts: dict[str, int] = {}  # per source: "phase" (tracekit.phase("step")), "profiler" (profile.step())
+        self.step_counts: dict[
+            str, int
+        ] = {}  # per source: "phase" (tracekit.phase("step")), "profiler" (profile.step())
         self.forked = False
         self.phase_mod: Any = None
         self.open_at: float | None = None
@@ -308,6 +310,7 @@ def _count_step(source: str) -> None:
     S.steps = max(S.step_counts.values())
     n = S.cfg.get("steps")
     if n and S.steps >= int(n):
+
         def close() -> None:
             stop_and_export(f"{n} steps")
             S.window_done = True
@@ -348,8 +351,10 @@ def _patch_torch_profiler() -> None:
 
     def start(self: Any, *a: Any, **k: Any) -> Any:
         if self is not S.prof and S.recording and threading.get_ident() == S.main_ident:
-            S.notes.append("the program started its own torch.profiler: tracekit's window closed first "
-                           "(one Kineto session per process)")
+            S.notes.append(
+                "the program started its own torch.profiler: tracekit's window closed first "
+                "(one Kineto session per process)"
+            )
             _dispatch(lambda: stop_and_export("program's own torch.profiler started"))
             S.window_done = True
         return orig_start(self, *a, **k)

@@ -57,31 +57,71 @@ from tracekit_hooks import run_after_exec
 # Versions are inclusive; ranges come from the 0.5.9 / 0.5.12 / 0.5.17 / 0.5.23 wheels (see docs/notes on SGLang).
 TARGETS: list[tuple[tuple[int, ...], tuple[int, ...] | None, str, str]] = [
     # lm_head matmul: `_compute_lm_head` (the matmul alone) where it exists, else `_get_logits` ("a|b": first that resolves)
-    ((0, 5, 0), None, "sglang.srt.layers.logits_processor.LogitsProcessor._compute_lm_head"
-                      "|sglang.srt.layers.logits_processor.LogitsProcessor._get_logits", "lm_head"),
+    (
+        (0, 5, 0),
+        None,
+        "sglang.srt.layers.logits_processor.LogitsProcessor._compute_lm_head"
+        "|sglang.srt.layers.logits_processor.LogitsProcessor._get_logits",
+        "lm_head",
+    ),
     ((0, 5, 0), None, "sglang.srt.layers.sampler.Sampler.forward", "sampler"),
     # EAGLE v2 (overlap scheduler): 0.5.12+ (the default there), the only one from 0.5.17
     ((0, 5, 12), None, "sglang.srt.speculative.eagle_worker_v2.EagleDraftWorker.draft", "draft"),
-    ((0, 5, 12), None, "sglang.srt.speculative.eagle_worker_v2.EagleDraftWorker._draft_extend_for_decode", "draft_extend"),
-    ((0, 5, 12), None, "sglang.srt.speculative.eagle_worker_v2.EagleDraftWorker._draft_extend_for_prefill", "draft_extend"),
+    (
+        (0, 5, 12),
+        None,
+        "sglang.srt.speculative.eagle_worker_v2.EagleDraftWorker._draft_extend_for_decode",
+        "draft_extend",
+    ),
+    (
+        (0, 5, 12),
+        None,
+        "sglang.srt.speculative.eagle_worker_v2.EagleDraftWorker._draft_extend_for_prefill",
+        "draft_extend",
+    ),
     ((0, 5, 12), None, "sglang.srt.speculative.eagle_worker_v2.EAGLEWorkerV2.verify", "verify"),
     ((0, 5, 12), None, "sglang.srt.speculative.eagle_worker_v2.EAGLEWorkerV2._forward_prefill_batch", "extend"),
     # EAGLE v1 (no overlap, topk > 1): up to 0.5.12
     ((0, 5, 0), (0, 5, 16), "sglang.srt.speculative.eagle_worker.EAGLEWorker.draft", "draft"),
     ((0, 5, 0), (0, 5, 16), "sglang.srt.speculative.eagle_worker.EAGLEWorker.verify", "verify"),
-    ((0, 5, 0), (0, 5, 16), "sglang.srt.speculative.eagle_worker.EAGLEWorker.forward_draft_extend_after_decode", "draft_extend"),
+    (
+        (0, 5, 0),
+        (0, 5, 16),
+        "sglang.srt.speculative.eagle_worker.EAGLEWorker.forward_draft_extend_after_decode",
+        "draft_extend",
+    ),
     ((0, 5, 0), (0, 5, 16), "sglang.srt.speculative.eagle_worker.EAGLEWorker.forward_draft_extend", "draft_extend"),
     ((0, 5, 0), (0, 5, 16), "sglang.srt.speculative.eagle_worker.EAGLEWorker.forward_target_extend", "extend"),
     # candidate / tree building (0.5.23 defines build_eagle_verify_input in eagle_worker_common, not eagle_utils;
     # HookRegistry also re-points eagle_worker_v2's `from ... import build_eagle_verify_input` copy)
-    ((0, 5, 17), None, "sglang.srt.speculative.eagle_worker_common.build_eagle_verify_input"
-                       "|sglang.srt.speculative.eagle_utils.build_eagle_verify_input", "candidate"),
+    (
+        (0, 5, 17),
+        None,
+        "sglang.srt.speculative.eagle_worker_common.build_eagle_verify_input"
+        "|sglang.srt.speculative.eagle_utils.build_eagle_verify_input",
+        "candidate",
+    ),
     ((0, 5, 0), (0, 5, 16), "sglang.srt.speculative.eagle_utils.build_tree_kernel_efficient", "candidate"),
     # CUDA graph replays (decode / target verify; the EAGLE draft runners subclass this in 0.5.17+)
-    ((0, 5, 17), None, "sglang.srt.model_executor.runner.decode_cuda_graph_runner.DecodeCudaGraphRunner.execute", "decode_graph"),
+    (
+        (0, 5, 17),
+        None,
+        "sglang.srt.model_executor.runner.decode_cuda_graph_runner.DecodeCudaGraphRunner.execute",
+        "decode_graph",
+    ),
     ((0, 5, 0), (0, 5, 16), "sglang.srt.model_executor.cuda_graph_runner.CudaGraphRunner.replay", "decode_graph"),
-    ((0, 5, 0), (0, 5, 16), "sglang.srt.speculative.eagle_draft_cuda_graph_runner.EAGLEDraftCudaGraphRunner.replay", "draft_graph"),
-    ((0, 5, 17), None, "sglang.srt.speculative.eagle_draft_cuda_graph_runner.EAGLEDraftCudaGraphRunner.execute", "draft_graph"),
+    (
+        (0, 5, 0),
+        (0, 5, 16),
+        "sglang.srt.speculative.eagle_draft_cuda_graph_runner.EAGLEDraftCudaGraphRunner.replay",
+        "draft_graph",
+    ),
+    (
+        (0, 5, 17),
+        None,
+        "sglang.srt.speculative.eagle_draft_cuda_graph_runner.EAGLEDraftCudaGraphRunner.execute",
+        "draft_graph",
+    ),
 ]
 
 #: Entry-point name; SGLANG_PLUGINS (a whitelist) must contain it for SGLang to load us.
@@ -103,7 +143,9 @@ def parse_version(v: str) -> tuple[int, ...]:
     return tuple(out)
 
 
-def targets_for(version: tuple[int, ...], table: Iterable[tuple[tuple[int, ...], tuple[int, ...] | None, str, str]] = TARGETS) -> list[tuple[str, str]]:
+def targets_for(
+    version: tuple[int, ...], table: Iterable[tuple[tuple[int, ...], tuple[int, ...] | None, str, str]] = TARGETS
+) -> list[tuple[str, str]]:
     """(target, phase) pairs the table lists for ``version``."""
     v = version[:3]
     return [(t, name) for lo, hi, t, name in table if lo <= v and (hi is None or v <= hi)]
@@ -136,6 +178,7 @@ def _range_factory() -> Callable[[str], Any]:
         return phase
     except Exception:
         pass
+
     @contextlib.contextmanager
     def rng(name: str) -> Any:
         boot = sys.modules.get("tracekit_bootstrap")
@@ -260,8 +303,11 @@ class ImportPatcher:
 
     PLUGIN_FROM = (0, 5, 12)
 
-    def __init__(self, table: Iterable[tuple[tuple[int, ...], tuple[int, ...] | None, str, str]] = TARGETS,
-                 version: tuple[int, ...] | None = None) -> None:
+    def __init__(
+        self,
+        table: Iterable[tuple[tuple[int, ...], tuple[int, ...] | None, str, str]] = TARGETS,
+        version: tuple[int, ...] | None = None,
+    ) -> None:
         self.table = list(table)
         self.modules: dict[str, list[tuple[str, str]]] = {}  # module -> [(alternatives, phase)]
         for _, _, alts, name in self.table:
@@ -334,13 +380,18 @@ class ImportPatcher:
                 break
             else:
                 # Missing only once every alternative's module has been imported without defining it.
-                if all(self._split(t)[0] in sys.modules or self._split(t)[0] == module.__name__ for t in alts.split("|")):
+                if all(
+                    self._split(t)[0] in sys.modules or self._split(t)[0] == module.__name__ for t in alts.split("|")
+                ):
                     missing.append(alts)
         self.patched += done
         if missing:  # one warning per module, listing every target it lacks
             self.missing += missing
-            print(f"tracekit: sglang {'.'.join(map(str, self._version))}: skipped {len(missing)} annotation target(s) "
-                  "missing in this version: " + ", ".join(missing), file=sys.stderr)
+            print(
+                f"tracekit: sglang {'.'.join(map(str, self._version))}: skipped {len(missing)} annotation target(s) "
+                "missing in this version: " + ", ".join(missing),
+                file=sys.stderr,
+            )
         return done
 
 
@@ -370,12 +421,18 @@ def register() -> list[tuple[str, str]]:
         version = parse_version(getattr(sglang, "__version__", "0"))
         from sglang.srt.plugins.hook_registry import HookRegistry, HookType  # sglang >= 0.5.12 only
     except Exception as e:
-        print(f"tracekit: SGLang auto-annotation off: needs sglang >= 0.5.12 with its plugin framework ({e!r})", file=sys.stderr)
+        print(
+            f"tracekit: SGLang auto-annotation off: needs sglang >= 0.5.12 with its plugin framework ({e!r})",
+            file=sys.stderr,
+        )
         return []
     ok, missing = resolve(targets_for(version))
     for target, name in ok:
         HookRegistry.register(target, around(name), HookType.AROUND)
     if missing:
-        print(f"tracekit: sglang {'.'.join(map(str, version))}: skipped {len(missing)} annotation target(s) missing in this version: "
-              + ", ".join(missing), file=sys.stderr)
+        print(
+            f"tracekit: sglang {'.'.join(map(str, version))}: skipped {len(missing)} annotation target(s) missing in this version: "
+            + ", ".join(missing),
+            file=sys.stderr,
+        )
     return ok

@@ -50,7 +50,18 @@ from typing import Any, TypeVar
 F = TypeVar("F", bound=Callable[..., Any])
 
 #: Names the reports know; any other name works too.
-STANDARD_NAMES = ("step", "prefill", "decode", "extend", "draft", "draft_extend", "verify", "candidate", "sampler", "lm_head")
+STANDARD_NAMES = (
+    "step",
+    "prefill",
+    "decode",
+    "extend",
+    "draft",
+    "draft_extend",
+    "verify",
+    "candidate",
+    "sampler",
+    "lm_head",
+)
 
 #: NVTX domain of every tracekit range.
 DOMAIN = "tracekit"
@@ -266,8 +277,10 @@ def count(name: str | None = None, n: float | None = None, /, **counts: float) -
         return
     bad = [k for k, v in counts.items() if not _is_count(v) or not _COUNT_KEY.match(k)]
     if bad:
-        raise TypeError(f"tracekit.count: {', '.join(map(repr, bad))}: names must be identifiers and values finite numbers, "
-                        f"got {[counts[k] for k in bad]!r}")
+        raise TypeError(
+            f"tracekit.count: {', '.join(map(repr, bad))}: names must be identifiers and values finite numbers, "
+            f"got {[counts[k] for k in bad]!r}"
+        )
     if counts:
         _emit_count(counts)
 

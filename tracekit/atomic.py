@@ -55,6 +55,8 @@ def _host() -> str:
 
         name = socket.gethostname()
     return re.sub(r"[^A-Za-z0-9-]", "", name)[:40]
+
+
 _live: set[Path] = set()
 #: Re-entrant: the signal handler runs on the main thread between two bytecodes, possibly inside a ``with
 #: _live_lock`` of that same thread (make_temp, note_input); a plain Lock deadlocked the Ctrl-C there.

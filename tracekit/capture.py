@@ -142,11 +142,17 @@ def prepare_out(opts: CaptureOptions) -> tuple[Path, list[Path]]:
         ours = [out / n for n in CAPTURE_OUTPUTS if (out / n).exists()]
         others = sorted(p.name for p in out.iterdir() if p not in ours)
         if not opts.force:
-            raise TraceError(out, "--out is not empty (a previous capture would be mixed into this one's report); "
-                             "pass --force to replace the capture there, or choose a new folder")
+            raise TraceError(
+                out,
+                "--out is not empty (a previous capture would be mixed into this one's report); "
+                "pass --force to replace the capture there, or choose a new folder",
+            )
         if others:
-            raise TraceError(out, f"--out holds files that are not a capture ({', '.join(others[:3])}); "
-                             "--force only replaces raw/, parquet/ and capture.json: choose a new folder")
+            raise TraceError(
+                out,
+                f"--out holds files that are not a capture ({', '.join(others[:3])}); "
+                "--force only replaces raw/, parquet/ and capture.json: choose a new folder",
+            )
         for p in ours:
             shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
     created = [a for a in reversed([out, *out.parents]) if not a.exists()]
@@ -175,7 +181,9 @@ def default_out(base: str | os.PathLike[str] = "tracekit-runs") -> Path:
     return p
 
 
-def capture_env(opts: CaptureOptions, raw: Path, base: dict[str, str] | None = None, t0: float | None = None) -> dict[str, str]:
+def capture_env(
+    opts: CaptureOptions, raw: Path, base: dict[str, str] | None = None, t0: float | None = None
+) -> dict[str, str]:
     """The environment of the profiled command: bootstrap first on PYTHONPATH, config in TRACEKIT_CAPTURE.
 
     The user's PYTHONPATH follows ours (their sitecustomize is chained by ours);
@@ -216,7 +224,9 @@ def _exit_code(rc: int) -> int:
     return 128 - rc if rc < 0 else rc
 
 
-def _run(cmd: Sequence[str], env: dict[str, str], on_toggle: Callable[[], object] | None = None) -> tuple[int, str | None]:
+def _run(
+    cmd: Sequence[str], env: dict[str, str], on_toggle: Callable[[], object] | None = None
+) -> tuple[int, str | None]:
     """Run ``cmd`` in our process group; SIGINT reaches it from the terminal, SIGTERM/SIGUSR2 are forwarded."""
     try:
         proc = subprocess.Popen(list(cmd), env=env)
@@ -292,7 +302,9 @@ def _wait_orphans(raw: Path, grace: float) -> list[int]:
     """Wait up to ``grace`` s for profiled processes that outlived the command; returns those still alive."""
     deadline = time.time() + grace
     while True:
-        alive = [pid for pid, d in _proc_docs(raw).items() if not d.get("exported") and not d.get("forked") and _alive(pid)]
+        alive = [
+            pid for pid, d in _proc_docs(raw).items() if not d.get("exported") and not d.get("forked") and _alive(pid)
+        ]
         if not alive or time.time() >= deadline:
             return alive
         time.sleep(0.1)
@@ -323,7 +335,13 @@ def convert_raw(out: Path) -> list[ProcessTrace]:
     for pid in sorted(set(docs) | set(files)):
         d = docs.get(pid, {})
         label = d.get("label") or "python"
-        pt = ProcessTrace(pid=pid, label=label, argv=redact_argv(d.get("argv", [])), raw=[str(f) for f in files.get(pid, [])], state=d.get("state", ""))
+        pt = ProcessTrace(
+            pid=pid,
+            label=label,
+            argv=redact_argv(d.get("argv", [])),
+            raw=[str(f) for f in files.get(pid, [])],
+            state=d.get("state", ""),
+        )
         for f in files.get(pid, []):
             suffix = f.name[len(str(pid)) : -len(".json")]  # "" or ".w2"
             trace = f"{pid}-{label}{suffix}"
@@ -349,11 +367,17 @@ def capture(cmd: Sequence[str], opts: CaptureOptions, log: Callable[[str], None]
         raise TraceError("capture", f"unknown backend {opts.backend!r} (torch or nsys)")
     if opts.backend == "nsys":
         if opts.steps or opts.wait_signal:
-            raise TraceError("capture", "--steps and --wait-signal need --backend torch (nsys windows: --delay/--duration)")
+            raise TraceError(
+                "capture", "--steps and --wait-signal need --backend torch (nsys windows: --delay/--duration)"
+            )
         nsys = shutil.which("nsys")
         if nsys is None:  # before any folder is made: a failed capture leaves none
-            return CaptureResult(out=Path(opts.out) if opts.out else Path("tracekit-runs"), returncode=127, processes=[],
-                                 message=NSYS_INSTALL_HINT)
+            return CaptureResult(
+                out=Path(opts.out) if opts.out else Path("tracekit-runs"),
+                returncode=127,
+                processes=[],
+                message=NSYS_INSTALL_HINT,
+            )
     out, created = prepare_out(opts)
     raw = out / "raw"
     if opts.backend == "nsys":
@@ -377,17 +401,30 @@ def capture(cmd: Sequence[str], opts: CaptureOptions, log: Callable[[str], None]
 
 def write_capture_json(res: CaptureResult, cmd: Sequence[str], opts: CaptureOptions) -> None:
     """``<out>/capture.json``: the (redacted) command, its exit code, the options and every process."""
-    doc = {"cmd": redact_argv(list(cmd)), "returncode": res.returncode, "message": res.message,
-           "options": dataclasses.asdict(opts) | {"out": str(res.out)},
-           "processes": [dataclasses.asdict(p) | {"argv": redact_argv(p.argv)} for p in res.processes]}
+    doc = {
+        "cmd": redact_argv(list(cmd)),
+        "returncode": res.returncode,
+        "message": res.message,
+        "options": dataclasses.asdict(opts) | {"out": str(res.out)},
+        "processes": [dataclasses.asdict(p) | {"argv": redact_argv(p.argv)} for p in res.processes],
+    }
     write_text(res.out / "capture.json", json.dumps(doc, indent=1, default=str))
 
 
 def nsys_command(cmd: Sequence[str], opts: CaptureOptions, rep: Path) -> list[str]:
     """The ``nsys profile`` command line for a capture (the window maps to --delay/--duration)."""
     # --sample=none/--cpuctxsw=none: CPU IP sampling is not in the event schema and makes the raw file ~40 MB/5 s
-    argv = ["nsys", "profile", "--trace=cuda,nvtx,osrt", "--cuda-graph-trace=node", "--trace-fork-before-exec=true",
-            "--sample=none", "--cpuctxsw=none", f"--output={rep}", "--force-overwrite=true"]
+    argv = [
+        "nsys",
+        "profile",
+        "--trace=cuda,nvtx,osrt",
+        "--cuda-graph-trace=node",
+        "--trace-fork-before-exec=true",
+        "--sample=none",
+        "--cpuctxsw=none",
+        f"--output={rep}",
+        "--force-overwrite=true",
+    ]
     if opts.delay:
         argv.append(f"--delay={opts.delay:g}")
     if opts.duration:
@@ -436,8 +473,12 @@ def _capture_nsys(nsys: str, cmd: Sequence[str], opts: CaptureOptions, out: Path
     pt = ProcessTrace(pid=None, label="nsys", argv=redact_argv(list(cmd)), raw=[str(r) for r in reps])
     for r in reps:
         sqlite = r.with_suffix(".sqlite")
-        ex = subprocess.run([nsys, "export", "--type=sqlite", f"--output={sqlite}", "--force-overwrite=true", str(r)],
-                            capture_output=True, text=True, check=False)
+        ex = subprocess.run(
+            [nsys, "export", "--type=sqlite", f"--output={sqlite}", "--force-overwrite=true", str(r)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if ex.returncode != 0 or not sqlite.exists():
             pt.error = f"nsys export failed: {(ex.stderr or ex.stdout).strip().splitlines()[-1:]}"
             continue
@@ -460,7 +501,9 @@ def summary(res: CaptureResult) -> list[str]:
     if res.message:
         lines.append(f"tracekit: error: {res.message}")
     made = [p for p in res.processes if p.parquet]
-    lines.append(f"captured {len(made)} process trace(s), {sum(p.events for p in made):,} events, command exit code {res.returncode}")
+    lines.append(
+        f"captured {len(made)} process trace(s), {sum(p.events for p in made):,} events, command exit code {res.returncode}"
+    )
     for p in res.processes:
         who = f"pid {p.pid} ({term(p.label)})" if p.pid is not None else term(p.label)
         argv = term(" ".join(redact_argv(p.argv)))[:80]
@@ -514,8 +557,9 @@ def _origin(parts: Any) -> tuple[str, str, int]:
     return parts.scheme, (parts.hostname or "").lower(), port
 
 
-def http_post(url: str, payload: dict[str, Any], deadline_s: float, log: Callable[[str], None],
-              connect_s: float = HTTP_CONNECT_S) -> bytes:
+def http_post(
+    url: str, payload: dict[str, Any], deadline_s: float, log: Callable[[str], None], connect_s: float = HTTP_CONNECT_S
+) -> bytes:
     """POST ``payload`` as JSON to ``url``; the response body (at most :data:`HTTP_MAX_BODY` bytes).
 
     Bounded in every way a server can hold a client: connecting takes at most ``connect_s``, the whole
@@ -562,8 +606,10 @@ def http_post(url: str, payload: dict[str, Any], deadline_s: float, log: Callabl
                     with contextlib.suppress(OSError, AttributeError):
                         conn.sock.shutdown(socket.SHUT_RDWR)  # noqa: B023
                     return
-                log(f"waiting for the server's answer to {parts.path or '/'} ({time.monotonic() - t0:.0f} s; "  # noqa: B023
-                    f"giving up after {deadline_s:.0f} s)")
+                log(
+                    f"waiting for the server's answer to {parts.path or '/'} ({time.monotonic() - t0:.0f} s; "  # noqa: B023
+                    f"giving up after {deadline_s:.0f} s)"
+                )
 
         dog = threading.Thread(target=watchdog, daemon=True)
         dog.start()
@@ -571,7 +617,9 @@ def http_post(url: str, payload: dict[str, Any], deadline_s: float, log: Callabl
             try:
                 conn.connect()
             except TimeoutError:
-                raise ServerError(f"cannot reach the SGLang server (no connection within {min(connect_s, remaining):.0f} s)") from None
+                raise ServerError(
+                    f"cannot reach the SGLang server (no connection within {min(connect_s, remaining):.0f} s)"
+                ) from None
             except OSError as e:
                 raise ServerError(f"cannot reach the SGLang server ({e.strerror or e})") from None
             if conn.sock is not None:
@@ -583,7 +631,9 @@ def http_post(url: str, payload: dict[str, Any], deadline_s: float, log: Callabl
             except (OSError, http.client.HTTPException) as e:
                 if expired.is_set() or isinstance(e, (socket.timeout, TimeoutError)):
                     raise ServerError(f"no answer within {deadline_s:.0f} s") from None
-                raise ServerError(f"the connection failed ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+                raise ServerError(
+                    f"the connection failed ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+                ) from None
             if expired.is_set():
                 raise ServerError(f"no answer within {deadline_s:.0f} s")
         finally:
@@ -609,8 +659,13 @@ def http_post(url: str, payload: dict[str, Any], deadline_s: float, log: Callabl
     raise ServerError(f"more than {HTTP_MAX_REDIRECTS} redirects")
 
 
-def capture_sglang_url(url: str, opts: CaptureOptions, timeout: float = 600.0, settle: float = 3.0,
-                       log: Callable[[str], None] | None = None) -> CaptureResult:
+def capture_sglang_url(
+    url: str,
+    opts: CaptureOptions,
+    timeout: float = 600.0,
+    settle: float = 3.0,
+    log: Callable[[str], None] | None = None,
+) -> CaptureResult:
     """Ask a running SGLang server for a profile window through ``/start_profile``, then convert its traces.
 
     Why this route: users who launch SGLang themselves cannot restart it under
@@ -627,8 +682,13 @@ def capture_sglang_url(url: str, opts: CaptureOptions, timeout: float = 600.0, s
     out, created = prepare_out(opts)
     raw = out / "raw"
     profile_id = f"tracekit-{int(time.time())}"
-    body: dict[str, Any] = {"output_dir": str(raw.resolve()), "activities": ["CPU", "GPU"], "record_shapes": True,
-                            "with_stack": bool(opts.with_stack), "profile_id": profile_id}
+    body: dict[str, Any] = {
+        "output_dir": str(raw.resolve()),
+        "activities": ["CPU", "GPU"],
+        "record_shapes": True,
+        "with_stack": bool(opts.with_stack),
+        "profile_id": profile_id,
+    }
     if opts.steps:
         body["num_steps"] = int(opts.steps)
     base = url.rstrip("/")
@@ -656,7 +716,11 @@ def capture_sglang_url(url: str, opts: CaptureOptions, timeout: float = 600.0, s
         files = {p: p.stat().st_size for p in raw.glob(f"*{profile_id}*.trace.json*")}
         if files != seen:
             seen, stable_since = files, time.time()
-        elif files and time.time() - stable_since >= settle and all(_gzip_complete(p) or p.suffix == ".json" for p in files):
+        elif (
+            files
+            and time.time() - stable_since >= settle
+            and all(_gzip_complete(p) or p.suffix == ".json" for p in files)
+        ):
             break
         time.sleep(0.2)
     procs: list[ProcessTrace] = []

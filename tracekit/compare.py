@@ -63,12 +63,13 @@ class Condition:
     level: float | None = None  # @95 -> 0.95: noise-aware (bootstrap interval of the ratio of medians)
 
 
-
 def parse_condition(text: str) -> Condition:
     """``"draft.ms_per_step > +5%"`` -> Condition; a malformed condition is a TraceError."""
     m = _COND.match(text)
     if not m or "." not in m["metric"] or m["metric"][-1] in "<>=!":
-        raise TraceError("--fail-if", f"cannot read {text!r}: expected METRIC OP THRESHOLD, e.g. 'draft.ms_per_step > +5%'")
+        raise TraceError(
+            "--fail-if", f"cannot read {text!r}: expected METRIC OP THRESHOLD, e.g. 'draft.ms_per_step > +5%'"
+        )
     thr = m["thr"]
     if _PCT.match(thr):
         mode, value = "rel", float(thr[:-1]) / 100
@@ -79,13 +80,20 @@ def parse_condition(text: str) -> Condition:
     elif _NUM.match(thr):
         mode, value = "abs", float(thr)
     else:
-        raise TraceError("--fail-if", f"cannot read threshold {thr!r} in {text!r}: use +5%, 5ms, 200us, x1.2 or a number")
+        raise TraceError(
+            "--fail-if", f"cannot read threshold {thr!r} in {text!r}: use +5%, 5ms, 200us, x1.2 or a number"
+        )
     level = None
     if m["level"] is not None:
         if not _NUM.match(m["level"].rstrip("%")) or not 50 <= float(m["level"].rstrip("%")) < 100:
-            raise TraceError("--fail-if", f"cannot read level @{m['level']} in {text!r}: use a confidence in percent, e.g. @95")
+            raise TraceError(
+                "--fail-if", f"cannot read level @{m['level']} in {text!r}: use a confidence in percent, e.g. @95"
+            )
         if mode not in ("rel", "ratio"):
-            raise TraceError("--fail-if", f"{text!r}: @LEVEL compares the ratio of medians: give a relative (+5%) or ratio (x1.05) threshold")
+            raise TraceError(
+                "--fail-if",
+                f"{text!r}: @LEVEL compares the ratio of medians: give a relative (+5%) or ratio (x1.05) threshold",
+            )
         level = float(m["level"].rstrip("%")) / 100
     return Condition(text.strip(), m["metric"], m["op"], mode, value, level)
 
@@ -124,15 +132,22 @@ def _run_one(index: int, label: str, paths: Paths, params: Mapping[str, Any], ti
     con.execute(f"SET VARIABLE label = {rep._sql_literal(label)}")
     con.execute(f"SET VARIABLE label_index = {index}")
     rep.prepare(con, ["lib/run_metrics"], **params)  # and the modules its @requires line names, as report does
-    out = (con.sql("SELECT * FROM run_metrics").to_arrow_table(), con.sql("SELECT * FROM run_metrics_step_values").to_arrow_table())
+    out = (
+        con.sql("SELECT * FROM run_metrics").to_arrow_table(),
+        con.sql("SELECT * FROM run_metrics_step_values").to_arrow_table(),
+    )
     con.close()
     if timings is not None:
         timings[f"run {label}"] = time.perf_counter() - t0
     return out
 
 
-def collect(runs: Sequence[Run], con: duckdb.DuckDBPyConnection | None = None,
-            timings: dict[str, float] | None = None, **params: Any) -> duckdb.DuckDBPyConnection:
+def collect(
+    runs: Sequence[Run],
+    con: duckdb.DuckDBPyConnection | None = None,
+    timings: dict[str, float] | None = None,
+    **params: Any,
+) -> duckdb.DuckDBPyConnection:
     """Run ``lib/run_metrics.sql`` once per run; the connection then holds the table ``run_metrics``.
 
     Runs are computed side by side, each in its own DuckDB connection: many of the per-run
@@ -155,41 +170,57 @@ def collect(runs: Sequence[Run], con: duckdb.DuckDBPyConnection | None = None,
     for j, name in enumerate(("run_metrics", "run_metrics_step_values")):
         for i, t in enumerate(tables):
             con.register(f"_{name}_{i}", t[j])
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS "
-                    + " UNION ALL BY NAME ".join(f"SELECT * FROM _{name}_{i}" for i in range(len(tables))))
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {name} AS "
+            + " UNION ALL BY NAME ".join(f"SELECT * FROM _{name}_{i}" for i in range(len(tables)))
+        )
         for i in range(len(tables)):
             con.unregister(f"_{name}_{i}")
     return con
 
 
-def compare(runs: Sequence[Run], con: duckdb.DuckDBPyConnection | None = None, **params: Any) -> dict[str, pd.DataFrame]:
+def compare(
+    runs: Sequence[Run], con: duckdb.DuckDBPyConnection | None = None, **params: Any
+) -> dict[str, pd.DataFrame]:
     """``compare.sql`` over labelled runs: ``compare`` (long), ``compare.sweep``, ``compare.phases``, ``compare.noise``."""
     con = collect(runs, con=con, **params)
     noise.attach(con)
     return rep.run_file(con, "compare")
 
 
-def diff(a: Paths | str, b: Paths | str, conditions: Sequence[str] = (), labels: tuple[str, str] = ("A", "B"),
-         con: duckdb.DuckDBPyConnection | None = None, timings: dict[str, float] | None = None,
-         **params: Any) -> dict[str, pd.DataFrame]:
+def diff(
+    a: Paths | str,
+    b: Paths | str,
+    conditions: Sequence[str] = (),
+    labels: tuple[str, str] = ("A", "B"),
+    con: duckdb.DuckDBPyConnection | None = None,
+    timings: dict[str, float] | None = None,
+    **params: Any,
+) -> dict[str, pd.DataFrame]:
     """``diff.sql`` of run B against baseline A: ``diff``, ``diff.kernels``, ``diff.new_vanished``, ``diff.gate``.
 
     ``conditions`` are ``--fail-if`` strings; malformed ones or unknown metrics raise TraceError
     (before anything is printed); :func:`fired` lists the ones that hold.
     """
     conds = [parse_condition(c) for c in conditions]
-    runs = [(labels[0], [a] if isinstance(a, (str, os.PathLike)) else list(a)),
-            (labels[1], [b] if isinstance(b, (str, os.PathLike)) else list(b))]
+    runs = [
+        (labels[0], [a] if isinstance(a, (str, os.PathLike)) else list(a)),
+        (labels[1], [b] if isinstance(b, (str, os.PathLike)) else list(b)),
+    ]
     con = collect(runs, con=con, timings=timings, **params)
     t0 = time.perf_counter()
     noise.attach(con, levels={noise.LEVEL, *(c.level for c in conds if c.level is not None)})
     if timings is not None:
         timings["noise (bootstrap)"] = time.perf_counter() - t0
-    con.execute("CREATE OR REPLACE TEMP TABLE _conditions (seq INTEGER, condition VARCHAR, metric VARCHAR, "
-                "op VARCHAR, mode VARCHAR, threshold DOUBLE, level DOUBLE)")
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _conditions (seq INTEGER, condition VARCHAR, metric VARCHAR, "
+        "op VARCHAR, mode VARCHAR, threshold DOUBLE, level DOUBLE)"
+    )
     if conds:
-        con.executemany("INSERT INTO _conditions VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        [(i, c.condition, c.metric, c.op, c.mode, c.threshold, c.level) for i, c in enumerate(conds)])
+        con.executemany(
+            "INSERT INTO _conditions VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(i, c.condition, c.metric, c.op, c.mode, c.threshold, c.level) for i, c in enumerate(conds)],
+        )
     out = rep.run_file(con, "diff")  # compare.sql's set-up first: diff.sql's @requires
     if timings is not None:
         timings["compare.sql set-up + diff.sql"] = time.perf_counter() - t0

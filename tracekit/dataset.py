@@ -170,19 +170,31 @@ def file_rows(uri: str, rel: str) -> list[dict[str, Any]]:
     fm = footer_meta(uri)
     for trace, m in sorted(fm["traces"].items()):
         devs = m.get("devices") if isinstance(m.get("devices"), list) else []
-        rows.append({
-            "trace": trace, "file": rel, "source": m.get("source"), "source_file": m.get("source_file"),
-            "source_sha256": m.get("source_sha256"), "schema_version": fm["schema_version"],
-            "converter_version": m.get("converter_version"),
-            "profiler_version": None if m.get("profiler_version") is None else str(m.get("profiler_version")),
-            "base_time_ns": _int(m.get("base_time_ns")), "rank": _int(m.get("rank")),
-            "world_size": _int(m.get("world_size")), "events": _int(m.get("events")),
-            "device_count": len(devs),
-            "gpu_names": [str(d.get("name")) if isinstance(d, dict) and d.get("name") is not None else None for d in devs],
-            "devices_json": json.dumps(devs, sort_keys=True, default=str),
-            "notes": [str(n) for n in (m.get("notes") or [])] if isinstance(m.get("notes") or [], list) else [str(m["notes"])],
-            "extra_json": json.dumps(m.get("extra") or {}, sort_keys=True, default=str),
-        })
+        rows.append(
+            {
+                "trace": trace,
+                "file": rel,
+                "source": m.get("source"),
+                "source_file": m.get("source_file"),
+                "source_sha256": m.get("source_sha256"),
+                "schema_version": fm["schema_version"],
+                "converter_version": m.get("converter_version"),
+                "profiler_version": None if m.get("profiler_version") is None else str(m.get("profiler_version")),
+                "base_time_ns": _int(m.get("base_time_ns")),
+                "rank": _int(m.get("rank")),
+                "world_size": _int(m.get("world_size")),
+                "events": _int(m.get("events")),
+                "device_count": len(devs),
+                "gpu_names": [
+                    str(d.get("name")) if isinstance(d, dict) and d.get("name") is not None else None for d in devs
+                ],
+                "devices_json": json.dumps(devs, sort_keys=True, default=str),
+                "notes": [str(n) for n in (m.get("notes") or [])]
+                if isinstance(m.get("notes") or [], list)
+                else [str(m["notes"])],
+                "extra_json": json.dumps(m.get("extra") or {}, sort_keys=True, default=str),
+            }
+        )
     return rows
 
 
@@ -201,8 +213,11 @@ def read_sidecar(folder: str) -> pa.Table:
     """The sidecar table of a dataset folder (TraceError when it has none)."""
     fs, path = resolve(join(folder, SIDECAR))
     if fs.get_file_info(path).type != pafs.FileType.File:
-        raise TraceError(folder, f"no {SIDECAR}: not a dataset written by `tracekit convert -o FOLDER` (or run "
-                         "`python -m tracekit.dataset FOLDER` to build it from the files)")
+        raise TraceError(
+            folder,
+            f"no {SIDECAR}: not a dataset written by `tracekit convert -o FOLDER` (or run "
+            "`python -m tracekit.dataset FOLDER` to build it from the files)",
+        )
     with fs.open_input_file(path) as f:
         return pq.read_table(f)
 
@@ -217,9 +232,16 @@ def result_tables(out: str) -> dict[str, list[str]]:
     fs, path = resolve(out)
     tables: dict[str, list[str]] = {}
     for info in fs.get_file_info(pafs.FileSelector(path, recursive=True, allow_not_found=True)):
-        rel = (posixpath.relpath(info.path, path) if "://" in out else os.path.relpath(info.path, path)).replace(os.sep, "/")
+        rel = (posixpath.relpath(info.path, path) if "://" in out else os.path.relpath(info.path, path)).replace(
+            os.sep, "/"
+        )
         parts = rel.split("/")
-        if info.type == pafs.FileType.File and len(parts) == 2 and rel.endswith(".parquet") and parts[1][:1] not in "._":
+        if (
+            info.type == pafs.FileType.File
+            and len(parts) == 2
+            and rel.endswith(".parquet")
+            and parts[1][:1] not in "._"
+        ):
             tables.setdefault(parts[0], []).append(join(out, rel))
     return {k: sorted(v) for k, v in sorted(tables.items())}
 
@@ -250,15 +272,19 @@ def connect_results(out: str, con: Any = None) -> Any:
     if not isinstance(resolve(out)[0], pafs.LocalFileSystem):
         scratch = tempfile.mkdtemp(prefix="tracekit-results-")
         atexit.register(shutil.rmtree, scratch, True)
-        tables = {name: [_fetch_as(f, os.path.join(scratch, name, posixpath.basename(resolve(f)[1]))) for f in files]
-                  for name, files in tables.items()}
+        tables = {
+            name: [_fetch_as(f, os.path.join(scratch, name, posixpath.basename(resolve(f)[1]))) for f in files]
+            for name, files in tables.items()
+        }
     from tracekit.store import files_sql, ident  # deferred: DuckDB (see above)
 
     views: dict[str, str] = {}
     for name in tables:  # `a.b` and `a_b` would be one view: say so rather than let one replace the other
         view = name.replace(".", "_")
         if view in views:
-            raise TraceError(out, f"result folders {views[view]!r} and {name!r} both give the view {view!r}: remove one")
+            raise TraceError(
+                out, f"result folders {views[view]!r} and {name!r} both give the view {view!r}: remove one"
+            )
         views[view] = name
     con = con or duckdb.connect()
     for view, name in views.items():

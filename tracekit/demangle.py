@@ -107,8 +107,12 @@ def register(con: Any) -> None:
     mangled (``_Z...``) kernel name of its ``kernels`` view, demangled here. A table, not a Python UDF: a
     DuckDB Python function loads numpy, which ``tracekit report`` otherwise never imports (tests/test_startup.py),
     and a trace holds few distinct names. Rebuilt on every call (the connection's traces may change)."""
-    names = [r[0] for r in con.execute(
-        "SELECT DISTINCT name FROM kernels WHERE kind = 'kernel' AND starts_with(name, '_Z') ORDER BY name").fetchall()]
+    names = [
+        r[0]
+        for r in con.execute(
+            "SELECT DISTINCT name FROM kernels WHERE kind = 'kernel' AND starts_with(name, '_Z') ORDER BY name"
+        ).fetchall()
+    ]
     con.execute("CREATE OR REPLACE TEMP TABLE _demangled (name VARCHAR, demangled VARCHAR)")
     if names:
         con.executemany("INSERT INTO _demangled VALUES (?, ?)", [(n, demangle(n)) for n in names])

@@ -79,7 +79,9 @@ def guarded(fn: Callable[[dict[str, Any]], dict[str, Any]], item: dict[str, Any]
     except Exception as e:  # noqa: BLE001  (reported per trace, never lost)
         value, ok, err = {}, False, task_error(e, str(item.get("key")))
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return Outcome(str(item.get("key")), ok, value, err, time.perf_counter() - t0, time.process_time() - c0, rss).to_json()
+    return Outcome(
+        str(item.get("key")), ok, value, err, time.perf_counter() - t0, time.process_time() - c0, rss
+    ).to_json()
 
 
 def task_error(e: BaseException, key: str) -> str:
@@ -100,8 +102,12 @@ class Executor(Protocol):
 
     name: str
 
-    def run(self, fn: Callable[[dict[str, Any]], dict[str, Any]], items: list[dict[str, Any]],
-            on_done: Callable[[Outcome], None]) -> list[Outcome]: ...
+    def run(
+        self,
+        fn: Callable[[dict[str, Any]], dict[str, Any]],
+        items: list[dict[str, Any]],
+        on_done: Callable[[Outcome], None],
+    ) -> list[Outcome]: ...
 
 
 def _worker_init() -> None:
@@ -129,8 +135,12 @@ class LocalExecutor:
     def __init__(self, jobs: int = 1) -> None:
         self.jobs = max(1, jobs)
 
-    def run(self, fn: Callable[[dict[str, Any]], dict[str, Any]], items: list[dict[str, Any]],
-            on_done: Callable[[Outcome], None]) -> list[Outcome]:
+    def run(
+        self,
+        fn: Callable[[dict[str, Any]], dict[str, Any]],
+        items: list[dict[str, Any]],
+        on_done: Callable[[Outcome], None],
+    ) -> list[Outcome]:
         out: list[Outcome] = []
         if self.jobs == 1 or len(items) <= 1:
             for it in items:
@@ -141,7 +151,9 @@ class LocalExecutor:
         import multiprocessing as mp  # deferred with the pool: only --jobs > 1 starts workers
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
-        with ProcessPoolExecutor(max_workers=self.jobs, mp_context=mp.get_context("spawn"), initializer=_worker_init) as ex:
+        with ProcessPoolExecutor(
+            max_workers=self.jobs, mp_context=mp.get_context("spawn"), initializer=_worker_init
+        ) as ex:
             futs = {ex.submit(guarded, fn, it): it for it in items}
             for f in as_completed(futs):
                 try:
@@ -166,15 +178,27 @@ class RayExecutor:
         self.address = address or os.environ.get("RAY_ADDRESS") or None
         self.jobs = jobs
 
-    def run(self, fn: Callable[[dict[str, Any]], dict[str, Any]], items: list[dict[str, Any]],
-            on_done: Callable[[Outcome], None]) -> list[Outcome]:
+    def run(
+        self,
+        fn: Callable[[dict[str, Any]], dict[str, Any]],
+        items: list[dict[str, Any]],
+        on_done: Callable[[Outcome], None],
+    ) -> list[Outcome]:
         import ray  # optional, heavy: only --executor ray
 
         if not ray.is_initialized():
-            kw: dict[str, Any] = dict(address=self.address, include_dashboard=False, log_to_driver=False,
-                                      logging_level="ERROR", configure_logging=False)
+            kw: dict[str, Any] = dict(
+                address=self.address,
+                include_dashboard=False,
+                log_to_driver=False,
+                logging_level="ERROR",
+                configure_logging=False,
+            )
             if self.address is None:  # a local cluster: our interpreter, our CPU count
-                kw.update(num_cpus=self.jobs or os.cpu_count(), runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(sys.path)}})
+                kw.update(
+                    num_cpus=self.jobs or os.cpu_count(),
+                    runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(sys.path)}},
+                )
             ray.init(**kw)
         remote = ray.remote(num_cpus=1, max_retries=0)(guarded)
         refs = {remote.remote(fn, it): it for it in items}
@@ -227,19 +251,29 @@ class SparkExecutor:
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
         b = SparkSession.builder.appName("tracekit").master(self.master or "local[2]")
-        spark = (b.config("spark.ui.enabled", "false").config("spark.sql.execution.arrow.pyspark.enabled", "true")
-                 .config("spark.executorEnv.PYTHONPATH", os.pathsep.join(sys.path)).getOrCreate())
+        spark = (
+            b.config("spark.ui.enabled", "false")
+            .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+            .config("spark.executorEnv.PYTHONPATH", os.pathsep.join(sys.path))
+            .getOrCreate()
+        )
         spark.sparkContext.setLogLevel("ERROR")
         return spark
 
-    def run(self, fn: Callable[[dict[str, Any]], dict[str, Any]], items: list[dict[str, Any]],
-            on_done: Callable[[Outcome], None]) -> list[Outcome]:
+    def run(
+        self,
+        fn: Callable[[dict[str, Any]], dict[str, Any]],
+        items: list[dict[str, Any]],
+        on_done: Callable[[Outcome], None],
+    ) -> list[Outcome]:
         if not items:
             return []
         spark = self.session()
         rows = [(i, json.dumps(it)) for i, it in enumerate(items)]
         rdd = spark.sparkContext.parallelize(rows, numSlices=len(rows))  # one partition = one trace
-        df = spark.createDataFrame(rdd, "i long, item string").mapInPandas(_spark_partition(fn), "i long, outcome string")
+        df = spark.createDataFrame(rdd, "i long, item string").mapInPandas(
+            _spark_partition(fn), "i long, outcome string"
+        )
         # collect() runs the partitions in parallel (toLocalIterator would run them one after another); Spark's
         # own console bar shows tasks done / total meanwhile, and the outcomes arrive together at the end.
         out: list[Outcome] = []
@@ -263,6 +297,7 @@ def make(name: str, jobs: int = 1, ray_address: str | None = None, spark_master:
 
 # ---- the two per-trace tasks -------------------------------------------------------------------------
 
+
 def convert_task(item: dict[str, Any]) -> dict[str, Any]:
     """Convert ``item['src']`` to ``item['dst']`` unless ``dst`` already holds a conversion of the same bytes
     (its footer's ``source_sha256``) and ``item['force']`` is false."""
@@ -280,8 +315,13 @@ def convert_task(item: dict[str, Any]) -> dict[str, Any]:
             same_name = item.get("trace") is None or list(traces) == [item["trace"]]
             if traces and same_name and all(m.get("source_sha256") == digest for m in traces.values()):
                 m = next(iter(traces.values()))
-                return {"skipped": True, "trace": next(iter(traces)), "events": m.get("events"), "notes": m.get("notes") or [],
-                        "dst": dst}
+                return {
+                    "skipped": True,
+                    "trace": next(iter(traces)),
+                    "events": m.get("events"),
+                    "notes": m.get("notes") or [],
+                    "dst": dst,
+                }
     with tempfile.TemporaryDirectory(prefix="tracekit-") as tmp:
         local_src = dataset.fetch(src, tmp)
         local_dst = dataset.resolve(dst)[1] if dataset.is_local(dst) else os.path.join(tmp, "out.parquet")
@@ -292,8 +332,13 @@ def convert_task(item: dict[str, Any]) -> dict[str, Any]:
             meta = convert(local_src, local_dst, trace=item.get("trace"), extra_meta=extra)
         if not dataset.is_local(dst):
             dataset.put(local_dst, dst)
-    return {"skipped": False, "trace": meta.get("trace"), "events": meta.get("events"), "notes": meta.get("notes") or [],
-            "dst": dst}
+    return {
+        "skipped": False,
+        "trace": meta.get("trace"),
+        "events": meta.get("events"),
+        "notes": meta.get("notes") or [],
+        "dst": dst,
+    }
 
 
 def report_task(item: dict[str, Any]) -> dict[str, Any]:
@@ -309,7 +354,9 @@ def report_task(item: dict[str, Any]) -> dict[str, Any]:
             con.execute(f"SET threads = {int(item['threads'])}")
         results = report.run([local], con=con, arrow=True, **(item.get("params") or {}))
         rows = {}
-        results["traces"] = pa.Table.from_pylist(dataset.file_rows(local, item["part"] + ".parquet"), schema=dataset.SIDECAR_SCHEMA)
+        results["traces"] = pa.Table.from_pylist(
+            dataset.file_rows(local, item["part"] + ".parquet"), schema=dataset.SIDECAR_SCHEMA
+        )
         for name, table in results.items():
             part = os.path.join(tmp, f"{name}.parquet")
             pq.write_table(table, part)
@@ -321,9 +368,16 @@ def report_task(item: dict[str, Any]) -> dict[str, Any]:
 
 # ---- drivers: what `tracekit convert -o FOLDER` and `tracekit report --out` run -------------------------
 
-def convert_many(inputs: list[str], out: str, executor: Executor, force: bool = False, trace: str | None = None,
-                 on_done: Callable[[Outcome], None] = lambda o: None,
-                 planned: list[naming.Planned] | None = None) -> list[Outcome]:
+
+def convert_many(
+    inputs: list[str],
+    out: str,
+    executor: Executor,
+    force: bool = False,
+    trace: str | None = None,
+    on_done: Callable[[Outcome], None] = lambda o: None,
+    planned: list[naming.Planned] | None = None,
+) -> list[Outcome]:
     """Convert each input to ``out/<trace>.parquet`` as one task, then rebuild the dataset's sidecar.
 
     Names follow tracekit.naming (``planned``: its plan, when the caller made it already); a collision is
@@ -334,8 +388,9 @@ def convert_many(inputs: list[str], out: str, executor: Executor, force: bool = 
     written, and the sidecar lists what is there.
     """
     planned = planned if planned is not None else naming.plan(inputs, out, trace, force)
-    items = [{"key": p.src, "src": p.src, "dst": dataset.join(out, p.rel), "force": force, "trace": p.trace}
-             for p in planned]
+    items = [
+        {"key": p.src, "src": p.src, "dst": dataset.join(out, p.rel), "force": force, "trace": p.trace} for p in planned
+    ]
     fs, root = dataset.resolve(out)
     fs.create_dir(root, recursive=True)  # a file:// or object-store folder: the tasks write into it
     outcomes = executor.run(convert_task, items, on_done)
@@ -368,7 +423,9 @@ def event_files_of(paths: Iterable[str]) -> list[tuple[str, str]]:
         if "://" in p:
             fs, path = dataset.resolve(p)
             if fs.get_file_info(path).type == dataset.pafs.FileType.Directory:
-                out += [(dataset.join(p, rel), rel[: -len(".parquet")].replace("/", "__")) for rel in dataset.event_files(p)]
+                out += [
+                    (dataset.join(p, rel), rel[: -len(".parquet")].replace("/", "__")) for rel in dataset.event_files(p)
+                ]
             else:
                 out.append((p, p.rsplit("/", 1)[-1].removesuffix(".parquet")))
             continue
@@ -382,16 +439,28 @@ def event_files_of(paths: Iterable[str]) -> list[tuple[str, str]]:
     return out
 
 
-def report_many(paths: list[str], out: str, executor: Executor, params: dict[str, Any] | None = None,
-                threads: int | None = None, on_done: Callable[[Outcome], None] = lambda o: None) -> list[Outcome]:
+def report_many(
+    paths: list[str],
+    out: str,
+    executor: Executor,
+    params: dict[str, Any] | None = None,
+    threads: int | None = None,
+    on_done: Callable[[Outcome], None] = lambda o: None,
+) -> list[Outcome]:
     """Run the report on each event file as one task; each writes ``out/<output>/<part>.parquet`` and
     ``out/traces/<part>.parquet`` (the file's sidecar rows). ``threads``: DuckDB threads per task (default:
     1 on Ray and Spark, whose tasks hold one CPU; the cores divided by ``jobs`` locally)."""
     files = event_files_of(paths)
     if threads is None:  # DuckDB threads per task: the task's share of the cores, not all of them per task
         jobs = getattr(executor, "jobs", None)
-        threads = 1 if executor.name in ("ray", "spark") else (max(1, (os.cpu_count() or 1) // jobs) if jobs and jobs > 1 else None)
-    items = [{"key": f, "file": f, "part": part, "out": out, "params": params or {}, "threads": threads} for f, part in files]
+        threads = (
+            1
+            if executor.name in ("ray", "spark")
+            else (max(1, (os.cpu_count() or 1) // jobs) if jobs and jobs > 1 else None)
+        )
+    items = [
+        {"key": f, "file": f, "part": part, "out": out, "params": params or {}, "threads": threads} for f, part in files
+    ]
     outcomes = executor.run(report_task, items, on_done)
     order = {f: i for i, (f, _) in enumerate(files)}
     return sorted(outcomes, key=lambda o: order.get(o.key, len(order)))

@@ -83,15 +83,27 @@ def _value(key: str, v: Any) -> bytes:
     return _enc(v)
 
 
-def render_event(ph: str | None, cat: str | None, name: str | None, pid: int | None, tid: int | None,
-                 ts_ns: int | None, dur_ns: int | None, flow_id: int | None, args: str | None) -> bytes:
+def render_event(
+    ph: str | None,
+    cat: str | None,
+    name: str | None,
+    pid: int | None,
+    tid: int | None,
+    ts_ns: int | None,
+    dur_ns: int | None,
+    flow_id: int | None,
+    args: str | None,
+) -> bytes:
     """One Chrome trace event as JSON bytes, from one row of the ``export_chrome`` output."""
     if args is not None and '"@' in args:
         return _render_hoisted(ph, cat, name, pid, tid, ts_ns, dur_ns, flow_id, args)
     # the common case: no ``@`` key to hoist, so the keys are known and in this order (the bytes of
     # _render_hoisted's without its dict; a third of the export's time on a median step, issue 25)
-    parts = [key + _enc(v) for key, v in ((b'"ph":', ph), (b'"cat":', cat), (b'"name":', name), (b'"pid":', pid),
-                                          (b'"tid":', tid)) if v is not None]
+    parts = [
+        key + _enc(v)
+        for key, v in ((b'"ph":', ph), (b'"cat":', cat), (b'"name":', name), (b'"pid":', pid), (b'"tid":', tid))
+        if v is not None
+    ]
     if ts_ns is not None:
         parts.append(b'"ts":' + us_text(ts_ns))
     if ph == "X" and dur_ns is not None:
@@ -103,12 +115,22 @@ def render_event(ph: str | None, cat: str | None, name: str | None, pid: int | N
     return b"{" + b",".join(parts) + b"}"
 
 
-def _render_hoisted(ph: str | None, cat: str | None, name: str | None, pid: int | None, tid: int | None,
-                    ts_ns: int | None, dur_ns: int | None, flow_id: int | None, args: str) -> bytes:
+def _render_hoisted(
+    ph: str | None,
+    cat: str | None,
+    name: str | None,
+    pid: int | None,
+    tid: int | None,
+    ts_ns: int | None,
+    dur_ns: int | None,
+    flow_id: int | None,
+    args: str,
+) -> bytes:
     """:func:`render_event` of a row whose ``args`` may hold ``@`` keys: they go back to the top level
     (replacing a typed column's value in its place), the rest stays under ``args``."""
-    top: dict[str, bytes] = {k: _enc(v) for k, v in (("ph", ph), ("cat", cat), ("name", name), ("pid", pid), ("tid", tid))
-                             if v is not None}
+    top: dict[str, bytes] = {
+        k: _enc(v) for k, v in (("ph", ph), ("cat", cat), ("name", name), ("pid", pid), ("tid", tid)) if v is not None
+    }
     if ts_ns is not None:
         top["ts"] = us_text(ts_ns)
     if ph == "X" and dur_ns is not None:
@@ -155,10 +177,17 @@ def _fetched(cur: duckdb.DuckDBPyConnection) -> Iterator[list[tuple[Any, ...]]]:
         yield rows
 
 
-def export_chrome(paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[str], out: str | os.PathLike[str],
-                  *, trace: str | None = None, phase: str | None = None, steps: Steps | str | None = None,
-                  step_pattern: str | None = None, con: duckdb.DuckDBPyConnection | None = None,
-                  arrow: bool = True) -> dict[str, Any]:
+def export_chrome(
+    paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    trace: str | None = None,
+    phase: str | None = None,
+    steps: Steps | str | None = None,
+    step_pattern: str | None = None,
+    con: duckdb.DuckDBPyConnection | None = None,
+    arrow: bool = True,
+) -> dict[str, Any]:
     """Write the slice of ``trace`` (steps and/or phase) to ``out`` (.json or .json.gz).
 
     ``con``: a connection over exactly ``paths`` on which :func:`tracekit.report.prepare` already ran
@@ -189,10 +218,15 @@ def export_chrome(paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[st
     names = [r[0] for r in con.execute("SELECT DISTINCT trace FROM events ORDER BY 1").fetchall()]
     if trace is None:
         if len(names) != 1:
-            raise TraceError(label, f"holds {len(names)} traces ({', '.join(names[:5])}{' ...' if len(names) > 5 else ''}); pick one with --trace")
+            raise TraceError(
+                label,
+                f"holds {len(names)} traces ({', '.join(names[:5])}{' ...' if len(names) > 5 else ''}); pick one with --trace",
+            )
         trace = names[0]
     elif trace not in names:
-        raise TraceError(label, f"no trace named {trace!r} (traces: {', '.join(names[:5])}{' ...' if len(names) > 5 else ''})")
+        raise TraceError(
+            label, f"no trace named {trace!r} (traces: {', '.join(names[:5])}{' ...' if len(names) > 5 else ''})"
+        )
     con.execute("SET VARIABLE ec_trace = ?", [trace])
     con.execute("SET VARIABLE ec_phase = CAST(? AS VARCHAR)", [phase])
     con.execute("SET VARIABLE ec_step_first = CAST(? AS BIGINT)", [steps.first if steps else None])
@@ -206,7 +240,9 @@ def export_chrome(paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[st
     where = f"trace {trace!r}"
     if steps is not None:
         if n_steps == 0:
-            raise TraceError(label, f"{where} has no step ranges matching the step pattern; drop --steps or give --step-pattern")
+            raise TraceError(
+                label, f"{where} has no step ranges matching the step pattern; drop --steps or give --step-pattern"
+            )
         if n_sel == 0 or (steps.last is not None and steps.last > n_steps):
             raise TraceError(label, f"steps {steps} out of range: {where} has {n_steps} steps (1-based)")
 
@@ -214,10 +250,16 @@ def export_chrome(paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[st
     meta = read_metadata(paths[0]) if len(paths) == 1 else {}
     for p in paths[1:] if len(paths) > 1 else ():
         meta.update(read_metadata(p))
-    head = {"displayTimeUnit": "ns", **_trace_meta(meta.get(trace, {})),
-            "tracekit": {"trace": trace, "phase": phase, "steps": str(steps) if steps else None}}
-    batches = (_batches(con.sql(sections["export_chrome"]).to_arrow_reader(_BATCH)) if arrow
-               else _fetched(con.execute(sections["export_chrome"])))
+    head = {
+        "displayTimeUnit": "ns",
+        **_trace_meta(meta.get(trace, {})),
+        "tracekit": {"trace": trace, "phase": phase, "steps": str(steps) if steps else None},
+    }
+    batches = (
+        _batches(con.sql(sections["export_chrome"]).to_arrow_reader(_BATCH))
+        if arrow
+        else _fetched(con.execute(sections["export_chrome"]))
+    )
     n = flows = 0
     with atomic_path(out) as tmp:
         gz = out.name.endswith(".gz")
@@ -235,5 +277,12 @@ def export_chrome(paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[st
         if n == 0:
             sel = " and ".join(x for x in (f"phase {phase!r}" if phase else "", f"steps {steps}" if steps else "") if x)
             raise TraceError(label, f"the slice ({sel or 'everything'}) of {where} selects no events")
-    return {"out": str(out), "trace": trace, "events": n, "flows": flows, "steps": n_steps,
-            "steps_selected": n_sel if steps else None, "phase": phase}
+    return {
+        "out": str(out),
+        "trace": trace,
+        "events": n,
+        "flows": flows,
+        "steps": n_steps,
+        "steps_selected": n_sel if steps else None,
+        "phase": phase,
+    }

@@ -40,9 +40,12 @@ def _one_trace(path: Path) -> str:
     return names[0]
 
 
-def graph_map(replay: str | os.PathLike[str], reference: str | os.PathLike[str],
-              step_pattern: str | None = None,
-              con: duckdb.DuckDBPyConnection | None = None) -> dict[str, pd.DataFrame]:
+def graph_map(
+    replay: str | os.PathLike[str],
+    reference: str | os.PathLike[str],
+    step_pattern: str | None = None,
+    con: duckdb.DuckDBPyConnection | None = None,
+) -> dict[str, pd.DataFrame]:
     """Align the graph replays of ``replay`` with ``reference``; returns ``graph_map``,
     ``graph_map.summary`` and ``graph_map.rows`` (see the header of ``queries/graph_map.sql``).
 
@@ -70,8 +73,12 @@ def _replace(col: pa.ChunkedArray, idx: np.ndarray, values: pd.Series) -> pa.Arr
     return pa.array(arr.tolist(), col.type)
 
 
-def write_mapped(replay: str | os.PathLike[str], reference: str | os.PathLike[str],
-                 out: str | os.PathLike[str], step_pattern: str | None = None) -> dict[str, pd.DataFrame]:
+def write_mapped(
+    replay: str | os.PathLike[str],
+    reference: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    step_pattern: str | None = None,
+) -> dict[str, pd.DataFrame]:
     """Run :func:`graph_map` and write the replay trace to ``out`` with matched rows remapped.
 
     Same schema; matched rows get the new ``phase``/``phase_path``, the reference op's shapes and
@@ -98,12 +105,26 @@ def write_mapped(replay: str | os.PathLike[str], reference: str | os.PathLike[st
     for name in MAPPED_COLUMNS:
         cols[name] = _replace(cols[name], idx, mapped[name])
     md = dict(table.schema.metadata or {})
-    md[META_GRAPHMAP] = json.dumps({
-        "reference": str(summ["reference_trace"]), "reference_file": str(reference),
-        **{k: int(summ[k]) for k in ("graph_launches", "distinct_sequences", "replayed", "matched",
-                                     "shaped", "ambiguous", "unmatched")},
-        "by_method": {str(k): int(v) for k, v in mapped["method"].value_counts().items()},
-    }, sort_keys=True).encode()
+    md[META_GRAPHMAP] = json.dumps(
+        {
+            "reference": str(summ["reference_trace"]),
+            "reference_file": str(reference),
+            **{
+                k: int(summ[k])
+                for k in (
+                    "graph_launches",
+                    "distinct_sequences",
+                    "replayed",
+                    "matched",
+                    "shaped",
+                    "ambiguous",
+                    "unmatched",
+                )
+            },
+            "by_method": {str(k): int(v) for k, v in mapped["method"].value_counts().items()},
+        },
+        sort_keys=True,
+    ).encode()
     new = pa.table([cols[n] for n in table.column_names], schema=table.schema.with_metadata(md))
     with atomic_path(out) as tmp:
         pq.write_table(new, tmp, row_group_size=ROW_GROUP, **PARQUET_OPTIONS)

@@ -54,8 +54,11 @@ def safe_name(text: str) -> str:
 def check_trace(name: str) -> str:
     """``--trace`` for a dataset: it becomes a file name, so it must already be one :func:`safe_name` keeps."""
     if not name or safe_name(name) != name:
-        raise TraceError("--trace", f"{name!r} cannot name a dataset file: use letters, digits and . - + = @ , "
-                         f"(and _ inside), at most {NAME_MAX} bytes, not starting with . or _")
+        raise TraceError(
+            "--trace",
+            f"{name!r} cannot name a dataset file: use letters, digits and . - + = @ , "
+            f"(and _ inside), at most {NAME_MAX} bytes, not starting with . or _",
+        )
     return name
 
 
@@ -78,7 +81,7 @@ def _parts(src: str) -> tuple[list[str], str]:
 def _name_at(src: str, level: int) -> str:
     """The name of ``src`` with its ``level`` nearest folders in front (empty parts dropped)."""
     folders, stem = _parts(src)
-    parts = [safe_name(p) for p in folders[len(folders) - level:]] if level else []
+    parts = [safe_name(p) for p in folders[len(folders) - level :]] if level else []
     return SEP.join(p for p in [*parts, safe_name(stem)] if p)
 
 
@@ -109,8 +112,11 @@ def path_names(inputs: list[str], out: str = "") -> list[str]:
         for g in clash:
             if any(levels[i] >= len(_parts(inputs[i])[0]) for i in g):
                 a, b = inputs[g[0]], inputs[g[1]]
-                raise TraceError(out or a, f"{a} and {b} both give the trace name {base[g[0]]!r}: convert them into "
-                                 "different folders, or one of them alone with --trace NAME")
+                raise TraceError(
+                    out or a,
+                    f"{a} and {b} both give the trace name {base[g[0]]!r}: convert them into "
+                    "different folders, or one of them alone with --trace NAME",
+                )
             for i in g:
                 levels[i] += 1
 
@@ -180,8 +186,11 @@ def _place(src: str, name: str, named: bool, files: list[Held], out: str, force:
         if h in own or not (h.rel.casefold() == rel.casefold() or any(t.casefold() == key for t in h.traces)):
             continue
         if not force:
-            raise TraceError(out, f"{src} and {h.source()} (converted there before, {h.rel}) both give the trace name "
-                             f"{name!r}: name this one with --trace NAME, or give --force to replace that trace")
+            raise TraceError(
+                out,
+                f"{src} and {h.source()} (converted there before, {h.rel}) both give the trace name "
+                f"{name!r}: name this one with --trace NAME, or give --force to replace that trace",
+            )
         if h.rel.casefold() != rel.casefold():
             removes.append(h.rel)
     return Planned(src, rel, name, removes)
@@ -194,6 +203,9 @@ def _refuse_twice(planned: list[Planned], out: str) -> None:
         for key in {p.rel.casefold(), f"{p.trace.casefold()}.parquet"}:
             if key in seen and seen[key] is not p:
                 q = seen[key]
-                raise TraceError(out, f"{q.src} and {p.src} both give the trace name {p.trace!r} (one of them is in "
-                                 "the dataset under that name already): convert them into different folders")
+                raise TraceError(
+                    out,
+                    f"{q.src} and {p.src} both give the trace name {p.trace!r} (one of them is in "
+                    "the dataset under that name already): convert them into different folders",
+                )
             seen[key] = p

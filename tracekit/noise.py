@@ -101,8 +101,13 @@ def boot_medians(x: np.ndarray, resamples: int, rng: np.random.Generator) -> np.
     return (lower + xs[j2 - 1]) / 2
 
 
-def bootstrap_ratio(a: np.ndarray, b: np.ndarray, level: float = LEVEL, resamples: int = RESAMPLES,
-                    rng: np.random.Generator | None = None) -> tuple[float | None, float | None]:
+def bootstrap_ratio(
+    a: np.ndarray,
+    b: np.ndarray,
+    level: float = LEVEL,
+    resamples: int = RESAMPLES,
+    rng: np.random.Generator | None = None,
+) -> tuple[float | None, float | None]:
     """Percentile bootstrap interval of median(b) / median(a); (None, None) when undefined."""
     if len(a) < MIN_STEPS or len(b) < MIN_STEPS:
         return None, None
@@ -126,7 +131,7 @@ def mann_whitney_p(a: np.ndarray, b: np.ndarray) -> float | None:
     avg_rank = np.cumsum(counts) - (counts - 1) / 2  # ties share the mean of their ranks
     u1 = avg_rank[inv[:n1]].sum() - n1 * (n1 + 1) / 2
     n = n1 + n2
-    var = n1 * n2 / 12 * ((n + 1) - (counts ** 3 - counts).sum() / (n * (n - 1))) if n > 1 else 0.0
+    var = n1 * n2 / 12 * ((n + 1) - (counts**3 - counts).sum() / (n * (n - 1))) if n > 1 else 0.0
     if var <= 0:
         return 1.0  # every value equal: no evidence of a difference
     z = (abs(u1 - n1 * n2 / 2) - 0.5) / math.sqrt(var)
@@ -144,8 +149,21 @@ def verdict(lo: float | None, hi: float | None) -> str | None:
     return "within noise"
 
 
-COLUMNS = ["metric", "label", "label_index", "level", "n_base", "n", "median_base", "median", "ratio",
-           "ci_lo", "ci_hi", "p_value", "verdict"]
+COLUMNS = [
+    "metric",
+    "label",
+    "label_index",
+    "level",
+    "n_base",
+    "n",
+    "median_base",
+    "median",
+    "ratio",
+    "ci_lo",
+    "ci_hi",
+    "p_value",
+    "verdict",
+]
 
 
 def compare_distributions(values: pd.DataFrame, levels: Iterable[float] = (LEVEL,)) -> pd.DataFrame:
@@ -178,20 +196,32 @@ def compare_distributions(values: pd.DataFrame, levels: Iterable[float] = (LEVEL
             for level in levels:
                 rng = _rng(f"{metric}\0{idx}")
                 lo, hi = bootstrap_ratio(a, b, level, rng=rng)
-                rows.append([metric, labels[idx], idx, level, len(a), len(b), med_a, med_b, ratio, lo, hi, p,
-                             verdict(lo, hi)])
+                rows.append(
+                    [metric, labels[idx], idx, level, len(a), len(b), med_a, med_b, ratio, lo, hi, p, verdict(lo, hi)]
+                )
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
 def attach(con: duckdb.DuckDBPyConnection, levels: Iterable[float] = (LEVEL,)) -> pd.DataFrame:
     """Compute :func:`compare_distributions` from ``run_metrics_step_values`` on ``con``; store it as table ``_noise``."""
-    values = con.execute("SELECT label, label_index, metric, value FROM run_metrics_step_values WHERE value IS NOT NULL").df()
+    values = con.execute(
+        "SELECT label, label_index, metric, value FROM run_metrics_step_values WHERE value IS NOT NULL"
+    ).df()
     out = compare_distributions(values, levels)
-    con.execute("CREATE OR REPLACE TEMP TABLE _noise (metric VARCHAR, label VARCHAR, label_index INTEGER, level DOUBLE, "
-                "n_base BIGINT, n BIGINT, median_base DOUBLE, median DOUBLE, ratio DOUBLE, ci_lo DOUBLE, ci_hi DOUBLE, "
-                "p_value DOUBLE, verdict VARCHAR)")
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _noise (metric VARCHAR, label VARCHAR, label_index INTEGER, level DOUBLE, "
+        "n_base BIGINT, n BIGINT, median_base DOUBLE, median DOUBLE, ratio DOUBLE, ci_lo DOUBLE, ci_hi DOUBLE, "
+        "p_value DOUBLE, verdict VARCHAR)"
+    )
     if len(out):
-        con.executemany("INSERT INTO _noise VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        [[None if (isinstance(v, float) and math.isnan(v)) else (v.item() if hasattr(v, "item") else v)
-                          for v in row] for row in out.itertuples(index=False)])
+        con.executemany(
+            "INSERT INTO _noise VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                [
+                    None if (isinstance(v, float) and math.isnan(v)) else (v.item() if hasattr(v, "item") else v)
+                    for v in row
+                ]
+                for row in out.itertuples(index=False)
+            ],
+        )
     return out

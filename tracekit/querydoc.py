@@ -17,26 +17,35 @@ def _cell(text: str) -> str:
 
 
 def _syntax() -> list[str]:
-    return ["## Writing a header", "",
-            "- `-- @output NAME` starts an output section; the comment lines right after it declare its columns in",
-            "  the SELECT's order, one `-- @column name TYPE meaning` each. A meaning goes on over the next `--`",
-            "  lines indented by three or more spaces; a bare `--` line ends it.",
-            "- `-- @param name TYPE default [--flag] meaning` in the file's header (before its first `@output`), once",
-            "  for each `getvariable('name')` the file reads (read by several files: declared in one of them, e.g.",
-            "  `step_pattern` in _common.sql, which every analysis loads).",
-            f"  TYPE: {', '.join(report.PARAM_TYPES)} (`CHOICE(a,b)`: one of a, b); default: a SQL literal, or `-`",
-            "  when the verb that runs the file sets it. `--flag`: the CLI option's spelling when it is not",
-            "  `--name` with dashes.",
-            "- tests/test_sql_headers.py runs every output on real traces and fails when a declaration and the",
-            "  result disagree (names, order, DuckDB type), when a `getvariable` has no `@param` or two, and when",
-            "  this page is stale.", ""]
+    return [
+        "## Writing a header",
+        "",
+        "- `-- @output NAME` starts an output section; the comment lines right after it declare its columns in",
+        "  the SELECT's order, one `-- @column name TYPE meaning` each. A meaning goes on over the next `--`",
+        "  lines indented by three or more spaces; a bare `--` line ends it.",
+        "- `-- @param name TYPE default [--flag] meaning` in the file's header (before its first `@output`), once",
+        "  for each `getvariable('name')` the file reads (read by several files: declared in one of them, e.g.",
+        "  `step_pattern` in _common.sql, which every analysis loads).",
+        f"  TYPE: {', '.join(report.PARAM_TYPES)} (`CHOICE(a,b)`: one of a, b); default: a SQL literal, or `-`",
+        "  when the verb that runs the file sets it. `--flag`: the CLI option's spelling when it is not",
+        "  `--name` with dashes.",
+        "- tests/test_sql_headers.py runs every output on real traces and fails when a declaration and the",
+        "  result disagree (names, order, DuckDB type), when a `getvariable` has no `@param` or two, and when",
+        "  this page is stale.",
+        "",
+    ]
 
 
 def _types() -> list[str]:
-    out = ["## Column types", "",
-           "What `-- @column name TYPE meaning` may declare. The report formats a column by its type (a result",
-           "with no header, as `tracekit sql` on your own SQL, falls back on the column's name).", "",
-           "| type | meaning | DuckDB types |", "|---|---|---|"]
+    out = [
+        "## Column types",
+        "",
+        "What `-- @column name TYPE meaning` may declare. The report formats a column by its type (a result",
+        "with no header, as `tracekit sql` on your own SQL, falls back on the column's name).",
+        "",
+        "| type | meaning | DuckDB types |",
+        "|---|---|---|",
+    ]
     for name, (meaning, sql_types) in report.COLUMN_TYPES.items():
         out.append(f"| `{name}` | {_cell(meaning)} | {', '.join(sorted(sql_types))} |")
     return [*out, ""]
@@ -49,11 +58,16 @@ def _default(p: report.Param) -> str:
 
 
 def _params() -> list[str]:
-    out = ["## Parameters", "",
-           "Each `getvariable(name)` of the SQL, declared once (`-- @param name TYPE default meaning`) in the file",
-           "that reads it. `tracekit report` and the other verbs set them to these defaults (`report.DEFAULTS`);",
-           "the option overrides one; `tracekit sql -f FILE --param name=value` too.", "",
-           "| parameter | type | default | option (in the verbs that offer it) | file | meaning |", "|---|---|---|---|---|---|"]
+    out = [
+        "## Parameters",
+        "",
+        "Each `getvariable(name)` of the SQL, declared once (`-- @param name TYPE default meaning`) in the file",
+        "that reads it. `tracekit report` and the other verbs set them to these defaults (`report.DEFAULTS`);",
+        "the option overrides one; `tracekit sql -f FILE --param name=value` too.",
+        "",
+        "| parameter | type | default | option (in the verbs that offer it) | file | meaning |",
+        "|---|---|---|---|---|---|",
+    ]
     for p in report.PARAMS.values():
         option = f"`{p.option}`" if p.default is not report.SET_BY_CALLER else ""
         typ = f"{p.type}({', '.join(p.choices)})" if p.choices else p.type
@@ -78,9 +92,13 @@ def _file(name: str) -> list[str]:
 
 def markdown() -> str:
     """The whole page."""
-    lines = ["# Query files", "",
-             "Generated from the headers of `queries/*.sql` by `python -m tracekit.querydoc > docs/queries.md`;",
-             "do not edit by hand. Report analyses first, in report order.", ""]
+    lines = [
+        "# Query files",
+        "",
+        "Generated from the headers of `queries/*.sql` by `python -m tracekit.querydoc > docs/queries.md`;",
+        "do not edit by hand. Report analyses first, in report order.",
+        "",
+    ]
     lines += _syntax() + _types() + _params() + ["## Files and their outputs", ""]
     for name in report.list_queries(private=True):
         lines += _file(name)

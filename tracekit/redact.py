@@ -92,7 +92,9 @@ def redact_text(text: str) -> str:
     text = _URL_CRED.sub(lambda m: f"{m[1]}{REDACTED}@", text)
     text = _FLAG.sub(_flag_sub, text)
     text = _KV.sub(lambda m: f"{m[1]}={REDACTED}" if is_secret_key(m[1]) else m[0], text)
-    text = _JSON_KV.sub(lambda m: f"{m[1]}{m[2]}{m[1]}{m[3]}{m[4]}{REDACTED}{m[4]}" if is_secret_key(m[2]) else m[0], text)
+    text = _JSON_KV.sub(
+        lambda m: f"{m[1]}{m[2]}{m[1]}{m[3]}{m[4]}{REDACTED}{m[4]}" if is_secret_key(m[2]) else m[0], text
+    )
     return SECRET_VALUE.sub(REDACTED, text)
 
 

@@ -30,8 +30,9 @@ if TYPE_CHECKING:
 MORE = "--limit N or --format csv"
 
 
-def table_text(rows: Rows, title: str | None = None, limit: int = 1000, width: int | None = None,
-               total: int | None = None) -> list[str]:
+def table_text(
+    rows: Rows, title: str | None = None, limit: int = 1000, width: int | None = None, total: int | None = None
+) -> list[str]:
     """The lines of ``rows`` as a table at ``width`` (the terminal's; 80 when piped), first ``limit`` rows;
     ``total``: the result's row count when ``rows`` holds only its head."""
     w = terminal_width(width)
@@ -43,8 +44,9 @@ def table_text(rows: Rows, title: str | None = None, limit: int = 1000, width: i
     return table_lines(tab, w)
 
 
-def print_rows(rows: Rows, title: str | None = None, limit: int = 1000, width: int | None = None,
-               total: int | None = None) -> None:
+def print_rows(
+    rows: Rows, title: str | None = None, limit: int = 1000, width: int | None = None, total: int | None = None
+) -> None:
     """Print ``rows`` as a table, noting rows left out (``total``: see :func:`table_text`)."""
     sys.stdout.write("\n".join(table_text(rows, title, limit, width, total)) + "\n")
 
@@ -54,8 +56,13 @@ def print_frame(df: pd.DataFrame, title: str | None = None, limit: int = 1000, w
     print_rows(from_frame(df), title, limit, width)
 
 
-def print_result(cur: duckdb.DuckDBPyConnection, title: str | None = None, limit: int = 1000,
-                 drop: Sequence[str] = (), width: int | None = None) -> None:
+def print_result(
+    cur: duckdb.DuckDBPyConnection,
+    title: str | None = None,
+    limit: int = 1000,
+    drop: Sequence[str] = (),
+    width: int | None = None,
+) -> None:
     """Print the pending result of ``cur.execute(...)`` as a table, without pandas; ``drop`` names columns left out."""
     rows, total = head_of_cursor(cur, limit)
     print_rows(rows.drop(drop) if drop else rows, title, limit, width, total)

@@ -53,40 +53,86 @@ from tracekit.resources import queries_dir  # wheel: tracekit/_queries; checkout
 QUERY_DIR = queries_dir()
 
 #: Analyses in report order (each is ``queries/<name>.sql``; each loads the lib/ modules it requires).
-ANALYSES = ("headline", "summary", "kernels", "phase_time", "steps", "launch", "syncs", "gpu_idle", "lm_head", "flops", "tokens", "trust",
-            "comm", "collectives")
+ANALYSES = (
+    "headline",
+    "summary",
+    "kernels",
+    "phase_time",
+    "steps",
+    "launch",
+    "syncs",
+    "gpu_idle",
+    "lm_head",
+    "flops",
+    "tokens",
+    "trust",
+    "comm",
+    "collectives",
+)
 
 #: The declared type vocabulary of an output column (``-- @column name TYPE meaning``): the view formats a
 #: column by it, and tests/test_sql_headers.py checks it against the DuckDB type of the column on real traces.
 COLUMN_TYPES: dict[str, tuple[str, frozenset[str]]] = {
     # TYPE: (what it means and how the report shows it, the DuckDB types it may have)
-    "DURATION": ("nanoseconds of elapsed time; shown in one unit per column (ns, us, ms, s)", frozenset(
-        {"BIGINT", "HUGEINT", "INTEGER", "DOUBLE"})),
-    "TIMESTAMP": ("nanoseconds on the trace's clock; shown bare (no separators)", frozenset({"BIGINT", "HUGEINT", "DOUBLE"})),
+    "DURATION": (
+        "nanoseconds of elapsed time; shown in one unit per column (ns, us, ms, s)",
+        frozenset({"BIGINT", "HUGEINT", "INTEGER", "DOUBLE"}),
+    ),
+    "TIMESTAMP": (
+        "nanoseconds on the trace's clock; shown bare (no separators)",
+        frozenset({"BIGINT", "HUGEINT", "DOUBLE"}),
+    ),
     "SHARE": ("a fraction, 0..1 unless said otherwise; shown as a percentage", frozenset({"DOUBLE", "FLOAT"})),
-    "COUNT": ("how many; whole numbers with thousands separators", frozenset(
-        {"BIGINT", "HUGEINT", "INTEGER", "DOUBLE"})),
-    "NUMBER": (("any other quantity (a ratio, TFLOP/s, ms, tokens); decimals by magnitude, a column whose values"
-                " are all whole shown as a count"), frozenset({"DOUBLE", "FLOAT", "BIGINT", "HUGEINT", "INTEGER"})),
+    "COUNT": (
+        "how many; whole numbers with thousands separators",
+        frozenset({"BIGINT", "HUGEINT", "INTEGER", "DOUBLE"}),
+    ),
+    "NUMBER": (
+        (
+            "any other quantity (a ratio, TFLOP/s, ms, tokens); decimals by magnitude, a column whose values"
+            " are all whole shown as a count"
+        ),
+        frozenset({"DOUBLE", "FLOAT", "BIGINT", "HUGEINT", "INTEGER"}),
+    ),
     "MEAN": ("an average of counts: always with decimals, even when whole", frozenset({"DOUBLE"})),
-    "P_VALUE": ("a probability of a test; three decimals, or two significant digits below 0.001",
-                frozenset({"DOUBLE"})),
-    "VALUE": ("a value in the unit its row names (long tables: the row's unit column, else its metric's name)",
-              frozenset({"DOUBLE", "BIGINT", "HUGEINT", "INTEGER"})),
-    "ID": ("an identifier (thread, device, stream, step number); shown bare", frozenset(
-        {"BIGINT", "HUGEINT", "INTEGER", "UBIGINT"})),
+    "P_VALUE": (
+        "a probability of a test; three decimals, or two significant digits below 0.001",
+        frozenset({"DOUBLE"}),
+    ),
+    "VALUE": (
+        "a value in the unit its row names (long tables: the row's unit column, else its metric's name)",
+        frozenset({"DOUBLE", "BIGINT", "HUGEINT", "INTEGER"}),
+    ),
+    "ID": (
+        "an identifier (thread, device, stream, step number); shown bare",
+        frozenset({"BIGINT", "HUGEINT", "INTEGER", "UBIGINT"}),
+    ),
     "BOOL": ("true or false; shown yes/no", frozenset({"BOOLEAN"})),
     "TEXT": ("a name or a label (JSON text too)", frozenset({"VARCHAR", "VARCHAR[]", "JSON"})),
-    "NOTE": (("a sentence that explains its row (why a value is NULL); empty when NULL, a footnote in the"
-              " terminal and the page"), frozenset({"VARCHAR"})),
-    "FRAME": ("a Python frame, `file(line): function`; the terminal shows the file's last two path components",
-              frozenset({"VARCHAR"})),
+    "NOTE": (
+        (
+            "a sentence that explains its row (why a value is NULL); empty when NULL, a footnote in the"
+            " terminal and the page"
+        ),
+        frozenset({"VARCHAR"}),
+    ),
+    "FRAME": (
+        "a Python frame, `file(line): function`; the terminal shows the file's last two path components",
+        frozenset({"VARCHAR"}),
+    ),
 }
 
 #: The types of a query parameter (``-- @param name TYPE default meaning``): its SQL type, and for the CLI the
 #: Python type of its option (``tracekit.cli._params.query_options``). ``CHOICE(a,b)`` is TEXT limited to a, b.
-PARAM_TYPES: dict[str, str] = {"TEXT": "VARCHAR", "REGEX": "VARCHAR", "COUNT": "BIGINT", "DURATION": "BIGINT",
-                               "NUMBER": "DOUBLE", "BOOL": "BOOLEAN", "CHOICE": "VARCHAR"}
+PARAM_TYPES: dict[str, str] = {
+    "TEXT": "VARCHAR",
+    "REGEX": "VARCHAR",
+    "COUNT": "BIGINT",
+    "DURATION": "BIGINT",
+    "NUMBER": "DOUBLE",
+    "BOOL": "BOOLEAN",
+    "CHOICE": "VARCHAR",
+}
 
 #: The default of a parameter that the verb running the file sets itself (written ``-``): not a user option.
 SET_BY_CALLER = "-"
@@ -126,8 +172,10 @@ class Param:
 _OUTPUT = re.compile(r"^--\s*@output\s+([A-Za-z_][\w]*)\s*$", re.MULTILINE)
 _REQUIRES = re.compile(r"^--\s*@requires\s+([\w/ ]+?)\s*$", re.MULTILINE)
 _COLUMN = re.compile(r"^--\s*@column\s+(\w+)\s+([A-Z_]+)(?:\s+(?P<meaning>\S.*))?$")
-_PARAM = re.compile(r"^--\s*@param\s+(\w+)\s+([A-Z_]+(?:\([\w,]+\))?)\s+"
-                    r"('(?:[^']|'')*'|NULL|TRUE|FALSE|-?\d+(?:\.\d+)?|-)(?:\s+(--[\w-]+))?(?:\s+(?P<meaning>\S.*))?$")
+_PARAM = re.compile(
+    r"^--\s*@param\s+(\w+)\s+([A-Z_]+(?:\([\w,]+\))?)\s+"
+    r"('(?:[^']|'')*'|NULL|TRUE|FALSE|-?\d+(?:\.\d+)?|-)(?:\s+(--[\w-]+))?(?:\s+(?P<meaning>\S.*))?$"
+)
 _MORE = re.compile(r"^--\s{3,}(\S.*)$")  # a meaning's next line: a comment indented past the ``-- @``
 
 
@@ -137,8 +185,11 @@ def _literal(text: str) -> Any:
         return SET_BY_CALLER
     if text.startswith("'"):
         return text[1:-1].replace("''", "'")
-    return {"NULL": None, "TRUE": True, "FALSE": False}.get(text) if text.isalpha() else (
-        float(text) if "." in text else int(text))
+    return (
+        {"NULL": None, "TRUE": True, "FALSE": False}.get(text)
+        if text.isalpha()
+        else (float(text) if "." in text else int(text))
+    )
 
 
 def _directives(lines: list[str], pattern: re.Pattern[str]) -> list[tuple[re.Match[str], str]]:
@@ -173,8 +224,17 @@ def _params_of(name: str, header: str) -> list[Param]:
     params = []
     for m, meaning in _directives(header.splitlines(), _PARAM):
         typ, _, choices = m.group(2).partition("(")
-        params.append(Param(m.group(1), typ, _literal(m.group(3)), meaning, name, m.group(4),
-                            tuple(choices.rstrip(")").split(",")) if choices else ()))
+        params.append(
+            Param(
+                m.group(1),
+                typ,
+                _literal(m.group(3)),
+                meaning,
+                name,
+                m.group(4),
+                tuple(choices.rstrip(")").split(",")) if choices else (),
+            )
+        )
     return params
 
 
@@ -213,12 +273,18 @@ def parse_sql(path: Path) -> SqlFile:
     text = path.read_text()
     parts = _OUTPUT.split(text)
     name = module_name(path)
-    sf = SqlFile(name, parts[0], requires=[r for m in _REQUIRES.findall(parts[0]) for r in m.split()],
-                 params=_params_of(name, parts[0]))
+    sf = SqlFile(
+        name,
+        parts[0],
+        requires=[r for m in _REQUIRES.findall(parts[0]) for r in m.split()],
+        params=_params_of(name, parts[0]),
+    )
     for i in range(1, len(parts), 2):
         sf.outputs.append((parts[i], parts[i + 1]))
-        sf.columns[parts[i]] = [ColumnDecl(m.group(1), m.group(2), meaning)
-                                for m, meaning in _directives(_leading_comments(parts[i + 1]), _COLUMN)]
+        sf.columns[parts[i]] = [
+            ColumnDecl(m.group(1), m.group(2), meaning)
+            for m, meaning in _directives(_leading_comments(parts[i + 1]), _COLUMN)
+        ]
     return sf
 
 
@@ -229,7 +295,7 @@ def _all_params() -> dict[str, Param]:
         # the header only (what precedes the first @output): this runs at import, on every start-up
         text = (QUERY_DIR / f"{name}.sql").read_text()
         first = _OUTPUT.search(text)
-        header = text[:first.start()] if first else text
+        header = text[: first.start()] if first else text
         for p in _params_of(name, header):
             out.setdefault(p.name, p)
     return out
@@ -281,8 +347,13 @@ DEFAULTS: dict[str, Any] = {n: p.default for n, p in PARAMS.items() if p.default
 
 
 #: Query files that need more than a trace (labelled runs, a slice, a reference): the verb that runs each.
-VERB_OF = {"compare": "compare", "diff": "diff", "export_chrome": "export-chrome", "graph_map": "graphmap",
-           "across_traces": "aggregate"}
+VERB_OF = {
+    "compare": "compare",
+    "diff": "diff",
+    "export_chrome": "export-chrome",
+    "graph_map": "graphmap",
+    "across_traces": "aggregate",
+}
 
 
 def describe(name: str) -> str:
@@ -303,7 +374,7 @@ def setup_file(con: duckdb.DuckDBPyConnection, name: str, done: set[str], _path:
     A cycle raises ValueError naming it: the modules' tables are built once, in order, so a module
     cannot read one that reads it back."""
     if name in _path:
-        raise ValueError(f"queries/: @requires cycle {' -> '.join((*_path[_path.index(name):], name))}")
+        raise ValueError(f"queries/: @requires cycle {' -> '.join((*_path[_path.index(name) :], name))}")
     sf = parse_sql(QUERY_DIR / f"{name}.sql")
     if name not in done:
         for req in sf.requires:
@@ -325,7 +396,9 @@ def modules_under(name: str) -> set[str]:
     return out
 
 
-_CREATES = re.compile(r"^CREATE\s+OR\s+REPLACE\s+TEMP\s+(?:TABLE|VIEW|MACRO)\s+([A-Za-z]\w*)", re.MULTILINE | re.IGNORECASE)
+_CREATES = re.compile(
+    r"^CREATE\s+OR\s+REPLACE\s+TEMP\s+(?:TABLE|VIEW|MACRO)\s+([A-Za-z]\w*)", re.MULTILINE | re.IGNORECASE
+)
 _MISSING = re.compile(r"(?:Table|Function) with name (\w+) does not exist")
 
 
@@ -366,8 +439,9 @@ def prepare(con: duckdb.DuckDBPyConnection, requires: Iterable[str] = (), **para
     return done
 
 
-def run_sql(con: duckdb.DuckDBPyConnection, sf: SqlFile, done: set[str], arrow: bool = False,
-            rows: bool = False) -> dict[str, Any]:
+def run_sql(
+    con: duckdb.DuckDBPyConnection, sf: SqlFile, done: set[str], arrow: bool = False, rows: bool = False
+) -> dict[str, Any]:
     """Execute a parsed file (a shipped analysis or the user's): its ``@requires``, set-up, then outputs.
 
     ``arrow``: Arrow tables instead of DataFrames (they keep the SQL types of empty results, which result
@@ -377,6 +451,7 @@ def run_sql(con: duckdb.DuckDBPyConnection, sf: SqlFile, done: set[str], arrow: 
     if sf.name not in done:
         _exec_script(con, sf.setup)
         done.add(sf.name)
+
     def fetch(output: str, sql: str) -> Any:
         if arrow:
             return con.sql(sql).to_arrow_table()
@@ -387,14 +462,16 @@ def run_sql(con: duckdb.DuckDBPyConnection, sf: SqlFile, done: set[str], arrow: 
     return {(sf.name if o == sf.name else f"{sf.name}.{o}"): fetch(o, sql) for o, sql in sf.outputs}
 
 
-def run(paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[str],
-        analyses: Iterable[str] | None = None,
-        timings: dict[str, float] | None = None,
-        con: duckdb.DuckDBPyConnection | None = None,
-        arrow: bool = False,
-        rows: bool = False,
-        small_one_thread: bool | None = None,
-        **params: Any) -> dict[str, pd.DataFrame]:
+def run(
+    paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[str],
+    analyses: Iterable[str] | None = None,
+    timings: dict[str, float] | None = None,
+    con: duckdb.DuckDBPyConnection | None = None,
+    arrow: bool = False,
+    rows: bool = False,
+    small_one_thread: bool | None = None,
+    **params: Any,
+) -> dict[str, pd.DataFrame]:
     """Run the analyses over converted traces; returns ``{output name: DataFrame}``.
 
     ``params`` override :data:`DEFAULTS` (``step_pattern``, ``vocab``, ``lm_head_regex``, ...).
@@ -449,8 +526,14 @@ def one_thread_if_small(con: duckdb.DuckDBPyConnection) -> bool:
     return False
 
 
-def run_file(con: duckdb.DuckDBPyConnection, name: str, setup: bool = True,
-             done: set[str] | None = None, arrow: bool = False, rows: bool = False) -> dict[str, Any]:
+def run_file(
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    setup: bool = True,
+    done: set[str] | None = None,
+    arrow: bool = False,
+    rows: bool = False,
+) -> dict[str, Any]:
     """Execute ``queries/<name>.sql`` on ``con``: its set-up (unless ``setup`` is False, or ``done`` has
     it), the set-up of its ``@requires``, then every output.
 

@@ -46,8 +46,11 @@ def _folder(sub: str) -> Path:
     for c in cands:
         if (c / marker).is_file():
             return c
-    raise TraceError(here.parent / root, f"tracekit's {root}/ folder is missing from this install ({marker} not found); "
-                     "reinstall tracekit (pip install .)")
+    raise TraceError(
+        here.parent / root,
+        f"tracekit's {root}/ folder is missing from this install ({marker} not found); "
+        "reinstall tracekit (pip install .)",
+    )
 
 
 def queries_dir() -> Path:

@@ -23,8 +23,9 @@ if TYPE_CHECKING:
     import pandas as pd
 
 #: DuckDB integer types (a count or an id, whatever the values).
-INTEGER_TYPES = frozenset({"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
-                           "UINTEGER", "UBIGINT", "UHUGEINT"})
+INTEGER_TYPES = frozenset(
+    {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT"}
+)
 #: DuckDB floating types (a count when every value is whole, else a number).
 FLOAT_TYPES = frozenset({"FLOAT", "DOUBLE"})
 
@@ -121,9 +122,12 @@ class Rows:
         """Columns ``names`` in that order, optionally renamed."""
         idx = [self.columns.index(n) for n in names]
         rename = rename or {}
-        return Rows(tuple(rename.get(n, n) for n in names), tuple(self.types[i] for i in idx),
-                    tuple(tuple(r[i] for i in idx) for r in self.data),
-                    tuple(self.declared[i] for i in idx) if self.declared else ())
+        return Rows(
+            tuple(rename.get(n, n) for n in names),
+            tuple(self.types[i] for i in idx),
+            tuple(tuple(r[i] for i in idx) for r in self.data),
+            tuple(self.declared[i] for i in idx) if self.declared else (),
+        )
 
     def drop(self, names: Iterable[str]) -> Rows:
         gone = set(names)

@@ -109,13 +109,22 @@ def parquet_files(paths: Iterable[str | os.PathLike[str]], check: bool = True) -
         p = ensure_parquet(path)
         if p.is_dir():
             # Paths under a `_` or `.` name are not events (tracekit.dataset's sidecar, Spark's _SUCCESS, temp files).
-            found = sorted(str(f) for f in p.rglob("*.parquet")
-                           if not any(x[:1] in ("_", ".") for x in f.relative_to(p).parts))
+            found = sorted(
+                str(f) for f in p.rglob("*.parquet") if not any(x[:1] in ("_", ".") for x in f.relative_to(p).parts)
+            )
             if not found:
-                raw = sorted(f for f in p.rglob("*") if f.is_file() and not f.name.startswith(".")
-                             and f.name.endswith(RAW_SUFFIXES) and not f.name.endswith(".proc.json"))
+                raw = sorted(
+                    f
+                    for f in p.rglob("*")
+                    if f.is_file()
+                    and not f.name.startswith(".")
+                    and f.name.endswith(RAW_SUFFIXES)
+                    and not f.name.endswith(".proc.json")
+                )
                 if not raw:
-                    raise TraceError(p, "folder holds no .parquet files and no raw traces (.json, .json.gz, .sqlite, .nsys-rep)")
+                    raise TraceError(
+                        p, "folder holds no .parquet files and no raw traces (.json, .json.gz, .sqlite, .nsys-rep)"
+                    )
                 found = [str(ensure_parquet(f)) for f in raw]
             files += found
         else:
@@ -150,16 +159,23 @@ def check_parquet(path: str | os.PathLike[str]) -> None:
     if head != b"PAR1":
         raise TraceError(p, f"not a Parquet file (starts with {head!r}); raw traces are .json, .json.gz or .sqlite")
     if size < 12 or tail != b"PAR1":
-        raise TraceError(p, f"truncated Parquet file ({size:,} bytes, no footer): the write did not finish; convert the trace again")
+        raise TraceError(
+            p, f"truncated Parquet file ({size:,} bytes, no footer): the write did not finish; convert the trace again"
+        )
     try:
         names = [r[0] for r in _footer_query(p, "SELECT name FROM parquet_schema({f})")]
     except duckdb.Error as e:
-        raise TraceError(p, f"corrupt Parquet footer ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+        raise TraceError(
+            p, f"corrupt Parquet footer ({str(e).splitlines()[0] if str(e) else type(e).__name__})"
+        ) from None
     # Not the tracekit.traces metadata: a Parquet file derived with DuckDB's COPY (a filtered slice) has
     # none and is still readable; only its trace-level facts (GPUs, notes) are then unknown.
     missing = [c for c in REQUIRED_COLUMNS if c not in names]
     if missing:
-        raise TraceError(p, f"not a tracekit Parquet file (no column {', '.join(missing)}): convert the raw trace with `tracekit convert`")
+        raise TraceError(
+            p,
+            f"not a tracekit Parquet file (no column {', '.join(missing)}): convert the raw trace with `tracekit convert`",
+        )
     raw = _traces_meta_raw(p)
     if raw:  # absent is fine (see above); present, it must parse: the views read it
         parse_traces_meta(raw, p)
@@ -205,14 +221,17 @@ def _events_select(files: list[str]) -> str:
     """
     lst = _files_sql(files)
     # One footer query over all files, with DuckDB (no pyarrow import on the sql/info path: start-up, issue 14).
-    (n_with,) = _footer_query(lst, "SELECT count(DISTINCT file_name) FROM parquet_schema({f}) WHERE name = 'row_id'",
-                              is_list=True)[0]
+    (n_with,) = _footer_query(
+        lst, "SELECT count(DISTINCT file_name) FROM parquet_schema({f}) WHERE name = 'row_id'", is_list=True
+    )[0]
     every, some = n_with == len(set(files)), n_with > 0
     if every:
         return f"SELECT * FROM read_parquet({lst}, union_by_name = true)"
     drop = "file_row_number, row_id" if some else "file_row_number"
-    return (f"SELECT * EXCLUDE ({drop}), {'coalesce(row_id, file_row_number)' if some else 'file_row_number'} AS row_id "
-            f"FROM read_parquet({lst}, union_by_name = true, file_row_number = true)")
+    return (
+        f"SELECT * EXCLUDE ({drop}), {'coalesce(row_id, file_row_number)' if some else 'file_row_number'} AS row_id "
+        f"FROM read_parquet({lst}, union_by_name = true, file_row_number = true)"
+    )
 
 
 def _register(con: duckdb.DuckDBPyConnection, events: str, meta: dict[str, str]) -> duckdb.DuckDBPyConnection:
@@ -225,18 +244,22 @@ def _register(con: duckdb.DuckDBPyConnection, events: str, meta: dict[str, str])
     return con
 
 
-def connect(paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[str],
-            con: duckdb.DuckDBPyConnection | None = None) -> duckdb.DuckDBPyConnection:
+def connect(
+    paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[str], con: duckdb.DuckDBPyConnection | None = None
+) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with the ``events``/``kernels``/``runtime``/``ranges`` views over ``paths``."""
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     files = parquet_files(paths)
     lst = _files_sql(files)
-    return _register(con or duckdb.connect(), _events_select(files), {n: t.format(files=lst) for n, t in META_VIEWS.items()})
+    return _register(
+        con or duckdb.connect(), _events_select(files), {n: t.format(files=lst) for n, t in META_VIEWS.items()}
+    )
 
 
-def connect_runs(runs: Iterable[tuple[str, Iterable[str | os.PathLike[str]]]],
-                 con: duckdb.DuckDBPyConnection | None = None) -> duckdb.DuckDBPyConnection:
+def connect_runs(
+    runs: Iterable[tuple[str, Iterable[str | os.PathLike[str]]]], con: duckdb.DuckDBPyConnection | None = None
+) -> duckdb.DuckDBPyConnection:
     """Like :func:`connect` over several labelled runs: ``events`` gains a ``label`` column.
 
     Two runs may hold traces with the same name (the same script run twice), so ``trace``
@@ -252,8 +275,9 @@ def connect_runs(runs: Iterable[tuple[str, Iterable[str | os.PathLike[str]]]],
             meta[n].append(f"SELECT *, {_lit(label)} AS label FROM ({t.format(files=lst)})")
     if not parts:
         raise TraceError("runs", "no run given")
-    return _register(con or duckdb.connect(), " UNION ALL BY NAME ".join(parts),
-                     {n: " UNION ALL ".join(q) for n, q in meta.items()})
+    return _register(
+        con or duckdb.connect(), " UNION ALL BY NAME ".join(parts), {n: " UNION ALL ".join(q) for n, q in meta.items()}
+    )
 
 
 #: Parquet key-value metadata key of the trace-level facts (``tracekit.schema.META_TRACES``, spelled out here so
@@ -283,7 +307,9 @@ _footer_lock = threading.Lock()
 
 
 def _traces_meta_raw(path: str | os.PathLike[str]) -> bytes | None:
-    rows = _footer_query(path, f"SELECT value FROM parquet_kv_metadata({{f}}) WHERE key = {_lit(META_TRACES_KEY)}::BLOB")
+    rows = _footer_query(
+        path, f"SELECT value FROM parquet_kv_metadata({{f}}) WHERE key = {_lit(META_TRACES_KEY)}::BLOB"
+    )
     return rows[0][0] if rows and rows[0][0] else None
 
 
@@ -301,12 +327,16 @@ def parse_traces_meta(raw: bytes | str, path: object) -> dict[str, dict[str, Any
     try:
         text = raw.decode("utf-8") if isinstance(raw, (bytes, bytearray)) else raw
         doc = json.loads(text, parse_constant=_no_constant)
-        json.dumps(doc, ensure_ascii=False).encode("utf-8")  # a lone surrogate escape (\ud800): DuckDB's JSON refuses it
+        json.dumps(doc, ensure_ascii=False).encode(
+            "utf-8"
+        )  # a lone surrogate escape (\ud800): DuckDB's JSON refuses it
     except (UnicodeError, ValueError, RecursionError) as e:
         detail = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise TraceError(path, f"corrupt {META_TRACES_KEY} metadata in the Parquet footer ({detail[:200]})") from None
     if not isinstance(doc, dict) or not all(isinstance(k, str) and isinstance(v, dict) for k, v in doc.items()):
-        raise TraceError(path, f"corrupt {META_TRACES_KEY} metadata in the Parquet footer (not an object of one object per trace)")
+        raise TraceError(
+            path, f"corrupt {META_TRACES_KEY} metadata in the Parquet footer (not an object of one object per trace)"
+        )
     return doc
 
 

@@ -34,7 +34,19 @@ from tracekit.atomic import cleanup_on_signals, guarding_inputs, interrupted
 from tracekit.errors import TraceError, user_message
 from tracekit.safe import term
 
-VERBS = ["convert", "sql", "queries", "info", "report", "capture", "graphmap", "diff", "compare", "export-chrome", "aggregate"]
+VERBS = [
+    "convert",
+    "sql",
+    "queries",
+    "info",
+    "report",
+    "capture",
+    "graphmap",
+    "diff",
+    "compare",
+    "export-chrome",
+    "aggregate",
+]
 
 
 class _Group(click.Group):
@@ -58,7 +70,9 @@ class _Group(click.Group):
         except Exception as e:  # sorted by one_line: the user's errors vs tracekit's bugs
             if interrupted():  # whatever the Ctrl-C turned into on its way out (DuckDB: "Query interrupted")
                 _interrupted()
-            msg = one_line(e, sorted(inputs.given) if inputs is not None else ())  # sorted: diff/compare read in threads
+            msg = one_line(
+                e, sorted(inputs.given) if inputs is not None else ()
+            )  # sorted: diff/compare read in threads
             if msg is None or os.environ.get("TRACEKIT_DEBUG"):
                 raise
             click.echo(f"tracekit: error: {msg}", err=True)

@@ -18,8 +18,16 @@ from tracekit.safe import term
 Results = Mapping[str, Any]  # result key -> DataFrame or tracekit.rows.Rows (no pandas import here)
 
 
-def emit(results: Results, *, as_json: bool, html_out: str | None, title: str,
-         to_json: Callable[[Results], Any], to_html: Callable[..., str], show: Callable[[Results], None]) -> None:
+def emit(
+    results: Results,
+    *,
+    as_json: bool,
+    html_out: str | None,
+    title: str,
+    to_json: Callable[[Results], Any],
+    to_html: Callable[..., str],
+    show: Callable[[Results], None],
+) -> None:
     """Write ``to_html(results, title=...)`` to ``html_out`` (atomically) if given; print JSON or ``show`` the tables."""
     if html_out:
         atomic.write_text(html_out, to_html(results, title=title))

@@ -38,8 +38,9 @@ def regex(ctx: click.Context, param: click.Parameter, value: str | None) -> str 
         duckdb.connect().execute("SELECT regexp_full_match('', ?)", [value])
     except duckdb.Error as e:
         msg = str(e).splitlines()[0].removeprefix("Invalid Input Error: ")
-        raise TraceError(param.opts[0] if param.opts else "regex",
-                         f"invalid regular expression {value!r}: {msg}") from None
+        raise TraceError(
+            param.opts[0] if param.opts else "regex", f"invalid regular expression {value!r}: {msg}"
+        ) from None
     return value
 
 
@@ -71,8 +72,10 @@ def query_option(name: str) -> Callable[[F], F]:
 
 def query_options(*names: str) -> Callable[[F], F]:
     """Decorate a verb with the options of query parameters ``names``, in that order in ``--help``."""
+
     def wrap(f: F) -> F:
         for name in reversed(names):
             f = query_option(name)(f)
         return f
+
     return wrap

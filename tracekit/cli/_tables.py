@@ -16,13 +16,26 @@ from tracekit import executors
 from tracekit.safe import markup, term
 
 
-def write_tables(paths: list[str], out: str, executor: str, jobs: int, ray_address: str | None,
-                 spark_master: str | None, params: dict[str, Any]) -> None:
+def write_tables(
+    paths: list[str],
+    out: str,
+    executor: str,
+    jobs: int,
+    ray_address: str | None,
+    spark_master: str | None,
+    params: dict[str, Any],
+) -> None:
     """Run :func:`tracekit.executors.report_many`; print what was written and every failed trace (exit 2: bad input)."""
     console = Console(stderr=True)
     ex = executors.make(executor, jobs=jobs, ray_address=ray_address, spark_master=spark_master)
-    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=console, transient=True) as bar:
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
         files = executors.event_files_of(paths)
         task = bar.add_task(f"report ({executor})", total=len(files))
         outcomes = executors.report_many(paths, out, ex, params=params, on_done=lambda o: bar.advance(task))
@@ -31,7 +44,13 @@ def write_tables(paths: list[str], out: str, executor: str, jobs: int, ray_addre
         click.echo(f"tracekit: error: {term(o.error)}", err=True)  # one line, never wrapped
     ok = [o for o in outcomes if o.ok]
     tables = sorted({name for o in ok for name in o.value.get("outputs", {})})
-    console.print(markup(f"{len(ok)} of {len(outcomes)} traces reported: {len(tables)} tables under {out.rstrip('/')}/"
-                         "<output>/<trace file>.parquet (cross-trace: tracekit aggregate " + out + ")"), highlight=False, soft_wrap=True)
+    console.print(
+        markup(
+            f"{len(ok)} of {len(outcomes)} traces reported: {len(tables)} tables under {out.rstrip('/')}/"
+            "<output>/<trace file>.parquet (cross-trace: tracekit aggregate " + out + ")"
+        ),
+        highlight=False,
+        soft_wrap=True,
+    )
     if failed:
         raise SystemExit(2)

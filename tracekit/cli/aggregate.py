@@ -13,7 +13,11 @@ from tracekit.render import print_frame
 
 @click.command("aggregate")
 @click.argument("results")
-@click.option("--output", "output", help="Print only this output of queries/across_traces.sql (by_step, across_traces, per_trace).")
+@click.option(
+    "--output",
+    "output",
+    help="Print only this output of queries/across_traces.sql (by_step, across_traces, per_trace).",
+)
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 @click.option("--limit", default=50, show_default=True, help="Rows printed per table in table format.")
 def command(results: str, output: str | None, fmt: str, limit: int) -> None:

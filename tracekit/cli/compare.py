@@ -25,8 +25,15 @@ from tracekit.view.records import frame_records
 @query_options("step_pattern")
 @click.option("--limit", default=40, show_default=True, help="Rows printed per table in terminal output.")
 @query_options("warmup_steps")
-def command(runs: tuple[str, ...], as_json: bool, html_out: str | None, sql: str | None,
-            step_pattern: str | None, limit: int, warmup_steps: int | None) -> None:
+def command(
+    runs: tuple[str, ...],
+    as_json: bool,
+    html_out: str | None,
+    sql: str | None,
+    step_pattern: str | None,
+    limit: int,
+    warmup_steps: int | None,
+) -> None:
     """Sweep table and plot over N runs: wall ratio, per-step ms per phase, one column or row per label.
 
     RUNS: --label LABEL PATH... repeated (PATH: Parquet files or folders; all paths after a
@@ -48,5 +55,12 @@ def command(runs: tuple[str, ...], as_json: bool, html_out: str | None, sql: str
             print_frame(df, limit=limit)
         return
     results = cmp.compare(parsed, step_pattern=step_pattern, warmup_steps=warmup_steps)
-    emit(results, as_json=as_json, html_out=html_out, title="tracekit compare: " + ", ".join(lb for lb, _ in parsed),
-         to_json=cmpview.to_json, to_html=cmpview.to_html, show=lambda r: cmpview.print_results(r, limit=limit))
+    emit(
+        results,
+        as_json=as_json,
+        html_out=html_out,
+        title="tracekit compare: " + ", ".join(lb for lb, _ in parsed),
+        to_json=cmpview.to_json,
+        to_html=cmpview.to_html,
+        show=lambda r: cmpview.print_results(r, limit=limit),
+    )

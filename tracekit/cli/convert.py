@@ -37,8 +37,9 @@ if TYPE_CHECKING:
     from tracekit import naming
 
 
-def plan(inputs: tuple[str, ...], out: str, trace: str | None = None,
-         force: bool = False) -> tuple[bool, list[naming.Planned]]:
+def plan(
+    inputs: tuple[str, ...], out: str, trace: str | None = None, force: bool = False
+) -> tuple[bool, list[naming.Planned]]:
     """``(single, [where each input goes])``: what the user gave decides, never the suffix of OUT.
 
     One input gives the file OUT (whatever its suffix), unless OUT is an existing folder or ends
@@ -91,19 +92,46 @@ class _NoPandas:
 
 @click.command("convert")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path())
-@click.option("-o", "--out", required=True, type=click.Path(),
-              help="Output file (one input, any suffix) or folder (several inputs, an existing folder or a path ending in /).")
-@click.option("--trace", "trace_name", help="Trace id for a single input (default: the file name); in a folder also its file name.")
+@click.option(
+    "-o",
+    "--out",
+    required=True,
+    type=click.Path(),
+    help="Output file (one input, any suffix) or folder (several inputs, an existing folder or a path ending in /).",
+)
+@click.option(
+    "--trace",
+    "trace_name",
+    help="Trace id for a single input (default: the file name); in a folder also its file name.",
+)
 @click.option("-j", "--jobs", default=1, show_default=True, help="Convert this many files in parallel.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
-@click.option("--executor", type=click.Choice(["local", "ray", "spark"]), default="local", show_default=True,
-              help="Folder output: run each trace as one task here (local processes, a Ray cluster, Spark).")
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "ray", "spark"]),
+    default="local",
+    show_default=True,
+    help="Folder output: run each trace as one task here (local processes, a Ray cluster, Spark).",
+)
 @click.option("--ray-address", help="Ray cluster to use (default: $RAY_ADDRESS, else a local one).")
 @click.option("--spark-master", help="Spark master (default: the active SparkSession, else local[2]).")
-@click.option("--force", is_flag=True, help="Folder output: convert again inputs whose bytes were converted there before, "
-              "and replace a trace of the same name converted there from another input.")
-def command(inputs: tuple[str, ...], out: str, trace_name: str | None, jobs: int, quiet: bool, executor: str = "local",
-            ray_address: str | None = None, spark_master: str | None = None, force: bool = False) -> None:
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Folder output: convert again inputs whose bytes were converted there before, "
+    "and replace a trace of the same name converted there from another input.",
+)
+def command(
+    inputs: tuple[str, ...],
+    out: str,
+    trace_name: str | None,
+    jobs: int,
+    quiet: bool,
+    executor: str = "local",
+    ray_address: str | None = None,
+    spark_master: str | None = None,
+    force: bool = False,
+) -> None:
     """Convert Kineto JSON(.gz) and nsys SQLite traces to the tracekit Parquet schema.
 
     One input gives the one file OUT; several inputs (or OUT an existing folder, or ending in /)
@@ -128,19 +156,41 @@ def command(inputs: tuple[str, ...], out: str, trace_name: str | None, jobs: int
         return
     src = inputs[0]
     size = os.path.getsize(src) if os.path.exists(src) else 0
-    with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                  TimeRemainingColumn(), console=console, transient=True, disable=quiet or size < (16 << 20)) as bar:
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+        disable=quiet or size < (16 << 20),
+    ) as bar:
         task = bar.add_task(f"converting {markup(Path(src).name)}", total=size)
         with converting(src, out), pandas_hidden():
             meta = convert(src, out, trace=trace_name, progress=lambda n: bar.advance(task, n))
     notes = meta.get("notes") or []
-    console.print(markup(f"{out}: {plural(meta['events'], 'event')} (trace {meta['trace']!r})" + ("" if not notes else "; notes: " + "; ".join(notes))))
+    console.print(
+        markup(
+            f"{out}: {plural(meta['events'], 'event')} (trace {meta['trace']!r})"
+            + ("" if not notes else "; notes: " + "; ".join(notes))
+        )
+    )
     cli.exit_now()  # the file is written and renamed: no interpreter tear-down for the user to wait for
 
 
-def _dataset(inputs: list[str], out: str, executor: str, jobs: int, ray_address: str | None, spark_master: str | None,
-             force: bool, console: Console, trace_name: str | None = None,
-             planned: list[naming.Planned] | None = None) -> None:
+def _dataset(
+    inputs: list[str],
+    out: str,
+    executor: str,
+    jobs: int,
+    ray_address: str | None,
+    spark_master: str | None,
+    force: bool,
+    console: Console,
+    trace_name: str | None = None,
+    planned: list[naming.Planned] | None = None,
+) -> None:
     """Folder output: one task per input on the chosen executor (tracekit.executors), then the sidecar.
 
     A failed input is named with its error and the others are still written; the exit status is then 2 (bad input).
@@ -150,27 +200,46 @@ def _dataset(inputs: list[str], out: str, executor: str, jobs: int, ray_address:
     ex = executors.make(executor, jobs=jobs, ray_address=ray_address, spark_master=spark_master)
     if "://" not in out:
         Path(out).mkdir(parents=True, exist_ok=True)
-    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=console, transient=True) as bar:
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
         task = bar.add_task(f"converting ({executor})", total=len(inputs))
-        outcomes = executors.convert_many(inputs, out, ex, force=force, trace=trace_name, on_done=lambda o: bar.advance(task),
-                                          planned=planned)
+        outcomes = executors.convert_many(
+            inputs, out, ex, force=force, trace=trace_name, on_done=lambda o: bar.advance(task), planned=planned
+        )
     failed = [o for o in outcomes if not o.ok]
     for o in outcomes:
         if o.ok:
             v = o.value
             notes = v.get("notes") or []
-            console.print(markup(f"{v['dst']}: {plural(v['events'], 'event')} (trace {v['trace']!r})"
-                                 + (" [already converted: same bytes]" if v.get("skipped") else "")
-                                 + "".join(f" [replaces {r}]" for r in v.get("removed") or [])
-                                 + ("" if not notes else "; notes: " + "; ".join(notes))), highlight=False, soft_wrap=True)
+            console.print(
+                markup(
+                    f"{v['dst']}: {plural(v['events'], 'event')} (trace {v['trace']!r})"
+                    + (" [already converted: same bytes]" if v.get("skipped") else "")
+                    + "".join(f" [replaces {r}]" for r in v.get("removed") or [])
+                    + ("" if not notes else "; notes: " + "; ".join(notes))
+                ),
+                highlight=False,
+                soft_wrap=True,
+            )
     for o in failed:
         click.echo(f"tracekit: error: {term(o.error)}", err=True)  # one line, never wrapped
     skipped = sum(1 for o in outcomes if o.ok and o.value.get("skipped"))
     held = dataset.read_sidecar(out).num_rows  # what `report OUT` reads: the sidecar lists the files it reads
-    console.print(markup(f"{len(outcomes) - len(failed)} of {len(outcomes)} traces converted ({skipped} skipped: same bytes "
-                         f"as before); the dataset holds {plural(held, 'trace')} (sidecar "
-                         f"{out.rstrip('/')}/_tracekit/traces.parquet)"), highlight=False, soft_wrap=True)
+    console.print(
+        markup(
+            f"{len(outcomes) - len(failed)} of {len(outcomes)} traces converted ({skipped} skipped: same bytes "
+            f"as before); the dataset holds {plural(held, 'trace')} (sidecar "
+            f"{out.rstrip('/')}/_tracekit/traces.parquet)"
+        ),
+        highlight=False,
+        soft_wrap=True,
+    )
     if failed:
         if len(outcomes) > 1:
             click.echo(f"tracekit: {len(failed)} of {len(outcomes)} inputs failed; the others were converted", err=True)

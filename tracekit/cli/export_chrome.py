@@ -24,14 +24,34 @@ def _steps(ctx: click.Context, param: click.Parameter, value: str | None) -> Ste
 
 @click.command("export-chrome")
 @click.argument("traces", nargs=-1, required=True, type=click.Path())
-@click.option("-o", "--out", required=True, type=click.Path(), help="Output .json or .json.gz (written to a temporary name, then renamed).")
+@click.option(
+    "-o",
+    "--out",
+    required=True,
+    type=click.Path(),
+    help="Output .json or .json.gz (written to a temporary name, then renamed).",
+)
 @click.option("--trace", "trace_name", help="Which trace of a dataset (needed when it holds several).")
-@click.option("--phase", help="Keep ranges whose phase_path has this element (e.g. draft), the events in them and the GPU ops they launched.")
-@click.option("--steps", callback=_steps, help="Step instances A:B (1-based, inclusive; also A, A:, :B), as numbered by `tracekit report`.")
+@click.option(
+    "--phase",
+    help="Keep ranges whose phase_path has this element (e.g. draft), the events in them and the GPU ops they launched.",
+)
+@click.option(
+    "--steps",
+    callback=_steps,
+    help="Step instances A:B (1-based, inclusive; also A, A:, :B), as numbered by `tracekit report`.",
+)
 @query_options("step_pattern")
 @click.option("--json", "as_json", is_flag=True, help="Print what was written as one JSON object.")
-def command(traces: tuple[str, ...], out: str, trace_name: str | None, phase: str | None, steps: Steps | None,
-            step_pattern: str | None, as_json: bool) -> None:
+def command(
+    traces: tuple[str, ...],
+    out: str,
+    trace_name: str | None,
+    phase: str | None,
+    steps: Steps | None,
+    step_pattern: str | None,
+    as_json: bool,
+) -> None:
     """Write a slice of a trace as Chrome trace JSON for Perfetto (ui.perfetto.dev) or chrome://tracing.
 
     TRACE: converted Parquet files or folders (raw Kineto/nsys traces are converted and cached).
@@ -42,7 +62,12 @@ def command(traces: tuple[str, ...], out: str, trace_name: str | None, phase: st
     if as_json:
         click.echo(json.dumps(res))
         return
-    sel = ", ".join(x for x in (f"phase {phase!r}" if phase else "", f"steps {steps} of {res['steps']}" if steps else "") if x)
-    Console(markup=False, highlight=False).print(term(
-        f"wrote {res['out']}: {res['events']:,} events ({res['flows']:,} flow rows) of trace {res['trace']!r}"
-        + (f", {sel}" if sel else "")))
+    sel = ", ".join(
+        x for x in (f"phase {phase!r}" if phase else "", f"steps {steps} of {res['steps']}" if steps else "") if x
+    )
+    Console(markup=False, highlight=False).print(
+        term(
+            f"wrote {res['out']}: {res['events']:,} events ({res['flows']:,} flow rows) of trace {res['trace']!r}"
+            + (f", {sel}" if sel else "")
+        )
+    )

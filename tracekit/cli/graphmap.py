@@ -18,11 +18,17 @@ from tracekit.view.records import frame_records
 
 @click.command("graphmap")
 @click.argument("replay", type=click.Path())
-@click.option("--reference", "-r", required=True, type=click.Path(),
-              help="Trace of the same model run op by op: an eager run (CUDA graphs off) or a profile of the "
-                   "graph capture. May be REPLAY itself (its eager kernels are then the reference).")
-@click.option("--out", "-o", type=click.Path(),
-              help="Write REPLAY here as Parquet with matched kernels remapped (same schema).")
+@click.option(
+    "--reference",
+    "-r",
+    required=True,
+    type=click.Path(),
+    help="Trace of the same model run op by op: an eager run (CUDA graphs off) or a profile of the "
+    "graph capture. May be REPLAY itself (its eager kernels are then the reference).",
+)
+@click.option(
+    "--out", "-o", type=click.Path(), help="Write REPLAY here as Parquet with matched kernels remapped (same schema)."
+)
 @query_options("step_pattern")  # the step ranges cut from the reference's phase paths
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: per-launch table and summary.")
 @click.option("--limit", default=25, show_default=True, help="Launch rows printed in terminal output.")
@@ -32,8 +38,11 @@ def command(replay: str, reference: str, out: str | None, step_pattern: str | No
     """
     refuse_input(out, (replay, reference))
 
-    res = (write_mapped(replay, reference, out, step_pattern=step_pattern) if out
-           else graph_map(replay, reference, step_pattern=step_pattern))
+    res = (
+        write_mapped(replay, reference, out, step_pattern=step_pattern)
+        if out
+        else graph_map(replay, reference, step_pattern=step_pattern)
+    )
     shown = {k: v for k, v in res.items() if k != "graph_map.rows"}
     if as_json:
         doc: dict[str, Any] = {k.partition(".")[2] or k: frame_records(v) for k, v in shown.items()}

@@ -43,8 +43,9 @@ def command(trace: str, as_json: bool) -> None:
     w = terminal_width()
     lines: list[str] = []
     agents: dict[str, list[tuple[int, int | None]]] = {}
-    for t, dev, idx in con.execute("SELECT trace, device, gpu_index FROM trace_devices WHERE id_source = 'gpu_op' "
-                                   "ORDER BY trace, device").fetchall():
+    for t, dev, idx in con.execute(
+        "SELECT trace, device, gpu_index FROM trace_devices WHERE id_source = 'gpu_op' ORDER BY trace, device"
+    ).fetchall():
         agents.setdefault(str(t), []).append((dev, idx))
     for name, m in meta.items():  # the footer's values are data: shown whatever their types (a hostile file's too)
         events = m.get("events", 0)
@@ -56,11 +57,32 @@ def command(trace: str, as_json: bool) -> None:
         devs = [d for d in devs if isinstance(d, dict)] if isinstance(devs, list) else []
         if devs:
             for d in devs:
-                lines += wrap_text("GPU " + ", ".join(f"{k}={d[k]}" for k in ("id", "name", "numSms", "multiProcessorCount", "totalGlobalMem", "smCount", "totalMemory") if k in d), w, "  ")
+                lines += wrap_text(
+                    "GPU "
+                    + ", ".join(
+                        f"{k}={d[k]}"
+                        for k in (
+                            "id",
+                            "name",
+                            "numSms",
+                            "multiProcessorCount",
+                            "totalGlobalMem",
+                            "smCount",
+                            "totalMemory",
+                        )
+                        if k in d
+                    ),
+                    w,
+                    "  ",
+                )
         else:
             lines.append("  GPU: not stated in the trace")
         for dev, idx in agents.get(name, []) if devs else ():  # op ids no listed GPU has (ROCm HSA agent ids)
-            to = f"GPU {idx}" if idx is not None else "which listed GPU cannot be told (the CPU agent count is not in the trace)"
+            to = (
+                f"GPU {idx}"
+                if idx is not None
+                else "which listed GPU cannot be told (the CPU agent count is not in the trace)"
+            )
             lines += wrap_text(f"GPU ops on device id {dev} (an HSA agent id, not a listed id): {to}", w, "  ")
         for k in ("profiler_version", "rank", "world_size", "base_time_ns"):
             if m.get(k) is not None:

@@ -9,7 +9,12 @@ from tracekit.safe import term
 
 
 @click.command("queries")
-@click.option("--all", "show_all", is_flag=True, help="Also list the building blocks in queries/lib/ (`lib/gpu_activity`, `lib/run_metrics`, ...).")
+@click.option(
+    "--all",
+    "show_all",
+    is_flag=True,
+    help="Also list the building blocks in queries/lib/ (`lib/gpu_activity`, `lib/run_metrics`, ...).",
+)
 def command(show_all: bool) -> None:
     """List the analyses in queries/ (run one with `tracekit sql TRACE --query NAME`; those marked
     [tracekit VERB] need that verb's inputs: labelled runs, a slice, a reference trace)."""

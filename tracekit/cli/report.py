@@ -22,27 +22,73 @@ from tracekit.view.records import to_json
 @click.argument("traces", nargs=-1, required=True, type=click.Path())
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: one key per analysis, plus summary and warnings.")
 @click.option("--html", "html_out", type=click.Path(), help="Also write a self-contained HTML report here.")
-@query_options("step_pattern", "vocab", "lm_head_regex", "lm_head_kernel_regex", "top_n", "gpu", "peak_tflops", "peak_tb_s",
-               "tokens_per_step", "tf32", "rank_align")
+@query_options(
+    "step_pattern",
+    "vocab",
+    "lm_head_regex",
+    "lm_head_kernel_regex",
+    "top_n",
+    "gpu",
+    "peak_tflops",
+    "peak_tb_s",
+    "tokens_per_step",
+    "tf32",
+    "rank_align",
+)
 @click.option("--limit", default=25, show_default=True, help="Rows printed per table in terminal output.")
-@click.option("--width", type=click.IntRange(min=20, max=4096),  # tracekit.view.terminal.MAX_WIDTH
-              help="Terminal width in columns (default: the terminal's; 80 when piped).")
+@click.option(
+    "--width",
+    type=click.IntRange(min=20, max=4096),  # tracekit.view.terminal.MAX_WIDTH
+    help="Terminal width in columns (default: the terminal's; 80 when piped).",
+)
 @click.option("--full", is_flag=True, help="Print every table of every analysis, not just the per-step headline.")
-@click.option("--section", "sections", multiple=True, metavar="NAME",
-              help="Print these tables only: an output (steps.stats) or a file's outputs (gpu_idle). Repeatable.")
-@click.option("--out", "out_dir", help="Write every output as a table instead: OUT/<output>/<trace file>.parquet, one task per trace.")
-@click.option("--executor", type=click.Choice(["local", "ray", "spark"]), default="local", show_default=True,
-              help="With --out: where the per-trace tasks run.")
+@click.option(
+    "--section",
+    "sections",
+    multiple=True,
+    metavar="NAME",
+    help="Print these tables only: an output (steps.stats) or a file's outputs (gpu_idle). Repeatable.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    help="Write every output as a table instead: OUT/<output>/<trace file>.parquet, one task per trace.",
+)
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "ray", "spark"]),
+    default="local",
+    show_default=True,
+    help="With --out: where the per-trace tasks run.",
+)
 @click.option("-j", "--jobs", default=1, show_default=True, help="With --out and --executor local: processes.")
 @click.option("--ray-address", help="With --executor ray: the cluster (default: $RAY_ADDRESS, else a local one).")
 @click.option("--spark-master", help="With --executor spark: the master (default: the active session, else local[2]).")
-def command(traces: tuple[str, ...], as_json: bool, html_out: str | None, step_pattern: str | None,
-            vocab: int | None, lm_head_regex: str | None, lm_head_kernel_regex: str | None,
-            top_n: int | None, limit: int, gpu: str | None = None, peak_tflops: float | None = None,
-            peak_tb_s: float | None = None, tf32: bool | None = None, tokens_per_step: float | None = None,
-            width: int | None = None, full: bool = False, sections: tuple[str, ...] = (),
-            out_dir: str | None = None, executor: str = "local", jobs: int = 1, ray_address: str | None = None,
-            spark_master: str | None = None, rank_align: str | None = None) -> None:
+def command(
+    traces: tuple[str, ...],
+    as_json: bool,
+    html_out: str | None,
+    step_pattern: str | None,
+    vocab: int | None,
+    lm_head_regex: str | None,
+    lm_head_kernel_regex: str | None,
+    top_n: int | None,
+    limit: int,
+    gpu: str | None = None,
+    peak_tflops: float | None = None,
+    peak_tb_s: float | None = None,
+    tf32: bool | None = None,
+    tokens_per_step: float | None = None,
+    width: int | None = None,
+    full: bool = False,
+    sections: tuple[str, ...] = (),
+    out_dir: str | None = None,
+    executor: str = "local",
+    jobs: int = 1,
+    ray_address: str | None = None,
+    spark_master: str | None = None,
+    rank_align: str | None = None,
+) -> None:
     """Where one step's time goes: per step kind the verdicts, the per-step table and the phase tree.
 
     Every other analysis (kernels, launch, syncs, GPU idle causes, lm_head, flops, trust) with
@@ -56,14 +102,31 @@ def command(traces: tuple[str, ...], as_json: bool, html_out: str | None, step_p
         if v is not None and not v > 0:
             raise TraceError(flag, f"must be a positive number, got {v}")
     refuse_input(html_out, traces)
-    params = dict(step_pattern=step_pattern, vocab=vocab, lm_head_regex=lm_head_regex,
-                  lm_head_kernel_regex=lm_head_kernel_regex, top_n=top_n, gpu=gpu, peak_tflops=peak_tflops,
-                  peak_tb_s=peak_tb_s, tf32=tf32, tokens_per_step=tokens_per_step, rank_align=rank_align)
+    params = dict(
+        step_pattern=step_pattern,
+        vocab=vocab,
+        lm_head_regex=lm_head_regex,
+        lm_head_kernel_regex=lm_head_kernel_regex,
+        top_n=top_n,
+        gpu=gpu,
+        peak_tflops=peak_tflops,
+        peak_tb_s=peak_tb_s,
+        tf32=tf32,
+        tokens_per_step=tokens_per_step,
+        rank_align=rank_align,
+    )
     if out_dir:
         from tracekit.cli._tables import write_tables  # deferred: pyarrow (tracekit.executors), only with --out
 
-        write_tables(list(traces), out_dir, executor, jobs, ray_address, spark_master,
-                     {k: v for k, v in params.items() if v is not None})
+        write_tables(
+            list(traces),
+            out_dir,
+            executor,
+            jobs,
+            ray_address,
+            spark_master,
+            {k: v for k, v in params.items() if v is not None},
+        )
         return
     if executor != "local" or jobs != 1:
         raise click.UsageError("--executor and --jobs need --out (the per-trace tables are written there)")
@@ -71,10 +134,23 @@ def command(traces: tuple[str, ...], as_json: bool, html_out: str | None, step_p
     # figures, issue 25); the page's timeline and median-step export need the connection (one DuckDB thread on a
     # small input, as the terminal's: less wall and CPU than the default threads on a small trace)
     con = duckdb.connect() if html_out else None
-    results = rep.run(list(traces), con=con, rows=True, small_one_thread=True, step_pattern=step_pattern,
-                      vocab=vocab, lm_head_regex=lm_head_regex, lm_head_kernel_regex=lm_head_kernel_regex, top_n=top_n,
-                      gpu=gpu, peak_tflops=peak_tflops, peak_tb_s=peak_tb_s, tf32=tf32,
-                      tokens_per_step=tokens_per_step, rank_align=rank_align)
+    results = rep.run(
+        list(traces),
+        con=con,
+        rows=True,
+        small_one_thread=True,
+        step_pattern=step_pattern,
+        vocab=vocab,
+        lm_head_regex=lm_head_regex,
+        lm_head_kernel_regex=lm_head_kernel_regex,
+        top_n=top_n,
+        gpu=gpu,
+        peak_tflops=peak_tflops,
+        peak_tb_s=peak_tb_s,
+        tf32=tf32,
+        tokens_per_step=tokens_per_step,
+        rank_align=rank_align,
+    )
     if sections:  # an unknown name is a usage error, before anything is written
         from tracekit.view.sections import select  # deferred: ~0.01 s, only with --section
 
@@ -87,9 +163,15 @@ def command(traces: tuple[str, ...], as_json: bool, html_out: str | None, step_p
     try:
         if html_out and con is not None:
             to_html = _html_writer(con, results, list(traces), html_out, step_pattern, exported)
-        emit(results, as_json=as_json, html_out=html_out, title="tracekit report: " + ", ".join(traces),
-             to_json=to_json, to_html=to_html,
-             show=lambda r: _show(r, limit=limit, width=width, sections=tuple(sections), full=full))
+        emit(
+            results,
+            as_json=as_json,
+            html_out=html_out,
+            title="tracekit report: " + ", ".join(traces),
+            to_json=to_json,
+            to_html=to_html,
+            show=lambda r: _show(r, limit=limit, width=width, sections=tuple(sections), full=full),
+        )
     except BaseException:
         # the page was not written (a full disk, Ctrl-C): the median-step files made for it go too (issue 23)
         for f in exported:
@@ -99,8 +181,14 @@ def command(traces: tuple[str, ...], as_json: bool, html_out: str | None, step_p
         click.echo(f"wrote {', '.join(exported)} (the median step: open in ui.perfetto.dev)")
 
 
-def _html_writer(con: duckdb.DuckDBPyConnection, results: Mapping[str, Rows], traces: list[str],
-                 html_out: str, step_pattern: str | None, written: list[str]) -> Any:
+def _html_writer(
+    con: duckdb.DuckDBPyConnection,
+    results: Mapping[str, Rows],
+    traces: list[str],
+    html_out: str,
+    step_pattern: str | None,
+    written: list[str],
+) -> Any:
     """The page's extra inputs: the timeline rows (queries/timeline.sql on the report's connection) and
     each trace's median step written with export-chrome next to the page, linked from it.
 
@@ -119,15 +207,23 @@ def _html_writer(con: duckdb.DuckDBPyConnection, results: Mapping[str, Rows], tr
         for t, s in zip(tl.col("trace"), tl.col("step_index")):
             first.setdefault(t, s)
         meds = list(first.items())
-        dests = [out.with_name(f"{out.stem}.median_step{'' if len(meds) == 1 else f'.{i + 1}'}.json.gz")
-                 for i in range(len(meds))]
+        dests = [
+            out.with_name(f"{out.stem}.median_step{'' if len(meds) == 1 else f'.{i + 1}'}.json.gz")
+            for i in range(len(meds))
+        ]
         for dest in dests:
             refuse_input(dest, traces)
         for (trace, step), dest in zip(meds, dests):
             try:
-                export_chrome(traces, dest, trace=str(trace), steps=Steps(int(step), int(step)),
-                              step_pattern=step_pattern, con=con,  # the report's lib/ tables, not a second build
-                              arrow=False)  # one step: DuckDB's tuples, no pyarrow import (~0.15 s)
+                export_chrome(
+                    traces,
+                    dest,
+                    trace=str(trace),
+                    steps=Steps(int(step), int(step)),
+                    step_pattern=step_pattern,
+                    con=con,  # the report's lib/ tables, not a second build
+                    arrow=False,
+                )  # one step: DuckDB's tuples, no pyarrow import (~0.15 s)
                 chrome[str(trace)] = dest.name
                 written.append(str(dest))
             except TraceError as e:

@@ -78,17 +78,38 @@ def _readable_text(path: Path) -> None:
 
 @click.command("sql")
 @click.argument("traces", nargs=-1, required=True, type=click.Path())
-@click.option("-q", "--query", "query",
-              help="SQL text, or the name of a shipped analysis (`tracekit queries` lists them) to run it as the report does.")
-@click.option("-f", "--file", "file", type=click.Path(),
-              help="Read the SQL from a file; `-- @output NAME` sections each print a table.")
+@click.option(
+    "-q",
+    "--query",
+    "query",
+    help="SQL text, or the name of a shipped analysis (`tracekit queries` lists them) to run it as the report does.",
+)
+@click.option(
+    "-f",
+    "--file",
+    "file",
+    type=click.Path(),
+    help="Read the SQL from a file; `-- @output NAME` sections each print a table.",
+)
 @click.option("--output", "output", help="With -f/--query NAME: print only this `@output` section.")
-@click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
-              help="With -f/--query NAME: set a query variable instead of its default (e.g. step_pattern=decode_step).")
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="With -f/--query NAME: set a query variable instead of its default (e.g. step_pattern=decode_step).",
+)
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 @click.option("--limit", default=1000, show_default=True, help="Rows printed in table format.")
-def command(traces: tuple[str, ...], query: str | None, file: str | None, output: str | None,
-            params: tuple[str, ...], fmt: str, limit: int) -> None:
+def command(
+    traces: tuple[str, ...],
+    query: str | None,
+    file: str | None,
+    output: str | None,
+    params: tuple[str, ...],
+    fmt: str,
+    limit: int,
+) -> None:
     """Run SQL over converted traces (Parquet files or folders; raw traces are converted and cached).
 
     Views: events, kernels (kernel/memcpy/memset rows), runtime, ranges, trace_devices, trace_notes,
@@ -131,13 +152,23 @@ def _missing_module(e: Exception, path: Path | None) -> None:
 
     module = report.module_making(str(e))
     if module is not None:
-        fix = (f"add `-- @requires {module}` to {path.name}" if path is not None
-               else f"write the query to a file that starts with `-- @requires {module}` and run it with -f")
+        fix = (
+            f"add `-- @requires {module}` to {path.name}"
+            if path is not None
+            else f"write the query to a file that starts with `-- @requires {module}` and run it with -f"
+        )
         raise TraceError(path or "query", f"{str(e).splitlines()[0]} (queries/{module}.sql makes it: {fix})") from None
 
 
-def _run(con: duckdb.DuckDBPyConnection, sql: str | None, path: Path | None, params: tuple[str, ...],
-         output: str | None, fmt: str, limit: int) -> None:
+def _run(
+    con: duckdb.DuckDBPyConnection,
+    sql: str | None,
+    path: Path | None,
+    params: tuple[str, ...],
+    output: str | None,
+    fmt: str,
+    limit: int,
+) -> None:
     """Run ad-hoc SQL, or a file (shipped or the user's) after the modules it requires."""
     if path is None:
         assert sql is not None  # set above when there is no file (or a UsageError was raised)

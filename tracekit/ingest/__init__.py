@@ -40,8 +40,13 @@ def detect(path: str | os.PathLike[str]) -> str:
     raise TraceError(p, f"not a Kineto JSON or nsys SQLite file (starts with {head[:16]!r})")
 
 
-def convert(path: str | os.PathLike[str], out: str | os.PathLike[str], trace: str | None = None,
-            progress: Callable[[int], None] | None = None, extra_meta: dict[str, Any] | None = None) -> dict[str, Any]:
+def convert(
+    path: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    trace: str | None = None,
+    progress: Callable[[int], None] | None = None,
+    extra_meta: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Convert one trace file to one Parquet file ``out``; returns the trace metadata written.
 
     ``extra_meta`` is merged into the trace's metadata (tracekit.dataset passes ``source_sha256``, the

@@ -44,8 +44,9 @@ class Cursor:
     def fetch_arrow_table(self) -> Any:
         """Every row of the last result, as one ``pyarrow.Table``."""
         if self._reader is None:
-            raise _lib.ProgrammingError("fetch_arrow_table() before execute()",
-                                        status_code=_lib.AdbcStatusCode.INVALID_STATE)
+            raise _lib.ProgrammingError(
+                "fetch_arrow_table() before execute()", status_code=_lib.AdbcStatusCode.INVALID_STATE
+            )
         return _lib._blocking_call(self._reader.read_all, (), {}, self.adbc_statement.cancel)
 
     def _drop_result(self) -> None:

@@ -26,13 +26,24 @@ def str_array(values: Any) -> pa.Array:
     valid = np.fromiter((b is not None for b in enc), bool, n)
     bitmap = None if valid.all() else pa.py_buffer(np.packbits(valid, bitorder="little"))
     typ = pa.string() if offs[-1] < 2**31 else pa.large_string()
-    arr = pa.Array.from_buffers(typ, n, [bitmap, pa.py_buffer(offs.astype(np.int32) if typ == pa.string() else offs),
-                                         pa.py_buffer(b"".join(b for b in enc if b is not None))])
+    arr = pa.Array.from_buffers(
+        typ,
+        n,
+        [
+            bitmap,
+            pa.py_buffer(offs.astype(np.int32) if typ == pa.string() else offs),
+            pa.py_buffer(b"".join(b for b in enc if b is not None)),
+        ],
+    )
     return arr if typ == pa.string() else arr.cast(pa.string())
 
 
-_NP_TYPES = {np.dtype(np.int8): pa.int8(), np.dtype(np.int32): pa.int32(), np.dtype(np.int64): pa.int64(),
-             np.dtype(np.float64): pa.float64()}
+_NP_TYPES = {
+    np.dtype(np.int8): pa.int8(),
+    np.dtype(np.int32): pa.int32(),
+    np.dtype(np.int64): pa.int64(),
+    np.dtype(np.float64): pa.float64(),
+}
 
 
 def num_array(values: np.ndarray, mask: np.ndarray | None = None, type: pa.DataType | None = None) -> pa.Array:
@@ -73,5 +84,5 @@ def np_filled(a: pa.Array, fill: int, dtype: Any = None) -> np.ndarray:
     v = v.astype(dtype or v.dtype, copy=True)
     if a.null_count:
         bits = np.unpackbits(np.frombuffer(a.buffers()[0], np.uint8), count=a.offset + len(a), bitorder="little")
-        v[bits[a.offset:] == 0] = fill
+        v[bits[a.offset :] == 0] = fill
     return v

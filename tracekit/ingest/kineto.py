@@ -106,8 +106,14 @@ _NO_TS = "events without a numeric `ts` (ts_ns NULL)"
 _NON_OBJECT = "non-object entries in traceEvents skipped"
 _SEP = re.compile(rb"\s*,\s*\{")
 _START = re.compile(rb'"traceEvents"\s*:\s*\[')
-_JSON_TYPE = {ord("{"): "an object", ord('"'): "a string", ord("t"): "a boolean", ord("f"): "a boolean",
-              ord("n"): "null", **{c: "a number" for c in b"-0123456789"}}
+_JSON_TYPE = {
+    ord("{"): "an object",
+    ord('"'): "a string",
+    ord("t"): "a boolean",
+    ord("f"): "a boolean",
+    ord("n"): "null",
+    **{c: "a number" for c in b"-0123456789"},
+}
 
 
 class _Notes:
@@ -334,21 +340,25 @@ class _Columns:
             args = args.cast(pa.string())
         except pa.ArrowInvalid:
             self.notes.add("args with invalid UTF-8 (bad bytes replaced)")
-            args = pa.array([b.decode("utf-8", "replace") if b is not None else None for b in args.to_pylist()], pa.string())
-        c = pa.table({
-            "ph": pa.array([e.ph for e in evs], pa.string()),
-            "cat": pa.array([e.cat for e in evs], pa.string()),
-            "name": pa.array([e.name for e in evs], pa.string()),
-            "ts_ns": pa.array(ts_ns, pa.int64(), mask=~ts_valid),
-            "dur_ns": pa.array(dur, pa.int64()),
-            "pid": pid,
-            "tid": tid,
-            "id_int": id_int,
-            "bp": pa.array([e.bp for e in evs], pa.string()),
-            "s": pa.array([e.s for e in evs], pa.string()),
-            "args": args,
-            "extra": extra_col,
-        })
+            args = pa.array(
+                [b.decode("utf-8", "replace") if b is not None else None for b in args.to_pylist()], pa.string()
+            )
+        c = pa.table(
+            {
+                "ph": pa.array([e.ph for e in evs], pa.string()),
+                "cat": pa.array([e.cat for e in evs], pa.string()),
+                "name": pa.array([e.name for e in evs], pa.string()),
+                "ts_ns": pa.array(ts_ns, pa.int64(), mask=~ts_valid),
+                "dur_ns": pa.array(dur, pa.int64()),
+                "pid": pid,
+                "tid": tid,
+                "id_int": id_int,
+                "bp": pa.array([e.bp for e in evs], pa.string()),
+                "s": pa.array([e.s for e in evs], pa.string()),
+                "args": args,
+                "extra": extra_col,
+            }
+        )
         self.con.register("c", c)
         try:
             t = self.con.sql(_BUILD_SQL).to_arrow_table()
@@ -357,8 +367,10 @@ class _Columns:
         if isinstance(t, pa.RecordBatchReader):
             t = t.read_all()
         t = t.combine_chunks()
-        out: dict[str, Any] = {name: t.column(name).chunk(0) if t.column(name).num_chunks else pa.array([], pa.string())
-                               for name in t.column_names}
+        out: dict[str, Any] = {
+            name: t.column(name).chunk(0) if t.column(name).num_chunks else pa.array([], pa.string())
+            for name in t.column_names
+        }
         return out
 
     @staticmethod
@@ -399,7 +411,9 @@ def _to_ns(vals: list[Any]) -> tuple[np.ndarray, np.ndarray] | None:
         arr = pa.array(vals)
     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
         return None
-    valid = np.asarray(arr.is_valid().to_numpy(zero_copy_only=False), dtype=bool) if arr.null_count else np.ones(n, bool)
+    valid = (
+        np.asarray(arr.is_valid().to_numpy(zero_copy_only=False), dtype=bool) if arr.null_count else np.ones(n, bool)
+    )
     if pa.types.is_integer(arr.type):
         if n and max(abs(pa.compute.min(arr).as_py() or 0), abs(pa.compute.max(arr).as_py() or 0)) >= 9 * 10**15:
             return None
@@ -435,7 +449,8 @@ def _text_to_ns(raws: list[msgspec.Raw]) -> tuple[np.ndarray, np.ndarray]:
 def _bad_utf8(err: Exception) -> bool:
     """Whether a decode failed only on invalid UTF-8 (msgspec < 0.23 raises UnicodeDecodeError, 0.23 a DecodeError)."""
     return isinstance(err, UnicodeDecodeError) or (
-        isinstance(err, msgspec.DecodeError) and not isinstance(err, msgspec.ValidationError) and "UTF-8" in str(err))
+        isinstance(err, msgspec.DecodeError) and not isinstance(err, msgspec.ValidationError) and "UTF-8" in str(err)
+    )
 
 
 class _Lenient:
@@ -483,7 +498,7 @@ def _skip_bom(blocks: Iterator[bytes]) -> Iterator[bytes]:
     first = True
     for b in blocks:
         if first and b.startswith(_BOM):
-            b = b[len(_BOM):]
+            b = b[len(_BOM) :]
         first = False
         yield b
 
@@ -518,6 +533,8 @@ def _trailing_start(doc: bytes) -> int | None:
         m = _TRAILING.search(str(e))
         return int(m.group(1)) - 1 if m and int(m.group(1)) > 0 else None  # msgspec counts bytes from 1
     return None
+
+
 # ---- end of issue 23 item 17
 
 
@@ -559,8 +576,9 @@ def _json_decode(data: bytes) -> tuple[Any, bool, bool]:
 class KinetoReader:
     """Streams one Kineto file into a :class:`TraceSink`."""
 
-    def __init__(self, path: str | os.PathLike[str], progress: Callable[[int], None] | None = None,
-                 fast: bool = True) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], progress: Callable[[int], None] | None = None, fast: bool = True
+    ) -> None:
         self.path = Path(path)
         self.fast = fast
         self.progress = progress
@@ -654,7 +672,7 @@ class KinetoReader:
             # a crash-truncated file whose tail the filesystem filled with NUL bytes: the data ended at the first
             # NUL (never valid JSON, even inside a string); salvaged like any truncated file
             done = st[4] - start if st is not None and st[4] >= start else None
-            self._finish_tail(data[:at - start], None, done)
+            self._finish_tail(data[: at - start], None, done)
             for c in self._all_cols:
                 c.con.close()
             return
@@ -669,8 +687,9 @@ class KinetoReader:
                 tail.append(b)
                 end += len(b)
                 if end - at > MAX_EVENT:
-                    raise TraceError(self.path, f"more than {MAX_EVENT >> 20} MB after the event list: "
-                                                "not a trace this tool reads")
+                    raise TraceError(
+                        self.path, f"more than {MAX_EVENT >> 20} MB after the event list: not a trace this tool reads"
+                    )
             data = b"".join(tail)
         # 3. the last event(s) and the tail of the document
         done = st[4] - start if st is not None and st[4] >= start else None
@@ -678,8 +697,9 @@ class KinetoReader:
         for c in self._all_cols:  # the DuckDB connections, if the generic path ran
             c.con.close()
 
-    def _events(self, blocks: Iterator[bytes], start: int,
-                buf: bytes) -> tuple[bytes, int, int, int, kscan.SplitState | None]:
+    def _events(
+        self, blocks: Iterator[bytes], start: int, buf: bytes
+    ) -> tuple[bytes, int, int, int, kscan.SplitState | None]:
         """Cut the event list into blocks and have them decoded on a pool of :data:`WORKERS`, appended in order.
 
         ``buf`` is the data from stream offset ``start``, where the first event starts. Returns what is left
@@ -719,16 +739,26 @@ class KinetoReader:
                     pieces = [data]
                     g = self._last_boundary_guess(data) if not eof else None
                     if g is not None:
-                        entries.append((pool.submit(self._checked, memoryview(data)[: g[0]], True),
-                                        memoryview(data)[: g[1]], start))  # no copies
-                        pieces, start = [data[g[1]:]], start + g[1]
+                        entries.append(
+                            (
+                                pool.submit(self._checked, memoryview(data)[: g[0]], True),
+                                memoryview(data)[: g[1]],
+                                start,
+                            )
+                        )  # no copies
+                        pieces, start = [data[g[1] :]], start + g[1]
                     elif eof or end - start >= 2 * BLOCK:  # no guess (an event this large, or no objects)
                         by_structure(start, data)
                 elif not guess and cut is not None and end - start >= BLOCK:
                     data = b"".join(pieces) if len(pieces) > 1 else pieces[0]
-                    entries.append((pool.submit(self._checked, memoryview(data)[: cut[0] - start], False),
-                                    memoryview(data)[: cut[1] - start], start))
-                    pieces, start, cut = [data[cut[1] - start:]], cut[1], None
+                    entries.append(
+                        (
+                            pool.submit(self._checked, memoryview(data)[: cut[0] - start], False),
+                            memoryview(data)[: cut[1] - start],
+                            start,
+                        )
+                    )
+                    pieces, start, cut = [data[cut[1] - start :]], cut[1], None
                 # 2. append the decoded blocks, in order; a guess that failed: back to its block, by structure
                 last = eof or code != kscan.CONSUMED
                 while entries and (entries[0][0].done() or len(entries) > WORKERS + 1 or last):
@@ -755,8 +785,11 @@ class KinetoReader:
                     if code != kscan.CONSUMED or eof:
                         break
                 if not guess and cut is None and end - start > MAX_EVENT:
-                    raise TraceError(self.path, f"event larger than {MAX_EVENT >> 20} MB at byte {start} of the "
-                                                "(uncompressed) file: not a trace this tool reads")
+                    raise TraceError(
+                        self.path,
+                        f"event larger than {MAX_EVENT >> 20} MB at byte {start} of the "
+                        "(uncompressed) file: not a trace this tool reads",
+                    )
                 if eof or code != kscan.CONSUMED:
                     continue
                 # 3. read on
@@ -795,8 +828,9 @@ class KinetoReader:
         end = off + len(buf)
         while code == kscan.CONSUMED:
             if end - off > MAX_EVENT:
-                raise TraceError(self.path, f"more than {MAX_EVENT >> 20} MB before `traceEvents`: "
-                                            "not a trace this tool reads")
+                raise TraceError(
+                    self.path, f"more than {MAX_EVENT >> 20} MB before `traceEvents`: not a trace this tool reads"
+                )
             b = next(blocks, None)
             if b is None:
                 break
@@ -821,7 +855,7 @@ class KinetoReader:
         if not isinstance(hd, dict):
             raise TraceError(self.path, "not JSON: the part before `traceEvents` does not parse")
         self._add_meta(hd, lenient, _repeated_top_keys(head + b'"traceEvents": []}'))
-        return at, data[at - off:]
+        return at, data[at - off :]
 
     @staticmethod
     def _nul_padded(data: bytes, i: int, blocks: Iterator[bytes]) -> bool:
@@ -836,10 +870,13 @@ class KinetoReader:
     def _structure_error(self, code: int, at: int, data: bytes, start: int, where: str = "inside traceEvents") -> None:
         """Raise the one-line error for what :func:`kscan.split` stopped at (``data`` starts at offset ``start``)."""
         if code == kscan.TOO_DEEP:
-            raise TraceError(self.path, f"JSON nested too deeply (more than {kscan.MAX_DEPTH} levels) {where}, "
-                                        f"at byte {at} of the (uncompressed) file")
+            raise TraceError(
+                self.path,
+                f"JSON nested too deeply (more than {kscan.MAX_DEPTH} levels) {where}, "
+                f"at byte {at} of the (uncompressed) file",
+            )
         i = at - start
-        near = data[max(0, i - 30): i + 30]
+        near = data[max(0, i - 30) : i + 30]
         raise TraceError(self.path, f"not valid JSON {where} at byte {at} of the (uncompressed) file, near: {near!r}")
 
     def _append(self, batches: list[Prepared | None]) -> None:
@@ -891,7 +928,9 @@ class KinetoReader:
             got = _to_ns([e.ts for e in evs])
             if got is not None:
                 ts, tv = got
-                du, dv = _to_ns([e.dur for e in evs]) or _text_to_ns([msgspec.Raw(_encode(e.dur)) if e.dur is not None else msgspec.Raw(b"") for e in evs])
+                du, dv = _to_ns([e.dur for e in evs]) or _text_to_ns(
+                    [msgspec.Raw(_encode(e.dur)) if e.dur is not None else msgspec.Raw(b"") for e in evs]
+                )
             else:
                 exact = False
         if not exact:
@@ -903,8 +942,12 @@ class KinetoReader:
                 ts, tv = _text_to_ns([e.ts for e in te])
                 du, dv = _text_to_ns([e.dur for e in te])
             else:
-                ts, tv = _text_to_ns([msgspec.Raw(_encode(e.ts)) if e.ts is not None else msgspec.Raw(b"") for e in evs])
-                du, dv = _text_to_ns([msgspec.Raw(_encode(e.dur)) if e.dur is not None else msgspec.Raw(b"") for e in evs])
+                ts, tv = _text_to_ns(
+                    [msgspec.Raw(_encode(e.ts)) if e.ts is not None else msgspec.Raw(b"") for e in evs]
+                )
+                du, dv = _text_to_ns(
+                    [msgspec.Raw(_encode(e.dur)) if e.dur is not None else msgspec.Raw(b"") for e in evs]
+                )
         missing_ts = ~tv
         if missing_ts.any():
             self.notes.add(_NO_TS, int(missing_ts.sum()))
@@ -927,8 +970,10 @@ class KinetoReader:
         """Top-level keys (not events) into the trace metadata, cleaned as events are. A key given twice (in one
         part, ``repeated``, or before and after the events) keeps its last value, with a note naming it."""
         for k in sorted(set(repeated or ()) | {k for k in top if k in self.meta}):
-            self.notes.add(f"file with the top-level key {json.dumps(k)} more than once: only its last value is kept "
-                           f"(the earlier ones, and any events inside them, are not in the output)")
+            self.notes.add(
+                f"file with the top-level key {json.dumps(k)} more than once: only its last value is kept "
+                f"(the earlier ones, and any events inside them, are not in the output)"
+            )
         for k, v in top.items():
             hits: set[str] = set()
             if lenient:
@@ -1028,12 +1073,17 @@ class KinetoReader:
                     else:
                         extra = len(doc[end:].strip())
                         if extra:
-                            self.notes.add(f"file with trailing data after the end of the JSON document: {extra} bytes ignored")
+                            self.notes.add(
+                                f"file with trailing data after the end of the JSON document: {extra} bytes ignored"
+                            )
             if isinstance(tail, dict):
                 if buf[:events_end].strip():
                     self._append(self._columns_for(buf[:events_end]))
-                self._add_meta({k: v for k, v in tail.items() if k != "traceEvents"}, lenient,
-                               [k for k in _repeated_top_keys(doc[:end] if end is not None else doc) if k != "traceEvents"])
+                self._add_meta(
+                    {k: v for k, v in tail.items() if k != "traceEvents"},
+                    lenient,
+                    [k for k in _repeated_top_keys(doc[:end] if end is not None else doc) if k != "traceEvents"],
+                )
                 return
         # Truncated (a run that crashed mid-export): keep the complete events.
         self.lost_bytes = len(buf.strip())
@@ -1076,8 +1126,13 @@ def _devices(meta: dict[str, Any]) -> Any:
     return meta.get("deviceProperties") or meta.get("computeProperties") or []
 
 
-def convert_kineto(path: str | os.PathLike[str], out: str | os.PathLike[str], trace: str | None = None,
-                   progress: Callable[[int], None] | None = None, fast: bool = True) -> dict[str, Any]:
+def convert_kineto(
+    path: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    trace: str | None = None,
+    progress: Callable[[int], None] | None = None,
+    fast: bool = True,
+) -> dict[str, Any]:
     """Convert one Kineto JSON(.gz) file to ``out`` (Parquet). Returns the trace metadata written.
 
     ``fast=False`` skips the C scanner (the pure-Python path; the same rows, args whitespace aside).
@@ -1090,9 +1145,13 @@ def convert_kineto(path: str | os.PathLike[str], out: str | os.PathLike[str], tr
             if sink.rows == 0:
                 skipped = reader.notes.counts.get(_NON_OBJECT, 0)
                 if skipped:
-                    raise TraceError(path, f"not a trace: none of the {skipped} entries of its event list is an event object")
+                    raise TraceError(
+                        path, f"not a trace: none of the {skipped} entries of its event list is an event object"
+                    )
                 if reader.lost_bytes:
-                    raise TraceError(path, f"truncated before the first complete event ({reader.lost_bytes} bytes unusable)")
+                    raise TraceError(
+                        path, f"truncated before the first complete event ({reader.lost_bytes} bytes unusable)"
+                    )
                 raise TraceError(path, "no events in `traceEvents`")
             meta = reader.trace_meta()
             sink.finish(meta)

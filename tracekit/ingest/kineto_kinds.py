@@ -11,20 +11,39 @@ from __future__ import annotations
 
 #: Kineto ``cat`` -> kind, old and new category names (``Kernel``/``kernel``, ``Runtime``/``cuda_runtime``, ...).
 CAT_KIND: dict[str, str] = {
-    "kernel": "kernel", "Kernel": "kernel",
-    "gpu_memcpy": "memcpy", "Memcpy": "memcpy",
-    "gpu_memset": "memset", "Memset": "memset",
-    "cuda_runtime": "runtime", "cuda_driver": "runtime", "Runtime": "runtime", "hip_runtime": "runtime",
+    "kernel": "kernel",
+    "Kernel": "kernel",
+    "gpu_memcpy": "memcpy",
+    "Memcpy": "memcpy",
+    "gpu_memset": "memset",
+    "Memset": "memset",
+    "cuda_runtime": "runtime",
+    "cuda_driver": "runtime",
+    "Runtime": "runtime",
+    "hip_runtime": "runtime",
     "cuda_sync": "gpu_sync",
-    "user_annotation": "range", "gpu_user_annotation": "gpu_range",
-    "cpu_op": "cpu_op", "Operator": "cpu_op",
+    "user_annotation": "range",
+    "gpu_user_annotation": "gpu_range",
+    "cpu_op": "cpu_op",
+    "Operator": "cpu_op",
     "python_function": "python",
-    "ac2g": "flow", "async_cpu_to_gpu": "flow", "async_gpu": "flow", "fwdbwd": "flow",
+    "ac2g": "flow",
+    "async_cpu_to_gpu": "flow",
+    "async_gpu": "flow",
+    "fwdbwd": "flow",
     "cpu_instant_event": "instant",
 }
 #: Chrome-trace ``ph`` letters whose kind does not depend on ``cat``.
-PH_KIND: dict[str, str] = {"M": "meta", "C": "counter", "s": "flow", "f": "flow", "t": "flow",
-                           "i": "instant", "I": "instant", "n": "instant"}
+PH_KIND: dict[str, str] = {
+    "M": "meta",
+    "C": "counter",
+    "s": "flow",
+    "f": "flow",
+    "t": "flow",
+    "i": "instant",
+    "I": "instant",
+    "n": "instant",
+}
 
 #: Op categories whose ``ProfilerStep#N`` rows are the step's range, not an op (older torch wrote the step so).
 STEP_CATS: tuple[str, ...] = ("cpu_op", "Operator")

@@ -56,8 +56,19 @@ except ImportError:  # extension not built: the package works pure-Python
 AVAILABLE = _kscan is not None
 
 STR_COLS = ("ph", "cat", "name", "bp", "s", "input_dims", "input_types", "args")
-I64_COLS = ("pid", "tid", "ts_ns", "dur_ns", "id", "correlation", "stream", "external_id", "shared_mem_bytes",
-            "bytes", "graph_id")
+I64_COLS = (
+    "pid",
+    "tid",
+    "ts_ns",
+    "dur_ns",
+    "id",
+    "correlation",
+    "stream",
+    "external_id",
+    "shared_mem_bytes",
+    "bytes",
+    "graph_id",
+)
 I32_COLS = ("device", "registers", "grid_x", "grid_y", "grid_z", "block_x", "block_y", "block_z")
 #: Columns returned by :func:`scan_block` besides kind and copy_kind: the base columns of kineto's
 #: ``_Columns.build`` less trace/source/seq. (The C scanner also returns bp, s and id; they are in ``args``
@@ -76,15 +87,22 @@ _RANGE, _OTHER, _MEMCPY, _EMPTY, _NULL_STR = str_array([STEP_KIND, OTHER_KIND, "
 _FALSE = num_array(np.zeros(1, bool))[0]
 _COPY_RE = r"(?:Memcpy|memcpy|Copy)\s*(?P<k>[A-Za-z]+to[A-Za-z]+)"
 
-_TYPES = {**{c: pa.string() for c in STR_COLS}, **{c: pa.int64() for c in I64_COLS},
-          **{c: pa.int32() for c in I32_COLS}, "flops": pa.float64()}
+_TYPES = {
+    **{c: pa.string() for c in STR_COLS},
+    **{c: pa.int64() for c in I64_COLS},
+    **{c: pa.int32() for c in I32_COLS},
+    "flops": pa.float64(),
+}
 
 
 def _array(typ: pa.DataType, n: int, bufs: tuple[Any, ...]) -> pa.Array:
     valid = bufs[0]
-    return pa.Array.from_buffers(typ, n, [None if valid is None else pa.py_buffer(valid),
-                                          *(pa.py_buffer(b) for b in bufs[1:])],
-                                 null_count=0 if valid is None else -1)
+    return pa.Array.from_buffers(
+        typ,
+        n,
+        [None if valid is None else pa.py_buffer(valid), *(pa.py_buffer(b) for b in bufs[1:])],
+        null_count=0 if valid is None else -1,
+    )
 
 
 def kind_of(ph: pa.Array, cat: pa.Array, name: pa.Array) -> pa.Array:
@@ -166,7 +184,9 @@ def scan_runs(body: bytes | memoryview, counts: Counter[str] | None = None) -> l
     return [bytes(body[a:b]) if cols is None else cols for a, b, cols in runs(body, counts)]
 
 
-def runs(body: bytes | memoryview, counts: Counter[str] | None = None) -> list[tuple[int, int, dict[str, pa.Array] | None]]:
+def runs(
+    body: bytes | memoryview, counts: Counter[str] | None = None
+) -> list[tuple[int, int, dict[str, pa.Array] | None]]:
     """:func:`scan_runs` with the byte span of each run in ``body`` (cols None: a run left to the generic path)."""
     if _kscan is None:
         return [(0, len(body), None)] if bytes(body).strip() else []
@@ -230,8 +250,9 @@ MAX_DEPTH = 500  # the C scanner's SPLIT_MAX_DEPTH; msgspec and DuckDB take a li
 SplitState = tuple[int, int, int, int, int, int, int]
 
 
-def split(chunk: bytes | memoryview, base: int, state: SplitState | None, mode: int,
-          first: bool = False) -> tuple[SplitState, int, int, int, int]:
+def split(
+    chunk: bytes | memoryview, base: int, state: SplitState | None, mode: int, first: bool = False
+) -> tuple[SplitState, int, int, int, int]:
     """Follow the JSON structure of a stream fed chunk by chunk: ``(state, cut_end, cut_next, code, at)``.
 
     Linear in the input and blind to values: it tracks strings, escapes and nesting only, so a ``},{`` inside
@@ -252,11 +273,12 @@ def split(chunk: bytes | memoryview, base: int, state: SplitState | None, mode: 
 
 _KEY = b"traceEvents"
 _STR_STOP = re.compile(rb'["\\\x00-\x1f]')
-_TOKEN = re.compile(rb'[ \t\r\n]*(?:([0-9A-Za-z+.\-]+)|([^ \t\r\n]))')
+_TOKEN = re.compile(rb"[ \t\r\n]*(?:([0-9A-Za-z+.\-]+)|([^ \t\r\n]))")
 
 
-def _py_split(b: bytes, base: int, state: SplitState | None, mode: int,
-              first: bool) -> tuple[SplitState, int, int, int, int]:
+def _py_split(
+    b: bytes, base: int, state: SplitState | None, mode: int, first: bool
+) -> tuple[SplitState, int, int, int, int]:
     """Pure-Python :func:`split` (the same state machine as ``_kscan.c``), for when the extension is absent."""
     depth, in_str, seen, key, done, kstate, kstart = state or (0, 0, 0, -1, -1, 0, -1)
     cut_end = cut_next = -1
@@ -278,7 +300,7 @@ def _py_split(b: bytes, base: int, state: SplitState | None, mode: int,
             q = m.start() if m else n
             if key >= 0:
                 part = b[p:q]
-                key = key + len(part) if _KEY[key:key + len(part)] == part else -1
+                key = key + len(part) if _KEY[key : key + len(part)] == part else -1
             p = q
             if p >= n:
                 break
@@ -303,8 +325,21 @@ def _py_split(b: bytes, base: int, state: SplitState | None, mode: int,
         tok = m.group(1) or m.group(2)
         pos = m.start(1) if m.group(1) else m.start(2)
         ch = tok[0]
-        cls = (0 if m.group(1) else 1 if ch == 0x22 else 2 if ch in b"{[" else 3 if ch in b"}]" else 4 if ch == 0x2C
-               else 5 if ch == 0x3A else 6)
+        cls = (
+            0
+            if m.group(1)
+            else 1
+            if ch == 0x22
+            else 2
+            if ch in b"{["
+            else 3
+            if ch in b"}]"
+            else 4
+            if ch == 0x2C
+            else 5
+            if ch == 0x3A
+            else 6
+        )
         if mode == HEAD and depth == 1 and kstate:
             if kstate == 1:
                 kstate = 2 if cls == 5 else 0

@@ -176,8 +176,10 @@ def _launch_facts(ts: np.ndarray, dur: np.ndarray, tid: np.ndarray, src: np.ndar
     """launch_ts_ns / launch_dur_ns / launch_tid: the launching call's row ``src`` of the three columns (-1: NULL)."""
     none = src < 0
     safe = np.where(none, 0, src)
-    return {k: num_array(v[safe] if len(v) else safe, none, pa.int64())
-            for k, v in (("launch_ts_ns", ts), ("launch_dur_ns", dur), ("launch_tid", tid))}
+    return {
+        k: num_array(v[safe] if len(v) else safe, none, pa.int64())
+        for k, v in (("launch_ts_ns", ts), ("launch_dur_ns", dur), ("launch_tid", tid))
+    }
 
 
 def _take(values: pa.Array, idx: np.ndarray) -> pa.Array:
@@ -233,8 +235,12 @@ def _rightmost_open(tables: list[np.ndarray], pos: np.ndarray, t: np.ndarray) ->
     vectorised steps for all queries at once, instead of a Python stack walk.
     """
     if len(pos) > _QUERY_CHUNK:
-        return np.concatenate([_rightmost_open(tables, pos[i : i + _QUERY_CHUNK], t[i : i + _QUERY_CHUNK])
-                               for i in range(0, len(pos), _QUERY_CHUNK)])
+        return np.concatenate(
+            [
+                _rightmost_open(tables, pos[i : i + _QUERY_CHUNK], t[i : i + _QUERY_CHUNK])
+                for i in range(0, len(pos), _QUERY_CHUNK)
+            ]
+        )
     pos = pos.astype(np.int64, copy=True)
     for k in range(len(tables) - 1, -1, -1):
         blk = 1 << k
@@ -254,8 +260,12 @@ def _open_at(ends: np.ndarray, parent: np.ndarray, pos: np.ndarray, t: np.ndarra
     :class:`RangeTree` would have to keep for its lookups is O(ranges log ranges) (184 MB on a 1.15 M-range trace).
     """
     if len(pos) > _QUERY_CHUNK:  # bounds the temporaries, as _rightmost_open does
-        return np.concatenate([_open_at(ends, parent, pos[i : i + _QUERY_CHUNK], t[i : i + _QUERY_CHUNK])
-                               for i in range(0, len(pos), _QUERY_CHUNK)])
+        return np.concatenate(
+            [
+                _open_at(ends, parent, pos[i : i + _QUERY_CHUNK], t[i : i + _QUERY_CHUNK])
+                for i in range(0, len(pos), _QUERY_CHUNK)
+            ]
+        )
     pos = pos.astype(np.int64, copy=True)
     todo = np.flatnonzero(pos >= 0)
     while len(todo):
@@ -285,8 +295,13 @@ def _thread_key(pid: np.ndarray, tid: np.ndarray) -> np.ndarray:
     return (pid << 32) ^ (tid & 0xFFFFFFFF)
 
 
-def _lookup(threads: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]], pid: np.ndarray,
-            tid: np.ndarray, ts: np.ndarray, rows: np.ndarray) -> np.ndarray:
+def _lookup(
+    threads: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]],
+    pid: np.ndarray,
+    tid: np.ndarray,
+    ts: np.ndarray,
+    rows: np.ndarray,
+) -> np.ndarray:
     """For points ``rows`` of the columns: the payload of the latest-starting interval of their thread open at
     their start (-1: none). ``threads``: per packed (pid, tid), starts and ends in start order (longer first on
     ties), each interval's parent by the same rule at its own start, and its payload."""
@@ -307,8 +322,9 @@ def _lookup(threads: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndar
     return out
 
 
-def _spans(pid: np.ndarray, tid: np.ndarray, ts: np.ndarray, dur: np.ndarray,
-           payload: np.ndarray) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+def _spans(
+    pid: np.ndarray, tid: np.ndarray, ts: np.ndarray, dur: np.ndarray, payload: np.ndarray
+) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
     """Intervals with a payload each, per thread in :func:`_lookup`'s layout (as :class:`RangeTree` keeps its ranges)."""
     out: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
     for (p_, t_), rows in _thread_groups(pid, tid, np.arange(len(ts), dtype=np.int32)).items():
@@ -332,8 +348,15 @@ class RangeTree:
     parent is found by the same rule at its own start.
     """
 
-    def __init__(self, pid: np.ndarray, tid: np.ndarray, ts: np.ndarray, dur: np.ndarray,
-                 name_idx: np.ndarray, name_dict: list[str]) -> None:
+    def __init__(
+        self,
+        pid: np.ndarray,
+        tid: np.ndarray,
+        ts: np.ndarray,
+        dur: np.ndarray,
+        name_idx: np.ndarray,
+        name_dict: list[str],
+    ) -> None:
         """The range rows' columns, in row order (``name_idx`` into ``name_dict``, -1 = NULL)."""
         m_all = len(ts)
         self.range_path = np.full(m_all, -1, dtype=np.int32)  # path id of each input range, in input order
@@ -357,8 +380,9 @@ class RangeTree:
         for p_, t_ in sorted(groups, key=lambda k: self._main.get(k[0]) != k[1]):
             self._add_thread(groups[(p_, t_)], pid, tid, ts, dur, name_idx)
 
-    def _add_thread(self, rows: np.ndarray, pid: np.ndarray, tid: np.ndarray, ts: np.ndarray, dur: np.ndarray,
-                    name_idx: np.ndarray) -> None:
+    def _add_thread(
+        self, rows: np.ndarray, pid: np.ndarray, tid: np.ndarray, ts: np.ndarray, dur: np.ndarray, name_idx: np.ndarray
+    ) -> None:
         """Nest one thread's ranges (``rows`` into the columns) and give each its path (module docstring,
         step 1; a root range of a thread that is not its process's main thread is prefixed by the main thread's
         path open at its start, which therefore must have been added before)."""
@@ -430,8 +454,9 @@ class RangeTree:
         """
         return _lookup(self._threads, pid, tid, ts, rows)
 
-    def main_lookup(self, pid: np.ndarray, tid: np.ndarray, ts: np.ndarray,
-                    rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def main_lookup(
+        self, pid: np.ndarray, tid: np.ndarray, ts: np.ndarray, rows: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """For points ``rows``: the path id of the range open on their process's main thread at their start
         (-1: none, or the point is on that main thread), and whether each point may borrow at all (it is not
         on its process's main thread). See :meth:`main_threads` for which thread is the main one."""
@@ -456,8 +481,10 @@ class RangeTree:
     def is_step_path(self) -> np.ndarray:
         """Per path id: whether its innermost range is a step marker (``ProfilerStep#N``), i.e. says no more
         than "this is a step"."""
-        return np.array([0 <= ni < len(self._name_dict) and self._name_dict[ni].startswith(STEP_PREFIX)
-                         for ni in self._path_name], dtype=bool)
+        return np.array(
+            [0 <= ni < len(self._name_dict) and self._name_dict[ni].startswith(STEP_PREFIX) for ni in self._path_name],
+            dtype=bool,
+        )
 
     def phases(self) -> tuple[list[str], np.ndarray]:
         """The distinct phase names, and each path's phase id (a path's phase is its last element)."""
@@ -468,8 +495,10 @@ class RangeTree:
             if nm not in phase_id:
                 phase_id[nm] = len(phases)
                 phases.append(nm)
-        path_phase = np.array([phase_id[self._name_dict[ni] if ni < len(self._name_dict) else ""]
-                               for ni in self._path_name], dtype=np.int32)
+        path_phase = np.array(
+            [phase_id[self._name_dict[ni] if ni < len(self._name_dict) else ""] for ni in self._path_name],
+            dtype=np.int32,
+        )
         return phases, path_phase
 
 
@@ -482,8 +511,14 @@ def link(inp: LinkInput) -> LinkOutput:
     rule_idx = np.full(n, -1, dtype=np.int8)
 
     range_rows = np.flatnonzero(inp.code == RANGE).astype(np.int32)
-    tree = RangeTree(inp.pid[range_rows], inp.tid[range_rows], inp.ts[range_rows], inp.dur[range_rows],
-                     inp.name_idx[range_rows], inp.name_dict)
+    tree = RangeTree(
+        inp.pid[range_rows],
+        inp.tid[range_rows],
+        inp.ts[range_rows],
+        inp.dur[range_rows],
+        inp.name_idx[range_rows],
+        inp.name_dict,
+    )
     path_idx[range_rows] = tree.range_path
     point_rows = np.flatnonzero((inp.code == RUNTIME) | (inp.code == CPU_POINT)).astype(np.int32)
     own = tree.lookup(inp.pid, inp.tid, inp.ts, point_rows)
@@ -529,12 +564,14 @@ def link(inp: LinkInput) -> LinkOutput:
     has = launch_row >= 0
     lidx = np.where(has, inp.name_idx[np.where(has, launch_row, 0)] if n else launch_row, -1)
     lidx = np.where(lidx >= 0, lidx, -1).astype(np.int32)
-    return LinkOutput(phase_idx, path_idx, phases, paths, launch_row, lidx, str_array(inp.name_dict), ambiguous,
-                      rule_idx)
+    return LinkOutput(
+        phase_idx, path_idx, phases, paths, launch_row, lidx, str_array(inp.name_dict), ambiguous, rule_idx
+    )
 
 
-def _borrow(inp: LinkInput, tree: RangeTree, own_path: np.ndarray, rows: np.ndarray,
-            own: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _borrow(
+    inp: LinkInput, tree: RangeTree, own_path: np.ndarray, rows: np.ndarray, own: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Per point ``rows`` (``own``: its own thread's path, -1 none): the path it borrows and the rule that gave
     it (-1: none), by the module docstring's order. Points with a path of their own are answered -1 here."""
     path = np.full(len(rows), -1, dtype=np.int32)
@@ -573,7 +610,7 @@ def _forward_paths(inp: LinkInput, tree: RangeTree, own_path: np.ndarray, q: np.
         _, p_rank = np.unique(np.concatenate([inp.pid[fwd], inp.pid[bwd]]), return_inverse=True)
         seqs = np.concatenate([sq[c == FB_FWD_OP], sq[c == FB_BWD_OP]])
         key = p_rank.astype(np.int64) * (int(seqs.max()) + 1) + seqs  # seq < 2**40 in any real trace: no overflow
-        pick, _ = Launches(key[: len(fwd)], inp.ts[fwd]).find(key[len(fwd):], inp.ts[bwd])
+        pick, _ = Launches(key[: len(fwd)], inp.ts[fwd]).find(key[len(fwd) :], inp.ts[bwd])
         ok = pick >= 0
         bpath[ok] = own_path[fwd[pick[ok]]]
     starts, ends = r[c == FB_START], r[c == FB_END]
@@ -687,9 +724,12 @@ class BatchLinker:
 
     def _launch_index(self) -> tuple[Launches, np.ndarray, dict[str, Any]]:
         if self._launches is None:
-            rt: dict[str, Any] = {k: (pa.concat_arrays(v) if k == "name" else np.concatenate(v)) if v else
-                  (pa.nulls(0, pa.string()) if k == "name" else np.zeros(0, np.int8 if k == "rule" else np.int64))
-                  for k, v in self._rt.items()}
+            rt: dict[str, Any] = {
+                k: (pa.concat_arrays(v) if k == "name" else np.concatenate(v))
+                if v
+                else (pa.nulls(0, pa.string()) if k == "name" else np.zeros(0, np.int8 if k == "rule" else np.int64))
+                for k, v in self._rt.items()
+            }
             enc = rt["name"].dictionary_encode()  # launch_name: indices into the distinct names of the calls
             rt["name_dict"], rt["name_idx"] = enc.dictionary, np_filled(enc.indices, -1, np.int32)
             keyed = np.flatnonzero(rt["corr"] >= 0)
@@ -697,8 +737,16 @@ class BatchLinker:
             self._rt = {}
         return self._launches
 
-    def columns(self, code: np.ndarray, pid: np.ndarray, tid: np.ndarray, ts: np.ndarray, dur: np.ndarray,
-                corr: np.ndarray, name: pa.Array) -> dict[str, pa.Array]:
+    def columns(
+        self,
+        code: np.ndarray,
+        pid: np.ndarray,
+        tid: np.ndarray,
+        ts: np.ndarray,
+        dur: np.ndarray,
+        corr: np.ndarray,
+        name: pa.Array,
+    ) -> dict[str, pa.Array]:
         """The link columns of the next batch (its linker columns as :class:`LinkInput` holds them, and its names)."""
         n = len(code)
         path = np.full(n, -1, dtype=np.int32)
@@ -750,7 +798,9 @@ class BatchLinker:
         if grange.any():  # gpu_range rows: their own name is their phase (and path)
             own = pc.fill_null(name, "")
             mask = num_array(grange)
-            phase, phase_path = (pc.if_else(mask, own, a.cast(pa.string())).dictionary_encode() for a in (phase, phase_path))
+            phase, phase_path = (
+                pc.if_else(mask, own, a.cast(pa.string())).dictionary_encode() for a in (phase, phase_path)
+            )
             rule[grange] = THREAD_RULE
         return {
             "phase": phase,

@@ -102,21 +102,56 @@ SOURCE = "nsys"
 
 #: Tables whose presence marks a file as an nsys export.
 EVENT_TABLES = (
-    "CUPTI_ACTIVITY_KIND_KERNEL", "CUPTI_ACTIVITY_KIND_MEMCPY", "CUPTI_ACTIVITY_KIND_MEMSET",
-    "CUPTI_ACTIVITY_KIND_RUNTIME", "CUPTI_ACTIVITY_KIND_SYNCHRONIZATION", "NVTX_EVENTS", "OSRT_API",
+    "CUPTI_ACTIVITY_KIND_KERNEL",
+    "CUPTI_ACTIVITY_KIND_MEMCPY",
+    "CUPTI_ACTIVITY_KIND_MEMSET",
+    "CUPTI_ACTIVITY_KIND_RUNTIME",
+    "CUPTI_ACTIVITY_KIND_SYNCHRONIZATION",
+    "NVTX_EVENTS",
+    "OSRT_API",
 )
 #: Columns holding StringIds ids, resolved to text where they end up in ``args``.
 STRING_ID_COLS = {"shortName", "mangledName", "demangledName", "nameId", "textId", "jsonTextId"}
 
 #: Built-in enum values (the file's ENUM_* table, when present, wins for labels we do not know).
-COPY_KIND = {0: "Unknown", 1: "HtoD", 2: "DtoH", 3: "HtoA", 4: "AtoH", 5: "AtoA", 6: "AtoD", 7: "DtoA",
-             8: "DtoD", 9: "HtoH", 10: "PtoP", 11: "Unified HtoD", 12: "Unified DtoH", 13: "Unified DtoD"}
-MEM_KIND = {0: "Pageable", 1: "Pinned", 2: "Device", 3: "Array", 4: "Managed", 5: "Device Static",
-            6: "Managed Static", 7: "Unknown"}
+COPY_KIND = {
+    0: "Unknown",
+    1: "HtoD",
+    2: "DtoH",
+    3: "HtoA",
+    4: "AtoH",
+    5: "AtoA",
+    6: "AtoD",
+    7: "DtoA",
+    8: "DtoD",
+    9: "HtoH",
+    10: "PtoP",
+    11: "Unified HtoD",
+    12: "Unified DtoH",
+    13: "Unified DtoD",
+}
+MEM_KIND = {
+    0: "Pageable",
+    1: "Pinned",
+    2: "Device",
+    3: "Array",
+    4: "Managed",
+    5: "Device Static",
+    6: "Managed Static",
+    7: "Unknown",
+}
 SYNC_TYPE = {0: "Unknown Sync", 1: "Event Sync", 2: "Stream Wait Event", 3: "Stream Sync", 4: "Context Sync"}
-NVTX_TYPE = {33: "NvtxCategory", 34: "NvtxMark", 39: "NvtxThread", 59: "NvtxPushPopRange",
-             60: "NvtxStartEndRange", 70: "NvtxtPushPopRange", 71: "NvtxtStartEndRange",
-             75: "NvtxDomainCreate", 76: "NvtxDomainDestroy"}
+NVTX_TYPE = {
+    33: "NvtxCategory",
+    34: "NvtxMark",
+    39: "NvtxThread",
+    59: "NvtxPushPopRange",
+    60: "NvtxStartEndRange",
+    70: "NvtxtPushPopRange",
+    71: "NvtxtStartEndRange",
+    75: "NvtxDomainCreate",
+    76: "NvtxDomainDestroy",
+}
 NVTX_RANGE_TYPES = (59, 60, 70, 71)
 NVTX_MARK_TYPES = (34,)
 EVENT_CLASS = {0: "CUDA runtime", 1: "CUDA driver"}
@@ -165,8 +200,9 @@ class _Db:
         try:
             # Tables only: a view (or a virtual table) runs the file's own SQL, which may never end (a view
             # named CUPTI_ACTIVITY_KIND_KERNEL over an endless recursive CTE spun forever). nsys writes tables.
-            rows = self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
-                                     "AND coalesce(sql, '') NOT LIKE 'CREATE VIRTUAL%'").fetchall()
+            rows = self.conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND coalesce(sql, '') NOT LIKE 'CREATE VIRTUAL%'"
+            ).fetchall()
         except (sqlite3.DatabaseError, UnicodeDecodeError) as e:  # the latter: a damaged table name
             raise TraceError(path, f"not a readable SQLite database ({_one_line(e)})") from None
         self.tables = {r[0] for r in rows}
@@ -321,7 +357,9 @@ def _check_header(path: Path) -> None:
     except OSError as e:
         raise TraceError(path, f"cannot read ({e.strerror})") from None
     if not head.startswith(b"SQLite format 3\x00"):
-        raise TraceError(path, "not an SQLite database (nsys exports are SQLite; export with `nsys export --type sqlite`)")
+        raise TraceError(
+            path, "not an SQLite database (nsys exports are SQLite; export with `nsys export --type sqlite`)"
+        )
     if len(head) < 100:
         raise TraceError(path, "truncated SQLite file (shorter than its 100-byte header)")
     page = int.from_bytes(head[16:18], "big")
@@ -397,16 +435,24 @@ def _selection(db: _Db, spec: TableSpec, extra_args: dict[str, str], extra_cols:
         return ("t." + _ident(c)) if c and c in cols else "NULL"
 
     owner = spec.thread if spec.thread in cols else spec.process
-    sels = [Sel("start", col(spec.start), INT), Sel("end", col(spec.end) if spec.end else "NULL", INT),
-            Sel("owner", col(owner), INT), Sel("name_id", col(spec.name_id) if spec.name_id else "NULL", INT),
-            Sel("corr", col("correlationId"), INT)]
+    sels = [
+        Sel("start", col(spec.start), INT),
+        Sel("end", col(spec.end) if spec.end else "NULL", INT),
+        Sel("owner", col(owner), INT),
+        Sel("name_id", col(spec.name_id) if spec.name_id else "NULL", INT),
+        Sel("corr", col("correlationId"), INT),
+    ]
     sels += [Sel(k, v, STR if k in _STR_TYPED else INT) for k, v in spec.typed.items()]
     sels += [Sel(k, v, INT) for k, v in extra_cols.items()]
     return sels + _arg_sels(db, spec, extra_args)
 
 
-_DECODERS: dict[str, msgspec.json.Decoder[Any]] = {INT: msgspec.json.Decoder(list[int | None]), STR: msgspec.json.Decoder(list[str | None]),
-             FLOAT: msgspec.json.Decoder(list[float | None]), RAW: msgspec.json.Decoder(list[msgspec.Raw])}
+_DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
+    INT: msgspec.json.Decoder(list[int | None]),
+    STR: msgspec.json.Decoder(list[str | None]),
+    FLOAT: msgspec.json.Decoder(list[float | None]),
+    RAW: msgspec.json.Decoder(list[msgspec.Raw]),
+}
 _ARROW = {INT: pa.int64(), STR: pa.string(), FLOAT: pa.float64()}
 
 
@@ -457,8 +503,10 @@ def _member_sql(s: Sel) -> str:
     if s.kind == FLOAT:
         return f"(CASE WHEN ({e}) IS NULL THEN NULL ELSE char({ord(_FLOAT_MARK)}) END)"
     if s.column and s.kind == INT:
-        return f"(CASE WHEN {e} IS NULL THEN NULL WHEN {e} = CAST({e} AS INTEGER) THEN {key} || {e} " \
-               f"ELSE {key} || json_quote({e}) END)"
+        return (
+            f"(CASE WHEN {e} IS NULL THEN NULL WHEN {e} = CAST({e} AS INTEGER) THEN {key} || {e} "
+            f"ELSE {key} || json_quote({e}) END)"
+        )
     if s.column:
         return f"(CASE WHEN {e} IS NULL THEN NULL ELSE {key} || json_quote({e}) END)"
     if s.string_id:  # the lookup only for ids that are there; JSON null only for NULL
@@ -508,9 +556,11 @@ def _rare_members(db: _Db, table: str, sels: list[Sel]) -> frozenset[str]:
     cand = [s for s in sels if s.arg and _null_ref(s) is not None]
     if len(cand) < 3:
         return frozenset()
-    sql = (f"SELECT {', '.join(f'count(c{i})' for i in range(len(cand)))} FROM "
-           f"(SELECT {', '.join(f'{_null_ref(s)} AS c{i}' for i, s in enumerate(cand))} FROM {_ident(table)} AS t "
-           f"LIMIT {RARE_SAMPLE})")
+    sql = (
+        f"SELECT {', '.join(f'count(c{i})' for i in range(len(cand)))} FROM "
+        f"(SELECT {', '.join(f'{_null_ref(s)} AS c{i}' for i, s in enumerate(cand))} FROM {_ident(table)} AS t "
+        f"LIMIT {RARE_SAMPLE})"
+    )
     counts = db.conn.execute(sql).fetchone()
     rare = frozenset(s.key for s, n in zip(cand, counts) if not n)
     return rare if len(rare) >= 2 else frozenset()
@@ -584,7 +634,9 @@ def _batches(db: _Db, table: str, sels: list[Sel]) -> Iterator[dict[str, tuple[p
     sql = f"SELECT count(*), {outer} FROM (SELECT {inner} FROM {t} AS t {where})"
     rare = _rare_members(db, table, sels) if _adbc_sqlite is not None else frozenset()
     lead, args_sql, check_mark = _arrow_plan(sels, rare)
-    arrow_sel = ", ".join([f"{s.expr} AS c{i}" for i, s in enumerate(lead)] + ([f"{args_sql} AS a"] if args_sql else []))
+    arrow_sel = ", ".join(
+        [f"{s.expr} AS c{i}" for i, s in enumerate(lead)] + ([f"{args_sql} AS a"] if args_sql else [])
+    )
     column_sel = ", ".join(f"{_arrow_expr(s)} AS c{i}" for i, s in enumerate(sels))
     # The next batch's query runs on a helper thread while this one is decoded and built. It uses this thread's
     # connections (temp tables live there), which nothing else touches until the query is collected.
@@ -700,7 +752,7 @@ def _has_bytes_to_escape(a: pa.Array) -> bool:
     if a.type != pa.string():
         a = a.cast(pa.string())
     off = np.frombuffer(a.buffers()[1], np.int32, len(a) + 1, a.offset * 4)
-    data = np.frombuffer(a.buffers()[2], np.uint8)[off[0]:off[-1]]
+    data = np.frombuffer(a.buffers()[2], np.uint8)[off[0] : off[-1]]
     return bool((data < 0x20).any() or (data == 0x22).any() or (data == 0x5C).any())
 
 
@@ -742,8 +794,9 @@ def _json_objects(parts: list[tuple[str, pa.Array, str]], n: int) -> pa.Array:
             if not arr.null_count and pc.min(size).as_py():  # some in every row: the join takes them as they are
                 pieces += [",", arr]
             else:
-                pieces.append(pc.if_else(pc.fill_null(pc.greater(size, 0), False),
-                                         pc.binary_join_element_wise(",", arr, ""), ""))
+                pieces.append(
+                    pc.if_else(pc.fill_null(pc.greater(size, 0), False), pc.binary_join_element_wise(",", arr, ""), "")
+                )
             continue
         if kind == STR:
             val = _json_str(arr)
@@ -754,9 +807,9 @@ def _json_objects(parts: list[tuple[str, pa.Array, str]], n: int) -> pa.Array:
         else:
             val = arr
         if val.null_count:
-            pieces.append(pc.fill_null(pc.binary_join_element_wise(f',{_json_key(key)}:', val, ""), ""))
+            pieces.append(pc.fill_null(pc.binary_join_element_wise(f",{_json_key(key)}:", val, ""), ""))
         else:
-            pieces += [f',{_json_key(key)}:', val]
+            pieces += [f",{_json_key(key)}:", val]
     if not pieces:
         return pa.nulls(n, pa.string())
     if isinstance(pieces[0], str):  # the first member is in every row: no leading comma to strip
@@ -895,9 +948,13 @@ class _Reader:
             out[k] = b[k]
         return out
 
-    def _table(self, spec: TableSpec, extra_args: dict[str, str] | None = None,
-               extra_cols: dict[str, str] | None = None,
-               post: Callable[[dict[str, Any], dict[str, pa.Array]], None] | None = None) -> Iterator[Item]:
+    def _table(
+        self,
+        spec: TableSpec,
+        extra_args: dict[str, str] | None = None,
+        extra_cols: dict[str, str] | None = None,
+        post: Callable[[dict[str, Any], dict[str, pa.Array]], None] | None = None,
+    ) -> Iterator[Item]:
         if not self.db.cols(spec.table) or spec.start not in self.db.cols(spec.table):
             return
         sels = _selection(self.db, spec, extra_args or {}, extra_cols or {})
@@ -939,8 +996,10 @@ class _Reader:
         finally:
             self._runtime_read.set()  # syncs() names its rows from rt_corr / rt_name
         if dup[0]:
-            yield (f"{dup[0]} runtime rows are not CUDA runtime/driver calls (e.g. eventClass 67, CUDA "
-                   "backtrace duplicates of a call): kept as runtime rows without correlation")
+            yield (
+                f"{dup[0]} runtime rows are not CUDA runtime/driver calls (e.g. eventClass 67, CUDA "
+                "backtrace duplicates of a call): kept as runtime rows without correlation"
+            )
 
     def kernels(self) -> Iterator[Item]:
         t = "CUPTI_ACTIVITY_KIND_KERNEL"
@@ -953,17 +1012,37 @@ class _Reader:
 
         name_col = "demangledName" if "demangledName" in c else "shortName"
         typed = {
-            "device": g("deviceId"), "stream": g("streamId"),
-            "grid_x": g("gridX"), "grid_y": g("gridY"), "grid_z": g("gridZ"),
-            "block_x": g("blockX"), "block_y": g("blockY"), "block_z": g("blockZ"),
+            "device": g("deviceId"),
+            "stream": g("streamId"),
+            "grid_x": g("gridX"),
+            "grid_y": g("gridY"),
+            "grid_z": g("gridZ"),
+            "block_x": g("blockX"),
+            "block_y": g("blockY"),
+            "block_z": g("blockZ"),
             "registers": g("registersPerThread"),
             "shared_mem_bytes": f"(coalesce({g('staticSharedMemory')}, 0) + coalesce({g('dynamicSharedMemory')}, 0))"
-            if ("staticSharedMemory" in c or "dynamicSharedMemory" in c) else "NULL",
+            if ("staticSharedMemory" in c or "dynamicSharedMemory" in c)
+            else "NULL",
             "graph_id": g("graphId"),
         }
-        consumed = ("deviceId", "streamId", "gridX", "gridY", "gridZ", "blockX", "blockY", "blockZ",
-                    "registersPerThread", "graphId", "correlationId", "demangledName")
-        spec = TableSpec(t, "kernel", thread=None, process="globalPid", name_id=name_col, typed=typed, consumed=consumed)
+        consumed = (
+            "deviceId",
+            "streamId",
+            "gridX",
+            "gridY",
+            "gridZ",
+            "blockX",
+            "blockY",
+            "blockZ",
+            "registersPerThread",
+            "graphId",
+            "correlationId",
+            "demangledName",
+        )
+        spec = TableSpec(
+            t, "kernel", thread=None, process="globalPid", name_id=name_col, typed=typed, consumed=consumed
+        )
 
         def post(cols: dict[str, Any], b: dict[str, pa.Array]) -> None:
             if name_col == "demangledName" and "shortName" in c and cols["name"].null_count:
@@ -990,11 +1069,23 @@ class _Reader:
         kinds = self.db.enum("ENUM_CUDA_MEMCPY_OPER", COPY_KIND)
         mem = self.db.enum("ENUM_CUDA_MEM_KIND", MEM_KIND)
         copy = _case(g("copyKind"), kinds)
-        typed = {"device": g("deviceId"), "stream": g("streamId"), "bytes": g("bytes"), "copy_kind": copy,
-                 "name": f"('[CUDA memcpy ' || coalesce({copy}, 'Unknown') || ']')"}
+        typed = {
+            "device": g("deviceId"),
+            "stream": g("streamId"),
+            "bytes": g("bytes"),
+            "copy_kind": copy,
+            "name": f"('[CUDA memcpy ' || coalesce({copy}, 'Unknown') || ']')",
+        }
         extra = {"srcKindName": _case(g("srcKind"), mem), "dstKindName": _case(g("dstKind"), mem)}
-        spec = TableSpec(t, "memcpy", thread=None, process="globalPid", name_id=None, typed=typed,
-                         consumed=("deviceId", "streamId", "bytes", "correlationId"))
+        spec = TableSpec(
+            t,
+            "memcpy",
+            thread=None,
+            process="globalPid",
+            name_id=None,
+            typed=typed,
+            consumed=("deviceId", "streamId", "bytes", "correlationId"),
+        )
         yield from self._table(spec, extra, post=lambda cols, b: self._gpu_common(cols))
 
     def memset(self) -> Iterator[Item]:
@@ -1008,9 +1099,18 @@ class _Reader:
 
         mem = self.db.enum("ENUM_CUDA_MEM_KIND", MEM_KIND)
         typed = {"device": g("deviceId"), "stream": g("streamId"), "bytes": g("bytes"), "name": "'[CUDA memset]'"}
-        spec = TableSpec(t, "memset", thread=None, process="globalPid", name_id=None, typed=typed,
-                         consumed=("deviceId", "streamId", "bytes", "correlationId"))
-        yield from self._table(spec, {"memKindName": _case(g("memKind"), mem)}, post=lambda cols, b: self._gpu_common(cols))
+        spec = TableSpec(
+            t,
+            "memset",
+            thread=None,
+            process="globalPid",
+            name_id=None,
+            typed=typed,
+            consumed=("deviceId", "streamId", "bytes", "correlationId"),
+        )
+        yield from self._table(
+            spec, {"memKindName": _case(g("memKind"), mem)}, post=lambda cols, b: self._gpu_common(cols)
+        )
 
     def syncs(self) -> Iterator[Item]:
         t = "CUPTI_ACTIVITY_KIND_SYNCHRONIZATION"
@@ -1023,19 +1123,32 @@ class _Reader:
 
         stype = self.db.enum("ENUM_CUPTI_SYNC_TYPE", {})
         typed = {"device": g("deviceId"), "stream": g("streamId"), "sync_type": g("syncType")}
-        spec = TableSpec(t, "gpu_sync", thread=None, process="globalPid", name_id=None, typed=typed,
-                         consumed=("deviceId", "streamId", "correlationId"))
+        spec = TableSpec(
+            t,
+            "gpu_sync",
+            thread=None,
+            process="globalPid",
+            name_id=None,
+            typed=typed,
+            consumed=("deviceId", "streamId", "correlationId"),
+        )
         extra = {"syncTypeName": _case(g("syncType"), stype)} if stype else {}
         while not self._runtime_read.wait(0.1):
             if self._stop.is_set():
                 return
         rt_corr = pa.chunked_array(self.rt_corr, _I64).combine_chunks() if self.rt_corr else pa.array([], _I64)
-        rt_name = pa.chunked_array(self.rt_name, pa.string()).combine_chunks() if self.rt_name else pa.array([], pa.string())
+        rt_name = (
+            pa.chunked_array(self.rt_name, pa.string()).combine_chunks() if self.rt_name else pa.array([], pa.string())
+        )
         fallback = [0]
 
         def post(cols: dict[str, Any], b: dict[str, pa.Array]) -> None:
             n = len(cols["ts_ns"])
-            api = rt_name.take(pc.index_in(cols["correlation"], value_set=rt_corr)) if len(rt_corr) else pa.nulls(n, pa.string())
+            api = (
+                rt_name.take(pc.index_in(cols["correlation"], value_set=rt_corr))
+                if len(rt_corr)
+                else pa.nulls(n, pa.string())
+            )
             enc = api.dictionary_encode()
             lut = [_sync_name(s) for s in enc.dictionary.to_pylist()]
             by_api = pa.array(lut, pa.string()).take(enc.indices) if lut else pa.nulls(n, pa.string())
@@ -1060,8 +1173,10 @@ class _Reader:
             return
         domain: dict[str, str] = {}  # the args member naming the range's domain: none when no domain was created
         if "domainId" in c and self._domains():
-            domain["domain"] = ("(CASE WHEN t.domainId != 0 THEN (SELECT d.name FROM temp._tk_domains AS d "
-                                "WHERE d.domainId = t.domainId AND d.gpid = (t.globalTid >> 24)) END)")
+            domain["domain"] = (
+                "(CASE WHEN t.domainId != 0 THEN (SELECT d.name FROM temp._tk_domains AS d "
+                "WHERE d.domainId = t.domainId AND d.gpid = (t.globalTid >> 24)) END)"
+            )
         typed = {"name": "t.text" if "text" in c else "NULL", "etype": "t.eventType"}
         text_id = {"text_id": "t.textId"} if "textId" in c else {}
         spec = TableSpec(t, "range", name_id=None, typed=typed, consumed=("text", "textId", "eventType"))
@@ -1073,7 +1188,9 @@ class _Reader:
             et = b["etype"]
             if text_id:  # registered strings (textId) win over inline text, as in nsys's reports
                 cols["name"] = pc.coalesce(self.db.resolve(b["text_id"], f"{t}.textId"), cols["name"])
-            cols["args"].append(("a:eventTypeName+style", _members(et, {"eventTypeName": types, "style": styles}), MEMBERS))
+            cols["args"].append(
+                ("a:eventTypeName+style", _members(et, {"eventTypeName": types, "style": styles}), MEMBERS)
+            )
             is_range = pc.is_in(et, value_set=pa.array(NVTX_RANGE_TYPES, _I64))
             name, raw = _emit_nvtx_name(cols["name"], is_range)
             cols["name"] = name
@@ -1099,8 +1216,10 @@ class _Reader:
         text = "text"
         if self.db.has("NVTX_EVENTS", "textId") and "StringIds" in self.db.tables:
             text = "coalesce((SELECT value FROM StringIds WHERE id = textId), text)"
-        fill = (f"INSERT OR IGNORE INTO temp._tk_domains SELECT globalTid >> 24, domainId, {text} "
-                "FROM NVTX_EVENTS WHERE eventType = 75 AND domainId IS NOT NULL")
+        fill = (
+            f"INSERT OR IGNORE INTO temp._tk_domains SELECT globalTid >> 24, domainId, {text} "
+            "FROM NVTX_EVENTS WHERE eventType = 75 AND domainId IS NOT NULL"
+        )
         self.db.conn.execute(fill)
         rows = self.db.conn.execute("SELECT gpid, domainId, name FROM temp._tk_domains").fetchall()
         if not rows:
@@ -1112,8 +1231,10 @@ class _Reader:
         # index on eventType); values JSON cannot hold exactly (blobs) take the scan again.
         if all(type(v) in (int, str, type(None)) for r in rows for v in r):
             lit = json.dumps(rows).replace("'", "''")
-            fill = ("INSERT OR IGNORE INTO temp._tk_domains SELECT value ->> 0, value ->> 1, value ->> 2 "
-                    f"FROM json_each('{lit}')")
+            fill = (
+                "INSERT OR IGNORE INTO temp._tk_domains SELECT value ->> 0, value ->> 1, value ->> 2 "
+                f"FROM json_each('{lit}')"
+            )
         with arrow.cursor() as cur:
             cur.execute(fill)
         return True
@@ -1160,8 +1281,17 @@ class _Reader:
             return f"t.{_ident(x)}" if x in c else "NULL"
 
         typed = {"device": g("deviceId"), "stream": g("streamId"), "name": "'[CUDA event record]'"}
-        spec = TableSpec(t, "other", start="timestamp", end=None, thread=None, process="globalPid", name_id=None,
-                         typed=typed, consumed=("deviceId", "streamId"))
+        spec = TableSpec(
+            t,
+            "other",
+            start="timestamp",
+            end=None,
+            thread=None,
+            process="globalPid",
+            name_id=None,
+            typed=typed,
+            consumed=("deviceId", "streamId"),
+        )
 
         def post(cols: dict[str, Any], b: dict[str, pa.Array]) -> None:
             cols["device"] = pa.array(cols["device"], pa.int32())
@@ -1174,9 +1304,11 @@ class _Reader:
         """ThreadNames and PROCESSES -> ``meta`` rows (``thread_name`` / ``process_name``)."""
         db = self.db
         if db.has("ThreadNames", "nameId", "globalTid"):
-            rows = db.conn.execute("SELECT globalTid, nameId, json_object('priority', t.priority) FROM ThreadNames AS t"
-                                   if db.has("ThreadNames", "priority") else
-                                   "SELECT globalTid, nameId, '{}' FROM ThreadNames").fetchall()
+            rows = db.conn.execute(
+                "SELECT globalTid, nameId, json_object('priority', t.priority) FROM ThreadNames AS t"
+                if db.has("ThreadNames", "priority")
+                else "SELECT globalTid, nameId, '{}' FROM ThreadNames"
+            ).fetchall()
             if rows:
                 g, nid, args = (list(x) for x in zip(*rows))
                 gt = pa.array(g, _I64)
@@ -1184,25 +1316,55 @@ class _Reader:
                 args = [_json_with_name(a, v) for a, v in zip(args, names.to_pylist())]
                 yield self._meta("ThreadNames", "thread_name", _pid_of(gt), _tid_of(gt), args)
         if db.has("PROCESSES", "pid", "name"):
-            rows = db.conn.execute("SELECT pid, json_object('name', name, 'globalPid', "
-                                   + ("globalPid" if db.has("PROCESSES", "globalPid") else "NULL") + ") FROM PROCESSES").fetchall()
+            rows = db.conn.execute(
+                "SELECT pid, json_object('name', name, 'globalPid', "
+                + ("globalPid" if db.has("PROCESSES", "globalPid") else "NULL")
+                + ") FROM PROCESSES"
+            ).fetchall()
             if rows:
                 pid, args = (list(x) for x in zip(*rows))
                 yield self._meta("PROCESSES", "process_name", pa.array(pid, _I64), pa.nulls(len(pid), _I64), args)
 
     def _meta(self, table: str, name: str, pid: pa.Array, tid: pa.Array, args: list[str]) -> Prepared | None:
         n = len(args)
-        return self._emit(table, {"kind": _const(n, "meta"), "cat": _const(n, table), "ph": _const(n, "M"),
-                                  "name": _const(n, name), "ts_ns": pa.nulls(n, _I64), "dur_ns": pa.array([0] * n, _I64),
-                                  "pid": pid, "tid": tid, "args": pa.array(args, pa.string())})
+        return self._emit(
+            table,
+            {
+                "kind": _const(n, "meta"),
+                "cat": _const(n, table),
+                "ph": _const(n, "M"),
+                "name": _const(n, name),
+                "ts_ns": pa.nulls(n, _I64),
+                "dur_ns": pa.array([0] * n, _I64),
+                "pid": pid,
+                "tid": tid,
+                "args": pa.array(args, pa.string()),
+            },
+        )
 
     def run(self) -> None:
-        order = ["CUPTI_ACTIVITY_KIND_RUNTIME", "CUPTI_ACTIVITY_KIND_KERNEL", "CUPTI_ACTIVITY_KIND_MEMCPY",
-                 "CUPTI_ACTIVITY_KIND_MEMSET", "CUPTI_ACTIVITY_KIND_SYNCHRONIZATION", "NVTX_EVENTS", "OSRT_API"]
+        order = [
+            "CUPTI_ACTIVITY_KIND_RUNTIME",
+            "CUPTI_ACTIVITY_KIND_KERNEL",
+            "CUPTI_ACTIVITY_KIND_MEMCPY",
+            "CUPTI_ACTIVITY_KIND_MEMSET",
+            "CUPTI_ACTIVITY_KIND_SYNCHRONIZATION",
+            "NVTX_EVENTS",
+            "OSRT_API",
+        ]
         self._estimate(order)
         self.db.strings()  # shared by every table: read before the workers start
-        tasks = [self.runtime, self.kernels, self.memcpy, self.memset, self.syncs, self.nvtx, self.cpu_intervals,
-                 self.cuda_events, self.names]
+        tasks = [
+            self.runtime,
+            self.kernels,
+            self.memcpy,
+            self.memset,
+            self.syncs,
+            self.nvtx,
+            self.cpu_intervals,
+            self.cuda_events,
+            self.names,
+        ]
         held = tasks.index(self.nvtx)  # NVTX_EVENTS holds every range: read first, written at its place (StreamSink)
         queues: list[queue.Queue[Any]] = [queue.Queue(maxsize=LOOKAHEAD) for _ in tasks]
         with ThreadPoolExecutor(WORKERS, thread_name_prefix="tracekit-nsys") as pool:
@@ -1334,16 +1496,35 @@ def _devices(db: _Db) -> list[dict[str, Any]]:
     """GPU facts from TARGET_INFO_GPU (2021+) or TARGET_INFO_CUDA_GPU (2020.3)."""
     if db.has("TARGET_INFO_CUDA_GPU", "name"):
         c = db.cols("TARGET_INFO_CUDA_GPU")
-        want = {"id": "deviceId", "name": "name", "sm_count": "numMultiprocessors", "memory_mib": "globalMemorySize",
-                "clock_khz": "coreClockRate", "compute_major": "computeCapabilityMajor",
-                "compute_minor": "computeCapabilityMinor", "bus": "pciBusId", "memory_bandwidth": "globalMemoryBandwidth"}
+        want = {
+            "id": "deviceId",
+            "name": "name",
+            "sm_count": "numMultiprocessors",
+            "memory_mib": "globalMemorySize",
+            "clock_khz": "coreClockRate",
+            "compute_major": "computeCapabilityMajor",
+            "compute_minor": "computeCapabilityMinor",
+            "bus": "pciBusId",
+            "memory_bandwidth": "globalMemoryBandwidth",
+        }
         return _rows_as_dicts(db, "TARGET_INFO_CUDA_GPU", {k: v for k, v in want.items() if v in c})
     if db.has("TARGET_INFO_GPU", "name"):
         c = db.cols("TARGET_INFO_GPU")
-        want = {"id": "id" if "id" in c else "deviceId", "cuda_device": "cuDevice", "name": "name", "sm_count": "smCount",
-                "memory_bytes": "totalMemory", "clock_hz": "clockRate", "compute_major": "computeMajor",
-                "compute_minor": "computeMinor", "bus": "busLocation", "uuid": "uuid", "chip": "chipName",
-                "memory_bandwidth": "memoryBandwidth", "l2_cache_bytes": "l2CacheSize"}
+        want = {
+            "id": "id" if "id" in c else "deviceId",
+            "cuda_device": "cuDevice",
+            "name": "name",
+            "sm_count": "smCount",
+            "memory_bytes": "totalMemory",
+            "clock_hz": "clockRate",
+            "compute_major": "computeMajor",
+            "compute_minor": "computeMinor",
+            "bus": "busLocation",
+            "uuid": "uuid",
+            "chip": "chipName",
+            "memory_bandwidth": "memoryBandwidth",
+            "l2_cache_bytes": "l2CacheSize",
+        }
         return _rows_as_dicts(db, "TARGET_INFO_GPU", {k: v for k, v in want.items() if v in c})
     return []
 
@@ -1366,11 +1547,18 @@ def _trace_meta(db: _Db, source_file: str, notes: list[str]) -> dict[str, Any]:
         base = int(r[0]) if r and r[0] is not None else None
     devices = _devices(db)
     if not devices:
-        notes.append("export has no GPU device table (TARGET_INFO_GPU): GPU names, SM counts and peak FLOP/s are unknown")
+        notes.append(
+            "export has no GPU device table (TARGET_INFO_GPU): GPU names, SM counts and peak FLOP/s are unknown"
+        )
     extra: dict[str, Any] = {}
-    for key, label in (("EXPORT_SCHEMA_VERSION", "export_schema_version"), ("EXPORT_PARAM_TIME_NORMALIZE", "ts_normalize"),
-                       ("EXPORT_PARAM_TIME_SHIFT", "ts_shift"), ("DERIVED_FROM", "derived_from"),
-                       ("DERIVED_WINDOW_NS", "derived_window_ns"), ("DERIVED_BY", "derived_by")):
+    for key, label in (
+        ("EXPORT_SCHEMA_VERSION", "export_schema_version"),
+        ("EXPORT_PARAM_TIME_NORMALIZE", "ts_normalize"),
+        ("EXPORT_PARAM_TIME_SHIFT", "ts_shift"),
+        ("DERIVED_FROM", "derived_from"),
+        ("DERIVED_WINDOW_NS", "derived_window_ns"),
+        ("DERIVED_BY", "derived_by"),
+    ):
         if key in export:
             extra[label] = redact_text(str(export[key]))
     for key, val in capture.items():
@@ -1399,9 +1587,12 @@ def _export_report(path: Path, tmpdir: str) -> Path:
     """``nsys export --type sqlite`` of a .nsys-rep/.qdrep into ``tmpdir``; TraceError when nsys is absent."""
     nsys = shutil.which("nsys")
     if not nsys:
-        raise TraceError(path, f"is an nsys report and `nsys` is not on PATH; export it by hand with "
-                               f"`nsys export --type sqlite -o {path.with_suffix('.sqlite').name} {path.name}` "
-                               f"and convert the .sqlite")
+        raise TraceError(
+            path,
+            f"is an nsys report and `nsys` is not on PATH; export it by hand with "
+            f"`nsys export --type sqlite -o {path.with_suffix('.sqlite').name} {path.name}` "
+            f"and convert the .sqlite",
+        )
     out = Path(tmpdir) / (path.stem + ".sqlite")
     cmd = [nsys, "export", "--type", "sqlite", "--force-overwrite", "true", "-o", str(out), str(path)]
     try:
@@ -1410,12 +1601,18 @@ def _export_report(path: Path, tmpdir: str) -> Path:
         raise TraceError(path, f"`nsys export` failed to run ({e})") from None
     if res.returncode != 0 or not out.exists():
         msg = (res.stderr or res.stdout or "").strip().splitlines()
-        raise TraceError(path, f"`nsys export --type sqlite` failed (exit {res.returncode}): {msg[-1] if msg else 'no output'}")
+        raise TraceError(
+            path, f"`nsys export --type sqlite` failed (exit {res.returncode}): {msg[-1] if msg else 'no output'}"
+        )
     return out
 
 
-def convert_nsys(path: str | os.PathLike[str], out: str | os.PathLike[str], trace: str | None = None,
-                 progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+def convert_nsys(
+    path: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    trace: str | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
     """Convert one nsys export (.sqlite, or .nsys-rep/.qdrep via the nsys CLI) to ``out`` (Parquet)."""
     p = Path(path)
     name = trace or default_trace_name(p)
@@ -1426,15 +1623,18 @@ def convert_nsys(path: str | os.PathLike[str], out: str | os.PathLike[str], trac
     return _convert_sqlite(p, out, name, progress, source_file=str(path))
 
 
-def _convert_sqlite(p: Path, out: str | os.PathLike[str], name: str, progress: Callable[[int], None] | None,
-                    source_file: str) -> dict[str, Any]:
+def _convert_sqlite(
+    p: Path, out: str | os.PathLike[str], name: str, progress: Callable[[int], None] | None, source_file: str
+) -> dict[str, Any]:
     if not p.exists():
         raise TraceError(p, "no such file")
     db = _Db(p)
     keep_freed_blocks()  # every batch allocates multi-MB Arrow buffers: reuse them (30x file: ~0.2-0.6 s less kernel time)
     try:
         if "StringIds" not in db.tables and not any(t in db.tables for t in EVENT_TABLES):
-            raise TraceError(p, "SQLite database but not an Nsight Systems export (no StringIds and no CUPTI/NVTX/OSRT tables)")
+            raise TraceError(
+                p, "SQLite database but not an Nsight Systems export (no StringIds and no CUPTI/NVTX/OSRT tables)"
+            )
         with StreamSink(out, name, SOURCE) as sink:
             reader = _Reader(db, sink, progress, Path(source_file).stat().st_size)
             # No cyclic GC while the tables are read: each batch makes a few hundred Arrow wrappers, and GC
@@ -1447,7 +1647,9 @@ def _convert_sqlite(p: Path, out: str | os.PathLike[str], name: str, progress: C
                 if gc_was:
                     gc.enable()
             if len(reader.vms) > 1:
-                reader.notes.append("several VM ids in globalTid: correlation keys use pid only and may collide across hosts")
+                reader.notes.append(
+                    "several VM ids in globalTid: correlation keys use pid only and may collide across hosts"
+                )
             meta = _trace_meta(db, source_file, reader.notes)
             meta["table_rows"] = dict(sorted(reader.counts.items()))
             sink.finish(meta)
@@ -1464,7 +1666,9 @@ def _convert_sqlite(p: Path, out: str | os.PathLike[str], name: str, progress: C
     except MemoryError:
         raise TraceError(p, "out of memory while reading it (a value too large for the memory available)") from None
     except _damage_errors() as e:  # found by tests/fuzz/nsys_fuzz.py: wrong-typed or missing values
-        raise TraceError(p, f"unexpected values in the nsys database, is it damaged? ({type(e).__name__}: {_one_line(e)})") from None
+        raise TraceError(
+            p, f"unexpected values in the nsys database, is it damaged? ({type(e).__name__}: {_one_line(e)})"
+        ) from None
     finally:
         db.close()
 
@@ -1482,6 +1686,13 @@ def _damage_errors() -> tuple[type[BaseException], ...]:
     """
     import duckdb  # deferred: an error path; converting an nsys export loads no DuckDB (tests/test_startup.py)
 
-    return (pa.ArrowException, ValueError, TypeError, OverflowError, KeyError, IndexError, msgspec.MsgspecError,
-            duckdb.Error)
-
+    return (
+        pa.ArrowException,
+        ValueError,
+        TypeError,
+        OverflowError,
+        KeyError,
+        IndexError,
+        msgspec.MsgspecError,
+        duckdb.Error,
+    )

@@ -75,19 +75,32 @@ WRITE_SCHEMA = pa.schema([pa.field(f.name, _DICT) if f.name in DICT_OUT else f f
 
 #: Parquet settings (codec: see PARQUET_OPTIONS). Dictionary
 #: encoding only for low-cardinality text: on `args`/`name`-like columns it was slower and larger than compression alone.
-DICT_COLUMNS = ["trace", "source", "kind", "cat", "ph", "name", "phase", "phase_path", "phase_rule", "launch_name",
-                "copy_kind"]
+DICT_COLUMNS = [
+    "trace",
+    "source",
+    "kind",
+    "cat",
+    "ph",
+    "name",
+    "phase",
+    "phase_path",
+    "phase_rule",
+    "launch_name",
+    "copy_kind",
+]
 #: Min/max statistics only where they can prune scans; on long free text they cost write time and prune nothing.
 STATS_COLUMNS = [c for c in schema.COLUMN_NAMES if c not in ("args", "input_dims", "input_types", "name", "phase_path")]
 #: Delta encoding for the near-monotonic int64 columns (they compress far better as deltas), and 64k values
 #: per encoder call instead of 1024 (less CPU per value).
 #: LZ4 (raw), not zstd-1: the Parquet writer is the conversion's critical path, and the report reads either
 #: file as fast. The numbers behind these choices: docs/design.md, "Measurements behind the choices".
-PARQUET_OPTIONS: dict[str, Any] = dict(compression="lz4", use_dictionary=DICT_COLUMNS,
-                                       write_statistics=STATS_COLUMNS,
-                                       column_encoding={"seq": "DELTA_BINARY_PACKED", "ts_ns": "DELTA_BINARY_PACKED",
-                                                        "row_id": "DELTA_BINARY_PACKED"},
-                                       write_batch_size=64 * 1024)
+PARQUET_OPTIONS: dict[str, Any] = dict(
+    compression="lz4",
+    use_dictionary=DICT_COLUMNS,
+    write_statistics=STATS_COLUMNS,
+    column_encoding={"seq": "DELTA_BINARY_PACKED", "ts_ns": "DELTA_BINARY_PACKED", "row_id": "DELTA_BINARY_PACKED"},
+    write_batch_size=64 * 1024,
+)
 #: A row group also ends when its rows reach this many bytes (never on real traces: 64k rows are ~10-40 MB).
 ROW_GROUP_BYTES = 128 << 20
 ROW_GROUP = 64 * 1024  # bounds the writer's buffer; DuckDB scans these as fast as its own 122,880
@@ -351,8 +364,11 @@ def _compact_dicts(t: pa.Table) -> pa.Table:
         col = t.column(name)
         if all(len(c.dictionary) <= max(DICT_KEEP, len(c) // 8) for c in col.chunks):
             continue
-        t = t.set_column(t.schema.get_field_index(name), WRITE_SCHEMA.field(name),
-                         pa.chunked_array([_compact(c) for c in col.chunks], type=_DICT))
+        t = t.set_column(
+            t.schema.get_field_index(name),
+            WRITE_SCHEMA.field(name),
+            pa.chunked_array([_compact(c) for c in col.chunks], type=_DICT),
+        )
     return t
 
 
@@ -362,8 +378,9 @@ def _compact(c: pa.DictionaryArray) -> pa.DictionaryArray:
     used = np.unique(idx[idx >= 0])
     if len(used) == len(c.dictionary):
         return c
-    return pa.DictionaryArray.from_arrays(num_array(np.searchsorted(used, idx), idx < 0, pa.int32()),
-                                          c.dictionary.take(num_array(used)))
+    return pa.DictionaryArray.from_arrays(
+        num_array(np.searchsorted(used, idx), idx < 0, pa.int32()), c.dictionary.take(num_array(used))
+    )
 
 
 @contextlib.contextmanager
@@ -376,8 +393,10 @@ def _parquet_out(path: Path, metadata: dict[bytes, bytes], trace: str, source: s
     which is fixed at open, and else from the key-value metadata: every column type of the schema (int32,
     int64, double, string) reads back the same without it.
     """
-    with atomic_path(path) as tmp_out, \
-            pq.ParquetWriter(tmp_out, WRITE_SCHEMA, store_schema=False, **PARQUET_OPTIONS) as w:
+    with (
+        atomic_path(path) as tmp_out,
+        pq.ParquetWriter(tmp_out, WRITE_SCHEMA, store_schema=False, **PARQUET_OPTIONS) as w,
+    ):
         pages = _PageDropper()
         with _WriterThread(w, pages.written) as wt:
             out = _Out(wt, pages, trace, source)
@@ -415,7 +434,9 @@ def _mask(a: pa.Array) -> np.ndarray:
     if not len(a):
         return np.zeros(0, bool)
     bits = np.unpackbits(np.frombuffer(a.buffers()[1], np.uint8), count=a.offset + len(a), bitorder="little")
-    return bits[a.offset:].astype(bool)
+    return bits[a.offset :].astype(bool)
+
+
 _SEQ_RE = r'"Sequence number":\s*"?(?P<v>[0-9]{1,15})\b'
 _FWD_TID_RE = r'"Fwd thread id":\s*"?(?P<v>[0-9]{1,15})\b'
 #: Backward op names, for traces without ``Fwd thread id`` (torch < 1.10): the autograd engine's wrapper and
@@ -438,7 +459,9 @@ def _autograd_facts(col: dict[str, pa.Array]) -> tuple[np.ndarray, np.ndarray, n
     if flow.any():
         at = np.flatnonzero(flow)
         ph = col["ph"].take(num_array(at))
-        c = np.where(_mask(pc.equal(ph, _PH_S)), FB_START, np.where(_mask(pc.equal(ph, _PH_F)), FB_END, 0)).astype(np.int8)
+        c = np.where(_mask(pc.equal(ph, _PH_S)), FB_START, np.where(_mask(pc.equal(ph, _PH_F)), FB_END, 0)).astype(
+            np.int8
+        )
         parts.append((at[c > 0], c[c > 0], np.full(int(np.count_nonzero(c)), -1, np.int64)))
     op = _mask(pc.equal(kind, _CPU_OP))
     if op.any():
@@ -467,8 +490,11 @@ def _final_meta(meta: dict[str, Any], rows: int, source: str, ambiguous: int) ->
     """The trace metadata as stored: the reader's, the caller's (EXTRA_META), counts and the linker's note."""
     meta = dict(meta, **EXTRA_META.get(), events=rows, source=source, converter_version=__version__)
     if ambiguous:  # link.py's rule for reused correlation ids; trust.sql flags them as well
-        meta["notes"] = [*(meta.get("notes") or []), f"{ambiguous} GPU ops share their correlation id "
-                         "with several runtime calls: each is linked to the latest of them that started at or before it"]
+        meta["notes"] = [
+            *(meta.get("notes") or []),
+            f"{ambiguous} GPU ops share their correlation id "
+            "with several runtime calls: each is linked to the latest of them that started at or before it",
+        ]
     return meta
 
 
@@ -500,7 +526,9 @@ class TraceSink:
         self.trace = trace
         self.source = source
         self._spill_path, self._spill = _spill_beside(self.out)
-        self._link_parts: dict[str, list[Any]] = {k: [] for k in ("code", "pid", "tid", "ts", "dur", "corr", "name", "fb")}
+        self._link_parts: dict[str, list[Any]] = {
+            k: [] for k in ("code", "pid", "tid", "ts", "dur", "corr", "name", "fb")
+        }
         self.rows = 0
         self._closed = False
 
@@ -536,8 +564,16 @@ class TraceSink:
         enc = col["name"].filter(num_array(named)).dictionary_encode()
         idx = np.full(n, -1, dtype=np.int32)
         idx[named] = np_filled(enc.indices, -1)
-        link = (code, _i64(col["pid"]), _i64(col["tid"]), _i64(col["ts_ns"]), _i64(col["dur_ns"]),
-                _i64(col["correlation"]), (enc.dictionary, idx), _autograd_facts(col))
+        link = (
+            code,
+            _i64(col["pid"]),
+            _i64(col["tid"]),
+            _i64(col["ts_ns"]),
+            _i64(col["dur_ns"]),
+            _i64(col["correlation"]),
+            (enc.dictionary, idx),
+            _autograd_facts(col),
+        )
         return Prepared(pa.RecordBatch.from_arrays(arrays, schema=BASE_SCHEMA), link)
 
     def append(self, prepared: Prepared | None) -> None:
@@ -569,10 +605,23 @@ class TraceSink:
         # One name dictionary for the trace: concatenate the batches' dictionaries, encode once, remap indices.
         name_dict, name_idx = _merge_names(p.pop("name"), self.rows)
         fb = p.pop("fb")
-        fb_rows, fb_code, fb_seq = (np.concatenate([f[i] for f in fb]) if fb else np.zeros(0, dt)
-                                    for i, dt in ((0, np.int64), (1, np.int8), (2, np.int64)))
-        inp = LinkInput(cat("code", np.int8), cat("pid", np.int64), cat("tid", np.int64), cat("ts", np.int64),
-                        cat("dur", np.int64), cat("corr", np.int64), name_idx, name_dict, fb_rows, fb_code, fb_seq)
+        fb_rows, fb_code, fb_seq = (
+            np.concatenate([f[i] for f in fb]) if fb else np.zeros(0, dt)
+            for i, dt in ((0, np.int64), (1, np.int8), (2, np.int64))
+        )
+        inp = LinkInput(
+            cat("code", np.int8),
+            cat("pid", np.int64),
+            cat("tid", np.int64),
+            cat("ts", np.int64),
+            cat("dur", np.int64),
+            cat("corr", np.int64),
+            name_idx,
+            name_dict,
+            fb_rows,
+            fb_code,
+            fb_seq,
+        )
         self._link_parts = {}
         res = link(inp)
         # Only these three are read again (launch_* columns); drop the rest before the write's buffers grow.
@@ -592,8 +641,11 @@ class TraceSink:
                         lo = out.rows
                         out.pages.read(b, lo + b.num_rows)
                         out.write(b, res.columns(ts, dur, tid, lo, lo + b.num_rows))
-                final.update(schema.schema_metadata({self.trace: _final_meta(meta, self.rows, self.source,
-                                                                             res.ambiguous_launches)}))
+                final.update(
+                    schema.schema_metadata(
+                        {self.trace: _final_meta(meta, self.rows, self.source, res.ambiguous_launches)}
+                    )
+                )
         finally:
             drop_temp(self._spill_path)
             self._closed = True
@@ -658,9 +710,13 @@ class StreamSink:
         code = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int8)
         ranges = np.flatnonzero(code == RANGE)
         name_dict, name_idx = _merge_names([p[6] for p in parts], len(code))
-        col = {k: np.concatenate([p[i] for p in parts])[ranges] if parts else np.zeros(0, np.int64)
-               for i, k in ((1, "pid"), (2, "tid"), (3, "ts"), (4, "dur"))}
-        self._linker = BatchLinker(RangeTree(col["pid"], col["tid"], col["ts"], col["dur"], name_idx[ranges], name_dict))
+        col = {
+            k: np.concatenate([p[i] for p in parts])[ranges] if parts else np.zeros(0, np.int64)
+            for i, k in ((1, "pid"), (2, "tid"), (3, "ts"), (4, "dur"))
+        }
+        self._linker = BatchLinker(
+            RangeTree(col["pid"], col["tid"], col["ts"], col["dur"], name_idx[ranges], name_dict)
+        )
         self._out = self._stack.enter_context(_parquet_out(self.out, self._meta, self.trace, self.source))
 
     def _write(self, batch: pa.RecordBatch, link_cols: tuple[Any, ...]) -> None:
@@ -691,8 +747,11 @@ class StreamSink:
         """Close the output with the trace's metadata and rename it into place. Returns the output path."""
         assert self._linker is not None and self._out is not None, "StreamSink.start() first"
         try:
-            self._meta.update(schema.schema_metadata(
-                {self.trace: _final_meta(meta, self._out.rows, self.source, self._linker.ambiguous_launches)}))
+            self._meta.update(
+                schema.schema_metadata(
+                    {self.trace: _final_meta(meta, self._out.rows, self.source, self._linker.ambiguous_launches)}
+                )
+            )
             self._stack.close()  # flushes, waits for the writer, adds the metadata, renames into place
         finally:
             self.abort()

@@ -64,8 +64,11 @@ def print_results(results: Mapping[str, pd.DataFrame], limit: int = 40, width: i
         if key in ("compare", "diff.gate", "compare.step_values"):
             continue
         if key == "compare.phases":
-            blocks.append(table_lines(table(key, phase_table(results), limit=limit,
-                                            title="per-step ms by phase (compare.phases)"), w))
+            blocks.append(
+                table_lines(
+                    table(key, phase_table(results), limit=limit, title="per-step ms by phase (compare.phases)"), w
+                )
+            )
             continue
         if key == "diff":  # metric already says scope.name.measure; --json has numerator / denominator
             df = df.drop(columns=["scope", "name", "measure", "numerator", "denominator"])
@@ -123,9 +126,19 @@ def _noise_plot(results: Mapping[str, pd.DataFrame]) -> tuple[str, str | None, s
     title = "Ratio of per-step medians to the baseline (95% bootstrap interval)"
     if not len(nz) or nz["ci_lo"].isna().all():
         return title, None, "no run has enough steps after the warm-up for an interval"
-    top = list(dict.fromkeys(["step.wall_ms", "step.gpu_busy_ms", *nz.loc[nz["metric"].str.endswith(".ms_per_step")]
-                              .groupby("metric")["ratio"].apply(lambda r: float(np.nanmax(np.abs(np.log(r.to_numpy(dtype=float))))) if r.notna().any() else 0.0)
-                              .sort_values(ascending=False).index[:4]]))
+    top = list(
+        dict.fromkeys(
+            [
+                "step.wall_ms",
+                "step.gpu_busy_ms",
+                *nz.loc[nz["metric"].str.endswith(".ms_per_step")]
+                .groupby("metric")["ratio"]
+                .apply(lambda r: float(np.nanmax(np.abs(np.log(r.to_numpy(dtype=float))))) if r.notna().any() else 0.0)
+                .sort_values(ascending=False)
+                .index[:4],
+            ]
+        )
+    )
     top = [m for m in top if m in set(nz["metric"])]
     labels = list(dict.fromkeys(nz.sort_values("label_index")["label"]))
     fig, ax = plt.subplots(figsize=(9, 4))
@@ -143,8 +156,14 @@ def _noise_plot(results: Mapping[str, pd.DataFrame]) -> tuple[str, str | None, s
     ax.set_xticks(range(len(labels)), labels)
     ax.set_ylabel("median / baseline median (log scale)")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
-    return title, png(fig), ("each run against the first; bars: 95% interval; where a bar crosses 1 the change is "
-                                   "within step-to-step noise")
+    return (
+        title,
+        png(fig),
+        (
+            "each run against the first; bars: 95% interval; where a bar crosses 1 the change is "
+            "within step-to-step noise"
+        ),
+    )
 
 
 def _dist_plot(results: Mapping[str, pd.DataFrame]) -> tuple[str, str | None, str]:
@@ -168,19 +187,27 @@ def _dist_plot(results: Mapping[str, pd.DataFrame]) -> tuple[str, str | None, st
 
 def to_html(results: Mapping[str, pd.DataFrame], title: str) -> str:
     """A self-contained page: the per-phase plot (compare) and every table, names escaped."""
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
-             ("<style>body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse;font-size:12px}"
-              "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right;max-width:40em;overflow-wrap:anywhere}"
-              "img{max-width:100%}</style></head><body>"),
-             f"<h1>{html.escape(title)}</h1>"]
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+        (
+            "<style>body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse;font-size:12px}"
+            "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right;max-width:40em;overflow-wrap:anywhere}"
+            "img{max-width:100%}</style></head><body>"
+        ),
+        f"<h1>{html.escape(title)}</h1>",
+    ]
     lines = fired(results)
     if lines:
         parts.append("<h2>Gate fired</h2><ul>" + "".join(f"<li>{html.escape(x)}</li>" for x in lines) + "</ul>")
-    plots = [_plot, _noise_plot, _dist_plot] if "compare.phases" in results else [_diff_plot] if "diff" in results else []
+    plots = (
+        [_plot, _noise_plot, _dist_plot] if "compare.phases" in results else [_diff_plot] if "diff" in results else []
+    )
     for plot in plots:
         ptitle, uri, note = plot(results)
         parts.append(f"<h2>{html.escape(ptitle)}</h2><p>{html.escape(note)}</p>")
-        parts.append(f"<img class='plot' alt='{html.escape(ptitle)}' src='{uri}'>" if uri else "<p><em>no data</em></p>")
+        parts.append(
+            f"<img class='plot' alt='{html.escape(ptitle)}' src='{uri}'>" if uri else "<p><em>no data</em></p>"
+        )
     for key, df in results.items():
         if key in ("compare", "compare.step_values"):
             continue

@@ -72,10 +72,23 @@ a{color:#0969da}code{background:#f6f8fa;padding:0 .25em;border-radius:3px;font-s
 """
 
 #: One colour per kernel category (kernel_categories.csv), the same on every bar and legend of the page.
-CATEGORY_COLOURS = {"GEMM": "#1f77b4", "attention": "#d62728", "MoE": "#9467bd", "KV-cache write": "#8c564b",
-                    "norm": "#e377c2", "activation": "#ff7f0e", "rotary": "#bcbd22", "sampling": "#17becf",
-                    "communication": "#2ca02c", "conv": "#393b79", "reduction": "#7f7f7f", "elementwise": "#aec7e8",
-                    "memcpy": "#98df8a", "memset": "#c5b0d5", "other": "#c7c7c7"}
+CATEGORY_COLOURS = {
+    "GEMM": "#1f77b4",
+    "attention": "#d62728",
+    "MoE": "#9467bd",
+    "KV-cache write": "#8c564b",
+    "norm": "#e377c2",
+    "activation": "#ff7f0e",
+    "rotary": "#bcbd22",
+    "sampling": "#17becf",
+    "communication": "#2ca02c",
+    "conv": "#393b79",
+    "reduction": "#7f7f7f",
+    "elementwise": "#aec7e8",
+    "memcpy": "#98df8a",
+    "memset": "#c5b0d5",
+    "other": "#c7c7c7",
+}
 
 
 def table_html(tab: Table) -> str:
@@ -133,23 +146,36 @@ def category_bars(view: Mapping[str, Rows], trace: str, kinds: Sequence[str]) ->
             if cat not in seen:
                 seen.append(cat)
             t = num(r["total_ns"]) / steps if steps else num(r["total_ns"])
-            tip = (f"{cat}: {fmt_share(share)}, {fmt_duration(t, with_unit=True)}"
-                   f"{' per step' if steps else ''}, {plural(int(num(r['ops'])), 'op')}; top kernel: {r['top_kernel']}")
+            tip = (
+                f"{cat}: {fmt_share(share)}, {fmt_duration(t, with_unit=True)}"
+                f"{' per step' if steps else ''}, {plural(int(num(r['ops'])), 'op')}; top kernel: {r['top_kernel']}"
+            )
             label = html_text(f"{cat} {fmt_share(share)}") if share >= 0.08 else ""
             ink = "#fff" if cat in _DARK else "#1f2328"
-            segs.append(f"<div style='width:{share * 100:.4f}%;background:{CATEGORY_COLOURS.get(cat, '#c7c7c7')};color:{ink}' "
-                        f"title='{html_text(tip)}'>{label}</div>")
+            segs.append(
+                f"<div style='width:{share * 100:.4f}%;background:{CATEGORY_COLOURS.get(cat, '#c7c7c7')};color:{ink}' "
+                f"title='{html_text(tip)}'>{label}</div>"
+            )
             graph += int(num(r.get("graph_ops")))
         unit = " per step" if steps else " in all"
-        bars.append(f"<p class='cbar-kind'>{html_text(kind)}: {html_text(fmt_duration(per, with_unit=True))}{unit}</p>"
-                    f"<div class='cbar'>{''.join(segs)}</div>")
+        bars.append(
+            f"<p class='cbar-kind'>{html_text(kind)}: {html_text(fmt_duration(per, with_unit=True))}{unit}</p>"
+            f"<div class='cbar'>{''.join(segs)}</div>"
+        )
     if not bars:
         return ""
-    legend = "<div class='legend'>" + "".join(
-        f"<span><i style='background:{CATEGORY_COLOURS.get(c, '#c7c7c7')}'></i>{html_text(c)}</span>" for c in seen) + "</div>"
-    cap = ("Share of each step kind's GPU op time (summed durations of the kernels, memcpys and memsets launched in its "
-           "steps; overlapping ops each count in full) by kernel category (queries/kernel_categories.csv); "
-           "hover a segment for its time and top kernel.")
+    legend = (
+        "<div class='legend'>"
+        + "".join(
+            f"<span><i style='background:{CATEGORY_COLOURS.get(c, '#c7c7c7')}'></i>{html_text(c)}</span>" for c in seen
+        )
+        + "</div>"
+    )
+    cap = (
+        "Share of each step kind's GPU op time (summed durations of the kernels, memcpys and memsets launched in its "
+        "steps; overlapping ops each count in full) by kernel category (queries/kernel_categories.csv); "
+        "hover a segment for its time and top kernel."
+    )
     if graph:
         cap += f" {graph:,} of these ops ran in CUDA/HIP graph replays: {sec.GRAPH_NOTE}."
     return "".join(bars) + legend + f"<p class='cap'>{html_text(cap)}</p>"
@@ -169,8 +195,16 @@ def _nobreak(escaped: str) -> str:
     """Words of already escaped text that hold a hyphen, in a span that does not wrap: a browser breaks
     after a hyphen, which cut ``--trace=cuda`` into ``--`` and ``trace=cuda`` (words over 40 characters
     may still wrap, so that they never widen the page)."""
-    return re.sub(r"[^\s`]*-[^\s`]*", lambda m: m.group() if len(m.group()) > 40 else  # a long one may wrap
-                  f"<span class='nw'>{m.group()}</span>", escaped)
+    return re.sub(
+        r"[^\s`]*-[^\s`]*",
+        lambda m: (
+            m.group()
+            if len(m.group()) > 40
+            # a long one may wrap
+            else f"<span class='nw'>{m.group()}</span>"
+        ),
+        escaped,
+    )
 
 
 def _figure(title: str, plot: plots.Plot) -> str:
@@ -200,8 +234,10 @@ def _several_gpus(view: Mapping[str, Rows]) -> list[str]:
     if slow:
         out.append(f"<p class='straggler'><b>Slowest rank.</b> {html_text(slow)}</p>")
     if ranks < 2:
-        out.append("<p class='empty'>one rank only: no per-rank step timeline and no slowest rank "
-                   "(give one trace per rank, e.g. a folder of rank*.json.gz)</p>")
+        out.append(
+            "<p class='empty'>one rank only: no per-rank step timeline and no slowest rank "
+            "(give one trace per rank, e.g. a folder of rank*.json.gz)</p>"
+        )
     else:
         rs = view.get("collectives.rank_steps", EMPTY)
         sk = view.get("collectives.step_skew", EMPTY)
@@ -215,9 +251,14 @@ def _several_gpus(view: Mapping[str, Rows]) -> list[str]:
     return out
 
 
-def render(results: Mapping[str, Any], title: str = "tracekit report",
-           chrome: Mapping[str, str] | None = None, chrome_notes: Sequence[str] = (), limit: int = 50,
-           view: Mapping[str, Rows] | None = None) -> str:
+def render(
+    results: Mapping[str, Any],
+    title: str = "tracekit report",
+    chrome: Mapping[str, str] | None = None,
+    chrome_notes: Sequence[str] = (),
+    limit: int = 50,
+    view: Mapping[str, Rows] | None = None,
+) -> str:
     """The page. ``chrome``: trace -> relative path of its median step exported with export-chrome.
 
     ``results``: Rows (``report.run(..., rows=True)``, what ``report --html`` passes) or DataFrames (converted
@@ -225,17 +266,24 @@ def render(results: Mapping[str, Any], title: str = "tracekit report",
     chrome = chrome or {}
     view = all_rows(results) if view is None else view
     names = sec.traces(view)
-    p = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-         f"<meta name='viewport' content='width=device-width, initial-scale=1'><title>{html_text(title)}</title>"
-         f"<style>{CSS}</style></head><body><h1>{html_text(title)}</h1>"]
+    p = [
+        f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        f"<meta name='viewport' content='width=device-width, initial-scale=1'><title>{html_text(title)}</title>"
+        f"<style>{CSS}</style></head><body><h1>{html_text(title)}</h1>"
+    ]
     links = ", ".join(f"<a href='#trace-{i}'>{html_text(t)}</a>" for i, t in enumerate(names, 1))
     p.append(f"<p class='cap'>{plural(len(names), 'trace')}: {links}</p>")
     ns = sec.notes(view)
     if ns:
-        p.append("<h2>Notes</h2><ul class='notes'>" + "".join(
-            f"<li class='{html_text(n.severity)}'><b>{html_text(n.severity)}</b> "
-            f"{'[' + html_text(n.trace) + '] ' if len(names) > 1 else ''}{html_text(n.source)}: {_nobreak(html_text(n.message))}</li>"
-            for n in ns) + "</ul>")
+        p.append(
+            "<h2>Notes</h2><ul class='notes'>"
+            + "".join(
+                f"<li class='{html_text(n.severity)}'><b>{html_text(n.severity)}</b> "
+                f"{'[' + html_text(n.trace) + '] ' if len(names) > 1 else ''}{html_text(n.source)}: {_nobreak(html_text(n.message))}</li>"
+                for n in ns
+            )
+            + "</ul>"
+        )
     for c in chrome_notes:
         p.append(f"<p class='empty'>{html_text(c)}</p>")
     p.extend(_several_gpus(view))
@@ -248,7 +296,9 @@ def render(results: Mapping[str, Any], title: str = "tracekit report",
         for g in tg:
             p.append(f"<h3>{html_text(g.step_kind)} · {plural(g.steps, 'step')}</h3>")
             if g.verdicts:
-                p.append("<ol class='verdicts'>" + "".join(f"<li>{_code(html_text(v))}</li>" for v in g.verdicts) + "</ol>")
+                p.append(
+                    "<ol class='verdicts'>" + "".join(f"<li>{_code(html_text(v))}</li>" for v in g.verdicts) + "</ol>"
+                )
             p.append("<div class='grid'><div>")
             if g.headline is not None:
                 p.append(table_html(g.headline))
@@ -259,14 +309,21 @@ def render(results: Mapping[str, Any], title: str = "tracekit report",
                 p.append(table_html(g.tree) + f"<p class='cap'>{html_text(note)}</p>")
             p.append("</div></div>")
         if not tg:
-            p.append("<p class='empty'>no per-step headline (headline.sql gave no rows for this trace: "
-                     "no step matched the step pattern, see Notes)</p>")
+            p.append(
+                "<p class='empty'>no per-step headline (headline.sql gave no rows for this trace: "
+                "no step matched the step pattern, see Notes)</p>"
+            )
             p.append(table_html(sec.result_table({"summary": _rows(view, "summary", trace)}, "summary")))
         figs = plots.for_trace(view, trace)
-        bar, bar_cap = tl.phase_bar(plots.phase_bar_data(plots.of_trace(view, "headline.phase_tree", trace)),
-                                    plots.of_trace(view, "headline", trace), colour)
-        p.append("<h3>Where a step's time goes (phase tree, exclusive)</h3>" + (
-            f"{bar}<p class='cap'>{html_text(bar_cap)}</p>" if bar else f"<p class='empty'>{html_text(bar_cap)}</p>"))
+        bar, bar_cap = tl.phase_bar(
+            plots.phase_bar_data(plots.of_trace(view, "headline.phase_tree", trace)),
+            plots.of_trace(view, "headline", trace),
+            colour,
+        )
+        p.append(
+            "<h3>Where a step's time goes (phase tree, exclusive)</h3>"
+            + (f"{bar}<p class='cap'>{html_text(bar_cap)}</p>" if bar else f"<p class='empty'>{html_text(bar_cap)}</p>")
+        )
         cbars = category_bars(view, trace, [g.step_kind for g in tg] or ["(outside steps)"])
         if cbars:
             p.append("<h3>GPU op time by kernel category</h3>" + cbars)
@@ -274,17 +331,20 @@ def render(results: Mapping[str, Any], title: str = "tracekit report",
         if trace in timelines:
             s, cap = timelines[trace]
             link = chrome.get(trace)
-            extra = (f" Open <a href='{html_text(link)}'>{html_text(link)}</a> in ui.perfetto.dev for every event."
-                     if link else "")
+            extra = (
+                f" Open <a href='{html_text(link)}'>{html_text(link)}</a> in ui.perfetto.dev for every event."
+                if link
+                else ""
+            )
             p.append(s + f"<p class='cap'>{html_text(cap)}{extra}</p>")
         else:
-            p.append("<p class='empty'>no step matched the step pattern (set --step-pattern): no median step to draw</p>")
+            p.append(
+                "<p class='empty'>no step matched the step pattern (set --step-pattern): no median step to draw</p>"
+            )
         p.append(_figure("Step latency over the run", figs["latency"]))
         p.append(_figure("GPU idle causes per step", figs["idle"]))
-        p.append("<h3>Syncs</h3>" + table_html(table("syncs", _rows(view, "syncs", trace), limit=20,
-                                                       title="syncs")))
-    p.append("<h2>Every table</h2><p class='cap'>All outputs of queries/, as in --full; "
-             "--json has every row.</p>")
+        p.append("<h3>Syncs</h3>" + table_html(table("syncs", _rows(view, "syncs", trace), limit=20, title="syncs")))
+    p.append("<h2>Every table</h2><p class='cap'>All outputs of queries/, as in --full; --json has every row.</p>")
     empties = []
     for key in sec.section_keys(view):
         tab = sec.result_table(view, key, limit=limit, many=len(names) > 1)
@@ -292,9 +352,14 @@ def render(results: Mapping[str, Any], title: str = "tracekit report",
             empties.append(tab)
             continue
         open_ = " open" if key == "summary" else ""
-        p.append(f"<details{open_}><summary>{html_text(key)} ({plural(tab.total_rows, 'row')})</summary>{table_html(tab)}</details>")
+        p.append(
+            f"<details{open_}><summary>{html_text(key)} ({plural(tab.total_rows, 'row')})</summary>{table_html(tab)}</details>"
+        )
     if empties:
-        p.append("<ul>" + "".join(f"<li class='empty'>{html_text(t.key)}: {html_text(t.empty or '')}</li>"
-                                  for t in empties) + "</ul>")
+        p.append(
+            "<ul>"
+            + "".join(f"<li class='empty'>{html_text(t.key)}: {html_text(t.empty or '')}</li>" for t in empties)
+            + "</ul>"
+        )
     p.append("</body></html>")
     return "\n".join(p)

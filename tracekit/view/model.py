@@ -30,10 +30,38 @@ NUMERIC_KINDS = frozenset({"duration", "timestamp", "count", "number", "share", 
 NULL = "NULL"
 ELLIPSIS = "…"
 
-_ID_NAMES = frozenset({"tid", "pid", "device", "stream", "step_index", "correlation", "rank", "row_order",
-                       "depth", "seq", "gid", "label_index", "index", "island", "rank_order"})
-_TS_NAMES = frozenset({"ts_ns", "window_start_ns", "window_end_ns", "first_ns", "last_ns", "gap_start_ns",
-                       "gap_end_ns", "start_ns", "end_ns"})
+_ID_NAMES = frozenset(
+    {
+        "tid",
+        "pid",
+        "device",
+        "stream",
+        "step_index",
+        "correlation",
+        "rank",
+        "row_order",
+        "depth",
+        "seq",
+        "gid",
+        "label_index",
+        "index",
+        "island",
+        "rank_order",
+    }
+)
+_TS_NAMES = frozenset(
+    {
+        "ts_ns",
+        "window_start_ns",
+        "window_end_ns",
+        "first_ns",
+        "last_ns",
+        "gap_start_ns",
+        "gap_end_ns",
+        "start_ns",
+        "end_ns",
+    }
+)
 #: Duration units: (name, ns per unit), smallest first.
 UNITS: tuple[tuple[str, float], ...] = (("ns", 1.0), ("us", 1e3), ("ms", 1e6), ("s", 1e9))
 
@@ -65,8 +93,16 @@ def kind_of(name: str, sql_type: str | None = None, values: Sequence[Any] = ()) 
 
 
 #: The view's kind of each declared type whose kind does not depend on the SQL type and the values.
-_KIND_OF_TYPE: dict[str, Kind] = {"DURATION": "duration", "TIMESTAMP": "timestamp", "SHARE": "share", "ID": "id",
-                                  "BOOL": "bool", "TEXT": "text", "NOTE": "text", "FRAME": "text"}
+_KIND_OF_TYPE: dict[str, Kind] = {
+    "DURATION": "duration",
+    "TIMESTAMP": "timestamp",
+    "SHARE": "share",
+    "ID": "id",
+    "BOOL": "bool",
+    "TEXT": "text",
+    "NOTE": "text",
+    "FRAME": "text",
+}
 
 
 def kind_of_declared(declared: str, sql_type: str, values: Sequence[Any] = ()) -> Kind:
@@ -135,8 +171,9 @@ def fmt_fixed(v: float, decimals: int) -> str:
     return f"{v:,.{decimals}f}"
 
 
-def fmt_duration(ns: Any, unit: tuple[str, float] | None = None, decimals: int | None = None,
-                 with_unit: bool = False) -> str:
+def fmt_duration(
+    ns: Any, unit: tuple[str, float] | None = None, decimals: int | None = None, with_unit: bool = False
+) -> str:
     """A duration in ns, in ``unit`` (picked from the value when None), 3-4 significant digits."""
     if _is_null(ns):
         return NULL
@@ -363,7 +400,7 @@ def short_frame(text: str, parts: int = 2) -> str:
     seps = [i for i, ch in enumerate(path) if ch in "/\\"]
     if len(seps) < parts:
         return text
-    return f"{path[seps[-parts] + 1:]}({m.group(2)}): {m.group(3)}"
+    return f"{path[seps[-parts] + 1 :]}({m.group(2)}): {m.group(3)}"
 
 
 def footnote(notes: list[str], text: str) -> int | None:
@@ -377,12 +414,20 @@ def footnote(notes: list[str], text: str) -> int | None:
         notes.append(text)
     return notes.index(text) + 1
 
+
 #: Value columns of long-form tables (formatted per row with the row's unit).
 _LONG_VALUES = ("mean", "p50", "p99", "min", "max", "value", "a", "b", "delta")
 
 
-def column(name: str, values: Sequence[Any], kind: Kind | None = None, unit: tuple[str, float] | None = None,
-           decimals: int | None = None, sql_type: str | None = None, declared: str | None = None) -> Column:
+def column(
+    name: str,
+    values: Sequence[Any],
+    kind: Kind | None = None,
+    unit: tuple[str, float] | None = None,
+    decimals: int | None = None,
+    sql_type: str | None = None,
+    declared: str | None = None,
+) -> Column:
     """Format one column's values as a :class:`Column` (unit and decimals picked once for the whole column).
 
     ``sql_type``: the column's DuckDB type; without it ``values`` must be a pandas Series (its dtype says).
@@ -401,8 +446,9 @@ def column(name: str, values: Sequence[Any], kind: Kind | None = None, unit: tup
     return Column(name, name, kind, cells, declared=declared)
 
 
-def _cells(name: str, kind: Kind, vals: list[Any], unit: tuple[str, float] | None, decimals: int | None,
-           declared: str | None) -> Column | list[str]:
+def _cells(
+    name: str, kind: Kind, vals: list[Any], unit: tuple[str, float] | None, decimals: int | None, declared: str | None
+) -> Column | list[str]:
     """The formatted cells of a column of ``kind`` (a whole :class:`Column` for durations: their header names the unit)."""
     if kind == "duration":
         mags = sorted(abs(float(v)) for v in vals if not _is_null(v) and float(v) != 0)
@@ -411,8 +457,11 @@ def _cells(name: str, kind: Kind, vals: list[Any], unit: tuple[str, float] | Non
             hdr = "_".join(p for p in name.split("_") if p != "ns") or name
             return Column(name, hdr, kind, [fmt_duration(v, with_unit=True) for v in vals])
         unit = unit or pick_unit(vals)
-        dec = decimals if decimals is not None else (
-            0 if unit[0] == "ns" else decimals_for([float(v) / unit[1] for v in vals if not _is_null(v)]))
+        dec = (
+            decimals
+            if decimals is not None
+            else (0 if unit[0] == "ns" else decimals_for([float(v) / unit[1] for v in vals if not _is_null(v)]))
+        )
         return Column(name, header_of(name, kind, unit[0]), kind, [fmt_duration(v, unit, dec) for v in vals])
     if kind in ("timestamp", "id"):
         return [fmt_id(v) for v in vals]
@@ -429,13 +478,23 @@ def _cells(name: str, kind: Kind, vals: list[Any], unit: tuple[str, float] | Non
     if kind == "bool":
         return [fmt_bool(v) for v in vals]
     if (declared == "NOTE") if declared else (name in NOTE_NAMES):
-        return ["" if _is_null(v) else str(v) for v in vals]  # a note explains the rows that have one; NULL elsewhere is noise
+        return [
+            "" if _is_null(v) else str(v) for v in vals
+        ]  # a note explains the rows that have one; NULL elsewhere is noise
     return [fmt_text(v) for v in vals]
 
 
-def table(key: str, rows: Any, *, title: str | None = None, limit: int | None = None,
-          drop: Sequence[str] = (), indent_by: str | None = None, empty: str | None = None,
-          shared_unit: bool = False) -> Table:
+def table(
+    key: str,
+    rows: Any,
+    *,
+    title: str | None = None,
+    limit: int | None = None,
+    drop: Sequence[str] = (),
+    indent_by: str | None = None,
+    empty: str | None = None,
+    shared_unit: bool = False,
+) -> Table:
     """The view of result ``key``: typed columns of its first ``limit`` rows, or the reason it is empty.
 
     ``rows``: a :class:`Rows` (or a DataFrame, converted once). ``drop`` removes columns (a ``trace``
@@ -449,7 +508,9 @@ def table(key: str, rows: Any, *, title: str | None = None, limit: int | None = 
         return Table(key, title, empty=empty or empty_reason(key))
     total = len(rs)
     view = rs.head(limit)
-    indent = [int(d) if not _is_null(d) else 0 for d in view.col(indent_by)] if indent_by and indent_by in view else None
+    indent = (
+        [int(d) if not _is_null(d) else 0 for d in view.col(indent_by)] if indent_by and indent_by in view else None
+    )
     cols = [c for c in view.columns if c not in drop and c != indent_by]
     declared = {c: view.declared_of(c) for c in view.columns}
     if view.declared:  # a column declared VALUE is in the unit its row names
@@ -461,8 +522,12 @@ def table(key: str, rows: Any, *, title: str | None = None, limit: int | None = 
     out: list[Column] = []
     unit, dec = None, None
     if shared_unit:
-        durs = [v for c in cols if (declared[c] == "DURATION" if view.declared else kind_of(c) == "duration")
-                for v in view.col(c)]
+        durs = [
+            v
+            for c in cols
+            if (declared[c] == "DURATION" if view.declared else kind_of(c) == "duration")
+            for v in view.col(c)
+        ]
         unit = pick_unit(durs)
         dec = 0 if unit[0] == "ns" else decimals_for([float(v) / unit[1] for v in durs if not _is_null(v)])
     if long_form:
@@ -477,8 +542,15 @@ def table(key: str, rows: Any, *, title: str | None = None, limit: int | None = 
             out.append(Column("name", "name", "text", shown, hover=full, declared=declared["name"]))
             continue
         if long_form and c in per_row and is_numeric(view.type_of(c)):
-            out.append(Column(c, c, "number", [fmt_in_unit(v, u or "count") for v, u in zip(view.col(c), units)],
-                              declared=declared[c]))
+            out.append(
+                Column(
+                    c,
+                    c,
+                    "number",
+                    [fmt_in_unit(v, u or "count") for v, u in zip(view.col(c), units)],
+                    declared=declared[c],
+                )
+            )
         elif long_form and c == "unit":
             continue  # the unit is written in each value cell
         else:

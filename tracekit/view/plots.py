@@ -31,10 +31,19 @@ Plot = tuple[str | None, str]
 #: matplotlib's default colour cycle (tab10): a step kind's colour, as in the PNGs.
 CYCLE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 #: CPU-side causes warm, GPU-side cool, unknown grey (queries/gpu_idle.sql names them).
-CAUSE_COLOUR = {"launch_bound": "#e15759", "host_busy": "#f28e2b", "sync_blocked": "#b07aa1",
-                "gpu_wait": "#4e79a7", "queued_dependency": "#76b7b2", "gpu_sync_record": "#9c755f",
-                "kernel_gap": "#1f77b4", "no_launch_record": "#bab0ac", "other": "#bab0ac",
-                "before_first_gpu_op": "#d9d9d9", "after_last_gpu_op": "#d9d9d9"}
+CAUSE_COLOUR = {
+    "launch_bound": "#e15759",
+    "host_busy": "#f28e2b",
+    "sync_blocked": "#b07aa1",
+    "gpu_wait": "#4e79a7",
+    "queued_dependency": "#76b7b2",
+    "gpu_sync_record": "#9c755f",
+    "kernel_gap": "#1f77b4",
+    "no_launch_record": "#bab0ac",
+    "other": "#bab0ac",
+    "before_first_gpu_op": "#d9d9d9",
+    "after_last_gpu_op": "#d9d9d9",
+}
 EXPOSED_COLOUR, OVERLAP_COLOUR = "#e15759", "#76b7b2"
 FIRST_END_COLOUR, LAST_END_COLOUR, RANK_BAR_COLOUR = "#59a14f", "#e15759", "#4e79a7"
 INK, MUTED, SPINE, GRID = "#1f2328", "#57606a", "#57606a", "#eaeef2"  # the page's text colours (html.CSS)
@@ -44,6 +53,7 @@ MAX_PHASE_BARS = 30  # exposed-communication bars: the (trace, device, phase) ro
 
 
 # ----------------------------------------------------------------------------- SVG primitives
+
 
 def _n(v: float) -> str:
     """A coordinate: one decimal, no '-0.0'."""
@@ -55,8 +65,17 @@ def _short(s: object, n: int = 40) -> str:
     return elide(str(s), n)
 
 
-def text(x: float, y: float, s: str, anchor: str = "start", fill: str = INK, size: int | None = None,
-         tip: str | None = None, rotate: bool = False, weight: str = "") -> str:
+def text(
+    x: float,
+    y: float,
+    s: str,
+    anchor: str = "start",
+    fill: str = INK,
+    size: int | None = None,
+    tip: str | None = None,
+    rotate: bool = False,
+    weight: str = "",
+) -> str:
     """A <text> of untrusted ``s`` (escaped) with optional hover text ``tip`` (escaped)."""
     attrs = f" text-anchor='{anchor}'" if anchor != "start" else ""
     attrs += f" font-size='{size}'" if size else ""
@@ -70,31 +89,48 @@ def rect(x: float, y: float, w: float, h: float, fill: str, tip: str = "", opaci
     """A filled box with its hover text (escaped); at least 1 px wide so a small value stays visible."""
     op = f" fill-opacity='{opacity}'" if opacity < 1 else ""
     title = f"<title>{html_text(tip)}</title>" if tip else ""
-    return (f"<rect x='{_n(x)}' y='{_n(y)}' width='{_n(max(w, 1.0))}' height='{_n(max(h, 0.0))}' "
-            f"fill='{fill}'{op}>{title}</rect>")
+    return (
+        f"<rect x='{_n(x)}' y='{_n(y)}' width='{_n(max(w, 1.0))}' height='{_n(max(h, 0.0))}' "
+        f"fill='{fill}'{op}>{title}</rect>"
+    )
 
 
-def line(x1: float, y1: float, x2: float, y2: float, stroke: str = SPINE, width: float = 1.0, dash: bool = False,
-         tip: str = "") -> str:
+def line(
+    x1: float,
+    y1: float,
+    x2: float,
+    y2: float,
+    stroke: str = SPINE,
+    width: float = 1.0,
+    dash: bool = False,
+    tip: str = "",
+) -> str:
     d = " stroke-dasharray='4 3'" if dash else ""
     title = f"<title>{html_text(tip)}</title>" if tip else ""
-    return (f"<line x1='{_n(x1)}' y1='{_n(y1)}' x2='{_n(x2)}' y2='{_n(y2)}' stroke='{stroke}' "
-            f"stroke-width='{width}'{d}>{title}</line>")
+    return (
+        f"<line x1='{_n(x1)}' y1='{_n(y1)}' x2='{_n(x2)}' y2='{_n(y2)}' stroke='{stroke}' "
+        f"stroke-width='{width}'{d}>{title}</line>"
+    )
 
 
 def figure(width: float, height: float, body: Iterable[str], label: str) -> str:
     """The root <svg class='fig'>: drawn at ``width`` px, scaled down with the page (viewBox), ``label`` for readers."""
-    return (f"<svg class='fig' viewBox='0 0 {width:.0f} {height:.0f}' width='{width:.0f}' height='{height:.0f}' "
-            f"role='img' aria-label='{html_text(label)}' xmlns='http://www.w3.org/2000/svg'>" + "".join(body) + "</svg>")
+    return (
+        f"<svg class='fig' viewBox='0 0 {width:.0f} {height:.0f}' width='{width:.0f}' height='{height:.0f}' "
+        f"role='img' aria-label='{html_text(label)}' xmlns='http://www.w3.org/2000/svg'>" + "".join(body) + "</svg>"
+    )
 
 
-def legend(items: Sequence[tuple[str, str]], x: float, y: float, across: bool = False, max_chars: int = 30) -> list[str]:
+def legend(
+    items: Sequence[tuple[str, str]], x: float, y: float, across: bool = False, max_chars: int = 30
+) -> list[str]:
     """Swatch + text per (colour, name) from (x, y): one per line, or in one row when ``across``."""
     out = []
     for colour, name in items:
         short = _short(name, max_chars)
-        out.append(rect(x, y - 8, 10, 10, colour) + text(x + 14, y + 1, short, size=10,
-                                                        tip=name if short != name else None))
+        out.append(
+            rect(x, y - 8, 10, 10, colour) + text(x + 14, y + 1, short, size=10, tip=name if short != name else None)
+        )
         if across:
             x += 14 + len(short) * CHAR_PX * 10 / 11 + 16
         else:
@@ -103,6 +139,7 @@ def legend(items: Sequence[tuple[str, str]], x: float, y: float, across: bool = 
 
 
 # ----------------------------------------------------------------------------- axes and ticks
+
 
 def nice_step(span: float, target: int = 5) -> float:
     """A tick step of 1, 2, 2.5 or 5 times a power of ten giving about ``target`` ticks over ``span``."""
@@ -156,8 +193,9 @@ class Axes:
         return min(max(self.px(v), self.x), self.x + self.w)
 
 
-def x_axis(ax: Axes, label: str, values: Sequence[float] | None = None, names: Sequence[str] | None = None,
-           grid: bool = False) -> list[str]:
+def x_axis(
+    ax: Axes, label: str, values: Sequence[float] | None = None, names: Sequence[str] | None = None, grid: bool = False
+) -> list[str]:
     """Bottom spine, ticks at ``values`` (round ones over the range when None) and the axis label."""
     values = ticks(ax.xlo, ax.xhi, 6) if values is None else values
     base = ax.y + ax.h
@@ -200,6 +238,7 @@ def _pad(lo: float, hi: float, frac: float = 0.05) -> tuple[float, float]:
 
 # ----------------------------------------------------------------------------- figures of one trace
 
+
 def phase_bar_data(tree: Any) -> Rows:
     """The stacked bar's segments: per step kind, every phase-tree row's EXCLUSIVE mean CPU time.
 
@@ -211,7 +250,9 @@ def phase_bar_data(tree: Any) -> Rows:
     if not len(rs) or not set(cols) <= set(rs.columns):
         return Rows(tuple(cols), ("VARCHAR",) * 5, ())
     rs = rs.select(cols)
-    return Rows(rs.columns, rs.types, tuple(sorted(rs.data, key=lambda r: (str(r[0]), str(r[1]), num(r[2])))), rs.declared)
+    return Rows(
+        rs.columns, rs.types, tuple(sorted(rs.data, key=lambda r: (str(r[0]), str(r[1]), num(r[2])))), rs.declared
+    )
 
 
 def _by_kind(steps: Rows) -> dict[str, list[tuple[float, float]]]:
@@ -244,8 +285,10 @@ def latency(steps: Any) -> Plot:
         return None, "no step matched the step pattern (set --step-pattern)"
     if len(st) < 3:
         walls = ", ".join(fmt_duration(v, with_unit=True) for v in st.col("wall_ns"))
-        return None, (f"{len(st)} step{'s' if len(st) > 1 else ''} only (wall {walls}): "
-                      "a trend and a distribution need at least 3")
+        return None, (
+            f"{len(st)} step{'s' if len(st) > 1 else ''} only (wall {walls}): "
+            "a trend and a distribution need at least 3"
+        )
     kinds = _by_kind(st)
     if not kinds:
         return None, "no step has a wall time (every wall_ns is NULL)"
@@ -253,10 +296,13 @@ def latency(steps: Any) -> Plot:
     colour = {k: CYCLE[i % len(CYCLE)] for i, k in enumerate(kinds)}
     top = 30 if len(kinds) > 1 else 12
     ilo, ihi = _pad(min(i for p in kinds.values() for i, _ in p), max(i for p in kinds.values() for i, _ in p))
-    vlo, vhi = _pad(min(w for p in kinds.values() for _, w in p) / unit[1], max(w for p in kinds.values() for _, w in p) / unit[1])
+    vlo, vhi = _pad(
+        min(w for p in kinds.values() for _, w in p) / unit[1], max(w for p in kinds.values() for _, w in p) / unit[1]
+    )
     a1 = Axes(70, top, 480, 190, ilo, ihi, vlo, vhi)
-    body = y_axis(a1, f"step wall time ({unit[0]})") + x_axis(a1, "step index (time order)",
-                                                               ticks(ilo, ihi, 8, integer=True))
+    body = y_axis(a1, f"step wall time ({unit[0]})") + x_axis(
+        a1, "step index (time order)", ticks(ilo, ihi, 8, integer=True)
+    )
     hists = {k: _histogram([w / unit[1] for _, w in pts]) for k, pts in kinds.items()}
     hlo, hhi = _pad(min(b[0][0] for b in hists.values()), max(b[-1][1] for b in hists.values()))
     cmax = max(c for b in hists.values() for _, _, c in b)
@@ -268,12 +314,16 @@ def latency(steps: Any) -> Plot:
         body.append(f"<polyline points='{xy}' fill='none' stroke='{c}' stroke-width='1.2'/>")
         for i, w in pts:  # a dot per step when there are few; the hover holds the value either way
             r = 2.5 if len(pts) <= 60 else 1.2
-            body.append(f"<circle cx='{_n(a1.px(i))}' cy='{_n(a1.py(w / unit[1]))}' r='{r}' fill='{c}'>"
-                        f"<title>{html_text(f'{k} · step {i:.0f}: {fmt_duration(w, with_unit=True)}')}</title></circle>")
+            body.append(
+                f"<circle cx='{_n(a1.px(i))}' cy='{_n(a1.py(w / unit[1]))}' r='{r}' fill='{c}'>"
+                f"<title>{html_text(f'{k} · step {i:.0f}: {fmt_duration(w, with_unit=True)}')}</title></circle>"
+            )
         for lo, hi, n in hists[k]:
             if n:
-                tip = (f"{k}: {n} step{'' if n == 1 else 's'} of {tick_label(lo, [lo, hi])}–{tick_label(hi, [lo, hi])} "
-                       f"{unit[0]}")
+                tip = (
+                    f"{k}: {n} step{'' if n == 1 else 's'} of {tick_label(lo, [lo, hi])}–{tick_label(hi, [lo, hi])} "
+                    f"{unit[0]}"
+                )
                 bar = rect(a2.px(lo), a2.py(n), a2.px(hi) - a2.px(lo), a2.py(0) - a2.py(n), c, tip, 0.7)
                 body.append(bar.replace("<rect ", "<rect stroke='#fff' stroke-width='0.8' ", 1))  # bins apart
     if len(kinds) > 1:
@@ -324,8 +374,9 @@ def idle_by_step(by_step: Any) -> Plot:
             if v <= 0:
                 continue
             y0, y1 = ax.py(base / unit[1]), ax.py((base + v) / unit[1])
-            tip = (f"step {i}: {c} {fmt_duration(v, with_unit=True)} of "
-                   f"{fmt_duration(totals[i], with_unit=True)} GPU idle")
+            tip = (
+                f"step {i}: {c} {fmt_duration(v, with_unit=True)} of {fmt_duration(totals[i], with_unit=True)} GPU idle"
+            )
             body.append(rect(ax.px(float(i)) - w / 2, y1, w, y0 - y1, colour[c], tip))
             base += v
     body += legend([(colour[c], c) for c in reversed(causes)], ax.x + ax.w + 20, ax.y + 8)  # top down as stacked
@@ -334,7 +385,8 @@ def idle_by_step(by_step: Any) -> Plot:
         "(headline.idle, summed over devices: the 'GPU idle, end to end' of the per-step table; the "
         "causes are defined in queries/gpu_idle.sql): launch_bound and host_busy are CPU-side, "
         "sync_blocked a host sync, gpu_wait / queued_dependency a GPU-side dependency, kernel_gap the "
-        "ordinary gap between queued kernels")
+        "ordinary gap between queued kernels"
+    )
 
 
 def of_trace(results: Mapping[str, Any], key: str, trace: str) -> Rows:
@@ -347,18 +399,23 @@ def of_trace(results: Mapping[str, Any], key: str, trace: str) -> Rows:
 
 def for_trace(results: Mapping[str, Any], trace: str) -> dict[str, Plot]:
     """Every figure of one trace (``results``: Rows or DataFrames)."""
-    return {"latency": latency(of_trace(results, "steps", trace)),
-            "idle": idle_by_step(of_trace(results, "headline.idle", trace))}
+    return {
+        "latency": latency(of_trace(results, "steps", trace)),
+        "idle": idle_by_step(of_trace(results, "headline.idle", trace)),
+    }
 
 
 # ----------------------------------------------------------------------------- several GPUs
+
 
 def _panel_keys(rank_steps: Rows, step_skew: Rows) -> list[Any]:
     """The steps to draw: the :data:`MAX_STEP_PANELS` whose ends are furthest apart, in rank_steps' order."""
     keys = list(dict.fromkeys(rank_steps.col("step_key")))
     if len(step_skew) and "skew_ns" in step_skew and "step_key" in step_skew:
-        order = sorted(zip(step_skew.col("skew_ns"), step_skew.col("step_key")),
-                       key=lambda r: (missing(r[0]), -num(r[0]), str(r[1])))
+        order = sorted(
+            zip(step_skew.col("skew_ns"), step_skew.col("step_key")),
+            key=lambda r: (missing(r[0]), -num(r[0]), str(r[1])),
+        )
         top = {k for _, k in order[:MAX_STEP_PANELS]}
         keys = [k for k in keys if k in top]
     return keys[:MAX_STEP_PANELS]
@@ -370,8 +427,10 @@ def rank_timeline(rank_steps: Any, step_skew: Any, align: str) -> Plot:
     rs, sk = as_rows(rank_steps), as_rows(step_skew)
     ranks = sorted({r for r in rs.col("rank") if not missing(r)}) if len(rs) and "rank" in rs else []
     if len(ranks) < 2:
-        return None, ("no per-rank steps (collectives.rank_steps is empty): the timeline needs one trace per rank "
-                      "with steps matching --step-pattern on at least two of them")
+        return None, (
+            "no per-rank steps (collectives.rank_steps is empty): the timeline needs one trace per rank "
+            "with steps matching --step-pattern on at least two of them"
+        )
     keys = _panel_keys(rs, sk)
     recs = rs.records()
     unit = pick_unit([r["end_offset_ns"] for r in recs])
@@ -388,27 +447,49 @@ def rank_timeline(rank_steps: Any, step_skew: Any, align: str) -> Plot:
         ends = [float(r["end_offset_ns"]) / unit[1] for r in sub]
         lo, hi = min(ends), max(ends)
         span = hi or 1.0
-        ax = Axes(label_w + n * (panel_w + gap), 26, panel_w, row_h * len(ranks),
-                  max(0.0, lo - 0.15 * span), hi + 0.05 * span, 0, 1)  # zoomed on the ends: that is where the skew is
+        ax = Axes(
+            label_w + n * (panel_w + gap),
+            26,
+            panel_w,
+            row_h * len(ranks),
+            max(0.0, lo - 0.15 * span),
+            hi + 0.05 * span,
+            0,
+            1,
+        )  # zoomed on the ends: that is where the skew is
         body.append(text(ax.x + ax.w / 2, 14, _short(key, 28), "middle", tip=str(key)))
         body += x_axis(ax, f"from the step's earliest start ({unit[0]})", ticks(ax.xlo, ax.xhi, 4), grid=True)
         body.append(line(ax.x, ax.y, ax.x, ax.y + ax.h))
         for r in sub:
             a, b = num(r["start_offset_ns"]) / unit[1], float(r["end_offset_ns"]) / unit[1]
             y = ax.y + (ranks.index(r["rank"]) + 0.2) * row_h
-            tip = (f"rank {r['rank']} · {key}: from {fmt_duration(r['start_offset_ns'], unit)} to "
-                   f"{fmt_duration(r['end_offset_ns'], unit)} {unit[0]} after the step's earliest start")
+            tip = (
+                f"rank {r['rank']} · {key}: from {fmt_duration(r['start_offset_ns'], unit)} to "
+                f"{fmt_duration(r['end_offset_ns'], unit)} {unit[0]} after the step's earliest start"
+            )
             body.append(rect(ax.cx(a), y, ax.cx(b) - ax.cx(a), 0.6 * row_h, RANK_BAR_COLOUR, tip))
         for v, c, what in ((lo, FIRST_END_COLOUR, "first rank done"), (hi, LAST_END_COLOUR, "last rank done")):
-            body.append(line(ax.px(v), ax.y - 2, ax.px(v), ax.y + ax.h, c, 1.2, dash=True,
-                             tip=f"{what}: {fmt_duration(v * unit[1], unit, with_unit=True)}"))
+            body.append(
+                line(
+                    ax.px(v),
+                    ax.y - 2,
+                    ax.px(v),
+                    ax.y + ax.h,
+                    c,
+                    1.2,
+                    dash=True,
+                    tip=f"{what}: {fmt_duration(v * unit[1], unit, with_unit=True)}",
+                )
+            )
     how = {"collective_end": "matched collectives end together", "one_clock": "one shared clock"}.get(
-        align, "raw timestamps (rank_align none)")
+        align, "raw timestamps (rank_align none)"
+    )
     total = len(dict.fromkeys(rs.col("step_key")))
     shown = f"{len(keys)} of {plural(total, 'step')} (the ones whose ends are furthest apart)"
     return figure(width, height, body, "Per-rank step timeline"), (
         f"each rank's step range, {shown}; clocks: {how}. The x axis starts near the ends "
-        "(bars begin at the step's start); green dashed = the first rank to finish, red = the last")
+        "(bars begin at the step's start); green dashed = the first rank to finish, red = the last"
+    )
 
 
 def _comm_rows(by_phase: Rows) -> list[dict[str, Any]]:
@@ -416,8 +497,17 @@ def _comm_rows(by_phase: Rows) -> list[dict[str, Any]]:
     if not len(by_phase) or "comm_ops" not in by_phase:
         return []
     recs = [r for r in by_phase.records() if num(r["comm_ops"]) > 0]
-    return sorted(recs, key=lambda r: (missing(r["comm_exposed_ns"]), -num(r["comm_exposed_ns"]), str(r["trace"]),
-                                       missing(r["device"]), num(r["device"]), str(r["phase_path"])))
+    return sorted(
+        recs,
+        key=lambda r: (
+            missing(r["comm_exposed_ns"]),
+            -num(r["comm_exposed_ns"]),
+            str(r["trace"]),
+            missing(r["device"]),
+            num(r["device"]),
+            str(r["phase_path"]),
+        ),
+    )
 
 
 def comm_phase_bars(by_phase: Any) -> Plot:
@@ -425,8 +515,10 @@ def comm_phase_bars(by_phase: Any) -> Plot:
     of the launching call (comm.by_phase), stacked, per trace and device."""
     d = _comm_rows(as_rows(by_phase))
     if not d:
-        return None, ("no communication kernel in these traces (NCCL/RCCL, DeepEP, NVSHMEM, custom all-reduce): "
-                      "nothing to split into exposed and overlapped")
+        return None, (
+            "no communication kernel in these traces (NCCL/RCCL, DeepEP, NVSHMEM, custom all-reduce): "
+            "nothing to split into exposed and overlapped"
+        )
     left = len(d) - MAX_PHASE_BARS
     d = d[:MAX_PHASE_BARS]
     many = len({r["trace"] for r in d}) > 1 or len({r["device"] for r in d}) > 1
@@ -448,9 +540,14 @@ def comm_phase_bars(by_phase: Any) -> Plot:
             body.append(rect(ax.px(0), y, ax.px(ex[j]) - ax.px(0), 0.65 * row_h, EXPOSED_COLOUR, both))
         if o > 0:
             body.append(rect(ax.px(ex[j]), y, ax.px(ex[j] + ov[j]) - ax.px(ex[j]), 0.65 * row_h, OVERLAP_COLOUR, both))
-    body += legend([(EXPOSED_COLOUR, "exposed (only communicating)"), (OVERLAP_COLOUR, "overlapped by compute")],
-                   ax.x, 12, across=True)
+    body += legend(
+        [(EXPOSED_COLOUR, "exposed (only communicating)"), (OVERLAP_COLOUR, "overlapped by compute")],
+        ax.x,
+        12,
+        across=True,
+    )
     more = f"; {left} more rows in comm.by_phase" if left > 0 else ""
     return figure(ax.x + ax.w + 30, ax.y + ax.h + 40, body, "Exposed communication per phase"), (
         "communication kernel time per phase of the launching call, summed over the capture (comm.by_phase: "
-        "comm_exposed_ns + comm_overlap_ns = comm_op_ns), exposed first" + more)
+        "comm_exposed_ns + comm_overlap_ns = comm_op_ns), exposed first" + more
+    )

@@ -24,18 +24,34 @@ Results = Mapping[str, Any]  # result key -> Rows (or a DataFrame, converted whe
 HIDDEN = frozenset({"steps.median_step_ops", "timeline", "timeline.links"})
 
 #: Headline rows shown, display names for the phase tree (the view picks, SQL computes).
-_TREE_COLS = {"phase": "phase", "excl_cpu_ns_mean": "cpu_ns", "excl_cpu_ns_p50": "p50_ns",
-              "excl_cpu_ns_p99": "p99_ns", "excl_cpu_share": "cpu_share", "excl_gpu_ns_mean": "gpu_ns",
-              "excl_gpu_share": "gpu_share"}
+_TREE_COLS = {
+    "phase": "phase",
+    "excl_cpu_ns_mean": "cpu_ns",
+    "excl_cpu_ns_p50": "p50_ns",
+    "excl_cpu_ns_p99": "p99_ns",
+    "excl_cpu_share": "cpu_share",
+    "excl_gpu_ns_mean": "gpu_ns",
+    "excl_gpu_share": "gpu_share",
+}
 _TREE_FULL = {**_TREE_COLS, "incl_cpu_ns_mean": "cpu_incl_ns", "incl_gpu_ns_mean": "gpu_incl_ns"}
 TREE_TITLE = "phase tree, exclusive (children not counted in parents; shares add up to 100%)"
-TREE_NOTE = ("exclusive time per step (a parent's row leaves out its children, so each share column "
-             "adds up to 100%); cpu = range time on the step's thread, mean with p50/p99 over the steps")
+TREE_NOTE = (
+    "exclusive time per step (a parent's row leaves out its children, so each share column "
+    "adds up to 100%); cpu = range time on the step's thread, mean with p50/p99 over the steps"
+)
 TREE_NOTE_GPU = "; gpu = GPU op time (kernels, copies, memsets) launched in the phase"
 
 #: Fallback when headline.sql did not run: the steps.stats metrics that say what a step costs.
-_FALLBACK_METRICS = ("wall_ns", "cpu_span_ns", "gpu_span_ns", "gpu_busy_ns", "gpu_op_ns", "launches",
-                     "sync_stall_ns", "gpu_busy_share_e2e")
+_FALLBACK_METRICS = (
+    "wall_ns",
+    "cpu_span_ns",
+    "gpu_span_ns",
+    "gpu_busy_ns",
+    "gpu_op_ns",
+    "launches",
+    "sync_stall_ns",
+    "gpu_busy_share_e2e",
+)
 
 
 @dataclass
@@ -89,8 +105,14 @@ def notes(results: Results) -> list[Note]:
     for r in hn.records():
         if r.get("severity") == "warn":
             continue  # warnings_of below has it (said once, not as 'steps' and 'headline/steps')
-        out.append(Note(str(r.get("trace")), str(r.get("severity") or "info"), str(r.get("source") or ""),
-                        str(r.get("message") or "")))
+        out.append(
+            Note(
+                str(r.get("trace")),
+                str(r.get("severity") or "info"),
+                str(r.get("source") or ""),
+                str(r.get("message") or ""),
+            )
+        )
     for w in warnings_of(results):
         src = w["flag"] if w["analysis"] == "headline" else f"{w['analysis']}/{w['flag']}"  # converter, steps
         out.append(Note(str(w["trace"]), "warn", str(src), str(w["message"])))
@@ -127,8 +149,11 @@ def groups(results: Results, full: bool = False) -> list[Group]:
         shown = sub.select(keep)
         if "note" in shown and all(missing(v) for v in shown.col("note")):
             shown = shown.drop(["note"])
-        g.headline = table("headline", shown,
-                           title=f"per step ({steps if steps is not None else '?'} step{'' if steps == 1 else 's'} of {kind})")
+        g.headline = table(
+            "headline",
+            shown,
+            title=f"per step ({steps if steps is not None else '?'} step{'' if steps == 1 else 's'} of {kind})",
+        )
         if len(ver):
             v = ver.empty() if null_key else ver_of.get((trace, kind), ver.empty())
             v = v.sort_by("rank") if "rank" in v else v
@@ -162,7 +187,7 @@ def _with_instances(tree: Rows) -> Rows:
             return r[i]
         return f"{r[i]} ×{int(n) if n == int(n) else round(n, 1)}"
 
-    return Rows(tree.columns, tree.types, tuple((*r[:i], name(r), *r[i + 1:]) for r in tree.data), tree.declared)
+    return Rows(tree.columns, tree.types, tuple((*r[:i], name(r), *r[i + 1 :]) for r in tree.data), tree.declared)
 
 
 def category_rows(results: Results, trace: str, step_kind: str) -> list[dict[str, Any]]:
@@ -174,8 +199,7 @@ def category_rows(results: Results, trace: str, step_kind: str) -> list[dict[str
 
 
 #: What the category sentence and the stacked bar say about graph replays (kernels.sql's note, shortened).
-GRAPH_NOTE = ("no launching op tells them apart there; the category from the kernel name is the breakdown "
-              "there is")
+GRAPH_NOTE = "no launching op tells them apart there; the category from the kernel name is the breakdown there is"
 
 
 def category_line(results: Results, trace: str, step_kind: str) -> str | None:
@@ -208,8 +232,11 @@ def fallback(results: Results) -> list[Table]:
     if len(st):
         st = st.where(lambda r: r["metric"] in _FALLBACK_METRICS)
         kinds = {k for k in st.col("step_kind") if not missing(k)}
-        keep = (["trace"] if many else []) + (["step_kind"] if len(kinds) > 1 else []) + [
-            "metric", "steps", "mean", "p50", "p99"]
+        keep = (
+            (["trace"] if many else [])
+            + (["step_kind"] if len(kinds) > 1 else [])
+            + ["metric", "steps", "mean", "p50", "p99"]
+        )
         out.append(table("steps.stats", st.select(keep), title="per step (steps.stats; headline.sql gave no rows)"))
     elif "steps" in results:
         out.append(table("steps", st))
@@ -252,17 +279,21 @@ def more_line(results: Results, shown: Sequence[str]) -> str:
     """The closing hint: what else there is and how to see it."""
     rest = [k for k in section_keys(results) if k not in shown and not k.startswith("headline")]
     files = list(dict.fromkeys(k.split(".")[0] for k in rest))
-    return (f"More: --section NAME ({', '.join(files)}), --full for every table, --json for all rows, "
-            "--html FILE for plots and the median step's timeline.")
+    return (
+        f"More: --section NAME ({', '.join(files)}), --full for every table, --json for all rows, "
+        "--html FILE for plots and the median step's timeline."
+    )
 
 
 # ----------------------------------------------------------------------------- several GPUs
 
 #: How each clock alignment reads in a caption (collectives.sql's `alignment` output, `method`).
-ALIGN_TEXT = {"collective_end": "clocks aligned so that matched collectives end together on every rank "
-                                "(rank_align = collective_end; collectives.alignment has each shift)",
-              "none": "raw timestamps, no clock alignment (rank_align = none: valid only when the ranks share one clock)",
-              "one_clock": "one trace: its GPUs share one clock, nothing to align"}
+ALIGN_TEXT = {
+    "collective_end": "clocks aligned so that matched collectives end together on every rank "
+    "(rank_align = collective_end; collectives.alignment has each shift)",
+    "none": "raw timestamps, no clock alignment (rank_align = none: valid only when the ranks share one clock)",
+    "one_clock": "one trace: its GPUs share one clock, nothing to align",
+}
 
 
 def _ms(ns: Any) -> str:
@@ -306,13 +337,18 @@ def comm_lines(results: Results, trace: str) -> list[str]:
     rows = c.where(lambda r: _same(r["trace"], trace) and not missing(r["comm_ops"]) and r["comm_ops"] > 0)
     for r in rows.records():
         per = r.get("comm_exposed_ns_per_step")
-        per_s = (f"{_ms(per)} per step ({plural(int(r['steps']), 'step')})" if not missing(per)
-                 else f"{_ms(r['comm_exposed_ns'])} in all (per step: NULL, no step matched --step-pattern)")
+        per_s = (
+            f"{_ms(per)} per step ({plural(int(r['steps']), 'step')})"
+            if not missing(per)
+            else f"{_ms(r['comm_exposed_ns'])} in all (per step: NULL, no step matched --step-pattern)"
+        )
         share = r.get("comm_overlap_share")
         gpu = r.get("gpu") if not missing(r.get("gpu")) else f"device {r['device']}"
         libs = f" ({r['comm_libraries']})" if not missing(r.get("comm_libraries")) else ""
-        out.append(f"{gpu}: exposed communication {per_s}; {fmt_share(share)} of communication time{libs} "
-                   f"overlapped by compute ({_ms(r['comm_overlap_ns'])} of {_ms(r['comm_ns'])})")
+        out.append(
+            f"{gpu}: exposed communication {per_s}; {fmt_share(share)} of communication time{libs} "
+            f"overlapped by compute ({_ms(r['comm_overlap_ns'])} of {_ms(r['comm_ns'])})"
+        )
     return out
 
 
@@ -323,14 +359,21 @@ def straggler(results: Results) -> str | None:
     st = _get(results, "collectives.straggler")
     if not len(st):
         m = _get(results, "collectives.matched")
-        return ("no rank arrived late at a matched collective" if len(m)
-                else "no collective matched across ranks (no communication kernel, or the ranks' calls do not pair up)")
+        return (
+            "no rank arrived late at a matched collective"
+            if len(m)
+            else "no collective matched across ranks (no communication kernel, or the ranks' calls do not pair up)"
+        )
     r = st.records()[0]
-    s = (f"rank {r['rank']} arrives last at {r['times_last']} of {plural(int(r['matched_calls']), 'matched collective')}, "
-         f"on average {_ms(r['late_ns_mean'])} after the next-latest rank, costing every other rank at least "
-         f"that per call; the others waited {_ms(r['caused_wait_ns'])} for it in all")
+    s = (
+        f"rank {r['rank']} arrives last at {r['times_last']} of {plural(int(r['matched_calls']), 'matched collective')}, "
+        f"on average {_ms(r['late_ns_mean'])} after the next-latest rank, costing every other rank at least "
+        f"that per call; the others waited {_ms(r['caused_wait_ns'])} for it in all"
+    )
     if int(r["steps"] or 0) > 0:
-        s += (f" ({_ms(r['caused_wait_ns_per_step'])} per step over {plural(int(r['steps']), 'step')}); steps end "
-              f"{_ms(r['skew_ns_mean'])} apart on average (latest minus earliest end), rank {r['rank']} last in "
-              f"{r['slowest_steps']} of them")
+        s += (
+            f" ({_ms(r['caused_wait_ns_per_step'])} per step over {plural(int(r['steps']), 'step')}); steps end "
+            f"{_ms(r['skew_ns_mean'])} apart on average (latest minus earliest end), rank {r['rank']} last in "
+            f"{r['slowest_steps']} of them"
+        )
     return s + "."

@@ -63,13 +63,15 @@ def _floor(col: Column, natural: int, width: int) -> int:
 def _natural(cols: list[Column], indent: list[int] | None) -> list[int]:
     widths = [c.natural_width() for c in cols]
     if indent is not None and cols:
-        widths[0] = max(cell_len(cols[0].header),
-                        max((2 * d + cell_len(c) for d, c in zip(indent, cols[0].cells)), default=0))
+        widths[0] = max(
+            cell_len(cols[0].header), max((2 * d + cell_len(c) for d, c in zip(indent, cols[0].cells)), default=0)
+        )
     return widths
 
 
-def _fit(cols: list[Column], width: int, indent: list[int] | None,
-         fixed: dict[int, int] | None = None) -> list[int] | None:
+def _fit(
+    cols: list[Column], width: int, indent: list[int] | None, fixed: dict[int, int] | None = None
+) -> list[int] | None:
     """Widths that fit ``width`` by shrinking text columns only (widest first); None when that cannot fit.
 
     ``fixed``: column index -> width kept as is (key columns repeated across blocks keep one width).
@@ -155,8 +157,10 @@ def table_lines(tab: Table, width: int) -> list[str]:
         out.append(GAP.join("─" * w for w in widths))
         for r in range(tab.shown_rows):
             depth = tab.indent[r] if tab.indent else 0
-            cells = [_cell(c, c.cells[r], w, depth if (tab.indent and c is bcols[0] and c is cols[0]) else 0)
-                     for c, w in zip(bcols, widths)]
+            cells = [
+                _cell(c, c.cells[r], w, depth if (tab.indent and c is bcols[0] and c is cols[0]) else 0)
+                for c, w in zip(bcols, widths)
+            ]
             out.append(GAP.join(cells).rstrip())
     for n, text in enumerate(notes, 1):
         out.extend(wrap_text(f"[{n}] {text}", width))
@@ -181,7 +185,9 @@ def _footnotes(cols: list[Column], width: int, indent: list[int] | None) -> tupl
 
 
 #: A number and the unit after it ("3.66 ms", "24.9 %", "1,198 launches" is not: only units) stay on one line.
-_NUM_UNIT = re.compile(r"(?<![\w.])([-+]?[\d][\d,]*(?:\.\d+)?) (ns|us|µs|ms|s|min|h|%|x|GB|MB|KB|B|GiB|MiB|KiB|TFLOP/s|GB/s|TB/s)(?![\w/])")
+_NUM_UNIT = re.compile(
+    r"(?<![\w.])([-+]?[\d][\d,]*(?:\.\d+)?) (ns|us|µs|ms|s|min|h|%|x|GB|MB|KB|B|GiB|MiB|KiB|TFLOP/s|GB/s|TB/s)(?![\w/])"
+)
 _GLUE = "\u00a0"
 _CODE_SPAN = re.compile(r"`[^`\n]+`")
 
@@ -199,7 +205,7 @@ def _split_long(word: str, room: int) -> list[str]:
         elif ch in ")]}":
             depth = max(0, depth - 1)
         elif ch in "=," and depth == 0 and cell_len(word[start:]) > room:
-            pieces.append(word[start:i + 1])
+            pieces.append(word[start : i + 1])
             start = i + 1
     pieces.append(word[start:])
     out: list[str] = []
@@ -219,8 +225,9 @@ def wrap_text(text: str, width: int, indent: str = "") -> list[str]:
     words: list[str] = []
     room = max(8, width - len(indent) - 2)
     glued = _NUM_UNIT.sub(lambda m: m.group(1) + _GLUE + m.group(2), term(text))
-    glued = _CODE_SPAN.sub(lambda m: m.group(0).replace(" ", _GLUE) if cell_len(m.group(0)) <= room else m.group(0),
-                           glued)
+    glued = _CODE_SPAN.sub(
+        lambda m: m.group(0).replace(" ", _GLUE) if cell_len(m.group(0)) <= room else m.group(0), glued
+    )
     for w in glued.split(" "):
         words.extend(_split_long(w, room) if cell_len(w) > room else [w])
     lines: list[str] = []
@@ -250,8 +257,9 @@ def join_lines(parts: Iterable[Sequence[str]]) -> list[str]:
     return out
 
 
-def report_lines(results: Mapping[str, Any], width: int = 80, sections: Sequence[str] = (),
-                 full: bool = False, limit: int = 25) -> list[str]:
+def report_lines(
+    results: Mapping[str, Any], width: int = 80, sections: Sequence[str] = (), full: bool = False, limit: int = 25
+) -> list[str]:
     """The terminal report as lines of at most ``width`` cells.
 
     Default: notes and warnings first, then per trace and step kind the verdicts, the per-step table
@@ -300,8 +308,10 @@ def report_lines(results: Mapping[str, Any], width: int = 80, sections: Sequence
             blocks.append(gpus_lines(results, tr, width))
     slow = sec.straggler(results)
     if slow:
-        blocks.append(wrap_text(f"several GPUs, slowest rank: {slow}", width)
-                      + wrap_text(f"({sec.ALIGN_TEXT[sec.alignment(results)]})", width))
+        blocks.append(
+            wrap_text(f"several GPUs, slowest rank: {slow}", width)
+            + wrap_text(f"({sec.ALIGN_TEXT[sec.alignment(results)]})", width)
+        )
     blocks.append(wrap_text(sec.more_line(results, ()), width))
     return join_lines(blocks)
 
@@ -317,8 +327,13 @@ def gpus_lines(results: Mapping[str, Any], trace: str, width: int) -> list[str]:
     return out
 
 
-def print_report(results: Mapping[str, Any], width: int | None = None, sections: Sequence[str] = (),
-                 full: bool = False, limit: int = 25) -> None:
+def print_report(
+    results: Mapping[str, Any],
+    width: int | None = None,
+    sections: Sequence[str] = (),
+    full: bool = False,
+    limit: int = 25,
+) -> None:
     """Print :func:`report_lines` at the terminal's width (80 when piped, ``width`` to override)."""
     w = terminal_width(width)
     sys.stdout.write("\n".join(report_lines(results, w, sections, full, limit)) + "\n")

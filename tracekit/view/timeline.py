@@ -32,8 +32,24 @@ from tracekit.safe import html_text
 from tracekit.view.model import elide, fmt_duration, fmt_share, pick_unit
 
 #: tab20 without its grey and red pairs: the 8 strong hues first, then their light partners.
-PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#17becf",
-           "#aec7e8", "#ffbb78", "#98df8a", "#c5b0d5", "#c49c94", "#f7b6d2", "#dbdb8d", "#9edae5")
+PALETTE = (
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#bcbd22",
+    "#17becf",
+    "#aec7e8",
+    "#ffbb78",
+    "#98df8a",
+    "#c5b0d5",
+    "#c49c94",
+    "#f7b6d2",
+    "#dbdb8d",
+    "#9edae5",
+)
 OTHER_COLOUR = "#c7c7c7"  # step time in no phase: '(other)' (and '(none)' outside every step)
 SMALL_COLOUR = "#7f7f7f"  # 'smaller phases': those past the palette
 SMALL_LABEL = "smaller phases"
@@ -50,6 +66,7 @@ WIDE_LABEL_PX = 70  # ... narrower than this: its label is dropped on a page und
 
 
 # ----------------------------------------------------------------------------- colours
+
 
 def _size(table: Any, cols: Iterable[str]) -> dict[str, float]:
     """phase path -> its largest value over ``cols`` and rows (NULL as 0)."""
@@ -80,7 +97,8 @@ def phase_colours(results: Mapping[str, Any], max_colours: int = len(PALETTE)) -
             for p, d in zip(rs.col("phase_path"), rs.col("dur_ns")):
                 boxes[str(p)] = boxes.get(str(p), 0.0) + num(d)
     order = sorted(tree, key=lambda p: (-tree[p], p)) + sorted(
-        (p for p in boxes if p not in tree), key=lambda p: (-boxes[p], p))
+        (p for p in boxes if p not in tree), key=lambda p: (-boxes[p], p)
+    )
     named = [p for p in order if p not in NO_PHASE and p != NO_LAUNCH]
     room = max_colours if len(named) <= max_colours else max_colours - 1
     out = {p: PALETTE[i] if i < room else SMALL_COLOUR for i, p in enumerate(named)}
@@ -92,7 +110,7 @@ def _ink(fill: str) -> str:
     """Label colour on ``fill``: black on light colours, white on dark ones."""
     if not fill.startswith("#") or len(fill) != 7:
         return "#111"
-    r, g, b = (int(fill[i:i + 2], 16) / 255 for i in (1, 3, 5))
+    r, g, b = (int(fill[i : i + 2], 16) / 255 for i in (1, 3, 5))
     return "#111" if 0.299 * r + 0.587 * g + 0.114 * b > 0.55 else "#fff"
 
 
@@ -107,17 +125,22 @@ def legend(colour: Mapping[str, str], phases: Iterable[str], extra: Iterable[tup
         if c == SMALL_COLOUR:
             small.append(p)
             continue
-        items.append(f"<span class='sw' title='{html_text(p)}'><i style='background:{c}'></i>{html_text(elide(p, 48))}</span>")
+        items.append(
+            f"<span class='sw' title='{html_text(p)}'><i style='background:{c}'></i>{html_text(elide(p, 48))}</span>"
+        )
     if small:
         names = ", ".join(small)
-        items.append(f"<span class='sw' title='{html_text(names)}'><i style='background:{SMALL_COLOUR}'></i>"
-                     f"{SMALL_LABEL} ({len(small)}, one colour: hover for their names)</span>")
+        items.append(
+            f"<span class='sw' title='{html_text(names)}'><i style='background:{SMALL_COLOUR}'></i>"
+            f"{SMALL_LABEL} ({len(small)}, one colour: hover for their names)</span>"
+        )
     for bg, text in extra:
         items.append(f"<span class='sw'><i style='background:{bg}'></i>{html_text(text)}</span>")
     return "<div class='legend'>" + "".join(items) + "</div>"
 
 
 # ----------------------------------------------------------------------------- drawing helpers
+
 
 def _pct(v: float) -> str:
     return f"{v:.3f}%"
@@ -143,8 +166,10 @@ def _axis(span: float, y_text: float, y0: float, y1: float) -> list[str]:
     for tk in ticks:
         p = tk / span * 100
         anchor = "start" if p < 3 else ("end" if p > 97 else "middle")
-        out.append(f"<line x1='{_pct(p)}' y1='{y0:.0f}' x2='{_pct(p)}' y2='{y1:.0f}' stroke='#e4e4e4'/>"
-                   f"<text x='{_pct(p)}' y='{y_text:.0f}' text-anchor='{anchor}' fill='#555'>{_tick_label(tk, unit)}</text>")
+        out.append(
+            f"<line x1='{_pct(p)}' y1='{y0:.0f}' x2='{_pct(p)}' y2='{y1:.0f}' stroke='#e4e4e4'/>"
+            f"<text x='{_pct(p)}' y='{y_text:.0f}' text-anchor='{anchor}' fill='#555'>{_tick_label(tk, unit)}</text>"
+        )
     return out
 
 
@@ -154,21 +179,33 @@ def _title(tip: str | tuple[str, ...]) -> str:
     return "\n".join(html_text(t) for t in ((tip,) if isinstance(tip, str) else tip))
 
 
-def _box(x_pct: float, w_pct: float, y: float, h: float, fill: str, tip: str | tuple[str, ...], label: str = "",
-         opacity: float = 1.0) -> str:
+def _box(
+    x_pct: float,
+    w_pct: float,
+    y: float,
+    h: float,
+    fill: str,
+    tip: str | tuple[str, ...],
+    label: str = "",
+    opacity: float = 1.0,
+) -> str:
     """A rect with its hover text; a label inside when the box is wide enough (clipped to the box by a
     nested <svg>, elided to its width at the reference width)."""
     w_pct = max(w_pct, 0.05)
     op = f" fill-opacity='{opacity}'" if opacity < 1 else ""
-    s = (f"<rect x='{_pct(x_pct)}' y='{y:.1f}' width='{_pct(w_pct)}' height='{h:.1f}' fill='{fill}'{op}>"
-         f"<title>{_title(tip)}</title></rect>")
+    s = (
+        f"<rect x='{_pct(x_pct)}' y='{y:.1f}' width='{_pct(w_pct)}' height='{h:.1f}' fill='{fill}'{op}>"
+        f"<title>{_title(tip)}</title></rect>"
+    )
     px = w_pct / 100 * REF_PLOT_PX
     if label and px >= MIN_LABEL_PX:
         text = elide(label, max(1, int((px - 4) / CHAR_PX)))
         ink = "#111" if opacity < 1 or fill.startswith("url(") else _ink(fill)
         cls = "lbl" if px >= WIDE_LABEL_PX else "lbl s"  # 's': dropped on a narrow page (html.CSS)
-        s += (f"<svg x='{_pct(x_pct)}' y='{y:.1f}' width='{_pct(w_pct)}' height='{h:.1f}' class='{cls}'>"
-              f"<text x='3' y='{h / 2 + 3.5:.1f}' fill='{ink}'>{html_text(text)}</text></svg>")
+        s += (
+            f"<svg x='{_pct(x_pct)}' y='{y:.1f}' width='{_pct(w_pct)}' height='{h:.1f}' class='{cls}'>"
+            f"<text x='3' y='{h / 2 + 3.5:.1f}' fill='{ink}'>{html_text(text)}</text></svg>"
+        )
     return s
 
 
@@ -177,6 +214,7 @@ def _frame(lanes_svg: str, plot_svg: str) -> str:
 
 
 # ----------------------------------------------------------------------------- timeline
+
 
 def _records(rows: Any) -> list[SimpleNamespace]:
     """Each row as an object with one attribute per column (``r.ts_ns``), launch columns added when absent
@@ -223,21 +261,31 @@ def svg(table: Any, colour: Mapping[str, str], uid: str = "0") -> tuple[str, str
         y += (rows * ROW_H if kind == "cpu" else GPU_H) + 8
     height = y + 4
     hatch = f"tkh{uid}"
-    left = [f"<svg class='tl-lanes' width='{LABEL_W}' height='{height:.0f}' xmlns='http://www.w3.org/2000/svg'>"
-            f"<text x='4' y='{TOP - 6}' fill='#222'>step range</text>"]
-    parts = [f"<svg class='timeline' width='100%' height='{height:.0f}' role='img' xmlns='http://www.w3.org/2000/svg'>"
-             f"<defs><pattern id='{hatch}' width='6' height='6' patternUnits='userSpaceOnUse' "
-             f"patternTransform='rotate(45)'><rect width='6' height='6' fill='#eeeeee'/>"
-             f"<line x1='0' y1='0' x2='0' y2='6' stroke='#8c8c8c' stroke-width='2'/></pattern></defs>"]
+    left = [
+        f"<svg class='tl-lanes' width='{LABEL_W}' height='{height:.0f}' xmlns='http://www.w3.org/2000/svg'>"
+        f"<text x='4' y='{TOP - 6}' fill='#222'>step range</text>"
+    ]
+    parts = [
+        f"<svg class='timeline' width='100%' height='{height:.0f}' role='img' xmlns='http://www.w3.org/2000/svg'>"
+        f"<defs><pattern id='{hatch}' width='6' height='6' patternUnits='userSpaceOnUse' "
+        f"patternTransform='rotate(45)'><rect width='6' height='6' fill='#eeeeee'/>"
+        f"<line x1='0' y1='0' x2='0' y2='6' stroke='#8c8c8c' stroke-width='2'/></pattern></defs>"
+    ]
     parts += _axis(span, 11, 14, height)
     # the step range itself: a bracket above the lanes (GPU work of an async step runs past its end)
-    step_tip = f"{first['step_name']} (step {first['step_index']}): {fmt_duration(first['step_wall_ns'], with_unit=True)}"
-    parts.append(f"<rect x='{_pct(x(s0))}' y='{TOP - 12}' width='{_pct(max(x(s1) - x(s0), 0.05))}' height='6' fill='#444'>"
-                 f"<title>{html_text(step_tip)}</title></rect>")
+    step_tip = (
+        f"{first['step_name']} (step {first['step_index']}): {fmt_duration(first['step_wall_ns'], with_unit=True)}"
+    )
+    parts.append(
+        f"<rect x='{_pct(x(s0))}' y='{TOP - 12}' width='{_pct(max(x(s1) - x(s0), 0.05))}' height='6' fill='#444'>"
+        f"<title>{html_text(step_tip)}</title></rect>"
+    )
     for lane, kind, rows in lanes:
         h = rows * ROW_H if kind == "cpu" else GPU_H
-        left.append(f"<text x='4' y='{y0[lane] + min(h, ROW_H) - 4:.1f}' fill='#222'><title>{html_text(lane)}</title>"
-                    f"{html_text(elide(lane, 25))}</text>")
+        left.append(
+            f"<text x='4' y='{y0[lane] + min(h, ROW_H) - 4:.1f}' fill='#222'><title>{html_text(lane)}</title>"
+            f"{html_text(elide(lane, 25))}</text>"
+        )
         parts.append(f"<rect x='0' y='{y0[lane]:.1f}' width='100%' height='{h}' fill='#f7f7f7'/>")
     depth_of = {lane: rows for lane, _, rows in lanes}
     unlaunched = 0
@@ -248,7 +296,11 @@ def svg(table: Any, colour: Mapping[str, str], uid: str = "0") -> tuple[str, str
         tip: str | tuple[str, ...]
         if r.row_kind == "range":
             yy, hh = y0[lane] + (int(r.depth) - 1) * ROW_H, ROW_H - 1
-            fill, tip, label = colour.get(str(r.phase_path), OTHER_COLOUR), (str(r.name), str(r.phase_path), dur), str(r.name)
+            fill, tip, label = (
+                colour.get(str(r.phase_path), OTHER_COLOUR),
+                (str(r.name), str(r.phase_path), dur),
+                str(r.name),
+            )
         elif r.row_kind == "runtime":
             yy, hh = y0[lane] + (depth_of[lane] - 1) * ROW_H, ROW_H - 1
             fill = SYNC_COLOUR if bool(r.blocking) else RUNTIME_COLOUR
@@ -260,8 +312,12 @@ def svg(table: Any, colour: Mapping[str, str], uid: str = "0") -> tuple[str, str
             if how == "none":
                 unlaunched += 1
                 fill = f"url(#{hatch})"
-                tip = (str(r.name), "no launch record in the trace: launched before the trace window opened "
-                       "(or its launch call was not captured)", dur)
+                tip = (
+                    str(r.name),
+                    "no launch record in the trace: launched before the trace window opened "
+                    "(or its launch call was not captured)",
+                    dur,
+                )
             else:
                 fill = colour.get(str(r.phase_path), OTHER_COLOUR)
                 tip = (str(r.name), f"launched in {r.phase_path}", dur)
@@ -282,24 +338,35 @@ def svg(table: Any, colour: Mapping[str, str], uid: str = "0") -> tuple[str, str
         if src not in y0 or j % every:
             continue
         sy = y0[src] + depth_of[src] * ROW_H
-        parts.append(f"<line x1='{_pct(x(r.launch_ts_ns))}' y1='{sy:.1f}' x2='{_pct(x(r.ts_ns))}' y2='{y0[str(r.lane)]:.1f}' "
-                     "stroke='#888' stroke-width='0.5' stroke-opacity='0.6'/>")
+        parts.append(
+            f"<line x1='{_pct(x(r.launch_ts_ns))}' y1='{sy:.1f}' x2='{_pct(x(r.ts_ns))}' y2='{y0[str(r.lane)]:.1f}' "
+            "stroke='#888' stroke-width='0.5' stroke-opacity='0.6'/>"
+        )
         nlinks += 1
     parts.append("</svg>")
     left.append("</svg>")
     if len(gpu) > nlinks and gpu:
         note += f" {nlinks:,} of {len(gpu):,} launch links drawn (every {every}th)."
     if unlaunched:
-        note += (f" {unlaunched:,} GPU op{'s' if unlaunched > 1 else ''} of the window {'have' if unlaunched > 1 else 'has'} "
-                 "no launch record in the trace (hatched grey): launched before the trace window opened.")
-    cap = (f"Step {first['step_index']} of trace {first['trace']} (range '{first['step_name']}', wall "
-           f"{fmt_duration(first['step_wall_ns'], with_unit=True)}): the median by wall time of the trace's "
-           f"'{first['step_kind']}' steps. CPU lanes: ranges by nesting depth, then launch calls (dark; blocking "
-           "syncs red); " + ("GPU lanes: every GPU op that overlaps the step's window and every op launched in the "
-                             "step (faded: launched in another step or outside the steps); lines join a launch to its "
-                             "GPU op" if any(r.row_kind == "gpu_op" for r in recs) else
-                             "no GPU op overlaps the step's window (no GPU activity recorded)")
-           + "; hover a box for its name." + note)
+        note += (
+            f" {unlaunched:,} GPU op{'s' if unlaunched > 1 else ''} of the window {'have' if unlaunched > 1 else 'has'} "
+            "no launch record in the trace (hatched grey): launched before the trace window opened."
+        )
+    cap = (
+        f"Step {first['step_index']} of trace {first['trace']} (range '{first['step_name']}', wall "
+        f"{fmt_duration(first['step_wall_ns'], with_unit=True)}): the median by wall time of the trace's "
+        f"'{first['step_kind']}' steps. CPU lanes: ranges by nesting depth, then launch calls (dark; blocking "
+        "syncs red); "
+        + (
+            "GPU lanes: every GPU op that overlaps the step's window and every op launched in the "
+            "step (faded: launched in another step or outside the steps); lines join a launch to its "
+            "GPU op"
+            if any(r.row_kind == "gpu_op" for r in recs)
+            else "no GPU op overlaps the step's window (no GPU activity recorded)"
+        )
+        + "; hover a box for its name."
+        + note
+    )
     return _frame("".join(left), "".join(parts)), cap
 
 
@@ -323,11 +390,22 @@ def _rows(results: Mapping[str, Any]) -> list[SimpleNamespace] | None:
     out = []
     for r, kind in zip(_records(ops), _kinds(results, ops)):
         g = str(r.lane).startswith("GPU")
-        out.append(SimpleNamespace(**{**vars(r), "lane_kind": "gpu" if g else "cpu",
-                                      "row_kind": "gpu_op" if g else "range",
-                                      "depth": None if g else len(str(r.phase_path).split("/")),
-                                      "blocking": None, "launch_tid": None, "launch_ts_ns": None, "launch": None,
-                                      "launch_step": None, "step_kind": kind}))
+        out.append(
+            SimpleNamespace(
+                **{
+                    **vars(r),
+                    "lane_kind": "gpu" if g else "cpu",
+                    "row_kind": "gpu_op" if g else "range",
+                    "depth": None if g else len(str(r.phase_path).split("/")),
+                    "blocking": None,
+                    "launch_tid": None,
+                    "launch_ts_ns": None,
+                    "launch": None,
+                    "launch_step": None,
+                    "step_kind": kind,
+                }
+            )
+        )
     return out
 
 
@@ -349,12 +427,15 @@ def sections(results: Mapping[str, Any], colour: Mapping[str, str] | None = None
         runtime = any(r.row_kind == "runtime" for r in sub)
         extra = [(RUNTIME_COLOUR, "launch call"), (SYNC_COLOUR, "blocking sync")] if runtime else []
         if any(r.row_kind == "gpu_op" and r.launch == "none" for r in sub):
-            extra.append(("repeating-linear-gradient(45deg,#8c8c8c 0 2px,#eeeeee 2px 5px)", "GPU op with no launch record"))
+            extra.append(
+                ("repeating-linear-gradient(45deg,#8c8c8c 0 2px,#eeeeee 2px 5px)", "GPU op with no launch record")
+            )
         out.append((str(trace), s + legend(colour, shown, extra), cap))
     return out
 
 
 # ----------------------------------------------------------------------------- the phase tree as a bar
+
 
 def phase_bar(data: Any, headline: Any, colour: Mapping[str, str]) -> tuple[str | None, str]:
     """(inline SVG + legend, caption): per step kind a horizontal bar of the exclusive mean CPU time of every
@@ -379,8 +460,10 @@ def phase_bar(data: Any, headline: Any, colour: Mapping[str, str]) -> tuple[str 
     parts += _axis(full, height - 4, 4, height - 16)
     for i, k in enumerate(kinds):
         y = 8 + i * (bar_h + gap)
-        left.append(f"<text x='4' y='{y + bar_h / 2 + 4:.0f}' fill='#222'><title>{html_text(k)}</title>"
-                    f"{html_text(elide(k, 25))}</text>")
+        left.append(
+            f"<text x='4' y='{y + bar_h / 2 + 4:.0f}' fill='#222'><title>{html_text(k)}</title>"
+            f"{html_text(elide(k, 25))}</text>"
+        )
         xx = 0.0
         for r in (r for r in recs if str(r.step_kind) == k):
             v = num(r.excl_cpu_ns_mean)
@@ -393,12 +476,16 @@ def phase_bar(data: Any, headline: Any, colour: Mapping[str, str]) -> tuple[str 
             xx += v / full * 100
         if k in spans:
             sx = spans[k] / full * 100
-            parts.append(f"<line x1='{_pct(sx)}' y1='{y - 4}' x2='{_pct(sx)}' y2='{y + bar_h + 4}' stroke='#000' "
-                         f"stroke-width='2'><title>mean CPU span {html_text(fmt_duration(spans[k], with_unit=True))}</title></line>")
+            parts.append(
+                f"<line x1='{_pct(sx)}' y1='{y - 4}' x2='{_pct(sx)}' y2='{y + bar_h + 4}' stroke='#000' "
+                f"stroke-width='2'><title>mean CPU span {html_text(fmt_duration(spans[k], with_unit=True))}</title></line>"
+            )
     parts.append("</svg>")
     left.append("</svg>")
     shown = {str(r.phase_path) for r in recs}
-    cap = ("exclusive CPU time of each phase in the mean step, stacked in phase-tree order: parents without their "
-           "children, '(other)' = step time in no phase; the black tick is the mean CPU span (steps' wall time); "
-           "hover a segment for its phase and time")
+    cap = (
+        "exclusive CPU time of each phase in the mean step, stacked in phase-tree order: parents without their "
+        "children, '(other)' = step time in no phase; the black tick is the mean CPU span (steps' wall time); "
+        "hover a segment for its phase and time"
+    )
     return _frame("".join(left), "".join(parts)) + legend(colour, shown), cap
