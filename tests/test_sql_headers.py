@@ -137,7 +137,7 @@ def test_report_outputs_match_their_declaration(path: Path) -> None:
         pytest.skip(f"{path} is absent")
     con = duckdb.connect()
     results: dict[str, Any] = report.run([str(path)], con=con, rows=True, small_one_thread=True)
-    results.update(report.run_file(con, "timeline", done={"steps"}, rows=True))  # run by report --html
+    results.update(report.run_timeline(con, rows=True))  # run by report --html
     problems = [m for key, rows in results.items() for m in mismatches(key, rows)]
     assert not problems, "\n".join(problems)
 

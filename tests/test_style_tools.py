@@ -39,6 +39,8 @@ PLANTED = "\n".join([
     LONG,  # 5: line-length
     "SELECT first(x), range(3) AS overlaps FROM t WHERE a Is NULL;",  # 6: keyword-case ('Is' only)
     "CREATE OR REPLACE TEMP MACRO m(a) AS 'x: ' || a;",  # 7: clean (sqlglot's Command fallback, re-read)
+    "-- @param p REGEX '" + "a|" * 70 + "b' the default: one 142-character word",  # 8: clean (unbreakable)
+    "-- " + "word " * 30,  # 9: line-length (153 columns of words a break can split)
 ]) + "\n"
 
 
@@ -47,7 +49,7 @@ def test_each_planted_problem_is_found_on_its_line(tmp_path: Path) -> None:
     f.write_text(PLANTED)
     found = {(no, rule) for no, rule, _ in LINT.lint(f)}
     assert found == {(2, "keyword-case"), (3, "tab"), (4, "trailing-space"), (5, "line-length"),
-                     (6, "keyword-case")}, found
+                     (6, "keyword-case"), (9, "line-length"), (9, "trailing-space")}, found
 
 
 def test_a_statement_that_does_not_parse_is_named_with_its_line(tmp_path: Path) -> None:
