@@ -8,8 +8,8 @@
 -- @param tokens_per_step NUMBER NULL tokens one step processes (batch size x tokens per sequence; for a
 --     verify step batch x (draft length + 1)), for the per-token columns: a trace does not record it
 --
--- Run it with `tracekit report` (or tracekit.report.run): that loads the modules on its @requires line first and sets every
--- getvariable() parameter to its default (its @param line; docs/queries.md).
+-- Run it with `tracekit report` (or tracekit.report.run): that loads the modules on its @requires line first and sets
+-- every getvariable() parameter to its default (its @param line; docs/queries.md).
 --
 -- Method.
 --   Ops counted: cpu_op rows of the matmul / attention family (aten::mm, addmm, _addmm_activation,
@@ -61,8 +61,9 @@
 --   replayed by CUDA graphs and not mapped by graphmap are not counted; GPU time is summed
 --   kernel duration, not wall time (concurrent streams add up); one GPU model per trace.
 --
--- Inputs: events (cpu_op rows: input_dims, input_types, flops), kernels (args."@graphmap"), trace_devices; gpu_activity, runtime_calls, step_instances,
---   step_instances_one_thread, trace_window (queries/lib/); modules_gpu_phase, modules_cpu_phase (lib/modules.sql).
+-- Inputs: events (cpu_op rows: input_dims, input_types, flops), kernels (args."@graphmap"), trace_devices;
+--   gpu_activity, runtime_calls, step_instances, step_instances_one_thread, trace_window (queries/lib/);
+--   modules_gpu_phase, modules_cpu_phase (lib/modules.sql).
 -- Parameters: the @param lines above, and top_n (kernels.sql: rows of `ops`); without tokens_per_step
 --   the per-token columns are NULL.
 --
@@ -166,11 +167,13 @@ SELECT k.trace, CAST(NULL AS BIGINT) AS pid, any_value(k.launch_tid) AS tid, min
        min(k.launch_ts_ns) AS ts_ns, min(k.launch_ts_ns) AS end_ns,
        min(coalesce(p.eff_phase_path, k.phase_path, '(none)')) AS phase_path,
        min(modules_eff_src(p.phase_source, k.phase_path)) AS phase_source,
-       any_value(k.input_dims) AS input_dims, any_value(k.input_types) AS input_types, CAST(NULL AS DOUBLE) AS trace_flops,
+       any_value(k.input_dims) AS input_dims, any_value(k.input_types) AS input_types,
+       CAST(NULL AS DOUBLE) AS trace_flops,
        TRUE AS mapped, count(*) AS m_gpu_ops, sum(greatest(k.dur_ns, 0)) AS m_gpu_ns
 FROM (SELECT *, json_extract_string(args, '$."@graphmap".op') AS op,
              TRY_CAST(json_extract_string(args, '$."@graphmap".op_node') AS BIGINT) AS op_node
-      FROM kernels WHERE input_dims IS NOT NULL AND api_is_graph_launch(launch_name) AND contains(args, '"@graphmap"')) k
+      FROM kernels
+      WHERE input_dims IS NOT NULL AND api_is_graph_launch(launch_name) AND contains(args, '"@graphmap"')) k
 LEFT JOIN modules_gpu_phase p ON p.trace = k.trace AND p.row_id = k.row_id
 WHERE _fl_family(k.op) AND k.op_node IS NOT NULL
 GROUP BY k.trace, k.correlation, k.op_node;
@@ -178,7 +181,8 @@ GROUP BY k.trace, k.correlation, k.op_node;
 CREATE OR REPLACE TEMP TABLE _fl_cand AS
 SELECT e.trace, e.pid, e.tid, e.seq, e.name, e.ts_ns, e.ts_ns + greatest(e.dur_ns, 0) AS end_ns,
        coalesce(modules_eff_path(m.eff_phase_path, e.phase_path), '(none)') AS phase_path,
-       modules_eff_src(m.phase_source, e.phase_path) AS phase_source, e.input_dims, e.input_types, e.flops AS trace_flops,
+       modules_eff_src(m.phase_source, e.phase_path) AS phase_source, e.input_dims, e.input_types,
+       e.flops AS trace_flops,
        FALSE AS mapped, CAST(NULL AS BIGINT) AS m_gpu_ops, CAST(NULL AS HUGEINT) AS m_gpu_ns
 FROM events e LEFT JOIN modules_cpu_phase m ON m.trace = e.trace AND m.row_id = e.row_id
 WHERE e.kind = 'cpu_op' AND _fl_family(e.name)
@@ -222,7 +226,8 @@ WITH _o AS (
         CASE
         WHEN sdpa THEN CASE WHEN len(a) = 4 AND len(d[3]) = 4 THEN _fl_prod(a[1:3]) * d[3][4] END
         WHEN name = 'aten::_scaled_mm' THEN NULL  -- out_dtype is not recorded
-        WHEN name IN ('aten::mm', 'aten::addmm', 'aten::_addmm_activation') AND len(a) = 2 AND len(b) = 2 THEN a[1] * b[2]
+        WHEN name IN ('aten::mm', 'aten::addmm', 'aten::_addmm_activation') AND len(a) = 2 AND len(b) = 2
+            THEN a[1] * b[2]
         WHEN name IN ('aten::bmm', 'aten::baddbmm') AND len(a) = 3 AND len(b) = 3 THEN a[1] * a[2] * b[3]
         WHEN name = 'aten::linear' AND len(a) >= 1 AND len(b) = 2 THEN _fl_prod(a[1:len(a) - 1]) * b[1]
         WHEN name = 'aten::matmul' THEN CASE
@@ -255,12 +260,14 @@ _named AS (
     WHERE d.name IS NOT NULL
 ), _n AS (
     SELECT w.trace, coalesce(getvariable('gpu'), n.name) AS gpu_name,
-           CASE WHEN getvariable('gpu') IS NOT NULL THEN '--gpu' WHEN n.name IS NOT NULL THEN 'trace' END AS name_source,
+           CASE WHEN getvariable('gpu') IS NOT NULL THEN '--gpu'
+                WHEN n.name IS NOT NULL THEN 'trace' END AS name_source,
            CASE WHEN getvariable('gpu') IS NULL THEN n.sm_count END AS sm_count
     FROM trace_window w LEFT JOIN (SELECT * FROM _named WHERE r = 1) n USING (trace)
 ), _m AS (
     SELECT n.trace, p.*,
-           row_number() OVER (PARTITION BY n.trace ORDER BY CASE WHEN regexp_matches(n.gpu_name, p.name_regex) THEN 0 ELSE 1 END, p.ord) AS r
+           row_number() OVER (PARTITION BY n.trace
+                              ORDER BY CASE WHEN regexp_matches(n.gpu_name, p.name_regex) THEN 0 ELSE 1 END, p.ord) AS r
     FROM _n n JOIN _fl_peaks p
       ON regexp_matches(n.gpu_name, p.name_regex)
          OR (p.cus IS NOT NULL AND p.cus = n.sm_count AND regexp_matches(n.gpu_name, '(?i)^amd (radeon|instinct)'))
@@ -272,12 +279,20 @@ SELECT n.trace, n.gpu_name, n.name_source, m.gpu AS matched,
        coalesce(TRY_CAST(getvariable('peak_tflops') AS DOUBLE), m.tf32_tflops) AS tf32_tflops,
        coalesce(TRY_CAST(getvariable('peak_tflops') AS DOUBLE), m.fp32_tflops) AS fp32_tflops,
        coalesce(TRY_CAST(getvariable('peak_tb_s') AS DOUBLE), m.tb_s) AS peak_tb_s,
-       concat_ws(', ', CASE WHEN getvariable('peak_tflops') IS NOT NULL THEN concat('peak_tflops=', getvariable('peak_tflops')) END,
-                       CASE WHEN getvariable('peak_tb_s') IS NOT NULL THEN concat('peak_tb_s=', getvariable('peak_tb_s')) END) AS peak_override,
+       concat_ws(', ',
+                 CASE WHEN getvariable('peak_tflops') IS NOT NULL
+                      THEN concat('peak_tflops=', getvariable('peak_tflops')) END,
+                 CASE WHEN getvariable('peak_tb_s') IS NOT NULL
+                      THEN concat('peak_tb_s=', getvariable('peak_tb_s')) END) AS peak_override,
        CASE
-           WHEN getvariable('peak_tflops') IS NOT NULL AND (m.gpu IS NOT NULL OR getvariable('peak_tb_s') IS NOT NULL) THEN NULL
-           WHEN n.gpu_name IS NULL THEN 'the trace names no GPU (no deviceProperties / GPU table): pass --gpu NAME or --peak-tflops X --peak-tb-s Y'
-           WHEN m.gpu IS NULL THEN 'GPU "' || n.gpu_name || '" is not in the peak table (queries/flops.sql): pass --gpu NAME (e.g. "H100 SXM") or --peak-tflops X --peak-tb-s Y'
+           WHEN getvariable('peak_tflops') IS NOT NULL AND (m.gpu IS NOT NULL OR getvariable('peak_tb_s') IS NOT NULL)
+               THEN NULL
+           WHEN n.gpu_name IS NULL
+               THEN 'the trace names no GPU (no deviceProperties / GPU table): pass --gpu NAME or '
+                    || '--peak-tflops X --peak-tb-s Y'
+           WHEN m.gpu IS NULL
+               THEN 'GPU "' || n.gpu_name || '" is not in the peak table (queries/flops.sql): '
+                    || 'pass --gpu NAME (e.g. "H100 SXM") or --peak-tflops X --peak-tb-s Y'
        END AS note
 FROM _n n LEFT JOIN (SELECT * FROM _m WHERE r = 1) m USING (trace);
 
@@ -328,7 +343,8 @@ WHERE flops_ops.trace = v.trace AND flops_ops.trace = a.trace AND flops_ops.dtyp
 -- the rate columns shared by every output (a macro over one group of flops_ops rows)
 CREATE OR REPLACE TEMP MACRO _fl_timed_flops(flops, timed) AS sum(flops) FILTER (WHERE timed);
 CREATE OR REPLACE TEMP MACRO _fl_ideal_ns(flops, peak, timed) AS
-    CASE WHEN count(*) FILTER (WHERE timed AND peak IS NULL) = 0 THEN sum(flops / (peak * 1e3)) FILTER (WHERE timed) END;
+    CASE WHEN count(*) FILTER (WHERE timed AND peak IS NULL) = 0
+         THEN sum(flops / (peak * 1e3)) FILTER (WHERE timed) END;
 
 -- What the trace holds, so that notes advise only what is missing: cpu_ops with input shapes
 -- (record_shapes was on) and graph-replayed GPU ops that graphmap did not shape.
@@ -336,9 +352,12 @@ CREATE OR REPLACE TEMP TABLE _fl_caps AS
 SELECT w.trace, coalesce(e.shaped_ops, 0) AS shaped_ops, coalesce(k.unmapped_graph_ops, 0) AS unmapped_graph_ops
 FROM trace_window w
 LEFT JOIN (SELECT trace, count(*) AS shaped_ops FROM events
-           WHERE kind = 'cpu_op' AND input_dims IS NOT NULL AND input_dims NOT IN ('', '[]') GROUP BY trace) e USING (trace)
-LEFT JOIN (SELECT trace, count(*) FILTER (WHERE NOT coalesce(contains(args, '"@graphmap"'), FALSE)) AS unmapped_graph_ops
-           FROM (SELECT trace, args FROM kernels WHERE api_is_graph_launch(launch_name)) GROUP BY trace) k USING (trace);
+           WHERE kind = 'cpu_op' AND input_dims IS NOT NULL AND input_dims NOT IN ('', '[]')
+           GROUP BY trace) e USING (trace)
+LEFT JOIN (SELECT trace,
+                  count(*) FILTER (WHERE NOT coalesce(contains(args, '"@graphmap"'), FALSE)) AS unmapped_graph_ops
+           FROM (SELECT trace, args FROM kernels WHERE api_is_graph_launch(launch_name))
+           GROUP BY trace) k USING (trace);
 
 -- @output flops
 -- @column trace            TEXT      the trace (input file name) the row is about
@@ -372,13 +391,15 @@ WITH _g AS (
            sum(flops) AS flops, sum(flops) FILTER (WHERE step_index IS NOT NULL) AS step_flops,
            CASE WHEN bool_or(flops_source = 'trace') AND bool_or(flops_source = 'shapes') THEN 'shapes+trace'
                 ELSE max(flops_source) END AS flops_source,
-           CASE WHEN count(*) FILTER (WHERE flops IS NOT NULL AND bytes IS NULL) = 0 THEN sum(bytes) FILTER (WHERE flops IS NOT NULL) END AS bytes,
+           CASE WHEN count(*) FILTER (WHERE flops IS NOT NULL AND bytes IS NULL) = 0
+                THEN sum(bytes) FILTER (WHERE flops IS NOT NULL) END AS bytes,
            count(*) FILTER (WHERE timed) AS timed_ops,
            count(*) FILTER (WHERE flops IS NOT NULL AND gpu_ops = 0) AS untimed_ops,
            sum(gpu_ops) FILTER (WHERE timed) AS gpu_ops,
            sum(gpu_ns) FILTER (WHERE timed) AS gpu_ns,
            _fl_timed_flops(flops, timed) AS timed_flops,
-           CASE WHEN count(*) FILTER (WHERE timed AND bytes IS NULL) = 0 THEN sum(bytes) FILTER (WHERE timed) END AS timed_bytes,
+           CASE WHEN count(*) FILTER (WHERE timed AND bytes IS NULL) = 0
+                THEN sum(bytes) FILTER (WHERE timed) END AS timed_bytes,
            _fl_ideal_ns(flops, peak_tflops, timed) AS ideal_ns,
            string_agg(DISTINCT dtype, ',' ORDER BY dtype) AS dtypes,
            string_agg(DISTINCT CASE WHEN timed AND peak_tflops IS NULL THEN dtype END, ',') AS no_peak_dtypes,
@@ -397,16 +418,30 @@ SELECT g.trace, g.phase_path, g.phase_source, g.ops, g.ops_no_flops, g.flops::BI
        g.flops / nullif(g.bytes, 0) AS flop_per_byte,
        g.dtypes,
        nullif(concat_ws('; ',
-           CASE WHEN g.ops_no_flops > 0 THEN g.ops_no_flops || ' of ' || g.ops || CASE WHEN g.ops = 1 THEN ' op has' ELSE ' ops have' END || ' no FLOPs: '
-                || CASE WHEN c.shaped_ops > 0 THEN 'these ops carry no input shapes, or shapes the formulas reject (the trace does record shapes)'
-                        ELSE 'no input shapes (capture with record_shapes=True) or shapes the formulas reject' END END,
-           CASE WHEN g.timed_ops = 0 AND g.untimed_ops > 0 THEN 'no GPU op was launched by these ops (CPU-only run, or no runtime rows: capture with ProfilerActivity.CUDA): TFLOP/s unknown'
-                WHEN g.untimed_ops > 0 THEN g.untimed_ops || CASE WHEN g.untimed_ops = 1 THEN ' op launched no GPU op and is' ELSE ' ops launched no GPU op and are' END
+           CASE WHEN g.ops_no_flops > 0
+                THEN g.ops_no_flops || ' of ' || g.ops || CASE WHEN g.ops = 1 THEN ' op has' ELSE ' ops have' END
+                     || ' no FLOPs: '
+                     || CASE WHEN c.shaped_ops > 0
+                             THEN 'these ops carry no input shapes, or shapes the formulas reject '
+                                  || '(the trace does record shapes)'
+                             ELSE 'no input shapes (capture with record_shapes=True) '
+                                  || 'or shapes the formulas reject' END END,
+           CASE WHEN g.timed_ops = 0 AND g.untimed_ops > 0
+                THEN 'no GPU op was launched by these ops (CPU-only run, or no runtime rows: capture with '
+                     || 'ProfilerActivity.CUDA): TFLOP/s unknown'
+                WHEN g.untimed_ops > 0
+                THEN g.untimed_ops
+                     || CASE WHEN g.untimed_ops = 1 THEN ' op launched no GPU op and is'
+                             ELSE ' ops launched no GPU op and are' END
                      || ' left out of TFLOP/s' END,
-           CASE WHEN g.timed_ops > 0 AND g.ideal_ns IS NULL THEN coalesce(v.note, 'no peak for dtype ' || g.no_peak_dtypes || ' on ' || v.matched || ': pass --peak-tflops X') END,
-           (SELECT 'fp32 ops of this trace ran at ' || printf('%.1f', a.fp32_tflops_s) || ' TFLOP/s, above the fp32 peak of '
-                   || printf('%.1f', a.fp32_peak) || ': they used TF32 tensor cores, so the tf32 peak is used (--tf32 says so explicitly)'
-            FROM _fl_auto_tf32 a WHERE a.trace = g.trace AND g.timed_ops > 0 AND contains(coalesce(g.dtypes::VARCHAR, ''), 'fp32')),
+           CASE WHEN g.timed_ops > 0 AND g.ideal_ns IS NULL
+                THEN coalesce(v.note, 'no peak for dtype ' || g.no_peak_dtypes || ' on ' || v.matched
+                                      || ': pass --peak-tflops X') END,
+           (SELECT 'fp32 ops of this trace ran at ' || printf('%.1f', a.fp32_tflops_s)
+                   || ' TFLOP/s, above the fp32 peak of ' || printf('%.1f', a.fp32_peak)
+                   || ': they used TF32 tensor cores, so the tf32 peak is used (--tf32 says so explicitly)'
+            FROM _fl_auto_tf32 a
+            WHERE a.trace = g.trace AND g.timed_ops > 0 AND contains(coalesce(g.dtypes::VARCHAR, ''), 'fp32')),
            CASE WHEN g.timed_ops > 0 AND g.timed_bytes IS NOT NULL AND v.peak_tb_s IS NULL
                      AND NOT (g.ideal_ns IS NULL AND v.note IS NOT NULL)  -- the device note is said once
                 THEN coalesce(v.note, 'no memory bandwidth known: pass --peak-tb-s Y') END
@@ -416,11 +451,14 @@ LEFT JOIN (SELECT trace, count(*) AS steps FROM step_instances GROUP BY trace) n
 UNION ALL
 SELECT w.trace, NULL, NULL, 0, 0, NULL, NULL, NULL, NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
        CASE WHEN c.unmapped_graph_ops > 0 THEN
-                'no matmul/attention cpu_op outside CUDA graph replays: the ' || c.unmapped_graph_ops || ' graph-replayed GPU ops '
+                'no matmul/attention cpu_op outside CUDA graph replays: the ' || c.unmapped_graph_ops
+                || ' graph-replayed GPU ops '
                 || 'have no cpu_op' || CASE WHEN c.shaped_ops > 0 THEN ' (the trace does record shapes)' ELSE '' END
-                || '; run `tracekit graphmap` with a reference (an eager run or a profile of the graph capture) to count them from the reference op shapes'
+                || '; run `tracekit graphmap` with a reference (an eager run or a profile of the graph capture) '
+                || 'to count them from the reference op shapes'
             WHEN c.shaped_ops > 0 THEN 'no matmul/attention cpu_op in the trace (shapes are recorded: nothing to count)'
-            ELSE 'no matmul/attention cpu_op in the trace: FLOPs need PyTorch cpu_op rows (torch.profiler; nsys traces have none) with record_shapes=True' END
+            ELSE 'no matmul/attention cpu_op in the trace: FLOPs need PyTorch cpu_op rows (torch.profiler; nsys traces '
+                 || 'have none) with record_shapes=True' END
 FROM trace_window w JOIN _fl_caps c USING (trace) WHERE NOT EXISTS (SELECT 1 FROM flops_ops o WHERE o.trace = w.trace)
 ORDER BY trace, flops DESC NULLS LAST, phase_path;
 
@@ -448,8 +486,10 @@ WITH _o AS (  -- how often each phase_path holds the op: its most frequent one i
     SELECT trace, name, input_dims, dtype, count(*) AS calls, sum(flops) AS flops, max(flops) AS flops_max,
            min(flops) AS flops_min, max(bytes) AS bytes_per_call, sum(gpu_ns) FILTER (WHERE timed) AS gpu_ns,
            _fl_timed_flops(flops, timed) AS timed_flops,
-           CASE WHEN count(*) FILTER (WHERE timed AND bytes IS NULL) = 0 THEN sum(bytes) FILTER (WHERE timed) END AS timed_bytes,
-           _fl_ideal_ns(flops, peak_tflops, timed) AS ideal_ns, first(phase_path ORDER BY _pp_n DESC, phase_path) AS phase_path,
+           CASE WHEN count(*) FILTER (WHERE timed AND bytes IS NULL) = 0
+                THEN sum(bytes) FILTER (WHERE timed) END AS timed_bytes,
+           _fl_ideal_ns(flops, peak_tflops, timed) AS ideal_ns,
+           first(phase_path ORDER BY _pp_n DESC, phase_path) AS phase_path,
            string_agg(DISTINCT flops_source, '+') AS flops_source
     FROM _o GROUP BY ALL
 )
@@ -460,7 +500,8 @@ SELECT trace, name, input_dims, dtype, calls,
        timed_bytes / nullif(gpu_ns, 0) / 1e3 AS tb_s, flops_max / nullif(bytes_per_call, 0) AS flop_per_byte,
        phase_path, flops_source
 FROM _g
-QUALIFY row_number() OVER (PARTITION BY trace ORDER BY flops DESC NULLS LAST, name, input_dims, dtype) <= getvariable('top_n')
+QUALIFY row_number() OVER (PARTITION BY trace ORDER BY flops DESC NULLS LAST, name, input_dims, dtype)
+        <= getvariable('top_n')
 ORDER BY trace, flops DESC NULLS LAST, name, input_dims, dtype;
 
 -- @output steps

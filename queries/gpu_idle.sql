@@ -6,8 +6,8 @@
 --     is kernel_gap
 -- @param idle_top_n COUNT 20 longest gaps listed per trace (output intervals)
 --
--- Run it with `tracekit report` (or tracekit.report.run): that loads the modules on its @requires line first and sets every
--- getvariable() parameter to its default (its @param line; docs/queries.md).
+-- Run it with `tracekit report` (or tracekit.report.run): that loads the modules on its @requires line first and sets
+-- every getvariable() parameter to its default (its @param line; docs/queries.md).
 --
 -- Per (trace, device): the union of all GPU ops of all streams (kernels, memcpys, memsets) is
 -- the busy time; its complement inside the TRACE WINDOW (earliest start to latest end of any
@@ -18,7 +18,8 @@
 -- the device has ended), E = gap end = next op start, L0/L1 = start/end of the next op's launch
 -- call, T = host_busy_min_ns. P0 = launch start of the previous op of stream s that has a launch
 -- record (none: no lower bound). S0/S1 = start/end of the latest blocking sync call (queries/lib/:
--- runtime_calls.blocking, class `blocking` of api_classes) on the launching thread that started before the launch (S0 < L0).
+-- runtime_calls.blocking, class `blocking` of api_classes) on the launching thread that started before the launch
+-- (S0 < L0).
 -- W0 = start of a stream-wait call (cudaStreamWaitEvent / hipStreamWaitEvent / cuStreamWaitEvent):
 --   "recorded" waits have a GPU-side record naming the waiting stream (Kineto cuda_sync
 --   'Stream Wait Event', nsys SYNCHRONIZATION; W0 = its call's start, the record's own start if the
@@ -66,8 +67,8 @@
 -- latest-ending one first); of ranges ending in the same ns on one thread, the latest-starting
 -- (innermost), then the highest row_id; ops starting in the same ns on a stream are in row_id order.
 --
--- Inputs: events (gpu_sync rows), ranges; gpu_activity, runtime_calls, trace_window, step_instances, idle_intervals, idle_device_busy, caps
--- (queries/lib/); frames_runtime (lib/frames.sql).
+-- Inputs: events (gpu_sync rows), ranges; gpu_activity, runtime_calls, trace_window, step_instances, idle_intervals,
+-- idle_device_busy, caps (queries/lib/); frames_runtime (lib/frames.sql).
 --
 -- Output `gpu_idle` (one row per trace, device):
 --   (its columns: the @column lines at `-- @output gpu_idle` below)
@@ -93,7 +94,8 @@ CREATE OR REPLACE TEMP TABLE _waits AS
 WITH _w AS (  -- recorded stream waits: the GPU-side record names the waiting stream (and, Kineto, the event record)
     SELECT w.trace, coalesce(w.device, -1) AS device, w.stream AS w_stream, w.correlation AS w_corr, w.row_id,
            coalesce(w.launch_ts_ns, w.ts_ns) AS w_ts, coalesce(w.launch_name, w.name) AS w_call,
-           nullif(TRY_CAST(json_extract_string(w.args, '$.wait_on_cuda_event_record_corr_id') AS BIGINT), -1) AS rec_corr,
+           nullif(TRY_CAST(json_extract_string(w.args, '$.wait_on_cuda_event_record_corr_id') AS BIGINT), -1)
+               AS rec_corr,
            nullif(TRY_CAST(json_extract_string(w.args, '$.wait_on_stream') AS BIGINT), -1) AS rec_stream
     FROM events w WHERE w.kind = 'gpu_sync' AND w.name = 'Stream Wait Event' AND w.stream IS NOT NULL
 ), _rc AS (  -- the event record call a recorded wait names (Kineto: wait_on_cuda_event_record_corr_id)
@@ -102,7 +104,8 @@ WITH _w AS (  -- recorded stream waits: the GPU-side record names the waiting st
 )
 SELECT w.*, r.rec_call, r.rec_ts FROM _w w LEFT JOIN _rc r ON r.trace = w.trace AND r.correlation = w.rec_corr;
 
-CREATE OR REPLACE TEMP TABLE _twaits AS  -- thread-order waits: stream-wait calls (the only non-blocking sync APIs) without a GPU-side record
+CREATE OR REPLACE TEMP TABLE _twaits AS  -- thread-order waits: stream-wait calls (the only non-blocking sync APIs)
+                                         -- without a GPU-side record
     SELECT r.trace, r.tid, r.ts_ns AS t_ts, r.name AS t_call, r.row_id FROM runtime_calls r
     WHERE r.is_sync AND NOT r.blocking
       AND NOT EXISTS (SELECT 1 FROM _waits w WHERE w.trace = r.trace AND w.w_corr = r.correlation);
@@ -110,9 +113,11 @@ CREATE OR REPLACE TEMP TABLE _twaits AS  -- thread-order waits: stream-wait call
 CREATE OR REPLACE TEMP TABLE gpu_idle_gaps AS
 WITH _pl AS (  -- P0: launch start of the previous op (with a launch record) on the same stream; the latest end
               -- of the stream's earlier ops (= G when the op that ended at G ran on this stream)
-    SELECT gid, last_value(launch_ts_ns IGNORE NULLS) OVER _w AS prev_launch_ts_ns, max(end_ns) OVER _w AS prev_stream_end_ns
+    SELECT gid, last_value(launch_ts_ns IGNORE NULLS) OVER _w AS prev_launch_ts_ns,
+           max(end_ns) OVER _w AS prev_stream_end_ns
     FROM gpu_activity
-    WINDOW _w AS (PARTITION BY trace, device, stream ORDER BY ts_ns, row_id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
+    WINDOW _w AS (PARTITION BY trace, device, stream ORDER BY ts_ns, row_id
+                  ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
 ), _g AS (  -- the gap rows come from queries/lib/ (narrow columns; strings are joined back at the end)
     SELECT g.gid, g.trace, g.device, g.stream, g.ts_ns, g.launch_ts_ns, g.launch_dur_ns, g.launch_tid,
            o.gap_start_ns, o.edge, p.prev_launch_ts_ns, p.prev_stream_end_ns,
@@ -122,7 +127,8 @@ WITH _pl AS (  -- P0: launch start of the previous op (with a launch record) on 
                  AND g.ts_ns - greatest(o.gap_start_ns, g.launch_ts_ns + g.launch_dur_ns)
                      > greatest(o.gap_start_ns, g.launch_ts_ns + g.launch_dur_ns) - o.gap_start_ns), FALSE) AS queued
     FROM (  -- the leading edge (window start to each device's first op) is classified by the same rules
-          SELECT next_gid AS gid, gap_start_ns, edge IS NOT NULL AS edge FROM idle_intervals WHERE next_gid IS NOT NULL) o
+          SELECT next_gid AS gid, gap_start_ns, edge IS NOT NULL AS edge FROM idle_intervals
+          WHERE next_gid IS NOT NULL) o
     JOIN gpu_activity g USING (gid) JOIN _pl p USING (gid)
 ), _sy AS (
     SELECT trace, tid, ts_ns AS sync_ts, end_ns AS sync_end, name AS sync_call FROM runtime_calls WHERE blocking
@@ -133,11 +139,13 @@ WITH _pl AS (  -- P0: launch start of the previous op (with a launch record) on 
 ), _qw AS (
     SELECT g.gid, w.w_ts, w.w_call, w.w_stream, w.rec_call, w.rec_ts, w.rec_stream
     FROM (SELECT gid, trace, device, stream, launch_ts_ns FROM _q) g
-    ASOF JOIN (SELECT * FROM _waits QUALIFY row_number() OVER (PARTITION BY trace, device, w_stream, w_ts ORDER BY row_id DESC) = 1) w
+    ASOF JOIN (SELECT * FROM _waits
+               QUALIFY row_number() OVER (PARTITION BY trace, device, w_stream, w_ts ORDER BY row_id DESC) = 1) w
       ON g.trace = w.trace AND g.device = w.device AND g.stream = w.w_stream AND g.launch_ts_ns > w.w_ts
 ), _qt AS (
     SELECT g.gid, t.t_ts, t.t_call FROM (SELECT gid, trace, launch_tid, launch_ts_ns FROM _q) g
-    ASOF JOIN (SELECT * FROM _twaits QUALIFY row_number() OVER (PARTITION BY trace, tid, t_ts ORDER BY row_id DESC) = 1) t
+    ASOF JOIN (SELECT * FROM _twaits
+               QUALIFY row_number() OVER (PARTITION BY trace, tid, t_ts ORDER BY row_id DESC) = 1) t
       ON g.trace = t.trace AND g.launch_tid = t.tid AND g.launch_ts_ns > t.t_ts
 ), _ns AS (  -- the others: the blocking sync that came before the launch (rule 5)
     SELECT g.gid, s.sync_ts, s.sync_end, s.sync_call
@@ -150,7 +158,8 @@ WITH _pl AS (  -- P0: launch start of the previous op (with a launch record) on 
     SELECT g.gid, r.r_end, r.r_path FROM (SELECT gid, trace, launch_tid, launch_ts_ns FROM _g) g
     ASOF JOIN _re r ON g.trace = r.trace AND g.launch_tid = r.tid AND g.launch_ts_ns >= r.r_end
 ), _gr AS (
-    SELECT * FROM _g LEFT JOIN _qw USING (gid) LEFT JOIN _qt USING (gid) LEFT JOIN _ns USING (gid) LEFT JOIN _h USING (gid)
+    SELECT * FROM _g LEFT JOIN _qw USING (gid) LEFT JOIN _qt USING (gid) LEFT JOIN _ns USING (gid)
+    LEFT JOIN _h USING (gid)
 ), _c AS (
     SELECT *,
            w_ts IS NOT NULL AND (prev_launch_ts_ns IS NULL OR w_ts > prev_launch_ts_ns) AS rec_wait,
@@ -168,8 +177,8 @@ WITH _pl AS (  -- P0: launch start of the previous op (with a launch record) on 
                    ELSE 'launch_bound' END AS cause
     FROM _c
 )
-SELECT k.trace, k.device, k.gap_start_ns, k.ts_ns AS gap_end_ns, k.ts_ns - k.gap_start_ns AS gap_ns, k.edge, k.gid AS next_gid,
-       g.row_id AS next_row_id,
+SELECT k.trace, k.device, k.gap_start_ns, k.ts_ns AS gap_end_ns, k.ts_ns - k.gap_start_ns AS gap_ns, k.edge,
+       k.gid AS next_gid, g.row_id AS next_row_id,
        k.launch_ts_ns AS next_launch_ts_ns, k.launch_ts_ns + k.launch_dur_ns AS next_launch_end_ns,
        k.stream AS next_stream, k.cause,
        CASE WHEN k.r_end IS NOT NULL AND k.r_end > k.gap_start_ns THEN k.r_path ELSE g.phase_path END AS host_phase,
@@ -179,7 +188,8 @@ SELECT k.trace, k.device, k.gap_start_ns, k.ts_ns AS gap_end_ns, k.ts_ns - k.gap
        CASE WHEN k.cause <> 'gpu_wait' THEN NULL WHEN k.rec_wait THEN k.w_call ELSE k.t_call END AS wait_call,
        CASE WHEN k.cause <> 'gpu_wait' THEN NULL WHEN k.rec_wait THEN k.w_ts ELSE k.t_ts END AS wait_ts_ns,
        CASE WHEN k.cause = 'gpu_wait' AND k.rec_wait THEN k.w_stream END AS wait_stream,
-       CASE WHEN k.cause <> 'gpu_wait' THEN NULL WHEN k.rec_wait THEN 'gpu_sync_record' ELSE 'thread_order' END AS wait_evidence,
+       CASE WHEN k.cause <> 'gpu_wait' THEN NULL WHEN k.rec_wait THEN 'gpu_sync_record'
+            ELSE 'thread_order' END AS wait_evidence,
        CASE WHEN k.cause = 'gpu_wait' AND k.rec_wait THEN k.rec_call END AS event_record_call,
        CASE WHEN k.cause = 'gpu_wait' AND k.rec_wait THEN k.rec_ts END AS event_record_ts_ns,
        CASE WHEN k.cause = 'gpu_wait' AND k.rec_wait THEN k.rec_stream END AS event_record_stream,
@@ -265,7 +275,8 @@ WITH _c AS (
            sum(gap_ns) FILTER (WHERE cause = 'kernel_gap') AS kernel_gap_ns,
            sum(gap_ns) FILTER (WHERE cause = 'queued_dependency') AS queued_dependency_ns,
            sum(gap_ns) FILTER (WHERE cause = 'no_launch_record') AS no_launch_record_ns,
-           sum(gap_ns) FILTER (WHERE cause IN ('gpu_wait', 'kernel_gap', 'queued_dependency', 'no_launch_record')) AS other_ns,
+           sum(gap_ns) FILTER (WHERE cause IN ('gpu_wait', 'kernel_gap', 'queued_dependency', 'no_launch_record'))
+               AS other_ns,
            sum(gap_ns) FILTER (WHERE cause LIKE '%gpu_op') AS edge_ns
     FROM gpu_idle_all GROUP BY ALL
 )
@@ -336,7 +347,8 @@ GROUP BY ALL ORDER BY i.trace, i.device, idle_ns DESC, host_phase, i.cause;
 SELECT s.trace, s.step_index, s.name AS step_name, i.device, i.cause, count(*) AS intervals,
        sum(least(i.gap_start_ns + i.gap_ns, s.end_ns) - greatest(i.gap_start_ns, s.ts_ns))::BIGINT AS idle_ns,
        any_value(s.end_ns - s.ts_ns) AS wall_ns,
-       sum(least(i.gap_start_ns + i.gap_ns, s.end_ns) - greatest(i.gap_start_ns, s.ts_ns)) / any_value(s.end_ns - s.ts_ns) AS share_of_step
+       sum(least(i.gap_start_ns + i.gap_ns, s.end_ns) - greatest(i.gap_start_ns, s.ts_ns))
+           / any_value(s.end_ns - s.ts_ns) AS share_of_step
 FROM step_instances s JOIN gpu_idle_all i
   ON i.trace = s.trace AND i.gap_start_ns < s.end_ns AND i.gap_start_ns + i.gap_ns > s.ts_ns
 GROUP BY s.trace, s.step_index, s.name, i.device, i.cause
@@ -373,7 +385,8 @@ ORDER BY s.trace, s.step_index, i.device, idle_ns DESC, i.cause;
 --                                       Python frame around
 WITH _top AS (  -- pick the rows on narrow columns, then fetch the names of those few
     SELECT * EXCLUDE (gap_end_ns) FROM gpu_idle_gaps WHERE NOT edge
-    QUALIFY row_number() OVER (PARTITION BY trace ORDER BY gap_ns DESC, gap_start_ns, device, next_row_id) <= getvariable('idle_top_n')
+    QUALIFY row_number() OVER (PARTITION BY trace ORDER BY gap_ns DESC, gap_start_ns, device, next_row_id)
+            <= getvariable('idle_top_n')
 )
 SELECT t.trace, t.device, t.gap_start_ns, t.gap_ns, t.cause, t.host_phase, g.name AS next_op,
        g.launch_name AS next_launch_name, t.next_launch_ts_ns, t.next_launch_end_ns, t.next_stream,

@@ -5,8 +5,8 @@
 -- @param lm_head_regex REGEX '(?i).*lm_head.*' regex (full match) for lm_head range names (method 1)
 -- @param lm_head_kernel_regex REGEX NULL regex (full match) for the LM head's kernel names (method 3; none by default)
 --
--- Run it with `tracekit report` (or tracekit.report.run): that loads the modules on its @requires line first and sets every
--- getvariable() parameter to its default (its @param line; docs/queries.md).
+-- Run it with `tracekit report` (or tracekit.report.run): that loads the modules on its @requires line first and sets
+-- every getvariable() parameter to its default (its @param line; docs/queries.md).
 --
 -- Three methods, tried in order; `used` marks the first that found lm_head GPU ops:
 --   1_range         GPU ops launched inside a range whose name fully matches
@@ -42,8 +42,8 @@
 -- vocabulary, so an LM head), the note says the window does not show it instead.
 -- When methods abstain, only the first abstaining row is severity 'warn'.
 --
--- Inputs: events (cpu_op rows), kernels (args."@graphmap"), ranges; gpu_activity, runtime_calls, trace_window (queries/lib/);
--- modules_gpu_phase, modules_intervals (lib/modules.sql).
+-- Inputs: events (cpu_op rows), kernels (args."@graphmap"), ranges; gpu_activity, runtime_calls,
+-- trace_window (queries/lib/); modules_gpu_phase, modules_intervals (lib/modules.sql).
 --
 -- Output columns (one row per trace, method and scope; one row per trace and method when none):
 --   trace, method, used (TRUE on the rows of the first method with status 'ok')
@@ -68,7 +68,8 @@ CREATE OR REPLACE TEMP MACRO _lm_first_seg(pp, re) AS
 -- A module class named like an LM head (header: 1_range).
 CREATE OR REPLACE TEMP MACRO _lm_is_head_module(c) AS
     regexp_full_match(c, '(?i).*(lm_?head|lmpredictionhead).*') AND NOT regexp_full_match(c, '(?i).*model');
--- The first segment of effective path pp that is a module (mp: the module part of pp, at its end) named like an LM head.
+-- The first segment of effective path pp that is a module (mp: the module part of pp, at its end) named like
+-- an LM head.
 CREATE OR REPLACE TEMP MACRO _lm_first_mod_seg(pp, mp) AS CASE WHEN mp IS NOT NULL THEN
     list_filter(range(len(string_split(pp, '/')) - len(string_split(mp, '/')) + 1, len(string_split(pp, '/')) + 1),
                 lambda i: _lm_is_head_module(string_split(pp, '/')[i]))[1] END;
@@ -103,9 +104,11 @@ CREATE OR REPLACE TEMP MACRO _lm_is_gemm(op) AS
 -- that launched them (args."@graphmap".op, input_dims): they stand in for the cpu_op the replay lacks.
 CREATE OR REPLACE TEMP TABLE _lm_mapped AS
 SELECT k.trace, greatest(k.dur_ns, 0) AS dur_ns, api_is_graph_launch(k.launch_name) AS graph,
-       coalesce(p.eff_phase_path, k.phase_path, '(none)') AS phase_path, k.op, _lm_out_dim(k.op, k.input_dims) AS out_dim
+       coalesce(p.eff_phase_path, k.phase_path, '(none)') AS phase_path, k.op,
+       _lm_out_dim(k.op, k.input_dims) AS out_dim
 FROM (SELECT *, json_extract_string(args, '$."@graphmap".op') AS op FROM kernels
-      WHERE input_dims IS NOT NULL AND api_is_graph_launch(launch_name) AND contains(args, '"@graphmap"') AND json_valid(input_dims)) k
+      WHERE input_dims IS NOT NULL AND api_is_graph_launch(launch_name) AND contains(args, '"@graphmap"')
+            AND json_valid(input_dims)) k
 LEFT JOIN modules_gpu_phase p ON p.trace = k.trace AND p.row_id = k.row_id
 WHERE _lm_is_gemm(k.op);
 
@@ -114,8 +117,10 @@ WHERE _lm_is_gemm(k.op);
 CREATE OR REPLACE TEMP TABLE _lm_caps AS
 WITH _e AS (  -- one pass over the CPU-side rows
     SELECT trace,
-           count(*) FILTER (WHERE kind = 'cpu_op' AND input_dims IS NOT NULL AND input_dims NOT IN ('', '[]')) AS shaped_ops,
-           count(*) FILTER (WHERE kind = 'range' AND regexp_full_match(name, getvariable('lm_head_regex'))) AS lm_ranges,
+           count(*) FILTER (WHERE kind = 'cpu_op' AND input_dims IS NOT NULL
+                                  AND input_dims NOT IN ('', '[]')) AS shaped_ops,
+           count(*) FILTER (WHERE kind = 'range'
+                                  AND regexp_full_match(name, getvariable('lm_head_regex'))) AS lm_ranges,
            count(*) FILTER (WHERE kind = 'runtime' AND starts_with(name, 'hip')) > 0 AS rocm,
            -- a vocabulary the model embeds (aten::embedding weight [V, H], V >= 16000): it has an LM head
            max(try_cast(json_extract_string(input_dims, '$[0][0]') AS BIGINT)) FILTER (
@@ -132,7 +137,8 @@ FROM trace_window w LEFT JOIN _e e USING (trace) LEFT JOIN _k k USING (trace);
 
 -- module phases named like an LM head, per trace (they count as lm_head ranges for `no LM head at all`)
 UPDATE _lm_caps SET lm_ranges = lm_ranges + m.n
-FROM (SELECT trace, count(*) AS n FROM modules_intervals WHERE eff_phase_path IS NOT NULL AND _lm_is_head_module(label) GROUP BY trace) m
+FROM (SELECT trace, count(*) AS n FROM modules_intervals
+      WHERE eff_phase_path IS NOT NULL AND _lm_is_head_module(label) GROUP BY trace) m
 WHERE _lm_caps.trace = m.trace;
 
 CREATE OR REPLACE TEMP TABLE _lm_vocab AS
@@ -152,7 +158,8 @@ FROM trace_window w LEFT JOIN _gemm g USING (trace) GROUP BY w.trace;
 CREATE OR REPLACE TEMP TABLE _lm_hits AS
 WITH _m1 AS (
     SELECT trace, '1_range' AS method, dur_ns, graph,
-           coalesce(nullif(array_to_string(string_split(eff_phase_path, '/')[1:lm_seg - 1], '/'), ''), '(top)') AS scope,
+           coalesce(nullif(array_to_string(string_split(eff_phase_path, '/')[1:lm_seg - 1], '/'), ''),
+                    '(top)') AS scope,
            CASE WHEN lm_by_module THEN 'the LM head is the module `' || string_split(eff_phase_path, '/')[lm_seg]
                 || '` (with_modules: a module class named like an LM head; no user range names it)' END AS via
     FROM _lm_gpu WHERE lm_seg IS NOT NULL
@@ -212,7 +219,8 @@ _ok AS (
 ), _graph_advice AS (
     SELECT trace, 'run `tracekit graphmap` with a reference of the same model (an eager run, or a profile of the graph '
                   || 'capture) to give the replayed ops their phases and shapes'
-                  || CASE WHEN rocm THEN '' ELSE ', or capture with nsys --cuda-graph-trace=node plus NVTX ranges around lm_head' END
+                  || CASE WHEN rocm THEN ''
+                          ELSE ', or capture with nsys --cuda-graph-trace=node plus NVTX ranges around lm_head' END
                   || ', or capture with graphs disabled (e.g. SGLang --disable-cuda-graph)' AS advice
     FROM _t
 ), _rows AS (
@@ -227,24 +235,32 @@ _ok AS (
                 WHEN t.unmapped > 0 AND NOT t.no_lm_head THEN 'abstain'
                 ELSE 'not_found' END,
            NULL, NULL, NULL, NULL,
-           CASE WHEN m.method = '2_gemm_shape' THEN t.vocab END, CASE WHEN m.method = '2_gemm_shape' THEN t.vocab_source END,
+           CASE WHEN m.method = '2_gemm_shape' THEN t.vocab END,
+           CASE WHEN m.method = '2_gemm_shape' THEN t.vocab_source END,
            CASE WHEN t.no_lm_head THEN CASE WHEN m.method = '1_range' THEN
                     CASE WHEN t.embed_vocab IS NOT NULL THEN
                         'no LM head GPU op in this trace: the model embeds a vocabulary of ' || t.embed_vocab
-                        || ' tokens (aten::embedding), but no range matches ' || getvariable('lm_head_regex') || ' and none of its '
-                        || t.gemms || ' shaped GEMMs has an output dim >= 16000: the LM head ran outside the captured window, or '
-                        || 'as an op not recognised here (pass --vocab ' || t.embed_vocab || ' or --lm-head-kernel-regex).'
-                    ELSE 'no LM head in this trace: no range matching ' || getvariable('lm_head_regex') || ' and none of its '
-                        || t.gemms || ' shaped GEMMs has an output dim >= 16000 (a vocabulary): a model without one (e.g. '
-                        || 'diffusion) or a window without it. Pass --vocab V or --lm-head-kernel-regex if it has one.' END END
+                        || ' tokens (aten::embedding), but no range matches ' || getvariable('lm_head_regex')
+                        || ' and none of its ' || t.gemms
+                        || ' shaped GEMMs has an output dim >= 16000: the LM head ran outside the captured window, or '
+                        || 'as an op not recognised here (pass --vocab ' || t.embed_vocab
+                        || ' or --lm-head-kernel-regex).'
+                    ELSE 'no LM head in this trace: no range matching ' || getvariable('lm_head_regex')
+                        || ' and none of its ' || t.gemms
+                        || ' shaped GEMMs has an output dim >= 16000 (a vocabulary): a model without one (e.g. '
+                        || 'diffusion) or a window without it. Pass --vocab V or --lm-head-kernel-regex if it has one.'
+                    END END
                 WHEN m.method = '2_gemm_shape' AND t.gemms = 0 THEN
                     CASE WHEN t.shaped_ops > 0 AND t.unmapped > 0 THEN
-                             'no GEMM cpu_op ran outside CUDA graphs (shapes are recorded: ' || t.shaped_ops || ' cpu_ops carry them); '
+                             'no GEMM cpu_op ran outside CUDA graphs (shapes are recorded: ' || t.shaped_ops
+                             || ' cpu_ops carry them); '
                              || t.unmapped || ' GPU ops were replayed by graphs, without shapes: ' || a.advice
                          WHEN t.shaped_ops > 0 THEN
-                             'no GEMM cpu_op (aten::linear/mm/addmm/matmul/bmm/baddbmm) in the trace, although shapes are recorded'
+                             'no GEMM cpu_op (aten::linear/mm/addmm/matmul/bmm/baddbmm) in the trace, '
+                             || 'although shapes are recorded'
                          ELSE 'no GEMM cpu_op with input shapes: profile with record_shapes=True' END
-                WHEN m.method = '3_kernel_regex' AND getvariable('lm_head_kernel_regex') IS NULL THEN 'no kernel regex given (--lm-head-kernel-regex)'
+                WHEN m.method = '3_kernel_regex' AND getvariable('lm_head_kernel_regex') IS NULL
+                    THEN 'no kernel regex given (--lm-head-kernel-regex)'
                 WHEN t.unmapped > 0 AND m.method = '2_gemm_shape' THEN
                     'no GEMM whose output dim equals the vocabulary size outside the ' || t.unmapped
                     || ' graph-replayed GPU ops (abstains for the reason given on 1_range)'
@@ -252,7 +268,8 @@ _ok AS (
                     'no lm_head GPU op found, and ' || t.unmapped || ' GPU ops were replayed by CUDA graph launches'
                     || CASE WHEN t.mapped_ops > 0 THEN ' without a graphmap mapping' ELSE '' END
                     || ', which carry only the launch''s phase: lm_head time may be inside them. ' || a.advice
-                WHEN m.method = '1_range' THEN 'no GPU op launched inside a range matching ' || getvariable('lm_head_regex')
+                WHEN m.method = '1_range'
+                    THEN 'no GPU op launched inside a range matching ' || getvariable('lm_head_regex')
                 ELSE 'no GEMM whose output dim equals the vocabulary size' END,
            NULL
     FROM _t t CROSS JOIN _methods m JOIN _graph_advice a USING (trace)

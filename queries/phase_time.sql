@@ -1,8 +1,8 @@
 -- phase_time: where does the time of each phase go, on the CPU and on the GPU?
 -- @requires lib/api lib/gpu_activity lib/modules lib/runtime lib/intervals
 --
--- Run it with `tracekit report` (or tracekit.report.run): that loads the modules on its @requires line first and sets every
--- getvariable() parameter to its default (its @param line; docs/queries.md).
+-- Run it with `tracekit report` (or tracekit.report.run): that loads the modules on its @requires line first and sets
+-- every getvariable() parameter to its default (its @param line; docs/queries.md).
 --
 -- One row per (trace, phase_path). A phase_path is the chain of enclosing CPU ranges
 -- (record_function / user_annotation / NVTX), outermost first, joined by '/'. GPU ops are
@@ -12,7 +12,8 @@
 -- hierarchy around it is appended to the path (`ProfilerStep#6/Qwen2Model/Qwen2DecoderLayer/Qwen2MLP`, class
 -- names without instance index; else `forward` frames), and module intervals count as ranges of their path.
 --
--- Inputs: views ranges; gpu_activity, runtime_calls (queries/lib/); modules_gpu_phase, modules_cpu_phase, modules_cpu (lib/modules.sql).
+-- Inputs: views ranges; gpu_activity, runtime_calls (queries/lib/); modules_gpu_phase, modules_cpu_phase, modules_cpu
+--   (lib/modules.sql).
 -- No parameters.
 --
 -- Output columns:
@@ -82,7 +83,8 @@ WITH _g AS (  -- GPU ops by their effective phase
     FROM runtime_calls r LEFT JOIN modules_cpu_phase m USING (trace, row_id) WHERE r.launched GROUP BY ALL
 ), _rng AS (
     SELECT trace, phase_path, sum(n) AS range_instances, sum(ns) AS cpu_ns, string_agg(DISTINCT src, ',') AS src FROM (
-        SELECT trace, phase_path, 1 AS n, greatest(dur_ns, 0) AS ns, 'range' AS src FROM ranges WHERE phase_path IS NOT NULL
+        SELECT trace, phase_path, 1 AS n, greatest(dur_ns, 0) AS ns, 'range' AS src FROM ranges
+        WHERE phase_path IS NOT NULL
         UNION ALL
         SELECT trace, phase_path, CASE WHEN sign > 0 THEN 1 ELSE 0 END, sign * dur_ns, phase_source FROM modules_cpu)
     GROUP BY ALL
@@ -109,7 +111,8 @@ SELECT p.trace, p.phase_path,
        a.gpu_op_ns_all::BIGINT AS gpu_op_ns_all,
        coalesce(o.gpu_op_ns, 0) / a.gpu_op_ns_all AS share,
        coalesce(i.gpu_op_ns_incl, 0) / a.gpu_op_ns_all AS share_incl,
-       CASE WHEN p.phase_path <> '(none)' THEN modules_src_union(modules_src_union(r.src, o.src), l.src) END AS phase_source
+       CASE WHEN p.phase_path <> '(none)' THEN modules_src_union(modules_src_union(r.src, o.src), l.src) END
+           AS phase_source
 FROM _paths p
 LEFT JOIN _rng r USING (trace, phase_path)
 LEFT JOIN _ops o USING (trace, phase_path)

@@ -1,8 +1,8 @@
 -- steps: what does one step cost, and where does its time go?
 -- @requires lib/caps lib/gpu_activity lib/idle lib/modules lib/runtime lib/step_instances lib/intervals
 --
--- Run it with `tracekit report` (or tracekit.report.run): that loads the modules on its @requires line first and sets every
--- getvariable() parameter to its default (its @param line; docs/queries.md).
+-- Run it with `tracekit report` (or tracekit.report.run): that loads the modules on its @requires line first and sets
+-- every getvariable() parameter to its default (its @param line; docs/queries.md).
 --
 -- Step instances are `range` rows whose name fully matches getvariable('step_pattern')
 -- (default: ProfilerStep#N, SGLang step[MODE bs=N ...], vLLM execute_[B_]context_C(T)_generation_G(T),
@@ -19,7 +19,8 @@
 -- other threads (e.g. the autograd thread) are assigned by time alone. Assignment is an ASOF
 -- (sorted) join, never an interval range join.
 --
--- Inputs: ranges, events (cpu_op rows); gpu_activity, runtime_calls, step_instances, step_instances_one_thread (queries/lib/).
+-- Inputs: ranges, events (cpu_op rows); gpu_activity, runtime_calls, step_instances, step_instances_one_thread
+--   (queries/lib/).
 -- Parameters: getvariable('step_pattern') (regex, full match).
 --
 -- Output `steps`: one row per step
@@ -35,8 +36,8 @@
 -- Output `stats`: mean / p50 / p99 / min / max over the steps of each kind, one row per metric
 -- Output `phases`: per step and phase (phase_path relative to the step; '(other)' = directly in
 --   the step): cpu_ns (summed range time, inclusive of children), range_instances, gpu_op_ns,
---   gpu_ops, launches (these three NULL in a trace without GPU ops), wall_ns (the step's), cpu_share = cpu_ns / wall_ns (inclusive of child
---   ranges: phases nested in each other are listed side by side, so shares of nested phases add
+--   gpu_ops, launches (these three NULL in a trace without GPU ops), wall_ns (the step's), cpu_share = cpu_ns / wall_ns
+--   (inclusive of child ranges: phases nested in each other are listed side by side, so shares of nested phases add
 --   up to more than 1; headline.phase_tree has the exclusive split that adds up to 1),
 --   phase_source ('range' | 'module' | 'frame'; several comma-separated when a path came from more than
 --   one; NULL for '(other)' with nothing launched by a range).
@@ -57,7 +58,8 @@
 -- How to read: mean +- p99 of wall_ns says how stable a step is; gpu_busy_share well under 1
 -- with launches high points to launch overhead; sync_stall_ns to host syncs.
 
--- step_instances and step_instances_one_thread (the step instances) are defined in queries/lib/: gpu_idle uses them too.
+-- step_instances and step_instances_one_thread (the step instances) are defined in queries/lib/:
+-- gpu_idle uses them too.
 
 -- runtime calls and cpu_ops per step, aggregated straight away (the per-row assignment is never stored).
 -- Launch, graph launch and blocking are classes of api_classes (queries/lib/): a synchronous copy
@@ -91,7 +93,8 @@ GROUP BY k.trace, s.step_index;
 -- (a driver call inside a runtime call is not counted twice).
 CREATE OR REPLACE TEMP TABLE _host_agg AS
 WITH _r AS (
-    SELECT s.trace, s.step_index, s.end_ns AS step_end, r.ts_ns, least(r.end_ns, s.end_ns) AS end_ns, r.api_class, r.row_id
+    SELECT s.trace, s.step_index, s.end_ns AS step_end, r.ts_ns, least(r.end_ns, s.end_ns) AS end_ns,
+           r.api_class, r.row_id
     FROM (SELECT trace, pid, tid, ts_ns, end_ns, api_class, row_id FROM runtime_calls) r
     ASOF JOIN (SELECT trace, pid, tid, ts_ns, end_ns, step_index FROM step_instances) s
       ON r.trace = s.trace AND r.pid = s.pid AND r.tid = s.tid AND r.ts_ns >= s.ts_ns
@@ -116,7 +119,8 @@ WITH _k AS (
     SELECT g.gid, g.trace, g.ts_ns, g.dur_ns, g.end_ns, g.device, g.stream, g.correlation, g.phase_path, g.graph,
            g.launch_ts_ns, CASE WHEN o.one_thread THEN -1 ELSE g.launch_tid END AS k_tid,
            p.eff_phase_path, p.phase_source
-    FROM gpu_activity g JOIN step_instances_one_thread o USING (trace) JOIN modules_gpu_phase p USING (gid) WHERE g.launch_ts_ns IS NOT NULL
+    FROM gpu_activity g JOIN step_instances_one_thread o USING (trace) JOIN modules_gpu_phase p USING (gid)
+    WHERE g.launch_ts_ns IS NOT NULL
 )
 SELECT k.*, s.step_index, s.phase_path AS step_path FROM _k k
 ASOF JOIN step_instances s ON k.trace = s.trace AND k.k_tid = s.k_tid AND k.launch_ts_ns >= s.ts_ns
@@ -136,7 +140,8 @@ WHERE k.ts_ns < s.end_ns AND k.seq <> s.seq;
 -- assigned to steps as steps_ranges is: the phase tree and steps.phases add it to the ranges' time.
 CREATE OR REPLACE TEMP TABLE steps_modules AS
 WITH _k AS (
-    SELECT m.*, CASE WHEN o.one_thread THEN -1 ELSE m.tid END AS k_tid FROM modules_cpu m JOIN step_instances_one_thread o USING (trace)
+    SELECT m.*, CASE WHEN o.one_thread THEN -1 ELSE m.tid END AS k_tid
+    FROM modules_cpu m JOIN step_instances_one_thread o USING (trace)
 )
 SELECT k.*, s.step_index, s.phase_path AS step_path FROM _k k
 ASOF JOIN step_instances s ON k.trace = s.trace AND k.k_tid = s.k_tid AND k.ts_ns >= s.ts_ns
@@ -183,15 +188,16 @@ WITH _g AS (
            sum(dur_ns) FILTER (WHERE graph) AS graph_node_ns
     FROM steps_gpu GROUP BY ALL
 ), _gd AS (
-    SELECT trace, step_index, sum(gpu_span_ns) AS gpu_span_dev_ns, sum(e2e_ns) AS e2e_dev_ns, sum(busy_ns) AS gpu_busy_ns,
-           sum(idle_ns) AS gpu_idle_ns, sum(other_ns) AS gpu_other_ns
+    SELECT trace, step_index, sum(gpu_span_ns) AS gpu_span_dev_ns, sum(e2e_ns) AS e2e_dev_ns,
+           sum(busy_ns) AS gpu_busy_ns, sum(idle_ns) AS gpu_idle_ns, sum(other_ns) AS gpu_other_ns
     FROM steps_devices GROUP BY ALL
 )
 SELECT s.trace, s.step_index, s.step_kind, s.name AS step_name, s.tid, s.ts_ns,
        s.step_mode, s.batch_size, s.tokens, s.context_reqs, s.context_tokens, s.generation_reqs, s.generation_tokens,
        (s.end_ns - s.ts_ns) AS wall_ns, c.cpu_span_ns, g.gpu_span_ns,
        greatest(s.end_ns, coalesce(g.gpu_end_ns, s.end_ns)) - s.ts_ns AS end_to_end_ns,
-       d.gpu_span_dev_ns::BIGINT AS gpu_span_dev_ns, d.e2e_dev_ns::BIGINT AS e2e_dev_ns, d.gpu_busy_ns::BIGINT AS gpu_busy_ns,
+       d.gpu_span_dev_ns::BIGINT AS gpu_span_dev_ns, d.e2e_dev_ns::BIGINT AS e2e_dev_ns,
+       d.gpu_busy_ns::BIGINT AS gpu_busy_ns,
        d.gpu_idle_ns::BIGINT AS gpu_idle_ns, d.gpu_other_ns::BIGINT AS gpu_other_ns,
        CASE WHEN k.has_gpu THEN coalesce(g.gpu_op_ns, 0)::BIGINT END AS gpu_op_ns,
        CASE WHEN k.has_gpu THEN coalesce(g.gpu_ops, 0) END AS gpu_ops,
@@ -206,7 +212,8 @@ SELECT s.trace, s.step_index, s.step_kind, s.name AS step_name, s.tid, s.ts_ns,
        CASE WHEN k.has_runtime THEN coalesce(h.host_launch_ns, 0)::BIGINT END AS host_launch_ns,
        CASE WHEN k.has_runtime THEN coalesce(h.host_blocking_ns, 0)::BIGINT END AS host_blocking_ns,
        CASE WHEN k.has_runtime THEN coalesce(h.host_runtime_other_ns, 0)::BIGINT END AS host_runtime_other_ns,
-       CASE WHEN k.has_runtime THEN ((s.end_ns - s.ts_ns) - coalesce(h.host_runtime_ns, 0))::BIGINT END AS host_outside_runtime_ns,
+       CASE WHEN k.has_runtime THEN ((s.end_ns - s.ts_ns) - coalesce(h.host_runtime_ns, 0))::BIGINT END
+           AS host_outside_runtime_ns,
        d.gpu_busy_ns / nullif(d.e2e_dev_ns, 0) AS gpu_busy_share_e2e,
        d.gpu_busy_ns / nullif(d.gpu_span_dev_ns, 0) AS gpu_busy_share_span
 FROM step_instances s
@@ -218,11 +225,14 @@ JOIN caps k USING (trace);
 
 CREATE OR REPLACE TEMP TABLE steps_phases AS
 WITH _r AS (
-    SELECT trace, step_index, phase, sum(cpu_ns) AS cpu_ns, sum(n) AS range_instances, string_agg(DISTINCT src, ',' ORDER BY src) AS src
-    FROM (SELECT trace, step_index, steps_rel_phase(phase_path, step_path) AS phase, dur_ns AS cpu_ns, 1 AS n, 'range' AS src
+    SELECT trace, step_index, phase, sum(cpu_ns) AS cpu_ns, sum(n) AS range_instances,
+           string_agg(DISTINCT src, ',' ORDER BY src) AS src
+    FROM (SELECT trace, step_index, steps_rel_phase(phase_path, step_path) AS phase, dur_ns AS cpu_ns, 1 AS n,
+                 'range' AS src
           FROM steps_ranges
           UNION ALL
-          SELECT trace, step_index, steps_rel_phase(phase_path, step_path), sign * dur_ns, CASE WHEN sign > 0 THEN 1 ELSE 0 END, phase_source
+          SELECT trace, step_index, steps_rel_phase(phase_path, step_path), sign * dur_ns,
+                 CASE WHEN sign > 0 THEN 1 ELSE 0 END, phase_source
           FROM steps_modules)
     GROUP BY ALL
 ), _g AS (
@@ -231,7 +241,8 @@ WITH _r AS (
            string_agg(DISTINCT phase_source, ',' ORDER BY phase_source) AS src
     FROM steps_gpu GROUP BY ALL
 )
-SELECT s.trace, s.step_index, s.step_kind, phase, r.cpu_ns::BIGINT AS cpu_ns, coalesce(r.range_instances, 0) AS range_instances,
+SELECT s.trace, s.step_index, s.step_kind, phase, r.cpu_ns::BIGINT AS cpu_ns,
+       coalesce(r.range_instances, 0) AS range_instances,
        CASE WHEN k.has_gpu THEN coalesce(g.gpu_op_ns, 0)::BIGINT END AS gpu_op_ns,
        CASE WHEN k.has_gpu THEN coalesce(g.gpu_ops, 0) END AS gpu_ops,
        CASE WHEN k.has_gpu THEN coalesce(g.launches, 0) END AS launches,
@@ -347,8 +358,8 @@ WITH _l AS (
 SELECT trace, step_kind, metric, count(v) AS steps, list_avg(list(v ORDER BY v)) AS mean, quantile_cont(v, 0.5) AS p50,
        quantile_cont(v, 0.99) AS p99, min(v) AS min, max(v) AS max
 FROM _l GROUP BY trace, step_kind, metric
-ORDER BY trace, step_kind, list_position(['wall_ns', 'cpu_span_ns', 'gpu_span_ns', 'end_to_end_ns', 'gpu_busy_ns', 'gpu_op_ns',
-         'gpu_ops', 'launches', 'graph_launches', 'graph_launch_host_ns', 'graph_nodes', 'sync_calls',
+ORDER BY trace, step_kind, list_position(['wall_ns', 'cpu_span_ns', 'gpu_span_ns', 'end_to_end_ns', 'gpu_busy_ns',
+         'gpu_op_ns', 'gpu_ops', 'launches', 'graph_launches', 'graph_launch_host_ns', 'graph_nodes', 'sync_calls',
          'sync_stall_ns', 'gpu_busy_share_e2e', 'gpu_busy_share_span'], metric);
 
 -- @output phases

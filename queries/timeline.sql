@@ -3,8 +3,8 @@
 -- @requires steps lib/gpu_activity lib/modules lib/runtime lib/step_instances
 --
 -- Run by `tracekit report --html` on the report's connection, after steps.sql (it reads steps.sql's
--- temp tables steps_median, steps_gpu, steps_ranges, its steps_rel_phase macro, gpu_activity/runtime_calls of queries/lib/, and
--- modules_gpu_phase of lib/modules.sql, which steps.sql requires).
+-- temp tables steps_median, steps_gpu, steps_ranges, its steps_rel_phase macro, gpu_activity/runtime_calls of
+-- queries/lib/, and modules_gpu_phase of lib/modules.sql, which steps.sql requires).
 --
 -- The median step of each trace: steps.sql's steps_median (the rule is written there once), so every
 -- process of a multi-process run gets its timeline.
@@ -30,7 +30,8 @@ WHERE gs.step_index = m.step_index
 CREATE OR REPLACE TEMP TABLE _tl_dev AS
 SELECT g.trace, g.device,
        CASE WHEN NOT EXISTS (SELECT 1 FROM trace_devices d WHERE d.trace = g.trace) THEN g.device
-            ELSE (SELECT max(d.gpu_index) FROM trace_devices d WHERE d.trace = g.trace AND d.device = g.device) END AS gpu_index
+            ELSE (SELECT max(d.gpu_index) FROM trace_devices d WHERE d.trace = g.trace AND d.device = g.device)
+       END AS gpu_index
 FROM (SELECT DISTINCT n.trace, n.device FROM _tl_gpu t JOIN gpu_activity n USING (gid)) g;
 
 -- @output timeline
@@ -95,7 +96,8 @@ SELECT * EXCLUDE (_lk, _l1, _l2) FROM (
                 ELSE steps_rel_phase(gp.eff_phase_path, t.step_path) END,
            NULL, NULL, n.launch_tid, n.launch_ts_ns, t.launch, t.launch_step,
            1, coalesce(d.gpu_index, n.device), coalesce(n.stream, -1)
-    FROM _tl_gpu t JOIN steps_median m USING (trace) JOIN gpu_activity n USING (gid) JOIN modules_gpu_phase gp USING (gid)
+    FROM _tl_gpu t JOIN steps_median m USING (trace) JOIN gpu_activity n USING (gid)
+    JOIN modules_gpu_phase gp USING (gid)
     LEFT JOIN _tl_dev d ON d.trace = n.trace AND d.device = n.device
 )
 ORDER BY trace, _lk, _l1, _l2, ts_ns, row_kind;
