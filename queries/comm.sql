@@ -6,7 +6,8 @@
 -- Classes of GPU ops (queries/lib/ op_class): communication (the kernels of category `communication` in
 -- kernel_categories.csv: NCCL/RCCL/HCCL, DeepEP, NVSHMEM, mscclpp, userbuffers, the custom all-reduce kernels
 -- of vLLM/SGLang/AITER and TensorRT-LLM/FlashInfer, kernels named all_to_all/all_gather/reduce_scatter; HTA's
--- kernel types know only NCCL's names), memory (memcpy and memset) and compute (every other kernel). Per (trace, device) each class's ops are merged into a union of intervals
+-- kernel types know only NCCL's names), memory (memcpy and memset) and compute (every other kernel). Per (trace,
+-- device) each class's ops are merged into a union of intervals
 -- (all streams together): C (compute), M (communication), Y (memory). Then
 --   comm_ns          = |M|            communication kernel time, overlaps between comm ops counted once
 --   comm_overlap_ns  = |M ∩ C|        the part of it hidden under compute on the same device
@@ -42,7 +43,8 @@
 -- communication kernel for a late peer: collectives.sql `waits` says who); overlap is communication compute hides.
 
 -- The words for "no communication kernel", one place (comm's note, run_metrics' comm.overlap_share note).
-CREATE OR REPLACE TEMP MACRO comm_no_comm() AS 'no communication kernel (NCCL/RCCL, DeepEP, NVSHMEM, custom all-reduce: '
+CREATE OR REPLACE TEMP MACRO comm_no_comm() AS
+    'no communication kernel (NCCL/RCCL, DeepEP, NVSHMEM, custom all-reduce: '
     || 'queries/kernel_categories.csv)';
 
 -- Segments [s, e) between consecutive op boundaries of a device, with how many ops of each class run
@@ -81,7 +83,8 @@ WITH _m AS (
     UNION ALL SELECT trace, device, 'mem_ov', s, e FROM comm_segments WHERE f_mem_ov = 1
 )  -- DOUBLE running sums are exact for integer ns below 2^53 and twice as fast as HUGEINT ones
 SELECT trace, device, m, s, e,
-       (sum((e - s)::DOUBLE) OVER (PARTITION BY trace, device, m ORDER BY s ROWS UNBOUNDED PRECEDING))::BIGINT - (e - s) AS c
+       (sum((e - s)::DOUBLE) OVER (PARTITION BY trace, device, m ORDER BY s ROWS UNBOUNDED PRECEDING))::BIGINT
+           - (e - s) AS c
 FROM _m;
 
 -- Per step, device and measure: G(step end) - G(step start).
@@ -127,7 +130,8 @@ WITH _o0 AS (
     SELECT o.*, g.c + least(o.end_ns, g.e) - g.s AS gb
     FROM _ga o ASOF LEFT JOIN _comp g ON o.trace = g.trace AND o.device = g.device AND o.end_ns >= g.s
 )
-SELECT gid, trace, device, op_class, phase_path, end_ns - ts_ns AS op_ns, coalesce(gb, 0) - coalesce(ga, 0) AS overlap_ns
+SELECT gid, trace, device, op_class, phase_path, end_ns - ts_ns AS op_ns,
+       coalesce(gb, 0) - coalesce(ga, 0) AS overlap_ns
 FROM _gb;
 
 CREATE OR REPLACE TEMP TABLE _cm_nsteps AS
@@ -147,24 +151,27 @@ WITH _t AS (
 ), _lib AS (  -- the libraries of a device's communication kernels, most summed time first
     SELECT trace, device, string_agg(library, ', ' ORDER BY t DESC, library) AS comm_libraries
     FROM (SELECT g.trace, g.device, coalesce(n.library, '?') AS library, sum(g.dur_ns) AS t
-          FROM gpu_activity g JOIN gpu_activity_names n USING (kind, name) WHERE g.op_class = 'communication' GROUP BY ALL)
+          FROM gpu_activity g JOIN gpu_activity_names n USING (kind, name)
+          WHERE g.op_class = 'communication' GROUP BY ALL)
     GROUP BY ALL
 ), _st AS (
     SELECT trace, device, sum(comm_exposed_ns) AS step_comm_exposed_ns, sum(mem_exposed_ns) AS step_mem_exposed_ns
     FROM comm_steps GROUP BY trace, device
 )
 SELECT n.trace, n.device, dg.gpu, t.last_ns - t.first_ns AS gpu_window_ns, t.busy_ns, t.compute_ns,
-       n.comm_ops, l.comm_libraries, coalesce(t.comm_ns, 0) AS comm_ns, coalesce(t.comm_overlap_ns, 0) AS comm_overlap_ns,
+       n.comm_ops, l.comm_libraries, coalesce(t.comm_ns, 0) AS comm_ns,
+       coalesce(t.comm_overlap_ns, 0) AS comm_overlap_ns,
        n.mem_ops, coalesce(t.mem_ns, 0) AS mem_ns, coalesce(t.mem_overlap_ns, 0) AS mem_overlap_ns,
        k.steps, st.step_comm_exposed_ns, st.step_mem_exposed_ns
 FROM _n n LEFT JOIN _t t USING (trace, device) JOIN _cm_nsteps k USING (trace)
-LEFT JOIN _st st USING (trace, device) LEFT JOIN _lib l USING (trace, device) LEFT JOIN gpu_activity_devices dg USING (trace, device);
+LEFT JOIN _st st USING (trace, device) LEFT JOIN _lib l USING (trace, device)
+LEFT JOIN gpu_activity_devices dg USING (trace, device);
 
 -- @output comm
 -- @column trace                    TEXT      the trace (input file name) the row is about
 -- @column device                   ID        GPU device id as the trace gives it
--- @column gpu                      TEXT      the device as every line names it (lib/gpu_activity's gpu_activity_devices: 'GPU
---                                            0', 'GPU ? (agent 9)')
+-- @column gpu                      TEXT      the device as every line names it (lib/gpu_activity's gpu_activity_devices:
+--                                            'GPU 0', 'GPU ? (agent 9)')
 -- @column gpu_window_ns            DURATION  first GPU op start to last GPU op end (HTA's kernel_time);
 --                                            DENOMINATOR of *_exposed_share
 -- @column busy_ns                  DURATION  union of all GPU ops on the device
@@ -204,7 +211,8 @@ SELECT trace, device, gpu, gpu_window_ns, busy_ns::BIGINT AS busy_ns, compute_ns
        CASE WHEN steps > 0 THEN coalesce(step_comm_exposed_ns, 0) / steps END AS comm_exposed_ns_per_step,
        CASE WHEN steps > 0 THEN coalesce(step_mem_exposed_ns, 0) / steps END AS mem_exposed_ns_per_step,
        concat_ws('; ',
-           CASE WHEN comm_ops = 0 THEN comm_no_comm() || ' on this device: comm_overlap_share and comm_exposed_share are undefined' END,
+           CASE WHEN comm_ops = 0
+                THEN comm_no_comm() || ' on this device: comm_overlap_share and comm_exposed_share are undefined' END,
            CASE WHEN steps = 0 THEN 'no range matched the step pattern ' || getvariable('step_pattern')
                 || ': per-step values need --step-pattern or tracekit.phase("step")' END) AS note
 FROM _cm_dev ORDER BY trace, device;
@@ -218,7 +226,8 @@ FROM _cm_dev ORDER BY trace, device;
 WITH _s AS (SELECT trace, device, state, sum(len) AS time_ns FROM comm_segments WHERE state > 0 GROUP BY ALL)
 SELECT s.trace, s.device,
        concat_ws(' overlapping ', CASE WHEN s.state & 1 > 0 THEN 'COMPUTATION' END,
-                 CASE WHEN s.state & 2 > 0 THEN 'COMMUNICATION' END, CASE WHEN s.state & 4 > 0 THEN 'MEMORY' END) AS kernel_type,
+                 CASE WHEN s.state & 2 > 0 THEN 'COMMUNICATION' END,
+                 CASE WHEN s.state & 4 > 0 THEN 'MEMORY' END) AS kernel_type,
        s.time_ns::BIGINT AS time_ns, s.time_ns / d.busy_ns AS share_of_busy
 FROM _s s JOIN _cm_dev d USING (trace, device)
 ORDER BY s.trace, s.device, s.time_ns DESC, s.state;
@@ -238,9 +247,11 @@ ORDER BY s.trace, s.device, s.time_ns DESC, s.state;
 -- @column mem_exposed_ns     DURATION  its part nothing computes under
 -- @column mem_exposed_share  SHARE     mem_exposed_ns / wall_ns
 SELECT s.trace, s.step_index, s.step_name, s.device, s.wall_ns,
-       s.comm_ns::BIGINT AS comm_ns, s.comm_overlap_ns::BIGINT AS comm_overlap_ns, s.comm_exposed_ns::BIGINT AS comm_exposed_ns,
+       s.comm_ns::BIGINT AS comm_ns, s.comm_overlap_ns::BIGINT AS comm_overlap_ns,
+       s.comm_exposed_ns::BIGINT AS comm_exposed_ns,
        CASE WHEN d.comm_ops > 0 THEN s.comm_exposed_ns / nullif(s.wall_ns, 0) END AS comm_exposed_share,
-       s.mem_ns::BIGINT AS mem_ns, s.mem_overlap_ns::BIGINT AS mem_overlap_ns, s.mem_exposed_ns::BIGINT AS mem_exposed_ns,
+       s.mem_ns::BIGINT AS mem_ns, s.mem_overlap_ns::BIGINT AS mem_overlap_ns,
+       s.mem_exposed_ns::BIGINT AS mem_exposed_ns,
        s.mem_exposed_ns / nullif(s.wall_ns, 0) AS mem_exposed_share
 FROM comm_steps s JOIN _cm_dev d USING (trace, device) ORDER BY s.trace, s.step_index, s.device;
 
@@ -269,8 +280,9 @@ SELECT o.trace, o.device, o.phase_path,
        coalesce(sum(op_ns - overlap_ns) FILTER (WHERE op_class = 'communication'), 0)::BIGINT AS comm_exposed_ns,
        sum(op_ns - overlap_ns) FILTER (WHERE op_class = 'communication')
            / nullif(sum(op_ns) FILTER (WHERE op_class = 'communication'), 0) AS comm_exposed_share,
-       CASE WHEN any_value(k.steps) > 0 THEN coalesce(sum(op_ns - overlap_ns) FILTER (WHERE op_class = 'communication'), 0)
-            / any_value(k.steps) END AS comm_exposed_ns_per_step,
+       CASE WHEN any_value(k.steps) > 0
+            THEN coalesce(sum(op_ns - overlap_ns) FILTER (WHERE op_class = 'communication'), 0)
+                 / any_value(k.steps) END AS comm_exposed_ns_per_step,
        count(*) FILTER (WHERE op_class = 'memory') AS mem_ops,
        coalesce(sum(op_ns) FILTER (WHERE op_class = 'memory'), 0)::BIGINT AS mem_op_ns,
        coalesce(sum(overlap_ns) FILTER (WHERE op_class = 'memory'), 0)::BIGINT AS mem_overlap_ns,
@@ -279,4 +291,5 @@ SELECT o.trace, o.device, o.phase_path,
             / any_value(k.steps) END AS mem_exposed_ns_per_step
 FROM _cm_ops o JOIN _cm_nsteps k USING (trace)
 GROUP BY o.trace, o.device, o.phase_path
-ORDER BY o.trace, o.device, comm_exposed_ns DESC, mem_exposed_ns DESC, o.phase_path NULLS LAST;  -- the path breaks ties (many phases expose 0)
+ORDER BY o.trace, o.device, comm_exposed_ns DESC, mem_exposed_ns DESC,
+         o.phase_path NULLS LAST;  -- the path breaks ties (many phases expose 0)

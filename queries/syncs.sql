@@ -2,8 +2,8 @@
 -- @requires gpu_idle lib/frames lib/gpu_activity lib/runtime
 -- @param sync_top_n COUNT 50 longest sync calls listed per trace (output calls; nsys analyze lists 50)
 --
--- Run it with `tracekit report` (or tracekit.report.run): that loads the modules on its @requires line first and sets every
--- getvariable() parameter to its default (its @param line; docs/queries.md).
+-- Run it with `tracekit report` (or tracekit.report.run): that loads the modules on its @requires line first and sets
+-- every getvariable() parameter to its default (its @param line; docs/queries.md).
 --
 -- Every sync API call on a CPU thread (see queries/lib/: cudaStreamSynchronize,
 -- cudaDeviceSynchronize, cudaEventSynchronize, cudaStreamWaitEvent, synchronous cudaMemcpy*,
@@ -22,7 +22,8 @@
 -- It is NULL when the trace has no Python frames (recorded without with_stack=True), or when no user
 -- frame encloses the call.
 --
--- Inputs: events (cpu_op rows); runtime_calls, gpu_activity (queries/lib/); gpu_idle_gaps (gpu_idle.sql); frames_runtime (lib/frames.sql). No parameters.
+-- Inputs: events (cpu_op rows); runtime_calls, gpu_activity (queries/lib/); gpu_idle_gaps (gpu_idle.sql); frames_runtime
+-- (lib/frames.sql). No parameters.
 --
 -- Output columns (one row per trace, phase_path, class, api, op_chain, user_frame):
 --   trace, phase_path          phase of the sync call
@@ -53,12 +54,15 @@ CREATE OR REPLACE TEMP TABLE _sync_ops AS
 SELECT trace, tid, seq, row_id, name, ts_ns, ts_ns + greatest(dur_ns, 0) AS end_ns
 FROM events
 WHERE kind = 'cpu_op' AND regexp_full_match(name,
-      'aten::(item|_local_scalar_dense|nonzero|tolist|cpu|is_nonzero|equal|to|_to_copy|copy_|masked_select|unique|_unique2|repeat_interleave)');
+      'aten::(item|_local_scalar_dense|nonzero|tolist|cpu|is_nonzero|equal|to|_to_copy|copy_|'
+      || 'masked_select|unique|_unique2|repeat_interleave)');
 
 CREATE OR REPLACE TEMP TABLE _sync_calls AS
 WITH _s AS (SELECT * FROM runtime_calls WHERE is_sync),
-_ops_in AS (SELECT * FROM _sync_ops QUALIFY row_number() OVER (PARTITION BY trace, tid, ts_ns ORDER BY end_ns, row_id DESC) = 1),
-_ops_out AS (SELECT * FROM _sync_ops QUALIFY row_number() OVER (PARTITION BY trace, tid, ts_ns ORDER BY end_ns DESC, row_id) = 1),
+_ops_in AS (SELECT * FROM _sync_ops
+            QUALIFY row_number() OVER (PARTITION BY trace, tid, ts_ns ORDER BY end_ns, row_id DESC) = 1),
+_ops_out AS (SELECT * FROM _sync_ops
+             QUALIFY row_number() OVER (PARTITION BY trace, tid, ts_ns ORDER BY end_ns DESC, row_id) = 1),
 _in AS (  -- innermost syncing op started at or before the call
     SELECT s.*, o.name AS op_inner, o.seq AS op_seq, o.ts_ns AS op_ts, o.end_ns AS op_end
     FROM _s s ASOF LEFT JOIN _ops_in o ON s.trace = o.trace AND s.tid = o.tid AND s.ts_ns >= o.ts_ns
@@ -97,7 +101,8 @@ JOIN gpu_activity g ON g.trace = c.trace AND g.ts_ns < c.end_ns AND g.end_ns > c
 
 CREATE OR REPLACE TEMP TABLE syncs_during AS
 WITH _b AS (SELECT trace, row_id, ts_ns, end_ns FROM _sync_calls WHERE blocking AND end_ns > ts_ns),
-_o AS (SELECT * FROM _sync_overlap), _sets AS (  -- every op for the union of all ops, and the unlaunched ones again for theirs
+_o AS (SELECT * FROM _sync_overlap),
+_sets AS (  -- every op for the union of all ops, and the unlaunched ones again for theirs
     SELECT trace, row_id, device, s, e, op_row_id, FALSE AS sub FROM _o
     UNION ALL SELECT trace, row_id, device, s, e, op_row_id, TRUE FROM _o WHERE unlaunched
 ), _isl AS (
@@ -112,7 +117,8 @@ _o AS (SELECT * FROM _sync_overlap), _sets AS (  -- every op for the union of al
     SELECT trace, row_id, count(*) AS ops, count(*) FILTER (WHERE unlaunched) AS unlaunched_ops FROM _o GROUP BY ALL
 ), _ph AS (  -- launched ops' phases by their time inside the call, the 3 largest
     SELECT trace, row_id, list(phase_path ORDER BY ns DESC, phase_path) AS launched_from FROM (
-        SELECT trace, row_id, phase_path, sum(e - s) AS ns FROM _o WHERE NOT unlaunched GROUP BY trace, row_id, phase_path
+        SELECT trace, row_id, phase_path, sum(e - s) AS ns FROM _o WHERE NOT unlaunched
+        GROUP BY trace, row_id, phase_path
         QUALIFY row_number() OVER (PARTITION BY trace, row_id ORDER BY ns DESC, phase_path) <= 3)
     GROUP BY ALL
 ), _w AS (  -- the device idle gap overlapping the call the longest
@@ -123,14 +129,17 @@ _o AS (SELECT * FROM _sync_overlap), _sets AS (  -- every op for the union of al
 )
 SELECT b.trace, b.row_id, coalesce(n.ops, 0) AS gpu_ops_during,
        coalesce(n.unlaunched_ops, 0) AS unlaunched_ops_during,
-       coalesce(u.busy_ns, 0)::BIGINT AS gpu_busy_during_ns, coalesce(u.unlaunched_ns, 0)::BIGINT AS unlaunched_ns_during,
+       coalesce(u.busy_ns, 0)::BIGINT AS gpu_busy_during_ns,
+       coalesce(u.unlaunched_ns, 0)::BIGINT AS unlaunched_ns_during,
        p.launched_from,
        CASE WHEN 2 * coalesce(u.busy_ns, 0) >= b.end_ns - b.ts_ns OR w.ns IS NULL THEN NULL
-            WHEN w.cause = 'gpu_wait' THEN 'its queued work waited on a stream wait (gpu_wait' || coalesce(': ' || w.wait_call, '')
-                                           || ' on stream ' || w.next_stream || ')'
-            WHEN w.cause IN ('kernel_gap', 'queued_dependency') THEN 'queued work held by a dependency the trace does not show ('
-                                                                     || w.cause || ')'
-            WHEN w.cause = 'no_launch_record' THEN 'cause unknown, the next GPU op has no launch record (no_launch_record)'
+            WHEN w.cause = 'gpu_wait'
+                THEN 'its queued work waited on a stream wait (gpu_wait' || coalesce(': ' || w.wait_call, '')
+                     || ' on stream ' || w.next_stream || ')'
+            WHEN w.cause IN ('kernel_gap', 'queued_dependency')
+                THEN 'queued work held by a dependency the trace does not show (' || w.cause || ')'
+            WHEN w.cause = 'no_launch_record'
+                THEN 'cause unknown, the next GPU op has no launch record (no_launch_record)'
             ELSE 'no GPU work was queued (' || w.cause || '), so the call cost only its own time' END AS waiting_on
 FROM _b b LEFT JOIN _n n USING (trace, row_id) LEFT JOIN _u u USING (trace, row_id)
 LEFT JOIN _ph p USING (trace, row_id) LEFT JOIN _w w USING (trace, row_id);
@@ -171,7 +180,8 @@ WITH _dtoh AS (  -- DtoH copies launched inside the op window of an implicit syn
     SELECT c.trace, c.phase_path, c.sync_class, c.api, c.op_chain, c.user_frame, d.name, sum(d.ns) AS ns
     FROM _sync_calls c JOIN _during d USING (trace, ts_ns, tid) GROUP BY ALL
 ), _top1 AS (
-    SELECT trace, phase_path, sync_class, api, op_chain, user_frame, first(name ORDER BY ns DESC, name) AS top_gpu_op_during
+    SELECT trace, phase_path, sync_class, api, op_chain, user_frame,
+           first(name ORDER BY ns DESC, name) AS top_gpu_op_during
     FROM _top GROUP BY ALL
 ), _all AS (
     SELECT trace, sum(dur_ns) FILTER (WHERE blocking) AS blocked_ns_all FROM _sync_calls GROUP BY ALL
@@ -179,7 +189,8 @@ WITH _dtoh AS (  -- DtoH copies launched inside the op window of an implicit syn
 SELECT c.trace, c.phase_path, c.sync_class, c.api, c.op_chain, any_value(c.blocking) AS blocks_host,
        count(*) AS calls, sum(c.dur_ns)::BIGINT AS blocked_ns, avg(c.dur_ns) AS mean_blocked_ns,
        max(c.dur_ns) AS max_blocked_ns, coalesce(sum(x.dtoh_copies), 0)::BIGINT AS dtoh_copies,
-       coalesce(sum(d.gpu_op_ns_during), 0)::BIGINT AS gpu_op_ns_during, any_value(t.top_gpu_op_during) AS top_gpu_op_during,
+       coalesce(sum(d.gpu_op_ns_during), 0)::BIGINT AS gpu_op_ns_during,
+       any_value(t.top_gpu_op_during) AS top_gpu_op_during,
        any_value(a.blocked_ns_all)::BIGINT AS blocked_ns_all,
        CASE WHEN bool_and(c.blocking) THEN sum(c.dur_ns) / nullif(any_value(a.blocked_ns_all), 0) END AS share,
        c.user_frame
@@ -220,5 +231,6 @@ SELECT c.trace, c.api, c.tid, c.ts_ns, c.dur_ns, c.phase_path, c.sync_class, c.o
        d.gpu_ops_during, d.gpu_busy_during_ns, d.unlaunched_ops_during, d.unlaunched_ns_during, d.launched_from,
        d.waiting_on, c.user_frame
 FROM _sync_calls c LEFT JOIN syncs_during d USING (trace, row_id)
-QUALIFY row_number() OVER (PARTITION BY c.trace ORDER BY c.dur_ns DESC, c.ts_ns, c.tid, c.api, c.row_id) <= getvariable('sync_top_n')
+QUALIFY row_number() OVER (PARTITION BY c.trace ORDER BY c.dur_ns DESC, c.ts_ns, c.tid, c.api, c.row_id)
+        <= getvariable('sync_top_n')
 ORDER BY c.trace, c.dur_ns DESC, c.ts_ns, c.tid, c.api, c.row_id;

@@ -25,18 +25,27 @@
 -- A step's host time on its thread is split by class in steps.sql (host_*_ns).
 CREATE OR REPLACE TEMP TABLE api_classes(ord, api_class, pattern) AS VALUES
     (1, 'graph_launch', '(cuda|hip|cu)GraphLaunch'),
-    (2, 'launch', '(cuda|hip)(LaunchKernel|LaunchKernelExC|LaunchKernelEx|LaunchCooperativeKernel|LaunchCooperativeKernelMultiDevice|LaunchByPtr)'
-                  || '|hip(ModuleLaunchKernel|ExtModuleLaunchKernel|HccModuleLaunchKernel|ExtLaunchKernel|ExtLaunchMultiKernelMultiDevice|ModuleLaunchCooperativeKernel|LaunchKernelGGL)'
-                  || '|cu(LaunchKernel|LaunchKernelEx|LaunchCooperativeKernel|LaunchCooperativeKernelMultiDevice|LaunchGrid|LaunchGridAsync)'),
+    (2, 'launch', '(cuda|hip)(LaunchKernel|LaunchKernelExC|LaunchKernelEx|LaunchCooperativeKernel'
+                  || '|LaunchCooperativeKernelMultiDevice|LaunchByPtr)'
+                  || '|hip(ModuleLaunchKernel|ExtModuleLaunchKernel|HccModuleLaunchKernel|ExtLaunchKernel'
+                  || '|ExtLaunchMultiKernelMultiDevice|ModuleLaunchCooperativeKernel|LaunchKernelGGL)'
+                  || '|cu(LaunchKernel|LaunchKernelEx|LaunchCooperativeKernel|LaunchCooperativeKernelMultiDevice'
+                  || '|LaunchGrid|LaunchGridAsync)'),
     (3, 'blocking', '(cuda|hip)(StreamSynchronize|DeviceSynchronize|EventSynchronize|ThreadSynchronize'
-                    || '|Memcpy|Memcpy2D|Memcpy3D|MemcpyDtoH|MemcpyHtoD|MemcpyDtoD|MemcpyFromSymbol|MemcpyToSymbol|MemcpyPeer|MemcpyWithStream|MemcpyParam2D|MemcpyAtoH|MemcpyHtoA)'
-                    || '|cu(StreamSynchronize|CtxSynchronize|EventSynchronize|MemcpyDtoH|MemcpyHtoD|MemcpyDtoD|Memcpy|Memcpy2D|Memcpy3D|MemcpyPeer)'),
+                    || '|Memcpy|Memcpy2D|Memcpy3D|MemcpyDtoH|MemcpyHtoD|MemcpyDtoD|MemcpyFromSymbol|MemcpyToSymbol'
+                    || '|MemcpyPeer|MemcpyWithStream|MemcpyParam2D|MemcpyAtoH|MemcpyHtoA)'
+                    || '|cu(StreamSynchronize|CtxSynchronize|EventSynchronize|MemcpyDtoH|MemcpyHtoD|MemcpyDtoD|Memcpy'
+                    || '|Memcpy2D|Memcpy3D|MemcpyPeer)'),
     (4, 'stream_wait', '(cuda|hip|cu)StreamWaitEvent'),
-    (5, 'enqueue', '(cuda|hip|cu)(Memcpy|Memset)[A-Za-z0-9]*Async|(cuda|hip)(Memset|Memset2D|Memset3D|MemsetD8|MemsetD16|MemsetD32)'
-                   || '|cuMemsetD(8|16|32|2D8|2D16|2D32)|(cuda|hip)LaunchHostFunc|cuLaunchHostFunc|(cuda|hip)MemPrefetchAsync|cuMemPrefetchAsync'),
+    (5, 'enqueue', '(cuda|hip|cu)(Memcpy|Memset)[A-Za-z0-9]*Async'
+                   || '|(cuda|hip)(Memset|Memset2D|Memset3D|MemsetD8|MemsetD16|MemsetD32)'
+                   || '|cuMemsetD(8|16|32|2D8|2D16|2D32)|(cuda|hip)LaunchHostFunc|cuLaunchHostFunc'
+                   || '|(cuda|hip)MemPrefetchAsync|cuMemPrefetchAsync'),
     (6, 'query', '(cuda|hip|cu)(EventQuery|StreamQuery)'),
-    (7, 'memory', '(cuda|hip|cu)(Malloc|Free|Mem|Host|Array|Ipc)[A-Za-z0-9]*|hipExtMallocWithFlags|cuMemAlloc[A-Za-z0-9]*'),
-    (8, 'bookkeeping', '(cuda|hip|cu)(Event|Stream|Graph|Ctx|Device|Func|Module|Get|Set|Peek|Occupancy|Driver|Runtime|Profiler|Init|Pointer|Kernel|Library|Thread|UserObject|Chip)[A-Za-z0-9]*'),
+    (7, 'memory', '(cuda|hip|cu)(Malloc|Free|Mem|Host|Array|Ipc)[A-Za-z0-9]*|hipExtMallocWithFlags'
+                  || '|cuMemAlloc[A-Za-z0-9]*'),
+    (8, 'bookkeeping', '(cuda|hip|cu)(Event|Stream|Graph|Ctx|Device|Func|Module|Get|Set|Peek|Occupancy|Driver|Runtime'
+                       || '|Profiler|Init|Pointer|Kernel|Library|Thread|UserObject|Chip)[A-Za-z0-9]*'),
     (9, 'other', '.*');
 
 -- The class of one API name (the suffix rule above). Used once per distinct name.

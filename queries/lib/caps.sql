@@ -12,5 +12,6 @@ SELECT w.trace, coalesce(r.n, 0) > 0 AS has_runtime, coalesce(r.syncs, 0) + coal
        w.trace IN (SELECT trace FROM gpu_activity) AS has_gpu,
        (SELECT any_value(c.activities) FROM trace_capture c WHERE c.trace = w.trace) AS capture_activities
 FROM trace_window w
-LEFT JOIN (SELECT trace, count(*) AS n, count(*) FILTER (WHERE is_sync) AS syncs FROM runtime_calls GROUP BY trace) r USING (trace)
+LEFT JOIN (SELECT trace, count(*) AS n, count(*) FILTER (WHERE is_sync) AS syncs FROM runtime_calls GROUP BY trace) r
+    USING (trace)
 LEFT JOIN (SELECT trace, count(*) AS n FROM events WHERE kind = 'gpu_sync' GROUP BY trace) g USING (trace);

@@ -46,7 +46,8 @@
 -- _cat_ops: cpu_ops whose name matches some launched_by pattern (trace, tid, ts_ns, end_ns, name), the
 -- candidates for a GPU op's launching op.
 CREATE OR REPLACE TEMP TABLE gpu_activity_categories AS
-SELECT ord, category, kind AS op_kind, pattern, coalesce(launched_by, '') AS launched_by, example, example_op, source, library
+SELECT ord, category, kind AS op_kind, pattern, coalesce(launched_by, '') AS launched_by, example, example_op, source,
+       library
 FROM read_csv(getvariable('kernel_categories_csv'), header = true, auto_detect = false, quote = '"', escape = '"',
               columns = {'ord': 'INTEGER', 'category': 'VARCHAR', 'kind': 'VARCHAR', 'pattern': 'VARCHAR',
                          'launched_by': 'VARCHAR', 'example': 'VARCHAR', 'example_op': 'VARCHAR', 'source': 'VARCHAR',
@@ -60,13 +61,15 @@ CREATE OR REPLACE TEMP MACRO gpu_activity_category(k, n, o) AS coalesce((
     ORDER BY c.ord LIMIT 1), 'other');
 CREATE OR REPLACE TEMP TABLE gpu_activity_names AS
 WITH _n AS (SELECT DISTINCT kind, name FROM kernels), _c AS (
-    SELECT n.kind, n.name, coalesce(arg_min(c.category, c.ord), 'other') AS category, arg_min(c.library, c.ord) AS library
+    SELECT n.kind, n.name, coalesce(arg_min(c.category, c.ord), 'other') AS category,
+           arg_min(c.library, c.ord) AS library
     FROM _n n LEFT JOIN gpu_activity_categories c
       ON c.op_kind = n.kind AND c.launched_by = '' AND regexp_matches(coalesce(n.name, ''), c.pattern)
     GROUP BY n.kind, n.name
 )
 SELECT kind, name, category,
-       CASE WHEN kind <> 'kernel' THEN 'memory' WHEN category = 'communication' THEN 'communication' ELSE 'compute' END AS op_class,
+       CASE WHEN kind <> 'kernel' THEN 'memory' WHEN category = 'communication' THEN 'communication'
+            ELSE 'compute' END AS op_class,
        CASE WHEN category = 'communication' THEN library END AS library
 FROM _c;
 CREATE OR REPLACE TEMP TABLE _cat_ops AS
@@ -107,7 +110,8 @@ CREATE OR REPLACE TEMP TABLE gpu_activity_devices AS
 WITH _d AS (
     SELECT g.trace, g.device,
            CASE WHEN NOT EXISTS (SELECT 1 FROM trace_devices d WHERE d.trace = g.trace) THEN g.device
-                ELSE (SELECT max(d.gpu_index) FROM trace_devices d WHERE d.trace = g.trace AND d.device = g.device) END AS gpu_index
+                ELSE (SELECT max(d.gpu_index) FROM trace_devices d WHERE d.trace = g.trace AND d.device = g.device)
+           END AS gpu_index
     FROM (SELECT DISTINCT trace, device FROM gpu_activity) g
 )
 SELECT trace, device, gpu_index,

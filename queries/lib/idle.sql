@@ -19,7 +19,8 @@ WHERE prev_end_ns IS NOT NULL AND ts_ns > prev_end_ns;
 CREATE OR REPLACE TEMP TABLE idle_device_busy AS
 SELECT s.trace, s.device, s.first_ns, s.last_ns, (s.last_ns - s.first_ns) - coalesce(g.gap_ns, 0) AS busy_ns
 FROM (SELECT trace, device, min(ts_ns) AS first_ns, max(end_ns) AS last_ns FROM gpu_activity GROUP BY ALL) s
-LEFT JOIN (SELECT trace, device, sum(ts_ns - gap_start_ns) AS gap_ns FROM _gap_rows GROUP BY ALL) g USING (trace, device);
+LEFT JOIN (SELECT trace, device, sum(ts_ns - gap_start_ns) AS gap_ns FROM _gap_rows GROUP BY ALL) g
+    USING (trace, device);
 
 -- Every idle interval of each device in the trace window, declared once: the gaps between ops
 -- (_gap_rows), the leading edge (window start to the device's first op) and the trailing edge (its

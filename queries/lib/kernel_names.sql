@@ -30,29 +30,40 @@
 -- Output (temp table, public): kernel_names  one row per distinct (kind, name) of gpu_activity_names: kind, name,
 --   category, demangled, short_name (memcpy/memset: their name).
 CREATE OR REPLACE TEMP MACRO _ks_body(d) AS regexp_replace(d, '^(void |std::enable_if<[^<>]*>::type )', '');
-CREATE OR REPLACE TEMP MACRO _ks_strip(s) AS regexp_replace(s, '(\(anonymous namespace\)|<unnamed>|[A-Za-z_]\w*)::', '', 'g');
-CREATE OR REPLACE TEMP MACRO _ks_args(s) AS CASE WHEN regexp_matches(s, '^[A-Za-z_]\w*<') THEN substr(s, length(regexp_extract(s, '^[A-Za-z_]\w*')) + 2) END;
+CREATE OR REPLACE TEMP MACRO _ks_strip(s) AS
+    regexp_replace(s, '(\(anonymous namespace\)|<unnamed>|[A-Za-z_]\w*)::', '', 'g');
+CREATE OR REPLACE TEMP MACRO _ks_args(s) AS
+    CASE WHEN regexp_matches(s, '^[A-Za-z_]\w*<') THEN substr(s, length(regexp_extract(s, '^[A-Za-z_]\w*')) + 2) END;
 CREATE OR REPLACE TEMP MACRO _ks_nums(a) AS regexp_replace(regexp_replace(
-    regexp_extract(a, '(?:^|[<,] ?)((?:\((?:int|unsigned int|long|bool)\))?-?[0-9]+[ul]*(?:, (?:\((?:int|unsigned int|long|bool)\))?-?[0-9]+[ul]*)*)(?:[,>]|$)', 1),
+    regexp_extract(a, '(?:^|[<,] ?)((?:\((?:int|unsigned int|long|bool)\))?-?[0-9]+[ul]*'
+                      || '(?:, (?:\((?:int|unsigned int|long|bool)\))?-?[0-9]+[ul]*)*)(?:[,>]|$)', 1),
     '\((?:int|unsigned int|long|bool)\)', '', 'g'), '([0-9])[ul]+', '\1', 'g');
-CREATE OR REPLACE TEMP MACRO _ks_fn(a) AS list_filter(regexp_extract_all(a, '([A-Za-z_]\w*)(?:<(?:[^<>()]|<[^<>()]*>)*>)?\(', 1),
-    lambda x: x NOT IN ('operator', 'lambda', 'decltype', 'const') AND NOT regexp_matches(x, '^(gpu_kernel_impl|gpu_index_kernel)'))[1];
-CREATE OR REPLACE TEMP MACRO _ks_functor(a) AS list_filter(regexp_extract_all(a, '([A-Za-z_]\w*(?:Functor|functor|Ops|Agent)\w*(?:<[^<>()]*>)?)', 1),
+CREATE OR REPLACE TEMP MACRO _ks_fn(a) AS list_filter(
+    regexp_extract_all(a, '([A-Za-z_]\w*)(?:<(?:[^<>()]|<[^<>()]*>)*>)?\(', 1),
+    lambda x: x NOT IN ('operator', 'lambda', 'decltype', 'const')
+              AND NOT regexp_matches(x, '^(gpu_kernel_impl|gpu_index_kernel)'))[1];
+CREATE OR REPLACE TEMP MACRO _ks_functor(a) AS list_filter(
+    regexp_extract_all(a, '([A-Za-z_]\w*(?:Functor|functor|Ops|Agent)\w*(?:<[^<>()]*>)?)', 1),
     lambda x: NOT regexp_matches(x, '^(BinaryFunctor|AUnaryFunctor|BUnaryFunctor|UnaryFunctor|ReduceOp)(<|$)'))[1];
 CREATE OR REPLACE TEMP MACRO _ks_dtype(a) AS nullif(regexp_extract(a,
-    '^((?:c10::)?(?:float|double|half|Half|BFloat16|bfloat16_t|__nv_bfloat16|__half|int|long|bool|signed char|unsigned char|short|u?int(?:8|16|32|64)_t|Float8\w*|float8\w*))[,>]', 1), '');
+    '^((?:c10::)?(?:float|double|half|Half|BFloat16|bfloat16_t|__nv_bfloat16|__half|int|long|bool|signed char'
+    || '|unsigned char|short|u?int(?:8|16|32|64)_t|Float8\w*|float8\w*))[,>]', 1), '');
 CREATE OR REPLACE TEMP MACRO _ks_plain(n) AS CASE
     WHEN regexp_matches(n, '^sm[0-9]+_xmma_') THEN regexp_replace(regexp_replace(n,
-        '_(stage|warpsize|warpgroupsize|aligna|alignc|tensor)[0-9x]+|_ffma|_g1(_|$)|_execute|_t1r1s1', '\2', 'g'), '_kernel_*(_5x)?(_cublas|_cudnn\w*)?$', '')
-    WHEN regexp_matches(n, '^Cijk_') THEN regexp_replace(n, '^(Cijk_[A-Za-z]+_[A-Za-z]+_[A-Za-z0-9]+)_.*?(_MT[0-9x]+).*?(_MI[0-9x]+)?_.*$', '\1\2\3')
+        '_(stage|warpsize|warpgroupsize|aligna|alignc|tensor)[0-9x]+|_ffma|_g1(_|$)|_execute|_t1r1s1', '\2', 'g'),
+        '_kernel_*(_5x)?(_cublas|_cudnn\w*)?$', '')
+    WHEN regexp_matches(n, '^Cijk_')
+    THEN regexp_replace(n, '^(Cijk_[A-Za-z]+_[A-Za-z]+_[A-Za-z0-9]+)_.*?(_MT[0-9x]+).*?(_MI[0-9x]+)?_.*$', '\1\2\3')
     ELSE n END;
 -- the element type an elementwise op runs on: its innermost lambda's argument, or the first type of the
 -- Binary/Unary functor wrapping the op (MulFunctor<float> runs on BFloat16 inside BinaryFunctor<BFloat16, ...>)
 CREATE OR REPLACE TEMP MACRO _ks_etype(a) AS nullif(coalesce(
-    list_filter(regexp_extract_all(a, '[{\[]lambda\(([^(),]+)\)', 1), lambda x: x NOT IN ('', 'int') AND NOT contains(x, 'auto'))[-1],
+    list_filter(regexp_extract_all(a, '[{\[]lambda\(([^(),]+)\)', 1),
+                lambda x: x NOT IN ('', 'int') AND NOT contains(x, 'auto'))[-1],
     regexp_extract(a, '(?:BinaryFunctor|AUnaryFunctor|BUnaryFunctor)<([^,<>]+)', 1)), '');
 -- the op: a function's name without its `_kernel` / `_cuda` / `_impl` suffixes (silu_kernel -> silu,
--- direct_copy_kernel_cuda -> direct_copy); a functor keeps one template argument, not a list (MeanOps<float, ...> -> MeanOps)
+-- direct_copy_kernel_cuda -> direct_copy); a functor keeps one template argument, not a list (MeanOps<float, ...> ->
+-- MeanOps)
 CREATE OR REPLACE TEMP MACRO _ks_op(a) AS CASE
     WHEN _ks_fn(a) IS NOT NULL OR _ks_functor(a) IS NOT NULL
     THEN concat_ws(', ', coalesce(nullif(regexp_replace(_ks_fn(a), '(_kernel|_cuda|_impl)+$', ''), ''),
@@ -61,13 +72,15 @@ CREATE OR REPLACE TEMP MACRO _ks_join(f, a) AS CASE WHEN a IS NULL THEN f ELSE
     f || coalesce('<' || nullif(concat_ws(', ', _ks_dtype(a), nullif(_ks_nums(a), ''), _ks_op(a)), '') || '>', '') END;
 CREATE OR REPLACE TEMP MACRO _ks_of(s, f, a) AS CASE
     WHEN NOT regexp_matches(s, '[<(]') THEN _ks_plain(s)
-    WHEN regexp_matches(f, '(^|:)Kernel2?$') AND regexp_matches(a, '^[A-Za-z_]\w*>') THEN regexp_extract(a, '^([A-Za-z_]\w*)>', 1)
+    WHEN regexp_matches(f, '(^|:)Kernel2?$') AND regexp_matches(a, '^[A-Za-z_]\w*>')
+    THEN regexp_extract(a, '^([A-Za-z_]\w*)>', 1)
     ELSE _ks_join(f, a) END;
 CREATE OR REPLACE TEMP MACRO _ks_family(b) AS CASE
     WHEN regexp_extract(_ks_strip(b), '^([A-Za-z_]\w*)', 1) IN ('kernel', 'Kernel', 'Kernel2')
     THEN regexp_extract(b, '([A-Za-z_]\w*::)?[A-Za-z_]\w*[<(]', 0)[:-2]
     ELSE regexp_extract(_ks_strip(b), '^([A-Za-z_]\w*)', 1) END;
-CREATE OR REPLACE TEMP MACRO _kernel_short(d) AS _ks_of(_ks_strip(_ks_body(d)), _ks_family(_ks_body(d)), _ks_args(_ks_strip(_ks_body(d))));
+CREATE OR REPLACE TEMP MACRO _kernel_short(d) AS
+    _ks_of(_ks_strip(_ks_body(d)), _ks_family(_ks_body(d)), _ks_args(_ks_strip(_ks_body(d))));
 
 CREATE OR REPLACE TEMP TABLE kernel_names AS
 SELECT kind, name, category, demangled,

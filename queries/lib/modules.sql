@@ -55,8 +55,9 @@
 --               path and every module ancestor's path (one row each). Summing sign * time per path then gives
 --               module time inclusive of child modules but not of user ranges, and exclusive shares still add
 --               up to 1 over a step.
---   Macros: modules_eff_path, modules_eff_src (above), _mod_is_step(name) (a step range's name), modules_src_union(a, b) (two
---   comma-separated phase_source lists as one, sorted and distinct; NULL when both are empty).
+--   Macros: modules_eff_path, modules_eff_src (above), _mod_is_step(name) (a step range's name),
+--   modules_src_union(a, b) (two comma-separated phase_source lists as one, sorted and distinct; NULL when both are
+--   empty).
 -- Cost: one pass over the python rows' distinct names, then linear in module intervals + placed rows (ASOF
 -- joins and one window sort, as lib/frames.sql); traces without python rows place nothing.
 -- Where user ranges and modules both exist they are combined, never doubled: GPU ops inside a user range
@@ -64,7 +65,8 @@
 
 CREATE OR REPLACE TEMP MACRO _mod_is_step(ph) AS coalesce(regexp_full_match(ph, getvariable('step_pattern')), FALSE);
 CREATE OR REPLACE TEMP MACRO modules_eff_path(m, pp) AS coalesce(m, pp);
-CREATE OR REPLACE TEMP MACRO modules_eff_src(m, pp) AS coalesce(m, CASE WHEN pp IS NOT NULL AND pp <> '(none)' THEN 'range' END);
+CREATE OR REPLACE TEMP MACRO modules_eff_src(m, pp) AS
+    coalesce(m, CASE WHEN pp IS NOT NULL AND pp <> '(none)' THEN 'range' END);
 -- two comma-separated source lists as one (sorted, distinct; NULL when both are empty)
 CREATE OR REPLACE TEMP MACRO modules_src_union(a, b) AS nullif(array_to_string(list_sort(list_distinct(list_filter(
     flatten([string_split(coalesce(a, ''), ','), string_split(coalesce(b, ''), ',')]), lambda v: v <> ''))), ','), '');
@@ -82,7 +84,8 @@ WITH _n AS (SELECT DISTINCT trace, name FROM events WHERE kind = 'python' AND tr
 _l AS (
     SELECT n.trace, n.name, s.source,
            CASE s.source WHEN 'module' THEN nullif(regexp_extract(n.name, '^nn\.Module: (.*?)(?:_[0-9]+)?$', 1), '')
-                ELSE regexp_replace(n.name, '^(?:.*[/\\])?([^/\\]*?)(?:\.py)?\(([0-9]+)\): forward$', '\1.forward:\2') END AS label
+                ELSE regexp_replace(n.name, '^(?:.*[/\\])?([^/\\]*?)(?:\.py)?\(([0-9]+)\): forward$', '\1.forward:\2')
+           END AS label
     FROM _n n JOIN _mod_src s USING (trace)
     WHERE CASE s.source WHEN 'module' THEN starts_with(n.name, 'nn.Module: ') ELSE _mod_is_forward(n.name) END
 )
@@ -135,7 +138,8 @@ FROM _mod_rows r JOIN _p p USING (trace, row_id);
 CREATE OR REPLACE TEMP TABLE _mod_place AS
 WITH _a AS (
     SELECT 'gpu' AS k, trace, gid AS key, launch_tid AS tid, launch_ts_ns AS ts_ns,
-           launch_ts_ns + greatest(coalesce(launch_dur_ns, 0), 0) AS end_ns, phase, nullif(phase_path, '(none)') AS phase_path
+           launch_ts_ns + greatest(coalesce(launch_dur_ns, 0), 0) AS end_ns, phase,
+           nullif(phase_path, '(none)') AS phase_path
     FROM gpu_activity WHERE launch_ts_ns IS NOT NULL AND trace IN (SELECT trace FROM _mod_src)
     UNION ALL
     SELECT 'cpu', trace, row_id, tid, ts_ns, end_ns, phase, nullif(phase_path, '(none)') FROM runtime_calls
@@ -168,7 +172,8 @@ WITH _r AS (  -- user ranges that are not steps, each with the innermost interva
           WHERE trace IN (SELECT trace FROM _mod_src) AND NOT _mod_is_step(name) AND ts_ns IS NOT NULL) r
     ASOF LEFT JOIN _mod_at f ON r.trace = f.trace AND r.tid = f.tid AND r.ts_ns >= f.t_ns
 ), _ded AS (  -- those directly inside the interval's range: their time leaves the interval and its module ancestors
-    SELECT r.trace, i.pid, r.tid, r.row_id, r.seq, r.ts_ns, r.dur_ns, i.range_path, string_split(i.module_path, '/') AS segs
+    SELECT r.trace, i.pid, r.tid, r.row_id, r.seq, r.ts_ns, r.dur_ns, i.range_path,
+           string_split(i.module_path, '/') AS segs
     FROM _r r JOIN modules_intervals i ON i.trace = r.trace AND i.row_id = r.mod_row_id
     WHERE i.eff_phase_path IS NOT NULL AND coalesce(i.range_path || '/', '') || r.name = r.phase_path
 )

@@ -28,7 +28,9 @@ CREATE OR REPLACE TEMP MACRO notes_no_sync_captured() AS
 CREATE OR REPLACE TEMP MACRO notes_no_gpu_launched() AS
     'no GPU op launched in these steps (was CUDA activity captured? ' || notes_fix_cuda() || ')';
 -- The sentence for a trace with no GPU activity at all, the one place it is worded (trust, headline).
-CREATE OR REPLACE TEMP MACRO notes_no_gpu_activity(acts) AS 'no GPU activity in this run (no GPU op, no CUDA/HIP runtime call, no sync record): '
-    || CASE WHEN contains(acts, 'CUDA') THEN 'the program ran nothing on a GPU (tracekit capture recorded CUDA activity)'
+CREATE OR REPLACE TEMP MACRO notes_no_gpu_activity(acts) AS
+    'no GPU activity in this run (no GPU op, no CUDA/HIP runtime call, no sync record): '
+    || CASE WHEN contains(acts, 'CUDA')
+            THEN 'the program ran nothing on a GPU (tracekit capture recorded CUDA activity)'
             WHEN acts IS NOT NULL THEN 'a CPU-only run (tracekit capture: this torch has no CUDA support)'
             ELSE 'a CPU-only run, or CUDA activity was not captured (' || notes_fix_cuda_kineto() || ')' END;

@@ -110,7 +110,8 @@ WITH _n AS (
            sum(gpu_ops) AS ops, sum(launches) AS launches, sum(sync_stall_ns) AS stall_ns
     FROM steps_rows
 ), _ph AS (
-    SELECT CASE WHEN phase IN ('run', 'step', 'tokens') OR starts_with(phase, 'kernel:') THEN 'phase:' || phase ELSE phase END AS id,
+    SELECT CASE WHEN phase IN ('run', 'step', 'tokens') OR starts_with(phase, 'kernel:') THEN 'phase:' || phase
+                ELSE phase END AS id,
            phase, sum(cpu_ns) AS cpu_ns, sum(range_instances) AS inst, sum(gpu_op_ns) AS gpu_op_ns
     FROM steps_phases GROUP BY phase
 ), _k AS (
@@ -166,12 +167,13 @@ WITH _n AS (
     SELECT _ph.id || '.calls_per_step', 'phase', phase, 'calls_per_step', 'count', inst / _n.steps,
            'range instances of the phase', 'steps', TRUE, NULL FROM _ph, _n WHERE inst > 0
     UNION ALL
-    SELECT 'kernel:' || name || '.total_ms', 'kernel', name, 'total_ms', 'ms', ns / 1e6, 'summed duration', '-', TRUE, NULL FROM _k
+    SELECT 'kernel:' || name || '.total_ms', 'kernel', name, 'total_ms', 'ms', ns / 1e6, 'summed duration', '-', TRUE,
+           NULL FROM _k
     UNION ALL
     SELECT 'kernel:' || name || '.count', 'kernel', name, 'count', 'count', n, 'executions', '-', TRUE, NULL FROM _k
     UNION ALL
-    SELECT 'kernel:' || name || '.mean_ms', 'kernel', name, 'mean_ms', 'ms', ns / 1e6 / n, 'summed duration', 'executions',
-           FALSE, NULL FROM _k
+    SELECT 'kernel:' || name || '.mean_ms', 'kernel', name, 'mean_ms', 'ms', ns / 1e6 / n, 'summed duration',
+           'executions', FALSE, NULL FROM _k
 )
 SELECT getvariable('label'), getvariable('label_index'), metric, scope, name, measure, unit, value::DOUBLE,
        numerator, denominator, additive, note
@@ -183,7 +185,9 @@ FROM _rows;
 INSERT INTO run_metrics
 WITH _n AS (SELECT (SELECT count(*) FROM steps_rows) AS steps, (SELECT count(*) FROM gpu_activity) AS gpu_ops),
 _ids AS (
-    SELECT phase, CASE WHEN phase IN ('run', 'step', 'tokens') OR starts_with(phase, 'kernel:') THEN 'phase:' || phase ELSE phase END AS id
+    SELECT phase,
+           CASE WHEN phase IN ('run', 'step', 'tokens') OR starts_with(phase, 'kernel:') THEN 'phase:' || phase
+                ELSE phase END AS id
     FROM steps_phases GROUP BY phase
 ), _incl AS (
     SELECT i.id, i.phase, sum(p.gpu_op_ns) AS ns
@@ -191,16 +195,20 @@ _ids AS (
     GROUP BY ALL
 ), _tk AS (
     SELECT count(accepted) AS counted, sum(accepted) AS acc,
-           sum(accepted) FILTER (WHERE drafted IS NOT NULL) AS acc_d, sum(drafted) FILTER (WHERE accepted IS NOT NULL) AS d_acc,
+           sum(accepted) FILTER (WHERE drafted IS NOT NULL) AS acc_d,
+           sum(drafted) FILTER (WHERE accepted IS NOT NULL) AS d_acc,
            sum(wall_ns) FILTER (WHERE accepted IS NOT NULL) AS wall_ns,
            sum(gpu_busy_ns) FILTER (WHERE accepted IS NOT NULL) AS busy_ns,
            count(gpu_busy_ns) FILTER (WHERE accepted IS NOT NULL) AS busy_steps,
            sum(draft_cpu_ns) FILTER (WHERE accepted IS NOT NULL) AS draft_ns,
-           sum(tokens) AS toks, max(end_ns) FILTER (WHERE tokens IS NOT NULL) - min(ts_ns) FILTER (WHERE tokens IS NOT NULL) AS tok_span
+           sum(tokens) AS toks,
+           max(end_ns) FILTER (WHERE tokens IS NOT NULL) - min(ts_ns) FILTER (WHERE tokens IS NOT NULL) AS tok_span
     FROM token_counts
 ), _tn AS (
     SELECT CASE WHEN _n.steps = 0 THEN 'no step in this run (see run.steps)'
-                WHEN _tk.counted = 0 THEN 'no accepted-token count: record tracekit.count(accepted=..., drafted=...) in each step (the SGLang plugin and samples/spec_decode.py do)'
+                WHEN _tk.counted = 0
+                THEN 'no accepted-token count: record tracekit.count(accepted=..., drafted=...) in each step '
+                     || '(the SGLang plugin and samples/spec_decode.py do)'
                 WHEN _tk.acc = 0 THEN 'no draft token accepted: per accepted token is undefined' END AS note
     FROM _n, _tk
 ), _rows(metric, scope, name, measure, unit, value, numerator, denominator, additive, note) AS (
@@ -213,17 +221,20 @@ _ids AS (
     SELECT 'tokens.' || m, 'tokens', 'tokens', m, u, CASE WHEN _tk.counted > 0 THEN v END, num, den, FALSE,
            CASE WHEN _tk.counted = 0 THEN _tn.note WHEN v IS NULL THEN coalesce(miss, _tn.note) END
     FROM _tk, _tn, (VALUES
-        ('accepted_per_step', 'count', _tk.acc / nullif(_tk.counted, 0), 'accepted draft tokens', 'steps with an accepted count', NULL),
+        ('accepted_per_step', 'count', _tk.acc / nullif(_tk.counted, 0), 'accepted draft tokens',
+         'steps with an accepted count', NULL),
         ('acceptance_rate', 'ratio', _tk.acc_d / nullif(_tk.d_acc, 0), 'accepted draft tokens', 'drafted tokens',
          'no drafted count: record tracekit.count(drafted=...)'),
-        ('ms_per_accepted', 'ms', _tk.wall_ns / 1e6 / nullif(_tk.acc, 0), 'summed step CPU range time', 'accepted draft tokens', NULL),
+        ('ms_per_accepted', 'ms', _tk.wall_ns / 1e6 / nullif(_tk.acc, 0), 'summed step CPU range time',
+         'accepted draft tokens', NULL),
         ('gpu_ms_per_accepted', 'ms', CASE WHEN _tk.busy_steps > 0 THEN _tk.busy_ns / 1e6 / nullif(_tk.acc, 0) END,
          'summed per-step GPU busy time', 'accepted draft tokens',
          'no GPU op in the counted steps: capture CUDA activity (' || notes_fix_cuda_activity() || ')'),
         ('draft_ms_per_accepted', 'ms', _tk.draft_ns / 1e6 / nullif(_tk.acc, 0), 'summed CPU time of the draft ranges',
          'accepted draft tokens', NULL),
         ('tokens_per_s', 'count', _tk.toks / nullif(_tk.tok_span / 1e9, 0), 'tokens counted (accepted + bonus)',
-         'seconds from the first to the last step end with a tokens count', 'no tokens count: record tracekit.count(tokens=...)')
+         'seconds from the first to the last step end with a tokens count',
+         'no tokens count: record tracekit.count(tokens=...)')
     ) t(m, u, v, num, den, miss)
 )
 SELECT getvariable('label'), getvariable('label_index'), metric, scope, name, measure, unit, value::DOUBLE,
@@ -234,7 +245,8 @@ FROM _rows;
 INSERT INTO run_metrics
 WITH _n AS (
     SELECT (SELECT count(*) FROM steps_rows) AS steps, (SELECT count(*) FROM gpu_activity) AS gpu_ops,
-           (SELECT count(*) FROM collectives_rank_steps) > 0 AS multi, (SELECT count(DISTINCT step_key) FROM collectives_rank_steps) AS keys,
+           (SELECT count(*) FROM collectives_rank_steps) > 0 AS multi,
+           (SELECT count(DISTINCT step_key) FROM collectives_rank_steps) AS keys,
            _rm_no_step_note() AS no_step_note,
            _rm_no_gpu_note() AS no_gpu_note
 ), _c AS (
@@ -242,14 +254,18 @@ WITH _n AS (
 ), _d AS (
     SELECT sum(len * f_comm) AS comm, sum(len * f_comm_ov) AS comm_ov FROM comm_segments
 ), _k AS (
-    SELECT (SELECT sum(skew_ns) FROM (SELECT max(end_ns) - min(end_ns) AS skew_ns FROM collectives_rank_steps GROUP BY step_key HAVING count(*) >= 2)) AS skew,
+    SELECT (SELECT sum(skew_ns)
+            FROM (SELECT max(end_ns) - min(end_ns) AS skew_ns FROM collectives_rank_steps
+                  GROUP BY step_key HAVING count(*) >= 2)) AS skew,
            (SELECT sum(wait_ns) FROM collectives_waits) AS wait
 ), _rows(metric, scope, name, measure, unit, value, numerator, denominator, additive, note) AS (
     SELECT 'comm.' || m, 'comm', 'comm', m, 'ms',
            CASE WHEN _n.steps > 0 AND _n.gpu_ops > 0 THEN coalesce(v, 0) / 1e6 / _n.steps END, num, 'steps', TRUE,
            CASE WHEN _n.gpu_ops = 0 THEN no_gpu_note WHEN _n.steps = 0 THEN no_step_note END
-    FROM _n, _c, (VALUES ('exposed_ms_per_step', _c.comm_exp, 'communication kernel time not under compute, in steps, summed over devices'),
-                         ('ms_per_step', _c.comm, 'communication kernel time (union per device) in steps, summed over devices')) t(m, v, num)
+    FROM _n, _c, (VALUES ('exposed_ms_per_step', _c.comm_exp,
+                          'communication kernel time not under compute, in steps, summed over devices'),
+                         ('ms_per_step', _c.comm,
+                          'communication kernel time (union per device) in steps, summed over devices')) t(m, v, num)
     UNION ALL
     SELECT 'comm.overlap_share', 'comm', 'comm', 'overlap_share', 'ratio', _d.comm_ov / nullif(_d.comm, 0),
            'communication time under compute', 'communication time (union per device, summed)', FALSE,
@@ -290,18 +306,22 @@ WITH _s AS (
     SELECT trace, step_index, end_to_end_ns, gpu_busy_ns, gpu_op_ns FROM steps_rows
     WHERE step_index > coalesce(TRY_CAST(getvariable('warmup_steps') AS BIGINT), 0)
 ), _ids AS (
-    SELECT phase, CASE WHEN phase IN ('run', 'step', 'tokens') OR starts_with(phase, 'kernel:') THEN 'phase:' || phase ELSE phase END AS id,
+    SELECT phase,
+           CASE WHEN phase IN ('run', 'step', 'tokens') OR starts_with(phase, 'kernel:') THEN 'phase:' || phase
+                ELSE phase END AS id,
            sum(range_instances) > 0 AS has_ranges
     FROM steps_phases GROUP BY phase
 ), _grid AS (
     SELECT s.trace, s.step_index, i.phase, i.id, i.has_ranges FROM _s s CROSS JOIN _ids i
 ), _v AS (
-    SELECT g.trace, g.step_index, g.id, g.has_ranges, coalesce(p.cpu_ns, 0) AS cpu_ns, coalesce(p.gpu_op_ns, 0) AS gpu_ns
+    SELECT g.trace, g.step_index, g.id, g.has_ranges, coalesce(p.cpu_ns, 0) AS cpu_ns,
+           coalesce(p.gpu_op_ns, 0) AS gpu_ns
     FROM _grid g LEFT JOIN steps_phases p USING (trace, step_index, phase)
 ), _inc AS (
     SELECT g.trace, g.step_index, g.id, coalesce(sum(q.gpu_op_ns), 0) AS incl_ns
     FROM _grid g LEFT JOIN steps_phases q
-      ON q.trace = g.trace AND q.step_index = g.step_index AND (q.phase = g.phase OR starts_with(q.phase, g.phase || '/'))
+      ON q.trace = g.trace AND q.step_index = g.step_index
+         AND (q.phase = g.phase OR starts_with(q.phase, g.phase || '/'))
     GROUP BY ALL
 ), _l(metric, trace, step_index, value) AS (
     SELECT 'step.wall_ms', trace, step_index, end_to_end_ns / 1e6 FROM _s
@@ -309,6 +329,7 @@ WITH _s AS (
     UNION ALL SELECT 'step.gpu_op_ms', trace, step_index, gpu_op_ns / 1e6 FROM _s WHERE EXISTS (FROM gpu_activity)
     UNION ALL SELECT id || '.ms_per_step', trace, step_index, cpu_ns / 1e6 FROM _v WHERE has_ranges
     UNION ALL SELECT id || '.gpu_ms_per_step', trace, step_index, gpu_ns / 1e6 FROM _v WHERE EXISTS (FROM gpu_activity)
-    UNION ALL SELECT id || '.incl_gpu_ms_per_step', trace, step_index, incl_ns / 1e6 FROM _inc WHERE EXISTS (FROM gpu_activity)
+    UNION ALL SELECT id || '.incl_gpu_ms_per_step', trace, step_index, incl_ns / 1e6 FROM _inc
+              WHERE EXISTS (FROM gpu_activity)
 )
 SELECT getvariable('label'), getvariable('label_index'), metric, trace, step_index, value::DOUBLE FROM _l;

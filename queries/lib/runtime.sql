@@ -10,7 +10,10 @@
 CREATE OR REPLACE TEMP TABLE runtime_calls AS
 WITH _names AS (
     SELECT name, api_class_of(name) AS api_class FROM (SELECT DISTINCT name FROM runtime)
-), _l AS (SELECT trace, correlation, bool_or(kind = 'kernel') AS kernel FROM gpu_activity WHERE correlation IS NOT NULL GROUP BY ALL)
+), _l AS (
+    SELECT trace, correlation, bool_or(kind = 'kernel') AS kernel FROM gpu_activity
+    WHERE correlation IS NOT NULL GROUP BY ALL
+)
 SELECT r.trace, r.name, r.ts_ns, greatest(r.dur_ns, 0) AS dur_ns, r.ts_ns + greatest(r.dur_ns, 0) AS end_ns,
        r.pid, r.tid, r.correlation, r.phase, coalesce(r.phase_path, '(none)') AS phase_path, r.row_id,
        CASE WHEN coalesce(n.api_class, 'other') = 'other' AND coalesce(l.kernel, FALSE) THEN 'launch'

@@ -71,7 +71,8 @@ SELECT p.trace, p.pid, p.tid, p.name, p.ts_ns, p.end_ns, p.phase_path, p.seq, p.
        CASE WHEN _sgl THEN _mode
             WHEN _vllm OR _vold THEN CASE WHEN coalesce(_c, _new) > 0 AND coalesce(_g, _cached) > 0 THEN 'MIXED'
                                           WHEN coalesce(_c, _new) > 0 THEN 'CONTEXT'
-                                          WHEN coalesce(_g, _cached) > 0 THEN 'GENERATION' ELSE 'IDLE' END END AS step_mode,
+                                          WHEN coalesce(_g, _cached) > 0 THEN 'GENERATION'
+                                          ELSE 'IDLE' END END AS step_mode,
        CASE WHEN _sgl THEN _bs WHEN _vllm THEN coalesce(_vb, _c + _g) WHEN _vold THEN _new + _cached END AS batch_size,
        CASE WHEN _sgl THEN _toks WHEN _vllm THEN _ct + _gt END AS tokens,
        coalesce(_c, _new) AS context_reqs, _ct AS context_tokens,
