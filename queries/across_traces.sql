@@ -123,7 +123,8 @@ WITH _p AS (
 ), _d AS (SELECT step_kind, quantile_disc(p50_ns, 0.5) AS dataset_p50_ns FROM _p GROUP BY step_kind),
 _s AS (SELECT step_kind, slowest_trace AS trace, count(*) AS times_slowest FROM _xt_matched GROUP BY ALL),
 _n AS (SELECT step_kind, count(*) AS steps_matched FROM _xt_matched GROUP BY step_kind)
-SELECT p.trace, p.rank, p.step_kind, p.steps, p.p50_ns, d.dataset_p50_ns, p.p50_ns / nullif(d.dataset_p50_ns, 0) AS vs_dataset,
+SELECT p.trace, p.rank, p.step_kind, p.steps, p.p50_ns, d.dataset_p50_ns,
+       p.p50_ns / nullif(d.dataset_p50_ns, 0) AS vs_dataset,
        coalesce(s.times_slowest, 0) AS times_slowest, coalesce(n.steps_matched, 0) AS steps_matched
 FROM _p p JOIN _d d USING (step_kind) LEFT JOIN _s s USING (step_kind, trace) LEFT JOIN _n n USING (step_kind)
 ORDER BY p.step_kind, p.rank NULLS LAST, p.trace;

@@ -28,7 +28,8 @@
 -- How to read: sort `diff` by |delta| to see what moved; ratio > 1 means B is larger.
 
 CREATE OR REPLACE TEMP TABLE _ab AS
-SELECT a.metric, a.scope, a.name, a.measure, a.unit, a.numerator, a.denominator, a.value AS a, b.value AS b, b.value - a.value AS delta,
+SELECT a.metric, a.scope, a.name, a.measure, a.unit, a.numerator, a.denominator, a.value AS a, b.value AS b,
+       b.value - a.value AS delta,
        b.value / nullif(a.value, 0) AS ratio, (b.value - a.value) / nullif(a.value, 0) AS rel,
        CASE WHEN a.note = b.note THEN 'A and B: ' || a.note
             ELSE nullif(concat_ws('; ', CASE WHEN a.note IS NOT NULL THEN 'A: ' || a.note END,
@@ -153,19 +154,25 @@ WITH _o AS (
            CASE c.mode WHEN 'rel' THEN n.ci_lo - 1 ELSE n.ci_lo END AS ci_lo,
            CASE c.mode WHEN 'rel' THEN n.ci_hi - 1 ELSE n.ci_hi END AS ci_hi,
            CASE c.mode
-               WHEN 'rel' THEN CASE WHEN t.a = 0 THEN CASE WHEN t.b > 0 THEN 'inf'::DOUBLE WHEN t.b < 0 THEN '-inf'::DOUBLE
+               WHEN 'rel' THEN CASE WHEN t.a = 0 THEN CASE WHEN t.b > 0 THEN 'inf'::DOUBLE
+                                                          WHEN t.b < 0 THEN '-inf'::DOUBLE
                                                           ELSE 0 END
                                     ELSE t.rel END
-               WHEN 'ratio' THEN CASE WHEN t.a = 0 THEN CASE WHEN t.b > 0 THEN 'inf'::DOUBLE WHEN t.b < 0 THEN '-inf'::DOUBLE END
+               WHEN 'ratio' THEN CASE WHEN t.a = 0 THEN CASE WHEN t.b > 0 THEN 'inf'::DOUBLE
+                                                            WHEN t.b < 0 THEN '-inf'::DOUBLE END
                                       ELSE t.ratio END
                ELSE t.delta END AS observed
     FROM _conditions c LEFT JOIN _ab t ON t.metric = c.metric
     LEFT JOIN _noise n ON n.metric = c.metric AND n.label_index = 1 AND n.level = c.level
 ), _e AS (
     SELECT *, CASE WHEN NOT known THEN 'unknown metric ' || metric || ' (the metric column of --json lists them)'
-                   WHEN mode = 'abs_time' AND unit <> 'ms' THEN metric || ' is a ' || unit || ', not a time: give a plain number'
-                   WHEN level IS NOT NULL AND NOT has_dist THEN metric || ' has no per-step values in A and B: @LEVEL works on step.* and phase metrics'
-                   WHEN level IS NOT NULL AND ci_lo IS NULL THEN metric || ': no interval (fewer than 3 steps after the warm-up in A or B, or a median of 0 in A): lower --warmup or capture more steps'
+                   WHEN mode = 'abs_time' AND unit <> 'ms'
+                       THEN metric || ' is a ' || unit || ', not a time: give a plain number'
+                   WHEN level IS NOT NULL AND NOT has_dist
+                       THEN metric || ' has no per-step values in A and B: @LEVEL works on step.* and phase metrics'
+                   WHEN level IS NOT NULL AND ci_lo IS NULL
+                       THEN metric || ': no interval (fewer than 3 steps after the warm-up in A or B, or a median of 0 '
+                            || 'in A): lower --warmup or capture more steps'
                    WHEN a IS NULL OR b IS NULL THEN metric || ' has no value: ' || coalesce(note, 'NULL')
                    WHEN observed IS NULL THEN metric || ' is 0 in A and in B: a ratio is undefined' END AS error
     FROM _o
@@ -190,8 +197,10 @@ SELECT condition, metric, op, mode, threshold, level, obs AS observed,
            || ', delta ' || printf('%+.4g', delta) || ' ' || unit
            || CASE WHEN a <> 0 THEN printf(' (%+.1f%%)', 100 * delta / a) ELSE ' (A is 0)' END
        ELSE
-           condition || ': median per step A ' || printf('%.4g', median_base) || ' ' || unit || ', B ' || printf('%.4g', median) || ' ' || unit
-           || CASE mode WHEN 'rel' THEN printf(', change %+.1f%% [%+.1f%%, %+.1f%%]', 100 * n_obs, 100 * ci_lo, 100 * ci_hi)
+           condition || ': median per step A ' || printf('%.4g', median_base) || ' ' || unit
+           || ', B ' || printf('%.4g', median) || ' ' || unit
+           || CASE mode WHEN 'rel' THEN printf(', change %+.1f%% [%+.1f%%, %+.1f%%]',
+                                               100 * n_obs, 100 * ci_lo, 100 * ci_hi)
                         ELSE printf(', ratio %.3f [%.3f, %.3f]', n_obs, ci_lo, ci_hi) END
            || printf(' @%g%%, p=%.2g', 100 * level, p_value)
            || CASE WHEN holds THEN '' WHEN point_holds THEN ': within noise (the interval reaches the threshold)'

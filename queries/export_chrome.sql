@@ -152,7 +152,8 @@ WITH _rows AS (
     )
 ), _nsys_meta AS (
     SELECT DISTINCT 'nsys' AS source, 'meta' AS kind, 'M' AS ph, CAST(NULL AS VARCHAR) AS cat, 'process_name' AS name,
-           CAST(device AS BIGINT) AS pid, CAST(NULL AS BIGINT) AS tid, json_object('name', 'GPU ' || device)::VARCHAR AS args
+           CAST(device AS BIGINT) AS pid, CAST(NULL AS BIGINT) AS tid,
+           json_object('name', 'GPU ' || device)::VARCHAR AS args
     FROM _ec_gpu WHERE source = 'nsys' AND device IS NOT NULL
     UNION ALL
     SELECT DISTINCT 'nsys', 'meta', 'M', NULL, 'thread_name', CAST(device AS BIGINT), stream,
@@ -166,8 +167,10 @@ WITH _rows AS (
                             WHEN 'runtime' THEN 'cuda_runtime' WHEN 'gpu_sync' THEN 'cuda_sync'
                             WHEN 'range' THEN 'user_annotation' ELSE cat END END AS cat,
         name,
-        CASE WHEN source = 'nsys' AND kind IN ('kernel', 'memcpy', 'memset', 'gpu_sync') THEN CAST(device AS BIGINT) ELSE pid END AS pid,
-        CASE WHEN source = 'nsys' AND kind IN ('kernel', 'memcpy', 'memset', 'gpu_sync') THEN stream ELSE tid END AS tid,
+        CASE WHEN source = 'nsys' AND kind IN ('kernel', 'memcpy', 'memset', 'gpu_sync') THEN CAST(device AS BIGINT)
+             ELSE pid END AS pid,
+        CASE WHEN source = 'nsys' AND kind IN ('kernel', 'memcpy', 'memset', 'gpu_sync') THEN stream
+             ELSE tid END AS tid,
         ts_ns, dur_ns,
         CASE WHEN kind = 'flow' THEN correlation END AS id,
         CASE WHEN source <> 'nsys' OR kind IN ('meta', 'flow') THEN args
@@ -187,7 +190,8 @@ WITH _rows AS (
     SELECT ph, cat, name, pid, tid, NULL, 0, NULL, args, 0, NULL, NULL FROM _nsys_meta
 )
 SELECT ph, cat, name, pid, tid, ts_ns, dur_ns, id, args FROM _out
-ORDER BY _o1, _o2 NULLS FIRST, _o3 NULLS FIRST, ph, name, pid, tid, dur_ns, id, args;  -- the last keys: ties never follow row order
+ORDER BY _o1, _o2 NULLS FIRST, _o3 NULLS FIRST,
+         ph, name, pid, tid, dur_ns, id, args;  -- the last keys: ties never follow row order
 
 -- @output slice
 -- @column steps          COUNT     steps of the trace

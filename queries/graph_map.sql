@@ -120,7 +120,8 @@ CREATE OR REPLACE TEMP MACRO _gm_join(lp, inner_path) AS CASE
     ELSE nullif(array_to_string(
         string_split(lp, '/') || string_split(inner_path, '/')[
             list_max(list_filter(range(0, least(len(string_split(lp, '/')), len(string_split(inner_path, '/'))) + 1),
-                     lambda k: string_split(lp, '/')[len(string_split(lp, '/')) - k + 1:] = string_split(inner_path, '/')[1:k])) + 1:],
+                     lambda k: string_split(lp, '/')[len(string_split(lp, '/')) - k + 1:]
+                               = string_split(inner_path, '/')[1:k])) + 1:],
         '/'), '') END;
 
 CREATE OR REPLACE TEMP TABLE _gm_rep AS
@@ -184,7 +185,9 @@ SELECT w.win, w.anchor, r.seq, r.tid, r.ts_ns AS launch_ts_ns, r.phase, r.phase_
 FROM _gm_cap_win w
 JOIN runtime r ON r.trace = getvariable('graph_map_reference') AND r.tid = w.tid
                 AND r.ts_ns >= w.t0 AND r.ts_ns <= coalesce(w.t1, w.t0)
-WHERE regexp_full_match(r.name, '(cuda|cu|hip)(LaunchKernel|LaunchKernelExC|LaunchKernelEx|LaunchCooperativeKernel|ExtModuleLaunchKernel|ModuleLaunchKernel|Memcpy\w*Async|Memset\w*Async)(_v\d+|_ptsz|_spt)*')
+WHERE regexp_full_match(r.name, '(cuda|cu|hip)(LaunchKernel|LaunchKernelExC|LaunchKernelEx|LaunchCooperativeKernel|'
+                                || 'ExtModuleLaunchKernel|ModuleLaunchKernel|Memcpy\w*Async|Memset\w*Async)'
+                                || '(_v\d+|_ptsz|_spt)*')
   AND (r.correlation IS NULL OR r.correlation NOT IN (SELECT correlation FROM _ran));
 
 CREATE OR REPLACE TEMP TABLE _gm_cap_named AS
@@ -227,7 +230,8 @@ WITH _p1 AS (
 ), _gap AS (
     SELECT g.sig, g.win, s.node, s.name,
            coalesce((SELECT max(p.pos) FROM _p1 p WHERE p.sig = g.sig AND p.win = g.win AND p.node < s.node), 0) AS lo,
-           coalesce((SELECT min(p.pos) FROM _p1 p WHERE p.sig = g.sig AND p.win = g.win AND p.node > s.node), g.win_launches + 1) AS hi
+           coalesce((SELECT min(p.pos) FROM _p1 p WHERE p.sig = g.sig AND p.win = g.win AND p.node > s.node),
+                    g.win_launches + 1) AS hi
     FROM _gm_cap_region g JOIN _gm_seq s ON s.sig = g.sig
     WHERE NOT EXISTS (SELECT 1 FROM _p1 p WHERE p.sig = g.sig AND p.win = g.win AND p.node = s.node)
 ), _d AS (
@@ -305,7 +309,8 @@ LEFT JOIN (
 CREATE OR REPLACE TEMP TABLE _gm_node AS
 SELECT sig, node, any_value(method) AS method, count(DISTINCT region) AS regions,
        count(DISTINCT coalesce(inner_path, chr(0))) = 1 AS path_ok,
-       count(DISTINCT coalesce(op_name, '') || chr(31) || coalesce(input_dims, '') || chr(31) || coalesce(input_types, '')) = 1
+       count(DISTINCT coalesce(op_name, '') || chr(31) || coalesce(input_dims, '') || chr(31)
+                      || coalesce(input_types, '')) = 1
            AND bool_and(op_name IS NOT NULL) AS shape_ok,
        any_value(inner_path) AS inner_path, any_value(ref_phase) AS ref_phase, any_value(op_name) AS op_name,
        any_value(input_dims) AS input_dims, any_value(input_types) AS input_types,
@@ -329,7 +334,8 @@ SELECT r.kind, r.seq, r.correlation AS launch_correlation, r.node, r.name,
             json_object('@graphmap', json_object(
                 'reference', getvariable('graph_map_reference'), 'method', m.method, 'node', r.node,
                 'regions', m.regions, 'ref_seq', m.ref_seq, 'inner_path', m.inner_path, 'op', m.op_name,
-                'shapes', m.shape_ok, 'op_node', CASE WHEN m.shape_ok THEN m.op_node END, 'launch_phase_path', r.phase_path)))
+                'shapes', m.shape_ok, 'op_node', CASE WHEN m.shape_ok THEN m.op_node END,
+                'launch_phase_path', r.phase_path)))
             ELSE r.args END AS args
 FROM _gm_rep r
 JOIN _gm_launch l USING (correlation)
@@ -374,9 +380,13 @@ SELECT getvariable('graph_map_replay') AS trace, l.correlation AS launch_correla
          WHEN any_value(g.regions) = 0 THEN
            'unmatched: this sequence of ' || count(*) || ' GPU ops does not occur in the reference''s eager launches ('
            || (SELECT ref_ops FROM _gm_caps) || ' ops)'
-           || CASE WHEN (SELECT cap_windows FROM _gm_caps) = 0 THEN ' and the reference holds no cudaStreamBeginCapture window'
-                   WHEN any_value(g.best_tied) THEN ' and the kernel names of the capture window(s) align equally well at several shifts (not guessed)'
-                   WHEN any_value(g.best_hits) IS NOT NULL THEN ' and no named capture window aligns at least half of its ops by name (best: '
+           || CASE WHEN (SELECT cap_windows FROM _gm_caps) = 0
+                   THEN ' and the reference holds no cudaStreamBeginCapture window'
+                   WHEN any_value(g.best_tied)
+                   THEN ' and the kernel names of the capture window(s) align equally well at several shifts '
+                        || '(not guessed)'
+                   WHEN any_value(g.best_hits) IS NOT NULL
+                   THEN ' and no named capture window aligns at least half of its ops by name (best: '
                         || any_value(g.best_hits) || ' of ' || count(*) || ')'
                    ELSE ' and no capture window has exactly ' || count(*) || ' launches' END
            || ': profile the same model and batch size eagerly (CUDA graphs off) or profile the capture'
@@ -385,18 +395,24 @@ SELECT getvariable('graph_map_replay') AS trace, l.correlation AS launch_correla
            || count(*) FILTER (WHERE x.status = 'ambiguous') || ' ops, left as they were'
          ELSE any_value(g.method) || ': ' || any_value(g.regions) || ' reference region(s)'
            || CASE any_value(g.method)
-                WHEN 'capture_order' THEN ', nodes identified by launch order and count only (no kernel names at capture)'
+                WHEN 'capture_order'
+                     THEN ', nodes identified by launch order and count only (no kernel names at capture)'
                 WHEN 'capture_name' THEN ', kernel names at capture aligned at shift ' || any_value(g.shift_min)
-                     || CASE WHEN any_value(g.shift_max) <> any_value(g.shift_min) THEN '..' || any_value(g.shift_max) ELSE '' END
-                     || CASE WHEN any_value(g.gap_aligned) > 0 THEN ' (' || any_value(g.gap_aligned) || ' more inside gaps at their own shift)' ELSE '' END
+                     || CASE WHEN any_value(g.shift_max) <> any_value(g.shift_min) THEN '..' || any_value(g.shift_max)
+                             ELSE '' END
+                     || CASE WHEN any_value(g.gap_aligned) > 0
+                             THEN ' (' || any_value(g.gap_aligned) || ' more inside gaps at their own shift)'
+                             ELSE '' END
                 ELSE ', kernel names equal node for node' END
          END
        || CASE WHEN any_value(g.regions) > 0 AND count(*) FILTER (WHERE x.regions = 0) > 0 THEN
-            '; ' || count(*) FILTER (WHERE x.regions = 0) || ' ops not aligned (no launch of that name at their place), left as they were'
+            '; ' || count(*) FILTER (WHERE x.regions = 0)
+            || ' ops not aligned (no launch of that name at their place), left as they were'
             ELSE '' END
        || CASE WHEN any_value(g.ref_unaligned) > 0 THEN
             '; ' || any_value(g.ref_unaligned) || ' capture launches aligned to no replayed op' ELSE '' END
-       || CASE WHEN any_value(g.regions) > 0 AND count(*) FILTER (WHERE x.shaped) < count(*) FILTER (WHERE x.status = 'matched') THEN
+       || CASE WHEN any_value(g.regions) > 0
+                    AND count(*) FILTER (WHERE x.shaped) < count(*) FILTER (WHERE x.status = 'matched') THEN
             CASE WHEN (SELECT ref_shaped_ops FROM _gm_caps) = 0
                  THEN '; no shapes: the reference has no cpu_op input shapes (profile with record_shapes=True)'
                  ELSE '; ' || (count(*) FILTER (WHERE x.status = 'matched') - count(*) FILTER (WHERE x.shaped))

@@ -93,7 +93,8 @@
 SELECT trace, step_index, step_kind, wall_ns / 1e6 AS wall_ms, gpu_busy_ns / 1e6 AS gpu_busy_ms,
        drafted, accepted, batch_size, tokens,
        accepted / nullif(drafted, 0) AS acceptance_rate, accepted / nullif(batch_size, 0) AS mean_accept_len,
-       wall_ns / 1e6 / nullif(accepted, 0) AS ms_per_accepted, gpu_busy_ns / 1e6 / nullif(accepted, 0) AS gpu_ms_per_accepted,
+       wall_ns / 1e6 / nullif(accepted, 0) AS ms_per_accepted,
+       gpu_busy_ns / 1e6 / nullif(accepted, 0) AS gpu_ms_per_accepted,
        draft_cpu_ns / 1e6 AS draft_ms, draft_gpu_ns / 1e6 AS draft_gpu_ms
 FROM token_counts ORDER BY trace, step_index;
 
@@ -129,8 +130,10 @@ _a AS (
     SELECT trace, count(*) AS steps, count(accepted) AS steps_counted,
            sum(drafted) AS drafted, sum(accepted) AS accepted,
            bool_or(tokens IS NOT NULL) AS has_tokens,
-           sum(accepted) FILTER (WHERE drafted IS NOT NULL) AS acc_d, sum(drafted) FILTER (WHERE accepted IS NOT NULL) AS d_acc,
-           sum(accepted) FILTER (WHERE batch_size IS NOT NULL) AS acc_b, sum(batch_size) FILTER (WHERE accepted IS NOT NULL) AS b_acc,
+           sum(accepted) FILTER (WHERE drafted IS NOT NULL) AS acc_d,
+           sum(drafted) FILTER (WHERE accepted IS NOT NULL) AS d_acc,
+           sum(accepted) FILTER (WHERE batch_size IS NOT NULL) AS acc_b,
+           sum(batch_size) FILTER (WHERE accepted IS NOT NULL) AS b_acc,
            sum(wall_ns) FILTER (WHERE accepted IS NOT NULL) AS wall_acc,
            sum(gpu_busy_ns) FILTER (WHERE accepted IS NOT NULL) AS busy_acc,
            count(gpu_busy_ns) FILTER (WHERE accepted IS NOT NULL) AS busy_steps,
@@ -143,9 +146,11 @@ _a AS (
            CASE WHEN bool_or(s.tokens IS NOT NULL) THEN sum(s.tokens) ELSE any_value(_tp.tps) * count(*) END AS tokens,
            CASE WHEN bool_or(s.tokens IS NOT NULL) THEN sum(s.wall_ns) FILTER (WHERE s.tokens IS NOT NULL)
                 ELSE sum(s.wall_ns) END AS wall_tok,
-           CASE WHEN bool_or(s.tokens IS NOT NULL) THEN max(s.end_ns) FILTER (WHERE s.tokens IS NOT NULL) - min(s.ts_ns) FILTER (WHERE s.tokens IS NOT NULL)
+           CASE WHEN bool_or(s.tokens IS NOT NULL) THEN max(s.end_ns) FILTER (WHERE s.tokens IS NOT NULL)
+                                                        - min(s.ts_ns) FILTER (WHERE s.tokens IS NOT NULL)
                 ELSE max(s.end_ns) - min(s.ts_ns) END AS span_tok,
-           CASE WHEN bool_or(s.tokens IS NOT NULL) THEN 'count' WHEN any_value(_tp.tps) IS NOT NULL THEN 'tokens_per_step' END AS tokens_source
+           CASE WHEN bool_or(s.tokens IS NOT NULL) THEN 'count'
+                WHEN any_value(_tp.tps) IS NOT NULL THEN 'tokens_per_step' END AS tokens_source
     FROM token_counts s, _tp GROUP BY s.trace
 ), _f AS (
     SELECT o.trace, sum(o.flops) AS flops, count(*) AS ops, count(o.flops) AS ops_with_flops
@@ -168,19 +173,35 @@ SELECT w.trace, coalesce(a.steps, 0) AS steps, coalesce(a.steps_counted, 0) AS s
        t.tokens / nullif(t.span_tok / 1e9, 0) AS tokens_per_s,
        a.draft_acc / 1e6 / nullif(a.accepted, 0) AS draft_ms_per_accepted,
        CASE WHEN a.busy_steps > 0 THEN a.draft_gpu_acc / 1e6 / nullif(a.accepted, 0) END AS draft_gpu_ms_per_accepted,
-       CASE WHEN f.ops > 0 AND f.ops = f.ops_with_flops THEN f.flops / nullif(a.accepted, 0) / 1e9 END AS gflops_per_accepted,
+       CASE WHEN f.ops > 0 AND f.ops = f.ops_with_flops
+            THEN f.flops / nullif(a.accepted, 0) / 1e9 END AS gflops_per_accepted,
        coalesce(o.outside, 0)::BIGINT AS counts_outside_steps,
        nullif(concat_ws('; ',
-           CASE WHEN coalesce(a.steps, 0) = 0 THEN 'no step: per-token figures need steps (--step-pattern, or tracekit.phase("step"))'
-                WHEN a.steps_counted = 0 THEN 'no accepted-token count in any step: record tracekit.count(accepted=..., drafted=..., batch_size=...) inside each step (the SGLang plugin and samples/spec_decode.py do it under tracekit capture)'
+           CASE WHEN coalesce(a.steps, 0) = 0
+                THEN 'no step: per-token figures need steps (--step-pattern, or tracekit.phase("step"))'
+                WHEN a.steps_counted = 0
+                THEN 'no accepted-token count in any step: record tracekit.count(accepted=..., drafted=..., '
+                     || 'batch_size=...) inside each step (the SGLang plugin and samples/spec_decode.py do it under '
+                     || 'tracekit capture)'
                 WHEN a.accepted = 0 THEN 'no draft token was accepted: per-accepted-token figures are undefined' END,
-           CASE WHEN a.steps_counted > 0 AND a.steps_counted < a.steps THEN (a.steps - a.steps_counted) || ' of ' || a.steps || ' steps have no accepted count and are left out' END,
-           CASE WHEN a.steps_counted > 0 AND a.busy_steps = 0 THEN 'no GPU op in the counted steps: GPU figures need CUDA activity (' || notes_fix_cuda_activity() || ')' END,
-           CASE WHEN a.steps_counted > 0 AND a.d_acc IS NULL THEN 'no drafted count: acceptance_rate needs tracekit.count(drafted=...)' END,
-           CASE WHEN a.steps_counted > 0 AND a.b_acc IS NULL THEN 'no batch_size count: mean_accept_len needs tracekit.count(batch_size=...)' END,
-           CASE WHEN t.tokens IS NULL AND coalesce(a.steps, 0) > 0 THEN 'no tokens count: record tracekit.count(tokens=...) or pass --tokens-per-step' END,
-           CASE WHEN a.steps_counted > 0 AND coalesce(f.ops, 0) = 0 THEN 'no matmul/attention cpu_op with shapes in the counted steps: GFLOPs need torch.profiler with record_shapes=True'
-                WHEN a.steps_counted > 0 AND f.ops > f.ops_with_flops THEN (f.ops - f.ops_with_flops) || ' matmul/attention ops have no FLOPs (see flops.sql): GFLOPs left NULL' END,
+           CASE WHEN a.steps_counted > 0 AND a.steps_counted < a.steps
+                THEN (a.steps - a.steps_counted) || ' of ' || a.steps
+                     || ' steps have no accepted count and are left out' END,
+           CASE WHEN a.steps_counted > 0 AND a.busy_steps = 0
+                THEN 'no GPU op in the counted steps: GPU figures need CUDA activity (' || notes_fix_cuda_activity()
+                     || ')' END,
+           CASE WHEN a.steps_counted > 0 AND a.d_acc IS NULL
+                THEN 'no drafted count: acceptance_rate needs tracekit.count(drafted=...)' END,
+           CASE WHEN a.steps_counted > 0 AND a.b_acc IS NULL
+                THEN 'no batch_size count: mean_accept_len needs tracekit.count(batch_size=...)' END,
+           CASE WHEN t.tokens IS NULL AND coalesce(a.steps, 0) > 0
+                THEN 'no tokens count: record tracekit.count(tokens=...) or pass --tokens-per-step' END,
+           CASE WHEN a.steps_counted > 0 AND coalesce(f.ops, 0) = 0
+                THEN 'no matmul/attention cpu_op with shapes in the counted steps: GFLOPs need torch.profiler with '
+                     || 'record_shapes=True'
+                WHEN a.steps_counted > 0 AND f.ops > f.ops_with_flops
+                THEN (f.ops - f.ops_with_flops)
+                     || ' matmul/attention ops have no FLOPs (see flops.sql): GFLOPs left NULL' END,
            CASE WHEN o.outside > 0 THEN o.outside || ' count values before the first step were not used' END
        ), '') AS note
 FROM trace_window w
@@ -245,8 +266,10 @@ SELECT trace, count(*) AS steps,
        sum(draft_lm_head_gpu_ns) / 1e6 / count(*) AS lm_head_gpu_ms_per_step,
        (sum(draft_gpu_ns) - sum(draft_lm_head_gpu_ns)) / 1e6 / count(*) AS rest_gpu_ms_per_step,
        sum(draft_lm_head_gpu_ns) / nullif(sum(draft_gpu_ns), 0) AS lm_head_gpu_share,
-       sum(draft_lm_head_cpu_ns) FILTER (WHERE accepted IS NOT NULL) / 1e6 / nullif(sum(accepted), 0) AS lm_head_ms_per_accepted,
-       (sum(draft_cpu_ns) FILTER (WHERE accepted IS NOT NULL) - sum(draft_lm_head_cpu_ns) FILTER (WHERE accepted IS NOT NULL))
+       sum(draft_lm_head_cpu_ns) FILTER (WHERE accepted IS NOT NULL) / 1e6 / nullif(sum(accepted), 0)
+           AS lm_head_ms_per_accepted,
+       (sum(draft_cpu_ns) FILTER (WHERE accepted IS NOT NULL)
+        - sum(draft_lm_head_cpu_ns) FILTER (WHERE accepted IS NOT NULL))
            / 1e6 / nullif(sum(accepted), 0) AS rest_ms_per_accepted
 FROM token_counts GROUP BY trace ORDER BY trace;
 
