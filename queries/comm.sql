@@ -170,8 +170,8 @@ LEFT JOIN gpu_activity_devices dg USING (trace, device);
 -- @output comm
 -- @column trace                    TEXT      the trace (input file name) the row is about
 -- @column device                   ID        GPU device id as the trace gives it
--- @column gpu                      TEXT      the device as every line names it (lib/gpu_activity's gpu_activity_devices:
---                                            'GPU 0', 'GPU ? (agent 9)')
+-- @column gpu                      TEXT      the device as every line names it (lib/gpu_activity's
+--                                            gpu_activity_devices: 'GPU 0', 'GPU ? (agent 9)')
 -- @column gpu_window_ns            DURATION  first GPU op start to last GPU op end (HTA's kernel_time);
 --                                            DENOMINATOR of *_exposed_share
 -- @column busy_ns                  DURATION  union of all GPU ops on the device

@@ -22,8 +22,8 @@
 -- It is NULL when the trace has no Python frames (recorded without with_stack=True), or when no user
 -- frame encloses the call.
 --
--- Inputs: events (cpu_op rows); runtime_calls, gpu_activity (queries/lib/); gpu_idle_gaps (gpu_idle.sql); frames_runtime
--- (lib/frames.sql). No parameters.
+-- Inputs: events (cpu_op rows); runtime_calls, gpu_activity (queries/lib/); gpu_idle_gaps (gpu_idle.sql);
+-- frames_runtime (lib/frames.sql). No parameters.
 --
 -- Output columns (one row per trace, phase_path, class, api, op_chain, user_frame):
 --   trace, phase_path          phase of the sync call
