@@ -41,7 +41,8 @@
 -- Calls the reference rank does not hold are not matched. The `alignment` output gives each trace's
 -- shift and the largest residual misfit of matched ends after it (a quality check).
 --
--- Inputs: kernels, events (record_param_comms cpu_ops), trace_ranks; step_instances, trace_window, gpu_activity_names (queries/lib/).
+-- Inputs: kernels, events (record_param_comms cpu_ops), trace_ranks; step_instances, trace_window, gpu_activity_names
+-- (queries/lib/).
 --
 -- Output `collectives` (one row per call): trace, device, rank, stream, ts_ns, dur_ns, coll_type,
 --   type_source (args | record_param_comms | range | kernel_name | unknown), pg_name, pg_desc,
@@ -63,11 +64,11 @@
 --   arrived at last), caused_wait_ns (others' waits in the calls it was last at), late_ns (summed)
 -- Output `rank_steps` (per step and trace, multi-trace sets): step_key, trace, rank, start_ts_ns,
 --   end_ts_ns (aligned timestamps), start_offset_ns, end_offset_ns (from the step's earliest aligned
---   start over all ranks: the per-rank step timeline), wall_ns, wait_ns (its waits at the step's matched calls), late_ns (its
---   arrival - the first arrival, summed over those calls)
+--   start over all ranks: the per-rank step timeline), wall_ns, wait_ns (its waits at the step's matched calls),
+--   late_ns (its arrival - the first arrival, summed over those calls)
 -- Output `step_skew` (per step key seen on >= 2 traces): ranks, earliest_start_ts_ns, start_skew_ns,
---   for the last), min_wall_ns, max_wall_ns, slowest_rank (ends last; NULL when all end together), late_rank (most late_ns at
---   the step's calls; NULL when none is late), late_ns, max_wait_ns
+--   for the last), min_wall_ns, max_wall_ns, slowest_rank (ends last; NULL when all end together), late_rank (most
+--   late_ns at the step's calls; NULL when none is late), late_ns, max_wait_ns
 -- Output `straggler` (one row when >= 2 ranks' collectives matched; the report's sentence): rank, trace
 --   (the rank whose lateness made the others wait longest: most caused_wait_ns, ties to the lowest
 --   rank), times_last (matched calls it arrived at last), matched_calls (all matched calls: the
@@ -114,7 +115,8 @@ CREATE OR REPLACE TEMP MACRO _cl_bus(t, n) AS CASE
 CREATE OR REPLACE TEMP TABLE _cl_steps AS
 SELECT trace, step_index, ts_ns, end_ns,
        CASE WHEN count(*) OVER (PARTITION BY trace, name) = 1 AND regexp_matches(name, '[0-9]') THEN name
-            ELSE step_kind || '#' || row_number() OVER (PARTITION BY trace, step_kind ORDER BY ts_ns, seq) END AS step_key
+            ELSE step_kind || '#' || row_number() OVER (PARTITION BY trace, step_kind ORDER BY ts_ns, seq) END
+           AS step_key
 FROM step_instances;
 
 CREATE OR REPLACE TEMP TABLE _cl AS
@@ -127,10 +129,12 @@ WITH _k AS (
     WHERE kind = 'cpu_op' AND name = 'record_param_comms' AND external_id IS NOT NULL GROUP BY ALL
 ), _a0 AS (  -- each args object parsed once: all keys in one json_extract_string call
     SELECT k.* EXCLUDE (args),
-           json_extract_string(k.args, ['$."Collective name"', '$."Process Group Name"', '$."Process Group Description"',
-               '$."Group size"', '$."Process Group Ranks"', '$."Seq"', '$."In msg nelems"', '$."Out msg nelems"', '$."dtype"']) AS ka,
-           json_extract_string(r.args, ['$."Collective name"', '$."Process Group Name"', '$."Process Group Description"',
-               '$."Group size"', '$."Process Group Ranks"', '$."Seq"', '$."In msg nelems"', '$."Out msg nelems"', '$."dtype"']) AS ra
+           json_extract_string(k.args, ['$."Collective name"', '$."Process Group Name"',
+               '$."Process Group Description"', '$."Group size"', '$."Process Group Ranks"', '$."Seq"',
+               '$."In msg nelems"', '$."Out msg nelems"', '$."dtype"']) AS ka,
+           json_extract_string(r.args, ['$."Collective name"', '$."Process Group Name"',
+               '$."Process Group Description"', '$."Group size"', '$."Process Group Ranks"', '$."Seq"',
+               '$."In msg nelems"', '$."Out msg nelems"', '$."dtype"']) AS ra
     FROM _k k LEFT JOIN _rpc r ON r.trace = k.trace AND r.external_id = k.external_id
 ), _a AS (
     SELECT * EXCLUDE (ka, ra), ka[1] AS k_type, ra[1] AS r_type,
@@ -145,9 +149,11 @@ WITH _k AS (
            _cl_type(_cl_norm(regexp_extract(name, '(?:nccl|rccl|hccl)(?:Dev)?Kernel_([A-Za-z]+)', 1))) AS name_type
     FROM _a0
 ), _t AS (
-    SELECT *, coalesce(_cl_type(_cl_norm(k_type)), _cl_type(_cl_norm(r_type)), range_type, name_type, 'unknown') AS coll_type,
+    SELECT *, coalesce(_cl_type(_cl_norm(k_type)), _cl_type(_cl_norm(r_type)), range_type, name_type,
+                       'unknown') AS coll_type,
            CASE WHEN k_type IS NOT NULL THEN 'args' WHEN r_type IS NOT NULL THEN 'record_param_comms'
-                WHEN range_type IS NOT NULL THEN 'range' WHEN name_type IS NOT NULL THEN 'kernel_name' ELSE 'unknown' END AS type_source,
+                WHEN range_type IS NOT NULL THEN 'range' WHEN name_type IS NOT NULL THEN 'kernel_name'
+                ELSE 'unknown' END AS type_source,
            greatest(in_nelems, out_nelems) * _cl_elt(dtype) AS msg_bytes
     FROM _a
 )
@@ -165,7 +171,8 @@ CREATE OR REPLACE TEMP TABLE _cl_trace AS
 WITH _t AS (SELECT trace FROM trace_window)
 SELECT t.trace, coalesce(r.rank, TRY_CAST(regexp_extract(t.trace, '(?i)rank[-_]?([0-9]+)', 1) AS INTEGER),
                          (dense_rank() OVER (ORDER BY t.trace) - 1)::INTEGER) AS rank,
-       CASE WHEN r.rank IS NOT NULL THEN 'metadata' WHEN regexp_matches(t.trace, '(?i)rank[-_]?[0-9]+') THEN 'trace name'
+       CASE WHEN r.rank IS NOT NULL THEN 'metadata'
+            WHEN regexp_matches(t.trace, '(?i)rank[-_]?[0-9]+') THEN 'trace name'
             ELSE 'position' END AS rank_source
 FROM _t t LEFT JOIN trace_ranks r USING (trace);
 
@@ -202,7 +209,8 @@ WITH _ref AS (
     UNION SELECT DISTINCT trace FROM step_instances WHERE (SELECT count(DISTINCT trace) FROM step_instances) >= 2
 )
 SELECT t.trace, tr.rank,
-       CASE WHEN getvariable('rank_align') = 'none' THEN 'none' WHEN o.matched_calls > 0 THEN 'collective_end' ELSE 'none' END AS method,
+       CASE WHEN getvariable('rank_align') = 'none' THEN 'none' WHEN o.matched_calls > 0 THEN 'collective_end'
+            ELSE 'none' END AS method,
        CASE WHEN getvariable('rank_align') = 'none' THEN 0 ELSE coalesce(o.med, 0) END AS offset_ns,
        coalesce(o.matched_calls, 0) AS matched_calls, t.trace = (SELECT trace FROM _ref) AS reference
 FROM _t t JOIN _cl_trace tr USING (trace) LEFT JOIN _o o USING (trace);
@@ -227,12 +235,16 @@ WITH _a AS (
     SELECT o.*, r.ae AS hi_ae, r.dur_ns AS hi_dur, r.key0 AS hi_key
     FROM _lo o ASOF LEFT JOIN _ref r ON o.pgk = r.pgk AND o.coll_type = r.coll_type AND o.ae <= r.ae
 ), _pick AS (
-    SELECT *, CASE WHEN hi_key IS NULL OR (lo_key IS NOT NULL AND ae - lo_ae <= hi_ae - ae) THEN lo_key ELSE hi_key END AS mk,
-              CASE WHEN hi_key IS NULL OR (lo_key IS NOT NULL AND ae - lo_ae <= hi_ae - ae) THEN ae - lo_ae ELSE hi_ae - ae END AS gap,
-              CASE WHEN hi_key IS NULL OR (lo_key IS NOT NULL AND ae - lo_ae <= hi_ae - ae) THEN lo_dur ELSE hi_dur END AS mdur
+    SELECT *, CASE WHEN hi_key IS NULL OR (lo_key IS NOT NULL AND ae - lo_ae <= hi_ae - ae) THEN lo_key
+                   ELSE hi_key END AS mk,
+              CASE WHEN hi_key IS NULL OR (lo_key IS NOT NULL AND ae - lo_ae <= hi_ae - ae) THEN ae - lo_ae
+                   ELSE hi_ae - ae END AS gap,
+              CASE WHEN hi_key IS NULL OR (lo_key IS NOT NULL AND ae - lo_ae <= hi_ae - ae) THEN lo_dur
+                   ELSE hi_dur END AS mdur
     FROM _hi
 ), _m AS (
-    SELECT trace, device, rank, clock_unit, ts_ns, dur_ns, end_ns, coll_type, pgk, step_key, mk AS match_key, 'nearest_end' AS match_by
+    SELECT trace, device, rank, clock_unit, ts_ns, dur_ns, end_ns, coll_type, pgk, step_key, mk AS match_key,
+           'nearest_end' AS match_by
     FROM _pick WHERE mk IS NOT NULL AND 2 * gap <= least(dur_ns, mdur)
     QUALIFY row_number() OVER (PARTITION BY trace, device, mk ORDER BY gap, ts_ns) = 1
 )
@@ -256,10 +268,12 @@ FROM _a a JOIN _m m USING (match_key);
 
 CREATE OR REPLACE TEMP TABLE collectives_rank_steps AS
 WITH _w AS (
-    SELECT trace, step_key, sum(wait_ns) AS wait_ns, sum(behind_ns) AS late_ns FROM collectives_waits WHERE step_key IS NOT NULL GROUP BY ALL
+    SELECT trace, step_key, sum(wait_ns) AS wait_ns, sum(behind_ns) AS late_ns
+    FROM collectives_waits WHERE step_key IS NOT NULL GROUP BY ALL
 )
 SELECT s.step_key, s.trace, a.rank, s.ts_ns - a.offset_ns AS start_ns, s.end_ns - a.offset_ns AS end_ns,
-       s.end_ns - s.ts_ns AS wall_ns, coalesce(w.wait_ns, 0)::BIGINT AS wait_ns, coalesce(w.late_ns, 0)::BIGINT AS late_ns
+       s.end_ns - s.ts_ns AS wall_ns, coalesce(w.wait_ns, 0)::BIGINT AS wait_ns,
+       coalesce(w.late_ns, 0)::BIGINT AS late_ns
 FROM _cl_steps s JOIN _cl_align a USING (trace) LEFT JOIN _w w USING (trace, step_key)
 WHERE (SELECT count(DISTINCT trace) FROM step_instances) >= 2;
 
@@ -293,7 +307,8 @@ WHERE (SELECT count(DISTINCT trace) FROM step_instances) >= 2;
 -- @column kernel      TEXT      the communication kernel's name
 -- @column note        NOTE      why a value of the row is NULL or what to keep in mind reading it
 SELECT c.trace, c.device, u.rank, c.stream, c.ts_ns, c.dur_ns, c.coll_type, c.type_source, c.pg_name, c.pg_desc,
-       c.group_size, c.group_ranks, c.seq, c.in_nelems, c.out_nelems, c.dtype, c.msg_bytes, c.algbw_gbs, c.busbw_gbs, c.size_bucket,
+       c.group_size, c.group_ranks, c.seq, c.in_nelems, c.out_nelems, c.dtype, c.msg_bytes, c.algbw_gbs, c.busbw_gbs,
+       c.size_bucket,
        c.phase_path, c.step_index, c.name AS kernel,
        CASE WHEN c.msg_bytes IS NULL THEN 'no message size/dtype in the trace: torch.profiler records them on NCCL '
             || 'kernels and record_param_comms (torch >= 2.1, record_shapes=True); nsys exports have none'
@@ -318,9 +333,12 @@ ORDER BY c.trace, c.device, c.ts_ns, c.stream, c.dur_ns, c.name, c.seq NULLS LAS
 --
 --                               NULL
 SELECT trace, device, coll_type, pg_name, coalesce(size_bucket, '(unknown size)') AS size_bucket, count(*) AS calls,
-       sum(dur_ns)::BIGINT AS total_ns, avg(dur_ns) AS mean_ns, quantile_disc(dur_ns, 0.5) AS p50_ns, max(dur_ns) AS max_ns,
-       sum(msg_bytes)::BIGINT AS msg_bytes, sum(msg_bytes) / nullif(sum(dur_ns) FILTER (WHERE msg_bytes IS NOT NULL), 0) AS algbw_gbs,
-       sum(msg_bytes * _cl_bus(coll_type, group_size)) / nullif(sum(dur_ns) FILTER (WHERE busbw_gbs IS NOT NULL), 0) AS busbw_gbs
+       sum(dur_ns)::BIGINT AS total_ns, avg(dur_ns) AS mean_ns, quantile_disc(dur_ns, 0.5) AS p50_ns,
+       max(dur_ns) AS max_ns,
+       sum(msg_bytes)::BIGINT AS msg_bytes,
+       sum(msg_bytes) / nullif(sum(dur_ns) FILTER (WHERE msg_bytes IS NOT NULL), 0) AS algbw_gbs,
+       sum(msg_bytes * _cl_bus(coll_type, group_size)) / nullif(sum(dur_ns) FILTER (WHERE busbw_gbs IS NOT NULL), 0)
+           AS busbw_gbs
 FROM _cl GROUP BY ALL ORDER BY trace, device, total_ns DESC, coll_type, pg_name NULLS LAST, size_bucket;
 
 -- @output by_phase
@@ -334,7 +352,8 @@ FROM _cl GROUP BY ALL ORDER BY trace, device, total_ns DESC, coll_type, pg_name 
 -- @column msg_bytes  COUNT     summed message bytes
 -- @column algbw_gbs  NUMBER    msg_bytes / total_ns (GB/s)
 SELECT trace, device, phase_path, coll_type, count(*) AS calls, sum(dur_ns)::BIGINT AS total_ns,
-       sum(msg_bytes)::BIGINT AS msg_bytes, sum(msg_bytes) / nullif(sum(dur_ns) FILTER (WHERE msg_bytes IS NOT NULL), 0) AS algbw_gbs
+       sum(msg_bytes)::BIGINT AS msg_bytes,
+       sum(msg_bytes) / nullif(sum(dur_ns) FILTER (WHERE msg_bytes IS NOT NULL), 0) AS algbw_gbs
 FROM _cl GROUP BY ALL ORDER BY trace, device, total_ns DESC, phase_path NULLS LAST, coll_type;
 
 -- @output alignment
@@ -355,7 +374,8 @@ WITH _r AS (
 )
 SELECT a.trace, a.rank, a.method, a.offset_ns, a.matched_calls, r.residual_ns, a.reference,
        CASE WHEN a.method = 'none' AND getvariable('rank_align') <> 'none'
-            THEN 'no collective matched with the reference rank: raw timestamps used, cross-rank times may be off by the clock difference'
+            THEN 'no collective matched with the reference rank: raw timestamps used, cross-rank times may be off by '
+                 || 'the clock difference'
             WHEN a.method = 'none' THEN 'rank_align = none: raw timestamps (valid only when the ranks share one clock)'
             ELSE 'clock shifted so matched collectives end together (ranks'' clocks are not synchronised)' END AS note
 FROM _cl_align a LEFT JOIN _r r USING (trace)
@@ -377,7 +397,8 @@ ORDER BY a.rank, a.trace;
 -- @column step_key            TEXT      step of the reference rank's call
 SELECT match_key, CASE WHEN bool_or(match_by = 'seq') THEN 'seq' ELSE 'nearest_end' END AS match_by,
        any_value(coll_type) AS coll_type, nullif(any_value(pg_name), '?') AS pg_name,
-       any_value(ranks) AS ranks, any_value(first_arrival_ns) AS first_arrival_ts_ns, any_value(last_arrival_ns) AS last_arrival_ts_ns,
+       any_value(ranks) AS ranks, any_value(first_arrival_ns) AS first_arrival_ts_ns,
+       any_value(last_arrival_ns) AS last_arrival_ts_ns,
        any_value(last_arrival_ns - first_arrival_ns) AS arrival_skew_ns, any_value(last_rank) AS last_rank,
        any_value(late_ns) AS late_ns, sum(wait_ns)::BIGINT AS total_wait_ns, avg(dur_ns) AS mean_dur_ns,
        arg_min(step_key, rank) AS step_key
@@ -395,7 +416,8 @@ FROM collectives_waits GROUP BY match_key ORDER BY first_arrival_ts_ns, match_ke
 --                                 last peer),
 -- @column dur_ns        DURATION  the rank's kernel duration
 -- @column wait_share    SHARE     wait_ns / dur_ns
-SELECT match_key, trace, device, rank, arrival_ns AS arrival_ts_ns, behind_ns, wait_ns, dur_ns, wait_ns / nullif(dur_ns, 0) AS wait_share
+SELECT match_key, trace, device, rank, arrival_ns AS arrival_ts_ns, behind_ns, wait_ns, dur_ns,
+       wait_ns / nullif(dur_ns, 0) AS wait_share
 FROM collectives_waits ORDER BY first_arrival_ns, match_key, rank;
 
 -- @output by_rank
@@ -447,7 +469,8 @@ FROM collectives_rank_steps ORDER BY start_ns, rank;
 --                                        is late
 -- @column late_ns              DURATION  that rank's summed late_ns
 -- @column max_wait_ns          DURATION  longest wait of one rank in the step's calls
-SELECT step_key, count(*) AS ranks, min(start_ns) AS earliest_start_ts_ns, max(start_ns) - min(start_ns) AS start_skew_ns,
+SELECT step_key, count(*) AS ranks, min(start_ns) AS earliest_start_ts_ns,
+       max(start_ns) - min(start_ns) AS start_skew_ns,
        min(end_ns) AS earliest_end_ts_ns, max(end_ns) - min(end_ns) AS skew_ns, min(wall_ns) AS min_wall_ns,
        max(wall_ns) AS max_wall_ns,
        CASE WHEN max(end_ns) > min(end_ns) THEN arg_max(rank, end_ns) END AS slowest_rank,
@@ -496,5 +519,6 @@ SELECT p.rank, r.trace, r.times_last, (SELECT count(*) FROM _c) AS matched_calls
        p.caused_wait_ns::BIGINT AS caused_wait_ns, k.steps,
        CASE WHEN k.steps > 0 THEN p.caused_wait_ns / k.steps END AS caused_wait_ns_per_step,
        k.skew_ns_mean, (SELECT count(*) FROM _ss WHERE slowest_rank = p.rank) AS slowest_steps,
-       CASE WHEN EXISTS (SELECT 1 FROM _cl_align WHERE method = 'collective_end') THEN 'collective_end' ELSE 'none' END AS alignment
+       CASE WHEN EXISTS (SELECT 1 FROM _cl_align WHERE method = 'collective_end') THEN 'collective_end'
+            ELSE 'none' END AS alignment
 FROM _pick p JOIN _br r USING (rank) CROSS JOIN _sk k;

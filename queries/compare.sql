@@ -90,7 +90,8 @@ LEFT JOIN _ctx c ON c.label = l.label;
 SELECT m.label, m.label_index, m.metric, m.scope, m.name, m.measure, m.unit, m.numerator, m.denominator,
        m.value, b.value AS base_value,
        m.value - b.value AS delta, m.value / nullif(b.value, 0) AS ratio, m.note
-FROM compare_matrix m JOIN compare_matrix b ON b.metric = m.metric AND b.label_index = (SELECT min(label_index) FROM _labels)
+FROM compare_matrix m
+JOIN compare_matrix b ON b.metric = m.metric AND b.label_index = (SELECT min(label_index) FROM _labels)
 ORDER BY list_position(['run', 'step', 'phase', 'kernel'], m.scope), m.name, m.measure, m.label_index;
 
 -- @output sweep
@@ -179,7 +180,9 @@ ORDER BY label_index, list_position(['step.wall_ms', 'step.gpu_busy_ms', 'step.g
 --                                     tracekit.count events)
 WITH _d AS (
     SELECT label, count(*) AS steps, quantile_cont(value, 0.1) AS wall_ms_p10, quantile_cont(value, 0.5) AS wall_ms_p50,
-           quantile_cont(value, 0.9) AS wall_ms_p90, avg(value ORDER BY trace, step_index) AS wall_ms_mean  -- summed in a fixed order: floating-point sums depend on it
+           quantile_cont(value, 0.9) AS wall_ms_p90,
+           avg(value ORDER BY trace, step_index) AS wall_ms_mean  -- summed in a fixed order: floating-point sums
+                                                                  -- depend on it
     FROM run_metrics_step_values WHERE metric = 'step.wall_ms' GROUP BY label
 )
 SELECT l.label, coalesce(d.steps, 0) AS steps, d.wall_ms_p10, d.wall_ms_p50, d.wall_ms_p90, d.wall_ms_mean,

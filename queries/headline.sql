@@ -1,5 +1,6 @@
 -- headline: per trace and step kind, the per-step breakdown, the phase tree and verdicts, first.
--- @requires steps gpu_idle syncs lib/caps lib/frames lib/modules lib/notes lib/runtime lib/step_instances lib/trace_window
+-- @requires steps gpu_idle syncs lib/caps lib/frames lib/modules lib/notes lib/runtime
+-- @requires lib/step_instances lib/trace_window
 --
 -- Run it with `tracekit report` (or `tracekit sql TRACE --query headline`): that loads queries/lib/,
 -- the set-up of the files named on the `@requires` line (steps.sql: steps_rows, steps_gpu,
@@ -129,10 +130,12 @@ CREATE OR REPLACE TEMP MACRO _hl_cause_gloss(c) AS CASE c
 
 -- Each step's device idle intervals (gpu_idle.sql's gpu_idle_all, any cause) clipped to its end-to-end
 -- window on each device it ran ops on; the leading edge (window start to the device's first op) takes
--- the cause its op's rules give (rule_cause: a first op that waited on a stream event is gpu_wait) (steps.sql steps_devices: the same intervals make gpu_idle_ns, so
--- the causes add up to it). host_phase is made relative to the step, like the phase tree.
+-- the cause its op's rules give (rule_cause: a first op that waited on a stream event is gpu_wait) (steps.sql
+-- steps_devices: the same intervals make gpu_idle_ns, so the causes add up to it). host_phase is made relative to the
+-- step, like the phase tree.
 CREATE OR REPLACE TEMP TABLE _hl_idle AS
-SELECT d.trace, d.step_index, i.rule_cause AS cause, steps_rel_phase(coalesce(i.host_phase, '(none)'), st.phase_path) AS host_phase,
+SELECT d.trace, d.step_index, i.rule_cause AS cause,
+       steps_rel_phase(coalesce(i.host_phase, '(none)'), st.phase_path) AS host_phase,
        sum(least(i.gap_start_ns + i.gap_ns, st.ts_ns + d.e2e_ns) - greatest(i.gap_start_ns, st.ts_ns)) AS idle_ns
 FROM steps_devices d
 JOIN step_instances st USING (trace, step_index)
@@ -230,19 +233,24 @@ WITH _k AS (
 ), _r AS (  -- rank among siblings: inclusive CPU (then GPU) time, '(other)' last
     SELECT a.*, string_split(phase_path, '/') AS segs,
            row_number() OVER (PARTITION BY trace, step_kind,
-                                  CASE WHEN phase_path = '(other)' THEN '' ELSE coalesce(array_to_string((string_split(phase_path, '/'))[1:-2], '/'), '') END,
+                                  CASE WHEN phase_path = '(other)' THEN ''
+                                       ELSE coalesce(array_to_string((string_split(phase_path, '/'))[1:-2], '/'),
+                                                     '') END,
                                   depth
-                              ORDER BY phase_path = '(other)', incl_cpu_ns_mean DESC, incl_gpu_ns_mean DESC, phase_path) AS sib
+                              ORDER BY phase_path = '(other)', incl_cpu_ns_mean DESC, incl_gpu_ns_mean DESC,
+                                       phase_path) AS sib
     FROM _a a
 ), _key AS (  -- the sibling ranks of a path's ancestors and itself: sorting by it walks the tree depth first
     SELECT r.trace, r.step_kind, r.phase_path, list(p.sib ORDER BY x.i) AS sort_key
     FROM (SELECT trace, step_kind, phase_path, segs, unnest(range(1, len(segs) + 1)) AS i FROM _r) x
     JOIN _r r USING (trace, step_kind, phase_path)
     JOIN _r p ON p.trace = x.trace AND p.step_kind = x.step_kind
-             AND p.phase_path = CASE WHEN x.phase_path = '(other)' THEN '(other)' ELSE array_to_string(x.segs[1:x.i], '/') END
+             AND p.phase_path = CASE WHEN x.phase_path = '(other)' THEN '(other)'
+                                     ELSE array_to_string(x.segs[1:x.i], '/') END
     GROUP BY ALL
 )
-SELECT r.trace, r.step_kind, row_number() OVER (PARTITION BY r.trace, r.step_kind ORDER BY y.sort_key)::INTEGER AS row_order,
+SELECT r.trace, r.step_kind,
+       row_number() OVER (PARTITION BY r.trace, r.step_kind ORDER BY y.sort_key)::INTEGER AS row_order,
        r.depth::INTEGER AS depth, r.phase, r.phase_path, r.excl_cpu_ns_mean, r.excl_cpu_ns_p50, r.excl_cpu_ns_p99,
        r.incl_cpu_ns_mean, r.excl_gpu_ns_mean, r.incl_gpu_ns_mean,
        r.s_excl_cpu / nullif(k.k_wall, 0) AS excl_cpu_share, r.s_excl_gpu / nullif(k.k_gpu, 0) AS excl_gpu_share,
@@ -270,12 +278,14 @@ SELECT trace, step_kind, step_index, row_order, metric, unit, v::DOUBLE AS v, no
         (4, 'GPU busy (union)', 'ns', s.gpu_busy_ns::DOUBLE, notes_no_gpu_launched()),
         (5, 'GPU busy / end to end', 'share', s.gpu_busy_share_e2e, notes_no_gpu_launched()),
         (6, 'GPU busy / GPU span', 'share', s.gpu_busy_share_span, notes_no_gpu_launched()),
-        (7, 'GPU op time (kernels, copies, memsets)', 'ns', CASE WHEN s.gpu_ops > 0 THEN s.gpu_op_ns END::DOUBLE, notes_no_gpu_launched()),
+        (7, 'GPU op time (kernels, copies, memsets)', 'ns', CASE WHEN s.gpu_ops > 0 THEN s.gpu_op_ns END::DOUBLE,
+         notes_no_gpu_launched()),
         (8, 'GPU on other work', 'ns', s.gpu_other_ns::DOUBLE, notes_no_gpu_launched()),
         (9, 'GPU idle, end to end', 'ns', s.gpu_idle_ns::DOUBLE, notes_no_gpu_launched()),
         (40, 'launches', 'count', s.launches::DOUBLE, notes_no_runtime_rows()),
         (41, 'graph launches', 'count', s.graph_launches::DOUBLE, notes_no_runtime_rows()),
-        (42, 'graph nodes', 'count', CASE WHEN s.graph_launches IS NOT NULL THEN s.graph_nodes END::DOUBLE, notes_no_runtime_rows()),
+        (42, 'graph nodes', 'count', CASE WHEN s.graph_launches IS NOT NULL THEN s.graph_nodes END::DOUBLE,
+         notes_no_runtime_rows()),
         (50, 'host: launch calls', 'ns', s.host_launch_ns::DOUBLE, notes_no_runtime_rows()),
         (51, 'host: blocking syncs+copies', 'ns', s.host_blocking_ns::DOUBLE, notes_no_runtime_rows()),
         (52, 'host: other runtime calls', 'ns', s.host_runtime_other_ns::DOUBLE, notes_no_runtime_rows()),
@@ -286,7 +296,8 @@ SELECT trace, step_kind, step_index, row_order, metric, unit, v::DOUBLE AS v, no
     UNION ALL
     SELECT s.trace, s.step_kind, s.step_index,
            (10 + dense_rank() OVER (PARTITION BY s.trace, s.step_kind ORDER BY c.cause))::INTEGER,
-           'idle: ' || c.cause, 'ns', CASE WHEN s.gpu_ops > 0 THEN coalesce(i.idle_ns, 0) END::DOUBLE, notes_no_gpu_launched()
+           'idle: ' || c.cause, 'ns', CASE WHEN s.gpu_ops > 0 THEN coalesce(i.idle_ns, 0) END::DOUBLE,
+           notes_no_gpu_launched()
     FROM _s s JOIN _causes c USING (trace, step_kind)
     LEFT JOIN _idle i ON i.trace = s.trace AND i.step_index = s.step_index AND i.cause = c.cause
 ) WHERE row_order IN (1, 3) OR trace NOT IN (SELECT trace FROM caps WHERE NOT (has_gpu OR has_runtime OR has_sync));
@@ -300,7 +311,8 @@ SELECT s.trace, s.step_kind, count(*) AS n, sum(s.wall_ns) AS wall, sum(s.end_to
        sum(s.graph_launch_host_ns) AS glaunch_host, sum(s.graph_nodes) AS gnodes, sum(s.graph_node_ns) AS gnode_ns,
        sum(s.sync_calls) AS syncs, sum(s.sync_stall_ns) AS stall,
        any_value(k.has_runtime) AS has_runtime, any_value(k.has_sync) AS has_sync,
-       NOT any_value(k.has_gpu OR k.has_runtime OR k.has_sync) AS no_gpu_activity, any_value(k.capture_activities) AS acts
+       NOT any_value(k.has_gpu OR k.has_runtime OR k.has_sync) AS no_gpu_activity,
+       any_value(k.capture_activities) AS acts
 FROM steps_rows s JOIN caps k USING (trace) GROUP BY ALL;
 
 -- @output headline
@@ -314,8 +326,10 @@ FROM steps_rows s JOIN caps k USING (trace) GROUP BY ALL;
 -- @column p50       VALUE     median over the steps, in the row's unit
 -- @column p99       VALUE     99th percentile over the steps, in the row's unit
 -- @column note      NOTE      why a value of the row is NULL or what to keep in mind reading it
-SELECT v.trace, v.step_kind, (SELECT count(*) FROM steps_rows s WHERE s.trace = v.trace AND s.step_kind = v.step_kind) AS steps,
-       v.row_order, v.metric, v.unit, list_avg(list(v.v ORDER BY v.v)) AS mean,  -- summed in value order: the same last bit on any thread count
+SELECT v.trace, v.step_kind,
+       (SELECT count(*) FROM steps_rows s WHERE s.trace = v.trace AND s.step_kind = v.step_kind) AS steps,
+       v.row_order, v.metric, v.unit,
+       list_avg(list(v.v ORDER BY v.v)) AS mean,  -- summed in value order: the same last bit on any thread count
        quantile_cont(v.v, 0.5) AS p50, quantile_cont(v.v, 0.99) AS p99,
        CASE WHEN count(v.v) = 0 THEN any_value(v.note) END AS note
 FROM _hl_vals v
@@ -347,7 +361,8 @@ ORDER BY v.trace, v.step_kind, v.row_order;
 -- @column phase_source     TEXT      'range' | 'module' | 'frame', comma-separated when several; NULL for
 --                                    '(other)'
 SELECT trace, step_kind, row_order, depth, phase, phase_path, excl_cpu_ns_mean, excl_cpu_ns_p50, excl_cpu_ns_p99,
-       incl_cpu_ns_mean, excl_gpu_ns_mean, incl_gpu_ns_mean, excl_cpu_share, excl_gpu_share, instances_mean, phase_source
+       incl_cpu_ns_mean, excl_gpu_ns_mean, incl_gpu_ns_mean, excl_cpu_share, excl_gpu_share, instances_mean,
+       phase_source
 FROM _hl_tree ORDER BY trace, step_kind, row_order;
 
 -- @output verdicts
@@ -398,14 +413,17 @@ WITH _ic AS (  -- idle causes per kind, over the steps' end-to-end windows
     LEFT JOIN frames_runtime f ON f.trace = r.trace AND f.row_id = r.row_id
     WHERE r.ts_ns < s.end_ns
 ), _sy AS (  -- per kind: the (api, phase) with most of the stall, what the GPU did during all the calls
-    SELECT trace, step_kind, first(api ORDER BY ns DESC, api, phase) AS api, first(phase ORDER BY ns DESC, api, phase) AS phase,
+    SELECT trace, step_kind, first(api ORDER BY ns DESC, api, phase) AS api,
+           first(phase ORDER BY ns DESC, api, phase) AS phase,
            sum(ops) AS ops, sum(busy) AS busy, sum(u_ops) AS u_ops, sum(u_ns) AS u_ns,
            first(launched_from ORDER BY ns DESC, api, phase) AS launched_from,
            first(waiting_on ORDER BY ns DESC, api, phase) AS waiting_on,
            first(frame ORDER BY ns DESC, api, phase) AS frame
-    FROM (SELECT trace, step_kind, api, phase, sum(dur_ns) AS ns, sum(gpu_ops_during) AS ops, sum(gpu_busy_during_ns) AS busy,
+    FROM (SELECT trace, step_kind, api, phase, sum(dur_ns) AS ns, sum(gpu_ops_during) AS ops,
+                 sum(gpu_busy_during_ns) AS busy,
                  sum(unlaunched_ops_during) AS u_ops, sum(unlaunched_ns_during) AS u_ns,
-                 first(launched_from ORDER BY dur_ns DESC) AS launched_from, first(waiting_on ORDER BY dur_ns DESC) AS waiting_on,
+                 first(launched_from ORDER BY dur_ns DESC) AS launched_from,
+                 first(waiting_on ORDER BY dur_ns DESC) AS waiting_on,
                  first(frame ORDER BY dur_ns DESC) AS frame
           FROM _sc GROUP BY trace, step_kind, api, phase)
     GROUP BY trace, step_kind
@@ -414,39 +432,51 @@ WITH _ic AS (  -- idle causes per kind, over the steps' end-to-end windows
     SELECT k.trace, k.step_kind, 1, 0,
            CASE WHEN k.no_gpu_activity THEN upper(notes_no_gpu_activity(k.acts)[1]) || notes_no_gpu_activity(k.acts)[2:]
                 WHEN coalesce(k.ops, 0) = 0 THEN 'GPU idle unknown: ' || notes_no_gpu_launched()
-                ELSE 'GPU idle ' || _hl_pct(k.idle, k.e2e_dev) || ' of the step end to end (' || _hl_t(k.idle / k.n) || ' of '
+                ELSE 'GPU idle ' || _hl_pct(k.idle, k.e2e_dev) || ' of the step end to end ('
+                     || _hl_t(k.idle / k.n) || ' of '
                      || _hl_t(k.e2e_dev / k.n) || ' per step)' || coalesce(': ' || i.split, '')
-                     || CASE WHEN i.top_cause IN ('launch_bound', 'host_busy', 'sync_blocked') AND h.host_phase IS NOT NULL
+                     || CASE WHEN i.top_cause IN ('launch_bound', 'host_busy', 'sync_blocked')
+                                  AND h.host_phase IS NOT NULL
                              THEN '; the host was ' || _hl_where(h.host_phase) ELSE '' END
                      || '. GPU busy ' || _hl_pct(k.busy, k.e2e_dev) || ' with the step''s ops'
                      || CASE WHEN k.other >= 0.001 * k.e2e_dev
-                             THEN ', ' || _hl_pct(k.other, k.e2e_dev) || ' (' || _hl_t(k.other / k.n) || ') with other work'
+                             THEN ', ' || _hl_pct(k.other, k.e2e_dev) || ' (' || _hl_t(k.other / k.n)
+                                  || ') with other work'
                                   || CASE WHEN coalesce(y.u_ns, 0) >= 0.5 * k.other
-                                          THEN ' launched before the trace window' ELSE ' (ops launched outside the step)' END
+                                          THEN ' launched before the trace window'
+                                          ELSE ' (ops launched outside the step)' END
                              ELSE '' END END,
            CASE WHEN k.ops > 0 THEN k.idle END, CASE WHEN k.ops > 0 THEN k.e2e_dev END,
-           'GPU idle inside the steps'' end-to-end windows', 'end-to-end span (step start to its last GPU op''s end, per device, summed over steps)'
+           'GPU idle inside the steps'' end-to-end windows',
+           'end-to-end span (step start to its last GPU op''s end, per device, summed over steps)'
     FROM _hl_kind k LEFT JOIN _idle i USING (trace, step_kind) LEFT JOIN _hp h USING (trace, step_kind)
     LEFT JOIN _sy y USING (trace, step_kind)
     UNION ALL  -- 2: problems, largest first
     SELECT trace, step_kind, 2, e2e - wall,
-           'Asynchronous: GPU work ends ' || _hl_t((e2e - wall) / n) || ' per step after the CPU range closes (end-to-end '
+           'Asynchronous: GPU work ends ' || _hl_t((e2e - wall) / n)
+           || ' per step after the CPU range closes (end-to-end '
            || _hl_t(e2e / n) || ' vs CPU span ' || _hl_t(wall / n) || ', x' || printf('%.1f', e2e / wall) || ')',
            e2e, wall, 'end-to-end span (step start to last GPU end)', 'CPU span (step range)'
     FROM _hl_kind WHERE wall > 0 AND e2e > 1.05 * wall
     UNION ALL
-    SELECT k.trace, k.step_kind, CASE WHEN NOT has_sync THEN 4 WHEN coalesce(stall, 0) = 0 THEN 3 ELSE 2 END, coalesce(stall, 0),
+    SELECT k.trace, k.step_kind, CASE WHEN NOT has_sync THEN 4 WHEN coalesce(stall, 0) = 0 THEN 3 ELSE 2 END,
+           coalesce(stall, 0),
            CASE WHEN NOT has_sync THEN 'Sync stalls unknown: ' || notes_no_sync_captured()
                 WHEN coalesce(stall, 0) = 0 THEN 'No blocking sync call inside these steps (sync calls were captured)'
-                ELSE 'Host blocked ' || _hl_t(stall / n) || ' per step in ' || _hl_count(syncs / n, 'blocking sync call')
-                     || ' (' || _hl_pct(stall, wall) || ' of the CPU span), mostly ' || y.api || ' ' || _hl_where(y.phase)
+                ELSE 'Host blocked ' || _hl_t(stall / n) || ' per step in '
+                     || _hl_count(syncs / n, 'blocking sync call')
+                     || ' (' || _hl_pct(stall, wall) || ' of the CPU span), mostly ' || y.api || ' '
+                     || _hl_where(y.phase)
                      || coalesce(' at ' || y.frame, '')
                      || CASE WHEN y.waiting_on IS NOT NULL THEN '; the GPU sat idle meanwhile: ' || y.waiting_on
                              WHEN coalesce(y.ops, 0) = 0 THEN ''
-                             ELSE '; meanwhile the GPU ran ' || _hl_count(y.ops / n, 'op') || ' (' || _hl_t(y.busy / n) || ')'
-                                  || CASE WHEN y.u_ops = y.ops THEN ', none launched in the trace (launched before the trace window opened)'
-                                          WHEN y.u_ops > 0 THEN ', ' || _hl_n(y.u_ops / n) || ' of them (' || _hl_t(y.u_ns / n)
-                                                                || ') launched before the trace window opened'
+                             ELSE '; meanwhile the GPU ran ' || _hl_count(y.ops / n, 'op')
+                                  || ' (' || _hl_t(y.busy / n) || ')'
+                                  || CASE WHEN y.u_ops = y.ops
+                                          THEN ', none launched in the trace (launched before the trace window opened)'
+                                          WHEN y.u_ops > 0
+                                          THEN ', ' || _hl_n(y.u_ops / n) || ' of them (' || _hl_t(y.u_ns / n)
+                                               || ') launched before the trace window opened'
                                           ELSE '' END
                                   || CASE WHEN y.launched_from IS NULL OR y.u_ops = y.ops THEN ''
                                           WHEN y.u_ops > 0 THEN ', the others launched ' || _hl_where(y.launched_from)
@@ -459,7 +489,8 @@ WITH _ic AS (  -- idle causes per kind, over the steps' end-to-end windows
            CASE WHEN NOT has_runtime THEN 'Launch counts unknown: ' || notes_no_runtime_rows()
                 ELSE 'Launch calls take ' || _hl_t((launch_host + glaunch_host) / n) || ' per step ('
                      || _hl_pct(launch_host + glaunch_host, wall) || ' of the CPU span): '
-                     || _hl_count(launches / n, 'kernel launch') || coalesce(', mean ' || _hl_t(launch_host / nullif(launches, 0)), '')
+                     || _hl_count(launches / n, 'kernel launch')
+                     || coalesce(', mean ' || _hl_t(launch_host / nullif(launches, 0)), '')
                      || CASE WHEN glaunches > 0 THEN ', and ' || _hl_count(glaunches / n, 'graph launch') || ' ('
                                                      || _hl_t(glaunch_host / n) || ')' ELSE '' END END,
            CASE WHEN has_runtime THEN launch_host + glaunch_host END, CASE WHEN has_runtime THEN wall END,
@@ -476,13 +507,15 @@ WITH _ic AS (  -- idle causes per kind, over the steps' end-to-end windows
     SELECT trace, step_kind, 3, gnode_ns,
            'CUDA graphs: ' || _hl_pct(gnode_ns, op) || ' of GPU op time replayed (' || _hl_count(gnodes / n, 'node')
            || ' from ' || _hl_count(glaunches / n, 'graph launch') || ' per step)',
-           gnode_ns, op, 'duration of GPU ops replayed by graph launches', 'GPU op time (kernels, copies, memsets) of the steps'
+           gnode_ns, op, 'duration of GPU ops replayed by graph launches',
+           'GPU op time (kernels, copies, memsets) of the steps'
     FROM _hl_kind WHERE gnodes > 0 AND op > 0
     UNION ALL
     SELECT k.trace, k.step_kind, 3, t.s_excl_gpu,
            'Largest GPU phase: `' || t.phase_path || '`, ' || _hl_t(t.s_excl_gpu / k.n) || ' per step ('
            || _hl_pct(t.s_excl_gpu, k.op) || ' of GPU op time)',
-           t.s_excl_gpu, k.op, 'GPU op time launched in `' || t.phase_path || '`', 'GPU op time (kernels, copies, memsets) of the steps'
+           t.s_excl_gpu, k.op, 'GPU op time launched in `' || t.phase_path || '`',
+           'GPU op time (kernels, copies, memsets) of the steps'
     FROM _hl_kind k JOIN _topg t USING (trace, step_kind) WHERE t.s_excl_gpu >= 0.05 * k.op
 )
 SELECT trace, step_kind, rank::INTEGER AS rank, verdict, numerator_ns::DOUBLE AS numerator_ns,
@@ -507,7 +540,8 @@ SELECT trace, 'warn' AS severity, 'converter' AS source, note AS message FROM tr
 UNION ALL
 SELECT t.trace, 'warn', 'steps',
        'no step matched the step pattern'  -- a long pattern (the default) is not spelt out: README/--help has it
-       || CASE WHEN length(getvariable('step_pattern')) <= 60 THEN ' ' || getvariable('step_pattern') ELSE '' END || '; candidates: '
+       || CASE WHEN length(getvariable('step_pattern')) <= 60 THEN ' ' || getvariable('step_pattern') ELSE '' END
+       || '; candidates: '
        || coalesce((SELECT string_agg(c.name || ' (' || c.n || ')', ', ' ORDER BY c.n DESC, c.name)
                     FROM _cand c WHERE c.trace = t.trace), 'none (the trace has no range)')
        || ': pass --step-pattern, or mark the loop with tracekit.phase("step")'

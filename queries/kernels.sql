@@ -3,16 +3,16 @@
 -- @param top_n COUNT 50 --top rows of the kernels table per trace (the rest folded into one '(other ops)' row),
 --     of flops' ops table and of diff's moved kernels
 --
--- Run it with `tracekit report` (or tracekit.report.run): that loads the modules on its @requires line first and sets every
--- getvariable() parameter to its default (its @param line; docs/queries.md).
+-- Run it with `tracekit report` (or tracekit.report.run): that loads the modules on its @requires line first and sets
+-- every getvariable() parameter to its default (its @param line; docs/queries.md).
 --
 -- Top GPU ops (kernels, memcpys, memsets) by total time, per trace. Rows are grouped by
 -- (trace, kind, name); time is summed op duration (overlapping ops on different streams are
 -- each counted in full, like nsys `cuda_gpu_kern_sum` and HTA's per-kernel table).
 --
--- Inputs: gpu_activity, gpu_activity_names, gpu_activity_categories (queries/lib/); steps_gpu, steps_rows, steps_rel_phase (steps.sql);
--- kernel_names (lib/kernel_names.sql). top_n rows are kept per trace; the rest are folded into one row
--- named '(other ops)' so the shares still add up to 1.
+-- Inputs: gpu_activity, gpu_activity_names, gpu_activity_categories (queries/lib/); steps_gpu, steps_rows,
+-- steps_rel_phase (steps.sql); kernel_names (lib/kernel_names.sql). top_n rows are kept per trace; the rest are folded
+-- into one row named '(other ops)' so the shares still add up to 1.
 --
 -- Output `kernels` (one row per op name, ordered by total_ns descending):
 --
@@ -126,7 +126,8 @@ ORDER BY trace, total_ns DESC, kind, name;
 --                                  so no launching op tells them apart; the category from the kernel name is
 --                                  the breakdown there is
 WITH _c AS (
-    SELECT trace, step_kind, category, count(*) AS ops, count(*) FILTER (WHERE graph) AS graph_ops, sum(dur_ns) AS total_ns
+    SELECT trace, step_kind, category, count(*) AS ops, count(*) FILTER (WHERE graph) AS graph_ops,
+           sum(dur_ns) AS total_ns
     FROM _kc_ops GROUP BY ALL
 ), _top AS (
     SELECT o.trace, o.step_kind, o.category,
@@ -139,7 +140,8 @@ SELECT c.trace, c.step_kind, c.category,
        c.total_ns / nullif(sum(c.total_ns) OVER (PARTITION BY c.trace, c.step_kind), 0) AS share,
        c.total_ns / k.steps AS per_step_ns, c.ops, t.top_kernel, c.total_ns::BIGINT AS total_ns, k.steps, c.graph_ops,
        (sum(c.total_ns) OVER (PARTITION BY c.trace, c.step_kind))::BIGINT AS kind_gpu_op_ns,
-       CASE WHEN c.graph_ops > 0 THEN c.graph_ops || ' of these ops were replayed by CUDA/HIP graph launches: one launch '
+       CASE WHEN c.graph_ops > 0
+            THEN c.graph_ops || ' of these ops were replayed by CUDA/HIP graph launches: one launch '
             || 'runs many kernels, so no launching op tells them apart; inside a graph replay the category from the '
             || 'kernel name is the breakdown there is' END AS note
 FROM _c c
@@ -152,11 +154,11 @@ ORDER BY c.trace, c.step_kind = '(outside steps)', c.step_kind, c.total_ns DESC,
 -- @column step_kind       TEXT      the kind of step (steps.sql: the step name with per-step fields dropped)
 -- @column phase           TEXT      the phase (a range name; '(other)' = directly in the step, in no phase of
 --                                   it)
--- @column category        TEXT      the op's category (kernel_categories.csv, lib/gpu_activity's gpu_activity.category);
---                                   when the launching op gives some of its executions another category (pow
---                                   under fb::rms_norm: norm, elsewhere: elementwise), the category of most
---                                   of its time (equal time: the first in text order); '(mixed)' for the
---                                   folded row
+-- @column category        TEXT      the op's category (kernel_categories.csv, lib/gpu_activity's
+--                                   gpu_activity.category); when the launching op gives some of its executions another
+--                                   category (pow under fb::rms_norm: norm, elsewhere: elementwise), the category of
+--                                   most of its time (equal time: the first in text order); '(mixed)' for the folded
+--                                   row
 -- @column share           SHARE     total_ns / phase_gpu_op_ns
 -- @column per_step_ns     DURATION  total_ns / steps of the kind
 -- @column ops             COUNT     GPU ops of the category

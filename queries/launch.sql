@@ -1,8 +1,8 @@
 -- launch: what does launching cost, and how long does work queue before the GPU starts it?
 -- @requires lib/frames lib/gpu_activity lib/runtime
 --
--- Run it with `tracekit report` (or tracekit.report.run): that loads the modules on its @requires line first and sets every
--- getvariable() parameter to its default (its @param line; docs/queries.md).
+-- Run it with `tracekit report` (or tracekit.report.run): that loads the modules on its @requires line first and sets
+-- every getvariable() parameter to its default (its @param line; docs/queries.md).
 --
 -- One row per (trace, phase_path, launch API). A launch is a runtime call that launched at
 -- least one GPU op (matched by correlation at convert time). Queueing delay of a launch =
@@ -80,9 +80,11 @@ ORDER BY trace, host_ns DESC, phase_path, launch_name;
 -- @column note       NOTE      NULL, or for the NULL frame: 'the trace has no Python frames ...' (recorded
 --                              without with_stack=True) | 'no user-code frame encloses these launches ...'
 WITH _per_launch AS (
-    SELECT trace, correlation, min(launch_tid) AS launch_tid, min(launch_ts_ns) AS launch_ts_ns,  -- one launch: one value
+    SELECT trace, correlation, min(launch_tid) AS launch_tid,
+           min(launch_ts_ns) AS launch_ts_ns,  -- one launch: one value
            min(launch_dur_ns) AS launch_dur_ns, count(*) AS gpu_ops, sum(dur_ns) AS gpu_op_ns
-    FROM gpu_activity WHERE launch_name IN (SELECT DISTINCT name FROM runtime_calls WHERE api_class IN ('launch', 'graph_launch'))
+    FROM gpu_activity
+    WHERE launch_name IN (SELECT DISTINCT name FROM runtime_calls WHERE api_class IN ('launch', 'graph_launch'))
     GROUP BY trace, correlation
 ), _f AS (
     SELECT l.*, f.user_frame FROM _per_launch l

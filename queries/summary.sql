@@ -1,10 +1,11 @@
 -- summary: one line per trace with the headline numbers of the other analyses.
 -- @requires lib/caps lib/gpu_activity lib/idle lib/runtime lib/trace_window
 --
--- Run it with `tracekit report` (or tracekit.report.run): that loads the modules on its @requires line first and sets every
--- getvariable() parameter to its default (its @param line; docs/queries.md).
+-- Run it with `tracekit report` (or tracekit.report.run): that loads the modules on its @requires line first and sets
+-- every getvariable() parameter to its default (its @param line; docs/queries.md).
 --
--- Inputs: events; gpu_activity, runtime_calls, trace_window, idle_device_busy, caps (queries/lib/); step_pattern as in steps.sql.
+-- Inputs: events; gpu_activity, runtime_calls, trace_window, idle_device_busy, caps (queries/lib/); step_pattern as in
+-- steps.sql.
 --
 -- Output columns:
 --   trace, source          which capture, kineto | nsys
@@ -42,13 +43,16 @@
 WITH _busy AS (
     SELECT trace, sum(busy_ns) AS gpu_busy_ns, count(*) AS devices FROM idle_device_busy GROUP BY trace
 ), _g AS (SELECT trace, count(*) AS gpu_ops, sum(dur_ns) AS gpu_op_ns FROM gpu_activity GROUP BY trace
-), _r AS (SELECT trace, count(*) FILTER (WHERE api_class IN ('launch', 'graph_launch')) AS launches, count(*) FILTER (WHERE blocking) AS sync_calls,
+), _r AS (SELECT trace, count(*) FILTER (WHERE api_class IN ('launch', 'graph_launch')) AS launches,
+                 count(*) FILTER (WHERE blocking) AS sync_calls,
                  sum(dur_ns) FILTER (WHERE blocking) AS sync_ns FROM runtime_calls GROUP BY trace
 ), _e AS (SELECT trace, any_value(source) AS source, count(*) AS events,
                  count(*) FILTER (WHERE kind = 'range') AS ranges,
-                 count(*) FILTER (WHERE kind = 'range' AND regexp_full_match(name, getvariable('step_pattern'))) AS steps
+                 count(*) FILTER (WHERE kind = 'range'
+                                  AND regexp_full_match(name, getvariable('step_pattern'))) AS steps
           FROM events GROUP BY trace)
-SELECT e.trace, e.source, e.events, w.window_ns, coalesce(g.gpu_ops, 0) AS gpu_ops, coalesce(g.gpu_op_ns, 0)::BIGINT AS gpu_op_ns,
+SELECT e.trace, e.source, e.events, w.window_ns, coalesce(g.gpu_ops, 0) AS gpu_ops,
+       coalesce(g.gpu_op_ns, 0)::BIGINT AS gpu_op_ns,
        b.gpu_busy_ns::BIGINT AS gpu_busy_ns, coalesce(b.devices, 0) AS devices,
        b.gpu_busy_ns / nullif(w.window_ns * b.devices, 0) AS window_busy_share,
        CASE WHEN k.has_runtime THEN coalesce(r.launches, 0) END AS launches,

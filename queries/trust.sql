@@ -1,8 +1,8 @@
 -- trust: how far can the other analyses be trusted on this trace?
 -- @requires lib/api lib/caps lib/gpu_activity lib/notes lib/runtime lib/trace_window
 --
--- Run it with `tracekit report` (or tracekit.report.run): that loads the modules on its @requires line first and sets every
--- getvariable() parameter to its default (its @param line; docs/queries.md).
+-- Run it with `tracekit report` (or tracekit.report.run): that loads the modules on its @requires line first and sets
+-- every getvariable() parameter to its default (its @param line; docs/queries.md).
 --
 -- One row per (trace, flag). Flags:
 --   graph_replayed_share   GPU op time replayed by CUDA graph launches: those ops carry only the
@@ -61,7 +61,8 @@ WITH _g AS (
 ), _ov AS (
     SELECT trace, count(*) FILTER (WHERE ts_ns < prev_end) AS overlaps, count(*) AS ops,
            count(*) FILTER (WHERE ts_ns < prev_end AND pdl) AS pdl_overlaps,
-           string_agg(DISTINCT launch_name, ', ' ORDER BY launch_name) FILTER (WHERE ts_ns < prev_end AND pdl) AS pdl_calls
+           string_agg(DISTINCT launch_name, ', ' ORDER BY launch_name)
+               FILTER (WHERE ts_ns < prev_end AND pdl) AS pdl_calls
     FROM (
         SELECT trace, ts_ns, launch_name,
                coalesce(regexp_matches(launch_name, '^(cudaLaunchKernelEx|cuLaunchKernelEx)'), FALSE) AS pdl,
@@ -73,7 +74,8 @@ WITH _g AS (
            count(*) FILTER (WHERE e.kind = 'gpu_sync') AS gpu_sync_rows
     FROM events e WHERE e.kind IN ('gpu_sync') GROUP BY e.trace
 ), _rs AS (
-    SELECT trace, count(*) FILTER (WHERE is_sync) AS sync_calls, count(*) AS runtime_rows FROM runtime_calls GROUP BY trace
+    SELECT trace, count(*) FILTER (WHERE is_sync) AS sync_calls, count(*) AS runtime_rows
+    FROM runtime_calls GROUP BY trace
 ), _res AS (
     SELECT trace, count(*) AS timed, count(*) FILTER (WHERE ts_ns % 1000 = 0 AND dur_ns % 1000 = 0) AS on_us_grid,
            any_value(source) AS source
@@ -82,22 +84,28 @@ WITH _g AS (
 -- graph_replayed_share (block owned by graphmap): graph-replayed ops that `tracekit graphmap -o`
 -- mapped carry args."@graphmap"; when >= 99% of the graph-replayed ops are mapped the flag is info.
 SELECT t.trace, 'graph_replayed_share' AS flag,
-       CASE WHEN coalesce(g.graph_ns, 0) > 0 AND coalesce(gm.mapped, 0) < 0.99 * g.graph_ops THEN 'warn' ELSE 'info' END AS severity,
+       CASE WHEN coalesce(g.graph_ns, 0) > 0 AND coalesce(gm.mapped, 0) < 0.99 * g.graph_ops
+            THEN 'warn' ELSE 'info' END AS severity,
        coalesce(g.graph_ns, 0) / nullif(g.op_ns, 0) AS value,
-       'graph-replayed GPU op ns = ' || coalesce(g.graph_ns, 0) || ' (' || coalesce(g.graph_ops, 0) || ' ops)' AS numerator,
+       'graph-replayed GPU op ns = ' || coalesce(g.graph_ns, 0)
+       || ' (' || coalesce(g.graph_ops, 0) || ' ops)' AS numerator,
        'all GPU op ns = ' || coalesce(g.op_ns, 0) AS denominator,
        CASE WHEN coalesce(g.graph_ns, 0) = 0 THEN 'no CUDA graph replays'
             WHEN coalesce(gm.mapped, 0) >= 0.99 * g.graph_ops THEN
                 'graph-replayed ops mapped by tracekit graphmap: ' || gm.mapped || ' of ' || g.graph_ops || ' ('
                 || round(100.0 * gm.mapped / g.graph_ops, 2) || '%) carry the phase and shapes of their reference op'
             ELSE 'ops replayed by CUDA graphs take the phase of their graph launch'
-                 || CASE WHEN coalesce(gm.mapped, 0) > 0 THEN ' (' || gm.mapped || ' of ' || g.graph_ops || ' mapped by tracekit graphmap, '
+                 || CASE WHEN coalesce(gm.mapped, 0) > 0
+                         THEN ' (' || gm.mapped || ' of ' || g.graph_ops || ' mapped by tracekit graphmap, '
                          || round(100.0 * gm.mapped / g.graph_ops, 2) || '%)' ELSE '' END
-                 || '; per-phase splits inside the graph: run `tracekit graphmap` with a reference (an eager run or a profile of the graph capture)'
-                 || CASE WHEN hip.rocm THEN '' ELSE ', nsys --cuda-graph-trace=node' END || ', or capture with graphs disabled' END AS message
+                 || '; per-phase splits inside the graph: run `tracekit graphmap` with a reference '
+                 || '(an eager run or a profile of the graph capture)'
+                 || CASE WHEN hip.rocm THEN '' ELSE ', nsys --cuda-graph-trace=node' END
+                 || ', or capture with graphs disabled' END AS message
 FROM _t t LEFT JOIN _g g USING (trace)
 LEFT JOIN (SELECT trace, count(*) FILTER (WHERE contains(args, '"@graphmap"')) AS mapped
-           FROM (SELECT trace, args FROM kernels WHERE api_is_graph_launch(launch_name)) GROUP BY trace) gm USING (trace)
+           FROM (SELECT trace, args FROM kernels WHERE api_is_graph_launch(launch_name))
+           GROUP BY trace) gm USING (trace)
 LEFT JOIN (SELECT trace, bool_or(starts_with(name, 'hip')) AS rocm FROM runtime_calls GROUP BY trace) hip USING (trace)
 UNION ALL
 SELECT t.trace, CASE WHEN coalesce(s.gpu_sync_rows, 0) = 0 AND coalesce(rs.sync_calls, 0) = 0 THEN 'missing_sync_events'
@@ -109,11 +117,15 @@ SELECT t.trace, CASE WHEN coalesce(s.gpu_sync_rows, 0) = 0 AND coalesce(rs.sync_
        'sync runtime calls = ' || coalesce(rs.sync_calls, 0) || ', gpu_sync rows = ' || coalesce(s.gpu_sync_rows, 0),
        'runtime rows = ' || coalesce(rs.runtime_rows, 0),
        CASE WHEN coalesce(s.gpu_sync_rows, 0) = 0 AND coalesce(rs.sync_calls, 0) = 0 THEN
-                CASE WHEN t.source = 'nsys' THEN 'no sync API calls or sync records: capture with nsys profile --trace=cuda (CUDA API + synchronization)'
-                     ELSE 'no sync API calls or cuda_sync events: profile with activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA] and '
+                CASE WHEN t.source = 'nsys'
+                     THEN 'no sync API calls or sync records: capture with nsys profile --trace=cuda '
+                          || '(CUDA API + synchronization)'
+                     ELSE 'no sync API calls or cuda_sync events: profile with '
+                          || 'activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA] and '
                           || 'experimental_config=torch.profiler._ExperimentalConfig(enable_cuda_sync_events=True)' END
                 || '; syncs and sync_blocked idle time are unknown, not zero'
-            WHEN coalesce(s.gpu_sync_rows, 0) = 0 THEN 'sync API calls seen but no GPU-side sync records (Kineto: enable_cuda_sync_events=True)'
+            WHEN coalesce(s.gpu_sync_rows, 0) = 0
+            THEN 'sync API calls seen but no GPU-side sync records (Kineto: enable_cuda_sync_events=True)'
             ELSE 'sync API calls and GPU-side sync records present' END
 FROM _t t LEFT JOIN _s s USING (trace) LEFT JOIN _rs rs USING (trace) JOIN caps k USING (trace)
 UNION ALL
@@ -121,7 +133,8 @@ SELECT t.trace, 'kernels_without_launch', CASE WHEN coalesce(g.unlaunched, 0) > 
        g.unlaunched / nullif(g.ops, 0),
        'GPU ops without launch = ' || coalesce(g.unlaunched, 0) || ' (' || coalesce(g.unlaunched_ns, 0) || ' ns)',
        'GPU ops = ' || coalesce(g.ops, 0),
-       CASE WHEN coalesce(g.unlaunched, 0) > 0 THEN 'these GPU ops have no launching call (trace window trimmed, or runtime '
+       CASE WHEN coalesce(g.unlaunched, 0) > 0
+            THEN 'these GPU ops have no launching call (trace window trimmed, or runtime '
             || 'activity not captured): they count in kernels and gpu_idle but have no phase, step or launch stats'
             ELSE 'every GPU op has its launching call' END
 FROM _t t LEFT JOIN _g g USING (trace)
@@ -139,7 +152,8 @@ FROM _t t LEFT JOIN _ov o USING (trace)
 UNION ALL
 SELECT t.trace, 'clock_resolution', CASE WHEN r.on_us_grid = r.timed THEN 'warn' ELSE 'info' END,
        r.on_us_grid / nullif(r.timed, 0),
-       'timed rows on a 1 us grid = ' || coalesce(r.on_us_grid, 0) || '; zero-duration GPU ops = ' || coalesce(g.zero_dur, 0),
+       'timed rows on a 1 us grid = ' || coalesce(r.on_us_grid, 0)
+       || '; zero-duration GPU ops = ' || coalesce(g.zero_dur, 0),
        'timed rows (GPU ops, runtime, range, cpu_op) = ' || coalesce(r.timed, 0),
        CASE WHEN r.on_us_grid = r.timed THEN 'timestamps have 1 us resolution: ops shorter than 1 us show as 0-1 us, '
             || 'short gaps and launch delays are rounded' ELSE 'sub-microsecond timestamps' END
@@ -149,13 +163,15 @@ SELECT t.trace, 'no_gpu_activity', 'warn', NULL, 'GPU ops, runtime rows and sync
        notes_no_gpu_activity(k.capture_activities) || '; every GPU number is NULL'
 FROM _t t JOIN caps k USING (trace) WHERE NOT (k.has_gpu OR k.has_runtime OR k.has_sync)
 UNION ALL
-SELECT t.trace, 'no_gpu_ops', CASE WHEN k.has_runtime OR k.has_sync THEN 'warn' ELSE 'info' END, NULL, 'GPU ops = 0', '-',
+SELECT t.trace, 'no_gpu_ops', CASE WHEN k.has_runtime OR k.has_sync THEN 'warn' ELSE 'info' END, NULL,
+       'GPU ops = 0', '-',
        'no kernel/memcpy/memset rows: GPU analyses are empty (was CUDA activity captured?)'
 FROM _t t JOIN caps k USING (trace) WHERE NOT k.has_gpu
 UNION ALL
-SELECT t.trace, 'no_runtime_rows', CASE WHEN k.has_gpu OR k.has_sync THEN 'warn' ELSE 'info' END, NULL, 'runtime rows = 0', '-',
-       'no CUDA/HIP runtime API rows: launches, queueing delay, steps'' launch counts and the phase of every GPU op are '
-       || 'unknown (NULL). ' || notes_fix_runtime()
+SELECT t.trace, 'no_runtime_rows', CASE WHEN k.has_gpu OR k.has_sync THEN 'warn' ELSE 'info' END, NULL,
+       'runtime rows = 0', '-',
+       'no CUDA/HIP runtime API rows: launches, queueing delay, steps'' launch counts and the phase of every GPU op '
+       || 'are unknown (NULL). ' || notes_fix_runtime()
 FROM _t t JOIN caps k USING (trace) WHERE NOT k.has_runtime
 UNION ALL
 (WITH _dc AS (  -- correlation ids carried by more than one runtime call
