@@ -3,7 +3,7 @@
 -- @requires lib/step_instances lib/trace_window
 --
 -- Run it with `tracekit report` (or `tracekit sql TRACE --query headline`): that loads queries/lib/,
--- the set-up of the files named on the `@requires` line (steps.sql: steps_rows, steps_gpu,
+-- the set-up of the files named on the `@requires` lines (steps.sql: steps_rows, steps_gpu,
 -- steps_ranges; gpu_idle.sql: gpu_idle_all) and sets every getvariable() to its default.
 --
 -- A step is a step instance of steps.sql (innermost range matching step_pattern); a step kind

@@ -64,18 +64,14 @@ def test_a_blank_line_at_the_end_is_a_finding(tmp_path: Path) -> None:
     assert [rule for _, rule, _ in LINT.lint(f)] == ["final-newline"]
 
 
-def test_the_baseline_keeps_only_as_many_long_lines_as_it_lists(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_a_long_line_fails_the_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     d = tmp_path / "q"
     d.mkdir()
-    (d / "a.sql").write_text(f"{LONG}\n{LONG}\n")
-    base = tmp_path / "base.txt"
-    base.write_text("a.sql 1\n")
-    assert LINT.main([str(d), "--baseline", str(base)]) == 1
-    assert "a.sql:1: line-length" in capsys.readouterr().out
-    base.write_text("# comment\na.sql 2\n")
-    assert LINT.main([str(d), "--baseline", str(base)]) == 0
+    (d / "a.sql").write_text(f"SELECT 1;\n{LONG}\n")
+    assert LINT.main([str(d)]) == 1
+    assert "a.sql:2: line-length" in capsys.readouterr().out
+    (d / "a.sql").write_text("SELECT 1;\n")
+    assert LINT.main([str(d)]) == 0
 
 
 def test_the_shipped_queries_pass_the_sql_linter(capsys: pytest.CaptureFixture[str]) -> None:

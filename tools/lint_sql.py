@@ -15,10 +15,6 @@ Rules (each finding is one ``FILE:LINE: rule: message`` line; exit 1 when there 
 - ``tab``, ``trailing-space``, ``final-newline`` (exactly one at the end).
 - ``keyword-case``: the clause and operator keywords of :data:`KEYWORDS` in upper case (function names
   such as ``first()`` or ``range()`` and column names are left as written).
-
-A baseline (``--baseline``, default ``tools/sql_long_lines.txt`` when it exists) allows each file, by
-name, as many over-long lines as it lists: the lines that predate this check. It is temporary: after the
-issue-26 merge the long lines are reflowed and the baseline deleted (see ``tools/format_all.sh``).
 """
 
 from __future__ import annotations
@@ -39,7 +35,6 @@ MAX_LINE = 120
 #: A word (no spaces) this long cannot be wrapped: a line over MAX_LINE only because of it is allowed.
 UNBREAKABLE = 60
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_BASELINE = ROOT / "tools" / "sql_long_lines.txt"
 
 #: Keywords that are never a function or column name in DuckDB SQL, so lower case can only be style.
 KEYWORDS = frozenset(
@@ -195,50 +190,17 @@ def lint(path: Path) -> list[tuple[int, str, str]]:
     return sorted(found)
 
 
-def read_baseline(path: Path) -> dict[str, int]:
-    """``name count`` lines (``#`` comments) -> {file name: long lines it may keep}."""
-    out: dict[str, int] = {}
-    for line in path.read_text().splitlines():
-        line = line.split("#")[0].strip()
-        if line:
-            name, count = line.split()
-            out[name] = int(count)
-    return out
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("paths", nargs="*", default=[str(ROOT / "queries")])
-    ap.add_argument(
-        "--baseline",
-        type=Path,
-        default=DEFAULT_BASELINE if DEFAULT_BASELINE.exists() else None,
-        help="file of 'NAME COUNT' lines: long lines each file may keep (default: %(default)s)",
-    )
-    ap.add_argument("--no-baseline", action="store_true", help="report every long line")
-    ap.add_argument("--write-baseline", type=Path, help="write the current long-line counts there and exit")
     args = ap.parse_args(argv)
     files = sql_files(args.paths)
-    if args.write_baseline:
-        counts = {f.name: sum(r == "line-length" for _, r, _ in layout(f.read_text().splitlines())) for f in files}
-        args.write_baseline.write_text(
-            f"# SQL lines over {MAX_LINE} columns each file may keep until they are reflowed; delete this file then.\n"
-            + "".join(f"{n} {c}\n" for n, c in sorted(counts.items()) if c)
-        )
-        return 0
-    allowed = {} if args.no_baseline or args.baseline is None else read_baseline(args.baseline)
-    bad = kept = 0
+    bad = 0
     for f in files:
-        found = lint(f)
-        long = [x for x in found if x[1] == "line-length"]
-        if len(long) <= allowed.get(f.name, 0):
-            kept += len(long)
-            found = [x for x in found if x[1] != "line-length"]
-        for no, rule, msg in found:
+        for no, rule, msg in lint(f):
             print(f"{f}:{no}: {rule}: {msg}")
-        bad += len(found)
-    tail = f" ({kept} long lines kept by the baseline)" if kept else ""
-    print(f"{len(files)} SQL files, {bad} findings{tail}", file=sys.stderr)
+            bad += 1
+    print(f"{len(files)} SQL files, {bad} findings", file=sys.stderr)
     return 1 if bad else 0
 
 
