@@ -120,14 +120,14 @@ SELECT trace, step_index, ts_ns, end_ns,
 FROM step_instances;
 
 CREATE OR REPLACE TEMP TABLE _cl AS
-WITH _k AS (
+WITH _comm_kernels AS (
     SELECT trace, coalesce(device, -1) AS device, stream, name, ts_ns, greatest(dur_ns, 0) AS dur_ns, external_id,
            coalesce(phase_path, '(none)') AS phase_path, coalesce(launch_ts_ns, ts_ns) AS at_ns, args
     FROM kernels WHERE (kind, name) IN (SELECT kind, name FROM gpu_activity_names WHERE op_class = 'communication')
-), _rpc AS (
+), _param_comms AS (
     SELECT trace, external_id, any_value(args) AS args FROM events
     WHERE kind = 'cpu_op' AND name = 'record_param_comms' AND external_id IS NOT NULL GROUP BY ALL
-), _a0 AS (  -- each args object parsed once: all keys in one json_extract_string call
+), _args_parsed AS (  -- each args object parsed once: all keys in one json_extract_string call
     SELECT k.* EXCLUDE (args),
            json_extract_string(k.args, ['$."Collective name"', '$."Process Group Name"',
                '$."Process Group Description"', '$."Group size"', '$."Process Group Ranks"', '$."Seq"',
@@ -135,8 +135,8 @@ WITH _k AS (
            json_extract_string(r.args, ['$."Collective name"', '$."Process Group Name"',
                '$."Process Group Description"', '$."Group size"', '$."Process Group Ranks"', '$."Seq"',
                '$."In msg nelems"', '$."Out msg nelems"', '$."dtype"']) AS ra
-    FROM _k k LEFT JOIN _rpc r ON r.trace = k.trace AND r.external_id = k.external_id
-), _a AS (
+    FROM _comm_kernels k LEFT JOIN _param_comms r ON r.trace = k.trace AND r.external_id = k.external_id
+), _with_args AS (
     SELECT * EXCLUDE (ka, ra), ka[1] AS k_type, ra[1] AS r_type,
            coalesce(ka[2], ra[2]) AS pg_name, coalesce(ka[3], ra[3]) AS pg_desc,
            coalesce(TRY_CAST(coalesce(ka[4], ra[4]) AS INTEGER),
@@ -147,15 +147,15 @@ WITH _k AS (
            coalesce(ka[9], ra[9]) AS dtype,
            _cl_type(_cl_norm(regexp_extract(phase_path, 'nccl:([A-Za-z_]+)', 1))) AS range_type,
            _cl_type(_cl_norm(regexp_extract(name, '(?:nccl|rccl|hccl)(?:Dev)?Kernel_([A-Za-z]+)', 1))) AS name_type
-    FROM _a0
-), _t AS (
+    FROM _args_parsed
+), _typed AS (
     SELECT *, coalesce(_cl_type(_cl_norm(k_type)), _cl_type(_cl_norm(r_type)), range_type, name_type,
                        'unknown') AS coll_type,
            CASE WHEN k_type IS NOT NULL THEN 'args' WHEN r_type IS NOT NULL THEN 'record_param_comms'
                 WHEN range_type IS NOT NULL THEN 'range' WHEN name_type IS NOT NULL THEN 'kernel_name'
                 ELSE 'unknown' END AS type_source,
            greatest(in_nelems, out_nelems) * _cl_elt(dtype) AS msg_bytes
-    FROM _a
+    FROM _with_args
 )
 SELECT t.*, t.msg_bytes / nullif(t.dur_ns, 0) AS algbw_gbs,
        t.msg_bytes / nullif(t.dur_ns, 0) * _cl_bus(t.coll_type, t.group_size) AS busbw_gbs,
@@ -164,23 +164,23 @@ SELECT t.*, t.msg_bytes / nullif(t.dur_ns, 0) AS algbw_gbs,
             WHEN t.msg_bytes < 268435456 THEN '16-256MiB' ELSE '>=256MiB' END AS size_bucket,
        CASE WHEN t.at_ns < s.end_ns THEN s.step_index END AS step_index,
        CASE WHEN t.at_ns < s.end_ns THEN s.step_key END AS step_key
-FROM _t t ASOF LEFT JOIN _cl_steps s ON t.trace = s.trace AND t.at_ns >= s.ts_ns;
+FROM _typed t ASOF LEFT JOIN _cl_steps s ON t.trace = s.trace AND t.at_ns >= s.ts_ns;
 
 -- Ranks: traces (rank from metadata, name, or position) and (trace, device) units that ran collectives.
 CREATE OR REPLACE TEMP TABLE _cl_trace AS
-WITH _t AS (SELECT trace FROM trace_window)
+WITH _traces AS (SELECT trace FROM trace_window)
 SELECT t.trace, coalesce(r.rank, TRY_CAST(regexp_extract(t.trace, '(?i)rank[-_]?([0-9]+)', 1) AS INTEGER),
                          (dense_rank() OVER (ORDER BY t.trace) - 1)::INTEGER) AS rank,
        CASE WHEN r.rank IS NOT NULL THEN 'metadata'
             WHEN regexp_matches(t.trace, '(?i)rank[-_]?[0-9]+') THEN 'trace name'
             ELSE 'position' END AS rank_source
-FROM _t t LEFT JOIN trace_ranks r USING (trace);
+FROM _traces t LEFT JOIN trace_ranks r USING (trace);
 
 CREATE OR REPLACE TEMP TABLE _cl_unit AS
-WITH _u AS (SELECT DISTINCT trace, device FROM _cl)
+WITH _units AS (SELECT DISTINCT trace, device FROM _cl)
 SELECT u.trace, u.device, CASE WHEN count(*) OVER (PARTITION BY u.trace) > 1 THEN u.device ELSE t.rank END AS rank,
        min(u.device) OVER (PARTITION BY u.trace) = u.device AS clock_unit
-FROM _u u JOIN _cl_trace t USING (trace);
+FROM _units u JOIN _cl_trace t USING (trace);
 
 -- First pass (clock shift only): (process group, Seq), or without Seq the n-th call of each (process
 -- group, type) inside each step (so a call missing in one step does not shift the others); only when
@@ -196,15 +196,15 @@ FROM _cl c JOIN _cl_unit u USING (trace, device)
 WHERE (SELECT count(*) FROM _cl_unit) >= 2;
 
 CREATE OR REPLACE TEMP TABLE _cl_align AS
-WITH _ref AS (
+WITH _ref_trace AS (
     SELECT trace FROM _cl_unit ORDER BY rank, trace, device LIMIT 1
-), _d AS (
+), _end_diffs AS (
     SELECT k.trace, k.end_ns - r.end_ns AS d
-    FROM _cl_key0 k JOIN _cl_key0 r ON r.key0 = k.key0 AND r.clock_unit AND r.trace = (SELECT trace FROM _ref)
+    FROM _cl_key0 k JOIN _cl_key0 r ON r.key0 = k.key0 AND r.clock_unit AND r.trace = (SELECT trace FROM _ref_trace)
     WHERE k.clock_unit
-), _o AS (
-    SELECT trace, count(*) AS matched_calls, quantile_disc(d, 0.5) AS med FROM _d GROUP BY trace
-), _t AS (
+), _offsets AS (
+    SELECT trace, count(*) AS matched_calls, quantile_disc(d, 0.5) AS med FROM _end_diffs GROUP BY trace
+), _aligned_traces AS (
     SELECT DISTINCT k.trace FROM _cl_key0 k
     UNION SELECT DISTINCT trace FROM step_instances WHERE (SELECT count(DISTINCT trace) FROM step_instances) >= 2
 )
@@ -212,28 +212,30 @@ SELECT t.trace, tr.rank,
        CASE WHEN getvariable('rank_align') = 'none' THEN 'none' WHEN o.matched_calls > 0 THEN 'collective_end'
             ELSE 'none' END AS method,
        CASE WHEN getvariable('rank_align') = 'none' THEN 0 ELSE coalesce(o.med, 0) END AS offset_ns,
-       coalesce(o.matched_calls, 0) AS matched_calls, t.trace = (SELECT trace FROM _ref) AS reference
-FROM _t t JOIN _cl_trace tr USING (trace) LEFT JOIN _o o USING (trace);
+       coalesce(o.matched_calls, 0) AS matched_calls, t.trace = (SELECT trace FROM _ref_trace) AS reference
+FROM _aligned_traces t JOIN _cl_trace tr USING (trace) LEFT JOIN _offsets o USING (trace);
 
 -- Second pass (the match): with Seq, (process group, Seq). Without, each call takes the reference
 -- rank's call of the same group and type whose shifted end is nearest, if the ends differ by at most
 -- half the shorter call (so a capture that lacks some calls, or holds extra ones, still matches the
 -- rest); each reference call is taken at most once per rank.
 CREATE OR REPLACE TEMP TABLE _cl_key AS
-WITH _a AS (
+WITH _shifted AS (
     SELECT k.*, k.end_ns - a.offset_ns AS ae FROM _cl_key0 k JOIN _cl_align a USING (trace)
-), _ru AS (
+), _ref_unit AS (
     SELECT trace, device FROM _cl_unit ORDER BY rank, trace, device LIMIT 1
-), _ref AS (
-    SELECT a.pgk, a.coll_type, a.ae, a.dur_ns, a.key0 FROM _a a JOIN _ru USING (trace, device) WHERE a.seq IS NULL
-), _o AS (
-    SELECT a.* FROM _a a WHERE a.seq IS NULL AND (a.trace, a.device) NOT IN (SELECT (trace, device) FROM _ru)
-), _lo AS (
+), _ref_calls AS (
+    SELECT a.pgk, a.coll_type, a.ae, a.dur_ns, a.key0 FROM _shifted a JOIN _ref_unit USING (trace, device)
+    WHERE a.seq IS NULL
+), _other_calls AS (
+    SELECT a.* FROM _shifted a
+    WHERE a.seq IS NULL AND (a.trace, a.device) NOT IN (SELECT (trace, device) FROM _ref_unit)
+), _nearest_below AS (
     SELECT o.*, r.ae AS lo_ae, r.dur_ns AS lo_dur, r.key0 AS lo_key
-    FROM _o o ASOF LEFT JOIN _ref r ON o.pgk = r.pgk AND o.coll_type = r.coll_type AND o.ae >= r.ae
-), _hi AS (
+    FROM _other_calls o ASOF LEFT JOIN _ref_calls r ON o.pgk = r.pgk AND o.coll_type = r.coll_type AND o.ae >= r.ae
+), _nearest_above AS (
     SELECT o.*, r.ae AS hi_ae, r.dur_ns AS hi_dur, r.key0 AS hi_key
-    FROM _lo o ASOF LEFT JOIN _ref r ON o.pgk = r.pgk AND o.coll_type = r.coll_type AND o.ae <= r.ae
+    FROM _nearest_below o ASOF LEFT JOIN _ref_calls r ON o.pgk = r.pgk AND o.coll_type = r.coll_type AND o.ae <= r.ae
 ), _pick AS (
     SELECT *, CASE WHEN hi_key IS NULL OR (lo_key IS NOT NULL AND ae - lo_ae <= hi_ae - ae) THEN lo_key
                    ELSE hi_key END AS mk,
@@ -241,8 +243,8 @@ WITH _a AS (
                    ELSE hi_ae - ae END AS gap,
               CASE WHEN hi_key IS NULL OR (lo_key IS NOT NULL AND ae - lo_ae <= hi_ae - ae) THEN lo_dur
                    ELSE hi_dur END AS mdur
-    FROM _hi
-), _m AS (
+    FROM _nearest_above
+), _nearest_matched AS (
     SELECT trace, device, rank, clock_unit, ts_ns, dur_ns, end_ns, coll_type, pgk, step_key, mk AS match_key,
            'nearest_end' AS match_by
     FROM _pick WHERE mk IS NOT NULL AND 2 * gap <= least(dur_ns, mdur)
@@ -250,31 +252,31 @@ WITH _a AS (
 )
 SELECT trace, device, rank, clock_unit, ts_ns, dur_ns, end_ns, coll_type, pgk AS pg_name, step_key, key0 AS match_key,
        CASE WHEN seq IS NOT NULL THEN 'seq' ELSE 'reference' END AS match_by
-FROM _a WHERE seq IS NOT NULL OR (trace, device) IN (SELECT (trace, device) FROM _ru)
-UNION ALL SELECT * FROM _m;
+FROM _shifted WHERE seq IS NOT NULL OR (trace, device) IN (SELECT (trace, device) FROM _ref_unit)
+UNION ALL SELECT * FROM _nearest_matched;
 
 CREATE OR REPLACE TEMP TABLE collectives_waits AS
-WITH _a AS (
+WITH _arrivals AS (
     SELECT k.*, k.ts_ns - a.offset_ns AS arrival_ns, k.end_ns - a.offset_ns AS aend_ns
     FROM _cl_key k JOIN _cl_align a USING (trace)
-), _m AS (
+), _per_match AS (
     SELECT match_key, count(*) AS ranks, min(arrival_ns) AS first_arrival_ns, max(arrival_ns) AS last_arrival_ns,
            arg_max(rank, arrival_ns) AS last_rank, list_sort(list(arrival_ns), 'DESC') AS arr
-    FROM _a GROUP BY match_key HAVING count(*) >= 2
+    FROM _arrivals GROUP BY match_key HAVING count(*) >= 2
 )
 SELECT a.*, m.ranks, m.first_arrival_ns, m.last_arrival_ns, m.last_rank, m.last_arrival_ns - m.arr[2] AS late_ns,
        m.last_arrival_ns - a.arrival_ns AS wait_ns, a.arrival_ns - m.first_arrival_ns AS behind_ns
-FROM _a a JOIN _m m USING (match_key);
+FROM _arrivals a JOIN _per_match m USING (match_key);
 
 CREATE OR REPLACE TEMP TABLE collectives_rank_steps AS
-WITH _w AS (
+WITH _waits_per_step AS (
     SELECT trace, step_key, sum(wait_ns) AS wait_ns, sum(behind_ns) AS late_ns
     FROM collectives_waits WHERE step_key IS NOT NULL GROUP BY ALL
 )
 SELECT s.step_key, s.trace, a.rank, s.ts_ns - a.offset_ns AS start_ns, s.end_ns - a.offset_ns AS end_ns,
        s.end_ns - s.ts_ns AS wall_ns, coalesce(w.wait_ns, 0)::BIGINT AS wait_ns,
        coalesce(w.late_ns, 0)::BIGINT AS late_ns
-FROM _cl_steps s JOIN _cl_align a USING (trace) LEFT JOIN _w w USING (trace, step_key)
+FROM _cl_steps s JOIN _cl_align a USING (trace) LEFT JOIN _waits_per_step w USING (trace, step_key)
 WHERE (SELECT count(DISTINCT trace) FROM step_instances) >= 2;
 
 -- @output collectives
@@ -366,7 +368,7 @@ FROM _cl GROUP BY ALL ORDER BY trace, device, total_ns DESC, phase_path NULLS LA
 -- @column residual_ns   DURATION  largest |end - reference end| left after the shift
 -- @column reference     BOOL      TRUE for the reference rank's trace (the lowest rank: shift 0)
 -- @column note          NOTE      why a value of the row is NULL or what to keep in mind reading it
-WITH _r AS (
+WITH _residuals AS (
     SELECT w.trace, max(abs(w.aend_ns - r.aend_ns)) AS residual_ns
     FROM collectives_waits w JOIN collectives_waits r ON r.match_key = w.match_key AND r.clock_unit
          AND r.trace = (SELECT trace FROM _cl_align WHERE reference)
@@ -378,7 +380,7 @@ SELECT a.trace, a.rank, a.method, a.offset_ns, a.matched_calls, r.residual_ns, a
                  || 'the clock difference'
             WHEN a.method = 'none' THEN 'rank_align = none: raw timestamps (valid only when the ranks share one clock)'
             ELSE 'clock shifted so matched collectives end together (ranks'' clocks are not synchronised)' END AS note
-FROM _cl_align a LEFT JOIN _r r USING (trace)
+FROM _cl_align a LEFT JOIN _residuals r USING (trace)
 ORDER BY a.rank, a.trace;
 
 -- @output matched
@@ -430,12 +432,12 @@ FROM collectives_waits ORDER BY first_arrival_ns, match_key, rank;
 -- @column times_last     COUNT     calls it arrived at last
 -- @column caused_wait_ns DURATION  others' waits in the calls it was last at
 -- @column late_ns        DURATION  summed late_ns of the calls it was last at
-WITH _c AS (SELECT match_key, sum(wait_ns) AS total_wait FROM collectives_waits GROUP BY match_key)
+WITH _wait_per_call AS (SELECT match_key, sum(wait_ns) AS total_wait FROM collectives_waits GROUP BY match_key)
 SELECT w.trace, w.device, w.rank, count(*) AS calls, sum(w.wait_ns)::BIGINT AS wait_ns,
        count(*) FILTER (WHERE w.wait_ns = 0 AND w.rank = w.last_rank) AS times_last,
        coalesce(sum(c.total_wait) FILTER (WHERE w.wait_ns = 0 AND w.rank = w.last_rank), 0)::BIGINT AS caused_wait_ns,
        sum(w.behind_ns)::BIGINT AS late_ns
-FROM collectives_waits w JOIN _c c USING (match_key)
+FROM collectives_waits w JOIN _wait_per_call c USING (match_key)
 GROUP BY w.trace, w.device, w.rank ORDER BY w.rank, w.trace, w.device;
 
 -- @output rank_steps
@@ -497,28 +499,29 @@ ORDER BY min(start_ns), step_key;
 --                                           collective ends, else none
 --
 --                                           collective ends, else none
-WITH _br AS (
+WITH _times_last_by_rank AS (
     SELECT rank, any_value(trace) AS trace, count(*) FILTER (WHERE wait_ns = 0 AND rank = last_rank) AS times_last
     FROM collectives_waits GROUP BY rank
-), _c AS (
+), _per_call AS (
     SELECT match_key, sum(wait_ns) AS total_wait, any_value(last_rank) AS last_rank, any_value(late_ns) AS late_ns
     FROM collectives_waits GROUP BY match_key
-), _by AS (
-    SELECT last_rank AS rank, sum(total_wait) AS caused_wait_ns, avg(late_ns) AS late_ns_mean FROM _c GROUP BY last_rank
+), _caused_by_rank AS (
+    SELECT last_rank AS rank, sum(total_wait) AS caused_wait_ns, avg(late_ns) AS late_ns_mean
+    FROM _per_call GROUP BY last_rank
 ), _pick AS (
-    SELECT b.rank, b.caused_wait_ns, b.late_ns_mean FROM _by b WHERE b.caused_wait_ns > 0
+    SELECT b.rank, b.caused_wait_ns, b.late_ns_mean FROM _caused_by_rank b WHERE b.caused_wait_ns > 0
     ORDER BY b.caused_wait_ns DESC, b.rank LIMIT 1
-), _ss AS (
+), _step_skews AS (
     SELECT step_key, max(end_ns) - min(end_ns) AS skew_ns,
            CASE WHEN max(end_ns) > min(end_ns) THEN arg_max(rank, end_ns) END AS slowest_rank
     FROM collectives_rank_steps GROUP BY step_key HAVING count(*) >= 2
-), _sk AS (
-    SELECT count(*) AS steps, avg(skew_ns) AS skew_ns_mean FROM _ss
+), _skew_summary AS (
+    SELECT count(*) AS steps, avg(skew_ns) AS skew_ns_mean FROM _step_skews
 )
-SELECT p.rank, r.trace, r.times_last, (SELECT count(*) FROM _c) AS matched_calls, p.late_ns_mean,
+SELECT p.rank, r.trace, r.times_last, (SELECT count(*) FROM _per_call) AS matched_calls, p.late_ns_mean,
        p.caused_wait_ns::BIGINT AS caused_wait_ns, k.steps,
        CASE WHEN k.steps > 0 THEN p.caused_wait_ns / k.steps END AS caused_wait_ns_per_step,
-       k.skew_ns_mean, (SELECT count(*) FROM _ss WHERE slowest_rank = p.rank) AS slowest_steps,
+       k.skew_ns_mean, (SELECT count(*) FROM _step_skews WHERE slowest_rank = p.rank) AS slowest_steps,
        CASE WHEN EXISTS (SELECT 1 FROM _cl_align WHERE method = 'collective_end') THEN 'collective_end'
             ELSE 'none' END AS alignment
-FROM _pick p JOIN _br r USING (rank) CROSS JOIN _sk k;
+FROM _pick p JOIN _times_last_by_rank r USING (rank) CROSS JOIN _skew_summary k;

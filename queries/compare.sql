@@ -47,12 +47,12 @@ CREATE OR REPLACE TEMP TABLE _labels AS
 SELECT DISTINCT label, label_index FROM run_metrics;
 
 CREATE OR REPLACE TEMP TABLE compare_matrix AS
-WITH _ids AS (
+WITH _metric_ids AS (
     SELECT metric, any_value(scope) AS scope, any_value(name) AS name, any_value(measure) AS measure,
            any_value(unit) AS unit, any_value(numerator) AS numerator, any_value(denominator) AS denominator,
            bool_or(additive) AS additive
     FROM run_metrics GROUP BY metric
-), _ctx AS (
+), _run_counts AS (
     SELECT label, max(value) FILTER (WHERE metric = 'run.steps') AS steps,
            max(value) FILTER (WHERE metric = 'run.gpu_ops') AS gpu_ops
     FROM run_metrics GROUP BY label
@@ -68,9 +68,9 @@ SELECT l.label, l.label_index, i.metric, i.scope, i.name, i.measure, i.unit, i.n
             WHEN i.scope = 'kernel' AND coalesce(c.gpu_ops, 0) = 0 THEN 'no GPU op in this run (see run.gpu_ops)'
             WHEN i.additive THEN 'absent from this run'
             ELSE 'absent from this run: no value' END AS note
-FROM _labels l CROSS JOIN _ids i
+FROM _labels l CROSS JOIN _metric_ids i
 LEFT JOIN run_metrics r ON r.label = l.label AND r.metric = i.metric
-LEFT JOIN _ctx c ON c.label = l.label;
+LEFT JOIN _run_counts c ON c.label = l.label;
 
 -- @output compare
 -- @column label       TEXT      the run's label (--label, else the file name)
@@ -105,7 +105,7 @@ ORDER BY list_position(['run', 'step', 'phase', 'kernel'], m.scope), m.name, m.m
 -- @column step_gpu_busy_ms NUMBER    median per-step GPU busy time, ms
 -- @column gpu_busy_ms      NUMBER    run.gpu_busy_ms
 -- @column gpu_op_ms        NUMBER    run.gpu_op_ms
-WITH _w AS (
+WITH _per_run AS (
     SELECT label, label_index,
            max(value) FILTER (WHERE metric = 'run.traces') AS traces,
            max(value) FILTER (WHERE metric = 'run.steps') AS steps,
@@ -115,12 +115,12 @@ WITH _w AS (
            max(value) FILTER (WHERE metric = 'run.gpu_busy_ms') AS gpu_busy_ms,
            max(value) FILTER (WHERE metric = 'run.gpu_op_ms') AS gpu_op_ms
     FROM compare_matrix GROUP BY label, label_index
-), _b AS (SELECT * FROM _w WHERE label_index = (SELECT min(label_index) FROM _labels))
+), _baseline AS (SELECT * FROM _per_run WHERE label_index = (SELECT min(label_index) FROM _labels))
 SELECT w.label, w.traces::BIGINT AS traces, w.steps::BIGINT AS steps, w.wall_ms,
        w.wall_ms / nullif(b.wall_ms, 0) AS wall_ratio, w.step_wall_ms,
        w.step_wall_ms / nullif(b.step_wall_ms, 0) AS step_wall_ratio,
        w.step_gpu_busy_ms, w.gpu_busy_ms, w.gpu_op_ms
-FROM _w w, _b b
+FROM _per_run w, _baseline b
 ORDER BY w.label_index;
 
 -- @output phases
@@ -132,20 +132,20 @@ ORDER BY w.label_index;
 -- @column ratio           NUMBER    ms_per_step / the baseline's
 -- @column gpu_ms_per_step NUMBER    the phase's GPU op time per step, ms
 -- @column calls_per_step  NUMBER    launch calls per step (as in lib/run_metrics.sql)
-WITH _top AS (
+WITH _top_phases AS (
     SELECT name FROM compare_matrix WHERE measure = 'ms_per_step'
     GROUP BY name ORDER BY max(value) DESC NULLS LAST, name LIMIT 12
-), _p AS (
+), _per_phase AS (
     SELECT label, label_index, name AS phase,
            max(value) FILTER (WHERE measure = 'ms_per_step') AS ms_per_step,
            max(value) FILTER (WHERE measure = 'gpu_ms_per_step') AS gpu_ms_per_step,
            max(value) FILTER (WHERE measure = 'calls_per_step') AS calls_per_step
-    FROM compare_matrix WHERE scope = 'phase' AND name IN (SELECT name FROM _top)
+    FROM compare_matrix WHERE scope = 'phase' AND name IN (SELECT name FROM _top_phases)
     GROUP BY ALL
 )
 SELECT p.label, p.label_index, p.phase, p.ms_per_step, p.ms_per_step / nullif(b.ms_per_step, 0) AS ratio,
        p.gpu_ms_per_step, p.calls_per_step
-FROM _p p JOIN _p b ON b.phase = p.phase AND b.label_index = (SELECT min(label_index) FROM _labels)
+FROM _per_phase p JOIN _per_phase b ON b.phase = p.phase AND b.label_index = (SELECT min(label_index) FROM _labels)
 ORDER BY p.label_index, p.ms_per_step DESC NULLS LAST, p.phase;
 
 -- @output noise
@@ -178,7 +178,7 @@ ORDER BY label_index, list_position(['step.wall_ms', 'step.gpu_busy_ms', 'step.g
 -- @column ms_per_accepted   NUMBER    summed step CPU range time / sum accepted, ms
 -- @column tokens_per_s      NUMBER    tokens per second (tokens.* metrics of lib/run_metrics.sql; NULL without
 --                                     tracekit.count events)
-WITH _d AS (
+WITH _step_walls AS (
     SELECT label, count(*) AS steps, quantile_cont(value, 0.1) AS wall_ms_p10, quantile_cont(value, 0.5) AS wall_ms_p50,
            quantile_cont(value, 0.9) AS wall_ms_p90,
            avg(value ORDER BY trace, step_index) AS wall_ms_mean  -- summed in a fixed order: floating-point sums
@@ -190,7 +190,8 @@ SELECT l.label, coalesce(d.steps, 0) AS steps, d.wall_ms_p10, d.wall_ms_p50, d.w
        max(m.value) FILTER (WHERE m.metric = 'tokens.acceptance_rate') AS acceptance_rate,
        max(m.value) FILTER (WHERE m.metric = 'tokens.ms_per_accepted') AS ms_per_accepted,
        max(m.value) FILTER (WHERE m.metric = 'tokens.tokens_per_s') AS tokens_per_s
-FROM _labels l LEFT JOIN _d d USING (label) LEFT JOIN compare_matrix m ON m.label = l.label AND m.scope = 'tokens'
+FROM _labels l LEFT JOIN _step_walls d USING (label)
+LEFT JOIN compare_matrix m ON m.label = l.label AND m.scope = 'tokens'
 GROUP BY l.label, l.label_index, d.steps, d.wall_ms_p10, d.wall_ms_p50, d.wall_ms_p90, d.wall_ms_mean
 ORDER BY l.label_index;
 

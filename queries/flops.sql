@@ -191,21 +191,21 @@ UNION ALL BY NAME SELECT * FROM _fl_mapped;
 -- leaf-most: the next family op on the thread (parents sort before their children) starts after this one ends
 -- (mapped ops are leaves already: graphmap took the innermost cpu_op around each launch)
 CREATE OR REPLACE TEMP TABLE _fl_leaf AS
-WITH _o AS (
+WITH _with_next AS (
     SELECT *, lead(ts_ns) OVER (PARTITION BY trace, pid, tid, mapped ORDER BY ts_ns, end_ns DESC, seq) AS _next_ts
     FROM _fl_cand
-), _p AS (
+), _leaves AS (
     SELECT * EXCLUDE (_next_ts),
            CASE WHEN json_valid(input_dims) THEN from_json(input_dims, '[["BIGINT"]]') END AS d,
            CASE WHEN json_valid(input_types) THEN from_json(input_types, '["VARCHAR"]') END AS t,
            CASE WHEN name IN ('aten::addmm', 'aten::_addmm_activation', 'aten::baddbmm') THEN 2 ELSE 1 END AS ai
-    FROM _o WHERE mapped OR _next_ts IS NULL OR _next_ts >= end_ns
-), _s AS (  -- A, B: the two matrix operands; q, k, v for attention
+    FROM _with_next WHERE mapped OR _next_ts IS NULL OR _next_ts >= end_ns
+), _operands AS (  -- A, B: the two matrix operands; q, k, v for attention
     SELECT *, d[ai] AS a, d[ai + 1] AS b, t[ai] AS a_type,
            name IN ('aten::_flash_attention_forward', 'aten::_efficient_attention_forward') AS bshd,
            name LIKE '%attention%' AS sdpa
-    FROM _p
-), _f AS (
+    FROM _leaves
+), _with_flops AS (
     SELECT *,
         CASE
         WHEN sdpa THEN CASE WHEN len(a) = 4 AND len(b) = 4 AND len(d[3]) = 4
@@ -240,7 +240,7 @@ WITH _o AS (
         CASE WHEN len(d) = len(t) THEN list_reduce(list_transform(range(1, len(t) + 1), lambda i:
             CASE WHEN t[i] IN ('', 'Scalar', 'ScalarList', 'GenericList') THEN 0::BIGINT
                  ELSE _fl_prod(d[i]) * _fl_size(t[i]) END), lambda x, y: x + y, 0::BIGINT) END AS in_bytes
-    FROM _s
+    FROM _operands
 )
 SELECT row_number() OVER () AS op_id, trace, pid, tid, seq, name, ts_ns, end_ns, phase_path, phase_source, input_dims,
        mapped, m_gpu_ops, m_gpu_ns,
@@ -248,7 +248,7 @@ SELECT row_number() OVER () AS op_id, trace, pid, tid, seq, name, ts_ns, end_ns,
        coalesce(trace_flops, shape_flops::DOUBLE) AS flops,
        CASE WHEN trace_flops IS NOT NULL THEN 'trace' WHEN shape_flops IS NOT NULL THEN 'shapes' END AS flops_source,
        in_bytes + out_elems * _fl_size(a_type) AS bytes
-FROM _f;
+FROM _with_flops;
 
 -- the GPU each trace ran on, and its peaks after the overrides
 CREATE OR REPLACE TEMP TABLE _fl_dev AS
@@ -258,17 +258,17 @@ _named AS (
            row_number() OVER (PARTITION BY d.trace ORDER BY coalesce(b.ns, -1) DESC, d.device) AS r
     FROM trace_devices d LEFT JOIN _busy b ON b.trace = d.trace AND b.device = d.device
     WHERE d.name IS NOT NULL
-), _n AS (
+), _gpu_names AS (
     SELECT w.trace, coalesce(getvariable('gpu'), n.name) AS gpu_name,
            CASE WHEN getvariable('gpu') IS NOT NULL THEN '--gpu'
                 WHEN n.name IS NOT NULL THEN 'trace' END AS name_source,
            CASE WHEN getvariable('gpu') IS NULL THEN n.sm_count END AS sm_count
     FROM trace_window w LEFT JOIN (SELECT * FROM _named WHERE r = 1) n USING (trace)
-), _m AS (
+), _peak_matches AS (
     SELECT n.trace, p.*,
            row_number() OVER (PARTITION BY n.trace
                               ORDER BY CASE WHEN regexp_matches(n.gpu_name, p.name_regex) THEN 0 ELSE 1 END, p.ord) AS r
-    FROM _n n JOIN _fl_peaks p
+    FROM _gpu_names n JOIN _fl_peaks p
       ON regexp_matches(n.gpu_name, p.name_regex)
          OR (p.cus IS NOT NULL AND p.cus = n.sm_count AND regexp_matches(n.gpu_name, '(?i)^amd (radeon|instinct)'))
 )
@@ -294,18 +294,18 @@ SELECT n.trace, n.gpu_name, n.name_source, m.gpu AS matched,
                THEN 'GPU "' || n.gpu_name || '" is not in the peak table (queries/flops.sql): '
                     || 'pass --gpu NAME (e.g. "H100 SXM") or --peak-tflops X --peak-tb-s Y'
        END AS note
-FROM _n n LEFT JOIN (SELECT * FROM _m WHERE r = 1) m USING (trace);
+FROM _gpu_names n LEFT JOIN (SELECT * FROM _peak_matches WHERE r = 1) m USING (trace);
 
 -- per counted op: its peak, GPU ops launched inside it, and its step
 CREATE OR REPLACE TEMP TABLE flops_ops AS
-WITH _l AS (
+WITH _launched AS (
     SELECT o.op_id, count(g.gid) AS gpu_ops, sum(g.dur_ns) AS gpu_ns
     FROM (SELECT trace, pid, tid, ts_ns, correlation FROM runtime_calls WHERE launched) r
     ASOF JOIN _fl_leaf o ON r.trace = o.trace AND r.pid = o.pid AND r.tid = o.tid AND r.ts_ns >= o.ts_ns
     JOIN gpu_activity g ON g.trace = r.trace AND g.correlation = r.correlation
     WHERE r.ts_ns < o.end_ns
     GROUP BY o.op_id
-), _st AS (
+), _op_steps AS (
     SELECT o.op_id, s.step_index FROM (
         SELECT op_id, trace, ts_ns, CASE WHEN t.one_thread THEN -1 ELSE tid END AS k_tid
         FROM _fl_leaf JOIN step_instances_one_thread t USING (trace)) o
@@ -320,8 +320,8 @@ SELECT o.* EXCLUDE (m_gpu_ops, m_gpu_ns),
                     ELSE TRY_CAST(getvariable('peak_tflops') AS DOUBLE) END AS peak_tflops,
        o.flops IS NOT NULL AND coalesce(CASE WHEN o.mapped THEN o.m_gpu_ns ELSE l.gpu_ns END, 0) > 0 AS timed
 FROM _fl_leaf o
-LEFT JOIN _l l USING (op_id)
-LEFT JOIN _st st USING (op_id)
+LEFT JOIN _launched l USING (op_id)
+LEFT JOIN _op_steps st USING (op_id)
 LEFT JOIN _fl_dev v USING (trace);
 
 -- fp32 matmuls that, summed over a trace, ran faster than the GPU's fp32 peak cannot have used the
@@ -386,7 +386,7 @@ LEFT JOIN (SELECT trace,
 --                                    GB/s)
 -- @column dtypes           TEXT      dtypes of the ops, comma-separated
 -- @column note             NOTE      what is missing and how to capture it
-WITH _g AS (
+WITH _by_phase AS (
     SELECT trace, phase_path, count(*) AS ops, count(*) FILTER (WHERE flops IS NULL) AS ops_no_flops,
            sum(flops) AS flops, sum(flops) FILTER (WHERE step_index IS NOT NULL) AS step_flops,
            CASE WHEN bool_or(flops_source = 'trace') AND bool_or(flops_source = 'shapes') THEN 'shapes+trace'
@@ -446,7 +446,7 @@ SELECT g.trace, g.phase_path, g.phase_source, g.ops, g.ops_no_flops, g.flops::BI
                      AND NOT (g.ideal_ns IS NULL AND v.note IS NOT NULL)  -- the device note is said once
                 THEN coalesce(v.note, 'no memory bandwidth known: pass --peak-tb-s Y') END
        ), '') AS note
-FROM _g g JOIN _fl_dev v USING (trace) JOIN _fl_caps c USING (trace)
+FROM _by_phase g JOIN _fl_dev v USING (trace) JOIN _fl_caps c USING (trace)
 LEFT JOIN (SELECT trace, count(*) AS steps FROM step_instances GROUP BY trace) ns USING (trace)
 UNION ALL
 SELECT w.trace, NULL, NULL, 0, 0, NULL, NULL, NULL, NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
@@ -480,9 +480,9 @@ ORDER BY trace, flops DESC NULLS LAST, phase_path;
 -- @column phase_path     TEXT      the '/'-joined names of the ranges around the row ('(none)' outside every
 --                                  range)
 -- @column flops_source   TEXT      'shapes' | 'trace' (with_flops values) | 'shapes+trace'
-WITH _o AS (  -- how often each phase_path holds the op: its most frequent one is reported (ties: text order)
+WITH _path_counted AS (  -- how often each phase_path holds the op: its most frequent one is reported (ties: text order)
     SELECT *, count(*) OVER (PARTITION BY trace, name, input_dims, dtype, phase_path) AS _pp_n FROM flops_ops
-), _g AS (
+), _by_shape AS (
     SELECT trace, name, input_dims, dtype, count(*) AS calls, sum(flops) AS flops, max(flops) AS flops_max,
            min(flops) AS flops_min, max(bytes) AS bytes_per_call, sum(gpu_ns) FILTER (WHERE timed) AS gpu_ns,
            _fl_timed_flops(flops, timed) AS timed_flops,
@@ -491,7 +491,7 @@ WITH _o AS (  -- how often each phase_path holds the op: its most frequent one i
            _fl_ideal_ns(flops, peak_tflops, timed) AS ideal_ns,
            first(phase_path ORDER BY _pp_n DESC, phase_path) AS phase_path,
            string_agg(DISTINCT flops_source, '+') AS flops_source
-    FROM _o GROUP BY ALL
+    FROM _path_counted GROUP BY ALL
 )
 SELECT trace, name, input_dims, dtype, calls,
        CASE WHEN flops_min = flops_max THEN flops_max::BIGINT END AS flops_per_call, flops::BIGINT AS flops,
@@ -499,7 +499,7 @@ SELECT trace, name, input_dims, dtype, calls,
        timed_flops / nullif(gpu_ns, 0) / 1e3 AS tflops_s, ideal_ns / nullif(gpu_ns, 0) AS share_of_peak,
        timed_bytes / nullif(gpu_ns, 0) / 1e3 AS tb_s, flops_max / nullif(bytes_per_call, 0) AS flop_per_byte,
        phase_path, flops_source
-FROM _g
+FROM _by_shape
 QUALIFY row_number() OVER (PARTITION BY trace ORDER BY flops DESC NULLS LAST, name, input_dims, dtype)
         <= getvariable('top_n')
 ORDER BY trace, flops DESC NULLS LAST, name, input_dims, dtype;
@@ -517,7 +517,7 @@ ORDER BY trace, flops DESC NULLS LAST, name, input_dims, dtype;
 -- @column share_of_peak      SHARE     ideal_ns / gpu_ns, ideal_ns = sum of FLOPs / peak over the timed ops
 -- @column tflops_s_wall      NUMBER    flops / wall_ns / 1e3 (model-FLOPs rate over the step's wall time)
 -- @column wall_share_of_peak SHARE     ideal_ns / wall_ns (model-FLOPs utilisation over the step's wall time)
-WITH _g AS (
+WITH _by_step AS (
     SELECT trace, step_index, count(*) AS ops, sum(flops) AS flops, sum(gpu_ns) FILTER (WHERE timed) AS gpu_ns,
            _fl_timed_flops(flops, timed) AS timed_flops, _fl_ideal_ns(flops, peak_tflops, timed) AS ideal_ns,
            CASE WHEN count(*) FILTER (WHERE flops IS NOT NULL AND peak_tflops IS NULL) = 0
@@ -530,7 +530,7 @@ SELECT s.trace, s.step_index, s.name AS step_name, s.end_ns - s.ts_ns AS wall_ns
        g.timed_flops / nullif(g.gpu_ns, 0) / 1e3 AS tflops_s, g.ideal_ns / nullif(g.gpu_ns, 0) AS share_of_peak,
        g.flops / nullif(s.end_ns - s.ts_ns, 0) / 1e3 AS tflops_s_wall,
        g.ideal_all_ns / nullif(s.end_ns - s.ts_ns, 0) AS wall_share_of_peak
-FROM step_instances s LEFT JOIN _g g USING (trace, step_index)
+FROM step_instances s LEFT JOIN _by_step g USING (trace, step_index)
 ORDER BY s.trace, s.step_index;
 
 -- @output device

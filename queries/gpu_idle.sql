@@ -91,18 +91,20 @@
 -- kernel_gap the GPU's own time between queued ops (large only with very many tiny ops).
 
 CREATE OR REPLACE TEMP TABLE _waits AS
-WITH _w AS (  -- recorded stream waits: the GPU-side record names the waiting stream (and, Kineto, the event record)
+WITH _recorded_waits AS (  -- recorded stream waits: the GPU-side record names the waiting stream (and, Kineto, the
+                           -- event record)
     SELECT w.trace, coalesce(w.device, -1) AS device, w.stream AS w_stream, w.correlation AS w_corr, w.row_id,
            coalesce(w.launch_ts_ns, w.ts_ns) AS w_ts, coalesce(w.launch_name, w.name) AS w_call,
            nullif(TRY_CAST(json_extract_string(w.args, '$.wait_on_cuda_event_record_corr_id') AS BIGINT), -1)
                AS rec_corr,
            nullif(TRY_CAST(json_extract_string(w.args, '$.wait_on_stream') AS BIGINT), -1) AS rec_stream
     FROM events w WHERE w.kind = 'gpu_sync' AND w.name = 'Stream Wait Event' AND w.stream IS NOT NULL
-), _rc AS (  -- the event record call a recorded wait names (Kineto: wait_on_cuda_event_record_corr_id)
+), _record_calls AS (  -- the event record call a recorded wait names (Kineto: wait_on_cuda_event_record_corr_id)
     SELECT trace, correlation, first(name ORDER BY ts_ns, row_id) AS rec_call, min(ts_ns) AS rec_ts FROM runtime_calls
-    WHERE correlation IN (SELECT rec_corr FROM _w) GROUP BY ALL
+    WHERE correlation IN (SELECT rec_corr FROM _recorded_waits) GROUP BY ALL
 )
-SELECT w.*, r.rec_call, r.rec_ts FROM _w w LEFT JOIN _rc r ON r.trace = w.trace AND r.correlation = w.rec_corr;
+SELECT w.*, r.rec_call, r.rec_ts FROM _recorded_waits w
+LEFT JOIN _record_calls r ON r.trace = w.trace AND r.correlation = w.rec_corr;
 
 CREATE OR REPLACE TEMP TABLE _twaits AS  -- thread-order waits: stream-wait calls (the only non-blocking sync APIs)
                                          -- without a GPU-side record
@@ -111,14 +113,15 @@ CREATE OR REPLACE TEMP TABLE _twaits AS  -- thread-order waits: stream-wait call
       AND NOT EXISTS (SELECT 1 FROM _waits w WHERE w.trace = r.trace AND w.w_corr = r.correlation);
 
 CREATE OR REPLACE TEMP TABLE gpu_idle_gaps AS
-WITH _pl AS (  -- P0: launch start of the previous op (with a launch record) on the same stream; the latest end
-              -- of the stream's earlier ops (= G when the op that ended at G ran on this stream)
+WITH _prev_on_stream AS (  -- P0: launch start of the previous op (with a launch record) on the same stream; the
+                          -- latest end of the stream's earlier ops (= G when the op that ended at G ran on this
+                          -- stream)
     SELECT gid, last_value(launch_ts_ns IGNORE NULLS) OVER _w AS prev_launch_ts_ns,
            max(end_ns) OVER _w AS prev_stream_end_ns
     FROM gpu_activity
     WINDOW _w AS (PARTITION BY trace, device, stream ORDER BY ts_ns, row_id
                   ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
-), _g AS (  -- the gap rows come from queries/lib/ (narrow columns; strings are joined back at the end)
+), _gaps AS (  -- the gap rows come from queries/lib/ (narrow columns; strings are joined back at the end)
     SELECT g.gid, g.trace, g.device, g.stream, g.ts_ns, g.launch_ts_ns, g.launch_dur_ns, g.launch_tid,
            o.gap_start_ns, o.edge, p.prev_launch_ts_ns, p.prev_stream_end_ns,
            -- Q: the op was queued for the whole gap, or sat queued for more than T and for most of the gap
@@ -129,43 +132,43 @@ WITH _pl AS (  -- P0: launch start of the previous op (with a launch record) on 
     FROM (  -- the leading edge (window start to each device's first op) is classified by the same rules
           SELECT next_gid AS gid, gap_start_ns, edge IS NOT NULL AS edge FROM idle_intervals
           WHERE next_gid IS NOT NULL) o
-    JOIN gpu_activity g USING (gid) JOIN _pl p USING (gid)
-), _sy AS (
+    JOIN gpu_activity g USING (gid) JOIN _prev_on_stream p USING (gid)
+), _blocking_syncs AS (
     SELECT trace, tid, ts_ns AS sync_ts, end_ns AS sync_end, name AS sync_call FROM runtime_calls WHERE blocking
     QUALIFY row_number() OVER (PARTITION BY trace, tid, ts_ns ORDER BY end_ns DESC, row_id DESC) = 1
-), _q AS (  -- queued ops: the stream waits that came before them (rules 2-4). Each ASOF join reads narrow
+), _queued AS (  -- queued ops: the stream waits that came before them (rules 2-4). Each ASOF join reads narrow
            -- key columns only and returns gid + what it found; the rows are put together by gid below.
-    SELECT * FROM _g WHERE queued
-), _qw AS (
+    SELECT * FROM _gaps WHERE queued
+), _queued_rec_waits AS (
     SELECT g.gid, w.w_ts, w.w_call, w.w_stream, w.rec_call, w.rec_ts, w.rec_stream
-    FROM (SELECT gid, trace, device, stream, launch_ts_ns FROM _q) g
+    FROM (SELECT gid, trace, device, stream, launch_ts_ns FROM _queued) g
     ASOF JOIN (SELECT * FROM _waits
                QUALIFY row_number() OVER (PARTITION BY trace, device, w_stream, w_ts ORDER BY row_id DESC) = 1) w
       ON g.trace = w.trace AND g.device = w.device AND g.stream = w.w_stream AND g.launch_ts_ns > w.w_ts
-), _qt AS (
-    SELECT g.gid, t.t_ts, t.t_call FROM (SELECT gid, trace, launch_tid, launch_ts_ns FROM _q) g
+), _queued_thread_waits AS (
+    SELECT g.gid, t.t_ts, t.t_call FROM (SELECT gid, trace, launch_tid, launch_ts_ns FROM _queued) g
     ASOF JOIN (SELECT * FROM _twaits
                QUALIFY row_number() OVER (PARTITION BY trace, tid, t_ts ORDER BY row_id DESC) = 1) t
       ON g.trace = t.trace AND g.launch_tid = t.tid AND g.launch_ts_ns > t.t_ts
-), _ns AS (  -- the others: the blocking sync that came before the launch (rule 5)
+), _unqueued_syncs AS (  -- the others: the blocking sync that came before the launch (rule 5)
     SELECT g.gid, s.sync_ts, s.sync_end, s.sync_call
-    FROM (SELECT gid, trace, launch_tid, launch_ts_ns FROM _g WHERE NOT queued) g
-    ASOF JOIN _sy s ON g.trace = s.trace AND g.launch_tid = s.tid AND g.launch_ts_ns > s.sync_ts
-), _re AS (
+    FROM (SELECT gid, trace, launch_tid, launch_ts_ns FROM _gaps WHERE NOT queued) g
+    ASOF JOIN _blocking_syncs s ON g.trace = s.trace AND g.launch_tid = s.tid AND g.launch_ts_ns > s.sync_ts
+), _range_ends AS (
     SELECT trace, tid, ts_ns + greatest(dur_ns, 0) AS r_end, phase_path AS r_path FROM ranges
     QUALIFY row_number() OVER (PARTITION BY trace, tid, r_end ORDER BY ts_ns DESC, row_id DESC) = 1
-), _h AS (  -- the last range the launching thread ended before the launch (host_phase)
-    SELECT g.gid, r.r_end, r.r_path FROM (SELECT gid, trace, launch_tid, launch_ts_ns FROM _g) g
-    ASOF JOIN _re r ON g.trace = r.trace AND g.launch_tid = r.tid AND g.launch_ts_ns >= r.r_end
-), _gr AS (
-    SELECT * FROM _g LEFT JOIN _qw USING (gid) LEFT JOIN _qt USING (gid) LEFT JOIN _ns USING (gid)
-    LEFT JOIN _h USING (gid)
-), _c AS (
+), _last_ranges AS (  -- the last range the launching thread ended before the launch (host_phase)
+    SELECT g.gid, r.r_end, r.r_path FROM (SELECT gid, trace, launch_tid, launch_ts_ns FROM _gaps) g
+    ASOF JOIN _range_ends r ON g.trace = r.trace AND g.launch_tid = r.tid AND g.launch_ts_ns >= r.r_end
+), _gaps_joined AS (
+    SELECT * FROM _gaps LEFT JOIN _queued_rec_waits USING (gid) LEFT JOIN _queued_thread_waits USING (gid)
+    LEFT JOIN _unqueued_syncs USING (gid) LEFT JOIN _last_ranges USING (gid)
+), _wait_flagged AS (
     SELECT *,
            w_ts IS NOT NULL AND (prev_launch_ts_ns IS NULL OR w_ts > prev_launch_ts_ns) AS rec_wait,
            t_ts IS NOT NULL AND (prev_launch_ts_ns IS NULL OR t_ts > prev_launch_ts_ns) AS thr_wait
-    FROM _gr
-), _k AS (
+    FROM _gaps_joined
+), _classified AS (
     SELECT *, CASE WHEN launch_ts_ns IS NULL THEN 'no_launch_record'
                    WHEN queued AND (rec_wait OR thr_wait) THEN 'gpu_wait'
                    WHEN queued AND prev_stream_end_ns = gap_start_ns
@@ -175,7 +178,7 @@ WITH _pl AS (  -- P0: launch start of the previous op (with a launch record) on 
                         AND launch_ts_ns - sync_end <= getvariable('host_busy_min_ns') THEN 'sync_blocked'
                    WHEN launch_ts_ns - gap_start_ns > getvariable('host_busy_min_ns') THEN 'host_busy'
                    ELSE 'launch_bound' END AS cause
-    FROM _c
+    FROM _wait_flagged
 )
 SELECT k.trace, k.device, k.gap_start_ns, k.ts_ns AS gap_end_ns, k.ts_ns - k.gap_start_ns AS gap_ns, k.edge,
        k.gid AS next_gid, g.row_id AS next_row_id,
@@ -209,7 +212,7 @@ SELECT k.trace, k.device, k.gap_start_ns, k.ts_ns AS gap_end_ns, k.ts_ns - k.gap
                      || 'the capture began, or the source does not link it: nsys SYNCHRONIZATION rows name only the '
                      || 'waiting stream)' END
        END AS note
-FROM _k k JOIN gpu_activity g USING (gid);
+FROM _classified k JOIN gpu_activity g USING (gid);
 
 -- busy_ns, first_ns, last_ns: idle_device_busy (queries/lib/)
 CREATE OR REPLACE TEMP TABLE _dev AS
@@ -266,7 +269,7 @@ UNION ALL SELECT trace, device, 'after_last_gpu_op', 'after_last_gpu_op', gap_st
 --                                         last GPU op)
 --
 --                                         captured, gpu_wait_ns NULL when no runtime rows were: see trust)
-WITH _c AS (
+WITH _cause_sums AS (
     SELECT trace, device, count(*) FILTER (WHERE cause NOT LIKE '%gpu_op') AS gaps,
            sum(gap_ns) FILTER (WHERE cause = 'launch_bound') AS launch_bound_ns,
            sum(gap_ns) FILTER (WHERE cause = 'sync_blocked') AS sync_blocked_ns,
@@ -294,7 +297,7 @@ SELECT d.trace, d.device, d.window_start_ns, d.window_end_ns, d.window_ns, d.bus
        coalesce(c.queued_dependency_ns, 0)::BIGINT AS queued_dependency_ns,
        coalesce(c.no_launch_record_ns, 0)::BIGINT AS no_launch_record_ns,
        coalesce(c.other_ns, 0)::BIGINT AS other_ns, coalesce(c.edge_ns, 0)::BIGINT AS edge_ns
-FROM _dev d LEFT JOIN _c c USING (trace, device) JOIN caps k USING (trace)
+FROM _dev d LEFT JOIN _cause_sums c USING (trace, device) JOIN caps k USING (trace)
 ORDER BY d.trace, d.device;
 
 -- @output causes
@@ -383,7 +386,7 @@ ORDER BY s.trace, s.step_index, i.device, idle_ns DESC, i.cause;
 --                                       Python frame around
 --
 --                                       Python frame around
-WITH _top AS (  -- pick the rows on narrow columns, then fetch the names of those few
+WITH _top_gaps AS (  -- pick the rows on narrow columns, then fetch the names of those few
     SELECT * EXCLUDE (gap_end_ns) FROM gpu_idle_gaps WHERE NOT edge
     QUALIFY row_number() OVER (PARTITION BY trace ORDER BY gap_ns DESC, gap_start_ns, device, next_row_id)
             <= getvariable('idle_top_n')
@@ -392,7 +395,7 @@ SELECT t.trace, t.device, t.gap_start_ns, t.gap_ns, t.cause, t.host_phase, g.nam
        g.launch_name AS next_launch_name, t.next_launch_ts_ns, t.next_launch_end_ns, t.next_stream,
        t.sync_call, t.sync_ts_ns, t.sync_end_ns, t.wait_call, t.wait_ts_ns, t.wait_stream, t.wait_evidence,
        t.event_record_call, t.event_record_ts_ns, t.event_record_stream, t.note, f.user_frame
-FROM _top t JOIN gpu_activity g ON g.gid = t.next_gid
+FROM _top_gaps t JOIN gpu_activity g ON g.gid = t.next_gid
 LEFT JOIN frames_runtime f ON f.trace = g.trace AND f.correlation = g.correlation AND f.tid = g.launch_tid
   AND f.ts_ns = g.launch_ts_ns AND f.launched
 ORDER BY t.trace, t.gap_ns DESC, t.gap_start_ns, t.device, t.next_row_id;

@@ -86,7 +86,7 @@ WITH _per_launch AS (
     FROM gpu_activity
     WHERE launch_name IN (SELECT DISTINCT name FROM runtime_calls WHERE api_class IN ('launch', 'graph_launch'))
     GROUP BY trace, correlation
-), _f AS (
+), _launch_frames AS (
     SELECT l.*, f.user_frame FROM _per_launch l
     LEFT JOIN frames_runtime f ON f.trace = l.trace AND f.correlation = l.correlation AND f.tid = l.launch_tid
      AND f.ts_ns = l.launch_ts_ns AND f.launched
@@ -99,6 +99,6 @@ SELECT f.trace, f.user_frame, count(*) AS launches, sum(f.gpu_ops)::BIGINT AS gp
                  || 'with_stack=True to name the code that launched)'
             ELSE 'no user-code frame encloses these launches (only torch internals and built-ins, or no Python '
                  || 'frame at all: e.g. launches from a C++ thread)' END AS note
-FROM _f f JOIN frames_py_caps p ON p.trace = f.trace
+FROM _launch_frames f JOIN frames_py_caps p ON p.trace = f.trace
 GROUP BY f.trace, f.user_frame
 ORDER BY f.trace, host_ns DESC, f.user_frame NULLS FIRST;

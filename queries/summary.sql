@@ -42,11 +42,11 @@
 -- @column ranges            COUNT     range rows
 WITH _busy AS (
     SELECT trace, sum(busy_ns) AS gpu_busy_ns, count(*) AS devices FROM idle_device_busy GROUP BY trace
-), _g AS (SELECT trace, count(*) AS gpu_ops, sum(dur_ns) AS gpu_op_ns FROM gpu_activity GROUP BY trace
-), _r AS (SELECT trace, count(*) FILTER (WHERE api_class IN ('launch', 'graph_launch')) AS launches,
+), _gpu_totals AS (SELECT trace, count(*) AS gpu_ops, sum(dur_ns) AS gpu_op_ns FROM gpu_activity GROUP BY trace
+), _runtime_totals AS (SELECT trace, count(*) FILTER (WHERE api_class IN ('launch', 'graph_launch')) AS launches,
                  count(*) FILTER (WHERE blocking) AS sync_calls,
                  sum(dur_ns) FILTER (WHERE blocking) AS sync_ns FROM runtime_calls GROUP BY trace
-), _e AS (SELECT trace, any_value(source) AS source, count(*) AS events,
+), _event_totals AS (SELECT trace, any_value(source) AS source, count(*) AS events,
                  count(*) FILTER (WHERE kind = 'range') AS ranges,
                  count(*) FILTER (WHERE kind = 'range'
                                   AND regexp_full_match(name, getvariable('step_pattern'))) AS steps
@@ -59,6 +59,6 @@ SELECT e.trace, e.source, e.events, w.window_ns, coalesce(g.gpu_ops, 0) AS gpu_o
        CASE WHEN k.has_sync THEN coalesce(r.sync_calls, 0) END AS sync_calls,
        CASE WHEN k.has_sync THEN coalesce(r.sync_ns, 0)::BIGINT END AS sync_ns,
        e.steps, e.ranges
-FROM _e e JOIN trace_window w USING (trace) JOIN caps k USING (trace)
-LEFT JOIN _g g USING (trace) LEFT JOIN _busy b USING (trace) LEFT JOIN _r r USING (trace)
+FROM _event_totals e JOIN trace_window w USING (trace) JOIN caps k USING (trace)
+LEFT JOIN _gpu_totals g USING (trace) LEFT JOIN _busy b USING (trace) LEFT JOIN _runtime_totals r USING (trace)
 ORDER BY e.trace;

@@ -125,8 +125,8 @@ FROM token_counts ORDER BY trace, step_index;
 -- @column counts_outside_steps      COUNT     count events before the first step: not used
 -- @column note                      NOTE      why a value of the row is NULL or what to keep in mind reading
 --                                             it
-WITH _tp AS (SELECT TRY_CAST(getvariable('tokens_per_step') AS DOUBLE) AS tps),
-_a AS (
+WITH _tokens_per_step_arg AS (SELECT TRY_CAST(getvariable('tokens_per_step') AS DOUBLE) AS tps),
+_counted AS (
     SELECT trace, count(*) AS steps, count(accepted) AS steps_counted,
            sum(drafted) AS drafted, sum(accepted) AS accepted,
            bool_or(tokens IS NOT NULL) AS has_tokens,
@@ -141,22 +141,23 @@ _a AS (
            sum(draft_cpu_ns) FILTER (WHERE accepted IS NOT NULL) AS draft_acc,
            sum(draft_gpu_ns) FILTER (WHERE accepted IS NOT NULL) AS draft_gpu_acc
     FROM token_counts GROUP BY trace
-), _t AS (  -- tokens: recorded counts, else the constant --tokens-per-step for every step
+), _token_totals AS (  -- tokens: recorded counts, else the constant --tokens-per-step for every step
     SELECT s.trace,
-           CASE WHEN bool_or(s.tokens IS NOT NULL) THEN sum(s.tokens) ELSE any_value(_tp.tps) * count(*) END AS tokens,
+           CASE WHEN bool_or(s.tokens IS NOT NULL) THEN sum(s.tokens)
+                ELSE any_value(_tokens_per_step_arg.tps) * count(*) END AS tokens,
            CASE WHEN bool_or(s.tokens IS NOT NULL) THEN sum(s.wall_ns) FILTER (WHERE s.tokens IS NOT NULL)
                 ELSE sum(s.wall_ns) END AS wall_tok,
            CASE WHEN bool_or(s.tokens IS NOT NULL) THEN max(s.end_ns) FILTER (WHERE s.tokens IS NOT NULL)
                                                         - min(s.ts_ns) FILTER (WHERE s.tokens IS NOT NULL)
                 ELSE max(s.end_ns) - min(s.ts_ns) END AS span_tok,
            CASE WHEN bool_or(s.tokens IS NOT NULL) THEN 'count'
-                WHEN any_value(_tp.tps) IS NOT NULL THEN 'tokens_per_step' END AS tokens_source
-    FROM token_counts s, _tp GROUP BY s.trace
-), _f AS (
+                WHEN any_value(_tokens_per_step_arg.tps) IS NOT NULL THEN 'tokens_per_step' END AS tokens_source
+    FROM token_counts s, _tokens_per_step_arg GROUP BY s.trace
+), _step_flops AS (
     SELECT o.trace, sum(o.flops) AS flops, count(*) AS ops, count(o.flops) AS ops_with_flops
     FROM flops_ops o JOIN token_counts s ON s.trace = o.trace AND s.step_index = o.step_index AND s.accepted IS NOT NULL
     GROUP BY o.trace
-), _o AS (
+), _outside_counts AS (
     SELECT c.trace, count(*) - coalesce(any_value(u.used), 0) AS outside FROM token_counts_events c
     LEFT JOIN (SELECT trace, sum(events) AS used FROM token_counts_by_step GROUP BY trace) u USING (trace)
     GROUP BY c.trace
@@ -205,10 +206,10 @@ SELECT w.trace, coalesce(a.steps, 0) AS steps, coalesce(a.steps_counted, 0) AS s
            CASE WHEN o.outside > 0 THEN o.outside || ' count values before the first step were not used' END
        ), '') AS note
 FROM trace_window w
-LEFT JOIN _a a USING (trace)
-LEFT JOIN _t t USING (trace)
-LEFT JOIN _f f USING (trace)
-LEFT JOIN _o o USING (trace)
+LEFT JOIN _counted a USING (trace)
+LEFT JOIN _token_totals t USING (trace)
+LEFT JOIN _step_flops f USING (trace)
+LEFT JOIN _outside_counts o USING (trace)
 ORDER BY w.trace;
 
 -- @output phases
@@ -223,23 +224,24 @@ ORDER BY w.trace;
 -- @column phase_source             TEXT      'range' | 'module' | 'frame' (as steps.phases)
 --
 --                                            no user range below the step covers the work: lib/modules.sql
-WITH _acc AS (
+WITH _accepted_per_trace AS (
     SELECT trace, sum(accepted) AS accepted FROM token_counts WHERE accepted IS NOT NULL GROUP BY trace
-), _p AS (
+), _per_phase AS (
     SELECT p.trace, p.phase, sum(p.cpu_ns) AS cpu_ns, sum(p.gpu_op_ns) AS gpu_ns,
            modules_src_union(string_agg(p.phase_source, ','), NULL) AS phase_source
     FROM steps_phases p JOIN token_counts s USING (trace, step_index)
     WHERE s.accepted IS NOT NULL GROUP BY ALL
-), _i AS (  -- inclusive: the phase and every phase path under it
+), _inclusive AS (  -- inclusive: the phase and every phase path under it
     SELECT a.trace, a.phase, sum(b.gpu_ns) AS incl_gpu_ns
-    FROM _p a JOIN _p b ON b.trace = a.trace AND (b.phase = a.phase OR starts_with(b.phase, a.phase || '/'))
+    FROM _per_phase a
+    JOIN _per_phase b ON b.trace = a.trace AND (b.phase = a.phase OR starts_with(b.phase, a.phase || '/'))
     GROUP BY ALL
 )
 SELECT p.trace, p.phase, c.accepted, p.cpu_ns / 1e6 / nullif(c.accepted, 0) AS cpu_ms_per_accepted,
        CASE WHEN g.trace IS NOT NULL THEN p.gpu_ns / 1e6 / nullif(c.accepted, 0) END AS gpu_ms_per_accepted,
        CASE WHEN g.trace IS NOT NULL THEN i.incl_gpu_ns / 1e6 / nullif(c.accepted, 0) END AS incl_gpu_ms_per_accepted,
        p.phase_source
-FROM _p p JOIN _acc c USING (trace) JOIN _i i USING (trace, phase)
+FROM _per_phase p JOIN _accepted_per_trace c USING (trace) JOIN _inclusive i USING (trace, phase)
 LEFT JOIN (SELECT DISTINCT trace FROM gpu_activity) g USING (trace)
 ORDER BY p.trace, coalesce(p.cpu_ns, 0) + p.gpu_ns DESC, p.phase;
 
@@ -281,10 +283,10 @@ FROM token_counts GROUP BY trace ORDER BY trace;
 -- @column wall_ms_p50  NUMBER    median step wall time, ms
 -- @column wall_ms_mean NUMBER    mean step wall time, ms
 -- @column wall_ms_p90  NUMBER    90th percentile of the step wall time, ms
-WITH _s AS (SELECT * FROM token_counts WHERE accepted IS NOT NULL)
+WITH _counted_steps AS (SELECT * FROM token_counts WHERE accepted IS NOT NULL)
 SELECT trace, accepted, count(*) AS steps,
        count(*) / sum(count(*)) OVER (PARTITION BY trace) AS share,
        quantile_cont(wall_ns, 0.5) / 1e6 AS wall_ms_p50, avg(wall_ns) / 1e6 AS wall_ms_mean,
        quantile_cont(wall_ns, 0.9) / 1e6 AS wall_ms_p90
-FROM _s GROUP BY trace, accepted
+FROM _counted_steps GROUP BY trace, accepted
 ORDER BY trace, accepted;
