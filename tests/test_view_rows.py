@@ -14,8 +14,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from tracekit import report
-from tracekit import rows
+from tracekit import report, rows
 from tracekit.view import model, terminal
 from tracekit.view.html import render
 from tracekit.view.records import to_json

@@ -102,7 +102,7 @@ def command(
         if v is not None and not v > 0:
             raise TraceError(flag, f"must be a positive number, got {v}")
     refuse_input(html_out, traces)
-    params = dict(
+    params: dict[str, Any] = dict(
         step_pattern=step_pattern,
         vocab=vocab,
         lm_head_regex=lm_head_regex,
