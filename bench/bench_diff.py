@@ -2,7 +2,7 @@
 
     python bench/bench_diff.py /tmp/dbench/a.parquet /tmp/dbench/b.parquet --repeat 3
 
-Prints the in-process time of tracekit.compare.diff split per run (_common + steps set-up +
+Prints the in-process time of tracekit.compare.diff split per run (the lib/ modules + steps set-up +
 _run_metrics) and for diff.sql, then the whole CLI (start-up included, JSON to /dev/null) with
 the child's peak RSS.
 """

@@ -147,7 +147,7 @@ def test_render_bytes_without_hoisting() -> None:
 
 
 def test_planted_on_the_reports_connection(planted_kineto: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """report --html exports on its own connection (con=, no second _common build): the same slice as
+    """report --html exports on its own connection (con=, no second build of the lib/ modules): the same slice as
     test_planted_phase_and_step, written in batches of 3 rows so that the joins between batches are read too."""
     import duckdb
 

@@ -4,7 +4,7 @@ they do not use (issue 14).
 Why: pandas alone was 0.9 s of a 1.3 s ``tracekit sql small.parquet "select 1"``; pyarrow a further
 0.2 s. The verbs print DuckDB rows with rich and read Parquet footers with DuckDB, so none of
 pandas, pyarrow (or its compute kernels), numpy or matplotlib should be imported. ``report`` reads
-result rows with their SQL types (tracekit/view/rows.py), ``--html`` too (SVG figures, issue 25). The check looks at
+result rows with their SQL types (tracekit/rows.py), ``--html`` too (SVG figures, issue 25). The check looks at
 ``sys.modules`` after the real command ran in a fresh interpreter, so any import on the path counts,
 whoever adds it.
 """

@@ -1,4 +1,4 @@
-"""tracekit/view/rows.py: the pandas-free result type of the terminal and JSON report (issue 14).
+"""tracekit/rows.py: the pandas-free result type of the terminal and JSON report (issue 14).
 
 The view used to read pandas dtypes; it now reads the SQL types DuckDB reports. These tests pin the
 places where the two differ (an INTEGER column with NULLs is float64 in some pandas versions, NULL is
@@ -14,8 +14,8 @@ import duckdb
 import pandas as pd
 import pytest
 
-from tracekit import report
-from tracekit.view import model, rows, terminal
+from tracekit import report, rows
+from tracekit.view import model, terminal
 from tracekit.view.html import render
 from tracekit.view.records import to_json
 from tracekit.view.warnings import warnings_of

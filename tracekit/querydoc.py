@@ -25,7 +25,7 @@ def _syntax() -> list[str]:
         "  lines indented by three or more spaces; a bare `--` line ends it.",
         "- `-- @param name TYPE default [--flag] meaning` in the file's header (before its first `@output`), once",
         "  for each `getvariable('name')` the file reads (read by several files: declared in one of them, e.g.",
-        "  `step_pattern` in _common.sql, which every analysis loads).",
+        "  `step_pattern` in lib/step_instances.sql, the module that defines a step).",
         f"  TYPE: {', '.join(report.PARAM_TYPES)} (`CHOICE(a,b)`: one of a, b); default: a SQL literal, or `-`",
         "  when the verb that runs the file sets it. `--flag`: the CLI option's spelling when it is not",
         "  `--name` with dashes.",

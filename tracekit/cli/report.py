@@ -102,7 +102,7 @@ def command(
         if v is not None and not v > 0:
             raise TraceError(flag, f"must be a positive number, got {v}")
     refuse_input(html_out, traces)
-    params = dict(
+    params: dict[str, Any] = dict(
         step_pattern=step_pattern,
         vocab=vocab,
         lm_head_regex=lm_head_regex,
@@ -134,23 +134,7 @@ def command(
     # figures, issue 25); the page's timeline and median-step export need the connection (one DuckDB thread on a
     # small input, as the terminal's: less wall and CPU than the default threads on a small trace)
     con = duckdb.connect() if html_out else None
-    results = rep.run(
-        list(traces),
-        con=con,
-        rows=True,
-        small_one_thread=True,
-        step_pattern=step_pattern,
-        vocab=vocab,
-        lm_head_regex=lm_head_regex,
-        lm_head_kernel_regex=lm_head_kernel_regex,
-        top_n=top_n,
-        gpu=gpu,
-        peak_tflops=peak_tflops,
-        peak_tb_s=peak_tb_s,
-        tf32=tf32,
-        tokens_per_step=tokens_per_step,
-        rank_align=rank_align,
-    )
+    results = rep.run(list(traces), con=con, rows=True, small_one_thread=True, **params)
     if sections:  # an unknown name is a usage error, before anything is written
         from tracekit.view.sections import select  # deferred: ~0.01 s, only with --section
 
