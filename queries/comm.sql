@@ -51,31 +51,32 @@ CREATE OR REPLACE TEMP MACRO comm_no_comm() AS
 -- there: one running sum of packed counters (compute + 2^20 comm + 2^40 memory), then the class
 -- flags. No merge pass: a class runs where its counter is > 0.
 CREATE OR REPLACE TEMP TABLE comm_segments AS
-WITH _o AS (
+WITH _weighted_ops AS (
     SELECT trace, device, ts_ns, end_ns,
            CASE op_class WHEN 'compute' THEN 1 WHEN 'communication' THEN 1048576 ELSE 1099511627776 END AS w
     FROM gpu_activity WHERE end_ns > ts_ns  -- zero-length ops add no time
-), _b AS (
+), _boundaries AS (
     SELECT trace, device, t, sum(d)::BIGINT AS d
-    FROM (SELECT trace, device, ts_ns AS t, w AS d FROM _o UNION ALL SELECT trace, device, end_ns, -w FROM _o)
+    FROM (SELECT trace, device, ts_ns AS t, w AS d FROM _weighted_ops
+          UNION ALL SELECT trace, device, end_ns, -w FROM _weighted_ops)
     GROUP BY ALL
-), _c AS (
+), _counted_segments AS (
     SELECT trace, device, t AS s, lead(t) OVER w AS e, (sum(d) OVER (w ROWS UNBOUNDED PRECEDING))::BIGINT AS cnt
-    FROM _b WINDOW w AS (PARTITION BY trace, device ORDER BY t)
-), _f AS (
+    FROM _boundaries WINDOW w AS (PARTITION BY trace, device ORDER BY t)
+), _flagged_segments AS (
     SELECT trace, device, s, e, e - s AS len, ((cnt & 1048575) > 0)::INTEGER AS f_comp,
            (((cnt >> 20) & 1048575) > 0)::INTEGER AS f_comm, ((cnt >> 40) > 0)::INTEGER AS f_mem
-    FROM _c WHERE e IS NOT NULL
+    FROM _counted_segments WHERE e IS NOT NULL
 )
 SELECT trace, device, s, e, len, f_comp + 2 * f_comm + 4 * f_mem AS state, f_comp, f_comm, f_comp * f_comm AS f_comm_ov,
        f_mem, f_comp * f_mem AS f_mem_ov, (f_comp + f_comm + f_mem > 0)::INTEGER AS f_busy
-FROM _f;
+FROM _flagged_segments;
 
 -- Per measure m (comp, comm, comm_ov, mem, mem_ov): the segments where it holds, with the total of m
 -- before each (c). The measure of any window [a, b) is then G(b) - G(a), G(t) = c + least(t, e) - s of
 -- the last m-segment starting at or before t (an ASOF join): no interval join.
 CREATE OR REPLACE TEMP TABLE _cm_cum AS
-WITH _m AS (
+WITH _measure_segments AS (
     SELECT trace, device, 'comp' AS m, s, e FROM comm_segments WHERE f_comp = 1
     UNION ALL SELECT trace, device, 'comm', s, e FROM comm_segments WHERE f_comm = 1
     UNION ALL SELECT trace, device, 'comm_ov', s, e FROM comm_segments WHERE f_comm_ov = 1
@@ -85,76 +86,78 @@ WITH _m AS (
 SELECT trace, device, m, s, e,
        (sum((e - s)::DOUBLE) OVER (PARTITION BY trace, device, m ORDER BY s ROWS UNBOUNDED PRECEDING))::BIGINT
            - (e - s) AS c
-FROM _m;
+FROM _measure_segments;
 
 -- Per step, device and measure: G(step end) - G(step start).
 CREATE OR REPLACE TEMP TABLE comm_steps AS
-WITH _sd AS (
+WITH _step_devices AS (
     SELECT s.trace, s.step_index, s.name AS step_name, s.ts_ns AS a, s.end_ns AS b, d.device, m.m
     FROM step_instances s JOIN (SELECT DISTINCT trace, device FROM comm_segments) d USING (trace)
     CROSS JOIN (VALUES ('comm'), ('comm_ov'), ('mem'), ('mem_ov')) m(m)
-), _ga AS (
+), _with_start AS (
     SELECT x.*, g.c + least(x.a, g.e) - g.s AS ga
-    FROM _sd x ASOF LEFT JOIN _cm_cum g ON x.trace = g.trace AND x.device = g.device AND x.m = g.m AND x.a >= g.s
-), _gb AS (
+    FROM _step_devices x
+    ASOF LEFT JOIN _cm_cum g ON x.trace = g.trace AND x.device = g.device AND x.m = g.m AND x.a >= g.s
+), _with_end AS (
     SELECT x.*, g.c + least(x.b, g.e) - g.s AS gb
-    FROM _ga x ASOF LEFT JOIN _cm_cum g ON x.trace = g.trace AND x.device = g.device AND x.m = g.m AND x.b >= g.s
-), _v AS (
+    FROM _with_start x
+    ASOF LEFT JOIN _cm_cum g ON x.trace = g.trace AND x.device = g.device AND x.m = g.m AND x.b >= g.s
+), _per_step_device AS (
     SELECT trace, step_index, any_value(step_name) AS step_name, device, any_value(b - a) AS wall_ns,
            sum(coalesce(gb, 0) - coalesce(ga, 0)) FILTER (WHERE m = 'comm') AS comm_ns,
            sum(coalesce(gb, 0) - coalesce(ga, 0)) FILTER (WHERE m = 'comm_ov') AS comm_overlap_ns,
            sum(coalesce(gb, 0) - coalesce(ga, 0)) FILTER (WHERE m = 'mem') AS mem_ns,
            sum(coalesce(gb, 0) - coalesce(ga, 0)) FILTER (WHERE m = 'mem_ov') AS mem_overlap_ns
-    FROM _gb GROUP BY trace, step_index, device
+    FROM _with_end GROUP BY trace, step_index, device
 )
-SELECT *, comm_ns - comm_overlap_ns AS comm_exposed_ns, mem_ns - mem_overlap_ns AS mem_exposed_ns FROM _v;
+SELECT *, comm_ns - comm_overlap_ns AS comm_exposed_ns, mem_ns - mem_overlap_ns AS mem_exposed_ns FROM _per_step_device;
 
 -- Per communication / memory op: its time under compute = Gcomp(end) - Gcomp(start).
 CREATE OR REPLACE TEMP TABLE _cm_ops AS
-WITH _o0 AS (
+WITH _noncompute_ops AS (
     SELECT gid, trace, device, op_class, phase_path, ts_ns, end_ns, coalesce(launch_ts_ns, ts_ns) AS at_ns
     FROM gpu_activity WHERE op_class <> 'compute'
-), _o AS (  -- the phase relative to the step holding the launch (as steps.phases), so steps add up
+), _step_relative_ops AS (  -- the phase relative to the step holding the launch (as steps.phases), so steps add up
     SELECT o.gid, o.trace, o.device, o.op_class, o.ts_ns, o.end_ns,
            CASE WHEN s.end_ns IS NULL OR o.at_ns >= s.end_ns THEN o.phase_path
                 WHEN o.phase_path = s.phase_path THEN '(other)'
                 WHEN starts_with(o.phase_path, s.phase_path || '/') THEN substr(o.phase_path, length(s.phase_path) + 2)
                 ELSE o.phase_path END AS phase_path
-    FROM _o0 o ASOF LEFT JOIN step_instances s ON o.trace = s.trace AND o.at_ns >= s.ts_ns
+    FROM _noncompute_ops o ASOF LEFT JOIN step_instances s ON o.trace = s.trace AND o.at_ns >= s.ts_ns
 ), _comp AS (
     SELECT trace, device, s, e, c FROM _cm_cum WHERE m = 'comp'
-), _ga AS (
+), _with_start AS (
     SELECT o.*, g.c + least(o.ts_ns, g.e) - g.s AS ga
-    FROM _o o ASOF LEFT JOIN _comp g ON o.trace = g.trace AND o.device = g.device AND o.ts_ns >= g.s
-), _gb AS (
+    FROM _step_relative_ops o ASOF LEFT JOIN _comp g ON o.trace = g.trace AND o.device = g.device AND o.ts_ns >= g.s
+), _with_end AS (
     SELECT o.*, g.c + least(o.end_ns, g.e) - g.s AS gb
-    FROM _ga o ASOF LEFT JOIN _comp g ON o.trace = g.trace AND o.device = g.device AND o.end_ns >= g.s
+    FROM _with_start o ASOF LEFT JOIN _comp g ON o.trace = g.trace AND o.device = g.device AND o.end_ns >= g.s
 )
 SELECT gid, trace, device, op_class, phase_path, end_ns - ts_ns AS op_ns,
        coalesce(gb, 0) - coalesce(ga, 0) AS overlap_ns
-FROM _gb;
+FROM _with_end;
 
 CREATE OR REPLACE TEMP TABLE _cm_nsteps AS
 SELECT w.trace, count(s.step_index) AS steps
 FROM (SELECT DISTINCT trace FROM gpu_activity) w LEFT JOIN step_instances s USING (trace) GROUP BY w.trace;
 
 CREATE OR REPLACE TEMP TABLE _cm_dev AS
-WITH _t AS (
+WITH _segment_totals AS (
     SELECT trace, device, min(s) AS first_ns, max(e) AS last_ns, sum(len * f_busy) AS busy_ns,
            sum(len * f_comp) AS compute_ns, sum(len * f_comm) AS comm_ns, sum(len * f_comm_ov) AS comm_overlap_ns,
            sum(len * f_mem) AS mem_ns, sum(len * f_mem_ov) AS mem_overlap_ns
     FROM comm_segments GROUP BY trace, device
-), _n AS (
+), _op_counts AS (
     SELECT trace, device, count(*) FILTER (WHERE op_class = 'communication') AS comm_ops,
            count(*) FILTER (WHERE op_class = 'memory') AS mem_ops
     FROM gpu_activity GROUP BY trace, device
-), _lib AS (  -- the libraries of a device's communication kernels, most summed time first
+), _libraries AS (  -- the libraries of a device's communication kernels, most summed time first
     SELECT trace, device, string_agg(library, ', ' ORDER BY t DESC, library) AS comm_libraries
     FROM (SELECT g.trace, g.device, coalesce(n.library, '?') AS library, sum(g.dur_ns) AS t
           FROM gpu_activity g JOIN gpu_activity_names n USING (kind, name)
           WHERE g.op_class = 'communication' GROUP BY ALL)
     GROUP BY ALL
-), _st AS (
+), _step_totals AS (
     SELECT trace, device, sum(comm_exposed_ns) AS step_comm_exposed_ns, sum(mem_exposed_ns) AS step_mem_exposed_ns
     FROM comm_steps GROUP BY trace, device
 )
@@ -163,8 +166,8 @@ SELECT n.trace, n.device, dg.gpu, t.last_ns - t.first_ns AS gpu_window_ns, t.bus
        coalesce(t.comm_overlap_ns, 0) AS comm_overlap_ns,
        n.mem_ops, coalesce(t.mem_ns, 0) AS mem_ns, coalesce(t.mem_overlap_ns, 0) AS mem_overlap_ns,
        k.steps, st.step_comm_exposed_ns, st.step_mem_exposed_ns
-FROM _n n LEFT JOIN _t t USING (trace, device) JOIN _cm_nsteps k USING (trace)
-LEFT JOIN _st st USING (trace, device) LEFT JOIN _lib l USING (trace, device)
+FROM _op_counts n LEFT JOIN _segment_totals t USING (trace, device) JOIN _cm_nsteps k USING (trace)
+LEFT JOIN _step_totals st USING (trace, device) LEFT JOIN _libraries l USING (trace, device)
 LEFT JOIN gpu_activity_devices dg USING (trace, device);
 
 -- @output comm
@@ -223,13 +226,13 @@ FROM _cm_dev ORDER BY trace, device;
 -- @column kernel_type   TEXT      the set of op classes running together (e.g. compute+communication)
 -- @column time_ns       DURATION  time during which exactly these classes run
 -- @column share_of_busy SHARE     time_ns / busy_ns (the labels of a device add up to busy_ns)
-WITH _s AS (SELECT trace, device, state, sum(len) AS time_ns FROM comm_segments WHERE state > 0 GROUP BY ALL)
+WITH _state_times AS (SELECT trace, device, state, sum(len) AS time_ns FROM comm_segments WHERE state > 0 GROUP BY ALL)
 SELECT s.trace, s.device,
        concat_ws(' overlapping ', CASE WHEN s.state & 1 > 0 THEN 'COMPUTATION' END,
                  CASE WHEN s.state & 2 > 0 THEN 'COMMUNICATION' END,
                  CASE WHEN s.state & 4 > 0 THEN 'MEMORY' END) AS kernel_type,
        s.time_ns::BIGINT AS time_ns, s.time_ns / d.busy_ns AS share_of_busy
-FROM _s s JOIN _cm_dev d USING (trace, device)
+FROM _state_times s JOIN _cm_dev d USING (trace, device)
 ORDER BY s.trace, s.device, s.time_ns DESC, s.state;
 
 -- @output by_step

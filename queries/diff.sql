@@ -147,7 +147,7 @@ ORDER BY n.verdict = 'within noise' OR n.verdict IS NULL, abs(ln(nullif(n.ratio,
 --                                did not fire
 --
 --                                did not fire
-WITH _o AS (
+WITH _joined_conditions AS (
     SELECT c.*, t.metric IS NOT NULL AS known, t.unit, t.a, t.b, t.delta, t.note,
            n.metric IS NOT NULL AS has_dist, n.median_base, n.median, n.p_value,
            CASE c.mode WHEN 'rel' THEN n.ratio - 1 ELSE n.ratio END AS n_obs,
@@ -164,7 +164,7 @@ WITH _o AS (
                ELSE t.delta END AS observed
     FROM _conditions c LEFT JOIN _ab t ON t.metric = c.metric
     LEFT JOIN _noise n ON n.metric = c.metric AND n.label_index = 1 AND n.level = c.level
-), _e AS (
+), _with_errors AS (
     SELECT *, CASE WHEN NOT known THEN 'unknown metric ' || metric || ' (the metric column of --json lists them)'
                    WHEN mode = 'abs_time' AND unit <> 'ms'
                        THEN metric || ' is a ' || unit || ', not a time: give a plain number'
@@ -175,8 +175,8 @@ WITH _o AS (
                             || 'in A): lower --warmup or capture more steps'
                    WHEN a IS NULL OR b IS NULL THEN metric || ' has no value: ' || coalesce(note, 'NULL')
                    WHEN observed IS NULL THEN metric || ' is 0 in A and in B: a ratio is undefined' END AS error
-    FROM _o
-), _f AS (
+    FROM _joined_conditions
+), _evaluated AS (
     SELECT *, CASE WHEN level IS NULL THEN observed ELSE n_obs END AS obs,
            CASE op WHEN '>' THEN CASE WHEN level IS NULL THEN observed ELSE ci_lo END > threshold
                    WHEN '>=' THEN CASE WHEN level IS NULL THEN observed ELSE ci_lo END >= threshold
@@ -184,7 +184,7 @@ WITH _o AS (
                    WHEN '<=' THEN CASE WHEN level IS NULL THEN observed ELSE ci_hi END <= threshold END AS holds,
            CASE op WHEN '>' THEN n_obs > threshold WHEN '>=' THEN n_obs >= threshold
                    WHEN '<' THEN n_obs < threshold WHEN '<=' THEN n_obs <= threshold END AS point_holds
-    FROM _e
+    FROM _with_errors
 )
 SELECT condition, metric, op, mode, threshold, level, obs AS observed,
        CASE WHEN level IS NOT NULL THEN ci_lo END AS ci_lo, CASE WHEN level IS NOT NULL THEN ci_hi END AS ci_hi,
@@ -206,5 +206,5 @@ SELECT condition, metric, op, mode, threshold, level, obs AS observed,
            || CASE WHEN holds THEN '' WHEN point_holds THEN ': within noise (the interval reaches the threshold)'
                    ELSE '' END
        END AS reason
-FROM _f
+FROM _evaluated
 ORDER BY seq;

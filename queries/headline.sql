@@ -177,12 +177,12 @@ GROUP BY ALL;
 
 -- Every phase path of a step kind, with all its ancestors (so the tree has no orphan).
 CREATE OR REPLACE TEMP TABLE _hl_paths AS
-WITH _p AS (
+WITH _kind_paths AS (
     SELECT c.trace, s.step_kind, c.phase_path FROM _hl_cpu c JOIN steps_rows s USING (trace, step_index)
     UNION
     SELECT g.trace, s.step_kind, g.phase_path FROM _hl_gpu g JOIN steps_rows s USING (trace, step_index)
     WHERE g.phase_path <> '(other)'
-), _segs AS (SELECT DISTINCT trace, step_kind, string_split(phase_path, '/') AS segs FROM _p)
+), _segs AS (SELECT DISTINCT trace, step_kind, string_split(phase_path, '/') AS segs FROM _kind_paths)
 SELECT DISTINCT trace, step_kind, array_to_string(segs[1:i], '/') AS phase_path, i - 1 AS depth,
        CASE WHEN i > 1 THEN array_to_string(segs[1:i - 1], '/') END AS parent, segs[i] AS phase
 FROM (SELECT trace, step_kind, segs, unnest(range(1, len(segs) + 1)) AS i FROM _segs)
@@ -191,20 +191,21 @@ SELECT DISTINCT trace, step_kind, '(other)', 0, NULL, '(other)' FROM steps_rows;
 
 -- The grid: every step x every path of its kind (0 where the step lacks the phase).
 CREATE OR REPLACE TEMP TABLE _hl_grid AS
-WITH _g AS (
+WITH _step_paths AS (
     SELECT s.trace, s.step_kind, s.step_index, s.wall_ns, p.phase_path, p.depth, p.parent, p.phase,
            coalesce(c.incl_ns, 0) AS incl_cpu, coalesce(g.excl_ns, 0) AS excl_gpu, coalesce(c.n, 0) AS n
     FROM steps_rows s JOIN _hl_paths p USING (trace, step_kind)
     LEFT JOIN _hl_cpu c ON c.trace = s.trace AND c.step_index = s.step_index AND c.phase_path = p.phase_path
     LEFT JOIN _hl_gpu g ON g.trace = s.trace AND g.step_index = s.step_index AND g.phase_path = p.phase_path
 ), _kids AS (
-    SELECT trace, step_index, parent, sum(incl_cpu) AS kids_cpu FROM _g WHERE parent IS NOT NULL GROUP BY ALL
-), _top AS (
-    SELECT trace, step_index, sum(incl_cpu) AS top_cpu FROM _g WHERE depth = 0 AND phase_path <> '(other)' GROUP BY ALL
-), _ig AS (  -- each path's GPU time added to itself and every ancestor
+    SELECT trace, step_index, parent, sum(incl_cpu) AS kids_cpu FROM _step_paths WHERE parent IS NOT NULL GROUP BY ALL
+), _top_level_cpu AS (
+    SELECT trace, step_index, sum(incl_cpu) AS top_cpu FROM _step_paths
+    WHERE depth = 0 AND phase_path <> '(other)' GROUP BY ALL
+), _incl_gpu AS (  -- each path's GPU time added to itself and every ancestor
     SELECT trace, step_index, array_to_string(segs[1:i], '/') AS phase_path, sum(excl_gpu) AS incl_gpu
     FROM (SELECT trace, step_index, excl_gpu, segs, unnest(range(1, len(segs) + 1)) AS i
-          FROM (SELECT trace, step_index, excl_gpu, string_split(phase_path, '/') AS segs FROM _g
+          FROM (SELECT trace, step_index, excl_gpu, string_split(phase_path, '/') AS segs FROM _step_paths
                 WHERE phase_path <> '(other)' AND excl_gpu > 0))
     GROUP BY ALL
 )
@@ -214,15 +215,15 @@ SELECT g.trace, g.step_kind, g.step_index, g.phase_path, g.depth, g.phase,
        CASE WHEN g.phase_path = '(other)' THEN g.wall_ns - coalesce(t.top_cpu, 0) ELSE g.incl_cpu END AS incl_cpu,
        g.excl_gpu,
        CASE WHEN g.phase_path = '(other)' THEN g.excl_gpu ELSE coalesce(i.incl_gpu, 0) END AS incl_gpu, g.n
-FROM _g g
+FROM _step_paths g
 LEFT JOIN _kids k ON k.trace = g.trace AND k.step_index = g.step_index AND k.parent = g.phase_path
-LEFT JOIN _top t ON t.trace = g.trace AND t.step_index = g.step_index
-LEFT JOIN _ig i ON i.trace = g.trace AND i.step_index = g.step_index AND i.phase_path = g.phase_path;
+LEFT JOIN _top_level_cpu t ON t.trace = g.trace AND t.step_index = g.step_index
+LEFT JOIN _incl_gpu i ON i.trace = g.trace AND i.step_index = g.step_index AND i.phase_path = g.phase_path;
 
 CREATE OR REPLACE TEMP TABLE _hl_tree AS
-WITH _k AS (
+WITH _per_kind AS (
     SELECT trace, step_kind, sum(wall_ns) AS k_wall, sum(gpu_op_ns) AS k_gpu FROM steps_rows GROUP BY ALL
-), _a AS (
+), _path_stats AS (
     SELECT trace, step_kind, phase_path, any_value(depth) AS depth, any_value(phase) AS phase,
            avg(excl_cpu) AS excl_cpu_ns_mean, quantile_cont(excl_cpu, 0.5) AS excl_cpu_ns_p50,
            quantile_cont(excl_cpu, 0.99) AS excl_cpu_ns_p99, avg(incl_cpu) AS incl_cpu_ns_mean,
@@ -230,7 +231,7 @@ WITH _k AS (
            sum(excl_cpu) AS s_excl_cpu, sum(excl_gpu) AS s_excl_gpu,
            avg(CASE WHEN phase_path <> '(other)' THEN n END) AS instances_mean
     FROM _hl_grid GROUP BY ALL
-), _r AS (  -- rank among siblings: inclusive CPU (then GPU) time, '(other)' last
+), _ranked AS (  -- rank among siblings: inclusive CPU (then GPU) time, '(other)' last
     SELECT a.*, string_split(phase_path, '/') AS segs,
            row_number() OVER (PARTITION BY trace, step_kind,
                                   CASE WHEN phase_path = '(other)' THEN ''
@@ -239,12 +240,12 @@ WITH _k AS (
                                   depth
                               ORDER BY phase_path = '(other)', incl_cpu_ns_mean DESC, incl_gpu_ns_mean DESC,
                                        phase_path) AS sib
-    FROM _a a
-), _key AS (  -- the sibling ranks of a path's ancestors and itself: sorting by it walks the tree depth first
+    FROM _path_stats a
+), _sort_keys AS (  -- the sibling ranks of a path's ancestors and itself: sorting by it walks the tree depth first
     SELECT r.trace, r.step_kind, r.phase_path, list(p.sib ORDER BY x.i) AS sort_key
-    FROM (SELECT trace, step_kind, phase_path, segs, unnest(range(1, len(segs) + 1)) AS i FROM _r) x
-    JOIN _r r USING (trace, step_kind, phase_path)
-    JOIN _r p ON p.trace = x.trace AND p.step_kind = x.step_kind
+    FROM (SELECT trace, step_kind, phase_path, segs, unnest(range(1, len(segs) + 1)) AS i FROM _ranked) x
+    JOIN _ranked r USING (trace, step_kind, phase_path)
+    JOIN _ranked p ON p.trace = x.trace AND p.step_kind = x.step_kind
              AND p.phase_path = CASE WHEN x.phase_path = '(other)' THEN '(other)'
                                      ELSE array_to_string(x.segs[1:x.i], '/') END
     GROUP BY ALL
@@ -256,7 +257,7 @@ SELECT r.trace, r.step_kind,
        r.s_excl_cpu / nullif(k.k_wall, 0) AS excl_cpu_share, r.s_excl_gpu / nullif(k.k_gpu, 0) AS excl_gpu_share,
        r.instances_mean, src.phase_source,
        r.s_excl_cpu, r.s_excl_gpu, k.k_wall, k.k_gpu
-FROM _r r JOIN _key y USING (trace, step_kind, phase_path) JOIN _k k USING (trace, step_kind)
+FROM _ranked r JOIN _sort_keys y USING (trace, step_kind, phase_path) JOIN _per_kind k USING (trace, step_kind)
 LEFT JOIN _hl_src src USING (trace, step_kind, phase_path);
 
 -- Per step values of the headline metrics (long form).
@@ -265,13 +266,13 @@ WITH _idle AS (
     SELECT trace, step_index, cause, sum(idle_ns) AS idle_ns FROM _hl_idle GROUP BY ALL
 ), _causes AS (  -- the causes seen per trace and kind, each a row for every step of the kind
     SELECT DISTINCT s.trace, s.step_kind, i.cause FROM _idle i JOIN steps_rows s USING (trace, step_index)
-), _s AS (
+), _step_caps AS (
     SELECT s.*, k.has_runtime, k.has_sync FROM steps_rows s JOIN caps k USING (trace)
 )
 -- A trace with no GPU activity at all (no GPU op, no runtime call, no sync record: a CPU-only run)
 -- keeps only the CPU rows: one verdict says why, instead of a table of NULLs.
 SELECT trace, step_kind, step_index, row_order, metric, unit, v::DOUBLE AS v, note FROM (
-    SELECT s.trace, s.step_kind, s.step_index, m.* FROM _s s, LATERAL (VALUES
+    SELECT s.trace, s.step_kind, s.step_index, m.* FROM _step_caps s, LATERAL (VALUES
         (1, 'CPU span', 'ns', s.wall_ns::DOUBLE, NULL),
         (2, 'GPU span', 'ns', s.gpu_span_ns::DOUBLE, notes_no_gpu_launched()),
         (3, 'end-to-end span', 'ns', s.end_to_end_ns::DOUBLE, NULL),
@@ -298,7 +299,7 @@ SELECT trace, step_kind, step_index, row_order, metric, unit, v::DOUBLE AS v, no
            (10 + dense_rank() OVER (PARTITION BY s.trace, s.step_kind ORDER BY c.cause))::INTEGER,
            'idle: ' || c.cause, 'ns', CASE WHEN s.gpu_ops > 0 THEN coalesce(i.idle_ns, 0) END::DOUBLE,
            notes_no_gpu_launched()
-    FROM _s s JOIN _causes c USING (trace, step_kind)
+    FROM _step_caps s JOIN _causes c USING (trace, step_kind)
     LEFT JOIN _idle i ON i.trace = s.trace AND i.step_index = s.step_index AND i.cause = c.cause
 ) WHERE row_order IN (1, 3) OR trace NOT IN (SELECT trace FROM caps WHERE NOT (has_gpu OR has_runtime OR has_sync));
 
@@ -374,10 +375,10 @@ FROM _hl_tree ORDER BY trace, step_kind, row_order;
 -- @column denominator_ns DURATION  the time it is a share of
 -- @column numerator      TEXT      what numerator_ns counts
 -- @column denominator    TEXT      what denominator_ns is
-WITH _ic AS (  -- idle causes per kind, over the steps' end-to-end windows
+WITH _idle_causes AS (  -- idle causes per kind, over the steps' end-to-end windows
     SELECT s.trace, s.step_kind, i.cause, sum(i.idle_ns) AS idle_ns
     FROM _hl_idle i JOIN steps_rows s USING (trace, step_index) GROUP BY ALL
-), _hp AS (  -- the host phase of the most idle time the host caused
+), _top_host_phase AS (  -- the host phase of the most idle time the host caused
     SELECT * FROM (SELECT s.trace, s.step_kind, i.host_phase, sum(i.idle_ns) AS idle_ns
                    FROM _hl_idle i JOIN steps_rows s USING (trace, step_index)
                    WHERE i.cause IN ('launch_bound', 'host_busy', 'sync_blocked')
@@ -390,10 +391,11 @@ WITH _ic AS (  -- idle causes per kind, over the steps' end-to-end windows
                       ', ' ORDER BY c.r) FILTER (WHERE c.idle_ns >= 0.001 * k.e2e_dev) AS split,
            first(c.cause ORDER BY c.r) AS top_cause
     FROM _hl_kind k
-    JOIN (SELECT *, row_number() OVER (PARTITION BY trace, step_kind ORDER BY idle_ns DESC, cause) AS r FROM _ic) c
+    JOIN (SELECT *, row_number() OVER (PARTITION BY trace, step_kind ORDER BY idle_ns DESC, cause) AS r
+          FROM _idle_causes) c
       USING (trace, step_kind)
     GROUP BY k.trace, k.step_kind
-), _top AS (  -- the largest exclusive phase, CPU and GPU
+), _top_cpu_phase AS (  -- the largest exclusive phase, CPU and GPU
     SELECT t.trace, t.step_kind, t.phase_path, t.s_excl_cpu, o.s_excl_cpu AS other_cpu FROM _hl_tree t
     JOIN _hl_tree o ON o.trace = t.trace AND o.step_kind = t.step_kind AND o.phase_path = '(other)'
     WHERE t.phase_path <> '(other)'
@@ -401,7 +403,7 @@ WITH _ic AS (  -- idle causes per kind, over the steps' end-to-end windows
 ), _topg AS (
     SELECT trace, step_kind, phase_path, s_excl_gpu FROM _hl_tree WHERE k_gpu > 0 AND phase_path <> '(other)'
     QUALIFY row_number() OVER (PARTITION BY trace, step_kind ORDER BY s_excl_gpu DESC, phase_path) = 1
-), _sc AS (  -- blocking calls in the kind's steps, with what the GPU did meanwhile (syncs.sql syncs_during)
+), _step_syncs AS (  -- blocking calls in the kind's steps, with what the GPU did meanwhile (syncs.sql syncs_during)
     SELECT s.trace, s.step_kind, r.name AS api, steps_rel_phase(r.phase_path, s.phase_path) AS phase, r.dur_ns,
            d.gpu_ops_during, d.gpu_busy_during_ns, d.unlaunched_ops_during, d.unlaunched_ns_during,
            steps_rel_phase(d.launched_from[1], s.phase_path) AS launched_from, d.waiting_on,
@@ -412,7 +414,7 @@ WITH _ic AS (  -- idle causes per kind, over the steps' end-to-end windows
     LEFT JOIN syncs_during d ON d.trace = r.trace AND d.row_id = r.row_id
     LEFT JOIN frames_runtime f ON f.trace = r.trace AND f.row_id = r.row_id
     WHERE r.ts_ns < s.end_ns
-), _sy AS (  -- per kind: the (api, phase) with most of the stall, what the GPU did during all the calls
+), _sync_per_kind AS (  -- per kind: the (api, phase) with most of the stall, what the GPU did during all the calls
     SELECT trace, step_kind, first(api ORDER BY ns DESC, api, phase) AS api,
            first(phase ORDER BY ns DESC, api, phase) AS phase,
            sum(ops) AS ops, sum(busy) AS busy, sum(u_ops) AS u_ops, sum(u_ns) AS u_ns,
@@ -425,9 +427,9 @@ WITH _ic AS (  -- idle causes per kind, over the steps' end-to-end windows
                  first(launched_from ORDER BY dur_ns DESC) AS launched_from,
                  first(waiting_on ORDER BY dur_ns DESC) AS waiting_on,
                  first(frame ORDER BY dur_ns DESC) AS frame
-          FROM _sc GROUP BY trace, step_kind, api, phase)
+          FROM _step_syncs GROUP BY trace, step_kind, api, phase)
     GROUP BY trace, step_kind
-), _v(trace, step_kind, prio, size_ns, verdict, numerator_ns, denominator_ns, numerator, denominator) AS (
+), _verdicts(trace, step_kind, prio, size_ns, verdict, numerator_ns, denominator_ns, numerator, denominator) AS (
     -- 1: the step as its user lives it, GPU side: idle and busy over the end-to-end window
     SELECT k.trace, k.step_kind, 1, 0,
            CASE WHEN k.no_gpu_activity THEN upper(notes_no_gpu_activity(k.acts)[1]) || notes_no_gpu_activity(k.acts)[2:]
@@ -449,8 +451,8 @@ WITH _ic AS (  -- idle causes per kind, over the steps' end-to-end windows
            CASE WHEN k.ops > 0 THEN k.idle END, CASE WHEN k.ops > 0 THEN k.e2e_dev END,
            'GPU idle inside the steps'' end-to-end windows',
            'end-to-end span (step start to its last GPU op''s end, per device, summed over steps)'
-    FROM _hl_kind k LEFT JOIN _idle i USING (trace, step_kind) LEFT JOIN _hp h USING (trace, step_kind)
-    LEFT JOIN _sy y USING (trace, step_kind)
+    FROM _hl_kind k LEFT JOIN _idle i USING (trace, step_kind) LEFT JOIN _top_host_phase h USING (trace, step_kind)
+    LEFT JOIN _sync_per_kind y USING (trace, step_kind)
     UNION ALL  -- 2: problems, largest first
     SELECT trace, step_kind, 2, e2e - wall,
            'Asynchronous: GPU work ends ' || _hl_t((e2e - wall) / n)
@@ -483,7 +485,7 @@ WITH _ic AS (  -- idle causes per kind, over the steps' end-to-end windows
                                           ELSE ', launched ' || _hl_where(y.launched_from) END END END,
            CASE WHEN has_sync THEN coalesce(stall, 0) END, CASE WHEN has_sync THEN wall END,
            'host time in blocking sync calls', 'CPU span (step range)'
-    FROM _hl_kind k LEFT JOIN _sy y USING (trace, step_kind) WHERE NOT k.no_gpu_activity
+    FROM _hl_kind k LEFT JOIN _sync_per_kind y USING (trace, step_kind) WHERE NOT k.no_gpu_activity
     UNION ALL
     SELECT trace, step_kind, CASE WHEN has_runtime THEN 2 ELSE 4 END, coalesce(launch_host + glaunch_host, 0),
            CASE WHEN NOT has_runtime THEN 'Launch counts unknown: ' || notes_no_runtime_rows()
@@ -502,7 +504,7 @@ WITH _ic AS (  -- idle causes per kind, over the steps' end-to-end windows
            || _hl_pct(t.s_excl_cpu, k.wall) || ' of the CPU span, exclusive of its children; '
            || _hl_pct(t.other_cpu, k.wall) || ' is outside any annotated phase)',
            t.s_excl_cpu, k.wall, 'exclusive CPU time of `' || t.phase_path || '`', 'CPU span (step range)'
-    FROM _hl_kind k JOIN _top t USING (trace, step_kind) WHERE k.wall > 0 AND t.s_excl_cpu >= 0.05 * k.wall
+    FROM _hl_kind k JOIN _top_cpu_phase t USING (trace, step_kind) WHERE k.wall > 0 AND t.s_excl_cpu >= 0.05 * k.wall
     UNION ALL
     SELECT trace, step_kind, 3, gnode_ns,
            'CUDA graphs: ' || _hl_pct(gnode_ns, op) || ' of GPU op time replayed (' || _hl_count(gnodes / n, 'node')
@@ -520,7 +522,8 @@ WITH _ic AS (  -- idle causes per kind, over the steps' end-to-end windows
 )
 SELECT trace, step_kind, rank::INTEGER AS rank, verdict, numerator_ns::DOUBLE AS numerator_ns,
        denominator_ns::DOUBLE AS denominator_ns, numerator, denominator
-FROM (SELECT *, row_number() OVER (PARTITION BY trace, step_kind ORDER BY prio, size_ns DESC, verdict) AS rank FROM _v)
+FROM (SELECT *, row_number() OVER (PARTITION BY trace, step_kind ORDER BY prio, size_ns DESC, verdict) AS rank
+      FROM _verdicts)
 WHERE rank <= 6
 ORDER BY trace, step_kind, rank;
 
@@ -529,7 +532,7 @@ ORDER BY trace, step_kind, rank;
 -- @column severity TEXT      'warn' | 'info'
 -- @column source   TEXT      'converter' | analysis name
 -- @column message  NOTE      the note itself: what happened and what it changes
-WITH _tr AS (SELECT trace FROM trace_window UNION SELECT trace FROM trace_notes),
+WITH _traces AS (SELECT trace FROM trace_window UNION SELECT trace FROM trace_notes),
 _cand AS (  -- top-level ranges (no enclosing range), names with digits folded, by frequency
     SELECT * FROM (SELECT trace, regexp_replace(name, '[0-9]+', 'N', 'g') AS name, count(*) AS n
                    FROM ranges WHERE phase_path = name AND trace NOT IN (SELECT trace FROM step_instances)
@@ -545,7 +548,7 @@ SELECT t.trace, 'warn', 'steps',
        || coalesce((SELECT string_agg(c.name || ' (' || c.n || ')', ', ' ORDER BY c.n DESC, c.name)
                     FROM _cand c WHERE c.trace = t.trace), 'none (the trace has no range)')
        || ': pass --step-pattern, or mark the loop with tracekit.phase("step")'
-FROM _tr t WHERE t.trace NOT IN (SELECT trace FROM step_instances)
+FROM _traces t WHERE t.trace NOT IN (SELECT trace FROM step_instances)
 ORDER BY 1, 3, 4;
 
 -- @output idle

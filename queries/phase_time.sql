@@ -62,11 +62,11 @@
 -- @column share_incl      SHARE     gpu_op_ns_incl / gpu_op_ns_all
 -- @column phase_source    TEXT      'range' | 'module' | 'frame' (comma-separated when the path came from
 --                                   several; NULL for '(none)')
-WITH _g AS (  -- GPU ops by their effective phase
+WITH _eff_ops AS (  -- GPU ops by their effective phase
     SELECT g.trace, g.device, g.kind, g.ts_ns, g.end_ns, g.dur_ns, p.eff_phase_path AS phase_path, p.phase_source
     FROM gpu_activity g JOIN modules_gpu_phase p USING (gid)
 ), _phase_ops AS (
-    SELECT trace, device, phase_path, ts_ns, end_ns, (trace, device, phase_path) AS grp, 0 AS tie FROM _g
+    SELECT trace, device, phase_path, ts_ns, end_ns, (trace, device, phase_path) AS grp, 0 AS tie FROM _eff_ops
 ), _busy AS (  -- the union of the phase's op intervals per device (lib/intervals), summed over devices
     SELECT trace, phase_path, sum(e - s) AS gpu_busy_ns FROM (
         SELECT trace, device, phase_path, island, min(ts_ns) AS s, max(end_ns) AS e
@@ -75,13 +75,13 @@ WITH _g AS (  -- GPU ops by their effective phase
 ), _ops AS (
     SELECT trace, phase_path, sum(dur_ns) AS gpu_op_ns, count(*) AS gpu_ops,
            count(*) FILTER (WHERE kind = 'kernel') AS kernels, string_agg(DISTINCT phase_source, ',') AS src
-    FROM _g GROUP BY ALL
+    FROM _eff_ops GROUP BY ALL
 ), _launch AS (
     SELECT r.trace, modules_eff_path(m.eff_phase_path, r.phase_path) AS phase_path, count(*) AS launches,
            count(*) FILTER (WHERE api_is_graph_launch(r.name)) AS graph_launches,
            string_agg(DISTINCT modules_eff_src(m.phase_source, r.phase_path), ',') AS src
     FROM runtime_calls r LEFT JOIN modules_cpu_phase m USING (trace, row_id) WHERE r.launched GROUP BY ALL
-), _rng AS (
+), _range_time AS (
     SELECT trace, phase_path, sum(n) AS range_instances, sum(ns) AS cpu_ns, string_agg(DISTINCT src, ',') AS src FROM (
         SELECT trace, phase_path, 1 AS n, greatest(dur_ns, 0) AS ns, 'range' AS src FROM ranges
         WHERE phase_path IS NOT NULL
@@ -89,10 +89,10 @@ WITH _g AS (  -- GPU ops by their effective phase
         SELECT trace, phase_path, CASE WHEN sign > 0 THEN 1 ELSE 0 END, sign * dur_ns, phase_source FROM modules_cpu)
     GROUP BY ALL
 ), _paths AS (
-    SELECT trace, phase_path FROM _rng UNION SELECT trace, phase_path FROM _ops
+    SELECT trace, phase_path FROM _range_time UNION SELECT trace, phase_path FROM _ops
     UNION SELECT trace, phase_path FROM _launch
-), _all AS (
-    SELECT trace, sum(dur_ns) AS gpu_op_ns_all FROM _g GROUP BY ALL
+), _trace_total AS (
+    SELECT trace, sum(dur_ns) AS gpu_op_ns_all FROM _eff_ops GROUP BY ALL
 ), _incl AS (  -- each path's op time added to every ancestor prefix: linear in total path depth
     SELECT trace, array_to_string(segs[1:i], '/') AS phase_path, sum(gpu_op_ns) AS gpu_op_ns_incl
     FROM (SELECT trace, gpu_op_ns, segs, unnest(range(1, len(segs) + 1)) AS i
@@ -114,10 +114,10 @@ SELECT p.trace, p.phase_path,
        CASE WHEN p.phase_path <> '(none)' THEN modules_src_union(modules_src_union(r.src, o.src), l.src) END
            AS phase_source
 FROM _paths p
-LEFT JOIN _rng r USING (trace, phase_path)
+LEFT JOIN _range_time r USING (trace, phase_path)
 LEFT JOIN _ops o USING (trace, phase_path)
 LEFT JOIN _busy b USING (trace, phase_path)
 LEFT JOIN _launch l USING (trace, phase_path)
 LEFT JOIN _incl i USING (trace, phase_path)
-LEFT JOIN _all a USING (trace)
+LEFT JOIN _trace_total a USING (trace)
 ORDER BY p.trace, gpu_op_ns_incl DESC, p.phase_path;

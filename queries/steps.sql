@@ -65,14 +65,14 @@
 -- Launch, graph launch and blocking are classes of api_classes (queries/lib/): a synchronous copy
 -- that moved data (hipMemcpyWithStream) is a blocking call, never a launch.
 CREATE OR REPLACE TEMP TABLE _cpu_agg AS
-WITH _cpu AS (
+WITH _cpu_calls AS (
     SELECT trace, tid, ts_ns, end_ns, dur_ns, api_class FROM runtime_calls
     UNION ALL
     SELECT trace, tid, ts_ns, ts_ns + greatest(dur_ns, 0), greatest(dur_ns, 0), NULL
     FROM events WHERE kind = 'cpu_op'
-), _k AS (
+), _keyed_calls AS (
     SELECT c.*, CASE WHEN o.one_thread THEN -1 ELSE c.tid END AS k_tid
-    FROM _cpu c JOIN step_instances_one_thread o USING (trace)
+    FROM _cpu_calls c JOIN step_instances_one_thread o USING (trace)
 )
 SELECT k.trace, s.step_index, max(k.end_ns) - min(k.ts_ns) AS cpu_span_ns,
        count(*) FILTER (WHERE k.api_class = 'launch') AS launches,
@@ -81,7 +81,7 @@ SELECT k.trace, s.step_index, max(k.end_ns) - min(k.ts_ns) AS cpu_span_ns,
        sum(k.dur_ns) FILTER (WHERE k.api_class = 'graph_launch') AS graph_launch_host_ns,
        count(*) FILTER (WHERE k.api_class = 'blocking') AS sync_calls,
        sum(k.dur_ns) FILTER (WHERE k.api_class = 'blocking') AS sync_stall_ns
-FROM _k k
+FROM _keyed_calls k
 ASOF JOIN step_instances s ON k.trace = s.trace AND k.k_tid = s.k_tid AND k.ts_ns >= s.ts_ns
 WHERE k.ts_ns < s.end_ns
 GROUP BY k.trace, s.step_index;
@@ -92,58 +92,58 @@ GROUP BY k.trace, s.step_index;
 -- counts only for the time no earlier call covers, so the outermost call takes the time
 -- (a driver call inside a runtime call is not counted twice).
 CREATE OR REPLACE TEMP TABLE _host_agg AS
-WITH _r AS (
+WITH _step_calls AS (
     SELECT s.trace, s.step_index, s.end_ns AS step_end, r.ts_ns, least(r.end_ns, s.end_ns) AS end_ns,
            r.api_class, r.row_id
     FROM (SELECT trace, pid, tid, ts_ns, end_ns, api_class, row_id FROM runtime_calls) r
     ASOF JOIN (SELECT trace, pid, tid, ts_ns, end_ns, step_index FROM step_instances) s
       ON r.trace = s.trace AND r.pid = s.pid AND r.tid = s.tid AND r.ts_ns >= s.ts_ns
     WHERE r.ts_ns < s.end_ns
-), _o AS (
+), _owned_calls AS (
     SELECT *, greatest(end_ns - greatest(ts_ns, coalesce(max(end_ns) OVER (
                   PARTITION BY trace, step_index ORDER BY ts_ns, end_ns DESC, row_id
                   ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), ts_ns)), 0) AS own_ns
-    FROM _r
+    FROM _step_calls
 )
 SELECT trace, step_index,
        sum(own_ns) FILTER (WHERE api_class IN ('launch', 'graph_launch')) AS host_launch_ns,
        sum(own_ns) FILTER (WHERE api_class = 'blocking') AS host_blocking_ns,
        sum(own_ns) FILTER (WHERE api_class NOT IN ('launch', 'graph_launch', 'blocking')) AS host_runtime_other_ns,
        sum(own_ns) AS host_runtime_ns
-FROM _o GROUP BY ALL;
+FROM _owned_calls GROUP BY ALL;
 
 -- phase_path: the stored (range) path, as the timeline draws it; eff_phase_path / phase_source: the
 -- effective phase (lib/modules.sql), which the phase tree, steps.phases and tokens read.
 CREATE OR REPLACE TEMP TABLE steps_gpu AS
-WITH _k AS (
+WITH _launched_ops AS (
     SELECT g.gid, g.trace, g.ts_ns, g.dur_ns, g.end_ns, g.device, g.stream, g.correlation, g.phase_path, g.graph,
            g.launch_ts_ns, CASE WHEN o.one_thread THEN -1 ELSE g.launch_tid END AS k_tid,
            p.eff_phase_path, p.phase_source
     FROM gpu_activity g JOIN step_instances_one_thread o USING (trace) JOIN modules_gpu_phase p USING (gid)
     WHERE g.launch_ts_ns IS NOT NULL
 )
-SELECT k.*, s.step_index, s.phase_path AS step_path FROM _k k
+SELECT k.*, s.step_index, s.phase_path AS step_path FROM _launched_ops k
 ASOF JOIN step_instances s ON k.trace = s.trace AND k.k_tid = s.k_tid AND k.launch_ts_ns >= s.ts_ns
 WHERE k.launch_ts_ns < s.end_ns;
 
 CREATE OR REPLACE TEMP TABLE steps_ranges AS
-WITH _k AS (
+WITH _keyed_ranges AS (
     SELECT r.trace, r.tid, r.seq, r.name, r.ts_ns, greatest(r.dur_ns, 0) AS dur_ns, r.phase_path,
            CASE WHEN o.one_thread THEN -1 ELSE r.tid END AS k_tid
     FROM ranges r JOIN step_instances_one_thread o USING (trace)
 )
-SELECT k.*, s.step_index, s.phase_path AS step_path FROM _k k
+SELECT k.*, s.step_index, s.phase_path AS step_path FROM _keyed_ranges k
 ASOF JOIN step_instances s ON k.trace = s.trace AND k.k_tid = s.k_tid AND k.ts_ns >= s.ts_ns
 WHERE k.ts_ns < s.end_ns AND k.seq <> s.seq;
 
 -- The CPU time of module phases (lib/modules.sql modules_cpu: +1 module intervals, -1 user ranges inside them),
 -- assigned to steps as steps_ranges is: the phase tree and steps.phases add it to the ranges' time.
 CREATE OR REPLACE TEMP TABLE steps_modules AS
-WITH _k AS (
+WITH _keyed_modules AS (
     SELECT m.*, CASE WHEN o.one_thread THEN -1 ELSE m.tid END AS k_tid
     FROM modules_cpu m JOIN step_instances_one_thread o USING (trace)
 )
-SELECT k.*, s.step_index, s.phase_path AS step_path FROM _k k
+SELECT k.*, s.step_index, s.phase_path AS step_path FROM _keyed_modules k
 ASOF JOIN step_instances s ON k.trace = s.trace AND k.k_tid = s.k_tid AND k.ts_ns >= s.ts_ns
 WHERE k.ts_ns < s.end_ns;
 
@@ -164,30 +164,30 @@ WITH _step_ops AS (
         SELECT trace, step_index, device, island, min(ts_ns) AS s, max(end_ns) AS e
         FROM intervals_union(_step_ops) GROUP BY ALL
     ) GROUP BY ALL
-), _d AS (
+), _device_spans AS (
     SELECT trace, step_index, device, min(ts_ns) AS s, max(end_ns) AS e FROM steps_gpu GROUP BY ALL
-), _w AS (
+), _windows AS (
     SELECT d.trace, d.step_index, d.device, d.s, d.e, st.ts_ns AS w0,
            greatest(st.end_ns, max(d.e) OVER (PARTITION BY d.trace, d.step_index)) AS w1
-    FROM _d d JOIN step_instances st USING (trace, step_index)
+    FROM _device_spans d JOIN step_instances st USING (trace, step_index)
 ), _idle AS (  -- the device idle intervals (lib/idle idle_intervals, what gpu_idle.sql classifies) clipped to W
     SELECT w.trace, w.step_index, w.device,
            sum(least(i.gap_end_ns, w.w1) - greatest(i.gap_start_ns, w.w0)) AS idle_ns
-    FROM _w w JOIN idle_intervals i ON i.trace = w.trace AND i.device = w.device
+    FROM _windows w JOIN idle_intervals i ON i.trace = w.trace AND i.device = w.device
                              AND i.gap_start_ns < w.w1 AND i.gap_end_ns > w.w0
     GROUP BY ALL
 )
 SELECT w.trace, w.step_index, w.device, w.e - w.s AS gpu_span_ns, w.w1 - w.w0 AS e2e_ns, b.busy_ns,
        coalesce(i.idle_ns, 0) AS idle_ns, (w.w1 - w.w0) - b.busy_ns - coalesce(i.idle_ns, 0) AS other_ns
-FROM _w w JOIN _busy b USING (trace, step_index, device) LEFT JOIN _idle i USING (trace, step_index, device);
+FROM _windows w JOIN _busy b USING (trace, step_index, device) LEFT JOIN _idle i USING (trace, step_index, device);
 
 CREATE OR REPLACE TEMP TABLE steps_rows AS
-WITH _g AS (
+WITH _gpu_per_step AS (
     SELECT trace, step_index, max(end_ns) - min(ts_ns) AS gpu_span_ns, max(end_ns) AS gpu_end_ns,
            sum(dur_ns) AS gpu_op_ns, count(*) AS gpu_ops, count(*) FILTER (WHERE graph) AS graph_nodes,
            sum(dur_ns) FILTER (WHERE graph) AS graph_node_ns
     FROM steps_gpu GROUP BY ALL
-), _gd AS (
+), _devices_per_step AS (
     SELECT trace, step_index, sum(gpu_span_ns) AS gpu_span_dev_ns, sum(e2e_ns) AS e2e_dev_ns,
            sum(busy_ns) AS gpu_busy_ns, sum(idle_ns) AS gpu_idle_ns, sum(other_ns) AS gpu_other_ns
     FROM steps_devices GROUP BY ALL
@@ -217,14 +217,14 @@ SELECT s.trace, s.step_index, s.step_kind, s.name AS step_name, s.tid, s.ts_ns,
        d.gpu_busy_ns / nullif(d.e2e_dev_ns, 0) AS gpu_busy_share_e2e,
        d.gpu_busy_ns / nullif(d.gpu_span_dev_ns, 0) AS gpu_busy_share_span
 FROM step_instances s
-LEFT JOIN _g g USING (trace, step_index)
-LEFT JOIN _gd d USING (trace, step_index)
+LEFT JOIN _gpu_per_step g USING (trace, step_index)
+LEFT JOIN _devices_per_step d USING (trace, step_index)
 LEFT JOIN _cpu_agg c USING (trace, step_index)
 LEFT JOIN _host_agg h USING (trace, step_index)
 JOIN caps k USING (trace);
 
 CREATE OR REPLACE TEMP TABLE steps_phases AS
-WITH _r AS (
+WITH _cpu_per_phase AS (
     SELECT trace, step_index, phase, sum(cpu_ns) AS cpu_ns, sum(n) AS range_instances,
            string_agg(DISTINCT src, ',' ORDER BY src) AS src
     FROM (SELECT trace, step_index, steps_rel_phase(phase_path, step_path) AS phase, dur_ns AS cpu_ns, 1 AS n,
@@ -235,7 +235,7 @@ WITH _r AS (
                  CASE WHEN sign > 0 THEN 1 ELSE 0 END, phase_source
           FROM steps_modules)
     GROUP BY ALL
-), _g AS (
+), _gpu_per_phase AS (
     SELECT trace, step_index, steps_rel_phase(eff_phase_path, step_path) AS phase, sum(dur_ns) AS gpu_op_ns,
            count(*) AS gpu_ops, count(DISTINCT correlation) AS launches,
            string_agg(DISTINCT phase_source, ',' ORDER BY phase_source) AS src
@@ -248,7 +248,7 @@ SELECT s.trace, s.step_index, s.step_kind, phase, r.cpu_ns::BIGINT AS cpu_ns,
        CASE WHEN k.has_gpu THEN coalesce(g.launches, 0) END AS launches,
        s.wall_ns, r.cpu_ns / nullif(s.wall_ns, 0) AS cpu_share,
        CASE WHEN phase <> '(other)' THEN modules_src_union(r.src, g.src) END AS phase_source
-FROM _r r FULL JOIN _g g USING (trace, step_index, phase)
+FROM _cpu_per_phase r FULL JOIN _gpu_per_phase g USING (trace, step_index, phase)
 JOIN steps_rows s USING (trace, step_index)
 JOIN caps k USING (trace);
 
@@ -260,12 +260,12 @@ CREATE OR REPLACE TEMP TABLE steps_median AS
 WITH _kind AS (
     SELECT trace, step_kind FROM steps_rows GROUP BY trace, step_kind
     QUALIFY row_number() OVER (PARTITION BY trace ORDER BY count(*) DESC, step_kind) = 1
-), _p50 AS (
+), _median_wall AS (
     SELECT trace, quantile_disc(wall_ns, 0.5) AS p50 FROM steps_rows JOIN _kind USING (trace, step_kind) GROUP BY trace
 )
 SELECT s.trace, s.step_index, s.step_kind, s.step_name, s.ts_ns AS step_ts_ns, s.wall_ns AS step_wall_ns
-FROM steps_rows s JOIN _kind USING (trace, step_kind) JOIN _p50 USING (trace)
-QUALIFY row_number() OVER (PARTITION BY s.trace ORDER BY abs(s.wall_ns - _p50.p50), s.step_index) = 1;
+FROM steps_rows s JOIN _kind USING (trace, step_kind) JOIN _median_wall USING (trace)
+QUALIFY row_number() OVER (PARTITION BY s.trace ORDER BY abs(s.wall_ns - _median_wall.p50), s.step_index) = 1;
 
 -- @output steps
 -- @column trace                   TEXT      the trace (input file name) the row is about
@@ -342,7 +342,7 @@ SELECT * FROM steps_rows ORDER BY trace, step_index;
 -- @column p99       VALUE     99th percentile over the steps, in the row's unit
 -- @column min       VALUE     smallest value over the steps, in the row's unit
 -- @column max       VALUE     largest value over the steps, in the row's unit
-WITH _l AS (
+WITH _long_metrics AS (
     UNPIVOT (SELECT trace, step_kind, wall_ns::DOUBLE AS wall_ns, cpu_span_ns::DOUBLE AS cpu_span_ns,
                     gpu_span_ns::DOUBLE AS gpu_span_ns, end_to_end_ns::DOUBLE AS end_to_end_ns,
                     gpu_busy_ns::DOUBLE AS gpu_busy_ns,
@@ -357,7 +357,7 @@ WITH _l AS (
 -- adds in the order threads deliver rows, which changed its last bit from run to run
 SELECT trace, step_kind, metric, count(v) AS steps, list_avg(list(v ORDER BY v)) AS mean, quantile_cont(v, 0.5) AS p50,
        quantile_cont(v, 0.99) AS p99, min(v) AS min, max(v) AS max
-FROM _l GROUP BY trace, step_kind, metric
+FROM _long_metrics GROUP BY trace, step_kind, metric
 ORDER BY trace, step_kind, list_position(['wall_ns', 'cpu_span_ns', 'gpu_span_ns', 'end_to_end_ns', 'gpu_busy_ns',
          'gpu_op_ns', 'gpu_ops', 'launches', 'graph_launches', 'graph_launch_host_ns', 'graph_nodes', 'sync_calls',
          'sync_stall_ns', 'gpu_busy_share_e2e', 'gpu_busy_share_span'], metric);
@@ -397,7 +397,7 @@ SELECT * FROM steps_phases ORDER BY trace, step_index, gpu_op_ns DESC NULLS LAST
 --                                      range
 --
 --                                      range
-WITH _k AS (
+WITH _per_kind AS (
     SELECT trace, step_kind, count(*) AS steps, sum(wall_ns) AS k_wall_ns, sum(gpu_op_ns) AS k_gpu_op_ns
     FROM steps_rows GROUP BY ALL
 )
@@ -408,7 +408,7 @@ SELECT p.trace, p.step_kind, p.phase, any_value(k.steps) AS steps, count(*) AS s
        coalesce(sum(p.cpu_ns), 0) / any_value(k.k_wall_ns) AS cpu_share,
        sum(p.gpu_op_ns) / nullif(any_value(k.k_gpu_op_ns), 0) AS gpu_share,
        modules_src_union(string_agg(p.phase_source, ','), NULL) AS phase_source
-FROM steps_phases p JOIN _k k USING (trace, step_kind)
+FROM steps_phases p JOIN _per_kind k USING (trace, step_kind)
 GROUP BY p.trace, p.step_kind, p.phase
 ORDER BY p.trace, p.step_kind, coalesce(mean_gpu_op_ns, 0) + mean_cpu_ns DESC, p.phase;
 

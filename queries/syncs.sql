@@ -58,23 +58,23 @@ WHERE kind = 'cpu_op' AND regexp_full_match(name,
       || 'masked_select|unique|_unique2|repeat_interleave)');
 
 CREATE OR REPLACE TEMP TABLE _sync_calls AS
-WITH _s AS (SELECT * FROM runtime_calls WHERE is_sync),
+WITH _sync_rows AS (SELECT * FROM runtime_calls WHERE is_sync),
 _ops_in AS (SELECT * FROM _sync_ops
             QUALIFY row_number() OVER (PARTITION BY trace, tid, ts_ns ORDER BY end_ns, row_id DESC) = 1),
 _ops_out AS (SELECT * FROM _sync_ops
              QUALIFY row_number() OVER (PARTITION BY trace, tid, ts_ns ORDER BY end_ns DESC, row_id) = 1),
-_in AS (  -- innermost syncing op started at or before the call
+_with_inner AS (  -- innermost syncing op started at or before the call
     SELECT s.*, o.name AS op_inner, o.seq AS op_seq, o.ts_ns AS op_ts, o.end_ns AS op_end
-    FROM _s s ASOF LEFT JOIN _ops_in o ON s.trace = o.trace AND s.tid = o.tid AND s.ts_ns >= o.ts_ns
-), _in2 AS (
+    FROM _sync_rows s ASOF LEFT JOIN _ops_in o ON s.trace = o.trace AND s.tid = o.tid AND s.ts_ns >= o.ts_ns
+), _inner_held AS (
     SELECT * REPLACE (CASE WHEN op_end >= end_ns THEN op_inner END AS op_inner,
                       CASE WHEN op_end >= end_ns THEN op_seq END AS op_seq,
                       CASE WHEN op_end >= end_ns THEN op_ts END AS op_ts,
                       CASE WHEN op_end >= end_ns THEN op_end END AS op_end)
-    FROM _in
-), _out AS (  -- its enclosing op of the same family (strictly earlier start)
+    FROM _with_inner
+), _with_outer AS (  -- its enclosing op of the same family (strictly earlier start)
     SELECT i.*, o.name AS op_outer, o.end_ns AS outer_end, o.ts_ns AS outer_ts
-    FROM _in2 i ASOF LEFT JOIN _ops_out o ON i.trace = o.trace AND i.tid = o.tid AND i.op_ts > o.ts_ns
+    FROM _inner_held i ASOF LEFT JOIN _ops_out o ON i.trace = o.trace AND i.tid = o.tid AND i.op_ts > o.ts_ns
 )
 SELECT trace, name AS api, tid, ts_ns, end_ns, dur_ns, phase_path, blocking, row_id, user_frame,
        CASE WHEN op_inner IS NULL THEN 'explicit' ELSE 'implicit' END AS sync_class,
@@ -83,7 +83,7 @@ SELECT trace, name AS api, tid, ts_ns, end_ns, dur_ns, phase_path, blocking, row
             ELSE op_inner END AS op_chain,
        CASE WHEN op_outer IS NOT NULL AND outer_end >= op_end THEN outer_ts ELSE op_ts END AS op_ts,
        op_end
-FROM _out LEFT JOIN (SELECT trace, row_id, user_frame FROM frames_runtime) f USING (trace, row_id);
+FROM _with_outer LEFT JOIN (SELECT trace, row_id, user_frame FROM frames_runtime) f USING (trace, row_id);
 
 -- What the GPU did while each blocking call held the host (one row per blocking call with dur > 0):
 -- the ops that ran during it, clipped to the call, as a union per device summed over devices (so
@@ -100,31 +100,33 @@ FROM (SELECT trace, row_id, ts_ns, end_ns, tid FROM _sync_calls WHERE blocking) 
 JOIN gpu_activity g ON g.trace = c.trace AND g.ts_ns < c.end_ns AND g.end_ns > c.ts_ns;
 
 CREATE OR REPLACE TEMP TABLE syncs_during AS
-WITH _b AS (SELECT trace, row_id, ts_ns, end_ns FROM _sync_calls WHERE blocking AND end_ns > ts_ns),
-_o AS (SELECT * FROM _sync_overlap),
+WITH _blocking_calls AS (SELECT trace, row_id, ts_ns, end_ns FROM _sync_calls WHERE blocking AND end_ns > ts_ns),
+_overlaps AS (SELECT * FROM _sync_overlap),
 _sets AS (  -- every op for the union of all ops, and the unlaunched ones again for theirs
-    SELECT trace, row_id, device, s, e, op_row_id, FALSE AS sub FROM _o
-    UNION ALL SELECT trace, row_id, device, s, e, op_row_id, TRUE FROM _o WHERE unlaunched
-), _isl AS (
+    SELECT trace, row_id, device, s, e, op_row_id, FALSE AS sub FROM _overlaps
+    UNION ALL SELECT trace, row_id, device, s, e, op_row_id, TRUE FROM _overlaps WHERE unlaunched
+), _islands AS (
     SELECT *, sum(CASE WHEN _pe IS NULL OR s > _pe THEN 1 ELSE 0 END)
               OVER (PARTITION BY trace, row_id, device, sub ORDER BY s, e, op_row_id ROWS UNBOUNDED PRECEDING) AS _i
     FROM (SELECT *, max(e) OVER (PARTITION BY trace, row_id, device, sub ORDER BY s, e, op_row_id
                                  ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS _pe FROM _sets)
-), _u AS (
+), _union_per_call AS (
     SELECT trace, row_id, sum(ns) FILTER (WHERE NOT sub) AS busy_ns, sum(ns) FILTER (WHERE sub) AS unlaunched_ns
-    FROM (SELECT trace, row_id, device, sub, _i, max(e) - min(s) AS ns FROM _isl GROUP BY ALL) GROUP BY ALL
-), _n AS (
-    SELECT trace, row_id, count(*) AS ops, count(*) FILTER (WHERE unlaunched) AS unlaunched_ops FROM _o GROUP BY ALL
-), _ph AS (  -- launched ops' phases by their time inside the call, the 3 largest
+    FROM (SELECT trace, row_id, device, sub, _i, max(e) - min(s) AS ns FROM _islands GROUP BY ALL) GROUP BY ALL
+), _op_counts AS (
+    SELECT trace, row_id, count(*) AS ops, count(*) FILTER (WHERE unlaunched) AS unlaunched_ops
+    FROM _overlaps GROUP BY ALL
+), _top_phases AS (  -- launched ops' phases by their time inside the call, the 3 largest
     SELECT trace, row_id, list(phase_path ORDER BY ns DESC, phase_path) AS launched_from FROM (
-        SELECT trace, row_id, phase_path, sum(e - s) AS ns FROM _o WHERE NOT unlaunched
+        SELECT trace, row_id, phase_path, sum(e - s) AS ns FROM _overlaps WHERE NOT unlaunched
         GROUP BY trace, row_id, phase_path
         QUALIFY row_number() OVER (PARTITION BY trace, row_id ORDER BY ns DESC, phase_path) <= 3)
     GROUP BY ALL
-), _w AS (  -- the device idle gap overlapping the call the longest
+), _longest_gap AS (  -- the device idle gap overlapping the call the longest
     SELECT b.trace, b.row_id, x.cause, x.wait_call, x.next_stream,
            least(x.gap_end_ns, b.end_ns) - greatest(x.gap_start_ns, b.ts_ns) AS ns
-    FROM _b b JOIN gpu_idle_gaps x ON x.trace = b.trace AND x.gap_start_ns < b.end_ns AND x.gap_end_ns > b.ts_ns
+    FROM _blocking_calls b
+    JOIN gpu_idle_gaps x ON x.trace = b.trace AND x.gap_start_ns < b.end_ns AND x.gap_end_ns > b.ts_ns
     QUALIFY row_number() OVER (PARTITION BY b.trace, b.row_id ORDER BY ns DESC, x.gap_start_ns, x.device) = 1
 )
 SELECT b.trace, b.row_id, coalesce(n.ops, 0) AS gpu_ops_during,
@@ -141,8 +143,8 @@ SELECT b.trace, b.row_id, coalesce(n.ops, 0) AS gpu_ops_during,
             WHEN w.cause = 'no_launch_record'
                 THEN 'cause unknown, the next GPU op has no launch record (no_launch_record)'
             ELSE 'no GPU work was queued (' || w.cause || '), so the call cost only its own time' END AS waiting_on
-FROM _b b LEFT JOIN _n n USING (trace, row_id) LEFT JOIN _u u USING (trace, row_id)
-LEFT JOIN _ph p USING (trace, row_id) LEFT JOIN _w w USING (trace, row_id);
+FROM _blocking_calls b LEFT JOIN _op_counts n USING (trace, row_id) LEFT JOIN _union_per_call u USING (trace, row_id)
+LEFT JOIN _top_phases p USING (trace, row_id) LEFT JOIN _longest_gap w USING (trace, row_id);
 
 -- @output syncs
 -- @column trace             TEXT      the trace (input file name) the row is about
@@ -176,14 +178,14 @@ WITH _dtoh AS (  -- DtoH copies launched inside the op window of an implicit syn
     SELECT trace, ts_ns, tid, name, e - s AS ns FROM _sync_overlap
 ), _during_call AS (
     SELECT trace, ts_ns, tid, sum(ns) AS gpu_op_ns_during FROM _during GROUP BY ALL
-), _top AS (
+), _during_by_op AS (
     SELECT c.trace, c.phase_path, c.sync_class, c.api, c.op_chain, c.user_frame, d.name, sum(d.ns) AS ns
     FROM _sync_calls c JOIN _during d USING (trace, ts_ns, tid) GROUP BY ALL
 ), _top1 AS (
     SELECT trace, phase_path, sync_class, api, op_chain, user_frame,
            first(name ORDER BY ns DESC, name) AS top_gpu_op_during
-    FROM _top GROUP BY ALL
-), _all AS (
+    FROM _during_by_op GROUP BY ALL
+), _blocked_total AS (
     SELECT trace, sum(dur_ns) FILTER (WHERE blocking) AS blocked_ns_all FROM _sync_calls GROUP BY ALL
 )
 SELECT c.trace, c.phase_path, c.sync_class, c.api, c.op_chain, any_value(c.blocking) AS blocks_host,
@@ -199,7 +201,7 @@ LEFT JOIN _dtoh x USING (trace, ts_ns, tid)
 LEFT JOIN _during_call d USING (trace, ts_ns, tid)
 LEFT JOIN _top1 t ON t.trace = c.trace AND t.phase_path = c.phase_path AND t.sync_class = c.sync_class
   AND t.api = c.api AND t.op_chain = c.op_chain AND t.user_frame IS NOT DISTINCT FROM c.user_frame
-LEFT JOIN _all a ON a.trace = c.trace
+LEFT JOIN _blocked_total a ON a.trace = c.trace
 GROUP BY c.trace, c.phase_path, c.sync_class, c.api, c.op_chain, c.user_frame
 ORDER BY c.trace, blocked_ns DESC, c.phase_path, c.sync_class, c.api, c.op_chain, c.user_frame NULLS FIRST;
 

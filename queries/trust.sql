@@ -51,14 +51,14 @@
 -- @column numerator   TEXT      what value counts (ns or rows)
 -- @column denominator TEXT      what it is divided by
 -- @column message     NOTE      what it means and what to do
-WITH _g AS (
+WITH _gpu_totals AS (
     SELECT trace, count(*) AS ops, sum(dur_ns) AS op_ns,
            sum(dur_ns) FILTER (WHERE graph) AS graph_ns, count(*) FILTER (WHERE graph) AS graph_ops,
            count(*) FILTER (WHERE launch_name IS NULL) AS unlaunched,
            sum(dur_ns) FILTER (WHERE launch_name IS NULL) AS unlaunched_ns,
            count(*) FILTER (WHERE dur_ns = 0) AS zero_dur
     FROM gpu_activity GROUP BY trace
-), _ov AS (
+), _stream_overlaps AS (
     SELECT trace, count(*) FILTER (WHERE ts_ns < prev_end) AS overlaps, count(*) AS ops,
            count(*) FILTER (WHERE ts_ns < prev_end AND pdl) AS pdl_overlaps,
            string_agg(DISTINCT launch_name, ', ' ORDER BY launch_name)
@@ -69,18 +69,18 @@ WITH _g AS (
                max(end_ns) OVER (PARTITION BY trace, device, stream ORDER BY ts_ns, end_ns
                                  ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_end
         FROM gpu_activity) GROUP BY trace
-), _s AS (
+), _gpu_syncs AS (
     SELECT e.trace,
            count(*) FILTER (WHERE e.kind = 'gpu_sync') AS gpu_sync_rows
     FROM events e WHERE e.kind IN ('gpu_sync') GROUP BY e.trace
-), _rs AS (
+), _runtime_totals AS (
     SELECT trace, count(*) FILTER (WHERE is_sync) AS sync_calls, count(*) AS runtime_rows
     FROM runtime_calls GROUP BY trace
-), _res AS (
+), _timing_grid AS (
     SELECT trace, count(*) AS timed, count(*) FILTER (WHERE ts_ns % 1000 = 0 AND dur_ns % 1000 = 0) AS on_us_grid,
            any_value(source) AS source
     FROM events WHERE kind IN ('kernel', 'memcpy', 'memset', 'runtime', 'range', 'cpu_op') GROUP BY trace
-), _t AS (SELECT w.trace, r.source FROM trace_window w LEFT JOIN _res r USING (trace))
+), _traces AS (SELECT w.trace, r.source FROM trace_window w LEFT JOIN _timing_grid r USING (trace))
 -- graph_replayed_share (block owned by graphmap): graph-replayed ops that `tracekit graphmap -o`
 -- mapped carry args."@graphmap"; when >= 99% of the graph-replayed ops are mapped the flag is info.
 SELECT t.trace, 'graph_replayed_share' AS flag,
@@ -102,7 +102,7 @@ SELECT t.trace, 'graph_replayed_share' AS flag,
                  || '(an eager run or a profile of the graph capture)'
                  || CASE WHEN hip.rocm THEN '' ELSE ', nsys --cuda-graph-trace=node' END
                  || ', or capture with graphs disabled' END AS message
-FROM _t t LEFT JOIN _g g USING (trace)
+FROM _traces t LEFT JOIN _gpu_totals g USING (trace)
 LEFT JOIN (SELECT trace, count(*) FILTER (WHERE contains(args, '"@graphmap"')) AS mapped
            FROM (SELECT trace, args FROM kernels WHERE api_is_graph_launch(launch_name))
            GROUP BY trace) gm USING (trace)
@@ -127,7 +127,7 @@ SELECT t.trace, CASE WHEN coalesce(s.gpu_sync_rows, 0) = 0 AND coalesce(rs.sync_
             WHEN coalesce(s.gpu_sync_rows, 0) = 0
             THEN 'sync API calls seen but no GPU-side sync records (Kineto: enable_cuda_sync_events=True)'
             ELSE 'sync API calls and GPU-side sync records present' END
-FROM _t t LEFT JOIN _s s USING (trace) LEFT JOIN _rs rs USING (trace) JOIN caps k USING (trace)
+FROM _traces t LEFT JOIN _gpu_syncs s USING (trace) LEFT JOIN _runtime_totals rs USING (trace) JOIN caps k USING (trace)
 UNION ALL
 SELECT t.trace, 'kernels_without_launch', CASE WHEN coalesce(g.unlaunched, 0) > 0 THEN 'warn' ELSE 'info' END,
        g.unlaunched / nullif(g.ops, 0),
@@ -137,7 +137,7 @@ SELECT t.trace, 'kernels_without_launch', CASE WHEN coalesce(g.unlaunched, 0) > 
             THEN 'these GPU ops have no launching call (trace window trimmed, or runtime '
             || 'activity not captured): they count in kernels and gpu_idle but have no phase, step or launch stats'
             ELSE 'every GPU op has its launching call' END
-FROM _t t LEFT JOIN _g g USING (trace)
+FROM _traces t LEFT JOIN _gpu_totals g USING (trace)
 UNION ALL
 SELECT t.trace, 'same_stream_overlap', CASE WHEN coalesce(o.overlaps, 0) > 0 THEN 'warn' ELSE 'info' END,
        o.overlaps / nullif(o.ops, 0),
@@ -148,7 +148,7 @@ SELECT t.trace, 'same_stream_overlap', CASE WHEN coalesce(o.overlaps, 0) > 0 THE
                     || ' (programmatic dependent launch lets them overlap by design)' ELSE '' END
             || '; union-busy times stay correct, summed op times double count the overlap'
             ELSE 'no overlap within a stream' END
-FROM _t t LEFT JOIN _ov o USING (trace)
+FROM _traces t LEFT JOIN _stream_overlaps o USING (trace)
 UNION ALL
 SELECT t.trace, 'clock_resolution', CASE WHEN r.on_us_grid = r.timed THEN 'warn' ELSE 'info' END,
        r.on_us_grid / nullif(r.timed, 0),
@@ -157,26 +157,29 @@ SELECT t.trace, 'clock_resolution', CASE WHEN r.on_us_grid = r.timed THEN 'warn'
        'timed rows (GPU ops, runtime, range, cpu_op) = ' || coalesce(r.timed, 0),
        CASE WHEN r.on_us_grid = r.timed THEN 'timestamps have 1 us resolution: ops shorter than 1 us show as 0-1 us, '
             || 'short gaps and launch delays are rounded' ELSE 'sub-microsecond timestamps' END
-FROM _t t LEFT JOIN _res r USING (trace) LEFT JOIN _g g USING (trace)
+FROM _traces t LEFT JOIN _timing_grid r USING (trace) LEFT JOIN _gpu_totals g USING (trace)
 UNION ALL
 SELECT t.trace, 'no_gpu_activity', 'warn', NULL, 'GPU ops, runtime rows and sync records = 0', '-',
        notes_no_gpu_activity(k.capture_activities) || '; every GPU number is NULL'
-FROM _t t JOIN caps k USING (trace) WHERE NOT (k.has_gpu OR k.has_runtime OR k.has_sync)
+FROM _traces t JOIN caps k USING (trace) WHERE NOT (k.has_gpu OR k.has_runtime OR k.has_sync)
 UNION ALL
 SELECT t.trace, 'no_gpu_ops', CASE WHEN k.has_runtime OR k.has_sync THEN 'warn' ELSE 'info' END, NULL,
        'GPU ops = 0', '-',
        'no kernel/memcpy/memset rows: GPU analyses are empty (was CUDA activity captured?)'
-FROM _t t JOIN caps k USING (trace) WHERE NOT k.has_gpu
+FROM _traces t JOIN caps k USING (trace) WHERE NOT k.has_gpu
 UNION ALL
 SELECT t.trace, 'no_runtime_rows', CASE WHEN k.has_gpu OR k.has_sync THEN 'warn' ELSE 'info' END, NULL,
        'runtime rows = 0', '-',
        'no CUDA/HIP runtime API rows: launches, queueing delay, steps'' launch counts and the phase of every GPU op '
        || 'are unknown (NULL). ' || notes_fix_runtime()
-FROM _t t JOIN caps k USING (trace) WHERE NOT k.has_runtime
+FROM _traces t JOIN caps k USING (trace) WHERE NOT k.has_runtime
 UNION ALL
-(WITH _dc AS (  -- correlation ids carried by more than one runtime call
+(WITH _dup_correlations AS (  -- correlation ids carried by more than one runtime call
     SELECT trace, correlation FROM runtime_calls WHERE correlation IS NOT NULL GROUP BY ALL HAVING count(*) > 1
-), _dg AS (SELECT g.trace, count(*) AS ops FROM gpu_activity g JOIN _dc d USING (trace, correlation) GROUP BY ALL)
+), _dup_ops AS (
+    SELECT g.trace, count(*) AS ops FROM gpu_activity g JOIN _dup_correlations d USING (trace, correlation)
+    GROUP BY ALL
+)
 SELECT t.trace, 'duplicate_correlation', CASE WHEN coalesce(d.ops, 0) > 0 THEN 'warn' ELSE 'info' END,
        coalesce(d.ops, 0) / nullif(g.ops, 0),
        'GPU ops whose correlation id matches several runtime calls = ' || coalesce(d.ops, 0),
@@ -184,5 +187,5 @@ SELECT t.trace, 'duplicate_correlation', CASE WHEN coalesce(d.ops, 0) > 0 THEN '
        CASE WHEN coalesce(d.ops, 0) > 0 THEN 'correlation ids are reused: each of these ops is linked to the latest '
             || 'launch of its id that started at or before it; launch, phase and idle cause of those ops rest on that'
             ELSE 'correlation ids are unique' END
-FROM _t t LEFT JOIN _g g USING (trace) LEFT JOIN _dg d USING (trace))
+FROM _traces t LEFT JOIN _gpu_totals g USING (trace) LEFT JOIN _dup_ops d USING (trace))
 ORDER BY 1, 2;

@@ -10,7 +10,7 @@
 CREATE OR REPLACE TEMP TABLE runtime_calls AS
 WITH _names AS (
     SELECT name, api_class_of(name) AS api_class FROM (SELECT DISTINCT name FROM runtime)
-), _l AS (
+), _launched_correlations AS (
     SELECT trace, correlation, bool_or(kind = 'kernel') AS kernel FROM gpu_activity
     WHERE correlation IS NOT NULL GROUP BY ALL
 )
@@ -23,4 +23,4 @@ SELECT r.trace, r.name, r.ts_ns, greatest(r.dur_ns, 0) AS dur_ns, r.ts_ns + grea
        l.correlation IS NOT NULL AS launched
 FROM runtime r
 LEFT JOIN _names n ON n.name = r.name
-LEFT JOIN _l l ON l.trace = r.trace AND l.correlation = r.correlation;
+LEFT JOIN _launched_correlations l ON l.trace = r.trace AND l.correlation = r.correlation;
