@@ -88,22 +88,22 @@ SELECT * FROM _xt_by_step ORDER BY step_kind, kind_index;
 --                                            rank, then text order
 --
 --                                            rank, then text order
-WITH _k AS (SELECT step_kind, count(DISTINCT trace) AS traces FROM _xt_steps GROUP BY step_kind),
+WITH _kinds AS (SELECT step_kind, count(DISTINCT trace) AS traces FROM _xt_steps GROUP BY step_kind),
 _slow AS (
     SELECT step_kind, slowest_trace, any_value(slowest_rank) AS slowest_rank, count(*) AS n
     FROM _xt_matched GROUP BY step_kind, slowest_trace
-), _top AS (
+), _top_slowest AS (
     SELECT step_kind, first(slowest_trace ORDER BY n DESC, slowest_rank NULLS LAST, slowest_trace) AS trace,
            first(slowest_rank ORDER BY n DESC, slowest_rank NULLS LAST, slowest_trace) AS rank, max(n) AS times_slowest
     FROM _slow GROUP BY step_kind
-), _m AS (
+), _spread AS (
     SELECT step_kind, count(*) AS steps_matched, avg(spread_ns) AS mean_spread_ns, max(spread_ns) AS max_spread_ns,
            sum(spread_ns) / nullif(sum(max_ns), 0) AS mean_spread_share
     FROM _xt_matched GROUP BY step_kind
 )
 SELECT k.step_kind, k.traces, coalesce(m.steps_matched, 0) AS steps_matched, m.mean_spread_ns, m.max_spread_ns,
        m.mean_spread_share, t.trace AS most_often_slowest_trace, t.rank AS most_often_slowest_rank, t.times_slowest
-FROM _k k LEFT JOIN _m m USING (step_kind) LEFT JOIN _top t USING (step_kind)
+FROM _kinds k LEFT JOIN _spread m USING (step_kind) LEFT JOIN _top_slowest t USING (step_kind)
 ORDER BY k.step_kind;
 
 -- @output per_trace
@@ -117,14 +117,15 @@ ORDER BY k.step_kind;
 -- @column times_slowest  COUNT     matched steps at which it was the slowest; equal counts: lowest rank, then
 --                                  text order
 -- @column steps_matched  COUNT     kind_index values present in every one of those traces
-WITH _p AS (
+WITH _per_trace AS (
     SELECT trace, any_value(rank) AS rank, step_kind, count(*) AS steps, quantile_disc(end_to_end_ns, 0.5) AS p50_ns
     FROM _xt_steps GROUP BY trace, step_kind
-), _d AS (SELECT step_kind, quantile_disc(p50_ns, 0.5) AS dataset_p50_ns FROM _p GROUP BY step_kind),
-_s AS (SELECT step_kind, slowest_trace AS trace, count(*) AS times_slowest FROM _xt_matched GROUP BY ALL),
-_n AS (SELECT step_kind, count(*) AS steps_matched FROM _xt_matched GROUP BY step_kind)
+), _dataset AS (SELECT step_kind, quantile_disc(p50_ns, 0.5) AS dataset_p50_ns FROM _per_trace GROUP BY step_kind),
+_slowest AS (SELECT step_kind, slowest_trace AS trace, count(*) AS times_slowest FROM _xt_matched GROUP BY ALL),
+_matched AS (SELECT step_kind, count(*) AS steps_matched FROM _xt_matched GROUP BY step_kind)
 SELECT p.trace, p.rank, p.step_kind, p.steps, p.p50_ns, d.dataset_p50_ns,
        p.p50_ns / nullif(d.dataset_p50_ns, 0) AS vs_dataset,
        coalesce(s.times_slowest, 0) AS times_slowest, coalesce(n.steps_matched, 0) AS steps_matched
-FROM _p p JOIN _d d USING (step_kind) LEFT JOIN _s s USING (step_kind, trace) LEFT JOIN _n n USING (step_kind)
+FROM _per_trace p JOIN _dataset d USING (step_kind) LEFT JOIN _slowest s USING (step_kind, trace)
+LEFT JOIN _matched n USING (step_kind)
 ORDER BY p.step_kind, p.rank NULLS LAST, p.trace;

@@ -57,29 +57,29 @@ WHERE trace = getvariable('ec_trace')
 
 -- CPU-side rows of the slice (every column: the slice is the output).
 CREATE OR REPLACE TEMP TABLE _ec_cpu AS
-WITH c AS (
+WITH _cpu_rows AS (
     SELECT e.*, CASE WHEN coalesce(o.one_thread, FALSE) THEN -1 ELSE e.tid END AS _k_tid
     FROM events e LEFT JOIN step_instances_one_thread o USING (trace)
     WHERE e.trace = getvariable('ec_trace')
       AND e.kind NOT IN ('kernel', 'memcpy', 'memset', 'gpu_sync', 'gpu_range', 'flow', 'meta')
       AND _ec_in_phase(e.phase_path)
 )
-SELECT * EXCLUDE (_k_tid) FROM c WHERE getvariable('ec_step_first') IS NULL
+SELECT * EXCLUDE (_k_tid) FROM _cpu_rows WHERE getvariable('ec_step_first') IS NULL
 UNION ALL
-SELECT c.* EXCLUDE (_k_tid) FROM c
-ASOF JOIN _ec_steps s ON c._k_tid = s.k_tid AND c.ts_ns >= s.ts_ns
-WHERE getvariable('ec_step_first') IS NOT NULL AND c.ts_ns < s.end_ns;
+SELECT _cpu_rows.* EXCLUDE (_k_tid) FROM _cpu_rows
+ASOF JOIN _ec_steps s ON _cpu_rows._k_tid = s.k_tid AND _cpu_rows.ts_ns >= s.ts_ns
+WHERE getvariable('ec_step_first') IS NOT NULL AND _cpu_rows.ts_ns < s.end_ns;
 
 CREATE OR REPLACE TEMP TABLE _ec_gpu AS
-WITH _all AS (SELECT getvariable('ec_step_first') IS NULL AND getvariable('ec_phase') IS NULL AS v)
+WITH _no_filter AS (SELECT getvariable('ec_step_first') IS NULL AND getvariable('ec_phase') IS NULL AS v)
 SELECT e.* FROM events e
 WHERE e.trace = getvariable('ec_trace') AND e.kind IN ('kernel', 'memcpy', 'memset', 'gpu_sync')
-  AND ((SELECT v FROM _all)
+  AND ((SELECT v FROM _no_filter)
        OR e.correlation IN (SELECT correlation FROM _ec_cpu WHERE kind = 'runtime' AND correlation IS NOT NULL))
 UNION ALL
 SELECT e.* FROM events e
 WHERE e.trace = getvariable('ec_trace') AND e.kind = 'gpu_range'
-  AND ((SELECT v FROM _all)
+  AND ((SELECT v FROM _no_filter)
        OR e.external_id IN (SELECT external_id FROM _ec_cpu WHERE kind = 'range' AND external_id IS NOT NULL));
 
 CREATE OR REPLACE TEMP TABLE _ec_sel AS
@@ -87,17 +87,17 @@ SELECT * FROM _ec_cpu UNION ALL BY NAME SELECT * FROM _ec_gpu;
 
 CREATE OR REPLACE TEMP TABLE _ec_flow AS
 WITH _bind AS (SELECT DISTINCT pid, tid, ts_ns FROM _ec_sel),
-_f AS (
+_flows AS (
     SELECT f.*, b.ts_ns IS NOT NULL AS _bound
     FROM events f LEFT JOIN _bind b ON b.pid = f.pid AND b.tid = f.tid AND b.ts_ns = f.ts_ns
     WHERE f.trace = getvariable('ec_trace') AND f.kind = 'flow'
 ),
-_ok AS (
-    SELECT cat, correlation FROM _f GROUP BY ALL
+_complete AS (
+    SELECT cat, correlation FROM _flows GROUP BY ALL
     HAVING bool_and(_bound) AND count(*) FILTER (WHERE ph = 's') > 0 AND count(*) FILTER (WHERE ph = 'f') > 0
 )
-SELECT _f.* EXCLUDE (_bound) FROM _f SEMI JOIN _ok
-    ON _ok.cat IS NOT DISTINCT FROM _f.cat AND _ok.correlation IS NOT DISTINCT FROM _f.correlation;
+SELECT _flows.* EXCLUDE (_bound) FROM _flows SEMI JOIN _complete
+    ON _complete.cat IS NOT DISTINCT FROM _flows.cat AND _complete.correlation IS NOT DISTINCT FROM _flows.correlation;
 
 -- Keys of the slice for metadata: ids as text, so Kineto's string pids/tids ('@pid') match too.
 CREATE OR REPLACE TEMP TABLE _ec_keys AS
@@ -107,12 +107,12 @@ SELECT DISTINCT coalesce(CAST(pid AS VARCHAR), json_extract_string(args, '$."@pi
 FROM (SELECT source, kind, pid, tid, args FROM _ec_sel UNION ALL SELECT source, kind, pid, tid, args FROM _ec_flow);
 
 CREATE OR REPLACE TEMP TABLE _ec_meta AS
-WITH m AS (
+WITH _meta_rows AS (
     SELECT *, coalesce(CAST(pid AS VARCHAR), json_extract_string(args, '$."@pid"')) AS pkey,
               coalesce(CAST(tid AS VARCHAR), json_extract_string(args, '$."@tid"')) AS tkey
     FROM events WHERE trace = getvariable('ec_trace') AND kind = 'meta' AND ph = 'M'
 )
-SELECT m.* EXCLUDE (pkey, tkey) FROM m
+SELECT _meta_rows.* EXCLUDE (pkey, tkey) FROM _meta_rows
 WHERE (name IN ('process_name', 'process_labels', 'process_sort_index')
        AND pkey IN (SELECT pkey FROM _ec_keys WHERE pkey IS NOT NULL))
    OR (name NOT IN ('process_name', 'process_labels', 'process_sort_index')
@@ -159,7 +159,7 @@ WITH _rows AS (
     SELECT DISTINCT 'nsys', 'meta', 'M', NULL, 'thread_name', CAST(device AS BIGINT), stream,
            json_object('name', 'stream ' || stream)::VARCHAR
     FROM _ec_gpu WHERE source = 'nsys' AND device IS NOT NULL AND stream IS NOT NULL
-), _out AS (
+), _out_rows AS (
     SELECT
         ph,
         CASE WHEN source <> 'nsys' OR kind IN ('meta', 'flow') THEN cat
@@ -189,7 +189,7 @@ WITH _rows AS (
     UNION ALL
     SELECT ph, cat, name, pid, tid, NULL, 0, NULL, args, 0, NULL, NULL FROM _nsys_meta
 )
-SELECT ph, cat, name, pid, tid, ts_ns, dur_ns, id, args FROM _out
+SELECT ph, cat, name, pid, tid, ts_ns, dur_ns, id, args FROM _out_rows
 ORDER BY _o1, _o2 NULLS FIRST, _o3 NULLS FIRST,
          ph, name, pid, tid, dur_ns, id, args;  -- the last keys: ties never follow row order
 

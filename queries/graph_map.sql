@@ -176,7 +176,7 @@ WHERE b.trace = getvariable('graph_map_reference') AND regexp_matches(b.name, 'S
 -- at capture: args.kernel of the call (ROCm hipLaunchKernel / hipExtModuleLaunchKernel write it);
 -- NULL when absent (CUDA capture).
 CREATE OR REPLACE TEMP TABLE _gm_cap_all AS
-WITH _ran AS (SELECT DISTINCT correlation FROM kernels
+WITH _ran_correlations AS (SELECT DISTINCT correlation FROM kernels
               WHERE trace = getvariable('graph_map_reference') AND correlation IS NOT NULL)
 SELECT w.win, w.anchor, r.seq, r.tid, r.ts_ns AS launch_ts_ns, r.phase, r.phase_path,
        CASE WHEN json_valid(r.args) THEN nullif(json_extract_string(r.args, '$.kernel'), '') END AS kname,
@@ -188,7 +188,7 @@ JOIN runtime r ON r.trace = getvariable('graph_map_reference') AND r.tid = w.tid
 WHERE regexp_full_match(r.name, '(cuda|cu|hip)(LaunchKernel|LaunchKernelExC|LaunchKernelEx|LaunchCooperativeKernel|'
                                 || 'ExtModuleLaunchKernel|ModuleLaunchKernel|Memcpy\w*Async|Memset\w*Async)'
                                 || '(_v\d+|_ptsz|_spt)*')
-  AND (r.correlation IS NULL OR r.correlation NOT IN (SELECT correlation FROM _ran));
+  AND (r.correlation IS NULL OR r.correlation NOT IN (SELECT correlation FROM _ran_correlations));
 
 CREATE OR REPLACE TEMP TABLE _gm_cap_named AS
 SELECT win FROM _gm_cap_all GROUP BY win HAVING count(kname) > 0;
@@ -200,16 +200,16 @@ SELECT * FROM _gm_cap_all WHERE win NOT IN (SELECT win FROM _gm_cap_named);
 -- Method 2a (names): per (sequence, named window), the shift d = window position - node that puts the
 -- most equal names on the same place; tied = how many shifts reach that count.
 CREATE OR REPLACE TEMP TABLE _gm_cap_shift AS
-WITH _d AS (
+WITH _shift_hits AS (
     SELECT s.sig, s.n, c.win, c.n AS win_launches, c.pos - s.node AS d, count(*) AS hits
     FROM _gm_seq s JOIN _gm_cap_all c ON c.kname = s.name
     WHERE c.win IN (SELECT win FROM _gm_cap_named)
     GROUP BY ALL
-), _m AS (SELECT *, max(hits) OVER (PARTITION BY sig, win) AS best FROM _d)
+), _with_best AS (SELECT *, max(hits) OVER (PARTITION BY sig, win) AS best FROM _shift_hits)
 -- tied shifts (tied > 1): d is the smallest of them, never the row order's pick
 SELECT sig, n, win, win_launches, max(hits) AS hits, first(d ORDER BY hits DESC, d) AS d,
        count(*) FILTER (WHERE hits = best) AS tied
-FROM _m GROUP BY sig, n, win, win_launches;
+FROM _with_best GROUP BY sig, n, win, win_launches;
 
 -- The regions of a sequence: the named windows whose best shift is unique and aligns the most
 -- nodes, at least half of them.
@@ -223,26 +223,27 @@ QUALIFY hits = max(hits) OVER (PARTITION BY sig);
 -- (lo < position < hi), the gap's own best shift when it is the only one with that count (a launch
 -- dropped or inserted in the middle moves the nodes after it by one: they align in pass 2).
 CREATE OR REPLACE TEMP TABLE _gm_cap_pairs AS
-WITH _p1 AS (
+WITH _pass1 AS (
     SELECT g.sig, g.win, s.node, c.pos, 1 AS pass
     FROM _gm_cap_region g JOIN _gm_seq s ON s.sig = g.sig
     JOIN _gm_cap_all c ON c.win = g.win AND c.pos = s.node + g.d AND c.kname = s.name
 ), _gap AS (
     SELECT g.sig, g.win, s.node, s.name,
-           coalesce((SELECT max(p.pos) FROM _p1 p WHERE p.sig = g.sig AND p.win = g.win AND p.node < s.node), 0) AS lo,
-           coalesce((SELECT min(p.pos) FROM _p1 p WHERE p.sig = g.sig AND p.win = g.win AND p.node > s.node),
+           coalesce((SELECT max(p.pos) FROM _pass1 p WHERE p.sig = g.sig AND p.win = g.win AND p.node < s.node),
+                    0) AS lo,
+           coalesce((SELECT min(p.pos) FROM _pass1 p WHERE p.sig = g.sig AND p.win = g.win AND p.node > s.node),
                     g.win_launches + 1) AS hi
     FROM _gm_cap_region g JOIN _gm_seq s ON s.sig = g.sig
-    WHERE NOT EXISTS (SELECT 1 FROM _p1 p WHERE p.sig = g.sig AND p.win = g.win AND p.node = s.node)
-), _d AS (
+    WHERE NOT EXISTS (SELECT 1 FROM _pass1 p WHERE p.sig = g.sig AND p.win = g.win AND p.node = s.node)
+), _gap_shifts AS (
     SELECT x.sig, x.win, x.lo, c.pos - x.node AS d, count(*) AS hits
     FROM _gap x JOIN _gm_cap_all c ON c.win = x.win AND c.kname = x.name AND c.pos > x.lo AND c.pos < x.hi
     GROUP BY ALL
 ), _best AS (
-    SELECT sig, win, lo, d FROM _d
+    SELECT sig, win, lo, d FROM _gap_shifts
     QUALIFY hits = max(hits) OVER (PARTITION BY sig, win, lo) AND count(*) OVER (PARTITION BY sig, win, lo, hits) = 1
 )
-SELECT * FROM _p1
+SELECT * FROM _pass1
 UNION ALL
 SELECT x.sig, x.win, x.node, c.pos, 2
 FROM _gap x JOIN _best b USING (sig, win, lo)
@@ -273,19 +274,20 @@ WHERE s.sig NOT IN (SELECT sig FROM _gm_seq_regions) AND s.sig NOT IN (SELECT si
 -- Per sequence: the method that gave it regions, how many, and for names: the shift(s), the launches
 -- of the region(s) left unaligned, the best count and whether the best shift was tied.
 CREATE OR REPLACE TEMP TABLE _gm_sig AS
-WITH _c AS (SELECT sig, any_value(method) AS method, count(DISTINCT region) AS regions FROM _gm_cand GROUP BY sig),
-_g AS (SELECT g.sig, min(g.d) AS shift_min, max(g.d) AS shift_max, max(g.win_launches - p.taken) AS ref_unaligned,
+WITH _methods AS (SELECT sig, any_value(method) AS method, count(DISTINCT region) AS regions
+                  FROM _gm_cand GROUP BY sig),
+_shifts AS (SELECT g.sig, min(g.d) AS shift_min, max(g.d) AS shift_max, max(g.win_launches - p.taken) AS ref_unaligned,
               max(p.gap_aligned) AS gap_aligned
        FROM _gm_cap_region g
        JOIN (SELECT sig, win, count(*) AS taken, count(*) FILTER (WHERE pass = 2) AS gap_aligned
              FROM _gm_cap_pairs GROUP BY ALL) p USING (sig, win)
        GROUP BY g.sig),
-_b AS (SELECT sig, max(hits) AS best_hits, bool_or(tied > 1) AS best_tied
+_best_counts AS (SELECT sig, max(hits) AS best_hits, bool_or(tied > 1) AS best_tied
        FROM (SELECT *, max(hits) OVER (PARTITION BY sig) AS top FROM _gm_cap_shift) WHERE hits = top GROUP BY sig)
 SELECT l.sig, l.n, coalesce(c.method, 'none') AS method, coalesce(c.regions, 0) AS regions,
        g.shift_min, g.shift_max, g.ref_unaligned, g.gap_aligned, b.best_hits, coalesce(b.best_tied, FALSE) AS best_tied
 FROM (SELECT DISTINCT sig, n FROM _gm_launch) l
-LEFT JOIN _c c USING (sig) LEFT JOIN _g g USING (sig) LEFT JOIN _b b USING (sig);
+LEFT JOIN _methods c USING (sig) LEFT JOIN _shifts g USING (sig) LEFT JOIN _best_counts b USING (sig);
 
 -- The innermost cpu_op around each candidate's launch call (its shapes).
 CREATE OR REPLACE TEMP TABLE _gm_cand_op AS

@@ -76,10 +76,10 @@ WITH _by_phase AS (
 ), _top_phase AS (
     SELECT trace, kind, name, first(phase_path ORDER BY ns DESC, phase_path) AS phase_path, count(*) AS phases
     FROM _by_phase GROUP BY ALL
-), _cat AS (  -- a name whose launching op changes some of its ops' category: the category of most of its time
+), _main_category AS (  -- a name whose launching op changes some of its ops' category: the category of most of its time
     SELECT trace, kind, name, first(category ORDER BY ns DESC, category) AS category
     FROM (SELECT trace, kind, name, category, sum(dur_ns) AS ns FROM gpu_activity GROUP BY ALL) GROUP BY ALL
-), _agg AS (
+), _per_op AS (
     SELECT trace, kind, name, any_value(op_class) AS op_class, count(*) AS count, sum(dur_ns) AS total_ns,
            quantile_disc(dur_ns, 0.5) AS p50_ns, max(dur_ns) AS max_ns,
            count(*) FILTER (WHERE graph) AS graph_count
@@ -88,7 +88,7 @@ WITH _by_phase AS (
     SELECT a.*, t.phase_path, t.phases, ct.category,
            sum(a.total_ns) OVER (PARTITION BY a.trace) AS gpu_op_ns_all,
            row_number() OVER (PARTITION BY a.trace ORDER BY a.total_ns DESC, a.name, a.kind) AS rk
-    FROM _agg a JOIN _top_phase t USING (trace, kind, name) JOIN _cat ct USING (trace, kind, name)
+    FROM _per_op a JOIN _top_phase t USING (trace, kind, name) JOIN _main_category ct USING (trace, kind, name)
 )
 SELECT r.trace, r.name, n.short_name, r.category, r.count, r.total_ns::BIGINT AS total_ns,
        r.total_ns / r.gpu_op_ns_all AS share, r.total_ns / r.count AS mean_ns, r.p50_ns, r.max_ns, r.kind, r.op_class,
@@ -125,11 +125,11 @@ ORDER BY trace, total_ns DESC, kind, name;
 -- @column note           NOTE      on rows with graph_ops: a graph replay launches many kernels in one call,
 --                                  so no launching op tells them apart; the category from the kernel name is
 --                                  the breakdown there is
-WITH _c AS (
+WITH _per_category AS (
     SELECT trace, step_kind, category, count(*) AS ops, count(*) FILTER (WHERE graph) AS graph_ops,
            sum(dur_ns) AS total_ns
     FROM _kc_ops GROUP BY ALL
-), _top AS (
+), _top_names AS (
     SELECT o.trace, o.step_kind, o.category,
            first(n.short_name ORDER BY o.ns DESC, o.name) AS top_kernel
     FROM (SELECT trace, step_kind, category, kind, name, sum(dur_ns) AS ns FROM _kc_ops GROUP BY ALL) o
@@ -144,9 +144,9 @@ SELECT c.trace, c.step_kind, c.category,
             THEN c.graph_ops || ' of these ops were replayed by CUDA/HIP graph launches: one launch '
             || 'runs many kernels, so no launching op tells them apart; inside a graph replay the category from the '
             || 'kernel name is the breakdown there is' END AS note
-FROM _c c
+FROM _per_category c
 LEFT JOIN _kc_kinds k USING (trace, step_kind)
-LEFT JOIN _top t USING (trace, step_kind, category)
+LEFT JOIN _top_names t USING (trace, step_kind, category)
 ORDER BY c.trace, c.step_kind = '(outside steps)', c.step_kind, c.total_ns DESC, c.category;
 
 -- @output category_phases
@@ -164,7 +164,7 @@ ORDER BY c.trace, c.step_kind = '(outside steps)', c.step_kind, c.total_ns DESC,
 -- @column ops             COUNT     GPU ops of the category
 -- @column total_ns        DURATION  summed duration of the category's ops in the phase
 -- @column phase_gpu_op_ns DURATION  DENOMINATOR: every GPU op of the phase in the kind's steps
-WITH _c AS (
+WITH _per_category AS (
     SELECT trace, step_kind, phase, category, count(*) AS ops, sum(dur_ns) AS total_ns
     FROM _kc_ops WHERE phase IS NOT NULL GROUP BY ALL
 )
@@ -172,5 +172,5 @@ SELECT c.trace, c.step_kind, c.phase, c.category,
        c.total_ns / nullif(sum(c.total_ns) OVER (PARTITION BY c.trace, c.step_kind, c.phase), 0) AS share,
        c.total_ns / k.steps AS per_step_ns, c.ops, c.total_ns::BIGINT AS total_ns,
        (sum(c.total_ns) OVER (PARTITION BY c.trace, c.step_kind, c.phase))::BIGINT AS phase_gpu_op_ns
-FROM _c c JOIN _kc_kinds k USING (trace, step_kind)
+FROM _per_category c JOIN _kc_kinds k USING (trace, step_kind)
 ORDER BY c.trace, c.step_kind, c.phase, c.total_ns DESC, c.category;

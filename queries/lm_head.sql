@@ -115,7 +115,7 @@ WHERE _lm_is_gemm(k.op);
 -- What the trace holds, to advise only what is missing: cpu_ops with shapes (record_shapes was on),
 -- graph-replayed GPU ops and how many of them graphmap mapped, HIP runtime calls (ROCm: no nsys).
 CREATE OR REPLACE TEMP TABLE _lm_caps AS
-WITH _e AS (  -- one pass over the CPU-side rows
+WITH _cpu_side AS (  -- one pass over the CPU-side rows
     SELECT trace,
            count(*) FILTER (WHERE kind = 'cpu_op' AND input_dims IS NOT NULL
                                   AND input_dims NOT IN ('', '[]')) AS shaped_ops,
@@ -126,14 +126,14 @@ WITH _e AS (  -- one pass over the CPU-side rows
            max(try_cast(json_extract_string(input_dims, '$[0][0]') AS BIGINT)) FILTER (
                WHERE kind = 'cpu_op' AND name = 'aten::embedding' AND json_valid(input_dims)) AS embed_rows
     FROM events WHERE kind IN ('cpu_op', 'range', 'runtime') GROUP BY trace
-), _k AS (  -- graph-replayed GPU ops, and those graphmap mapped (args are read on graph rows only)
+), _graph_side AS (  -- graph-replayed GPU ops, and those graphmap mapped (args are read on graph rows only)
     SELECT trace, count(*) AS graph_ops, count(*) FILTER (WHERE contains(args, '"@graphmap"')) AS mapped_ops
     FROM (SELECT trace, args FROM kernels WHERE api_is_graph_launch(launch_name)) GROUP BY trace
 )
 SELECT w.trace, coalesce(e.shaped_ops, 0) AS shaped_ops, coalesce(k.graph_ops, 0) AS graph_ops,
        coalesce(k.mapped_ops, 0) AS mapped_ops, coalesce(e.rocm, FALSE) AS rocm, coalesce(e.lm_ranges, 0) AS lm_ranges,
        CASE WHEN e.embed_rows >= 16000 THEN e.embed_rows END AS embed_vocab
-FROM trace_window w LEFT JOIN _e e USING (trace) LEFT JOIN _k k USING (trace);
+FROM trace_window w LEFT JOIN _cpu_side e USING (trace) LEFT JOIN _graph_side k USING (trace);
 
 -- module phases named like an LM head, per trace (they count as lm_head ranges for `no LM head at all`)
 UPDATE _lm_caps SET lm_ranges = lm_ranges + m.n
@@ -156,7 +156,7 @@ SELECT w.trace, count(g.out_dim) AS gemms,
 FROM trace_window w LEFT JOIN _gemm g USING (trace) GROUP BY w.trace;
 
 CREATE OR REPLACE TEMP TABLE _lm_hits AS
-WITH _m1 AS (
+WITH _by_range AS (
     SELECT trace, '1_range' AS method, dur_ns, graph,
            coalesce(nullif(array_to_string(string_split(eff_phase_path, '/')[1:lm_seg - 1], '/'), ''),
                     '(top)') AS scope,
@@ -169,7 +169,8 @@ WITH _m1 AS (
     WHERE kind = 'cpu_op' AND input_dims IS NOT NULL AND json_valid(input_dims) AND _lm_is_gemm(name)
 ), _lm_gemm AS (
     SELECT g.* FROM _gemm g JOIN _lm_vocab v USING (trace) WHERE g.out_dim = v.vocab
-), _m2 AS (  -- eager GPU ops launched inside an lm_head GEMM cpu_op, plus graph-replayed ops graphmap shaped as one
+), _by_shape AS (  -- eager GPU ops launched inside an lm_head GEMM cpu_op, plus graph-replayed ops graphmap
+                  -- shaped as one
     SELECT g.trace, '2_gemm_shape' AS method, g.dur_ns, g.graph, g.eff_phase_path AS scope, NULL AS via
     FROM (SELECT * FROM _lm_gpu WHERE launch_ts_ns IS NOT NULL AND NOT graph) g
     ASOF JOIN _lm_gemm m ON g.trace = m.trace AND g.launch_tid = m.tid AND g.launch_ts_ns >= m.ts_ns
@@ -177,14 +178,14 @@ WITH _m1 AS (
     UNION ALL
     SELECT m.trace, '2_gemm_shape', m.dur_ns, m.graph, m.phase_path, NULL
     FROM _lm_mapped m JOIN _lm_vocab v USING (trace) WHERE m.out_dim = v.vocab
-), _m3 AS (
+), _by_regex AS (
     SELECT trace, '3_kernel_regex' AS method, dur_ns, graph, eff_phase_path AS scope, NULL AS via
     FROM _lm_gpu WHERE getvariable('lm_head_kernel_regex') IS NOT NULL
                 AND regexp_matches(name, getvariable('lm_head_kernel_regex'))
 )
 SELECT h.*, CASE WHEN h.method = '2_gemm_shape' THEN v.vocab END AS vocab,
        CASE WHEN h.method = '2_gemm_shape' THEN v.vocab_source END AS vocab_source FROM (
-    SELECT * FROM _m1 UNION ALL SELECT * FROM _m2 UNION ALL SELECT * FROM _m3) h
+    SELECT * FROM _by_range UNION ALL SELECT * FROM _by_shape UNION ALL SELECT * FROM _by_regex) h
 LEFT JOIN _lm_vocab v USING (trace);
 
 -- @output lm_head
@@ -207,13 +208,13 @@ LEFT JOIN _lm_vocab v USING (trace);
 --
 --                                  (the report's warning: one per trace), else 'info'
 WITH _methods AS (SELECT unnest(['1_range', '2_gemm_shape', '3_kernel_regex']) AS method),
-_ok AS (
+_found AS (
     SELECT trace, method, scope, count(*) AS lm_head_ops, sum(dur_ns) AS lm_head_gpu_ns,
            any_value(vocab) AS vocab, any_value(vocab_source) AS vocab_source, min(via) AS via
     FROM _lm_hits GROUP BY trace, method, scope
-), _t AS (  -- per trace: graph ops graphmap did not map, and whether the trace shows no LM head at all
+), _trace_caps AS (  -- per trace: graph ops graphmap did not map, and whether the trace shows no LM head at all
     SELECT c.*, v.gemms, v.vocab, v.vocab_source, c.graph_ops - c.mapped_ops AS unmapped,
-           NOT EXISTS (SELECT 1 FROM _ok o WHERE o.trace = c.trace) AND c.lm_ranges = 0 AND v.vocab IS NULL
+           NOT EXISTS (SELECT 1 FROM _found o WHERE o.trace = c.trace) AND c.lm_ranges = 0 AND v.vocab IS NULL
                AND getvariable('lm_head_kernel_regex') IS NULL AND c.graph_ops = c.mapped_ops AS no_lm_head
     FROM _lm_caps c JOIN _lm_vocab v USING (trace)
 ), _graph_advice AS (
@@ -222,12 +223,12 @@ _ok AS (
                   || CASE WHEN rocm THEN ''
                           ELSE ', or capture with nsys --cuda-graph-trace=node plus NVTX ranges around lm_head' END
                   || ', or capture with graphs disabled (e.g. SGLang --disable-cuda-graph)' AS advice
-    FROM _t
+    FROM _trace_caps
 ), _rows AS (
     SELECT o.trace, o.method, 'ok' AS status, o.scope, o.lm_head_ops, o.lm_head_gpu_ns::BIGINT AS lm_head_gpu_ns,
            i.scope_gpu_ns::BIGINT AS scope_gpu_ns,
            o.vocab, o.vocab_source, o.via AS note, NULL AS severity
-    FROM _ok o LEFT JOIN _lm_incl i USING (trace, scope)
+    FROM _found o LEFT JOIN _lm_incl i USING (trace, scope)
     UNION ALL
     SELECT t.trace, m.method,
            CASE WHEN m.method = '2_gemm_shape' AND t.gemms = 0 THEN 'unavailable'
@@ -272,9 +273,9 @@ _ok AS (
                     THEN 'no GPU op launched inside a range matching ' || getvariable('lm_head_regex')
                 ELSE 'no GEMM whose output dim equals the vocabulary size' END,
            NULL
-    FROM _t t CROSS JOIN _methods m JOIN _graph_advice a USING (trace)
-    WHERE NOT EXISTS (SELECT 1 FROM _ok o WHERE o.trace = t.trace AND o.method = m.method)
-), _first AS (SELECT trace, min(method) AS used_method FROM _ok GROUP BY trace)
+    FROM _trace_caps t CROSS JOIN _methods m JOIN _graph_advice a USING (trace)
+    WHERE NOT EXISTS (SELECT 1 FROM _found o WHERE o.trace = t.trace AND o.method = m.method)
+), _first AS (SELECT trace, min(method) AS used_method FROM _found GROUP BY trace)
 SELECT r.trace, r.method, coalesce(r.method = f.used_method, FALSE) AS used, r.status, r.scope, r.lm_head_ops,
        r.lm_head_gpu_ns, r.scope_gpu_ns, r.lm_head_gpu_ns / nullif(r.scope_gpu_ns, 0) AS share,
        r.vocab, r.vocab_source, r.note,

@@ -53,30 +53,30 @@ FROM events e SEMI JOIN _names n ON n.name = e.name
 WHERE e.kind = 'python' AND e.dur_ns > 0 AND e.ts_ns IS NOT NULL;
 
 CREATE OR REPLACE TEMP TABLE _frame_at AS
-WITH _b AS (  -- boundaries: ph 0 = an end, ph 1 = a start
+WITH _boundaries AS (  -- boundaries: ph 0 = an end, ph 1 = a start
     SELECT trace, tid, ts_ns AS t, 1 AS ph, 1 AS d, end_ns, row_id FROM _pyu
     UNION ALL SELECT trace, tid, end_ns, 0, -1, end_ns, row_id FROM _pyu
-), _d AS (  -- one sort: the depth after each boundary, and whether it is the last boundary of its instant
+), _depths AS (  -- one sort: the depth after each boundary, and whether it is the last boundary of its instant
     SELECT *, sum(d) OVER w AS depth, coalesce(lead(t) OVER w <> t, TRUE) AS last_of_instant
-    FROM _b
+    FROM _boundaries
     WINDOW w AS (PARTITION BY trace, tid ORDER BY t, ph, end_ns DESC, row_id ROWS UNBOUNDED PRECEDING)
 ), _opens AS (  -- each frame at its depth; (trace, tid, depth, start) is unique: the starts of one
                -- instant come one after another, each one level deeper
-    SELECT trace, tid, depth, t AS f_ts, end_ns AS f_end, row_id FROM _d WHERE ph = 1
+    SELECT trace, tid, depth, t AS f_ts, end_ns AS f_end, row_id FROM _depths WHERE ph = 1
 )
 SELECT p.trace, p.tid, p.t AS t_ns, p.depth, o.row_id AS frame_row_id, o.f_end AS frame_end_ns
-FROM (SELECT trace, tid, t, depth FROM _d WHERE last_of_instant) p
+FROM (SELECT trace, tid, t, depth FROM _depths WHERE last_of_instant) p
 ASOF LEFT JOIN _opens o ON p.trace = o.trace AND p.tid = o.tid AND p.depth = o.depth AND p.t >= o.f_ts;
 
 CREATE OR REPLACE TEMP TABLE frames_runtime AS
-WITH _c AS (
+WITH _framed_calls AS (
     SELECT r.trace, r.row_id, r.tid, r.ts_ns, r.correlation, r.launched,
            CASE WHEN f.frame_end_ns >= r.end_ns THEN f.frame_row_id END AS frame_row_id
     FROM (SELECT * FROM runtime_calls WHERE is_sync OR launched) r
     ASOF LEFT JOIN _frame_at f ON r.trace = f.trace AND r.tid = f.tid AND r.ts_ns >= f.t_ns
 )
 SELECT c.trace, c.row_id, c.tid, c.ts_ns, c.correlation, c.launched, e.name AS user_frame
-FROM _c c LEFT JOIN (SELECT trace, row_id, name FROM events WHERE kind = 'python') e
+FROM _framed_calls c LEFT JOIN (SELECT trace, row_id, name FROM events WHERE kind = 'python') e
   ON e.trace = c.trace AND e.row_id = c.frame_row_id;
 
 CREATE OR REPLACE TEMP TABLE frames_py_caps AS

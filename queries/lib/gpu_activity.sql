@@ -60,10 +60,10 @@ CREATE OR REPLACE TEMP MACRO gpu_activity_category(k, n, o) AS coalesce((
       AND (c.launched_by = '' OR (o IS NOT NULL AND regexp_matches(o, c.launched_by)))
     ORDER BY c.ord LIMIT 1), 'other');
 CREATE OR REPLACE TEMP TABLE gpu_activity_names AS
-WITH _n AS (SELECT DISTINCT kind, name FROM kernels), _c AS (
+WITH _names AS (SELECT DISTINCT kind, name FROM kernels), _categorized AS (
     SELECT n.kind, n.name, coalesce(arg_min(c.category, c.ord), 'other') AS category,
            arg_min(c.library, c.ord) AS library
-    FROM _n n LEFT JOIN gpu_activity_categories c
+    FROM _names n LEFT JOIN gpu_activity_categories c
       ON c.op_kind = n.kind AND c.launched_by = '' AND regexp_matches(coalesce(n.name, ''), c.pattern)
     GROUP BY n.kind, n.name
 )
@@ -71,27 +71,27 @@ SELECT kind, name, category,
        CASE WHEN kind <> 'kernel' THEN 'memory' WHEN category = 'communication' THEN 'communication'
             ELSE 'compute' END AS op_class,
        CASE WHEN category = 'communication' THEN library END AS library
-FROM _c;
+FROM _categorized;
 CREATE OR REPLACE TEMP TABLE _cat_ops AS
-WITH _n AS (
+WITH _op_names AS (
     SELECT DISTINCT o.name FROM (SELECT DISTINCT name FROM events WHERE kind = 'cpu_op') o
     JOIN gpu_activity_categories c ON c.launched_by <> '' AND regexp_matches(o.name, c.launched_by)
 )
 SELECT e.trace, e.tid, e.ts_ns, e.ts_ns + greatest(e.dur_ns, 0) AS end_ns, e.name
-FROM events e WHERE e.kind = 'cpu_op' AND e.name IN (SELECT name FROM _n);
+FROM events e WHERE e.kind = 'cpu_op' AND e.name IN (SELECT name FROM _op_names);
 -- Per GPU op with a launch record: the latest-starting candidate op on the launching thread that started
 -- at or before the launch; it is the launching op when it still runs at the launch (candidates do not
 -- interleave: a norm op does not start inside another and end outside it).
 CREATE OR REPLACE TEMP TABLE _gpu_launch_op AS
-WITH _l AS (SELECT trace, row_id, launch_tid, launch_ts_ns FROM kernels
+WITH _launches AS (SELECT trace, row_id, launch_tid, launch_ts_ns FROM kernels
             WHERE kind = 'kernel' AND launch_ts_ns IS NOT NULL AND (SELECT count(*) FROM _cat_ops) > 0)
 SELECT l.trace, l.row_id, CASE WHEN l.launch_ts_ns < o.end_ns THEN o.name END AS launched_op
-FROM _l l ASOF JOIN _cat_ops o ON l.trace = o.trace AND l.launch_tid = o.tid AND l.launch_ts_ns >= o.ts_ns;
+FROM _launches l ASOF JOIN _cat_ops o ON l.trace = o.trace AND l.launch_tid = o.tid AND l.launch_ts_ns >= o.ts_ns;
 -- The category of each distinct (kind, name, launching op) (op NULL: by name, as gpu_activity_names).
 CREATE OR REPLACE TEMP TABLE _gpu_op_cats AS
-WITH _n AS (SELECT DISTINCT kind, name, launched_op FROM _gpu_launch_op JOIN kernels USING (trace, row_id)
+WITH _launched_names AS (SELECT DISTINCT kind, name, launched_op FROM _gpu_launch_op JOIN kernels USING (trace, row_id)
             WHERE launched_op IS NOT NULL)
-SELECT kind, name, launched_op, gpu_activity_category(kind, name, launched_op) AS category FROM _n;
+SELECT kind, name, launched_op, gpu_activity_category(kind, name, launched_op) AS category FROM _launched_names;
 
 CREATE OR REPLACE TEMP TABLE gpu_activity AS
 SELECT trace, kind, name, ts_ns, greatest(dur_ns, 0) AS dur_ns, ts_ns + greatest(dur_ns, 0) AS end_ns,
@@ -107,7 +107,7 @@ LEFT JOIN _gpu_op_cats oc USING (kind, name, launched_op);
 
 -- The GPU of each op device id, named as tracekit info and the HTML timeline name it (trace_devices.gpu_index).
 CREATE OR REPLACE TEMP TABLE gpu_activity_devices AS
-WITH _d AS (
+WITH _indexed AS (
     SELECT g.trace, g.device,
            CASE WHEN NOT EXISTS (SELECT 1 FROM trace_devices d WHERE d.trace = g.trace) THEN g.device
                 ELSE (SELECT max(d.gpu_index) FROM trace_devices d WHERE d.trace = g.trace AND d.device = g.device)
@@ -117,4 +117,4 @@ WITH _d AS (
 SELECT trace, device, gpu_index,
        CASE WHEN device < 0 THEN 'GPU ?' WHEN gpu_index IS NOT NULL THEN 'GPU ' || gpu_index
             ELSE 'GPU ? (agent ' || device || ')' END AS gpu
-FROM _d;
+FROM _indexed;

@@ -73,34 +73,35 @@ CREATE OR REPLACE TEMP MACRO modules_src_union(a, b) AS nullif(array_to_string(l
 CREATE OR REPLACE TEMP MACRO _mod_is_forward(n) AS regexp_full_match(n, '.*\([0-9]+\): forward');
 
 CREATE OR REPLACE TEMP TABLE _mod_src AS
-WITH _n AS (SELECT DISTINCT trace, name FROM events WHERE kind = 'python')
+WITH _python_names AS (SELECT DISTINCT trace, name FROM events WHERE kind = 'python')
 SELECT trace, CASE WHEN bool_or(starts_with(name, 'nn.Module: ')) THEN 'module' ELSE 'frame' END AS source
-FROM _n WHERE starts_with(name, 'nn.Module: ') OR _mod_is_forward(name)
+FROM _python_names WHERE starts_with(name, 'nn.Module: ') OR _mod_is_forward(name)
 GROUP BY trace;
 
 -- Labels once per distinct name; then the rows.
 CREATE OR REPLACE TEMP TABLE _mod_rows AS
-WITH _n AS (SELECT DISTINCT trace, name FROM events WHERE kind = 'python' AND trace IN (SELECT trace FROM _mod_src)),
-_l AS (
+WITH _python_names AS (SELECT DISTINCT trace, name FROM events
+                       WHERE kind = 'python' AND trace IN (SELECT trace FROM _mod_src)),
+_labeled AS (
     SELECT n.trace, n.name, s.source,
            CASE s.source WHEN 'module' THEN nullif(regexp_extract(n.name, '^nn\.Module: (.*?)(?:_[0-9]+)?$', 1), '')
                 ELSE regexp_replace(n.name, '^(?:.*[/\\])?([^/\\]*?)(?:\.py)?\(([0-9]+)\): forward$', '\1.forward:\2')
            END AS label
-    FROM _n n JOIN _mod_src s USING (trace)
+    FROM _python_names n JOIN _mod_src s USING (trace)
     WHERE CASE s.source WHEN 'module' THEN starts_with(n.name, 'nn.Module: ') ELSE _mod_is_forward(n.name) END
 )
 SELECT e.trace, e.pid, e.tid, e.row_id, e.seq, e.ts_ns, e.ts_ns + e.dur_ns AS end_ns, e.dur_ns, l.label, l.source,
        e.phase_path AS range_path, e.phase AS range_phase
-FROM events e JOIN _l l ON l.trace = e.trace AND l.name = e.name
+FROM events e JOIN _labeled l ON l.trace = e.trace AND l.name = e.name
 WHERE e.kind = 'python' AND e.dur_ns > 0 AND e.ts_ns IS NOT NULL AND l.label IS NOT NULL;
 
 CREATE OR REPLACE TEMP TABLE _mod_d AS  -- boundaries (ph 0 = an end, ph 1 = a start) and the depth after each
-WITH _b AS (
+WITH _boundaries AS (
     SELECT trace, tid, ts_ns AS t, 1 AS ph, 1 AS d, end_ns, row_id FROM _mod_rows
     UNION ALL SELECT trace, tid, end_ns, 0, -1, end_ns, row_id FROM _mod_rows
 )
 SELECT *, sum(d) OVER w AS depth, coalesce(lead(t) OVER w <> t, TRUE) AS last_of_instant
-FROM _b
+FROM _boundaries
 WINDOW w AS (PARTITION BY trace, tid ORDER BY t, ph, end_ns DESC, row_id ROWS UNBOUNDED PRECEDING);
 
 -- each interval at its depth: (trace, tid, depth, f_ts) is unique (the starts of one instant go one level deeper each)
@@ -114,29 +115,29 @@ FROM (SELECT trace, tid, t, depth FROM _mod_d WHERE last_of_instant) p
 ASOF LEFT JOIN _mod_open o ON p.trace = o.trace AND p.tid = o.tid AND p.depth = o.depth AND p.t >= o.f_ts;
 
 CREATE OR REPLACE TEMP TABLE modules_intervals AS
-WITH RECURSIVE _par AS (  -- parent: the last interval opened one level up (kept when it encloses the child)
+WITH RECURSIVE _parents AS (  -- parent: the last interval opened one level up (kept when it encloses the child)
     SELECT o.trace, o.row_id, CASE WHEN p.f_end >= o.f_end THEN p.row_id END AS parent_row_id
     FROM _mod_open o
     ASOF LEFT JOIN _mod_open p ON o.trace = p.trace AND o.tid = p.tid AND o.pdepth = p.depth AND o.f_ts >= p.f_ts
-), _t AS (
+), _with_parent AS (
     SELECT r.trace, r.row_id, r.label, r.range_path,
            CASE WHEN q.range_path IS NOT DISTINCT FROM r.range_path THEN p.parent_row_id END AS parent_row_id
-    FROM _mod_rows r JOIN _par p USING (trace, row_id)
+    FROM _mod_rows r JOIN _parents p USING (trace, row_id)
     LEFT JOIN _mod_rows q ON q.trace = p.trace AND q.row_id = p.parent_row_id
-), _p(trace, row_id, module_path) AS (
-    SELECT trace, row_id, label FROM _t WHERE parent_row_id IS NULL
+), _paths(trace, row_id, module_path) AS (
+    SELECT trace, row_id, label FROM _with_parent WHERE parent_row_id IS NULL
     UNION ALL
     SELECT c.trace, c.row_id, p.module_path || '/' || c.label
-    FROM _t c JOIN _p p ON c.trace = p.trace AND c.parent_row_id = p.row_id
+    FROM _with_parent c JOIN _paths p ON c.trace = p.trace AND c.parent_row_id = p.row_id
 )
 SELECT r.*, p.module_path,
        CASE WHEN r.range_phase IS NULL OR _mod_is_step(r.range_phase)
             THEN coalesce(r.range_path || '/', '') || p.module_path END AS eff_phase_path
-FROM _mod_rows r JOIN _p p USING (trace, row_id);
+FROM _mod_rows r JOIN _paths p USING (trace, row_id);
 
 -- Rows to place: GPU ops (by their launch), runtime calls that launched, cpu_ops; in traces with intervals only.
 CREATE OR REPLACE TEMP TABLE _mod_place AS
-WITH _a AS (
+WITH _placeable AS (
     SELECT 'gpu' AS k, trace, gid AS key, launch_tid AS tid, launch_ts_ns AS ts_ns,
            launch_ts_ns + greatest(coalesce(launch_dur_ns, 0), 0) AS end_ns, phase,
            nullif(phase_path, '(none)') AS phase_path
@@ -147,13 +148,13 @@ WITH _a AS (
     UNION ALL
     SELECT 'cpu', trace, row_id, tid, ts_ns, ts_ns + greatest(dur_ns, 0), phase, phase_path FROM events
     WHERE kind = 'cpu_op' AND ts_ns IS NOT NULL AND trace IN (SELECT trace FROM _mod_src)
-), _m AS (
+), _placed AS (
     SELECT a.*, CASE WHEN f.mod_end_ns >= a.end_ns THEN f.mod_row_id END AS mod_row_id
-    FROM _a a ASOF LEFT JOIN _mod_at f ON a.trace = f.trace AND a.tid = f.tid AND a.ts_ns >= f.t_ns
+    FROM _placeable a ASOF LEFT JOIN _mod_at f ON a.trace = f.trace AND a.tid = f.tid AND a.ts_ns >= f.t_ns
 )
 SELECT m.k, m.trace, m.key, i.module_path, i.source AS phase_source,
        coalesce(m.phase_path || '/', '') || i.module_path AS eff_phase_path
-FROM _m m JOIN modules_intervals i ON i.trace = m.trace AND i.row_id = m.mod_row_id
+FROM _placed m JOIN modules_intervals i ON i.trace = m.trace AND i.row_id = m.mod_row_id
 WHERE (m.phase IS NULL OR _mod_is_step(m.phase)) AND i.range_path IS NOT DISTINCT FROM m.phase_path;
 
 CREATE OR REPLACE TEMP TABLE modules_gpu_phase AS
@@ -165,16 +166,17 @@ CREATE OR REPLACE TEMP TABLE modules_cpu_phase AS
 SELECT trace, key AS row_id, eff_phase_path, phase_source, module_path FROM _mod_place WHERE k = 'cpu';
 
 CREATE OR REPLACE TEMP TABLE modules_cpu AS
-WITH _r AS (  -- user ranges that are not steps, each with the innermost interval open around it
+WITH _user_ranges AS (  -- user ranges that are not steps, each with the innermost interval open around it
     SELECT r.trace, r.tid, r.row_id, r.seq, r.ts_ns, r.dur_ns, r.name, r.phase_path,
            CASE WHEN f.mod_end_ns >= r.ts_ns + r.dur_ns THEN f.mod_row_id END AS mod_row_id
     FROM (SELECT trace, tid, row_id, seq, ts_ns, greatest(dur_ns, 0) AS dur_ns, name, phase_path FROM ranges
           WHERE trace IN (SELECT trace FROM _mod_src) AND NOT _mod_is_step(name) AND ts_ns IS NOT NULL) r
     ASOF LEFT JOIN _mod_at f ON r.trace = f.trace AND r.tid = f.tid AND r.ts_ns >= f.t_ns
-), _ded AS (  -- those directly inside the interval's range: their time leaves the interval and its module ancestors
+), _deducted AS (  -- those directly inside the interval's range: their time leaves the interval and its module
+                  -- ancestors
     SELECT r.trace, i.pid, r.tid, r.row_id, r.seq, r.ts_ns, r.dur_ns, i.range_path,
            string_split(i.module_path, '/') AS segs
-    FROM _r r JOIN modules_intervals i ON i.trace = r.trace AND i.row_id = r.mod_row_id
+    FROM _user_ranges r JOIN modules_intervals i ON i.trace = r.trace AND i.row_id = r.mod_row_id
     WHERE i.eff_phase_path IS NOT NULL AND coalesce(i.range_path || '/', '') || r.name = r.phase_path
 )
 SELECT trace, pid, tid, row_id, seq, ts_ns, dur_ns, eff_phase_path AS phase_path, source AS phase_source, 1 AS sign
@@ -182,4 +184,4 @@ FROM modules_intervals WHERE eff_phase_path IS NOT NULL
 UNION ALL
 SELECT d.trace, d.pid, d.tid, d.row_id, d.seq, d.ts_ns, d.dur_ns,
        coalesce(d.range_path || '/', '') || array_to_string(d.segs[1:x.i], '/'), s.source, -1
-FROM _ded d JOIN _mod_src s USING (trace), LATERAL (SELECT unnest(range(1, len(d.segs) + 1)) AS i) x;
+FROM _deducted d JOIN _mod_src s USING (trace), LATERAL (SELECT unnest(range(1, len(d.segs) + 1)) AS i) x;

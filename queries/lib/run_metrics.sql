@@ -97,24 +97,24 @@ CREATE OR REPLACE TEMP MACRO _rm_no_gpu_note() AS
     'no GPU ops in this run: capture CUDA activity (' || notes_fix_cuda_torch() || ')';
 
 INSERT INTO run_metrics
-WITH _n AS (
+WITH _counts AS (
     SELECT (SELECT count(*) FROM steps_rows) AS steps,
            _rm_no_step_note() AS no_step_note,
            (SELECT count(*) FROM gpu_activity) AS gpu_ops,
            _rm_no_gpu_note() AS no_gpu_note,
            (SELECT bool_and(has_runtime) FROM caps) AS has_runtime,
            (SELECT bool_and(has_sync) FROM caps) AS has_sync
-), _s AS (
+), _step_sums AS (
     SELECT sum(end_to_end_ns) AS wall_ns, sum(coalesce(gpu_busy_ns, 0)) AS busy_ns, sum(gpu_op_ns) AS op_ns,
            sum(e2e_dev_ns) AS span_ns,
            sum(gpu_ops) AS ops, sum(launches) AS launches, sum(sync_stall_ns) AS stall_ns
     FROM steps_rows
-), _ph AS (
+), _by_phase AS (
     SELECT CASE WHEN phase IN ('run', 'step', 'tokens') OR starts_with(phase, 'kernel:') THEN 'phase:' || phase
                 ELSE phase END AS id,
            phase, sum(cpu_ns) AS cpu_ns, sum(range_instances) AS inst, sum(gpu_op_ns) AS gpu_op_ns
     FROM steps_phases GROUP BY phase
-), _k AS (
+), _by_kernel AS (
     SELECT name, sum(dur_ns) AS ns, count(*) AS n FROM gpu_activity GROUP BY name
 ), _rows(metric, scope, name, measure, unit, value, numerator, denominator, additive, note) AS (
     SELECT 'run.traces', 'run', 'run', 'traces', 'count', (SELECT count(*) FROM trace_window), 'traces', '-', TRUE, NULL
@@ -123,57 +123,61 @@ WITH _n AS (
            'longest trace window (first start to last end)', '-', TRUE, NULL
     UNION ALL
     SELECT 'run.gpu_busy_ms', 'run', 'run', 'gpu_busy_ms', 'ms', (SELECT sum(busy_ns) FROM idle_device_busy) / 1e6,
-           'union of GPU op intervals per device, summed', '-', TRUE, CASE WHEN gpu_ops = 0 THEN no_gpu_note END FROM _n
+           'union of GPU op intervals per device, summed', '-', TRUE, CASE WHEN gpu_ops = 0 THEN no_gpu_note END
+    FROM _counts
     UNION ALL
     SELECT 'run.gpu_op_ms', 'run', 'run', 'gpu_op_ms', 'ms', (SELECT sum(dur_ns) FROM gpu_activity) / 1e6,
-           'summed GPU op duration', '-', TRUE, CASE WHEN gpu_ops = 0 THEN no_gpu_note END FROM _n
+           'summed GPU op duration', '-', TRUE, CASE WHEN gpu_ops = 0 THEN no_gpu_note END FROM _counts
     UNION ALL
-    SELECT 'run.gpu_ops', 'run', 'run', 'gpu_ops', 'count', gpu_ops, 'GPU ops', '-', TRUE, NULL FROM _n
+    SELECT 'run.gpu_ops', 'run', 'run', 'gpu_ops', 'count', gpu_ops, 'GPU ops', '-', TRUE, NULL FROM _counts
     UNION ALL
     SELECT 'run.steps', 'run', 'run', 'steps', 'count', steps, 'step instances', '-', TRUE,
-           CASE WHEN steps = 0 THEN no_step_note END FROM _n
+           CASE WHEN steps = 0 THEN no_step_note END FROM _counts
     UNION ALL
-    SELECT 'step.' || m, 'step', 'step', m, u, CASE WHEN _n.steps > 0 THEN v END, num, 'steps', FALSE,
-           CASE WHEN _n.steps = 0 THEN no_step_note WHEN v IS NULL THEN miss END
-    FROM _n, _s, (VALUES
-        ('wall_ms', 'ms', _s.wall_ns / 1e6 / _n.steps, 'summed step end-to-end span (CPU start to last GPU end)', NULL),
-        ('gpu_busy_ms', 'ms', CASE WHEN _n.gpu_ops > 0 THEN _s.busy_ns / 1e6 / _n.steps END,
-         'summed per-step GPU busy time', _n.no_gpu_note),
-        ('gpu_op_ms', 'ms', CASE WHEN _n.gpu_ops > 0 THEN _s.op_ns / 1e6 / _n.steps END,
-         'summed duration of GPU ops launched in steps', _n.no_gpu_note),
-        ('gpu_ops', 'count', CASE WHEN _n.gpu_ops > 0 THEN _s.ops / _n.steps END, 'GPU ops launched in steps',
-         _n.no_gpu_note),
-        ('launches', 'count', CASE WHEN _n.has_runtime THEN _s.launches / _n.steps END,
+    SELECT 'step.' || m, 'step', 'step', m, u, CASE WHEN _counts.steps > 0 THEN v END, num, 'steps', FALSE,
+           CASE WHEN _counts.steps = 0 THEN no_step_note WHEN v IS NULL THEN miss END
+    FROM _counts, _step_sums, (VALUES
+        ('wall_ms', 'ms', _step_sums.wall_ns / 1e6 / _counts.steps,
+         'summed step end-to-end span (CPU start to last GPU end)', NULL),
+        ('gpu_busy_ms', 'ms', CASE WHEN _counts.gpu_ops > 0 THEN _step_sums.busy_ns / 1e6 / _counts.steps END,
+         'summed per-step GPU busy time', _counts.no_gpu_note),
+        ('gpu_op_ms', 'ms', CASE WHEN _counts.gpu_ops > 0 THEN _step_sums.op_ns / 1e6 / _counts.steps END,
+         'summed duration of GPU ops launched in steps', _counts.no_gpu_note),
+        ('gpu_ops', 'count', CASE WHEN _counts.gpu_ops > 0 THEN _step_sums.ops / _counts.steps END,
+         'GPU ops launched in steps',
+         _counts.no_gpu_note),
+        ('launches', 'count', CASE WHEN _counts.has_runtime THEN _step_sums.launches / _counts.steps END,
          'launching runtime calls in steps (graph launches excluded)',
          notes_no_runtime_rows()),
-        ('sync_stall_ms', 'ms', CASE WHEN _n.has_sync THEN _s.stall_ns / 1e6 / _n.steps END,
+        ('sync_stall_ms', 'ms', CASE WHEN _counts.has_sync THEN _step_sums.stall_ns / 1e6 / _counts.steps END,
          'host time blocked in sync calls in steps',
          'no sync API call captured: ' || notes_fix_cuda() || '; syncs are unknown, not zero')
     ) t(m, u, v, num, miss)
     UNION ALL
     SELECT 'step.gpu_busy_share', 'step', 'step', 'gpu_busy_share', 'ratio',
-           CASE WHEN _n.steps > 0 THEN _s.busy_ns / nullif(_s.span_ns, 0) END,
+           CASE WHEN _counts.steps > 0 THEN _step_sums.busy_ns / nullif(_step_sums.span_ns, 0) END,
            'summed per-step GPU busy time', 'summed per-step end-to-end span (per device)', FALSE,
-           CASE WHEN _n.steps = 0 THEN no_step_note END FROM _n, _s
+           CASE WHEN _counts.steps = 0 THEN no_step_note END FROM _counts, _step_sums
     UNION ALL
-    SELECT _ph.id || '.ms_per_step', 'phase', phase, 'ms_per_step', 'ms', cpu_ns / 1e6 / _n.steps,
-           'summed CPU range time of the phase', 'steps', TRUE, NULL FROM _ph, _n WHERE inst > 0
+    SELECT _by_phase.id || '.ms_per_step', 'phase', phase, 'ms_per_step', 'ms', cpu_ns / 1e6 / _counts.steps,
+           'summed CPU range time of the phase', 'steps', TRUE, NULL FROM _by_phase, _counts WHERE inst > 0
     UNION ALL
-    SELECT _ph.id || '.gpu_ms_per_step', 'phase', phase, 'gpu_ms_per_step', 'ms',
-           CASE WHEN _n.gpu_ops > 0 THEN gpu_op_ns / 1e6 / _n.steps END,
+    SELECT _by_phase.id || '.gpu_ms_per_step', 'phase', phase, 'gpu_ms_per_step', 'ms',
+           CASE WHEN _counts.gpu_ops > 0 THEN gpu_op_ns / 1e6 / _counts.steps END,
            'summed duration of GPU ops launched in the phase', 'steps', TRUE,
-           CASE WHEN _n.gpu_ops = 0 THEN no_gpu_note END FROM _ph, _n
+           CASE WHEN _counts.gpu_ops = 0 THEN no_gpu_note END FROM _by_phase, _counts
     UNION ALL
-    SELECT _ph.id || '.calls_per_step', 'phase', phase, 'calls_per_step', 'count', inst / _n.steps,
-           'range instances of the phase', 'steps', TRUE, NULL FROM _ph, _n WHERE inst > 0
+    SELECT _by_phase.id || '.calls_per_step', 'phase', phase, 'calls_per_step', 'count', inst / _counts.steps,
+           'range instances of the phase', 'steps', TRUE, NULL FROM _by_phase, _counts WHERE inst > 0
     UNION ALL
     SELECT 'kernel:' || name || '.total_ms', 'kernel', name, 'total_ms', 'ms', ns / 1e6, 'summed duration', '-', TRUE,
-           NULL FROM _k
+           NULL FROM _by_kernel
     UNION ALL
-    SELECT 'kernel:' || name || '.count', 'kernel', name, 'count', 'count', n, 'executions', '-', TRUE, NULL FROM _k
+    SELECT 'kernel:' || name || '.count', 'kernel', name, 'count', 'count', n, 'executions', '-', TRUE, NULL
+    FROM _by_kernel
     UNION ALL
     SELECT 'kernel:' || name || '.mean_ms', 'kernel', name, 'mean_ms', 'ms', ns / 1e6 / n, 'summed duration',
-           'executions', FALSE, NULL FROM _k
+           'executions', FALSE, NULL FROM _by_kernel
 )
 SELECT getvariable('label'), getvariable('label_index'), metric, scope, name, measure, unit, value::DOUBLE,
        numerator, denominator, additive, note
@@ -183,17 +187,17 @@ FROM _rows;
 -- Token metrics, inclusive phase GPU time, per-step distributions (see the header).
 
 INSERT INTO run_metrics
-WITH _n AS (SELECT (SELECT count(*) FROM steps_rows) AS steps, (SELECT count(*) FROM gpu_activity) AS gpu_ops),
-_ids AS (
+WITH _counts AS (SELECT (SELECT count(*) FROM steps_rows) AS steps, (SELECT count(*) FROM gpu_activity) AS gpu_ops),
+_phase_ids AS (
     SELECT phase,
            CASE WHEN phase IN ('run', 'step', 'tokens') OR starts_with(phase, 'kernel:') THEN 'phase:' || phase
                 ELSE phase END AS id
     FROM steps_phases GROUP BY phase
 ), _incl AS (
     SELECT i.id, i.phase, sum(p.gpu_op_ns) AS ns
-    FROM _ids i JOIN steps_phases p ON p.phase = i.phase OR starts_with(p.phase, i.phase || '/')
+    FROM _phase_ids i JOIN steps_phases p ON p.phase = i.phase OR starts_with(p.phase, i.phase || '/')
     GROUP BY ALL
-), _tk AS (
+), _token_sums AS (
     SELECT count(accepted) AS counted, sum(accepted) AS acc,
            sum(accepted) FILTER (WHERE drafted IS NOT NULL) AS acc_d,
            sum(drafted) FILTER (WHERE accepted IS NOT NULL) AS d_acc,
@@ -204,35 +208,40 @@ _ids AS (
            sum(tokens) AS toks,
            max(end_ns) FILTER (WHERE tokens IS NOT NULL) - min(ts_ns) FILTER (WHERE tokens IS NOT NULL) AS tok_span
     FROM token_counts
-), _tn AS (
-    SELECT CASE WHEN _n.steps = 0 THEN 'no step in this run (see run.steps)'
-                WHEN _tk.counted = 0
+), _token_note AS (
+    SELECT CASE WHEN _counts.steps = 0 THEN 'no step in this run (see run.steps)'
+                WHEN _token_sums.counted = 0
                 THEN 'no accepted-token count: record tracekit.count(accepted=..., drafted=...) in each step '
                      || '(the SGLang plugin and samples/spec_decode.py do)'
-                WHEN _tk.acc = 0 THEN 'no draft token accepted: per accepted token is undefined' END AS note
-    FROM _n, _tk
+                WHEN _token_sums.acc = 0 THEN 'no draft token accepted: per accepted token is undefined' END AS note
+    FROM _counts, _token_sums
 ), _rows(metric, scope, name, measure, unit, value, numerator, denominator, additive, note) AS (
     SELECT _incl.id || '.incl_gpu_ms_per_step', 'phase', _incl.phase, 'incl_gpu_ms_per_step', 'ms',
-           CASE WHEN _n.gpu_ops > 0 THEN ns / 1e6 / _n.steps END,
+           CASE WHEN _counts.gpu_ops > 0 THEN ns / 1e6 / _counts.steps END,
            'summed duration of GPU ops launched in the phase or any phase under it', 'steps', TRUE,
-           CASE WHEN _n.gpu_ops = 0 THEN _rm_no_gpu_note() END
-    FROM _incl, _n
+           CASE WHEN _counts.gpu_ops = 0 THEN _rm_no_gpu_note() END
+    FROM _incl, _counts
     UNION ALL
-    SELECT 'tokens.' || m, 'tokens', 'tokens', m, u, CASE WHEN _tk.counted > 0 THEN v END, num, den, FALSE,
-           CASE WHEN _tk.counted = 0 THEN _tn.note WHEN v IS NULL THEN coalesce(miss, _tn.note) END
-    FROM _tk, _tn, (VALUES
-        ('accepted_per_step', 'count', _tk.acc / nullif(_tk.counted, 0), 'accepted draft tokens',
+    SELECT 'tokens.' || m, 'tokens', 'tokens', m, u, CASE WHEN _token_sums.counted > 0 THEN v END, num, den, FALSE,
+           CASE WHEN _token_sums.counted = 0 THEN _token_note.note
+                WHEN v IS NULL THEN coalesce(miss, _token_note.note) END
+    FROM _token_sums, _token_note, (VALUES
+        ('accepted_per_step', 'count', _token_sums.acc / nullif(_token_sums.counted, 0), 'accepted draft tokens',
          'steps with an accepted count', NULL),
-        ('acceptance_rate', 'ratio', _tk.acc_d / nullif(_tk.d_acc, 0), 'accepted draft tokens', 'drafted tokens',
+        ('acceptance_rate', 'ratio', _token_sums.acc_d / nullif(_token_sums.d_acc, 0), 'accepted draft tokens',
+         'drafted tokens',
          'no drafted count: record tracekit.count(drafted=...)'),
-        ('ms_per_accepted', 'ms', _tk.wall_ns / 1e6 / nullif(_tk.acc, 0), 'summed step CPU range time',
+        ('ms_per_accepted', 'ms', _token_sums.wall_ns / 1e6 / nullif(_token_sums.acc, 0), 'summed step CPU range time',
          'accepted draft tokens', NULL),
-        ('gpu_ms_per_accepted', 'ms', CASE WHEN _tk.busy_steps > 0 THEN _tk.busy_ns / 1e6 / nullif(_tk.acc, 0) END,
+        ('gpu_ms_per_accepted', 'ms',
+         CASE WHEN _token_sums.busy_steps > 0 THEN _token_sums.busy_ns / 1e6 / nullif(_token_sums.acc, 0) END,
          'summed per-step GPU busy time', 'accepted draft tokens',
          'no GPU op in the counted steps: capture CUDA activity (' || notes_fix_cuda_activity() || ')'),
-        ('draft_ms_per_accepted', 'ms', _tk.draft_ns / 1e6 / nullif(_tk.acc, 0), 'summed CPU time of the draft ranges',
+        ('draft_ms_per_accepted', 'ms', _token_sums.draft_ns / 1e6 / nullif(_token_sums.acc, 0),
+         'summed CPU time of the draft ranges',
          'accepted draft tokens', NULL),
-        ('tokens_per_s', 'count', _tk.toks / nullif(_tk.tok_span / 1e9, 0), 'tokens counted (accepted + bonus)',
+        ('tokens_per_s', 'count', _token_sums.toks / nullif(_token_sums.tok_span / 1e9, 0),
+         'tokens counted (accepted + bonus)',
          'seconds from the first to the last step end with a tokens count',
          'no tokens count: record tracekit.count(tokens=...)')
     ) t(m, u, v, num, den, miss)
@@ -243,54 +252,57 @@ FROM _rows;
 
 -- Multi-GPU metrics (comm.sql, collectives.sql); a separate block so the ones above stay untouched.
 INSERT INTO run_metrics
-WITH _n AS (
+WITH _counts AS (
     SELECT (SELECT count(*) FROM steps_rows) AS steps, (SELECT count(*) FROM gpu_activity) AS gpu_ops,
            (SELECT count(*) FROM collectives_rank_steps) > 0 AS multi,
            (SELECT count(DISTINCT step_key) FROM collectives_rank_steps) AS keys,
            _rm_no_step_note() AS no_step_note,
            _rm_no_gpu_note() AS no_gpu_note
-), _c AS (
+), _comm_sums AS (
     SELECT sum(comm_exposed_ns) AS comm_exp, sum(comm_ns) AS comm, sum(mem_exposed_ns) AS mem_exp FROM comm_steps
-), _d AS (
+), _overlap_sums AS (
     SELECT sum(len * f_comm) AS comm, sum(len * f_comm_ov) AS comm_ov FROM comm_segments
-), _k AS (
+), _rank_sums AS (
     SELECT (SELECT sum(skew_ns)
             FROM (SELECT max(end_ns) - min(end_ns) AS skew_ns FROM collectives_rank_steps
                   GROUP BY step_key HAVING count(*) >= 2)) AS skew,
            (SELECT sum(wait_ns) FROM collectives_waits) AS wait
 ), _rows(metric, scope, name, measure, unit, value, numerator, denominator, additive, note) AS (
     SELECT 'comm.' || m, 'comm', 'comm', m, 'ms',
-           CASE WHEN _n.steps > 0 AND _n.gpu_ops > 0 THEN coalesce(v, 0) / 1e6 / _n.steps END, num, 'steps', TRUE,
-           CASE WHEN _n.gpu_ops = 0 THEN no_gpu_note WHEN _n.steps = 0 THEN no_step_note END
-    FROM _n, _c, (VALUES ('exposed_ms_per_step', _c.comm_exp,
+           CASE WHEN _counts.steps > 0 AND _counts.gpu_ops > 0 THEN coalesce(v, 0) / 1e6 / _counts.steps END,
+           num, 'steps', TRUE,
+           CASE WHEN _counts.gpu_ops = 0 THEN no_gpu_note WHEN _counts.steps = 0 THEN no_step_note END
+    FROM _counts, _comm_sums, (VALUES ('exposed_ms_per_step', _comm_sums.comm_exp,
                           'communication kernel time not under compute, in steps, summed over devices'),
-                         ('ms_per_step', _c.comm,
+                         ('ms_per_step', _comm_sums.comm,
                           'communication kernel time (union per device) in steps, summed over devices')) t(m, v, num)
     UNION ALL
-    SELECT 'comm.overlap_share', 'comm', 'comm', 'overlap_share', 'ratio', _d.comm_ov / nullif(_d.comm, 0),
+    SELECT 'comm.overlap_share', 'comm', 'comm', 'overlap_share', 'ratio',
+           _overlap_sums.comm_ov / nullif(_overlap_sums.comm, 0),
            'communication time under compute', 'communication time (union per device, summed)', FALSE,
-           CASE WHEN coalesce(_d.comm, 0) = 0 THEN comm_no_comm() || ' in this run' END
-    FROM _d
+           CASE WHEN coalesce(_overlap_sums.comm, 0) = 0 THEN comm_no_comm() || ' in this run' END
+    FROM _overlap_sums
     UNION ALL
     SELECT 'mem.exposed_ms_per_step', 'mem', 'mem', 'exposed_ms_per_step', 'ms',
-           CASE WHEN _n.steps > 0 AND _n.gpu_ops > 0 THEN coalesce(_c.mem_exp, 0) / 1e6 / _n.steps END,
+           CASE WHEN _counts.steps > 0 AND _counts.gpu_ops > 0
+                THEN coalesce(_comm_sums.mem_exp, 0) / 1e6 / _counts.steps END,
            'memcpy/memset time not under compute, in steps, summed over devices', 'steps', TRUE,
-           CASE WHEN _n.gpu_ops = 0 THEN no_gpu_note WHEN _n.steps = 0 THEN no_step_note END
-    FROM _n, _c
+           CASE WHEN _counts.gpu_ops = 0 THEN no_gpu_note WHEN _counts.steps = 0 THEN no_step_note END
+    FROM _counts, _comm_sums
     UNION ALL
     SELECT 'rank.wait_ms_per_step', 'rank', 'rank', 'wait_ms_per_step', 'ms',
-           CASE WHEN _n.multi AND _n.steps > 0 THEN coalesce(_k.wait, 0) / 1e6 / _n.steps END,
+           CASE WHEN _counts.multi AND _counts.steps > 0 THEN coalesce(_rank_sums.wait, 0) / 1e6 / _counts.steps END,
            'waits of every rank at matched collectives', 'steps (all ranks)', TRUE,
-           CASE WHEN _n.steps = 0 THEN no_step_note WHEN NOT _n.multi
+           CASE WHEN _counts.steps = 0 THEN no_step_note WHEN NOT _counts.multi
                 THEN 'one rank only: cross-rank waits need one trace per rank (a folder of rank traces)' END
-    FROM _n, _k
+    FROM _counts, _rank_sums
     UNION ALL
     SELECT 'rank.skew_ms_per_step', 'rank', 'rank', 'skew_ms_per_step', 'ms',
-           CASE WHEN _n.multi AND _n.keys > 0 THEN _k.skew / 1e6 / _n.keys END,
+           CASE WHEN _counts.multi AND _counts.keys > 0 THEN _rank_sums.skew / 1e6 / _counts.keys END,
            'latest minus earliest aligned step end, summed over steps', 'steps matched on >= 2 ranks', FALSE,
-           CASE WHEN _n.steps = 0 THEN no_step_note WHEN NOT _n.multi
+           CASE WHEN _counts.steps = 0 THEN no_step_note WHEN NOT _counts.multi
                 THEN 'one rank only: step skew needs one trace per rank (a folder of rank traces)' END
-    FROM _n, _k
+    FROM _counts, _rank_sums
 )
 SELECT getvariable('label'), getvariable('label_index'), metric, scope, name, measure, unit, value::DOUBLE,
        numerator, denominator, additive, note
@@ -302,34 +314,37 @@ CREATE TEMP TABLE IF NOT EXISTS run_metrics_step_values (
 DELETE FROM run_metrics_step_values WHERE label = getvariable('label');
 
 INSERT INTO run_metrics_step_values
-WITH _s AS (
+WITH _steps_kept AS (
     SELECT trace, step_index, end_to_end_ns, gpu_busy_ns, gpu_op_ns FROM steps_rows
     WHERE step_index > coalesce(TRY_CAST(getvariable('warmup_steps') AS BIGINT), 0)
-), _ids AS (
+), _phase_ids AS (
     SELECT phase,
            CASE WHEN phase IN ('run', 'step', 'tokens') OR starts_with(phase, 'kernel:') THEN 'phase:' || phase
                 ELSE phase END AS id,
            sum(range_instances) > 0 AS has_ranges
     FROM steps_phases GROUP BY phase
 ), _grid AS (
-    SELECT s.trace, s.step_index, i.phase, i.id, i.has_ranges FROM _s s CROSS JOIN _ids i
-), _v AS (
+    SELECT s.trace, s.step_index, i.phase, i.id, i.has_ranges FROM _steps_kept s CROSS JOIN _phase_ids i
+), _phase_values AS (
     SELECT g.trace, g.step_index, g.id, g.has_ranges, coalesce(p.cpu_ns, 0) AS cpu_ns,
            coalesce(p.gpu_op_ns, 0) AS gpu_ns
     FROM _grid g LEFT JOIN steps_phases p USING (trace, step_index, phase)
-), _inc AS (
+), _incl AS (
     SELECT g.trace, g.step_index, g.id, coalesce(sum(q.gpu_op_ns), 0) AS incl_ns
     FROM _grid g LEFT JOIN steps_phases q
       ON q.trace = g.trace AND q.step_index = g.step_index
          AND (q.phase = g.phase OR starts_with(q.phase, g.phase || '/'))
     GROUP BY ALL
-), _l(metric, trace, step_index, value) AS (
-    SELECT 'step.wall_ms', trace, step_index, end_to_end_ns / 1e6 FROM _s
-    UNION ALL SELECT 'step.gpu_busy_ms', trace, step_index, gpu_busy_ns / 1e6 FROM _s WHERE gpu_busy_ns IS NOT NULL
-    UNION ALL SELECT 'step.gpu_op_ms', trace, step_index, gpu_op_ns / 1e6 FROM _s WHERE EXISTS (FROM gpu_activity)
-    UNION ALL SELECT id || '.ms_per_step', trace, step_index, cpu_ns / 1e6 FROM _v WHERE has_ranges
-    UNION ALL SELECT id || '.gpu_ms_per_step', trace, step_index, gpu_ns / 1e6 FROM _v WHERE EXISTS (FROM gpu_activity)
-    UNION ALL SELECT id || '.incl_gpu_ms_per_step', trace, step_index, incl_ns / 1e6 FROM _inc
+), _step_values(metric, trace, step_index, value) AS (
+    SELECT 'step.wall_ms', trace, step_index, end_to_end_ns / 1e6 FROM _steps_kept
+    UNION ALL SELECT 'step.gpu_busy_ms', trace, step_index, gpu_busy_ns / 1e6 FROM _steps_kept
+              WHERE gpu_busy_ns IS NOT NULL
+    UNION ALL SELECT 'step.gpu_op_ms', trace, step_index, gpu_op_ns / 1e6 FROM _steps_kept
+              WHERE EXISTS (FROM gpu_activity)
+    UNION ALL SELECT id || '.ms_per_step', trace, step_index, cpu_ns / 1e6 FROM _phase_values WHERE has_ranges
+    UNION ALL SELECT id || '.gpu_ms_per_step', trace, step_index, gpu_ns / 1e6 FROM _phase_values
+              WHERE EXISTS (FROM gpu_activity)
+    UNION ALL SELECT id || '.incl_gpu_ms_per_step', trace, step_index, incl_ns / 1e6 FROM _incl
               WHERE EXISTS (FROM gpu_activity)
 )
-SELECT getvariable('label'), getvariable('label_index'), metric, trace, step_index, value::DOUBLE FROM _l;
+SELECT getvariable('label'), getvariable('label_index'), metric, trace, step_index, value::DOUBLE FROM _step_values;

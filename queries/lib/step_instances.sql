@@ -52,16 +52,16 @@ WITH _inner AS (
                       WHERE t.trace = s.trace AND t.pid = s.pid AND t.tid = s.tid AND t.row_id <> s.row_id
                         AND t.ts_ns >= s.ts_ns AND t.end_ns <= s.end_ns
                         AND (t.ts_ns > s.ts_ns OR t.end_ns < s.end_ns OR t.row_id > s.row_id))
-), _thr AS (SELECT trace, count(DISTINCT (pid, tid)) = 1 AS one_thread FROM _inner GROUP BY trace)
-, _f AS (
+), _threads AS (SELECT trace, count(DISTINCT (pid, tid)) = 1 AS one_thread FROM _inner GROUP BY trace)
+, _fields AS (
     SELECT i.*, regexp_extract(i.name, '^step\[([A-Za-z_]+)[ \]]', 1) AS _mode,
            _sgl_field(i.name, 'bs') AS _bs, _sgl_field(i.name, 'toks') AS _toks,
            _vllm_num(i.name, 1) AS _vb, _vllm_num(i.name, 2) AS _c, _vllm_num(i.name, 3) AS _ct,
            _vllm_num(i.name, 4) AS _g, _vllm_num(i.name, 5) AS _gt,
            _vllm_old(i.name, 1) AS _new, _vllm_old(i.name, 2) AS _cached
     FROM _inner i
-), _p AS (
-    SELECT *, _mode <> '' AS _sgl, _c IS NOT NULL AS _vllm, _new IS NOT NULL AS _vold FROM _f
+), _parsed AS (
+    SELECT *, _mode <> '' AS _sgl, _c IS NOT NULL AS _vllm, _new IS NOT NULL AS _vold FROM _fields
 )
 SELECT p.trace, p.pid, p.tid, p.name, p.ts_ns, p.end_ns, p.phase_path, p.seq, p.row_id,
        CASE WHEN _sgl THEN 'step[' || _mode || coalesce(' bs=' || _bs, '') || ']'
@@ -79,7 +79,7 @@ SELECT p.trace, p.pid, p.tid, p.name, p.ts_ns, p.end_ns, p.phase_path, p.seq, p.
        coalesce(_g, _cached) AS generation_reqs, _gt AS generation_tokens,
        row_number() OVER (PARTITION BY p.trace ORDER BY p.ts_ns, p.seq, p.row_id) AS step_index,
        CASE WHEN t.one_thread THEN -1 ELSE p.tid END AS k_tid
-FROM _p p JOIN _thr t USING (trace);
+FROM _parsed p JOIN _threads t USING (trace);
 
 CREATE OR REPLACE TEMP TABLE step_instances_one_thread AS
 SELECT trace, bool_and(k_tid = -1) AS one_thread FROM step_instances GROUP BY trace;

@@ -20,39 +20,39 @@
 --               draft_lm_head_gpu_ns (GPU ops under an `lm_head` under `draft`; NULL as draft_gpu_ns)
 
 CREATE OR REPLACE TEMP TABLE token_counts_events AS
-WITH _e AS (
+WITH _count_events AS (
     SELECT trace, pid, tid, ts_ns, seq, name,
            CASE WHEN kind = 'range' THEN nullif(regexp_replace(coalesce(phase_path, ''), '/?[^/]*$', ''), '')
                 ELSE phase_path END AS recorded_in
     FROM events
     WHERE kind IN ('range', 'instant') AND starts_with(name, 'tracekit.count ')
-), _kv AS (
+), _pairs AS (
     SELECT *, regexp_extract_all(name, ' ([A-Za-z_][A-Za-z0-9_]*)=([^ ]+)', 1) AS ks,
               regexp_extract_all(name, ' ([A-Za-z_][A-Za-z0-9_]*)=([^ ]+)', 2) AS vs
-    FROM _e
+    FROM _count_events
 )
 SELECT trace, pid, tid, ts_ns, seq, recorded_in, unnest(ks) AS key, TRY_CAST(unnest(vs) AS DOUBLE) AS value
-FROM _kv;
+FROM _pairs;
 
 CREATE OR REPLACE TEMP TABLE token_counts_by_step AS
-WITH _k AS (
+WITH _keyed AS (
     SELECT c.*, CASE WHEN o.one_thread THEN -1 ELSE c.tid END AS k_tid
     FROM token_counts_events c JOIN step_instances_one_thread o USING (trace)
 )
 SELECT k.trace, s.step_index, k.key, sum(k.value) AS value, count(*) AS events
-FROM _k k
+FROM _keyed k
 ASOF JOIN step_instances s ON k.trace = s.trace AND k.k_tid = s.k_tid AND k.ts_ns >= s.ts_ns
 GROUP BY ALL;
 
 CREATE OR REPLACE TEMP TABLE token_counts AS
-WITH _c AS (
+WITH _counted AS (
     SELECT trace, step_index,
            sum(value) FILTER (WHERE key = 'drafted') AS drafted,
            sum(value) FILTER (WHERE key = 'accepted') AS accepted,
            sum(value) FILTER (WHERE key = 'batch_size') AS batch_size,
            sum(value) FILTER (WHERE key = 'tokens') AS tokens
     FROM token_counts_by_step GROUP BY ALL
-), _d AS (
+), _draft_sums AS (
     SELECT trace, step_index,
            sum(cpu_ns) FILTER (WHERE string_split(phase, '/')[-1] = 'draft'
                                AND NOT list_contains(string_split(phase, '/')[:-2], 'draft')) AS draft_cpu_ns,
@@ -72,5 +72,5 @@ SELECT s.trace, s.step_index, s.step_kind, s.ts_ns, s.ts_ns + s.end_to_end_ns AS
        CASE WHEN g.trace IS NOT NULL THEN coalesce(d.draft_lm_head_gpu_ns, 0) END AS draft_lm_head_gpu_ns
 FROM steps_rows s
 LEFT JOIN (SELECT DISTINCT trace FROM gpu_activity) g USING (trace)
-LEFT JOIN _c c USING (trace, step_index)
-LEFT JOIN _d d USING (trace, step_index);
+LEFT JOIN _counted c USING (trace, step_index)
+LEFT JOIN _draft_sums d USING (trace, step_index);
