@@ -400,7 +400,7 @@ WITH _idle_causes AS (  -- idle causes per kind, over the steps' end-to-end wind
     JOIN _hl_tree o ON o.trace = t.trace AND o.step_kind = t.step_kind AND o.phase_path = '(other)'
     WHERE t.phase_path <> '(other)'
     QUALIFY row_number() OVER (PARTITION BY t.trace, t.step_kind ORDER BY t.s_excl_cpu DESC, t.phase_path) = 1
-), _topg AS (
+), _top_gpu_phase AS (
     SELECT trace, step_kind, phase_path, s_excl_gpu FROM _hl_tree WHERE k_gpu > 0 AND phase_path <> '(other)'
     QUALIFY row_number() OVER (PARTITION BY trace, step_kind ORDER BY s_excl_gpu DESC, phase_path) = 1
 ), _step_syncs AS (  -- blocking calls in the kind's steps, with what the GPU did meanwhile (syncs.sql syncs_during)
@@ -518,7 +518,7 @@ WITH _idle_causes AS (  -- idle causes per kind, over the steps' end-to-end wind
            || _hl_pct(t.s_excl_gpu, k.op) || ' of GPU op time)',
            t.s_excl_gpu, k.op, 'GPU op time launched in `' || t.phase_path || '`',
            'GPU op time (kernels, copies, memsets) of the steps'
-    FROM _hl_kind k JOIN _topg t USING (trace, step_kind) WHERE t.s_excl_gpu >= 0.05 * k.op
+    FROM _hl_kind k JOIN _top_gpu_phase t USING (trace, step_kind) WHERE t.s_excl_gpu >= 0.05 * k.op
 )
 SELECT trace, step_kind, rank::INTEGER AS rank, verdict, numerator_ns::DOUBLE AS numerator_ns,
        denominator_ns::DOUBLE AS denominator_ns, numerator, denominator
