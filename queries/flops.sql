@@ -403,7 +403,7 @@ WITH _by_phase AS (
            _fl_ideal_ns(flops, peak_tflops, timed) AS ideal_ns,
            string_agg(DISTINCT dtype, ',' ORDER BY dtype) AS dtypes,
            string_agg(DISTINCT CASE WHEN timed AND peak_tflops IS NULL THEN dtype END, ',') AS no_peak_dtypes,
-           modules_src_union(string_agg(phase_source, ','), NULL) AS phase_source
+           modules_src_agg(phase_source) AS phase_source
     FROM flops_ops GROUP BY trace, phase_path
 )
 SELECT g.trace, g.phase_path, g.phase_source, g.ops, g.ops_no_flops, g.flops::BIGINT AS flops,

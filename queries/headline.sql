@@ -168,7 +168,7 @@ FROM steps_gpu GROUP BY ALL;
 
 -- Where each phase path of a step kind came from (range, module, frame), over its steps, CPU and GPU side.
 CREATE OR REPLACE TEMP TABLE _hl_src AS
-SELECT trace, step_kind, phase_path, modules_src_union(string_agg(src, ','), NULL) AS phase_source FROM (
+SELECT trace, step_kind, phase_path, modules_src_agg(src) AS phase_source FROM (
     SELECT c.trace, s.step_kind, c.phase_path, c.src FROM _hl_cpu c JOIN steps_rows s USING (trace, step_index)
     UNION ALL
     SELECT g.trace, s.step_kind, g.phase_path, g.src FROM _hl_gpu g JOIN steps_rows s USING (trace, step_index)

@@ -407,7 +407,7 @@ SELECT p.trace, p.step_kind, p.phase, any_value(k.steps) AS steps, count(*) AS s
        sum(p.gpu_op_ns) / any_value(k.steps) AS mean_gpu_op_ns,
        coalesce(sum(p.cpu_ns), 0) / any_value(k.k_wall_ns) AS cpu_share,
        sum(p.gpu_op_ns) / nullif(any_value(k.k_gpu_op_ns), 0) AS gpu_share,
-       modules_src_union(string_agg(p.phase_source, ','), NULL) AS phase_source
+       modules_src_agg(p.phase_source) AS phase_source
 FROM steps_phases p JOIN _per_kind k USING (trace, step_kind)
 GROUP BY p.trace, p.step_kind, p.phase
 ORDER BY p.trace, p.step_kind, coalesce(mean_gpu_op_ns, 0) + mean_cpu_ns DESC, p.phase;

@@ -228,7 +228,7 @@ WITH _accepted_per_trace AS (
     SELECT trace, sum(accepted) AS accepted FROM token_counts WHERE accepted IS NOT NULL GROUP BY trace
 ), _per_phase AS (
     SELECT p.trace, p.phase, sum(p.cpu_ns) AS cpu_ns, sum(p.gpu_op_ns) AS gpu_ns,
-           modules_src_union(string_agg(p.phase_source, ','), NULL) AS phase_source
+           modules_src_agg(p.phase_source) AS phase_source
     FROM steps_phases p JOIN token_counts s USING (trace, step_index)
     WHERE s.accepted IS NOT NULL GROUP BY ALL
 ), _inclusive AS (  -- inclusive: the phase and every phase path under it

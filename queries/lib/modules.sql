@@ -57,7 +57,7 @@
 --               up to 1 over a step.
 --   Macros: modules_eff_path, modules_eff_src (above), _mod_is_step(name) (a step range's name),
 --   modules_src_union(a, b) (two comma-separated phase_source lists as one, sorted and distinct; NULL when both are
---   empty).
+--   empty), modules_src_agg(x) (an aggregate: the union of the lists of a group's rows).
 -- Cost: one pass over the python rows' distinct names, then linear in module intervals + placed rows (ASOF
 -- joins and one window sort, as lib/frames.sql); traces without python rows place nothing.
 -- Where user ranges and modules both exist they are combined, never doubled: GPU ops inside a user range
@@ -70,6 +70,7 @@ CREATE OR REPLACE TEMP MACRO modules_eff_src(m, pp) AS
 -- two comma-separated source lists as one (sorted, distinct; NULL when both are empty)
 CREATE OR REPLACE TEMP MACRO modules_src_union(a, b) AS nullif(array_to_string(list_sort(list_distinct(list_filter(
     flatten([string_split(coalesce(a, ''), ','), string_split(coalesce(b, ''), ',')]), lambda v: v <> ''))), ','), '');
+CREATE OR REPLACE TEMP MACRO modules_src_agg(x) AS modules_src_union(string_agg(x, ','), NULL);
 CREATE OR REPLACE TEMP MACRO _mod_is_forward(n) AS regexp_full_match(n, '.*\([0-9]+\): forward');
 
 CREATE OR REPLACE TEMP TABLE _mod_src AS

@@ -78,11 +78,16 @@ def np_values(a: pa.Array) -> np.ndarray:
     return np.frombuffer(a.buffers()[1], dtype=dt, count=len(a), offset=a.offset * dt.itemsize)
 
 
+def bits(buf: pa.Buffer, offset: int, n: int) -> np.ndarray:
+    """An Arrow bit buffer (validity, or boolean values) as n uint8 0/1 values from bit ``offset``: the one
+    unpacking of Arrow's little-endian bitmaps here (``to_numpy`` on booleans imports pandas)."""
+    return np.unpackbits(np.frombuffer(buf, np.uint8), count=offset + n, bitorder="little")[offset:]
+
+
 def np_filled(a: pa.Array, fill: int, dtype: Any = None) -> np.ndarray:
     """numpy copy of an integer Arrow array with NULL -> ``fill`` (``a.fill_null(fill).to_numpy()``, no pandas)."""
     v = np_values(a)
     v = v.astype(dtype or v.dtype, copy=True)
     if a.null_count:
-        bits = np.unpackbits(np.frombuffer(a.buffers()[0], np.uint8), count=a.offset + len(a), bitorder="little")
-        v[bits[a.offset :] == 0] = fill
+        v[bits(a.buffers()[0], a.offset, len(a)) == 0] = fill
     return v

@@ -46,7 +46,7 @@ from pyarrow import ipc
 from tracekit import __version__, schema
 from tracekit.atomic import atomic_path, drop_temp, make_temp, signals_deferred, stop_requested
 from tracekit.errors import TraceError
-from tracekit.ingest.arrays import np_filled, np_values, num_array, str_array
+from tracekit.ingest.arrays import bits, np_filled, np_values, num_array, str_array
 from tracekit.ingest.link import (
     FB_BWD_OP,
     FB_END,
@@ -433,8 +433,7 @@ def _mask(a: pa.Array) -> np.ndarray:
     a = pc.fill_null(a, _FALSE)
     if not len(a):
         return np.zeros(0, bool)
-    bits = np.unpackbits(np.frombuffer(a.buffers()[1], np.uint8), count=a.offset + len(a), bitorder="little")
-    return bits[a.offset :].astype(bool)
+    return bits(a.buffers()[1], a.offset, len(a)).astype(bool)
 
 
 _SEQ_RE = r'"Sequence number":\s*"?(?P<v>[0-9]{1,15})\b'
