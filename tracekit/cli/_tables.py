@@ -10,9 +10,9 @@ from typing import Any
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
 from tracekit import executors
+from tracekit.cli._progress import task_progress
 from tracekit.safe import markup, term
 
 
@@ -28,14 +28,7 @@ def write_tables(
     """Run :func:`tracekit.executors.report_many`; print what was written and every failed trace (exit 2: bad input)."""
     console = Console(stderr=True)
     ex = executors.make(executor, jobs=jobs, ray_address=ray_address, spark_master=spark_master)
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
+    with task_progress(console) as bar:
         files = executors.event_files_of(paths)
         task = bar.add_task(f"report ({executor})", total=len(files))
         outcomes = executors.report_many(paths, out, ex, params=params, on_done=lambda o: bar.advance(task))

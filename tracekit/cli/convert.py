@@ -16,18 +16,12 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import click
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    MofNCompleteColumn,
-    Progress,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
+from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
 
 from tracekit import cli
 from tracekit.atomic import converting
 from tracekit.cli._inputs import refuse_input
+from tracekit.cli._progress import task_progress
 from tracekit.errors import TraceError
 from tracekit.ingest import convert, default_trace_name
 from tracekit.safe import markup, term
@@ -200,14 +194,7 @@ def _dataset(
     ex = executors.make(executor, jobs=jobs, ray_address=ray_address, spark_master=spark_master)
     if "://" not in out:
         Path(out).mkdir(parents=True, exist_ok=True)
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
+    with task_progress(console) as bar:
         task = bar.add_task(f"converting ({executor})", total=len(inputs))
         outcomes = executors.convert_many(
             inputs, out, ex, force=force, trace=trace_name, on_done=lambda o: bar.advance(task), planned=planned
