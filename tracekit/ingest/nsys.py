@@ -924,7 +924,7 @@ class _Reader:
         seq0 = self.counts.get(table, 0)
         cols.setdefault("seq", num_array(np.arange(seq0, seq0 + n, dtype=np.int64)))
         self.counts[table] = seq0 + n
-        return TraceSink.prepare(cols)
+        return TraceSink.prepare(cols, autograd=False)  # StreamSink links no forward ops: no facts to find
 
     def _base(self, spec: TableSpec, b: dict[str, pa.Array]) -> dict[str, Any]:
         """ts/dur/pid/tid/correlation/name/cat/args columns common to all event tables."""

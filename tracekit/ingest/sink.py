@@ -443,6 +443,14 @@ _FWD_TID_RE = r'"Fwd thread id":\s*"?(?P<v>[0-9]{1,15})\b'
 _BWD_NAME_RE = r"^autograd::engine::evaluate_function: |Backward[0-9]*$"
 
 
+#: The autograd facts of a batch that has none (rows, codes, sequence numbers).
+_NO_AUTOGRAD_FACTS: tuple[np.ndarray, np.ndarray, np.ndarray] = (
+    np.zeros(0, np.int64),
+    np.zeros(0, np.int8),
+    np.zeros(0, np.int64),
+)
+
+
 def _autograd_facts(col: dict[str, pa.Array]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The rows of a batch that link backward work to forward ops (tracekit.ingest.link, rule ``forward_op``),
     sparse: (rows, FB_* codes, sequence numbers, -1 on flows).
@@ -480,7 +488,7 @@ def _autograd_facts(col: dict[str, pa.Array]) -> tuple[np.ndarray, np.ndarray, n
                 bwd[nokey] = _mask(pc.match_substring_regex(names, _BWD_NAME_RE))
             parts.append((at, np.where(bwd, FB_BWD_OP, FB_FWD_OP).astype(np.int8), seq))
     if not parts:
-        return np.zeros(0, np.int64), np.zeros(0, np.int8), np.zeros(0, np.int64)
+        return _NO_AUTOGRAD_FACTS
     rows, codes, seqs = (np.concatenate([p[i] for p in parts]) for i in range(3))
     return rows.astype(np.int64), codes, seqs
 
@@ -532,12 +540,13 @@ class TraceSink:
         self._closed = False
 
     @staticmethod
-    def prepare(columns: dict[str, Any]) -> Prepared | None:
+    def prepare(columns: dict[str, Any], autograd: bool = True) -> Prepared | None:
         """Validate one batch and extract what the linker needs. Pure: safe on worker threads.
 
         Values may be Arrow arrays, numpy arrays or lists; missing columns become NULL. ``trace`` and ``source``
         need not be given: the output's are the sink's.
         Without a ``seq`` column, rows are numbered in arrival order.
+        ``autograd=False``: no autograd facts (empty): :class:`StreamSink`'s linker has no forward-op rule.
         """
         n = None
         arrays: list[Any] = []
@@ -571,7 +580,7 @@ class TraceSink:
             _i64(col["dur_ns"]),
             _i64(col["correlation"]),
             (enc.dictionary, idx),
-            _autograd_facts(col),
+            _autograd_facts(col) if autograd else _NO_AUTOGRAD_FACTS,
         )
         return Prepared(pa.RecordBatch.from_arrays(arrays, schema=BASE_SCHEMA), link)
 
