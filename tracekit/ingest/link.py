@@ -762,8 +762,11 @@ class BatchLinker:
         points = np.flatnonzero((code == RUNTIME) | (code == CPU_POINT))
         if len(points):
             own = self.tree.lookup(pid, tid, ts, points)
-            main, may = self.tree.main_lookup(pid, tid, ts, points)  # no forward ops here: the main thread's range
-            main = np.where(may, main, -1)
+            main = np.full(len(points), -1, dtype=np.int32)  # no forward ops here: the main thread's range
+            need = np.flatnonzero(own < 0)  # only points outside their own thread's ranges borrow (as _borrow)
+            if len(need):
+                found, may = self.tree.main_lookup(pid, tid, ts, points[need])
+                main[need] = np.where(may, found, -1)
             path[points] = np.where(own >= 0, own, main)
             rule[points] = np.where(own >= 0, THREAD_RULE, np.where(main >= 0, MAIN_RULE, -1))
         rt = np.flatnonzero(code == RUNTIME)
