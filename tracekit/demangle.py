@@ -102,17 +102,19 @@ def demangle(name: str | None) -> str | None:
     return name
 
 
-def register(con: Any) -> None:
+def register(con: Any, temp: bool = True) -> None:
     """Create the temp table ``_demangled(name, demangled)`` on a DuckDB connection: one row per distinct
     mangled (``_Z...``) kernel name of its ``kernels`` view, demangled here. A table, not a Python UDF: a
     DuckDB Python function loads numpy, which ``tracekit report`` otherwise never imports (tests/test_startup.py),
-    and a trace holds few distinct names. Rebuilt on every call (the connection's traces may change)."""
+    and a trace holds few distinct names. Rebuilt on every call (the connection's traces may change).
+    ``temp=False``: a table of the connection's database, which its cursors see too (tracekit.report's
+    analyses side by side)."""
     names = [
         r[0]
         for r in con.execute(
             "SELECT DISTINCT name FROM kernels WHERE kind = 'kernel' AND starts_with(name, '_Z') ORDER BY name"
         ).fetchall()
     ]
-    con.execute("CREATE OR REPLACE TEMP TABLE _demangled (name VARCHAR, demangled VARCHAR)")
+    con.execute(f"CREATE OR REPLACE {'TEMP ' if temp else ''}TABLE _demangled (name VARCHAR, demangled VARCHAR)")
     if names:
         con.executemany("INSERT INTO _demangled VALUES (?, ?)", [(n, demangle(n)) for n in names])

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -415,10 +416,21 @@ def module_making(error: str) -> str | None:
     return None
 
 
-def register_udfs(con: duckdb.DuckDBPyConnection) -> None:
+def register_udfs(con: duckdb.DuckDBPyConnection, temp: bool = True) -> None:
     """What the queries need from Python: the table ``_demangled`` of the traces' mangled kernel names and
-    their readings by the C++ runtime's demangler (tracekit.demangle; not an analysis)."""
-    register(con)
+    their readings by the C++ runtime's demangler (tracekit.demangle; not an analysis). ``temp=False``: in the
+    connection's database, for analyses side by side (:func:`run`)."""
+    register(con, temp=temp)
+
+
+def set_variables(con: duckdb.DuckDBPyConnection, params: Mapping[str, Any]) -> dict[str, Any]:
+    """Every variable the query files read on ``con``: the parameters (:func:`set_params`) and the path of the
+    kernel category table. Variables belong to one connection: each cursor of a side-by-side run sets them."""
+    used = set_params(con, params)
+    # the kernel category table lib/gpu_activity.sql reads: a data file users edit, shipped with the SQL; it stays at
+    # the top of queries/ because the report's notes name that path (comm.sql)
+    con.execute(f"SET VARIABLE kernel_categories_csv = {_sql_literal(str(QUERY_DIR / 'kernel_categories.csv'))}")
+    return used
 
 
 def prepare(con: duckdb.DuckDBPyConnection, requires: Iterable[str] = (), **params: Any) -> set[str]:
@@ -428,10 +440,7 @@ def prepare(con: duckdb.DuckDBPyConnection, requires: Iterable[str] = (), **para
 
     Returns the set of files whose set-up ran; pass it on to :func:`run_file` so none runs twice.
     """
-    set_params(con, params)
-    # the kernel category table lib/gpu_activity.sql reads: a data file users edit, shipped with the SQL; it stays at
-    # the top of queries/ because the report's notes name that path (comm.sql)
-    con.execute(f"SET VARIABLE kernel_categories_csv = {_sql_literal(str(QUERY_DIR / 'kernel_categories.csv'))}")
+    set_variables(con, params)
     register_udfs(con)
     done: set[str] = set()
     for name in requires:
@@ -470,28 +479,38 @@ def run(
     arrow: bool = False,
     rows: bool = False,
     small_one_thread: bool | None = None,
+    workers: int | None = None,
     **params: Any,
 ) -> dict[str, pd.DataFrame]:
     """Run the analyses over converted traces; returns ``{output name: DataFrame}``.
 
     ``params`` override :data:`DEFAULTS` (``step_pattern``, ``vocab``, ``lm_head_regex``, ...).
-    ``timings`` (if given) receives wall seconds per file (a file's time includes the set-up of the
-    modules it is the first to require) and ``prepare``. ``arrow``: Arrow
-    tables instead; ``rows``: :class:`~tracekit.rows.Rows` instead (what the terminal and JSON
+    ``timings`` (if given) receives wall seconds per file and ``prepare``: with one worker a file's time
+    includes the set-up of the modules it is the first to require, with several each module is timed alone.
+    ``arrow``: Arrow tables instead; ``rows``: :class:`~tracekit.rows.Rows` instead (what the terminal and JSON
     report read, without importing pandas). ``small_one_thread``: apply :func:`one_thread_if_small`;
     None (the default) does so only on a connection ``run`` opened itself, True on ``con`` too
     (``report --html`` opens its own, to run the timeline and the median-step export on it afterwards).
+
+    ``workers``: how many modules run side by side (:func:`run_side_by_side`); None (the default) is
+    :func:`auto_workers` on a connection ``run`` opened itself and 1 on ``con``. Above 1 the modules' tables are
+    made in ``con``'s database instead of as TEMP objects, so ``con`` must be an in-memory database
+    (ValueError otherwise). The results are the same either way (tests/test_report_parallel.py).
     """
     names = tuple(analyses or ANALYSES)
     unknown = [a for a in names if a not in ANALYSES]
     if unknown:
         raise ValueError(f"unknown analysis {', '.join(unknown)}; known: {', '.join(ANALYSES)}")
+    if workers is None:
+        workers = auto_workers() if con is None else 1
     if small_one_thread is None:
         small_one_thread = con is None
     con = connect(paths, con=con)
     con.execute("SET enable_progress_bar = false")  # DuckDB's bar would interleave with the tables
     if small_one_thread:
         one_thread_if_small(con)
+    if workers > 1:
+        return run_side_by_side(con, names, workers, params, timings=timings, arrow=arrow, rows=rows)
     out: dict[str, Any] = {}
     t0 = time.perf_counter()
     done = prepare(con, **params)
@@ -502,6 +521,156 @@ def run(
         out.update(run_file(con, name, done=done, arrow=arrow, rows=rows))
         if timings is not None:
             timings[name] = time.perf_counter() - t0
+    return out
+
+
+def auto_workers() -> int:
+    """The modules :func:`run` runs side by side by default: one per usable core, at most 4 (the modules'
+    dependency graph is rarely wider: ``lib/gpu_activity`` comes first, ``headline`` late)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, 4))
+
+
+#: ``CREATE [OR REPLACE] TEMP`` at the start of a line: what :func:`in_database` rewrites.
+_TEMP = re.compile(r"^(CREATE\s+(?:OR\s+REPLACE\s+)?)TEMP(?:ORARY)?\s+", re.MULTILINE | re.IGNORECASE)
+
+
+def in_database(sql: str) -> str:
+    """``sql`` with each ``CREATE ... TEMP`` object made in the connection's database instead.
+
+    Why: a TEMP table, view or macro belongs to one DuckDB connection, and the modules that run side by
+    side (:func:`run_side_by_side`) run on cursors of one in-memory database: each must see the tables the
+    others built. The files keep TEMP, which is what a user running them with ``tracekit sql`` wants
+    (nothing written into a database file of theirs); tests/test_query_modules.py checks that every
+    object a shipped file creates is made by a statement this rewrites."""
+    return _TEMP.sub(r"\1", sql)
+
+
+def _is_in_memory(con: duckdb.DuckDBPyConnection) -> bool:
+    row = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchone()
+    return row is not None and row[0] is None
+
+
+def run_side_by_side(
+    con: duckdb.DuckDBPyConnection,
+    names: Iterable[str],
+    workers: int,
+    params: Mapping[str, Any],
+    timings: dict[str, float] | None = None,
+    arrow: bool = False,
+    rows: bool = False,
+) -> dict[str, Any]:
+    """Run the analyses ``names`` and every module they require on ``workers`` cursors of ``con`` at once:
+    each module as soon as the modules it requires are built; the results in the order one worker gives.
+
+    Why: a report is ~200 statements in ~30 modules, most independent of each other once ``lib/gpu_activity``
+    and a few others exist; DuckDB runs each statement on the thread that calls it when the input is small
+    (``threads = 1``) and releases the GIL meanwhile, so a second core halves what is left (BENCHMARKS.md,
+    issue 25). The modules' tables are made in ``con``'s database (:func:`in_database`), which must be in
+    memory. The first error in module order is raised once every worker has stopped; Ctrl-C interrupts the
+    other workers' statements."""
+    import threading  # deferred: only this path uses it
+
+    if not _is_in_memory(con):
+        raise ValueError("run(workers > 1) needs an in-memory DuckDB connection: it creates the modules' tables there")
+    names = tuple(names)
+    t0 = time.perf_counter()
+    files: dict[str, SqlFile] = {}
+    order: list[str] = []  # a topological order: each module after what it requires (as one worker runs them)
+
+    def visit(name: str, path: tuple[str, ...] = ()) -> None:
+        if name in path:
+            raise ValueError(f"queries/: @requires cycle {' -> '.join((*path[path.index(name) :], name))}")
+        if name in files:
+            return
+        sf = files[name] = parse_sql(QUERY_DIR / f"{name}.sql")
+        for req in sf.requires:
+            visit(req, (*path, name))
+        order.append(name)
+
+    for name in names:
+        visit(name)
+    # building blocks first: every analysis waits on some of them, and no building block waits on an analysis
+    order = [m for m in order if m not in names] + [m for m in order if m in names]
+    cursors = [con.cursor() for _ in range(workers)]
+    for cur in cursors:
+        set_variables(cur, params)
+    register_udfs(con, temp=False)
+    if timings is not None:
+        timings["prepare"] = time.perf_counter() - t0
+
+    results: dict[str, dict[str, Any]] = {}
+    errors: dict[str, BaseException] = {}
+    done: set[str] = set()
+    started: set[str] = set()
+    stop = threading.Event()
+    cond = threading.Condition()
+
+    def fetch(cur: duckdb.DuckDBPyConnection, sf: SqlFile, output: str, sql: str) -> Any:
+        if arrow:
+            return cur.sql(sql).to_arrow_table()
+        if rows:
+            return from_cursor(cur.execute(sql), [(c.name, c.type) for c in sf.columns.get(output, [])])
+        return cur.execute(sql).df()
+
+    def next_module() -> str | None:
+        with cond:
+            while True:
+                if errors or stop.is_set():
+                    return None
+                ready = [m for m in order if m not in started and all(r in done for r in files[m].requires)]
+                if ready:
+                    started.add(ready[0])
+                    return ready[0]
+                if len(started) == len(order):
+                    return None
+                cond.wait()
+
+    def work(cur: duckdb.DuckDBPyConnection) -> None:
+        while (name := next_module()) is not None:
+            t = time.perf_counter()
+            sf = files[name]
+            try:
+                _exec_script(cur, in_database(sf.setup))
+                results[name] = {
+                    (name if o == name else f"{name}.{o}"): fetch(cur, sf, o, sql) for o, sql in sf.outputs
+                }
+            except BaseException as e:  # noqa: BLE001 (re-raised by the caller once every worker has stopped)
+                with cond:
+                    errors[name] = e
+                    cond.notify_all()
+                return
+            if timings is not None:
+                timings[name] = time.perf_counter() - t
+            with cond:
+                done.add(name)
+                cond.notify_all()
+
+    helpers = [threading.Thread(target=work, args=(cur,), daemon=True) for cur in cursors[1:]]
+    for h in helpers:
+        h.start()
+    try:
+        work(cursors[0])
+    finally:
+        if errors or sys.exc_info()[0] is not None:  # Ctrl-C, or a module failed: stop the others now
+            with cond:
+                stop.set()
+                cond.notify_all()
+            for cur in cursors[1:]:
+                cur.interrupt()
+        for h in helpers:
+            h.join()
+    if errors:
+        # Ctrl-C first; then the first real failure in module order (not the interruptions this caused)
+        ctrl_c = [e for e in errors.values() if isinstance(e, KeyboardInterrupt)]
+        real = {m: e for m, e in errors.items() if not isinstance(e, duckdb.InterruptException)} or errors
+        raise ctrl_c[0] if ctrl_c else real[min(real, key=order.index)]
+    out: dict[str, Any] = {}
+    for name in names:
+        out.update(results[name])
     return out
 
 

@@ -134,7 +134,9 @@ def command(
     # figures, issue 25); the page's timeline and median-step export need the connection (one DuckDB thread on a
     # small input, as the terminal's: less wall and CPU than the default threads on a small trace)
     con = duckdb.connect() if html_out else None
-    results = rep.run(list(traces), con=con, rows=True, small_one_thread=True, **params)
+    results = rep.run(
+        list(traces), con=con, rows=True, small_one_thread=True, workers=rep.auto_workers(), **params
+    )  # in memory, so the analyses run side by side on the page's connection too
     if sections:  # an unknown name is a usage error, before anything is written
         from tracekit.view.sections import select  # deferred: ~0.01 s, only with --section
 
