@@ -73,22 +73,28 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--hta-python", required=True, help="an interpreter with holistictraceanalysis installed")
     ap.add_argument("--python", default=sys.executable, help="the interpreter that runs tracekit")
-    ap.add_argument("--tree", type=Path, default=ROOT, help="tracekit source tree (PYTHONPATH)")
+    ap.add_argument("--tree", type=Path, action="append",
+                    help="tracekit source tree (PYTHONPATH; default this checkout); repeat to time several, interleaved")
     a = ap.parse_args()
-    env = dict(os.environ, PYTHONPATH=str(a.tree.resolve()))
+    trees = a.tree or [ROOT]
+    envs = {f"tk{i}" if len(trees) > 1 else "tracekit": dict(os.environ, PYTHONPATH=str(t.resolve()))
+            for i, t in enumerate(trees)}
     load = os.getloadavg()[0]
-    print(f"load average at start {load:.1f}; {a.rounds} rounds; tracekit tree {a.tree}")
+    print(f"load average at start {load:.1f}; {a.rounds} rounds; tracekit trees "
+          + ", ".join(f"{k}={t}" for k, t in zip(envs, trees)))
     with tempfile.TemporaryDirectory() as tmp:
         scratch = Path(tmp)
-        env["XDG_CACHE_HOME"] = str(scratch / "xdg")  # a cache outside the copies is never hit either
+        for env in envs.values():
+            env["XDG_CACHE_HOME"] = str(scratch / "xdg")  # a cache outside the copies is never hit either
         hta_py = scratch / "hta_first_answer.py"
         hta_py.write_text(HTA_SCRIPT)
         for trace in a.traces:
-            res: dict[str, list[tuple[float, float, int]]] = {"tracekit": [], "hta": []}
+            res: dict[str, list[tuple[float, float, int]]] = {**{k: [] for k in envs}, "hta": []}
             notes: set[str] = set()
             for _ in range(a.rounds):
-                tk_copy = fresh_copy(trace, scratch)
-                res["tracekit"].append(timed([a.python, "-m", "tracekit", "report", str(tk_copy), "--json"], env))
+                for k, env in envs.items():
+                    tk_copy = fresh_copy(trace, scratch)
+                    res[k].append(timed([a.python, "-m", "tracekit", "report", str(tk_copy), "--json"], env))
                 hta_copy = fresh_copy(trace, scratch)
                 res["hta"].append(timed([a.hta_python, str(hta_py), str(hta_copy.parent)], notes=notes))
             mb = trace.stat().st_size / 1e6
@@ -98,9 +104,10 @@ def main() -> None:
                 walls = [r[0] for r in rows]
                 print(f"{tool:10} {min(walls):9.2f} {statistics.median(walls):8.2f} {max(walls):8.2f} "
                       f"{statistics.median(r[1] for r in rows):8.2f} {max(r[2] for r in rows):7d}")
-            ratios = [h[0] / t[0] for t, h in zip(res["tracekit"], res["hta"])]
-            print("HTA / tracekit wall per round: " + ", ".join(f"{r:.2f}" for r in ratios)
-                  + f" (median {statistics.median(ratios):.2f}x)")
+            for k in envs:
+                ratios = [h[0] / t[0] for t, h in zip(res[k], res["hta"])]
+                print(f"HTA / {k} wall per round: " + ", ".join(f"{r:.2f}" for r in ratios)
+                      + f" (median {statistics.median(ratios):.2f}x)")
             for n in sorted(notes):
                 print(f"  {n} raised (its time up to the error counts)")
     print(f"load average at end {os.getloadavg()[0]:.1f}")

@@ -63,6 +63,10 @@ WITH _cpu_rows AS (
     WHERE e.trace = getvariable('ec_trace')
       AND e.kind NOT IN ('kernel', 'memcpy', 'memset', 'gpu_sync', 'gpu_range', 'flow', 'meta')
       AND _ec_in_phase(e.phase_path)
+      -- a row inside a selected step starts within the selected steps' span: read only those (a median step
+      -- of a long trace is a small part of it; the ASOF join below decides)
+      AND (getvariable('ec_step_first') IS NULL
+           OR e.ts_ns BETWEEN (SELECT min(ts_ns) FROM _ec_steps) AND (SELECT max(end_ns) FROM _ec_steps))
 )
 SELECT * EXCLUDE (_k_tid) FROM _cpu_rows WHERE getvariable('ec_step_first') IS NULL
 UNION ALL

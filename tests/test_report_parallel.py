@@ -124,3 +124,38 @@ def test_parallel_on_a_connection_built_by_connect(tmp_path: Path) -> None:
     assert con.execute(
         "SELECT count(*) FROM duckdb_views() WHERE view_name = 'events' AND NOT temporary"
     ).fetchone() == (1,)
+
+
+def test_after_task_sees_its_modules(tmp_path: Path) -> None:
+    """An :class:`report.After` task gets the outputs of the modules it waits on and a cursor where every module's
+    tables are (the page's median-step export); with one worker or several it sees the same."""
+    trace = planted.write(tmp_path / "t.json")
+    seen: dict[int, tuple[Any, ...]] = {}
+
+    def task(workers: int) -> report.After:
+        def work(cur: duckdb.DuckDBPyConnection, outputs: Any) -> None:
+            steps = cur.execute("SELECT count(*) FROM step_instances").fetchone()
+            seen[workers] = (outputs["timeline"].data, steps)
+
+        return report.After(("timeline",), work)
+
+    for workers in (1, 2):
+        out = report.run([trace], rows=True, workers=workers, also=("timeline",), after=(task(workers),))
+        assert list(out)[-1] == "timeline"  # after the analyses' outputs
+    assert seen[1] == seen[2]
+    assert seen[1][1] == (2,)  # the planted trace's two steps
+    assert seen[1][0]
+
+
+def test_after_task_error_is_raised(tmp_path: Path) -> None:
+    trace = planted.write(tmp_path / "t.json")
+
+    def work(cur: duckdb.DuckDBPyConnection, outputs: Any) -> None:
+        raise RuntimeError("export failed")
+
+    for workers in (1, 2):
+        with pytest.raises(RuntimeError, match="export failed"):
+            report.run(
+                [trace], rows=True, workers=workers, also=("timeline",), after=(report.After(("timeline",), work),)
+            )
+    assert threading.active_count() == 1

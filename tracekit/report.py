@@ -33,9 +33,8 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -480,6 +479,8 @@ def run(
     rows: bool = False,
     small_one_thread: bool | None = None,
     workers: int | None = None,
+    also: Iterable[str] = (),
+    after: Iterable[After] = (),
     **params: Any,
 ) -> dict[str, pd.DataFrame]:
     """Run the analyses over converted traces; returns ``{output name: DataFrame}``.
@@ -496,11 +497,17 @@ def run(
     :func:`auto_workers` on a connection ``run`` opened itself and 1 on ``con``. Above 1 the modules' tables are
     made in ``con``'s database instead of as TEMP objects, so ``con`` must be an in-memory database
     (ValueError otherwise). The results are the same either way (tests/test_report_parallel.py).
+
+    ``also``: other shipped modules whose outputs to return after the analyses' (``report --html`` asks for
+    ``timeline``, the page's); ``after``: Python work on the connection once the modules it requires are
+    built (:class:`After`: the page's median-step export), side by side with what is left.
     """
     names = tuple(analyses or ANALYSES)
     unknown = [a for a in names if a not in ANALYSES]
     if unknown:
         raise ValueError(f"unknown analysis {', '.join(unknown)}; known: {', '.join(ANALYSES)}")
+    names += tuple(also)
+    after = tuple(after)
     if workers is None:
         workers = auto_workers() if con is None else 1
     if small_one_thread is None:
@@ -510,7 +517,7 @@ def run(
     if small_one_thread:
         one_thread_if_small(con)
     if workers > 1:
-        return run_side_by_side(con, names, workers, params, timings=timings, arrow=arrow, rows=rows)
+        return run_side_by_side(con, names, workers, params, timings=timings, arrow=arrow, rows=rows, after=after)
     out: dict[str, Any] = {}
     t0 = time.perf_counter()
     done = prepare(con, **params)
@@ -521,7 +528,27 @@ def run(
         out.update(run_file(con, name, done=done, arrow=arrow, rows=rows))
         if timings is not None:
             timings[name] = time.perf_counter() - t0
+    for task in after:
+        task.work(con, out)
     return out
+
+
+#: How many modules' worth of time an :class:`After` task counts as when :func:`run_side_by_side` picks what to run
+#: next (the page's median-step export: ~0.5 s on a 216k-event trace, where a module takes 0.01-0.1 s).
+AFTER_WEIGHT = 10
+
+
+@dataclass(frozen=True)
+class After:
+    """Python work that :func:`run` does on the report's connection once the modules ``requires`` are built:
+    ``work(cursor, outputs so far)``, on one of the workers' cursors (its TEMP tables are its own; the
+    modules' tables and the variables are there), side by side with the modules still to run.
+
+    Why: the page's median-step export reads the timeline's rows and the ``lib/`` tables, then renders its
+    events in Python; run after the report it was the page's largest extra cost (issue 25 item 3)."""
+
+    requires: tuple[str, ...]
+    work: Callable[[duckdb.DuckDBPyConnection, Mapping[str, Any]], None]
 
 
 def auto_workers() -> int:
@@ -544,7 +571,7 @@ def in_database(sql: str) -> str:
     Why: a TEMP table, view or macro belongs to one DuckDB connection, and the modules that run side by
     side (:func:`run_side_by_side`) run on cursors of one in-memory database: each must see the tables the
     others built. The files keep TEMP, which is what a user running them with ``tracekit sql`` wants
-    (nothing written into a database file of theirs); tests/test_query_modules.py checks that every
+    (nothing written into a database file of theirs); tests/test_report_parallel.py checks that every
     object a shipped file creates is made by a statement this rewrites."""
     return _TEMP.sub(r"\1", sql)
 
@@ -562,9 +589,11 @@ def run_side_by_side(
     timings: dict[str, float] | None = None,
     arrow: bool = False,
     rows: bool = False,
+    after: Iterable[After] = (),
 ) -> dict[str, Any]:
     """Run the analyses ``names`` and every module they require on ``workers`` cursors of ``con`` at once:
     each module as soon as the modules it requires are built; the results in the order one worker gives.
+    Each of ``after`` runs once its modules are built, on the cursor of the worker that takes it.
 
     Why: a report is ~200 statements in ~30 modules, most independent of each other once ``lib/gpu_activity``
     and a few others exist; DuckDB runs each statement on the thread that calls it when the input is small
@@ -595,6 +624,25 @@ def run_side_by_side(
         visit(name)
     # building blocks first: every analysis waits on some of them, and no building block waits on an analysis
     order = [m for m in order if m not in names] + [m for m in order if m in names]
+    needs = {m: tuple(sf.requires) for m, sf in files.items()}
+    tasks = {f"after {i}": task for i, task in enumerate(after)}
+    for key, task in tasks.items():
+        for req in task.requires:
+            visit(req)
+        needs[key] = task.requires
+    # Python work first once it may start: it holds the GIL, so it is best begun while the others are in DuckDB
+    order = [*tasks, *order]
+    # Which ready module a free worker takes: the one with the longest chain of work waiting on it (a Python task
+    # counts as many modules: the page's export, the longest single step, waits on steps and the timeline), then
+    # the order above. Without it the export began only once every analysis was done.
+    height: dict[str, int] = {}
+
+    def chain(m: str) -> int:  # m's own weight plus the longest chain of what waits on it
+        if m not in height:
+            height[m] = (AFTER_WEIGHT if m in tasks else 1) + max((chain(d) for d in order if m in needs[d]), default=0)
+        return height[m]
+
+    order = sorted(order, key=lambda m: -chain(m))  # stable: ties keep the order above (list.sort empties ``order``)
     cursors = [con.cursor() for _ in range(workers)]
     for cur in cursors:
         set_variables(cur, params)
@@ -621,7 +669,7 @@ def run_side_by_side(
             while True:
                 if errors or stop.is_set():
                     return None
-                ready = [m for m in order if m not in started and all(r in done for r in files[m].requires)]
+                ready = [m for m in order if m not in started and all(r in done for r in needs[m])]
                 if ready:
                     started.add(ready[0])
                     return ready[0]
@@ -632,12 +680,17 @@ def run_side_by_side(
     def work(cur: duckdb.DuckDBPyConnection) -> None:
         while (name := next_module()) is not None:
             t = time.perf_counter()
-            sf = files[name]
             try:
-                _exec_script(cur, in_database(sf.setup))
-                results[name] = {
-                    (name if o == name else f"{name}.{o}"): fetch(cur, sf, o, sql) for o, sql in sf.outputs
-                }
+                if name in tasks:
+                    with cond:
+                        so_far = {k: v for r in results.values() for k, v in r.items()}
+                    tasks[name].work(cur, so_far)
+                else:
+                    sf = files[name]
+                    _exec_script(cur, in_database(sf.setup))
+                    got = {(name if o == name else f"{name}.{o}"): fetch(cur, sf, o, sql) for o, sql in sf.outputs}
+                    with cond:
+                        results[name] = got
             except BaseException as e:  # noqa: BLE001 (re-raised by the caller once every worker has stopped)
                 with cond:
                     errors[name] = e
@@ -652,10 +705,12 @@ def run_side_by_side(
     helpers = [threading.Thread(target=work, args=(cur,), daemon=True) for cur in cursors[1:]]
     for h in helpers:
         h.start()
+    failed = True
     try:
         work(cursors[0])
+        failed = bool(errors)
     finally:
-        if errors or sys.exc_info()[0] is not None:  # Ctrl-C, or a module failed: stop the others now
+        if failed:  # Ctrl-C (while this thread waited, or in its module), or a module failed: stop the others now
             with cond:
                 stop.set()
                 cond.notify_all()

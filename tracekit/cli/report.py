@@ -131,90 +131,103 @@ def command(
     if executor != "local" or jobs != 1:
         raise click.UsageError("--executor and --jobs need --out (the per-trace tables are written there)")
     # the terminal, JSON and the HTML page read plain rows (no pandas import, issue 14; nor for the page's SVG
-    # figures, issue 25); the page's timeline and median-step export need the connection (one DuckDB thread on a
-    # small input, as the terminal's: less wall and CPU than the default threads on a small trace)
-    con = duckdb.connect() if html_out else None
-    results = rep.run(
-        list(traces), con=con, rows=True, small_one_thread=True, workers=rep.auto_workers(), **params
-    )  # in memory, so the analyses run side by side on the page's connection too
-    if sections:  # an unknown name is a usage error, before anything is written
-        from tracekit.view.sections import select  # deferred: ~0.01 s, only with --section
-
-        try:
-            select(results, sections)
-        except ValueError as e:
-            raise click.BadParameter(str(e), param_hint="--section") from None
-    to_html = _page
-    exported: list[str] = []
+    # figures, issue 25); the page also needs the timeline's rows and its median steps exported, made side by side
+    # with the analyses on the report's connection (in memory: one DuckDB thread on a small input, as the terminal's)
+    median = _MedianSteps(list(traces), html_out, step_pattern) if html_out else None
     try:
-        if html_out and con is not None:
-            to_html = _html_writer(con, results, list(traces), html_out, step_pattern, exported)
+        results = rep.run(
+            list(traces),
+            con=duckdb.connect() if median else None,
+            rows=True,
+            small_one_thread=True,
+            workers=rep.auto_workers(),
+            also=("timeline",) if median else (),
+            after=(rep.After(("timeline",), median),) if median else (),
+            **params,
+        )
+        page = dict(results)
+        results.pop("timeline", None)  # the page's, not an analysis: not in --json nor the terminal
+        if sections:  # an unknown name is a usage error, before anything is written
+            from tracekit.view.sections import select  # deferred: ~0.01 s, only with --section
+
+            try:
+                select(results, sections)
+            except ValueError as e:
+                raise click.BadParameter(str(e), param_hint="--section") from None
         emit(
             results,
             as_json=as_json,
             html_out=html_out,
             title="tracekit report: " + ", ".join(traces),
             to_json=to_json,
-            to_html=to_html,
+            to_html=_page if median is None else _page_with(page, median),
             show=lambda r: _show(r, limit=limit, width=width, sections=tuple(sections), full=full),
         )
     except BaseException:
         # the page was not written (a full disk, Ctrl-C): the median-step files made for it go too (issue 23)
-        for f in exported:
+        for f in median.written if median else ():
             Path(f).unlink(missing_ok=True)
         raise
-    if exported and not as_json:
-        click.echo(f"wrote {', '.join(exported)} (the median step: open in ui.perfetto.dev)")
+    if median and median.written and not as_json:
+        click.echo(f"wrote {', '.join(median.written)} (the median step: open in ui.perfetto.dev)")
 
 
-def _html_writer(
-    con: duckdb.DuckDBPyConnection,
-    results: Mapping[str, Rows],
-    traces: list[str],
-    html_out: str,
-    step_pattern: str | None,
-    written: list[str],
-) -> Any:
-    """The page's extra inputs: the timeline rows (queries/timeline.sql on the report's connection) and
-    each trace's median step written with export-chrome next to the page, linked from it.
+class _MedianSteps:
+    """The page's median-step exports: each trace's median step (its first ``timeline`` row) written with
+    export-chrome next to the page, linked from it; run by ``report.run`` on a worker's cursor once the
+    timeline is built (:class:`tracekit.report.After`), beside the analyses still running.
 
-    ``results``: the report's Rows. Returns the page writer; ``written`` receives each median-step file as it
-    is written. Every one of their names is checked against the inputs before the first is written (`report r.median_step.json.gz
-    --html r.html` replaced its input with its own slice, issue 23)."""
-    from tracekit.export_chrome import Steps, export_chrome  # deferred: ~0.01 s (msgspec), only with --html
+    ``written``: each file as it is written (removed again if the page is not). Every name is checked against
+    the inputs before the first is written (`report r.median_step.json.gz --html r.html` replaced its input
+    with its own slice, issue 23)."""
 
-    page = {**results, **rep.run_timeline(con, rows=True)}
-    tl = page.get("timeline")
-    chrome: dict[str, str] = {}
-    notes: list[str] = []
-    out = Path(html_out)
-    if tl is not None and len(tl):
+    def __init__(self, traces: list[str], html_out: str, step_pattern: str | None) -> None:
+        self.traces, self.out, self.step_pattern = traces, Path(html_out), step_pattern
+        self.written: list[str] = []
+        self.chrome: dict[str, str] = {}
+        self.notes: list[str] = []
+
+    def __call__(self, cur: duckdb.DuckDBPyConnection, outputs: Mapping[str, Rows]) -> None:
+        from tracekit.export_chrome import Steps, export_chrome  # deferred: ~0.01 s (msgspec), only with --html
+
+        tl = outputs.get("timeline")
+        if tl is None or not len(tl):
+            return
         first: dict[Any, Any] = {}  # trace -> its median step (the first timeline row of each trace)
         for t, s in zip(tl.col("trace"), tl.col("step_index")):
             first.setdefault(t, s)
         meds = list(first.items())
+        out = self.out
         dests = [
             out.with_name(f"{out.stem}.median_step{'' if len(meds) == 1 else f'.{i + 1}'}.json.gz")
             for i in range(len(meds))
         ]
         for dest in dests:
-            refuse_input(dest, traces)
+            refuse_input(dest, self.traces)
         for (trace, step), dest in zip(meds, dests):
             try:
                 export_chrome(
-                    traces,
+                    self.traces,
                     dest,
                     trace=str(trace),
                     steps=Steps(int(step), int(step)),
-                    step_pattern=step_pattern,
-                    con=con,  # the report's lib/ tables, not a second build
+                    step_pattern=self.step_pattern,
+                    con=cur,  # the report's lib/ tables, not a second build
                     arrow=False,
                 )  # one step: DuckDB's tuples, no pyarrow import (~0.15 s)
-                chrome[str(trace)] = dest.name
-                written.append(str(dest))
+                self.chrome[str(trace)] = dest.name
+                self.written.append(str(dest))
             except TraceError as e:
-                notes.append(f"median step of {trace} not exported: {e}")
-    return lambda r, title: _page(page, title=title, chrome=chrome, chrome_notes=notes, view=page)
+                self.notes.append(f"median step of {trace} not exported: {e}")
+
+    def page_args(self) -> dict[str, Any]:
+        """What the page shows of the exports: the file per trace, and why one is missing."""
+        return {"chrome": self.chrome, "chrome_notes": self.notes}
+
+
+def _page_with(page: Mapping[str, Rows], median: _MedianSteps) -> Any:
+    """The page writer of ``report --html``: the report's rows, the timeline and the median-step exports."""
+    return lambda r, title: _page(page, title=title, view=page, **median.page_args())
 
 
 def _show(results: Mapping[str, Any], **kw: Any) -> None:
