@@ -26,7 +26,7 @@ JSON report, :class:`tracekit.rows.Rows` (``rows``): plain Python rows with thei
 so ``tracekit report`` never imports pandas (issue 14: the import took longer than the queries on
 a small trace). The view (:mod:`tracekit.view`: terminal, HTML, ``--json`` in
 :mod:`tracekit.view.records`, warnings) accepts either, and never runs SQL: the timeline
-the page draws runs here (:func:`run_timeline`).
+the page draws runs here (``run(also=("timeline",))``, or :func:`run_timeline` after a report).
 """
 
 from __future__ import annotations
@@ -710,7 +710,10 @@ def run_side_by_side(
                 done.add(name)
                 cond.notify_all()
 
-    helpers = [threading.Thread(target=work, args=(cur,), daemon=True) for cur in cursors[1:]]
+    helpers = [
+        threading.Thread(target=work, args=(cur,), name=f"tracekit-report-{i}", daemon=True)
+        for i, cur in enumerate(cursors[1:], 1)
+    ]
     for h in helpers:
         h.start()
     failed = True
@@ -726,6 +729,8 @@ def run_side_by_side(
                 cur.interrupt()
         for h in helpers:
             h.join()
+        for cur in cursors:  # the tables stay in the database; the cursors' own state (variables) goes
+            cur.close()
     if errors:
         # Ctrl-C first; then the first real failure in module order (not the interruptions this caused)
         ctrl_c = [e for e in errors.values() if isinstance(e, KeyboardInterrupt)]
@@ -782,5 +787,6 @@ def run_timeline(con: duckdb.DuckDBPyConnection, rows: bool = False) -> dict[str
     """Run ``queries/timeline.sql`` on a connection where ``tracekit.report.run`` ran steps.sql
     (its temp tables are there, and those of every module steps.sql and timeline.sql require: ``done`` keeps
     them from being built twice, which would also renumber gpu_activity's gid under the tables that hold it).
-    ``rows``: :class:`~tracekit.rows.Rows` instead of DataFrames (``report --html``: no pandas)."""
+    ``rows``: :class:`~tracekit.rows.Rows` instead of DataFrames. (``report --html`` asks :func:`run` for it
+    instead, ``also=("timeline",)``: side by side with the analyses.)"""
     return run_file(con, "timeline", done=modules_under("timeline") - {"timeline"}, rows=rows)

@@ -147,7 +147,7 @@ def command(
         )
         page = dict(results)
         results.pop("timeline", None)  # the page's, not an analysis: not in --json nor the terminal
-        if sections:  # an unknown name is a usage error, before anything is written
+        if sections:  # an unknown name is a usage error (a median-step file made by then is removed below)
             from tracekit.view.sections import select  # deferred: ~0.01 s, only with --section
 
             try:

@@ -4,7 +4,7 @@ tree as an inline SVG stacked bar.
 
 Why SVG and not a PNG: a kernel name is hundreds of characters; the page shows the box, the
 ``<title>`` gives the full name on hover, and the file stays self-contained. The rows come from
-``queries/timeline.sql`` (:func:`tracekit.report.run_timeline`) and ``headline.phase_tree``; this module only draws them.
+``queries/timeline.sql`` (``tracekit.report.run(also=("timeline",))``) and ``headline.phase_tree``; this module only draws them.
 
 One colour per phase path for the whole page (:func:`phase_colours`): the stacked bar, the timeline
 and their legends read the same map, keyed by the phase path relative to the step as the phase tree
