@@ -43,7 +43,7 @@ import duckdb
 
 from tracekit.demangle import register
 from tracekit.rows import from_cursor
-from tracekit.store import connect
+from tracekit.store import META_VIEWS, connect, snapshot_meta
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -589,6 +589,10 @@ def _is_in_memory(con: duckdb.DuckDBPyConnection) -> bool:
     return row is not None and row[0] is None
 
 
+#: The task of :func:`run_side_by_side` that computes the metadata views once (store.snapshot_meta).
+_META = "store/snapshot_meta"
+
+
 def run_side_by_side(
     con: duckdb.DuckDBPyConnection,
     names: Iterable[str],
@@ -633,7 +637,14 @@ def run_side_by_side(
     # building blocks first: every analysis waits on some of them, and no building block waits on an analysis
     order = [m for m in order if m not in names] + [m for m in order if m in names]
     needs = {m: tuple(sf.requires) for m, sf in files.items()}
-    tasks = {f"after {i}": task for i, task in enumerate(after)}
+    # The metadata views computed once (store.snapshot_meta), by the first free worker, not planned again at each
+    # of the modules' ~20 reads: a module that names one waits for it (one that reads it through another
+    # module's macro waits through its @requires).
+    tasks = {_META: After((), lambda cur, _: snapshot_meta(cur))} | {f"after {i}": t for i, t in enumerate(after)}
+    names_meta = re.compile(r"\b(?:" + "|".join(META_VIEWS) + r")\b")
+    for m, sf in files.items():
+        if names_meta.search(sf.setup) or any(names_meta.search(sql) for _, sql in sf.outputs):
+            needs[m] += (_META,)
     for key, task in tasks.items():
         for req in task.requires:
             visit(req)
