@@ -34,7 +34,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -367,33 +367,46 @@ def describe(name: str) -> str:
     return re.sub(r"^" + re.escape(name) + r"\s*:\s*", "", " ".join(lines))
 
 
-def setup_file(con: duckdb.DuckDBPyConnection, name: str, done: set[str], _path: tuple[str, ...] = ()) -> SqlFile:
-    """Run the set-up of module ``name`` (``queries/<name>.sql``), its ``@requires`` first (depth first:
-    a topological order of the dependency graph), unless ``done`` has it; adds what ran to ``done``.
+def module_graph(names: Iterable[str], skip: Collection[str] = ()) -> dict[str, SqlFile]:
+    """``names`` and every module they require, directly or through others, parsed once each, in a topological
+    order (depth first: each module after its ``@requires``, in the order they are listed): the order one
+    connection builds them in (:func:`setup_file`), and the graph the workers of :func:`run_side_by_side` share.
+    Modules in ``skip`` (built already) are left out, and what they require is not looked at through them.
 
     A cycle raises ValueError naming it: the modules' tables are built once, in order, so a module
     cannot read one that reads it back."""
-    if name in _path:
-        raise ValueError(f"queries/: @requires cycle {' -> '.join((*_path[_path.index(name) :], name))}")
-    sf = parse_sql(QUERY_DIR / f"{name}.sql")
-    if name not in done:
+    out: dict[str, SqlFile] = {}
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        if name in path:
+            raise ValueError(f"queries/: @requires cycle {' -> '.join((*path[path.index(name) :], name))}")
+        if name in out or name in skip:
+            return
+        sf = parse_sql(QUERY_DIR / f"{name}.sql")
         for req in sf.requires:
-            setup_file(con, req, done, (*_path, name))
+            visit(req, (*path, name))
+        out[name] = sf
+
+    for name in names:
+        visit(name, ())
+    return out
+
+
+def setup_file(con: duckdb.DuckDBPyConnection, name: str, done: set[str]) -> SqlFile:
+    """Run the set-up of module ``name`` (``queries/<name>.sql``), its ``@requires`` first (the order of
+    :func:`module_graph`, which raises on a cycle), each unless ``done`` has it; adds what ran to ``done``."""
+    if name in done:
+        return parse_sql(QUERY_DIR / f"{name}.sql")
+    graph = module_graph([name], skip=done)
+    for m, sf in graph.items():
         _exec_script(con, sf.setup)
-        done.add(name)
-    return sf
+        done.add(m)
+    return graph[name]
 
 
 def modules_under(name: str) -> set[str]:
     """``name`` and every module it requires, directly or through others (what :func:`setup_file` loads for it)."""
-    out: set[str] = set()
-    todo = [name]
-    while todo:
-        m = todo.pop()
-        if m not in out:
-            out.add(m)
-            todo += parse_sql(QUERY_DIR / f"{m}.sql").requires
-    return out
+    return set(module_graph([name]))
 
 
 _CREATES = re.compile(
@@ -459,6 +472,12 @@ def run_sql(
     if sf.name not in done:
         _exec_script(con, sf.setup)
         done.add(sf.name)
+    return outputs(con, sf, arrow=arrow, rows=rows)
+
+
+def outputs(con: duckdb.DuckDBPyConnection, sf: SqlFile, arrow: bool = False, rows: bool = False) -> dict[str, Any]:
+    """Each output of ``sf`` (its set-up done) fetched from ``con``: ``name`` for the output named like the file,
+    ``name.OUTPUT`` for the others; DataFrames, Arrow tables (``arrow``) or :class:`Rows` (``rows``)."""
 
     def fetch(output: str, sql: str) -> Any:
         if arrow:
@@ -618,24 +637,11 @@ def run_side_by_side(
     if not _is_in_memory(con):
         raise ValueError("run(workers > 1) needs an in-memory DuckDB connection: it creates the modules' tables there")
     names = tuple(names)
+    after = tuple(after)
     t0 = time.perf_counter()
-    files: dict[str, SqlFile] = {}
-    order: list[str] = []  # a topological order: each module after what it requires (as one worker runs them)
-
-    def visit(name: str, path: tuple[str, ...] = ()) -> None:
-        if name in path:
-            raise ValueError(f"queries/: @requires cycle {' -> '.join((*path[path.index(name) :], name))}")
-        if name in files:
-            return
-        sf = files[name] = parse_sql(QUERY_DIR / f"{name}.sql")
-        for req in sf.requires:
-            visit(req, (*path, name))
-        order.append(name)
-
-    for name in names:
-        visit(name)
+    files = module_graph([*names, *(r for task in after for r in task.requires)])
     # building blocks first: every analysis waits on some of them, and no building block waits on an analysis
-    order = [m for m in order if m not in names] + [m for m in order if m in names]
+    order = [m for m in files if m not in names] + [m for m in files if m in names]
     needs = {m: tuple(sf.requires) for m, sf in files.items()}
     # The metadata views computed once (store.snapshot_meta), by the first free worker, not planned again at each
     # of the modules' ~20 reads: a module that names one waits for it (one that reads it through another
@@ -646,8 +652,6 @@ def run_side_by_side(
         if names_meta.search(sf.setup) or any(names_meta.search(sql) for _, sql in sf.outputs):
             needs[m] += (_META,)
     for key, task in tasks.items():
-        for req in task.requires:
-            visit(req)
         needs[key] = task.requires
     # Python work first once it may start: it holds the GIL, so it is best begun while the others are in DuckDB
     order = [*tasks, *order]
@@ -676,13 +680,6 @@ def run_side_by_side(
     stop = threading.Event()
     cond = threading.Condition()
 
-    def fetch(cur: duckdb.DuckDBPyConnection, sf: SqlFile, output: str, sql: str) -> Any:
-        if arrow:
-            return cur.sql(sql).to_arrow_table()
-        if rows:
-            return from_cursor(cur.execute(sql), [(c.name, c.type) for c in sf.columns.get(output, [])])
-        return cur.execute(sql).df()
-
     def next_module() -> str | None:
         with cond:
             while True:
@@ -707,7 +704,7 @@ def run_side_by_side(
                 else:
                     sf = files[name]
                     _exec_script(cur, in_database(sf.setup))
-                    got = {(name if o == name else f"{name}.{o}"): fetch(cur, sf, o, sql) for o, sql in sf.outputs}
+                    got = outputs(cur, sf, arrow=arrow, rows=rows)
                     with cond:
                         results[name] = got
             except BaseException as e:  # noqa: BLE001 (re-raised by the caller once every worker has stopped)
