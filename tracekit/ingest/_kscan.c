@@ -1564,6 +1564,104 @@ done:
     return res;
 }
 
+/* ---- emit_nvtx suffixes -------------------------------------------------------------------------------------
+ * emit_nvtx_cut(offsets, data, first, n) -> (offsets', data') | None: each of the n strings of an Arrow string array
+ * (int32 offsets[first .. first+n], data) cut where tracekit.ingest.nsys.EMIT_NVTX_SUFFIX's leftmost match starts,
+ * the prefixes packed into a new array's buffers (offsets from 0). The regex,
+ *     (, seq = \d+)?(, op_id = \d+)?(, sizes = \[.*\])?(, input_op_ids = \[.*\])?$
+ * matches at the first i where s[i:] is, in order: an optional ", seq = " with digits, an optional ", op_id = " with
+ * digits, then the end, or ", sizes = [" or ", input_op_ids = [" with no newline up to a final ']' (`.` is any
+ * character but '\n'; digits must run to a ',' or the end, so the longest run is the only one; a group whose
+ * digits are missing is skipped, and then nothing else can start there). Every group starts with ','.
+ * None when a string holds a byte >= 0x80 after its first ',' (RE2 reads UTF-8 there: the caller uses the regex),
+ * or when the offsets do not fit the buffers. tests/test_emit_nvtx_cut.py checks it against the regex. */
+static int starts_with(const uint8_t *s, Py_ssize_t len, Py_ssize_t at, const char *lit, Py_ssize_t n) {
+    return len - at >= n && memcmp(s + at, lit, (size_t)n) == 0;
+}
+
+static Py_ssize_t digits_from(const uint8_t *s, Py_ssize_t len, Py_ssize_t at) {
+    while (at < len && s[at] >= '0' && s[at] <= '9') at++;
+    return at;
+}
+
+static int emit_suffix_at(const uint8_t *s, Py_ssize_t len, Py_ssize_t i, Py_ssize_t last_nl) {
+    Py_ssize_t j = i, d;
+    if (starts_with(s, len, j, ", seq = ", 8) && (d = digits_from(s, len, j + 8)) > j + 8) j = d;
+    if (starts_with(s, len, j, ", op_id = ", 10) && (d = digits_from(s, len, j + 10)) > j + 10) j = d;
+    if (j == len) return 1;
+    Py_ssize_t open = starts_with(s, len, j, ", sizes = [", 11) ? 11 : starts_with(s, len, j, ", input_op_ids = [", 18) ? 18 : 0;
+    return open && s[len - 1] == ']' && len - 1 >= j + open && last_nl < j;
+}
+
+/* Where the suffix starts in s (len when there is none); -1 for a byte >= 0x80 after the first ','. */
+static Py_ssize_t emit_cut_one(const uint8_t *s, Py_ssize_t len) {
+    const uint8_t *c = memchr(s, ',', (size_t)len);
+    if (!c) return len;
+    Py_ssize_t first = c - s, last_nl = -1;
+    for (Py_ssize_t k = first; k < len; k++) {
+        if (s[k] >= 0x80) return -1;
+        if (s[k] == '\n') last_nl = k;
+    }
+    for (Py_ssize_t i = first; i < len; i++)
+        if (s[i] == ',' && emit_suffix_at(s, len, i, last_nl)) return i;
+    return len;
+}
+
+static PyObject *kscan_emit_nvtx_cut(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer ov, dv;
+    Py_ssize_t first, n;
+    if (!PyArg_ParseTuple(args, "y*y*nn", &ov, &dv, &first, &n)) return NULL;
+    PyObject *res = NULL;
+    Buf offs = {0}, data = {0};
+    int fallback = 0;
+    if (first < 0 || n < 0 || (first + n + 1) * 4 > ov.len) {
+        fallback = 1;
+        goto done;
+    }
+    const int32_t *o = (const int32_t *)ov.buf + first;
+    const uint8_t *base = (const uint8_t *)dv.buf;
+    if (n && (o[0] < 0 || o[n] > dv.len)) {
+        fallback = 1;
+        goto done;
+    }
+    offs.p = (uint8_t *)malloc(4 * ((size_t)n + 1));
+    data.p = (uint8_t *)malloc(n && o[n] > o[0] ? (size_t)(o[n] - o[0]) : 1);
+    if (!offs.p || !data.p) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    int32_t at = 0;
+    memcpy(offs.p, &at, 4);
+    for (Py_ssize_t r = 0; r < n && !fallback; r++) {
+        Py_ssize_t len = o[r + 1] - o[r];
+        if (len < 0) {
+            fallback = 1;
+            break;
+        }
+        Py_ssize_t cut = emit_cut_one(base + o[r], len);
+        if (cut < 0) {
+            fallback = 1;
+            break;
+        }
+        memcpy(data.p + at, base + o[r], (size_t)cut);
+        at += (int32_t)cut;
+        memcpy(offs.p + 4 * (r + 1), &at, 4);
+    }
+    offs.len = 4 * ((size_t)n + 1);
+    data.len = (size_t)at;
+    Py_END_ALLOW_THREADS
+    if (!fallback) res = Py_BuildValue("(NN)", bytes_of(&offs), bytes_of(&data));
+done:
+    free(offs.p);
+    free(data.p);
+    PyBuffer_Release(&ov);
+    PyBuffer_Release(&dv);
+    if (fallback && !PyErr_Occurred()) res = Py_NewRef(Py_None);
+    return res;
+}
+
 static PyMethodDef methods[] = {
     {"scan", kscan_scan, METH_O,
      "scan(body) -> dict | None\n\nScan comma-separated Kineto events into Arrow column buffers; None when the "
@@ -1575,6 +1673,9 @@ static PyMethodDef methods[] = {
      "split(chunk, base, state, mode, first) -> (state, cut_end, cut_next, code, at)\n\nFollow the JSON "
      "structure of a stream fed chunk by chunk: event boundaries (mode 0) or the top-level traceEvents key "
      "(mode 1); see the comment in _kscan.c."},
+    {"emit_nvtx_cut", kscan_emit_nvtx_cut, METH_VARARGS,
+     "emit_nvtx_cut(offsets, data, first, n) -> (offsets, data) | None\n\nThe strings of an Arrow string array "
+     "without torch emit_nvtx's per-call suffixes; see the comment in _kscan.c."},
     {NULL, NULL, 0, NULL},
 };
 
