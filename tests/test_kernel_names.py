@@ -141,6 +141,16 @@ def test_short_name(con: duckdb.DuckDBPyConnection, name: str, short: str) -> No
     assert con.execute("SELECT _kernel_short(_dm(?))", [name]).fetchone()[0] == short
 
 
+def test_the_table_gives_the_hand_written_short_names(con: duckdb.DuckDBPyConnection) -> None:
+    """kernel_names computes _kernel_short's parts once per name, as columns (the `_of` macros), not through the
+    macro: every hand-written short name must come out of the table too."""
+    con.execute("CREATE OR REPLACE TABLE gpu_activity_names AS SELECT kind, name, 'other' AS category FROM _k")
+    sql = (report.QUERY_DIR / "lib/kernel_names.sql").read_text()
+    con.execute(sql[sql.index("CREATE OR REPLACE TEMP TABLE kernel_names"):])
+    got = dict(con.execute("SELECT name, short_name FROM kernel_names").fetchall())
+    assert [got[n] for n, _ in SHORT] == [s for _, s in SHORT]
+
+
 def test_h100_top_six_short_names_are_distinct(con: duckdb.DuckDBPyConnection) -> None:
     six = [con.execute("SELECT _kernel_short(_dm(?))", [n]).fetchone()[0] for n, _ in SHORT[:6]]
     assert len(set(six)) == 6

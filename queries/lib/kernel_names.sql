@@ -63,18 +63,22 @@ CREATE OR REPLACE TEMP MACRO _ks_etype(a) AS nullif(coalesce(
     regexp_extract(a, '(?:BinaryFunctor|AUnaryFunctor|BUnaryFunctor)<([^,<>]+)', 1)), '');
 -- the op: a function's name without its `_kernel` / `_cuda` / `_impl` suffixes (silu_kernel -> silu,
 -- direct_copy_kernel_cuda -> direct_copy); a functor keeps one template argument, not a list (MeanOps<float, ...> ->
--- MeanOps)
-CREATE OR REPLACE TEMP MACRO _ks_op(a) AS CASE
-    WHEN _ks_fn(a) IS NOT NULL OR _ks_functor(a) IS NOT NULL
-    THEN concat_ws(', ', coalesce(nullif(regexp_replace(_ks_fn(a), '(_kernel|_cuda|_impl)+$', ''), ''),
-                                  regexp_replace(_ks_functor(a), '<[^<>]*,[^<>]*>$', '')), _ks_etype(a)) END;
-CREATE OR REPLACE TEMP MACRO _ks_join(f, a) AS CASE WHEN a IS NULL THEN f ELSE
-    f || coalesce('<' || nullif(concat_ws(', ', _ks_dtype(a), nullif(_ks_nums(a), ''), _ks_op(a)), '') || '>', '') END;
-CREATE OR REPLACE TEMP MACRO _ks_of(s, f, a) AS CASE
+-- MeanOps). The `_of` macros take their parts as values: the table below computes each part once per name, as a
+-- column, where nesting the one-argument macros made DuckDB bind every regex again at each use (60 ms a report).
+CREATE OR REPLACE TEMP MACRO _ks_op_of(fn, functor, etype) AS CASE
+    WHEN fn IS NOT NULL OR functor IS NOT NULL
+    THEN concat_ws(', ', coalesce(nullif(regexp_replace(fn, '(_kernel|_cuda|_impl)+$', ''), ''),
+                                  regexp_replace(functor, '<[^<>]*,[^<>]*>$', '')), etype) END;
+CREATE OR REPLACE TEMP MACRO _ks_op(a) AS _ks_op_of(_ks_fn(a), _ks_functor(a), _ks_etype(a));
+CREATE OR REPLACE TEMP MACRO _ks_join_of(f, a, dtype, nums, op) AS CASE WHEN a IS NULL THEN f ELSE
+    f || coalesce('<' || nullif(concat_ws(', ', dtype, nullif(nums, ''), op), '') || '>', '') END;
+CREATE OR REPLACE TEMP MACRO _ks_join(f, a) AS _ks_join_of(f, a, _ks_dtype(a), _ks_nums(a), _ks_op(a));
+CREATE OR REPLACE TEMP MACRO _ks_of_joined(s, f, a, joined) AS CASE
     WHEN NOT regexp_matches(s, '[<(]') THEN _ks_plain(s)
     WHEN regexp_matches(f, '(^|:)Kernel2?$') AND regexp_matches(a, '^[A-Za-z_]\w*>')
     THEN regexp_extract(a, '^([A-Za-z_]\w*)>', 1)
-    ELSE _ks_join(f, a) END;
+    ELSE joined END;
+CREATE OR REPLACE TEMP MACRO _ks_of(s, f, a) AS _ks_of_joined(s, f, a, _ks_join(f, a));
 CREATE OR REPLACE TEMP MACRO _ks_family(b) AS CASE
     WHEN regexp_extract(_ks_strip(b), '^([A-Za-z_]\w*)', 1) IN ('kernel', 'Kernel', 'Kernel2')
     THEN regexp_extract(b, '([A-Za-z_]\w*::)?[A-Za-z_]\w*[<(]', 0)[:-2]
@@ -83,8 +87,21 @@ CREATE OR REPLACE TEMP MACRO _kernel_short(d) AS
     _ks_of(_ks_strip(_ks_body(d)), _ks_family(_ks_body(d)), _ks_args(_ks_strip(_ks_body(d))));
 
 CREATE OR REPLACE TEMP TABLE kernel_names AS
+WITH _named AS (
+    SELECT g.kind, g.name, g.category,
+           CASE WHEN g.kind = 'kernel' THEN coalesce(d.demangled, g.name) ELSE g.name END AS demangled
+    FROM gpu_activity_names g LEFT JOIN _demangled d ON d.name = g.name
+),
+-- _kernel_short(demangled), one part per column (see the `_of` macros above)
+_body AS (SELECT *, _ks_body(demangled) AS _b FROM _named),
+_stripped AS (SELECT *, _ks_strip(_b) AS _s, _ks_family(_b) AS _f FROM _body),
+_args AS (SELECT *, _ks_args(_s) AS _a FROM _stripped),
+_parts AS (
+    SELECT *, _ks_fn(_a) AS _fn, _ks_functor(_a) AS _fu, _ks_etype(_a) AS _et, _ks_dtype(_a) AS _dt,
+           _ks_nums(_a) AS _nu
+    FROM _args
+),
+_joined AS (SELECT *, _ks_join_of(_f, _a, _dt, _nu, _ks_op_of(_fn, _fu, _et)) AS _j FROM _parts)
 SELECT kind, name, category, demangled,
-       CASE WHEN kind = 'kernel' AND demangled IS NOT NULL THEN _kernel_short(demangled) ELSE name END AS short_name
-FROM (SELECT g.kind, g.name, g.category,
-             CASE WHEN g.kind = 'kernel' THEN coalesce(d.demangled, g.name) ELSE g.name END AS demangled
-      FROM gpu_activity_names g LEFT JOIN _demangled d ON d.name = g.name);
+       CASE WHEN kind = 'kernel' AND demangled IS NOT NULL THEN _ks_of_joined(_s, _f, _a, _j) ELSE name END AS short_name
+FROM _joined;
