@@ -48,8 +48,10 @@ WITH _busy AS (
                  sum(dur_ns) FILTER (WHERE blocking) AS sync_ns FROM runtime_calls GROUP BY trace
 ), _event_totals AS (SELECT trace, any_value(source) AS source, count(*) AS events,
                  count(*) FILTER (WHERE kind = 'range') AS ranges,
-                 count(*) FILTER (WHERE kind = 'range'
-                                  AND regexp_full_match(name, getvariable('step_pattern'))) AS steps
+                 -- CASE, not FILTER: DuckDB evaluates a FILTER's whole condition on every row, so the regex ran
+                 -- on all 419k events of a large trace (82 ms), not on its 23 ranges
+                 count(CASE WHEN kind = 'range' AND regexp_full_match(name, getvariable('step_pattern')) THEN 1 END)
+                     AS steps
           FROM events GROUP BY trace)
 SELECT e.trace, e.source, e.events, w.window_ns, coalesce(g.gpu_ops, 0) AS gpu_ops,
        coalesce(g.gpu_op_ns, 0)::BIGINT AS gpu_op_ns,
