@@ -76,7 +76,7 @@ CREATE OR REPLACE TEMP MACRO _lm_first_mod_seg(pp, mp) AS CASE WHEN mp IS NOT NU
 -- GPU ops with their effective phase (lib/modules.sql) and the first LM-head segment of it (range, else module)
 CREATE OR REPLACE TEMP TABLE _lm_gpu AS
 WITH _paths AS (  -- the segments of each distinct path: a regex per segment once per path, not once per op (a
-                  -- 419k-event trace has 100k+ ops on a few hundred paths: 0.16 -> 0.03 s)
+                  -- 419k-event trace has 100k+ ops on a few hundred paths: 0.16 -> 0.05 s)
     SELECT eff_phase_path, module_path, _lm_first_seg(eff_phase_path, getvariable('lm_head_regex')) AS r_seg,
            _lm_first_mod_seg(eff_phase_path, module_path) AS m_seg
     FROM (SELECT DISTINCT eff_phase_path, module_path FROM modules_gpu_phase)

@@ -103,5 +103,6 @@ _parts AS (
 ),
 _joined AS (SELECT *, _ks_join_of(_f, _a, _dt, _nu, _ks_op_of(_fn, _fu, _et)) AS _j FROM _parts)
 SELECT kind, name, category, demangled,
-       CASE WHEN kind = 'kernel' AND demangled IS NOT NULL THEN _ks_of_joined(_s, _f, _a, _j) ELSE name END AS short_name
+       CASE WHEN kind = 'kernel' AND demangled IS NOT NULL THEN _ks_of_joined(_s, _f, _a, _j) ELSE name END
+           AS short_name
 FROM _joined;

@@ -33,6 +33,9 @@ values may use escapes (matched and converted after unescaping).
 
 ``kind`` and ``copy_kind`` are computed here with pyarrow.compute from the one table of kind rules
 (tracekit.ingest.kineto_kinds), which kineto.py's ``_kind_case`` writes as SQL.
+
+The same extension also serves the nsys reader once: :func:`emit_nvtx_cut` strips torch emit_nvtx's per-call
+suffixes from range names (tracekit.ingest.nsys), a regex's work done byte by byte.
 """
 
 from __future__ import annotations
@@ -240,9 +243,7 @@ def _whole(body: bytes | memoryview) -> list[tuple[int, int, dict[str, pa.Array]
     return [(a, b, None)] if a < b else []
 
 
-# -- structure splitter -----------------------------------------------------------------------------------
-
-
+# -- emit_nvtx suffixes (nsys range names) ---------------------------------------------------------------
 def emit_nvtx_cut(names: pa.Array) -> pa.Array | None:
     """``names`` (a ``string`` array) without torch emit_nvtx's per-call suffixes, as
     ``pc.replace_substring_regex(names, tracekit.ingest.nsys.EMIT_NVTX_SUFFIX, "")`` gives them, cut by the C
@@ -260,6 +261,9 @@ def emit_nvtx_cut(names: pa.Array) -> pa.Array | None:
     if valid is not None and names.offset:  # the new buffers start at row 0: so must the validity bitmap
         valid = pc.is_valid(names).buffers()[1]
     return pa.Array.from_buffers(pa.string(), len(names), [valid, pa.py_buffer(got[0]), pa.py_buffer(got[1])])
+
+
+# -- structure splitter -----------------------------------------------------------------------------------
 
 
 #: :func:`split` codes (see the comment above ``kscan_split`` in ``_kscan.c``)
