@@ -4,7 +4,7 @@ Usage: python bench/profile_report.py TRACE [--html] [--top 30] [--planning] [--
 
 ``--planning``: DuckDB's detailed profiling on the report's connection (one worker), and the totals of its
 planner, optimizer and physical planner beside the execution's CPU: how much of the SQL time is fixed cost
-per statement rather than work on rows (issue 25: 0.18 of 0.39 s on a 30-event trace). ``--one-thread``:
+per statement rather than work on rows (issue 25: 0.23 of 0.38 s on a 536-event export). ``--one-thread``:
 ``SET threads = 1`` (per-statement times without DuckDB's own parallelism).
 
 Runs the report as the CLI does (``--html``: the HTML path, DataFrames on a caller's connection plus
