@@ -53,17 +53,21 @@ def test_without_any_demangler_the_name_is_kept(monkeypatch: pytest.MonkeyPatch)
 
 @pytest.fixture(scope="module")
 def con() -> duckdb.DuckDBPyConnection:
-    """The short-name macros, and every name of SHORT as a kernel of a `kernels` view, so that
-    report.register_udfs builds _demangled for the mangled ones as it does for a trace."""
+    """lib/kernel_names.sql's table over every name of SHORT, as kernels of a `kernels` view (so that
+    report.register_udfs builds _demangled for the mangled ones as it does for a trace) and of the
+    `gpu_activity_names` the file reads."""
     c = duckdb.connect()
     c.execute("CREATE TABLE _k (kind VARCHAR, name VARCHAR)")
     c.executemany("INSERT INTO _k VALUES ('kernel', ?)", [(n,) for n, _ in SHORT])
     c.execute("CREATE VIEW kernels AS SELECT * FROM _k")
+    c.execute("CREATE TABLE gpu_activity_names AS SELECT kind, name, 'other' AS category FROM _k")
     report.register_udfs(c)
-    sql = (report.QUERY_DIR / "lib/kernel_names.sql").read_text()
-    c.execute(sql[:sql.index("CREATE OR REPLACE TEMP TABLE kernel_names")])  # the macros only
-    c.execute("CREATE MACRO _dm(n) AS coalesce((SELECT demangled FROM _demangled d WHERE d.name = n), n)")
+    c.execute((report.QUERY_DIR / "lib/kernel_names.sql").read_text())
     return c
+
+
+def _short(con: duckdb.DuckDBPyConnection, name: str) -> str:
+    return con.execute("SELECT short_name FROM kernel_names WHERE name = ?", [name]).fetchone()[0]
 
 
 # (full name as the trace writes it, short name written by hand)
@@ -138,19 +142,9 @@ SHORT = [
 
 @pytest.mark.parametrize("name,short", SHORT, ids=[s for _, s in SHORT])
 def test_short_name(con: duckdb.DuckDBPyConnection, name: str, short: str) -> None:
-    assert con.execute("SELECT _kernel_short(_dm(?))", [name]).fetchone()[0] == short
-
-
-def test_the_table_gives_the_hand_written_short_names(con: duckdb.DuckDBPyConnection) -> None:
-    """kernel_names computes _kernel_short's parts once per name, as columns (the `_of` macros), not through the
-    macro: every hand-written short name must come out of the table too."""
-    con.execute("CREATE OR REPLACE TABLE gpu_activity_names AS SELECT kind, name, 'other' AS category FROM _k")
-    sql = (report.QUERY_DIR / "lib/kernel_names.sql").read_text()
-    con.execute(sql[sql.index("CREATE OR REPLACE TEMP TABLE kernel_names"):])
-    got = dict(con.execute("SELECT name, short_name FROM kernel_names").fetchall())
-    assert [got[n] for n, _ in SHORT] == [s for _, s in SHORT]
+    assert _short(con, name) == short
 
 
 def test_h100_top_six_short_names_are_distinct(con: duckdb.DuckDBPyConnection) -> None:
-    six = [con.execute("SELECT _kernel_short(_dm(?))", [n]).fetchone()[0] for n, _ in SHORT[:6]]
+    six = [_short(con, n) for n, _ in SHORT[:6]]
     assert len(set(six)) == 6

@@ -7,8 +7,8 @@
 --   demangled   the toolchain's C++ demangler's reading of a mangled name (table _demangled, built by
 --               tracekit.demangle.register in tracekit.report.prepare from the distinct `_Z...` names;
 --               other names come back as they are, and so does a mangled name no demangler here can read)
---   short_name  _kernel_short(demangled): the function without template noise, keeping what tells
---               kernels of one family apart. Rules, in order:
+--   short_name  the function without template noise, keeping what tells kernels of one family apart (the table
+--               below puts it together from the _ks_* parts). Rules, in order:
 --               - a name with no `<` or `(` (cuBLAS/cuDNN `sm90_xmma_gemm_...`, hipBLASLt `Cijk_...`,
 --                 `ampere_sgemm_...`, NCCL, Triton) stays, except: `sm*_xmma_*` drops its stage / warp size /
 --                 alignment / `execute_kernel__5x_cublas` parts (tile size and split_k stay); `Cijk_*` keeps
@@ -64,27 +64,23 @@ CREATE OR REPLACE TEMP MACRO _ks_etype(a) AS nullif(coalesce(
 -- the op: a function's name without its `_kernel` / `_cuda` / `_impl` suffixes (silu_kernel -> silu,
 -- direct_copy_kernel_cuda -> direct_copy); a functor keeps one template argument, not a list (MeanOps<float, ...> ->
 -- MeanOps). The `_of` macros take their parts as values: the table below computes each part once per name, as a
--- column, where nesting the one-argument macros made DuckDB bind every regex again at each use (60 ms a report).
+-- column; one macro nesting the others (DuckDB binds a macro's regexes again at each use of its argument) cost
+-- 60 ms a report.
 CREATE OR REPLACE TEMP MACRO _ks_op_of(fn, functor, etype) AS CASE
     WHEN fn IS NOT NULL OR functor IS NOT NULL
     THEN concat_ws(', ', coalesce(nullif(regexp_replace(fn, '(_kernel|_cuda|_impl)+$', ''), ''),
                                   regexp_replace(functor, '<[^<>]*,[^<>]*>$', '')), etype) END;
-CREATE OR REPLACE TEMP MACRO _ks_op(a) AS _ks_op_of(_ks_fn(a), _ks_functor(a), _ks_etype(a));
 CREATE OR REPLACE TEMP MACRO _ks_join_of(f, a, dtype, nums, op) AS CASE WHEN a IS NULL THEN f ELSE
     f || coalesce('<' || nullif(concat_ws(', ', dtype, nullif(nums, ''), op), '') || '>', '') END;
-CREATE OR REPLACE TEMP MACRO _ks_join(f, a) AS _ks_join_of(f, a, _ks_dtype(a), _ks_nums(a), _ks_op(a));
 CREATE OR REPLACE TEMP MACRO _ks_of_joined(s, f, a, joined) AS CASE
     WHEN NOT regexp_matches(s, '[<(]') THEN _ks_plain(s)
     WHEN regexp_matches(f, '(^|:)Kernel2?$') AND regexp_matches(a, '^[A-Za-z_]\w*>')
     THEN regexp_extract(a, '^([A-Za-z_]\w*)>', 1)
     ELSE joined END;
-CREATE OR REPLACE TEMP MACRO _ks_of(s, f, a) AS _ks_of_joined(s, f, a, _ks_join(f, a));
 CREATE OR REPLACE TEMP MACRO _ks_family(b) AS CASE
     WHEN regexp_extract(_ks_strip(b), '^([A-Za-z_]\w*)', 1) IN ('kernel', 'Kernel', 'Kernel2')
     THEN regexp_extract(b, '([A-Za-z_]\w*::)?[A-Za-z_]\w*[<(]', 0)[:-2]
     ELSE regexp_extract(_ks_strip(b), '^([A-Za-z_]\w*)', 1) END;
-CREATE OR REPLACE TEMP MACRO _kernel_short(d) AS
-    _ks_of(_ks_strip(_ks_body(d)), _ks_family(_ks_body(d)), _ks_args(_ks_strip(_ks_body(d))));
 
 CREATE OR REPLACE TEMP TABLE kernel_names AS
 WITH _named AS (
@@ -92,7 +88,7 @@ WITH _named AS (
            CASE WHEN g.kind = 'kernel' THEN coalesce(d.demangled, g.name) ELSE g.name END AS demangled
     FROM gpu_activity_names g LEFT JOIN _demangled d ON d.name = g.name
 ),
--- _kernel_short(demangled), one part per column (see the `_of` macros above)
+-- the short name, one part per column (see the `_of` macros above)
 _body AS (SELECT *, _ks_body(demangled) AS _b FROM _named),
 _stripped AS (SELECT *, _ks_strip(_b) AS _s, _ks_family(_b) AS _f FROM _body),
 _args AS (SELECT *, _ks_args(_s) AS _a FROM _stripped),
