@@ -87,6 +87,17 @@ def test_demo_bar_and_timeline_give_each_phase_one_colour(tmp_path: Path) -> Non
         assert sw and set(sw) == bar[p], p
 
 
+def test_figures_drawn_beside_the_analyses_are_the_page_drawn_after_them(tmp_path: Path) -> None:
+    """`report --html` draws the colours and the timeline on a worker while the analyses run (issue 25 item 3):
+    its page is the page drawn from the finished report (what a library caller gets from render)."""
+    page = _report_html(DEMO, tmp_path / "demo.html")
+    res = report.run([str(DEMO)], rows=True, also=("timeline",))
+    (link,) = re.findall(r"<a href='(demo\.median_step\.json\.gz)'>", page)[:1]
+    (trace,) = {str(t) for t in res["timeline"].col("trace")}
+    after = render(res, title=f"tracekit report: {DEMO}", chrome={trace: link})
+    assert "<svg class='timeline'" in after and page == after
+
+
 def _tree(n: int) -> pd.DataFrame:
     """A phase tree of ``n`` phases p00.. with exclusive CPU means n, n-1, ... ms, one GPU-heavy phase, and '(other)'."""
     rows = [{"trace": "t", "step_kind": "s", "row_order": i + 1, "phase_path": f"p{i:02d}",

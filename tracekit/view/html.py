@@ -258,11 +258,14 @@ def render(
     chrome_notes: Sequence[str] = (),
     limit: int = 50,
     view: Mapping[str, Rows] | None = None,
+    drawn: tl.Drawn | None = None,
 ) -> str:
     """The page. ``chrome``: trace -> relative path of its median step exported with export-chrome.
 
     ``results``: Rows (``report.run(..., rows=True)``, what ``report --html`` passes) or DataFrames (converted
-    once here). ``view``: ``all_rows(results)`` when the caller has it already; everything on the page reads it."""
+    once here). ``view``: ``all_rows(results)`` when the caller has it already; everything on the page reads it.
+    ``drawn``: the colours and timelines already drawn from the same rows (:class:`tracekit.view.timeline.Drawn`:
+    ``report --html`` draws them beside the analyses still running)."""
     chrome = chrome or {}
     view = all_rows(results) if view is None else view
     names = sec.traces(view)
@@ -287,8 +290,8 @@ def render(
     for c in chrome_notes:
         p.append(f"<p class='empty'>{html_text(c)}</p>")
     p.extend(_several_gpus(view))
-    colour = tl.phase_colours(view)  # one colour per phase path for the whole page
-    timelines = {t: (s, cap) for t, s, cap in tl.sections(view, colour)}
+    drawn = drawn or tl.Drawn.of(view)
+    colour, timelines = drawn.colour, drawn.timelines  # one colour per phase path for the whole page
     gs = sec.groups(view, full=True)
     for i, trace in enumerate(names, 1):
         p.append(f"<h2 id='trace-{i}'>{html_text(trace)}</h2>")
