@@ -45,7 +45,7 @@ PLACE = {
     "tracekit.naming": "store", "tracekit.capture": "store",
     "tracekit.report": "engine", "tracekit.rows": "engine", "tracekit.compare": "engine",
     "tracekit.noise": "engine", "tracekit.demangle": "engine", "tracekit.graphmap": "engine",
-    "tracekit.export_chrome": "engine", "tracekit.executors": "engine",
+    "tracekit.export_chrome": "engine", "tracekit._chrome": "engine", "tracekit.executors": "engine",
     "tracekit.view": "view", "tracekit.render": "view", "tracekit.querydoc": "view",
     "tracekit.cli": "cli", "tracekit.__main__": "cli",
 }
