@@ -107,6 +107,9 @@ def test_wheel_ships_queries_and_capture_and_every_verb_runs(wheel_venv: Path, t
         p.relative_to(REPO / "queries").as_posix() for p in (REPO / "queries").rglob("*.sql"))  # lib/ ships too
     assert {p.name for p in cdir.iterdir() if p.suffix == ".py"} == {p.name for p in (REPO / "capture").glob("*.py")}
     assert (cdir / "tracekit_sglang-0.1.dist-info" / "entry_points.txt").is_file()
+    ext = subprocess.run([str(py), "-c", "import tracekit.ingest._kscan, tracekit._chrome"], capture_output=True, text=True,
+                         cwd=work)
+    assert ext.returncode == 0, ext.stderr  # both C extensions are built into the wheel (setup.py)
 
     # report (every analysis: reads lib/*.sql and each queries/*.sql from the install)
     sample_files = sorted(SAMPLE.glob("*.parquet"))
