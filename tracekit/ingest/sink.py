@@ -683,10 +683,10 @@ class StreamSink:
     Why: :class:`TraceSink` can give no row its phase before the last range is read, so the link and the whole
     Parquet write wait for the end of the read (on the 30x nsys benchmark, 0.6 s after a 1.2 s read). Here the
     reader first hands over the batches of the table that holds the ranges (:meth:`hold`: they are spilled, as
-    in TraceSink, since their place in the output comes later), then :meth:`start` builds the
-    :class:`~tracekit.ingest.link.RangeTree`, and every later batch (:meth:`append`) is linked and written at
-    once, the held ones (:meth:`append_held`) at their place. Same rules, same output as TraceSink
-    (``bench/check_nsys_same.py``): only the order of the work differs.
+    in TraceSink, since none can be linked before the last is read), then :meth:`start` builds the
+    :class:`~tracekit.ingest.link.RangeTree`, the held batches are written (:meth:`append_held`; nsys puts them
+    first, while its other tables are still read) and every later batch (:meth:`append`) is linked and written
+    at once. Same rules as TraceSink: only the order of the work differs.
     """
 
     def __init__(self, out: str | os.PathLike[str], trace: str, source: str) -> None:
@@ -706,7 +706,7 @@ class StreamSink:
         return self._out.rows if self._out is not None else 0
 
     def hold(self, prepared: Prepared | None) -> None:
-        """A batch of the ranges' table, read before its place in the output: spilled, its linker columns kept."""
+        """A batch of the ranges' table, read before the range tree exists: spilled, its linker columns kept."""
         if prepared is None:
             return
         self._held.write_batch(prepared.batch)
@@ -738,7 +738,7 @@ class StreamSink:
             self._write(prepared.batch, prepared.link)
 
     def append_held(self) -> None:
-        """The held batches, at their place in the output (read back zero-copy, pages dropped once written)."""
+        """The held batches, linked and written now (read back zero-copy, pages dropped once written)."""
         assert self._out is not None, "StreamSink.start() first"
         self._held.close()
         out = self._out
