@@ -1,6 +1,6 @@
 """Show that two code trees give the same ``tracekit report`` output, byte for byte, on every input.
 
-Usage: python bench/check_report_same.py OLD_TREE NEW_TREE [INPUT ...] [--modes json,term,full,html]
+Usage: python bench/check_report_same.py OLD_TREE NEW_TREE [INPUT ...] [--modes json,term,full,html] [--raw]
 
 For each input (default: every ``/tmp/conv/*.parquet`` and every ``samples/traces/*/parquet`` folder)
 and each mode, runs ``python -m tracekit report`` once with ``PYTHONPATH=OLD_TREE`` and once with
@@ -15,6 +15,10 @@ names the commands print are the same) and compares:
   export's content: only the JSON inside is compared), plus the list of files written;
 - ``htmljson``: ``report --json --html r.html``: the JSON printed from the HTML path's DataFrames, and the page.
 
+``--raw``: the inputs are raw traces (Kineto JSON, nsys SQLite): each run copies the input into its working folder
+and reports the copy, so each tree converts it with its own converter (``report RAW``, the conversion cache
+beside the copy, not compared): a change to the converter is checked through every report it feeds.
+
 Nothing on the page depends on the clock (no date is written; matplotlib's PNGs carry no time stamp
 in their metadata as tracekit saves them): a difference is a difference. When one shows, the
 script runs the OLD tree a second time, to tell a change from run-to-run noise (multi-threaded
@@ -28,6 +32,7 @@ import argparse
 import glob
 import gzip
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -44,14 +49,22 @@ def inputs() -> list[str]:
         str(p) for p in (ROOT / "samples" / "traces").glob("*/parquet") if p.is_dir())
 
 
-def run(tree: str, trace: str, mode: str) -> dict[str, bytes]:
-    """One report process of ``tree``: what it printed and (html) the files it wrote."""
+def run(tree: str, trace: str, mode: str, raw: bool = False) -> dict[str, bytes]:
+    """One report process of ``tree``: what it printed and (html) the files it wrote (``raw``: on a copy of
+    ``trace`` in its working folder, converted by ``tree``)."""
     env = {**os.environ, "PYTHONPATH": tree}
     with tempfile.TemporaryDirectory(prefix="tk_same_") as cwd:
+        skip = set()
+        if raw:
+            skip = {Path(trace).name, Path(trace).name + ".tracekit.parquet"}
+            shutil.copy(trace, cwd)
+            trace = Path(trace).name
         p = subprocess.run([sys.executable, "-m", "tracekit", "report", trace, *MODES[mode]], cwd=cwd, env=env,
                            capture_output=True)
         out = {"rc": str(p.returncode).encode(), "stdout": p.stdout, "stderr": p.stderr}
         for f in sorted(Path(cwd).iterdir()):
+            if f.name in skip:
+                continue
             data = f.read_bytes()
             out[f"file {f.name}"] = gzip.decompress(data) if f.name.endswith(".gz") else data
         return out
@@ -68,6 +81,7 @@ def main() -> None:
     ap.add_argument("new")
     ap.add_argument("inputs", nargs="*")
     ap.add_argument("--modes", default="json,term,full,html,htmljson")
+    ap.add_argument("--raw", action="store_true", help="raw traces: each tree converts its own copy")
     a = ap.parse_args()
     modes = a.modes.split(",")
     bad = 0
@@ -75,7 +89,7 @@ def main() -> None:
     for trace in items:
         res = []
         for mode in modes:
-            old, new = run(a.old, trace, mode), run(a.new, trace, mode)
+            old, new = run(a.old, trace, mode, a.raw), run(a.new, trace, mode, a.raw)
             d = diff(old, new)
             if old["rc"] != b"0":
                 bad += 1
@@ -83,13 +97,13 @@ def main() -> None:
             elif not d:
                 res.append(f"{mode} same ({len(old['stdout']) + sum(len(v) for k, v in old.items() if k.startswith('file'))} B)")
                 continue
-            noise = diff(old, run(a.old, trace, mode))
+            noise = diff(old, run(a.old, trace, mode, a.raw))
             if set(d) <= set(noise):
                 res.append(f"{mode} DIFFERS in {d}, but OLD differs from itself there too ({noise})")
             else:
                 bad += 1
                 res.append(f"{mode} DIFFERS in {d}")
-        name = Path(trace).name if trace.endswith(".parquet") else Path(trace).parent.name
+        name = Path(trace).name if trace.endswith(".parquet") or a.raw else Path(trace).parent.name
         print(f"{name}: " + "; ".join(res), flush=True)
     print(f"{len(items)} inputs x {len(modes)} modes: {'all identical' if not bad else f'{bad} differ'}")
     sys.exit(1 if bad else 0)
