@@ -1397,9 +1397,9 @@ class _Reader:
                 # their place after the GPU tables they were ~0.2 s of main-thread work and a Parquet tail after the
                 # last read: the conversion of the 968k-event export 1.61 -> 1.45 s, issue 25 item 4)
                 self.sink.append_held()
-                self.notes += held_notes
                 for i, q in enumerate(queues):
                     if i == held:
+                        self.notes += held_notes  # the notes keep the tables' order
                         continue
                     for item in self._drain(q):
                         if isinstance(item, str):
