@@ -195,6 +195,21 @@ def test_full_disk_during_report_html_leaves_nothing(folder: Path) -> None:
     assert snapshot(folder) == before
 
 
+def test_report_html_keeps_the_median_step_the_written_page_links(folder: Path) -> None:
+    """`report --html r.html | head`: the page was written, then printing the terminal report failed (a closed
+    pipe), and the median-step file the page links to was removed with the failure: a dangling link."""
+    closed_pipe = textwrap.dedent("""
+        import tracekit.view.terminal as t
+        def print_report(*a, **k):
+            raise BrokenPipeError(32, "Broken pipe")
+        t.print_report = print_report
+    """)
+    r = tk(folder, "report", "good.parquet", "--html", "r.html", prelude=closed_pipe)
+    assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr
+    page = (folder / "r.html").read_text()
+    assert "href='r.median_step.json.gz'" in page and (folder / "r.median_step.json.gz").is_file()
+
+
 # ---- 11. inputs that are not regular files ------------------------------------------------------------------
 
 @pytest.mark.parametrize("args, name", [

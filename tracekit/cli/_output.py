@@ -27,10 +27,15 @@ def emit(
     to_json: Callable[[Results], Any],
     to_html: Callable[..., str],
     show: Callable[[Results], None],
+    html_written: Callable[[], None] | None = None,
 ) -> None:
-    """Write ``to_html(results, title=...)`` to ``html_out`` (atomically) if given; print JSON or ``show`` the tables."""
+    """Write ``to_html(results, title=...)`` to ``html_out`` (atomically) if given; print JSON or ``show`` the tables.
+    ``html_written`` is called once the page is in place: what the page links to must stay from then on, even when
+    printing fails (a closed pipe, Ctrl-C)."""
     if html_out:
         atomic.write_text(html_out, to_html(results, title=title))
+        if html_written is not None:
+            html_written()
     if as_json:
         # dumps, then one write: json.dump streams through the pure-Python encoder, one write per token
         # (63k writes, a fifth of a small trace's --json run); the C encoder writes the same text (issue 25)

@@ -163,10 +163,12 @@ def command(
             to_json=to_json,
             to_html=_page if median is None else _page_with(page, median, drawn),
             show=lambda r: _show(r, limit=limit, width=width, sections=tuple(sections), full=full),
+            html_written=median.keep if median else None,
         )
     except BaseException:
-        # the page was not written (a full disk, Ctrl-C): the median-step files made for it go too (issue 23)
-        for f in median.written if median else ():
+        # the page was not written (a full disk, Ctrl-C): the median-step files made for it go too (issue 23); once
+        # it is, they stay with it (a closed pipe or Ctrl-C while the terminal report prints left a dangling link)
+        for f in median.written if median and not median.kept else ():
             Path(f).unlink(missing_ok=True)
         raise
     if median and median.written and not as_json:
@@ -185,6 +187,7 @@ class _MedianSteps:
     def __init__(self, traces: list[str], html_out: str, step_pattern: str | None) -> None:
         self.traces, self.out, self.step_pattern = traces, Path(html_out), step_pattern
         self.written: list[str] = []
+        self.kept = False  # the page linking them is written: they stay
         self.chrome: dict[str, str] = {}
         self.notes: list[str] = []
 
@@ -221,6 +224,10 @@ class _MedianSteps:
                 self.written.append(str(dest))
             except TraceError as e:
                 self.notes.append(f"median step of {trace} not exported: {e}")
+
+    def keep(self) -> None:
+        """The page is written: its median-step files stay, whatever fails after it."""
+        self.kept = True
 
     def page_args(self) -> dict[str, Any]:
         """What the page shows of the exports: the file per trace, and why one is missing."""
