@@ -11,6 +11,12 @@ HTA lives in its own interpreter (``--hta-python``, e.g. a venv with ``pip insta
 ``--python``.
 
     python bench/bench_vs_hta.py TRACE.json.gz [TRACE2 ...] --rounds 5 --hta-python /tmp/htaenv/bin/python
+
+``--floor PARQUET`` also times, in the same rounds (first tree), what bounds tracekit's side from below: ``convert``
+alone (the copy to Parquet, as a whole process) and ``report PARQUET --json`` on an already converted tiny trace
+(e.g. nsys-ai's ``mock``, 536 events: the report's fixed cost, its ~200 DuckDB statements planned and run on
+almost no rows). Their sum less one interpreter start-up and import (``python -c "import duckdb"``, also timed)
+is a floor for ``report RAW``; set beside HTA's time it says which ratios this design can reach (issue 25 item 2).
 """
 
 from __future__ import annotations
@@ -75,6 +81,7 @@ def main() -> None:
     ap.add_argument("--python", default=sys.executable, help="the interpreter that runs tracekit")
     ap.add_argument("--tree", type=Path, action="append",
                     help="tracekit source tree (PYTHONPATH; default this checkout); repeat to time several, interleaved")
+    ap.add_argument("--floor", type=Path, help="a converted tiny trace: also time convert alone and its report")
     a = ap.parse_args()
     trees = a.tree or [ROOT]
     envs = {f"tk{i}" if len(trees) > 1 else "tracekit": dict(os.environ, PYTHONPATH=str(t.resolve()))
@@ -90,11 +97,20 @@ def main() -> None:
         hta_py.write_text(HTA_SCRIPT)
         for trace in a.traces:
             res: dict[str, list[tuple[float, float, int]]] = {**{k: [] for k in envs}, "hta": []}
+            if a.floor:
+                res |= {"convert": [], "floor": [], "import": []}
             notes: set[str] = set()
             for _ in range(a.rounds):
                 for k, env in envs.items():
                     tk_copy = fresh_copy(trace, scratch)
                     res[k].append(timed([a.python, "-m", "tracekit", "report", str(tk_copy), "--json"], env))
+                if a.floor:
+                    env0 = next(iter(envs.values()))
+                    tk_copy = fresh_copy(trace, scratch)
+                    res["convert"].append(
+                        timed([a.python, "-m", "tracekit", "convert", str(tk_copy), "-o", str(tk_copy) + ".pq"], env0))
+                    res["floor"].append(timed([a.python, "-m", "tracekit", "report", str(a.floor), "--json"], env0))
+                    res["import"].append(timed([a.python, "-c", "import duckdb"], env0))
                 hta_copy = fresh_copy(trace, scratch)
                 res["hta"].append(timed([a.hta_python, str(hta_py), str(hta_copy.parent)], notes=notes))
             mb = trace.stat().st_size / 1e6
@@ -108,6 +124,12 @@ def main() -> None:
                 ratios = [h[0] / t[0] for t, h in zip(res[k], res["hta"])]
                 print(f"HTA / {k} wall per round: " + ", ".join(f"{r:.2f}" for r in ratios)
                       + f" (median {statistics.median(ratios):.2f}x)")
+            if a.floor:
+                med = {k: statistics.median(r[0] for r in res[k]) for k in ("convert", "floor", "import", "hta")}
+                bound = med["convert"] + med["floor"] - med["import"]
+                print(f"floor of report RAW: convert {med['convert']:.2f} + tiny report {med['floor']:.2f} - import "
+                      f"{med['import']:.2f} = {bound:.2f} s (medians): at most {med['hta'] / bound:.2f}x HTA's "
+                      f"{med['hta']:.2f} s; 3x needs {med['hta'] / 3:.2f} s, 10x {med['hta'] / 10:.2f} s")
             for n in sorted(notes):
                 print(f"  {n} raised (its time up to the error counts)")
     print(f"load average at end {os.getloadavg()[0]:.1f}")
