@@ -117,7 +117,7 @@ SELECT trace, step_index, ts_ns, end_ns,
        CASE WHEN count(*) OVER (PARTITION BY trace, name) = 1 AND regexp_matches(name, '[0-9]') THEN name
             ELSE step_kind || '#' || row_number() OVER (PARTITION BY trace, step_kind ORDER BY ts_ns, seq) END
            AS step_key
-FROM step_instances;
+FROM step_instances WHERE NOT step_instances_whole(step_kind);  -- a whole trace (no step matched) has no step to align
 
 CREATE OR REPLACE TEMP TABLE _cl AS
 WITH _comm_kernels AS (
@@ -206,7 +206,7 @@ WITH _ref_trace AS (
     SELECT trace, count(*) AS matched_calls, quantile_disc(d, 0.5) AS med FROM _end_diffs GROUP BY trace
 ), _aligned_traces AS (
     SELECT DISTINCT k.trace FROM _cl_key0 k
-    UNION SELECT DISTINCT trace FROM step_instances WHERE (SELECT count(DISTINCT trace) FROM step_instances) >= 2
+    UNION SELECT DISTINCT trace FROM _cl_steps WHERE (SELECT count(DISTINCT trace) FROM _cl_steps) >= 2
 )
 SELECT t.trace, tr.rank,
        CASE WHEN getvariable('rank_align') = 'none' THEN 'none' WHEN o.matched_calls > 0 THEN 'collective_end'
@@ -277,7 +277,7 @@ SELECT s.step_key, s.trace, a.rank, s.ts_ns - a.offset_ns AS start_ns, s.end_ns 
        s.end_ns - s.ts_ns AS wall_ns, coalesce(w.wait_ns, 0)::BIGINT AS wait_ns,
        coalesce(w.late_ns, 0)::BIGINT AS late_ns
 FROM _cl_steps s JOIN _cl_align a USING (trace) LEFT JOIN _waits_per_step w USING (trace, step_key)
-WHERE (SELECT count(DISTINCT trace) FROM step_instances) >= 2;
+WHERE (SELECT count(DISTINCT trace) FROM _cl_steps) >= 2;
 
 -- @output collectives
 -- @column trace       TEXT      the trace (input file name) the row is about

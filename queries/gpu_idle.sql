@@ -75,7 +75,8 @@
 -- Output `causes`: trace, device, cause, intervals, idle_ns, mean_ns, p50_ns, max_ns, window_ns,
 -- Output `by_phase`: trace, device, host_phase, cause, intervals, idle_ns, share_of_window
 -- Output `by_step`: per step instance (see lib/step_instances: step_instances), device and cause: intervals, idle_ns
---   (the part of each idle interval inside the step's time window), wall_ns of the step,
+--   (the part of each idle interval inside the step's time window), wall_ns of the step, share_of_step; a
+--   trace with no step (its '(whole trace)' steps) has no rows here: its idle is `causes`'.
 -- Output `intervals`: the idle_top_n longest gaps per trace: device, gap_start_ns, gap_ns, cause,
 --   host_phase, next_op, next_launch_name, next_launch_ts_ns, and the evidence of the rule:
 --   next_stream, next_launch_end_ns (L1); sync_call, sync_ts_ns, sync_end_ns (S, sync_blocked
@@ -354,6 +355,7 @@ SELECT s.trace, s.step_index, s.name AS step_name, i.device, i.cause, count(*) A
            / any_value(s.end_ns - s.ts_ns) AS share_of_step
 FROM step_instances s JOIN gpu_idle_all i
   ON i.trace = s.trace AND i.gap_start_ns < s.end_ns AND i.gap_start_ns + i.gap_ns > s.ts_ns
+WHERE NOT step_instances_whole(s.step_kind)  -- a whole trace's idle is the `causes` output's
 GROUP BY s.trace, s.step_index, s.name, i.device, i.cause
 ORDER BY s.trace, s.step_index, i.device, idle_ns DESC, i.cause;
 

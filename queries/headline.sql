@@ -9,8 +9,10 @@
 -- A step is a step instance of steps.sql (innermost range matching step_pattern); a step kind
 -- keeps batch sizes apart (step[DECODE bs=8] and step[DECODE bs=16] are two kinds). Every
 -- per-step number below is taken per step instance, then summarised over the steps of its kind
--- (mean, p50, p99: quantile_cont). Three spans per step (an asynchronous step's GPU work may
--- run long after its CPU range closed):
+-- (mean, p50, p99: quantile_cont). A trace where no range matches the step pattern is one step of kind
+-- '(whole trace)' per process (lib/step_instances): its verdicts speak of the trace window, per process when
+-- there are several, and its tree holds every range of the step's thread. Three spans per step (an
+-- asynchronous step's GPU work may run long after its CPU range closed):
 --   CPU span          the step range's duration (steps.wall_ns)
 --   GPU span          first start to last end of the GPU ops launched in the step (steps.gpu_span_ns)
 --   end-to-end span   step start to max(step end, last end of its GPU ops) (steps.end_to_end_ns)
@@ -117,6 +119,12 @@ CREATE OR REPLACE TEMP MACRO _hl_count(x, word) AS
 CREATE OR REPLACE TEMP MACRO _hl_where(p) AS
     CASE WHEN p IS NULL OR p IN ('(none)', '(other)') THEN 'outside any annotated phase' ELSE 'in `' || p || '`' END;
 -- One line on what an idle cause means (gpu_idle.sql's header has the rules).
+-- The words a verdict says a kind's numbers with: per step; for the step that stands for a whole trace
+-- (lib/step_instances: one per process that made runtime calls), over the trace window, per process when several.
+CREATE OR REPLACE TEMP MACRO _hl_per(kind, n) AS CASE WHEN NOT step_instances_whole(kind) THEN ' per step'
+                                                      WHEN n > 1 THEN ' per process' ELSE '' END;
+CREATE OR REPLACE TEMP MACRO _hl_span(kind) AS
+    CASE WHEN step_instances_whole(kind) THEN 'the trace window' ELSE 'the CPU span' END;
 CREATE OR REPLACE TEMP MACRO _hl_cause_gloss(c) AS CASE c
     WHEN 'launch_bound' THEN 'the GPU waited for the launch call itself'
     WHEN 'host_busy' THEN 'the host was busy elsewhere before launching'
@@ -148,21 +156,20 @@ GROUP BY ALL;
 -- Module phases (lib/modules.sql, via steps.sql's steps_modules) count like ranges: their intervals' time (less the
 -- user ranges directly inside them: sign -1 rows), n = instances (module intervals or ranges of the path).
 CREATE OR REPLACE TEMP TABLE _hl_cpu AS
-SELECT r.trace, r.step_index, substr(r.phase_path, length(r.step_path) + 2) AS phase_path,
+SELECT r.trace, r.step_index, step_instances_rel_path(r.phase_path, r.step_path) AS phase_path,
        sum(r.sign * greatest(least(r.ts_ns + r.dur_ns, s.end_ns) - r.ts_ns, 0)) AS incl_ns,
        count(*) FILTER (WHERE r.sign > 0) AS n, string_agg(DISTINCT r.src, ',' ORDER BY r.src) AS src
 FROM (SELECT trace, step_index, tid, ts_ns, dur_ns, phase_path, step_path, 1 AS sign, 'range' AS src FROM steps_ranges
       UNION ALL
       SELECT trace, step_index, tid, ts_ns, dur_ns, phase_path, step_path, sign, phase_source FROM steps_modules) r
 JOIN step_instances s USING (trace, step_index)
-WHERE r.tid = s.tid AND starts_with(r.phase_path, r.step_path || '/')
+WHERE r.tid = s.tid AND step_instances_rel_path(r.phase_path, r.step_path) IS NOT NULL
 GROUP BY ALL;
 
 -- GPU ops by their effective phase (lib/modules.sql: the user range, else the module path around the launch)
 CREATE OR REPLACE TEMP TABLE _hl_gpu AS
 SELECT trace, step_index,
-       CASE WHEN starts_with(eff_phase_path, step_path || '/') THEN substr(eff_phase_path, length(step_path) + 2)
-            ELSE '(other)' END AS phase_path,
+       coalesce(step_instances_rel_path(eff_phase_path, step_path), '(other)') AS phase_path,
        sum(dur_ns) AS excl_ns, string_agg(DISTINCT phase_source, ',' ORDER BY phase_source) AS src
 FROM steps_gpu GROUP BY ALL;
 
@@ -434,18 +441,24 @@ WITH _idle_causes AS (  -- idle causes per kind, over the steps' end-to-end wind
     SELECT k.trace, k.step_kind, 1, 0,
            CASE WHEN k.no_gpu_activity THEN upper(notes_no_gpu_activity(k.acts)[1]) || notes_no_gpu_activity(k.acts)[2:]
                 WHEN coalesce(k.ops, 0) = 0 THEN 'GPU idle unknown: ' || notes_no_gpu_launched()
-                ELSE 'GPU idle ' || _hl_pct(k.idle, k.e2e_dev) || ' of the step end to end ('
+                ELSE 'GPU idle ' || _hl_pct(k.idle, k.e2e_dev)
+                     || CASE WHEN step_instances_whole(k.step_kind) THEN ' of the trace window ('
+                             ELSE ' of the step end to end (' END
                      || _hl_t(k.idle / k.n) || ' of '
-                     || _hl_t(k.e2e_dev / k.n) || ' per step)' || coalesce(': ' || i.split, '')
+                     || _hl_t(k.e2e_dev / k.n) || _hl_per(k.step_kind, k.n) || ')' || coalesce(': ' || i.split, '')
                      || CASE WHEN i.top_cause IN ('launch_bound', 'host_busy', 'sync_blocked')
                                   AND h.host_phase IS NOT NULL
                              THEN '; the host was ' || _hl_where(h.host_phase) ELSE '' END
-                     || '. GPU busy ' || _hl_pct(k.busy, k.e2e_dev) || ' with the step''s ops'
+                     || '. GPU busy ' || _hl_pct(k.busy, k.e2e_dev)
+                     || CASE WHEN step_instances_whole(k.step_kind) THEN ' with ops launched in the trace'
+                             ELSE ' with the step''s ops' END
                      || CASE WHEN k.other >= 0.001 * k.e2e_dev
                              THEN ', ' || _hl_pct(k.other, k.e2e_dev) || ' (' || _hl_t(k.other / k.n)
                                   || ') with other work'
                                   || CASE WHEN coalesce(y.u_ns, 0) >= 0.5 * k.other
                                           THEN ' launched before the trace window'
+                                          WHEN step_instances_whole(k.step_kind)
+                                          THEN ' (ops launched by other threads)'
                                           ELSE ' (ops launched outside the step)' END
                              ELSE '' END END,
            CASE WHEN k.ops > 0 THEN k.idle END, CASE WHEN k.ops > 0 THEN k.e2e_dev END,
@@ -464,10 +477,12 @@ WITH _idle_causes AS (  -- idle causes per kind, over the steps' end-to-end wind
     SELECT k.trace, k.step_kind, CASE WHEN NOT has_sync THEN 4 WHEN coalesce(stall, 0) = 0 THEN 3 ELSE 2 END,
            coalesce(stall, 0),
            CASE WHEN NOT has_sync THEN 'Sync stalls unknown: ' || notes_no_sync_captured()
-                WHEN coalesce(stall, 0) = 0 THEN 'No blocking sync call inside these steps (sync calls were captured)'
-                ELSE 'Host blocked ' || _hl_t(stall / n) || ' per step in '
+                WHEN coalesce(stall, 0) = 0
+                THEN 'No blocking sync call ' || CASE WHEN step_instances_whole(k.step_kind) THEN 'in the trace'
+                                                     ELSE 'inside these steps' END || ' (sync calls were captured)'
+                ELSE 'Host blocked ' || _hl_t(stall / n) || _hl_per(k.step_kind, n) || ' in '
                      || _hl_count(syncs / n, 'blocking sync call')
-                     || ' (' || _hl_pct(stall, wall) || ' of the CPU span), mostly ' || y.api || ' '
+                     || ' (' || _hl_pct(stall, wall) || ' of ' || _hl_span(k.step_kind) || '), mostly ' || y.api || ' '
                      || _hl_where(y.phase)
                      || coalesce(' at ' || y.frame, '')
                      || CASE WHEN y.waiting_on IS NOT NULL THEN '; the GPU sat idle meanwhile: ' || y.waiting_on
@@ -489,8 +504,8 @@ WITH _idle_causes AS (  -- idle causes per kind, over the steps' end-to-end wind
     UNION ALL
     SELECT trace, step_kind, CASE WHEN has_runtime THEN 2 ELSE 4 END, coalesce(launch_host + glaunch_host, 0),
            CASE WHEN NOT has_runtime THEN 'Launch counts unknown: ' || notes_no_runtime_rows()
-                ELSE 'Launch calls take ' || _hl_t((launch_host + glaunch_host) / n) || ' per step ('
-                     || _hl_pct(launch_host + glaunch_host, wall) || ' of the CPU span): '
+                ELSE 'Launch calls take ' || _hl_t((launch_host + glaunch_host) / n) || _hl_per(step_kind, n) || ' ('
+                     || _hl_pct(launch_host + glaunch_host, wall) || ' of ' || _hl_span(step_kind) || '): '
                      || _hl_count(launches / n, 'kernel launch')
                      || coalesce(', mean ' || _hl_t(launch_host / nullif(launches, 0)), '')
                      || CASE WHEN glaunches > 0 THEN ', and ' || _hl_count(glaunches / n, 'graph launch') || ' ('
@@ -500,21 +515,22 @@ WITH _idle_causes AS (  -- idle causes per kind, over the steps' end-to-end wind
     FROM _hl_kind WHERE NOT no_gpu_activity
     UNION ALL  -- 3: where the time went, by phase; graphs
     SELECT k.trace, k.step_kind, 3, t.s_excl_cpu,
-           'Largest CPU phase: `' || t.phase_path || '`, ' || _hl_t(t.s_excl_cpu / k.n) || ' per step ('
-           || _hl_pct(t.s_excl_cpu, k.wall) || ' of the CPU span, exclusive of its children; '
-           || _hl_pct(t.other_cpu, k.wall) || ' is outside any annotated phase)',
+           'Largest CPU phase: `' || t.phase_path || '`, ' || _hl_t(t.s_excl_cpu / k.n) || _hl_per(k.step_kind, k.n)
+           || ' (' || _hl_pct(t.s_excl_cpu, k.wall) || ' of ' || _hl_span(k.step_kind)
+           || ', exclusive of its children; ' || _hl_pct(t.other_cpu, k.wall) || ' is outside any annotated phase)',
            t.s_excl_cpu, k.wall, 'exclusive CPU time of `' || t.phase_path || '`', 'CPU span (step range)'
     FROM _hl_kind k JOIN _top_cpu_phase t USING (trace, step_kind) WHERE k.wall > 0 AND t.s_excl_cpu >= 0.05 * k.wall
     UNION ALL
     SELECT trace, step_kind, 3, gnode_ns,
            'CUDA graphs: ' || _hl_pct(gnode_ns, op) || ' of GPU op time replayed (' || _hl_count(gnodes / n, 'node')
-           || ' from ' || _hl_count(glaunches / n, 'graph launch') || ' per step)',
+           || ' from ' || _hl_count(glaunches / n, 'graph launch') || _hl_per(step_kind, n) || ')',
            gnode_ns, op, 'duration of GPU ops replayed by graph launches',
            'GPU op time (kernels, copies, memsets) of the steps'
     FROM _hl_kind WHERE gnodes > 0 AND op > 0
     UNION ALL
     SELECT k.trace, k.step_kind, 3, t.s_excl_gpu,
-           'Largest GPU phase: `' || t.phase_path || '`, ' || _hl_t(t.s_excl_gpu / k.n) || ' per step ('
+           'Largest GPU phase: `' || t.phase_path || '`, ' || _hl_t(t.s_excl_gpu / k.n) || _hl_per(k.step_kind, k.n)
+           || ' ('
            || _hl_pct(t.s_excl_gpu, k.op) || ' of GPU op time)',
            t.s_excl_gpu, k.op, 'GPU op time launched in `' || t.phase_path || '`',
            'GPU op time (kernels, copies, memsets) of the steps'
@@ -533,9 +549,10 @@ ORDER BY trace, step_kind, rank;
 -- @column source   TEXT      'converter' | analysis name
 -- @column message  NOTE      the note itself: what happened and what it changes
 WITH _traces AS (SELECT trace FROM trace_window UNION SELECT trace FROM trace_notes),
+_hl_stepped AS (SELECT trace FROM step_instances WHERE NOT step_instances_whole(step_kind)),
 _cand AS (  -- top-level ranges (no enclosing range), names with digits folded, by frequency
     SELECT * FROM (SELECT trace, regexp_replace(name, '[0-9]+', 'N', 'g') AS name, count(*) AS n
-                   FROM ranges WHERE phase_path = name AND trace NOT IN (SELECT trace FROM step_instances)
+                   FROM ranges WHERE phase_path = name AND trace NOT IN (SELECT trace FROM _hl_stepped)
                    GROUP BY ALL)
     QUALIFY row_number() OVER (PARTITION BY trace ORDER BY n DESC, name) <= 8
 )
@@ -547,8 +564,8 @@ SELECT t.trace, 'warn', 'steps',
        || '; candidates: '
        || coalesce((SELECT string_agg(c.name || ' (' || c.n || ')', ', ' ORDER BY c.n DESC, c.name)
                     FROM _cand c WHERE c.trace = t.trace), 'none (the trace has no range)')
-       || ': pass --step-pattern, or mark the loop with tracekit.phase("step")'
-FROM _traces t WHERE t.trace NOT IN (SELECT trace FROM step_instances)
+       || ': the numbers are over the whole trace; pass --step-pattern, or mark the loop with tracekit.phase("step")'
+FROM _traces t WHERE t.trace NOT IN (SELECT trace FROM _hl_stepped)
 ORDER BY 1, 3, 4;
 
 -- @output idle

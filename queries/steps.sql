@@ -148,7 +148,7 @@ ASOF JOIN step_instances s ON k.trace = s.trace AND k.k_tid = s.k_tid AND k.ts_n
 WHERE k.ts_ns < s.end_ns;
 
 CREATE OR REPLACE TEMP MACRO steps_rel_phase(pp, step_path) AS CASE
-    WHEN pp = step_path THEN '(other)'
+    WHEN pp = step_path OR (step_path IS NULL AND pp = '(none)') THEN '(other)'
     WHEN starts_with(pp, step_path || '/') THEN substr(pp, length(step_path) + 2)
     ELSE pp END;
 
@@ -255,10 +255,11 @@ JOIN caps k USING (trace);
 -- The median step of each trace, the one rule the timeline (median_step_ops here, timeline.sql for
 -- the HTML) and its Perfetto export use: among the steps of the trace's most frequent step kind
 -- (ties: the first kind by name), the one whose wall_ns is closest to their median (quantile_disc;
--- ties: the lower step_index).
+-- ties: the lower step_index). A whole trace (lib/step_instances: no step matched) has none: its "step" is every
+-- event of the trace, which `tracekit export-chrome` writes.
 CREATE OR REPLACE TEMP TABLE steps_median AS
 WITH _kind AS (
-    SELECT trace, step_kind FROM steps_rows GROUP BY trace, step_kind
+    SELECT trace, step_kind FROM steps_rows WHERE NOT step_instances_whole(step_kind) GROUP BY trace, step_kind
     QUALIFY row_number() OVER (PARTITION BY trace ORDER BY count(*) DESC, step_kind) = 1
 ), _median_wall AS (
     SELECT trace, quantile_disc(wall_ns, 0.5) AS p50 FROM steps_rows JOIN _kind USING (trace, step_kind) GROUP BY trace

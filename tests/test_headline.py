@@ -298,7 +298,14 @@ def test_no_step_lists_candidates(write_trace: Callable[..., Path]) -> None:
     n = res["headline.notes"]
     assert len(n) == 1 and n.iloc[0]["severity"] == "warn" and n.iloc[0]["source"] == "steps"
     assert "candidates: iteration_N (3), setup (1):" in n.iloc[0]["message"]  # `inner` is not top level
-    assert len(res["headline"]) == 0
+    # the trace is then one step over its window, 0..700 us (tests/test_whole_trace.py): a CPU-only run has its
+    # CPU rows; (other) is the 300 us in no range (setup's 100 us hold inner's 10)
+    h = res["headline"]
+    assert list(zip(h["step_kind"], h["metric"], h["mean"])) == [
+        ("(whole trace)", "CPU span", 700_000), ("(whole trace)", "end-to-end span", 700_000)]
+    tree = dict(zip(res["headline.phase_tree"]["phase"], res["headline.phase_tree"]["excl_cpu_ns_mean"]))
+    assert tree == {"iteration_1": 100_000, "iteration_2": 100_000, "iteration_3": 100_000, "setup": 90_000,
+                    "inner": 10_000, "(other)": 300_000}
     assert any(w["flag"] == "steps" for w in warnings_of(res))
 
 

@@ -1,5 +1,6 @@
 -- lib/run_metrics: the numbers of ONE run that compare.sql and diff.sql put side by side.
--- @requires collectives comm lib/caps lib/gpu_activity lib/idle lib/token_counts lib/trace_window steps lib/notes
+-- @requires collectives comm lib/caps lib/gpu_activity lib/idle lib/step_instances lib/token_counts
+-- @requires lib/trace_window steps lib/notes
 -- @param warmup_steps COUNT 1 --warmup steps dropped at the start of each trace for the noise statistics
 --     (run_metrics_step_values)
 -- @param label TEXT - the run's label (tracekit.compare sets it per run)
@@ -83,6 +84,13 @@
 --
 -- How to read: run this through compare.sql (N runs) or diff.sql (A vs B), not alone.
 
+-- The steps a run's per-step metrics are over: real steps only. A trace where no range matched the step pattern
+-- (lib/step_instances: its '(whole trace)' steps, one per process over the capture's window) has none here: two
+-- captures' windows are not steps, so its step metrics stay NULL with the note, as before whole-trace steps.
+CREATE OR REPLACE TEMP TABLE _rm_steps AS SELECT * FROM steps_rows WHERE NOT step_instances_whole(step_kind);
+CREATE OR REPLACE TEMP TABLE _rm_phases AS SELECT * FROM steps_phases WHERE NOT step_instances_whole(step_kind);
+CREATE OR REPLACE TEMP TABLE _rm_tokens AS SELECT * FROM token_counts WHERE NOT step_instances_whole(step_kind);
+
 CREATE TEMP TABLE IF NOT EXISTS run_metrics (
     label VARCHAR, label_index INTEGER, metric VARCHAR, scope VARCHAR, name VARCHAR, measure VARCHAR,
     unit VARCHAR, value DOUBLE, numerator VARCHAR, denominator VARCHAR, additive BOOLEAN, note VARCHAR);
@@ -98,7 +106,7 @@ CREATE OR REPLACE TEMP MACRO _rm_no_gpu_note() AS
 
 INSERT INTO run_metrics
 WITH _counts AS (
-    SELECT (SELECT count(*) FROM steps_rows) AS steps,
+    SELECT (SELECT count(*) FROM _rm_steps) AS steps,
            _rm_no_step_note() AS no_step_note,
            (SELECT count(*) FROM gpu_activity) AS gpu_ops,
            _rm_no_gpu_note() AS no_gpu_note,
@@ -108,12 +116,12 @@ WITH _counts AS (
     SELECT sum(end_to_end_ns) AS wall_ns, sum(coalesce(gpu_busy_ns, 0)) AS busy_ns, sum(gpu_op_ns) AS op_ns,
            sum(e2e_dev_ns) AS span_ns,
            sum(gpu_ops) AS ops, sum(launches) AS launches, sum(sync_stall_ns) AS stall_ns
-    FROM steps_rows
+    FROM _rm_steps
 ), _by_phase AS (
     SELECT CASE WHEN phase IN ('run', 'step', 'tokens') OR starts_with(phase, 'kernel:') THEN 'phase:' || phase
                 ELSE phase END AS id,
            phase, sum(cpu_ns) AS cpu_ns, sum(range_instances) AS inst, sum(gpu_op_ns) AS gpu_op_ns
-    FROM steps_phases GROUP BY phase
+    FROM _rm_phases GROUP BY phase
 ), _by_kernel AS (
     SELECT name, sum(dur_ns) AS ns, count(*) AS n FROM gpu_activity GROUP BY name
 ), _rows(metric, scope, name, measure, unit, value, numerator, denominator, additive, note) AS (
@@ -187,15 +195,15 @@ FROM _rows;
 -- Token metrics, inclusive phase GPU time, per-step distributions (see the header).
 
 INSERT INTO run_metrics
-WITH _counts AS (SELECT (SELECT count(*) FROM steps_rows) AS steps, (SELECT count(*) FROM gpu_activity) AS gpu_ops),
+WITH _counts AS (SELECT (SELECT count(*) FROM _rm_steps) AS steps, (SELECT count(*) FROM gpu_activity) AS gpu_ops),
 _phase_ids AS (
     SELECT phase,
            CASE WHEN phase IN ('run', 'step', 'tokens') OR starts_with(phase, 'kernel:') THEN 'phase:' || phase
                 ELSE phase END AS id
-    FROM steps_phases GROUP BY phase
+    FROM _rm_phases GROUP BY phase
 ), _incl AS (
     SELECT i.id, i.phase, sum(p.gpu_op_ns) AS ns
-    FROM _phase_ids i JOIN steps_phases p ON p.phase = i.phase OR starts_with(p.phase, i.phase || '/')
+    FROM _phase_ids i JOIN _rm_phases p ON p.phase = i.phase OR starts_with(p.phase, i.phase || '/')
     GROUP BY ALL
 ), _token_sums AS (
     SELECT count(accepted) AS counted, sum(accepted) AS acc,
@@ -207,7 +215,7 @@ _phase_ids AS (
            sum(draft_cpu_ns) FILTER (WHERE accepted IS NOT NULL) AS draft_ns,
            sum(tokens) AS toks,
            max(end_ns) FILTER (WHERE tokens IS NOT NULL) - min(ts_ns) FILTER (WHERE tokens IS NOT NULL) AS tok_span
-    FROM token_counts
+    FROM _rm_tokens
 ), _token_note AS (
     SELECT CASE WHEN _counts.steps = 0 THEN 'no step in this run (see run.steps)'
                 WHEN _token_sums.counted = 0
@@ -253,7 +261,7 @@ FROM _rows;
 -- Multi-GPU metrics (comm.sql, collectives.sql); a separate block so the ones above stay untouched.
 INSERT INTO run_metrics
 WITH _counts AS (
-    SELECT (SELECT count(*) FROM steps_rows) AS steps, (SELECT count(*) FROM gpu_activity) AS gpu_ops,
+    SELECT (SELECT count(*) FROM _rm_steps) AS steps, (SELECT count(*) FROM gpu_activity) AS gpu_ops,
            (SELECT count(*) FROM collectives_rank_steps) > 0 AS multi,
            (SELECT count(DISTINCT step_key) FROM collectives_rank_steps) AS keys,
            _rm_no_step_note() AS no_step_note,
@@ -315,23 +323,23 @@ DELETE FROM run_metrics_step_values WHERE label = getvariable('label');
 
 INSERT INTO run_metrics_step_values
 WITH _steps_kept AS (
-    SELECT trace, step_index, end_to_end_ns, gpu_busy_ns, gpu_op_ns FROM steps_rows
+    SELECT trace, step_index, end_to_end_ns, gpu_busy_ns, gpu_op_ns FROM _rm_steps
     WHERE step_index > coalesce(TRY_CAST(getvariable('warmup_steps') AS BIGINT), 0)
 ), _phase_ids AS (
     SELECT phase,
            CASE WHEN phase IN ('run', 'step', 'tokens') OR starts_with(phase, 'kernel:') THEN 'phase:' || phase
                 ELSE phase END AS id,
            sum(range_instances) > 0 AS has_ranges
-    FROM steps_phases GROUP BY phase
+    FROM _rm_phases GROUP BY phase
 ), _grid AS (
     SELECT s.trace, s.step_index, i.phase, i.id, i.has_ranges FROM _steps_kept s CROSS JOIN _phase_ids i
 ), _phase_values AS (
     SELECT g.trace, g.step_index, g.id, g.has_ranges, coalesce(p.cpu_ns, 0) AS cpu_ns,
            coalesce(p.gpu_op_ns, 0) AS gpu_ns
-    FROM _grid g LEFT JOIN steps_phases p USING (trace, step_index, phase)
+    FROM _grid g LEFT JOIN _rm_phases p USING (trace, step_index, phase)
 ), _incl AS (
     SELECT g.trace, g.step_index, g.id, coalesce(sum(q.gpu_op_ns), 0) AS incl_ns
-    FROM _grid g LEFT JOIN steps_phases q
+    FROM _grid g LEFT JOIN _rm_phases q
       ON q.trace = g.trace AND q.step_index = g.step_index
          AND (q.phase = g.phase OR starts_with(q.phase, g.phase || '/'))
     GROUP BY ALL

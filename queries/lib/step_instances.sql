@@ -1,4 +1,5 @@
 -- lib/step_instances: the step instances (step_instances), the ranges every per-step number is cut by.
+-- @requires lib/trace_window
 -- @param step_pattern REGEX 'ProfilerStep#\d+|step\[.*\]|step|decode_step|.*_step|execute_(\d+_)?context_\d+\([^()]*\)_generation_\d+\([^()]*\)|execute_new_\d+_cached_\d+'
 --     regex (full match) for step range names: ProfilerStep#N, SGLang step[MODE bs=N ...], vLLM
 --     execute_[B_]context_C(T)_generation_G(T) (T: any text without parentheses, e.g. (300), (888_788544),
@@ -25,15 +26,53 @@
 --                      generation_reqs M (cached), batch_size N + M, tokens NULL
 --              other   (ProfilerStep#N, tracekit's step, decode_step, *_step): step_kind = the
 --                      name with digits replaced by N; the parsed columns are NULL.
+--            A trace where no range matches is one step of kind and name '(whole trace)' per process
+--            that made runtime calls (_steps_whole): the trace's window (lib/trace_window), on the
+--            process's thread with the most runtime calls (with none in the trace: one step, on the thread
+--            with the most CPU events); seq and row_id -1, phase_path NULL. With several processes the
+--            steps are keyed by thread (each counts its own thread's calls and the GPU ops it launched).
+--            What needs a real step (comm per step, collectives' step alignment, gpu_idle.by_step, the
+--            median step) leaves them out: step_instances_whole(step_kind).
 --   step_instances_one_thread  per trace: TRUE when all its steps are on one thread.
---   _gap_rows  GPU ops that start after every earlier op of their device has ended: gid, trace,
---            device, ts_ns, gap_start_ns (the latest end before them). The gaps between them are
+-- Public (macros):
+--   step_instances_whole_name()      '(whole trace)': the kind and name of a whole trace's steps
+--   step_instances_whole(step_kind)  TRUE for a whole trace's steps
+--   step_instances_rel_path(pp, step_path)  phase path pp relative to its step's path step_path: NULL when
+--            not inside the step; for a whole trace's step (step_path NULL) pp itself, NULL for '(none)'
+
+-- The name and kind of the step that stands for a whole trace (see _steps_whole), and the test for it.
+CREATE OR REPLACE TEMP MACRO step_instances_whole_name() AS '(whole trace)';
+CREATE OR REPLACE TEMP MACRO step_instances_whole(step_kind) AS step_kind = step_instances_whole_name();
+-- A phase path relative to its step's path: NULL when it is not inside the step; for a whole-trace step (its path
+-- is NULL) the path itself, NULL for '(none)' (lib/gpu_activity: outside every range).
+CREATE OR REPLACE TEMP MACRO step_instances_rel_path(pp, step_path) AS CASE
+    WHEN step_path IS NULL THEN nullif(pp, '(none)')
+    WHEN starts_with(pp, step_path || '/') THEN substr(pp, length(step_path) + 2) END;
 
 CREATE OR REPLACE TEMP TABLE _steps_all AS
 SELECT trace, pid, tid, name, ts_ns, ts_ns + greatest(dur_ns, 0) AS end_ns, phase_path, seq, row_id
 FROM ranges WHERE regexp_full_match(name, getvariable('step_pattern'));
 
--- The step name's fields (see step_instances above). regexp_extract gives '' when a group did not match.
+-- A trace where no range matches is one step per process that made runtime calls: the trace's window
+-- (lib/trace_window) on the process's thread with the most runtime calls (the thread that launches its GPU
+-- work); a trace without runtime calls, one step on the thread with the most CPU events. seq and row_id -1: no
+-- event is the step's own range; phase_path NULL: every phase path stays whole (step_instances_rel_path).
+CREATE OR REPLACE TEMP TABLE _steps_whole AS
+WITH _threads AS (
+    SELECT trace, pid, tid, count(*) FILTER (WHERE kind = 'runtime') AS n_runtime, count(*) AS n
+    FROM events WHERE kind IN ('runtime', 'cpu_op', 'range') AND tid IS NOT NULL
+      AND trace NOT IN (SELECT trace FROM _steps_all)
+    GROUP BY ALL
+), _picked AS (
+    SELECT * FROM _threads
+    QUALIFY row_number() OVER (PARTITION BY trace, CASE WHEN n_runtime > 0 THEN pid END
+                               ORDER BY n_runtime DESC, n DESC, pid, tid) = 1
+        AND (n_runtime > 0 OR NOT bool_or(n_runtime > 0) OVER (PARTITION BY trace))
+)
+SELECT w.trace, p.pid, p.tid, step_instances_whole_name() AS name, w.window_start_ns AS ts_ns,
+       w.window_end_ns AS end_ns, CAST(NULL AS VARCHAR) AS phase_path, -1::BIGINT AS seq, -1::BIGINT AS row_id
+FROM trace_window w JOIN _picked p USING (trace);
+
 CREATE OR REPLACE TEMP MACRO _sgl_field(n, f) AS
     TRY_CAST(nullif(regexp_extract(n, '[ \[]' || f || '=([0-9]+)', 1), '') AS BIGINT);
 -- vLLM: the parentheses may hold more than a token count (execute_context_1(888_788544)_..., (sq32sk55086...));
@@ -47,6 +86,8 @@ CREATE OR REPLACE TEMP MACRO _vllm_old(n, i) AS TRY_CAST(nullif(regexp_extract(n
 
 CREATE OR REPLACE TEMP TABLE step_instances AS
 WITH _inner AS (
+    SELECT * FROM _steps_whole
+    UNION ALL
     SELECT s.* FROM _steps_all s
     WHERE NOT EXISTS (SELECT 1 FROM _steps_all t
                       WHERE t.trace = s.trace AND t.pid = s.pid AND t.tid = s.tid AND t.row_id <> s.row_id
@@ -67,6 +108,7 @@ SELECT p.trace, p.pid, p.tid, p.name, p.ts_ns, p.end_ns, p.phase_path, p.seq, p.
        CASE WHEN _sgl THEN 'step[' || _mode || coalesce(' bs=' || _bs, '') || ']'
             WHEN _vllm THEN 'execute_context_' || _c || '_generation_' || _g
             WHEN _vold THEN 'execute_new_' || _new || '_cached_' || _cached
+            WHEN p.seq = -1 THEN p.name
             ELSE regexp_replace(p.name, '[0-9]+', 'N', 'g') END AS step_kind,
        CASE WHEN _sgl THEN _mode
             WHEN _vllm OR _vold THEN CASE WHEN coalesce(_c, _new) > 0 AND coalesce(_g, _cached) > 0 THEN 'MIXED'
@@ -77,7 +119,7 @@ SELECT p.trace, p.pid, p.tid, p.name, p.ts_ns, p.end_ns, p.phase_path, p.seq, p.
        CASE WHEN _sgl THEN _toks WHEN _vllm THEN _ct + _gt END AS tokens,
        coalesce(_c, _new) AS context_reqs, _ct AS context_tokens,
        coalesce(_g, _cached) AS generation_reqs, _gt AS generation_tokens,
-       row_number() OVER (PARTITION BY p.trace ORDER BY p.ts_ns, p.seq, p.row_id) AS step_index,
+       row_number() OVER (PARTITION BY p.trace ORDER BY p.ts_ns, p.seq, p.row_id, p.pid, p.tid) AS step_index,
        CASE WHEN t.one_thread THEN -1 ELSE p.tid END AS k_tid
 FROM _parsed p JOIN _threads t USING (trace);
 

@@ -148,7 +148,8 @@ def category_bars(view: Mapping[str, Rows], trace: str, kinds: Sequence[str]) ->
             t = num(r["total_ns"]) / steps if steps else num(r["total_ns"])
             tip = (
                 f"{cat}: {fmt_share(share)}, {fmt_duration(t, with_unit=True)}"
-                f"{' per step' if steps else ''}, {plural(int(num(r['ops'])), 'op')}; top kernel: {r['top_kernel']}"
+                f"{sec.per_unit(kind, int(steps)) if steps else ''}, {plural(int(num(r['ops'])), 'op')}; "
+                f"top kernel: {r['top_kernel']}"
             )
             label = html_text(f"{cat} {fmt_share(share)}") if share >= 0.08 else ""
             ink = "#fff" if cat in _DARK else "#1f2328"
@@ -157,7 +158,7 @@ def category_bars(view: Mapping[str, Rows], trace: str, kinds: Sequence[str]) ->
                 f"title='{html_text(tip)}'>{label}</div>"
             )
             graph += int(num(r.get("graph_ops")))
-        unit = " per step" if steps else " in all"
+        unit = (sec.per_unit(kind, int(steps)) or " over the trace window") if steps else " in all"
         bars.append(
             f"<p class='cbar-kind'>{html_text(kind)}: {html_text(fmt_duration(per, with_unit=True))}{unit}</p>"
             f"<div class='cbar'>{''.join(segs)}</div>"
@@ -292,12 +293,12 @@ def render(
     p.extend(_several_gpus(view))
     drawn = drawn or tl.Drawn.of(view)
     colour, timelines = drawn.colour, drawn.timelines  # one colour per phase path for the whole page
-    gs = sec.groups(view, full=True)
+    gs = sec.groups(view, full=True, prune="every row is in headline.phase_tree under Every table")
     for i, trace in enumerate(names, 1):
         p.append(f"<h2 id='trace-{i}'>{html_text(trace)}</h2>")
         tg = [g for g in gs if g.trace == trace]
         for g in tg:
-            p.append(f"<h3>{html_text(g.step_kind)} · {plural(g.steps, 'step')}</h3>")
+            p.append(f"<h3>{html_text(g.step_kind)} · {sec.counted(g.step_kind, g.steps)}</h3>")
             if g.verdicts:
                 p.append(
                     "<ol class='verdicts'>" + "".join(f"<li>{_code(html_text(v))}</li>" for v in g.verdicts) + "</ol>"
@@ -309,6 +310,7 @@ def render(
             if g.tree is not None:
                 gpu = any(c.name.startswith("gpu") for c in g.tree.columns)
                 note = sec.TREE_NOTE + (sec.TREE_NOTE_GPU if gpu else " (no GPU op in these steps)")
+                note += f"; {g.tree_hidden}" if g.tree_hidden else ""
                 p.append(table_html(g.tree) + f"<p class='cap'>{html_text(note)}</p>")
             p.append("</div></div>")
         if not tg:

@@ -562,4 +562,4 @@ def plural(n: Any, word: str) -> str:
     """``1 step`` / ``4 steps`` / ``1,029 steps``: a count agrees with its noun and has thousands separators, as
     every other count of the report (never an id: those are printed bare)."""
     shown = f"{n:,}" if isinstance(n, int) and not isinstance(n, bool) else f"{n}"
-    return f"{shown} {word}{'' if n == 1 else 's'}"
+    return f"{shown} {word}{'' if n == 1 else 'es' if word.endswith('s') else 's'}"

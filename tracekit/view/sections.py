@@ -64,6 +64,58 @@ class Note:
     message: str
 
 
+#: The step kind of the step that stands for a whole trace where no range matches the step pattern (queries/lib/
+#: step_instances.sql, ``step_instances_whole_name()``: one per process that made runtime calls, over the trace's
+#: window); tests/test_whole_trace.py holds the two equal.
+WHOLE_TRACE = "(whole trace)"
+
+#: Phase trees longer than this show only their largest rows, of at least :data:`TREE_MIN_SHARE` of CPU or GPU time
+#: (and the rows above them); ``--full`` shows every row. A whole trace of `emit_nvtx` ranges has hundreds of phases.
+TREE_ROWS = 30
+TREE_MIN_SHARE = 0.01
+
+
+def counted(step_kind: str, steps: int | None) -> str:
+    """``3 steps``; for a whole trace (:data:`WHOLE_TRACE`), its processes."""
+    return plural(steps, "process" if step_kind == WHOLE_TRACE else "step")
+
+
+def per_unit(step_kind: str, steps: int | None) -> str:
+    """What a kind's numbers are per: `` per step``; a whole trace's are over its window, per process when several."""
+    if step_kind != WHOLE_TRACE:
+        return " per step"
+    return " per process" if steps and steps > 1 else ""
+
+
+def _pruned(tree: Rows) -> tuple[Rows, int]:
+    """``tree`` (depth-first, ``depth`` column) cut to at most :data:`TREE_ROWS` rows when longer: its largest rows
+    (CPU or GPU share, at least :data:`TREE_MIN_SHARE`) with the rows above them, and ``(other)``, in tree order;
+    and how many rows went."""
+    need = {"depth", "excl_cpu_share", "excl_gpu_share", "phase"}
+    if len(tree) <= TREE_ROWS or not need <= set(tree.columns):
+        return tree, 0
+    d, c, g, n = (tree.columns.index(x) for x in ("depth", "excl_cpu_share", "excl_gpu_share", "phase"))
+
+    def size(r: tuple[Any, ...]) -> float:
+        return max((float(r[i]) for i in (c, g) if not missing(r[i])), default=0.0)
+
+    above: list[list[int]] = []  # per row, the rows above it
+    stack: list[int] = []
+    for i, r in enumerate(tree.data):
+        del stack[int(r[d]) if not missing(r[d]) else 0 :]
+        above.append(list(stack))
+        stack.append(i)
+    kept = {i for i, r in enumerate(tree.data) if r[n] == "(other)"}
+    for i in sorted(range(len(tree)), key=lambda i: (-size(tree.data[i]), i)):
+        if size(tree.data[i]) < TREE_MIN_SHARE:
+            break
+        new = ({i, *above[i]}) - kept
+        if len(kept) + len(new) <= TREE_ROWS:
+            kept |= new
+    data = tuple(r for i, r in enumerate(tree.data) if i in kept)
+    return Rows(tree.columns, tree.types, data, tree.declared), len(tree) - len(data)
+
+
 @dataclass
 class Group:
     """The headline of one (trace, step kind)."""
@@ -75,6 +127,7 @@ class Group:
     headline: Table | None = None
     tree: Table | None = None
     categories: str | None = None  # one sentence: the kind's GPU op time by kernel category (kernels.categories)
+    tree_hidden: str = ""  # the phase tree's rows left out (_pruned), and where they are; "" when none
 
 
 def _get(results: Results, key: str) -> Rows:
@@ -127,8 +180,11 @@ def notes(results: Results) -> list[Note]:
     return list(merged.values())
 
 
-def groups(results: Results, full: bool = False) -> list[Group]:
-    """One :class:`Group` per (trace, step kind) of ``headline``, in the SQL's order."""
+def groups(results: Results, full: bool = False, prune: str | None = None) -> list[Group]:
+    """One :class:`Group` per (trace, step kind) of ``headline``, in the SQL's order. ``prune``: where every row of
+    a long phase tree is (:func:`_pruned` then leaves its small rows out); default ``--full`` unless ``full``."""
+    if prune is None and not full:
+        prune = "--full"
     hl = _get(results, "headline")
     if not len(hl):
         return []
@@ -152,7 +208,11 @@ def groups(results: Results, full: bool = False) -> list[Group]:
         g.headline = table(
             "headline",
             shown,
-            title=f"per step ({steps if steps is not None else '?'} step{'' if steps == 1 else 's'} of {kind})",
+            title=(
+                f"over the trace window ({counted(str(kind), steps)}; no step matched --step-pattern)"
+                if kind == WHOLE_TRACE
+                else f"per step ({steps if steps is not None else '?'} step{'' if steps == 1 else 's'} of {kind})"
+            ),
         )
         if len(ver):
             v = ver.empty() if null_key else ver_of.get((trace, kind), ver.empty())
@@ -166,8 +226,14 @@ def groups(results: Results, full: bool = False) -> list[Group]:
             if "excl_gpu_share" in t and all(missing(x) for x in t.col("excl_gpu_share")):
                 # no GPU op in these steps: zeros and NULLs in GPU columns would only hide the CPU numbers
                 cols = [c for c in cols if c not in ("excl_gpu_ns_mean", "excl_gpu_share", "incl_gpu_ns_mean")]
+            hidden = 0
+            if prune:
+                t, hidden = _pruned(t)
             shown_t = _with_instances(t).select(cols + (["depth"] if "depth" in t else []), rename=names)
-            g.tree = table("headline.phase_tree", shown_t, indent_by="depth", shared_unit=True, title=TREE_TITLE)
+            if hidden:
+                g.tree_hidden = f"{hidden:,} smaller rows not shown: {prune}"
+            title = TREE_TITLE + (f"; {g.tree_hidden}" if hidden else "")
+            g.tree = table("headline.phase_tree", shown_t, indent_by="depth", shared_unit=True, title=title)
         if not null_key:
             g.categories = category_line(results, str(trace), str(kind))
         out.append(g)
@@ -214,7 +280,7 @@ def category_line(results: Results, trace: str, step_kind: str) -> str | None:
         per = per / steps
     nb = "\u00a0"  # a category and its share stay on one line (the terminal's wrap turns it back into a space)
     parts = ", ".join(f"{str(r['category']).replace(' ', nb)}{nb}{fmt_share(r['share'])}" for r in rows)
-    s = f"GPU op time by kernel category ({_ms(per)} per step, summed over ops): {parts}."
+    s = f"GPU op time by kernel category ({_ms(per)}{per_unit(step_kind, steps)}, summed over ops): {parts}."
     graph = sum(int(r["graph_ops"]) for r in rows if not missing(r["graph_ops"]))
     if graph:
         ops = sum(int(r["ops"]) for r in rows if not missing(r["ops"]))

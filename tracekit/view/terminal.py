@@ -285,7 +285,7 @@ def report_lines(
         return join_lines(blocks)
     gs = sec.groups(results)
     for gi, g in enumerate(gs):
-        head = f"== {g.trace} · {g.step_kind} · {plural(g.steps, 'step')} "
+        head = f"== {g.trace} · {g.step_kind} · {sec.counted(g.step_kind, g.steps)} "
         head = elide(term(head), width - 2)
         blocks.append([head + "=" * max(2, width - cell_len(head))])
         if g.verdicts:
