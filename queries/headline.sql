@@ -118,13 +118,16 @@ CREATE OR REPLACE TEMP MACRO _hl_count(x, word) AS
 -- Where a call or the host was, in words: a phase path, or outside any annotated phase.
 CREATE OR REPLACE TEMP MACRO _hl_where(p) AS
     CASE WHEN p IS NULL OR p IN ('(none)', '(other)') THEN 'outside any annotated phase' ELSE 'in `' || p || '`' END;
--- One line on what an idle cause means (gpu_idle.sql's header has the rules).
 -- The words a verdict says a kind's numbers with: per step; for the step that stands for a whole trace
 -- (lib/step_instances: one per process that made runtime calls), over the trace window, per process when several.
+-- _hl_cpu_den: the label of a CPU-side share's denominator.
 CREATE OR REPLACE TEMP MACRO _hl_per(kind, n) AS CASE WHEN NOT step_instances_whole(kind) THEN ' per step'
                                                       WHEN n > 1 THEN ' per process' ELSE '' END;
 CREATE OR REPLACE TEMP MACRO _hl_span(kind) AS
     CASE WHEN step_instances_whole(kind) THEN 'the trace window' ELSE 'the CPU span' END;
+CREATE OR REPLACE TEMP MACRO _hl_cpu_den(kind) AS CASE WHEN step_instances_whole(kind)
+    THEN 'trace window (first event to last), summed over the processes' ELSE 'CPU span (step range)' END;
+-- One line on what an idle cause means (gpu_idle.sql's header has the rules).
 CREATE OR REPLACE TEMP MACRO _hl_cause_gloss(c) AS CASE c
     WHEN 'launch_bound' THEN 'the GPU waited for the launch call itself'
     WHEN 'host_busy' THEN 'the host was busy elsewhere before launching'
@@ -462,8 +465,11 @@ WITH _idle_causes AS (  -- idle causes per kind, over the steps' end-to-end wind
                                           ELSE ' (ops launched outside the step)' END
                              ELSE '' END END,
            CASE WHEN k.ops > 0 THEN k.idle END, CASE WHEN k.ops > 0 THEN k.e2e_dev END,
-           'GPU idle inside the steps'' end-to-end windows',
-           'end-to-end span (step start to its last GPU op''s end, per device, summed over steps)'
+           CASE WHEN step_instances_whole(k.step_kind) THEN 'GPU idle inside the trace window'
+                ELSE 'GPU idle inside the steps'' end-to-end windows' END,
+           CASE WHEN step_instances_whole(k.step_kind)
+                THEN 'trace window (first event to last), per device, summed over the processes'
+                ELSE 'end-to-end span (step start to its last GPU op''s end, per device, summed over steps)' END
     FROM _hl_kind k LEFT JOIN _idle i USING (trace, step_kind) LEFT JOIN _top_host_phase h USING (trace, step_kind)
     LEFT JOIN _sync_per_kind y USING (trace, step_kind)
     UNION ALL  -- 2: problems, largest first
@@ -499,7 +505,7 @@ WITH _idle_causes AS (  -- idle causes per kind, over the steps' end-to-end wind
                                           WHEN y.u_ops > 0 THEN ', the others launched ' || _hl_where(y.launched_from)
                                           ELSE ', launched ' || _hl_where(y.launched_from) END END END,
            CASE WHEN has_sync THEN coalesce(stall, 0) END, CASE WHEN has_sync THEN wall END,
-           'host time in blocking sync calls', 'CPU span (step range)'
+           'host time in blocking sync calls', _hl_cpu_den(k.step_kind)
     FROM _hl_kind k LEFT JOIN _sync_per_kind y USING (trace, step_kind) WHERE NOT k.no_gpu_activity
     UNION ALL
     SELECT trace, step_kind, CASE WHEN has_runtime THEN 2 ELSE 4 END, coalesce(launch_host + glaunch_host, 0),
@@ -511,14 +517,14 @@ WITH _idle_causes AS (  -- idle causes per kind, over the steps' end-to-end wind
                      || CASE WHEN glaunches > 0 THEN ', and ' || _hl_count(glaunches / n, 'graph launch') || ' ('
                                                      || _hl_t(glaunch_host / n) || ')' ELSE '' END END,
            CASE WHEN has_runtime THEN launch_host + glaunch_host END, CASE WHEN has_runtime THEN wall END,
-           'host time in kernel and graph launch calls', 'CPU span (step range)'
+           'host time in kernel and graph launch calls', _hl_cpu_den(step_kind)
     FROM _hl_kind WHERE NOT no_gpu_activity
     UNION ALL  -- 3: where the time went, by phase; graphs
     SELECT k.trace, k.step_kind, 3, t.s_excl_cpu,
            'Largest CPU phase: `' || t.phase_path || '`, ' || _hl_t(t.s_excl_cpu / k.n) || _hl_per(k.step_kind, k.n)
            || ' (' || _hl_pct(t.s_excl_cpu, k.wall) || ' of ' || _hl_span(k.step_kind)
            || ', exclusive of its children; ' || _hl_pct(t.other_cpu, k.wall) || ' is outside any annotated phase)',
-           t.s_excl_cpu, k.wall, 'exclusive CPU time of `' || t.phase_path || '`', 'CPU span (step range)'
+           t.s_excl_cpu, k.wall, 'exclusive CPU time of `' || t.phase_path || '`', _hl_cpu_den(k.step_kind)
     FROM _hl_kind k JOIN _top_cpu_phase t USING (trace, step_kind) WHERE k.wall > 0 AND t.s_excl_cpu >= 0.05 * k.wall
     UNION ALL
     SELECT trace, step_kind, 3, gnode_ns,
@@ -530,8 +536,7 @@ WITH _idle_causes AS (  -- idle causes per kind, over the steps' end-to-end wind
     UNION ALL
     SELECT k.trace, k.step_kind, 3, t.s_excl_gpu,
            'Largest GPU phase: `' || t.phase_path || '`, ' || _hl_t(t.s_excl_gpu / k.n) || _hl_per(k.step_kind, k.n)
-           || ' ('
-           || _hl_pct(t.s_excl_gpu, k.op) || ' of GPU op time)',
+           || ' (' || _hl_pct(t.s_excl_gpu, k.op) || ' of GPU op time)',
            t.s_excl_gpu, k.op, 'GPU op time launched in `' || t.phase_path || '`',
            'GPU op time (kernels, copies, memsets) of the steps'
     FROM _hl_kind k JOIN _top_gpu_phase t USING (trace, step_kind) WHERE t.s_excl_gpu >= 0.05 * k.op
