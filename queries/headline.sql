@@ -83,8 +83,10 @@
 --     largest GPU phase / GPU op time (only at >= 5% of it)
 -- Output `notes`: trace, severity ('warn' | 'info'), source ('converter' | analysis name), message:
 --   the converter's notes (truncation, salvaged events, replaced bytes: view trace_notes; 'warn') and
---   'no step matched the step pattern ...; candidates: <top-level range names by frequency>' (source
---   'steps', 'warn'; top level = a range with no enclosing range, digits folded to N, 8 at most).
+--   'no step matched the step pattern ...; candidates: <range names by frequency>: the numbers are over the
+--   whole trace; ...' (source 'steps', 'warn'; the top-level ranges (no enclosing range) and the ranges repeated
+--   directly inside a top-level range that occurs once (a `Loop` around `Step 190 to 200`), digits folded to N,
+--   8 at most).
 --   tracekit.view.warnings.warnings_of puts the 'warn' rows first among the report's warnings.
 -- Output `idle`: trace, step_kind, step_index, cause, idle_ns: each step's GPU idle time in its
 --   end-to-end window (the 'GPU idle, end to end' row above, per step), split by gpu_idle.sql's cause
@@ -555,10 +557,18 @@ ORDER BY trace, step_kind, rank;
 -- @column message  NOTE      the note itself: what happened and what it changes
 WITH _traces AS (SELECT trace FROM trace_window UNION SELECT trace FROM trace_notes),
 _hl_stepped AS (SELECT trace FROM step_instances WHERE NOT step_instances_whole(step_kind)),
-_cand AS (  -- top-level ranges (no enclosing range), names with digits folded, by frequency
+_top AS (  -- top-level ranges (no enclosing range) of the traces without steps
+    SELECT trace, name FROM ranges WHERE phase_path = name AND trace NOT IN (SELECT trace FROM _hl_stepped)
+), _once AS (SELECT trace, name FROM _top GROUP BY ALL HAVING count(*) = 1),
+_cand AS (  -- top-level ranges, and repeated ranges directly inside a top-level range that occurs once (a loop
+            -- wrapper: power_iteration's `Step 190 to 200` in `Loop`); names with digits folded, by frequency
     SELECT * FROM (SELECT trace, regexp_replace(name, '[0-9]+', 'N', 'g') AS name, count(*) AS n
-                   FROM ranges WHERE phase_path = name AND trace NOT IN (SELECT trace FROM _hl_stepped)
+                   FROM (SELECT trace, name FROM _top
+                         UNION ALL
+                         SELECT r.trace, r.name FROM ranges r JOIN _once o
+                           ON r.trace = o.trace AND r.phase_path = o.name || '/' || r.name)
                    GROUP BY ALL)
+    WHERE n > 1 OR name IN (SELECT regexp_replace(name, '[0-9]+', 'N', 'g') FROM _top)
     QUALIFY row_number() OVER (PARTITION BY trace ORDER BY n DESC, name) <= 8
 )
 SELECT trace, 'warn' AS severity, 'converter' AS source, note AS message FROM trace_notes

@@ -151,22 +151,30 @@ def test_the_terminal_names_processes_not_steps(write_trace: Callable[..., Path]
 
 POWER = real_trace("nsys/sqlite/nsightful/power_iteration__baseline.sqlite")
 POWER_GOLDEN = NSYS_GOLDEN / "nsightful__power_iteration__baseline" / "stats_cudaapisum.csv"
+POWER_NVTX = NSYS_GOLDEN / "nsightful__power_iteration__baseline" / "stats_nvtxsum.csv"
 
 
-@needs_traces(POWER, POWER_GOLDEN)
+@needs_traces(POWER, POWER_GOLDEN, POWER_NVTX)
 def test_power_iteration_whole_trace_matches_nsys_stats(tmp_path: Path) -> None:
-    """The real `nsys stats` (cuda_api_sum) of the whole report: the one process's sync and launch calls."""
+    """The real `nsys stats` (cuda_api_sum) of the whole report: the one process's sync and launch calls; its
+    nvtx_sum: the `Step N to M` ranges inside the one `Loop` range, the first step candidate."""
     api = {r["Name"]: r for r in csv.DictReader(POWER_GOLDEN.open())}
     launches = sum(int(api[n]["Num Calls"]) for n in ("cudaLaunchKernel", "cuLaunchKernel"))
     launch_ns = sum(int(api[n]["Total Time (ns)"]) for n in ("cudaLaunchKernel", "cuLaunchKernel"))
     out = tmp_path / "p.parquet"
     convert(POWER, out)
-    res = report.run([out], analyses=["steps"])
+    res = report.run([out], analyses=["steps", "headline"])
     st = res["steps"].to_dict("records")
     assert len(st) == 1 and st[0]["step_kind"] == "(whole trace)"
     assert st[0]["sync_calls"] == int(api["cudaStreamSynchronize"]["Num Calls"])
     assert st[0]["sync_stall_ns"] == int(api["cudaStreamSynchronize"]["Total Time (ns)"])
     assert (st[0]["launches"], st[0]["launch_host_ns"]) == (launches, launch_ns)
+    nvtx = list(csv.DictReader(POWER_NVTX.open()))
+    loops = sum(int(r["Instances"]) for r in nvtx if r["Range"] == "Loop")
+    steps = sum(int(r["Instances"]) for r in nvtx if r["Range"].startswith("Step ") and " to " in r["Range"])
+    assert loops == 1
+    (note,) = [m for m in res["headline.notes"]["message"] if m.startswith("no step matched")]
+    assert f"candidates: Step N to N ({steps}), " in note
 
 
 MFU = real_trace("nsys/sqlite/nsys-ai/mfu_2gpu_before.sqlite")

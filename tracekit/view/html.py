@@ -325,8 +325,9 @@ def render(
             plots.of_trace(view, "headline", trace),
             colour,
         )
+        whole = bool(tg) and all(g.step_kind == sec.WHOLE_TRACE for g in tg)
         p.append(
-            "<h3>Where a step's time goes (phase tree, exclusive)</h3>"
+            f"<h3>Where {'the trace' if whole else 'a step'}'s time goes (phase tree, exclusive)</h3>"
             + (f"{bar}<p class='cap'>{html_text(bar_cap)}</p>" if bar else f"<p class='empty'>{html_text(bar_cap)}</p>")
         )
         cbars = category_bars(view, trace, [g.step_kind for g in tg] or ["(outside steps)"])
