@@ -127,6 +127,8 @@ CREATE OR REPLACE TEMP MACRO _hl_per(kind, n) AS CASE WHEN NOT step_instances_wh
                                                       WHEN n > 1 THEN ' per process' ELSE '' END;
 CREATE OR REPLACE TEMP MACRO _hl_span(kind) AS
     CASE WHEN step_instances_whole(kind) THEN 'the trace window' ELSE 'the CPU span' END;
+CREATE OR REPLACE TEMP MACRO _hl_no_gpu(kind) AS
+    notes_no_gpu_launched_in(CASE WHEN step_instances_whole(kind) THEN 'the trace' ELSE 'these steps' END);
 CREATE OR REPLACE TEMP MACRO _hl_cpu_den(kind) AS CASE WHEN step_instances_whole(kind)
     THEN 'trace window (first event to last), summed over the processes' ELSE 'CPU span (step range)' END;
 -- One line on what an idle cause means (gpu_idle.sql's header has the rules).
@@ -286,15 +288,15 @@ WITH _idle AS (
 SELECT trace, step_kind, step_index, row_order, metric, unit, v::DOUBLE AS v, note FROM (
     SELECT s.trace, s.step_kind, s.step_index, m.* FROM _step_caps s, LATERAL (VALUES
         (1, 'CPU span', 'ns', s.wall_ns::DOUBLE, NULL),
-        (2, 'GPU span', 'ns', s.gpu_span_ns::DOUBLE, notes_no_gpu_launched()),
+        (2, 'GPU span', 'ns', s.gpu_span_ns::DOUBLE, _hl_no_gpu(s.step_kind)),
         (3, 'end-to-end span', 'ns', s.end_to_end_ns::DOUBLE, NULL),
-        (4, 'GPU busy (union)', 'ns', s.gpu_busy_ns::DOUBLE, notes_no_gpu_launched()),
-        (5, 'GPU busy / end to end', 'share', s.gpu_busy_share_e2e, notes_no_gpu_launched()),
-        (6, 'GPU busy / GPU span', 'share', s.gpu_busy_share_span, notes_no_gpu_launched()),
+        (4, 'GPU busy (union)', 'ns', s.gpu_busy_ns::DOUBLE, _hl_no_gpu(s.step_kind)),
+        (5, 'GPU busy / end to end', 'share', s.gpu_busy_share_e2e, _hl_no_gpu(s.step_kind)),
+        (6, 'GPU busy / GPU span', 'share', s.gpu_busy_share_span, _hl_no_gpu(s.step_kind)),
         (7, 'GPU op time (kernels, copies, memsets)', 'ns', CASE WHEN s.gpu_ops > 0 THEN s.gpu_op_ns END::DOUBLE,
-         notes_no_gpu_launched()),
-        (8, 'GPU on other work', 'ns', s.gpu_other_ns::DOUBLE, notes_no_gpu_launched()),
-        (9, 'GPU idle, end to end', 'ns', s.gpu_idle_ns::DOUBLE, notes_no_gpu_launched()),
+         _hl_no_gpu(s.step_kind)),
+        (8, 'GPU on other work', 'ns', s.gpu_other_ns::DOUBLE, _hl_no_gpu(s.step_kind)),
+        (9, 'GPU idle, end to end', 'ns', s.gpu_idle_ns::DOUBLE, _hl_no_gpu(s.step_kind)),
         (40, 'launches', 'count', s.launches::DOUBLE, notes_no_runtime_rows()),
         (41, 'graph launches', 'count', s.graph_launches::DOUBLE, notes_no_runtime_rows()),
         (42, 'graph nodes', 'count', CASE WHEN s.graph_launches IS NOT NULL THEN s.graph_nodes END::DOUBLE,
@@ -310,7 +312,7 @@ SELECT trace, step_kind, step_index, row_order, metric, unit, v::DOUBLE AS v, no
     SELECT s.trace, s.step_kind, s.step_index,
            (10 + dense_rank() OVER (PARTITION BY s.trace, s.step_kind ORDER BY c.cause))::INTEGER,
            'idle: ' || c.cause, 'ns', CASE WHEN s.gpu_ops > 0 THEN coalesce(i.idle_ns, 0) END::DOUBLE,
-           notes_no_gpu_launched()
+           _hl_no_gpu(s.step_kind)
     FROM _step_caps s JOIN _causes c USING (trace, step_kind)
     LEFT JOIN _idle i ON i.trace = s.trace AND i.step_index = s.step_index AND i.cause = c.cause
 ) WHERE row_order IN (1, 3) OR trace NOT IN (SELECT trace FROM caps WHERE NOT (has_gpu OR has_runtime OR has_sync));
@@ -445,7 +447,7 @@ WITH _idle_causes AS (  -- idle causes per kind, over the steps' end-to-end wind
     -- 1: the step as its user lives it, GPU side: idle and busy over the end-to-end window
     SELECT k.trace, k.step_kind, 1, 0,
            CASE WHEN k.no_gpu_activity THEN upper(notes_no_gpu_activity(k.acts)[1]) || notes_no_gpu_activity(k.acts)[2:]
-                WHEN coalesce(k.ops, 0) = 0 THEN 'GPU idle unknown: ' || notes_no_gpu_launched()
+                WHEN coalesce(k.ops, 0) = 0 THEN 'GPU idle unknown: ' || _hl_no_gpu(k.step_kind)
                 ELSE 'GPU idle ' || _hl_pct(k.idle, k.e2e_dev)
                      || CASE WHEN step_instances_whole(k.step_kind) THEN ' of the trace window ('
                              ELSE ' of the step end to end (' END

@@ -196,8 +196,10 @@ def test_intervals_union_on_hand_made_intervals() -> None:
     ("notes_no_runtime_rows()", "no CUDA/HIP runtime rows: Kineto: include ProfilerActivity.CPU; nsys: --trace=cuda"),
     ("notes_no_sync_captured()",
      "no sync API call captured (Kineto: activities=[CPU, CUDA]; nsys: --trace=cuda): unknown, not zero"),
-    ("notes_no_gpu_launched()", ("no GPU op launched in these steps (was CUDA activity captured? "
-                                 "Kineto: activities=[CPU, CUDA]; nsys: --trace=cuda)")),
+    ("notes_no_gpu_launched_in('these steps')", ("no GPU op launched in these steps (was CUDA activity captured? "
+                                                 "Kineto: activities=[CPU, CUDA]; nsys: --trace=cuda)")),
+    ("notes_no_gpu_launched_in('the trace')", ("no GPU op launched in the trace (was CUDA activity captured? "
+                                               "Kineto: activities=[CPU, CUDA]; nsys: --trace=cuda)")),
     ("notes_fix_cuda_activity()", "ProfilerActivity.CUDA; nsys --trace=cuda"),
     ("notes_fix_cuda_torch()", "torch.profiler activities=[CPU, CUDA]; nsys --trace=cuda"),
     ("notes_fix_runtime_short()", "Kineto ProfilerActivity.CPU, nsys --trace=cuda"),

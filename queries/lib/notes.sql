@@ -8,7 +8,7 @@
 -- edit in this file. NOTE macros: whole notes said the same way in more than one analysis.
 -- Public: notes_fix_runtime(), notes_fix_runtime_short(), notes_fix_cuda(), notes_fix_cuda_activity(),
 -- notes_fix_cuda_torch(), notes_fix_cuda_kineto(), notes_no_runtime_rows(), notes_no_sync_captured(),
--- notes_no_gpu_launched(), notes_no_gpu_activity(acts).
+-- notes_no_gpu_launched_in(place), notes_no_gpu_activity(acts).
 
 -- runtime (CUDA/HIP API) rows: Kineto records them with ProfilerActivity.CPU, nsys with --trace=cuda
 CREATE OR REPLACE TEMP MACRO notes_fix_runtime() AS 'Kineto: include ProfilerActivity.CPU; nsys: --trace=cuda';
@@ -24,9 +24,10 @@ CREATE OR REPLACE TEMP MACRO notes_no_runtime_rows() AS 'no CUDA/HIP runtime row
 -- no sync call (headline's sync numbers and its verdict)
 CREATE OR REPLACE TEMP MACRO notes_no_sync_captured() AS
     'no sync API call captured (' || notes_fix_cuda() || '): unknown, not zero';
--- no GPU op in the steps (headline's GPU numbers and its verdict)
-CREATE OR REPLACE TEMP MACRO notes_no_gpu_launched() AS
-    'no GPU op launched in these steps (was CUDA activity captured? ' || notes_fix_cuda() || ')';
+-- no GPU op in the steps (headline's GPU numbers and its verdict); place: 'these steps', or 'the trace' for a whole
+-- trace's step
+CREATE OR REPLACE TEMP MACRO notes_no_gpu_launched_in(place) AS
+    'no GPU op launched in ' || place || ' (was CUDA activity captured? ' || notes_fix_cuda() || ')';
 -- The sentence for a trace with no GPU activity at all, the one place it is worded (trust, headline).
 CREATE OR REPLACE TEMP MACRO notes_no_gpu_activity(acts) AS
     'no GPU activity in this run (no GPU op, no CUDA/HIP runtime call, no sync record): '
