@@ -117,7 +117,7 @@ SELECT trace, step_index, ts_ns, end_ns,
        CASE WHEN count(*) OVER (PARTITION BY trace, name) = 1 AND regexp_matches(name, '[0-9]') THEN name
             ELSE step_kind || '#' || row_number() OVER (PARTITION BY trace, step_kind ORDER BY ts_ns, seq) END
            AS step_key
-FROM step_instances WHERE NOT step_instances_whole(step_kind);  -- a whole trace (no step matched) has no step to align
+FROM step_instances_matched;  -- a whole trace (no step matched) has no step to align
 
 CREATE OR REPLACE TEMP TABLE _cl AS
 WITH _comm_kernels AS (

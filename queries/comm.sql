@@ -88,15 +88,12 @@ SELECT trace, device, m, s, e,
            - (e - s) AS c
 FROM _measure_segments;
 
--- The steps comm counts per step: a whole trace (lib/step_instances: no step matched) is counted in all, not per step
--- (its steps, one per process, all span the trace's window).
-CREATE OR REPLACE TEMP TABLE _cm_steps AS SELECT * FROM step_instances WHERE NOT step_instances_whole(step_kind);
-
--- Per step, device and measure: G(step end) - G(step start).
+-- Per step, device and measure: G(step end) - G(step start). Matched steps only (lib/step_instances): a whole trace
+-- is counted in all, not per step (its steps, one per process, all span the trace's window).
 CREATE OR REPLACE TEMP TABLE comm_steps AS
 WITH _step_devices AS (
     SELECT s.trace, s.step_index, s.name AS step_name, s.ts_ns AS a, s.end_ns AS b, d.device, m.m
-    FROM _cm_steps s JOIN (SELECT DISTINCT trace, device FROM comm_segments) d USING (trace)
+    FROM step_instances_matched s JOIN (SELECT DISTINCT trace, device FROM comm_segments) d USING (trace)
     CROSS JOIN (VALUES ('comm'), ('comm_ov'), ('mem'), ('mem_ov')) m(m)
 ), _with_start AS (
     SELECT x.*, g.c + least(x.a, g.e) - g.s AS ga
@@ -127,7 +124,7 @@ WITH _noncompute_ops AS (
                 WHEN o.phase_path = s.phase_path THEN '(other)'
                 WHEN starts_with(o.phase_path, s.phase_path || '/') THEN substr(o.phase_path, length(s.phase_path) + 2)
                 ELSE o.phase_path END AS phase_path
-    FROM _noncompute_ops o ASOF LEFT JOIN _cm_steps s ON o.trace = s.trace AND o.at_ns >= s.ts_ns
+    FROM _noncompute_ops o ASOF LEFT JOIN step_instances_matched s ON o.trace = s.trace AND o.at_ns >= s.ts_ns
 ), _comp AS (
     SELECT trace, device, s, e, c FROM _cm_cum WHERE m = 'comp'
 ), _with_start AS (
@@ -143,7 +140,7 @@ FROM _with_end;
 
 CREATE OR REPLACE TEMP TABLE _cm_nsteps AS
 SELECT w.trace, count(s.step_index) AS steps
-FROM (SELECT DISTINCT trace FROM gpu_activity) w LEFT JOIN _cm_steps s USING (trace) GROUP BY w.trace;
+FROM (SELECT DISTINCT trace FROM gpu_activity) w LEFT JOIN step_instances_matched s USING (trace) GROUP BY w.trace;
 
 CREATE OR REPLACE TEMP TABLE _cm_dev AS
 WITH _segment_totals AS (

@@ -50,8 +50,8 @@ CREATE OR REPLACE TEMP MACRO _ec_in_phase(p) AS
     OR coalesce(contains('/' || p || '/', '/' || getvariable('ec_phase') || '/'), FALSE);
 
 CREATE OR REPLACE TEMP TABLE _ec_steps AS
-SELECT * FROM step_instances
-WHERE trace = getvariable('ec_trace') AND NOT step_instances_whole(step_kind)  -- a whole trace is not a step to pick
+SELECT * FROM step_instances_matched  -- a whole trace is not a step to pick
+WHERE trace = getvariable('ec_trace')
   AND step_index >= getvariable('ec_step_first')
   AND step_index <= coalesce(getvariable('ec_step_last'), step_index);
 
@@ -217,8 +217,7 @@ ORDER BY _o1, _o2 NULLS FIRST, _o3 NULLS FIRST,
 -- @column steps_selected COUNT     steps inside the selection
 -- @column first_ts_ns    TIMESTAMP earliest start of a sliced row
 -- @column last_end_ns    TIMESTAMP latest end of a sliced row
-SELECT (SELECT count(*) FROM step_instances
-        WHERE trace = getvariable('ec_trace') AND NOT step_instances_whole(step_kind)) AS steps,
+SELECT (SELECT count(*) FROM step_instances_matched WHERE trace = getvariable('ec_trace')) AS steps,
        (SELECT count(*) FROM _ec_steps) AS steps_selected,
        (SELECT min(ts_ns) FROM _ec_steps) AS first_ts_ns,
        (SELECT max(end_ns) FROM _ec_steps) AS last_end_ns;

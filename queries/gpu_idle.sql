@@ -353,9 +353,8 @@ SELECT s.trace, s.step_index, s.name AS step_name, i.device, i.cause, count(*) A
        any_value(s.end_ns - s.ts_ns) AS wall_ns,
        sum(least(i.gap_start_ns + i.gap_ns, s.end_ns) - greatest(i.gap_start_ns, s.ts_ns))
            / any_value(s.end_ns - s.ts_ns) AS share_of_step
-FROM step_instances s JOIN gpu_idle_all i
+FROM step_instances_matched s JOIN gpu_idle_all i  -- a whole trace's idle is the `causes` output's
   ON i.trace = s.trace AND i.gap_start_ns < s.end_ns AND i.gap_start_ns + i.gap_ns > s.ts_ns
-WHERE NOT step_instances_whole(s.step_kind)  -- a whole trace's idle is the `causes` output's
 GROUP BY s.trace, s.step_index, s.name, i.device, i.cause
 ORDER BY s.trace, s.step_index, i.device, idle_ns DESC, i.cause;
 

@@ -558,9 +558,8 @@ ORDER BY trace, step_kind, rank;
 -- @column source   TEXT      'converter' | analysis name
 -- @column message  NOTE      the note itself: what happened and what it changes
 WITH _traces AS (SELECT trace FROM trace_window UNION SELECT trace FROM trace_notes),
-_hl_stepped AS (SELECT trace FROM step_instances WHERE NOT step_instances_whole(step_kind)),
 _top AS (  -- top-level ranges (no enclosing range) of the traces without steps
-    SELECT trace, name FROM ranges WHERE phase_path = name AND trace NOT IN (SELECT trace FROM _hl_stepped)
+    SELECT trace, name FROM ranges WHERE phase_path = name AND trace NOT IN (SELECT trace FROM step_instances_matched)
 ), _once AS (SELECT trace, name FROM _top GROUP BY ALL HAVING count(*) = 1),
 _cand AS (  -- top-level ranges, and repeated ranges directly inside a top-level range that occurs once (a loop
             -- wrapper: power_iteration's `Step 190 to 200` in `Loop`); names with digits folded, by frequency
@@ -582,7 +581,7 @@ SELECT t.trace, 'warn', 'steps',
        || coalesce((SELECT string_agg(c.name || ' (' || c.n || ')', ', ' ORDER BY c.n DESC, c.name)
                     FROM _cand c WHERE c.trace = t.trace), 'none (the trace has no range)')
        || ': the numbers are over the whole trace; pass --step-pattern, or mark the loop with tracekit.phase("step")'
-FROM _traces t WHERE t.trace NOT IN (SELECT trace FROM _hl_stepped)
+FROM _traces t WHERE t.trace NOT IN (SELECT trace FROM step_instances_matched)
 ORDER BY 1, 3, 4;
 
 -- @output idle

@@ -147,10 +147,11 @@ SELECT k.*, s.step_index, s.phase_path AS step_path FROM _keyed_modules k
 ASOF JOIN step_instances s ON k.trace = s.trace AND k.k_tid = s.k_tid AND k.ts_ns >= s.ts_ns
 WHERE k.ts_ns < s.end_ns;
 
+-- A path relative to its step (lib/step_instances' step_instances_rel_path), '(other)' for the step's own path (and
+-- for '(none)' in a whole trace's step), the path itself when it is outside the step.
 CREATE OR REPLACE TEMP MACRO steps_rel_phase(pp, step_path) AS CASE
     WHEN pp = step_path OR (step_path IS NULL AND pp = '(none)') THEN '(other)'
-    WHEN starts_with(pp, step_path || '/') THEN substr(pp, length(step_path) + 2)
-    ELSE pp END;
+    ELSE coalesce(step_instances_rel_path(pp, step_path), pp) END;
 
 -- Per step and device it ran ops on: the GPU span there, the union of the step's op intervals
 -- (busy_ns), and the device's idle time inside the step's end-to-end window W = [step start,

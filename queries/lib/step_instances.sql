@@ -32,7 +32,9 @@
 --            with the most CPU events); seq and row_id -1, phase_path NULL. With several processes the
 --            steps are keyed by thread (each counts its own thread's calls and the GPU ops it launched).
 --            What needs a real step (comm per step, collectives' step alignment, gpu_idle.by_step, the
---            median step) leaves them out: step_instances_whole(step_kind).
+--            median step) leaves them out: step_instances_matched, or step_instances_whole(step_kind).
+--   step_instances_matched  the step instances a range matched: step_instances less a whole trace's steps
+--            (what needs a real step reads this).
 --   step_instances_one_thread  per trace: TRUE when all its steps are on one thread.
 -- Public (macros):
 --   step_instances_whole_name()      '(whole trace)': the kind and name of a whole trace's steps
@@ -60,8 +62,10 @@ FROM ranges WHERE regexp_full_match(name, getvariable('step_pattern'));
 CREATE OR REPLACE TEMP TABLE _steps_whole AS
 WITH _threads AS (
     SELECT trace, pid, tid, count(*) FILTER (WHERE kind = 'runtime') AS n_runtime, count(*) AS n
-    FROM events WHERE kind IN ('runtime', 'cpu_op', 'range') AND tid IS NOT NULL
-      AND trace NOT IN (SELECT trace FROM _steps_all)
+    FROM events
+    -- a semi join, not NOT IN per row: with every trace stepped the build side is empty and the scan is skipped
+    SEMI JOIN (SELECT trace FROM trace_window WHERE trace NOT IN (SELECT trace FROM _steps_all)) u USING (trace)
+    WHERE kind IN ('runtime', 'cpu_op', 'range') AND tid IS NOT NULL
     GROUP BY ALL
 ), _picked AS (
     SELECT * FROM _threads
@@ -122,6 +126,9 @@ SELECT p.trace, p.pid, p.tid, p.name, p.ts_ns, p.end_ns, p.phase_path, p.seq, p.
        row_number() OVER (PARTITION BY p.trace ORDER BY p.ts_ns, p.seq, p.row_id, p.pid, p.tid) AS step_index,
        CASE WHEN t.one_thread THEN -1 ELSE p.tid END AS k_tid
 FROM _parsed p JOIN _threads t USING (trace);
+
+CREATE OR REPLACE TEMP TABLE step_instances_matched AS
+SELECT * FROM step_instances WHERE NOT step_instances_whole(step_kind);
 
 CREATE OR REPLACE TEMP TABLE step_instances_one_thread AS
 SELECT trace, bool_and(k_tid = -1) AS one_thread FROM step_instances GROUP BY trace;
